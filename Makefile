@@ -1,0 +1,37 @@
+# gpux — the commands a developer and CI use. `make` builds build/gpux; `make test` runs every
+# test; `make bench` prints the benchmark tables. Dependencies are installed first, idempotently.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps gpux test test-unit test-asan conformance bench clean demo
+
+all: gpux
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DGPUX_WERROR=ON >/dev/null
+
+gpux: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Every test: unit, CLI, conformance and real-model tests, then the unit tests under ASan/UBSan.
+test: gpux
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	$(MAKE) test-asan
+
+test-asan: deps
+	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DGPUX_SANITIZE=ON -DGPUX_WERROR=ON >/dev/null
+	cmake --build $(BUILD)-asan -j $(JOBS)
+	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -L unit
+
+# Builds gpux and runs it on a real pretrained model (PaddleOCR's text-direction classifier).
+demo: gpux
+	scripts/demo.sh
+
+bench: gpux
+	scripts/bench.sh
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-asan

@@ -1,0 +1,248 @@
+/* bench.c — `gpux bench`: times inference on ONNX test-case folders (model.onnx +
+ * test_data_set_N/input_K.pb) and prints, per case, the median, min, mean and p90 latency of
+ * gpux_session_run over N runs after a warm-up, the load and session-create times, and the
+ * process's peak resident memory. scripts/bench.sh runs it beside ONNX Runtime (bench/peer.mjs). */
+#include "cli.h"
+#include <dirent.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#define BENCH_MAX_INPUTS 64
+
+typedef struct {
+  int backend;       /* gpux_backend_kind */
+  int threads;       /* 0 = all cores */
+  int runs;          /* timed runs */
+  int warmup;        /* untimed runs before them */
+  int json;          /* one JSON object per case and line, instead of a table */
+} bench_opts;
+
+typedef struct {
+  double load_ms, create_ms, first_ms;   /* model load, session create, first (cold) run */
+  double median_ms, min_ms, mean_ms, p90_ms;
+  long peak_rss_kb;                      /* the process's peak RSS after this case */
+  char backend[32];                      /* the session's backend name */
+} bench_result;
+
+static void usage(FILE *f) {
+  fprintf(f,
+    "usage: gpux bench [--backend cpu|webgpu|auto] [--threads N] [--runs N] [--warmup N] [--json]\n"
+    "                  CASE_DIR...\n\n"
+    "Times inference on ONNX test-case folders (model.onnx and test_data_set_N/input_K.pb; the\n"
+    "first data set's inputs are used). For each case: model load and session create time, the\n"
+    "first run, then --warmup untimed runs and --runs timed runs of one inference each, reported\n"
+    "as median, min, mean and p90 in milliseconds, and the process's peak resident memory (RSS)\n"
+    "after the case (a high-water mark: run one case per process to measure each alone).\n\n"
+    "options:\n"
+    "  --backend B   cpu (default), webgpu or auto\n"
+    "  --threads N   CPU threads (default 0 = all cores)\n"
+    "  --runs N      timed runs (default 20)\n"
+    "  --warmup N    untimed runs before them (default 3)\n"
+    "  --json        print one JSON object per case and line\n");
+}
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static long peak_rss_kb(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+  return ru.ru_maxrss;   /* kilobytes on Linux */
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Parses a non-negative integer option value; returns -1 when it is not one. */
+static int parse_count(const char *s) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (!*s || *end || v < 0 || v > 1000000) return -1;
+  return (int)v;
+}
+
+/* Finds the case's first data set folder (test_data_set_0, or the lowest-named one). */
+static int find_data_set(const char *case_dir, char *out, size_t len) {
+  DIR *d = opendir(case_dir);
+  if (!d) return GPUX_E_NOTFOUND;
+  char best[256] = "";
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (!strncmp(e->d_name, "test_data_set_", 14) && strlen(e->d_name) < sizeof best &&
+        (!best[0] || strcmp(e->d_name, best) < 0))
+      snprintf(best, sizeof best, "%s", e->d_name);
+  closedir(d);
+  if (!best[0]) return GPUX_E_NOTFOUND;
+  snprintf(out, len, "%s/%s", case_dir, best);
+  return GPUX_E_OK;
+}
+
+/* Benchmarks one case folder. Returns 0 or a negative gpux error (already printed). */
+static int bench_case(const char *case_dir, const bench_opts *o, bench_result *r) {
+  char path[PATH_MAX], data_dir[PATH_MAX];
+  gpux_model *model = NULL;
+  gpux_session *sess = NULL;
+  gpux_tensor inputs[BENCH_MAX_INPUTS], *outputs = NULL;
+  double *times = NULL;
+  int n_in = 0, n_out = 0, err;
+
+  memset(inputs, 0, sizeof inputs);
+  memset(r, 0, sizeof *r);
+  snprintf(path, sizeof path, "%s/model.onnx", case_dir);
+  double t0 = now_ms();
+  if ((err = gpux_model_load(path, &model)) < 0) { cli_error(err, "cannot load %s", path); goto done; }
+  r->load_ms = now_ms() - t0;
+
+  gpux_session_options so = {.backend = o->backend, .threads = o->threads};
+  t0 = now_ms();
+  if ((err = gpux_session_create(model, &so, &sess)) < 0) {
+    cli_error(err, "%s: cannot create a session", case_dir);
+    goto done;
+  }
+  r->create_ms = now_ms() - t0;
+  snprintf(r->backend, sizeof r->backend, "%s", gpux_session_backend_name(sess));
+
+  if ((err = find_data_set(case_dir, data_dir, sizeof data_dir)) < 0) {
+    cli_error(0, "%s: no test_data_set_N folder", case_dir);
+    goto done;
+  }
+  int n_model_in = gpux_model_input_count(model);
+  for (n_in = 0; n_in < n_model_in && n_in < BENCH_MAX_INPUTS; n_in++) {
+    snprintf(path, sizeof path, "%s/input_%d.pb", data_dir, n_in);
+    FILE *f = fopen(path, "rb");
+    if (!f) break;                         /* fewer files: trailing optional inputs */
+    fclose(f);
+    if ((err = gpux_tensor_load_pb(path, -1, &inputs[n_in])) < 0) {
+      cli_error(err, "cannot read %s", path);
+      goto done;
+    }
+  }
+
+  n_out = gpux_model_output_count(model);
+  outputs = calloc(n_out > 0 ? (size_t)n_out : 1, sizeof *outputs);
+  times = calloc(o->runs > 0 ? (size_t)o->runs : 1, sizeof *times);
+  if (!outputs || !times) { err = GPUX_E_NOMEM; cli_error(0, "out of memory"); goto done; }
+
+  /* the hot loop: first run (cold), warm-up, then timed runs; outputs freed outside the timing */
+  for (int i = -1; i < o->warmup + o->runs; i++) {
+    t0 = now_ms();
+    err = gpux_session_run(sess, inputs, n_in, outputs, n_out);
+    double dt = now_ms() - t0;
+    if (err < 0) { cli_error(err, "%s: run failed", case_dir); goto done; }
+    for (int k = 0; k < n_out; k++) gpux_tensor_free(&outputs[k]);
+    if (i < 0) r->first_ms = dt;
+    else if (i >= o->warmup) times[i - o->warmup] = dt;
+  }
+
+  if (o->runs > 0) {
+    double sum = 0;
+    for (int i = 0; i < o->runs; i++) sum += times[i];
+    qsort(times, (size_t)o->runs, sizeof *times, cmp_double);
+    int n = o->runs;
+    r->median_ms = n % 2 ? times[n / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
+    r->min_ms = times[0];
+    r->mean_ms = sum / n;
+    r->p90_ms = times[(int)((n - 1) * 0.9 + 0.5)];
+  }
+  r->peak_rss_kb = peak_rss_kb();
+  err = GPUX_E_OK;
+
+done:
+  for (int k = 0; outputs && k < n_out; k++) gpux_tensor_free(&outputs[k]);
+  for (int k = 0; k < n_in; k++) gpux_tensor_free(&inputs[k]);
+  free(outputs);
+  free(times);
+  gpux_session_free(sess);
+  gpux_model_free(model);
+  return err;
+}
+
+/* The case's name: the last component of its folder path. */
+static const char *case_name(const char *dir, char *buf, size_t len) {
+  snprintf(buf, len, "%s", dir);
+  size_t n = strlen(buf);
+  while (n > 1 && buf[n - 1] == '/') buf[--n] = '\0';
+  const char *slash = strrchr(buf, '/');
+  return slash ? slash + 1 : buf;
+}
+
+static void json_string(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+    else if (c < 0x20) fprintf(f, "\\u%04x", c);
+    else fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+static void print_json(const char *name, const bench_opts *o, const bench_result *r) {
+  printf("{\"case\":");
+  json_string(stdout, name);
+  printf(",\"runtime\":\"gpux\",\"backend\":");
+  json_string(stdout, r->backend);
+  printf(",\"threads\":%d,\"runs\":%d,\"warmup\":%d,\"load_ms\":%.3f,\"create_ms\":%.3f,"
+         "\"first_ms\":%.3f,\"median_ms\":%.4f,\"min_ms\":%.4f,\"mean_ms\":%.4f,\"p90_ms\":%.4f,"
+         "\"peak_rss_kb\":%ld}\n",
+         o->threads, o->runs, o->warmup, r->load_ms, r->create_ms, r->first_ms, r->median_ms,
+         r->min_ms, r->mean_ms, r->p90_ms, r->peak_rss_kb);
+}
+
+int cmd_bench(int argc, char **argv) {
+  bench_opts o = {.backend = GPUX_BACKEND_CPU, .threads = 0, .runs = 20, .warmup = 3, .json = 0};
+  int first_case = argc;
+
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return EXIT_OK; }
+    if (!strcmp(a, "--json")) { o.json = 1; continue; }
+    if (!strcmp(a, "--")) { first_case = i + 1; break; }
+    if (a[0] != '-') { first_case = i; break; }
+    if (i + 1 >= argc) { cli_error(0, "%s needs a value (see gpux bench --help)", a); return EXIT_USAGE; }
+    const char *v = argv[++i];
+    if (!strcmp(a, "--backend")) {
+      if (!strcmp(v, "cpu")) o.backend = GPUX_BACKEND_CPU;
+      else if (!strcmp(v, "webgpu")) o.backend = GPUX_BACKEND_WEBGPU;
+      else if (!strcmp(v, "auto")) o.backend = GPUX_BACKEND_AUTO;
+      else { cli_error(0, "unknown backend '%s' (cpu, webgpu or auto)", v); return EXIT_USAGE; }
+    } else if (!strcmp(a, "--threads") || !strcmp(a, "--runs") || !strcmp(a, "--warmup")) {
+      int n = parse_count(v);
+      if (n < 0) { cli_error(0, "%s: '%s' is not a count", a, v); return EXIT_USAGE; }
+      if (!strcmp(a, "--threads")) o.threads = n;
+      else if (!strcmp(a, "--runs")) o.runs = n;
+      else o.warmup = n;
+    } else {
+      cli_error(0, "unknown option '%s' (see gpux bench --help)", a);
+      return EXIT_USAGE;
+    }
+  }
+  if (first_case >= argc) { usage(stderr); return EXIT_USAGE; }
+  if (o.runs < 1) { cli_error(0, "--runs must be at least 1"); return EXIT_USAGE; }
+
+  if (!o.json)
+    printf("%-24s %-8s %5s %10s %10s %10s %10s %10s %12s\n", "CASE", "BACKEND", "RUNS",
+           "LOAD_MS", "FIRST_MS", "MEDIAN_MS", "MIN_MS", "P90_MS", "PEAK_RSS_MB");
+  int worst = GPUX_E_OK;
+  for (int i = first_case; i < argc; i++) {
+    char buf[PATH_MAX];
+    const char *name = case_name(argv[i], buf, sizeof buf);
+    bench_result r;
+    int err = bench_case(argv[i], &o, &r);
+    if (err < 0) { if (worst == GPUX_E_OK) worst = err; continue; }
+    if (o.json) print_json(name, &o, &r);
+    else
+      printf("%-24s %-8s %5d %10.2f %10.2f %10.3f %10.3f %10.3f %12.1f\n", name, r.backend, o.runs,
+             r.load_ms, r.first_ms, r.median_ms, r.min_ms, r.p90_ms, r.peak_rss_kb / 1024.0);
+    fflush(stdout);
+  }
+  return cli_exit_code(worst);
+}

@@ -1,0 +1,49 @@
+/* main.c — the gpux command: finds the verb and runs it; `gpux --help` lists the verbs. */
+#include "cli.h"
+#include <stdarg.h>
+#include <string.h>
+
+static const cli_verb verbs[] = {
+  {"verify", "run ONNX test-case folders and compare with their expected outputs", cmd_verify},
+  {"bench", "time inference on ONNX test-case folders (median latency, peak memory)", cmd_bench},
+};
+
+void cli_error(int err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("gpux: error: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  if (err < 0) fprintf(stderr, ": %s", gpux_last_error());
+  fputc('\n', stderr);
+}
+
+int cli_exit_code(int err) {
+  switch (err) {
+  case GPUX_E_OK: return EXIT_OK;
+  case GPUX_E_DEVICE: case GPUX_E_INTERNAL: case GPUX_E_NOMEM: return EXIT_RUNTIME;
+  case GPUX_E_MISMATCH: return EXIT_FAILURE_RESULT;
+  default: return EXIT_INPUT;
+  }
+}
+
+static void usage(FILE *f) {
+  fprintf(f, "gpux %s — run ONNX models on any GPU through WebGPU, or on the CPU\n\n"
+             "usage: gpux COMMAND [ARGS...]\n\ncommands:\n", GPUX_VERSION);
+  for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+    fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
+  fprintf(f, "\n`gpux COMMAND --help` describes a command.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) { usage(stderr); return EXIT_USAGE; }
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    usage(stdout);
+    return EXIT_OK;
+  }
+  if (!strcmp(argv[1], "--version")) { printf("gpux %s\n", GPUX_VERSION); return EXIT_OK; }
+  for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+    if (!strcmp(argv[1], verbs[i].name)) return verbs[i].main(argc - 1, argv + 1);
+  cli_error(0, "unknown command '%s' (see gpux --help)", argv[1]);
+  return EXIT_USAGE;
+}

@@ -1,0 +1,362 @@
+/* verify.c — `gpux verify`: runs ONNX test-case folders (model.onnx + test_data_set_N/input_K.pb,
+ * output_K.pb) and compares gpux's outputs with the expected ones the way ONNX's backend runner
+ * does. Each case runs in a child process, several at a time, so that one crashing or hanging
+ * case is reported as a failure instead of ending the run. */
+#include "cli.h"
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+  int backend;
+  double rtol, atol;
+  int json;
+  int jobs;
+  int timeout_s;
+} verify_opts;
+
+typedef struct {
+  char **paths;
+  int n, cap;
+} path_list;
+
+static int add_path(path_list *l, const char *p) {
+  if (l->n == l->cap) {
+    int cap = l->cap ? l->cap * 2 : 256;
+    char **np = realloc(l->paths, (size_t)cap * sizeof *np);
+    if (!np) return -1;
+    l->paths = np;
+    l->cap = cap;
+  }
+  if (!(l->paths[l->n] = strdup(p))) return -1;
+  l->n++;
+  return 0;
+}
+
+static int is_file(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int is_dir(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Collects dir if it is a case (has model.onnx), else its sub-folders recursively, sorted. */
+static int find_cases(const char *dir, path_list *out, int depth) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s/model.onnx", dir);
+  if (is_file(p)) return add_path(out, dir);
+  if (depth > 16) return 0;
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  path_list subs = {0};
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    if (is_dir(p) && add_path(&subs, p)) { closedir(d); return -1; }
+  }
+  closedir(d);
+  if (subs.n) qsort(subs.paths, (size_t)subs.n, sizeof *subs.paths, cmp_str);
+  int rc = 0;
+  for (int i = 0; i < subs.n; i++) {
+    if (!rc) rc = find_cases(subs.paths[i], out, depth + 1);
+    free(subs.paths[i]);
+  }
+  free(subs.paths);
+  return rc;
+}
+
+enum { CASE_PASS, CASE_FAIL, CASE_SKIP };
+static const char *const status_names[] = {"PASS", "FAIL", "SKIP"};
+
+static int is_unsupported(int rc) {
+  return rc == GPUX_E_UNSUPPORTED_OP || rc == GPUX_E_UNSUPPORTED_DTYPE || rc == GPUX_E_UNSUPPORTED;
+}
+
+/* Runs one case in this process; writes a one-line message and returns CASE_*. */
+static int run_case(const char *dir, const verify_opts *o, char *msg, size_t len) {
+  char p[4096];
+  gpux_model *m = NULL;
+  gpux_session *s = NULL;
+  int status = CASE_PASS, rc;
+  snprintf(p, sizeof p, "%s/model.onnx", dir);
+  if ((rc = gpux_model_load(p, &m))) {
+    snprintf(msg, len, "%s", gpux_last_error());
+    return is_unsupported(rc) ? CASE_SKIP : CASE_FAIL;
+  }
+  gpux_session_options so = {.backend = o->backend};
+  if ((rc = gpux_session_create(m, &so, &s))) {
+    snprintf(msg, len, "%s", gpux_last_error());
+    gpux_model_free(m);
+    return is_unsupported(rc) ? CASE_SKIP : CASE_FAIL;
+  }
+  int n_in = gpux_model_input_count(m), n_out = gpux_model_output_count(m), n_sets = 0;
+  gpux_tensor *inputs = calloc((size_t)n_in + 1, sizeof *inputs);
+  gpux_tensor *outputs = calloc((size_t)n_out + 1, sizeof *outputs);
+  gpux_tensor *expected = calloc((size_t)n_out + 1, sizeof *expected);
+  if (!inputs || !outputs || !expected) { snprintf(msg, len, "out of memory"); status = CASE_FAIL; goto done; }
+  msg[0] = 0;
+  for (int set = 0; status == CASE_PASS; set++) {
+    snprintf(p, sizeof p, "%s/test_data_set_%d", dir, set);
+    if (!is_dir(p)) break;
+    n_sets++;
+    int given = 0;
+    for (int i = 0; i < n_in; i++) {
+      gpux_value_info info;
+      gpux_model_input_info(m, i, &info);
+      snprintf(p, sizeof p, "%s/test_data_set_%d/input_%d.pb", dir, set, i);
+      if (!is_file(p)) break;
+      int kind = info.kind == GPUX_KIND_SEQUENCE ? GPUX_KIND_SEQUENCE : info.optional ? GPUX_KIND_NONE : GPUX_KIND_TENSOR;
+      if ((rc = gpux_tensor_load_pb(p, kind, &inputs[i]))) {
+        snprintf(msg, len, "%s", gpux_last_error());
+        status = is_unsupported(rc) ? CASE_SKIP : CASE_FAIL;
+        break;
+      }
+      given = i + 1;
+    }
+    if (status == CASE_PASS && (rc = gpux_session_run(s, inputs, given, outputs, n_out))) {
+      snprintf(msg, len, "%s", gpux_last_error());
+      status = is_unsupported(rc) ? CASE_SKIP : CASE_FAIL;
+    }
+    for (int i = 0; status == CASE_PASS && i < n_out; i++) {
+      gpux_value_info info;
+      gpux_model_output_info(m, i, &info);
+      snprintf(p, sizeof p, "%s/test_data_set_%d/output_%d.pb", dir, set, i);
+      if (!is_file(p)) continue;
+      int kind = info.kind == GPUX_KIND_SEQUENCE ? GPUX_KIND_SEQUENCE : info.optional ? GPUX_KIND_NONE : GPUX_KIND_TENSOR;
+      if ((rc = gpux_tensor_load_pb(p, kind, &expected[i]))) {
+        snprintf(msg, len, "%s", gpux_last_error());
+        status = is_unsupported(rc) ? CASE_SKIP : CASE_FAIL;
+        break;
+      }
+      gpux_compare_report r;
+      if (gpux_tensor_compare(&outputs[i], &expected[i], o->rtol, o->atol, &r)) {
+        snprintf(msg, len, "output '%s' (data set %d): %s", info.name, set, r.message);
+        status = CASE_FAIL;
+      }
+    }
+    for (int i = 0; i < n_in; i++) gpux_tensor_free(&inputs[i]);
+    for (int i = 0; i < n_out; i++) { gpux_tensor_free(&outputs[i]); gpux_tensor_free(&expected[i]); }
+  }
+  if (status == CASE_PASS && n_sets == 0) { snprintf(msg, len, "no test_data_set_0 folder"); status = CASE_FAIL; }
+  if (status == CASE_PASS) snprintf(msg, len, "%d data set%s on %s", n_sets, n_sets == 1 ? "" : "s", gpux_session_backend_name(s));
+done:
+  free(inputs);
+  free(outputs);
+  free(expected);
+  gpux_session_free(s);
+  gpux_model_free(m);
+  return status;
+}
+
+typedef struct {
+  pid_t pid;
+  int fd;
+  int index;
+  time_t started;
+  char buf[1024];
+  size_t used;
+} child;
+
+typedef struct {
+  int status;
+  char *message;
+} result;
+
+static void json_string(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+    else if (c < 0x20) fprintf(f, "\\u%04x", c);
+    else fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+static const char *case_name(const char *path) {
+  const char *slash = strrchr(path, '/');
+  return slash && slash[1] ? slash + 1 : path;
+}
+
+static void print_result(const verify_opts *o, const char *path, const result *r, int first) {
+  if (o->json) {
+    printf("%s\n  {\"case\": ", first ? "" : ",");
+    json_string(stdout, case_name(path));
+    printf(", \"path\": ");
+    json_string(stdout, path);
+    printf(", \"status\": \"%s\", \"message\": ", status_names[r->status]);
+    json_string(stdout, r->message ? r->message : "");
+    printf("}");
+  } else if (r->status == CASE_PASS) {
+    printf("PASS %s\n", case_name(path));
+  } else {
+    printf("%s %s: %s\n", status_names[r->status], case_name(path), r->message ? r->message : "");
+  }
+  fflush(stdout);
+}
+
+static void finish_child(child *c, result *results) {
+  int wstatus = 0;
+  waitpid(c->pid, &wstatus, 0);
+  close(c->fd);
+  result *r = &results[c->index];
+  c->buf[c->used < sizeof c->buf ? c->used : sizeof c->buf - 1] = 0;
+  if (WIFSIGNALED(wstatus) || c->used < 2) {
+    char m[128];
+    if (WIFSIGNALED(wstatus)) snprintf(m, sizeof m, "crashed (%s)", strsignal(WTERMSIG(wstatus)));
+    else snprintf(m, sizeof m, "exited without a result (status %d)", WEXITSTATUS(wstatus));
+    r->status = CASE_FAIL;
+    r->message = strdup(m);
+  } else {
+    r->status = c->buf[0] - '0';
+    if (r->status < CASE_PASS || r->status > CASE_SKIP) r->status = CASE_FAIL;
+    char *nl = strchr(c->buf, '\n');
+    if (nl) *nl = 0;
+    r->message = strdup(c->buf + 2);
+  }
+  c->pid = 0;
+}
+
+static int usage(FILE *f, int code) {
+  fprintf(f,
+          "usage: gpux verify [OPTIONS] PATH...\n\n"
+          "Runs ONNX test-case folders (model.onnx + test_data_set_N/input_K.pb, output_K.pb) and\n"
+          "compares the outputs with the expected ones. PATH is a case folder or a folder of them\n"
+          "(searched recursively). Prints PASS, FAIL (with the worst difference and where) or SKIP\n"
+          "(an unsupported op or dtype) per case, then `N passed, N failed, N skipped`.\n\n"
+          "options:\n"
+          "  --backend cpu|webgpu|auto  where to run (default auto)\n"
+          "  --rtol R                   relative tolerance for floats (default 1e-3)\n"
+          "  --atol A                   absolute tolerance for floats (default 1e-7)\n"
+          "  --jobs N                   cases run at once (default: number of cores)\n"
+          "  --timeout S                seconds before a case counts as hung (default 120)\n"
+          "  --json                     machine-readable results\n"
+          "  -h, --help                 this help\n\n"
+          "exit status: 0 when nothing failed, 1 when a case failed, 2 on a bad command line.\n");
+  return code;
+}
+
+int cmd_verify(int argc, char **argv) {
+  verify_opts o = {.backend = GPUX_BACKEND_AUTO, .rtol = 1e-3, .atol = 1e-7, .jobs = 0, .timeout_s = 120};
+  static const struct option longopts[] = {
+    {"backend", required_argument, 0, 'b'}, {"rtol", required_argument, 0, 'r'},
+    {"atol", required_argument, 0, 'a'},    {"json", no_argument, 0, 'J'},
+    {"jobs", required_argument, 0, 'j'},    {"timeout", required_argument, 0, 't'},
+    {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "hj:", longopts, NULL)) != -1) {
+    char *end = NULL;
+    switch (c) {
+    case 'b':
+      if (!strcmp(optarg, "cpu")) o.backend = GPUX_BACKEND_CPU;
+      else if (!strcmp(optarg, "webgpu")) o.backend = GPUX_BACKEND_WEBGPU;
+      else if (!strcmp(optarg, "auto")) o.backend = GPUX_BACKEND_AUTO;
+      else { cli_error(0, "--backend: '%s' is not cpu, webgpu or auto", optarg); return EXIT_USAGE; }
+      break;
+    case 'r': o.rtol = strtod(optarg, &end); if (*end || o.rtol < 0) { cli_error(0, "--rtol: '%s' is not a tolerance", optarg); return EXIT_USAGE; } break;
+    case 'a': o.atol = strtod(optarg, &end); if (*end || o.atol < 0) { cli_error(0, "--atol: '%s' is not a tolerance", optarg); return EXIT_USAGE; } break;
+    case 'j': o.jobs = atoi(optarg); break;
+    case 't': o.timeout_s = atoi(optarg); break;
+    case 'J': o.json = 1; break;
+    case 'h': return usage(stdout, EXIT_OK);
+    default: return usage(stderr, EXIT_USAGE);
+    }
+  }
+  if (optind >= argc) { cli_error(0, "verify needs at least one PATH (see gpux verify --help)"); return EXIT_USAGE; }
+  path_list cases = {0};
+  for (int i = optind; i < argc; i++) {
+    if (!is_dir(argv[i])) { cli_error(0, "%s: not a folder", argv[i]); return EXIT_INPUT; }
+    if (find_cases(argv[i], &cases, 0)) { cli_error(0, "out of memory"); return EXIT_RUNTIME; }
+  }
+  if (o.jobs <= 0) o.jobs = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  if (o.jobs < 1) o.jobs = 1;
+  if (o.jobs > 64) o.jobs = 64;
+  /* each child runs single-threaded kernels when several run at once */
+  if (o.jobs > 1 && !getenv("GPUX_THREADS")) setenv("GPUX_THREADS", "1", 1);
+  if (o.jobs > 1 && !getenv("OPENBLAS_NUM_THREADS")) setenv("OPENBLAS_NUM_THREADS", "1", 1);
+  result *results = calloc((size_t)cases.n + 1, sizeof *results);
+  child *kids = calloc((size_t)o.jobs, sizeof *kids);
+  if (!results || !kids) { cli_error(0, "out of memory"); return EXIT_RUNTIME; }
+  for (int i = 0; i < cases.n; i++) results[i].status = -1;
+  int next = 0, printed = 0, running = 0, counts[3] = {0};
+  if (o.json) printf("{\"cases\": [");
+  fflush(stdout);
+  while (printed < cases.n) {
+    while (running < o.jobs && next < cases.n) {
+      int fds[2];
+      if (pipe(fds)) { cli_error(0, "pipe: %s", strerror(errno)); return EXIT_RUNTIME; }
+      pid_t pid = fork();
+      if (pid < 0) { cli_error(0, "fork: %s", strerror(errno)); return EXIT_RUNTIME; }
+      if (pid == 0) {
+        close(fds[0]);
+        char msg[900];
+        int st = run_case(cases.paths[next], &o, msg, sizeof msg);
+        for (char *q = msg; *q; q++) if (*q == '\n') *q = ' ';
+        char line[1024];
+        int n = snprintf(line, sizeof line, "%d %s\n", st, msg);
+        if (write(fds[1], line, (size_t)(n < (int)sizeof line ? n : (int)sizeof line - 1)) < 0) _exit(3);
+        _exit(0);
+      }
+      close(fds[1]);
+      for (int k = 0; k < o.jobs; k++)
+        if (!kids[k].pid) {
+          kids[k] = (child){.pid = pid, .fd = fds[0], .index = next, .started = time(NULL)};
+          break;
+        }
+      running++;
+      next++;
+    }
+    struct pollfd pfds[64];
+    int map[64], np = 0;
+    for (int k = 0; k < o.jobs; k++)
+      if (kids[k].pid) { pfds[np] = (struct pollfd){.fd = kids[k].fd, .events = POLLIN}; map[np++] = k; }
+    if (np) poll(pfds, (nfds_t)np, 1000);
+    for (int q = 0; q < np; q++) {
+      child *ch = &kids[map[q]];
+      if (pfds[q].revents & (POLLIN | POLLHUP | POLLERR)) {
+        ssize_t got = read(ch->fd, ch->buf + ch->used, sizeof ch->buf - 1 - ch->used);
+        if (got > 0) { ch->used += (size_t)got; continue; }
+        finish_child(ch, results);
+        running--;
+      } else if (time(NULL) - ch->started > o.timeout_s) {
+        kill(ch->pid, SIGKILL);
+        finish_child(ch, results);
+        free(results[ch->index].message);
+        char m[64];
+        snprintf(m, sizeof m, "timed out after %d s", o.timeout_s);
+        results[ch->index].status = CASE_FAIL;
+        results[ch->index].message = strdup(m);
+        running--;
+      }
+    }
+    while (printed < cases.n && results[printed].status >= 0) {
+      counts[results[printed].status]++;
+      print_result(&o, cases.paths[printed], &results[printed], printed == 0);
+      printed++;
+    }
+  }
+  if (o.json)
+    printf("\n], \"passed\": %d, \"failed\": %d, \"skipped\": %d}\n", counts[CASE_PASS], counts[CASE_FAIL], counts[CASE_SKIP]);
+  else
+    printf("%d passed, %d failed, %d skipped\n", counts[CASE_PASS], counts[CASE_FAIL], counts[CASE_SKIP]);
+  for (int i = 0; i < cases.n; i++) { free(results[i].message); free(cases.paths[i]); }
+  free(results);
+  free(kids);
+  free(cases.paths);
+  return counts[CASE_FAIL] ? EXIT_FAILURE_RESULT : EXIT_OK;
+}

@@ -1,0 +1,161 @@
+/* gpux.h — the public C API of libgpux: the whole contract between the library and its users
+ * (the gpux command included). Objects are opaque handles named gpux_<object>_<verb>; every
+ * function that can fail returns a negative gpux error code, described by gpux_strerror(), and a
+ * detailed one-line message is available from gpux_last_error() on the calling thread. */
+#ifndef GPUX_GPUX_H
+#define GPUX_GPUX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GPUX_VERSION "0.1.0"
+
+/* Error codes: negative, stable, never renumbered. X(name, value, message). */
+#define GPUX_ERRNO_MAP(X)                                                           \
+  X(OK, 0, "success")                                                               \
+  X(NOMEM, -1, "out of memory")                                                     \
+  X(IO, -2, "input/output error")                                                   \
+  X(NOTFOUND, -3, "not found")                                                      \
+  X(PARSE, -4, "malformed file")                                                    \
+  X(INVALID, -5, "invalid argument")                                                \
+  X(UNSUPPORTED_OP, -6, "unsupported operator")                                     \
+  X(UNSUPPORTED_DTYPE, -7, "unsupported data type")                                 \
+  X(UNSUPPORTED, -8, "unsupported feature")                                         \
+  X(SHAPE, -9, "shape mismatch")                                                    \
+  X(DTYPE, -10, "data type mismatch")                                               \
+  X(MODEL, -11, "invalid model")                                                    \
+  X(DEVICE, -12, "device error")                                                    \
+  X(INTERNAL, -13, "internal error")                                                \
+  X(MISMATCH, -14, "outputs differ")
+
+typedef enum {
+#define GPUX__ERR_ENUM(name, value, msg) GPUX_E_##name = value,
+  GPUX_ERRNO_MAP(GPUX__ERR_ENUM)
+#undef GPUX__ERR_ENUM
+} gpux_error;
+
+const char *gpux_strerror(int err);    /* "unsupported operator" */
+const char *gpux_err_name(int err);    /* "UNSUPPORTED_OP" */
+const char *gpux_last_error(void);     /* the detailed message of this thread's last failure */
+
+/* Element types, numbered as ONNX's TensorProto.DataType. Sub-byte types (int4, uint4, int2,
+ * uint2, float4e2m1) are held unpacked, one byte per element; 16-bit floats as raw bits. */
+typedef enum {
+  GPUX_DT_UNDEFINED = 0, GPUX_DT_FLOAT = 1, GPUX_DT_UINT8 = 2, GPUX_DT_INT8 = 3,
+  GPUX_DT_UINT16 = 4, GPUX_DT_INT16 = 5, GPUX_DT_INT32 = 6, GPUX_DT_INT64 = 7,
+  GPUX_DT_STRING = 8, GPUX_DT_BOOL = 9, GPUX_DT_FLOAT16 = 10, GPUX_DT_DOUBLE = 11,
+  GPUX_DT_UINT32 = 12, GPUX_DT_UINT64 = 13, GPUX_DT_COMPLEX64 = 14, GPUX_DT_COMPLEX128 = 15,
+  GPUX_DT_BFLOAT16 = 16, GPUX_DT_FLOAT8E4M3FN = 17, GPUX_DT_FLOAT8E4M3FNUZ = 18,
+  GPUX_DT_FLOAT8E5M2 = 19, GPUX_DT_FLOAT8E5M2FNUZ = 20, GPUX_DT_UINT4 = 21, GPUX_DT_INT4 = 22,
+  GPUX_DT_FLOAT4E2M1 = 23, GPUX_DT_FLOAT8E8M0 = 24, GPUX_DT_UINT2 = 25, GPUX_DT_INT2 = 26,
+  GPUX_DT_COUNT
+} gpux_dtype;
+
+const char *gpux_dtype_name(int dtype);   /* "float32", "int64", ... */
+size_t gpux_dtype_size(int dtype);        /* bytes per element as held in memory; 0 if unknown */
+
+#define GPUX_MAX_DIMS 8
+
+/* What a value is: a tensor, a sequence of values, or an empty optional. */
+typedef enum { GPUX_KIND_TENSOR = 0, GPUX_KIND_SEQUENCE = 1, GPUX_KIND_NONE = 2 } gpux_kind;
+
+/* A value passed in and out of the library. The caller owns what it creates; free with
+ * gpux_tensor_free (frees data when owns_data is set, and sequence items). */
+typedef struct gpux_tensor {
+  int kind;                      /* gpux_kind */
+  int dtype;                     /* gpux_dtype; for a sequence, its elements' dtype */
+  int ndim;
+  int64_t dims[GPUX_MAX_DIMS];
+  void *data;                    /* dense, row-major; STRING: char *[count] (each malloc'ed) */
+  size_t nbytes;
+  int owns_data;                 /* data (and strings) freed by gpux_tensor_free */
+  int n_items;                   /* GPUX_KIND_SEQUENCE: the items */
+  struct gpux_tensor *items;
+} gpux_tensor;
+
+int64_t gpux_tensor_count(const gpux_tensor *t);   /* number of elements */
+/* Makes t a new zero-filled tensor owning its data. */
+int gpux_tensor_init(gpux_tensor *t, int dtype, int ndim, const int64_t *dims);
+void gpux_tensor_free(gpux_tensor *t);
+/* Deep copy. */
+int gpux_tensor_copy(gpux_tensor *dst, const gpux_tensor *src);
+/* Reads a serialized onnx TensorProto (kind GPUX_KIND_TENSOR), SequenceProto
+ * (GPUX_KIND_SEQUENCE) or OptionalProto (GPUX_KIND_NONE) from a file. */
+int gpux_tensor_load_pb(const char *path, int kind, gpux_tensor *out);
+/* Element i as double (any numeric dtype). */
+double gpux_tensor_get_f64(const gpux_tensor *t, int64_t i);
+/* Writes "float32[1,3,224,224]" into buf. */
+const char *gpux_tensor_describe(const gpux_tensor *t, char *buf, size_t len);
+
+/* Comparison the way ONNX's backend runner does it: floats |a-b| <= atol + rtol*|b| (NaN equals
+ * NaN, infinities must match), everything else exactly. Returns 0 when equal, GPUX_E_MISMATCH
+ * when not (with where and how much in `report`), or another error for kind/shape/dtype. */
+typedef struct {
+  int64_t worst_index;           /* flat index of the worst element, -1 if none */
+  double worst_abs, worst_rel;   /* its absolute and relative error */
+  double got, want;
+  int64_t n_bad;                 /* elements outside tolerance */
+  char message[256];
+} gpux_compare_report;
+int gpux_tensor_compare(const gpux_tensor *got, const gpux_tensor *want, double rtol,
+                        double atol, gpux_compare_report *report);
+
+/* ---- models ---- */
+typedef struct gpux_model gpux_model;
+
+/* Loads an ONNX model. Weights are memory-mapped, not copied. External data files are resolved
+ * against the model's folder. */
+int gpux_model_load(const char *path, gpux_model **out);
+int gpux_model_load_buffer(const void *data, size_t size, const char *name, gpux_model **out);
+void gpux_model_free(gpux_model *m);
+
+typedef struct {
+  const char *name;
+  int kind;                      /* gpux_kind */
+  int dtype;                     /* GPUX_DT_UNDEFINED when not declared */
+  int ndim;                      /* -1 when the rank is unknown */
+  int64_t dims[GPUX_MAX_DIMS];   /* -1 for a symbolic or unknown dimension */
+  const char *dim_names[GPUX_MAX_DIMS]; /* symbolic names ("batch"), NULL when fixed */
+  int optional;                  /* declared optional: may be absent (GPUX_KIND_NONE) */
+} gpux_value_info;
+
+int gpux_model_input_count(const gpux_model *m);
+int gpux_model_output_count(const gpux_model *m);
+int gpux_model_input_info(const gpux_model *m, int i, gpux_value_info *info);
+int gpux_model_output_info(const gpux_model *m, int i, gpux_value_info *info);
+int gpux_model_node_count(const gpux_model *m);
+/* Operator of node i as "Conv" or "com.microsoft::Gelu". */
+const char *gpux_model_node_op(const gpux_model *m, int i);
+int64_t gpux_model_ir_version(const gpux_model *m);
+int64_t gpux_model_opset(const gpux_model *m, const char *domain);
+/* Returns 0 when every op of the model (nested graphs included) has a kernel, else
+ * GPUX_E_UNSUPPORTED_OP naming the first one missing. */
+int gpux_model_check_ops(const gpux_model *m);
+
+/* ---- sessions: a model ready to run on a backend ---- */
+typedef struct gpux_session gpux_session;
+
+typedef enum { GPUX_BACKEND_AUTO = 0, GPUX_BACKEND_CPU = 1, GPUX_BACKEND_WEBGPU = 2 } gpux_backend_kind;
+
+typedef struct {
+  int backend;                   /* gpux_backend_kind */
+  int threads;                   /* CPU threads; 0 = all cores */
+} gpux_session_options;
+
+int gpux_session_create(gpux_model *m, const gpux_session_options *opts, gpux_session **out);
+void gpux_session_free(gpux_session *s);
+/* Runs one inference. inputs are in the model's input order (n_inputs may be fewer when trailing
+ * inputs are optional); outputs (n_outputs = the model's output count) are filled and owned by the
+ * caller. */
+int gpux_session_run(gpux_session *s, const gpux_tensor *inputs, int n_inputs,
+                     gpux_tensor *outputs, int n_outputs);
+const char *gpux_session_backend_name(const gpux_session *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

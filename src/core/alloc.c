@@ -1,0 +1,69 @@
+/* alloc.c — checked allocation (failures become GPUX_E_NOMEM messages instead of crashes) and
+ * the arena that holds a model's IR: many small allocations released together. */
+#include "core/internal.h"
+
+void *gpux__malloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (!p) gpux__error(GPUX_E_NOMEM, "out of memory allocating %zu bytes", n);
+  return p;
+}
+
+void *gpux__calloc(size_t count, size_t size) {
+  void *p = calloc(count ? count : 1, size ? size : 1);
+  if (!p) gpux__error(GPUX_E_NOMEM, "out of memory allocating %zu x %zu bytes", count, size);
+  return p;
+}
+
+void *gpux__realloc(void *old, size_t n) {
+  void *p = realloc(old, n ? n : 1);
+  if (!p) gpux__error(GPUX_E_NOMEM, "out of memory allocating %zu bytes", n);
+  return p;
+}
+
+char *gpux__strndup(const char *s, size_t n) {
+  char *p = gpux__malloc(n + 1);
+  if (!p) return NULL;
+  memcpy(p, s, n);
+  p[n] = 0;
+  return p;
+}
+
+char *gpux__strdup(const char *s) { return gpux__strndup(s, strlen(s)); }
+
+struct gpux__arena_block {
+  gpux__arena_block *next;
+  size_t used, cap;
+  _Alignas(16) unsigned char data[];
+};
+
+void *gpux__arena_alloc(gpux__arena *a, size_t n) {
+  n = (n + 15) & ~(size_t)15;
+  gpux__arena_block *b = a->head;
+  if (!b || b->cap - b->used < n) {
+    size_t cap = n > 60000 ? n : 64 * 1024 - sizeof *b;
+    b = gpux__calloc(1, sizeof *b + cap);
+    if (!b) return NULL;
+    b->cap = cap;
+    b->next = a->head;
+    a->head = b;
+  }
+  void *p = b->data + b->used;
+  b->used += n;
+  return p;
+}
+
+char *gpux__arena_strndup(gpux__arena *a, const char *s, size_t n) {
+  char *p = gpux__arena_alloc(a, n + 1);
+  if (!p) return NULL;
+  memcpy(p, s, n);
+  p[n] = 0;
+  return p;
+}
+
+void gpux__arena_free(gpux__arena *a) {
+  for (gpux__arena_block *b = a->head, *next; b; b = next) {
+    next = b->next;
+    free(b);
+  }
+  a->head = NULL;
+}

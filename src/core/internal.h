@@ -1,0 +1,87 @@
+/* internal.h — helpers shared by every part of libgpux: error reporting with a detailed message,
+ * checked allocation, 16-bit float conversion, and the parallel-for used by CPU kernels. Names
+ * here are gpux__ (internal, not API). */
+#ifndef GPUX_INTERNAL_H
+#define GPUX_INTERNAL_H
+
+#include "gpux/gpux.h"
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GPUX__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define GPUX__MIN(a, b) ((a) < (b) ? (a) : (b))
+#define GPUX__MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#if defined(__GNUC__)
+#define GPUX__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define GPUX__PRINTF(f, a)
+#endif
+
+/* Records a detailed message for gpux_last_error() and returns err, so that
+ * `return gpux__error(GPUX_E_PARSE, "%s: truncated", path);` reads as one step. */
+int gpux__error(int err, const char *fmt, ...) GPUX__PRINTF(2, 3);
+int gpux__verror(int err, const char *fmt, va_list ap);
+/* Prefixes the current message: "model.onnx: " + previous message. */
+int gpux__error_prefix(int err, const char *fmt, ...) GPUX__PRINTF(2, 3);
+
+/* Allocation that records GPUX_E_NOMEM on failure (callers still check for NULL). */
+void *gpux__malloc(size_t n);
+void *gpux__calloc(size_t count, size_t size);
+void *gpux__realloc(void *p, size_t n);
+char *gpux__strdup(const char *s);
+char *gpux__strndup(const char *s, size_t n);
+
+/* IEEE half and bfloat16 <-> float, round to nearest even. */
+float gpux__f16_to_f32(uint16_t h);
+uint16_t gpux__f32_to_f16(float f);
+float gpux__bf16_to_f32(uint16_t h);
+uint16_t gpux__f32_to_bf16(float f);
+
+/* 8-bit and 4-bit minifloats (float8e4m3fn/fnuz, float8e5m2/fnuz, float8e8m0, float4e2m1):
+ * decode, and encode with round-to-nearest-even; `saturate` clamps out-of-range values to the
+ * largest finite value instead of producing inf/NaN (ONNX Cast's saturate attribute). */
+float gpux__minifloat_to_f32(int dtype, uint8_t bits);
+uint8_t gpux__f32_to_minifloat(int dtype, float f, int saturate);
+
+/* Element-type helpers. */
+bool gpux__dtype_is_float(int dtype);     /* float, double, float16, bfloat16, float8*, float4 */
+bool gpux__dtype_is_signed_int(int dtype);
+bool gpux__dtype_is_unsigned_int(int dtype);
+/* Element i of a numeric buffer of dtype as double / from double (saturating per C cast rules
+ * for ints, rounding for 16-bit floats). Covers every numeric dtype, sub-byte and float8 ones
+ * included. */
+double gpux__load_f64(int dtype, const void *data, int64_t i);
+void gpux__store_f64(int dtype, void *data, int64_t i, double v);
+/* Same for exact 64-bit integer work (int64/uint64 values beyond 2^53). */
+int64_t gpux__load_i64(int dtype, const void *data, int64_t i);
+void gpux__store_i64(int dtype, void *data, int64_t i, int64_t v);
+
+/* Shape helpers. */
+int64_t gpux__shape_count(int ndim, const int64_t *dims);
+/* Numpy-style broadcast of a and b into out; returns GPUX_E_SHAPE when incompatible. */
+int gpux__broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int *nout,
+                          int64_t *out);
+/* Row-major strides of a shape (in elements). */
+void gpux__strides(int ndim, const int64_t *dims, int64_t *strides);
+
+/* Parallel for over [0, n): fn(ctx, begin, end) runs on the shared thread pool in chunks of at
+ * least `grain` items; returns when all chunks are done. Runs inline when n is small. */
+typedef void (*gpux__range_fn)(void *ctx, int64_t begin, int64_t end);
+void gpux__parallel_for(int64_t n, int64_t grain, gpux__range_fn fn, void *ctx);
+int gpux__thread_count(void);
+void gpux__set_thread_count(int n);   /* 0 = number of cores; takes effect before first use */
+
+/* A growable arena: many small allocations freed at once (graph IR, names, attributes). */
+typedef struct gpux__arena_block gpux__arena_block;
+typedef struct {
+  gpux__arena_block *head;
+} gpux__arena;
+void *gpux__arena_alloc(gpux__arena *a, size_t n);   /* zeroed, 16-byte aligned */
+char *gpux__arena_strndup(gpux__arena *a, const char *s, size_t n);
+void gpux__arena_free(gpux__arena *a);
+
+#endif

@@ -1,0 +1,131 @@
+/* ir.c — building and finishing the graph IR: value table, attribute lookup, and the
+ * topological order with liveness (last use) that the executor frees intermediates by. */
+#include "graph/ir.h"
+
+static uint32_t name_hash(const char *s) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  while (*s) h = (h ^ (uint8_t)*s++) * 16777619u;
+  return h;
+}
+
+int gpux__graph_find(const gpux_graph *g, const char *name) {
+  if (!g->hash_cap) return -1;
+  for (uint32_t i = name_hash(name) & (uint32_t)(g->hash_cap - 1);; i = (i + 1) & (uint32_t)(g->hash_cap - 1)) {
+    int id = g->hash[i] - 1;
+    if (id < 0) return -1;
+    if (!strcmp(g->values[id].name, name)) return id;
+  }
+}
+
+static void hash_insert(gpux_graph *g, int id) {
+  uint32_t mask = (uint32_t)(g->hash_cap - 1), i = name_hash(g->values[id].name) & mask;
+  while (g->hash[i]) i = (i + 1) & mask;
+  g->hash[i] = id + 1;
+}
+
+/* keeps the index at most half full */
+static int hash_reserve(gpux_graph *g, int n_values) {
+  if (n_values * 2 < g->hash_cap) return 0;
+  int cap = g->hash_cap ? g->hash_cap * 2 : 128;
+  while (n_values * 2 >= cap) cap *= 2;
+  int *h = gpux__calloc((size_t)cap, sizeof *h);
+  if (!h) return GPUX_E_NOMEM;
+  free(g->hash);
+  g->hash = h;
+  g->hash_cap = cap;
+  for (int id = 0; id < g->n_values; id++) hash_insert(g, id);
+  return 0;
+}
+
+int gpux__graph_add_value(gpux_graph *g, const char *name) {
+  int id = gpux__graph_find(g, name);
+  if (id >= 0) return id;
+  if (g->n_values == g->cap_values) {
+    int cap = g->cap_values ? g->cap_values * 2 : 64;
+    gpux_value *v = gpux__realloc(g->values, (size_t)cap * sizeof *v);
+    if (!v) return GPUX_E_NOMEM;
+    g->values = v;
+    g->cap_values = cap;
+  }
+  gpux_value *v = &g->values[g->n_values];
+  memset(v, 0, sizeof *v);
+  v->info.name = NULL;
+  v->name = gpux__arena_strndup(&g->model->arena, name, strlen(name));
+  if (!v->name) return GPUX_E_NOMEM;
+  v->outer = -1;
+  v->producer = -1;
+  v->last_use = -1;
+  v->info.ndim = -1;
+  if (hash_reserve(g, g->n_values + 1)) return GPUX_E_NOMEM;
+  hash_insert(g, g->n_values);
+  return g->n_values++;
+}
+
+const gpux_attr *gpux__node_attr(const gpux_node *n, const char *name) {
+  for (int i = 0; i < n->n_attrs; i++)
+    if (!strcmp(n->attrs[i].name, name)) return &n->attrs[i];
+  return NULL;
+}
+
+int gpux__graph_finalize(gpux_graph *g) {
+  int nv = g->n_values, nn = g->n_nodes, rc = 0;
+  /* a value is ready when it is a graph input, a constant, an outer-scope value, or produced */
+  char *ready = gpux__calloc((size_t)nv + 1, 1);
+  char *done = gpux__calloc((size_t)nn + 1, 1);
+  gpux_node *sorted = gpux__calloc((size_t)nn + 1, sizeof *sorted);
+  if (!ready || !done || !sorted) { rc = GPUX_E_NOMEM; goto out; }
+  for (int v = 0; v < nv; v++) {
+    gpux_value *val = &g->values[v];
+    val->producer = -1;
+    val->last_use = -1;
+    if (val->is_const || val->is_graph_input || val->outer >= 0) ready[v] = 1;
+  }
+  int n_sorted = 0;
+  for (int progress = 1; progress && n_sorted < nn;) {
+    progress = 0;
+    for (int i = 0; i < nn; i++) {
+      if (done[i]) continue;
+      gpux_node *n = &g->nodes[i];
+      int ok = 1;
+      for (int j = 0; j < n->n_in && ok; j++) ok = n->in[j] < 0 || ready[n->in[j]];
+      if (!ok) continue;
+      for (int j = 0; j < n->n_out; j++)
+        if (n->out[j] >= 0) ready[n->out[j]] = 1;
+      sorted[n_sorted++] = *n;
+      done[i] = 1;
+      progress = 1;
+    }
+  }
+  if (n_sorted < nn) {
+    for (int i = 0; i < nn; i++) {
+      if (done[i]) continue;
+      const gpux_node *n = &g->nodes[i];
+      for (int j = 0; j < n->n_in; j++)
+        if (n->in[j] >= 0 && !ready[n->in[j]]) {
+          rc = gpux__error(GPUX_E_MODEL, "node '%s' (%s): input '%s' is never produced (or the graph has a cycle)",
+                           n->name ? n->name : "", n->op_type, g->values[n->in[j]].name);
+          goto out;
+        }
+    }
+    rc = gpux__error(GPUX_E_MODEL, "graph '%s' has a cycle", g->name ? g->name : "");
+    goto out;
+  }
+  memcpy(g->nodes, sorted, (size_t)nn * sizeof *sorted);
+  for (int i = 0; i < nn; i++) {
+    gpux_node *n = &g->nodes[i];
+    for (int j = 0; j < n->n_in; j++)
+      if (n->in[j] >= 0) g->values[n->in[j]].last_use = i;
+    for (int j = 0; j < n->n_out; j++)
+      if (n->out[j] >= 0) g->values[n->out[j]].producer = i;
+  }
+  for (int o = 0; o < g->n_outputs; o++)
+    if (!ready[g->outputs[o]]) {
+      rc = gpux__error(GPUX_E_MODEL, "graph output '%s' is never produced", g->values[g->outputs[o]].name);
+      goto out;
+    }
+out:
+  free(ready);
+  free(done);
+  free(sorted);
+  return rc;
+}

@@ -1,0 +1,598 @@
+/* model.c — reading an ONNX ModelProto into the graph IR: opset imports, graphs (nested If/Loop/
+ * Scan bodies with outer-scope references), nodes, attributes, initializers (memory-mapped, not
+ * copied) and declared input/output types. Field numbers are those of onnx.proto (IR version up
+ * to 14); unknown fields are skipped, so newer files still load. */
+#include "onnx/onnx.h"
+#include "ops/op.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ModelProto */
+enum { MP_IR_VERSION = 1, MP_PRODUCER = 2, MP_GRAPH = 7, MP_OPSET_IMPORT = 8, MP_FUNCTIONS = 25 };
+/* GraphProto */
+enum { GP_NODE = 1, GP_NAME = 2, GP_INITIALIZER = 5, GP_INPUT = 11, GP_OUTPUT = 12,
+       GP_VALUE_INFO = 13, GP_SPARSE_INITIALIZER = 15 };
+/* NodeProto */
+enum { NP_INPUT = 1, NP_OUTPUT = 2, NP_NAME = 3, NP_OP_TYPE = 4, NP_ATTRIBUTE = 5, NP_DOMAIN = 7 };
+/* AttributeProto */
+enum { AP_NAME = 1, AP_F = 2, AP_I = 3, AP_S = 4, AP_T = 5, AP_G = 6, AP_FLOATS = 7, AP_INTS = 8,
+       AP_STRINGS = 9, AP_TENSORS = 10, AP_GRAPHS = 11, AP_TP = 14, AP_TYPE_PROTOS = 15,
+       AP_TYPE = 20, AP_SPARSE_TENSOR = 22, AP_SPARSE_TENSORS = 23 };
+
+typedef struct {
+  gpux_model *m;
+  int depth;
+} loader;
+
+static int parse_graph(loader *L, const uint8_t *data, size_t len, gpux_graph *parent, gpux_graph **out);
+
+static char *arena_str(gpux_model *m, const gpux_pb_field *f) {
+  return gpux__arena_strndup(&m->arena, (const char *)f->data, f->len);
+}
+
+/* TypeProto → kind, dtype, shape */
+static int parse_type(gpux_model *m, const uint8_t *data, size_t len, gpux_value_info *info) {
+  gpux_pb r = gpux__pb_init(data, len);
+  gpux_pb_field f;
+  int rc;
+  while ((rc = gpux__pb_next(&r, &f)) > 0) {
+    if (f.wire != PB_LEN) continue;
+    if (f.field == 1) { /* tensor_type { elem_type = 1; shape = 2 } */
+      info->kind = GPUX_KIND_TENSOR;
+      gpux_pb t = gpux__pb_sub(&f);
+      gpux_pb_field tf;
+      while ((rc = gpux__pb_next(&t, &tf)) > 0) {
+        if (tf.field == 1 && tf.wire == PB_VARINT) info->dtype = (int)tf.u;
+        if (tf.field == 2 && tf.wire == PB_LEN) {
+          info->ndim = 0;
+          gpux_pb s = gpux__pb_sub(&tf);
+          gpux_pb_field df;
+          while ((rc = gpux__pb_next(&s, &df)) > 0) {
+            if (df.field != 1 || df.wire != PB_LEN) continue;
+            if (info->ndim >= GPUX_MAX_DIMS) return gpux__error(GPUX_E_UNSUPPORTED, "rank above %d", GPUX_MAX_DIMS);
+            int d = info->ndim++;
+            info->dims[d] = -1;
+            info->dim_names[d] = NULL;
+            gpux_pb dd = gpux__pb_sub(&df);
+            gpux_pb_field v;
+            while ((rc = gpux__pb_next(&dd, &v)) > 0) {
+              if (v.field == 1 && v.wire == PB_VARINT) info->dims[d] = (int64_t)v.u;
+              if (v.field == 2 && v.wire == PB_LEN) info->dim_names[d] = arena_str(m, &v);
+            }
+            if (rc < 0) return rc;
+          }
+          if (rc < 0) return rc;
+        }
+      }
+      if (rc < 0) return rc;
+    } else if (f.field == 4 || f.field == 9) { /* sequence_type / optional_type { elem_type = 1 } */
+      gpux_value_info inner = {.ndim = -1};
+      gpux_pb t = gpux__pb_sub(&f);
+      gpux_pb_field tf;
+      while ((rc = gpux__pb_next(&t, &tf)) > 0)
+        if (tf.field == 1 && tf.wire == PB_LEN && (rc = parse_type(m, tf.data, tf.len, &inner))) return rc;
+      if (rc < 0) return rc;
+      if (f.field == 4) {
+        info->kind = GPUX_KIND_SEQUENCE;
+        info->dtype = inner.dtype;
+      } else { /* an optional is described by its element, marked as possibly absent */
+        *info = inner;
+        info->optional = 1;
+        info->kind = inner.kind == GPUX_KIND_SEQUENCE ? GPUX_KIND_SEQUENCE : GPUX_KIND_TENSOR;
+        info->dtype = inner.dtype;
+      }
+    } else if (f.field == 5) {
+      return gpux__error(GPUX_E_UNSUPPORTED, "map types are not supported");
+    }
+  }
+  return rc < 0 ? rc : 0;
+}
+
+/* ValueInfoProto → name + type */
+static int parse_value_info(gpux_model *m, const gpux_pb_field *vf, const char **name, gpux_value_info *info) {
+  gpux_pb r = gpux__pb_sub(vf);
+  gpux_pb_field f;
+  int rc;
+  *name = "";
+  memset(info, 0, sizeof *info);
+  info->ndim = -1;
+  while ((rc = gpux__pb_next(&r, &f)) > 0) {
+    if (f.field == 1 && f.wire == PB_LEN && !(*name = arena_str(m, &f))) return GPUX_E_NOMEM;
+    if (f.field == 2 && f.wire == PB_LEN && (rc = parse_type(m, f.data, f.len, info))) return rc;
+  }
+  if (rc < 0) return rc;
+  info->name = *name;
+  return 0;
+}
+
+/* Appends to an arena array by reallocation in the arena (attribute lists are short). */
+static void *arena_grow(gpux_model *m, void *old, int n, size_t esize) {
+  void *p = gpux__arena_alloc(&m->arena, (size_t)(n + 1) * esize);
+  if (p && old && n) memcpy(p, old, (size_t)n * esize);
+  return p;
+}
+
+static int store_tensor(loader *L, const gpux_pb_field *f, gpux_tensor *t, int sparse) {
+  int rc = sparse ? gpux__sparse_from_pb(f->data, f->len, L->m, t)
+                  : gpux__tensor_from_pb(f->data, f->len, L->m, 1, t, NULL, NULL);
+  return rc;
+}
+
+static int parse_attribute(loader *L, gpux_graph *g, const gpux_pb_field *af, gpux_attr *a) {
+  gpux_model *m = L->m;
+  gpux_pb r = gpux__pb_sub(af);
+  gpux_pb_field f;
+  int rc, inferred = 0;
+  memset(a, 0, sizeof *a);
+  a->name = "";
+  while ((rc = gpux__pb_next(&r, &f)) > 0) {
+    switch (f.field) {
+    case AP_NAME: if (!(a->name = arena_str(m, &f))) return GPUX_E_NOMEM; break;
+    case AP_TYPE: a->type = (int)f.u; break;
+    case AP_F: { uint32_t b = (uint32_t)f.u; memcpy(&a->f, &b, 4); inferred = GPUX_ATTR_FLOAT; break; }
+    case AP_I: a->i = (int64_t)f.u; inferred = GPUX_ATTR_INT; break;
+    case AP_S:
+      if (!(a->s = arena_str(m, &f))) return GPUX_E_NOMEM;
+      a->s_len = f.len;
+      inferred = GPUX_ATTR_STRING;
+      break;
+    case AP_T: case AP_SPARSE_TENSOR:
+      if (!(a->t = gpux__arena_alloc(&m->arena, sizeof *a->t))) return GPUX_E_NOMEM;
+      if ((rc = store_tensor(L, &f, a->t, f.field == AP_SPARSE_TENSOR))) { a->t = NULL; return rc; }
+      inferred = f.field == AP_T ? GPUX_ATTR_TENSOR : GPUX_ATTR_SPARSE_TENSOR;
+      break;
+    case AP_G:
+      if ((rc = parse_graph(L, f.data, f.len, g, &a->g))) return rc;
+      inferred = GPUX_ATTR_GRAPH;
+      break;
+    case AP_FLOATS: case AP_INTS: {
+      int is_f = f.field == AP_FLOATS;
+      gpux_pb s = f.wire == PB_LEN ? gpux__pb_sub(&f) : gpux__pb_init(NULL, 0);
+      int single = f.wire != PB_LEN;
+      inferred = is_f ? GPUX_ATTR_FLOATS : GPUX_ATTR_INTS;
+      while (single || s.p < s.end) {
+        uint64_t v = f.u;
+        if (!single) {
+          if (is_f) {
+            if (s.end - s.p < 4) return gpux__error(GPUX_E_PARSE, "truncated floats attribute");
+            uint32_t b; memcpy(&b, s.p, 4); s.p += 4; v = b;
+          } else if (gpux__pb_varint(&s, &v)) return GPUX_E_PARSE;
+        }
+        if (is_f) {
+          float *nf = arena_grow(m, a->floats, a->n, sizeof(float));
+          if (!nf) return GPUX_E_NOMEM;
+          uint32_t b = (uint32_t)v;
+          memcpy(&nf[a->n], &b, 4);
+          a->floats = nf;
+        } else {
+          int64_t *ni = arena_grow(m, a->ints, a->n, sizeof(int64_t));
+          if (!ni) return GPUX_E_NOMEM;
+          ni[a->n] = (int64_t)v;
+          a->ints = ni;
+        }
+        a->n++;
+        if (single) break;
+      }
+      break;
+    }
+    case AP_STRINGS: {
+      const char **ns = arena_grow(m, (void *)a->strings, a->n, sizeof(char *));
+      if (!ns || !(ns[a->n] = arena_str(m, &f))) return GPUX_E_NOMEM;
+      a->strings = ns;
+      a->n++;
+      inferred = GPUX_ATTR_STRINGS;
+      break;
+    }
+    case AP_TENSORS: case AP_SPARSE_TENSORS: {
+      gpux_tensor *nt = arena_grow(m, a->tensors, a->n, sizeof(gpux_tensor));
+      if (!nt) return GPUX_E_NOMEM;
+      a->tensors = nt;
+      if ((rc = store_tensor(L, &f, &nt[a->n], f.field == AP_SPARSE_TENSORS))) return rc;
+      a->n++;
+      inferred = f.field == AP_TENSORS ? GPUX_ATTR_TENSORS : GPUX_ATTR_SPARSE_TENSORS;
+      break;
+    }
+    case AP_GRAPHS: {
+      gpux_graph **ng = arena_grow(m, a->graphs, a->n, sizeof(gpux_graph *));
+      if (!ng) return GPUX_E_NOMEM;
+      a->graphs = ng;
+      if ((rc = parse_graph(L, f.data, f.len, g, &ng[a->n]))) return rc;
+      a->n++;
+      inferred = GPUX_ATTR_GRAPHS;
+      break;
+    }
+    case AP_TP: {
+      gpux_value_info info = {.ndim = -1};
+      if ((rc = parse_type(m, f.data, f.len, &info))) return rc;
+      a->tp_kind = info.kind;
+      a->tp_dtype = info.dtype;
+      inferred = GPUX_ATTR_TYPE_PROTO;
+      break;
+    }
+    }
+  }
+  if (rc < 0) return rc;
+  if (!a->type) a->type = inferred; /* very old files omit the type */
+  if (a->type == GPUX_ATTR_SPARSE_TENSOR) a->type = GPUX_ATTR_TENSOR;
+  return 0;
+}
+
+static int defined_in_chain(const gpux_graph *g, const char *name) {
+  for (; g; g = g->parent) {
+    int id = gpux__graph_find(g, name);
+    if (id >= 0 && g->values[id].producer != -2) return 1;
+  }
+  return 0;
+}
+
+/* A value of g for `name`, capturing it from an enclosing graph when defined there; -1 if none. */
+static int capture(gpux_graph *g, const char *name) {
+  int id = gpux__graph_find(g, name);
+  if (id >= 0) return id;
+  if (!g->parent || !defined_in_chain(g->parent, name)) return -1;
+  int outer = capture(g->parent, name);
+  if (outer < 0) return outer;
+  int v = gpux__graph_add_value(g, name);
+  if (v >= 0) g->values[v].outer = outer;
+  return v;
+}
+
+/* The value a node input names: in this graph, else captured from an enclosing graph, else a
+ * value still to be produced (an error if no node produces it). */
+static int resolve_input(gpux_graph *g, const char *name) {
+  int id = capture(g, name);
+  if (id != -1) return id;
+  int v = gpux__graph_add_value(g, name);
+  if (v >= 0) g->values[v].producer = -2;
+  return v;
+}
+
+static int parse_node(loader *L, gpux_graph *g, const gpux_pb_field *nf, gpux_node *n) {
+  gpux_model *m = L->m;
+  gpux_pb r = gpux__pb_sub(nf);
+  gpux_pb_field f;
+  int rc;
+  memset(n, 0, sizeof *n);
+  n->name = n->op_type = n->domain = "";
+  /* first the scalar fields and counts */
+  while ((rc = gpux__pb_next(&r, &f)) > 0) {
+    if (f.wire != PB_LEN) continue;
+    if (f.field == NP_INPUT) n->n_in++;
+    else if (f.field == NP_OUTPUT) n->n_out++;
+    else if (f.field == NP_ATTRIBUTE) n->n_attrs++;
+    else if (f.field == NP_NAME) n->name = arena_str(m, &f);
+    else if (f.field == NP_OP_TYPE) n->op_type = arena_str(m, &f);
+    else if (f.field == NP_DOMAIN) n->domain = arena_str(m, &f);
+  }
+  if (rc < 0) return rc;
+  if (!n->name || !n->op_type || !n->domain) return GPUX_E_NOMEM;
+  if (!n->op_type[0]) return gpux__error(GPUX_E_MODEL, "a node has no op_type");
+  n->in = gpux__arena_alloc(&m->arena, sizeof(int) * (size_t)(n->n_in + 1));
+  n->out = gpux__arena_alloc(&m->arena, sizeof(int) * (size_t)(n->n_out + 1));
+  n->attrs = gpux__arena_alloc(&m->arena, sizeof(gpux_attr) * (size_t)(n->n_attrs + 1));
+  if (!n->in || !n->out || !n->attrs) return GPUX_E_NOMEM;
+  /* attributes first: subgraphs see the values defined before this node */
+  int ni = 0, no = 0, na = 0;
+  r = gpux__pb_sub(nf);
+  while ((rc = gpux__pb_next(&r, &f)) > 0) {
+    if (f.wire != PB_LEN) continue;
+    if (f.field == NP_ATTRIBUTE && (rc = parse_attribute(L, g, &f, &n->attrs[na++]))) return rc;
+    if (f.field == NP_INPUT) {
+      char *name = arena_str(m, &f);
+      if (!name) return GPUX_E_NOMEM;
+      n->in[ni] = name[0] ? resolve_input(g, name) : -1;
+      if (n->in[ni++] < -1) return GPUX_E_NOMEM;
+    }
+  }
+  if (rc < 0) return rc;
+  r = gpux__pb_sub(nf);
+  while ((rc = gpux__pb_next(&r, &f)) > 0) {
+    if (f.field != NP_OUTPUT || f.wire != PB_LEN) continue;
+    char *name = arena_str(m, &f);
+    if (!name) return GPUX_E_NOMEM;
+    if (!name[0]) { n->out[no++] = -1; continue; }
+    int id = gpux__graph_find(g, name);
+    if (id >= 0 && g->values[id].producer != -2)
+      return gpux__error(GPUX_E_MODEL, "node '%s' (%s): output '%s' is already defined", n->name, n->op_type, name);
+    if (id < 0 && (id = gpux__graph_add_value(g, name)) < 0) return id;
+    g->values[id].producer = -3; /* produced by a node: finalize sets the index */
+    n->out[no++] = id;
+  }
+  if (rc < 0) return rc;
+  /* the node's opset is its domain's version in the model */
+  const char *dom = n->domain[0] ? n->domain : "";
+  n->opset = (int)gpux_model_opset(m, dom);
+  n->op = gpux__op_find(n->domain, n->op_type, n->opset);
+  return 0;
+}
+
+static int parse_graph(loader *L, const uint8_t *data, size_t len, gpux_graph *parent, gpux_graph **out) {
+  gpux_model *m = L->m;
+  if (++L->depth > 64) return gpux__error(GPUX_E_MODEL, "graphs nested more than 64 deep");
+  gpux_graph *g = gpux__arena_alloc(&m->arena, sizeof *g);
+  gpux_graph **all = g ? gpux__realloc(m->graphs, (size_t)(m->n_graphs + 1) * sizeof *all) : NULL;
+  if (!all) return GPUX_E_NOMEM;
+  m->graphs = all;
+  m->graphs[m->n_graphs++] = g;
+  g->model = m;
+  g->parent = parent;
+  g->name = "";
+  int rc, n_nodes = 0, n_in = 0, n_out = 0;
+  gpux_pb r = gpux__pb_init(data, len);
+  gpux_pb_field f;
+  /* pass 1: name, initializers, declared inputs/outputs/value_info, counts */
+  while ((rc = gpux__pb_next(&r, &f)) > 0) {
+    if (f.wire != PB_LEN) continue;
+    switch (f.field) {
+    case GP_NODE: n_nodes++; break;
+    case GP_NAME: if (!(g->name = arena_str(m, &f))) return GPUX_E_NOMEM; break;
+    case GP_INPUT: n_in++; break;
+    case GP_OUTPUT: n_out++; break;
+    case GP_INITIALIZER: case GP_SPARSE_INITIALIZER: {
+      gpux_tensor t;
+      const char *name = NULL;
+      size_t name_len = 0;
+      if (f.field == GP_INITIALIZER) {
+        rc = gpux__tensor_from_pb(f.data, f.len, m, 1, &t, &name, &name_len);
+      } else { /* SparseTensorProto: values (field 1) carry the name */
+        rc = gpux__sparse_from_pb(f.data, f.len, m, &t);
+        gpux_pb s = gpux__pb_sub(&f);
+        gpux_pb_field sf;
+        while (!rc && gpux__pb_next(&s, &sf) > 0)
+          if (sf.field == 1 && sf.wire == PB_LEN) {
+            gpux_tensor tmp;
+            if (!gpux__tensor_from_pb(sf.data, sf.len, m, 1, &tmp, &name, &name_len)) gpux_tensor_free(&tmp);
+          }
+      }
+      if (rc) return gpux__error_prefix(rc, "initializer '%.*s': ", (int)name_len, name ? name : "");
+      char *nm = gpux__arena_strndup(&m->arena, name ? name : "", name_len);
+      int id = nm ? gpux__graph_add_value(g, nm) : GPUX_E_NOMEM;
+      if (id < 0) { gpux_tensor_free(&t); return id; }
+      gpux_tensor_free(&g->values[id].init);
+      g->values[id].init = t;
+      g->values[id].is_const = 1;
+      break;
+    }
+    }
+  }
+  if (rc < 0) return rc;
+  g->inputs = gpux__arena_alloc(&m->arena, sizeof(int) * (size_t)(n_in + 1));
+  g->outputs = gpux__arena_alloc(&m->arena, sizeof(int) * (size_t)(n_out + 1));
+  g->nodes = gpux__calloc((size_t)n_nodes + 1, sizeof *g->nodes);
+  if (!g->inputs || !g->outputs || !g->nodes) return GPUX_E_NOMEM;
+  /* pass 2: inputs and value types */
+  r = gpux__pb_init(data, len);
+  while ((rc = gpux__pb_next(&r, &f)) > 0) {
+    if (f.wire != PB_LEN || (f.field != GP_INPUT && f.field != GP_OUTPUT && f.field != GP_VALUE_INFO)) continue;
+    const char *name;
+    gpux_value_info info;
+    if ((rc = parse_value_info(m, &f, &name, &info))) return rc;
+    if (f.field == GP_OUTPUT) continue; /* outputs after the nodes */
+    int id = gpux__graph_add_value(g, name);
+    if (id < 0) return id;
+    gpux_value *v = &g->values[id];
+    if (!v->has_info || f.field == GP_INPUT) { v->info = info; v->has_info = 1; }
+    if (f.field == GP_INPUT && !v->is_const) {
+      v->is_graph_input = 1;
+      g->inputs[g->n_inputs++] = id;
+    }
+  }
+  if (rc < 0) return rc;
+  /* pass 3: nodes */
+  r = gpux__pb_init(data, len);
+  while ((rc = gpux__pb_next(&r, &f)) > 0) {
+    if (f.field != GP_NODE || f.wire != PB_LEN) continue;
+    gpux_node *n = &g->nodes[g->n_nodes];
+    if ((rc = parse_node(L, g, &f, n))) {
+      if (n->op_type && n->op_type[0])
+        return gpux__error_prefix(rc, "node %d '%s' (%s): ", g->n_nodes, n->name ? n->name : "", n->op_type);
+      return gpux__error_prefix(rc, "node %d: ", g->n_nodes);
+    }
+    g->n_nodes++;
+  }
+  if (rc < 0) return rc;
+  /* pass 4: outputs */
+  r = gpux__pb_init(data, len);
+  while ((rc = gpux__pb_next(&r, &f)) > 0) {
+    if (f.field != GP_OUTPUT || f.wire != PB_LEN) continue;
+    const char *name;
+    gpux_value_info info;
+    if ((rc = parse_value_info(m, &f, &name, &info))) return rc;
+    int id = resolve_input(g, name);
+    if (id < 0) return id;
+    if (!g->values[id].has_info || info.dtype) { g->values[id].info = info; g->values[id].has_info = 1; }
+    g->outputs[g->n_outputs++] = id;
+  }
+  if (rc < 0) return rc;
+  for (int v = 0; v < g->n_values; v++)
+    if (g->values[v].producer == -2 && !g->values[v].is_graph_input && !g->values[v].is_const && g->values[v].outer < 0)
+      return gpux__error(GPUX_E_MODEL, "graph '%s': value '%s' is used but never defined", g->name, g->values[v].name);
+  if ((rc = gpux__graph_finalize(g))) return rc;
+  L->depth--;
+  *out = g;
+  return 0;
+}
+
+int64_t gpux_model_opset(const gpux_model *m, const char *domain) {
+  if (!domain || !strcmp(domain, "ai.onnx")) domain = "";
+  for (int i = 0; i < m->n_opsets; i++) {
+    const char *d = m->opsets[i].domain;
+    if (!strcmp(d, "ai.onnx")) d = "";
+    if (!strcmp(d, domain)) return m->opsets[i].version;
+  }
+  return domain[0] ? 1 : 0;
+}
+
+static int parse_model(gpux_model *m, const uint8_t *data, size_t len) {
+  gpux_pb r = gpux__pb_init(data, len);
+  gpux_pb_field f;
+  int rc, n_ops = 0;
+  const uint8_t *graph = NULL;
+  size_t graph_len = 0;
+  while ((rc = gpux__pb_next(&r, &f)) > 0) {
+    if (f.field == MP_IR_VERSION && f.wire == PB_VARINT) m->ir_version = (int64_t)f.u;
+    else if (f.field == MP_GRAPH && f.wire == PB_LEN) { graph = f.data; graph_len = f.len; }
+    else if (f.field == MP_OPSET_IMPORT && f.wire == PB_LEN) n_ops++;
+  }
+  if (rc < 0) return rc;
+  if (!graph) return gpux__error(GPUX_E_PARSE, "no graph (not an ONNX model, or truncated)");
+  if (m->ir_version < 1 || m->ir_version > 64)
+    return gpux__error(GPUX_E_PARSE, "IR version %lld is not that of an ONNX model", (long long)m->ir_version);
+  m->opsets = gpux__arena_alloc(&m->arena, sizeof *m->opsets * (size_t)(n_ops + 1));
+  if (!m->opsets) return GPUX_E_NOMEM;
+  r = gpux__pb_init(data, len);
+  while ((rc = gpux__pb_next(&r, &f)) > 0) {
+    if (f.field != MP_OPSET_IMPORT || f.wire != PB_LEN) continue;
+    gpux_opset_entry *e = &m->opsets[m->n_opsets++];
+    e->domain = "";
+    gpux_pb s = gpux__pb_sub(&f);
+    gpux_pb_field of;
+    while ((rc = gpux__pb_next(&s, &of)) > 0) {
+      if (of.field == 1 && of.wire == PB_LEN && !(e->domain = arena_str(m, &of))) return GPUX_E_NOMEM;
+      if (of.field == 2 && of.wire == PB_VARINT) e->version = (int64_t)of.u;
+    }
+    if (rc < 0) return rc;
+  }
+  if (rc < 0) return rc;
+  loader L = {m, 0};
+  return parse_graph(&L, graph, graph_len, NULL, &m->graph);
+}
+
+static int model_new(const char *path, gpux_model **out) {
+  gpux_model *m = gpux__calloc(1, sizeof *m);
+  if (!m) return GPUX_E_NOMEM;
+  m->path = gpux__strdup(path);
+  const char *slash = strrchr(path, '/');
+  m->dir = slash ? gpux__strndup(path, (size_t)(slash - path)) : gpux__strdup(".");
+  if (!m->path || !m->dir) { gpux_model_free(m); return GPUX_E_NOMEM; }
+  *out = m;
+  return 0;
+}
+
+int gpux_model_load_buffer(const void *data, size_t size, const char *name, gpux_model **out) {
+  gpux_model *m;
+  *out = NULL;
+  int rc = model_new(name ? name : "<buffer>", &m);
+  if (rc) return rc;
+  /* keep a private copy: initializers may point into it */
+  m->map = gpux__malloc(size);
+  if (!m->map) { gpux_model_free(m); return GPUX_E_NOMEM; }
+  memcpy(m->map, data, size);
+  m->map_size = 0; /* malloc'ed, not mapped */
+  if ((rc = parse_model(m, m->map, size))) {
+    gpux__error_prefix(rc, "%s: ", m->path);
+    gpux_model_free(m);
+    return rc;
+  }
+  *out = m;
+  return 0;
+}
+
+int gpux_model_load(const char *path, gpux_model **out) {
+  *out = NULL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return gpux__error(errno == ENOENT ? GPUX_E_NOTFOUND : GPUX_E_IO, "%s: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return gpux__error(GPUX_E_IO, "%s: not a regular file", path);
+  }
+  if (st.st_size == 0) { close(fd); return gpux__error(GPUX_E_PARSE, "%s: empty file", path); }
+  void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) return gpux__error(GPUX_E_IO, "%s: mmap: %s", path, strerror(errno));
+  gpux_model *m;
+  int rc = model_new(path, &m);
+  if (rc) { munmap(p, (size_t)st.st_size); return rc; }
+  m->map = p;
+  m->map_size = (size_t)st.st_size;
+  if ((rc = parse_model(m, p, (size_t)st.st_size))) {
+    gpux__error_prefix(rc, "%s: ", path);
+    gpux_model_free(m);
+    return rc;
+  }
+  *out = m;
+  return 0;
+}
+
+void gpux_model_free(gpux_model *m) {
+  if (!m) return;
+  for (int i = 0; i < m->n_graphs; i++) {
+    gpux_graph *g = m->graphs[i];
+    for (int v = 0; v < g->n_values; v++) gpux_tensor_free(&g->values[v].init);
+    for (int n = 0; n < g->n_nodes; n++)
+      for (int a = 0; a < g->nodes[n].n_attrs; a++) {
+        gpux_attr *at = &g->nodes[n].attrs[a];
+        if (at->t) gpux_tensor_free(at->t);
+        if (at->tensors) for (int j = 0; j < at->n; j++) gpux_tensor_free(&at->tensors[j]);
+      }
+    free(g->values);
+    free(g->nodes);
+    free(g->hash);
+  }
+  free(m->graphs);
+  for (int i = 0; i < m->n_ext_maps; i++)
+    if (m->ext_maps[i]) munmap(m->ext_maps[i], m->ext_sizes[i]);
+  free(m->ext_maps);
+  free(m->ext_sizes);
+  if (m->map) {
+    if (m->map_size) munmap(m->map, m->map_size);
+    else free(m->map);
+  }
+  gpux__arena_free(&m->arena);
+  free(m->path);
+  free(m->dir);
+  free(m);
+}
+
+/* ---- model queries ---- */
+
+int gpux_model_input_count(const gpux_model *m) { return m->graph->n_inputs; }
+int gpux_model_output_count(const gpux_model *m) { return m->graph->n_outputs; }
+
+static int value_info(const gpux_graph *g, int id, gpux_value_info *info) {
+  const gpux_value *v = &g->values[id];
+  *info = v->info;
+  info->name = v->name;
+  if (!v->has_info) { info->ndim = -1; info->dtype = 0; info->kind = 0; }
+  return 0;
+}
+
+int gpux_model_input_info(const gpux_model *m, int i, gpux_value_info *info) {
+  if (i < 0 || i >= m->graph->n_inputs) return gpux__error(GPUX_E_INVALID, "input index %d out of range", i);
+  return value_info(m->graph, m->graph->inputs[i], info);
+}
+
+int gpux_model_output_info(const gpux_model *m, int i, gpux_value_info *info) {
+  if (i < 0 || i >= m->graph->n_outputs) return gpux__error(GPUX_E_INVALID, "output index %d out of range", i);
+  return value_info(m->graph, m->graph->outputs[i], info);
+}
+
+int gpux_model_node_count(const gpux_model *m) { return m->graph->n_nodes; }
+
+const char *gpux_model_node_op(const gpux_model *m, int i) {
+  if (i < 0 || i >= m->graph->n_nodes) return NULL;
+  return m->graph->nodes[i].op_type;
+}
+
+int64_t gpux_model_ir_version(const gpux_model *m) { return m->ir_version; }
+
+int gpux_model_check_ops(const gpux_model *m) {
+  for (int gi = 0; gi < m->n_graphs; gi++) {
+    const gpux_graph *g = m->graphs[gi];
+    for (int i = 0; i < g->n_nodes; i++) {
+      const gpux_node *n = &g->nodes[i];
+      if (n->op) continue;
+      if (n->domain[0])
+        return gpux__error(GPUX_E_UNSUPPORTED_OP, "%s: node '%s': operator %s::%s (opset %d) is not supported",
+                           m->path, n->name, n->domain, n->op_type, n->opset);
+      return gpux__error(GPUX_E_UNSUPPORTED_OP, "%s: node '%s': operator %s (opset %d) is not supported",
+                         m->path, n->name, n->op_type, n->opset);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,367 @@
+/* tensorproto.c — decoding ONNX TensorProto (raw_data, typed fields, external data files,
+ * sub-byte packing), SparseTensorProto, SequenceProto and OptionalProto into gpux_tensor. */
+#include "onnx/onnx.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* TensorProto field numbers */
+enum {
+  TP_DIMS = 1, TP_DATA_TYPE = 2, TP_FLOAT_DATA = 4, TP_INT32_DATA = 5, TP_STRING_DATA = 6,
+  TP_INT64_DATA = 7, TP_NAME = 8, TP_RAW_DATA = 9, TP_DOUBLE_DATA = 10, TP_UINT64_DATA = 11,
+  TP_EXTERNAL_DATA = 13, TP_DATA_LOCATION = 14
+};
+
+/* elements packed into one byte in raw_data / int32_data: 2 for 4-bit types, 4 for 2-bit */
+static int per_byte(int dtype) {
+  switch (dtype) {
+  case GPUX_DT_INT4: case GPUX_DT_UINT4: case GPUX_DT_FLOAT4E2M1: return 2;
+  case GPUX_DT_INT2: case GPUX_DT_UINT2: return 4;
+  }
+  return 1;
+}
+
+static void unpack_subbyte(int dtype, const uint8_t *packed, uint8_t *out, int64_t count) {
+  int k = per_byte(dtype), bits = 8 / k;
+  for (int64_t i = 0; i < count; i++) {
+    unsigned v = (packed[i / k] >> ((i % k) * bits)) & ((1u << bits) - 1);
+    if (dtype == GPUX_DT_INT4 || dtype == GPUX_DT_INT2) /* sign-extend */
+      out[i] = (uint8_t)(int8_t)((int8_t)(v << (8 - bits)) >> (8 - bits));
+    else
+      out[i] = (uint8_t)v;
+  }
+}
+
+typedef struct {
+  const uint8_t *data;
+  size_t len;
+} span;
+
+/* Maps an external data file of the model (cached per model), returns its bytes. */
+static int map_external(gpux_model *m, const char *location, span *file) {
+  if (!m || !m->dir) return gpux__error(GPUX_E_MODEL, "external data '%s' needs the model's folder", location);
+  if (location[0] == '/' || strstr(location, ".."))
+    return gpux__error(GPUX_E_MODEL, "external data location '%s' must be a relative path inside the model's folder", location);
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", m->dir, location);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return gpux__error(GPUX_E_NOTFOUND, "external data file %s: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) < 0) { close(fd); return gpux__error(GPUX_E_IO, "%s: %s", path, strerror(errno)); }
+  void *p = st.st_size ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+  close(fd);
+  if (st.st_size && p == MAP_FAILED) return gpux__error(GPUX_E_IO, "%s: mmap: %s", path, strerror(errno));
+  void **maps = gpux__realloc(m->ext_maps, (size_t)(m->n_ext_maps + 1) * sizeof *maps);
+  size_t *sizes = maps ? gpux__realloc(m->ext_sizes, (size_t)(m->n_ext_maps + 1) * sizeof *sizes) : NULL;
+  if (maps) m->ext_maps = maps;
+  if (!maps || !sizes) { if (p) munmap(p, (size_t)st.st_size); return GPUX_E_NOMEM; }
+  m->ext_sizes = sizes;
+  m->ext_maps[m->n_ext_maps] = p;
+  m->ext_sizes[m->n_ext_maps++] = (size_t)st.st_size;
+  file->data = p;
+  file->len = (size_t)st.st_size;
+  return 0;
+}
+
+static int read_external(gpux_model *m, span entries[], int n_entries, span *out) {
+  char location[1024] = "";
+  int64_t offset = 0, length = -1;
+  for (int i = 0; i < n_entries; i++) {
+    gpux_pb r = gpux__pb_init(entries[i].data, entries[i].len);
+    gpux_pb_field f;
+    span key = {0}, val = {0};
+    int rc;
+    while ((rc = gpux__pb_next(&r, &f)) > 0) {
+      if (f.field == 1 && f.wire == PB_LEN) key = (span){f.data, f.len};
+      if (f.field == 2 && f.wire == PB_LEN) val = (span){f.data, f.len};
+    }
+    if (rc < 0) return rc;
+    char v[1024];
+    snprintf(v, sizeof v, "%.*s", (int)val.len, (const char *)val.data);
+    if (key.len == 8 && !memcmp(key.data, "location", 8)) snprintf(location, sizeof location, "%s", v);
+    else if (key.len == 6 && !memcmp(key.data, "offset", 6)) offset = strtoll(v, NULL, 10);
+    else if (key.len == 6 && !memcmp(key.data, "length", 6)) length = strtoll(v, NULL, 10);
+  }
+  if (!location[0]) return gpux__error(GPUX_E_MODEL, "external data without a location");
+  span file = {0};
+  int rc = map_external(m, location, &file);
+  if (rc) return rc;
+  if (offset < 0 || (size_t)offset > file.len) return gpux__error(GPUX_E_MODEL, "external data '%s': offset %lld beyond its %zu bytes", location, (long long)offset, file.len);
+  if (length < 0) length = (int64_t)(file.len - (size_t)offset);
+  if ((size_t)length > file.len - (size_t)offset)
+    return gpux__error(GPUX_E_MODEL, "external data '%s': offset %lld + length %lld beyond its %zu bytes",
+                       location, (long long)offset, (long long)length, file.len);
+  out->data = file.data + offset;
+  out->len = (size_t)length;
+  return 0;
+}
+
+int gpux__tensor_from_pb(const uint8_t *data, size_t len, gpux_model *model, int borrow,
+                         gpux_tensor *out, const char **name, size_t *name_len) {
+  memset(out, 0, sizeof *out);
+  gpux_pb r = gpux__pb_init(data, len);
+  gpux_pb_field f;
+  int rc, dtype = 0, ndim = 0, external = 0, n_ext = 0;
+  int64_t dims[GPUX_MAX_DIMS];
+  span raw = {0}, ext[8];
+  /* typed fields: remember where they are; there may be several occurrences (unpacked) */
+  const uint8_t *typed_start = NULL;
+  int typed_field = 0;
+  int64_t n_strings = 0;
+  if (name) { *name = ""; *name_len = 0; }
+  while ((rc = gpux__pb_next(&r, &f)) > 0) {
+    switch (f.field) {
+    case TP_DIMS:
+      if (f.wire == PB_LEN) {
+        gpux_pb s = gpux__pb_sub(&f);
+        uint64_t v;
+        while (s.p < s.end) {
+          if (gpux__pb_varint(&s, &v)) return GPUX_E_PARSE;
+          if (ndim >= GPUX_MAX_DIMS) return gpux__error(GPUX_E_UNSUPPORTED, "tensor rank above %d", GPUX_MAX_DIMS);
+          dims[ndim++] = (int64_t)v;
+        }
+      } else {
+        if (ndim >= GPUX_MAX_DIMS) return gpux__error(GPUX_E_UNSUPPORTED, "tensor rank above %d", GPUX_MAX_DIMS);
+        dims[ndim++] = (int64_t)f.u;
+      }
+      break;
+    case TP_DATA_TYPE: dtype = (int)f.u; break;
+    case TP_NAME: if (name) { *name = (const char *)f.data; *name_len = f.len; } break;
+    case TP_RAW_DATA: raw = (span){f.data, f.len}; break;
+    case TP_DATA_LOCATION: external = f.u == 1; break;
+    case TP_EXTERNAL_DATA:
+      if (n_ext < 8) ext[n_ext++] = (span){f.data, f.len};
+      break;
+    case TP_STRING_DATA: n_strings++; /* fallthrough */
+    case TP_FLOAT_DATA: case TP_INT32_DATA: case TP_INT64_DATA: case TP_DOUBLE_DATA: case TP_UINT64_DATA:
+      if (!typed_start) typed_start = f.data ? f.data : r.p;
+      typed_field = (int)f.field;
+      break;
+    }
+  }
+  if (rc < 0) return rc;
+  for (int i = 0; i < ndim; i++)
+    if (dims[i] < 0) return gpux__error(GPUX_E_MODEL, "negative dimension %lld", (long long)dims[i]);
+  size_t esize = gpux_dtype_size(dtype);
+  if (!esize || dtype == GPUX_DT_UNDEFINED)
+    return gpux__error(GPUX_E_UNSUPPORTED_DTYPE, "tensor data type %d is not supported", dtype);
+  if ((rc = gpux_tensor_init(out, dtype, ndim, dims))) return rc;
+  int64_t count = gpux_tensor_count(out);
+  if (external) {
+    if ((rc = read_external(model, ext, n_ext, &raw))) goto fail;
+  }
+  if (raw.data || external) {
+    size_t want = per_byte(dtype) > 1 ? (size_t)((count + per_byte(dtype) - 1) / per_byte(dtype)) : (size_t)count * esize;
+    if (dtype == GPUX_DT_STRING) { rc = gpux__error(GPUX_E_MODEL, "string tensor in raw_data"); goto fail; }
+    if (raw.len != want) {
+      rc = gpux__error(GPUX_E_MODEL, "tensor of %s has %zu bytes of data, expected %zu", gpux_dtype_name(dtype), raw.len, want);
+      goto fail;
+    }
+    if (per_byte(dtype) > 1) {
+      unpack_subbyte(dtype, raw.data, out->data, count);
+    } else if (borrow && ((uintptr_t)raw.data % esize) == 0 && want > 0) {
+      free(out->data); /* point into the mapped file instead of copying */
+      out->data = (void *)raw.data;
+      out->owns_data = 0;
+    } else if (want) {
+      memcpy(out->data, raw.data, want);
+    }
+    return 0;
+  }
+  if (!typed_start) {
+    if (count != 0 && dtype != GPUX_DT_STRING) {
+      rc = gpux__error(GPUX_E_MODEL, "tensor of %lld elements has no data", (long long)count);
+      goto fail;
+    }
+  }
+  /* second pass over the typed fields */
+  r = gpux__pb_init(data, len);
+  int64_t i = 0;                      /* element index (string, value) */
+  int sub = per_byte(dtype);
+  int64_t limit = dtype == GPUX_DT_COMPLEX64 || dtype == GPUX_DT_COMPLEX128 ? count * 2 : count;
+  while ((rc = gpux__pb_next(&r, &f)) > 0) {
+    if (f.field != (uint32_t)typed_field) continue;
+    if (typed_field == TP_STRING_DATA) {
+      if (i >= count) { rc = gpux__error(GPUX_E_MODEL, "more strings than elements"); goto fail; }
+      char *s = gpux__strndup((const char *)f.data, f.len);
+      if (!s) { rc = GPUX_E_NOMEM; goto fail; }
+      ((char **)out->data)[i++] = s;
+      continue;
+    }
+    /* each occurrence is either one scalar or a packed run of them */
+    gpux_pb s = f.wire == PB_LEN ? gpux__pb_sub(&f) : gpux__pb_init(NULL, 0);
+    int single = f.wire != PB_LEN;
+    for (;;) {
+      uint64_t v;
+      if (single) { v = f.u; }
+      else if (s.p >= s.end) break;
+      else if (typed_field == TP_FLOAT_DATA) {
+        if (s.end - s.p < 4) { rc = gpux__error(GPUX_E_PARSE, "truncated float_data"); goto fail; }
+        uint32_t b; memcpy(&b, s.p, 4); s.p += 4; v = b;
+      } else if (typed_field == TP_DOUBLE_DATA) {
+        if (s.end - s.p < 8) { rc = gpux__error(GPUX_E_PARSE, "truncated double_data"); goto fail; }
+        memcpy(&v, s.p, 8); s.p += 8;
+      } else if (gpux__pb_varint(&s, &v)) { rc = GPUX_E_PARSE; goto fail; }
+      if (sub > 1) { /* one int32_data entry holds one packed byte */
+        for (int j = 0; j < sub && i < count; j++, i++) {
+          uint8_t b = (uint8_t)v, one;
+          uint8_t tmp[4];
+          unpack_subbyte(dtype, &b, tmp, sub);
+          one = tmp[j];
+          ((uint8_t *)out->data)[i] = one;
+        }
+      } else {
+        if (i >= limit) { rc = gpux__error(GPUX_E_MODEL, "more values than the tensor's %lld elements", (long long)count); goto fail; }
+        switch (typed_field) {
+        case TP_FLOAT_DATA: { float x; uint32_t b = (uint32_t)v; memcpy(&x, &b, 4); ((float *)out->data)[i] = x; break; }
+        case TP_DOUBLE_DATA: { double x; memcpy(&x, &v, 8); ((double *)out->data)[i] = x; break; }
+        case TP_INT64_DATA: ((int64_t *)out->data)[i] = (int64_t)v; break;
+        case TP_UINT64_DATA:
+          if (dtype == GPUX_DT_UINT32) ((uint32_t *)out->data)[i] = (uint32_t)v;
+          else ((uint64_t *)out->data)[i] = v;
+          break;
+        case TP_INT32_DATA:
+          switch (esize) { /* int32, (u)int16, float16 bits, (u)int8, bool, float8 bits */
+          case 4: ((int32_t *)out->data)[i] = (int32_t)v; break;
+          case 2: ((uint16_t *)out->data)[i] = (uint16_t)v; break;
+          case 1: ((uint8_t *)out->data)[i] = (uint8_t)v; break;
+          default: rc = gpux__error(GPUX_E_MODEL, "int32_data for %s", gpux_dtype_name(dtype)); goto fail;
+          }
+          break;
+        }
+        i++;
+      }
+      if (single) break;
+    }
+  }
+  if (rc < 0) goto fail;
+  if (i != limit && !(dtype == GPUX_DT_STRING && count == 0)) {
+    rc = gpux__error(GPUX_E_MODEL, "tensor has %lld values, expected %lld", (long long)i, (long long)limit);
+    goto fail;
+  }
+  (void)n_strings;
+  return 0;
+fail:
+  gpux_tensor_free(out);
+  return rc;
+}
+
+int gpux__sparse_from_pb(const uint8_t *data, size_t len, gpux_model *model, gpux_tensor *out) {
+  gpux_pb r = gpux__pb_init(data, len);
+  gpux_pb_field f;
+  int rc, ndim = 0;
+  int64_t dims[GPUX_MAX_DIMS];
+  gpux_tensor values = {0}, indices = {0};
+  memset(out, 0, sizeof *out);
+  while ((rc = gpux__pb_next(&r, &f)) > 0) {
+    if (f.field == 1 && f.wire == PB_LEN) {
+      gpux_tensor_free(&values);
+      if ((rc = gpux__tensor_from_pb(f.data, f.len, model, 0, &values, NULL, NULL))) goto done;
+    } else if (f.field == 2 && f.wire == PB_LEN) {
+      gpux_tensor_free(&indices);
+      if ((rc = gpux__tensor_from_pb(f.data, f.len, model, 0, &indices, NULL, NULL))) goto done;
+    } else if (f.field == 3) {
+      gpux_pb s = f.wire == PB_LEN ? gpux__pb_sub(&f) : gpux__pb_init(NULL, 0);
+      uint64_t v = f.u;
+      do {
+        if (f.wire == PB_LEN && gpux__pb_varint(&s, &v)) { rc = GPUX_E_PARSE; goto done; }
+        if (ndim >= GPUX_MAX_DIMS) { rc = gpux__error(GPUX_E_UNSUPPORTED, "sparse rank too high"); goto done; }
+        dims[ndim++] = (int64_t)v;
+      } while (f.wire == PB_LEN && s.p < s.end);
+    }
+  }
+  if (rc < 0) goto done;
+  if ((rc = gpux_tensor_init(out, values.dtype ? values.dtype : GPUX_DT_FLOAT, ndim, dims))) goto done;
+  int64_t nnz = gpux_tensor_count(&values), total = gpux_tensor_count(out);
+  size_t es = gpux_dtype_size(out->dtype);
+  int coo = indices.ndim == 2; /* [nnz, rank] coordinates, else [nnz] flat indices */
+  int64_t strides[GPUX_MAX_DIMS];
+  gpux__strides(ndim, dims, strides);
+  for (int64_t i = 0; i < nnz; i++) {
+    int64_t flat = 0;
+    if (coo) for (int d = 0; d < ndim; d++) flat += gpux__load_i64(indices.dtype, indices.data, i * ndim + d) * strides[d];
+    else flat = gpux__load_i64(indices.dtype, indices.data, i);
+    if (flat < 0 || flat >= total) { rc = gpux__error(GPUX_E_MODEL, "sparse index %lld out of range", (long long)flat); gpux_tensor_free(out); goto done; }
+    memcpy((char *)out->data + flat * es, (char *)values.data + i * es, es);
+  }
+done:
+  gpux_tensor_free(&values);
+  gpux_tensor_free(&indices);
+  return rc < 0 ? rc : 0;
+}
+
+/* Sequence/Optional element kinds (SequenceProto.DataType) */
+enum { ELEM_TENSOR = 1, ELEM_SPARSE = 2, ELEM_SEQUENCE = 3, ELEM_MAP = 4, ELEM_OPTIONAL = 5 };
+
+static int append_item(gpux_tensor *seq, gpux_tensor *item) {
+  gpux_tensor *items = gpux__realloc(seq->items, (size_t)(seq->n_items + 1) * sizeof *items);
+  if (!items) return GPUX_E_NOMEM;
+  seq->items = items;
+  seq->items[seq->n_items++] = *item;
+  if (item->kind == GPUX_KIND_TENSOR) seq->dtype = item->dtype;
+  return 0;
+}
+
+int gpux__sequence_from_pb(const uint8_t *data, size_t len, gpux_tensor *out) {
+  gpux_pb r = gpux__pb_init(data, len);
+  gpux_pb_field f;
+  int rc;
+  memset(out, 0, sizeof *out);
+  out->kind = GPUX_KIND_SEQUENCE;
+  while ((rc = gpux__pb_next(&r, &f)) > 0) {
+    gpux_tensor item;
+    int got = 0;
+    if (f.field == 3 && f.wire == PB_LEN) { rc = gpux__tensor_from_pb(f.data, f.len, NULL, 0, &item, NULL, NULL); got = 1; }
+    else if (f.field == 5 && f.wire == PB_LEN) { rc = gpux__sequence_from_pb(f.data, f.len, &item); got = 1; }
+    else if (f.field == 7 && f.wire == PB_LEN) { rc = gpux__optional_from_pb(f.data, f.len, &item); got = 1; }
+    else if ((f.field == 4 || f.field == 6) && f.wire == PB_LEN) { rc = gpux__error(GPUX_E_UNSUPPORTED, "sequences of sparse tensors or maps are not supported"); }
+    if (rc < 0) { gpux_tensor_free(out); return rc; }
+    if (got && (rc = append_item(out, &item))) { gpux_tensor_free(&item); gpux_tensor_free(out); return rc; }
+  }
+  if (rc < 0) gpux_tensor_free(out);
+  return rc < 0 ? rc : 0;
+}
+
+int gpux__optional_from_pb(const uint8_t *data, size_t len, gpux_tensor *out) {
+  gpux_pb r = gpux__pb_init(data, len);
+  gpux_pb_field f;
+  int rc;
+  memset(out, 0, sizeof *out);
+  out->kind = GPUX_KIND_NONE;
+  while ((rc = gpux__pb_next(&r, &f)) > 0) {
+    if (f.wire != PB_LEN) continue;
+    gpux_tensor_free(out);
+    if (f.field == 3) rc = gpux__tensor_from_pb(f.data, f.len, NULL, 0, out, NULL, NULL);
+    else if (f.field == 5) rc = gpux__sequence_from_pb(f.data, f.len, out);
+    else if (f.field == 7) rc = gpux__optional_from_pb(f.data, f.len, out);
+    else continue;
+    if (rc < 0) return rc;
+  }
+  return rc < 0 ? rc : 0;
+}
+
+int gpux_tensor_load_pb(const char *path, int kind, gpux_tensor *out) {
+  memset(out, 0, sizeof *out);
+  FILE *fp = fopen(path, "rb");
+  if (!fp) return gpux__error(GPUX_E_NOTFOUND, "%s: %s", path, strerror(errno));
+  fseek(fp, 0, SEEK_END);
+  long size = ftell(fp);
+  fseek(fp, 0, SEEK_SET);
+  uint8_t *buf = size > 0 ? gpux__malloc((size_t)size) : NULL;
+  if (size > 0 && (!buf || fread(buf, 1, (size_t)size, fp) != (size_t)size)) {
+    fclose(fp);
+    free(buf);
+    return buf ? gpux__error(GPUX_E_IO, "%s: read failed", path) : GPUX_E_NOMEM;
+  }
+  fclose(fp);
+  int rc;
+  if (kind == GPUX_KIND_SEQUENCE) rc = gpux__sequence_from_pb(buf, (size_t)size, out);
+  else if (kind == GPUX_KIND_NONE) rc = gpux__optional_from_pb(buf, (size_t)size, out);
+  else rc = gpux__tensor_from_pb(buf, (size_t)size, NULL, 0, out, NULL, NULL);
+  free(buf);
+  if (rc) return gpux__error_prefix(rc, "%s: ", path);
+  return 0;
+}

@@ -1,0 +1,141 @@
+/* kernel.c — the helpers every op kernel uses: outputs, attributes, integer inputs, axes and
+ * error messages that name the node. */
+#include "ops/op.h"
+#include <stdio.h>
+
+int gpux__kerr(gpux_kctx *k, int err, const char *fmt, ...) {
+  char msg[768];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  const gpux_node *n = k->node;
+  if (n && n->name && n->name[0])
+    gpux__error(err, "node '%s' (%s): %s", n->name, n->op_type, msg);
+  else
+    gpux__error(err, "%s: %s", n ? n->op_type : "op", msg);
+  k->status = err;
+  return err;
+}
+
+static _Thread_local gpux_tensor scratch_output;
+
+gpux_tensor *gpux__out(gpux_kctx *k, int i, int dtype, int ndim, const int64_t *dims) {
+  gpux_tensor *t = i < k->n_out ? k->out[i] : NULL;
+  if (!t) { /* omitted optional output: give the kernel somewhere harmless to write */
+    gpux_tensor_free(&scratch_output);
+    t = &scratch_output;
+  } else {
+    gpux_tensor_free(t);
+  }
+  if (k->shape_only) {
+    memset(t, 0, sizeof *t);
+    if (ndim < 0 || ndim > GPUX_MAX_DIMS) {
+      gpux__kerr(k, GPUX_E_UNSUPPORTED, "rank %d above %d", ndim, GPUX_MAX_DIMS);
+      return NULL;
+    }
+    t->dtype = dtype;
+    t->ndim = ndim;
+    for (int d = 0; d < ndim; d++) t->dims[d] = dims[d];
+    return t;
+  }
+  int rc = gpux_tensor_init(t, dtype, ndim, dims);
+  if (rc) {
+    gpux__kerr(k, rc, "output %d: %s", i, gpux_last_error());
+    return NULL;
+  }
+  return t;
+}
+
+int gpux__out_copy(gpux_kctx *k, int i, const gpux_tensor *src) {
+  gpux_tensor *t = i < k->n_out ? k->out[i] : NULL;
+  if (!t) return 0;
+  gpux_tensor_free(t);
+  if (k->shape_only && src->kind == GPUX_KIND_TENSOR) {
+    *t = *src;
+    t->data = NULL;
+    t->owns_data = 0;
+    return 0;
+  }
+  int rc = gpux_tensor_copy(t, src);
+  if (rc) return gpux__kerr(k, rc, "output %d: %s", i, gpux_last_error());
+  return 0;
+}
+
+int gpux__need_data(gpux_kctx *k, int i) {
+  const gpux_tensor *t = IN(i);
+  if (t && !t->data && t->kind == GPUX_KIND_TENSOR && gpux_tensor_count(t) > 0)
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED, "input %d decides the output shape but is not known before running", i);
+  return 0;
+}
+
+static const gpux_attr *find_attr(const gpux_kctx *k, const char *name) {
+  return gpux__node_attr(k->node, name);
+}
+
+int gpux__has_attr(const gpux_kctx *k, const char *name) { return find_attr(k, name) != NULL; }
+
+int64_t gpux__attr_int(const gpux_kctx *k, const char *name, int64_t dflt) {
+  const gpux_attr *a = find_attr(k, name);
+  if (!a) return dflt;
+  if (a->type == GPUX_ATTR_FLOAT) return (int64_t)a->f;
+  return a->i;
+}
+
+float gpux__attr_float(const gpux_kctx *k, const char *name, float dflt) {
+  const gpux_attr *a = find_attr(k, name);
+  if (!a) return dflt;
+  if (a->type == GPUX_ATTR_INT) return (float)a->i;
+  return a->f;
+}
+
+const char *gpux__attr_string(const gpux_kctx *k, const char *name, const char *dflt) {
+  const gpux_attr *a = find_attr(k, name);
+  return a && a->s ? a->s : dflt;
+}
+
+int gpux__attr_ints(const gpux_kctx *k, const char *name, const int64_t **vals) {
+  const gpux_attr *a = find_attr(k, name);
+  *vals = a ? a->ints : NULL;
+  return a && a->type == GPUX_ATTR_INTS ? a->n : 0;
+}
+
+int gpux__attr_floats(const gpux_kctx *k, const char *name, const float **vals) {
+  const gpux_attr *a = find_attr(k, name);
+  *vals = a ? a->floats : NULL;
+  return a && a->type == GPUX_ATTR_FLOATS ? a->n : 0;
+}
+
+int gpux__attr_strings(const gpux_kctx *k, const char *name, const char *const **vals) {
+  const gpux_attr *a = find_attr(k, name);
+  *vals = a ? (const char *const *)a->strings : NULL;
+  return a && a->type == GPUX_ATTR_STRINGS ? a->n : 0;
+}
+
+const gpux_tensor *gpux__attr_tensor(const gpux_kctx *k, const char *name) {
+  const gpux_attr *a = find_attr(k, name);
+  return a ? a->t : NULL;
+}
+
+const gpux_graph *gpux__attr_graph(const gpux_kctx *k, const char *name) {
+  const gpux_attr *a = find_attr(k, name);
+  return a ? a->g : NULL;
+}
+
+int gpux__read_ints(gpux_kctx *k, const gpux_tensor *t, int64_t *vals, int cap) {
+  if (!t) return 0;
+  if (!t->data && gpux_tensor_count(t) > 0)
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED, "integer input is not known before running");
+  if (t->ndim > 1) return gpux__kerr(k, GPUX_E_SHAPE, "expected a 1-D integer tensor, got rank %d", t->ndim);
+  int64_t n = gpux_tensor_count(t);
+  if (n > cap) return gpux__kerr(k, GPUX_E_SHAPE, "expected at most %d values, got %lld", cap, (long long)n);
+  for (int64_t i = 0; i < n; i++) vals[i] = gpux__load_i64(t->dtype, t->data, i);
+  return (int)n;
+}
+
+int gpux__axis(gpux_kctx *k, int64_t axis, int rank, int *out) {
+  if (axis < -rank || axis >= (rank ? rank : 1))
+    return gpux__kerr(k, GPUX_E_INVALID, "axis %lld out of range for rank %d", (long long)axis, rank);
+  *out = (int)(axis < 0 ? axis + rank : axis);
+  return 0;
+}

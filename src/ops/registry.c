@@ -1,0 +1,33 @@
+/* registry.c — the one table of every operator gpux implements, gathered from each family's
+ * table. gpux inspect, gpux verify and coverage reports read it through gpux__op_find/foreach. */
+#include "ops/op.h"
+
+static const gpux_op_def *const families[] = {
+  gpux__ops_elementwise, gpux__ops_activation, gpux__ops_cast,  gpux__ops_linalg,
+  gpux__ops_conv,        gpux__ops_norm,       gpux__ops_reduce, gpux__ops_shape,
+  gpux__ops_index,       gpux__ops_generator,  gpux__ops_control, gpux__ops_quant,
+  gpux__ops_rnn,         gpux__ops_misc,       gpux__ops_attention, gpux__ops_loss,
+};
+
+static int domain_equal(const char *a, const char *b) {
+  /* "" and "ai.onnx" name the same default domain */
+  if (!a || !strcmp(a, "ai.onnx")) a = "";
+  if (!b || !strcmp(b, "ai.onnx")) b = "";
+  return !strcmp(a, b);
+}
+
+const gpux_op_def *gpux__op_find(const char *domain, const char *op_type, int opset) {
+  for (size_t f = 0; f < GPUX__ARRAY_LEN(families); f++)
+    for (const gpux_op_def *d = families[f]; d->op_type; d++) {
+      if (strcmp(d->op_type, op_type) || !domain_equal(d->domain, domain)) continue;
+      if (d->min_opset && opset < d->min_opset) continue;
+      if (d->max_opset && opset > d->max_opset) continue;
+      return d;
+    }
+  return NULL;
+}
+
+void gpux__op_foreach(void (*fn)(const gpux_op_def *def, void *ctx), void *ctx) {
+  for (size_t f = 0; f < GPUX__ARRAY_LEN(families); f++)
+    for (const gpux_op_def *d = families[f]; d->op_type; d++) fn(d, ctx);
+}

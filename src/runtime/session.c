@@ -1,0 +1,207 @@
+/* session.c — a model bound to a backend, and the executor: values live in a frame (one per
+ * graph invocation; nested If/Loop/Scan bodies get child frames that see their parents' values),
+ * nodes run in topological order, and each intermediate is freed right after its last use. */
+#include "backend/backend-impl.h"
+#include <stdio.h>
+
+struct gpux_session {
+  gpux_model *model;
+  const gpux_backend_i *backend;
+  void *backend_ctx;
+};
+
+typedef struct frame {
+  const gpux_graph *g;
+  gpux_tensor *vals;        /* [n_values] values computed or bound in this invocation */
+  unsigned char *borrowed;  /* [n_values] 1 when vals[v] is a view of caller memory */
+  struct frame *parent;
+  gpux_session *s;
+} frame;
+
+static const gpux_tensor *frame_value(const frame *f, int id) {
+  const gpux_value *v = &f->g->values[id];
+  if (v->is_const) return &v->init;
+  if (v->outer >= 0 && f->parent) return frame_value(f->parent, v->outer);
+  return &f->vals[id];
+}
+
+static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_tensor *outputs, int n_outputs);
+
+static int run_subgraph(gpux_kctx *k, const gpux_graph *body, const gpux_tensor *inputs, int n_inputs,
+                        gpux_tensor *outputs, int n_outputs) {
+  frame *parent = k->exec;
+  frame child = {.g = body, .parent = parent, .s = parent->s};
+  return run_graph(&child, inputs, n_inputs, outputs, n_outputs);
+}
+
+static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_tensor *outputs, int n_outputs) {
+  const gpux_graph *g = f->g;
+  int rc = 0, nv = g->n_values;
+  f->vals = gpux__calloc((size_t)nv + 1, sizeof *f->vals);
+  f->borrowed = gpux__calloc((size_t)nv + 1, 1);
+  unsigned char *is_output = gpux__calloc((size_t)nv + 1, 1);
+  const gpux_tensor **in = NULL;
+  gpux_tensor **out = NULL;
+  int max_in = 1, max_out = 1;
+  for (int i = 0; i < g->n_nodes; i++) {
+    max_in = GPUX__MAX(max_in, g->nodes[i].n_in);
+    max_out = GPUX__MAX(max_out, g->nodes[i].n_out);
+  }
+  in = gpux__calloc((size_t)max_in, sizeof *in);
+  out = gpux__calloc((size_t)max_out, sizeof *out);
+  if (!f->vals || !f->borrowed || !is_output || !in || !out) { rc = GPUX_E_NOMEM; goto done; }
+  for (int o = 0; o < g->n_outputs; o++) is_output[g->outputs[o]] = 1;
+  if (n_inputs > g->n_inputs) { rc = gpux__error(GPUX_E_INVALID, "%d inputs given, graph '%s' takes %d", n_inputs, g->name, g->n_inputs); goto done; }
+  for (int i = 0; i < g->n_inputs; i++) {
+    int id = g->inputs[i];
+    if (i < n_inputs) {
+      f->vals[id] = inputs[i]; /* a view: the caller keeps ownership */
+      f->borrowed[id] = 1;
+    } else {
+      f->vals[id].kind = GPUX_KIND_NONE; /* an omitted optional input */
+    }
+  }
+  gpux_kctx k = {0};
+  k.run_subgraph = run_subgraph;
+  k.exec = f;
+  /* The hot loop: one kernel call per node, intermediates released at their last use. */
+  for (int i = 0; i < g->n_nodes; i++) {
+    const gpux_node *n = &g->nodes[i];
+    for (int j = 0; j < n->n_in; j++) {
+      const gpux_tensor *t = n->in[j] >= 0 ? frame_value(f, n->in[j]) : NULL;
+      in[j] = t;
+    }
+    for (int j = 0; j < n->n_out; j++) out[j] = n->out[j] >= 0 ? &f->vals[n->out[j]] : NULL;
+    k.node = n;
+    k.n_in = n->n_in;
+    k.n_out = n->n_out;
+    k.in = in;
+    k.out = out;
+    k.opset = n->opset;
+    k.status = 0;
+    if (!n->op) {
+      rc = gpux__error(GPUX_E_UNSUPPORTED_OP, "node '%s': operator %s%s%s is not supported", n->name,
+                       n->domain, n->domain[0] ? "::" : "", n->op_type);
+      goto done;
+    }
+    rc = f->s->backend->run_node(f->s->backend_ctx, &k);
+    if (rc) {
+      if (!k.status) gpux__error_prefix(rc, "node '%s' (%s): ", n->name, n->op_type);
+      goto done;
+    }
+    for (int j = 0; j < n->n_in; j++) {
+      int id = n->in[j];
+      if (id < 0 || g->values[id].last_use != i || is_output[id] || f->borrowed[id]) continue;
+      if (g->values[id].is_const || g->values[id].outer >= 0) continue;
+      gpux_tensor_free(&f->vals[id]);
+    }
+  }
+  for (int o = 0; o < n_outputs && o < g->n_outputs; o++) {
+    int id = g->outputs[o];
+    const gpux_value *v = &g->values[id];
+    if (v->is_const || v->outer >= 0 || f->borrowed[id]) {
+      if ((rc = gpux_tensor_copy(&outputs[o], frame_value(f, id)))) goto done;
+    } else {
+      outputs[o] = f->vals[id]; /* move */
+      memset(&f->vals[id], 0, sizeof f->vals[id]);
+    }
+  }
+done:
+  if (f->vals)
+    for (int v = 0; v < nv; v++)
+      if (!f->borrowed[v]) gpux_tensor_free(&f->vals[v]);
+  free(f->vals);
+  free(f->borrowed);
+  free(is_output);
+  free(in);
+  free(out);
+  f->vals = NULL;
+  f->borrowed = NULL;
+  return rc;
+}
+
+int gpux_session_create(gpux_model *m, const gpux_session_options *opts, gpux_session **out) {
+  *out = NULL;
+  gpux_session_options defaults = {0};
+  if (!opts) opts = &defaults;
+  int rc = gpux_model_check_ops(m);
+  if (rc) return rc;
+  const gpux_backend_i *backend = &gpux__backend_cpu;
+  if (opts->backend == GPUX_BACKEND_WEBGPU)
+    return gpux__error(GPUX_E_DEVICE, "the WebGPU backend is not built into this gpux");
+  gpux_session *s = gpux__calloc(1, sizeof *s);
+  if (!s) return GPUX_E_NOMEM;
+  s->model = m;
+  s->backend = backend;
+  if ((rc = backend->init(&s->backend_ctx, opts))) { free(s); return rc; }
+  *out = s;
+  return 0;
+}
+
+void gpux_session_free(gpux_session *s) {
+  if (!s) return;
+  s->backend->release(s->backend_ctx);
+  free(s);
+}
+
+const char *gpux_session_backend_name(const gpux_session *s) { return s->backend->name; }
+
+/* Checks a caller's input against the model's declaration: kind, dtype, rank, fixed dims, and
+ * that a symbolic dimension ("batch") has one value across all inputs. */
+static int check_input(const gpux_graph *g, int i, const gpux_tensor *t, const char **sym_names,
+                       int64_t *sym_vals, int *n_syms) {
+  const gpux_value *v = &g->values[g->inputs[i]];
+  if (!v->has_info) return 0;
+  const gpux_value_info *info = &v->info;
+  char have[128];
+  if (t->kind == GPUX_KIND_NONE) return 0; /* optional inputs may be absent */
+  if (info->kind != t->kind)
+    return gpux__error(GPUX_E_DTYPE, "input '%s': expected a %s, got %s", v->name,
+                       info->kind == GPUX_KIND_SEQUENCE ? "sequence" : "tensor", gpux_tensor_describe(t, have, sizeof have));
+  if (info->dtype && t->dtype != info->dtype && t->kind == GPUX_KIND_TENSOR)
+    return gpux__error(GPUX_E_DTYPE, "input '%s': expected %s, got %s", v->name, gpux_dtype_name(info->dtype),
+                       gpux_tensor_describe(t, have, sizeof have));
+  if (t->kind != GPUX_KIND_TENSOR || info->ndim < 0) return 0;
+  if (info->ndim != t->ndim)
+    return gpux__error(GPUX_E_SHAPE, "input '%s': expected rank %d, got %s", v->name, info->ndim,
+                       gpux_tensor_describe(t, have, sizeof have));
+  for (int d = 0; d < t->ndim; d++) {
+    if (info->dims[d] >= 0 && !info->dim_names[d]) {
+      if (info->dims[d] != t->dims[d])
+        return gpux__error(GPUX_E_SHAPE, "input '%s': dimension %d must be %lld, got %s", v->name, d,
+                           (long long)info->dims[d], gpux_tensor_describe(t, have, sizeof have));
+    } else if (info->dim_names[d] && info->dim_names[d][0]) {
+      int j;
+      for (j = 0; j < *n_syms && strcmp(sym_names[j], info->dim_names[d]); j++) {}
+      if (j < *n_syms && sym_vals[j] != t->dims[d])
+        return gpux__error(GPUX_E_SHAPE, "input '%s': dimension '%s' is %lld here but %lld in another input",
+                           v->name, info->dim_names[d], (long long)t->dims[d], (long long)sym_vals[j]);
+      if (j == *n_syms && *n_syms < 64) {
+        sym_names[j] = info->dim_names[d];
+        sym_vals[j] = t->dims[d];
+        (*n_syms)++;
+      }
+    }
+  }
+  return 0;
+}
+
+int gpux_session_run(gpux_session *s, const gpux_tensor *inputs, int n_inputs, gpux_tensor *outputs,
+                     int n_outputs) {
+  const gpux_graph *g = s->model->graph;
+  for (int o = 0; o < n_outputs; o++) memset(&outputs[o], 0, sizeof outputs[o]);
+  if (n_inputs > g->n_inputs)
+    return gpux__error(GPUX_E_INVALID, "%d inputs given, the model takes %d", n_inputs, g->n_inputs);
+  const char *sym_names[64];
+  int64_t sym_vals[64];
+  int n_syms = 0, rc;
+  for (int i = 0; i < n_inputs; i++)
+    if ((rc = check_input(g, i, &inputs[i], sym_names, sym_vals, &n_syms))) return rc;
+  frame f = {.g = g, .s = s};
+  rc = run_graph(&f, inputs, n_inputs, outputs, n_outputs);
+  if (rc) {
+    for (int o = 0; o < n_outputs; o++) gpux_tensor_free(&outputs[o]);
+    return gpux__error_prefix(rc, "%s: ", s->model->path);
+  }
+  return 0;
+}

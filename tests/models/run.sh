@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# run.sh — the "models" test: real pretrained models (PaddleOCR v4 det/rec/cls, openWakeWord,
+# Silero VAD) run by gpux's CPU backend and compared with ONNX Runtime's CPU outputs on the same
+# inputs. Makes the test-case folders with node (tests/models/make-cases.mjs, skipped when they
+# are up to date), then runs `gpux verify` on them; fails when any case fails or is skipped.
+#
+#   tests/models/run.sh GPUX_BIN CASES_DIR [BACKEND]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+gpux=${1:?usage: run.sh GPUX_BIN CASES_DIR [BACKEND]}
+cases=${2:?usage: run.sh GPUX_BIN CASES_DIR [BACKEND]}
+backend=${3:-cpu}
+rtol=${GPUX_MODELS_RTOL:-1e-3}
+atol=${GPUX_MODELS_ATOL:-1e-4}
+
+command -v node >/dev/null || { echo "run.sh: error: node not found (run scripts/install-deps.sh)" >&2; exit 3; }
+node "$here/make-cases.mjs" --keep "$cases"
+
+dirs=()
+while IFS= read -r c; do [ -n "$c" ] && dirs+=("$cases/$c"); done < "$cases/cases.txt"
+[ ${#dirs[@]} -gt 0 ] || { echo "run.sh: error: no cases in $cases/cases.txt" >&2; exit 3; }
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+"$gpux" verify --backend "$backend" --rtol "$rtol" --atol "$atol" "${dirs[@]}" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+
+summary=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 || true)
+passed=$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+' || echo 0)
+failed=$(grep -oE '[0-9]+ failed' <<<"$summary" | grep -oE '[0-9]+' || echo 0)
+skipped=$(grep -oE '[0-9]+ skipped' <<<"$summary" | grep -oE '[0-9]+' || echo 0)
+
+if [ "$rc" -ne 0 ]; then
+  echo "run.sh: FAILED: gpux verify exited with $rc" >&2; exit 1
+fi
+if [ -z "$summary" ]; then
+  echo "run.sh: FAILED: gpux verify printed no 'N passed, N failed' summary" >&2; exit 1
+fi
+if [ "$failed" -ne 0 ] || [ "$skipped" -ne 0 ] || [ "$passed" -ne ${#dirs[@]} ]; then
+  echo "run.sh: FAILED: $passed of ${#dirs[@]} model cases passed ($failed failed, $skipped skipped)" >&2
+  exit 1
+fi
+echo "run.sh: all ${#dirs[@]} model cases match ONNX Runtime on the $backend backend"
