@@ -116,12 +116,13 @@ async function benchCase(caseDir, o) {
   const loadMs = performance.now() - t0;
 
   const dir = dataSet(caseDir);
-  const feeds = {};
+  const feeds = {}, shapes = [];
   for (let k = 0; k < s.inputNames.length; k++) {
     const f = path.join(dir, `input_${k}.pb`);
     if (!fs.existsSync(f)) break;
     const t = decodeTensor(fs.readFileSync(f));
     feeds[s.inputNames[k]] = new ort.Tensor(t.type, t.data, t.dims);
+    shapes.push(`${t.type}[${t.dims.join(',')}]`);
   }
 
   const times = [];
@@ -139,7 +140,7 @@ async function benchCase(caseDir, o) {
   const n = times.length;
   return {
     case: path.basename(path.resolve(caseDir)), runtime: 'onnxruntime', backend: 'cpu',
-    version: ort.env.versions?.common ?? '', threads: o.threads, runs: o.runs, warmup: o.warmup,
+    version: ort.env.versions?.common ?? '', inputs: shapes.join(' '), threads: o.threads, runs: o.runs, warmup: o.warmup,
     load_ms: loadMs, first_ms: firstMs,
     median_ms: n % 2 ? times[(n - 1) / 2] : (times[n / 2 - 1] + times[n / 2]) / 2,
     min_ms: times[0], mean_ms: times.reduce((a, b) => a + b, 0) / n,

@@ -86,6 +86,12 @@ static int is_unsupported(int rc) {
   return rc == GPUX_E_UNSUPPORTED_OP || rc == GPUX_E_UNSUPPORTED_DTYPE || rc == GPUX_E_UNSUPPORTED;
 }
 
+/* Which proto a test-data file of this value holds: OptionalProto, SequenceProto or TensorProto. */
+static int value_file_kind(const gpux_value_info *info) {
+  if (info->optional) return GPUX_KIND_NONE;
+  return info->kind == GPUX_KIND_SEQUENCE ? GPUX_KIND_SEQUENCE : GPUX_KIND_TENSOR;
+}
+
 /* Runs one case in this process; writes a one-line message and returns CASE_*. */
 static int run_case(const char *dir, const verify_opts *o, char *msg, size_t len) {
   char p[4096];
@@ -119,7 +125,7 @@ static int run_case(const char *dir, const verify_opts *o, char *msg, size_t len
       gpux_model_input_info(m, i, &info);
       snprintf(p, sizeof p, "%s/test_data_set_%d/input_%d.pb", dir, set, i);
       if (!is_file(p)) break;
-      int kind = info.kind == GPUX_KIND_SEQUENCE ? GPUX_KIND_SEQUENCE : info.optional ? GPUX_KIND_NONE : GPUX_KIND_TENSOR;
+      int kind = value_file_kind(&info);
       if ((rc = gpux_tensor_load_pb(p, kind, &inputs[i]))) {
         snprintf(msg, len, "%s", gpux_last_error());
         status = is_unsupported(rc) ? CASE_SKIP : CASE_FAIL;
@@ -136,7 +142,7 @@ static int run_case(const char *dir, const verify_opts *o, char *msg, size_t len
       gpux_model_output_info(m, i, &info);
       snprintf(p, sizeof p, "%s/test_data_set_%d/output_%d.pb", dir, set, i);
       if (!is_file(p)) continue;
-      int kind = info.kind == GPUX_KIND_SEQUENCE ? GPUX_KIND_SEQUENCE : info.optional ? GPUX_KIND_NONE : GPUX_KIND_TENSOR;
+      int kind = value_file_kind(&info);
       if ((rc = gpux_tensor_load_pb(p, kind, &expected[i]))) {
         snprintf(msg, len, "%s", gpux_last_error());
         status = is_unsupported(rc) ? CASE_SKIP : CASE_FAIL;

@@ -332,7 +332,7 @@ int gpux__optional_from_pb(const uint8_t *data, size_t len, gpux_tensor *out) {
   memset(out, 0, sizeof *out);
   out->kind = GPUX_KIND_NONE;
   while ((rc = gpux__pb_next(&r, &f)) > 0) {
-    if (f.wire != PB_LEN) continue;
+    if (f.wire != PB_LEN || (f.field != 3 && f.field != 5 && f.field != 7)) continue;
     gpux_tensor_free(out);
     if (f.field == 3) rc = gpux__tensor_from_pb(f.data, f.len, NULL, 0, out, NULL, NULL);
     else if (f.field == 5) rc = gpux__sequence_from_pb(f.data, f.len, out);

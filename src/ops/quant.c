@@ -1,6 +1,715 @@
-/* quant.c — operator family 'quant' (see ops/op.h for the gpux__ops_quant table). */
+/* quant.c — quantization operators: QuantizeLinear and DequantizeLinear (per-tensor, per-axis
+ * and blocked scales; 16/8/4/2-bit integers, float8 and float4 targets), DynamicQuantizeLinear,
+ * and the integer kernels MatMulInteger, ConvInteger, QLinearMatMul and QLinearConv.
+ *
+ * Integer matmul and convolution accumulate (x - zero_point) products in 64 bits and wrap to
+ * int32 the way the ONNX reference does; the QLinear ops then requantize in double. */
 #include "ops/op.h"
+#include <math.h>
+
+/* ---- dtype helpers ---- */
+
+static int is_int_quant_type(int dt) {
+  switch (dt) {
+  case GPUX_DT_UINT8: case GPUX_DT_INT8: case GPUX_DT_UINT16: case GPUX_DT_INT16:
+  case GPUX_DT_UINT4: case GPUX_DT_INT4: case GPUX_DT_UINT2: case GPUX_DT_INT2:
+    return 1;
+  }
+  return 0;
+}
+
+static int is_float8_type(int dt) {
+  return dt == GPUX_DT_FLOAT8E4M3FN || dt == GPUX_DT_FLOAT8E4M3FNUZ || dt == GPUX_DT_FLOAT8E5M2 ||
+         dt == GPUX_DT_FLOAT8E5M2FNUZ || dt == GPUX_DT_FLOAT8E8M0;
+}
+
+static int is_real_type(int dt) {
+  return dt == GPUX_DT_FLOAT || dt == GPUX_DT_DOUBLE || dt == GPUX_DT_FLOAT16 || dt == GPUX_DT_BFLOAT16;
+}
+
+/* The saturation range of an integer quantized type. */
+static void int_range(int dt, int64_t *lo, int64_t *hi) {
+  switch (dt) {
+  case GPUX_DT_UINT8: *lo = 0; *hi = 255; return;
+  case GPUX_DT_INT8: *lo = -128; *hi = 127; return;
+  case GPUX_DT_UINT16: *lo = 0; *hi = 65535; return;
+  case GPUX_DT_INT16: *lo = -32768; *hi = 32767; return;
+  case GPUX_DT_UINT4: *lo = 0; *hi = 15; return;
+  case GPUX_DT_INT4: *lo = -8; *hi = 7; return;
+  case GPUX_DT_UINT2: *lo = 0; *hi = 3; return;
+  case GPUX_DT_INT2: *lo = -2; *hi = 1; return;
+  }
+  *lo = INT32_MIN;
+  *hi = INT32_MAX;
+}
+
+/* Rounds v to the precision of a floating dtype (the precision arithmetic happens in). */
+static double round_to(int dt, double v) {
+  switch (dt) {
+  case GPUX_DT_FLOAT: return (float)v;
+  case GPUX_DT_FLOAT16: return gpux__f16_to_f32(gpux__f32_to_f16((float)v));
+  case GPUX_DT_BFLOAT16: return gpux__bf16_to_f32(gpux__f32_to_bf16((float)v));
+  }
+  return v;
+}
+
+/* numpy's promotion between two real dtypes: the type arithmetic between them happens in. */
+static int promote_real(int a, int b) {
+  if (a == GPUX_DT_DOUBLE || b == GPUX_DT_DOUBLE) return GPUX_DT_DOUBLE;
+  if (a == GPUX_DT_FLOAT || b == GPUX_DT_FLOAT) return GPUX_DT_FLOAT;
+  if (a == b) return a;
+  return GPUX_DT_FLOAT; /* float16 with bfloat16 */
+}
+
+/* Value rounded to nearest even, saturated into [lo, hi]. */
+static int64_t sat_rint(double v, int64_t lo, int64_t hi) {
+  if (isnan(v)) return 0 < lo ? lo : (0 > hi ? hi : 0);
+  v = nearbyint(v);
+  if (v <= (double)lo) return lo;
+  if (v >= (double)hi) return hi;
+  return (int64_t)v;
+}
+
+/* ---- quantization granularity ----
+ * x is viewed as [outer, len, inner] around the axis. The scale (and zero point) element that
+ * applies to x[o, j, r] is: 0 per tensor; j per axis; (o * s_len + j / block) * inner + r when
+ * blocked. */
+typedef struct {
+  int mode;                    /* 0 per tensor, 1 per axis, 2 blocked */
+  int64_t outer, len, inner;   /* x around the axis */
+  int64_t block, s_len;        /* blocked: block size and the scale's length along the axis */
+} qgrain;
+
+static int qgrain_init(gpux_kctx *k, const gpux_tensor *x, const gpux_tensor *scale, int64_t axis_attr,
+                       int64_t block_size, qgrain *g) {
+  memset(g, 0, sizeof *g);
+  int64_t sc = gpux_tensor_count(scale);
+  g->outer = 1;
+  g->len = 1;
+  g->inner = gpux_tensor_count(x);
+  if (sc == 1) return 0; /* per tensor (a scalar, or one value of any shape) */
+  if (x->ndim == 0) return gpux__kerr(k, GPUX_E_SHAPE, "a scalar input needs a scalar scale");
+  int axis;
+  int rc = gpux__axis(k, axis_attr, x->ndim, &axis);
+  if (rc) return rc;
+  g->outer = gpux__shape_count(axis, x->dims);
+  g->len = x->dims[axis];
+  g->inner = gpux__shape_count(x->ndim - axis - 1, x->dims + axis + 1);
+  if (block_size > 0) {
+    if (scale->ndim != x->ndim)
+      return gpux__kerr(k, GPUX_E_SHAPE, "blocked quantization needs a scale of rank %d, got rank %d", x->ndim, scale->ndim);
+    int64_t want = (g->len + block_size - 1) / block_size;
+    for (int d = 0; d < x->ndim; d++) {
+      int64_t e = d == axis ? want : x->dims[d];
+      if (scale->dims[d] != e)
+        return gpux__kerr(k, GPUX_E_SHAPE, "blocked scale dim %d is %lld, expected %lld (block_size %lld)", d,
+                          (long long)scale->dims[d], (long long)e, (long long)block_size);
+    }
+    g->mode = 2;
+    g->block = block_size;
+    g->s_len = want;
+    return 0;
+  }
+  if (block_size < 0) return gpux__kerr(k, GPUX_E_INVALID, "block_size %lld is negative", (long long)block_size);
+  if (scale->ndim != 1 || scale->dims[0] != g->len)
+    return gpux__kerr(k, GPUX_E_SHAPE, "per-axis scale must be 1-D of %lld values (axis %d), got %lld values",
+                      (long long)g->len, axis, (long long)sc);
+  g->mode = 1;
+  return 0;
+}
+
+/* Index of the scale element for x[o, j, r0] and its step along r. */
+static int64_t qgrain_index(const qgrain *g, int64_t o, int64_t j, int64_t *step) {
+  switch (g->mode) {
+  case 1: *step = 0; return j;
+  case 2: *step = 1; return (o * g->s_len + j / g->block) * g->inner;
+  }
+  *step = 0;
+  return 0;
+}
+
+static int check_same_shape(gpux_kctx *k, const gpux_tensor *a, const gpux_tensor *b, const char *what) {
+  int same = a->ndim == b->ndim;
+  for (int d = 0; same && d < a->ndim; d++) same = a->dims[d] == b->dims[d];
+  if (!same && !(gpux_tensor_count(a) == 1 && gpux_tensor_count(b) == 1))
+    return gpux__kerr(k, GPUX_E_SHAPE, "%s must have the scale's shape", what);
+  return 0;
+}
+
+/* ---- QuantizeLinear ---- */
+
+typedef struct {
+  const gpux_tensor *x, *scale, *zp;
+  gpux_tensor *y;
+  qgrain g;
+  int out_dt, prec_dt, saturate;
+  int64_t lo, hi;
+} quant_job;
+
+/* One row x[o, j, :] of `inner` elements per item. */
+static void quantize_rows(void *ctx, int64_t begin, int64_t end) {
+  const quant_job *q = ctx;
+  const qgrain *g = &q->g;
+  int xdt = q->x->dtype, sdt = q->scale->dtype, odt = q->out_dt;
+  int fast = xdt == GPUX_DT_FLOAT && sdt == GPUX_DT_FLOAT && q->prec_dt == GPUX_DT_FLOAT && is_int_quant_type(odt);
+  for (int64_t row = begin; row < end; row++) {
+    int64_t o = row / g->len, j = row % g->len, step;
+    int64_t si = qgrain_index(g, o, j, &step);
+    int64_t base = row * g->inner;
+    if (fast) { /* float32 in, float32 scale, integer out: the hot loop */
+      const float *x = (const float *)q->x->data + base, *s = (const float *)q->scale->data + si;
+      for (int64_t r = 0; r < g->inner; r++) {
+        int64_t zp = q->zp ? gpux__load_i64(q->zp->dtype, q->zp->data, si + r * step) : 0;
+        float v = x[r] / s[r * step];
+        int64_t iv = sat_rint((double)v, INT32_MIN, INT32_MAX) + zp;
+        gpux__store_i64(odt, q->y->data, base + r, iv < q->lo ? q->lo : iv > q->hi ? q->hi : iv);
+      }
+      continue;
+    }
+    for (int64_t r = 0; r < g->inner; r++) {
+      int64_t idx = si + r * step;
+      double v = round_to(q->prec_dt, gpux__load_f64(xdt, q->x->data, base + r) / gpux__load_f64(sdt, q->scale->data, idx));
+      if (is_int_quant_type(odt)) {
+        int64_t zp = q->zp ? gpux__load_i64(q->zp->dtype, q->zp->data, idx) : 0;
+        int64_t iv = sat_rint(v, INT32_MIN, INT32_MAX) + zp;
+        gpux__store_i64(odt, q->y->data, base + r, iv < q->lo ? q->lo : iv > q->hi ? q->hi : iv);
+      } else { /* minifloats: float4 adds its zero point, float8 ignores it (as the reference) */
+        if (odt == GPUX_DT_FLOAT4E2M1 && q->zp) v += gpux__load_f64(q->zp->dtype, q->zp->data, idx);
+        int sat = odt == GPUX_DT_FLOAT4E2M1 ? 1 : q->saturate;
+        ((uint8_t *)q->y->data)[base + r] = gpux__f32_to_minifloat(odt, (float)v, sat);
+      }
+    }
+  }
+}
+
+static int op_quantize_linear(gpux_kctx *k) {
+  const gpux_tensor *x = IN(0), *scale = IN(1), *zp = IN(2);
+  if (!x || !scale) return gpux__kerr(k, GPUX_E_INVALID, "x and y_scale are required");
+  if (!is_real_type(x->dtype) && x->dtype != GPUX_DT_INT32)
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "x of type %s", gpux_dtype_name(x->dtype));
+  if (!is_real_type(scale->dtype))
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "y_scale of type %s", gpux_dtype_name(scale->dtype));
+  int out_dt = (int)gpux__attr_int(k, "output_dtype", 0);
+  if (zp) {
+    if (out_dt && out_dt != zp->dtype)
+      return gpux__kerr(k, GPUX_E_DTYPE, "output_dtype %d differs from y_zero_point's %s", out_dt, gpux_dtype_name(zp->dtype));
+    out_dt = zp->dtype;
+  }
+  if (!out_dt) out_dt = GPUX_DT_UINT8;
+  if (!is_int_quant_type(out_dt) && !is_float8_type(out_dt) && out_dt != GPUX_DT_FLOAT4E2M1)
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "cannot quantize to %s", gpux_dtype_name(out_dt));
+  quant_job q = {x, scale, zp, NULL, {0}, out_dt, 0, (int)gpux__attr_int(k, "saturate", 1), 0, 0};
+  int rc = qgrain_init(k, x, scale, gpux__attr_int(k, "axis", 1), gpux__attr_int(k, "block_size", 0), &q.g);
+  if (rc) return rc;
+  if (zp && (rc = check_same_shape(k, zp, scale, "y_zero_point"))) return rc;
+  int prec = (int)gpux__attr_int(k, "precision", 0);
+  if (prec && !is_real_type(prec))
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED, "precision %d is not a floating type", prec);
+  q.prec_dt = prec ? prec : promote_real(is_real_type(x->dtype) ? x->dtype : GPUX_DT_DOUBLE, scale->dtype);
+  int_range(out_dt, &q.lo, &q.hi);
+  gpux_tensor *y = gpux__out(k, 0, out_dt, x->ndim, x->dims);
+  if (!y) return k->status;
+  if (k->shape_only) return 0;
+  q.y = y;
+  int64_t rows = q.g.outer * q.g.len;
+  gpux__parallel_for(rows, GPUX__MAX(1, 16384 / GPUX__MAX(1, q.g.inner)), quantize_rows, &q);
+  return 0;
+}
+
+/* ---- DequantizeLinear ---- */
+
+typedef struct {
+  const gpux_tensor *x, *scale, *zp;
+  gpux_tensor *y;
+  qgrain g;
+  int use_zp, calc_double;
+} dequant_job;
+
+static void dequantize_rows(void *ctx, int64_t begin, int64_t end) {
+  const dequant_job *q = ctx;
+  const qgrain *g = &q->g;
+  int xdt = q->x->dtype, sdt = q->scale->dtype, ydt = q->y->dtype;
+  int fast = sdt == GPUX_DT_FLOAT && ydt == GPUX_DT_FLOAT && (xdt == GPUX_DT_INT8 || xdt == GPUX_DT_UINT8);
+  for (int64_t row = begin; row < end; row++) {
+    int64_t o = row / g->len, j = row % g->len, step;
+    int64_t si = qgrain_index(g, o, j, &step);
+    int64_t base = row * g->inner;
+    if (fast) { /* 8-bit integers to float32: the hot loop */
+      const float *s = (const float *)q->scale->data + si;
+      float *y = (float *)q->y->data + base;
+      for (int64_t r = 0; r < g->inner; r++) {
+        int64_t zp = q->use_zp ? gpux__load_i64(q->zp->dtype, q->zp->data, si + r * step) : 0;
+        int64_t xv = xdt == GPUX_DT_INT8 ? ((const int8_t *)q->x->data)[base + r] : ((const uint8_t *)q->x->data)[base + r];
+        y[r] = (float)(xv - zp) * s[r * step];
+      }
+      continue;
+    }
+    for (int64_t r = 0; r < g->inner; r++) {
+      int64_t idx = si + r * step;
+      /* as the reference: x as float32, minus the zero point, times the scale */
+      double dx = (float)gpux__load_f64(xdt, q->x->data, base + r);
+      if (q->use_zp) dx -= (double)gpux__load_i64(q->zp->dtype, q->zp->data, idx);
+      if (!q->calc_double) dx = (float)dx;
+      double v = dx * gpux__load_f64(sdt, q->scale->data, idx);
+      if (!q->calc_double) v = (float)v;
+      gpux__store_f64(ydt, q->y->data, base + r, v);
+    }
+  }
+}
+
+static int op_dequantize_linear(gpux_kctx *k) {
+  const gpux_tensor *x = IN(0), *scale = IN(1), *zp = IN(2);
+  if (!x || !scale) return gpux__kerr(k, GPUX_E_INVALID, "x and x_scale are required");
+  if (!is_int_quant_type(x->dtype) && !is_float8_type(x->dtype) && x->dtype != GPUX_DT_FLOAT4E2M1 &&
+      x->dtype != GPUX_DT_INT32)
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "cannot dequantize %s", gpux_dtype_name(x->dtype));
+  if (!is_real_type(scale->dtype))
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "x_scale of type %s", gpux_dtype_name(scale->dtype));
+  int out_dt = (int)gpux__attr_int(k, "output_dtype", 0);
+  if (!out_dt) out_dt = scale->dtype;
+  if (!is_real_type(out_dt)) return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "output_dtype %d", out_dt);
+  dequant_job q = {x, scale, zp, NULL, {0}, 0, 0};
+  int rc = qgrain_init(k, x, scale, gpux__attr_int(k, "axis", 1), gpux__attr_int(k, "block_size", 0), &q.g);
+  if (rc) return rc;
+  if (zp) {
+    if ((rc = check_same_shape(k, zp, scale, "x_zero_point"))) return rc;
+    /* float8 and float4 zero points carry only the type; the reference ignores their value */
+    q.use_zp = is_int_quant_type(x->dtype) || x->dtype == GPUX_DT_INT32;
+    if (q.use_zp && zp->dtype != x->dtype)
+      return gpux__kerr(k, GPUX_E_DTYPE, "x_zero_point is %s, x is %s", gpux_dtype_name(zp->dtype), gpux_dtype_name(x->dtype));
+  }
+  /* numpy promotes float32 minus an int32 zero point, or times a double scale, to double */
+  q.calc_double = scale->dtype == GPUX_DT_DOUBLE || (q.use_zp && x->dtype == GPUX_DT_INT32);
+  gpux_tensor *y = gpux__out(k, 0, out_dt, x->ndim, x->dims);
+  if (!y) return k->status;
+  if (k->shape_only) return 0;
+  q.y = y;
+  gpux__parallel_for(q.g.outer * q.g.len, GPUX__MAX(1, 16384 / GPUX__MAX(1, q.g.inner)), dequantize_rows, &q);
+  return 0;
+}
+
+/* ---- DynamicQuantizeLinear: uint8, scale and zero point from the data's range ---- */
+
+static int op_dynamic_quantize_linear(gpux_kctx *k) {
+  const gpux_tensor *x = IN(0);
+  if (!x) return gpux__kerr(k, GPUX_E_INVALID, "x is required");
+  if (!is_real_type(x->dtype)) return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "x of type %s", gpux_dtype_name(x->dtype));
+  gpux_tensor *y = gpux__out(k, 0, GPUX_DT_UINT8, x->ndim, x->dims);
+  if (!y) return k->status;
+  gpux_tensor *ys = gpux__out(k, 1, x->dtype, 0, NULL);
+  if (!ys) return k->status;
+  gpux_tensor *yz = gpux__out(k, 2, GPUX_DT_UINT8, 0, NULL);
+  if (!yz) return k->status;
+  if (k->shape_only) return 0;
+  int64_t n = gpux_tensor_count(x);
+  float maxx = 0, minx = 0;   /* the range always includes 0 */
+  for (int64_t i = 0; i < n; i++) {
+    float v = (float)gpux__load_f64(x->dtype, x->data, i);
+    if (v > maxx) maxx = v;
+    if (v < minx) minx = v;
+  }
+  /* all zeros: an empty range, scale 1 (so zero point 0 and y 0) */
+  float scale = maxx == minx ? 1.0f : (maxx - minx) / 255.0f;
+  float izp = 0.0f - minx / scale;
+  float zp = nearbyintf(izp < 0 ? 0 : izp > 255 ? 255 : izp);
+  uint8_t *yd = y->data;
+  for (int64_t i = 0; i < n; i++) {
+    float v = (float)gpux__load_f64(x->dtype, x->data, i) / scale;
+    float q = nearbyintf(v) + zp;
+    yd[i] = (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
+  }
+  gpux__store_f64(x->dtype, ys->data, 0, scale);
+  ((uint8_t *)yz->data)[0] = (uint8_t)zp;
+  return 0;
+}
+
+/* ---- integer matmul shared by MatMulInteger and QLinearMatMul ----
+ * Numpy matmul shapes: 1-D operands get a dimension prepended (a) or appended (b) and removed
+ * from the result; batch dimensions broadcast. */
+typedef struct {
+  int64_t m, kk, n;                 /* per-matrix sizes */
+  int out_ndim;
+  int64_t out_dims[GPUX_MAX_DIMS];
+  int batch_ndim;
+  int64_t batch_dims[GPUX_MAX_DIMS];
+  int64_t a_bstr[GPUX_MAX_DIMS], b_bstr[GPUX_MAX_DIMS]; /* batch strides in matrices, 0 when broadcast */
+  int64_t batch;                    /* product of batch_dims */
+} mm_shape;
+
+static int mm_shape_init(gpux_kctx *k, const gpux_tensor *a, const gpux_tensor *b, mm_shape *s) {
+  memset(s, 0, sizeof *s);
+  if (a->ndim < 1 || b->ndim < 1) return gpux__kerr(k, GPUX_E_SHAPE, "matmul operands must have rank >= 1");
+  int64_t ad[GPUX_MAX_DIMS + 1], bd[GPUX_MAX_DIMS + 1];
+  int an = a->ndim, bn = b->ndim;
+  if (an == 1) { ad[0] = 1; ad[1] = a->dims[0]; an = 2; }
+  else memcpy(ad, a->dims, sizeof(int64_t) * (size_t)an);
+  if (bn == 1) { bd[0] = b->dims[0]; bd[1] = 1; bn = 2; }
+  else memcpy(bd, b->dims, sizeof(int64_t) * (size_t)bn);
+  s->m = ad[an - 2];
+  s->kk = ad[an - 1];
+  s->n = bd[bn - 1];
+  if (bd[bn - 2] != s->kk)
+    return gpux__kerr(k, GPUX_E_SHAPE, "matmul inner dimensions differ: %lld vs %lld", (long long)s->kk, (long long)bd[bn - 2]);
+  int abn = an - 2, bbn = bn - 2;
+  int nb = GPUX__MAX(abn, bbn);
+  if (nb + 2 > GPUX_MAX_DIMS) return gpux__kerr(k, GPUX_E_UNSUPPORTED, "matmul rank above %d", GPUX_MAX_DIMS);
+  s->batch_ndim = nb;
+  int64_t astr = 1, bstr = 1;
+  for (int d = nb - 1; d >= 0; d--) {
+    int ai = d - (nb - abn), bi = d - (nb - bbn);
+    int64_t x = ai >= 0 ? ad[ai] : 1, y = bi >= 0 ? bd[bi] : 1;
+    if (x != y && x != 1 && y != 1)
+      return gpux__kerr(k, GPUX_E_SHAPE, "matmul batch dimensions %lld and %lld do not broadcast", (long long)x, (long long)y);
+    s->batch_dims[d] = x == 1 ? y : x;
+    s->a_bstr[d] = x == 1 ? 0 : astr;
+    s->b_bstr[d] = y == 1 ? 0 : bstr;
+    astr *= x;
+    bstr *= y;
+  }
+  s->batch = gpux__shape_count(nb, s->batch_dims);
+  int on = 0;
+  for (int d = 0; d < nb; d++) s->out_dims[on++] = s->batch_dims[d];
+  if (a->ndim > 1) s->out_dims[on++] = s->m;
+  if (b->ndim > 1) s->out_dims[on++] = s->n;
+  s->out_ndim = on;
+  return 0;
+}
+
+/* Matrix indices of a and b for output batch index bi. */
+static void mm_batch_index(const mm_shape *s, int64_t bi, int64_t *ai, int64_t *bj) {
+  int64_t a = 0, b = 0;
+  for (int d = s->batch_ndim - 1; d >= 0; d--) {
+    int64_t c = bi % s->batch_dims[d];
+    bi /= s->batch_dims[d];
+    a += c * s->a_bstr[d];
+    b += c * s->b_bstr[d];
+  }
+  *ai = a;
+  *bj = b;
+}
+
+/* A zero point that applies per row of a ([M] values, or one) or per column of b ([N]). */
+static int zero_point_vector(gpux_kctx *k, const gpux_tensor *zp, int64_t len, const char *what, int64_t *out) {
+  if (!zp) { for (int64_t i = 0; i < len; i++) out[i] = 0; return 0; }
+  int64_t c = gpux_tensor_count(zp);
+  if (c != 1 && c != len)
+    return gpux__kerr(k, GPUX_E_SHAPE, "%s has %lld values, expected 1 or %lld", what, (long long)c, (long long)len);
+  if (!zp->data) return gpux__kerr(k, GPUX_E_UNSUPPORTED, "%s is not known", what);
+  for (int64_t i = 0; i < len; i++) out[i] = gpux__load_i64(zp->dtype, zp->data, c == 1 ? 0 : i);
+  return 0;
+}
+
+typedef struct {
+  const mm_shape *s;
+  const int32_t *a, *b;   /* (a - azp) [batch_a, m, kk], (b - bzp) [batch_b, kk, n] */
+  int32_t *y;             /* [batch, m, n] */
+} imm_job;
+
+static void imm_rows(void *ctx, int64_t begin, int64_t end) {
+  const imm_job *j = ctx;
+  const mm_shape *s = j->s;
+  int64_t *acc = malloc(sizeof(int64_t) * (size_t)GPUX__MAX(1, s->n));
+  if (!acc) return;
+  for (int64_t r = begin; r < end; r++) {
+    int64_t bi = r / s->m, i = r % s->m, ai, bj;
+    mm_batch_index(s, bi, &ai, &bj);
+    const int32_t *arow = j->a + (ai * s->m + i) * s->kk;
+    const int32_t *bm = j->b + bj * s->kk * s->n;
+    for (int64_t c = 0; c < s->n; c++) acc[c] = 0;
+    for (int64_t p = 0; p < s->kk; p++) {
+      int64_t av = arow[p];
+      const int32_t *brow = bm + p * s->n;
+      for (int64_t c = 0; c < s->n; c++) acc[c] += av * brow[c];
+    }
+    int32_t *y = j->y + r * s->n;
+    for (int64_t c = 0; c < s->n; c++) y[c] = (int32_t)(uint32_t)acc[c];
+  }
+  free(acc);
+}
+
+/* y[batch, m, n] = (a - azp) x (b - bzp) in int32; azp per row of a, bzp per column of b. */
+static int int_matmul(gpux_kctx *k, const mm_shape *s, const gpux_tensor *a, const gpux_tensor *b,
+                      const gpux_tensor *azp, const gpux_tensor *bzp, int32_t *y) {
+  int64_t a_count = gpux_tensor_count(a), b_count = gpux_tensor_count(b);
+  int32_t *ad = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, a_count));
+  int32_t *bd = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, b_count));
+  int64_t *az = malloc(sizeof(int64_t) * (size_t)GPUX__MAX(1, s->m));
+  int64_t *bz = malloc(sizeof(int64_t) * (size_t)GPUX__MAX(1, s->n));
+  int rc = 0;
+  if (!ad || !bd || !az || !bz) { rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); goto done; }
+  if ((rc = zero_point_vector(k, azp, s->m, "a_zero_point", az))) goto done;
+  if ((rc = zero_point_vector(k, bzp, s->n, "b_zero_point", bz))) goto done;
+  for (int64_t i = 0; i < a_count; i++)
+    ad[i] = (int32_t)(gpux__load_i64(a->dtype, a->data, i) - az[(i / GPUX__MAX(1, s->kk)) % s->m]);
+  for (int64_t i = 0; i < b_count; i++) bd[i] = (int32_t)(gpux__load_i64(b->dtype, b->data, i) - bz[i % s->n]);
+  imm_job j = {s, ad, bd, y};
+  int64_t rows = s->batch * s->m;
+  gpux__parallel_for(rows, GPUX__MAX(1, 65536 / GPUX__MAX(1, s->kk * s->n)), imm_rows, &j);
+done:
+  free(ad);
+  free(bd);
+  free(az);
+  free(bz);
+  return rc;
+}
+
+static int is_8bit(int dt) { return dt == GPUX_DT_INT8 || dt == GPUX_DT_UINT8; }
+
+static int op_matmul_integer(gpux_kctx *k) {
+  const gpux_tensor *a = IN(0), *b = IN(1), *azp = IN(2), *bzp = IN(3);
+  if (!a || !b) return gpux__kerr(k, GPUX_E_INVALID, "A and B are required");
+  if (!is_8bit(a->dtype) || !is_8bit(b->dtype))
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "MatMulInteger of %s and %s", gpux_dtype_name(a->dtype), gpux_dtype_name(b->dtype));
+  mm_shape s;
+  int rc = mm_shape_init(k, a, b, &s);
+  if (rc) return rc;
+  gpux_tensor *y = gpux__out(k, 0, GPUX_DT_INT32, s.out_ndim, s.out_dims);
+  if (!y) return k->status;
+  if (k->shape_only) return 0;
+  return int_matmul(k, &s, a, b, azp, bzp, y->data);
+}
+
+/* A scale that applies per tensor or per row/column: `len` doubles. */
+static int scale_vector(gpux_kctx *k, const gpux_tensor *t, int64_t len, const char *what, double *out) {
+  if (!t) return gpux__kerr(k, GPUX_E_INVALID, "%s is required", what);
+  if (!is_real_type(t->dtype)) return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "%s of type %s", what, gpux_dtype_name(t->dtype));
+  int64_t c = gpux_tensor_count(t);
+  if (c != 1 && c != len)
+    return gpux__kerr(k, GPUX_E_SHAPE, "%s has %lld values, expected 1 or %lld", what, (long long)c, (long long)len);
+  for (int64_t i = 0; i < len; i++) out[i] = gpux__load_f64(t->dtype, t->data, c == 1 ? 0 : i);
+  return 0;
+}
+
+/* The requantization multiplier a_scale * b_scale / y_scale, rounded at each step to the scales'
+ * type as numpy does. */
+static double requant_multiplier(int dt, double as, double bs, double ys) {
+  return round_to(dt, round_to(dt, as * bs) / ys);
+}
+
+static int op_qlinear_matmul(gpux_kctx *k) {
+  const gpux_tensor *a = IN(0), *as = IN(1), *azp = IN(2), *b = IN(3), *bs = IN(4), *bzp = IN(5), *ys = IN(6),
+                    *yzp = IN(7);
+  if (!a || !b || !as || !bs || !ys) return gpux__kerr(k, GPUX_E_INVALID, "a, b and the scales are required");
+  if (!is_8bit(a->dtype) || !is_8bit(b->dtype))
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "QLinearMatMul of %s and %s", gpux_dtype_name(a->dtype), gpux_dtype_name(b->dtype));
+  int out_dt = yzp ? yzp->dtype : a->dtype;
+  if (!is_8bit(out_dt)) return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "QLinearMatMul output %s", gpux_dtype_name(out_dt));
+  mm_shape s;
+  int rc = mm_shape_init(k, a, b, &s);
+  if (rc) return rc;
+  gpux_tensor *y = gpux__out(k, 0, out_dt, s.out_ndim, s.out_dims);
+  if (!y) return k->status;
+  if (k->shape_only) return 0;
+  int64_t nacc = s.batch * s.m * s.n;
+  int32_t *acc = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, nacc));
+  double *sa = malloc(sizeof(double) * (size_t)GPUX__MAX(1, s.m)), *sb = malloc(sizeof(double) * (size_t)GPUX__MAX(1, s.n));
+  if (!acc || !sa || !sb) { rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); goto done; }
+  if ((rc = scale_vector(k, as, s.m, "a_scale", sa)) || (rc = scale_vector(k, bs, s.n, "b_scale", sb))) goto done;
+  if (gpux_tensor_count(ys) != 1) { rc = gpux__kerr(k, GPUX_E_SHAPE, "y_scale must be a scalar"); goto done; }
+  if ((rc = int_matmul(k, &s, a, b, azp, bzp, acc))) goto done;
+  double ysv = gpux__load_f64(ys->dtype, ys->data, 0);
+  double yz = yzp ? (double)gpux__load_i64(yzp->dtype, yzp->data, 0) : 0;
+  int dt = promote_real(as->dtype, promote_real(bs->dtype, ys->dtype));
+  int64_t lo, hi;
+  int_range(out_dt, &lo, &hi);
+  for (int64_t i = 0; i < nacc; i++) {
+    int64_t r = (i / s.n) % s.m, c = i % s.n;
+    double v = acc[i] * requant_multiplier(dt, sa[r], sb[c], ysv) + yz;
+    gpux__store_i64(out_dt, y->data, i, sat_rint(v, lo, hi));
+  }
+done:
+  free(acc);
+  free(sa);
+  free(sb);
+  return rc;
+}
+
+/* ---- integer convolution shared by ConvInteger and QLinearConv ---- */
+
+typedef struct {
+  int nsp;                               /* spatial rank */
+  int64_t n, c, m, group;                /* batch, input channels, output channels, groups */
+  int64_t in[GPUX_MAX_DIMS], ks[GPUX_MAX_DIMS], out[GPUX_MAX_DIMS];
+  int64_t stride[GPUX_MAX_DIMS], dil[GPUX_MAX_DIMS], pad[GPUX_MAX_DIMS]; /* pad: at the beginning */
+} conv_geom;
+
+static int conv_geometry(gpux_kctx *k, const gpux_tensor *x, const gpux_tensor *w, conv_geom *g) {
+  memset(g, 0, sizeof *g);
+  if (x->ndim < 3 || w->ndim != x->ndim)
+    return gpux__kerr(k, GPUX_E_SHAPE, "conv needs x of rank >= 3 and w of the same rank (got %d and %d)", x->ndim, w->ndim);
+  g->nsp = x->ndim - 2;
+  g->n = x->dims[0];
+  g->c = x->dims[1];
+  g->m = w->dims[0];
+  g->group = gpux__attr_int(k, "group", 1);
+  if (g->group < 1 || g->c % g->group || g->m % g->group || w->dims[1] * g->group != g->c)
+    return gpux__kerr(k, GPUX_E_SHAPE, "group %lld does not fit %lld input channels, w of %lld x %lld", (long long)g->group,
+                      (long long)g->c, (long long)g->m, (long long)w->dims[1]);
+  const int64_t *kshape, *strides, *dils, *pads;
+  int nk = gpux__attr_ints(k, "kernel_shape", &kshape), ns = gpux__attr_ints(k, "strides", &strides),
+      nd = gpux__attr_ints(k, "dilations", &dils), np = gpux__attr_ints(k, "pads", &pads);
+  if ((nk && nk != g->nsp) || (ns && ns != g->nsp) || (nd && nd != g->nsp) || (np && np != 2 * g->nsp))
+    return gpux__kerr(k, GPUX_E_INVALID, "kernel_shape/strides/dilations/pads do not match %d spatial dims", g->nsp);
+  const char *auto_pad = gpux__attr_string(k, "auto_pad", "NOTSET");
+  for (int d = 0; d < g->nsp; d++) {
+    g->in[d] = x->dims[d + 2];
+    g->ks[d] = w->dims[d + 2];
+    if (nk && kshape[d] != g->ks[d]) return gpux__kerr(k, GPUX_E_SHAPE, "kernel_shape differs from w's shape");
+    g->stride[d] = ns ? strides[d] : 1;
+    g->dil[d] = nd ? dils[d] : 1;
+    if (g->stride[d] < 1 || g->dil[d] < 1) return gpux__kerr(k, GPUX_E_INVALID, "strides and dilations must be positive");
+    int64_t ek = (g->ks[d] - 1) * g->dil[d] + 1;
+    if (!strcmp(auto_pad, "SAME_UPPER") || !strcmp(auto_pad, "SAME_LOWER")) {
+      g->out[d] = (g->in[d] + g->stride[d] - 1) / g->stride[d];
+      int64_t total = GPUX__MAX(0, (g->out[d] - 1) * g->stride[d] + ek - g->in[d]);
+      g->pad[d] = !strcmp(auto_pad, "SAME_UPPER") ? total / 2 : total - total / 2;
+    } else if (!strcmp(auto_pad, "VALID")) {
+      g->pad[d] = 0;
+      g->out[d] = g->in[d] >= ek ? (g->in[d] - ek) / g->stride[d] + 1 : 0;
+    } else if (!strcmp(auto_pad, "NOTSET")) {
+      int64_t pb = np ? pads[d] : 0, pe = np ? pads[d + g->nsp] : 0;
+      if (pb < 0 || pe < 0) return gpux__kerr(k, GPUX_E_INVALID, "negative pads");
+      g->pad[d] = pb;
+      int64_t span = g->in[d] + pb + pe;
+      g->out[d] = span >= ek ? (span - ek) / g->stride[d] + 1 : 0;
+    } else {
+      return gpux__kerr(k, GPUX_E_UNSUPPORTED, "auto_pad '%s'", auto_pad);
+    }
+  }
+  return 0;
+}
+
+typedef struct {
+  const conv_geom *g;
+  const int32_t *x;   /* [n, c, in...] with the zero point subtracted */
+  const int32_t *w;   /* [m, c / group, ks...] with the zero point subtracted */
+  int32_t *y;         /* [n, m, out...] */
+} iconv_job;
+
+/* One (batch, output channel) plane per item; direct loops over kernel and input channels. */
+static void iconv_planes(void *ctx, int64_t begin, int64_t end) {
+  const iconv_job *j = ctx;
+  const conv_geom *g = j->g;
+  int nsp = g->nsp;
+  int64_t out_count = gpux__shape_count(nsp, g->out), in_count = gpux__shape_count(nsp, g->in);
+  int64_t k_count = gpux__shape_count(nsp, g->ks), cpg = g->c / g->group, mpg = g->m / g->group;
+  for (int64_t plane = begin; plane < end; plane++) {
+    int64_t b = plane / g->m, oc = plane % g->m, grp = oc / mpg;
+    int32_t *y = j->y + plane * out_count;
+    for (int64_t o = 0; o < out_count; o++) {
+      int64_t oidx[GPUX_MAX_DIMS], rem = o;
+      for (int d = nsp - 1; d >= 0; d--) { oidx[d] = rem % g->out[d]; rem /= g->out[d]; }
+      int64_t acc = 0;
+      for (int64_t kp = 0; kp < k_count; kp++) {
+        int64_t kidx[GPUX_MAX_DIMS], krem = kp, off = 0, inside = 1;
+        for (int d = nsp - 1; d >= 0; d--) { kidx[d] = krem % g->ks[d]; krem /= g->ks[d]; }
+        for (int d = 0; d < nsp && inside; d++) {
+          int64_t p = oidx[d] * g->stride[d] - g->pad[d] + kidx[d] * g->dil[d];
+          if (p < 0 || p >= g->in[d]) inside = 0;
+          off = off * g->in[d] + p;
+        }
+        if (!inside) continue;
+        for (int64_t ci = 0; ci < cpg; ci++) {
+          int64_t xc = grp * cpg + ci;
+          acc += (int64_t)j->x[(b * g->c + xc) * in_count + off] * j->w[(oc * cpg + ci) * k_count + kp];
+        }
+      }
+      y[o] = (int32_t)(uint32_t)acc;
+    }
+  }
+}
+
+/* y = conv(x - xzp, w - wzp) in int32; xzp one value, wzp one or one per output channel. */
+static int int_conv(gpux_kctx *k, const conv_geom *g, const gpux_tensor *x, const gpux_tensor *w,
+                    const gpux_tensor *xzp, const gpux_tensor *wzp, int32_t *y) {
+  int64_t xc = gpux_tensor_count(x), wc = gpux_tensor_count(w);
+  int32_t *xd = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, xc)), *wd = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, wc));
+  int64_t *wz = malloc(sizeof(int64_t) * (size_t)GPUX__MAX(1, g->m));
+  int rc = 0;
+  if (!xd || !wd || !wz) { rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); goto done; }
+  if (xzp && gpux_tensor_count(xzp) != 1) { rc = gpux__kerr(k, GPUX_E_SHAPE, "x_zero_point must be a scalar"); goto done; }
+  int64_t xz = xzp ? gpux__load_i64(xzp->dtype, xzp->data, 0) : 0;
+  if ((rc = zero_point_vector(k, wzp, g->m, "w_zero_point", wz))) goto done;
+  for (int64_t i = 0; i < xc; i++) xd[i] = (int32_t)(gpux__load_i64(x->dtype, x->data, i) - xz);
+  int64_t per_m = g->m ? wc / g->m : 0;
+  for (int64_t i = 0; i < wc; i++) wd[i] = (int32_t)(gpux__load_i64(w->dtype, w->data, i) - wz[i / GPUX__MAX(1, per_m)]);
+  iconv_job j = {g, xd, wd, y};
+  gpux__parallel_for(g->n * g->m, 1, iconv_planes, &j);
+done:
+  free(xd);
+  free(wd);
+  free(wz);
+  return rc;
+}
+
+static int conv_output(gpux_kctx *k, const conv_geom *g, int dtype, gpux_tensor **y) {
+  int64_t dims[GPUX_MAX_DIMS];
+  dims[0] = g->n;
+  dims[1] = g->m;
+  for (int d = 0; d < g->nsp; d++) dims[d + 2] = g->out[d];
+  *y = gpux__out(k, 0, dtype, g->nsp + 2, dims);
+  return *y ? 0 : k->status;
+}
+
+static int op_conv_integer(gpux_kctx *k) {
+  const gpux_tensor *x = IN(0), *w = IN(1), *xzp = IN(2), *wzp = IN(3);
+  if (!x || !w) return gpux__kerr(k, GPUX_E_INVALID, "x and w are required");
+  if (!is_8bit(x->dtype) || !is_8bit(w->dtype))
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "ConvInteger of %s and %s", gpux_dtype_name(x->dtype), gpux_dtype_name(w->dtype));
+  conv_geom g;
+  gpux_tensor *y;
+  int rc = conv_geometry(k, x, w, &g);
+  if (rc || (rc = conv_output(k, &g, GPUX_DT_INT32, &y))) return rc;
+  if (k->shape_only) return 0;
+  return int_conv(k, &g, x, w, xzp, wzp, y->data);
+}
+
+static int op_qlinear_conv(gpux_kctx *k) {
+  const gpux_tensor *x = IN(0), *xs = IN(1), *xzp = IN(2), *w = IN(3), *ws = IN(4), *wzp = IN(5), *ys = IN(6),
+                    *yzp = IN(7), *bias = IN(8);
+  if (!x || !w || !xs || !ws || !ys) return gpux__kerr(k, GPUX_E_INVALID, "x, w and the scales are required");
+  if (!is_8bit(x->dtype) || !is_8bit(w->dtype))
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "QLinearConv of %s and %s", gpux_dtype_name(x->dtype), gpux_dtype_name(w->dtype));
+  int out_dt = yzp ? yzp->dtype : x->dtype;
+  if (!is_8bit(out_dt)) return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "QLinearConv output %s", gpux_dtype_name(out_dt));
+  conv_geom g;
+  gpux_tensor *y;
+  int rc = conv_geometry(k, x, w, &g);
+  if (rc || (rc = conv_output(k, &g, out_dt, &y))) return rc;
+  if (k->shape_only) return 0;
+  if (bias && gpux_tensor_count(bias) != g.m)
+    return gpux__kerr(k, GPUX_E_SHAPE, "B has %lld values, expected %lld", (long long)gpux_tensor_count(bias), (long long)g.m);
+  int64_t n_out = gpux_tensor_count(y), plane = g.m ? n_out / GPUX__MAX(1, g.n * g.m) : 0;
+  int32_t *acc = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, n_out));
+  double *sw = malloc(sizeof(double) * (size_t)GPUX__MAX(1, g.m));
+  if (!acc || !sw) { rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); goto done; }
+  if ((rc = scale_vector(k, ws, g.m, "w_scale", sw))) goto done;
+  if (gpux_tensor_count(xs) != 1 || gpux_tensor_count(ys) != 1) { rc = gpux__kerr(k, GPUX_E_SHAPE, "x_scale and y_scale must be scalars"); goto done; }
+  if ((rc = int_conv(k, &g, x, w, xzp, wzp, acc))) goto done;
+  double xsv = gpux__load_f64(xs->dtype, xs->data, 0), ysv = gpux__load_f64(ys->dtype, ys->data, 0);
+  double yz = yzp ? (double)gpux__load_i64(yzp->dtype, yzp->data, 0) : 0;
+  int dt = promote_real(xs->dtype, promote_real(ws->dtype, ys->dtype));
+  int64_t lo, hi;
+  int_range(out_dt, &lo, &hi);
+  for (int64_t i = 0; i < n_out; i++) {
+    int64_t oc = (i / GPUX__MAX(1, plane)) % g.m;
+    int64_t a = acc[i] + (bias ? gpux__load_i64(bias->dtype, bias->data, oc) : 0);
+    double v = (double)(int32_t)(uint32_t)a * requant_multiplier(dt, xsv, sw[oc], ysv) + yz;
+    gpux__store_i64(out_dt, y->data, i, sat_rint(v, lo, hi));
+  }
+done:
+  free(acc);
+  free(sw);
+  return rc;
+}
 
 const gpux_op_def gpux__ops_quant[] = {
+  {"", "QuantizeLinear", op_quantize_linear, 10, 0},
+  {"", "DequantizeLinear", op_dequantize_linear, 10, 0},
+  {"", "DynamicQuantizeLinear", op_dynamic_quantize_linear, 11, 0},
+  {"", "MatMulInteger", op_matmul_integer, 10, 0},
+  {"", "ConvInteger", op_conv_integer, 10, 0},
+  {"", "QLinearMatMul", op_qlinear_matmul, 10, 0},
+  {"", "QLinearConv", op_qlinear_conv, 10, 0},
   {0},
 };

@@ -13,7 +13,7 @@ struct gpux_session {
 typedef struct frame {
   const gpux_graph *g;
   gpux_tensor *vals;        /* [n_values] values computed or bound in this invocation */
-  unsigned char *borrowed;  /* [n_values] 1 when vals[v] is a view of caller memory */
+  unsigned char *borrowed;  /* [n_values] 1: vals[v] is a view of caller memory; 2: omitted */
   struct frame *parent;
   gpux_session *s;
 } frame;
@@ -58,7 +58,8 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
       f->vals[id] = inputs[i]; /* a view: the caller keeps ownership */
       f->borrowed[id] = 1;
     } else {
-      f->vals[id].kind = GPUX_KIND_NONE; /* an omitted optional input */
+      f->vals[id].kind = GPUX_KIND_NONE; /* an omitted optional input: kernels see NULL */
+      f->borrowed[id] = 2;
     }
   }
   gpux_kctx k = {0};
@@ -68,8 +69,8 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
   for (int i = 0; i < g->n_nodes; i++) {
     const gpux_node *n = &g->nodes[i];
     for (int j = 0; j < n->n_in; j++) {
-      const gpux_tensor *t = n->in[j] >= 0 ? frame_value(f, n->in[j]) : NULL;
-      in[j] = t;
+      int id = n->in[j];
+      in[j] = id < 0 || f->borrowed[id] == 2 ? NULL : frame_value(f, id);
     }
     for (int j = 0; j < n->n_out; j++) out[j] = n->out[j] >= 0 ? &f->vals[n->out[j]] : NULL;
     k.node = n;
