@@ -3,7 +3,9 @@
 // decoded by the small TensorProto reader below), and prints the same numbers: median, min, mean
 // and p90 latency of session.run() over N runs after a warm-up, and the process's peak RSS.
 //
-//   node bench/peer.mjs [--threads N] [--runs N] [--warmup N] [--json] CASE_DIR...
+//   node bench/peer.mjs [--threads N] [--runs N] [--warmup N] [--min-time MS] [--json] CASE_DIR...
+//
+// The options mean what they mean to `gpux bench` (see gpux bench --help).
 //
 // Peak RSS (process.resourceUsage().maxRSS) is a high-water mark of the whole node process,
 // ONNX Runtime's library included: run one case per process to measure each alone.
@@ -98,7 +100,7 @@ export function decodeTensor(buf) {
 
 /* ---------------------------------------------------------------- benchmark */
 function usage() {
-  return 'usage: node bench/peer.mjs [--threads N] [--runs N] [--warmup N] [--json] CASE_DIR...';
+  return 'usage: node bench/peer.mjs [--threads N] [--runs N] [--warmup N] [--min-time MS] [--json] CASE_DIR...';
 }
 
 function dataSet(caseDir) {
@@ -126,21 +128,24 @@ async function benchCase(caseDir, o) {
   }
 
   const times = [];
-  let firstMs = 0;
-  // the hot loop: first run (cold), warm-up, then timed runs
-  for (let i = -1; i < o.warmup + o.runs; i++) {
+  let firstMs = 0, total = 0;
+  // the hot loop: first run (cold), warm-up, then timed runs (at least o.runs, and on until they
+  // add up to o['min-time'] ms)
+  for (let i = -1; ; i++) {
+    const timed = i >= o.warmup;
+    if (timed && times.length >= o.runs && (total >= o['min-time'] || times.length >= 100000)) break;
     t0 = performance.now();
     await s.run(feeds);
     const dt = performance.now() - t0;
     if (i < 0) firstMs = dt;
-    else if (i >= o.warmup) times.push(dt);
+    if (timed) { times.push(dt); total += dt; }
   }
   await s.release();
   times.sort((a, b) => a - b);
   const n = times.length;
   return {
     case: path.basename(path.resolve(caseDir)), runtime: 'onnxruntime', backend: 'cpu',
-    version: ort.env.versions?.common ?? '', inputs: shapes.join(' '), threads: o.threads, runs: o.runs, warmup: o.warmup,
+    version: ort.env.versions?.common ?? '', inputs: shapes.join(' '), threads: o.threads, runs: n, warmup: o.warmup,
     load_ms: loadMs, first_ms: firstMs,
     median_ms: n % 2 ? times[(n - 1) / 2] : (times[n / 2 - 1] + times[n / 2]) / 2,
     min_ms: times[0], mean_ms: times.reduce((a, b) => a + b, 0) / n,
@@ -150,14 +155,14 @@ async function benchCase(caseDir, o) {
 }
 
 async function main() {
-  const o = { threads: 0, runs: 20, warmup: 3, json: false };
+  const o = { threads: 0, runs: 20, warmup: 3, 'min-time': 0, json: false };
   const cases = [];
   const args = process.argv.slice(2);
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '-h' || a === '--help') { console.log(usage()); return 0; }
     if (a === '--json') o.json = true;
-    else if (a === '--threads' || a === '--runs' || a === '--warmup') {
+    else if (a === '--threads' || a === '--runs' || a === '--warmup' || a === '--min-time') {
       const v = Number(args[++i]);
       if (!Number.isInteger(v) || v < 0) { console.error(`peer: error: ${a} needs a count`); return 2; }
       o[a.slice(2)] = v;

@@ -11,26 +11,29 @@
 #include <time.h>
 
 #define BENCH_MAX_INPUTS 64
+#define BENCH_MAX_RUNS 100000
 
 typedef struct {
   int backend;       /* gpux_backend_kind */
   int threads;       /* 0 = all cores */
   int runs;          /* timed runs */
   int warmup;        /* untimed runs before them */
+  int min_time_ms;   /* keep timing past `runs` until the timed runs add up to this */
   int json;          /* one JSON object per case and line, instead of a table */
 } bench_opts;
 
 typedef struct {
   double load_ms, create_ms, first_ms;   /* model load, session create, first (cold) run */
   double median_ms, min_ms, mean_ms, p90_ms;
+  int runs;                              /* timed runs done */
   long peak_rss_kb;                      /* the process's peak RSS after this case */
   char backend[32];                      /* the session's backend name */
 } bench_result;
 
 static void usage(FILE *f) {
   fprintf(f,
-    "usage: gpux bench [--backend cpu|webgpu|auto] [--threads N] [--runs N] [--warmup N] [--json]\n"
-    "                  CASE_DIR...\n\n"
+    "usage: gpux bench [--backend cpu|webgpu|auto] [--threads N] [--runs N] [--warmup N]\n"
+    "                  [--min-time MS] [--json] CASE_DIR...\n\n"
     "Times inference on ONNX test-case folders (model.onnx and test_data_set_N/input_K.pb; the\n"
     "first data set's inputs are used). For each case: model load and session create time, the\n"
     "first run, then --warmup untimed runs and --runs timed runs of one inference each, reported\n"
@@ -41,6 +44,8 @@ static void usage(FILE *f) {
     "  --threads N   CPU threads (default 0 = all cores)\n"
     "  --runs N      timed runs (default 20)\n"
     "  --warmup N    untimed runs before them (default 3)\n"
+    "  --min-time MS go on past --runs until the timed runs add up to MS milliseconds\n"
+    "                (default 0; at most 100000 runs)\n"
     "  --json        print one JSON object per case and line\n");
 }
 
@@ -91,8 +96,8 @@ static int bench_case(const char *case_dir, const bench_opts *o, bench_result *r
   gpux_model *model = NULL;
   gpux_session *sess = NULL;
   gpux_tensor inputs[BENCH_MAX_INPUTS], *outputs = NULL;
-  double *times = NULL;
-  int n_in = 0, n_out = 0, err;
+  double *times = NULL;          /* [cap] latency of each timed run, ms */
+  int n_in = 0, n_out = 0, n_times = 0, cap = o->runs, err;
 
   memset(inputs, 0, sizeof inputs);
   memset(r, 0, sizeof *r);
@@ -128,25 +133,37 @@ static int bench_case(const char *case_dir, const bench_opts *o, bench_result *r
 
   n_out = gpux_model_output_count(model);
   outputs = calloc(n_out > 0 ? (size_t)n_out : 1, sizeof *outputs);
-  times = calloc(o->runs > 0 ? (size_t)o->runs : 1, sizeof *times);
+  times = calloc((size_t)cap, sizeof *times);
   if (!outputs || !times) { err = GPUX_E_NOMEM; cli_error(0, "out of memory"); goto done; }
 
   /* the hot loop: first run (cold), warm-up, then timed runs; outputs freed outside the timing */
-  for (int i = -1; i < o->warmup + o->runs; i++) {
+  double total = 0;
+  for (int i = -1;; i++) {
+    int timed = i >= o->warmup;
+    if (timed && n_times >= o->runs && (total >= o->min_time_ms || n_times >= BENCH_MAX_RUNS)) break;
     t0 = now_ms();
     err = gpux_session_run(sess, inputs, n_in, outputs, n_out);
     double dt = now_ms() - t0;
     if (err < 0) { cli_error(err, "%s: run failed", case_dir); goto done; }
     for (int k = 0; k < n_out; k++) gpux_tensor_free(&outputs[k]);
     if (i < 0) r->first_ms = dt;
-    else if (i >= o->warmup) times[i - o->warmup] = dt;
+    if (!timed) continue;
+    if (n_times == cap) {
+      double *t = realloc(times, (size_t)cap * 2 * sizeof *times);
+      if (!t) { err = GPUX_E_NOMEM; cli_error(0, "out of memory"); goto done; }
+      times = t;
+      cap *= 2;
+    }
+    times[n_times++] = dt;
+    total += dt;
   }
 
-  if (o->runs > 0) {
+  {
     double sum = 0;
-    for (int i = 0; i < o->runs; i++) sum += times[i];
-    qsort(times, (size_t)o->runs, sizeof *times, cmp_double);
-    int n = o->runs;
+    int n = n_times;
+    for (int i = 0; i < n; i++) sum += times[i];
+    qsort(times, (size_t)n, sizeof *times, cmp_double);
+    r->runs = n;
     r->median_ms = n % 2 ? times[n / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
     r->min_ms = times[0];
     r->mean_ms = sum / n;
@@ -193,12 +210,13 @@ static void print_json(const char *name, const bench_opts *o, const bench_result
   printf(",\"threads\":%d,\"runs\":%d,\"warmup\":%d,\"load_ms\":%.3f,\"create_ms\":%.3f,"
          "\"first_ms\":%.3f,\"median_ms\":%.4f,\"min_ms\":%.4f,\"mean_ms\":%.4f,\"p90_ms\":%.4f,"
          "\"peak_rss_kb\":%ld}\n",
-         o->threads, o->runs, o->warmup, r->load_ms, r->create_ms, r->first_ms, r->median_ms,
+         o->threads, r->runs, o->warmup, r->load_ms, r->create_ms, r->first_ms, r->median_ms,
          r->min_ms, r->mean_ms, r->p90_ms, r->peak_rss_kb);
 }
 
 int cmd_bench(int argc, char **argv) {
-  bench_opts o = {.backend = GPUX_BACKEND_CPU, .threads = 0, .runs = 20, .warmup = 3, .json = 0};
+  bench_opts o = {.backend = GPUX_BACKEND_CPU, .threads = 0, .runs = 20, .warmup = 3,
+                  .min_time_ms = 0, .json = 0};
   int first_case = argc;
 
   for (int i = 1; i < argc; i++) {
@@ -214,19 +232,24 @@ int cmd_bench(int argc, char **argv) {
       else if (!strcmp(v, "webgpu")) o.backend = GPUX_BACKEND_WEBGPU;
       else if (!strcmp(v, "auto")) o.backend = GPUX_BACKEND_AUTO;
       else { cli_error(0, "unknown backend '%s' (cpu, webgpu or auto)", v); return EXIT_USAGE; }
-    } else if (!strcmp(a, "--threads") || !strcmp(a, "--runs") || !strcmp(a, "--warmup")) {
+    } else if (!strcmp(a, "--threads") || !strcmp(a, "--runs") || !strcmp(a, "--warmup") ||
+               !strcmp(a, "--min-time")) {
       int n = parse_count(v);
       if (n < 0) { cli_error(0, "%s: '%s' is not a count", a, v); return EXIT_USAGE; }
       if (!strcmp(a, "--threads")) o.threads = n;
       else if (!strcmp(a, "--runs")) o.runs = n;
-      else o.warmup = n;
+      else if (!strcmp(a, "--warmup")) o.warmup = n;
+      else o.min_time_ms = n;
     } else {
       cli_error(0, "unknown option '%s' (see gpux bench --help)", a);
       return EXIT_USAGE;
     }
   }
   if (first_case >= argc) { usage(stderr); return EXIT_USAGE; }
-  if (o.runs < 1) { cli_error(0, "--runs must be at least 1"); return EXIT_USAGE; }
+  if (o.runs < 1 || o.runs > BENCH_MAX_RUNS) {
+    cli_error(0, "--runs must be from 1 to %d", BENCH_MAX_RUNS);
+    return EXIT_USAGE;
+  }
 
   if (!o.json)
     printf("%-24s %-8s %5s %10s %10s %10s %10s %10s %12s\n", "CASE", "BACKEND", "RUNS",
@@ -240,7 +263,7 @@ int cmd_bench(int argc, char **argv) {
     if (err < 0) { if (worst == GPUX_E_OK) worst = err; continue; }
     if (o.json) print_json(name, &o, &r);
     else
-      printf("%-24s %-8s %5d %10.2f %10.2f %10.3f %10.3f %10.3f %12.1f\n", name, r.backend, o.runs,
+      printf("%-24s %-8s %5d %10.2f %10.2f %10.3f %10.3f %10.3f %12.1f\n", name, r.backend, r.runs,
              r.load_ms, r.first_ms, r.median_ms, r.min_ms, r.p90_ms, r.peak_rss_kb / 1024.0);
     fflush(stdout);
   }

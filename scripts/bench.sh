@@ -6,7 +6,9 @@
 # case and runtime). Benchmarks are not tests: nothing here gates CI.
 #
 #   scripts/bench.sh [CASE_NAME...]        (default: every case in <build>/models/cases.txt)
-#   env: BUILD (build), BENCH_RUNS (20), BENCH_WARMUP (5), BENCH_THREADS (all cores)
+#   env: BUILD (build), BENCH_RUNS (20), BENCH_WARMUP (5), BENCH_THREADS (all cores),
+#        BENCH_MIN_MS (500: fast models run more than BENCH_RUNS times, until their timed runs
+#        add up to this many milliseconds)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-build}
@@ -16,6 +18,7 @@ cases=$build/models
 runs=${BENCH_RUNS:-20}
 warmup=${BENCH_WARMUP:-5}
 threads=${BENCH_THREADS:-$(nproc)}
+min_ms=${BENCH_MIN_MS:-500}
 
 [ -x "$gpux" ] || { echo "bench.sh: error: $gpux not built (run make)" >&2; exit 3; }
 command -v node >/dev/null || { echo "bench.sh: error: node not found (run scripts/install-deps.sh)" >&2; exit 3; }
@@ -23,6 +26,7 @@ node "$root/tests/models/make-cases.mjs" --keep "$cases" >&2
 
 if [ $# -gt 0 ]; then names=("$@"); else mapfile -t names < <(grep -v '^$' "$cases/cases.txt"); fi
 
+load=$(cut -d' ' -f1-3 /proc/loadavg)   # before: other work on the machine skews every number
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 : >"$tmp/gpux.jsonl"; : >"$tmp/ort.jsonl"
@@ -32,13 +36,13 @@ for n in "${names[@]}"; do
   echo "bench.sh: $n" >&2
   # one process per case and runtime, so that each peak RSS is that case's alone
   if ! "$gpux" bench --json --backend cpu --threads "$threads" --runs "$runs" --warmup "$warmup" \
-         "$d" >>"$tmp/gpux.jsonl" 2>"$tmp/err"; then
-    msg=$(head -n 1 "$tmp/err" | sed 's/^gpux: error: //; s/"/\\"/g')
+         --min-time "$min_ms" "$d" >>"$tmp/gpux.jsonl" 2>"$tmp/err"; then
+    msg=$(head -n 1 "$tmp/err" | sed -E 's/^gpux: error: //; s#[^ ]*/[^ ]*: ##g; s/"/\\"/g')
     printf '{"case":"%s","error":"%s"}\n' "$n" "$msg" >>"$tmp/gpux.jsonl"
   fi
   if ! node "$root/bench/peer.mjs" --json --threads "$threads" --runs "$runs" --warmup "$warmup" \
-         "$d" >>"$tmp/ort.jsonl" 2>"$tmp/err"; then
-    msg=$(head -n 1 "$tmp/err" | sed 's/^peer: error: //; s/"/\\"/g')
+         --min-time "$min_ms" "$d" >>"$tmp/ort.jsonl" 2>"$tmp/err"; then
+    msg=$(head -n 1 "$tmp/err" | sed -E 's/^peer: error: //; s#[^ ]*/[^ ]*: ##g; s/"/\\"/g')
     printf '{"case":"%s","error":"%s"}\n' "$n" "$msg" >>"$tmp/ort.jsonl"
   fi
 done
@@ -52,7 +56,7 @@ node_base=$(cd "$root/bench" && node --input-type=module -e "
   console.log((process.resourceUsage().maxRSS / 1024).toFixed(0));")
 
 GPUX_JSON=$tmp/gpux.jsonl ORT_JSON=$tmp/ort.jsonl BENCH_CPU=$cpu BENCH_CORES=$(nproc) \
-BENCH_THREADS=$threads BENCH_RUNS=$runs BENCH_WARMUP=$warmup NODE_BASE=$node_base \
+BENCH_THREADS=$threads BENCH_RUNS=$runs BENCH_WARMUP=$warmup BENCH_MIN_MS=$min_ms BENCH_LOAD="$load" NODE_BASE=$node_base \
 GPUX_VERSION=$("$gpux" --version) node --input-type=module -e '
 import fs from "node:fs";
 const read = (f) => fs.readFileSync(f, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
@@ -63,8 +67,8 @@ const mb = (kb) => (kb / 1024).toFixed(0);
 const ortVersion = o.find((r) => r.version)?.version ?? "?";
 console.log(`## gpux CPU backend vs ONNX Runtime ${ortVersion} CPU EP\n`);
 console.log(`- date: ${new Date().toISOString().replace("T", " ").slice(0, 16)} UTC`);
-console.log(`- machine: ${E.BENCH_CPU}, ${E.BENCH_CORES} cores; ${E.GPUX_VERSION}; threads: ${E.BENCH_THREADS} each`);
-console.log(`- latency: median of ${E.BENCH_RUNS} runs after ${E.BENCH_WARMUP} warm-up runs; ratio = gpux / ORT (below 1: gpux faster)`);
+console.log(`- machine: ${E.BENCH_CPU}, ${E.BENCH_CORES} cores; ${E.GPUX_VERSION}; threads: ${E.BENCH_THREADS} each; load average before: ${E.BENCH_LOAD}`);
+console.log(`- latency: median of at least ${E.BENCH_RUNS} runs (more for fast models, until they add up to ${E.BENCH_MIN_MS} ms) after ${E.BENCH_WARMUP} warm-up runs; ratio = gpux / ORT (below 1: gpux faster)`);
 console.log(`- peak RSS: each process alone (one per case and runtime); ORT\x27s includes node itself, ${E.NODE_BASE} MB with onnxruntime-node loaded\n`);
 console.log("| model | inputs | gpux ms | ORT ms | ratio | gpux RSS MB | ORT RSS MB |");
 console.log("|---|---|---:|---:|---:|---:|---:|");

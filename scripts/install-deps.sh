@@ -45,5 +45,8 @@ if [ ! -f "$stamp" ]; then
   npm install --ignore-scripts --no-audit --no-fund --loglevel=error "${npm_pkgs[@]}"
   mkdir -p "$root/deps/lib"
   cp node_modules/bun-webgpu-linux-x64/libwebgpu_wrapper.so "$root/deps/lib/libwebgpu_dawn.so"
+  # onnxruntime-node's native binding ships in the package (bin/napi-v6/linux/x64); with
+  # --ignore-scripts nothing else is fetched, so check here that it loads
+  node -e "require('onnxruntime-node')" || { echo "install-deps: onnxruntime-node does not load" >&2; exit 1; }
   touch "$stamp"
 fi

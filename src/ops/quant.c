@@ -146,19 +146,34 @@ typedef struct {
   int64_t lo, hi;
 } quant_job;
 
-/* One row x[o, j, :] of `inner` elements per item. */
-static void quantize_rows(void *ctx, int64_t begin, int64_t end) {
+/* Elements [begin, end) of x, walked as segments of rows x[o, j, r0:r1]. */
+static void quantize_range(void *ctx, int64_t begin, int64_t end) {
   const quant_job *q = ctx;
   const qgrain *g = &q->g;
   int xdt = q->x->dtype, sdt = q->scale->dtype, odt = q->out_dt;
   int fast = xdt == GPUX_DT_FLOAT && sdt == GPUX_DT_FLOAT && q->prec_dt == GPUX_DT_FLOAT && is_int_quant_type(odt);
-  for (int64_t row = begin; row < end; row++) {
+  for (int64_t e = begin; e < end;) {
+    int64_t row = e / g->inner, r0 = e % g->inner, r1 = GPUX__MIN(g->inner, r0 + (end - e));
     int64_t o = row / g->len, j = row % g->len, step;
     int64_t si = qgrain_index(g, o, j, &step);
     int64_t base = row * g->inner;
-    if (fast) { /* float32 in, float32 scale, integer out: the hot loop */
+    e += r1 - r0;
+    if (fast && step == 0 && (odt == GPUX_DT_UINT8 || odt == GPUX_DT_INT8)) {
+      /* float32 to 8 bits with one scale for the segment: the hot loop */
+      const float *x = (const float *)q->x->data + base;
+      float s = ((const float *)q->scale->data)[si], lo = (float)q->lo, hi = (float)q->hi;
+      float zp = q->zp ? (float)gpux__load_i64(q->zp->dtype, q->zp->data, si) : 0.0f;
+      for (int64_t r = r0; r < r1; r++) {
+        float v = nearbyintf(x[r] / s) + zp;
+        v = v < lo ? lo : v > hi ? hi : v;
+        if (odt == GPUX_DT_UINT8) ((uint8_t *)q->y->data)[base + r] = (uint8_t)v;
+        else ((int8_t *)q->y->data)[base + r] = (int8_t)v;
+      }
+      continue;
+    }
+    if (fast) { /* float32 in, float32 scale, integer out */
       const float *x = (const float *)q->x->data + base, *s = (const float *)q->scale->data + si;
-      for (int64_t r = 0; r < g->inner; r++) {
+      for (int64_t r = r0; r < r1; r++) {
         int64_t zp = q->zp ? gpux__load_i64(q->zp->dtype, q->zp->data, si + r * step) : 0;
         float v = x[r] / s[r * step];
         int64_t iv = sat_rint((double)v, INT32_MIN, INT32_MAX) + zp;
@@ -166,7 +181,7 @@ static void quantize_rows(void *ctx, int64_t begin, int64_t end) {
       }
       continue;
     }
-    for (int64_t r = 0; r < g->inner; r++) {
+    for (int64_t r = r0; r < r1; r++) {
       int64_t idx = si + r * step;
       double v = round_to(q->prec_dt, gpux__load_f64(xdt, q->x->data, base + r) / gpux__load_f64(sdt, q->scale->data, idx));
       if (is_int_quant_type(odt)) {
@@ -211,8 +226,7 @@ static int op_quantize_linear(gpux_kctx *k) {
   if (!y) return k->status;
   if (k->shape_only) return 0;
   q.y = y;
-  int64_t rows = q.g.outer * q.g.len;
-  gpux__parallel_for(rows, GPUX__MAX(1, 16384 / GPUX__MAX(1, q.g.inner)), quantize_rows, &q);
+  gpux__parallel_for(gpux_tensor_count(x), 16384, quantize_range, &q);
   return 0;
 }
 
@@ -225,26 +239,41 @@ typedef struct {
   int use_zp, calc_double;
 } dequant_job;
 
-static void dequantize_rows(void *ctx, int64_t begin, int64_t end) {
+/* Elements [begin, end) of x, walked as segments of rows x[o, j, r0:r1]. */
+static void dequantize_range(void *ctx, int64_t begin, int64_t end) {
   const dequant_job *q = ctx;
   const qgrain *g = &q->g;
   int xdt = q->x->dtype, sdt = q->scale->dtype, ydt = q->y->dtype;
   int fast = sdt == GPUX_DT_FLOAT && ydt == GPUX_DT_FLOAT && (xdt == GPUX_DT_INT8 || xdt == GPUX_DT_UINT8);
-  for (int64_t row = begin; row < end; row++) {
+  for (int64_t e = begin; e < end;) {
+    int64_t row = e / g->inner, r0 = e % g->inner, r1 = GPUX__MIN(g->inner, r0 + (end - e));
     int64_t o = row / g->len, j = row % g->len, step;
     int64_t si = qgrain_index(g, o, j, &step);
     int64_t base = row * g->inner;
+    e += r1 - r0;
     if (fast) { /* 8-bit integers to float32: the hot loop */
       const float *s = (const float *)q->scale->data + si;
       float *y = (float *)q->y->data + base;
-      for (int64_t r = 0; r < g->inner; r++) {
-        int64_t zp = q->use_zp ? gpux__load_i64(q->zp->dtype, q->zp->data, si + r * step) : 0;
+      if (step == 0) {
+        float sv = s[0];
+        int32_t zp = q->use_zp ? (int32_t)gpux__load_i64(q->zp->dtype, q->zp->data, si) : 0;
+        if (xdt == GPUX_DT_INT8) {
+          const int8_t *x = (const int8_t *)q->x->data + base;
+          for (int64_t r = r0; r < r1; r++) y[r] = (float)(x[r] - zp) * sv;
+        } else {
+          const uint8_t *x = (const uint8_t *)q->x->data + base;
+          for (int64_t r = r0; r < r1; r++) y[r] = (float)(x[r] - zp) * sv;
+        }
+        continue;
+      }
+      for (int64_t r = r0; r < r1; r++) {
+        int64_t zp = q->use_zp ? gpux__load_i64(q->zp->dtype, q->zp->data, si + r) : 0;
         int64_t xv = xdt == GPUX_DT_INT8 ? ((const int8_t *)q->x->data)[base + r] : ((const uint8_t *)q->x->data)[base + r];
-        y[r] = (float)(xv - zp) * s[r * step];
+        y[r] = (float)(xv - zp) * s[r];
       }
       continue;
     }
-    for (int64_t r = 0; r < g->inner; r++) {
+    for (int64_t r = r0; r < r1; r++) {
       int64_t idx = si + r * step;
       /* as the reference: x as float32, minus the zero point, times the scale */
       double dx = (float)gpux__load_f64(xdt, q->x->data, base + r);
@@ -284,7 +313,7 @@ static int op_dequantize_linear(gpux_kctx *k) {
   if (!y) return k->status;
   if (k->shape_only) return 0;
   q.y = y;
-  gpux__parallel_for(q.g.outer * q.g.len, GPUX__MAX(1, 16384 / GPUX__MAX(1, q.g.inner)), dequantize_rows, &q);
+  gpux__parallel_for(gpux_tensor_count(x), 16384, dequantize_range, &q);
   return 0;
 }
 

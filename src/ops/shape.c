@@ -9,6 +9,7 @@
  * Elements are moved as raw bytes, so every dtype works; string tensors get their pointers copied
  * and then duplicated (own_strings) so that the output owns its strings. */
 #include "ops/op.h"
+#include <stdatomic.h>
 #include <time.h>
 
 #define MAXR (2 * GPUX_MAX_DIMS) /* rank of the views used here (Tile doubles the rank) */
@@ -174,6 +175,11 @@ static void fill_elems(char *dst, const void *val, size_t es, int64_t n) {
 
 /* ---- inputs ---- */
 
+/* Numeric dtypes: those gpux__load_f64/store_f64 handle. */
+static int numeric(int dt) {
+  return gpux__dtype_is_float(dt) || gpux__dtype_is_signed_int(dt) || gpux__dtype_is_unsigned_int(dt);
+}
+
 /* Input i as a tensor, or NULL with an error when it is missing or not a tensor. */
 static const gpux_tensor *tensor_in(gpux_kctx *k, int i) {
   const gpux_tensor *t = IN(i);
@@ -295,7 +301,7 @@ static int op_squeeze(gpux_kctx *k) {
   int n = k->opset < 13 ? ints_attr(k, "axes", axes, MAXR) : ints_in(k, 1, axes, MAXR);
   if (n < 0) return n;
   int drop[MAXR] = {0}, ax[MAXR];
-  if (n == 0 && !(k->opset >= 13 ? IN(1) != NULL : gpux__has_attr(k, "axes"))) {
+  if (n == 0) { /* no axes: every dimension of size 1 */
     for (int d = 0; d < x->ndim; d++) drop[d] = x->dims[d] == 1;
   } else {
     int rc = norm_axes(k, axes, n, x->ndim, ax);
@@ -721,9 +727,10 @@ static int op_pad(gpux_kctx *k) {
   for (int d = 0; d < r; d++) total += dims[d];
   int64_t *maps = gpux__malloc((size_t)total * sizeof *maps);
   if (!maps) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
-  for (int d = 0, at = 0; d < r; d++) {
+  int64_t at = 0;
+  for (int d = 0; d < r; d++) {
     p.map[d] = maps + at;
-    at += (int)dims[d];
+    at += dims[d];
     int64_t lo = GPUX__MAX(0, -before[d]), n = x->dims[d] - lo - GPUX__MAX(0, -after[d]), b = GPUX__MAX(0, before[d]);
     for (int64_t o = 0; o < dims[d]; o++) p.map[d][o] = pad_index(mode, o, b, lo, n);
     if (d == r - 1) {
@@ -881,6 +888,7 @@ static double mt_double(mt19937 *g) {
 static int op_dropout(gpux_kctx *k) {
   const gpux_tensor *x = tensor_in(k, 0);
   if (!x) return k->status;
+  if (!numeric(x->dtype)) return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "dropout of %s", gpux_dtype_name(x->dtype));
   double ratio = gpux__attr_float(k, "ratio", 0.5f);
   int training = 0;
   if (k->opset >= 12) {
@@ -901,11 +909,11 @@ static int op_dropout(gpux_kctx *k) {
     if (m) for (int64_t i = 0; i < n; i++) gpux__store_f64(mask_dt, m->data, i, 1.0);
     return copy_all(k, y, x);
   }
-  if (x->dtype == GPUX_DT_STRING || !gpux__dtype_is_float(x->dtype))
+  if (!gpux__dtype_is_float(x->dtype))
     return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "training-mode dropout of %s", gpux_dtype_name(x->dtype));
-  static unsigned counter;
+  static atomic_uint counter; /* unseeded runs differ from each other */
   uint32_t seed = gpux__has_attr(k, "seed") ? (uint32_t)gpux__attr_int(k, "seed", 0)
-                                            : (uint32_t)time(NULL) ^ (uint32_t)(++counter * 2654435761u);
+                                            : (uint32_t)time(NULL) ^ (atomic_fetch_add(&counter, 1) + 1) * 2654435761u;
   mt19937 g;
   mt_seed(&g, seed);
   float scale = (float)(1.0 / (1.0 - ratio));

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# CLI tests: help texts, exit codes and one-line errors of the gpux command on bad input.
+#   tests/cli/run.sh GPUX
+set -u
+gpux=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0 passes=0
+
+# expect NAME WANT_EXIT WANT_PATTERN -- CMD...: runs CMD, checks its exit status and that its
+# output (stdout+stderr) matches the extended regex
+expect() {
+  local name=$1 want=$2 pattern=$3
+  shift 4
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  if [ "$rc" != "$want" ] || ! grep -Eq -- "$pattern" <<<"$out"; then
+    echo "FAIL $name: exit $rc (want $want), output:"; sed 's/^/  /' <<<"$out" | head -20
+    fails=$((fails + 1))
+  else
+    passes=$((passes + 1))
+  fi
+}
+
+expect help 0 'usage: gpux COMMAND' -- "$gpux" --help
+expect no-args 2 'usage' -- "$gpux"
+expect unknown-verb 2 "gpux: error: unknown command 'frobnicate'" -- "$gpux" frobnicate
+expect verify-help 0 'N passed, N failed, N skipped' -- "$gpux" verify --help
+expect verify-no-path 2 'needs at least one PATH' -- "$gpux" verify
+expect verify-missing 3 'gpux: error: /nonexistent: not a folder' -- "$gpux" verify /nonexistent
+expect verify-bad-backend 2 "--backend: 'gpu9'" -- "$gpux" verify --backend gpu9 "$tmp"
+
+# a case whose model file is garbage: FAIL naming the file, exit 1
+mkdir -p "$tmp/corrupt/test_data_set_0"
+head -c 300 /dev/urandom > "$tmp/corrupt/model.onnx"
+expect verify-corrupt 1 'FAIL corrupt: .*corrupt/model.onnx' -- "$gpux" verify "$tmp/corrupt"
+# an empty model file
+mkdir -p "$tmp/empty"; : > "$tmp/empty/model.onnx"
+expect verify-empty 1 'empty file' -- "$gpux" verify "$tmp/empty"
+
+# a real case with a wrong expected output: FAIL with the worst element and where
+node=$(dirname "$gpux")/node
+if [ -d "$node/test_add" ]; then
+  cp -r "$node/test_add" "$tmp/"
+  expect verify-pass 0 '^1 passed, 0 failed, 0 skipped$' -- "$gpux" verify "$tmp/test_add"
+  cp "$node/test_sub/test_data_set_0/output_0.pb" "$tmp/test_add/test_data_set_0/output_0.pb"
+  expect verify-mismatch 1 "FAIL test_add: output 'sum' .*worst at \[" -- "$gpux" verify "$tmp/test_add"
+  # an input with the wrong shape
+  cp "$node/test_add_bcast/test_data_set_0/input_1.pb" "$tmp/test_add/test_data_set_0/input_1.pb"
+  expect verify-wrong-shape 1 "input 'y'" -- "$gpux" verify "$tmp/test_add"
+  expect verify-json 0 '"passed": 1' -- "$gpux" verify --json "$node/test_add"
+fi
+
+echo "$passes passed, $fails failed"
+[ "$fails" = 0 ]

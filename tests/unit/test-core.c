@@ -1,0 +1,125 @@
+/* test-core.c — unit tests of the core: dtype codecs (float16, bfloat16, float8, float4),
+ * broadcasting, tensor copy and the ONNX comparison rule. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+#include "core/internal.h"
+
+static void test_f16_round_trip(void **state) {
+  (void)state;
+  const float exact[] = {0.0f, 1.0f, -2.5f, 65504.0f, 6.103515625e-05f, 5.960464477539063e-08f};
+  for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
+    assert_true(gpux__f16_to_f32(gpux__f32_to_f16(exact[i])) == exact[i]);
+  assert_true(isinf(gpux__f16_to_f32(gpux__f32_to_f16(70000.0f))));
+  assert_true(isnan(gpux__f16_to_f32(gpux__f32_to_f16(NAN))));
+  /* 1 + 2^-11 is halfway between 1 and the next half: ties to even gives 1 */
+  assert_int_equal(gpux__f32_to_f16(1.0f + 0x1p-11f), 0x3c00);
+  assert_int_equal(gpux__f32_to_f16(1.0f + 0x1p-11f + 0x1p-20f), 0x3c01);
+}
+
+static void test_bf16(void **state) {
+  (void)state;
+  assert_int_equal(gpux__f32_to_bf16(1.0f), 0x3f80);
+  assert_true(gpux__bf16_to_f32(0x3f80) == 1.0f);
+  assert_true(isnan(gpux__bf16_to_f32(gpux__f32_to_bf16(NAN))));
+}
+
+static void test_minifloats(void **state) {
+  (void)state;
+  /* e4m3fn: max 448, no infinity; 0x7f is NaN */
+  assert_true(gpux__minifloat_to_f32(GPUX_DT_FLOAT8E4M3FN, 0x7e) == 448.0f);
+  assert_true(isnan(gpux__minifloat_to_f32(GPUX_DT_FLOAT8E4M3FN, 0x7f)));
+  assert_int_equal(gpux__f32_to_minifloat(GPUX_DT_FLOAT8E4M3FN, 1000.0f, 1), 0x7e);
+  assert_int_equal(gpux__f32_to_minifloat(GPUX_DT_FLOAT8E4M3FN, 1000.0f, 0), 0x7f);
+  /* e5m2 has infinities */
+  assert_true(isinf(gpux__minifloat_to_f32(GPUX_DT_FLOAT8E5M2, 0x7c)));
+  /* float4e2m1 values are 0, .5, 1, 1.5, 2, 3, 4, 6 */
+  assert_true(gpux__minifloat_to_f32(GPUX_DT_FLOAT4E2M1, 0x7) == 6.0f);
+  assert_int_equal(gpux__f32_to_minifloat(GPUX_DT_FLOAT4E2M1, 2.9f, 1), 0x5);
+  assert_true(gpux__minifloat_to_f32(GPUX_DT_FLOAT4E2M1, 0xf) == -6.0f);
+  for (int c = 0; c < 256; c++) { /* every finite e4m3fnuz code round-trips */
+    float v = gpux__minifloat_to_f32(GPUX_DT_FLOAT8E4M3FNUZ, (uint8_t)c);
+    if (!isnan(v)) assert_int_equal(gpux__f32_to_minifloat(GPUX_DT_FLOAT8E4M3FNUZ, v, 1), c == 0x80 ? 0 : c);
+  }
+}
+
+static void test_broadcast(void **state) {
+  (void)state;
+  int64_t a[] = {2, 1, 4}, b[] = {3, 1}, out[GPUX_MAX_DIMS];
+  int n;
+  assert_int_equal(gpux__broadcast_shape(3, a, 2, b, &n, out), 0);
+  assert_int_equal(n, 3);
+  assert_int_equal(out[0], 2);
+  assert_int_equal(out[1], 3);
+  assert_int_equal(out[2], 4);
+  int64_t c[] = {5};
+  assert_int_equal(gpux__broadcast_shape(3, a, 1, c, &n, out), GPUX_E_SHAPE);
+}
+
+static void test_compare(void **state) {
+  (void)state;
+  gpux_tensor a, b;
+  int64_t dims[] = {2, 2};
+  assert_int_equal(gpux_tensor_init(&a, GPUX_DT_FLOAT, 2, dims), 0);
+  assert_int_equal(gpux_tensor_init(&b, GPUX_DT_FLOAT, 2, dims), 0);
+  float *x = a.data, *y = b.data;
+  x[0] = y[0] = 1.0f;
+  x[1] = 1000.0f; y[1] = 1000.5f;   /* within rtol 1e-3 */
+  x[2] = y[2] = NAN;                /* NaN equals NaN */
+  x[3] = y[3] = INFINITY;
+  gpux_compare_report r;
+  assert_int_equal(gpux_tensor_compare(&a, &b, 1e-3, 1e-7, &r), 0);
+  x[1] = 1002.0f;
+  assert_int_equal(gpux_tensor_compare(&a, &b, 1e-3, 1e-7, &r), GPUX_E_MISMATCH);
+  assert_int_equal(r.worst_index, 1);
+  assert_non_null(strstr(r.message, "[0,1]"));
+  x[1] = 1000.5f;
+  x[3] = -INFINITY;
+  assert_int_equal(gpux_tensor_compare(&a, &b, 1e-3, 1e-7, &r), GPUX_E_MISMATCH);
+  gpux_tensor c;
+  assert_int_equal(gpux_tensor_copy(&c, &a), 0);
+  assert_int_equal(memcmp(c.data, a.data, a.nbytes), 0);
+  int64_t d3[] = {4};
+  gpux_tensor e;
+  assert_int_equal(gpux_tensor_init(&e, GPUX_DT_FLOAT, 1, d3), 0);
+  assert_int_equal(gpux_tensor_compare(&e, &a, 1e-3, 1e-7, &r), GPUX_E_MISMATCH); /* shape */
+  gpux_tensor_free(&a);
+  gpux_tensor_free(&b);
+  gpux_tensor_free(&c);
+  gpux_tensor_free(&e);
+}
+
+static void sum_range(void *ctx, int64_t begin, int64_t end) {
+  int64_t *counts = ctx;
+  for (int64_t i = begin; i < end; i++) counts[i]++;
+}
+
+static void test_parallel_for(void **state) {
+  (void)state;
+  enum { N = 100000 };
+  int64_t *counts = calloc(N, sizeof *counts);
+  gpux__parallel_for(N, 100, sum_range, counts);
+  gpux__parallel_for(N, 100, sum_range, counts);
+  for (int i = 0; i < N; i++) assert_int_equal(counts[i], 2);
+  free(counts);
+}
+
+static void test_errors(void **state) {
+  (void)state;
+  assert_string_equal(gpux_err_name(GPUX_E_UNSUPPORTED_OP), "UNSUPPORTED_OP");
+  assert_string_equal(gpux_strerror(GPUX_E_SHAPE), "shape mismatch");
+  assert_int_equal(gpux__error(GPUX_E_IO, "x%d", 1), GPUX_E_IO);
+  assert_string_equal(gpux_last_error(), "x1");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_f16_round_trip), cmocka_unit_test(test_bf16),
+    cmocka_unit_test(test_minifloats),     cmocka_unit_test(test_broadcast),
+    cmocka_unit_test(test_compare),        cmocka_unit_test(test_parallel_for),
+    cmocka_unit_test(test_errors),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,185 @@
+/* test-model.c — loading and running models built in memory: symbolic dimensions serving several
+ * shapes, input checks (dtype, rank, fixed and symbolic dims), unsupported ops, external data,
+ * and truncated or corrupted files that must fail cleanly. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <unistd.h>
+#include "gpux/gpux.h"
+#include "onnx-writer.h"
+
+/* Y = Add(X, W) with X: float[batch, 3], W an initializer [3] = {1, 2, 3} */
+static pbw add_model(const char *op) {
+  pbw g = {0}, m = {0};
+  float w[3] = {1, 2, 3};
+  int64_t wd[] = {3}, xd[] = {-1, 3};
+  pbw_node(&g, op, "X", "W", "Y");
+  pbw_str(&g, 2, "add");
+  pbw_tensor(&g, 5, "W", GPUX_DT_FLOAT, 1, wd, w, sizeof w);
+  pbw_value_info(&g, 11, "X", GPUX_DT_FLOAT, 2, xd, "batch");
+  pbw_value_info(&g, 12, "Y", GPUX_DT_FLOAT, 2, xd, "batch");
+  pbw_model(&m, &g);
+  return m;
+}
+
+static void run_add(gpux_session *s, int64_t batch) {
+  gpux_tensor x, y;
+  int64_t dims[] = {batch, 3};
+  assert_int_equal(gpux_tensor_init(&x, GPUX_DT_FLOAT, 2, dims), 0);
+  for (int64_t i = 0; i < batch * 3; i++) ((float *)x.data)[i] = (float)i;
+  assert_int_equal(gpux_session_run(s, &x, 1, &y, 1), 0);
+  assert_int_equal(y.ndim, 2);
+  assert_int_equal(y.dims[0], batch);
+  for (int64_t i = 0; i < batch * 3; i++) assert_true(((float *)y.data)[i] == (float)i + (float)(i % 3 + 1));
+  gpux_tensor_free(&x);
+  gpux_tensor_free(&y);
+}
+
+static void test_symbolic_batch(void **state) {
+  (void)state;
+  pbw m = add_model("Add");
+  gpux_model *model;
+  assert_int_equal(gpux_model_load_buffer(m.data, m.len, "add.onnx", &model), 0);
+  gpux_value_info info;
+  assert_int_equal(gpux_model_input_info(model, 0, &info), 0);
+  assert_string_equal(info.name, "X");
+  assert_string_equal(info.dim_names[0], "batch");
+  assert_int_equal(info.dims[1], 3);
+  gpux_session *s;
+  gpux_session_options o = {.backend = GPUX_BACKEND_CPU};
+  assert_int_equal(gpux_session_create(model, &o, &s), 0);
+  run_add(s, 2); /* one model, several batch sizes */
+  run_add(s, 5);
+  run_add(s, 1);
+  gpux_session_free(s);
+  gpux_model_free(model);
+  free(m.data);
+}
+
+static void test_bad_inputs(void **state) {
+  (void)state;
+  pbw m = add_model("Add");
+  gpux_model *model;
+  gpux_session *s;
+  assert_int_equal(gpux_model_load_buffer(m.data, m.len, "add.onnx", &model), 0);
+  assert_int_equal(gpux_session_create(model, NULL, &s), 0);
+  gpux_tensor x, y;
+  int64_t dims[] = {2, 3}, bad_dims[] = {2, 4}, rank1[] = {6};
+  assert_int_equal(gpux_tensor_init(&x, GPUX_DT_INT64, 2, dims), 0);
+  assert_int_equal(gpux_session_run(s, &x, 1, &y, 1), GPUX_E_DTYPE);
+  assert_non_null(strstr(gpux_last_error(), "input 'X'"));
+  gpux_tensor_free(&x);
+  assert_int_equal(gpux_tensor_init(&x, GPUX_DT_FLOAT, 2, bad_dims), 0);
+  assert_int_equal(gpux_session_run(s, &x, 1, &y, 1), GPUX_E_SHAPE);
+  assert_non_null(strstr(gpux_last_error(), "dimension 1 must be 3"));
+  gpux_tensor_free(&x);
+  assert_int_equal(gpux_tensor_init(&x, GPUX_DT_FLOAT, 1, rank1), 0);
+  assert_int_equal(gpux_session_run(s, &x, 1, &y, 1), GPUX_E_SHAPE);
+  gpux_tensor_free(&x);
+  /* the session still works after bad input */
+  run_add(s, 3);
+  gpux_session_free(s);
+  gpux_model_free(model);
+  free(m.data);
+}
+
+static void test_unsupported_op(void **state) {
+  (void)state;
+  pbw m = add_model("NoSuchOp");
+  gpux_model *model;
+  gpux_session *s;
+  assert_int_equal(gpux_model_load_buffer(m.data, m.len, "odd.onnx", &model), 0);
+  assert_int_equal(gpux_model_check_ops(model), GPUX_E_UNSUPPORTED_OP);
+  assert_int_equal(gpux_session_create(model, NULL, &s), GPUX_E_UNSUPPORTED_OP);
+  assert_non_null(strstr(gpux_last_error(), "NoSuchOp"));
+  assert_non_null(strstr(gpux_last_error(), "odd.onnx"));
+  gpux_model_free(model);
+  free(m.data);
+}
+
+static void test_truncated_and_corrupt(void **state) {
+  (void)state;
+  pbw m = add_model("Add");
+  for (size_t n = 0; n < m.len; n++) { /* every truncation fails cleanly */
+    gpux_model *model = NULL;
+    int rc = gpux_model_load_buffer(m.data, n, "cut.onnx", &model);
+    if (rc == 0) gpux_model_free(model);
+    else assert_true(rc == GPUX_E_PARSE || rc == GPUX_E_MODEL);
+  }
+  uint8_t *copy = malloc(m.len);
+  for (size_t i = 0; i < m.len; i++) { /* every single-byte corruption: no crash, no leak */
+    memcpy(copy, m.data, m.len);
+    copy[i] ^= 0xA5;
+    gpux_model *model = NULL;
+    if (gpux_model_load_buffer(copy, m.len, "flip.onnx", &model) == 0) {
+      gpux_session *s;
+      if (gpux_session_create(model, NULL, &s) == 0) gpux_session_free(s);
+      gpux_model_free(model);
+    }
+  }
+  free(copy);
+  free(m.data);
+  gpux_model *model;
+  assert_int_equal(gpux_model_load("/nonexistent/model.onnx", &model), GPUX_E_NOTFOUND);
+  assert_non_null(strstr(gpux_last_error(), "/nonexistent/model.onnx"));
+}
+
+/* W stored in an external file next to the model */
+static void test_external_data(void **state) {
+  (void)state;
+  char dir[] = "/tmp/gpux-ext-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char path[256], wpath[256];
+  snprintf(path, sizeof path, "%s/model.onnx", dir);
+  snprintf(wpath, sizeof wpath, "%s/weights.bin", dir);
+  float pad = 0, w[3] = {1, 2, 3};
+  FILE *f = fopen(wpath, "wb");
+  fwrite(&pad, 4, 1, f); /* offset 4 */
+  fwrite(w, 4, 3, f);
+  fclose(f);
+  pbw g = {0}, m = {0}, t = {0};
+  int64_t xd[] = {-1, 3};
+  pbw_node(&g, "Add", "X", "W", "Y");
+  pbw_int(&t, 1, 3);
+  pbw_int(&t, 2, GPUX_DT_FLOAT);
+  pbw_str(&t, 8, "W");
+  const char *kv[][2] = {{"location", "weights.bin"}, {"offset", "4"}, {"length", "12"}};
+  for (int i = 0; i < 3; i++) {
+    pbw e = {0};
+    pbw_str(&e, 1, kv[i][0]);
+    pbw_str(&e, 2, kv[i][1]);
+    pbw_msg(&t, 13, &e);
+  }
+  pbw_int(&t, 14, 1);
+  pbw_msg(&g, 5, &t);
+  pbw_value_info(&g, 11, "X", GPUX_DT_FLOAT, 2, xd, "batch");
+  pbw_value_info(&g, 12, "Y", GPUX_DT_FLOAT, 2, xd, "batch");
+  pbw_model(&m, &g);
+  f = fopen(path, "wb");
+  fwrite(m.data, 1, m.len, f);
+  fclose(f);
+  gpux_model *model;
+  gpux_session *s;
+  assert_int_equal(gpux_model_load(path, &model), 0);
+  assert_int_equal(gpux_session_create(model, NULL, &s), 0);
+  run_add(s, 2);
+  gpux_session_free(s);
+  gpux_model_free(model);
+  unlink(wpath);
+  assert_int_equal(gpux_model_load(path, &model), GPUX_E_NOTFOUND);
+  assert_non_null(strstr(gpux_last_error(), "weights.bin"));
+  unlink(path);
+  rmdir(dir);
+  free(m.data);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_symbolic_batch),        cmocka_unit_test(test_bad_inputs),
+    cmocka_unit_test(test_unsupported_op),        cmocka_unit_test(test_truncated_and_corrupt),
+    cmocka_unit_test(test_external_data),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
