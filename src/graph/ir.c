@@ -67,6 +67,40 @@ const gpux_attr *gpux__node_attr(const gpux_node *n, const char *name) {
   return NULL;
 }
 
+/* Values of g that node n's subgraphs (If/Loop/Scan bodies) capture from g: they count as the
+ * node's inputs for ordering and liveness. Calls fn(ctx, id) for each. */
+static void node_captures(const gpux_node *n, void (*fn)(void *ctx, int id), void *ctx) {
+  for (int a = 0; a < n->n_attrs; a++) {
+    const gpux_attr *at = &n->attrs[a];
+    int count = at->g ? 1 : at->type == GPUX_ATTR_GRAPHS ? at->n : 0;
+    for (int j = 0; j < count; j++) {
+      const gpux_graph *sub = at->g ? at->g : at->graphs[j];
+      for (int v = 0; v < sub->n_values; v++)
+        if (sub->values[v].outer >= 0) fn(ctx, sub->values[v].outer);
+    }
+  }
+}
+
+typedef struct {
+  const char *ready;
+  int ok;
+} ready_check;
+
+static void check_ready(void *ctx, int id) {
+  ready_check *c = ctx;
+  if (!c->ready[id]) c->ok = 0;
+}
+
+typedef struct {
+  gpux_graph *g;
+  int node;
+} use_mark;
+
+static void mark_use(void *ctx, int id) {
+  use_mark *u = ctx;
+  u->g->values[id].last_use = u->node;
+}
+
 int gpux__graph_finalize(gpux_graph *g) {
   int nv = g->n_values, nn = g->n_nodes, rc = 0;
   /* a value is ready when it is a graph input, a constant, an outer-scope value, or produced */
@@ -88,7 +122,9 @@ int gpux__graph_finalize(gpux_graph *g) {
       gpux_node *n = &g->nodes[i];
       int ok = 1;
       for (int j = 0; j < n->n_in && ok; j++) ok = n->in[j] < 0 || ready[n->in[j]];
-      if (!ok) continue;
+      ready_check rc_ = {ready, ok};
+      if (ok) node_captures(n, check_ready, &rc_);
+      if (!rc_.ok) continue;
       for (int j = 0; j < n->n_out; j++)
         if (n->out[j] >= 0) ready[n->out[j]] = 1;
       sorted[n_sorted++] = *n;
@@ -115,8 +151,31 @@ int gpux__graph_finalize(gpux_graph *g) {
     gpux_node *n = &g->nodes[i];
     for (int j = 0; j < n->n_in; j++)
       if (n->in[j] >= 0) g->values[n->in[j]].last_use = i;
+    use_mark u = {g, i};
+    node_captures(n, mark_use, &u);
     for (int j = 0; j < n->n_out; j++)
       if (n->out[j] >= 0) g->values[n->out[j]].producer = i;
+  }
+  /* liveness: the values each node is the last reader of (computed ones only) */
+  free(g->dead_start);
+  free(g->dead_after);
+  g->dead_start = gpux__calloc((size_t)nn + 2, sizeof(int));
+  g->dead_after = gpux__calloc((size_t)nv + 1, sizeof(int));
+  if (!g->dead_start || !g->dead_after) { rc = GPUX_E_NOMEM; goto out; }
+  for (int v = 0; v < nv; v++) {
+    const gpux_value *val = &g->values[v];
+    if (val->last_use >= 0 && !val->is_const && val->outer < 0) g->dead_start[val->last_use + 1]++;
+  }
+  for (int i = 0; i < nn; i++) g->dead_start[i + 1] += g->dead_start[i];
+  {
+    int *fill = gpux__calloc((size_t)nn + 1, sizeof(int));
+    if (!fill) { rc = GPUX_E_NOMEM; goto out; }
+    for (int v = 0; v < nv; v++) {
+      const gpux_value *val = &g->values[v];
+      if (val->last_use >= 0 && !val->is_const && val->outer < 0)
+        g->dead_after[g->dead_start[val->last_use] + fill[val->last_use]++] = v;
+    }
+    free(fill);
   }
   for (int o = 0; o < g->n_outputs; o++)
     if (!ready[g->outputs[o]]) {

@@ -71,6 +71,8 @@ typedef struct gpux_graph {
   int n_inputs, n_outputs;
   int *inputs;                 /* value ids of graph inputs (initializers excluded) */
   int *outputs;
+  int *dead_start;             /* [n_nodes + 1] values to free after node i: */
+  int *dead_after;             /*   dead_after[dead_start[i] .. dead_start[i+1]) */
   int *hash;                   /* open-addressing index name -> value id (+1), hash_cap slots */
   int hash_cap;
 } gpux_graph;

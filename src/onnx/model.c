@@ -533,6 +533,8 @@ void gpux_model_free(gpux_model *m) {
     free(g->values);
     free(g->nodes);
     free(g->hash);
+    free(g->dead_start);
+    free(g->dead_after);
   }
   free(m->graphs);
   for (int i = 0; i < m->n_ext_maps; i++)

@@ -1,6 +1,949 @@
-/* conv.c — operator family 'conv' (see ops/op.h for the gpux__ops_conv table). */
-#include "ops/op.h"
+/* conv.c — operator family 'conv': Conv, ConvTranspose, DeformConv, CausalConvWithState and
+ * Col2Im, the sliding-window geometry they share with pooling (pool.c), and the family's op
+ * table. float32 Conv runs as im2col + OpenBLAS sgemm tiled over output positions, with a direct
+ * loop for depthwise convolutions; ConvTranspose is sgemm + col2im. float16/bfloat16 are widened
+ * to float32; float64 runs plain loops. */
+#include "ops/conv.h"
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <stdatomic.h>
+
+/* ---- dtype helpers ---- */
+
+static int is_conv_float(int dt) {
+  return dt == GPUX_DT_FLOAT || dt == GPUX_DT_DOUBLE || dt == GPUX_DT_FLOAT16 || dt == GPUX_DT_BFLOAT16;
+}
+
+/* A new float32 copy of t's elements (NULL when out of memory). */
+static float *widen_f32(const gpux_tensor *t) {
+  int64_t n = gpux_tensor_count(t);
+  float *p = gpux__malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+  if (!p) return NULL;
+  if (t->dtype == GPUX_DT_FLOAT) {
+    memcpy(p, t->data, (size_t)n * sizeof *p);
+  } else if (t->dtype == GPUX_DT_FLOAT16) {
+    const uint16_t *s = t->data;
+    for (int64_t i = 0; i < n; i++) p[i] = gpux__f16_to_f32(s[i]);
+  } else if (t->dtype == GPUX_DT_BFLOAT16) {
+    const uint16_t *s = t->data;
+    for (int64_t i = 0; i < n; i++) p[i] = gpux__bf16_to_f32(s[i]);
+  } else {
+    for (int64_t i = 0; i < n; i++) p[i] = (float)gpux__load_f64(t->dtype, t->data, i);
+  }
+  return p;
+}
+
+static void narrow_f32(int dtype, void *dst, const float *src, int64_t n) {
+  if (dtype == GPUX_DT_FLOAT) {
+    memcpy(dst, src, (size_t)n * sizeof *src);
+  } else if (dtype == GPUX_DT_FLOAT16) {
+    uint16_t *d = dst;
+    for (int64_t i = 0; i < n; i++) d[i] = gpux__f32_to_f16(src[i]);
+  } else if (dtype == GPUX_DT_BFLOAT16) {
+    uint16_t *d = dst;
+    for (int64_t i = 0; i < n; i++) d[i] = gpux__f32_to_bf16(src[i]);
+  } else {
+    for (int64_t i = 0; i < n; i++) gpux__store_f64(dtype, dst, i, src[i]);
+  }
+}
+
+/* A new float64 copy of t's elements. */
+static double *widen_f64(const gpux_tensor *t) {
+  int64_t n = gpux_tensor_count(t);
+  double *p = gpux__malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+  if (!p) return NULL;
+  if (t->dtype == GPUX_DT_FLOAT) {
+    const float *s = t->data;
+    for (int64_t i = 0; i < n; i++) p[i] = s[i];
+  } else if (t->dtype == GPUX_DT_DOUBLE) {
+    memcpy(p, t->data, (size_t)n * sizeof *p);
+  } else {
+    for (int64_t i = 0; i < n; i++) p[i] = gpux__load_f64(t->dtype, t->data, i);
+  }
+  return p;
+}
+
+static int64_t floor_div(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+/* ---- window geometry ---- */
+
+int gpux__window_read(gpux_kctx *k, const gpux_tensor *x, const int64_t *kernel, gpux__window *w) {
+  memset(w, 0, sizeof *w);
+  int nsp = x->ndim - 2;
+  if (nsp < 1 || nsp > GPUX_WIN_DIMS)
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED, "input of rank %d: expected N x C and 1 to %d spatial dims",
+                      x->ndim, GPUX_WIN_DIMS);
+  w->nsp = nsp;
+  for (int i = 0; i < GPUX_WIN_DIMS; i++) w->in[i] = w->out[i] = w->k[i] = w->s[i] = w->d[i] = 1;
+  const int64_t *ks, *st, *dl, *pd;
+  int nk = gpux__attr_ints(k, "kernel_shape", &ks), ns = gpux__attr_ints(k, "strides", &st);
+  int nd = gpux__attr_ints(k, "dilations", &dl), np = gpux__attr_ints(k, "pads", &pd);
+  if (nk && nk != nsp)
+    return gpux__kerr(k, GPUX_E_INVALID, "kernel_shape has %d values for %d spatial dims", nk, nsp);
+  if (!nk && !kernel) return gpux__kerr(k, GPUX_E_INVALID, "the kernel_shape attribute is required");
+  if (ns && ns != nsp)
+    return gpux__kerr(k, GPUX_E_INVALID, "strides has %d values for %d spatial dims", ns, nsp);
+  if (nd && nd != nsp)
+    return gpux__kerr(k, GPUX_E_INVALID, "dilations has %d values for %d spatial dims", nd, nsp);
+  if (np && np != 2 * nsp)
+    return gpux__kerr(k, GPUX_E_INVALID, "pads has %d values for %d spatial dims", np, nsp);
+  for (int i = 0; i < nsp; i++) {
+    int s = GPUX_WIN_DIMS - nsp + i;
+    w->in[s] = x->dims[2 + i];
+    w->k[s] = nk ? ks[i] : kernel[i];
+    w->s[s] = ns ? st[i] : 1;
+    w->d[s] = nd ? dl[i] : 1;
+    w->pb[s] = np ? pd[i] : 0;
+    w->pe[s] = np ? pd[nsp + i] : 0;
+    if (w->k[s] < 1 || w->s[s] < 1 || w->d[s] < 1)
+      return gpux__kerr(k, GPUX_E_INVALID, "kernel %lld, stride %lld and dilation %lld must be positive",
+                        (long long)w->k[s], (long long)w->s[s], (long long)w->d[s]);
+    if (w->pb[s] < 0 || w->pe[s] < 0) return gpux__kerr(k, GPUX_E_INVALID, "negative pads");
+  }
+  return 0;
+}
+
+/* auto_pad as 0 NOTSET, 1 SAME_UPPER, 2 SAME_LOWER, 3 VALID; -1 (error set) otherwise. */
+static int read_auto_pad(gpux_kctx *k) {
+  const char *ap = gpux__attr_string(k, "auto_pad", "NOTSET");
+  if (!ap[0] || !strcmp(ap, "NOTSET")) return 0;
+  if (!strcmp(ap, "SAME_UPPER")) return 1;
+  if (!strcmp(ap, "SAME_LOWER")) return 2;
+  if (!strcmp(ap, "VALID")) return 3;
+  gpux__kerr(k, GPUX_E_UNSUPPORTED, "auto_pad '%s'", ap);
+  return -1;
+}
+
+int gpux__window_forward(gpux_kctx *k, gpux__window *w, int ceil_mode) {
+  int ap = read_auto_pad(k);
+  if (ap < 0) return k->status;
+  for (int s = GPUX_WIN_DIMS - w->nsp; s < GPUX_WIN_DIMS; s++) {
+    int64_t ek = (w->k[s] - 1) * w->d[s] + 1;
+    if (ap == 1 || ap == 2) {
+      w->out[s] = (w->in[s] + w->s[s] - 1) / w->s[s];
+      int64_t total = (w->out[s] - 1) * w->s[s] + ek - w->in[s];
+      if (total < 0) total = 0;
+      w->pb[s] = ap == 1 ? total / 2 : total - total / 2;
+      w->pe[s] = total - w->pb[s];
+      continue;
+    }
+    if (ap == 3) w->pb[s] = w->pe[s] = 0;
+    int64_t span = w->in[s] + w->pb[s] + w->pe[s] - ek;
+    if (span < 0)
+      return gpux__kerr(k, GPUX_E_SHAPE, "window of %lld is larger than the padded input of %lld",
+                        (long long)ek, (long long)(w->in[s] + w->pb[s] + w->pe[s]));
+    w->out[s] = (ceil_mode ? span + w->s[s] - 1 : span) / w->s[s] + 1;
+    if (ceil_mode && (w->out[s] - 1) * w->s[s] >= w->in[s] + w->pb[s]) w->out[s]--;
+  }
+  return 0;
+}
+
+void gpux__window_out_dims(const gpux__window *w, int64_t n, int64_t c, int64_t *dims) {
+  dims[0] = n;
+  dims[1] = c;
+  for (int i = 0; i < w->nsp; i++) dims[2 + i] = w->out[GPUX_WIN_DIMS - w->nsp + i];
+}
+
+/* The range [lo, hi) of positions o in [0, count) whose coordinate o * s + off lies in [0, n). */
+static void valid_range(int64_t off, int64_t s, int64_t n, int64_t count, int64_t *lo, int64_t *hi) {
+  int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
+  int64_t h = n - 1 - off < 0 ? 0 : (n - 1 - off) / s + 1;
+  *lo = GPUX__MIN(l, count);
+  *hi = GPUX__MIN(h, count);
+  if (*hi < *lo) *hi = *lo;
+}
+
+/* ---- Conv ---- */
+
+typedef struct {
+  gpux__window w;
+  int64_t n, c, m, g;   /* batch, input channels, output channels, groups */
+  int64_t cg, mg;       /* input and output channels per group */
+  int64_t is, os, ks;   /* input, output and kernel spatial sizes */
+} conv_dims;
+
+static void conv_sizes(conv_dims *cd) {
+  cd->cg = cd->c / cd->g;
+  cd->mg = cd->m / cd->g;
+  cd->is = cd->os = cd->ks = 1;
+  for (int i = 0; i < GPUX_WIN_DIMS; i++) {
+    cd->is *= cd->w.in[i];
+    cd->os *= cd->w.out[i];
+    cd->ks *= cd->w.k[i];
+  }
+}
+
+/* Checks X (N, C, spatial), W (M, C/group, kernel) and B (M) and computes the window. */
+static int conv_setup(gpux_kctx *k, const gpux_tensor *x, const gpux_tensor *w, const gpux_tensor *b,
+                      conv_dims *cd) {
+  if (!x || !w) return gpux__kerr(k, GPUX_E_INVALID, "inputs X and W are required");
+  if (x->ndim < 3 || w->ndim != x->ndim)
+    return gpux__kerr(k, GPUX_E_SHAPE, "X has rank %d and W rank %d: expected equal ranks of at least 3",
+                      x->ndim, w->ndim);
+  memset(cd, 0, sizeof *cd);
+  cd->g = gpux__attr_int(k, "group", 1);
+  cd->n = x->dims[0], cd->c = x->dims[1], cd->m = w->dims[0];
+  if (cd->g < 1 || cd->c % cd->g || w->dims[1] * cd->g != cd->c || cd->m % cd->g)
+    return gpux__kerr(k, GPUX_E_SHAPE, "X has %lld channels and W is %lld x %lld: inconsistent with group %lld",
+                      (long long)cd->c, (long long)cd->m, (long long)w->dims[1], (long long)cd->g);
+  if (b && (b->ndim != 1 || b->dims[0] != cd->m))
+    return gpux__kerr(k, GPUX_E_SHAPE, "B must have shape (%lld)", (long long)cd->m);
+  if (gpux__window_read(k, x, w->dims + 2, &cd->w)) return k->status;
+  for (int i = 0; i < cd->w.nsp; i++)
+    if (cd->w.k[GPUX_WIN_DIMS - cd->w.nsp + i] != w->dims[2 + i])
+      return gpux__kerr(k, GPUX_E_SHAPE, "kernel_shape does not match W's spatial dims");
+  if (gpux__window_forward(k, &cd->w, 0)) return k->status;
+  conv_sizes(cd);
+  return 0;
+}
+
+typedef struct {
+  const conv_dims *cd;
+  const float *x, *w, *b;
+  float *y;
+  int64_t tile;         /* output (Conv) or input (ConvTranspose) positions per column tile */
+  int pointwise;        /* 1x1 kernel, unit strides, no padding: X itself is the column matrix */
+  atomic_int failed;    /* a worker ran out of memory */
+} conv_job;
+
+/* im2col of one tile: col[r][p - p0] = the input value under kernel row r = (c, kd, kh, kw) for
+ * output position p in [p0, p1), 0 in the padding. */
+typedef struct {
+  const conv_dims *cd;
+  const float *x;       /* one group's input [cg, is] */
+  float *col;           /* [cg * ks, p1 - p0] */
+  int64_t p0, p1;
+} im2col_job;
+
+static void im2col_rows(void *ctx, int64_t r0, int64_t r1) {
+  const im2col_job *j = ctx;
+  const gpux__window *w = &j->cd->w;
+  int64_t t = j->p1 - j->p0;
+  for (int64_t r = r0; r < r1; r++) {
+    int64_t c = r / j->cd->ks, kk = r % j->cd->ks;
+    int64_t kw = kk % w->k[2], kh = kk / w->k[2] % w->k[1], kd = kk / (w->k[2] * w->k[1]);
+    const float *xc = j->x + c * j->cd->is;
+    float *dst = j->col + r * t;
+    int64_t xoff = kw * w->d[2] - w->pb[2], lo, hi;
+    valid_range(xoff, w->s[2], w->in[2], w->out[2], &lo, &hi);
+    int64_t p = j->p0, ow = p % w->out[2], oh = p / w->out[2] % w->out[1];
+    int64_t od = p / (w->out[2] * w->out[1]);
+    while (p < j->p1) {
+      int64_t run = GPUX__MIN(w->out[2] - ow, j->p1 - p);
+      int64_t id = od * w->s[0] - w->pb[0] + kd * w->d[0];
+      int64_t ih = oh * w->s[1] - w->pb[1] + kh * w->d[1];
+      int64_t a = GPUX__MAX(ow, lo), e = GPUX__MIN(ow + run, hi);
+      if (id < 0 || id >= w->in[0] || ih < 0 || ih >= w->in[1] || a >= e) {
+        memset(dst, 0, (size_t)run * sizeof *dst);
+      } else {
+        const float *row = xc + (id * w->in[1] + ih) * w->in[2];
+        for (int64_t o = ow; o < a; o++) dst[o - ow] = 0;
+        if (w->s[2] == 1) {
+          memcpy(dst + (a - ow), row + a + xoff, (size_t)(e - a) * sizeof *dst);
+        } else {
+          for (int64_t o = a; o < e; o++) dst[o - ow] = row[o * w->s[2] + xoff];
+        }
+        for (int64_t o = e; o < ow + run; o++) dst[o - ow] = 0;
+      }
+      dst += run;
+      p += run;
+      ow = 0;
+      if (++oh == w->out[1]) oh = 0, od++;
+    }
+  }
+}
+
+/* One image n and group g of a Conv: Y_g[mg, os] = W_g[mg, cg*ks] x col[cg*ks, os], tile by tile. */
+static void conv_group(conv_job *j, int64_t task, float *col) {
+  const conv_dims *cd = j->cd;
+  int64_t n = task / cd->g, g = task % cd->g, kg = cd->cg * cd->ks;
+  const float *xg = j->x + (n * cd->c + g * cd->cg) * cd->is;
+  const float *wg = j->w + g * cd->mg * kg;
+  float *yg = j->y + (n * cd->m + g * cd->mg) * cd->os;
+  if (j->pointwise) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cd->mg, (int)cd->os, (int)cd->cg, 1.0f,
+                wg, (int)kg, xg, (int)cd->is, 0.0f, yg, (int)cd->os);
+    return;
+  }
+  for (int64_t p0 = 0; p0 < cd->os; p0 += j->tile) {
+    int64_t p1 = GPUX__MIN(cd->os, p0 + j->tile), t = p1 - p0;
+    im2col_job ij = {cd, xg, col, p0, p1};
+    gpux__parallel_for(kg, GPUX__MAX(1, 16384 / t), im2col_rows, &ij);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cd->mg, (int)t, (int)kg, 1.0f, wg,
+                (int)kg, col, (int)t, 0.0f, yg + p0, (int)cd->os);
+  }
+}
+
+/* Workers of the parallel-over-groups mode: each chunk has its own column buffer. */
+static void conv_group_range(void *ctx, int64_t begin, int64_t end) {
+  conv_job *j = ctx;
+  float *col = NULL;
+  if (!j->pointwise) {
+    col = malloc((size_t)(j->cd->cg * j->cd->ks * j->tile) * sizeof *col);
+    if (!col) {
+      atomic_store(&j->failed, 1);
+      return;
+    }
+  }
+  for (int64_t t = begin; t < end; t++) conv_group(j, t, col);
+  free(col);
+}
+
+/* Depthwise (one input channel per group): each output plane accumulates its kernel taps
+ * directly, row by row over the valid output range of each tap. */
+static void conv_depthwise_planes(void *ctx, int64_t begin, int64_t end) {
+  const conv_job *j = ctx;
+  const conv_dims *cd = j->cd;
+  const gpux__window *w = &cd->w;
+  for (int64_t plane = begin; plane < end; plane++) {
+    int64_t n = plane / cd->m, m = plane % cd->m, g = m / cd->mg;
+    const float *xc = j->x + (n * cd->c + g) * cd->is;   /* [in0, in1, in2] */
+    const float *wk = j->w + m * cd->ks;                 /* [k0, k1, k2] */
+    float *yp = j->y + plane * cd->os;                   /* [out0, out1, out2] */
+    float bias = j->b ? j->b[m] : 0.0f;
+    for (int64_t i = 0; i < cd->os; i++) yp[i] = bias;
+    for (int64_t kd = 0; kd < w->k[0]; kd++)
+      for (int64_t kh = 0; kh < w->k[1]; kh++)
+        for (int64_t kw = 0; kw < w->k[2]; kw++) {
+          float wv = wk[(kd * w->k[1] + kh) * w->k[2] + kw];
+          int64_t xoff = kw * w->d[2] - w->pb[2], lo, hi;
+          valid_range(xoff, w->s[2], w->in[2], w->out[2], &lo, &hi);
+          if (lo >= hi) continue;
+          for (int64_t od = 0; od < w->out[0]; od++) {
+            int64_t id = od * w->s[0] - w->pb[0] + kd * w->d[0];
+            if (id < 0 || id >= w->in[0]) continue;
+            for (int64_t oh = 0; oh < w->out[1]; oh++) {
+              int64_t ih = oh * w->s[1] - w->pb[1] + kh * w->d[1];
+              if (ih < 0 || ih >= w->in[1]) continue;
+              const float *xr = xc + (id * w->in[1] + ih) * w->in[2];
+              float *yr = yp + (od * w->out[1] + oh) * w->out[2];
+              if (w->s[2] == 1) {
+                const float *xs = xr + xoff;
+                for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xs[ow];
+              } else {
+                for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * w->s[2] + xoff];
+              }
+            }
+          }
+        }
+  }
+}
+
+typedef struct {
+  const float *b;
+  float *y;
+  int64_t m, os;
+} bias_job;
+
+static void add_bias_planes(void *ctx, int64_t begin, int64_t end) {
+  const bias_job *j = ctx;
+  for (int64_t plane = begin; plane < end; plane++) {
+    float bv = j->b[plane % j->m], *yp = j->y + plane * j->os;
+    for (int64_t i = 0; i < j->os; i++) yp[i] += bv;
+  }
+}
+
+static int blas_fits(gpux_kctx *k, int64_t a, int64_t b, int64_t c) {
+  if (a > INT_MAX || b > INT_MAX || c > INT_MAX)
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED, "matrix dimension above %d", INT_MAX);
+  return 0;
+}
+
+/* Runs `fn` over the tasks in parallel with single-threaded BLAS calls inside. */
+static void parallel_serial_blas(int64_t tasks, gpux__range_fn fn, void *ctx) {
+  int saved = openblas_get_num_threads();
+  if (saved > 1) openblas_set_num_threads(1);
+  gpux__parallel_for(tasks, 1, fn, ctx);
+  if (saved > 1) openblas_set_num_threads(saved);
+}
+
+static int conv_f32(gpux_kctx *k, const conv_dims *cd, const float *x, const float *w, const float *b,
+                    float *y) {
+  conv_job j = {.cd = cd, .x = x, .w = w, .b = b, .y = y};
+  atomic_init(&j.failed, 0);
+  int64_t planes = cd->n * cd->m;
+  if (cd->cg == 1 && cd->g > 1) {
+    gpux__parallel_for(planes, GPUX__MAX(1, 65536 / (cd->os * cd->ks + 1)), conv_depthwise_planes, &j);
+    return 0;
+  }
+  int64_t kg = cd->cg * cd->ks, tasks = cd->n * cd->g;
+  if (blas_fits(k, cd->mg, cd->os, kg)) return k->status;
+  j.pointwise = cd->ks == 1;
+  for (int i = 0; i < GPUX_WIN_DIMS; i++)
+    if (cd->w.s[i] != 1 || cd->w.pb[i] || cd->w.pe[i]) j.pointwise = 0;
+  int parallel = tasks > 1 && tasks >= gpux__thread_count();
+  int64_t budget = parallel ? (int64_t)1 << 20 : (int64_t)1 << 22; /* column floats per buffer */
+  j.tile = GPUX__MAX(1, GPUX__MIN(cd->os, budget / kg));
+  if (parallel) {
+    parallel_serial_blas(tasks, conv_group_range, &j);
+  } else {
+    float *col = NULL;
+    if (!j.pointwise) {
+      col = gpux__malloc((size_t)(kg * j.tile) * sizeof *col);
+      if (!col) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory for the column buffer");
+    }
+    for (int64_t t = 0; t < tasks; t++) conv_group(&j, t, col);
+    free(col);
+  }
+  if (atomic_load(&j.failed)) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory for a column buffer");
+  if (b) {
+    bias_job bj = {b, y, cd->m, cd->os};
+    gpux__parallel_for(planes, GPUX__MAX(1, 65536 / (cd->os + 1)), add_bias_planes, &bj);
+  }
+  return 0;
+}
+
+/* float64: a plain direct convolution, one output plane per task. */
+typedef struct {
+  const conv_dims *cd;
+  const double *x, *w, *b;
+  double *y;
+} conv64_job;
+
+static void conv_f64_planes(void *ctx, int64_t begin, int64_t end) {
+  const conv64_job *j = ctx;
+  const conv_dims *cd = j->cd;
+  const gpux__window *w = &cd->w;
+  for (int64_t plane = begin; plane < end; plane++) {
+    int64_t n = plane / cd->m, m = plane % cd->m, g = m / cd->mg;
+    double *yp = j->y + plane * cd->os;
+    for (int64_t od = 0; od < w->out[0]; od++)
+      for (int64_t oh = 0; oh < w->out[1]; oh++)
+        for (int64_t ow = 0; ow < w->out[2]; ow++) {
+          double acc = j->b ? j->b[m] : 0.0;
+          for (int64_t c = 0; c < cd->cg; c++) {
+            const double *xc = j->x + (n * cd->c + g * cd->cg + c) * cd->is;
+            const double *wc = j->w + (m * cd->cg + c) * cd->ks;
+            for (int64_t kd = 0; kd < w->k[0]; kd++) {
+              int64_t id = od * w->s[0] - w->pb[0] + kd * w->d[0];
+              if (id < 0 || id >= w->in[0]) continue;
+              for (int64_t kh = 0; kh < w->k[1]; kh++) {
+                int64_t ih = oh * w->s[1] - w->pb[1] + kh * w->d[1];
+                if (ih < 0 || ih >= w->in[1]) continue;
+                for (int64_t kw = 0; kw < w->k[2]; kw++) {
+                  int64_t iw = ow * w->s[2] - w->pb[2] + kw * w->d[2];
+                  if (iw < 0 || iw >= w->in[2]) continue;
+                  acc += xc[(id * w->in[1] + ih) * w->in[2] + iw] * wc[(kd * w->k[1] + kh) * w->k[2] + kw];
+                }
+              }
+            }
+          }
+          yp[(od * w->out[1] + oh) * w->out[2] + ow] = acc;
+        }
+  }
+}
+
+static int op_conv(gpux_kctx *k) {
+  const gpux_tensor *x = IN(0), *w = IN(1), *b = IN(2);
+  conv_dims cd;
+  if (conv_setup(k, x, w, b, &cd)) return k->status;
+  if (!is_conv_float(x->dtype)) return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "Conv on %s", gpux_dtype_name(x->dtype));
+  if (w->dtype != x->dtype || (b && b->dtype != x->dtype))
+    return gpux__kerr(k, GPUX_E_DTYPE, "X, W and B must share a dtype");
+  int64_t dims[GPUX_MAX_DIMS];
+  gpux__window_out_dims(&cd.w, cd.n, cd.m, dims);
+  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, dims);
+  if (!y) return k->status;
+  if (k->shape_only || gpux_tensor_count(y) == 0) return 0;
+  if (x->dtype == GPUX_DT_FLOAT)
+    return conv_f32(k, &cd, x->data, w->data, b ? b->data : NULL, y->data);
+  if (x->dtype == GPUX_DT_DOUBLE) {
+    conv64_job j = {&cd, x->data, w->data, b ? b->data : NULL, y->data};
+    gpux__parallel_for(cd.n * cd.m, 1, conv_f64_planes, &j);
+    return 0;
+  }
+  float *xf = widen_f32(x), *wf = widen_f32(w), *bf = b ? widen_f32(b) : NULL;
+  float *yf = gpux__malloc((size_t)gpux_tensor_count(y) * sizeof *yf);
+  int rc = xf && wf && yf && (!b || bf) ? conv_f32(k, &cd, xf, wf, bf, yf)
+                                        : gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+  if (!rc) narrow_f32(y->dtype, y->data, yf, gpux_tensor_count(y));
+  free(xf); free(wf); free(bf); free(yf);
+  return rc;
+}
+
+/* ---- ConvTranspose ---- */
+
+/* Checks X (N, C, spatial), W (C, M/group, kernel), B (M) and computes the output extents and
+ * pads from pads, output_padding, output_shape and auto_pad. cd->w.in are X's extents. */
+static int convt_setup(gpux_kctx *k, const gpux_tensor *x, const gpux_tensor *w, const gpux_tensor *b,
+                       conv_dims *cd) {
+  if (!x || !w) return gpux__kerr(k, GPUX_E_INVALID, "inputs X and W are required");
+  if (x->ndim < 3 || w->ndim != x->ndim)
+    return gpux__kerr(k, GPUX_E_SHAPE, "X has rank %d and W rank %d: expected equal ranks of at least 3",
+                      x->ndim, w->ndim);
+  memset(cd, 0, sizeof *cd);
+  cd->g = gpux__attr_int(k, "group", 1);
+  cd->n = x->dims[0], cd->c = x->dims[1];
+  if (cd->g < 1 || cd->c % cd->g || w->dims[0] != cd->c)
+    return gpux__kerr(k, GPUX_E_SHAPE, "X has %lld channels and W %lld: inconsistent with group %lld",
+                      (long long)cd->c, (long long)w->dims[0], (long long)cd->g);
+  cd->m = w->dims[1] * cd->g;
+  if (b && (b->ndim != 1 || b->dims[0] != cd->m))
+    return gpux__kerr(k, GPUX_E_SHAPE, "B must have shape (%lld)", (long long)cd->m);
+  gpux__window *win = &cd->w;
+  if (gpux__window_read(k, x, w->dims + 2, win)) return k->status;
+  int nsp = win->nsp, off = GPUX_WIN_DIMS - nsp;
+  for (int i = 0; i < nsp; i++)
+    if (win->k[off + i] != w->dims[2 + i])
+      return gpux__kerr(k, GPUX_E_SHAPE, "kernel_shape does not match W's spatial dims");
+  const int64_t *opad, *oshape;
+  int nop = gpux__attr_ints(k, "output_padding", &opad), nos = gpux__attr_ints(k, "output_shape", &oshape);
+  if (nop && nop != nsp)
+    return gpux__kerr(k, GPUX_E_INVALID, "output_padding has %d values for %d spatial dims", nop, nsp);
+  if (nos == nsp + 2) oshape += 2, nos = nsp; /* a full N, C, spatial shape */
+  if (nos && nos != nsp)
+    return gpux__kerr(k, GPUX_E_INVALID, "output_shape has %d values for %d spatial dims", nos, nsp);
+  int ap = read_auto_pad(k);
+  if (ap < 0) return k->status;
+  for (int i = 0; i < nsp; i++) {
+    int s = off + i;
+    int64_t ek = (win->k[s] - 1) * win->d[s] + 1, op = nop ? opad[i] : 0;
+    int64_t full = win->s[s] * (win->in[s] - 1) + op + ek; /* output extent with no padding */
+    if (nos || ap == 1 || ap == 2) {
+      win->out[s] = nos ? oshape[i] : win->in[s] * win->s[s];
+      int64_t total = full - win->out[s];
+      win->pb[s] = ap == 1 ? floor_div(total, 2) : total - floor_div(total, 2);
+      win->pe[s] = total - win->pb[s];
+    } else {
+      if (ap == 3) win->pb[s] = win->pe[s] = 0;
+      win->out[s] = full - win->pb[s] - win->pe[s];
+    }
+    if (win->out[s] < 0)
+      return gpux__kerr(k, GPUX_E_SHAPE, "negative output extent %lld", (long long)win->out[s]);
+  }
+  conv_sizes(cd);
+  return 0;
+}
+
+/* col2im of one tile of input positions [p0, p1): Y_g[m] += col[(m, kd, kh, kw)][p - p0] at the
+ * output position each input position and tap lands on. Tasks are output channels. */
+typedef struct {
+  const conv_dims *cd;
+  const float *col;     /* [mg * ks, p1 - p0] */
+  float *y;             /* one group's output [mg, os] */
+  int64_t p0, p1;
+} col2im_job;
+
+static void col2im_channels(void *ctx, int64_t m0, int64_t m1) {
+  const col2im_job *j = ctx;
+  const gpux__window *w = &j->cd->w;
+  int64_t t = j->p1 - j->p0;
+  for (int64_t m = m0; m < m1; m++) {
+    float *ym = j->y + m * j->cd->os;
+    for (int64_t kk = 0; kk < j->cd->ks; kk++) {
+      int64_t kw = kk % w->k[2], kh = kk / w->k[2] % w->k[1], kd = kk / (w->k[2] * w->k[1]);
+      const float *src = j->col + (m * j->cd->ks + kk) * t;
+      int64_t xoff = kw * w->d[2] - w->pb[2], lo, hi;
+      valid_range(xoff, w->s[2], w->out[2], w->in[2], &lo, &hi);
+      int64_t p = j->p0, iw = p % w->in[2], ih = p / w->in[2] % w->in[1];
+      int64_t id = p / (w->in[2] * w->in[1]);
+      while (p < j->p1) {
+        int64_t run = GPUX__MIN(w->in[2] - iw, j->p1 - p);
+        int64_t od = id * w->s[0] - w->pb[0] + kd * w->d[0];
+        int64_t oh = ih * w->s[1] - w->pb[1] + kh * w->d[1];
+        if (od >= 0 && od < w->out[0] && oh >= 0 && oh < w->out[1]) {
+          float *yr = ym + (od * w->out[1] + oh) * w->out[2];
+          int64_t a = GPUX__MAX(iw, lo), e = GPUX__MIN(iw + run, hi);
+          for (int64_t i = a; i < e; i++) yr[i * w->s[2] + xoff] += src[i - iw];
+        }
+        src += run;
+        p += run;
+        iw = 0;
+        if (++ih == w->in[1]) ih = 0, id++;
+      }
+    }
+  }
+}
+
+/* One image n and group g of a ConvTranspose: col[mg*ks, is] = W_g^T x X_g, then col2im. */
+static void convt_group(conv_job *j, int64_t task, float *col) {
+  const conv_dims *cd = j->cd;
+  int64_t n = task / cd->g, g = task % cd->g, rows = cd->mg * cd->ks;
+  const float *xg = j->x + (n * cd->c + g * cd->cg) * cd->is;   /* [cg, is] */
+  const float *wg = j->w + g * cd->cg * rows;                   /* [cg, mg * ks] */
+  float *yg = j->y + (n * cd->m + g * cd->mg) * cd->os;         /* [mg, os] */
+  for (int64_t p0 = 0; p0 < cd->is; p0 += j->tile) {
+    int64_t p1 = GPUX__MIN(cd->is, p0 + j->tile), t = p1 - p0;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)rows, (int)t, (int)cd->cg, 1.0f, wg,
+                (int)rows, xg + p0, (int)cd->is, 0.0f, col, (int)t);
+    col2im_job cj = {cd, col, yg, p0, p1};
+    gpux__parallel_for(cd->mg, 1, col2im_channels, &cj);
+  }
+}
+
+static void convt_group_range(void *ctx, int64_t begin, int64_t end) {
+  conv_job *j = ctx;
+  float *col = malloc((size_t)(j->cd->mg * j->cd->ks * j->tile) * sizeof *col);
+  if (!col) {
+    atomic_store(&j->failed, 1);
+    return;
+  }
+  for (int64_t t = begin; t < end; t++) convt_group(j, t, col);
+  free(col);
+}
+
+static int convt_f32(gpux_kctx *k, const conv_dims *cd, const float *x, const float *w, const float *b,
+                     float *y) {
+  conv_job j = {.cd = cd, .x = x, .w = w, .b = b, .y = y};
+  atomic_init(&j.failed, 0);
+  int64_t rows = cd->mg * cd->ks, tasks = cd->n * cd->g;
+  if (blas_fits(k, rows, cd->is, cd->cg)) return k->status;
+  int parallel = tasks > 1 && tasks >= gpux__thread_count();
+  int64_t budget = parallel ? (int64_t)1 << 20 : (int64_t)1 << 22;
+  j.tile = GPUX__MAX(1, GPUX__MIN(cd->is, budget / GPUX__MAX(rows, 1)));
+  if (cd->is > 0 && rows > 0) {
+    if (parallel) {
+      parallel_serial_blas(tasks, convt_group_range, &j);
+    } else {
+      float *col = gpux__malloc((size_t)(rows * j.tile) * sizeof *col);
+      if (!col) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory for the column buffer");
+      for (int64_t t = 0; t < tasks; t++) convt_group(&j, t, col);
+      free(col);
+    }
+  }
+  if (atomic_load(&j.failed)) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory for a column buffer");
+  if (b) {
+    bias_job bj = {b, y, cd->m, cd->os};
+    gpux__parallel_for(cd->n * cd->m, GPUX__MAX(1, 65536 / (cd->os + 1)), add_bias_planes, &bj);
+  }
+  return 0;
+}
+
+/* float64: each output element gathers the input positions and taps that land on it. */
+static void convt_f64_planes(void *ctx, int64_t begin, int64_t end) {
+  const conv64_job *j = ctx;
+  const conv_dims *cd = j->cd;
+  const gpux__window *w = &cd->w;
+  for (int64_t plane = begin; plane < end; plane++) {
+    int64_t n = plane / cd->m, m = plane % cd->m, g = m / cd->mg, mi = m % cd->mg;
+    double *yp = j->y + plane * cd->os;
+    for (int64_t od = 0; od < w->out[0]; od++)
+      for (int64_t oh = 0; oh < w->out[1]; oh++)
+        for (int64_t ow = 0; ow < w->out[2]; ow++) {
+          double acc = j->b ? j->b[m] : 0.0;
+          for (int64_t kd = 0; kd < w->k[0]; kd++) {
+            int64_t nd = od + w->pb[0] - kd * w->d[0];
+            if (nd < 0 || nd % w->s[0] || nd / w->s[0] >= w->in[0]) continue;
+            for (int64_t kh = 0; kh < w->k[1]; kh++) {
+              int64_t nh = oh + w->pb[1] - kh * w->d[1];
+              if (nh < 0 || nh % w->s[1] || nh / w->s[1] >= w->in[1]) continue;
+              for (int64_t kw = 0; kw < w->k[2]; kw++) {
+                int64_t nw = ow + w->pb[2] - kw * w->d[2];
+                if (nw < 0 || nw % w->s[2] || nw / w->s[2] >= w->in[2]) continue;
+                int64_t ip = (nd / w->s[0] * w->in[1] + nh / w->s[1]) * w->in[2] + nw / w->s[2];
+                int64_t kp = (kd * w->k[1] + kh) * w->k[2] + kw;
+                for (int64_t c = 0; c < cd->cg; c++) {
+                  int64_t ci = g * cd->cg + c;
+                  acc += j->x[(n * cd->c + ci) * cd->is + ip] * j->w[(ci * cd->mg + mi) * cd->ks + kp];
+                }
+              }
+            }
+          }
+          yp[(od * w->out[1] + oh) * w->out[2] + ow] = acc;
+        }
+  }
+}
+
+static int op_conv_transpose(gpux_kctx *k) {
+  const gpux_tensor *x = IN(0), *w = IN(1), *b = IN(2);
+  conv_dims cd;
+  if (convt_setup(k, x, w, b, &cd)) return k->status;
+  if (!is_conv_float(x->dtype))
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "ConvTranspose on %s", gpux_dtype_name(x->dtype));
+  if (w->dtype != x->dtype || (b && b->dtype != x->dtype))
+    return gpux__kerr(k, GPUX_E_DTYPE, "X, W and B must share a dtype");
+  int64_t dims[GPUX_MAX_DIMS];
+  gpux__window_out_dims(&cd.w, cd.n, cd.m, dims);
+  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, dims);
+  if (!y) return k->status;
+  if (k->shape_only || gpux_tensor_count(y) == 0) return 0;
+  if (x->dtype == GPUX_DT_FLOAT)
+    return convt_f32(k, &cd, x->data, w->data, b ? b->data : NULL, y->data);
+  if (x->dtype == GPUX_DT_DOUBLE) {
+    conv64_job j = {&cd, x->data, w->data, b ? b->data : NULL, y->data};
+    gpux__parallel_for(cd.n * cd.m, 1, convt_f64_planes, &j);
+    return 0;
+  }
+  float *xf = widen_f32(x), *wf = widen_f32(w), *bf = b ? widen_f32(b) : NULL;
+  float *yf = gpux__calloc((size_t)gpux_tensor_count(y), sizeof *yf);
+  int rc = xf && wf && yf && (!b || bf) ? convt_f32(k, &cd, xf, wf, bf, yf)
+                                        : gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+  if (!rc) narrow_f32(y->dtype, y->data, yf, gpux_tensor_count(y));
+  free(xf); free(wf); free(bf); free(yf);
+  return rc;
+}
+
+/* ---- DeformConv ---- */
+
+/* Bilinear sample of plane[h, w] at (y, x), zero outside. */
+static double bilinear(const double *plane, int64_t h, int64_t w, double y, double x) {
+  double y0f = floor(y), x0f = floor(x);
+  int64_t y0 = (int64_t)y0f, x0 = (int64_t)x0f;
+  double fy = y - y0f, fx = x - x0f, v = 0;
+  for (int dy = 0; dy < 2; dy++) {
+    int64_t yy = y0 + dy;
+    if (yy < 0 || yy >= h) continue;
+    double wy = dy ? fy : 1 - fy;
+    for (int dx = 0; dx < 2; dx++) {
+      int64_t xx = x0 + dx;
+      if (xx < 0 || xx >= w) continue;
+      v += wy * (dx ? fx : 1 - fx) * plane[yy * w + xx];
+    }
+  }
+  return v;
+}
+
+typedef struct {
+  const conv_dims *cd;
+  const double *x, *offset, *mask;
+  double *col;          /* [c * ks, os] for one image */
+  int64_t n, og;        /* image, offset groups */
+} deform_job;
+
+/* Fills the columns of input channels [c0, c1): sampled values times the mask. */
+static void deform_im2col(void *ctx, int64_t c0, int64_t c1) {
+  const deform_job *j = ctx;
+  const conv_dims *cd = j->cd;
+  const gpux__window *w = &cd->w;
+  int64_t ks = cd->ks, os = cd->os, cpg = cd->c / j->og;
+  for (int64_t c = c0; c < c1; c++) {
+    int64_t grp = c / cpg;
+    const double *plane = j->x + (j->n * cd->c + c) * cd->is;
+    const double *off = j->offset + (j->n * j->og + grp) * ks * 2 * os;   /* [ks, 2, os] */
+    const double *msk = j->mask ? j->mask + (j->n * j->og + grp) * ks * os : NULL;
+    for (int64_t kk = 0; kk < ks; kk++) {
+      int64_t kh = kk / w->k[2], kw = kk % w->k[2];
+      double *dst = j->col + (c * ks + kk) * os;
+      for (int64_t oh = 0; oh < w->out[1]; oh++)
+        for (int64_t ow = 0; ow < w->out[2]; ow++) {
+          int64_t p = oh * w->out[2] + ow;
+          double yy = (double)(oh * w->s[1] - w->pb[1] + kh * w->d[1]) + off[(kk * 2) * os + p];
+          double xx = (double)(ow * w->s[2] - w->pb[2] + kw * w->d[2]) + off[(kk * 2 + 1) * os + p];
+          double v = bilinear(plane, w->in[1], w->in[2], yy, xx);
+          dst[p] = msk ? v * msk[kk * os + p] : v;
+        }
+    }
+  }
+}
+
+static int op_deform_conv(gpux_kctx *k) {
+  const gpux_tensor *x = IN(0), *w = IN(1), *off = IN(2), *b = IN(3), *mask = IN(4);
+  if (!off) return gpux__kerr(k, GPUX_E_INVALID, "DeformConv needs the offset input");
+  conv_dims cd;
+  if (conv_setup(k, x, w, b, &cd)) return k->status;
+  if (cd.w.nsp != 2) return gpux__kerr(k, GPUX_E_UNSUPPORTED, "DeformConv on %d spatial dims (2 supported)", cd.w.nsp);
+  if (!is_conv_float(x->dtype)) return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "DeformConv on %s", gpux_dtype_name(x->dtype));
+  if (w->dtype != x->dtype || off->dtype != x->dtype || (b && b->dtype != x->dtype) || (mask && mask->dtype != x->dtype))
+    return gpux__kerr(k, GPUX_E_DTYPE, "DeformConv inputs must share a dtype");
+  int64_t og = gpux__attr_int(k, "offset_group", 1);
+  if (og < 1 || cd.c % og) return gpux__kerr(k, GPUX_E_SHAPE, "offset_group %lld does not divide %lld channels", (long long)og, (long long)cd.c);
+  int64_t oh = cd.w.out[1], ow = cd.w.out[2];
+  if (off->ndim != 4 || off->dims[0] != cd.n || off->dims[1] != og * cd.ks * 2 || off->dims[2] != oh || off->dims[3] != ow)
+    return gpux__kerr(k, GPUX_E_SHAPE, "offset must have shape (%lld, %lld, %lld, %lld)", (long long)cd.n,
+                      (long long)(og * cd.ks * 2), (long long)oh, (long long)ow);
+  if (mask && (mask->ndim != 4 || mask->dims[0] != cd.n || mask->dims[1] != og * cd.ks || mask->dims[2] != oh || mask->dims[3] != ow))
+    return gpux__kerr(k, GPUX_E_SHAPE, "mask must have shape (%lld, %lld, %lld, %lld)", (long long)cd.n,
+                      (long long)(og * cd.ks), (long long)oh, (long long)ow);
+  int64_t dims[GPUX_MAX_DIMS];
+  gpux__window_out_dims(&cd.w, cd.n, cd.m, dims);
+  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, dims);
+  if (!y) return k->status;
+  if (k->shape_only || gpux_tensor_count(y) == 0) return 0;
+  if (blas_fits(k, cd.mg, cd.os, cd.cg * cd.ks)) return k->status;
+  int64_t ycount = gpux_tensor_count(y);
+  double *xd = widen_f64(x), *wd = widen_f64(w), *od = widen_f64(off);
+  double *md = mask ? widen_f64(mask) : NULL, *bd = b ? widen_f64(b) : NULL;
+  double *col = gpux__malloc((size_t)(cd.c * cd.ks * cd.os) * sizeof *col);
+  double *yd = gpux__malloc((size_t)ycount * sizeof *yd);
+  int rc = 0;
+  if (!xd || !wd || !od || (mask && !md) || (b && !bd) || !col || !yd) {
+    rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+  } else {
+    int64_t kg = cd.cg * cd.ks;
+    for (int64_t n = 0; n < cd.n; n++) {
+      deform_job j = {&cd, xd, od, md, col, n, og};
+      gpux__parallel_for(cd.c, 1, deform_im2col, &j);
+      for (int64_t g = 0; g < cd.g; g++)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cd.mg, (int)cd.os, (int)kg, 1.0,
+                    wd + g * cd.mg * kg, (int)kg, col + g * kg * cd.os, (int)cd.os, 0.0,
+                    yd + (n * cd.m + g * cd.mg) * cd.os, (int)cd.os);
+    }
+    for (int64_t i = 0; i < ycount; i++) {
+      double v = yd[i] + (bd ? bd[i / cd.os % cd.m] : 0.0);
+      if (y->dtype == GPUX_DT_FLOAT) ((float *)y->data)[i] = (float)v;
+      else gpux__store_f64(y->dtype, y->data, i, v);
+    }
+  }
+  free(xd); free(wd); free(od); free(md); free(bd); free(col); free(yd);
+  return rc;
+}
+
+/* ---- CausalConvWithState ---- */
+
+/* y[b, c, t] = act(bias[c] + sum_k w[c, 0, k] * seq[t + k]) with seq = past_state ++ x along the
+ * length; present_state = the last kernel - 1 positions of seq. */
+typedef struct {
+  const double *x, *w, *bias, *past;
+  double *y, *present;
+  int64_t c, len, kern;
+  int silu;
+} causal_job;
+
+static void causal_rows(void *ctx, int64_t begin, int64_t end) {
+  const causal_job *j = ctx;
+  int64_t km1 = j->kern - 1, sl = km1 + j->len;
+  double *seq = malloc((size_t)(sl > 0 ? sl : 1) * sizeof *seq);
+  if (!seq) return;
+  for (int64_t r = begin; r < end; r++) {
+    int64_t ch = r % j->c;
+    for (int64_t i = 0; i < km1; i++) seq[i] = j->past ? j->past[r * km1 + i] : 0.0;
+    memcpy(seq + km1, j->x + r * j->len, (size_t)j->len * sizeof *seq);
+    const double *wk = j->w + ch * j->kern;
+    for (int64_t t = 0; t < j->len; t++) {
+      double acc = j->bias ? j->bias[ch] : 0.0;
+      for (int64_t i = 0; i < j->kern; i++) acc += wk[i] * seq[t + i];
+      if (j->silu) acc = acc / (1.0 + exp(-acc));
+      j->y[r * j->len + t] = acc;
+    }
+    memcpy(j->present + r * km1, seq + j->len, (size_t)km1 * sizeof *seq);
+  }
+  free(seq);
+}
+
+static int op_causal_conv_with_state(gpux_kctx *k) {
+  const gpux_tensor *x = IN(0), *w = IN(1), *bias = IN(2), *past = IN(3);
+  if (!x || !w) return gpux__kerr(k, GPUX_E_INVALID, "inputs input and weight are required");
+  if (!is_conv_float(x->dtype))
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "CausalConvWithState on %s", gpux_dtype_name(x->dtype));
+  if (w->dtype != x->dtype || (bias && bias->dtype != x->dtype) || (past && past->dtype != x->dtype))
+    return gpux__kerr(k, GPUX_E_DTYPE, "inputs must share a dtype");
+  if (x->ndim != 3) return gpux__kerr(k, GPUX_E_SHAPE, "input must be (batch, channels, length)");
+  int64_t nb = x->dims[0], c = x->dims[1], len = x->dims[2];
+  if (w->ndim != 3 || w->dims[0] != c || w->dims[1] != 1 || w->dims[2] < 1)
+    return gpux__kerr(k, GPUX_E_SHAPE, "weight must be (%lld, 1, kernel)", (long long)c);
+  int64_t kern = w->dims[2];
+  if (bias && (bias->ndim != 1 || bias->dims[0] != c))
+    return gpux__kerr(k, GPUX_E_SHAPE, "bias must be (%lld)", (long long)c);
+  if (past && (past->ndim != 3 || past->dims[0] != nb || past->dims[1] != c || past->dims[2] != kern - 1))
+    return gpux__kerr(k, GPUX_E_SHAPE, "past_state must be (%lld, %lld, %lld)", (long long)nb,
+                      (long long)c, (long long)(kern - 1));
+  const char *act = gpux__attr_string(k, "activation", "none");
+  int silu = !strcmp(act, "silu") || !strcmp(act, "swish");
+  if (!silu && strcmp(act, "none") && act[0])
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED, "activation '%s'", act);
+  int64_t sdims[3] = {nb, c, kern - 1};
+  gpux_tensor *y = gpux__out(k, 0, x->dtype, 3, x->dims);
+  if (!y) return k->status;
+  gpux_tensor *ps = gpux__out(k, 1, x->dtype, 3, sdims);
+  if (!ps) return k->status;
+  if (k->shape_only) return 0;
+  int64_t ny = gpux_tensor_count(y), nps = gpux_tensor_count(ps);
+  causal_job j = {.c = c, .len = len, .kern = kern, .silu = silu};
+  double *xd = widen_f64(x), *wd = widen_f64(w), *bd = bias ? widen_f64(bias) : NULL;
+  double *pd = past ? widen_f64(past) : NULL;
+  double *yd = gpux__malloc((size_t)(ny > 0 ? ny : 1) * sizeof *yd);
+  double *sd = gpux__malloc((size_t)(nps > 0 ? nps : 1) * sizeof *sd);
+  int rc = 0;
+  if (!xd || !wd || (bias && !bd) || (past && !pd) || !yd || !sd) {
+    rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+  } else {
+    j.x = xd, j.w = wd, j.bias = bd, j.past = pd, j.y = yd, j.present = sd;
+    gpux__parallel_for(nb * c, GPUX__MAX(1, 16384 / ((len + 1) * kern)), causal_rows, &j);
+    for (int64_t i = 0; i < ny; i++) gpux__store_f64(y->dtype, y->data, i, yd[i]);
+    for (int64_t i = 0; i < nps; i++) gpux__store_f64(ps->dtype, ps->data, i, sd[i]);
+  }
+  free(xd); free(wd); free(bd); free(pd); free(yd); free(sd);
+  return rc;
+}
+
+/* ---- Col2Im ---- */
+
+#define COL2IM_DIMS (GPUX_MAX_DIMS - 2)
+
+static int op_col2im(gpux_kctx *k) {
+  const gpux_tensor *x = IN(0), *ishape = IN(1), *bshape = IN(2);
+  if (!x || !ishape || !bshape)
+    return gpux__kerr(k, GPUX_E_INVALID, "Col2Im needs input, image_shape and block_shape");
+  if (gpux__need_data(k, 1) || gpux__need_data(k, 2)) return k->status;
+  int64_t img[COL2IM_DIMS], blk[COL2IM_DIMS];
+  int nsp = gpux__read_ints(k, ishape, img, COL2IM_DIMS);
+  if (nsp < 0) return nsp;
+  int nb = gpux__read_ints(k, bshape, blk, COL2IM_DIMS);
+  if (nb < 0) return nb;
+  if (nsp < 1 || nb != nsp)
+    return gpux__kerr(k, GPUX_E_SHAPE, "image_shape has %d values and block_shape %d", nsp, nb);
+  if (x->ndim != 3) return gpux__kerr(k, GPUX_E_SHAPE, "input must be (N, C * prod(block_shape), L)");
+  const int64_t *st, *dl, *pd;
+  int ns = gpux__attr_ints(k, "strides", &st), nd = gpux__attr_ints(k, "dilations", &dl);
+  int np = gpux__attr_ints(k, "pads", &pd);
+  if ((ns && ns != nsp) || (nd && nd != nsp) || (np && np != 2 * nsp))
+    return gpux__kerr(k, GPUX_E_INVALID, "strides, dilations or pads do not match %d spatial dims", nsp);
+  int64_t s[COL2IM_DIMS], d[COL2IM_DIMS], pb[COL2IM_DIMS], nblk[COL2IM_DIMS], ks = 1, L = 1;
+  for (int i = 0; i < nsp; i++) {
+    s[i] = ns ? st[i] : 1;
+    d[i] = nd ? dl[i] : 1;
+    pb[i] = np ? pd[i] : 0;
+    int64_t pe = np ? pd[nsp + i] : 0;
+    if (s[i] < 1 || d[i] < 1 || blk[i] < 1 || img[i] < 0 || pb[i] < 0 || pe < 0)
+      return gpux__kerr(k, GPUX_E_INVALID, "bad stride, dilation, pad, block or image extent");
+    int64_t span = img[i] + pb[i] + pe - (d[i] * (blk[i] - 1) + 1);
+    nblk[i] = span < 0 ? 0 : span / s[i] + 1;
+    ks *= blk[i];
+    L *= nblk[i];
+  }
+  if (x->dims[1] % ks || x->dims[2] != L)
+    return gpux__kerr(k, GPUX_E_SHAPE, "input is (%lld, %lld, %lld): expected C * %lld rows and %lld blocks",
+                      (long long)x->dims[0], (long long)x->dims[1], (long long)x->dims[2], (long long)ks, (long long)L);
+  int64_t c = x->dims[1] / ks, dims[GPUX_MAX_DIMS] = {x->dims[0], c};
+  for (int i = 0; i < nsp; i++) dims[2 + i] = img[i];
+  gpux_tensor *y = gpux__out(k, 0, x->dtype, nsp + 2, dims);
+  if (!y) return k->status;
+  if (k->shape_only) return 0;
+  int64_t isz = gpux__shape_count(nsp, img), ycount = gpux_tensor_count(y);
+  double *xd = widen_f64(x), *yd = gpux__calloc((size_t)(ycount > 0 ? ycount : 1), sizeof *yd);
+  if (!xd || !yd) {
+    free(xd); free(yd);
+    return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+  }
+  for (int64_t plane = 0; plane < x->dims[0] * c; plane++) {
+    double *yp = yd + plane * isz;
+    for (int64_t kk = 0; kk < ks; kk++) {
+      const double *src = xd + (plane * ks + kk) * L;
+      int64_t koff[COL2IM_DIMS], rem = kk;
+      for (int i = nsp - 1; i >= 0; i--) koff[i] = rem % blk[i], rem /= blk[i];
+      for (int64_t l = 0; l < L; l++) {
+        int64_t pos = 0, r = l, inside = 1, idx[COL2IM_DIMS];
+        for (int i = nsp - 1; i >= 0; i--) idx[i] = r % nblk[i], r /= nblk[i];
+        for (int i = 0; i < nsp && inside; i++) {
+          int64_t q = idx[i] * s[i] - pb[i] + koff[i] * d[i];
+          if (q < 0 || q >= img[i]) inside = 0;
+          pos = pos * img[i] + q;
+        }
+        if (inside) yp[pos] += src[l];
+      }
+    }
+  }
+  for (int64_t i = 0; i < ycount; i++) gpux__store_f64(y->dtype, y->data, i, yd[i]);
+  free(xd); free(yd);
+  return 0;
+}
 
 const gpux_op_def gpux__ops_conv[] = {
+  {"", "Conv", op_conv, 1, 0},
+  {"", "ConvTranspose", op_conv_transpose, 1, 0},
+  {"", "DeformConv", op_deform_conv, 19, 0},
+  {"", "CausalConvWithState", op_causal_conv_with_state, 1, 0},
+  {"", "Col2Im", op_col2im, 18, 0},
+  {"", "MaxPool", gpux__op_maxpool, 1, 0},
+  {"", "AveragePool", gpux__op_averagepool, 1, 0},
+  {"", "LpPool", gpux__op_lppool, 1, 0},
+  {"", "GlobalMaxPool", gpux__op_globalmaxpool, 1, 0},
+  {"", "GlobalAveragePool", gpux__op_globalaveragepool, 1, 0},
+  {"", "GlobalLpPool", gpux__op_globallppool, 1, 0},
+  {"", "MaxUnpool", gpux__op_maxunpool, 9, 0},
   {0},
 };

@@ -334,7 +334,7 @@ static int op_grid_sample(gpux_kctx *k) {
         double len = (double)in_len[d];
         double v = align ? (nv + 1) / 2.0 * (len - 1) : ((nv + 1) * len - 1) / 2.0;
         v = (float)v;
-        if (mode == GS_NEAREST) v = sd == 3 ? round(v) : nearbyint(v);
+        if (mode == GS_NEAREST) v = nearbyint(v);   /* half to even, as the test data has it */
         if (v < lo[d] || v > hi[d]) {
           if (pad == PAD_BORDER) v = v < 0 ? 0 : v > len - 1 ? len - 1 : v;
           else if (pad == PAD_REFLECTION) v = gs_reflect(v, lo[d], hi[d]);

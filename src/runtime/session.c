@@ -34,6 +34,18 @@ static int run_subgraph(gpux_kctx *k, const gpux_graph *body, const gpux_tensor 
   return run_graph(&child, inputs, n_inputs, outputs, n_outputs);
 }
 
+/* Frees the values whose last use is node i. */
+static void release_dead(frame *f, int i, const unsigned char *is_output) {
+  const gpux_graph *g = f->g;
+  const int *dead = g->dead_after + g->dead_start[i];
+  int n = g->dead_start[i + 1] - g->dead_start[i];
+  for (int j = 0; j < n; j++) {
+    int id = dead[j];
+    if (is_output[id] || f->borrowed[id]) continue;
+    gpux_tensor_free(&f->vals[id]);
+  }
+}
+
 static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_tensor *outputs, int n_outputs) {
   const gpux_graph *g = f->g;
   int rc = 0, nv = g->n_values;
@@ -90,12 +102,8 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
       if (!k.status) gpux__error_prefix(rc, "node '%s' (%s): ", n->name, n->op_type);
       goto done;
     }
-    for (int j = 0; j < n->n_in; j++) {
-      int id = n->in[j];
-      if (id < 0 || g->values[id].last_use != i || is_output[id] || f->borrowed[id]) continue;
-      if (g->values[id].is_const || g->values[id].outer >= 0) continue;
-      gpux_tensor_free(&f->vals[id]);
-    }
+    /* release what no later node reads (subgraph captures count as reads) */
+    release_dead(f, i, is_output);
   }
   for (int o = 0; o < n_outputs && o < g->n_outputs; o++) {
     int id = g->outputs[o];
