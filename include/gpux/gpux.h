@@ -155,6 +155,66 @@ int gpux_session_run(gpux_session *s, const gpux_tensor *inputs, int n_inputs,
                      gpux_tensor *outputs, int n_outputs);
 const char *gpux_session_backend_name(const gpux_session *s);
 
+/* ---- the local image store: $GPUX_HOME (default ~/.gpux) in OCI image-layout form ---- */
+typedef struct gpux_store gpux_store;
+
+/* Opens (creating when missing) the store at `home`; NULL means $GPUX_HOME, else ~/.gpux. */
+int gpux_store_open(const char *home, gpux_store **out);
+void gpux_store_close(gpux_store *st);
+const char *gpux_store_path(const gpux_store *st);
+/* Images as a JSON array: [{"name","tag","digest","size","created"}]; free with gpux_free. */
+int gpux_store_list(gpux_store *st, char **json);
+/* Removes the tag `ref` (NAME[:TAG], TAG defaults to "latest"); blobs no image uses are deleted. */
+int gpux_store_remove(gpux_store *st, const char *ref);
+int gpux_store_tag(gpux_store *st, const char *src, const char *dst);
+/* Everything about one image as JSON: spec, build record, layers and digests. */
+int gpux_store_inspect(gpux_store *st, const char *ref, char **json);
+
+/* ---- building images from a folder with a GPUXfile ---- */
+/* Progress of long steps: `done` of `total` (total 0 when unknown). */
+typedef void (*gpux_progress_fn)(void *ctx, const char *step, int64_t done, int64_t total);
+
+typedef struct {
+  const char *tag;               /* NAME[:TAG]; NULL = the GPUXfile's name and version */
+  int backend;                   /* gpux_backend_kind to compile and smoke-run on */
+  gpux_progress_fn progress;     /* may be NULL */
+  void *progress_ctx;
+} gpux_build_options;
+
+/* Parses and validates `context`/GPUXfile, loads the model(s), smoke-runs them, and writes an
+ * image into the store. *summary_json (free with gpux_free) describes the result: name, tag,
+ * digest, size, device, backend, latency, nodes that fell back to the CPU and why. */
+int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o, char **summary_json);
+
+/* ---- apps: an image (or a GPUXfile folder) ready to answer requests ---- */
+typedef struct gpux_app gpux_app;
+
+typedef struct {
+  int backend;                   /* gpux_backend_kind; AUTO = the GPUXfile's runtime.backend */
+} gpux_app_options;
+
+/* Opens an image by reference (NAME[:TAG] or sha256:DIGEST) or a folder/GPUXfile path. */
+int gpux_app_open(gpux_store *st, const char *ref_or_path, const gpux_app_options *o, gpux_app **out);
+void gpux_app_close(gpux_app *a);
+
+typedef struct {
+  const char *name;              /* the input's name; NULL = the next input in declared order */
+  const char *text;              /* a value as a person types it: text, numbers, JSON */
+  const void *bytes;             /* or a file's contents (image, WAV, tensor .pb/.npy) */
+  size_t len;
+} gpux_app_input;
+
+/* Runs pre-processing, the model(s) and post-processing. *result_json holds the outputs (name,
+ * dtype, shape, data), labels or text when post-processing gives them, and timings;
+ * *result_text is what a person wants to read. Either pointer may be NULL. */
+int gpux_app_run(gpux_app *a, const gpux_app_input *inputs, int n_inputs, char **result_json,
+                 char **result_text);
+/* The app's declared inputs and outputs as JSON (for help texts and OpenAPI). */
+const char *gpux_app_describe(gpux_app *a);
+
+/* Frees strings returned by the library. */
+void gpux_free(void *p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,8 +15,7 @@ static int is_conv_float(int dt) {
   return dt == GPUX_DT_FLOAT || dt == GPUX_DT_DOUBLE || dt == GPUX_DT_FLOAT16 || dt == GPUX_DT_BFLOAT16;
 }
 
-/* A new float32 copy of t's elements (NULL when out of memory). */
-static float *widen_f32(const gpux_tensor *t) {
+float *gpux__conv_widen_f32(const gpux_tensor *t) {
   int64_t n = gpux_tensor_count(t);
   float *p = gpux__malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
   if (!p) return NULL;
@@ -34,7 +33,7 @@ static float *widen_f32(const gpux_tensor *t) {
   return p;
 }
 
-static void narrow_f32(int dtype, void *dst, const float *src, int64_t n) {
+void gpux__conv_narrow_f32(int dtype, void *dst, const float *src, int64_t n) {
   if (dtype == GPUX_DT_FLOAT) {
     memcpy(dst, src, (size_t)n * sizeof *src);
   } else if (dtype == GPUX_DT_FLOAT16) {
@@ -456,11 +455,11 @@ static int op_conv(gpux_kctx *k) {
     gpux__parallel_for(cd.n * cd.m, 1, conv_f64_planes, &j);
     return 0;
   }
-  float *xf = widen_f32(x), *wf = widen_f32(w), *bf = b ? widen_f32(b) : NULL;
+  float *xf = gpux__conv_widen_f32(x), *wf = gpux__conv_widen_f32(w), *bf = b ? gpux__conv_widen_f32(b) : NULL;
   float *yf = gpux__malloc((size_t)gpux_tensor_count(y) * sizeof *yf);
   int rc = xf && wf && yf && (!b || bf) ? conv_f32(k, &cd, xf, wf, bf, yf)
                                         : gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
-  if (!rc) narrow_f32(y->dtype, y->data, yf, gpux_tensor_count(y));
+  if (!rc) gpux__conv_narrow_f32(y->dtype, y->data, yf, gpux_tensor_count(y));
   free(xf); free(wf); free(bf); free(yf);
   return rc;
 }
@@ -668,11 +667,11 @@ static int op_conv_transpose(gpux_kctx *k) {
     gpux__parallel_for(cd.n * cd.m, 1, convt_f64_planes, &j);
     return 0;
   }
-  float *xf = widen_f32(x), *wf = widen_f32(w), *bf = b ? widen_f32(b) : NULL;
+  float *xf = gpux__conv_widen_f32(x), *wf = gpux__conv_widen_f32(w), *bf = b ? gpux__conv_widen_f32(b) : NULL;
   float *yf = gpux__calloc((size_t)gpux_tensor_count(y), sizeof *yf);
   int rc = xf && wf && yf && (!b || bf) ? convt_f32(k, &cd, xf, wf, bf, yf)
                                         : gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
-  if (!rc) narrow_f32(y->dtype, y->data, yf, gpux_tensor_count(y));
+  if (!rc) gpux__conv_narrow_f32(y->dtype, y->data, yf, gpux_tensor_count(y));
   free(xf); free(wf); free(bf); free(yf);
   return rc;
 }
@@ -791,27 +790,42 @@ typedef struct {
   double *y, *present;
   int64_t c, len, kern;
   int silu;
+  int dtype;            /* the output dtype: the convolution is rounded to it before the SiLU */
 } causal_job;
+
+static double round_to(int dtype, double v) {
+  if (dtype == GPUX_DT_FLOAT) return (float)v;
+  if (dtype == GPUX_DT_FLOAT16) return gpux__f16_to_f32(gpux__f32_to_f16((float)v));
+  if (dtype == GPUX_DT_BFLOAT16) return gpux__bf16_to_f32(gpux__f32_to_bf16((float)v));
+  return v;
+}
 
 static void causal_rows(void *ctx, int64_t begin, int64_t end) {
   const causal_job *j = ctx;
-  int64_t km1 = j->kern - 1, sl = km1 + j->len;
-  double *seq = malloc((size_t)(sl > 0 ? sl : 1) * sizeof *seq);
-  if (!seq) return;
+  int64_t km1 = j->kern - 1;
   for (int64_t r = begin; r < end; r++) {
     int64_t ch = r % j->c;
-    for (int64_t i = 0; i < km1; i++) seq[i] = j->past ? j->past[r * km1 + i] : 0.0;
-    memcpy(seq + km1, j->x + r * j->len, (size_t)j->len * sizeof *seq);
-    const double *wk = j->w + ch * j->kern;
+    const double *wk = j->w + ch * j->kern;         /* [kern] */
+    const double *xr = j->x + r * j->len;           /* [len] */
+    const double *pr = j->past ? j->past + r * km1 : NULL; /* [kern - 1] */
     for (int64_t t = 0; t < j->len; t++) {
       double acc = j->bias ? j->bias[ch] : 0.0;
-      for (int64_t i = 0; i < j->kern; i++) acc += wk[i] * seq[t + i];
-      if (j->silu) acc = acc / (1.0 + exp(-acc));
+      for (int64_t i = 0; i < j->kern; i++) {
+        int64_t q = t + i; /* position in seq = past ++ x */
+        double v = q >= km1 ? xr[q - km1] : pr ? pr[q] : 0.0;
+        acc += wk[i] * v;
+      }
+      if (j->silu) {
+        acc = round_to(j->dtype, acc);
+        acc = acc / (1.0 + exp(-acc));
+      }
       j->y[r * j->len + t] = acc;
     }
-    memcpy(j->present + r * km1, seq + j->len, (size_t)km1 * sizeof *seq);
+    for (int64_t i = 0; i < km1; i++) { /* the last kern - 1 positions of seq */
+      int64_t q = j->len + i;
+      j->present[r * km1 + i] = q >= km1 ? xr[q - km1] : pr ? pr[q] : 0.0;
+    }
   }
-  free(seq);
 }
 
 static int op_causal_conv_with_state(gpux_kctx *k) {
@@ -842,7 +856,7 @@ static int op_causal_conv_with_state(gpux_kctx *k) {
   if (!ps) return k->status;
   if (k->shape_only) return 0;
   int64_t ny = gpux_tensor_count(y), nps = gpux_tensor_count(ps);
-  causal_job j = {.c = c, .len = len, .kern = kern, .silu = silu};
+  causal_job j = {.c = c, .len = len, .kern = kern, .silu = silu, .dtype = x->dtype};
   double *xd = widen_f64(x), *wd = widen_f64(w), *bd = bias ? widen_f64(bias) : NULL;
   double *pd = past ? widen_f64(past) : NULL;
   double *yd = gpux__malloc((size_t)(ny > 0 ? ny : 1) * sizeof *yd);

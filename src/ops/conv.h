@@ -32,6 +32,11 @@ int gpux__window_forward(gpux_kctx *k, gpux__window *w, int ceil_mode);
 /* Output dims N, C, spatial... of a window. */
 void gpux__window_out_dims(const gpux__window *w, int64_t n, int64_t c, int64_t *dims);
 
+/* A new float32 copy of t's elements, any numeric dtype (NULL when out of memory). */
+float *gpux__conv_widen_f32(const gpux_tensor *t);
+/* Stores n float32 values into a buffer of dtype (rounding to nearest). */
+void gpux__conv_narrow_f32(int dtype, void *dst, const float *src, int64_t n);
+
 /* Pooling kernels (pool.c). */
 int gpux__op_maxpool(gpux_kctx *k);
 int gpux__op_averagepool(gpux_kctx *k);

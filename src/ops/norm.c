@@ -1,6 +1,797 @@
-/* norm.c — operator family 'norm' (see ops/op.h for the gpux__ops_norm table). */
+/* norm.c — normalizations and the Softmax family: Softmax, LogSoftmax, Hardmax,
+ * BatchNormalization, InstanceNormalization, GroupNormalization, LayerNormalization,
+ * RMSNormalization, LpNormalization, MeanVarianceNormalization and LRN.
+ *
+ * float32 is the fast path for the ops that dominate real models (Softmax, LogSoftmax, the
+ * Batch/Instance/Group/Layer/RMS normalizations): contiguous rows, vectorizable loops, a
+ * vectorizable exp, and gpux__parallel_for over rows or groups. Every other dtype goes through a
+ * plain float64 path (float16 and bfloat16 included), which is also the reference the fast path
+ * is checked against. */
 #include "ops/op.h"
+#include <math.h>
+
+enum { PAR_WORK = 1 << 14 };  /* elements per parallel task, at least */
+
+static int is_float(const gpux_tensor *t) { return t && gpux__dtype_is_float(t->dtype); }
+
+static int need_float(gpux_kctx *k, const gpux_tensor *x, int i) {
+  if (!x || x->kind != GPUX_KIND_TENSOR) return gpux__kerr(k, GPUX_E_INVALID, "input %d must be a tensor", i);
+  if (!is_float(x))
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "input %d: %s not supported (float types only)", i,
+                      gpux_dtype_name(x->dtype));
+  return 0;
+}
+
+/* Grain for gpux__parallel_for over tasks of `per` elements each. */
+static int64_t grain_for(int64_t per) { return per >= PAR_WORK ? 1 : PAR_WORK / (per > 0 ? per : 1); }
+
+/* ---- float32 row helpers (vectorizable: 8 independent lanes) ---- */
+
+/* exp(x) for x <= 0, within 2 ulp; below -88.03 (and -inf) it gives 0. Branch-free so loops
+ * calling it vectorize: the clamp compares the float's bits, the scale 2^n is built in the
+ * exponent field. */
+static inline float exp_neg(float x) {
+  uint32_t xb;
+  memcpy(&xb, &x, 4);
+  xb = xb > 0xc2b00f34u ? 0xc2b00f34u : xb; /* x < -88.0296919 (= -127 ln 2): clamp, gives 0 */
+  memcpy(&x, &xb, 4);
+  float t = x * 1.44269504088896341f + 12582912.0f; /* 1.5 * 2^23 + round(x / ln 2) */
+  float n = t - 12582912.0f;
+  float r = x - n * 0.693359375f;                   /* x - n ln 2, in two parts */
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;                       /* exp(r) on [-ln2/2, ln2/2] (Cephes) */
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits;
+  memcpy(&bits, &t, 4);
+  bits = (bits - 0x4b400000 + 127) * (1 << 23);     /* 2^n; n = -127 gives +0 */
+  float s;
+  memcpy(&s, &bits, 4);
+  return p * s;
+}
+
+static float row_max(const float *x, int64_t n) {
+  float m[8];
+  for (int j = 0; j < 8; j++) m[j] = x[0];
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; j++) m[j] = x[i + j] > m[j] ? x[i + j] : m[j];
+  float r = m[0];
+  for (int j = 1; j < 8; j++) r = m[j] > r ? m[j] : r;
+  for (; i < n; i++) r = x[i] > r ? x[i] : r;
+  return r;
+}
+
+enum { SUM_BLOCK = 1024 };  /* float partial sums per block, blocks added in double */
+
+static double row_sum(const float *x, int64_t n) {
+  double total = 0;
+  for (int64_t b = 0; b < n; b += SUM_BLOCK) {
+    const float *p = x + b;
+    int64_t m = GPUX__MIN(SUM_BLOCK, n - b), i = 0;
+    float s[8] = {0};
+    for (; i + 8 <= m; i += 8)
+      for (int j = 0; j < 8; j++) s[j] += p[i + j];
+    float r = 0;
+    for (; i < m; i++) r += p[i];
+    total += (double)r + (((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7])));
+  }
+  return total;
+}
+
+/* sum((x - c)^2) */
+static double row_sqdev(const float *x, int64_t n, float c) {
+  double total = 0;
+  for (int64_t b = 0; b < n; b += SUM_BLOCK) {
+    const float *p = x + b;
+    int64_t m = GPUX__MIN(SUM_BLOCK, n - b), i = 0;
+    float s[8] = {0};
+    for (; i + 8 <= m; i += 8)
+      for (int j = 0; j < 8; j++) s[j] += (p[i + j] - c) * (p[i + j] - c);
+    float r = 0;
+    for (; i < m; i++) r += (p[i] - c) * (p[i] - c);
+    total += (double)r + (((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7])));
+  }
+  return total;
+}
+
+/* Mean and 1/sqrt(variance + eps) of a contiguous float run (two passes). */
+static void row_moments(const float *x, int64_t n, float eps, float *mean, float *inv) {
+  float m = (float)(row_sum(x, n) / (double)n);
+  *mean = m;
+  *inv = (float)(1.0 / sqrt(row_sqdev(x, n, m) / (double)n + eps));
+}
+
+/* ---- Softmax, LogSoftmax, Hardmax ---- */
+
+enum { SM_SOFT, SM_LOG, SM_HARD };
+enum { SM_BLOCK = 64 };  /* columns per strided task */
+
+typedef struct {
+  const gpux_tensor *x;
+  gpux_tensor *y;
+  int64_t n, inner, blocks;  /* softmax runs along n (stride inner); blocks of SM_BLOCK columns */
+  int mode;
+} sm_ctx;
+
+/* float32, contiguous rows [b, e) of length n. */
+static void sm_rows_f32(void *ctx, int64_t b, int64_t e) {
+  const sm_ctx *c = ctx;
+  int64_t n = c->n;
+  for (int64_t r = b; r < e; r++) {
+    const float *x = (const float *)c->x->data + r * n;
+    float *y = (float *)c->y->data + r * n;
+    float m = row_max(x, n);
+    for (int64_t i = 0; i < n; i++) y[i] = exp_neg(x[i] - m);
+    double s = row_sum(y, n);
+    if (c->mode == SM_SOFT) {
+      float inv = (float)(1.0 / s);
+      for (int64_t i = 0; i < n; i++) y[i] *= inv;
+    } else {
+      float ls = (float)log(s);
+      for (int64_t i = 0; i < n; i++) y[i] = (x[i] - m) - ls;
+    }
+  }
+}
+
+/* float32 with inner > 1: tasks are (outer, column block); columns move together along n. */
+static void sm_cols_f32(void *ctx, int64_t b, int64_t e) {
+  const sm_ctx *c = ctx;
+  int64_t n = c->n, inner = c->inner;
+  float mx[SM_BLOCK], s[SM_BLOCK];
+  for (int64_t t = b; t < e; t++) {
+    int64_t o = t / c->blocks, c0 = (t % c->blocks) * SM_BLOCK, w = GPUX__MIN(SM_BLOCK, inner - c0);
+    const float *x = (const float *)c->x->data + o * n * inner + c0;
+    float *y = (float *)c->y->data + o * n * inner + c0;
+    for (int64_t i = 0; i < w; i++) { mx[i] = x[i]; s[i] = 0; }
+    for (int64_t j = 1; j < n; j++)
+      for (int64_t i = 0; i < w; i++) mx[i] = x[j * inner + i] > mx[i] ? x[j * inner + i] : mx[i];
+    for (int64_t j = 0; j < n; j++)
+      for (int64_t i = 0; i < w; i++) {
+        float v = exp_neg(x[j * inner + i] - mx[i]);
+        y[j * inner + i] = v;
+        s[i] += v;
+      }
+    if (c->mode == SM_SOFT) {
+      for (int64_t i = 0; i < w; i++) s[i] = 1.0f / s[i];
+      for (int64_t j = 0; j < n; j++)
+        for (int64_t i = 0; i < w; i++) y[j * inner + i] *= s[i];
+    } else {
+      for (int64_t i = 0; i < w; i++) s[i] = logf(s[i]);
+      for (int64_t j = 0; j < n; j++)
+        for (int64_t i = 0; i < w; i++) y[j * inner + i] = (x[j * inner + i] - mx[i]) - s[i];
+    }
+  }
+}
+
+/* Any float dtype, in float64: tasks are (outer, column) lines. */
+static void sm_lines_f64(void *ctx, int64_t b, int64_t e) {
+  const sm_ctx *c = ctx;
+  int dt = c->x->dtype;
+  const void *xd = c->x->data;
+  void *yd = c->y->data;
+  for (int64_t t = b; t < e; t++) {
+    int64_t base = (t / c->inner) * c->n * c->inner + t % c->inner, st = c->inner;
+    double m = gpux__load_f64(dt, xd, base);
+    int64_t arg = 0;
+    for (int64_t j = 1; j < c->n; j++) {
+      double v = gpux__load_f64(dt, xd, base + j * st);
+      if (v > m || (isnan(v) && !isnan(m))) { m = v; arg = j; }
+    }
+    if (c->mode == SM_HARD) {
+      for (int64_t j = 0; j < c->n; j++) gpux__store_f64(dt, yd, base + j * st, j == arg);
+      continue;
+    }
+    double s = 0;
+    for (int64_t j = 0; j < c->n; j++) s += exp(gpux__load_f64(dt, xd, base + j * st) - m);
+    for (int64_t j = 0; j < c->n; j++) {
+      double d = gpux__load_f64(dt, xd, base + j * st) - m;
+      gpux__store_f64(dt, yd, base + j * st, c->mode == SM_SOFT ? exp(d) / s : d - log(s));
+    }
+  }
+}
+
+static int softmax_run(gpux_kctx *k, int mode) {
+  const gpux_tensor *x = IN(0);
+  if (need_float(k, x, 0)) return k->status;
+  int old = k->opset < 13; /* before 13: coerce to 2-D [prod(dims[:axis]), prod(dims[axis:])] */
+  int axis = 0;
+  if (x->ndim > 0 && gpux__axis(k, gpux__attr_int(k, "axis", old ? 1 : -1), x->ndim, &axis))
+    return k->status;
+  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, x->dims);
+  if (!y) return k->status;
+  if (k->shape_only) return 0;
+  sm_ctx c = {.x = x, .y = y, .mode = mode};
+  int64_t outer = gpux__shape_count(axis, x->dims);
+  if (x->ndim == 0) {
+    c.n = c.inner = 1;
+  } else if (old) {
+    c.n = gpux__shape_count(x->ndim - axis, x->dims + axis);
+    c.inner = 1;
+  } else {
+    c.n = x->dims[axis];
+    c.inner = gpux__shape_count(x->ndim - axis - 1, x->dims + axis + 1);
+  }
+  if (gpux_tensor_count(x) == 0) return 0;
+  if (x->dtype == GPUX_DT_FLOAT && mode != SM_HARD) {
+    if (c.inner == 1) {
+      gpux__parallel_for(outer, grain_for(c.n), sm_rows_f32, &c);
+    } else {
+      c.blocks = (c.inner + SM_BLOCK - 1) / SM_BLOCK;
+      gpux__parallel_for(outer * c.blocks, grain_for(c.n * GPUX__MIN(c.inner, SM_BLOCK)), sm_cols_f32, &c);
+    }
+  } else {
+    gpux__parallel_for(outer * c.inner, grain_for(c.n), sm_lines_f64, &c);
+  }
+  return 0;
+}
+
+static int op_softmax(gpux_kctx *k) { return softmax_run(k, SM_SOFT); }
+static int op_log_softmax(gpux_kctx *k) { return softmax_run(k, SM_LOG); }
+static int op_hardmax(gpux_kctx *k) { return softmax_run(k, SM_HARD); }
+
+/* ---- parameters broadcast over a shape ---- */
+
+/* Expands t (unidirectionally broadcastable to shape [nd, dims]) into a float64 array of
+ * prod(dims) values. Returns NULL with k->status set on failure. */
+static double *expand_param(gpux_kctx *k, const gpux_tensor *t, const char *what, int nd, const int64_t *dims) {
+  if (t->ndim > nd) {
+    gpux__kerr(k, GPUX_E_SHAPE, "%s of rank %d does not broadcast to rank %d", what, t->ndim, nd);
+    return NULL;
+  }
+  int64_t tstr[GPUX_MAX_DIMS], s = 1;
+  for (int d = nd - 1; d >= 0; d--) {
+    int td = d - (nd - t->ndim);
+    if (td < 0) { tstr[d] = 0; continue; }
+    if (t->dims[td] != dims[d] && t->dims[td] != 1) {
+      gpux__kerr(k, GPUX_E_SHAPE, "%s dim %d is %lld, expected %lld or 1", what, td,
+                 (long long)t->dims[td], (long long)dims[d]);
+      return NULL;
+    }
+    tstr[d] = t->dims[td] == 1 ? 0 : s;
+    s *= t->dims[td];
+  }
+  int64_t n = gpux__shape_count(nd, dims);
+  double *v = gpux__malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
+  if (!v) {
+    gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+    return NULL;
+  }
+  int64_t idx[GPUX_MAX_DIMS] = {0}, off = 0;
+  for (int64_t i = 0; i < n; i++) {
+    v[i] = gpux__load_f64(t->dtype, t->data, off);
+    for (int d = nd - 1; d >= 0; d--) { /* odometer */
+      off += tstr[d];
+      if (++idx[d] < dims[d]) break;
+      off -= tstr[d] * dims[d];
+      idx[d] = 0;
+    }
+  }
+  return v;
+}
+
+/* A per-channel parameter of C values (shape [C] or broadcastable to it, e.g. [1]). */
+static double *channel_param(gpux_kctx *k, const gpux_tensor *t, const char *what, int64_t C) {
+  if (!t) {
+    gpux__kerr(k, GPUX_E_INVALID, "missing %s", what);
+    return NULL;
+  }
+  if (!is_float(t)) {
+    gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "%s: %s not supported", what, gpux_dtype_name(t->dtype));
+    return NULL;
+  }
+  int64_t n = gpux_tensor_count(t);
+  if (n != C && n != 1) {
+    gpux__kerr(k, GPUX_E_SHAPE, "%s has %lld values, expected %lld", what, (long long)n, (long long)C);
+    return NULL;
+  }
+  double *v = gpux__malloc((size_t)(C > 0 ? C : 1) * sizeof *v);
+  if (!v) {
+    gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+    return NULL;
+  }
+  for (int64_t c = 0; c < C; c++) v[c] = gpux__load_f64(t->dtype, t->data, n == 1 ? 0 : c);
+  return v;
+}
+
+/* ---- affine per channel: y = x * a[c] + b[c] over [N, C, S] (BatchNormalization inference) ---- */
+
+typedef struct {
+  const gpux_tensor *x;
+  gpux_tensor *y;
+  int64_t C, S;
+  const double *a, *b;   /* [C] */
+} affine_ctx;
+
+static void affine_range(void *ctx, int64_t b, int64_t e) {
+  const affine_ctx *c = ctx;
+  for (int64_t t = b; t < e; t++) { /* t = n * C + ch */
+    int64_t ch = t % c->C, base = t * c->S;
+    if (c->x->dtype == GPUX_DT_FLOAT) {
+      const float *x = (const float *)c->x->data + base;
+      float *y = (float *)c->y->data + base, a = (float)c->a[ch], bb = (float)c->b[ch];
+      for (int64_t i = 0; i < c->S; i++) y[i] = x[i] * a + bb;
+    } else {
+      for (int64_t i = 0; i < c->S; i++)
+        gpux__store_f64(c->y->dtype, c->y->data, base + i,
+                        gpux__load_f64(c->x->dtype, c->x->data, base + i) * c->a[ch] + c->b[ch]);
+    }
+  }
+}
+
+/* ---- per-group normalization over [N, G, L] runs (Instance/Group/Batch statistics) ---- */
+
+typedef struct {
+  const gpux_tensor *x;
+  gpux_tensor *y;
+  int64_t G, cpg, S;       /* groups, channels per group, spatial size: a run is cpg * S values */
+  const double *scale, *bias; /* [G * cpg] per channel */
+  double eps;
+} group_ctx;
+
+static void group_range(void *ctx, int64_t b, int64_t e) {
+  const group_ctx *c = ctx;
+  int64_t L = c->cpg * c->S;
+  for (int64_t t = b; t < e; t++) { /* t = n * G + g */
+    int64_t g = t % c->G, base = t * L;
+    if (c->x->dtype == GPUX_DT_FLOAT) {
+      const float *x = (const float *)c->x->data + base;
+      float *y = (float *)c->y->data + base, mean, inv;
+      row_moments(x, L, (float)c->eps, &mean, &inv);
+      for (int64_t j = 0; j < c->cpg; j++) {
+        int64_t ch = g * c->cpg + j;
+        float a = inv * (float)c->scale[ch], bb = (float)c->bias[ch] - mean * a;
+        for (int64_t i = 0; i < c->S; i++) y[j * c->S + i] = x[j * c->S + i] * a + bb;
+      }
+    } else {
+      int dt = c->x->dtype;
+      double s = 0, q = 0;
+      for (int64_t i = 0; i < L; i++) s += gpux__load_f64(dt, c->x->data, base + i);
+      double mean = L ? s / (double)L : 0;
+      for (int64_t i = 0; i < L; i++) {
+        double d = gpux__load_f64(dt, c->x->data, base + i) - mean;
+        q += d * d;
+      }
+      double inv = 1.0 / sqrt((L ? q / (double)L : 0) + c->eps);
+      for (int64_t j = 0; j < c->cpg; j++) {
+        int64_t ch = g * c->cpg + j;
+        for (int64_t i = 0; i < c->S; i++) {
+          int64_t at = base + j * c->S + i;
+          double v = (gpux__load_f64(dt, c->x->data, at) - mean) * inv;
+          gpux__store_f64(c->y->dtype, c->y->data, at, v * c->scale[ch] + c->bias[ch]);
+        }
+      }
+    }
+  }
+}
+
+/* X is [N, C, spatial...]: N, C and the spatial size S. */
+static int nc_dims(gpux_kctx *k, const gpux_tensor *x, int64_t *N, int64_t *C, int64_t *S) {
+  if (x->ndim < 2) return gpux__kerr(k, GPUX_E_SHAPE, "input must be [N, C, ...], got rank %d", x->ndim);
+  *N = x->dims[0];
+  *C = x->dims[1];
+  *S = gpux__shape_count(x->ndim - 2, x->dims + 2);
+  return 0;
+}
+
+static int group_norm_run(gpux_kctx *k, gpux_tensor *y, int64_t G, double *scale, double *bias) {
+  const gpux_tensor *x = IN(0);
+  int64_t N = 0, C = 0, S = 0;
+  nc_dims(k, x, &N, &C, &S);
+  group_ctx c = {.x = x, .y = y, .G = G, .cpg = C / G, .S = S, .scale = scale, .bias = bias,
+                 .eps = gpux__attr_float(k, "epsilon", 1e-5f)};
+  gpux__parallel_for(N * G, grain_for(c.cpg * S), group_range, &c);
+  free(scale);
+  free(bias);
+  return 0;
+}
+
+static int op_instance_norm(gpux_kctx *k) {
+  const gpux_tensor *x = IN(0);
+  if (need_float(k, x, 0)) return k->status;
+  int64_t N = 0, C = 0, S = 0;
+  if (nc_dims(k, x, &N, &C, &S)) return k->status;
+  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, x->dims);
+  if (!y) return k->status;
+  if (k->shape_only) return 0;
+  double *scale = channel_param(k, IN(1), "scale", C);
+  if (!scale) return k->status;
+  double *bias = channel_param(k, IN(2), "B", C);
+  if (!bias) { free(scale); return k->status; }
+  return group_norm_run(k, y, C, scale, bias);
+}
+
+static int op_group_norm(gpux_kctx *k) {
+  const gpux_tensor *x = IN(0);
+  if (need_float(k, x, 0)) return k->status;
+  int64_t N = 0, C = 0, S = 0;
+  if (nc_dims(k, x, &N, &C, &S)) return k->status;
+  if (!gpux__has_attr(k, "num_groups")) return gpux__kerr(k, GPUX_E_INVALID, "missing attribute num_groups");
+  int64_t G = gpux__attr_int(k, "num_groups", 1);
+  if (G <= 0 || C % G) return gpux__kerr(k, GPUX_E_INVALID, "num_groups %lld does not divide %lld channels",
+                                         (long long)G, (long long)C);
+  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, x->dims);
+  if (!y) return k->status;
+  if (k->shape_only) return 0;
+  /* opset 21: scale and bias per channel [C]; opset 18: per group [G] */
+  const gpux_tensor *ts = IN(1), *tb = IN(2);
+  if (!ts || !tb) return gpux__kerr(k, GPUX_E_INVALID, "missing scale or bias");
+  int64_t n = gpux_tensor_count(ts);
+  int per_group = n != C || (k->opset < 21 && n == G);
+  double *scale = channel_param(k, ts, "scale", per_group ? G : C);
+  if (!scale) return k->status;
+  double *bias = channel_param(k, tb, "bias", per_group ? G : C);
+  if (!bias) { free(scale); return k->status; }
+  if (per_group && G != C) { /* spread each group's value over its channels */
+    double *s2 = gpux__malloc((size_t)C * sizeof *s2), *b2 = gpux__malloc((size_t)C * sizeof *b2);
+    if (!s2 || !b2) {
+      free(s2); free(b2); free(scale); free(bias);
+      return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+    }
+    for (int64_t ch = 0; ch < C; ch++) {
+      s2[ch] = scale[ch / (C / G)];
+      b2[ch] = bias[ch / (C / G)];
+    }
+    free(scale);
+    free(bias);
+    scale = s2;
+    bias = b2;
+  }
+  return group_norm_run(k, y, G, scale, bias);
+}
+
+/* ---- BatchNormalization ---- */
+
+static int op_batch_norm(gpux_kctx *k) {
+  const gpux_tensor *x = IN(0);
+  if (need_float(k, x, 0)) return k->status;
+  int64_t N = 0, C = 0, S = 0;
+  if (x->ndim == 1) { /* [C]: parameters per element */
+    N = 1; C = x->dims[0]; S = 1;
+  } else if (nc_dims(k, x, &N, &C, &S)) {
+    return k->status;
+  }
+  for (int i = 1; i <= 4; i++)
+    if (!IN(i)) return gpux__kerr(k, GPUX_E_INVALID, "missing input %d", i);
+  const gpux_tensor *mean_in = IN(3), *var_in = IN(4);
+  /* spatial = 0 (before opset 9): parameters per [C, spatial...] element */
+  int64_t P = gpux_tensor_count(IN(1));
+  if (P == C * S && S > 1) { C *= S; S = 1; }
+  int training;
+  if (k->opset >= 14) training = gpux__attr_int(k, "training_mode", 0) != 0;
+  else if (k->opset < 7 && gpux__attr_int(k, "is_test", 0)) training = 0;
+  else training = OUTPUT_WANTED(1);
+  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, x->dims);
+  if (!y) return k->status;
+  int n_stats = k->opset >= 14 ? 2 : 4;
+  for (int i = 1; i <= n_stats && i < k->n_out; i++) {
+    const gpux_tensor *like = i % 2 ? mean_in : var_in;
+    if (!gpux__out(k, i, like->dtype, like->ndim, like->dims)) return k->status;
+  }
+  if (k->shape_only) return 0;
+  double eps = gpux__attr_float(k, "epsilon", 1e-5f), mom = gpux__attr_float(k, "momentum", 0.9f);
+  double *scale = channel_param(k, IN(1), "scale", C), *bias = NULL, *mean = NULL, *var = NULL;
+  double *a = NULL, *b = NULL;
+  int rc = 0;
+  if (!scale || !(bias = channel_param(k, IN(2), "B", C)) || !(mean = channel_param(k, mean_in, "mean", C)) ||
+      !(var = channel_param(k, var_in, "var", C))) {
+    rc = k->status;
+    goto done;
+  }
+  a = gpux__malloc((size_t)(C + 1) * sizeof *a);
+  b = gpux__malloc((size_t)(C + 1) * sizeof *b);
+  if (!a || !b) { rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); goto done; }
+  if (training) {
+    /* batch statistics per channel over N and S; running stats = old * momentum + batch * (1 - momentum) */
+    int64_t cnt = N * S;
+    for (int64_t ch = 0; ch < C; ch++) {
+      double s = 0, q = 0;
+      for (int64_t n = 0; n < N; n++)
+        for (int64_t i = 0; i < S; i++) s += gpux__load_f64(x->dtype, x->data, (n * C + ch) * S + i);
+      double m = cnt ? s / (double)cnt : 0;
+      for (int64_t n = 0; n < N; n++)
+        for (int64_t i = 0; i < S; i++) {
+          double d = gpux__load_f64(x->dtype, x->data, (n * C + ch) * S + i) - m;
+          q += d * d;
+        }
+      double v = cnt ? q / (double)cnt : 0;
+      a[ch] = scale[ch] / sqrt(v + eps);
+      b[ch] = bias[ch] - m * a[ch];
+      if (OUTPUT_WANTED(1)) gpux__store_f64(k->out[1]->dtype, k->out[1]->data, ch, mean[ch] * mom + m * (1 - mom));
+      if (OUTPUT_WANTED(2)) gpux__store_f64(k->out[2]->dtype, k->out[2]->data, ch, var[ch] * mom + v * (1 - mom));
+      if (n_stats == 4 && OUTPUT_WANTED(3)) gpux__store_f64(k->out[3]->dtype, k->out[3]->data, ch, m);
+      if (n_stats == 4 && OUTPUT_WANTED(4)) gpux__store_f64(k->out[4]->dtype, k->out[4]->data, ch, v);
+    }
+  } else {
+    for (int64_t ch = 0; ch < C; ch++) {
+      a[ch] = scale[ch] / sqrt(var[ch] + eps);
+      b[ch] = bias[ch] - mean[ch] * a[ch];
+    }
+    /* statistics outputs asked for outside training: pass the inputs through */
+    for (int i = 1; i <= n_stats && i < k->n_out; i++)
+      if (OUTPUT_WANTED(i) && (rc = gpux__out_copy(k, i, i % 2 ? mean_in : var_in))) goto done;
+  }
+  affine_ctx c = {.x = x, .y = y, .C = C, .S = S, .a = a, .b = b};
+  gpux__parallel_for(N * C, grain_for(S), affine_range, &c);
+done:
+  free(scale); free(bias); free(mean); free(var); free(a); free(b);
+  return rc;
+}
+
+/* ---- LayerNormalization, RMSNormalization ---- */
+
+typedef struct {
+  const gpux_tensor *x;
+  gpux_tensor *y, *mean, *inv;   /* mean/inv: [rows] (LayerNorm outputs 1 and 2) */
+  int64_t n;                     /* row length */
+  const double *scale, *bias;    /* [n] or [rows * n] (pstride) */
+  const float *scale32, *bias32; /* float32 copies for the fast path */
+  int64_t pstride;               /* 0: parameters shared by rows; n: per row */
+  double eps;
+  int rms;
+} ln_ctx;
+
+static void ln_range(void *ctx, int64_t b, int64_t e) {
+  const ln_ctx *c = ctx;
+  int64_t n = c->n;
+  for (int64_t r = b; r < e; r++) {
+    double mean_v, inv_v;
+    if (c->x->dtype == GPUX_DT_FLOAT) {
+      const float *x = (const float *)c->x->data + r * n;
+      float *y = (float *)c->y->data + r * n;
+      const float *sc = c->scale32 + r * c->pstride, *bi = c->bias32 ? c->bias32 + r * c->pstride : NULL;
+      float m = 0, inv;
+      if (c->rms) {
+        inv = (float)(1.0 / sqrt(row_sqdev(x, n, 0) / (double)n + c->eps));
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] * inv * sc[i];
+      } else {
+        row_moments(x, n, (float)c->eps, &m, &inv);
+        if (bi)
+          for (int64_t i = 0; i < n; i++) y[i] = (x[i] - m) * inv * sc[i] + bi[i];
+        else
+          for (int64_t i = 0; i < n; i++) y[i] = (x[i] - m) * inv * sc[i];
+      }
+      mean_v = m;
+      inv_v = inv;
+    } else {
+      int dt = c->x->dtype;
+      const double *sc = c->scale + r * c->pstride, *bi = c->bias ? c->bias + r * c->pstride : NULL;
+      double s = 0, q = 0, m = 0;
+      if (!c->rms) {
+        for (int64_t i = 0; i < n; i++) s += gpux__load_f64(dt, c->x->data, r * n + i);
+        m = s / (double)n;
+      }
+      for (int64_t i = 0; i < n; i++) {
+        double d = gpux__load_f64(dt, c->x->data, r * n + i) - m;
+        q += d * d;
+      }
+      double inv = 1.0 / sqrt(q / (double)n + c->eps);
+      for (int64_t i = 0; i < n; i++) {
+        double v = (gpux__load_f64(dt, c->x->data, r * n + i) - m) * inv * sc[i] + (bi ? bi[i] : 0);
+        gpux__store_f64(c->y->dtype, c->y->data, r * n + i, v);
+      }
+      mean_v = m;
+      inv_v = inv;
+    }
+    if (c->mean) gpux__store_f64(c->mean->dtype, c->mean->data, r, mean_v);
+    if (c->inv) gpux__store_f64(c->inv->dtype, c->inv->data, r, inv_v);
+  }
+}
+
+/* Scale or bias of Layer/RMSNormalization: broadcast to X[axis:] (shared by all rows) when it
+ * fits, else to all of X (per row). */
+static double *ln_param(gpux_kctx *k, const gpux_tensor *t, const char *what, int axis, int64_t *pstride) {
+  const gpux_tensor *x = IN(0);
+  if (!is_float(t)) {
+    gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "%s: %s not supported", what, gpux_dtype_name(t->dtype));
+    return NULL;
+  }
+  int nd = x->ndim - axis;
+  int fits = t->ndim <= nd;
+  for (int d = 0; fits && d < t->ndim; d++) {
+    int64_t want = x->dims[axis + nd - t->ndim + d];
+    fits = t->dims[d] == want || t->dims[d] == 1;
+  }
+  if (fits) {
+    *pstride = 0;
+    return expand_param(k, t, what, nd, x->dims + axis);
+  }
+  *pstride = gpux__shape_count(nd, x->dims + axis);
+  return expand_param(k, t, what, x->ndim, x->dims);
+}
+
+static int ln_run(gpux_kctx *k, int rms) {
+  const gpux_tensor *x = IN(0), *ts = IN(1), *tb = rms ? NULL : IN(2);
+  if (need_float(k, x, 0)) return k->status;
+  if (!ts) return gpux__kerr(k, GPUX_E_INVALID, "missing scale");
+  if (x->ndim == 0) return gpux__kerr(k, GPUX_E_SHAPE, "input must have rank >= 1");
+  int axis;
+  if (gpux__axis(k, gpux__attr_int(k, "axis", -1), x->ndim, &axis)) return k->status;
+  int64_t stash = gpux__attr_int(k, "stash_type", 1);
+  if (stash != GPUX_DT_FLOAT && stash != GPUX_DT_DOUBLE && stash != GPUX_DT_FLOAT16 && stash != GPUX_DT_BFLOAT16)
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED, "stash_type %lld", (long long)stash);
+  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, x->dims);
+  if (!y) return k->status;
+  ln_ctx c = {.x = x, .y = y, .rms = rms, .eps = gpux__attr_float(k, "epsilon", 1e-5f)};
+  if (!rms) { /* Mean and InvStdDev: X.shape[:axis] + [1] * (rank - axis), of stash_type */
+    int64_t sdims[GPUX_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++) sdims[d] = d < axis ? x->dims[d] : 1;
+    if (k->n_out > 1 && !(c.mean = gpux__out(k, 1, (int)stash, x->ndim, sdims))) return k->status;
+    if (k->n_out > 2 && !(c.inv = gpux__out(k, 2, (int)stash, x->ndim, sdims))) return k->status;
+    if (!OUTPUT_WANTED(1)) c.mean = NULL;
+    if (!OUTPUT_WANTED(2)) c.inv = NULL;
+  }
+  if (k->shape_only) return 0;
+  int64_t rows = gpux__shape_count(axis, x->dims);
+  c.n = gpux__shape_count(x->ndim - axis, x->dims + axis);
+  if (rows == 0 || c.n == 0) return 0;
+  int64_t bstride = 0;
+  double *scale = ln_param(k, ts, "scale", axis, &c.pstride), *bias = NULL;
+  if (!scale) return k->status;
+  if (tb && !(bias = ln_param(k, tb, "bias", axis, &bstride))) { free(scale); return k->status; }
+  if (bias && bstride != c.pstride) { /* one per row, the other shared: make both per row */
+    free(scale); free(bias);
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED, "scale and bias broadcast differently");
+  }
+  c.scale = scale;
+  c.bias = bias;
+  float *s32 = NULL, *b32 = NULL;
+  if (x->dtype == GPUX_DT_FLOAT) {
+    int64_t pn = c.pstride ? rows * c.n : c.n;
+    s32 = gpux__malloc((size_t)pn * sizeof *s32);
+    b32 = bias ? gpux__malloc((size_t)pn * sizeof *b32) : NULL;
+    if (!s32 || (bias && !b32)) {
+      free(s32); free(b32); free(scale); free(bias);
+      return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+    }
+    for (int64_t i = 0; i < pn; i++) {
+      s32[i] = (float)scale[i];
+      if (b32) b32[i] = (float)bias[i];
+    }
+    c.scale32 = s32;
+    c.bias32 = b32;
+  }
+  gpux__parallel_for(rows, grain_for(c.n), ln_range, &c);
+  free(s32); free(b32); free(scale); free(bias);
+  return 0;
+}
+
+static int op_layer_norm(gpux_kctx *k) { return ln_run(k, 0); }
+static int op_rms_norm(gpux_kctx *k) { return ln_run(k, 1); }
+
+/* ---- LpNormalization ---- */
+
+static int op_lp_norm(gpux_kctx *k) {
+  const gpux_tensor *x = IN(0);
+  if (need_float(k, x, 0)) return k->status;
+  if (x->ndim == 0) return gpux__kerr(k, GPUX_E_SHAPE, "input must have rank >= 1");
+  int axis;
+  if (gpux__axis(k, gpux__attr_int(k, "axis", -1), x->ndim, &axis)) return k->status;
+  int64_t p = gpux__attr_int(k, "p", 2);
+  if (p != 1 && p != 2) return gpux__kerr(k, GPUX_E_UNSUPPORTED, "p = %lld (only 1 and 2)", (long long)p);
+  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, x->dims);
+  if (!y) return k->status;
+  if (k->shape_only) return 0;
+  int64_t outer = gpux__shape_count(axis, x->dims), n = x->dims[axis];
+  int64_t inner = gpux__shape_count(x->ndim - axis - 1, x->dims + axis + 1);
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t i = 0; i < inner; i++) {
+      int64_t base = o * n * inner + i;
+      double s = 0;
+      for (int64_t j = 0; j < n; j++) {
+        double v = gpux__load_f64(x->dtype, x->data, base + j * inner);
+        s += p == 1 ? fabs(v) : v * v;
+      }
+      double norm = p == 1 ? s : sqrt(s);
+      for (int64_t j = 0; j < n; j++) { /* a zero norm gives zeros */
+        double v = gpux__load_f64(x->dtype, x->data, base + j * inner);
+        gpux__store_f64(y->dtype, y->data, base + j * inner, norm == 0 ? 0 : v / norm);
+      }
+    }
+  return 0;
+}
+
+/* ---- MeanVarianceNormalization: (X - mean) / (sqrt(mean(X^2) - mean^2) + 1e-9) over axes ---- */
+
+static int op_mvn(gpux_kctx *k) {
+  const gpux_tensor *x = IN(0);
+  if (need_float(k, x, 0)) return k->status;
+  int rank = x->ndim, red[GPUX_MAX_DIMS] = {0};
+  const int64_t *axes, dflt[3] = {0, 2, 3};
+  int na = gpux__attr_ints(k, "axes", &axes);
+  if (!gpux__has_attr(k, "axes")) {
+    axes = dflt;
+    na = 3;
+  }
+  for (int i = 0; i < na; i++) {
+    int ax;
+    if (gpux__axis(k, axes[i], rank, &ax)) return k->status;
+    red[ax] = 1;
+  }
+  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, x->dims);
+  if (!y) return k->status;
+  if (k->shape_only) return 0;
+  /* kept-index strides: element i's statistics slot is sum(idx[d] * ks[d]) */
+  int64_t ks[GPUX_MAX_DIMS], nk = 1, nr = 1;
+  for (int d = rank - 1; d >= 0; d--) {
+    ks[d] = red[d] ? 0 : nk;
+    if (red[d]) nr *= x->dims[d];
+    else nk *= x->dims[d];
+  }
+  int64_t n = gpux_tensor_count(x);
+  if (n == 0) return 0;
+  double *st = gpux__calloc((size_t)nk * 2, sizeof *st); /* [nk] sums, [nk] sums of squares */
+  if (!st) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+  for (int pass = 0; pass < 2; pass++) {
+    int64_t idx[GPUX_MAX_DIMS] = {0}, slot = 0;
+    for (int64_t i = 0; i < n; i++) {
+      double v = gpux__load_f64(x->dtype, x->data, i);
+      if (pass == 0) {
+        st[slot] += v;
+        st[nk + slot] += v * v;
+      } else {
+        double mean = st[slot] / (double)nr;
+        double sd = sqrt(st[nk + slot] / (double)nr - mean * mean);
+        gpux__store_f64(y->dtype, y->data, i, (v - mean) / (sd + 1e-9));
+      }
+      for (int d = rank - 1; d >= 0; d--) {
+        slot += ks[d];
+        if (++idx[d] < x->dims[d]) break;
+        slot -= ks[d] * x->dims[d];
+        idx[d] = 0;
+      }
+    }
+  }
+  free(st);
+  return 0;
+}
+
+/* ---- LRN: y = x / (bias + alpha / size * sum of x^2 over nearby channels)^beta ---- */
+
+static int op_lrn(gpux_kctx *k) {
+  const gpux_tensor *x = IN(0);
+  if (need_float(k, x, 0)) return k->status;
+  int64_t N = 0, C = 0, S = 0;
+  if (nc_dims(k, x, &N, &C, &S)) return k->status;
+  if (!gpux__has_attr(k, "size")) return gpux__kerr(k, GPUX_E_INVALID, "missing attribute size");
+  int64_t size = gpux__attr_int(k, "size", 1);
+  if (size <= 0) return gpux__kerr(k, GPUX_E_INVALID, "size = %lld", (long long)size);
+  double alpha = gpux__attr_float(k, "alpha", 1e-4f), beta = gpux__attr_float(k, "beta", 0.75f);
+  double bias = gpux__attr_float(k, "bias", 1.0f);
+  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, x->dims);
+  if (!y) return k->status;
+  if (k->shape_only) return 0;
+  int64_t lo_off = (size - 1) / 2, hi_off = size - 1 - lo_off; /* floor and ceil of (size-1)/2 */
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t ch = 0; ch < C; ch++)
+      for (int64_t i = 0; i < S; i++) {
+        double s = 0;
+        for (int64_t c2 = GPUX__MAX(0, ch - lo_off); c2 <= GPUX__MIN(C - 1, ch + hi_off); c2++) {
+          double v = gpux__load_f64(x->dtype, x->data, (n * C + c2) * S + i);
+          s += v * v;
+        }
+        int64_t at = (n * C + ch) * S + i;
+        double v = gpux__load_f64(x->dtype, x->data, at);
+        gpux__store_f64(y->dtype, y->data, at, v / pow(bias + alpha / (double)size * s, beta));
+      }
+  return 0;
+}
 
 const gpux_op_def gpux__ops_norm[] = {
+  {"", "Softmax", op_softmax, 1, 0},
+  {"", "LogSoftmax", op_log_softmax, 1, 0},
+  {"", "Hardmax", op_hardmax, 1, 0},
+  {"", "BatchNormalization", op_batch_norm, 1, 0},
+  {"", "InstanceNormalization", op_instance_norm, 1, 0},
+  {"", "GroupNormalization", op_group_norm, 1, 0},
+  {"", "LayerNormalization", op_layer_norm, 1, 0},
+  {"", "RMSNormalization", op_rms_norm, 1, 0},
+  {"", "LpNormalization", op_lp_norm, 1, 0},
+  {"", "MeanVarianceNormalization", op_mvn, 1, 0},
+  {"", "LRN", op_lrn, 1, 0},
   {0},
 };

@@ -13,7 +13,6 @@
 #include <time.h>
 
 #define MAXR (2 * GPUX_MAX_DIMS) /* rank of the views used here (Tile doubles the rank) */
-#define TILE 32                  /* transpose tile edge, in elements */
 
 /* ---- box copies: the engine under every op in this file ---- */
 
@@ -25,7 +24,8 @@ typedef struct {
   char *dst;
   const char *src;
   int tp;                     /* tiled transpose: the dim whose source stride is 1, else -1 */
-  int64_t ntiles;             /* tiles of TILE along dim tp */
+  int64_t tile;               /* tile edge in elements: one 64-byte cache line (8 at least) */
+  int64_t ntiles;             /* tiles along dim tp */
 } box_copy;
 
 #define COPY_RUN(T)                                                   \
@@ -74,7 +74,8 @@ static void copy_rows(void *ctx, int64_t begin, int64_t end) {
 }
 
 /* Items [begin, end) of a tiled transpose: item = (index over the dims other than tp and the
- * last) * ntiles + tile along tp. Each tile reads TILE source rows that are contiguous along tp. */
+ * last) * ntiles + tile along tp. A tile is `tile` x `tile` elements: one cache line of each of
+ * `tile` source rows (contiguous along tp) goes to one cache line of each of `tile` output rows. */
 static void copy_tiles(void *ctx, int64_t begin, int64_t end) {
   const box_copy *b = ctx;
   int last = b->nd - 1, p = b->tp;
@@ -88,9 +89,9 @@ static void copy_tiles(void *ctx, int64_t begin, int64_t end) {
       doff += i * b->ds[d];
       soff += i * b->ss[d];
     }
-    int64_t i0 = t * TILE, i1 = GPUX__MIN(i0 + TILE, b->dims[p]);
-    for (int64_t j0 = 0; j0 < n_last; j0 += TILE) {
-      int64_t nj = GPUX__MIN(j0 + TILE, n_last) - j0;
+    int64_t i0 = t * b->tile, i1 = GPUX__MIN(i0 + b->tile, b->dims[p]);
+    for (int64_t j0 = 0; j0 < n_last; j0 += b->tile) {
+      int64_t nj = GPUX__MIN(j0 + b->tile, n_last) - j0;
       for (int64_t i = i0; i < i1; i++)
         copy_run(b->es, b->dst + (doff + i * b->ds[p] + j0) * es, 1,
                  b->src + (soff + i * b->ss[p] + j0 * b->ss[last]) * es, b->ss[last], nj);
@@ -130,9 +131,10 @@ static void copy_box(size_t es, int nd, const int64_t *dims, void *dst, const in
       if (b.ss[d] == 1 && b.dims[d] >= 4) b.tp = d;
   }
   if (b.tp >= 0) {
-    b.ntiles = (b.dims[b.tp] + TILE - 1) / TILE;
+    b.tile = GPUX__MAX(8, 64 / (int64_t)es);
+    b.ntiles = (b.dims[b.tp] + b.tile - 1) / b.tile;
     int64_t items = total / inner / b.dims[b.tp] * b.ntiles;
-    gpux__parallel_for(items, GPUX__MAX(1, 32768 / (TILE * inner)), copy_tiles, &b);
+    gpux__parallel_for(items, GPUX__MAX(1, 32768 / (b.tile * inner)), copy_tiles, &b);
   } else {
     gpux__parallel_for(total / inner, GPUX__MAX(1, 32768 / inner), copy_rows, &b);
   }
@@ -410,45 +412,52 @@ static int op_concat(gpux_kctx *k) {
   return own_strings(k, y);
 }
 
+/* The size of each of the nout parts of dimension len: from the split input (opset >= 13, or
+ * opset 1's optional input), the split attribute, or equal parts (from opset 18 the last part
+ * may be smaller). */
+static int split_sizes(gpux_kctx *k, int64_t len, int nout, int64_t *sizes) {
+  int n;
+  if (k->opset >= 13 || IN(1)) {
+    n = ints_in(k, 1, sizes, nout);
+    if (n < 0) return n;
+  } else {
+    const int64_t *a;
+    n = gpux__attr_ints(k, "split", &a);
+    if (n > nout) return gpux__kerr(k, GPUX_E_INVALID, "split has %d entries for %d outputs", n, nout);
+    for (int i = 0; i < n; i++) sizes[i] = a[i];
+  }
+  if (n > 0) {
+    int64_t sum = 0;
+    for (int i = 0; i < n; i++) {
+      if (sizes[i] < 0) return gpux__kerr(k, GPUX_E_INVALID, "negative split size %lld", (long long)sizes[i]);
+      sum += sizes[i];
+    }
+    if (n != nout || sum != len)
+      return gpux__kerr(k, GPUX_E_SHAPE, "split sizes (%d, sum %lld) do not fit %d outputs of dimension %lld",
+                        n, (long long)sum, nout, (long long)len);
+    return 0;
+  }
+  int64_t parts = gpux__attr_int(k, "num_outputs", nout), chunk = (len + nout - 1) / nout;
+  if (parts != nout) return gpux__kerr(k, GPUX_E_INVALID, "num_outputs %lld but %d outputs", (long long)parts, nout);
+  if (k->opset < 18 && len % nout)
+    return gpux__kerr(k, GPUX_E_SHAPE, "dimension %lld does not split into %d equal parts", (long long)len, nout);
+  if (len > 0 && nout > 1 && chunk * (nout - 1) >= len)
+    return gpux__kerr(k, GPUX_E_SHAPE, "dimension %lld cannot give %d non-empty parts", (long long)len, nout);
+  for (int i = 0; i < nout; i++) sizes[i] = GPUX__MIN(chunk, len - chunk * i);
+  return 0;
+}
+
 static int op_split(gpux_kctx *k) {
   const gpux_tensor *x = tensor_in(k, 0);
   if (!x) return k->status;
   int r = x->ndim, axis, nout = k->n_out;
-  int rc = gpux__axis(k, gpux__attr_int(k, "axis", 0), r, &axis);
-  if (rc) return rc;
   if (r == 0) return gpux__kerr(k, GPUX_E_SHAPE, "cannot split a scalar");
   if (nout < 1) return gpux__kerr(k, GPUX_E_INVALID, "no outputs");
-  int64_t *sizes = gpux__calloc((size_t)nout, sizeof *sizes), len = x->dims[axis];
+  int rc = gpux__axis(k, gpux__attr_int(k, "axis", 0), r, &axis);
+  if (rc) return rc;
+  int64_t *sizes = gpux__calloc((size_t)nout, sizeof *sizes); /* [nout] */
   if (!sizes) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
-  int n;
-  if (k->opset >= 13 || IN(1)) {
-    n = ints_in(k, 1, sizes, nout);
-  } else {
-    const int64_t *a;
-    n = gpux__attr_ints(k, "split", &a);
-    if (n > nout) n = gpux__kerr(k, GPUX_E_INVALID, "split has %d entries for %d outputs", n, nout);
-    for (int i = 0; i < n; i++) sizes[i] = a[i];
-  }
-  if (n < 0) { free(sizes); return n; }
-  if (n > 0) {
-    int64_t sum = 0;
-    for (int i = 0; i < n; i++) {
-      if (sizes[i] < 0) { free(sizes); return gpux__kerr(k, GPUX_E_INVALID, "negative split size"); }
-      sum += sizes[i];
-    }
-    if (n != nout || sum != len) {
-      free(sizes);
-      return gpux__kerr(k, GPUX_E_SHAPE, "split sizes (%d, sum %lld) do not fit %d outputs of dimension %lld", n, (long long)sum, nout, (long long)len);
-    }
-  } else {
-    int64_t parts = gpux__attr_int(k, "num_outputs", nout);
-    if (parts != nout) { free(sizes); return gpux__kerr(k, GPUX_E_INVALID, "num_outputs %lld but %d outputs", (long long)parts, nout); }
-    /* equal parts; from opset 18 the last one may be smaller */
-    int64_t chunk = (len + nout - 1) / nout;
-    if (k->opset < 18 && len % nout) { free(sizes); return gpux__kerr(k, GPUX_E_SHAPE, "dimension %lld does not split into %d equal parts", (long long)len, nout); }
-    for (int i = 0; i < nout; i++) sizes[i] = GPUX__MAX(0, GPUX__MIN(chunk, len - chunk * i));
-    if (chunk * (nout - 1) >= len && len > 0 && nout > 1) { free(sizes); return gpux__kerr(k, GPUX_E_SHAPE, "dimension %lld cannot give %d outputs", (long long)len, nout); }
-  }
+  rc = split_sizes(k, x->dims[axis], nout, sizes);
   size_t es = gpux_dtype_size(x->dtype);
   int64_t xs[GPUX_MAX_DIMS], ys[GPUX_MAX_DIMS], at = 0;
   gpux__strides(r, x->dims, xs);

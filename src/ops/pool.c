@@ -1,0 +1,299 @@
+/* pool.c — the pooling kernels of the 'conv' family (registered in conv.c's table): MaxPool (with
+ * its Indices output), AveragePool, LpPool, GlobalMaxPool, GlobalAveragePool, GlobalLpPool and
+ * MaxUnpool. float32 and float64 are read directly; float16, bfloat16, int8 and uint8 go through
+ * float32 (exact for max pooling). */
+#include "ops/conv.h"
+#include <math.h>
+
+enum { POOL_MAX, POOL_AVG, POOL_LP };
+
+typedef struct {
+  gpux__window w;
+  int kind;                 /* POOL_* */
+  int count_include_pad;    /* AveragePool: padding counts in the divisor */
+  double p;                 /* LpPool's exponent */
+  int storage_order;        /* MaxPool Indices: 0 row-major, 1 column-major */
+  int64_t is, os;           /* input and output plane sizes */
+  const float *xf;          /* input [planes, is]: xf or xd */
+  const double *xd;
+  float *yf;                /* output [planes, os]: yf or yd */
+  double *yd;
+  int64_t *ind;             /* MaxPool Indices [planes, os], or NULL */
+} pool_job;
+
+/* Kernel taps t in [0, k) whose coordinate start + t * d lies in [lo, hi): [*t0, *t1). */
+static void tap_range(int64_t start, int64_t d, int64_t k, int64_t lo, int64_t hi, int64_t *t0, int64_t *t1) {
+  int64_t a = start >= lo ? 0 : (lo - start + d - 1) / d;
+  int64_t b = start >= hi ? 0 : (hi - start + d - 1) / d;
+  *t0 = GPUX__MIN(a, k);
+  *t1 = GPUX__MIN(b, k);
+  if (*t1 < *t0) *t1 = *t0;
+}
+
+static void pool_planes(void *ctx, int64_t begin, int64_t end) {
+  const pool_job *j = ctx;
+  const gpux__window *w = &j->w;
+  for (int64_t plane = begin; plane < end; plane++) {
+    const float *xf = j->xf ? j->xf + plane * j->is : NULL;
+    const double *xd = j->xd ? j->xd + plane * j->is : NULL;
+    int64_t o = plane * j->os;
+    for (int64_t od = 0; od < w->out[0]; od++)
+      for (int64_t oh = 0; oh < w->out[1]; oh++)
+        for (int64_t ow = 0; ow < w->out[2]; ow++, o++) {
+          int64_t st[GPUX_WIN_DIMS] = {od * w->s[0] - w->pb[0], oh * w->s[1] - w->pb[1], ow * w->s[2] - w->pb[2]};
+          int64_t t0[GPUX_WIN_DIMS], t1[GPUX_WIN_DIMS], count = 1;
+          for (int i = 0; i < GPUX_WIN_DIMS; i++) {
+            tap_range(st[i], w->d[i], w->k[i], 0, w->in[i], &t0[i], &t1[i]);
+            count *= t1[i] - t0[i];
+          }
+          double acc = j->kind == POOL_MAX ? -INFINITY : 0.0;
+          int64_t best = -1;
+          /* the window: taps inside the input only (padding adds nothing) */
+          for (int64_t kd = t0[0]; kd < t1[0]; kd++) {
+            int64_t id = st[0] + kd * w->d[0];
+            for (int64_t kh = t0[1]; kh < t1[1]; kh++) {
+              int64_t ih = st[1] + kh * w->d[1], base = (id * w->in[1] + ih) * w->in[2];
+              for (int64_t kw = t0[2]; kw < t1[2]; kw++) {
+                int64_t iw = st[2] + kw * w->d[2];
+                double v = xf ? xf[base + iw] : xd[base + iw];
+                if (j->kind == POOL_MAX) {
+                  if (!isnan(v) && (best < 0 || v > acc)) {
+                    acc = v;
+                    best = j->storage_order ? id + (ih + iw * w->in[1]) * w->in[0] : base + iw;
+                  }
+                } else if (j->kind == POOL_AVG) {
+                  acc += v;
+                } else if (j->p == 1.0) {
+                  acc += fabs(v);
+                } else if (j->p == 2.0) {
+                  acc += v * v;
+                } else {
+                  acc += pow(fabs(v), j->p);
+                }
+              }
+            }
+          }
+          if (j->kind == POOL_MAX) {
+            if (best < 0) acc = count ? NAN : 0.0;
+            if (j->ind) j->ind[o] = best < 0 ? -1 : plane * j->is + best;
+          } else if (j->kind == POOL_AVG) {
+            if (j->count_include_pad) {
+              count = 1;
+              for (int i = 0; i < GPUX_WIN_DIMS; i++) {
+                int64_t a, b;
+                tap_range(st[i], w->d[i], w->k[i], -w->pb[i], w->in[i] + w->pe[i], &a, &b);
+                count *= b - a;
+              }
+            }
+            acc = count ? acc / (double)count : NAN;
+          } else {
+            acc = j->p == 2.0 ? sqrt(acc) : j->p == 1.0 ? acc : pow(acc, 1.0 / j->p);
+          }
+          if (j->yf) j->yf[o] = (float)acc;
+          else j->yd[o] = acc;
+        }
+  }
+}
+
+/* Runs the pooling of x into y (and indices into ind when not NULL), widening dtypes other than
+ * float32/float64 to float32. */
+static int pool_run(gpux_kctx *k, pool_job *j, const gpux_tensor *x, gpux_tensor *y) {
+  j->is = j->os = 1;
+  for (int i = 0; i < GPUX_WIN_DIMS; i++) j->is *= j->w.in[i], j->os *= j->w.out[i];
+  int64_t planes = x->dims[0] * x->dims[1];
+  int64_t work = j->os * j->w.k[0] * j->w.k[1] * j->w.k[2];
+  int64_t grain = GPUX__MAX(1, 32768 / (work + 1));
+  if (planes == 0 || j->os == 0) return 0;
+  if (x->dtype == GPUX_DT_FLOAT || x->dtype == GPUX_DT_DOUBLE) {
+    if (x->dtype == GPUX_DT_FLOAT) j->xf = x->data, j->yf = y->data;
+    else j->xd = x->data, j->yd = y->data;
+    gpux__parallel_for(planes, grain, pool_planes, j);
+    return 0;
+  }
+  float *xf = gpux__conv_widen_f32(x), *yf = gpux__malloc((size_t)(planes * j->os) * sizeof *yf);
+  if (!xf || !yf) {
+    free(xf); free(yf);
+    return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+  }
+  j->xf = xf, j->yf = yf;
+  gpux__parallel_for(planes, grain, pool_planes, j);
+  gpux__conv_narrow_f32(y->dtype, y->data, yf, planes * j->os);
+  free(xf); free(yf);
+  return 0;
+}
+
+static int pool_dtype_ok(int dt, int ints) {
+  return dt == GPUX_DT_FLOAT || dt == GPUX_DT_DOUBLE || dt == GPUX_DT_FLOAT16 || dt == GPUX_DT_BFLOAT16 ||
+         (ints && (dt == GPUX_DT_INT8 || dt == GPUX_DT_UINT8));
+}
+
+/* MaxPool, AveragePool and LpPool: window attributes, output shape, then the pooling. */
+static int pool_op(gpux_kctx *k, int kind) {
+  const gpux_tensor *x = IN(0);
+  if (!x) return gpux__kerr(k, GPUX_E_INVALID, "input X is required");
+  if (!pool_dtype_ok(x->dtype, kind == POOL_MAX))
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "pooling on %s", gpux_dtype_name(x->dtype));
+  pool_job j;
+  memset(&j, 0, sizeof j);
+  j.kind = kind;
+  if (gpux__window_read(k, x, NULL, &j.w)) return k->status;
+  int64_t ceil_mode = gpux__attr_int(k, "ceil_mode", 0);
+  if (gpux__window_forward(k, &j.w, ceil_mode != 0)) return k->status;
+  j.count_include_pad = gpux__attr_int(k, "count_include_pad", 0) != 0;
+  j.p = gpux__attr_float(k, "p", 2.0f);
+  if (kind == POOL_LP && !(j.p > 0))
+    return gpux__kerr(k, GPUX_E_INVALID, "LpPool p must be positive (got %g)", j.p);
+  int64_t so = gpux__attr_int(k, "storage_order", 0);
+  if (so != 0 && so != 1) return gpux__kerr(k, GPUX_E_INVALID, "storage_order %lld", (long long)so);
+  j.storage_order = (int)so;
+  int64_t dims[GPUX_MAX_DIMS];
+  gpux__window_out_dims(&j.w, x->dims[0], x->dims[1], dims);
+  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, dims);
+  if (!y) return k->status;
+  if (kind == POOL_MAX && OUTPUT_WANTED(1)) {
+    gpux_tensor *ind = gpux__out(k, 1, GPUX_DT_INT64, x->ndim, dims);
+    if (!ind) return k->status;
+    j.ind = ind->data;
+  }
+  if (k->shape_only) return 0;
+  return pool_run(k, &j, x, y);
+}
+
+int gpux__op_maxpool(gpux_kctx *k) { return pool_op(k, POOL_MAX); }
+int gpux__op_averagepool(gpux_kctx *k) { return pool_op(k, POOL_AVG); }
+int gpux__op_lppool(gpux_kctx *k) { return pool_op(k, POOL_LP); }
+
+/* ---- global pooling: one value per (n, c) plane ---- */
+
+typedef struct {
+  int kind;
+  double p;
+  int64_t size;             /* plane size */
+  const float *xf;
+  const double *xd;
+  float *yf;
+  double *yd;
+} global_job;
+
+static void global_planes(void *ctx, int64_t begin, int64_t end) {
+  const global_job *j = ctx;
+  for (int64_t plane = begin; plane < end; plane++) {
+    const float *xf = j->xf ? j->xf + plane * j->size : NULL;
+    const double *xd = j->xd ? j->xd + plane * j->size : NULL;
+    double acc = j->kind == POOL_MAX ? -INFINITY : 0.0;
+    if (xf && j->kind == POOL_AVG) {
+      float part = 0; /* float32 sums in blocks keep vectorized speed and double accuracy */
+      for (int64_t i = 0; i < j->size; i++) {
+        part += xf[i];
+        if ((i & 255) == 255) acc += part, part = 0;
+      }
+      acc += part;
+    } else {
+      for (int64_t i = 0; i < j->size; i++) {
+        double v = xf ? xf[i] : xd[i];
+        if (j->kind == POOL_MAX) acc = v > acc || isnan(v) ? v : acc;
+        else if (j->kind == POOL_AVG) acc += v;
+        else acc += j->p == 2.0 ? v * v : pow(fabs(v), j->p);
+      }
+    }
+    if (j->kind == POOL_AVG) acc = j->size ? acc / (double)j->size : NAN;
+    else if (j->kind == POOL_LP) acc = j->p == 2.0 ? sqrt(acc) : pow(acc, 1.0 / j->p);
+    if (j->yf) j->yf[plane] = (float)acc;
+    else j->yd[plane] = acc;
+  }
+}
+
+static int global_pool(gpux_kctx *k, int kind) {
+  const gpux_tensor *x = IN(0);
+  if (!x) return gpux__kerr(k, GPUX_E_INVALID, "input X is required");
+  if (!pool_dtype_ok(x->dtype, 0))
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "global pooling on %s", gpux_dtype_name(x->dtype));
+  if (x->ndim < 2) return gpux__kerr(k, GPUX_E_SHAPE, "input must be N x C x spatial (rank %d)", x->ndim);
+  global_job j = {.kind = kind, .p = gpux__attr_float(k, "p", 2.0f)};
+  if (kind == POOL_LP && !(j.p > 0))
+    return gpux__kerr(k, GPUX_E_INVALID, "GlobalLpPool p must be positive (got %g)", j.p);
+  int64_t dims[GPUX_MAX_DIMS];
+  for (int i = 0; i < x->ndim; i++) dims[i] = i < 2 ? x->dims[i] : 1;
+  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, dims);
+  if (!y) return k->status;
+  if (k->shape_only) return 0;
+  int64_t planes = x->dims[0] * x->dims[1];
+  j.size = gpux__shape_count(x->ndim - 2, x->dims + 2);
+  if (planes == 0) return 0;
+  int64_t grain = GPUX__MAX(1, 65536 / (j.size + 1));
+  if (x->dtype == GPUX_DT_FLOAT || x->dtype == GPUX_DT_DOUBLE) {
+    if (x->dtype == GPUX_DT_FLOAT) j.xf = x->data, j.yf = y->data;
+    else j.xd = x->data, j.yd = y->data;
+    gpux__parallel_for(planes, grain, global_planes, &j);
+    return 0;
+  }
+  float *xf = gpux__conv_widen_f32(x), *yf = gpux__malloc((size_t)planes * sizeof *yf);
+  if (!xf || !yf) {
+    free(xf); free(yf);
+    return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+  }
+  j.xf = xf, j.yf = yf;
+  gpux__parallel_for(planes, grain, global_planes, &j);
+  gpux__conv_narrow_f32(y->dtype, y->data, yf, planes);
+  free(xf); free(yf);
+  return 0;
+}
+
+int gpux__op_globalmaxpool(gpux_kctx *k) { return global_pool(k, POOL_MAX); }
+int gpux__op_globalaveragepool(gpux_kctx *k) { return global_pool(k, POOL_AVG); }
+int gpux__op_globallppool(gpux_kctx *k) { return global_pool(k, POOL_LP); }
+
+/* ---- MaxUnpool ---- */
+
+/* Y (zeros) gets each X value at its flat index from I. Indices count in the inferred shape
+ * ((in - 1) * stride - pads + kernel); a given output_shape holds that block at its origin. */
+int gpux__op_maxunpool(gpux_kctx *k) {
+  const gpux_tensor *x = IN(0), *ind = IN(1), *oshape = IN(2);
+  if (!x || !ind) return gpux__kerr(k, GPUX_E_INVALID, "inputs X and I are required");
+  if (ind->dtype != GPUX_DT_INT64) return gpux__kerr(k, GPUX_E_DTYPE, "I must be int64");
+  if (ind->ndim != x->ndim || memcmp(ind->dims, x->dims, sizeof(int64_t) * (size_t)x->ndim))
+    return gpux__kerr(k, GPUX_E_SHAPE, "I must have X's shape");
+  size_t es = gpux_dtype_size(x->dtype);
+  if (x->dtype == GPUX_DT_STRING || es == 0)
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "MaxUnpool on %s", gpux_dtype_name(x->dtype));
+  gpux__window w;
+  if (gpux__window_read(k, x, NULL, &w)) return k->status;
+  int64_t inferred[GPUX_MAX_DIMS], dims[GPUX_MAX_DIMS];
+  inferred[0] = x->dims[0];
+  inferred[1] = x->dims[1];
+  for (int i = 0; i < w.nsp; i++) {
+    int s = GPUX_WIN_DIMS - w.nsp + i;
+    inferred[2 + i] = (w.in[s] - 1) * w.s[s] - (w.pb[s] + w.pe[s]) + w.k[s];
+    if (inferred[2 + i] < 0) return gpux__kerr(k, GPUX_E_SHAPE, "negative output extent");
+  }
+  memcpy(dims, inferred, sizeof dims);
+  if (oshape) {
+    if (gpux__need_data(k, 2)) return k->status;
+    int n = gpux__read_ints(k, oshape, dims, GPUX_MAX_DIMS);
+    if (n < 0) return n;
+    if (n != x->ndim) return gpux__kerr(k, GPUX_E_SHAPE, "output_shape has %d values for rank %d", n, x->ndim);
+    for (int i = 0; i < n; i++)
+      if (dims[i] < 0) return gpux__kerr(k, GPUX_E_SHAPE, "negative output_shape");
+  }
+  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, dims);
+  if (!y) return k->status;
+  if (k->shape_only) return 0;
+  int64_t total = gpux__shape_count(x->ndim, inferred), n = gpux_tensor_count(x);
+  const int64_t *iv = ind->data;
+  for (int64_t i = 0; i < n; i++) {
+    if (iv[i] < 0 || iv[i] >= total)
+      return gpux__kerr(k, GPUX_E_INVALID, "index %lld outside the unpooled %lld elements",
+                        (long long)iv[i], (long long)total);
+    /* the index's coordinates in the inferred shape, placed in the output's */
+    int64_t rem = iv[i], pos = 0, stride = 1, inside = 1;
+    for (int d = x->ndim - 1; d >= 0; d--) {
+      int64_t c = rem % inferred[d];
+      rem /= inferred[d];
+      if (c >= dims[d]) inside = 0;
+      pos += c * stride;
+      stride *= dims[d];
+    }
+    if (inside) memcpy((char *)y->data + (size_t)pos * es, (const char *)x->data + (size_t)i * es, es);
+  }
+  return 0;
+}
