@@ -21,6 +21,7 @@ typedef struct {
   int json;
   int jobs;
   int timeout_s;
+  int no_fallback;           /* --no-fallback: a case that runs any node on the CPU is SKIP */
 } verify_opts;
 
 typedef struct {
@@ -92,6 +93,19 @@ static int value_file_kind(const gpux_value_info *info) {
   return info->kind == GPUX_KIND_SEQUENCE ? GPUX_KIND_SEQUENCE : GPUX_KIND_TENSOR;
 }
 
+/* --no-fallback: whether some node ran on the CPU in the last run (then `msg` says which). */
+static int fallback_note(gpux_model *m, gpux_session *s, char *msg, size_t len) {
+  int n = gpux_model_node_count(m), n_cpu = 0;
+  const char *first = NULL, *why = NULL;
+  for (int i = 0; i < n; i++) {
+    const char *w = NULL, *dev = gpux_session_node_device(s, i, &w);
+    if (dev && strcmp(dev, "cpu")) continue;
+    if (!n_cpu++) first = gpux_model_node_op(m, i), why = w;
+  }
+  if (n_cpu) snprintf(msg, len, "%d node%s on the CPU (%s: %s)", n_cpu, n_cpu == 1 ? "" : "s", first, why ? why : "fallback");
+  return n_cpu > 0;
+}
+
 /* Runs one case in this process; writes a one-line message and returns CASE_*. */
 static int run_case(const char *dir, const verify_opts *o, char *msg, size_t len) {
   char p[4096];
@@ -137,6 +151,7 @@ static int run_case(const char *dir, const verify_opts *o, char *msg, size_t len
       snprintf(msg, len, "%s", gpux_last_error());
       status = is_unsupported(rc) ? CASE_SKIP : CASE_FAIL;
     }
+    if (status == CASE_PASS && o->no_fallback && fallback_note(m, s, msg, len)) status = CASE_SKIP;
     for (int i = 0; status == CASE_PASS && i < n_out; i++) {
       gpux_value_info info;
       gpux_model_output_info(m, i, &info);
@@ -251,6 +266,7 @@ static int usage(FILE *f, int code) {
           "  --jobs N                   cases run at once (default: number of cores)\n"
           "  --timeout S                seconds before a case counts as hung (default 120)\n"
           "  --json                     machine-readable results\n"
+          "  --no-fallback              SKIP a case that needs any node on the CPU (webgpu)\n"
           "  -h, --help                 this help\n\n"
           "exit status: 0 when nothing failed, 1 when a case failed, 2 on a bad command line.\n");
   return code;
@@ -262,7 +278,8 @@ int cmd_verify(int argc, char **argv) {
     {"backend", required_argument, 0, 'b'}, {"rtol", required_argument, 0, 'r'},
     {"atol", required_argument, 0, 'a'},    {"json", no_argument, 0, 'J'},
     {"jobs", required_argument, 0, 'j'},    {"timeout", required_argument, 0, 't'},
-    {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+    {"help", no_argument, 0, 'h'},          {"no-fallback", no_argument, 0, 'F'},
+    {0, 0, 0, 0}};
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "hj:", longopts, NULL)) != -1) {
@@ -279,6 +296,7 @@ int cmd_verify(int argc, char **argv) {
     case 'j': o.jobs = atoi(optarg); break;
     case 't': o.timeout_s = atoi(optarg); break;
     case 'J': o.json = 1; break;
+    case 'F': o.no_fallback = 1; break;
     case 'h': return usage(stdout, EXIT_OK);
     default: return usage(stderr, EXIT_USAGE);
     }

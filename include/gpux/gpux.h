@@ -154,6 +154,35 @@ void gpux_session_free(gpux_session *s);
 int gpux_session_run(gpux_session *s, const gpux_tensor *inputs, int n_inputs,
                      gpux_tensor *outputs, int n_outputs);
 const char *gpux_session_backend_name(const gpux_session *s);
+/* Where node i of the model's main graph ran in the last gpux_session_run: "webgpu", "cpu" (on
+ * a WebGPU session: a fallback, with the reason in *why when why is not NULL) or "const"
+ * (computed once when the session planned the model for these input shapes). NULL before the
+ * first run or when i is out of range. */
+const char *gpux_session_node_device(const gpux_session *s, int i, const char **why);
+
+/* ---- devices ---- */
+typedef struct {
+  char backend[16];              /* "webgpu" or "cpu" */
+  char name[256];                /* "NVIDIA H100 80GB HBM3", "llvmpipe (LLVM 15.0.6, 256 bits)" */
+  char vendor[64], architecture[64];
+  char driver[256];              /* driver description */
+  char api[16];                  /* what WebGPU runs on: "Vulkan", "Metal", "D3D12", ... */
+  char type[16];                 /* "discrete", "integrated", "cpu", "unknown" */
+  char library[512];             /* the WebGPU implementation that was loaded */
+  uint32_t vendor_id, device_id;
+  uint64_t max_buffer_size, max_storage_buffer_binding_size;
+  uint32_t max_compute_workgroup_storage_size, max_compute_invocations_per_workgroup;
+  uint32_t max_compute_workgroup_size[3], max_compute_workgroups_per_dimension;
+  uint32_t max_storage_buffers_per_stage, min_storage_buffer_offset_alignment;
+  uint32_t subgroup_min_size, subgroup_max_size;
+  int shader_f16, subgroups, subgroup_matrix;   /* features the adapter offers */
+  int threads;                   /* cpu: worker threads */
+} gpux_device_info;
+
+/* Lists the devices gpux can run on: the WebGPU adapters, then the CPU. Fills at most cap
+ * entries and returns how many there are. When no WebGPU adapter is listed, `note` (may be
+ * NULL) says why: no library, no adapter, ... */
+int gpux_devices(gpux_device_info *out, int cap, char *note, size_t note_len);
 
 /* ---- the local image store: $GPUX_HOME (default ~/.gpux) in OCI image-layout form ---- */
 typedef struct gpux_store gpux_store;

@@ -23,6 +23,7 @@ void gpux__strides(int ndim, const int64_t *dims, int64_t *strides) {
 int gpux__broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int *nout,
                           int64_t *out) {
   int n = GPUX__MAX(na, nb);
+  int64_t res[GPUX_MAX_DIMS]; /* out may alias a or b */
   if (n > GPUX_MAX_DIMS) return gpux__error(GPUX_E_SHAPE, "rank %d exceeds %d", n, GPUX_MAX_DIMS);
   for (int i = 0; i < n; i++) {
     int64_t da = i < n - na ? 1 : a[i - (n - na)];
@@ -30,8 +31,9 @@ int gpux__broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, in
     if (da != db && da != 1 && db != 1)
       return gpux__error(GPUX_E_SHAPE, "cannot broadcast dimension %d: %lld vs %lld", i,
                          (long long)da, (long long)db);
-    out[i] = da == 1 ? db : da;
+    res[i] = da == 1 ? db : da;
   }
+  memcpy(out, res, (size_t)n * sizeof *out);
   *nout = n;
   return 0;
 }

@@ -3,10 +3,11 @@
  * past/present KV, qk_matmul_output), RotaryEmbedding, SwiGLU, LinearAttention and
  * ai.onnx.preview FlexAttention.
  *
- * Attention computes in float32 whatever the input type: per (batch, head, block of query rows)
- * one cblas_sgemm makes the scores, the masks and softmax run row by row, and a second
- * cblas_sgemm multiplies by V. A row whose every position is masked gets zero probabilities
- * (the ONNX function body's "safe softmax"), not NaN. */
+ * Attention computes in float32 whatever the input type (bfloat16 rounds each step the way the
+ * ONNX function body does): per (batch, KV head, block of rows of its query-head group) one
+ * cblas_sgemm makes the scores over the keys the block can see, the masks and softmax run row by
+ * row, and a second cblas_sgemm multiplies by V. A row whose every position is masked gets zero
+ * probabilities (the function body's "safe softmax"), not NaN. */
 #include "ops/op.h"
 #include <cblas.h>
 #include <math.h>
@@ -95,7 +96,7 @@ typedef struct {
   int64_t mstr[3], mask_t;   /* mask strides for batch, head, query row (0 = broadcast); its last dim */
   const int64_t *nonpad;     /* [B] valid KV lengths, or NULL */
   int bf16;                  /* round every step to bfloat16, as the function body does in T */
-  int64_t rows;              /* query rows per task */
+  int64_t rows;              /* rows (query head of the group, query position) per task */
   int64_t blocks;            /* tasks per (batch, KV head) */
   int failed;                /* a task could not get scratch memory */
 } attn_job;
@@ -134,26 +135,6 @@ static int attn_bias_row(const attn_job *a, int64_t b, int64_t h, int64_t i, int
   return any;
 }
 
-/* exp(x) for x <= 0 (softmax after subtracting the maximum), within about 1 ulp, written so
- * that the compiler can vectorize the loops that call it: x = n ln2 + r with |r| <= ln2 / 2,
- * exp(r) from the Cephes polynomial, 2^n from the exponent bits. Underflows to 0 below -87. */
-static inline float exp_nonpos(float x) {
-  float kf = (x * 1.44269504f + 12582912.0f) - 12582912.0f; /* round(x / ln2) */
-  float r = x - kf * 0.693145751953125f - kf * 1.428606765330187e-6f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t n = (int32_t)kf;
-  uint32_t bits = (uint32_t)(n + 127) << 23;
-  float scale;
-  memcpy(&scale, &bits, sizeof scale);
-  return x < -87.0f ? 0.0f : p * scale;
-}
-
 /* Softmax of columns [j0, j1) of one row in place, over the unmasked [lo, hi); a fully masked
  * row becomes zeros. */
 static void attn_softmax_row(float *row, int64_t j0, int64_t j1, int64_t lo, int64_t hi, int any, int bf16) {
@@ -173,11 +154,9 @@ static void attn_softmax_row(float *row, int64_t j0, int64_t j1, int64_t lo, int
     for (int64_t j = lo; j < hi; j++) row[j] = bf16_round(row[j] / sum);
     return;
   }
-  if (mx == INFINITY || mx != mx) { /* +inf or NaN scores: the plain formula, NaN and all */
-    for (int64_t j = lo; j < hi; j++) sum += row[j] = expf(row[j] - mx);
-  } else {
-    for (int64_t j = lo; j < hi; j++) row[j] = exp_nonpos(row[j] - mx);
-    for (int64_t j = lo; j < hi; j++) sum += row[j];
+  for (int64_t j = lo; j < hi; j++) {
+    row[j] = expf(row[j] - mx);
+    sum += row[j];
   }
   float inv = 1.0f / sum;
   for (int64_t j = lo; j < hi; j++) row[j] *= inv;
@@ -392,7 +371,7 @@ static int op_attention(gpux_kctx *k) {
   if (OUTPUT_WANTED(2) && !(PV = gpux__out(k, 2, V->dtype, 4, vdims))) return k->status;
   if (OUTPUT_WANTED(3) && !(QK = gpux__out(k, 3, Q->dtype, 4, qkdims))) return k->status;
   if (k->shape_only) return 0;
-  int rc = blas_ok(k, a.Sq, a.T, GPUX__MAX(a.Hq * GPUX__MAX(a.D, a.Dv), a.T));
+  int rc = blas_ok(k, a.T, a.D, a.Dv);
   if (rc) return rc;
 
   float *q_own = NULL, *k_own = NULL, *ks_own = NULL, *v_own = NULL, *mask_own = NULL, *y_own = NULL, *qk_own = NULL;
@@ -621,13 +600,17 @@ typedef struct {
   const float *past;           /* [B, Hkv, dk, dv] or NULL */
   float *out;                  /* [B, T, Hq * dv] */
   float *state;                /* [B, Hkv, dk, dv] */
+  int failed;                  /* a task could not get scratch memory */
 } linattn_job;
 
 static void linattn_heads(void *ctx, int64_t begin, int64_t end) {
-  const linattn_job *j = ctx;
+  linattn_job *j = ctx;
   int64_t dk = j->dk, dv = j->dv, group = j->Hq / j->Hkv;
-  float *tmp = malloc(sizeof(float) * (size_t)GPUX__MAX(1, dv));
-  if (!tmp) return;
+  float *tmp = malloc(sizeof(float) * (size_t)GPUX__MAX(1, dv)); /* [dv] */
+  if (!tmp) {
+    j->failed = 1;
+    return;
+  }
   for (int64_t bh = begin; bh < end; bh++) {
     int64_t b = bh / j->Hkv, h = bh % j->Hkv;
     float *S = j->state + bh * dk * dv;
@@ -733,6 +716,7 @@ static int op_linear_attention(gpux_kctx *k) {
   j.out = out;
   j.state = state;
   gpux__parallel_for(j.B * j.Hkv, 1, linattn_heads, &j);
+  if (j.failed) { rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); goto done; }
   store_f32(O, 0, gpux_tensor_count(O), out);
   if (PS) store_f32(PS, 0, gpux_tensor_count(PS), state);
 done:

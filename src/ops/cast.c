@@ -15,6 +15,19 @@
 #include <stdio.h>
 #include <strings.h>
 
+/* Lets GCC if-convert the selects of the 16-bit float conversions so that they vectorize; the
+ * kernels never read floating-point exception flags. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
+/* The float32 <-> 16-bit float loops are compiled for AVX-512 and AVX2 as well. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SIMD_CLONES
+#endif
+
 enum { ROUND_UP, ROUND_DOWN, ROUND_NEAREST };
 
 typedef struct {
@@ -62,6 +75,60 @@ static void store_float(const cast_ctx *c, int64_t i, double v) {
   else
     gpux__store_f64(dt, c->y->data, i, v);
 }
+
+/* ---- float32 <-> float16/bfloat16, branch-free so that the loops vectorize ---- */
+
+static inline float bits_to_f32(uint32_t b) {
+  float f;
+  memcpy(&f, &b, 4);
+  return f;
+}
+
+static inline uint32_t f32_to_bits(float f) {
+  uint32_t b;
+  memcpy(&b, &f, 4);
+  return b;
+}
+
+/* Round to nearest even, as gpux__f32_to_f16 (F. Giesen's float_to_half_fast3_rtne). */
+static inline uint16_t f32_to_f16(float v) {
+  uint32_t f = f32_to_bits(v), sign = f & 0x80000000u;
+  f ^= sign;
+  uint32_t normal = (f + ((uint32_t)(15 - 127) << 23) + 0xfffu + ((f >> 13) & 1)) >> 13;
+  /* subnormal halves: adding 0.5f lines the mantissa up and lets the FPU round it */
+  uint32_t sub = f32_to_bits(bits_to_f32(f) + 0.5f) - 0x3f000000u;
+  uint32_t o = f < (113u << 23) ? sub : normal;
+  o = f >= (143u << 23) ? (f > 0x7f800000u ? 0x7e00u : 0x7c00u) : o;
+  return (uint16_t)(o | (sign >> 16));
+}
+
+static inline float f16_to_f32(uint16_t h) {
+  uint32_t o = (uint32_t)(h & 0x7fff) << 13, e = o & (0x7c00u << 13);
+  o += (uint32_t)(127 - 15) << 23;
+  uint32_t inf_nan = o + ((uint32_t)(128 - 16) << 23);
+  uint32_t sub = f32_to_bits(bits_to_f32(o + (1u << 23)) - bits_to_f32(113u << 23));
+  o = e == (0x7c00u << 13) ? inf_nan : e == 0 ? sub : o;
+  return bits_to_f32(o | ((uint32_t)(h & 0x8000) << 16));
+}
+
+static inline uint16_t f32_to_bf16(float v) {
+  uint32_t x = f32_to_bits(v);
+  uint32_t rounded = (x + 0x7fffu + ((x >> 16) & 1)) >> 16;
+  return (uint16_t)((x & 0x7fffffffu) > 0x7f800000u ? (x >> 16) | 0x40 : rounded);
+}
+
+#define DEF_CONVERT(NAME, T_IN, T_OUT, EXPR)                                         \
+  SIMD_CLONES static void NAME(T_OUT *restrict y, const T_IN *restrict x, int64_t n) { \
+    int64_t i = 0;                                                                  \
+    for (; i + 8 <= n; i += 8)                                                      \
+      for (int j = 0; j < 8; j++) { const T_IN v = x[i + j]; y[i + j] = (EXPR); }   \
+    for (; i < n; i++) { const T_IN v = x[i]; y[i] = (EXPR); }                      \
+  }
+
+DEF_CONVERT(convert_f32_f16, float, uint16_t, f32_to_f16(v))
+DEF_CONVERT(convert_f16_f32, uint16_t, float, f16_to_f32(v))
+DEF_CONVERT(convert_f32_bf16, float, uint16_t, f32_to_bf16(v))
+DEF_CONVERT(convert_bf16_f32, uint16_t, float, bits_to_f32((uint32_t)v << 16))
 
 /* ---- numbers <-> strings ---- */
 
@@ -185,14 +252,15 @@ static void cast_range(void *p, int64_t begin, int64_t end) {
     return;
   }
   /* common pairs as plain typed loops */
+  int64_t n = end - begin;
   if (xdt == GPUX_DT_FLOAT && ydt == GPUX_DT_FLOAT16) {
-    for (int64_t i = begin; i < end; i++) ((uint16_t *)yd)[i] = gpux__f32_to_f16(((const float *)xd)[i]);
+    convert_f32_f16((uint16_t *)yd + begin, (const float *)xd + begin, n);
   } else if (xdt == GPUX_DT_FLOAT16 && ydt == GPUX_DT_FLOAT) {
-    for (int64_t i = begin; i < end; i++) ((float *)yd)[i] = gpux__f16_to_f32(((const uint16_t *)xd)[i]);
+    convert_f16_f32((float *)yd + begin, (const uint16_t *)xd + begin, n);
   } else if (xdt == GPUX_DT_FLOAT && ydt == GPUX_DT_BFLOAT16) {
-    for (int64_t i = begin; i < end; i++) ((uint16_t *)yd)[i] = gpux__f32_to_bf16(((const float *)xd)[i]);
+    convert_f32_bf16((uint16_t *)yd + begin, (const float *)xd + begin, n);
   } else if (xdt == GPUX_DT_BFLOAT16 && ydt == GPUX_DT_FLOAT) {
-    for (int64_t i = begin; i < end; i++) ((float *)yd)[i] = gpux__bf16_to_f32(((const uint16_t *)xd)[i]);
+    convert_bf16_f32((float *)yd + begin, (const uint16_t *)xd + begin, n);
   } else if (xdt == GPUX_DT_FLOAT && ydt == GPUX_DT_DOUBLE) {
     for (int64_t i = begin; i < end; i++) ((double *)yd)[i] = ((const float *)xd)[i];
   } else if (xdt == GPUX_DT_DOUBLE && ydt == GPUX_DT_FLOAT) {

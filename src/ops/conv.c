@@ -4,10 +4,18 @@
  * loop for depthwise convolutions; ConvTranspose is sgemm + col2im. float16/bfloat16 are widened
  * to float32; float64 runs plain loops. */
 #include "ops/conv.h"
-#include <cblas.h>
+#include "ops/gemm.h"
 #include <limits.h>
 #include <math.h>
 #include <stdatomic.h>
+
+/* GCC 12 at -O2 vectorizes only loops whose trip count is a known multiple of the vector width;
+ * the few hot inner loops below ask for the full loop vectorizer. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define VECTORIZE __attribute__((optimize("tree-vectorize")))
+#else
+#define VECTORIZE
+#endif
 
 /* ---- dtype helpers ---- */
 
@@ -66,6 +74,21 @@ static double *widen_f64(const gpux_tensor *t) {
 static int64_t floor_div(int64_t a, int64_t b) {
   int64_t q = a / b;
   return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+/* A per-thread scratch buffer of at least n floats, kept for the thread's next call (pool
+ * threads live as long as the process), so column buffers are not mapped and faulted in again on
+ * every call. NULL when out of memory. Not for nested use. */
+static _Thread_local float *scratch;
+static _Thread_local size_t scratch_cap;
+
+static float *scratch_f32(size_t n) {
+  if (n > scratch_cap) {
+    free(scratch);
+    scratch = malloc(n * sizeof *scratch);
+    scratch_cap = scratch ? n : 0;
+  }
+  return scratch;
 }
 
 /* ---- window geometry ---- */
@@ -205,7 +228,9 @@ typedef struct {
   const float *x, *w, *b;
   float *y;
   int64_t tile;         /* output (Conv) or input (ConvTranspose) positions per column tile */
+  int64_t tiles;        /* Conv: tiles per image and group */
   int pointwise;        /* 1x1 kernel, unit strides, no padding: X itself is the column matrix */
+  int split_gemm;       /* ConvTranspose: split each product over the pool */
   atomic_int failed;    /* a worker ran out of memory */
 } conv_job;
 
@@ -218,8 +243,7 @@ typedef struct {
   int64_t p0, p1;
 } im2col_job;
 
-static void im2col_rows(void *ctx, int64_t r0, int64_t r1) {
-  const im2col_job *j = ctx;
+static void im2col_rows(const im2col_job *j, int64_t r0, int64_t r1) {
   const gpux__window *w = &j->cd->w;
   int64_t t = j->p1 - j->p0;
   for (int64_t r = r0; r < r1; r++) {
@@ -256,79 +280,94 @@ static void im2col_rows(void *ctx, int64_t r0, int64_t r1) {
   }
 }
 
-/* One image n and group g of a Conv: Y_g[mg, os] = W_g[mg, cg*ks] x col[cg*ks, os], tile by tile. */
-static void conv_group(conv_job *j, int64_t task, float *col) {
+/* One Conv task: output positions [p0, p1) of one image and group, as
+ * Y_g[mg, p0:p1] = W_g[mg, cg*ks] x col[cg*ks, p1-p0] (+ bias), on the calling thread. */
+static void conv_tile(const conv_job *j, int64_t task, float *col) {
   const conv_dims *cd = j->cd;
-  int64_t n = task / cd->g, g = task % cd->g, kg = cd->cg * cd->ks;
-  const float *xg = j->x + (n * cd->c + g * cd->cg) * cd->is;
-  const float *wg = j->w + g * cd->mg * kg;
-  float *yg = j->y + (n * cd->m + g * cd->mg) * cd->os;
+  int64_t ng = task / j->tiles, p0 = task % j->tiles * j->tile;
+  int64_t p1 = GPUX__MIN(cd->os, p0 + j->tile), t = p1 - p0;
+  int64_t n = ng / cd->g, g = ng % cd->g, kg = cd->cg * cd->ks;
+  const float *xg = j->x + (n * cd->c + g * cd->cg) * cd->is;   /* [cg, is] */
+  float *yg = j->y + (n * cd->m + g * cd->mg) * cd->os;         /* [mg, os] */
+  gpux__gemm mm = {.m = cd->mg, .n = t, .k = kg, .alpha = 1, .beta = 0,
+                   .a = j->w + g * cd->mg * kg, .lda = kg, .c = yg + p0, .ldc = cd->os};
   if (j->pointwise) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cd->mg, (int)cd->os, (int)cd->cg, 1.0f,
-                wg, (int)kg, xg, (int)cd->is, 0.0f, yg, (int)cd->os);
-    return;
-  }
-  for (int64_t p0 = 0; p0 < cd->os; p0 += j->tile) {
-    int64_t p1 = GPUX__MIN(cd->os, p0 + j->tile), t = p1 - p0;
+    mm.b = xg + p0, mm.ldb = cd->is;
+  } else {
     im2col_job ij = {cd, xg, col, p0, p1};
-    gpux__parallel_for(kg, GPUX__MAX(1, 16384 / t), im2col_rows, &ij);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cd->mg, (int)t, (int)kg, 1.0f, wg,
-                (int)kg, col, (int)t, 0.0f, yg + p0, (int)cd->os);
+    im2col_rows(&ij, 0, kg);
+    mm.b = col, mm.ldb = t;
   }
+  gpux__gemm_serial(&mm);
+  if (j->b)
+    for (int64_t m = 0; m < cd->mg; m++) {
+      float bv = j->b[g * cd->mg + m], *row = yg + m * cd->os + p0;
+      for (int64_t i = 0; i < t; i++) row[i] += bv;
+    }
 }
 
-/* Workers of the parallel-over-groups mode: each chunk has its own column buffer. */
-static void conv_group_range(void *ctx, int64_t begin, int64_t end) {
+/* Workers: each chunk of tasks has its own column buffer. */
+static void conv_tile_range(void *ctx, int64_t begin, int64_t end) {
   conv_job *j = ctx;
   float *col = NULL;
   if (!j->pointwise) {
-    col = malloc((size_t)(j->cd->cg * j->cd->ks * j->tile) * sizeof *col);
+    col = scratch_f32((size_t)(j->cd->cg * j->cd->ks * j->tile));
     if (!col) {
       atomic_store(&j->failed, 1);
       return;
     }
   }
-  for (int64_t t = begin; t < end; t++) conv_group(j, t, col);
-  free(col);
+  for (int64_t t = begin; t < end; t++) conv_tile(j, t, col);
 }
 
-/* Depthwise (one input channel per group): each output plane accumulates its kernel taps
- * directly, row by row over the valid output range of each tap. */
+/* y[i] += a * x[i * s] for i < n. */
+VECTORIZE static void axpy_strided(float *restrict y, const float *restrict x, float a, int64_t n,
+                                   int64_t s) {
+  if (s == 1) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+  } else {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i * s];
+  }
+}
+
+#define DW_MAX_KW 64
+
+/* Depthwise (one input channel per group): each output row accumulates, tap by tap, the valid
+ * span of the input row under it. */
 static void conv_depthwise_planes(void *ctx, int64_t begin, int64_t end) {
   const conv_job *j = ctx;
   const conv_dims *cd = j->cd;
   const gpux__window *w = &cd->w;
+  int64_t lo[DW_MAX_KW], hi[DW_MAX_KW], nkw = GPUX__MIN(w->k[2], DW_MAX_KW);
+  for (int64_t kw = 0; kw < nkw; kw++)
+    valid_range(kw * w->d[2] - w->pb[2], w->s[2], w->in[2], w->out[2], &lo[kw], &hi[kw]);
   for (int64_t plane = begin; plane < end; plane++) {
     int64_t n = plane / cd->m, m = plane % cd->m, g = m / cd->mg;
     const float *xc = j->x + (n * cd->c + g) * cd->is;   /* [in0, in1, in2] */
     const float *wk = j->w + m * cd->ks;                 /* [k0, k1, k2] */
     float *yp = j->y + plane * cd->os;                   /* [out0, out1, out2] */
     float bias = j->b ? j->b[m] : 0.0f;
-    for (int64_t i = 0; i < cd->os; i++) yp[i] = bias;
-    for (int64_t kd = 0; kd < w->k[0]; kd++)
-      for (int64_t kh = 0; kh < w->k[1]; kh++)
-        for (int64_t kw = 0; kw < w->k[2]; kw++) {
-          float wv = wk[(kd * w->k[1] + kh) * w->k[2] + kw];
-          int64_t xoff = kw * w->d[2] - w->pb[2], lo, hi;
-          valid_range(xoff, w->s[2], w->in[2], w->out[2], &lo, &hi);
-          if (lo >= hi) continue;
-          for (int64_t od = 0; od < w->out[0]; od++) {
-            int64_t id = od * w->s[0] - w->pb[0] + kd * w->d[0];
-            if (id < 0 || id >= w->in[0]) continue;
-            for (int64_t oh = 0; oh < w->out[1]; oh++) {
-              int64_t ih = oh * w->s[1] - w->pb[1] + kh * w->d[1];
-              if (ih < 0 || ih >= w->in[1]) continue;
-              const float *xr = xc + (id * w->in[1] + ih) * w->in[2];
-              float *yr = yp + (od * w->out[1] + oh) * w->out[2];
-              if (w->s[2] == 1) {
-                const float *xs = xr + xoff;
-                for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xs[ow];
-              } else {
-                for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * w->s[2] + xoff];
-              }
+    for (int64_t od = 0; od < w->out[0]; od++)
+      for (int64_t oh = 0; oh < w->out[1]; oh++) {
+        float *yr = yp + (od * w->out[1] + oh) * w->out[2];
+        for (int64_t ow = 0; ow < w->out[2]; ow++) yr[ow] = bias;
+        for (int64_t kd = 0; kd < w->k[0]; kd++) {
+          int64_t id = od * w->s[0] - w->pb[0] + kd * w->d[0];
+          if (id < 0 || id >= w->in[0]) continue;
+          for (int64_t kh = 0; kh < w->k[1]; kh++) {
+            int64_t ih = oh * w->s[1] - w->pb[1] + kh * w->d[1];
+            if (ih < 0 || ih >= w->in[1]) continue;
+            const float *xr = xc + (id * w->in[1] + ih) * w->in[2];
+            const float *wr = wk + (kd * w->k[1] + kh) * w->k[2];
+            for (int64_t kw = 0; kw < w->k[2]; kw++) {
+              int64_t xoff = kw * w->d[2] - w->pb[2], l, h;
+              if (kw < DW_MAX_KW) l = lo[kw], h = hi[kw];
+              else valid_range(xoff, w->s[2], w->in[2], w->out[2], &l, &h);
+              if (l < h) axpy_strided(yr + l, xr + l * w->s[2] + xoff, wr[kw], h - l, w->s[2]);
             }
           }
         }
+      }
   }
 }
 
@@ -352,47 +391,31 @@ static int blas_fits(gpux_kctx *k, int64_t a, int64_t b, int64_t c) {
   return 0;
 }
 
-/* Runs `fn` over the tasks in parallel with single-threaded BLAS calls inside. */
-static void parallel_serial_blas(int64_t tasks, gpux__range_fn fn, void *ctx) {
-  int saved = openblas_get_num_threads();
-  if (saved > 1) openblas_set_num_threads(1);
-  gpux__parallel_for(tasks, 1, fn, ctx);
-  if (saved > 1) openblas_set_num_threads(saved);
-}
-
+/* float32 Conv. All threads are the pool's: depthwise planes, or tiles of output positions that
+ * each do their own im2col and single-threaded sgemm (so the tile's columns stay in cache). */
 static int conv_f32(gpux_kctx *k, const conv_dims *cd, const float *x, const float *w, const float *b,
                     float *y) {
   conv_job j = {.cd = cd, .x = x, .w = w, .b = b, .y = y};
   atomic_init(&j.failed, 0);
-  int64_t planes = cd->n * cd->m;
   if (cd->cg == 1 && cd->g > 1) {
-    gpux__parallel_for(planes, GPUX__MAX(1, 65536 / (cd->os * cd->ks + 1)), conv_depthwise_planes, &j);
+    int64_t grain = GPUX__MAX(1, 65536 / (cd->os * cd->ks + 1));
+    gpux__parallel_for(cd->n * cd->m, grain, conv_depthwise_planes, &j);
     return 0;
   }
-  int64_t kg = cd->cg * cd->ks, tasks = cd->n * cd->g;
+  int64_t kg = cd->cg * cd->ks, threads = gpux__thread_count();
   if (blas_fits(k, cd->mg, cd->os, kg)) return k->status;
   j.pointwise = cd->ks == 1;
   for (int i = 0; i < GPUX_WIN_DIMS; i++)
     if (cd->w.s[i] != 1 || cd->w.pb[i] || cd->w.pe[i]) j.pointwise = 0;
-  int parallel = tasks > 1 && tasks >= gpux__thread_count();
-  int64_t budget = parallel ? (int64_t)1 << 20 : (int64_t)1 << 22; /* column floats per buffer */
-  j.tile = GPUX__MAX(1, GPUX__MIN(cd->os, budget / kg));
-  if (parallel) {
-    parallel_serial_blas(tasks, conv_group_range, &j);
-  } else {
-    float *col = NULL;
-    if (!j.pointwise) {
-      col = gpux__malloc((size_t)(kg * j.tile) * sizeof *col);
-      if (!col) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory for the column buffer");
-    }
-    for (int64_t t = 0; t < tasks; t++) conv_group(&j, t, col);
-    free(col);
-  }
+  /* tile: at most 2 MB of columns, about two tasks per thread, at least ~128K MACs each */
+  int64_t tile = j.pointwise ? cd->os : GPUX__MAX(1, ((int64_t)1 << 19) / kg);
+  int64_t per_task = (cd->n * cd->g * cd->os + 2 * threads - 1) / (2 * threads);
+  int64_t min_tile = GPUX__MAX(16, 131072 / (cd->mg * kg + 1));
+  tile = GPUX__MIN(tile, GPUX__MAX(per_task, min_tile));
+  j.tile = GPUX__MAX(1, GPUX__MIN(tile, cd->os));
+  j.tiles = (cd->os + j.tile - 1) / j.tile;
+  gpux__parallel_for_blas(cd->n * cd->g * j.tiles, 1, conv_tile_range, &j);
   if (atomic_load(&j.failed)) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory for a column buffer");
-  if (b) {
-    bias_job bj = {b, y, cd->m, cd->os};
-    gpux__parallel_for(planes, GPUX__MAX(1, 65536 / (cd->os + 1)), add_bias_planes, &bj);
-  }
   return 0;
 }
 
@@ -567,8 +590,10 @@ static void convt_group(conv_job *j, int64_t task, float *col) {
   float *yg = j->y + (n * cd->m + g * cd->mg) * cd->os;         /* [mg, os] */
   for (int64_t p0 = 0; p0 < cd->is; p0 += j->tile) {
     int64_t p1 = GPUX__MIN(cd->is, p0 + j->tile), t = p1 - p0;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)rows, (int)t, (int)cd->cg, 1.0f, wg,
-                (int)rows, xg + p0, (int)cd->is, 0.0f, col, (int)t);
+    gpux__gemm mm = {.trans_a = 1, .m = rows, .n = t, .k = cd->cg, .alpha = 1, .beta = 0,
+                     .a = wg, .lda = rows, .b = xg + p0, .ldb = cd->is, .c = col, .ldc = t};
+    if (j->split_gemm) gpux__gemm_parallel(&mm);
+    else gpux__gemm_serial(&mm);
     col2im_job cj = {cd, col, yg, p0, p1};
     gpux__parallel_for(cd->mg, 1, col2im_channels, &cj);
   }
@@ -576,13 +601,12 @@ static void convt_group(conv_job *j, int64_t task, float *col) {
 
 static void convt_group_range(void *ctx, int64_t begin, int64_t end) {
   conv_job *j = ctx;
-  float *col = malloc((size_t)(j->cd->mg * j->cd->ks * j->tile) * sizeof *col);
+  float *col = scratch_f32((size_t)(j->cd->mg * j->cd->ks * j->tile));
   if (!col) {
     atomic_store(&j->failed, 1);
     return;
   }
   for (int64_t t = begin; t < end; t++) convt_group(j, t, col);
-  free(col);
 }
 
 static int convt_f32(gpux_kctx *k, const conv_dims *cd, const float *x, const float *w, const float *b,
@@ -592,16 +616,16 @@ static int convt_f32(gpux_kctx *k, const conv_dims *cd, const float *x, const fl
   int64_t rows = cd->mg * cd->ks, tasks = cd->n * cd->g;
   if (blas_fits(k, rows, cd->is, cd->cg)) return k->status;
   int parallel = tasks > 1 && tasks >= gpux__thread_count();
-  int64_t budget = parallel ? (int64_t)1 << 20 : (int64_t)1 << 22;
+  int64_t budget = parallel ? (int64_t)1 << 19 : (int64_t)1 << 21; /* column floats */
   j.tile = GPUX__MAX(1, GPUX__MIN(cd->is, budget / GPUX__MAX(rows, 1)));
+  j.split_gemm = !parallel;
   if (cd->is > 0 && rows > 0) {
     if (parallel) {
-      parallel_serial_blas(tasks, convt_group_range, &j);
+      gpux__parallel_for_blas(tasks, 1, convt_group_range, &j);
     } else {
-      float *col = gpux__malloc((size_t)(rows * j.tile) * sizeof *col);
+      float *col = scratch_f32((size_t)(rows * j.tile));
       if (!col) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory for the column buffer");
       for (int64_t t = 0; t < tasks; t++) convt_group(&j, t, col);
-      free(col);
     }
   }
   if (atomic_load(&j.failed)) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory for a column buffer");
@@ -680,6 +704,7 @@ static int op_conv_transpose(gpux_kctx *k) {
 
 /* Bilinear sample of plane[h, w] at (y, x), zero outside. */
 static double bilinear(const double *plane, int64_t h, int64_t w, double y, double x) {
+  if (!(y > -1.0 && y < (double)h && x > -1.0 && x < (double)w)) return 0.0; /* also NaN */
   double y0f = floor(y), x0f = floor(x);
   int64_t y0 = (int64_t)y0f, x0 = (int64_t)x0f;
   double fy = y - y0f, fx = x - x0f, v = 0;
@@ -766,10 +791,12 @@ static int op_deform_conv(gpux_kctx *k) {
     for (int64_t n = 0; n < cd.n; n++) {
       deform_job j = {&cd, xd, od, md, col, n, og};
       gpux__parallel_for(cd.c, 1, deform_im2col, &j);
-      for (int64_t g = 0; g < cd.g; g++)
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cd.mg, (int)cd.os, (int)kg, 1.0,
-                    wd + g * cd.mg * kg, (int)kg, col + g * kg * cd.os, (int)cd.os, 0.0,
-                    yd + (n * cd.m + g * cd.mg) * cd.os, (int)cd.os);
+      for (int64_t g = 0; g < cd.g; g++) {
+        gpux__gemm mm = {.dbl = 1, .m = cd.mg, .n = cd.os, .k = kg, .alpha = 1, .beta = 0,
+                         .a = wd + g * cd.mg * kg, .lda = kg, .b = col + g * kg * cd.os, .ldb = cd.os,
+                         .c = yd + (n * cd.m + g * cd.mg) * cd.os, .ldc = cd.os};
+        gpux__gemm_parallel(&mm);
+      }
     }
     for (int64_t i = 0; i < ycount; i++) {
       double v = yd[i] + (bd ? bd[i / cd.os % cd.m] : 0.0);

@@ -1,7 +1,7 @@
 /* linalg.c — operator family 'linalg': MatMul (numpy batch broadcasting), Gemm, Einsum and Det.
  * float32 and float64 products run on OpenBLAS (float16/bfloat16 are widened to float32 first);
  * integer products are exact, with the wrap-around of the output type. */
-#include "ops/op.h"
+#include "ops/gemm.h"
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
@@ -71,7 +71,81 @@ static double *widen_f64(const gpux_tensor *t) {
   return p;
 }
 
-/* ---- batched GEMM on OpenBLAS ---- */
+/* ---- GEMM on OpenBLAS, threaded by the pool ---- */
+
+void gpux__gemm_serial(const gpux__gemm *g) {
+  enum CBLAS_TRANSPOSE ta = g->trans_a ? CblasTrans : CblasNoTrans;
+  enum CBLAS_TRANSPOSE tb = g->trans_b ? CblasTrans : CblasNoTrans;
+  if (g->dbl)
+    cblas_dgemm(CblasRowMajor, ta, tb, (int)g->m, (int)g->n, (int)g->k, g->alpha, g->a, (int)g->lda,
+                g->b, (int)g->ldb, g->beta, g->c, (int)g->ldc);
+  else
+    cblas_sgemm(CblasRowMajor, ta, tb, (int)g->m, (int)g->n, (int)g->k, (float)g->alpha, g->a,
+                (int)g->lda, g->b, (int)g->ldb, (float)g->beta, g->c, (int)g->ldc);
+}
+
+void gpux__parallel_for_blas(int64_t n, int64_t grain, gpux__range_fn fn, void *ctx) {
+  int saved = openblas_get_num_threads();
+  if (saved > 1) openblas_set_num_threads(1);
+  gpux__parallel_for(n, grain, fn, ctx);
+  if (saved > 1) openblas_set_num_threads(saved);
+}
+
+/* How a product is cut: C in mb x nb tiles of at most mt x nt. */
+typedef struct {
+  int64_t mt, nt, mb, nb;
+} gemm_tiling;
+
+/* About `want` near-square tiles (nb / mb close to n / m), each with at least ~128K
+ * multiply-adds. */
+static gemm_tiling gemm_tile_plan(int64_t m, int64_t n, int64_t k, int64_t want) {
+  double work = (double)m * (double)n * (double)k;
+  int64_t tiles = GPUX__MAX(1, GPUX__MIN(want, (int64_t)(work / 131072.0)));
+  int64_t nb = (int64_t)(sqrt((double)tiles * (double)n / (double)(m > 0 ? m : 1)) + 0.5);
+  nb = GPUX__MAX(1, GPUX__MIN(nb, tiles));
+  int64_t mb = (tiles + nb - 1) / nb;
+  gemm_tiling t = {(m + mb - 1) / mb, (n + nb - 1) / nb, 0, 0};
+  if (t.nt > 16 && t.nt < n) t.nt = (t.nt + 15) / 16 * 16; /* whole SIMD panels */
+  t.mt = GPUX__MAX(t.mt, 1), t.nt = GPUX__MAX(t.nt, 1);
+  t.mb = (m + t.mt - 1) / t.mt;
+  t.nb = (n + t.nt - 1) / t.nt;
+  return t;
+}
+
+/* Runs tile `t` (row-major over the mb x nb grid) of g on the calling thread. */
+static void gemm_run_tile(const gpux__gemm *g, const gemm_tiling *p, int64_t t) {
+  size_t es = g->dbl ? sizeof(double) : sizeof(float);
+  int64_t m0 = t / p->nb * p->mt, n0 = t % p->nb * p->nt;
+  gpux__gemm tile = *g;
+  tile.m = GPUX__MIN(g->m - m0, p->mt);
+  tile.n = GPUX__MIN(g->n - n0, p->nt);
+  tile.a = (const char *)g->a + (size_t)(g->trans_a ? m0 : m0 * g->lda) * es;
+  tile.b = (const char *)g->b + (size_t)(g->trans_b ? n0 * g->ldb : n0) * es;
+  tile.c = (char *)g->c + (size_t)(m0 * g->ldc + n0) * es;
+  gpux__gemm_serial(&tile);
+}
+
+typedef struct {
+  const gpux__gemm *g;
+  gemm_tiling p;
+} gemm_split;
+
+static void gemm_tiles(void *ctx, int64_t begin, int64_t end) {
+  const gemm_split *s = ctx;
+  for (int64_t t = begin; t < end; t++) gemm_run_tile(s->g, &s->p, t);
+}
+
+void gpux__gemm_parallel(const gpux__gemm *g) {
+  if (g->m == 0 || g->n == 0) return;
+  gemm_split s = {g, gemm_tile_plan(g->m, g->n, g->k, gpux__thread_count())};
+  if (s.p.mb * s.p.nb <= 1) {
+    gpux__gemm_serial(g);
+    return;
+  }
+  gpux__parallel_for_blas(s.p.mb * s.p.nb, 1, gemm_tiles, &s);
+}
+
+/* ---- batched GEMM ---- */
 
 /* C[i] = alpha * op(A[i]) * op(B[i]) + beta * C[i] for every batch index i of a broadcast batch
  * shape; each matrix is row-major and C is dense (batch, m, n). */
@@ -90,18 +164,8 @@ typedef struct {
   int64_t batch;                      /* product of bdims */
 } bgemm;
 
-static void gemm_call(const bgemm *g, int64_t m, const void *a, const void *b, void *c) {
-  enum CBLAS_TRANSPOSE ta = g->trans_a ? CblasTrans : CblasNoTrans;
-  enum CBLAS_TRANSPOSE tb = g->trans_b ? CblasTrans : CblasNoTrans;
-  if (g->dbl)
-    cblas_dgemm(CblasRowMajor, ta, tb, (int)m, (int)g->n, (int)g->k, g->alpha, a, (int)g->lda, b,
-                (int)g->ldb, g->beta, c, (int)g->n);
-  else
-    cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)g->n, (int)g->k, (float)g->alpha, a,
-                (int)g->lda, b, (int)g->ldb, (float)g->beta, c, (int)g->n);
-}
-
-static void gemm_batch_item(const bgemm *g, int64_t i) {
+/* The plain GEMM of batch item i (rows m of A folded when m_rows > g->m). */
+static gpux__gemm bgemm_item(const bgemm *g, int64_t i, int64_t m_rows) {
   size_t es = g->dbl ? sizeof(double) : sizeof(float);
   int64_t ao = 0, bo = 0, rem = i;
   for (int d = g->nb - 1; d >= 0; d--) {
@@ -110,39 +174,58 @@ static void gemm_batch_item(const bgemm *g, int64_t i) {
     ao += idx * g->astr[d];
     bo += idx * g->bstr[d];
   }
-  gemm_call(g, g->m, (const char *)g->a + ao * es, (const char *)g->b + bo * es,
-            (char *)g->c + (size_t)(i * g->m * g->n) * es);
+  gpux__gemm one = {.dbl = g->dbl, .trans_a = g->trans_a, .trans_b = g->trans_b, .m = m_rows,
+                    .n = g->n, .k = g->k, .alpha = g->alpha, .beta = g->beta,
+                    .a = (const char *)g->a + (size_t)ao * es, .b = (const char *)g->b + (size_t)bo * es,
+                    .c = (char *)g->c + (size_t)(i * g->m * g->n) * es, .lda = g->lda, .ldb = g->ldb,
+                    .ldc = g->n};
+  return one;
 }
 
-static void gemm_batch_range(void *ctx, int64_t begin, int64_t end) {
-  for (int64_t i = begin; i < end; i++) gemm_batch_item(ctx, i);
+typedef struct {
+  const bgemm *g;
+  gemm_tiling p;
+} bgemm_split;
+
+static void bgemm_tiles(void *ctx, int64_t begin, int64_t end) {
+  const bgemm_split *s = ctx;
+  int64_t per_item = s->p.mb * s->p.nb;
+  for (int64_t t = begin; t < end; t++) {
+    gpux__gemm one = bgemm_item(s->g, t / per_item, s->g->m);
+    gemm_run_tile(&one, &s->p, t % per_item);
+  }
 }
 
-/* Runs the batch: one call when A's batch folds into its rows, in parallel over batch items
- * (single-threaded BLAS each) when there are many of them, else one multi-threaded call each. */
+/* Runs the batch as one parallel loop over (batch item, tile of C): A's batch folds into its
+ * rows when B is shared; items are cut into tiles only as far as the pool needs. */
 static void bgemm_run(bgemm *g) {
   if (g->batch == 0 || g->m == 0 || g->n == 0) return;
-  int64_t a_dense = 1, b_zero = 1, prod = g->m * g->k;
+  int a_dense = 1, b_zero = 1;
+  int64_t prod = g->m * g->k;
   for (int d = g->nb - 1; d >= 0; d--) {
     if (g->bstr[d] != 0 && g->bdims[d] > 1) b_zero = 0;
     if (g->bdims[d] > 1 && g->astr[d] != prod) a_dense = 0;
     prod *= g->bdims[d];
   }
-  if (g->batch == 1 || (b_zero && a_dense && !g->trans_a)) {
-    gemm_call(g, g->m * g->batch, g->a, g->b, g->c);
+  bgemm folded;
+  if (g->batch > 1 && b_zero && a_dense && !g->trans_a) {
+    folded = *g;
+    folded.m = g->m * g->batch;
+    folded.nb = 0;
+    folded.batch = 1;
+    g = &folded;
+  }
+  int64_t threads = gpux__thread_count();
+  int64_t want = (2 * threads + g->batch - 1) / g->batch; /* tiles per item */
+  bgemm_split s = {g, gemm_tile_plan(g->m, g->n, g->k, want)};
+  int64_t tasks = g->batch * s.p.mb * s.p.nb;
+  double work = (double)g->m * (double)g->n * (double)g->k / (double)(s.p.mb * s.p.nb);
+  if (tasks == 1) {
+    gpux__gemm one = bgemm_item(g, 0, g->m);
+    gpux__gemm_serial(&one);
     return;
   }
-  double work = (double)g->m * (double)g->n * (double)g->k;
-  int threads = gpux__thread_count();
-  if (work <= 262144.0 || g->batch >= threads) {
-    int64_t grain = (int64_t)(65536.0 / (work + 1.0)) + 1;
-    int saved = openblas_get_num_threads();
-    if (saved > 1) openblas_set_num_threads(1);
-    gpux__parallel_for(g->batch, grain, gemm_batch_range, g);
-    if (saved > 1) openblas_set_num_threads(saved);
-  } else {
-    for (int64_t i = 0; i < g->batch; i++) gemm_batch_item(g, i);
-  }
+  gpux__parallel_for_blas(tasks, (int64_t)(65536.0 / (work + 1.0)) + 1, bgemm_tiles, &s);
 }
 
 static int blas_dims_ok(gpux_kctx *k, int64_t m, int64_t n, int64_t kk) {

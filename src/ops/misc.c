@@ -168,6 +168,8 @@ static int op_roi_align(gpux_kctx *k) {
   if (!y) return k->status;
   if (k->shape_only) return 0;
   if (!gpux__dtype_is_float(x->dtype)) return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "%s", gpux_dtype_name(x->dtype));
+  if ((H == 0 || W == 0) && gpux_tensor_count(y) > 0)
+    return gpux__kerr(k, GPUX_E_SHAPE, "cannot pool from an empty feature map");
   double *xv = load_all(k, x), *rv = xv ? load_all(k, rois) : NULL;
   if (!rv) { free(xv); return k->status; }
   double offset = half_pixel ? 0.5 : 0;
@@ -186,8 +188,13 @@ static int op_roi_align(gpux_kctx *k) {
       rh = GPUX__MAX(rh, 1.0);
     }
     double bh = rh / (double)oh, bw = rw / (double)ow;
-    int64_t gh = sampling > 0 ? sampling : (int64_t)ceil(rh / (double)oh);
-    int64_t gw = sampling > 0 ? sampling : (int64_t)ceil(rw / (double)ow);
+    double ghd = sampling > 0 ? (double)sampling : ceil(rh / (double)oh);
+    double gwd = sampling > 0 ? (double)sampling : ceil(rw / (double)ow);
+    if (!isfinite(ghd) || !isfinite(gwd) || ghd * gwd * (double)(oh * ow) > 1e9) {
+      rc = gpux__kerr(k, GPUX_E_INVALID, "roi %lld is not finite or needs too many samples", (long long)r);
+      break;
+    }
+    int64_t gh = ghd > 0 ? (int64_t)ghd : 0, gw = gwd > 0 ? (int64_t)gwd : 0;
     double count = (double)GPUX__MAX(gh * gw, 1);
     int64_t ns = oh * ow * gh * gw;
     roi_sample *smp = gpux__malloc((size_t)(ns + 1) * sizeof *smp);
@@ -201,7 +208,7 @@ static int op_roi_align(gpux_kctx *k) {
           for (int64_t ix = 0; ix < gw; ix++, si++) {
             double xx = sw + (double)pw * bw + ((double)ix + 0.5) * bw / (double)gw;
             roi_sample *s = &smp[si];
-            if (yy < -1.0 || yy > (double)H || xx < -1.0 || xx > (double)W) {
+            if (!(yy >= -1.0 && yy <= (double)H && xx >= -1.0 && xx <= (double)W)) {   /* NaN too */
               memset(s, 0, sizeof *s);
               continue;
             }
@@ -284,6 +291,90 @@ static void gs_cubic_coeffs(double t, double c[4]) {
   c[3] = ((A * (2 - x) - 5 * A) * (2 - x) + 8 * A) * (2 - x) - 4 * A;
 }
 
+typedef struct {
+  int sd, mode, pad, align;
+  int64_t N, C, in_count, out_count;
+  int64_t in_len[3];
+  double lo[3], hi[3];
+  const float *xf;    /* float32 input (N, C, spatial...), or NULL and then xv */
+  const double *xv;
+  const double *gv;   /* (N, out spatial..., sd) */
+  float *yf;          /* float32 output, or NULL and then y through store */
+  gpux_tensor *y;
+} gs_job;
+
+/* One item per (batch, output position): taps once, then every channel. */
+static void gs_positions(void *ctx, int64_t begin, int64_t end) {
+  const gs_job *j = ctx;
+  int sd = j->sd, mode = j->mode, pad = j->pad;
+  for (int64_t item = begin; item < end; item++) {
+    int64_t n = item / j->out_count, o = item % j->out_count;
+    const double *g = j->gv + item * sd;
+    double pos[3];
+    for (int d = 0; d < sd; d++) {
+      double nv = (float)g[sd - 1 - d];
+      double len = (double)j->in_len[d];
+      double v = j->align ? (nv + 1) / 2.0 * (len - 1) : ((nv + 1) * len - 1) / 2.0;
+      v = (float)v;   /* the reference works in float32 here */
+      if (!(fabs(v) < 1e15)) v = v > 0 ? j->hi[d] + 2 : j->lo[d] - 2;   /* inf, NaN: outside */
+      if (mode == GS_NEAREST) v = nearbyint(v);   /* half to even, as the test data has it */
+      if (v < j->lo[d] || v > j->hi[d]) {
+        if (pad == PAD_BORDER) v = v < 0 ? 0 : v > len - 1 ? len - 1 : v;
+        else if (pad == PAD_REFLECTION) v = gs_reflect(v, j->lo[d], j->hi[d]);
+      }
+      pos[d] = v;
+    }
+    int nt = mode == GS_NEAREST ? 1 : mode == GS_LINEAR ? 2 : 4;
+    int64_t ti[3][4] = {{0}};
+    double tw[3][4] = {{0}};
+    int cnt[3] = {1, 1, 1};
+    for (int d = 0; d < sd; d++) {
+      cnt[d] = nt;
+      if (mode == GS_NEAREST) {
+        ti[d][0] = gs_index((int64_t)pos[d], j->in_len[d], pad, j->lo[d], j->hi[d]);
+        tw[d][0] = 1;
+        continue;
+      }
+      double f = floor(pos[d]);
+      int64_t i0 = (int64_t)f;
+      double t = pos[d] - f;
+      if (mode == GS_LINEAR) {
+        tw[d][0] = 1 - t, tw[d][1] = t;
+        for (int q = 0; q < 2; q++) ti[d][q] = gs_index(i0 + q, j->in_len[d], pad, j->lo[d], j->hi[d]);
+      } else {
+        gs_cubic_coeffs(t, tw[d]);
+        for (int q = 0; q < 4; q++) ti[d][q] = gs_index(i0 - 1 + q, j->in_len[d], pad, j->lo[d], j->hi[d]);
+      }
+    }
+    /* flatten the taps to (offset, weight) pairs, dropping zero-padded ones */
+    int64_t offs[64];
+    double ws[64];
+    int m = 0;
+    for (int a = 0; a < cnt[0]; a++)
+      for (int b = 0; b < cnt[1]; b++)
+        for (int e = 0; e < cnt[2]; e++) {
+          if (ti[0][a] < 0 || (sd > 1 && ti[1][b] < 0) || (sd > 2 && ti[2][e] < 0)) continue;
+          int64_t off = ti[0][a];
+          double w = tw[0][a];
+          if (sd > 1) off = off * j->in_len[1] + ti[1][b], w *= tw[1][b];
+          if (sd > 2) off = off * j->in_len[2] + ti[2][e], w *= tw[2][e];
+          offs[m] = off;
+          ws[m++] = w;
+        }
+    for (int64_t c = 0; c < j->C; c++) {
+      int64_t base = (n * j->C + c) * j->in_count;
+      double acc = 0;
+      if (j->xf)
+        for (int q = 0; q < m; q++) acc += ws[q] * j->xf[base + offs[q]];
+      else
+        for (int q = 0; q < m; q++) acc += ws[q] * j->xv[base + offs[q]];
+      int64_t at = (n * j->C + c) * j->out_count + o;
+      if (j->yf) j->yf[at] = (float)acc;
+      else gpux__store_f64(j->y->dtype, j->y->data, at, acc);
+    }
+  }
+}
+
 static int op_grid_sample(gpux_kctx *k) {
   const gpux_tensor *x = IN(0), *grid = IN(1);
   if (!x || !grid) return gpux__kerr(k, GPUX_E_INVALID, "X and grid are required");
@@ -314,76 +405,30 @@ static int op_grid_sample(gpux_kctx *k) {
   if (!y) return k->status;
   if (k->shape_only) return 0;
   if (!gpux__dtype_is_float(x->dtype)) return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "%s", gpux_dtype_name(x->dtype));
-  double *xv = load_all(k, x), *gv = xv ? load_all(k, grid) : NULL;
-  if (!gv) { free(xv); return k->status; }
-  int64_t in_len[3], in_count = 1, out_count = 1;
-  double lo[3], hi[3];
+  gs_job j;
+  memset(&j, 0, sizeof j);
+  j.sd = sd, j.mode = mode, j.pad = pad, j.align = align, j.N = N, j.C = C;
+  j.in_count = j.out_count = 1;
   for (int d = 0; d < sd; d++) {
-    in_len[d] = x->dims[2 + d];  /* d = 0 is the outermost (D or H), grid coords are reversed */
-    in_count *= in_len[d];
-    out_count *= grid->dims[1 + d];
-    lo[d] = align ? 0 : -0.5;
-    hi[d] = align ? (double)in_len[d] - 1 : (double)in_len[d] - 0.5;
+    j.in_len[d] = x->dims[2 + d];  /* d = 0 is the outermost (D or H); grid coords are reversed */
+    j.in_count *= j.in_len[d];
+    j.out_count *= grid->dims[1 + d];
+    j.lo[d] = align ? 0 : -0.5;
+    j.hi[d] = align ? (double)j.in_len[d] - 1 : (double)j.in_len[d] - 0.5;
   }
-  for (int64_t n = 0; n < N; n++)
-    for (int64_t o = 0; o < out_count; o++) {
-      const double *g = gv + (n * out_count + o) * sd;
-      double pos[3];
-      for (int d = 0; d < sd; d++) {
-        double nv = (float)g[sd - 1 - d];
-        double len = (double)in_len[d];
-        double v = align ? (nv + 1) / 2.0 * (len - 1) : ((nv + 1) * len - 1) / 2.0;
-        v = (float)v;
-        if (mode == GS_NEAREST) v = nearbyint(v);   /* half to even, as the test data has it */
-        if (v < lo[d] || v > hi[d]) {
-          if (pad == PAD_BORDER) v = v < 0 ? 0 : v > len - 1 ? len - 1 : v;
-          else if (pad == PAD_REFLECTION) v = gs_reflect(v, lo[d], hi[d]);
-        }
-        pos[d] = v;
-      }
-      /* taps per spatial dim */
-      int nt = mode == GS_NEAREST ? 1 : mode == GS_LINEAR ? 2 : 4;
-      int64_t ti[3][4];
-      double tw[3][4];
-      for (int d = 0; d < sd; d++) {
-        if (mode == GS_NEAREST) {
-          ti[d][0] = gs_index((int64_t)pos[d], in_len[d], pad, lo[d], hi[d]);
-          tw[d][0] = 1;
-        } else {
-          double f = floor(pos[d]);
-          int64_t i0 = (int64_t)f;
-          double t = pos[d] - f;
-          if (mode == GS_LINEAR) {
-            tw[d][0] = 1 - t, tw[d][1] = t;
-            for (int j = 0; j < 2; j++) ti[d][j] = gs_index(i0 + j, in_len[d], pad, lo[d], hi[d]);
-          } else {
-            gs_cubic_coeffs(t, tw[d]);
-            for (int j = 0; j < 4; j++) ti[d][j] = gs_index(i0 - 1 + j, in_len[d], pad, lo[d], hi[d]);
-          }
-        }
-      }
-      for (int64_t c = 0; c < C; c++) {
-        const double *plane = xv + (n * C + c) * in_count;
-        double acc = 0;
-        int cnt[3] = {1, 1, 1};
-        for (int d = 0; d < sd; d++) cnt[d] = nt;
-        for (int a = 0; a < cnt[0]; a++) {
-          if (ti[0][a] < 0) continue;
-          for (int b = 0; b < (sd > 1 ? cnt[1] : 1); b++) {
-            if (sd > 1 && ti[1][b] < 0) continue;
-            for (int e = 0; e < (sd > 2 ? cnt[2] : 1); e++) {
-              if (sd > 2 && ti[2][e] < 0) continue;
-              int64_t off = ti[0][a];
-              double w = tw[0][a];
-              if (sd > 1) off = off * in_len[1] + ti[1][b], w *= tw[1][b];
-              if (sd > 2) off = off * in_len[2] + ti[2][e], w *= tw[2][e];
-              acc += w * plane[off];
-            }
-          }
-        }
-        gpux__store_f64(y->dtype, y->data, (n * C + c) * out_count + o, acc);
-      }
-    }
+  if (j.in_count == 0 && gpux_tensor_count(y) > 0)
+    return gpux__kerr(k, GPUX_E_SHAPE, "cannot sample from an empty input");
+  double *xv = NULL, *gv = load_all(k, grid);
+  if (!gv) return k->status;
+  if (x->dtype == GPUX_DT_FLOAT) {
+    j.xf = x->data;
+    j.yf = y->data;
+  } else if (!(xv = load_all(k, x))) {
+    free(gv);
+    return k->status;
+  }
+  j.xv = xv, j.gv = gv, j.y = y;
+  gpux__parallel_for(N * j.out_count, GPUX__MAX(1, 4096 / (C + 1)), gs_positions, &j);
   free(xv);
   free(gv);
   return 0;

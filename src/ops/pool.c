@@ -19,6 +19,7 @@ typedef struct {
   float *yf;                /* output [planes, os]: yf or yd */
   double *yd;
   int64_t *ind;             /* MaxPool Indices [planes, os], or NULL */
+  int64_t *wtaps;           /* per output column: first tap, end tap, padded tap count [out[2], 3] */
 } pool_job;
 
 /* Kernel taps t in [0, k) whose coordinate start + t * d lies in [lo, hi): [*t0, *t1). */
@@ -30,6 +31,15 @@ static void tap_range(int64_t start, int64_t d, int64_t k, int64_t lo, int64_t h
   if (*t1 < *t0) *t1 = *t0;
 }
 
+/* The taps of dim i for output index o: [*t0, *t1) inside the input, and how many fall inside
+ * the padded extent (AveragePool's count_include_pad divisor). */
+static void dim_taps(const gpux__window *w, int i, int64_t o, int64_t *t0, int64_t *t1, int64_t *padded) {
+  int64_t st = o * w->s[i] - w->pb[i], a, b;
+  tap_range(st, w->d[i], w->k[i], 0, w->in[i], t0, t1);
+  tap_range(st, w->d[i], w->k[i], -w->pb[i], w->in[i] + w->pe[i], &a, &b);
+  *padded = b - a;
+}
+
 static void pool_planes(void *ctx, int64_t begin, int64_t end) {
   const pool_job *j = ctx;
   const gpux__window *w = &j->w;
@@ -37,26 +47,28 @@ static void pool_planes(void *ctx, int64_t begin, int64_t end) {
     const float *xf = j->xf ? j->xf + plane * j->is : NULL;
     const double *xd = j->xd ? j->xd + plane * j->is : NULL;
     int64_t o = plane * j->os;
-    for (int64_t od = 0; od < w->out[0]; od++)
-      for (int64_t oh = 0; oh < w->out[1]; oh++)
+    for (int64_t od = 0; od < w->out[0]; od++) {
+      int64_t d0, d1, dpad;
+      dim_taps(w, 0, od, &d0, &d1, &dpad);
+      for (int64_t oh = 0; oh < w->out[1]; oh++) {
+        int64_t h0, h1, hpad;
+        dim_taps(w, 1, oh, &h0, &h1, &hpad);
         for (int64_t ow = 0; ow < w->out[2]; ow++, o++) {
-          int64_t st[GPUX_WIN_DIMS] = {od * w->s[0] - w->pb[0], oh * w->s[1] - w->pb[1], ow * w->s[2] - w->pb[2]};
-          int64_t t0[GPUX_WIN_DIMS], t1[GPUX_WIN_DIMS], count = 1;
-          for (int i = 0; i < GPUX_WIN_DIMS; i++) {
-            tap_range(st[i], w->d[i], w->k[i], 0, w->in[i], &t0[i], &t1[i]);
-            count *= t1[i] - t0[i];
-          }
+          int64_t w0 = j->wtaps[3 * ow], w1 = j->wtaps[3 * ow + 1], wpad = j->wtaps[3 * ow + 2];
+          int64_t sd = od * w->s[0] - w->pb[0], sh = oh * w->s[1] - w->pb[1], sw = ow * w->s[2] - w->pb[2];
           double acc = j->kind == POOL_MAX ? -INFINITY : 0.0;
           int64_t best = -1;
           /* the window: taps inside the input only (padding adds nothing) */
-          for (int64_t kd = t0[0]; kd < t1[0]; kd++) {
-            int64_t id = st[0] + kd * w->d[0];
-            for (int64_t kh = t0[1]; kh < t1[1]; kh++) {
-              int64_t ih = st[1] + kh * w->d[1], base = (id * w->in[1] + ih) * w->in[2];
-              for (int64_t kw = t0[2]; kw < t1[2]; kw++) {
-                int64_t iw = st[2] + kw * w->d[2];
+          for (int64_t kd = d0; kd < d1; kd++) {
+            int64_t id = sd + kd * w->d[0];
+            for (int64_t kh = h0; kh < h1; kh++) {
+              int64_t ih = sh + kh * w->d[1], base = (id * w->in[1] + ih) * w->in[2];
+              for (int64_t kw = w0; kw < w1; kw++) {
+                int64_t iw = sw + kw * w->d[2];
                 double v = xf ? xf[base + iw] : xd[base + iw];
-                if (j->kind == POOL_MAX) {
+                if (j->kind == POOL_MAX && !j->ind) {
+                  acc = v > acc ? v : acc; /* NaN never wins; branch-free max */
+                } else if (j->kind == POOL_MAX) {
                   if (!isnan(v) && (best < 0 || v > acc)) {
                     acc = v;
                     best = j->storage_order ? id + (ih + iw * w->in[1]) * w->in[0] : base + iw;
@@ -74,17 +86,10 @@ static void pool_planes(void *ctx, int64_t begin, int64_t end) {
             }
           }
           if (j->kind == POOL_MAX) {
-            if (best < 0) acc = count ? NAN : 0.0;
+            if ((d1 - d0) * (h1 - h0) * (w1 - w0) == 0) acc = 0.0; /* window entirely in padding */
             if (j->ind) j->ind[o] = best < 0 ? -1 : plane * j->is + best;
           } else if (j->kind == POOL_AVG) {
-            if (j->count_include_pad) {
-              count = 1;
-              for (int i = 0; i < GPUX_WIN_DIMS; i++) {
-                int64_t a, b;
-                tap_range(st[i], w->d[i], w->k[i], -w->pb[i], w->in[i] + w->pe[i], &a, &b);
-                count *= b - a;
-              }
-            }
+            int64_t count = j->count_include_pad ? dpad * hpad * wpad : (d1 - d0) * (h1 - h0) * (w1 - w0);
             acc = count ? acc / (double)count : NAN;
           } else {
             acc = j->p == 2.0 ? sqrt(acc) : j->p == 1.0 ? acc : pow(acc, 1.0 / j->p);
@@ -92,6 +97,8 @@ static void pool_planes(void *ctx, int64_t begin, int64_t end) {
           if (j->yf) j->yf[o] = (float)acc;
           else j->yd[o] = acc;
         }
+      }
+    }
   }
 }
 
@@ -104,22 +111,28 @@ static int pool_run(gpux_kctx *k, pool_job *j, const gpux_tensor *x, gpux_tensor
   int64_t work = j->os * j->w.k[0] * j->w.k[1] * j->w.k[2];
   int64_t grain = GPUX__MAX(1, 32768 / (work + 1));
   if (planes == 0 || j->os == 0) return 0;
+  j->wtaps = gpux__malloc((size_t)j->w.out[2] * 3 * sizeof *j->wtaps);
+  if (!j->wtaps) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+  for (int64_t ow = 0; ow < j->w.out[2]; ow++)
+    dim_taps(&j->w, 2, ow, &j->wtaps[3 * ow], &j->wtaps[3 * ow + 1], &j->wtaps[3 * ow + 2]);
+  int rc = 0;
   if (x->dtype == GPUX_DT_FLOAT || x->dtype == GPUX_DT_DOUBLE) {
     if (x->dtype == GPUX_DT_FLOAT) j->xf = x->data, j->yf = y->data;
     else j->xd = x->data, j->yd = y->data;
     gpux__parallel_for(planes, grain, pool_planes, j);
-    return 0;
-  }
-  float *xf = gpux__conv_widen_f32(x), *yf = gpux__malloc((size_t)(planes * j->os) * sizeof *yf);
-  if (!xf || !yf) {
+  } else {
+    float *xf = gpux__conv_widen_f32(x), *yf = gpux__malloc((size_t)(planes * j->os) * sizeof *yf);
+    if (xf && yf) {
+      j->xf = xf, j->yf = yf;
+      gpux__parallel_for(planes, grain, pool_planes, j);
+      gpux__conv_narrow_f32(y->dtype, y->data, yf, planes * j->os);
+    } else {
+      rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+    }
     free(xf); free(yf);
-    return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
   }
-  j->xf = xf, j->yf = yf;
-  gpux__parallel_for(planes, grain, pool_planes, j);
-  gpux__conv_narrow_f32(y->dtype, y->data, yf, planes * j->os);
-  free(xf); free(yf);
-  return 0;
+  free(j->wtaps);
+  return rc;
 }
 
 static int pool_dtype_ok(int dt, int ints) {

@@ -2,9 +2,11 @@
  * and blocked scales; 16/8/4/2-bit integers, float8 and float4 targets), DynamicQuantizeLinear,
  * and the integer kernels MatMulInteger, ConvInteger, QLinearMatMul and QLinearConv.
  *
- * Integer matmul and convolution accumulate (x - zero_point) products in 64 bits and wrap to
- * int32 the way the ONNX reference does; the QLinear ops then requantize in double. */
+ * Integer matmul runs (x - zero_point) products through cblas_sgemm in chunks small enough to be
+ * exact and sums them in int32; convolution is plain direct loops accumulating in 64 bits. Both
+ * wrap to int32 the way the ONNX reference does; the QLinear ops then requantize in double. */
 #include "ops/op.h"
+#include <cblas.h>
 #include <math.h>
 
 /* ---- dtype helpers ---- */
@@ -319,6 +321,20 @@ static int op_dequantize_linear(gpux_kctx *k) {
 
 /* ---- DynamicQuantizeLinear: uint8, scale and zero point from the data's range ---- */
 
+typedef struct {
+  const float *x;   /* [n] */
+  uint8_t *y;       /* [n] */
+  float scale, zp;
+} dynq_job;
+
+static void dynq_range(void *ctx, int64_t begin, int64_t end) {
+  const dynq_job *j = ctx;
+  for (int64_t i = begin; i < end; i++) {
+    float q = nearbyintf(j->x[i] / j->scale) + j->zp;
+    j->y[i] = (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
+  }
+}
+
 static int op_dynamic_quantize_linear(gpux_kctx *k) {
   const gpux_tensor *x = IN(0);
   if (!x) return gpux__kerr(k, GPUX_E_INVALID, "x is required");
@@ -331,24 +347,26 @@ static int op_dynamic_quantize_linear(gpux_kctx *k) {
   if (!yz) return k->status;
   if (k->shape_only) return 0;
   int64_t n = gpux_tensor_count(x);
-  float maxx = 0, minx = 0;   /* the range always includes 0 */
+  float *own = NULL;
+  const float *xf = x->data;
+  if (x->dtype != GPUX_DT_FLOAT) {
+    if (!(own = malloc(sizeof(float) * (size_t)GPUX__MAX(1, n)))) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+    for (int64_t i = 0; i < n; i++) own[i] = (float)gpux__load_f64(x->dtype, x->data, i);
+    xf = own;
+  }
+  float maxx = 0, minx = 0; /* the range always includes 0 */
   for (int64_t i = 0; i < n; i++) {
-    float v = (float)gpux__load_f64(x->dtype, x->data, i);
-    if (v > maxx) maxx = v;
-    if (v < minx) minx = v;
+    maxx = xf[i] > maxx ? xf[i] : maxx;
+    minx = xf[i] < minx ? xf[i] : minx;
   }
   /* all zeros: an empty range, scale 1 (so zero point 0 and y 0) */
   float scale = maxx == minx ? 1.0f : (maxx - minx) / 255.0f;
   float izp = 0.0f - minx / scale;
-  float zp = nearbyintf(izp < 0 ? 0 : izp > 255 ? 255 : izp);
-  uint8_t *yd = y->data;
-  for (int64_t i = 0; i < n; i++) {
-    float v = (float)gpux__load_f64(x->dtype, x->data, i) / scale;
-    float q = nearbyintf(v) + zp;
-    yd[i] = (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
-  }
+  dynq_job j = {xf, y->data, scale, nearbyintf(izp < 0 ? 0 : izp > 255 ? 255 : izp)};
+  gpux__parallel_for(n, 32768, dynq_range, &j);
   gpux__store_f64(x->dtype, ys->data, 0, scale);
-  ((uint8_t *)yz->data)[0] = (uint8_t)zp;
+  ((uint8_t *)yz->data)[0] = (uint8_t)j.zp;
+  free(own);
   return 0;
 }
 
@@ -428,55 +446,46 @@ static int zero_point_vector(gpux_kctx *k, const gpux_tensor *zp, int64_t len, c
   return 0;
 }
 
-typedef struct {
-  const mm_shape *s;
-  const int32_t *a, *b;   /* (a - azp) [batch_a, m, kk], (b - bzp) [batch_b, kk, n] */
-  int32_t *y;             /* [batch, m, n] */
-} imm_job;
+/* Chunk of the inner dimension whose float32 dot products stay exact: 256 products of 8-bit
+ * differences (|v| <= 255) sum to at most 256 * 255^2 < 2^24. */
+#define IMM_EXACT_K 256
 
-static void imm_rows(void *ctx, int64_t begin, int64_t end) {
-  const imm_job *j = ctx;
-  const mm_shape *s = j->s;
-  int64_t *acc = malloc(sizeof(int64_t) * (size_t)GPUX__MAX(1, s->n));
-  if (!acc) return;
-  for (int64_t r = begin; r < end; r++) {
-    int64_t bi = r / s->m, i = r % s->m, ai, bj;
-    mm_batch_index(s, bi, &ai, &bj);
-    const int32_t *arow = j->a + (ai * s->m + i) * s->kk;
-    const int32_t *bm = j->b + bj * s->kk * s->n;
-    for (int64_t c = 0; c < s->n; c++) acc[c] = 0;
-    for (int64_t p = 0; p < s->kk; p++) {
-      int64_t av = arow[p];
-      const int32_t *brow = bm + p * s->n;
-      for (int64_t c = 0; c < s->n; c++) acc[c] += av * brow[c];
-    }
-    int32_t *y = j->y + r * s->n;
-    for (int64_t c = 0; c < s->n; c++) y[c] = (int32_t)(uint32_t)acc[c];
-  }
-  free(acc);
-}
-
-/* y[batch, m, n] = (a - azp) x (b - bzp) in int32; azp per row of a, bzp per column of b. */
+/* y[batch, m, n] = (a - azp) x (b - bzp) in int32 (wrapping as the reference's int32 matmul);
+ * azp per row of a, bzp per column of b. The products run through cblas_sgemm in chunks of the
+ * inner dimension small enough to be exact, summed in 32-bit integers. */
 static int int_matmul(gpux_kctx *k, const mm_shape *s, const gpux_tensor *a, const gpux_tensor *b,
                       const gpux_tensor *azp, const gpux_tensor *bzp, int32_t *y) {
-  int64_t a_count = gpux_tensor_count(a), b_count = gpux_tensor_count(b);
-  int32_t *ad = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, a_count));
-  int32_t *bd = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, b_count));
+  int64_t a_count = gpux_tensor_count(a), b_count = gpux_tensor_count(b), mn = s->m * s->n;
+  float *ad = malloc(sizeof(float) * (size_t)GPUX__MAX(1, a_count)); /* a - azp [batch_a, m, kk] */
+  float *bd = malloc(sizeof(float) * (size_t)GPUX__MAX(1, b_count)); /* b - bzp [batch_b, kk, n] */
+  float *part = malloc(sizeof(float) * (size_t)GPUX__MAX(1, mn));    /* one chunk's products [m, n] */
   int64_t *az = malloc(sizeof(int64_t) * (size_t)GPUX__MAX(1, s->m));
   int64_t *bz = malloc(sizeof(int64_t) * (size_t)GPUX__MAX(1, s->n));
   int rc = 0;
-  if (!ad || !bd || !az || !bz) { rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); goto done; }
+  if (!ad || !bd || !part || !az || !bz) { rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); goto done; }
+  if (s->m > INT32_MAX || s->n > INT32_MAX || s->kk > INT32_MAX) { rc = gpux__kerr(k, GPUX_E_UNSUPPORTED, "matrix dimension above %d", INT32_MAX); goto done; }
   if ((rc = zero_point_vector(k, azp, s->m, "a_zero_point", az))) goto done;
   if ((rc = zero_point_vector(k, bzp, s->n, "b_zero_point", bz))) goto done;
   for (int64_t i = 0; i < a_count; i++)
-    ad[i] = (int32_t)(gpux__load_i64(a->dtype, a->data, i) - az[(i / GPUX__MAX(1, s->kk)) % s->m]);
-  for (int64_t i = 0; i < b_count; i++) bd[i] = (int32_t)(gpux__load_i64(b->dtype, b->data, i) - bz[i % s->n]);
-  imm_job j = {s, ad, bd, y};
-  int64_t rows = s->batch * s->m;
-  gpux__parallel_for(rows, GPUX__MAX(1, 65536 / GPUX__MAX(1, s->kk * s->n)), imm_rows, &j);
+    ad[i] = (float)(gpux__load_i64(a->dtype, a->data, i) - az[(i / GPUX__MAX(1, s->kk)) % s->m]);
+  for (int64_t i = 0; i < b_count; i++) bd[i] = (float)(gpux__load_i64(b->dtype, b->data, i) - bz[i % s->n]);
+  for (int64_t bi = 0; bi < s->batch; bi++) {
+    int64_t ai, bj;
+    mm_batch_index(s, bi, &ai, &bj);
+    const float *am = ad + ai * s->m * s->kk, *bm = bd + bj * s->kk * s->n;
+    uint32_t *ym = (uint32_t *)(y + bi * mn);
+    memset(ym, 0, sizeof(uint32_t) * (size_t)mn);
+    for (int64_t p0 = 0; p0 < s->kk && mn > 0; p0 += IMM_EXACT_K) {
+      int64_t kc = GPUX__MIN(IMM_EXACT_K, s->kk - p0);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)s->m, (int)s->n, (int)kc, 1.0f, am + p0, (int)s->kk,
+                  bm + p0 * s->n, (int)s->n, 0.0f, part, (int)s->n);
+      for (int64_t i = 0; i < mn; i++) ym[i] += (uint32_t)(int32_t)part[i];
+    }
+  }
 done:
   free(ad);
   free(bd);
+  free(part);
   free(az);
   free(bz);
   return rc;

@@ -46,15 +46,11 @@ static double cubic_kernel(double x, double A) {
  * coefficient footprint). */
 static int tap_count(const resize_params *p, double scale, int *first) {
   double s = scale < 1 ? scale : 1;
-  if (p->mode == MODE_LINEAR && p->antialias) {
-    int start = (int)floor(-1 / s) + 1;
-    *first = start;
-    return 2 - 2 * start;
-  }
-  if (p->mode == MODE_CUBIC && p->antialias) {
-    int start = (int)floor(-2 / s) + 1;
-    *first = start;
-    return 2 - 2 * start;
+  if (p->antialias && p->mode != MODE_NEAREST) {
+    double start = floor((p->mode == MODE_LINEAR ? -1 : -2) / s) + 1;
+    if (start < -32768) return -1;   /* a footprint that large is not a sensible resize */
+    *first = (int)start;
+    return 2 - 2 * (int)start;
   }
   if (p->mode == MODE_CUBIC) {
     *first = -1;
@@ -106,6 +102,7 @@ static int taps_build(const resize_params *p, int64_t in, int64_t out, double sc
   memset(a, 0, sizeof *a);
   int first;
   int n = tap_count(p, scale, &first);
+  if (n < 0) return GPUX_E_UNSUPPORTED;
   a->in = in;
   a->out = out;
   a->n = n;
@@ -122,7 +119,7 @@ static int taps_build(const resize_params *p, int64_t in, int64_t out, double sc
     int64_t *idx = a->idx + o * n;
     double *w = a->w + o * n;
     double xo;
-    if (source_coord(p, (double)o, in, out, scale, roi0, roi1, &xo)) {
+    if (source_coord(p, (double)o, in, out, scale, roi0, roi1, &xo) || !(fabs(xo) < 1e15)) {
       a->extrap[o] = 1;
       a->identity = 0;
       for (int t = 0; t < n; t++) idx[t] = 0, w[t] = 0;
@@ -514,7 +511,8 @@ static int resize_run(gpux_kctx *k, const resize_params *p, const double *scales
   for (int d = 0; d < rank; d++) {
     rc = taps_build(p, x->dims[d], out_dims[d], scales[d], roi ? roi[d] : 0, roi ? roi[rank + d] : 1, &taps[d]);
     if (rc) {
-      rc = gpux__kerr(k, rc, "out of memory building tables");
+      rc = gpux__kerr(k, rc, rc == GPUX_E_NOMEM ? "out of memory building tables"
+                                                : "antialias filter too wide for scale %g", scales[d]);
       goto done;
     }
   }
@@ -627,11 +625,12 @@ static int op_resize(gpux_kctx *k) {
     if (ns != naxes) return gpux__kerr(k, GPUX_E_SHAPE, "scales has %d values, expected %d", ns, naxes);
     for (int i = 0; i < naxes; i++) {
       int d = axes[i];
-      if (!(sv[i] > 0)) return gpux__kerr(k, GPUX_E_INVALID, "scale %g on axis %d is not positive", sv[i], d);
+      if (!(sv[i] > 0) || !(sv[i] < 1e12)) return gpux__kerr(k, GPUX_E_INVALID, "scale %g on axis %d is not a positive finite value", sv[i], d);
       scales[d] = sv[i];
       double len = (double)x->dims[d] * sv[i];
       if (p.ctm == CT_TF_CROP_AND_RESIZE) len *= roi[rank + d] - roi[d];
-      out_dims[d] = (int64_t)floor(len);
+      if (!(len < 1e15)) return gpux__kerr(k, GPUX_E_INVALID, "output length on axis %d is not finite", d);
+      out_dims[d] = len > 0 ? (int64_t)floor(len) : 0;
     }
   } else if (nsizes > 0) {
     if ((rc = gpux__need_data(k, 3))) return rc;
@@ -696,7 +695,7 @@ static int op_upsample(gpux_kctx *k) {
   if (ns != rank) return gpux__kerr(k, GPUX_E_SHAPE, "scales has %d values, expected %d", ns, rank);
   int64_t out_dims[GPUX_MAX_DIMS];
   for (int d = 0; d < rank; d++) {
-    if (!(sv[d] > 0)) return gpux__kerr(k, GPUX_E_INVALID, "scale %g is not positive", sv[d]);
+    if (!(sv[d] > 0) || !(sv[d] < 1e12)) return gpux__kerr(k, GPUX_E_INVALID, "scale %g is not a positive finite value", sv[d]);
     out_dims[d] = (int64_t)floor((double)x->dims[d] * sv[d]);
   }
   return resize_run(k, &p, sv, out_dims, NULL);

@@ -8,6 +8,9 @@ struct gpux_session {
   gpux_model *model;
   const gpux_backend_i *backend;
   void *backend_ctx;
+  int requested;            /* the gpux_backend_kind asked for */
+  int ran;                  /* a run finished: node placement is known */
+  int ran_node_by_node;     /* the last run went through run_node (the backend declined the graph) */
 };
 
 typedef struct frame {
@@ -129,20 +132,46 @@ done:
   return rc;
 }
 
+/* Picks the backend: CPU when asked; WebGPU when asked (its errors are the session's); AUTO takes
+ * a WebGPU device when one works and is a real GPU (a software adapter such as lavapipe is slower
+ * than the CPU backend), else the CPU, saying why once when a WebGPU device was found but failed. */
+static int pick_backend(gpux_session *s, const gpux_session_options *opts) {
+  static int auto_note_said;
+  int rc;
+  if (opts->backend == GPUX_BACKEND_WEBGPU || opts->backend == GPUX_BACKEND_AUTO) {
+    rc = gpux__backend_webgpu.init(&s->backend_ctx, opts);
+    if (!rc && (opts->backend == GPUX_BACKEND_WEBGPU || !gpux__webgpu_is_software(s->backend_ctx))) {
+      s->backend = &gpux__backend_webgpu;
+      return 0;
+    }
+    if (!rc) gpux__backend_webgpu.release(s->backend_ctx);
+    s->backend_ctx = NULL;
+    if (rc && opts->backend == GPUX_BACKEND_WEBGPU) return rc;
+    if (rc && !auto_note_said && !strstr(gpux_last_error(), "no WebGPU library") && !strstr(gpux_last_error(), "no adapter")) {
+      auto_note_said = 1;
+      fprintf(stderr, "gpux: note: the WebGPU device failed, running on the CPU: %s\n", gpux_last_error());
+    }
+  }
+  s->backend = &gpux__backend_cpu;
+  return s->backend->init(&s->backend_ctx, opts);
+}
+
 int gpux_session_create(gpux_model *m, const gpux_session_options *opts, gpux_session **out) {
   *out = NULL;
   gpux_session_options defaults = {0};
   if (!opts) opts = &defaults;
   int rc = gpux_model_check_ops(m);
   if (rc) return rc;
-  const gpux_backend_i *backend = &gpux__backend_cpu;
-  if (opts->backend == GPUX_BACKEND_WEBGPU)
-    return gpux__error(GPUX_E_DEVICE, "the WebGPU backend is not built into this gpux");
   gpux_session *s = gpux__calloc(1, sizeof *s);
   if (!s) return GPUX_E_NOMEM;
   s->model = m;
-  s->backend = backend;
-  if ((rc = backend->init(&s->backend_ctx, opts))) { free(s); return rc; }
+  s->requested = opts->backend;
+  if ((rc = pick_backend(s, opts))) { free(s); return rc; }
+  if (s->backend->prepare && (rc = s->backend->prepare(s->backend_ctx, m->graph))) {
+    s->backend->release(s->backend_ctx);
+    free(s);
+    return rc;
+  }
   *out = s;
   return 0;
 }
@@ -154,6 +183,22 @@ void gpux_session_free(gpux_session *s) {
 }
 
 const char *gpux_session_backend_name(const gpux_session *s) { return s->backend->name; }
+
+const char *gpux_session_node_device(const gpux_session *s, int i, const char **why) {
+  if (why) *why = NULL;
+  if (!s || !s->ran || i < 0 || i >= s->model->graph->n_nodes) return NULL;
+  if (s->backend == &gpux__backend_cpu) return "cpu";
+  if (s->ran_node_by_node || !s->backend->node_place) {
+    if (why && s->backend->node_place) s->backend->node_place(s->backend_ctx, i, why);
+    return "cpu";
+  }
+  switch (s->backend->node_place(s->backend_ctx, i, why)) {
+  case GPUX__PLACE_BACKEND: return s->backend->name;
+  case GPUX__PLACE_CONST: return "const";
+  case GPUX__PLACE_CPU: return "cpu";
+  }
+  return NULL;
+}
 
 /* Checks a caller's input against the model's declaration: kind, dtype, rank, fixed dims, and
  * that a symbolic dimension ("batch") has one value across all inputs. */
@@ -206,8 +251,25 @@ int gpux_session_run(gpux_session *s, const gpux_tensor *inputs, int n_inputs, g
   int n_syms = 0, rc;
   for (int i = 0; i < n_inputs; i++)
     if ((rc = check_input(g, i, &inputs[i], sym_names, sym_vals, &n_syms))) return rc;
-  frame f = {.g = g, .s = s};
-  rc = run_graph(&f, inputs, n_inputs, outputs, n_outputs);
+  rc = GPUX__DECLINED;
+  if (s->backend->run_graph) {
+    rc = s->backend->run_graph(s->backend_ctx, g, inputs, n_inputs, outputs, n_outputs);
+    if (rc == GPUX_E_DEVICE && s->requested == GPUX_BACKEND_AUTO) {
+      /* the GPU failed (lost, out of memory): this session continues on the CPU */
+      fprintf(stderr, "gpux: note: %s; continuing on the CPU\n", gpux_last_error());
+      for (int o = 0; o < n_outputs; o++) gpux_tensor_free(&outputs[o]);
+      s->backend->release(s->backend_ctx);
+      s->backend = &gpux__backend_cpu;
+      s->backend->init(&s->backend_ctx, &(gpux_session_options){.backend = GPUX_BACKEND_CPU});
+      rc = GPUX__DECLINED;
+    }
+  }
+  s->ran_node_by_node = rc == GPUX__DECLINED;
+  if (rc == GPUX__DECLINED) {
+    frame f = {.g = g, .s = s};
+    rc = run_graph(&f, inputs, n_inputs, outputs, n_outputs);
+  }
+  s->ran = 1;
   if (rc) {
     for (int o = 0; o < n_outputs; o++) gpux_tensor_free(&outputs[o]);
     return gpux__error_prefix(rc, "%s: ", s->model->path);

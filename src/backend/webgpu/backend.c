@@ -1,0 +1,130 @@
+/* backend.c — the WebGPU backend as the runtime sees it (the gpux_backend_i table): a session's
+ * context holds the process's device and the plans of its main graph, one per input signature
+ * (a few are kept, least recently used dropped). Graphs it does not take (nested graphs, shapes
+ * that depend on data) run node by node on the CPU kernels. */
+#include "backend/webgpu/wg.h"
+#include <stdio.h>
+
+typedef struct wg_plan wg_plan;
+int gpux__wg_plan_key(const gpux_graph *g, const gpux_tensor *inputs, int n_inputs, unsigned char **key, size_t *len);
+int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux_tensor *inputs, int n_inputs,
+                         unsigned char *key, size_t key_len, wg_plan **out);
+void gpux__wg_plan_free(wg_plan *p);
+const unsigned char *gpux__wg_plan_key_of(const wg_plan *p, size_t *len);
+int gpux__wg_plan_declined(const wg_plan *p, const char **why);
+int gpux__wg_plan_node_place(const wg_plan *p, int i, const char **why);
+int gpux__wg_plan_run(wg_plan *p, const gpux_tensor *inputs, int n_inputs, gpux_tensor *outputs, int n_outputs);
+
+#define WG_MAX_PLANS 4
+
+typedef struct wg_ctx {
+  wg_device *dev;
+  const gpux_graph *g;
+  wg_plan *plans[WG_MAX_PLANS];  /* most recently used first */
+  int n_plans;
+  wg_plan *last;                 /* the plan of the last run */
+} wg_ctx;
+
+static int wg_init(void **ctx, const gpux_session_options *opts) {
+  *ctx = NULL;
+  if (opts && opts->threads > 0) gpux__set_thread_count(opts->threads);
+  wg_ctx *c = gpux__calloc(1, sizeof *c);
+  if (!c) return GPUX_E_NOMEM;
+  int rc = gpux__wg_device_acquire(&c->dev);
+  if (rc) {
+    free(c);
+    return rc;
+  }
+  *ctx = c;
+  return 0;
+}
+
+static void wg_release(void *ctx) {
+  wg_ctx *c = ctx;
+  if (!c) return;
+  for (int i = 0; i < c->n_plans; i++) gpux__wg_plan_free(c->plans[i]);
+  gpux__wg_device_release(c->dev);
+  free(c);
+}
+
+int gpux__webgpu_is_software(void *ctx) {
+  const wg_ctx *c = ctx;
+  return c && c->dev && c->dev->adapter_type == WGPUAdapterType_CPU;
+}
+
+/* Nodes outside a planned graph (nested bodies, declined graphs) run on their CPU kernels. */
+static int wg_run_node(void *ctx, gpux_kctx *k) {
+  (void)ctx;
+  return k->node->op->run(k);
+}
+
+static int wg_prepare(void *ctx, const gpux_graph *g) {
+  wg_ctx *c = ctx;
+  c->g = g;
+  return 0;
+}
+
+static int find_plan(wg_ctx *c, const gpux_tensor *inputs, int n_inputs, wg_plan **out) {
+  unsigned char *key;
+  size_t len;
+  int rc = gpux__wg_plan_key(c->g, inputs, n_inputs, &key, &len);
+  if (rc) return rc;
+  for (int i = 0; i < c->n_plans; i++) {
+    size_t klen;
+    const unsigned char *k = gpux__wg_plan_key_of(c->plans[i], &klen);
+    if (klen == len && !memcmp(k, key, len)) {
+      wg_plan *p = c->plans[i];
+      memmove(&c->plans[1], &c->plans[0], (size_t)i * sizeof *c->plans);
+      c->plans[0] = p;
+      free(key);
+      *out = p;
+      return 0;
+    }
+  }
+  wg_plan *p = NULL;
+  rc = gpux__wg_plan_create(c->dev, c->g, inputs, n_inputs, key, len, &p);
+  if (rc) {
+    free(key);
+    return rc;
+  }
+  if (c->n_plans == WG_MAX_PLANS) {
+    if (c->last == c->plans[WG_MAX_PLANS - 1]) c->last = NULL;
+    gpux__wg_plan_free(c->plans[--c->n_plans]);
+  }
+  memmove(&c->plans[1], &c->plans[0], (size_t)c->n_plans * sizeof *c->plans);
+  c->plans[0] = p;
+  c->n_plans++;
+  *out = p;
+  return 0;
+}
+
+static int wg_run_graph(void *ctx, const gpux_graph *g, const gpux_tensor *inputs, int n_inputs,
+                        gpux_tensor *outputs, int n_outputs) {
+  wg_ctx *c = ctx;
+  if (g != c->g) return GPUX__DECLINED;
+  wg_plan *p;
+  int rc = find_plan(c, inputs, n_inputs, &p);
+  if (rc) return rc;
+  c->last = p;
+  if (gpux__wg_plan_declined(p, NULL)) return GPUX__DECLINED;
+  return gpux__wg_plan_run(p, inputs, n_inputs, outputs, n_outputs);
+}
+
+static int wg_node_place(void *ctx, int i, const char **why) {
+  wg_ctx *c = ctx;
+  if (why) *why = NULL;
+  if (!c->last) return GPUX__PLACE_UNKNOWN;
+  return gpux__wg_plan_node_place(c->last, i, why);
+}
+
+const gpux_backend_i gpux__backend_webgpu = {
+  /* .version       = */ GPUX_BACKEND_INTERFACE_VERSION,
+  /* .name          = */ "webgpu",
+  /* .init          = */ wg_init,
+  /* .release       = */ wg_release,
+  /* .supports_node = */ NULL,
+  /* .run_node      = */ wg_run_node,
+  /* .prepare       = */ wg_prepare,
+  /* .run_graph     = */ wg_run_graph,
+  /* .node_place    = */ wg_node_place,
+};

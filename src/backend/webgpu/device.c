@@ -1,0 +1,628 @@
+/* device.c — the WebGPU device: loads a WebGPU implementation with dlopen ($GPUX_WEBGPU_LIB,
+ * else the Dawn library `make` installs, else libwebgpu_dawn.so / libwgpu_native.so on the
+ * library path), resolves its wgpu* functions, requests an adapter and a device with the
+ * adapter's full limits, checks the ABI with a tiny compute dispatch, and turns the device's
+ * error and loss callbacks into gpux errors. Every wait has a timeout, so a stuck GPU is an
+ * error, never a hang. One device serves every session of the process. */
+#include "backend/webgpu/wg.h"
+#include <dlfcn.h>
+#include <stdio.h>
+#include <time.h>
+
+#ifndef GPUX_DEFAULT_WEBGPU_LIB
+#define GPUX_DEFAULT_WEBGPU_LIB ""
+#endif
+
+static pthread_mutex_t device_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t error_mu = PTHREAD_MUTEX_INITIALIZER;
+static wg_device *the_device;
+
+static WGPUStringView sv(const char *s) { return (WGPUStringView){s, s ? strlen(s) : 0}; }
+
+static void sv_copy(char *dst, size_t cap, WGPUStringView v) {
+  size_t n = v.data ? (v.length == WGPU_STRLEN ? strlen(v.data) : v.length) : 0;
+  if (n >= cap) n = cap - 1;
+  if (n) memcpy(dst, v.data, n);
+  dst[n] = 0;
+}
+
+/* ---- loading the library ---- */
+
+static const char *const optional_funcs[] = {"wgpuGetInstanceCapabilities"};
+
+static int is_optional(const char *name) {
+  for (size_t i = 0; i < GPUX__ARRAY_LEN(optional_funcs); i++)
+    if (!strcmp(optional_funcs[i], name)) return 1;
+  return 0;
+}
+
+/* Opens the first library that loads and resolves every function; on failure the message lists
+ * what was tried. */
+static int load_library(wg_device *d) {
+  const char *env = getenv("GPUX_WEBGPU_LIB");
+  const char *candidates[4];
+  int n = 0;
+  if (env && env[0]) candidates[n++] = env;
+  else {
+    if (GPUX_DEFAULT_WEBGPU_LIB[0]) candidates[n++] = GPUX_DEFAULT_WEBGPU_LIB;
+    candidates[n++] = "libwebgpu_dawn.so";
+    candidates[n++] = "libwgpu_native.so";
+  }
+  char tried[1536] = "";
+  for (int i = 0; i < n; i++) {
+    void *h = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+      const char *e = dlerror();
+      size_t used = strlen(tried);
+      snprintf(tried + used, sizeof tried - used, "%s%s", used ? "; " : "", e ? e : candidates[i]);
+      continue;
+    }
+    const char *missing = NULL;
+#define GPUX__WGPU_RESOLVE(ret, name, params)                                    \
+    d->f.name = (ret(*) params)dlsym(h, #name);                                  \
+    if (!d->f.name && !is_optional(#name) && !missing) missing = #name;
+    GPUX__WGPU_FUNCS(GPUX__WGPU_RESOLVE)
+#undef GPUX__WGPU_RESOLVE
+    if (missing) {
+      size_t used = strlen(tried);
+      snprintf(tried + used, sizeof tried - used, "%s%s: no symbol %s", used ? "; " : "", candidates[i], missing);
+      dlclose(h);
+      continue;
+    }
+    d->lib = h;
+    snprintf(d->lib_path, sizeof d->lib_path, "%s", candidates[i]);
+    return 0;
+  }
+  return gpux__error(GPUX_E_DEVICE, "no WebGPU library could be loaded (%s)%s", tried,
+                     env && env[0] ? "" : "; set GPUX_WEBGPU_LIB to the path of libwebgpu_dawn.so or libwgpu_native.so");
+}
+
+/* ---- waiting ---- */
+
+static void sleep_us(long us) {
+  struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+  nanosleep(&ts, NULL);
+}
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static WGPUEnum callback_mode(const wg_device *d) {
+  return d->timed_wait ? WGPUCallbackMode_WaitAnyOnly : WGPUCallbackMode_AllowProcessEvents;
+}
+
+/* Waits until *done is set by a callback (process-events mode) or the future completes. */
+static int wait_future(wg_device *d, WGPUFuture fut, volatile int *done, const char *what) {
+  if (d->timed_wait) {
+    WGPUFutureWaitInfo info = {fut, 0};
+    WGPUEnum st = d->f.wgpuInstanceWaitAny(d->instance, 1, &info, d->timeout_ns);
+    if (st == WGPUWaitStatus_Success && *done) return 0;
+    if (st == WGPUWaitStatus_TimedOut)
+      return gpux__error(GPUX_E_DEVICE, "WebGPU: %s did not finish within %.0f s", what, (double)d->timeout_ns / 1e9);
+    if (!*done) return gpux__error(GPUX_E_DEVICE, "WebGPU: waiting for %s failed (status %u)", what, st);
+    return 0;
+  }
+  uint64_t deadline = now_ns() + d->timeout_ns;
+  long nap = 1;
+  while (!*done) {
+    d->f.wgpuInstanceProcessEvents(d->instance);
+    if (*done) break;
+    if (now_ns() > deadline)
+      return gpux__error(GPUX_E_DEVICE, "WebGPU: %s did not finish within %.0f s", what, (double)d->timeout_ns / 1e9);
+    sleep_us(nap);
+    if (nap < 1000) nap *= 2;
+  }
+  return 0;
+}
+
+int gpux__wg_wait(wg_device *d, WGPUFuture fut, const char *what) {
+  if (!d->timed_wait)
+    return gpux__error(GPUX_E_INTERNAL, "WebGPU: %s: a bare future needs timed waits", what);
+  WGPUFutureWaitInfo info = {fut, 0};
+  WGPUEnum st = d->f.wgpuInstanceWaitAny(d->instance, 1, &info, d->timeout_ns);
+  if (st == WGPUWaitStatus_Success) return 0;
+  if (st == WGPUWaitStatus_TimedOut)
+    return gpux__error(GPUX_E_DEVICE, "WebGPU: %s did not finish within %.0f s", what, (double)d->timeout_ns / 1e9);
+  return gpux__error(GPUX_E_DEVICE, "WebGPU: waiting for %s failed (status %u)", what, st);
+}
+
+/* ---- errors ---- */
+
+static void on_uncaptured_error(WGPUDevice const *dev, WGPUEnum type, WGPUStringView message, void *u1, void *u2) {
+  (void)dev, (void)u2;
+  wg_device *d = u1;
+  pthread_mutex_lock(&error_mu);
+  if (!d->err_type) {
+    d->err_type = (int)type;
+    sv_copy(d->err_msg, sizeof d->err_msg, message);
+  }
+  pthread_mutex_unlock(&error_mu);
+}
+
+static void on_device_lost(WGPUDevice const *dev, WGPUEnum reason, WGPUStringView message, void *u1, void *u2) {
+  (void)dev, (void)u2;
+  wg_device *d = u1;
+  if (reason == WGPUDeviceLostReason_Destroyed || reason == WGPUDeviceLostReason_CallbackCancelled) return;
+  pthread_mutex_lock(&error_mu);
+  d->lost = 1;
+  sv_copy(d->lost_msg, sizeof d->lost_msg, message);
+  pthread_mutex_unlock(&error_mu);
+}
+
+int gpux__wg_check(wg_device *d, const char *what) {
+  pthread_mutex_lock(&error_mu);
+  int type = d->err_type, lost = d->lost, rc = 0;
+  char msg[1100];
+  if (lost) snprintf(msg, sizeof msg, "%s", d->lost_msg);
+  else snprintf(msg, sizeof msg, "%s", d->err_msg);
+  d->err_type = 0;
+  pthread_mutex_unlock(&error_mu);
+  for (char *p = msg; *p; p++) if (*p == '\n') *p = ' ';
+  if (lost) rc = gpux__error(GPUX_E_DEVICE, "WebGPU device lost%s%s: %s", what ? " while " : "", what ? what : "", msg);
+  else if (type == WGPUErrorType_OutOfMemory)
+    rc = gpux__error(GPUX_E_NOMEM, "GPU out of memory%s%s: %s", what ? " while " : "", what ? what : "", msg);
+  else if (type)
+    rc = gpux__error(GPUX_E_DEVICE, "WebGPU error%s%s: %s", what ? " while " : "", what ? what : "", msg);
+  return rc;
+}
+
+/* ---- adapter and device ---- */
+
+typedef struct {
+  volatile int done;
+  WGPUEnum status;
+  void *object;
+  char message[512];
+} request_result;
+
+static void on_adapter(WGPUEnum status, WGPUAdapter adapter, WGPUStringView message, void *u1, void *u2) {
+  (void)u2;
+  request_result *r = u1;
+  r->status = status;
+  r->object = adapter;
+  sv_copy(r->message, sizeof r->message, message);
+  r->done = 1;
+}
+
+static void on_device(WGPUEnum status, WGPUDevice device, WGPUStringView message, void *u1, void *u2) {
+  (void)u2;
+  request_result *r = u1;
+  r->status = status;
+  r->object = device;
+  sv_copy(r->message, sizeof r->message, message);
+  r->done = 1;
+}
+
+static int create_instance(wg_device *d) {
+  WGPUInstanceDescriptor desc = {0};
+  if (d->f.wgpuGetInstanceCapabilities) {
+    WGPUInstanceCapabilities caps = {0};
+    if (d->f.wgpuGetInstanceCapabilities(&caps) == WGPUStatus_Success && caps.timedWaitAnyEnable) {
+      desc.capabilities.timedWaitAnyEnable = 1;
+      desc.capabilities.timedWaitAnyMaxCount = 1;
+      d->timed_wait = 1;
+    }
+  }
+  d->instance = d->f.wgpuCreateInstance(d->timed_wait ? &desc : NULL);
+  if (!d->instance) d->instance = d->f.wgpuCreateInstance(NULL), d->timed_wait = 0;
+  if (!d->instance) return gpux__error(GPUX_E_DEVICE, "WebGPU: %s could not create an instance", d->lib_path);
+  return 0;
+}
+
+static int request_adapter(wg_device *d, WGPUEnum power, WGPUAdapter *out) {
+  *out = NULL;
+  WGPURequestAdapterOptions opts = {0};
+  opts.powerPreference = power;
+  request_result r = {0};
+  WGPURequestAdapterCallbackInfo cb = {NULL, callback_mode(d), on_adapter, &r, NULL};
+  WGPUFuture fut = d->f.wgpuInstanceRequestAdapter(d->instance, &opts, cb);
+  int rc = wait_future(d, fut, &r.done, "requesting an adapter");
+  if (rc) return rc;
+  if (r.status != WGPURequestAdapterStatus_Success || !r.object)
+    return gpux__error(GPUX_E_DEVICE, "WebGPU: no adapter found%s%s (is a Vulkan, Metal or D3D12 driver installed? "
+                       "On machines without a GPU, Mesa's lavapipe provides one)", r.message[0] ? ": " : "", r.message);
+  *out = r.object;
+  return 0;
+}
+
+static const char *const backend_names[] = {"undefined", "null", "WebGPU", "D3D11", "D3D12", "Metal", "Vulkan", "OpenGL", "OpenGLES"};
+static const char *const adapter_types[] = {"unknown", "discrete", "integrated", "cpu", "unknown"};
+
+static void read_adapter_info(wg_device *d, WGPUAdapter a) {
+  WGPUAdapterInfo info;
+  memset(&info, 0, sizeof info);
+  if (d->f.wgpuAdapterGetInfo(a, &info) == WGPUStatus_Success) {
+    sv_copy(d->name, sizeof d->name, info.device);
+    sv_copy(d->driver, sizeof d->driver, info.description);
+    sv_copy(d->vendor, sizeof d->vendor, info.vendor);
+    sv_copy(d->architecture, sizeof d->architecture, info.architecture);
+    d->backend_type = (int)info.backendType;
+    d->adapter_type = (int)info.adapterType;
+    d->vendor_id = info.vendorID;
+    d->device_id = info.deviceID;
+    d->subgroup_min = info.subgroupMinSize;
+    d->subgroup_max = info.subgroupMaxSize;
+    d->f.wgpuAdapterInfoFreeMembers(info);
+  }
+  d->has_f16 = d->f.wgpuAdapterHasFeature(a, WGPUFeatureName_ShaderF16) != 0;
+  d->has_subgroups = d->f.wgpuAdapterHasFeature(a, WGPUFeatureName_Subgroups) != 0;
+  d->has_subgroup_matrix = d->f.wgpuAdapterHasFeature(a, WGPUFeatureName_ChromiumExperimentalSubgroupMatrix) != 0;
+}
+
+static int request_device(wg_device *d) {
+  WGPULimits limits;
+  memset(&limits, 0, sizeof limits);
+  if (d->f.wgpuAdapterGetLimits(d->adapter, &limits) != WGPUStatus_Success)
+    return gpux__error(GPUX_E_DEVICE, "WebGPU: the adapter's limits could not be read");
+  limits.nextInChain = NULL;
+  WGPUEnum features[2];
+  size_t n_features = 0;
+  if (d->has_f16) features[n_features++] = WGPUFeatureName_ShaderF16;
+  if (d->has_subgroups) features[n_features++] = WGPUFeatureName_Subgroups;
+  WGPUDeviceDescriptor desc;
+  memset(&desc, 0, sizeof desc);
+  desc.label = sv("gpux");
+  desc.requiredFeatureCount = n_features;
+  desc.requiredFeatures = features;
+  desc.requiredLimits = &limits; /* everything the adapter offers: big buffers, many bindings */
+  desc.deviceLostCallbackInfo = (WGPUDeviceLostCallbackInfo){NULL, WGPUCallbackMode_AllowSpontaneous, on_device_lost, d, NULL};
+  desc.uncapturedErrorCallbackInfo = (WGPUUncapturedErrorCallbackInfo){NULL, on_uncaptured_error, d, NULL};
+  request_result r = {0};
+  WGPURequestDeviceCallbackInfo cb = {NULL, callback_mode(d), on_device, &r, NULL};
+  WGPUFuture fut = d->f.wgpuAdapterRequestDevice(d->adapter, &desc, cb);
+  int rc = wait_future(d, fut, &r.done, "requesting a device");
+  if (rc) return rc;
+  if (r.status != WGPURequestDeviceStatus_Success || !r.object)
+    return gpux__error(GPUX_E_DEVICE, "WebGPU: the adapter '%s' refused to create a device: %s", d->name, r.message);
+  d->device = r.object;
+  d->queue = d->f.wgpuDeviceGetQueue(d->device);
+  memset(&d->limits, 0, sizeof d->limits);
+  if (d->f.wgpuDeviceGetLimits(d->device, &d->limits) != WGPUStatus_Success) d->limits = limits;
+  d->limits.nextInChain = NULL;
+  return 0;
+}
+
+/* ---- buffers, pipelines ---- */
+
+WGPUBuffer gpux__wg_buffer(wg_device *d, uint64_t size, WGPUFlags usage, const char *label) {
+  WGPUBufferDescriptor desc;
+  memset(&desc, 0, sizeof desc);
+  desc.label = sv(label);
+  desc.usage = usage;
+  desc.size = (size + 3) & ~(uint64_t)3;
+  if (desc.size == 0) desc.size = 4;
+  return d->f.wgpuDeviceCreateBuffer(d->device, &desc);
+}
+
+typedef struct {
+  volatile int done;
+  WGPUEnum status;
+} map_result;
+
+static void on_map(WGPUEnum status, WGPUStringView message, void *u1, void *u2) {
+  (void)message, (void)u2;
+  map_result *r = u1;
+  r->status = status;
+  r->done = 1;
+}
+
+int gpux__wg_map_read(wg_device *d, WGPUBuffer staging, size_t size, const void **data) {
+  map_result r = {0};
+  size_t n = (size + 3) & ~(size_t)3;
+  WGPUBufferMapCallbackInfo cb = {NULL, callback_mode(d), on_map, &r, NULL};
+  WGPUFuture fut = d->f.wgpuBufferMapAsync(staging, WGPUMapMode_Read, 0, n, cb);
+  int rc = wait_future(d, fut, &r.done, "reading results back");
+  if (rc) return rc;
+  if ((rc = gpux__wg_check(d, "reading results back"))) return rc;
+  if (r.status != WGPUMapAsyncStatus_Success)
+    return gpux__error(GPUX_E_DEVICE, "WebGPU: mapping the result buffer failed (status %u)", r.status);
+  *data = d->f.wgpuBufferGetConstMappedRange(staging, 0, n);
+  if (!*data) {
+    d->f.wgpuBufferUnmap(staging);
+    return gpux__error(GPUX_E_DEVICE, "WebGPU: the mapped result buffer has no data");
+  }
+  return 0;
+}
+
+int gpux__wg_read_buffer(wg_device *d, WGPUBuffer src, uint64_t offset, void *dst, size_t size) {
+  size_t n = (size + 3) & ~(size_t)3;
+  WGPUBuffer staging = gpux__wg_buffer(d, n, WGPUBufferUsage_MapRead | WGPUBufferUsage_CopyDst, "gpux readback");
+  if (!staging) return gpux__error(GPUX_E_DEVICE, "WebGPU: could not create a readback buffer");
+  WGPUCommandEncoder enc = d->f.wgpuDeviceCreateCommandEncoder(d->device, NULL);
+  d->f.wgpuCommandEncoderCopyBufferToBuffer(enc, src, offset, staging, 0, n);
+  WGPUCommandBuffer cmd = d->f.wgpuCommandEncoderFinish(enc, NULL);
+  d->f.wgpuQueueSubmit(d->queue, 1, &cmd);
+  d->f.wgpuCommandBufferRelease(cmd);
+  d->f.wgpuCommandEncoderRelease(enc);
+  const void *p = NULL;
+  int rc = gpux__wg_map_read(d, staging, n, &p);
+  if (!rc) {
+    memcpy(dst, p, size);
+    d->f.wgpuBufferUnmap(staging);
+  }
+  d->f.wgpuBufferDestroy(staging);
+  d->f.wgpuBufferRelease(staging);
+  return rc;
+}
+
+static uint64_t fnv1a(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+typedef struct {
+  volatile int done;
+  WGPUEnum status, type;
+  char message[2048];
+} scope_result;
+
+static void on_pop_scope(WGPUEnum status, WGPUEnum type, WGPUStringView message, void *u1, void *u2) {
+  (void)u2;
+  scope_result *r = u1;
+  r->status = status;
+  r->type = type;
+  sv_copy(r->message, sizeof r->message, message);
+  r->done = 1;
+}
+
+int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipeline **out) {
+  uint64_t h = fnv1a(wgsl);
+  for (int i = 0; i < d->n_pipes; i++)
+    if (d->pipes[i].hash == h && !strcmp(d->pipes[i].wgsl, wgsl)) { *out = &d->pipes[i]; return 0; }
+  if (d->n_pipes == d->cap_pipes) {
+    int cap = d->cap_pipes ? d->cap_pipes * 2 : 64;
+    wg_pipeline *np = gpux__realloc(d->pipes, (size_t)cap * sizeof *np);
+    if (!np) return GPUX_E_NOMEM;
+    d->pipes = np;
+    d->cap_pipes = cap;
+  }
+  d->f.wgpuDevicePushErrorScope(d->device, WGPUErrorFilter_Validation);
+  WGPUShaderSourceWGSL src = {{NULL, WGPUSType_ShaderSourceWGSL}, {wgsl, strlen(wgsl)}};
+  WGPUShaderModuleDescriptor md = {&src.chain, sv(label)};
+  WGPUShaderModule mod = d->f.wgpuDeviceCreateShaderModule(d->device, &md);
+  WGPUComputePipelineDescriptor pd;
+  memset(&pd, 0, sizeof pd);
+  pd.label = sv(label);
+  pd.compute.module = mod;
+  pd.compute.entryPoint = sv("main");
+  WGPUComputePipeline pipe = mod ? d->f.wgpuDeviceCreateComputePipeline(d->device, &pd) : NULL;
+  scope_result r = {0};
+  WGPUPopErrorScopeCallbackInfo cb = {NULL, callback_mode(d), on_pop_scope, &r, NULL};
+  WGPUFuture fut = d->f.wgpuDevicePopErrorScope(d->device, cb);
+  int rc = wait_future(d, fut, &r.done, "compiling a shader");
+  if (mod) d->f.wgpuShaderModuleRelease(mod);
+  if (!rc && r.status == WGPUPopErrorScopeStatus_Success && r.type != WGPUErrorType_NoError) {
+    for (char *p = r.message; *p; p++) if (*p == '\n') *p = ' ';
+    rc = gpux__error(GPUX_E_DEVICE, "WebGPU: shader '%s' does not compile: %s", label ? label : "?", r.message);
+    if (getenv("GPUX_WEBGPU_DEBUG")) fprintf(stderr, "---- %s ----\n%s\n", label ? label : "?", wgsl);
+  }
+  if (!rc) rc = gpux__wg_check(d, "compiling a shader");
+  if (!rc && !pipe) rc = gpux__error(GPUX_E_DEVICE, "WebGPU: shader '%s': no pipeline", label ? label : "?");
+  if (rc) {
+    if (pipe) d->f.wgpuComputePipelineRelease(pipe);
+    return rc;
+  }
+  wg_pipeline *p = &d->pipes[d->n_pipes];
+  p->hash = h;
+  p->wgsl = gpux__strdup(wgsl);
+  p->pipeline = pipe;
+  p->layout = d->f.wgpuComputePipelineGetBindGroupLayout(pipe, 0);
+  if (!p->wgsl || !p->layout) {
+    free(p->wgsl);
+    if (p->layout) d->f.wgpuBindGroupLayoutRelease(p->layout);
+    d->f.wgpuComputePipelineRelease(pipe);
+    return p->wgsl ? gpux__error(GPUX_E_DEVICE, "WebGPU: shader '%s': no bind group layout", label ? label : "?") : GPUX_E_NOMEM;
+  }
+  d->n_pipes++;
+  *out = p;
+  return 0;
+}
+
+/* ---- the self-test: a compute dispatch whose result is checked ---- */
+
+static int self_test(wg_device *d) {
+  static const char wgsl[] =
+    "@group(0) @binding(0) var<storage, read_write> a: array<f32>;\n"
+    "@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3<u32>) {\n"
+    "  let i = g.x;\n"
+    "  if (i < 100u) { a[i] = a[i] * 2.0 + f32(i); }\n"
+    "}\n";
+  float host[100], back[100];
+  for (int i = 0; i < 100; i++) host[i] = (float)i * 0.5f - 3.0f;
+  wg_pipeline *p;
+  int rc = gpux__wg_pipeline(d, wgsl, "gpux self-test", &p);
+  if (rc) return gpux__error_prefix(rc, "WebGPU self-test: ");
+  WGPUBuffer buf = gpux__wg_buffer(d, sizeof host, WGPUBufferUsage_Storage | WGPUBufferUsage_CopyDst | WGPUBufferUsage_CopySrc, "self-test");
+  if (!buf) return gpux__error(GPUX_E_DEVICE, "WebGPU self-test: no buffer");
+  d->f.wgpuQueueWriteBuffer(d->queue, buf, 0, host, sizeof host);
+  WGPUBindGroupEntry e;
+  memset(&e, 0, sizeof e);
+  e.binding = 0;
+  e.buffer = buf;
+  e.size = sizeof host;
+  WGPUBindGroupDescriptor bd;
+  memset(&bd, 0, sizeof bd);
+  bd.layout = p->layout;
+  bd.entryCount = 1;
+  bd.entries = &e;
+  WGPUBindGroup bg = d->f.wgpuDeviceCreateBindGroup(d->device, &bd);
+  WGPUCommandEncoder enc = d->f.wgpuDeviceCreateCommandEncoder(d->device, NULL);
+  WGPUComputePassEncoder pass = d->f.wgpuCommandEncoderBeginComputePass(enc, NULL);
+  d->f.wgpuComputePassEncoderSetPipeline(pass, p->pipeline);
+  d->f.wgpuComputePassEncoderSetBindGroup(pass, 0, bg, 0, NULL);
+  d->f.wgpuComputePassEncoderDispatchWorkgroups(pass, 2, 1, 1);
+  d->f.wgpuComputePassEncoderEnd(pass);
+  d->f.wgpuComputePassEncoderRelease(pass);
+  WGPUCommandBuffer cmd = d->f.wgpuCommandEncoderFinish(enc, NULL);
+  d->f.wgpuQueueSubmit(d->queue, 1, &cmd);
+  d->f.wgpuCommandBufferRelease(cmd);
+  d->f.wgpuCommandEncoderRelease(enc);
+  rc = gpux__wg_read_buffer(d, buf, 0, back, sizeof back);
+  d->f.wgpuBindGroupRelease(bg);
+  d->f.wgpuBufferDestroy(buf);
+  d->f.wgpuBufferRelease(buf);
+  if (rc) return gpux__error_prefix(rc, "WebGPU self-test: ");
+  for (int i = 0; i < 100; i++)
+    if (back[i] != host[i] * 2.0f + (float)i)
+      return gpux__error(GPUX_E_DEVICE, "WebGPU self-test: a compute dispatch on '%s' gave %g at %d instead of %g "
+                         "(is %s a webgpu.h of another version?)", d->name, back[i], i, host[i] * 2.0f + (float)i, d->lib_path);
+  return 0;
+}
+
+/* ---- the process's device ---- */
+
+static void device_free(wg_device *d) {
+  if (!d) return;
+  for (int i = 0; i < d->n_pipes; i++) {
+    free(d->pipes[i].wgsl);
+    if (d->pipes[i].layout) d->f.wgpuBindGroupLayoutRelease(d->pipes[i].layout);
+    if (d->pipes[i].pipeline) d->f.wgpuComputePipelineRelease(d->pipes[i].pipeline);
+  }
+  free(d->pipes);
+  if (d->queue) d->f.wgpuQueueRelease(d->queue);
+  if (d->device) {
+    d->f.wgpuDeviceDestroy(d->device);
+    d->f.wgpuDeviceRelease(d->device);
+  }
+  if (d->adapter) d->f.wgpuAdapterRelease(d->adapter);
+  if (d->instance) d->f.wgpuInstanceRelease(d->instance);
+  /* the library stays loaded: its threads and atexit handlers may still refer to it */
+  free(d);
+}
+
+static int device_create(wg_device **out) {
+  wg_device *d = gpux__calloc(1, sizeof *d);
+  if (!d) return GPUX_E_NOMEM;
+  const char *t = getenv("GPUX_WEBGPU_TIMEOUT");
+  double secs = t ? atof(t) : 0;
+  d->timeout_ns = (uint64_t)((secs > 0 ? secs : 60.0) * 1e9);
+  int rc = load_library(d);
+  if (!rc) rc = create_instance(d);
+  if (!rc) rc = request_adapter(d, WGPUPowerPreference_HighPerformance, &d->adapter);
+  if (!rc) read_adapter_info(d, d->adapter);
+  if (!rc) rc = request_device(d);
+  if (!rc) rc = self_test(d);
+  if (rc) {
+    device_free(d);
+    return rc;
+  }
+  *out = d;
+  return 0;
+}
+
+int gpux__wg_device_acquire(wg_device **out) {
+  *out = NULL;
+  pthread_mutex_lock(&device_mu);
+  int rc = 0;
+  if (the_device && the_device->lost) { /* a lost device is not reused */
+    if (the_device->refs == 0) device_free(the_device);
+    the_device = NULL;
+  }
+  if (!the_device) rc = device_create(&the_device);
+  if (!rc) {
+    the_device->refs++;
+    *out = the_device;
+  }
+  pthread_mutex_unlock(&device_mu);
+  return rc;
+}
+
+void gpux__wg_device_release(wg_device *d) {
+  if (!d) return;
+  pthread_mutex_lock(&device_mu);
+  if (--d->refs == 0) {
+    if (d == the_device) the_device = NULL;
+    device_free(d);
+  }
+  pthread_mutex_unlock(&device_mu);
+}
+
+/* ---- listing devices (gpux devices) ---- */
+
+static void fill_info(const wg_device *d, gpux_device_info *o) {
+  memset(o, 0, sizeof *o);
+  snprintf(o->backend, sizeof o->backend, "webgpu");
+  snprintf(o->name, sizeof o->name, "%s", d->name);
+  snprintf(o->vendor, sizeof o->vendor, "%s", d->vendor);
+  snprintf(o->architecture, sizeof o->architecture, "%s", d->architecture);
+  snprintf(o->driver, sizeof o->driver, "%s", d->driver);
+  snprintf(o->api, sizeof o->api, "%s",
+           d->backend_type >= 0 && d->backend_type < (int)GPUX__ARRAY_LEN(backend_names) ? backend_names[d->backend_type] : "unknown");
+  snprintf(o->type, sizeof o->type, "%s",
+           d->adapter_type >= 0 && d->adapter_type < (int)GPUX__ARRAY_LEN(adapter_types) ? adapter_types[d->adapter_type] : "unknown");
+  snprintf(o->library, sizeof o->library, "%s", d->lib_path);
+  o->vendor_id = d->vendor_id;
+  o->device_id = d->device_id;
+  o->max_buffer_size = d->limits.maxBufferSize;
+  o->max_storage_buffer_binding_size = d->limits.maxStorageBufferBindingSize;
+  o->max_compute_workgroup_storage_size = d->limits.maxComputeWorkgroupStorageSize;
+  o->max_compute_invocations_per_workgroup = d->limits.maxComputeInvocationsPerWorkgroup;
+  o->max_compute_workgroup_size[0] = d->limits.maxComputeWorkgroupSizeX;
+  o->max_compute_workgroup_size[1] = d->limits.maxComputeWorkgroupSizeY;
+  o->max_compute_workgroup_size[2] = d->limits.maxComputeWorkgroupSizeZ;
+  o->max_compute_workgroups_per_dimension = d->limits.maxComputeWorkgroupsPerDimension;
+  o->max_storage_buffers_per_stage = d->limits.maxStorageBuffersPerShaderStage;
+  o->min_storage_buffer_offset_alignment = d->limits.minStorageBufferOffsetAlignment;
+  o->subgroup_min_size = d->subgroup_min;
+  o->subgroup_max_size = d->subgroup_max;
+  o->shader_f16 = d->has_f16;
+  o->subgroups = d->has_subgroups;
+  o->subgroup_matrix = d->has_subgroup_matrix;
+}
+
+/* Lists the adapters of the loaded library (high-performance and low-power requests, without
+ * duplicates) with their limits; the device of the process is not created. */
+static int list_adapters(gpux_device_info *out, int cap, int *count) {
+  wg_device d;
+  memset(&d, 0, sizeof d);
+  d.timeout_ns = 30000000000ull;
+  int rc = load_library(&d);
+  if (!rc) rc = create_instance(&d);
+  if (rc) return rc;
+  static const WGPUEnum prefs[] = {WGPUPowerPreference_HighPerformance, WGPUPowerPreference_LowPower};
+  int n = 0;
+  char seen[2][256] = {"", ""};
+  for (size_t p = 0; p < GPUX__ARRAY_LEN(prefs); p++) {
+    WGPUAdapter a = NULL;
+    rc = request_adapter(&d, prefs[p], &a);
+    if (rc) {
+      if (n == 0 && p + 1 == GPUX__ARRAY_LEN(prefs)) break;
+      rc = 0;
+      continue;
+    }
+    read_adapter_info(&d, a);
+    memset(&d.limits, 0, sizeof d.limits);
+    d.f.wgpuAdapterGetLimits(a, &d.limits);
+    d.f.wgpuAdapterRelease(a);
+    int dup = 0;
+    for (int i = 0; i < n && i < 2; i++) dup |= !strcmp(seen[i], d.name);
+    if (dup) continue;
+    if (n < 2) snprintf(seen[n], sizeof seen[n], "%s", d.name);
+    if (n < cap) fill_info(&d, &out[n]);
+    n++;
+  }
+  d.f.wgpuInstanceRelease(d.instance);
+  *count = n;
+  return n ? 0 : rc;
+}
+
+int gpux_devices(gpux_device_info *out, int cap, char *note, size_t note_len) {
+  if (cap < 0 || (cap > 0 && !out)) return gpux__error(GPUX_E_INVALID, "gpux_devices: bad arguments");
+  if (note && note_len) note[0] = 0;
+  int n = 0;
+  int rc = list_adapters(out, cap, &n);
+  if (rc && note && note_len) snprintf(note, note_len, "%s", gpux_last_error());
+  if (n < cap) {
+    gpux_device_info *c = &out[n];
+    memset(c, 0, sizeof *c);
+    snprintf(c->backend, sizeof c->backend, "cpu");
+    snprintf(c->name, sizeof c->name, "CPU");
+    snprintf(c->type, sizeof c->type, "cpu");
+    c->threads = gpux__thread_count();
+  }
+  return n + 1;
+}

@@ -1,0 +1,146 @@
+/* wg.h — what the files of the WebGPU backend share: the device (a WebGPU implementation loaded
+ * at run time, one adapter and device per process, errors turned into gpux errors), the WGSL
+ * text builder, and the interface between the planner and the op kernels that emit compute
+ * dispatches. Names are gpux__wg_* (internal). */
+#ifndef GPUX_WG_H
+#define GPUX_WG_H
+
+#include "backend/backend-impl.h"
+#include "backend/webgpu/webgpu-abi.h"
+#include <pthread.h>
+
+/* ---- the device ---- */
+
+typedef struct wg_pipeline {
+  uint64_t hash;                 /* of the WGSL text */
+  char *wgsl;
+  WGPUComputePipeline pipeline;
+  WGPUBindGroupLayout layout;    /* group 0, derived from the shader */
+} wg_pipeline;
+
+typedef struct wg_device {
+  gpux__wgpu_table f;            /* resolved wgpu* functions */
+  void *lib;
+  char lib_path[512];
+  WGPUInstance instance;
+  WGPUAdapter adapter;
+  WGPUDevice device;
+  WGPUQueue queue;
+  WGPULimits limits;             /* of the device */
+  int timed_wait;                /* wgpuInstanceWaitAny may block with a timeout */
+  int has_f16, has_subgroups, has_subgroup_matrix;
+  char name[256], driver[256], vendor[64], architecture[64];
+  int backend_type, adapter_type;
+  uint32_t vendor_id, device_id, subgroup_min, subgroup_max;
+  uint64_t timeout_ns;           /* how long a wait may take before it counts as a hang */
+  /* errors reported by the device's callbacks, turned into gpux errors by gpux__wg_check */
+  int err_type;                  /* WGPUErrorType of the first error not yet reported, 0 if none */
+  char err_msg[1024];
+  int lost;
+  char lost_msg[512];
+  /* compiled pipelines, keyed by their WGSL text */
+  wg_pipeline *pipes;
+  int n_pipes, cap_pipes;
+  int refs;
+} wg_device;
+
+/* The process's device, created on first use (library loaded, adapter and device requested,
+ * self-test run) and shared by every session; an error (GPUX_E_DEVICE with a message that says
+ * what is missing) when there is no usable WebGPU device. */
+int gpux__wg_device_acquire(wg_device **out);
+void gpux__wg_device_release(wg_device *d);
+/* Waits for a future with the device's timeout. */
+int gpux__wg_wait(wg_device *d, WGPUFuture fut, const char *what);
+/* Returns the first error the device reported since the last check (as GPUX_E_DEVICE or
+ * GPUX_E_NOMEM with the implementation's message, prefixed by `what`), else 0. */
+int gpux__wg_check(wg_device *d, const char *what);
+/* The compute pipeline for this WGSL (entry point "main"), compiled once per device; compile
+ * errors come back as GPUX_E_DEVICE with the compiler's messages. */
+int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipeline **out);
+WGPUBuffer gpux__wg_buffer(wg_device *d, uint64_t size, WGPUFlags usage, const char *label);
+/* Copies `size` bytes at `offset` of a GPU buffer into dst (one copy, one map). */
+int gpux__wg_read_buffer(wg_device *d, WGPUBuffer src, uint64_t offset, void *dst, size_t size);
+/* Maps `staging` (MAP_READ) after the submitted work that writes it finishes. */
+int gpux__wg_map_read(wg_device *d, WGPUBuffer staging, size_t size, const void **data);
+
+/* ---- WGSL text ---- */
+
+typedef struct wg_str {
+  char *s;
+  size_t len, cap;
+  int oom;
+} wg_str;
+void gpux__wg_cat(wg_str *s, const char *fmt, ...) GPUX__PRINTF(2, 3);
+void gpux__wg_str_free(wg_str *s);
+/* A float as a WGSL literal that round-trips ("1.5", "-3.4028235e+38", "bitcast<f32>(0x7fc00000u)"). */
+const char *gpux__wg_float(char buf[48], float v);
+
+/* ---- kernels: how an op emits its dispatches ---- */
+
+typedef struct wg_build wg_build;
+
+enum { WG_F32 = 0, WG_I32 = 1, WG_VEC4 = 2 };
+
+/* The node being built and its inputs and outputs: shapes and dtypes, and data for inputs known
+ * when planning (initializers, folded constants, small integer model inputs). */
+const gpux_node *gpux__wg_node(wg_build *b);
+int gpux__wg_opset(wg_build *b);
+const gpux_tensor *gpux__wg_in(wg_build *b, int i);   /* NULL when omitted */
+const gpux_tensor *gpux__wg_out(wg_build *b, int i);  /* NULL when omitted */
+int gpux__wg_n_in(wg_build *b);
+int gpux__wg_n_out(wg_build *b);
+int gpux__wg_is_const(wg_build *b, int i);            /* input i has data when planning */
+const wg_device *gpux__wg_dev(wg_build *b);
+/* Declines the node (it runs on the CPU); `why` is kept for reports. Returns GPUX_E_UNSUPPORTED. */
+int gpux__wg_decline(wg_build *b, const char *fmt, ...) GPUX__PRINTF(2, 3);
+
+/* Storage the next dispatch binds, as binding numbers (0, 1, ...): the same storage asked twice
+ * gets the same number, since WebGPU forbids two writable bindings of one range. Inputs must be
+ * float32 (or, with WG_I32, integer data converted to i32 when uploaded); outputs are float32. */
+int gpux__wg_bind_in(wg_build *b, int i, int type);
+int gpux__wg_bind_out(wg_build *b, int i, int type);
+/* A temporary buffer of `bytes` that lives for this node's dispatches: returns a scratch id to
+ * bind with gpux__wg_bind_scratch (ids stay valid across dispatches of the node). */
+int gpux__wg_scratch(wg_build *b, uint64_t bytes);
+int gpux__wg_bind_scratch(wg_build *b, int scratch, int type);
+/* Writes the declarations of the bindings asked for so far ("@group(0) @binding(k) var<storage,
+ * read_write> bk: array<f32>;"), to start the shader text. */
+void gpux__wg_decls(wg_build *b, wg_str *s);
+/* Emits a dispatch of the shader (entry point main) over the bindings asked for since the last
+ * dispatch, then starts a new binding list. */
+int gpux__wg_dispatch(wg_build *b, wg_str *wgsl, uint32_t x, uint32_t y, uint32_t z);
+/* Output `out` is input `in` reinterpreted (Reshape, Squeeze, Identity...): no copy. */
+int gpux__wg_alias(wg_build *b, int out, int in);
+
+/* Splits n workgroups over x and y (each at most the device's per-dimension limit); the shader
+ * recovers the flat workgroup index as wid.y * x + wid.x. */
+void gpux__wg_grid(wg_build *b, uint64_t n_groups, uint32_t *x, uint32_t *y);
+
+/* Shared generators (ops-elementwise.c). gpux__wg_ew emits out[i] = expr(a0, a1, ...) where a_k
+ * is input in[k] (bound as types[k], WG_F32 when types is NULL) read at sum(coord[d] *
+ * strides[k][d]) over the output's coordinates; numpy broadcasting when strides is NULL. */
+int gpux__wg_ew(wg_build *b, int n, const int *in, const int *types, const int64_t (*strides)[GPUX_MAX_DIMS],
+                const char *expr, int out_idx);
+void gpux__wg_bcast_strides(const gpux_tensor *in, const gpux_tensor *out, int64_t *strides);
+/* Appends the WGSL helper functions (gx_erf, gx_pow, gx_tanh, ...) that `expr` names. */
+void gpux__wg_helpers(wg_str *s, const char *expr);
+
+/* An op kernel: emits the node's dispatches, or declines. */
+typedef int (*wg_op_fn)(wg_build *b);
+typedef struct wg_op {
+  const char *op_type;           /* default domain */
+  wg_op_fn fn;
+} wg_op;
+wg_op_fn gpux__wg_op_find(const char *domain, const char *op_type);
+
+/* The op families (each table ends with {0}). */
+extern const wg_op gpux__wg_ops_elementwise[];
+extern const wg_op gpux__wg_ops_shape[];
+extern const wg_op gpux__wg_ops_linalg[];
+extern const wg_op gpux__wg_ops_conv[];
+extern const wg_op gpux__wg_ops_norm[];
+extern const wg_op gpux__wg_ops_reduce[];
+
+extern const gpux_backend_i gpux__backend_webgpu;
+
+#endif

@@ -1,0 +1,677 @@
+/* store.c — the local image store: an OCI image layout (oci-layout, index.json, blobs/sha256/)
+ * under $GPUX_HOME. Blobs are content-addressed and written atomically (temporary file, fsync,
+ * rename); index.json is rewritten atomically under an exclusive flock so that concurrent gpux
+ * processes never corrupt it; every blob read is verified against its digest. */
+#include "store/store.h"
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- sha256 ---- */
+
+static void hex_digest(const unsigned char *md, char digest[72]) {
+  static const char hex[] = "0123456789abcdef";
+  memcpy(digest, "sha256:", 7);
+  for (int i = 0; i < 32; i++) {
+    digest[7 + 2 * i] = hex[md[i] >> 4];
+    digest[8 + 2 * i] = hex[md[i] & 15];
+  }
+  digest[71] = 0;
+}
+
+void gpux__sha256_bytes(const void *data, size_t len, char digest[72]) {
+  unsigned char md[32];
+  unsigned int n = 0;
+  EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
+  hex_digest(md, digest);
+}
+
+/* Copies `in` to `out` (when out >= 0) while hashing. */
+static int hash_stream(int in, int out, char digest[72], int64_t *size, const char *what) {
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+    EVP_MD_CTX_free(ctx);
+    return gpux__error(GPUX_E_INTERNAL, "sha256 is not available");
+  }
+  static _Thread_local unsigned char buf[1 << 16];
+  int64_t total = 0;
+  for (;;) {
+    ssize_t n = read(in, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) { EVP_MD_CTX_free(ctx); return gpux__error(GPUX_E_IO, "%s: read: %s", what, strerror(errno)); }
+    if (n == 0) break;
+    EVP_DigestUpdate(ctx, buf, (size_t)n);
+    for (ssize_t off = 0; out >= 0 && off < n;) {
+      ssize_t w = write(out, buf + off, (size_t)(n - off));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        EVP_MD_CTX_free(ctx);
+        return gpux__error(GPUX_E_IO, "writing the store: %s", strerror(errno)); /* ENOSPC lands here */
+      }
+      off += w;
+    }
+    total += n;
+  }
+  unsigned char md[32];
+  unsigned int mdlen = 0;
+  EVP_DigestFinal_ex(ctx, md, &mdlen);
+  EVP_MD_CTX_free(ctx);
+  hex_digest(md, digest);
+  if (size) *size = total;
+  return 0;
+}
+
+int gpux__sha256_file(const char *path, char digest[72], int64_t *size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return gpux__error(errno == ENOENT ? GPUX_E_NOTFOUND : GPUX_E_IO, "%s: %s", path, strerror(errno));
+  int rc = hash_stream(fd, -1, digest, size, path);
+  close(fd);
+  return rc;
+}
+
+/* ---- paths and files ---- */
+
+static int mkdirs(const char *path) {
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s", path);
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(tmp, 0755) < 0 && errno != EEXIST) return gpux__error(GPUX_E_IO, "%s: %s", tmp, strerror(errno));
+    *p = '/';
+  }
+  if (mkdir(tmp, 0755) < 0 && errno != EEXIST) return gpux__error(GPUX_E_IO, "%s: %s", tmp, strerror(errno));
+  return 0;
+}
+
+static int valid_digest(const char *d) {
+  if (strncmp(d, "sha256:", 7) || strlen(d) != 71) return 0;
+  for (int i = 7; i < 71; i++)
+    if (!((d[i] >= '0' && d[i] <= '9') || (d[i] >= 'a' && d[i] <= 'f'))) return 0;
+  return 1;
+}
+
+int gpux__store_blob_path(const gpux_store *st, const char *digest, char *buf, size_t len) {
+  if (!valid_digest(digest)) return gpux__error(GPUX_E_INVALID, "'%s' is not a sha256 digest", digest);
+  snprintf(buf, len, "%s/blobs/sha256/%s", st->root, digest + 7);
+  return 0;
+}
+
+int gpux__store_has_blob(const gpux_store *st, const gpux__blob_ref *ref) {
+  char path[4096];
+  struct stat sb;
+  if (gpux__store_blob_path(st, ref->digest, path, sizeof path)) return 0;
+  return stat(path, &sb) == 0 && sb.st_size == ref->size;
+}
+
+/* A new temporary file in the store's tmp/ folder (same file system as blobs/, for rename). */
+static int temp_file(gpux_store *st, char *path, size_t len) {
+  snprintf(path, len, "%s/tmp/write-XXXXXX", st->root);
+  int fd = mkstemp(path);
+  if (fd < 0) return gpux__error(GPUX_E_IO, "%s: %s", path, strerror(errno));
+  return fd;
+}
+
+/* fsync + rename into place: the destination either does not exist or is complete. */
+static int commit_file(int fd, const char *tmp, const char *dest) {
+  if (fsync(fd) < 0) {
+    int e = errno;
+    close(fd);
+    unlink(tmp);
+    return gpux__error(GPUX_E_IO, "writing %s: %s", dest, strerror(e));
+  }
+  close(fd);
+  if (rename(tmp, dest) < 0) {
+    int e = errno;
+    unlink(tmp);
+    return gpux__error(GPUX_E_IO, "%s: %s", dest, strerror(e));
+  }
+  return 0;
+}
+
+static int write_file_atomic(gpux_store *st, const char *dest, const void *data, size_t len) {
+  char tmp[4096];
+  int fd = temp_file(st, tmp, sizeof tmp);
+  if (fd < 0) return fd;
+  for (size_t off = 0; off < len;) {
+    ssize_t w = write(fd, (const char *)data + off, len - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) {
+      int e = errno;
+      close(fd);
+      unlink(tmp);
+      return gpux__error(GPUX_E_IO, "writing %s: %s", dest, strerror(e));
+    }
+    off += (size_t)w;
+  }
+  return commit_file(fd, tmp, dest);
+}
+
+int gpux__store_put_file(gpux_store *st, const char *path, gpux__blob_ref *out) {
+  int in = open(path, O_RDONLY | O_CLOEXEC);
+  if (in < 0) return gpux__error(errno == ENOENT ? GPUX_E_NOTFOUND : GPUX_E_IO, "%s: %s", path, strerror(errno));
+  char tmp[4096];
+  int fd = temp_file(st, tmp, sizeof tmp);
+  if (fd < 0) { close(in); return fd; }
+  int rc = hash_stream(in, fd, out->digest, &out->size, path);
+  close(in);
+  if (rc) { close(fd); unlink(tmp); return rc; }
+  char dest[4096];
+  gpux__store_blob_path(st, out->digest, dest, sizeof dest);
+  if (gpux__store_has_blob(st, out)) { /* identical content is stored once */
+    close(fd);
+    unlink(tmp);
+    return 0;
+  }
+  return commit_file(fd, tmp, dest);
+}
+
+int gpux__store_put_bytes(gpux_store *st, const void *data, size_t len, gpux__blob_ref *out) {
+  gpux__sha256_bytes(data, len, out->digest);
+  out->size = (int64_t)len;
+  if (gpux__store_has_blob(st, out)) return 0;
+  char dest[4096];
+  gpux__store_blob_path(st, out->digest, dest, sizeof dest);
+  return write_file_atomic(st, dest, data, len);
+}
+
+int gpux__store_verify_blob(gpux_store *st, const gpux__blob_ref *ref) {
+  char path[4096], got[72];
+  int64_t size;
+  int rc = gpux__store_blob_path(st, ref->digest, path, sizeof path);
+  if (rc) return rc;
+  if ((rc = gpux__sha256_file(path, got, &size))) return rc;
+  if (strcmp(got, ref->digest) || (ref->size >= 0 && size != ref->size))
+    return gpux__error(GPUX_E_PARSE, "blob %.19s is corrupt: its content hashes to %.19s", ref->digest, got);
+  return 0;
+}
+
+int gpux__store_read_blob(gpux_store *st, const char *digest, char **data, size_t *len) {
+  char path[4096], got[72];
+  *data = NULL;
+  int rc = gpux__store_blob_path(st, digest, path, sizeof path);
+  if (rc) return rc;
+  FILE *f = fopen(path, "rb");
+  if (!f) return gpux__error(GPUX_E_NOTFOUND, "blob %.19s is missing from the store", digest);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *buf = n >= 0 ? gpux__malloc((size_t)n + 1) : NULL;
+  if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+    fclose(f);
+    free(buf);
+    return buf ? gpux__error(GPUX_E_IO, "%s: read failed", path) : GPUX_E_NOMEM;
+  }
+  fclose(f);
+  buf[n] = 0;
+  gpux__sha256_bytes(buf, (size_t)n, got);
+  if (strcmp(got, digest)) {
+    free(buf);
+    return gpux__error(GPUX_E_PARSE, "blob %.19s is corrupt: its content hashes to %.19s", digest, got);
+  }
+  *data = buf;
+  if (len) *len = (size_t)n;
+  return 0;
+}
+
+/* ---- references ---- */
+
+int gpux__ref_normalize(const char *ref, char *out, size_t len) {
+  if (!ref || !*ref) return gpux__error(GPUX_E_INVALID, "empty image name");
+  const char *colon = strrchr(ref, ':');
+  const char *slash = strrchr(ref, '/');
+  if (colon && slash && colon < slash) colon = NULL; /* a registry port, not a tag */
+  size_t name_len = colon ? (size_t)(colon - ref) : strlen(ref);
+  const char *tag = colon ? colon + 1 : "latest";
+  if (name_len == 0) return gpux__error(GPUX_E_INVALID, "'%s': the image name is empty", ref);
+  for (size_t i = 0; i < name_len; i++) {
+    char c = ref[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' || c == '/' || c == ':'))
+      return gpux__error(GPUX_E_INVALID, "'%s': image names use lowercase letters, digits and . _ - /", ref);
+  }
+  if (!*tag || strlen(tag) > 128) return gpux__error(GPUX_E_INVALID, "'%s': the tag is empty or too long", ref);
+  for (const char *t = tag; *t; t++)
+    if (!((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') || (*t >= '0' && *t <= '9') || *t == '.' || *t == '_' || *t == '-'))
+      return gpux__error(GPUX_E_INVALID, "'%s': tags use letters, digits and . _ -", ref);
+  if (name_len + strlen(tag) + 2 > len) return gpux__error(GPUX_E_INVALID, "'%s': too long", ref);
+  snprintf(out, len, "%.*s:%s", (int)name_len, ref, tag);
+  return 0;
+}
+
+/* ---- the index ---- */
+
+static int lock_index(gpux_store *st) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/index.json.lock", st->root);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return gpux__error(GPUX_E_IO, "%s: %s", path, strerror(errno));
+  while (flock(fd, LOCK_EX) < 0)
+    if (errno != EINTR) { close(fd); return gpux__error(GPUX_E_IO, "%s: lock: %s", path, strerror(errno)); }
+  return fd;
+}
+
+static void unlock_index(int fd) {
+  if (fd >= 0) { flock(fd, LOCK_UN); close(fd); }
+}
+
+static cJSON *read_index(gpux_store *st) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/index.json", st->root);
+  FILE *f = fopen(path, "rb");
+  cJSON *idx = NULL;
+  if (f) {
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n > 0 ? malloc((size_t)n + 1) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+      buf[n] = 0;
+      idx = cJSON_Parse(buf);
+    }
+    free(buf);
+    fclose(f);
+  }
+  if (!idx || !cJSON_IsArray(cJSON_GetObjectItem(idx, "manifests"))) {
+    cJSON_Delete(idx);
+    idx = cJSON_CreateObject();
+    cJSON_AddNumberToObject(idx, "schemaVersion", 2);
+    cJSON_AddStringToObject(idx, "mediaType", GPUX_MEDIA_INDEX);
+    cJSON_AddItemToObject(idx, "manifests", cJSON_CreateArray());
+  }
+  return idx;
+}
+
+static int write_index(gpux_store *st, cJSON *idx) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/index.json", st->root);
+  char *text = cJSON_Print(idx);
+  if (!text) return gpux__error(GPUX_E_NOMEM, "out of memory writing the index");
+  int rc = write_file_atomic(st, path, text, strlen(text));
+  free(text);
+  return rc;
+}
+
+static const char *entry_ref(const cJSON *m) {
+  const cJSON *ann = cJSON_GetObjectItem(m, "annotations");
+  const cJSON *r = ann ? cJSON_GetObjectItem(ann, GPUX_ANNOT_REF) : NULL;
+  return cJSON_IsString(r) ? r->valuestring : NULL;
+}
+
+/* index entry for a canonical ref, or NULL */
+static cJSON *find_entry(cJSON *idx, const char *ref, int *pos) {
+  cJSON *list = cJSON_GetObjectItem(idx, "manifests"), *m;
+  int i = 0;
+  cJSON_ArrayForEach(m, list) {
+    const char *r = entry_ref(m);
+    if (r && !strcmp(r, ref)) { if (pos) *pos = i; return m; }
+    i++;
+  }
+  return NULL;
+}
+
+int gpux__store_set_ref(gpux_store *st, const char *ref, const gpux__blob_ref *manifest) {
+  char canon[512];
+  int rc = gpux__ref_normalize(ref, canon, sizeof canon);
+  if (rc) return rc;
+  int lock = lock_index(st);
+  if (lock < 0) return lock;
+  cJSON *idx = read_index(st);
+  int pos;
+  if (find_entry(idx, canon, &pos)) cJSON_DeleteItemFromArray(cJSON_GetObjectItem(idx, "manifests"), pos);
+  cJSON *e = cJSON_CreateObject();
+  cJSON_AddStringToObject(e, "mediaType", GPUX_MEDIA_MANIFEST);
+  cJSON_AddStringToObject(e, "digest", manifest->digest);
+  cJSON_AddNumberToObject(e, "size", (double)manifest->size);
+  cJSON_AddStringToObject(e, "artifactType", GPUX_ARTIFACT_TYPE);
+  cJSON *ann = cJSON_AddObjectToObject(e, "annotations");
+  cJSON_AddStringToObject(ann, GPUX_ANNOT_REF, canon);
+  cJSON_AddItemToArray(cJSON_GetObjectItem(idx, "manifests"), e);
+  rc = write_index(st, idx);
+  cJSON_Delete(idx);
+  unlock_index(lock);
+  return rc;
+}
+
+static int is_hex_prefix(const char *s) {
+  size_t n = strlen(s);
+  if (n < 12 || n > 64) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
+  return 1;
+}
+
+int gpux__store_resolve(gpux_store *st, const char *ref, gpux__blob_ref *manifest, char *canonical, size_t len) {
+  cJSON *idx = read_index(st), *m;
+  int rc = GPUX_E_NOTFOUND;
+  const char *hex = !strncmp(ref, "sha256:", 7) ? ref + 7 : is_hex_prefix(ref) ? ref : NULL;
+  char canon[512] = "";
+  if (!hex && (rc = gpux__ref_normalize(ref, canon, sizeof canon))) { cJSON_Delete(idx); return rc; }
+  rc = GPUX_E_NOTFOUND;
+  cJSON_ArrayForEach(m, cJSON_GetObjectItem(idx, "manifests")) {
+    const cJSON *d = cJSON_GetObjectItem(m, "digest"), *sz = cJSON_GetObjectItem(m, "size");
+    const char *r = entry_ref(m);
+    if (!cJSON_IsString(d)) continue;
+    int match = hex ? !strncmp(d->valuestring + 7, hex, strlen(hex)) : (r && !strcmp(r, canon));
+    if (!match) continue;
+    snprintf(manifest->digest, sizeof manifest->digest, "%s", d->valuestring);
+    manifest->size = cJSON_IsNumber(sz) ? (int64_t)sz->valuedouble : -1;
+    if (canonical) snprintf(canonical, len, "%s", r ? r : "");
+    rc = 0;
+    break;
+  }
+  cJSON_Delete(idx);
+  if (rc) return gpux__error(GPUX_E_NOTFOUND, "no image '%s' in %s (see gpux list)", canon[0] ? canon : ref, st->root);
+  return 0;
+}
+
+/* ---- images ---- */
+
+static void now_rfc3339(char *buf, size_t len) {
+  time_t t = time(NULL);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static cJSON *descriptor(const char *media_type, const gpux__blob_ref *b) {
+  cJSON *d = cJSON_CreateObject();
+  cJSON_AddStringToObject(d, "mediaType", media_type);
+  cJSON_AddStringToObject(d, "digest", b->digest);
+  cJSON_AddNumberToObject(d, "size", (double)b->size);
+  return d;
+}
+
+int gpux__store_write_image(gpux_store *st, const char *ref, const char *config_json,
+                            const gpux__layer_src *layers, int n_layers, gpux__blob_ref *manifest_out) {
+  gpux__blob_ref config, manifest;
+  int rc = gpux__store_put_bytes(st, config_json, strlen(config_json), &config);
+  if (rc) return rc;
+  cJSON *man = cJSON_CreateObject();
+  cJSON_AddNumberToObject(man, "schemaVersion", 2);
+  cJSON_AddStringToObject(man, "mediaType", GPUX_MEDIA_MANIFEST);
+  cJSON_AddStringToObject(man, "artifactType", GPUX_ARTIFACT_TYPE);
+  cJSON_AddItemToObject(man, "config", descriptor(GPUX_MEDIA_CONFIG, &config));
+  cJSON *arr = cJSON_AddArrayToObject(man, "layers");
+  for (int i = 0; i < n_layers; i++) {
+    gpux__blob_ref b;
+    if ((rc = gpux__store_put_file(st, layers[i].path, &b))) { cJSON_Delete(man); return rc; }
+    cJSON *d = descriptor(layers[i].media_type, &b);
+    cJSON *ann = cJSON_AddObjectToObject(d, "annotations");
+    cJSON_AddStringToObject(ann, GPUX_ANNOT_TITLE, layers[i].title);
+    cJSON_AddItemToArray(arr, d);
+  }
+  char created[32];
+  now_rfc3339(created, sizeof created);
+  cJSON *ann = cJSON_AddObjectToObject(man, "annotations");
+  cJSON_AddStringToObject(ann, GPUX_ANNOT_CREATED, created);
+  char *text = cJSON_Print(man);
+  cJSON_Delete(man);
+  if (!text) return gpux__error(GPUX_E_NOMEM, "out of memory");
+  rc = gpux__store_put_bytes(st, text, strlen(text), &manifest);
+  free(text);
+  if (!rc) rc = gpux__store_set_ref(st, ref, &manifest);
+  if (!rc && manifest_out) *manifest_out = manifest;
+  return rc;
+}
+
+void gpux__oci_image_free(gpux__oci_image *img) {
+  free(img->manifest_json);
+  free(img->config_json);
+  free(img->layers);
+  memset(img, 0, sizeof *img);
+}
+
+int gpux__store_load_image(gpux_store *st, const char *ref, gpux__oci_image *img) {
+  memset(img, 0, sizeof *img);
+  int rc = gpux__store_resolve(st, ref, &img->manifest, img->ref, sizeof img->ref);
+  if (rc) return rc;
+  size_t len;
+  if ((rc = gpux__store_read_blob(st, img->manifest.digest, &img->manifest_json, &len))) return rc;
+  cJSON *man = cJSON_Parse(img->manifest_json);
+  const cJSON *cfg = man ? cJSON_GetObjectItem(man, "config") : NULL;
+  const cJSON *cd = cfg ? cJSON_GetObjectItem(cfg, "digest") : NULL;
+  const cJSON *layers = man ? cJSON_GetObjectItem(man, "layers") : NULL;
+  if (!cJSON_IsString(cd) || !cJSON_IsArray(layers)) {
+    cJSON_Delete(man);
+    gpux__oci_image_free(img);
+    return gpux__error(GPUX_E_PARSE, "image '%s': the manifest is not a gpux image", ref);
+  }
+  snprintf(img->config.digest, sizeof img->config.digest, "%s", cd->valuestring);
+  if ((rc = gpux__store_read_blob(st, img->config.digest, &img->config_json, &len))) {
+    cJSON_Delete(man);
+    gpux__oci_image_free(img);
+    return rc;
+  }
+  img->config.size = (int64_t)len;
+  int n = cJSON_GetArraySize(layers);
+  img->layers = gpux__calloc((size_t)n + 1, sizeof *img->layers);
+  if (!img->layers) { cJSON_Delete(man); gpux__oci_image_free(img); return GPUX_E_NOMEM; }
+  const cJSON *l;
+  cJSON_ArrayForEach(l, layers) {
+    gpux__layer *L = &img->layers[img->n_layers];
+    const cJSON *d = cJSON_GetObjectItem(l, "digest"), *sz = cJSON_GetObjectItem(l, "size");
+    const cJSON *mt = cJSON_GetObjectItem(l, "mediaType"), *ann = cJSON_GetObjectItem(l, "annotations");
+    const cJSON *title = ann ? cJSON_GetObjectItem(ann, GPUX_ANNOT_TITLE) : NULL;
+    if (!cJSON_IsString(d) || !cJSON_IsString(title) || strchr(title->valuestring, '/') || title->valuestring[0] == '.') {
+      cJSON_Delete(man);
+      gpux__oci_image_free(img);
+      return gpux__error(GPUX_E_PARSE, "image '%s': a layer has no digest or a bad title", ref);
+    }
+    snprintf(L->blob.digest, sizeof L->blob.digest, "%s", d->valuestring);
+    L->blob.size = cJSON_IsNumber(sz) ? (int64_t)sz->valuedouble : -1;
+    snprintf(L->title, sizeof L->title, "%s", title->valuestring);
+    snprintf(L->media_type, sizeof L->media_type, "%s", cJSON_IsString(mt) ? mt->valuestring : "");
+    img->n_layers++;
+  }
+  cJSON_Delete(man);
+  return 0;
+}
+
+int gpux__oci_image_dir(gpux_store *st, const gpux__oci_image *img, char *dir, size_t len) {
+  snprintf(dir, len, "%s/run/%.16s", st->root, img->manifest.digest + 7);
+  char ready[4200];
+  snprintf(ready, sizeof ready, "%s/.verified", dir);
+  struct stat sb;
+  int verified = stat(ready, &sb) == 0;
+  int rc = mkdirs(dir);
+  if (rc) return rc;
+  for (int i = 0; i < img->n_layers; i++) {
+    const gpux__layer *L = &img->layers[i];
+    char blob[4096], link_path[4400];
+    gpux__store_blob_path(st, L->blob.digest, blob, sizeof blob);
+    /* verified once per image folder; a changed blob size still triggers a re-check */
+    if (!verified || stat(blob, &sb) || sb.st_size != L->blob.size) {
+      if ((rc = gpux__store_verify_blob(st, &L->blob))) return gpux__error_prefix(rc, "layer '%s': ", L->title);
+      verified = 0;
+    }
+    snprintf(link_path, sizeof link_path, "%s/%s", dir, L->title);
+    unlink(link_path);
+    if (symlink(blob, link_path) < 0) return gpux__error(GPUX_E_IO, "%s: %s", link_path, strerror(errno));
+  }
+  if (!verified) {
+    int fd = open(ready, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) close(fd);
+  }
+  return 0;
+}
+
+/* ---- garbage collection: blobs no tagged image uses ---- */
+
+static int collect_garbage(gpux_store *st, cJSON *idx) {
+  /* every digest reachable from the index */
+  size_t cap = 64, n = 0;
+  char (*keep)[72] = malloc(cap * sizeof *keep);
+  if (!keep) return GPUX_E_NOMEM;
+  cJSON *m;
+  cJSON_ArrayForEach(m, cJSON_GetObjectItem(idx, "manifests")) {
+    const cJSON *d = cJSON_GetObjectItem(m, "digest");
+    if (!cJSON_IsString(d)) continue;
+    char *text = NULL;
+    size_t len;
+    if (gpux__store_read_blob(st, d->valuestring, &text, &len)) continue; /* keep what we cannot read */
+    cJSON *man = cJSON_Parse(text);
+    free(text);
+    const cJSON *items[64];
+    int ni = 0;
+    items[ni++] = d;
+    const cJSON *cfg = man ? cJSON_GetObjectItem(man, "config") : NULL;
+    if (cfg) items[ni++] = cJSON_GetObjectItem(cfg, "digest");
+    const cJSON *l, *layer_list = man ? cJSON_GetObjectItem(man, "layers") : NULL;
+    cJSON_ArrayForEach(l, layer_list)
+      if (ni < 64) items[ni++] = cJSON_GetObjectItem(l, "digest");
+    for (int i = 0; i < ni; i++) {
+      if (!cJSON_IsString(items[i])) continue;
+      if (n == cap) {
+        cap *= 2;
+        void *nk = realloc(keep, cap * sizeof *keep);
+        if (!nk) { cJSON_Delete(man); free(keep); return GPUX_E_NOMEM; }
+        keep = nk;
+      }
+      snprintf(keep[n++], 72, "%s", items[i]->valuestring);
+    }
+    cJSON_Delete(man);
+  }
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/blobs/sha256", st->root);
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    if (strlen(e->d_name) != 64) continue;
+    int used = 0;
+    for (size_t i = 0; i < n && !used; i++) used = !strcmp(keep[i] + 7, e->d_name);
+    if (used) continue;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    unlink(path);
+  }
+  if (d) closedir(d);
+  free(keep);
+  return 0;
+}
+
+/* ---- public API ---- */
+
+int gpux_store_open(const char *home, gpux_store **out) {
+  *out = NULL;
+  char root[4096];
+  if (home && *home) snprintf(root, sizeof root, "%s", home);
+  else if (getenv("GPUX_HOME") && *getenv("GPUX_HOME")) snprintf(root, sizeof root, "%s", getenv("GPUX_HOME"));
+  else if (getenv("HOME")) snprintf(root, sizeof root, "%s/.gpux", getenv("HOME"));
+  else return gpux__error(GPUX_E_INVALID, "neither GPUX_HOME nor HOME is set");
+  char sub[4200];
+  int rc;
+  const char *dirs[] = {"", "/blobs/sha256", "/tmp", "/run"};
+  for (size_t i = 0; i < GPUX__ARRAY_LEN(dirs); i++) {
+    snprintf(sub, sizeof sub, "%s%s", root, dirs[i]);
+    if ((rc = mkdirs(sub))) return gpux__error_prefix(rc, "the store: ");
+  }
+  gpux_store *st = gpux__calloc(1, sizeof *st);
+  if (!st || !(st->root = gpux__strdup(root))) { free(st); return GPUX_E_NOMEM; }
+  snprintf(sub, sizeof sub, "%s/oci-layout", root);
+  struct stat sb;
+  if (stat(sub, &sb) < 0) {
+    static const char layout[] = "{\"imageLayoutVersion\": \"1.0.0\"}\n";
+    if ((rc = write_file_atomic(st, sub, layout, sizeof layout - 1))) { gpux_store_close(st); return rc; }
+  }
+  *out = st;
+  return 0;
+}
+
+void gpux_store_close(gpux_store *st) {
+  if (!st) return;
+  free(st->root);
+  free(st);
+}
+
+const char *gpux_store_path(const gpux_store *st) { return st->root; }
+
+void gpux_free(void *p) { free(p); }
+
+static int64_t image_size(gpux_store *st, const char *manifest_digest, char *created, size_t clen) {
+  char *text = NULL;
+  size_t len;
+  if (gpux__store_read_blob(st, manifest_digest, &text, &len)) return -1;
+  cJSON *man = cJSON_Parse(text);
+  free(text);
+  int64_t total = (int64_t)len;
+  const cJSON *cfg = cJSON_GetObjectItem(man, "config"), *l;
+  if (cfg) total += (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(cfg, "size"));
+  cJSON_ArrayForEach(l, cJSON_GetObjectItem(man, "layers")) total += (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(l, "size"));
+  const cJSON *ann = cJSON_GetObjectItem(man, "annotations");
+  const cJSON *c = ann ? cJSON_GetObjectItem(ann, GPUX_ANNOT_CREATED) : NULL;
+  snprintf(created, clen, "%s", cJSON_IsString(c) ? c->valuestring : "");
+  cJSON_Delete(man);
+  return total;
+}
+
+int gpux_store_list(gpux_store *st, char **json) {
+  cJSON *idx = read_index(st), *m, *out = cJSON_CreateArray();
+  cJSON_ArrayForEach(m, cJSON_GetObjectItem(idx, "manifests")) {
+    const char *r = entry_ref(m);
+    const cJSON *d = cJSON_GetObjectItem(m, "digest");
+    if (!r || !cJSON_IsString(d)) continue;
+    const char *colon = strrchr(r, ':');
+    cJSON *e = cJSON_CreateObject();
+    char name[512], created[64];
+    snprintf(name, sizeof name, "%.*s", (int)(colon ? colon - r : (long)strlen(r)), r);
+    cJSON_AddStringToObject(e, "name", name);
+    cJSON_AddStringToObject(e, "tag", colon ? colon + 1 : "latest");
+    cJSON_AddStringToObject(e, "digest", d->valuestring);
+    cJSON_AddNumberToObject(e, "size", (double)image_size(st, d->valuestring, created, sizeof created));
+    cJSON_AddStringToObject(e, "created", created);
+    cJSON_AddItemToArray(out, e);
+  }
+  cJSON_Delete(idx);
+  *json = cJSON_PrintUnformatted(out);
+  cJSON_Delete(out);
+  return *json ? 0 : gpux__error(GPUX_E_NOMEM, "out of memory");
+}
+
+int gpux_store_remove(gpux_store *st, const char *ref) {
+  char canon[512];
+  int rc = gpux__ref_normalize(ref, canon, sizeof canon);
+  if (rc) return rc;
+  int lock = lock_index(st);
+  if (lock < 0) return lock;
+  cJSON *idx = read_index(st);
+  int pos;
+  if (!find_entry(idx, canon, &pos)) {
+    rc = gpux__error(GPUX_E_NOTFOUND, "no image '%s' in %s (see gpux list)", canon, st->root);
+  } else {
+    cJSON_DeleteItemFromArray(cJSON_GetObjectItem(idx, "manifests"), pos);
+    if (!(rc = write_index(st, idx))) rc = collect_garbage(st, idx);
+  }
+  cJSON_Delete(idx);
+  unlock_index(lock);
+  return rc;
+}
+
+int gpux_store_tag(gpux_store *st, const char *src, const char *dst) {
+  gpux__blob_ref manifest;
+  int rc = gpux__store_resolve(st, src, &manifest, NULL, 0);
+  if (rc) return rc;
+  return gpux__store_set_ref(st, dst, &manifest);
+}
+
+int gpux_store_inspect(gpux_store *st, const char *ref, char **json) {
+  gpux__oci_image img;
+  int rc = gpux__store_load_image(st, ref, &img);
+  if (rc) return rc;
+  cJSON *out = cJSON_CreateObject();
+  cJSON_AddStringToObject(out, "reference", img.ref);
+  cJSON_AddStringToObject(out, "digest", img.manifest.digest);
+  cJSON *man = cJSON_Parse(img.manifest_json), *cfg = cJSON_Parse(img.config_json);
+  cJSON_AddItemToObject(out, "manifest", man ? man : cJSON_CreateNull());
+  cJSON_AddItemToObject(out, "config", cfg ? cfg : cJSON_CreateNull());
+  gpux__oci_image_free(&img);
+  *json = cJSON_Print(out);
+  cJSON_Delete(out);
+  return *json ? 0 : gpux__error(GPUX_E_NOMEM, "out of memory");
+}
