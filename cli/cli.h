@@ -28,5 +28,14 @@ int cli_exit_code(int err);
 
 int cmd_verify(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_build(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_tag(int argc, char **argv);
+/* "cpu", "webgpu", "auto" -> gpux_backend_kind; prints the error and returns -1 otherwise. */
+int cli_parse_backend(const char *s, int *out);
 
 #endif

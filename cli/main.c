@@ -6,6 +6,14 @@
 static const cli_verb verbs[] = {
   {"verify", "run ONNX test-case folders and compare with their expected outputs", cmd_verify},
   {"bench", "time inference on ONNX test-case folders (median latency, peak memory)", cmd_bench},
+  {"build", "build an image from a folder with a GPUXfile", cmd_build},
+  {"run", "run an image (or a GPUXfile folder) on inputs", cmd_run},
+  {"init", "make a folder with a GPUXfile from a template", cmd_init},
+  {"inspect", "show an image: inputs, outputs, device, latency, ops, layers", cmd_inspect},
+  {"list", "list the images in the local store (also: images)", cmd_list},
+  {"images", "same as list", cmd_list},
+  {"rm", "remove images", cmd_rm},
+  {"tag", "give an image another name", cmd_tag},
 };
 
 void cli_error(int err, const char *fmt, ...) {

@@ -330,17 +330,49 @@ VECTORIZE static void axpy_strided(float *restrict y, const float *restrict x, f
   }
 }
 
+/* y[i] += w[0] * x[i * s] + w[1] * x[i * s + d] + w[2] * x[i * s + 2 * d] for i < n: three
+ * taps of a depthwise row in one pass over y. */
+VECTORIZE static void dw_row3(float *restrict y, const float *restrict x, const float *w, int64_t n,
+                              int64_t s, int64_t d) {
+  float w0 = w[0], w1 = w[1], w2 = w[2];
+  const float *x1 = x + d, *x2 = x + 2 * d;
+  if (s == 1) {
+    for (int64_t i = 0; i < n; i++) y[i] += w0 * x[i] + w1 * x1[i] + w2 * x2[i];
+  } else {
+    for (int64_t i = 0; i < n; i++) y[i] += w0 * x[i * s] + w1 * x1[i * s] + w2 * x2[i * s];
+  }
+}
+
+/* The same for five taps. */
+VECTORIZE static void dw_row5(float *restrict y, const float *restrict x, const float *w, int64_t n,
+                              int64_t s, int64_t d) {
+  float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4];
+  const float *x1 = x + d, *x2 = x + 2 * d, *x3 = x + 3 * d, *x4 = x + 4 * d;
+  if (s == 1) {
+    for (int64_t i = 0; i < n; i++) y[i] += w0 * x[i] + w1 * x1[i] + w2 * x2[i] + w3 * x3[i] + w4 * x4[i];
+  } else {
+    for (int64_t i = 0; i < n; i++)
+      y[i] += w0 * x[i * s] + w1 * x1[i * s] + w2 * x2[i * s] + w3 * x3[i * s] + w4 * x4[i * s];
+  }
+}
+
 #define DW_MAX_KW 64
 
-/* Depthwise (one input channel per group): each output row accumulates, tap by tap, the valid
- * span of the input row under it. */
+/* Depthwise (one input channel per group): each output row accumulates the input rows under
+ * it; where every tap of a kernel row is inside the input, 3- and 5-wide rows run fused, the
+ * rest tap by tap. */
 static void conv_depthwise_planes(void *ctx, int64_t begin, int64_t end) {
   const conv_job *j = ctx;
   const conv_dims *cd = j->cd;
   const gpux__window *w = &cd->w;
   int64_t lo[DW_MAX_KW], hi[DW_MAX_KW], nkw = GPUX__MIN(w->k[2], DW_MAX_KW);
-  for (int64_t kw = 0; kw < nkw; kw++)
+  int64_t all_lo = 0, all_hi = w->out[2]; /* output columns where every tap is inside */
+  for (int64_t kw = 0; kw < nkw; kw++) {
     valid_range(kw * w->d[2] - w->pb[2], w->s[2], w->in[2], w->out[2], &lo[kw], &hi[kw]);
+    all_lo = GPUX__MAX(all_lo, lo[kw]);
+    all_hi = GPUX__MIN(all_hi, hi[kw]);
+  }
+  int fused = (w->k[2] == 3 || w->k[2] == 5) && all_lo < all_hi;
   for (int64_t plane = begin; plane < end; plane++) {
     int64_t n = plane / cd->m, m = plane % cd->m, g = m / cd->mg;
     const float *xc = j->x + (n * cd->c + g) * cd->is;   /* [in0, in1, in2] */
@@ -359,11 +391,21 @@ static void conv_depthwise_planes(void *ctx, int64_t begin, int64_t end) {
             if (ih < 0 || ih >= w->in[1]) continue;
             const float *xr = xc + (id * w->in[1] + ih) * w->in[2];
             const float *wr = wk + (kd * w->k[1] + kh) * w->k[2];
+            if (fused) {
+              const float *xs = xr + all_lo * w->s[2] - w->pb[2];
+              if (w->k[2] == 3) dw_row3(yr + all_lo, xs, wr, all_hi - all_lo, w->s[2], w->d[2]);
+              else dw_row5(yr + all_lo, xs, wr, all_hi - all_lo, w->s[2], w->d[2]);
+            }
             for (int64_t kw = 0; kw < w->k[2]; kw++) {
               int64_t xoff = kw * w->d[2] - w->pb[2], l, h;
               if (kw < DW_MAX_KW) l = lo[kw], h = hi[kw];
               else valid_range(xoff, w->s[2], w->in[2], w->out[2], &l, &h);
-              if (l < h) axpy_strided(yr + l, xr + l * w->s[2] + xoff, wr[kw], h - l, w->s[2]);
+              if (fused) { /* only the edges outside [all_lo, all_hi) are left */
+                if (l < all_lo) axpy_strided(yr + l, xr + l * w->s[2] + xoff, wr[kw], all_lo - l, w->s[2]);
+                if (all_hi < h) axpy_strided(yr + all_hi, xr + all_hi * w->s[2] + xoff, wr[kw], h - all_hi, w->s[2]);
+              } else if (l < h) {
+                axpy_strided(yr + l, xr + l * w->s[2] + xoff, wr[kw], h - l, w->s[2]);
+              }
             }
           }
         }

@@ -68,9 +68,9 @@ static inline float exp_neg(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  int32_t bits;
+  uint32_t bits;
   memcpy(&bits, &t, 4);
-  bits = (bits - 0x4b400000 + 127) * (1 << 23);     /* 2^n; n = -127 gives +0 */
+  bits = (bits - 0x4b400000u + 127u) << 23;         /* 2^n; n = -127 gives +0 */
   float s;
   memcpy(&s, &bits, 4);
   return p * s;
@@ -251,6 +251,43 @@ static void sm_lines_f64(void *ctx, int64_t b, int64_t e) {
   }
 }
 
+/* Rounds a float to float16 or bfloat16 and back. */
+static float round16(int dt, float v) {
+  return dt == GPUX_DT_FLOAT16 ? gpux__f16_to_f32(gpux__f32_to_f16(v)) : gpux__bf16_to_f32(gpux__f32_to_bf16(v));
+}
+
+/* float16 and bfloat16 Softmax/LogSoftmax, rounding each step to the dtype the way the ONNX
+ * reference (numpy) computes them, so that graphs chaining 16-bit ops agree with it:
+ * d = R(x - max), e = R(exp(d)), s = sum of e (float16: summed in float32 then rounded; bfloat16:
+ * rounded at every addition), y = R(e / s) or R(d - R(log s)). */
+static void sm_lines_16(void *ctx, int64_t b, int64_t e) {
+  const sm_ctx *c = ctx;
+  int dt = c->x->dtype;
+  const uint16_t *xd = c->x->data;
+  uint16_t *yd = c->y->data;
+  float (*load)(uint16_t) = dt == GPUX_DT_FLOAT16 ? gpux__f16_to_f32 : gpux__bf16_to_f32;
+  uint16_t (*store)(float) = dt == GPUX_DT_FLOAT16 ? gpux__f32_to_f16 : gpux__f32_to_bf16;
+  for (int64_t t = b; t < e; t++) {
+    int64_t base = (t / c->inner) * c->n * c->inner + t % c->inner, st = c->inner;
+    float m = load(xd[base]);
+    for (int64_t j = 1; j < c->n; j++) {
+      float v = load(xd[base + j * st]);
+      if (v > m || (isnan(v) && !isnan(m))) m = v;
+    }
+    float s = 0;
+    for (int64_t j = 0; j < c->n; j++) {
+      float ej = round16(dt, expf(round16(dt, load(xd[base + j * st]) - m)));
+      s = dt == GPUX_DT_BFLOAT16 ? round16(dt, s + ej) : s + ej;
+    }
+    s = round16(dt, s);
+    float ls = round16(dt, logf(s));
+    for (int64_t j = 0; j < c->n; j++) {
+      float d = round16(dt, load(xd[base + j * st]) - m);
+      yd[base + j * st] = store(c->mode == SM_SOFT ? round16(dt, expf(d)) / s : d - ls);
+    }
+  }
+}
+
 static int softmax_run(gpux_kctx *k, int mode) {
   const gpux_tensor *x = IN(0);
   if (need_float(k, x, 0)) return k->status;
@@ -280,6 +317,8 @@ static int softmax_run(gpux_kctx *k, int mode) {
       c.blocks = (c.inner + SM_BLOCK - 1) / SM_BLOCK;
       gpux__parallel_for(outer * c.blocks, grain_for(c.n * GPUX__MIN(c.inner, SM_BLOCK)), sm_cols_f32, &c);
     }
+  } else if ((x->dtype == GPUX_DT_FLOAT16 || x->dtype == GPUX_DT_BFLOAT16) && mode != SM_HARD) {
+    gpux__parallel_for(outer * c.inner, grain_for(c.n), sm_lines_16, &c);
   } else {
     gpux__parallel_for(outer * c.inner, grain_for(c.n), sm_lines_f64, &c);
   }

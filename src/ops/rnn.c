@@ -220,7 +220,9 @@ static int run_direction(const rnn_conf *cf, const activation *acts, int reverse
             gi[j] += p[j] * cp[j];
             gf[j] += p[2 * H + j] * cp[j];
           }
-        clip_apply(cf->clip, g, GH);
+        clip_apply(cf->clip, gi, H);
+        clip_apply(cf->clip, gf, H);
+        clip_apply(cf->clip, gc, H);
         act_apply(&acts[0], gi, H);
         act_apply(&acts[0], gf, H);
         if (cf->input_forget)
@@ -228,10 +230,9 @@ static int run_direction(const rnn_conf *cf, const activation *acts, int reverse
         act_apply(&acts[1], gc, H);
         float *cn = tmp + b * H;
         for (int64_t j = 0; j < H; j++) cn[j] = gf[j] * cp[j] + gi[j] * gc[j];
-        if (p) {
+        if (p)
           for (int64_t j = 0; j < H; j++) go[j] += p[H + j] * cn[j];
-          clip_apply(cf->clip, go, H);
-        }
+        clip_apply(cf->clip, go, H);
         act_apply(&acts[0], go, H);
         float *hn = hnew + b * H;
         memcpy(hn, cn, (size_t)H * sizeof(float));

@@ -150,6 +150,8 @@ static int from_json_node(gpux__arena *a, const cJSON *j, int depth, gpux__snode
       if (v == (double)(int64_t)v && v > -9e15 && v < 9e15) snprintf(num, sizeof num, "%lld", (long long)v);
       else snprintf(num, sizeof num, "%.9g", v);
       n->str = num;
+    } else if (cJSON_IsRaw(j)) {
+      n->str = j->valuestring;
     } else if (cJSON_IsBool(j)) {
       n->str = cJSON_IsTrue(j) ? "true" : "false";
     } else {

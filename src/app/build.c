@@ -1,0 +1,507 @@
+/* build.c — gpux_build: a folder with a GPUXfile becomes an image in the local store.
+ *
+ *   parse + validate the GPUXfile -> fetch URL/hf: sources -> load the model(s), check every op
+ *   has a kernel, check the declared inputs/outputs against them -> create sessions on the chosen
+ *   backend -> smoke-run with generated (or example) inputs, timing it and reading the peak
+ *   memory -> write the image: one layer per file (models, their external data, labels,
+ *   vocabulary, charset), and a config holding the normalized spec (file references rewritten to
+ *   layer titles) and the build record (device, backend, latency, memory, where each op ran). */
+#include "app/app.h"
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void progress(const gpux_build_options *o, const char *step, int64_t done, int64_t total) {
+  if (o && o->progress) o->progress(o->progress_ctx, step, done, total);
+}
+
+/* /proc/self/status fields in bytes (VmRSS, VmHWM); -1 when unavailable. */
+static int64_t proc_status_bytes(const char *field) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  int64_t v = -1;
+  size_t fl = strlen(field);
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, field, fl) && line[fl] == ':') { v = strtoll(line + fl + 1, NULL, 10) * 1024; break; }
+  fclose(f);
+  return v;
+}
+
+/* Resets the peak RSS so that VmHWM measures from now (Linux 4.0+; ignored elsewhere). */
+static void reset_peak_rss(void) {
+  int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  if (write(fd, "5", 1) < 0) { /* not supported: the peak then counts from process start */ }
+  close(fd);
+}
+
+/* ---- layers ---- */
+
+typedef struct {
+  char path[PATH_MAX];          /* the file (resolved) */
+  char title[256];              /* its name in the image */
+  const char *media_type;
+} layer_file;
+
+typedef struct {
+  layer_file *items;
+  int n, cap;
+} layer_list;
+
+static const char *base_of(const char *p) {
+  const char *s = strrchr(p, '/');
+  return s ? s + 1 : p;
+}
+
+/* Adds a file; returns its title through *title (the same title when the file is already in). */
+static int add_layer(layer_list *l, const char *path, const char *want_title, const char *media,
+                     int renamable, const char *prefix, const char **title) {
+  char real[PATH_MAX];
+  if (!realpath(path, real)) return gpux__error(errno == ENOENT ? GPUX_E_NOTFOUND : GPUX_E_IO, "%s: %s", path, strerror(errno));
+  for (int i = 0; i < l->n; i++)
+    if (!strcmp(l->items[i].path, real)) {
+      if (!renamable && strcmp(l->items[i].title, want_title))
+        return gpux__error(GPUX_E_INVALID, "%s is needed both as '%s' and '%s'", path, l->items[i].title, want_title);
+      *title = l->items[i].title;
+      return 0;
+    }
+  char t[256];
+  snprintf(t, sizeof t, "%s", want_title);
+  for (int attempt = 0;; attempt++) {
+    int clash = 0;
+    for (int i = 0; i < l->n && !clash; i++) clash = !strcmp(l->items[i].title, t);
+    if (!clash) break;
+    if (!renamable)
+      return gpux__error(GPUX_E_INVALID, "two different files are both named '%s' (external data keeps its name)", t);
+    if (attempt == 0 && prefix) snprintf(t, sizeof t, "%s-%s", prefix, want_title);
+    else snprintf(t, sizeof t, "%d-%s", attempt + 1, want_title);
+  }
+  if (t[0] == '.' || strchr(t, '/')) return gpux__error(GPUX_E_INVALID, "'%s' cannot be a file name in an image", t);
+  if (l->n == l->cap) {
+    int cap = l->cap ? l->cap * 2 : 8;
+    layer_file *p = gpux__realloc(l->items, sizeof *p * (size_t)cap);
+    if (!p) return GPUX_E_NOMEM;
+    l->items = p;
+    l->cap = cap;
+  }
+  layer_file *f = &l->items[l->n++];
+  snprintf(f->path, sizeof f->path, "%s", real);
+  snprintf(f->title, sizeof f->title, "%s", t);
+  f->media_type = media;
+  *title = f->title;
+  return 0;
+}
+
+#define MEDIA_ONNX "application/vnd.gpux.model.onnx"
+#define MEDIA_ONNX_DATA "application/vnd.gpux.model.onnx.data"
+#define MEDIA_TEXT "text/plain"
+#define MEDIA_JSON "application/json"
+
+static const char *text_media(const char *p) {
+  size_t n = strlen(p);
+  return n > 5 && !strcmp(p + n - 5, ".json") ? MEDIA_JSON : MEDIA_TEXT;
+}
+
+/* A file reference of the spec becomes a layer; the spec then names the layer. */
+static int add_ref(gpux__spec *s, layer_list *l, char **ref) {
+  if (!*ref) return 0;
+  char p[4096];
+  const char *title;
+  gpux__spec_path(s, *ref, p, sizeof p);
+  int rc = add_layer(l, p, base_of(*ref), text_media(*ref), 1, NULL, &title);
+  if (rc) return rc;
+  return (*ref = gpux__spec_strdup(s, title)) ? 0 : GPUX_E_NOMEM;
+}
+
+static int add_model_layers(gpux__spec *s, layer_list *l, gpux__spec_model *m, const char *step) {
+  char p[4096];
+  gpux__spec_path(s, m->path, p, sizeof p);
+  char **ext = NULL;
+  int n_ext = 0, rc = gpux__model_external_files(p, &ext, &n_ext);
+  if (rc) return rc;
+  /* external data first: their names are fixed by the model */
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", p);
+  char *slash = strrchr(dir, '/');
+  if (slash) *slash = 0;
+  else snprintf(dir, sizeof dir, ".");
+  for (int i = 0; i < n_ext && !rc; i++) {
+    char ep[8192];
+    const char *title;
+    if (strchr(ext[i], '/'))
+      rc = gpux__error(GPUX_E_UNSUPPORTED, "%s: external data '%s' in a sub-folder cannot go into an image", p, ext[i]);
+    else {
+      snprintf(ep, sizeof ep, "%s/%s", dir, ext[i]);
+      rc = add_layer(l, ep, ext[i], MEDIA_ONNX_DATA, 0, NULL, &title);
+    }
+  }
+  for (int i = 0; i < n_ext; i++) free(ext[i]);
+  free(ext);
+  if (rc) return rc;
+  const char *title;
+  if ((rc = add_layer(l, p, base_of(m->path), MEDIA_ONNX, 1, step, &title))) return rc;
+  m->path = m->source = gpux__spec_strdup(s, title);
+  m->kind = GPUX__SRC_FILE;
+  return m->path ? 0 : GPUX_E_NOMEM;
+}
+
+/* ---- names ---- */
+
+/* The image name from the folder when the GPUXfile has none: lower-case, [a-z0-9._-]. */
+static void name_from_folder(const char *context, char *out, size_t len) {
+  char real[PATH_MAX];
+  const char *b = realpath(context, real) ? base_of(real) : base_of(context);
+  size_t o = 0;
+  for (const char *p = b; *p && o + 1 < len; p++) {
+    char c = (char)tolower((unsigned char)*p);
+    out[o++] = isalnum((unsigned char)c) || c == '.' || c == '_' || c == '-' ? c : '-';
+  }
+  out[o] = 0;
+  if (!o || !isalnum((unsigned char)out[0])) snprintf(out, len, "app");
+}
+
+/* ---- the build ---- */
+
+static cJSON *num(double v) {
+  char b[64];
+  snprintf(b, sizeof b, "%.4g", v);
+  return cJSON_CreateRaw(b);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Where each node ran, per model: op counts by device, and the CPU fallbacks with reasons. */
+static cJSON *placement_json(gpux_app *a, int *n_fallback) {
+  cJSON *models = cJSON_CreateArray();
+  *n_fallback = 0;
+  for (int m = 0; m < a->n_models; m++) {
+    cJSON *mj = cJSON_CreateObject();
+    const gpux__spec_model *sm = a->spec->has_model ? &a->spec->model : &a->spec->pipeline.steps[m].model;
+    if (!a->spec->has_model) cJSON_AddStringToObject(mj, "step", a->spec->pipeline.steps[m].name);
+    cJSON_AddStringToObject(mj, "file", base_of(sm->path));
+    int n_nodes = gpux_model_node_count(a->models[m]);
+    cJSON_AddNumberToObject(mj, "nodes", n_nodes);
+    cJSON_AddNumberToObject(mj, "opset", (double)gpux_model_opset(a->models[m], ""));
+    cJSON *ops = cJSON_AddObjectToObject(mj, "ops"), *where = cJSON_AddObjectToObject(mj, "placement");
+    cJSON *fb = cJSON_AddArrayToObject(mj, "fallbacks");
+    int is_gpu = strcmp(gpux_session_backend_name(a->sessions[m]), "cpu") != 0;
+    for (int i = 0; i < n_nodes; i++) {
+      const char *op = gpux_model_node_op(a->models[m], i), *why = NULL;
+      const char *dev = gpux_session_node_device(a->sessions[m], i, &why);
+      if (!dev) dev = "not run";
+      cJSON *oj = cJSON_GetObjectItem(ops, op);
+      if (!oj) oj = cJSON_AddObjectToObject(ops, op);
+      cJSON *c = cJSON_GetObjectItem(oj, dev);
+      if (c) cJSON_SetNumberValue(c, c->valuedouble + 1);
+      else cJSON_AddNumberToObject(oj, dev, 1);
+      c = cJSON_GetObjectItem(where, dev);
+      if (c) cJSON_SetNumberValue(c, c->valuedouble + 1);
+      else cJSON_AddNumberToObject(where, dev, 1);
+      if (is_gpu && !strcmp(dev, "cpu")) {
+        (*n_fallback)++;
+        if (cJSON_GetArraySize(fb) < 200) {
+          cJSON *e = cJSON_CreateObject();
+          cJSON_AddNumberToObject(e, "node", i);
+          cJSON_AddStringToObject(e, "op", op);
+          cJSON_AddStringToObject(e, "why", why ? why : "no kernel on this backend");
+          cJSON_AddItemToArray(fb, e);
+        }
+      }
+    }
+    cJSON_AddItemToArray(models, mj);
+  }
+  return models;
+}
+
+static cJSON *device_json(gpux_app *a) {
+  cJSON *d = cJSON_CreateObject();
+  const char *backend = gpux_session_backend_name(a->sessions[0]);
+  cJSON_AddStringToObject(d, "backend", backend);
+  if (strcmp(backend, "cpu")) {
+    gpux_device_info info[8];
+    char note[256] = "";
+    int n = gpux_devices(info, 8, note, sizeof note);
+    for (int i = 0; i < n && i < 8; i++)
+      if (!strcmp(info[i].backend, backend)) {
+        cJSON_AddStringToObject(d, "name", info[i].name);
+        cJSON_AddStringToObject(d, "type", info[i].type);
+        cJSON_AddStringToObject(d, "api", info[i].api);
+        cJSON_AddStringToObject(d, "driver", info[i].driver);
+        return d;
+      }
+  }
+  char name[128];
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  snprintf(name, sizeof name, "CPU (%ld cores)", cores);
+  cJSON_AddStringToObject(d, "name", name);
+  cJSON_AddStringToObject(d, "type", "cpu");
+  return d;
+}
+
+static void now_rfc3339(char *buf, size_t len) {
+  time_t t = time(NULL);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o, char **summary_json) {
+  if (summary_json) *summary_json = NULL;
+  if (!st) return gpux__error(GPUX_E_INVALID, "gpux_build: no store");
+  if (!context || !*context) context = ".";
+  double t_start = gpux__now_ms();
+  int64_t rss0 = proc_status_bytes("VmRSS");
+  reset_peak_rss();
+
+  /* parse */
+  progress(o, "parse", 0, 0);
+  struct stat sb;
+  char display[4096];
+  if (stat(context, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+    if (!strcmp(context, ".") || !strcmp(context, "./")) snprintf(display, sizeof display, "GPUXfile");
+    else snprintf(display, sizeof display, "%s%sGPUXfile", context, context[strlen(context) - 1] == '/' ? "" : "/");
+  } else {
+    snprintf(display, sizeof display, "%s", context);
+  }
+  gpux__spec *spec;
+  int rc = gpux__spec_parse_file(context, display, &spec);
+  if (rc) return rc;
+
+  /* model files: fetch remote sources, check local ones and sha256 pins */
+  cJSON *sources = cJSON_CreateArray();
+  int n_models = spec->has_model ? 1 : spec->pipeline.n_steps;
+  for (int i = 0; i < n_models && !rc; i++) {
+    gpux__spec_model *m = spec->has_model ? &spec->model : &spec->pipeline.steps[i].model;
+    char key[64], p[4096];
+    if (spec->has_model) snprintf(key, sizeof key, "model");
+    else snprintf(key, sizeof key, "pipeline.steps[%d].model", i);
+    if (m->kind != GPUX__SRC_FILE) {
+      progress(o, "fetch", i, n_models);
+      if ((rc = gpux__fetch_source(st, m, p, sizeof p))) {
+        gpux__error_prefix(rc, "%s:%d: key '%s': ", spec->file, m->line, key);
+        break;
+      }
+      m->path = gpux__spec_strdup(spec, p);
+    } else {
+      gpux__spec_path(spec, m->path, p, sizeof p);
+      if (stat(p, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+        rc = gpux__error(GPUX_E_NOTFOUND, "%s:%d: key '%s': %s: %s", spec->file, m->line, key, p,
+                         stat(p, &sb) < 0 ? strerror(errno) : "not a file");
+        break;
+      }
+      if (m->sha256) {
+        char got[72];
+        int64_t size;
+        if ((rc = gpux__sha256_file(p, got, &size))) break;
+        if (strcmp(got + 7, m->sha256)) {
+          rc = gpux__error(GPUX_E_MISMATCH, "%s:%d: key '%s': %s has sha256 %s, the GPUXfile pins %s", spec->file,
+                           m->line, key, p, got + 7, m->sha256);
+          break;
+        }
+      }
+    }
+    cJSON *sj = cJSON_CreateObject();
+    cJSON_AddStringToObject(sj, "source", m->source);
+    cJSON_AddItemToArray(sources, sj);
+  }
+  if (rc) {
+    cJSON_Delete(sources);
+    gpux__spec_free(spec);
+    return rc;
+  }
+
+  /* load, check, compile */
+  progress(o, "load", 0, 0);
+  gpux_app *a;
+  int backend = o ? o->backend : GPUX_BACKEND_AUTO;
+  if ((rc = gpux__app_create(spec, backend, 1, &a))) {
+    cJSON_Delete(sources);
+    return rc;
+  }
+  spec = a->spec;
+  double load_ms = gpux__now_ms() - t_start;
+
+  /* smoke run: once (plans and compiles), then timed runs for up to ~2 s (at most 20) */
+  progress(o, "smoke-run", 0, 0);
+  gpux_app_input *inputs = NULL;
+  void **owned = NULL;
+  int n_inputs = 0;
+  cJSON *what = cJSON_CreateArray();
+  double first_ms = 0, lat[20];
+  int n_lat = 0;
+  char *result = NULL;
+  if (!(rc = gpux__app_smoke_inputs(a, &inputs, &n_inputs, &owned, what))) {
+    double t0 = gpux__now_ms();
+    rc = gpux_app_run(a, inputs, n_inputs, &result, NULL);
+    first_ms = gpux__now_ms() - t0;
+    if (rc) gpux__error_prefix(rc, "smoke run: ");
+    double spent = first_ms;
+    while (!rc && n_lat < 20 && (spent < 2000 || n_lat < 3) && spent < 20000) {
+      free(result);
+      result = NULL;
+      t0 = gpux__now_ms();
+      rc = gpux_app_run(a, inputs, n_inputs, &result, NULL);
+      lat[n_lat++] = gpux__now_ms() - t0;
+      spent += lat[n_lat - 1];
+      progress(o, "smoke-run", n_lat, 20);
+    }
+  }
+  for (int i = 0; owned && i < n_inputs; i++) free(owned[i]);
+  free(owned);
+  free(inputs);
+  int64_t peak = proc_status_bytes("VmHWM");
+  if (rc) {
+    free(result);
+    cJSON_Delete(what);
+    cJSON_Delete(sources);
+    gpux_app_close(a);
+    return rc;
+  }
+  qsort(lat, (size_t)n_lat, sizeof *lat, cmp_double);
+
+  /* the build record */
+  cJSON *record = cJSON_CreateObject();
+  char created[64];
+  now_rfc3339(created, sizeof created);
+  cJSON_AddStringToObject(record, "created", created);
+  cJSON_AddStringToObject(record, "gpux_version", GPUX_VERSION);
+  char real[PATH_MAX];
+  cJSON_AddStringToObject(record, "context", realpath(context, real) ? real : context);
+  cJSON_AddItemToObject(record, "sources", sources);
+  cJSON *dev = device_json(a);
+  cJSON_AddItemToObject(record, "device", dev);
+  cJSON_AddStringToObject(record, "backend", gpux_session_backend_name(a->sessions[0]));
+  cJSON_AddStringToObject(record, "backend_requested", backend == GPUX_BACKEND_CPU ? "cpu" : backend == GPUX_BACKEND_WEBGPU ? "webgpu" : "auto");
+  int n_fallback;
+  cJSON_AddItemToObject(record, "models", placement_json(a, &n_fallback));
+  cJSON *smoke = cJSON_AddObjectToObject(record, "smoke_run");
+  cJSON_AddItemToObject(smoke, "inputs", what);
+  cJSON_AddNumberToObject(smoke, "runs", n_lat + 1);
+  cJSON_AddItemToObject(smoke, "load_ms", num(load_ms));
+  cJSON_AddItemToObject(smoke, "first_run_ms", num(first_ms));
+  cJSON *lj = cJSON_AddObjectToObject(smoke, "latency_ms");
+  cJSON_AddItemToObject(lj, "median", num(n_lat ? lat[n_lat / 2] : first_ms));
+  cJSON_AddItemToObject(lj, "min", num(n_lat ? lat[0] : first_ms));
+  cJSON_AddItemToObject(lj, "p90", num(n_lat ? lat[(n_lat * 9) / 10 < n_lat ? (n_lat * 9) / 10 : n_lat - 1] : first_ms));
+  if (peak > 0) {
+    cJSON_AddNumberToObject(smoke, "peak_rss_bytes", (double)peak);
+    if (rss0 > 0) cJSON_AddNumberToObject(smoke, "peak_added_bytes", (double)(peak > rss0 ? peak - rss0 : 0));
+  }
+  cJSON *res = result ? cJSON_Parse(result) : NULL;
+  free(result);
+  if (res) {
+    cJSON *outs = cJSON_GetObjectItem(res, "outputs"), *oj;
+    cJSON_ArrayForEach(oj, outs) cJSON_DeleteItemFromObject(oj, "data");
+    cJSON_AddItemToObject(smoke, "outputs", cJSON_DetachItemFromObject(res, "outputs"));
+    cJSON_Delete(res);
+  }
+  if (spec->runtime.gpu_memory && peak > 0 && rss0 > 0 && peak - rss0 > spec->runtime.gpu_memory)
+    cJSON_AddStringToObject(record, "warning", "the smoke run used more memory than runtime.gpu.memory");
+
+  /* layers: model files and what preprocessing/postprocessing read */
+  progress(o, "write", 0, 0);
+  layer_list layers = {0};
+  for (int i = 0; i < a->n_models && !rc; i++) {
+    gpux__spec_model *m = spec->has_model ? &spec->model : &spec->pipeline.steps[i].model;
+    rc = add_model_layers(spec, &layers, m, spec->has_model ? NULL : spec->pipeline.steps[i].name);
+  }
+  if (!rc && spec->tokenizer.present) rc = add_ref(spec, &layers, &spec->tokenizer.vocab);
+  for (int i = 0; i < spec->n_post && !rc; i++) {
+    if (spec->post[i].cfg.ctc) rc = add_ref(spec, &layers, &spec->post[i].ctc_charset);
+    else rc = add_ref(spec, &layers, &spec->post[i].labels_file);
+  }
+  for (int i = 0; i < spec->n_inputs + spec->n_outputs && !rc; i++) {
+    gpux__spec_io *io = i < spec->n_inputs ? &spec->inputs[i] : &spec->outputs[i - spec->n_inputs];
+    rc = add_ref(spec, &layers, &io->labels_file);
+    char p[4096];
+    gpux__spec_path(spec, io->example, p, sizeof p);
+    if (io->example && stat(p, &sb) == 0) io->example = NULL;   /* example files stay out of the image */
+  }
+  char ref[600], name[256];
+  if (!rc) {
+    if (o && o->tag && *o->tag) snprintf(ref, sizeof ref, "%s", o->tag);
+    else {
+      if (spec->name) snprintf(name, sizeof name, "%s", spec->name);
+      else name_from_folder(context, name, sizeof name);
+      snprintf(ref, sizeof ref, "%s:%s", name, spec->version ? spec->version : "latest");
+    }
+    char canon[600];
+    if ((rc = gpux__ref_normalize(ref, canon, sizeof canon))) gpux__error_prefix(rc, "-t %s: ", ref);
+    else snprintf(ref, sizeof ref, "%s", canon);
+  }
+  gpux__blob_ref manifest = {0};
+  char *config = NULL;
+  int64_t size = 0;
+  if (!rc) {
+    cJSON *cfg = cJSON_CreateObject();
+    cJSON_AddItemToObject(cfg, "spec", gpux__spec_to_json(spec));
+    cJSON_AddItemToObject(cfg, "build", cJSON_Duplicate(record, 1));
+    config = cJSON_Print(cfg);
+    cJSON_Delete(cfg);
+    gpux__layer_src *src = gpux__calloc((size_t)layers.n + 1, sizeof *src);
+    if (!config || !src) rc = GPUX_E_NOMEM;
+    for (int i = 0; i < layers.n && !rc; i++) {
+      src[i] = (gpux__layer_src){layers.items[i].path, layers.items[i].title, layers.items[i].media_type};
+      if (stat(layers.items[i].path, &sb) == 0) size += sb.st_size;
+    }
+    if (!rc) rc = gpux__store_write_image(st, ref, config, src, layers.n, &manifest);
+    /* like `docker build -t name`: an untagged build of name:version is also name:latest */
+    if (!rc && !(o && o->tag && *o->tag) && spec->version) {
+      char latest[600];
+      snprintf(latest, sizeof latest, "%s:latest", name);
+      rc = gpux__store_set_ref(st, latest, &manifest);
+    }
+    free(src);
+    size += config ? (int64_t)strlen(config) : 0;
+  }
+  free(config);
+
+  /* the summary */
+  if (!rc && summary_json) {
+    cJSON *s = cJSON_CreateObject();
+    const char *colon = strrchr(ref, ':');
+    cJSON_AddStringToObject(s, "reference", ref);
+    char nm[600];
+    snprintf(nm, sizeof nm, "%.*s", (int)(colon ? colon - ref : (long)strlen(ref)), ref);
+    cJSON_AddStringToObject(s, "name", nm);
+    cJSON_AddStringToObject(s, "tag", colon ? colon + 1 : "latest");
+    cJSON_AddStringToObject(s, "digest", manifest.digest);
+    cJSON_AddNumberToObject(s, "size", (double)size);
+    cJSON_AddNumberToObject(s, "layers", layers.n);
+    cJSON_AddItemToObject(s, "device", cJSON_Duplicate(dev, 1));
+    cJSON_AddStringToObject(s, "backend", gpux_session_backend_name(a->sessions[0]));
+    cJSON_AddItemToObject(s, "load_ms", num(load_ms));
+    cJSON_AddItemToObject(s, "first_run_ms", num(first_ms));
+    cJSON_AddItemToObject(s, "latency_ms", cJSON_Duplicate(lj, 1));
+    if (peak > 0) cJSON_AddNumberToObject(s, "peak_rss_bytes", (double)peak);
+    int nodes = 0;
+    for (int i = 0; i < a->n_models; i++) nodes += gpux_model_node_count(a->models[i]);
+    cJSON_AddNumberToObject(s, "nodes", nodes);
+    cJSON_AddNumberToObject(s, "fallback_nodes", n_fallback);
+    cJSON *fbs = cJSON_AddArrayToObject(s, "fallbacks"), *mj;
+    cJSON_ArrayForEach(mj, cJSON_GetObjectItem(record, "models")) {
+      cJSON *f;
+      cJSON_ArrayForEach(f, cJSON_GetObjectItem(mj, "fallbacks")) cJSON_AddItemToArray(fbs, cJSON_Duplicate(f, 1));
+    }
+    cJSON_AddItemToObject(s, "smoke_inputs", cJSON_Duplicate(cJSON_GetObjectItem(smoke, "inputs"), 1));
+    if (cJSON_GetObjectItem(record, "warning"))
+      cJSON_AddStringToObject(s, "warning", cJSON_GetObjectItem(record, "warning")->valuestring);
+    *summary_json = cJSON_PrintUnformatted(s);
+    cJSON_Delete(s);
+    if (!*summary_json) rc = GPUX_E_NOMEM;
+  }
+  cJSON_Delete(record);
+  free(layers.items);
+  gpux_app_close(a);
+  return rc;
+}

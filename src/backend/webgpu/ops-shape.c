@@ -1,0 +1,444 @@
+/* ops-shape.c — WGSL kernels that move data: Reshape/Flatten/Squeeze/Unsqueeze as aliases (no
+ * copy), Transpose/Expand/Slice/Split/DepthToSpace/SpaceToDepth as strided copies, Concat,
+ * Gather/GatherElements, Tile, Pad and Trilu as index maps. Parameters that decide shapes
+ * (starts, pads, repeats, perm...) must be known when planning; they are baked into the shader.
+ * Data may be float32 or integers held as i32. */
+#include "backend/webgpu/wg.h"
+#include <stdio.h>
+
+static int data_type(wg_build *b, int slot, int *type) {
+  const gpux_tensor *t = gpux__wg_in(b, slot);
+  if (!t) return gpux__wg_decline(b, "input %d is missing", slot);
+  switch (t->dtype) {
+  case GPUX_DT_FLOAT: *type = WG_F32; return 0;
+  case GPUX_DT_BOOL: case GPUX_DT_INT8: case GPUX_DT_UINT8: case GPUX_DT_INT16: case GPUX_DT_UINT16:
+  case GPUX_DT_INT32: case GPUX_DT_INT64: *type = WG_I32; return 0;
+  }
+  return gpux__wg_decline(b, "%s data (the GPU path holds float32 and integers)", gpux_dtype_name(t->dtype));
+}
+
+static int op_alias(wg_build *b) {
+  int type, rc = data_type(b, 0, &type);
+  if (rc) return rc;
+  return gpux__wg_alias(b, 0, 0);
+}
+
+/* out (viewed as view_dims) = in read at base + sum(coord * strides) */
+static int strided_copy(wg_build *b, int in, int out, int view_ndim, const int64_t *view_dims, const int64_t *strides,
+                        int64_t base) {
+  int type, rc = data_type(b, in, &type);
+  if (rc) return rc;
+  wg_ew e;
+  memset(&e, 0, sizeof e);
+  e.n = 1;
+  e.in[0] = in;
+  e.type[0] = type;
+  e.custom = 1;
+  e.view_ndim = view_ndim;
+  for (int d = 0; d < view_ndim; d++) e.view_dims[d] = view_dims[d], e.strides[0][d] = strides[d];
+  e.base[0] = base;
+  e.expr = "a0";
+  e.out = out;
+  e.out_type = type;
+  return gpux__wg_ew2(b, &e);
+}
+
+static int op_transpose(wg_build *b) {
+  const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
+  if (!x || !y) return gpux__wg_decline(b, "missing input");
+  int r = x->ndim;
+  int64_t st[GPUX_MAX_DIMS], ost[GPUX_MAX_DIMS];
+  gpux__wg_strides(x, st);
+  const gpux_attr *pa = gpux__node_attr(gpux__wg_node(b), "perm");
+  for (int d = 0; d < r; d++) {
+    int64_t p = pa && pa->n == r ? pa->ints[d] : r - 1 - d;
+    if (p < 0) p += r;
+    if (p < 0 || p >= r) return gpux__wg_decline(b, "bad perm");
+    ost[d] = st[p];
+  }
+  return strided_copy(b, 0, 0, r, y->dims, ost, 0);
+}
+
+static int op_expand(wg_build *b) {
+  const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
+  if (!x || !y) return gpux__wg_decline(b, "missing input");
+  int64_t st[GPUX_MAX_DIMS];
+  gpux__wg_bcast_strides(x, y, st);
+  return strided_copy(b, 0, 0, y->ndim, y->dims, st, 0);
+}
+
+/* Reads a 1-D integer input known when planning; -1 when absent. */
+static int const_ints(wg_build *b, int slot, int64_t *vals, int cap) {
+  const gpux_tensor *t = gpux__wg_in(b, slot);
+  if (!t) return -1;
+  if (!gpux__wg_is_const(b, slot)) return gpux__wg_decline(b, "input %d is not known when planning", slot);
+  int64_t n = gpux_tensor_count(t);
+  if (n > cap) return gpux__wg_decline(b, "input %d has too many values", slot);
+  for (int64_t i = 0; i < n; i++) vals[i] = gpux__load_i64(t->dtype, t->data, i);
+  return (int)n;
+}
+
+static int attr_ints(wg_build *b, const char *name, int64_t *vals, int cap) {
+  const gpux_attr *a = gpux__node_attr(gpux__wg_node(b), name);
+  if (!a || a->type != GPUX_ATTR_INTS) return -1;
+  if (a->n > cap) return gpux__wg_decline(b, "attribute %s has too many values", name);
+  for (int i = 0; i < a->n; i++) vals[i] = a->ints[i];
+  return a->n;
+}
+
+static int op_slice(wg_build *b) {
+  const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
+  if (!x || !y) return gpux__wg_decline(b, "missing input");
+  int r = x->ndim;
+  int64_t starts[GPUX_MAX_DIMS], ends[GPUX_MAX_DIMS], axes[GPUX_MAX_DIMS], steps[GPUX_MAX_DIMS];
+  int ns, ne, na, nst;
+  if (gpux__wg_opset(b) >= 10) {
+    ns = const_ints(b, 1, starts, GPUX_MAX_DIMS);
+    ne = const_ints(b, 2, ends, GPUX_MAX_DIMS);
+    na = const_ints(b, 3, axes, GPUX_MAX_DIMS);
+    nst = const_ints(b, 4, steps, GPUX_MAX_DIMS);
+  } else {
+    ns = attr_ints(b, "starts", starts, GPUX_MAX_DIMS);
+    ne = attr_ints(b, "ends", ends, GPUX_MAX_DIMS);
+    na = attr_ints(b, "axes", axes, GPUX_MAX_DIMS);
+    nst = -1;
+  }
+  if (ns == GPUX_E_UNSUPPORTED || ne == GPUX_E_UNSUPPORTED || na == GPUX_E_UNSUPPORTED || nst == GPUX_E_UNSUPPORTED)
+    return GPUX_E_UNSUPPORTED;
+  if (ns < 0 || ne != ns || (na >= 0 && na != ns) || (nst >= 0 && nst != ns)) return gpux__wg_decline(b, "bad slice parameters");
+  int64_t st[GPUX_MAX_DIMS], ost[GPUX_MAX_DIMS], base = 0;
+  gpux__wg_strides(x, st);
+  for (int d = 0; d < r; d++) ost[d] = st[d];
+  for (int i = 0; i < ns; i++) {
+    int64_t ax = na >= 0 ? axes[i] : i;
+    if (ax < 0) ax += r;
+    if (ax < 0 || ax >= r) return gpux__wg_decline(b, "bad axis");
+    int64_t dim = x->dims[ax], step = nst >= 0 ? steps[i] : 1, s = starts[i], e = ends[i];
+    if (step == 0) return gpux__wg_decline(b, "slice step 0");
+    if (s < 0) s += dim;
+    if (e < 0) e += dim;
+    if (step > 0) {
+      s = s < 0 ? 0 : s > dim ? dim : s;
+      e = e < 0 ? 0 : e > dim ? dim : e;
+    } else {
+      s = s < 0 ? 0 : s > dim - 1 ? dim - 1 : s;
+      e = e < -1 ? -1 : e > dim - 1 ? dim - 1 : e;
+    }
+    int64_t len = step > 0 ? (e - s + step - 1) / step : (s - e + (-step) - 1) / (-step);
+    if (len < 0) len = 0;
+    if (len != y->dims[ax]) return gpux__wg_decline(b, "slice length disagrees with shape inference");
+    if (len > 0) base += s * st[ax];
+    ost[ax] = st[ax] * step;
+  }
+  return strided_copy(b, 0, 0, r, y->dims, ost, base);
+}
+
+static int op_split(wg_build *b) {
+  const gpux_tensor *x = gpux__wg_in(b, 0);
+  if (!x) return gpux__wg_decline(b, "missing input");
+  const gpux_attr *aa = gpux__node_attr(gpux__wg_node(b), "axis");
+  int64_t ax = aa ? aa->i : 0;
+  if (ax < 0) ax += x->ndim;
+  if (ax < 0 || ax >= x->ndim) return gpux__wg_decline(b, "bad axis");
+  int64_t st[GPUX_MAX_DIMS], off = 0;
+  gpux__wg_strides(x, st);
+  for (int k = 0; k < gpux__wg_n_out(b); k++) {
+    const gpux_tensor *y = gpux__wg_out(b, k);
+    const gpux_node *n = gpux__wg_node(b);
+    if (n->out[k] < 0) { /* unused output: its size still shifts the next ones */
+      return gpux__wg_decline(b, "an omitted Split output");
+    }
+    int rc = strided_copy(b, 0, k, y->ndim, y->dims, st, off * st[ax]);
+    if (rc) return rc;
+    off += y->dims[ax];
+  }
+  return 0;
+}
+
+static int op_depth_space(wg_build *b) {
+  const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
+  if (!x || !y || x->ndim != 4) return gpux__wg_decline(b, "not 4-D");
+  const gpux_attr *ba = gpux__node_attr(gpux__wg_node(b), "blocksize");
+  int64_t bs = ba ? ba->i : 0;
+  if (bs <= 0) return gpux__wg_decline(b, "bad blocksize");
+  int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
+  int64_t vd[6], vs[6];
+  if (!strcmp(gpux__wg_node(b)->op_type, "DepthToSpace")) {
+    const char *mode = "DCR";
+    const gpux_attr *ma = gpux__node_attr(gpux__wg_node(b), "mode");
+    if (ma && ma->s) mode = ma->s;
+    int64_t Co = C / (bs * bs);
+    /* output viewed as [N, Co, H, bs1, W, bs2] */
+    int64_t v[6] = {N, Co, H, bs, W, bs};
+    memcpy(vd, v, sizeof v);
+    int64_t hw = H * W;
+    if (!strcmp(mode, "DCR")) { /* input channel = (bs1 * bs + bs2) * Co + c */
+      int64_t s[6] = {C * hw, hw, W, bs * Co * hw, 1, Co * hw};
+      memcpy(vs, s, sizeof s);
+    } else { /* CRD: input channel = c * bs * bs + bs1 * bs + bs2 */
+      int64_t s[6] = {C * hw, bs * bs * hw, W, bs * hw, 1, hw};
+      memcpy(vs, s, sizeof s);
+    }
+  } else {
+    int64_t Ho = H / bs, Wo = W / bs;
+    /* output [N, C*bs*bs, Ho, Wo] viewed as [N, bs1, bs2, C, Ho, Wo]; input h = ho*bs + bs1 */
+    int64_t v[6] = {N, bs, bs, C, Ho, Wo};
+    int64_t s[6] = {C * H * W, W, 1, H * W, bs * W, bs};
+    memcpy(vd, v, sizeof v);
+    memcpy(vs, s, sizeof s);
+  }
+  return strided_copy(b, 0, 0, 6, vd, vs, 0);
+}
+
+/* ---- index maps: out[i] = ok ? X[src] : fill, with src/ok computed from the output coordinates ---- */
+
+/* Emits "let cD = ..." (i32) for the coordinates of flat index i in dims. */
+static void coords(wg_str *s, int r, const int64_t *dims, const char *idx, const char *name) {
+  if (r == 0) return;
+  gpux__wg_cat(s, "  var r_%s = %s;\n", name, idx);
+  for (int d = r - 1; d >= 1; d--)
+    gpux__wg_cat(s, "  let %s%d = i32(r_%s %% %lluu); r_%s = r_%s / %lluu;\n", name, d, name, (unsigned long long)dims[d], name, name,
+                 (unsigned long long)dims[d]);
+  gpux__wg_cat(s, "  let %s0 = i32(r_%s);\n", name, name);
+}
+
+static void kernel_head(wg_build *b, wg_str *s, int64_t total, uint32_t *gx, uint32_t *gy) {
+  gpux__wg_grid(b, (uint64_t)(total + 255) / 256, gx, gy);
+  gpux__wg_decls(b, s);
+  gpux__wg_cat(s, "@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, "
+                  "@builtin(local_invocation_index) li: u32) {\n"
+                  "  let i = (wid.y * %uu + wid.x) * 256u + li;\n  if (i >= %lluu) { return; }\n",
+               *gx, (unsigned long long)total);
+}
+
+static int op_concat(wg_build *b) {
+  const gpux_tensor *y = gpux__wg_out(b, 0);
+  if (!y) return gpux__wg_decline(b, "missing output");
+  int r = y->ndim, type, rc;
+  const gpux_attr *aa = gpux__node_attr(gpux__wg_node(b), "axis");
+  int64_t ax = aa ? aa->i : 0;
+  if (ax < 0) ax += r;
+  if (ax < 0 || ax >= r) return gpux__wg_decline(b, "bad axis");
+  int64_t ost[GPUX_MAX_DIMS], off = 0;
+  gpux__wg_strides(y, ost);
+  for (int k = 0; k < gpux__wg_n_in(b); k++) {
+    const gpux_tensor *x = gpux__wg_in(b, k);
+    if (!x) continue;
+    if ((rc = data_type(b, k, &type))) return rc;
+    int64_t total = gpux_tensor_count(x);
+    if (!total) continue;
+    int bx = gpux__wg_bind_in(b, k, type), by = gpux__wg_bind_out(b, 0, type);
+    if (bx < 0 || by < 0) return GPUX_E_UNSUPPORTED;
+    wg_str s = {0};
+    uint32_t gx, gy;
+    kernel_head(b, &s, total, &gx, &gy);
+    coords(&s, r, x->dims, "i", "c");
+    gpux__wg_cat(&s, "  b%d[%lld", by, (long long)(off * ost[ax]));
+    for (int d = 0; d < r; d++) gpux__wg_cat(&s, " + c%d * %lld", d, (long long)ost[d]);
+    gpux__wg_cat(&s, "] = b%d[i];\n}\n", bx);
+    rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
+    gpux__wg_str_free(&s);
+    if (rc) return rc;
+    off += x->dims[ax];
+  }
+  return 0;
+}
+
+static int op_gather(wg_build *b) {
+  const gpux_tensor *x = gpux__wg_in(b, 0), *ix = gpux__wg_in(b, 1), *y = gpux__wg_out(b, 0);
+  if (!x || !ix || !y) return gpux__wg_decline(b, "missing input");
+  int type, rc = data_type(b, 0, &type);
+  if (rc) return rc;
+  const gpux_attr *aa = gpux__node_attr(gpux__wg_node(b), "axis");
+  int64_t ax = aa ? aa->i : 0;
+  if (ax < 0) ax += x->ndim;
+  if (ax < 0 || ax >= x->ndim) return gpux__wg_decline(b, "bad axis");
+  int64_t inner = 1, dimA = x->dims[ax], q = gpux_tensor_count(ix), total = gpux_tensor_count(y);
+  for (int d = (int)ax + 1; d < x->ndim; d++) inner *= x->dims[d];
+  if (!total) return 0;
+  int bx = gpux__wg_bind_in(b, 0, type), bi = gpux__wg_bind_in(b, 1, WG_I32), by = gpux__wg_bind_out(b, 0, type);
+  if (bx < 0 || bi < 0 || by < 0) return GPUX_E_UNSUPPORTED;
+  wg_str s = {0};
+  uint32_t gx, gy;
+  kernel_head(b, &s, total, &gx, &gy);
+  gpux__wg_cat(&s, "  let inner = i %% %lluu;\n  let t = i / %lluu;\n  let qi = t %% %lluu;\n  let outer = t / %lluu;\n",
+               (unsigned long long)inner, (unsigned long long)inner, (unsigned long long)q, (unsigned long long)q);
+  gpux__wg_cat(&s, "  var k = b%d[qi];\n  if (k < 0) { k = k + %lld; }\n  k = clamp(k, 0, %lld);\n", bi, (long long)dimA,
+               (long long)(dimA - 1));
+  gpux__wg_cat(&s, "  b%d[i] = b%d[(outer * %lluu + u32(k)) * %lluu + inner];\n}\n", by, bx, (unsigned long long)dimA,
+               (unsigned long long)inner);
+  rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
+  gpux__wg_str_free(&s);
+  return rc;
+}
+
+static int op_gather_elements(wg_build *b) {
+  const gpux_tensor *x = gpux__wg_in(b, 0), *ix = gpux__wg_in(b, 1), *y = gpux__wg_out(b, 0);
+  if (!x || !ix || !y || x->ndim != ix->ndim) return gpux__wg_decline(b, "missing input");
+  int type, rc = data_type(b, 0, &type);
+  if (rc) return rc;
+  int r = x->ndim;
+  const gpux_attr *aa = gpux__node_attr(gpux__wg_node(b), "axis");
+  int64_t ax = aa ? aa->i : 0;
+  if (ax < 0) ax += r;
+  if (ax < 0 || ax >= r) return gpux__wg_decline(b, "bad axis");
+  int64_t total = gpux_tensor_count(y), st[GPUX_MAX_DIMS];
+  if (!total) return 0;
+  gpux__wg_strides(x, st);
+  int bx = gpux__wg_bind_in(b, 0, type), bi = gpux__wg_bind_in(b, 1, WG_I32), by = gpux__wg_bind_out(b, 0, type);
+  if (bx < 0 || bi < 0 || by < 0) return GPUX_E_UNSUPPORTED;
+  wg_str s = {0};
+  uint32_t gx, gy;
+  kernel_head(b, &s, total, &gx, &gy);
+  coords(&s, r, ix->dims, "i", "c");
+  gpux__wg_cat(&s, "  var k = b%d[i];\n  if (k < 0) { k = k + %lld; }\n  k = clamp(k, 0, %lld);\n", bi, (long long)x->dims[ax],
+               (long long)(x->dims[ax] - 1));
+  gpux__wg_cat(&s, "  b%d[i] = b%d[u32(0", by, bx);
+  for (int d = 0; d < r; d++) gpux__wg_cat(&s, " + %s * %lld", d == ax ? "k" : (char[8]){'c', (char)('0' + d), 0}, (long long)st[d]);
+  gpux__wg_cat(&s, ")];\n}\n");
+  rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
+  gpux__wg_str_free(&s);
+  return rc;
+}
+
+static int op_tile(wg_build *b) {
+  const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
+  if (!x || !y || x->ndim != y->ndim) return gpux__wg_decline(b, "missing input");
+  int type, rc = data_type(b, 0, &type);
+  if (rc) return rc;
+  int r = x->ndim;
+  int64_t total = gpux_tensor_count(y), st[GPUX_MAX_DIMS];
+  if (!total) return 0;
+  gpux__wg_strides(x, st);
+  int bx = gpux__wg_bind_in(b, 0, type), by = gpux__wg_bind_out(b, 0, type);
+  if (bx < 0 || by < 0) return GPUX_E_UNSUPPORTED;
+  wg_str s = {0};
+  uint32_t gx, gy;
+  kernel_head(b, &s, total, &gx, &gy);
+  coords(&s, r, y->dims, "i", "c");
+  gpux__wg_cat(&s, "  b%d[i] = b%d[u32(0", by, bx);
+  for (int d = 0; d < r; d++) gpux__wg_cat(&s, " + (c%d %% %lld) * %lld", d, (long long)x->dims[d], (long long)st[d]);
+  gpux__wg_cat(&s, ")];\n}\n");
+  rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
+  gpux__wg_str_free(&s);
+  return rc;
+}
+
+static int op_pad(wg_build *b) {
+  const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
+  if (!x || !y) return gpux__wg_decline(b, "missing input");
+  int type, rc = data_type(b, 0, &type);
+  if (rc) return rc;
+  int r = x->ndim;
+  int64_t pads[2 * GPUX_MAX_DIMS], axes[GPUX_MAX_DIMS], begin[GPUX_MAX_DIMS] = {0};
+  int np, na = -1;
+  const char *mode = "constant";
+  const gpux_attr *ma = gpux__node_attr(gpux__wg_node(b), "mode");
+  if (ma && ma->s) mode = ma->s;
+  double fill = 0;
+  if (gpux__wg_opset(b) >= 11) {
+    np = const_ints(b, 1, pads, 2 * GPUX_MAX_DIMS);
+    const gpux_tensor *cv = gpux__wg_in(b, 2);
+    if (cv && gpux_tensor_count(cv) > 0) {
+      if (!gpux__wg_is_const(b, 2)) return gpux__wg_decline(b, "pad value not known when planning");
+      fill = gpux_tensor_get_f64(cv, 0);
+    }
+    na = const_ints(b, 3, axes, GPUX_MAX_DIMS);
+  } else {
+    np = attr_ints(b, gpux__node_attr(gpux__wg_node(b), "paddings") ? "paddings" : "pads", pads, 2 * GPUX_MAX_DIMS);
+    const gpux_attr *va = gpux__node_attr(gpux__wg_node(b), "value");
+    if (va) fill = va->f;
+  }
+  if (np == GPUX_E_UNSUPPORTED || na == GPUX_E_UNSUPPORTED) return GPUX_E_UNSUPPORTED;
+  int n_ax = na >= 0 ? na : r;
+  if (np != 2 * n_ax) return gpux__wg_decline(b, "bad pads");
+  for (int i = 0; i < n_ax; i++) {
+    int64_t a = na >= 0 ? axes[i] : i;
+    if (a < 0) a += r;
+    if (a < 0 || a >= r) return gpux__wg_decline(b, "bad axis");
+    begin[a] = pads[i];
+  }
+  int64_t total = gpux_tensor_count(y), st[GPUX_MAX_DIMS];
+  if (!total) return 0;
+  if (!gpux_tensor_count(x) && strcmp(mode, "constant")) return gpux__wg_decline(b, "%s padding of an empty tensor", mode);
+  gpux__wg_strides(x, st);
+  int bx = gpux_tensor_count(x) ? gpux__wg_bind_in(b, 0, type) : -2, by = gpux__wg_bind_out(b, 0, type);
+  if (bx == -1 || by < 0) return GPUX_E_UNSUPPORTED;
+  wg_str s = {0};
+  uint32_t gx, gy;
+  kernel_head(b, &s, total, &gx, &gy);
+  coords(&s, r, y->dims, "i", "c");
+  gpux__wg_cat(&s, "  var ok = true;\n  var src = 0;\n");
+  for (int d = 0; d < r; d++) {
+    int64_t n = x->dims[d];
+    gpux__wg_cat(&s, "  {\n    var k = c%d - %lld;\n", d, (long long)begin[d]);
+    if (!strcmp(mode, "constant")) gpux__wg_cat(&s, "    if (k < 0 || k >= %lld) { ok = false; }\n", (long long)n);
+    else if (!strcmp(mode, "edge")) gpux__wg_cat(&s, "    k = clamp(k, 0, %lld);\n", (long long)(n - 1));
+    else if (!strcmp(mode, "wrap")) gpux__wg_cat(&s, "    k = ((k %% %lld) + %lld) %% %lld;\n", (long long)n, (long long)n, (long long)n);
+    else if (!strcmp(mode, "reflect")) {
+      if (n == 1) gpux__wg_cat(&s, "    k = 0;\n");
+      else
+        gpux__wg_cat(&s, "    let per = %lld;\n    var m = ((k %% per) + per) %% per;\n    if (m >= %lld) { m = per - m; }\n    k = m;\n",
+                     (long long)(2 * (n - 1)), (long long)n);
+    } else {
+      gpux__wg_str_free(&s);
+      return gpux__wg_decline(b, "Pad mode '%s'", mode);
+    }
+    gpux__wg_cat(&s, "    src = src + k * %lld;\n  }\n", (long long)st[d]);
+  }
+  char fb[48];
+  const char *fv = type == WG_F32 ? gpux__wg_float(fb, (float)fill) : (snprintf(fb, sizeof fb, "%lld", (long long)fill), fb);
+  if (bx >= 0) gpux__wg_cat(&s, "  if (ok) { b%d[i] = b%d[u32(src)]; } else { b%d[i] = %s; }\n}\n", by, bx, by, fv);
+  else gpux__wg_cat(&s, "  b%d[i] = %s;\n}\n", by, fv);
+  rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
+  gpux__wg_str_free(&s);
+  return rc;
+}
+
+static int op_trilu(wg_build *b) {
+  const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
+  if (!x || !y || x->ndim < 2) return gpux__wg_decline(b, "Trilu needs 2-D");
+  int type, rc = data_type(b, 0, &type);
+  if (rc) return rc;
+  int64_t k = 0;
+  if (gpux__wg_in(b, 1)) {
+    int64_t kv[1];
+    int nk = const_ints(b, 1, kv, 1);
+    if (nk < 0) return GPUX_E_UNSUPPORTED;
+    if (nk == 1) k = kv[0];
+  }
+  const gpux_attr *ua = gpux__node_attr(gpux__wg_node(b), "upper");
+  int upper = ua ? (int)ua->i : 1;
+  int64_t total = gpux_tensor_count(y), R = x->dims[x->ndim - 2], C = x->dims[x->ndim - 1];
+  if (!total) return 0;
+  int bx = gpux__wg_bind_in(b, 0, type), by = gpux__wg_bind_out(b, 0, type);
+  if (bx < 0 || by < 0) return GPUX_E_UNSUPPORTED;
+  wg_str s = {0};
+  uint32_t gx, gy;
+  kernel_head(b, &s, total, &gx, &gy);
+  gpux__wg_cat(&s, "  let col = i32(i %% %lluu);\n  let row = i32((i / %lluu) %% %lluu);\n", (unsigned long long)C,
+               (unsigned long long)C, (unsigned long long)R);
+  gpux__wg_cat(&s, "  let keep = %s;\n", upper ? "col - row >= K" : "col - row <= K");
+  gpux__wg_cat(&s, "  b%d[i] = select(%s, b%d[i], keep);\n}\n", by, type == WG_F32 ? "0.0" : "0", bx);
+  /* K is spliced in as a literal */
+  char kk[32];
+  snprintf(kk, sizeof kk, "(%lld)", (long long)k);
+  wg_str t = {0};
+  for (const char *p = s.s; p && *p; p++) {
+    if (p[0] == 'K' && (p == s.s || p[-1] == ' ')) gpux__wg_cat(&t, "%s", kk);
+    else gpux__wg_cat(&t, "%c", *p);
+  }
+  gpux__wg_str_free(&s);
+  rc = gpux__wg_dispatch(b, &t, gx, gy, 1);
+  gpux__wg_str_free(&t);
+  return rc;
+}
+
+const wg_op gpux__wg_ops_shape[] = {
+  {"Reshape", op_alias},     {"Flatten", op_alias},     {"Squeeze", op_alias},    {"Unsqueeze", op_alias},
+  {"Transpose", op_transpose}, {"Expand", op_expand},   {"Slice", op_slice},      {"Split", op_split},
+  {"DepthToSpace", op_depth_space}, {"SpaceToDepth", op_depth_space},
+  {"Concat", op_concat},     {"Gather", op_gather},     {"GatherElements", op_gather_elements},
+  {"Tile", op_tile},         {"Pad", op_pad},           {"Trilu", op_trilu},
+  {0},
+};
