@@ -1,9 +1,9 @@
-// peer.mjs — the ONNX Runtime side of `make bench`: times ORT's CPU execution provider on ONNX
+// peer.mjs — the ONNX Runtime side of `make bench`: times ORT's CPU (or WebGPU) execution provider on ONNX
 // test-case folders, with the same inputs that `gpux bench` reads (test_data_set_N/input_K.pb,
 // decoded by the small TensorProto reader below), and prints the same numbers: median, min, mean
 // and p90 latency of session.run() over N runs after a warm-up, and the process's peak RSS.
 //
-//   node bench/peer.mjs [--threads N] [--runs N] [--warmup N] [--min-time MS] [--json] CASE_DIR...
+//   node bench/peer.mjs [--ep cpu|webgpu] [--threads N] [--runs N] [--warmup N] [--min-time MS] [--json] CASE_DIR...
 //
 // The options mean what they mean to `gpux bench` (see gpux bench --help).
 //
@@ -100,7 +100,7 @@ export function decodeTensor(buf) {
 
 /* ---------------------------------------------------------------- benchmark */
 function usage() {
-  return 'usage: node bench/peer.mjs [--threads N] [--runs N] [--warmup N] [--min-time MS] [--json] CASE_DIR...';
+  return 'usage: node bench/peer.mjs [--ep cpu|webgpu] [--threads N] [--runs N] [--warmup N] [--min-time MS] [--json] CASE_DIR...';
 }
 
 function dataSet(caseDir) {
@@ -111,7 +111,7 @@ function dataSet(caseDir) {
 
 async function benchCase(caseDir, o) {
   let t0 = performance.now();
-  const opts = { executionProviders: ['cpu'], graphOptimizationLevel: 'all',
+  const opts = { executionProviders: [o.ep], graphOptimizationLevel: 'all',
                  executionMode: 'sequential', interOpNumThreads: 1 };
   if (o.threads > 0) opts.intraOpNumThreads = o.threads;
   const s = await ort.InferenceSession.create(path.join(caseDir, 'model.onnx'), opts);
@@ -144,7 +144,7 @@ async function benchCase(caseDir, o) {
   times.sort((a, b) => a - b);
   const n = times.length;
   return {
-    case: path.basename(path.resolve(caseDir)), runtime: 'onnxruntime', backend: 'cpu',
+    case: path.basename(path.resolve(caseDir)), runtime: 'onnxruntime', backend: o.ep,
     version: ort.env.versions?.common ?? '', inputs: shapes.join(' '), threads: o.threads, runs: n, warmup: o.warmup,
     load_ms: loadMs, first_ms: firstMs,
     median_ms: n % 2 ? times[(n - 1) / 2] : (times[n / 2 - 1] + times[n / 2]) / 2,
@@ -155,13 +155,17 @@ async function benchCase(caseDir, o) {
 }
 
 async function main() {
-  const o = { threads: 0, runs: 20, warmup: 3, 'min-time': 0, json: false };
+  const o = { threads: 0, runs: 20, warmup: 3, 'min-time': 0, json: false, ep: 'cpu' };
   const cases = [];
   const args = process.argv.slice(2);
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '-h' || a === '--help') { console.log(usage()); return 0; }
     if (a === '--json') o.json = true;
+    else if (a === '--ep') {
+      o.ep = args[++i];
+      if (o.ep !== 'cpu' && o.ep !== 'webgpu') { console.error(`peer: error: --ep takes cpu or webgpu`); return 2; }
+    }
     else if (a === '--threads' || a === '--runs' || a === '--warmup' || a === '--min-time') {
       const v = Number(args[++i]);
       if (!Number.isInteger(v) || v < 0) { console.error(`peer: error: ${a} needs a count`); return 2; }

@@ -69,6 +69,11 @@ static void human_size(double b, char *buf, size_t len) {
   snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", b, u[i]);
 }
 
+static const char *ms_text(double v, char buf[32]) {
+  snprintf(buf, 32, v >= 100 ? "%.0f" : "%.3g", v);
+  return buf;
+}
+
 static double jnum(const cJSON *o, const char *k) { return cJSON_GetNumberValue(cJSON_GetObjectItem(o, k)); }
 static const char *jstr(const cJSON *o, const char *k) {
   const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, k));
@@ -85,8 +90,9 @@ static void print_summary(const char *json) {
   const cJSON *dev = cJSON_GetObjectItem(s, "device");
   printf("  device    %s (backend %s)\n", jstr(dev, "name"), jstr(s, "backend"));
   const cJSON *lat = cJSON_GetObjectItem(s, "latency_ms");
-  printf("  latency   %.3g ms median, %.3g ms p90 (first run %.3g ms; load %.3g ms)\n", jnum(lat, "median"),
-         jnum(lat, "p90"), jnum(s, "first_run_ms"), jnum(s, "load_ms"));
+  char b[4][32];
+  printf("  latency   %s ms median, %s ms p90 (first run %s ms; load %s ms)\n", ms_text(jnum(lat, "median"), b[0]),
+         ms_text(jnum(lat, "p90"), b[1]), ms_text(jnum(s, "first_run_ms"), b[2]), ms_text(jnum(s, "load_ms"), b[3]));
   if (jnum(s, "peak_rss_bytes") > 0) {
     human_size(jnum(s, "peak_rss_bytes"), mem, sizeof mem);
     printf("  memory    %s peak resident\n", mem);

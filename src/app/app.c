@@ -220,8 +220,35 @@ void gpux_app_close(gpux_app *a) {
   free(a);
 }
 
-static int looks_like_path(const char *s) {
-  return !strcmp(s, ".") || !strcmp(s, "..") || strchr(s, '/') != NULL || !strcmp(s, "GPUXfile");
+/* Clearly a path, never an image name: ".", "..", "./x", "../x", "/x", "x/GPUXfile". */
+static int explicit_path(const char *s) {
+  size_t n = strlen(s);
+  return !strcmp(s, ".") || !strcmp(s, "..") || !strncmp(s, "./", 2) || !strncmp(s, "../", 3) || s[0] == '/' ||
+         (n >= 8 && !strcmp(s + n - 8, "GPUXfile"));
+}
+
+/* A folder (or GPUXfile) run directly, without building: parsed and checked like a build. */
+static int open_folder(gpux_store *st, const char *path, int backend, gpux_app **out) {
+  gpux__spec *spec;
+  int rc = gpux__spec_parse_file(path, NULL, &spec);
+  if (rc) return rc;
+  for (int i = 0; i < (spec->has_model ? 1 : spec->pipeline.n_steps); i++) {
+    gpux__spec_model *m = spec->has_model ? &spec->model : &spec->pipeline.steps[i].model;
+    if (m->kind == GPUX__SRC_FILE) continue;
+    char p[4096];
+    if (!st) rc = gpux__error(GPUX_E_INVALID, "fetching '%s' needs the store", m->source);
+    else rc = gpux__fetch_source(st, m, p, sizeof p);
+    if (rc) {
+      gpux__spec_free(spec);
+      return rc;
+    }
+    m->path = gpux__spec_strdup(spec, p);
+  }
+  gpux_app *a;
+  if ((rc = gpux__app_create(spec, backend, 1, &a))) return rc;
+  snprintf(a->ref, sizeof a->ref, "%s", path);
+  *out = a;
+  return 0;
 }
 
 int gpux_app_open(gpux_store *st, const char *ref_or_path, const gpux_app_options *o, gpux_app **out) {
@@ -230,31 +257,18 @@ int gpux_app_open(gpux_store *st, const char *ref_or_path, const gpux_app_option
   int backend = o ? o->backend : GPUX_BACKEND_AUTO;
   struct stat sb;
   int rc;
-  if (stat(ref_or_path, &sb) == 0 && (S_ISDIR(sb.st_mode) || looks_like_path(ref_or_path))) {
-    /* a folder (or GPUXfile) run directly, without building */
-    gpux__spec *spec;
-    if ((rc = gpux__spec_parse_file(ref_or_path, NULL, &spec))) return rc;
-    for (int i = 0; i < (spec->has_model ? 1 : spec->pipeline.n_steps); i++) {
-      gpux__spec_model *m = spec->has_model ? &spec->model : &spec->pipeline.steps[i].model;
-      if (m->kind == GPUX__SRC_FILE) continue;
-      char p[4096];
-      if (!st || (rc = gpux__fetch_source(st, m, p, sizeof p))) {
-        if (!st) rc = gpux__error(GPUX_E_INVALID, "fetching '%s' needs the store", m->source);
-        gpux__spec_free(spec);
-        return rc;
-      }
-      m->path = gpux__spec_strdup(spec, p);
-    }
-    gpux_app *a;
-    if ((rc = gpux__app_create(spec, backend, 1, &a))) return rc;
-    snprintf(a->ref, sizeof a->ref, "%s", ref_or_path);
-    *out = a;
-    return 0;
+  int exists = stat(ref_or_path, &sb) == 0;
+  /* "./ocr", "/abs/ocr", "." are folders, so is "examples/ocr" when it exists; a bare "ocr" (or
+   * "user/ocr") is an image, or the folder of that name when no image has it */
+  if (explicit_path(ref_or_path)) {
+    if (!exists) return gpux__error(GPUX_E_NOTFOUND, "%s: %s", ref_or_path, strerror(errno));
+    return open_folder(st, ref_or_path, backend, out);
   }
+  if (exists && strchr(ref_or_path, '/')) return open_folder(st, ref_or_path, backend, out);
   if (!st) return gpux__error(GPUX_E_INVALID, "'%s': no store to look the image up in", ref_or_path);
-  if (looks_like_path(ref_or_path) && strncmp(ref_or_path, "sha256:", 7) && strchr(ref_or_path, '/') &&
-      (ref_or_path[0] == '.' || ref_or_path[0] == '/'))
-    return gpux__error(GPUX_E_NOTFOUND, "%s: no such file or folder", ref_or_path);
+  gpux__blob_ref probe;
+  if (exists && S_ISDIR(sb.st_mode) && gpux__store_resolve(st, ref_or_path, &probe, NULL, 0) == GPUX_E_NOTFOUND)
+    return open_folder(st, ref_or_path, backend, out);
   gpux__oci_image img;
   if ((rc = gpux__store_load_image(st, ref_or_path, &img))) return rc;
   char dir[4096];
@@ -561,9 +575,21 @@ static int prepare_one(gpux_app *a, const gpux__spec_io *io, const gpux_app_inpu
   }
   default: {
     int dtype = io->dtype ? io->dtype : GPUX_DT_FLOAT;
+    gpux_app_input file_in = {0};
+    if (!in->bytes && in->text && dtype != GPUX_DT_STRING && is_file(in->text)) {
+      /* a path: the file's contents (.npy, .pb, numbers as text) */
+      if ((rc = read_whole(in->text, &owned, &len))) break;
+      file_in.bytes = owned;
+      file_in.len = len;
+      in = &file_in;
+    }
     if (in->bytes) {
       const uint8_t *b = in->bytes;
-      if (in->len >= 6 && !memcmp(b, "\x93NUMPY", 6)) rc = npy_parse(b, in->len, &t);
+      if ((in->len >= 8 && !memcmp(b, "\x89PNG", 4)) || (in->len >= 3 && !memcmp(b, "\xff\xd8\xff", 3)) ||
+          (in->len >= 12 && !memcmp(b, "RIFF", 4) && !memcmp(b + 8, "WAVE", 4)))
+        rc = gpux__error(GPUX_E_INVALID, "got %s; '%s' is a tensor input (preprocessing.%s in the GPUXfile turns files into tensors)",
+                         b[0] == 'R' ? "a WAV file" : "an image", io->name, b[0] == 'R' ? "audio" : "image");
+      else if (in->len >= 6 && !memcmp(b, "\x93NUMPY", 6)) rc = npy_parse(b, in->len, &t);
       else if (is_text(b, in->len)) {
         if (!(owned = gpux__strndup(in->bytes, in->len))) return GPUX_E_NOMEM;
         rc = dtype == GPUX_DT_STRING ? string_tensor(owned, io, &t) : parse_tensor_text(owned, io, dtype, &t);
@@ -935,26 +961,42 @@ static int synth_wav(int rate, void **wav, size_t *len) {
   return rc;
 }
 
-static char *zeros_text(const gpux__spec_io *io) {
-  int64_t n = 1;
-  cJSON *shape = cJSON_CreateArray();
-  for (int i = 0; i < (io->ndim >= 0 ? io->ndim : 1); i++) {
-    int64_t d = io->ndim >= 0 && io->dims[i] >= 0 ? io->dims[i] : 1;
-    n *= d;
-    cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)d));
+/* Zeros for a tensor input as JSON text (nested lists carry the shape): symbolic dimensions are
+ * 1 for the first (batch) and `sym` for the others. */
+static char *zeros_text(const gpux__spec_io *io, int64_t sym) {
+  int ndim = io->ndim >= 0 ? io->ndim : 1;
+  int64_t dims[GPUX_MAX_DIMS], n = 1;
+  for (int i = 0; i < ndim; i++) {
+    dims[i] = io->ndim >= 0 && io->dims[i] >= 0 ? io->dims[i] : i == 0 ? 1 : sym;
+    n *= dims[i];
   }
-  cJSON_Delete(shape);
   if (n > 1 << 26) return NULL;
-  size_t len = (size_t)n * 2 + 2;
-  char *s = gpux__malloc(len + 1);
+  if (ndim == 0) return gpux__strdup("0");
+  /* "[[0,0],[0,0]]": per element "0," plus brackets per row of every level */
+  size_t len = (size_t)n * 2 + 4;
+  int64_t rows = 1;
+  for (int i = 0; i < ndim; i++) { rows *= dims[i]; len += (size_t)rows * 3; }
+  char *s = gpux__malloc(len);
   if (!s) return NULL;
   size_t o = 0;
-  for (int64_t i = 0; i < n; i++) { s[o++] = '0'; s[o++] = ' '; }
+  int64_t idx[GPUX_MAX_DIMS] = {0};
+  for (int i = 0; i < ndim; i++) s[o++] = '[';
+  for (int64_t e = 0; e < n; e++) {
+    s[o++] = '0';
+    int level = ndim - 1;
+    while (level >= 0 && ++idx[level] == dims[level]) { idx[level] = 0; s[o++] = ']'; level--; }
+    if (level >= 0) {
+      s[o++] = ',';
+      for (int i = level + 1; i < ndim; i++) s[o++] = '[';
+    }
+  }
+  if (n == 0) for (int i = 0; i < ndim; i++) s[o++] = ']';
   s[o] = 0;
   return s;
 }
 
-int gpux__app_smoke_inputs(gpux_app *a, gpux_app_input **inputs, int *n_inputs, void ***owned, cJSON *what) {
+int gpux__app_smoke_inputs(gpux_app *a, int64_t sym, gpux_app_input **inputs, int *n_inputs, void ***owned,
+                           cJSON *what) {
   gpux__spec *s = a->spec;
   *inputs = gpux__calloc((size_t)s->n_inputs + 1, sizeof **inputs);
   *owned = gpux__calloc((size_t)s->n_inputs + 1, sizeof **owned);
@@ -1005,12 +1047,17 @@ int gpux__app_smoke_inputs(gpux_app *a, gpux_app_input **inputs, int *n_inputs, 
       break;
     default:
       if (io->dtype == GPUX_DT_STRING) { in->text = "hello world"; break; }
-      if (!(buf = zeros_text(io))) rc = gpux__error(GPUX_E_INVALID, "input '%s': too large to generate", io->name);
+      if (!(buf = zeros_text(io, sym))) rc = gpux__error(GPUX_E_INVALID, "input '%s': too large to generate", io->name);
       len = buf ? strlen(buf) : 0;
       in->text = buf;
       buf = NULL;
       (*owned)[i] = (void *)in->text;
-      cJSON_AddStringToObject(w, "source", "generated zeros (symbolic dimensions as 1)");
+      if (sym == 1) cJSON_AddStringToObject(w, "source", "generated zeros (symbolic dimensions as 1)");
+      else {
+        char src[96];
+        snprintf(src, sizeof src, "generated zeros (symbolic dimensions as 1 for the batch, %lld elsewhere)", (long long)sym);
+        cJSON_AddStringToObject(w, "source", src);
+      }
       break;
     }
     if (buf) {

@@ -53,10 +53,11 @@ int gpux__app_prepare(gpux_app *a, const gpux_app_input *inputs, int n_inputs,
 void gpux__named_tensors_free(gpux__named_tensors *nt);
 
 /* Generated inputs for the smoke run: the spec's examples when given, otherwise an image (a dark
- * bar on white), a second of quiet noise, "hello world" or zeros (symbolic dimensions as 1).
- * `what` receives a JSON array describing each. */
-int gpux__app_smoke_inputs(gpux_app *a, gpux_app_input **inputs, int *n_inputs, void ***owned,
-                           cJSON *what);
+ * bar on white), a second of quiet noise, "hello world" or zeros (symbolic dimensions as 1 for
+ * the first, batch, dimension and `sym` for the others). `what` receives a JSON array
+ * describing each. */
+int gpux__app_smoke_inputs(gpux_app *a, int64_t sym, gpux_app_input **inputs, int *n_inputs,
+                           void ***owned, cJSON *what);
 
 /* openWakeWord's streaming recipe (wakeword.c): samples at int16 scale, chunked, mel ->
  * embedding -> classifier. *scores receives one score per classifier run (malloc'ed). */

@@ -87,6 +87,8 @@ static void act_f32_range(void *p, int64_t begin, int64_t end) {
   }
 }
 
+static double clamp01_d(double t) { return t < 0 ? 0 : t > 1 ? 1 : t; }
+
 static double softplus_d(double v) { return v > 0 ? v + log1p(exp(-v)) : log1p(exp(v)); }
 
 static double act_f64(const act_ctx *c, double v) {
@@ -97,8 +99,8 @@ static double act_f64(const act_ctx *c, double v) {
   case A_ELU: return v < 0 ? alpha * expm1(v) : v;
   case A_SELU: return v <= 0 ? gamma * alpha * expm1(v) : gamma * v;
   case A_CELU: return v > 0 ? v : alpha * expm1(v / alpha);
-  case A_HARDSIGMOID: return fmax(0.0, fmin(1.0, alpha * v + beta));
-  case A_HARDSWISH: return v * fmax(0.0, fmin(1.0, v / 6.0 + 0.5));
+  case A_HARDSIGMOID: return clamp01_d(alpha * v + beta);
+  case A_HARDSWISH: return v * clamp01_d(v / 6.0 + 0.5);
   case A_SOFTPLUS: return softplus_d(v);
   case A_SOFTSIGN: return v / (1.0 + fabs(v));
   case A_MISH: return v * tanh(softplus_d(v));
@@ -289,7 +291,8 @@ typedef struct {
 } clip_ctx;
 
 /* The hot loop (Relu6 in many CNNs), vectorized in blocks of 8. NaN stays NaN. */
-SIMD_CLONES static void clip_f32(float *restrict y, const float *restrict x, int64_t n, float lo, float hi) {
+SIMD_CLONES static void clip_f32(float *restrict y, const float *restrict x, int64_t n, float lo,
+                                 float hi) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     for (int j = 0; j < 8; j++) {
@@ -335,7 +338,9 @@ static int clip_bound(gpux_kctx *k, int i, int *has, double *f, int64_t *iv) {
                       gpux_dtype_name(IN(0)->dtype));
   int64_t n = gpux_tensor_count(t);
   if (n == 0) return 0; /* an empty bound is no bound */
-  if (n != 1) return gpux__kerr(k, GPUX_E_SHAPE, "input %d must be a scalar, has %lld elements", i, (long long)n);
+  if (n != 1)
+    return gpux__kerr(k, GPUX_E_SHAPE, "input %d must be a scalar, has %lld elements", i,
+                      (long long)n);
   if (!t->data) return 0; /* shape inference only */
   *has = 1;
   *f = gpux__load_f64(t->dtype, t->data, 0);
@@ -353,6 +358,8 @@ static int op_clip(gpux_kctx *k) {
     c.has_hi = gpux__has_attr(k, "max");
     c.lo = gpux__attr_float(k, "min", -FLT_MAX);
     c.hi = gpux__attr_float(k, "max", FLT_MAX);
+    c.ilo = (int64_t)fmax(c.lo, -9.2e18);
+    c.ihi = (int64_t)fmin(c.hi, 9.2e18);
   } else if ((rc = clip_bound(k, 1, &c.has_lo, &c.lo, &c.ilo)) ||
              (rc = clip_bound(k, 2, &c.has_hi, &c.hi, &c.ihi))) {
     return rc;

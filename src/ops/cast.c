@@ -136,7 +136,10 @@ static int parse_special(const char *s, double *v) {
   if (*s == '+' && !strcasecmp(s + 1, "inf")) { *v = INFINITY; return 1; }
   if (!strcasecmp(s, "inf")) { *v = INFINITY; return 1; }
   if (!strcasecmp(s, "-inf")) { *v = -INFINITY; return 1; }
-  if (!strcasecmp(s, "nan") || !strcasecmp(s, "+nan") || !strcasecmp(s, "-nan")) { *v = NAN; return 1; }
+  if (!strcasecmp(s, "nan") || !strcasecmp(s, "+nan") || !strcasecmp(s, "-nan")) {
+    *v = NAN;
+    return 1;
+  }
   return 0;
 }
 
@@ -251,7 +254,7 @@ static void cast_range(void *p, int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) store_from_string(c, i, ((char *const *)xd)[i]);
     return;
   }
-  /* common pairs as plain typed loops */
+  /* common pairs as plain typed loops (64-bit integers to float32 rounded once) */
   int64_t n = end - begin;
   if (xdt == GPUX_DT_FLOAT && ydt == GPUX_DT_FLOAT16) {
     convert_f32_f16((uint16_t *)yd + begin, (const float *)xd + begin, n);
@@ -271,10 +274,8 @@ static void cast_range(void *p, int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) ((float *)yd)[i] = (float)((const int32_t *)xd)[i];
   } else if (xdt == GPUX_DT_BOOL && ydt == GPUX_DT_FLOAT) {
     for (int64_t i = begin; i < end; i++) ((float *)yd)[i] = ((const uint8_t *)xd)[i] ? 1.0f : 0.0f;
-  } else if (xdt == GPUX_DT_UINT64 && gpux__dtype_is_float(ydt)) {
-    for (int64_t i = begin; i < end; i++) store_float(c, i, (double)((const uint64_t *)xd)[i]);
-  } else if (xdt == GPUX_DT_INT64 && gpux__dtype_is_float(ydt) && ydt != GPUX_DT_DOUBLE) {
-    for (int64_t i = begin; i < end; i++) store_float(c, i, (double)(float)((const int64_t *)xd)[i]);
+  } else if (xdt == GPUX_DT_UINT64 && ydt == GPUX_DT_FLOAT) {
+    for (int64_t i = begin; i < end; i++) ((float *)yd)[i] = (float)((const uint64_t *)xd)[i];
   } else if (is_int(xdt) && is_int(ydt)) { /* exact, wrapping */
     for (int64_t i = begin; i < end; i++) gpux__store_i64(ydt, yd, i, gpux__load_i64(xdt, xd, i));
   } else if (gpux__dtype_is_float(ydt)) {
@@ -316,9 +317,21 @@ static int cast_run(gpux_kctx *k, int to) {
   return 0;
 }
 
+/* Before opset 6, `to` was a string naming the type ("FLOAT", "INT64", ...). */
+static int dtype_from_name(const char *name) {
+  static const char *const names[] = {
+    "UNDEFINED", "FLOAT", "UINT8", "INT8", "UINT16", "INT16", "INT32", "INT64", "STRING",
+    "BOOL", "FLOAT16", "DOUBLE", "UINT32", "UINT64", "COMPLEX64", "COMPLEX128", "BFLOAT16",
+  };
+  for (int i = 1; i < (int)GPUX__ARRAY_LEN(names); i++)
+    if (!strcasecmp(name, names[i])) return i;
+  return 0;
+}
+
 static int op_cast(gpux_kctx *k) {
   if (!gpux__has_attr(k, "to")) return gpux__kerr(k, GPUX_E_INVALID, "attribute 'to' is required");
-  return cast_run(k, (int)gpux__attr_int(k, "to", 0));
+  const char *name = gpux__attr_string(k, "to", NULL);
+  return cast_run(k, name ? dtype_from_name(name) : (int)gpux__attr_int(k, "to", 0));
 }
 
 static int op_cast_like(gpux_kctx *k) {

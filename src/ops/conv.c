@@ -83,6 +83,7 @@ static _Thread_local float *scratch;
 static _Thread_local size_t scratch_cap;
 
 static float *scratch_f32(size_t n) {
+  if (n == 0) n = 1;
   if (n > scratch_cap) {
     free(scratch);
     scratch = malloc(n * sizeof *scratch);
@@ -291,14 +292,17 @@ static void conv_tile(const conv_job *j, int64_t task, float *col) {
   float *yg = j->y + (n * cd->m + g * cd->mg) * cd->os;         /* [mg, os] */
   gpux__gemm mm = {.m = cd->mg, .n = t, .k = kg, .alpha = 1, .beta = 0,
                    .a = j->w + g * cd->mg * kg, .lda = kg, .c = yg + p0, .ldc = cd->os};
-  if (j->pointwise) {
+  if (kg == 0) { /* no input channels: only the bias */
+    for (int64_t m = 0; m < cd->mg; m++) memset(yg + m * cd->os + p0, 0, (size_t)t * sizeof *yg);
+  } else if (j->pointwise) {
     mm.b = xg + p0, mm.ldb = cd->is;
+    gpux__gemm_serial(&mm);
   } else {
     im2col_job ij = {cd, xg, col, p0, p1};
     im2col_rows(&ij, 0, kg);
     mm.b = col, mm.ldb = t;
+    gpux__gemm_serial(&mm);
   }
-  gpux__gemm_serial(&mm);
   if (j->b)
     for (int64_t m = 0; m < cd->mg; m++) {
       float bv = j->b[g * cd->mg + m], *row = yg + m * cd->os + p0;
@@ -450,7 +454,7 @@ static int conv_f32(gpux_kctx *k, const conv_dims *cd, const float *x, const flo
   for (int i = 0; i < GPUX_WIN_DIMS; i++)
     if (cd->w.s[i] != 1 || cd->w.pb[i] || cd->w.pe[i]) j.pointwise = 0;
   /* tile: at most 2 MB of columns, about two tasks per thread, at least ~128K MACs each */
-  int64_t tile = j.pointwise ? cd->os : GPUX__MAX(1, ((int64_t)1 << 19) / kg);
+  int64_t tile = j.pointwise ? cd->os : GPUX__MAX(1, ((int64_t)1 << 19) / GPUX__MAX(kg, 1));
   int64_t per_task = (cd->n * cd->g * cd->os + 2 * threads - 1) / (2 * threads);
   int64_t min_tile = GPUX__MAX(16, 131072 / (cd->mg * kg + 1));
   tile = GPUX__MIN(tile, GPUX__MAX(per_task, min_tile));
@@ -661,7 +665,7 @@ static int convt_f32(gpux_kctx *k, const conv_dims *cd, const float *x, const fl
   int64_t budget = parallel ? (int64_t)1 << 19 : (int64_t)1 << 21; /* column floats */
   j.tile = GPUX__MAX(1, GPUX__MIN(cd->is, budget / GPUX__MAX(rows, 1)));
   j.split_gemm = !parallel;
-  if (cd->is > 0 && rows > 0) {
+  if (cd->is > 0 && rows > 0 && cd->cg > 0) {
     if (parallel) {
       gpux__parallel_for_blas(tasks, 1, convt_group_range, &j);
     } else {

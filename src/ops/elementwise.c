@@ -47,7 +47,8 @@ typedef struct {
 /* One run: output elements [o, o+n), input i starting at off[i] and advancing by st[i]. */
 typedef void (*seg_fn)(void *ctx, int64_t o, const int64_t *off, const int64_t *st, int64_t n);
 
-static void bc_init(bcast *bc, int ndim, const int64_t *dims, int n_in, const int *in_ndim, const int64_t *const *in_dims) {
+static void bc_init(bcast *bc, int ndim, const int64_t *dims, int n_in, const int *in_ndim,
+                    const int64_t *const *in_dims) {
   memset(bc, 0, sizeof *bc);
   bc->n_in = n_in;
   bc->count = gpux__shape_count(ndim, dims);
@@ -355,7 +356,8 @@ static void bin_int_seg(void *p, int64_t o, const int64_t *off, const int64_t *s
 
 /* Pow with a base and an exponent of different kinds (integer base, float exponent or the
  * reverse): computed in double, stored in the base's type. */
-static void bin_pow_mixed_seg(void *p, int64_t o, const int64_t *off, const int64_t *st, int64_t n) {
+static void bin_pow_mixed_seg(void *p, int64_t o, const int64_t *off, const int64_t *st,
+                              int64_t n) {
   const bin_ctx *c = p;
   for (int64_t i = 0; i < n; i++) {
     double x = gpux__load_f64(c->a->dtype, c->a->data, off[0] + i * st[0]);
@@ -411,7 +413,8 @@ static void bin_compute(int op, const gpux_tensor *a, const gpux_tensor *b, gpux
   int nds[2] = {a_ndim, b_ndim};
   const int64_t *dims[2] = {a_dims, b_dims};
   bc_init(&bc, y->ndim, y->dims, 2, nds, dims);
-  bin_ctx c = {op, a, b, y, (int)gpux_dtype_size(a->dtype) * 8, gpux__dtype_is_unsigned_int(a->dtype)};
+  bin_ctx c = {op, a, b, y, (int)gpux_dtype_size(a->dtype) * 8,
+               gpux__dtype_is_unsigned_int(a->dtype)};
   int ak = dtype_kind(a->dtype), bk = dtype_kind(b->dtype);
   if (a->dtype == GPUX_DT_STRING)
     bc_run(&bc, bc.count, bin_str_seg, &c);
@@ -508,7 +511,8 @@ static void mean_divide(void *p, int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) y[i] /= n;
   } else {
     for (int64_t i = begin; i < end; i++)
-      gpux__store_f64(c->y->dtype, c->y->data, i, gpux__load_f64(c->y->dtype, c->y->data, i) / c->n);
+      gpux__store_f64(c->y->dtype, c->y->data, i,
+                      gpux__load_f64(c->y->dtype, c->y->data, i) / c->n);
   }
 }
 
@@ -584,7 +588,8 @@ static void where_seg(void *p, int64_t o, const int64_t *off, const int64_t *st,
   where_ctx *c = p;
   const uint8_t *cond = (const uint8_t *)c->cond->data + off[0];
   if (c->y->dtype == GPUX_DT_STRING) {
-    char *const *x = (char *const *)c->x->data + off[1], *const *z = (char *const *)c->z->data + off[2];
+    char *const *x = (char *const *)c->x->data + off[1];
+    char *const *z = (char *const *)c->z->data + off[2];
     char **y = (char **)c->y->data + o;
     for (int64_t i = 0; i < n; i++) {
       y[i] = gpux__strdup(str_or_empty(cond[i * st[0]] ? x[i * st[1]] : z[i * st[2]]));

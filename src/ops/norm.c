@@ -475,6 +475,11 @@ static int group_norm_run(gpux_kctx *k, gpux_tensor *y, int64_t G, double *scale
   const gpux_tensor *x = IN(0);
   int64_t N = 0, C = 0, S = 0;
   nc_dims(k, x, &N, &C, &S);
+  if (G == 0) { /* no channels: nothing to do */
+    free(scale);
+    free(bias);
+    return 0;
+  }
   group_ctx c = {.x = x, .y = y, .G = G, .cpg = C / G, .S = S, .scale = scale, .bias = bias,
                  .eps = gpux__attr_float(k, "epsilon", 1e-5f)};
   gpux__parallel_for(N * G, grain_for(c.cpg * S), group_range, &c);

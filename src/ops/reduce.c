@@ -363,9 +363,8 @@ static int reduce_fold(gpux_kctx *k, const reduce_geom *g, int vt, int acc, cons
     return 0;
   }
   /* split the outermost kept dim, or the largest kept one */
-  int split = -1;
-  if (!g->red[0]) split = 0;
-  for (int d = 0; d <= last && split < 0; d++)
+  int split = g->red[0] ? -1 : 0;
+  for (int d = 1; d <= last && g->red[0]; d++)
     if (!g->red[d] && (split < 0 || g->dims[d] > g->dims[split])) split = d;
   if (split < 0 || g->dims[split] < 2) {
     geom_walk(&c, -1, 0, 0);

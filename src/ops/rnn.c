@@ -283,7 +283,9 @@ static int op_recurrent(gpux_kctx *k, int cell) {
   cf.in = X->dims[2];
   cf.hid = gpux__attr_int(k, "hidden_size", R->dims[2]);
   int64_t S = cf.seq, Bn = cf.batch, NI = cf.in, Hd = cf.hid, G = cf.ngates, D = cf.ndir;
-  if (Hd <= 0 && !(Hd == 0 && R->dims[2] == 0)) return gpux__kerr(k, GPUX_E_INVALID, "hidden_size %lld", (long long)Hd);
+  if (Hd <= 0) return gpux__kerr(k, GPUX_E_INVALID, "hidden_size %lld must be positive", (long long)Hd);
+  if (S * Bn > INT32_MAX || G * Hd > INT32_MAX || NI > INT32_MAX)
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED, "dimensions too large for the GEMM interface");
   if (W->dims[0] != D || W->dims[1] != G * Hd || W->dims[2] != NI)
     return gpux__kerr(k, GPUX_E_SHAPE, "W must be [%lld, %lld, %lld]", (long long)D, (long long)(G * Hd), (long long)NI);
   if (R->dims[0] != D || R->dims[1] != G * Hd || R->dims[2] != Hd)

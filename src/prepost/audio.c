@@ -198,7 +198,7 @@ int gpux__audio_resample(const gpux__audio *in, int rate, gpux__audio *out) {
    * (j * M mod L) repeats, so the weights are computed once per phase when there are few */
   int64_t g = gcd64(rate, in->sample_rate), L = rate / g, M = in->sample_rate / g;
   float *bank = NULL;
-  if (L <= 4096) {
+  if (L <= 4096 && (int64_t)L * taps <= ((int64_t)1 << 24)) {
     bank = gpux__malloc(sizeof(float) * (size_t)L * taps);
     if (!bank) {
       gpux__audio_free(out);

@@ -181,8 +181,8 @@ int gpux__wordpiece_load(const char *path, const gpux__wordpiece_options *o,
  * BertProcessing) when present. */
 int gpux__tokenizer_json_load_buffer(const void *bytes, size_t len, const char *name,
                                      gpux__tokenizer **out);
-/* Loads by file name: *.json with a "model" key = tokenizer.json, other *.json and *.txt =
- * WordPiece vocabulary. */
+/* Loads a file by its content: a JSON object with a "model" key is a tokenizer.json, anything
+ * else a WordPiece vocabulary (vocab.txt or vocab.json). */
 int gpux__tokenizer_load(const char *path, gpux__tokenizer **out);
 void gpux__tokenizer_free(gpux__tokenizer *t);
 

@@ -559,9 +559,16 @@ int gpux__tokenizer_load(const char *path, gpux__tokenizer **out) {
   if (rc) return rc;
   const char *base = strrchr(path, '/');
   base = base ? base + 1 : path;
-  size_t n = strlen(base);
-  int json = n >= 5 && strcmp(base + n - 5, ".json") == 0;
-  if (json && strstr(data, "\"model\"")) rc = gpux__tokenizer_json_load_buffer(data, len, base, out);
+  /* by content, not name (image-store blobs have none): a JSON object with a "model" key */
+  size_t i = 0;
+  while (i < len && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t')) i++;
+  int is_tokenizer_json = 0;
+  if (i < len && data[i] == '{' && strstr(data, "\"model\"")) { /* a vocab.json may hold "model" */
+    cJSON *j = cJSON_ParseWithLength(data, len);
+    is_tokenizer_json = cJSON_IsObject(jget(j, "model"));
+    cJSON_Delete(j);
+  }
+  if (is_tokenizer_json) rc = gpux__tokenizer_json_load_buffer(data, len, base, out);
   else rc = gpux__wordpiece_load_buffer(data, len, base, NULL, out);
   free(data);
   return rc;
@@ -734,49 +741,110 @@ static size_t gpt2_match(const uint32_t *c, size_t n, size_t i) {
 #undef IS_O
 }
 
+/* BPE merges on one pre-token, with a min-heap of candidate pairs ordered by (rank, position):
+ * O(n log n) in the pre-token's length, and the same result as GPT-2's loop (lowest rank first,
+ * leftmost first) for merge lists where a merged symbol comes after the merges that make it. */
 typedef struct {
-  size_t start, len;             /* bytes of the piece in the word's UTF-8 string */
+  int64_t rank;
+  size_t left, right;            /* symbol indexes */
+  size_t llen, rlen;             /* their byte lengths when the pair was pushed */
+} bpe_pair;
+
+typedef struct {
+  bpe_pair *v;
+  size_t n, cap;
+} bpe_heap;
+
+static int pair_less(const bpe_pair *a, const bpe_pair *b) {
+  return a->rank != b->rank ? a->rank < b->rank : a->left < b->left;
+}
+
+static int heap_push(bpe_heap *h, bpe_pair p) {
+  if (h->n == h->cap) {
+    size_t nc = h->cap ? h->cap * 2 : 64;
+    bpe_pair *v = gpux__realloc(h->v, sizeof *v * nc);
+    if (!v) return GPUX_E_NOMEM;
+    h->v = v;
+    h->cap = nc;
+  }
+  size_t i = h->n++;
+  h->v[i] = p;
+  while (i > 0 && pair_less(&h->v[i], &h->v[(i - 1) / 2])) {
+    bpe_pair t = h->v[i];
+    h->v[i] = h->v[(i - 1) / 2];
+    h->v[(i - 1) / 2] = t;
+    i = (i - 1) / 2;
+  }
+  return 0;
+}
+
+static bpe_pair heap_pop(bpe_heap *h) {
+  bpe_pair top = h->v[0];
+  h->v[0] = h->v[--h->n];
+  size_t i = 0;
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < h->n && pair_less(&h->v[l], &h->v[m])) m = l;
+    if (r < h->n && pair_less(&h->v[r], &h->v[m])) m = r;
+    if (m == i) break;
+    bpe_pair t = h->v[i];
+    h->v[i] = h->v[m];
+    h->v[m] = t;
+    i = m;
+  }
+  return top;
+}
+
+typedef struct {
+  size_t start, len;             /* bytes of the symbol in the pre-token's UTF-8 string */
+  size_t prev, next;             /* the live neighbours; SIZE_MAX at the ends */
+  int alive;
 } bpe_sym;
 
-/* BPE merges on one pre-token (already mapped to GPT-2's byte alphabet, UTF-8 in w). */
+/* Pushes the pair (a, next of a) when the merges know it. */
+static int push_pair(const gpux__tokenizer *t, const char *w, const bpe_sym *sym, size_t a, bpe_heap *h,
+                     gpux__pp_buf *key) {
+  size_t b = sym[a].next;
+  if (b == SIZE_MAX) return 0;
+  key->len = 0;
+  if (gpux__pp_buf_put(key, w + sym[a].start, sym[a].len) || gpux__pp_buf_putc(key, ' ') ||
+      gpux__pp_buf_put(key, w + sym[b].start, sym[b].len))
+    return GPUX_E_NOMEM;
+  int64_t r = hmap_get(&t->merges, key->data, key->len);
+  if (r < 0) return 0;
+  return heap_push(h, (bpe_pair){r, a, b, sym[a].len, sym[b].len});
+}
+
 static int bpe_word(const gpux__tokenizer *t, const char *w, size_t wl, idvec *ids, gpux__pp_buf *key) {
-  size_t cap = wl + 1, n = 0, i = 0;
-  bpe_sym *sym = gpux__malloc(sizeof *sym * cap);
+  size_t n = 0, i = 0;
+  bpe_sym *sym = gpux__malloc(sizeof *sym * (wl + 1));
   if (!sym) return GPUX_E_NOMEM;
   while (i < wl) {
     size_t s = i;
     gpux__utf8_next(w, wl, &i);
-    sym[n++] = (bpe_sym){s, i - s};
+    sym[n] = (bpe_sym){s, i - s, n ? n - 1 : SIZE_MAX, n + 1, 1};
+    n++;
   }
+  if (n) sym[n - 1].next = SIZE_MAX;
+  bpe_heap h = {0};
   int rc = 0;
-  while (n > 1) {
-    int64_t best = -1;
-    size_t at = 0;
-    for (size_t k = 0; k + 1 < n; k++) {
-      key->len = 0;
-      if (gpux__pp_buf_put(key, w + sym[k].start, sym[k].len) || gpux__pp_buf_putc(key, ' ') ||
-          gpux__pp_buf_put(key, w + sym[k + 1].start, sym[k + 1].len)) {
-        free(sym);
-        return GPUX_E_NOMEM;
-      }
-      int64_t r = hmap_get(&t->merges, key->data, key->len);
-      if (r >= 0 && (best < 0 || r < best)) best = r, at = k;
-    }
-    if (best < 0) break;
-    /* merge every occurrence of this pair, left to right */
-    bpe_sym a = sym[at], b = sym[at + 1];
-    size_t o = 0;
-    for (size_t k = 0; k < n; k++) {
-      if (k + 1 < n && sym[k].len == a.len && sym[k + 1].len == b.len &&
-          memcmp(w + sym[k].start, w + a.start, a.len) == 0 &&
-          memcmp(w + sym[k + 1].start, w + b.start, b.len) == 0) {
-        sym[o++] = (bpe_sym){sym[k].start, sym[k].len + sym[k + 1].len};
-        k++;
-      } else sym[o++] = sym[k];
-    }
-    n = o;
+  for (size_t k = 0; k + 1 < n && !rc; k++) rc = push_pair(t, w, sym, k, &h, key);
+  while (h.n && !rc) {
+    bpe_pair p = heap_pop(&h);
+    bpe_sym *a = &sym[p.left];
+    /* stale when either side was merged since it was pushed */
+    if (!a->alive || a->next != p.right || a->len != p.llen || sym[p.right].len != p.rlen) continue;
+    bpe_sym *b = &sym[p.right];
+    a->len += b->len;
+    a->next = b->next;
+    if (b->next != SIZE_MAX) sym[b->next].prev = p.left;
+    b->alive = 0;
+    /* the new pairs around the merged symbol */
+    if (a->prev != SIZE_MAX) rc = push_pair(t, w, sym, a->prev, &h, key);
+    if (!rc) rc = push_pair(t, w, sym, p.left, &h, key);
   }
   for (size_t k = 0; k < n && !rc; k++) {
+    if (!sym[k].alive) continue;
     int64_t id = hmap_get(&t->ids, w + sym[k].start, sym[k].len);
     if (id < 0) id = t->unk_id;
     if (id < 0)
@@ -784,6 +852,7 @@ static int bpe_word(const gpux__tokenizer *t, const char *w, size_t wl, idvec *i
                        w + sym[k].start);
     else rc = idvec_push(ids, id);
   }
+  free(h.v);
   free(sym);
   return rc;
 }
@@ -791,28 +860,42 @@ static int bpe_word(const gpux__tokenizer *t, const char *w, size_t wl, idvec *i
 /* One stretch of text: each gets the prefix space when asked for, as Hugging Face's ByteLevel
  * pre-tokenizer does. */
 static int bpe_text(const gpux__tokenizer *t, const char *s, size_t len, idvec *ids) {
+  /* code points c[k] and where each starts in the text (off[n] = the end), so that a pre-token's
+   * bytes are the text's own: bytes of malformed UTF-8 (classified as U+FFFD) survive as such */
+  int prefix = t->add_prefix_space && s[0] != ' ';
   uint32_t *c = gpux__malloc(sizeof(uint32_t) * (len + 2));
-  if (!c) return GPUX_E_NOMEM;
+  size_t *off = gpux__malloc(sizeof(size_t) * (len + 3));
+  if (!c || !off) {
+    free(c);
+    free(off);
+    return GPUX_E_NOMEM;
+  }
   size_t n = 0, i = 0;
-  if (t->add_prefix_space && s[0] != ' ') c[n++] = ' ';
-  while (i < len) c[n++] = gpux__utf8_next(s, len, &i);
+  if (prefix) c[n] = ' ', off[n++] = 0;
+  while (i < len) {
+    off[n] = i;
+    c[n++] = gpux__utf8_next(s, len, &i);
+  }
+  off[n] = len;
   gpux__pp_buf word = {0}, key = {0};
   int rc = 0;
   for (size_t k = 0; k < n && !rc;) {
     size_t m = gpt2_match(c, n, k);
-    /* the pre-token's UTF-8 bytes, each mapped to its GPT-2 code point */
+    /* the pre-token's bytes, each mapped to its GPT-2 code point */
     word.len = 0;
-    for (size_t q = k; q < k + m && !rc; q++) {
-      char u[4];
-      int nb = gpux__utf8_encode(c[q], u);
-      for (int b = 0; b < nb && !rc; b++) rc = gpux__pp_buf_put_cp(&word, t->byte_cp[(unsigned char)u[b]]);
+    size_t from = off[k];
+    if (prefix && k == 0) {
+      rc = gpux__pp_buf_put_cp(&word, t->byte_cp[' ']);
+      from = 0;
     }
+    for (size_t q = from; q < off[k + m] && !rc; q++) rc = gpux__pp_buf_put_cp(&word, t->byte_cp[(unsigned char)s[q]]);
     if (!rc) rc = bpe_word(t, word.data, word.len, ids, &key);
     k += m;
   }
   free(word.data);
   free(key.data);
   free(c);
+  free(off);
   return rc;
 }
 

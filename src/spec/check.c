@@ -53,7 +53,7 @@ static int match_value(gpux__spec *s, gpux__spec_io *io, const gpux_value_info *
   char k[300];
   if (io->dtype && vi->dtype && io->dtype != vi->dtype) {
     snprintf(k, sizeof k, "%s.dtype", key);
-    return fail(s, GPUX_E_DTYPE, io->line, k, "%s does not match %s's %s for '%s'", gpux_dtype_name(io->dtype),
+    return fail(s, GPUX_E_DTYPE, io->dtype_line ? io->dtype_line : io->line, k, "%s does not match %s's %s for '%s'", gpux_dtype_name(io->dtype),
                 model_name, gpux_dtype_name(vi->dtype), io->name);
   }
   if (io->ndim >= 0 && vi->ndim >= 0) {
@@ -62,11 +62,11 @@ static int match_value(gpux__spec *s, gpux__spec_io *io, const gpux_value_info *
     shape_str(vi->ndim, vi->dims, vi->dim_names, b, sizeof b);
     snprintf(k, sizeof k, "%s.shape", key);
     if (io->ndim != vi->ndim)
-      return fail(s, GPUX_E_SHAPE, io->line, k, "%s has rank %d but %s's '%s' is %s (rank %d)", a, io->ndim,
+      return fail(s, GPUX_E_SHAPE, io->shape_line ? io->shape_line : io->line, k, "%s has rank %d but %s's '%s' is %s (rank %d)", a, io->ndim,
                   model_name, io->name, b, vi->ndim);
     for (int i = 0; i < io->ndim; i++)
       if (io->dims[i] >= 0 && vi->dims[i] >= 0 && io->dims[i] != vi->dims[i])
-        return fail(s, GPUX_E_SHAPE, io->line, k, "%s does not match %s's '%s' %s (dimension %d)", a, model_name,
+        return fail(s, GPUX_E_SHAPE, io->shape_line ? io->shape_line : io->line, k, "%s does not match %s's '%s' %s (dimension %d)", a, model_name,
                     io->name, b, i);
   }
   if (!io->dtype) io->dtype = vi->dtype;
@@ -198,7 +198,7 @@ int gpux__spec_check_models(gpux__spec *s, gpux_model *const *models, int n_mode
       char kn[320];
       snprintf(kn, sizeof kn, "%s.name", k);
       names_list(first, 0, list, sizeof list);
-      return fail(s, GPUX_E_INVALID, io->line, kn, "'%s' is not an input of %s (its inputs: %s)", io->name, first_name, list);
+      return fail(s, GPUX_E_INVALID, io->name_line ? io->name_line : io->line, kn, "'%s' is not an input of %s (its inputs: %s)", io->name, first_name, list);
     }
     if (io->type == GPUX__IO_STRING && vi.dtype != GPUX_DT_STRING) {
       char kt[320];
@@ -328,7 +328,7 @@ int gpux__spec_check_models(gpux__spec *s, gpux_model *const *models, int n_mode
       char kn[320];
       snprintf(kn, sizeof kn, "%s.name", k);
       names_list(last, 1, list, sizeof list);
-      return fail(s, GPUX_E_INVALID, io->line, kn, "'%s' is not an output of %s (its outputs: %s)", io->name, last_name, list);
+      return fail(s, GPUX_E_INVALID, io->name_line ? io->name_line : io->line, kn, "'%s' is not an output of %s (its outputs: %s)", io->name, last_name, list);
     }
     if ((rc = match_value(s, io, &vi, k, last_name))) return rc;
   }

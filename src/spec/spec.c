@@ -392,6 +392,7 @@ static int parse_io(cv *c, const gpux__snode *n, int line, const char *key, cons
     sub_key(k, sizeof k, key, "name");
     if (!(v = gpux__tree_get(n, "name", &kl))) return err_at(c, io->line, k, "missing (every input and output needs a name)");
     if ((rc = get_str(c, v, kl, k, &io->name))) return rc;
+    io->name_line = kl;
   } else if ((v = gpux__tree_get(n, "name", &kl))) {
     return err_at(c, kl, key, "the name is given by the key already");
   }
@@ -412,10 +413,12 @@ static int parse_io(cv *c, const gpux__snode *n, int line, const char *key, cons
       return err_at(c, kl, k, "unknown data type '%s' (float32, float16, int64, int32, uint8, bool, string, ...)", v->str);
     }
     io->dtype = d;
+    io->dtype_line = kl;
   }
   if ((v = gpux__tree_get(n, "shape", &kl))) {
     sub_key(k, sizeof k, key, "shape");
     if ((rc = parse_shape(c, v, kl, k, io))) return rc;
+    io->shape_line = kl;
   }
   if ((v = gpux__tree_get(n, "labels", &kl))) {
     sub_key(k, sizeof k, key, "labels");
@@ -1004,13 +1007,11 @@ static int convert(cv *c, const gpux__snode *root) {
   if ((v = gpux__tree_get(root, "runtime", &kl)) && (rc = parse_runtime(c, v, kl))) return rc;
   if ((v = gpux__tree_get(root, "serving", &kl)) && (rc = parse_serving(c, v, kl))) return rc;
   /* cross-checks that need no model */
-  int n_str = 0;
-  for (int i = 0; i < s->n_inputs; i++) n_str += s->inputs[i].type == GPUX__IO_STRING;
   if (s->pipeline.mode == GPUX__PIPE_OPENWAKEWORD) {
     if (s->image.present || s->tokenizer.present)
       return err_at(c, s->pipeline.line, "pipeline.mode", "openwakeword takes audio; remove preprocessing.image/tokenizer");
     for (int i = 0; i < s->n_inputs; i++)
-      if (s->inputs[i].type != GPUX__IO_AUDIO)
+      if (s->inputs[i].type == GPUX__IO_IMAGE || s->inputs[i].type == GPUX__IO_STRING || s->n_inputs > 1)
         return err_at(c, s->inputs[i].line, "inputs", "'%s': pipeline mode openwakeword takes one audio input", s->inputs[i].name);
   }
   return 0;
@@ -1096,6 +1097,7 @@ int gpux__spec_parse_file(const char *path, const char *display, gpux__spec **ou
 
 void gpux__spec_path(const gpux__spec *s, const char *ref, char *buf, size_t len) {
   if (!ref) { buf[0] = 0; return; }
+  while (ref[0] == '.' && ref[1] == '/') ref += 2;
   if (ref[0] == '/' || !s->dir || !s->dir[0] || !strcmp(s->dir, ".")) snprintf(buf, len, "%s", ref);
   else snprintf(buf, len, "%s/%s", s->dir, ref);
 }

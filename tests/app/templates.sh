@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# `gpux init` templates end to end with tiny models written by make-models.mjs: each template's
+# GPUXfile, as generated, builds and runs — image classification on a rendered image, text
+# classification through the WordPiece tokenizer, audio classification on a spoken WAV, and
+# blank (inputs and outputs read from the model) on numbers given as JSON.
+#   tests/app/templates.sh GPUX
+source "$(dirname "$0")/lib.sh" "$1"
+need convert node espeak-ng
+node "$root/tests/app/make-models.mjs" "$tmp"
+cd "$tmp"
+
+expect init-image 0 'Created app-image/GPUXfile' -- "$gpux" init app-image --template image-classification
+cp image.onnx app-image/model.onnx
+printf 'cat\ndog\nbird\nfish\n' > app-image/labels.txt
+expect build-image 0 '^Built app-image:0.1 .*input +pixel_values: generated image' -- bash -c "'$gpux' build -q app-image | tr '\n' ' '"
+render "Hello" line.png
+expect run-image 0 '^(cat|dog|bird|fish) 0\.[0-9]{4}$' -- "$gpux" run app-image --input line.png
+expect run-image-top 0 '"labels":\[\{"index":[0-9],"label":"(cat|dog|bird|fish)","score":' -- "$gpux" run app-image --json --input line.png
+
+expect init-text 0 'Created app-text/GPUXfile' -- "$gpux" init app-text --template text-classification
+cp text.onnx app-text/model.onnx
+printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\ngreat\nfilm\nbad\n' > app-text/vocab.txt
+expect build-text 0 '^Built app-text:0.1 ' -- "$gpux" build -q app-text
+# ids [CLS]=2 a=5 great=6 film=7 [SEP]=3: mean 4.6 -> logits 0.046, -0.046 -> negative first
+expect run-text 0 '^negative 0\.5230$' -- "$gpux" run app-text --input "A great film"
+expect run-text-stdin 0 '^negative 0\.5' -- bash -c "echo 'a bad film' | '$gpux' run app-text"
+expect run-text-repl 0 '^negative 0\.[0-9]{4}$' -- bash -c "printf '[PAD]\n' | '$gpux' run app-text --interactive"
+
+expect init-audio 0 'Created app-audio/GPUXfile' -- "$gpux" init app-audio --template audio
+cp audio.onnx app-audio/model.onnx
+printf 'speech\nsilence\nnoise\n' > app-audio/labels.txt
+expect build-audio 0 '^Built app-audio:0.1 ' -- "$gpux" build -q app-audio
+espeak-ng -w speech.wav "hello there"
+expect run-audio 0 '^speech 0\.[0-9]{4}$' -- "$gpux" run app-audio --input speech.wav
+
+expect init-blank 0 'Created app-blank/GPUXfile' -- "$gpux" init app-blank
+cp audio.onnx app-blank/model.onnx
+expect build-blank 0 '^Built app-blank:0.1 .*generated zeros' -- bash -c "'$gpux' build -q app-blank | tr '\n' ' '"
+expect run-blank 0 '^logits float32\[1,3\]: 1 -0.5 0.3$' -- "$gpux" run app-blank --input '[[0.1, -0.1, 0.1, -0.1]]'
+expect run-blank-named 0 '^logits float32\[1,3\]: 1 -0.5 0.3$' -- "$gpux" run app-blank --input 'audio=0.1 -0.1 0.1 -0.1'
+expect run-blank-json 0 '"data":\[1,-0.5,0.3\]' -- "$gpux" run app-blank --json --input '[[0.1, -0.1, 0.1, -0.1]]'
+
+# a two-step pipeline: image.onnx's logits feed scale.onnx's x by position
+mkdir -p pipe
+cp image.onnx scale.onnx pipe/
+printf 'cat\ndog\nbird\nfish\n' > pipe/labels.txt
+cat > pipe/GPUXfile <<'YAML'
+name: pipe
+pipeline:
+  steps:
+    - {name: classify, model: image.onnx}
+    - {name: sharpen, model: scale.onnx}
+preprocessing:
+  image: {resize: {width: 224, height: 224}}
+postprocessing: {softmax: true, top_k: 2, labels: labels.txt}
+YAML
+expect build-pipeline 0 '^Built pipe:latest \(?.*3 layers' -- "$gpux" build -q pipe
+expect run-pipeline 0 '^(cat|dog|bird|fish) 0\.[0-9]{4}$' -- "$gpux" run pipe --input line.png
+expect run-pipeline-json 0 '"name":"scaled","dtype":"float32","shape":\[1,4\]' -- "$gpux" run pipe --json --input line.png
+finish
