@@ -26,7 +26,7 @@ test-asan: deps
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -L unit
 
-# Builds gpux and runs it on a real pretrained model (PaddleOCR's text-direction classifier).
+# Builds gpux and runs it on a real pretrained model: PaddleOCR reads a text line gpux renders.
 demo: gpux
 	scripts/demo.sh
 

@@ -1,10 +1,7 @@
 /* files.c — the files behind a model: the external data files an ONNX model names (found by
  * walking its protobuf, nested graphs included, without loading it), and model sources that are
  * not local files — https:// URLs and hf:OWNER/REPO/FILE[@REVISION] on the Hugging Face hub —
- * fetched with libcurl into $GPUX_HOME/cache/ and pinned by sha256 when the GPUXfile says so.
- *
- * libcurl is referenced weakly: when the program is linked without it, a URL source is a clear
- * error instead of a link failure. */
+ * fetched with libcurl into $GPUX_HOME/cache/ and pinned by sha256 when the GPUXfile says so. */
 #include "app/app.h"
 #include "onnx/pb.h"
 #include <curl/curl.h>
@@ -16,14 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#pragma weak curl_easy_init
-#pragma weak curl_easy_setopt
-#pragma weak curl_easy_perform
-#pragma weak curl_easy_getinfo
-#pragma weak curl_easy_cleanup
-#pragma weak curl_easy_strerror
-#pragma weak curl_slist_append
-#pragma weak curl_slist_free_all
 
 double gpux__now_ms(void) {
   struct timespec ts;
@@ -210,8 +199,6 @@ int gpux__fetch_source(gpux_store *st, const gpux__spec_model *m, char *path, si
     int64_t size;
     if (!gpux__sha256_file(path, got, &size) && !strcmp(got + 7, m->sha256)) return 0;
   }
-  if (!curl_easy_init)
-    return gpux__error(GPUX_E_UNSUPPORTED, "%s: fetching needs libcurl, and this gpux was built without it", url);
   int rc = mkdir_p(dir);
   if (rc) return rc;
   snprintf(tmp, sizeof tmp, "%s/.part-%d", dir, (int)getpid());

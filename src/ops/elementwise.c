@@ -211,8 +211,8 @@ DEF_BIN(f32_square, float, square_f(x, z))
 DEF_BIN(f32_pow, float, powf(x, z))
 DEF_BIN(f32_mod, float, py_fmodf(x, z))
 DEF_BIN(f32_fmod, float, fmodf(x, z))
-DEF_BIN(f32_max, float, (x != x) | (x > z) ? x : z) /* NaN wins, as numpy's maximum */
-DEF_BIN(f32_min, float, (x != x) | (x < z) ? x : z)
+DEF_BIN(f32_max, float, ((x != x) | (x > z)) ? x : z) /* NaN wins, as numpy's maximum */
+DEF_BIN(f32_min, float, ((x != x) | (x < z)) ? x : z)
 DEF_BIN(f32_eq, uint8_t, x == z)
 DEF_BIN(f32_gt, uint8_t, x > z)
 DEF_BIN(f32_lt, uint8_t, x < z)

@@ -3,10 +3,11 @@
  * RMSNormalization, LpNormalization, MeanVarianceNormalization and LRN.
  *
  * float32 is the fast path for the ops that dominate real models (Softmax, LogSoftmax, the
- * Batch/Instance/Group/Layer/RMS normalizations): contiguous rows, vectorizable loops, a
- * vectorizable exp, and gpux__parallel_for over rows or groups. Every other dtype goes through a
- * plain float64 path (float16 and bfloat16 included), which is also the reference the fast path
- * is checked against. */
+ * Batch/Instance/Group/Layer/RMS normalizations): contiguous rows, vectorizable loops (also built
+ * for AVX2), a vectorizable exp, sums in float lanes per block added in float64, and
+ * gpux__parallel_for over rows or groups. Every other dtype goes through a plain float64 path,
+ * except float16/bfloat16 Softmax and LogSoftmax, which round every step to the dtype like the
+ * ONNX reference does. */
 #include "ops/op.h"
 #include <math.h>
 

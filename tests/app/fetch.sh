@@ -2,7 +2,6 @@
 # Model sources that are not local files, against a local HTTP server (this machine has no
 # network): an http(s):// URL with a sha256 pin, a wrong pin, a 404, and hf:OWNER/REPO/FILE@REV
 # through $HF_ENDPOINT (huggingface_hub's variable), fetched once into $GPUX_HOME/cache.
-# Skipped (77) when gpux was linked without libcurl.
 #   tests/app/fetch.sh GPUX
 source "$(dirname "$0")/lib.sh" "$1"
 need python3 convert
@@ -34,7 +33,6 @@ postprocessing:
 '
 printf 'name: from-url\nmodel:\n  source: http://127.0.0.1:%s/cls.onnx\n  sha256: %s\n%s' "$port" "$sum" "$post" > "$tmp/app-url/GPUXfile"
 out=$("$gpux" build -q "$tmp/app-url" 2>&1)
-if grep -q 'built without it' <<<"$out"; then echo "SKIP: this gpux has no libcurl"; exit 77; fi
 expect url-build 0 '^Built from-url:latest ' -- echo "$out"
 render "Hello world 2024" "$tmp/line.png"
 expect url-run 0 '^0 [01]\.' -- "$gpux" run from-url --input "$tmp/line.png"
