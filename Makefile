@@ -16,7 +16,8 @@ $(BUILD)/CMakeCache.txt: | deps
 gpux: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Every test: unit, CLI, conformance and real-model tests, then the unit tests under ASan/UBSan.
+# Every test: unit, CLI, app, conformance and real-model tests; then the unit tests and the
+# conformance gate again under AddressSanitizer + UndefinedBehaviorSanitizer.
 test: gpux
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) test-asan
@@ -24,7 +25,7 @@ test: gpux
 test-asan: deps
 	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DGPUX_SANITIZE=ON -DGPUX_WERROR=ON >/dev/null
 	cmake --build $(BUILD)-asan -j $(JOBS)
-	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -L unit
+	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -L 'unit|conformance'
 
 # Builds gpux and runs it on a real pretrained model: PaddleOCR reads a text line gpux renders.
 demo: gpux

@@ -330,8 +330,9 @@ static int dtype_from_name(const char *name) {
 
 static int op_cast(gpux_kctx *k) {
   if (!gpux__has_attr(k, "to")) return gpux__kerr(k, GPUX_E_INVALID, "attribute 'to' is required");
-  const char *name = gpux__attr_string(k, "to", NULL);
-  return cast_run(k, name ? dtype_from_name(name) : (int)gpux__attr_int(k, "to", 0));
+  const gpux_attr *to = gpux__node_attr(k->node, "to");
+  if (to->type == GPUX_ATTR_STRING) return cast_run(k, to->s ? dtype_from_name(to->s) : 0);
+  return cast_run(k, (int)gpux__attr_int(k, "to", 0));
 }
 
 static int op_cast_like(gpux_kctx *k) {

@@ -10,8 +10,12 @@
 #include <stdatomic.h>
 
 /* GCC 12 at -O2 vectorizes only loops whose trip count is a known multiple of the vector width;
- * the few hot inner loops below ask for the full loop vectorizer. */
-#if defined(__GNUC__) && !defined(__clang__)
+ * the few hot inner loops below ask for the full loop vectorizer, with multiply-adds fused, and
+ * are compiled for AVX2 as well (picked at load time). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define VECTORIZE __attribute__((optimize("tree-vectorize", "fp-contract=fast", "no-trapping-math"), \
+                                 target_clones("arch=x86-64-v3", "default")))
+#elif defined(__GNUC__) && !defined(__clang__)
 #define VECTORIZE __attribute__((optimize("tree-vectorize")))
 #else
 #define VECTORIZE
@@ -224,10 +228,75 @@ static int conv_setup(gpux_kctx *k, const gpux_tensor *x, const gpux_tensor *w, 
   return 0;
 }
 
+/* What gpux.FusedConv (made by graph/optimize.c) applies to each output channel m after the
+ * convolution and bias: y = act(y + bias[m]) * scale[m] + shift[m]. */
+enum { EP_NONE, EP_RELU, EP_LEAKY, EP_CLIP, EP_HARDSIGMOID, EP_HARDSWISH, EP_SIGMOID };
+
+typedef struct {
+  int act;                      /* EP_* */
+  float p0, p1;                 /* LeakyRelu alpha; Clip min, max; HardSigmoid alpha, beta */
+  const float *scale, *shift;   /* [M] applied after the activation, or NULL */
+} conv_epilogue;
+
+static const conv_epilogue no_epilogue = {EP_NONE, 0, 0, NULL, NULL};
+
+/* y[i] = act(y[i] + bias) * scale[m] + shift[m] for i < n: one output row of channel m, while it
+ * is still in cache. HardSwish is x * clip(x + 3, 0, 6) / 6, as the pattern it replaces. */
+VECTORIZE static void finish_row(float *restrict y, int64_t n, float bias, const conv_epilogue *e, int64_t m) {
+  const float a = e->p0, b = e->p1;
+  switch (e->act) {
+  case EP_NONE:
+    for (int64_t i = 0; i < n; i++) y[i] += bias;
+    break;
+  case EP_RELU:
+    for (int64_t i = 0; i < n; i++) {
+      float v = y[i] + bias;
+      y[i] = v < 0.0f ? 0.0f : v;
+    }
+    break;
+  case EP_LEAKY:
+    for (int64_t i = 0; i < n; i++) {
+      float v = y[i] + bias;
+      y[i] = v < 0.0f ? a * v : v;
+    }
+    break;
+  case EP_CLIP:
+    for (int64_t i = 0; i < n; i++) {
+      float v = y[i] + bias;
+      v = v < a ? a : v;
+      y[i] = v > b ? b : v;
+    }
+    break;
+  case EP_HARDSIGMOID:
+    for (int64_t i = 0; i < n; i++) {
+      float t = a * (y[i] + bias) + b;
+      t = t < 0.0f ? 0.0f : t;
+      y[i] = t > 1.0f ? 1.0f : t;
+    }
+    break;
+  case EP_HARDSWISH:
+    for (int64_t i = 0; i < n; i++) {
+      float v = y[i] + bias, t = v + 3.0f;
+      t = t < 0.0f ? 0.0f : t;
+      t = t > 6.0f ? 6.0f : t;
+      y[i] = v * t / 6.0f;
+    }
+    break;
+  case EP_SIGMOID:
+    for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-(y[i] + bias)));
+    break;
+  }
+  if (e->scale) {
+    const float s = e->scale[m], t = e->shift[m];
+    for (int64_t i = 0; i < n; i++) y[i] = y[i] * s + t;
+  }
+}
+
 typedef struct {
   const conv_dims *cd;
   const float *x, *w, *b;
   float *y;
+  const conv_epilogue *ep;
   int64_t tile;         /* output (Conv) or input (ConvTranspose) positions per column tile */
   int64_t tiles;        /* Conv: tiles per image and group */
   int pointwise;        /* 1x1 kernel, unit strides, no padding: X itself is the column matrix */
@@ -303,10 +372,10 @@ static void conv_tile(const conv_job *j, int64_t task, float *col) {
     mm.b = col, mm.ldb = t;
     gpux__gemm_serial(&mm);
   }
-  if (j->b)
+  if (j->b || j->ep->act != EP_NONE || j->ep->scale)
     for (int64_t m = 0; m < cd->mg; m++) {
-      float bv = j->b[g * cd->mg + m], *row = yg + m * cd->os + p0;
-      for (int64_t i = 0; i < t; i++) row[i] += bv;
+      int64_t ch = g * cd->mg + m;
+      finish_row(yg + m * cd->os + p0, t, j->b ? j->b[ch] : 0.0f, j->ep, ch);
     }
 }
 
@@ -413,6 +482,7 @@ static void conv_depthwise_planes(void *ctx, int64_t begin, int64_t end) {
             }
           }
         }
+        if (j->ep->act != EP_NONE || j->ep->scale) finish_row(yr, w->out[2], 0.0f, j->ep, m);
       }
   }
 }
@@ -440,8 +510,8 @@ static int blas_fits(gpux_kctx *k, int64_t a, int64_t b, int64_t c) {
 /* float32 Conv. All threads are the pool's: depthwise planes, or tiles of output positions that
  * each do their own im2col and single-threaded sgemm (so the tile's columns stay in cache). */
 static int conv_f32(gpux_kctx *k, const conv_dims *cd, const float *x, const float *w, const float *b,
-                    float *y) {
-  conv_job j = {.cd = cd, .x = x, .w = w, .b = b, .y = y};
+                    float *y, const conv_epilogue *ep) {
+  conv_job j = {.cd = cd, .x = x, .w = w, .b = b, .y = y, .ep = ep};
   atomic_init(&j.failed, 0);
   if (cd->cg == 1 && cd->g > 1) {
     int64_t grain = GPUX__MAX(1, 65536 / (cd->os * cd->ks + 1));
@@ -505,11 +575,13 @@ static void conv_f64_planes(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-static int op_conv(gpux_kctx *k) {
+/* Conv, and FusedConv when ep is not NULL (float32 only). */
+static int conv_op(gpux_kctx *k, const conv_epilogue *ep) {
   const gpux_tensor *x = IN(0), *w = IN(1), *b = IN(2);
   conv_dims cd;
   if (conv_setup(k, x, w, b, &cd)) return k->status;
-  if (!is_conv_float(x->dtype)) return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "Conv on %s", gpux_dtype_name(x->dtype));
+  if (!is_conv_float(x->dtype) || (ep && x->dtype != GPUX_DT_FLOAT))
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "%s on %s", k->node->op_type, gpux_dtype_name(x->dtype));
   if (w->dtype != x->dtype || (b && b->dtype != x->dtype))
     return gpux__kerr(k, GPUX_E_DTYPE, "X, W and B must share a dtype");
   int64_t dims[GPUX_MAX_DIMS];
@@ -518,7 +590,7 @@ static int op_conv(gpux_kctx *k) {
   if (!y) return k->status;
   if (k->shape_only || gpux_tensor_count(y) == 0) return 0;
   if (x->dtype == GPUX_DT_FLOAT)
-    return conv_f32(k, &cd, x->data, w->data, b ? b->data : NULL, y->data);
+    return conv_f32(k, &cd, x->data, w->data, b ? b->data : NULL, y->data, ep ? ep : &no_epilogue);
   if (x->dtype == GPUX_DT_DOUBLE) {
     conv64_job j = {&cd, x->data, w->data, b ? b->data : NULL, y->data};
     gpux__parallel_for(cd.n * cd.m, 1, conv_f64_planes, &j);
@@ -526,11 +598,43 @@ static int op_conv(gpux_kctx *k) {
   }
   float *xf = gpux__conv_widen_f32(x), *wf = gpux__conv_widen_f32(w), *bf = b ? gpux__conv_widen_f32(b) : NULL;
   float *yf = gpux__malloc((size_t)gpux_tensor_count(y) * sizeof *yf);
-  int rc = xf && wf && yf && (!b || bf) ? conv_f32(k, &cd, xf, wf, bf, yf)
+  int rc = xf && wf && yf && (!b || bf) ? conv_f32(k, &cd, xf, wf, bf, yf, &no_epilogue)
                                         : gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
   if (!rc) gpux__conv_narrow_f32(y->dtype, y->data, yf, gpux_tensor_count(y));
   free(xf); free(wf); free(bf); free(yf);
   return rc;
+}
+
+static int op_conv(gpux_kctx *k) { return conv_op(k, NULL); }
+
+/* gpux.FusedConv, which graph/optimize.c makes of a Conv and the nodes after it: Conv's inputs
+ * X, W, B and attributes, plus
+ *   activation         "" (none), Relu, LeakyRelu, Clip, HardSigmoid, HardSwish or Sigmoid
+ *   activation_params  LeakyRelu: alpha; Clip: min, max; HardSigmoid: alpha, beta
+ *   inputs 3 and 4     (optional) post_scale and post_bias, float32 [M]
+ * Y = act(Conv(X, W) + B) * post_scale + post_bias. */
+static int op_fused_conv(gpux_kctx *k) {
+  static const char *const names[] = {"", "Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid"};
+  conv_epilogue ep = {EP_NONE, 0, 0, NULL, NULL};
+  const char *act = gpux__attr_string(k, "activation", "");
+  while (ep.act < (int)GPUX__ARRAY_LEN(names) && strcmp(names[ep.act], act)) ep.act++;
+  if (ep.act == (int)GPUX__ARRAY_LEN(names)) return gpux__kerr(k, GPUX_E_UNSUPPORTED, "activation '%s'", act);
+  const float *p;
+  int np = gpux__attr_floats(k, "activation_params", &p);
+  if (np != (ep.act == EP_LEAKY ? 1 : ep.act == EP_CLIP || ep.act == EP_HARDSIGMOID ? 2 : 0))
+    return gpux__kerr(k, GPUX_E_INVALID, "activation %s with %d parameters", act, np);
+  if (np > 0) ep.p0 = p[0];
+  if (np > 1) ep.p1 = p[1];
+  const gpux_tensor *ps = IN(3), *pb = IN(4), *w = IN(1);
+  if (!ps != !pb) return gpux__kerr(k, GPUX_E_INVALID, "post_scale and post_bias go together");
+  if (ps) {
+    int64_t m = w ? w->dims[0] : -1;
+    if (ps->dtype != GPUX_DT_FLOAT || pb->dtype != GPUX_DT_FLOAT || gpux_tensor_count(ps) != m ||
+        gpux_tensor_count(pb) != m)
+      return gpux__kerr(k, GPUX_E_SHAPE, "post_scale and post_bias must be float32 [%lld]", (long long)m);
+    ep.scale = ps->data, ep.shift = pb->data;
+  }
+  return conv_op(k, &ep);
 }
 
 /* ---- ConvTranspose ---- */
@@ -1021,6 +1125,7 @@ static int op_col2im(gpux_kctx *k) {
 
 const gpux_op_def gpux__ops_conv[] = {
   {"", "Conv", op_conv, 1, 0},
+  {"gpux", "FusedConv", op_fused_conv, 1, 0},
   {"", "ConvTranspose", op_conv_transpose, 1, 0},
   {"", "DeformConv", op_deform_conv, 19, 0},
   {"", "CausalConvWithState", op_causal_conv_with_state, 1, 0},

@@ -2,6 +2,7 @@
  * graph invocation; nested If/Loop/Scan bodies get child frames that see their parents' values),
  * nodes run in topological order, and each intermediate is freed right after its last use. */
 #include "backend/backend-impl.h"
+#include "graph/optimize.h"
 #include <stdio.h>
 
 struct gpux_session {
@@ -11,6 +12,7 @@ struct gpux_session {
   int requested;            /* the gpux_backend_kind asked for */
   int ran;                  /* a run finished: node placement is known */
   int ran_node_by_node;     /* the last run went through run_node (the backend declined the graph) */
+  gpux_graph *cpu_graph;    /* the CPU backend's rewritten copy of the main graph, or NULL */
 };
 
 typedef struct frame {
@@ -172,6 +174,11 @@ int gpux_session_create(gpux_model *m, const gpux_session_options *opts, gpux_se
     free(s);
     return rc;
   }
+  if (s->backend == &gpux__backend_cpu && (rc = gpux__graph_optimize(m->graph, &s->cpu_graph))) {
+    s->backend->release(s->backend_ctx);
+    free(s);
+    return rc;
+  }
   *out = s;
   return 0;
 }
@@ -179,6 +186,7 @@ int gpux_session_create(gpux_model *m, const gpux_session_options *opts, gpux_se
 void gpux_session_free(gpux_session *s) {
   if (!s) return;
   s->backend->release(s->backend_ctx);
+  gpux__graph_optimized_free(s->cpu_graph);
   free(s);
 }
 
@@ -266,7 +274,7 @@ int gpux_session_run(gpux_session *s, const gpux_tensor *inputs, int n_inputs, g
   }
   s->ran_node_by_node = rc == GPUX__DECLINED;
   if (rc == GPUX__DECLINED) {
-    frame f = {.g = g, .s = s};
+    frame f = {.g = s->backend == &gpux__backend_cpu && s->cpu_graph ? s->cpu_graph : g, .s = s};
     rc = run_graph(&f, inputs, n_inputs, outputs, n_outputs);
   }
   s->ran = 1;

@@ -28,7 +28,9 @@ static void sv_copy(char *dst, size_t cap, WGPUStringView v) {
 
 /* ---- loading the library ---- */
 
-static const char *const optional_funcs[] = {"wgpuGetInstanceCapabilities"};
+/* Functions gpux can do without: timed waits fall back to polling; wgpuDeviceForceLoss (Dawn) only
+ * serves fault-injection tests. */
+static const char *const optional_funcs[] = {"wgpuGetInstanceCapabilities", "wgpuDeviceForceLoss"};
 
 static int is_optional(const char *name) {
   for (size_t i = 0; i < GPUX__ARRAY_LEN(optional_funcs); i++)
@@ -224,6 +226,18 @@ static int request_adapter(wg_device *d, WGPUEnum power, WGPUAdapter *out) {
   if (r.status != WGPURequestAdapterStatus_Success || !r.object)
     return gpux__error(GPUX_E_DEVICE, "WebGPU: no adapter found%s%s (is a Vulkan, Metal or D3D12 driver installed? "
                        "On machines without a GPU, Mesa's lavapipe provides one)", r.message[0] ? ": " : "", r.message);
+  /* Dawn offers its Null backend when no real one works: that is no adapter at all */
+  WGPUAdapterInfo info;
+  memset(&info, 0, sizeof info);
+  if (d->f.wgpuAdapterGetInfo(r.object, &info) == WGPUStatus_Success) {
+    WGPUEnum bt = info.backendType;
+    d->f.wgpuAdapterInfoFreeMembers(info);
+    if (bt == WGPUBackendType_Null) {
+      d->f.wgpuAdapterRelease(r.object);
+      return gpux__error(GPUX_E_DEVICE, "WebGPU: no adapter found: no Vulkan, Metal or D3D12 driver answered (on machines "
+                         "without a GPU, Mesa's lavapipe provides one: mesa-vulkan-drivers)");
+    }
+  }
   *out = r.object;
   return 0;
 }
@@ -632,6 +646,17 @@ int gpux_devices(gpux_device_info *out, int cap, char *note, size_t note_len) {
     memset(c, 0, sizeof *c);
     snprintf(c->backend, sizeof c->backend, "cpu");
     snprintf(c->name, sizeof c->name, "CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+      char *colon = strchr(line, ':');
+      if (strncmp(line, "model name", 10) || !colon) continue;
+      colon += 1 + strspn(colon + 1, " \t");
+      colon[strcspn(colon, "\n")] = 0;
+      snprintf(c->name, sizeof c->name, "%s", colon);
+      break;
+    }
+    if (f) fclose(f);
     snprintf(c->type, sizeof c->type, "cpu");
     c->threads = gpux__thread_count();
   }

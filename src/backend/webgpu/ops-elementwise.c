@@ -36,8 +36,21 @@ static const struct {
    "  let odd = abs(b) < 16777216.0 && (i32(abs(b)) & 1) == 1;\n"
    "  return select(r, -r, odd);\n"
    "}\n"},
-  {"gx_tanh", "fn gx_tanh(x: f32) -> f32 { return tanh(clamp(x, -10.0, 10.0)); }\n"},
-  {"gx_softplus", "fn gx_softplus(x: f32) -> f32 { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }\n"},
+  {"gx_tanh",
+   "fn gx_tanh(x: f32) -> f32 {\n"
+   "  let a = abs(x);\n"
+   "  if (a < 0.55) {\n"
+   "    let x2 = x * x;\n"
+   "    return x * (1.0 + x2 * (-0.33333334 + x2 * (0.13333334 + x2 * (-0.053968254 + x2 * (0.021869488 + x2 * -0.008863236)))));\n"
+   "  }\n"
+   "  let e = exp(-2.0 * min(a, 15.0));\n"
+   "  let t = (1.0 - e) / (1.0 + e);\n"
+   "  return select(t, -t, x < 0.0);\n"
+   "}\n"},
+  {"gx_log1p", "fn gx_log1p(y: f32) -> f32 { let u = 1.0 + y; if (u == 1.0) { return y; } return log(u) * y / (u - 1.0); }\n"},
+  {"gx_expm1", "fn gx_expm1(x: f32) -> f32 {\n  let u = exp(x);\n  if (u == 1.0) { return x; }\n  let um = u - 1.0;\n"
+               "  if (um == -1.0) { return -1.0; }\n  if (abs(x) > 0.5) { return um; }\n  return um * x / log(u);\n}\n"},
+  {"gx_softplus", "fn gx_softplus(x: f32) -> f32 { return max(x, 0.0) + gx_log1p(exp(-abs(x))); }\n"},
   {"gx_sigmoid", "fn gx_sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n"},
   {"gx_fmod", "fn gx_fmod(a: f32, b: f32) -> f32 { return a - b * trunc(a / b); }\n"},
   {"gx_imod", "fn gx_imod(a: i32, b: i32) -> i32 {\n  if (b == 0) { return 0; }\n  let r = a % b;\n"
@@ -45,8 +58,16 @@ static const struct {
 };
 
 void gpux__wg_helpers(wg_str *s, const char *expr) {
+  int want[GPUX__ARRAY_LEN(helpers)] = {0};
   for (size_t h = 0; h < GPUX__ARRAY_LEN(helpers); h++)
-    if (strstr(expr, helpers[h].name)) gpux__wg_cat(s, "%s", helpers[h].text);
+    if (strstr(expr, helpers[h].name)) want[h] = 1;
+  /* helpers may call helpers listed before them */
+  for (size_t h = GPUX__ARRAY_LEN(helpers); h-- > 0;)
+    if (want[h])
+      for (size_t q = 0; q < h; q++)
+        if (strstr(helpers[h].text, helpers[q].name)) want[q] = 1;
+  for (size_t h = 0; h < GPUX__ARRAY_LEN(helpers); h++)
+    if (want[h]) gpux__wg_cat(s, "%s", helpers[h].text);
 }
 
 void gpux__wg_strides(const gpux_tensor *t, int64_t *strides) {
@@ -229,15 +250,15 @@ static int op_unary(wg_build *b) {
     snprintf(expr, sizeof expr, "select(a0, %s * a0, a0 < 0.0)", al);
   } else if (!strcmp(op, "Elu")) {
     FLT(al, attr_f(b, "alpha", 1.0f));
-    snprintf(expr, sizeof expr, "select(a0, %s * (exp(a0) - 1.0), a0 < 0.0)", al);
+    snprintf(expr, sizeof expr, "select(a0, %s * gx_expm1(a0), a0 < 0.0)", al);
   } else if (!strcmp(op, "Selu")) {
     FLT(al, attr_f(b, "alpha", 1.67326319217681884765625f));
     FLT(ga, attr_f(b, "gamma", 1.05070102214813232421875f));
-    snprintf(expr, sizeof expr, "select(%s * a0, %s * (%s * exp(a0) - %s), a0 <= 0.0)", ga, ga, al, al);
+    snprintf(expr, sizeof expr, "select(%s * a0, %s * %s * gx_expm1(a0), a0 <= 0.0)", ga, ga, al);
   } else if (!strcmp(op, "Celu")) {
     float a = attr_f(b, "alpha", 1.0f);
     FLT(al, a);
-    snprintf(expr, sizeof expr, "max(0.0, a0) + min(0.0, %s * (exp(a0 / %s) - 1.0))", al, al);
+    snprintf(expr, sizeof expr, "max(0.0, a0) + min(0.0, %s * gx_expm1(a0 / %s))", al, al);
   } else if (!strcmp(op, "ThresholdedRelu")) {
     FLT(al, attr_f(b, "alpha", 1.0f));
     snprintf(expr, sizeof expr, "select(0.0, a0, a0 > %s)", al);

@@ -938,6 +938,12 @@ int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux_tensor 
     wg_val *val = &p->vals[v];
     if (i >= n_inputs || inputs[i].kind == GPUX_KIND_NONE) { val->state = V_ABSENT; continue; }
     const gpux_tensor *t = &inputs[i];
+    if (t->kind != GPUX_KIND_TENSOR) {
+      p->declined = 1;
+      snprintf(p->why, sizeof p->why, "input '%s' is a sequence; the model runs on the CPU", g->values[v].name);
+      *out = p;
+      return 0;
+    }
     if (keyed_input(t)) {
       if ((rc = gpux_tensor_copy(&val->t, t))) goto fail;
       val->owns = 1;

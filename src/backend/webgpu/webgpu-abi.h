@@ -372,6 +372,7 @@ typedef struct WGPUComputePassDescriptor {
   X(void, wgpuDevicePushErrorScope, (WGPUDevice d, WGPUEnum filter))                                     \
   X(WGPUFuture, wgpuDevicePopErrorScope, (WGPUDevice d, WGPUPopErrorScopeCallbackInfo cb))               \
   X(void, wgpuDeviceDestroy, (WGPUDevice d))                                                             \
+  X(void, wgpuDeviceForceLoss, (WGPUDevice d, WGPUEnum reason, WGPUStringView message))                  \
   X(void, wgpuDeviceRelease, (WGPUDevice d))                                                             \
   X(WGPUFuture, wgpuShaderModuleGetCompilationInfo, (WGPUShaderModule m, WGPUCompilationInfoCallbackInfo cb)) \
   X(void, wgpuShaderModuleRelease, (WGPUShaderModule m))                                                 \

@@ -1,0 +1,465 @@
+/* optimize.c — the CPU backend's graph rewrite, run once when a session is created, on a copy
+ * of the model's main graph (the model and the other backends keep the graph as loaded):
+ *
+ *   1. Constant nodes holding a tensor become initializers, so they are not copied on every run
+ *      and the rewrites below can read them.
+ *   2. A float32 Conv with constant weights absorbs the chain of nodes that only it feeds:
+ *        BatchNormalization (inference), Mul / Add / Sub / Div by a per-channel or scalar
+ *        constant                              -> folded into the weights and bias,
+ *        Relu, LeakyRelu, Clip, HardSigmoid, HardSwish, Sigmoid, and x * clip(x + 3, 0, 6) / 6
+ *                                              -> the activation,
+ *        then Mul / Add / Sub / Div by per-channel constants -> a scale and shift after it,
+ *      and becomes one gpux.FusedConv node (conv.c):
+ *        Y = act(Conv(X, W') + B') * post_scale + post_bias.
+ *      The intermediate tensors are never made, and the activation runs on each tile of the
+ *      convolution's output while it is in cache.
+ *
+ * Value ids stay as they are (new values are appended), so nested graphs that capture values of
+ * the main graph by id read the copy alike. */
+#include "graph/optimize.h"
+#include "ops/op.h"
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+
+typedef struct {
+  gpux_graph g;           /* the rewritten graph; first, so the gpux_graph * handed out is ours */
+  gpux__arena arena;      /* nodes' input lists, attributes and names the rewrite made */
+  int n_owned, cap_owned;
+  void **owned;           /* data of the tensors the rewrite made (folded weights) */
+} opt_graph;
+
+/* ---- helpers ---- */
+
+static void *own(opt_graph *o, size_t bytes) {
+  if (o->n_owned == o->cap_owned) {
+    int cap = o->cap_owned ? o->cap_owned * 2 : 64;
+    void **p = gpux__realloc(o->owned, (size_t)cap * sizeof *p);
+    if (!p) return NULL;
+    o->owned = p;
+    o->cap_owned = cap;
+  }
+  void *d = gpux__malloc(bytes ? bytes : 1);
+  if (d) o->owned[o->n_owned++] = d;
+  return d;
+}
+
+/* The constant tensor of value id, or NULL when it is computed (or not a dense tensor). */
+static const gpux_tensor *const_of(const gpux_graph *g, int id) {
+  if (id < 0 || !g->values[id].is_const) return NULL;
+  const gpux_tensor *t = &g->values[id].init;
+  return t->kind == GPUX_KIND_TENSOR && t->data ? t : NULL;
+}
+
+/* Appends a constant float32 value of `count` elements (shape `ndim`, `dims`) whose data the
+ * graph owns; returns its id (data in *data) or a negative error. */
+static int add_const(opt_graph *o, const char *base, const char *suffix, int ndim, const int64_t *dims,
+                     float **data) {
+  gpux_graph *g = &o->g;
+  if (g->n_values == g->cap_values) return gpux__error(GPUX_E_INVALID, "optimize: value table full");
+  int64_t count = gpux__shape_count(ndim, dims);
+  float *d = own(o, (size_t)count * sizeof *d);
+  size_t len = strlen(base) + strlen(suffix) + 1;
+  char *name = gpux__arena_alloc(&o->arena, len);
+  if (!d || !name) return GPUX_E_NOMEM;
+  snprintf(name, len, "%s%s", base, suffix);
+  int id = g->n_values++;
+  gpux_value *v = &g->values[id];
+  memset(v, 0, sizeof *v);
+  v->name = name;
+  v->info.ndim = -1;
+  v->is_const = 1;
+  v->outer = v->producer = v->last_use = -1;
+  gpux_tensor *t = &v->init;
+  t->kind = GPUX_KIND_TENSOR;
+  t->dtype = GPUX_DT_FLOAT;
+  t->ndim = ndim;
+  for (int i = 0; i < ndim; i++) t->dims[i] = dims[i];
+  t->data = d;
+  t->nbytes = (size_t)count * sizeof *d;
+  t->owns_data = 0; /* freed with the graph (owned[]) */
+  *data = d;
+  return id;
+}
+
+static int is_op(const gpux_node *n, const char *op) { return !n->domain[0] && !strcmp(n->op_type, op); }
+
+/* ---- pass 1: Constant nodes become initializers ---- */
+
+static void fold_constants(opt_graph *o, unsigned char *dead) {
+  gpux_graph *g = &o->g;
+  for (int i = 0; i < g->n_nodes; i++) {
+    const gpux_node *n = &g->nodes[i];
+    if (!is_op(n, "Constant") || n->n_out != 1 || n->out[0] < 0) continue;
+    const gpux_attr *a = gpux__node_attr(n, "value");
+    if (!a || !a->t || a->t->kind != GPUX_KIND_TENSOR || a->t->dtype == GPUX_DT_STRING) continue;
+    if (!a->t->data && gpux_tensor_count(a->t) > 0) continue;
+    gpux_value *v = &g->values[n->out[0]];
+    if (v->outer >= 0 || v->is_graph_input) continue;
+    v->init = *a->t;        /* a view of the attribute's tensor, which the model owns */
+    v->init.owns_data = 0;
+    v->is_const = 1;
+    dead[i] = 1;
+  }
+}
+
+/* ---- pass 2: Conv + affine + activation ---- */
+
+/* Readers of each value: how many (graph outputs and captures by nested graphs count as many
+ * readers, so such values are never fused away) and the first two nodes. */
+typedef struct {
+  int *uses;
+  int (*readers)[2];
+} use_map;
+
+static void add_reader(use_map *u, int id, int node, int weight) {
+  if (id < 0) return;
+  if (u->uses[id] < 2) u->readers[id][u->uses[id]] = node;
+  u->uses[id] += weight;
+}
+
+static int use_map_build(const gpux_graph *g, use_map *u) {
+  u->uses = gpux__calloc((size_t)g->n_values + 1, sizeof *u->uses);
+  u->readers = gpux__calloc((size_t)g->n_values + 1, sizeof *u->readers);
+  if (!u->uses || !u->readers) return GPUX_E_NOMEM;
+  for (int i = 0; i < g->n_nodes; i++) {
+    const gpux_node *n = &g->nodes[i];
+    for (int j = 0; j < n->n_in; j++) add_reader(u, n->in[j], i, 1);
+    for (int a = 0; a < n->n_attrs; a++) { /* nested graphs' captures */
+      const gpux_attr *at = &n->attrs[a];
+      int count = at->g ? 1 : at->type == GPUX_ATTR_GRAPHS ? at->n : 0;
+      for (int s = 0; s < count; s++) {
+        const gpux_graph *sub = at->g ? at->g : at->graphs[s];
+        for (int v = 0; v < sub->n_values; v++) add_reader(u, sub->values[v].outer, -1, 1000);
+      }
+    }
+  }
+  for (int o = 0; o < g->n_outputs; o++) add_reader(u, g->outputs[o], -1, 1000);
+  return 0;
+}
+
+/* The node that alone reads value id, or -1. */
+static int only_reader(const use_map *u, int id) { return u->uses[id] == 1 ? u->readers[id][0] : -1; }
+
+/* A constant operand that is a scalar or per-channel ([M, 1, 1], [1, M, 1, 1], ...) for an
+ * output of rank `rank` with M channels: its values (count 1 or M) or NULL. */
+static const float *channel_const(const gpux_graph *g, int id, int64_t m, int rank, int64_t *count) {
+  const gpux_tensor *t = const_of(g, id);
+  if (!t || t->dtype != GPUX_DT_FLOAT || t->ndim > rank) return NULL;
+  for (int i = 0; i < t->ndim; i++) {
+    int d = rank - t->ndim + i;
+    if (t->dims[i] != 1 && !(d == 1 && t->dims[i] == m)) return NULL;
+  }
+  *count = gpux_tensor_count(t);
+  return *count == 1 || *count == m ? t->data : NULL;
+}
+
+/* A float scalar constant equal to want. */
+static int is_scalar(const gpux_graph *g, int id, float want) {
+  const gpux_tensor *t = const_of(g, id);
+  return t && t->dtype == GPUX_DT_FLOAT && gpux_tensor_count(t) == 1 && ((const float *)t->data)[0] == want;
+}
+
+enum { ACT_NONE, ACT_RELU, ACT_LEAKY, ACT_CLIP, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_SIGMOID };
+static const char *const act_names[] = {"", "Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid"};
+
+typedef struct {
+  int conv;             /* node index */
+  int64_t m, per;       /* output channels, weights per output channel */
+  int rank;             /* output rank */
+  float *w, *b;         /* folded weights [m, per] and bias [m] */
+  int act;              /* ACT_* */
+  float params[2];
+  int n_params;
+  float *ps, *pb;       /* scale and shift after the activation [m], NULL until needed */
+  int out;              /* value the chain ends in so far */
+  int n_fused;          /* nodes absorbed */
+} chain;
+
+/* The operands of a binary node reading x: the other one as a per-channel constant. */
+static const float *other_operand(const gpux_graph *g, const gpux_node *n, int x, const chain *c,
+                                  int64_t *count, int *x_first) {
+  if (n->n_in != 2 || n->n_out != 1) return NULL;
+  *x_first = n->in[0] == x;
+  int other = *x_first ? n->in[1] : n->in[0];
+  if (other == x) return NULL;
+  return channel_const(g, other, c->m, c->rank, count);
+}
+
+/* Scale (by s) and shift (by a) the channels: before the activation into the weights and bias,
+ * after it into post_scale and post_bias. */
+static int fold_affine(opt_graph *o, chain *c, const float *s, int64_t ns, const float *a, int64_t na,
+                       float a_sign) {
+  if (c->act == ACT_NONE) {
+    for (int64_t m = 0; m < c->m; m++) {
+      float sv = s ? s[ns == 1 ? 0 : m] : 1.0f;
+      if (s) {
+        for (int64_t i = 0; i < c->per; i++) c->w[m * c->per + i] *= sv;
+        c->b[m] *= sv;
+      }
+      if (a) c->b[m] += a_sign * a[na == 1 ? 0 : m];
+    }
+    return 0;
+  }
+  if (!c->ps) {
+    c->ps = own(o, (size_t)c->m * sizeof *c->ps);
+    c->pb = own(o, (size_t)c->m * sizeof *c->pb);
+    if (!c->ps || !c->pb) return GPUX_E_NOMEM;
+    for (int64_t m = 0; m < c->m; m++) c->ps[m] = 1.0f, c->pb[m] = 0.0f;
+  }
+  for (int64_t m = 0; m < c->m; m++) {
+    if (s) c->ps[m] *= s[ns == 1 ? 0 : m], c->pb[m] *= s[ns == 1 ? 0 : m];
+    if (a) c->pb[m] += a_sign * a[na == 1 ? 0 : m];
+  }
+  return 0;
+}
+
+/* Tries to absorb node r (the only reader of c->out); returns 1 when it did. */
+static int absorb(opt_graph *o, const use_map *u, chain *c, int r, unsigned char *dead, int *err) {
+  gpux_graph *g = &o->g;
+  const gpux_node *n = &g->nodes[r];
+  int x = c->out, x_first;
+  int64_t cnt;
+  if (n->domain[0] || n->n_out < 1 || n->out[0] < 0) return 0;
+  for (int j = 1; j < n->n_out; j++)
+    if (n->out[j] >= 0) return 0;
+  const float *k;
+  if (is_op(n, "Mul") && (k = other_operand(g, n, x, c, &cnt, &x_first))) {
+    *err = fold_affine(o, c, k, cnt, NULL, 0, 1.0f);
+  } else if (is_op(n, "Div") && (k = other_operand(g, n, x, c, &cnt, &x_first)) && x_first) {
+    float inv[1];
+    if (cnt != 1) return 0; /* per-channel division: rare, left alone */
+    inv[0] = 1.0f / k[0];
+    *err = fold_affine(o, c, inv, 1, NULL, 0, 1.0f);
+  } else if ((is_op(n, "Add") || is_op(n, "Sub")) && (k = other_operand(g, n, x, c, &cnt, &x_first))) {
+    if (is_op(n, "Sub") && !x_first) return 0;
+    *err = fold_affine(o, c, NULL, 0, k, cnt, is_op(n, "Sub") ? -1.0f : 1.0f);
+  } else if (is_op(n, "BatchNormalization") && c->act == ACT_NONE && n->n_in == 5 && n->in[0] == x) {
+    const float *v[4];
+    for (int i = 0; i < 4; i++) {
+      const gpux_tensor *t = const_of(g, n->in[1 + i]);
+      if (!t || t->dtype != GPUX_DT_FLOAT || gpux_tensor_count(t) != c->m) return 0;
+      v[i] = t->data;
+    }
+    const gpux_attr *tm = gpux__node_attr(n, "training_mode");
+    if (tm && tm->i) return 0;
+    const gpux_attr *ep = gpux__node_attr(n, "epsilon");
+    double eps = ep ? ep->f : 1e-5;
+    /* y = (x - mean) / sqrt(var + eps) * scale + bias */
+    for (int64_t m = 0; m < c->m; m++) {
+      double s = v[0][m] / sqrt((double)v[3][m] + eps);
+      for (int64_t i = 0; i < c->per; i++) c->w[m * c->per + i] = (float)(c->w[m * c->per + i] * s);
+      c->b[m] = (float)((c->b[m] - v[2][m]) * s + v[1][m]);
+    }
+  } else if (c->act != ACT_NONE) {
+    return 0;
+  } else if (is_op(n, "Relu") && n->n_in == 1) {
+    c->act = ACT_RELU;
+  } else if (is_op(n, "LeakyRelu") && n->n_in == 1) {
+    const gpux_attr *a = gpux__node_attr(n, "alpha");
+    c->act = ACT_LEAKY, c->params[0] = a ? a->f : 0.01f, c->n_params = 1;
+  } else if (is_op(n, "Sigmoid") && n->n_in == 1) {
+    c->act = ACT_SIGMOID;
+  } else if (is_op(n, "HardSigmoid") && n->n_in == 1) {
+    const gpux_attr *a = gpux__node_attr(n, "alpha"), *b = gpux__node_attr(n, "beta");
+    c->act = ACT_HARDSIGMOID, c->params[0] = a ? a->f : 0.2f, c->params[1] = b ? b->f : 0.5f, c->n_params = 2;
+  } else if (is_op(n, "HardSwish") && n->n_in == 1) {
+    c->act = ACT_HARDSWISH;
+  } else if (is_op(n, "Clip") && n->in[0] == x) {
+    float lo = -FLT_MAX, hi = FLT_MAX;
+    if (n->opset < 11) {
+      const gpux_attr *a = gpux__node_attr(n, "min"), *b = gpux__node_attr(n, "max");
+      if (a) lo = a->f;
+      if (b) hi = b->f;
+    } else {
+      for (int i = 1; i < n->n_in && i < 3; i++) {
+        if (n->in[i] < 0) continue;
+        const gpux_tensor *t = const_of(g, n->in[i]);
+        if (!t || t->dtype != GPUX_DT_FLOAT || gpux_tensor_count(t) != 1) return 0;
+        *(i == 1 ? &lo : &hi) = ((const float *)t->data)[0];
+      }
+    }
+    c->act = ACT_CLIP, c->params[0] = lo, c->params[1] = hi, c->n_params = 2;
+  } else {
+    return 0;
+  }
+  if (*err) return 0;
+  dead[r] = 1;
+  c->out = n->out[0];
+  c->n_fused++;
+  return 1;
+}
+
+/* x * clip(x + 3, 0, 6) / 6 written as Add, Clip, Mul and Div (or Mul by 1/6), with x read by the
+ * Add and the Mul only: the HardSwish activation. */
+static int absorb_hardswish(opt_graph *o, const use_map *u, chain *c, unsigned char *dead) {
+  gpux_graph *g = &o->g;
+  int x = c->out;
+  if (c->act != ACT_NONE || u->uses[x] != 2) return 0;
+  for (int first = 0; first < 2; first++) {
+    int ia = u->readers[x][first], im = u->readers[x][1 - first];
+    const gpux_node *add = &g->nodes[ia], *mul = &g->nodes[im];
+    if (!is_op(add, "Add") || add->n_in != 2 || add->n_out != 1) continue;
+    if (!((add->in[0] == x && is_scalar(g, add->in[1], 3.0f)) || (add->in[1] == x && is_scalar(g, add->in[0], 3.0f))))
+      continue;
+    int ic = only_reader(u, add->out[0]);
+    if (ic < 0) continue;
+    const gpux_node *clip = &g->nodes[ic];
+    if (!is_op(clip, "Clip") || clip->n_out != 1) continue;
+    if (clip->opset < 11) {
+      const gpux_attr *a = gpux__node_attr(clip, "min"), *b = gpux__node_attr(clip, "max");
+      if (!a || !b || a->f != 0.0f || b->f != 6.0f) continue;
+    } else if (clip->n_in < 3 || !is_scalar(g, clip->in[1], 0.0f) || !is_scalar(g, clip->in[2], 6.0f)) {
+      continue;
+    }
+    if (!is_op(mul, "Mul") || mul->n_in != 2 || mul->n_out != 1) continue;
+    int t2 = clip->out[0];
+    if (!((mul->in[0] == x && mul->in[1] == t2) || (mul->in[1] == x && mul->in[0] == t2))) continue;
+    if (only_reader(u, t2) != im) continue;
+    int id = only_reader(u, mul->out[0]);
+    if (id < 0) continue;
+    const gpux_node *div = &g->nodes[id];
+    int ok = div->n_in == 2 && div->n_out == 1 && div->in[0] == mul->out[0] &&
+             ((is_op(div, "Div") && is_scalar(g, div->in[1], 6.0f)) ||
+              (is_op(div, "Mul") && is_scalar(g, div->in[1], 1.0f / 6.0f)));
+    if (!ok && is_op(div, "Mul") && div->in[1] == mul->out[0] && is_scalar(g, div->in[0], 1.0f / 6.0f)) ok = 1;
+    if (!ok) continue;
+    (void)o;
+    dead[ia] = dead[ic] = dead[im] = dead[id] = 1;
+    c->act = ACT_HARDSWISH;
+    c->out = div->out[0];
+    c->n_fused += 4;
+    return 1;
+  }
+  return 0;
+}
+
+/* Turns node i (a Conv) and what follows it into a FusedConv when anything can be absorbed. */
+static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead, const gpux_op_def *fused_def) {
+  gpux_graph *g = &o->g;
+  gpux_node *n = &g->nodes[i];
+  if (!is_op(n, "Conv") || n->n_in < 2 || n->n_out != 1 || n->out[0] < 0) return 0;
+  const gpux_tensor *w = const_of(g, n->in[1]), *b = n->n_in > 2 ? const_of(g, n->in[2]) : NULL;
+  if (!w || w->dtype != GPUX_DT_FLOAT || w->ndim < 3 || w->dims[0] < 1) return 0;
+  if (n->n_in > 2 && n->in[2] >= 0 && (!b || b->dtype != GPUX_DT_FLOAT || gpux_tensor_count(b) != w->dims[0]))
+    return 0;
+  int x = n->out[0], r = only_reader(u, x);
+  if (r < 0 && u->uses[x] != 2) return 0;
+  chain c = {.conv = i, .m = w->dims[0], .rank = w->ndim, .out = x, .act = ACT_NONE};
+  c.per = gpux_tensor_count(w) / c.m;
+  /* the folded copies */
+  char base[256];
+  snprintf(base, sizeof base, "%s", g->values[x].name);
+  int64_t bd[1] = {c.m};
+  int wid = add_const(o, base, "/fused_w", w->ndim, w->dims, &c.w);
+  if (wid < 0) return wid;
+  int bid = add_const(o, base, "/fused_b", 1, bd, &c.b);
+  if (bid < 0) return bid;
+  memcpy(c.w, w->data, (size_t)gpux_tensor_count(w) * sizeof *c.w);
+  for (int64_t m = 0; m < c.m; m++) c.b[m] = b ? ((const float *)b->data)[m] : 0.0f;
+  int err = 0;
+  for (;;) {
+    if (absorb_hardswish(o, u, &c, dead)) continue;
+    r = only_reader(u, c.out);
+    if (r < 0 || !absorb(o, u, &c, r, dead, &err)) break;
+  }
+  if (err) return err;
+  if (!c.n_fused) { /* nothing followed: keep the Conv, drop the copies */
+    g->n_values -= 2;
+    return 0;
+  }
+  /* the FusedConv node: X, W', B' [, post_scale, post_bias]; Conv's attributes + activation */
+  int n_in = c.ps ? 5 : 3;
+  int *in = gpux__arena_alloc(&o->arena, (size_t)n_in * sizeof *in);
+  int *out = gpux__arena_alloc(&o->arena, sizeof *out);
+  gpux_attr *attrs = gpux__arena_alloc(&o->arena, (size_t)(n->n_attrs + 2) * sizeof *attrs);
+  if (!in || !out || !attrs) return GPUX_E_NOMEM;
+  in[0] = n->in[0], in[1] = wid, in[2] = bid;
+  if (c.ps) {
+    float *ps, *pb;
+    int sid = add_const(o, base, "/post_scale", 1, bd, &ps);
+    if (sid < 0) return sid;
+    int pid = add_const(o, base, "/post_bias", 1, bd, &pb);
+    if (pid < 0) return pid;
+    memcpy(ps, c.ps, (size_t)c.m * sizeof *ps);
+    memcpy(pb, c.pb, (size_t)c.m * sizeof *pb);
+    in[3] = sid, in[4] = pid;
+  }
+  out[0] = c.out;
+  memcpy(attrs, n->attrs, (size_t)n->n_attrs * sizeof *attrs);
+  int na = n->n_attrs;
+  if (c.act != ACT_NONE) {
+    attrs[na++] = (gpux_attr){.name = "activation", .type = GPUX_ATTR_STRING, .s = act_names[c.act],
+                              .s_len = strlen(act_names[c.act])};
+    if (c.n_params) {
+      float *p = gpux__arena_alloc(&o->arena, sizeof c.params);
+      if (!p) return GPUX_E_NOMEM;
+      memcpy(p, c.params, sizeof c.params);
+      attrs[na++] = (gpux_attr){.name = "activation_params", .type = GPUX_ATTR_FLOATS, .n = c.n_params, .floats = p};
+    }
+  }
+  n->op_type = "FusedConv";
+  n->domain = "gpux";
+  n->op = fused_def;
+  n->n_in = n_in, n->in = in;
+  n->out = out;
+  n->n_attrs = na, n->attrs = attrs;
+  return 0;
+}
+
+/* ---- driver ---- */
+
+void gpux__graph_optimized_free(gpux_graph *g) {
+  if (!g) return;
+  opt_graph *o = (opt_graph *)g;
+  for (int i = 0; i < o->n_owned; i++) free(o->owned[i]);
+  free(o->owned);
+  free(g->values);
+  free(g->nodes);
+  free(g->dead_start);
+  free(g->dead_after);
+  gpux__arena_free(&o->arena);
+  free(o);
+}
+
+int gpux__graph_optimize(const gpux_graph *src, gpux_graph **out) {
+  *out = NULL;
+  const char *env = getenv("GPUX_OPTIMIZE");
+  if (env && !strcmp(env, "0")) return 0;
+  const gpux_op_def *fused_def = gpux__op_find("gpux", "FusedConv", 1);
+  opt_graph *o = gpux__calloc(1, sizeof *o);
+  if (!o) return GPUX_E_NOMEM;
+  gpux_graph *g = &o->g;
+  *g = *src;
+  g->hash = NULL, g->hash_cap = 0;   /* lookups by name go to the model's graph */
+  g->dead_start = g->dead_after = NULL;
+  g->cap_values = src->n_values + 4 * src->n_nodes + 1;
+  g->values = gpux__calloc((size_t)g->cap_values, sizeof *g->values);
+  g->nodes = gpux__calloc((size_t)src->n_nodes + 1, sizeof *g->nodes);
+  unsigned char *dead = gpux__calloc((size_t)src->n_nodes + 1, 1);
+  use_map u = {0};
+  int rc = 0, changed = 0;
+  if (!g->values || !g->nodes || !dead) { rc = GPUX_E_NOMEM; goto out; }
+  memcpy(g->values, src->values, (size_t)src->n_values * sizeof *g->values);
+  memcpy(g->nodes, src->nodes, (size_t)src->n_nodes * sizeof *g->nodes);
+  fold_constants(o, dead);
+  if ((rc = use_map_build(g, &u))) goto out;
+  for (int i = 0; i < g->n_nodes && fused_def; i++)
+    if (!dead[i] && (rc = fuse_conv(o, &u, i, dead, fused_def))) goto out;
+  int kept = 0;
+  for (int i = 0; i < g->n_nodes; i++)
+    if (!dead[i]) g->nodes[kept++] = g->nodes[i];
+  changed = kept != g->n_nodes;
+  g->n_nodes = kept;
+  if (changed) rc = gpux__graph_finalize(g);
+out:
+  free(dead);
+  free(u.uses);
+  free(u.readers);
+  if (rc || !changed) {
+    gpux__graph_optimized_free(g);
+    return rc;
+  }
+  *out = g;
+  return 0;
+}
