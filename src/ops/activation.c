@@ -5,20 +5,9 @@
  * double; integer inputs (Relu, PRelu, Clip) are exact in int64, Shrink on integers goes through
  * double. */
 #include "ops/op.h"
+#include "ops/simd.h"
 #include <float.h>
 #include <math.h>
-
-/* See elementwise.c: lets GCC if-convert float compares so that the loops vectorize. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math", "no-math-errno")
-#endif
-
-/* float32 hot loops are compiled for AVX-512 and AVX2 as well, picked at load time. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SIMD_CLONES
-#endif
 
 /* The unary kernel of elementwise-unary.c (Gelu, Swish). */
 int gpux__ew_unary(gpux_kctx *k);
@@ -43,7 +32,7 @@ static inline float softplus_f(float v) { return v > 0 ? v + log1pf(expf(-v)) : 
 /* The hot loops: one function per op over n float32 elements, in blocks of 8 that GCC
  * vectorizes where the expression allows (the restrict parameters let it), then the tail. */
 #define DEF_MAP(NAME, EXPR)                                                                \
-  SIMD_CLONES static void NAME(float *restrict y, const float *restrict x, int64_t n,     \
+  GPUX_SIMD_CLONES static void NAME(float *restrict y, const float *restrict x, int64_t n,     \
                               const act_ctx *c) {                                        \
     const float alpha = c->alpha, beta = c->beta, gamma = c->gamma;                        \
     (void)alpha, (void)beta, (void)gamma;                                                  \
@@ -201,7 +190,7 @@ typedef struct {
 } prelu_ctx;
 
 /* One row of float32, the slope advancing by s_in (0 or 1); vectorized in blocks of 8. */
-SIMD_CLONES static void prelu_f32(float *restrict y, const float *restrict x,
+GPUX_SIMD_CLONES static void prelu_f32(float *restrict y, const float *restrict x,
                                   const float *restrict s, int64_t s_in, int64_t n) {
   int64_t i = 0;
   if (s_in) {
@@ -291,7 +280,7 @@ typedef struct {
 } clip_ctx;
 
 /* The hot loop (Relu6 in many CNNs), vectorized in blocks of 8. NaN stays NaN. */
-SIMD_CLONES static void clip_f32(float *restrict y, const float *restrict x, int64_t n, float lo,
+GPUX_SIMD_CLONES static void clip_f32(float *restrict y, const float *restrict x, int64_t n, float lo,
                                  float hi) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)

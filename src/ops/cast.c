@@ -10,23 +10,11 @@
  * print as the shortest decimal that reads back to the same value ("0.1", "1.0", "1e-05"),
  * "INF"/"-INF"/"NaN", integers in decimal, bools as "1"/"0". */
 #include "ops/op.h"
+#include "ops/simd.h"
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <strings.h>
-
-/* Lets GCC if-convert the selects of the 16-bit float conversions so that they vectorize; the
- * kernels never read floating-point exception flags. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
-#endif
-
-/* The float32 <-> 16-bit float loops are compiled for AVX-512 and AVX2 as well. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SIMD_CLONES
-#endif
 
 enum { ROUND_UP, ROUND_DOWN, ROUND_NEAREST };
 
@@ -118,7 +106,7 @@ static inline uint16_t f32_to_bf16(float v) {
 }
 
 #define DEF_CONVERT(NAME, T_IN, T_OUT, EXPR)                                         \
-  SIMD_CLONES static void NAME(T_OUT *restrict y, const T_IN *restrict x, int64_t n) { \
+  GPUX_SIMD_CLONES static void NAME(T_OUT *restrict y, const T_IN *restrict x, int64_t n) { \
     int64_t i = 0;                                                                  \
     for (; i + 8 <= n; i += 8)                                                      \
       for (int j = 0; j < 8; j++) { const T_IN v = x[i + j]; y[i + j] = (EXPR); }   \

@@ -9,20 +9,8 @@
  * memory. Other floating types go through double and libm; integer ops (Abs, Neg, Sign,
  * BitwiseNot) work exactly in int64 with wrapping. */
 #include "ops/op.h"
+#include "ops/simd.h"
 #include <math.h>
-
-/* The kernels here never read floating-point exception flags or errno, and without these two
- * options GCC will not if-convert float compares nor inline sqrtf, so no loop would vectorize. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math", "no-math-errno")
-#endif
-
-/* float32 hot loops are compiled for AVX-512 and AVX2 as well, picked at load time. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SIMD_CLONES
-#endif
 
 int gpux__ew_unary(gpux_kctx *k);
 
@@ -143,7 +131,7 @@ static inline float gelu_tanh_f(float v) {
 /* The hot loops: one function per op, n float32 elements in blocks of 8 (which GCC turns into
  * SIMD code at -O2; the restrict parameters let it), then the tail. */
 #define DEF_MAP(NAME, T_OUT, EXPR)                                                        \
-  SIMD_CLONES static void NAME(T_OUT *restrict y, const float *restrict x, int64_t n,       \
+  GPUX_SIMD_CLONES static void NAME(T_OUT *restrict y, const float *restrict x, int64_t n,       \
                               const unary_ctx *c) {                                      \
     (void)c;                                                                              \
     int64_t i = 0;                                                                        \

@@ -9,21 +9,8 @@
  *     int64/uint64 are exact and overflow wraps like two's complement.
  * Integer division or modulo by zero gives 0 (as numpy does) instead of trapping. */
 #include "ops/op.h"
+#include "ops/simd.h"
 #include <math.h>
-
-/* The kernels here never read floating-point exception flags or errno, and without these two
- * options GCC will not if-convert float compares, so the compare/max/min loops would not
- * vectorize. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math", "no-math-errno")
-#endif
-
-/* float32 hot loops are compiled for AVX-512 and AVX2 as well, picked at load time. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SIMD_CLONES
-#endif
 
 /* The unary math kernel (elementwise-unary.c): one function for every unary op, which picks the
  * op from the node's op_type. */
@@ -186,7 +173,7 @@ static inline float square_f(float x, float z) {
   } while (0)
 
 #define DEF_BIN(NAME, T_OUT, EXPR)                                                           \
-  SIMD_CLONES static void NAME(T_OUT *restrict y, const float *restrict a, int64_t sa,      \
+  GPUX_SIMD_CLONES static void NAME(T_OUT *restrict y, const float *restrict a, int64_t sa,      \
                    const float *restrict b, int64_t sb, int64_t n) {                        \
     if (sa && sb) {                                                                          \
       BLOCKS(const float x = a[e]; const float z = b[e]; y[e] = (EXPR));                     \

@@ -1,6 +1,7 @@
 /* kernel.c — the helpers every op kernel uses: outputs, attributes, integer inputs, axes and
  * error messages that name the node. */
 #include "ops/op.h"
+#include "runtime/buffers.h"
 #include <stdio.h>
 
 int gpux__kerr(gpux_kctx *k, int err, const char *fmt, ...) {
@@ -20,7 +21,32 @@ int gpux__kerr(gpux_kctx *k, int err, const char *fmt, ...) {
 
 static _Thread_local gpux_tensor scratch_output;
 
-gpux_tensor *gpux__out(gpux_kctx *k, int i, int dtype, int ndim, const int64_t *dims) {
+/* t becomes a dense tensor of dtype and shape whose data comes from the executor's freed
+ * buffers, zero-filled when `zero` is set. */
+static int init_from_buffers(gpux_kctx *k, gpux_tensor *t, int dtype, int ndim, const int64_t *dims, int zero) {
+  memset(t, 0, sizeof *t);
+  size_t esize = gpux_dtype_size(dtype);
+  if (!esize) return gpux__error(GPUX_E_UNSUPPORTED_DTYPE, "unsupported data type %d", dtype);
+  int64_t count = 1;
+  for (int d = 0; d < ndim; d++) {
+    if (dims[d] < 0) return gpux__error(GPUX_E_SHAPE, "negative dimension %lld", (long long)dims[d]);
+    if (dims[d] && count > INT64_MAX / 16 / dims[d])
+      return gpux__error(GPUX_E_NOMEM, "tensor of %s is too large", gpux_dtype_name(dtype));
+    count *= dims[d];
+  }
+  t->nbytes = (size_t)count * esize;
+  t->data = gpux__buffers_get(k->buffers, t->nbytes);
+  if (!t->data) return GPUX_E_NOMEM;
+  if (zero) memset(t->data, 0, t->nbytes);
+  t->kind = GPUX_KIND_TENSOR;
+  t->dtype = dtype;
+  t->ndim = ndim;
+  for (int d = 0; d < ndim; d++) t->dims[d] = dims[d];
+  t->owns_data = 1;
+  return 0;
+}
+
+static gpux_tensor *make_out(gpux_kctx *k, int i, int dtype, int ndim, const int64_t *dims, int zero) {
   gpux_tensor *t = i < k->n_out ? k->out[i] : NULL;
   if (!t) { /* omitted optional output: give the kernel somewhere harmless to write */
     gpux_tensor_free(&scratch_output);
@@ -39,12 +65,22 @@ gpux_tensor *gpux__out(gpux_kctx *k, int i, int dtype, int ndim, const int64_t *
     for (int d = 0; d < ndim; d++) t->dims[d] = dims[d];
     return t;
   }
-  int rc = gpux_tensor_init(t, dtype, ndim, dims);
+  int rc = ndim < 0 || ndim > GPUX_MAX_DIMS || !k->buffers || dtype == GPUX_DT_STRING
+               ? gpux_tensor_init(t, dtype, ndim, dims)
+               : init_from_buffers(k, t, dtype, ndim, dims, zero);
   if (rc) {
     gpux__kerr(k, rc, "output %d: %s", i, gpux_last_error());
     return NULL;
   }
   return t;
+}
+
+gpux_tensor *gpux__out(gpux_kctx *k, int i, int dtype, int ndim, const int64_t *dims) {
+  return make_out(k, i, dtype, ndim, dims, 1);
+}
+
+gpux_tensor *gpux__out_raw(gpux_kctx *k, int i, int dtype, int ndim, const int64_t *dims) {
+  return make_out(k, i, dtype, ndim, dims, 0);
 }
 
 int gpux__out_copy(gpux_kctx *k, int i, const gpux_tensor *src) {

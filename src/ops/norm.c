@@ -9,6 +9,7 @@
  * except float16/bfloat16 Softmax and LogSoftmax, which round every step to the dtype like the
  * ONNX reference does. */
 #include "ops/op.h"
+#include "ops/simd.h"
 #include <math.h>
 
 enum { PAR_WORK = 1 << 14 };  /* elements per parallel task, at least */
@@ -27,28 +28,6 @@ static int need_float(gpux_kctx *k, const gpux_tensor *x, int i) {
 static int64_t grain_for(int64_t per) { return per >= PAR_WORK ? 1 : PAR_WORK / (per > 0 ? per : 1); }
 
 /* ---- float32 row helpers ---- */
-
-/* Runs the statement for index i over [0, n): in blocks of 8 (a fixed trip count, which gcc
- * vectorizes at -O2) and then the tail. The functions that use it take restrict pointers (inputs
- * and outputs never overlap), so gcc needs no aliasing checks. */
-#define FOR8(i, n, ...)                                                   \
-  do {                                                                    \
-    int64_t i##_b = 0;                                                    \
-    for (; i##_b + 8 <= (n); i##_b += 8)                                  \
-      for (int i##_j = 0; i##_j < 8; i##_j++) {                           \
-        int64_t i = i##_b + i##_j;                                        \
-        __VA_ARGS__;                                                      \
-      }                                                                   \
-    for (int64_t i = i##_b; i < (n); i++) { __VA_ARGS__; }                \
-  } while (0)
-
-/* Hot float32 loops are also compiled for AVX2 and picked at load time (GCC function clones on
- * x86-64 Linux). No FMA: results are bit-identical to the baseline SSE2 build. */
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
-#define HOT_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define HOT_CLONES
-#endif
 
 /* exp(x) for x <= 0, within 2 ulp; below -88.03 (and -inf) it gives 0. Branch-free so loops
  * calling it vectorize: the clamp compares the float's bits, the scale 2^n is built in the
@@ -77,7 +56,7 @@ static inline float exp_neg(float x) {
   return p * s;
 }
 
-static HOT_CLONES float row_max(const float *x, int64_t n) {
+static GPUX_SIMD_CLONES float row_max(const float *x, int64_t n) {
   float m[8];
   for (int j = 0; j < 8; j++) m[j] = x[0];
   int64_t i = 0;
@@ -91,7 +70,7 @@ static HOT_CLONES float row_max(const float *x, int64_t n) {
 
 enum { SUM_BLOCK = 1024 };  /* float partial sums per block, blocks added in double */
 
-static HOT_CLONES double row_sum(const float *x, int64_t n) {
+static GPUX_SIMD_CLONES double row_sum(const float *x, int64_t n) {
   double total = 0;
   for (int64_t b = 0; b < n; b += SUM_BLOCK) {
     const float *p = x + b;
@@ -107,7 +86,7 @@ static HOT_CLONES double row_sum(const float *x, int64_t n) {
 }
 
 /* sum((x - c)^2) */
-static HOT_CLONES double row_sqdev(const float *x, int64_t n, float c) {
+static GPUX_SIMD_CLONES double row_sqdev(const float *x, int64_t n, float c) {
   double total = 0;
   for (int64_t b = 0; b < n; b += SUM_BLOCK) {
     const float *p = x + b;
@@ -130,47 +109,47 @@ static void row_moments(const float *x, int64_t n, float eps, float *mean, float
 }
 
 /* y = exp(x - m), for x <= m */
-static HOT_CLONES void vexp_sub(float *restrict y, const float *restrict x, int64_t n, float m) {
+static GPUX_SIMD_CLONES void vexp_sub(float *restrict y, const float *restrict x, int64_t n, float m) {
   FOR8(i, n, y[i] = exp_neg(x[i] - m));
 }
 
 /* y = (x - a) - b */
-static HOT_CLONES void vsub2(float *restrict y, const float *restrict x, int64_t n, float a, float b) {
+static GPUX_SIMD_CLONES void vsub2(float *restrict y, const float *restrict x, int64_t n, float a, float b) {
   FOR8(i, n, y[i] = (x[i] - a) - b);
 }
 
 /* y *= a */
-static HOT_CLONES void vscale(float *y, int64_t n, float a) {
+static GPUX_SIMD_CLONES void vscale(float *y, int64_t n, float a) {
   FOR8(i, n, y[i] *= a);
 }
 
 /* y = x * a + b */
-static HOT_CLONES void vaxpb(float *restrict y, const float *restrict x, int64_t n, float a, float b) {
+static GPUX_SIMD_CLONES void vaxpb(float *restrict y, const float *restrict x, int64_t n, float a, float b) {
   FOR8(i, n, y[i] = x[i] * a + b);
 }
 
 /* y = (x - m) * inv * sc (+ bi when given) */
-static HOT_CLONES void vnorm(float *restrict y, const float *restrict x, int64_t n, float m, float inv,
+static GPUX_SIMD_CLONES void vnorm(float *restrict y, const float *restrict x, int64_t n, float m, float inv,
                   const float *restrict sc, const float *restrict bi) {
   if (bi) FOR8(i, n, y[i] = (x[i] - m) * inv * sc[i] + bi[i]);
   else FOR8(i, n, y[i] = (x[i] - m) * inv * sc[i]);
 }
 
 /* Column helpers of the strided softmax, over w columns. */
-static HOT_CLONES void vmax_into(float *restrict mx, const float *restrict x, int64_t w) {
+static GPUX_SIMD_CLONES void vmax_into(float *restrict mx, const float *restrict x, int64_t w) {
   FOR8(i, w, mx[i] = x[i] > mx[i] ? x[i] : mx[i]);
 }
 
-static HOT_CLONES void vexp_acc(float *restrict y, const float *restrict x, const float *restrict mx,
+static GPUX_SIMD_CLONES void vexp_acc(float *restrict y, const float *restrict x, const float *restrict mx,
                      double *restrict s, int64_t w) {
   FOR8(i, w, float v = exp_neg(x[i] - mx[i]); y[i] = v; s[i] += v);
 }
 
-static HOT_CLONES void vmul(float *restrict y, const float *restrict f, int64_t w) {
+static GPUX_SIMD_CLONES void vmul(float *restrict y, const float *restrict f, int64_t w) {
   FOR8(i, w, y[i] *= f[i]);
 }
 
-static HOT_CLONES void vlogsm(float *restrict y, const float *restrict x, const float *restrict mx,
+static GPUX_SIMD_CLONES void vlogsm(float *restrict y, const float *restrict x, const float *restrict mx,
                    const float *restrict ls, int64_t w) {
   FOR8(i, w, y[i] = (x[i] - mx[i]) - ls[i]);
 }

@@ -45,6 +45,7 @@ struct gpux_kctx {
   int status;                    /* last error set by gpux__kerr/gpux__out */
   gpux_subgraph_fn run_subgraph;
   void *exec;                    /* executor state for run_subgraph */
+  struct gpux__buffers *buffers; /* the executor's freed buffers gpux__out reuses, or NULL */
 };
 
 #define IN(i) ((i) < k->n_in ? k->in[(i)] : NULL)
@@ -57,6 +58,8 @@ int gpux__kerr(gpux_kctx *k, int err, const char *fmt, ...) GPUX__PRINTF(3, 4);
  * (with k->status set) on failure, and a scratch tensor when output i is omitted so kernels need
  * not check. */
 gpux_tensor *gpux__out(gpux_kctx *k, int i, int dtype, int ndim, const int64_t *dims);
+/* The same with the data left uninitialized, for kernels that write every element. */
+gpux_tensor *gpux__out_raw(gpux_kctx *k, int i, int dtype, int ndim, const int64_t *dims);
 /* Output i becomes a deep copy of src (sequences included). */
 int gpux__out_copy(gpux_kctx *k, int i, const gpux_tensor *src);
 /* In shape_only mode, an input whose values decide output shapes may not be known yet:

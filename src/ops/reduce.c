@@ -13,6 +13,7 @@
  * first) with float64 accumulators, or as integers in uint64 with wrapping arithmetic (exact for
  * every integer dtype; signed values are biased for Max/Min so unsigned comparison orders them). */
 #include "ops/op.h"
+#include "ops/simd.h"
 #include <math.h>
 
 /* ---- the Reduce* engine ---- */
@@ -110,33 +111,12 @@ static void geom_walk(const red_ctx *c, int split, int64_t b, int64_t e) {
   }
 }
 
-/* Runs the statement for index i over [0, n): in blocks of 8 (a fixed trip count, which gcc
- * vectorizes at -O2) and then the tail. Used in functions taking restrict pointers. */
-#define FOR8(i, n, ...)                                                   \
-  do {                                                                    \
-    int64_t i##_b = 0;                                                    \
-    for (; i##_b + 8 <= (n); i##_b += 8)                                  \
-      for (int i##_j = 0; i##_j < 8; i##_j++) {                           \
-        int64_t i = i##_b + i##_j;                                        \
-        __VA_ARGS__;                                                      \
-      }                                                                   \
-    for (int64_t i = i##_b; i < (n); i++) { __VA_ARGS__; }                \
-  } while (0)
-
-/* Hot float32 loops are also compiled for AVX2 and picked at load time (GCC function clones on
- * x86-64 Linux). No FMA: results are bit-identical to the baseline SSE2 build. */
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
-#define HOT_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define HOT_CLONES
-#endif
-
 static double combine_f(int acc, double a, double b);
 
 enum { ROW_BLOCK = 1024 };  /* float32 rows: 8 float lanes per block, blocks added in float64 */
 
 /* Sum of f(x) over a float32 run (f by acc: v, |v| or v*v), float lanes per block. */
-static HOT_CLONES double row_sum_f32(const float *restrict x, int64_t n, int acc) {
+static GPUX_SIMD_CLONES double row_sum_f32(const float *restrict x, int64_t n, int acc) {
   double total = 0;
   for (int64_t b = 0; b < n; b += ROW_BLOCK) {
     const float *restrict p = x + b;
@@ -159,7 +139,7 @@ static HOT_CLONES double row_sum_f32(const float *restrict x, int64_t n, int acc
 }
 
 /* Max (or min) of a float32 run; NaN when it holds one. */
-static HOT_CLONES float row_extreme_f32(const float *restrict x, int64_t n, int want_max) {
+static GPUX_SIMD_CLONES float row_extreme_f32(const float *restrict x, int64_t n, int want_max) {
   float m[8];
   int nan[8] = {0};
   for (int j = 0; j < 8; j++) m[j] = x[0];
@@ -211,7 +191,7 @@ static void row_f32(const red_ctx *c, int64_t xo, int64_t oo, int64_t n) {
 }
 
 /* float32 COL: x[j] folds into a[j]. */
-static HOT_CLONES void col_fold_f32(double *restrict a, const float *restrict x, const double *restrict sh, int64_t n, int acc) {
+static GPUX_SIMD_CLONES void col_fold_f32(double *restrict a, const float *restrict x, const double *restrict sh, int64_t n, int acc) {
   switch (acc) {
   case ACC_SUM: FOR8(j, n, a[j] += x[j]); break;
   case ACC_ABS: FOR8(j, n, a[j] += x[j] < 0 ? -(double)x[j] : x[j]); break;

@@ -1,9 +1,14 @@
 /* cpu.c — the CPU backend: runs each node's plain C kernel (the op table's function), which is
  * also the reference every other backend is tested against. Threads come from the shared pool. */
 #include "backend/backend-impl.h"
+#include <cblas.h>
 
 static int cpu_init(void **ctx, const gpux_session_options *opts) {
   if (opts && opts->threads > 0) gpux__set_thread_count(opts->threads);
+  /* The pool is the only source of threads: kernels split BLAS work into pool tasks, and
+   * OpenBLAS's own workers would otherwise spin on the cores the pool uses (and on the one core
+   * of a single-threaded session). */
+  openblas_set_num_threads(1);
   *ctx = NULL;
   return 0;
 }

@@ -1,0 +1,351 @@
+/* test-webgpu-parity.c — backend parity (like ggml's test-backend-ops): every op the WebGPU
+ * backend runs, on random inputs of several shapes and attribute settings, compared with the CPU
+ * backend (rtol 1e-3, atol 1e-4), and checked to have run on the GPU rather than fallen back.
+ * Each case is a one-node model built in memory; parameters that decide shapes (shapes, axes,
+ * starts, pads...) are initializers, as in real models. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "gpux/gpux.h"
+#include "onnx-writer.h"
+
+#define MAX_IN 6
+
+typedef struct {
+  const char *name;
+  int type;                     /* 1 float, 2 int, 7 ints, 6 floats (AttributeProto types) */
+  int64_t i;
+  float f;
+  int n;
+  int64_t ints[8];
+  float floats[8];
+  const char *s;                /* 3: string */
+} attr;
+
+typedef struct {
+  int ndim;                     /* -1: input absent */
+  int64_t dims[6];
+  int dtype;                    /* 0: float32 random input */
+  int n_vals;                   /* > 0: an initializer with these values */
+  int64_t vals[16];
+  float lo, hi;                 /* range of random float inputs (default -2..2) */
+} operand;
+
+typedef struct {
+  const char *op;
+  int opset;
+  operand in[MAX_IN];
+  int n_in;
+  attr attrs[6];
+  int n_attrs;
+  int n_out;                    /* outputs compared (default 1) */
+} op_case;
+
+static uint32_t rng = 12345;
+static float frand(float lo, float hi) {
+  rng = rng * 1664525u + 1013904223u;
+  return lo + (hi - lo) * (float)(rng >> 8) / 16777216.0f;
+}
+
+static void write_attr(pbw *n, const attr *a) {
+  pbw at = {0};
+  pbw_str(&at, 1, a->name);
+  switch (a->type) {
+  case 1: pbw_key(&at, 2, 5); pbw_bytes(&at, &a->f, 4); break;
+  case 2: pbw_int(&at, 3, a->i); break;
+  case 3: pbw_str(&at, 4, a->s); break;
+  case 6: for (int k = 0; k < a->n; k++) { pbw_key(&at, 7, 5); pbw_bytes(&at, &a->floats[k], 4); } break;
+  case 7: for (int k = 0; k < a->n; k++) pbw_int(&at, 8, a->ints[k]); break;
+  }
+  pbw_int(&at, 20, a->type);
+  pbw_msg(n, 5, &at);
+}
+
+/* A tensor value_info with a type but no shape (outputs: shapes come from inference). */
+static void untyped_output(pbw *g, const char *name) {
+  pbw tt = {0}, tp = {0}, vi = {0};
+  pbw_int(&tt, 1, GPUX_DT_FLOAT);
+  pbw_msg(&tp, 1, &tt);
+  pbw_str(&vi, 1, name);
+  pbw_msg(&vi, 2, &tp);
+  pbw_msg(g, 12, &vi);
+}
+
+static gpux_model *build(const op_case *c, gpux_tensor *inputs, int *n_inputs) {
+  pbw g = {0}, n = {0}, m = {0};
+  char names[MAX_IN][8];
+  *n_inputs = 0;
+  for (int i = 0; i < c->n_in; i++) {
+    const operand *o = &c->in[i];
+    snprintf(names[i], sizeof names[i], "x%d", i);
+    pbw_str(&n, 1, o->ndim < 0 ? "" : names[i]);
+  }
+  int n_out = c->n_out ? c->n_out : 1;
+  for (int k = 0; k < n_out; k++) pbw_str(&n, 2, k == 0 ? "y0" : k == 1 ? "y1" : "y2");
+  pbw_str(&n, 3, "n");
+  pbw_str(&n, 4, c->op);
+  for (int a = 0; a < c->n_attrs; a++) write_attr(&n, &c->attrs[a]);
+  pbw_msg(&g, 1, &n);
+  pbw_str(&g, 2, c->op);
+  for (int i = 0; i < c->n_in; i++) {
+    const operand *o = &c->in[i];
+    if (o->ndim < 0) continue;
+    if (o->n_vals) { /* an initializer */
+      int dt = o->dtype ? o->dtype : GPUX_DT_INT64;
+      if (dt == GPUX_DT_FLOAT) {
+        float f[16];
+        for (int k = 0; k < o->n_vals; k++) f[k] = (float)o->vals[k];
+        pbw_tensor(&g, 5, names[i], dt, o->ndim, o->dims, f, (size_t)o->n_vals * 4);
+      } else {
+        pbw_tensor(&g, 5, names[i], dt, o->ndim, o->dims, o->vals, (size_t)o->n_vals * 8);
+      }
+      continue;
+    }
+    pbw_value_info(&g, 11, names[i], GPUX_DT_FLOAT, o->ndim, o->dims, NULL);
+    gpux_tensor *t = &inputs[(*n_inputs)++];
+    assert_int_equal(gpux_tensor_init(t, GPUX_DT_FLOAT, o->ndim, o->dims), 0);
+    float lo = o->lo || o->hi ? o->lo : -2.0f, hi = o->lo || o->hi ? o->hi : 2.0f;
+    for (int64_t k = 0; k < gpux_tensor_count(t); k++) ((float *)t->data)[k] = frand(lo, hi);
+  }
+  for (int k = 0; k < n_out; k++) untyped_output(&g, k == 0 ? "y0" : k == 1 ? "y1" : "y2");
+  pbw os = {0};
+  pbw_int(&m, 1, 8);
+  pbw_str(&os, 1, "");
+  pbw_int(&os, 2, c->opset ? c->opset : 17);
+  pbw_msg(&m, 8, &os);
+  pbw_msg(&m, 7, &g);
+  gpux_model *model = NULL;
+  if (gpux_model_load_buffer(m.data, m.len, c->op, &model)) fail_msg("%s: %s", c->op, gpux_last_error());
+  free(m.data);
+  return model;
+}
+
+static int run_case(const op_case *c, int idx) {
+  gpux_tensor inputs[MAX_IN], cpu_out[3], gpu_out[3];
+  int n_inputs, n_out = c->n_out ? c->n_out : 1, bad = 0;
+  memset(inputs, 0, sizeof inputs);
+  gpux_model *m = build(c, inputs, &n_inputs);
+  gpux_session *cs = NULL, *gs = NULL;
+  gpux_session_options co = {.backend = GPUX_BACKEND_CPU}, go = {.backend = GPUX_BACKEND_WEBGPU};
+  if (gpux_session_create(m, &co, &cs)) fail_msg("%s: %s", c->op, gpux_last_error());
+  if (gpux_session_create(m, &go, &gs)) fail_msg("%s: %s", c->op, gpux_last_error());
+  if (gpux_session_run(cs, inputs, n_inputs, cpu_out, n_out)) fail_msg("case %d %s on the CPU: %s", idx, c->op, gpux_last_error());
+  if (gpux_session_run(gs, inputs, n_inputs, gpu_out, n_out)) fail_msg("case %d %s on WebGPU: %s", idx, c->op, gpux_last_error());
+  const char *why = NULL, *dev = gpux_session_node_device(gs, 0, &why);
+  if (!dev || strcmp(dev, "webgpu")) {
+    print_error("case %d %s: ran on %s (%s)\n", idx, c->op, dev ? dev : "?", why ? why : "");
+    bad = 1;
+  }
+  for (int k = 0; k < n_out; k++) {
+    gpux_compare_report r;
+    if (gpux_tensor_compare(&gpu_out[k], &cpu_out[k], 1e-3, 1e-4, &r)) {
+      print_error("case %d %s output %d: %s\n", idx, c->op, k, r.message);
+      bad = 1;
+    }
+    gpux_tensor_free(&gpu_out[k]);
+    gpux_tensor_free(&cpu_out[k]);
+  }
+  for (int i = 0; i < n_inputs; i++) gpux_tensor_free(&inputs[i]);
+  gpux_session_free(cs);
+  gpux_session_free(gs);
+  gpux_model_free(m);
+  return bad;
+}
+
+/* shorthands */
+#define T(...) {.ndim = (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), .dims = {__VA_ARGS__}}
+#define TR(lo_, hi_, ...) {.ndim = (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), .dims = {__VA_ARGS__}, .lo = lo_, .hi = hi_}
+#define SCALAR {.ndim = 0}
+#define ABSENT {.ndim = -1}
+#define INTS(...) {.ndim = 1, .dims = {(int64_t)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t))}, \
+                   .n_vals = (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), .vals = {__VA_ARGS__}}
+#define AI(n_, v) {.name = n_, .type = 2, .i = v}
+#define AF(n_, v) {.name = n_, .type = 1, .f = v}
+#define AS(n_, v) {.name = n_, .type = 3, .s = v}
+#define AIS(n_, ...) {.name = n_, .type = 7, .n = (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), .ints = {__VA_ARGS__}}
+
+static const char *const unary_ops[] = {"Relu", "Sigmoid", "Tanh", "Exp", "Erf", "Abs", "Neg", "Floor", "Ceil",
+                                        "Sin", "Cos", "Softplus", "Softsign", "HardSwish", "Elu", "Selu",
+                                        "Celu", "Mish", "Sign", "Round", "Atan", "Sinh"};
+
+static void test_unary(void **state) {
+  (void)state;
+  int bad = 0, idx = 0;
+  const operand shapes[] = {T(7), T(2, 3, 5), T(1, 3, 33, 65), SCALAR};
+  for (size_t o = 0; o < sizeof unary_ops / sizeof *unary_ops; o++)
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+      op_case c = {.op = unary_ops[o], .n_in = 1, .in = {shapes[s]}};
+      bad |= run_case(&c, idx++);
+    }
+  const op_case more[] = {
+    {.op = "Log", .n_in = 1, .in = {TR(0.01f, 5.0f, 4, 50)}},
+    {.op = "Sqrt", .n_in = 1, .in = {TR(0.0f, 5.0f, 4, 50)}},
+    {.op = "Reciprocal", .n_in = 1, .in = {TR(0.5f, 5.0f, 4, 50)}},
+    {.op = "LeakyRelu", .n_in = 1, .in = {T(3, 40)}, .attrs = {AF("alpha", 0.2f)}, .n_attrs = 1},
+    {.op = "HardSigmoid", .n_in = 1, .in = {T(3, 40)}, .attrs = {AF("alpha", 0.3f), AF("beta", 0.4f)}, .n_attrs = 2},
+    {.op = "Gelu", .opset = 20, .n_in = 1, .in = {T(3, 40)}},
+    {.op = "Gelu", .opset = 20, .n_in = 1, .in = {T(3, 40)}, .attrs = {AS("approximate", "tanh")}, .n_attrs = 1},
+    {.op = "Clip", .n_in = 3, .in = {T(3, 40), {.ndim = 0, .dtype = GPUX_DT_FLOAT, .n_vals = 1, .vals = {-1}},
+                                     {.ndim = 0, .dtype = GPUX_DT_FLOAT, .n_vals = 1, .vals = {1}}}},
+    {.op = "Clip", .n_in = 2, .in = {T(3, 40), SCALAR}},
+    {.op = "Identity", .n_in = 1, .in = {T(3, 4)}},
+  };
+  for (size_t k = 0; k < sizeof more / sizeof *more; k++) bad |= run_case(&more[k], idx++);
+  assert_int_equal(bad, 0);
+}
+
+static void test_binary(void **state) {
+  (void)state;
+  static const char *const ops[] = {"Add", "Sub", "Mul", "Max", "Min", "PRelu"};
+  const operand pairs[][2] = {
+    {T(2, 3, 4), T(2, 3, 4)}, {T(2, 3, 4), T(4)}, {T(2, 1, 4), T(1, 3, 1)},
+    {T(5), SCALAR}, {T(1000), T(1000)}, {T(3, 1, 5, 1), T(7, 1, 1)},
+  };
+  int bad = 0, idx = 0;
+  for (size_t o = 0; o < sizeof ops / sizeof *ops; o++)
+    for (size_t p = 0; p < sizeof pairs / sizeof *pairs; p++) {
+      if (!strcmp(ops[o], "PRelu") && p == 2) continue; /* slope broadcasts one way only */
+      if (!strcmp(ops[o], "PRelu") && p == 5) continue;
+      op_case c = {.op = ops[o], .n_in = 2, .in = {pairs[p][0], pairs[p][1]}};
+      bad |= run_case(&c, idx++);
+    }
+  const op_case more[] = {
+    {.op = "Div", .n_in = 2, .in = {T(4, 9), TR(0.5f, 3.0f, 9)}},
+    {.op = "Pow", .n_in = 2, .in = {TR(0.1f, 3.0f, 4, 9), TR(-2.0f, 2.0f, 9)}},
+    {.op = "Sum", .n_in = 3, .in = {T(4, 9), T(9), T(4, 1)}},
+    {.op = "Mean", .n_in = 2, .in = {T(4, 9), T(4, 9)}},
+    {.op = "Max", .n_in = 4, .in = {T(2, 5), T(5), SCALAR, T(2, 1)}},
+  };
+  for (size_t k = 0; k < sizeof more / sizeof *more; k++) bad |= run_case(&more[k], idx++);
+  assert_int_equal(bad, 0);
+}
+
+static void test_matmul_gemm(void **state) {
+  (void)state;
+  const op_case cases[] = {
+    {.op = "MatMul", .n_in = 2, .in = {T(3, 4), T(4, 5)}},
+    {.op = "MatMul", .n_in = 2, .in = {T(2, 3, 17, 9), T(9, 33)}},
+    {.op = "MatMul", .n_in = 2, .in = {T(70, 130), T(130, 65)}},
+    {.op = "MatMul", .n_in = 2, .in = {T(5), T(5, 3)}},
+    {.op = "MatMul", .n_in = 2, .in = {T(2, 6, 5), T(5)}},
+    {.op = "MatMul", .n_in = 2, .in = {T(2, 1, 4, 8), T(3, 8, 6)}},
+    {.op = "MatMul", .n_in = 2, .in = {T(1, 256), T(256, 100)}},
+    {.op = "Gemm", .n_in = 3, .in = {T(8, 12), T(12, 20), T(20)}},
+    {.op = "Gemm", .n_in = 3, .in = {T(12, 8), T(20, 12), T(8, 1)},
+     .attrs = {AI("transA", 1), AI("transB", 1), AF("alpha", 0.5f), AF("beta", 2.0f)}, .n_attrs = 4},
+    {.op = "Gemm", .n_in = 2, .in = {T(65, 33), T(33, 70)}},
+    {.op = "Gemm", .n_in = 3, .in = {T(3, 5), T(5, 4), SCALAR}},
+  };
+  int bad = 0;
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) bad |= run_case(&cases[k], (int)k);
+  assert_int_equal(bad, 0);
+}
+
+static void test_conv_pool(void **state) {
+  (void)state;
+  const op_case cases[] = {
+    {.op = "Conv", .n_in = 3, .in = {T(1, 3, 9, 9), T(16, 3, 3, 3), T(16)}, .attrs = {AIS("pads", 1, 1, 1, 1)}, .n_attrs = 1},
+    {.op = "Conv", .n_in = 2, .in = {T(2, 3, 10, 11), T(20, 3, 3, 3)}, .attrs = {AIS("strides", 2, 2)}, .n_attrs = 1},
+    {.op = "Conv", .n_in = 2, .in = {T(1, 4, 8, 8), T(32, 2, 3, 3)}, .attrs = {AI("group", 2), AIS("pads", 1, 0, 1, 2)}, .n_attrs = 2},
+    {.op = "Conv", .n_in = 3, .in = {T(1, 8, 7, 7), T(8, 1, 3, 3), T(8)}, .attrs = {AI("group", 8), AIS("pads", 1, 1, 1, 1)}, .n_attrs = 2},
+    {.op = "Conv", .n_in = 2, .in = {T(2, 32, 5, 5), T(64, 32, 1, 1)}},
+    {.op = "Conv", .n_in = 2, .in = {T(1, 2, 12, 12), T(18, 2, 3, 3)}, .attrs = {AIS("dilations", 2, 2), AS("auto_pad", "SAME_UPPER")}, .n_attrs = 2},
+    {.op = "Conv", .n_in = 2, .in = {T(1, 3, 20), T(17, 3, 5)}, .attrs = {AIS("strides", 3)}, .n_attrs = 1},
+    {.op = "Conv", .n_in = 2, .in = {T(1, 2, 5, 6, 7), T(4, 2, 2, 3, 2)}},
+    {.op = "ConvTranspose", .n_in = 3, .in = {T(1, 4, 5, 5), T(4, 3, 3, 3), T(3)}, .attrs = {AIS("strides", 2, 2)}, .n_attrs = 1},
+    {.op = "ConvTranspose", .n_in = 2, .in = {T(1, 4, 5, 6), T(4, 2, 3, 2)},
+     .attrs = {AI("group", 2), AIS("strides", 2, 3), AIS("pads", 1, 0, 1, 1), AIS("output_padding", 1, 0)}, .n_attrs = 4},
+    {.op = "MaxPool", .n_in = 1, .in = {T(1, 3, 9, 9)}, .attrs = {AIS("kernel_shape", 3, 3), AIS("strides", 2, 2), AIS("pads", 1, 1, 1, 1)}, .n_attrs = 3},
+    {.op = "MaxPool", .n_in = 1, .in = {T(2, 2, 8, 7)}, .attrs = {AIS("kernel_shape", 2, 2), AI("ceil_mode", 1), AIS("strides", 2, 2)}, .n_attrs = 3, .n_out = 2},
+    {.op = "AveragePool", .n_in = 1, .in = {T(1, 3, 9, 9)}, .attrs = {AIS("kernel_shape", 3, 3), AIS("pads", 1, 1, 1, 1)}, .n_attrs = 2},
+    {.op = "AveragePool", .n_in = 1, .in = {T(1, 3, 9, 9)}, .attrs = {AIS("kernel_shape", 3, 3), AIS("pads", 1, 1, 1, 1), AI("count_include_pad", 1)}, .n_attrs = 3},
+    {.op = "LpPool", .n_in = 1, .in = {T(1, 3, 8, 8)}, .attrs = {AIS("kernel_shape", 2, 2), AI("p", 3)}, .n_attrs = 2},
+    {.op = "GlobalAveragePool", .n_in = 1, .in = {T(2, 5, 7, 7)}},
+    {.op = "GlobalMaxPool", .n_in = 1, .in = {T(2, 5, 300)}},
+  };
+  int bad = 0;
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) bad |= run_case(&cases[k], (int)k);
+  assert_int_equal(bad, 0);
+}
+
+static void test_norm_reduce(void **state) {
+  (void)state;
+  const op_case cases[] = {
+    {.op = "Softmax", .n_in = 1, .in = {T(3, 4, 50)}},
+    {.op = "Softmax", .n_in = 1, .in = {T(3, 4, 5)}, .attrs = {AI("axis", 1)}, .n_attrs = 1},
+    {.op = "LogSoftmax", .n_in = 1, .in = {T(2, 1000)}},
+    {.op = "LayerNormalization", .n_in = 3, .in = {T(2, 5, 64), T(64), T(64)}},
+    {.op = "LayerNormalization", .n_in = 2, .in = {T(2, 5, 6), T(5, 6)}, .attrs = {AI("axis", 1), AF("epsilon", 1e-3f)}, .n_attrs = 2},
+    {.op = "BatchNormalization", .n_in = 5, .in = {T(2, 3, 4, 5), T(3), T(3), T(3), TR(0.5f, 2.0f, 3)}},
+    {.op = "InstanceNormalization", .n_in = 3, .in = {T(2, 3, 6, 7), T(3), T(3)}},
+    {.op = "ReduceMean", .n_in = 1, .in = {T(3, 4, 5)}, .attrs = {AIS("axes", 1)}, .n_attrs = 1},
+    {.op = "ReduceMax", .n_in = 1, .in = {T(3, 4, 5)}, .attrs = {AIS("axes", 0, 2), AI("keepdims", 0)}, .n_attrs = 2},
+    {.op = "ReduceSum", .n_in = 2, .in = {T(3, 4, 500), INTS(-1)}},
+    {.op = "ReduceSum", .n_in = 1, .in = {T(3, 4, 5)}},
+    {.op = "ReduceL2", .n_in = 1, .in = {T(6, 7)}, .attrs = {AIS("axes", 1)}, .n_attrs = 1},
+    {.op = "ReduceLogSumExp", .n_in = 1, .in = {T(6, 7)}, .attrs = {AIS("axes", 0)}, .n_attrs = 1},
+    {.op = "ArgMax", .n_in = 1, .in = {T(5, 7)}, .attrs = {AI("axis", 1)}, .n_attrs = 1},
+  };
+  int bad = 0;
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) bad |= run_case(&cases[k], (int)k);
+  assert_int_equal(bad, 0);
+}
+
+static void test_data_movement(void **state) {
+  (void)state;
+  const op_case cases[] = {
+    {.op = "Transpose", .n_in = 1, .in = {T(2, 3, 4, 5)}, .attrs = {AIS("perm", 0, 2, 3, 1)}, .n_attrs = 1},
+    {.op = "Transpose", .n_in = 1, .in = {T(33, 65)}},
+    {.op = "Concat", .n_in = 3, .in = {T(2, 3, 4), T(2, 1, 4), T(2, 5, 4)}, .attrs = {AI("axis", 1)}, .n_attrs = 1},
+    {.op = "Slice", .n_in = 5, .in = {T(6, 7, 8), INTS(1, -1), INTS(5, 1000), INTS(0, 2), INTS(2, -3)}},
+    {.op = "Gather", .n_in = 2, .in = {T(5, 6, 3), {.ndim = 2, .dims = {2, 2}, .n_vals = 4, .vals = {0, 4, -1, 2}}}, .attrs = {AI("axis", 1)}, .n_attrs = 1},
+    {.op = "Reshape", .n_in = 2, .in = {T(2, 3, 4), INTS(4, -1)}},
+    {.op = "Expand", .n_in = 2, .in = {T(3, 1), INTS(2, 3, 6)}},
+    {.op = "Pad", .n_in = 2, .in = {T(3, 4), INTS(1, 2, 0, 1)}, .attrs = {AS("mode", "reflect")}, .n_attrs = 1},
+    {.op = "Pad", .n_in = 3, .in = {T(3, 4), INTS(0, 1, 2, 0), {.ndim = 0, .dtype = GPUX_DT_FLOAT, .n_vals = 1, .vals = {7}}}},
+    {.op = "Tile", .n_in = 2, .in = {T(2, 3), INTS(3, 2)}},
+    {.op = "Split", .n_in = 2, .in = {T(4, 9), INTS(2, 7)}, .attrs = {AI("axis", 1)}, .n_attrs = 1, .n_out = 2},
+    {.op = "DepthToSpace", .n_in = 1, .in = {T(1, 8, 3, 4)}, .attrs = {AI("blocksize", 2)}, .n_attrs = 1},
+  };
+  int bad = 0;
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) bad |= run_case(&cases[k], (int)k);
+  assert_int_equal(bad, 0);
+}
+
+/* The backend's device is created once per process; a session held across the tests keeps it. */
+static gpux_session *holder;
+static gpux_model *holder_model;
+
+static int setup(void **state) {
+  (void)state;
+  op_case c = {.op = "Relu", .n_in = 1, .in = {T(1)}};
+  gpux_tensor in[MAX_IN];
+  int n;
+  holder_model = build(&c, in, &n);
+  gpux_tensor_free(&in[0]);
+  gpux_session_options go = {.backend = GPUX_BACKEND_WEBGPU};
+  if (gpux_session_create(holder_model, &go, &holder)) {
+    fprintf(stderr, "no WebGPU device: %s\n", gpux_last_error());
+    return -1;
+  }
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  gpux_session_free(holder);
+  gpux_model_free(holder_model);
+  return 0;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_unary),      cmocka_unit_test(test_binary),       cmocka_unit_test(test_matmul_gemm),
+    cmocka_unit_test(test_conv_pool),  cmocka_unit_test(test_norm_reduce),  cmocka_unit_test(test_data_movement),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
