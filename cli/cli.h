@@ -36,6 +36,41 @@ int cmd_inspect(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_tag(int argc, char **argv);
+int cmd_push(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_login(int argc, char **argv);
+/* push/pull progress (cli/push.c): a live line per blob on a terminal, plain lines otherwise */
+typedef struct {
+  const char *verb;              /* "push" or "pull" */
+  int tty, quiet, line_done;
+  char step[300];                /* the blob in progress ("upload:model.onnx") */
+  double start;
+  int64_t start_bytes, last_total;
+} cli_transfer;
+void cli_transfer_progress(void *ctx, const char *step, int64_t done, int64_t total);
+void cli_transfer_end(cli_transfer *t);
+int cli_registry_options(int argc, char **argv, gpux_registry_options *ro, cli_transfer *t, int *json,
+                         char *password, size_t plen, void (*help)(FILE *));
+int cli_read_password(char *buf, size_t len);
+void cli_human_size(double b, char *buf, size_t len);
+int cmd_serve(int argc, char **argv);
+int cmd_ps(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+
+/* Servers' state files, $GPUX_HOME/servers/NAME.json (ps.c; written by serve.c). */
+typedef struct {
+  char name[256], host[64], log[4096], models[1024];
+  int pid, port, alive;
+  double started;               /* unix time */
+} server_info;
+int servers_dir(gpux_store *st, char *dir, size_t len);          /* creates it; -1 on failure */
+int servers_read(const char *state_path, server_info *out);     /* -1 when unreadable */
+int servers_valid_name(const char *name);
+int servers_pid_alive(int pid);                                 /* running, not a zombie */
+/* GET http://host:port/path: the body in *body (malloc'ed); the HTTP status, or -1. */
+int servers_http_get(const char *host, int port, const char *path, char **body);
+
 /* "cpu", "webgpu", "auto" -> gpux_backend_kind; prints the error and returns -1 otherwise. */
 int cli_parse_backend(const char *s, int *out);
 

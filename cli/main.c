@@ -15,6 +15,13 @@ static const cli_verb verbs[] = {
   {"images", "same as list", cmd_list},
   {"rm", "remove images", cmd_rm},
   {"tag", "give an image another name", cmd_tag},
+  {"serve", "serve images over HTTP (predict, Open Inference Protocol v2, metrics)", cmd_serve},
+  {"ps", "list running servers", cmd_ps},
+  {"logs", "show a server's log", cmd_logs},
+  {"stop", "stop a server gracefully", cmd_stop},
+  {"push", "push an image to an OCI registry", cmd_push},
+  {"pull", "pull an image from an OCI registry", cmd_pull},
+  {"login", "store credentials for an OCI registry", cmd_login},
 };
 
 void cli_error(int err, const char *fmt, ...) {

@@ -241,6 +241,73 @@ int gpux_app_run(gpux_app *a, const gpux_app_input *inputs, int n_inputs, char *
 /* The app's declared inputs and outputs as JSON (for help texts and OpenAPI). */
 const char *gpux_app_describe(gpux_app *a);
 
+/* ---- registries: sharing images through any OCI distribution-spec registry ---- */
+typedef struct {
+  const char *username;          /* NULL = the stored credentials ($GPUX_HOME/auth.json, then
+                                    ~/.docker/config.json), else anonymous */
+  const char *password;          /* never printed or logged */
+  int insecure;                  /* allow plain HTTP for hosts other than localhost/127.0.0.1 */
+  int64_t chunk_size;            /* push: blobs larger than this go up in PATCH chunks of this
+                                    size; 0 = 32 MiB */
+  int64_t max_rate;              /* bytes per second for transfers; 0 = unlimited */
+  /* Per blob: step is "upload:TITLE", "exists:TITLE" (already in the registry), "download:TITLE",
+     "have:TITLE" (already in the store, verified) or "manifest"; done/total in bytes. */
+  gpux_progress_fn progress;     /* may be NULL */
+  void *progress_ctx;
+} gpux_registry_options;
+
+/* Pushes the local image `local_ref` (NAME[:TAG] or sha256:DIGEST) to `remote_ref`
+ * ([HOST[:PORT]/]NAMESPACE/NAME[:TAG]; NULL = local_ref). Blobs the registry has are skipped.
+ * *summary_json (free with gpux_free): reference, digest, size, uploaded_bytes, blobs_uploaded,
+ * blobs_skipped. */
+int gpux_push(gpux_store *st, const char *local_ref, const char *remote_ref,
+              const gpux_registry_options *o, char **summary_json);
+/* Pulls `remote_ref` ([HOST[:PORT]/]NAMESPACE/NAME[:TAG|@sha256:HEX]) into the store; every blob
+ * is verified against its digest before it is stored; blobs already stored (an interrupted pull)
+ * are not fetched again. *summary_json: reference (the local name), digest, size,
+ * downloaded_bytes, blobs_downloaded, blobs_present. */
+int gpux_pull(gpux_store *st, const char *remote_ref, const gpux_registry_options *o,
+              char **summary_json);
+/* Checks username/password against `host` and stores them in $GPUX_HOME/auth.json (mode 0600). */
+int gpux_login(gpux_store *st, const char *host, const gpux_registry_options *o);
+
+/* ---- serving: apps behind an HTTP server (`gpux serve`) ----
+ * One server answers for several apps: the friendly POST /predict, the Open Inference Protocol v2
+ * (/v2/...), health, Prometheus /metrics and /openapi.json (docs/serve.md). It binds at once and
+ * loads and warms the apps in the background (readiness is false until then); runs of each app
+ * are serialized by one worker per app, which batches requests when the app's model has a batch
+ * dimension and max_batch_size > 1. */
+typedef struct gpux_server gpux_server;
+
+/* One line for the access/error log (no trailing newline). */
+typedef void (*gpux_log_fn)(void *ctx, const char *line);
+
+typedef struct {
+  const char *host;              /* address to bind; NULL = "127.0.0.1" */
+  int port;                      /* 0 = any free port; -1 = the first image's serving.port (8080) */
+  int backend;                   /* gpux_backend_kind for every app; AUTO = each GPUXfile's */
+  int http_threads;              /* HTTP worker threads; 0 = 16 */
+  size_t max_body;               /* request body limit in bytes (413 above); 0 = 64 MiB */
+  int max_batch_size;            /* 0 = each GPUXfile's serving.max_batch_size */
+  double max_queue_delay_ms;     /* < 0 = each GPUXfile's serving.max_queue_delay_ms */
+  int max_queue;                 /* requests waiting per app before 503; 0 = 256 */
+  double timeout_s;              /* per request (504 after it); 0 = each GPUXfile's serving.timeout */
+  double grace_s;                /* on stop: how long in-flight requests may finish; 0 = 30 */
+  gpux_log_fn log;               /* access lines and errors; NULL = none */
+  void *log_ctx;
+} gpux_server_options;
+
+/* Binds the address and starts loading `refs` (NAME[:TAG] or GPUXfile folders, as gpux_app_open
+ * takes) in the background. `st` must stay open until gpux_server_wait_ready returns. */
+int gpux_server_start(gpux_store *st, const char *const *refs, int n_refs, const gpux_server_options *o,
+                      gpux_server **out);
+/* Waits until every app is loaded and warmed up; returns the first load error, if any. */
+int gpux_server_wait_ready(gpux_server *s);
+int gpux_server_port(const gpux_server *s);
+uint64_t gpux_server_requests(const gpux_server *s);   /* requests answered so far */
+/* Stops accepting connections, lets in-flight requests finish (at most grace_s), frees. */
+void gpux_server_stop(gpux_server *s);
+
 /* Frees strings returned by the library. */
 void gpux_free(void *p);
 

@@ -3,6 +3,7 @@
  * table. float32 Conv runs as im2col + OpenBLAS sgemm tiled over output positions, with a direct
  * loop for depthwise convolutions; ConvTranspose is sgemm + col2im. float16/bfloat16 are widened
  * to float32; float64 runs plain loops. */
+#include "ops/simd.h"
 #include "ops/conv.h"
 #include "ops/gemm.h"
 #include <limits.h>
@@ -10,13 +11,10 @@
 #include <stdatomic.h>
 
 /* GCC 12 at -O2 vectorizes only loops whose trip count is a known multiple of the vector width;
- * the few hot inner loops below ask for the full loop vectorizer, with multiply-adds fused, and
- * are compiled for AVX2 as well (picked at load time). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define VECTORIZE __attribute__((optimize("tree-vectorize", "fp-contract=fast", "no-trapping-math"), \
-                                 target_clones("arch=x86-64-v3", "default")))
-#elif defined(__GNUC__) && !defined(__clang__)
-#define VECTORIZE __attribute__((optimize("tree-vectorize")))
+ * the few hot inner loops below ask for the full loop vectorizer, and are compiled for AVX-512
+ * and AVX2 as well (simd.h). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define VECTORIZE __attribute__((optimize("tree-vectorize"))) GPUX_SIMD_CLONES
 #else
 #define VECTORIZE
 #endif
@@ -228,62 +226,53 @@ static int conv_setup(gpux_kctx *k, const gpux_tensor *x, const gpux_tensor *w, 
   return 0;
 }
 
-/* What gpux.FusedConv (made by graph/optimize.c) applies to each output channel m after the
- * convolution and bias: y = act(y + bias[m]) * scale[m] + shift[m]. */
-enum { EP_NONE, EP_RELU, EP_LEAKY, EP_CLIP, EP_HARDSIGMOID, EP_HARDSWISH, EP_SIGMOID };
+static const gpux__conv_epilogue no_epilogue = {GPUX_EP_NONE, 0, 0, NULL, NULL};
 
-typedef struct {
-  int act;                      /* EP_* */
-  float p0, p1;                 /* LeakyRelu alpha; Clip min, max; HardSigmoid alpha, beta */
-  const float *scale, *shift;   /* [M] applied after the activation, or NULL */
-} conv_epilogue;
-
-static const conv_epilogue no_epilogue = {EP_NONE, 0, 0, NULL, NULL};
-
-/* y[i] = act(y[i] + bias) * scale[m] + shift[m] for i < n: one output row of channel m, while it
- * is still in cache. HardSwish is x * clip(x + 3, 0, 6) / 6, as the pattern it replaces. */
-VECTORIZE static void finish_row(float *restrict y, int64_t n, float bias, const conv_epilogue *e, int64_t m) {
+/* The epilogue's hot loop, one output row at a time while it is in cache. HardSwish is
+ * x * clip(x + 3, 0, 6) / 6, as the pattern it replaces. */
+VECTORIZE void gpux__conv_finish_row(float *y, const float *src, int64_t n, float bias,
+                                     const gpux__conv_epilogue *e, int64_t m) {
   const float a = e->p0, b = e->p1;
   switch (e->act) {
-  case EP_NONE:
-    for (int64_t i = 0; i < n; i++) y[i] += bias;
+  case GPUX_EP_NONE:
+    for (int64_t i = 0; i < n; i++) y[i] = src[i] + bias;
     break;
-  case EP_RELU:
+  case GPUX_EP_RELU:
     for (int64_t i = 0; i < n; i++) {
-      float v = y[i] + bias;
+      float v = src[i] + bias;
       y[i] = v < 0.0f ? 0.0f : v;
     }
     break;
-  case EP_LEAKY:
+  case GPUX_EP_LEAKY:
     for (int64_t i = 0; i < n; i++) {
-      float v = y[i] + bias;
+      float v = src[i] + bias;
       y[i] = v < 0.0f ? a * v : v;
     }
     break;
-  case EP_CLIP:
+  case GPUX_EP_CLIP:
     for (int64_t i = 0; i < n; i++) {
-      float v = y[i] + bias;
+      float v = src[i] + bias;
       v = v < a ? a : v;
       y[i] = v > b ? b : v;
     }
     break;
-  case EP_HARDSIGMOID:
+  case GPUX_EP_HARDSIGMOID:
     for (int64_t i = 0; i < n; i++) {
-      float t = a * (y[i] + bias) + b;
+      float t = a * (src[i] + bias) + b;
       t = t < 0.0f ? 0.0f : t;
       y[i] = t > 1.0f ? 1.0f : t;
     }
     break;
-  case EP_HARDSWISH:
+  case GPUX_EP_HARDSWISH:
     for (int64_t i = 0; i < n; i++) {
-      float v = y[i] + bias, t = v + 3.0f;
+      float v = src[i] + bias, t = v + 3.0f;
       t = t < 0.0f ? 0.0f : t;
       t = t > 6.0f ? 6.0f : t;
       y[i] = v * t / 6.0f;
     }
     break;
-  case EP_SIGMOID:
-    for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-(y[i] + bias)));
+  case GPUX_EP_SIGMOID:
+    for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-(src[i] + bias)));
     break;
   }
   if (e->scale) {
@@ -296,7 +285,7 @@ typedef struct {
   const conv_dims *cd;
   const float *x, *w, *b;
   float *y;
-  const conv_epilogue *ep;
+  const gpux__conv_epilogue *ep;
   int64_t tile;         /* output (Conv) or input (ConvTranspose) positions per column tile */
   int64_t tiles;        /* Conv: tiles per image and group */
   int pointwise;        /* 1x1 kernel, unit strides, no padding: X itself is the column matrix */
@@ -372,10 +361,11 @@ static void conv_tile(const conv_job *j, int64_t task, float *col) {
     mm.b = col, mm.ldb = t;
     gpux__gemm_serial(&mm);
   }
-  if (j->b || j->ep->act != EP_NONE || j->ep->scale)
+  if (j->b || j->ep->act != GPUX_EP_NONE || j->ep->scale)
     for (int64_t m = 0; m < cd->mg; m++) {
       int64_t ch = g * cd->mg + m;
-      finish_row(yg + m * cd->os + p0, t, j->b ? j->b[ch] : 0.0f, j->ep, ch);
+      float *row = yg + m * cd->os + p0;
+      gpux__conv_finish_row(row, row, t, j->b ? j->b[ch] : 0.0f, j->ep, ch);
     }
 }
 
@@ -482,7 +472,7 @@ static void conv_depthwise_planes(void *ctx, int64_t begin, int64_t end) {
             }
           }
         }
-        if (j->ep->act != EP_NONE || j->ep->scale) finish_row(yr, w->out[2], 0.0f, j->ep, m);
+        if (j->ep->act != GPUX_EP_NONE || j->ep->scale) gpux__conv_finish_row(yr, yr, w->out[2], 0.0f, j->ep, m);
       }
   }
 }
@@ -510,9 +500,19 @@ static int blas_fits(gpux_kctx *k, int64_t a, int64_t b, int64_t c) {
 /* float32 Conv. All threads are the pool's: depthwise planes, or tiles of output positions that
  * each do their own im2col and single-threaded sgemm (so the tile's columns stay in cache). */
 static int conv_f32(gpux_kctx *k, const conv_dims *cd, const float *x, const float *w, const float *b,
-                    float *y, const conv_epilogue *ep) {
+                    float *y, const gpux__conv_epilogue *ep) {
   conv_job j = {.cd = cd, .x = x, .w = w, .b = b, .y = y, .ep = ep};
   atomic_init(&j.failed, 0);
+  if (cd->w.nsp <= 2) { /* the direct kernels (conv-direct.c), where the machine has them */
+    const gpux__window *win = &cd->w;
+    gpux__conv2d p = {.x = x, .w = w, .b = b, .y = y, .n = cd->n, .c = cd->c, .m = cd->m, .g = cd->g,
+                      .h = win->in[1], .w_ = win->in[2], .kh = win->k[1], .kw = win->k[2],
+                      .oh = win->out[1], .ow = win->out[2], .sh = win->s[1], .sw = win->s[2],
+                      .dh = win->d[1], .dw = win->d[2], .pt = win->pb[1], .pl = win->pb[2], .ep = ep};
+    int rc = cd->cg == 1 && cd->g > 1 ? gpux__conv2d_depthwise(&p) : gpux__conv2d_implicit(&p);
+    if (rc < 0) return gpux__kerr(k, rc, "%s", gpux_last_error());
+    if (rc == 0) return 0;
+  }
   if (cd->cg == 1 && cd->g > 1) {
     int64_t grain = GPUX__MAX(1, 65536 / (cd->os * cd->ks + 1));
     gpux__parallel_for(cd->n * cd->m, grain, conv_depthwise_planes, &j);
@@ -576,7 +576,7 @@ static void conv_f64_planes(void *ctx, int64_t begin, int64_t end) {
 }
 
 /* Conv, and FusedConv when ep is not NULL (float32 only). */
-static int conv_op(gpux_kctx *k, const conv_epilogue *ep) {
+static int conv_op(gpux_kctx *k, const gpux__conv_epilogue *ep) {
   const gpux_tensor *x = IN(0), *w = IN(1), *b = IN(2);
   conv_dims cd;
   if (conv_setup(k, x, w, b, &cd)) return k->status;
@@ -586,7 +586,7 @@ static int conv_op(gpux_kctx *k, const conv_epilogue *ep) {
     return gpux__kerr(k, GPUX_E_DTYPE, "X, W and B must share a dtype");
   int64_t dims[GPUX_MAX_DIMS];
   gpux__window_out_dims(&cd.w, cd.n, cd.m, dims);
-  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, dims);
+  gpux_tensor *y = gpux__out_raw(k, 0, x->dtype, x->ndim, dims); /* every path writes all of Y */
   if (!y) return k->status;
   if (k->shape_only || gpux_tensor_count(y) == 0) return 0;
   if (x->dtype == GPUX_DT_FLOAT)
@@ -615,13 +615,13 @@ static int op_conv(gpux_kctx *k) { return conv_op(k, NULL); }
  * Y = act(Conv(X, W) + B) * post_scale + post_bias. */
 static int op_fused_conv(gpux_kctx *k) {
   static const char *const names[] = {"", "Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid"};
-  conv_epilogue ep = {EP_NONE, 0, 0, NULL, NULL};
+  gpux__conv_epilogue ep = {GPUX_EP_NONE, 0, 0, NULL, NULL};
   const char *act = gpux__attr_string(k, "activation", "");
   while (ep.act < (int)GPUX__ARRAY_LEN(names) && strcmp(names[ep.act], act)) ep.act++;
   if (ep.act == (int)GPUX__ARRAY_LEN(names)) return gpux__kerr(k, GPUX_E_UNSUPPORTED, "activation '%s'", act);
   const float *p;
   int np = gpux__attr_floats(k, "activation_params", &p);
-  if (np != (ep.act == EP_LEAKY ? 1 : ep.act == EP_CLIP || ep.act == EP_HARDSIGMOID ? 2 : 0))
+  if (np != (ep.act == GPUX_EP_LEAKY ? 1 : ep.act == GPUX_EP_CLIP || ep.act == GPUX_EP_HARDSIGMOID ? 2 : 0))
     return gpux__kerr(k, GPUX_E_INVALID, "activation %s with %d parameters", act, np);
   if (np > 0) ep.p0 = p[0];
   if (np > 1) ep.p1 = p[1];

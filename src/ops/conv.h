@@ -1,6 +1,7 @@
-/* conv.h — what the convolution (conv.c) and pooling (pool.c) kernels share: the sliding-window
- * geometry read from kernel_shape/strides/dilations/pads/auto_pad, and the pooling kernels that
- * conv.c's op table registers. */
+/* conv.h — what the convolution (conv.c, conv-direct.c) and pooling (pool.c) kernels share: the
+ * sliding-window geometry read from kernel_shape/strides/dilations/pads/auto_pad, FusedConv's
+ * output epilogue, the direct float32 kernels, and the pooling kernels that conv.c's op table
+ * registers. */
 #ifndef GPUX_OPS_CONV_H
 #define GPUX_OPS_CONV_H
 
@@ -31,6 +32,47 @@ int gpux__window_read(gpux_kctx *k, const gpux_tensor *x, const int64_t *kernel,
 int gpux__window_forward(gpux_kctx *k, gpux__window *w, int ceil_mode);
 /* Output dims N, C, spatial... of a window. */
 void gpux__window_out_dims(const gpux__window *w, int64_t n, int64_t c, int64_t *dims);
+
+/* What gpux.FusedConv (made by graph/optimize.c) applies to each output channel m after the
+ * convolution and bias: y = act(y + bias[m]) * scale[m] + shift[m]. */
+enum {
+  GPUX_EP_NONE, GPUX_EP_RELU, GPUX_EP_LEAKY, GPUX_EP_CLIP, GPUX_EP_HARDSIGMOID, GPUX_EP_HARDSWISH,
+  GPUX_EP_SIGMOID
+};
+
+typedef struct {
+  int act;                      /* GPUX_EP_* */
+  float p0, p1;                 /* LeakyRelu alpha; Clip min, max; HardSigmoid alpha, beta */
+  const float *scale, *shift;   /* [M] applied after the activation, or NULL */
+} gpux__conv_epilogue;
+
+/* y[i] = act(src[i] + bias) * scale[m] + shift[m] for i < n: one output row of channel m
+ * (src may be y). */
+void gpux__conv_finish_row(float *y, const float *src, int64_t n, float bias, const gpux__conv_epilogue *e,
+                           int64_t m);
+
+/* A float32 2-D convolution (1-D ones have H = 1) for the direct kernels of conv-direct.c. */
+typedef struct {
+  const float *x;               /* X [n, c, h, w] */
+  const float *w;               /* W [m, c / g, kh, kw] */
+  const float *b;               /* B [m], or NULL */
+  float *y;                     /* Y [n, m, oh, ow] */
+  int64_t n, c, m, g;           /* batch, input channels, output channels, groups */
+  int64_t h, w_, kh, kw;        /* input and kernel extents */
+  int64_t oh, ow;               /* output extents */
+  int64_t sh, sw, dh, dw;       /* strides and dilations */
+  int64_t pt, pl;               /* padding before (top, left); the rest follows from oh, ow */
+  const gpux__conv_epilogue *ep;
+} gpux__conv2d;
+
+/* Whether this machine runs the direct kernels (x86-64 with AVX2 and FMA). */
+int gpux__conv_direct_available(void);
+/* Stride-1 convolution as an implicit GEMM over a padded copy of X; 1 when it does not take the
+ * shape (the caller runs another path), 0 when done, or a negative error (out of memory). */
+int gpux__conv2d_implicit(const gpux__conv2d *p);
+/* Depthwise convolution (one input and one output channel per group), any window, stride and
+ * dilation: 0 when done, 1 when not taken, or a negative error. */
+int gpux__conv2d_depthwise(const gpux__conv2d *p);
 
 /* A new float32 copy of t's elements, any numeric dtype (NULL when out of memory). */
 float *gpux__conv_widen_f32(const gpux_tensor *t);

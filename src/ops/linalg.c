@@ -306,7 +306,8 @@ static int op_matmul(gpux_kctx *k) {
     if (nout >= GPUX_MAX_DIMS) return gpux__kerr(k, GPUX_E_UNSUPPORTED, "output rank too large");
     odims[nout++] = n;
   }
-  gpux_tensor *y = gpux__out(k, 0, a->dtype, nout, odims);
+  /* every product below writes all of Y; an empty sum (K = 0) leaves it zero */
+  gpux_tensor *y = (ka > 0 ? gpux__out_raw : gpux__out)(k, 0, a->dtype, nout, odims);
   if (!y) return k->status;
   if (k->shape_only) return 0;
   int64_t batch = gpux__shape_count(nb, bdims);

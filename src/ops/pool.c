@@ -161,10 +161,10 @@ static int pool_op(gpux_kctx *k, int kind) {
   j.storage_order = (int)so;
   int64_t dims[GPUX_MAX_DIMS];
   gpux__window_out_dims(&j.w, x->dims[0], x->dims[1], dims);
-  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, dims);
+  gpux_tensor *y = gpux__out_raw(k, 0, x->dtype, x->ndim, dims); /* pool_planes writes all */
   if (!y) return k->status;
   if (kind == POOL_MAX && OUTPUT_WANTED(1)) {
-    gpux_tensor *ind = gpux__out(k, 1, GPUX_DT_INT64, x->ndim, dims);
+    gpux_tensor *ind = gpux__out_raw(k, 1, GPUX_DT_INT64, x->ndim, dims);
     if (!ind) return k->status;
     j.ind = ind->data;
   }
@@ -227,7 +227,7 @@ static int global_pool(gpux_kctx *k, int kind) {
     return gpux__kerr(k, GPUX_E_INVALID, "GlobalLpPool p must be positive (got %g)", j.p);
   int64_t dims[GPUX_MAX_DIMS];
   for (int i = 0; i < x->ndim; i++) dims[i] = i < 2 ? x->dims[i] : 1;
-  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, dims);
+  gpux_tensor *y = gpux__out_raw(k, 0, x->dtype, x->ndim, dims); /* one value per plane, all written */
   if (!y) return k->status;
   if (k->shape_only) return 0;
   int64_t planes = x->dims[0] * x->dims[1];

@@ -3,6 +3,7 @@
  * nodes run in topological order, and each intermediate is freed right after its last use. */
 #include "backend/backend-impl.h"
 #include "graph/optimize.h"
+#include "runtime/buffers.h"
 #include <stdio.h>
 
 struct gpux_session {
@@ -13,6 +14,7 @@ struct gpux_session {
   int ran;                  /* a run finished: node placement is known */
   int ran_node_by_node;     /* the last run went through run_node (the backend declined the graph) */
   gpux_graph *cpu_graph;    /* the CPU backend's rewritten copy of the main graph, or NULL */
+  gpux__buffers buffers;    /* intermediates' freed data blocks, reused by later outputs */
 };
 
 typedef struct frame {
@@ -47,7 +49,7 @@ static void release_dead(frame *f, int i, const unsigned char *is_output) {
   for (int j = 0; j < n; j++) {
     int id = dead[j];
     if (is_output[id] || f->borrowed[id]) continue;
-    gpux_tensor_free(&f->vals[id]);
+    gpux__buffers_put(&f->s->buffers, &f->vals[id]);
   }
 }
 
@@ -82,6 +84,7 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
   gpux_kctx k = {0};
   k.run_subgraph = run_subgraph;
   k.exec = f;
+  k.buffers = &f->s->buffers;
   /* The hot loop: one kernel call per node, intermediates released at their last use. */
   for (int i = 0; i < g->n_nodes; i++) {
     const gpux_node *n = &g->nodes[i];
@@ -123,7 +126,7 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
 done:
   if (f->vals)
     for (int v = 0; v < nv; v++)
-      if (!f->borrowed[v]) gpux_tensor_free(&f->vals[v]);
+      if (!f->borrowed[v]) gpux__buffers_put(&f->s->buffers, &f->vals[v]);
   free(f->vals);
   free(f->borrowed);
   free(is_output);
@@ -169,16 +172,13 @@ int gpux_session_create(gpux_model *m, const gpux_session_options *opts, gpux_se
   s->model = m;
   s->requested = opts->backend;
   if ((rc = pick_backend(s, opts))) { free(s); return rc; }
-  if (s->backend->prepare && (rc = s->backend->prepare(s->backend_ctx, m->graph))) {
+  if ((s->backend->prepare && (rc = s->backend->prepare(s->backend_ctx, m->graph))) ||
+      (s->backend == &gpux__backend_cpu && (rc = gpux__graph_optimize(m->graph, &s->cpu_graph)))) {
     s->backend->release(s->backend_ctx);
     free(s);
     return rc;
   }
-  if (s->backend == &gpux__backend_cpu && (rc = gpux__graph_optimize(m->graph, &s->cpu_graph))) {
-    s->backend->release(s->backend_ctx);
-    free(s);
-    return rc;
-  }
+  gpux__buffers_init(&s->buffers);
   *out = s;
   return 0;
 }
@@ -187,6 +187,7 @@ void gpux_session_free(gpux_session *s) {
   if (!s) return;
   s->backend->release(s->backend_ctx);
   gpux__graph_optimized_free(s->cpu_graph);
+  gpux__buffers_release(&s->buffers);
   free(s);
 }
 

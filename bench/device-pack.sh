@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# device-pack.sh — packs what the GPU benchmark machine needs from this machine into .gpuxdist/
+# (git-ignored; send it with `.devkit`): the gpux binary built here with its shared libraries
+# (the GPU machine has no Debian -dev packages to build with), the ONNX Runtime peer script and
+# ../shared/tools/export_models.py. Then run bench/device-bench.sh there.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+dist=$root/.gpuxdist
+gpux=${GPUX:-$root/build/gpux}
+[ -x "$gpux" ] || { echo "device-pack.sh: build gpux first (make)" >&2; exit 3; }
+grep -qx '/.gpuxdist/' "$root/.git/info/exclude" 2>/dev/null || echo '/.gpuxdist/' >> "$root/.git/info/exclude"
+rm -rf "$dist" && mkdir -p "$dist"
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/gpux/lib"
+cp "$gpux" "$work/gpux/gpux"
+# every shared library but the C library itself (the GPU machine's glibc is used: gpux needs 2.34)
+ldd "$gpux" | awk '/=> \// {print $3}' | grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv)\.so' |
+  while read -r lib; do cp -L "$lib" "$work/gpux/lib/"; done
+(cd "$work" && tar cf - gpux | xz -T0 -6 > "$dist/gpux.tar.xz")
+cp "$root/bench/peer.mjs" "$root/bench/device-bench.sh" "$root/../shared/tools/export_models.py" "$dist/"
+du -sh "$dist"

@@ -1,0 +1,275 @@
+/* serve.c — `gpux serve NAME[:TAG]... [--port N] [--host ADDR] [-d]`: serves images over HTTP
+ * (gpux_server_*): /predict, the Open Inference Protocol v2, health, /metrics. SIGTERM or SIGINT
+ * stops it gracefully (in-flight requests finish) with exit 0. Every server, in the foreground or
+ * detached with -d, has a state file $GPUX_HOME/servers/NAME.json (for `gpux ps` and `gpux stop`)
+ * and a log $GPUX_HOME/servers/NAME.log (for `gpux logs`; rotated at 10 MiB to NAME.log.1). */
+#include "cli.h"
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG_ROTATE_BYTES (10L << 20)
+
+static void usage(FILE *f) {
+  fprintf(f,
+    "usage: gpux serve NAME[:TAG]|PATH... [--port N] [--host ADDR] [-d] [options]\n\n"
+    "Serves images over HTTP: POST /predict (or /models/NAME/predict), the Open Inference\n"
+    "Protocol v2 (/v2/models/NAME/infer, ...), /health, /metrics (Prometheus), /openapi.json.\n\n"
+    "  --port N                port (default: the first image's serving.port, 8080); 0 = any free port\n"
+    "  --host ADDR             address to bind (default 127.0.0.1; 0.0.0.0 for every interface)\n"
+    "  -d, --detach            run in the background (see gpux ps, gpux logs, gpux stop)\n"
+    "  --name NAME             the server's name for ps/logs/stop (default: the first image's name)\n"
+    "  --backend B             cpu, webgpu or auto (default: each image's runtime.backend)\n"
+    "  --max-batch-size N      rows per model run when batching (default: serving.max_batch_size)\n"
+    "  --max-queue-delay-ms MS how long a request waits for others to batch with (default: serving's)\n"
+    "  --max-queue N           requests waiting per model before 503 (default 256)\n"
+    "  --timeout S             seconds per request before 504 (default: serving.timeout, 30)\n"
+    "  --max-body BYTES        request body limit, e.g. 64M (default 64 MiB; 413 above)\n"
+    "  --threads N             HTTP worker threads (default 16)\n\n"
+    "examples:\n"
+    "  gpux serve text-direction --port 9000\n"
+    "  curl -s localhost:9000/predict -d \"{\\\"image\\\": \\\"$(base64 -w0 line.png)\\\"}\"\n"
+    "  gpux serve ocr text-direction -d && gpux ps\n");
+}
+
+typedef struct {
+  pthread_mutex_t mu;
+  FILE *f;                      /* the log file, or NULL */
+  char path[4096];
+  int to_stderr;                /* foreground: also on stderr */
+  int stderr_is_log;            /* detached: fd 2 is the log file */
+} log_sink;
+
+static void log_line(void *ctx, const char *line) {
+  log_sink *l = ctx;
+  pthread_mutex_lock(&l->mu);
+  if (l->to_stderr) { fprintf(stderr, "%s\n", line); fflush(stderr); }
+  if (l->f) {
+    fprintf(l->f, "%s\n", line);
+    fflush(l->f);
+    if (ftell(l->f) > LOG_ROTATE_BYTES) {
+      char old[4200];
+      snprintf(old, sizeof old, "%s.1", l->path);
+      fclose(l->f);
+      rename(l->path, old);
+      l->f = fopen(l->path, "a");
+      if (l->f && l->stderr_is_log) dup2(fileno(l->f), 2);
+    }
+  }
+  pthread_mutex_unlock(&l->mu);
+}
+
+static int parse_size(const char *s, size_t *out) {
+  char *end;
+  double v = strtod(s, &end);
+  if (end == s || v <= 0) return -1;
+  double mul = 1;
+  if (*end == 'k' || *end == 'K') mul = 1024, end++;
+  else if (*end == 'm' || *end == 'M') mul = 1024.0 * 1024, end++;
+  else if (*end == 'g' || *end == 'G') mul = 1024.0 * 1024 * 1024, end++;
+  if (*end == 'i') end++;
+  if (*end == 'B' || *end == 'b') end++;
+  if (*end) return -1;
+  *out = (size_t)(v * mul);
+  return 0;
+}
+
+static int parse_num(const char *opt, const char *s, double lo, double hi, double *out) {
+  char *end;
+  double v = strtod(s, &end);
+  if (end == s || *end || v < lo || v > hi) {
+    cli_error(0, "%s: '%s' is not a number from %g to %g", opt, s, lo, hi);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+/* The default server name: the first image's name without its tag or folder. */
+static void default_name(const char *ref, char *out, size_t len) {
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", ref);
+  size_t n = strlen(buf);
+  if (n >= 8 && !strcmp(buf + n - 8, "GPUXfile")) buf[n -= 8] = 0;
+  while (n > 1 && buf[n - 1] == '/') buf[--n] = 0;
+  const char *b = strrchr(buf, '/');
+  snprintf(out, len, "%s", b ? b + 1 : buf);
+  char *c = strchr(out, ':');
+  if (c) *c = 0;
+}
+
+static int write_state(const char *path, const char *name, int pid, const char *host, int port, char **refs, int n,
+                       const char *log) {
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "name", name);
+  cJSON_AddNumberToObject(j, "pid", pid);
+  cJSON_AddStringToObject(j, "host", host);
+  cJSON_AddNumberToObject(j, "port", port);
+  cJSON *m = cJSON_AddArrayToObject(j, "models");
+  for (int i = 0; i < n; i++) cJSON_AddItemToArray(m, cJSON_CreateString(refs[i]));
+  cJSON_AddNumberToObject(j, "started", (double)time(NULL));
+  cJSON_AddStringToObject(j, "log", log);
+  char *t = cJSON_Print(j);
+  cJSON_Delete(j);
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  if (!f || !t) { free(t); if (f) fclose(f); return -1; }
+  fprintf(f, "%s\n", t);
+  free(t);
+  if (fclose(f) || rename(tmp, path)) return -1;
+  return 0;
+}
+
+int cmd_serve(int argc, char **argv) {
+  static const struct option opts[] = {
+    {"port", required_argument, 0, 'p'}, {"host", required_argument, 0, 'H'}, {"detach", no_argument, 0, 'd'},
+    {"name", required_argument, 0, 'n'}, {"backend", required_argument, 0, 'b'},
+    {"max-batch-size", required_argument, 0, 'B'}, {"max-queue-delay-ms", required_argument, 0, 'D'},
+    {"max-queue", required_argument, 0, 'Q'}, {"timeout", required_argument, 0, 'T'},
+    {"max-body", required_argument, 0, 'M'}, {"threads", required_argument, 0, 't'},
+    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  gpux_server_options so = {.port = -1, .max_queue_delay_ms = -1};
+  int detach = 0, c;
+  const char *name_opt = NULL;
+  double v;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "dp:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'p': if (parse_num("--port", optarg, 0, 65535, &v)) return EXIT_USAGE; so.port = (int)v; break;
+    case 'H': so.host = optarg; break;
+    case 'd': detach = 1; break;
+    case 'n': name_opt = optarg; break;
+    case 'b': if (cli_parse_backend(optarg, &so.backend)) return EXIT_USAGE; break;
+    case 'B': if (parse_num("--max-batch-size", optarg, 1, 65536, &v)) return EXIT_USAGE; so.max_batch_size = (int)v; break;
+    case 'D': if (parse_num("--max-queue-delay-ms", optarg, 0, 60000, &v)) return EXIT_USAGE; so.max_queue_delay_ms = v; break;
+    case 'Q': if (parse_num("--max-queue", optarg, 1, 1e6, &v)) return EXIT_USAGE; so.max_queue = (int)v; break;
+    case 'T': if (parse_num("--timeout", optarg, 0.001, 86400, &v)) return EXIT_USAGE; so.timeout_s = v; break;
+    case 'M':
+      if (parse_size(optarg, &so.max_body)) { cli_error(0, "--max-body: '%s' is not a size like 1048576, 512K or 64M", optarg); return EXIT_USAGE; }
+      break;
+    case 't': if (parse_num("--threads", optarg, 1, 1024, &v)) return EXIT_USAGE; so.http_threads = (int)v; break;
+    case 'h': usage(stdout); return EXIT_OK;
+    default: usage(stderr); return EXIT_USAGE;
+    }
+  }
+  if (optind >= argc) { cli_error(0, "serve needs at least one image (see gpux serve --help)"); return EXIT_USAGE; }
+  char **refs = argv + optind;
+  int n_refs = argc - optind;
+  char name[256];
+  if (name_opt) snprintf(name, sizeof name, "%s", name_opt);
+  else default_name(refs[0], name, sizeof name);
+  if (!servers_valid_name(name)) { cli_error(0, "--name: '%s' is not a name (letters, digits, '.', '_', '-')", name); return EXIT_USAGE; }
+
+  gpux_store *st;
+  int rc = gpux_store_open(NULL, &st);
+  if (rc) { cli_error(rc, "cannot open the image store"); return cli_exit_code(rc); }
+  char dir[4096], state[4200], logp[4200];
+  if (servers_dir(st, dir, sizeof dir)) { cli_error(0, "cannot create %s: %s", dir, strerror(errno)); gpux_store_close(st); return EXIT_RUNTIME; }
+  snprintf(state, sizeof state, "%s/%s.json", dir, name);
+  snprintf(logp, sizeof logp, "%s/%s.log", dir, name);
+  server_info old;
+  if (!servers_read(state, &old) && old.alive) {
+    cli_error(0, "a server named '%s' is running (pid %d, port %d): gpux stop %s, or give --name", name, old.pid, old.port, name);
+    gpux_store_close(st);
+    return EXIT_USAGE;
+  }
+
+  int report[2] = {-1, -1};
+  if (detach) {
+    if (pipe(report)) { cli_error(0, "pipe: %s", strerror(errno)); gpux_store_close(st); return EXIT_RUNTIME; }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) { cli_error(0, "fork: %s", strerror(errno)); gpux_store_close(st); return EXIT_RUNTIME; }
+    if (pid > 0) {
+      /* the parent: wait for the server to say it is ready (or why not) */
+      close(report[1]);
+      gpux_store_close(st);
+      char msg[2048];
+      size_t n = 0;
+      ssize_t got;
+      while (n < sizeof msg - 1 && (got = read(report[0], msg + n, sizeof msg - 1 - n)) > 0) n += (size_t)got;
+      msg[n] = 0;
+      close(report[0]);
+      if (!strncmp(msg, "ok ", 3)) {
+        printf("%s started: http://%s (pid %d); gpux logs %s, gpux stop %s\n", name, msg + 3, (int)pid, name, name);
+        return EXIT_OK;
+      }
+      fprintf(stderr, "gpux: error: %s\n", n ? msg : "the server exited before it was ready (see gpux logs)");
+      return EXIT_RUNTIME;
+    }
+    close(report[0]);
+    setsid();
+    int dn = open("/dev/null", O_RDWR);
+    if (dn >= 0) { dup2(dn, 0); dup2(dn, 1); close(dn); }
+  }
+  log_sink sink = {.to_stderr = !detach, .stderr_is_log = detach};
+  pthread_mutex_init(&sink.mu, NULL);
+  snprintf(sink.path, sizeof sink.path, "%s", logp);
+  sink.f = fopen(logp, "a");
+  if (detach && sink.f) dup2(fileno(sink.f), 2);
+  so.log = log_line;
+  so.log_ctx = &sink;
+
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);   /* before any thread starts: only sigwait sees them */
+  signal(SIGPIPE, SIG_IGN);
+
+  gpux_server *srv;
+  rc = gpux_server_start(st, (const char *const *)refs, n_refs, &so, &srv);
+  if (!rc) {
+    write_state(state, name, (int)getpid(), so.host ? so.host : "127.0.0.1", gpux_server_port(srv), refs, n_refs, logp);
+    if ((rc = gpux_server_wait_ready(srv))) {
+      char err[1024];
+      snprintf(err, sizeof err, "%s", gpux_last_error());
+      gpux_server_stop(srv);
+      srv = NULL;
+      unlink(state);
+      if (detach) { if (write(report[1], err, strlen(err)) < 0) {} }
+      else fprintf(stderr, "gpux: error: %s\n", err);
+      gpux_store_close(st);
+      if (sink.f) fclose(sink.f);
+      return cli_exit_code(rc);
+    }
+  } else {
+    const char *err = gpux_last_error();
+    if (detach) { if (write(report[1], err, strlen(err)) < 0) {} }
+    else fprintf(stderr, "gpux: error: %s\n", err);
+    gpux_store_close(st);
+    if (sink.f) fclose(sink.f);
+    return cli_exit_code(rc);
+  }
+  gpux_store_close(st);
+  char where[300];
+  snprintf(where, sizeof where, "%s:%d", so.host ? so.host : "127.0.0.1", gpux_server_port(srv));
+  char line[512];
+  snprintf(line, sizeof line, "ready: %s serving %d model%s on http://%s", name, n_refs, n_refs == 1 ? "" : "s", where);
+  log_line(&sink, line);
+  if (detach) {
+    char ok[320];
+    snprintf(ok, sizeof ok, "ok %s", where);
+    if (write(report[1], ok, strlen(ok)) < 0) {}
+    close(report[1]);
+  }
+  int sig = 0;
+  sigwait(&set, &sig);
+  snprintf(line, sizeof line, "%s: stopping (in-flight requests finish first)", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  log_line(&sink, line);
+  gpux_server_stop(srv);
+  unlink(state);
+  log_line(&sink, "exited");
+  if (sink.f) fclose(sink.f);
+  pthread_mutex_destroy(&sink.mu);
+  return EXIT_OK;
+}

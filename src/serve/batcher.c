@@ -1,0 +1,262 @@
+/* batcher.c — one worker thread per served app: it takes jobs from the app's bounded queue and
+ * runs them one at a time (session runs are never concurrent for one app). Tensor jobs whose
+ * inputs share everything but the leading batch dimension are joined into one run of at most
+ * max_batch rows when they arrive within delay_ms of the first; the outputs are split back by
+ * rows, in order, to their requests. A request that times out is taken off the queue, or, when
+ * already running, abandoned to the worker, which frees it. */
+#include "serve/serve.h"
+#include <errno.h>
+#include <time.h>
+
+gpux__job *gpux__job_new(int kind) {
+  gpux__job *j = gpux__calloc(1, sizeof *j);
+  if (!j) return NULL;
+  j->kind = kind;
+  j->refs = 1;
+  return j;
+}
+
+static void job_free(gpux__job *j) {
+  gpux__named_tensors_free(&j->in);
+  gpux__named_tensors_free(&j->out);
+  for (int i = 0; i < j->n_owned; i++) free(j->owned[i]);
+  free(j->owned);
+  free(j->app_in);
+  free(j->json);
+  free(j);
+}
+
+void gpux__job_release(gpux__slot *s, gpux__job *j) {
+  if (!j) return;
+  pthread_mutex_lock(&s->mu);
+  int last = --j->refs == 0;
+  pthread_mutex_unlock(&s->mu);
+  if (last) job_free(j);
+}
+
+static void fail_job(gpux__job *j, int rc) {
+  j->rc = rc;
+  snprintf(j->err, sizeof j->err, "%s", gpux_last_error());
+}
+
+/* Can b join a batch led by a? Same input names, dtypes and trailing dimensions. */
+static int compatible(const gpux__job *a, const gpux__job *b) {
+  if (b->kind != GPUX__JOB_TENSORS || !b->rows || a->in.n != b->in.n) return 0;
+  for (int i = 0; i < a->in.n; i++) {
+    const gpux_tensor *x = &a->in.t[i], *y = &b->in.t[i];
+    if (strcmp(a->in.names[i], b->in.names[i]) || x->dtype != y->dtype || x->ndim != y->ndim) return 0;
+    for (int d = 1; d < x->ndim; d++)
+      if (x->dims[d] != y->dims[d]) return 0;
+  }
+  return 1;
+}
+
+/* Runs one tensor job alone. */
+static void run_one(gpux__slot *s, gpux__job *j) {
+  double ms;
+  j->t_start = gpux__now_ms();
+  int rc = gpux__app_infer(s->app, &j->in, &j->out, &ms);
+  j->t_end = gpux__now_ms();
+  if (rc) fail_job(j, rc);
+}
+
+/* Runs k compatible jobs as one batch: inputs concatenated along dim 0, outputs split back.
+ * Falls back to one run each when an output does not lead with the batch's rows. */
+static void run_batch(gpux__slot *s, gpux__job **jobs, int k) {
+  gpux__named_tensors in = {0}, out = {0};
+  int64_t total = 0;
+  for (int b = 0; b < k; b++) total += jobs[b]->rows;
+  int n = jobs[0]->in.n, rc = 0;
+  in.t = gpux__calloc((size_t)n, sizeof *in.t);
+  in.names = gpux__calloc((size_t)n, sizeof *in.names);
+  if (!in.t || !in.names) rc = GPUX_E_NOMEM;
+  else in.n = n;
+  for (int i = 0; i < n && !rc; i++) {
+    const gpux_tensor *first = &jobs[0]->in.t[i];
+    int64_t dims[GPUX_MAX_DIMS];
+    memcpy(dims, first->dims, sizeof dims);
+    dims[0] = total;
+    in.names[i] = jobs[0]->in.names[i];   /* borrowed: cleared before the free below */
+    if ((rc = gpux_tensor_init(&in.t[i], first->dtype, first->ndim, dims))) break;
+    size_t off = 0;
+    for (int b = 0; b < k; b++) {
+      memcpy((char *)in.t[i].data + off, jobs[b]->in.t[i].data, jobs[b]->in.t[i].nbytes);
+      off += jobs[b]->in.t[i].nbytes;
+    }
+  }
+  double t0 = gpux__now_ms(), ms;
+  if (!rc) rc = gpux__app_infer(s->app, &in, &out, &ms);
+  double t1 = gpux__now_ms();
+  int split_ok = !rc;
+  for (int o = 0; o < out.n && split_ok; o++) {
+    const gpux_tensor *t = &out.t[o];
+    if (t->kind != GPUX_KIND_TENSOR || t->ndim < 1 || t->dims[0] != total || t->dtype == GPUX_DT_STRING) split_ok = 0;
+  }
+  if (in.names) memset(in.names, 0, sizeof *in.names * (size_t)n);
+  gpux__named_tensors_free(&in);
+  if (rc || !split_ok) {
+    char err[1024];
+    snprintf(err, sizeof err, "%s", rc ? gpux_last_error() : "");
+    gpux__named_tensors_free(&out);
+    for (int b = 0; b < k; b++) {
+      if (rc) { jobs[b]->rc = rc; snprintf(jobs[b]->err, sizeof jobs[b]->err, "%s", err); jobs[b]->t_start = t0; jobs[b]->t_end = t1; }
+      else run_one(s, jobs[b]);
+    }
+    return;
+  }
+  int64_t row = 0;
+  for (int b = 0; b < k; b++) {
+    gpux__job *j = jobs[b];
+    j->t_start = t0;
+    j->t_end = t1;
+    j->out.t = gpux__calloc((size_t)out.n, sizeof *j->out.t);
+    j->out.names = gpux__calloc((size_t)out.n, sizeof *j->out.names);
+    if (!j->out.t || !j->out.names) { j->rc = GPUX_E_NOMEM; snprintf(j->err, sizeof j->err, "out of memory"); continue; }
+    for (int o = 0; o < out.n; o++) {
+      const gpux_tensor *t = &out.t[o];
+      int64_t dims[GPUX_MAX_DIMS];
+      memcpy(dims, t->dims, sizeof dims);
+      dims[0] = j->rows;
+      gpux_tensor *dst = &j->out.t[o];
+      if (gpux_tensor_init(dst, t->dtype, t->ndim, dims) || !(j->out.names[o] = gpux__strdup(out.names[o]))) {
+        j->out.n = o + 1;
+        j->rc = GPUX_E_NOMEM;
+        snprintf(j->err, sizeof j->err, "out of memory");
+        break;
+      }
+      size_t row_bytes = t->nbytes / (size_t)total;
+      memcpy(dst->data, (const char *)t->data + row_bytes * (size_t)row, dst->nbytes);
+      j->out.n = o + 1;
+    }
+    row += j->rows;
+  }
+  gpux__named_tensors_free(&out);
+}
+
+static void add_ms(struct timespec *ts, double ms) {
+  clock_gettime(CLOCK_REALTIME, ts);
+  long long ns = ts->tv_nsec + (long long)(ms * 1e6);
+  ts->tv_sec += (time_t)(ns / 1000000000LL);
+  ts->tv_nsec = (long)(ns % 1000000000LL);
+}
+
+static void unlink_job(gpux__slot *s, gpux__job *j) {
+  gpux__job **p = &s->head, *prev = NULL;
+  while (*p && *p != j) { prev = *p; p = &(*p)->next; }
+  if (!*p) return;
+  *p = j->next;
+  if (s->tail == j) s->tail = prev;
+  j->next = NULL;
+  s->queued--;
+}
+
+static void *worker_main(void *arg) {
+  gpux__slot *s = arg;
+  gpux__job **batch = gpux__calloc((size_t)s->max_batch + 1, sizeof *batch);
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    while (!s->head && !s->stopping) pthread_cond_wait(&s->cv_work, &s->mu);
+    if (!s->head) break;
+    gpux__job *first = s->head;
+    unlink_job(s, first);
+    int k = 0;
+    batch[k++] = first;
+    int64_t rows = first->rows;
+    if (batch && s->batchable && first->kind == GPUX__JOB_TENSORS && first->rows && rows < s->max_batch) {
+      double deadline = first->t_enq + s->delay_ms;
+      for (;;) {
+        for (gpux__job *c = s->head, *nx; c && rows < s->max_batch; c = nx) {
+          nx = c->next;
+          if (compatible(first, c) && rows + c->rows <= s->max_batch && k < s->max_batch) {
+            unlink_job(s, c);
+            batch[k++] = c;
+            rows += c->rows;
+          }
+        }
+        double now = gpux__now_ms();
+        if (rows >= s->max_batch || now >= deadline || s->stopping) break;
+        struct timespec ts;
+        add_ms(&ts, deadline - now);
+        pthread_cond_timedwait(&s->cv_work, &s->mu, &ts);
+      }
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (first->kind == GPUX__JOB_APP) {
+      first->t_start = gpux__now_ms();
+      int rc = gpux_app_run(s->app, first->app_in, first->n_app_in, &first->json, NULL);
+      first->t_end = gpux__now_ms();
+      if (rc) fail_job(first, rc);
+    } else if (k == 1) {
+      run_one(s, first);
+    } else {
+      run_batch(s, batch, k);
+    }
+    pthread_mutex_lock(&s->mu);
+    gpux__hist_observe(&s->h_batch, gpux__batch_buckets, GPUX__BATCH_BUCKETS, (double)(rows ? rows : 1));
+    s->n_batches++;
+    s->n_batched_requests += (uint64_t)k;
+    for (int b = 0; b < k; b++) {
+      gpux__hist_observe(&s->h_queue, gpux__dur_buckets, GPUX__DUR_BUCKETS, (batch[b]->t_start - batch[b]->t_enq) / 1e3);
+      gpux__hist_observe(&s->h_compute, gpux__dur_buckets, GPUX__DUR_BUCKETS, (batch[b]->t_end - batch[b]->t_start) / 1e3);
+    }
+    for (int b = 0; b < k; b++) {
+      batch[b]->done = 1;
+      if (--batch[b]->refs == 0) {
+        pthread_mutex_unlock(&s->mu);
+        job_free(batch[b]);
+        pthread_mutex_lock(&s->mu);
+      }
+    }
+    pthread_cond_broadcast(&s->cv_done);
+  }
+  pthread_mutex_unlock(&s->mu);
+  free(batch);
+  return NULL;
+}
+
+int gpux__slot_start_worker(gpux__slot *s) {
+  if (pthread_create(&s->worker, NULL, worker_main, s)) return gpux__error(GPUX_E_INTERNAL, "cannot start a worker thread");
+  s->has_worker = 1;
+  return 0;
+}
+
+void gpux__slot_stop_worker(gpux__slot *s) {
+  if (!s->has_worker) return;
+  pthread_mutex_lock(&s->mu);
+  s->stopping = 1;
+  pthread_cond_broadcast(&s->cv_work);
+  pthread_mutex_unlock(&s->mu);
+  pthread_join(s->worker, NULL);
+  s->has_worker = 0;
+}
+
+int gpux__slot_submit(gpux__slot *s, gpux__job *j) {
+  pthread_mutex_lock(&s->mu);
+  if (s->queued >= s->max_queue || s->stopping) {
+    pthread_mutex_unlock(&s->mu);
+    return 503;
+  }
+  j->t_enq = gpux__now_ms();
+  j->refs++;
+  if (s->tail) s->tail->next = j;
+  else s->head = j;
+  s->tail = j;
+  s->queued++;
+  pthread_cond_signal(&s->cv_work);
+  struct timespec ts;
+  add_ms(&ts, s->timeout_s * 1e3);
+  int status = 0;
+  while (!j->done) {
+    if (pthread_cond_timedwait(&s->cv_done, &s->mu, &ts) == ETIMEDOUT && !j->done) {
+      /* still queued: take it off (the worker's reference goes with it); running: the worker
+       * drops its reference when done */
+      gpux__job *p = s->head;
+      while (p && p != j) p = p->next;
+      if (p) { unlink_job(s, j); j->refs--; }
+      status = 504;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
+  return status;
+}

@@ -1,0 +1,138 @@
+/* serve.h — the HTTP server's internal interface: one slot per served app (its worker thread,
+ * its bounded request queue, its metrics), the jobs that travel from HTTP threads to a slot's
+ * worker (batcher.c), the Open Inference Protocol v2 mapping between JSON and tensors (oip.c),
+ * the friendly /predict form (predict.c) and the Prometheus text (metrics.c). serve.c owns the
+ * libmicrohttpd daemon, routing and the lifecycle. */
+#ifndef GPUX_SERVE_H
+#define GPUX_SERVE_H
+
+#include "app/app.h"
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- histograms (Prometheus "le" buckets) ---- */
+#define GPUX__DUR_BUCKETS 14
+#define GPUX__BATCH_BUCKETS 8
+typedef struct {
+  uint64_t counts[16];          /* per bucket (not cumulative); the last is +Inf */
+  double sum;
+  uint64_t n;
+} gpux__hist;
+extern const double gpux__dur_buckets[GPUX__DUR_BUCKETS];     /* seconds */
+extern const double gpux__batch_buckets[GPUX__BATCH_BUCKETS]; /* requests' rows per run */
+void gpux__hist_observe(gpux__hist *h, const double *bounds, int n_bounds, double v);
+
+/* ---- jobs ---- */
+typedef enum {
+  GPUX__JOB_TENSORS = 0,        /* model inputs in, model outputs out (OIP v2); batchable */
+  GPUX__JOB_APP = 1,            /* gpux_app_run on app inputs; answers run's JSON (/predict) */
+} gpux__job_kind;
+
+typedef struct gpux__job gpux__job;
+struct gpux__job {
+  gpux__job *next;              /* in the slot's queue */
+  int kind;                     /* gpux__job_kind */
+  int refs;                     /* the requester and, once submitted, the worker */
+  gpux__named_tensors in;       /* TENSORS: the first model's inputs, by name */
+  int64_t rows;                 /* TENSORS: dims[0] shared by every input; 0 = not batchable */
+  gpux_app_input *app_in;       /* APP: (n_app_in), owning the bytes/texts in `owned` */
+  int n_app_in;
+  void **owned;
+  int n_owned;
+  /* results, set by the worker */
+  int done;
+  int rc;                       /* 0 or a gpux error */
+  char err[1024];               /* gpux_last_error() of a failure */
+  gpux__named_tensors out;      /* TENSORS: the outputs of this request's rows */
+  char *json;                   /* APP: gpux_app_run's JSON */
+  double t_enq, t_start, t_end; /* ms on gpux__now_ms's clock */
+};
+
+/* ---- one served app ---- */
+typedef struct {
+  char name[128];               /* how URLs name it: the image name without tag */
+  char ref[512];                /* as given on the command line */
+  char version[64];
+  gpux_app *app;                /* NULL until loaded */
+  int ready;                    /* loaded and warmed up */
+  double load_s;                /* open + warm-up */
+  int batchable;                /* one model whose inputs and outputs all lead with a batch dim */
+  int max_batch;                /* rows per run */
+  double delay_ms;              /* how long the first job of a batch waits for company */
+  int max_queue;
+  double timeout_s;
+  pthread_mutex_t mu;
+  pthread_cond_t cv_work;       /* signalled when a job is queued or on stop */
+  pthread_cond_t cv_done;       /* broadcast when jobs finish */
+  gpux__job *head, *tail;       /* the queue */
+  int queued;
+  int stopping;
+  int has_worker;
+  pthread_t worker;
+  /* metrics: request counts and durations under the server's metrics lock, queue/compute/batch
+   * under mu (the worker records them) */
+  uint64_t n_ok, n_client_err, n_server_err, n_rejected, n_timeout;
+  gpux__hist h_request;
+  gpux__hist h_queue, h_compute, h_batch;
+  uint64_t n_batches, n_batched_requests;
+} gpux__slot;
+
+typedef struct {
+  pthread_mutex_t mu;           /* guards every slot's metrics fields */
+  uint64_t http_by_code[6];     /* 1xx..5xx by first digit; [0] unused */
+  uint64_t requests;            /* answered */
+  int inflight;
+  double t_start;               /* ms */
+} gpux__metrics;
+
+/* batcher.c */
+int gpux__slot_start_worker(gpux__slot *s);
+void gpux__slot_stop_worker(gpux__slot *s);   /* finishes what is queued, joins */
+gpux__job *gpux__job_new(int kind);
+void gpux__job_release(gpux__slot *s, gpux__job *j);  /* drops one reference */
+/* Queues j and waits for it (at most timeout_s). Returns 0 when done (see j->rc), 503 when the
+ * queue is full, 504 on timeout (j is taken off the queue, or abandoned to the worker). */
+int gpux__slot_submit(gpux__slot *s, gpux__job *j);
+
+/* oip.c: the model's inputs/outputs as OIP sees them. */
+int gpux__slot_io_count(const gpux__slot *s, int output);
+int gpux__slot_io_info(const gpux__slot *s, int output, int i, gpux_value_info *vi);
+cJSON *gpux__oip_metadata(const gpux__slot *s);
+const char *gpux__oip_dtype_name(int dtype);   /* "FP32"; NULL when OIP has none */
+
+/* What the OIP request asks for. */
+typedef struct {
+  int n;                        /* 0 = every output */
+  char **names;
+  int64_t *classification;      /* (n) K, 0 = the tensor itself */
+  int64_t all_classification;   /* the request-level "parameters": {"classification": K} */
+  int binary;                   /* binary_data_output */
+  char *id;
+} gpux__oip_request;
+
+/* Parses an infer request (JSON, with binary tensor data after json_len bytes when the body
+ * carries Inference-Header-Content-Length). Returns the HTTP status (200 = ok) and on error a
+ * message in err. */
+int gpux__oip_parse(const gpux__slot *s, const char *body, size_t len, size_t json_len, gpux__named_tensors *in,
+                    int64_t *rows, gpux__oip_request *rq, char *err, size_t err_len);
+void gpux__oip_request_free(gpux__oip_request *rq);
+/* Builds the response; *binary_len > 0 when binary tensor data follows the JSON header. */
+int gpux__oip_response(const gpux__slot *s, const gpux__oip_request *rq, const gpux__named_tensors *out,
+                       char **body, size_t *len, size_t *json_len, char *err, size_t err_len);
+
+/* predict.c: the friendly body ({"text"}, {"image": base64}, {"inputs": {...}}, or raw bytes)
+ * into app inputs owned by the job. Returns the HTTP status (200 = ok). */
+int gpux__predict_parse(const gpux__slot *s, const char *content_type, const char *body, size_t len,
+                        gpux__job *j, char *err, size_t err_len);
+int gpux__base64_decode(const char *in, size_t len, uint8_t **out, size_t *out_len);
+
+/* metrics.c: the Prometheus text exposition of everything. */
+char *gpux__metrics_text(gpux__metrics *m, gpux__slot *slots, int n);
+
+/* Maps a gpux error to an HTTP status: bad input 400, the rest 500. */
+int gpux__http_status(int err);
+
+#endif

@@ -1,0 +1,143 @@
+/* test-conv.c — unit tests of the direct float32 convolution kernels (ops/conv-direct.c) and
+ * FusedConv's epilogue against a plain float64 convolution, over random shapes: kernel sizes,
+ * strides, dilations, asymmetric pads, groups and activations. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+#include "ops/conv.h"
+
+static uint32_t rng = 12345;
+
+static int64_t rnd(int64_t lo, int64_t hi) { /* [lo, hi] */
+  rng = rng * 1664525u + 1013904223u;
+  return lo + (int64_t)((rng >> 8) % (uint32_t)(hi - lo + 1));
+}
+
+static float rndf(void) { return (float)rnd(-1000, 1000) / 500.0f; }
+
+static double act_ref(const gpux__conv_epilogue *e, double v) {
+  switch (e->act) {
+  case GPUX_EP_RELU: return v < 0 ? 0 : v;
+  case GPUX_EP_LEAKY: return v < 0 ? e->p0 * v : v;
+  case GPUX_EP_CLIP: return v < e->p0 ? e->p0 : v > e->p1 ? e->p1 : v;
+  case GPUX_EP_HARDSIGMOID: { double t = e->p0 * v + e->p1; return t < 0 ? 0 : t > 1 ? 1 : t; }
+  case GPUX_EP_HARDSWISH: { double t = v + 3; t = t < 0 ? 0 : t > 6 ? 6 : t; return v * t / 6; }
+  case GPUX_EP_SIGMOID: return 1 / (1 + exp(-v));
+  }
+  return v;
+}
+
+/* Y of p computed directly in float64, compared with p->y. */
+static void check(const gpux__conv2d *p) {
+  int64_t cg = p->c / p->g, mg = p->m / p->g;
+  double worst = 0;
+  for (int64_t n = 0; n < p->n; n++)
+    for (int64_t m = 0; m < p->m; m++)
+      for (int64_t oh = 0; oh < p->oh; oh++)
+        for (int64_t ow = 0; ow < p->ow; ow++) {
+          double acc = p->b ? p->b[m] : 0, mag = fabs(acc);
+          for (int64_t c = 0; c < cg; c++)
+            for (int64_t i = 0; i < p->kh; i++)
+              for (int64_t j = 0; j < p->kw; j++) {
+                int64_t ih = oh * p->sh - p->pt + i * p->dh, iw = ow * p->sw - p->pl + j * p->dw;
+                if (ih < 0 || ih >= p->h || iw < 0 || iw >= p->w_) continue;
+                double v = (double)p->x[((n * p->c + m / mg * cg + c) * p->h + ih) * p->w_ + iw] *
+                           p->w[((m * cg + c) * p->kh + i) * p->kw + j];
+                acc += v, mag += fabs(v);
+              }
+          double want = act_ref(p->ep, acc);
+          if (p->ep->scale) want = want * p->ep->scale[m] + p->ep->shift[m];
+          double got = p->y[((n * p->m + m) * p->oh + oh) * p->ow + ow];
+          double err = fabs(got - want) / (1e-5 * (mag + 1));
+          if (err > worst) worst = err;
+        }
+  if (worst > 1) fail_msg("c %lld m %lld g %lld %lldx%lld k %lldx%lld s %lld,%lld d %lld,%lld: error %g of the bound",
+                          (long long)p->c, (long long)p->m, (long long)p->g, (long long)p->h, (long long)p->w_,
+                          (long long)p->kh, (long long)p->kw, (long long)p->sh, (long long)p->sw,
+                          (long long)p->dh, (long long)p->dw, worst);
+}
+
+/* A random problem: depthwise when dw is set, else a stride-1 grouped convolution. */
+static void run_case(int dw) {
+  gpux__conv_epilogue ep = {.act = (int)rnd(0, 6), .p0 = -0.5f, .p1 = 1.5f};
+  if (ep.act == GPUX_EP_LEAKY) ep.p0 = 0.1f;
+  if (ep.act == GPUX_EP_HARDSIGMOID) ep.p0 = 0.2f, ep.p1 = 0.5f;
+  gpux__conv2d p = {.n = rnd(1, 2), .kh = rnd(1, 5), .kw = rnd(1, 5), .dh = rnd(1, 2), .dw = rnd(1, 2), .ep = &ep};
+  if (dw) {
+    p.c = p.g = rnd(1, 9);
+    p.m = p.c * rnd(1, 2);
+    p.sh = rnd(1, 3), p.sw = rnd(1, 3);
+  } else {
+    p.g = rnd(1, 3);
+    p.c = p.g * rnd(1, 12);
+    p.m = p.g * rnd(1, 13);
+    p.sh = p.sw = 1;
+  }
+  p.h = rnd(1, 30), p.w_ = rnd(1, 40);
+  p.pt = rnd(0, 3), p.pl = rnd(0, 3);
+  int64_t pb = rnd(0, 3), pr = rnd(0, 3);
+  int64_t span_h = p.h + p.pt + pb - ((p.kh - 1) * p.dh + 1), span_w = p.w_ + p.pl + pr - ((p.kw - 1) * p.dw + 1);
+  if (span_h < 0 || span_w < 0) return;
+  p.oh = span_h / p.sh + 1, p.ow = span_w / p.sw + 1;
+  int64_t nx = p.n * p.c * p.h * p.w_, nw = p.m * (p.c / p.g) * p.kh * p.kw, ny = p.n * p.m * p.oh * p.ow;
+  float *x = malloc((size_t)nx * sizeof *x), *w = malloc((size_t)nw * sizeof *w);
+  float *b = malloc((size_t)p.m * sizeof *b), *y = malloc((size_t)ny * sizeof *y);
+  float *sc = malloc((size_t)p.m * sizeof *sc), *sh = malloc((size_t)p.m * sizeof *sh);
+  for (int64_t i = 0; i < nx; i++) x[i] = rndf();
+  for (int64_t i = 0; i < nw; i++) w[i] = rndf();
+  for (int64_t i = 0; i < p.m; i++) b[i] = rndf(), sc[i] = rndf(), sh[i] = rndf();
+  for (int64_t i = 0; i < ny; i++) y[i] = NAN;
+  p.x = x, p.w = w, p.y = y, p.b = rnd(0, 1) ? b : NULL;
+  if (rnd(0, 1)) ep.scale = sc, ep.shift = sh;
+  int rc = dw ? gpux__conv2d_depthwise(&p) : gpux__conv2d_implicit(&p);
+  assert_int_equal(rc, 0);
+  check(&p);
+  free(x), free(w), free(b), free(y), free(sc), free(sh);
+}
+
+static void test_implicit_gemm(void **state) {
+  (void)state;
+  if (!gpux__conv_direct_available()) skip();
+  for (int i = 0; i < 300; i++) run_case(0);
+}
+
+static void test_depthwise(void **state) {
+  (void)state;
+  if (!gpux__conv_direct_available()) skip();
+  for (int i = 0; i < 300; i++) run_case(1);
+}
+
+/* Larger shapes that cross the kernels' blocking: more than 256 taps, more than 128 output
+ * channels, rows wider than a register block. */
+static void test_blocking(void **state) {
+  (void)state;
+  if (!gpux__conv_direct_available()) skip();
+  static const int64_t shapes[][6] = {/* c, m, h, w, k, pad */
+                                      {40, 136, 9, 27, 3, 1}, {300, 5, 4, 50, 1, 0}, {33, 7, 3, 70, 3, 0}};
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    const int64_t *d = shapes[s];
+    gpux__conv_epilogue ep = {.act = GPUX_EP_RELU};
+    gpux__conv2d p = {.n = 1, .c = d[0], .m = d[1], .g = 1, .h = d[2], .w_ = d[3], .kh = d[4], .kw = d[4],
+                      .sh = 1, .sw = 1, .dh = 1, .dw = 1, .pt = d[5], .pl = d[5], .ep = &ep};
+    p.oh = p.h + 2 * d[5] - d[4] + 1, p.ow = p.w_ + 2 * d[5] - d[4] + 1;
+    int64_t nx = p.c * p.h * p.w_, nw = p.m * p.c * p.kh * p.kw, ny = p.m * p.oh * p.ow;
+    float *x = malloc((size_t)nx * sizeof *x), *w = malloc((size_t)nw * sizeof *w), *y = malloc((size_t)ny * sizeof *y);
+    for (int64_t i = 0; i < nx; i++) x[i] = rndf();
+    for (int64_t i = 0; i < nw; i++) w[i] = rndf();
+    p.x = x, p.w = w, p.y = y;
+    assert_int_equal(gpux__conv2d_implicit(&p), 0);
+    check(&p);
+    free(x), free(w), free(y);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_implicit_gemm),
+    cmocka_unit_test(test_depthwise),
+    cmocka_unit_test(test_blocking),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
