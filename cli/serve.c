@@ -33,7 +33,7 @@ static void usage(FILE *f) {
     "  --max-queue N           requests waiting per model before 503 (default 256)\n"
     "  --timeout S             seconds per request before 504 (default: serving.timeout, 30)\n"
     "  --max-body BYTES        request body limit, e.g. 64M (default 64 MiB; 413 above)\n"
-    "  --threads N             HTTP worker threads (default 16)\n\n"
+    "  --threads N             a pool of N HTTP threads (default: a thread per connection)\n\n"
     "examples:\n"
     "  gpux serve text-direction --port 9000\n"
     "  curl -s localhost:9000/predict -d \"{\\\"image\\\": \\\"$(base64 -w0 line.png)\\\"}\"\n"

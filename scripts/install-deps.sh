@@ -8,9 +8,8 @@ stamp=$root/deps/.installed-v2
 
 pkgs=(build-essential cmake pkg-config libyaml-dev libcjson-dev libmicrohttpd-dev
       libcurl4-openssl-dev libssl-dev libpng-dev libjpeg-dev libopenblas-dev libcmocka-dev
-      fonts-dejavu-core imagemagick
       nodejs npm xz-utils ca-certificates imagemagick fonts-dejavu-core espeak-ng
-      docker-registry apache2-utils wrk curl)
+      docker-registry apache2-utils wrk curl python3 python3-cryptography)
 backports=(mesa-vulkan-drivers libvulkan1)
 
 need_apt=0

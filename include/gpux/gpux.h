@@ -286,7 +286,7 @@ typedef struct {
   const char *host;              /* address to bind; NULL = "127.0.0.1" */
   int port;                      /* 0 = any free port; -1 = the first image's serving.port (8080) */
   int backend;                   /* gpux_backend_kind for every app; AUTO = each GPUXfile's */
-  int http_threads;              /* HTTP worker threads; 0 = 16 */
+  int http_threads;              /* 0 = a thread per connection; N = a pool of N (epoll) */
   size_t max_body;               /* request body limit in bytes (413 above); 0 = 64 MiB */
   int max_batch_size;            /* 0 = each GPUXfile's serving.max_batch_size */
   double max_queue_delay_ms;     /* < 0 = each GPUXfile's serving.max_queue_delay_ms */

@@ -1,9 +1,12 @@
-/* threadpool.c — the CPU backend's shared worker pool and gpux__parallel_for. Workers sleep on a
- * condition variable between jobs; a job is a range split into chunks that workers (and the
- * calling thread) claim with an atomic counter. Nested calls run inline. */
+/* threadpool.c — the CPU backend's shared worker pool and gpux__parallel_for. A job is a range
+ * split into chunks that workers (and the calling thread) claim with an atomic counter. Between
+ * jobs workers spin a short while (a model runs its nodes' jobs back to back, and waking a
+ * sleeping thread costs more than a small job) and then sleep on a condition variable; the caller
+ * waits for the last chunk the same way. Nested calls run inline. */
 #include "core/internal.h"
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct {
@@ -17,8 +20,39 @@ typedef struct {
   void *ctx;
   int64_t n, chunk;
   atomic_int_fast64_t next;  /* next chunk start */
-  int active;                /* workers still inside the job */
+  atomic_int active;         /* workers still inside the job */
+  atomic_uint_fast64_t published; /* generation, readable without the lock (for spinning) */
 } pool_t;
+
+/* How long a worker spins for the next job, and the caller for the end of one, before sleeping. */
+#define SPIN_NS 100000
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+static int64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Spins until *v differs from `old` (1) or SPIN_NS pass (0). */
+static int spin_while_u64(atomic_uint_fast64_t *v, uint64_t old) {
+  int64_t end = 0;
+  for (int i = 0;; i++) {
+    if (atomic_load_explicit(v, memory_order_acquire) != old) return 1;
+    cpu_relax();
+    if ((i & 255) == 255) {
+      int64_t t = now_ns();
+      if (!end) end = t + SPIN_NS;
+      else if (t > end) return 0;
+    }
+  }
+}
 
 static pool_t pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
                       .done = PTHREAD_COND_INITIALIZER};
@@ -39,14 +73,19 @@ static void *worker(void *arg) {
   (void)arg;
   uint64_t seen = 0;
   inside_job = 1;
-  pthread_mutex_lock(&pool.lock);
   for (;;) {
-    while (pool.generation == seen) pthread_cond_wait(&pool.wake, &pool.lock);
-    seen = pool.generation;
-    pthread_mutex_unlock(&pool.lock);
+    if (!spin_while_u64(&pool.published, seen)) {
+      pthread_mutex_lock(&pool.lock);
+      while (pool.generation == seen) pthread_cond_wait(&pool.wake, &pool.lock);
+      pthread_mutex_unlock(&pool.lock);
+    }
+    seen = atomic_load_explicit(&pool.published, memory_order_acquire);
     run_chunks();
-    pthread_mutex_lock(&pool.lock);
-    if (--pool.active == 0) pthread_cond_signal(&pool.done);
+    if (atomic_fetch_sub(&pool.active, 1) == 1) { /* the last one out wakes the caller */
+      pthread_mutex_lock(&pool.lock);
+      pthread_cond_signal(&pool.done);
+      pthread_mutex_unlock(&pool.lock);
+    }
   }
   return NULL;
 }
@@ -94,15 +133,28 @@ void gpux__parallel_for(int64_t n, int64_t grain, gpux__range_fn fn, void *ctx) 
   pool.n = n;
   pool.chunk = chunk;
   atomic_store(&pool.next, 0);
-  pool.active = pool.n_threads;
+  atomic_store(&pool.active, pool.n_threads);
   pool.generation++;
+  atomic_store_explicit(&pool.published, pool.generation, memory_order_release);
   pthread_cond_broadcast(&pool.wake);
   pthread_mutex_unlock(&pool.lock);
   inside_job = 1;
   run_chunks();
   inside_job = 0;
-  pthread_mutex_lock(&pool.lock);
-  while (pool.active > 0) pthread_cond_wait(&pool.done, &pool.lock);
-  pthread_mutex_unlock(&pool.lock);
+  /* every worker, spinning or woken, checks in once per job */
+  int64_t end = 0;
+  for (int i = 0; atomic_load_explicit(&pool.active, memory_order_acquire) > 0; i++) {
+    cpu_relax();
+    if ((i & 255) != 255) continue;
+    int64_t t = now_ns();
+    if (!end) {
+      end = t + SPIN_NS;
+    } else if (t > end) {
+      pthread_mutex_lock(&pool.lock);
+      while (atomic_load(&pool.active) > 0) pthread_cond_wait(&pool.done, &pool.lock);
+      pthread_mutex_unlock(&pool.lock);
+      break;
+    }
+  }
   pthread_mutex_unlock(&job_lock);
 }

@@ -73,7 +73,36 @@ static double *widen_f64(const gpux_tensor *t) {
 
 /* ---- GEMM on OpenBLAS, threaded by the pool ---- */
 
+/* A product with one row or one column of C as a matrix-vector product, which OpenBLAS runs
+ * without packing the matrix (its GEMM copies all of B even for one row of A). */
+static void gemm_as_gemv(const gpux__gemm *g) {
+  const void *mat, *vec;
+  int trans, rows, cols, lda, incx, incy;
+  if (g->m == 1) { /* c[1, n] = a[1, k] op(B): op(B)^T a */
+    mat = g->b, lda = (int)g->ldb;
+    trans = !g->trans_b; /* B is [k, n] (transposed use) or [n, k] */
+    rows = g->trans_b ? (int)g->n : (int)g->k, cols = g->trans_b ? (int)g->k : (int)g->n;
+    vec = g->a, incx = g->trans_a ? (int)g->lda : 1;
+    incy = 1;
+  } else { /* c[m, 1] = op(A) b[k, 1] */
+    mat = g->a, lda = (int)g->lda;
+    trans = g->trans_a; /* A is [m, k] or [k, m] */
+    rows = g->trans_a ? (int)g->k : (int)g->m, cols = g->trans_a ? (int)g->m : (int)g->k;
+    vec = g->b, incx = g->trans_b ? 1 : (int)g->ldb;
+    incy = (int)g->ldc;
+  }
+  enum CBLAS_TRANSPOSE t = trans ? CblasTrans : CblasNoTrans;
+  if (g->dbl)
+    cblas_dgemv(CblasRowMajor, t, rows, cols, g->alpha, mat, lda, vec, incx, g->beta, g->c, incy);
+  else
+    cblas_sgemv(CblasRowMajor, t, rows, cols, (float)g->alpha, mat, lda, vec, incx, (float)g->beta, g->c, incy);
+}
+
 void gpux__gemm_serial(const gpux__gemm *g) {
+  if ((g->m == 1 || g->n == 1) && g->k > 0) {
+    gemm_as_gemv(g);
+    return;
+  }
   enum CBLAS_TRANSPOSE ta = g->trans_a ? CblasTrans : CblasNoTrans;
   enum CBLAS_TRANSPOSE tb = g->trans_b ? CblasTrans : CblasNoTrans;
   if (g->dbl)

@@ -2,8 +2,16 @@
  * its Indices output), AveragePool, LpPool, GlobalMaxPool, GlobalAveragePool, GlobalLpPool and
  * MaxUnpool. float32 and float64 are read directly; float16, bfloat16, int8 and uint8 go through
  * float32 (exact for max pooling). */
+#include "ops/simd.h"
 #include "ops/conv.h"
 #include <math.h>
+
+/* the hot loops ask for the full loop vectorizer and are cloned for AVX-512 and AVX2 (simd.h) */
+#if defined(__GNUC__) && !defined(__clang__)
+#define VECTORIZE __attribute__((optimize("tree-vectorize"))) GPUX_SIMD_CLONES
+#else
+#define VECTORIZE
+#endif
 
 enum { POOL_MAX, POOL_AVG, POOL_LP };
 
@@ -102,6 +110,71 @@ static void pool_planes(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
+/* ---- float32 2-D max and average pooling ---- */
+
+/* y[i] = max(y[i], x[i * s]) and y[i] += x[i * s] for i < n: one kernel tap over a run of
+ * output columns (NaN never wins the max, as in pool_planes). */
+VECTORIZE static void max_run(float *restrict y, const float *restrict x, int64_t n, int64_t s) {
+  if (s == 1) {
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] > y[i] ? x[i] : y[i];
+  } else if (s == 2) {
+    for (int64_t i = 0; i < n; i++) y[i] = x[2 * i] > y[i] ? x[2 * i] : y[i];
+  } else {
+    for (int64_t i = 0; i < n; i++) y[i] = x[i * s] > y[i] ? x[i * s] : y[i];
+  }
+}
+
+VECTORIZE static void sum_run(float *restrict y, const float *restrict x, int64_t n, int64_t s) {
+  if (s == 1) {
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+  } else if (s == 2) {
+    for (int64_t i = 0; i < n; i++) y[i] += x[2 * i];
+  } else {
+    for (int64_t i = 0; i < n; i++) y[i] += x[i * s];
+  }
+}
+
+/* MaxPool without Indices and AveragePool on float32 planes with 1 or 2 spatial dims and no
+ * dilation: each output row accumulates the input rows under it tap by tap, over the columns
+ * whose tap lies inside the input, in the output row itself. */
+static void pool2d_planes(void *ctx, int64_t begin, int64_t end) {
+  const pool_job *j = ctx;
+  const gpux__window *w = &j->w;
+  int64_t iw_ = w->in[2], ow_ = w->out[2], kw_ = w->k[2], sw = w->s[2];
+  int max = j->kind == POOL_MAX;
+  for (int64_t plane = begin; plane < end; plane++) {
+    const float *x = j->xf + plane * j->is;   /* [in1, in2] */
+    float *y = j->yf + plane * j->os;         /* [out1, out2] */
+    for (int64_t oh = 0; oh < w->out[1]; oh++) {
+      int64_t h0, h1, hpad;
+      dim_taps(w, 1, oh, &h0, &h1, &hpad);
+      float *yr = y + oh * ow_;
+      for (int64_t i = 0; i < ow_; i++) yr[i] = max ? -INFINITY : 0.0f;
+      for (int64_t kh = h0; kh < h1; kh++) {
+        const float *xr = x + (oh * w->s[1] - w->pb[1] + kh) * iw_;
+        for (int64_t kw = 0; kw < kw_; kw++) {
+          /* the columns ow whose tap ow * sw - pb + kw is inside the input */
+          int64_t off = kw - w->pb[2], lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+          int64_t hi = iw_ - 1 - off < 0 ? 0 : (iw_ - 1 - off) / sw + 1;
+          hi = GPUX__MIN(hi, ow_);
+          if (lo >= hi) continue;
+          if (max) max_run(yr + lo, xr + lo * sw + off, hi - lo, sw);
+          else sum_run(yr + lo, xr + lo * sw + off, hi - lo, sw);
+        }
+      }
+      for (int64_t ow = 0; ow < ow_; ow++) {
+        int64_t cols = j->wtaps[3 * ow + 1] - j->wtaps[3 * ow];
+        if (max) {
+          if ((h1 - h0) * cols == 0) yr[ow] = 0.0f; /* window entirely in padding */
+        } else {
+          int64_t count = j->count_include_pad ? hpad * j->wtaps[3 * ow + 2] : (h1 - h0) * cols;
+          yr[ow] = count ? yr[ow] / (float)count : NAN;
+        }
+      }
+    }
+  }
+}
+
 /* Runs the pooling of x into y (and indices into ind when not NULL), widening dtypes other than
  * float32/float64 to float32. */
 static int pool_run(gpux_kctx *k, pool_job *j, const gpux_tensor *x, gpux_tensor *y) {
@@ -116,10 +189,12 @@ static int pool_run(gpux_kctx *k, pool_job *j, const gpux_tensor *x, gpux_tensor
   for (int64_t ow = 0; ow < j->w.out[2]; ow++)
     dim_taps(&j->w, 2, ow, &j->wtaps[3 * ow], &j->wtaps[3 * ow + 1], &j->wtaps[3 * ow + 2]);
   int rc = 0;
+  int fast = x->dtype == GPUX_DT_FLOAT && !j->ind && (j->kind == POOL_MAX || j->kind == POOL_AVG) &&
+             j->w.nsp <= 2 && j->w.d[1] == 1 && j->w.d[2] == 1;
   if (x->dtype == GPUX_DT_FLOAT || x->dtype == GPUX_DT_DOUBLE) {
     if (x->dtype == GPUX_DT_FLOAT) j->xf = x->data, j->yf = y->data;
     else j->xd = x->data, j->yd = y->data;
-    gpux__parallel_for(planes, grain, pool_planes, j);
+    gpux__parallel_for(planes, grain, fast ? pool2d_planes : pool_planes, j);
   } else {
     float *xf = gpux__conv_widen_f32(x), *yf = gpux__malloc((size_t)(planes * j->os) * sizeof *yf);
     if (xf && yf) {
@@ -188,6 +263,20 @@ typedef struct {
   double *yd;
 } global_job;
 
+/* The sum of x[0, n): float32 partial sums of 8 lanes over blocks of 256, added up in double. */
+VECTORIZE static double sum_blocks(const float *restrict x, int64_t n) {
+  double acc = 0;
+  int64_t i = 0;
+  for (; i + 256 <= n; i += 256) {
+    float part[8] = {0};
+    for (int64_t b = 0; b < 256; b += 8)
+      for (int l = 0; l < 8; l++) part[l] += x[i + b + l];
+    for (int l = 0; l < 8; l++) acc += part[l];
+  }
+  for (; i < n; i++) acc += x[i];
+  return acc;
+}
+
 static void global_planes(void *ctx, int64_t begin, int64_t end) {
   const global_job *j = ctx;
   for (int64_t plane = begin; plane < end; plane++) {
@@ -195,12 +284,7 @@ static void global_planes(void *ctx, int64_t begin, int64_t end) {
     const double *xd = j->xd ? j->xd + plane * j->size : NULL;
     double acc = j->kind == POOL_MAX ? -INFINITY : 0.0;
     if (xf && j->kind == POOL_AVG) {
-      float part = 0; /* float32 sums in blocks keep vectorized speed and double accuracy */
-      for (int64_t i = 0; i < j->size; i++) {
-        part += xf[i];
-        if ((i & 255) == 255) acc += part, part = 0;
-      }
-      acc += part;
+      acc = sum_blocks(xf, j->size); /* float32 sums in blocks keep vectorized speed and double accuracy */
     } else {
       for (int64_t i = 0; i < j->size; i++) {
         double v = xf ? xf[i] : xd[i];

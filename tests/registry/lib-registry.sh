@@ -2,6 +2,8 @@
 # tests: a storage folder in $tmp, a free loopback port, optional htpasswd or token auth; every
 # registry started is stopped when the test exits.
 #   start_registry NAME ADDR [AUTH_YAML]   sets reg_port (and reg_dir=$tmp/NAME)
+# Debian's python3 (with python3-cryptography from scripts/install-deps.sh), whatever else is on PATH
+export PATH=/usr/bin:$PATH
 reg_pids=()
 trap 'for p in "${reg_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 

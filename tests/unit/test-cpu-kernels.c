@@ -1,12 +1,14 @@
-/* test-conv.c — unit tests of the direct float32 convolution kernels (ops/conv-direct.c) and
- * FusedConv's epilogue against a plain float64 convolution, over random shapes: kernel sizes,
- * strides, dilations, asymmetric pads, groups and activations. */
+/* test-cpu-kernels.c — unit tests of the CPU kernels' fast paths against plain float64 loops:
+ * the direct float32 convolutions (ops/conv-direct.c) with FusedConv's epilogue over random
+ * shapes (kernel sizes, strides, dilations, asymmetric pads, groups, activations), and the GEMM
+ * helper (ops/gemm.h) on the one-row and one-column products it runs as matrix-vector ones. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 #include <math.h>
 #include "ops/conv.h"
+#include "ops/gemm.h"
 
 static uint32_t rng = 12345;
 
@@ -59,7 +61,7 @@ static void check(const gpux__conv2d *p) {
                           (long long)p->dh, (long long)p->dw, worst);
 }
 
-/* A random problem: depthwise when dw is set, else a stride-1 grouped convolution. */
+/* A random problem: depthwise when dw is set, else a grouped convolution. */
 static void run_case(int dw) {
   gpux__conv_epilogue ep = {.act = (int)rnd(0, 6), .p0 = -0.5f, .p1 = 1.5f};
   if (ep.act == GPUX_EP_LEAKY) ep.p0 = 0.1f;
@@ -73,11 +75,12 @@ static void run_case(int dw) {
     p.g = rnd(1, 3);
     p.c = p.g * rnd(1, 12);
     p.m = p.g * rnd(1, 13);
-    p.sh = p.sw = 1;
+    p.sh = rnd(0, 1) ? 1 : rnd(1, 3), p.sw = rnd(0, 1) ? 1 : rnd(1, 3);
   }
   p.h = rnd(1, 30), p.w_ = rnd(1, 40);
   p.pt = rnd(0, 3), p.pl = rnd(0, 3);
   int64_t pb = rnd(0, 3), pr = rnd(0, 3);
+  if (!rnd(0, 3)) p.pt = p.pl = pb = pr = 0; /* unpadded: the implicit GEMM reads X in place */
   int64_t span_h = p.h + p.pt + pb - ((p.kh - 1) * p.dh + 1), span_w = p.w_ + p.pl + pr - ((p.kw - 1) * p.dw + 1);
   if (span_h < 0 || span_w < 0) return;
   p.oh = span_h / p.sh + 1, p.ow = span_w / p.sw + 1;
@@ -109,13 +112,15 @@ static void test_depthwise(void **state) {
   for (int i = 0; i < 300; i++) run_case(1);
 }
 
-/* Larger shapes that cross the kernels' blocking: more than 256 taps, more than 128 output
- * channels, rows wider than a register block. */
+/* Shapes that cross the kernels' blocking: more than 256 taps, more than 128 output channels,
+ * rows wider than a register block, and 1x1 kernels read in place from X whose last block ends
+ * inside a vector. */
 static void test_blocking(void **state) {
   (void)state;
   if (!gpux__conv_direct_available()) skip();
   static const int64_t shapes[][6] = {/* c, m, h, w, k, pad */
-                                      {40, 136, 9, 27, 3, 1}, {300, 5, 4, 50, 1, 0}, {33, 7, 3, 70, 3, 0}};
+                                      {40, 136, 9, 27, 3, 1}, {300, 5, 4, 50, 1, 0}, {33, 7, 3, 70, 3, 0},
+                                      {7, 9, 3, 11, 1, 0}, {5, 6, 1, 13, 1, 0}};
   for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
     const int64_t *d = shapes[s];
     gpux__conv_epilogue ep = {.act = GPUX_EP_RELU};
@@ -133,11 +138,50 @@ static void test_blocking(void **state) {
   }
 }
 
+/* C = alpha op(A) op(B) + beta C through gpux__gemm_serial, for every transposition, with
+ * padded leading dimensions, against float64 loops. */
+static void gemm_case(int64_t m, int64_t n, int64_t k, int ta, int tb) {
+  int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 1;
+  int64_t ra = ta ? k : m, rb = tb ? n : k; /* rows of A and B as stored */
+  float *a = malloc((size_t)(ra * lda) * sizeof *a), *b = malloc((size_t)(rb * ldb) * sizeof *b);
+  float *c = malloc((size_t)(m * ldc) * sizeof *c), *c0 = malloc((size_t)(m * ldc) * sizeof *c0);
+  for (int64_t i = 0; i < ra * lda; i++) a[i] = rndf();
+  for (int64_t i = 0; i < rb * ldb; i++) b[i] = rndf();
+  for (int64_t i = 0; i < m * ldc; i++) c[i] = c0[i] = rndf();
+  gpux__gemm g = {.trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k, .alpha = 0.5, .beta = 2.0,
+                  .a = a, .b = b, .c = c, .lda = lda, .ldb = ldb, .ldc = ldc};
+  gpux__gemm_serial(&g);
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < ldc; j++) {
+      double want = c0[i * ldc + j], mag = fabs(want) * 2;
+      if (j < n) {
+        double acc = 0;
+        for (int64_t p = 0; p < k; p++) {
+          double v = (double)(ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
+          acc += v, mag += fabs(v) / 2;
+        }
+        want = 0.5 * acc + 2.0 * want;
+      }
+      if (fabs(c[i * ldc + j] - want) > 1e-5 * (mag + 1))
+        fail_msg("gemm %lldx%lldx%lld ta %d tb %d: C[%lld, %lld] = %g, want %g", (long long)m, (long long)n,
+                 (long long)k, ta, tb, (long long)i, (long long)j, c[i * ldc + j], want);
+    }
+  free(a), free(b), free(c), free(c0);
+}
+
+static void test_gemm_vector_shapes(void **state) {
+  (void)state;
+  static const int64_t shapes[][3] = {{1, 7, 5}, {6, 1, 9}, {1, 1, 4}, {1, 130, 33}, {3, 5, 2}};
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+    for (int t = 0; t < 4; t++) gemm_case(shapes[s][0], shapes[s][1], shapes[s][2], t & 1, t >> 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_implicit_gemm),
     cmocka_unit_test(test_depthwise),
     cmocka_unit_test(test_blocking),
+    cmocka_unit_test(test_gemm_vector_shapes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
