@@ -13,6 +13,8 @@
  *        Y = act(Conv(X, W') + B') * post_scale + post_bias.
  *      The intermediate tensors are never made, and the activation runs on each tile of the
  *      convolution's output while it is in cache.
+ *   3. Squeeze-and-excitation's x + x * s, where a FusedConv makes s for this alone, becomes
+ *      x * s' with s' = s + 1 folded into that FusedConv: one pass over x instead of two.
  *
  * Value ids stay as they are (new values are appended), so nested graphs that capture values of
  * the main graph by id read the copy alike. */
@@ -118,11 +120,15 @@ static void add_reader(use_map *u, int id, int node, int weight) {
   u->uses[id] += weight;
 }
 
-static int use_map_build(const gpux_graph *g, use_map *u) {
+/* Counts the readers among the nodes not marked dead. */
+static int use_map_build(const gpux_graph *g, const unsigned char *dead, use_map *u) {
+  free(u->uses);
+  free(u->readers);
   u->uses = gpux__calloc((size_t)g->n_values + 1, sizeof *u->uses);
   u->readers = gpux__calloc((size_t)g->n_values + 1, sizeof *u->readers);
   if (!u->uses || !u->readers) return GPUX_E_NOMEM;
   for (int i = 0; i < g->n_nodes; i++) {
+    if (dead[i]) continue;
     const gpux_node *n = &g->nodes[i];
     for (int j = 0; j < n->n_in; j++) add_reader(u, n->in[j], i, 1);
     for (int a = 0; a < n->n_attrs; a++) { /* nested graphs' captures */
@@ -407,6 +413,55 @@ static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead,
   return 0;
 }
 
+/* ---- pass 3: squeeze-and-excitation ---- */
+
+/* x + x * s, with s from a FusedConv read by nothing else, becomes x * s' with s' = s + 1 made
+ * by that FusedConv (its post_bias): one pass over x instead of two. */
+static int fuse_se(opt_graph *o, const use_map *u, int ia, unsigned char *dead) {
+  gpux_graph *g = &o->g;
+  gpux_node *add = &g->nodes[ia];
+  if (!is_op(add, "Add") || add->n_in != 2 || add->n_out != 1) return 0;
+  for (int side = 0; side < 2; side++) {
+    int x = add->in[side], m = add->in[1 - side];
+    if (x < 0 || m < 0 || only_reader(u, m) != ia) continue;
+    int im = g->values[m].producer;
+    if (im < 0 || dead[im]) continue;
+    const gpux_node *mul = &g->nodes[im];
+    if (!is_op(mul, "Mul") || mul->n_in != 2 || mul->n_out != 1) continue;
+    int sv = mul->in[0] == x ? mul->in[1] : mul->in[1] == x ? mul->in[0] : -1;
+    int ic = sv >= 0 && only_reader(u, sv) == im ? g->values[sv].producer : -1;
+    if (ic < 0 || dead[ic] || sv == x) continue;
+    gpux_node *fc = &g->nodes[ic];
+    if (strcmp(fc->op_type, "FusedConv") || strcmp(fc->domain, "gpux") || fc->out[0] != sv) continue;
+    /* s' = s + 1 in the FusedConv's shift */
+    const gpux_tensor *w = const_of(g, fc->in[1]);
+    int64_t cm = w->dims[0], bd[1] = {cm};
+    if (fc->n_in < 5) {
+      float *ps, *pb;
+      int *in = gpux__arena_alloc(&o->arena, 5 * sizeof *in);
+      if (!in) return GPUX_E_NOMEM;
+      int sid = add_const(o, g->values[sv].name, "/post_scale", 1, bd, &ps);
+      if (sid < 0) return sid;
+      int pid = add_const(o, g->values[sv].name, "/post_bias", 1, bd, &pb);
+      if (pid < 0) return pid;
+      for (int64_t c = 0; c < cm; c++) ps[c] = 1.0f, pb[c] = 0.0f;
+      memcpy(in, fc->in, (size_t)fc->n_in * sizeof *in);
+      if (fc->n_in < 3) in[2] = -1;
+      in[3] = sid, in[4] = pid;
+      fc->in = in, fc->n_in = 5;
+    }
+    float *shift = g->values[fc->in[4]].init.data; /* made by this pass or fuse_conv: ours */
+    for (int64_t c = 0; c < cm; c++) shift[c] += 1.0f;
+    /* the Add becomes the Mul x * s' */
+    int *out = add->out;
+    *add = *mul;
+    add->out = out;
+    dead[im] = 1;
+    return 0;
+  }
+  return 0;
+}
+
 /* ---- driver ---- */
 
 void gpux__graph_optimized_free(gpux_graph *g) {
@@ -443,9 +498,16 @@ int gpux__graph_optimize(const gpux_graph *src, gpux_graph **out) {
   memcpy(g->values, src->values, (size_t)src->n_values * sizeof *g->values);
   memcpy(g->nodes, src->nodes, (size_t)src->n_nodes * sizeof *g->nodes);
   fold_constants(o, dead);
-  if ((rc = use_map_build(g, &u))) goto out;
+  if ((rc = use_map_build(g, dead, &u))) goto out;
   for (int i = 0; i < g->n_nodes && fused_def; i++)
     if (!dead[i] && (rc = fuse_conv(o, &u, i, dead, fused_def))) goto out;
+  /* producers again, for the FusedConv nodes just made */
+  for (int i = 0; i < g->n_nodes; i++)
+    for (int j = 0; j < g->nodes[i].n_out && !dead[i]; j++)
+      if (g->nodes[i].out[j] >= 0) g->values[g->nodes[i].out[j]].producer = i;
+  if ((rc = use_map_build(g, dead, &u))) goto out;
+  for (int i = 0; i < g->n_nodes; i++)
+    if (!dead[i] && (rc = fuse_se(o, &u, i, dead))) goto out;
   int kept = 0;
   for (int i = 0; i < g->n_nodes; i++)
     if (!dead[i]) g->nodes[kept++] = g->nodes[i];

@@ -133,7 +133,7 @@ static void split_plane(const gpux__conv2d *p, const split_layout *l, const floa
 
 #define MR 4            /* output channels per register block */
 #define NR 24           /* output positions per register block (3 vectors) */
-#define KC 256          /* taps per pass over a block: NR x KC floats of B stay in L1 */
+#define KC 128          /* taps per pass over a block: the NR x KC floats of B stay in L1 */
 #define MB_MAX 128      /* output channels per task: MB_MAX x KC floats of W stay in L2 */
 
 /* Lanes [0, n) of a vector (none when n <= 0, all when n >= 8). */

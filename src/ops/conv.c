@@ -478,16 +478,18 @@ static void conv_depthwise_planes(void *ctx, int64_t begin, int64_t end) {
 }
 
 typedef struct {
-  const float *b;
-  float *y;
+  const float *b;       /* [m] or NULL */
+  float *y;             /* [planes, os] */
   int64_t m, os;
+  const gpux__conv_epilogue *ep;
 } bias_job;
 
-static void add_bias_planes(void *ctx, int64_t begin, int64_t end) {
+/* The bias and epilogue of whole output planes (ConvTranspose). */
+static void finish_planes(void *ctx, int64_t begin, int64_t end) {
   const bias_job *j = ctx;
   for (int64_t plane = begin; plane < end; plane++) {
-    float bv = j->b[plane % j->m], *yp = j->y + plane * j->os;
-    for (int64_t i = 0; i < j->os; i++) yp[i] += bv;
+    float *yp = j->y + plane * j->os;
+    gpux__conv_finish_row(yp, yp, j->os, j->b ? j->b[plane % j->m] : 0.0f, j->ep, plane % j->m);
   }
 }
 
@@ -613,27 +615,34 @@ static int op_conv(gpux_kctx *k) { return conv_op(k, NULL); }
  *   activation_params  LeakyRelu: alpha; Clip: min, max; HardSigmoid: alpha, beta
  *   inputs 3 and 4     (optional) post_scale and post_bias, float32 [M]
  * Y = act(Conv(X, W) + B) * post_scale + post_bias. */
-static int op_fused_conv(gpux_kctx *k) {
+/* FusedConv's and FusedConvTranspose's epilogue from the node: `m` output channels. */
+static int read_epilogue(gpux_kctx *k, int64_t m, gpux__conv_epilogue *ep) {
   static const char *const names[] = {"", "Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid"};
-  gpux__conv_epilogue ep = {GPUX_EP_NONE, 0, 0, NULL, NULL};
+  *ep = (gpux__conv_epilogue){GPUX_EP_NONE, 0, 0, NULL, NULL};
   const char *act = gpux__attr_string(k, "activation", "");
-  while (ep.act < (int)GPUX__ARRAY_LEN(names) && strcmp(names[ep.act], act)) ep.act++;
-  if (ep.act == (int)GPUX__ARRAY_LEN(names)) return gpux__kerr(k, GPUX_E_UNSUPPORTED, "activation '%s'", act);
+  while (ep->act < (int)GPUX__ARRAY_LEN(names) && strcmp(names[ep->act], act)) ep->act++;
+  if (ep->act == (int)GPUX__ARRAY_LEN(names)) return gpux__kerr(k, GPUX_E_UNSUPPORTED, "activation '%s'", act);
   const float *p;
   int np = gpux__attr_floats(k, "activation_params", &p);
-  if (np != (ep.act == GPUX_EP_LEAKY ? 1 : ep.act == GPUX_EP_CLIP || ep.act == GPUX_EP_HARDSIGMOID ? 2 : 0))
+  if (np != (ep->act == GPUX_EP_LEAKY ? 1 : ep->act == GPUX_EP_CLIP || ep->act == GPUX_EP_HARDSIGMOID ? 2 : 0))
     return gpux__kerr(k, GPUX_E_INVALID, "activation %s with %d parameters", act, np);
-  if (np > 0) ep.p0 = p[0];
-  if (np > 1) ep.p1 = p[1];
-  const gpux_tensor *ps = IN(3), *pb = IN(4), *w = IN(1);
+  if (np > 0) ep->p0 = p[0];
+  if (np > 1) ep->p1 = p[1];
+  const gpux_tensor *ps = IN(3), *pb = IN(4);
   if (!ps != !pb) return gpux__kerr(k, GPUX_E_INVALID, "post_scale and post_bias go together");
   if (ps) {
-    int64_t m = w ? w->dims[0] : -1;
     if (ps->dtype != GPUX_DT_FLOAT || pb->dtype != GPUX_DT_FLOAT || gpux_tensor_count(ps) != m ||
         gpux_tensor_count(pb) != m)
       return gpux__kerr(k, GPUX_E_SHAPE, "post_scale and post_bias must be float32 [%lld]", (long long)m);
-    ep.scale = ps->data, ep.shift = pb->data;
+    ep->scale = ps->data, ep->shift = pb->data;
   }
+  return 0;
+}
+
+static int op_fused_conv(gpux_kctx *k) {
+  gpux__conv_epilogue ep;
+  const gpux_tensor *w = IN(1);
+  if (read_epilogue(k, w && w->ndim > 0 ? w->dims[0] : -1, &ep)) return k->status;
   return conv_op(k, &ep);
 }
 
@@ -759,8 +768,71 @@ static void convt_group_range(void *ctx, int64_t begin, int64_t end) {
   for (int64_t t = begin; t < end; t++) convt_group(j, t, col);
 }
 
+/* ConvTranspose whose kernel tiles the output (2-D, kernel = stride, no padding, no dilation):
+ * every input position lands on its own kh x kw block of Y, so Y is the 1x1 convolution of X
+ * with W^T (per group [mg * kh * kw, cg]) on the direct kernels, interleaved into place with the
+ * bias and epilogue. 1 when the shape is not one of these. */
+typedef struct {
+  const conv_dims *cd;
+  const float *col;     /* [n, m, kh, kw, in1, in2] */
+  const float *b;
+  float *y;             /* [n, m, out1, out2] */
+  const gpux__conv_epilogue *ep;
+} convt_block_job;
+
+static void convt_block_planes(void *ctx, int64_t begin, int64_t end) {
+  const convt_block_job *j = ctx;
+  const gpux__window *w = &j->cd->w;
+  int64_t kh = w->k[1], kw = w->k[2], ih_ = w->in[1], iw_ = w->in[2], ow_ = w->out[2];
+  for (int64_t plane = begin; plane < end; plane++) {
+    int64_t m = plane % j->cd->m;
+    const float *src = j->col + plane * kh * kw * j->cd->is; /* [kh, kw, in1, in2] */
+    float *yp = j->y + plane * j->cd->os;
+    for (int64_t ih = 0; ih < ih_; ih++)
+      for (int64_t i = 0; i < kh; i++) {
+        float *yr = yp + (ih * kh + i) * ow_;
+        for (int64_t jj = 0; jj < kw; jj++) {
+          const float *sr = src + ((i * kw + jj) * ih_ + ih) * iw_;
+          for (int64_t iw = 0; iw < iw_; iw++) yr[iw * kw + jj] = sr[iw];
+        }
+        gpux__conv_finish_row(yr, yr, ow_, j->b ? j->b[m] : 0.0f, j->ep, m);
+      }
+  }
+}
+
+static int convt_blocks(gpux_kctx *k, const conv_dims *cd, const float *x, const float *w, const float *b,
+                        float *y, const gpux__conv_epilogue *ep) {
+  const gpux__window *win = &cd->w;
+  if (win->nsp > 2 || !gpux__conv_direct_available()) return 1;
+  for (int s = 1; s < GPUX_WIN_DIMS; s++)
+    if (win->k[s] != win->s[s] || win->d[s] != 1 || win->pb[s] || win->pe[s] || win->out[s] != win->in[s] * win->s[s])
+      return 1;
+  int64_t ks = win->k[1] * win->k[2], rows = cd->mg * ks; /* per group */
+  float *buf = scratch_f32((size_t)(cd->g * rows * cd->cg + cd->n * cd->m * ks * cd->is));
+  if (!buf) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory for ConvTranspose");
+  float *wt = buf, *col = buf + cd->g * rows * cd->cg;
+  /* wt[g][(mi, i, j)][c] = W[g * cg + c][mi][i][j] */
+  for (int64_t g = 0; g < cd->g; g++)
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t c = 0; c < cd->cg; c++) wt[(g * rows + r) * cd->cg + c] = w[(g * cd->cg + c) * rows + r];
+  gpux__conv2d p = {.x = x, .w = wt, .b = NULL, .y = col, .n = cd->n, .c = cd->c, .m = cd->g * rows, .g = cd->g,
+                    .h = win->in[1], .w_ = win->in[2], .kh = 1, .kw = 1, .oh = win->in[1], .ow = win->in[2],
+                    .sh = 1, .sw = 1, .dh = 1, .dw = 1, .pt = 0, .pl = 0, .ep = &no_epilogue};
+  int rc = gpux__conv2d_implicit(&p);
+  if (rc < 0) return gpux__kerr(k, rc, "%s", gpux_last_error());
+  if (rc) return 1;
+  convt_block_job j = {cd, col, b, y, ep};
+  gpux__parallel_for(cd->n * cd->m, GPUX__MAX(1, 32768 / (cd->os + 1)), convt_block_planes, &j);
+  return 0;
+}
+
 static int convt_f32(gpux_kctx *k, const conv_dims *cd, const float *x, const float *w, const float *b,
-                     float *y) {
+                     float *y, const gpux__conv_epilogue *ep) {
+  if (cd->cg > 0) {
+    int rc = convt_blocks(k, cd, x, w, b, y, ep);
+    if (rc <= 0) return rc;
+  }
+  memset(y, 0, (size_t)(cd->n * cd->m * cd->os) * sizeof *y); /* col2im adds into Y */
   conv_job j = {.cd = cd, .x = x, .w = w, .b = b, .y = y};
   atomic_init(&j.failed, 0);
   int64_t rows = cd->mg * cd->ks, tasks = cd->n * cd->g;
@@ -779,9 +851,9 @@ static int convt_f32(gpux_kctx *k, const conv_dims *cd, const float *x, const fl
     }
   }
   if (atomic_load(&j.failed)) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory for a column buffer");
-  if (b) {
-    bias_job bj = {b, y, cd->m, cd->os};
-    gpux__parallel_for(cd->n * cd->m, GPUX__MAX(1, 65536 / (cd->os + 1)), add_bias_planes, &bj);
+  if (b || ep->act != GPUX_EP_NONE || ep->scale) {
+    bias_job bj = {b, y, cd->m, cd->os, ep};
+    gpux__parallel_for(cd->n * cd->m, GPUX__MAX(1, 65536 / (cd->os + 1)), finish_planes, &bj);
   }
   return 0;
 }
@@ -821,21 +893,23 @@ static void convt_f64_planes(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-static int op_conv_transpose(gpux_kctx *k) {
+/* ConvTranspose, and FusedConvTranspose when ep is not NULL (float32 only). */
+static int convt_op(gpux_kctx *k, const gpux__conv_epilogue *ep) {
   const gpux_tensor *x = IN(0), *w = IN(1), *b = IN(2);
   conv_dims cd;
   if (convt_setup(k, x, w, b, &cd)) return k->status;
-  if (!is_conv_float(x->dtype))
-    return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "ConvTranspose on %s", gpux_dtype_name(x->dtype));
+  if (!is_conv_float(x->dtype) || (ep && x->dtype != GPUX_DT_FLOAT))
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "%s on %s", k->node->op_type, gpux_dtype_name(x->dtype));
   if (w->dtype != x->dtype || (b && b->dtype != x->dtype))
     return gpux__kerr(k, GPUX_E_DTYPE, "X, W and B must share a dtype");
   int64_t dims[GPUX_MAX_DIMS];
   gpux__window_out_dims(&cd.w, cd.n, cd.m, dims);
-  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, dims);
+  /* float32 writes all of Y (convt_f32 zeroes it where col2im adds up); the rest accumulates */
+  gpux_tensor *y = (x->dtype == GPUX_DT_FLOAT ? gpux__out_raw : gpux__out)(k, 0, x->dtype, x->ndim, dims);
   if (!y) return k->status;
   if (k->shape_only || gpux_tensor_count(y) == 0) return 0;
   if (x->dtype == GPUX_DT_FLOAT)
-    return convt_f32(k, &cd, x->data, w->data, b ? b->data : NULL, y->data);
+    return convt_f32(k, &cd, x->data, w->data, b ? b->data : NULL, y->data, ep ? ep : &no_epilogue);
   if (x->dtype == GPUX_DT_DOUBLE) {
     conv64_job j = {&cd, x->data, w->data, b ? b->data : NULL, y->data};
     gpux__parallel_for(cd.n * cd.m, 1, convt_f64_planes, &j);
@@ -843,11 +917,22 @@ static int op_conv_transpose(gpux_kctx *k) {
   }
   float *xf = gpux__conv_widen_f32(x), *wf = gpux__conv_widen_f32(w), *bf = b ? gpux__conv_widen_f32(b) : NULL;
   float *yf = gpux__calloc((size_t)gpux_tensor_count(y), sizeof *yf);
-  int rc = xf && wf && yf && (!b || bf) ? convt_f32(k, &cd, xf, wf, bf, yf)
+  int rc = xf && wf && yf && (!b || bf) ? convt_f32(k, &cd, xf, wf, bf, yf, &no_epilogue)
                                         : gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
   if (!rc) gpux__conv_narrow_f32(y->dtype, y->data, yf, gpux_tensor_count(y));
   free(xf); free(wf); free(bf); free(yf);
   return rc;
+}
+
+static int op_conv_transpose(gpux_kctx *k) { return convt_op(k, NULL); }
+
+/* gpux.FusedConvTranspose (graph/optimize.c): ConvTranspose's inputs and attributes with
+ * FusedConv's activation, activation_params, post_scale and post_bias. */
+static int op_fused_conv_transpose(gpux_kctx *k) {
+  gpux__conv_epilogue ep;
+  const gpux_tensor *w = IN(1);
+  if (read_epilogue(k, w && w->ndim > 1 ? w->dims[1] * gpux__attr_int(k, "group", 1) : -1, &ep)) return k->status;
+  return convt_op(k, &ep);
 }
 
 /* ---- DeformConv ---- */
@@ -1127,6 +1212,7 @@ const gpux_op_def gpux__ops_conv[] = {
   {"", "Conv", op_conv, 1, 0},
   {"gpux", "FusedConv", op_fused_conv, 1, 0},
   {"", "ConvTranspose", op_conv_transpose, 1, 0},
+  {"gpux", "FusedConvTranspose", op_fused_conv_transpose, 1, 0},
   {"", "DeformConv", op_deform_conv, 19, 0},
   {"", "CausalConvWithState", op_causal_conv_with_state, 1, 0},
   {"", "Col2Im", op_col2im, 18, 0},

@@ -1,7 +1,8 @@
 /* test-cpu-kernels.c — unit tests of the CPU kernels' fast paths against plain float64 loops:
  * the direct float32 convolutions (ops/conv-direct.c) with FusedConv's epilogue over random
  * shapes (kernel sizes, strides, dilations, asymmetric pads, groups, activations), and the GEMM
- * helper (ops/gemm.h) on the one-row and one-column products it runs as matrix-vector ones. */
+ * helper (ops/gemm.h) on the one-row and one-column products it runs as matrix-vector ones, and
+ * the Conv and ConvTranspose kernels on float32 against their float64 paths. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <math.h>
 #include "ops/conv.h"
 #include "ops/gemm.h"
+#include "ops/op.h"
 
 static uint32_t rng = 12345;
 
@@ -176,12 +178,97 @@ static void test_gemm_vector_shapes(void **state) {
     for (int t = 0; t < 4; t++) gemm_case(shapes[s][0], shapes[s][1], shapes[s][2], t & 1, t >> 1);
 }
 
+/* ---- whole ops: the float32 paths against the float64 ones ---- */
+
+static gpux_tensor rand_tensor(int dtype, int ndim, const int64_t *dims) {
+  gpux_tensor t;
+  assert_int_equal(gpux_tensor_init(&t, dtype, ndim, dims), 0);
+  for (int64_t i = 0; i < gpux_tensor_count(&t); i++) {
+    float v = rndf();
+    if (dtype == GPUX_DT_FLOAT) ((float *)t.data)[i] = v;
+    else ((double *)t.data)[i] = v;
+  }
+  return t;
+}
+
+static gpux_tensor to_f64(const gpux_tensor *t) {
+  gpux_tensor d;
+  assert_int_equal(gpux_tensor_init(&d, GPUX_DT_DOUBLE, t->ndim, t->dims), 0);
+  for (int64_t i = 0; i < gpux_tensor_count(t); i++) ((double *)d.data)[i] = ((const float *)t->data)[i];
+  return d;
+}
+
+/* Runs op_type on `in` with the node attributes, into *out. */
+static int run_op(const char *op_type, gpux_attr *attrs, int n_attrs, const gpux_tensor **in, int n_in, gpux_tensor *out) {
+  gpux_node n = {.name = "t", .op_type = op_type, .domain = "", .opset = 17, .n_in = n_in, .n_out = 1,
+                 .n_attrs = n_attrs, .attrs = attrs};
+  n.op = gpux__op_find("", op_type, 17);
+  assert_non_null(n.op);
+  gpux_tensor *outs[1] = {out};
+  gpux_kctx k = {.node = &n, .n_in = n_in, .n_out = 1, .in = in, .out = outs, .opset = 17};
+  return n.op->run(&k);
+}
+
+static int ops_compared; /* op cases that ran (not rejected as invalid shapes) */
+
+/* Conv or ConvTranspose on float32 and on float64 copies of the same random inputs. */
+static void op_case(const char *op_type, int transposed) {
+  int64_t g = rnd(1, 2), cg = rnd(1, 5), mg = rnd(1, 5), h = rnd(1, 9), w = rnd(1, 11);
+  int64_t k[2] = {rnd(1, 3), rnd(1, 3)}, st[2] = {rnd(1, 3), rnd(1, 3)}, dl[2] = {rnd(1, 2), rnd(1, 2)};
+  int64_t pads[4] = {rnd(0, 1), rnd(0, 1), rnd(0, 1), rnd(0, 1)}, opad[2] = {0, 0};
+  if (transposed && rnd(0, 1)) { /* kernel = stride, no padding: the direct block path */
+    for (int i = 0; i < 2; i++) st[i] = k[i], dl[i] = 1, pads[i] = pads[i + 2] = 0;
+  } else if (transposed) {
+    opad[0] = rnd(0, st[0] - 1), opad[1] = rnd(0, st[1] - 1);
+    if (opad[0] >= dl[0]) opad[0] = 0; /* output_padding below the stride or the dilation */
+    if (opad[1] >= dl[1]) opad[1] = 0;
+  }
+  if (!transposed && (h + pads[0] + pads[2] < (k[0] - 1) * dl[0] + 1 || w + pads[1] + pads[3] < (k[1] - 1) * dl[1] + 1))
+    return;
+  int64_t xd[4] = {rnd(1, 2), g * cg, h, w};
+  int64_t wd[4] = {transposed ? g * cg : g * mg, transposed ? mg : cg, k[0], k[1]}, bd[1] = {g * mg};
+  gpux_tensor x = rand_tensor(GPUX_DT_FLOAT, 4, xd), wt = rand_tensor(GPUX_DT_FLOAT, 4, wd);
+  gpux_tensor b = rand_tensor(GPUX_DT_FLOAT, 1, bd);
+  gpux_tensor x64 = to_f64(&x), w64 = to_f64(&wt), b64 = to_f64(&b), y = {0}, y64 = {0};
+  gpux_attr attrs[5] = {
+    {.name = "group", .type = GPUX_ATTR_INT, .i = g},
+    {.name = "strides", .type = GPUX_ATTR_INTS, .n = 2, .ints = st},
+    {.name = "dilations", .type = GPUX_ATTR_INTS, .n = 2, .ints = dl},
+    {.name = "pads", .type = GPUX_ATTR_INTS, .n = 4, .ints = pads},
+    {.name = "output_padding", .type = GPUX_ATTR_INTS, .n = 2, .ints = opad},
+  };
+  const gpux_tensor *in[3] = {&x, &wt, &b}, *in64[3] = {&x64, &w64, &b64};
+  int rc = run_op(op_type, attrs, transposed ? 5 : 4, in, 3, &y);
+  assert_int_equal(rc, run_op(op_type, attrs, transposed ? 5 : 4, in64, 3, &y64));
+  if (!rc) {
+    ops_compared++;
+    assert_int_equal(gpux_tensor_count(&y), gpux_tensor_count(&y64));
+    for (int64_t i = 0; i < gpux_tensor_count(&y); i++) {
+      double want = ((double *)y64.data)[i], got = ((float *)y.data)[i];
+      if (fabs(got - want) > 1e-4 * (fabs(want) + 1))
+        fail_msg("%s g %lld cg %lld mg %lld %lldx%lld k %lldx%lld s %lld,%lld: y[%lld] = %g, want %g", op_type,
+                 (long long)g, (long long)cg, (long long)mg, (long long)h, (long long)w, (long long)k[0],
+                 (long long)k[1], (long long)st[0], (long long)st[1], (long long)i, got, want);
+    }
+  }
+  gpux_tensor *all[] = {&x, &wt, &b, &x64, &w64, &b64, &y, &y64};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) gpux_tensor_free(all[i]);
+}
+
+static void test_conv_ops(void **state) {
+  (void)state;
+  for (int i = 0; i < 150; i++) op_case("Conv", 0);
+  for (int i = 0; i < 150; i++) op_case("ConvTranspose", 1);
+  assert_true(ops_compared > 200);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_implicit_gemm),
     cmocka_unit_test(test_depthwise),
     cmocka_unit_test(test_blocking),
     cmocka_unit_test(test_gemm_vector_shapes),
+    cmocka_unit_test(test_conv_ops),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
