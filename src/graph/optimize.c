@@ -3,13 +3,14 @@
  *
  *   1. Constant nodes holding a tensor become initializers, so they are not copied on every run
  *      and the rewrites below can read them.
- *   2. A float32 Conv with constant weights absorbs the chain of nodes that only it feeds:
+ *   2. A float32 Conv (or ConvTranspose) with constant weights absorbs the chain of nodes that
+ *      only it feeds:
  *        BatchNormalization (inference), Mul / Add / Sub / Div by a per-channel or scalar
  *        constant                              -> folded into the weights and bias,
  *        Relu, LeakyRelu, Clip, HardSigmoid, HardSwish, Sigmoid, and x * clip(x + 3, 0, 6) / 6
  *                                              -> the activation,
  *        then Mul / Add / Sub / Div by per-channel constants -> a scale and shift after it,
- *      and becomes one gpux.FusedConv node (conv.c):
+ *      and becomes one gpux.FusedConv (FusedConvTranspose) node (conv.c):
  *        Y = act(Conv(X, W') + B') * post_scale + post_bias.
  *      The intermediate tensors are never made, and the activation runs on each tile of the
  *      convolution's output while it is in cache.
@@ -172,6 +173,8 @@ static const char *const act_names[] = {"", "Relu", "LeakyRelu", "Clip", "HardSi
 typedef struct {
   int conv;             /* node index */
   int64_t m, per;       /* output channels, weights per output channel */
+  int transposed;       /* ConvTranspose: W is [C, M / group, kernel] */
+  int64_t cg, mg, ks;   /* ConvTranspose: input and output channels per group, kernel taps */
   int rank;             /* output rank */
   float *w, *b;         /* folded weights [m, per] and bias [m] */
   int act;              /* ACT_* */
@@ -181,6 +184,17 @@ typedef struct {
   int out;              /* value the chain ends in so far */
   int n_fused;          /* nodes absorbed */
 } chain;
+
+/* Multiplies output channel m's weights by s. */
+static void scale_weights(chain *c, int64_t m, double s) {
+  if (!c->transposed) {
+    for (int64_t i = 0; i < c->per; i++) c->w[m * c->per + i] = (float)(c->w[m * c->per + i] * s);
+    return;
+  }
+  int64_t g = m / c->mg, mi = m % c->mg;
+  for (int64_t ci = g * c->cg; ci < (g + 1) * c->cg; ci++)
+    for (int64_t t = 0; t < c->ks; t++) c->w[(ci * c->mg + mi) * c->ks + t] = (float)(c->w[(ci * c->mg + mi) * c->ks + t] * s);
+}
 
 /* The operands of a binary node reading x: the other one as a per-channel constant. */
 static const float *other_operand(const gpux_graph *g, const gpux_node *n, int x, const chain *c,
@@ -200,7 +214,7 @@ static int fold_affine(opt_graph *o, chain *c, const float *s, int64_t ns, const
     for (int64_t m = 0; m < c->m; m++) {
       float sv = s ? s[ns == 1 ? 0 : m] : 1.0f;
       if (s) {
-        for (int64_t i = 0; i < c->per; i++) c->w[m * c->per + i] *= sv;
+        scale_weights(c, m, sv);
         c->b[m] *= sv;
       }
       if (a) c->b[m] += a_sign * a[na == 1 ? 0 : m];
@@ -254,7 +268,7 @@ static int absorb(opt_graph *o, const use_map *u, chain *c, int r, unsigned char
     /* y = (x - mean) / sqrt(var + eps) * scale + bias */
     for (int64_t m = 0; m < c->m; m++) {
       double s = v[0][m] / sqrt((double)v[3][m] + eps);
-      for (int64_t i = 0; i < c->per; i++) c->w[m * c->per + i] = (float)(c->w[m * c->per + i] * s);
+      scale_weights(c, m, s);
       c->b[m] = (float)((c->b[m] - v[2][m]) * s + v[1][m]);
     }
   } else if (c->act != ACT_NONE) {
@@ -340,19 +354,28 @@ static int absorb_hardswish(opt_graph *o, const use_map *u, chain *c, unsigned c
   return 0;
 }
 
-/* Turns node i (a Conv) and what follows it into a FusedConv when anything can be absorbed. */
-static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead, const gpux_op_def *fused_def) {
+/* Turns node i (a Conv or ConvTranspose) and what follows it into a FusedConv or
+ * FusedConvTranspose when anything can be absorbed. */
+static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead, const gpux_op_def *fused_def,
+                     const gpux_op_def *fused_t_def) {
   gpux_graph *g = &o->g;
   gpux_node *n = &g->nodes[i];
-  if (!is_op(n, "Conv") || n->n_in < 2 || n->n_out != 1 || n->out[0] < 0) return 0;
+  int transposed = is_op(n, "ConvTranspose");
+  if ((!transposed && !is_op(n, "Conv")) || n->n_in < 2 || n->n_out != 1 || n->out[0] < 0) return 0;
+  if (!(transposed ? fused_t_def : fused_def)) return 0;
   const gpux_tensor *w = const_of(g, n->in[1]), *b = n->n_in > 2 ? const_of(g, n->in[2]) : NULL;
-  if (!w || w->dtype != GPUX_DT_FLOAT || w->ndim < 3 || w->dims[0] < 1) return 0;
-  if (n->n_in > 2 && n->in[2] >= 0 && (!b || b->dtype != GPUX_DT_FLOAT || gpux_tensor_count(b) != w->dims[0]))
+  if (!w || w->dtype != GPUX_DT_FLOAT || w->ndim < 3 || w->dims[0] < 1 || w->dims[1] < 1) return 0;
+  const gpux_attr *ga = gpux__node_attr(n, "group");
+  int64_t groups = ga ? ga->i : 1;
+  if (groups < 1 || (transposed && w->dims[0] % groups)) return 0;
+  int64_t cm = transposed ? w->dims[1] * groups : w->dims[0];
+  if (n->n_in > 2 && n->in[2] >= 0 && (!b || b->dtype != GPUX_DT_FLOAT || gpux_tensor_count(b) != cm))
     return 0;
   int x = n->out[0], r = only_reader(u, x);
   if (r < 0 && u->uses[x] != 2) return 0;
-  chain c = {.conv = i, .m = w->dims[0], .rank = w->ndim, .out = x, .act = ACT_NONE};
+  chain c = {.conv = i, .m = cm, .rank = w->ndim, .out = x, .act = ACT_NONE, .transposed = transposed};
   c.per = gpux_tensor_count(w) / c.m;
+  c.cg = w->dims[0] / groups, c.mg = w->dims[1], c.ks = gpux_tensor_count(w) / (w->dims[0] * w->dims[1]);
   /* the folded copies */
   char base[256];
   snprintf(base, sizeof base, "%s", g->values[x].name);
@@ -404,9 +427,9 @@ static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead,
       attrs[na++] = (gpux_attr){.name = "activation_params", .type = GPUX_ATTR_FLOATS, .n = c.n_params, .floats = p};
     }
   }
-  n->op_type = "FusedConv";
+  n->op_type = transposed ? "FusedConvTranspose" : "FusedConv";
   n->domain = "gpux";
-  n->op = fused_def;
+  n->op = transposed ? fused_t_def : fused_def;
   n->n_in = n_in, n->in = in;
   n->out = out;
   n->n_attrs = na, n->attrs = attrs;
@@ -434,8 +457,7 @@ static int fuse_se(opt_graph *o, const use_map *u, int ia, unsigned char *dead) 
     gpux_node *fc = &g->nodes[ic];
     if (strcmp(fc->op_type, "FusedConv") || strcmp(fc->domain, "gpux") || fc->out[0] != sv) continue;
     /* s' = s + 1 in the FusedConv's shift */
-    const gpux_tensor *w = const_of(g, fc->in[1]);
-    int64_t cm = w->dims[0], bd[1] = {cm};
+    int64_t cm = gpux_tensor_count(&g->values[fc->in[2]].init), bd[1] = {cm};
     if (fc->n_in < 5) {
       float *ps, *pb;
       int *in = gpux__arena_alloc(&o->arena, 5 * sizeof *in);
@@ -482,6 +504,7 @@ int gpux__graph_optimize(const gpux_graph *src, gpux_graph **out) {
   const char *env = getenv("GPUX_OPTIMIZE");
   if (env && !strcmp(env, "0")) return 0;
   const gpux_op_def *fused_def = gpux__op_find("gpux", "FusedConv", 1);
+  const gpux_op_def *fused_t_def = gpux__op_find("gpux", "FusedConvTranspose", 1);
   opt_graph *o = gpux__calloc(1, sizeof *o);
   if (!o) return GPUX_E_NOMEM;
   gpux_graph *g = &o->g;
@@ -499,8 +522,8 @@ int gpux__graph_optimize(const gpux_graph *src, gpux_graph **out) {
   memcpy(g->nodes, src->nodes, (size_t)src->n_nodes * sizeof *g->nodes);
   fold_constants(o, dead);
   if ((rc = use_map_build(g, dead, &u))) goto out;
-  for (int i = 0; i < g->n_nodes && fused_def; i++)
-    if (!dead[i] && (rc = fuse_conv(o, &u, i, dead, fused_def))) goto out;
+  for (int i = 0; i < g->n_nodes; i++)
+    if (!dead[i] && (rc = fuse_conv(o, &u, i, dead, fused_def, fused_t_def))) goto out;
   /* producers again, for the FusedConv nodes just made */
   for (int i = 0; i < g->n_nodes; i++)
     for (int j = 0; j < g->nodes[i].n_out && !dead[i]; j++)
