@@ -1,8 +1,9 @@
 /* threadpool.c — the CPU backend's shared worker pool and gpux__parallel_for. A job is a range
- * split into chunks that workers (and the calling thread) claim with an atomic counter. Between
- * jobs workers spin a short while (a model runs its nodes' jobs back to back, and waking a
- * sleeping thread costs more than a small job) and then sleep on a condition variable; the caller
- * waits for the last chunk the same way. Nested calls run inline. */
+ * split into chunks that workers (and the calling thread) claim with an atomic counter; the
+ * caller waits only for chunks that workers took, so a worker the system has not scheduled yet
+ * delays nothing. Between jobs workers spin a short while (a model runs its nodes' jobs back to
+ * back, and waking a sleeping thread costs more than a small job) and then sleep on a condition
+ * variable; the caller waits for the last chunk the same way. Nested calls run inline. */
 #include "core/internal.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -14,14 +15,13 @@ typedef struct {
   pthread_cond_t wake, done;
   pthread_t *threads;
   int n_threads;             /* workers besides the caller */
-  uint64_t generation;       /* bumped for each job */
-  /* the current job */
+  /* the current job, read by a worker only inside it (see worker()) */
   gpux__range_fn fn;
   void *ctx;
   int64_t n, chunk;
   atomic_int_fast64_t next;  /* next chunk start */
-  atomic_int active;         /* workers still inside the job */
-  atomic_uint_fast64_t published; /* generation, readable without the lock (for spinning) */
+  atomic_uint_fast64_t state; /* even: job number `state` is open; odd: no job (closed) */
+  atomic_int inside;         /* workers inside a job (or checking whether it is still open) */
 } pool_t;
 
 /* How long a worker spins for the next job, and the caller for the end of one, before sleeping. */
@@ -40,22 +40,8 @@ static int64_t now_ns(void) {
   return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-/* Spins until *v differs from `old` (1) or SPIN_NS pass (0). */
-static int spin_while_u64(atomic_uint_fast64_t *v, uint64_t old) {
-  int64_t end = 0;
-  for (int i = 0;; i++) {
-    if (atomic_load_explicit(v, memory_order_acquire) != old) return 1;
-    cpu_relax();
-    if ((i & 255) == 255) {
-      int64_t t = now_ns();
-      if (!end) end = t + SPIN_NS;
-      else if (t > end) return 0;
-    }
-  }
-}
-
 static pool_t pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
-                      .done = PTHREAD_COND_INITIALIZER};
+                      .done = PTHREAD_COND_INITIALIZER, .state = 1};
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t job_lock = PTHREAD_MUTEX_INITIALIZER; /* one job at a time */
 static int requested_threads;
@@ -69,19 +55,38 @@ static void run_chunks(void) {
   }
 }
 
+/* The number of an open job other than `seen`: spinning a while, then sleeping. */
+static uint64_t wait_for_job(uint64_t seen) {
+  int64_t end = 0;
+  for (int i = 0;; i++) {
+    uint64_t s = atomic_load(&pool.state);
+    if (s != seen && !(s & 1)) return s;
+    cpu_relax();
+    if ((i & 255) != 255) continue;
+    int64_t t = now_ns();
+    if (!end) end = t + SPIN_NS;
+    else if (t > end) break;
+  }
+  uint64_t s;
+  pthread_mutex_lock(&pool.lock);
+  while ((s = atomic_load(&pool.state)) == seen || (s & 1)) pthread_cond_wait(&pool.wake, &pool.lock);
+  pthread_mutex_unlock(&pool.lock);
+  return s;
+}
+
+/* A worker joins each job it sees open. It counts itself inside before checking that the job is
+ * still open, and the caller closes a job before waiting for the workers inside: so a worker
+ * either is waited for or never touches the job, and the caller never waits on a worker that
+ * has not woken up yet (the caller runs every chunk left). */
 static void *worker(void *arg) {
   (void)arg;
-  uint64_t seen = 0;
+  uint64_t seen = 1;
   inside_job = 1;
   for (;;) {
-    if (!spin_while_u64(&pool.published, seen)) {
-      pthread_mutex_lock(&pool.lock);
-      while (pool.generation == seen) pthread_cond_wait(&pool.wake, &pool.lock);
-      pthread_mutex_unlock(&pool.lock);
-    }
-    seen = atomic_load_explicit(&pool.published, memory_order_acquire);
-    run_chunks();
-    if (atomic_fetch_sub(&pool.active, 1) == 1) { /* the last one out wakes the caller */
+    seen = wait_for_job(seen);
+    atomic_fetch_add(&pool.inside, 1);
+    if (atomic_load(&pool.state) == seen) run_chunks();
+    if (atomic_fetch_sub(&pool.inside, 1) == 1) { /* the last one out wakes a caller waiting */
       pthread_mutex_lock(&pool.lock);
       pthread_cond_signal(&pool.done);
       pthread_mutex_unlock(&pool.lock);
@@ -127,23 +132,21 @@ void gpux__parallel_for(int64_t n, int64_t grain, gpux__range_fn fn, void *ctx) 
   int64_t parts = (pool.n_threads + 1) * 4;
   int64_t chunk = (n + parts - 1) / parts;
   if (chunk < grain) chunk = grain;
-  pthread_mutex_lock(&pool.lock);
   pool.fn = fn;
   pool.ctx = ctx;
   pool.n = n;
   pool.chunk = chunk;
   atomic_store(&pool.next, 0);
-  atomic_store(&pool.active, pool.n_threads);
-  pool.generation++;
-  atomic_store_explicit(&pool.published, pool.generation, memory_order_release);
+  pthread_mutex_lock(&pool.lock);
+  atomic_fetch_add(&pool.state, 1); /* open */
   pthread_cond_broadcast(&pool.wake);
   pthread_mutex_unlock(&pool.lock);
   inside_job = 1;
   run_chunks();
   inside_job = 0;
-  /* every worker, spinning or woken, checks in once per job */
+  atomic_fetch_add(&pool.state, 1); /* closed: no worker joins any more */
   int64_t end = 0;
-  for (int i = 0; atomic_load_explicit(&pool.active, memory_order_acquire) > 0; i++) {
+  for (int i = 0; atomic_load(&pool.inside) > 0; i++) { /* the chunks workers still run */
     cpu_relax();
     if ((i & 255) != 255) continue;
     int64_t t = now_ns();
@@ -151,7 +154,7 @@ void gpux__parallel_for(int64_t n, int64_t grain, gpux__range_fn fn, void *ctx) 
       end = t + SPIN_NS;
     } else if (t > end) {
       pthread_mutex_lock(&pool.lock);
-      while (atomic_load(&pool.active) > 0) pthread_cond_wait(&pool.done, &pool.lock);
+      while (atomic_load(&pool.inside) > 0) pthread_cond_wait(&pool.done, &pool.lock);
       pthread_mutex_unlock(&pool.lock);
       break;
     }

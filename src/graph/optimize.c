@@ -9,9 +9,10 @@
  *        constant                              -> folded into the weights and bias,
  *        Relu, LeakyRelu, Clip, HardSigmoid, HardSwish, Sigmoid, and x * clip(x + 3, 0, 6) / 6
  *                                              -> the activation,
+ *        Max / Min with a scalar               -> a clamp after it (or the activation Clip),
  *        then Mul / Add / Sub / Div by per-channel constants -> a scale and shift after it,
  *      and becomes one gpux.FusedConv (FusedConvTranspose) node (conv.c):
- *        Y = act(Conv(X, W') + B') * post_scale + post_bias.
+ *        Y = clamp(act(Conv(X, W') + B')) * post_scale + post_bias.
  *      The intermediate tensors are never made, and the activation runs on each tile of the
  *      convolution's output while it is in cache.
  *   3. Squeeze-and-excitation's x + x * s, where a FusedConv makes s for this alone, becomes
@@ -45,6 +46,13 @@ static void *own(opt_graph *o, size_t bytes) {
   void *d = gpux__malloc(bytes ? bytes : 1);
   if (d) o->owned[o->n_owned++] = d;
   return d;
+}
+
+/* Whether p is the data of a tensor the rewrite made (which it may change). */
+static int is_owned(const opt_graph *o, const void *p) {
+  for (int i = 0; i < o->n_owned; i++)
+    if (o->owned[i] == p) return 1;
+  return 0;
 }
 
 /* The constant tensor of value id, or NULL when it is computed (or not a dense tensor). */
@@ -161,6 +169,14 @@ static const float *channel_const(const gpux_graph *g, int id, int64_t m, int ra
   return *count == 1 || *count == m ? t->data : NULL;
 }
 
+/* A float scalar constant: its value in *v. */
+static int is_scalar_any(const gpux_graph *g, int id, float *v) {
+  const gpux_tensor *t = const_of(g, id);
+  if (!t || t->dtype != GPUX_DT_FLOAT || gpux_tensor_count(t) != 1) return 0;
+  *v = ((const float *)t->data)[0];
+  return 1;
+}
+
 /* A float scalar constant equal to want. */
 static int is_scalar(const gpux_graph *g, int id, float want) {
   const gpux_tensor *t = const_of(g, id);
@@ -180,6 +196,8 @@ typedef struct {
   int act;              /* ACT_* */
   float params[2];
   int n_params;
+  int clamp;            /* clamp to [lo, hi] after the activation */
+  float lo, hi;
   float *ps, *pb;       /* scale and shift after the activation [m], NULL until needed */
   int out;              /* value the chain ends in so far */
   int n_fused;          /* nodes absorbed */
@@ -244,6 +262,7 @@ static int absorb(opt_graph *o, const use_map *u, chain *c, int r, unsigned char
   for (int j = 1; j < n->n_out; j++)
     if (n->out[j] >= 0) return 0;
   const float *k;
+  float k1;
   if (is_op(n, "Mul") && (k = other_operand(g, n, x, c, &cnt, &x_first))) {
     *err = fold_affine(o, c, k, cnt, NULL, 0, 1.0f);
   } else if (is_op(n, "Div") && (k = other_operand(g, n, x, c, &cnt, &x_first)) && x_first) {
@@ -270,6 +289,17 @@ static int absorb(opt_graph *o, const use_map *u, chain *c, int r, unsigned char
       double s = v[0][m] / sqrt((double)v[3][m] + eps);
       scale_weights(c, m, s);
       c->b[m] = (float)((c->b[m] - v[2][m]) * s + v[1][m]);
+    }
+  } else if ((is_op(n, "Max") || is_op(n, "Min")) && n->n_in == 2 && !c->ps &&
+             ((n->in[0] == x && is_scalar_any(g, n->in[1], &k1)) || (n->in[1] == x && is_scalar_any(g, n->in[0], &k1)))) {
+    /* a bound: the activation Clip when there is none yet, else a clamp after it */
+    int max = is_op(n, "Max");
+    if (c->act == ACT_NONE) {
+      c->act = ACT_CLIP, c->params[0] = max ? k1 : -FLT_MAX, c->params[1] = max ? FLT_MAX : k1, c->n_params = 2;
+    } else {
+      if (!c->clamp) c->clamp = 1, c->lo = -INFINITY, c->hi = INFINITY;
+      if (max) c->lo = c->lo > k1 ? c->lo : k1;
+      else c->hi = c->hi < k1 ? c->hi : k1;
     }
   } else if (c->act != ACT_NONE) {
     return 0;
@@ -401,7 +431,7 @@ static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead,
   int n_in = c.ps ? 5 : 3;
   int *in = gpux__arena_alloc(&o->arena, (size_t)n_in * sizeof *in);
   int *out = gpux__arena_alloc(&o->arena, sizeof *out);
-  gpux_attr *attrs = gpux__arena_alloc(&o->arena, (size_t)(n->n_attrs + 2) * sizeof *attrs);
+  gpux_attr *attrs = gpux__arena_alloc(&o->arena, (size_t)(n->n_attrs + 3) * sizeof *attrs);
   if (!in || !out || !attrs) return GPUX_E_NOMEM;
   in[0] = n->in[0], in[1] = wid, in[2] = bid;
   if (c.ps) {
@@ -426,6 +456,12 @@ static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead,
       memcpy(p, c.params, sizeof c.params);
       attrs[na++] = (gpux_attr){.name = "activation_params", .type = GPUX_ATTR_FLOATS, .n = c.n_params, .floats = p};
     }
+  }
+  if (c.clamp) {
+    float *p = gpux__arena_alloc(&o->arena, 2 * sizeof *p);
+    if (!p) return GPUX_E_NOMEM;
+    p[0] = c.lo, p[1] = c.hi;
+    attrs[na++] = (gpux_attr){.name = "clamp", .type = GPUX_ATTR_FLOATS, .n = 2, .floats = p};
   }
   n->op_type = transposed ? "FusedConvTranspose" : "FusedConv";
   n->domain = "gpux";
@@ -456,6 +492,8 @@ static int fuse_se(opt_graph *o, const use_map *u, int ia, unsigned char *dead) 
     if (ic < 0 || dead[ic] || sv == x) continue;
     gpux_node *fc = &g->nodes[ic];
     if (strcmp(fc->op_type, "FusedConv") || strcmp(fc->domain, "gpux") || fc->out[0] != sv) continue;
+    const gpux_tensor *fw = fc->n_in >= 3 ? const_of(g, fc->in[1]) : NULL;
+    if (!fw || !is_owned(o, fw->data)) continue; /* not made above (a model's own FusedConv) */
     /* s' = s + 1 in the FusedConv's shift */
     int64_t cm = gpux_tensor_count(&g->values[fc->in[2]].init), bd[1] = {cm};
     if (fc->n_in < 5) {
@@ -467,12 +505,11 @@ static int fuse_se(opt_graph *o, const use_map *u, int ia, unsigned char *dead) 
       int pid = add_const(o, g->values[sv].name, "/post_bias", 1, bd, &pb);
       if (pid < 0) return pid;
       for (int64_t c = 0; c < cm; c++) ps[c] = 1.0f, pb[c] = 0.0f;
-      memcpy(in, fc->in, (size_t)fc->n_in * sizeof *in);
-      if (fc->n_in < 3) in[2] = -1;
+      memcpy(in, fc->in, 3 * sizeof *in);
       in[3] = sid, in[4] = pid;
       fc->in = in, fc->n_in = 5;
     }
-    float *shift = g->values[fc->in[4]].init.data; /* made by this pass or fuse_conv: ours */
+    float *shift = g->values[fc->in[4]].init.data; /* made by fuse_conv or just above */
     for (int64_t c = 0; c < cm; c++) shift[c] += 1.0f;
     /* the Add becomes the Mul x * s' */
     int *out = add->out;

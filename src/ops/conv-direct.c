@@ -1,5 +1,6 @@
 /* conv-direct.c — float32 convolution kernels for x86-64 with AVX2 and FMA, checked at run time
- * (elsewhere conv.c's im2col + BLAS and depthwise loops run). Both first copy each input plane,
+ * (elsewhere, or with GPUX_CONV_DIRECT=0 in the environment, conv.c's im2col + BLAS and
+ * depthwise loops run). Both first copy each input plane,
  * padded, into a scratch layout split by the strides into sh x sw sub-planes of width ws: sub-
  * plane (a, b) holds the padded rows a, a + sh, ... and columns b, b + sw, .... Then for output
  * p = oh * ws + ow of a grid ws wide, kernel tap (i, j) reads sub-plane ((i*dh) % sh, (j*dw) %
@@ -27,12 +28,15 @@
 
 int gpux__conv_direct_available(void) {
 #if DIRECT
-  static int ok = -1;
-  if (ok < 0) {
+  static atomic_int ok = -1;
+  int v = atomic_load_explicit(&ok, memory_order_relaxed);
+  if (v < 0) {
+    const char *env = getenv("GPUX_CONV_DIRECT"); /* 0: off, for comparisons */
     __builtin_cpu_init();
-    ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !(env && !strcmp(env, "0"));
+    atomic_store_explicit(&ok, v, memory_order_relaxed);
   }
-  return ok;
+  return v;
 #else
   return 0;
 #endif
@@ -60,8 +64,9 @@ static float *scratch_get(int slot, size_t n) {
 
 typedef struct {
   int64_t hp, wp;       /* padded extents: every window, and all of X */
-  int64_t hs, ws;       /* sub-plane extents: ceil(hp / sh), ceil(wp / sw) */
-  int64_t sub;          /* floats per sub-plane: hs * ws */
+  int64_t hs, ws;       /* sub-plane rows, ceil(hp / sh), and row length: ceil(wp / sw), or less
+                           for stride 1 (see layout_init) */
+  int64_t sub;          /* floats per sub-plane: hs * ws (stride 1: hs + 1 rows) */
   int64_t plane;        /* floats per channel: sh * sw * sub */
 } split_layout;
 
@@ -71,6 +76,12 @@ static void layout_init(const gpux__conv2d *p, split_layout *l) {
   l->hs = (l->hp + p->sh - 1) / p->sh;
   l->ws = (l->wp + p->sw - 1) / p->sw;
   l->sub = l->hs * l->ws;
+  if (p->sh == 1 && p->sw == 1) {
+    /* one run of zeros between rows serves as the right padding of a row and the left padding
+     * of the next: rows w + max(left, right) apart, and one more row of zeros at the end */
+    l->ws = p->w_ + GPUX__MAX(p->pl, l->wp - p->pl - p->w_);
+    l->sub = (l->hs + 1) * l->ws;
+  }
   l->plane = p->sh * p->sw * l->sub;
 }
 
@@ -97,14 +108,14 @@ TARGET static void deinterleave2(const float *src, int64_t n, float *ev, float *
 
 /* Lays plane x [h, w] out as l describes into dst [sh * sw * sub] (zeros outside X). */
 static void split_plane(const gpux__conv2d *p, const split_layout *l, const float *x, float *dst) {
-  if (p->sh == 1 && p->sw == 1) { /* zero only the padding */
-    for (int64_t r = 0; r < l->hp; r++) {
-      float *d = dst + r * l->wp;
-      int64_t ih = r - p->pt, n = ih >= 0 && ih < p->h ? p->w_ : 0, lo = n ? p->pl : l->wp;
+  if (p->sh == 1 && p->sw == 1) { /* rows ws apart, zero only the padding */
+    for (int64_t r = 0; r <= l->hp; r++) {
+      float *d = dst + r * l->ws;
+      int64_t ih = r - p->pt, n = ih >= 0 && ih < p->h ? p->w_ : 0, lo = n ? p->pl : l->ws;
       memset(d, 0, (size_t)lo * sizeof *d);
       if (!n) continue;
       memcpy(d + lo, x + ih * p->w_, (size_t)n * sizeof *d);
-      memset(d + lo + n, 0, (size_t)(l->wp - lo - n) * sizeof *d);
+      memset(d + lo + n, 0, (size_t)(l->ws - lo - n) * sizeof *d);
     }
     return;
   }
@@ -208,7 +219,8 @@ typedef struct {
   const int64_t *off;       /* [K] offset of each tap's run in xp, relative to the group */
   int64_t cg, mg, kk;       /* input and output channels per group, taps (K) */
   int64_t mb, mblocks;      /* output channels per task and tasks per group along M */
-  int64_t rows, rblocks;    /* output rows per task and tasks per group along the rows */
+  int64_t rows, rblocks;    /* output rows per task and tasks per group along the rows; where the
+                               grid has no extra columns (direct_out), `rows` counts positions */
   int direct_out;           /* ws == ow: tiles are written straight into Y */
   int in_place;             /* xp is X itself, which may end with the last run (else SLACK) */
   int64_t span;             /* in place: offset of the last tap in a plane */
@@ -222,9 +234,12 @@ static void igemm_tasks(void *ctx, int64_t begin, int64_t end) {
   for (int64_t t = begin; t < end; t++) {
     int64_t g = t / (j->mblocks * j->rblocks), rem = t % (j->mblocks * j->rblocks);
     int64_t m0 = rem / j->rblocks * j->mb, m1 = GPUX__MIN(j->mg, m0 + j->mb);
-    int64_t oh0 = rem % j->rblocks * j->rows, oh1 = GPUX__MIN(p->oh, oh0 + j->rows);
-    /* positions [q0, q1) of the grid; the last row stops at its last output */
-    int64_t q0 = oh0 * ws, q1 = (oh1 - 1) * ws + p->ow, np = q1 - q0;
+    /* positions [q0, q1) of the grid: any run of Y's positions when Y is the grid, else whole
+     * rows (the last stopping at its last output) */
+    int64_t oh0 = rem % j->rblocks * j->rows, oh1 = GPUX__MIN(p->oh, oh0 + j->rows), q0, q1;
+    if (j->direct_out) q0 = oh0, q1 = GPUX__MIN(os, oh0 + j->rows);
+    else q0 = oh0 * ws, q1 = (oh1 - 1) * ws + p->ow;
+    int64_t np = q1 - q0;
     const float *xg = j->xp + g * j->cg * j->l.plane;           /* [cg, plane] */
     const float *wg = p->w + (g * j->mg) * j->kk;               /* [mg, K] */
     float *yg = p->y + (j->n * p->m + g * j->mg) * os;           /* [mg, oh, ow] */
@@ -260,12 +275,10 @@ static void igemm_tasks(void *ctx, int64_t begin, int64_t end) {
       float bias = p->b ? p->b[ch] : 0.0f;
       if (j->direct_out) {
         float *row = yg + m * os + q0;
-        gpux__conv_finish_row(row, row, np, bias, p->ep, ch);
-        continue;
+        gpux__conv_finish(row, 0, row, 0, 1, np, bias, p->ep, ch);
+      } else {
+        gpux__conv_finish(yg + m * os + oh0 * p->ow, p->ow, c + (m - m0) * ldc, ws, oh1 - oh0, p->ow, bias, p->ep, ch);
       }
-      for (int64_t oh = oh0; oh < oh1; oh++)
-        gpux__conv_finish_row(yg + m * os + oh * p->ow, c + (m - m0) * ldc + (oh - oh0) * ws, p->ow, bias,
-                              p->ep, ch);
     }
   }
 }
@@ -284,26 +297,35 @@ static void split_planes(void *ctx, int64_t begin, int64_t end) {
 }
 
 int gpux__conv2d_implicit(const gpux__conv2d *p) {
-  if (!gpux__conv_direct_available() || p->oh < 1 || p->ow < 1 || p->pt < 0 || p->pl < 0) return 1;
+  /* under 16 outputs per plane the register blocks run mostly empty: BLAS does better */
+  if (!gpux__conv_direct_available() || p->oh * p->ow < 16 || p->pt < 0 || p->pl < 0) return 1;
   int64_t cg = p->c / p->g, mg = p->m / p->g, kk = cg * p->kh * p->kw;
   if (kk < 1) return 1;
   igemm_job j = {.p = p, .cg = cg, .mg = mg, .kk = kk};
   layout_init(p, &j.l);
   /* X itself when it needs neither padding nor splitting */
   j.in_place = p->sh == 1 && p->sw == 1 && p->pt == 0 && p->pl == 0 && j.l.hp == p->h && j.l.wp == p->w_;
+  if (j.in_place) j.l.sub = j.l.plane = p->h * p->w_; /* X's planes, w apart */
   j.direct_out = j.l.ws == p->ow;
-  j.span = (p->kh - 1) * p->dh * j.l.wp + (p->kw - 1) * p->dw;
+  j.span = (p->kh - 1) * p->dh * j.l.ws + (p->kw - 1) * p->dw;
   int threads = gpux__thread_count();
-  /* tasks: blocks of output channels, and of rows such that a tile is at most ~64K floats,
-   * with about four tasks per thread when the image allows */
-  j.mblocks = (mg + MB_MAX - 1) / MB_MAX;
+  /* tasks: blocks of output channels (at most MB_MAX) and of rows (tiles of at most ~64K
+   * floats); with threads, about three tasks per thread, split along the rows while each keeps 8
+   * register blocks of positions and then along the channels while each keeps 4 */
+  int64_t want = threads > 1 ? (3 * threads + p->g - 1) / p->g : 1; /* per group */
+  int64_t rblocks = GPUX__MAX(1, GPUX__MIN(want, p->oh * j.l.ws / (8 * NR)));
+  j.mblocks = GPUX__MAX((mg + MB_MAX - 1) / MB_MAX, GPUX__MIN((want + rblocks - 1) / rblocks, mg / (4 * MR)));
   j.mb = (mg + j.mblocks - 1) / j.mblocks;
   j.mb = (j.mb + MR - 1) / MR * MR;
-  int64_t rows = GPUX__MAX(1, 65536 / (j.mb * j.l.ws));
-  int64_t want = (4 * threads + p->g * j.mblocks - 1) / (p->g * j.mblocks);
-  if (threads > 1) rows = GPUX__MIN(rows, GPUX__MAX(1, (p->oh + want - 1) / want));
-  j.rows = GPUX__MIN(rows, p->oh);
-  j.rblocks = (p->oh + j.rows - 1) / j.rows;
+  j.mblocks = (mg + j.mb - 1) / j.mb;
+  if (j.direct_out) { /* runs of positions, whole register blocks */
+    int64_t os = p->oh * p->ow, cap = GPUX__MAX(NR, 65536 / j.mb / NR * NR);
+    j.rows = GPUX__MIN(cap, ((os + rblocks - 1) / rblocks + NR - 1) / NR * NR);
+    j.rblocks = (os + j.rows - 1) / j.rows;
+  } else {
+    j.rows = GPUX__MIN(GPUX__MAX(1, 65536 / (j.mb * j.l.ws)), (p->oh + rblocks - 1) / rblocks);
+    j.rblocks = (p->oh + j.rows - 1) / j.rows;
+  }
   int64_t *off = gpux__malloc((size_t)kk * sizeof *off);
   if (!off) return GPUX_E_NOMEM;
   for (int64_t c = 0, r = 0; c < cg; c++)
@@ -373,12 +395,59 @@ static void dw_rows(const gpux__conv2d *p, int64_t oh, int64_t *i0, int64_t *i1)
   if (*i1 < *i0) *i1 = *i0;
 }
 
-/* One plane: runs of output rows whose windows cover the same kernel rows of input (the
- * interior, and each border row) skip the taps that would only read padding rows. */
+/* Output rows oh and oh + 1 of a plane with row stride and dilation 1, which read kernel rows
+ * [i0a, i1a) and [i0b, i1b) (those whose input rows are inside X): input row oh + r serves kernel
+ * row r of the first and r - 1 of the second (one grid row, ws floats, on in the same
+ * sub-plane), so a load feeds both where both use it (8 accumulators: 32 outputs of each row).
+ * Steps run from the row's end backwards: a step's first-row sums spill into the start of the
+ * second row, which a later step (an earlier position) then writes with its true values. */
+TARGET static void dw_run2(const float *subs, const float *w, const int64_t *toff, int64_t kw, int64_t ws,
+                           int64_t oh, int64_t ow, int64_t i0a, int64_t i1a, int64_t i0b, int64_t i1b, float *out) {
+  int64_t q0 = oh * ws, steps = (ow + DW_VEC - 1) / DW_VEC;
+  int64_t r0 = GPUX__MIN(i0a, i0b + 1), r1 = GPUX__MAX(i1a, i1b + 1);
+  for (int64_t st = steps - 1; st >= 0; st--) {
+    int64_t q = q0 + st * DW_VEC;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    for (int64_t r = r0; r < r1; r++) {
+      int ua = r >= i0a && r < i1a, ub = r > i0b && r <= i1b;
+      const float *wa = w + r * kw, *wb = w + (r - 1) * kw;
+      for (int64_t c = 0; c < kw; c++) {
+        const float *s = subs + toff[c] + r * ws + q;
+        __m256 v0 = _mm256_loadu_ps(s), v1 = _mm256_loadu_ps(s + 8);
+        __m256 v2 = _mm256_loadu_ps(s + 16), v3 = _mm256_loadu_ps(s + 24);
+        if (ua) {
+          __m256 wv = _mm256_broadcast_ss(wa + c);
+          a0 = _mm256_fmadd_ps(wv, v0, a0), a1 = _mm256_fmadd_ps(wv, v1, a1);
+          a2 = _mm256_fmadd_ps(wv, v2, a2), a3 = _mm256_fmadd_ps(wv, v3, a3);
+        }
+        if (ub) {
+          __m256 wv = _mm256_broadcast_ss(wb + c);
+          b0 = _mm256_fmadd_ps(wv, v0, b0), b1 = _mm256_fmadd_ps(wv, v1, b1);
+          b2 = _mm256_fmadd_ps(wv, v2, b2), b3 = _mm256_fmadd_ps(wv, v3, b3);
+        }
+      }
+    }
+    _mm256_storeu_ps(out + q, a0), _mm256_storeu_ps(out + q + 8, a1);
+    _mm256_storeu_ps(out + q + 16, a2), _mm256_storeu_ps(out + q + 24, a3);
+    _mm256_storeu_ps(out + q + ws, b0), _mm256_storeu_ps(out + q + ws + 8, b1);
+    _mm256_storeu_ps(out + q + ws + 16, b2), _mm256_storeu_ps(out + q + ws + 24, b3);
+  }
+}
+
+/* One plane. With row stride and dilation 1, output rows go two at a time; otherwise runs of
+ * rows whose windows cover the same kernel rows of input (the interior, and each border row)
+ * go together. Either way, kernel rows that would only read padding are skipped. */
 static void dw_plane(const dw_job *j, const float *subs, const float *w, float *out) {
   const gpux__conv2d *p = j->p;
-  for (int64_t a = 0; a < p->oh;) {
-    int64_t i0, i1, b0, b1, b = a + 1;
+  int64_t a = 0, i0, i1, b0, b1;
+  if (p->sh == 1 && p->dh == 1)
+    for (; a + 1 < p->oh; a += 2) {
+      dw_rows(p, a, &i0, &i1);
+      dw_rows(p, a + 1, &b0, &b1);
+      dw_run2(subs, w, j->toff, p->kw, j->l.ws, a, p->ow, i0, i1, b0, b1, out);
+    }
+  while (a < p->oh) {
+    int64_t b = a + 1;
     dw_rows(p, a, &i0, &i1);
     while (b < p->oh && (dw_rows(p, b, &b0, &b1), b0 == i0 && b1 == i1)) b++;
     dw_run(subs, w + i0 * p->kw, j->toff + i0 * p->kw, (i1 - i0) * p->kw, a * j->l.ws, (b - 1) * j->l.ws + p->ow,
@@ -392,7 +461,7 @@ static void dw_planes(void *ctx, int64_t begin, int64_t end) {
   const gpux__conv2d *p = j->p;
   /* the plane's split copy (with SLACK), then the sums: a run's last step ends up to DW_VEC - 1
    * past the last output */
-  int64_t mg = p->m / p->g, nout = (p->oh - 1) * j->l.ws + p->ow + DW_VEC;
+  int64_t mg = p->m / p->g, nout = p->oh * j->l.ws + 2 * DW_VEC;
   float *subs = scratch_get(1, (size_t)(j->l.plane + SLACK + nout));
   if (!subs) {
     atomic_store(&j->failed, 1);
@@ -405,14 +474,13 @@ static void dw_planes(void *ctx, int64_t begin, int64_t end) {
     dw_plane(j, subs, p->w + m * p->kh * p->kw, out);
     float *y = p->y + plane * p->oh * p->ow;
     float bias = p->b ? p->b[m] : 0.0f;
-    for (int64_t oh = 0; oh < p->oh; oh++)
-      gpux__conv_finish_row(y + oh * p->ow, out + oh * j->l.ws, p->ow, bias, p->ep, m);
+    gpux__conv_finish(y, p->ow, out, j->l.ws, p->oh, p->ow, bias, p->ep, m);
   }
 }
 
 int gpux__conv2d_depthwise(const gpux__conv2d *p) {
-  if (!gpux__conv_direct_available() || p->c != p->g || p->oh < 1 || p->ow < 1 || p->pt < 0 || p->pl < 0)
-    return 1;
+  /* under 16 outputs per plane, copying planes costs more than it saves */
+  if (!gpux__conv_direct_available() || p->c != p->g || p->oh * p->ow < 16 || p->pt < 0 || p->pl < 0) return 1;
   dw_job j = {.p = p, .ntaps = p->kh * p->kw};
   layout_init(p, &j.l);
   int64_t *toff = gpux__malloc((size_t)j.ntaps * sizeof *toff);

@@ -1,8 +1,12 @@
 /* conv.c — operator family 'conv': Conv, ConvTranspose, DeformConv, CausalConvWithState and
- * Col2Im, the sliding-window geometry they share with pooling (pool.c), and the family's op
- * table. float32 Conv runs as im2col + OpenBLAS sgemm tiled over output positions, with a direct
- * loop for depthwise convolutions; ConvTranspose is sgemm + col2im. float16/bfloat16 are widened
- * to float32; float64 runs plain loops. */
+ * Col2Im, gpux.FusedConv and gpux.FusedConvTranspose (a Conv or ConvTranspose with the
+ * activation and per-channel scale and shift graph/optimize.c folded into it), the
+ * sliding-window geometry they share with pooling (pool.c), and the family's op table.
+ * float32 Conv of 1 or 2 spatial dims runs on the AVX2 kernels of conv-direct.c where the machine
+ * has them; otherwise as im2col + OpenBLAS sgemm tiled over output positions, with a direct loop
+ * for depthwise convolutions. ConvTranspose whose kernel tiles the output is a 1x1 convolution on
+ * those kernels, interleaved; otherwise sgemm + col2im. float16/bfloat16 are widened to float32;
+ * float64 runs plain loops. */
 #include "ops/simd.h"
 #include "ops/conv.h"
 #include "ops/gemm.h"
@@ -226,12 +230,12 @@ static int conv_setup(gpux_kctx *k, const gpux_tensor *x, const gpux_tensor *w, 
   return 0;
 }
 
-static const gpux__conv_epilogue no_epilogue = {GPUX_EP_NONE, 0, 0, NULL, NULL};
+static const gpux__conv_epilogue no_epilogue = {.act = GPUX_EP_NONE};
 
-/* The epilogue's hot loop, one output row at a time while it is in cache. HardSwish is
+/* The epilogue's hot loop, on output rows while they are in cache. HardSwish is
  * x * clip(x + 3, 0, 6) / 6, as the pattern it replaces. */
-VECTORIZE void gpux__conv_finish_row(float *y, const float *src, int64_t n, float bias,
-                                     const gpux__conv_epilogue *e, int64_t m) {
+static inline __attribute__((always_inline)) void finish_row(float *y, const float *src, int64_t n, float bias,
+                                                              const gpux__conv_epilogue *e, int64_t m) {
   const float a = e->p0, b = e->p1;
   switch (e->act) {
   case GPUX_EP_NONE:
@@ -275,10 +279,22 @@ VECTORIZE void gpux__conv_finish_row(float *y, const float *src, int64_t n, floa
     for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-(src[i] + bias)));
     break;
   }
+  if (e->clamp) {
+    const float lo = e->lo, hi = e->hi;
+    for (int64_t i = 0; i < n; i++) {
+      float v = y[i] < lo ? lo : y[i];
+      y[i] = v > hi ? hi : v;
+    }
+  }
   if (e->scale) {
     const float s = e->scale[m], t = e->shift[m];
     for (int64_t i = 0; i < n; i++) y[i] = y[i] * s + t;
   }
+}
+
+VECTORIZE void gpux__conv_finish(float *y, int64_t ys, const float *src, int64_t ss, int64_t rows, int64_t n,
+                                 float bias, const gpux__conv_epilogue *e, int64_t m) {
+  for (int64_t r = 0; r < rows; r++) finish_row(y + r * ys, src + r * ss, n, bias, e, m);
 }
 
 typedef struct {
@@ -361,11 +377,11 @@ static void conv_tile(const conv_job *j, int64_t task, float *col) {
     mm.b = col, mm.ldb = t;
     gpux__gemm_serial(&mm);
   }
-  if (j->b || j->ep->act != GPUX_EP_NONE || j->ep->scale)
+  if (j->b || j->ep->act != GPUX_EP_NONE || j->ep->clamp || j->ep->scale)
     for (int64_t m = 0; m < cd->mg; m++) {
       int64_t ch = g * cd->mg + m;
       float *row = yg + m * cd->os + p0;
-      gpux__conv_finish_row(row, row, t, j->b ? j->b[ch] : 0.0f, j->ep, ch);
+      gpux__conv_finish(row, 0, row, 0, 1, t, j->b ? j->b[ch] : 0.0f, j->ep, ch);
     }
 }
 
@@ -472,7 +488,8 @@ static void conv_depthwise_planes(void *ctx, int64_t begin, int64_t end) {
             }
           }
         }
-        if (j->ep->act != GPUX_EP_NONE || j->ep->scale) gpux__conv_finish_row(yr, yr, w->out[2], 0.0f, j->ep, m);
+        if (j->ep->act != GPUX_EP_NONE || j->ep->clamp || j->ep->scale)
+          gpux__conv_finish(yr, 0, yr, 0, 1, w->out[2], 0.0f, j->ep, m);
       }
   }
 }
@@ -489,7 +506,7 @@ static void finish_planes(void *ctx, int64_t begin, int64_t end) {
   const bias_job *j = ctx;
   for (int64_t plane = begin; plane < end; plane++) {
     float *yp = j->y + plane * j->os;
-    gpux__conv_finish_row(yp, yp, j->os, j->b ? j->b[plane % j->m] : 0.0f, j->ep, plane % j->m);
+    gpux__conv_finish(yp, 0, yp, 0, 1, j->os, j->b ? j->b[plane % j->m] : 0.0f, j->ep, plane % j->m);
   }
 }
 
@@ -613,12 +630,13 @@ static int op_conv(gpux_kctx *k) { return conv_op(k, NULL); }
  * X, W, B and attributes, plus
  *   activation         "" (none), Relu, LeakyRelu, Clip, HardSigmoid, HardSwish or Sigmoid
  *   activation_params  LeakyRelu: alpha; Clip: min, max; HardSigmoid: alpha, beta
+ *   clamp              (optional) [lo, hi] applied after the activation
  *   inputs 3 and 4     (optional) post_scale and post_bias, float32 [M]
- * Y = act(Conv(X, W) + B) * post_scale + post_bias. */
+ * Y = clamp(act(Conv(X, W) + B)) * post_scale + post_bias. */
 /* FusedConv's and FusedConvTranspose's epilogue from the node: `m` output channels. */
 static int read_epilogue(gpux_kctx *k, int64_t m, gpux__conv_epilogue *ep) {
   static const char *const names[] = {"", "Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid"};
-  *ep = (gpux__conv_epilogue){GPUX_EP_NONE, 0, 0, NULL, NULL};
+  *ep = (gpux__conv_epilogue){.act = GPUX_EP_NONE};
   const char *act = gpux__attr_string(k, "activation", "");
   while (ep->act < (int)GPUX__ARRAY_LEN(names) && strcmp(names[ep->act], act)) ep->act++;
   if (ep->act == (int)GPUX__ARRAY_LEN(names)) return gpux__kerr(k, GPUX_E_UNSUPPORTED, "activation '%s'", act);
@@ -628,6 +646,10 @@ static int read_epilogue(gpux_kctx *k, int64_t m, gpux__conv_epilogue *ep) {
     return gpux__kerr(k, GPUX_E_INVALID, "activation %s with %d parameters", act, np);
   if (np > 0) ep->p0 = p[0];
   if (np > 1) ep->p1 = p[1];
+  const float *cl;
+  int ncl = gpux__attr_floats(k, "clamp", &cl);
+  if (ncl && ncl != 2) return gpux__kerr(k, GPUX_E_INVALID, "clamp takes 2 values, not %d", ncl);
+  if (ncl) ep->clamp = 1, ep->lo = cl[0], ep->hi = cl[1];
   const gpux_tensor *ps = IN(3), *pb = IN(4);
   if (!ps != !pb) return gpux__kerr(k, GPUX_E_INVALID, "post_scale and post_bias go together");
   if (ps) {
@@ -795,7 +817,7 @@ static void convt_block_planes(void *ctx, int64_t begin, int64_t end) {
           const float *sr = src + ((i * kw + jj) * ih_ + ih) * iw_;
           for (int64_t iw = 0; iw < iw_; iw++) yr[iw * kw + jj] = sr[iw];
         }
-        gpux__conv_finish_row(yr, yr, ow_, j->b ? j->b[m] : 0.0f, j->ep, m);
+        gpux__conv_finish(yr, 0, yr, 0, 1, ow_, j->b ? j->b[m] : 0.0f, j->ep, m);
       }
   }
 }
@@ -851,7 +873,7 @@ static int convt_f32(gpux_kctx *k, const conv_dims *cd, const float *x, const fl
     }
   }
   if (atomic_load(&j.failed)) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory for a column buffer");
-  if (b || ep->act != GPUX_EP_NONE || ep->scale) {
+  if (b || ep->act != GPUX_EP_NONE || ep->clamp || ep->scale) {
     bias_job bj = {b, y, cd->m, cd->os, ep};
     gpux__parallel_for(cd->n * cd->m, GPUX__MAX(1, 65536 / (cd->os + 1)), finish_planes, &bj);
   }

@@ -34,7 +34,7 @@ int gpux__window_forward(gpux_kctx *k, gpux__window *w, int ceil_mode);
 void gpux__window_out_dims(const gpux__window *w, int64_t n, int64_t c, int64_t *dims);
 
 /* What gpux.FusedConv (made by graph/optimize.c) applies to each output channel m after the
- * convolution and bias: y = act(y + bias[m]) * scale[m] + shift[m]. */
+ * convolution and bias: y = clamp(act(y + bias[m])) * scale[m] + shift[m]. */
 enum {
   GPUX_EP_NONE, GPUX_EP_RELU, GPUX_EP_LEAKY, GPUX_EP_CLIP, GPUX_EP_HARDSIGMOID, GPUX_EP_HARDSWISH,
   GPUX_EP_SIGMOID
@@ -43,13 +43,15 @@ enum {
 typedef struct {
   int act;                      /* GPUX_EP_* */
   float p0, p1;                 /* LeakyRelu alpha; Clip min, max; HardSigmoid alpha, beta */
-  const float *scale, *shift;   /* [M] applied after the activation, or NULL */
+  int clamp;                    /* then clamp to [lo, hi] */
+  float lo, hi;
+  const float *scale, *shift;   /* [M] applied last, or NULL */
 } gpux__conv_epilogue;
 
-/* y[i] = act(src[i] + bias) * scale[m] + shift[m] for i < n: one output row of channel m
+/* y[r * ys + i] = epilogue(src[r * ss + i] + bias) for r < rows, i < n: rows of output channel m
  * (src may be y). */
-void gpux__conv_finish_row(float *y, const float *src, int64_t n, float bias, const gpux__conv_epilogue *e,
-                           int64_t m);
+void gpux__conv_finish(float *y, int64_t ys, const float *src, int64_t ss, int64_t rows, int64_t n, float bias,
+                       const gpux__conv_epilogue *e, int64_t m);
 
 /* A float32 2-D convolution (1-D ones have H = 1) for the direct kernels of conv-direct.c. */
 typedef struct {

@@ -1,7 +1,10 @@
 /* linalg.c — operator family 'linalg': MatMul (numpy batch broadcasting), Gemm, Einsum and Det.
- * float32 and float64 products run on OpenBLAS (float16/bfloat16 are widened to float32 first);
- * integer products are exact, with the wrap-around of the output type. */
+ * float32 and float64 products run on OpenBLAS (float16/bfloat16 are widened to float32 first),
+ * one-row and one-column ones as matrix-vector products, and float32 MatMul by one B on the
+ * direct convolution kernels (conv-direct.c) where the machine has them; integer products are
+ * exact, with the wrap-around of the output type. */
 #include "ops/gemm.h"
+#include "ops/conv.h"
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
@@ -243,6 +246,16 @@ static void bgemm_run(bgemm *g) {
     folded.nb = 0;
     folded.batch = 1;
     g = &folded;
+  }
+  /* float32 products with one A (or A's batch folded into its rows) run on the direct
+   * convolution kernels (ops/conv-direct.c): B read in place as the K channels of a 1 x N image,
+   * A as the weights of a 1x1 convolution */
+  if (!g->dbl && g->batch == 1 && !g->trans_a && !g->trans_b && g->alpha == 1.0 && g->beta == 0.0 &&
+      g->lda == g->k && g->ldb == g->n && g->m >= 8 && g->n >= 16 && g->k > 0) {
+    static const gpux__conv_epilogue none = {.act = GPUX_EP_NONE};
+    gpux__conv2d p = {.x = g->b, .w = g->a, .y = g->c, .n = 1, .c = g->k, .m = g->m, .g = 1, .h = 1, .w_ = g->n,
+                      .kh = 1, .kw = 1, .oh = 1, .ow = g->n, .sh = 1, .sw = 1, .dh = 1, .dw = 1, .ep = &none};
+    if (gpux__conv2d_implicit(&p) == 0) return; /* else (no AVX2, out of memory) OpenBLAS */
   }
   int64_t threads = gpux__thread_count();
   int64_t want = (2 * threads + g->batch - 1) / g->batch; /* tiles per item */

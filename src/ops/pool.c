@@ -1,7 +1,9 @@
 /* pool.c — the pooling kernels of the 'conv' family (registered in conv.c's table): MaxPool (with
  * its Indices output), AveragePool, LpPool, GlobalMaxPool, GlobalAveragePool, GlobalLpPool and
  * MaxUnpool. float32 and float64 are read directly; float16, bfloat16, int8 and uint8 go through
- * float32 (exact for max pooling). */
+ * float32 (exact for max pooling). float32 max and average pooling of 1 or 2 spatial dims run
+ * vectorized loops over output rows (and windows that tile the input one loop over all rows);
+ * the rest, and float64, a plain loop per output. */
 #include "ops/simd.h"
 #include "ops/conv.h"
 #include <math.h>
@@ -28,6 +30,8 @@ typedef struct {
   double *yd;
   int64_t *ind;             /* MaxPool Indices [planes, os], or NULL */
   int64_t *wtaps;           /* per output column: first tap, end tap, padded tap count [out[2], 3] */
+  float *wcount;            /* pool2d: per output column, the taps counted by AveragePool [out[2]] */
+  int empty_cols;           /* pool2d: some output column's window is all padding */
 } pool_job;
 
 /* Kernel taps t in [0, k) whose coordinate start + t * d lies in [lo, hi): [*t0, *t1). */
@@ -114,7 +118,8 @@ static void pool_planes(void *ctx, int64_t begin, int64_t end) {
 
 /* y[i] = max(y[i], x[i * s]) and y[i] += x[i * s] for i < n: one kernel tap over a run of
  * output columns (NaN never wins the max, as in pool_planes). */
-VECTORIZE static void max_run(float *restrict y, const float *restrict x, int64_t n, int64_t s) {
+static inline __attribute__((always_inline)) void max_run(float *restrict y, const float *restrict x, int64_t n,
+                                                          int64_t s) {
   if (s == 1) {
     for (int64_t i = 0; i < n; i++) y[i] = x[i] > y[i] ? x[i] : y[i];
   } else if (s == 2) {
@@ -124,7 +129,8 @@ VECTORIZE static void max_run(float *restrict y, const float *restrict x, int64_
   }
 }
 
-VECTORIZE static void sum_run(float *restrict y, const float *restrict x, int64_t n, int64_t s) {
+static inline __attribute__((always_inline)) void sum_run(float *restrict y, const float *restrict x, int64_t n,
+                                                          int64_t s) {
   if (s == 1) {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
   } else if (s == 2) {
@@ -137,42 +143,79 @@ VECTORIZE static void sum_run(float *restrict y, const float *restrict x, int64_
 /* MaxPool without Indices and AveragePool on float32 planes with 1 or 2 spatial dims and no
  * dilation: each output row accumulates the input rows under it tap by tap, over the columns
  * whose tap lies inside the input, in the output row itself. */
-static void pool2d_planes(void *ctx, int64_t begin, int64_t end) {
-  const pool_job *j = ctx;
+VECTORIZE static void pool2d_plane(const pool_job *j, const float *x, float *y) {
   const gpux__window *w = &j->w;
   int64_t iw_ = w->in[2], ow_ = w->out[2], kw_ = w->k[2], sw = w->s[2];
   int max = j->kind == POOL_MAX;
-  for (int64_t plane = begin; plane < end; plane++) {
-    const float *x = j->xf + plane * j->is;   /* [in1, in2] */
-    float *y = j->yf + plane * j->os;         /* [out1, out2] */
-    for (int64_t oh = 0; oh < w->out[1]; oh++) {
-      int64_t h0, h1, hpad;
-      dim_taps(w, 1, oh, &h0, &h1, &hpad);
-      float *yr = y + oh * ow_;
-      for (int64_t i = 0; i < ow_; i++) yr[i] = max ? -INFINITY : 0.0f;
-      for (int64_t kh = h0; kh < h1; kh++) {
-        const float *xr = x + (oh * w->s[1] - w->pb[1] + kh) * iw_;
-        for (int64_t kw = 0; kw < kw_; kw++) {
-          /* the columns ow whose tap ow * sw - pb + kw is inside the input */
-          int64_t off = kw - w->pb[2], lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
-          int64_t hi = iw_ - 1 - off < 0 ? 0 : (iw_ - 1 - off) / sw + 1;
-          hi = GPUX__MIN(hi, ow_);
-          if (lo >= hi) continue;
-          if (max) max_run(yr + lo, xr + lo * sw + off, hi - lo, sw);
-          else sum_run(yr + lo, xr + lo * sw + off, hi - lo, sw);
-        }
-      }
-      for (int64_t ow = 0; ow < ow_; ow++) {
-        int64_t cols = j->wtaps[3 * ow + 1] - j->wtaps[3 * ow];
-        if (max) {
-          if ((h1 - h0) * cols == 0) yr[ow] = 0.0f; /* window entirely in padding */
-        } else {
-          int64_t count = j->count_include_pad ? hpad * j->wtaps[3 * ow + 2] : (h1 - h0) * cols;
-          yr[ow] = count ? yr[ow] / (float)count : NAN;
-        }
+  for (int64_t oh = 0; oh < w->out[1]; oh++) {
+    int64_t h0, h1, hpad;
+    dim_taps(w, 1, oh, &h0, &h1, &hpad);
+    float *yr = y + oh * ow_;
+    for (int64_t i = 0; i < ow_; i++) yr[i] = max ? -INFINITY : 0.0f;
+    for (int64_t kh = h0; kh < h1; kh++) {
+      const float *xr = x + (oh * w->s[1] - w->pb[1] + kh) * iw_;
+      for (int64_t kw = 0; kw < kw_; kw++) {
+        /* the columns ow whose tap ow * sw - pb + kw is inside the input */
+        int64_t off = kw - w->pb[2], lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+        int64_t hi = iw_ - 1 - off < 0 ? 0 : (iw_ - 1 - off) / sw + 1;
+        hi = GPUX__MIN(hi, ow_);
+        if (lo >= hi) continue;
+        if (max) max_run(yr + lo, xr + lo * sw + off, hi - lo, sw);
+        else sum_run(yr + lo, xr + lo * sw + off, hi - lo, sw);
       }
     }
+    if (max && (h1 == h0 || j->empty_cols)) { /* windows entirely in padding give 0 */
+      for (int64_t ow = 0; ow < ow_; ow++)
+        if (h1 == h0 || j->wtaps[3 * ow + 1] == j->wtaps[3 * ow]) yr[ow] = 0.0f;
+    } else if (!max) { /* count 0 gives NaN */
+      const float rows = (float)(j->count_include_pad ? hpad : h1 - h0), *wc = j->wcount;
+      for (int64_t ow = 0; ow < ow_; ow++) yr[ow] = yr[ow] / (rows * wc[ow]);
+    }
   }
+}
+
+/* MaxPool windows of 1x2, 2x1 or 2x2 that tile the input (stride = kernel, no padding): output
+ * row r of all planes (r = plane * out1 + oh) reads input rows kh * r ... of the same planes when
+ * the rows fit exactly, so the rows of all planes run as one loop; each output folds its taps in
+ * order as pool_planes does (NaN never wins). */
+static inline __attribute__((always_inline)) float max2(float acc, float v) { return v > acc ? v : acc; }
+
+VECTORIZE static void maxpool_tiles(const float *restrict x, float *restrict y, int64_t rows, int64_t ow,
+                                    int64_t iw, int64_t kh, int64_t kw) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *a = x + r * kh * iw, *b = a + iw;
+    float *yr = y + r * ow;
+    if (kh == 2 && kw == 2) {
+      for (int64_t i = 0; i < ow; i++)
+        yr[i] = max2(max2(max2(max2(-INFINITY, a[2 * i]), a[2 * i + 1]), b[2 * i]), b[2 * i + 1]);
+    } else if (kw == 2) {
+      for (int64_t i = 0; i < ow; i++) yr[i] = max2(max2(-INFINITY, a[2 * i]), a[2 * i + 1]);
+    } else {
+      for (int64_t i = 0; i < ow; i++) yr[i] = max2(max2(-INFINITY, a[i]), b[i]);
+    }
+  }
+}
+
+static void maxpool_tile_planes(void *ctx, int64_t begin, int64_t end) {
+  const pool_job *j = ctx;
+  const gpux__window *w = &j->w;
+  int64_t oh = w->out[1], ow = w->out[2], kh = w->k[1], kw = w->k[2];
+  const float *x = j->xf + begin * j->is;
+  float *y = j->yf + begin * j->os;
+  if (w->in[1] != oh * kh || w->in[2] != ow * kw) { /* rows or columns left over: plane by plane */
+    for (int64_t plane = begin; plane < end; plane++)
+      maxpool_tiles(j->xf + plane * j->is, j->yf + plane * j->os, oh, ow, w->in[2], kh, kw);
+  } else if (kh == 1) { /* 1x2: all outputs of the planes as one row */
+    maxpool_tiles(x, y, 1, (end - begin) * j->os, 0, 1, 2);
+  } else {              /* the output rows of all the planes */
+    maxpool_tiles(x, y, (end - begin) * oh, ow, w->in[2], kh, kw);
+  }
+}
+
+static void pool2d_planes(void *ctx, int64_t begin, int64_t end) {
+  const pool_job *j = ctx;
+  for (int64_t plane = begin; plane < end; plane++)
+    pool2d_plane(j, j->xf + plane * j->is, j->yf + plane * j->os); /* [in1, in2] -> [out1, out2] */
 }
 
 /* Runs the pooling of x into y (and indices into ind when not NULL), widening dtypes other than
@@ -186,15 +229,27 @@ static int pool_run(gpux_kctx *k, pool_job *j, const gpux_tensor *x, gpux_tensor
   if (planes == 0 || j->os == 0) return 0;
   j->wtaps = gpux__malloc((size_t)j->w.out[2] * 3 * sizeof *j->wtaps);
   if (!j->wtaps) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
-  for (int64_t ow = 0; ow < j->w.out[2]; ow++)
-    dim_taps(&j->w, 2, ow, &j->wtaps[3 * ow], &j->wtaps[3 * ow + 1], &j->wtaps[3 * ow + 2]);
+  j->wcount = gpux__malloc((size_t)j->w.out[2] * sizeof *j->wcount);
+  if (!j->wcount) {
+    free(j->wtaps);
+    return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+  }
+  for (int64_t ow = 0; ow < j->w.out[2]; ow++) {
+    int64_t *t = &j->wtaps[3 * ow];
+    dim_taps(&j->w, 2, ow, &t[0], &t[1], &t[2]);
+    j->wcount[ow] = (float)(j->count_include_pad ? t[2] : t[1] - t[0]);
+    if (t[1] == t[0]) j->empty_cols = 1;
+  }
   int rc = 0;
   int fast = x->dtype == GPUX_DT_FLOAT && !j->ind && (j->kind == POOL_MAX || j->kind == POOL_AVG) &&
              j->w.nsp <= 2 && j->w.d[1] == 1 && j->w.d[2] == 1;
+  int tiles = fast && j->kind == POOL_MAX && j->w.k[1] * j->w.k[2] > 1 && j->w.k[1] <= 2 && j->w.k[2] <= 2;
+  for (int s = 1; s < GPUX_WIN_DIMS; s++)
+    if (j->w.s[s] != j->w.k[s] || j->w.pb[s] || j->w.pe[s] || j->w.out[s] * j->w.s[s] > j->w.in[s]) tiles = 0;
   if (x->dtype == GPUX_DT_FLOAT || x->dtype == GPUX_DT_DOUBLE) {
     if (x->dtype == GPUX_DT_FLOAT) j->xf = x->data, j->yf = y->data;
     else j->xd = x->data, j->yd = y->data;
-    gpux__parallel_for(planes, grain, fast ? pool2d_planes : pool_planes, j);
+    gpux__parallel_for(planes, grain, tiles ? maxpool_tile_planes : fast ? pool2d_planes : pool_planes, j);
   } else {
     float *xf = gpux__conv_widen_f32(x), *yf = gpux__malloc((size_t)(planes * j->os) * sizeof *yf);
     if (xf && yf) {
@@ -207,6 +262,7 @@ static int pool_run(gpux_kctx *k, pool_job *j, const gpux_tensor *x, gpux_tensor
     free(xf); free(yf);
   }
   free(j->wtaps);
+  free(j->wcount);
   return rc;
 }
 
@@ -266,14 +322,14 @@ typedef struct {
 /* The sum of x[0, n): float32 partial sums of 8 lanes over blocks of 256, added up in double. */
 VECTORIZE static double sum_blocks(const float *restrict x, int64_t n) {
   double acc = 0;
-  int64_t i = 0;
-  for (; i + 256 <= n; i += 256) {
+  for (int64_t i = 0; i < n; i += 256) {
+    int64_t m = GPUX__MIN(256, n - i), m8 = m & ~(int64_t)7;
     float part[8] = {0};
-    for (int64_t b = 0; b < 256; b += 8)
+    for (int64_t b = 0; b < m8; b += 8)
       for (int l = 0; l < 8; l++) part[l] += x[i + b + l];
     for (int l = 0; l < 8; l++) acc += part[l];
+    for (int64_t b = m8; b < m; b++) acc += x[i + b];
   }
-  for (; i < n; i++) acc += x[i];
   return acc;
 }
 

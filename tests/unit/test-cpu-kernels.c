@@ -2,12 +2,14 @@
  * the direct float32 convolutions (ops/conv-direct.c) with FusedConv's epilogue over random
  * shapes (kernel sizes, strides, dilations, asymmetric pads, groups, activations), and the GEMM
  * helper (ops/gemm.h) on the one-row and one-column products it runs as matrix-vector ones, and
- * the Conv and ConvTranspose kernels on float32 against their float64 paths. */
+ * the Conv, ConvTranspose, MaxPool, AveragePool and MatMul kernels on float32 against their
+ * float64 paths. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 #include <math.h>
+#include <string.h>
 #include "ops/conv.h"
 #include "ops/gemm.h"
 #include "ops/op.h"
@@ -52,6 +54,7 @@ static void check(const gpux__conv2d *p) {
                 acc += v, mag += fabs(v);
               }
           double want = act_ref(p->ep, acc);
+          if (p->ep->clamp) want = want < p->ep->lo ? p->ep->lo : want > p->ep->hi ? p->ep->hi : want;
           if (p->ep->scale) want = want * p->ep->scale[m] + p->ep->shift[m];
           double got = p->y[((n * p->m + m) * p->oh + oh) * p->ow + ow];
           double err = fabs(got - want) / (1e-5 * (mag + 1));
@@ -68,6 +71,7 @@ static void run_case(int dw) {
   gpux__conv_epilogue ep = {.act = (int)rnd(0, 6), .p0 = -0.5f, .p1 = 1.5f};
   if (ep.act == GPUX_EP_LEAKY) ep.p0 = 0.1f;
   if (ep.act == GPUX_EP_HARDSIGMOID) ep.p0 = 0.2f, ep.p1 = 0.5f;
+  if (!rnd(0, 2)) ep.clamp = 1, ep.lo = -0.3f, ep.hi = rnd(0, 1) ? 2.0f : INFINITY;
   gpux__conv2d p = {.n = rnd(1, 2), .kh = rnd(1, 5), .kw = rnd(1, 5), .dh = rnd(1, 2), .dw = rnd(1, 2), .ep = &ep};
   if (dw) {
     p.c = p.g = rnd(1, 9);
@@ -262,6 +266,76 @@ static void test_conv_ops(void **state) {
   assert_true(ops_compared > 200);
 }
 
+/* MaxPool or AveragePool on float32 (the 2-D fast paths) and on float64 (the generic loop). */
+static void pool_case(const char *op_type) {
+  int64_t k[2] = {rnd(1, 3), rnd(1, 3)}, st[2] = {rnd(1, 3), rnd(1, 3)}, pads[4] = {0, 0, 0, 0};
+  if (rnd(0, 1)) { /* windows that tile the input */
+    k[0] = rnd(1, 2), k[1] = k[0] == 1 ? 2 : rnd(1, 2), st[0] = k[0], st[1] = k[1];
+  } else {
+    for (int i = 0; i < 4; i++) pads[i] = rnd(0, k[i % 2] - 1);
+  }
+  int64_t xd[4] = {rnd(1, 2), rnd(1, 5), rnd(k[0], 12), rnd(k[1], 13)};
+  gpux_tensor x = rand_tensor(GPUX_DT_FLOAT, 4, xd);
+  if (!strcmp(op_type, "MaxPool"))
+    for (int64_t i = 0; i < gpux_tensor_count(&x); i += rnd(5, 40)) ((float *)x.data)[i] = NAN;
+  gpux_tensor x64 = to_f64(&x), y = {0}, y64 = {0};
+  gpux_attr attrs[5] = {
+    {.name = "kernel_shape", .type = GPUX_ATTR_INTS, .n = 2, .ints = k},
+    {.name = "strides", .type = GPUX_ATTR_INTS, .n = 2, .ints = st},
+    {.name = "pads", .type = GPUX_ATTR_INTS, .n = 4, .ints = pads},
+    {.name = "ceil_mode", .type = GPUX_ATTR_INT, .i = rnd(0, 1)},
+    {.name = "count_include_pad", .type = GPUX_ATTR_INT, .i = rnd(0, 1)},
+  };
+  int na = strcmp(op_type, "MaxPool") ? 5 : 4;
+  const gpux_tensor *in[1] = {&x}, *in64[1] = {&x64};
+  int rc = run_op(op_type, attrs, na, in, 1, &y);
+  assert_int_equal(rc, run_op(op_type, attrs, na, in64, 1, &y64));
+  if (!rc) {
+    ops_compared++;
+    assert_int_equal(gpux_tensor_count(&y), gpux_tensor_count(&y64));
+    for (int64_t i = 0; i < gpux_tensor_count(&y); i++) {
+      double want = ((double *)y64.data)[i], got = ((float *)y.data)[i];
+      if (!(fabs(got - want) <= 1e-5 * (fabs(want) + 1)) && !(isnan(got) && isnan(want)) && got != want)
+        fail_msg("%s k %lldx%lld s %lld,%lld: y[%lld] = %g, want %g", op_type, (long long)k[0], (long long)k[1],
+                 (long long)st[0], (long long)st[1], (long long)i, got, want);
+    }
+  }
+  gpux_tensor_free(&x), gpux_tensor_free(&x64), gpux_tensor_free(&y), gpux_tensor_free(&y64);
+}
+
+static void test_pool_ops(void **state) {
+  (void)state;
+  ops_compared = 0;
+  for (int i = 0; i < 200; i++) pool_case("MaxPool");
+  for (int i = 0; i < 200; i++) pool_case("AveragePool");
+  assert_true(ops_compared > 300);
+}
+
+/* MatMul of a (batched) A by one B on float32 (the direct kernels for M >= 8, N >= 16) and on
+ * float64 (OpenBLAS). */
+static void matmul_case(void) {
+  int64_t b = rnd(1, 3), m = rnd(1, 40), kk = rnd(1, 300), n = rnd(1, 90);
+  int64_t ad[3] = {b, m, kk}, bd[2] = {kk, n};
+  gpux_tensor a = rand_tensor(GPUX_DT_FLOAT, 3, ad), bm = rand_tensor(GPUX_DT_FLOAT, 2, bd);
+  gpux_tensor a64 = to_f64(&a), b64 = to_f64(&bm), y = {0}, y64 = {0};
+  const gpux_tensor *in[2] = {&a, &bm}, *in64[2] = {&a64, &b64};
+  assert_int_equal(run_op("MatMul", NULL, 0, in, 2, &y), 0);
+  assert_int_equal(run_op("MatMul", NULL, 0, in64, 2, &y64), 0);
+  for (int64_t i = 0; i < gpux_tensor_count(&y); i++) {
+    double want = ((double *)y64.data)[i], got = ((float *)y.data)[i];
+    if (fabs(got - want) > 1e-4 * (fabs(want) + sqrt((double)kk)))
+      fail_msg("MatMul %lldx%lldx%lldx%lld: y[%lld] = %g, want %g", (long long)b, (long long)m, (long long)kk,
+               (long long)n, (long long)i, got, want);
+  }
+  gpux_tensor_free(&a), gpux_tensor_free(&bm), gpux_tensor_free(&a64), gpux_tensor_free(&b64);
+  gpux_tensor_free(&y), gpux_tensor_free(&y64);
+}
+
+static void test_matmul(void **state) {
+  (void)state;
+  for (int i = 0; i < 100; i++) matmul_case();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_implicit_gemm),
@@ -269,6 +343,8 @@ int main(void) {
     cmocka_unit_test(test_blocking),
     cmocka_unit_test(test_gemm_vector_shapes),
     cmocka_unit_test(test_conv_ops),
+    cmocka_unit_test(test_pool_ops),
+    cmocka_unit_test(test_matmul),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
  * (a few are kept, least recently used dropped). Graphs it does not take (nested graphs, shapes
  * that depend on data) run node by node on the CPU kernels. */
 #include "backend/webgpu/wg.h"
+#include "graph/optimize.h"
 #include <stdio.h>
 
 typedef struct wg_plan wg_plan;
@@ -19,7 +20,10 @@ int gpux__wg_plan_run(wg_plan *p, const gpux_tensor *inputs, int n_inputs, gpux_
 
 typedef struct wg_ctx {
   wg_device *dev;
-  const gpux_graph *g;
+  const gpux_graph *g;           /* the model's main graph */
+  gpux_graph *og;                /* its rewrite (graph/optimize.c: BatchNormalization and
+                                    activations folded into convolutions), NULL when none */
+  int *node_map;                 /* [g->n_nodes]: the node of og that computes node i's result */
   wg_plan *plans[WG_MAX_PLANS];  /* most recently used first */
   int n_plans;
   wg_plan *last;                 /* the plan of the last run */
@@ -44,6 +48,8 @@ static void wg_release(void *ctx) {
   if (!c) return;
   for (int i = 0; i < c->n_plans; i++) gpux__wg_plan_free(c->plans[i]);
   gpux__wg_device_release(c->dev);
+  gpux__graph_optimized_free(c->og);
+  free(c->node_map);
   free(c);
 }
 
@@ -58,16 +64,44 @@ static int wg_run_node(void *ctx, gpux_kctx *k) {
   return k->node->op->run(k);
 }
 
+/* The node of the rewritten graph that makes value v, following v's consumers in the original
+ * graph when the rewrite folded the node away (-1: nothing computes it per run). */
+static int producer_in(const gpux_graph *g, const gpux_graph *og, int v, int depth) {
+  if (v < 0 || v >= og->n_values || depth > 16) return -1;
+  if (og->values[v].producer >= 0) return og->values[v].producer;
+  for (int i = 0; i < g->n_nodes; i++) {
+    const gpux_node *n = &g->nodes[i];
+    for (int j = 0; j < n->n_in; j++) {
+      if (n->in[j] != v) continue;
+      for (int k = 0; k < n->n_out; k++) {
+        int p = producer_in(g, og, n->out[k], depth + 1);
+        if (p >= 0) return p;
+      }
+    }
+  }
+  return -1;
+}
+
 static int wg_prepare(void *ctx, const gpux_graph *g) {
   wg_ctx *c = ctx;
   c->g = g;
+  int rc = gpux__graph_optimize(g, &c->og);
+  if (rc || !c->og) return rc;
+  c->node_map = gpux__calloc((size_t)g->n_nodes + 1, sizeof *c->node_map);
+  if (!c->node_map) return GPUX_E_NOMEM;
+  for (int i = 0; i < g->n_nodes; i++) {
+    c->node_map[i] = -1;
+    for (int k = 0; k < g->nodes[i].n_out && c->node_map[i] < 0; k++)
+      c->node_map[i] = producer_in(g, c->og, g->nodes[i].out[k], 0);
+  }
   return 0;
 }
 
 static int find_plan(wg_ctx *c, const gpux_tensor *inputs, int n_inputs, wg_plan **out) {
   unsigned char *key;
   size_t len;
-  int rc = gpux__wg_plan_key(c->g, inputs, n_inputs, &key, &len);
+  const gpux_graph *pg = c->og ? c->og : c->g;
+  int rc = gpux__wg_plan_key(pg, inputs, n_inputs, &key, &len);
   if (rc) return rc;
   for (int i = 0; i < c->n_plans; i++) {
     size_t klen;
@@ -82,7 +116,7 @@ static int find_plan(wg_ctx *c, const gpux_tensor *inputs, int n_inputs, wg_plan
     }
   }
   wg_plan *p = NULL;
-  rc = gpux__wg_plan_create(c->dev, c->g, inputs, n_inputs, key, len, &p);
+  rc = gpux__wg_plan_create(c->dev, pg, inputs, n_inputs, key, len, &p);
   if (rc) {
     free(key);
     return rc;
@@ -114,6 +148,11 @@ static int wg_node_place(void *ctx, int i, const char **why) {
   wg_ctx *c = ctx;
   if (why) *why = NULL;
   if (!c->last) return GPUX__PLACE_UNKNOWN;
+  if (c->node_map) {
+    if (i < 0 || i >= c->g->n_nodes) return GPUX__PLACE_UNKNOWN;
+    if (c->node_map[i] < 0) return GPUX__PLACE_CONST;
+    i = c->node_map[i];
+  }
   return gpux__wg_plan_node_place(c->last, i, why);
 }
 

@@ -15,7 +15,19 @@
 
 static pthread_mutex_t device_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t error_mu = PTHREAD_MUTEX_INITIALIZER;
+/* The device the sessions share; it outlives them (an idle device is kept for the next session)
+ * and is replaced only when lost. */
 static wg_device *the_device;
+/* The library and the instance, loaded once and kept for the life of the process: unloading a
+ * Vulkan driver while the process runs gains nothing and some drivers leak when unloaded. */
+static struct {
+  int ready;
+  gpux__wgpu_table f;
+  void *lib;
+  char lib_path[512];
+  WGPUInstance instance;
+  int timed_wait;
+} rt;
 
 static WGPUStringView sv(const char *s) { return (WGPUStringView){s, s ? strlen(s) : 0}; }
 
@@ -198,7 +210,36 @@ static void on_device(WGPUEnum status, WGPUDevice device, WGPUStringView message
   r->done = 1;
 }
 
-static int create_instance(wg_device *d) {
+static int create_instance_now(wg_device *d);
+
+/* Fills d's function table, library and instance from the process's, loading them the first
+ * time (under device_mu). A failure is not remembered: a later call tries again. */
+static int runtime_get(wg_device *d) {
+  if (!rt.ready) {
+    wg_device tmp;
+    memset(&tmp, 0, sizeof tmp);
+    int rc = load_library(&tmp);
+    if (!rc) rc = create_instance_now(&tmp);
+    if (rc) {
+      if (tmp.lib) dlclose(tmp.lib);
+      return rc;
+    }
+    rt.f = tmp.f;
+    rt.lib = tmp.lib;
+    memcpy(rt.lib_path, tmp.lib_path, sizeof rt.lib_path);
+    rt.instance = tmp.instance;
+    rt.timed_wait = tmp.timed_wait;
+    rt.ready = 1;
+  }
+  d->f = rt.f;
+  d->lib = rt.lib;
+  memcpy(d->lib_path, rt.lib_path, sizeof d->lib_path);
+  d->instance = rt.instance;
+  d->timed_wait = rt.timed_wait;
+  return 0;
+}
+
+static int create_instance_now(wg_device *d) {
   WGPUInstanceDescriptor desc = {0};
   if (d->f.wgpuGetInstanceCapabilities) {
     WGPUInstanceCapabilities caps = {0};
@@ -299,6 +340,26 @@ static int request_device(wg_device *d) {
   return 0;
 }
 
+typedef struct {
+  volatile int done;
+  WGPUEnum status;
+} done_result;
+
+static void on_work_done(WGPUEnum status, void *u1, void *u2) {
+  (void)u2;
+  done_result *r = u1;
+  r->status = status;
+  r->done = 1;
+}
+
+int gpux__wg_queue_idle(wg_device *d) {
+  done_result r = {0};
+  WGPUQueueWorkDoneCallbackInfo cb = {NULL, callback_mode(d), on_work_done, &r, NULL};
+  WGPUFuture fut = d->f.wgpuQueueOnSubmittedWorkDone(d->queue, cb);
+  int rc = wait_future(d, fut, &r.done, "waiting for the GPU");
+  return rc ? rc : gpux__wg_check(d, "waiting for the GPU");
+}
+
 /* ---- buffers, pipelines ---- */
 
 WGPUBuffer gpux__wg_buffer(wg_device *d, uint64_t size, WGPUFlags usage, const char *label) {
@@ -386,10 +447,10 @@ static void on_pop_scope(WGPUEnum status, WGPUEnum type, WGPUStringView message,
 int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipeline **out) {
   uint64_t h = fnv1a(wgsl);
   for (int i = 0; i < d->n_pipes; i++)
-    if (d->pipes[i].hash == h && !strcmp(d->pipes[i].wgsl, wgsl)) { *out = &d->pipes[i]; return 0; }
+    if (d->pipes[i]->hash == h && !strcmp(d->pipes[i]->wgsl, wgsl)) { *out = d->pipes[i]; return 0; }
   if (d->n_pipes == d->cap_pipes) {
     int cap = d->cap_pipes ? d->cap_pipes * 2 : 64;
-    wg_pipeline *np = gpux__realloc(d->pipes, (size_t)cap * sizeof *np);
+    wg_pipeline **np = gpux__realloc(d->pipes, (size_t)cap * sizeof *np);
     if (!np) return GPUX_E_NOMEM;
     d->pipes = np;
     d->cap_pipes = cap;
@@ -420,18 +481,24 @@ int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipe
     if (pipe) d->f.wgpuComputePipelineRelease(pipe);
     return rc;
   }
-  wg_pipeline *p = &d->pipes[d->n_pipes];
+  wg_pipeline *p = gpux__calloc(1, sizeof *p);
+  if (!p) {
+    d->f.wgpuComputePipelineRelease(pipe);
+    return GPUX_E_NOMEM;
+  }
   p->hash = h;
   p->wgsl = gpux__strdup(wgsl);
   p->pipeline = pipe;
   p->layout = d->f.wgpuComputePipelineGetBindGroupLayout(pipe, 0);
   if (!p->wgsl || !p->layout) {
+    int had_text = p->wgsl != NULL;
     free(p->wgsl);
     if (p->layout) d->f.wgpuBindGroupLayoutRelease(p->layout);
     d->f.wgpuComputePipelineRelease(pipe);
-    return p->wgsl ? gpux__error(GPUX_E_DEVICE, "WebGPU: shader '%s': no bind group layout", label ? label : "?") : GPUX_E_NOMEM;
+    free(p);
+    return had_text ? gpux__error(GPUX_E_DEVICE, "WebGPU: shader '%s': no bind group layout", label ? label : "?") : GPUX_E_NOMEM;
   }
-  d->n_pipes++;
+  d->pipes[d->n_pipes++] = p;
   *out = p;
   return 0;
 }
@@ -492,9 +559,10 @@ static int self_test(wg_device *d) {
 static void device_free(wg_device *d) {
   if (!d) return;
   for (int i = 0; i < d->n_pipes; i++) {
-    free(d->pipes[i].wgsl);
-    if (d->pipes[i].layout) d->f.wgpuBindGroupLayoutRelease(d->pipes[i].layout);
-    if (d->pipes[i].pipeline) d->f.wgpuComputePipelineRelease(d->pipes[i].pipeline);
+    free(d->pipes[i]->wgsl);
+    if (d->pipes[i]->layout) d->f.wgpuBindGroupLayoutRelease(d->pipes[i]->layout);
+    if (d->pipes[i]->pipeline) d->f.wgpuComputePipelineRelease(d->pipes[i]->pipeline);
+    free(d->pipes[i]);
   }
   free(d->pipes);
   if (d->queue) d->f.wgpuQueueRelease(d->queue);
@@ -503,8 +571,7 @@ static void device_free(wg_device *d) {
     d->f.wgpuDeviceRelease(d->device);
   }
   if (d->adapter) d->f.wgpuAdapterRelease(d->adapter);
-  if (d->instance) d->f.wgpuInstanceRelease(d->instance);
-  /* the library stays loaded: its threads and atexit handlers may still refer to it */
+  /* the instance and library are the process's (runtime_get) */
   free(d);
 }
 
@@ -516,10 +583,8 @@ static int device_create(wg_device **out) {
   d->timeout_ns = (uint64_t)((secs > 0 ? secs : 60.0) * 1e9);
   int verbose = getenv("GPUX_WEBGPU_VERBOSE") != NULL;
   uint64_t t0 = now_ns();
-  int rc = load_library(d);
-  uint64_t t1 = now_ns();
-  if (!rc) rc = create_instance(d);
-  uint64_t t2 = now_ns();
+  int rc = runtime_get(d);
+  uint64_t t1 = now_ns(), t2 = t1;
   if (!rc) rc = request_adapter(d, WGPUPowerPreference_HighPerformance, &d->adapter);
   if (!rc) read_adapter_info(d, d->adapter);
   uint64_t t3 = now_ns();
@@ -559,10 +624,8 @@ int gpux__wg_device_acquire(wg_device **out) {
 void gpux__wg_device_release(wg_device *d) {
   if (!d) return;
   pthread_mutex_lock(&device_mu);
-  if (--d->refs == 0) {
-    if (d == the_device) the_device = NULL;
-    device_free(d);
-  }
+  /* an idle device stays for the next session; a lost one that is no longer current goes */
+  if (--d->refs == 0 && d != the_device) device_free(d);
   pthread_mutex_unlock(&device_mu);
 }
 
@@ -605,8 +668,9 @@ static int list_adapters(gpux_device_info *out, int cap, int *count) {
   wg_device d;
   memset(&d, 0, sizeof d);
   d.timeout_ns = 30000000000ull;
-  int rc = load_library(&d);
-  if (!rc) rc = create_instance(&d);
+  pthread_mutex_lock(&device_mu);
+  int rc = runtime_get(&d);
+  pthread_mutex_unlock(&device_mu);
   if (rc) return rc;
   static const WGPUEnum prefs[] = {WGPUPowerPreference_HighPerformance, WGPUPowerPreference_LowPower};
   int n = 0;
@@ -630,7 +694,6 @@ static int list_adapters(gpux_device_info *out, int cap, int *count) {
     if (n < cap) fill_info(&d, &out[n]);
     n++;
   }
-  d.f.wgpuInstanceRelease(d.instance);
   *count = n;
   return n ? 0 : rc;
 }

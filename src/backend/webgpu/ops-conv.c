@@ -32,6 +32,51 @@ static void out_coords(wg_str *s, const gpux__window *w, const char *p) {
                (ull)w->out[2], p, (ull)w->out[2], (ull)w->out[1], p, (ull)(w->out[2] * w->out[1]));
 }
 
+/* ---- the epilogue of gpux.FusedConv / gpux.FusedConvTranspose (graph/optimize.c) ---- */
+
+/* Binds the post_scale/post_bias inputs (3 and 4) of a fused node; -2 when absent. */
+static int bind_post(wg_build *b, int *ps, int *pb) {
+  *ps = *pb = -2;
+  if (strncmp(gpux__wg_node(b)->op_type, "Fused", 5)) return 0;
+  if (gpux__wg_in(b, 3) && gpux__wg_in(b, 4)) {
+    *ps = gpux__wg_bind_in(b, 3, WG_F32);
+    *pb = gpux__wg_bind_in(b, 4, WG_F32);
+    if (*ps < 0 || *pb < 0) return GPUX_E_UNSUPPORTED;
+  }
+  return 0;
+}
+
+/* Emits fn gx_epi(v, co): Y = clamp(act(v)) * post_scale[co] + post_bias[co] for a fused node,
+ * v itself otherwise (v already holds the bias). */
+static int emit_epilogue(wg_build *b, wg_str *s, int ps, int pb) {
+  const gpux_node *n = gpux__wg_node(b);
+  gpux__wg_cat(s, "fn gx_epi(v: f32, co: u32) -> f32 {\n  var y = v;\n");
+  if (!strncmp(n->op_type, "Fused", 5)) {
+    const gpux_attr *aa = gpux__node_attr(n, "activation"), *pa = gpux__node_attr(n, "activation_params"),
+                    *ca = gpux__node_attr(n, "clamp");
+    const char *act = aa && aa->s ? aa->s : "";
+    float p0 = pa && pa->n > 0 ? pa->floats[0] : 0, p1 = pa && pa->n > 1 ? pa->floats[1] : 0;
+    char f0[48], f1[48];
+    gpux__wg_float(f0, p0);
+    gpux__wg_float(f1, p1);
+    if (!strcmp(act, "Relu")) gpux__wg_cat(s, "  y = max(y, 0.0);\n");
+    else if (!strcmp(act, "LeakyRelu")) gpux__wg_cat(s, "  y = select(y, %s * y, y < 0.0);\n", f0);
+    else if (!strcmp(act, "Clip")) gpux__wg_cat(s, "  y = min(max(y, %s), %s);\n", f0, f1);
+    else if (!strcmp(act, "HardSigmoid")) gpux__wg_cat(s, "  y = max(0.0, min(1.0, %s * y + %s));\n", f0, f1);
+    else if (!strcmp(act, "HardSwish")) gpux__wg_cat(s, "  y = y * max(0.0, min(1.0, y * f32(0.16666667) + 0.5));\n");
+    else if (!strcmp(act, "Sigmoid")) gpux__wg_cat(s, "  y = 1.0 / (1.0 + exp(-y));\n");
+    else if (act[0]) return gpux__wg_decline(b, "fused activation '%s'", act);
+    if (ca && ca->n == 2) {
+      gpux__wg_float(f0, ca->floats[0]);
+      gpux__wg_float(f1, ca->floats[1]);
+      gpux__wg_cat(s, "  y = min(max(y, %s), %s);\n", f0, f1);
+    }
+    if (ps >= 0) gpux__wg_cat(s, "  y = y * b%d[co] + b%d[co];\n", ps, pb);
+  }
+  gpux__wg_cat(s, "  return y;\n}\n");
+  return 0;
+}
+
 /* ---- Conv ---- */
 
 static int op_conv(wg_build *b) {
@@ -49,13 +94,15 @@ static int op_conv(wg_build *b) {
   if (!gpux_tensor_count(y)) return 0;
   int bx = gpux__wg_bind_in(b, 0, WG_F32), bw = gpux__wg_bind_in(b, 1, WG_F32), by = gpux__wg_bind_out(b, 0, WG_F32);
   int bb = bias && gpux_tensor_count(bias) ? gpux__wg_bind_in(b, 2, WG_F32) : -2;
-  if (bx < 0 || bw < 0 || by < 0 || bb == -1) return GPUX_E_UNSUPPORTED;
+  int ps, pb;
+  if (bx < 0 || bw < 0 || by < 0 || bb == -1 || bind_post(b, &ps, &pb)) return GPUX_E_UNSUPPORTED;
   char biasx[64] = "0.0";
   if (bb >= 0) snprintf(biasx, sizeof biasx, "b%d[co]", bb);
   int pointwise = ks == 1 && w.s[0] == 1 && w.s[1] == 1 && w.s[2] == 1 && !w.pb[0] && !w.pb[1] && !w.pb[2] && os == is;
   if (mg >= 16 && N * G <= 65535) {
     /* implicit GEMM per (image, group): [mg x K] weights times [K x os] input columns */
     wg_str pre = {0};
+    if ((rc = emit_epilogue(b, &pre, ps, pb))) { gpux__wg_str_free(&pre); return rc; }
     if (!pointwise) {
       gpux__wg_cat(&pre, "fn xload(z: u32, k: u32, n: u32) -> f32 {\n  let nb = z / %lluu;\n  let grp = z %% %lluu;\n"
                          "  let ci = k / %lluu;\n  let kr = k %% %lluu;\n",
@@ -74,8 +121,8 @@ static int op_conv(wg_build *b) {
     snprintf(la, sizeof la, "b%d[((z %% %lluu) * %lluu + m) * %lluu + k]", bw, (ull)G, (ull)mg, (ull)K);
     if (pointwise) snprintf(lb, sizeof lb, "b%d[((z / %lluu) * %lluu + (z %% %lluu) * %lluu + k) * %lluu + n]", bx, (ull)G, (ull)C, (ull)G, (ull)cg, (ull)os);
     else snprintf(lb, sizeof lb, "xload(z, k, n)");
-    snprintf(st, sizeof st, "let co = (z %% %lluu) * %lluu + m; b%d[((z / %lluu) * %lluu + co) * %lluu + n] = v + %s;", (ull)G, (ull)mg, by, (ull)G,
-             (ull)M, (ull)os, biasx);
+    snprintf(st, sizeof st, "let co = (z %% %lluu) * %lluu + m; b%d[((z / %lluu) * %lluu + co) * %lluu + n] = gx_epi(v + %s, co);", (ull)G,
+             (ull)mg, by, (ull)G, (ull)M, (ull)os, biasx);
     wg_gemm g = {.M = mg, .N = os, .K = K, .batch = N * G, .load_a = la, .load_b = lb, .store = st, .a_k_contig = 1,
                  .b_n_contig = 1, .prelude = pre.s};
     rc = pre.oom ? gpux__wg_decline(b, "out of memory") : gpux__wg_gemm(b, &g);
@@ -88,6 +135,7 @@ static int op_conv(wg_build *b) {
   gpux__wg_grid(b, (uint64_t)(total + 127) / 128, &gx, &gy);
   wg_str s = {0};
   gpux__wg_decls(b, &s);
+  if ((rc = emit_epilogue(b, &s, ps, pb))) { gpux__wg_str_free(&s); return rc; }
   gpux__wg_cat(&s, "@compute @workgroup_size(128)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {\n"
                    "  let i = (wid.y * %uu + wid.x) * 128u + li;\n  if (i >= %lluu) { return; }\n"
                    "  let p = i %% %lluu;\n  let co = (i / %lluu) %% %lluu;\n  let nb = i / %lluu;\n  let grp = co / %lluu;\n",
@@ -103,7 +151,7 @@ static int op_conv(wg_build *b) {
                  (long long)w.in[d]);
   gpux__wg_cat(&s, "      acc = fma(b%d[xb + u32((i0 * %lld + i1) * %lld + i2)], b%d[wb + u32((k0 * %lld + k1) * %lld + k2)], acc);\n",
                bx, (long long)w.in[1], (long long)w.in[2], bw, (long long)w.k[1], (long long)w.k[2]);
-  gpux__wg_cat(&s, "    }}}\n  }\n  b%d[i] = acc;\n}\n", by);
+  gpux__wg_cat(&s, "    }}}\n  }\n  b%d[i] = gx_epi(acc, co);\n}\n", by);
   rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
   gpux__wg_str_free(&s);
   return rc;
@@ -151,12 +199,14 @@ static int op_conv_transpose(wg_build *b) {
   if (!gpux_tensor_count(y)) return 0;
   int bx = gpux__wg_bind_in(b, 0, WG_F32), bw = gpux__wg_bind_in(b, 1, WG_F32), by = gpux__wg_bind_out(b, 0, WG_F32);
   int bb = bias && gpux_tensor_count(bias) ? gpux__wg_bind_in(b, 2, WG_F32) : -2;
-  if (bx < 0 || bw < 0 || by < 0 || bb == -1) return GPUX_E_UNSUPPORTED;
+  int ps, pb;
+  if (bx < 0 || bw < 0 || by < 0 || bb == -1 || bind_post(b, &ps, &pb)) return GPUX_E_UNSUPPORTED;
   int64_t total = gpux_tensor_count(y);
   uint32_t gx, gy;
   gpux__wg_grid(b, (uint64_t)(total + 127) / 128, &gx, &gy);
   wg_str s = {0};
   gpux__wg_decls(b, &s);
+  if ((rc = emit_epilogue(b, &s, ps, pb))) { gpux__wg_str_free(&s); return rc; }
   gpux__wg_cat(&s, "@compute @workgroup_size(128)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {\n"
                    "  let i = (wid.y * %uu + wid.x) * 128u + li;\n  if (i >= %lluu) { return; }\n"
                    "  let p = i %% %lluu;\n  let co = (i / %lluu) %% %lluu;\n  let nb = i / %lluu;\n  let grp = co / %lluu;\n  let com = co %% %lluu;\n",
@@ -174,7 +224,7 @@ static int op_conv_transpose(wg_build *b) {
                  (long long)w.s[d], (long long)w.in[d], d, d, (long long)w.s[d]);
   gpux__wg_cat(&s, "      acc = fma(b%d[xb + u32((i0 * %lld + i1) * %lld + i2)], b%d[wb + u32((k0 * %lld + k1) * %lld + k2)], acc);\n",
                bx, (long long)w.in[1], (long long)w.in[2], bw, (long long)w.k[1], (long long)w.k[2]);
-  gpux__wg_cat(&s, "    }}}\n  }\n  b%d[i] = acc;\n}\n", by);
+  gpux__wg_cat(&s, "    }}}\n  }\n  b%d[i] = gx_epi(acc, co);\n}\n", by);
   rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
   gpux__wg_str_free(&s);
   return rc;
@@ -266,26 +316,38 @@ static int op_global_pool(wg_build *b) {
   const gpux_attr *pa = gpux__node_attr(gpux__wg_node(b), "p");
   if (pa) p = pa->type == GPUX_ATTR_INT ? (float)pa->i : pa->f;
   int kind = !strcmp(op, "GlobalMaxPool") ? POOL_MAX : !strcmp(op, "GlobalAveragePool") ? POOL_AVG : POOL_LP;
+  /* a workgroup per plane on GPUs; a thread per plane on software adapters (no barriers) */
+  int coop = gpux__wg_dev(b)->adapter_type != WGPUAdapterType_CPU;
   uint32_t gx, gy;
-  gpux__wg_grid(b, (uint64_t)planes, &gx, &gy);
+  gpux__wg_grid(b, coop ? (uint64_t)planes : (uint64_t)(planes + 63) / 64, &gx, &gy);
   wg_str s = {0};
   char pb[48];
   gpux__wg_decls(b, &s);
   const char *init = kind == POOL_MAX ? "-gx_inf()" : "0.0";
   const char *comb = kind == POOL_MAX ? "max(a, b)" : "a + b";
-  gpux__wg_cat(&s, "var<workgroup> sh: array<f32, 64>;\n@compute @workgroup_size(64)\n"
-                   "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {\n"
-                   "  let o = wid.y * %uu + wid.x;\n  if (o >= %lluu) { return; }\n  var acc = %s;\n"
-                   "  for (var j = li; j < %lluu; j = j + 64u) {\n    let v = b%d[o * %lluu + j];\n",
-               gx, (ull)planes, init, (ull)size, bx, (ull)size);
+  if (coop)
+    gpux__wg_cat(&s, "var<workgroup> sh: array<f32, 64>;\n@compute @workgroup_size(64)\n"
+                     "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {\n"
+                     "  let o = wid.y * %uu + wid.x;\n  if (o >= %lluu) { return; }\n  var acc = %s;\n"
+                     "  for (var j = li; j < %lluu; j = j + 64u) {\n    let v = b%d[o * %lluu + j];\n",
+                 gx, (ull)planes, init, (ull)size, bx, (ull)size);
+  else
+    gpux__wg_cat(&s, "@compute @workgroup_size(64)\n"
+                     "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lt: u32) {\n"
+                     "  let o = (wid.y * %uu + wid.x) * 64u + lt;\n  if (o >= %lluu) { return; }\n  var acc = %s;\n"
+                     "  for (var j = 0u; j < %lluu; j = j + 1u) {\n    let v = b%d[o * %lluu + j];\n",
+                 gx, (ull)planes, init, (ull)size, bx, (ull)size);
   if (kind == POOL_MAX) gpux__wg_cat(&s, "    acc = max(acc, v);\n");
   else if (kind == POOL_AVG || p == 1.0f) gpux__wg_cat(&s, "    acc = acc + %s;\n", kind == POOL_AVG ? "v" : "abs(v)");
   else if (p == 2.0f) gpux__wg_cat(&s, "    acc = acc + v * v;\n");
   else gpux__wg_cat(&s, "    acc = acc + pow(abs(v), %s);\n", gpux__wg_float(pb, p));
-  gpux__wg_cat(&s, "  }\n  sh[li] = acc;\n  workgroupBarrier();\n"
-                   "  for (var w = 32u; w > 0u; w = w >> 1u) {\n    if (li < w) { let a = sh[li]; let b = sh[li + w]; sh[li] = %s; }\n"
-                   "    workgroupBarrier();\n  }\n  if (li == 0u) {\n    let r = sh[0];\n",
-               comb);
+  if (coop)
+    gpux__wg_cat(&s, "  }\n  sh[li] = acc;\n  workgroupBarrier();\n"
+                     "  for (var w = 32u; w > 0u; w = w >> 1u) {\n    if (li < w) { let a = sh[li]; let b = sh[li + w]; sh[li] = %s; }\n"
+                     "    workgroupBarrier();\n  }\n  if (li == 0u) {\n    let r = sh[0];\n",
+                 comb);
+  else
+    gpux__wg_cat(&s, "  }\n  {\n    let r = acc;\n");
   if (kind == POOL_MAX) gpux__wg_cat(&s, "    b%d[o] = r;\n", by);
   else if (kind == POOL_AVG) gpux__wg_cat(&s, "    b%d[o] = r / %llu.0;\n", by, (ull)size);
   else if (p == 1.0f) gpux__wg_cat(&s, "    b%d[o] = r;\n", by);
@@ -299,6 +361,7 @@ static int op_global_pool(wg_build *b) {
 
 const wg_op gpux__wg_ops_conv[] = {
   {"Conv", op_conv},             {"ConvTranspose", op_conv_transpose},
+  {"gpux.FusedConv", op_conv},   {"gpux.FusedConvTranspose", op_conv_transpose},
   {"MaxPool", op_maxpool},       {"AveragePool", op_avgpool},      {"LpPool", op_lppool},
   {"GlobalMaxPool", op_global_pool}, {"GlobalAveragePool", op_global_pool}, {"GlobalLpPool", op_global_pool},
   {0},

@@ -9,7 +9,10 @@
 #include <math.h>
 #include <stdio.h>
 
-#define WGS 128
+/* Threads that share a row: 128 on GPUs; 1 on software adapters (lavapipe), where every thread
+ * takes a row of its own: a CPU gains nothing from cooperating threads, and shaders without
+ * barriers compile far faster on LLVM-based drivers. */
+static int row_threads(wg_build *b) { return gpux__wg_dev(b)->adapter_type == WGPUAdapterType_CPU ? 1 : 128; }
 
 typedef struct rows {
   int64_t n_rows, len;            /* rows, elements per row */
@@ -41,20 +44,33 @@ static rows emit_rows(wg_str *s, const gpux_tensor *x, const unsigned char *red)
 
 /* The start of a row kernel: o is the row (uniform in the workgroup), li the thread. */
 static void row_head(wg_build *b, wg_str *s, int64_t n_rows, uint32_t *gx, uint32_t *gy) {
+  int wgs = row_threads(b);
+  if (wgs == 1) {
+    gpux__wg_grid(b, (uint64_t)(n_rows + 63) / 64, gx, gy);
+    gpux__wg_cat(s, "@compute @workgroup_size(64)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, "
+                    "@builtin(local_invocation_index) lt: u32) {\n"
+                    "  let o = (wid.y * %uu + wid.x) * 64u + lt;\n  if (o >= %lluu) { return; }\n  let li = 0u;\n  let base = row_base(o);\n",
+                 *gx, (unsigned long long)n_rows);
+    return;
+  }
   gpux__wg_grid(b, (uint64_t)n_rows, gx, gy);
-  gpux__wg_cat(s, "var<workgroup> sh: array<f32, %d>;\nvar<workgroup> shi: array<i32, %d>;\n", WGS, WGS);
+  gpux__wg_cat(s, "var<workgroup> sh: array<f32, %d>;\nvar<workgroup> shi: array<i32, %d>;\n", wgs, wgs);
   gpux__wg_cat(s, "@compute @workgroup_size(%d)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, "
                   "@builtin(local_invocation_index) li: u32) {\n"
                   "  let o = wid.y * %uu + wid.x;\n  if (o >= %lluu) { return; }\n  let base = row_base(o);\n",
-               WGS, *gx, (unsigned long long)n_rows);
+               wgs, *gx, (unsigned long long)n_rows);
 }
 
 /* Combines each thread's `acc` across the workgroup with op(a, b) (a WGSL expression over a and
  * b); the result is in `var name` for every thread. */
-static void wg_combine(wg_str *s, const char *acc, const char *op, const char *name) {
+static void wg_combine(wg_str *s, int wgs, const char *acc, const char *op, const char *name) {
+  if (wgs == 1) {
+    gpux__wg_cat(s, "  let %s = %s;\n", name, acc);
+    return;
+  }
   gpux__wg_cat(s, "  sh[li] = %s;\n  workgroupBarrier();\n", acc);
   gpux__wg_cat(s, "  for (var w = %uu; w > 0u; w = w >> 1u) {\n    if (li < w) { let a = sh[li]; let b = sh[li + w]; sh[li] = %s; }\n"
-                  "    workgroupBarrier();\n  }\n  let %s = sh[0];\n  workgroupBarrier();\n", WGS / 2, op, name);
+                  "    workgroupBarrier();\n  }\n  let %s = sh[0];\n  workgroupBarrier();\n", wgs / 2, op, name);
 }
 
 static int dtype_f32(wg_build *b, int slot) {
@@ -104,6 +120,7 @@ static int reduce_axes(wg_build *b, int rank, unsigned char *red, int *noop) {
 }
 
 static int op_reduce(wg_build *b) {
+  int wgs = row_threads(b);
   const char *op = gpux__wg_node(b)->op_type + 6; /* after "Reduce" */
   const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
   if (!x || !y) return gpux__wg_decline(b, "missing input");
@@ -160,14 +177,14 @@ static int op_reduce(wg_build *b) {
   snprintf(lens, sizeof lens, "%lld.0", (long long)rw.len);
   if (!strcmp(op, "LogSumExp")) {
     gpux__wg_cat(&s, "  var mx = (-gx_inf());\n  for (var j = li; j < %lluu; j = j + %uu) { mx = max(mx, b%d[base + seg_off(j)]); }\n",
-                 (unsigned long long)rw.len, WGS, bx);
-    wg_combine(&s, "mx", "max(a, b)", "m0");
+                 (unsigned long long)rw.len, wgs, bx);
+    wg_combine(&s, wgs, "mx", "max(a, b)", "m0");
     gpux__wg_cat(&s, "  let m = select(m0, 0.0, abs(m0) == gx_inf());\n");
   }
   gpux__wg_cat(&s, "  var acc = %s;\n  for (var j = li; j < %lluu; j = j + %uu) {\n    let v = b%d[base + seg_off(j)];\n"
                    "    let a = acc; let b = %s; acc = %s;\n  }\n",
-               init, (unsigned long long)rw.len, WGS, bx, map, comb);
-  wg_combine(&s, "acc", comb, "r");
+               init, (unsigned long long)rw.len, wgs, bx, map, comb);
+  wg_combine(&s, wgs, "acc", comb, "r");
   /* fin may name LEN */
   char fin_s[128];
   const char *p = strstr(fin, "LEN");
@@ -180,6 +197,7 @@ static int op_reduce(wg_build *b) {
 }
 
 static int op_argmax(wg_build *b) {
+  int wgs = row_threads(b);
   const gpux_node *n = gpux__wg_node(b);
   const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
   if (!x || !y) return gpux__wg_decline(b, "missing input");
@@ -208,14 +226,16 @@ static int op_argmax(wg_build *b) {
                (unsigned long long)rw.len);
   gpux__wg_cat(&s, "  for (var j = li; j < %lluu; j = j + %uu) {\n    let v = b%d[base + seg_off(j)];\n"
                    "    if (v %s bv || (v == bv && %s)) { bv = v; bi = i32(j); }\n  }\n",
-               (unsigned long long)rw.len, WGS, bx, better, last ? "i32(j) > bi" : "i32(j) < bi");
-  gpux__wg_cat(&s, "  sh[li] = bv;\n  shi[li] = bi;\n  workgroupBarrier();\n"
-                   "  for (var w = %uu; w > 0u; w = w >> 1u) {\n    if (li < w) {\n"
-                   "      let v = sh[li + w]; let k = shi[li + w];\n"
-                   "      if (v %s sh[li] || (v == sh[li] && %s)) { sh[li] = v; shi[li] = k; }\n"
-                   "    }\n    workgroupBarrier();\n  }\n"
-                   "  if (li == 0u) { b%d[o] = shi[0]; }\n}\n",
-               WGS / 2, better, last ? "k > shi[li]" : "k < shi[li]", by);
+               (unsigned long long)rw.len, wgs, bx, better, last ? "i32(j) > bi" : "i32(j) < bi");
+  if (wgs == 1) gpux__wg_cat(&s, "  b%d[o] = bi;\n}\n", by);
+  else
+    gpux__wg_cat(&s, "  sh[li] = bv;\n  shi[li] = bi;\n  workgroupBarrier();\n"
+                     "  for (var w = %uu; w > 0u; w = w >> 1u) {\n    if (li < w) {\n"
+                     "      let v = sh[li + w]; let k = shi[li + w];\n"
+                     "      if (v %s sh[li] || (v == sh[li] && %s)) { sh[li] = v; shi[li] = k; }\n"
+                     "    }\n    workgroupBarrier();\n  }\n"
+                     "  if (li == 0u) { b%d[o] = shi[0]; }\n}\n",
+                 wgs / 2, better, last ? "k > shi[li]" : "k < shi[li]", by);
   rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
   gpux__wg_str_free(&s);
   return rc;
@@ -224,6 +244,7 @@ static int op_argmax(wg_build *b) {
 /* ---- Softmax family ---- */
 
 static int op_softmax(wg_build *b) {
+  int wgs = row_threads(b);
   const gpux_node *n = gpux__wg_node(b);
   const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
   if (!x || !y) return gpux__wg_decline(b, "missing input");
@@ -247,28 +268,32 @@ static int op_softmax(wg_build *b) {
   row_head(b, &s, rw.n_rows, &gx, &gy);
   unsigned long long L = (unsigned long long)rw.len;
   if (!strcmp(n->op_type, "Hardmax")) {
-    gpux__wg_cat(&s, "  var bv = (-gx_inf());\n  var bi = 0x7fffffff;\n"
-                     "  for (var j = li; j < %lluu; j = j + %uu) { let v = b%d[base + seg_off(j)]; if (v > bv || (v == bv && i32(j) < bi)) { bv = v; bi = i32(j); } }\n"
-                     "  sh[li] = bv;\n  shi[li] = bi;\n  workgroupBarrier();\n"
-                     "  for (var w = %uu; w > 0u; w = w >> 1u) {\n    if (li < w) { let v = sh[li + w]; let k = shi[li + w];\n"
-                     "      if (v > sh[li] || (v == sh[li] && k < shi[li])) { sh[li] = v; shi[li] = k; } }\n    workgroupBarrier();\n  }\n"
-                     "  let win = shi[0];\n"
-                     "  for (var j = li; j < %lluu; j = j + %uu) { b%d[base + seg_off(j)] = select(0.0, 1.0, i32(j) == win); }\n}\n",
-                 L, WGS, bx, WGS / 2, L, WGS, by);
+    gpux__wg_cat(&s, "  var bv = -gx_inf();\n  var bi = 0x7fffffff;\n"
+                     "  for (var j = li; j < %lluu; j = j + %uu) { let v = b%d[base + seg_off(j)]; if (v > bv || (v == bv && i32(j) < bi)) { bv = v; bi = i32(j); } }\n",
+                 L, wgs, bx);
+    if (wgs == 1) gpux__wg_cat(&s, "  let win = bi;\n");
+    else
+      gpux__wg_cat(&s, "  sh[li] = bv;\n  shi[li] = bi;\n  workgroupBarrier();\n"
+                       "  for (var w = %uu; w > 0u; w = w >> 1u) {\n    if (li < w) { let v = sh[li + w]; let k = shi[li + w];\n"
+                       "      if (v > sh[li] || (v == sh[li] && k < shi[li])) { sh[li] = v; shi[li] = k; } }\n    workgroupBarrier();\n  }\n"
+                       "  let win = shi[0];\n",
+                   wgs / 2);
+    gpux__wg_cat(&s, "  for (var j = li; j < %lluu; j = j + %uu) { b%d[base + seg_off(j)] = select(0.0, 1.0, i32(j) == win); }\n}\n",
+                 L, wgs, by);
   } else {
     int logsm = !strcmp(n->op_type, "LogSoftmax");
     gpux__wg_cat(&s, "  var mx = (-gx_inf());\n  for (var j = li; j < %lluu; j = j + %uu) { mx = max(mx, b%d[base + seg_off(j)]); }\n",
-                 L, WGS, bx);
-    wg_combine(&s, "mx", "max(a, b)", "m");
+                 L, wgs, bx);
+    wg_combine(&s, wgs, "mx", "max(a, b)", "m");
     gpux__wg_cat(&s, "  var acc = 0.0;\n  for (var j = li; j < %lluu; j = j + %uu) { acc = acc + exp(b%d[base + seg_off(j)] - m); }\n",
-                 L, WGS, bx);
-    wg_combine(&s, "acc", "a + b", "sum");
+                 L, wgs, bx);
+    wg_combine(&s, wgs, "acc", "a + b", "sum");
     if (logsm)
       gpux__wg_cat(&s, "  let ls = log(sum);\n  for (var j = li; j < %lluu; j = j + %uu) { let k = base + seg_off(j); b%d[k] = b%d[k] - m - ls; }\n}\n",
-                   L, WGS, by, bx);
+                   L, wgs, by, bx);
     else
       gpux__wg_cat(&s, "  let inv = 1.0 / sum;\n  for (var j = li; j < %lluu; j = j + %uu) { let k = base + seg_off(j); b%d[k] = exp(b%d[k] - m) * inv; }\n}\n",
-                   L, WGS, by, bx);
+                   L, wgs, by, bx);
   }
   rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
   gpux__wg_str_free(&s);
@@ -306,23 +331,24 @@ static int emit_param_off(wg_str *s, const gpux_tensor *x, const unsigned char *
 }
 
 /* Writes the stats of a row: mean (in `mean`) and the inverse standard deviation (`inv`). */
-static void emit_mean_inv(wg_str *s, int bx, unsigned long long L, const char *eps, int rms) {
+static void emit_mean_inv(wg_str *s, int wgs, int bx, unsigned long long L, const char *eps, int rms) {
   if (rms) {
-    gpux__wg_cat(s, "  var acc = 0.0;\n  for (var j = li; j < %lluu; j = j + %uu) { let v = b%d[base + seg_off(j)]; acc = acc + v * v; }\n", L, WGS, bx);
-    wg_combine(s, "acc", "a + b", "ss");
+    gpux__wg_cat(s, "  var acc = 0.0;\n  for (var j = li; j < %lluu; j = j + %uu) { let v = b%d[base + seg_off(j)]; acc = acc + v * v; }\n", L, wgs, bx);
+    wg_combine(s, wgs, "acc", "a + b", "ss");
     gpux__wg_cat(s, "  let mean = 0.0;\n  let inv = inverseSqrt(ss / %llu.0 + %s);\n", L, eps);
     return;
   }
-  gpux__wg_cat(s, "  var acc = 0.0;\n  for (var j = li; j < %lluu; j = j + %uu) { acc = acc + b%d[base + seg_off(j)]; }\n", L, WGS, bx);
-  wg_combine(s, "acc", "a + b", "tot");
+  gpux__wg_cat(s, "  var acc = 0.0;\n  for (var j = li; j < %lluu; j = j + %uu) { acc = acc + b%d[base + seg_off(j)]; }\n", L, wgs, bx);
+  wg_combine(s, wgs, "acc", "a + b", "tot");
   gpux__wg_cat(s, "  let mean = tot / %llu.0;\n  var acc2 = 0.0;\n"
                   "  for (var j = li; j < %lluu; j = j + %uu) { let d = b%d[base + seg_off(j)] - mean; acc2 = acc2 + d * d; }\n",
-               L, L, WGS, bx);
-  wg_combine(s, "acc2", "a + b", "var2");
+               L, L, wgs, bx);
+  wg_combine(s, wgs, "acc2", "a + b", "var2");
   gpux__wg_cat(s, "  let inv = inverseSqrt(var2 / %llu.0 + %s);\n", L, eps);
 }
 
 static int op_layernorm(wg_build *b) {
+  int wgs = row_threads(b);
   const gpux_node *n = gpux__wg_node(b);
   const gpux_tensor *x = gpux__wg_in(b, 0), *sc = gpux__wg_in(b, 1), *bi = gpux__wg_in(b, 2), *y = gpux__wg_out(b, 0);
   if (!x || !y) return gpux__wg_decline(b, "missing input");
@@ -353,8 +379,8 @@ static int op_layernorm(wg_build *b) {
   uint32_t gx, gy;
   row_head(b, &s, rw.n_rows, &gx, &gy);
   unsigned long long L = (unsigned long long)rw.len;
-  emit_mean_inv(&s, bx, L, eps, rms);
-  gpux__wg_cat(&s, "  for (var j = li; j < %lluu; j = j + %uu) {\n    let k = base + seg_off(j);\n    var v = (b%d[k] - mean) * inv;\n", L, WGS, bx);
+  emit_mean_inv(&s, wgs, bx, L, eps, rms);
+  gpux__wg_cat(&s, "  for (var j = li; j < %lluu; j = j + %uu) {\n    let k = base + seg_off(j);\n    var v = (b%d[k] - mean) * inv;\n", L, wgs, bx);
   if (bs >= 0) gpux__wg_cat(&s, "    v = v * b%d[par_off0(j)];\n", bs);
   if (bb >= 0) gpux__wg_cat(&s, "    v = v + b%d[par_off1(j)];\n", bb);
   gpux__wg_cat(&s, "    b%d[k] = v;\n  }\n", by);
@@ -369,6 +395,7 @@ static int op_layernorm(wg_build *b) {
 /* InstanceNormalization (groups = C) and GroupNormalization: rows are (n, group); the scale and
  * bias are per channel (or per group for GroupNormalization before opset 21). */
 static int op_groupnorm(wg_build *b) {
+  int wgs = row_threads(b);
   const gpux_node *n = gpux__wg_node(b);
   const gpux_tensor *x = gpux__wg_in(b, 0), *sc = gpux__wg_in(b, 1), *bi = gpux__wg_in(b, 2), *y = gpux__wg_out(b, 0);
   if (!x || !sc || !bi || !y || x->ndim < 2) return gpux__wg_decline(b, "missing input");
@@ -397,8 +424,8 @@ static int op_groupnorm(wg_build *b) {
   gpux__wg_cat(&s, "fn row_base(k: u32) -> u32 { return k * %lluu; }\nfn seg_off(j: u32) -> u32 { return j; }\n", (unsigned long long)L);
   uint32_t gx, gy;
   row_head(b, &s, N * G, &gx, &gy);
-  emit_mean_inv(&s, bx, (unsigned long long)L, eps, 0);
-  gpux__wg_cat(&s, "  for (var j = li; j < %lluu; j = j + %uu) {\n    let k = base + j;\n", (unsigned long long)L, WGS);
+  emit_mean_inv(&s, wgs, bx, (unsigned long long)L, eps, 0);
+  gpux__wg_cat(&s, "  for (var j = li; j < %lluu; j = j + %uu) {\n    let k = base + j;\n", (unsigned long long)L, wgs);
   if (per_group) gpux__wg_cat(&s, "    let c = o %% %lluu;\n", (unsigned long long)G);
   else gpux__wg_cat(&s, "    let c = (o %% %lluu) * %lluu + j / %lluu;\n", (unsigned long long)G, (unsigned long long)cpg, (unsigned long long)spatial);
   gpux__wg_cat(&s, "    b%d[k] = (b%d[k] - mean) * inv * b%d[c] + b%d[c];\n  }\n}\n", by, bx, bs, bb);
@@ -408,6 +435,7 @@ static int op_groupnorm(wg_build *b) {
 }
 
 static int op_lpnorm(wg_build *b) {
+  int wgs = row_threads(b);
   const gpux_node *n = gpux__wg_node(b);
   const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
   if (!x || !y) return gpux__wg_decline(b, "missing input");
@@ -428,17 +456,18 @@ static int op_lpnorm(wg_build *b) {
   uint32_t gx, gy;
   row_head(b, &s, rw.n_rows, &gx, &gy);
   unsigned long long L = (unsigned long long)rw.len;
-  gpux__wg_cat(&s, "  var acc = 0.0;\n  for (var j = li; j < %lluu; j = j + %uu) { let v = b%d[base + seg_off(j)]; acc = acc + %s; }\n", L, WGS, bx,
+  gpux__wg_cat(&s, "  var acc = 0.0;\n  for (var j = li; j < %lluu; j = j + %uu) { let v = b%d[base + seg_off(j)]; acc = acc + %s; }\n", L, wgs, bx,
                p == 1 ? "abs(v)" : "v * v");
-  wg_combine(&s, "acc", "a + b", "tot");
+  wg_combine(&s, wgs, "acc", "a + b", "tot");
   gpux__wg_cat(&s, "  let nrm = %s;\n  for (var j = li; j < %lluu; j = j + %uu) { let k = base + seg_off(j); b%d[k] = select(b%d[k] / nrm, 0.0, nrm == 0.0); }\n}\n",
-               p == 1 ? "tot" : "sqrt(tot)", L, WGS, by, bx);
+               p == 1 ? "tot" : "sqrt(tot)", L, wgs, by, bx);
   rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
   gpux__wg_str_free(&s);
   return rc;
 }
 
 static int op_mvn(wg_build *b) {
+  int wgs = row_threads(b);
   const gpux_node *n = gpux__wg_node(b);
   const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
   if (!x || !y) return gpux__wg_decline(b, "missing input");
@@ -467,12 +496,12 @@ static int op_mvn(wg_build *b) {
   unsigned long long L = (unsigned long long)rw.len;
   /* the function body: (X - E[X]) / (sqrt(E[X^2] - E[X]^2) + 1e-9) */
   gpux__wg_cat(&s, "  var acc = 0.0;\n  var acc2 = 0.0;\n  for (var j = li; j < %lluu; j = j + %uu) { let v = b%d[base + seg_off(j)]; acc = acc + v; acc2 = acc2 + v * v; }\n",
-               L, WGS, bx);
-  wg_combine(&s, "acc", "a + b", "tot");
-  wg_combine(&s, "acc2", "a + b", "tot2");
+               L, wgs, bx);
+  wg_combine(&s, wgs, "acc", "a + b", "tot");
+  wg_combine(&s, wgs, "acc2", "a + b", "tot2");
   gpux__wg_cat(&s, "  let mean = tot / %llu.0;\n  let sd = sqrt(max(tot2 / %llu.0 - mean * mean, 0.0)) + 1e-9;\n"
                    "  for (var j = li; j < %lluu; j = j + %uu) { let k = base + seg_off(j); b%d[k] = (b%d[k] - mean) / sd; }\n}\n",
-               L, L, L, WGS, by, bx);
+               L, L, L, wgs, by, bx);
   rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
   gpux__wg_str_free(&s);
   return rc;

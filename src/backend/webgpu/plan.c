@@ -13,6 +13,7 @@
  * buffer and submitted once, and its results are read back with one map. */
 #include "backend/webgpu/wg.h"
 #include <stdio.h>
+#include <time.h>
 
 #define WG_MAX_BIND 16
 #define WG_TIME_INF 0x7fffffff
@@ -1067,6 +1068,38 @@ static int upload_value(wg_plan *p, int v, const gpux_tensor *t) {
   return 0;
 }
 
+/* GPUX_WEBGPU_PROFILE: each node submitted and waited for alone, times printed per op type. */
+static void profile_segment(wg_plan *p, const wg_seg *sg) {
+  wg_device *d = p->dev;
+  for (int s = sg->first_step; s <= sg->last_step; s++) {
+    const wg_step *st = &p->steps[s];
+    if (!st->n_disp) continue;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    WGPUCommandEncoder enc = d->f.wgpuDeviceCreateCommandEncoder(d->device, NULL);
+    WGPUComputePassEncoder pass = d->f.wgpuCommandEncoderBeginComputePass(enc, NULL);
+    for (int q = 0; q < st->n_disp; q++) {
+      const wg_disp *ds = &p->disp[st->first_disp + q];
+      d->f.wgpuComputePassEncoderSetPipeline(pass, ds->pipe->pipeline);
+      d->f.wgpuComputePassEncoderSetBindGroup(pass, 0, ds->bg, 0, NULL);
+      d->f.wgpuComputePassEncoderDispatchWorkgroups(pass, ds->x, ds->y, ds->z);
+    }
+    d->f.wgpuComputePassEncoderEnd(pass);
+    d->f.wgpuComputePassEncoderRelease(pass);
+    WGPUCommandBuffer cmd = d->f.wgpuCommandEncoderFinish(enc, NULL);
+    d->f.wgpuCommandEncoderRelease(enc);
+    d->f.wgpuQueueSubmit(d->queue, 1, &cmd);
+    d->f.wgpuCommandBufferRelease(cmd);
+    gpux__wg_queue_idle(d);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    const gpux_node *n = &p->g->nodes[st->node];
+    const wg_disp *d0 = &p->disp[st->first_disp];
+    fprintf(stderr, "  %8.3f ms  %-20s %-30s %d dispatch%s, first %ux%ux%u\n",
+            (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6, n->op_type, n->name,
+            st->n_disp, st->n_disp == 1 ? "" : "es", d0->x, d0->y, d0->z);
+  }
+}
+
 static int run_segment(wg_plan *p, const wg_seg *sg, gpux_tensor *hv) {
   wg_device *d = p->dev;
   int rc;
@@ -1074,6 +1107,7 @@ static int run_segment(wg_plan *p, const wg_seg *sg, gpux_tensor *hv) {
     int v = sg->uploads[u];
     if ((rc = upload_value(p, v, &hv[v]))) return rc;
   }
+  if (getenv("GPUX_WEBGPU_PROFILE")) profile_segment(p, sg);
   WGPUCommandEncoder enc = d->f.wgpuDeviceCreateCommandEncoder(d->device, NULL);
   if (!enc) return gpux__error(GPUX_E_DEVICE, "WebGPU: could not create a command encoder");
   WGPUComputePassEncoder pass = d->f.wgpuCommandEncoderBeginComputePass(enc, NULL);

@@ -183,6 +183,7 @@ typedef void (*WGPUDeviceLostCallback)(WGPUDevice const *device, WGPUEnum reason
 typedef void (*WGPUUncapturedErrorCallback)(WGPUDevice const *device, WGPUEnum type, WGPUStringView message,
                                             void *userdata1, void *userdata2);
 typedef void (*WGPUBufferMapCallback)(WGPUEnum status, WGPUStringView message, void *userdata1, void *userdata2);
+typedef void (*WGPUQueueWorkDoneCallback)(WGPUEnum status, void *userdata1, void *userdata2);
 typedef void (*WGPUPopErrorScopeCallback)(WGPUEnum status, WGPUEnum type, WGPUStringView message,
                                           void *userdata1, void *userdata2);
 struct WGPUCompilationInfo;
@@ -208,6 +209,7 @@ GPUX__WGPU_CALLBACK_INFO(WGPUDeviceLostCallbackInfo, WGPUDeviceLostCallback);
 GPUX__WGPU_CALLBACK_INFO(WGPUBufferMapCallbackInfo, WGPUBufferMapCallback);
 GPUX__WGPU_CALLBACK_INFO(WGPUPopErrorScopeCallbackInfo, WGPUPopErrorScopeCallback);
 GPUX__WGPU_CALLBACK_INFO(WGPUCompilationInfoCallbackInfo, WGPUCompilationInfoCallback);
+GPUX__WGPU_CALLBACK_INFO(WGPUQueueWorkDoneCallbackInfo, WGPUQueueWorkDoneCallback);
 
 typedef struct WGPUUncapturedErrorCallbackInfo {
   WGPUChainedStruct *nextInChain;
@@ -397,6 +399,7 @@ typedef struct WGPUComputePassDescriptor {
   X(void, wgpuQueueSubmit, (WGPUQueue q, size_t n, const WGPUCommandBuffer *buffers))                    \
   X(void, wgpuQueueWriteBuffer, (WGPUQueue q, WGPUBuffer b, uint64_t offset, const void *data, size_t size)) \
   X(void, wgpuQueueRelease, (WGPUQueue q))                                                               \
+  X(WGPUFuture, wgpuQueueOnSubmittedWorkDone, (WGPUQueue q, WGPUQueueWorkDoneCallbackInfo cb))           \
   X(WGPUFuture, wgpuBufferMapAsync, (WGPUBuffer b, WGPUFlags mode, size_t offset, size_t size,           \
                                      WGPUBufferMapCallbackInfo cb))                                      \
   X(const void *, wgpuBufferGetConstMappedRange, (WGPUBuffer b, size_t offset, size_t size))             \

@@ -38,8 +38,8 @@ typedef struct wg_device {
   char err_msg[1024];
   int lost;
   char lost_msg[512];
-  /* compiled pipelines, keyed by their WGSL text */
-  wg_pipeline *pipes;
+  /* compiled pipelines, keyed by their WGSL text (each allocated once: plans keep pointers) */
+  wg_pipeline **pipes;
   int n_pipes, cap_pipes;
   int refs;
 } wg_device;
@@ -60,6 +60,8 @@ int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipe
 WGPUBuffer gpux__wg_buffer(wg_device *d, uint64_t size, WGPUFlags usage, const char *label);
 /* Copies `size` bytes at `offset` of a GPU buffer into dst (one copy, one map). */
 int gpux__wg_read_buffer(wg_device *d, WGPUBuffer src, uint64_t offset, void *dst, size_t size);
+/* Waits until the GPU has finished the work submitted so far. */
+int gpux__wg_queue_idle(wg_device *d);
 /* Maps `staging` (MAP_READ) after the submitted work that writes it finishes. */
 int gpux__wg_map_read(wg_device *d, WGPUBuffer staging, size_t size, const void **data);
 

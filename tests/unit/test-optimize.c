@@ -1,0 +1,278 @@
+/* test-optimize.c — unit tests of the CPU backend's graph rewrite (graph/optimize.c): small models
+ * built in memory run with the rewrite and without it (GPUX_OPTIMIZE=0) must agree, and the
+ * rewritten graph must hold the fused nodes expected (and keep the nodes that may not fuse). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include "graph/optimize.h"
+#include "onnx-writer.h"
+
+static uint32_t rng = 777;
+
+static float rndf(void) {
+  rng = rng * 1664525u + 1013904223u;
+  return (float)((int)(rng >> 9) % 2001 - 1000) / 700.0f;
+}
+
+/* ---- model building ---- */
+
+typedef struct {
+  pbw g;                /* the GraphProto being written */
+  int n_inits;
+} model_b;
+
+/* An attribute: ints (n > 0, i used when n == 0 and !is_float), or floats. */
+typedef struct {
+  const char *name;
+  int type;             /* 1 float, 2 int, 7 ints */
+  float f;
+  int64_t i;
+  int n;
+  const int64_t *ints;
+} attr_b;
+
+static void node(model_b *m, const char *op, const char *const *in, int n_in, const char *out, const attr_b *attrs,
+                 int n_attrs) {
+  pbw n = {0};
+  for (int i = 0; i < n_in; i++) pbw_str(&n, 1, in[i]);
+  pbw_str(&n, 2, out);
+  pbw_str(&n, 3, out);
+  pbw_str(&n, 4, op);
+  for (int a = 0; a < n_attrs; a++) {
+    pbw at = {0};
+    pbw_str(&at, 1, attrs[a].name);
+    if (attrs[a].type == 1) {
+      pbw_key(&at, 2, 5);
+      pbw_bytes(&at, &attrs[a].f, 4);
+    } else if (attrs[a].type == 2) {
+      pbw_int(&at, 3, attrs[a].i);
+    } else {
+      for (int k = 0; k < attrs[a].n; k++) pbw_int(&at, 8, attrs[a].ints[k]);
+    }
+    pbw_int(&at, 20, attrs[a].type);
+    pbw_msg(&n, 5, &at);
+  }
+  pbw_msg(&m->g, 1, &n);
+}
+
+/* A float32 initializer of random values (or all `fill` when fill is not NAN). */
+static void init(model_b *m, const char *name, int ndim, const int64_t *dims, float fill) {
+  int64_t count = 1;
+  for (int i = 0; i < ndim; i++) count *= dims[i];
+  float *v = malloc((size_t)count * sizeof *v);
+  for (int64_t i = 0; i < count; i++) v[i] = isnan(fill) ? rndf() : fill;
+  pbw_tensor(&m->g, 5, name, GPUX_DT_FLOAT, ndim, dims, v, (size_t)count * sizeof *v);
+  free(v);
+}
+
+/* A Constant node with a float32 tensor of random values. */
+static void constant(model_b *m, const char *name, int ndim, const int64_t *dims) {
+  int64_t count = 1;
+  for (int i = 0; i < ndim; i++) count *= dims[i];
+  float *v = malloc((size_t)count * sizeof *v);
+  for (int64_t i = 0; i < count; i++) v[i] = rndf();
+  pbw n = {0}, at = {0};
+  pbw_str(&n, 2, name);
+  pbw_str(&n, 3, name);
+  pbw_str(&n, 4, "Constant");
+  pbw_str(&at, 1, "value");
+  pbw_tensor(&at, 5, NULL, GPUX_DT_FLOAT, ndim, dims, v, (size_t)count * sizeof *v);
+  pbw_int(&at, 20, 4);
+  pbw_msg(&n, 5, &at);
+  pbw_msg(&m->g, 1, &n);
+  free(v);
+}
+
+/* Finishes the graph (input x of xdims, output `out`) and loads it. */
+static gpux_model *finish(model_b *m, int ndim, const int64_t *xdims, const char *out) {
+  pbw_str(&m->g, 2, "g");
+  pbw_value_info(&m->g, 11, "x", GPUX_DT_FLOAT, ndim, xdims, NULL);
+  pbw tt = {0}, tp = {0}, vi = {0};
+  pbw_int(&tt, 1, GPUX_DT_FLOAT);
+  pbw_msg(&tp, 1, &tt);
+  pbw_str(&vi, 1, out);
+  pbw_msg(&vi, 2, &tp);
+  pbw_msg(&m->g, 12, &vi);
+  pbw mp = {0};
+  pbw_model(&mp, &m->g);
+  gpux_model *model = NULL;
+  if (gpux_model_load_buffer(mp.data, mp.len, "test", &model)) fail_msg("load: %s", gpux_last_error());
+  free(mp.data);
+  return model;
+}
+
+/* Runs model on x with the rewrite on or off. */
+static gpux_tensor run(gpux_model *model, const gpux_tensor *x, int optimize) {
+  setenv("GPUX_OPTIMIZE", optimize ? "1" : "0", 1);
+  gpux_session_options o = {.backend = GPUX_BACKEND_CPU, .threads = 1};
+  gpux_session *s;
+  if (gpux_session_create(model, &o, &s)) fail_msg("session: %s", gpux_last_error());
+  gpux_tensor y;
+  if (gpux_session_run(s, x, 1, &y, 1)) fail_msg("run: %s", gpux_last_error());
+  gpux_session_free(s);
+  unsetenv("GPUX_OPTIMIZE");
+  return y;
+}
+
+/* The rewritten graph's count of nodes of op_type. */
+static int count_ops(gpux_model *model, const char *op_type) {
+  gpux_graph *g;
+  assert_int_equal(gpux__graph_optimize(model->graph, &g), 0);
+  const gpux_graph *use = g ? g : model->graph;
+  int n = 0;
+  for (int i = 0; i < use->n_nodes; i++) n += !strcmp(use->nodes[i].op_type, op_type);
+  gpux__graph_optimized_free(g);
+  return n;
+}
+
+/* Both runs agree to float32 rounding. */
+static void check_same(gpux_model *model, int ndim, const int64_t *xdims) {
+  gpux_tensor x;
+  assert_int_equal(gpux_tensor_init(&x, GPUX_DT_FLOAT, ndim, xdims), 0);
+  for (int64_t i = 0; i < gpux_tensor_count(&x); i++) ((float *)x.data)[i] = rndf() * 3;
+  gpux_tensor a = run(model, &x, 0), b = run(model, &x, 1);
+  gpux_compare_report r;
+  if (gpux_tensor_compare(&b, &a, 1e-4, 1e-5, &r)) fail_msg("optimized run differs: %s", r.message);
+  gpux_tensor_free(&x), gpux_tensor_free(&a), gpux_tensor_free(&b);
+}
+
+static const int64_t xdims[4] = {1, 4, 7, 9};
+static const int64_t ones4[4] = {1, 1, 1, 1};
+
+/* Conv + BatchNormalization + x * clip(x + 3, 0, 6) / 6 + per-channel Mul + Add (from a Constant
+ * node): one FusedConv. */
+static void test_conv_chain(void **state) {
+  (void)state;
+  model_b m = {0};
+  int64_t wd[4] = {6, 4, 3, 3}, cd[1] = {6}, pc[4] = {1, 6, 1, 1}, pads[4] = {1, 1, 1, 1};
+  init(&m, "w", 4, wd, NAN), init(&m, "b", 1, cd, NAN);
+  init(&m, "sc", 1, cd, NAN), init(&m, "bb", 1, cd, NAN), init(&m, "mu", 1, cd, NAN), init(&m, "var", 1, cd, 0.7f);
+  init(&m, "three", 0, NULL, 3), init(&m, "zero", 0, NULL, 0), init(&m, "six", 0, NULL, 6);
+  init(&m, "k", 4, pc, NAN);
+  constant(&m, "shift", 0, NULL);
+  attr_b pa = {.name = "pads", .type = 7, .n = 4, .ints = pads};
+  node(&m, "Conv", (const char *[]){"x", "w", "b"}, 3, "c", &pa, 1);
+  node(&m, "BatchNormalization", (const char *[]){"c", "sc", "bb", "mu", "var"}, 5, "bn", NULL, 0);
+  node(&m, "Add", (const char *[]){"bn", "three"}, 2, "t1", NULL, 0);
+  node(&m, "Clip", (const char *[]){"t1", "zero", "six"}, 3, "t2", NULL, 0);
+  node(&m, "Mul", (const char *[]){"bn", "t2"}, 2, "t3", NULL, 0);
+  node(&m, "Div", (const char *[]){"t3", "six"}, 2, "hs", NULL, 0);
+  node(&m, "Mul", (const char *[]){"k", "hs"}, 2, "t4", NULL, 0);
+  node(&m, "Add", (const char *[]){"t4", "shift"}, 2, "y", NULL, 0);
+  gpux_model *model = finish(&m, 4, xdims, "y");
+  assert_int_equal(count_ops(model, "FusedConv"), 1);
+  assert_int_equal(count_ops(model, "Mul") + count_ops(model, "Add") + count_ops(model, "Constant"), 0);
+  check_same(model, 4, xdims);
+  gpux_model_free(model);
+}
+
+/* A Conv output read twice (by a Relu and as a graph output... here by a second branch) keeps
+ * its Relu; a depthwise Conv + LeakyRelu fuses. */
+static void test_conv_shared_output(void **state) {
+  (void)state;
+  model_b m = {0};
+  int64_t wd[4] = {4, 1, 3, 3}, pads[4] = {1, 1, 1, 1};
+  init(&m, "w", 4, wd, NAN);
+  attr_b attrs[2] = {{.name = "pads", .type = 7, .n = 4, .ints = pads}, {.name = "group", .type = 2, .i = 4}};
+  attr_b alpha = {.name = "alpha", .type = 1, .f = 0.1f};
+  node(&m, "Conv", (const char *[]){"x", "w"}, 2, "c", attrs, 2);
+  node(&m, "Relu", (const char *[]){"c"}, 1, "r", NULL, 0);
+  node(&m, "Add", (const char *[]){"c", "r"}, 2, "s", NULL, 0);
+  node(&m, "Conv", (const char *[]){"s", "w"}, 2, "c2", attrs, 2);
+  node(&m, "LeakyRelu", (const char *[]){"c2"}, 1, "y", &alpha, 1);
+  gpux_model *model = finish(&m, 4, xdims, "y");
+  assert_int_equal(count_ops(model, "Relu"), 1);
+  assert_int_equal(count_ops(model, "Conv"), 1);
+  assert_int_equal(count_ops(model, "FusedConv"), 1);
+  check_same(model, 4, xdims);
+  gpux_model_free(model);
+}
+
+/* Grouped ConvTranspose + Add (bias) + BatchNormalization + Relu: one FusedConvTranspose. */
+static void test_conv_transpose_chain(void **state) {
+  (void)state;
+  model_b m = {0};
+  int64_t wd[4] = {4, 3, 2, 2}, cd[1] = {6}, pc[3] = {6, 1, 1}, st[2] = {2, 2};
+  init(&m, "w", 4, wd, NAN), init(&m, "k", 3, pc, NAN);
+  init(&m, "sc", 1, cd, NAN), init(&m, "bb", 1, cd, NAN), init(&m, "mu", 1, cd, NAN), init(&m, "var", 1, cd, 1.3f);
+  attr_b attrs[2] = {{.name = "strides", .type = 7, .n = 2, .ints = st}, {.name = "group", .type = 2, .i = 2}};
+  node(&m, "ConvTranspose", (const char *[]){"x", "w"}, 2, "c", attrs, 2);
+  node(&m, "Add", (const char *[]){"c", "k"}, 2, "cb", NULL, 0);
+  node(&m, "BatchNormalization", (const char *[]){"cb", "sc", "bb", "mu", "var"}, 5, "bn", NULL, 0);
+  node(&m, "Relu", (const char *[]){"bn"}, 1, "y", NULL, 0);
+  gpux_model *model = finish(&m, 4, xdims, "y");
+  assert_int_equal(count_ops(model, "FusedConvTranspose"), 1);
+  assert_int_equal(count_ops(model, "Relu") + count_ops(model, "BatchNormalization"), 0);
+  check_same(model, 4, xdims);
+  gpux_model_free(model);
+}
+
+/* Squeeze-and-excitation: x + x * hardsigmoid(conv(pool(x))) becomes one Mul. */
+static void test_squeeze_excitation(void **state) {
+  (void)state;
+  model_b m = {0};
+  int64_t wd[4] = {4, 4, 1, 1}, cd[1] = {4};
+  init(&m, "w", 4, wd, NAN), init(&m, "b", 1, cd, NAN);
+  node(&m, "GlobalAveragePool", (const char *[]){"x"}, 1, "p", NULL, 0);
+  node(&m, "Conv", (const char *[]){"p", "w", "b"}, 3, "c", NULL, 0);
+  node(&m, "HardSigmoid", (const char *[]){"c"}, 1, "s", NULL, 0);
+  node(&m, "Mul", (const char *[]){"x", "s"}, 2, "xs", NULL, 0);
+  node(&m, "Add", (const char *[]){"xs", "x"}, 2, "y", NULL, 0);
+  gpux_model *model = finish(&m, 4, xdims, "y");
+  assert_int_equal(count_ops(model, "Mul"), 1);
+  assert_int_equal(count_ops(model, "Add"), 0);
+  check_same(model, 4, xdims);
+  gpux_model_free(model);
+}
+
+/* Conv + LeakyRelu + Max and Min with scalars (a clamp after the activation), and Conv + Max
+ * with a scalar (the activation Clip) then a Relu that may not fuse after it. */
+static void test_conv_bounds(void **state) {
+  (void)state;
+  model_b m = {0};
+  int64_t wd[4] = {5, 4, 1, 3}, pads[4] = {0, 1, 0, 1};
+  init(&m, "w", 4, wd, NAN), init(&m, "lo", 0, NULL, -0.4f), init(&m, "hi", 0, NULL, 1.5f);
+  attr_b pa = {.name = "pads", .type = 7, .n = 4, .ints = pads}, alpha = {.name = "alpha", .type = 1, .f = 0.2f};
+  node(&m, "Conv", (const char *[]){"x", "w"}, 2, "c", &pa, 1);
+  node(&m, "LeakyRelu", (const char *[]){"c"}, 1, "l", &alpha, 1);
+  node(&m, "Max", (const char *[]){"l", "lo"}, 2, "mx", NULL, 0);
+  node(&m, "Min", (const char *[]){"hi", "mx"}, 2, "a", NULL, 0);
+  int64_t w2d[4] = {3, 5, 1, 1};
+  init(&m, "w2", 4, w2d, NAN);
+  node(&m, "Conv", (const char *[]){"a", "w2"}, 2, "c2", NULL, 0);
+  node(&m, "Max", (const char *[]){"c2", "lo"}, 2, "m2", NULL, 0);
+  node(&m, "Relu", (const char *[]){"m2"}, 1, "y", NULL, 0);
+  gpux_model *model = finish(&m, 4, xdims, "y");
+  assert_int_equal(count_ops(model, "FusedConv"), 2);
+  assert_int_equal(count_ops(model, "Max") + count_ops(model, "Min") + count_ops(model, "LeakyRelu"), 0);
+  assert_int_equal(count_ops(model, "Relu"), 1);
+  check_same(model, 4, xdims);
+  gpux_model_free(model);
+}
+
+/* Nothing to rewrite: no copy is made. */
+static void test_nothing(void **state) {
+  (void)state;
+  model_b m = {0};
+  node(&m, "Relu", (const char *[]){"x"}, 1, "y", NULL, 0);
+  gpux_model *model = finish(&m, 4, ones4, "y");
+  gpux_graph *g = NULL;
+  assert_int_equal(gpux__graph_optimize(model->graph, &g), 0);
+  assert_null(g);
+  gpux_model_free(model);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_conv_chain),
+    cmocka_unit_test(test_conv_shared_output),
+    cmocka_unit_test(test_conv_transpose_chain),
+    cmocka_unit_test(test_squeeze_excitation),
+    cmocka_unit_test(test_conv_bounds),
+    cmocka_unit_test(test_nothing),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
