@@ -18,8 +18,9 @@
  *   3. Squeeze-and-excitation's x + x * s, where a FusedConv makes s for this alone, becomes
  *      x * s' with s' = s + 1 folded into that FusedConv: one pass over x instead of two.
  *
- * Value ids stay as they are (new values are appended), so nested graphs that capture values of
- * the main graph by id read the copy alike. */
+ * Nested graphs (If, Loop and Scan bodies) are rewritten alike, as copies their node points to;
+ * a body's Conv may take weights it captures from an enclosing graph. Value ids stay as they are
+ * (new values are appended), so nested graphs that capture values by id read the copies alike. */
 #include "graph/optimize.h"
 #include "ops/op.h"
 #include <float.h>
@@ -31,6 +32,8 @@ typedef struct {
   gpux__arena arena;      /* nodes' input lists, attributes and names the rewrite made */
   int n_owned, cap_owned;
   void **owned;           /* data of the tensors the rewrite made (folded weights) */
+  int n_subs;
+  gpux_graph **subs;      /* rewritten copies of nested graphs (If/Loop/Scan bodies) */
 } opt_graph;
 
 /* ---- helpers ---- */
@@ -55,9 +58,15 @@ static int is_owned(const opt_graph *o, const void *p) {
   return 0;
 }
 
-/* The constant tensor of value id, or NULL when it is computed (or not a dense tensor). */
+/* The constant tensor of value id (in a nested graph, also an initializer of an enclosing graph
+ * that it captures), or NULL when it is computed (or not a dense tensor). */
 static const gpux_tensor *const_of(const gpux_graph *g, int id) {
-  if (id < 0 || !g->values[id].is_const) return NULL;
+  if (id < 0) return NULL;
+  while (!g->values[id].is_const && g->values[id].outer >= 0 && g->parent) {
+    id = g->values[id].outer;
+    g = g->parent;
+  }
+  if (!g->values[id].is_const) return NULL;
   const gpux_tensor *t = &g->values[id].init;
   return t->kind == GPUX_KIND_TENSOR && t->data ? t : NULL;
 }
@@ -526,6 +535,8 @@ static int fuse_se(opt_graph *o, const use_map *u, int ia, unsigned char *dead) 
 void gpux__graph_optimized_free(gpux_graph *g) {
   if (!g) return;
   opt_graph *o = (opt_graph *)g;
+  for (int i = 0; i < o->n_subs; i++) gpux__graph_optimized_free(o->subs[i]);
+  free(o->subs);
   for (int i = 0; i < o->n_owned; i++) free(o->owned[i]);
   free(o->owned);
   free(g->values);
@@ -536,10 +547,56 @@ void gpux__graph_optimized_free(gpux_graph *g) {
   free(o);
 }
 
-int gpux__graph_optimize(const gpux_graph *src, gpux_graph **out) {
+static int optimize(const gpux_graph *src, gpux_graph **out);
+
+/* Nested graphs of node i rewritten: the node gets its own attribute list (and graph lists)
+ * pointing at the copies, which o->subs keeps. Sets *changed when any was rewritten. */
+static int optimize_subgraphs(opt_graph *o, int i, int *changed) {
+  gpux_node *n = &o->g.nodes[i];
+  int own_attrs = 0; /* n->attrs is this graph's copy */
+  for (int a = 0; a < n->n_attrs; a++) {
+    int count = n->attrs[a].g ? 1 : n->attrs[a].type == GPUX_ATTR_GRAPHS ? n->attrs[a].n : 0;
+    int own_list = 0;  /* n->attrs[a].graphs is this graph's copy */
+    for (int k = 0; k < count; k++) {
+      gpux_graph *sub;
+      int rc = optimize(n->attrs[a].g ? n->attrs[a].g : n->attrs[a].graphs[k], &sub);
+      if (rc) return rc;
+      if (!sub) continue;
+      gpux_graph **subs = gpux__realloc(o->subs, (size_t)(o->n_subs + 1) * sizeof *subs);
+      if (!subs) {
+        gpux__graph_optimized_free(sub);
+        return GPUX_E_NOMEM;
+      }
+      o->subs = subs;
+      o->subs[o->n_subs++] = sub;
+      if (!own_attrs) {
+        gpux_attr *attrs = gpux__arena_alloc(&o->arena, (size_t)n->n_attrs * sizeof *attrs);
+        if (!attrs) return GPUX_E_NOMEM;
+        memcpy(attrs, n->attrs, (size_t)n->n_attrs * sizeof *attrs);
+        n->attrs = attrs;
+        own_attrs = 1;
+      }
+      gpux_attr *at = &n->attrs[a];
+      if (at->g) {
+        at->g = sub;
+      } else {
+        if (!own_list) {
+          struct gpux_graph **gs = gpux__arena_alloc(&o->arena, (size_t)at->n * sizeof *gs);
+          if (!gs) return GPUX_E_NOMEM;
+          memcpy(gs, at->graphs, (size_t)at->n * sizeof *gs);
+          at->graphs = gs;
+          own_list = 1;
+        }
+        at->graphs[k] = sub;
+      }
+      *changed = 1;
+    }
+  }
+  return 0;
+}
+
+static int optimize(const gpux_graph *src, gpux_graph **out) {
   *out = NULL;
-  const char *env = getenv("GPUX_OPTIMIZE");
-  if (env && !strcmp(env, "0")) return 0;
   const gpux_op_def *fused_def = gpux__op_find("gpux", "FusedConv", 1);
   const gpux_op_def *fused_t_def = gpux__op_find("gpux", "FusedConvTranspose", 1);
   opt_graph *o = gpux__calloc(1, sizeof *o);
@@ -557,6 +614,8 @@ int gpux__graph_optimize(const gpux_graph *src, gpux_graph **out) {
   if (!g->values || !g->nodes || !dead) { rc = GPUX_E_NOMEM; goto out; }
   memcpy(g->values, src->values, (size_t)src->n_values * sizeof *g->values);
   memcpy(g->nodes, src->nodes, (size_t)src->n_nodes * sizeof *g->nodes);
+  for (int i = 0; i < g->n_nodes; i++)
+    if ((rc = optimize_subgraphs(o, i, &changed))) goto out;
   fold_constants(o, dead);
   if ((rc = use_map_build(g, dead, &u))) goto out;
   for (int i = 0; i < g->n_nodes; i++)
@@ -571,7 +630,7 @@ int gpux__graph_optimize(const gpux_graph *src, gpux_graph **out) {
   int kept = 0;
   for (int i = 0; i < g->n_nodes; i++)
     if (!dead[i]) g->nodes[kept++] = g->nodes[i];
-  changed = kept != g->n_nodes;
+  changed |= kept != g->n_nodes;
   g->n_nodes = kept;
   if (changed) rc = gpux__graph_finalize(g);
 out:
@@ -584,4 +643,11 @@ out:
   }
   *out = g;
   return 0;
+}
+
+int gpux__graph_optimize(const gpux_graph *src, gpux_graph **out) {
+  *out = NULL;
+  const char *env = getenv("GPUX_OPTIMIZE");
+  if (env && !strcmp(env, "0")) return 0;
+  return optimize(src, out);
 }

@@ -1,16 +1,17 @@
 /* optimize.h — the graph rewrite the CPU backend runs once per session (optimize.c): Constant
- * nodes become initializers, and a Conv followed by the per-channel affine ops, BatchNormalization
- * and activation it feeds becomes one gpux.FusedConv node. The model's own graph is not touched:
- * the session runs a rewritten copy. */
+ * nodes become initializers, and a Conv (ConvTranspose) followed by the per-channel affine ops,
+ * BatchNormalization and activation it feeds becomes one gpux.FusedConv (FusedConvTranspose)
+ * node. The model's own graph is not touched: the session runs a rewritten copy. */
 #ifndef GPUX_OPTIMIZE_H
 #define GPUX_OPTIMIZE_H
 
 #include "graph/ir.h"
 
-/* Makes *out a rewritten copy of g (a model's main graph) that shares g's attributes, weights and
- * subgraphs and owns what the rewrite made; free it with gpux__graph_optimized_free. Values keep
- * their ids, so subgraphs that capture values of g read the copy's values alike. *out is NULL
- * (and 0 returned) when nothing was rewritten or GPUX_OPTIMIZE=0 is set in the environment. */
+/* Makes *out a rewritten copy of g (a model's main graph) that shares g's attributes and weights
+ * and owns what the rewrite made (nested graphs rewritten as well included); free it with
+ * gpux__graph_optimized_free. Values keep their ids, so nested graphs that capture values of g
+ * read the copy's values alike. *out is NULL (and 0 returned) when nothing was rewritten or
+ * GPUX_OPTIMIZE=0 is set in the environment. */
 int gpux__graph_optimize(const gpux_graph *g, gpux_graph **out);
 void gpux__graph_optimized_free(gpux_graph *g);
 

@@ -101,8 +101,8 @@ static void run_case(int dw) {
   p.x = x, p.w = w, p.y = y, p.b = rnd(0, 1) ? b : NULL;
   if (rnd(0, 1)) ep.scale = sc, ep.shift = sh;
   int rc = dw ? gpux__conv2d_depthwise(&p) : gpux__conv2d_implicit(&p);
-  assert_int_equal(rc, 0);
-  check(&p);
+  assert_int_equal(rc, p.oh * p.ow < 16); /* tiny planes are left to conv.c */
+  if (!rc) check(&p);
   free(x), free(w), free(b), free(y), free(sc), free(sh);
 }
 
@@ -126,7 +126,7 @@ static void test_blocking(void **state) {
   if (!gpux__conv_direct_available()) skip();
   static const int64_t shapes[][6] = {/* c, m, h, w, k, pad */
                                       {40, 136, 9, 27, 3, 1}, {300, 5, 4, 50, 1, 0}, {33, 7, 3, 70, 3, 0},
-                                      {7, 9, 3, 11, 1, 0}, {5, 6, 1, 13, 1, 0}};
+                                      {7, 9, 3, 11, 1, 0}, {5, 6, 1, 19, 1, 0}};
   for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
     const int64_t *d = shapes[s];
     gpux__conv_epilogue ep = {.act = GPUX_EP_RELU};

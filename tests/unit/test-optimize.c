@@ -253,6 +253,53 @@ static void test_conv_bounds(void **state) {
   gpux_model_free(model);
 }
 
+/* A Conv + Relu inside an If branch, on weights the branch captures from the main graph, fuses
+ * in the branch. */
+static void test_nested_graph(void **state) {
+  (void)state;
+  model_b m = {0}, then_b = {0}, else_b = {0};
+  int64_t wd[4] = {3, 4, 3, 3}, pads[4] = {1, 1, 1, 1};
+  init(&m, "w", 4, wd, NAN);
+  uint8_t yes = 1;
+  pbw_tensor(&m.g, 5, "cond", 9 /* bool */, 0, NULL, &yes, 1);
+  attr_b pa = {.name = "pads", .type = 7, .n = 4, .ints = pads};
+  node(&then_b, "Conv", (const char *[]){"x", "w"}, 2, "tc", &pa, 1);
+  node(&then_b, "Relu", (const char *[]){"tc"}, 1, "ty", NULL, 0);
+  node(&else_b, "Conv", (const char *[]){"x", "w"}, 2, "ey", &pa, 1);
+  model_b *branches[2] = {&then_b, &else_b};
+  const char *outs[2] = {"ty", "ey"}, *names[2] = {"then_branch", "else_branch"};
+  pbw n = {0};
+  pbw_str(&n, 1, "cond");
+  pbw_str(&n, 2, "y");
+  pbw_str(&n, 3, "if");
+  pbw_str(&n, 4, "If");
+  for (int b = 0; b < 2; b++) {
+    pbw tt = {0}, tp = {0}, vi = {0}, at = {0};
+    pbw_str(&branches[b]->g, 2, names[b]);
+    pbw_int(&tt, 1, GPUX_DT_FLOAT);
+    pbw_msg(&tp, 1, &tt);
+    pbw_str(&vi, 1, outs[b]);
+    pbw_msg(&vi, 2, &tp);
+    pbw_msg(&branches[b]->g, 12, &vi);
+    pbw_str(&at, 1, names[b]);
+    pbw_msg(&at, 6, &branches[b]->g);
+    pbw_int(&at, 20, 5);
+    pbw_msg(&n, 5, &at);
+  }
+  pbw_msg(&m.g, 1, &n);
+  gpux_model *model = finish(&m, 4, xdims, "y");
+  gpux_graph *g;
+  assert_int_equal(gpux__graph_optimize(model->graph, &g), 0);
+  assert_non_null(g);
+  const gpux_attr *tb = gpux__node_attr(&g->nodes[0], "then_branch");
+  assert_non_null(tb);
+  assert_int_equal(tb->g->n_nodes, 1);
+  assert_string_equal(tb->g->nodes[0].op_type, "FusedConv");
+  gpux__graph_optimized_free(g);
+  check_same(model, 4, xdims);
+  gpux_model_free(model);
+}
+
 /* Nothing to rewrite: no copy is made. */
 static void test_nothing(void **state) {
   (void)state;
@@ -272,6 +319,7 @@ int main(void) {
     cmocka_unit_test(test_conv_transpose_chain),
     cmocka_unit_test(test_squeeze_excitation),
     cmocka_unit_test(test_conv_bounds),
+    cmocka_unit_test(test_nested_graph),
     cmocka_unit_test(test_nothing),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -580,7 +580,7 @@ static int device_create(wg_device **out) {
   if (!d) return GPUX_E_NOMEM;
   const char *t = getenv("GPUX_WEBGPU_TIMEOUT");
   double secs = t ? atof(t) : 0;
-  d->timeout_ns = (uint64_t)((secs > 0 ? secs : 60.0) * 1e9);
+  d->timeout_ns = (uint64_t)((secs > 0 ? secs : 300.0) * 1e9); /* first runs include shader JIT */
   int verbose = getenv("GPUX_WEBGPU_VERBOSE") != NULL;
   uint64_t t0 = now_ns();
   int rc = runtime_get(d);

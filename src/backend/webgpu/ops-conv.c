@@ -7,6 +7,7 @@
 #include "backend/webgpu/wg.h"
 #include "ops/conv.h"
 #include <stdio.h>
+#include <stdlib.h>
 
 static int read_window(wg_build *b, const gpux_tensor *x, const int64_t *kernel, int forward, int ceil_mode, gpux__window *w) {
   gpux_kctx k;
@@ -99,7 +100,7 @@ static int op_conv(wg_build *b) {
   char biasx[64] = "0.0";
   if (bb >= 0) snprintf(biasx, sizeof biasx, "b%d[co]", bb);
   int pointwise = ks == 1 && w.s[0] == 1 && w.s[1] == 1 && w.s[2] == 1 && !w.pb[0] && !w.pb[1] && !w.pb[2] && os == is;
-  if (mg >= 16 && N * G <= 65535) {
+  if (mg >= 16 && N * G <= 65535 && !getenv("GPUX_WEBGPU_DIRECT_CONV")) {
     /* implicit GEMM per (image, group): [mg x K] weights times [K x os] input columns */
     wg_str pre = {0};
     if ((rc = emit_epilogue(b, &pre, ps, pb))) { gpux__wg_str_free(&pre); return rc; }
