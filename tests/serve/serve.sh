@@ -189,7 +189,13 @@ expect sigint-exit 0 '' -- true
 start grace tiny --max-queue-delay-ms 600
 client batch "$url" tiny 6 > "$tmp/inflight" 2>&1 &
 cpid=$!
-sleep 0.3
+# SIGTERM only once the requests are in: the first one is queued (a slow machine may take a
+# while to start the client)
+for _ in $(seq 200); do
+  curl -s "$url/metrics" | grep -Eq 'gpux_queue_length\{model="tiny"\} [1-9]' && break
+  sleep 0.05
+done
+sleep 0.2
 kill -TERM "$pid"
 wait "$cpid"; crc=$?
 wait "$pid"; src=$?
