@@ -2,8 +2,7 @@
  * activations with alpha/beta, clip, sequence_lens, initial states, LSTM peepholes and
  * input_forget, GRU linear_before_reset, and both layouts. Compute is float32 with the input
  * projection of all steps done as one GEMM and one GEMM per step for the recurrence. */
-#include "ops/op.h"
-#include <cblas.h>
+#include "ops/gemm.h"
 #include <math.h>
 #include <strings.h>
 
@@ -141,8 +140,8 @@ static int run_direction(const rnn_conf *cf, const activation *acts, int reverse
   /* input projection for every step at once, with the W bias (and R bias except GRU's h gate
    * under linear_before_reset, which must stay inside the reset product) */
   if (S * B > 0 && NI > 0)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(S * B), (int)GH, (int)NI, 1.0f, x,
-                (int)NI, w, (int)NI, 0.0f, xw, (int)GH);
+    gpux__gemm_parallel(&(gpux__gemm){.trans_b = 1, .m = S * B, .n = GH, .k = NI, .alpha = 1, .beta = 0,
+                                      .a = x, .lda = NI, .b = w, .ldb = NI, .c = xw, .ldc = GH});
   else
     memset(xw, 0, (size_t)(S * B * GH) * sizeof(float));
   for (int64_t row = 0; row < S * B; row++) {
@@ -159,8 +158,8 @@ static int run_direction(const rnn_conf *cf, const activation *acts, int reverse
     /* recurrence: gates of all cells (for GRU only z and r, plus h for linear_before_reset) */
     int64_t ng = cf->cell == CELL_GRU && !cf->linear_before_reset ? 2 * H : GH;
     if (H > 0 && B > 0)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)ng, (int)H, 1.0f, h, (int)H,
-                  r, (int)H, 0.0f, hr, (int)GH);
+      gpux__gemm_serial(&(gpux__gemm){.trans_b = 1, .m = B, .n = ng, .k = H, .alpha = 1, .beta = 0, .a = h,
+                                      .lda = H, .b = r, .ldb = H, .c = hr, .ldc = GH});
     for (int64_t b = 0; b < B; b++) {
       float *g = hr + b * GH;
       const float *xg = xt + b * GH;
@@ -192,8 +191,8 @@ static int run_direction(const rnn_conf *cf, const activation *acts, int reverse
           for (int64_t j = 0; j < H; j++) tmp[b * H + j] = hr[b * GH + H + j] * h[b * H + j];
         /* (r . h) * Rh^T into the h columns */
         if (H > 0 && B > 0)
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)H, (int)H, 1.0f, tmp,
-                      (int)H, r + 2 * H * H, (int)H, 0.0f, hr + 2 * H, (int)GH);
+          gpux__gemm_serial(&(gpux__gemm){.trans_b = 1, .m = B, .n = H, .k = H, .alpha = 1, .beta = 0, .a = tmp,
+                                          .lda = H, .b = r + 2 * H * H, .ldb = H, .c = hr + 2 * H, .ldc = GH});
         for (int64_t b = 0; b < B; b++) {
           float *g = hr + b * GH;
           const float *xg = xt + b * GH;
