@@ -165,17 +165,20 @@ else
 fi
 
 # ---- a full queue (503 + Retry-After) and timeouts (504) ----
-start slow tiny --max-queue 1 --max-queue-delay-ms 400 --timeout 0.15
+start slow tiny --max-queue 1 --max-queue-delay-ms 2000 --timeout 1.5
 s=$url
 req() { printf '{"inputs":[{"name":"audio","shape":[1,%d],"datatype":"FP32","data":[%s]}]}' "$1" "$(seq -s, 1 "$1")"; }
-http timeout-504 504 "model 'tiny': no answer within 0.15 s" -- "$s/v2/models/tiny/infer" -d "$(req 4)"
-sleep 0.4
+# a lone request waits 2 s for company but may wait only 1.5 s
+http timeout-504 504 "model 'tiny': no answer within 1.5 s" -- "$s/v2/models/tiny/infer" -d "$(req 4)"
+sleep 1
+# one request forming a batch, one of another shape queued behind it: the next one is refused
+# (sleeps leave room for a loaded machine to start each client)
 curl -s -o /dev/null "$s/v2/models/tiny/infer" -d "$(req 4)" &
 c1=$!
-sleep 0.03
+sleep 0.3
 curl -s -o /dev/null "$s/v2/models/tiny/infer" -d "$(req 5)" &
 c2=$!
-sleep 0.03
+sleep 0.3
 http queue-full-503 503 "model 'tiny': 1 requests are queued; retry later" -- "$s/v2/models/tiny/infer" -d "$(req 6)"
 expect retry-after 0 '^Retry-After: 1' -- tr -d '\r' < "$tmp/headers"
 wait "$c1" "$c2"
