@@ -15,39 +15,9 @@ static int is_int_dtype(int dt) {
   return dt != GPUX_DT_BOOL && (gpux__dtype_is_signed_int(dt) || gpux__dtype_is_unsigned_int(dt));
 }
 
-/* A new float32 copy of t's elements (any float dtype). NULL when out of memory. */
-static float *widen_f32(const gpux_tensor *t) {
-  int64_t n = gpux_tensor_count(t);
-  float *p = gpux__malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
-  if (!p) return NULL;
-  if (t->dtype == GPUX_DT_FLOAT) {
-    memcpy(p, t->data, (size_t)n * sizeof *p);
-  } else if (t->dtype == GPUX_DT_FLOAT16) {
-    const uint16_t *s = t->data;
-    for (int64_t i = 0; i < n; i++) p[i] = gpux__f16_to_f32(s[i]);
-  } else if (t->dtype == GPUX_DT_BFLOAT16) {
-    const uint16_t *s = t->data;
-    for (int64_t i = 0; i < n; i++) p[i] = gpux__bf16_to_f32(s[i]);
-  } else {
-    for (int64_t i = 0; i < n; i++) p[i] = (float)gpux__load_f64(t->dtype, t->data, i);
-  }
-  return p;
-}
-
-/* Stores n float32 values into a buffer of dtype (rounding to nearest). */
-static void narrow_f32(int dtype, void *dst, const float *src, int64_t n) {
-  if (dtype == GPUX_DT_FLOAT) {
-    memcpy(dst, src, (size_t)n * sizeof *src);
-  } else if (dtype == GPUX_DT_FLOAT16) {
-    uint16_t *d = dst;
-    for (int64_t i = 0; i < n; i++) d[i] = gpux__f32_to_f16(src[i]);
-  } else if (dtype == GPUX_DT_BFLOAT16) {
-    uint16_t *d = dst;
-    for (int64_t i = 0; i < n; i++) d[i] = gpux__f32_to_bf16(src[i]);
-  } else {
-    for (int64_t i = 0; i < n; i++) gpux__store_f64(dtype, dst, i, src[i]);
-  }
-}
+/* float16/bfloat16/float64 operands go through float32 copies, as in conv.c */
+#define widen_f32 gpux__conv_widen_f32
+#define narrow_f32 gpux__conv_narrow_f32
 
 /* A new int64 copy of t's elements (any integer dtype). */
 static int64_t *widen_i64(const gpux_tensor *t) {
