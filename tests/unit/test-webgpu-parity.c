@@ -289,6 +289,11 @@ static void test_norm_reduce(void **state) {
     {.op = "ReduceL2", .n_in = 1, .in = {T(6, 7)}, .attrs = {AIS("axes", 1)}, .n_attrs = 1},
     {.op = "ReduceLogSumExp", .n_in = 1, .in = {T(6, 7)}, .attrs = {AIS("axes", 0)}, .n_attrs = 1},
     {.op = "ArgMax", .n_in = 1, .in = {T(5, 7)}, .attrs = {AI("axis", 1)}, .n_attrs = 1},
+    {.op = "CumSum", .n_in = 2, .in = {T(3, 40), {.ndim = 0, .n_vals = 1, .vals = {1}}}, .attrs = {AI("reverse", 1)}, .n_attrs = 1},
+    {.op = "NegativeLogLikelihoodLoss", .n_in = 2, .in = {T(3, 5, 4), {.ndim = 2, .dims = {3, 4}, .n_vals = 12, .vals = {0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1}}}},
+    {.op = "Attention", .opset = 23, .n_in = 3, .in = {T(2, 4, 6, 8), T(2, 2, 9, 8), T(2, 2, 9, 5)}, .attrs = {AI("is_causal", 1)}, .n_attrs = 1},
+    {.op = "Attention", .opset = 23, .n_in = 4, .in = {T(1, 5, 12), T(1, 7, 12), T(1, 7, 6), T(5, 7)},
+     .attrs = {AI("q_num_heads", 2), AI("kv_num_heads", 2)}, .n_attrs = 2},
   };
   int bad = 0;
   for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) bad |= run_case(&cases[k], (int)k);
@@ -310,6 +315,14 @@ static void test_data_movement(void **state) {
     {.op = "Tile", .n_in = 2, .in = {T(2, 3), INTS(3, 2)}},
     {.op = "Split", .n_in = 2, .in = {T(4, 9), INTS(2, 7)}, .attrs = {AI("axis", 1)}, .n_attrs = 1, .n_out = 2},
     {.op = "DepthToSpace", .n_in = 1, .in = {T(1, 8, 3, 4)}, .attrs = {AI("blocksize", 2)}, .n_attrs = 1},
+    {.op = "ScatterElements", .opset = 18, .n_in = 3, .in = {T(4, 5), {.ndim = 2, .dims = {2, 2}, .n_vals = 4, .vals = {1, 3, -1, 0}}, T(2, 2)},
+     .attrs = {AI("axis", 1), AS("reduction", "add")}, .n_attrs = 2},
+    {.op = "Resize", .opset = 18, .n_in = 3, .in = {T(1, 2, 5, 6), ABSENT, {.ndim = 1, .dims = {4}, .dtype = GPUX_DT_FLOAT, .n_vals = 4, .vals = {1, 1, 2, 3}}},
+     .attrs = {AS("mode", "linear")}, .n_attrs = 1},
+    {.op = "Resize", .opset = 18, .n_in = 4, .in = {T(2, 3, 7, 9), ABSENT, ABSENT, INTS(2, 3, 4, 13)},
+     .attrs = {AS("mode", "cubic"), AS("coordinate_transformation_mode", "align_corners")}, .n_attrs = 2},
+    {.op = "Resize", .opset = 18, .n_in = 4, .in = {T(1, 1, 6, 4), ABSENT, ABSENT, INTS(1, 1, 9, 10)},
+     .attrs = {AS("mode", "nearest"), AS("nearest_mode", "floor")}, .n_attrs = 2},
   };
   int bad = 0;
   for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) bad |= run_case(&cases[k], (int)k);
@@ -347,5 +360,11 @@ int main(void) {
     cmocka_unit_test(test_unary),      cmocka_unit_test(test_binary),       cmocka_unit_test(test_matmul_gemm),
     cmocka_unit_test(test_conv_pool),  cmocka_unit_test(test_norm_reduce),  cmocka_unit_test(test_data_movement),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  /* the kernels' software-adapter forms (the default on lavapipe) and their GPU forms */
+  int rc = cmocka_run_group_tests_name("default kernels", tests, setup, teardown);
+  setenv("GPUX_WEBGPU_KERNELS", "gpu", 1);
+  rc |= cmocka_run_group_tests_name("GPU kernels", tests, setup, teardown);
+  setenv("GPUX_WEBGPU_KERNELS", "software", 1);
+  rc |= cmocka_run_group_tests_name("software kernels", tests, setup, teardown);
+  return rc;
 }

@@ -61,7 +61,7 @@ static gpux_model *chain_model(void) {
   float onef = 1.0f;
   const char *a[] = {"X"}, *b[] = {"R", "axis"}, *c[] = {"C", "one"};
   node(&g, "Relu", a, 1, "R", NULL, 0);
-  node(&g, "CumSum", b, 2, "C", NULL, 0); /* runs on the CPU: a fallback in the middle */
+  node(&g, "CumSum", b, 2, "C", NULL, 0); /* forced to the CPU below: a fallback in the middle */
   node(&g, "Add", c, 2, "Y", NULL, 0);
   pbw_str(&g, 2, "chain");
   int64_t sd[] = {0};
@@ -133,6 +133,7 @@ static void test_adapter_found(void **state) {
 
 static void test_run_with_fallback(void **state) {
   (void)state;
+  setenv("GPUX_WEBGPU_CPU_OPS", "Gather,CumSum", 1);
   gpux_model *m = chain_model();
   gpux_session *s = NULL;
   if (gpux_session_create(m, &webgpu, &s)) fail_msg("%s", gpux_last_error());
@@ -149,6 +150,7 @@ static void test_run_with_fallback(void **state) {
   assert_string_equal(gpux_session_node_device(s, 2, NULL), "webgpu");
   gpux_session_free(s);
   gpux_model_free(m);
+  unsetenv("GPUX_WEBGPU_CPU_OPS");
 }
 
 static void test_shader_errors(void **state) {

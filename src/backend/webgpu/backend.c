@@ -7,9 +7,10 @@
 #include <stdio.h>
 
 typedef struct wg_plan wg_plan;
-int gpux__wg_plan_key(const gpux_graph *g, const gpux_tensor *inputs, int n_inputs, unsigned char **key, size_t *len);
-int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux_tensor *inputs, int n_inputs,
-                         unsigned char *key, size_t key_len, wg_plan **out);
+int gpux__wg_plan_key(const gpux_graph *g, const gpux_tensor *inputs, int n_inputs, uint64_t extra, unsigned char **key,
+                      size_t *len);
+int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux_tensor *inputs, int n_inputs, uint64_t extra,
+                         uint64_t *want, unsigned char *key, size_t key_len, wg_plan **out);
 void gpux__wg_plan_free(wg_plan *p);
 const unsigned char *gpux__wg_plan_key_of(const wg_plan *p, size_t *len);
 int gpux__wg_plan_declined(const wg_plan *p, const char **why);
@@ -27,6 +28,8 @@ typedef struct wg_ctx {
   wg_plan *plans[WG_MAX_PLANS];  /* most recently used first */
   int n_plans;
   wg_plan *last;                 /* the plan of the last run */
+  uint64_t keyed;                /* model inputs whose values are part of the plan key although
+                                    they are floats: planning found that they decide shapes */
 } wg_ctx;
 
 static int wg_init(void **ctx, const gpux_session_options *opts) {
@@ -46,7 +49,9 @@ static int wg_init(void **ctx, const gpux_session_options *opts) {
 static void wg_release(void *ctx) {
   wg_ctx *c = ctx;
   if (!c) return;
+  pthread_mutex_lock(&c->dev->mu);
   for (int i = 0; i < c->n_plans; i++) gpux__wg_plan_free(c->plans[i]);
+  pthread_mutex_unlock(&c->dev->mu);
   gpux__wg_device_release(c->dev);
   gpux__graph_optimized_free(c->og);
   free(c->node_map);
@@ -98,50 +103,63 @@ static int wg_prepare(void *ctx, const gpux_graph *g) {
 }
 
 static int find_plan(wg_ctx *c, const gpux_tensor *inputs, int n_inputs, wg_plan **out) {
-  unsigned char *key;
-  size_t len;
   const gpux_graph *pg = c->og ? c->og : c->g;
-  int rc = gpux__wg_plan_key(pg, inputs, n_inputs, &key, &len);
-  if (rc) return rc;
-  for (int i = 0; i < c->n_plans; i++) {
-    size_t klen;
-    const unsigned char *k = gpux__wg_plan_key_of(c->plans[i], &klen);
-    if (klen == len && !memcmp(k, key, len)) {
-      wg_plan *p = c->plans[i];
-      memmove(&c->plans[1], &c->plans[0], (size_t)i * sizeof *c->plans);
-      c->plans[0] = p;
-      free(key);
-      *out = p;
-      return 0;
+  for (int attempt = 0;; attempt++) {
+    unsigned char *key;
+    size_t len;
+    int rc = gpux__wg_plan_key(pg, inputs, n_inputs, c->keyed, &key, &len);
+    if (rc) return rc;
+    for (int i = 0; i < c->n_plans; i++) {
+      size_t klen;
+      const unsigned char *k = gpux__wg_plan_key_of(c->plans[i], &klen);
+      if (klen == len && !memcmp(k, key, len)) {
+        wg_plan *p = c->plans[i];
+        memmove(&c->plans[1], &c->plans[0], (size_t)i * sizeof *c->plans);
+        c->plans[0] = p;
+        free(key);
+        *out = p;
+        return 0;
+      }
     }
+    wg_plan *p = NULL;
+    uint64_t want = 0;
+    rc = gpux__wg_plan_create(c->dev, pg, inputs, n_inputs, c->keyed, &want, key, len, &p);
+    if (rc) {
+      free(key);
+      return rc;
+    }
+    if (want && attempt < 4 && gpux__wg_plan_declined(p, NULL)) { /* plan again with those inputs known */
+      gpux__wg_plan_free(p);
+      c->keyed |= want;
+      continue;
+    }
+    if (c->n_plans == WG_MAX_PLANS) {
+      if (c->last == c->plans[WG_MAX_PLANS - 1]) c->last = NULL;
+      gpux__wg_plan_free(c->plans[--c->n_plans]);
+    }
+    memmove(&c->plans[1], &c->plans[0], (size_t)c->n_plans * sizeof *c->plans);
+    c->plans[0] = p;
+    c->n_plans++;
+    *out = p;
+    return 0;
   }
-  wg_plan *p = NULL;
-  rc = gpux__wg_plan_create(c->dev, pg, inputs, n_inputs, key, len, &p);
-  if (rc) {
-    free(key);
-    return rc;
-  }
-  if (c->n_plans == WG_MAX_PLANS) {
-    if (c->last == c->plans[WG_MAX_PLANS - 1]) c->last = NULL;
-    gpux__wg_plan_free(c->plans[--c->n_plans]);
-  }
-  memmove(&c->plans[1], &c->plans[0], (size_t)c->n_plans * sizeof *c->plans);
-  c->plans[0] = p;
-  c->n_plans++;
-  *out = p;
-  return 0;
 }
 
 static int wg_run_graph(void *ctx, const gpux_graph *g, const gpux_tensor *inputs, int n_inputs,
                         gpux_tensor *outputs, int n_outputs) {
   wg_ctx *c = ctx;
   if (g != c->g) return GPUX__DECLINED;
+  /* sessions on other threads share the device: one plans or runs at a time */
+  pthread_mutex_lock(&c->dev->mu);
   wg_plan *p;
   int rc = find_plan(c, inputs, n_inputs, &p);
-  if (rc) return rc;
-  c->last = p;
-  if (gpux__wg_plan_declined(p, NULL)) return GPUX__DECLINED;
-  return gpux__wg_plan_run(p, inputs, n_inputs, outputs, n_outputs);
+  if (!rc) {
+    c->last = p;
+    if (gpux__wg_plan_declined(p, NULL)) rc = GPUX__DECLINED;
+    else rc = gpux__wg_plan_run(p, inputs, n_inputs, outputs, n_outputs);
+  }
+  pthread_mutex_unlock(&c->dev->mu);
+  return rc;
 }
 
 static int wg_node_place(void *ctx, int i, const char **why) {

@@ -572,12 +572,14 @@ static void device_free(wg_device *d) {
   }
   if (d->adapter) d->f.wgpuAdapterRelease(d->adapter);
   /* the instance and library are the process's (runtime_get) */
+  pthread_mutex_destroy(&d->mu);
   free(d);
 }
 
 static int device_create(wg_device **out) {
   wg_device *d = gpux__calloc(1, sizeof *d);
   if (!d) return GPUX_E_NOMEM;
+  pthread_mutex_init(&d->mu, NULL);
   const char *t = getenv("GPUX_WEBGPU_TIMEOUT");
   double secs = t ? atof(t) : 0;
   d->timeout_ns = (uint64_t)((secs > 0 ? secs : 300.0) * 1e9); /* first runs include shader JIT */

@@ -100,7 +100,10 @@ static int op_conv(wg_build *b) {
   char biasx[64] = "0.0";
   if (bb >= 0) snprintf(biasx, sizeof biasx, "b%d[co]", bb);
   int pointwise = ks == 1 && w.s[0] == 1 && w.s[1] == 1 && w.s[2] == 1 && !w.pb[0] && !w.pb[1] && !w.pb[2] && os == is;
-  if (mg >= 16 && N * G <= 65535 && !getenv("GPUX_WEBGPU_DIRECT_CONV")) {
+  /* implicit GEMM on GPUs; on software adapters the direct kernel, whose shaders JIT-compile in a
+   * fraction of the time (first runs there are compile-bound) */
+  int software = gpux__wg_software(b);
+  if (mg >= 16 && N * G <= 65535 && !software) {
     /* implicit GEMM per (image, group): [mg x K] weights times [K x os] input columns */
     wg_str pre = {0};
     if ((rc = emit_epilogue(b, &pre, ps, pb))) { gpux__wg_str_free(&pre); return rc; }
@@ -318,7 +321,7 @@ static int op_global_pool(wg_build *b) {
   if (pa) p = pa->type == GPUX_ATTR_INT ? (float)pa->i : pa->f;
   int kind = !strcmp(op, "GlobalMaxPool") ? POOL_MAX : !strcmp(op, "GlobalAveragePool") ? POOL_AVG : POOL_LP;
   /* a workgroup per plane on GPUs; a thread per plane on software adapters (no barriers) */
-  int coop = gpux__wg_dev(b)->adapter_type != WGPUAdapterType_CPU;
+  int coop = !gpux__wg_software(b);
   uint32_t gx, gy;
   gpux__wg_grid(b, coop ? (uint64_t)planes : (uint64_t)(planes + 63) / 64, &gx, &gy);
   wg_str s = {0};

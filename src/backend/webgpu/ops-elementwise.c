@@ -47,9 +47,12 @@ static const struct {
    "  let t = (1.0 - e) / (1.0 + e);\n"
    "  return select(t, -t, x < 0.0);\n"
    "}\n"},
-  {"gx_log1p", "fn gx_log1p(y: f32) -> f32 { let u = 1.0 + y; if (u == 1.0) { return y; } return log(u) * y / (u - 1.0); }\n"},
-  {"gx_expm1", "fn gx_expm1(x: f32) -> f32 {\n  let u = exp(x);\n  if (u == 1.0) { return x; }\n  let um = u - 1.0;\n"
-               "  if (um == -1.0) { return -1.0; }\n  if (abs(x) > 0.5) { return um; }\n  return um * x / log(u);\n}\n"},
+  /* GPUs' log and exp are only accurate to ~2^-21 absolute near 1 and 0 (Vulkan's precision
+   * rules): small arguments take the series */
+  {"gx_log1p", "fn gx_log1p(y: f32) -> f32 {\n  if (abs(y) < 0.015) { return y * (1.0 + y * (-0.5 + y * (0.33333334 + y * (-0.25 + y * 0.2)))); }\n"
+               "  return log(1.0 + y);\n}\n"},
+  {"gx_expm1", "fn gx_expm1(x: f32) -> f32 {\n  if (abs(x) < 0.015) { return x * (1.0 + x * (0.5 + x * (0.16666667 + x * (0.041666668 + x * 0.008333334)))); }\n"
+               "  return exp(x) - 1.0;\n}\n"},
   {"gx_softplus", "fn gx_softplus(x: f32) -> f32 { return max(x, 0.0) + gx_log1p(exp(-abs(x))); }\n"},
   {"gx_sigmoid", "fn gx_sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n"},
   {"gx_fmod", "fn gx_fmod(a: f32, b: f32) -> f32 { return a - b * trunc(a / b); }\n"},
@@ -272,6 +275,9 @@ static int op_unary(wg_build *b) {
     FLT(bi, attr_f(b, "bias", 0.0f));
     FLT(la, attr_f(b, "lambd", 0.5f));
     snprintf(expr, sizeof expr, "select(select(0.0, a0 - %s, a0 > %s), a0 + %s, a0 < -%s)", bi, la, bi, la);
+  } else if (!strcmp(op, "Swish")) {
+    FLT(al, attr_f(b, "alpha", 1.0f));
+    snprintf(expr, sizeof expr, "a0 / (1.0 + exp(-%s * a0))", al);
   } else if (!strcmp(op, "Gelu")) {
     const char *ap = attr_s(b, "approximate", "none");
     if (!strcmp(ap, "tanh"))
@@ -421,6 +427,16 @@ static int op_variadic(wg_build *b) {
   return ew_typed(b, n, type, expr);
 }
 
+static int op_swiglu(wg_build *b) {
+  const gpux_tensor *a = gpux__wg_in(b, 0), *c = gpux__wg_in(b, 1);
+  if (!a || !c || a->ndim != c->ndim || gpux_tensor_count(a) != gpux_tensor_count(c)) return gpux__wg_decline(b, "A and B differ");
+  char expr[128];
+  FLT(al, attr_f(b, "alpha", 1.0f));
+  snprintf(expr, sizeof expr, "a0 / (1.0 + exp(-%s * a0)) * a1", al);
+  int in[2] = {0, 1};
+  return gpux__wg_ew(b, 2, in, NULL, NULL, expr, 0);
+}
+
 static int op_clip(wg_build *b) {
   char expr[256];
   if (gpux__wg_opset(b) < 11) {
@@ -513,6 +529,53 @@ static int op_cast(wg_build *b) {
   return gpux__wg_ew2(b, &e);
 }
 
+/* QuantizeLinear / DequantizeLinear, per tensor or per axis (blocked quantization declines):
+ * y = (x - zero_point) * scale, x = saturate(round_half_even(y / scale) + zero_point). */
+static int op_quant(wg_build *b) {
+  const gpux_node *n = gpux__wg_node(b);
+  int dq = !strcmp(n->op_type, "DequantizeLinear");
+  const gpux_tensor *x = gpux__wg_in(b, 0), *sc = gpux__wg_in(b, 1), *zp = gpux__wg_in(b, 2), *y = gpux__wg_out(b, 0);
+  if (!x || !sc || !y) return gpux__wg_decline(b, "missing input");
+  const gpux_attr *ba = gpux__node_attr(n, "block_size");
+  if (ba && ba->i) return gpux__wg_decline(b, "blocked quantization");
+  if (sc->dtype != GPUX_DT_FLOAT) return gpux__wg_decline(b, "scale of %s", gpux_dtype_name(sc->dtype));
+  int qt = dq ? x->dtype : y->dtype;
+  const char *lo, *hi;
+  switch (qt) {
+  case GPUX_DT_UINT8: lo = "0", hi = "255"; break;
+  case GPUX_DT_INT8: lo = "-128", hi = "127"; break;
+  case GPUX_DT_UINT16: lo = "0", hi = "65535"; break;
+  case GPUX_DT_INT16: lo = "-32768", hi = "32767"; break;
+  default: return gpux__wg_decline(b, "quantized type %s", gpux_dtype_name(qt));
+  }
+  if (dq ? y->dtype != GPUX_DT_FLOAT : x->dtype != GPUX_DT_FLOAT) return gpux__wg_decline(b, "float type is not float32");
+  if (zp && zp->dtype != qt) return gpux__wg_decline(b, "zero point of another type");
+  int64_t per = gpux_tensor_count(sc);
+  int ax = -1;
+  if (per > 1) {
+    const gpux_attr *aa = gpux__node_attr(n, "axis");
+    int64_t a = aa ? aa->i : 1;
+    if (a < 0) a += x->ndim;
+    if (a < 0 || a >= x->ndim || x->dims[a] != per || sc->ndim != 1) return gpux__wg_decline(b, "bad quantization axis");
+    ax = (int)a;
+  }
+  wg_ew e;
+  memset(&e, 0, sizeof e);
+  e.n = zp ? 3 : 2;
+  e.in[0] = 0, e.in[1] = 1, e.in[2] = 2;
+  e.type[0] = dq ? WG_I32 : WG_F32, e.type[1] = WG_F32, e.type[2] = WG_I32;
+  e.custom = 1;
+  gpux__wg_strides(x, e.strides[0]);
+  if (ax >= 0) e.strides[1][ax] = e.strides[2][ax] = 1;
+  char expr[256];
+  const char *z = zp ? "a2" : "0";
+  if (dq) snprintf(expr, sizeof expr, "f32(a0 - %s) * a1", z);
+  else snprintf(expr, sizeof expr, "clamp(i32(round(a0 / a1)) + %s, %s, %s)", z, lo, hi);
+  e.expr = expr;
+  e.out_type = dq ? WG_F32 : WG_I32;
+  return gpux__wg_ew2(b, &e);
+}
+
 const wg_op gpux__wg_ops_elementwise[] = {
   {"Relu", op_unary},      {"Sigmoid", op_unary},   {"Tanh", op_unary},     {"Erf", op_unary},
   {"Exp", op_unary},       {"Log", op_unary},       {"Sqrt", op_unary},     {"Abs", op_unary},
@@ -523,7 +586,7 @@ const wg_op gpux__wg_ops_elementwise[] = {
   {"Atanh", op_unary},     {"Softplus", op_unary},  {"Softsign", op_unary}, {"Mish", op_unary},
   {"LeakyRelu", op_unary}, {"Elu", op_unary},       {"Selu", op_unary},     {"Celu", op_unary},
   {"ThresholdedRelu", op_unary}, {"HardSigmoid", op_unary}, {"HardSwish", op_unary},
-  {"Shrink", op_unary},    {"Gelu", op_unary},
+  {"Shrink", op_unary},    {"Gelu", op_unary},      {"Swish", op_unary},    {"SwiGLU", op_swiglu},
   {"Add", op_binary},      {"Sub", op_binary},      {"Mul", op_binary},     {"Div", op_binary},
   {"Pow", op_binary},      {"PRelu", op_binary},    {"Mod", op_binary},
   {"Sum", op_variadic},    {"Mean", op_variadic},   {"Max", op_variadic},   {"Min", op_variadic},
@@ -531,6 +594,7 @@ const wg_op gpux__wg_ops_elementwise[] = {
   {"Equal", op_compare},   {"Less", op_compare},    {"Greater", op_compare}, {"LessOrEqual", op_compare},
   {"GreaterOrEqual", op_compare}, {"And", op_compare}, {"Or", op_compare},   {"Xor", op_compare},
   {"Not", op_not},         {"IsNaN", op_isnan_isinf}, {"IsInf", op_isnan_isinf},
+  {"QuantizeLinear", op_quant}, {"DequantizeLinear", op_quant},
   {"Identity", op_identity}, {"Dropout", op_identity}, {"Cast", op_cast},   {"CastLike", op_cast},
   {0},
 };

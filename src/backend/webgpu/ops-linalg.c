@@ -53,9 +53,17 @@ static int gemm_simple(wg_build *b, const wg_gemm *g) {
 int gpux__wg_gemm(wg_build *b, const wg_gemm *g) {
   if (g->M <= 0 || g->N <= 0 || g->batch <= 0) return 0;
   if (g->M > 0x7fffffff || g->N > 0x7fffffff || g->K > 0x7fffffff) return gpux__wg_decline(b, "matrix too large");
-  if (gpux__wg_dev(b)->adapter_type == WGPUAdapterType_CPU && !getenv("GPUX_WEBGPU_TILED_GEMM")) return gemm_simple(b, g);
+  if (gpux__wg_software(b)) return gemm_simple(b, g);
   int tm = g->M <= 16 ? 16 : g->M <= 32 ? 32 : 64;
   int tn = g->N <= 16 ? 16 : g->N <= 32 ? 32 : 64;
+  /* smaller tiles when big ones would leave most of a large GPU idle */
+  for (int shrink = 0; shrink < 2; shrink++) {
+    uint64_t groups = ((uint64_t)(g->N + tn - 1) / (uint64_t)tn) * ((uint64_t)(g->M + tm - 1) / (uint64_t)tm) * (uint64_t)g->batch;
+    if (groups >= 256) break;
+    if (tm >= tn && tm > 16) tm /= 2;
+    else if (tn > 16) tn /= 2;
+    else if (tm > 16) tm /= 2;
+  }
   int rm = tm / 16, rn = tn / 16;
   uint64_t gx = ((uint64_t)g->N + (uint64_t)tn - 1) / (uint64_t)tn, gy = ((uint64_t)g->M + (uint64_t)tm - 1) / (uint64_t)tm;
   uint32_t lim = gpux__wg_dev(b)->limits.maxComputeWorkgroupsPerDimension;

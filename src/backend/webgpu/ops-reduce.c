@@ -12,7 +12,7 @@
 /* Threads that share a row: 128 on GPUs; 1 on software adapters (lavapipe), where every thread
  * takes a row of its own: a CPU gains nothing from cooperating threads, and shaders without
  * barriers compile far faster on LLVM-based drivers. */
-static int row_threads(wg_build *b) { return gpux__wg_dev(b)->adapter_type == WGPUAdapterType_CPU ? 1 : 128; }
+static int row_threads(wg_build *b) { return gpux__wg_software(b) ? 1 : 128; }
 
 typedef struct rows {
   int64_t n_rows, len;            /* rows, elements per row */

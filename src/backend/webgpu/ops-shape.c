@@ -433,23 +433,117 @@ static int op_trilu(wg_build *b) {
   kernel_head(b, &s, total, &gx, &gy);
   gpux__wg_cat(&s, "  let col = i32(i %% %lluu);\n  let row = i32((i / %lluu) %% %lluu);\n", (unsigned long long)C,
                (unsigned long long)C, (unsigned long long)R);
-  gpux__wg_cat(&s, "  let keep = %s;\n", upper ? "col - row >= K" : "col - row <= K");
+  if (k > (1 << 30)) k = 1 << 30; /* beyond any matrix: keeps i32 literals valid */
+  if (k < -(1 << 30)) k = -(1 << 30);
+  gpux__wg_cat(&s, "  let keep = col - row %s %lld;\n", upper ? ">=" : "<=", (long long)k);
   gpux__wg_cat(&s, "  b%d[i] = select(%s, b%d[i], keep);\n}\n", by, type == WG_F32 ? "0.0" : "0", bx);
-  /* K is spliced in as a literal */
-  char kk[32];
-  snprintf(kk, sizeof kk, "(%lld)", (long long)k);
-  wg_str t = {0};
-  for (const char *p = s.s; p && *p; p++) {
-    if (p[0] == 'K' && (p == s.s || p[-1] == ' ')) gpux__wg_cat(&t, "%s", kk);
-    else gpux__wg_cat(&t, "%c", *p);
-  }
+  rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
   gpux__wg_str_free(&s);
-  rc = gpux__wg_dispatch(b, &t, gx, gy, 1);
-  gpux__wg_str_free(&t);
+  return rc;
+}
+
+/* CumSum / CumProd: one thread per line along the axis, in order. */
+static int op_scan(wg_build *b) {
+  const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
+  if (!x || !y || x->ndim < 1) return gpux__wg_decline(b, "missing input");
+  int type;
+  if (x->dtype == GPUX_DT_FLOAT) type = WG_F32;
+  else if (x->dtype == GPUX_DT_INT32) type = WG_I32;
+  else return gpux__wg_decline(b, "scan of %s", gpux_dtype_name(x->dtype));
+  int64_t av[1];
+  int na = const_ints(b, 1, av, 1);
+  if (na == GPUX_E_UNSUPPORTED) return na;
+  if (na != 1) return gpux__wg_decline(b, "axis not known");
+  int64_t ax = av[0] < 0 ? av[0] + x->ndim : av[0];
+  if (ax < 0 || ax >= x->ndim) return gpux__wg_decline(b, "bad axis");
+  const gpux_node *n = gpux__wg_node(b);
+  const gpux_attr *ea = gpux__node_attr(n, "exclusive"), *ra = gpux__node_attr(n, "reverse");
+  int excl = ea && ea->i, rev = ra && ra->i, prod = !strcmp(n->op_type, "CumProd");
+  int64_t len = x->dims[ax], inner = 1, total = gpux_tensor_count(x);
+  for (int d = (int)ax + 1; d < x->ndim; d++) inner *= x->dims[d];
+  int64_t lines = len ? total / len : 0;
+  if (!lines) return 0;
+  int bx = gpux__wg_bind_in(b, 0, type), by = gpux__wg_bind_out(b, 0, type);
+  if (bx < 0 || by < 0) return GPUX_E_UNSUPPORTED;
+  typedef unsigned long long ull;
+  wg_str s = {0};
+  uint32_t gx, gy;
+  kernel_head(b, &s, lines, &gx, &gy);
+  const char *init = type == WG_F32 ? (prod ? "1.0" : "0.0") : (prod ? "1" : "0"), *op = prod ? "*" : "+";
+  gpux__wg_cat(&s, "  let base = (i / %lluu) * %lluu + i %% %lluu;\n  var acc = %s;\n", (ull)inner, (ull)(inner * len), (ull)inner, init);
+  gpux__wg_cat(&s, "  for (var t = 0u; t < %lluu; t = t + 1u) {\n", (ull)len);
+  if (rev) gpux__wg_cat(&s, "    let k = base + (%lluu - t) * %lluu;\n", (ull)(len - 1), (ull)inner);
+  else gpux__wg_cat(&s, "    let k = base + t * %lluu;\n", (ull)inner);
+  if (excl) gpux__wg_cat(&s, "    let v = b%d[k];\n    b%d[k] = acc;\n    acc = acc %s v;\n  }\n}\n", bx, by, op);
+  else gpux__wg_cat(&s, "    acc = acc %s b%d[k];\n    b%d[k] = acc;\n  }\n}\n", op, bx, by);
+  int rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
+  gpux__wg_str_free(&s);
+  return rc;
+}
+
+/* ScatterElements / ScatterND: the output is a copy of the data, then one invocation applies the
+ * updates in order (the order decides which of duplicate indices wins; floats have no atomics). */
+static int op_scatter(wg_build *b) {
+  const gpux_node *n = gpux__wg_node(b);
+  const gpux_tensor *x = gpux__wg_in(b, 0), *ix = gpux__wg_in(b, 1), *up = gpux__wg_in(b, 2), *y = gpux__wg_out(b, 0);
+  if (!x || !ix || !up || !y) return gpux__wg_decline(b, "missing input");
+  int type, rc = data_type(b, 0, &type);
+  if (rc) return rc;
+  if (up->dtype != x->dtype) return gpux__wg_decline(b, "updates of another type");
+  const gpux_attr *ra = gpux__node_attr(n, "reduction");
+  const char *red = ra && ra->s ? ra->s : "none";
+  char upd[64];
+  if (!strcmp(red, "none")) snprintf(upd, sizeof upd, "u");
+  else if (!strcmp(red, "add")) snprintf(upd, sizeof upd, "o + u");
+  else if (!strcmp(red, "mul")) snprintf(upd, sizeof upd, "o * u");
+  else if (!strcmp(red, "max")) snprintf(upd, sizeof upd, "max(o, u)");
+  else if (!strcmp(red, "min")) snprintf(upd, sizeof upd, "min(o, u)");
+  else return gpux__wg_decline(b, "reduction '%s'", red);
+  typedef unsigned long long ull;
+  int64_t total = gpux_tensor_count(y), nup = gpux_tensor_count(up), st[GPUX_MAX_DIMS];
+  if (!total) return 0;
+  gpux__wg_strides(x, st);
+  /* the copy */
+  int64_t ident[GPUX_MAX_DIMS];
+  gpux__wg_strides(y, ident);
+  if ((rc = strided_copy(b, 0, 0, y->ndim, y->dims, ident, 0))) return rc;
+  if (!nup) return 0;
+  int bi = gpux__wg_bind_in(b, 1, WG_I32), bu = gpux__wg_bind_in(b, 2, type), by = gpux__wg_bind_out(b, 0, type);
+  if (bi < 0 || bu < 0 || by < 0) return GPUX_E_UNSUPPORTED;
+  wg_str s = {0};
+  gpux__wg_decls(b, &s);
+  gpux__wg_cat(&s, "@compute @workgroup_size(1)\nfn main() {\n  for (var e = 0u; e < %lluu; e = e + 1u) {\n", (ull)nup);
+  if (!strcmp(n->op_type, "ScatterElements") || !strcmp(n->op_type, "Scatter")) {
+    const gpux_attr *aa = gpux__node_attr(n, "axis");
+    int64_t ax = aa ? aa->i : 0;
+    if (ax < 0) ax += x->ndim;
+    if (ax < 0 || ax >= x->ndim || ix->ndim != x->ndim) { gpux__wg_str_free(&s); return gpux__wg_decline(b, "bad axis"); }
+    coords(&s, ix->ndim, ix->dims, "e", "c");
+    gpux__wg_cat(&s, "    var k = b%d[e];\n    if (k < 0) { k = k + %lld; }\n    let t = u32(0", bi, (long long)x->dims[ax]);
+    for (int d = 0; d < x->ndim; d++) {
+      if (d == ax) gpux__wg_cat(&s, " + k * %lld", (long long)st[d]);
+      else gpux__wg_cat(&s, " + c%d * %lld", d, (long long)st[d]);
+    }
+    gpux__wg_cat(&s, ");\n");
+  } else { /* ScatterND: indices [..., q], updates [..., data dims q..] */
+    int q = (int)ix->dims[ix->ndim - 1];
+    if (q < 1 || q > x->ndim) { gpux__wg_str_free(&s); return gpux__wg_decline(b, "bad index depth"); }
+    int64_t slice = 1;
+    for (int d = q; d < x->ndim; d++) slice *= x->dims[d];
+    gpux__wg_cat(&s, "    let row = e / %lluu;\n    let inner = e %% %lluu;\n    var t = inner;\n", (ull)slice, (ull)slice);
+    for (int d = 0; d < q; d++)
+      gpux__wg_cat(&s, "    { var k = b%d[row * %du + %du]; if (k < 0) { k = k + %lld; } t = t + u32(k) * %lluu; }\n", bi, q, d,
+                   (long long)x->dims[d], (ull)st[d]);
+  }
+  gpux__wg_cat(&s, "    let o = b%d[t];\n    let u = b%d[e];\n    b%d[t] = %s;\n  }\n}\n", by, bu, by, upd);
+  rc = gpux__wg_dispatch(b, &s, 1, 1, 1);
+  gpux__wg_str_free(&s);
   return rc;
 }
 
 const wg_op gpux__wg_ops_shape[] = {
+  {"CumSum", op_scan},       {"CumProd", op_scan},
+  {"ScatterElements", op_scatter}, {"ScatterND", op_scatter}, {"Scatter", op_scatter},
   {"Reshape", op_alias},     {"Flatten", op_alias},     {"Squeeze", op_alias},    {"Unsqueeze", op_alias},
   {"Transpose", op_transpose}, {"Expand", op_expand},   {"Slice", op_slice},      {"Split", op_split},
   {"DepthToSpace", op_depth_space}, {"SpaceToDepth", op_depth_space},

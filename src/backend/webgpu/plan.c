@@ -29,6 +29,7 @@ typedef struct wg_obj {          /* a piece of GPU storage: a value, or a node's
   uint64_t off;
   int gpu_type;                  /* WG_F32 / WG_I32 (how the data is held) */
   int used;                      /* bound by some dispatch or aliased */
+  void *init;                    /* a kernel's constant table (gpux__wg_const): written once */
 } wg_obj;
 
 typedef struct wg_val {
@@ -115,6 +116,7 @@ struct wg_build {
   wg_disp *disp;
   int n_disp, cap_disp;
   uint64_t scratch[16];
+  void *scratch_init[16];        /* constant tables (owned until committed) */
   int n_scratch;
   int alias_out[16], alias_in[16];
   int n_alias;
@@ -223,6 +225,15 @@ int gpux__wg_scratch(wg_build *b, uint64_t bytes) {
   return b->n_scratch++;
 }
 
+int gpux__wg_const(wg_build *b, const void *data, uint64_t bytes) {
+  int id = gpux__wg_scratch(b, bytes);
+  if (id < 0) return id;
+  b->scratch_init[id] = gpux__malloc(bytes ? (size_t)bytes : 4);
+  if (!b->scratch_init[id]) { b->oom = 1; return gpux__wg_decline(b, "out of memory"); }
+  if (bytes) memcpy(b->scratch_init[id], data, (size_t)bytes);
+  return id;
+}
+
 int gpux__wg_bind_scratch(wg_build *b, int scratch, int type) {
   if (b->declined) return GPUX_E_UNSUPPORTED;
   if (scratch < 0 || scratch >= b->n_scratch) return gpux__wg_decline(b, "bad scratch id");
@@ -294,6 +305,13 @@ int gpux__wg_alias(wg_build *b, int out, int in) {
   return 0;
 }
 
+int gpux__wg_software(wg_build *b) {
+  const char *k = getenv("GPUX_WEBGPU_KERNELS");
+  if (k && !strcmp(k, "gpu")) return 0;
+  if (k && !strcmp(k, "software")) return 1;
+  return b->p->dev->adapter_type == WGPUAdapterType_CPU;
+}
+
 void gpux__wg_grid(wg_build *b, uint64_t n_groups, uint32_t *x, uint32_t *y) {
   uint64_t lim = b->p->dev->limits.maxComputeWorkgroupsPerDimension;
   if (n_groups <= lim) {
@@ -348,6 +366,7 @@ void gpux__wg_plan_free(wg_plan *p) {
   free(p->segs);
   free(p->steps);
   free(p->disp);
+  for (int o = 0; o < p->n_objs; o++) free(p->objs[o].init);
   free(p->objs);
   free(p->nodes);
   free(p->vals);
@@ -361,9 +380,11 @@ void gpux__wg_plan_free(wg_plan *p) {
 
 /* Small integer/bool model inputs are part of the plan key: they usually carry shapes, axes,
  * pads or counts, and knowing them lets shapes be computed while planning. */
-static int keyed_input(const gpux_tensor *t) {
-  return t->kind == GPUX_KIND_TENSOR && !is_float_dtype(t->dtype) && t->dtype != GPUX_DT_STRING &&
-         gpux_dtype_size(t->dtype) > 0 && gpux_tensor_count(t) <= 64;
+static int keyed_input(const gpux_tensor *t, int i, uint64_t extra) {
+  if (t->kind != GPUX_KIND_TENSOR || t->dtype == GPUX_DT_STRING || gpux_dtype_size(t->dtype) == 0 || gpux_tensor_count(t) > 64)
+    return 0;
+  /* floats too when planning showed that they decide shapes (Resize scales) */
+  return !is_float_dtype(t->dtype) || (i < 64 && (extra >> i & 1));
 }
 
 static int foldable(const gpux_node *n) {
@@ -443,6 +464,8 @@ static int commit_node(wg_plan *p, wg_build *b) {
     scratch_obj[s] = new_obj(p, b->scratch[s]);
     if (scratch_obj[s] < 0) return GPUX_E_NOMEM;
     p->objs[scratch_obj[s]].used = 1;
+    p->objs[scratch_obj[s]].init = b->scratch_init[s];
+    b->scratch_init[s] = NULL;
   }
   /* aliases */
   for (int a = 0; a < b->n_alias; a++) {
@@ -512,14 +535,23 @@ static int plan_place(wg_plan *p, int i) {
   for (int j = 0; j < n->n_in; j++) b.in[j] = n->in[j] < 0 || p->vals[n->in[j]].state == V_ABSENT ? NULL : &p->vals[n->in[j]].t;
   for (int j = 0; j < n->n_out; j++) b.out[j] = n->out[j] < 0 ? NULL : &p->vals[n->out[j]].t;
   int rc = 0;
+  const char *forced = getenv("GPUX_WEBGPU_CPU_OPS"); /* "CumSum,Resize": run these on the CPU (debugging, tests) */
+  if (forced && fn) {
+    size_t len = strlen(n->op_type);
+    for (const char *q = forced; (q = strstr(q, n->op_type)); q += len)
+      if ((q == forced || q[-1] == ',') && (q[len] == ',' || !q[len])) fn = NULL;
+    if (!fn) gpux__wg_decline(&b, "%s is on GPUX_WEBGPU_CPU_OPS", n->op_type);
+  }
   if (!fn) {
-    gpux__wg_decline(&b, "no WGSL kernel for %s", n->op_type);
+    if (!b.declined) gpux__wg_decline(&b, "no WGSL kernel for %s", n->op_type);
   } else {
     int any_out = 0;
     for (int j = 0; j < n->n_out; j++) any_out |= b.out[j] != NULL;
     if (!any_out) gpux__wg_decline(&b, "no output is used");
     else rc = fn(&b);
   }
+  if (b.oom || b.declined || rc) /* tables of a declined kernel */
+    for (int k = 0; k < b.n_scratch; k++) free(b.scratch_init[k]), b.scratch_init[k] = NULL;
   if (b.oom) { free(b.disp); return GPUX_E_NOMEM; }
   for (int j = 0; j < n->n_out && !b.declined && rc == 0; j++) {
     if (!b.out[j]) continue;
@@ -710,6 +742,8 @@ static int plan_memory(wg_plan *p) {
     const wg_nodeinfo *ni = &p->nodes[st->node];
     for (int o = 0; o < ni->n_objs; o++) use_obj(p, ni->objs[o], 2 * s + 1);
   }
+  for (int o = p->nv; o < p->n_objs; o++)
+    if (p->objs[o].init) use_obj(p, o, 0), use_obj(p, o, WG_TIME_INF);
   for (int s = 0; s < p->n_segs; s++) {
     for (int u = 0; u < p->segs[s].n_uploads; u++) use_obj(p, p->segs[s].uploads[u], 2 * p->segs[s].first_step);
     for (int u = 0; u < p->segs[s].n_downloads; u++) use_obj(p, p->segs[s].downloads[u], 2 * p->segs[s].last_step + 2);
@@ -831,6 +865,8 @@ static int plan_gpu(wg_plan *p) {
     d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[p->objs[v].buf], p->objs[v].off, img, bytes);
     if (owned) free(img);
   }
+  for (int o = p->nv; o < p->n_objs; o++)
+    if (p->objs[o].init) d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[p->objs[o].buf], p->objs[o].off, p->objs[o].init, (size_t)p->objs[o].bytes);
   /* bind groups */
   for (int i = 0; i < p->n_disp; i++) {
     wg_disp *ds = &p->disp[i];
@@ -876,7 +912,7 @@ static int plan_gpu(wg_plan *p) {
 
 /* ---- planning ---- */
 
-int gpux__wg_plan_key(const gpux_graph *g, const gpux_tensor *inputs, int n_inputs, unsigned char **key, size_t *len) {
+int gpux__wg_plan_key(const gpux_graph *g, const gpux_tensor *inputs, int n_inputs, uint64_t extra, unsigned char **key, size_t *len) {
   size_t cap = 64, n = 0;
   unsigned char *k = malloc(cap);
   if (!k) return GPUX_E_NOMEM;
@@ -899,7 +935,7 @@ int gpux__wg_plan_key(const gpux_graph *g, const gpux_tensor *inputs, int n_inpu
     PUT(hdr, sizeof hdr);
     if (t->kind == GPUX_KIND_TENSOR) {
       PUT(t->dims, sizeof t->dims[0] * (size_t)(t->ndim > 0 ? t->ndim : 0));
-      if (keyed_input(t) && t->data) PUT(t->data, (size_t)gpux_tensor_count(t) * gpux_dtype_size(t->dtype));
+      if (keyed_input(t, i, extra) && t->data) PUT(t->data, (size_t)gpux_tensor_count(t) * gpux_dtype_size(t->dtype));
     } else if (t->kind == GPUX_KIND_SEQUENCE) {
       PUT(&t->n_items, sizeof t->n_items);
     }
@@ -910,8 +946,9 @@ int gpux__wg_plan_key(const gpux_graph *g, const gpux_tensor *inputs, int n_inpu
   return 0;
 }
 
-int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux_tensor *inputs, int n_inputs,
-                         unsigned char *key, size_t key_len, wg_plan **out) {
+int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux_tensor *inputs, int n_inputs, uint64_t extra,
+                         uint64_t *want, unsigned char *key, size_t key_len, wg_plan **out) {
+  *want = 0;
   *out = NULL;
   wg_plan *p = gpux__calloc(1, sizeof *p);
   if (!p) return GPUX_E_NOMEM;
@@ -945,7 +982,7 @@ int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux_tensor 
       *out = p;
       return 0;
     }
-    if (keyed_input(t)) {
+    if (keyed_input(t, i, extra)) {
       if ((rc = gpux_tensor_copy(&val->t, t))) goto fail;
       val->owns = 1;
       val->keyed = 1;
@@ -967,6 +1004,15 @@ int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux_tensor 
       return 0;
     }
     if ((rc = plan_shapes(p, i))) {
+      /* small float model inputs read by this node may decide shapes: ask to key them */
+      for (int j = 1; j < n->n_in; j++) {
+        int v = n->in[j];
+        if (v < 0 || !g->values[v].is_graph_input || p->vals[v].state != V_HOST) continue;
+        for (int q = 0; q < g->n_inputs && q < 64 && q < n_inputs; q++)
+          if (g->inputs[q] == v && inputs[q].kind == GPUX_KIND_TENSOR && gpux_tensor_count(&inputs[q]) <= 64 &&
+              !(extra >> q & 1))
+            *want |= (uint64_t)1 << q;
+      }
       p->declined = 1;
       snprintf(p->why, sizeof p->why, "shapes are not known before running (%s); the model runs on the CPU", gpux_last_error());
       *out = p;

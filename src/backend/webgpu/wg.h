@@ -42,6 +42,7 @@ typedef struct wg_device {
   wg_pipeline **pipes;
   int n_pipes, cap_pipes;
   int refs;
+  pthread_mutex_t mu;            /* one session plans or runs on the device at a time */
 } wg_device;
 
 /* The process's device, created on first use (library loaded, adapter and device requested,
@@ -106,6 +107,9 @@ int gpux__wg_bind_out(wg_build *b, int i, int type);
  * bind with gpux__wg_bind_scratch (ids stay valid across dispatches of the node). */
 int gpux__wg_scratch(wg_build *b, uint64_t bytes);
 int gpux__wg_bind_scratch(wg_build *b, int scratch, int type);
+/* A constant table the kernel computed while planning (bytes copied, written to the GPU once):
+ * an id to bind with gpux__wg_bind_scratch. */
+int gpux__wg_const(wg_build *b, const void *data, uint64_t bytes);
 /* Writes the declarations of the bindings asked for so far ("@group(0) @binding(k) var<storage,
  * read_write> bk: array<f32>;"), to start the shader text. */
 void gpux__wg_decls(wg_build *b, wg_str *s);
@@ -114,6 +118,11 @@ void gpux__wg_decls(wg_build *b, wg_str *s);
 int gpux__wg_dispatch(wg_build *b, wg_str *wgsl, uint32_t x, uint32_t y, uint32_t z);
 /* Output `out` is input `in` reinterpreted (Reshape, Squeeze, Identity...): no copy. */
 int gpux__wg_alias(wg_build *b, int out, int in);
+
+/* Whether kernels take their software-adapter form (lavapipe, SwiftShader: no workgroup memory
+ * or barriers, which JIT-compile slowly and gain nothing on a CPU) rather than their GPU form.
+ * GPUX_WEBGPU_KERNELS=gpu or =software overrides (tests run the GPU forms on lavapipe). */
+int gpux__wg_software(wg_build *b);
 
 /* Splits n workgroups over x and y (each at most the device's per-dimension limit); the shader
  * recovers the flat workgroup index as wid.y * x + wid.x. */
@@ -174,6 +183,9 @@ extern const wg_op gpux__wg_ops_linalg[];
 extern const wg_op gpux__wg_ops_conv[];
 extern const wg_op gpux__wg_ops_norm[];
 extern const wg_op gpux__wg_ops_reduce[];
+extern const wg_op gpux__wg_ops_resize[];
+extern const wg_op gpux__wg_ops_loss[];
+extern const wg_op gpux__wg_ops_attention[];
 
 extern const gpux_backend_i gpux__backend_webgpu;
 
