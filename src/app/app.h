@@ -1,8 +1,10 @@
 /* app.h — the app runtime's internal interface: an app is a spec (GPUXfile or an image's stored
  * config) with its models loaded into sessions and its pre/post-processing resources (tokenizer,
  * labels, CTC charset) ready. gpux_build (build.c) and gpux_app_* (app.c) both go through
- * gpux__app_create; the openWakeWord streaming pipeline lives in wakeword.c, model files and
- * their external data in files.c. */
+ * gpux__app_create. One file per job: app.c opens and closes, inputs.c prepares inputs,
+ * pipeline.c runs the model(s), outputs.c answers, smoke.c makes inputs for smoke runs; the
+ * openWakeWord streaming pipeline lives in wakeword.c, model files and their external data in
+ * files.c. */
 #ifndef GPUX_APP_H
 #define GPUX_APP_H
 
@@ -50,7 +52,33 @@ int gpux__app_infer(gpux_app *a, const gpux__named_tensors *in, gpux__named_tens
  * images and audio through preprocessing, text through the tokenizer, numbers parsed. */
 int gpux__app_prepare(gpux_app *a, const gpux_app_input *inputs, int n_inputs,
                       gpux__named_tensors *out);
+/* Appends t under name, taking its data (t is zeroed). */
+int gpux__named_tensors_add(gpux__named_tensors *nt, const char *name, gpux_tensor *t);
+/* The index of name, or -1. */
+int gpux__named_tensors_find(const gpux__named_tensors *nt, const char *name);
 void gpux__named_tensors_free(gpux__named_tensors *nt);
+
+/* What an app input of `type` (gpux__io_type) accepts, for error messages and describe. */
+const char *gpux__app_input_accepts(int type);
+
+/* When a run's stages ended (gpux__now_ms), and the time spent in the model(s). */
+typedef struct {
+  double start, prepared, inferred;
+  double infer_ms;
+} gpux__app_times;
+
+/* The answer to a run (outputs.c): *result_json (outputs with data, post-processing results,
+ * timings) and *result_text (what a person reads); either may be NULL. */
+int gpux__app_answer(gpux_app *a, const gpux__named_tensors *out, const gpux__app_times *times,
+                     char **result_json, char **result_text);
+
+/* A number as JSON: 7 significant digits for floats, 17 otherwise, null when not finite. */
+cJSON *gpux__app_json_num(double v, int is_float);
+
+/* A whole file into *data (malloc'ed, NUL-terminated); errors name the path. */
+int gpux__app_read_file(const char *path, char **data, size_t *len);
+/* Is p a regular file? */
+int gpux__app_is_file(const char *p);
 
 /* Generated inputs for the smoke run: the spec's examples when given, otherwise an image (a dark
  * bar on white), a second of quiet noise, "hello world" or zeros (symbolic dimensions as 1 for

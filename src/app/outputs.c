@@ -1,0 +1,178 @@
+/* outputs.c — the answer of `gpux run` (gpux__app_answer): each output as JSON (name, dtype,
+ * shape, data unless it is huge), post-processed (top-k labels, a detector's threshold, CTC text)
+ * where the spec asks, and the text a person reads; with the timings of the run. */
+#include "app/app.h"
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+
+/* Outputs with more elements than this carry no "data" in the JSON answer (OCR's [1, 80, 6625]
+ * probabilities would be megabytes); the post-processed result is still there. */
+#define JSON_MAX_ELEMENTS 100000
+
+/* A growable text buffer for what a person reads. */
+typedef struct {
+  char *data;
+  size_t len, cap;
+  int failed;
+} text_buf;
+
+static void GPUX__PRINTF(2, 3) tb_printf(text_buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0 || b->failed) return;
+  if (b->len + (size_t)n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + (size_t)n + 1) cap *= 2;
+    char *p = gpux__realloc(b->data, cap);
+    if (!p) { b->failed = 1; return; }
+    b->data = p;
+    b->cap = cap;
+  }
+  va_start(ap, fmt);
+  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+}
+
+
+cJSON *gpux__app_json_num(double v, int is_float) {
+  char b[64];
+  if (!isfinite(v)) return cJSON_CreateNull();
+  if (is_float) snprintf(b, sizeof b, "%.7g", v);
+  else snprintf(b, sizeof b, "%.17g", v);
+  return cJSON_CreateRaw(b);
+}
+
+static cJSON *tensor_json(const char *name, const gpux_tensor *t) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "name", name);
+  cJSON_AddStringToObject(o, "dtype", gpux_dtype_name(t->dtype));
+  cJSON *sh = cJSON_AddArrayToObject(o, "shape");
+  for (int i = 0; i < t->ndim; i++) cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t->dims[i]));
+  int64_t n = gpux_tensor_count(t);
+  if (t->kind != GPUX_KIND_TENSOR) {
+    cJSON_AddStringToObject(o, "kind", t->kind == GPUX_KIND_SEQUENCE ? "sequence" : "none");
+    return o;
+  }
+  if (n > JSON_MAX_ELEMENTS) {
+    cJSON_AddNullToObject(o, "data");
+    cJSON_AddStringToObject(o, "data_omitted", "more than 100000 elements");
+    return o;
+  }
+  cJSON *d = cJSON_AddArrayToObject(o, "data");
+  int fl = gpux__dtype_is_float(t->dtype);
+  for (int64_t i = 0; i < n; i++) {
+    if (t->dtype == GPUX_DT_STRING) cJSON_AddItemToArray(d, cJSON_CreateString(((char **)t->data)[i] ? ((char **)t->data)[i] : ""));
+    else if (t->dtype == GPUX_DT_BOOL) cJSON_AddItemToArray(d, cJSON_CreateBool(((uint8_t *)t->data)[i]));
+    else cJSON_AddItemToArray(d, gpux__app_json_num(gpux__load_f64(t->dtype, t->data, i), fl));
+  }
+  return o;
+}
+
+static int post_one(gpux_app *a, int pi, const gpux_tensor *t, cJSON *oj, text_buf *text) {
+  gpux__spec *s = a->spec;
+  gpux__spec_post *p = &s->post[pi];
+  gpux__post_config cfg = p->cfg;
+  cfg.labels = a->post_labels[pi].n ? &a->post_labels[pi] : NULL;
+  if (!cfg.labels && !cfg.ctc)
+    for (int i = 0; i < s->n_outputs; i++)
+      if (!strcmp(s->outputs[i].name, p->output) && a->io_labels && a->io_labels[i].n) cfg.labels = &a->io_labels[i];
+  gpux__post_result r = {0};
+  int rc = gpux__postprocess(&cfg, t, &r);
+  if (rc) return gpux__error_prefix(rc, "postprocessing of '%s': ", p->output);
+  int64_t classes = t->ndim ? t->dims[t->ndim - 1] : 1;
+  if (cfg.ctc) {
+    cJSON *texts = cJSON_AddArrayToObject(oj, "text");
+    for (int64_t i = 0; i < r.n_rows; i++) {
+      cJSON_AddItemToArray(texts, cJSON_CreateString(r.rows[i].text ? r.rows[i].text : ""));
+      tb_printf(text, "%s\n", r.rows[i].text ? r.rows[i].text : "");
+    }
+    cJSON *conf = cJSON_AddArrayToObject(oj, "confidence");
+    for (int64_t i = 0; i < r.n_rows; i++) cJSON_AddItemToArray(conf, gpux__app_json_num(r.rows[i].score, 1));
+  } else {
+    cJSON *rows = r.n_rows == 1 ? NULL : cJSON_AddArrayToObject(oj, "labels");
+    for (int64_t i = 0; i < r.n_rows; i++) {
+      cJSON *row = cJSON_CreateArray();
+      for (int64_t k = 0; k < r.rows[i].n_items; k++) {
+        const gpux__post_item *it = &r.rows[i].items[k];
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "index", (double)it->index);
+        if (it->label) cJSON_AddStringToObject(e, "label", it->label);
+        cJSON_AddItemToObject(e, "score", gpux__app_json_num(it->score, 1));
+        cJSON_AddItemToArray(row, e);
+      }
+      if (rows) cJSON_AddItemToArray(rows, row);
+      else cJSON_AddItemToObject(oj, "labels", row);
+    }
+    if (cfg.has_threshold && classes == 1) {
+      /* a detector: one score against a threshold */
+      for (int64_t i = 0; i < r.n_rows; i++) {
+        const char *label = cfg.labels && cfg.labels->n ? cfg.labels->items[0] : p->output;
+        int hit = r.rows[i].n_items > 0;
+        tb_printf(text, "%s: %s (score %.3f, threshold %.2f)\n", label, hit ? "detected" : "not detected",
+                            r.rows[i].score, cfg.threshold);
+        cJSON_AddBoolToObject(oj, "detected", hit);
+      }
+    } else {
+      char *t_text = NULL;
+      if (!(rc = gpux__post_result_text(&r, &t_text))) tb_printf(text, "%s", t_text);
+      free(t_text);
+    }
+  }
+  gpux__post_result_free(&r);
+  return rc;
+}
+
+/* What a person reads when there is no postprocessing: each output's shape and first values. */
+static void summary_text(const char *name, const gpux_tensor *t, text_buf *text) {
+  char shape[256];
+  gpux_tensor_describe(t, shape, sizeof shape);
+  tb_printf(text, "%s %s:", name, shape);
+  int64_t n = gpux_tensor_count(t), show = GPUX__MIN(n, 8);
+  for (int64_t i = 0; i < show && t->kind == GPUX_KIND_TENSOR; i++) {
+    if (t->dtype == GPUX_DT_STRING) tb_printf(text, " \"%s\"", ((char **)t->data)[i]);
+    else tb_printf(text, " %.6g", gpux__load_f64(t->dtype, t->data, i));
+  }
+  tb_printf(text, "%s\n", n > show ? " ..." : "");
+}
+
+int gpux__app_answer(gpux_app *a, const gpux__named_tensors *out, const gpux__app_times *times,
+                     char **result_json, char **result_text) {
+  int rc = 0;
+  gpux__spec *s = a->spec;
+  cJSON *root = cJSON_CreateObject(), *outs = cJSON_AddArrayToObject(root, "outputs");
+  text_buf text = {0};
+  int any_post = 0;
+  for (int i = 0; i < out->n && !rc; i++) {
+    cJSON *oj = tensor_json(out->names[i], &out->t[i]);
+    cJSON_AddItemToArray(outs, oj);
+    for (int pi = 0; pi < s->n_post && !rc; pi++)
+      if (!strcmp(s->post[pi].output, out->names[i])) { rc = post_one(a, pi, &out->t[i], oj, &text); any_post = 1; }
+  }
+  if (!rc && !any_post)
+    for (int i = 0; i < out->n; i++) summary_text(out->names[i], &out->t[i], &text);
+  if (!rc && s->pipeline.mode == GPUX__PIPE_OPENWAKEWORD) {
+    cJSON *sc = cJSON_AddArrayToObject(root, "scores");
+    for (int64_t i = 0; i < a->ww_n_scores; i++) cJSON_AddItemToArray(sc, gpux__app_json_num(a->ww_scores[i], 1));
+    cJSON_AddNumberToObject(root, "chunk_ms", (double)s->pipeline.chunk / 16.0);
+  }
+  double t3 = gpux__now_ms();
+  cJSON *tm = cJSON_AddObjectToObject(root, "timings");
+  cJSON_AddItemToObject(tm, "preprocess_ms", gpux__app_json_num(times->prepared - times->start, 1));
+  cJSON_AddItemToObject(tm, "inference_ms", gpux__app_json_num(times->infer_ms, 1));
+  cJSON_AddItemToObject(tm, "postprocess_ms", gpux__app_json_num(t3 - times->inferred, 1));
+  cJSON_AddItemToObject(tm, "total_ms", gpux__app_json_num(t3 - times->start, 1));
+  if (!rc && result_json && !(*result_json = cJSON_PrintUnformatted(root))) rc = GPUX_E_NOMEM;
+  cJSON_Delete(root);
+  if (!rc && result_text) {
+    tb_printf(&text, "%s", "");
+    if (text.failed) rc = GPUX_E_NOMEM;
+    else { *result_text = text.data; text.data = NULL; }
+  }
+  free(text.data);
+  if (rc && result_json) { free(*result_json); *result_json = NULL; }
+  return rc;
+}
