@@ -224,7 +224,7 @@ static int parse_attribute(loader *L, gpux_graph *g, const gpux_pb_field *af, gp
 static int defined_in_chain(const gpux_graph *g, const char *name) {
   for (; g; g = g->parent) {
     int id = gpux__graph_find(g, name);
-    if (id >= 0 && g->values[id].producer != -2) return 1;
+    if (id >= 0 && g->values[id].producer != -2 && g->values[id].producer != -4) return 1;
   }
   return 0;
 }
@@ -245,6 +245,18 @@ static int capture(gpux_graph *g, const char *name) {
  * value still to be produced (an error if no node produces it). */
 static int resolve_input(gpux_graph *g, const char *name) {
   int id = capture(g, name);
+  if (id >= 0 && g->values[id].producer == -4) {
+    /* named only by value_info so far: a value of an enclosing graph (subgraphs may declare the
+     * types of what they capture), else one a later node of this graph produces */
+    if (g->parent && defined_in_chain(g->parent, name)) {
+      int outer = capture(g->parent, name);
+      if (outer < 0) return outer;
+      g->values[id].outer = outer;
+      g->values[id].producer = -1;
+    } else {
+      g->values[id].producer = -2;
+    }
+  }
   if (id != -1) return id;
   int v = gpux__graph_add_value(g, name);
   if (v >= 0) g->values[v].producer = -2;
@@ -296,7 +308,7 @@ static int parse_node(loader *L, gpux_graph *g, const gpux_pb_field *nf, gpux_no
     if (!name) return GPUX_E_NOMEM;
     if (!name[0]) { n->out[no++] = -1; continue; }
     int id = gpux__graph_find(g, name);
-    if (id >= 0 && g->values[id].producer != -2)
+    if (id >= 0 && g->values[id].producer != -2 && g->values[id].producer != -4)
       return gpux__error(GPUX_E_MODEL, "node '%s' (%s): output '%s' is already defined", n->name, n->op_type, name);
     if (id < 0 && (id = gpux__graph_add_value(g, name)) < 0) return id;
     g->values[id].producer = -3; /* produced by a node: finalize sets the index */
@@ -372,9 +384,13 @@ static int parse_graph(loader *L, const uint8_t *data, size_t len, gpux_graph *p
     gpux_value_info info;
     if ((rc = parse_value_info(m, &f, &name, &info))) return rc;
     if (f.field == GP_OUTPUT) continue; /* outputs after the nodes */
+    int is_new = gpux__graph_find(g, name) < 0;
     int id = gpux__graph_add_value(g, name);
     if (id < 0) return id;
     gpux_value *v = &g->values[id];
+    /* value_info only describes a value (exporters write it for intermediates, outputs and
+     * captured values): -4 until a node produces it or it turns out to be captured */
+    if (is_new && f.field == GP_VALUE_INFO) v->producer = -4;
     if (!v->has_info || f.field == GP_INPUT) { v->info = info; v->has_info = 1; }
     if (f.field == GP_INPUT && !v->is_const) {
       v->is_graph_input = 1;
@@ -408,6 +424,8 @@ static int parse_graph(loader *L, const uint8_t *data, size_t len, gpux_graph *p
     g->outputs[g->n_outputs++] = id;
   }
   if (rc < 0) return rc;
+  for (int v = 0; v < g->n_values; v++)
+    if (g->values[v].producer == -4) g->values[v].producer = -1; /* described, never used */
   for (int v = 0; v < g->n_values; v++)
     if (g->values[v].producer == -2 && !g->values[v].is_graph_input && !g->values[v].is_const && g->values[v].outer < 0)
       return gpux__error(GPUX_E_MODEL, "graph '%s': value '%s' is used but never defined", g->name, g->values[v].name);

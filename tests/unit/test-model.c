@@ -177,11 +177,89 @@ static void test_external_data(void **state) {
   free(m.data);
 }
 
+/* value_info describes values without defining them: an intermediate (declared before the node
+ * that produces it), a graph output, and a value a subgraph captures from its parent; exporters
+ * (the dynamo exporter, the float16 converter, the quantizer) write all three. */
+static pbw value_info_model(int clash) {
+  pbw g = {0}, m = {0};
+  float w[3] = {1, 2, 3};
+  int64_t wd[] = {3}, xd[] = {-1, 3};
+  pbw_str(&g, 2, "vi");
+  pbw_value_info(&g, 13, "T", GPUX_DT_FLOAT, 2, xd, "batch"); /* before its producer */
+  pbw_value_info(&g, 13, "Y", GPUX_DT_FLOAT, 2, xd, "batch");
+  pbw_value_info(&g, 13, "unused", GPUX_DT_FLOAT, 1, wd, NULL);
+  pbw_node(&g, "Add", "X", "W", "T");
+  if (clash == 1) pbw_node(&g, "Sub", "X", "W", "T"); /* a second producer */
+  if (clash == 2) pbw_node(&g, "Sub", "X", "X", "W"); /* overwrites an initializer */
+  /* Y = If(C) then { Identity(T) } else { Identity(T) } with T declared in the branch too */
+  pbw branch = {0}, attr = {0}, node = {0};
+  pbw_str(&branch, 2, "branch");
+  pbw_value_info(&branch, 13, "T", GPUX_DT_FLOAT, 2, xd, "batch");
+  pbw_node(&branch, "Mul", "T", "W", "Z");
+  pbw_value_info(&branch, 12, "Z", GPUX_DT_FLOAT, 2, xd, "batch");
+  pbw sub = {0};
+  pbw_bytes(&sub, branch.data, branch.len);
+  pbw_str(&attr, 1, "then_branch");
+  pbw_msg(&attr, 6, &branch);
+  pbw_int(&attr, 20, 5);
+  pbw attr2 = {0};
+  pbw_str(&attr2, 1, "else_branch");
+  pbw_msg(&attr2, 6, &sub);
+  pbw_int(&attr2, 20, 5);
+  pbw_str(&node, 1, "C");
+  pbw_str(&node, 2, "Y");
+  pbw_str(&node, 3, "if");
+  pbw_str(&node, 4, "If");
+  pbw_msg(&node, 5, &attr);
+  pbw_msg(&node, 5, &attr2);
+  pbw_msg(&g, 1, &node);
+  pbw_tensor(&g, 5, "W", GPUX_DT_FLOAT, 1, wd, w, sizeof w);
+  pbw_value_info(&g, 11, "X", GPUX_DT_FLOAT, 2, xd, "batch");
+  int64_t cd[] = {1};
+  pbw_value_info(&g, 11, "C", GPUX_DT_BOOL, 1, cd, NULL);
+  pbw_value_info(&g, 12, "Y", GPUX_DT_FLOAT, 2, xd, "batch");
+  pbw_model(&m, &g);
+  return m;
+}
+
+static void test_value_info(void **state) {
+  (void)state;
+  pbw m = value_info_model(0);
+  gpux_model *model;
+  assert_int_equal(gpux_model_load_buffer(m.data, m.len, "vi.onnx", &model), 0);
+  free(m.data);
+  gpux_session *s;
+  assert_int_equal(gpux_session_create(model, &cpu, &s), 0);
+  gpux_tensor in[2], y;
+  int64_t xd[] = {2, 3}, cd[] = {1};
+  assert_int_equal(gpux_tensor_init(&in[0], GPUX_DT_FLOAT, 2, xd), 0);
+  assert_int_equal(gpux_tensor_init(&in[1], GPUX_DT_BOOL, 1, cd), 0);
+  for (int i = 0; i < 6; i++) ((float *)in[0].data)[i] = (float)i;
+  ((unsigned char *)in[1].data)[0] = 1;
+  assert_int_equal(gpux_session_run(s, in, 2, &y, 1), 0);
+  for (int i = 0; i < 6; i++) {
+    float w = (float)(i % 3 + 1);
+    assert_true(((float *)y.data)[i] == ((float)i + w) * w); /* (X + W) * W */
+  }
+  gpux_tensor_free(&y);
+  gpux_tensor_free(&in[0]);
+  gpux_tensor_free(&in[1]);
+  gpux_session_free(s);
+  gpux_model_free(model);
+  /* a value defined twice is still refused, value_info or not */
+  for (int clash = 1; clash <= 2; clash++) {
+    m = value_info_model(clash);
+    assert_int_equal(gpux_model_load_buffer(m.data, m.len, "vi.onnx", &model), GPUX_E_MODEL);
+    assert_non_null(strstr(gpux_last_error(), clash == 1 ? "output 'T' is already defined" : "output 'W' is already defined"));
+    free(m.data);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_symbolic_batch),        cmocka_unit_test(test_bad_inputs),
     cmocka_unit_test(test_unsupported_op),        cmocka_unit_test(test_truncated_and_corrupt),
-    cmocka_unit_test(test_external_data),
+    cmocka_unit_test(test_external_data),        cmocka_unit_test(test_value_info),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
