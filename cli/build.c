@@ -135,14 +135,15 @@ int cmd_build(int argc, char **argv) {
   int json = 0, c;
   progress_state ps = {.tty = isatty(2)};
   optind = 1;
-  while ((c = getopt_long(argc, argv, "t:qh", opts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":t:qh", opts, NULL)) != -1) {
     switch (c) {
     case 't': bo.tag = optarg; break;
     case 'b': if (cli_parse_backend(optarg, &bo.backend)) return EXIT_USAGE; break;
     case 'j': json = 1; break;
     case 'q': ps.quiet = 1; break;
     case 'h': usage(stdout); return EXIT_OK;
-    default: usage(stderr); return EXIT_USAGE;
+    default: return cli_bad_option("build", argv, c);
     }
   }
   if (argc - optind > 1) { cli_error(0, "build takes one PATH (see gpux build --help)"); return EXIT_USAGE; }

@@ -23,6 +23,10 @@ typedef struct {
 
 /* Prints "gpux: error: " + message (+ library detail when err < 0) to stderr. */
 void cli_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* For a getopt_long loop run with opterr = 0 and an optstring that starts with ':': prints the
+ * one-line error for what getopt returned ('?' unknown option, ':' missing value) and returns
+ * EXIT_USAGE. */
+int cli_bad_option(const char *verb, char **argv, int c);
 /* Maps a library error to the exit code above. */
 int cli_exit_code(int err);
 
@@ -70,6 +74,20 @@ int servers_valid_name(const char *name);
 int servers_pid_alive(int pid);                                 /* running, not a zombie */
 /* GET http://host:port/path: the body in *body (malloc'ed); the HTTP status, or -1. */
 int servers_http_get(const char *host, int port, const char *path, char **body);
+
+/* How list and ps print their rows (format.c): a table, JSON, identifiers only (-q) or a template
+ * ('{{.Name}}\t{{.Size}}'), each row a JSON object. */
+struct cJSON;
+typedef enum { CLI_FORMAT_TABLE, CLI_FORMAT_JSON, CLI_FORMAT_QUIET, CLI_FORMAT_TEMPLATE } cli_format_kind;
+typedef struct {
+  cli_format_kind kind;
+  const char *tmpl;              /* CLI_FORMAT_TEMPLATE */
+} cli_format;
+/* "json", "table" or a template; prints the error and returns -1 otherwise. */
+int cli_format_parse(const char *arg, cli_format *f);
+/* Prints rows as JSON, their id_key values (quiet) or the template; nothing for a table (the verb
+ * prints its own). -1 (error printed) when the template names a field the rows do not have. */
+int cli_format_print(const cli_format *f, const struct cJSON *rows, const char *id_key, FILE *out);
 
 /* "cpu", "webgpu", "auto" -> gpux_backend_kind; prints the error and returns -1 otherwise. */
 int cli_parse_backend(const char *s, int *out);

@@ -109,10 +109,11 @@ int cmd_devices(int argc, char **argv) {
   static const struct option longopts[] = {{"json", no_argument, 0, 'J'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   int c, json = 0;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
     if (c == 'J') json = 1;
     else if (c == 'h') return usage(stdout, EXIT_OK);
-    else return usage(stderr, EXIT_USAGE);
+    else return cli_bad_option("devices", argv, c);
   }
   if (optind < argc) {
     cli_error(0, "devices takes no arguments (see gpux devices --help)");

@@ -31,19 +31,40 @@ static void age(const char *created, char *buf, size_t len) {
   else snprintf(buf, len, "%d day%s ago", (int)(d / 86400), (int)(d / 86400) == 1 ? "" : "s");
 }
 
+static void list_usage(FILE *f) {
+  fprintf(f, "usage: gpux list [-q] [--format json|table|TEMPLATE] [--json]   (also: gpux images)\n\n"
+             "Lists the images in the local store ($GPUX_HOME, default ~/.gpux), newest first: name,\n"
+             "tag, digest, size and age.\n"
+             "  -q, --quiet        only the image digests (short form), one per line\n"
+             "  --format json      [{\"name\",\"tag\",\"digest\",\"size\",\"created\"}] (also --json)\n"
+             "  --format TEMPLATE  one line per image, e.g. '{{.Name}}:{{.Tag}}\\t{{.Size}}'\n");
+}
+
+/* Newest first: "created" is an ISO-8601 UTC time, so the strings sort as the times do. */
+static int newer(const cJSON *a, const cJSON *b) {
+  const char *x = cJSON_GetStringValue(cJSON_GetObjectItem(a, "created"));
+  const char *y = cJSON_GetStringValue(cJSON_GetObjectItem(b, "created"));
+  return strcmp(x ? x : "", y ? y : "") > 0;
+}
+
 int cmd_list(int argc, char **argv) {
-  int json = 0;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--json")) json = 1;
-    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      printf("usage: gpux list [--json]   (also: gpux images)\n\n"
-             "Lists the images in the local store ($GPUX_HOME, default ~/.gpux): name, tag, digest,\n"
-             "size and age. --json prints [{\"name\",\"tag\",\"digest\",\"size\",\"created\"}].\n");
-      return EXIT_OK;
-    } else {
-      cli_error(0, "list: unexpected '%s' (see gpux list --help)", argv[i]);
-      return EXIT_USAGE;
-    }
+  static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"quiet", no_argument, 0, 'q'},
+                                       {"format", required_argument, 0, 'f'}, {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  cli_format fmt = {CLI_FORMAT_TABLE, NULL};
+  int c;
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":qh", opts, NULL)) != -1) {
+    if (c == 'j') fmt.kind = CLI_FORMAT_JSON;
+    else if (c == 'q') fmt.kind = CLI_FORMAT_QUIET;
+    else if (c == 'f') { if (cli_format_parse(optarg, &fmt)) return EXIT_USAGE; }
+    else if (c == 'h') { list_usage(stdout); return EXIT_OK; }
+    else return cli_bad_option("list", argv, c);
+  }
+  if (optind < argc) {
+    cli_error(0, "list: unexpected '%s' (see gpux list --help)", argv[optind]);
+    return EXIT_USAGE;
   }
   gpux_store *st;
   if (open_store(&st)) return EXIT_RUNTIME;
@@ -51,38 +72,80 @@ int cmd_list(int argc, char **argv) {
   int rc = gpux_store_list(st, &out);
   gpux_store_close(st);
   if (rc) { cli_error(rc, "cannot list images"); return cli_exit_code(rc); }
-  if (json) {
-    puts(out);
-    gpux_free(out);
-    return EXIT_OK;
-  }
   cJSON *a = cJSON_Parse(out), *e;
   gpux_free(out);
-  printf("%-30s %-12s %-14s %-10s %s\n", "NAME", "TAG", "DIGEST", "SIZE", "CREATED");
-  cJSON_ArrayForEach(e, a) {
-    char size[32], when[64];
-    const char *d = cJSON_GetStringValue(cJSON_GetObjectItem(e, "digest"));
-    human_size(cJSON_GetNumberValue(cJSON_GetObjectItem(e, "size")), size, sizeof size);
-    age(cJSON_GetStringValue(cJSON_GetObjectItem(e, "created")), when, sizeof when);
-    printf("%-30s %-12s %-14.12s %-10s %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(e, "name")),
-           cJSON_GetStringValue(cJSON_GetObjectItem(e, "tag")), d && strlen(d) > 7 ? d + 7 : "", size, when);
+  if (!a) { cli_error(0, "the store's image list is not valid JSON"); return EXIT_RUNTIME; }
+  /* newest first, as docker lists images: the store lists oldest first, so its order reversed
+   * and then a stable insertion sort by time keeps images of the same second newest first */
+  int n = cJSON_GetArraySize(a), i = 0;
+  cJSON **rows = calloc((size_t)n + 1, sizeof *rows);
+  cJSON *sorted = cJSON_CreateArray();
+  if (!rows || !sorted) { free(rows); cJSON_Delete(a); cJSON_Delete(sorted); cli_error(GPUX_E_NOMEM, "list"); return EXIT_RUNTIME; }
+  for (i = n - 1; i >= 0; i--) rows[i] = cJSON_DetachItemViaPointer(a, a->child);
+  for (i = 1; i < n; i++)
+    for (int j = i; j > 0 && newer(rows[j], rows[j - 1]); j--) {
+      cJSON *t = rows[j];
+      rows[j] = rows[j - 1];
+      rows[j - 1] = t;
+    }
+  for (i = 0; i < n; i++) {
+    const char *d = cJSON_GetStringValue(cJSON_GetObjectItem(rows[i], "digest"));
+    char id[16] = "";
+    if (d && strlen(d) > 19) snprintf(id, sizeof id, "%.12s", d + 7); /* after "sha256:" */
+    cJSON_AddStringToObject(rows[i], "id", id);
+    cJSON_AddItemToArray(sorted, rows[i]);
   }
+  free(rows);
   cJSON_Delete(a);
-  return EXIT_OK;
+  if (fmt.kind == CLI_FORMAT_QUIET) { /* one id per image, as docker images -q */
+    cJSON *seen = cJSON_CreateArray();
+    cJSON_ArrayForEach(e, sorted) {
+      const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(e, "id"));
+      const cJSON *s;
+      int dup = 0;
+      cJSON_ArrayForEach(s, seen) dup |= !strcmp(s->valuestring, id);
+      if (!dup) { cJSON_AddItemToArray(seen, cJSON_CreateString(id)); puts(id); }
+    }
+    cJSON_Delete(seen);
+  } else if (fmt.kind != CLI_FORMAT_TABLE) {
+    if (fmt.kind == CLI_FORMAT_JSON) /* the store's own fields only */
+      cJSON_ArrayForEach(e, sorted) cJSON_DeleteItemFromObject(e, "id");
+    rc = cli_format_print(&fmt, sorted, "id", stdout);
+  } else {
+    printf("%-30s %-12s %-14s %-10s %s\n", "NAME", "TAG", "DIGEST", "SIZE", "CREATED");
+    cJSON_ArrayForEach(e, sorted) {
+      char size[32], when[64];
+      human_size(cJSON_GetNumberValue(cJSON_GetObjectItem(e, "size")), size, sizeof size);
+      age(cJSON_GetStringValue(cJSON_GetObjectItem(e, "created")), when, sizeof when);
+      printf("%-30s %-12s %-14s %-10s %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(e, "name")),
+             cJSON_GetStringValue(cJSON_GetObjectItem(e, "tag")), cJSON_GetStringValue(cJSON_GetObjectItem(e, "id")), size, when);
+    }
+  }
+  cJSON_Delete(sorted);
+  return rc ? EXIT_USAGE : EXIT_OK;
 }
 
 int cmd_rm(int argc, char **argv) {
-  if (argc < 2) { cli_error(0, "rm needs at least one NAME[:TAG] (see gpux rm --help)"); return EXIT_USAGE; }
-  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-    printf("usage: gpux rm NAME[:TAG]...\n\n"
-           "Removes image tags (TAG defaults to latest); files no remaining image uses are deleted.\n");
-    return EXIT_OK;
+  static const struct option opts[] = {{"force", no_argument, 0, 'f'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  int force = 0, c;
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":fh", opts, NULL)) != -1) {
+    if (c == 'f') force = 1;
+    else if (c == 'h') {
+      printf("usage: gpux rm [-f] NAME[:TAG]...\n\n"
+             "Removes image tags (TAG defaults to latest); files no remaining image uses are deleted.\n"
+             "  -f, --force   an image that does not exist is not an error\n");
+      return EXIT_OK;
+    } else return cli_bad_option("rm", argv, c);
   }
+  if (optind >= argc) { cli_error(0, "rm needs at least one NAME[:TAG] (see gpux rm --help)"); return EXIT_USAGE; }
   gpux_store *st;
   if (open_store(&st)) return EXIT_RUNTIME;
   int status = EXIT_OK;
-  for (int i = 1; i < argc; i++) {
+  for (int i = optind; i < argc; i++) {
     int rc = gpux_store_remove(st, argv[i]);
+    if (rc == GPUX_E_NOTFOUND && force) continue;
     if (rc) {
       fprintf(stderr, "gpux: error: %s\n", gpux_last_error());
       status = cli_exit_code(rc);

@@ -99,10 +99,11 @@ int cmd_init(int argc, char **argv) {
   const char *tname = "blank";
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":t:h", opts, NULL)) != -1) {
     if (c == 't') tname = optarg;
     else if (c == 'h') { usage(stdout); return EXIT_OK; }
-    else { usage(stderr); return EXIT_USAGE; }
+    else return cli_bad_option("init", argv, c);
   }
   if (argc - optind != 1) { cli_error(0, "init needs one NAME (see gpux init --help)"); return EXIT_USAGE; }
   const char *dir = argv[optind];

@@ -20,13 +20,14 @@ int cmd_login(int argc, char **argv) {
   gpux_registry_options ro = {0};
   int c, pw = 0;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "u:h", opts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":u:h", opts, NULL)) != -1) {
     switch (c) {
     case 'u': ro.username = optarg; break;
     case 'p': pw = 1; break;
     case 'i': ro.insecure = 1; break;
     case 'h': usage(stdout); return EXIT_OK;
-    default: usage(stderr); return EXIT_USAGE;
+    default: return cli_bad_option("login", argv, c);
     }
   }
   if (argc - optind != 1) { cli_error(0, "login takes one HOST (see gpux login --help)"); return EXIT_USAGE; }

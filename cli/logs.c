@@ -47,7 +47,8 @@ int cmd_logs(int argc, char **argv) {
   int follow = 0, c;
   long tail = -1;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "fn:h", opts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":fn:h", opts, NULL)) != -1) {
     switch (c) {
     case 'f': follow = 1; break;
     case 'n': {
@@ -57,7 +58,7 @@ int cmd_logs(int argc, char **argv) {
       break;
     }
     case 'h': usage(stdout); return EXIT_OK;
-    default: usage(stderr); return EXIT_USAGE;
+    default: return cli_bad_option("logs", argv, c);
     }
   }
   if (optind != argc - 1) { cli_error(0, "logs needs one server name (see gpux ps)"); return EXIT_USAGE; }

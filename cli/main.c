@@ -1,5 +1,6 @@
 /* main.c — the gpux command: finds the verb and runs it; `gpux --help` lists the verbs. */
 #include "cli.h"
+#include <getopt.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -34,6 +35,14 @@ void cli_error(int err, const char *fmt, ...) {
   fputc('\n', stderr);
 }
 
+int cli_bad_option(const char *verb, char **argv, int c) {
+  const char *arg = argv[optind - 1];
+  if (c == ':') cli_error(0, "%s: option '%s' needs a value (see gpux %s --help)", verb, arg, verb);
+  else if (optopt && strncmp(arg, "--", 2)) cli_error(0, "%s: unknown option '-%c' (see gpux %s --help)", verb, optopt, verb);
+  else cli_error(0, "%s: unknown option '%s' (see gpux %s --help)", verb, arg, verb);
+  return EXIT_USAGE;
+}
+
 int cli_exit_code(int err) {
   switch (err) {
   case GPUX_E_OK: return EXIT_OK;
@@ -48,18 +57,64 @@ static void usage(FILE *f) {
              "usage: gpux COMMAND [ARGS...]\n\ncommands:\n", GPUX_VERSION);
   for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
     fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
-  fprintf(f, "\n`gpux COMMAND --help` describes a command.\n");
+  fprintf(f, "\n`gpux help COMMAND` (or `gpux COMMAND --help`) describes a command.\n");
+}
+
+/* Levenshtein distance of two short words, for "did you mean". */
+static size_t edit_distance(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b), row[64];
+  if (la >= 64 || lb >= 64) return 99;
+  for (size_t j = 0; j <= lb; j++) row[j] = j;
+  for (size_t i = 1; i <= la; i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= lb; j++) {
+      size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+      if (up + 1 < best) best = up + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      diag = up;
+      row[j] = best;
+    }
+  }
+  return row[lb];
+}
+
+static const cli_verb *find_verb(const char *name) {
+  for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+    if (!strcmp(name, verbs[i].name)) return &verbs[i];
+  return NULL;
+}
+
+static int unknown_verb(const char *name) {
+  const cli_verb *best = NULL;
+  size_t best_d = 3; /* suggest only close names */
+  for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+    size_t d = edit_distance(name, verbs[i].name);
+    if (d < best_d) { best_d = d; best = &verbs[i]; }
+  }
+  if (best) cli_error(0, "unknown command '%s' (did you mean '%s'? see gpux --help)", name, best->name);
+  else cli_error(0, "unknown command '%s' (see gpux --help)", name);
+  return EXIT_USAGE;
 }
 
 int main(int argc, char **argv) {
   if (argc < 2) { usage(stderr); return EXIT_USAGE; }
+  if (!strcmp(argv[1], "help") && argc > 2) { /* gpux help VERB = gpux VERB --help */
+    const cli_verb *v = find_verb(argv[2]);
+    if (!v) return unknown_verb(argv[2]);
+    char *help_argv[] = {argv[2], "--help", NULL};
+    return v->main(2, help_argv);
+  }
   if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
     usage(stdout);
     return EXIT_OK;
   }
   if (!strcmp(argv[1], "--version")) { printf("gpux %s\n", GPUX_VERSION); return EXIT_OK; }
-  for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-    if (!strcmp(argv[1], verbs[i].name)) return verbs[i].main(argc - 1, argv + 1);
-  cli_error(0, "unknown command '%s' (see gpux --help)", argv[1]);
-  return EXIT_USAGE;
+  const cli_verb *v = find_verb(argv[1]);
+  if (v) return v->main(argc - 1, argv + 1);
+  if (argv[1][0] == '-') {
+    cli_error(0, "unknown option '%s' (see gpux --help)", argv[1]);
+    return EXIT_USAGE;
+  }
+  return unknown_verb(argv[1]);
 }

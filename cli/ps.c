@@ -104,8 +104,13 @@ int servers_http_get(const char *host, int port, const char *path, char **body) 
 }
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: gpux ps [--json]\n\nLists the running servers (gpux serve): name, models, address, pid,\n"
-             "uptime and requests served.\n");
+  fprintf(f, "usage: gpux ps [-q] [--format json|table|TEMPLATE] [--json]\n\n"
+             "Lists the running servers (gpux serve): name, models, address, pid, uptime and requests\n"
+             "served.\n"
+             "  -q, --quiet        only the server names\n"
+             "  --format json      [{\"name\",\"models\":[...],\"host\",\"port\",\"pid\",\"uptime_s\",\"requests\",\"status\"}]\n"
+             "                     (also --json)\n"
+             "  --format TEMPLATE  one line per server, e.g. '{{.Name}} {{.Port}}'\n");
 }
 
 static const char *uptime_text(double s, char *buf, size_t len) {
@@ -117,13 +122,19 @@ static const char *uptime_text(double s, char *buf, size_t len) {
 }
 
 int cmd_ps(int argc, char **argv) {
-  static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-  int as_json = 0, c;
+  static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"quiet", no_argument, 0, 'q'},
+                                       {"format", required_argument, 0, 'f'}, {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  cli_format fmt = {CLI_FORMAT_TABLE, NULL};
+  int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    if (c == 'j') as_json = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":qh", opts, NULL)) != -1) {
+    if (c == 'j') fmt.kind = CLI_FORMAT_JSON;
+    else if (c == 'q') fmt.kind = CLI_FORMAT_QUIET;
+    else if (c == 'f') { if (cli_format_parse(optarg, &fmt)) return EXIT_USAGE; }
     else if (c == 'h') { usage(stdout); return EXIT_OK; }
-    else { usage(stderr); return EXIT_USAGE; }
+    else return cli_bad_option("ps", argv, c);
   }
   gpux_store *st;
   int rc = gpux_store_open(NULL, &st);
@@ -134,6 +145,7 @@ int cmd_ps(int argc, char **argv) {
   DIR *d = opendir(dir);
   struct dirent *e;
   cJSON *arr = cJSON_CreateArray();
+  int as_json = fmt.kind != CLI_FORMAT_TABLE;
   if (!as_json) printf("%-20s %-30s %-22s %-8s %-8s %-9s %s\n", "NAME", "MODELS", "ADDRESS", "PID", "UPTIME", "REQUESTS", "STATUS");
   while (d && (e = readdir(d))) {
     size_t n = strlen(e->d_name);
@@ -157,7 +169,13 @@ int cmd_ps(int argc, char **argv) {
     if (as_json) {
       cJSON *o = cJSON_CreateObject();
       cJSON_AddStringToObject(o, "name", si.name);
-      cJSON_AddStringToObject(o, "models", si.models);
+      cJSON *models = cJSON_AddArrayToObject(o, "models"); /* si.models is "a,b" */
+      for (const char *m = si.models, *comma; *m; m = comma ? comma + 1 : m + strlen(m)) {
+        comma = strchr(m, ',');
+        char one[sizeof si.models];
+        snprintf(one, sizeof one, "%.*s", comma ? (int)(comma - m) : (int)strlen(m), m);
+        cJSON_AddItemToArray(models, cJSON_CreateString(one));
+      }
       cJSON_AddStringToObject(o, "host", si.host);
       cJSON_AddNumberToObject(o, "port", si.port);
       cJSON_AddNumberToObject(o, "pid", si.pid);
@@ -173,11 +191,7 @@ int cmd_ps(int argc, char **argv) {
     }
   }
   if (d) closedir(d);
-  if (as_json) {
-    char *t = cJSON_PrintUnformatted(arr);
-    puts(t ? t : "[]");
-    free(t);
-  }
+  int bad = as_json && cli_format_print(&fmt, arr, "name", stdout);
   cJSON_Delete(arr);
-  return EXIT_OK;
+  return bad ? EXIT_USAGE : EXIT_OK;
 }

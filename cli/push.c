@@ -105,7 +105,8 @@ int cli_registry_options(int argc, char **argv, gpux_registry_options *ro, cli_t
     {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   int c, pw = 0;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "u:qh", opts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":u:qh", opts, NULL)) != -1) {
     char *end;
     switch (c) {
     case 'i': ro->insecure = 1; break;
@@ -120,7 +121,7 @@ int cli_registry_options(int argc, char **argv, gpux_registry_options *ro, cli_t
     case 'j': *json = 1; break;
     case 'q': t->quiet = 1; break;
     case 'h': help(stdout); return EXIT_OK;
-    default: help(stderr); return EXIT_USAGE;
+    default: return cli_bad_option(argv[0], argv, c);
     }
   }
   if (!!ro->username != pw) { cli_error(0, "-u USER and --password-stdin go together"); return EXIT_USAGE; }

@@ -210,7 +210,8 @@ int cmd_run(int argc, char **argv) {
   gpux_app_options ao = {0};
   if (!args) return EXIT_RUNTIME;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "i:h", opts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":i:h", opts, NULL)) != -1) {
     switch (c) {
     case 'i': args[n_args++] = optarg; break;
     case 'j': as_json = 1; break;
@@ -224,7 +225,7 @@ int cmd_run(int argc, char **argv) {
     }
     case 'I': inter = 1; break;
     case 'h': usage(stdout); free(args); return EXIT_OK;
-    default: usage(stderr); free(args); return EXIT_USAGE;
+    default: free(args); return cli_bad_option("run", argv, c);
     }
   }
   if (optind >= argc) { cli_error(0, "run needs an image or a folder (see gpux run --help)"); free(args); return EXIT_USAGE; }

@@ -142,7 +142,8 @@ int cmd_serve(int argc, char **argv) {
   const char *name_opt = NULL;
   double v;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "dp:h", opts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":dp:h", opts, NULL)) != -1) {
     switch (c) {
     case 'p': if (parse_num("--port", optarg, 0, 65535, &v)) return EXIT_USAGE; so.port = (int)v; break;
     case 'H': so.host = optarg; break;
@@ -158,7 +159,7 @@ int cmd_serve(int argc, char **argv) {
       break;
     case 't': if (parse_num("--threads", optarg, 1, 1024, &v)) return EXIT_USAGE; so.http_threads = (int)v; break;
     case 'h': usage(stdout); return EXIT_OK;
-    default: usage(stderr); return EXIT_USAGE;
+    default: return cli_bad_option("serve", argv, c);
     }
   }
   if (optind >= argc) { cli_error(0, "serve needs at least one image (see gpux serve --help)"); return EXIT_USAGE; }

@@ -21,13 +21,14 @@ int cmd_stop(int argc, char **argv) {
   double timeout = 60;
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":t:h", opts, NULL)) != -1) {
     if (c == 't') {
       char *end;
       timeout = strtod(optarg, &end);
       if (*end || timeout <= 0) { cli_error(0, "--timeout: '%s' is not a number of seconds", optarg); return EXIT_USAGE; }
     } else if (c == 'h') { usage(stdout); return EXIT_OK; }
-    else { usage(stderr); return EXIT_USAGE; }
+    else return cli_bad_option("stop", argv, c);
   }
   if (optind >= argc) { cli_error(0, "stop needs a server name (see gpux ps)"); return EXIT_USAGE; }
   gpux_store *st;

@@ -282,7 +282,8 @@ int cmd_verify(int argc, char **argv) {
     {0, 0, 0, 0}};
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "hj:", longopts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":hj:", longopts, NULL)) != -1) {
     char *end = NULL;
     switch (c) {
     case 'b':
@@ -298,7 +299,7 @@ int cmd_verify(int argc, char **argv) {
     case 'J': o.json = 1; break;
     case 'F': o.no_fallback = 1; break;
     case 'h': return usage(stdout, EXIT_OK);
-    default: return usage(stderr, EXIT_USAGE);
+    default: return cli_bad_option("verify", argv, c);
     }
   }
   if (optind >= argc) { cli_error(0, "verify needs at least one PATH (see gpux verify --help)"); return EXIT_USAGE; }

@@ -14,7 +14,11 @@ expect build-json 0 '^\{"reference":"td:v2","name":"td","tag":"v2","digest":"sha
   "$gpux" build -q --json -t td:v2 "$root/examples/text-direction"
 expect list 0 'td +v1 +[0-9a-f]{12} ' -- "$gpux" list
 expect images 0 'td +v2 ' -- "$gpux" images
-expect list-json 0 '^\[\{"name":"td","tag":"v1","digest":"sha256:' -- "$gpux" list --json
+expect list-json 0 '^\[\{"name":"td","tag":"v2","digest":"sha256:' -- "$gpux" list --json   # newest first
+expect list-quiet 0 '^[0-9a-f]{12}$' -- "$gpux" list -q
+expect list-format 0 '^td:v2 [0-9]+$' -- bash -c "'$gpux' list --format '{{.Name}}:{{.Tag}} {{.Size}}' | head -1"
+expect list-format-bad 2 "unknown field '.Nope' \(fields: .name, .tag" -- "$gpux" list --format '{{.Nope}}'
+expect list-bad-option 2 "list: unknown option '--frobnicate' \(see gpux list --help\)" -- "$gpux" list --frobnicate
 expect tag 0 '^Tagged td:v1 as direction$' -- "$gpux" tag td:v1 direction
 expect list-tagged 0 'direction +latest ' -- "$gpux" list
 render "Hello world 2024" "$tmp/line.png"
@@ -30,6 +34,8 @@ expect rm-rest 0 'Removed direction:latest' -- "$gpux" rm td:v2 direction
 expect list-after 0 '^NAME +TAG +DIGEST +SIZE +CREATED$' -- "$gpux" list
 expect gc 0 '^0$' -- bash -c "ls '$GPUX_HOME/blobs/sha256' | wc -l"
 expect_error rm-missing "no image 'td:v1'" -- "$gpux" rm td:v1
+expect rm-force-missing 0 '^$' -- "$gpux" rm -f td:v1
+expect rm-bad-option 2 "rm: unknown option '-x'" -- "$gpux" rm -x td:v1
 expect_error tag-missing "no image 'nothing:latest'" -- "$gpux" tag nothing other
 expect_error inspect-missing "no image 'nothing:latest'" -- "$gpux" inspect nothing
 

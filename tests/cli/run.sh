@@ -24,7 +24,15 @@ expect() {
 
 expect help 0 'usage: gpux COMMAND' -- "$gpux" --help
 expect no-args 2 'usage' -- "$gpux"
-expect unknown-verb 2 "gpux: error: unknown command 'frobnicate'" -- "$gpux" frobnicate
+expect unknown-verb 2 "gpux: error: unknown command 'frobnicate' \(see gpux --help\)" -- "$gpux" frobnicate
+expect did-you-mean 2 "unknown command 'lst' \(did you mean 'list'\?" -- "$gpux" lst
+expect unknown-global-option 2 "^gpux: error: unknown option '--frob'" -- "$gpux" --frob
+expect help-verb 0 '^usage: gpux rm ' -- "$gpux" help rm
+expect help-unknown-verb 2 "did you mean 'run'" -- "$gpux" help rnu
+# a bad option is one line naming it, not the whole usage
+expect bad-option-one-line 2 "^gpux: error: run: unknown option '--frob' \(see gpux run --help\)$" -- "$gpux" run --frob x
+expect missing-value 2 "^gpux: error: build: option '--tag' needs a value" -- "$gpux" build . --tag
+expect bad-short-option 2 "^gpux: error: verify: unknown option '-z'" -- "$gpux" verify -z
 expect verify-help 0 'N passed, N failed, N skipped' -- "$gpux" verify --help
 expect verify-no-path 2 'needs at least one PATH' -- "$gpux" verify
 expect verify-missing 3 'gpux: error: /nonexistent: not a folder' -- "$gpux" verify /nonexistent

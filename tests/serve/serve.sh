@@ -210,7 +210,9 @@ expect refused-after-stop 7 '' -- curl -s "$url/health"
 # ---- -d, ps, logs, stop ----
 expect detach 0 '^bg started: http://127\.0\.0\.1:[0-9]+ \(pid [0-9]+\)' -- "$gpux" serve tiny -d --port 0 --backend cpu --name bg
 expect ps 0 '^bg +tiny +127\.0\.0\.1:[0-9]+ +[0-9]+ +[0-9]+s +0 +ready$' -- "$gpux" ps
-expect ps-json 0 '"name":"bg","models":"tiny"' -- "$gpux" ps --json
+expect ps-json 0 '"name":"bg","models":\["tiny"\]' -- "$gpux" ps --json
+expect ps-quiet 0 '^bg$' -- "$gpux" ps -q
+expect ps-format 0 '^bg tiny [0-9]+$' -- "$gpux" ps --format '{{.Name}} {{.Models}} {{.Port}}'
 bgurl=http://$("$gpux" ps --json | grep -o '"port":[0-9]*' | head -1 | sed 's/"port":/127.0.0.1:/')
 http bg-health 200 '"ready":true' -- "$bgurl/health"
 expect logs 0 'GET /health" 200' -- "$gpux" logs bg
