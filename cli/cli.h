@@ -43,6 +43,7 @@ int cmd_tag(int argc, char **argv);
 int cmd_push(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_login(int argc, char **argv);
+int cmd_logout(int argc, char **argv);
 /* push/pull progress (cli/push.c): a live line per blob on a terminal, plain lines otherwise */
 typedef struct {
   const char *verb;              /* "push" or "pull" */

@@ -23,6 +23,7 @@ static const cli_verb verbs[] = {
   {"push", "push an image to an OCI registry", cmd_push},
   {"pull", "pull an image from an OCI registry", cmd_pull},
   {"login", "store credentials for an OCI registry", cmd_login},
+  {"logout", "forget the credentials stored for an OCI registry", cmd_logout},
 };
 
 void cli_error(int err, const char *fmt, ...) {

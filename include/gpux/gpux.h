@@ -270,6 +270,8 @@ int gpux_pull(gpux_store *st, const char *remote_ref, const gpux_registry_option
               char **summary_json);
 /* Checks username/password against `host` and stores them in $GPUX_HOME/auth.json (mode 0600). */
 int gpux_login(gpux_store *st, const char *host, const gpux_registry_options *o);
+/* Forgets the credentials stored for `host` by gpux_login (GPUX_E_NOTFOUND when there are none). */
+int gpux_logout(gpux_store *st, const char *host);
 
 /* ---- serving: apps behind an HTTP server (`gpux serve`) ----
  * One server answers for several apps: the friendly POST /predict, the Open Inference Protocol v2

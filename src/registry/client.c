@@ -152,6 +152,7 @@ void gpux__credentials_find(gpux_store *st, const char *host, gpux__credentials 
 }
 
 int gpux__credentials_save(gpux_store *st, const char *host, const gpux__credentials *c) {
+  /* c == NULL removes the host's entry (logout); GPUX_E_NOTFOUND when there is none */
   char path[4200], tmp[4300];
   snprintf(path, sizeof path, "%s/auth.json", st->root);
   char *text = read_text(path);
@@ -160,15 +161,23 @@ int gpux__credentials_save(gpux_store *st, const char *host, const gpux__credent
   if (!cJSON_IsObject(j)) { cJSON_Delete(j); j = cJSON_CreateObject(); }
   cJSON *auths = cJSON_GetObjectItem(j, "auths");
   if (!cJSON_IsObject(auths)) { cJSON_DeleteItemFromObject(j, "auths"); auths = cJSON_AddObjectToObject(j, "auths"); }
-  char plain[1400];
-  snprintf(plain, sizeof plain, "%s:%s", c->user, c->password);
-  unsigned char b64[2000];
-  EVP_EncodeBlock(b64, (const unsigned char *)plain, (int)strlen(plain));
-  OPENSSL_cleanse(plain, sizeof plain);
-  cJSON_DeleteItemFromObject(auths, host);
-  cJSON *e = cJSON_AddObjectToObject(auths, host);
-  cJSON_AddStringToObject(e, "auth", (char *)b64);
-  OPENSSL_cleanse(b64, sizeof b64);
+  if (!c) {
+    cJSON *old = cJSON_DetachItemFromObjectCaseSensitive(auths, host);
+    if (!old) { cJSON_Delete(j); return gpux__error(GPUX_E_NOTFOUND, "not logged in to %s (%s)", host, path); }
+    cJSON *a = cJSON_GetObjectItem(old, "auth");
+    if (cJSON_IsString(a)) OPENSSL_cleanse(a->valuestring, strlen(a->valuestring));
+    cJSON_Delete(old);
+  } else {
+    char plain[1400];
+    snprintf(plain, sizeof plain, "%s:%s", c->user, c->password);
+    unsigned char b64[2000];
+    EVP_EncodeBlock(b64, (const unsigned char *)plain, (int)strlen(plain));
+    OPENSSL_cleanse(plain, sizeof plain);
+    cJSON_DeleteItemFromObject(auths, host);
+    cJSON *e = cJSON_AddObjectToObject(auths, host);
+    cJSON_AddStringToObject(e, "auth", (char *)b64);
+    OPENSSL_cleanse(b64, sizeof b64);
+  }
   char *out = cJSON_Print(j);
   cJSON_Delete(j);
   if (!out) return gpux__error(GPUX_E_NOMEM, "out of memory");
@@ -585,12 +594,23 @@ void gpux__registry_close(gpux__registry *r) {
 
 /* ---- login ---- */
 
+/* Docker Hub goes by several names; credentials are kept under one. */
+static const char *canonical_host(const char *host) {
+  return !strcmp(host, "index.docker.io") || !strcmp(host, "registry-1.docker.io") ? "docker.io" : host;
+}
+
+int gpux_logout(gpux_store *st, const char *host) {
+  if (!host || !*host || strchr(host, '/'))
+    return gpux__error(GPUX_E_INVALID, "'%s' is not a registry host (HOST[:PORT])", host ? host : "");
+  return gpux__credentials_save(st, canonical_host(host), NULL);
+}
+
 int gpux_login(gpux_store *st, const char *host, const gpux_registry_options *o) {
   if (!o || !o->username || !*o->username || !o->password)
     return gpux__error(GPUX_E_INVALID, "login needs a username and a password");
   if (!host || !*host || strchr(host, '/'))
     return gpux__error(GPUX_E_INVALID, "'%s' is not a registry host (HOST[:PORT])", host ? host : "");
-  const char *h = !strcmp(host, "index.docker.io") || !strcmp(host, "registry-1.docker.io") ? "docker.io" : host;
+  const char *h = canonical_host(host);
   gpux__registry r;
   int rc = gpux__registry_open(&r, st, h, "", "", o);
   if (rc) return rc;

@@ -30,6 +30,7 @@ typedef struct {
 /* Fills `c` (empty strings when none are stored). */
 void gpux__credentials_find(gpux_store *st, const char *host, gpux__credentials *c);
 /* Writes $GPUX_HOME/auth.json (0600) with `host` set to user/password. */
+/* Writes (c == NULL: removes) the credentials of `host` in $GPUX_HOME/auth.json, atomically. */
 int gpux__credentials_save(gpux_store *st, const char *host, const gpux__credentials *c);
 
 /* One registry and repository, authenticated for `actions` ("pull" or "pull,push"). */

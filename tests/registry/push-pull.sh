@@ -82,6 +82,14 @@ expect login 0 "^Login succeeded for $areg" -- bash -c "echo 's3cret-Pa55' | '$g
 expect auth-file-mode 0 '^600$' -- stat -c %a "$GPUX_HOME/auth.json"
 expect auth-push 0 "^Pushed $areg/team/td:v1" -- "$gpux" push --insecure $reg/team/td:v1 $areg/team/td:v1
 expect no-secret-anywhere 0 '^0$' -- bash -c "'$gpux' push --insecure $reg/team/td:v1 $areg/team/td:v1 2>&1 | grep -c 's3cret' || true"
+expect logout 0 "^Removed the credentials for $areg\$" -- "$gpux" logout $areg
+expect_error logged-out "$areg requires a login" -- "$gpux" push -q --insecure $reg/team/td:v1 $areg/team/td:v1
+expect_error logout-again "not logged in to $areg" -- "$gpux" logout $areg
+expect_error login-no-tty "needs --password-stdin when stdin is not a terminal" -- bash -c "'$gpux' login --insecure $areg -u alice < /dev/null"
+# on a terminal gpux asks for the user and, without echo, the password
+if command -v script >/dev/null; then
+  expect login-prompt 0 "^prompts=2 echoed=0 Login succeeded" -- bash -c "(sleep 1; printf 'alice\n'; sleep 2; printf 's3cret-Pa55\n') | script -qec \"'$gpux' login --insecure $areg\" /dev/null > '$tmp/tty.out'; echo -n prompts=\$(grep -o 'Username: \\|Password: ' '$tmp/tty.out' | wc -l) echoed=\$(grep -c s3cret '$tmp/tty.out') ''; grep -o 'Login succeeded' '$tmp/tty.out'"
+fi
 # credentials from a docker config.json (base64 user:password under auths)
 export GPUX_HOME=$tmp/home-docker DOCKER_CONFIG=$tmp/docker
 mkdir -p "$DOCKER_CONFIG"
