@@ -129,6 +129,18 @@ static int write_state(const char *path, const char *name, int pid, const char *
   return 0;
 }
 
+/* A failure before the server is ready: on stderr in the foreground; detached, through the pipe
+ * to the waiting parent as "CODE message", so both exit with the same status. */
+static void report_failure(int fd, int rc, const char *err) {
+  if (fd < 0) {
+    fprintf(stderr, "gpux: error: %s\n", err);
+    return;
+  }
+  char msg[2048];
+  int n = snprintf(msg, sizeof msg, "%d %s", cli_exit_code(rc), err);
+  if (write(fd, msg, (size_t)(n < (int)sizeof msg ? n : (int)sizeof msg - 1)) < 0) {}
+}
+
 int cmd_serve(int argc, char **argv) {
   static const struct option opts[] = {
     {"port", required_argument, 0, 'p'}, {"host", required_argument, 0, 'H'}, {"detach", no_argument, 0, 'd'},
@@ -177,6 +189,19 @@ int cmd_serve(int argc, char **argv) {
   if (servers_dir(st, dir, sizeof dir)) { cli_error(0, "cannot create %s: %s", dir, strerror(errno)); gpux_store_close(st); return EXIT_RUNTIME; }
   snprintf(state, sizeof state, "%s/%s.json", dir, name);
   snprintf(logp, sizeof logp, "%s/%s.log", dir, name);
+  /* an image that does not exist is an input error now, before anything binds or forks */
+  for (int i = 0; i < n_refs; i++) {
+    struct stat sb;
+    char *info = NULL;
+    if (!stat(refs[i], &sb)) continue; /* a GPUXfile folder or file */
+    rc = gpux_store_inspect(st, refs[i], &info);
+    gpux_free(info);
+    if (rc) {
+      fprintf(stderr, "gpux: error: %s\n", gpux_last_error());
+      gpux_store_close(st);
+      return cli_exit_code(rc);
+    }
+  }
   server_info old;
   if (!servers_read(state, &old) && old.alive) {
     cli_error(0, "a server named '%s' is running (pid %d, port %d): gpux stop %s, or give --name", name, old.pid, old.port, name);
@@ -204,8 +229,11 @@ int cmd_serve(int argc, char **argv) {
         printf("%s started: http://%s (pid %d); gpux logs %s, gpux stop %s\n", name, msg + 3, (int)pid, name, name);
         return EXIT_OK;
       }
-      fprintf(stderr, "gpux: error: %s\n", n ? msg : "the server exited before it was ready (see gpux logs)");
-      return EXIT_RUNTIME;
+      /* "CODE message": the exit status the server would have had in the foreground */
+      int code = EXIT_RUNTIME, off = 0;
+      if (sscanf(msg, "%d %n", &code, &off) != 1) off = 0, code = EXIT_RUNTIME;
+      fprintf(stderr, "gpux: error: %s\n", n ? msg + off : "the server exited before it was ready (see gpux logs)");
+      return code;
     }
     close(report[0]);
     setsid();
@@ -237,16 +265,13 @@ int cmd_serve(int argc, char **argv) {
       gpux_server_stop(srv);
       srv = NULL;
       unlink(state);
-      if (detach) { if (write(report[1], err, strlen(err)) < 0) {} }
-      else fprintf(stderr, "gpux: error: %s\n", err);
+      report_failure(detach ? report[1] : -1, rc, err);
       gpux_store_close(st);
       if (sink.f) fclose(sink.f);
       return cli_exit_code(rc);
     }
   } else {
-    const char *err = gpux_last_error();
-    if (detach) { if (write(report[1], err, strlen(err)) < 0) {} }
-    else fprintf(stderr, "gpux: error: %s\n", err);
+    report_failure(detach ? report[1] : -1, rc, gpux_last_error());
     gpux_store_close(st);
     if (sink.f) fclose(sink.f);
     return cli_exit_code(rc);

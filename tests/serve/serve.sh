@@ -221,7 +221,14 @@ expect logs-follow 0 'ready: bg' -- bash -c "(sleep 0.5; '$gpux' stop bg >/dev/n
 expect ps-after-stop 0 '^NAME' -- bash -c "'$gpux' ps | grep -v '^bg '"
 expect_error stop-unknown "no server named 'bg' is running" -- "$gpux" stop bg
 expect_error logs-unknown "no server named 'nosuch'" -- "$gpux" logs nosuch
-expect serve-no-image 3 "^gpux: error: nosuch: no image 'nosuch:latest'" -- "$gpux" serve nosuch --port 0
+# a missing image fails at once, the same way in the foreground and detached, before any
+# "listening" line; a model that fails to load later gives the same status both ways too
+expect_error serve-no-image "no image 'nosuch:latest'" -- "$gpux" serve nosuch --port 0
+expect serve-no-image-status 3 "no image 'nosuch:latest'" -- "$gpux" serve nosuch --port 0
+expect serve-no-image-detached 3 "^gpux: error: no image 'nosuch:latest'" -- "$gpux" serve -d nosuch --port 0
+mkdir -p "$tmp/broken" && printf 'model: ./model.onnx\n' > "$tmp/broken/GPUXfile" && head -c 200 /dev/urandom > "$tmp/broken/model.onnx"
+expect serve-broken 3 "gpux: error: .*model.onnx" -- "$gpux" serve "$tmp/broken" --port 0 --name broken
+expect serve-broken-detached 3 "^gpux: error: .*model.onnx" -- "$gpux" serve -d "$tmp/broken" --port 0 --name broken
 
 kill -INT "$main_pid"; wait "$main_pid"
 expect main-exit 0 "exit 0" -- echo "exit $?"
