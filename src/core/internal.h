@@ -84,4 +84,10 @@ void *gpux__arena_alloc(gpux__arena *a, size_t n);   /* zeroed, 16-byte aligned 
 char *gpux__arena_strndup(gpux__arena *a, const char *s, size_t n);
 void gpux__arena_free(gpux__arena *a);
 
+/* "Did you mean": the Levenshtein distance of two words (case-insensitive; 99 when either is
+ * longer than 64), and the closest of a NULL-terminated list of names, or NULL when none is
+ * close enough to be the one meant. */
+int gpux__edit_distance(const char *a, const char *b);
+const char *gpux__closest_name(const char *word, const char *const *names);
+
 #endif

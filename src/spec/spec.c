@@ -43,40 +43,6 @@ char *gpux__spec_strdup(gpux__spec *s, const char *str) {
 
 /* ---- names ---- */
 
-int gpux__edit_distance(const char *a, const char *b) {
-  size_t la = strlen(a), lb = strlen(b);
-  if (la > 64 || lb > 64) return 99;
-  int row[65];
-  for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
-  for (size_t i = 1; i <= la; i++) {
-    int prev = row[0];
-    row[0] = (int)i;
-    for (size_t j = 1; j <= lb; j++) {
-      int cur = row[j];
-      int cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
-      int v = prev + cost;
-      if (row[j] + 1 < v) v = row[j] + 1;
-      if (row[j - 1] + 1 < v) v = row[j - 1] + 1;
-      row[j] = v;
-      prev = cur;
-    }
-  }
-  return row[lb];
-}
-
-/* The closest name to `word` in a NULL-terminated list, or NULL when none is close. */
-static const char *closest(const char *word, const char *const *names) {
-  const char *best = NULL;
-  int best_d = 99;
-  for (int i = 0; names[i]; i++) {
-    int d = gpux__edit_distance(word, names[i]);
-    if (d < best_d) { best_d = d; best = names[i]; }
-  }
-  int lim = (int)strlen(word) / 3 + 1;
-  if (lim > 3) lim = 3;
-  return best_d <= lim ? best : NULL;
-}
-
 static void join_names(const char *const *names, char *buf, size_t len) {
   buf[0] = 0;
   size_t o = 0;
@@ -102,7 +68,7 @@ static int check_keys(cv *c, const gpux__snode *map, const char *path, const cha
     if (ok) continue;
     char key[256];
     sub_key(key, sizeof key, path, map->keys[i]);
-    const char *near = closest(map->keys[i], allowed);
+    const char *near = gpux__closest_name(map->keys[i], allowed);
     int line = map->key_lines[i] ? map->key_lines[i] : line_of(map->items[i], map->line);
     if (near) return err_at(c, line, key, "unknown key (did you mean '%s'?)", near);
     char list[600];
@@ -188,7 +154,7 @@ static int get_enum(cv *c, const gpux__snode *n, int line, const char *key, cons
     if (!strcasecmp(n->str, names[i])) { *out = i; return 0; }
   char list[400];
   join_names(names, list, sizeof list);
-  const char *near = closest(n->str, names);
+  const char *near = gpux__closest_name(n->str, names);
   if (near) return err_at(c, line_of(n, line), key, "'%s' is not one of %s (did you mean '%s'?)", n->str, list, near);
   return err_at(c, line_of(n, line), key, "'%s' is not one of %s", n->str, list);
 }
@@ -408,7 +374,7 @@ static int parse_io(cv *c, const gpux__snode *n, int line, const char *key, cons
     if (d < 0) {
       static const char *const common[] = {"float32", "float16", "float64", "bfloat16", "int8", "int16", "int32",
                                            "int64", "uint8", "uint16", "uint32", "uint64", "bool", "string", NULL};
-      const char *near = closest(v->str, common);
+      const char *near = gpux__closest_name(v->str, common);
       if (near) return err_at(c, kl, k, "unknown data type '%s' (did you mean '%s'?)", v->str, near);
       return err_at(c, kl, k, "unknown data type '%s' (float32, float16, int64, int32, uint8, bool, string, ...)", v->str);
     }

@@ -184,7 +184,5 @@ int gpux__spec_check_models(gpux__spec *s, gpux_model *const *models, int n_mode
 int gpux__dtype_from_name(const char *name);   /* "float32", "fp16", "int64", ...; -1 if unknown */
 /* Parses "2GB", "512MiB", "1.5G", "1048576" into bytes; -1 when malformed. */
 int64_t gpux__parse_size(const char *s);
-/* Levenshtein distance (for "did you mean"). */
-int gpux__edit_distance(const char *a, const char *b);
 
 #endif

@@ -339,6 +339,36 @@ int gpux__store_set_ref(gpux_store *st, const char *ref, const gpux__blob_ref *m
   return rc;
 }
 
+/* The "no image" error, suggesting the stored image whose name is closest to the one asked for
+ * (names compared without their tags: "ocr:2.0" suggests "ocr:1.0", "zzz" suggests nothing). */
+static int no_image(gpux_store *st, const cJSON *idx, const char *ref) {
+  enum { MAX_NAMES = 256 };
+  char(*names)[256] = gpux__calloc(MAX_NAMES, sizeof *names);
+  const char *list[MAX_NAMES + 1], *refs[MAX_NAMES];
+  int n = 0;
+  const cJSON *m;
+  cJSON_ArrayForEach(m, cJSON_GetObjectItem(idx, "manifests")) {
+    const char *r = entry_ref(m), *colon = r ? strrchr(r, ':') : NULL;
+    if (!names || !r || n == MAX_NAMES) continue;
+    snprintf(names[n], sizeof names[n], "%.*s", (int)(colon ? colon - r : (long)strlen(r)), r);
+    list[n] = names[n];
+    refs[n++] = r;
+  }
+  list[n] = NULL;
+  char want[256];
+  const char *colon = strrchr(ref, ':');
+  snprintf(want, sizeof want, "%.*s", (int)(colon ? colon - ref : (long)strlen(ref)), ref);
+  const char *near = gpux__closest_name(want, list);
+  int rc = gpux__error(GPUX_E_NOTFOUND, "no image '%s' in %s (see gpux list)", ref, st->root);
+  for (int i = 0; i < n; i++)
+    if (list[i] == near) {
+      rc = gpux__error(GPUX_E_NOTFOUND, "no image '%s' in %s (did you mean '%s'?)", ref, st->root, refs[i]);
+      break;
+    }
+  free(names);
+  return rc;
+}
+
 static int is_hex_prefix(const char *s) {
   size_t n = strlen(s);
   if (n < 12 || n > 64) return 0;
@@ -366,9 +396,9 @@ int gpux__store_resolve(gpux_store *st, const char *ref, gpux__blob_ref *manifes
     rc = 0;
     break;
   }
+  if (rc) rc = no_image(st, idx, canon[0] ? canon : ref);
   cJSON_Delete(idx);
-  if (rc) return gpux__error(GPUX_E_NOTFOUND, "no image '%s' in %s (see gpux list)", canon[0] ? canon : ref, st->root);
-  return 0;
+  return rc;
 }
 
 /* ---- images ---- */
@@ -643,7 +673,7 @@ int gpux_store_remove(gpux_store *st, const char *ref) {
   cJSON *idx = read_index(st);
   int pos;
   if (!find_entry(idx, canon, &pos)) {
-    rc = gpux__error(GPUX_E_NOTFOUND, "no image '%s' in %s (see gpux list)", canon, st->root);
+    rc = no_image(st, idx, canon);
   } else {
     cJSON_DeleteItemFromArray(cJSON_GetObjectItem(idx, "manifests"), pos);
     if (!(rc = write_index(st, idx))) rc = collect_garbage(st, idx);

@@ -15,6 +15,8 @@ expect build-json 0 '^\{"reference":"td:v2","name":"td","tag":"v2","digest":"sha
 expect list 0 'td +v1 +[0-9a-f]{12} ' -- "$gpux" list
 expect images 0 'td +v2 ' -- "$gpux" images
 expect list-json 0 '^\[\{"name":"td","tag":"v2","digest":"sha256:' -- "$gpux" list --json   # newest first
+expect_error did-you-mean "no image 'tdd:v1' in .*\(did you mean 'td:v[12]'\?\)" -- "$gpux" inspect tdd:v1
+expect_error no-near-name "no image 'zzzzzz:latest' in .*\(see gpux list\)" -- "$gpux" inspect zzzzzz
 expect list-quiet 0 '^[0-9a-f]{12}$' -- "$gpux" list -q
 expect list-format 0 '^td:v2 [0-9]+$' -- bash -c "'$gpux' list --format '{{.Name}}:{{.Tag}} {{.Size}}' | head -1"
 expect list-format-bad 2 "unknown field '.Nope' \(fields: .name, .tag" -- "$gpux" list --format '{{.Nope}}'
