@@ -40,7 +40,7 @@ static void usage(FILE *f) {
     "as median, min, mean and p90 in milliseconds, and the process's peak resident memory (RSS)\n"
     "after the case (a high-water mark: run one case per process to measure each alone).\n\n"
     "options:\n"
-    "  --backend B   cpu (default), webgpu or auto\n"
+    "  --backend B   cpu (default), webgpu (or gpu) or auto\n"
     "  --threads N   CPU threads (default 0 = all cores)\n"
     "  --runs N      timed runs (default 20)\n"
     "  --warmup N    untimed runs before them (default 3)\n"
@@ -228,10 +228,7 @@ int cmd_bench(int argc, char **argv) {
     if (i + 1 >= argc) { cli_error(0, "%s needs a value (see gpux bench --help)", a); return EXIT_USAGE; }
     const char *v = argv[++i];
     if (!strcmp(a, "--backend")) {
-      if (!strcmp(v, "cpu")) o.backend = GPUX_BACKEND_CPU;
-      else if (!strcmp(v, "webgpu")) o.backend = GPUX_BACKEND_WEBGPU;
-      else if (!strcmp(v, "auto")) o.backend = GPUX_BACKEND_AUTO;
-      else { cli_error(0, "unknown backend '%s' (cpu, webgpu or auto)", v); return EXIT_USAGE; }
+      if (cli_parse_backend(v, &o.backend)) return EXIT_USAGE;
     } else if (!strcmp(a, "--threads") || !strcmp(a, "--runs") || !strcmp(a, "--warmup") ||
                !strcmp(a, "--min-time")) {
       int n = parse_count(v);

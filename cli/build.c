@@ -18,7 +18,7 @@ static void usage(FILE *f) {
     "latency and peak memory, and stores the image in $GPUX_HOME (default ~/.gpux).\n\n"
     "  -t, --tag NAME[:TAG]  the image's name (default: the GPUXfile's name:version, or the\n"
     "                        folder's name:latest)\n"
-    "  --backend B           cpu, webgpu or auto (default: the GPUXfile's runtime.backend)\n"
+    "  --backend B           cpu, webgpu (or gpu) or auto (default: the GPUXfile's runtime.backend)\n"
     "  --json                print the summary as JSON on stdout\n"
     "  -q, --quiet           no progress lines\n");
 }
@@ -26,9 +26,9 @@ static void usage(FILE *f) {
 int cli_parse_backend(const char *s, int *out) {
   if (!strcmp(s, "auto")) *out = GPUX_BACKEND_AUTO;
   else if (!strcmp(s, "cpu")) *out = GPUX_BACKEND_CPU;
-  else if (!strcmp(s, "webgpu")) *out = GPUX_BACKEND_WEBGPU;
+  else if (!strcmp(s, "webgpu") || !strcmp(s, "gpu")) *out = GPUX_BACKEND_WEBGPU;   /* gpu: an alias */
   else {
-    cli_error(0, "--backend: '%s' is not cpu, webgpu or auto", s);
+    cli_error(0, "--backend: '%s' is not cpu, webgpu (or gpu) or auto", s);
     return -1;
   }
   return 0;

@@ -35,7 +35,7 @@ static void usage(FILE *f) {
     "  -i, --input NAME=VALUE  the value of input NAME (also NAME=@FILE); repeat for several inputs\n"
     "                          with no --input, a piped stdin is the (first) input\n"
     "  --json                  outputs (name, dtype, shape, data, labels/text) and timings as JSON\n"
-    "  --backend B             cpu, webgpu or auto (default: the image's runtime.backend)\n"
+    "  --backend B             cpu, webgpu (or gpu) or auto (default: the image's runtime.backend)\n"
     "  --repeat N              run N times; print p50/p90/p99 latency and the start-up time\n"
     "  --interactive           read one input per line and answer each (a REPL)\n\n"
     "examples:\n"

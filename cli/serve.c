@@ -27,7 +27,7 @@ static void usage(FILE *f) {
     "  --host ADDR             address to bind (default 127.0.0.1; 0.0.0.0 for every interface)\n"
     "  -d, --detach            run in the background (see gpux ps, gpux logs, gpux stop)\n"
     "  --name NAME             the server's name for ps/logs/stop (default: the first image's name)\n"
-    "  --backend B             cpu, webgpu or auto (default: each image's runtime.backend)\n"
+    "  --backend B             cpu, webgpu (or gpu) or auto (default: each image's runtime.backend)\n"
     "  --max-batch-size N      rows per model run when batching (default: serving.max_batch_size)\n"
     "  --max-queue-delay-ms MS how long a request waits for others to batch with (default: serving's)\n"
     "  --max-queue N           requests waiting per model before 503 (default 256)\n"

@@ -260,7 +260,7 @@ static int usage(FILE *f, int code) {
           "(searched recursively). Prints PASS, FAIL (with the worst difference and where) or SKIP\n"
           "(an unsupported op or dtype) per case, then `N passed, N failed, N skipped`.\n\n"
           "options:\n"
-          "  --backend cpu|webgpu|auto  where to run (default auto)\n"
+          "  --backend cpu|webgpu|auto  where to run (default auto; gpu = webgpu)\n"
           "  --rtol R                   relative tolerance for floats (default 1e-3)\n"
           "  --atol A                   absolute tolerance for floats (default 1e-7)\n"
           "  --jobs N                   cases run at once (default: number of cores)\n"
@@ -287,10 +287,7 @@ int cmd_verify(int argc, char **argv) {
     char *end = NULL;
     switch (c) {
     case 'b':
-      if (!strcmp(optarg, "cpu")) o.backend = GPUX_BACKEND_CPU;
-      else if (!strcmp(optarg, "webgpu")) o.backend = GPUX_BACKEND_WEBGPU;
-      else if (!strcmp(optarg, "auto")) o.backend = GPUX_BACKEND_AUTO;
-      else { cli_error(0, "--backend: '%s' is not cpu, webgpu or auto", optarg); return EXIT_USAGE; }
+      if (cli_parse_backend(optarg, &o.backend)) return EXIT_USAGE;
       break;
     case 'r': o.rtol = strtod(optarg, &end); if (*end || o.rtol < 0) { cli_error(0, "--rtol: '%s' is not a tolerance", optarg); return EXIT_USAGE; } break;
     case 'a': o.atol = strtod(optarg, &end); if (*end || o.atol < 0) { cli_error(0, "--atol: '%s' is not a tolerance", optarg); return EXIT_USAGE; } break;

@@ -871,7 +871,8 @@ static int parse_pipeline(cv *c, const gpux__snode *n, int line) {
   return 0;
 }
 
-static const char *const backend_names[] = {"auto", "cpu", "webgpu", NULL};
+/* Indexed by gpux_backend_kind; "gpu" (last) is accepted as another name for webgpu. */
+static const char *const backend_names[] = {"auto", "cpu", "webgpu", "gpu", NULL};
 static const char *const precision_names[] = {"fp32", "fp16", "float32", "float16", NULL};
 
 static int parse_runtime(cv *c, const gpux__snode *n, int line) {
@@ -881,7 +882,10 @@ static int parse_runtime(cv *c, const gpux__snode *n, int line) {
   int rc, kl;
   if ((rc = want_map(c, n, line, "runtime")) || (rc = check_keys(c, n, "runtime", keys))) return rc;
   const gpux__snode *v;
-  if ((v = gpux__tree_get(n, "backend", &kl)) && (rc = get_enum(c, v, kl, "runtime.backend", backend_names, &r->backend))) return rc;
+  if ((v = gpux__tree_get(n, "backend", &kl))) {
+    if ((rc = get_enum(c, v, kl, "runtime.backend", backend_names, &r->backend))) return rc;
+    if (r->backend == 3) r->backend = GPUX_BACKEND_WEBGPU;
+  }
   if ((v = gpux__tree_get(n, "precision", &kl))) {
     if ((rc = get_enum(c, v, kl, "runtime.precision", precision_names, &r->precision))) return rc;
     r->precision %= 2;

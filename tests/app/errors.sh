@@ -77,7 +77,7 @@ expect_error unknown-input "no input named 'y' \(inputs: x\)" -- "$gpux" run tex
 expect_error too-many "2 values given, but there is only 1 input \(x\)" -- "$gpux" run text-direction --input "$tmp/line.png" --input "$tmp/line.png"
 expect_error no-image "no image 'nosuch:latest'" -- "$gpux" run nosuch --input 1
 expect_error bad-ref "" -- "$gpux" run 'Bad Name' --input 1
-expect bad-backend 2 "--backend: 'gpu9' is not cpu, webgpu or auto" -- "$gpux" run text-direction --backend gpu9 --input 1
+expect bad-backend 2 "--backend: 'gpu9' is not cpu, webgpu \\(or gpu\\) or auto" -- "$gpux" run text-direction --backend gpu9 --input 1
 expect bad-repeat 2 "--repeat: '0'" -- "$gpux" run text-direction --repeat 0 --input 1
 
 # --help for every verb

@@ -40,6 +40,13 @@ expect run-blank 0 '^logits float32\[1,3\]: 1 -0.5 0.3$' -- "$gpux" run app-blan
 expect run-blank-named 0 '^logits float32\[1,3\]: 1 -0.5 0.3$' -- "$gpux" run app-blank --input 'audio=0.1 -0.1 0.1 -0.1'
 expect run-blank-json 0 '"data":\[1,-0.5,0.3\]' -- "$gpux" run app-blank --json --input '[[0.1, -0.1, 0.1, -0.1]]'
 
+# `backend: gpu` in a GPUXfile and `--backend gpu` on the command line are the WebGPU backend
+mkdir -p app-gpu
+cp audio.onnx app-gpu/model.onnx
+printf 'name: app-gpu\nmodel: model.onnx\nruntime: {backend: gpu}\n' > app-gpu/GPUXfile
+expect build-backend-gpu 0 '\(backend webgpu\)' -- "$gpux" build app-gpu
+expect build-backend-gpu-option 0 '\(backend webgpu\)' -- "$gpux" build -q app-blank --backend gpu
+
 # a two-step pipeline: image.onnx's logits feed scale.onnx's x by position
 mkdir -p pipe
 cp image.onnx scale.onnx pipe/

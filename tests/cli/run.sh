@@ -57,6 +57,8 @@ if [ -d "$node/test_add" ]; then
   cp "$node/test_add_bcast/test_data_set_0/input_1.pb" "$tmp/test_add/test_data_set_0/input_1.pb"
   expect verify-wrong-shape 1 "input 'y'" -- "$gpux" verify "$tmp/test_add"
   expect verify-json 0 '"passed": 1' -- "$gpux" verify --json "$node/test_add"
+  # --backend gpu is another name for webgpu
+  expect verify-backend-gpu 0 '"message": "1 data set on webgpu"' -- "$gpux" verify --json --backend gpu "$node/test_add"
 fi
 
 echo "$passes passed, $fails failed"

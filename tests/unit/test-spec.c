@@ -47,6 +47,17 @@ static void test_minimal(void **state) {
   gpux__spec_free(s);
 }
 
+/* `backend: gpu` is the WebGPU backend, and is stored as webgpu. */
+static void test_backend_gpu(void **state) {
+  (void)state;
+  gpux__spec *s = parse_ok("model: m.onnx\nruntime:\n  backend: gpu\n");
+  assert_int_equal(s->runtime.backend, GPUX_BACKEND_WEBGPU);
+  cJSON *j = gpux__spec_to_json(s);
+  assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "runtime"), "backend")), "webgpu");
+  cJSON_Delete(j);
+  gpux__spec_free(s);
+}
+
 static void test_unknown_keys(void **state) {
   (void)state;
   parse_fails("modle: ./model.onnx\n", GPUX_E_PARSE, "GPUXfile:1: key 'modle': unknown key (did you mean 'model'?)");
@@ -67,8 +78,8 @@ static void test_syntax_and_values(void **state) {
   parse_fails("- model\n", GPUX_E_PARSE, "~GPUXfile:1: expected a mapping");
   parse_fails("name: Bad Name\nmodel: m.onnx\n", GPUX_E_PARSE, "~GPUXfile:1: key 'name': 'Bad Name' is not an image name");
   parse_fails("name: x\n", GPUX_E_PARSE, "~key 'model': missing: the least a GPUXfile needs is `model: ./model.onnx`");
-  parse_fails("model: m.onnx\nruntime: {backend: gpu}\n", GPUX_E_PARSE,
-              "GPUXfile:2: key 'runtime.backend': 'gpu' is not one of auto, cpu, webgpu (did you mean 'cpu'?)");
+  parse_fails("model: m.onnx\nruntime: {backend: gpus}\n", GPUX_E_PARSE,
+              "GPUXfile:2: key 'runtime.backend': 'gpus' is not one of auto, cpu, webgpu, gpu (did you mean 'gpu'?)");
   parse_fails("model: m.onnx\nserving:\n  port: 70000\n", GPUX_E_PARSE,
               "GPUXfile:3: key 'serving.port': 70000 is out of range (1 to 65535)");
   parse_fails("model: m.onnx\nserving:\n  timeout: soon\n", GPUX_E_PARSE, "~GPUXfile:3: key 'serving.timeout': 'soon' is not a duration");
@@ -367,6 +378,7 @@ static void test_mutations(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_minimal),
+    cmocka_unit_test(test_backend_gpu),
     cmocka_unit_test(test_unknown_keys),
     cmocka_unit_test(test_syntax_and_values),
     cmocka_unit_test(test_full),
