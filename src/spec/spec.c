@@ -60,8 +60,77 @@ static void sub_key(char *buf, size_t len, const char *parent, const char *key) 
 
 static int line_of(const gpux__snode *n, int fallback) { return n && n->line ? n->line : fallback; }
 
+/* ---- the keys ----
+ * Every mapping's allowed keys, in one place: the parser checks each mapping against its table,
+ * and gpux__spec_known_keys lists them all (docs/gpuxfile.md must describe each; a test checks). */
+
+static const char *const top_keys[] = {"name", "version", "description", "model", "inputs", "outputs",
+                                       "preprocessing", "postprocessing", "pipeline", "runtime",
+                                       "serving", NULL};
+static const char *const model_keys[] = {"source", "format", "sha256", NULL};
+static const char *const io_keys[] = {"name", "type", "dtype", "shape", "labels", "max_length",
+                                      "example", "description", NULL};
+static const char *const pre_keys[] = {"image", "audio", "tokenizer", NULL};
+static const char *const image_keys[] = {"input", "channels", "color_order", "resize", "interpolation",
+                                         "center_crop", "scale", "mean", "std", "pad_multiple",
+                                         "pad_value", "layout", "dtype", NULL};
+static const char *const resize_keys[] = {"width", "height", "shorter", "longer", "min_width", "max_width", NULL};
+static const char *const wh_keys[] = {"width", "height", NULL};
+static const char *const audio_keys[] = {"input", "sample_rate", "normalize", "length", "batch_dim", NULL};
+static const char *const tokenizer_keys[] = {"type", "vocab", "lowercase", "strip_accents", "max_length",
+                                             "padding", "truncation", "add_special_tokens", "input",
+                                             "input_ids", "attention_mask", "token_type_ids", NULL};
+static const char *const post_keys[] = {"output", "activation", "softmax", "sigmoid", "argmax", "top_k",
+                                        "threshold", "labels", "ctc", NULL};
+static const char *const ctc_keys[] = {"charset", "blank", "add_space", "trim", NULL};
+static const char *const pipeline_keys[] = {"mode", "steps", "chunk", "context", "window", "padding", NULL};
+static const char *const step_keys[] = {"name", "model", NULL};
+static const char *const runtime_keys[] = {"backend", "gpu", "precision", "threads", NULL};
+static const char *const gpu_keys[] = {"memory", NULL};
+static const char *const serving_keys[] = {"port", "max_batch_size", "max_queue_delay_ms", "timeout", NULL};
+
+/* Where each table applies, as the dotted path of its mapping ("[]": each entry of a list). A
+ * table the parser checks must be listed here: check_keys refuses one that is not. */
+static const struct {
+  const char *path;
+  const char *const *keys;
+} key_tables[] = {
+  {"", top_keys},
+  {"model", model_keys},
+  {"inputs[]", io_keys},
+  {"outputs[]", io_keys},
+  {"preprocessing", pre_keys},
+  {"preprocessing.image", image_keys},
+  {"preprocessing.image.resize", resize_keys},
+  {"preprocessing.image.center_crop", wh_keys},
+  {"preprocessing.audio", audio_keys},
+  {"preprocessing.tokenizer", tokenizer_keys},
+  {"postprocessing", post_keys},
+  {"postprocessing.ctc", ctc_keys},
+  {"pipeline", pipeline_keys},
+  {"pipeline.steps[]", step_keys},
+  {"pipeline.steps[].model", model_keys},
+  {"runtime", runtime_keys},
+  {"runtime.gpu", gpu_keys},
+  {"serving", serving_keys},
+};
+
+int gpux__spec_known_keys(void (*fn)(const char *path, void *ctx), void *ctx) {
+  int n = 0;
+  for (size_t t = 0; t < GPUX__ARRAY_LEN(key_tables); t++)
+    for (int i = 0; key_tables[t].keys[i]; i++, n++) {
+      char path[256];
+      sub_key(path, sizeof path, key_tables[t].path, key_tables[t].keys[i]);
+      if (fn) fn(path, ctx);
+    }
+  return n;
+}
+
 /* Every key of a mapping must be in `allowed`. */
 static int check_keys(cv *c, const gpux__snode *map, const char *path, const char *const *allowed) {
+  size_t t = 0;
+  while (t < GPUX__ARRAY_LEN(key_tables) && key_tables[t].keys != allowed) t++;
+  if (t == GPUX__ARRAY_LEN(key_tables)) return gpux__error(GPUX_E_INTERNAL, "spec: the keys of '%s' are not in key_tables", path);
   for (int i = 0; i < map->n; i++) {
     int ok = 0;
     for (int j = 0; allowed[j] && !ok; j++) ok = !strcmp(map->keys[i], allowed[j]);
@@ -261,8 +330,7 @@ static int parse_model(cv *c, const gpux__snode *n, int line, const char *key, g
     if ((rc = get_str(c, n, line, key, &m->source))) return rc;
     return parse_source(c, m, m->line, key);
   }
-  static const char *const keys[] = {"source", "format", "sha256", NULL};
-  if ((rc = want_map(c, n, line, key)) || (rc = check_keys(c, n, key, keys))) return rc;
+  if ((rc = want_map(c, n, line, key)) || (rc = check_keys(c, n, key, model_keys))) return rc;
   char k[256];
   int kl;
   const gpux__snode *v = gpux__tree_get(n, "source", &kl);
@@ -334,8 +402,6 @@ static int parse_shape(cv *c, const gpux__snode *n, int line, const char *key, g
   return 0;
 }
 
-static const char *const io_keys[] = {"name", "type", "dtype", "shape", "labels", "max_length",
-                                      "example", "description", NULL};
 static const char *const io_types[] = {"tensor", "image", "audio", "string", "text", NULL};
 
 static int parse_io(cv *c, const gpux__snode *n, int line, const char *key, const char *name,
@@ -482,8 +548,7 @@ static int parse_wh(cv *c, const gpux__snode *n, int line, const char *key, int 
     if ((rc = get_int32(c, n->items[0], line, key, 1, 1 << 16, w))) return rc;
     return get_int32(c, n->items[1], line, key, 1, 1 << 16, h);
   }
-  static const char *const keys[] = {"width", "height", NULL};
-  if ((rc = check_keys(c, n, key, keys))) return rc;
+  if ((rc = check_keys(c, n, key, wh_keys))) return rc;
   const gpux__snode *a = gpux__tree_get(n, "width", &kl), *b;
   if (!a) { sub_key(k, sizeof k, key, "width"); return err_at(c, line_of(n, line), k, "missing"); }
   sub_key(k, sizeof k, key, "width");
@@ -504,8 +569,7 @@ static int parse_resize(cv *c, const gpux__snode *n, int line, const char *key, 
     cfg->resize = GPUX__RESIZE_EXACT;
     return parse_wh(c, n, line, key, &cfg->width, &cfg->height);
   }
-  static const char *const keys[] = {"width", "height", "shorter", "longer", "min_width", "max_width", NULL};
-  if ((rc = check_keys(c, n, key, keys))) return rc;
+  if ((rc = check_keys(c, n, key, resize_keys))) return rc;
   const gpux__snode *w = gpux__tree_get(n, "width", NULL), *h = gpux__tree_get(n, "height", NULL);
   const gpux__snode *sh = gpux__tree_get(n, "shorter", NULL), *lo = gpux__tree_get(n, "longer", NULL);
   int modes = (w || h) + !!sh + !!lo;
@@ -563,12 +627,9 @@ static const char *const layout_names[] = {"NCHW", "NHWC", NULL};
 static const char *const color_names[] = {"rgb", "bgr", "gray", NULL};
 
 static int parse_image(cv *c, const gpux__snode *n, int line, const char *key, gpux__spec_image *im) {
-  static const char *const keys[] = {"input", "channels", "color_order", "resize", "interpolation",
-                                     "center_crop", "scale", "mean", "std", "pad_multiple",
-                                     "pad_value", "layout", "dtype", NULL};
   int rc, kl;
   char k[256];
-  if ((rc = want_map(c, n, line, key)) || (rc = check_keys(c, n, key, keys))) return rc;
+  if ((rc = want_map(c, n, line, key)) || (rc = check_keys(c, n, key, image_keys))) return rc;
   im->present = 1;
   im->line = line_of(n, line);
   gpux__image_config *cfg = &im->cfg;
@@ -619,10 +680,9 @@ static int parse_image(cv *c, const gpux__snode *n, int line, const char *key, g
 static const char *const norm_names[] = {"none", "int16", "peak", NULL};
 
 static int parse_audio(cv *c, const gpux__snode *n, int line, const char *key, gpux__spec_audio *au) {
-  static const char *const keys[] = {"input", "sample_rate", "normalize", "length", "batch_dim", NULL};
   int rc, kl;
   char k[256];
-  if ((rc = want_map(c, n, line, key)) || (rc = check_keys(c, n, key, keys))) return rc;
+  if ((rc = want_map(c, n, line, key)) || (rc = check_keys(c, n, key, audio_keys))) return rc;
   au->present = 1;
   au->line = line_of(n, line);
   audio_defaults(&au->cfg);
@@ -645,9 +705,6 @@ static const char *const tok_names[] = {"auto", "wordpiece", "bpe", NULL};
 static const char *const pad_names[] = {"none", "max_length", NULL};
 
 static int parse_tokenizer(cv *c, const gpux__snode *n, int line, const char *key, gpux__spec_tokenizer *t) {
-  static const char *const keys[] = {"type", "vocab", "lowercase", "strip_accents", "max_length", "padding",
-                                     "truncation", "add_special_tokens", "input", "input_ids",
-                                     "attention_mask", "token_type_ids", NULL};
   int rc, kl;
   char k[256];
   tokenizer_defaults(t);
@@ -656,7 +713,7 @@ static int parse_tokenizer(cv *c, const gpux__snode *n, int line, const char *ke
     t->present = 1;
     return get_str(c, n, line, key, &t->vocab);
   }
-  if ((rc = want_map(c, n, line, key)) || (rc = check_keys(c, n, key, keys))) return rc;
+  if ((rc = want_map(c, n, line, key)) || (rc = check_keys(c, n, key, tokenizer_keys))) return rc;
   t->present = 1;
   for (int i = 0; i < n->n; i++) {
     const char *name = n->keys[i];
@@ -687,9 +744,8 @@ static int parse_tokenizer(cv *c, const gpux__snode *n, int line, const char *ke
 }
 
 static int parse_preprocessing(cv *c, const gpux__snode *n, int line) {
-  static const char *const keys[] = {"image", "audio", "tokenizer", NULL};
   int rc;
-  if ((rc = want_map(c, n, line, "preprocessing")) || (rc = check_keys(c, n, "preprocessing", keys))) return rc;
+  if ((rc = want_map(c, n, line, "preprocessing")) || (rc = check_keys(c, n, "preprocessing", pre_keys))) return rc;
   gpux__spec *s = c->s;
   for (int i = 0; i < n->n; i++) {
     int kl = n->key_lines[i] ? n->key_lines[i] : line;
@@ -708,7 +764,6 @@ static int parse_preprocessing(cv *c, const gpux__snode *n, int line) {
 static const char *const act_names[] = {"none", "softmax", "sigmoid", NULL};
 
 static int parse_ctc(cv *c, const gpux__snode *n, int line, const char *key, gpux__spec_post *p) {
-  static const char *const keys[] = {"charset", "blank", "add_space", "trim", NULL};
   int rc, kl;
   char k[256];
   p->cfg.ctc = 1;
@@ -716,7 +771,7 @@ static int parse_ctc(cv *c, const gpux__snode *n, int line, const char *key, gpu
   if (n->kind == GPUX__SN_SCALAR) {           /* ctc: charset.txt */
     return get_str(c, n, line, key, &p->ctc_charset);
   }
-  if ((rc = want_map(c, n, line, key)) || (rc = check_keys(c, n, key, keys))) return rc;
+  if ((rc = want_map(c, n, line, key)) || (rc = check_keys(c, n, key, ctc_keys))) return rc;
   for (int i = 0; i < n->n; i++) {
     const char *name = n->keys[i];
     const gpux__snode *v = n->items[i];
@@ -736,14 +791,12 @@ static int parse_ctc(cv *c, const gpux__snode *n, int line, const char *key, gpu
 }
 
 static int parse_post(cv *c, const gpux__snode *n, int line, const char *key, gpux__spec_post *p) {
-  static const char *const keys[] = {"output", "activation", "softmax", "sigmoid", "argmax", "top_k",
-                                     "threshold", "labels", "ctc", NULL};
   int rc, kl;
   char k[256];
   memset(p, 0, sizeof *p);
   post_defaults(&p->cfg);
   p->line = line_of(n, line);
-  if ((rc = want_map(c, n, line, key)) || (rc = check_keys(c, n, key, keys))) return rc;
+  if ((rc = want_map(c, n, line, key)) || (rc = check_keys(c, n, key, post_keys))) return rc;
   int softmax = -1, sigmoid = -1, argmax = 0, has_act = 0;
   for (int i = 0; i < n->n; i++) {
     const char *name = n->keys[i];
@@ -800,8 +853,6 @@ static int parse_postprocessing(cv *c, const gpux__snode *n, int line) {
 static const char *const mode_names[] = {"single", "sequence", "openwakeword", NULL};
 
 static int parse_pipeline(cv *c, const gpux__snode *n, int line) {
-  static const char *const keys[] = {"mode", "steps", "chunk", "context", "window", "padding", NULL};
-  static const char *const step_keys[] = {"name", "model", NULL};
   gpux__spec_pipeline *p = &c->s->pipeline;
   int rc, kl;
   char k[256];
@@ -813,7 +864,7 @@ static int parse_pipeline(cv *c, const gpux__snode *n, int line) {
     wrap = (gpux__snode){.kind = GPUX__SN_MAP, .line = n->line, .n = 1, .items = witems, .keys = wkeys, .key_lines = wlines};
     n = &wrap;
   }
-  if ((rc = want_map(c, n, line, "pipeline")) || (rc = check_keys(c, n, "pipeline", keys))) return rc;
+  if ((rc = want_map(c, n, line, "pipeline")) || (rc = check_keys(c, n, "pipeline", pipeline_keys))) return rc;
   p->line = line_of(n, line);
   p->mode = GPUX__PIPE_SEQUENCE;
   p->chunk = 1280;
@@ -876,11 +927,9 @@ static const char *const backend_names[] = {"auto", "cpu", "webgpu", "gpu", NULL
 static const char *const precision_names[] = {"fp32", "fp16", "float32", "float16", NULL};
 
 static int parse_runtime(cv *c, const gpux__snode *n, int line) {
-  static const char *const keys[] = {"backend", "gpu", "precision", "threads", NULL};
-  static const char *const gpu_keys[] = {"memory", NULL};
   gpux__spec_runtime *r = &c->s->runtime;
   int rc, kl;
-  if ((rc = want_map(c, n, line, "runtime")) || (rc = check_keys(c, n, "runtime", keys))) return rc;
+  if ((rc = want_map(c, n, line, "runtime")) || (rc = check_keys(c, n, "runtime", runtime_keys))) return rc;
   const gpux__snode *v;
   if ((v = gpux__tree_get(n, "backend", &kl))) {
     if ((rc = get_enum(c, v, kl, "runtime.backend", backend_names, &r->backend))) return rc;
@@ -904,10 +953,9 @@ static int parse_runtime(cv *c, const gpux__snode *n, int line) {
 }
 
 static int parse_serving(cv *c, const gpux__snode *n, int line) {
-  static const char *const keys[] = {"port", "max_batch_size", "max_queue_delay_ms", "timeout", NULL};
   gpux__spec_serving *sv = &c->s->serving;
   int rc, kl;
-  if ((rc = want_map(c, n, line, "serving")) || (rc = check_keys(c, n, "serving", keys))) return rc;
+  if ((rc = want_map(c, n, line, "serving")) || (rc = check_keys(c, n, "serving", serving_keys))) return rc;
   const gpux__snode *v;
   if ((v = gpux__tree_get(n, "port", &kl)) && (rc = get_int32(c, v, kl, "serving.port", 1, 65535, &sv->port))) return rc;
   if ((v = gpux__tree_get(n, "max_batch_size", &kl)) &&
@@ -925,10 +973,6 @@ static int parse_serving(cv *c, const gpux__snode *n, int line) {
 }
 
 /* ---- the whole file ---- */
-
-static const char *const top_keys[] = {"name", "version", "description", "model", "inputs", "outputs",
-                                       "preprocessing", "postprocessing", "pipeline", "runtime",
-                                       "serving", NULL};
 
 static int name_ok(const char *s) {
   if (!*s || strlen(s) > 128) return 0;

@@ -180,6 +180,10 @@ char *gpux__spec_strdup(gpux__spec *s, const char *str);
  * preprocessing. Call once after parsing a GPUXfile (JSON specs are already complete). */
 int gpux__spec_check_models(gpux__spec *s, gpux_model *const *models, int n_models);
 
+/* Calls fn with the dotted path of every key the parser accepts ("runtime.gpu.memory",
+ * "inputs[].dtype": "[]" is each entry of a list); returns how many there are. */
+int gpux__spec_known_keys(void (*fn)(const char *path, void *ctx), void *ctx);
+
 /* Helpers shared with the app runtime. */
 int gpux__dtype_from_name(const char *name);   /* "float32", "fp16", "int64", ...; -1 if unknown */
 /* Parses "2GB", "512MiB", "1.5G", "1048576" into bytes; -1 when malformed. */
