@@ -59,6 +59,13 @@ void gpux__store_f64(int dtype, void *data, int64_t i, double v);
 /* Same for exact 64-bit integer work (int64/uint64 values beyond 2^53). */
 int64_t gpux__load_i64(int dtype, const void *data, int64_t i);
 void gpux__store_i64(int dtype, void *data, int64_t i, int64_t v);
+/* A new float32 (float64) copy of t's elements, any numeric dtype: the working copy of kernels
+ * that compute float16/bfloat16/float64 in float32 (or any float in float64). NULL when out of
+ * memory. */
+float *gpux__widen_f32(const gpux_tensor *t);
+double *gpux__widen_f64(const gpux_tensor *t);
+/* Stores n float32 values into a buffer of dtype (16-bit floats rounded to nearest even). */
+void gpux__narrow_f32(int dtype, void *dst, const float *src, int64_t n);
 
 /* Shape helpers. */
 int64_t gpux__shape_count(int ndim, const int64_t *dims);

@@ -1,5 +1,6 @@
-/* tensor.c — gpux_tensor: creation, copy, release, shape helpers, description, and comparison
- * with ONNX's rule (floats within atol + rtol*|expected|, everything else exactly). */
+/* tensor.c — gpux_tensor: creation, copy, release, shape helpers, float32/float64 working
+ * copies, description, and comparison with ONNX's rule (floats within atol + rtol*|expected|,
+ * everything else exactly). */
 #include "core/internal.h"
 #include <math.h>
 #include <stdio.h>
@@ -239,4 +240,53 @@ int gpux_tensor_compare(const gpux_tensor *got, const gpux_tensor *want, double 
   snprintf(r->message, sizeof r->message, "%lld of %lld elements differ; worst at %s: got %.9g, expected %.9g (abs %.3g, rel %.3g)",
            (long long)r->n_bad, (long long)n, where, r->got, r->want, r->worst_abs, r->worst_rel);
   return GPUX_E_MISMATCH;
+}
+
+/* ---- whole tensors widened to float32 / float64 working copies ---- */
+
+float *gpux__widen_f32(const gpux_tensor *t) {
+  int64_t n = gpux_tensor_count(t);
+  float *p = gpux__malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+  if (!p) return NULL;
+  if (t->dtype == GPUX_DT_FLOAT) {
+    memcpy(p, t->data, (size_t)n * sizeof *p);
+  } else if (t->dtype == GPUX_DT_FLOAT16) {
+    const uint16_t *s = t->data;
+    for (int64_t i = 0; i < n; i++) p[i] = gpux__f16_to_f32(s[i]);
+  } else if (t->dtype == GPUX_DT_BFLOAT16) {
+    const uint16_t *s = t->data;
+    for (int64_t i = 0; i < n; i++) p[i] = gpux__bf16_to_f32(s[i]);
+  } else {
+    for (int64_t i = 0; i < n; i++) p[i] = (float)gpux__load_f64(t->dtype, t->data, i);
+  }
+  return p;
+}
+
+void gpux__narrow_f32(int dtype, void *dst, const float *src, int64_t n) {
+  if (dtype == GPUX_DT_FLOAT) {
+    memcpy(dst, src, (size_t)n * sizeof *src);
+  } else if (dtype == GPUX_DT_FLOAT16) {
+    uint16_t *d = dst;
+    for (int64_t i = 0; i < n; i++) d[i] = gpux__f32_to_f16(src[i]);
+  } else if (dtype == GPUX_DT_BFLOAT16) {
+    uint16_t *d = dst;
+    for (int64_t i = 0; i < n; i++) d[i] = gpux__f32_to_bf16(src[i]);
+  } else {
+    for (int64_t i = 0; i < n; i++) gpux__store_f64(dtype, dst, i, src[i]);
+  }
+}
+
+double *gpux__widen_f64(const gpux_tensor *t) {
+  int64_t n = gpux_tensor_count(t);
+  double *p = gpux__malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+  if (!p) return NULL;
+  if (t->dtype == GPUX_DT_FLOAT) {
+    const float *s = t->data;
+    for (int64_t i = 0; i < n; i++) p[i] = s[i];
+  } else if (t->dtype == GPUX_DT_DOUBLE) {
+    memcpy(p, t->data, (size_t)n * sizeof *p);
+  } else {
+    for (int64_t i = 0; i < n; i++) p[i] = gpux__load_f64(t->dtype, t->data, i);
+  }
+  return p;
 }

@@ -3,7 +3,6 @@
  * copied) and declared input/output types. Field numbers are those of onnx.proto (IR version up
  * to 14); unknown fields are skipped, so newer files still load. */
 #include "onnx/onnx.h"
-#include "ops/op.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -318,7 +317,6 @@ static int parse_node(loader *L, gpux_graph *g, const gpux_pb_field *nf, gpux_no
   /* the node's opset is its domain's version in the model */
   const char *dom = n->domain[0] ? n->domain : "";
   n->opset = (int)gpux_model_opset(m, dom);
-  n->op = gpux__op_find(n->domain, n->op_type, n->opset);
   return 0;
 }
 
@@ -491,7 +489,7 @@ static int model_new(const char *path, gpux_model **out) {
   return 0;
 }
 
-int gpux_model_load_buffer(const void *data, size_t size, const char *name, gpux_model **out) {
+int gpux__onnx_load_buffer(const void *data, size_t size, const char *name, gpux_model **out) {
   gpux_model *m;
   *out = NULL;
   int rc = model_new(name ? name : "<buffer>", &m);
@@ -510,7 +508,7 @@ int gpux_model_load_buffer(const void *data, size_t size, const char *name, gpux
   return 0;
 }
 
-int gpux_model_load(const char *path, gpux_model **out) {
+int gpux__onnx_load(const char *path, gpux_model **out) {
   *out = NULL;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return gpux__error(errno == ENOENT ? GPUX_E_NOTFOUND : GPUX_E_IO, "%s: %s", path, strerror(errno));
@@ -600,19 +598,3 @@ const char *gpux_model_node_op(const gpux_model *m, int i) {
 }
 
 int64_t gpux_model_ir_version(const gpux_model *m) { return m->ir_version; }
-
-int gpux_model_check_ops(const gpux_model *m) {
-  for (int gi = 0; gi < m->n_graphs; gi++) {
-    const gpux_graph *g = m->graphs[gi];
-    for (int i = 0; i < g->n_nodes; i++) {
-      const gpux_node *n = &g->nodes[i];
-      if (n->op) continue;
-      if (n->domain[0])
-        return gpux__error(GPUX_E_UNSUPPORTED_OP, "%s: node '%s': operator %s::%s (opset %d) is not supported",
-                           m->path, n->name, n->domain, n->op_type, n->opset);
-      return gpux__error(GPUX_E_UNSUPPORTED_OP, "%s: node '%s': operator %s (opset %d) is not supported",
-                         m->path, n->name, n->op_type, n->opset);
-    }
-  }
-  return 0;
-}

@@ -1,10 +1,17 @@
-/* onnx.h — the ONNX reader's internal interface: TensorProto decoding shared by the model loader
- * (initializers, attribute tensors) and the test-data reader. */
+/* onnx.h — the ONNX reader's internal interface: the model loader behind gpux_model_load
+ * (runtime/model.c), and TensorProto decoding shared by the loader (initializers, attribute
+ * tensors) and the test-data reader. */
 #ifndef GPUX_ONNX_H
 #define GPUX_ONNX_H
 
 #include "graph/ir.h"
 #include "onnx/pb.h"
+
+/* Reads an ONNX file (memory-mapped) or a private copy of a buffer into the graph IR. Nodes are
+ * left unbound (node->op NULL): the loader knows no kernels. Errors are prefixed with the path
+ * (or name, "<buffer>" when NULL). */
+int gpux__onnx_load(const char *path, gpux_model **out);
+int gpux__onnx_load_buffer(const void *data, size_t size, const char *name, gpux_model **out);
 
 /* Decodes a TensorProto. With `model` set, external data is resolved against its folder and raw
  * data may be referenced in place (zero-copy) when `borrow` is set; otherwise data is copied. */

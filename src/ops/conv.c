@@ -1,6 +1,6 @@
 /* conv.c — operator family 'conv': Conv, ConvTranspose, DeformConv, CausalConvWithState and
  * Col2Im, gpux.FusedConv and gpux.FusedConvTranspose (a Conv or ConvTranspose with the
- * activation and per-channel scale and shift graph/optimize.c folded into it), the
+ * activation and per-channel scale and shift runtime/optimize.c folded into it), the
  * sliding-window geometry they share with pooling (pool.c), and the family's op table.
  * float32 Conv of 1 or 2 spatial dims runs on the AVX2 kernels of conv-direct.c where the machine
  * has them; otherwise as im2col + OpenBLAS sgemm tiled over output positions, with a direct loop
@@ -27,54 +27,6 @@
 
 static int is_conv_float(int dt) {
   return dt == GPUX_DT_FLOAT || dt == GPUX_DT_DOUBLE || dt == GPUX_DT_FLOAT16 || dt == GPUX_DT_BFLOAT16;
-}
-
-float *gpux__conv_widen_f32(const gpux_tensor *t) {
-  int64_t n = gpux_tensor_count(t);
-  float *p = gpux__malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
-  if (!p) return NULL;
-  if (t->dtype == GPUX_DT_FLOAT) {
-    memcpy(p, t->data, (size_t)n * sizeof *p);
-  } else if (t->dtype == GPUX_DT_FLOAT16) {
-    const uint16_t *s = t->data;
-    for (int64_t i = 0; i < n; i++) p[i] = gpux__f16_to_f32(s[i]);
-  } else if (t->dtype == GPUX_DT_BFLOAT16) {
-    const uint16_t *s = t->data;
-    for (int64_t i = 0; i < n; i++) p[i] = gpux__bf16_to_f32(s[i]);
-  } else {
-    for (int64_t i = 0; i < n; i++) p[i] = (float)gpux__load_f64(t->dtype, t->data, i);
-  }
-  return p;
-}
-
-void gpux__conv_narrow_f32(int dtype, void *dst, const float *src, int64_t n) {
-  if (dtype == GPUX_DT_FLOAT) {
-    memcpy(dst, src, (size_t)n * sizeof *src);
-  } else if (dtype == GPUX_DT_FLOAT16) {
-    uint16_t *d = dst;
-    for (int64_t i = 0; i < n; i++) d[i] = gpux__f32_to_f16(src[i]);
-  } else if (dtype == GPUX_DT_BFLOAT16) {
-    uint16_t *d = dst;
-    for (int64_t i = 0; i < n; i++) d[i] = gpux__f32_to_bf16(src[i]);
-  } else {
-    for (int64_t i = 0; i < n; i++) gpux__store_f64(dtype, dst, i, src[i]);
-  }
-}
-
-/* A new float64 copy of t's elements. */
-static double *widen_f64(const gpux_tensor *t) {
-  int64_t n = gpux_tensor_count(t);
-  double *p = gpux__malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
-  if (!p) return NULL;
-  if (t->dtype == GPUX_DT_FLOAT) {
-    const float *s = t->data;
-    for (int64_t i = 0; i < n; i++) p[i] = s[i];
-  } else if (t->dtype == GPUX_DT_DOUBLE) {
-    memcpy(p, t->data, (size_t)n * sizeof *p);
-  } else {
-    for (int64_t i = 0; i < n; i++) p[i] = gpux__load_f64(t->dtype, t->data, i);
-  }
-  return p;
 }
 
 static int64_t floor_div(int64_t a, int64_t b) {
@@ -231,71 +183,6 @@ static int conv_setup(gpux_kctx *k, const gpux_tensor *x, const gpux_tensor *w, 
 }
 
 static const gpux__conv_epilogue no_epilogue = {.act = GPUX_EP_NONE};
-
-/* The epilogue's hot loop, on output rows while they are in cache. HardSwish is
- * x * clip(x + 3, 0, 6) / 6, as the pattern it replaces. */
-static inline __attribute__((always_inline)) void finish_row(float *y, const float *src, int64_t n, float bias,
-                                                              const gpux__conv_epilogue *e, int64_t m) {
-  const float a = e->p0, b = e->p1;
-  switch (e->act) {
-  case GPUX_EP_NONE:
-    for (int64_t i = 0; i < n; i++) y[i] = src[i] + bias;
-    break;
-  case GPUX_EP_RELU:
-    for (int64_t i = 0; i < n; i++) {
-      float v = src[i] + bias;
-      y[i] = v < 0.0f ? 0.0f : v;
-    }
-    break;
-  case GPUX_EP_LEAKY:
-    for (int64_t i = 0; i < n; i++) {
-      float v = src[i] + bias;
-      y[i] = v < 0.0f ? a * v : v;
-    }
-    break;
-  case GPUX_EP_CLIP:
-    for (int64_t i = 0; i < n; i++) {
-      float v = src[i] + bias;
-      v = v < a ? a : v;
-      y[i] = v > b ? b : v;
-    }
-    break;
-  case GPUX_EP_HARDSIGMOID:
-    for (int64_t i = 0; i < n; i++) {
-      float t = a * (src[i] + bias) + b;
-      t = t < 0.0f ? 0.0f : t;
-      y[i] = t > 1.0f ? 1.0f : t;
-    }
-    break;
-  case GPUX_EP_HARDSWISH:
-    for (int64_t i = 0; i < n; i++) {
-      float v = src[i] + bias, t = v + 3.0f;
-      t = t < 0.0f ? 0.0f : t;
-      t = t > 6.0f ? 6.0f : t;
-      y[i] = v * t / 6.0f;
-    }
-    break;
-  case GPUX_EP_SIGMOID:
-    for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-(src[i] + bias)));
-    break;
-  }
-  if (e->clamp) {
-    const float lo = e->lo, hi = e->hi;
-    for (int64_t i = 0; i < n; i++) {
-      float v = y[i] < lo ? lo : y[i];
-      y[i] = v > hi ? hi : v;
-    }
-  }
-  if (e->scale) {
-    const float s = e->scale[m], t = e->shift[m];
-    for (int64_t i = 0; i < n; i++) y[i] = y[i] * s + t;
-  }
-}
-
-VECTORIZE void gpux__conv_finish(float *y, int64_t ys, const float *src, int64_t ss, int64_t rows, int64_t n,
-                                 float bias, const gpux__conv_epilogue *e, int64_t m) {
-  for (int64_t r = 0; r < rows; r++) finish_row(y + r * ys, src + r * ss, n, bias, e, m);
-}
 
 typedef struct {
   const conv_dims *cd;
@@ -615,18 +502,18 @@ static int conv_op(gpux_kctx *k, const gpux__conv_epilogue *ep) {
     gpux__parallel_for(cd.n * cd.m, 1, conv_f64_planes, &j);
     return 0;
   }
-  float *xf = gpux__conv_widen_f32(x), *wf = gpux__conv_widen_f32(w), *bf = b ? gpux__conv_widen_f32(b) : NULL;
+  float *xf = gpux__widen_f32(x), *wf = gpux__widen_f32(w), *bf = b ? gpux__widen_f32(b) : NULL;
   float *yf = gpux__malloc((size_t)gpux_tensor_count(y) * sizeof *yf);
   int rc = xf && wf && yf && (!b || bf) ? conv_f32(k, &cd, xf, wf, bf, yf, &no_epilogue)
                                         : gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
-  if (!rc) gpux__conv_narrow_f32(y->dtype, y->data, yf, gpux_tensor_count(y));
+  if (!rc) gpux__narrow_f32(y->dtype, y->data, yf, gpux_tensor_count(y));
   free(xf); free(wf); free(bf); free(yf);
   return rc;
 }
 
 static int op_conv(gpux_kctx *k) { return conv_op(k, NULL); }
 
-/* gpux.FusedConv, which graph/optimize.c makes of a Conv and the nodes after it: Conv's inputs
+/* gpux.FusedConv, which runtime/optimize.c makes of a Conv and the nodes after it: Conv's inputs
  * X, W, B and attributes, plus
  *   activation         "" (none), Relu, LeakyRelu, Clip, HardSigmoid, HardSwish or Sigmoid
  *   activation_params  LeakyRelu: alpha; Clip: min, max; HardSigmoid: alpha, beta
@@ -937,18 +824,18 @@ static int convt_op(gpux_kctx *k, const gpux__conv_epilogue *ep) {
     gpux__parallel_for(cd.n * cd.m, 1, convt_f64_planes, &j);
     return 0;
   }
-  float *xf = gpux__conv_widen_f32(x), *wf = gpux__conv_widen_f32(w), *bf = b ? gpux__conv_widen_f32(b) : NULL;
+  float *xf = gpux__widen_f32(x), *wf = gpux__widen_f32(w), *bf = b ? gpux__widen_f32(b) : NULL;
   float *yf = gpux__calloc((size_t)gpux_tensor_count(y), sizeof *yf);
   int rc = xf && wf && yf && (!b || bf) ? convt_f32(k, &cd, xf, wf, bf, yf, &no_epilogue)
                                         : gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
-  if (!rc) gpux__conv_narrow_f32(y->dtype, y->data, yf, gpux_tensor_count(y));
+  if (!rc) gpux__narrow_f32(y->dtype, y->data, yf, gpux_tensor_count(y));
   free(xf); free(wf); free(bf); free(yf);
   return rc;
 }
 
 static int op_conv_transpose(gpux_kctx *k) { return convt_op(k, NULL); }
 
-/* gpux.FusedConvTranspose (graph/optimize.c): ConvTranspose's inputs and attributes with
+/* gpux.FusedConvTranspose (runtime/optimize.c): ConvTranspose's inputs and attributes with
  * FusedConv's activation, activation_params, post_scale and post_bias. */
 static int op_fused_conv_transpose(gpux_kctx *k) {
   gpux__conv_epilogue ep;
@@ -1036,8 +923,8 @@ static int op_deform_conv(gpux_kctx *k) {
   if (k->shape_only || gpux_tensor_count(y) == 0) return 0;
   if (blas_fits(k, cd.mg, cd.os, cd.cg * cd.ks)) return k->status;
   int64_t ycount = gpux_tensor_count(y);
-  double *xd = widen_f64(x), *wd = widen_f64(w), *od = widen_f64(off);
-  double *md = mask ? widen_f64(mask) : NULL, *bd = b ? widen_f64(b) : NULL;
+  double *xd = gpux__widen_f64(x), *wd = gpux__widen_f64(w), *od = gpux__widen_f64(off);
+  double *md = mask ? gpux__widen_f64(mask) : NULL, *bd = b ? gpux__widen_f64(b) : NULL;
   double *col = gpux__malloc((size_t)(cd.c * cd.ks * cd.os) * sizeof *col);
   double *yd = gpux__malloc((size_t)ycount * sizeof *yd);
   int rc = 0;
@@ -1141,8 +1028,8 @@ static int op_causal_conv_with_state(gpux_kctx *k) {
   if (k->shape_only) return 0;
   int64_t ny = gpux_tensor_count(y), nps = gpux_tensor_count(ps);
   causal_job j = {.c = c, .len = len, .kern = kern, .silu = silu, .dtype = x->dtype};
-  double *xd = widen_f64(x), *wd = widen_f64(w), *bd = bias ? widen_f64(bias) : NULL;
-  double *pd = past ? widen_f64(past) : NULL;
+  double *xd = gpux__widen_f64(x), *wd = gpux__widen_f64(w), *bd = bias ? gpux__widen_f64(bias) : NULL;
+  double *pd = past ? gpux__widen_f64(past) : NULL;
   double *yd = gpux__malloc((size_t)(ny > 0 ? ny : 1) * sizeof *yd);
   double *sd = gpux__malloc((size_t)(nps > 0 ? nps : 1) * sizeof *sd);
   int rc = 0;
@@ -1202,7 +1089,7 @@ static int op_col2im(gpux_kctx *k) {
   if (!y) return k->status;
   if (k->shape_only) return 0;
   int64_t isz = gpux__shape_count(nsp, img), ycount = gpux_tensor_count(y);
-  double *xd = widen_f64(x), *yd = gpux__calloc((size_t)(ycount > 0 ? ycount : 1), sizeof *yd);
+  double *xd = gpux__widen_f64(x), *yd = gpux__calloc((size_t)(ycount > 0 ? ycount : 1), sizeof *yd);
   if (!xd || !yd) {
     free(xd); free(yd);
     return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
@@ -1238,12 +1125,5 @@ const gpux_op_def gpux__ops_conv[] = {
   {"", "DeformConv", op_deform_conv, 19, 0},
   {"", "CausalConvWithState", op_causal_conv_with_state, 1, 0},
   {"", "Col2Im", op_col2im, 18, 0},
-  {"", "MaxPool", gpux__op_maxpool, 1, 0},
-  {"", "AveragePool", gpux__op_averagepool, 1, 0},
-  {"", "LpPool", gpux__op_lppool, 1, 0},
-  {"", "GlobalMaxPool", gpux__op_globalmaxpool, 1, 0},
-  {"", "GlobalAveragePool", gpux__op_globalaveragepool, 1, 0},
-  {"", "GlobalLpPool", gpux__op_globallppool, 1, 0},
-  {"", "MaxUnpool", gpux__op_maxunpool, 9, 0},
   {0},
 };

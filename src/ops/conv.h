@@ -1,7 +1,6 @@
-/* conv.h — what the convolution (conv.c, conv-direct.c) and pooling (pool.c) kernels share: the
- * sliding-window geometry read from kernel_shape/strides/dilations/pads/auto_pad, FusedConv's
- * output epilogue, the direct float32 kernels, and the pooling kernels that conv.c's op table
- * registers. */
+/* conv.h — what the convolution (conv.c, conv-direct.c, conv-epilogue.c) and pooling (pool.c)
+ * kernels share: the sliding-window geometry read from kernel_shape/strides/dilations/pads/
+ * auto_pad, FusedConv's output epilogue, and the direct float32 kernels. */
 #ifndef GPUX_OPS_CONV_H
 #define GPUX_OPS_CONV_H
 
@@ -33,7 +32,7 @@ int gpux__window_forward(gpux_kctx *k, gpux__window *w, int ceil_mode);
 /* Output dims N, C, spatial... of a window. */
 void gpux__window_out_dims(const gpux__window *w, int64_t n, int64_t c, int64_t *dims);
 
-/* What gpux.FusedConv (made by graph/optimize.c) applies to each output channel m after the
+/* What gpux.FusedConv (made by runtime/optimize.c) applies to each output channel m after the
  * convolution and bias: y = clamp(act(y + bias[m])) * scale[m] + shift[m]. */
 enum {
   GPUX_EP_NONE, GPUX_EP_RELU, GPUX_EP_LEAKY, GPUX_EP_CLIP, GPUX_EP_HARDSIGMOID, GPUX_EP_HARDSWISH,
@@ -75,19 +74,5 @@ int gpux__conv2d_implicit(const gpux__conv2d *p);
 /* Depthwise convolution (one input and one output channel per group), any window, stride and
  * dilation: 0 when done, 1 when not taken, or a negative error. */
 int gpux__conv2d_depthwise(const gpux__conv2d *p);
-
-/* A new float32 copy of t's elements, any numeric dtype (NULL when out of memory). */
-float *gpux__conv_widen_f32(const gpux_tensor *t);
-/* Stores n float32 values into a buffer of dtype (rounding to nearest). */
-void gpux__conv_narrow_f32(int dtype, void *dst, const float *src, int64_t n);
-
-/* Pooling kernels (pool.c). */
-int gpux__op_maxpool(gpux_kctx *k);
-int gpux__op_averagepool(gpux_kctx *k);
-int gpux__op_lppool(gpux_kctx *k);
-int gpux__op_globalmaxpool(gpux_kctx *k);
-int gpux__op_globalaveragepool(gpux_kctx *k);
-int gpux__op_globallppool(gpux_kctx *k);
-int gpux__op_maxunpool(gpux_kctx *k);
 
 #endif

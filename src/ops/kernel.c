@@ -1,7 +1,7 @@
 /* kernel.c — the helpers every op kernel uses: outputs, attributes, integer inputs, axes and
  * error messages that name the node. */
 #include "ops/op.h"
-#include "runtime/buffers.h"
+#include "core/buffers.h"
 #include <stdio.h>
 
 int gpux__kerr(gpux_kctx *k, int err, const char *fmt, ...) {

@@ -4,8 +4,6 @@
  * direct convolution kernels (conv-direct.c) where the machine has them; integer products are
  * exact, with the wrap-around of the output type. */
 #include "ops/gemm.h"
-#include "ops/conv.h"
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 
@@ -15,10 +13,6 @@ static int is_int_dtype(int dt) {
   return dt != GPUX_DT_BOOL && (gpux__dtype_is_signed_int(dt) || gpux__dtype_is_unsigned_int(dt));
 }
 
-/* float16/bfloat16/float64 operands go through float32 copies, as in conv.c */
-#define widen_f32 gpux__conv_widen_f32
-#define narrow_f32 gpux__conv_narrow_f32
-
 /* A new int64 copy of t's elements (any integer dtype). */
 static int64_t *widen_i64(const gpux_tensor *t) {
   int64_t n = gpux_tensor_count(t);
@@ -26,218 +20,6 @@ static int64_t *widen_i64(const gpux_tensor *t) {
   if (!p) return NULL;
   for (int64_t i = 0; i < n; i++) p[i] = gpux__load_i64(t->dtype, t->data, i);
   return p;
-}
-
-/* A new float64 copy of t's elements (any numeric dtype). */
-static double *widen_f64(const gpux_tensor *t) {
-  int64_t n = gpux_tensor_count(t);
-  double *p = gpux__malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
-  if (!p) return NULL;
-  if (t->dtype == GPUX_DT_FLOAT) {
-    const float *s = t->data;
-    for (int64_t i = 0; i < n; i++) p[i] = s[i];
-  } else if (t->dtype == GPUX_DT_DOUBLE) {
-    memcpy(p, t->data, (size_t)n * sizeof *p);
-  } else {
-    for (int64_t i = 0; i < n; i++) p[i] = gpux__load_f64(t->dtype, t->data, i);
-  }
-  return p;
-}
-
-/* ---- GEMM on OpenBLAS, threaded by the pool ---- */
-
-/* A product with one row or one column of C as a matrix-vector product, which OpenBLAS runs
- * without packing the matrix (its GEMM copies all of B even for one row of A). */
-static void gemm_as_gemv(const gpux__gemm *g) {
-  const void *mat, *vec;
-  int trans, rows, cols, lda, incx, incy;
-  if (g->m == 1) { /* c[1, n] = a[1, k] op(B): op(B)^T a */
-    mat = g->b, lda = (int)g->ldb;
-    trans = !g->trans_b; /* B is [k, n] (transposed use) or [n, k] */
-    rows = g->trans_b ? (int)g->n : (int)g->k, cols = g->trans_b ? (int)g->k : (int)g->n;
-    vec = g->a, incx = g->trans_a ? (int)g->lda : 1;
-    incy = 1;
-  } else { /* c[m, 1] = op(A) b[k, 1] */
-    mat = g->a, lda = (int)g->lda;
-    trans = g->trans_a; /* A is [m, k] or [k, m] */
-    rows = g->trans_a ? (int)g->k : (int)g->m, cols = g->trans_a ? (int)g->m : (int)g->k;
-    vec = g->b, incx = g->trans_b ? 1 : (int)g->ldb;
-    incy = (int)g->ldc;
-  }
-  enum CBLAS_TRANSPOSE t = trans ? CblasTrans : CblasNoTrans;
-  if (g->dbl)
-    cblas_dgemv(CblasRowMajor, t, rows, cols, g->alpha, mat, lda, vec, incx, g->beta, g->c, incy);
-  else
-    cblas_sgemv(CblasRowMajor, t, rows, cols, (float)g->alpha, mat, lda, vec, incx, (float)g->beta, g->c, incy);
-}
-
-void gpux__gemm_serial(const gpux__gemm *g) {
-  if ((g->m == 1 || g->n == 1) && g->k > 0) {
-    gemm_as_gemv(g);
-    return;
-  }
-  enum CBLAS_TRANSPOSE ta = g->trans_a ? CblasTrans : CblasNoTrans;
-  enum CBLAS_TRANSPOSE tb = g->trans_b ? CblasTrans : CblasNoTrans;
-  if (g->dbl)
-    cblas_dgemm(CblasRowMajor, ta, tb, (int)g->m, (int)g->n, (int)g->k, g->alpha, g->a, (int)g->lda,
-                g->b, (int)g->ldb, g->beta, g->c, (int)g->ldc);
-  else
-    cblas_sgemm(CblasRowMajor, ta, tb, (int)g->m, (int)g->n, (int)g->k, (float)g->alpha, g->a,
-                (int)g->lda, g->b, (int)g->ldb, (float)g->beta, g->c, (int)g->ldc);
-}
-
-void gpux__parallel_for_blas(int64_t n, int64_t grain, gpux__range_fn fn, void *ctx) {
-  int saved = openblas_get_num_threads();
-  if (saved > 1) openblas_set_num_threads(1);
-  gpux__parallel_for(n, grain, fn, ctx);
-  if (saved > 1) openblas_set_num_threads(saved);
-}
-
-/* How a product is cut: C in mb x nb tiles of at most mt x nt. */
-typedef struct {
-  int64_t mt, nt, mb, nb;
-} gemm_tiling;
-
-/* About `want` near-square tiles (nb / mb close to n / m), each with at least ~128K
- * multiply-adds. */
-static gemm_tiling gemm_tile_plan(int64_t m, int64_t n, int64_t k, int64_t want) {
-  double work = (double)m * (double)n * (double)k;
-  int64_t tiles = GPUX__MAX(1, GPUX__MIN(want, (int64_t)(work / 131072.0)));
-  int64_t nb = (int64_t)(sqrt((double)tiles * (double)n / (double)(m > 0 ? m : 1)) + 0.5);
-  nb = GPUX__MAX(1, GPUX__MIN(nb, tiles));
-  int64_t mb = (tiles + nb - 1) / nb;
-  gemm_tiling t = {(m + mb - 1) / mb, (n + nb - 1) / nb, 0, 0};
-  if (t.nt > 16 && t.nt < n) t.nt = (t.nt + 15) / 16 * 16; /* whole SIMD panels */
-  t.mt = GPUX__MAX(t.mt, 1), t.nt = GPUX__MAX(t.nt, 1);
-  t.mb = (m + t.mt - 1) / t.mt;
-  t.nb = (n + t.nt - 1) / t.nt;
-  return t;
-}
-
-/* Runs tile `t` (row-major over the mb x nb grid) of g on the calling thread. */
-static void gemm_run_tile(const gpux__gemm *g, const gemm_tiling *p, int64_t t) {
-  size_t es = g->dbl ? sizeof(double) : sizeof(float);
-  int64_t m0 = t / p->nb * p->mt, n0 = t % p->nb * p->nt;
-  gpux__gemm tile = *g;
-  tile.m = GPUX__MIN(g->m - m0, p->mt);
-  tile.n = GPUX__MIN(g->n - n0, p->nt);
-  tile.a = (const char *)g->a + (size_t)(g->trans_a ? m0 : m0 * g->lda) * es;
-  tile.b = (const char *)g->b + (size_t)(g->trans_b ? n0 * g->ldb : n0) * es;
-  tile.c = (char *)g->c + (size_t)(m0 * g->ldc + n0) * es;
-  gpux__gemm_serial(&tile);
-}
-
-typedef struct {
-  const gpux__gemm *g;
-  gemm_tiling p;
-} gemm_split;
-
-static void gemm_tiles(void *ctx, int64_t begin, int64_t end) {
-  const gemm_split *s = ctx;
-  for (int64_t t = begin; t < end; t++) gemm_run_tile(s->g, &s->p, t);
-}
-
-void gpux__gemm_parallel(const gpux__gemm *g) {
-  if (g->m == 0 || g->n == 0) return;
-  gemm_split s = {g, gemm_tile_plan(g->m, g->n, g->k, gpux__thread_count())};
-  if (s.p.mb * s.p.nb <= 1) {
-    gpux__gemm_serial(g);
-    return;
-  }
-  gpux__parallel_for_blas(s.p.mb * s.p.nb, 1, gemm_tiles, &s);
-}
-
-/* ---- batched GEMM ---- */
-
-/* C[i] = alpha * op(A[i]) * op(B[i]) + beta * C[i] for every batch index i of a broadcast batch
- * shape; each matrix is row-major and C is dense (batch, m, n). */
-typedef struct {
-  int dbl;                            /* float64 (dgemm) instead of float32 (sgemm) */
-  const void *a, *b;
-  void *c;
-  int64_t m, n, k;
-  int trans_a, trans_b;
-  int64_t lda, ldb;
-  double alpha, beta;
-  int nb;                             /* batch rank */
-  int64_t bdims[GPUX_MAX_DIMS];       /* batch shape */
-  int64_t astr[GPUX_MAX_DIMS];        /* A's element stride per batch dim (0 = broadcast) */
-  int64_t bstr[GPUX_MAX_DIMS];
-  int64_t batch;                      /* product of bdims */
-} bgemm;
-
-/* The plain GEMM of batch item i (rows m of A folded when m_rows > g->m). */
-static gpux__gemm bgemm_item(const bgemm *g, int64_t i, int64_t m_rows) {
-  size_t es = g->dbl ? sizeof(double) : sizeof(float);
-  int64_t ao = 0, bo = 0, rem = i;
-  for (int d = g->nb - 1; d >= 0; d--) {
-    int64_t idx = rem % g->bdims[d];
-    rem /= g->bdims[d];
-    ao += idx * g->astr[d];
-    bo += idx * g->bstr[d];
-  }
-  gpux__gemm one = {.dbl = g->dbl, .trans_a = g->trans_a, .trans_b = g->trans_b, .m = m_rows,
-                    .n = g->n, .k = g->k, .alpha = g->alpha, .beta = g->beta,
-                    .a = (const char *)g->a + (size_t)ao * es, .b = (const char *)g->b + (size_t)bo * es,
-                    .c = (char *)g->c + (size_t)(i * g->m * g->n) * es, .lda = g->lda, .ldb = g->ldb,
-                    .ldc = g->n};
-  return one;
-}
-
-typedef struct {
-  const bgemm *g;
-  gemm_tiling p;
-} bgemm_split;
-
-static void bgemm_tiles(void *ctx, int64_t begin, int64_t end) {
-  const bgemm_split *s = ctx;
-  int64_t per_item = s->p.mb * s->p.nb;
-  for (int64_t t = begin; t < end; t++) {
-    gpux__gemm one = bgemm_item(s->g, t / per_item, s->g->m);
-    gemm_run_tile(&one, &s->p, t % per_item);
-  }
-}
-
-/* Runs the batch as one parallel loop over (batch item, tile of C): A's batch folds into its
- * rows when B is shared; items are cut into tiles only as far as the pool needs. */
-static void bgemm_run(bgemm *g) {
-  if (g->batch == 0 || g->m == 0 || g->n == 0) return;
-  int a_dense = 1, b_zero = 1;
-  int64_t prod = g->m * g->k;
-  for (int d = g->nb - 1; d >= 0; d--) {
-    if (g->bstr[d] != 0 && g->bdims[d] > 1) b_zero = 0;
-    if (g->bdims[d] > 1 && g->astr[d] != prod) a_dense = 0;
-    prod *= g->bdims[d];
-  }
-  bgemm folded;
-  if (g->batch > 1 && b_zero && a_dense && !g->trans_a) {
-    folded = *g;
-    folded.m = g->m * g->batch;
-    folded.nb = 0;
-    folded.batch = 1;
-    g = &folded;
-  }
-  /* float32 products with one A (or A's batch folded into its rows) run on the direct
-   * convolution kernels (ops/conv-direct.c): B read in place as the K channels of a 1 x N image,
-   * A as the weights of a 1x1 convolution */
-  if (!g->dbl && g->batch == 1 && !g->trans_a && !g->trans_b && g->alpha == 1.0 && g->beta == 0.0 &&
-      g->lda == g->k && g->ldb == g->n && g->m >= 8 && g->n >= 16 && g->k > 0) {
-    static const gpux__conv_epilogue none = {.act = GPUX_EP_NONE};
-    gpux__conv2d p = {.x = g->b, .w = g->a, .y = g->c, .n = 1, .c = g->k, .m = g->m, .g = 1, .h = 1, .w_ = g->n,
-                      .kh = 1, .kw = 1, .oh = 1, .ow = g->n, .sh = 1, .sw = 1, .dh = 1, .dw = 1, .ep = &none};
-    if (gpux__conv2d_implicit(&p) == 0) return; /* else (no AVX2, out of memory) OpenBLAS */
-  }
-  int64_t threads = gpux__thread_count();
-  int64_t want = (2 * threads + g->batch - 1) / g->batch; /* tiles per item */
-  bgemm_split s = {g, gemm_tile_plan(g->m, g->n, g->k, want)};
-  int64_t tasks = g->batch * s.p.mb * s.p.nb;
-  double work = (double)g->m * (double)g->n * (double)g->k / (double)(s.p.mb * s.p.nb);
-  if (tasks == 1) {
-    gpux__gemm one = bgemm_item(g, 0, g->m);
-    gpux__gemm_serial(&one);
-    return;
-  }
-  gpux__parallel_for_blas(tasks, (int64_t)(65536.0 / (work + 1.0)) + 1, bgemm_tiles, &s);
 }
 
 static int blas_dims_ok(gpux_kctx *k, int64_t m, int64_t n, int64_t kk) {
@@ -355,26 +137,26 @@ static int op_matmul(gpux_kctx *k) {
   }
 
   if (blas_dims_ok(k, m * batch, n, ka)) return k->status;
-  bgemm g = {.dbl = a->dtype == GPUX_DT_DOUBLE, .m = m, .n = n, .k = ka, .lda = ka, .ldb = n,
+  gpux__gemm_batch g = {.dbl = a->dtype == GPUX_DT_DOUBLE, .m = m, .n = n, .k = ka, .lda = ka, .ldb = n,
              .alpha = 1, .beta = 0, .nb = nb, .batch = batch};
   memcpy(g.bdims, bdims, sizeof g.bdims);
   memcpy(g.astr, astr, sizeof g.astr);
   memcpy(g.bstr, bstr, sizeof g.bstr);
   if (a->dtype == GPUX_DT_FLOAT || a->dtype == GPUX_DT_DOUBLE) {
     g.a = a->data, g.b = b->data, g.c = y->data;
-    bgemm_run(&g);
+    gpux__gemm_batched(&g);
     return 0;
   }
   /* float16 / bfloat16: compute in float32 */
-  float *af = widen_f32(a), *bf = widen_f32(b);
+  float *af = gpux__widen_f32(a), *bf = gpux__widen_f32(b);
   float *cf = gpux__malloc((size_t)(batch * m * n) * sizeof *cf);
   if (!af || !bf || !cf) {
     free(af); free(bf); free(cf);
     return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
   }
   g.a = af, g.b = bf, g.c = cf;
-  bgemm_run(&g);
-  narrow_f32(y->dtype, y->data, cf, batch * m * n);
+  gpux__gemm_batched(&g);
+  gpux__narrow_f32(y->dtype, y->data, cf, batch * m * n);
   free(af); free(bf); free(cf);
   return 0;
 }
@@ -445,7 +227,7 @@ static int op_gemm(gpux_kctx *k) {
   int direct = dbl || a->dtype == GPUX_DT_FLOAT;
   void *af = (void *)a->data, *bf = (void *)b->data, *yf = y->data, *cf = c ? c->data : NULL;
   if (!direct) {
-    af = widen_f32(a), bf = widen_f32(b), cf = c ? widen_f32(c) : NULL;
+    af = gpux__widen_f32(a), bf = gpux__widen_f32(b), cf = c ? gpux__widen_f32(c) : NULL;
     yf = gpux__malloc((size_t)(m * n) * sizeof(float));
     if (!af || !bf || !yf || (c && !cf)) {
       free(af); free(bf); free(cf); free(yf);
@@ -462,13 +244,13 @@ static int op_gemm(gpux_kctx *k) {
       }
   }
   if (ka > 0) {
-    bgemm g = {.dbl = dbl, .a = af, .b = bf, .c = yf, .m = m, .n = n, .k = ka, .trans_a = ta,
+    gpux__gemm_batch g = {.dbl = dbl, .a = af, .b = bf, .c = yf, .m = m, .n = n, .k = ka, .trans_a = ta,
                .trans_b = tb, .lda = ta ? m : ka, .ldb = tb ? ka : n, .alpha = alpha,
                .beta = c ? 1.0 : 0.0, .nb = 0, .batch = 1};
-    bgemm_run(&g);
+    gpux__gemm_batched(&g);
   }
   if (!direct) {
-    narrow_f32(y->dtype, y->data, yf, m * n);
+    gpux__narrow_f32(y->dtype, y->data, yf, m * n);
     free(af); free(bf); free(cf); free(yf);
   }
   return 0;
@@ -785,10 +567,10 @@ static int einsum_gemm(gpux_kctx *k, const einsum_plan *p, const gpux_tensor *co
   if (kk == 0) {
     memset(res, 0, (size_t)nr_el * es);
   } else {
-    bgemm g = {.dbl = dbl, .a = ta ? ta : a_data, .b = tb ? tb : b_data, .c = res, .m = m,
+    gpux__gemm_batch g = {.dbl = dbl, .a = ta ? ta : a_data, .b = tb ? tb : b_data, .c = res, .m = m,
                .n = n, .k = kk, .lda = kk, .ldb = n, .alpha = 1, .beta = 0, .nb = 1,
                .bdims = {batch}, .astr = {m * kk}, .bstr = {kk * n}, .batch = batch};
-    bgemm_run(&g);
+    gpux__gemm_batched(&g);
   }
   if (tr) permute_copy(out_data, tr, es, nr, rdims, po);
   free(ta); free(tb); free(tr);
@@ -831,10 +613,10 @@ static int op_einsum(gpux_kctx *k) {
     int rc = einsum_gemm(k, &p, in, in[0]->data, in[1]->data, y->data, dt == GPUX_DT_DOUBLE);
     if (rc) return rc < 0 ? rc : 0;
   } else if (p.n_in == 2 && (dt == GPUX_DT_FLOAT16 || dt == GPUX_DT_BFLOAT16)) {
-    float *a = widen_f32(in[0]), *b = widen_f32(in[1]), *c = gpux__malloc((size_t)total * sizeof(float));
+    float *a = gpux__widen_f32(in[0]), *b = gpux__widen_f32(in[1]), *c = gpux__malloc((size_t)total * sizeof(float));
     int rc = a && b && c ? einsum_gemm(k, &p, in, a, b, c, 0)
                          : gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
-    if (rc == 1) narrow_f32(dt, y->data, c, total);
+    if (rc == 1) gpux__narrow_f32(dt, y->data, c, total);
     free(a); free(b); free(c);
     if (rc) return rc < 0 ? rc : 0;
   }
@@ -859,7 +641,7 @@ static int op_einsum(gpux_kctx *k) {
       e.iin[i] = widen_i64(in[i]);
       if (!e.iin[i]) rc = GPUX_E_NOMEM;
     } else {
-      e.fin[i] = widen_f64(in[i]);
+      e.fin[i] = gpux__widen_f64(in[i]);
       if (!e.fin[i]) rc = GPUX_E_NOMEM;
     }
   }

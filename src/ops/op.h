@@ -89,7 +89,8 @@ extern const gpux_op_def gpux__ops_elementwise[];
 extern const gpux_op_def gpux__ops_activation[];
 extern const gpux_op_def gpux__ops_cast[];
 extern const gpux_op_def gpux__ops_linalg[];     /* MatMul, Gemm, Einsum, ... */
-extern const gpux_op_def gpux__ops_conv[];       /* Conv, ConvTranspose, pooling */
+extern const gpux_op_def gpux__ops_conv[];       /* Conv, ConvTranspose, DeformConv, Col2Im */
+extern const gpux_op_def gpux__ops_pool[];       /* MaxPool, AveragePool, LpPool, Global*, MaxUnpool */
 extern const gpux_op_def gpux__ops_norm[];       /* normalizations, Softmax family */
 extern const gpux_op_def gpux__ops_reduce[];     /* Reduce*, ArgMax/Min, CumSum, TopK */
 extern const gpux_op_def gpux__ops_shape[];      /* Reshape, Transpose, Concat, Slice, ... */
@@ -104,7 +105,5 @@ extern const gpux_op_def gpux__ops_loss[];       /* NegativeLogLikelihoodLoss, S
 
 /* Finds the kernel for op_type in domain at opset; NULL when none. */
 const gpux_op_def *gpux__op_find(const char *domain, const char *op_type, int opset);
-/* Calls fn for every registered op (for coverage reports). */
-void gpux__op_foreach(void (*fn)(const gpux_op_def *def, void *ctx), void *ctx);
 
 #endif

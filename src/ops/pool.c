@@ -1,4 +1,4 @@
-/* pool.c — the pooling kernels of the 'conv' family (registered in conv.c's table): MaxPool (with
+/* pool.c — operator family 'pool', on conv.c's sliding-window geometry (conv.h): MaxPool (with
  * its Indices output), AveragePool, LpPool, GlobalMaxPool, GlobalAveragePool, GlobalLpPool and
  * MaxUnpool. float32 and float64 are read directly; float16, bfloat16, int8 and uint8 go through
  * float32 (exact for max pooling). float32 max and average pooling of 1 or 2 spatial dims run
@@ -251,11 +251,11 @@ static int pool_run(gpux_kctx *k, pool_job *j, const gpux_tensor *x, gpux_tensor
     else j->xd = x->data, j->yd = y->data;
     gpux__parallel_for(planes, grain, tiles ? maxpool_tile_planes : fast ? pool2d_planes : pool_planes, j);
   } else {
-    float *xf = gpux__conv_widen_f32(x), *yf = gpux__malloc((size_t)(planes * j->os) * sizeof *yf);
+    float *xf = gpux__widen_f32(x), *yf = gpux__malloc((size_t)(planes * j->os) * sizeof *yf);
     if (xf && yf) {
       j->xf = xf, j->yf = yf;
       gpux__parallel_for(planes, grain, pool_planes, j);
-      gpux__conv_narrow_f32(y->dtype, y->data, yf, planes * j->os);
+      gpux__narrow_f32(y->dtype, y->data, yf, planes * j->os);
     } else {
       rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
     }
@@ -303,9 +303,9 @@ static int pool_op(gpux_kctx *k, int kind) {
   return pool_run(k, &j, x, y);
 }
 
-int gpux__op_maxpool(gpux_kctx *k) { return pool_op(k, POOL_MAX); }
-int gpux__op_averagepool(gpux_kctx *k) { return pool_op(k, POOL_AVG); }
-int gpux__op_lppool(gpux_kctx *k) { return pool_op(k, POOL_LP); }
+static int op_maxpool(gpux_kctx *k) { return pool_op(k, POOL_MAX); }
+static int op_averagepool(gpux_kctx *k) { return pool_op(k, POOL_AVG); }
+static int op_lppool(gpux_kctx *k) { return pool_op(k, POOL_LP); }
 
 /* ---- global pooling: one value per (n, c) plane ---- */
 
@@ -380,27 +380,27 @@ static int global_pool(gpux_kctx *k, int kind) {
     gpux__parallel_for(planes, grain, global_planes, &j);
     return 0;
   }
-  float *xf = gpux__conv_widen_f32(x), *yf = gpux__malloc((size_t)planes * sizeof *yf);
+  float *xf = gpux__widen_f32(x), *yf = gpux__malloc((size_t)planes * sizeof *yf);
   if (!xf || !yf) {
     free(xf); free(yf);
     return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
   }
   j.xf = xf, j.yf = yf;
   gpux__parallel_for(planes, grain, global_planes, &j);
-  gpux__conv_narrow_f32(y->dtype, y->data, yf, planes);
+  gpux__narrow_f32(y->dtype, y->data, yf, planes);
   free(xf); free(yf);
   return 0;
 }
 
-int gpux__op_globalmaxpool(gpux_kctx *k) { return global_pool(k, POOL_MAX); }
-int gpux__op_globalaveragepool(gpux_kctx *k) { return global_pool(k, POOL_AVG); }
-int gpux__op_globallppool(gpux_kctx *k) { return global_pool(k, POOL_LP); }
+static int op_globalmaxpool(gpux_kctx *k) { return global_pool(k, POOL_MAX); }
+static int op_globalaveragepool(gpux_kctx *k) { return global_pool(k, POOL_AVG); }
+static int op_globallppool(gpux_kctx *k) { return global_pool(k, POOL_LP); }
 
 /* ---- MaxUnpool ---- */
 
 /* Y (zeros) gets each X value at its flat index from I. Indices count in the inferred shape
  * ((in - 1) * stride - pads + kernel); a given output_shape holds that block at its origin. */
-int gpux__op_maxunpool(gpux_kctx *k) {
+static int op_maxunpool(gpux_kctx *k) {
   const gpux_tensor *x = IN(0), *ind = IN(1), *oshape = IN(2);
   if (!x || !ind) return gpux__kerr(k, GPUX_E_INVALID, "inputs X and I are required");
   if (ind->dtype != GPUX_DT_INT64) return gpux__kerr(k, GPUX_E_DTYPE, "I must be int64");
@@ -450,3 +450,14 @@ int gpux__op_maxunpool(gpux_kctx *k) {
   }
   return 0;
 }
+
+const gpux_op_def gpux__ops_pool[] = {
+  {"", "MaxPool", op_maxpool, 1, 0},
+  {"", "AveragePool", op_averagepool, 1, 0},
+  {"", "LpPool", op_lppool, 1, 0},
+  {"", "GlobalMaxPool", op_globalmaxpool, 1, 0},
+  {"", "GlobalAveragePool", op_globalaveragepool, 1, 0},
+  {"", "GlobalLpPool", op_globallppool, 1, 0},
+  {"", "MaxUnpool", op_maxunpool, 9, 0},
+  {0},
+};

@@ -1,12 +1,13 @@
 /* registry.c — the one table of every operator gpux implements, gathered from each family's
- * table. gpux inspect, gpux verify and coverage reports read it through gpux__op_find/foreach. */
+ * table. The runtime binds nodes to kernels through gpux__op_find. */
 #include "ops/op.h"
 
 static const gpux_op_def *const families[] = {
-  gpux__ops_elementwise, gpux__ops_activation, gpux__ops_cast,  gpux__ops_linalg,
-  gpux__ops_conv,        gpux__ops_norm,       gpux__ops_reduce, gpux__ops_shape,
-  gpux__ops_index,       gpux__ops_generator,  gpux__ops_control, gpux__ops_quant,
-  gpux__ops_rnn,         gpux__ops_misc,       gpux__ops_attention, gpux__ops_loss,
+  gpux__ops_elementwise, gpux__ops_activation, gpux__ops_cast,    gpux__ops_linalg,
+  gpux__ops_conv,        gpux__ops_pool,       gpux__ops_norm,    gpux__ops_reduce,
+  gpux__ops_shape,       gpux__ops_index,      gpux__ops_generator, gpux__ops_control,
+  gpux__ops_quant,       gpux__ops_rnn,        gpux__ops_misc,    gpux__ops_attention,
+  gpux__ops_loss,
 };
 
 static int domain_equal(const char *a, const char *b) {
@@ -25,9 +26,4 @@ const gpux_op_def *gpux__op_find(const char *domain, const char *op_type, int op
       return d;
     }
   return NULL;
-}
-
-void gpux__op_foreach(void (*fn)(const gpux_op_def *def, void *ctx), void *ctx) {
-  for (size_t f = 0; f < GPUX__ARRAY_LEN(families); f++)
-    for (const gpux_op_def *d = families[f]; d->op_type; d++) fn(d, ctx);
 }

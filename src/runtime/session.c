@@ -2,8 +2,8 @@
  * graph invocation; nested If/Loop/Scan bodies get child frames that see their parents' values),
  * nodes run in topological order, and each intermediate is freed right after its last use. */
 #include "backend/backend-impl.h"
-#include "graph/optimize.h"
-#include "runtime/buffers.h"
+#include "runtime/optimize.h"
+#include "core/buffers.h"
 #include <stdio.h>
 
 struct gpux_session {

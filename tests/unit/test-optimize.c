@@ -1,4 +1,4 @@
-/* test-optimize.c — unit tests of the CPU backend's graph rewrite (graph/optimize.c): small models
+/* test-optimize.c — unit tests of the CPU backend's graph rewrite (runtime/optimize.c): small models
  * built in memory run with the rewrite and without it (GPUX_OPTIMIZE=0) must agree, and the
  * rewritten graph must hold the fused nodes expected (and keep the nodes that may not fuse). */
 #include <setjmp.h>
@@ -7,7 +7,7 @@
 #include <cmocka.h>
 #include <math.h>
 #include <stdio.h>
-#include "graph/optimize.h"
+#include "runtime/optimize.h"
 #include "onnx-writer.h"
 
 static uint32_t rng = 777;

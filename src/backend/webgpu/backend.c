@@ -3,7 +3,7 @@
  * (a few are kept, least recently used dropped). Graphs it does not take (nested graphs, shapes
  * that depend on data) run node by node on the CPU kernels. */
 #include "backend/webgpu/wg.h"
-#include "graph/optimize.h"
+#include "runtime/optimize.h"
 #include <stdio.h>
 
 typedef struct wg_plan wg_plan;

@@ -132,17 +132,6 @@ static int wait_future(wg_device *d, WGPUFuture fut, volatile int *done, const c
   return 0;
 }
 
-int gpux__wg_wait(wg_device *d, WGPUFuture fut, const char *what) {
-  if (!d->timed_wait)
-    return gpux__error(GPUX_E_INTERNAL, "WebGPU: %s: a bare future needs timed waits", what);
-  WGPUFutureWaitInfo info = {fut, 0};
-  WGPUEnum st = d->f.wgpuInstanceWaitAny(d->instance, 1, &info, d->timeout_ns);
-  if (st == WGPUWaitStatus_Success) return 0;
-  if (st == WGPUWaitStatus_TimedOut)
-    return gpux__error(GPUX_E_DEVICE, "WebGPU: %s did not finish within %.0f s", what, (double)d->timeout_ns / 1e9);
-  return gpux__error(GPUX_E_DEVICE, "WebGPU: waiting for %s failed (status %u)", what, st);
-}
-
 /* ---- errors ---- */
 
 static void on_uncaptured_error(WGPUDevice const *dev, WGPUEnum type, WGPUStringView message, void *u1, void *u2) {

@@ -33,7 +33,7 @@ static void out_coords(wg_str *s, const gpux__window *w, const char *p) {
                (ull)w->out[2], p, (ull)w->out[2], (ull)w->out[1], p, (ull)(w->out[2] * w->out[1]));
 }
 
-/* ---- the epilogue of gpux.FusedConv / gpux.FusedConvTranspose (graph/optimize.c) ---- */
+/* ---- the epilogue of gpux.FusedConv / gpux.FusedConvTranspose (runtime/optimize.c) ---- */
 
 /* Binds the post_scale/post_bias inputs (3 and 4) of a fused node; -2 when absent. */
 static int bind_post(wg_build *b, int *ps, int *pb) {

@@ -60,7 +60,8 @@ static const struct {
               "  return select(r, r + b, r != 0 && ((r < 0) != (b < 0)));\n}\n"},
 };
 
-void gpux__wg_helpers(wg_str *s, const char *expr) {
+/* Appends the WGSL helper functions (gx_erf, gx_pow, gx_tanh, ...) that `expr` names. */
+static void wgsl_helpers(wg_str *s, const char *expr) {
   int want[GPUX__ARRAY_LEN(helpers)] = {0};
   for (size_t h = 0; h < GPUX__ARRAY_LEN(helpers); h++)
     if (strstr(expr, helpers[h].name)) want[h] = 1;
@@ -142,7 +143,7 @@ int gpux__wg_ew2(wg_build *b, const wg_ew *e) {
   gpux__wg_grid(b, (uint64_t)(total + wg - 1) / wg, &gx, &gy);
   wg_str s = {0};
   gpux__wg_decls(b, &s);
-  gpux__wg_helpers(&s, e->expr);
+  wgsl_helpers(&s, e->expr);
   gpux__wg_cat(&s, "@compute @workgroup_size(%d)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, "
                    "@builtin(local_invocation_index) li: u32) {\n"
                    "  let i = (wid.y * %uu + wid.x) * %du + li;\n  if (i >= %lluu) { return; }\n",

@@ -50,8 +50,6 @@ typedef struct wg_device {
  * what is missing) when there is no usable WebGPU device. */
 int gpux__wg_device_acquire(wg_device **out);
 void gpux__wg_device_release(wg_device *d);
-/* Waits for a future with the device's timeout. */
-int gpux__wg_wait(wg_device *d, WGPUFuture fut, const char *what);
 /* Returns the first error the device reported since the last check (as GPUX_E_DEVICE or
  * GPUX_E_NOMEM with the implementation's message, prefixed by `what`), else 0. */
 int gpux__wg_check(wg_device *d, const char *what);
@@ -152,8 +150,6 @@ int gpux__wg_ew2(wg_build *b, const wg_ew *e);
 /* Row-major element strides of a tensor. */
 void gpux__wg_strides(const gpux_tensor *t, int64_t *strides);
 void gpux__wg_bcast_strides(const gpux_tensor *in, const gpux_tensor *out, int64_t *strides);
-/* Appends the WGSL helper functions (gx_erf, gx_pow, gx_tanh, ...) that `expr` names. */
-void gpux__wg_helpers(wg_str *s, const char *expr);
 
 /* A batched matrix product C[z] = A[z] x B[z] (ops-linalg.c): the op supplies how elements are
  * read and written as WGSL snippets over u32 z, m, n, k, so layouts (transposes, broadcast

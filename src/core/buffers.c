@@ -1,6 +1,6 @@
 /* buffers.c — the session's cache of freed intermediate buffers: a short list of malloc blocks,
  * searched best fit. See buffers.h. */
-#include "runtime/buffers.h"
+#include "core/buffers.h"
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif

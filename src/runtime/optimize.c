@@ -21,7 +21,7 @@
  * Nested graphs (If, Loop and Scan bodies) are rewritten alike, as copies their node points to;
  * a body's Conv may take weights it captures from an enclosing graph. Value ids stay as they are
  * (new values are appended), so nested graphs that capture values by id read the copies alike. */
-#include "graph/optimize.h"
+#include "runtime/optimize.h"
 #include "ops/op.h"
 #include <float.h>
 #include <math.h>

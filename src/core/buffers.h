@@ -1,8 +1,9 @@
-/* buffers.h — a session's cache of freed intermediate buffers (buffers.c). The executor hands an
- * intermediate's data back here after its last use, and gpux__out takes the next output's data
- * from here, so a run reuses the blocks the previous nodes and runs freed instead of mapping,
- * faulting in and zeroing fresh memory for every large tensor. Blocks are plain malloc blocks, so
- * a tensor holding one is freed as any other (gpux_tensor_free). */
+/* buffers.h — a cache of freed intermediate buffers (buffers.c), one per session. The executor
+ * hands an intermediate's data back here after its last use, and the kernels' gpux__out takes the
+ * next output's data from here, so a run reuses the blocks the previous nodes and runs freed
+ * instead of mapping, faulting in and zeroing fresh memory for every large tensor. Blocks are
+ * plain malloc blocks, so a tensor holding one is freed as any other (gpux_tensor_free). It is in
+ * core because both the kernels (ops) and the executor (runtime) use it. */
 #ifndef GPUX_BUFFERS_H
 #define GPUX_BUFFERS_H
 
