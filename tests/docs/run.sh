@@ -2,21 +2,25 @@
 # Docs that run: every shell example in README.md's "Using it" section and in the sh/bash/shell
 # (or unlabelled, starting with `gpux `) code blocks of docs/*.md is run as written, from a folder
 # that holds `examples/` and `build/` as the repository does, with a temporary GPUX_HOME. Each line
-# must exit 0; a `# -> TEXT` comment is what the line prints first (numbers in it match any
-# number). Lines run in document order, so an example may use an image an earlier line built.
+# must exit 0 (a curl line must not answer {"error": ...}); a `# -> TEXT` comment is what the
+# line prints first (numbers in it match any number). Lines run in document order, so an example may use an image an earlier line built.
 #
-# Skipped, and why (each skip is printed):
-#   - gpux serve without `-d --port 0`: it runs in the foreground until stopped, or binds a fixed
-#     port another program may hold; tests/serve/serve.sh covers serve, ps, logs and stop.
+# A foreground `gpux serve ... --port N` is started in the background and waited for (ready on
+# /v2/health/ready); the curl lines right after it talk to it, and it is stopped before the next
+# other line. Skipped, and why (each skip is printed):
+#   - gpux serve, and curl to it, when its port is already in use on this machine (a fixed port
+#     such as 8080 may be held by another program): tests/serve/serve.sh covers serve on a free
+#     port.
+#   - curl to a port where no example started a server.
 #   - gpux login, logout, push, pull: they need an OCI registry; tests/registry/*.sh runs them
 #     against a local one.
-#   - lines with a command other than gpux (curl needs a running server; make/cmake build gpux).
+#   - lines with a command other than gpux or curl (make/cmake build gpux itself).
 #   - lines with placeholders (NAME, PATH, FILE, ... in capitals): templates, not commands.
 #   - gpux verify build/node: it runs all of ONNX's node cases, which the conformance tests do.
 #   - gpux bench build/models/... when build/models is missing: the models-cpu test makes it.
 #   tests/docs/run.sh GPUX
 source "$(dirname "$0")/../app/lib.sh" "$1"
-need node
+need node curl
 work=$tmp/work
 mkdir -p "$work"
 ln -s "$root/examples" "$work/examples"
@@ -45,9 +49,27 @@ extract() {
   ' "$root/README.md" "$root"/docs/*.md
 }
 
+# Servers started for foreground `gpux serve` examples: port -> pid.
+declare -A servers
+stop_servers() {
+  local port
+  for port in "${!servers[@]}"; do
+    kill "${servers[$port]}" 2>/dev/null && wait "${servers[$port]}" 2>/dev/null
+    unset "servers[$port]"
+  done
+}
+trap 'stop_servers; rm -rf "$tmp"' EXIT
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# The port a gpux serve command binds: --port N, else 8080 (the examples' serving.port).
+serve_port() {
+  if [[ $1 =~ --port[=\ ]([0-9]+) ]]; then echo "${BASH_REMATCH[1]}"; else echo 8080; fi
+}
+
 # why_skip COMMAND: prints the reason a line is not run, or nothing
 why_skip() {
-  local line=$1 cmd
+  local line=$1 cmd port
   local bare=${line//\$PATH/}
   if grep -Eq '\b(NAME|PATH|FILE|TAG|VALUE|DIR|REF|HOST)\b' <<<"${bare//export PATH=/}"; then echo "a template with placeholders"; return; fi
   while IFS= read -r cmd; do
@@ -55,14 +77,34 @@ why_skip() {
     [ -z "$cmd" ] && continue
     case $cmd in
       "export PATH="*) ;;
-      gpux\ serve*) [[ $cmd == *" -d"* && $cmd == *"--port 0"* ]] || { echo "gpux serve in the foreground or on a fixed port (tests/serve/serve.sh)"; return; } ;;
+      gpux\ serve*)
+        port=$(serve_port "$cmd")
+        if [ "$port" != 0 ] && port_busy "$port"; then echo "port $port is in use on this machine"; return; fi ;;
       gpux\ login*|gpux\ logout*|gpux\ push*|gpux\ pull*) echo "needs an OCI registry (tests/registry/)"; return ;;
       gpux\ verify*build/node*) echo "runs all 1,884 ONNX node cases (the conformance tests do)"; return ;;
       gpux\ bench*build/models*) [ -d "$work/build/models" ] || { echo "build/models is made by the models-cpu test"; return; } ;;
       gpux\ *) ;;
+      curl\ *)
+        [[ $cmd =~ (localhost|127\.0\.0\.1):([0-9]+) ]] || { echo "curl to no local server"; return; }
+        [ -n "${servers[${BASH_REMATCH[2]}]:-}" ] || { echo "no example started a server on port ${BASH_REMATCH[2]}"; return; } ;;
       *) echo "not a gpux command: ${cmd%% *}"; return ;;
     esac
   done < <(sed -E 's/(;|&&|\|\|)/\n/g' <<<"$line")
+}
+
+# start_server COMMAND: a foreground `gpux serve` in the background until it is ready
+start_server() {
+  local port i
+  port=$(serve_port "$1")
+  (cd "$work" && exec bash -c "exec $1") >"$tmp/serve-$port.log" 2>&1 </dev/null &
+  servers[$port]=$!
+  for ((i = 0; i < 600; i++)); do
+    curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null 2>&1 && return 0
+    kill -0 "${servers[$port]}" 2>/dev/null || break
+    sleep 0.2
+  done
+  cat "$tmp/serve-$port.log"
+  return 1
 }
 
 # A `# -> TEXT` comment as an extended regex for the first line printed: numbers match any number.
@@ -74,11 +116,14 @@ expected() {
   printf '^%s' "$(sed -E 's/[][\.*^$+?(){}|]/\\&/g; s/[0-9]+(\\\.[0-9]+)?/[0-9]+(\\.[0-9]+)?/g' <<<"$c")"
 }
 
-n_lines=0
+n_lines=0 file=
 while IFS=$'\t' read -r where line; do
   n_lines=$((n_lines + 1))
   where=${where#"$root/"}
   cmd=$(sed -E 's/[[:space:]]+#[[:space:]].*$//' <<<"$line")
+  # a foreground server serves the curl lines right after it (as in a second terminal)
+  { [ "${where%%:*}" != "$file" ] || [[ $cmd != curl* ]]; } && stop_servers
+  file=${where%%:*}
   reason=$(why_skip "$cmd")
   if [ -n "$reason" ]; then
     echo "SKIP $where: $cmd  ($reason)"
@@ -86,8 +131,15 @@ while IFS=$'\t' read -r where line; do
     continue
   fi
   want=$(expected "$line")
-  out=$(cd "$work" && timeout 300 bash -ec "$cmd" 2>&1 </dev/null); rc=$?
+  if [[ $cmd == "gpux serve "* && $cmd != *" -d"* && $cmd != *[\;\&\|]* ]]; then
+    start_server "$cmd" >"$tmp/out" 2>&1; rc=$?   # not in $(...): servers[] must be set here
+    out=$(cat "$tmp/out")
+  else
+    out=$(cd "$work" && timeout 300 bash -ec "$cmd" 2>&1 </dev/null); rc=$?
+  fi
   first=$(head -1 <<<"$out")
+  # curl exits 0 on an HTTP error: gpux's error bodies are {"error": "..."}
+  [[ $cmd == curl* && $first == *'"error"'* ]] && rc=22
   if [ "$rc" != 0 ] || { [ -n "$want" ] && ! grep -Eq -- "$want" <<<"$first"; }; then
     echo "FAIL $where: $cmd"
     echo "  exit $rc${want:+, first line must match $want}; output:"
