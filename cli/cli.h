@@ -52,7 +52,6 @@ typedef struct {
   double start;
   int64_t start_bytes, last_total;
 } cli_transfer;
-void cli_transfer_progress(void *ctx, const char *step, int64_t done, int64_t total);
 void cli_transfer_end(cli_transfer *t);
 int cli_registry_options(int argc, char **argv, gpux_registry_options *ro, cli_transfer *t, int *json,
                          char *password, size_t plen, void (*help)(FILE *));
@@ -73,8 +72,6 @@ int servers_dir(gpux_store *st, char *dir, size_t len);          /* creates it; 
 int servers_read(const char *state_path, server_info *out);     /* -1 when unreadable */
 int servers_valid_name(const char *name);
 int servers_pid_alive(int pid);                                 /* running, not a zombie */
-/* GET http://host:port/path: the body in *body (malloc'ed); the HTTP status, or -1. */
-int servers_http_get(const char *host, int port, const char *path, char **body);
 
 /* How list and ps print their rows (format.c): a table, JSON, identifiers only (-q) or a template
  * ('{{.Name}}\t{{.Size}}'), each row a JSON object. */

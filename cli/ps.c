@@ -71,7 +71,8 @@ int servers_read(const char *path, server_info *out) {
   return 0;
 }
 
-int servers_http_get(const char *host, int port, const char *path, char **body) {
+/* GET http://host:port/path: the body in *body (malloc'ed); the HTTP status, or -1. */
+static int servers_http_get(const char *host, int port, const char *path, char **body) {
   *body = NULL;
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   const char *h = !strcmp(host, "0.0.0.0") ? "127.0.0.1" : host;

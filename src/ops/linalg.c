@@ -1,8 +1,8 @@
 /* linalg.c — operator family 'linalg': MatMul (numpy batch broadcasting), Gemm, Einsum and Det.
- * float32 and float64 products run on OpenBLAS (float16/bfloat16 are widened to float32 first),
- * one-row and one-column ones as matrix-vector products, and float32 MatMul by one B on the
- * direct convolution kernels (conv-direct.c) where the machine has them; integer products are
- * exact, with the wrap-around of the output type. */
+ * float32 and float64 products run as batched GEMMs (gemm.c: OpenBLAS, one-row and one-column
+ * ones as matrix-vector products, float32 MatMul by one B on the direct convolution kernels
+ * where the machine has them); float16/bfloat16 are widened to float32 first. Integer products
+ * are exact, with the wrap-around of the output type. */
 #include "ops/gemm.h"
 #include <limits.h>
 #include <math.h>
