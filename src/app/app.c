@@ -2,7 +2,7 @@
  * never the YAML) or a folder with a GPUXfile, loads the models into sessions and the pre/post-
  * processing resources, and runs: inputs (inputs.c) -> model(s) (pipeline.c) -> answer
  * (outputs.c). gpux_app_describe tells what an opened app takes and gives. */
-#include "app/app.h"
+#include "app/mode.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -18,17 +18,35 @@ static int load_labels(gpux_app *a, char **inline_labels, int64_t n, const char 
   return 0;
 }
 
+/* The one place the app makes sessions: one per model, with the spec's runtime settings on
+ * a->backend. Errors name the model file. */
+static int create_sessions(gpux_app *a) {
+  const gpux__spec *spec = a->spec;
+  gpux_session_options so = {.backend = a->backend, .threads = spec->runtime.threads};
+  for (int i = 0; i < a->n_models; i++) {
+    int rc = gpux_session_create(a->models[i], &so, &a->sessions[i]);
+    if (rc) {
+      const gpux__spec_model *m = spec->has_model ? &spec->model : &spec->pipeline.steps[i].model;
+      const char *b = strrchr(m->path, '/');
+      return gpux__error_prefix(rc, "%s: ", b ? b + 1 : m->path);
+    }
+  }
+  return 0;
+}
+
 int gpux__app_create(gpux__spec *spec, int backend, int check, gpux_app **out) {
   *out = NULL;
   double t0 = gpux__now_ms();
   gpux_app *a = gpux__calloc(1, sizeof *a);
   if (!a) { gpux__spec_free(spec); return GPUX_E_NOMEM; }
   a->spec = spec;
+  a->mode = gpux__mode_of(spec->pipeline.mode);
   a->n_models = spec->has_model ? 1 : spec->pipeline.n_steps;
   a->models = gpux__calloc((size_t)a->n_models, sizeof *a->models);
   a->sessions = gpux__calloc((size_t)a->n_models, sizeof *a->sessions);
   a->post_labels = gpux__calloc((size_t)spec->n_post + 1, sizeof *a->post_labels);
   int rc = a->models && a->sessions && a->post_labels ? 0 : GPUX_E_NOMEM;
+  if (!rc && !a->mode) rc = gpux__error(GPUX_E_INTERNAL, "%s: pipeline mode %d has no implementation", spec->file, spec->pipeline.mode);
   for (int i = 0; i < a->n_models && !rc; i++) {
     const gpux__spec_model *m = spec->has_model ? &spec->model : &spec->pipeline.steps[i].model;
     char path[4096], key[64];
@@ -50,21 +68,10 @@ int gpux__app_create(gpux__spec *spec, int backend, int check, gpux_app **out) {
       const char *b = strrchr(m->path, '/');
       gpux__error_prefix(rc, "%s: ", b ? b + 1 : m->path);
     }
-  if (!rc && check) rc = gpux__spec_check_models(spec, a->models, a->n_models);
-  if (!rc && spec->pipeline.mode == GPUX__PIPE_OPENWAKEWORD && !check) {
-    gpux_value_info vi;
-    gpux_model_input_info(a->models[2], 0, &vi);
-    if (vi.ndim != 3 || vi.dims[1] <= 0) rc = gpux__error(GPUX_E_MODEL, "openwakeword: the classifier takes [1, N, 96]");
-  }
+  if (!rc && check) rc = a->mode->check(spec, a->models, a->n_models);
+  if (!rc && !check && a->mode->validate) rc = a->mode->validate(a);
   a->backend = backend != GPUX_BACKEND_AUTO ? backend : spec->runtime.backend;
-  gpux_session_options so = {.backend = a->backend, .threads = spec->runtime.threads};
-  for (int i = 0; i < a->n_models && !rc; i++) {
-    if ((rc = gpux_session_create(a->models[i], &so, &a->sessions[i]))) {
-      const gpux__spec_model *m = spec->has_model ? &spec->model : &spec->pipeline.steps[i].model;
-      const char *b = strrchr(m->path, '/');
-      gpux__error_prefix(rc, "%s: ", b ? b + 1 : m->path);
-    }
-  }
+  if (!rc) rc = create_sessions(a);
   if (!rc && spec->tokenizer.present) {
     char p[4096];
     gpux__spec_path(spec, spec->tokenizer.vocab, p, sizeof p);
@@ -117,7 +124,8 @@ void gpux_app_close(gpux_app *a) {
   free(a->io_labels);
   free(a->describe);
   free(a->build_json);
-  free(a->ww_scores);
+  if (a->mode && a->mode->release) a->mode->release(a);
+  else free(a->mode_state);
   gpux__spec_free(a->spec);
   free(a);
 }

@@ -2,9 +2,9 @@
  * config) with its models loaded into sessions and its pre/post-processing resources (tokenizer,
  * labels, CTC charset) ready. gpux_build (build.c) and gpux_app_* (app.c) both go through
  * gpux__app_create. One file per job: app.c opens and closes, inputs.c prepares inputs,
- * pipeline.c runs the model(s), outputs.c answers, smoke.c makes inputs for smoke runs; the
- * openWakeWord streaming pipeline lives in wakeword.c, model files and their external data in
- * files.c. */
+ * pipeline.c runs the model(s) through the pipeline mode (mode.h, one mode-*.c file each),
+ * outputs.c answers, smoke.c makes inputs for smoke runs; model files and their external data
+ * are in files.c. */
 #ifndef GPUX_APP_H
 #define GPUX_APP_H
 
@@ -19,6 +19,8 @@ typedef struct {
   char **names;
 } gpux__named_tensors;
 
+struct gpux__mode;
+
 struct gpux_app {
   gpux__spec *spec;             /* owned */
   char ref[512];                /* image reference ("ocr:latest") or the folder it was opened from */
@@ -32,8 +34,8 @@ struct gpux_app {
   char *describe;               /* gpux_app_describe's JSON, made on first use */
   char *build_json;             /* the image's build record (NULL for a folder) */
   double load_ms;               /* time to open: models loaded and sessions created */
-  float *ww_scores;             /* openwakeword: one score per chunk of the last run */
-  int64_t ww_n_scores;
+  const struct gpux__mode *mode; /* how the models run (mode.h), by spec->pipeline.mode */
+  void *mode_state;             /* the mode's own, kept between a run and its answer */
 };
 
 /* Loads the spec's models (resolved against spec->dir), creates sessions on `backend` (AUTO =
@@ -42,9 +44,9 @@ struct gpux_app {
  * (gpux__spec_check_models) — for GPUXfiles, not for stored configs. */
 int gpux__app_create(gpux__spec *spec, int backend, int check, gpux_app **out);
 
-/* One inference on already-made model inputs of the first model (by name); fills the last
- * model's outputs (the pipeline's result). Used by gpux_app_run and by build's smoke run.
- * infer_ms (may be NULL) receives the time spent in the model(s). */
+/* One inference on prepared inputs (gpux__app_prepare) through the app's pipeline mode
+ * (pipeline.c, mode.h); fills the app's outputs. Used by gpux_app_run, build's smoke run and
+ * serve. infer_ms (may be NULL) receives the time spent in the model(s). */
 int gpux__app_infer(gpux_app *a, const gpux__named_tensors *in, gpux__named_tensors *out,
                     double *infer_ms);
 
@@ -87,11 +89,10 @@ int gpux__app_is_file(const char *p);
 int gpux__app_smoke_inputs(gpux_app *a, int64_t sym, gpux_app_input **inputs, int *n_inputs,
                            void ***owned, cJSON *what);
 
-/* openWakeWord's streaming recipe (wakeword.c): samples at int16 scale, chunked, mel ->
- * embedding -> classifier. *scores receives one score per classifier run (malloc'ed). */
-int gpux__wakeword_run(gpux_session *const sessions[3], gpux_model *const models[3],
-                       const gpux__spec_pipeline *p, const gpux_tensor *audio, float **scores,
-                       int64_t *n_scores, double *infer_ms);
+/* What the app takes (output = 0) or gives (1), as its pipeline mode says (mode.h): the count,
+ * and the name, dtype and shape of the i-th. For serving's metadata and requests. */
+int gpux__app_io_count(const gpux_app *a, int output);
+int gpux__app_io_info(const gpux_app *a, int output, int i, gpux_value_info *vi);
 
 /* The files of a model: the .onnx file and the external data files it names (relative
  * locations, as written in the model). *locations: malloc'ed array of malloc'ed strings. */

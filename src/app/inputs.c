@@ -218,11 +218,12 @@ static int is_text(const uint8_t *b, size_t len) {
   return 1;
 }
 
-static int model_input_dtype(const gpux_app *a, const char *name) {
+/* The dtype the app takes for an input (its pipeline mode says: for most, the first model's). */
+static int app_input_dtype(const gpux_app *a, const char *name) {
   gpux_value_info vi;
-  int n = gpux_model_input_count(a->models[0]);
+  int n = gpux__app_io_count(a, 0);
   for (int i = 0; i < n; i++)
-    if (!gpux_model_input_info(a->models[0], i, &vi) && !strcmp(vi.name, name)) return vi.dtype;
+    if (!gpux__app_io_info(a, 0, i, &vi) && !strcmp(vi.name, name)) return vi.dtype;
   return GPUX_DT_UNDEFINED;
 }
 
@@ -252,12 +253,12 @@ static int tokenize_input(gpux_app *a, const char *text, gpux__named_tensors *ou
                           t->token_type_ids ? t->token_type_ids : "token_type_ids"};
   gpux_tensor ts[3] = {{0}};
   int want[3];
-  for (int i = 0; i < 3; i++) want[i] = model_input_dtype(a, names[i]) != GPUX_DT_UNDEFINED || i == 0;
+  for (int i = 0; i < 3; i++) want[i] = app_input_dtype(a, names[i]) != GPUX_DT_UNDEFINED || i == 0;
   rc = gpux__encoding_to_tensors(&enc, &ts[0], want[1] ? &ts[1] : NULL, want[2] ? &ts[2] : NULL);
   gpux__encoding_free(&enc);
   for (int i = 0; i < 3 && !rc; i++) {
     if (!want[i]) continue;
-    if (!(rc = convert_dtype(&ts[i], model_input_dtype(a, names[i])))) rc = gpux__named_tensors_add(out, names[i], &ts[i]);
+    if (!(rc = convert_dtype(&ts[i], app_input_dtype(a, names[i])))) rc = gpux__named_tensors_add(out, names[i], &ts[i]);
   }
   for (int i = 0; i < 3; i++) gpux_tensor_free(&ts[i]);
   return rc;
@@ -339,8 +340,8 @@ static int prepare_one(gpux_app *a, const gpux__spec_io *io, const gpux_app_inpu
   }
   free(owned);
   if (!rc && io->type != GPUX__IO_TENSOR) {
-    int want = model_input_dtype(a, io->name);
-    if (s->pipeline.mode != GPUX__PIPE_OPENWAKEWORD && (rc = convert_dtype(&t, want)))
+    int want = app_input_dtype(a, io->name);
+    if ((rc = convert_dtype(&t, want)))
       gpux__error_prefix(rc, "input '%s': ", io->name);
   }
   if (!rc) rc = gpux__named_tensors_add(out, io->name, &t);

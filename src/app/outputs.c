@@ -1,7 +1,7 @@
 /* outputs.c — the answer of `gpux run` (gpux__app_answer): each output as JSON (name, dtype,
  * shape, data unless it is huge), post-processed (top-k labels, a detector's threshold, CTC text)
  * where the spec asks, and the text a person reads; with the timings of the run. */
-#include "app/app.h"
+#include "app/mode.h"
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -154,11 +154,7 @@ int gpux__app_answer(gpux_app *a, const gpux__named_tensors *out, const gpux__ap
   }
   if (!rc && !any_post)
     for (int i = 0; i < out->n; i++) summary_text(out->names[i], &out->t[i], &text);
-  if (!rc && s->pipeline.mode == GPUX__PIPE_OPENWAKEWORD) {
-    cJSON *sc = cJSON_AddArrayToObject(root, "scores");
-    for (int64_t i = 0; i < a->ww_n_scores; i++) cJSON_AddItemToArray(sc, gpux__app_json_num(a->ww_scores[i], 1));
-    cJSON_AddNumberToObject(root, "chunk_ms", (double)s->pipeline.chunk / 16.0);
-  }
+  if (!rc && a->mode->answer) a->mode->answer(a, root);
   double t3 = gpux__now_ms();
   cJSON *tm = cJSON_AddObjectToObject(root, "timings");
   cJSON_AddItemToObject(tm, "preprocess_ms", gpux__app_json_num(times->prepared - times->start, 1));

@@ -1,7 +1,23 @@
-/* pipeline.c — running an app's model(s) on prepared inputs (gpux__app_infer): one model, the
- * steps of a sequence in order (outputs feed the next step by name, else by position), or the
- * openWakeWord streaming recipe (wakeword.c); and the named-tensor lists passed between them. */
-#include "app/app.h"
+/* pipeline.c — the table of pipeline modes (mode.h) and the app's calls into them: running the
+ * model(s) on prepared inputs (gpux__app_infer), what the app takes and gives
+ * (gpux__app_io_count/info); one model run on named values (gpux__app_run_model), and the
+ * named-tensor lists passed between inputs, models and answers. */
+#include "app/mode.h"
+
+/* Every mode of GPUX__PIPELINE_MODES, by its GPUX__PIPE_ number. */
+#define X(e, name) extern const gpux__mode gpux__mode_##name;
+GPUX__PIPELINE_MODES(X)
+#undef X
+
+static const gpux__mode *const modes[GPUX__PIPE_COUNT] = {
+#define X(e, name) [GPUX__PIPE_##e] = &gpux__mode_##name,
+  GPUX__PIPELINE_MODES(X)
+#undef X
+};
+
+const gpux__mode *gpux__mode_of(int pipeline_mode) {
+  return pipeline_mode >= 0 && pipeline_mode < GPUX__PIPE_COUNT ? modes[pipeline_mode] : NULL;
+}
 
 void gpux__named_tensors_free(gpux__named_tensors *nt) {
   for (int i = 0; i < nt->n; i++) {
@@ -32,10 +48,9 @@ int gpux__named_tensors_find(const gpux__named_tensors *nt, const char *name) {
   return -1;
 }
 
-
-static int run_model(gpux_app *a, int step, const gpux__named_tensors *in, int by_position, gpux__named_tensors *out,
-                     double *ms) {
-  gpux_model *m = a->models[step];
+int gpux__app_run_model(gpux_app *a, int model, const gpux__named_tensors *in, int by_position,
+                        gpux__named_tensors *out, double *ms) {
+  gpux_model *m = a->models[model];
   int n_in = gpux_model_input_count(m), n_out = gpux_model_output_count(m), given = 0;
   gpux_tensor *ins = gpux__calloc((size_t)n_in + 1, sizeof *ins);
   gpux_tensor *outs = gpux__calloc((size_t)n_out + 1, sizeof *outs);
@@ -56,7 +71,7 @@ static int run_model(gpux_app *a, int step, const gpux__named_tensors *in, int b
   }
   if (!rc) {
     double t0 = gpux__now_ms();
-    rc = gpux_session_run(a->sessions[step], ins, given, outs, n_out);
+    rc = gpux_session_run(a->sessions[model], ins, given, outs, n_out);
     *ms += gpux__now_ms() - t0;
   }
   memset(out, 0, sizeof *out);
@@ -74,41 +89,24 @@ static int run_model(gpux_app *a, int step, const gpux__named_tensors *in, int b
 
 int gpux__app_infer(gpux_app *a, const gpux__named_tensors *in, gpux__named_tensors *out, double *infer_ms) {
   double ms = 0;
-  int rc;
   memset(out, 0, sizeof *out);
-  if (a->spec->pipeline.mode == GPUX__PIPE_OPENWAKEWORD) {
-    free(a->ww_scores);
-    a->ww_scores = NULL;
-    a->ww_n_scores = 0;
-    if (in->n != 1) return gpux__error(GPUX_E_INVALID, "openwakeword takes one audio input");
-    rc = gpux__wakeword_run(a->sessions, a->models, &a->spec->pipeline, &in->t[0], &a->ww_scores, &a->ww_n_scores, &ms);
-    if (rc) return rc;
-    float best = 0;
-    for (int64_t i = 0; i < a->ww_n_scores; i++) best = i == 0 || a->ww_scores[i] > best ? a->ww_scores[i] : best;
-    gpux_tensor t = {0};
-    int64_t dims[2] = {1, 1};
-    if ((rc = gpux_tensor_init(&t, GPUX_DT_FLOAT, 2, dims))) return rc;
-    ((float *)t.data)[0] = best;
-    rc = gpux__named_tensors_add(out, a->spec->outputs[0].name, &t);
-    gpux_tensor_free(&t);
-    if (infer_ms) *infer_ms = ms;
+  int rc = a->mode->run(a, in, out, &ms);
+  if (rc) {
+    gpux__named_tensors_free(out);
     return rc;
   }
-  gpux__named_tensors cur = {0};
-  const gpux__named_tensors *src = in;
-  for (int step = 0; step < a->n_models; step++) {
-    gpux__named_tensors next;
-    rc = run_model(a, step, src, step > 0, &next, &ms);
-    gpux__named_tensors_free(&cur);
-    if (rc) {
-      if (a->n_models > 1) gpux__error_prefix(rc, "step '%s': ", a->spec->pipeline.steps[step].name);
-      return rc;
-    }
-    cur = next;
-    src = &cur;
-  }
-  *out = cur;
   if (infer_ms) *infer_ms = ms;
   return 0;
 }
 
+int gpux__app_io_count(const gpux_app *a, int output) {
+  if (a->mode->io_count) return a->mode->io_count(a, output);
+  gpux_model *m = a->models[output ? a->n_models - 1 : 0];
+  return output ? gpux_model_output_count(m) : gpux_model_input_count(m);
+}
+
+int gpux__app_io_info(const gpux_app *a, int output, int i, gpux_value_info *vi) {
+  if (a->mode->io_info) return a->mode->io_info(a, output, i, vi);
+  gpux_model *m = a->models[output ? a->n_models - 1 : 0];
+  return output ? gpux_model_output_info(m, i, vi) : gpux_model_input_info(m, i, vi);
+}

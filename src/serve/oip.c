@@ -25,27 +25,12 @@ static int oip_dtype(const char *name) {
   return -1;
 }
 
-static int is_wakeword(const gpux__slot *s) { return s->app->spec->pipeline.mode == GPUX__PIPE_OPENWAKEWORD; }
-
-int gpux__slot_io_count(const gpux__slot *s, int output) {
-  if (is_wakeword(s)) return 1;
-  gpux_model *m = s->app->models[output ? s->app->n_models - 1 : 0];
-  return output ? gpux_model_output_count(m) : gpux_model_input_count(m);
-}
+/* The app's inputs and outputs, as its pipeline mode gives them (the models' own for one model
+ * or a sequence; one audio input and one score for openwakeword). */
+int gpux__slot_io_count(const gpux__slot *s, int output) { return gpux__app_io_count(s->app, output); }
 
 int gpux__slot_io_info(const gpux__slot *s, int output, int i, gpux_value_info *vi) {
-  if (is_wakeword(s)) {
-    memset(vi, 0, sizeof *vi);
-    const gpux__spec_io *io = output ? &s->app->spec->outputs[0] : &s->app->spec->inputs[0];
-    vi->name = io->name;
-    vi->dtype = GPUX_DT_FLOAT;
-    vi->ndim = output ? 2 : 1;
-    vi->dims[0] = output ? 1 : -1;
-    vi->dims[1] = 1;
-    return 0;
-  }
-  gpux_model *m = s->app->models[output ? s->app->n_models - 1 : 0];
-  return output ? gpux_model_output_info(m, i, vi) : gpux_model_input_info(m, i, vi);
+  return gpux__app_io_info(s->app, output, i, vi);
 }
 
 static cJSON *io_json(const gpux_value_info *vi) {

@@ -4,6 +4,7 @@
  * /openapi.json), enforces the body limit (413) and answers errors as {"error": "..."}. Stopping
  * quiesces the listening socket, waits for in-flight requests (bounded by grace_s), then stops
  * the daemon and the apps' workers. */
+#include "app/mode.h"
 #include "serve/serve.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -120,9 +121,10 @@ static void slot_name(const char *ref, char *out, size_t len) {
   if (colon && strncmp(out, "sha256:", 7)) *colon = 0;
 }
 
-/* Does every input and output of the (single) model lead with a symbolic batch dimension? */
+/* Does every input and output of the (single) model lead with a symbolic batch dimension? Only
+ * when the app's inputs and outputs are that model's own (its pipeline mode is direct). */
 static int batchable(const gpux_app *a) {
-  if (a->n_models != 1 || a->spec->pipeline.mode == GPUX__PIPE_OPENWAKEWORD) return 0;
+  if (a->n_models != 1 || !a->mode->direct) return 0;
   gpux_model *m = a->models[0];
   for (int out = 0; out < 2; out++) {
     int n = out ? gpux_model_output_count(m) : gpux_model_input_count(m);

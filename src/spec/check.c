@@ -2,7 +2,9 @@
  * with matching dtypes, ranks and fixed dimensions; what was not declared is filled in from the
  * models (the minimal `model: ./model.onnx` file gets everything this way), and input types and
  * preprocessing defaults are inferred (an image input of a model with a fixed [1,3,224,224] input
- * gets a resize to 224x224). */
+ * gets a resize to 224x224). This is the check of the pipeline modes whose inputs and outputs are
+ * their models' own (single, sequence); other modes check their models themselves (mode.h's
+ * check) and end with gpux__spec_check_post. */
 #include "spec/spec.h"
 #include <stdio.h>
 
@@ -14,6 +16,15 @@ static int GPUX__PRINTF(5, 6) fail(const gpux__spec *s, int err, int line, const
   va_end(ap);
   if (line > 0) return gpux__error(err, "%s:%d: key '%s': %s", s->file, line, key, msg);
   return gpux__error(err, "%s: key '%s': %s", s->file, key, msg);
+}
+
+int gpux__spec_fail(const gpux__spec *s, int err, int line, const char *key, const char *fmt, ...) {
+  char msg[700];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return fail(s, err, line, key, "%s", msg);
 }
 
 static void names_list(const gpux_model *m, int outputs, char *buf, size_t len) {
@@ -114,52 +125,6 @@ static void image_fit_model(gpux__spec_image *im, const gpux__spec_io *io) {
   }
 }
 
-static int check_openwakeword(gpux__spec *s, gpux_model *const *models) {
-  const gpux__spec_pipeline *p = &s->pipeline;
-  gpux_value_info vi;
-  const char *what[3] = {"melspectrogram", "embedding", "classifier"};
-  for (int i = 0; i < 3; i++) {
-    char k[64];
-    snprintf(k, sizeof k, "pipeline.steps[%d]", i);
-    if (gpux_model_input_count(models[i]) != 1 || gpux_model_output_count(models[i]) < 1)
-      return fail(s, GPUX_E_MODEL, p->steps[i].line, k, "the %s model must have one input and an output", what[i]);
-    gpux_model_input_info(models[i], 0, &vi);
-    if (i == 0 && vi.ndim != 2) return fail(s, GPUX_E_SHAPE, p->steps[i].line, k, "the melspectrogram model takes [batch, samples]");
-    if (i == 1 && (vi.ndim != 4 || (vi.dims[1] >= 0 && vi.dims[1] != p->window)))
-      return fail(s, GPUX_E_SHAPE, p->steps[i].line, k, "the embedding model takes [batch, %lld, 32, 1]", (long long)p->window);
-    if (i == 2 && (vi.ndim != 3 || vi.dims[1] <= 0))
-      return fail(s, GPUX_E_SHAPE, p->steps[i].line, k, "the classifier takes [1, N, 96] with a fixed N");
-  }
-  if (s->n_inputs == 0) {
-    if (!(s->inputs = gpux__arena_alloc(&s->arena, sizeof *s->inputs))) return GPUX_E_NOMEM;
-    s->inputs[0] = (gpux__spec_io){.name = gpux__spec_strdup(s, "audio"), .type = GPUX__IO_AUDIO, .ndim = -1};
-    s->n_inputs = 1;
-  }
-  if (s->n_inputs != 1) return fail(s, GPUX_E_INVALID, s->inputs[1].line, "inputs", "mode openwakeword takes one audio input");
-  s->inputs[0].type = GPUX__IO_AUDIO;
-  s->inputs[0].dtype = GPUX_DT_FLOAT;
-  if (!s->audio.present) {
-    s->audio.present = 1;
-    s->audio.cfg.add_batch_dim = 1;
-    s->audio.cfg.sample_rate = 16000;
-    s->audio.cfg.normalize = GPUX__AUDIO_NORM_INT16;
-  }
-  if (!s->audio.input) s->audio.input = s->inputs[0].name;
-  if (s->n_outputs == 0) {
-    if (!(s->outputs = gpux__arena_alloc(&s->arena, sizeof *s->outputs))) return GPUX_E_NOMEM;
-    s->outputs[0] = (gpux__spec_io){.name = gpux__spec_strdup(s, "score"), .ndim = -1};
-    s->n_outputs = 1;
-  }
-  if (s->n_outputs != 1) return fail(s, GPUX_E_INVALID, s->outputs[1].line, "outputs", "mode openwakeword gives one output (the score)");
-  gpux__spec_io *o = &s->outputs[0];
-  o->type = GPUX__IO_TENSOR;
-  o->dtype = GPUX_DT_FLOAT;
-  o->ndim = 2;
-  o->dims[0] = o->dims[1] = 1;
-  o->dim_names[0] = o->dim_names[1] = NULL;
-  return 0;
-}
-
 int gpux__spec_check_models(gpux__spec *s, gpux_model *const *models, int n_models) {
   if (n_models < 1) return gpux__error(GPUX_E_INTERNAL, "no model to check the spec against");
   gpux_model *first = models[0], *last = models[n_models - 1];
@@ -168,11 +133,6 @@ int gpux__spec_check_models(gpux__spec *s, gpux_model *const *models, int n_mode
   gpux_value_info vi;
   char k[300], list[1024];
   int rc;
-
-  if (s->pipeline.mode == GPUX__PIPE_OPENWAKEWORD) {
-    if ((rc = check_openwakeword(s, models))) return rc;
-    goto post;
-  }
 
   /* pipeline steps: each step's inputs come from the previous step's outputs */
   for (int i = 1; i < n_models; i++) {
@@ -344,8 +304,11 @@ int gpux__spec_check_models(gpux__spec *s, gpux_model *const *models, int n_mode
   }
   s->outputs = no;
   s->n_outputs = n_model_out;
+  return gpux__spec_check_post(s);
+}
 
-post:
+int gpux__spec_check_post(gpux__spec *s) {
+  char list[1024];
   for (int i = 0; i < s->n_post; i++) {
     gpux__spec_post *p = &s->post[i];
     const gpux__spec_io *o = NULL;

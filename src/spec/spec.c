@@ -850,7 +850,11 @@ static int parse_postprocessing(cv *c, const gpux__snode *n, int line) {
 
 /* ---- pipeline, runtime, serving ---- */
 
-static const char *const mode_names[] = {"single", "sequence", "openwakeword", NULL};
+static const char *const mode_names[] = {
+#define X(e, name) #name,
+  GPUX__PIPELINE_MODES(X)
+#undef X
+  NULL};
 
 static int parse_pipeline(cv *c, const gpux__snode *n, int line) {
   gpux__spec_pipeline *p = &c->s->pipeline;

@@ -102,12 +102,22 @@ typedef struct {
   int line;
 } gpux__spec_post;
 
+/* The pipeline modes, one line each: X(ENUM, name) gives GPUX__PIPE_<ENUM> (the spec's
+ * pipeline.mode), its name in `pipeline: {mode: name}` and in stored configs, and the app's
+ * implementation gpux__mode_<name> (src/app/mode-<name>.c; the interface is src/app/mode.h).
+ * Adding a mode is one line here and one file there. NONE stays first: a zeroed spec has one
+ * model. */
+#define GPUX__PIPELINE_MODES(X)                                                                 \
+  X(NONE, single)               /* one model (`model:`) */                                      \
+  X(SEQUENCE, sequence)         /* steps in order, each step's outputs feeding the next */      \
+  X(OPENWAKEWORD, openwakeword) /* openWakeWord's streaming melspectrogram -> embedding ->    \
+                                   classifier over three steps */
+
 typedef enum {
-  GPUX__PIPE_NONE = 0,          /* one model */
-  GPUX__PIPE_SEQUENCE = 1,      /* steps in order; outputs feed the next step by name, else by
-                                   position */
-  GPUX__PIPE_OPENWAKEWORD = 2,  /* openWakeWord's streaming recipe over three steps:
-                                   melspectrogram -> embedding -> classifier */
+#define GPUX__X(e, name) GPUX__PIPE_##e,
+  GPUX__PIPELINE_MODES(GPUX__X)
+#undef GPUX__X
+  GPUX__PIPE_COUNT
 } gpux__pipeline_mode;
 
 typedef struct {
@@ -179,6 +189,12 @@ char *gpux__spec_strdup(gpux__spec *s, const char *str);
  * fixed dimensions. Fills what was not declared from the models, and infers input types from
  * preprocessing. Call once after parsing a GPUXfile (JSON specs are already complete). */
 int gpux__spec_check_models(gpux__spec *s, gpux_model *const *models, int n_models);
+/* The postprocessing part of gpux__spec_check_models, for pipeline modes that check their own
+ * inputs and outputs: each entry names an output (the first when it names none) of numbers. */
+int gpux__spec_check_post(gpux__spec *s);
+/* A check's error: "FILE:LINE: key 'KEY': message" (without ":LINE" when line is 0). */
+int gpux__spec_fail(const gpux__spec *s, int err, int line, const char *key, const char *fmt, ...)
+    GPUX__PRINTF(5, 6);
 
 /* Calls fn with the dotted path of every key the parser accepts ("runtime.gpu.memory",
  * "inputs[].dtype": "[]" is each entry of a list); returns how many there are. */
