@@ -2,8 +2,9 @@
 # test; `make bench` prints the benchmark tables. Dependencies are installed first, idempotently.
 BUILD ?= build
 JOBS ?= $(shell nproc)
+PREFIX ?= /usr/local
 
-.PHONY: all deps gpux test test-unit test-asan conformance bench clean demo
+.PHONY: all deps gpux install test test-unit test-asan conformance bench clean demo
 
 all: gpux
 
@@ -15,6 +16,11 @@ $(BUILD)/CMakeCache.txt: | deps
 
 gpux: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
+
+# The command, libgpux.so/.a, gpux.h, gpux.pc, the man page, shell completions and the
+# Dawn library under $(PREFIX) (DESTDIR is honoured for packaging).
+install: gpux
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 # Every test: unit, CLI, app, conformance and real-model tests; then the unit tests and the
 # conformance gate again under AddressSanitizer + UndefinedBehaviorSanitizer.

@@ -26,7 +26,7 @@ static const cli_verb verbs[] = {
 
 static void usage(FILE *f) {
   fprintf(f, "gpux %s — run ONNX models on any GPU through WebGPU, or on the CPU\n\n"
-             "usage: gpux COMMAND [ARGS...]\n\ncommands:\n", GPUX_VERSION);
+             "usage: gpux COMMAND [ARGS...]\n\ncommands:\n", gpux_version());
   for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
     fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
   fprintf(f, "\n`gpux help COMMAND` (or `gpux COMMAND --help`) describes a command.\n");
@@ -81,7 +81,7 @@ int main(int argc, char **argv) {
     usage(stdout);
     return EXIT_OK;
   }
-  if (!strcmp(argv[1], "--version")) { printf("gpux %s\n", GPUX_VERSION); return EXIT_OK; }
+  if (!strcmp(argv[1], "--version")) { printf("gpux %s\n", gpux_version()); return EXIT_OK; }
   const cli_verb *v = find_verb(argv[1]);
   if (v) return v->main(argc - 1, argv + 1);
   if (argv[1][0] == '-') {

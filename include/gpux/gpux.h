@@ -12,7 +12,29 @@
 extern "C" {
 #endif
 
+/* The version of this header; gpux_version() is the version of the library actually loaded. The
+ * shared library's SOVERSION is GPUX_VERSION_MAJOR. */
+#define GPUX_VERSION_MAJOR 0
+#define GPUX_VERSION_MINOR 1
+#define GPUX_VERSION_PATCH 0
 #define GPUX_VERSION "0.1.0"
+/* One number that compares: GPUX_VERSION_NUMBER >= GPUX_VERSION_AT(0, 1, 0). */
+#define GPUX_VERSION_AT(major, minor, patch) ((major) * 10000 + (minor) * 100 + (patch))
+#define GPUX_VERSION_NUMBER GPUX_VERSION_AT(GPUX_VERSION_MAJOR, GPUX_VERSION_MINOR, GPUX_VERSION_PATCH)
+
+/* Marks what libgpux exports: the library is built with hidden visibility, so only declarations
+ * in this header carrying GPUX_API are visible in libgpux.so. */
+#ifndef GPUX_API
+#if defined(__GNUC__) || defined(__clang__)
+#define GPUX_API __attribute__((visibility("default")))
+#else
+#define GPUX_API
+#endif
+#endif
+
+/* The library's version string ("0.1.0"), which may differ from the GPUX_VERSION this program
+ * was compiled with. */
+GPUX_API const char *gpux_version(void);
 
 /* Error codes: negative, stable, never renumbered. X(name, value, message). */
 #define GPUX_ERRNO_MAP(X)                                                           \
@@ -38,9 +60,20 @@ typedef enum {
 #undef GPUX__ERR_ENUM
 } gpux_error;
 
-const char *gpux_strerror(int err);    /* "unsupported operator" */
-const char *gpux_err_name(int err);    /* "UNSUPPORTED_OP" */
-const char *gpux_last_error(void);     /* the detailed message of this thread's last failure */
+GPUX_API const char *gpux_strerror(int err);    /* "unsupported operator" */
+GPUX_API const char *gpux_err_name(int err);    /* "UNSUPPORTED_OP" */
+GPUX_API const char *gpux_last_error(void);     /* the detailed message of this thread's last failure */
+
+/* ---- log messages ----
+ * What the library has to say outside a call's return value (a fallback to the CPU, debugging
+ * output asked for with GPUX_WEBGPU_VERBOSE and friends) goes to one handler per process. The
+ * default writes "gpux: note: MESSAGE" (error/warning/note/debug) to stderr. */
+typedef enum { GPUX_LOG_ERROR = 0, GPUX_LOG_WARNING = 1, GPUX_LOG_NOTE = 2, GPUX_LOG_DEBUG = 3 } gpux_log_level;
+/* message has no trailing newline; it may span lines (a shader dump). Called from any thread. */
+typedef void (*gpux_log_handler)(void *ctx, int level, const char *message);
+/* Replaces the handler (a handler filters by level itself); fn NULL restores the default. */
+GPUX_API void gpux_set_log(gpux_log_handler fn, void *ctx);
+GPUX_API const char *gpux_log_level_name(int level);   /* "error", "warning", "note", "debug" */
 
 /* Element types, numbered as ONNX's TensorProto.DataType. Sub-byte types (int4, uint4, int2,
  * uint2, float4e2m1) are held unpacked, one byte per element; 16-bit floats as raw bits. */
@@ -55,8 +88,8 @@ typedef enum {
   GPUX_DT_COUNT
 } gpux_dtype;
 
-const char *gpux_dtype_name(int dtype);   /* "float32", "int64", ... */
-size_t gpux_dtype_size(int dtype);        /* bytes per element as held in memory; 0 if unknown */
+GPUX_API const char *gpux_dtype_name(int dtype);   /* "float32", "int64", ... */
+GPUX_API size_t gpux_dtype_size(int dtype);        /* bytes per element as held in memory; 0 if unknown */
 
 #define GPUX_MAX_DIMS 8
 
@@ -77,19 +110,19 @@ typedef struct gpux_tensor {
   struct gpux_tensor *items;
 } gpux_tensor;
 
-int64_t gpux_tensor_count(const gpux_tensor *t);   /* number of elements */
+GPUX_API int64_t gpux_tensor_count(const gpux_tensor *t);   /* number of elements */
 /* Makes t a new zero-filled tensor owning its data. */
-int gpux_tensor_init(gpux_tensor *t, int dtype, int ndim, const int64_t *dims);
-void gpux_tensor_free(gpux_tensor *t);
+GPUX_API int gpux_tensor_init(gpux_tensor *t, int dtype, int ndim, const int64_t *dims);
+GPUX_API void gpux_tensor_free(gpux_tensor *t);
 /* Deep copy. */
-int gpux_tensor_copy(gpux_tensor *dst, const gpux_tensor *src);
+GPUX_API int gpux_tensor_copy(gpux_tensor *dst, const gpux_tensor *src);
 /* Reads a serialized onnx TensorProto (kind GPUX_KIND_TENSOR), SequenceProto
  * (GPUX_KIND_SEQUENCE) or OptionalProto (GPUX_KIND_NONE) from a file. */
-int gpux_tensor_load_pb(const char *path, int kind, gpux_tensor *out);
+GPUX_API int gpux_tensor_load_pb(const char *path, int kind, gpux_tensor *out);
 /* Element i as double (any numeric dtype). */
-double gpux_tensor_get_f64(const gpux_tensor *t, int64_t i);
+GPUX_API double gpux_tensor_get_f64(const gpux_tensor *t, int64_t i);
 /* Writes "float32[1,3,224,224]" into buf. */
-const char *gpux_tensor_describe(const gpux_tensor *t, char *buf, size_t len);
+GPUX_API const char *gpux_tensor_describe(const gpux_tensor *t, char *buf, size_t len);
 
 /* Comparison the way ONNX's backend runner does it: floats |a-b| <= atol + rtol*|b| (NaN equals
  * NaN, infinities must match), everything else exactly. Returns 0 when equal, GPUX_E_MISMATCH
@@ -101,7 +134,7 @@ typedef struct {
   int64_t n_bad;                 /* elements outside tolerance */
   char message[256];
 } gpux_compare_report;
-int gpux_tensor_compare(const gpux_tensor *got, const gpux_tensor *want, double rtol,
+GPUX_API int gpux_tensor_compare(const gpux_tensor *got, const gpux_tensor *want, double rtol,
                         double atol, gpux_compare_report *report);
 
 /* ---- models ---- */
@@ -109,9 +142,9 @@ typedef struct gpux_model gpux_model;
 
 /* Loads an ONNX model. Weights are memory-mapped, not copied. External data files are resolved
  * against the model's folder. */
-int gpux_model_load(const char *path, gpux_model **out);
-int gpux_model_load_buffer(const void *data, size_t size, const char *name, gpux_model **out);
-void gpux_model_free(gpux_model *m);
+GPUX_API int gpux_model_load(const char *path, gpux_model **out);
+GPUX_API int gpux_model_load_buffer(const void *data, size_t size, const char *name, gpux_model **out);
+GPUX_API void gpux_model_free(gpux_model *m);
 
 typedef struct {
   const char *name;
@@ -123,18 +156,18 @@ typedef struct {
   int optional;                  /* declared optional: may be absent (GPUX_KIND_NONE) */
 } gpux_value_info;
 
-int gpux_model_input_count(const gpux_model *m);
-int gpux_model_output_count(const gpux_model *m);
-int gpux_model_input_info(const gpux_model *m, int i, gpux_value_info *info);
-int gpux_model_output_info(const gpux_model *m, int i, gpux_value_info *info);
-int gpux_model_node_count(const gpux_model *m);
+GPUX_API int gpux_model_input_count(const gpux_model *m);
+GPUX_API int gpux_model_output_count(const gpux_model *m);
+GPUX_API int gpux_model_input_info(const gpux_model *m, int i, gpux_value_info *info);
+GPUX_API int gpux_model_output_info(const gpux_model *m, int i, gpux_value_info *info);
+GPUX_API int gpux_model_node_count(const gpux_model *m);
 /* Operator of node i as "Conv" or "com.microsoft::Gelu". */
-const char *gpux_model_node_op(const gpux_model *m, int i);
-int64_t gpux_model_ir_version(const gpux_model *m);
-int64_t gpux_model_opset(const gpux_model *m, const char *domain);
+GPUX_API const char *gpux_model_node_op(const gpux_model *m, int i);
+GPUX_API int64_t gpux_model_ir_version(const gpux_model *m);
+GPUX_API int64_t gpux_model_opset(const gpux_model *m, const char *domain);
 /* Returns 0 when every op of the model (nested graphs included) has a kernel, else
  * GPUX_E_UNSUPPORTED_OP naming the first one missing. */
-int gpux_model_check_ops(const gpux_model *m);
+GPUX_API int gpux_model_check_ops(const gpux_model *m);
 
 /* ---- sessions: a model ready to run on a backend ---- */
 typedef struct gpux_session gpux_session;
@@ -146,19 +179,19 @@ typedef struct {
   int threads;                   /* CPU threads; 0 = all cores */
 } gpux_session_options;
 
-int gpux_session_create(gpux_model *m, const gpux_session_options *opts, gpux_session **out);
-void gpux_session_free(gpux_session *s);
+GPUX_API int gpux_session_create(gpux_model *m, const gpux_session_options *opts, gpux_session **out);
+GPUX_API void gpux_session_free(gpux_session *s);
 /* Runs one inference. inputs are in the model's input order (n_inputs may be fewer when trailing
  * inputs are optional); outputs (n_outputs = the model's output count) are filled and owned by the
  * caller. */
-int gpux_session_run(gpux_session *s, const gpux_tensor *inputs, int n_inputs,
+GPUX_API int gpux_session_run(gpux_session *s, const gpux_tensor *inputs, int n_inputs,
                      gpux_tensor *outputs, int n_outputs);
-const char *gpux_session_backend_name(const gpux_session *s);
+GPUX_API const char *gpux_session_backend_name(const gpux_session *s);
 /* Where node i of the model's main graph ran in the last gpux_session_run: "webgpu", "cpu" (on
  * a WebGPU session: a fallback, with the reason in *why when why is not NULL) or "const"
  * (computed once when the session planned the model for these input shapes). NULL before the
  * first run or when i is out of range. */
-const char *gpux_session_node_device(const gpux_session *s, int i, const char **why);
+GPUX_API const char *gpux_session_node_device(const gpux_session *s, int i, const char **why);
 
 /* ---- devices ---- */
 typedef struct {
@@ -182,22 +215,22 @@ typedef struct {
 /* Lists the devices gpux can run on: the WebGPU adapters, then the CPU. Fills at most cap
  * entries and returns how many there are. When no WebGPU adapter is listed, `note` (may be
  * NULL) says why: no library, no adapter, ... */
-int gpux_devices(gpux_device_info *out, int cap, char *note, size_t note_len);
+GPUX_API int gpux_devices(gpux_device_info *out, int cap, char *note, size_t note_len);
 
 /* ---- the local image store: $GPUX_HOME (default ~/.gpux) in OCI image-layout form ---- */
 typedef struct gpux_store gpux_store;
 
 /* Opens (creating when missing) the store at `home`; NULL means $GPUX_HOME, else ~/.gpux. */
-int gpux_store_open(const char *home, gpux_store **out);
-void gpux_store_close(gpux_store *st);
-const char *gpux_store_path(const gpux_store *st);
+GPUX_API int gpux_store_open(const char *home, gpux_store **out);
+GPUX_API void gpux_store_close(gpux_store *st);
+GPUX_API const char *gpux_store_path(const gpux_store *st);
 /* Images as a JSON array: [{"name","tag","digest","size","created"}]; free with gpux_free. */
-int gpux_store_list(gpux_store *st, char **json);
+GPUX_API int gpux_store_list(gpux_store *st, char **json);
 /* Removes the tag `ref` (NAME[:TAG], TAG defaults to "latest"); blobs no image uses are deleted. */
-int gpux_store_remove(gpux_store *st, const char *ref);
-int gpux_store_tag(gpux_store *st, const char *src, const char *dst);
+GPUX_API int gpux_store_remove(gpux_store *st, const char *ref);
+GPUX_API int gpux_store_tag(gpux_store *st, const char *src, const char *dst);
 /* Everything about one image as JSON: spec, build record, layers and digests. */
-int gpux_store_inspect(gpux_store *st, const char *ref, char **json);
+GPUX_API int gpux_store_inspect(gpux_store *st, const char *ref, char **json);
 
 /* ---- building images from a folder with a GPUXfile ---- */
 /* Progress of long steps: `done` of `total` (total 0 when unknown). */
@@ -213,7 +246,7 @@ typedef struct {
 /* Parses and validates `context`/GPUXfile, loads the model(s), smoke-runs them, and writes an
  * image into the store. *summary_json (free with gpux_free) describes the result: name, tag,
  * digest, size, device, backend, latency, nodes that fell back to the CPU and why. */
-int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o, char **summary_json);
+GPUX_API int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o, char **summary_json);
 
 /* ---- apps: an image (or a GPUXfile folder) ready to answer requests ---- */
 typedef struct gpux_app gpux_app;
@@ -223,8 +256,8 @@ typedef struct {
 } gpux_app_options;
 
 /* Opens an image by reference (NAME[:TAG] or sha256:DIGEST) or a folder/GPUXfile path. */
-int gpux_app_open(gpux_store *st, const char *ref_or_path, const gpux_app_options *o, gpux_app **out);
-void gpux_app_close(gpux_app *a);
+GPUX_API int gpux_app_open(gpux_store *st, const char *ref_or_path, const gpux_app_options *o, gpux_app **out);
+GPUX_API void gpux_app_close(gpux_app *a);
 
 typedef struct {
   const char *name;              /* the input's name; NULL = the next input in declared order */
@@ -236,10 +269,10 @@ typedef struct {
 /* Runs pre-processing, the model(s) and post-processing. *result_json holds the outputs (name,
  * dtype, shape, data), labels or text when post-processing gives them, and timings;
  * *result_text is what a person wants to read. Either pointer may be NULL. */
-int gpux_app_run(gpux_app *a, const gpux_app_input *inputs, int n_inputs, char **result_json,
+GPUX_API int gpux_app_run(gpux_app *a, const gpux_app_input *inputs, int n_inputs, char **result_json,
                  char **result_text);
 /* The app's declared inputs and outputs as JSON (for help texts and OpenAPI). */
-const char *gpux_app_describe(gpux_app *a);
+GPUX_API const char *gpux_app_describe(gpux_app *a);
 
 /* ---- registries: sharing images through any OCI distribution-spec registry ---- */
 typedef struct {
@@ -260,18 +293,18 @@ typedef struct {
  * ([HOST[:PORT]/]NAMESPACE/NAME[:TAG]; NULL = local_ref). Blobs the registry has are skipped.
  * *summary_json (free with gpux_free): reference, digest, size, uploaded_bytes, blobs_uploaded,
  * blobs_skipped. */
-int gpux_push(gpux_store *st, const char *local_ref, const char *remote_ref,
+GPUX_API int gpux_push(gpux_store *st, const char *local_ref, const char *remote_ref,
               const gpux_registry_options *o, char **summary_json);
 /* Pulls `remote_ref` ([HOST[:PORT]/]NAMESPACE/NAME[:TAG|@sha256:HEX]) into the store; every blob
  * is verified against its digest before it is stored; blobs already stored (an interrupted pull)
  * are not fetched again. *summary_json: reference (the local name), digest, size,
  * downloaded_bytes, blobs_downloaded, blobs_present. */
-int gpux_pull(gpux_store *st, const char *remote_ref, const gpux_registry_options *o,
+GPUX_API int gpux_pull(gpux_store *st, const char *remote_ref, const gpux_registry_options *o,
               char **summary_json);
 /* Checks username/password against `host` and stores them in $GPUX_HOME/auth.json (mode 0600). */
-int gpux_login(gpux_store *st, const char *host, const gpux_registry_options *o);
+GPUX_API int gpux_login(gpux_store *st, const char *host, const gpux_registry_options *o);
 /* Forgets the credentials stored for `host` by gpux_login (GPUX_E_NOTFOUND when there are none). */
-int gpux_logout(gpux_store *st, const char *host);
+GPUX_API int gpux_logout(gpux_store *st, const char *host);
 
 /* ---- serving: apps behind an HTTP server (`gpux serve`) ----
  * One server answers for several apps: the friendly POST /predict, the Open Inference Protocol v2
@@ -301,17 +334,17 @@ typedef struct {
 
 /* Binds the address and starts loading `refs` (NAME[:TAG] or GPUXfile folders, as gpux_app_open
  * takes) in the background. `st` must stay open until gpux_server_wait_ready returns. */
-int gpux_server_start(gpux_store *st, const char *const *refs, int n_refs, const gpux_server_options *o,
+GPUX_API int gpux_server_start(gpux_store *st, const char *const *refs, int n_refs, const gpux_server_options *o,
                       gpux_server **out);
 /* Waits until every app is loaded and warmed up; returns the first load error, if any. */
-int gpux_server_wait_ready(gpux_server *s);
-int gpux_server_port(const gpux_server *s);
-uint64_t gpux_server_requests(const gpux_server *s);   /* requests answered so far */
+GPUX_API int gpux_server_wait_ready(gpux_server *s);
+GPUX_API int gpux_server_port(const gpux_server *s);
+GPUX_API uint64_t gpux_server_requests(const gpux_server *s);   /* requests answered so far */
 /* Stops accepting connections, lets in-flight requests finish (at most grace_s), frees. */
-void gpux_server_stop(gpux_server *s);
+GPUX_API void gpux_server_stop(gpux_server *s);
 
 /* Frees strings returned by the library. */
-void gpux_free(void *p);
+GPUX_API void gpux_free(void *p);
 
 #ifdef __cplusplus
 }

@@ -28,6 +28,10 @@ int gpux__verror(int err, const char *fmt, va_list ap);
 /* Prefixes the current message: "model.onnx: " + previous message. */
 int gpux__error_prefix(int err, const char *fmt, ...) GPUX__PRINTF(2, 3);
 
+/* Formats a message and gives it to the gpux_set_log handler (default: "gpux: note: ..." on
+ * stderr). The library never writes to stderr itself. */
+void gpux__log(int level, const char *fmt, ...) GPUX__PRINTF(2, 3);
+
 /* Allocation that records GPUX_E_NOMEM on failure (callers still check for NULL). */
 void *gpux__malloc(size_t n);
 void *gpux__calloc(size_t count, size_t size);

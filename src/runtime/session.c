@@ -154,7 +154,7 @@ static int pick_backend(gpux_session *s, const gpux_session_options *opts) {
     if (rc && opts->backend == GPUX_BACKEND_WEBGPU) return rc;
     if (rc && !auto_note_said && !strstr(gpux_last_error(), "no WebGPU library") && !strstr(gpux_last_error(), "no adapter")) {
       auto_note_said = 1;
-      fprintf(stderr, "gpux: note: the WebGPU device failed, running on the CPU: %s\n", gpux_last_error());
+      gpux__log(GPUX_LOG_NOTE, "the WebGPU device failed, running on the CPU: %s", gpux_last_error());
     }
   }
   s->backend = &gpux__backend_cpu;
@@ -265,7 +265,7 @@ int gpux_session_run(gpux_session *s, const gpux_tensor *inputs, int n_inputs, g
     rc = s->backend->run_graph(s->backend_ctx, g, inputs, n_inputs, outputs, n_outputs);
     if (rc == GPUX_E_DEVICE && s->requested == GPUX_BACKEND_AUTO) {
       /* the GPU failed (lost, out of memory): this session continues on the CPU */
-      fprintf(stderr, "gpux: note: %s; continuing on the CPU\n", gpux_last_error());
+      gpux__log(GPUX_LOG_NOTE, "%s; continuing on the CPU", gpux_last_error());
       for (int o = 0; o < n_outputs; o++) gpux_tensor_free(&outputs[o]);
       s->backend->release(s->backend_ctx);
       s->backend = &gpux__backend_cpu;

@@ -1,10 +1,11 @@
 /* test-core.c — unit tests of the core: dtype codecs (float16, bfloat16, float8, float4),
- * broadcasting, tensor copy and the ONNX comparison rule. */
+ * broadcasting, tensor copy and the ONNX comparison rule, the log handler, the version. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 #include <math.h>
+#include <stdio.h>
 #include "core/internal.h"
 
 static void test_f16_round_trip(void **state) {
@@ -114,12 +115,44 @@ static void test_errors(void **state) {
   assert_string_equal(gpux_last_error(), "x1");
 }
 
+/* The log handler gets the level and the whole message, long ones included; NULL restores the
+ * default (stderr), which the handler must then stop receiving. */
+typedef struct { int calls, level; char msg[4096]; } log_seen;
+
+static void record_log(void *ctx, int level, const char *message) {
+  log_seen *seen = ctx;
+  seen->calls++;
+  seen->level = level;
+  snprintf(seen->msg, sizeof seen->msg, "%s", message);
+}
+
+static void test_log(void **state) {
+  (void)state;
+  log_seen seen = {0};
+  gpux_set_log(record_log, &seen);
+  gpux__log(GPUX_LOG_NOTE, "fell back on %s", "node 'a'");
+  assert_int_equal(seen.calls, 1);
+  assert_int_equal(seen.level, GPUX_LOG_NOTE);
+  assert_string_equal(seen.msg, "fell back on node 'a'");
+  char big[3000];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  gpux__log(GPUX_LOG_DEBUG, "shader:\n%s", big);
+  assert_int_equal(seen.level, GPUX_LOG_DEBUG);
+  assert_int_equal(strlen(seen.msg), strlen(big) + 8);
+  gpux_set_log(NULL, NULL);
+  gpux__log(GPUX_LOG_DEBUG, "to stderr");
+  assert_int_equal(seen.calls, 2);
+  assert_string_equal(gpux_log_level_name(GPUX_LOG_WARNING), "warning");
+  assert_string_equal(gpux_version(), GPUX_VERSION);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_f16_round_trip), cmocka_unit_test(test_bf16),
     cmocka_unit_test(test_minifloats),     cmocka_unit_test(test_broadcast),
     cmocka_unit_test(test_compare),        cmocka_unit_test(test_parallel_for),
-    cmocka_unit_test(test_errors),
+    cmocka_unit_test(test_errors),         cmocka_unit_test(test_log),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

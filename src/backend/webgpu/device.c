@@ -1,16 +1,25 @@
 /* device.c — the WebGPU device: loads a WebGPU implementation with dlopen ($GPUX_WEBGPU_LIB,
- * else the Dawn library `make` installs, else libwebgpu_dawn.so / libwgpu_native.so on the
- * library path), resolves its wgpu* functions, requests an adapter and a device with the
- * adapter's full limits, checks the ABI with a tiny compute dispatch, and turns the device's
- * error and loss callbacks into gpux errors. Every wait has a timeout, so a stuck GPU is an
- * error, never a hang. One device serves every session of the process. */
+ * else the Dawn library found relative to libgpux itself — installed or in the build tree —
+ * else libwebgpu_dawn.so / libwgpu_native.so on the library path), resolves its wgpu* functions,
+ * requests an adapter and a device with the adapter's full limits, checks the ABI with a tiny
+ * compute dispatch, and turns the device's error and loss callbacks into gpux errors. Every wait
+ * has a timeout, so a stuck GPU is an error, never a hang. One device serves every session of
+ * the process. */
 #include "backend/webgpu/wg.h"
 #include <dlfcn.h>
+#include <limits.h>
+#include <link.h>
 #include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 
-#ifndef GPUX_DEFAULT_WEBGPU_LIB
-#define GPUX_DEFAULT_WEBGPU_LIB ""
+/* Where `make install` puts Dawn, relative to the installed libgpux.so (LIBDIR/gpux) and to the
+ * installed gpux command, which links libgpux statically (BINDIR/../LIBDIR/gpux). */
+#ifndef GPUX_WEBGPU_FROM_LIBDIR
+#define GPUX_WEBGPU_FROM_LIBDIR "gpux"
+#endif
+#ifndef GPUX_WEBGPU_FROM_BINDIR
+#define GPUX_WEBGPU_FROM_BINDIR "../lib/gpux"
 #endif
 
 static pthread_mutex_t device_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -50,15 +59,46 @@ static int is_optional(const char *name) {
   return 0;
 }
 
+/* The folder of the file libgpux's code was loaded from: libgpux.so, or the program that links
+ * libgpux.a (for the main program dladdr gives argv[0], so /proc/self/exe is asked instead). */
+static int own_dir(char *dir, size_t cap) {
+  Dl_info info;
+  struct link_map *map = NULL;
+  char path[PATH_MAX];
+  if (!dladdr1((void *)own_dir, &info, (void **)&map, RTLD_DL_LINKMAP) || !map) return -1;
+  if (map->l_name && map->l_name[0]) snprintf(path, sizeof path, "%s", map->l_name);
+  else {
+    ssize_t len = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (len <= 0) return -1;
+    path[len] = 0;
+  }
+  char *slash = strrchr(path, '/');
+  if (!slash) return -1;
+  *slash = 0;
+  snprintf(dir, cap, "%s", path[0] ? path : "/");
+  return 0;
+}
+
 /* Opens the first library that loads and resolves every function; on failure the message lists
  * what was tried. */
 static int load_library(wg_device *d) {
   const char *env = getenv("GPUX_WEBGPU_LIB");
-  const char *candidates[4];
+  const char *candidates[8];
+  char near[4][PATH_MAX];
   int n = 0;
   if (env && env[0]) candidates[n++] = env;
   else {
-    if (GPUX_DEFAULT_WEBGPU_LIB[0]) candidates[n++] = GPUX_DEFAULT_WEBGPU_LIB;
+    char dir[PATH_MAX];
+    if (!own_dir(dir, sizeof dir)) {
+      /* installed: next to libgpux.so, or beside the gpux command's bin/; build tree: the
+         deps/lib that CMake links into the build folder (the library or a test in tests/) */
+      static const char *const rel[] = {GPUX_WEBGPU_FROM_LIBDIR, GPUX_WEBGPU_FROM_BINDIR, "deps/lib", "../deps/lib"};
+      for (int i = 0; i < 4; i++) {
+        char path[PATH_MAX + 64];
+        snprintf(path, sizeof path, "%s/%s/libwebgpu_dawn.so", dir, rel[i]);
+        if (realpath(path, near[i])) candidates[n++] = near[i];
+      }
+    }
     candidates[n++] = "libwebgpu_dawn.so";
     candidates[n++] = "libwgpu_native.so";
   }
@@ -462,7 +502,7 @@ int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipe
   if (!rc && r.status == WGPUPopErrorScopeStatus_Success && r.type != WGPUErrorType_NoError) {
     for (char *p = r.message; *p; p++) if (*p == '\n') *p = ' ';
     rc = gpux__error(GPUX_E_DEVICE, "WebGPU: shader '%s' does not compile: %s", label ? label : "?", r.message);
-    if (getenv("GPUX_WEBGPU_DEBUG")) fprintf(stderr, "---- %s ----\n%s\n", label ? label : "?", wgsl);
+    if (getenv("GPUX_WEBGPU_DEBUG")) gpux__log(GPUX_LOG_DEBUG, "webgpu: shader '%s':\n%s", label ? label : "?", wgsl);
   }
   if (!rc) rc = gpux__wg_check(d, "compiling a shader");
   if (!rc && !pipe) rc = gpux__error(GPUX_E_DEVICE, "WebGPU: shader '%s': no pipeline", label ? label : "?");
@@ -584,7 +624,7 @@ static int device_create(wg_device **out) {
   if (!rc) rc = self_test(d);
   uint64_t t5 = now_ns();
   if (verbose)
-    fprintf(stderr, "gpux webgpu: %s on %s: load %.1f ms, instance %.1f ms, adapter %.1f ms, device %.1f ms, self-test %.1f ms\n",
+    gpux__log(GPUX_LOG_DEBUG, "webgpu: %s on %s: load %.1f ms, instance %.1f ms, adapter %.1f ms, device %.1f ms, self-test %.1f ms",
             d->name, d->lib_path, (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6,
             (double)(t4 - t3) / 1e6, (double)(t5 - t4) / 1e6);
   if (rc) {

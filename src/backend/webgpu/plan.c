@@ -1032,11 +1032,11 @@ int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux_tensor 
   if (getenv("GPUX_WEBGPU_VERBOSE")) {
     uint64_t total = 0;
     for (int b = 0; b < p->n_bufs; b++) total += p->buf_size[b];
-    fprintf(stderr, "gpux webgpu: planned %d nodes (%d gpu, %d cpu, %d const), %d dispatches, %d segments, %.1f MiB in %d buffers\n",
+    gpux__log(GPUX_LOG_DEBUG, "webgpu: planned %d nodes (%d gpu, %d cpu, %d const), %d dispatches, %d segments, %.1f MiB in %d buffers",
             g->n_nodes, p->n_gpu, p->n_cpu, p->n_const, p->n_disp, p->n_segs, (double)total / 1048576.0, p->n_bufs);
     for (int i = 0; i < g->n_nodes; i++)
       if (p->nodes[i].place == P_CPU)
-        fprintf(stderr, "  cpu: %s (%s): %s\n", g->nodes[i].name, g->nodes[i].op_type, p->nodes[i].why);
+        gpux__log(GPUX_LOG_DEBUG, "webgpu:   cpu: %s (%s): %s", g->nodes[i].name, g->nodes[i].op_type, p->nodes[i].why);
   }
   *out = p;
   return 0;
@@ -1140,7 +1140,7 @@ static void profile_segment(wg_plan *p, const wg_seg *sg) {
     clock_gettime(CLOCK_MONOTONIC, &t1);
     const gpux_node *n = &p->g->nodes[st->node];
     const wg_disp *d0 = &p->disp[st->first_disp];
-    fprintf(stderr, "  %8.3f ms  %-20s %-30s %d dispatch%s, first %ux%ux%u\n",
+    gpux__log(GPUX_LOG_DEBUG, "webgpu: %8.3f ms  %-20s %-30s %d dispatch%s, first %ux%ux%u",
             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6, n->op_type, n->name,
             st->n_disp, st->n_disp == 1 ? "" : "es", d0->x, d0->y, d0->z);
   }
