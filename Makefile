@@ -17,8 +17,8 @@ $(BUILD)/CMakeCache.txt: | deps
 gpux: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The command, libgpux.so/.a, gpux.h, gpux.pc, the man page, shell completions and the
-# Dawn library under $(PREFIX) (DESTDIR is honoured for packaging).
+# The command, libgpux.so/.a, gpux.h, gpux.pc, the man page, shell completions, the Python
+# package and the Dawn library under $(PREFIX) (DESTDIR is honoured for packaging).
 install: gpux
 	cmake --install $(BUILD) --prefix $(PREFIX)
 

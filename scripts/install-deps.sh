@@ -9,7 +9,7 @@ stamp=$root/deps/.installed-v2
 pkgs=(build-essential cmake pkg-config libyaml-dev libcjson-dev libmicrohttpd-dev
       libcurl4-openssl-dev libssl-dev libpng-dev libjpeg-dev libopenblas-dev libcmocka-dev
       nodejs npm xz-utils ca-certificates imagemagick fonts-dejavu-core espeak-ng
-      docker-registry apache2-utils wrk curl python3 python3-cryptography)
+      docker-registry apache2-utils wrk curl python3 python3-cryptography python3-numpy)
 backports=(mesa-vulkan-drivers libvulkan1)
 
 need_apt=0

@@ -23,7 +23,7 @@ prefix=$tmp/prefix
 cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log"; exit 1; }
 for f in bin/gpux lib/libgpux.so lib/libgpux.so.0 lib/libgpux.a include/gpux/gpux.h lib/pkgconfig/gpux.pc \
          share/man/man1/gpux.1 share/bash-completion/completions/gpux share/zsh/site-functions/_gpux \
-         share/fish/vendor_completions.d/gpux.fish lib/gpux/libwebgpu_dawn.so; do
+         share/fish/vendor_completions.d/gpux.fish lib/gpux/libwebgpu_dawn.so lib/python3/dist-packages/gpux/__init__.py; do
   [ -e "$prefix/$f" ] && ok || bad "not installed: $f"
 done
 so=$(readlink "$prefix/lib/libgpux.so.0")
