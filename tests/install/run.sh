@@ -88,6 +88,7 @@ if command -v groff >/dev/null; then
     grep -Eq "^ +$verb( |$)" <<<"$text" && ok || bad "man page does not describe '$verb'"
   done
   grep -q 'EXIT STATUS' <<<"$text" && grep -q 'GPUX_WEBGPU_LIB' <<<"$text" && ok || bad "man page lacks exit status or environment"
+  grep -q "^\.TH GPUX 1 .* \"gpux $version\"" "$prefix/share/man/man1/gpux.1" && ok || bad "man page is not for gpux $version"
 else
   echo "note: groff not installed, man page not rendered"
 fi
