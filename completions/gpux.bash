@@ -10,7 +10,7 @@ _gpux() {
   local cur prev verb i
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=${COMP_WORDS[COMP_CWORD-1]}
-  local verbs="build run serve ps logs stop list images inspect tag rm init push pull login devices verify bench"
+  local verbs="build run serve ps logs stop list images inspect tag rm init push pull login logout devices verify bench help"
   verb=
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in -*) ;; *) verb=${COMP_WORDS[i]}; break ;; esac
@@ -20,18 +20,20 @@ _gpux() {
     return
   fi
   case $prev in
-    --backend) COMPREPLY=($(compgen -W "cpu webgpu auto" -- "$cur")); return ;;
+    --backend) COMPREPLY=($(compgen -W "cpu webgpu gpu auto" -- "$cur")); return ;;
     --template) COMPREPLY=($(compgen -W "blank image-classification text-classification ocr audio" -- "$cur")); return ;;
     -i|--input) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "${cur#@}")); return ;;
     -t|--tag|--port|--host|--name|--max-batch-size|--max-queue-delay-ms|--max-queue|--timeout|--max-body|--threads|\
     --runs|--warmup|--min-time|--jobs|--rtol|--atol|--chunk-size|--limit-rate|-u|--username|-n|--tail) return ;;
+    --format) COMPREPLY=($(compgen -W "json table" -- "$cur")); return ;;
   esac
   local opts
   case $verb in
     build) opts="-t --tag --backend --json -q --quiet --help" ;;
     run) opts="-i --input --json --backend --repeat --interactive --help" ;;
     serve) opts="--port --host -d --detach --name --backend --max-batch-size --max-queue-delay-ms --max-queue --timeout --max-body --threads --help" ;;
-    ps|list|images|devices) opts="--json --help" ;;
+    ps|list|images) opts="-q --quiet --format --json --help" ;;
+    devices) opts="--json --help" ;;
     inspect) opts="--json --help" ;;
     logs) opts="-f --follow -n --tail --help" ;;
     stop) opts="--timeout --help" ;;
@@ -41,7 +43,8 @@ _gpux() {
     login) opts="-u --username --password-stdin --insecure --help" ;;
     verify) opts="--backend --rtol --atol --jobs --timeout --json --no-fallback --help" ;;
     bench) opts="--backend --threads --runs --warmup --min-time --json --help" ;;
-    tag|rm) opts="--help" ;;
+    rm) opts="-f --force --help" ;;
+    tag|logout) opts="--help" ;;
   esac
   if [[ $cur == -* ]]; then
     COMPREPLY=($(compgen -W "$opts" -- "$cur"))
@@ -52,6 +55,7 @@ _gpux() {
     inspect|tag|rm|push) COMPREPLY=($(compgen -W "$(_gpux_images)" -- "$cur")) ;;
     logs|stop) COMPREPLY=($(compgen -W "$(_gpux_servers)" -- "$cur")) ;;
     build|verify|bench|init) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur")) ;;
+    help) COMPREPLY=($(compgen -W "$verbs" -- "$cur")) ;;
   esac
 }
 complete -F _gpux gpux

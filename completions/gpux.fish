@@ -1,6 +1,6 @@
 # fish completion for gpux (installed as share/fish/vendor_completions.d/gpux.fish): verbs, each
 # verb's options, image names from `gpux list`, server names from `gpux ps`.
-set -l verbs build run serve ps logs stop list images inspect tag rm init push pull login devices verify bench
+set -l verbs build run serve ps logs stop list images inspect tag rm init push pull login logout devices verify bench help
 function __gpux_images; gpux list 2>/dev/null | awk 'NR > 1 { print $1 ":" $2 }'; end
 function __gpux_servers; gpux ps 2>/dev/null | awk 'NR > 1 { print $1 }'; end
 
@@ -21,12 +21,14 @@ complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a init -d 'make a 
 complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a push -d 'push an image to an OCI registry'
 complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a pull -d 'pull an image from an OCI registry'
 complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a login -d 'store credentials for an OCI registry'
+complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a logout -d 'forget the credentials stored for an OCI registry'
+complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a help -d 'describe a command'
 complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a devices -d 'list the GPUs and the CPU'
 complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a verify -d 'run ONNX test-case folders'
 complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a bench -d 'time inference on ONNX test-case folders'
 
 complete -c gpux -n "__fish_seen_subcommand_from $verbs" -l help -d 'show help'
-complete -c gpux -n "__fish_seen_subcommand_from build run serve verify bench" -l backend -x -a 'cpu webgpu auto' -d 'where to run'
+complete -c gpux -n "__fish_seen_subcommand_from build run serve verify bench" -l backend -x -a 'cpu webgpu gpu auto' -d 'where to run'
 complete -c gpux -n "__fish_seen_subcommand_from build run verify bench push pull ps list images devices inspect" -l json -d 'JSON output'
 complete -c gpux -n "__fish_seen_subcommand_from run serve inspect tag rm push" -x -a '(__gpux_images)'
 complete -c gpux -n "__fish_seen_subcommand_from run" -s i -l input -r -F -d 'an input value or @FILE'
@@ -61,3 +63,6 @@ complete -c gpux -n "__fish_seen_subcommand_from verify" -l no-fallback -d 'skip
 complete -c gpux -n "__fish_seen_subcommand_from bench" -l runs -x
 complete -c gpux -n "__fish_seen_subcommand_from bench" -l warmup -x
 complete -c gpux -n "__fish_seen_subcommand_from bench" -l min-time -x
+complete -c gpux -n "__fish_seen_subcommand_from list images ps" -s q -l quiet -d 'names or digests only'
+complete -c gpux -n "__fish_seen_subcommand_from list images ps" -l format -x -a 'json table' -d 'output format or template'
+complete -c gpux -n "__fish_seen_subcommand_from rm" -s f -l force -d 'a missing image is not an error'

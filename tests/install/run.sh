@@ -79,13 +79,15 @@ grep -Eq '^webgpu +llvmpipe|^webgpu ' <<<"$out" && ok || { bad "installed gpux d
 grep -q "library .*$real_prefix/lib/gpux/libwebgpu_dawn.so" <<<"$out" && ok || bad "installed gpux devices: library is not the installed Dawn"
 "$prefix/bin/gpux" verify --backend webgpu "$tmp/$case" | grep -q '^1 passed' && ok || bad "installed gpux verify --backend webgpu"
 
-# The man page renders without warnings and names every verb
+# The man page renders without warnings and describes every verb `gpux --help` lists
+verbs=$("$prefix/bin/gpux" --help | awk '/^commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 }')
+[ "$(wc -w <<<"$verbs")" -ge 18 ] && ok || bad "gpux --help lists only: $verbs"
 if command -v groff >/dev/null; then
   warn=$(groff -man -Tutf8 -ww -z "$prefix/share/man/man1/gpux.1" 2>&1)
   [ -z "$warn" ] && ok || bad "man page: $warn"
   text=$(groff -man -Tutf8 "$prefix/share/man/man1/gpux.1" 2>/dev/null | col -b)
-  for verb in build run serve ps logs stop list inspect tag rm init push pull login devices verify bench; do
-    grep -Eq "^ +$verb( |$)" <<<"$text" && ok || bad "man page does not describe '$verb'"
+  for verb in $verbs; do
+    grep -Eq "^ +$verb( |$)|^ +list \(also $verb\)" <<<"$text" && ok || bad "man page does not describe '$verb'"
   done
   grep -q 'EXIT STATUS' <<<"$text" && grep -q 'GPUX_WEBGPU_LIB' <<<"$text" && ok || bad "man page lacks exit status or environment"
   grep -q "^\.TH GPUX 1 .* \"gpux $version\"" "$prefix/share/man/man1/gpux.1" && ok || bad "man page is not for gpux $version"
@@ -97,6 +99,11 @@ fi
 out=$(PATH=$prefix/bin:$PATH bash -c 'source "$1"; COMP_WORDS=(gpux se); COMP_CWORD=1; _gpux; echo "${COMPREPLY[*]}";
       COMP_WORDS=(gpux run --backend w); COMP_CWORD=3; _gpux; echo "${COMPREPLY[*]}"' _ "$prefix/share/bash-completion/completions/gpux")
 [ "$out" = $'serve\nwebgpu' ] && ok || bad "bash completion: got '$out'"
+for verb in $verbs; do
+  for f in share/bash-completion/completions/gpux share/zsh/site-functions/_gpux share/fish/vendor_completions.d/gpux.fish; do
+    grep -Eq "[ '(\"]$verb[ :'\")]" "$prefix/$f" && ok || bad "$f does not complete '$verb'"
+  done
+done
 if command -v zsh >/dev/null; then zsh -n "$prefix/share/zsh/site-functions/_gpux" && ok || bad "zsh completion syntax"; fi
 if command -v fish >/dev/null; then fish -n "$prefix/share/fish/vendor_completions.d/gpux.fish" && ok || bad "fish completion syntax"; fi
 
