@@ -174,7 +174,8 @@ int gpux_app_open(gpux_store *st, const char *ref_or_path, const gpux_app_option
     if (!exists) return gpux__error(GPUX_E_NOTFOUND, "%s: %s", ref_or_path, strerror(errno));
     return open_folder(st, ref_or_path, backend, out);
   }
-  if (exists && strchr(ref_or_path, '/')) return open_folder(st, ref_or_path, backend, out);
+  if (exists && (strchr(ref_or_path, '/') || S_ISREG(sb.st_mode))) /* a file is a GPUXfile or a model */
+    return open_folder(st, ref_or_path, backend, out);
   if (!st) return gpux__error(GPUX_E_INVALID, "'%s': no store to look the image up in", ref_or_path);
   gpux__blob_ref probe;
   if (exists && S_ISDIR(sb.st_mode) && gpux__store_resolve(st, ref_or_path, &probe, NULL, 0) == GPUX_E_NOTFOUND)

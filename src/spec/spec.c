@@ -5,6 +5,7 @@
 #include "spec/tree.h"
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -1078,6 +1079,64 @@ int gpux__spec_from_json(const cJSON *json, const char *file, const char *dir, g
   return 0;
 }
 
+/* ---- bare models: `gpux run model.onnx` without a GPUXfile ---- */
+
+static int is_onnx_name(const char *path) {
+  size_t n = strlen(path);
+  return n > 5 && !strcmp(path + n - 5, ".onnx");
+}
+
+/* The one .onnx file in `dir`; an error naming them when there are several, or none. */
+static int single_model_in(const char *dir, char *model, size_t len) {
+  DIR *d = opendir(dir);
+  if (!d) return gpux__error(GPUX_E_IO, "%s: %s", dir, strerror(errno));
+  struct dirent *e;
+  char found[512] = "";
+  int n = 0;
+  while ((e = readdir(d))) {
+    if (!is_onnx_name(e->d_name)) continue;
+    if (n++ < 4) snprintf(found + strlen(found), sizeof found - strlen(found), "%s%s", n > 1 ? ", " : "", e->d_name);
+    if (n == 1) snprintf(model, len, "%s/%s", dir, e->d_name);
+  }
+  closedir(d);
+  if (n == 0) return gpux__error(GPUX_E_NOTFOUND, "%s: no GPUXfile and no .onnx model in this folder (gpux init NAME makes a GPUXfile)", dir);
+  if (n > 1)
+    return gpux__error(GPUX_E_INVALID, "%s: no GPUXfile and %d models (%s%s): name one, or write a GPUXfile (gpux init --model FILE)",
+                       dir, n, found, n > 4 ? ", ..." : "");
+  return 0;
+}
+
+/* The spec of a model given without a GPUXfile: `name` from the file's stem, `model` the file;
+ * inputs and outputs come from the model itself, as for a GPUXfile that declares none. */
+static int bare_model_spec(const char *model, gpux__spec **out) {
+  char dir[4096], name[128], yaml[4500];
+  snprintf(dir, sizeof dir, "%s", model);
+  char *slash = strrchr(dir, '/');
+  const char *base = slash ? slash + 1 : model;
+  if (slash) *slash = 0;
+  else snprintf(dir, sizeof dir, ".");
+  /* an image name: lower-case letters, digits, '.', '_', '-', starting with a letter or digit */
+  size_t n = 0;
+  for (const char *p = base; *p && p < base + strlen(base) - 5 && n < sizeof name - 1; p++) {
+    char c = (char)tolower((unsigned char)*p);
+    if (!isalnum((unsigned char)c) && c != '.' && c != '_' && c != '-') c = '-';
+    if (n == 0 && !isalnum((unsigned char)c)) continue;
+    name[n++] = c;
+  }
+  name[n] = 0;
+  if (!n) snprintf(name, sizeof name, "model");
+  /* the file name is quoted: YAML must not read anything into it */
+  char quoted[1100];
+  size_t q = 0;
+  for (const char *p = base; *p && q < sizeof quoted - 3; p++) {
+    if (*p == '\'' && q < sizeof quoted - 4) quoted[q++] = '\'';
+    quoted[q++] = *p;
+  }
+  quoted[q] = 0;
+  int len = snprintf(yaml, sizeof yaml, "name: %s\nmodel: './%s'\n", name, quoted);
+  return gpux__spec_parse_yaml(yaml, (size_t)len, model, dir, out);
+}
+
 int gpux__spec_parse_file(const char *path, const char *display, gpux__spec **out) {
   *out = NULL;
   char file[4096], dir[4096];
@@ -1087,7 +1146,14 @@ int gpux__spec_parse_file(const char *path, const char *display, gpux__spec **ou
   if (S_ISDIR(sb.st_mode)) {
     snprintf(dir, sizeof dir, "%s", path);
     snprintf(file, sizeof file, "%s/GPUXfile", path);
-    if (stat(file, &sb) < 0) return gpux__error(GPUX_E_NOTFOUND, "%s: no GPUXfile in this folder (gpux init NAME makes one)", path);
+    if (stat(file, &sb) < 0) {
+      /* a folder with one model and no GPUXfile runs as that model */
+      char model[4096];
+      int rc = single_model_in(path, model, sizeof model);
+      return rc ? rc : bare_model_spec(model, out);
+    }
+  } else if (is_onnx_name(path)) {
+    return bare_model_spec(path, out);
   } else {
     snprintf(file, sizeof file, "%s", path);
     snprintf(dir, sizeof dir, "%s", path);

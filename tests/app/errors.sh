@@ -64,7 +64,7 @@ postprocessing:
 '
 expect_error label-count "3 labels for 2 classes" -- "$gpux" build "$tmp/labels"
 expect_error no-folder 'nowhere: No such file' -- "$gpux" build "$tmp/nowhere"
-expect_error no-gpuxfile 'no GPUXfile in this folder' -- "$gpux" build "$tmp"
+expect_error no-gpuxfile 'no GPUXfile and no .onnx model in this folder' -- "$gpux" build "$tmp"
 
 # wrong input types at run time
 expect build 0 '^Built text-direction:1.0 ' -- "$gpux" build -q "$root/examples/text-direction"

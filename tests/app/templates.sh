@@ -40,6 +40,21 @@ expect run-blank 0 '^logits float32\[1,3\]: 1 -0.5 0.3$' -- "$gpux" run app-blan
 expect run-blank-named 0 '^logits float32\[1,3\]: 1 -0.5 0.3$' -- "$gpux" run app-blank --input 'audio=0.1 -0.1 0.1 -0.1'
 expect run-blank-json 0 '"data":\[1,-0.5,0.3\]' -- "$gpux" run app-blank --json --input '[[0.1, -0.1, 0.1, -0.1]]'
 
+# a model without a GPUXfile: run the file or a folder holding only it; init --model from it
+expect run-bare-file 0 '^logits float32\[1,3\]: 1 -0.5 0.3$' -- "$gpux" run audio.onnx --input '[[0.1, -0.1, 0.1, -0.1]]'
+mkdir -p bare-dir bare-two && cp audio.onnx bare-dir/ && cp audio.onnx text.onnx bare-two/
+expect run-bare-dir 0 '^logits float32\[1,3\]: 1 -0.5 0.3$' -- "$gpux" run ./bare-dir --input '[[0.1, -0.1, 0.1, -0.1]]'
+expect_error run-bare-two "bare-two: no GPUXfile and 2 models \((audio|text).onnx, (audio|text).onnx\): name one" -- "$gpux" run ./bare-two --input 1
+expect build-bare 0 '^Built audio:latest ' -- "$gpux" build -q audio.onnx
+expect run-built-bare 0 '^logits float32\[1,3\]: 1 -0.5 0.3$' -- "$gpux" run audio --input '[[0.1, -0.1, 0.1, -0.1]]'
+expect init-model 0 'Next: `gpux build app-model`' -- "$gpux" init app-model --model audio.onnx
+expect init-model-io 0 'name: "audio" type: tensor dtype: float32 shape: \[batch, samples\]' -- bash -c "tr '\n' ' ' < app-model/GPUXfile | tr -s ' '"
+expect run-init-model 0 '^logits float32\[1,3\]: 1 -0.5 0.3$' -- "$gpux" run ./app-model --input '[[0.1, -0.1, 0.1, -0.1]]'
+expect_error init-model-corrupt "bad.onnx: " -- bash -c "head -c 100 /dev/urandom > bad.onnx; '$gpux' init app-bad --model bad.onnx"
+expect init-model-corrupt-nothing-made 0 '^none$' -- bash -c "ls app-bad 2>/dev/null || echo none"
+mkdir -p app-has && cp audio.onnx app-has/model.onnx
+expect init-model-present 0 'Next: `gpux build app-has`' -- "$gpux" init app-has
+
 # `backend: gpu` in a GPUXfile and `--backend gpu` on the command line are the WebGPU backend
 mkdir -p app-gpu
 cp audio.onnx app-gpu/model.onnx
