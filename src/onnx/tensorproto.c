@@ -99,18 +99,68 @@ static int read_external(gpux_model *m, span entries[], int n_entries, span *out
   return 0;
 }
 
+/* The one typed field that may carry the values of a data type (onnx.proto's TensorProto). */
+static int typed_field_for(int dtype) {
+  switch (dtype) {
+  case GPUX_DT_FLOAT: case GPUX_DT_COMPLEX64: return TP_FLOAT_DATA;
+  case GPUX_DT_DOUBLE: case GPUX_DT_COMPLEX128: return TP_DOUBLE_DATA;
+  case GPUX_DT_INT64: return TP_INT64_DATA;
+  case GPUX_DT_UINT32: case GPUX_DT_UINT64: return TP_UINT64_DATA;
+  case GPUX_DT_STRING: return TP_STRING_DATA;
+  }
+  return TP_INT32_DATA; /* int32 and every type of 16 bits or fewer */
+}
+
+static const char *typed_field_name(int field) {
+  switch (field) {
+  case TP_FLOAT_DATA: return "float_data";
+  case TP_INT32_DATA: return "int32_data";
+  case TP_STRING_DATA: return "string_data";
+  case TP_INT64_DATA: return "int64_data";
+  case TP_DOUBLE_DATA: return "double_data";
+  case TP_UINT64_DATA: return "uint64_data";
+  }
+  return "?";
+}
+
+/* How many values one occurrence of a typed field holds (a packed run or a single value), after
+ * checking its wire type and that a packed run is whole; a negative error code otherwise. */
+static int64_t count_typed_values(const gpux_pb_field *f) {
+  const char *fname = typed_field_name((int)f->field);
+  if (f->field == TP_STRING_DATA) {
+    if (f->wire != PB_LEN) return gpux__error(GPUX_E_PARSE, "string_data with wire type %d", f->wire);
+    return 1;
+  }
+  size_t width = f->field == TP_FLOAT_DATA ? 4 : f->field == TP_DOUBLE_DATA ? 8 : 0;
+  int single = width == 4 ? PB_I32 : width == 8 ? PB_I64 : PB_VARINT;
+  if (f->wire == single) return 1;
+  if (f->wire != PB_LEN) return gpux__error(GPUX_E_PARSE, "%s with wire type %d", fname, f->wire);
+  if (width) {
+    if (f->len % width) return gpux__error(GPUX_E_PARSE, "truncated %s (%zu bytes)", fname, f->len);
+    return (int64_t)(f->len / width);
+  }
+  int64_t n = 0; /* varints: one value per byte without the continuation bit */
+  for (size_t i = 0; i < f->len; i++) n += !(f->data[i] & 0x80);
+  if (f->len && (f->data[f->len - 1] & 0x80)) return gpux__error(GPUX_E_PARSE, "truncated varint in %s", fname);
+  return n;
+}
+
+/* Decodes a TensorProto. Everything is checked before anything is allocated or written: each
+ * typed field must be the one the data type uses, and the number of values (or raw bytes) really
+ * present must match the declared dims, so declared sizes never allocate more than the input
+ * holds and values are always written at the width of the data type. */
 int gpux__tensor_from_pb(const uint8_t *data, size_t len, gpux_model *model, int borrow,
                          gpux_tensor *out, const char **name, size_t *name_len) {
   memset(out, 0, sizeof *out);
   gpux_pb r = gpux__pb_init(data, len);
   gpux_pb_field f;
-  int rc, dtype = 0, ndim = 0, external = 0, n_ext = 0;
+  int rc, dtype = 0, ndim = 0, external = 0, n_ext = 0, has_raw = 0;
   int64_t dims[GPUX_MAX_DIMS];
   span raw = {0}, ext[8];
-  /* typed fields: remember where they are; there may be several occurrences (unpacked) */
-  const uint8_t *typed_start = NULL;
-  int typed_field = 0;
-  int64_t n_strings = 0;
+  unsigned typed_seen = 0;            /* bit per typed field number present */
+  int64_t n_values = 0;               /* values in all typed fields together */
+  const char *nm = "";
+  size_t nm_len = 0;
   if (name) { *name = ""; *name_len = 0; }
   while ((rc = gpux__pb_next(&r, &f)) > 0) {
     switch (f.field) {
@@ -128,18 +178,24 @@ int gpux__tensor_from_pb(const uint8_t *data, size_t len, gpux_model *model, int
         dims[ndim++] = (int64_t)f.u;
       }
       break;
-    case TP_DATA_TYPE: dtype = (int)f.u; break;
-    case TP_NAME: if (name) { *name = (const char *)f.data; *name_len = f.len; } break;
-    case TP_RAW_DATA: raw = (span){f.data, f.len}; break;
+    case TP_DATA_TYPE: dtype = f.u > INT32_MAX ? -1 : (int)f.u; break;
+    case TP_NAME:
+      if (f.wire == PB_LEN) { nm = (const char *)f.data; nm_len = f.len; }
+      if (name) { *name = nm; *name_len = nm_len; }
+      break;
+    case TP_RAW_DATA: raw = (span){f.data, f.len}; has_raw = 1; break;
     case TP_DATA_LOCATION: external = f.u == 1; break;
     case TP_EXTERNAL_DATA:
       if (n_ext < 8) ext[n_ext++] = (span){f.data, f.len};
       break;
-    case TP_STRING_DATA: n_strings++; /* fallthrough */
-    case TP_FLOAT_DATA: case TP_INT32_DATA: case TP_INT64_DATA: case TP_DOUBLE_DATA: case TP_UINT64_DATA:
-      if (!typed_start) typed_start = f.data ? f.data : r.p;
-      typed_field = (int)f.field;
+    case TP_STRING_DATA: case TP_FLOAT_DATA: case TP_INT32_DATA: case TP_INT64_DATA:
+    case TP_DOUBLE_DATA: case TP_UINT64_DATA: {
+      int64_t n = count_typed_values(&f);
+      if (n < 0) return (int)n;
+      typed_seen |= 1u << f.field;
+      n_values += n;
       break;
+    }
     }
   }
   if (rc < 0) return rc;
@@ -148,19 +204,29 @@ int gpux__tensor_from_pb(const uint8_t *data, size_t len, gpux_model *model, int
   size_t esize = gpux_dtype_size(dtype);
   if (!esize || dtype == GPUX_DT_UNDEFINED)
     return gpux__error(GPUX_E_UNSUPPORTED_DTYPE, "tensor data type %d is not supported", dtype);
-  if ((rc = gpux_tensor_init(out, dtype, ndim, dims))) return rc;
-  int64_t count = gpux_tensor_count(out);
-  if (external) {
-    if ((rc = read_external(model, ext, n_ext, &raw))) goto fail;
+  int typed_field = typed_field_for(dtype);
+  for (int fld = TP_FLOAT_DATA; fld <= TP_UINT64_DATA; fld++)
+    if ((typed_seen >> fld & 1) && fld != typed_field)
+      return gpux__error(GPUX_E_MODEL, "tensor '%.*s': %s does not belong to a %s tensor (its values go in %s)",
+                         (int)nm_len, nm, typed_field_name(fld), gpux_dtype_name(dtype), typed_field_name(typed_field));
+  if (typed_seen && (has_raw || external))
+    return gpux__error(GPUX_E_MODEL, "tensor '%.*s' has both %s and %s", (int)nm_len, nm,
+                       external ? "external data" : "raw_data", typed_field_name(typed_field));
+  int64_t count = 1;
+  for (int i = 0; i < ndim; i++) {
+    if (dims[i] && count > INT64_MAX / 16 / dims[i])
+      return gpux__error(GPUX_E_MODEL, "tensor '%.*s' of %s is too large", (int)nm_len, nm, gpux_dtype_name(dtype));
+    count *= dims[i];
   }
-  if (raw.data || external) {
-    size_t want = per_byte(dtype) > 1 ? (size_t)((count + per_byte(dtype) - 1) / per_byte(dtype)) : (size_t)count * esize;
-    if (dtype == GPUX_DT_STRING) { rc = gpux__error(GPUX_E_MODEL, "string tensor in raw_data"); goto fail; }
-    if (raw.len != want) {
-      rc = gpux__error(GPUX_E_MODEL, "tensor of %s has %zu bytes of data, expected %zu", gpux_dtype_name(dtype), raw.len, want);
-      goto fail;
-    }
-    if (per_byte(dtype) > 1) {
+  int sub = per_byte(dtype);
+  if (external && (rc = read_external(model, ext, n_ext, &raw))) return rc;
+  if (has_raw || external) {
+    size_t want = sub > 1 ? (size_t)((count + sub - 1) / sub) : (size_t)count * esize;
+    if (dtype == GPUX_DT_STRING) return gpux__error(GPUX_E_MODEL, "string tensor in raw_data");
+    if (raw.len != want)
+      return gpux__error(GPUX_E_MODEL, "tensor of %s has %zu bytes of data, expected %zu", gpux_dtype_name(dtype), raw.len, want);
+    if ((rc = gpux_tensor_init(out, dtype, ndim, dims))) return rc;
+    if (sub > 1) {
       unpack_subbyte(dtype, raw.data, out->data, count);
     } else if (borrow && ((uintptr_t)raw.data % esize) == 0 && want > 0) {
       free(out->data); /* point into the mapped file instead of copying */
@@ -171,21 +237,23 @@ int gpux__tensor_from_pb(const uint8_t *data, size_t len, gpux_model *model, int
     }
     return 0;
   }
-  if (!typed_start) {
-    if (count != 0 && dtype != GPUX_DT_STRING) {
-      rc = gpux__error(GPUX_E_MODEL, "tensor of %lld elements has no data", (long long)count);
-      goto fail;
-    }
-  }
-  /* second pass over the typed fields */
+  /* typed values: as many as the dims declare (complex: two per element; 4- and 2-bit types:
+   * one int32_data entry per packed byte) */
+  int64_t expect = dtype == GPUX_DT_COMPLEX64 || dtype == GPUX_DT_COMPLEX128 ? count * 2
+                   : sub > 1 ? (count + sub - 1) / sub : count;
+  if (!typed_seen && count != 0)
+    return gpux__error(GPUX_E_MODEL, "tensor '%.*s' of %lld elements has no data", (int)nm_len, nm, (long long)count);
+  if (n_values != expect)
+    return gpux__error(GPUX_E_MODEL, "tensor '%.*s' has %lld values in %s, expected %lld", (int)nm_len, nm,
+                       (long long)n_values, typed_field_name(typed_field), (long long)expect);
+  if ((rc = gpux_tensor_init(out, dtype, ndim, dims))) return rc;
+  /* second pass: every value has a slot of the data type's width (checked above) */
   r = gpux__pb_init(data, len);
-  int64_t i = 0;                      /* element index (string, value) */
-  int sub = per_byte(dtype);
-  int64_t limit = dtype == GPUX_DT_COMPLEX64 || dtype == GPUX_DT_COMPLEX128 ? count * 2 : count;
+  int64_t i = 0, limit = sub > 1 ? count : expect; /* index of the next element (or float of a complex) */
   while ((rc = gpux__pb_next(&r, &f)) > 0) {
     if (f.field != (uint32_t)typed_field) continue;
     if (typed_field == TP_STRING_DATA) {
-      if (i >= count) { rc = gpux__error(GPUX_E_MODEL, "more strings than elements"); goto fail; }
+      if (i >= limit) { rc = gpux__error(GPUX_E_MODEL, "more strings than elements"); goto fail; }
       char *s = gpux__strndup((const char *)f.data, f.len);
       if (!s) { rc = GPUX_E_NOMEM; goto fail; }
       ((char **)out->data)[i++] = s;
@@ -199,22 +267,16 @@ int gpux__tensor_from_pb(const uint8_t *data, size_t len, gpux_model *model, int
       if (single) { v = f.u; }
       else if (s.p >= s.end) break;
       else if (typed_field == TP_FLOAT_DATA) {
-        if (s.end - s.p < 4) { rc = gpux__error(GPUX_E_PARSE, "truncated float_data"); goto fail; }
-        uint32_t b; memcpy(&b, s.p, 4); s.p += 4; v = b;
+        uint32_t b; memcpy(&b, s.p, 4); s.p += 4; v = b; /* whole runs: checked by count_typed_values */
       } else if (typed_field == TP_DOUBLE_DATA) {
-        if (s.end - s.p < 8) { rc = gpux__error(GPUX_E_PARSE, "truncated double_data"); goto fail; }
         memcpy(&v, s.p, 8); s.p += 8;
       } else if (gpux__pb_varint(&s, &v)) { rc = GPUX_E_PARSE; goto fail; }
+      if (i >= limit) { rc = gpux__error(GPUX_E_MODEL, "more values than the tensor's %lld elements", (long long)count); goto fail; }
       if (sub > 1) { /* one int32_data entry holds one packed byte */
-        for (int j = 0; j < sub && i < count; j++, i++) {
-          uint8_t b = (uint8_t)v, one;
-          uint8_t tmp[4];
-          unpack_subbyte(dtype, &b, tmp, sub);
-          one = tmp[j];
-          ((uint8_t *)out->data)[i] = one;
-        }
+        uint8_t b = (uint8_t)v, tmp[4];
+        unpack_subbyte(dtype, &b, tmp, sub);
+        for (int j = 0; j < sub && i < count; j++, i++) ((uint8_t *)out->data)[i] = tmp[j];
       } else {
-        if (i >= limit) { rc = gpux__error(GPUX_E_MODEL, "more values than the tensor's %lld elements", (long long)count); goto fail; }
         switch (typed_field) {
         case TP_FLOAT_DATA: { float x; uint32_t b = (uint32_t)v; memcpy(&x, &b, 4); ((float *)out->data)[i] = x; break; }
         case TP_DOUBLE_DATA: { double x; memcpy(&x, &v, 8); ((double *)out->data)[i] = x; break; }
@@ -227,8 +289,7 @@ int gpux__tensor_from_pb(const uint8_t *data, size_t len, gpux_model *model, int
           switch (esize) { /* int32, (u)int16, float16 bits, (u)int8, bool, float8 bits */
           case 4: ((int32_t *)out->data)[i] = (int32_t)v; break;
           case 2: ((uint16_t *)out->data)[i] = (uint16_t)v; break;
-          case 1: ((uint8_t *)out->data)[i] = (uint8_t)v; break;
-          default: rc = gpux__error(GPUX_E_MODEL, "int32_data for %s", gpux_dtype_name(dtype)); goto fail;
+          default: ((uint8_t *)out->data)[i] = (uint8_t)v; break;
           }
           break;
         }
@@ -238,21 +299,23 @@ int gpux__tensor_from_pb(const uint8_t *data, size_t len, gpux_model *model, int
     }
   }
   if (rc < 0) goto fail;
-  if (i != limit && !(dtype == GPUX_DT_STRING && count == 0)) {
+  if (i != limit) {
     rc = gpux__error(GPUX_E_MODEL, "tensor has %lld values, expected %lld", (long long)i, (long long)limit);
     goto fail;
   }
-  (void)n_strings;
   return 0;
 fail:
   gpux_tensor_free(out);
   return rc;
 }
 
+/* SparseTensorProto → dense tensor. values must be a rank-1 numeric tensor [NNZ]; indices an
+ * int64 tensor of [NNZ] linear indices or [NNZ, rank] coordinates, each inside dims. All of it is
+ * checked before the dense tensor is allocated. */
 int gpux__sparse_from_pb(const uint8_t *data, size_t len, gpux_model *model, gpux_tensor *out) {
   gpux_pb r = gpux__pb_init(data, len);
   gpux_pb_field f;
-  int rc, ndim = 0;
+  int rc, ndim = 0, have_values = 0, have_indices = 0;
   int64_t dims[GPUX_MAX_DIMS];
   gpux_tensor values = {0}, indices = {0};
   memset(out, 0, sizeof *out);
@@ -260,31 +323,67 @@ int gpux__sparse_from_pb(const uint8_t *data, size_t len, gpux_model *model, gpu
     if (f.field == 1 && f.wire == PB_LEN) {
       gpux_tensor_free(&values);
       if ((rc = gpux__tensor_from_pb(f.data, f.len, model, 0, &values, NULL, NULL))) goto done;
+      have_values = 1;
     } else if (f.field == 2 && f.wire == PB_LEN) {
       gpux_tensor_free(&indices);
       if ((rc = gpux__tensor_from_pb(f.data, f.len, model, 0, &indices, NULL, NULL))) goto done;
+      have_indices = 1;
     } else if (f.field == 3) {
       gpux_pb s = f.wire == PB_LEN ? gpux__pb_sub(&f) : gpux__pb_init(NULL, 0);
       uint64_t v = f.u;
+      if (f.wire == PB_LEN && !f.len) continue;
       do {
         if (f.wire == PB_LEN && gpux__pb_varint(&s, &v)) { rc = GPUX_E_PARSE; goto done; }
         if (ndim >= GPUX_MAX_DIMS) { rc = gpux__error(GPUX_E_UNSUPPORTED, "sparse rank too high"); goto done; }
+        if (v > INT64_MAX) { rc = gpux__error(GPUX_E_MODEL, "sparse tensor: negative dimension"); goto done; }
         dims[ndim++] = (int64_t)v;
       } while (f.wire == PB_LEN && s.p < s.end);
     }
   }
   if (rc < 0) goto done;
-  if ((rc = gpux_tensor_init(out, values.dtype ? values.dtype : GPUX_DT_FLOAT, ndim, dims))) goto done;
-  int64_t nnz = gpux_tensor_count(&values), total = gpux_tensor_count(out);
-  size_t es = gpux_dtype_size(out->dtype);
-  int coo = indices.ndim == 2; /* [nnz, rank] coordinates, else [nnz] flat indices */
+  rc = GPUX_E_MODEL;
+  if (!have_values) { gpux__error(rc, "sparse tensor without values"); goto done; }
+  if (!ndim) { gpux__error(rc, "sparse tensor without dims"); goto done; }
+  if (values.ndim != 1) { gpux__error(rc, "sparse tensor: values must have rank 1, not %d", values.ndim); goto done; }
+  if (values.dtype == GPUX_DT_STRING) { gpux__error(GPUX_E_UNSUPPORTED, "sparse tensors of strings are not supported"); rc = GPUX_E_UNSUPPORTED; goto done; }
+  int64_t nnz = values.dims[0];
+  if (nnz && !have_indices) { gpux__error(rc, "sparse tensor with %lld values has no indices", (long long)nnz); goto done; }
+  int coo = have_indices && indices.ndim == 2; /* [nnz, rank] coordinates, else [nnz] flat indices */
+  if (have_indices) {
+    if (indices.dtype != GPUX_DT_INT64) { gpux__error(rc, "sparse tensor: indices must be int64, not %s", gpux_dtype_name(indices.dtype)); goto done; }
+    if ((indices.ndim != 1 && indices.ndim != 2) || indices.dims[0] != nnz || (coo && indices.dims[1] != ndim)) {
+      char a[96], b[96];
+      gpux__error(rc, "sparse tensor: indices %s do not match values %s and rank %d",
+                  gpux_tensor_describe(&indices, a, sizeof a), gpux_tensor_describe(&values, b, sizeof b), ndim);
+      goto done;
+    }
+  }
+  int64_t total = 1;
+  for (int d = 0; d < ndim; d++) {
+    if (dims[d] && total > INT64_MAX / 16 / dims[d]) { gpux__error(rc, "sparse tensor is too large"); goto done; }
+    total *= dims[d];
+  }
   int64_t strides[GPUX_MAX_DIMS];
   gpux__strides(ndim, dims, strides);
+  const int64_t *idx = indices.data;
+  for (int64_t i = 0; i < nnz; i++) { /* every index inside dims before anything is allocated */
+    if (coo) {
+      for (int d = 0; d < ndim; d++)
+        if (idx[i * ndim + d] < 0 || idx[i * ndim + d] >= dims[d]) {
+          gpux__error(rc, "sparse index %lld of dimension %d out of range [0, %lld)", (long long)idx[i * ndim + d], d, (long long)dims[d]);
+          goto done;
+        }
+    } else if (idx[i] < 0 || idx[i] >= total) {
+      gpux__error(rc, "sparse index %lld out of range [0, %lld)", (long long)idx[i], (long long)total);
+      goto done;
+    }
+  }
+  if ((rc = gpux_tensor_init(out, values.dtype, ndim, dims))) goto done;
+  size_t es = gpux_dtype_size(out->dtype);
   for (int64_t i = 0; i < nnz; i++) {
     int64_t flat = 0;
-    if (coo) for (int d = 0; d < ndim; d++) flat += gpux__load_i64(indices.dtype, indices.data, i * ndim + d) * strides[d];
-    else flat = gpux__load_i64(indices.dtype, indices.data, i);
-    if (flat < 0 || flat >= total) { rc = gpux__error(GPUX_E_MODEL, "sparse index %lld out of range", (long long)flat); gpux_tensor_free(out); goto done; }
+    if (coo) for (int d = 0; d < ndim; d++) flat += idx[i * ndim + d] * strides[d];
+    else flat = idx[i];
     memcpy((char *)out->data + flat * es, (char *)values.data + i * es, es);
   }
 done:
