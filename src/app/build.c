@@ -473,6 +473,9 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
       src[i] = (gpux__layer_src){layers.items[i].path, layers.items[i].title, layers.items[i].media_type};
       if (stat(layers.items[i].path, &sb) == 0) size += sb.st_size;
     }
+    /* one lease over both tags: an rm of `ref` in between must not collect the image */
+    int lease = rc ? -1 : gpux__store_lease(st);
+    if (!rc && lease < 0) rc = lease;
     if (!rc) rc = gpux__store_write_image(st, ref, config, src, layers.n, &manifest);
     /* like `docker build -t name`: an untagged build of name:version is also name:latest */
     if (!rc && !(o && o->tag && *o->tag) && spec->version) {
@@ -480,6 +483,7 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
       snprintf(latest, sizeof latest, "%s:latest", name);
       rc = gpux__store_set_ref(st, latest, &manifest);
     }
+    gpux__store_release(lease);
     free(src);
     size += config ? (int64_t)strlen(config) : 0;
   }

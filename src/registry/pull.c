@@ -231,6 +231,9 @@ int gpux_pull(gpux_store *st, const char *remote_ref, const gpux_registry_option
   if (!rc) rc = parse_manifest(ref.host, rep.body, blobs, titles, 257, &n);
   int64_t bytes = 0, total = (int64_t)rep.body_len;
   int downloaded = 0, present = 0;
+  /* blobs are untagged until the tag below: a lease keeps a concurrent rm from collecting them */
+  int lease = rc ? -1 : gpux__store_lease(st);
+  if (!rc && lease < 0) rc = lease;
   for (int i = 0; !rc && i < n; i++) {
     int64_t got = 0;
     total += blobs[i].size;
@@ -240,6 +243,7 @@ int gpux_pull(gpux_store *st, const char *remote_ref, const gpux_registry_option
   gpux__blob_ref man;
   if (!rc) rc = gpux__store_put_bytes(st, rep.body, rep.body_len, &man);
   if (!rc) rc = gpux__store_set_ref(st, ref.local, &man);
+  gpux__store_release(lease);
   gpux__reply_free(&rep);
   gpux__registry_close(&r);
   if (!rc && summary_json) {

@@ -1,7 +1,17 @@
 /* store.c — the local image store: an OCI image layout (oci-layout, index.json, blobs/sha256/)
  * under $GPUX_HOME. Blobs are content-addressed and written atomically (temporary file, fsync,
  * rename); index.json is rewritten atomically under an exclusive flock so that concurrent gpux
- * processes never corrupt it; every blob read is verified against its digest. */
+ * processes never corrupt it; every blob read is verified against its digest.
+ *
+ * Garbage collection and writers. `gpux rm` deletes the blobs no tagged image references. A
+ * build or pull writes its blobs first and tags the image last, so between the two its blobs
+ * are referenced by nothing; a blob it found already present (and so did not write) is in the
+ * same state. Writers therefore hold a lease from before their first "is this blob here?" check
+ * until their tag is in the index: a shared flock on gc.lock (gpux__store_lease). The collector
+ * needs that lock exclusively and only tries for it (LOCK_NB) while it holds the index lock:
+ * when any lease is held it collects nothing this time and the garbage waits for the next rm.
+ * So a collection never overlaps a writer, rm never waits for a long pull, and a writer killed
+ * with -9 drops its lease with its file descriptor (flock), never blocking collection forever. */
 #include "store/store.h"
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -418,9 +428,10 @@ static cJSON *descriptor(const char *media_type, const gpux__blob_ref *b) {
   return d;
 }
 
-int gpux__store_write_image(gpux_store *st, const char *ref, const char *config_json,
-                            const gpux__layer_src *layers, int n_layers, gpux__blob_ref *manifest_out) {
-  gpux__blob_ref config, manifest;
+/* config, layers, manifest, then the tag: under a lease so that no rm collects them midway */
+static int write_image_leased(gpux_store *st, const char *ref, const char *config_json,
+                              const gpux__layer_src *layers, int n_layers, gpux__blob_ref *manifest_out) {
+  gpux__blob_ref config = {0}, manifest = {0};
   int rc = gpux__store_put_bytes(st, config_json, strlen(config_json), &config);
   if (rc) return rc;
   cJSON *man = cJSON_CreateObject();
@@ -447,6 +458,17 @@ int gpux__store_write_image(gpux_store *st, const char *ref, const char *config_
   rc = gpux__store_put_bytes(st, text, strlen(text), &manifest);
   free(text);
   if (!rc) rc = gpux__store_set_ref(st, ref, &manifest);
+  if (!rc) *manifest_out = manifest;
+  return rc;
+}
+
+int gpux__store_write_image(gpux_store *st, const char *ref, const char *config_json,
+                            const gpux__layer_src *layers, int n_layers, gpux__blob_ref *manifest_out) {
+  gpux__blob_ref manifest;
+  int lease = gpux__store_lease(st);
+  if (lease < 0) return lease;
+  int rc = write_image_leased(st, ref, config_json, layers, n_layers, &manifest);
+  gpux__store_release(lease);
   if (!rc && manifest_out) *manifest_out = manifest;
   return rc;
 }
@@ -532,58 +554,88 @@ int gpux__oci_image_dir(gpux_store *st, const gpux__oci_image *img, char *dir, s
   return 0;
 }
 
-/* ---- garbage collection: blobs no tagged image uses ---- */
+/* ---- leases and garbage collection: blobs no tagged image uses ---- */
 
+int gpux__store_lease(gpux_store *st) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/gc.lock", st->root);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return gpux__error(GPUX_E_IO, "%s: %s", path, strerror(errno));
+  while (flock(fd, LOCK_SH) < 0)
+    if (errno != EINTR) { close(fd); return gpux__error(GPUX_E_IO, "%s: lock: %s", path, strerror(errno)); }
+  return fd;
+}
+
+void gpux__store_release(int lease) {
+  if (lease >= 0) close(lease); /* closing the descriptor drops the flock */
+}
+
+static int cmp_digest(const void *a, const void *b) { return strcmp(a, b); }
+
+typedef struct {
+  char (*d)[72];
+  size_t n, cap;
+} digest_set;
+
+static int keep_digest(digest_set *k, const cJSON *item) {
+  if (!cJSON_IsString(item) || !valid_digest(item->valuestring)) return 0;
+  if (k->n == k->cap) {
+    size_t cap = k->cap ? k->cap * 2 : 256;
+    void *nd = realloc(k->d, cap * sizeof *k->d);
+    if (!nd) return GPUX_E_NOMEM;
+    k->d = nd;
+    k->cap = cap;
+  }
+  memcpy(k->d[k->n++], item->valuestring, 72);
+  return 0;
+}
+
+/* Deletes every blob that no manifest of the index references (the manifest itself, its config
+ * and all its layers). Called with the index lock held. Collects nothing when a writer holds a
+ * lease, or when a tagged manifest cannot be read (its blobs would be unknown). */
 static int collect_garbage(gpux_store *st, cJSON *idx) {
-  /* every digest reachable from the index */
-  size_t cap = 64, n = 0;
-  char (*keep)[72] = malloc(cap * sizeof *keep);
-  if (!keep) return GPUX_E_NOMEM;
+  char path[4200];
+  snprintf(path, sizeof path, "%s/gc.lock", st->root);
+  int gc = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (gc < 0) return 0; /* garbage stays; nothing is lost */
+  if (flock(gc, LOCK_EX | LOCK_NB) < 0) { close(gc); return 0; } /* a build or pull is writing */
+  digest_set keep = {0};
+  int rc = 0, unreadable = 0;
   cJSON *m;
   cJSON_ArrayForEach(m, cJSON_GetObjectItem(idx, "manifests")) {
     const cJSON *d = cJSON_GetObjectItem(m, "digest");
     if (!cJSON_IsString(d)) continue;
     char *text = NULL;
     size_t len;
-    if (gpux__store_read_blob(st, d->valuestring, &text, &len)) continue; /* keep what we cannot read */
-    cJSON *man = cJSON_Parse(text);
+    cJSON *man = NULL;
+    if (!gpux__store_read_blob(st, d->valuestring, &text, &len)) man = cJSON_Parse(text);
     free(text);
-    const cJSON *items[64];
-    int ni = 0;
-    items[ni++] = d;
-    const cJSON *cfg = man ? cJSON_GetObjectItem(man, "config") : NULL;
-    if (cfg) items[ni++] = cJSON_GetObjectItem(cfg, "digest");
-    const cJSON *l, *layer_list = man ? cJSON_GetObjectItem(man, "layers") : NULL;
-    cJSON_ArrayForEach(l, layer_list)
-      if (ni < 64) items[ni++] = cJSON_GetObjectItem(l, "digest");
-    for (int i = 0; i < ni; i++) {
-      if (!cJSON_IsString(items[i])) continue;
-      if (n == cap) {
-        cap *= 2;
-        void *nk = realloc(keep, cap * sizeof *keep);
-        if (!nk) { cJSON_Delete(man); free(keep); return GPUX_E_NOMEM; }
-        keep = nk;
-      }
-      snprintf(keep[n++], 72, "%s", items[i]->valuestring);
-    }
+    if (!man) { unreadable = 1; break; }
+    const cJSON *cfg = cJSON_GetObjectItem(man, "config"), *l;
+    if (!(rc = keep_digest(&keep, d)) && cfg) rc = keep_digest(&keep, cJSON_GetObjectItem(cfg, "digest"));
+    cJSON_ArrayForEach(l, cJSON_GetObjectItem(man, "layers"))
+      if (!rc) rc = keep_digest(&keep, cJSON_GetObjectItem(l, "digest"));
     cJSON_Delete(man);
+    if (rc) break;
   }
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%s/blobs/sha256", st->root);
-  DIR *d = opendir(dir);
-  struct dirent *e;
-  while (d && (e = readdir(d))) {
-    if (strlen(e->d_name) != 64) continue;
-    int used = 0;
-    for (size_t i = 0; i < n && !used; i++) used = !strcmp(keep[i] + 7, e->d_name);
-    if (used) continue;
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    unlink(path);
+  if (!rc && !unreadable) {
+    if (keep.n) qsort(keep.d, keep.n, sizeof *keep.d, cmp_digest);
+    char dir[4096], key[72] = "sha256:";
+    snprintf(dir, sizeof dir, "%s/blobs/sha256", st->root);
+    DIR *dd = opendir(dir);
+    struct dirent *e;
+    while (dd && (e = readdir(dd))) {
+      if (strlen(e->d_name) != 64) continue;
+      memcpy(key + 7, e->d_name, 65);
+      if (keep.n && bsearch(key, keep.d, keep.n, sizeof *keep.d, cmp_digest)) continue;
+      snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+      unlink(path);
+    }
+    if (dd) closedir(dd);
   }
-  if (d) closedir(d);
-  free(keep);
-  return 0;
+  free(keep.d);
+  close(gc);
+  return rc;
 }
 
 /* ---- public API ---- */
@@ -685,9 +737,12 @@ int gpux_store_remove(gpux_store *st, const char *ref) {
 
 int gpux_store_tag(gpux_store *st, const char *src, const char *dst) {
   gpux__blob_ref manifest;
+  int lease = gpux__store_lease(st); /* src may be removed between resolve and set_ref */
+  if (lease < 0) return lease;
   int rc = gpux__store_resolve(st, src, &manifest, NULL, 0);
-  if (rc) return rc;
-  return gpux__store_set_ref(st, dst, &manifest);
+  if (!rc) rc = gpux__store_set_ref(st, dst, &manifest);
+  gpux__store_release(lease);
+  return rc;
 }
 
 int gpux_store_inspect(gpux_store *st, const char *ref, char **json) {

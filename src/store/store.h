@@ -62,8 +62,14 @@ int gpux__store_verify_blob(gpux_store *st, const gpux__blob_ref *ref);
 int gpux__sha256_file(const char *path, char digest[72], int64_t *size);
 void gpux__sha256_bytes(const void *data, size_t len, char digest[72]);
 
-/* Writes config + layers + manifest and points `ref` at it (the index is updated under a lock).
- * `manifest_out` may be NULL. */
+/* A lease on the store's blobs: while it is held, garbage collection (gpux rm) deletes nothing,
+ * so blobs written or found present are safe until they are tagged. Take it before the first blob
+ * is checked or written and release it after the tag is set. Returns a descriptor or an error. */
+int gpux__store_lease(gpux_store *st);
+void gpux__store_release(int lease);
+
+/* Writes config + layers + manifest and points `ref` at it (the index is updated under a lock),
+ * all under a lease. `manifest_out` may be NULL. */
 int gpux__store_write_image(gpux_store *st, const char *ref, const char *config_json,
                             const gpux__layer_src *layers, int n_layers, gpux__blob_ref *manifest_out);
 /* Points `ref` at an existing manifest blob (tag, pull). */

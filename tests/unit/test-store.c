@@ -1,6 +1,6 @@
 /* test-store.c — the local image store: content addressing and deduplication, images and tags,
- * removal with garbage collection, corruption detection, concurrent writers, and a writer killed
- * mid-write leaving the store readable. */
+ * removal with garbage collection, corruption detection, concurrent writers, a writer killed
+ * mid-write leaving the store readable, images of many layers, and builds racing removals. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include "store/store.h"
 
@@ -200,12 +201,125 @@ static void test_killed_writer(void **state) {
   }
 }
 
+/* An image with more layers than the collector once kept (64 digests per image) loses none of
+ * them when another image is removed. */
+static void test_many_layers(void **state) {
+  (void)state;
+  enum { N = 100 };
+  gpux_store *st;
+  assert_int_equal(gpux_store_open(home, &st), 0);
+  static char paths[N][128], titles[N][32];
+  gpux__layer_src layers[N];
+  for (int i = 0; i < N; i++) {
+    snprintf(paths[i], sizeof paths[i], "%s/part%03d.bin", home, i);
+    snprintf(titles[i], sizeof titles[i], "part%03d.bin", i);
+    char text[32];
+    snprintf(text, sizeof text, "external data %d\n", i);
+    write_text(paths[i], text);
+    layers[i] = (gpux__layer_src){paths[i], titles[i], "application/octet-stream"};
+  }
+  assert_int_equal(gpux__store_write_image(st, "big:1", "{\"big\":1}", layers, N, NULL), 0);
+  assert_int_equal(gpux__store_write_image(st, "small:1", "{\"small\":1}", layers, 1, NULL), 0);
+  assert_int_equal(gpux_store_remove(st, "small:1"), 0);
+  assert_int_equal(count_blobs(), N + 2); /* every layer, the config and the manifest of big:1 */
+  gpux__oci_image img;
+  char dir[512];
+  assert_int_equal(gpux__store_load_image(st, "big:1", &img), 0);
+  assert_int_equal(img.n_layers, N);
+  assert_int_equal(gpux__oci_image_dir(st, &img, dir, sizeof dir), 0); /* verifies every layer */
+  gpux__oci_image_free(&img);
+  gpux_store_close(st);
+}
+
+/* While a lease is held, rm collects nothing; the garbage goes with the next rm after release. */
+static void test_lease_blocks_gc(void **state) {
+  (void)state;
+  gpux_store *st;
+  assert_int_equal(gpux_store_open(home, &st), 0);
+  int lease = gpux__store_lease(st);
+  assert_true(lease >= 0);
+  gpux__blob_ref pending;
+  assert_int_equal(gpux__store_put_bytes(st, "not tagged yet", 14, &pending), 0);
+  assert_int_equal(gpux__store_write_image(st, "x:1", "{\"x\":1}", NULL, 0, NULL), 0);
+  assert_int_equal(gpux_store_remove(st, "x:1"), 0);
+  assert_true(gpux__store_has_blob(st, &pending));
+  gpux__store_release(lease);
+  assert_int_equal(gpux__store_write_image(st, "y:1", "{\"y\":1}", NULL, 0, NULL), 0);
+  assert_int_equal(gpux_store_remove(st, "y:1"), 0);
+  assert_false(gpux__store_has_blob(st, &pending));
+  assert_int_equal(count_blobs(), 0);
+  gpux_store_close(st);
+}
+
+/* Builds (new config and layers each time) while another process keeps removing images, for
+ * two seconds: every build that reports success must leave a readable image, and an image that
+ * is not removed keeps all its blobs. Without leases the collector deleted blobs written but not
+ * yet tagged. */
+static void test_build_races_rm(void **state) {
+  (void)state;
+  gpux_store *st;
+  assert_int_equal(gpux_store_open(home, &st), 0);
+  char keep_path[128];
+  snprintf(keep_path, sizeof keep_path, "%s/keep.bin", home);
+  write_text(keep_path, "a layer of an image nobody removes");
+  gpux__layer_src keep = {keep_path, "keep.bin", "application/octet-stream"};
+  assert_int_equal(gpux__store_write_image(st, "keep:1", "{\"keep\":1}", &keep, 1, NULL), 0);
+  pid_t pid = fork();
+  if (pid == 0) { /* the remover: tags and removes images, so each rm collects */
+    gpux_store *s2;
+    if (gpux_store_open(home, &s2)) _exit(1);
+    for (int i = 0;; i++) {
+      char ref[32], cfg[32];
+      snprintf(ref, sizeof ref, "junk:%d", i);
+      snprintf(cfg, sizeof cfg, "{\"junk\":%d}", i);
+      if (gpux__store_write_image(s2, ref, cfg, NULL, 0, NULL) || gpux_store_remove(s2, ref)) _exit(2);
+    }
+  }
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  char layer_path[128];
+  snprintf(layer_path, sizeof layer_path, "%s/layer.bin", home);
+  int builds = 0, failures = 0;
+  do {
+    char cfg[64], text[64], ref[32];
+    snprintf(cfg, sizeof cfg, "{\"build\":%d}", builds);
+    snprintf(text, sizeof text, "weights of build %d", builds);
+    snprintf(ref, sizeof ref, "app:%d", builds % 4);
+    write_text(layer_path, text);
+    gpux__layer_src layer = {layer_path, "weights.bin", "application/octet-stream"};
+    assert_int_equal(gpux__store_write_image(st, ref, cfg, &layer, 1, NULL), 0);
+    gpux__oci_image img;
+    char dir[512];
+    int rc = gpux__store_load_image(st, ref, &img);
+    if (!rc) rc = gpux__oci_image_dir(st, &img, dir, sizeof dir);
+    if (!rc) gpux__oci_image_free(&img);
+    if (rc) { failures++; fprintf(stderr, "build %d: %s\n", builds, gpux_last_error()); }
+    builds++;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+  } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 2000);
+  kill(pid, SIGKILL);
+  int status;
+  waitpid(pid, &status, 0);
+  assert_true(WIFSIGNALED(status)); /* the remover never failed */
+  assert_true(builds > 10);
+  assert_int_equal(failures, 0);
+  gpux__oci_image img;
+  char dir[512];
+  assert_int_equal(gpux__store_load_image(st, "keep:1", &img), 0);
+  assert_int_equal(gpux__oci_image_dir(st, &img, dir, sizeof dir), 0);
+  gpux__oci_image_free(&img);
+  gpux_store_close(st);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_blobs_and_images, setup, teardown),
     cmocka_unit_test_setup_teardown(test_corruption_detected, setup, teardown),
     cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
     cmocka_unit_test_setup_teardown(test_killed_writer, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_many_layers, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_lease_blocks_gc, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_build_races_rm, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
