@@ -199,6 +199,13 @@ int gpux_app_open(gpux_store *st, const char *ref_or_path, const gpux_app_option
   snprintf(what, sizeof what, "image %s config", img.ref);
   gpux__spec *spec;
   rc = gpux__spec_from_json(spec_j, what, dir, &spec);
+  if (!rc) { /* a pulled config is not trusted: its files must be its own layers */
+    const char **titles = gpux__calloc((size_t)img.n_layers + 1, sizeof *titles);
+    for (int i = 0; titles && i < img.n_layers; i++) titles[i] = img.layers[i].title;
+    rc = titles ? gpux__spec_check_image(spec, titles, img.n_layers) : GPUX_E_NOMEM;
+    free(titles);
+    if (rc) gpux__spec_free(spec);
+  }
   char *build = NULL;
   const cJSON *b = cJSON_GetObjectItem(cfg, "build");
   if (b) build = cJSON_PrintUnformatted(b);

@@ -325,7 +325,7 @@ static int prepare_one(gpux_app *a, const gpux__spec_io *io, const gpux_app_inpu
         if (!(owned = gpux__strndup(in->bytes, in->len))) return GPUX_E_NOMEM;
         rc = dtype == GPUX_DT_STRING ? string_tensor(owned, io, &t) : parse_tensor_text(owned, io, dtype, &t);
       } else if ((rc = gpux__tensor_from_pb(b, in->len, NULL, 0, &t, NULL, NULL))) {
-        rc = gpux__error(GPUX_E_PARSE, "not .npy, TensorProto or text numbers");
+        rc = gpux__error_prefix(GPUX_E_PARSE, "not .npy or text numbers, and as a TensorProto: ");
       }
     } else if (in->text) {
       if (dtype == GPUX_DT_STRING) rc = string_tensor(in->text, io, &t);

@@ -309,6 +309,8 @@ int gpux__spec_check_models(gpux__spec *s, gpux_model *const *models, int n_mode
 
 int gpux__spec_check_post(gpux__spec *s) {
   char list[1024];
+  if (s->n_post && !s->n_outputs) /* an image's config may list none */
+    return fail(s, GPUX_E_INVALID, s->post[0].line, "postprocessing", "there are no outputs to postprocess");
   for (int i = 0; i < s->n_post; i++) {
     gpux__spec_post *p = &s->post[i];
     const gpux__spec_io *o = NULL;

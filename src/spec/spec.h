@@ -190,7 +190,8 @@ char *gpux__spec_strdup(gpux__spec *s, const char *str);
  * preprocessing. Call once after parsing a GPUXfile (JSON specs are already complete). */
 int gpux__spec_check_models(gpux__spec *s, gpux_model *const *models, int n_models);
 /* The postprocessing part of gpux__spec_check_models, for pipeline modes that check their own
- * inputs and outputs: each entry names an output (the first when it names none) of numbers. */
+ * inputs and outputs, and for image configs: each entry names an output (the first when it names
+ * none) of numbers. */
 int gpux__spec_check_post(gpux__spec *s);
 /* A check's error: "FILE:LINE: key 'KEY': message" (without ":LINE" when line is 0). */
 int gpux__spec_fail(const gpux__spec *s, int err, int line, const char *key, const char *fmt, ...)
@@ -199,6 +200,11 @@ int gpux__spec_fail(const gpux__spec *s, int err, int line, const char *key, con
 /* Calls fn with the dotted path of every key the parser accepts ("runtime.gpu.memory",
  * "inputs[].dtype": "[]" is each entry of a list); returns how many there are. */
 int gpux__spec_known_keys(void (*fn)(const char *path, void *ctx), void *ctx);
+
+/* An image's stored spec, read from its config (built here or pulled): every file it names must
+ * be one of the image's layers (`titles`), with no absolute path, ".." or URL; postprocessing is
+ * normalized as for a GPUXfile. One-line errors name the key. Call after gpux__spec_from_json. */
+int gpux__spec_check_image(gpux__spec *s, const char *const *titles, int n_titles);
 
 /* Helpers shared with the app runtime. */
 int gpux__dtype_from_name(const char *name);   /* "float32", "fp16", "int64", ...; -1 if unknown */

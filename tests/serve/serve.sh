@@ -126,6 +126,27 @@ http predict-not-image 400 "input 'x' expects an image" -- "$u/models/text-direc
 http predict-unknown-key 400 "unknown key 'img' \(expected text, image, audio or inputs\)" -- "$u/models/text-direction/predict" -d '{"img":"x"}'
 http predict-no-text 400 "model 'text-direction' takes no text input" -- "$u/models/text-direction/predict" -d '{"text":"hi"}'
 http predict-path-is-not-read 400 "input 'audio'" -- "$u/models/tiny/predict" -d '{"inputs":{"audio":"/etc/passwd"}}'
+# ~600 bytes of TensorProto: a string tensor [64] carrying int64_data (8-byte values were written
+# into char* slots and freed, which killed the server), and a bool tensor carrying them
+hostile_pb() {
+  python3 -c 'import sys
+def varint(n):
+    out = b""
+    while True:
+        b, n = n & 0x7f, n >> 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+vals = b"".join(varint(0x4141414141414141) for _ in range(64))
+sys.stdout.buffer.write(b"\x08\x40\x10" + bytes([int(sys.argv[1])]) + b"\x3a" + varint(len(vals)) + vals)' "$1"
+}
+hostile_pb 8 > "$tmp/hostile-string.pb"
+hostile_pb 9 > "$tmp/hostile-bool.pb"
+for f in hostile-string hostile-bool; do
+  http "predict-$f" 400 "input 'audio'.*as a TensorProto: .*int64_data does not belong to a (string|bool) tensor" -- "$u/models/tiny/predict" \
+    -H 'Content-Type: application/octet-stream' --data-binary @"$tmp/$f.pb"
+done
+http predict-after-hostile 200 '"outputs"' -- "$u/models/tiny/predict" -d '{"inputs":{"audio":[[0.1,-0.1,0.1,-0.1]]}}'
 http still-alive 200 '"ready":true' -- "$u/health"
 
 # ---- dynamic batching: concurrent callers each get their own rows ----
