@@ -72,8 +72,9 @@ int gpux__wav_decode(const void *bytes, size_t len, gpux__audio *out) {
                            "WAV sample format %u is not supported (only PCM and IEEE float)", tag);
       if (channels == 0 || channels > 64)
         return gpux__error(GPUX_E_PARSE, "WAV file has %u channels", channels);
-      if (rate == 0 || rate > 1000000)
-        return gpux__error(GPUX_E_PARSE, "WAV sample rate %u Hz is out of range", rate);
+      if (rate < GPUX__AUDIO_MIN_RATE || rate > GPUX__AUDIO_MAX_RATE)
+        return gpux__error(GPUX_E_PARSE, "WAV sample rate %u Hz is outside %d..%d Hz", rate,
+                           GPUX__AUDIO_MIN_RATE, GPUX__AUDIO_MAX_RATE);
       int ok = is_float ? (bits == 32 || bits == 64) : (bits == 8 || bits == 16 || bits == 24 || bits == 32);
       if (!ok)
         return gpux__error(GPUX_E_UNSUPPORTED, "WAV %s samples of %u bits are not supported",
@@ -173,12 +174,20 @@ static int64_t gcd64(int64_t a, int64_t b) {
   return a;
 }
 
-int gpux__audio_resample(const gpux__audio *in, int rate, gpux__audio *out) {
+int gpux__audio_resample(const gpux__audio *in, int rate, int64_t max_out, gpux__audio *out) {
   memset(out, 0, sizeof *out);
-  if (rate <= 0 || rate > 1000000 || in->sample_rate <= 0)
-    return gpux__error(GPUX_E_INVALID, "cannot resample from %d Hz to %d Hz", in->sample_rate, rate);
+  if (rate < GPUX__AUDIO_MIN_RATE || rate > GPUX__AUDIO_MAX_RATE || in->sample_rate < GPUX__AUDIO_MIN_RATE ||
+      in->sample_rate > GPUX__AUDIO_MAX_RATE)
+    return gpux__error(GPUX_E_INVALID, "cannot resample from %d Hz to %d Hz (rates are %d..%d Hz)", in->sample_rate,
+                       rate, GPUX__AUDIO_MIN_RATE, GPUX__AUDIO_MAX_RATE);
   int64_t n = in->n_samples;
+  if (n < 0 || n > GPUX__AUDIO_MAX_SAMPLES)
+    return gpux__error(GPUX_E_INVALID, "audio of %lld samples is too long", (long long)n);
   int64_t m = rate == in->sample_rate ? n : (n * rate + in->sample_rate - 1) / in->sample_rate;
+  if (max_out > 0 && m > max_out) m = max_out; /* only what the caller keeps */
+  if (m > GPUX__AUDIO_MAX_SAMPLES)
+    return gpux__error(GPUX_E_INVALID, "%lld samples at %d Hz would become %lld at %d Hz, more than %lld",
+                       (long long)n, in->sample_rate, (long long)m, rate, (long long)GPUX__AUDIO_MAX_SAMPLES);
   out->samples = gpux__malloc(sizeof(float) * (size_t)(m ? m : 1));
   if (!out->samples) return GPUX_E_NOMEM;
   out->n_samples = m;
@@ -186,7 +195,7 @@ int gpux__audio_resample(const gpux__audio *in, int rate, gpux__audio *out) {
   out->source_channels = in->source_channels;
   out->source_bits = in->source_bits;
   if (rate == in->sample_rate) {
-    if (n) memcpy(out->samples, in->samples, sizeof(float) * (size_t)n);
+    if (m) memcpy(out->samples, in->samples, sizeof(float) * (size_t)m);
     return 0;
   }
   double ratio = (double)rate / in->sample_rate;                /* output per input sample */
@@ -195,30 +204,39 @@ int gpux__audio_resample(const gpux__audio *in, int rate, gpux__audio *out) {
   double i0b = bessel_i0(KAISER_BETA);
   int taps = (int)ceil(2 * half) + 1;
   /* output j sits at input time j * in / out = j * M / L with L/M = rate/in reduced: its phase
-   * (j * M mod L) repeats, so the weights are computed once per phase when there are few */
+   * (j * M mod L) repeats, so the weights are computed once per phase when there are few
+   * (`exact`); otherwise once for P phases evenly spread over [0, 1], and a weight in between is
+   * interpolated linearly, so the Bessel function is never evaluated per output sample. The table
+   * is at most 2^24 floats. */
   int64_t g = gcd64(rate, in->sample_rate), L = rate / g, M = in->sample_rate / g;
-  float *bank = NULL;
-  if (L <= 4096 && (int64_t)L * taps <= ((int64_t)1 << 24)) {
-    bank = gpux__malloc(sizeof(float) * (size_t)L * taps);
-    if (!bank) {
-      gpux__audio_free(out);
-      return GPUX_E_NOMEM;
-    }
-    for (int64_t p = 0; p < L; p++) {
-      double frac = (double)p / L; /* output time = base + frac */
-      int64_t first = -(int64_t)floor(half);
-      for (int k = 0; k < taps; k++)
-        bank[p * taps + k] = (float)kernel((double)(first + k) - frac, fc, half, i0b);
-    }
+  int exact = L <= 4096 && (int64_t)L * taps <= ((int64_t)1 << 24);
+  int64_t P = exact ? L : GPUX__MIN((int64_t)4096, ((int64_t)1 << 24) / taps - 1);
+  int64_t rows = exact ? L : P + 1;
+  float *bank = gpux__malloc(sizeof(float) * (size_t)(rows * taps));
+  if (!bank) {
+    gpux__audio_free(out);
+    return GPUX_E_NOMEM;
   }
   int64_t first_off = -(int64_t)floor(half);
+  for (int64_t p = 0; p < rows; p++) {
+    double frac = (double)p / P; /* output time = base + frac */
+    for (int k = 0; k < taps; k++) bank[p * taps + k] = (float)kernel((double)(first_off + k) - frac, fc, half, i0b);
+  }
   for (int64_t j = 0; j < m; j++) {
     int64_t num = j * M, base = num / L, phase = num % L;
-    double frac = (double)phase / L, acc = 0;
+    const float *w0 = bank + phase * taps, *w1 = w0;
+    double t = 0, acc = 0;
+    if (!exact) {
+      double pos = (double)phase / L * P;
+      int64_t p0 = GPUX__MIN((int64_t)pos, P - 1);
+      t = pos - (double)p0;
+      w0 = bank + p0 * taps;
+      w1 = w0 + taps;
+    }
     for (int k = 0; k < taps; k++) {
       int64_t idx = base + first_off + k;
       if (idx < 0 || idx >= n) continue;
-      double w = bank ? bank[phase * taps + k] : kernel((double)(first_off + k) - frac, fc, half, i0b);
+      double w = exact ? w0[k] : w0[k] * (1 - t) + w1[k] * t;
       acc += w * in->samples[idx];
     }
     out->samples[j] = (float)acc;
@@ -245,7 +263,7 @@ int gpux__audio_to_tensor(const gpux__audio_config *c, const gpux__audio *a, gpu
   const gpux__audio *cur = a;
   int rc;
   if (c->sample_rate && c->sample_rate != a->sample_rate) {
-    if ((rc = gpux__audio_resample(a, c->sample_rate, &res))) return rc;
+    if ((rc = gpux__audio_resample(a, c->sample_rate, c->length, &res))) return rc;
     cur = &res;
   }
   int64_t n = c->length ? c->length : cur->n_samples;

@@ -120,10 +120,17 @@ int gpux__wav_decode(const void *bytes, size_t len, gpux__audio *out);
 /* Encodes mono 16-bit PCM (rounded, clipped); *wav is malloc'ed (free with free()). */
 int gpux__wav_encode_pcm16(const gpux__audio *a, void **wav, size_t *len);
 void gpux__audio_free(gpux__audio *a);
+/* Sample rates audio may have, in WAV files and as resampling targets; and the most samples a
+ * resampled signal may have (2^27: 2.3 hours at 16 kHz, 512 MiB of floats). */
+#define GPUX__AUDIO_MIN_RATE 1000
+#define GPUX__AUDIO_MAX_RATE 384000
+#define GPUX__AUDIO_MAX_SAMPLES ((int64_t)1 << 27)
 /* Resamples to `rate` with a windowed-sinc filter (Kaiser window, beta 8.6, 32 zero crossings
  * per side at the lower of the two rates, so downsampling is antialiased: cutoff at 0.95 of the
- * lower Nyquist). Output length = ceil(n * rate / source rate). Same rate: a copy. */
-int gpux__audio_resample(const gpux__audio *in, int rate, gpux__audio *out);
+ * lower Nyquist). Output length = ceil(n * rate / source rate), cut to `max_out` when that is
+ * positive (only the first max_out samples are computed). Same rate: a copy. Both rates must be
+ * within GPUX__AUDIO_MIN_RATE..MAX_RATE, the output at most GPUX__AUDIO_MAX_SAMPLES. */
+int gpux__audio_resample(const gpux__audio *in, int rate, int64_t max_out, gpux__audio *out);
 
 typedef enum {
   GPUX__AUDIO_NORM_NONE = 0,    /* float samples in [-1, 1] as decoded (PCM / 2^(bits-1)) */

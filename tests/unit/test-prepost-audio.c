@@ -192,11 +192,12 @@ static void test_resample(void **state) {
   (void)state;
   struct { int from, to; double hz; } cases[] = {
       {44100, 16000, 440}, {48000, 16000, 1000}, {8000, 16000, 440}, {22050, 16000, 3000}, {16000, 44100, 5000},
-      {16001, 16000, 440}, /* a ratio with many phases: computed without the filter bank */
+      {16001, 16000, 440}, /* ratios with many phases: weights interpolated between table rows */
+      {12001, 16000, 440}, {44100, 16001, 440},
   };
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
     gpux__audio in = tone(cases[k].from, cases[k].hz, 0.25), out;
-    assert_int_equal(gpux__audio_resample(&in, cases[k].to, &out), 0);
+    assert_int_equal(gpux__audio_resample(&in, cases[k].to, 0, &out), 0);
     int64_t want_n = (in.n_samples * cases[k].to + cases[k].from - 1) / cases[k].from;
     assert_int_equal(out.n_samples, want_n);
     assert_int_equal(out.sample_rate, cases[k].to);
@@ -209,21 +210,70 @@ static void test_resample(void **state) {
   /* antialiasing: 7 kHz at 44.1 kHz going to 8 kHz (Nyquist 4 kHz) must nearly vanish rather
    * than fold back to 1 kHz */
   gpux__audio in = tone(44100, 7000, 0.25), out;
-  assert_int_equal(gpux__audio_resample(&in, 8000, &out), 0);
+  assert_int_equal(gpux__audio_resample(&in, 8000, 0, &out), 0);
   double level = rms(&out, 200, out.n_samples - 200);
   if (level > 0.01) fail_msg("aliased energy %g", level);
   gpux__audio_free(&out);
   /* same rate: a copy */
-  assert_int_equal(gpux__audio_resample(&in, 44100, &out), 0);
+  assert_int_equal(gpux__audio_resample(&in, 44100, 0, &out), 0);
   assert_memory_equal(out.samples, in.samples, sizeof(float) * (size_t)in.n_samples);
   gpux__audio_free(&out);
-  assert_int_equal(gpux__audio_resample(&in, 0, &out), GPUX_E_INVALID);
+  assert_int_equal(gpux__audio_resample(&in, 0, 0, &out), GPUX_E_INVALID);
   gpux__audio_free(&in);
   /* empty input */
   gpux__audio empty = {.sample_rate = 8000};
-  assert_int_equal(gpux__audio_resample(&empty, 16000, &out), 0);
+  assert_int_equal(gpux__audio_resample(&empty, 16000, 0, &out), 0);
   assert_int_equal(out.n_samples, 0);
   gpux__audio_free(&out);
+}
+
+/* Hostile sample rates: a WAV declaring 1 Hz once asked the resampler for an output 16000 times
+ * its input, evaluating the Bessel function for every tap of every output sample. */
+static void test_resample_bounds(void **state) {
+  (void)state;
+  gpux__audio a, out;
+  int bad_rates[] = {1, 999, 384001, 1000000};
+  for (size_t k = 0; k < sizeof bad_rates / sizeof bad_rates[0]; k++) {
+    bytes b = make_wav(bad_rates[k], 1, 16, 0, 0, 5000, ramp, 0); /* 10 KB */
+    assert_int_equal(gpux__wav_decode(b.d, b.n, &a), GPUX_E_PARSE);
+    assert_non_null(strstr(gpux_last_error(), "is outside 1000..384000 Hz"));
+    free(b.d);
+  }
+  gpux__audio in = tone(8000, 440, 0.5);
+  in.sample_rate = 1; /* decoded elsewhere, still refused */
+  assert_int_equal(gpux__audio_resample(&in, 16000, 0, &out), GPUX_E_INVALID);
+  in.sample_rate = 8000;
+  assert_int_equal(gpux__audio_resample(&in, 999, 0, &out), GPUX_E_INVALID);
+  /* max_out: only the samples kept are computed, and they are the same */
+  gpux__audio full, cut;
+  assert_int_equal(gpux__audio_resample(&in, 16000, 0, &full), 0);
+  assert_int_equal(gpux__audio_resample(&in, 16000, 100, &cut), 0);
+  assert_int_equal(cut.n_samples, 100);
+  assert_memory_equal(cut.samples, full.samples, 100 * sizeof(float));
+  gpux__audio_free(&full);
+  gpux__audio_free(&cut);
+  gpux__audio_free(&in);
+  /* an output beyond GPUX__AUDIO_MAX_SAMPLES is refused before it is allocated */
+  gpux__audio big = {.sample_rate = 1000, .n_samples = 400000};
+  big.samples = calloc((size_t)big.n_samples, sizeof(float));
+  assert_int_equal(gpux__audio_resample(&big, 384000, 0, &out), GPUX_E_INVALID);
+  assert_non_null(strstr(gpux_last_error(), "more than 134217728"));
+  assert_null(out.samples);
+  assert_int_equal(gpux__audio_resample(&big, 384000, 16000, &out), 0); /* a fixed length is fine */
+  assert_int_equal(out.n_samples, 16000);
+  gpux__audio_free(&out);
+  gpux__audio_free(&big);
+  /* through the pipeline: a 1 kHz file to 16 kHz with a fixed length of 1 s */
+  bytes b = make_wav(1000, 1, 16, 0, 0, 5000, ramp, 0);
+  gpux__audio_config c;
+  gpux__audio_config_default(&c);
+  c.sample_rate = 16000;
+  c.length = 16000;
+  gpux_tensor t;
+  assert_int_equal(gpux__audio_preprocess(&c, b.d, b.n, &t), 0);
+  assert_int_equal(t.dims[1], 16000);
+  gpux_tensor_free(&t);
+  free(b.d);
 }
 
 static double half(int f, int c) { return f == 0 ? 0.5 : -0.25 + 0 * c; }
@@ -272,7 +322,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_wav_formats),   cmocka_unit_test(test_wav_encode_round_trip),
       cmocka_unit_test(test_wav_bad_input), cmocka_unit_test(test_resample),
-      cmocka_unit_test(test_audio_pipeline),
+      cmocka_unit_test(test_audio_pipeline), cmocka_unit_test(test_resample_bounds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
