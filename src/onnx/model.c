@@ -33,8 +33,10 @@ static char *arena_str(gpux_model *m, const gpux_pb_field *f) {
   return gpux__arena_strndup(&m->arena, (const char *)f->data, f->len);
 }
 
-/* TypeProto → kind, dtype, shape */
-static int parse_type(gpux_model *m, const uint8_t *data, size_t len, gpux_value_info *info) {
+/* TypeProto → kind, dtype, shape. Sequence/optional types nest: at most MAX_TYPE_DEPTH deep. */
+#define MAX_TYPE_DEPTH 16
+static int parse_type(gpux_model *m, const uint8_t *data, size_t len, gpux_value_info *info, int depth) {
+  if (depth > MAX_TYPE_DEPTH) return gpux__error(GPUX_E_UNSUPPORTED, "types nested deeper than %d", MAX_TYPE_DEPTH);
   gpux_pb r = gpux__pb_init(data, len);
   gpux_pb_field f;
   int rc;
@@ -73,7 +75,7 @@ static int parse_type(gpux_model *m, const uint8_t *data, size_t len, gpux_value
       gpux_pb t = gpux__pb_sub(&f);
       gpux_pb_field tf;
       while ((rc = gpux__pb_next(&t, &tf)) > 0)
-        if (tf.field == 1 && tf.wire == PB_LEN && (rc = parse_type(m, tf.data, tf.len, &inner))) return rc;
+        if (tf.field == 1 && tf.wire == PB_LEN && (rc = parse_type(m, tf.data, tf.len, &inner, depth + 1))) return rc;
       if (rc < 0) return rc;
       if (f.field == 4) {
         info->kind = GPUX_KIND_SEQUENCE;
@@ -101,18 +103,11 @@ static int parse_value_info(gpux_model *m, const gpux_pb_field *vf, const char *
   info->ndim = -1;
   while ((rc = gpux__pb_next(&r, &f)) > 0) {
     if (f.field == 1 && f.wire == PB_LEN && !(*name = arena_str(m, &f))) return GPUX_E_NOMEM;
-    if (f.field == 2 && f.wire == PB_LEN && (rc = parse_type(m, f.data, f.len, info))) return rc;
+    if (f.field == 2 && f.wire == PB_LEN && (rc = parse_type(m, f.data, f.len, info, 0))) return rc;
   }
   if (rc < 0) return rc;
   info->name = *name;
   return 0;
-}
-
-/* Appends to an arena array by reallocation in the arena (attribute lists are short). */
-static void *arena_grow(gpux_model *m, void *old, int n, size_t esize) {
-  void *p = gpux__arena_alloc(&m->arena, (size_t)(n + 1) * esize);
-  if (p && old && n) memcpy(p, old, (size_t)n * esize);
-  return p;
 }
 
 static int store_tensor(loader *L, const gpux_pb_field *f, gpux_tensor *t, int sparse) {
@@ -121,13 +116,93 @@ static int store_tensor(loader *L, const gpux_pb_field *f, gpux_tensor *t, int s
   return rc;
 }
 
+static const char *attr_kind_name(int type) {
+  switch (type) {
+  case GPUX_ATTR_FLOATS: return "floats";
+  case GPUX_ATTR_INTS: return "ints";
+  case GPUX_ATTR_STRINGS: return "strings";
+  case GPUX_ATTR_TENSORS: return "tensors";
+  case GPUX_ATTR_SPARSE_TENSORS: return "sparse_tensors";
+  case GPUX_ATTR_GRAPHS: return "graphs";
+  }
+  return "?";
+}
+
+/* The list kind a repeated AttributeProto field carries, or 0. */
+static int list_kind(uint32_t field) {
+  switch (field) {
+  case AP_FLOATS: return GPUX_ATTR_FLOATS;
+  case AP_INTS: return GPUX_ATTR_INTS;
+  case AP_STRINGS: return GPUX_ATTR_STRINGS;
+  case AP_TENSORS: return GPUX_ATTR_TENSORS;
+  case AP_SPARSE_TENSORS: return GPUX_ATTR_SPARSE_TENSORS;
+  case AP_GRAPHS: return GPUX_ATTR_GRAPHS;
+  }
+  return 0;
+}
+
+/* Values in one occurrence of floats/ints (packed or single); other lists: one per occurrence. */
+static int64_t list_values(const gpux_pb_field *f) {
+  if (f->field != AP_FLOATS && f->field != AP_INTS) return 1;
+  if (f->wire != PB_LEN) return 1;
+  if (f->field == AP_FLOATS) {
+    if (f->len % 4) return gpux__error(GPUX_E_PARSE, "truncated floats attribute");
+    return (int64_t)(f->len / 4);
+  }
+  int64_t n = 0;
+  for (size_t i = 0; i < f->len; i++) n += !(f->data[i] & 0x80);
+  if (f->len && (f->data[f->len - 1] & 0x80)) return gpux__error(GPUX_E_PARSE, "truncated ints attribute");
+  return n;
+}
+
+/* Reads an AttributeProto. A first pass counts the values of the one list kind it may carry, so
+ * lists are allocated once (not grown per value) and a list of another kind than the declared
+ * type is an error instead of a count that does not match its array. */
 static int parse_attribute(loader *L, gpux_graph *g, const gpux_pb_field *af, gpux_attr *a) {
   gpux_model *m = L->m;
   gpux_pb r = gpux__pb_sub(af);
   gpux_pb_field f;
-  int rc, inferred = 0;
+  int rc, inferred = 0, kind = 0, declared = 0;
+  int64_t count = 0;
+  const char *name = "";
+  size_t name_len = 0;
   memset(a, 0, sizeof *a);
   a->name = "";
+  while ((rc = gpux__pb_next(&r, &f)) > 0) {
+    if (f.field == AP_NAME && f.wire == PB_LEN) { name = (const char *)f.data; name_len = f.len; }
+    if (f.field == AP_TYPE) declared = f.u > INT32_MAX ? -1 : (int)f.u;
+    int k = list_kind(f.field);
+    if (!k) continue;
+    if (kind && k != kind)
+      return gpux__error(GPUX_E_MODEL, "attribute '%.*s' carries both %s and %s", (int)name_len, name,
+                         attr_kind_name(kind), attr_kind_name(k));
+    kind = k;
+    int64_t n = list_values(&f);
+    if (n < 0) return (int)n;
+    count += n;
+  }
+  if (rc < 0) return rc;
+  int declared_list = declared == GPUX_ATTR_FLOATS || declared == GPUX_ATTR_INTS || declared == GPUX_ATTR_STRINGS ||
+                      declared == GPUX_ATTR_TENSORS || declared == GPUX_ATTR_SPARSE_TENSORS || declared == GPUX_ATTR_GRAPHS;
+  if (kind && declared && declared != kind)
+    return gpux__error(GPUX_E_MODEL, "attribute '%.*s' is declared as type %d but carries %s", (int)name_len, name,
+                       declared, attr_kind_name(kind));
+  if (declared_list && !kind) kind = declared; /* an empty list */
+  if (count > INT32_MAX) return gpux__error(GPUX_E_MODEL, "attribute '%.*s' has too many values", (int)name_len, name);
+  size_t esize = kind == GPUX_ATTR_FLOATS ? sizeof(float) : kind == GPUX_ATTR_INTS ? sizeof(int64_t)
+               : kind == GPUX_ATTR_STRINGS ? sizeof(char *) : kind == GPUX_ATTR_GRAPHS ? sizeof(gpux_graph *)
+               : sizeof(gpux_tensor);
+  void *list = count ? gpux__arena_alloc(&m->arena, (size_t)count * esize) : NULL;
+  if (count && !list) return GPUX_E_NOMEM;
+  if (list) memset(list, 0, (size_t)count * esize);
+  switch (kind) {
+  case GPUX_ATTR_FLOATS: a->floats = list; break;
+  case GPUX_ATTR_INTS: a->ints = list; break;
+  case GPUX_ATTR_STRINGS: a->strings = list; break;
+  case GPUX_ATTR_GRAPHS: a->graphs = list; break;
+  case GPUX_ATTR_TENSORS: case GPUX_ATTR_SPARSE_TENSORS: a->tensors = list; break;
+  }
+  r = gpux__pb_sub(af);
   while ((rc = gpux__pb_next(&r, &f)) > 0) {
     switch (f.field) {
     case AP_NAME: if (!(a->name = arena_str(m, &f))) return GPUX_E_NOMEM; break;
@@ -140,7 +215,8 @@ static int parse_attribute(loader *L, gpux_graph *g, const gpux_pb_field *af, gp
       inferred = GPUX_ATTR_STRING;
       break;
     case AP_T: case AP_SPARSE_TENSOR:
-      if (!(a->t = gpux__arena_alloc(&m->arena, sizeof *a->t))) return GPUX_E_NOMEM;
+      if (a->t) gpux_tensor_free(a->t); /* a repeated optional field: the last one counts */
+      else if (!(a->t = gpux__arena_alloc(&m->arena, sizeof *a->t))) return GPUX_E_NOMEM;
       if ((rc = store_tensor(L, &f, a->t, f.field == AP_SPARSE_TENSOR))) { a->t = NULL; return rc; }
       inferred = f.field == AP_T ? GPUX_ATTR_TENSOR : GPUX_ATTR_SPARSE_TENSOR;
       break;
@@ -156,57 +232,35 @@ static int parse_attribute(loader *L, gpux_graph *g, const gpux_pb_field *af, gp
       while (single || s.p < s.end) {
         uint64_t v = f.u;
         if (!single) {
-          if (is_f) {
-            if (s.end - s.p < 4) return gpux__error(GPUX_E_PARSE, "truncated floats attribute");
-            uint32_t b; memcpy(&b, s.p, 4); s.p += 4; v = b;
-          } else if (gpux__pb_varint(&s, &v)) return GPUX_E_PARSE;
+          if (is_f) { uint32_t b; memcpy(&b, s.p, 4); s.p += 4; v = b; } /* whole: checked by list_values */
+          else if (gpux__pb_varint(&s, &v)) return GPUX_E_PARSE;
         }
-        if (is_f) {
-          float *nf = arena_grow(m, a->floats, a->n, sizeof(float));
-          if (!nf) return GPUX_E_NOMEM;
-          uint32_t b = (uint32_t)v;
-          memcpy(&nf[a->n], &b, 4);
-          a->floats = nf;
-        } else {
-          int64_t *ni = arena_grow(m, a->ints, a->n, sizeof(int64_t));
-          if (!ni) return GPUX_E_NOMEM;
-          ni[a->n] = (int64_t)v;
-          a->ints = ni;
-        }
+        if (a->n >= count) return gpux__error(GPUX_E_INTERNAL, "attribute values miscounted");
+        if (is_f) { uint32_t b = (uint32_t)v; memcpy(&a->floats[a->n], &b, 4); }
+        else a->ints[a->n] = (int64_t)v;
         a->n++;
         if (single) break;
       }
       break;
     }
-    case AP_STRINGS: {
-      const char **ns = arena_grow(m, (void *)a->strings, a->n, sizeof(char *));
-      if (!ns || !(ns[a->n] = arena_str(m, &f))) return GPUX_E_NOMEM;
-      a->strings = ns;
+    case AP_STRINGS:
+      if (!(a->strings[a->n] = arena_str(m, &f))) return GPUX_E_NOMEM;
       a->n++;
       inferred = GPUX_ATTR_STRINGS;
       break;
-    }
-    case AP_TENSORS: case AP_SPARSE_TENSORS: {
-      gpux_tensor *nt = arena_grow(m, a->tensors, a->n, sizeof(gpux_tensor));
-      if (!nt) return GPUX_E_NOMEM;
-      a->tensors = nt;
-      if ((rc = store_tensor(L, &f, &nt[a->n], f.field == AP_SPARSE_TENSORS))) return rc;
+    case AP_TENSORS: case AP_SPARSE_TENSORS:
+      if ((rc = store_tensor(L, &f, &a->tensors[a->n], f.field == AP_SPARSE_TENSORS))) return rc;
       a->n++;
       inferred = f.field == AP_TENSORS ? GPUX_ATTR_TENSORS : GPUX_ATTR_SPARSE_TENSORS;
       break;
-    }
-    case AP_GRAPHS: {
-      gpux_graph **ng = arena_grow(m, a->graphs, a->n, sizeof(gpux_graph *));
-      if (!ng) return GPUX_E_NOMEM;
-      a->graphs = ng;
-      if ((rc = parse_graph(L, f.data, f.len, g, &ng[a->n]))) return rc;
+    case AP_GRAPHS:
+      if ((rc = parse_graph(L, f.data, f.len, g, &a->graphs[a->n]))) return rc;
       a->n++;
       inferred = GPUX_ATTR_GRAPHS;
       break;
-    }
     case AP_TP: {
       gpux_value_info info = {.ndim = -1};
-      if ((rc = parse_type(m, f.data, f.len, &info))) return rc;
+      if ((rc = parse_type(m, f.data, f.len, &info, 0))) return rc;
       a->tp_kind = info.kind;
       a->tp_dtype = info.dtype;
       inferred = GPUX_ATTR_TYPE_PROTO;
@@ -216,6 +270,11 @@ static int parse_attribute(loader *L, gpux_graph *g, const gpux_pb_field *af, gp
   }
   if (rc < 0) return rc;
   if (!a->type) a->type = inferred; /* very old files omit the type */
+  /* a single tensor or graph declared but absent would be dereferenced by the ops */
+  if ((a->type == GPUX_ATTR_TENSOR || a->type == GPUX_ATTR_SPARSE_TENSOR) && !a->t)
+    return gpux__error(GPUX_E_MODEL, "attribute '%s' is declared a tensor but has none", a->name);
+  if (a->type == GPUX_ATTR_GRAPH && !a->g)
+    return gpux__error(GPUX_E_MODEL, "attribute '%s' is declared a graph but has none", a->name);
   if (a->type == GPUX_ATTR_SPARSE_TENSOR) a->type = GPUX_ATTR_TENSOR;
   return 0;
 }

@@ -269,13 +269,20 @@ static int op_scan(gpux_kctx *k) {
   int n_state = k->n_in - first - n_scan_in;
   int n_scan_out = body->n_outputs - n_state;
   if (n_state < 0 || n_scan_out < 0) return gpux__kerr(k, GPUX_E_MODEL, "num_scan_inputs does not match the inputs");
+  if (body->n_inputs != n_state + n_scan_in)
+    return gpux__kerr(k, GPUX_E_MODEL, "the body takes %d inputs, not %d states and %d scan inputs", body->n_inputs,
+                      n_state, n_scan_in);
   const int64_t *in_axes = NULL, *in_dirs = NULL, *out_axes = NULL, *out_dirs = NULL;
-  gpux__attr_ints(k, "scan_input_axes", &in_axes);
-  gpux__attr_ints(k, opset8 ? "directions" : "scan_input_directions", &in_dirs);
-  gpux__attr_ints(k, "scan_output_axes", &out_axes);
-  gpux__attr_ints(k, "scan_output_directions", &out_dirs);
+  /* each list, when given, has one entry per scan input or output */
+  if ((gpux__attr_ints(k, "scan_input_axes", &in_axes) < n_scan_in && in_axes) ||
+      (gpux__attr_ints(k, opset8 ? "directions" : "scan_input_directions", &in_dirs) < n_scan_in && in_dirs) ||
+      (gpux__attr_ints(k, "scan_output_axes", &out_axes) < n_scan_out && out_axes) ||
+      (gpux__attr_ints(k, "scan_output_directions", &out_dirs) < n_scan_out && out_dirs))
+    return gpux__kerr(k, GPUX_E_MODEL, "a scan axes or directions attribute has fewer entries than scan values");
   const gpux_tensor *states[64], *scans[64];
-  if (n_state > 64 || n_scan_in > 64) return gpux__kerr(k, GPUX_E_UNSUPPORTED, "too many scan values");
+  if (n_state > 64 || n_scan_in > 64 || n_scan_out > 64) return gpux__kerr(k, GPUX_E_UNSUPPORTED, "too many scan values");
+  for (int i = first; i < k->n_in; i++) /* states and scan inputs are not optional (an empty name) */
+    if (!IN(i)) return gpux__kerr(k, GPUX_E_MODEL, "input %d (a %s) is missing", i, i < first + n_state ? "state" : "scan input");
   gpux_tensor final_states[64], scan_out[64];
   memset(final_states, 0, sizeof final_states);
   memset(scan_out, 0, sizeof scan_out);

@@ -1,0 +1,192 @@
+/* test-model-hostile.c — hand-made hostile ONNX models that once crashed or exhausted the loader:
+ * types nested thousands deep (stack overflow), attribute lists of 10^5 values (memory quadratic
+ * in the length), an attribute declared GRAPHS that carries ints, and a Scan whose state input
+ * has an empty name. Each loads (or runs) into a one-line error or a correct result. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include "gpux/gpux.h"
+#include "onnx-writer.h"
+
+static const gpux_session_options cpu = {.backend = GPUX_BACKEND_CPU};
+
+/* Y = Identity(X), X and Y float[2]; `attr` (may be NULL) is added to the node as field 5 */
+static pbw identity_model(pbw *attr) {
+  pbw g = {0}, m = {0}, n = {0};
+  int64_t d[] = {2};
+  pbw_str(&n, 1, "X");
+  pbw_str(&n, 2, "Y");
+  pbw_str(&n, 4, "Identity");
+  if (attr) pbw_msg(&n, 5, attr);
+  pbw_msg(&g, 1, &n);
+  pbw_str(&g, 2, "g");
+  pbw_value_info(&g, 11, "X", GPUX_DT_FLOAT, 1, d, NULL);
+  pbw_value_info(&g, 12, "Y", GPUX_DT_FLOAT, 1, d, NULL);
+  pbw_model(&m, &g);
+  return m;
+}
+
+static int load(pbw *m, gpux_model **model) {
+  int rc = gpux_model_load_buffer(m->data, m->len, "hostile.onnx", model);
+  free(m->data);
+  memset(m, 0, sizeof *m);
+  return rc;
+}
+
+/* An input whose type is a sequence of a sequence of ... 5000 deep. */
+static void test_deep_type(void **state) {
+  (void)state;
+  pbw type = {0}, tensor = {0};
+  pbw_int(&tensor, 1, GPUX_DT_FLOAT);
+  pbw_msg(&type, 1, &tensor);
+  for (int i = 0; i < 5000; i++) { /* TypeProto{sequence_type(4){elem_type(1): previous}} */
+    pbw seq = {0}, outer = {0};
+    pbw_msg(&seq, 1, &type);
+    pbw_msg(&outer, 4, &seq);
+    type = outer;
+  }
+  pbw vi = {0}, g = {0}, m = {0};
+  pbw_str(&vi, 1, "X");
+  pbw_msg(&vi, 2, &type);
+  pbw_msg(&g, 11, &vi);
+  pbw_node(&g, "Identity", "X", NULL, "Y");
+  pbw_model(&m, &g);
+  gpux_model *model = NULL;
+  assert_int_equal(load(&m, &model), GPUX_E_UNSUPPORTED);
+  assert_non_null(strstr(gpux_last_error(), "types nested deeper than 16"));
+}
+
+/* 100,000 ints, unpacked (one field each) and packed: linear time and memory */
+static void test_long_attribute(void **state) {
+  (void)state;
+  for (int packed = 0; packed < 2; packed++) {
+    pbw a = {0}, run = {0};
+    pbw_str(&a, 1, "junk");
+    pbw_int(&a, 20, 7); /* INTS */
+    for (int i = 0; i < 100000; i++) {
+      if (packed) pbw_varint(&run, (uint64_t)i);
+      else pbw_int(&a, 8, i);
+    }
+    if (packed) pbw_msg(&a, 8, &run);
+    pbw m = identity_model(&a);
+    gpux_model *model = NULL;
+    assert_int_equal(load(&m, &model), 0);
+    gpux_model_free(model);
+  }
+}
+
+static void expect_attr_error(pbw *a, const char *needle) {
+  pbw m = identity_model(a);
+  gpux_model *model = NULL;
+  int rc = load(&m, &model);
+  if (rc == 0) gpux_model_free(model);
+  assert_true(rc < 0);
+  assert_non_null(strstr(gpux_last_error(), needle));
+}
+
+static void test_attribute_kinds(void **state) {
+  (void)state;
+  pbw a = {0};
+  /* declared GRAPHS (10), carries ints: the ints were counted as graphs */
+  pbw_str(&a, 1, "body");
+  pbw_int(&a, 20, 10);
+  for (int i = 0; i < 3; i++) pbw_int(&a, 8, 1000 + i);
+  expect_attr_error(&a, "attribute 'body' is declared as type 10 but carries ints");
+  /* two list kinds at once */
+  pbw_str(&a, 1, "mixed");
+  pbw_int(&a, 8, 1);
+  pbw_str(&a, 9, "s");
+  expect_attr_error(&a, "attribute 'mixed' carries both ints and strings");
+  /* a tensor or graph declared and absent */
+  pbw_str(&a, 1, "value");
+  pbw_int(&a, 20, 4);
+  expect_attr_error(&a, "attribute 'value' is declared a tensor but has none");
+  pbw_str(&a, 1, "then_branch");
+  pbw_int(&a, 20, 5);
+  expect_attr_error(&a, "attribute 'then_branch' is declared a graph but has none");
+  /* a packed floats run that is not whole */
+  pbw_str(&a, 1, "f");
+  pbw_len(&a, 7, "\0\0\0\0\0", 5);
+  expect_attr_error(&a, "truncated floats attribute");
+  /* an empty list of the declared kind is fine */
+  pbw_str(&a, 1, "empty");
+  pbw_int(&a, 20, 7);
+  pbw m = identity_model(&a);
+  gpux_model *model = NULL;
+  assert_int_equal(load(&m, &model), 0);
+  gpux_model_free(model);
+}
+
+/* Scan(state, X) with body (s, x) -> (s, x): once with the state input's name empty */
+static pbw scan_model(const char *state_name) {
+  pbw body = {0}, g = {0}, m = {0}, n = {0}, a_body = {0}, a_num = {0};
+  int64_t d1[] = {2}, d2[] = {3, 2};
+  pbw_node(&body, "Identity", "s", NULL, "s_out");
+  pbw_node(&body, "Identity", "x", NULL, "y_out");
+  pbw_str(&body, 2, "body");
+  pbw_value_info(&body, 11, "s", GPUX_DT_FLOAT, 1, d1, NULL);
+  pbw_value_info(&body, 11, "x", GPUX_DT_FLOAT, 1, d1, NULL);
+  pbw_value_info(&body, 12, "s_out", GPUX_DT_FLOAT, 1, d1, NULL);
+  pbw_value_info(&body, 12, "y_out", GPUX_DT_FLOAT, 1, d1, NULL);
+  pbw_str(&a_body, 1, "body");
+  pbw_int(&a_body, 20, 5);
+  pbw_msg(&a_body, 6, &body);
+  pbw_str(&a_num, 1, "num_scan_inputs");
+  pbw_int(&a_num, 20, 2);
+  pbw_int(&a_num, 3, 1);
+  pbw_str(&n, 1, state_name);
+  pbw_str(&n, 1, "X");
+  pbw_str(&n, 2, "S");
+  pbw_str(&n, 2, "Y");
+  pbw_str(&n, 4, "Scan");
+  pbw_msg(&n, 5, &a_body);
+  pbw_msg(&n, 5, &a_num);
+  pbw_msg(&g, 1, &n);
+  pbw_str(&g, 2, "g");
+  if (*state_name) pbw_value_info(&g, 11, "S0", GPUX_DT_FLOAT, 1, d1, NULL);
+  pbw_value_info(&g, 11, "X", GPUX_DT_FLOAT, 2, d2, NULL);
+  pbw_value_info(&g, 12, "S", GPUX_DT_FLOAT, 1, d1, NULL);
+  pbw_value_info(&g, 12, "Y", GPUX_DT_FLOAT, 2, d2, NULL);
+  pbw_model(&m, &g);
+  return m;
+}
+
+static void test_scan_missing_state(void **state) {
+  (void)state;
+  int64_t d1[] = {2}, d2[] = {3, 2};
+  for (int hostile = 0; hostile < 2; hostile++) {
+    pbw m = scan_model(hostile ? "" : "S0");
+    gpux_model *model = NULL;
+    assert_int_equal(load(&m, &model), 0);
+    gpux_session *s;
+    assert_int_equal(gpux_session_create(model, &cpu, &s), 0);
+    gpux_tensor in[2], out[2];
+    assert_int_equal(gpux_tensor_init(&in[0], GPUX_DT_FLOAT, 1, d1), 0);
+    assert_int_equal(gpux_tensor_init(&in[1], GPUX_DT_FLOAT, 2, d2), 0);
+    for (int i = 0; i < 6; i++) ((float *)in[1].data)[i] = (float)i;
+    int rc = hostile ? gpux_session_run(s, &in[1], 1, out, 2) : gpux_session_run(s, in, 2, out, 2);
+    if (hostile) {
+      assert_true(rc < 0);
+      assert_non_null(strstr(gpux_last_error(), "(a state) is missing"));
+    } else {
+      assert_int_equal(rc, 0);
+      assert_true(((float *)out[1].data)[5] == 5.0f);
+      gpux_tensor_free(&out[0]);
+      gpux_tensor_free(&out[1]);
+    }
+    gpux_tensor_free(&in[0]);
+    gpux_tensor_free(&in[1]);
+    gpux_session_free(s);
+    gpux_model_free(model);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_deep_type),       cmocka_unit_test(test_long_attribute),
+    cmocka_unit_test(test_attribute_kinds), cmocka_unit_test(test_scan_missing_state),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
