@@ -81,13 +81,14 @@ static int npy_parse(const uint8_t *b, size_t len, gpux_tensor *out) {
     dims[ndim++] = v;
     p = end;
   }
+  /* the declared shape is allocated only when the file holds its bytes */
+  size_t data_off = off + hl, have = len - data_off, esize = gpux_dtype_size(dtype);
+  uint64_t want = esize;
+  for (int i = 0; i < ndim; i++)
+    want = dims[i] && want > (uint64_t)have / (uint64_t)dims[i] ? (uint64_t)have + 1 : want * (uint64_t)dims[i];
+  if (have < want) return gpux__error(GPUX_E_PARSE, ".npy: %zu bytes of data, fewer than its shape needs", have);
   int rc = gpux_tensor_init(out, dtype, ndim, dims);
   if (rc) return rc;
-  size_t data_off = off + hl;
-  if (len - data_off < out->nbytes) {
-    gpux_tensor_free(out);
-    return gpux__error(GPUX_E_PARSE, ".npy: %zu bytes of data, %zu expected", len - data_off, out->nbytes);
-  }
   memcpy(out->data, b + data_off, out->nbytes);
   return 0;
 }

@@ -269,6 +269,7 @@ static int op_reshape(gpux_kctx *k) {
       continue;
     }
     if (v < 0) return gpux__kerr(k, GPUX_E_SHAPE, "invalid dimension %lld in the shape", (long long)v);
+    if (v && known > INT64_MAX / v) return gpux__kerr(k, GPUX_E_SHAPE, "the shape's element count overflows");
     dims[i] = v;
     known *= v;
   }

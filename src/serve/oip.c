@@ -103,9 +103,20 @@ void gpux__oip_request_free(gpux__oip_request *rq) {
   memset(rq, 0, sizeof *rq);
 }
 
+/* classification: K >= 1 (any K above the class count means all of them) */
 static int64_t class_param(const cJSON *params) {
   const cJSON *c = cJSON_GetObjectItem(params, "classification");
-  return cJSON_IsNumber(c) && c->valuedouble >= 1 ? (int64_t)c->valuedouble : 0;
+  if (!cJSON_IsNumber(c) || !(c->valuedouble >= 1)) return 0;
+  return c->valuedouble > (double)INT32_MAX ? INT32_MAX : (int64_t)c->valuedouble;
+}
+
+/* Scalars in a (nested) 'data' array. */
+static int64_t count_leaves(const cJSON *d) {
+  if (!cJSON_IsArray(d)) return 1;
+  int64_t n = 0;
+  const cJSON *c;
+  cJSON_ArrayForEach(c, d) n += count_leaves(c);
+  return n;
 }
 
 static int bool_param(const cJSON *params, const char *key) {
@@ -192,20 +203,33 @@ int gpux__oip_parse(const gpux__slot *s, const char *body, size_t len, size_t js
       shape_text(vi.dims, vi.ndim, want, sizeof want);
       FAIL(400, "input '%s': shape %s does not match the model's %s (-1 = any)", name, got, want);
     }
+    /* the data must be present before the declared shape is allocated */
+    const cJSON *ip = cJSON_GetObjectItem(ij, "parameters");
+    const cJSON *bsz = cJSON_GetObjectItem(ip, "binary_data_size");
+    size_t want = (size_t)count * gpux_dtype_size(dtype), nb = 0;
+    if (bsz) {
+      if (!cJSON_IsNumber(bsz) || bsz->valuedouble < 0 || bsz->valuedouble != floor(bsz->valuedouble) || bsz->valuedouble > 1e15)
+        FAIL(400, "input '%s': binary_data_size is not a byte count", name);
+      nb = (size_t)bsz->valuedouble;
+      if (dtype == GPUX_DT_STRING) FAIL(400, "input '%s': binary BYTES tensors are not supported; send 'data'", name);
+      if (nb != want) FAIL(400, "input '%s': binary_data_size %zu, but shape and datatype make %zu bytes", name, nb, want);
+      if ((size_t)(bin_end - bin) < nb) FAIL(400, "input '%s': the body ends before its %zu bytes of binary data", name, nb);
+    } else {
+      if (!data) FAIL(400, "input '%s': 'data' is missing", name);
+      int64_t leaves = count_leaves(data);
+      if (leaves != count) {
+        char got[128];
+        shape_text(dims, ndim, got, sizeof got);
+        FAIL(400, "input '%s': %lld values in 'data', shape %s holds %lld", name, (long long)leaves, got, (long long)count);
+      }
+    }
     gpux_tensor *t = &in->t[in->n];
     if (gpux_tensor_init(t, dtype, ndim, dims)) FAIL(500, "out of memory");
     in->names[in->n++] = gpux__strdup(name);
-    const cJSON *ip = cJSON_GetObjectItem(ij, "parameters");
-    const cJSON *bsz = cJSON_GetObjectItem(ip, "binary_data_size");
-    if (cJSON_IsNumber(bsz)) {
-      size_t nb = (size_t)bsz->valuedouble;
-      if (dtype == GPUX_DT_STRING) FAIL(400, "input '%s': binary BYTES tensors are not supported; send 'data'", name);
-      if (nb != t->nbytes) FAIL(400, "input '%s': binary_data_size %zu, but shape and datatype make %zu bytes", name, nb, t->nbytes);
-      if ((size_t)(bin_end - bin) < nb) FAIL(400, "input '%s': the body ends before its %zu bytes of binary data", name, nb);
-      memcpy(t->data, bin, nb);
+    if (bsz) {
+      if (nb) memcpy(t->data, bin, nb);
       bin += nb;
     } else {
-      if (!data) FAIL(400, "input '%s': 'data' is missing", name);
       int64_t k = 0;
       if (!cJSON_IsArray(data)) {
         if (fill_data(data, t, &k, count, name, err, err_len)) { rc = 400; goto done; }

@@ -146,6 +146,22 @@ for f in hostile-string hostile-bool; do
   http "predict-$f" 400 "input 'audio'.*as a TensorProto: .*int64_data does not belong to a (string|bool) tensor" -- "$u/models/tiny/predict" \
     -H 'Content-Type: application/octet-stream' --data-binary @"$tmp/$f.pb"
 done
+# declared sizes are checked against the data present before anything is allocated; numbers
+# that do not fit their type are refused or clamped instead of cast
+http oip-huge-shape 400 "1 values in 'data', shape \[536870912,4\] holds 2147483648" -- "$u/v2/models/tiny/infer" \
+  -d '{"inputs":[{"name":"audio","shape":[536870912,4],"datatype":"FP32","data":[1]}]}'
+for bsz in -1 1e30 2.5 '"16"'; do
+  http "oip-binary-size-$bsz" 400 "input 'audio': binary_data_size is not a byte count" -- "$u/v2/models/tiny/infer" \
+    -d "{\"inputs\":[{\"name\":\"audio\",\"shape\":[1,4],\"datatype\":\"FP32\",\"parameters\":{\"binary_data_size\":$bsz}}]}"
+done
+http oip-classification-huge 200 '"data":\["25.000000:0:speech","2.700000:2:noise","-24.500000:1:silence"\]' -- "$u/v2/models/tiny/infer" \
+  -d '{"inputs":[{"name":"audio","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}],"outputs":[{"name":"logits","parameters":{"classification":1e300}}]}'
+python3 -c 'import sys, struct
+h = b"{\x27descr\x27: \x27<f4\x27, \x27fortran_order\x27: False, \x27shape\x27: (100000000000, 4), }"
+h += b" " * ((64 - (10 + len(h) + 1) % 64) % 64) + b"\n"
+sys.stdout.buffer.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h + b"\0" * 16)' > "$tmp/huge.npy"
+http predict-huge-npy 400 "\.npy: 16 bytes of data, fewer than its shape needs" -- "$u/models/tiny/predict" \
+  -H 'Content-Type: application/octet-stream' --data-binary @"$tmp/huge.npy"
 http predict-after-hostile 200 '"outputs"' -- "$u/models/tiny/predict" -d '{"inputs":{"audio":[[0.1,-0.1,0.1,-0.1]]}}'
 http still-alive 200 '"ready":true' -- "$u/health"
 

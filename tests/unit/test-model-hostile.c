@@ -1,7 +1,7 @@
 /* test-model-hostile.c — hand-made hostile ONNX models that once crashed or exhausted the loader:
  * types nested thousands deep (stack overflow), attribute lists of 10^5 values (memory quadratic
- * in the length), an attribute declared GRAPHS that carries ints, and a Scan whose state input
- * has an empty name. Each loads (or runs) into a one-line error or a correct result. */
+ * in the length), an attribute declared GRAPHS that carries ints, a Scan whose state input
+ * has an empty name, and a Reshape whose shape overflows int64. Each loads (or runs) into a one-line error or a correct result. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -183,10 +183,38 @@ static void test_scan_missing_state(void **state) {
   }
 }
 
+/* Reshape to [2^40, 2^40, 2^40]: the element count overflowed int64 */
+static void test_reshape_overflow(void **state) {
+  (void)state;
+  pbw g = {0}, m = {0};
+  int64_t d1[] = {2}, d3[] = {3}, shape[3] = {(int64_t)1 << 40, (int64_t)1 << 40, (int64_t)1 << 40};
+  pbw_node(&g, "Reshape", "X", "S", "Y");
+  pbw_str(&g, 2, "g");
+  pbw_tensor(&g, 5, "S", GPUX_DT_INT64, 1, d3, shape, sizeof shape);
+  pbw_value_info(&g, 11, "X", GPUX_DT_FLOAT, 1, d1, NULL);
+  pbw_value_info(&g, 12, "Y", GPUX_DT_FLOAT, -1, NULL, NULL);
+  pbw_model(&m, &g);
+  gpux_model *model = NULL;
+  assert_int_equal(load(&m, &model), 0);
+  gpux_session *s = NULL;
+  int rc = gpux_session_create(model, &cpu, &s);
+  if (!rc) {
+    gpux_tensor x, y;
+    assert_int_equal(gpux_tensor_init(&x, GPUX_DT_FLOAT, 1, d1), 0);
+    rc = gpux_session_run(s, &x, 1, &y, 1);
+    gpux_tensor_free(&x);
+    gpux_session_free(s);
+  }
+  assert_true(rc < 0);
+  assert_non_null(strstr(gpux_last_error(), "the shape's element count overflows"));
+  gpux_model_free(model);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_deep_type),       cmocka_unit_test(test_long_attribute),
     cmocka_unit_test(test_attribute_kinds), cmocka_unit_test(test_scan_missing_state),
+    cmocka_unit_test(test_reshape_overflow),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
