@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 PREFIX ?= /usr/local
 
-.PHONY: all deps gpux install test test-unit test-asan conformance bench clean demo
+.PHONY: all deps gpux install test test-unit test-asan conformance bench clean demo fuzz
 
 all: gpux
 
@@ -33,6 +33,15 @@ test-asan: deps
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -R '^test-|^conformance-cpu$$'
 
+# libFuzzer harnesses (tests/fuzz/fuzz-*.c) built with clang, ASan and UBSan into $(BUILD)-fuzz, each
+# run for FUZZ_SECONDS; crashes land in tests/fuzz/crashes/, which `make test` replays.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	cmake -S . -B $(BUILD)-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DGPUX_SANITIZE=ON \
+	  -DGPUX_FUZZ=ON -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link >/dev/null
+	cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz-model fuzz-tensorproto
+	tests/fuzz/run.sh $(BUILD)-fuzz $(FUZZ_SECONDS)
+
 # Builds gpux and runs it on a real pretrained model: PaddleOCR reads a text line gpux renders.
 demo: gpux
 	scripts/demo.sh
@@ -41,4 +50,4 @@ bench: gpux
 	scripts/bench.sh
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""make-seeds.py — writes the seed corpus of the fuzz harnesses (tests/fuzz/corpus/<harness>/):
+small valid inputs to start from, and hand-made reproducers (repro-*) of every hostile-input bug fixed
+(issue 15: typed fields of another data type, counts beyond dims, bad sparse tensors, deep type
+nesting, long attribute lists, mismatched attribute kinds, Scan with a missing state, Reshape
+overflow). Run it again after adding a case; `make test` replays every file.
+
+    tests/fuzz/make-seeds.py
+"""
+import os, struct
+
+here = os.path.dirname(os.path.abspath(__file__))
+
+def varint(n):
+    n &= (1 << 64) - 1
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+def key(field, wire): return varint(field << 3 | wire)
+def vint(field, v): return key(field, 0) + varint(v)
+def ld(field, payload): return key(field, 2) + varint(len(payload)) + payload
+def s(field, text): return ld(field, text.encode())
+def packed(field, values): return ld(field, b"".join(varint(v) for v in values))
+
+FLOAT, UINT8, INT32, INT64, STRING, BOOL, INT4 = 1, 2, 6, 7, 8, 9, 22
+
+def tensor(dims, dtype, name=None, raw=None, extra=b""):
+    t = b"".join(vint(1, d) for d in dims) + vint(2, dtype)
+    if name: t += s(8, name)
+    if raw is not None: t += ld(9, raw)
+    return t + extra
+
+def f32(*v): return struct.pack("<%df" % len(v), *v)
+def i64(*v): return struct.pack("<%dq" % len(v), *v)
+
+def sparse(values=None, indices=None, dims=()):
+    out = b""
+    if values is not None: out += ld(1, values)
+    if indices is not None: out += ld(2, indices)
+    return out + b"".join(vint(3, d) for d in dims)
+
+big = 0x4141414141414141
+tensorproto = {
+    "float-raw": tensor([2, 2], FLOAT, "w", f32(1, 2, 3, 4)),
+    "float-packed": tensor([3], FLOAT, extra=ld(4, f32(1.5, -2, 0))),
+    "int64-packed": tensor([2], INT64, extra=packed(7, [5, -7])),
+    "string": tensor([2], STRING, extra=s(6, "hello") + s(6, "")),
+    "int4-int32data": tensor([3], INT4, extra=packed(5, [0x9F, 0x07])),
+    "uint32-uint64data": tensor([2], 12, extra=vint(11, 1) + vint(11, 0xFFFFFFFF)),
+    "complex64": tensor([1], 14, extra=ld(4, f32(1, 2))),
+    # hostile: values of another type's field, counts beyond the dims, sizes beyond the bytes
+    "repro-string-int64data": tensor([64], STRING, extra=packed(7, [big] * 64)),
+    "repro-bool-int64data": tensor([64], BOOL, extra=packed(7, [big] * 64)),
+    "repro-string-uint64data": tensor([8], STRING, extra=packed(11, [big] * 8)),
+    "repro-uint8-doubledata": tensor([1], UINT8, extra=ld(10, struct.pack("<4d", 1, 2, 3, 4))),
+    "repro-int32-overcount": tensor([2], INT32, extra=packed(5, [1, 2, 3])),
+    "repro-huge-dims-floatdata": tensor([1000000000, 1000], FLOAT, extra=ld(4, f32(1, 2, 3))),
+    "repro-huge-dims-raw": tensor([1 << 40, 1 << 20], FLOAT, raw=f32(1)),
+    "repro-raw-and-typed": tensor([1], FLOAT, raw=f32(1), extra=ld(4, f32(1))),
+    "repro-varint-cut": tensor([2], INT64, extra=ld(7, b"\x01\x80")),
+    # SparseTensorProto
+    "sparse-coo": sparse(tensor([2], FLOAT, "sp", f32(1.5, -2)), tensor([2, 2], INT64, raw=i64(0, 1, 1, 2)), (2, 3)),
+    "sparse-flat": sparse(tensor([2], FLOAT, "sp", f32(1.5, -2)), tensor([2], INT64, raw=i64(1, 5)), (2, 3)),
+    "repro-sparse-no-values": sparse(None, tensor([2], INT64, raw=i64(1, 5)), (2, 3)),
+    "repro-sparse-few-indices": sparse(tensor([2], FLOAT, "sp", f32(1, 2)), tensor([1], INT64, raw=i64(1)), (2, 3)),
+    "repro-sparse-coordinate": sparse(tensor([2], FLOAT, "sp", f32(1, 2)), tensor([2, 2], INT64, raw=i64(0, 5, 0, 0)), (2, 3)),
+    "repro-sparse-overflow": sparse(tensor([1], FLOAT, "sp", f32(1)), tensor([1, 2], INT64, raw=i64(2**62, 2**62)), (2, 3)),
+    "repro-sparse-strings": sparse(tensor([3], STRING, extra=s(6, "a") * 3), tensor([3], INT64, raw=i64(0, 1, 2)), (3,)),
+    "repro-sparse-int32-indices": sparse(tensor([2], FLOAT, "sp", f32(1, 2)), tensor([2], INT32, raw=struct.pack("<2i", 1, 5)), (2, 3)),
+    # SequenceProto of two tensors, OptionalProto of one
+    "sequence": ld(3, tensor([1], FLOAT, raw=f32(1))) + ld(3, tensor([2], FLOAT, raw=f32(2, 3))),
+    "optional": ld(3, tensor([1], INT64, raw=i64(7))),
+}
+
+def value_info(name, dtype, dims):
+    shape = b"".join(ld(1, vint(1, d)) for d in dims)
+    return s(1, name) + ld(2, ld(1, vint(1, dtype) + ld(2, shape)))
+
+def node(op, inputs, outputs, attrs=()):
+    return b"".join(s(1, i) for i in inputs) + b"".join(s(2, o) for o in outputs) + s(4, op) + b"".join(ld(5, a) for a in attrs)
+
+def graph(nodes, inputs, outputs, inits=(), sparse_inits=()):
+    g = b"".join(ld(1, n) for n in nodes) + s(2, "g") + b"".join(ld(5, t) for t in inits)
+    g += b"".join(ld(11, v) for v in inputs) + b"".join(ld(12, v) for v in outputs)
+    return g + b"".join(ld(15, t) for t in sparse_inits)
+
+def model(g, opset=17):
+    return vint(1, 8) + ld(8, s(1, "") + vint(2, opset)) + ld(7, g)
+
+X2, Y2 = value_info("X", FLOAT, [2]), value_info("Y", FLOAT, [2])
+deep = ld(1, vint(1, FLOAT))
+for _ in range(3000):
+    deep = ld(4, ld(1, deep))
+scan_body = graph([node("Identity", ["s"], ["s_out"]), node("Identity", ["x"], ["y_out"])],
+                  [value_info("s", FLOAT, [2]), value_info("x", FLOAT, [2])],
+                  [value_info("s_out", FLOAT, [2]), value_info("y_out", FLOAT, [2])])
+scan_attrs = [s(1, "body") + vint(20, 5) + ld(6, scan_body), s(1, "num_scan_inputs") + vint(20, 2) + vint(3, 1)]
+models = {
+    "identity": model(graph([node("Identity", ["X"], ["Y"])], [X2], [Y2])),
+    "add-initializer": model(graph([node("Add", ["X", "W"], ["Y"])], [X2], [Y2], [tensor([2], FLOAT, "W", f32(1, 2))])),
+    "sparse-initializer": model(graph([node("Add", ["X", "W"], ["Y"])], [X2], [Y2], (),
+                                      [sparse(tensor([1], FLOAT, "W", f32(3)), tensor([1], INT64, raw=i64(1)), (2,))])),
+    "scan": model(graph([node("Scan", ["S0", "X"], ["S", "Y"], scan_attrs)],
+                        [value_info("S0", FLOAT, [2]), value_info("X", FLOAT, [3, 2])],
+                        [value_info("S", FLOAT, [2]), value_info("Y", FLOAT, [3, 2])])),
+    "repro-string-initializer-int64data": model(graph([node("Identity", ["W"], ["Y"])], [], [value_info("Y", STRING, [64])],
+                                                       [tensor([64], STRING, "W", extra=packed(7, [big] * 64))])),
+    "repro-sparse-initializer-strings": model(graph([node("Identity", ["W"], ["Y"])], [], [Y2], (),
+                                                    [sparse(tensor([3], STRING, "W", extra=s(6, "a") * 3),
+                                                            tensor([3], INT64, raw=i64(0, 1, 2)), (3,))])),
+    "repro-deep-type": model(graph([node("Identity", ["X"], ["Y"])], [s(1, "X") + ld(2, deep)], [Y2])),
+    "repro-long-ints-attribute": model(graph([node("Identity", ["X"], ["Y"], [s(1, "junk") + vint(20, 7) + b"".join(vint(8, i) for i in range(20000))])], [X2], [Y2])),
+    "repro-graphs-carrying-ints": model(graph([node("Identity", ["X"], ["Y"], [s(1, "body") + vint(20, 10) + vint(8, 1) + vint(8, 2)])], [X2], [Y2])),
+    "repro-scan-empty-state": model(graph([node("Scan", ["", "X"], ["S", "Y"], scan_attrs)],
+                                          [value_info("X", FLOAT, [3, 2])],
+                                          [value_info("S", FLOAT, [2]), value_info("Y", FLOAT, [3, 2])])),
+    "repro-reshape-overflow": model(graph([node("Reshape", ["X", "S"], ["Y"])], [X2], [value_info("Y", FLOAT, [])],
+                                          [tensor([3], INT64, "S", i64(1 << 40, 1 << 40, 1 << 40))])),
+}
+
+for harness, files in (("tensorproto", tensorproto), ("model", models)):
+    d = os.path.join(here, "corpus", harness)
+    os.makedirs(d, exist_ok=True)
+    for name, data in files.items():
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+    print("%s: %d seeds" % (harness, len(files)))
