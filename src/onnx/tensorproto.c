@@ -3,6 +3,8 @@
 #include "onnx/onnx.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -40,17 +42,49 @@ typedef struct {
   size_t len;
 } span;
 
+/* 1 when `file` (a resolved path) is inside the folder `dir` resolves to. */
+static int resolves_inside(const char *dir, const char *file) {
+  char real[PATH_MAX];
+  if (!realpath(dir, real)) return 0;
+  size_t n = strlen(real);
+  return !strncmp(file, real, n) && (file[n] == '/' || (n == 1 && real[0] == '/'));
+}
+
+/* An external data file may be reached through symlinks only when it resolves inside the model's
+ * folder, or next to the model file's own target (an image's run folder links every layer to its
+ * blob in one folder). Checked on the opened descriptor, so the file cannot be swapped after. */
+static int external_allowed(const gpux_model *m, int fd, char *real, size_t len) {
+  char link[64];
+  real[0] = 0;
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, real, len - 1);
+  if (n <= 0) return 0;
+  real[n] = 0;
+  if (resolves_inside(m->dir, real)) return 1;
+  char model_real[PATH_MAX];
+  if (!m->path || !realpath(m->path, model_real)) return 0;
+  char *slash = strrchr(model_real, '/');
+  if (!slash) return 0;
+  *slash = 0;
+  return resolves_inside(model_real[0] ? model_real : "/", real);
+}
+
 /* Maps an external data file of the model (cached per model), returns its bytes. */
 static int map_external(gpux_model *m, const char *location, span *file) {
   if (!m || !m->dir) return gpux__error(GPUX_E_MODEL, "external data '%s' needs the model's folder", location);
   if (location[0] == '/' || strstr(location, ".."))
     return gpux__error(GPUX_E_MODEL, "external data location '%s' must be a relative path inside the model's folder", location);
-  char path[4096];
+  char path[4096], real[PATH_MAX];
   snprintf(path, sizeof path, "%s/%s", m->dir, location);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block the open */
   if (fd < 0) return gpux__error(GPUX_E_NOTFOUND, "external data file %s: %s", path, strerror(errno));
   struct stat st;
   if (fstat(fd, &st) < 0) { close(fd); return gpux__error(GPUX_E_IO, "%s: %s", path, strerror(errno)); }
+  if (!S_ISREG(st.st_mode)) { close(fd); return gpux__error(GPUX_E_MODEL, "external data file %s is not a regular file", path); }
+  if (!external_allowed(m, fd, real, sizeof real)) {
+    close(fd);
+    return gpux__error(GPUX_E_MODEL, "external data file %s resolves to %s, outside the model's folder", path, real);
+  }
   void *p = st.st_size ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
   close(fd);
   if (st.st_size && p == MAP_FAILED) return gpux__error(GPUX_E_IO, "%s: mmap: %s", path, strerror(errno));

@@ -1,12 +1,15 @@
 /* test-model-hostile.c — hand-made hostile ONNX models that once crashed or exhausted the loader:
  * types nested thousands deep (stack overflow), attribute lists of 10^5 values (memory quadratic
  * in the length), an attribute declared GRAPHS that carries ints, a Scan whose state input
- * has an empty name, and a Reshape whose shape overflows int64. Each loads (or runs) into a one-line error or a correct result. */
+ * has an empty name, a Reshape whose shape overflows int64, and external data reached through a
+ * symlink out of the model's folder or a FIFO. Each loads (or runs) into a one-line error or a correct result. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "gpux/gpux.h"
 #include "onnx-writer.h"
 
@@ -210,11 +213,74 @@ static void test_reshape_overflow(void **state) {
   gpux_model_free(model);
 }
 
+/* Y = Add(X, W) with W[3] in the external file "w.bin" of `dir` */
+static void write_external_model(const char *dir) {
+  pbw g = {0}, m = {0}, t = {0}, e = {0};
+  int64_t xd[] = {3};
+  pbw_node(&g, "Add", "X", "W", "Y");
+  pbw_str(&g, 2, "g");
+  pbw_int(&t, 1, 3);
+  pbw_int(&t, 2, GPUX_DT_FLOAT);
+  pbw_str(&t, 8, "W");
+  pbw_str(&e, 1, "location");
+  pbw_str(&e, 2, "w.bin");
+  pbw_msg(&t, 13, &e);
+  pbw_int(&t, 14, 1);
+  pbw_msg(&g, 5, &t);
+  pbw_value_info(&g, 11, "X", GPUX_DT_FLOAT, 1, xd, NULL);
+  pbw_value_info(&g, 12, "Y", GPUX_DT_FLOAT, 1, xd, NULL);
+  pbw_model(&m, &g);
+  char path[256];
+  snprintf(path, sizeof path, "%s/model.onnx", dir);
+  FILE *f = fopen(path, "wb");
+  fwrite(m.data, 1, m.len, f);
+  fclose(f);
+  free(m.data);
+}
+
+/* External data reached through a symlink out of the model's folder, or a FIFO (which blocked
+ * open()), is refused; a symlink that stays inside the folder is fine. */
+static void test_external_data_escapes(void **state) {
+  (void)state;
+  char dir[] = "/tmp/gpux-ext-XXXXXX", outside[] = "/tmp/gpux-out-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  int fd = mkstemp(outside);
+  assert_true(fd >= 0);
+  float w[3] = {1, 2, 3};
+  assert_int_equal(write(fd, w, sizeof w), (ssize_t)sizeof w);
+  close(fd);
+  write_external_model(dir);
+  char model[256], data[256], inside[256];
+  snprintf(model, sizeof model, "%s/model.onnx", dir);
+  snprintf(data, sizeof data, "%s/w.bin", dir);
+  snprintf(inside, sizeof inside, "%s/real.bin", dir);
+  gpux_model *m = NULL;
+  assert_int_equal(symlink(outside, data), 0);
+  assert_int_equal(gpux_model_load(model, &m), GPUX_E_MODEL);
+  assert_non_null(strstr(gpux_last_error(), "outside the model's folder"));
+  unlink(data);
+  assert_int_equal(mkfifo(data, 0600), 0);
+  assert_int_equal(gpux_model_load(model, &m), GPUX_E_MODEL);
+  assert_non_null(strstr(gpux_last_error(), "is not a regular file"));
+  unlink(data);
+  FILE *f = fopen(inside, "wb");
+  fwrite(w, sizeof w, 1, f);
+  fclose(f);
+  assert_int_equal(symlink("real.bin", data), 0);
+  assert_int_equal(gpux_model_load(model, &m), 0);
+  gpux_model_free(m);
+  unlink(data);
+  unlink(inside);
+  unlink(model);
+  unlink(outside);
+  rmdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_deep_type),       cmocka_unit_test(test_long_attribute),
     cmocka_unit_test(test_attribute_kinds), cmocka_unit_test(test_scan_missing_state),
-    cmocka_unit_test(test_reshape_overflow),
+    cmocka_unit_test(test_reshape_overflow), cmocka_unit_test(test_external_data_escapes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
