@@ -21,7 +21,8 @@ typedef struct {
 } gpux_pb_field;
 
 static inline gpux_pb gpux__pb_init(const void *data, size_t len) {
-  gpux_pb r = {(const uint8_t *)data, (const uint8_t *)data + len};
+  const uint8_t *p = data;
+  gpux_pb r = {p, p ? p + len : p}; /* NULL + 0 is undefined behaviour */
   return r;
 }
 
