@@ -23,7 +23,7 @@ void *gpux__realloc(void *old, size_t n) {
 char *gpux__strndup(const char *s, size_t n) {
   char *p = gpux__malloc(n + 1);
   if (!p) return NULL;
-  memcpy(p, s, n);
+  if (n) memcpy(p, s, n); /* s may be NULL when n is 0 */
   p[n] = 0;
   return p;
 }
@@ -55,7 +55,7 @@ void *gpux__arena_alloc(gpux__arena *a, size_t n) {
 char *gpux__arena_strndup(gpux__arena *a, const char *s, size_t n) {
   char *p = gpux__arena_alloc(a, n + 1);
   if (!p) return NULL;
-  memcpy(p, s, n);
+  if (n) memcpy(p, s, n); /* s may be NULL when n is 0 */
   p[n] = 0;
   return p;
 }

@@ -473,6 +473,7 @@ int gpux__optional_from_pb(const uint8_t *data, size_t len, gpux_tensor *out) {
     else continue;
     if (rc < 0) return rc;
   }
+  if (rc < 0) gpux_tensor_free(out); /* a corrupt field after a decoded element */
   return rc < 0 ? rc : 0;
 }
 
