@@ -10,7 +10,25 @@
 #include <jpeglib.h>
 #include <jerror.h>
 
-#define MAX_PIXELS ((int64_t)1 << 28)
+/* The most pixels an image may have (64 Mi: 256 MiB as RGBA), and per byte of a compressed file:
+ * deflate expands at most 1032:1 and a PNG pixel may be one bit, so a PNG holds at most ~8256
+ * pixels per byte; a JPEG of flat 8x8 blocks (even progressive, with end-of-band runs) stays far
+ * below 4096. A file declaring more is a decompression bomb, refused before decoding. */
+#define MAX_PIXELS ((int64_t)1 << 26)
+#define PNG_PIXELS_PER_BYTE 8256
+#define JPEG_PIXELS_PER_BYTE 4096
+#define JPEG_MAX_MEMORY ((long)512 << 20) /* libjpeg's own buffers (progressive coefficients) */
+
+/* 0 when width x height fits MAX_PIXELS and what `len` compressed bytes can hold. */
+static int check_declared_size(const char *format, int64_t w, int64_t h, size_t len, int64_t per_byte) {
+  int64_t budget = GPUX__MIN(MAX_PIXELS, ((int64_t)1 << 16) + (int64_t)GPUX__MIN(len, (size_t)1 << 40) * per_byte);
+  if (w * h <= budget) return 0;
+  if (w * h > MAX_PIXELS)
+    return gpux__error(GPUX_E_INVALID, "%s image of %lldx%lld pixels is too large (at most %lld pixels)", format,
+                       (long long)w, (long long)h, (long long)MAX_PIXELS);
+  return gpux__error(GPUX_E_INVALID, "%s image declares %lldx%lld pixels, more than a file of %zu bytes can hold",
+                     format, (long long)w, (long long)h, len);
+}
 
 int gpux__image_alloc(gpux__image *img, int width, int height, int channels) {
   memset(img, 0, sizeof *img);
@@ -119,11 +137,10 @@ static int png_decode_inner(png_ctx *c) {
   png_set_chunk_malloc_max(png, (png_alloc_size_t)64 << 20);
   png_read_info(png, info);
   png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-  if ((int64_t)w * h > MAX_PIXELS) {
-    snprintf(c->message, sizeof c->message, "image of %ux%u pixels is too large", (unsigned)w,
-             (unsigned)h);
+  int rc = check_declared_size("PNG", w, h, c->len, PNG_PIXELS_PER_BYTE);
+  if (rc) {
     png_destroy_read_struct(&png, &info, NULL);
-    return gpux__error(GPUX_E_INVALID, "PNG %s", c->message);
+    return rc;
   }
   png_set_expand(png);           /* palette -> RGB, gray < 8 bits -> 8 bits, tRNS -> alpha */
   png_set_scale_16(png);
@@ -239,9 +256,10 @@ static void jpeg_on_error(j_common_ptr cinfo) {
   longjmp(e->jump, 1);
 }
 
-/* Warnings are ignored, except a premature end of data: a truncated file is an error. */
+/* Warnings (level -1) are libjpeg noticing corrupt data, which it would otherwise paper over (a
+ * damaged file decoded as a flat grey image): they are errors. Trace messages are ignored. */
 static void jpeg_on_message(j_common_ptr cinfo, int level) {
-  if (level == -1 && cinfo->err->msg_code == JWRN_JPEG_EOF) jpeg_on_error(cinfo);
+  if (level == -1) jpeg_on_error(cinfo);
 }
 
 static int jpeg_decode_inner(const void *bytes, size_t len, int want, jpeg_ctx *c) {
@@ -254,6 +272,7 @@ static int jpeg_decode_inner(const void *bytes, size_t len, int want, jpeg_ctx *
     return gpux__error(GPUX_E_PARSE, "corrupt JPEG: %s", c->err.message);
   }
   jpeg_create_decompress(ci);
+  ci->mem->max_memory_to_use = JPEG_MAX_MEMORY;
   jpeg_mem_src(ci, bytes, (unsigned long)len);
   jpeg_read_header(ci, TRUE);
   int cmyk = ci->jpeg_color_space == JCS_CMYK || ci->jpeg_color_space == JCS_YCCK;
@@ -262,10 +281,10 @@ static int jpeg_decode_inner(const void *bytes, size_t len, int want, jpeg_ctx *
     ci->out_color_space = JCS_GRAYSCALE;
   else ci->out_color_space = JCS_RGB;
   jpeg_calc_output_dimensions(ci);
-  if ((int64_t)ci->output_width * ci->output_height > MAX_PIXELS) {
+  int rc = check_declared_size("JPEG", ci->image_width, ci->image_height, len, JPEG_PIXELS_PER_BYTE);
+  if (rc) {
     jpeg_destroy_decompress(ci);
-    return gpux__error(GPUX_E_INVALID, "JPEG image of %ux%u pixels is too large",
-                       (unsigned)ci->output_width, (unsigned)ci->output_height);
+    return rc;
   }
   jpeg_start_decompress(ci);
   int ch = ci->output_components;

@@ -417,13 +417,78 @@ static void test_pipeline_layouts(void **state) {
   gpux__image_free(&img);
 }
 
+static uint32_t crc32_of(const uint8_t *p, size_t n) {
+  uint32_t c = 0xffffffffu;
+  for (size_t i = 0; i < n; i++) {
+    c ^= p[i];
+    for (int k = 0; k < 8; k++) c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+  }
+  return ~c;
+}
+
+static void put_be32(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v; }
+
+/* Decompression bombs: small files declaring huge images are refused before decoding (a 250-byte
+ * JPEG declaring 16384x16384 took 0.9 GB, a 1 MB PNG 1.9 GB); a JPEG whose scan data is damaged is an error, not a
+ * flat grey image. */
+static void test_bombs_and_corruption(void **state) {
+  (void)state;
+  gpux__image img, back;
+  gradient(&img, 40, 30, 3);
+  void *png;
+  size_t len;
+  assert_int_equal(gpux__image_encode_png(&img, &png, &len), 0);
+  uint8_t *p = png;
+  put_be32(p + 16, 8192); /* IHDR width and height, with a valid CRC */
+  put_be32(p + 20, 8192);
+  put_be32(p + 29, crc32_of(p + 12, 17));
+  assert_int_equal(gpux__image_decode(png, len, 0, &back), GPUX_E_INVALID);
+  assert_non_null(strstr(gpux_last_error(), "PNG image declares 8192x8192 pixels, more than a file of"));
+  put_be32(p + 16, 1 << 20);
+  put_be32(p + 20, 1 << 20);
+  put_be32(p + 29, crc32_of(p + 12, 17));
+  assert_true(gpux__image_decode(png, len, 0, &back) < 0);
+  assert_null(back.data);
+  free(png);
+
+  size_t jlen;
+  uint8_t *jpg = jpeg_encode(&img, 90, &jlen);
+  size_t sof = 0, sos = 0;
+  for (size_t i = 2; i + 1 < jlen && !sos; i++) {
+    if (jpg[i] == 0xff && jpg[i + 1] == 0xc0) sof = i;
+    if (jpg[i] == 0xff && jpg[i + 1] == 0xda) sos = i;
+  }
+  assert_true(sof && sos);
+  uint8_t *bomb = malloc(jlen);
+  memcpy(bomb, jpg, jlen);
+  bomb[sof + 5] = 0x20, bomb[sof + 6] = 0; /* height 8192 */
+  bomb[sof + 7] = 0x20, bomb[sof + 8] = 0; /* width 8192 */
+  assert_int_equal(gpux__image_decode(bomb, jlen, 0, &back), GPUX_E_INVALID);
+  assert_non_null(strstr(gpux_last_error(), "JPEG image declares 8192x8192 pixels, more than a file of"));
+  assert_null(back.data);
+  bomb[sof + 5] = 0x40, bomb[sof + 7] = 0x40; /* 16384x16384: above the limit for any file */
+  assert_int_equal(gpux__image_decode(bomb, jlen, 0, &back), GPUX_E_INVALID);
+  assert_non_null(strstr(gpux_last_error(), "is too large (at most 67108864 pixels)"));
+  assert_null(back.data);
+  /* the scan cut short but the file still ends with EOI */
+  size_t cut = sos + 2 + ((size_t)jpg[sos + 2] << 8 | jpg[sos + 3]) + 16;
+  memcpy(bomb, jpg, cut);
+  bomb[cut] = 0xff, bomb[cut + 1] = 0xd9;
+  assert_int_equal(gpux__image_decode(bomb, cut + 2, 0, &back), GPUX_E_PARSE);
+  assert_non_null(strstr(gpux_last_error(), "corrupt JPEG"));
+  assert_null(back.data);
+  free(bomb);
+  free(jpg);
+  gpux__image_free(&img);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_png_round_trip),   cmocka_unit_test(test_png_formats),
       cmocka_unit_test(test_png_interlaced),   cmocka_unit_test(test_jpeg),
       cmocka_unit_test(test_corrupt_png),      cmocka_unit_test(test_resize),
       cmocka_unit_test(test_center_crop),      cmocka_unit_test(test_pipeline_ocr_rec),
-      cmocka_unit_test(test_pipeline_layouts),
+      cmocka_unit_test(test_pipeline_layouts), cmocka_unit_test(test_bombs_and_corruption),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
