@@ -612,8 +612,8 @@ static int optimize(const gpux_graph *src, gpux_graph **out) {
   use_map u = {0};
   int rc = 0, changed = 0;
   if (!g->values || !g->nodes || !dead) { rc = GPUX_E_NOMEM; goto out; }
-  memcpy(g->values, src->values, (size_t)src->n_values * sizeof *g->values);
-  memcpy(g->nodes, src->nodes, (size_t)src->n_nodes * sizeof *g->nodes);
+  if (src->n_values) memcpy(g->values, src->values, (size_t)src->n_values * sizeof *g->values); /* may be NULL */
+  if (src->n_nodes) memcpy(g->nodes, src->nodes, (size_t)src->n_nodes * sizeof *g->nodes);
   for (int i = 0; i < g->n_nodes; i++)
     if ((rc = optimize_subgraphs(o, i, &changed))) goto out;
   fold_constants(o, dead);

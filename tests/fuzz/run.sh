@@ -12,12 +12,16 @@ for bin in "$build"/tests/fuzz/fuzz-*; do
   h=${bin##*/fuzz-}
   mkdir -p "$build/corpus/$h" "$here/crashes/$h"
   log=$build/fuzz-$h.log
-  "$bin" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
-    -artifact_prefix="$here/crashes/$h/" "$build/corpus/$h" "$here/corpus/$h" >"$log" 2>&1
-  rc=$?
-  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
-  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
-  echo "fuzz-$h: ${seconds}s, ${runs:-?} executions, ${cov:-cov: ?}, corpus $(ls "$build/corpus/$h" | wc -l) files, exit $rc"
-  [ "$rc" = 0 ] || { status=1; grep -m3 -E 'ERROR|SUMMARY' "$log"; }
+  # fork mode: a crash is recorded and fuzzing goes on until the time is up
+  "$bin" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 -max_total_time="$seconds" -timeout=20 \
+    -rss_limit_mb=4096 -artifact_prefix="$here/crashes/$h/" "$build/corpus/$h" "$here/corpus/$h" >"$log" 2>&1
+  runs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
+  cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1)
+  crashes=$(grep -oE 'crash: [0-9]+|oom/timeout/crash: [0-9/]+' "$log" | tail -1)
+  echo "fuzz-$h: ${seconds}s, ${runs:-?} executions, ${cov:-cov: ?}, corpus $(ls "$build/corpus/$h" | wc -l) files, ${crashes:-no crash line}"
+  if grep -qE 'SUMMARY: (Address|UndefinedBehavior|Leak)Sanitizer|deadly signal' "$log"; then
+    status=1
+    grep -E 'SUMMARY' "$log" | sort | uniq -c | head -5
+  fi
 done
 exit $status
