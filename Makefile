@@ -34,7 +34,8 @@ test-asan: deps
 	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -R '^test-|^conformance-cpu$$'
 
 # libFuzzer harnesses (tests/fuzz/fuzz-*.c) built with clang, ASan and UBSan into $(BUILD)-fuzz, each
-# run for FUZZ_SECONDS; crashes land in tests/fuzz/crashes/, which `make test` replays.
+# run for FUZZ_SECONDS; crashing inputs land in $(BUILD)-fuzz/crashes/ (once fixed, keep each in
+# tests/fuzz/crashes/, which `make test` replays).
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	cmake -S . -B $(BUILD)-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DGPUX_SANITIZE=ON \

@@ -343,6 +343,8 @@ fail:
   return rc;
 }
 
+#define SPARSE_MAX_DENSE_BYTES ((int64_t)1 << 30)
+
 /* SparseTensorProto → dense tensor. values must be a rank-1 numeric tensor [NNZ]; indices an
  * int64 tensor of [NNZ] linear indices or [NNZ, rank] coordinates, each inside dims. All of it is
  * checked before the dense tensor is allocated. */
@@ -396,6 +398,12 @@ int gpux__sparse_from_pb(const uint8_t *data, size_t len, gpux_model *model, gpu
   for (int d = 0; d < ndim; d++) {
     if (dims[d] && total > INT64_MAX / 16 / dims[d]) { gpux__error(rc, "sparse tensor is too large"); goto done; }
     total *= dims[d];
+  }
+  /* a few bytes may declare any dense size: densified tensors are capped */
+  if (total > SPARSE_MAX_DENSE_BYTES / (int64_t)gpux_dtype_size(values.dtype)) {
+    gpux__error(rc, "sparse tensor of %lld elements densifies to more than %lld bytes", (long long)total,
+                (long long)SPARSE_MAX_DENSE_BYTES);
+    goto done;
   }
   int64_t strides[GPUX_MAX_DIMS];
   gpux__strides(ndim, dims, strides);

@@ -312,6 +312,11 @@ static void test_sparse(void **state) {
   sparse_indices(&sp, GPUX_DT_INT64, 1, flat_shape, flat);
   sparse_dims(&sp, 2, dims);
   expect_sparse_error(&sp, "values must have rank 1");
+  /* 2^40 dense elements from a few bytes: refused before allocating */
+  sparse_values(&sp, GPUX_DT_FLOAT, 2, vals);
+  sparse_indices(&sp, GPUX_DT_INT64, 1, flat_shape, flat);
+  sparse_dims(&sp, 2, (int64_t[]){(int64_t)1 << 20, (int64_t)1 << 20});
+  expect_sparse_error(&sp, "densifies to more than 1073741824 bytes");
   /* no dims */
   sparse_values(&sp, GPUX_DT_FLOAT, 2, vals);
   sparse_indices(&sp, GPUX_DT_INT64, 1, flat_shape, flat);
