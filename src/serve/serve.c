@@ -387,16 +387,19 @@ static enum MHD_Result route(gpux_server *s, struct MHD_Connection *c, req_state
     return send_json(c, r, 200, j);
   }
   if (!strcmp(u, "/v2/health/live")) {
+    if (!get) return send_error(c, r, 405, "%s %s: use GET", m, u);
     cJSON *j = cJSON_CreateObject();
     cJSON_AddBoolToObject(j, "live", 1);
     return send_json(c, r, 200, j);
   }
   if (!strcmp(u, "/v2/health/ready") || !strcmp(u, "/readyz")) {
+    if (!get) return send_error(c, r, 405, "%s %s: use GET", m, u);
     cJSON *j = cJSON_CreateObject();
     cJSON_AddBoolToObject(j, "ready", ready);
     return send_json(c, r, ready ? 200 : 503, j);
   }
   if (!strcmp(u, "/v2") || !strcmp(u, "/v2/")) {
+    if (!get) return send_error(c, r, 405, "%s %s: use GET", m, u);
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "name", "gpux");
     cJSON_AddStringToObject(j, "version", GPUX_VERSION);
@@ -406,11 +409,13 @@ static enum MHD_Result route(gpux_server *s, struct MHD_Connection *c, req_state
     return send_json(c, r, 200, j);
   }
   if (!strcmp(u, "/metrics")) {
+    if (!get) return send_error(c, r, 405, "%s %s: use GET", m, u);
     char *t = gpux__metrics_text(&s->m, s->slots, s->n);
     if (!t) return send_error(c, r, 500, "out of memory");
     return send_body(c, r, 200, "text/plain; version=0.0.4; charset=utf-8", t, strlen(t), NULL, NULL);
   }
   if (!strcmp(u, "/openapi.json")) {
+    if (!get) return send_error(c, r, 405, "%s %s: use GET", m, u);
     pthread_mutex_lock(&s->mu);
     char *t = s->openapi ? gpux__strdup(s->openapi) : NULL;
     pthread_mutex_unlock(&s->mu);
@@ -440,6 +445,7 @@ static enum MHD_Result route(gpux_server *s, struct MHD_Connection *c, req_state
       return send_json(c, r, 200, gpux__oip_metadata(sl));
     }
     if (!strcmp(rest, "/ready")) {
+      if (!get) return send_error(c, r, 405, "%s %s: use GET", m, u);
       cJSON *j = cJSON_CreateObject();
       cJSON_AddStringToObject(j, "name", sl->name);
       cJSON_AddBoolToObject(j, "ready", is_ready);

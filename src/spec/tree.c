@@ -4,6 +4,7 @@
 #include "spec/tree.h"
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <yaml.h>
 
 #define MAX_DEPTH 64
@@ -19,6 +20,38 @@ typedef struct {
 static int too_big(const char *file, int line) {
   return gpux__error(GPUX_E_PARSE, "%s:%d: the document is nested too deeply or too large (aliases?)",
                      file, line);
+}
+
+typedef struct {
+  const char *key;
+  int line;
+} key_at;
+
+static int cmp_key_at(const void *a, const void *b) {
+  const key_at *x = a, *y = b;
+  int d = strcmp(x->key, y->key);
+  return d ? d : (x->line > y->line) - (x->line < y->line);
+}
+
+/* A key given twice in one mapping is an error naming both lines (sorted, not pairwise: a
+ * mapping of 300k keys once took quadratic time). */
+static int check_duplicates(yaml_ctx *c, const char *const *keys, const int *lines, int n) {
+  if (n < 2) return 0;
+  key_at *k = malloc(sizeof *k * (size_t)n);
+  if (!k) return GPUX_E_NOMEM;
+  for (int i = 0; i < n; i++) k[i] = (key_at){keys[i], lines[i]};
+  qsort(k, (size_t)n, sizeof *k, cmp_key_at);
+  int rc = 0, second = -1;
+  for (int i = 1; i < n; i++) /* report the earliest second occurrence */
+    if (!strcmp(k[i].key, k[i - 1].key) && (second < 0 || k[i].line < k[second].line)) second = i;
+  if (second >= 0) {
+    int first = second - 1;
+    while (first > 0 && !strcmp(k[first - 1].key, k[second].key)) first--;
+    rc = gpux__error(GPUX_E_PARSE, "%s:%d: key '%s': given twice (first on line %d)", c->file, k[second].line,
+                     k[second].key, k[first].line);
+  }
+  free(k);
+  return rc;
 }
 
 static int from_yaml_node(yaml_ctx *c, yaml_node_t *yn, int depth, gpux__snode **out) {
@@ -57,24 +90,24 @@ static int from_yaml_node(yaml_ctx *c, yaml_node_t *yn, int depth, gpux__snode *
     n->keys = gpux__arena_alloc(c->a, sizeof *n->keys * (size_t)(cnt + 1));
     n->key_lines = gpux__arena_alloc(c->a, sizeof *n->key_lines * (size_t)(cnt + 1));
     if (!n->items || !n->keys || !n->key_lines) return GPUX_E_NOMEM;
-    for (int i = 0; i < cnt; i++) {
+    if (cnt > MAX_NODES - c->count) return too_big(c->file, line);
+    for (int i = 0; i < cnt; i++) { /* keys first, checked for duplicates in O(n log n) */
       yaml_node_pair_t *p = &yn->data.mapping.pairs.start[i];
       yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
-      yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
-      if (!k || !v) return gpux__error(GPUX_E_PARSE, "%s:%d: broken mapping", c->file, line);
+      if (!k) return gpux__error(GPUX_E_PARSE, "%s:%d: broken mapping", c->file, line);
       int kline = (int)k->start_mark.line + 1;
       if (k->type != YAML_SCALAR_NODE)
         return gpux__error(GPUX_E_PARSE, "%s:%d: a key must be a plain name, not a list or mapping", c->file, kline);
-      const char *key = gpux__arena_strndup(c->a, (const char *)k->data.scalar.value, k->data.scalar.length);
-      if (!key) return GPUX_E_NOMEM;
-      for (int j = 0; j < i; j++)
-        if (!strcmp(n->keys[j], key))
-          return gpux__error(GPUX_E_PARSE, "%s:%d: key '%s': given twice (first on line %d)", c->file,
-                             kline, key, n->key_lines[j]);
-      n->keys[i] = key;
+      n->keys[i] = gpux__arena_strndup(c->a, (const char *)k->data.scalar.value, k->data.scalar.length);
+      if (!n->keys[i]) return GPUX_E_NOMEM;
       n->key_lines[i] = kline;
-      int rc = from_yaml_node(c, v, depth + 1, &n->items[i]);
-      if (rc) return rc;
+    }
+    int rc = check_duplicates(c, n->keys, n->key_lines, cnt);
+    if (rc) return rc;
+    for (int i = 0; i < cnt; i++) {
+      yaml_node_t *v = yaml_document_get_node(c->doc, yn->data.mapping.pairs.start[i].value);
+      if (!v) return gpux__error(GPUX_E_PARSE, "%s:%d: broken mapping", c->file, line);
+      if ((rc = from_yaml_node(c, v, depth + 1, &n->items[i]))) return rc;
       n->n = i + 1;
     }
     n->n = cnt;
@@ -87,9 +120,41 @@ static int from_yaml_node(yaml_ctx *c, yaml_node_t *yn, int depth, gpux__snode *
   return 0;
 }
 
+/* Flow collections ([ and {) and "- " sequence entries on one line nest without limit in
+ * libyaml, which takes minutes on 200k of them before the tree's depth cap is reached: the text
+ * is scanned for them first (outside quotes and comments). */
+static int check_nesting(const char *text, size_t len, const char *file) {
+  int depth = 0, line = 1, dashes = 0, at_line_start = 1;
+  char quote = 0;
+  for (size_t i = 0; i < len; i++) {
+    char ch = text[i];
+    if (ch == '\n') { line++, dashes = 0, at_line_start = 1; if (quote == '#') quote = 0; continue; }
+    if (quote == '#') continue;
+    if (quote) {
+      if (ch == '\\' && quote == '"' && i + 1 < len) i++;
+      else if (ch == quote) quote = 0;
+      continue;
+    }
+    if (at_line_start && ch == '-' && (i + 1 == len || text[i + 1] == ' ')) {
+      if (++dashes > MAX_DEPTH) break;
+      continue;
+    }
+    if (ch != ' ') at_line_start = 0;
+    if (ch == '#' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\n')) quote = '#';
+    else if ((ch == '"' || ch == '\'') && (i == 0 || strchr(" \n[{,:-", text[i - 1]))) quote = ch; /* a quoted scalar starts */
+    else if ((ch == '[' || ch == '{') && ++depth > MAX_DEPTH) break;
+    else if ((ch == ']' || ch == '}') && depth > 0) depth--;
+  }
+  if (depth > MAX_DEPTH || dashes > MAX_DEPTH)
+    return gpux__error(GPUX_E_PARSE, "%s:%d: nested more than %d deep", file, line, MAX_DEPTH);
+  return 0;
+}
+
 int gpux__tree_from_yaml(gpux__arena *a, const char *text, size_t len, const char *file,
                          gpux__snode **root) {
   *root = NULL;
+  int nest = check_nesting(text, len, file);
+  if (nest) return nest;
   yaml_parser_t parser;
   yaml_document_t doc;
   if (!yaml_parser_initialize(&parser)) return gpux__error(GPUX_E_NOMEM, "out of memory (yaml)");
@@ -114,6 +179,20 @@ int gpux__tree_from_yaml(gpux__arena *a, const char *text, size_t len, const cha
     rc = from_yaml_node(&c, top, 0, root);
   }
   yaml_document_delete(&doc);
+  if (!rc) { /* a second document ("---") would be silently ignored: a GPUXfile holds one */
+    yaml_document_t next;
+    if (!yaml_parser_load(&parser, &next)) {
+      rc = gpux__error(GPUX_E_PARSE, "%s:%d: not valid YAML after the first document: %s", file,
+                       (int)(parser.problem_mark.line + 1), parser.problem ? parser.problem : "syntax error");
+    } else {
+      yaml_node_t *second = yaml_document_get_root_node(&next);
+      if (second)
+        rc = gpux__error(GPUX_E_PARSE, "%s:%d: a second YAML document; a GPUXfile holds one", file,
+                         (int)second->start_mark.line + 1);
+      yaml_document_delete(&next);
+    }
+    if (rc) *root = NULL;
+  }
   yaml_parser_delete(&parser);
   return rc;
 }

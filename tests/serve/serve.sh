@@ -118,6 +118,9 @@ http unknown-model 404 "unknown model 'nope' \(served: tiny, text-direction\)" -
 http unknown-version 404 "model 'tiny' has no version '7'" -- "$u/v2/models/tiny/versions/7/ready"
 http unknown-endpoint 404 'no such endpoint: GET /v3' -- "$u/v3"
 http wrong-method 405 'GET /v2/models/tiny/infer: use POST' -- "$u/v2/models/tiny/infer"
+for path in /v2/health/ready /v2/health/live /v2 /metrics /v2/models/tiny/ready; do
+  http "wrong-method-$path" 405 "DELETE $path: use GET" -- -X DELETE "$u$path"
+done
 head -c 2000000 /dev/zero > "$tmp/big"
 http too-large 413 'the limit is 1048576' -- "$u/v2/models/tiny/infer" --data-binary @"$tmp/big"
 http too-large-chunked 413 'larger than the limit of 1048576 bytes' -- "$u/v2/models/tiny/infer" -H 'Transfer-Encoding: chunked' --data-binary @"$tmp/big"

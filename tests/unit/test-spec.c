@@ -328,6 +328,47 @@ static void test_hostile(void **state) {
     "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n";
   assert_int_equal(gpux__spec_parse_yaml(bomb, strlen(bomb), "GPUXfile", ".", &s), GPUX_E_PARSE);
   assert_null(s);
+  /* 200k nested flow collections or "- " entries: refused before libyaml (which took minutes),
+   * also behind an apostrophe in a plain scalar that must not read as a quote */
+  size_t big = 200000;
+  char *text = malloc(2 * big + 64);
+  const char *prefixes[] = {"", "description: don't\nx: ", "name: 'a # b'\nx: {a: "};
+  for (int k = 0; k < 3; k++) {
+    o = (size_t)sprintf(text, "%s", prefixes[k]);
+    for (size_t i = 0; i < big; i++) text[o++] = k == 2 ? '{' : '[';
+    assert_int_equal(gpux__spec_parse_yaml(text, o, "GPUXfile", ".", &s), GPUX_E_PARSE);
+    assert_non_null(strstr(gpux_last_error(), "nested more than 64 deep"));
+  }
+  o = 0;
+  for (size_t i = 0; i < big; i++) text[o++] = '-', text[o++] = ' ';
+  assert_int_equal(gpux__spec_parse_yaml(text, o, "GPUXfile", ".", &s), GPUX_E_PARSE);
+  assert_non_null(strstr(gpux_last_error(), "GPUXfile:1: nested more than 64 deep"));
+  free(text);
+  /* brackets inside quotes and comments do not count */
+  const char *fine = "model: ./m.onnx  # [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n"
+                     "description: \"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"\n";
+  assert_int_equal(gpux__spec_parse_yaml(fine, strlen(fine), "GPUXfile", ".", &s), 0);
+  gpux__spec_free(s);
+  /* a second document is an error, not silently ignored; a lone "---" start or "..." end is fine */
+  const char *two = "model: ./a.onnx\n---\nmodel: ./b.onnx\n";
+  assert_int_equal(gpux__spec_parse_yaml(two, strlen(two), "GPUXfile", ".", &s), GPUX_E_PARSE);
+  assert_non_null(strstr(gpux_last_error(), "GPUXfile:3: a second YAML document"));
+  const char *one = "---\nmodel: ./a.onnx\n...\n";
+  assert_int_equal(gpux__spec_parse_yaml(one, strlen(one), "GPUXfile", ".", &s), 0);
+  gpux__spec_free(s);
+  /* 300k keys: too large, quickly; 100k keys with the last repeating the first: named, quickly */
+  size_t n_keys = 300000;
+  text = malloc(n_keys * 16);
+  o = 0;
+  for (size_t i = 0; i < n_keys; i++) o += (size_t)sprintf(text + o, "k%zu: 1\n", i);
+  assert_int_equal(gpux__spec_parse_yaml(text, o, "GPUXfile", ".", &s), GPUX_E_PARSE);
+  assert_non_null(strstr(gpux_last_error(), "too large"));
+  o = 0;
+  for (size_t i = 0; i < 100000; i++) o += (size_t)sprintf(text + o, "k%zu: 1\n", i);
+  o += (size_t)sprintf(text + o, "k0: 2\n");
+  assert_int_equal(gpux__spec_parse_yaml(text, o, "GPUXfile", ".", &s), GPUX_E_PARSE);
+  assert_non_null(strstr(gpux_last_error(), "GPUXfile:100001: key 'k0': given twice (first on line 1)"));
+  free(text);
 }
 
 /* Mutated GPUXfiles (bytes replaced, lines dropped or cut short) and mutated JSON configs: every
