@@ -244,6 +244,9 @@ int gpux_pull(gpux_store *st, const char *remote_ref, const gpux_registry_option
   if (!rc) rc = gpux__store_put_bytes(st, rep.body, rep.body_len, &man);
   if (!rc) rc = gpux__store_set_ref(st, ref.local, &man);
   gpux__store_release(lease);
+  /* content the registry got wrong: what this pull stored before (the config) does not stay; after
+   * a network error it does, so that the next pull resumes */
+  if (rc == GPUX_E_PARSE && downloaded) gpux__store_collect(st);
   gpux__reply_free(&rep);
   gpux__registry_close(&r);
   if (!rc && summary_json) {

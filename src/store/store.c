@@ -638,6 +638,16 @@ static int collect_garbage(gpux_store *st, cJSON *idx) {
   return rc;
 }
 
+int gpux__store_collect(gpux_store *st) {
+  int lock = lock_index(st);
+  if (lock < 0) return lock;
+  cJSON *idx = read_index(st);
+  int rc = collect_garbage(st, idx);
+  cJSON_Delete(idx);
+  unlock_index(lock);
+  return rc;
+}
+
 /* ---- public API ---- */
 
 int gpux_store_open(const char *home, gpux_store **out) {

@@ -67,6 +67,9 @@ void gpux__sha256_bytes(const void *data, size_t len, char digest[72]);
  * is checked or written and release it after the tag is set. Returns a descriptor or an error. */
 int gpux__store_lease(gpux_store *st);
 void gpux__store_release(int lease);
+/* Deletes the blobs no tagged image references, unless a lease is held (then nothing); for a
+ * writer that failed after storing some blobs, once it has released its own lease. */
+int gpux__store_collect(gpux_store *st);
 
 /* Writes config + layers + manifest and points `ref` at it (the index is updated under a lock),
  * all under a lease. `manifest_out` may be NULL. */

@@ -4,13 +4,16 @@
 # written); crashing inputs go to BUILD/crashes/<harness>/: after fixing a bug, copy its input
 # to tests/fuzz/crashes/<harness>/, where `make test` replays it.
 # Prints executions and coverage per harness from libFuzzer's final stats.
-#   tests/fuzz/run.sh BUILD SECONDS
+#   tests/fuzz/run.sh BUILD SECONDS [HARNESS...]     (default: every harness built)
 set -u
 build=$1 seconds=${2:-60}
+shift 2 || shift $#
+only=" $* "
 here=$(cd "$(dirname "$0")" && pwd)
 status=0
 for bin in "$build"/tests/fuzz/fuzz-*; do
   h=${bin##*/fuzz-}
+  [ "$only" = "  " ] || [[ "$only" == *" $h "* ]] || continue
   mkdir -p "$build/corpus/$h" "$build/crashes/$h"
   log=$build/fuzz-$h.log
   # fork mode: a crash is recorded and fuzzing goes on until the time is up
