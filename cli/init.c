@@ -29,7 +29,7 @@ static const template_t templates[] = {
    "#     dtype: float32\n"
    "#     shape: [batch, 3, 224, 224]\n"
    "# runtime:\n"
-   "#   backend: auto             # auto | webgpu | cpu\n"
+   "#   backend: auto             # auto | webgpu (or gpu) | cpu\n"
    "# serving:\n"
    "#   port: 8080\n",
    "model.onnx"},
