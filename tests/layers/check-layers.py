@@ -160,32 +160,35 @@ def public_names(root):
         return set(re.findall(r"\b(gpux_[A-Za-z0-9_]+)\s*\(", f.read()))
 
 
-def read_symbols(obj):
-    """({defined global symbol: nm kind}, {undefined symbols}) of one object file."""
-    out = subprocess.run(["nm", "-P", "-g", obj], check=True, capture_output=True, text=True).stdout
-    defined, undefined = {}, set()
+def read_symbols(objects):
+    """{object: ({defined global symbol: nm kind}, {undefined symbols})}, from one nm run."""
+    out = subprocess.run(["nm", "-P", "-g", "-A"] + objects, check=True, capture_output=True,
+                         text=True).stdout
+    table = {obj: ({}, set()) for obj in objects}
     for line in out.splitlines():
-        fields = line.split()
-        if len(fields) < 2:
+        obj, _, rest = line.rpartition(": ")
+        fields = rest.split()
+        if obj not in table or len(fields) < 2:
             continue
-        name, kind = fields[0], fields[1]
+        (name, kind), (defined, undefined) = fields[:2], table[obj]
         if kind == "U":
             undefined.add(name)
         elif (kind.isupper() and kind != "N") or kind == "i":  # i: GNU indirect function
             defined[name] = kind
-    return defined, undefined
+    return table
 
 
 def check_calls(root, files, objects, errors):
     by_suffix = {"/" + rel + ".o": rel for rel in files if rel.endswith(".c")}
     defined_in, kind_of, uses = {}, {}, {}
+    symbols = read_symbols(objects)
     for obj in objects:
         norm = obj.replace(os.sep, "/")
         rel = next((r for s, r in by_suffix.items() if norm.endswith(s)), None)
         if rel is None:
             errors.append("%s: object of no source file under src/ or cli/" % obj)
             continue
-        defined, undefined = read_symbols(obj)
+        defined, undefined = symbols[obj]
         uses[rel] = undefined
         for name in defined:
             if name in defined_in and defined_in[name] != rel:
