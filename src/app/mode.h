@@ -11,15 +11,17 @@
  *   gpux__app_infer    run
  *   gpux__app_answer   answer, after the outputs
  *   gpux_app_close     release
- * and serve reads its inputs and outputs through gpux__app_io_count / gpux__app_io_info, which
- * ask io_count / io_info. Slots marked (optional) may be NULL; the default is said there. */
+ * and inputs.c (the dtype an input is converted to) and serve (model metadata, request checks)
+ * read the app's inputs and outputs through gpux__app_io_count / gpux__app_io_info, which ask
+ * io_count / io_info; serve batches only direct modes. Slots marked (optional) may be NULL; the
+ * default is said there. */
 #ifndef GPUX_APP_MODE_H
 #define GPUX_APP_MODE_H
 
 #include "app/app.h"
 
 typedef struct gpux__mode {
-  const char *name;             /* as in `pipeline: {mode: NAME}` */
+  const char *name;             /* its name in GPUX__PIPELINE_MODES, as in `pipeline: {mode: NAME}` */
   /* 1 when the app's inputs and outputs are its models' own (the first model's inputs, the last
    * one's outputs), so serve may stack requests of a one-model app along a batch dimension */
   int direct;

@@ -25,8 +25,7 @@ static int oip_dtype(const char *name) {
   return -1;
 }
 
-/* The app's inputs and outputs, as its pipeline mode gives them (the models' own for one model
- * or a sequence; one audio input and one score for openwakeword). */
+/* The app's inputs and outputs, as its pipeline mode gives them (app/mode.h). */
 int gpux__slot_io_count(const gpux__slot *s, int output) { return gpux__app_io_count(s->app, output); }
 
 int gpux__slot_io_info(const gpux__slot *s, int output, int i, gpux_value_info *vi) {
