@@ -40,7 +40,7 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	cmake -S . -B $(BUILD)-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DGPUX_SANITIZE=ON \
 	  -DGPUX_FUZZ=ON -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link >/dev/null
-	cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz-model fuzz-tensorproto
+	cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzzers
 	tests/fuzz/run.sh $(BUILD)-fuzz $(FUZZ_SECONDS)
 
 # Builds gpux and runs it on a real pretrained model: PaddleOCR reads a text line gpux renders.

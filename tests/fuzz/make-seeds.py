@@ -7,7 +7,7 @@ overflow). Run it again after adding a case; `make test` replays every file.
 
     tests/fuzz/make-seeds.py
 """
-import os, struct
+import json, os, struct
 
 here = os.path.dirname(os.path.abspath(__file__))
 
@@ -122,7 +122,84 @@ models = {
                                           [tensor([3], INT64, "S", i64(1 << 40, 1 << 40, 1 << 40))])),
 }
 
-for harness, files in (("tensorproto", tensorproto), ("model", models)):
+# GPUXfiles: the examples' own and hostile ones
+root = os.path.dirname(os.path.dirname(here))
+gpuxfiles = {}
+for ex in sorted(os.listdir(os.path.join(root, "examples"))):
+    path = os.path.join(root, "examples", ex, "GPUXfile")
+    if os.path.isfile(path):
+        gpuxfiles["example-" + ex] = open(path, "rb").read()
+gpuxfiles.update({
+    "minimal": b"model: ./model.onnx\n",
+    "repro-deep-flow": b"[" * 20000,
+    "repro-deep-dashes": b"- " * 20000,
+    "repro-apostrophe-then-deep": b"description: don't\nx: " + b"{" * 5000,
+    "repro-second-document": b"model: ./a.onnx\n---\nmodel: ./b.onnx\n",
+    "repro-many-keys-duplicate": b"".join(b"k%d: 1\n" % i for i in range(3000)) + b"k0: 2\n",
+    "repro-alias-bomb": b"a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n"
+                        b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c]\n",
+})
+
+# image configs as a registry could serve them
+def config(spec): return json.dumps({"spec": spec, "build": {}}).encode()
+base = {"model": {"source": "model.onnx"}, "outputs": [{"name": "y", "dtype": "float32", "shape": ["batch", 2]}],
+        "postprocessing": [{"output": "y", "top_k": 1, "labels": "labels.txt"}]}
+def with_(**kw):
+    d = json.loads(json.dumps(base)); d.update(kw); return d
+image_configs = {
+    "valid": config(base),
+    "repro-absolute-labels": config(with_(postprocessing=[{"output": "y", "labels": "/etc/passwd"}])),
+    "repro-dotdot-model": config(with_(model={"source": "../../index.json"})),
+    "repro-url-model": config(with_(model={"source": "https://127.0.0.1:1/m.onnx"})),
+    "repro-not-a-layer": config(with_(postprocessing=[{"output": "y", "labels": "secret.txt"}])),
+    "repro-no-postprocessing-output": config(with_(postprocessing=[{"top_k": 1}])),
+    "repro-no-outputs": config({"model": {"source": "model.onnx"}, "postprocessing": [{"top_k": 1}]}),
+    "repro-example-path": config(with_(inputs=[{"name": "x", "type": "tensor", "example": "/etc/passwd"}])),
+}
+
+# WAV files: valid mono 16-bit at 16 kHz and 44.1 kHz, and declared rates out of range
+def wav(rate, frames, bits=16, ch=1, fmt=1):
+    bps = bits // 8
+    data = bytes((i * 37) & 0xFF for i in range(frames * ch * bps))
+    body = struct.pack("<HHIIHH", fmt, ch, rate, (rate * ch * bps) & 0xFFFFFFFF, ch * bps, bits)
+    return b"RIFF" + struct.pack("<I", 4 + 8 + len(body) + 8 + len(data)) + b"WAVE" + b"fmt " + \
+        struct.pack("<I", len(body)) + body + b"data" + struct.pack("<I", len(data)) + data
+wavs = {
+    "mono-16k": wav(16000, 800),
+    "stereo-44k": wav(44100, 441, ch=2),
+    "float-22k": wav(22050, 220, bits=32, fmt=3),
+    "repro-rate-1hz": wav(1, 5000),
+    "repro-rate-1001hz": wav(1001, 5000),
+    "repro-rate-huge": wav(4000000000, 100),
+    "repro-data-size-lies": wav(16000, 10)[:-10] + b"\xff" * 4,
+}
+
+# PNG/JPEG: made by ImageMagick's convert when it is there (make test does not need them)
+images = {}
+try:
+    import subprocess, tempfile
+    with tempfile.TemporaryDirectory() as t:
+        for name, args in (("gradient.png", ["-size", "24x16", "gradient:red-blue"]),
+                           ("gray.png", ["-size", "9x7", "gradient:", "-colorspace", "Gray", "-depth", "1"]),
+                           ("photo.jpg", ["-size", "24x16", "plasma:fractal", "-quality", "80"]),
+                           ("progressive.jpg", ["-size", "32x24", "gradient:", "-interlace", "JPEG"])):
+            out = os.path.join(t, name)
+            subprocess.run(["convert"] + args + [out], check=True, capture_output=True)
+            images[name.replace(".", "-")] = open(out, "rb").read()
+except (OSError, subprocess.CalledProcessError):
+    pass
+if "photo-jpg" in images:
+    jpg = bytearray(images["photo-jpg"])
+    sof = jpg.find(b"\xff\xc0")
+    if sof > 0:
+        jpg[sof + 5:sof + 9] = struct.pack(">HH", 16384, 16384)
+        images["repro-jpeg-bomb"] = bytes(jpg)
+    sos = images["photo-jpg"].find(b"\xff\xda")
+    if sos > 0:
+        images["repro-jpeg-cut-scan"] = images["photo-jpg"][:sos + 30] + b"\xff\xd9"
+
+for harness, files in (("tensorproto", tensorproto), ("model", models), ("gpuxfile", gpuxfiles),
+                       ("image-config", image_configs), ("wav", wavs), ("image", images)):
     d = os.path.join(here, "corpus", harness)
     os.makedirs(d, exist_ok=True)
     for name, data in files.items():
