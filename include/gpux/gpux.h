@@ -176,7 +176,9 @@ typedef enum { GPUX_BACKEND_AUTO = 0, GPUX_BACKEND_CPU = 1, GPUX_BACKEND_WEBGPU 
 
 typedef struct {
   int backend;                   /* gpux_backend_kind */
-  int threads;                   /* CPU threads; 0 = all cores */
+  int threads;                   /* CPU threads this session's runs use at most, the calling
+                                    thread included; 0 = all of the process's pool
+                                    ($GPUX_THREADS, default the number of cores) */
 } gpux_session_options;
 
 GPUX_API int gpux_session_create(gpux_model *m, const gpux_session_options *opts, gpux_session **out);

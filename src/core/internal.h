@@ -83,8 +83,11 @@ void gpux__strides(int ndim, const int64_t *dims, int64_t *strides);
  * least `grain` items; returns when all chunks are done. Runs inline when n is small. */
 typedef void (*gpux__range_fn)(void *ctx, int64_t begin, int64_t end);
 void gpux__parallel_for(int64_t n, int64_t grain, gpux__range_fn fn, void *ctx);
-int gpux__thread_count(void);
+int gpux__thread_count(void);          /* threads a job started here may use */
 void gpux__set_thread_count(int n);   /* 0 = number of cores; takes effect before first use */
+/* At most n threads (the caller included; 0 = the whole pool) run the jobs this thread starts
+ * from now on: a session's `threads` option. Returns the previous setting. */
+int gpux__set_run_threads(int n);
 
 /* A growable arena: many small allocations freed at once (graph IR, names, attributes). */
 typedef struct gpux__arena_block gpux__arena_block;

@@ -3,7 +3,9 @@
  * caller waits only for chunks that workers took, so a worker the system has not scheduled yet
  * delays nothing. Between jobs workers spin a short while (a model runs its nodes' jobs back to
  * back, and waking a sleeping thread costs more than a small job) and then sleep on a condition
- * variable; the caller waits for the last chunk the same way. Nested calls run inline. */
+ * variable; the caller waits for the last chunk the same way. Nested calls run inline.
+ * The pool is one per process; a session that asks for fewer threads caps how many of them join
+ * the jobs of its runs (gpux__set_run_threads, per calling thread). */
 #include "core/internal.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -22,6 +24,7 @@ typedef struct {
   atomic_int_fast64_t next;  /* next chunk start */
   atomic_uint_fast64_t state; /* even: job number `state` is open; odd: no job (closed) */
   atomic_int inside;         /* workers inside a job (or checking whether it is still open) */
+  atomic_int cap;            /* workers that may run chunks of the current job */
 } pool_t;
 
 /* How long a worker spins for the next job, and the caller for the end of one, before sleeping. */
@@ -46,6 +49,7 @@ static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t job_lock = PTHREAD_MUTEX_INITIALIZER; /* one job at a time */
 static int requested_threads;
 static _Thread_local int inside_job;
+static _Thread_local int run_threads;  /* threads a job of this caller may use; 0 = all */
 
 static void run_chunks(void) {
   for (;;) {
@@ -84,8 +88,8 @@ static void *worker(void *arg) {
   inside_job = 1;
   for (;;) {
     seen = wait_for_job(seen);
-    atomic_fetch_add(&pool.inside, 1);
-    if (atomic_load(&pool.state) == seen) run_chunks();
+    int before = atomic_fetch_add(&pool.inside, 1); /* the first `cap` workers in take part */
+    if (atomic_load(&pool.state) == seen && before < atomic_load(&pool.cap)) run_chunks();
     if (atomic_fetch_sub(&pool.inside, 1) == 1) { /* the last one out wakes a caller waiting */
       pthread_mutex_lock(&pool.lock);
       pthread_cond_signal(&pool.done);
@@ -115,21 +119,29 @@ static void pool_start(void) {
 
 int gpux__thread_count(void) {
   pthread_once(&pool_once, pool_start);
-  return pool.n_threads + 1;
+  return run_threads ? GPUX__MIN(run_threads, pool.n_threads + 1) : pool.n_threads + 1;
 }
 
 void gpux__set_thread_count(int n) { requested_threads = n; }
+
+int gpux__set_run_threads(int n) {
+  int old = run_threads;
+  run_threads = n > 0 ? n : 0;
+  return old;
+}
 
 void gpux__parallel_for(int64_t n, int64_t grain, gpux__range_fn fn, void *ctx) {
   if (n <= 0) return;
   if (grain < 1) grain = 1;
   pthread_once(&pool_once, pool_start);
-  if (inside_job || pool.n_threads == 0 || n <= grain) {
+  int helpers = run_threads ? GPUX__MIN(run_threads - 1, pool.n_threads) : pool.n_threads;
+  if (inside_job || helpers == 0 || n <= grain) {
     fn(ctx, 0, n);
     return;
   }
   pthread_mutex_lock(&job_lock);
-  int64_t parts = (pool.n_threads + 1) * 4;
+  atomic_store(&pool.cap, helpers);
+  int64_t parts = (int64_t)(helpers + 1) * 4;
   int64_t chunk = (n + parts - 1) / parts;
   if (chunk < grain) chunk = grain;
   pool.fn = fn;

@@ -11,6 +11,7 @@ struct gpux_session {
   const gpux_backend_i *backend;
   void *backend_ctx;
   int requested;            /* the gpux_backend_kind asked for */
+  int threads;              /* CPU threads its runs may use (0 = the whole pool) */
   int ran;                  /* a run finished: node placement is known */
   int ran_node_by_node;     /* the last run went through run_node (the backend declined the graph) */
   gpux_graph *cpu_graph;    /* the CPU backend's rewritten copy of the main graph, or NULL */
@@ -171,6 +172,7 @@ int gpux_session_create(gpux_model *m, const gpux_session_options *opts, gpux_se
   if (!s) return GPUX_E_NOMEM;
   s->model = m;
   s->requested = opts->backend;
+  s->threads = opts->threads;
   if ((rc = pick_backend(s, opts))) { free(s); return rc; }
   if ((s->backend->prepare && (rc = s->backend->prepare(s->backend_ctx, m->graph))) ||
       (s->backend == &gpux__backend_cpu && (rc = gpux__graph_optimize(m->graph, &s->cpu_graph)))) {
@@ -249,8 +251,8 @@ static int check_input(const gpux_graph *g, int i, const gpux_tensor *t, const c
   return 0;
 }
 
-int gpux_session_run(gpux_session *s, const gpux_tensor *inputs, int n_inputs, gpux_tensor *outputs,
-                     int n_outputs) {
+static int session_run(gpux_session *s, const gpux_tensor *inputs, int n_inputs, gpux_tensor *outputs,
+                       int n_outputs) {
   const gpux_graph *g = s->model->graph;
   for (int o = 0; o < n_outputs; o++) memset(&outputs[o], 0, sizeof outputs[o]);
   if (n_inputs > g->n_inputs)
@@ -284,4 +286,13 @@ int gpux_session_run(gpux_session *s, const gpux_tensor *inputs, int n_inputs, g
     return gpux__error_prefix(rc, "%s: ", s->model->path);
   }
   return 0;
+}
+
+int gpux_session_run(gpux_session *s, const gpux_tensor *inputs, int n_inputs, gpux_tensor *outputs,
+                     int n_outputs) {
+  /* the process has one pool of CPU threads; this session's runs use at most its own number */
+  int old = gpux__set_run_threads(s->threads);
+  int rc = session_run(s, inputs, n_inputs, outputs, n_outputs);
+  gpux__set_run_threads(old);
+  return rc;
 }

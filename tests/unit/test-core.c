@@ -5,7 +5,9 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <unistd.h>
 #include "core/internal.h"
 
 static void test_f16_round_trip(void **state) {
@@ -107,6 +109,45 @@ static void test_parallel_for(void **state) {
   free(counts);
 }
 
+/* Which threads ran the chunks of a job. */
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_t seen[64];
+  int n_seen;
+} thread_log;
+
+static void note_thread(void *ctx, int64_t begin, int64_t end) {
+  thread_log *log = ctx;
+  (void)begin, (void)end;
+  usleep(200); /* long enough for idle workers to join */
+  pthread_mutex_lock(&log->mu);
+  int known = 0;
+  for (int i = 0; i < log->n_seen; i++) known |= pthread_equal(log->seen[i], pthread_self());
+  if (!known && log->n_seen < 64) log->seen[log->n_seen++] = pthread_self();
+  pthread_mutex_unlock(&log->mu);
+}
+
+static int threads_used(int limit) {
+  thread_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  int old = gpux__set_run_threads(limit);
+  gpux__parallel_for(400, 1, note_thread, &log);
+  assert_int_equal(gpux__set_run_threads(old), limit);
+  return log.n_seen;
+}
+
+/* A session's `threads` caps the threads of its jobs, whatever the process-wide pool holds. */
+static void test_run_threads(void **state) {
+  (void)state;
+  gpux__set_thread_count(4); /* the pool: the caller and 3 workers */
+  assert_int_equal(gpux__thread_count(), 4);
+  for (int rep = 0; rep < 3; rep++) {
+    assert_int_equal(threads_used(1), 1);      /* only the caller */
+    assert_true(threads_used(2) <= 2);
+    assert_true(threads_used(3) <= 3);
+    assert_true(threads_used(0) <= 4);
+  }
+}
+
 static void test_errors(void **state) {
   (void)state;
   assert_string_equal(gpux_err_name(GPUX_E_UNSUPPORTED_OP), "UNSUPPORTED_OP");
@@ -151,7 +192,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_f16_round_trip), cmocka_unit_test(test_bf16),
     cmocka_unit_test(test_minifloats),     cmocka_unit_test(test_broadcast),
-    cmocka_unit_test(test_compare),        cmocka_unit_test(test_parallel_for),
+    cmocka_unit_test(test_compare),        cmocka_unit_test(test_run_threads),
+    cmocka_unit_test(test_parallel_for),
     cmocka_unit_test(test_errors),         cmocka_unit_test(test_log),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,7 +4,6 @@
 #include <cblas.h>
 
 static int cpu_init(void **ctx, const gpux_session_options *opts) {
-  if (opts && opts->threads > 0) gpux__set_thread_count(opts->threads);
   /* The pool is the only source of threads: kernels split BLAS work into pool tasks, and
    * OpenBLAS's own workers would otherwise spin on the cores the pool uses (and on the one core
    * of a single-threaded session). */

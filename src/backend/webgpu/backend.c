@@ -34,7 +34,6 @@ typedef struct wg_ctx {
 
 static int wg_init(void **ctx, const gpux_session_options *opts) {
   *ctx = NULL;
-  if (opts && opts->threads > 0) gpux__set_thread_count(opts->threads);
   wg_ctx *c = gpux__calloc(1, sizeof *c);
   if (!c) return GPUX_E_NOMEM;
   int rc = gpux__wg_device_acquire(&c->dev);
