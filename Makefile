@@ -18,9 +18,12 @@ gpux: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 # The command, libgpux.so/.a, gpux.h, gpux.pc, the man page, shell completions, the Python
-# package and the Dawn library under $(PREFIX) (DESTDIR is honoured for packaging).
-install: gpux
-	cmake --install $(BUILD) --prefix $(PREFIX)
+# package and the Dawn library under $(PREFIX) (DESTDIR is honoured for packaging). The prefix is
+# configured into the build, so programs linking libgpux.a find the installed Dawn too.
+install: deps $(BUILD)/CMakeCache.txt
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+	cmake --install $(BUILD)
 
 # Every test: unit, CLI, app, conformance and real-model tests; then the unit tests and the
 # conformance gate again under AddressSanitizer + UndefinedBehaviorSanitizer.

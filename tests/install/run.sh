@@ -73,6 +73,17 @@ awk -v a="$(grep '^output ' <<<"$out")" -v b="$(grep '^output ' <<<"$out_gpu")" 
   bad "cls model: cpu '$(grep '^output ' <<<"$out")' vs webgpu '$(grep '^output ' <<<"$out_gpu")'"
 unset LD_LIBRARY_PATH
 
+# Linked statically with `pkg-config --static`: Libs.private names everything libgpux.a needs
+mkdir -p "$tmp/static/lib"
+cp -r "$prefix/include" "$tmp/static/"
+cp -r "$prefix/lib/pkgconfig" "$prefix/lib/libgpux.a" "$tmp/static/lib/"
+if (cd "$tmp/app" && cc -std=c11 -o embed-static embed.c $(PKG_CONFIG_PATH=$tmp/static/lib/pkgconfig pkg-config --cflags --static --libs gpux)); then
+  ! ldd "$tmp/app/embed-static" | grep -q libgpux && ok || bad "embed-static links libgpux.so"
+  "$tmp/app/embed-static" "$tmp/$case" cpu | grep -q '^PASS y float32\[1,1,4,3\]' && ok || bad "embed-static on the CPU"
+else
+  bad "embed.c does not link with pkg-config --static against libgpux.a"
+fi
+
 # The installed command finds Dawn relative to itself (bin/../lib/gpux)
 out=$("$prefix/bin/gpux" devices 2>&1)
 grep -Eq '^webgpu +llvmpipe|^webgpu ' <<<"$out" && ok || { bad "installed gpux devices lists no WebGPU adapter"; sed 's/^/  /' <<<"$out" | head; }

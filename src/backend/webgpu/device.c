@@ -21,6 +21,10 @@
 #ifndef GPUX_WEBGPU_FROM_BINDIR
 #define GPUX_WEBGPU_FROM_BINDIR "../lib/gpux"
 #endif
+/* The configured install location itself, for programs that link libgpux.a from elsewhere. */
+#ifndef GPUX_WEBGPU_INSTALLED
+#define GPUX_WEBGPU_INSTALLED ""
+#endif
 
 static pthread_mutex_t device_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t error_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -99,6 +103,7 @@ static int load_library(wg_device *d) {
         if (realpath(path, near[i])) candidates[n++] = near[i];
       }
     }
+    if (GPUX_WEBGPU_INSTALLED[0] && access(GPUX_WEBGPU_INSTALLED, R_OK) == 0) candidates[n++] = GPUX_WEBGPU_INSTALLED;
     candidates[n++] = "libwebgpu_dawn.so";
     candidates[n++] = "libwgpu_native.so";
   }
