@@ -323,9 +323,8 @@ class Model:
 
 def load(path, backend="auto", threads=0):
     """Loads an ONNX model and prepares it to run on backend "auto" (WebGPU when an adapter is
-    found, else the CPU), "cpu" or "webgpu". threads: worker threads of the CPU kernels' pool,
-    which the whole process shares and which takes the first value given before it starts
-    (0 = $GPUX_THREADS, else all cores)."""
+    found, else the CPU), "cpu" or "webgpu". threads: the most CPU threads this model's runs use,
+    the calling one included (0 = the whole process-wide pool: $GPUX_THREADS, else all cores)."""
     return Model(path, backend=backend, threads=threads)
 
 
