@@ -97,6 +97,10 @@ static void print_summary(const char *json) {
     human_size(jnum(s, "peak_rss_bytes"), mem, sizeof mem);
     printf("  memory    %s peak resident\n", mem);
   }
+  if (jnum(s, "device_memory_bytes") > 0) {
+    human_size(jnum(s, "device_memory_bytes"), mem, sizeof mem);
+    printf("            %s of device memory\n", mem);
+  }
   int fb = (int)jnum(s, "fallback_nodes"), nodes = (int)jnum(s, "nodes");
   if (!fb) printf("  nodes     %d, all on %s\n", nodes, jstr(s, "backend"));
   else {

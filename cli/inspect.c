@@ -130,8 +130,13 @@ static void print_build(const cJSON *b) {
   }
   const cJSON *m;
   cJSON_ArrayForEach(m, cJSON_GetObjectItem(b, "models")) {
-    printf("model %s%s%s (opset %d, %d nodes):\n", str(m, "file"), get(m, "step") ? " - step " : "", str(m, "step"),
-           (int)num(m, "opset"), (int)num(m, "nodes"));
+    char dm[48] = "";
+    if (num(m, "device_memory_bytes") > 0) {
+      human_size(num(m, "device_memory_bytes"), mem, sizeof mem);
+      snprintf(dm, sizeof dm, ", %s of device memory", mem);
+    }
+    printf("model %s%s%s (opset %d, %d nodes%s):\n", str(m, "file"), get(m, "step") ? " - step " : "", str(m, "step"),
+           (int)num(m, "opset"), (int)num(m, "nodes"), dm);
     const cJSON *op, *dev;
     cJSON_ArrayForEach(op, cJSON_GetObjectItem(m, "ops")) {
       printf("  %-22s", op->string);

@@ -179,6 +179,9 @@ typedef struct {
   int threads;                   /* CPU threads this session's runs use at most, the calling
                                     thread included; 0 = all of the process's pool
                                     ($GPUX_THREADS, default the number of cores) */
+  uint64_t gpu_memory;           /* device memory a WebGPU session's plans may hold, in bytes;
+                                    0 = no limit. A run whose plan needs more fails with
+                                    GPUX_E_DEVICE naming both numbers. */
 } gpux_session_options;
 
 GPUX_API int gpux_session_create(gpux_model *m, const gpux_session_options *opts, gpux_session **out);
@@ -194,6 +197,56 @@ GPUX_API const char *gpux_session_backend_name(const gpux_session *s);
  * (computed once when the session planned the model for these input shapes). NULL before the
  * first run or when i is out of range. */
 GPUX_API const char *gpux_session_node_device(const gpux_session *s, int i, const char **why);
+
+/* ---- device tensors and IO binding ----
+ * A gpux_device_tensor is a tensor held on a session's device (on the CPU backend: in host
+ * memory). A run may take device tensors as inputs and keep outputs on the device, so that a
+ * result feeding the next run (a recurrent state, a KV cache) never travels through host memory;
+ * gpux_device_tensor_read is the explicit copy to the host. They belong to the device, not to a
+ * session: they stay valid after the session that made them is freed and can be given to any
+ * session (one on another device reads them over the host). */
+typedef struct gpux_device_tensor gpux_device_tensor;
+
+/* One input of gpux_session_run_values: a host tensor or a device tensor (at most one set;
+ * neither is an omitted optional input). */
+typedef struct {
+  const gpux_tensor *tensor;
+  const gpux_device_tensor *device;
+} gpux_input;
+
+/* One output: with keep = 0 it comes back in `tensor` (owned by the caller); with keep = 1 it
+ * stays on the device as a new `device` tensor (free with gpux_device_tensor_free). */
+typedef struct {
+  int keep;
+  gpux_tensor tensor;
+  gpux_device_tensor *device;
+} gpux_output;
+
+/* gpux_session_run with inputs and outputs bound as above. */
+GPUX_API int gpux_session_run_values(gpux_session *s, const gpux_input *inputs, int n_inputs,
+                            gpux_output *outputs, int n_outputs);
+/* Copies a host tensor to the session's device (e.g. an initial state). */
+GPUX_API int gpux_device_tensor_upload(gpux_session *s, const gpux_tensor *t, gpux_device_tensor **out);
+/* Copies it to the host: out becomes a new tensor owned by the caller. */
+GPUX_API int gpux_device_tensor_read(const gpux_device_tensor *v, gpux_tensor *out);
+/* Its kind, dtype and shape (out->data is NULL). */
+GPUX_API void gpux_device_tensor_describe(const gpux_device_tensor *v, gpux_tensor *out);
+/* Where it is held: "webgpu" or "cpu". */
+GPUX_API const char *gpux_device_tensor_backend(const gpux_device_tensor *v);
+GPUX_API void gpux_device_tensor_free(gpux_device_tensor *v);
+
+/* What a session has done so far. Transfers count the tensors copied between host memory and
+ * the device by the session's runs, plans (weights included) and gpux_device_tensor_upload; a CPU
+ * session makes none. gpux_device_tensor_read is explicit and not counted. */
+typedef struct {
+  uint64_t runs;
+  uint64_t uploads, upload_bytes;       /* host -> device */
+  uint64_t downloads, download_bytes;   /* device -> host */
+  uint64_t device_memory;               /* bytes of device memory the session's plans hold now */
+  uint64_t device_memory_peak;          /* the most they held at once */
+} gpux_run_stats;
+
+GPUX_API void gpux_session_stats(const gpux_session *s, gpux_run_stats *out);
 
 /* ---- devices ---- */
 typedef struct {

@@ -22,7 +22,8 @@ static int load_labels(gpux_app *a, char **inline_labels, int64_t n, const char 
  * a->backend. Errors name the model file. */
 static int create_sessions(gpux_app *a) {
   const gpux__spec *spec = a->spec;
-  gpux_session_options so = {.backend = a->backend, .threads = spec->runtime.threads};
+  gpux_session_options so = {.backend = a->backend, .threads = spec->runtime.threads,
+                             .gpu_memory = (uint64_t)spec->runtime.gpu_memory};
   for (int i = 0; i < a->n_models; i++) {
     int rc = gpux_session_create(a->models[i], &so, &a->sessions[i]);
     if (rc) {

@@ -3,6 +3,7 @@
  * (gpux__app_io_count/info); one model run on named values (gpux__app_run_model), and the
  * named-tensor lists passed between inputs, models and answers. */
 #include "app/mode.h"
+#include <stdio.h>
 
 /* Every mode of GPUX__PIPELINE_MODES, by its GPUX__PIPE_ number. */
 #define X(e, name) extern const gpux__mode gpux__mode_##name;
@@ -73,6 +74,15 @@ int gpux__app_run_model(gpux_app *a, int model, const gpux__named_tensors *in, i
     double t0 = gpux__now_ms();
     rc = gpux_session_run(a->sessions[model], ins, given, outs, n_out);
     *ms += gpux__now_ms() - t0;
+    /* a plan over the device memory budget: name the key that set it */
+    static const char limit[] = ", the gpu_memory limit allows ";
+    const char *msg = gpux_last_error(), *cut = strstr(msg, limit);
+    if (rc == GPUX_E_DEVICE && a->spec->runtime.gpu_memory && cut) {
+      char line[1024];
+      snprintf(line, sizeof line, "%s: %.*s, runtime.gpu.memory allows %s", a->spec->file, (int)(cut - msg), msg,
+               cut + strlen(limit));
+      gpux__error(rc, "%s", line);
+    }
   }
   memset(out, 0, sizeof *out);
   for (int i = 0; i < n_out && !rc; i++) {

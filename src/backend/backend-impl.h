@@ -7,7 +7,7 @@
 
 #include "ops/op.h"
 
-#define GPUX_BACKEND_INTERFACE_VERSION 2
+#define GPUX_BACKEND_INTERFACE_VERSION 3
 
 /* run_graph's answer when a backend does not take a graph: the runtime then runs it node by node
  * through run_node. */
@@ -16,9 +16,38 @@
 /* Where a node ran (node_place). */
 enum { GPUX__PLACE_UNKNOWN = 0, GPUX__PLACE_BACKEND, GPUX__PLACE_CPU, GPUX__PLACE_CONST };
 
+/* Where a backend keeps tensors: host memory (the CPU backend) or a device of its own. */
+enum { GPUX__DEVICE_HOST = 0, GPUX__DEVICE_GPU = 1 };
+
+struct gpux_backend_i;
+
+/* A value (gpux.h): a host tensor, or a buffer on a backend's device. */
+struct gpux_device_tensor {
+  gpux_tensor t;                          /* dtype and shape; the data of a host value */
+  const struct gpux_backend_i *backend;   /* NULL: a host value */
+  void *dev;                              /* the backend's device (the value holds a reference) */
+  void *buf;                              /* the backend's buffer */
+  uint64_t bytes;
+};
+
+/* One run's inputs and outputs as a backend sees them. */
+typedef struct gpux__io {
+  const gpux_tensor *inputs;              /* [n_inputs] in graph order; an input bound to a device
+                                             value has its dtype and shape here and data NULL */
+  const gpux_device_tensor *const *in_values;     /* [n_inputs] or NULL: non-NULL = bound to this
+                                             backend's device value */
+  int n_inputs;
+  gpux_tensor *outputs;                   /* [n_outputs] host results, owned by the caller */
+  int n_outputs;
+  const unsigned char *keep;              /* [n_outputs] or NULL: 1 = output stays on the device */
+  gpux_device_tensor **out_values;                /* [n_outputs]: where kept outputs go */
+  gpux_run_stats *stats;                  /* transfers are counted here */
+} gpux__io;
+
 typedef struct gpux_backend_i {
   int version;                                   /* GPUX_BACKEND_INTERFACE_VERSION */
   const char *name;                              /* "cpu", "webgpu" */
+  int device_type;                               /* GPUX__DEVICE_* */
   /* Creates the backend's context; an error when the device is not usable. */
   int (*init)(void **ctx, const gpux_session_options *opts);
   void (*release)(void *ctx);
@@ -30,19 +59,24 @@ typedef struct gpux_backend_i {
   /* (optional) Takes the model's main graph once, before the first run. */
   int (*prepare)(void *ctx, const gpux_graph *g);
   /* (optional) Runs the whole main graph (planned per input signature, nodes the backend cannot
-   * run falling back to their CPU kernels): inputs in graph order, outputs filled and owned by the
-   * caller. GPUX__DECLINED when the backend does not take the graph. */
-  int (*run_graph)(void *ctx, const gpux_graph *g, const gpux_tensor *inputs, int n_inputs,
-                   gpux_tensor *outputs, int n_outputs);
+   * run falling back to their CPU kernels). GPUX__DECLINED when the backend does not take the
+   * graph (then no input was touched and no output made). */
+  int (*run_graph)(void *ctx, const gpux_graph *g, const gpux__io *io);
   /* (optional) Where node i of the main graph ran in the last run_graph (GPUX__PLACE_*); `why`
    * receives the reason of a CPU fallback. */
   int (*node_place)(void *ctx, int i, const char **why);
+  /* (optional, device backends) A host tensor copied into a new device value; GPUX__DECLINED
+   * when the device does not hold this dtype (the value then stays on the host). */
+  int (*value_upload)(void *ctx, const gpux_tensor *t, gpux_device_tensor **out, gpux_run_stats *stats);
+  /* (device backends) A device value copied to the host; its buffer freed. */
+  int (*value_read)(const gpux_device_tensor *v, gpux_tensor *out);
+  void (*value_free)(gpux_device_tensor *v);
+  /* (optional) Whether the session is better off on the CPU backend when AUTO was asked for
+   * (a software rasterizer on the CPU). */
+  int (*prefer_cpu)(void *ctx);
 } gpux_backend_i;
 
 extern const gpux_backend_i gpux__backend_cpu;
 extern const gpux_backend_i gpux__backend_webgpu;
-/* The WebGPU adapter is a software rasterizer on the CPU (lavapipe, SwiftShader): AUTO prefers
- * the CPU backend then. Valid after a successful init. */
-int gpux__webgpu_is_software(void *ctx);
 
 #endif

@@ -1,6 +1,8 @@
-/* alloc.c — checked allocation (failures become GPUX_E_NOMEM messages instead of crashes) and
- * the arena that holds a model's IR: many small allocations released together. */
+/* alloc.c — checked allocation (failures become GPUX_E_NOMEM messages instead of crashes), the
+ * arena that holds a model's IR (many small allocations released together), and byte counts
+ * written for people. */
 #include "core/internal.h"
+#include <stdio.h>
 
 void *gpux__malloc(size_t n) {
   void *p = malloc(n ? n : 1);
@@ -66,4 +68,18 @@ void gpux__arena_free(gpux__arena *a) {
     free(b);
   }
   a->head = NULL;
+}
+
+const char *gpux__format_bytes(char buf[32], uint64_t n) {
+  static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
+  if (n < 1024) {
+    snprintf(buf, 32, "%llu bytes", (unsigned long long)n);
+    return buf;
+  }
+  double x = (double)n;
+  int u = -1;
+  while (x >= 1024 && u < 3) x /= 1024, u++;
+  if (x == (double)(uint64_t)x) snprintf(buf, 32, "%llu %s", (unsigned long long)x, units[u]);
+  else snprintf(buf, 32, "%.1f %s", x, units[u]);
+  return buf;
 }

@@ -38,6 +38,8 @@ void *gpux__calloc(size_t count, size_t size);
 void *gpux__realloc(void *p, size_t n);
 char *gpux__strdup(const char *s);
 char *gpux__strndup(const char *s, size_t n);
+/* A byte count as a person reads it: "812 bytes", "1.5 KiB", "256 MiB", "412.3 MiB". */
+const char *gpux__format_bytes(char buf[32], uint64_t n);
 
 /* IEEE half and bfloat16 <-> float, round to nearest even. */
 float gpux__f16_to_f32(uint16_t h);

@@ -2,9 +2,9 @@
  * graph invocation; nested If/Loop/Scan bodies get child frames that see their parents' values),
  * nodes run in topological order, and each intermediate is freed right after its last use. */
 #include "backend/backend-impl.h"
-#include "runtime/optimize.h"
 #include "core/buffers.h"
-#include <stdio.h>
+#include "runtime/optimize.h"
+#include "runtime/value.h"
 
 struct gpux_session {
   gpux_model *model;
@@ -16,6 +16,7 @@ struct gpux_session {
   int ran_node_by_node;     /* the last run went through run_node (the backend declined the graph) */
   gpux_graph *cpu_graph;    /* the CPU backend's rewritten copy of the main graph, or NULL */
   gpux__buffers buffers;    /* intermediates' freed data blocks, reused by later outputs */
+  gpux_run_stats stats;
 };
 
 typedef struct frame {
@@ -146,7 +147,8 @@ static int pick_backend(gpux_session *s, const gpux_session_options *opts) {
   int rc;
   if (opts->backend == GPUX_BACKEND_WEBGPU || opts->backend == GPUX_BACKEND_AUTO) {
     rc = gpux__backend_webgpu.init(&s->backend_ctx, opts);
-    if (!rc && (opts->backend == GPUX_BACKEND_WEBGPU || !gpux__webgpu_is_software(s->backend_ctx))) {
+    if (!rc && (opts->backend == GPUX_BACKEND_WEBGPU || !gpux__backend_webgpu.prefer_cpu ||
+                !gpux__backend_webgpu.prefer_cpu(s->backend_ctx))) {
       s->backend = &gpux__backend_webgpu;
       return 0;
     }
@@ -174,8 +176,11 @@ int gpux_session_create(gpux_model *m, const gpux_session_options *opts, gpux_se
   s->requested = opts->backend;
   s->threads = opts->threads;
   if ((rc = pick_backend(s, opts))) { free(s); return rc; }
-  if ((s->backend->prepare && (rc = s->backend->prepare(s->backend_ctx, m->graph))) ||
-      (s->backend == &gpux__backend_cpu && (rc = gpux__graph_optimize(m->graph, &s->cpu_graph)))) {
+  if (s->backend->version != GPUX_BACKEND_INTERFACE_VERSION)
+    rc = gpux__error(GPUX_E_INTERNAL, "backend '%s' implements interface version %d, this runtime needs %d",
+                     s->backend->name, s->backend->version, GPUX_BACKEND_INTERFACE_VERSION);
+  if (rc || (s->backend->prepare && (rc = s->backend->prepare(s->backend_ctx, m->graph))) ||
+      (s->backend->device_type == GPUX__DEVICE_HOST && (rc = gpux__graph_optimize(m->graph, &s->cpu_graph)))) {
     s->backend->release(s->backend_ctx);
     free(s);
     return rc;
@@ -198,7 +203,7 @@ const char *gpux_session_backend_name(const gpux_session *s) { return s->backend
 const char *gpux_session_node_device(const gpux_session *s, int i, const char **why) {
   if (why) *why = NULL;
   if (!s || !s->ran || i < 0 || i >= s->model->graph->n_nodes) return NULL;
-  if (s->backend == &gpux__backend_cpu) return "cpu";
+  if (s->backend->device_type == GPUX__DEVICE_HOST) return s->backend->name;
   if (s->ran_node_by_node || !s->backend->node_place) {
     if (why && s->backend->node_place) s->backend->node_place(s->backend_ctx, i, why);
     return "cpu";
@@ -251,8 +256,10 @@ static int check_input(const gpux_graph *g, int i, const gpux_tensor *t, const c
   return 0;
 }
 
-static int session_run(gpux_session *s, const gpux_tensor *inputs, int n_inputs, gpux_tensor *outputs,
-                       int n_outputs) {
+/* Runs the main graph: in_t are the inputs (host tensors, or the dtype and shape of those bound
+ * to in_v, values of this session's backend); outputs with keep set come back in out_values. */
+static int session_exec(gpux_session *s, const gpux_tensor *in_t, const gpux_device_tensor *const *in_v, int n_inputs,
+                        gpux_tensor *outputs, const unsigned char *keep, gpux_device_tensor **out_values, int n_outputs) {
   const gpux_graph *g = s->model->graph;
   for (int o = 0; o < n_outputs; o++) memset(&outputs[o], 0, sizeof outputs[o]);
   if (n_inputs > g->n_inputs)
@@ -261,11 +268,12 @@ static int session_run(gpux_session *s, const gpux_tensor *inputs, int n_inputs,
   int64_t sym_vals[64];
   int n_syms = 0, rc;
   for (int i = 0; i < n_inputs; i++)
-    if ((rc = check_input(g, i, &inputs[i], sym_names, sym_vals, &n_syms))) return rc;
+    if ((rc = check_input(g, i, &in_t[i], sym_names, sym_vals, &n_syms))) return rc;
   rc = GPUX__DECLINED;
   if (s->backend->run_graph) {
-    rc = s->backend->run_graph(s->backend_ctx, g, inputs, n_inputs, outputs, n_outputs);
-    if (rc == GPUX_E_DEVICE && s->requested == GPUX_BACKEND_AUTO) {
+    gpux__io io = {in_t, in_v, n_inputs, outputs, n_outputs, keep, out_values, &s->stats};
+    rc = s->backend->run_graph(s->backend_ctx, g, &io);
+    if (rc == GPUX_E_DEVICE && s->requested == GPUX_BACKEND_AUTO && !in_v) {
       /* the GPU failed (lost, out of memory): this session continues on the CPU */
       gpux__log(GPUX_LOG_NOTE, "%s; continuing on the CPU", gpux_last_error());
       for (int o = 0; o < n_outputs; o++) gpux_tensor_free(&outputs[o]);
@@ -277,14 +285,47 @@ static int session_run(gpux_session *s, const gpux_tensor *inputs, int n_inputs,
   }
   s->ran_node_by_node = rc == GPUX__DECLINED;
   if (rc == GPUX__DECLINED) {
-    frame f = {.g = s->backend == &gpux__backend_cpu && s->cpu_graph ? s->cpu_graph : g, .s = s};
-    rc = run_graph(&f, inputs, n_inputs, outputs, n_outputs);
+    /* the executor here runs on the host: values bound on the device come over first */
+    gpux_tensor *host = NULL;
+    rc = 0;
+    if (in_v) {
+      host = gpux__calloc((size_t)n_inputs + 1, sizeof *host);
+      if (!host) rc = GPUX_E_NOMEM;
+      for (int i = 0; i < n_inputs && !rc; i++) {
+        if (!in_v[i]) {
+          host[i] = in_t[i];
+          continue;
+        }
+        rc = gpux_device_tensor_read(in_v[i], &host[i]);
+        s->stats.downloads++, s->stats.download_bytes += in_v[i]->bytes;
+      }
+    }
+    frame f = {.g = s->backend->device_type == GPUX__DEVICE_HOST && s->cpu_graph ? s->cpu_graph : g, .s = s};
+    if (!rc) rc = run_graph(&f, host ? host : in_t, n_inputs, outputs, n_outputs);
+    for (int i = 0; host && i < n_inputs; i++)
+      if (in_v[i]) gpux_tensor_free(&host[i]);
+    free(host);
+    /* kept outputs: onto the device when the backend has one, else host values */
+    for (int o = 0; o < n_outputs && keep && !rc; o++) {
+      if (!keep[o]) continue;
+      int up = GPUX__DECLINED;
+      if (s->backend->value_upload && outputs[o].kind == GPUX_KIND_TENSOR) {
+        up = s->backend->value_upload(s->backend_ctx, &outputs[o], &out_values[o], &s->stats);
+        if (!up) gpux_tensor_free(&outputs[o]);
+      }
+      if (up == GPUX__DECLINED) up = gpux__value_host(&outputs[o], &out_values[o]);
+      rc = up;
+    }
   }
   s->ran = 1;
   if (rc) {
-    for (int o = 0; o < n_outputs; o++) gpux_tensor_free(&outputs[o]);
+    for (int o = 0; o < n_outputs; o++) {
+      gpux_tensor_free(&outputs[o]);
+      if (out_values) gpux_device_tensor_free(out_values[o]), out_values[o] = NULL;
+    }
     return gpux__error_prefix(rc, "%s: ", s->model->path);
   }
+  s->stats.runs++;
   return 0;
 }
 
@@ -292,7 +333,73 @@ int gpux_session_run(gpux_session *s, const gpux_tensor *inputs, int n_inputs, g
                      int n_outputs) {
   /* the process has one pool of CPU threads; this session's runs use at most its own number */
   int old = gpux__set_run_threads(s->threads);
-  int rc = session_run(s, inputs, n_inputs, outputs, n_outputs);
+  int rc = session_exec(s, inputs, NULL, n_inputs, outputs, NULL, NULL, n_outputs);
   gpux__set_run_threads(old);
   return rc;
 }
+
+int gpux_session_run_values(gpux_session *s, const gpux_input *inputs, int n_inputs, gpux_output *outputs,
+                            int n_outputs) {
+  for (int o = 0; o < n_outputs; o++) {
+    memset(&outputs[o].tensor, 0, sizeof outputs[o].tensor);
+    outputs[o].device = NULL;
+  }
+  if (n_inputs < 0 || n_outputs < 0) return gpux__error(GPUX_E_INVALID, "negative input or output count");
+  int rc = 0, any_dev = 0;
+  gpux_tensor *in_t = gpux__calloc((size_t)n_inputs + 1, sizeof *in_t);
+  const gpux_device_tensor **in_v = gpux__calloc((size_t)n_inputs + 1, sizeof *in_v);
+  unsigned char *owned = gpux__calloc((size_t)n_inputs + 1, 1);
+  gpux_tensor *outs = gpux__calloc((size_t)n_outputs + 1, sizeof *outs);
+  unsigned char *keep = gpux__calloc((size_t)n_outputs + 1, 1);
+  gpux_device_tensor **vals = gpux__calloc((size_t)n_outputs + 1, sizeof *vals);
+  if (!in_t || !in_v || !owned || !outs || !keep || !vals) rc = GPUX_E_NOMEM;
+  for (int i = 0; i < n_inputs && !rc; i++) {
+    const gpux_device_tensor *v = inputs[i].device;
+    if (inputs[i].tensor && v)
+      rc = gpux__error(GPUX_E_INVALID, "input %d: both a tensor and a value given", i);
+    else if (inputs[i].tensor) in_t[i] = *inputs[i].tensor;
+    else if (!v) in_t[i].kind = GPUX_KIND_NONE;
+    else if (!v->backend) in_t[i] = v->t;  /* a host value: a view */
+    else if (v->backend == s->backend) {   /* on this session's device: bound as it is */
+      gpux_device_tensor_describe(v, &in_t[i]);
+      in_v[i] = v;
+      any_dev = 1;
+    } else {                               /* another backend's device: over the host */
+      rc = gpux_device_tensor_read(v, &in_t[i]);
+      owned[i] = !rc;
+      s->stats.downloads++, s->stats.download_bytes += v->bytes;
+    }
+  }
+  for (int o = 0; o < n_outputs && !rc; o++) keep[o] = outputs[o].keep != 0;
+  if (!rc) {
+    int old = gpux__set_run_threads(s->threads);
+    rc = session_exec(s, in_t, any_dev ? in_v : NULL, n_inputs, outs, keep, vals, n_outputs);
+    gpux__set_run_threads(old);
+  }
+  for (int o = 0; o < n_outputs && !rc; o++) {
+    outputs[o].tensor = outs[o];
+    outputs[o].device = vals[o];
+  }
+  for (int i = 0; i < n_inputs && owned; i++)
+    if (owned[i]) gpux_tensor_free(&in_t[i]);
+  free(in_t);
+  free(in_v);
+  free(owned);
+  free(outs);
+  free(keep);
+  free(vals);
+  return rc;
+}
+
+int gpux_device_tensor_upload(gpux_session *s, const gpux_tensor *t, gpux_device_tensor **out) {
+  *out = NULL;
+  if (t->kind != GPUX_KIND_TENSOR) return gpux__error(GPUX_E_INVALID, "only a tensor can be uploaded");
+  int rc = GPUX__DECLINED;
+  if (s->backend->value_upload) rc = s->backend->value_upload(s->backend_ctx, t, out, &s->stats);
+  if (rc != GPUX__DECLINED) return rc;
+  gpux_tensor copy;
+  if ((rc = gpux_tensor_copy(&copy, t))) return rc;
+  return gpux__value_host(&copy, out);
+}
+
+void gpux_session_stats(const gpux_session *s, gpux_run_stats *out) { *out = s->stats; }

@@ -123,6 +123,18 @@ char *gpux__metrics_text(gpux__metrics *m, gpux__slot *slots, int n) {
   put(&b, "# HELP gpux_model_load_seconds Time to load and warm up the model.\n# TYPE gpux_model_load_seconds gauge\n");
   for (int i = 0; i < n; i++)
     if (slots[i].ready) put(&b, "gpux_model_load_seconds{model=\"%s\"} %.6f\n", slots[i].name, slots[i].load_s);
+  put(&b, "# HELP gpux_model_device_memory_bytes Device memory the model's plans hold (0 on the CPU).\n"
+          "# TYPE gpux_model_device_memory_bytes gauge\n");
+  for (int i = 0; i < n; i++) {
+    if (!slots[i].ready) continue;
+    uint64_t bytes = 0;
+    for (int k = 0; k < slots[i].app->n_models; k++) {
+      gpux_run_stats st;
+      gpux_session_stats(slots[i].app->sessions[k], &st);
+      bytes += st.device_memory;
+    }
+    put(&b, "gpux_model_device_memory_bytes{model=\"%s\"} %llu\n", slots[i].name, (unsigned long long)bytes);
+  }
   put(&b, "# HELP process_resident_memory_bytes Resident memory of the server process.\n"
           "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %ld\n", resident_bytes());
   return b.data;

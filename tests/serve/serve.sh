@@ -180,6 +180,7 @@ expect metrics-client-error 0 '^gpux_requests_total\{model="tiny",outcome="clien
 expect metrics-load-time 0 '^gpux_model_load_seconds\{model="text-direction"\} [0-9.]+$' -- cat "$tmp/m1"
 expect metrics-queue 0 '^gpux_queue_duration_seconds_count\{model="tiny"\} [1-9]' -- cat "$tmp/m1"
 expect metrics-compute 0 '^gpux_compute_duration_seconds_bucket\{model="text-direction",le="\+Inf"\} [1-9]' -- cat "$tmp/m1"
+expect metrics-device-memory-cpu 0 '^gpux_model_device_memory_bytes\{model="tiny"\} 0$' -- cat "$tmp/m1"
 
 # ---- clients that vanish mid-request ----
 expect disconnects 0 '^ok$' -- client disconnect 127.0.0.1 "${u##*:}"

@@ -22,6 +22,7 @@ static int cpu_run_node(void *ctx, gpux_kctx *k) {
 const gpux_backend_i gpux__backend_cpu = {
   /* .version       = */ GPUX_BACKEND_INTERFACE_VERSION,
   /* .name          = */ "cpu",
+  /* .device_type   = */ GPUX__DEVICE_HOST,
   /* .init          = */ cpu_init,
   /* .release       = */ cpu_release,
   /* .supports_node = */ NULL,

@@ -10,12 +10,15 @@ typedef struct wg_plan wg_plan;
 int gpux__wg_plan_key(const gpux_graph *g, const gpux_tensor *inputs, int n_inputs, uint64_t extra, unsigned char **key,
                       size_t *len);
 int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux_tensor *inputs, int n_inputs, uint64_t extra,
-                         uint64_t *want, unsigned char *key, size_t key_len, wg_plan **out);
+                         uint64_t budget, gpux_run_stats *stats, uint64_t *want, unsigned char *key, size_t key_len,
+                         wg_plan **out);
+uint64_t gpux__wg_plan_bytes(const wg_plan *p);
+int gpux__wg_keyed_input(const gpux_tensor *t, int i, uint64_t extra);
 void gpux__wg_plan_free(wg_plan *p);
 const unsigned char *gpux__wg_plan_key_of(const wg_plan *p, size_t *len);
 int gpux__wg_plan_declined(const wg_plan *p, const char **why);
 int gpux__wg_plan_node_place(const wg_plan *p, int i, const char **why);
-int gpux__wg_plan_run(wg_plan *p, const gpux_tensor *inputs, int n_inputs, gpux_tensor *outputs, int n_outputs);
+int gpux__wg_plan_run(wg_plan *p, const gpux__io *io);
 
 #define WG_MAX_PLANS 4
 
@@ -30,12 +33,14 @@ typedef struct wg_ctx {
   wg_plan *last;                 /* the plan of the last run */
   uint64_t keyed;                /* model inputs whose values are part of the plan key although
                                     they are floats: planning found that they decide shapes */
+  uint64_t budget;               /* gpu_memory: bytes the plans may hold, 0 = no limit */
 } wg_ctx;
 
 static int wg_init(void **ctx, const gpux_session_options *opts) {
   *ctx = NULL;
   wg_ctx *c = gpux__calloc(1, sizeof *c);
   if (!c) return GPUX_E_NOMEM;
+  c->budget = opts ? opts->gpu_memory : 0;
   int rc = gpux__wg_device_acquire(&c->dev);
   if (rc) {
     free(c);
@@ -57,7 +62,7 @@ static void wg_release(void *ctx) {
   free(c);
 }
 
-int gpux__webgpu_is_software(void *ctx) {
+static int wg_prefer_cpu(void *ctx) {
   const wg_ctx *c = ctx;
   return c && c->dev && c->dev->adapter_type == WGPUAdapterType_CPU;
 }
@@ -101,13 +106,42 @@ static int wg_prepare(void *ctx, const gpux_graph *g) {
   return 0;
 }
 
-static int find_plan(wg_ctx *c, const gpux_tensor *inputs, int n_inputs, wg_plan **out) {
+static uint64_t plans_bytes(const wg_ctx *c) {
+  uint64_t total = 0;
+  for (int i = 0; i < c->n_plans; i++) total += gpux__wg_plan_bytes(c->plans[i]);
+  return total;
+}
+
+/* Inputs bound to device values whose data the plan key needs (small integer inputs, floats
+ * that decide shapes) are read to the host: ins[i] then owns that data and vals[i] is NULL. */
+static int read_keyed(wg_ctx *c, gpux_tensor *ins, const gpux_device_tensor **vals, unsigned char *owned, int n,
+                      gpux_run_stats *stats) {
+  for (int i = 0; i < n; i++) {
+    if (!vals[i] || !gpux__wg_keyed_input(&ins[i], i, c->keyed)) continue;
+    int rc = gpux__wg_value_read(vals[i], &ins[i], 1);
+    if (rc) return rc;
+    stats->downloads++, stats->download_bytes += vals[i]->bytes;
+    owned[i] = 1;
+    vals[i] = NULL;
+  }
+  return 0;
+}
+
+static void drop_plan(wg_ctx *c, int i) {
+  if (c->last == c->plans[i]) c->last = NULL;
+  gpux__wg_plan_free(c->plans[i]);
+  memmove(&c->plans[i], &c->plans[i + 1], (size_t)(c->n_plans - i - 1) * sizeof *c->plans);
+  c->n_plans--;
+}
+
+static int find_plan(wg_ctx *c, gpux_tensor *inputs, const gpux_device_tensor **vals, unsigned char *owned, int n_inputs,
+                     gpux_run_stats *stats, wg_plan **out) {
   const gpux_graph *pg = c->og ? c->og : c->g;
   for (int attempt = 0;; attempt++) {
     unsigned char *key;
     size_t len;
-    int rc = gpux__wg_plan_key(pg, inputs, n_inputs, c->keyed, &key, &len);
-    if (rc) return rc;
+    int rc = read_keyed(c, inputs, vals, owned, n_inputs, stats);
+    if (rc || (rc = gpux__wg_plan_key(pg, inputs, n_inputs, c->keyed, &key, &len))) return rc;
     for (int i = 0; i < c->n_plans; i++) {
       size_t klen;
       const unsigned char *k = gpux__wg_plan_key_of(c->plans[i], &klen);
@@ -122,7 +156,7 @@ static int find_plan(wg_ctx *c, const gpux_tensor *inputs, int n_inputs, wg_plan
     }
     wg_plan *p = NULL;
     uint64_t want = 0;
-    rc = gpux__wg_plan_create(c->dev, pg, inputs, n_inputs, c->keyed, &want, key, len, &p);
+    rc = gpux__wg_plan_create(c->dev, pg, inputs, n_inputs, c->keyed, c->budget, stats, &want, key, len, &p);
     if (rc) {
       free(key);
       return rc;
@@ -132,34 +166,65 @@ static int find_plan(wg_ctx *c, const gpux_tensor *inputs, int n_inputs, wg_plan
       c->keyed |= want;
       continue;
     }
-    if (c->n_plans == WG_MAX_PLANS) {
-      if (c->last == c->plans[WG_MAX_PLANS - 1]) c->last = NULL;
-      gpux__wg_plan_free(c->plans[--c->n_plans]);
-    }
+    if (c->n_plans == WG_MAX_PLANS) drop_plan(c, c->n_plans - 1);
     memmove(&c->plans[1], &c->plans[0], (size_t)c->n_plans * sizeof *c->plans);
     c->plans[0] = p;
     c->n_plans++;
+    /* within the budget, plans of other input shapes give way, least recently used first */
+    while (c->budget && c->n_plans > 1 && plans_bytes(c) > c->budget) drop_plan(c, c->n_plans - 1);
     *out = p;
     return 0;
   }
 }
 
-static int wg_run_graph(void *ctx, const gpux_graph *g, const gpux_tensor *inputs, int n_inputs,
-                        gpux_tensor *outputs, int n_outputs) {
+static int wg_run_graph(void *ctx, const gpux_graph *g, const gpux__io *io) {
   wg_ctx *c = ctx;
   if (g != c->g) return GPUX__DECLINED;
+  int n = io->n_inputs, rc = 0;
+  gpux_tensor *ins = gpux__calloc((size_t)n + 1, sizeof *ins);
+  const gpux_device_tensor **vals = gpux__calloc((size_t)n + 1, sizeof *vals);
+  unsigned char *owned = gpux__calloc((size_t)n + 1, 1);
+  if (!ins || !vals || !owned) rc = GPUX_E_NOMEM;
+  for (int i = 0; i < n && !rc; i++) {
+    ins[i] = io->inputs[i];
+    vals[i] = io->in_values ? io->in_values[i] : NULL;
+  }
   /* sessions on other threads share the device: one plans or runs at a time */
   pthread_mutex_lock(&c->dev->mu);
-  wg_plan *p;
-  int rc = find_plan(c, inputs, n_inputs, &p);
+  wg_plan *p = NULL;
+  if (!rc) rc = find_plan(c, ins, vals, owned, n, io->stats, &p);
   if (!rc) {
     c->last = p;
     if (gpux__wg_plan_declined(p, NULL)) rc = GPUX__DECLINED;
-    else rc = gpux__wg_plan_run(p, inputs, n_inputs, outputs, n_outputs);
+    else {
+      gpux__io run = *io;
+      run.inputs = ins;
+      run.in_values = vals;
+      rc = gpux__wg_plan_run(p, &run);
+    }
   }
+  io->stats->device_memory = plans_bytes(c);
+  if (io->stats->device_memory > io->stats->device_memory_peak) io->stats->device_memory_peak = io->stats->device_memory;
+  pthread_mutex_unlock(&c->dev->mu);
+  for (int i = 0; i < n && ins; i++)
+    if (owned && owned[i]) gpux_tensor_free(&ins[i]);
+  free(ins);
+  free(vals);
+  free(owned);
+  return rc;
+}
+
+static int wg_value_upload(void *ctx, const gpux_tensor *t, gpux_device_tensor **out, gpux_run_stats *stats) {
+  wg_ctx *c = ctx;
+  pthread_mutex_lock(&c->dev->mu);
+  int rc = gpux__wg_value_from_host(c->dev, t, out, stats);
   pthread_mutex_unlock(&c->dev->mu);
   return rc;
 }
+
+static int wg_value_read(const gpux_device_tensor *v, gpux_tensor *out) { return gpux__wg_value_read(v, out, 0); }
+
+static void wg_value_free(gpux_device_tensor *v) { gpux__wg_value_free(v, 0); }
 
 static int wg_node_place(void *ctx, int i, const char **why) {
   wg_ctx *c = ctx;
@@ -176,6 +241,7 @@ static int wg_node_place(void *ctx, int i, const char **why) {
 const gpux_backend_i gpux__backend_webgpu = {
   /* .version       = */ GPUX_BACKEND_INTERFACE_VERSION,
   /* .name          = */ "webgpu",
+  /* .device_type   = */ GPUX__DEVICE_GPU,
   /* .init          = */ wg_init,
   /* .release       = */ wg_release,
   /* .supports_node = */ NULL,
@@ -183,4 +249,8 @@ const gpux_backend_i gpux__backend_webgpu = {
   /* .prepare       = */ wg_prepare,
   /* .run_graph     = */ wg_run_graph,
   /* .node_place    = */ wg_node_place,
+  /* .value_upload  = */ wg_value_upload,
+  /* .value_read    = */ wg_value_read,
+  /* .value_free    = */ wg_value_free,
+  /* .prefer_cpu    = */ wg_prefer_cpu,
 };

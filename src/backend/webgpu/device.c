@@ -657,6 +657,12 @@ int gpux__wg_device_acquire(wg_device **out) {
   return rc;
 }
 
+void gpux__wg_device_ref(wg_device *d) {
+  pthread_mutex_lock(&device_mu);
+  d->refs++;
+  pthread_mutex_unlock(&device_mu);
+}
+
 void gpux__wg_device_release(wg_device *d) {
   if (!d) return;
   pthread_mutex_lock(&device_mu);

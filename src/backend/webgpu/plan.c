@@ -41,6 +41,7 @@ typedef struct wg_val {
   int upload_seg, download_seg;  /* -1 when none */
   int producer;                  /* node index, -1 */
   int keyed;                     /* a small integer model input whose values are part of the key */
+  int host_read;                 /* a node placed on the CPU reads it */
 } wg_val;
 
 typedef struct wg_bindref {
@@ -102,6 +103,8 @@ struct wg_plan {
   char why[300];
   int n_cpu, n_gpu, n_const;
   uint64_t runs;
+  uint64_t bytes;                /* device memory the plan holds: pools and read-back buffers */
+  gpux_run_stats *stats;         /* of the run being planned or run (transfers are counted) */
 };
 typedef struct wg_plan wg_plan;
 
@@ -380,7 +383,7 @@ void gpux__wg_plan_free(wg_plan *p) {
 
 /* Small integer/bool model inputs are part of the plan key: they usually carry shapes, axes,
  * pads or counts, and knowing them lets shapes be computed while planning. */
-static int keyed_input(const gpux_tensor *t, int i, uint64_t extra) {
+int gpux__wg_keyed_input(const gpux_tensor *t, int i, uint64_t extra) {
   if (t->kind != GPUX_KIND_TENSOR || t->dtype == GPUX_DT_STRING || gpux_dtype_size(t->dtype) == 0 || gpux_tensor_count(t) > 64)
     return 0;
   /* floats too when planning showed that they decide shapes (Resize scales) */
@@ -820,31 +823,6 @@ static int plan_memory(wg_plan *p) {
 
 /* ---- 5. GPU objects ---- */
 
-/* Host data as the GPU holds it: float32 as is, integers as i32 (range-checked). */
-static int gpu_image(const gpux_tensor *t, int gpu_type, void **buf, size_t *bytes, int *owned) {
-  int64_t n = gpux_tensor_count(t);
-  *bytes = (size_t)n * 4;
-  *owned = 0;
-  if (gpu_type == WG_F32) {
-    if (t->dtype != GPUX_DT_FLOAT) return gpux__error(GPUX_E_INTERNAL, "WebGPU: %s data for a float32 binding", gpux_dtype_name(t->dtype));
-    *buf = t->data;
-    return 0;
-  }
-  int32_t *q = gpux__malloc((size_t)n * 4 + 4);
-  if (!q) return GPUX_E_NOMEM;
-  for (int64_t i = 0; i < n; i++) {
-    int64_t x = gpux__load_i64(t->dtype, t->data, i);
-    if (x < INT32_MIN || x > INT32_MAX) {
-      free(q);
-      return gpux__error(GPUX_E_UNSUPPORTED, "WebGPU: index %lld does not fit in 32 bits", (long long)x);
-    }
-    q[i] = (int32_t)x;
-  }
-  *buf = q;
-  *owned = 1;
-  return 0;
-}
-
 static int plan_gpu(wg_plan *p) {
   wg_device *d = p->dev;
   for (int b = 0; b < p->n_bufs; b++) {
@@ -861,12 +839,16 @@ static int plan_gpu(wg_plan *p) {
     void *img;
     size_t bytes;
     int owned;
-    if ((rc = gpu_image(t, p->objs[v].gpu_type, &img, &bytes, &owned))) return rc;
+    if ((rc = gpux__wg_gpu_image(t, p->objs[v].gpu_type, &img, &bytes, &owned))) return rc;
     d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[p->objs[v].buf], p->objs[v].off, img, bytes);
     if (owned) free(img);
+    p->stats->uploads++, p->stats->upload_bytes += bytes;
   }
   for (int o = p->nv; o < p->n_objs; o++)
-    if (p->objs[o].init) d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[p->objs[o].buf], p->objs[o].off, p->objs[o].init, (size_t)p->objs[o].bytes);
+    if (p->objs[o].init) {
+      d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[p->objs[o].buf], p->objs[o].off, p->objs[o].init, (size_t)p->objs[o].bytes);
+      p->stats->uploads++, p->stats->upload_bytes += p->objs[o].bytes;
+    }
   /* bind groups */
   for (int i = 0; i < p->n_disp; i++) {
     wg_disp *ds = &p->disp[i];
@@ -935,7 +917,7 @@ int gpux__wg_plan_key(const gpux_graph *g, const gpux_tensor *inputs, int n_inpu
     PUT(hdr, sizeof hdr);
     if (t->kind == GPUX_KIND_TENSOR) {
       PUT(t->dims, sizeof t->dims[0] * (size_t)(t->ndim > 0 ? t->ndim : 0));
-      if (keyed_input(t, i, extra) && t->data) PUT(t->data, (size_t)gpux_tensor_count(t) * gpux_dtype_size(t->dtype));
+      if (gpux__wg_keyed_input(t, i, extra) && t->data) PUT(t->data, (size_t)gpux_tensor_count(t) * gpux_dtype_size(t->dtype));
     } else if (t->kind == GPUX_KIND_SEQUENCE) {
       PUT(&t->n_items, sizeof t->n_items);
     }
@@ -946,12 +928,28 @@ int gpux__wg_plan_key(const gpux_graph *g, const gpux_tensor *inputs, int n_inpu
   return 0;
 }
 
+/* Device memory the plan will hold: its pools and the read-back buffers of its segments. */
+static uint64_t plan_bytes(const wg_plan *p) {
+  uint64_t total = 0;
+  for (int b = 0; b < p->n_bufs; b++) total += p->buf_size[b];
+  for (int s = 0; s < p->n_segs; s++) {
+    const wg_seg *sg = &p->segs[s];
+    if (!sg->n_downloads) continue;
+    uint64_t off = 0;
+    for (int k = 0; k < sg->n_downloads; k++) off += (tensor_bytes(&p->vals[sg->downloads[k]].t) + 15) & ~(uint64_t)15;
+    total += off ? off : 16;
+  }
+  return total;
+}
+
 int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux_tensor *inputs, int n_inputs, uint64_t extra,
-                         uint64_t *want, unsigned char *key, size_t key_len, wg_plan **out) {
+                         uint64_t budget, gpux_run_stats *stats, uint64_t *want, unsigned char *key, size_t key_len,
+                         wg_plan **out) {
   *want = 0;
   *out = NULL;
   wg_plan *p = gpux__calloc(1, sizeof *p);
   if (!p) return GPUX_E_NOMEM;
+  p->stats = stats;
   p->key = key;
   p->key_len = key_len;
   p->g = g;
@@ -982,7 +980,7 @@ int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux_tensor 
       *out = p;
       return 0;
     }
-    if (keyed_input(t, i, extra)) {
+    if (gpux__wg_keyed_input(t, i, extra)) {
       if ((rc = gpux_tensor_copy(&val->t, t))) goto fail;
       val->owns = 1;
       val->keyed = 1;
@@ -1026,8 +1024,21 @@ int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux_tensor 
     p->n_gpu += pl == P_GPU;
     p->n_const += pl == P_CONST;
   }
+  for (int i = 0; i < g->n_nodes; i++) {
+    const gpux_node *n = &g->nodes[i];
+    if (p->nodes[i].place != P_CPU) continue;
+    for (int j = 0; j < n->n_in; j++)
+      if (n->in[j] >= 0) p->vals[n->in[j]].host_read = 1;
+  }
   if ((rc = plan_order(p))) goto fail;
   if ((rc = plan_memory(p))) goto fail;
+  p->bytes = plan_bytes(p);
+  if (budget && p->bytes > budget) {
+    char need[32], have[32];
+    rc = gpux__error(GPUX_E_DEVICE, "model needs %s of device memory, the gpu_memory limit allows %s",
+                     gpux__format_bytes(need, p->bytes), gpux__format_bytes(have, budget));
+    goto fail;
+  }
   if ((rc = plan_gpu(p))) goto fail;
   if (getenv("GPUX_WEBGPU_VERBOSE")) {
     uint64_t total = 0;
@@ -1045,6 +1056,8 @@ fail:
   gpux__wg_plan_free(p);
   return rc;
 }
+
+uint64_t gpux__wg_plan_bytes(const wg_plan *p) { return p->bytes; }
 
 const unsigned char *gpux__wg_plan_key_of(const wg_plan *p, size_t *len) {
   *len = p->key_len;
@@ -1108,9 +1121,10 @@ static int upload_value(wg_plan *p, int v, const gpux_tensor *t) {
   void *img;
   size_t bytes;
   int owned, rc;
-  if ((rc = gpu_image(t, o->gpu_type, &img, &bytes, &owned))) return rc;
+  if ((rc = gpux__wg_gpu_image(t, o->gpu_type, &img, &bytes, &owned))) return rc;
   d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[o->buf], o->off, img, bytes);
   if (owned) free(img);
+  p->stats->uploads++, p->stats->upload_bytes += bytes;
   return 0;
 }
 
@@ -1146,13 +1160,52 @@ static void profile_segment(wg_plan *p, const wg_seg *sg) {
   }
 }
 
-static int run_segment(wg_plan *p, const wg_seg *sg, gpux_tensor *hv) {
+/* One run's bindings: host values, device values bound to model inputs, and where results go. */
+typedef struct wg_run {
+  gpux_tensor *hv;               /* [nv] host data */
+  const gpux_device_tensor **dev_in;     /* [nv] the device value bound to a model input */
+  unsigned char *want_host;      /* [nv] an output the caller wants on the host */
+  unsigned char *want_dev;       /* [nv] an output the caller keeps on the device */
+  gpux_device_tensor **dev_out;          /* [nv] kept results, copied out in their segment */
+  gpux_run_stats *stats;
+} wg_run;
+
+/* Device values bound to inputs that a segment reads: copied into the plan's storage on the GPU. */
+static int copy_bound_inputs(wg_plan *p, const wg_seg *sg, const wg_run *r) {
   wg_device *d = p->dev;
+  WGPUCommandEncoder enc = NULL;
+  for (int u = 0; u < sg->n_uploads; u++) {
+    int v = sg->uploads[u];
+    const gpux_device_tensor *dv = r->dev_in[v];
+    if (!dv) continue;
+    uint64_t bytes = tensor_bytes(&p->vals[v].t);
+    if (dv->bytes != bytes || gpux__wg_held_type(dv->t.dtype) != p->objs[v].gpu_type)
+      return gpux__error(GPUX_E_INTERNAL, "WebGPU: the value bound to '%s' does not match the plan", p->g->values[v].name);
+    if (!bytes) continue;
+    if (!enc && !(enc = d->f.wgpuDeviceCreateCommandEncoder(d->device, NULL)))
+      return gpux__error(GPUX_E_DEVICE, "WebGPU: could not create a command encoder");
+    const wg_obj *o = &p->objs[v];
+    d->f.wgpuCommandEncoderCopyBufferToBuffer(enc, dv->buf, 0, p->bufs[o->buf], o->off, bytes);
+  }
+  if (!enc) return 0;
+  WGPUCommandBuffer cmd = d->f.wgpuCommandEncoderFinish(enc, NULL);
+  d->f.wgpuCommandEncoderRelease(enc);
+  if (!cmd) return gpux__error(GPUX_E_DEVICE, "WebGPU: encoding a copy failed");
+  d->f.wgpuQueueSubmit(d->queue, 1, &cmd);
+  d->f.wgpuCommandBufferRelease(cmd);
+  return 0;
+}
+
+static int run_segment(wg_plan *p, const wg_seg *sg, wg_run *r) {
+  wg_device *d = p->dev;
+  gpux_tensor *hv = r->hv;
   int rc;
   for (int u = 0; u < sg->n_uploads; u++) {
     int v = sg->uploads[u];
+    if (r->dev_in[v]) continue;
     if ((rc = upload_value(p, v, &hv[v]))) return rc;
   }
+  if ((rc = copy_bound_inputs(p, sg, r))) return rc;
   if (getenv("GPUX_WEBGPU_PROFILE")) profile_segment(p, sg);
   WGPUCommandEncoder enc = d->f.wgpuDeviceCreateCommandEncoder(d->device, NULL);
   if (!enc) return gpux__error(GPUX_E_DEVICE, "WebGPU: could not create a command encoder");
@@ -1169,12 +1222,22 @@ static int run_segment(wg_plan *p, const wg_seg *sg, gpux_tensor *hv) {
   }
   d->f.wgpuComputePassEncoderEnd(pass);
   d->f.wgpuComputePassEncoderRelease(pass);
+  /* results: kept ones copied into their own buffers on the GPU, the rest staged for the host */
+  int n_staged = 0;
   for (int k = 0; k < sg->n_downloads; k++) {
     int v = sg->downloads[k];
     uint64_t bytes = tensor_bytes(&p->vals[v].t);
-    if (!bytes) continue; /* empty: made on the host */
     const wg_obj *o = &p->objs[v];
+    if (r->want_dev[v] && !r->dev_out[v]) {
+      if ((rc = gpux__wg_value_new(d, &p->vals[v].t, &r->dev_out[v]))) {
+        d->f.wgpuCommandEncoderRelease(enc);
+        return rc;
+      }
+      if (bytes) d->f.wgpuCommandEncoderCopyBufferToBuffer(enc, p->bufs[o->buf], o->off, r->dev_out[v]->buf, 0, bytes);
+    }
+    if (!bytes || !(r->want_host[v] || p->vals[v].host_read)) continue; /* empty: made on the host */
     d->f.wgpuCommandEncoderCopyBufferToBuffer(enc, p->bufs[o->buf], o->off, sg->staging, sg->dl_off[k], (bytes + 3) & ~(uint64_t)3);
+    n_staged++;
   }
   WGPUCommandBuffer cmd = d->f.wgpuCommandEncoderFinish(enc, NULL);
   d->f.wgpuCommandEncoderRelease(enc);
@@ -1182,17 +1245,27 @@ static int run_segment(wg_plan *p, const wg_seg *sg, gpux_tensor *hv) {
   d->f.wgpuQueueSubmit(d->queue, 1, &cmd);
   d->f.wgpuCommandBufferRelease(cmd);
   if ((rc = gpux__wg_check(d, "running the model"))) return rc;
-  if (!sg->n_downloads) return 0;
+  for (int k = 0; k < sg->n_downloads && !rc; k++) { /* empty results are made on the host */
+    int v = sg->downloads[k];
+    const gpux_tensor *t = &p->vals[v].t;
+    if (tensor_bytes(t) || !(r->want_host[v] || p->vals[v].host_read)) continue;
+    gpux_tensor_free(&hv[v]);
+    rc = gpux_tensor_init(&hv[v], t->dtype, t->ndim, t->dims);
+  }
+  if (rc || !n_staged) return rc;
   const void *mapped = NULL;
   if ((rc = gpux__wg_map_read(d, sg->staging, (size_t)sg->staging_bytes, &mapped))) return rc;
   for (int k = 0; k < sg->n_downloads && !rc; k++) {
     int v = sg->downloads[k];
     const gpux_tensor *t = &p->vals[v].t;
+    uint64_t bytes = tensor_bytes(t);
+    if (!bytes || !(r->want_host[v] || p->vals[v].host_read)) continue;
     gpux_tensor_free(&hv[v]);
     if ((rc = gpux_tensor_init(&hv[v], t->dtype, t->ndim, t->dims))) break;
+    r->stats->downloads++, r->stats->download_bytes += bytes;
     const void *src = (const char *)mapped + sg->dl_off[k];
     if (t->dtype == GPUX_DT_FLOAT) {
-      if (tensor_bytes(t)) memcpy(hv[v].data, src, (size_t)tensor_bytes(t));
+      memcpy(hv[v].data, src, (size_t)bytes);
     } else {
       int64_t cnt = gpux_tensor_count(t);
       for (int64_t e = 0; e < cnt; e++) gpux__store_i64(t->dtype, hv[v].data, e, ((const int32_t *)src)[e]);
@@ -1202,16 +1275,77 @@ static int run_segment(wg_plan *p, const wg_seg *sg, gpux_tensor *hv) {
   return rc;
 }
 
-int gpux__wg_plan_run(wg_plan *p, const gpux_tensor *inputs, int n_inputs, gpux_tensor *outputs, int n_outputs) {
+/* A kept output that no segment copied out: a constant, a CPU node's result, a bound input
+ * passed through, an absent optional, or the second listing of one value. */
+static int keep_output(wg_plan *p, const gpux__io *io, wg_run *r, int o, gpux_device_tensor **out) {
   const gpux_graph *g = p->g;
-  int rc = 0;
-  gpux_tensor *hv = gpux__calloc((size_t)p->nv + 1, sizeof *hv);
-  unsigned char *borrowed = gpux__calloc((size_t)p->nv + 1, 1);
-  if (!hv || !borrowed) { free(hv); free(borrowed); return GPUX_E_NOMEM; }
-  for (int i = 0; i < g->n_inputs && i < n_inputs; i++) {
+  int v = g->outputs[o];
+  const wg_val *val = &p->vals[v];
+  *out = NULL;
+  for (int q = 0; q < o; q++)
+    if (g->outputs[q] == v && io->keep[q] && io->out_values[q]) {
+      const gpux_device_tensor *first = io->out_values[q];
+      if (first->backend) return gpux__wg_value_copy(p->dev, first->buf, 0, &first->t, out);
+      break;
+    }
+  if (r->dev_in[v]) return gpux__wg_value_copy(p->dev, r->dev_in[v]->buf, 0, &r->dev_in[v]->t, out);
+  gpux_tensor host = {0};
+  const gpux_tensor *src = val->state == V_CONST ? &val->t : &r->hv[v];
+  if (val->state == V_ABSENT) host.kind = GPUX_KIND_NONE;
+  else {
+    int rc = gpux__wg_value_from_host(p->dev, src, out, r->stats);
+    if (rc != GPUX__DECLINED) return rc;
+    if ((rc = gpux_tensor_copy(&host, src))) return rc;
+  }
+  /* data the device does not hold stays a host value */
+  gpux_device_tensor *hvv = gpux__calloc(1, sizeof *hvv);
+  if (!hvv) {
+    gpux_tensor_free(&host);
+    return GPUX_E_NOMEM;
+  }
+  hvv->t = host;
+  *out = hvv;
+  return 0;
+}
+
+static void drop_value(gpux_device_tensor *v) {
+  if (!v) return;
+  if (v->backend) gpux__wg_value_free(v, 1);
+  else {
+    gpux_tensor_free(&v->t);
+    free(v);
+  }
+}
+
+int gpux__wg_plan_run(wg_plan *p, const gpux__io *io) {
+  const gpux_graph *g = p->g;
+  int rc = 0, nv = p->nv, n_outputs = io->n_outputs;
+  wg_run r = {.stats = io->stats};
+  p->stats = io->stats;
+  r.hv = gpux__calloc((size_t)nv + 1, sizeof *r.hv);
+  r.dev_in = gpux__calloc((size_t)nv + 1, sizeof *r.dev_in);
+  r.want_host = gpux__calloc((size_t)nv + 1, 1);
+  r.want_dev = gpux__calloc((size_t)nv + 1, 1);
+  r.dev_out = gpux__calloc((size_t)nv + 1, sizeof *r.dev_out);
+  unsigned char *borrowed = gpux__calloc((size_t)nv + 1, 1);
+  gpux_tensor *hv = r.hv;
+  if (!r.hv || !r.dev_in || !r.want_host || !r.want_dev || !r.dev_out || !borrowed) { rc = GPUX_E_NOMEM; goto done; }
+  for (int i = 0; i < g->n_inputs && i < io->n_inputs; i++) {
     int v = g->inputs[i];
-    hv[v] = inputs[i];
+    hv[v] = io->inputs[i];
     borrowed[v] = 1;
+    if (!io->in_values || !io->in_values[i]) continue;
+    r.dev_in[v] = io->in_values[i];
+    if (p->vals[v].host_read) { /* a node on the CPU reads it: one copy to the host */
+      borrowed[v] = 0;
+      memset(&hv[v], 0, sizeof hv[v]);
+      if ((rc = gpux__wg_value_read(r.dev_in[v], &hv[v], 1))) goto done;
+      r.stats->downloads++, r.stats->download_bytes += r.dev_in[v]->bytes;
+    }
+  }
+  for (int o = 0; o < n_outputs && o < g->n_outputs; o++) {
+    if (io->keep && io->keep[o]) r.want_dev[g->outputs[o]] = 1;
+    else r.want_host[g->outputs[o]] = 1;
   }
   for (int s = 0; s < p->n_steps && !rc; s++) {
     const wg_step *st = &p->steps[s];
@@ -1221,29 +1355,52 @@ int gpux__wg_plan_run(wg_plan *p, const gpux_tensor *inputs, int n_inputs, gpux_
     }
     const wg_seg *sg = &p->segs[st->seg];
     if (s != sg->first_step) continue;
-    rc = run_segment(p, sg, hv);
+    rc = run_segment(p, sg, &r);
     s = sg->last_step;
   }
   for (int o = 0; o < n_outputs && o < g->n_outputs && !rc; o++) {
     int v = g->outputs[o];
     const wg_val *val = &p->vals[v];
-    if (val->state == V_CONST) rc = gpux_tensor_copy(&outputs[o], &val->t);
-    else if (val->state == V_ABSENT) outputs[o].kind = GPUX_KIND_NONE;
-    else if (borrowed[v]) rc = gpux_tensor_copy(&outputs[o], &hv[v]);
+    gpux_tensor *out = &io->outputs[o];
+    if (io->keep && io->keep[o]) {
+      if (r.dev_out[v]) {
+        io->out_values[o] = r.dev_out[v];
+        r.dev_out[v] = NULL;
+      } else {
+        rc = keep_output(p, io, &r, o, &io->out_values[o]);
+      }
+    } else if (val->state == V_CONST) rc = gpux_tensor_copy(out, &val->t);
+    else if (val->state == V_ABSENT) out->kind = GPUX_KIND_NONE;
+    else if (borrowed[v] && r.dev_in[v]) {
+      rc = gpux__wg_value_read(r.dev_in[v], out, 1);
+      if (!rc) r.stats->downloads++, r.stats->download_bytes += r.dev_in[v]->bytes;
+    } else if (borrowed[v]) rc = gpux_tensor_copy(out, &hv[v]);
     else {
       int dup = 0; /* the same value may be listed twice as an output */
-      for (int q = 0; q < o; q++) dup |= g->outputs[q] == v;
-      if (dup) rc = gpux_tensor_copy(&outputs[o], &hv[v]);
+      for (int q = 0; q < o; q++) dup |= g->outputs[q] == v && !(io->keep && io->keep[q]);
+      if (dup) rc = gpux_tensor_copy(out, &hv[v]);
       else {
-        outputs[o] = hv[v];
+        *out = hv[v];
         memset(&hv[v], 0, sizeof hv[v]);
       }
     }
   }
-  for (int v = 0; v < p->nv; v++)
-    if (!borrowed[v]) gpux_tensor_free(&hv[v]);
-  free(hv);
-  free(borrowed);
   p->runs++;
+done:
+  if (rc && io->out_values)
+    for (int o = 0; o < n_outputs; o++) {
+      drop_value(io->out_values[o]);
+      io->out_values[o] = NULL;
+    }
+  for (int v = 0; v < nv; v++) {
+    if (hv && borrowed && !borrowed[v]) gpux_tensor_free(&hv[v]);
+    if (r.dev_out) drop_value(r.dev_out[v]);
+  }
+  free(r.hv);
+  free(r.dev_in);
+  free(r.want_host);
+  free(r.want_dev);
+  free(r.dev_out);
+  free(borrowed);
   return rc;
 }

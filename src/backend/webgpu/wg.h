@@ -50,6 +50,8 @@ typedef struct wg_device {
  * what is missing) when there is no usable WebGPU device. */
 int gpux__wg_device_acquire(wg_device **out);
 void gpux__wg_device_release(wg_device *d);
+/* One more reference to a device already held (a value made on it). */
+void gpux__wg_device_ref(wg_device *d);
 /* Returns the first error the device reported since the last check (as GPUX_E_DEVICE or
  * GPUX_E_NOMEM with the implementation's message, prefixed by `what`), else 0. */
 int gpux__wg_check(wg_device *d, const char *what);
@@ -82,6 +84,24 @@ const char *gpux__wg_float(char buf[48], float v);
 typedef struct wg_build wg_build;
 
 enum { WG_F32 = 0, WG_I32 = 1, WG_VEC4 = 2 };
+
+/* ---- values held on the device between runs (value.c) ---- */
+
+/* How the device holds a dtype: WG_F32, WG_I32, or -1 when it does not. */
+int gpux__wg_held_type(int dtype);
+/* Host data as the device holds it: float32 as is, integers as i32 (range-checked); *owned says
+ * whether *buf was allocated. */
+int gpux__wg_gpu_image(const gpux_tensor *t, int gpu_type, void **buf, size_t *bytes, int *owned);
+/* A new value of meta's dtype and shape with an uninitialized buffer. The caller holds d->mu
+ * for these two. */
+int gpux__wg_value_new(wg_device *d, const gpux_tensor *meta, gpux_device_tensor **out);
+/* A host tensor copied into a new value; GPUX__DECLINED for dtypes the device does not hold. */
+int gpux__wg_value_from_host(wg_device *d, const gpux_tensor *t, gpux_device_tensor **out, gpux_run_stats *stats);
+/* A new value holding a copy of meta's size of src at off (one GPU-to-GPU copy). */
+int gpux__wg_value_copy(wg_device *d, WGPUBuffer src, uint64_t off, const gpux_tensor *meta, gpux_device_tensor **out);
+/* `locked`: the caller holds d->mu (else these take it). */
+int gpux__wg_value_read(const gpux_device_tensor *v, gpux_tensor *out, int locked);
+void gpux__wg_value_free(gpux_device_tensor *v, int locked);
 
 /* The node being built and its inputs and outputs: shapes and dtypes, and data for inputs known
  * when planning (initializers, folded constants, small integer model inputs). */

@@ -1,0 +1,126 @@
+/* value.c — tensors held on the WebGPU device between runs (gpux_device_tensor): each is one storage
+ * buffer of its own, float32 as f32 and integers/bools as i32, the way plans hold them, so a run
+ * binds it with one GPU-to-GPU copy. Also the conversion of host data into that form. */
+#include "backend/webgpu/wg.h"
+
+int gpux__wg_held_type(int dtype) {
+  if (dtype == GPUX_DT_FLOAT) return WG_F32;
+  if (dtype == GPUX_DT_BOOL || dtype == GPUX_DT_INT8 || dtype == GPUX_DT_UINT8 || dtype == GPUX_DT_INT16 ||
+      dtype == GPUX_DT_UINT16 || dtype == GPUX_DT_INT32 || dtype == GPUX_DT_INT64)
+    return WG_I32;
+  return -1;
+}
+
+int gpux__wg_gpu_image(const gpux_tensor *t, int gpu_type, void **buf, size_t *bytes, int *owned) {
+  int64_t n = gpux_tensor_count(t);
+  *bytes = (size_t)n * 4;
+  *owned = 0;
+  if (gpu_type == WG_F32) {
+    if (t->dtype != GPUX_DT_FLOAT) return gpux__error(GPUX_E_INTERNAL, "WebGPU: %s data for a float32 binding", gpux_dtype_name(t->dtype));
+    *buf = t->data;
+    return 0;
+  }
+  int32_t *q = gpux__malloc((size_t)n * 4 + 4);
+  if (!q) return GPUX_E_NOMEM;
+  for (int64_t i = 0; i < n; i++) {
+    int64_t x = gpux__load_i64(t->dtype, t->data, i);
+    if (x < INT32_MIN || x > INT32_MAX) {
+      free(q);
+      return gpux__error(GPUX_E_UNSUPPORTED, "WebGPU: index %lld does not fit in 32 bits", (long long)x);
+    }
+    q[i] = (int32_t)x;
+  }
+  *buf = q;
+  *owned = 1;
+  return 0;
+}
+
+int gpux__wg_value_new(wg_device *d, const gpux_tensor *meta, gpux_device_tensor **out) {
+  *out = NULL;
+  gpux_device_tensor *v = gpux__calloc(1, sizeof *v);
+  if (!v) return GPUX_E_NOMEM;
+  v->t.kind = GPUX_KIND_TENSOR;
+  v->t.dtype = meta->dtype;
+  v->t.ndim = meta->ndim;
+  for (int i = 0; i < meta->ndim; i++) v->t.dims[i] = meta->dims[i];
+  uint64_t bytes = (uint64_t)gpux_tensor_count(meta) * 4u;
+  v->bytes = bytes;
+  WGPUBuffer b = gpux__wg_buffer(d, bytes < 4 ? 4 : bytes, WGPUBufferUsage_Storage | WGPUBufferUsage_CopySrc | WGPUBufferUsage_CopyDst,
+                                 "gpux value");
+  if (!b) {
+    free(v);
+    return gpux__error(GPUX_E_NOMEM, "WebGPU: could not allocate a value of %llu bytes", (unsigned long long)bytes);
+  }
+  v->backend = &gpux__backend_webgpu;
+  v->dev = d;
+  v->buf = b;
+  gpux__wg_device_ref(d);
+  *out = v;
+  return 0;
+}
+
+int gpux__wg_value_from_host(wg_device *d, const gpux_tensor *t, gpux_device_tensor **out, gpux_run_stats *stats) {
+  *out = NULL;
+  int type = t->kind == GPUX_KIND_TENSOR ? gpux__wg_held_type(t->dtype) : -1;
+  if (type < 0) return GPUX__DECLINED;
+  void *img;
+  size_t bytes;
+  int owned;
+  int rc = gpux__wg_gpu_image(t, type, &img, &bytes, &owned);
+  if (rc) return rc;
+  if (!(rc = gpux__wg_value_new(d, t, out)) && bytes) {
+    d->f.wgpuQueueWriteBuffer(d->queue, (*out)->buf, 0, img, bytes);
+    if (stats) stats->uploads++, stats->upload_bytes += bytes;
+  }
+  if (owned) free(img);
+  return rc;
+}
+
+int gpux__wg_value_read(const gpux_device_tensor *v, gpux_tensor *out, int locked) {
+  memset(out, 0, sizeof *out);
+  wg_device *d = v->dev;
+  int rc = gpux_tensor_init(out, v->t.dtype, v->t.ndim, v->t.dims);
+  if (rc || !v->bytes) return rc;
+  void *tmp = v->t.dtype == GPUX_DT_FLOAT ? out->data : gpux__malloc((size_t)v->bytes);
+  if (!tmp) {
+    gpux_tensor_free(out);
+    return GPUX_E_NOMEM;
+  }
+  if (!locked) pthread_mutex_lock(&d->mu);
+  rc = gpux__wg_read_buffer(d, v->buf, 0, tmp, (size_t)v->bytes);
+  if (!locked) pthread_mutex_unlock(&d->mu);
+  if (tmp != out->data) {
+    int64_t n = gpux_tensor_count(&v->t);
+    for (int64_t e = 0; e < n && !rc; e++) gpux__store_i64(v->t.dtype, out->data, e, ((const int32_t *)tmp)[e]);
+    free(tmp);
+  }
+  if (rc) gpux_tensor_free(out);
+  return rc;
+}
+
+void gpux__wg_value_free(gpux_device_tensor *v, int locked) {
+  wg_device *d = v->dev;
+  if (!locked) pthread_mutex_lock(&d->mu);
+  d->f.wgpuBufferDestroy(v->buf);
+  d->f.wgpuBufferRelease(v->buf);
+  if (!locked) pthread_mutex_unlock(&d->mu);
+  gpux__wg_device_release(d);
+  free(v);
+}
+
+int gpux__wg_value_copy(wg_device *d, WGPUBuffer src, uint64_t off, const gpux_tensor *meta, gpux_device_tensor **out) {
+  int rc = gpux__wg_value_new(d, meta, out);
+  if (rc || !(*out)->bytes) return rc;
+  WGPUCommandEncoder enc = d->f.wgpuDeviceCreateCommandEncoder(d->device, NULL);
+  if (!enc) {
+    gpux__wg_value_free(*out, 1);
+    *out = NULL;
+    return gpux__error(GPUX_E_DEVICE, "WebGPU: could not create a command encoder");
+  }
+  d->f.wgpuCommandEncoderCopyBufferToBuffer(enc, src, off, (*out)->buf, 0, (*out)->bytes);
+  WGPUCommandBuffer cmd = d->f.wgpuCommandEncoderFinish(enc, NULL);
+  d->f.wgpuCommandEncoderRelease(enc);
+  d->f.wgpuQueueSubmit(d->queue, 1, &cmd);
+  d->f.wgpuCommandBufferRelease(cmd);
+  return 0;
+}
