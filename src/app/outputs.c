@@ -41,8 +41,14 @@ static void GPUX__PRINTF(2, 3) tb_printf(text_buf *b, const char *fmt, ...) {
 cJSON *gpux__app_json_num(double v, int is_float) {
   char b[64];
   if (!isfinite(v)) return cJSON_CreateNull();
-  if (is_float) snprintf(b, sizeof b, "%.7g", v);
-  else snprintf(b, sizeof b, "%.17g", v);
+  if (is_float) { /* the shortest text that reads back as the same float32 (0.3, not 0.300000012) */
+    for (int digits = 6; digits <= 9; digits++) {
+      snprintf(b, sizeof b, "%.*g", digits, v);
+      if (strtof(b, NULL) == (float)v) break;
+    }
+  } else {
+    snprintf(b, sizeof b, "%.17g", v);
+  }
   return cJSON_CreateRaw(b);
 }
 
