@@ -2,7 +2,9 @@
 # device-pack.sh — packs what the GPU benchmark machine needs from this machine into .gpuxdist/
 # (git-ignored; send it with `.devkit`): the gpux binary built here with its shared libraries
 # (the GPU machine has no Debian -dev packages to build with), the ONNX Runtime peer script and
-# ../shared/tools/export_models.py. Then run bench/device-bench.sh there.
+# ../shared/tools/export_models.py. Then run bench/device-bench.sh there. With GPUX_BASE=PATH a
+# second gpux build (another commit, built the same way) is packed too, and timed in the same run
+# as "gpux-base-*": the way to show what a change does to speed on the GPU.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dist=$root/.gpuxdist
@@ -17,5 +19,12 @@ cp "$gpux" "$work/gpux/gpux"
 ldd "$gpux" | awk '/=> \// {print $3}' | grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv)\.so' |
   while read -r lib; do cp -L "$lib" "$work/gpux/lib/"; done
 (cd "$work" && tar cf - gpux | xz -T0 -6 > "$dist/gpux.tar.xz")
+if [ -n "${GPUX_BASE:-}" ]; then
+  rm -rf "$work/gpux" && mkdir -p "$work/gpux/lib"
+  cp "$GPUX_BASE" "$work/gpux/gpux"
+  ldd "$GPUX_BASE" | awk '/=> \// {print $3}' | grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv)\.so' |
+    while read -r lib; do cp -L "$lib" "$work/gpux/lib/"; done
+  (cd "$work" && tar cf - gpux | xz -T0 -6 > "$dist/gpux-base.tar.xz")
+fi
 cp "$root/bench/peer.mjs" "$root/bench/device-bench.sh" "$root/../shared/tools/export_models.py" "$dist/"
 du -sh "$dist"
