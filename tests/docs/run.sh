@@ -12,6 +12,7 @@
 #     such as 8080 may be held by another program): tests/serve/serve.sh covers serve on a free
 #     port.
 #   - curl to a port where no example started a server.
+#   - README's first block (make demo, make test): it builds and tests gpux itself.
 #   - gpux login, logout, push, pull: they need an OCI registry; tests/registry/*.sh runs them
 #     against a local one.
 #   - lines with a command other than gpux or curl (make/cmake build gpux itself).
