@@ -161,6 +161,13 @@ int gpux__app_answer(gpux_app *a, const gpux__named_tensors *out, const gpux__ap
   if (!rc && !any_post)
     for (int i = 0; i < out->n; i++) summary_text(out->names[i], &out->t[i], &text);
   if (!rc && a->mode->answer) a->mode->answer(a, root);
+  /* where the model(s) ran: "webgpu" or "cpu" (a pipeline's steps may differ) */
+  if (a->n_models > 0 && a->sessions && a->sessions[0]) {
+    const char *backend = gpux_session_backend_name(a->sessions[0]);
+    for (int i = 1; i < a->n_models; i++)
+      if (a->sessions[i] && strcmp(gpux_session_backend_name(a->sessions[i]), backend)) backend = "mixed";
+    cJSON_AddStringToObject(root, "backend", backend);
+  }
   double t3 = gpux__now_ms();
   cJSON *tm = cJSON_AddObjectToObject(root, "timings");
   cJSON_AddItemToObject(tm, "preprocess_ms", gpux__app_json_num(times->prepared - times->start, 1));

@@ -39,6 +39,8 @@ expect build-blank 0 '^Built app-blank:0.1 .*generated zeros' -- bash -c "'$gpux
 expect run-blank 0 '^logits float32\[1,3\]: 1 -0.5 0.3$' -- "$gpux" run app-blank --input '[[0.1, -0.1, 0.1, -0.1]]'
 expect run-blank-named 0 '^logits float32\[1,3\]: 1 -0.5 0.3$' -- "$gpux" run app-blank --input 'audio=0.1 -0.1 0.1 -0.1'
 expect run-blank-json 0 '"data":\[1,-0.5,0.3\]' -- "$gpux" run app-blank --json --input '[[0.1, -0.1, 0.1, -0.1]]'
+expect run-json-backend-cpu 0 '"backend":"cpu"' -- "$gpux" run app-blank --json --backend cpu --input '[[0.1, -0.1, 0.1, -0.1]]'
+expect run-json-backend-webgpu 0 '"backend":"webgpu"' -- "$gpux" run app-blank --json --backend webgpu --input '[[0.1, -0.1, 0.1, -0.1]]'
 
 # a model without a GPUXfile: run the file or a folder holding only it; init --model from it
 expect run-bare-file 0 '^logits float32\[1,3\]: 1 -0.5 0.3$' -- "$gpux" run audio.onnx --input '[[0.1, -0.1, 0.1, -0.1]]'
