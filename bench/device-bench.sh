@@ -36,13 +36,13 @@ for m in $models; do
     # first run: a fresh process, from start to its first result
     t0=$(now_ms)
     case $rt in
-      gpux-base-*) LD_LIBRARY_PATH=/opt/gpux-base/gpux/lib timeout 120 /opt/gpux-base/gpux/gpux bench --json --backend "${rt#gpux-base-}" --runs 1 --warmup 0 "$d" > /dev/null 2>> "$out/errors.log" ;;
+      gpux-base-*) LD_LIBRARY_PATH=/opt/gpux-base/gpux/lib:/opt/gpux/lib timeout 120 /opt/gpux-base/gpux/gpux bench --json --backend "${rt#gpux-base-}" --runs 1 --warmup 0 "$d" > /dev/null 2>> "$out/errors.log" ;;
       gpux-*) timeout 120 "$gpux" bench --json --backend "${rt#gpux-}" --runs 1 --warmup 0 "$d" > /dev/null 2>> "$out/errors.log" ;;
       ort-*) timeout 120 node /opt/devkit/peer.mjs --json --ep "${rt#ort-}" --runs 1 --warmup 0 "$d" > /dev/null 2>> "$out/errors.log" ;;
     esac
     first=$(( $(now_ms) - t0 ))
     case $rt in
-      gpux-base-*) r=$(LD_LIBRARY_PATH=/opt/gpux-base/gpux/lib timeout 180 /opt/gpux-base/gpux/gpux bench --json --backend "${rt#gpux-base-}" --runs "$runs" --warmup 5 "$d" 2>> "$out/errors.log") ;;
+      gpux-base-*) r=$(LD_LIBRARY_PATH=/opt/gpux-base/gpux/lib:/opt/gpux/lib timeout 180 /opt/gpux-base/gpux/gpux bench --json --backend "${rt#gpux-base-}" --runs "$runs" --warmup 5 "$d" 2>> "$out/errors.log") ;;
       gpux-*) r=$(timeout 180 "$gpux" bench --json --backend "${rt#gpux-}" --runs "$runs" --warmup 5 "$d" 2>> "$out/errors.log") ;;
       ort-*) r=$(timeout 180 node /opt/devkit/peer.mjs --json --ep "${rt#ort-}" --runs "$runs" --warmup 5 "$d" 2>> "$out/errors.log") ;;
     esac

@@ -22,8 +22,9 @@ ldd "$gpux" | awk '/=> \// {print $3}' | grep -vE '/(libc|libm|libpthread|libdl|
 if [ -n "${GPUX_BASE:-}" ]; then
   rm -rf "$work/gpux" && mkdir -p "$work/gpux/lib"
   cp "$GPUX_BASE" "$work/gpux/gpux"
+  # only the libraries the first build does not bring (the bench puts its lib/ after this one)
   ldd "$GPUX_BASE" | awk '/=> \// {print $3}' | grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv)\.so' |
-    while read -r lib; do cp -L "$lib" "$work/gpux/lib/"; done
+    while read -r lib; do ldd "$gpux" | grep -qF "$lib" || cp -L "$lib" "$work/gpux/lib/"; done
   (cd "$work" && tar cf - gpux | xz -T0 -6 > "$dist/gpux-base.tar.xz")
 fi
 cp "$root/bench/peer.mjs" "$root/bench/device-bench.sh" "$root/../shared/tools/export_models.py" "$dist/"
