@@ -56,11 +56,11 @@ static int check_io(const layers *L, const char *list, int i, const gpux__spec_i
   snprintf(key, sizeof key, "%s[%d].labels", list, i);
   int rc = check_file(L, key, io->labels_file);
   if (rc || !io->example) return rc;
-  /* build leaves example files out of the image; a text example that reads as a path would be
-   * opened by the warm-up run, so it may only name a layer */
+  /* build leaves example files out of the image, so an image or audio example must be a layer; a
+   * text example is read as a file by the warm-up run when it names one, so it may not leave the
+   * image's folder (inside it there are only the layers) */
   snprintf(key, sizeof key, "%s[%d].example", list, i);
-  if (io->type == GPUX__IO_IMAGE || io->type == GPUX__IO_AUDIO || io->example[0] == '/' || strchr(io->example, '/') ||
-      has_dotdot(io->example))
+  if (io->type == GPUX__IO_IMAGE || io->type == GPUX__IO_AUDIO || io->example[0] == '/' || has_dotdot(io->example))
     return check_file(L, key, io->example);
   return 0;
 }

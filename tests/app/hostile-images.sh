@@ -27,6 +27,12 @@ expect_error not-layer "key 'inputs\[0\]\.labels': 'secret.txt' is not a layer o
   "$gpux" run evil:not-layer --input "$tmp/line.png"
 forge evil:example 'spec["inputs"][0]["example"] = "/etc/passwd"'
 expect example 3 "gpux: error: .*key 'inputs\[0\]\.example': '/etc/passwd' is an absolute path" -- "$gpux" serve evil:example --port 0
+# a text example may hold a slash; it may not leave the image's folder
+forge text-example 'spec["outputs"][0]["example"] = "and/or"'
+expect text-example 0 '^0 0\.' -- "$gpux" run text-example --backend cpu --input "$tmp/line.png"
+forge evil:text-example 'spec["outputs"][0]["example"] = "a/../../../x"'
+expect_error text-example-dotdot "key 'outputs\[0\]\.example': 'a/\.\./\.\./\.\./x' leaves the image's folder" -- \
+  "$gpux" run evil:text-example --input "$tmp/line.png"
 forge evil:vocab 'spec.setdefault("preprocessing", {})["tokenizer"] = {"vocab": "/etc/passwd"}'
 expect_error vocab "key 'preprocessing.tokenizer.vocab'|absolute path|tokenizer" -- "$gpux" run evil:vocab --input "$tmp/line.png"
 # a layer title in a sub-folder of a layer name is still refused
