@@ -405,8 +405,6 @@ int gpux__sparse_from_pb(const uint8_t *data, size_t len, gpux_model *model, gpu
                 (long long)SPARSE_MAX_DENSE_BYTES);
     goto done;
   }
-  int64_t strides[GPUX_MAX_DIMS];
-  gpux__strides(ndim, dims, strides);
   const int64_t *idx = indices.data;
   for (int64_t i = 0; i < nnz; i++) { /* every index inside dims before anything is allocated */
     if (coo) {
@@ -422,6 +420,10 @@ int gpux__sparse_from_pb(const uint8_t *data, size_t len, gpux_model *model, gpu
   }
   if ((rc = gpux_tensor_init(out, values.dtype, ndim, dims))) goto done;
   size_t es = gpux_dtype_size(out->dtype);
+  /* with values, every dim is positive (a coordinate fits in each), so the strides fit: their
+   * product is `total`; without, a zero dim may hide dims whose product overflows */
+  int64_t strides[GPUX_MAX_DIMS] = {0};
+  if (nnz) gpux__strides(ndim, dims, strides);
   for (int64_t i = 0; i < nnz; i++) {
     int64_t flat = 0;
     if (coo) for (int d = 0; d < ndim; d++) flat += idx[i * ndim + d] * strides[d];
