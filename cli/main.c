@@ -5,6 +5,7 @@
 static const cli_verb verbs[] = {
   {"verify", "run ONNX test-case folders and compare with their expected outputs", cmd_verify},
   {"bench", "time inference on ONNX test-case folders (median latency, peak memory)", cmd_bench},
+  {"version", "show the versions of gpux, its library and WebGPU, and the devices found", cmd_version},
   {"devices", "list the GPUs (WebGPU adapters) and the CPU gpux can run on", cmd_devices},
   {"build", "build an image from a folder with a GPUXfile", cmd_build},
   {"run", "run an image (or a GPUXfile folder) on inputs", cmd_run},

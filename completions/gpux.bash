@@ -10,7 +10,7 @@ _gpux() {
   local cur prev verb i
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=${COMP_WORDS[COMP_CWORD-1]}
-  local verbs="build run serve ps logs stop list images inspect tag rm init push pull login logout devices verify bench help"
+  local verbs="build run serve ps logs stop list images inspect tag rm init push pull login logout version devices verify bench help"
   verb=
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in -*) ;; *) verb=${COMP_WORDS[i]}; break ;; esac
@@ -33,7 +33,7 @@ _gpux() {
     run) opts="-i --input --json --backend --repeat --interactive --help" ;;
     serve) opts="--port --host -d --detach --name --backend --max-batch-size --max-queue-delay-ms --max-queue --timeout --max-body --threads --help" ;;
     ps|list|images) opts="-q --quiet --format --json --help" ;;
-    devices) opts="--json --help" ;;
+    devices|version) opts="--json --help" ;;
     inspect) opts="--json --help" ;;
     logs) opts="-f --follow -n --tail --help" ;;
     stop) opts="--timeout --help" ;;

@@ -1,6 +1,6 @@
 # fish completion for gpux (installed as share/fish/vendor_completions.d/gpux.fish): verbs, each
 # verb's options, image names from `gpux list`, server names from `gpux ps`.
-set -l verbs build run serve ps logs stop list images inspect tag rm init push pull login logout devices verify bench help
+set -l verbs build run serve ps logs stop list images inspect tag rm init push pull login logout version devices verify bench help
 function __gpux_images; gpux list 2>/dev/null | awk 'NR > 1 { print $1 ":" $2 }'; end
 function __gpux_servers; gpux ps 2>/dev/null | awk 'NR > 1 { print $1 }'; end
 
@@ -23,13 +23,14 @@ complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a pull -d 'pull an
 complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a login -d 'store credentials for an OCI registry'
 complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a logout -d 'forget the credentials stored for an OCI registry'
 complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a help -d 'describe a command'
+complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a version -d 'versions of gpux, its library, WebGPU; the devices'
 complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a devices -d 'list the GPUs and the CPU'
 complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a verify -d 'run ONNX test-case folders'
 complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a bench -d 'time inference on ONNX test-case folders'
 
 complete -c gpux -n "__fish_seen_subcommand_from $verbs" -l help -d 'show help'
 complete -c gpux -n "__fish_seen_subcommand_from build run serve verify bench" -l backend -x -a 'cpu webgpu gpu auto' -d 'where to run'
-complete -c gpux -n "__fish_seen_subcommand_from build run verify bench push pull ps list images devices inspect" -l json -d 'JSON output'
+complete -c gpux -n "__fish_seen_subcommand_from build run verify bench push pull ps list images devices version inspect" -l json -d 'JSON output'
 complete -c gpux -n "__fish_seen_subcommand_from run serve inspect tag rm push" -x -a '(__gpux_images)'
 complete -c gpux -n "__fish_seen_subcommand_from run" -s i -l input -r -F -d 'an input value or @FILE'
 complete -c gpux -n "__fish_seen_subcommand_from run" -l repeat -x -d 'run N times, print latency'

@@ -27,6 +27,9 @@ expect no-args 2 'usage' -- "$gpux"
 expect unknown-verb 2 "gpux: error: unknown command 'frobnicate' \(see gpux --help\)" -- "$gpux" frobnicate
 expect did-you-mean 2 "unknown command 'lst' \(did you mean 'list'\?" -- "$gpux" lst
 expect unknown-global-option 2 "^gpux: error: unknown option '--frob'" -- "$gpux" --frob
+expect version 0 "^gpux +[0-9]+\.[0-9]+\.[0-9]+" -- "$gpux" version
+expect version-library 0 "^library +[0-9]+\.[0-9]+\.[0-9]+$" -- bash -c "'$gpux' version | sed -n 2p"
+expect version-json 0 '^\{"gpux":"[0-9.]+","library":"[0-9.]+",.*"devices":\[.*"backend":"cpu"' -- "$gpux" version --json
 expect help-verb 0 '^usage: gpux rm ' -- "$gpux" help rm
 expect help-unknown-verb 2 "did you mean 'run'" -- "$gpux" help rnu
 # a bad option is one line naming it, not the whole usage
