@@ -3,32 +3,10 @@
  * resized axis gets a table of taps (input indices and weights per output index); float32 data
  * takes a nearest-neighbour gather or a 2-D tap kernel over the last two axes, anything else goes
  * through separable passes in double. Registered in misc.c's table. */
-#include "ops/op.h"
+#include "ops/resize.h"
 #include <math.h>
 
-enum { MODE_NEAREST, MODE_LINEAR, MODE_CUBIC };
-enum { CT_HALF_PIXEL, CT_HALF_PIXEL_SYMMETRIC, CT_PYTORCH_HALF_PIXEL, CT_ALIGN_CORNERS,
-       CT_ASYMMETRIC, CT_TF_CROP_AND_RESIZE, CT_TF_HALF_PIXEL_FOR_NN };
-enum { NM_ROUND_PREFER_FLOOR, NM_ROUND_PREFER_CEIL, NM_FLOOR, NM_CEIL };
-
-typedef struct {
-  int mode, ctm, nearest_mode;
-  int antialias, exclude_outside;
-  double cubic_a, extrapolation;
-} resize_params;
-
-/* The taps of one axis: output index o reads in[idx[o*n + t]] with weight w[o*n + t]
- * (t < n); extrap[o] set means the output is the extrapolation value. */
-typedef struct {
-  int64_t in, out;
-  int n;
-  int64_t *idx;          /* [out * n], clamped to [0, in) */
-  double *w;             /* [out * n] */
-  unsigned char *extrap; /* [out] */
-  int identity;          /* output o is exactly input o */
-} axis_taps;
-
-static void taps_free(axis_taps *a) {
+void gpux__resize_taps_free(gpux__resize_taps *a) {
   free(a->idx);
   free(a->w);
   free(a->extrap);
@@ -44,15 +22,15 @@ static double cubic_kernel(double x, double A) {
 
 /* Number of taps and their offset from floor-ish base for one axis (the ONNX reference's
  * coefficient footprint). */
-static int tap_count(const resize_params *p, double scale, int *first) {
+static int tap_count(const gpux__resize_params *p, double scale, int *first) {
   double s = scale < 1 ? scale : 1;
-  if (p->antialias && p->mode != MODE_NEAREST) {
-    double start = floor((p->mode == MODE_LINEAR ? -1 : -2) / s) + 1;
+  if (p->antialias && p->mode != GPUX__RESIZE_NEAREST) {
+    double start = floor((p->mode == GPUX__RESIZE_LINEAR ? -1 : -2) / s) + 1;
     if (start < -32768) return -1;   /* a footprint that large is not a sensible resize */
     *first = (int)start;
     return 2 - 2 * (int)start;
   }
-  if (p->mode == MODE_CUBIC) {
+  if (p->mode == GPUX__RESIZE_CUBIC) {
     *first = -1;
     return 4;
   }
@@ -62,30 +40,30 @@ static int tap_count(const resize_params *p, double scale, int *first) {
 
 /* Source coordinate of output index x along one axis; returns 1 when it lies outside the crop
  * (tf_crop_and_resize). */
-static int source_coord(const resize_params *p, double x, int64_t in, int64_t out_int, double scale,
+static int source_coord(const gpux__resize_params *p, double x, int64_t in, int64_t out_int, double scale,
                         double roi0, double roi1, double *xo) {
   double out_w = scale * (double)in;
   switch (p->ctm) {
-  case CT_ALIGN_CORNERS:
+  case GPUX__RESIZE_CT_ALIGN_CORNERS:
     *xo = out_w == 1 ? 0 : x * (double)(in - 1) / (out_w - 1);
     return 0;
-  case CT_ASYMMETRIC:
+  case GPUX__RESIZE_CT_ASYMMETRIC:
     *xo = x / scale;
     return 0;
-  case CT_TF_HALF_PIXEL_FOR_NN:
+  case GPUX__RESIZE_CT_TF_HALF_PIXEL_FOR_NN:
     *xo = (x + 0.5) / scale;
     return 0;
-  case CT_TF_CROP_AND_RESIZE:
+  case GPUX__RESIZE_CT_TF_CROP_AND_RESIZE:
     if (out_w == 1)
       *xo = (roi1 - roi0) * (double)(in - 1) / 2;
     else
       *xo = x * (roi1 - roi0) * (double)(in - 1) / (out_w - 1);
     *xo += roi0 * (double)(in - 1);
     return *xo < 0 || *xo > (double)(in - 1);
-  case CT_PYTORCH_HALF_PIXEL:
+  case GPUX__RESIZE_CT_PYTORCH_HALF_PIXEL:
     *xo = out_w == 1 ? -0.5 : (x + 0.5) / scale - 0.5;
     return 0;
-  case CT_HALF_PIXEL_SYMMETRIC: {
+  case GPUX__RESIZE_CT_HALF_PIXEL_SYMMETRIC: {
     double adjustment = (double)out_int / out_w;
     double center = (double)in / 2;
     *xo = center * (1 - adjustment) + (x + 0.5) / scale - 0.5;
@@ -97,8 +75,8 @@ static int source_coord(const resize_params *p, double x, int64_t in, int64_t ou
   }
 }
 
-static int taps_build(const resize_params *p, int64_t in, int64_t out, double scale, double roi0,
-                      double roi1, axis_taps *a) {
+int gpux__resize_taps_build(const gpux__resize_params *p, int64_t in, int64_t out, double scale, double roi0,
+                      double roi1, gpux__resize_taps *a) {
   memset(a, 0, sizeof *a);
   int first;
   int n = tap_count(p, scale, &first);
@@ -110,7 +88,7 @@ static int taps_build(const resize_params *p, int64_t in, int64_t out, double sc
   a->w = gpux__malloc((size_t)(out ? out : 1) * (size_t)n * sizeof *a->w);
   a->extrap = gpux__calloc((size_t)(out ? out : 1), 1);
   if (!a->idx || !a->w || !a->extrap) {
-    taps_free(a);
+    gpux__resize_taps_free(a);
     return GPUX_E_NOMEM;
   }
   double s_aa = scale < 1 ? scale : 1;
@@ -140,15 +118,15 @@ static int taps_build(const resize_params *p, int64_t in, int64_t out, double sc
     for (int t = 0; t < n; t++) {
       int64_t j = first + t;   /* offset from b */
       double c;
-      if (p->mode == MODE_NEAREST) {
+      if (p->mode == GPUX__RESIZE_NEAREST) {
         int right;
         if (ratio == 1) right = 1;
-        else if (p->nearest_mode == NM_ROUND_PREFER_FLOOR) right = ratio > 0.5;
-        else if (p->nearest_mode == NM_ROUND_PREFER_CEIL) right = ratio >= 0.5;
-        else if (p->nearest_mode == NM_FLOOR) right = 0;
+        else if (p->nearest_mode == GPUX__RESIZE_NM_ROUND_PREFER_FLOOR) right = ratio > 0.5;
+        else if (p->nearest_mode == GPUX__RESIZE_NM_ROUND_PREFER_CEIL) right = ratio >= 0.5;
+        else if (p->nearest_mode == GPUX__RESIZE_NM_FLOOR) right = 0;
         else right = 1;
         c = (t == 1) == right;
-      } else if (p->mode == MODE_LINEAR) {
+      } else if (p->mode == GPUX__RESIZE_LINEAR) {
         if (p->antialias) {
           double v = 1 - fabs(((double)j - ratio) * s_aa);
           c = v < 0 ? 0 : v > 1 ? 1 : v;
@@ -159,12 +137,12 @@ static int taps_build(const resize_params *p, int64_t in, int64_t out, double sc
         c = cubic_kernel(((double)j - ratio) * (p->antialias ? s_aa : 1), p->cubic_a);
       }
       int64_t i = b + j;
-      if (p->exclude_outside && p->mode != MODE_NEAREST && (i < 0 || i >= in)) c = 0;
+      if (p->exclude_outside && p->mode != GPUX__RESIZE_NEAREST && (i < 0 || i >= in)) c = 0;
       idx[t] = i < 0 ? 0 : i >= in ? in - 1 : i;
       w[t] = c;
       sum += c;
     }
-    if ((p->antialias || p->exclude_outside) && p->mode != MODE_NEAREST && sum != 0)
+    if ((p->antialias || p->exclude_outside) && p->mode != GPUX__RESIZE_NEAREST && sum != 0)
       for (int t = 0; t < n; t++) w[t] /= sum;
     if (a->identity) {
       for (int t = 0; t < n; t++)
@@ -242,7 +220,7 @@ static void nearest_rows(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-static int run_nearest(gpux_kctx *k, const gpux_tensor *x, gpux_tensor *y, const axis_taps *taps,
+static int run_nearest(gpux_kctx *k, const gpux_tensor *x, gpux_tensor *y, const gpux__resize_taps *taps,
                        double extrap) {
   nearest_job j;
   memset(&j, 0, sizeof j);
@@ -254,7 +232,7 @@ static int run_nearest(gpux_kctx *k, const gpux_tensor *x, gpux_tensor *y, const
     j.out_dims[d] = y->dims[d];
     picks[d] = gpux__malloc((size_t)(y->dims[d] ? y->dims[d] : 1) * sizeof(int64_t));
     if (!picks[d]) { rc = GPUX_E_NOMEM; goto done; }
-    const axis_taps *a = &taps[d];
+    const gpux__resize_taps *a = &taps[d];
     for (int64_t o = 0; o < a->out; o++) {
       if (a->extrap[o]) { picks[d][o] = -1; continue; }
       /* the tap whose weight is 1 */
@@ -388,8 +366,8 @@ static void tap2d_items(void *ctx, int64_t begin, int64_t end) {
   free(cache);
 }
 
-static int run_tap2d(gpux_kctx *k, const gpux_tensor *x, gpux_tensor *y, const axis_taps *ty,
-                     const axis_taps *tx, double extrap) {
+static int run_tap2d(gpux_kctx *k, const gpux_tensor *x, gpux_tensor *y, const gpux__resize_taps *ty,
+                     const gpux__resize_taps *tx, double extrap) {
   float *wy = gpux__malloc((size_t)(ty->out * ty->n + 1) * sizeof(float));
   float *wx = gpux__malloc((size_t)(tx->out * tx->n + 1) * sizeof(float));
   if (!wy || !wx) {
@@ -420,13 +398,13 @@ typedef struct {
   const double *src;  /* (outer, in, inner) */
   double *dst;        /* (outer, out, inner) */
   int64_t inner;
-  const axis_taps *a;
+  const gpux__resize_taps *a;
   double extrap;
 } pass_job;
 
 static void pass_rows(void *ctx, int64_t begin, int64_t end) {
   const pass_job *j = ctx;
-  const axis_taps *a = j->a;
+  const gpux__resize_taps *a = j->a;
   for (int64_t r = begin; r < end; r++) {
     int64_t o = r / a->out, oi = r % a->out;
     double *dst = j->dst + r * j->inner;
@@ -443,7 +421,7 @@ static void pass_rows(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-static int run_generic(gpux_kctx *k, const gpux_tensor *x, gpux_tensor *y, const axis_taps *taps,
+static int run_generic(gpux_kctx *k, const gpux_tensor *x, gpux_tensor *y, const gpux__resize_taps *taps,
                        double extrap) {
   int rank = x->ndim;
   int64_t n = gpux_tensor_count(x);
@@ -494,7 +472,7 @@ static int parse_enum(gpux_kctx *k, const char *attr, const char *dflt, const ch
 }
 
 /* Shared by Resize and Upsample once the per-axis scales (and output sizes) are known. */
-static int resize_run(gpux_kctx *k, const resize_params *p, const double *scales,
+static int resize_run(gpux_kctx *k, const gpux__resize_params *p, const double *scales,
                       const int64_t *out_dims, const double *roi) {
   const gpux_tensor *x = IN(0);
   int rank = x->ndim;
@@ -505,18 +483,18 @@ static int resize_run(gpux_kctx *k, const resize_params *p, const double *scales
     return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "Resize of %s", gpux_dtype_name(x->dtype));
   if (gpux_tensor_count(y) == 0) return 0;
   if (gpux_tensor_count(x) == 0) return gpux__kerr(k, GPUX_E_SHAPE, "cannot resize an empty input to a non-empty output");
-  axis_taps taps[GPUX_MAX_DIMS];
+  gpux__resize_taps taps[GPUX_MAX_DIMS];
   memset(taps, 0, sizeof taps);
   int rc = 0;
   for (int d = 0; d < rank; d++) {
-    rc = taps_build(p, x->dims[d], out_dims[d], scales[d], roi ? roi[d] : 0, roi ? roi[rank + d] : 1, &taps[d]);
+    rc = gpux__resize_taps_build(p, x->dims[d], out_dims[d], scales[d], roi ? roi[d] : 0, roi ? roi[rank + d] : 1, &taps[d]);
     if (rc) {
       rc = gpux__kerr(k, rc, rc == GPUX_E_NOMEM ? "out of memory building tables"
                                                 : "antialias filter too wide for scale %g", scales[d]);
       goto done;
     }
   }
-  if (p->mode == MODE_NEAREST) {
+  if (p->mode == GPUX__RESIZE_NEAREST) {
     rc = run_nearest(k, x, y, taps, p->extrapolation);
     goto done;
   }
@@ -528,7 +506,7 @@ static int resize_run(gpux_kctx *k, const resize_params *p, const double *scales
   else
     rc = run_generic(k, x, y, taps, p->extrapolation);
 done:
-  for (int d = 0; d < rank; d++) taps_free(&taps[d]);
+  for (int d = 0; d < rank; d++) gpux__resize_taps_free(&taps[d]);
   return rc;
 }
 
@@ -549,7 +527,7 @@ static int op_resize(gpux_kctx *k) {
   if (!x) return gpux__kerr(k, GPUX_E_INVALID, "missing input X");
   int rank = x->ndim;
   if (rank < 1) return gpux__kerr(k, GPUX_E_SHAPE, "Resize needs an input of rank >= 1");
-  resize_params p;
+  gpux__resize_params p;
   static const char *const modes[] = {"nearest", "linear", "cubic"};
   static const char *const ctms[] = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel",
                                      "align_corners", "asymmetric", "tf_crop_and_resize",
@@ -562,13 +540,13 @@ static int op_resize(gpux_kctx *k) {
   int policy = 0;
   if (k->opset < 11) {
     /* Resize-10: (X, scales), asymmetric coordinates, nearest rounds down */
-    p.ctm = CT_ASYMMETRIC;
-    p.nearest_mode = NM_FLOOR;
+    p.ctm = GPUX__RESIZE_CT_ASYMMETRIC;
+    p.nearest_mode = GPUX__RESIZE_NM_FLOOR;
     p.cubic_a = -0.75;
     p.antialias = p.exclude_outside = 0;
     p.extrapolation = 0;
     scales_t = IN(1);
-    if (p.mode == MODE_CUBIC) return gpux__kerr(k, GPUX_E_UNSUPPORTED, "mode 'cubic' needs opset 11");
+    if (p.mode == GPUX__RESIZE_CUBIC) return gpux__kerr(k, GPUX_E_UNSUPPORTED, "mode 'cubic' needs opset 11");
   } else {
     if ((rc = parse_enum(k, "coordinate_transformation_mode", "half_pixel", ctms, 7, &p.ctm))) return rc;
     if ((rc = parse_enum(k, "nearest_mode", "round_prefer_floor", nms, 4, &p.nearest_mode))) return rc;
@@ -605,7 +583,7 @@ static int op_resize(gpux_kctx *k) {
     roi[d] = 0;
     roi[rank + d] = 1;
   }
-  if (p.ctm == CT_TF_CROP_AND_RESIZE && roi_t && gpux_tensor_count(roi_t) > 0) {
+  if (p.ctm == GPUX__RESIZE_CT_TF_CROP_AND_RESIZE && roi_t && gpux_tensor_count(roi_t) > 0) {
     double rv[2 * GPUX_MAX_DIMS];
     int nr = read_floats(k, roi_t, rv, 2 * GPUX_MAX_DIMS, "roi");
     if (nr < 0) return nr;
@@ -628,7 +606,7 @@ static int op_resize(gpux_kctx *k) {
       if (!(sv[i] > 0) || !(sv[i] < 1e12)) return gpux__kerr(k, GPUX_E_INVALID, "scale %g on axis %d is not a positive finite value", sv[i], d);
       scales[d] = sv[i];
       double len = (double)x->dims[d] * sv[i];
-      if (p.ctm == CT_TF_CROP_AND_RESIZE) len *= roi[rank + d] - roi[d];
+      if (p.ctm == GPUX__RESIZE_CT_TF_CROP_AND_RESIZE) len *= roi[rank + d] - roi[d];
       if (!(len < 1e15)) return gpux__kerr(k, GPUX_E_INVALID, "output length on axis %d is not finite", d);
       out_dims[d] = len > 0 ? (int64_t)floor(len) : 0;
     }
@@ -671,13 +649,13 @@ static int op_upsample(gpux_kctx *k) {
   const gpux_tensor *x = IN(0);
   if (!x) return gpux__kerr(k, GPUX_E_INVALID, "missing input X");
   int rank = x->ndim;
-  resize_params p = {0};
+  gpux__resize_params p = {0};
   const char *mode = gpux__attr_string(k, "mode", "nearest");
-  if (!strcmp(mode, "nearest")) p.mode = MODE_NEAREST;
-  else if (!strcmp(mode, "linear") || !strcmp(mode, "bilinear")) p.mode = MODE_LINEAR;
+  if (!strcmp(mode, "nearest")) p.mode = GPUX__RESIZE_NEAREST;
+  else if (!strcmp(mode, "linear") || !strcmp(mode, "bilinear")) p.mode = GPUX__RESIZE_LINEAR;
   else return gpux__kerr(k, GPUX_E_UNSUPPORTED, "mode '%s' is not supported", mode);
-  p.ctm = CT_ASYMMETRIC;
-  p.nearest_mode = NM_FLOOR;
+  p.ctm = GPUX__RESIZE_CT_ASYMMETRIC;
+  p.nearest_mode = GPUX__RESIZE_NM_FLOOR;
   p.cubic_a = -0.75;
   double sv[GPUX_MAX_DIMS];
   int ns;

@@ -1,142 +1,51 @@
 /* ops-resize.c — Resize (opsets 10+) and Upsample as a WGSL kernel: per resized axis a table of
- * taps (input index and weight per output index, computed while planning exactly as the CPU
- * kernel does in ops/resize.c: every coordinate transformation mode, nearest rounding modes,
- * linear and cubic, antialias, exclude_outside, extrapolation), written once to the GPU; each
+ * taps (input index and weight per output index, computed while planning by the CPU kernel's own
+ * code, ops/resize.h: every coordinate transformation mode, nearest rounding modes, linear and
+ * cubic, antialias, exclude_outside, extrapolation), written once to the GPU; each
  * output value is the weighted sum over the taps of its resized axes. Scales, sizes and roi must
  * be known when planning (initializers or small model inputs). */
 #include "backend/webgpu/wg.h"
+#include "ops/resize.h"
 #include <math.h>
 #include <stdio.h>
 
-enum { MODE_NEAREST, MODE_LINEAR, MODE_CUBIC };
-enum { CT_HALF_PIXEL, CT_HALF_PIXEL_SYMMETRIC, CT_PYTORCH_HALF_PIXEL, CT_ALIGN_CORNERS, CT_ASYMMETRIC,
-       CT_TF_CROP_AND_RESIZE, CT_TF_HALF_PIXEL_FOR_NN };
-enum { NM_ROUND_PREFER_FLOOR, NM_ROUND_PREFER_CEIL, NM_FLOOR, NM_CEIL };
-
-typedef struct {
-  int mode, ctm, nearest_mode, antialias, exclude_outside;
-  double cubic_a, extrapolation;
-} params;
-
-static double cubic_kernel(double x, double A) {
-  x = fabs(x);
-  if (x <= 1) return ((A + 2) * x - (A + 3)) * x * x + 1;
-  if (x < 2) return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
-  return 0;
-}
-
-static int tap_count(const params *p, double scale, int *first) {
-  double s = scale < 1 ? scale : 1;
-  if (p->antialias && p->mode != MODE_NEAREST) {
-    double start = floor((p->mode == MODE_LINEAR ? -1 : -2) / s) + 1;
-    if (start < -1024) return -1;
-    *first = (int)start;
-    return 2 - 2 * (int)start;
+/* The taps of one axis (ops/resize.h, the CPU kernel's own computation) as the GPU reads them,
+ * into idx/w [out * n]: idx -1 in tap 0 means the extrapolation value; nearest mode keeps the one
+ * tap of weight 1 (n = 1). *identity: output o is input o. 0, GPUX_E_UNSUPPORTED or GPUX_E_NOMEM. */
+static int axis_taps(const gpux__resize_params *p, int64_t in, int64_t out, double scale, double roi0, double roi1,
+                     int32_t **idx_out, float **w_out, int *n_out, int *identity) {
+  gpux__resize_taps t;
+  int rc = gpux__resize_taps_build(p, in, out, scale, roi0, roi1, &t);
+  if (rc) return rc;
+  int n = t.n, nn = p->mode == GPUX__RESIZE_NEAREST ? 1 : n;
+  if (nn > 4096) { /* a table that large is not worth a GPU pass */
+    gpux__resize_taps_free(&t);
+    return GPUX_E_UNSUPPORTED;
   }
-  if (p->mode == MODE_CUBIC) {
-    *first = -1;
-    return 4;
-  }
-  *first = 0;
-  return 2;
-}
-
-static int source_coord(const params *p, double x, int64_t in, int64_t out_int, double scale, double roi0, double roi1, double *xo) {
-  double out_w = scale * (double)in;
-  switch (p->ctm) {
-  case CT_ALIGN_CORNERS: *xo = out_w == 1 ? 0 : x * (double)(in - 1) / (out_w - 1); return 0;
-  case CT_ASYMMETRIC: *xo = x / scale; return 0;
-  case CT_TF_HALF_PIXEL_FOR_NN: *xo = (x + 0.5) / scale; return 0;
-  case CT_TF_CROP_AND_RESIZE:
-    if (out_w == 1) *xo = (roi1 - roi0) * (double)(in - 1) / 2;
-    else *xo = x * (roi1 - roi0) * (double)(in - 1) / (out_w - 1);
-    *xo += roi0 * (double)(in - 1);
-    return *xo < 0 || *xo > (double)(in - 1);
-  case CT_PYTORCH_HALF_PIXEL: *xo = out_w == 1 ? -0.5 : (x + 0.5) / scale - 0.5; return 0;
-  case CT_HALF_PIXEL_SYMMETRIC: {
-    double adjustment = (double)out_int / out_w, center = (double)in / 2;
-    *xo = center * (1 - adjustment) + (x + 0.5) / scale - 0.5;
-    return 0;
-  }
-  default: *xo = (x + 0.5) / scale - 0.5; return 0;
-  }
-}
-
-/* Taps of one axis into idx/w [out * n] (idx -1 in tap 0: the extrapolation value); nearest
- * mode keeps the one tap of weight 1 (n = 1). *identity: output o is input o. */
-static int axis_taps(const params *p, int64_t in, int64_t out, double scale, double roi0, double roi1, int32_t **idx_out,
-                     float **w_out, int *n_out, int *identity) {
-  int first, n = tap_count(p, scale, &first);
-  if (n < 0) return -1;
-  int nn = p->mode == MODE_NEAREST ? 1 : n;
   int32_t *idx = malloc((size_t)(out ? out : 1) * (size_t)nn * sizeof *idx);
   float *wt = malloc((size_t)(out ? out : 1) * (size_t)nn * sizeof *wt);
-  double *w = malloc((size_t)n * sizeof *w);
-  int64_t *ii = malloc((size_t)n * sizeof *ii);
-  if (!idx || !wt || !w || !ii) {
-    free(idx), free(wt), free(w), free(ii);
-    return -2;
+  if (!idx || !wt) {
+    free(idx), free(wt);
+    gpux__resize_taps_free(&t);
+    return GPUX_E_NOMEM;
   }
-  double s_aa = scale < 1 ? scale : 1;
-  *identity = in == out;
+  *identity = t.identity;
   for (int64_t o = 0; o < out; o++) {
-    double xo;
-    if (source_coord(p, (double)o, in, out, scale, roi0, roi1, &xo) || !(fabs(xo) < 1e15)) {
-      for (int t = 0; t < nn; t++) idx[o * nn + t] = t == 0 ? -1 : 0, wt[o * nn + t] = 0;
-      *identity = 0;
-      continue;
-    }
-    double fl = floor(xo), ratio;
-    int64_t b;
-    if (xo == fl) b = (int64_t)fl - 1, ratio = 1;
-    else b = (int64_t)fl, ratio = xo - fl;
-    double sum = 0;
-    for (int t = 0; t < n; t++) {
-      int64_t j = first + t;
-      double c;
-      if (p->mode == MODE_NEAREST) {
-        int right;
-        if (ratio == 1) right = 1;
-        else if (p->nearest_mode == NM_ROUND_PREFER_FLOOR) right = ratio > 0.5;
-        else if (p->nearest_mode == NM_ROUND_PREFER_CEIL) right = ratio >= 0.5;
-        else if (p->nearest_mode == NM_FLOOR) right = 0;
-        else right = 1;
-        c = (t == 1) == right;
-      } else if (p->mode == MODE_LINEAR) {
-        if (p->antialias) {
-          double v = 1 - fabs(((double)j - ratio) * s_aa);
-          c = v < 0 ? 0 : v > 1 ? 1 : v;
-        } else {
-          c = t == 0 ? 1 - ratio : ratio;
-        }
-      } else {
-        c = cubic_kernel(((double)j - ratio) * (p->antialias ? s_aa : 1), p->cubic_a);
-      }
-      int64_t i = b + j;
-      if (p->exclude_outside && p->mode != MODE_NEAREST && (i < 0 || i >= in)) c = 0;
-      ii[t] = i < 0 ? 0 : i >= in ? in - 1 : i;
-      w[t] = c;
-      sum += c;
-    }
-    if ((p->antialias || p->exclude_outside) && p->mode != MODE_NEAREST && sum != 0)
-      for (int t = 0; t < n; t++) w[t] /= sum;
-    if (p->mode == MODE_NEAREST) {
+    const int64_t *ii = t.idx + o * n;
+    const double *w = t.w + o * n;
+    if (t.extrap[o]) {
+      for (int k = 0; k < nn; k++) idx[o * nn + k] = k == 0 ? -1 : 0, wt[o * nn + k] = 0;
+    } else if (nn == 1) { /* nearest: the tap of weight 1 */
       int best = 0;
-      for (int t = 1; t < n; t++)
-        if (w[t] > w[best]) best = t;
+      for (int k = 1; k < n; k++)
+        if (w[k] > w[best]) best = k;
       idx[o] = (int32_t)ii[best];
       wt[o] = 1;
-      if (ii[best] != o) *identity = 0;
     } else {
-      for (int t = 0; t < n; t++) {
-        idx[o * n + t] = (int32_t)ii[t];
-        wt[o * n + t] = (float)w[t];
-        if ((w[t] != 0 && ii[t] != o) || (ii[t] == o && w[t] != 0 && w[t] != 1)) *identity = 0;
-      }
+      for (int k = 0; k < n; k++) idx[o * n + k] = (int32_t)ii[k], wt[o * n + k] = (float)w[k];
     }
   }
-  free(w);
-  free(ii);
+  gpux__resize_taps_free(&t);
   *idx_out = idx;
   *w_out = wt;
   *n_out = nn;
@@ -179,7 +88,7 @@ static int op_resize(wg_build *b) {
   if (x->dtype == GPUX_DT_FLOAT) type = WG_F32;
   else return gpux__wg_decline(b, "Resize of %s", gpux_dtype_name(x->dtype));
   int rank = x->ndim, rc;
-  params p = {0};
+  gpux__resize_params p = {0};
   static const char *const modes[] = {"nearest", "linear", "cubic"};
   static const char *const ctms[] = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
                                      "asymmetric", "tf_crop_and_resize", "tf_half_pixel_for_nn"};
@@ -190,11 +99,11 @@ static int op_resize(wg_build *b) {
   if (is_upsample || node->opset < 11) {
     const gpux_attr *ma = gpux__node_attr(node, "mode");
     const char *m = ma && ma->s ? ma->s : "nearest";
-    if (!strcmp(m, "nearest")) p.mode = MODE_NEAREST;
-    else if (!strcmp(m, "linear") || !strcmp(m, "bilinear")) p.mode = MODE_LINEAR;
+    if (!strcmp(m, "nearest")) p.mode = GPUX__RESIZE_NEAREST;
+    else if (!strcmp(m, "linear") || !strcmp(m, "bilinear")) p.mode = GPUX__RESIZE_LINEAR;
     else return gpux__wg_decline(b, "mode '%s'", m);
-    p.ctm = CT_ASYMMETRIC;
-    p.nearest_mode = NM_FLOOR;
+    p.ctm = GPUX__RESIZE_CT_ASYMMETRIC;
+    p.nearest_mode = GPUX__RESIZE_NM_FLOOR;
     p.cubic_a = -0.75;
     double sv[GPUX_MAX_DIMS];
     int ns;
@@ -227,7 +136,7 @@ static int op_resize(wg_build *b) {
     } else {
       for (int i = 0; i < rank; i++) axes[i] = i;
     }
-    if (p.ctm == CT_TF_CROP_AND_RESIZE) {
+    if (p.ctm == GPUX__RESIZE_CT_TF_CROP_AND_RESIZE) {
       double rv[2 * GPUX_MAX_DIMS];
       int nr = const_floats(b, 1, rv, 2 * GPUX_MAX_DIMS);
       if (nr < 0) return GPUX_E_UNSUPPORTED;
@@ -271,8 +180,8 @@ static int op_resize(wg_build *b) {
   rc = 0;
   for (int d = 0; d < rank && !rc; d++) {
     int r = axis_taps(&p, x->dims[d], y->dims[d], scales[d], roi[d], roi[rank + d], &idx[d], &wts[d], &ntap[d], &ident[d]);
-    if (r == -1) rc = gpux__wg_decline(b, "antialias filter too wide");
-    else if (r == -2) rc = GPUX_E_NOMEM;
+    if (r == GPUX_E_UNSUPPORTED) rc = gpux__wg_decline(b, "antialias filter too wide");
+    else if (r) rc = r;
     if (!rc && !ident[d]) off[d] = tot_taps, tot_taps += y->dims[d] * ntap[d];
   }
   int32_t *ti = NULL;
