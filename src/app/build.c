@@ -397,8 +397,10 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
   now_rfc3339(created, sizeof created);
   cJSON_AddStringToObject(record, "created", created);
   cJSON_AddStringToObject(record, "gpux_version", GPUX_VERSION);
-  char real[PATH_MAX];
-  cJSON_AddStringToObject(record, "context", realpath(context, real) ? real : context);
+  /* the build folder by its name only: an image is shared, the builder's file system is not */
+  char folder[256];
+  name_from_folder(context, folder, sizeof folder);
+  cJSON_AddStringToObject(record, "context", folder);
   cJSON_AddItemToObject(record, "sources", sources);
   cJSON *dev = device_json(a);
   cJSON_AddItemToObject(record, "device", dev);

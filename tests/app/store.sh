@@ -29,6 +29,7 @@ digest=$("$gpux" list --json | grep -o '"digest":"sha256:[0-9a-f]*"' | head -1 |
 expect run-by-digest 0 '^0 0\.' -- "$gpux" run "sha256:${digest:0:12}" --input "$tmp/line.png"
 expect inspect 0 'inputs:.*x +image +float32\[batch, 3, 48, 192\]' -- bash -c "'$gpux' inspect direction | tr '\n' ' '"
 expect inspect-layers 0 'ch_ppocr_mobile_v2.0_cls_infer.onnx +application/vnd.gpux.model.onnx' -- "$gpux" inspect direction
+expect inspect-no-host-path 0 'by gpux [0-9.]+ from text-direction$' -- bash -c "'$gpux' inspect direction | grep 'created '"
 expect inspect-json 0 '"config":[[:space:]]*\{' -- "$gpux" inspect --json direction
 expect rm 0 '^Removed td:v1$' -- "$gpux" rm td:v1
 expect still-runs 0 '^0 0\.' -- "$gpux" run direction --input "$tmp/line.png"
