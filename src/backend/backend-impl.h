@@ -1,7 +1,8 @@
 /* backend-impl.h — the interface every execution backend implements (a table of functions plus
- * a context pointer, versioned so a backend built separately can be checked). The runtime asks a
- * backend which nodes it takes, and runs them through it; nodes it does not take run on the CPU
- * backend, which takes every node that has a kernel. */
+ * a context pointer, versioned so a backend built separately can be checked). The runtime
+ * optimizes the graph once, asks a backend which nodes it takes (supports_node) and hands it the
+ * graph; nodes it does not take run on their CPU kernels through the runtime's host services,
+ * which also infer shapes, so a backend never calls a kernel itself. */
 #ifndef GPUX_BACKEND_IMPL_H
 #define GPUX_BACKEND_IMPL_H
 
@@ -44,6 +45,14 @@ typedef struct gpux__io {
   gpux_run_stats *stats;                  /* transfers are counted here */
 } gpux__io;
 
+/* What the runtime does for a backend: runs a node's CPU kernel, or with shape_only infers its
+ * outputs' dtypes and shapes. Backends never call kernels themselves, so shape inference and
+ * host execution (kernel contexts, the session's buffers, error messages) happen in one place. */
+typedef struct gpux__host {
+  int (*run_node)(void *rt, const gpux_node *n, const gpux_tensor *const *in, gpux_tensor *const *out, int shape_only);
+  void *rt;
+} gpux__host;
+
 typedef struct gpux_backend_i {
   int version;                                   /* GPUX_BACKEND_INTERFACE_VERSION */
   const char *name;                              /* "cpu", "webgpu" */
@@ -52,12 +61,17 @@ typedef struct gpux_backend_i {
   int (*init)(void **ctx, const gpux_session_options *opts);
   void (*release)(void *ctx);
   /* (optional) Whether this backend runs node n; NULL means every node with a kernel. On false,
-   * `why` (may be NULL) receives a short reason for inspect/verify reports. */
+   * `why` (may be NULL) receives a short reason for inspect/verify reports. The runtime asks it
+   * for every node when the session is created. */
   int (*supports_node)(void *ctx, const gpux_node *n, char *why, size_t why_len);
-  /* Runs one node: inputs and outputs as the kernel context describes. */
+  /* (optional) Runs one node of a graph the runtime executes node by node: inputs and outputs
+   * as the kernel context describes. NULL: the runtime runs the node's CPU kernel itself. */
   int (*run_node)(void *ctx, gpux_kctx *k);
-  /* (optional) Takes the model's main graph once, before the first run. */
-  int (*prepare)(void *ctx, const gpux_graph *g);
+  /* (optional) Takes the main graph once, before the first run (the runtime's optimized form,
+   * the graph run_graph is then given), the host services (kept until release), and which nodes
+   * the runtime placed on this backend: supported[i] says what supports_node answered for node
+   * i (NULL: every node). Nodes not placed here run through host. */
+  int (*prepare)(void *ctx, const gpux_graph *g, const gpux__host *host, const unsigned char *supported);
   /* (optional) Runs the whole main graph (planned per input signature, nodes the backend cannot
    * run falling back to their CPU kernels). GPUX__DECLINED when the backend does not take the
    * graph (then no input was touched and no output made). */

@@ -19,6 +19,16 @@ int gpux__kerr(gpux_kctx *k, int err, const char *fmt, ...) {
   return err;
 }
 
+void gpux__kctx_init(gpux_kctx *k, const gpux_node *n, const gpux_tensor *const *in, gpux_tensor *const *out) {
+  memset(k, 0, sizeof *k);
+  k->node = n;
+  k->n_in = n->n_in;
+  k->n_out = n->n_out;
+  k->in = in;
+  k->out = out;
+  k->opset = n->opset;
+}
+
 static _Thread_local gpux_tensor scratch_output;
 
 /* t becomes a dense tensor of dtype and shape whose data comes from the executor's freed

@@ -48,6 +48,10 @@ struct gpux_kctx {
   struct gpux__buffers *buffers; /* the executor's freed buffers gpux__out reuses, or NULL */
 };
 
+/* The kernel context of node n over in[n->n_in] and out[n->n_out] (everything else zero): the
+ * one way executors set a context up. */
+void gpux__kctx_init(gpux_kctx *k, const gpux_node *n, const gpux_tensor *const *in, gpux_tensor *const *out);
+
 #define IN(i) ((i) < k->n_in ? k->in[(i)] : NULL)
 #define OUTPUT_WANTED(i) ((i) < k->n_out && k->out[(i)] != NULL)
 

@@ -14,7 +14,11 @@ struct gpux_session {
   int threads;              /* CPU threads its runs may use (0 = the whole pool) */
   int ran;                  /* a run finished: node placement is known */
   int ran_node_by_node;     /* the last run went through run_node (the backend declined the graph) */
-  gpux_graph *cpu_graph;    /* the CPU backend's rewritten copy of the main graph, or NULL */
+  gpux_graph *og;           /* the main graph as rewritten once by graph/optimize.c, or NULL */
+  int *node_map;            /* [model nodes]: the node of og that computes node i's result, -1
+                               when nothing does per run (folded away); NULL without og */
+  unsigned char *supported; /* [og nodes]: the backend's supports_node answers, or NULL */
+  gpux__host host;          /* what the backend asks the runtime to run */
   gpux__buffers buffers;    /* intermediates' freed data blocks, reused by later outputs */
   gpux_run_stats stats;
 };
@@ -83,10 +87,7 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
       f->borrowed[id] = 2;
     }
   }
-  gpux_kctx k = {0};
-  k.run_subgraph = run_subgraph;
-  k.exec = f;
-  k.buffers = &f->s->buffers;
+  gpux_kctx k;
   /* The hot loop: one kernel call per node, intermediates released at their last use. */
   for (int i = 0; i < g->n_nodes; i++) {
     const gpux_node *n = &g->nodes[i];
@@ -95,19 +96,16 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
       in[j] = id < 0 || f->borrowed[id] == 2 ? NULL : frame_value(f, id);
     }
     for (int j = 0; j < n->n_out; j++) out[j] = n->out[j] >= 0 ? &f->vals[n->out[j]] : NULL;
-    k.node = n;
-    k.n_in = n->n_in;
-    k.n_out = n->n_out;
-    k.in = in;
-    k.out = out;
-    k.opset = n->opset;
-    k.status = 0;
+    gpux__kctx_init(&k, n, in, out);
+    k.run_subgraph = run_subgraph;
+    k.exec = f;
+    k.buffers = &f->s->buffers;
     if (!n->op) {
       rc = gpux__error(GPUX_E_UNSUPPORTED_OP, "node '%s': operator %s%s%s is not supported", n->name,
                        n->domain, n->domain[0] ? "::" : "", n->op_type);
       goto done;
     }
-    rc = f->s->backend->run_node(f->s->backend_ctx, &k);
+    rc = f->s->backend->run_node ? f->s->backend->run_node(f->s->backend_ctx, &k) : n->op->run(&k);
     if (rc) {
       if (!k.status) gpux__error_prefix(rc, "node '%s' (%s): ", n->name, n->op_type);
       goto done;
@@ -164,6 +162,62 @@ static int pick_backend(gpux_session *s, const gpux_session_options *opts) {
   return s->backend->init(&s->backend_ctx, opts);
 }
 
+/* The runtime's host services (backend-impl.h): one node's CPU kernel, or its shapes only. */
+static int host_run_node(void *rt, const gpux_node *n, const gpux_tensor *const *in, gpux_tensor *const *out,
+                         int shape_only) {
+  gpux_session *s = rt;
+  if (!n->op) return gpux__error(GPUX_E_UNSUPPORTED_OP, "node '%s': operator %s is not supported", n->name, n->op_type);
+  gpux_kctx k;
+  gpux__kctx_init(&k, n, in, out);
+  k.shape_only = shape_only;
+  k.buffers = &s->buffers;
+  int rc = n->op->run(&k);
+  if (rc && !k.status) gpux__error_prefix(rc, "node '%s' (%s): ", n->name, n->op_type);
+  return rc;
+}
+
+/* The node of the rewritten graph that makes value v, following v's consumers in the original
+ * graph when the rewrite folded the node away (-1: nothing computes it per run). */
+static int producer_in(const gpux_graph *g, const gpux_graph *og, int v, int depth) {
+  if (v < 0 || v >= og->n_values || depth > 16) return -1;
+  if (og->values[v].producer >= 0) return og->values[v].producer;
+  for (int i = 0; i < g->n_nodes; i++) {
+    const gpux_node *n = &g->nodes[i];
+    for (int j = 0; j < n->n_in; j++) {
+      if (n->in[j] != v) continue;
+      for (int k = 0; k < n->n_out; k++) {
+        int p = producer_in(g, og, n->out[k], depth + 1);
+        if (p >= 0) return p;
+      }
+    }
+  }
+  return -1;
+}
+
+/* Optimizes the main graph once, maps the model's nodes onto the result, asks the backend which
+ * nodes it takes and hands it the graph. */
+static int session_prepare(gpux_session *s) {
+  const gpux_graph *g = s->model->graph;
+  int rc = gpux__graph_optimize(g, &s->og);
+  if (rc) return rc;
+  if (s->og) {
+    if (!(s->node_map = gpux__calloc((size_t)g->n_nodes + 1, sizeof *s->node_map))) return GPUX_E_NOMEM;
+    for (int i = 0; i < g->n_nodes; i++) {
+      s->node_map[i] = -1;
+      for (int k = 0; k < g->nodes[i].n_out && s->node_map[i] < 0; k++)
+        s->node_map[i] = producer_in(g, s->og, g->nodes[i].out[k], 0);
+    }
+  }
+  const gpux_graph *eg = s->og ? s->og : g;
+  if (s->backend->supports_node) {
+    if (!(s->supported = gpux__calloc((size_t)eg->n_nodes + 1, 1))) return GPUX_E_NOMEM;
+    for (int i = 0; i < eg->n_nodes; i++)
+      s->supported[i] = s->backend->supports_node(s->backend_ctx, &eg->nodes[i], NULL, 0) != 0;
+  }
+  s->host = (gpux__host){host_run_node, s};
+  return s->backend->prepare ? s->backend->prepare(s->backend_ctx, eg, &s->host, s->supported) : 0;
+}
+
 int gpux_session_create(gpux_model *m, const gpux_session_options *opts, gpux_session **out) {
   *out = NULL;
   gpux_session_options defaults = {0};
@@ -179,13 +233,11 @@ int gpux_session_create(gpux_model *m, const gpux_session_options *opts, gpux_se
   if (s->backend->version != GPUX_BACKEND_INTERFACE_VERSION)
     rc = gpux__error(GPUX_E_INTERNAL, "backend '%s' implements interface version %d, this runtime needs %d",
                      s->backend->name, s->backend->version, GPUX_BACKEND_INTERFACE_VERSION);
-  if (rc || (s->backend->prepare && (rc = s->backend->prepare(s->backend_ctx, m->graph))) ||
-      (s->backend->device_type == GPUX__DEVICE_HOST && (rc = gpux__graph_optimize(m->graph, &s->cpu_graph)))) {
-    s->backend->release(s->backend_ctx);
-    free(s);
+  gpux__buffers_init(&s->buffers);
+  if (rc || (rc = session_prepare(s))) {
+    gpux_session_free(s);
     return rc;
   }
-  gpux__buffers_init(&s->buffers);
   *out = s;
   return 0;
 }
@@ -193,7 +245,9 @@ int gpux_session_create(gpux_model *m, const gpux_session_options *opts, gpux_se
 void gpux_session_free(gpux_session *s) {
   if (!s) return;
   s->backend->release(s->backend_ctx);
-  gpux__graph_optimized_free(s->cpu_graph);
+  gpux__graph_optimized_free(s->og);
+  free(s->node_map);
+  free(s->supported);
   gpux__buffers_release(&s->buffers);
   free(s);
 }
@@ -204,11 +258,13 @@ const char *gpux_session_node_device(const gpux_session *s, int i, const char **
   if (why) *why = NULL;
   if (!s || !s->ran || i < 0 || i >= s->model->graph->n_nodes) return NULL;
   if (s->backend->device_type == GPUX__DEVICE_HOST) return s->backend->name;
+  int j = s->node_map ? s->node_map[i] : i; /* the node of the graph that ran */
   if (s->ran_node_by_node || !s->backend->node_place) {
-    if (why && s->backend->node_place) s->backend->node_place(s->backend_ctx, i, why);
+    if (why && s->backend->node_place && j >= 0) s->backend->node_place(s->backend_ctx, j, why);
     return "cpu";
   }
-  switch (s->backend->node_place(s->backend_ctx, i, why)) {
+  if (j < 0) return "const";
+  switch (s->backend->node_place(s->backend_ctx, j, why)) {
   case GPUX__PLACE_BACKEND: return s->backend->name;
   case GPUX__PLACE_CONST: return "const";
   case GPUX__PLACE_CPU: return "cpu";
@@ -270,9 +326,10 @@ static int session_exec(gpux_session *s, const gpux_tensor *in_t, const gpux_dev
   for (int i = 0; i < n_inputs; i++)
     if ((rc = check_input(g, i, &in_t[i], sym_names, sym_vals, &n_syms))) return rc;
   rc = GPUX__DECLINED;
+  const gpux_graph *eg = s->og ? s->og : g; /* what runs */
   if (s->backend->run_graph) {
     gpux__io io = {in_t, in_v, n_inputs, outputs, n_outputs, keep, out_values, &s->stats};
-    rc = s->backend->run_graph(s->backend_ctx, g, &io);
+    rc = s->backend->run_graph(s->backend_ctx, eg, &io);
     if (rc == GPUX_E_DEVICE && s->requested == GPUX_BACKEND_AUTO && !in_v) {
       /* the GPU failed (lost, out of memory): this session continues on the CPU */
       gpux__log(GPUX_LOG_NOTE, "%s; continuing on the CPU", gpux_last_error());
@@ -300,7 +357,7 @@ static int session_exec(gpux_session *s, const gpux_tensor *in_t, const gpux_dev
         s->stats.downloads++, s->stats.download_bytes += in_v[i]->bytes;
       }
     }
-    frame f = {.g = s->backend->device_type == GPUX__DEVICE_HOST && s->cpu_graph ? s->cpu_graph : g, .s = s};
+    frame f = {.g = eg, .s = s};
     if (!rc) rc = run_graph(&f, host ? host : in_t, n_inputs, outputs, n_outputs);
     for (int i = 0; host && i < n_inputs; i++)
       if (in_v[i]) gpux_tensor_free(&host[i]);

@@ -1,15 +1,14 @@
 /* backend.c — the WebGPU backend as the runtime sees it (the gpux_backend_i table): a session's
  * context holds the process's device and the plans of its main graph, one per input signature
  * (a few are kept, least recently used dropped). Graphs it does not take (nested graphs, shapes
- * that depend on data) run node by node on the CPU kernels. */
+ * that depend on data) it declines, and the runtime runs them on the host. */
 #include "backend/webgpu/wg.h"
-#include "runtime/optimize.h"
-#include <stdio.h>
 
 typedef struct wg_plan wg_plan;
 int gpux__wg_plan_key(const gpux_graph *g, const gpux_tensor *inputs, int n_inputs, uint64_t extra, unsigned char **key,
                       size_t *len);
-int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux_tensor *inputs, int n_inputs, uint64_t extra,
+int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux__host *host, const unsigned char *supported,
+                         const gpux_tensor *inputs, int n_inputs, uint64_t extra,
                          uint64_t budget, gpux_run_stats *stats, uint64_t *want, unsigned char *key, size_t key_len,
                          wg_plan **out);
 uint64_t gpux__wg_plan_bytes(const wg_plan *p);
@@ -24,10 +23,9 @@ int gpux__wg_plan_run(wg_plan *p, const gpux__io *io);
 
 typedef struct wg_ctx {
   wg_device *dev;
-  const gpux_graph *g;           /* the model's main graph */
-  gpux_graph *og;                /* its rewrite (graph/optimize.c: BatchNormalization and
-                                    activations folded into convolutions), NULL when none */
-  int *node_map;                 /* [g->n_nodes]: the node of og that computes node i's result */
+  const gpux_graph *g;           /* the main graph as the runtime optimized it */
+  const gpux__host *host;        /* the runtime runs CPU kernels and shape inference */
+  const unsigned char *supported; /* [g->n_nodes] the nodes the runtime placed here, or NULL */
   wg_plan *plans[WG_MAX_PLANS];  /* most recently used first */
   int n_plans;
   wg_plan *last;                 /* the plan of the last run */
@@ -57,8 +55,6 @@ static void wg_release(void *ctx) {
   for (int i = 0; i < c->n_plans; i++) gpux__wg_plan_free(c->plans[i]);
   pthread_mutex_unlock(&c->dev->mu);
   gpux__wg_device_release(c->dev);
-  gpux__graph_optimized_free(c->og);
-  free(c->node_map);
   free(c);
 }
 
@@ -67,43 +63,17 @@ static int wg_prefer_cpu(void *ctx) {
   return c && c->dev && c->dev->adapter_type == WGPUAdapterType_CPU;
 }
 
-/* Nodes outside a planned graph (nested bodies, declined graphs) run on their CPU kernels. */
-static int wg_run_node(void *ctx, gpux_kctx *k) {
-  (void)ctx;
-  return k->node->op->run(k);
-}
-
-/* The node of the rewritten graph that makes value v, following v's consumers in the original
- * graph when the rewrite folded the node away (-1: nothing computes it per run). */
-static int producer_in(const gpux_graph *g, const gpux_graph *og, int v, int depth) {
-  if (v < 0 || v >= og->n_values || depth > 16) return -1;
-  if (og->values[v].producer >= 0) return og->values[v].producer;
-  for (int i = 0; i < g->n_nodes; i++) {
-    const gpux_node *n = &g->nodes[i];
-    for (int j = 0; j < n->n_in; j++) {
-      if (n->in[j] != v) continue;
-      for (int k = 0; k < n->n_out; k++) {
-        int p = producer_in(g, og, n->out[k], depth + 1);
-        if (p >= 0) return p;
-      }
-    }
-  }
-  return -1;
-}
-
-static int wg_prepare(void *ctx, const gpux_graph *g) {
+static int wg_prepare(void *ctx, const gpux_graph *g, const gpux__host *host, const unsigned char *supported) {
   wg_ctx *c = ctx;
   c->g = g;
-  int rc = gpux__graph_optimize(g, &c->og);
-  if (rc || !c->og) return rc;
-  c->node_map = gpux__calloc((size_t)g->n_nodes + 1, sizeof *c->node_map);
-  if (!c->node_map) return GPUX_E_NOMEM;
-  for (int i = 0; i < g->n_nodes; i++) {
-    c->node_map[i] = -1;
-    for (int k = 0; k < g->nodes[i].n_out && c->node_map[i] < 0; k++)
-      c->node_map[i] = producer_in(g, c->og, g->nodes[i].out[k], 0);
-  }
+  c->host = host;
+  c->supported = supported;
   return 0;
+}
+
+static int wg_supports_node(void *ctx, const gpux_node *n, char *why, size_t why_len) {
+  (void)ctx;
+  return gpux__wg_supports(n, why, why_len);
 }
 
 static uint64_t plans_bytes(const wg_ctx *c) {
@@ -136,7 +106,7 @@ static void drop_plan(wg_ctx *c, int i) {
 
 static int find_plan(wg_ctx *c, gpux_tensor *inputs, const gpux_device_tensor **vals, unsigned char *owned, int n_inputs,
                      gpux_run_stats *stats, wg_plan **out) {
-  const gpux_graph *pg = c->og ? c->og : c->g;
+  const gpux_graph *pg = c->g;
   for (int attempt = 0;; attempt++) {
     unsigned char *key;
     size_t len;
@@ -156,7 +126,8 @@ static int find_plan(wg_ctx *c, gpux_tensor *inputs, const gpux_device_tensor **
     }
     wg_plan *p = NULL;
     uint64_t want = 0;
-    rc = gpux__wg_plan_create(c->dev, pg, inputs, n_inputs, c->keyed, c->budget, stats, &want, key, len, &p);
+    rc = gpux__wg_plan_create(c->dev, pg, c->host, c->supported, inputs, n_inputs, c->keyed, c->budget, stats, &want,
+                              key, len, &p);
     if (rc) {
       free(key);
       return rc;
@@ -230,11 +201,6 @@ static int wg_node_place(void *ctx, int i, const char **why) {
   wg_ctx *c = ctx;
   if (why) *why = NULL;
   if (!c->last) return GPUX__PLACE_UNKNOWN;
-  if (c->node_map) {
-    if (i < 0 || i >= c->g->n_nodes) return GPUX__PLACE_UNKNOWN;
-    if (c->node_map[i] < 0) return GPUX__PLACE_CONST;
-    i = c->node_map[i];
-  }
   return gpux__wg_plan_node_place(c->last, i, why);
 }
 
@@ -244,8 +210,8 @@ const gpux_backend_i gpux__backend_webgpu = {
   /* .device_type   = */ GPUX__DEVICE_GPU,
   /* .init          = */ wg_init,
   /* .release       = */ wg_release,
-  /* .supports_node = */ NULL,
-  /* .run_node      = */ wg_run_node,
+  /* .supports_node = */ wg_supports_node,
+  /* .run_node      = */ NULL,
   /* .prepare       = */ wg_prepare,
   /* .run_graph     = */ wg_run_graph,
   /* .node_place    = */ wg_node_place,

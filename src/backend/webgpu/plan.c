@@ -1,9 +1,11 @@
 /* plan.c — the WebGPU executor. A graph is planned once per input signature (shapes, and the
  * values of small integer inputs, which usually decide shapes):
- *   1. shapes: every node's kernel runs in shape-only mode; nodes whose inputs are all known
- *      (initializers, shape-derived values) are computed once here ("const");
- *   2. placement: each remaining node asks its WGSL kernel to emit dispatches, else it runs on
- *      the CPU (a fallback, with the reason kept for reports);
+ *   1. shapes: the runtime infers every node's outputs (the host services of backend-impl.h:
+ *      its kernel in shape-only mode); nodes whose inputs are all known (initializers,
+ *      shape-derived values) the runtime computes once here ("const");
+ *   2. placement: each remaining node the runtime placed here (supports_node) asks its WGSL
+ *      kernel to emit dispatches, else the runtime runs it on the CPU (a fallback, with the
+ *      reason kept for reports);
  *   3. order: host nodes that do not wait for GPU results run first, GPU nodes are grouped, and a
  *      CPU node that needs GPU data ends a segment (one submit, one read-back);
  *   4. memory: liveness intervals and a greedy best-offset assignment inside a few large buffers
@@ -105,6 +107,8 @@ struct wg_plan {
   uint64_t runs;
   uint64_t bytes;                /* device memory the plan holds: pools and read-back buffers */
   gpux_run_stats *stats;         /* of the run being planned or run (transfers are counted) */
+  const gpux__host *host;        /* the runtime: shape inference and CPU nodes */
+  const unsigned char *supported; /* [n_nodes] nodes the runtime placed here, or NULL */
 };
 typedef struct wg_plan wg_plan;
 
@@ -403,8 +407,12 @@ static int has_subgraph(const gpux_node *n) {
   return 0;
 }
 
-static void node_kctx(wg_plan *p, int i, gpux_kctx *k, const gpux_tensor **in, gpux_tensor **out, gpux_tensor *outs) {
+/* Infers node i's outputs; computes them when every input is known. */
+static int plan_shapes(wg_plan *p, int i) {
   const gpux_node *n = &p->g->nodes[i];
+  if (n->n_in > 64 || n->n_out > 16) return gpux__error(GPUX_E_UNSUPPORTED, "node '%s' has too many inputs", n->name);
+  const gpux_tensor *in[64];
+  gpux_tensor *out[16], outs[16];
   for (int j = 0; j < n->n_in; j++) {
     int v = n->in[j];
     in[j] = v < 0 || p->vals[v].state == V_ABSENT ? NULL : &p->vals[v].t;
@@ -413,34 +421,15 @@ static void node_kctx(wg_plan *p, int i, gpux_kctx *k, const gpux_tensor **in, g
     memset(&outs[j], 0, sizeof outs[j]);
     out[j] = n->out[j] >= 0 ? &outs[j] : NULL;
   }
-  memset(k, 0, sizeof *k);
-  k->node = n;
-  k->n_in = n->n_in;
-  k->n_out = n->n_out;
-  k->in = in;
-  k->out = out;
-  k->opset = n->opset;
-}
-
-/* Infers node i's outputs; computes them when every input is known. */
-static int plan_shapes(wg_plan *p, int i) {
-  const gpux_node *n = &p->g->nodes[i];
-  if (!n->op) return gpux__error(GPUX_E_UNSUPPORTED_OP, "node '%s': operator %s is not supported", n->name, n->op_type);
-  if (n->n_in > 64 || n->n_out > 16) return gpux__error(GPUX_E_UNSUPPORTED, "node '%s' has too many inputs", n->name);
-  const gpux_tensor *in[64];
-  gpux_tensor *out[16], outs[16];
-  gpux_kctx k;
-  node_kctx(p, i, &k, in, out, outs);
   int all_const = foldable(n);
   for (int j = 0; j < n->n_in; j++)
     if (in[j] && p->vals[n->in[j]].state != V_CONST) all_const = 0;
   int shape_of = !strcmp(n->op_type, "Shape") || !strcmp(n->op_type, "Size");
   if (shape_of && in[0] && in[0]->kind == GPUX_KIND_TENSOR) all_const = 1; /* reads dims only */
-  k.shape_only = !all_const;
-  int rc = n->op->run(&k);
+  /* the runtime infers (or, for constants, computes) the outputs */
+  int rc = p->host->run_node(p->host->rt, n, in, out, !all_const);
   if (rc) {
     for (int j = 0; j < n->n_out; j++) gpux_tensor_free(&outs[j]);
-    if (!k.status) gpux__error_prefix(rc, "node '%s' (%s): ", n->name, n->op_type);
     return rc;
   }
   for (int j = 0; j < n->n_out; j++) {
@@ -524,11 +513,30 @@ static int commit_node(wg_plan *p, wg_build *b) {
   return 0;
 }
 
+int gpux__wg_supports(const gpux_node *n, char *why, size_t why_len) {
+  char tmp[8];
+  if (!why) why = tmp, why_len = sizeof tmp;
+  if (!gpux__wg_op_find(n->domain, n->op_type)) {
+    snprintf(why, why_len, "no WGSL kernel for %s", n->op_type);
+    return 0;
+  }
+  const char *forced = getenv("GPUX_WEBGPU_CPU_OPS"); /* "CumSum,Resize": run these on the CPU (debugging, tests) */
+  size_t len = strlen(n->op_type);
+  for (const char *q = forced; q && (q = strstr(q, n->op_type)); q += len)
+    if ((q == forced || q[-1] == ',') && (q[len] == ',' || !q[len])) {
+      snprintf(why, why_len, "%s is on GPUX_WEBGPU_CPU_OPS", n->op_type);
+      return 0;
+    }
+  return 1;
+}
+
 static int plan_place(wg_plan *p, int i) {
   const gpux_node *n = &p->g->nodes[i];
   wg_nodeinfo *ni = &p->nodes[i];
   if (ni->place == P_CONST) return 0;
   wg_op_fn fn = gpux__wg_op_find(n->domain, n->op_type);
+  char why[160];
+  if (p->supported ? !p->supported[i] : !gpux__wg_supports(n, why, sizeof why)) fn = NULL;
   wg_build b;
   memset(&b, 0, sizeof b);
   b.p = p;
@@ -538,15 +546,9 @@ static int plan_place(wg_plan *p, int i) {
   for (int j = 0; j < n->n_in; j++) b.in[j] = n->in[j] < 0 || p->vals[n->in[j]].state == V_ABSENT ? NULL : &p->vals[n->in[j]].t;
   for (int j = 0; j < n->n_out; j++) b.out[j] = n->out[j] < 0 ? NULL : &p->vals[n->out[j]].t;
   int rc = 0;
-  const char *forced = getenv("GPUX_WEBGPU_CPU_OPS"); /* "CumSum,Resize": run these on the CPU (debugging, tests) */
-  if (forced && fn) {
-    size_t len = strlen(n->op_type);
-    for (const char *q = forced; (q = strstr(q, n->op_type)); q += len)
-      if ((q == forced || q[-1] == ',') && (q[len] == ',' || !q[len])) fn = NULL;
-    if (!fn) gpux__wg_decline(&b, "%s is on GPUX_WEBGPU_CPU_OPS", n->op_type);
-  }
   if (!fn) {
-    if (!b.declined) gpux__wg_decline(&b, "no WGSL kernel for %s", n->op_type);
+    gpux__wg_supports(n, why, sizeof why); /* the runtime placed it on the CPU: say why */
+    gpux__wg_decline(&b, "%s", why);
   } else {
     int any_out = 0;
     for (int j = 0; j < n->n_out; j++) any_out |= b.out[j] != NULL;
@@ -942,14 +944,16 @@ static uint64_t plan_bytes(const wg_plan *p) {
   return total;
 }
 
-int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux_tensor *inputs, int n_inputs, uint64_t extra,
-                         uint64_t budget, gpux_run_stats *stats, uint64_t *want, unsigned char *key, size_t key_len,
+int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux__host *host, const unsigned char *supported,
+                         const gpux_tensor *inputs, int n_inputs, uint64_t extra, uint64_t budget, gpux_run_stats *stats, uint64_t *want, unsigned char *key, size_t key_len,
                          wg_plan **out) {
   *want = 0;
   *out = NULL;
   wg_plan *p = gpux__calloc(1, sizeof *p);
   if (!p) return GPUX_E_NOMEM;
   p->stats = stats;
+  p->host = host;
+  p->supported = supported;
   p->key = key;
   p->key_len = key_len;
   p->g = g;
@@ -1088,6 +1092,7 @@ int gpux__wg_plan_node_place(const wg_plan *p, int i, const char **why) {
 
 /* ---- running ---- */
 
+/* A node placed on the CPU: the runtime runs its kernel on host data. */
 static int run_host_node(wg_plan *p, int i, gpux_tensor *hv) {
   const gpux_node *n = &p->g->nodes[i];
   const gpux_tensor *in[64];
@@ -1099,17 +1104,7 @@ static int run_host_node(wg_plan *p, int i, gpux_tensor *hv) {
     else in[j] = &hv[v];
   }
   for (int j = 0; j < n->n_out; j++) out[j] = n->out[j] >= 0 ? &hv[n->out[j]] : NULL;
-  gpux_kctx k;
-  memset(&k, 0, sizeof k);
-  k.node = n;
-  k.n_in = n->n_in;
-  k.n_out = n->n_out;
-  k.in = in;
-  k.out = out;
-  k.opset = n->opset;
-  int rc = n->op->run(&k);
-  if (rc && !k.status) gpux__error_prefix(rc, "node '%s' (%s): ", n->name, n->op_type);
-  return rc;
+  return p->host->run_node(p->host->rt, n, in, out, 0);
 }
 
 static int upload_value(wg_plan *p, int v, const gpux_tensor *t) {

@@ -191,6 +191,9 @@ typedef struct wg_op {
   wg_op_fn fn;
 } wg_op;
 wg_op_fn gpux__wg_op_find(const char *domain, const char *op_type);
+/* Whether the backend takes node n (a WGSL kernel exists and GPUX_WEBGPU_CPU_OPS does not name
+ * it): the backend table's supports_node. A kernel may still decline the node when planning. */
+int gpux__wg_supports(const gpux_node *n, char *why, size_t why_len);
 
 /* The op families (each table ends with {0}). */
 extern const wg_op gpux__wg_ops_elementwise[];
