@@ -53,10 +53,16 @@ typedef struct {
   double start;
   int64_t start_bytes, last_total;
 } cli_transfer;
+void cli_transfer_progress(void *ctx, const char *step, int64_t done, int64_t total);
 void cli_transfer_end(cli_transfer *t);
 int cli_registry_options(int argc, char **argv, gpux_registry_options *ro, cli_transfer *t, int *json,
                          char *password, size_t plen, void (*help)(FILE *));
 int cli_read_password(char *buf, size_t len);
+/* Whether a reference names a registry ("host:5000/team/app", "ghcr.io/o/a"), as docker reads it. */
+int cli_is_remote_ref(const char *ref);
+/* run and serve of a remote reference not in the store: pulls it (progress on stderr). 1 when
+ * pulled, 0 when `ref` is not remote, a negative error (printed) when the pull failed. */
+int cli_pull_missing(gpux_store *st, const char *ref);
 void cli_human_size(double b, char *buf, size_t len);
 int cmd_serve(int argc, char **argv);
 int cmd_ps(int argc, char **argv);

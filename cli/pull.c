@@ -4,6 +4,33 @@
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <string.h>
+#include <unistd.h>
+
+int cli_is_remote_ref(const char *ref) {
+  const char *slash = strchr(ref, '/');
+  if (!slash || ref[0] == '.' || ref[0] == '/') return 0;
+  /* as docker reads a reference: a first part with a '.' or a ':' (or localhost) is a registry */
+  size_t n = (size_t)(slash - ref);
+  return memchr(ref, '.', n) || memchr(ref, ':', n) || (n == 9 && !strncmp(ref, "localhost", 9));
+}
+
+int cli_pull_missing(gpux_store *st, const char *ref) {
+  if (!cli_is_remote_ref(ref)) return 0;
+  fprintf(stderr, "gpux: %s is not in the store; pulling it\n", ref);
+  gpux_registry_options ro = {0};
+  cli_transfer t = {.verb = "pull", .tty = isatty(2)};
+  ro.progress = cli_transfer_progress;
+  ro.progress_ctx = &t;
+  char *summary = NULL;
+  int rc = gpux_pull(st, ref, &ro, &summary);
+  cli_transfer_end(&t);
+  gpux_free(summary);
+  if (rc) {
+    fprintf(stderr, "gpux: error: %s\n", gpux_last_error());
+    return rc;
+  }
+  return 1;
+}
 
 static void usage(FILE *f) {
   fprintf(f,

@@ -35,7 +35,7 @@ static void end_line(cli_transfer *t) {
   t->line_done = 1;
 }
 
-static void cli_transfer_progress(void *ctx, const char *step, int64_t done, int64_t total) {
+void cli_transfer_progress(void *ctx, const char *step, int64_t done, int64_t total) {
   cli_transfer *t = ctx;
   if (t->quiet || !strcmp(step, "manifest")) return;
   const char *colon = strchr(step, ':');

@@ -241,7 +241,13 @@ int cmd_run(int argc, char **argv) {
   int rc = gpux_store_open(NULL, &st);
   if (rc) { cli_error(rc, "cannot open the image store"); free(args); return cli_exit_code(rc); }
   gpux_app *app;
-  if ((rc = gpux_app_open(st, ref, &ao, &app))) {
+  rc = gpux_app_open(st, ref, &ao, &app);
+  if (rc == GPUX_E_NOTFOUND) { /* a registry's image not pulled yet: pull it, as docker run does */
+    int pulled = cli_pull_missing(st, ref);
+    if (pulled == 1) rc = gpux_app_open(st, ref, &ao, &app);
+    else if (pulled < 0) { gpux_store_close(st); free(args); return cli_exit_code(pulled); }
+  }
+  if (rc) {
     fprintf(stderr, "gpux: error: %s\n", gpux_last_error());
     gpux_store_close(st);
     free(args);

@@ -196,6 +196,11 @@ int cmd_serve(int argc, char **argv) {
     if (!stat(refs[i], &sb)) continue; /* a GPUXfile folder or file */
     rc = gpux_store_inspect(st, refs[i], &info);
     gpux_free(info);
+    if (rc == GPUX_E_NOTFOUND) { /* a registry's image not pulled yet */
+      int pulled = cli_pull_missing(st, refs[i]);
+      if (pulled == 1) continue;
+      if (pulled < 0) { gpux_store_close(st); return cli_exit_code(pulled); }
+    }
     if (rc) {
       fprintf(stderr, "gpux: error: %s\n", gpux_last_error());
       gpux_store_close(st);

@@ -42,6 +42,14 @@ expect pull-by-digest 0 "\"reference\":\"$reg/team/td:sha256-${digest:7}\".*\"bl
 expect_error pull-missing "$reg/team/nope:v1 is not in the registry .*MANIFEST_UNKNOWN" -- "$gpux" pull -q $reg/team/nope:v1
 expect_error pull-unknown-digest "is not in the registry" -- "$gpux" pull -q "$reg/team/td@sha256:$(printf '0%.0s' $(seq 64))"
 
+# run and serve of a registry's image that is not in the store pull it first, as docker run does
+export GPUX_HOME=$tmp/home-autopull
+expect run-pulls 0 "^$want_out\$" -- bash -c "'$gpux' run $reg/team/td:v1 --input '$tmp/line.png' 2>/dev/null"
+expect run-pulls-said 0 "is not in the store; pulling it" -- bash -c "'$gpux' rm $reg/team/td:v1 >/dev/null 2>&1; '$gpux' run $reg/team/td:v1 --input '$tmp/line.png' 2>&1 >/dev/null"
+expect run-missing-remote 3 "^gpux: error: $reg/team/nope:v1 is not in the registry" -- bash -c "'$gpux' run $reg/team/nope:v1 --input '$tmp/line.png' 2>&1 | tail -1; exit \${PIPESTATUS[0]}"
+expect serve-pulls 0 "^autopull started: http://" -- bash -c "'$gpux' serve -d $reg/other/td:chunked --name autopull --port 0 2>/dev/null"
+"$gpux" stop autopull >/dev/null 2>&1
+
 # a pull killed mid-transfer resumes from what it had
 export GPUX_HOME=$tmp/home-resume
 bash -c "timeout -s KILL 2 '$gpux' pull -q --limit-rate 100000 $reg/team/td:v1; true" >/dev/null 2>&1
