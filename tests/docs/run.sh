@@ -13,8 +13,8 @@
 #     port.
 #   - curl to a port where no example started a server.
 #   - README's first block (make demo, make test): it builds and tests gpux itself.
-#   - gpux login, logout, push, pull: they need an OCI registry; tests/registry/*.sh runs them
-#     against a local one.
+#   - gpux login, logout, push, pull, and run/serve of a registry's image (localhost:PORT/...):
+#     they need an OCI registry; tests/registry/*.sh runs them against a local one.
 #   - lines with a command other than gpux or curl (make/cmake build gpux itself).
 #   - lines with placeholders (NAME, PATH, FILE, ... in capitals): templates, not commands.
 #   - gpux verify build/node: it runs all of ONNX's node cases, which the conformance tests do.
@@ -81,7 +81,7 @@ why_skip() {
       gpux\ serve*)
         port=$(serve_port "$cmd")
         if [ "$port" != 0 ] && port_busy "$port"; then echo "port $port is in use on this machine"; return; fi ;;
-      gpux\ login*|gpux\ logout*|gpux\ push*|gpux\ pull*) echo "needs an OCI registry (tests/registry/)"; return ;;
+      gpux\ login*|gpux\ logout*|gpux\ push*|gpux\ pull*|gpux\ *\ localhost:[0-9]*/*) echo "needs an OCI registry (tests/registry/)"; return ;;
       gpux\ verify*build/node*) echo "runs all 1,884 ONNX node cases (the conformance tests do)"; return ;;
       gpux\ bench*build/models*) [ -d "$work/build/models" ] || { echo "build/models is made by the models-cpu test"; return; } ;;
       gpux\ *) ;;
