@@ -226,7 +226,7 @@ static int from_json_node(gpux__arena *a, const cJSON *j, int depth, gpux__snode
       n->plain = 0;
     } else if (cJSON_IsNumber(j)) {
       double v = j->valuedouble;
-      if (v == (double)(int64_t)v && v > -9e15 && v < 9e15) snprintf(num, sizeof num, "%lld", (long long)v);
+      if (v > -9e15 && v < 9e15 && v == (double)(int64_t)v) snprintf(num, sizeof num, "%lld", (long long)v); /* range first: the cast is undefined outside it */
       else snprintf(num, sizeof num, "%.9g", v);
       n->str = num;
     } else if (cJSON_IsRaw(j)) {
