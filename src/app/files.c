@@ -46,13 +46,13 @@ static int scan_graph(const uint8_t *p, size_t len, str_list *out, int depth);
 
 /* TensorProto: data_location (14) = EXTERNAL (1), external_data (13) {key 1, value 2} */
 static int scan_tensor(const uint8_t *p, size_t len, str_list *out) {
-  gpux_pb r = gpux__pb_init(p, len);
-  gpux_pb_field f;
+  gpux__pb r = gpux__pb_init(p, len);
+  gpux__pb_field f;
   int rc;
   while ((rc = gpux__pb_next(&r, &f)) > 0) {
     if (f.field != 13 || f.wire != PB_LEN) continue;
-    gpux_pb e = gpux__pb_sub(&f);
-    gpux_pb_field kv;
+    gpux__pb e = gpux__pb_sub(&f);
+    gpux__pb_field kv;
     const uint8_t *key = NULL, *val = NULL;
     size_t klen = 0, vlen = 0;
     while ((rc = gpux__pb_next(&e, &kv)) > 0) {
@@ -68,8 +68,8 @@ static int scan_tensor(const uint8_t *p, size_t len, str_list *out) {
 
 /* SparseTensorProto: values (1), indices (2) */
 static int scan_sparse(const uint8_t *p, size_t len, str_list *out) {
-  gpux_pb r = gpux__pb_init(p, len);
-  gpux_pb_field f;
+  gpux__pb r = gpux__pb_init(p, len);
+  gpux__pb_field f;
   int rc;
   while ((rc = gpux__pb_next(&r, &f)) > 0)
     if ((f.field == 1 || f.field == 2) && f.wire == PB_LEN && (rc = scan_tensor(f.data, f.len, out))) return rc;
@@ -78,8 +78,8 @@ static int scan_sparse(const uint8_t *p, size_t len, str_list *out) {
 
 /* AttributeProto: t (5), g (6), tensors (10), graphs (11), sparse_tensor (22), sparse_tensors (23) */
 static int scan_attr(const uint8_t *p, size_t len, str_list *out, int depth) {
-  gpux_pb r = gpux__pb_init(p, len);
-  gpux_pb_field f;
+  gpux__pb r = gpux__pb_init(p, len);
+  gpux__pb_field f;
   int rc;
   while ((rc = gpux__pb_next(&r, &f)) > 0) {
     if (f.wire != PB_LEN) continue;
@@ -94,16 +94,16 @@ static int scan_attr(const uint8_t *p, size_t len, str_list *out, int depth) {
 /* GraphProto: node (1) -> attribute (5); initializer (5); sparse_initializer (15) */
 static int scan_graph(const uint8_t *p, size_t len, str_list *out, int depth) {
   if (depth > 32) return gpux__error(GPUX_E_MODEL, "graphs nested too deeply");
-  gpux_pb r = gpux__pb_init(p, len);
-  gpux_pb_field f;
+  gpux__pb r = gpux__pb_init(p, len);
+  gpux__pb_field f;
   int rc;
   while ((rc = gpux__pb_next(&r, &f)) > 0) {
     if (f.wire != PB_LEN) continue;
     if (f.field == 5) rc = scan_tensor(f.data, f.len, out);
     else if (f.field == 15) rc = scan_sparse(f.data, f.len, out);
     else if (f.field == 1) {
-      gpux_pb n = gpux__pb_sub(&f);
-      gpux_pb_field nf;
+      gpux__pb n = gpux__pb_sub(&f);
+      gpux__pb_field nf;
       while ((rc = gpux__pb_next(&n, &nf)) > 0)
         if (nf.field == 5 && nf.wire == PB_LEN && (rc = scan_attr(nf.data, nf.len, out, depth)) < 0) return rc;
     }
@@ -126,8 +126,8 @@ int gpux__model_external_files(const char *model_path, char ***locations, int *n
   close(fd);
   if (map == MAP_FAILED) return gpux__error(GPUX_E_IO, "%s: mmap: %s", model_path, strerror(errno));
   str_list l = {0};
-  gpux_pb r = gpux__pb_init(map, (size_t)sb.st_size);
-  gpux_pb_field f;
+  gpux__pb r = gpux__pb_init(map, (size_t)sb.st_size);
+  gpux__pb_field f;
   int rc;
   while ((rc = gpux__pb_next(&r, &f)) > 0)
     if (f.field == 7 && f.wire == PB_LEN && (rc = scan_graph(f.data, f.len, &l, 0)) < 0) break;

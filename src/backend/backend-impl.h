@@ -20,12 +20,12 @@ enum { GPUX__PLACE_UNKNOWN = 0, GPUX__PLACE_BACKEND, GPUX__PLACE_CPU, GPUX__PLAC
 /* Where a backend keeps tensors: host memory (the CPU backend) or a device of its own. */
 enum { GPUX__DEVICE_HOST = 0, GPUX__DEVICE_GPU = 1 };
 
-struct gpux_backend_i;
+struct gpux__backend_i;
 
 /* A value (gpux.h): a host tensor, or a buffer on a backend's device. */
 struct gpux_device_tensor {
   gpux_tensor t;                          /* dtype and shape; the data of a host value */
-  const struct gpux_backend_i *backend;   /* NULL: a host value */
+  const struct gpux__backend_i *backend;   /* NULL: a host value */
   void *dev;                              /* the backend's device (the value holds a reference) */
   void *buf;                              /* the backend's buffer */
   uint64_t bytes;
@@ -49,11 +49,11 @@ typedef struct gpux__io {
  * outputs' dtypes and shapes. Backends never call kernels themselves, so shape inference and
  * host execution (kernel contexts, the session's buffers, error messages) happen in one place. */
 typedef struct gpux__host {
-  int (*run_node)(void *rt, const gpux_node *n, const gpux_tensor *const *in, gpux_tensor *const *out, int shape_only);
+  int (*run_node)(void *rt, const gpux__node *n, const gpux_tensor *const *in, gpux_tensor *const *out, int shape_only);
   void *rt;
 } gpux__host;
 
-typedef struct gpux_backend_i {
+typedef struct gpux__backend_i {
   int version;                                   /* GPUX_BACKEND_INTERFACE_VERSION */
   const char *name;                              /* "cpu", "webgpu" */
   int device_type;                               /* GPUX__DEVICE_* */
@@ -63,19 +63,19 @@ typedef struct gpux_backend_i {
   /* (optional) Whether this backend runs node n; NULL means every node with a kernel. On false,
    * `why` (may be NULL) receives a short reason for inspect/verify reports. The runtime asks it
    * for every node when the session is created. */
-  int (*supports_node)(void *ctx, const gpux_node *n, char *why, size_t why_len);
+  int (*supports_node)(void *ctx, const gpux__node *n, char *why, size_t why_len);
   /* (optional) Runs one node of a graph the runtime executes node by node: inputs and outputs
    * as the kernel context describes. NULL: the runtime runs the node's CPU kernel itself. */
-  int (*run_node)(void *ctx, gpux_kctx *k);
+  int (*run_node)(void *ctx, gpux__kctx *k);
   /* (optional) Takes the main graph once, before the first run (the runtime's optimized form,
    * the graph run_graph is then given), the host services (kept until release), and which nodes
    * the runtime placed on this backend: supported[i] says what supports_node answered for node
    * i (NULL: every node). Nodes not placed here run through host. */
-  int (*prepare)(void *ctx, const gpux_graph *g, const gpux__host *host, const unsigned char *supported);
+  int (*prepare)(void *ctx, const gpux__graph *g, const gpux__host *host, const unsigned char *supported);
   /* (optional) Runs the whole main graph (planned per input signature, nodes the backend cannot
    * run falling back to their CPU kernels). GPUX__DECLINED when the backend does not take the
    * graph (then no input was touched and no output made). */
-  int (*run_graph)(void *ctx, const gpux_graph *g, const gpux__io *io);
+  int (*run_graph)(void *ctx, const gpux__graph *g, const gpux__io *io);
   /* (optional) Where node i of the main graph ran in the last run_graph (GPUX__PLACE_*); `why`
    * receives the reason of a CPU fallback. */
   int (*node_place)(void *ctx, int i, const char **why);
@@ -88,9 +88,9 @@ typedef struct gpux_backend_i {
   /* (optional) Whether the session is better off on the CPU backend when AUTO was asked for
    * (a software rasterizer on the CPU). */
   int (*prefer_cpu)(void *ctx);
-} gpux_backend_i;
+} gpux__backend_i;
 
-extern const gpux_backend_i gpux__backend_cpu;
-extern const gpux_backend_i gpux__backend_webgpu;
+extern const gpux__backend_i gpux__backend_cpu;
+extern const gpux__backend_i gpux__backend_webgpu;
 
 #endif

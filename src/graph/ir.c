@@ -8,7 +8,7 @@ static uint32_t name_hash(const char *s) {
   return h;
 }
 
-int gpux__graph_find(const gpux_graph *g, const char *name) {
+int gpux__graph_find(const gpux__graph *g, const char *name) {
   if (!g->hash_cap) return -1;
   for (uint32_t i = name_hash(name) & (uint32_t)(g->hash_cap - 1);; i = (i + 1) & (uint32_t)(g->hash_cap - 1)) {
     int id = g->hash[i] - 1;
@@ -17,14 +17,14 @@ int gpux__graph_find(const gpux_graph *g, const char *name) {
   }
 }
 
-static void hash_insert(gpux_graph *g, int id) {
+static void hash_insert(gpux__graph *g, int id) {
   uint32_t mask = (uint32_t)(g->hash_cap - 1), i = name_hash(g->values[id].name) & mask;
   while (g->hash[i]) i = (i + 1) & mask;
   g->hash[i] = id + 1;
 }
 
 /* keeps the index at most half full */
-static int hash_reserve(gpux_graph *g, int n_values) {
+static int hash_reserve(gpux__graph *g, int n_values) {
   if (n_values * 2 < g->hash_cap) return 0;
   int cap = g->hash_cap ? g->hash_cap * 2 : 128;
   while (n_values * 2 >= cap) cap *= 2;
@@ -37,17 +37,17 @@ static int hash_reserve(gpux_graph *g, int n_values) {
   return 0;
 }
 
-int gpux__graph_add_value(gpux_graph *g, const char *name) {
+int gpux__graph_add_value(gpux__graph *g, const char *name) {
   int id = gpux__graph_find(g, name);
   if (id >= 0) return id;
   if (g->n_values == g->cap_values) {
     int cap = g->cap_values ? g->cap_values * 2 : 64;
-    gpux_value *v = gpux__realloc(g->values, (size_t)cap * sizeof *v);
+    gpux__value *v = gpux__realloc(g->values, (size_t)cap * sizeof *v);
     if (!v) return GPUX_E_NOMEM;
     g->values = v;
     g->cap_values = cap;
   }
-  gpux_value *v = &g->values[g->n_values];
+  gpux__value *v = &g->values[g->n_values];
   memset(v, 0, sizeof *v);
   v->info.name = NULL;
   v->name = gpux__arena_strndup(&g->model->arena, name, strlen(name));
@@ -61,7 +61,7 @@ int gpux__graph_add_value(gpux_graph *g, const char *name) {
   return g->n_values++;
 }
 
-const gpux_attr *gpux__node_attr(const gpux_node *n, const char *name) {
+const gpux__attr *gpux__node_attr(const gpux__node *n, const char *name) {
   for (int i = 0; i < n->n_attrs; i++)
     if (!strcmp(n->attrs[i].name, name)) return &n->attrs[i];
   return NULL;
@@ -69,12 +69,12 @@ const gpux_attr *gpux__node_attr(const gpux_node *n, const char *name) {
 
 /* Values of g that node n's subgraphs (If/Loop/Scan bodies) capture from g: they count as the
  * node's inputs for ordering and liveness. Calls fn(ctx, id) for each. */
-static void node_captures(const gpux_node *n, void (*fn)(void *ctx, int id), void *ctx) {
+static void node_captures(const gpux__node *n, void (*fn)(void *ctx, int id), void *ctx) {
   for (int a = 0; a < n->n_attrs; a++) {
-    const gpux_attr *at = &n->attrs[a];
+    const gpux__attr *at = &n->attrs[a];
     int count = at->g ? 1 : at->type == GPUX_ATTR_GRAPHS ? at->n : 0;
     for (int j = 0; j < count; j++) {
-      const gpux_graph *sub = at->g ? at->g : at->graphs[j];
+      const gpux__graph *sub = at->g ? at->g : at->graphs[j];
       for (int v = 0; v < sub->n_values; v++)
         if (sub->values[v].outer >= 0) fn(ctx, sub->values[v].outer);
     }
@@ -92,7 +92,7 @@ static void check_ready(void *ctx, int id) {
 }
 
 typedef struct {
-  gpux_graph *g;
+  gpux__graph *g;
   int node;
 } use_mark;
 
@@ -101,15 +101,15 @@ static void mark_use(void *ctx, int id) {
   u->g->values[id].last_use = u->node;
 }
 
-int gpux__graph_finalize(gpux_graph *g) {
+int gpux__graph_finalize(gpux__graph *g) {
   int nv = g->n_values, nn = g->n_nodes, rc = 0;
   /* a value is ready when it is a graph input, a constant, an outer-scope value, or produced */
   char *ready = gpux__calloc((size_t)nv + 1, 1);
   char *done = gpux__calloc((size_t)nn + 1, 1);
-  gpux_node *sorted = gpux__calloc((size_t)nn + 1, sizeof *sorted);
+  gpux__node *sorted = gpux__calloc((size_t)nn + 1, sizeof *sorted);
   if (!ready || !done || !sorted) { rc = GPUX_E_NOMEM; goto out; }
   for (int v = 0; v < nv; v++) {
-    gpux_value *val = &g->values[v];
+    gpux__value *val = &g->values[v];
     val->producer = -1;
     val->last_use = -1;
     if (val->is_const || val->is_graph_input || val->outer >= 0) ready[v] = 1;
@@ -119,7 +119,7 @@ int gpux__graph_finalize(gpux_graph *g) {
     progress = 0;
     for (int i = 0; i < nn; i++) {
       if (done[i]) continue;
-      gpux_node *n = &g->nodes[i];
+      gpux__node *n = &g->nodes[i];
       int ok = 1;
       for (int j = 0; j < n->n_in && ok; j++) ok = n->in[j] < 0 || ready[n->in[j]];
       ready_check rc_ = {ready, ok};
@@ -135,7 +135,7 @@ int gpux__graph_finalize(gpux_graph *g) {
   if (n_sorted < nn) {
     for (int i = 0; i < nn; i++) {
       if (done[i]) continue;
-      const gpux_node *n = &g->nodes[i];
+      const gpux__node *n = &g->nodes[i];
       for (int j = 0; j < n->n_in; j++)
         if (n->in[j] >= 0 && !ready[n->in[j]]) {
           rc = gpux__error(GPUX_E_MODEL, "node '%s' (%s): input '%s' is never produced (or the graph has a cycle)",
@@ -148,7 +148,7 @@ int gpux__graph_finalize(gpux_graph *g) {
   }
   memcpy(g->nodes, sorted, (size_t)nn * sizeof *sorted);
   for (int i = 0; i < nn; i++) {
-    gpux_node *n = &g->nodes[i];
+    gpux__node *n = &g->nodes[i];
     for (int j = 0; j < n->n_in; j++)
       if (n->in[j] >= 0) g->values[n->in[j]].last_use = i;
     use_mark u = {g, i};
@@ -163,7 +163,7 @@ int gpux__graph_finalize(gpux_graph *g) {
   g->dead_after = gpux__calloc((size_t)nv + 1, sizeof(int));
   if (!g->dead_start || !g->dead_after) { rc = GPUX_E_NOMEM; goto out; }
   for (int v = 0; v < nv; v++) {
-    const gpux_value *val = &g->values[v];
+    const gpux__value *val = &g->values[v];
     if (val->last_use >= 0 && !val->is_const && val->outer < 0) g->dead_start[val->last_use + 1]++;
   }
   for (int i = 0; i < nn; i++) g->dead_start[i + 1] += g->dead_start[i];
@@ -171,7 +171,7 @@ int gpux__graph_finalize(gpux_graph *g) {
     int *fill = gpux__calloc((size_t)nn + 1, sizeof(int));
     if (!fill) { rc = GPUX_E_NOMEM; goto out; }
     for (int v = 0; v < nv; v++) {
-      const gpux_value *val = &g->values[v];
+      const gpux__value *val = &g->values[v];
       if (val->last_use >= 0 && !val->is_const && val->outer < 0)
         g->dead_after[g->dead_start[val->last_use] + fill[val->last_use]++] = v;
     }

@@ -5,8 +5,8 @@
 
 #include "core/internal.h"
 
-struct gpux_op_def;
-struct gpux_graph;
+struct gpux__op_def;
+struct gpux__graph;
 
 /* Attribute types, numbered as ONNX's AttributeProto.AttributeType. */
 enum {
@@ -17,7 +17,7 @@ enum {
   GPUX_ATTR_TYPE_PROTOS = 14
 };
 
-typedef struct gpux_attr {
+typedef struct gpux__attr {
   const char *name;
   int type;                    /* GPUX_ATTR_* */
   int64_t i;                   /* INT */
@@ -30,12 +30,12 @@ typedef struct gpux_attr {
   const char **strings;        /* STRINGS */
   gpux_tensor *t;              /* TENSOR, SPARSE_TENSOR (densified) */
   gpux_tensor *tensors;        /* TENSORS [n] */
-  struct gpux_graph *g;        /* GRAPH */
-  struct gpux_graph **graphs;  /* GRAPHS [n] */
+  struct gpux__graph *g;        /* GRAPH */
+  struct gpux__graph **graphs;  /* GRAPHS [n] */
   int tp_kind, tp_dtype;       /* TYPE_PROTO: value kind and element type */
-} gpux_attr;
+} gpux__attr;
 
-typedef struct gpux_node {
+typedef struct gpux__node {
   const char *name;
   const char *op_type;
   const char *domain;          /* "" for the default ONNX domain */
@@ -44,11 +44,11 @@ typedef struct gpux_node {
   int *in;                     /* value ids [n_in]; -1 for an omitted optional input */
   int *out;                    /* value ids [n_out]; -1 for an omitted optional output */
   int n_attrs;
-  gpux_attr *attrs;
-  const struct gpux_op_def *op; /* resolved kernel, NULL when none */
-} gpux_node;
+  gpux__attr *attrs;
+  const struct gpux__op_def *op; /* resolved kernel, NULL when none */
+} gpux__node;
 
-typedef struct gpux_value {
+typedef struct gpux__value {
   const char *name;
   gpux_value_info info;        /* declared type (graph inputs/outputs/value_info) */
   int has_info;
@@ -58,16 +58,16 @@ typedef struct gpux_value {
   int outer;                   /* >= 0: id of the value of the same name in the parent graph */
   int producer;                /* node index, -1 for inputs/constants */
   int last_use;                /* index of the last node reading it, -1 if none */
-} gpux_value;
+} gpux__value;
 
-typedef struct gpux_graph {
+typedef struct gpux__graph {
   const char *name;
-  struct gpux_graph *parent;   /* enclosing graph of a subgraph (If/Loop/Scan body) */
+  struct gpux__graph *parent;   /* enclosing graph of a subgraph (If/Loop/Scan body) */
   struct gpux_model *model;
   int n_values, cap_values;
-  gpux_value *values;
+  gpux__value *values;
   int n_nodes;
-  gpux_node *nodes;            /* topologically sorted */
+  gpux__node *nodes;            /* topologically sorted */
   int n_inputs, n_outputs;
   int *inputs;                 /* value ids of graph inputs (initializers excluded) */
   int *outputs;
@@ -75,12 +75,12 @@ typedef struct gpux_graph {
   int *dead_after;             /*   dead_after[dead_start[i] .. dead_start[i+1]) */
   int *hash;                   /* open-addressing index name -> value id (+1), hash_cap slots */
   int hash_cap;
-} gpux_graph;
+} gpux__graph;
 
-typedef struct gpux_opset_entry {
+typedef struct gpux__opset_entry {
   const char *domain;
   int64_t version;
-} gpux_opset_entry;
+} gpux__opset_entry;
 
 struct gpux_model {
   char *path;                  /* file the model came from ("<buffer>" otherwise) */
@@ -90,22 +90,22 @@ struct gpux_model {
   size_t map_size;
   int64_t ir_version;
   int n_opsets;
-  gpux_opset_entry *opsets;
-  gpux_graph *graph;
+  gpux__opset_entry *opsets;
+  gpux__graph *graph;
   int n_graphs;                /* every graph, nested ones included, for release */
-  gpux_graph **graphs;
+  gpux__graph **graphs;
   int n_ext_maps;              /* memory-mapped external data files */
   void **ext_maps;
   size_t *ext_sizes;
 };
 
 /* Value lookup by name in one graph (not its parents); -1 when absent. */
-int gpux__graph_find(const gpux_graph *g, const char *name);
+int gpux__graph_find(const gpux__graph *g, const char *name);
 /* Adds a value named `name` to g (or returns the existing one). */
-int gpux__graph_add_value(gpux_graph *g, const char *name);
+int gpux__graph_add_value(gpux__graph *g, const char *name);
 /* Orders nodes topologically, fills producer/last_use; errors name a cycle or a missing value. */
-int gpux__graph_finalize(gpux_graph *g);
+int gpux__graph_finalize(gpux__graph *g);
 
-const gpux_attr *gpux__node_attr(const gpux_node *n, const char *name);
+const gpux__attr *gpux__node_attr(const gpux__node *n, const char *name);
 
 #endif

@@ -27,9 +27,9 @@ typedef struct {
   int depth;
 } loader;
 
-static int parse_graph(loader *L, const uint8_t *data, size_t len, gpux_graph *parent, gpux_graph **out);
+static int parse_graph(loader *L, const uint8_t *data, size_t len, gpux__graph *parent, gpux__graph **out);
 
-static char *arena_str(gpux_model *m, const gpux_pb_field *f) {
+static char *arena_str(gpux_model *m, const gpux__pb_field *f) {
   return gpux__arena_strndup(&m->arena, (const char *)f->data, f->len);
 }
 
@@ -37,29 +37,29 @@ static char *arena_str(gpux_model *m, const gpux_pb_field *f) {
 #define MAX_TYPE_DEPTH 16
 static int parse_type(gpux_model *m, const uint8_t *data, size_t len, gpux_value_info *info, int depth) {
   if (depth > MAX_TYPE_DEPTH) return gpux__error(GPUX_E_UNSUPPORTED, "types nested deeper than %d", MAX_TYPE_DEPTH);
-  gpux_pb r = gpux__pb_init(data, len);
-  gpux_pb_field f;
+  gpux__pb r = gpux__pb_init(data, len);
+  gpux__pb_field f;
   int rc;
   while ((rc = gpux__pb_next(&r, &f)) > 0) {
     if (f.wire != PB_LEN) continue;
     if (f.field == 1) { /* tensor_type { elem_type = 1; shape = 2 } */
       info->kind = GPUX_KIND_TENSOR;
-      gpux_pb t = gpux__pb_sub(&f);
-      gpux_pb_field tf;
+      gpux__pb t = gpux__pb_sub(&f);
+      gpux__pb_field tf;
       while ((rc = gpux__pb_next(&t, &tf)) > 0) {
         if (tf.field == 1 && tf.wire == PB_VARINT) info->dtype = (int)tf.u;
         if (tf.field == 2 && tf.wire == PB_LEN) {
           info->ndim = 0;
-          gpux_pb s = gpux__pb_sub(&tf);
-          gpux_pb_field df;
+          gpux__pb s = gpux__pb_sub(&tf);
+          gpux__pb_field df;
           while ((rc = gpux__pb_next(&s, &df)) > 0) {
             if (df.field != 1 || df.wire != PB_LEN) continue;
             if (info->ndim >= GPUX_MAX_DIMS) return gpux__error(GPUX_E_UNSUPPORTED, "rank above %d", GPUX_MAX_DIMS);
             int d = info->ndim++;
             info->dims[d] = -1;
             info->dim_names[d] = NULL;
-            gpux_pb dd = gpux__pb_sub(&df);
-            gpux_pb_field v;
+            gpux__pb dd = gpux__pb_sub(&df);
+            gpux__pb_field v;
             while ((rc = gpux__pb_next(&dd, &v)) > 0) {
               if (v.field == 1 && v.wire == PB_VARINT) info->dims[d] = (int64_t)v.u;
               if (v.field == 2 && v.wire == PB_LEN) info->dim_names[d] = arena_str(m, &v);
@@ -72,8 +72,8 @@ static int parse_type(gpux_model *m, const uint8_t *data, size_t len, gpux_value
       if (rc < 0) return rc;
     } else if (f.field == 4 || f.field == 9) { /* sequence_type / optional_type { elem_type = 1 } */
       gpux_value_info inner = {.ndim = -1};
-      gpux_pb t = gpux__pb_sub(&f);
-      gpux_pb_field tf;
+      gpux__pb t = gpux__pb_sub(&f);
+      gpux__pb_field tf;
       while ((rc = gpux__pb_next(&t, &tf)) > 0)
         if (tf.field == 1 && tf.wire == PB_LEN && (rc = parse_type(m, tf.data, tf.len, &inner, depth + 1))) return rc;
       if (rc < 0) return rc;
@@ -94,9 +94,9 @@ static int parse_type(gpux_model *m, const uint8_t *data, size_t len, gpux_value
 }
 
 /* ValueInfoProto → name + type */
-static int parse_value_info(gpux_model *m, const gpux_pb_field *vf, const char **name, gpux_value_info *info) {
-  gpux_pb r = gpux__pb_sub(vf);
-  gpux_pb_field f;
+static int parse_value_info(gpux_model *m, const gpux__pb_field *vf, const char **name, gpux_value_info *info) {
+  gpux__pb r = gpux__pb_sub(vf);
+  gpux__pb_field f;
   int rc;
   *name = "";
   memset(info, 0, sizeof *info);
@@ -110,7 +110,7 @@ static int parse_value_info(gpux_model *m, const gpux_pb_field *vf, const char *
   return 0;
 }
 
-static int store_tensor(loader *L, const gpux_pb_field *f, gpux_tensor *t, int sparse) {
+static int store_tensor(loader *L, const gpux__pb_field *f, gpux_tensor *t, int sparse) {
   int rc = sparse ? gpux__sparse_from_pb(f->data, f->len, L->m, t)
                   : gpux__tensor_from_pb(f->data, f->len, L->m, 1, t, NULL, NULL);
   return rc;
@@ -142,7 +142,7 @@ static int list_kind(uint32_t field) {
 }
 
 /* Values in one occurrence of floats/ints (packed or single); other lists: one per occurrence. */
-static int64_t list_values(const gpux_pb_field *f) {
+static int64_t list_values(const gpux__pb_field *f) {
   if (f->field != AP_FLOATS && f->field != AP_INTS) return 1;
   if (f->wire != PB_LEN) return 1;
   if (f->field == AP_FLOATS) {
@@ -158,10 +158,10 @@ static int64_t list_values(const gpux_pb_field *f) {
 /* Reads an AttributeProto. A first pass counts the values of the one list kind it may carry, so
  * lists are allocated once (not grown per value) and a list of another kind than the declared
  * type is an error instead of a count that does not match its array. */
-static int parse_attribute(loader *L, gpux_graph *g, const gpux_pb_field *af, gpux_attr *a) {
+static int parse_attribute(loader *L, gpux__graph *g, const gpux__pb_field *af, gpux__attr *a) {
   gpux_model *m = L->m;
-  gpux_pb r = gpux__pb_sub(af);
-  gpux_pb_field f;
+  gpux__pb r = gpux__pb_sub(af);
+  gpux__pb_field f;
   int rc, inferred = 0, kind = 0, declared = 0;
   int64_t count = 0;
   const char *name = "";
@@ -190,7 +190,7 @@ static int parse_attribute(loader *L, gpux_graph *g, const gpux_pb_field *af, gp
   if (declared_list && !kind) kind = declared; /* an empty list */
   if (count > INT32_MAX) return gpux__error(GPUX_E_MODEL, "attribute '%.*s' has too many values", (int)name_len, name);
   size_t esize = kind == GPUX_ATTR_FLOATS ? sizeof(float) : kind == GPUX_ATTR_INTS ? sizeof(int64_t)
-               : kind == GPUX_ATTR_STRINGS ? sizeof(char *) : kind == GPUX_ATTR_GRAPHS ? sizeof(gpux_graph *)
+               : kind == GPUX_ATTR_STRINGS ? sizeof(char *) : kind == GPUX_ATTR_GRAPHS ? sizeof(gpux__graph *)
                : sizeof(gpux_tensor);
   void *list = count ? gpux__arena_alloc(&m->arena, (size_t)count * esize) : NULL;
   if (count && !list) return GPUX_E_NOMEM;
@@ -226,7 +226,7 @@ static int parse_attribute(loader *L, gpux_graph *g, const gpux_pb_field *af, gp
       break;
     case AP_FLOATS: case AP_INTS: {
       int is_f = f.field == AP_FLOATS;
-      gpux_pb s = f.wire == PB_LEN ? gpux__pb_sub(&f) : gpux__pb_init(NULL, 0);
+      gpux__pb s = f.wire == PB_LEN ? gpux__pb_sub(&f) : gpux__pb_init(NULL, 0);
       int single = f.wire != PB_LEN;
       inferred = is_f ? GPUX_ATTR_FLOATS : GPUX_ATTR_INTS;
       while (single || s.p < s.end) {
@@ -279,7 +279,7 @@ static int parse_attribute(loader *L, gpux_graph *g, const gpux_pb_field *af, gp
   return 0;
 }
 
-static int defined_in_chain(const gpux_graph *g, const char *name) {
+static int defined_in_chain(const gpux__graph *g, const char *name) {
   for (; g; g = g->parent) {
     int id = gpux__graph_find(g, name);
     if (id >= 0 && g->values[id].producer != -2 && g->values[id].producer != -4) return 1;
@@ -288,7 +288,7 @@ static int defined_in_chain(const gpux_graph *g, const char *name) {
 }
 
 /* A value of g for `name`, capturing it from an enclosing graph when defined there; -1 if none. */
-static int capture(gpux_graph *g, const char *name) {
+static int capture(gpux__graph *g, const char *name) {
   int id = gpux__graph_find(g, name);
   if (id >= 0) return id;
   if (!g->parent || !defined_in_chain(g->parent, name)) return -1;
@@ -301,7 +301,7 @@ static int capture(gpux_graph *g, const char *name) {
 
 /* The value a node input names: in this graph, else captured from an enclosing graph, else a
  * value still to be produced (an error if no node produces it). */
-static int resolve_input(gpux_graph *g, const char *name) {
+static int resolve_input(gpux__graph *g, const char *name) {
   int id = capture(g, name);
   if (id >= 0 && g->values[id].producer == -4) {
     /* named only by value_info so far: a value of an enclosing graph (subgraphs may declare the
@@ -321,10 +321,10 @@ static int resolve_input(gpux_graph *g, const char *name) {
   return v;
 }
 
-static int parse_node(loader *L, gpux_graph *g, const gpux_pb_field *nf, gpux_node *n) {
+static int parse_node(loader *L, gpux__graph *g, const gpux__pb_field *nf, gpux__node *n) {
   gpux_model *m = L->m;
-  gpux_pb r = gpux__pb_sub(nf);
-  gpux_pb_field f;
+  gpux__pb r = gpux__pb_sub(nf);
+  gpux__pb_field f;
   int rc;
   memset(n, 0, sizeof *n);
   n->name = n->op_type = n->domain = "";
@@ -343,7 +343,7 @@ static int parse_node(loader *L, gpux_graph *g, const gpux_pb_field *nf, gpux_no
   if (!n->op_type[0]) return gpux__error(GPUX_E_MODEL, "a node has no op_type");
   n->in = gpux__arena_alloc(&m->arena, sizeof(int) * (size_t)(n->n_in + 1));
   n->out = gpux__arena_alloc(&m->arena, sizeof(int) * (size_t)(n->n_out + 1));
-  n->attrs = gpux__arena_alloc(&m->arena, sizeof(gpux_attr) * (size_t)(n->n_attrs + 1));
+  n->attrs = gpux__arena_alloc(&m->arena, sizeof(gpux__attr) * (size_t)(n->n_attrs + 1));
   if (!n->in || !n->out || !n->attrs) return GPUX_E_NOMEM;
   /* attributes first: subgraphs see the values defined before this node */
   int ni = 0, no = 0, na = 0;
@@ -379,11 +379,11 @@ static int parse_node(loader *L, gpux_graph *g, const gpux_pb_field *nf, gpux_no
   return 0;
 }
 
-static int parse_graph(loader *L, const uint8_t *data, size_t len, gpux_graph *parent, gpux_graph **out) {
+static int parse_graph(loader *L, const uint8_t *data, size_t len, gpux__graph *parent, gpux__graph **out) {
   gpux_model *m = L->m;
   if (++L->depth > 64) return gpux__error(GPUX_E_MODEL, "graphs nested more than 64 deep");
-  gpux_graph *g = gpux__arena_alloc(&m->arena, sizeof *g);
-  gpux_graph **all = g ? gpux__realloc(m->graphs, (size_t)(m->n_graphs + 1) * sizeof *all) : NULL;
+  gpux__graph *g = gpux__arena_alloc(&m->arena, sizeof *g);
+  gpux__graph **all = g ? gpux__realloc(m->graphs, (size_t)(m->n_graphs + 1) * sizeof *all) : NULL;
   if (!all) return GPUX_E_NOMEM;
   m->graphs = all;
   m->graphs[m->n_graphs++] = g;
@@ -391,8 +391,8 @@ static int parse_graph(loader *L, const uint8_t *data, size_t len, gpux_graph *p
   g->parent = parent;
   g->name = "";
   int rc, n_nodes = 0, n_in = 0, n_out = 0;
-  gpux_pb r = gpux__pb_init(data, len);
-  gpux_pb_field f;
+  gpux__pb r = gpux__pb_init(data, len);
+  gpux__pb_field f;
   /* pass 1: name, initializers, declared inputs/outputs/value_info, counts */
   while ((rc = gpux__pb_next(&r, &f)) > 0) {
     if (f.wire != PB_LEN) continue;
@@ -409,8 +409,8 @@ static int parse_graph(loader *L, const uint8_t *data, size_t len, gpux_graph *p
         rc = gpux__tensor_from_pb(f.data, f.len, m, 1, &t, &name, &name_len);
       } else { /* SparseTensorProto: values (field 1) carry the name */
         rc = gpux__sparse_from_pb(f.data, f.len, m, &t);
-        gpux_pb s = gpux__pb_sub(&f);
-        gpux_pb_field sf;
+        gpux__pb s = gpux__pb_sub(&f);
+        gpux__pb_field sf;
         while (!rc && gpux__pb_next(&s, &sf) > 0)
           if (sf.field == 1 && sf.wire == PB_LEN) {
             gpux_tensor tmp;
@@ -444,7 +444,7 @@ static int parse_graph(loader *L, const uint8_t *data, size_t len, gpux_graph *p
     int is_new = gpux__graph_find(g, name) < 0;
     int id = gpux__graph_add_value(g, name);
     if (id < 0) return id;
-    gpux_value *v = &g->values[id];
+    gpux__value *v = &g->values[id];
     /* value_info only describes a value (exporters write it for intermediates, outputs and
      * captured values): -4 until a node produces it or it turns out to be captured */
     if (is_new && f.field == GP_VALUE_INFO) v->producer = -4;
@@ -459,7 +459,7 @@ static int parse_graph(loader *L, const uint8_t *data, size_t len, gpux_graph *p
   r = gpux__pb_init(data, len);
   while ((rc = gpux__pb_next(&r, &f)) > 0) {
     if (f.field != GP_NODE || f.wire != PB_LEN) continue;
-    gpux_node *n = &g->nodes[g->n_nodes];
+    gpux__node *n = &g->nodes[g->n_nodes];
     if ((rc = parse_node(L, g, &f, n))) {
       if (n->op_type && n->op_type[0])
         return gpux__error_prefix(rc, "node %d '%s' (%s): ", g->n_nodes, n->name ? n->name : "", n->op_type);
@@ -503,8 +503,8 @@ int64_t gpux_model_opset(const gpux_model *m, const char *domain) {
 }
 
 static int parse_model(gpux_model *m, const uint8_t *data, size_t len) {
-  gpux_pb r = gpux__pb_init(data, len);
-  gpux_pb_field f;
+  gpux__pb r = gpux__pb_init(data, len);
+  gpux__pb_field f;
   int rc, n_ops = 0;
   const uint8_t *graph = NULL;
   size_t graph_len = 0;
@@ -522,10 +522,10 @@ static int parse_model(gpux_model *m, const uint8_t *data, size_t len) {
   r = gpux__pb_init(data, len);
   while ((rc = gpux__pb_next(&r, &f)) > 0) {
     if (f.field != MP_OPSET_IMPORT || f.wire != PB_LEN) continue;
-    gpux_opset_entry *e = &m->opsets[m->n_opsets++];
+    gpux__opset_entry *e = &m->opsets[m->n_opsets++];
     e->domain = "";
-    gpux_pb s = gpux__pb_sub(&f);
-    gpux_pb_field of;
+    gpux__pb s = gpux__pb_sub(&f);
+    gpux__pb_field of;
     while ((rc = gpux__pb_next(&s, &of)) > 0) {
       if (of.field == 1 && of.wire == PB_LEN && !(e->domain = arena_str(m, &of))) return GPUX_E_NOMEM;
       if (of.field == 2 && of.wire == PB_VARINT) e->version = (int64_t)of.u;
@@ -597,11 +597,11 @@ int gpux__onnx_load(const char *path, gpux_model **out) {
 void gpux_model_free(gpux_model *m) {
   if (!m) return;
   for (int i = 0; i < m->n_graphs; i++) {
-    gpux_graph *g = m->graphs[i];
+    gpux__graph *g = m->graphs[i];
     for (int v = 0; v < g->n_values; v++) gpux_tensor_free(&g->values[v].init);
     for (int n = 0; n < g->n_nodes; n++)
       for (int a = 0; a < g->nodes[n].n_attrs; a++) {
-        gpux_attr *at = &g->nodes[n].attrs[a];
+        gpux__attr *at = &g->nodes[n].attrs[a];
         if (at->t) gpux_tensor_free(at->t);
         if (at->tensors) for (int j = 0; j < at->n; j++) gpux_tensor_free(&at->tensors[j]);
       }
@@ -631,8 +631,8 @@ void gpux_model_free(gpux_model *m) {
 int gpux_model_input_count(const gpux_model *m) { return m->graph->n_inputs; }
 int gpux_model_output_count(const gpux_model *m) { return m->graph->n_outputs; }
 
-static int value_info(const gpux_graph *g, int id, gpux_value_info *info) {
-  const gpux_value *v = &g->values[id];
+static int value_info(const gpux__graph *g, int id, gpux_value_info *info) {
+  const gpux__value *v = &g->values[id];
   *info = v->info;
   info->name = v->name;
   if (!v->has_info) { info->ndim = -1; info->dtype = 0; info->kind = 0; }

@@ -1,7 +1,7 @@
 /* pb.c — protobuf wire-format decoding (see pb.h). */
 #include "onnx/pb.h"
 
-int gpux__pb_varint(gpux_pb *r, uint64_t *out) {
+int gpux__pb_varint(gpux__pb *r, uint64_t *out) {
   uint64_t v = 0;
   for (int shift = 0; shift < 64; shift += 7) {
     if (r->p >= r->end) return gpux__error(GPUX_E_PARSE, "truncated varint");
@@ -12,7 +12,7 @@ int gpux__pb_varint(gpux_pb *r, uint64_t *out) {
   return gpux__error(GPUX_E_PARSE, "varint longer than 10 bytes");
 }
 
-int gpux__pb_next(gpux_pb *r, gpux_pb_field *f) {
+int gpux__pb_next(gpux__pb *r, gpux__pb_field *f) {
   if (r->p >= r->end) return 0;
   uint64_t key;
   if (gpux__pb_varint(r, &key)) return GPUX_E_PARSE;

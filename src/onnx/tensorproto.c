@@ -104,8 +104,8 @@ static int read_external(gpux_model *m, span entries[], int n_entries, span *out
   char location[1024] = "";
   int64_t offset = 0, length = -1;
   for (int i = 0; i < n_entries; i++) {
-    gpux_pb r = gpux__pb_init(entries[i].data, entries[i].len);
-    gpux_pb_field f;
+    gpux__pb r = gpux__pb_init(entries[i].data, entries[i].len);
+    gpux__pb_field f;
     span key = {0}, val = {0};
     int rc;
     while ((rc = gpux__pb_next(&r, &f)) > 0) {
@@ -159,7 +159,7 @@ static const char *typed_field_name(int field) {
 
 /* How many values one occurrence of a typed field holds (a packed run or a single value), after
  * checking its wire type and that a packed run is whole; a negative error code otherwise. */
-static int64_t count_typed_values(const gpux_pb_field *f) {
+static int64_t count_typed_values(const gpux__pb_field *f) {
   const char *fname = typed_field_name((int)f->field);
   if (f->field == TP_STRING_DATA) {
     if (f->wire != PB_LEN) return gpux__error(GPUX_E_PARSE, "string_data with wire type %d", f->wire);
@@ -186,8 +186,8 @@ static int64_t count_typed_values(const gpux_pb_field *f) {
 int gpux__tensor_from_pb(const uint8_t *data, size_t len, gpux_model *model, int borrow,
                          gpux_tensor *out, const char **name, size_t *name_len) {
   memset(out, 0, sizeof *out);
-  gpux_pb r = gpux__pb_init(data, len);
-  gpux_pb_field f;
+  gpux__pb r = gpux__pb_init(data, len);
+  gpux__pb_field f;
   int rc, dtype = 0, ndim = 0, external = 0, n_ext = 0, has_raw = 0;
   int64_t dims[GPUX_MAX_DIMS];
   span raw = {0}, ext[8];
@@ -200,7 +200,7 @@ int gpux__tensor_from_pb(const uint8_t *data, size_t len, gpux_model *model, int
     switch (f.field) {
     case TP_DIMS:
       if (f.wire == PB_LEN) {
-        gpux_pb s = gpux__pb_sub(&f);
+        gpux__pb s = gpux__pb_sub(&f);
         uint64_t v;
         while (s.p < s.end) {
           if (gpux__pb_varint(&s, &v)) return GPUX_E_PARSE;
@@ -294,7 +294,7 @@ int gpux__tensor_from_pb(const uint8_t *data, size_t len, gpux_model *model, int
       continue;
     }
     /* each occurrence is either one scalar or a packed run of them */
-    gpux_pb s = f.wire == PB_LEN ? gpux__pb_sub(&f) : gpux__pb_init(NULL, 0);
+    gpux__pb s = f.wire == PB_LEN ? gpux__pb_sub(&f) : gpux__pb_init(NULL, 0);
     int single = f.wire != PB_LEN;
     for (;;) {
       uint64_t v;
@@ -349,8 +349,8 @@ fail:
  * int64 tensor of [NNZ] linear indices or [NNZ, rank] coordinates, each inside dims. All of it is
  * checked before the dense tensor is allocated. */
 int gpux__sparse_from_pb(const uint8_t *data, size_t len, gpux_model *model, gpux_tensor *out) {
-  gpux_pb r = gpux__pb_init(data, len);
-  gpux_pb_field f;
+  gpux__pb r = gpux__pb_init(data, len);
+  gpux__pb_field f;
   int rc, ndim = 0, have_values = 0, have_indices = 0;
   int64_t dims[GPUX_MAX_DIMS];
   gpux_tensor values = {0}, indices = {0};
@@ -365,7 +365,7 @@ int gpux__sparse_from_pb(const uint8_t *data, size_t len, gpux_model *model, gpu
       if ((rc = gpux__tensor_from_pb(f.data, f.len, model, 0, &indices, NULL, NULL))) goto done;
       have_indices = 1;
     } else if (f.field == 3) {
-      gpux_pb s = f.wire == PB_LEN ? gpux__pb_sub(&f) : gpux__pb_init(NULL, 0);
+      gpux__pb s = f.wire == PB_LEN ? gpux__pb_sub(&f) : gpux__pb_init(NULL, 0);
       uint64_t v = f.u;
       if (f.wire == PB_LEN && !f.len) continue;
       do {
@@ -449,8 +449,8 @@ static int append_item(gpux_tensor *seq, gpux_tensor *item) {
 }
 
 int gpux__sequence_from_pb(const uint8_t *data, size_t len, gpux_tensor *out) {
-  gpux_pb r = gpux__pb_init(data, len);
-  gpux_pb_field f;
+  gpux__pb r = gpux__pb_init(data, len);
+  gpux__pb_field f;
   int rc;
   memset(out, 0, sizeof *out);
   out->kind = GPUX_KIND_SEQUENCE;
@@ -469,8 +469,8 @@ int gpux__sequence_from_pb(const uint8_t *data, size_t len, gpux_tensor *out) {
 }
 
 int gpux__optional_from_pb(const uint8_t *data, size_t len, gpux_tensor *out) {
-  gpux_pb r = gpux__pb_init(data, len);
-  gpux_pb_field f;
+  gpux__pb r = gpux__pb_init(data, len);
+  gpux__pb_field f;
   int rc;
   memset(out, 0, sizeof *out);
   out->kind = GPUX_KIND_NONE;

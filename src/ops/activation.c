@@ -10,7 +10,7 @@
 #include <math.h>
 
 /* The unary kernel of elementwise-unary.c (Gelu, Swish). */
-int gpux__ew_unary(gpux_kctx *k);
+int gpux__ew_unary(gpux__kctx *k);
 
 enum {
   A_RELU, A_LEAKY, A_ELU, A_SELU, A_CELU, A_HARDSIGMOID, A_HARDSWISH, A_SOFTPLUS, A_SOFTSIGN,
@@ -118,7 +118,7 @@ static void relu_int_range(void *p, int64_t begin, int64_t end) {
 
 static int is_int(int dt) { return gpux__dtype_is_signed_int(dt) || gpux__dtype_is_unsigned_int(dt); }
 
-static int check_x(gpux_kctx *k, int allow_int) {
+static int check_x(gpux__kctx *k, int allow_int) {
   const gpux_tensor *x = IN(0);
   if (!x || x->kind != GPUX_KIND_TENSOR) return gpux__kerr(k, GPUX_E_INVALID, "input 0 must be a tensor");
   if (gpux__dtype_is_float(x->dtype) || (allow_int && is_int(x->dtype) && x->dtype != GPUX_DT_BOOL))
@@ -126,7 +126,7 @@ static int check_x(gpux_kctx *k, int allow_int) {
   return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "%s is not supported", gpux_dtype_name(x->dtype));
 }
 
-static int act_run(gpux_kctx *k, int op) {
+static int act_run(gpux__kctx *k, int op) {
   int allow_int = op == A_RELU || op == A_SHRINK;
   int rc = check_x(k, allow_int);
   if (rc) return rc;
@@ -165,18 +165,18 @@ static int act_run(gpux_kctx *k, int op) {
   return 0;
 }
 
-static int op_relu(gpux_kctx *k) { return act_run(k, A_RELU); }
-static int op_leaky_relu(gpux_kctx *k) { return act_run(k, A_LEAKY); }
-static int op_elu(gpux_kctx *k) { return act_run(k, A_ELU); }
-static int op_selu(gpux_kctx *k) { return act_run(k, A_SELU); }
-static int op_celu(gpux_kctx *k) { return act_run(k, A_CELU); }
-static int op_hard_sigmoid(gpux_kctx *k) { return act_run(k, A_HARDSIGMOID); }
-static int op_hard_swish(gpux_kctx *k) { return act_run(k, A_HARDSWISH); }
-static int op_softplus(gpux_kctx *k) { return act_run(k, A_SOFTPLUS); }
-static int op_softsign(gpux_kctx *k) { return act_run(k, A_SOFTSIGN); }
-static int op_mish(gpux_kctx *k) { return act_run(k, A_MISH); }
-static int op_thresholded_relu(gpux_kctx *k) { return act_run(k, A_THRESHOLDED); }
-static int op_shrink(gpux_kctx *k) { return act_run(k, A_SHRINK); }
+static int op_relu(gpux__kctx *k) { return act_run(k, A_RELU); }
+static int op_leaky_relu(gpux__kctx *k) { return act_run(k, A_LEAKY); }
+static int op_elu(gpux__kctx *k) { return act_run(k, A_ELU); }
+static int op_selu(gpux__kctx *k) { return act_run(k, A_SELU); }
+static int op_celu(gpux__kctx *k) { return act_run(k, A_CELU); }
+static int op_hard_sigmoid(gpux__kctx *k) { return act_run(k, A_HARDSIGMOID); }
+static int op_hard_swish(gpux__kctx *k) { return act_run(k, A_HARDSWISH); }
+static int op_softplus(gpux__kctx *k) { return act_run(k, A_SOFTPLUS); }
+static int op_softsign(gpux__kctx *k) { return act_run(k, A_SOFTSIGN); }
+static int op_mish(gpux__kctx *k) { return act_run(k, A_MISH); }
+static int op_thresholded_relu(gpux__kctx *k) { return act_run(k, A_THRESHOLDED); }
+static int op_shrink(gpux__kctx *k) { return act_run(k, A_SHRINK); }
 
 /* ---- PRelu: y = x < 0 ? slope * x : x, slope broadcast onto x ---- */
 
@@ -236,7 +236,7 @@ static void prelu_rows(void *p, int64_t begin, int64_t end) {
   }
 }
 
-static int op_prelu(gpux_kctx *k) {
+static int op_prelu(gpux__kctx *k) {
   int rc = check_x(k, 1);
   if (rc) return rc;
   const gpux_tensor *x = IN(0), *slope = IN(1);
@@ -318,7 +318,7 @@ static void clip_range(void *p, int64_t begin, int64_t end) {
   }
 }
 
-static int clip_bound(gpux_kctx *k, int i, int *has, double *f, int64_t *iv) {
+static int clip_bound(gpux__kctx *k, int i, int *has, double *f, int64_t *iv) {
   const gpux_tensor *t = IN(i);
   if (!t) return 0;
   if (t->kind != GPUX_KIND_TENSOR) return gpux__kerr(k, GPUX_E_INVALID, "input %d must be a tensor", i);
@@ -337,7 +337,7 @@ static int clip_bound(gpux_kctx *k, int i, int *has, double *f, int64_t *iv) {
   return 0;
 }
 
-static int op_clip(gpux_kctx *k) {
+static int op_clip(gpux__kctx *k) {
   int rc = check_x(k, 1);
   if (rc) return rc;
   const gpux_tensor *x = IN(0);
@@ -361,7 +361,7 @@ static int op_clip(gpux_kctx *k) {
   return 0;
 }
 
-const gpux_op_def gpux__ops_activation[] = {
+const gpux__op_def gpux__ops_activation[] = {
   {"", "Relu", op_relu, 0, 0},
   {"", "LeakyRelu", op_leaky_relu, 0, 0},
   {"", "PRelu", op_prelu, 0, 0},

@@ -60,7 +60,7 @@ static void store_f32(gpux_tensor *t, int64_t off, int64_t n, const float *src) 
 }
 
 /* The whole of t as float32: t's own data when it already is, else a copy in *owned. */
-static const float *f32_view(gpux_kctx *k, const gpux_tensor *t, float **owned) {
+static const float *f32_view(gpux__kctx *k, const gpux_tensor *t, float **owned) {
   *owned = NULL;
   if (t->dtype == GPUX_DT_FLOAT) return t->data;
   int64_t n = gpux_tensor_count(t);
@@ -73,7 +73,7 @@ static const float *f32_view(gpux_kctx *k, const gpux_tensor *t, float **owned) 
   return *owned;
 }
 
-static int blas_ok(gpux_kctx *k, int64_t a, int64_t b, int64_t c) {
+static int blas_ok(gpux__kctx *k, int64_t a, int64_t b, int64_t c) {
   if (a > INT32_MAX || b > INT32_MAX || c > INT32_MAX)
     return gpux__kerr(k, GPUX_E_UNSUPPORTED, "attention dimension above %d", INT32_MAX);
   return 0;
@@ -265,7 +265,7 @@ static float *gather_kv(const gpux_tensor *past, const gpux_tensor *cur, gpux_te
   return out;
 }
 
-static int op_attention(gpux_kctx *k) {
+static int op_attention(gpux__kctx *k) {
   const gpux_tensor *Q = IN(0), *K = IN(1), *V = IN(2), *mask = IN(3), *past_k = IN(4), *past_v = IN(5),
                     *nonpad = IN(6);
   if (!Q || !K || !V) return gpux__kerr(k, GPUX_E_INVALID, "Q, K and V are required");
@@ -461,7 +461,7 @@ done:
 
 /* ---- RotaryEmbedding ---- */
 
-static int op_rotary_embedding(gpux_kctx *k) {
+static int op_rotary_embedding(gpux__kctx *k) {
   const gpux_tensor *X = IN(0), *cosc = IN(1), *sinc = IN(2), *pos = IN(3);
   if (!X || !cosc || !sinc) return gpux__kerr(k, GPUX_E_INVALID, "input, cos_cache and sin_cache are required");
   if (!is_float_type(X->dtype)) return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "input of type %s", gpux_dtype_name(X->dtype));
@@ -564,7 +564,7 @@ static void swiglu_range(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-static int op_swiglu(gpux_kctx *k) {
+static int op_swiglu(gpux__kctx *k) {
   const gpux_tensor *A = IN(0), *B = IN(1);
   if (!A || !B) return gpux__kerr(k, GPUX_E_INVALID, "A and B are required");
   if (!is_float_type(A->dtype) || A->dtype != B->dtype)
@@ -651,7 +651,7 @@ static void linattn_heads(void *ctx, int64_t begin, int64_t end) {
   free(tmp);
 }
 
-static int op_linear_attention(gpux_kctx *k) {
+static int op_linear_attention(gpux__kctx *k) {
   const gpux_tensor *Q = IN(0), *K = IN(1), *V = IN(2), *past = IN(3), *decay = IN(4), *beta = IN(5);
   if (!Q || !K || !V) return gpux__kerr(k, GPUX_E_INVALID, "query, key and value are required");
   if (!is_float_type(Q->dtype) || K->dtype != Q->dtype || V->dtype != Q->dtype)
@@ -731,7 +731,7 @@ done:
  * inputs), as the function body's casts do. */
 
 /* Runs a [B, H, L, S] modifier subgraph on buf in place. */
-static int flex_modify(gpux_kctx *k, const gpux_graph *body, const char *what, int dtype, const int64_t dims[4], double *buf) {
+static int flex_modify(gpux__kctx *k, const gpux__graph *body, const char *what, int dtype, const int64_t dims[4], double *buf) {
   if (!k->run_subgraph) return gpux__kerr(k, GPUX_E_UNSUPPORTED, "%s needs a subgraph runner", what);
   int64_t n = gpux__shape_count(4, dims);
   gpux_tensor in, out;
@@ -762,7 +762,7 @@ static double *f64_copy(const gpux_tensor *t) {
   return d;
 }
 
-static int op_flex_attention(gpux_kctx *k) {
+static int op_flex_attention(gpux__kctx *k) {
   const gpux_tensor *Q = IN(0), *K = IN(1), *V = IN(2);
   if (!Q || !K || !V) return gpux__kerr(k, GPUX_E_INVALID, "Q, K and V are required");
   if (!is_float_type(Q->dtype) || K->dtype != Q->dtype || V->dtype != Q->dtype)
@@ -780,7 +780,7 @@ static int op_flex_attention(gpux_kctx *k) {
   int rc = blas_ok(k, L, S, GPUX__MAX(D, Dv));
   if (rc) return rc;
   double scale = gpux__has_attr(k, "scale") ? gpux__attr_float(k, "scale", 1.0f) : (D > 0 ? 1.0 / sqrt((double)D) : 1.0);
-  const gpux_graph *score_mod = gpux__attr_graph(k, "score_mod"), *prob_mod = gpux__attr_graph(k, "prob_mod");
+  const gpux__graph *score_mod = gpux__attr_graph(k, "score_mod"), *prob_mod = gpux__attr_graph(k, "prob_mod");
   int mod_dt = Q->dtype == GPUX_DT_DOUBLE ? GPUX_DT_DOUBLE : GPUX_DT_FLOAT;
   double *q = f64_copy(Q), *kk = f64_copy(K), *v = f64_copy(V);
   double *s = malloc(sizeof(double) * (size_t)GPUX__MAX(1, B * Hq * L * S));
@@ -825,7 +825,7 @@ done:
   return rc;
 }
 
-const gpux_op_def gpux__ops_attention[] = {
+const gpux__op_def gpux__ops_attention[] = {
   {"", "Attention", op_attention, 23, 0},
   {"", "RotaryEmbedding", op_rotary_embedding, 23, 0},
   {"", "SwiGLU", op_swiglu, 28, 0},

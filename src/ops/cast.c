@@ -277,7 +277,7 @@ static int castable(int dt) {
   return dt == GPUX_DT_STRING || dt == GPUX_DT_BOOL || is_int(dt) || gpux__dtype_is_float(dt);
 }
 
-static int cast_run(gpux_kctx *k, int to) {
+static int cast_run(gpux__kctx *k, int to) {
   const gpux_tensor *x = IN(0);
   if (!x || x->kind != GPUX_KIND_TENSOR) return gpux__kerr(k, GPUX_E_INVALID, "input 0 must be a tensor");
   if (!castable(x->dtype))
@@ -316,14 +316,14 @@ static int dtype_from_name(const char *name) {
   return 0;
 }
 
-static int op_cast(gpux_kctx *k) {
+static int op_cast(gpux__kctx *k) {
   if (!gpux__has_attr(k, "to")) return gpux__kerr(k, GPUX_E_INVALID, "attribute 'to' is required");
-  const gpux_attr *to = gpux__node_attr(k->node, "to");
+  const gpux__attr *to = gpux__node_attr(k->node, "to");
   if (to->type == GPUX_ATTR_STRING) return cast_run(k, to->s ? dtype_from_name(to->s) : 0);
   return cast_run(k, (int)gpux__attr_int(k, "to", 0));
 }
 
-static int op_cast_like(gpux_kctx *k) {
+static int op_cast_like(gpux__kctx *k) {
   const gpux_tensor *like = IN(1);
   if (!like) return gpux__kerr(k, GPUX_E_INVALID, "target_type input is missing");
   return cast_run(k, like->dtype);
@@ -340,7 +340,7 @@ static int dtype_bits(int dt) {
   return (int)gpux_dtype_size(dt) * 8;
 }
 
-static int op_bitcast(gpux_kctx *k) {
+static int op_bitcast(gpux__kctx *k) {
   const gpux_tensor *x = IN(0);
   if (!x || x->kind != GPUX_KIND_TENSOR) return gpux__kerr(k, GPUX_E_INVALID, "input 0 must be a tensor");
   if (!gpux__has_attr(k, "to")) return gpux__kerr(k, GPUX_E_INVALID, "attribute 'to' is required");
@@ -371,7 +371,7 @@ static int op_bitcast(gpux_kctx *k) {
   return 0;
 }
 
-const gpux_op_def gpux__ops_cast[] = {
+const gpux__op_def gpux__ops_cast[] = {
   {"", "Cast", op_cast, 0, 0},
   {"", "CastLike", op_cast_like, 0, 0},
   {"", "BitCast", op_bitcast, 0, 0},

@@ -10,7 +10,7 @@
   } while (0)
 
 /* Moves a value into output i (or drops it when the output is omitted). */
-static void move_out(gpux_kctx *k, int i, gpux_tensor *v) {
+static void move_out(gpux__kctx *k, int i, gpux_tensor *v) {
   if (i < k->n_out && k->out[i]) {
     gpux_tensor_free(k->out[i]);
     *k->out[i] = *v;
@@ -34,12 +34,12 @@ static int scalar_bool(const gpux_tensor *t) {
 
 /* ---- If ---- */
 
-static int op_if(gpux_kctx *k) {
+static int op_if(gpux__kctx *k) {
   NEEDS_DATA();
   const gpux_tensor *cond = IN(0);
   if (!cond || cond->kind != GPUX_KIND_TENSOR || gpux_tensor_count(cond) != 1)
     return gpux__kerr(k, GPUX_E_INVALID, "cond must be a one-element tensor");
-  const gpux_graph *branch = gpux__attr_graph(k, scalar_bool(cond) ? "then_branch" : "else_branch");
+  const gpux__graph *branch = gpux__attr_graph(k, scalar_bool(cond) ? "then_branch" : "else_branch");
   if (!branch) return gpux__kerr(k, GPUX_E_MODEL, "missing then_branch/else_branch");
   if (branch->n_outputs != k->n_out)
     return gpux__kerr(k, GPUX_E_MODEL, "branch has %d outputs, node has %d", branch->n_outputs, k->n_out);
@@ -56,7 +56,7 @@ static int op_if(gpux_kctx *k) {
 
 /* Stacks per-iteration tensors [iters] of equal shape into one [iters, ...shape] tensor, or
  * concatenates along `axis` with optional reversed order (Scan outputs). */
-static int stack_outputs(gpux_kctx *k, gpux_tensor *parts, int n, int axis, int reverse, gpux_tensor *out) {
+static int stack_outputs(gpux__kctx *k, gpux_tensor *parts, int n, int axis, int reverse, gpux_tensor *out) {
   memset(out, 0, sizeof *out);
   if (n == 0) return gpux_tensor_init(out, GPUX_DT_FLOAT, 1, (int64_t[]){0});
   const gpux_tensor *p0 = &parts[0];
@@ -97,9 +97,9 @@ static int stack_outputs(gpux_kctx *k, gpux_tensor *parts, int n, int axis, int 
 
 /* ---- Loop ---- */
 
-static int op_loop(gpux_kctx *k) {
+static int op_loop(gpux__kctx *k) {
   NEEDS_DATA();
-  const gpux_graph *body = gpux__attr_graph(k, "body");
+  const gpux__graph *body = gpux__attr_graph(k, "body");
   if (!body) return gpux__kerr(k, GPUX_E_MODEL, "missing body");
   const gpux_tensor *max_trip = IN(0), *cond0 = IN(1);
   int n_carried = k->n_in - 2;
@@ -201,7 +201,7 @@ static int take_slice(const gpux_tensor *t, int axis, int64_t index, gpux_tensor
   return 0;
 }
 
-static int scan_run(gpux_kctx *k, const gpux_graph *body, int n_state, int n_scan_in,
+static int scan_run(gpux__kctx *k, const gpux__graph *body, int n_state, int n_scan_in,
                     const gpux_tensor *const *states_in, const gpux_tensor *const *scan_in,
                     const int64_t *in_axes, const int64_t *in_dirs, const int64_t *out_axes,
                     const int64_t *out_dirs, gpux_tensor *final_states, gpux_tensor *scan_out) {
@@ -259,9 +259,9 @@ done:
   return rc;
 }
 
-static int op_scan(gpux_kctx *k) {
+static int op_scan(gpux__kctx *k) {
   NEEDS_DATA();
-  const gpux_graph *body = gpux__attr_graph(k, "body");
+  const gpux__graph *body = gpux__attr_graph(k, "body");
   if (!body) return gpux__kerr(k, GPUX_E_MODEL, "missing body");
   int n_scan_in = (int)gpux__attr_int(k, "num_scan_inputs", 0);
   int opset8 = k->opset < 9;
@@ -328,7 +328,7 @@ done:
 
 /* ---- sequences ---- */
 
-static gpux_tensor *seq_out(gpux_kctx *k, int i, int dtype) {
+static gpux_tensor *seq_out(gpux__kctx *k, int i, int dtype) {
   gpux_tensor *o = k->out[i];
   gpux_tensor_free(o);
   o->kind = GPUX_KIND_SEQUENCE;
@@ -336,7 +336,7 @@ static gpux_tensor *seq_out(gpux_kctx *k, int i, int dtype) {
   return o;
 }
 
-static int seq_append_copy(gpux_kctx *k, gpux_tensor *seq, const gpux_tensor *t) {
+static int seq_append_copy(gpux__kctx *k, gpux_tensor *seq, const gpux_tensor *t) {
   gpux_tensor *items = gpux__realloc(seq->items, (size_t)(seq->n_items + 1) * sizeof *items);
   if (!items) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
   seq->items = items;
@@ -346,7 +346,7 @@ static int seq_append_copy(gpux_kctx *k, gpux_tensor *seq, const gpux_tensor *t)
   return 0;
 }
 
-static const gpux_tensor *seq_in(gpux_kctx *k, int i) {
+static const gpux_tensor *seq_in(gpux__kctx *k, int i) {
   const gpux_tensor *s = IN(i);
   if (!s || s->kind != GPUX_KIND_SEQUENCE) {
     gpux__kerr(k, GPUX_E_INVALID, "input %d must be a sequence", i);
@@ -355,7 +355,7 @@ static const gpux_tensor *seq_in(gpux_kctx *k, int i) {
   return s;
 }
 
-static int seq_position(gpux_kctx *k, const gpux_tensor *pos, int n, int allow_end, int dflt, int *out) {
+static int seq_position(gpux__kctx *k, const gpux_tensor *pos, int n, int allow_end, int dflt, int *out) {
   int64_t p = dflt;
   if (pos && pos->data && gpux_tensor_count(pos) > 0) p = gpux__load_i64(pos->dtype, pos->data, 0);
   int64_t hi = allow_end ? n : n - 1;
@@ -364,13 +364,13 @@ static int seq_position(gpux_kctx *k, const gpux_tensor *pos, int n, int allow_e
   return 0;
 }
 
-static int op_sequence_empty(gpux_kctx *k) {
+static int op_sequence_empty(gpux__kctx *k) {
   NEEDS_DATA();
   seq_out(k, 0, (int)gpux__attr_int(k, "dtype", GPUX_DT_FLOAT));
   return 0;
 }
 
-static int op_sequence_construct(gpux_kctx *k) {
+static int op_sequence_construct(gpux__kctx *k) {
   NEEDS_DATA();
   gpux_tensor *o = seq_out(k, 0, IN(0) ? IN(0)->dtype : GPUX_DT_FLOAT);
   for (int i = 0; i < k->n_in; i++) {
@@ -380,7 +380,7 @@ static int op_sequence_construct(gpux_kctx *k) {
   return 0;
 }
 
-static int op_sequence_insert(gpux_kctx *k) {
+static int op_sequence_insert(gpux__kctx *k) {
   NEEDS_DATA();
   const gpux_tensor *s = seq_in(k, 0), *t = IN(1);
   if (!s) return k->status;
@@ -394,7 +394,7 @@ static int op_sequence_insert(gpux_kctx *k) {
   return 0;
 }
 
-static int op_sequence_erase(gpux_kctx *k) {
+static int op_sequence_erase(gpux__kctx *k) {
   NEEDS_DATA();
   const gpux_tensor *s = seq_in(k, 0);
   if (!s) return k->status;
@@ -406,7 +406,7 @@ static int op_sequence_erase(gpux_kctx *k) {
   return 0;
 }
 
-static int op_sequence_at(gpux_kctx *k) {
+static int op_sequence_at(gpux__kctx *k) {
   NEEDS_DATA();
   const gpux_tensor *s = seq_in(k, 0);
   if (!s) return k->status;
@@ -415,7 +415,7 @@ static int op_sequence_at(gpux_kctx *k) {
   return gpux__out_copy(k, 0, &s->items[pos]);
 }
 
-static int op_sequence_length(gpux_kctx *k) {
+static int op_sequence_length(gpux__kctx *k) {
   NEEDS_DATA();
   const gpux_tensor *s = seq_in(k, 0);
   if (!s) return k->status;
@@ -425,7 +425,7 @@ static int op_sequence_length(gpux_kctx *k) {
   return 0;
 }
 
-static int op_concat_from_sequence(gpux_kctx *k) {
+static int op_concat_from_sequence(gpux__kctx *k) {
   NEEDS_DATA();
   const gpux_tensor *s = seq_in(k, 0);
   if (!s) return k->status;
@@ -475,7 +475,7 @@ static int op_concat_from_sequence(gpux_kctx *k) {
   return 0;
 }
 
-static int op_split_to_sequence(gpux_kctx *k) {
+static int op_split_to_sequence(gpux__kctx *k) {
   NEEDS_DATA();
   const gpux_tensor *x = IN(0), *split = IN(1);
   int axis, rc;
@@ -530,9 +530,9 @@ static int op_split_to_sequence(gpux_kctx *k) {
   return 0;
 }
 
-static int op_sequence_map(gpux_kctx *k) {
+static int op_sequence_map(gpux__kctx *k) {
   NEEDS_DATA();
-  const gpux_graph *body = gpux__attr_graph(k, "body");
+  const gpux__graph *body = gpux__attr_graph(k, "body");
   const gpux_tensor *s = seq_in(k, 0);
   if (!s) return k->status;
   if (!body || body->n_inputs != k->n_in || body->n_outputs != k->n_out)
@@ -566,7 +566,7 @@ static int op_sequence_map(gpux_kctx *k) {
 
 /* ---- optionals ---- */
 
-static int op_optional(gpux_kctx *k) {
+static int op_optional(gpux__kctx *k) {
   NEEDS_DATA();
   const gpux_tensor *x = IN(0);
   if (x) return gpux__out_copy(k, 0, x);
@@ -576,7 +576,7 @@ static int op_optional(gpux_kctx *k) {
   return 0;
 }
 
-static int op_optional_has_element(gpux_kctx *k) {
+static int op_optional_has_element(gpux__kctx *k) {
   NEEDS_DATA();
   const gpux_tensor *x = IN(0);
   gpux_tensor *o = gpux__out(k, 0, GPUX_DT_BOOL, 0, NULL);
@@ -585,14 +585,14 @@ static int op_optional_has_element(gpux_kctx *k) {
   return 0;
 }
 
-static int op_optional_get_element(gpux_kctx *k) {
+static int op_optional_get_element(gpux__kctx *k) {
   NEEDS_DATA();
   const gpux_tensor *x = IN(0);
   if (!x || x->kind == GPUX_KIND_NONE) return gpux__kerr(k, GPUX_E_INVALID, "the optional is empty");
   return gpux__out_copy(k, 0, x);
 }
 
-const gpux_op_def gpux__ops_control[] = {
+const gpux__op_def gpux__ops_control[] = {
   {"", "If", op_if},
   {"", "Loop", op_loop},
   {"", "Scan", op_scan},

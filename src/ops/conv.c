@@ -52,7 +52,7 @@ static float *scratch_f32(size_t n) {
 
 /* ---- window geometry ---- */
 
-int gpux__window_read(gpux_kctx *k, const gpux_tensor *x, const int64_t *kernel, gpux__window *w) {
+int gpux__window_read(gpux__kctx *k, const gpux_tensor *x, const int64_t *kernel, gpux__window *w) {
   memset(w, 0, sizeof *w);
   int nsp = x->ndim - 2;
   if (nsp < 1 || nsp > GPUX_WIN_DIMS)
@@ -89,7 +89,7 @@ int gpux__window_read(gpux_kctx *k, const gpux_tensor *x, const int64_t *kernel,
 }
 
 /* auto_pad as 0 NOTSET, 1 SAME_UPPER, 2 SAME_LOWER, 3 VALID; -1 (error set) otherwise. */
-static int read_auto_pad(gpux_kctx *k) {
+static int read_auto_pad(gpux__kctx *k) {
   const char *ap = gpux__attr_string(k, "auto_pad", "NOTSET");
   if (!ap[0] || !strcmp(ap, "NOTSET")) return 0;
   if (!strcmp(ap, "SAME_UPPER")) return 1;
@@ -99,7 +99,7 @@ static int read_auto_pad(gpux_kctx *k) {
   return -1;
 }
 
-int gpux__window_forward(gpux_kctx *k, gpux__window *w, int ceil_mode) {
+int gpux__window_forward(gpux__kctx *k, gpux__window *w, int ceil_mode) {
   int ap = read_auto_pad(k);
   if (ap < 0) return k->status;
   for (int s = GPUX_WIN_DIMS - w->nsp; s < GPUX_WIN_DIMS; s++) {
@@ -159,7 +159,7 @@ static void conv_sizes(conv_dims *cd) {
 }
 
 /* Checks X (N, C, spatial), W (M, C/group, kernel) and B (M) and computes the window. */
-static int conv_setup(gpux_kctx *k, const gpux_tensor *x, const gpux_tensor *w, const gpux_tensor *b,
+static int conv_setup(gpux__kctx *k, const gpux_tensor *x, const gpux_tensor *w, const gpux_tensor *b,
                       conv_dims *cd) {
   if (!x || !w) return gpux__kerr(k, GPUX_E_INVALID, "inputs X and W are required");
   if (x->ndim < 3 || w->ndim != x->ndim)
@@ -397,7 +397,7 @@ static void finish_planes(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-static int blas_fits(gpux_kctx *k, int64_t a, int64_t b, int64_t c) {
+static int blas_fits(gpux__kctx *k, int64_t a, int64_t b, int64_t c) {
   if (a > INT_MAX || b > INT_MAX || c > INT_MAX)
     return gpux__kerr(k, GPUX_E_UNSUPPORTED, "matrix dimension above %d", INT_MAX);
   return 0;
@@ -405,7 +405,7 @@ static int blas_fits(gpux_kctx *k, int64_t a, int64_t b, int64_t c) {
 
 /* float32 Conv. All threads are the pool's: depthwise planes, or tiles of output positions that
  * each do their own im2col and single-threaded sgemm (so the tile's columns stay in cache). */
-static int conv_f32(gpux_kctx *k, const conv_dims *cd, const float *x, const float *w, const float *b,
+static int conv_f32(gpux__kctx *k, const conv_dims *cd, const float *x, const float *w, const float *b,
                     float *y, const gpux__conv_epilogue *ep) {
   conv_job j = {.cd = cd, .x = x, .w = w, .b = b, .y = y, .ep = ep};
   atomic_init(&j.failed, 0);
@@ -482,7 +482,7 @@ static void conv_f64_planes(void *ctx, int64_t begin, int64_t end) {
 }
 
 /* Conv, and FusedConv when ep is not NULL (float32 only). */
-static int conv_op(gpux_kctx *k, const gpux__conv_epilogue *ep) {
+static int conv_op(gpux__kctx *k, const gpux__conv_epilogue *ep) {
   const gpux_tensor *x = IN(0), *w = IN(1), *b = IN(2);
   conv_dims cd;
   if (conv_setup(k, x, w, b, &cd)) return k->status;
@@ -511,7 +511,7 @@ static int conv_op(gpux_kctx *k, const gpux__conv_epilogue *ep) {
   return rc;
 }
 
-static int op_conv(gpux_kctx *k) { return conv_op(k, NULL); }
+static int op_conv(gpux__kctx *k) { return conv_op(k, NULL); }
 
 /* gpux.FusedConv, which runtime/optimize.c makes of a Conv and the nodes after it: Conv's inputs
  * X, W, B and attributes, plus
@@ -521,7 +521,7 @@ static int op_conv(gpux_kctx *k) { return conv_op(k, NULL); }
  *   inputs 3 and 4     (optional) post_scale and post_bias, float32 [M]
  * Y = clamp(act(Conv(X, W) + B)) * post_scale + post_bias. */
 /* FusedConv's and FusedConvTranspose's epilogue from the node: `m` output channels. */
-static int read_epilogue(gpux_kctx *k, int64_t m, gpux__conv_epilogue *ep) {
+static int read_epilogue(gpux__kctx *k, int64_t m, gpux__conv_epilogue *ep) {
   static const char *const names[] = {"", "Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid"};
   *ep = (gpux__conv_epilogue){.act = GPUX_EP_NONE};
   const char *act = gpux__attr_string(k, "activation", "");
@@ -548,7 +548,7 @@ static int read_epilogue(gpux_kctx *k, int64_t m, gpux__conv_epilogue *ep) {
   return 0;
 }
 
-static int op_fused_conv(gpux_kctx *k) {
+static int op_fused_conv(gpux__kctx *k) {
   gpux__conv_epilogue ep;
   const gpux_tensor *w = IN(1);
   if (read_epilogue(k, w && w->ndim > 0 ? w->dims[0] : -1, &ep)) return k->status;
@@ -559,7 +559,7 @@ static int op_fused_conv(gpux_kctx *k) {
 
 /* Checks X (N, C, spatial), W (C, M/group, kernel), B (M) and computes the output extents and
  * pads from pads, output_padding, output_shape and auto_pad. cd->w.in are X's extents. */
-static int convt_setup(gpux_kctx *k, const gpux_tensor *x, const gpux_tensor *w, const gpux_tensor *b,
+static int convt_setup(gpux__kctx *k, const gpux_tensor *x, const gpux_tensor *w, const gpux_tensor *b,
                        conv_dims *cd) {
   if (!x || !w) return gpux__kerr(k, GPUX_E_INVALID, "inputs X and W are required");
   if (x->ndim < 3 || w->ndim != x->ndim)
@@ -709,7 +709,7 @@ static void convt_block_planes(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-static int convt_blocks(gpux_kctx *k, const conv_dims *cd, const float *x, const float *w, const float *b,
+static int convt_blocks(gpux__kctx *k, const conv_dims *cd, const float *x, const float *w, const float *b,
                         float *y, const gpux__conv_epilogue *ep) {
   const gpux__window *win = &cd->w;
   if (win->nsp > 2 || !gpux__conv_direct_available()) return 1;
@@ -735,7 +735,7 @@ static int convt_blocks(gpux_kctx *k, const conv_dims *cd, const float *x, const
   return 0;
 }
 
-static int convt_f32(gpux_kctx *k, const conv_dims *cd, const float *x, const float *w, const float *b,
+static int convt_f32(gpux__kctx *k, const conv_dims *cd, const float *x, const float *w, const float *b,
                      float *y, const gpux__conv_epilogue *ep) {
   if (cd->cg > 0) {
     int rc = convt_blocks(k, cd, x, w, b, y, ep);
@@ -803,7 +803,7 @@ static void convt_f64_planes(void *ctx, int64_t begin, int64_t end) {
 }
 
 /* ConvTranspose, and FusedConvTranspose when ep is not NULL (float32 only). */
-static int convt_op(gpux_kctx *k, const gpux__conv_epilogue *ep) {
+static int convt_op(gpux__kctx *k, const gpux__conv_epilogue *ep) {
   const gpux_tensor *x = IN(0), *w = IN(1), *b = IN(2);
   conv_dims cd;
   if (convt_setup(k, x, w, b, &cd)) return k->status;
@@ -833,11 +833,11 @@ static int convt_op(gpux_kctx *k, const gpux__conv_epilogue *ep) {
   return rc;
 }
 
-static int op_conv_transpose(gpux_kctx *k) { return convt_op(k, NULL); }
+static int op_conv_transpose(gpux__kctx *k) { return convt_op(k, NULL); }
 
 /* gpux.FusedConvTranspose (runtime/optimize.c): ConvTranspose's inputs and attributes with
  * FusedConv's activation, activation_params, post_scale and post_bias. */
-static int op_fused_conv_transpose(gpux_kctx *k) {
+static int op_fused_conv_transpose(gpux__kctx *k) {
   gpux__conv_epilogue ep;
   const gpux_tensor *w = IN(1);
   if (read_epilogue(k, w && w->ndim > 1 ? w->dims[1] * gpux__attr_int(k, "group", 1) : -1, &ep)) return k->status;
@@ -898,7 +898,7 @@ static void deform_im2col(void *ctx, int64_t c0, int64_t c1) {
   }
 }
 
-static int op_deform_conv(gpux_kctx *k) {
+static int op_deform_conv(gpux__kctx *k) {
   const gpux_tensor *x = IN(0), *w = IN(1), *off = IN(2), *b = IN(3), *mask = IN(4);
   if (!off) return gpux__kerr(k, GPUX_E_INVALID, "DeformConv needs the offset input");
   conv_dims cd;
@@ -999,7 +999,7 @@ static void causal_rows(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-static int op_causal_conv_with_state(gpux_kctx *k) {
+static int op_causal_conv_with_state(gpux__kctx *k) {
   const gpux_tensor *x = IN(0), *w = IN(1), *bias = IN(2), *past = IN(3);
   if (!x || !w) return gpux__kerr(k, GPUX_E_INVALID, "inputs input and weight are required");
   if (!is_conv_float(x->dtype))
@@ -1049,7 +1049,7 @@ static int op_causal_conv_with_state(gpux_kctx *k) {
 
 #define COL2IM_DIMS (GPUX_MAX_DIMS - 2)
 
-static int op_col2im(gpux_kctx *k) {
+static int op_col2im(gpux__kctx *k) {
   const gpux_tensor *x = IN(0), *ishape = IN(1), *bshape = IN(2);
   if (!x || !ishape || !bshape)
     return gpux__kerr(k, GPUX_E_INVALID, "Col2Im needs input, image_shape and block_shape");
@@ -1117,7 +1117,7 @@ static int op_col2im(gpux_kctx *k) {
   return 0;
 }
 
-const gpux_op_def gpux__ops_conv[] = {
+const gpux__op_def gpux__ops_conv[] = {
   {"", "Conv", op_conv, 1, 0},
   {"gpux", "FusedConv", op_fused_conv, 1, 0},
   {"", "ConvTranspose", op_conv_transpose, 1, 0},

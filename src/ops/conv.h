@@ -24,11 +24,11 @@ typedef struct {
 /* Reads the window of an N x C x spatial input: kernel_shape (from `kernel` when not NULL and
  * the attribute is absent), strides, dilations and explicit pads; fills in[] and leaves out[]
  * at 1. Errors on a spatial rank outside 1..3 or bad attribute values. */
-int gpux__window_read(gpux_kctx *k, const gpux_tensor *x, const int64_t *kernel, gpux__window *w);
+int gpux__window_read(gpux__kctx *k, const gpux_tensor *x, const int64_t *kernel, gpux__window *w);
 /* Output extents and pads of a forward window (Conv, pooling): auto_pad SAME_UPPER/SAME_LOWER
  * (out = ceil(in / stride)), VALID (no padding) or NOTSET (explicit pads), with ceil_mode
  * rounding up where the last window still starts inside the input or its left padding. */
-int gpux__window_forward(gpux_kctx *k, gpux__window *w, int ceil_mode);
+int gpux__window_forward(gpux__kctx *k, gpux__window *w, int ceil_mode);
 /* Output dims N, C, spatial... of a window. */
 void gpux__window_out_dims(const gpux__window *w, int64_t n, int64_t c, int64_t *dims);
 

@@ -12,7 +12,7 @@
 #include "ops/simd.h"
 #include <math.h>
 
-int gpux__ew_unary(gpux_kctx *k);
+int gpux__ew_unary(gpux__kctx *k);
 
 enum {
   U_SQRT, U_EXP, U_LOG, U_ERF, U_TANH, U_SIGMOID, U_ABS, U_NEG, U_RECIPROCAL, U_FLOOR, U_CEIL,
@@ -270,7 +270,7 @@ static void unary_int_range(void *p, int64_t begin, int64_t end) {
   }
 }
 
-int gpux__ew_unary(gpux_kctx *k) {
+int gpux__ew_unary(gpux__kctx *k) {
   const char *op_type = k->node ? k->node->op_type : NULL;
   int u = -1;
   for (size_t i = 0; op_type && i < GPUX__ARRAY_LEN(unary_ops); i++)

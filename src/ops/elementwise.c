@@ -14,7 +14,7 @@
 
 /* The unary math kernel (elementwise-unary.c): one function for every unary op, which picks the
  * op from the node's op_type. */
-int gpux__ew_unary(gpux_kctx *k);
+int gpux__ew_unary(gpux__kctx *k);
 
 /* ---- broadcasting ---- */
 
@@ -119,7 +119,7 @@ static void bc_run(const bcast *bc, int64_t grain, seg_fn fn, void *ctx) {
   gpux__parallel_for(bc->count, grain, bc_walk, &w);
 }
 
-static int tensor_in(gpux_kctx *k, int i) {
+static int tensor_in(gpux__kctx *k, int i) {
   const gpux_tensor *t = IN(i);
   if (!t) return gpux__kerr(k, GPUX_E_INVALID, "input %d is missing", i);
   if (t->kind != GPUX_KIND_TENSOR) return gpux__kerr(k, GPUX_E_INVALID, "input %d is not a tensor", i);
@@ -384,7 +384,7 @@ static int dtype_kind(int dt) {
   return 0;
 }
 
-static int check_kind(gpux_kctx *k, int i, int allowed) {
+static int check_kind(gpux__kctx *k, int i, int allowed) {
   int dt = IN(i)->dtype;
   if (!(dtype_kind(dt) & allowed))
     return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "input %d: %s is not supported", i,
@@ -417,7 +417,7 @@ static void bin_compute(int op, const gpux_tensor *a, const gpux_tensor *b, gpux
     bc_run(&bc, 8192, bin_int_seg, &c);
 }
 
-static int binary_op(gpux_kctx *k, int op, int allowed) {
+static int binary_op(gpux__kctx *k, int op, int allowed) {
   int rc;
   if ((rc = tensor_in(k, 0)) || (rc = tensor_in(k, 1))) return rc;
   const gpux_tensor *a = IN(0), *b = IN(1);
@@ -449,20 +449,20 @@ static int binary_op(gpux_kctx *k, int op, int allowed) {
   return 0;
 }
 
-static int op_add(gpux_kctx *k) { return binary_op(k, B_ADD, K_NUM); }
-static int op_sub(gpux_kctx *k) { return binary_op(k, B_SUB, K_NUM); }
-static int op_mul(gpux_kctx *k) { return binary_op(k, B_MUL, K_NUM); }
-static int op_div(gpux_kctx *k) { return binary_op(k, B_DIV, K_NUM); }
-static int op_pow(gpux_kctx *k) { return binary_op(k, B_POW, K_NUM); }
+static int op_add(gpux__kctx *k) { return binary_op(k, B_ADD, K_NUM); }
+static int op_sub(gpux__kctx *k) { return binary_op(k, B_SUB, K_NUM); }
+static int op_mul(gpux__kctx *k) { return binary_op(k, B_MUL, K_NUM); }
+static int op_div(gpux__kctx *k) { return binary_op(k, B_DIV, K_NUM); }
+static int op_pow(gpux__kctx *k) { return binary_op(k, B_POW, K_NUM); }
 
-static int op_mod(gpux_kctx *k) {
+static int op_mod(gpux__kctx *k) {
   int64_t fmod_attr = gpux__attr_int(k, "fmod", 0);
   if (fmod_attr != 0 && fmod_attr != 1)
     return gpux__kerr(k, GPUX_E_UNSUPPORTED, "fmod must be 0 or 1, got %lld", (long long)fmod_attr);
   return binary_op(k, fmod_attr ? B_FMOD : B_MOD, K_NUM);
 }
 
-static int op_bitshift(gpux_kctx *k) {
+static int op_bitshift(gpux__kctx *k) {
   const char *dir = gpux__attr_string(k, "direction", NULL);
   if (!dir) return gpux__kerr(k, GPUX_E_INVALID, "attribute 'direction' is required");
   int op;
@@ -472,17 +472,17 @@ static int op_bitshift(gpux_kctx *k) {
   return binary_op(k, op, K_INT);
 }
 
-static int op_bitwise_and(gpux_kctx *k) { return binary_op(k, B_BAND, K_INT | K_BOOL); }
-static int op_bitwise_or(gpux_kctx *k) { return binary_op(k, B_BOR, K_INT | K_BOOL); }
-static int op_bitwise_xor(gpux_kctx *k) { return binary_op(k, B_BXOR, K_INT | K_BOOL); }
-static int op_equal(gpux_kctx *k) { return binary_op(k, B_EQ, K_NUM | K_BOOL | K_STRING); }
-static int op_greater(gpux_kctx *k) { return binary_op(k, B_GT, K_NUM | K_BOOL); }
-static int op_less(gpux_kctx *k) { return binary_op(k, B_LT, K_NUM | K_BOOL); }
-static int op_greater_equal(gpux_kctx *k) { return binary_op(k, B_GE, K_NUM | K_BOOL); }
-static int op_less_equal(gpux_kctx *k) { return binary_op(k, B_LE, K_NUM | K_BOOL); }
-static int op_and(gpux_kctx *k) { return binary_op(k, B_AND, K_BOOL); }
-static int op_or(gpux_kctx *k) { return binary_op(k, B_OR, K_BOOL); }
-static int op_xor(gpux_kctx *k) { return binary_op(k, B_XOR, K_BOOL); }
+static int op_bitwise_and(gpux__kctx *k) { return binary_op(k, B_BAND, K_INT | K_BOOL); }
+static int op_bitwise_or(gpux__kctx *k) { return binary_op(k, B_BOR, K_INT | K_BOOL); }
+static int op_bitwise_xor(gpux__kctx *k) { return binary_op(k, B_BXOR, K_INT | K_BOOL); }
+static int op_equal(gpux__kctx *k) { return binary_op(k, B_EQ, K_NUM | K_BOOL | K_STRING); }
+static int op_greater(gpux__kctx *k) { return binary_op(k, B_GT, K_NUM | K_BOOL); }
+static int op_less(gpux__kctx *k) { return binary_op(k, B_LT, K_NUM | K_BOOL); }
+static int op_greater_equal(gpux__kctx *k) { return binary_op(k, B_GE, K_NUM | K_BOOL); }
+static int op_less_equal(gpux__kctx *k) { return binary_op(k, B_LE, K_NUM | K_BOOL); }
+static int op_and(gpux__kctx *k) { return binary_op(k, B_AND, K_BOOL); }
+static int op_or(gpux__kctx *k) { return binary_op(k, B_OR, K_BOOL); }
+static int op_xor(gpux__kctx *k) { return binary_op(k, B_XOR, K_BOOL); }
 
 /* ---- variadic Max, Min, Sum, Mean ---- */
 
@@ -503,7 +503,7 @@ static void mean_divide(void *p, int64_t begin, int64_t end) {
   }
 }
 
-static int variadic_op(gpux_kctx *k, int op, int is_mean) {
+static int variadic_op(gpux__kctx *k, int op, int is_mean) {
   int n = k->n_in, rc;
   if (n < 1) return gpux__kerr(k, GPUX_E_INVALID, "needs at least one input");
   int ndim = 0;
@@ -551,10 +551,10 @@ static int variadic_op(gpux_kctx *k, int op, int is_mean) {
   return 0;
 }
 
-static int op_max(gpux_kctx *k) { return variadic_op(k, B_MAX, 0); }
-static int op_min(gpux_kctx *k) { return variadic_op(k, B_MIN, 0); }
-static int op_sum(gpux_kctx *k) { return variadic_op(k, B_ADD, 0); }
-static int op_mean(gpux_kctx *k) { return variadic_op(k, B_ADD, 1); }
+static int op_max(gpux__kctx *k) { return variadic_op(k, B_MAX, 0); }
+static int op_min(gpux__kctx *k) { return variadic_op(k, B_MIN, 0); }
+static int op_sum(gpux__kctx *k) { return variadic_op(k, B_ADD, 0); }
+static int op_mean(gpux__kctx *k) { return variadic_op(k, B_ADD, 1); }
 
 /* ---- Where ---- */
 
@@ -601,7 +601,7 @@ static void where_seg(void *p, int64_t o, const int64_t *off, const int64_t *st,
   }
 }
 
-static int op_where(gpux_kctx *k) {
+static int op_where(gpux__kctx *k) {
   int rc;
   for (int i = 0; i < 3; i++)
     if ((rc = tensor_in(k, i))) return rc;
@@ -631,7 +631,7 @@ static int op_where(gpux_kctx *k) {
   return 0;
 }
 
-const gpux_op_def gpux__ops_elementwise[] = {
+const gpux__op_def gpux__ops_elementwise[] = {
   {"", "Add", op_add, 0, 0},
   {"", "Sub", op_sub, 0, 0},
   {"", "Mul", op_mul, 0, 0},

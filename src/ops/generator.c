@@ -18,7 +18,7 @@ static int is_int(int dt) { return gpux__dtype_is_signed_int(dt) || gpux__dtype_
 
 /* Input i as a tensor holding one element (a scalar or a 1-element tensor) whose value is known,
  * even in shape_only mode. NULL with an error otherwise. */
-static const gpux_tensor *scalar_in(gpux_kctx *k, int i) {
+static const gpux_tensor *scalar_in(gpux__kctx *k, int i) {
   const gpux_tensor *t = IN(i);
   if (!t || t->kind != GPUX_KIND_TENSOR) {
     gpux__kerr(k, GPUX_E_INVALID, "input %d is missing or not a tensor", i);
@@ -50,7 +50,7 @@ static void fill_elems(char *dst, const void *val, size_t es, int64_t n) {
 
 /* ---- Constant, ConstantOfShape ---- */
 
-static int op_constant(gpux_kctx *k) {
+static int op_constant(gpux__kctx *k) {
   const gpux_tensor *v = gpux__attr_tensor(k, "value");
   if (!v) v = gpux__attr_tensor(k, "sparse_value"); /* densified by the loader */
   if (v) return gpux__out_copy(k, 0, v);
@@ -89,7 +89,7 @@ static int op_constant(gpux_kctx *k) {
   return 0;
 }
 
-static int op_constant_of_shape(gpux_kctx *k) {
+static int op_constant_of_shape(gpux__kctx *k) {
   const gpux_tensor *v = gpux__attr_tensor(k, "value"), *s = IN(0);
   if (v && (v->kind != GPUX_KIND_TENSOR || gpux_tensor_count(v) != 1))
     return gpux__kerr(k, GPUX_E_INVALID, "value must hold exactly one element");
@@ -126,7 +126,7 @@ static int op_constant_of_shape(gpux_kctx *k) {
 
 /* ---- Range, EyeLike ---- */
 
-static int op_range(gpux_kctx *k) {
+static int op_range(gpux__kctx *k) {
   const gpux_tensor *ts = scalar_in(k, 0), *tl = ts ? scalar_in(k, 1) : NULL, *td = tl ? scalar_in(k, 2) : NULL;
   if (!td) return k->status;
   int dt = ts->dtype;
@@ -161,7 +161,7 @@ static int op_range(gpux_kctx *k) {
   return 0;
 }
 
-static int op_eye_like(gpux_kctx *k) {
+static int op_eye_like(gpux__kctx *k) {
   const gpux_tensor *x = IN(0);
   if (!x || x->kind != GPUX_KIND_TENSOR) return gpux__kerr(k, GPUX_E_INVALID, "input 0 is missing or not a tensor");
   if (x->ndim != 2) return gpux__kerr(k, GPUX_E_SHAPE, "expected a 2-D input, got rank %d", x->ndim);
@@ -181,7 +181,7 @@ static int op_eye_like(gpux_kctx *k) {
 
 enum { WIN_HANN, WIN_HAMMING, WIN_BLACKMAN };
 
-static int window(gpux_kctx *k, int kind) {
+static int window(gpux__kctx *k, int kind) {
   const gpux_tensor *ts = scalar_in(k, 0);
   if (!ts) return k->status;
   if (!is_int(ts->dtype)) return gpux__kerr(k, GPUX_E_DTYPE, "size must be an integer");
@@ -206,14 +206,14 @@ static int window(gpux_kctx *k, int kind) {
   return 0;
 }
 
-static int op_hann_window(gpux_kctx *k) { return window(k, WIN_HANN); }
-static int op_hamming_window(gpux_kctx *k) { return window(k, WIN_HAMMING); }
-static int op_blackman_window(gpux_kctx *k) { return window(k, WIN_BLACKMAN); }
+static int op_hann_window(gpux__kctx *k) { return window(k, WIN_HANN); }
+static int op_hamming_window(gpux__kctx *k) { return window(k, WIN_HAMMING); }
+static int op_blackman_window(gpux__kctx *k) { return window(k, WIN_BLACKMAN); }
 
 /* Triangular mel filters as the ONNX reference builds them: num_mel_bins + 2 points equally
  * spaced on the mel scale between the edges, each mapped to a DFT bin; filter i rises from point
  * i to point i+1 and falls to point i+2. Output [dft_length/2 + 1, num_mel_bins]. */
-static int op_mel_weight_matrix(gpux_kctx *k) {
+static int op_mel_weight_matrix(gpux__kctx *k) {
   const gpux_tensor *tm = scalar_in(k, 0), *tn = tm ? scalar_in(k, 1) : NULL;
   if (!tn) return k->status;
   if (!is_int(tm->dtype) || !is_int(tn->dtype)) return gpux__kerr(k, GPUX_E_DTYPE, "num_mel_bins and dft_length must be integers");
@@ -255,7 +255,7 @@ static int op_mel_weight_matrix(gpux_kctx *k) {
   return 0;
 }
 
-const gpux_op_def gpux__ops_generator[] = {
+const gpux__op_def gpux__ops_generator[] = {
   {"", "Constant", op_constant, 1, 0},
   {"", "ConstantOfShape", op_constant_of_shape, 9, 0},
   {"", "Range", op_range, 11, 0},

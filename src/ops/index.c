@@ -21,7 +21,7 @@ static int64_t span(const int64_t *dims, int from, int to) {
   return n;
 }
 
-static int need_inputs(gpux_kctx *k, int n) {
+static int need_inputs(gpux__kctx *k, int n) {
   for (int i = 0; i < n; i++) {
     const gpux_tensor *t = IN(i);
     if (!t) return gpux__kerr(k, GPUX_E_INVALID, "input %d is required", i);
@@ -31,7 +31,7 @@ static int need_inputs(gpux_kctx *k, int n) {
 }
 
 /* Indices of the Gather/Scatter family are int32 or int64. */
-static int check_index_dtype(gpux_kctx *k, const gpux_tensor *t, const char *what) {
+static int check_index_dtype(gpux__kctx *k, const gpux_tensor *t, const char *what) {
   if (t->dtype != GPUX_DT_INT32 && t->dtype != GPUX_DT_INT64)
     return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "%s must be int32 or int64, got %s", what,
                       gpux_dtype_name(t->dtype));
@@ -44,7 +44,7 @@ static inline int64_t index_at(const gpux_tensor *t, int64_t i) {
 
 /* Checks an index against [-dim, dim-1] and makes it non-negative; -1 (with the error set) when
  * out of range. */
-static int64_t fix_index(gpux_kctx *k, int64_t v, int64_t dim, const char *what, int64_t pos) {
+static int64_t fix_index(gpux__kctx *k, int64_t v, int64_t dim, const char *what, int64_t pos) {
   if (v < -dim || v >= dim) {
     gpux__kerr(k, GPUX_E_INVALID, "%s: index %lld at position %lld is out of range [%lld, %lld]",
                what, (long long)v, (long long)pos, (long long)-dim, (long long)dim - 1);
@@ -54,7 +54,7 @@ static int64_t fix_index(gpux_kctx *k, int64_t v, int64_t dim, const char *what,
 }
 
 /* All indices of t, checked against dim and made non-negative, in a new array (free it). */
-static int64_t *fixed_indices(gpux_kctx *k, const gpux_tensor *t, int64_t dim, const char *what) {
+static int64_t *fixed_indices(gpux__kctx *k, const gpux_tensor *t, int64_t dim, const char *what) {
   int64_t n = gpux_tensor_count(t);
   int64_t *idx = gpux__malloc((size_t)(n ? n : 1) * sizeof *idx);
   if (!idx) {
@@ -98,7 +98,7 @@ static int copy_elems(int dtype, void *dst, int64_t di, const void *src, int64_t
 }
 
 /* The output starts as a copy of x (same dtype and element count). */
-static int copy_tensor_data(gpux_kctx *k, gpux_tensor *y, const gpux_tensor *x) {
+static int copy_tensor_data(gpux__kctx *k, gpux_tensor *y, const gpux_tensor *x) {
   if (copy_elems(x->dtype, y->data, 0, x->data, 0, gpux_tensor_count(x)))
     return gpux__kerr(k, GPUX_E_NOMEM, "out of memory copying strings");
   return 0;
@@ -187,7 +187,7 @@ static void gather_rows(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-static int op_gather(gpux_kctx *k) {
+static int op_gather(gpux__kctx *k) {
   int rc = need_inputs(k, 2);
   if (rc) return rc;
   const gpux_tensor *x = IN(0), *ind = IN(1);
@@ -227,7 +227,7 @@ static int op_gather(gpux_kctx *k) {
 
 /* ---- GatherElements ---- */
 
-static int op_gather_elements(gpux_kctx *k) {
+static int op_gather_elements(gpux__kctx *k) {
   int rc = need_inputs(k, 2);
   if (rc) return rc;
   const gpux_tensor *x = IN(0), *ind = IN(1);
@@ -274,7 +274,7 @@ static int op_gather_elements(gpux_kctx *k) {
 
 /* ---- GatherND ---- */
 
-static int op_gather_nd(gpux_kctx *k) {
+static int op_gather_nd(gpux__kctx *k) {
   int rc = need_inputs(k, 2);
   if (rc) return rc;
   const gpux_tensor *x = IN(0), *ind = IN(1);
@@ -323,7 +323,7 @@ static int op_gather_nd(gpux_kctx *k) {
 
 enum { RED_NONE, RED_ADD, RED_MUL, RED_MAX, RED_MIN };
 
-static int parse_reduction(gpux_kctx *k, int dtype, int *red) {
+static int parse_reduction(gpux__kctx *k, int dtype, int *red) {
   const char *s = gpux__attr_string(k, "reduction", "none");
   if (!strcmp(s, "none")) *red = RED_NONE;
   else if (!strcmp(s, "add")) *red = RED_ADD;
@@ -394,7 +394,7 @@ static int scatter_run(int dt, void *y, int64_t yi, const void *u, int64_t ui, i
 
 /* ---- ScatterElements and Scatter ---- */
 
-static int op_scatter_elements(gpux_kctx *k) {
+static int op_scatter_elements(gpux__kctx *k) {
   int rc = need_inputs(k, 3);
   if (rc) return rc;
   const gpux_tensor *x = IN(0), *ind = IN(1), *upd = IN(2);
@@ -444,7 +444,7 @@ static int op_scatter_elements(gpux_kctx *k) {
 
 /* ---- ScatterND ---- */
 
-static int op_scatter_nd(gpux_kctx *k) {
+static int op_scatter_nd(gpux__kctx *k) {
   int rc = need_inputs(k, 3);
   if (rc) return rc;
   const gpux_tensor *x = IN(0), *ind = IN(1), *upd = IN(2);
@@ -486,7 +486,7 @@ static int op_scatter_nd(gpux_kctx *k) {
 
 /* ---- TensorScatter (KV-cache update) ---- */
 
-static int op_tensor_scatter(gpux_kctx *k) {
+static int op_tensor_scatter(gpux__kctx *k) {
   int rc = need_inputs(k, 2);
   if (rc) return rc;
   const gpux_tensor *past = IN(0), *upd = IN(1), *wi = IN(2);
@@ -537,7 +537,7 @@ static int op_tensor_scatter(gpux_kctx *k) {
 
 /* ---- OneHot ---- */
 
-static int op_one_hot(gpux_kctx *k) {
+static int op_one_hot(gpux__kctx *k) {
   int rc = need_inputs(k, 3);
   if (rc) return rc;
   const gpux_tensor *ind = IN(0), *depth_t = IN(1), *vals = IN(2);
@@ -579,7 +579,7 @@ static int op_one_hot(gpux_kctx *k) {
 
 /* ---- NonZero ---- */
 
-static int op_nonzero(gpux_kctx *k) {
+static int op_nonzero(gpux__kctx *k) {
   int rc = need_inputs(k, 1);
   if (rc) return rc;
   const gpux_tensor *x = IN(0);
@@ -608,7 +608,7 @@ static int op_nonzero(gpux_kctx *k) {
 
 /* ---- Compress ---- */
 
-static int op_compress(gpux_kctx *k) {
+static int op_compress(gpux__kctx *k) {
   int rc = need_inputs(k, 2);
   if (rc) return rc;
   const gpux_tensor *x = IN(0), *cond = IN(1);
@@ -671,7 +671,7 @@ static int unique_first_cmp(const void *ctx, int64_t a, int64_t b) {
   return (first[a] > first[b]) - (first[a] < first[b]);
 }
 
-static int op_unique(gpux_kctx *k) {
+static int op_unique(gpux__kctx *k) {
   int rc = need_inputs(k, 1);
   if (rc) return rc;
   const gpux_tensor *x = IN(0);
@@ -750,7 +750,7 @@ done:
 
 /* ---- MaxRoiPool ---- */
 
-static int op_max_roi_pool(gpux_kctx *k) {
+static int op_max_roi_pool(gpux__kctx *k) {
   int rc = need_inputs(k, 2);
   if (rc) return rc;
   const gpux_tensor *x = IN(0), *rois = IN(1);
@@ -862,7 +862,7 @@ static int64_t tfidf_find(const tfidf_pool *p, const int64_t *sorted, int64_t n_
   return g->column;
 }
 
-static int op_tfidf(gpux_kctx *k) {
+static int op_tfidf(gpux__kctx *k) {
   int rc = need_inputs(k, 1);
   if (rc) return rc;
   const gpux_tensor *x = IN(0);
@@ -986,7 +986,7 @@ done:
 
 /* ---- ai.onnx.ml: ArrayFeatureExtractor ---- */
 
-static int op_array_feature_extractor(gpux_kctx *k) {
+static int op_array_feature_extractor(gpux__kctx *k) {
   int rc = need_inputs(k, 2);
   if (rc) return rc;
   const gpux_tensor *x = IN(0), *ind = IN(1);
@@ -1016,7 +1016,7 @@ static int op_array_feature_extractor(gpux_kctx *k) {
 
 /* ---- ai.onnx.ml: Binarizer ---- */
 
-static int op_binarizer(gpux_kctx *k) {
+static int op_binarizer(gpux__kctx *k) {
   int rc = need_inputs(k, 1);
   if (rc) return rc;
   const gpux_tensor *x = IN(0);
@@ -1048,7 +1048,7 @@ typedef struct {
   int present;
 } le_list;
 
-static le_list le_pick(const gpux_kctx *k, const char *prefix) {
+static le_list le_pick(const gpux__kctx *k, const char *prefix) {
   char name[32];
   const gpux_tensor *t;
   snprintf(name, sizeof name, "%s_tensor", prefix);
@@ -1125,7 +1125,7 @@ static int le_store(gpux_tensor *y, int64_t i, const le_list *vals, int64_t j, c
 }
 
 /* LabelEncoder-1: classes_strings maps strings to their position and positions back to strings. */
-static int label_encoder_v1(gpux_kctx *k, const gpux_tensor *x) {
+static int label_encoder_v1(gpux__kctx *k, const gpux_tensor *x) {
   const char *const *classes;
   int n = gpux__attr_strings(k, "classes_strings", &classes);
   int to_int = x->dtype == GPUX_DT_STRING;
@@ -1152,7 +1152,7 @@ static int label_encoder_v1(gpux_kctx *k, const gpux_tensor *x) {
   return 0;
 }
 
-static int op_label_encoder(gpux_kctx *k) {
+static int op_label_encoder(gpux__kctx *k) {
   int rc = need_inputs(k, 1);
   if (rc) return rc;
   const gpux_tensor *x = IN(0);
@@ -1221,7 +1221,7 @@ done:
   return rc;
 }
 
-const gpux_op_def gpux__ops_index[] = {
+const gpux__op_def gpux__ops_index[] = {
   {"", "Gather", op_gather, 1, 0},
   {"", "GatherElements", op_gather_elements, 11, 0},
   {"", "GatherND", op_gather_nd, 11, 0},

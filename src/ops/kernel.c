@@ -4,13 +4,13 @@
 #include "core/buffers.h"
 #include <stdio.h>
 
-int gpux__kerr(gpux_kctx *k, int err, const char *fmt, ...) {
+int gpux__kerr(gpux__kctx *k, int err, const char *fmt, ...) {
   char msg[768];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  const gpux_node *n = k->node;
+  const gpux__node *n = k->node;
   if (n && n->name && n->name[0])
     gpux__error(err, "node '%s' (%s): %s", n->name, n->op_type, msg);
   else
@@ -19,7 +19,7 @@ int gpux__kerr(gpux_kctx *k, int err, const char *fmt, ...) {
   return err;
 }
 
-void gpux__kctx_init(gpux_kctx *k, const gpux_node *n, const gpux_tensor *const *in, gpux_tensor *const *out) {
+void gpux__kctx_init(gpux__kctx *k, const gpux__node *n, const gpux_tensor *const *in, gpux_tensor *const *out) {
   memset(k, 0, sizeof *k);
   k->node = n;
   k->n_in = n->n_in;
@@ -33,7 +33,7 @@ static _Thread_local gpux_tensor scratch_output;
 
 /* t becomes a dense tensor of dtype and shape whose data comes from the executor's freed
  * buffers, zero-filled when `zero` is set. */
-static int init_from_buffers(gpux_kctx *k, gpux_tensor *t, int dtype, int ndim, const int64_t *dims, int zero) {
+static int init_from_buffers(gpux__kctx *k, gpux_tensor *t, int dtype, int ndim, const int64_t *dims, int zero) {
   memset(t, 0, sizeof *t);
   size_t esize = gpux_dtype_size(dtype);
   if (!esize) return gpux__error(GPUX_E_UNSUPPORTED_DTYPE, "unsupported data type %d", dtype);
@@ -56,7 +56,7 @@ static int init_from_buffers(gpux_kctx *k, gpux_tensor *t, int dtype, int ndim, 
   return 0;
 }
 
-static gpux_tensor *make_out(gpux_kctx *k, int i, int dtype, int ndim, const int64_t *dims, int zero) {
+static gpux_tensor *make_out(gpux__kctx *k, int i, int dtype, int ndim, const int64_t *dims, int zero) {
   gpux_tensor *t = i < k->n_out ? k->out[i] : NULL;
   if (!t) { /* omitted optional output: give the kernel somewhere harmless to write */
     gpux_tensor_free(&scratch_output);
@@ -85,15 +85,15 @@ static gpux_tensor *make_out(gpux_kctx *k, int i, int dtype, int ndim, const int
   return t;
 }
 
-gpux_tensor *gpux__out(gpux_kctx *k, int i, int dtype, int ndim, const int64_t *dims) {
+gpux_tensor *gpux__out(gpux__kctx *k, int i, int dtype, int ndim, const int64_t *dims) {
   return make_out(k, i, dtype, ndim, dims, 1);
 }
 
-gpux_tensor *gpux__out_raw(gpux_kctx *k, int i, int dtype, int ndim, const int64_t *dims) {
+gpux_tensor *gpux__out_raw(gpux__kctx *k, int i, int dtype, int ndim, const int64_t *dims) {
   return make_out(k, i, dtype, ndim, dims, 0);
 }
 
-int gpux__out_copy(gpux_kctx *k, int i, const gpux_tensor *src) {
+int gpux__out_copy(gpux__kctx *k, int i, const gpux_tensor *src) {
   gpux_tensor *t = i < k->n_out ? k->out[i] : NULL;
   if (!t) return 0;
   gpux_tensor_free(t);
@@ -108,67 +108,67 @@ int gpux__out_copy(gpux_kctx *k, int i, const gpux_tensor *src) {
   return 0;
 }
 
-int gpux__need_data(gpux_kctx *k, int i) {
+int gpux__need_data(gpux__kctx *k, int i) {
   const gpux_tensor *t = IN(i);
   if (t && !t->data && t->kind == GPUX_KIND_TENSOR && gpux_tensor_count(t) > 0)
     return gpux__kerr(k, GPUX_E_UNSUPPORTED, "input %d decides the output shape but is not known before running", i);
   return 0;
 }
 
-static const gpux_attr *find_attr(const gpux_kctx *k, const char *name) {
+static const gpux__attr *find_attr(const gpux__kctx *k, const char *name) {
   return gpux__node_attr(k->node, name);
 }
 
-int gpux__has_attr(const gpux_kctx *k, const char *name) { return find_attr(k, name) != NULL; }
+int gpux__has_attr(const gpux__kctx *k, const char *name) { return find_attr(k, name) != NULL; }
 
-int64_t gpux__attr_int(const gpux_kctx *k, const char *name, int64_t dflt) {
-  const gpux_attr *a = find_attr(k, name);
+int64_t gpux__attr_int(const gpux__kctx *k, const char *name, int64_t dflt) {
+  const gpux__attr *a = find_attr(k, name);
   if (!a) return dflt;
   if (a->type == GPUX_ATTR_FLOAT) return (int64_t)a->f;
   return a->i;
 }
 
-float gpux__attr_float(const gpux_kctx *k, const char *name, float dflt) {
-  const gpux_attr *a = find_attr(k, name);
+float gpux__attr_float(const gpux__kctx *k, const char *name, float dflt) {
+  const gpux__attr *a = find_attr(k, name);
   if (!a) return dflt;
   if (a->type == GPUX_ATTR_INT) return (float)a->i;
   return a->f;
 }
 
-const char *gpux__attr_string(const gpux_kctx *k, const char *name, const char *dflt) {
-  const gpux_attr *a = find_attr(k, name);
+const char *gpux__attr_string(const gpux__kctx *k, const char *name, const char *dflt) {
+  const gpux__attr *a = find_attr(k, name);
   return a && a->s ? a->s : dflt;
 }
 
-int gpux__attr_ints(const gpux_kctx *k, const char *name, const int64_t **vals) {
-  const gpux_attr *a = find_attr(k, name);
+int gpux__attr_ints(const gpux__kctx *k, const char *name, const int64_t **vals) {
+  const gpux__attr *a = find_attr(k, name);
   *vals = a ? a->ints : NULL;
   return a && a->type == GPUX_ATTR_INTS ? a->n : 0;
 }
 
-int gpux__attr_floats(const gpux_kctx *k, const char *name, const float **vals) {
-  const gpux_attr *a = find_attr(k, name);
+int gpux__attr_floats(const gpux__kctx *k, const char *name, const float **vals) {
+  const gpux__attr *a = find_attr(k, name);
   *vals = a ? a->floats : NULL;
   return a && a->type == GPUX_ATTR_FLOATS ? a->n : 0;
 }
 
-int gpux__attr_strings(const gpux_kctx *k, const char *name, const char *const **vals) {
-  const gpux_attr *a = find_attr(k, name);
+int gpux__attr_strings(const gpux__kctx *k, const char *name, const char *const **vals) {
+  const gpux__attr *a = find_attr(k, name);
   *vals = a ? (const char *const *)a->strings : NULL;
   return a && a->type == GPUX_ATTR_STRINGS ? a->n : 0;
 }
 
-const gpux_tensor *gpux__attr_tensor(const gpux_kctx *k, const char *name) {
-  const gpux_attr *a = find_attr(k, name);
+const gpux_tensor *gpux__attr_tensor(const gpux__kctx *k, const char *name) {
+  const gpux__attr *a = find_attr(k, name);
   return a ? a->t : NULL;
 }
 
-const gpux_graph *gpux__attr_graph(const gpux_kctx *k, const char *name) {
-  const gpux_attr *a = find_attr(k, name);
+const gpux__graph *gpux__attr_graph(const gpux__kctx *k, const char *name) {
+  const gpux__attr *a = find_attr(k, name);
   return a ? a->g : NULL;
 }
 
-int gpux__read_ints(gpux_kctx *k, const gpux_tensor *t, int64_t *vals, int cap) {
+int gpux__read_ints(gpux__kctx *k, const gpux_tensor *t, int64_t *vals, int cap) {
   if (!t) return 0;
   if (!t->data && gpux_tensor_count(t) > 0)
     return gpux__kerr(k, GPUX_E_UNSUPPORTED, "integer input is not known before running");
@@ -179,7 +179,7 @@ int gpux__read_ints(gpux_kctx *k, const gpux_tensor *t, int64_t *vals, int cap) 
   return (int)n;
 }
 
-int gpux__axis(gpux_kctx *k, int64_t axis, int rank, int *out) {
+int gpux__axis(gpux__kctx *k, int64_t axis, int rank, int *out) {
   if (axis < -rank || axis >= (rank ? rank : 1))
     return gpux__kerr(k, GPUX_E_INVALID, "axis %lld out of range for rank %d", (long long)axis, rank);
   *out = (int)(axis < 0 ? axis + rank : axis);

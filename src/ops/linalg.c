@@ -22,7 +22,7 @@ static int64_t *widen_i64(const gpux_tensor *t) {
   return p;
 }
 
-static int blas_dims_ok(gpux_kctx *k, int64_t m, int64_t n, int64_t kk) {
+static int blas_dims_ok(gpux__kctx *k, int64_t m, int64_t n, int64_t kk) {
   if (m > INT_MAX || n > INT_MAX || kk > INT_MAX)
     return gpux__kerr(k, GPUX_E_UNSUPPORTED, "matrix dimension above %d", INT_MAX);
   return 0;
@@ -68,7 +68,7 @@ static int matmul_dtype_ok(int dt) {
          dt == GPUX_DT_BFLOAT16 || is_int_dtype(dt);
 }
 
-static int op_matmul(gpux_kctx *k) {
+static int op_matmul(gpux__kctx *k) {
   const gpux_tensor *a = IN(0), *b = IN(1);
   if (!a || !b) return gpux__kerr(k, GPUX_E_INVALID, "MatMul needs inputs A and B");
   if (a->dtype != b->dtype)
@@ -163,7 +163,7 @@ static int op_matmul(gpux_kctx *k) {
 
 /* ---- Gemm ---- */
 
-static int op_gemm(gpux_kctx *k) {
+static int op_gemm(gpux__kctx *k) {
   const gpux_tensor *a = IN(0), *b = IN(1), *c = IN(2);
   if (!a || !b) return gpux__kerr(k, GPUX_E_INVALID, "Gemm needs inputs A and B");
   if (a->dtype != b->dtype || (c && c->dtype != a->dtype))
@@ -282,7 +282,7 @@ static int label_of(char ch) {
 }
 
 /* Parses one term ("ab...c") into letter labels with -2 marking the ellipsis. */
-static int parse_term(gpux_kctx *k, const char *s, size_t len, int *labs, int *nlab) {
+static int parse_term(gpux__kctx *k, const char *s, size_t len, int *labs, int *nlab) {
   int n = 0, ell = 0;
   for (size_t i = 0; i < len; i++) {
     if (s[i] == '.') {
@@ -303,7 +303,7 @@ static int parse_term(gpux_kctx *k, const char *s, size_t len, int *labs, int *n
   return 0;
 }
 
-static int einsum_parse(gpux_kctx *k, const char *eq_in, einsum_plan *p) {
+static int einsum_parse(gpux__kctx *k, const char *eq_in, einsum_plan *p) {
   char eq[512];
   size_t len = 0;
   for (const char *c = eq_in; *c; c++) {
@@ -400,7 +400,7 @@ static int einsum_parse(gpux_kctx *k, const char *eq_in, einsum_plan *p) {
 }
 
 /* Label extents, with numpy broadcasting of size-1 dims. */
-static int einsum_sizes(gpux_kctx *k, einsum_plan *p, const gpux_tensor *const *in) {
+static int einsum_sizes(gpux__kctx *k, einsum_plan *p, const gpux_tensor *const *in) {
   for (int i = 0; i < p->n_in; i++)
     for (int d = 0; d < p->rank[i]; d++) {
       int l = p->lab[i][d];
@@ -491,7 +491,7 @@ static void permute_copy(void *dst, const void *src, size_t es, int nd, const in
 /* Two operands without diagonals or broadcasting: permute to [batch, M, K] x [batch, K, N],
  * run a batched GEMM and permute the [batch, M, N] result into the output order. Returns 1 when
  * done, 0 when the equation does not fit, negative on error. `in` are float32 (or float64). */
-static int einsum_gemm(gpux_kctx *k, const einsum_plan *p, const gpux_tensor *const *t,
+static int einsum_gemm(gpux__kctx *k, const einsum_plan *p, const gpux_tensor *const *t,
                        const void *a_data, const void *b_data, void *out_data, int dbl) {
   if (p->n_in != 2) return 0;
   int where[EIN_LABELS] = {0};  /* bit 0: in A, bit 1: in B, bit 2: in output */
@@ -577,7 +577,7 @@ static int einsum_gemm(gpux_kctx *k, const einsum_plan *p, const gpux_tensor *co
   return 1;
 }
 
-static int op_einsum(gpux_kctx *k) {
+static int op_einsum(gpux__kctx *k) {
   einsum_plan p;
   memset(&p, 0, sizeof p);
   p.n_in = k->n_in;
@@ -699,7 +699,7 @@ static double det_lu(double *a, int64_t n) {
   return det;
 }
 
-static int op_det(gpux_kctx *k) {
+static int op_det(gpux__kctx *k) {
   const gpux_tensor *x = IN(0);
   if (!x) return gpux__kerr(k, GPUX_E_INVALID, "Det needs an input");
   if (!gpux__dtype_is_float(x->dtype))
@@ -720,7 +720,7 @@ static int op_det(gpux_kctx *k) {
   return 0;
 }
 
-const gpux_op_def gpux__ops_linalg[] = {
+const gpux__op_def gpux__ops_linalg[] = {
   {"", "MatMul", op_matmul, 1, 0},
   {"", "Gemm", op_gemm, 1, 0},
   {"", "Einsum", op_einsum, 12, 0},

@@ -20,7 +20,7 @@ enum { RED_NONE, RED_SUM, RED_MEAN };
 /* The shared part of both losses. logp is [N, C, D] log-probabilities (D = product of the
  * extra dims); target [N, D]. loss[n, d] = -w[t] * logp[n, t, d] with t = target[n, d]
  * (0 where t == ignore_index); mean divides by the sum of the weights used. */
-static int nll(gpux_kctx *k, const double *logp, const gpux_tensor *target, const gpux_tensor *weight,
+static int nll(gpux__kctx *k, const double *logp, const gpux_tensor *target, const gpux_tensor *weight,
                int64_t N, int64_t C, int64_t D, gpux_tensor *out) {
   const char *rs = gpux__attr_string(k, "reduction", "mean");
   int red = !strcmp(rs, "none") ? RED_NONE : !strcmp(rs, "sum") ? RED_SUM : !strcmp(rs, "mean") ? RED_MEAN : -1;
@@ -48,7 +48,7 @@ static int nll(gpux_kctx *k, const double *logp, const gpux_tensor *target, cons
 }
 
 /* Checks input [N, C, d1...], target [N, d1...] (int32/int64) and weight [C]; makes output 0. */
-static int loss_shapes(gpux_kctx *k, gpux_tensor **out, int64_t *N, int64_t *C, int64_t *D) {
+static int loss_shapes(gpux__kctx *k, gpux_tensor **out, int64_t *N, int64_t *C, int64_t *D) {
   const gpux_tensor *x = IN(0), *t = IN(1), *w = IN(2);
   if (!x || !t) return gpux__kerr(k, GPUX_E_INVALID, "missing input or target");
   if (!is_float(x)) return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "input: %s not supported", gpux_dtype_name(x->dtype));
@@ -70,7 +70,7 @@ static int loss_shapes(gpux_kctx *k, gpux_tensor **out, int64_t *N, int64_t *C, 
   return *out ? 0 : k->status;
 }
 
-static int op_nll_loss(gpux_kctx *k) {
+static int op_nll_loss(gpux__kctx *k) {
   gpux_tensor *out;
   int64_t N, C, D;
   if (loss_shapes(k, &out, &N, &C, &D)) return k->status;
@@ -85,7 +85,7 @@ static int op_nll_loss(gpux_kctx *k) {
   return rc;
 }
 
-static int op_softmax_ce_loss(gpux_kctx *k) {
+static int op_softmax_ce_loss(gpux__kctx *k) {
   gpux_tensor *out;
   int64_t N, C, D;
   if (loss_shapes(k, &out, &N, &C, &D)) return k->status;
@@ -117,7 +117,7 @@ static int op_softmax_ce_loss(gpux_kctx *k) {
 
 /* Checks R, T and that inputs come in `groups` groups of n tensors shaped like X_i; makes the
  * outputs (out_groups groups of n, each like X_i). Returns n, or a negative error. */
-static int optim_setup(gpux_kctx *k, int groups, int out_groups, double *r, int64_t *t) {
+static int optim_setup(gpux__kctx *k, int groups, int out_groups, double *r, int64_t *t) {
   if (k->n_in < 2 + groups || (k->n_in - 2) % groups)
     return gpux__kerr(k, GPUX_E_INVALID, "expected R, T and %d groups of tensors, got %d inputs", groups, k->n_in);
   int n = (k->n_in - 2) / groups;
@@ -151,7 +151,7 @@ static int optim_setup(gpux_kctx *k, int groups, int out_groups, double *r, int6
 #define LD(t, i) gpux__load_f64((t)->dtype, (t)->data, (i))
 #define ST(t, i, v) gpux__store_f64((t)->dtype, (t)->data, (i), (v))
 
-static int op_adagrad(gpux_kctx *k) {
+static int op_adagrad(gpux__kctx *k) {
   double r = 0;
   int64_t t = 0;
   int n = optim_setup(k, 3, 2, &r, &t);
@@ -171,7 +171,7 @@ static int op_adagrad(gpux_kctx *k) {
   return 0;
 }
 
-static int op_adam(gpux_kctx *k) {
+static int op_adam(gpux__kctx *k) {
   double r = 0;
   int64_t t = 0;
   int n = optim_setup(k, 4, 3, &r, &t);
@@ -196,7 +196,7 @@ static int op_adam(gpux_kctx *k) {
   return 0;
 }
 
-static int op_momentum(gpux_kctx *k) {
+static int op_momentum(gpux__kctx *k) {
   double r = 0;
   int64_t t = 0;
   int n = optim_setup(k, 3, 2, &r, &t);
@@ -220,7 +220,7 @@ static int op_momentum(gpux_kctx *k) {
   return 0;
 }
 
-const gpux_op_def gpux__ops_loss[] = {
+const gpux__op_def gpux__ops_loss[] = {
   {"", "NegativeLogLikelihoodLoss", op_nll_loss, 1, 0},
   {"", "SoftmaxCrossEntropyLoss", op_softmax_ce_loss, 1, 0},
   {"ai.onnx.preview.training", "Adagrad", op_adagrad, 1, 0},

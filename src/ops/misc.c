@@ -5,17 +5,17 @@
 #include <math.h>
 
 /* kernels living in resize.c, signal.c and strings.c */
-int gpux__op_resize(gpux_kctx *k);
-int gpux__op_upsample(gpux_kctx *k);
-int gpux__op_dft(gpux_kctx *k);
-int gpux__op_stft(gpux_kctx *k);
-int gpux__op_string_normalizer(gpux_kctx *k);
-int gpux__op_string_concat(gpux_kctx *k);
-int gpux__op_string_split(gpux_kctx *k);
-int gpux__op_regex_full_match(gpux_kctx *k);
+int gpux__op_resize(gpux__kctx *k);
+int gpux__op_upsample(gpux__kctx *k);
+int gpux__op_dft(gpux__kctx *k);
+int gpux__op_stft(gpux__kctx *k);
+int gpux__op_string_normalizer(gpux__kctx *k);
+int gpux__op_string_concat(gpux__kctx *k);
+int gpux__op_string_split(gpux__kctx *k);
+int gpux__op_regex_full_match(gpux__kctx *k);
 
 /* Loads a whole numeric tensor as doubles (NULL with an error on failure). */
-static double *load_all(gpux_kctx *k, const gpux_tensor *t) {
+static double *load_all(gpux__kctx *k, const gpux_tensor *t) {
   int64_t n = gpux_tensor_count(t);
   double *v = gpux__malloc((size_t)(n ? n : 1) * sizeof(double));
   if (!v) {
@@ -58,7 +58,7 @@ static int nms_cand_cmp(const void *pa, const void *pb) {
   return a->index < b->index ? -1 : a->index > b->index;
 }
 
-static int op_nms(gpux_kctx *k) {
+static int op_nms(gpux__kctx *k) {
   const gpux_tensor *boxes = IN(0), *scores = IN(1);
   if (!boxes || !scores) return gpux__kerr(k, GPUX_E_INVALID, "boxes and scores are required");
   if (boxes->ndim != 3 || boxes->dims[2] != 4)
@@ -141,7 +141,7 @@ typedef struct {
   double w[4];
 } roi_sample;
 
-static int op_roi_align(gpux_kctx *k) {
+static int op_roi_align(gpux__kctx *k) {
   const gpux_tensor *x = IN(0), *rois = IN(1), *bidx = IN(2);
   if (!x || !rois || !bidx) return gpux__kerr(k, GPUX_E_INVALID, "X, rois and batch_indices are required");
   if (x->ndim != 4) return gpux__kerr(k, GPUX_E_SHAPE, "X must be [N, C, H, W]");
@@ -375,7 +375,7 @@ static void gs_positions(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-static int op_grid_sample(gpux_kctx *k) {
+static int op_grid_sample(gpux__kctx *k) {
   const gpux_tensor *x = IN(0), *grid = IN(1);
   if (!x || !grid) return gpux__kerr(k, GPUX_E_INVALID, "X and grid are required");
   int sd = x->ndim - 2;   /* spatial dims */
@@ -441,7 +441,7 @@ static double grid_base(int64_t i, int64_t len, int align) {
   return -1 + (2.0 * (double)i + 1) / (double)len;
 }
 
-static int op_affine_grid(gpux_kctx *k) {
+static int op_affine_grid(gpux__kctx *k) {
   const gpux_tensor *theta = IN(0), *size = IN(1);
   if (!theta || !size) return gpux__kerr(k, GPUX_E_INVALID, "theta and size are required");
   int rc = gpux__need_data(k, 1);
@@ -488,7 +488,7 @@ static int op_affine_grid(gpux_kctx *k) {
   return 0;
 }
 
-const gpux_op_def gpux__ops_misc[] = {
+const gpux__op_def gpux__ops_misc[] = {
   {"", "Resize", gpux__op_resize, 10, 0},
   {"", "Upsample", gpux__op_upsample, 7, 0},
   {"", "NonMaxSuppression", op_nms, 10, 0},

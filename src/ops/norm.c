@@ -16,7 +16,7 @@ enum { PAR_WORK = 1 << 14 };  /* elements per parallel task, at least */
 
 static int is_float(const gpux_tensor *t) { return t && gpux__dtype_is_float(t->dtype); }
 
-static int need_float(gpux_kctx *k, const gpux_tensor *x, int i) {
+static int need_float(gpux__kctx *k, const gpux_tensor *x, int i) {
   if (!x || x->kind != GPUX_KIND_TENSOR) return gpux__kerr(k, GPUX_E_INVALID, "input %d must be a tensor", i);
   if (!is_float(x))
     return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "input %d: %s not supported (float types only)", i,
@@ -268,7 +268,7 @@ static void sm_lines_16(void *ctx, int64_t b, int64_t e) {
   }
 }
 
-static int softmax_run(gpux_kctx *k, int mode) {
+static int softmax_run(gpux__kctx *k, int mode) {
   const gpux_tensor *x = IN(0);
   if (need_float(k, x, 0)) return k->status;
   int old = k->opset < 13; /* before 13: coerce to 2-D [prod(dims[:axis]), prod(dims[axis:])] */
@@ -305,15 +305,15 @@ static int softmax_run(gpux_kctx *k, int mode) {
   return 0;
 }
 
-static int op_softmax(gpux_kctx *k) { return softmax_run(k, SM_SOFT); }
-static int op_log_softmax(gpux_kctx *k) { return softmax_run(k, SM_LOG); }
-static int op_hardmax(gpux_kctx *k) { return softmax_run(k, SM_HARD); }
+static int op_softmax(gpux__kctx *k) { return softmax_run(k, SM_SOFT); }
+static int op_log_softmax(gpux__kctx *k) { return softmax_run(k, SM_LOG); }
+static int op_hardmax(gpux__kctx *k) { return softmax_run(k, SM_HARD); }
 
 /* ---- parameters broadcast over a shape ---- */
 
 /* Expands t (unidirectionally broadcastable to shape [nd, dims]) into a float64 array of
  * prod(dims) values. Returns NULL with k->status set on failure. */
-static double *expand_param(gpux_kctx *k, const gpux_tensor *t, const char *what, int nd, const int64_t *dims) {
+static double *expand_param(gpux__kctx *k, const gpux_tensor *t, const char *what, int nd, const int64_t *dims) {
   if (t->ndim > nd) {
     gpux__kerr(k, GPUX_E_SHAPE, "%s of rank %d does not broadcast to rank %d", what, t->ndim, nd);
     return NULL;
@@ -350,7 +350,7 @@ static double *expand_param(gpux_kctx *k, const gpux_tensor *t, const char *what
 }
 
 /* A per-channel parameter of C values (shape [C] or broadcastable to it, e.g. [1]). */
-static double *channel_param(gpux_kctx *k, const gpux_tensor *t, const char *what, int64_t C) {
+static double *channel_param(gpux__kctx *k, const gpux_tensor *t, const char *what, int64_t C) {
   if (!t) {
     gpux__kerr(k, GPUX_E_INVALID, "missing %s", what);
     return NULL;
@@ -443,7 +443,7 @@ static void group_range(void *ctx, int64_t b, int64_t e) {
 }
 
 /* X is [N, C, spatial...]: N, C and the spatial size S. */
-static int nc_dims(gpux_kctx *k, const gpux_tensor *x, int64_t *N, int64_t *C, int64_t *S) {
+static int nc_dims(gpux__kctx *k, const gpux_tensor *x, int64_t *N, int64_t *C, int64_t *S) {
   if (x->ndim < 2) return gpux__kerr(k, GPUX_E_SHAPE, "input must be [N, C, ...], got rank %d", x->ndim);
   *N = x->dims[0];
   *C = x->dims[1];
@@ -451,7 +451,7 @@ static int nc_dims(gpux_kctx *k, const gpux_tensor *x, int64_t *N, int64_t *C, i
   return 0;
 }
 
-static int group_norm_run(gpux_kctx *k, gpux_tensor *y, int64_t G, double *scale, double *bias) {
+static int group_norm_run(gpux__kctx *k, gpux_tensor *y, int64_t G, double *scale, double *bias) {
   const gpux_tensor *x = IN(0);
   int64_t N = 0, C = 0, S = 0;
   nc_dims(k, x, &N, &C, &S);
@@ -468,7 +468,7 @@ static int group_norm_run(gpux_kctx *k, gpux_tensor *y, int64_t G, double *scale
   return 0;
 }
 
-static int op_instance_norm(gpux_kctx *k) {
+static int op_instance_norm(gpux__kctx *k) {
   const gpux_tensor *x = IN(0);
   if (need_float(k, x, 0)) return k->status;
   int64_t N = 0, C = 0, S = 0;
@@ -483,7 +483,7 @@ static int op_instance_norm(gpux_kctx *k) {
   return group_norm_run(k, y, C, scale, bias);
 }
 
-static int op_group_norm(gpux_kctx *k) {
+static int op_group_norm(gpux__kctx *k) {
   const gpux_tensor *x = IN(0);
   if (need_float(k, x, 0)) return k->status;
   int64_t N = 0, C = 0, S = 0;
@@ -524,7 +524,7 @@ static int op_group_norm(gpux_kctx *k) {
 
 /* ---- BatchNormalization ---- */
 
-static int op_batch_norm(gpux_kctx *k) {
+static int op_batch_norm(gpux__kctx *k) {
   const gpux_tensor *x = IN(0);
   if (need_float(k, x, 0)) return k->status;
   int64_t N = 0, C = 0, S = 0;
@@ -655,7 +655,7 @@ static void ln_range(void *ctx, int64_t b, int64_t e) {
 
 /* Scale or bias of Layer/RMSNormalization: broadcast to X[axis:] (shared by all rows) when it
  * fits, else to all of X (per row). */
-static double *ln_param(gpux_kctx *k, const gpux_tensor *t, const char *what, int axis, int64_t *pstride) {
+static double *ln_param(gpux__kctx *k, const gpux_tensor *t, const char *what, int axis, int64_t *pstride) {
   const gpux_tensor *x = IN(0);
   if (!is_float(t)) {
     gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "%s: %s not supported", what, gpux_dtype_name(t->dtype));
@@ -675,7 +675,7 @@ static double *ln_param(gpux_kctx *k, const gpux_tensor *t, const char *what, in
   return expand_param(k, t, what, x->ndim, x->dims);
 }
 
-static int ln_run(gpux_kctx *k, int rms) {
+static int ln_run(gpux__kctx *k, int rms) {
   const gpux_tensor *x = IN(0), *ts = IN(1), *tb = rms ? NULL : IN(2);
   if (need_float(k, x, 0)) return k->status;
   if (!ts) return gpux__kerr(k, GPUX_E_INVALID, "missing scale");
@@ -731,12 +731,12 @@ static int ln_run(gpux_kctx *k, int rms) {
   return 0;
 }
 
-static int op_layer_norm(gpux_kctx *k) { return ln_run(k, 0); }
-static int op_rms_norm(gpux_kctx *k) { return ln_run(k, 1); }
+static int op_layer_norm(gpux__kctx *k) { return ln_run(k, 0); }
+static int op_rms_norm(gpux__kctx *k) { return ln_run(k, 1); }
 
 /* ---- LpNormalization ---- */
 
-static int op_lp_norm(gpux_kctx *k) {
+static int op_lp_norm(gpux__kctx *k) {
   const gpux_tensor *x = IN(0);
   if (need_float(k, x, 0)) return k->status;
   if (x->ndim == 0) return gpux__kerr(k, GPUX_E_SHAPE, "input must have rank >= 1");
@@ -768,7 +768,7 @@ static int op_lp_norm(gpux_kctx *k) {
 
 /* ---- MeanVarianceNormalization: (X - mean) / (sqrt(mean(X^2) - mean^2) + 1e-9) over axes ---- */
 
-static int op_mvn(gpux_kctx *k) {
+static int op_mvn(gpux__kctx *k) {
   const gpux_tensor *x = IN(0);
   if (need_float(k, x, 0)) return k->status;
   int rank = x->ndim, red[GPUX_MAX_DIMS] = {0};
@@ -823,7 +823,7 @@ static int op_mvn(gpux_kctx *k) {
 
 /* ---- LRN: y = x / (bias + alpha / size * sum of x^2 over nearby channels)^beta ---- */
 
-static int op_lrn(gpux_kctx *k) {
+static int op_lrn(gpux__kctx *k) {
   const gpux_tensor *x = IN(0);
   if (need_float(k, x, 0)) return k->status;
   int64_t N = 0, C = 0, S = 0;
@@ -852,7 +852,7 @@ static int op_lrn(gpux_kctx *k) {
   return 0;
 }
 
-const gpux_op_def gpux__ops_norm[] = {
+const gpux__op_def gpux__ops_norm[] = {
   {"", "Softmax", op_softmax, 1, 0},
   {"", "LogSoftmax", op_log_softmax, 1, 0},
   {"", "Hardmax", op_hardmax, 1, 0},

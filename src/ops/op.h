@@ -6,7 +6,7 @@
  * with the gpux__attr_* helpers, creates each output with gpux__out(), and returns 0 or a
  * negative gpux error set through gpux__kerr(). The pattern:
  *
- *   static int op_relu(gpux_kctx *k) {
+ *   static int op_relu(gpux__kctx *k) {
  *     const gpux_tensor *x = IN(0);
  *     gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, x->dims);
  *     if (!y) return k->status;
@@ -20,94 +20,94 @@
 
 #include "graph/ir.h"
 
-typedef struct gpux_kctx gpux_kctx;
-typedef int (*gpux_kernel_fn)(gpux_kctx *k);
+typedef struct gpux__kctx gpux__kctx;
+typedef int (*gpux__kernel_fn)(gpux__kctx *k);
 
-typedef struct gpux_op_def {
+typedef struct gpux__op_def {
   const char *domain;          /* "" for ai.onnx, "com.microsoft", ... */
   const char *op_type;
-  gpux_kernel_fn run;
+  gpux__kernel_fn run;
   int min_opset, max_opset;    /* opset range this kernel handles; 0 = unbounded */
-} gpux_op_def;
+} gpux__op_def;
 
 /* Runs a nested graph (If/Loop/Scan bodies) in the scope of the current node: `inputs` bind to
  * the body's inputs in order, outputs are filled (owned by the caller). */
-typedef int (*gpux_subgraph_fn)(gpux_kctx *k, const gpux_graph *body, const gpux_tensor *inputs,
+typedef int (*gpux__subgraph_fn)(gpux__kctx *k, const gpux__graph *body, const gpux_tensor *inputs,
                                 int n_inputs, gpux_tensor *outputs, int n_outputs);
 
-struct gpux_kctx {
-  const gpux_node *node;
+struct gpux__kctx {
+  const gpux__node *node;
   int n_in, n_out;
   const gpux_tensor *const *in;  /* [n_in]; NULL entries for omitted optional inputs */
   gpux_tensor *const *out;       /* [n_out]; NULL entries for omitted optional outputs */
   int opset;                     /* the node's opset version */
   int shape_only;                /* infer dtypes/shapes, leave data NULL */
   int status;                    /* last error set by gpux__kerr/gpux__out */
-  gpux_subgraph_fn run_subgraph;
+  gpux__subgraph_fn run_subgraph;
   void *exec;                    /* executor state for run_subgraph */
   struct gpux__buffers *buffers; /* the executor's freed buffers gpux__out reuses, or NULL */
 };
 
 /* The kernel context of node n over in[n->n_in] and out[n->n_out] (everything else zero): the
  * one way executors set a context up. */
-void gpux__kctx_init(gpux_kctx *k, const gpux_node *n, const gpux_tensor *const *in, gpux_tensor *const *out);
+void gpux__kctx_init(gpux__kctx *k, const gpux__node *n, const gpux_tensor *const *in, gpux_tensor *const *out);
 
 #define IN(i) ((i) < k->n_in ? k->in[(i)] : NULL)
 #define OUTPUT_WANTED(i) ((i) < k->n_out && k->out[(i)] != NULL)
 
 /* Sets k->status and the thread's error message (prefixed with the node), returns err. */
-int gpux__kerr(gpux_kctx *k, int err, const char *fmt, ...) GPUX__PRINTF(3, 4);
+int gpux__kerr(gpux__kctx *k, int err, const char *fmt, ...) GPUX__PRINTF(3, 4);
 
 /* Makes output i a tensor of this dtype/shape: zero-filled data unless shape_only. Returns NULL
  * (with k->status set) on failure, and a scratch tensor when output i is omitted so kernels need
  * not check. */
-gpux_tensor *gpux__out(gpux_kctx *k, int i, int dtype, int ndim, const int64_t *dims);
+gpux_tensor *gpux__out(gpux__kctx *k, int i, int dtype, int ndim, const int64_t *dims);
 /* The same with the data left uninitialized, for kernels that write every element. */
-gpux_tensor *gpux__out_raw(gpux_kctx *k, int i, int dtype, int ndim, const int64_t *dims);
+gpux_tensor *gpux__out_raw(gpux__kctx *k, int i, int dtype, int ndim, const int64_t *dims);
 /* Output i becomes a deep copy of src (sequences included). */
-int gpux__out_copy(gpux_kctx *k, int i, const gpux_tensor *src);
+int gpux__out_copy(gpux__kctx *k, int i, const gpux_tensor *src);
 /* In shape_only mode, an input whose values decide output shapes may not be known yet:
  * returns GPUX_E_UNSUPPORTED ("needs data") when IN(i) has no data, else 0. */
-int gpux__need_data(gpux_kctx *k, int i);
+int gpux__need_data(gpux__kctx *k, int i);
 
 /* Attributes, with the default when the attribute is absent. */
-int64_t gpux__attr_int(const gpux_kctx *k, const char *name, int64_t dflt);
-float gpux__attr_float(const gpux_kctx *k, const char *name, float dflt);
-const char *gpux__attr_string(const gpux_kctx *k, const char *name, const char *dflt);
+int64_t gpux__attr_int(const gpux__kctx *k, const char *name, int64_t dflt);
+float gpux__attr_float(const gpux__kctx *k, const char *name, float dflt);
+const char *gpux__attr_string(const gpux__kctx *k, const char *name, const char *dflt);
 /* Lists: returns the count (0 when absent) and sets *vals (NULL when absent). */
-int gpux__attr_ints(const gpux_kctx *k, const char *name, const int64_t **vals);
-int gpux__attr_floats(const gpux_kctx *k, const char *name, const float **vals);
-int gpux__attr_strings(const gpux_kctx *k, const char *name, const char *const **vals);
-const gpux_tensor *gpux__attr_tensor(const gpux_kctx *k, const char *name);
-const gpux_graph *gpux__attr_graph(const gpux_kctx *k, const char *name);
-int gpux__has_attr(const gpux_kctx *k, const char *name);
+int gpux__attr_ints(const gpux__kctx *k, const char *name, const int64_t **vals);
+int gpux__attr_floats(const gpux__kctx *k, const char *name, const float **vals);
+int gpux__attr_strings(const gpux__kctx *k, const char *name, const char *const **vals);
+const gpux_tensor *gpux__attr_tensor(const gpux__kctx *k, const char *name);
+const gpux__graph *gpux__attr_graph(const gpux__kctx *k, const char *name);
+int gpux__has_attr(const gpux__kctx *k, const char *name);
 
 /* Reads a 1-D (or scalar) integer tensor into a caller array of at most `cap` entries; returns
  * the count or a negative error. */
-int gpux__read_ints(gpux_kctx *k, const gpux_tensor *t, int64_t *vals, int cap);
+int gpux__read_ints(gpux__kctx *k, const gpux_tensor *t, int64_t *vals, int cap);
 /* Normalizes a possibly negative axis against rank; error when out of range. */
-int gpux__axis(gpux_kctx *k, int64_t axis, int rank, int *out);
+int gpux__axis(gpux__kctx *k, int64_t axis, int rank, int *out);
 
 /* The op tables of each family, collected by registry.c. Each ends with a {0} entry. */
-extern const gpux_op_def gpux__ops_elementwise[];
-extern const gpux_op_def gpux__ops_activation[];
-extern const gpux_op_def gpux__ops_cast[];
-extern const gpux_op_def gpux__ops_linalg[];     /* MatMul, Gemm, Einsum, ... */
-extern const gpux_op_def gpux__ops_conv[];       /* Conv, ConvTranspose, DeformConv, Col2Im */
-extern const gpux_op_def gpux__ops_pool[];       /* MaxPool, AveragePool, LpPool, Global*, MaxUnpool */
-extern const gpux_op_def gpux__ops_norm[];       /* normalizations, Softmax family */
-extern const gpux_op_def gpux__ops_reduce[];     /* Reduce*, ArgMax/Min, CumSum, TopK */
-extern const gpux_op_def gpux__ops_shape[];      /* Reshape, Transpose, Concat, Slice, ... */
-extern const gpux_op_def gpux__ops_index[];      /* Gather*, Scatter*, NonZero, OneHot, ... */
-extern const gpux_op_def gpux__ops_generator[];  /* Constant*, Range, EyeLike, windows, ... */
-extern const gpux_op_def gpux__ops_control[];    /* If, Loop, Scan, sequences, optionals */
-extern const gpux_op_def gpux__ops_quant[];      /* Quantize/Dequantize*, *Integer, QLinear* */
-extern const gpux_op_def gpux__ops_rnn[];        /* RNN, LSTM, GRU */
-extern const gpux_op_def gpux__ops_misc[];       /* Resize, NMS, RoiAlign, DFT, strings, ... */
-extern const gpux_op_def gpux__ops_attention[];  /* Attention, RotaryEmbedding, ... */
-extern const gpux_op_def gpux__ops_loss[];       /* NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss, optimizers */
+extern const gpux__op_def gpux__ops_elementwise[];
+extern const gpux__op_def gpux__ops_activation[];
+extern const gpux__op_def gpux__ops_cast[];
+extern const gpux__op_def gpux__ops_linalg[];     /* MatMul, Gemm, Einsum, ... */
+extern const gpux__op_def gpux__ops_conv[];       /* Conv, ConvTranspose, DeformConv, Col2Im */
+extern const gpux__op_def gpux__ops_pool[];       /* MaxPool, AveragePool, LpPool, Global*, MaxUnpool */
+extern const gpux__op_def gpux__ops_norm[];       /* normalizations, Softmax family */
+extern const gpux__op_def gpux__ops_reduce[];     /* Reduce*, ArgMax/Min, CumSum, TopK */
+extern const gpux__op_def gpux__ops_shape[];      /* Reshape, Transpose, Concat, Slice, ... */
+extern const gpux__op_def gpux__ops_index[];      /* Gather*, Scatter*, NonZero, OneHot, ... */
+extern const gpux__op_def gpux__ops_generator[];  /* Constant*, Range, EyeLike, windows, ... */
+extern const gpux__op_def gpux__ops_control[];    /* If, Loop, Scan, sequences, optionals */
+extern const gpux__op_def gpux__ops_quant[];      /* Quantize/Dequantize*, *Integer, QLinear* */
+extern const gpux__op_def gpux__ops_rnn[];        /* RNN, LSTM, GRU */
+extern const gpux__op_def gpux__ops_misc[];       /* Resize, NMS, RoiAlign, DFT, strings, ... */
+extern const gpux__op_def gpux__ops_attention[];  /* Attention, RotaryEmbedding, ... */
+extern const gpux__op_def gpux__ops_loss[];       /* NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss, optimizers */
 
 /* Finds the kernel for op_type in domain at opset; NULL when none. */
-const gpux_op_def *gpux__op_find(const char *domain, const char *op_type, int opset);
+const gpux__op_def *gpux__op_find(const char *domain, const char *op_type, int opset);
 
 #endif

@@ -220,7 +220,7 @@ static void pool2d_planes(void *ctx, int64_t begin, int64_t end) {
 
 /* Runs the pooling of x into y (and indices into ind when not NULL), widening dtypes other than
  * float32/float64 to float32. */
-static int pool_run(gpux_kctx *k, pool_job *j, const gpux_tensor *x, gpux_tensor *y) {
+static int pool_run(gpux__kctx *k, pool_job *j, const gpux_tensor *x, gpux_tensor *y) {
   j->is = j->os = 1;
   for (int i = 0; i < GPUX_WIN_DIMS; i++) j->is *= j->w.in[i], j->os *= j->w.out[i];
   int64_t planes = x->dims[0] * x->dims[1];
@@ -272,7 +272,7 @@ static int pool_dtype_ok(int dt, int ints) {
 }
 
 /* MaxPool, AveragePool and LpPool: window attributes, output shape, then the pooling. */
-static int pool_op(gpux_kctx *k, int kind) {
+static int pool_op(gpux__kctx *k, int kind) {
   const gpux_tensor *x = IN(0);
   if (!x) return gpux__kerr(k, GPUX_E_INVALID, "input X is required");
   if (!pool_dtype_ok(x->dtype, kind == POOL_MAX))
@@ -303,9 +303,9 @@ static int pool_op(gpux_kctx *k, int kind) {
   return pool_run(k, &j, x, y);
 }
 
-static int op_maxpool(gpux_kctx *k) { return pool_op(k, POOL_MAX); }
-static int op_averagepool(gpux_kctx *k) { return pool_op(k, POOL_AVG); }
-static int op_lppool(gpux_kctx *k) { return pool_op(k, POOL_LP); }
+static int op_maxpool(gpux__kctx *k) { return pool_op(k, POOL_MAX); }
+static int op_averagepool(gpux__kctx *k) { return pool_op(k, POOL_AVG); }
+static int op_lppool(gpux__kctx *k) { return pool_op(k, POOL_LP); }
 
 /* ---- global pooling: one value per (n, c) plane ---- */
 
@@ -356,7 +356,7 @@ static void global_planes(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-static int global_pool(gpux_kctx *k, int kind) {
+static int global_pool(gpux__kctx *k, int kind) {
   const gpux_tensor *x = IN(0);
   if (!x) return gpux__kerr(k, GPUX_E_INVALID, "input X is required");
   if (!pool_dtype_ok(x->dtype, 0))
@@ -392,15 +392,15 @@ static int global_pool(gpux_kctx *k, int kind) {
   return 0;
 }
 
-static int op_globalmaxpool(gpux_kctx *k) { return global_pool(k, POOL_MAX); }
-static int op_globalaveragepool(gpux_kctx *k) { return global_pool(k, POOL_AVG); }
-static int op_globallppool(gpux_kctx *k) { return global_pool(k, POOL_LP); }
+static int op_globalmaxpool(gpux__kctx *k) { return global_pool(k, POOL_MAX); }
+static int op_globalaveragepool(gpux__kctx *k) { return global_pool(k, POOL_AVG); }
+static int op_globallppool(gpux__kctx *k) { return global_pool(k, POOL_LP); }
 
 /* ---- MaxUnpool ---- */
 
 /* Y (zeros) gets each X value at its flat index from I. Indices count in the inferred shape
  * ((in - 1) * stride - pads + kernel); a given output_shape holds that block at its origin. */
-static int op_maxunpool(gpux_kctx *k) {
+static int op_maxunpool(gpux__kctx *k) {
   const gpux_tensor *x = IN(0), *ind = IN(1), *oshape = IN(2);
   if (!x || !ind) return gpux__kerr(k, GPUX_E_INVALID, "inputs X and I are required");
   if (ind->dtype != GPUX_DT_INT64) return gpux__kerr(k, GPUX_E_DTYPE, "I must be int64");
@@ -451,7 +451,7 @@ static int op_maxunpool(gpux_kctx *k) {
   return 0;
 }
 
-const gpux_op_def gpux__ops_pool[] = {
+const gpux__op_def gpux__ops_pool[] = {
   {"", "MaxPool", op_maxpool, 1, 0},
   {"", "AveragePool", op_averagepool, 1, 0},
   {"", "LpPool", op_lppool, 1, 0},

@@ -82,7 +82,7 @@ typedef struct {
   int64_t block, s_len;        /* blocked: block size and the scale's length along the axis */
 } qgrain;
 
-static int qgrain_init(gpux_kctx *k, const gpux_tensor *x, const gpux_tensor *scale, int64_t axis_attr,
+static int qgrain_init(gpux__kctx *k, const gpux_tensor *x, const gpux_tensor *scale, int64_t axis_attr,
                        int64_t block_size, qgrain *g) {
   memset(g, 0, sizeof *g);
   int64_t sc = gpux_tensor_count(scale);
@@ -130,7 +130,7 @@ static int64_t qgrain_index(const qgrain *g, int64_t o, int64_t j, int64_t *step
   return 0;
 }
 
-static int check_same_shape(gpux_kctx *k, const gpux_tensor *a, const gpux_tensor *b, const char *what) {
+static int check_same_shape(gpux__kctx *k, const gpux_tensor *a, const gpux_tensor *b, const char *what) {
   int same = a->ndim == b->ndim;
   for (int d = 0; same && d < a->ndim; d++) same = a->dims[d] == b->dims[d];
   if (!same && !(gpux_tensor_count(a) == 1 && gpux_tensor_count(b) == 1))
@@ -199,7 +199,7 @@ static void quantize_range(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-static int op_quantize_linear(gpux_kctx *k) {
+static int op_quantize_linear(gpux__kctx *k) {
   const gpux_tensor *x = IN(0), *scale = IN(1), *zp = IN(2);
   if (!x || !scale) return gpux__kerr(k, GPUX_E_INVALID, "x and y_scale are required");
   if (!is_real_type(x->dtype) && x->dtype != GPUX_DT_INT32)
@@ -288,7 +288,7 @@ static void dequantize_range(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-static int op_dequantize_linear(gpux_kctx *k) {
+static int op_dequantize_linear(gpux__kctx *k) {
   const gpux_tensor *x = IN(0), *scale = IN(1), *zp = IN(2);
   if (!x || !scale) return gpux__kerr(k, GPUX_E_INVALID, "x and x_scale are required");
   if (!is_int_quant_type(x->dtype) && !is_float8_type(x->dtype) && x->dtype != GPUX_DT_FLOAT4E2M1 &&
@@ -335,7 +335,7 @@ static void dynq_range(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-static int op_dynamic_quantize_linear(gpux_kctx *k) {
+static int op_dynamic_quantize_linear(gpux__kctx *k) {
   const gpux_tensor *x = IN(0);
   if (!x) return gpux__kerr(k, GPUX_E_INVALID, "x is required");
   if (!is_real_type(x->dtype)) return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "x of type %s", gpux_dtype_name(x->dtype));
@@ -383,7 +383,7 @@ typedef struct {
   int64_t batch;                    /* product of batch_dims */
 } mm_shape;
 
-static int mm_shape_init(gpux_kctx *k, const gpux_tensor *a, const gpux_tensor *b, mm_shape *s) {
+static int mm_shape_init(gpux__kctx *k, const gpux_tensor *a, const gpux_tensor *b, mm_shape *s) {
   memset(s, 0, sizeof *s);
   if (a->ndim < 1 || b->ndim < 1) return gpux__kerr(k, GPUX_E_SHAPE, "matmul operands must have rank >= 1");
   int64_t ad[GPUX_MAX_DIMS + 1], bd[GPUX_MAX_DIMS + 1];
@@ -436,7 +436,7 @@ static void mm_batch_index(const mm_shape *s, int64_t bi, int64_t *ai, int64_t *
 }
 
 /* A zero point that applies per row of a ([M] values, or one) or per column of b ([N]). */
-static int zero_point_vector(gpux_kctx *k, const gpux_tensor *zp, int64_t len, const char *what, int64_t *out) {
+static int zero_point_vector(gpux__kctx *k, const gpux_tensor *zp, int64_t len, const char *what, int64_t *out) {
   if (!zp) { for (int64_t i = 0; i < len; i++) out[i] = 0; return 0; }
   int64_t c = gpux_tensor_count(zp);
   if (c != 1 && c != len)
@@ -453,7 +453,7 @@ static int zero_point_vector(gpux_kctx *k, const gpux_tensor *zp, int64_t len, c
 /* y[batch, m, n] = (a - azp) x (b - bzp) in int32 (wrapping as the reference's int32 matmul);
  * azp per row of a, bzp per column of b. The products run through cblas_sgemm in chunks of the
  * inner dimension small enough to be exact, summed in 32-bit integers. */
-static int int_matmul(gpux_kctx *k, const mm_shape *s, const gpux_tensor *a, const gpux_tensor *b,
+static int int_matmul(gpux__kctx *k, const mm_shape *s, const gpux_tensor *a, const gpux_tensor *b,
                       const gpux_tensor *azp, const gpux_tensor *bzp, int32_t *y) {
   int64_t a_count = gpux_tensor_count(a), b_count = gpux_tensor_count(b), mn = s->m * s->n;
   float *ad = malloc(sizeof(float) * (size_t)GPUX__MAX(1, a_count)); /* a - azp [batch_a, m, kk] */
@@ -493,7 +493,7 @@ done:
 
 static int is_8bit(int dt) { return dt == GPUX_DT_INT8 || dt == GPUX_DT_UINT8; }
 
-static int op_matmul_integer(gpux_kctx *k) {
+static int op_matmul_integer(gpux__kctx *k) {
   const gpux_tensor *a = IN(0), *b = IN(1), *azp = IN(2), *bzp = IN(3);
   if (!a || !b) return gpux__kerr(k, GPUX_E_INVALID, "A and B are required");
   if (!is_8bit(a->dtype) || !is_8bit(b->dtype))
@@ -508,7 +508,7 @@ static int op_matmul_integer(gpux_kctx *k) {
 }
 
 /* A scale that applies per tensor or per row/column: `len` doubles. */
-static int scale_vector(gpux_kctx *k, const gpux_tensor *t, int64_t len, const char *what, double *out) {
+static int scale_vector(gpux__kctx *k, const gpux_tensor *t, int64_t len, const char *what, double *out) {
   if (!t) return gpux__kerr(k, GPUX_E_INVALID, "%s is required", what);
   if (!is_real_type(t->dtype)) return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "%s of type %s", what, gpux_dtype_name(t->dtype));
   int64_t c = gpux_tensor_count(t);
@@ -524,7 +524,7 @@ static double requant_multiplier(int dt, double as, double bs, double ys) {
   return round_to(dt, round_to(dt, as * bs) / ys);
 }
 
-static int op_qlinear_matmul(gpux_kctx *k) {
+static int op_qlinear_matmul(gpux__kctx *k) {
   const gpux_tensor *a = IN(0), *as = IN(1), *azp = IN(2), *b = IN(3), *bs = IN(4), *bzp = IN(5), *ys = IN(6),
                     *yzp = IN(7);
   if (!a || !b || !as || !bs || !ys) return gpux__kerr(k, GPUX_E_INVALID, "a, b and the scales are required");
@@ -571,7 +571,7 @@ typedef struct {
   int64_t stride[GPUX_MAX_DIMS], dil[GPUX_MAX_DIMS], pad[GPUX_MAX_DIMS]; /* pad: at the beginning */
 } conv_geom;
 
-static int conv_geometry(gpux_kctx *k, const gpux_tensor *x, const gpux_tensor *w, conv_geom *g) {
+static int conv_geometry(gpux__kctx *k, const gpux_tensor *x, const gpux_tensor *w, conv_geom *g) {
   memset(g, 0, sizeof *g);
   if (x->ndim < 3 || w->ndim != x->ndim)
     return gpux__kerr(k, GPUX_E_SHAPE, "conv needs x of rank >= 3 and w of the same rank (got %d and %d)", x->ndim, w->ndim);
@@ -658,7 +658,7 @@ static void iconv_planes(void *ctx, int64_t begin, int64_t end) {
 }
 
 /* y = conv(x - xzp, w - wzp) in int32; xzp one value, wzp one or one per output channel. */
-static int int_conv(gpux_kctx *k, const conv_geom *g, const gpux_tensor *x, const gpux_tensor *w,
+static int int_conv(gpux__kctx *k, const conv_geom *g, const gpux_tensor *x, const gpux_tensor *w,
                     const gpux_tensor *xzp, const gpux_tensor *wzp, int32_t *y) {
   int64_t xc = gpux_tensor_count(x), wc = gpux_tensor_count(w);
   int32_t *xd = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, xc)), *wd = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, wc));
@@ -680,7 +680,7 @@ done:
   return rc;
 }
 
-static int conv_output(gpux_kctx *k, const conv_geom *g, int dtype, gpux_tensor **y) {
+static int conv_output(gpux__kctx *k, const conv_geom *g, int dtype, gpux_tensor **y) {
   int64_t dims[GPUX_MAX_DIMS];
   dims[0] = g->n;
   dims[1] = g->m;
@@ -689,7 +689,7 @@ static int conv_output(gpux_kctx *k, const conv_geom *g, int dtype, gpux_tensor 
   return *y ? 0 : k->status;
 }
 
-static int op_conv_integer(gpux_kctx *k) {
+static int op_conv_integer(gpux__kctx *k) {
   const gpux_tensor *x = IN(0), *w = IN(1), *xzp = IN(2), *wzp = IN(3);
   if (!x || !w) return gpux__kerr(k, GPUX_E_INVALID, "x and w are required");
   if (!is_8bit(x->dtype) || !is_8bit(w->dtype))
@@ -702,7 +702,7 @@ static int op_conv_integer(gpux_kctx *k) {
   return int_conv(k, &g, x, w, xzp, wzp, y->data);
 }
 
-static int op_qlinear_conv(gpux_kctx *k) {
+static int op_qlinear_conv(gpux__kctx *k) {
   const gpux_tensor *x = IN(0), *xs = IN(1), *xzp = IN(2), *w = IN(3), *ws = IN(4), *wzp = IN(5), *ys = IN(6),
                     *yzp = IN(7), *bias = IN(8);
   if (!x || !w || !xs || !ws || !ys) return gpux__kerr(k, GPUX_E_INVALID, "x, w and the scales are required");
@@ -741,7 +741,7 @@ done:
   return rc;
 }
 
-const gpux_op_def gpux__ops_quant[] = {
+const gpux__op_def gpux__ops_quant[] = {
   {"", "QuantizeLinear", op_quantize_linear, 10, 0},
   {"", "DequantizeLinear", op_dequantize_linear, 10, 0},
   {"", "DynamicQuantizeLinear", op_dynamic_quantize_linear, 11, 0},

@@ -299,7 +299,7 @@ static void chunk_range(void *ctx, int64_t b, int64_t e) {
 enum { PAR_MIN_WORK = 1 << 15, CHUNK_WORK = 1 << 16 };
 
 /* Folds every input value into its output accumulator (a[] holds the identity on entry). */
-static int reduce_fold(gpux_kctx *k, const reduce_geom *g, int vt, int acc, const void *x,
+static int reduce_fold(gpux__kctx *k, const reduce_geom *g, int vt, int acc, const void *x,
                        void *a, const double *shift, int64_t n_in) {
   int last = g->m - 1;
   red_ctx c = {.g = g, .acc = acc, .x = x, .a = a, .shift = shift, .split = -1};
@@ -379,7 +379,7 @@ static void int_limits(int dt, int64_t *lo, uint64_t *hi) {
 static int is_int_dtype(int dt) { return gpux__dtype_is_signed_int(dt) || gpux__dtype_is_unsigned_int(dt); }
 
 /* Reads axes (from input 1 or the "axes" attribute) into per-dim reduce flags. */
-static int reduce_axes(gpux_kctx *k, const gpux_tensor *x, int *red) {
+static int reduce_axes(gpux__kctx *k, const gpux_tensor *x, int *red) {
   int rank = x->ndim;
   int64_t axes[4 * GPUX_MAX_DIMS];
   int n;
@@ -440,7 +440,7 @@ static double finish_f(int op, double a, int64_t n, double mx) {
   }
 }
 
-static int reduce_run(gpux_kctx *k, int op) {
+static int reduce_run(gpux__kctx *k, int op) {
   const gpux_tensor *x = IN(0);
   if (!x || x->kind != GPUX_KIND_TENSOR) return gpux__kerr(k, GPUX_E_INVALID, "input 0 must be a tensor");
   int dt = x->dtype;
@@ -543,16 +543,16 @@ static int reduce_run(gpux_kctx *k, int op) {
   return rc;
 }
 
-static int op_reduce_sum(gpux_kctx *k) { return reduce_run(k, R_SUM); }
-static int op_reduce_mean(gpux_kctx *k) { return reduce_run(k, R_MEAN); }
-static int op_reduce_max(gpux_kctx *k) { return reduce_run(k, R_MAX); }
-static int op_reduce_min(gpux_kctx *k) { return reduce_run(k, R_MIN); }
-static int op_reduce_prod(gpux_kctx *k) { return reduce_run(k, R_PROD); }
-static int op_reduce_l1(gpux_kctx *k) { return reduce_run(k, R_L1); }
-static int op_reduce_l2(gpux_kctx *k) { return reduce_run(k, R_L2); }
-static int op_reduce_log_sum(gpux_kctx *k) { return reduce_run(k, R_LOGSUM); }
-static int op_reduce_log_sum_exp(gpux_kctx *k) { return reduce_run(k, R_LOGSUMEXP); }
-static int op_reduce_sum_square(gpux_kctx *k) { return reduce_run(k, R_SUMSQ); }
+static int op_reduce_sum(gpux__kctx *k) { return reduce_run(k, R_SUM); }
+static int op_reduce_mean(gpux__kctx *k) { return reduce_run(k, R_MEAN); }
+static int op_reduce_max(gpux__kctx *k) { return reduce_run(k, R_MAX); }
+static int op_reduce_min(gpux__kctx *k) { return reduce_run(k, R_MIN); }
+static int op_reduce_prod(gpux__kctx *k) { return reduce_run(k, R_PROD); }
+static int op_reduce_l1(gpux__kctx *k) { return reduce_run(k, R_L1); }
+static int op_reduce_l2(gpux__kctx *k) { return reduce_run(k, R_L2); }
+static int op_reduce_log_sum(gpux__kctx *k) { return reduce_run(k, R_LOGSUM); }
+static int op_reduce_log_sum_exp(gpux__kctx *k) { return reduce_run(k, R_LOGSUMEXP); }
+static int op_reduce_sum_square(gpux__kctx *k) { return reduce_run(k, R_SUMSQ); }
 
 /* ---- shared helpers for single-axis ops ---- */
 
@@ -563,7 +563,7 @@ static void split_axis(const gpux_tensor *t, int axis, int64_t *outer, int64_t *
   *inner = t->ndim ? gpux__shape_count(t->ndim - axis - 1, t->dims + axis + 1) : 1;
 }
 
-static int check_numeric(gpux_kctx *k, const gpux_tensor *x) {
+static int check_numeric(gpux__kctx *k, const gpux_tensor *x) {
   if (!x || x->kind != GPUX_KIND_TENSOR) return gpux__kerr(k, GPUX_E_INVALID, "input 0 must be a tensor");
   if (!is_int_dtype(x->dtype) && !gpux__dtype_is_float(x->dtype))
     return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "%s input not supported", gpux_dtype_name(x->dtype));
@@ -619,7 +619,7 @@ static void arg_range(void *ctx, int64_t b, int64_t e) {
   }
 }
 
-static int arg_run(gpux_kctx *k, int want_max) {
+static int arg_run(gpux__kctx *k, int want_max) {
   const gpux_tensor *x = IN(0);
   if (check_numeric(k, x)) return k->status;
   int axis;
@@ -646,8 +646,8 @@ static int arg_run(gpux_kctx *k, int want_max) {
   return 0;
 }
 
-static int op_argmax(gpux_kctx *k) { return arg_run(k, 1); }
-static int op_argmin(gpux_kctx *k) { return arg_run(k, 0); }
+static int op_argmax(gpux__kctx *k) { return arg_run(k, 1); }
+static int op_argmin(gpux__kctx *k) { return arg_run(k, 0); }
 
 /* ---- CumSum / CumProd ---- */
 
@@ -702,7 +702,7 @@ static void scan_range(void *ctx, int64_t b, int64_t e) {
   }
 }
 
-static int scan_run(gpux_kctx *k, int prod) {
+static int scan_run(gpux__kctx *k, int prod) {
   const gpux_tensor *x = IN(0), *ax = IN(1);
   if (check_numeric(k, x)) return k->status;
   if (x->dtype == GPUX_DT_BOOL) return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "bool input not supported");
@@ -730,8 +730,8 @@ static int scan_run(gpux_kctx *k, int prod) {
   return 0;
 }
 
-static int op_cumsum(gpux_kctx *k) { return scan_run(k, 0); }
-static int op_cumprod(gpux_kctx *k) { return scan_run(k, 1); }
+static int op_cumsum(gpux__kctx *k) { return scan_run(k, 0); }
+static int op_cumprod(gpux__kctx *k) { return scan_run(k, 1); }
 
 /* ---- TopK ---- */
 
@@ -825,7 +825,7 @@ static void topk_range(void *ctx, int64_t b, int64_t e) {
     topk_rows(c, c->heaps + t * c->kk, t * c->rows / c->tasks, (t + 1) * c->rows / c->tasks);
 }
 
-static int op_topk(gpux_kctx *k) {
+static int op_topk(gpux__kctx *k) {
   const gpux_tensor *x = IN(0);
   if (check_numeric(k, x)) return k->status;
   if (x->ndim == 0) return gpux__kerr(k, GPUX_E_SHAPE, "input must have rank >= 1");
@@ -867,7 +867,7 @@ static int op_topk(gpux_kctx *k) {
   return 0;
 }
 
-const gpux_op_def gpux__ops_reduce[] = {
+const gpux__op_def gpux__ops_reduce[] = {
   {"", "ReduceSum", op_reduce_sum, 1, 0},
   {"", "ReduceMean", op_reduce_mean, 1, 0},
   {"", "ReduceMax", op_reduce_max, 1, 0},

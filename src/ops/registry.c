@@ -2,7 +2,7 @@
  * table. The runtime binds nodes to kernels through gpux__op_find. */
 #include "ops/op.h"
 
-static const gpux_op_def *const families[] = {
+static const gpux__op_def *const families[] = {
   gpux__ops_elementwise, gpux__ops_activation, gpux__ops_cast,    gpux__ops_linalg,
   gpux__ops_conv,        gpux__ops_pool,       gpux__ops_norm,    gpux__ops_reduce,
   gpux__ops_shape,       gpux__ops_index,      gpux__ops_generator, gpux__ops_control,
@@ -17,9 +17,9 @@ static int domain_equal(const char *a, const char *b) {
   return !strcmp(a, b);
 }
 
-const gpux_op_def *gpux__op_find(const char *domain, const char *op_type, int opset) {
+const gpux__op_def *gpux__op_find(const char *domain, const char *op_type, int opset) {
   for (size_t f = 0; f < GPUX__ARRAY_LEN(families); f++)
-    for (const gpux_op_def *d = families[f]; d->op_type; d++) {
+    for (const gpux__op_def *d = families[f]; d->op_type; d++) {
       if (strcmp(d->op_type, op_type) || !domain_equal(d->domain, domain)) continue;
       if (d->min_opset && opset < d->min_opset) continue;
       if (d->max_opset && opset > d->max_opset) continue;

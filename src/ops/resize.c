@@ -220,7 +220,7 @@ static void nearest_rows(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-static int run_nearest(gpux_kctx *k, const gpux_tensor *x, gpux_tensor *y, const gpux__resize_taps *taps,
+static int run_nearest(gpux__kctx *k, const gpux_tensor *x, gpux_tensor *y, const gpux__resize_taps *taps,
                        double extrap) {
   nearest_job j;
   memset(&j, 0, sizeof j);
@@ -366,7 +366,7 @@ static void tap2d_items(void *ctx, int64_t begin, int64_t end) {
   free(cache);
 }
 
-static int run_tap2d(gpux_kctx *k, const gpux_tensor *x, gpux_tensor *y, const gpux__resize_taps *ty,
+static int run_tap2d(gpux__kctx *k, const gpux_tensor *x, gpux_tensor *y, const gpux__resize_taps *ty,
                      const gpux__resize_taps *tx, double extrap) {
   float *wy = gpux__malloc((size_t)(ty->out * ty->n + 1) * sizeof(float));
   float *wx = gpux__malloc((size_t)(tx->out * tx->n + 1) * sizeof(float));
@@ -421,7 +421,7 @@ static void pass_rows(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-static int run_generic(gpux_kctx *k, const gpux_tensor *x, gpux_tensor *y, const gpux__resize_taps *taps,
+static int run_generic(gpux__kctx *k, const gpux_tensor *x, gpux_tensor *y, const gpux__resize_taps *taps,
                        double extrap) {
   int rank = x->ndim;
   int64_t n = gpux_tensor_count(x);
@@ -460,7 +460,7 @@ static int run_generic(gpux_kctx *k, const gpux_tensor *x, gpux_tensor *y, const
 
 /* ---- the op ---- */
 
-static int parse_enum(gpux_kctx *k, const char *attr, const char *dflt, const char *const *names,
+static int parse_enum(gpux__kctx *k, const char *attr, const char *dflt, const char *const *names,
                       int count, int *out) {
   const char *s = gpux__attr_string(k, attr, dflt);
   for (int i = 0; i < count; i++)
@@ -472,7 +472,7 @@ static int parse_enum(gpux_kctx *k, const char *attr, const char *dflt, const ch
 }
 
 /* Shared by Resize and Upsample once the per-axis scales (and output sizes) are known. */
-static int resize_run(gpux_kctx *k, const gpux__resize_params *p, const double *scales,
+static int resize_run(gpux__kctx *k, const gpux__resize_params *p, const double *scales,
                       const int64_t *out_dims, const double *roi) {
   const gpux_tensor *x = IN(0);
   int rank = x->ndim;
@@ -510,7 +510,7 @@ done:
   return rc;
 }
 
-static int read_floats(gpux_kctx *k, const gpux_tensor *t, double *vals, int cap, const char *what) {
+static int read_floats(gpux__kctx *k, const gpux_tensor *t, double *vals, int cap, const char *what) {
   if (!t) return 0;
   if (!t->data && gpux_tensor_count(t) > 0)
     return gpux__kerr(k, GPUX_E_UNSUPPORTED, "%s is not known before running", what);
@@ -522,7 +522,7 @@ static int read_floats(gpux_kctx *k, const gpux_tensor *t, double *vals, int cap
   return (int)n;
 }
 
-static int op_resize(gpux_kctx *k) {
+static int op_resize(gpux__kctx *k) {
   const gpux_tensor *x = IN(0);
   if (!x) return gpux__kerr(k, GPUX_E_INVALID, "missing input X");
   int rank = x->ndim;
@@ -645,7 +645,7 @@ static int op_resize(gpux_kctx *k) {
   return resize_run(k, &p, scales, out_dims, roi);
 }
 
-static int op_upsample(gpux_kctx *k) {
+static int op_upsample(gpux__kctx *k) {
   const gpux_tensor *x = IN(0);
   if (!x) return gpux__kerr(k, GPUX_E_INVALID, "missing input X");
   int rank = x->ndim;
@@ -679,7 +679,7 @@ static int op_upsample(gpux_kctx *k) {
   return resize_run(k, &p, sv, out_dims, NULL);
 }
 
-int gpux__op_resize(gpux_kctx *k);
-int gpux__op_upsample(gpux_kctx *k);
-int gpux__op_resize(gpux_kctx *k) { return op_resize(k); }
-int gpux__op_upsample(gpux_kctx *k) { return op_upsample(k); }
+int gpux__op_resize(gpux__kctx *k);
+int gpux__op_upsample(gpux__kctx *k);
+int gpux__op_resize(gpux__kctx *k) { return op_resize(k); }
+int gpux__op_upsample(gpux__kctx *k) { return op_upsample(k); }

@@ -74,7 +74,7 @@ typedef struct {
 } rnn_conf;
 
 /* Loads any float tensor as a new float32 array (or NULL with an error). */
-static float *load_floats(gpux_kctx *k, const gpux_tensor *t, int64_t n) {
+static float *load_floats(gpux__kctx *k, const gpux_tensor *t, int64_t n) {
   float *v = gpux__malloc((size_t)(n ? n : 1) * sizeof(float));
   if (!v) {
     gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
@@ -86,7 +86,7 @@ static float *load_floats(gpux_kctx *k, const gpux_tensor *t, int64_t n) {
   return v;
 }
 
-static int parse_activations(gpux_kctx *k, rnn_conf *c) {
+static int parse_activations(gpux__kctx *k, rnn_conf *c) {
   static const int defaults[3][3] = {{ACT_TANH}, {ACT_SIGMOID, ACT_TANH}, {ACT_SIGMOID, ACT_TANH, ACT_TANH}};
   c->nacts = c->cell == CELL_RNN ? 1 : c->cell == CELL_GRU ? 2 : 3;
   const char *const *names;
@@ -260,7 +260,7 @@ static int run_direction(const rnn_conf *cf, const activation *acts, int reverse
   return 0;
 }
 
-static int op_recurrent(gpux_kctx *k, int cell) {
+static int op_recurrent(gpux__kctx *k, int cell) {
   const gpux_tensor *X = IN(0), *W = IN(1), *R = IN(2), *Bt = IN(3), *L = IN(4), *H0 = IN(5);
   const gpux_tensor *C0 = cell == CELL_LSTM ? IN(6) : NULL, *P = cell == CELL_LSTM ? IN(7) : NULL;
   if (!X || !W || !R) return gpux__kerr(k, GPUX_E_INVALID, "X, W and R are required");
@@ -412,11 +412,11 @@ fail:
   return rc;
 }
 
-static int op_rnn(gpux_kctx *k) { return op_recurrent(k, CELL_RNN); }
-static int op_gru(gpux_kctx *k) { return op_recurrent(k, CELL_GRU); }
-static int op_lstm(gpux_kctx *k) { return op_recurrent(k, CELL_LSTM); }
+static int op_rnn(gpux__kctx *k) { return op_recurrent(k, CELL_RNN); }
+static int op_gru(gpux__kctx *k) { return op_recurrent(k, CELL_GRU); }
+static int op_lstm(gpux__kctx *k) { return op_recurrent(k, CELL_LSTM); }
 
-const gpux_op_def gpux__ops_rnn[] = {
+const gpux__op_def gpux__ops_rnn[] = {
   {"", "RNN", op_rnn, 7, 0},
   {"", "GRU", op_gru, 7, 0},
   {"", "LSTM", op_lstm, 7, 0},

@@ -142,7 +142,7 @@ static void copy_box(size_t es, int nd, const int64_t *dims, void *dst, const in
 
 /* After raw pointer copies into a string tensor, gives every element its own copy (NULL
  * elements become ""), so that the output owns its strings. */
-static int own_strings(gpux_kctx *k, gpux_tensor *t) {
+static int own_strings(gpux__kctx *k, gpux_tensor *t) {
   if (t->dtype != GPUX_DT_STRING || !t->data) return 0;
   char **p = t->data;
   int64_t n = gpux_tensor_count(t);
@@ -157,7 +157,7 @@ static int own_strings(gpux_kctx *k, gpux_tensor *t) {
 }
 
 /* Copies all of src's elements into y (same count), row-major. */
-static int copy_all(gpux_kctx *k, gpux_tensor *y, const gpux_tensor *x) {
+static int copy_all(gpux__kctx *k, gpux_tensor *y, const gpux_tensor *x) {
   int64_t n = gpux_tensor_count(x);
   if (n > 0) memcpy(y->data, x->data, (size_t)n * gpux_dtype_size(x->dtype));
   return own_strings(k, y);
@@ -183,7 +183,7 @@ static int numeric(int dt) {
 }
 
 /* Input i as a tensor, or NULL with an error when it is missing or not a tensor. */
-static const gpux_tensor *tensor_in(gpux_kctx *k, int i) {
+static const gpux_tensor *tensor_in(gpux__kctx *k, int i) {
   const gpux_tensor *t = IN(i);
   if (!t) {
     gpux__kerr(k, GPUX_E_INVALID, "input %d is missing", i);
@@ -202,7 +202,7 @@ static const gpux_tensor *tensor_in(gpux_kctx *k, int i) {
 
 /* Reads integer input i (1-D or scalar) into vals; the values decide output shapes, so they are
  * needed in shape_only mode too. Returns the count (0 when the input is omitted) or an error. */
-static int ints_in(gpux_kctx *k, int i, int64_t *vals, int cap) {
+static int ints_in(gpux__kctx *k, int i, int64_t *vals, int cap) {
   const gpux_tensor *t = IN(i);
   if (!t) return 0;
   if (t->kind != GPUX_KIND_TENSOR ||
@@ -215,7 +215,7 @@ static int ints_in(gpux_kctx *k, int i, int64_t *vals, int cap) {
 }
 
 /* Integer list from attribute `name` into vals; returns the count or an error. */
-static int ints_attr(gpux_kctx *k, const char *name, int64_t *vals, int cap) {
+static int ints_attr(gpux__kctx *k, const char *name, int64_t *vals, int cap) {
   const int64_t *a;
   int n = gpux__attr_ints(k, name, &a);
   if (n > cap) return gpux__kerr(k, GPUX_E_INVALID, "attribute %s has %d values, at most %d", name, n, cap);
@@ -224,7 +224,7 @@ static int ints_attr(gpux_kctx *k, const char *name, int64_t *vals, int cap) {
 }
 
 /* Normalizes n axes against rank into out[], rejecting duplicates. */
-static int norm_axes(gpux_kctx *k, const int64_t *axes, int n, int rank, int *out) {
+static int norm_axes(gpux__kctx *k, const int64_t *axes, int n, int rank, int *out) {
   int seen[MAXR] = {0};
   for (int i = 0; i < n; i++) {
     int rc = gpux__axis(k, axes[i], rank, &out[i]);
@@ -238,7 +238,7 @@ static int norm_axes(gpux_kctx *k, const int64_t *axes, int n, int rank, int *ou
 /* ---- Reshape, Flatten, Squeeze, Unsqueeze: same data, new shape ---- */
 
 /* Output 0 becomes x's data under the shape dims[nd]. */
-static int reshaped(gpux_kctx *k, const gpux_tensor *x, int nd, const int64_t *dims) {
+static int reshaped(gpux__kctx *k, const gpux_tensor *x, int nd, const int64_t *dims) {
   if (gpux__shape_count(nd, dims) != gpux_tensor_count(x))
     return gpux__kerr(k, GPUX_E_SHAPE, "cannot give %lld elements a shape of %lld",
                       (long long)gpux_tensor_count(x), (long long)gpux__shape_count(nd, dims));
@@ -248,7 +248,7 @@ static int reshaped(gpux_kctx *k, const gpux_tensor *x, int nd, const int64_t *d
   return copy_all(k, y, x);
 }
 
-static int op_reshape(gpux_kctx *k) {
+static int op_reshape(gpux__kctx *k) {
   const gpux_tensor *x = tensor_in(k, 0);
   if (!x) return k->status;
   int64_t shape[GPUX_MAX_DIMS], dims[GPUX_MAX_DIMS];
@@ -285,7 +285,7 @@ static int op_reshape(gpux_kctx *k) {
   return reshaped(k, x, n, dims);
 }
 
-static int op_flatten(gpux_kctx *k) {
+static int op_flatten(gpux__kctx *k) {
   const gpux_tensor *x = tensor_in(k, 0);
   if (!x) return k->status;
   int64_t axis = gpux__attr_int(k, "axis", 1);
@@ -297,7 +297,7 @@ static int op_flatten(gpux_kctx *k) {
   return reshaped(k, x, 2, dims);
 }
 
-static int op_squeeze(gpux_kctx *k) {
+static int op_squeeze(gpux__kctx *k) {
   const gpux_tensor *x = tensor_in(k, 0);
   if (!x) return k->status;
   int64_t axes[MAXR];
@@ -322,7 +322,7 @@ static int op_squeeze(gpux_kctx *k) {
   return reshaped(k, x, nd, dims);
 }
 
-static int op_unsqueeze(gpux_kctx *k) {
+static int op_unsqueeze(gpux__kctx *k) {
   const gpux_tensor *x = tensor_in(k, 0);
   if (!x) return k->status;
   int64_t axes[MAXR];
@@ -340,7 +340,7 @@ static int op_unsqueeze(gpux_kctx *k) {
 
 /* ---- Transpose ---- */
 
-static int op_transpose(gpux_kctx *k) {
+static int op_transpose(gpux__kctx *k) {
   const gpux_tensor *x = tensor_in(k, 0);
   if (!x) return k->status;
   int r = x->ndim, perm[GPUX_MAX_DIMS], used[GPUX_MAX_DIMS] = {0};
@@ -367,7 +367,7 @@ static int op_transpose(gpux_kctx *k) {
 
 /* ---- Concat, Split ---- */
 
-static int op_concat(gpux_kctx *k) {
+static int op_concat(gpux__kctx *k) {
   if (k->n_in < 1) return gpux__kerr(k, GPUX_E_INVALID, "no inputs");
   int ref = 0;
   for (int i = 0; i < k->n_in; i++) {
@@ -416,7 +416,7 @@ static int op_concat(gpux_kctx *k) {
 /* The size of each of the nout parts of dimension len: from the split input (opset >= 13, or
  * opset 1's optional input), the split attribute, or equal parts (from opset 18 the last part
  * may be smaller). */
-static int split_sizes(gpux_kctx *k, int64_t len, int nout, int64_t *sizes) {
+static int split_sizes(gpux__kctx *k, int64_t len, int nout, int64_t *sizes) {
   int n;
   if (k->opset >= 13 || IN(1)) {
     n = ints_in(k, 1, sizes, nout);
@@ -448,7 +448,7 @@ static int split_sizes(gpux_kctx *k, int64_t len, int nout, int64_t *sizes) {
   return 0;
 }
 
-static int op_split(gpux_kctx *k) {
+static int op_split(gpux__kctx *k) {
   const gpux_tensor *x = tensor_in(k, 0);
   if (!x) return k->status;
   int r = x->ndim, axis, nout = k->n_out;
@@ -481,7 +481,7 @@ static int op_split(gpux_kctx *k) {
 
 /* ---- Slice ---- */
 
-static int op_slice(gpux_kctx *k) {
+static int op_slice(gpux__kctx *k) {
   const gpux_tensor *x = tensor_in(k, 0);
   if (!x) return k->status;
   int r = x->ndim;
@@ -549,7 +549,7 @@ static int op_slice(gpux_kctx *k) {
 
 /* ---- Expand, Tile ---- */
 
-static int op_expand(gpux_kctx *k) {
+static int op_expand(gpux__kctx *k) {
   const gpux_tensor *x = tensor_in(k, 0);
   if (!x) return k->status;
   int64_t shape[GPUX_MAX_DIMS], dims[GPUX_MAX_DIMS];
@@ -574,7 +574,7 @@ static int op_expand(gpux_kctx *k) {
   return own_strings(k, y);
 }
 
-static int op_tile(gpux_kctx *k) {
+static int op_tile(gpux__kctx *k) {
   const gpux_tensor *x = tensor_in(k, 0);
   if (!x) return k->status;
   int r = x->ndim;
@@ -671,7 +671,7 @@ static int64_t pad_index(int mode, int64_t o, int64_t before, int64_t lo, int64_
   return -1;
 }
 
-static int op_pad(gpux_kctx *k) {
+static int op_pad(gpux__kctx *k) {
   const gpux_tensor *x = tensor_in(k, 0);
   if (!x) return k->status;
   int r = x->ndim;
@@ -757,7 +757,7 @@ static int op_pad(gpux_kctx *k) {
 /* ---- DepthToSpace, SpaceToDepth ---- */
 
 /* blocksize and mode (0 = DCR, 1 = CRD) of a 4-D op; NULL input on error. */
-static const gpux_tensor *space_depth_args(gpux_kctx *k, int64_t *b, int *crd) {
+static const gpux_tensor *space_depth_args(gpux__kctx *k, int64_t *b, int *crd) {
   const gpux_tensor *x = tensor_in(k, 0);
   if (!x) return NULL;
   if (x->ndim != 4) {
@@ -778,7 +778,7 @@ static const gpux_tensor *space_depth_args(gpux_kctx *k, int64_t *b, int *crd) {
   return x;
 }
 
-static int op_depth_to_space(gpux_kctx *k) {
+static int op_depth_to_space(gpux__kctx *k) {
   int64_t b;
   int crd;
   const gpux_tensor *x = space_depth_args(k, &b, &crd);
@@ -798,7 +798,7 @@ static int op_depth_to_space(gpux_kctx *k) {
   return own_strings(k, y);
 }
 
-static int op_space_to_depth(gpux_kctx *k) {
+static int op_space_to_depth(gpux__kctx *k) {
   int64_t b;
   int crd;
   const gpux_tensor *x = space_depth_args(k, &b, &crd);
@@ -828,7 +828,7 @@ static int op_space_to_depth(gpux_kctx *k) {
 
 /* ---- Shape, Size, Identity ---- */
 
-static int op_shape(gpux_kctx *k) {
+static int op_shape(gpux__kctx *k) {
   const gpux_tensor *x = tensor_in(k, 0);
   if (!x) return k->status;
   int64_t r = x->ndim, start = gpux__attr_int(k, "start", 0), end = gpux__attr_int(k, "end", r);
@@ -844,7 +844,7 @@ static int op_shape(gpux_kctx *k) {
   return 0;
 }
 
-static int op_size(gpux_kctx *k) {
+static int op_size(gpux__kctx *k) {
   const gpux_tensor *x = tensor_in(k, 0);
   if (!x) return k->status;
   gpux_tensor *y = gpux__out(k, 0, GPUX_DT_INT64, 0, NULL);
@@ -854,7 +854,7 @@ static int op_size(gpux_kctx *k) {
   return 0;
 }
 
-static int op_identity(gpux_kctx *k) {
+static int op_identity(gpux__kctx *k) {
   if (!IN(0)) return gpux__kerr(k, GPUX_E_INVALID, "input 0 is missing");
   return gpux__out_copy(k, 0, IN(0));
 }
@@ -895,7 +895,7 @@ static double mt_double(mt19937 *g) {
   return (a * 67108864.0 + b) / 9007199254740992.0;
 }
 
-static int op_dropout(gpux_kctx *k) {
+static int op_dropout(gpux__kctx *k) {
   const gpux_tensor *x = tensor_in(k, 0);
   if (!x) return k->status;
   if (!numeric(x->dtype)) return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "dropout of %s", gpux_dtype_name(x->dtype));
@@ -940,7 +940,7 @@ static int op_dropout(gpux_kctx *k) {
 
 /* ---- Trilu ---- */
 
-static int op_trilu(gpux_kctx *k) {
+static int op_trilu(gpux__kctx *k) {
   const gpux_tensor *x = tensor_in(k, 0);
   if (!x) return k->status;
   if (x->ndim < 2) return gpux__kerr(k, GPUX_E_SHAPE, "expected rank >= 2, got %d", x->ndim);
@@ -971,7 +971,7 @@ static int op_trilu(gpux_kctx *k) {
 
 /* ---- CenterCropPad, ReverseSequence ---- */
 
-static int op_center_crop_pad(gpux_kctx *k) {
+static int op_center_crop_pad(gpux__kctx *k) {
   const gpux_tensor *x = tensor_in(k, 0);
   if (!x) return k->status;
   int r = x->ndim, ax[MAXR];
@@ -1011,7 +1011,7 @@ static int op_center_crop_pad(gpux_kctx *k) {
   return own_strings(k, y);
 }
 
-static int op_reverse_sequence(gpux_kctx *k) {
+static int op_reverse_sequence(gpux__kctx *k) {
   const gpux_tensor *x = tensor_in(k, 0), *lens = IN(1);
   if (!x) return k->status;
   if (x->ndim < 2) return gpux__kerr(k, GPUX_E_SHAPE, "expected rank >= 2, got %d", x->ndim);
@@ -1039,7 +1039,7 @@ static int op_reverse_sequence(gpux_kctx *k) {
   return own_strings(k, y);
 }
 
-const gpux_op_def gpux__ops_shape[] = {
+const gpux__op_def gpux__ops_shape[] = {
   {"", "Reshape", op_reshape, 1, 0},
   {"", "Flatten", op_flatten, 1, 0},
   {"", "Squeeze", op_squeeze, 1, 0},

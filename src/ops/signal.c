@@ -218,8 +218,8 @@ static void dft_lines(void *ctx, int64_t begin, int64_t end) {
   free(buf);
 }
 
-int gpux__op_dft(gpux_kctx *k);
-int gpux__op_dft(gpux_kctx *k) {
+int gpux__op_dft(gpux__kctx *k);
+int gpux__op_dft(gpux__kctx *k) {
   const gpux_tensor *x = IN(0), *len_t = IN(1);
   if (!x) return gpux__kerr(k, GPUX_E_INVALID, "missing input");
   int rank = x->ndim;
@@ -322,8 +322,8 @@ static void stft_frames(void *ctx, int64_t begin, int64_t end) {
   free(buf);
 }
 
-int gpux__op_stft(gpux_kctx *k);
-int gpux__op_stft(gpux_kctx *k) {
+int gpux__op_stft(gpux__kctx *k);
+int gpux__op_stft(gpux__kctx *k) {
   const gpux_tensor *sig = IN(0), *step_t = IN(1), *win = IN(2), *flen_t = IN(3);
   if (!sig || !step_t) return gpux__kerr(k, GPUX_E_INVALID, "signal and frame_step are required");
   if (sig->ndim != 3 || (sig->dims[2] != 1 && sig->dims[2] != 2))

@@ -10,7 +10,7 @@ static const char *str_at(const gpux_tensor *t, int64_t i) {
   return s ? s : "";
 }
 
-static int need_strings(gpux_kctx *k, const gpux_tensor *t, const char *what) {
+static int need_strings(gpux__kctx *k, const gpux_tensor *t, const char *what) {
   if (!t) return gpux__kerr(k, GPUX_E_INVALID, "missing input %s", what);
   if (t->dtype != GPUX_DT_STRING)
     return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "%s must be strings, got %s", what, gpux_dtype_name(t->dtype));
@@ -86,8 +86,8 @@ static char *case_change(const char *s, int upper) {
 
 /* ---- StringNormalizer ---- */
 
-int gpux__op_string_normalizer(gpux_kctx *k);
-int gpux__op_string_normalizer(gpux_kctx *k) {
+int gpux__op_string_normalizer(gpux__kctx *k);
+int gpux__op_string_normalizer(gpux__kctx *k) {
   const gpux_tensor *x = IN(0);
   int rc = need_strings(k, x, "X");
   if (rc) return rc;
@@ -150,8 +150,8 @@ done:
 
 /* ---- StringConcat ---- */
 
-int gpux__op_string_concat(gpux_kctx *k);
-int gpux__op_string_concat(gpux_kctx *k) {
+int gpux__op_string_concat(gpux__kctx *k);
+int gpux__op_string_concat(gpux__kctx *k) {
   const gpux_tensor *a = IN(0), *b = IN(1);
   int rc = need_strings(k, a, "X");
   if (!rc) rc = need_strings(k, b, "Y");
@@ -234,8 +234,8 @@ static int64_t split_one(const char *s, const char *sep, int64_t maxsplit, char 
   return cnt;
 }
 
-int gpux__op_string_split(gpux_kctx *k);
-int gpux__op_string_split(gpux_kctx *k) {
+int gpux__op_string_split(gpux__kctx *k);
+int gpux__op_string_split(gpux__kctx *k) {
   const gpux_tensor *x = IN(0);
   int rc = need_strings(k, x, "X");
   if (rc) return rc;
@@ -385,8 +385,8 @@ static char *re2_to_posix(const char *p) {
   return b.s;
 }
 
-int gpux__op_regex_full_match(gpux_kctx *k);
-int gpux__op_regex_full_match(gpux_kctx *k) {
+int gpux__op_regex_full_match(gpux__kctx *k);
+int gpux__op_regex_full_match(gpux__kctx *k) {
   const gpux_tensor *x = IN(0);
   int rc = need_strings(k, x, "X");
   if (rc) return rc;

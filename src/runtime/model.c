@@ -7,9 +7,9 @@
 
 static void bind_kernels(gpux_model *m) {
   for (int gi = 0; gi < m->n_graphs; gi++) {
-    gpux_graph *g = m->graphs[gi];
+    gpux__graph *g = m->graphs[gi];
     for (int i = 0; i < g->n_nodes; i++) {
-      gpux_node *n = &g->nodes[i];
+      gpux__node *n = &g->nodes[i];
       n->op = gpux__op_find(n->domain, n->op_type, n->opset);
     }
   }
@@ -29,9 +29,9 @@ int gpux_model_load_buffer(const void *data, size_t size, const char *name, gpux
 
 int gpux_model_check_ops(const gpux_model *m) {
   for (int gi = 0; gi < m->n_graphs; gi++) {
-    const gpux_graph *g = m->graphs[gi];
+    const gpux__graph *g = m->graphs[gi];
     for (int i = 0; i < g->n_nodes; i++) {
-      const gpux_node *n = &g->nodes[i];
+      const gpux__node *n = &g->nodes[i];
       if (n->op) continue;
       if (n->domain[0])
         return gpux__error(GPUX_E_UNSUPPORTED_OP, "%s: node '%s': operator %s::%s (opset %d) is not supported",

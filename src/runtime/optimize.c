@@ -28,12 +28,12 @@
 #include <stdio.h>
 
 typedef struct {
-  gpux_graph g;           /* the rewritten graph; first, so the gpux_graph * handed out is ours */
+  gpux__graph g;           /* the rewritten graph; first, so the gpux__graph * handed out is ours */
   gpux__arena arena;      /* nodes' input lists, attributes and names the rewrite made */
   int n_owned, cap_owned;
   void **owned;           /* data of the tensors the rewrite made (folded weights) */
   int n_subs;
-  gpux_graph **subs;      /* rewritten copies of nested graphs (If/Loop/Scan bodies) */
+  gpux__graph **subs;      /* rewritten copies of nested graphs (If/Loop/Scan bodies) */
 } opt_graph;
 
 /* ---- helpers ---- */
@@ -60,7 +60,7 @@ static int is_owned(const opt_graph *o, const void *p) {
 
 /* The constant tensor of value id (in a nested graph, also an initializer of an enclosing graph
  * that it captures), or NULL when it is computed (or not a dense tensor). */
-static const gpux_tensor *const_of(const gpux_graph *g, int id) {
+static const gpux_tensor *const_of(const gpux__graph *g, int id) {
   if (id < 0) return NULL;
   while (!g->values[id].is_const && g->values[id].outer >= 0 && g->parent) {
     id = g->values[id].outer;
@@ -75,7 +75,7 @@ static const gpux_tensor *const_of(const gpux_graph *g, int id) {
  * graph owns; returns its id (data in *data) or a negative error. */
 static int add_const(opt_graph *o, const char *base, const char *suffix, int ndim, const int64_t *dims,
                      float **data) {
-  gpux_graph *g = &o->g;
+  gpux__graph *g = &o->g;
   if (g->n_values == g->cap_values) return gpux__error(GPUX_E_INVALID, "optimize: value table full");
   int64_t count = gpux__shape_count(ndim, dims);
   float *d = own(o, (size_t)count * sizeof *d);
@@ -84,7 +84,7 @@ static int add_const(opt_graph *o, const char *base, const char *suffix, int ndi
   if (!d || !name) return GPUX_E_NOMEM;
   snprintf(name, len, "%s%s", base, suffix);
   int id = g->n_values++;
-  gpux_value *v = &g->values[id];
+  gpux__value *v = &g->values[id];
   memset(v, 0, sizeof *v);
   v->name = name;
   v->info.ndim = -1;
@@ -102,19 +102,19 @@ static int add_const(opt_graph *o, const char *base, const char *suffix, int ndi
   return id;
 }
 
-static int is_op(const gpux_node *n, const char *op) { return !n->domain[0] && !strcmp(n->op_type, op); }
+static int is_op(const gpux__node *n, const char *op) { return !n->domain[0] && !strcmp(n->op_type, op); }
 
 /* ---- pass 1: Constant nodes become initializers ---- */
 
 static void fold_constants(opt_graph *o, unsigned char *dead) {
-  gpux_graph *g = &o->g;
+  gpux__graph *g = &o->g;
   for (int i = 0; i < g->n_nodes; i++) {
-    const gpux_node *n = &g->nodes[i];
+    const gpux__node *n = &g->nodes[i];
     if (!is_op(n, "Constant") || n->n_out != 1 || n->out[0] < 0) continue;
-    const gpux_attr *a = gpux__node_attr(n, "value");
+    const gpux__attr *a = gpux__node_attr(n, "value");
     if (!a || !a->t || a->t->kind != GPUX_KIND_TENSOR || a->t->dtype == GPUX_DT_STRING) continue;
     if (!a->t->data && gpux_tensor_count(a->t) > 0) continue;
-    gpux_value *v = &g->values[n->out[0]];
+    gpux__value *v = &g->values[n->out[0]];
     if (v->outer >= 0 || v->is_graph_input) continue;
     v->init = *a->t;        /* a view of the attribute's tensor, which the model owns */
     v->init.owns_data = 0;
@@ -139,7 +139,7 @@ static void add_reader(use_map *u, int id, int node, int weight) {
 }
 
 /* Counts the readers among the nodes not marked dead. */
-static int use_map_build(const gpux_graph *g, const unsigned char *dead, use_map *u) {
+static int use_map_build(const gpux__graph *g, const unsigned char *dead, use_map *u) {
   free(u->uses);
   free(u->readers);
   u->uses = gpux__calloc((size_t)g->n_values + 1, sizeof *u->uses);
@@ -147,13 +147,13 @@ static int use_map_build(const gpux_graph *g, const unsigned char *dead, use_map
   if (!u->uses || !u->readers) return GPUX_E_NOMEM;
   for (int i = 0; i < g->n_nodes; i++) {
     if (dead[i]) continue;
-    const gpux_node *n = &g->nodes[i];
+    const gpux__node *n = &g->nodes[i];
     for (int j = 0; j < n->n_in; j++) add_reader(u, n->in[j], i, 1);
     for (int a = 0; a < n->n_attrs; a++) { /* nested graphs' captures */
-      const gpux_attr *at = &n->attrs[a];
+      const gpux__attr *at = &n->attrs[a];
       int count = at->g ? 1 : at->type == GPUX_ATTR_GRAPHS ? at->n : 0;
       for (int s = 0; s < count; s++) {
-        const gpux_graph *sub = at->g ? at->g : at->graphs[s];
+        const gpux__graph *sub = at->g ? at->g : at->graphs[s];
         for (int v = 0; v < sub->n_values; v++) add_reader(u, sub->values[v].outer, -1, 1000);
       }
     }
@@ -167,7 +167,7 @@ static int only_reader(const use_map *u, int id) { return u->uses[id] == 1 ? u->
 
 /* A constant operand that is a scalar or per-channel ([M, 1, 1], [1, M, 1, 1], ...) for an
  * output of rank `rank` with M channels: its values (count 1 or M) or NULL. */
-static const float *channel_const(const gpux_graph *g, int id, int64_t m, int rank, int64_t *count) {
+static const float *channel_const(const gpux__graph *g, int id, int64_t m, int rank, int64_t *count) {
   const gpux_tensor *t = const_of(g, id);
   if (!t || t->dtype != GPUX_DT_FLOAT || t->ndim > rank) return NULL;
   for (int i = 0; i < t->ndim; i++) {
@@ -179,7 +179,7 @@ static const float *channel_const(const gpux_graph *g, int id, int64_t m, int ra
 }
 
 /* A float scalar constant: its value in *v. */
-static int is_scalar_any(const gpux_graph *g, int id, float *v) {
+static int is_scalar_any(const gpux__graph *g, int id, float *v) {
   const gpux_tensor *t = const_of(g, id);
   if (!t || t->dtype != GPUX_DT_FLOAT || gpux_tensor_count(t) != 1) return 0;
   *v = ((const float *)t->data)[0];
@@ -187,7 +187,7 @@ static int is_scalar_any(const gpux_graph *g, int id, float *v) {
 }
 
 /* A float scalar constant equal to want. */
-static int is_scalar(const gpux_graph *g, int id, float want) {
+static int is_scalar(const gpux__graph *g, int id, float want) {
   const gpux_tensor *t = const_of(g, id);
   return t && t->dtype == GPUX_DT_FLOAT && gpux_tensor_count(t) == 1 && ((const float *)t->data)[0] == want;
 }
@@ -224,7 +224,7 @@ static void scale_weights(chain *c, int64_t m, double s) {
 }
 
 /* The operands of a binary node reading x: the other one as a per-channel constant. */
-static const float *other_operand(const gpux_graph *g, const gpux_node *n, int x, const chain *c,
+static const float *other_operand(const gpux__graph *g, const gpux__node *n, int x, const chain *c,
                                   int64_t *count, int *x_first) {
   if (n->n_in != 2 || n->n_out != 1) return NULL;
   *x_first = n->in[0] == x;
@@ -263,8 +263,8 @@ static int fold_affine(opt_graph *o, chain *c, const float *s, int64_t ns, const
 
 /* Tries to absorb node r (the only reader of c->out); returns 1 when it did. */
 static int absorb(opt_graph *o, const use_map *u, chain *c, int r, unsigned char *dead, int *err) {
-  gpux_graph *g = &o->g;
-  const gpux_node *n = &g->nodes[r];
+  gpux__graph *g = &o->g;
+  const gpux__node *n = &g->nodes[r];
   int x = c->out, x_first;
   int64_t cnt;
   if (n->domain[0] || n->n_out < 1 || n->out[0] < 0) return 0;
@@ -289,9 +289,9 @@ static int absorb(opt_graph *o, const use_map *u, chain *c, int r, unsigned char
       if (!t || t->dtype != GPUX_DT_FLOAT || gpux_tensor_count(t) != c->m) return 0;
       v[i] = t->data;
     }
-    const gpux_attr *tm = gpux__node_attr(n, "training_mode");
+    const gpux__attr *tm = gpux__node_attr(n, "training_mode");
     if (tm && tm->i) return 0;
-    const gpux_attr *ep = gpux__node_attr(n, "epsilon");
+    const gpux__attr *ep = gpux__node_attr(n, "epsilon");
     double eps = ep ? ep->f : 1e-5;
     /* y = (x - mean) / sqrt(var + eps) * scale + bias */
     for (int64_t m = 0; m < c->m; m++) {
@@ -315,19 +315,19 @@ static int absorb(opt_graph *o, const use_map *u, chain *c, int r, unsigned char
   } else if (is_op(n, "Relu") && n->n_in == 1) {
     c->act = ACT_RELU;
   } else if (is_op(n, "LeakyRelu") && n->n_in == 1) {
-    const gpux_attr *a = gpux__node_attr(n, "alpha");
+    const gpux__attr *a = gpux__node_attr(n, "alpha");
     c->act = ACT_LEAKY, c->params[0] = a ? a->f : 0.01f, c->n_params = 1;
   } else if (is_op(n, "Sigmoid") && n->n_in == 1) {
     c->act = ACT_SIGMOID;
   } else if (is_op(n, "HardSigmoid") && n->n_in == 1) {
-    const gpux_attr *a = gpux__node_attr(n, "alpha"), *b = gpux__node_attr(n, "beta");
+    const gpux__attr *a = gpux__node_attr(n, "alpha"), *b = gpux__node_attr(n, "beta");
     c->act = ACT_HARDSIGMOID, c->params[0] = a ? a->f : 0.2f, c->params[1] = b ? b->f : 0.5f, c->n_params = 2;
   } else if (is_op(n, "HardSwish") && n->n_in == 1) {
     c->act = ACT_HARDSWISH;
   } else if (is_op(n, "Clip") && n->in[0] == x) {
     float lo = -FLT_MAX, hi = FLT_MAX;
     if (n->opset < 11) {
-      const gpux_attr *a = gpux__node_attr(n, "min"), *b = gpux__node_attr(n, "max");
+      const gpux__attr *a = gpux__node_attr(n, "min"), *b = gpux__node_attr(n, "max");
       if (a) lo = a->f;
       if (b) hi = b->f;
     } else {
@@ -352,21 +352,21 @@ static int absorb(opt_graph *o, const use_map *u, chain *c, int r, unsigned char
 /* x * clip(x + 3, 0, 6) / 6 written as Add, Clip, Mul and Div (or Mul by 1/6), with x read by the
  * Add and the Mul only: the HardSwish activation. */
 static int absorb_hardswish(opt_graph *o, const use_map *u, chain *c, unsigned char *dead) {
-  gpux_graph *g = &o->g;
+  gpux__graph *g = &o->g;
   int x = c->out;
   if (c->act != ACT_NONE || u->uses[x] != 2) return 0;
   for (int first = 0; first < 2; first++) {
     int ia = u->readers[x][first], im = u->readers[x][1 - first];
-    const gpux_node *add = &g->nodes[ia], *mul = &g->nodes[im];
+    const gpux__node *add = &g->nodes[ia], *mul = &g->nodes[im];
     if (!is_op(add, "Add") || add->n_in != 2 || add->n_out != 1) continue;
     if (!((add->in[0] == x && is_scalar(g, add->in[1], 3.0f)) || (add->in[1] == x && is_scalar(g, add->in[0], 3.0f))))
       continue;
     int ic = only_reader(u, add->out[0]);
     if (ic < 0) continue;
-    const gpux_node *clip = &g->nodes[ic];
+    const gpux__node *clip = &g->nodes[ic];
     if (!is_op(clip, "Clip") || clip->n_out != 1) continue;
     if (clip->opset < 11) {
-      const gpux_attr *a = gpux__node_attr(clip, "min"), *b = gpux__node_attr(clip, "max");
+      const gpux__attr *a = gpux__node_attr(clip, "min"), *b = gpux__node_attr(clip, "max");
       if (!a || !b || a->f != 0.0f || b->f != 6.0f) continue;
     } else if (clip->n_in < 3 || !is_scalar(g, clip->in[1], 0.0f) || !is_scalar(g, clip->in[2], 6.0f)) {
       continue;
@@ -377,7 +377,7 @@ static int absorb_hardswish(opt_graph *o, const use_map *u, chain *c, unsigned c
     if (only_reader(u, t2) != im) continue;
     int id = only_reader(u, mul->out[0]);
     if (id < 0) continue;
-    const gpux_node *div = &g->nodes[id];
+    const gpux__node *div = &g->nodes[id];
     int ok = div->n_in == 2 && div->n_out == 1 && div->in[0] == mul->out[0] &&
              ((is_op(div, "Div") && is_scalar(g, div->in[1], 6.0f)) ||
               (is_op(div, "Mul") && is_scalar(g, div->in[1], 1.0f / 6.0f)));
@@ -395,16 +395,16 @@ static int absorb_hardswish(opt_graph *o, const use_map *u, chain *c, unsigned c
 
 /* Turns node i (a Conv or ConvTranspose) and what follows it into a FusedConv or
  * FusedConvTranspose when anything can be absorbed. */
-static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead, const gpux_op_def *fused_def,
-                     const gpux_op_def *fused_t_def) {
-  gpux_graph *g = &o->g;
-  gpux_node *n = &g->nodes[i];
+static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead, const gpux__op_def *fused_def,
+                     const gpux__op_def *fused_t_def) {
+  gpux__graph *g = &o->g;
+  gpux__node *n = &g->nodes[i];
   int transposed = is_op(n, "ConvTranspose");
   if ((!transposed && !is_op(n, "Conv")) || n->n_in < 2 || n->n_out != 1 || n->out[0] < 0) return 0;
   if (!(transposed ? fused_t_def : fused_def)) return 0;
   const gpux_tensor *w = const_of(g, n->in[1]), *b = n->n_in > 2 ? const_of(g, n->in[2]) : NULL;
   if (!w || w->dtype != GPUX_DT_FLOAT || w->ndim < 3 || w->dims[0] < 1 || w->dims[1] < 1) return 0;
-  const gpux_attr *ga = gpux__node_attr(n, "group");
+  const gpux__attr *ga = gpux__node_attr(n, "group");
   int64_t groups = ga ? ga->i : 1;
   if (groups < 1 || (transposed && w->dims[0] % groups)) return 0;
   int64_t cm = transposed ? w->dims[1] * groups : w->dims[0];
@@ -440,7 +440,7 @@ static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead,
   int n_in = c.ps ? 5 : 3;
   int *in = gpux__arena_alloc(&o->arena, (size_t)n_in * sizeof *in);
   int *out = gpux__arena_alloc(&o->arena, sizeof *out);
-  gpux_attr *attrs = gpux__arena_alloc(&o->arena, (size_t)(n->n_attrs + 3) * sizeof *attrs);
+  gpux__attr *attrs = gpux__arena_alloc(&o->arena, (size_t)(n->n_attrs + 3) * sizeof *attrs);
   if (!in || !out || !attrs) return GPUX_E_NOMEM;
   in[0] = n->in[0], in[1] = wid, in[2] = bid;
   if (c.ps) {
@@ -457,20 +457,20 @@ static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead,
   memcpy(attrs, n->attrs, (size_t)n->n_attrs * sizeof *attrs);
   int na = n->n_attrs;
   if (c.act != ACT_NONE) {
-    attrs[na++] = (gpux_attr){.name = "activation", .type = GPUX_ATTR_STRING, .s = act_names[c.act],
+    attrs[na++] = (gpux__attr){.name = "activation", .type = GPUX_ATTR_STRING, .s = act_names[c.act],
                               .s_len = strlen(act_names[c.act])};
     if (c.n_params) {
       float *p = gpux__arena_alloc(&o->arena, sizeof c.params);
       if (!p) return GPUX_E_NOMEM;
       memcpy(p, c.params, sizeof c.params);
-      attrs[na++] = (gpux_attr){.name = "activation_params", .type = GPUX_ATTR_FLOATS, .n = c.n_params, .floats = p};
+      attrs[na++] = (gpux__attr){.name = "activation_params", .type = GPUX_ATTR_FLOATS, .n = c.n_params, .floats = p};
     }
   }
   if (c.clamp) {
     float *p = gpux__arena_alloc(&o->arena, 2 * sizeof *p);
     if (!p) return GPUX_E_NOMEM;
     p[0] = c.lo, p[1] = c.hi;
-    attrs[na++] = (gpux_attr){.name = "clamp", .type = GPUX_ATTR_FLOATS, .n = 2, .floats = p};
+    attrs[na++] = (gpux__attr){.name = "clamp", .type = GPUX_ATTR_FLOATS, .n = 2, .floats = p};
   }
   n->op_type = transposed ? "FusedConvTranspose" : "FusedConv";
   n->domain = "gpux";
@@ -486,20 +486,20 @@ static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead,
 /* x + x * s, with s from a FusedConv read by nothing else, becomes x * s' with s' = s + 1 made
  * by that FusedConv (its post_bias): one pass over x instead of two. */
 static int fuse_se(opt_graph *o, const use_map *u, int ia, unsigned char *dead) {
-  gpux_graph *g = &o->g;
-  gpux_node *add = &g->nodes[ia];
+  gpux__graph *g = &o->g;
+  gpux__node *add = &g->nodes[ia];
   if (!is_op(add, "Add") || add->n_in != 2 || add->n_out != 1) return 0;
   for (int side = 0; side < 2; side++) {
     int x = add->in[side], m = add->in[1 - side];
     if (x < 0 || m < 0 || only_reader(u, m) != ia) continue;
     int im = g->values[m].producer;
     if (im < 0 || dead[im]) continue;
-    const gpux_node *mul = &g->nodes[im];
+    const gpux__node *mul = &g->nodes[im];
     if (!is_op(mul, "Mul") || mul->n_in != 2 || mul->n_out != 1) continue;
     int sv = mul->in[0] == x ? mul->in[1] : mul->in[1] == x ? mul->in[0] : -1;
     int ic = sv >= 0 && only_reader(u, sv) == im ? g->values[sv].producer : -1;
     if (ic < 0 || dead[ic] || sv == x) continue;
-    gpux_node *fc = &g->nodes[ic];
+    gpux__node *fc = &g->nodes[ic];
     if (strcmp(fc->op_type, "FusedConv") || strcmp(fc->domain, "gpux") || fc->out[0] != sv) continue;
     const gpux_tensor *fw = fc->n_in >= 3 ? const_of(g, fc->in[1]) : NULL;
     if (!fw || !is_owned(o, fw->data)) continue; /* not made above (a model's own FusedConv) */
@@ -532,7 +532,7 @@ static int fuse_se(opt_graph *o, const use_map *u, int ia, unsigned char *dead) 
 
 /* ---- driver ---- */
 
-void gpux__graph_optimized_free(gpux_graph *g) {
+void gpux__graph_optimized_free(gpux__graph *g) {
   if (!g) return;
   opt_graph *o = (opt_graph *)g;
   for (int i = 0; i < o->n_subs; i++) gpux__graph_optimized_free(o->subs[i]);
@@ -547,22 +547,22 @@ void gpux__graph_optimized_free(gpux_graph *g) {
   free(o);
 }
 
-static int optimize(const gpux_graph *src, gpux_graph **out);
+static int optimize(const gpux__graph *src, gpux__graph **out);
 
 /* Nested graphs of node i rewritten: the node gets its own attribute list (and graph lists)
  * pointing at the copies, which o->subs keeps. Sets *changed when any was rewritten. */
 static int optimize_subgraphs(opt_graph *o, int i, int *changed) {
-  gpux_node *n = &o->g.nodes[i];
+  gpux__node *n = &o->g.nodes[i];
   int own_attrs = 0; /* n->attrs is this graph's copy */
   for (int a = 0; a < n->n_attrs; a++) {
     int count = n->attrs[a].g ? 1 : n->attrs[a].type == GPUX_ATTR_GRAPHS ? n->attrs[a].n : 0;
     int own_list = 0;  /* n->attrs[a].graphs is this graph's copy */
     for (int k = 0; k < count; k++) {
-      gpux_graph *sub;
+      gpux__graph *sub;
       int rc = optimize(n->attrs[a].g ? n->attrs[a].g : n->attrs[a].graphs[k], &sub);
       if (rc) return rc;
       if (!sub) continue;
-      gpux_graph **subs = gpux__realloc(o->subs, (size_t)(o->n_subs + 1) * sizeof *subs);
+      gpux__graph **subs = gpux__realloc(o->subs, (size_t)(o->n_subs + 1) * sizeof *subs);
       if (!subs) {
         gpux__graph_optimized_free(sub);
         return GPUX_E_NOMEM;
@@ -570,18 +570,18 @@ static int optimize_subgraphs(opt_graph *o, int i, int *changed) {
       o->subs = subs;
       o->subs[o->n_subs++] = sub;
       if (!own_attrs) {
-        gpux_attr *attrs = gpux__arena_alloc(&o->arena, (size_t)n->n_attrs * sizeof *attrs);
+        gpux__attr *attrs = gpux__arena_alloc(&o->arena, (size_t)n->n_attrs * sizeof *attrs);
         if (!attrs) return GPUX_E_NOMEM;
         memcpy(attrs, n->attrs, (size_t)n->n_attrs * sizeof *attrs);
         n->attrs = attrs;
         own_attrs = 1;
       }
-      gpux_attr *at = &n->attrs[a];
+      gpux__attr *at = &n->attrs[a];
       if (at->g) {
         at->g = sub;
       } else {
         if (!own_list) {
-          struct gpux_graph **gs = gpux__arena_alloc(&o->arena, (size_t)at->n * sizeof *gs);
+          struct gpux__graph **gs = gpux__arena_alloc(&o->arena, (size_t)at->n * sizeof *gs);
           if (!gs) return GPUX_E_NOMEM;
           memcpy(gs, at->graphs, (size_t)at->n * sizeof *gs);
           at->graphs = gs;
@@ -595,13 +595,13 @@ static int optimize_subgraphs(opt_graph *o, int i, int *changed) {
   return 0;
 }
 
-static int optimize(const gpux_graph *src, gpux_graph **out) {
+static int optimize(const gpux__graph *src, gpux__graph **out) {
   *out = NULL;
-  const gpux_op_def *fused_def = gpux__op_find("gpux", "FusedConv", 1);
-  const gpux_op_def *fused_t_def = gpux__op_find("gpux", "FusedConvTranspose", 1);
+  const gpux__op_def *fused_def = gpux__op_find("gpux", "FusedConv", 1);
+  const gpux__op_def *fused_t_def = gpux__op_find("gpux", "FusedConvTranspose", 1);
   opt_graph *o = gpux__calloc(1, sizeof *o);
   if (!o) return GPUX_E_NOMEM;
-  gpux_graph *g = &o->g;
+  gpux__graph *g = &o->g;
   *g = *src;
   g->hash = NULL, g->hash_cap = 0;   /* lookups by name go to the model's graph */
   g->dead_start = g->dead_after = NULL;
@@ -645,7 +645,7 @@ out:
   return 0;
 }
 
-int gpux__graph_optimize(const gpux_graph *src, gpux_graph **out) {
+int gpux__graph_optimize(const gpux__graph *src, gpux__graph **out) {
   *out = NULL;
   const char *env = getenv("GPUX_OPTIMIZE");
   if (env && !strcmp(env, "0")) return 0;

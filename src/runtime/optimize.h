@@ -12,7 +12,7 @@
  * gpux__graph_optimized_free. Values keep their ids, so nested graphs that capture values of g
  * read the copy's values alike. *out is NULL (and 0 returned) when nothing was rewritten or
  * GPUX_OPTIMIZE=0 is set in the environment. */
-int gpux__graph_optimize(const gpux_graph *g, gpux_graph **out);
-void gpux__graph_optimized_free(gpux_graph *g);
+int gpux__graph_optimize(const gpux__graph *g, gpux__graph **out);
+void gpux__graph_optimized_free(gpux__graph *g);
 
 #endif

@@ -8,13 +8,13 @@
 
 struct gpux_session {
   gpux_model *model;
-  const gpux_backend_i *backend;
+  const gpux__backend_i *backend;
   void *backend_ctx;
   int requested;            /* the gpux_backend_kind asked for */
   int threads;              /* CPU threads its runs may use (0 = the whole pool) */
   int ran;                  /* a run finished: node placement is known */
   int ran_node_by_node;     /* the last run went through run_node (the backend declined the graph) */
-  gpux_graph *og;           /* the main graph as rewritten once by graph/optimize.c, or NULL */
+  gpux__graph *og;           /* the main graph as rewritten once by graph/optimize.c, or NULL */
   int *node_map;            /* [model nodes]: the node of og that computes node i's result, -1
                                when nothing does per run (folded away); NULL without og */
   unsigned char *supported; /* [og nodes]: the backend's supports_node answers, or NULL */
@@ -24,7 +24,7 @@ struct gpux_session {
 };
 
 typedef struct frame {
-  const gpux_graph *g;
+  const gpux__graph *g;
   gpux_tensor *vals;        /* [n_values] values computed or bound in this invocation */
   unsigned char *borrowed;  /* [n_values] 1: vals[v] is a view of caller memory; 2: omitted */
   struct frame *parent;
@@ -32,7 +32,7 @@ typedef struct frame {
 } frame;
 
 static const gpux_tensor *frame_value(const frame *f, int id) {
-  const gpux_value *v = &f->g->values[id];
+  const gpux__value *v = &f->g->values[id];
   if (v->is_const) return &v->init;
   if (v->outer >= 0 && f->parent) return frame_value(f->parent, v->outer);
   return &f->vals[id];
@@ -40,7 +40,7 @@ static const gpux_tensor *frame_value(const frame *f, int id) {
 
 static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_tensor *outputs, int n_outputs);
 
-static int run_subgraph(gpux_kctx *k, const gpux_graph *body, const gpux_tensor *inputs, int n_inputs,
+static int run_subgraph(gpux__kctx *k, const gpux__graph *body, const gpux_tensor *inputs, int n_inputs,
                         gpux_tensor *outputs, int n_outputs) {
   frame *parent = k->exec;
   frame child = {.g = body, .parent = parent, .s = parent->s};
@@ -49,7 +49,7 @@ static int run_subgraph(gpux_kctx *k, const gpux_graph *body, const gpux_tensor 
 
 /* Frees the values whose last use is node i. */
 static void release_dead(frame *f, int i, const unsigned char *is_output) {
-  const gpux_graph *g = f->g;
+  const gpux__graph *g = f->g;
   const int *dead = g->dead_after + g->dead_start[i];
   int n = g->dead_start[i + 1] - g->dead_start[i];
   for (int j = 0; j < n; j++) {
@@ -60,7 +60,7 @@ static void release_dead(frame *f, int i, const unsigned char *is_output) {
 }
 
 static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_tensor *outputs, int n_outputs) {
-  const gpux_graph *g = f->g;
+  const gpux__graph *g = f->g;
   int rc = 0, nv = g->n_values;
   f->vals = gpux__calloc((size_t)nv + 1, sizeof *f->vals);
   f->borrowed = gpux__calloc((size_t)nv + 1, 1);
@@ -87,10 +87,10 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
       f->borrowed[id] = 2;
     }
   }
-  gpux_kctx k;
+  gpux__kctx k;
   /* The hot loop: one kernel call per node, intermediates released at their last use. */
   for (int i = 0; i < g->n_nodes; i++) {
-    const gpux_node *n = &g->nodes[i];
+    const gpux__node *n = &g->nodes[i];
     for (int j = 0; j < n->n_in; j++) {
       int id = n->in[j];
       in[j] = id < 0 || f->borrowed[id] == 2 ? NULL : frame_value(f, id);
@@ -115,7 +115,7 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
   }
   for (int o = 0; o < n_outputs && o < g->n_outputs; o++) {
     int id = g->outputs[o];
-    const gpux_value *v = &g->values[id];
+    const gpux__value *v = &g->values[id];
     if (v->is_const || v->outer >= 0 || f->borrowed[id]) {
       if ((rc = gpux_tensor_copy(&outputs[o], frame_value(f, id)))) goto done;
     } else {
@@ -163,11 +163,11 @@ static int pick_backend(gpux_session *s, const gpux_session_options *opts) {
 }
 
 /* The runtime's host services (backend-impl.h): one node's CPU kernel, or its shapes only. */
-static int host_run_node(void *rt, const gpux_node *n, const gpux_tensor *const *in, gpux_tensor *const *out,
+static int host_run_node(void *rt, const gpux__node *n, const gpux_tensor *const *in, gpux_tensor *const *out,
                          int shape_only) {
   gpux_session *s = rt;
   if (!n->op) return gpux__error(GPUX_E_UNSUPPORTED_OP, "node '%s': operator %s is not supported", n->name, n->op_type);
-  gpux_kctx k;
+  gpux__kctx k;
   gpux__kctx_init(&k, n, in, out);
   k.shape_only = shape_only;
   k.buffers = &s->buffers;
@@ -178,11 +178,11 @@ static int host_run_node(void *rt, const gpux_node *n, const gpux_tensor *const 
 
 /* The node of the rewritten graph that makes value v, following v's consumers in the original
  * graph when the rewrite folded the node away (-1: nothing computes it per run). */
-static int producer_in(const gpux_graph *g, const gpux_graph *og, int v, int depth) {
+static int producer_in(const gpux__graph *g, const gpux__graph *og, int v, int depth) {
   if (v < 0 || v >= og->n_values || depth > 16) return -1;
   if (og->values[v].producer >= 0) return og->values[v].producer;
   for (int i = 0; i < g->n_nodes; i++) {
-    const gpux_node *n = &g->nodes[i];
+    const gpux__node *n = &g->nodes[i];
     for (int j = 0; j < n->n_in; j++) {
       if (n->in[j] != v) continue;
       for (int k = 0; k < n->n_out; k++) {
@@ -197,7 +197,7 @@ static int producer_in(const gpux_graph *g, const gpux_graph *og, int v, int dep
 /* Optimizes the main graph once, maps the model's nodes onto the result, asks the backend which
  * nodes it takes and hands it the graph. */
 static int session_prepare(gpux_session *s) {
-  const gpux_graph *g = s->model->graph;
+  const gpux__graph *g = s->model->graph;
   int rc = gpux__graph_optimize(g, &s->og);
   if (rc) return rc;
   if (s->og) {
@@ -208,7 +208,7 @@ static int session_prepare(gpux_session *s) {
         s->node_map[i] = producer_in(g, s->og, g->nodes[i].out[k], 0);
     }
   }
-  const gpux_graph *eg = s->og ? s->og : g;
+  const gpux__graph *eg = s->og ? s->og : g;
   if (s->backend->supports_node) {
     if (!(s->supported = gpux__calloc((size_t)eg->n_nodes + 1, 1))) return GPUX_E_NOMEM;
     for (int i = 0; i < eg->n_nodes; i++)
@@ -274,9 +274,9 @@ const char *gpux_session_node_device(const gpux_session *s, int i, const char **
 
 /* Checks a caller's input against the model's declaration: kind, dtype, rank, fixed dims, and
  * that a symbolic dimension ("batch") has one value across all inputs. */
-static int check_input(const gpux_graph *g, int i, const gpux_tensor *t, const char **sym_names,
+static int check_input(const gpux__graph *g, int i, const gpux_tensor *t, const char **sym_names,
                        int64_t *sym_vals, int *n_syms) {
-  const gpux_value *v = &g->values[g->inputs[i]];
+  const gpux__value *v = &g->values[g->inputs[i]];
   if (!v->has_info) return 0;
   const gpux_value_info *info = &v->info;
   char have[128];
@@ -316,7 +316,7 @@ static int check_input(const gpux_graph *g, int i, const gpux_tensor *t, const c
  * to in_v, values of this session's backend); outputs with keep set come back in out_values. */
 static int session_exec(gpux_session *s, const gpux_tensor *in_t, const gpux_device_tensor *const *in_v, int n_inputs,
                         gpux_tensor *outputs, const unsigned char *keep, gpux_device_tensor **out_values, int n_outputs) {
-  const gpux_graph *g = s->model->graph;
+  const gpux__graph *g = s->model->graph;
   for (int o = 0; o < n_outputs; o++) memset(&outputs[o], 0, sizeof outputs[o]);
   if (n_inputs > g->n_inputs)
     return gpux__error(GPUX_E_INVALID, "%d inputs given, the model takes %d", n_inputs, g->n_inputs);
@@ -326,7 +326,7 @@ static int session_exec(gpux_session *s, const gpux_tensor *in_t, const gpux_dev
   for (int i = 0; i < n_inputs; i++)
     if ((rc = check_input(g, i, &in_t[i], sym_names, sym_vals, &n_syms))) return rc;
   rc = GPUX__DECLINED;
-  const gpux_graph *eg = s->og ? s->og : g; /* what runs */
+  const gpux__graph *eg = s->og ? s->og : g; /* what runs */
   if (s->backend->run_graph) {
     gpux__io io = {in_t, in_v, n_inputs, outputs, n_outputs, keep, out_values, &s->stats};
     rc = s->backend->run_graph(s->backend_ctx, eg, &io);

@@ -203,13 +203,13 @@ static gpux_tensor to_f64(const gpux_tensor *t) {
 }
 
 /* Runs op_type on `in` with the node attributes, into *out. */
-static int run_op(const char *op_type, gpux_attr *attrs, int n_attrs, const gpux_tensor **in, int n_in, gpux_tensor *out) {
-  gpux_node n = {.name = "t", .op_type = op_type, .domain = "", .opset = 17, .n_in = n_in, .n_out = 1,
+static int run_op(const char *op_type, gpux__attr *attrs, int n_attrs, const gpux_tensor **in, int n_in, gpux_tensor *out) {
+  gpux__node n = {.name = "t", .op_type = op_type, .domain = "", .opset = 17, .n_in = n_in, .n_out = 1,
                  .n_attrs = n_attrs, .attrs = attrs};
   n.op = gpux__op_find("", op_type, 17);
   assert_non_null(n.op);
   gpux_tensor *outs[1] = {out};
-  gpux_kctx k = {.node = &n, .n_in = n_in, .n_out = 1, .in = in, .out = outs, .opset = 17};
+  gpux__kctx k = {.node = &n, .n_in = n_in, .n_out = 1, .in = in, .out = outs, .opset = 17};
   return n.op->run(&k);
 }
 
@@ -234,7 +234,7 @@ static void op_case(const char *op_type, int transposed) {
   gpux_tensor x = rand_tensor(GPUX_DT_FLOAT, 4, xd), wt = rand_tensor(GPUX_DT_FLOAT, 4, wd);
   gpux_tensor b = rand_tensor(GPUX_DT_FLOAT, 1, bd);
   gpux_tensor x64 = to_f64(&x), w64 = to_f64(&wt), b64 = to_f64(&b), y = {0}, y64 = {0};
-  gpux_attr attrs[5] = {
+  gpux__attr attrs[5] = {
     {.name = "group", .type = GPUX_ATTR_INT, .i = g},
     {.name = "strides", .type = GPUX_ATTR_INTS, .n = 2, .ints = st},
     {.name = "dilations", .type = GPUX_ATTR_INTS, .n = 2, .ints = dl},
@@ -279,7 +279,7 @@ static void pool_case(const char *op_type) {
   if (!strcmp(op_type, "MaxPool"))
     for (int64_t i = 0; i < gpux_tensor_count(&x); i += rnd(5, 40)) ((float *)x.data)[i] = NAN;
   gpux_tensor x64 = to_f64(&x), y = {0}, y64 = {0};
-  gpux_attr attrs[5] = {
+  gpux__attr attrs[5] = {
     {.name = "kernel_shape", .type = GPUX_ATTR_INTS, .n = 2, .ints = k},
     {.name = "strides", .type = GPUX_ATTR_INTS, .n = 2, .ints = st},
     {.name = "pads", .type = GPUX_ATTR_INTS, .n = 4, .ints = pads},

@@ -119,9 +119,9 @@ static gpux_tensor run(gpux_model *model, const gpux_tensor *x, int optimize) {
 
 /* The rewritten graph's count of nodes of op_type. */
 static int count_ops(gpux_model *model, const char *op_type) {
-  gpux_graph *g;
+  gpux__graph *g;
   assert_int_equal(gpux__graph_optimize(model->graph, &g), 0);
-  const gpux_graph *use = g ? g : model->graph;
+  const gpux__graph *use = g ? g : model->graph;
   int n = 0;
   for (int i = 0; i < use->n_nodes; i++) n += !strcmp(use->nodes[i].op_type, op_type);
   gpux__graph_optimized_free(g);
@@ -288,10 +288,10 @@ static void test_nested_graph(void **state) {
   }
   pbw_msg(&m.g, 1, &n);
   gpux_model *model = finish(&m, 4, xdims, "y");
-  gpux_graph *g;
+  gpux__graph *g;
   assert_int_equal(gpux__graph_optimize(model->graph, &g), 0);
   assert_non_null(g);
-  const gpux_attr *tb = gpux__node_attr(&g->nodes[0], "then_branch");
+  const gpux__attr *tb = gpux__node_attr(&g->nodes[0], "then_branch");
   assert_non_null(tb);
   assert_int_equal(tb->g->n_nodes, 1);
   assert_string_equal(tb->g->nodes[0].op_type, "FusedConv");
@@ -306,7 +306,7 @@ static void test_nothing(void **state) {
   model_b m = {0};
   node(&m, "Relu", (const char *[]){"x"}, 1, "y", NULL, 0);
   gpux_model *model = finish(&m, 4, ones4, "y");
-  gpux_graph *g = NULL;
+  gpux__graph *g = NULL;
   assert_int_equal(gpux__graph_optimize(model->graph, &g), 0);
   assert_null(g);
   gpux_model_free(model);

@@ -14,12 +14,12 @@ static int cpu_init(void **ctx, const gpux_session_options *opts) {
 
 static void cpu_release(void *ctx) { (void)ctx; }
 
-static int cpu_run_node(void *ctx, gpux_kctx *k) {
+static int cpu_run_node(void *ctx, gpux__kctx *k) {
   (void)ctx;
   return k->node->op->run(k);
 }
 
-const gpux_backend_i gpux__backend_cpu = {
+const gpux__backend_i gpux__backend_cpu = {
   /* .version       = */ GPUX_BACKEND_INTERFACE_VERSION,
   /* .name          = */ "cpu",
   /* .device_type   = */ GPUX__DEVICE_HOST,

@@ -1,13 +1,13 @@
-/* backend.c — the WebGPU backend as the runtime sees it (the gpux_backend_i table): a session's
+/* backend.c — the WebGPU backend as the runtime sees it (the gpux__backend_i table): a session's
  * context holds the process's device and the plans of its main graph, one per input signature
  * (a few are kept, least recently used dropped). Graphs it does not take (nested graphs, shapes
  * that depend on data) it declines, and the runtime runs them on the host. */
 #include "backend/webgpu/wg.h"
 
 typedef struct wg_plan wg_plan;
-int gpux__wg_plan_key(const gpux_graph *g, const gpux_tensor *inputs, int n_inputs, uint64_t extra, unsigned char **key,
+int gpux__wg_plan_key(const gpux__graph *g, const gpux_tensor *inputs, int n_inputs, uint64_t extra, unsigned char **key,
                       size_t *len);
-int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux__host *host, const unsigned char *supported,
+int gpux__wg_plan_create(wg_device *dev, const gpux__graph *g, const gpux__host *host, const unsigned char *supported,
                          const gpux_tensor *inputs, int n_inputs, uint64_t extra,
                          uint64_t budget, gpux_run_stats *stats, uint64_t *want, unsigned char *key, size_t key_len,
                          wg_plan **out);
@@ -23,7 +23,7 @@ int gpux__wg_plan_run(wg_plan *p, const gpux__io *io);
 
 typedef struct wg_ctx {
   wg_device *dev;
-  const gpux_graph *g;           /* the main graph as the runtime optimized it */
+  const gpux__graph *g;           /* the main graph as the runtime optimized it */
   const gpux__host *host;        /* the runtime runs CPU kernels and shape inference */
   const unsigned char *supported; /* [g->n_nodes] the nodes the runtime placed here, or NULL */
   wg_plan *plans[WG_MAX_PLANS];  /* most recently used first */
@@ -63,7 +63,7 @@ static int wg_prefer_cpu(void *ctx) {
   return c && c->dev && c->dev->adapter_type == WGPUAdapterType_CPU;
 }
 
-static int wg_prepare(void *ctx, const gpux_graph *g, const gpux__host *host, const unsigned char *supported) {
+static int wg_prepare(void *ctx, const gpux__graph *g, const gpux__host *host, const unsigned char *supported) {
   wg_ctx *c = ctx;
   c->g = g;
   c->host = host;
@@ -71,7 +71,7 @@ static int wg_prepare(void *ctx, const gpux_graph *g, const gpux__host *host, co
   return 0;
 }
 
-static int wg_supports_node(void *ctx, const gpux_node *n, char *why, size_t why_len) {
+static int wg_supports_node(void *ctx, const gpux__node *n, char *why, size_t why_len) {
   (void)ctx;
   return gpux__wg_supports(n, why, why_len);
 }
@@ -106,7 +106,7 @@ static void drop_plan(wg_ctx *c, int i) {
 
 static int find_plan(wg_ctx *c, gpux_tensor *inputs, const gpux_device_tensor **vals, unsigned char *owned, int n_inputs,
                      gpux_run_stats *stats, wg_plan **out) {
-  const gpux_graph *pg = c->g;
+  const gpux__graph *pg = c->g;
   for (int attempt = 0;; attempt++) {
     unsigned char *key;
     size_t len;
@@ -148,7 +148,7 @@ static int find_plan(wg_ctx *c, gpux_tensor *inputs, const gpux_device_tensor **
   }
 }
 
-static int wg_run_graph(void *ctx, const gpux_graph *g, const gpux__io *io) {
+static int wg_run_graph(void *ctx, const gpux__graph *g, const gpux__io *io) {
   wg_ctx *c = ctx;
   if (g != c->g) return GPUX__DECLINED;
   int n = io->n_inputs, rc = 0;
@@ -204,7 +204,7 @@ static int wg_node_place(void *ctx, int i, const char **why) {
   return gpux__wg_plan_node_place(c->last, i, why);
 }
 
-const gpux_backend_i gpux__backend_webgpu = {
+const gpux__backend_i gpux__backend_webgpu = {
   /* .version       = */ GPUX_BACKEND_INTERFACE_VERSION,
   /* .name          = */ "webgpu",
   /* .device_type   = */ GPUX__DEVICE_GPU,

@@ -11,12 +11,12 @@
 typedef unsigned long long ull;
 
 static int64_t attr_i(wg_build *b, const char *name, int64_t dflt) {
-  const gpux_attr *a = gpux__node_attr(gpux__wg_node(b), name);
+  const gpux__attr *a = gpux__node_attr(gpux__wg_node(b), name);
   return a ? a->i : dflt;
 }
 
 static int op_attention(wg_build *b) {
-  const gpux_node *n = gpux__wg_node(b);
+  const gpux__node *n = gpux__wg_node(b);
   const gpux_tensor *Q = gpux__wg_in(b, 0), *K = gpux__wg_in(b, 1), *V = gpux__wg_in(b, 2), *M = gpux__wg_in(b, 3),
                     *PK = gpux__wg_in(b, 4), *PV = gpux__wg_in(b, 5), *NP = gpux__wg_in(b, 6);
   if (!Q || !K || !V) return gpux__wg_decline(b, "missing Q, K or V");
@@ -40,7 +40,7 @@ static int op_attention(wg_build *b) {
     P = PK->dims[2];
   }
   int64_t T = P + Skv, group = Hq / Hkv;
-  const gpux_attr *sa = gpux__node_attr(n, "scale"), *ca = gpux__node_attr(n, "softcap");
+  const gpux__attr *sa = gpux__node_attr(n, "scale"), *ca = gpux__node_attr(n, "softcap");
   float scale = sa ? sa->f : (D > 0 ? 1.0f / sqrtf((float)D) : 1.0f), softcap = ca ? ca->f : 0.0f;
   int causal = attr_i(b, "is_causal", 0) != 0, mode = (int)attr_i(b, "qk_matmul_output_mode", 0);
   int64_t left = attr_i(b, "left_window_size", -1), right = attr_i(b, "right_window_size", -1);

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 
 static int read_window(wg_build *b, const gpux_tensor *x, const int64_t *kernel, int forward, int ceil_mode, gpux__window *w) {
-  gpux_kctx k;
+  gpux__kctx k;
   memset(&k, 0, sizeof k);
   k.node = gpux__wg_node(b);
   k.opset = gpux__wg_opset(b);
@@ -20,7 +20,7 @@ static int read_window(wg_build *b, const gpux_tensor *x, const int64_t *kernel,
 }
 
 static int64_t attr_i(wg_build *b, const char *name, int64_t dflt) {
-  const gpux_attr *a = gpux__node_attr(gpux__wg_node(b), name);
+  const gpux__attr *a = gpux__node_attr(gpux__wg_node(b), name);
   return a ? (a->type == GPUX_ATTR_FLOAT ? (int64_t)a->f : a->i) : dflt;
 }
 
@@ -50,10 +50,10 @@ static int bind_post(wg_build *b, int *ps, int *pb) {
 /* Emits fn gx_epi(v, co): Y = clamp(act(v)) * post_scale[co] + post_bias[co] for a fused node,
  * v itself otherwise (v already holds the bias). */
 static int emit_epilogue(wg_build *b, wg_str *s, int ps, int pb) {
-  const gpux_node *n = gpux__wg_node(b);
+  const gpux__node *n = gpux__wg_node(b);
   gpux__wg_cat(s, "fn gx_epi(v: f32, co: u32) -> f32 {\n  var y = v;\n");
   if (!strncmp(n->op_type, "Fused", 5)) {
-    const gpux_attr *aa = gpux__node_attr(n, "activation"), *pa = gpux__node_attr(n, "activation_params"),
+    const gpux__attr *aa = gpux__node_attr(n, "activation"), *pa = gpux__node_attr(n, "activation_params"),
                     *ca = gpux__node_attr(n, "clamp");
     const char *act = aa && aa->s ? aa->s : "";
     float p0 = pa && pa->n > 0 ? pa->floats[0] : 0, p1 = pa && pa->n > 1 ? pa->floats[1] : 0;
@@ -166,7 +166,7 @@ static int op_conv(wg_build *b) {
 static int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b) && ((a < 0) != (b < 0))); }
 
 static int op_conv_transpose(wg_build *b) {
-  const gpux_node *node = gpux__wg_node(b);
+  const gpux__node *node = gpux__wg_node(b);
   const gpux_tensor *x = gpux__wg_in(b, 0), *wt = gpux__wg_in(b, 1), *bias = gpux__wg_in(b, 2), *y = gpux__wg_out(b, 0);
   if (!x || !wt || !y || x->ndim < 3 || wt->ndim != x->ndim) return gpux__wg_decline(b, "bad ConvTranspose inputs");
   if (x->dtype != GPUX_DT_FLOAT || wt->dtype != GPUX_DT_FLOAT) return gpux__wg_decline(b, "ConvTranspose on %s", gpux_dtype_name(x->dtype));
@@ -177,8 +177,8 @@ static int op_conv_transpose(wg_build *b) {
   if (G < 1 || C % G || wt->dims[0] != C) return gpux__wg_decline(b, "bad group");
   int64_t cg = C / G, mg = wt->dims[1], M = mg * G;
   int nsp = w.nsp, off = 3 - nsp;
-  const gpux_attr *opa = gpux__node_attr(node, "output_padding"), *osa = gpux__node_attr(node, "output_shape");
-  const gpux_attr *apa = gpux__node_attr(node, "auto_pad");
+  const gpux__attr *opa = gpux__node_attr(node, "output_padding"), *osa = gpux__node_attr(node, "output_shape");
+  const gpux__attr *apa = gpux__node_attr(node, "auto_pad");
   const char *ap = apa && apa->s ? apa->s : "NOTSET";
   int nos = osa ? osa->n : 0;
   const int64_t *oshape = osa ? osa->ints : NULL;
@@ -246,7 +246,7 @@ static int pool(wg_build *b, int kind) {
   int rc = read_window(b, x, NULL, 1, attr_i(b, "ceil_mode", 0) != 0, &w);
   if (rc) return rc;
   int cip = attr_i(b, "count_include_pad", 0) != 0, so = (int)attr_i(b, "storage_order", 0);
-  const gpux_attr *pa = gpux__node_attr(gpux__wg_node(b), "p");
+  const gpux__attr *pa = gpux__node_attr(gpux__wg_node(b), "p");
   float p = pa ? (pa->type == GPUX_ATTR_INT ? (float)pa->i : pa->f) : 2.0f;
   int64_t os = w.out[0] * w.out[1] * w.out[2], is = w.in[0] * w.in[1] * w.in[2];
   int64_t total = gpux_tensor_count(y);
@@ -317,7 +317,7 @@ static int op_global_pool(wg_build *b) {
   int bx = gpux__wg_bind_in(b, 0, WG_F32), by = gpux__wg_bind_out(b, 0, WG_F32);
   if (bx < 0 || by < 0) return GPUX_E_UNSUPPORTED;
   float p = 2.0f;
-  const gpux_attr *pa = gpux__node_attr(gpux__wg_node(b), "p");
+  const gpux__attr *pa = gpux__node_attr(gpux__wg_node(b), "p");
   if (pa) p = pa->type == GPUX_ATTR_INT ? (float)pa->i : pa->f;
   int kind = !strcmp(op, "GlobalMaxPool") ? POOL_MAX : !strcmp(op, "GlobalAveragePool") ? POOL_AVG : POOL_LP;
   /* a workgroup per plane on GPUs; a thread per plane on software adapters (no barriers) */

@@ -216,13 +216,13 @@ static int unary(wg_build *b, const char *expr) {
 #define FLT(name, v) char name##_buf[48]; const char *name = gpux__wg_float(name##_buf, (v))
 
 static float attr_f(wg_build *b, const char *name, float dflt) {
-  const gpux_attr *a = gpux__node_attr(gpux__wg_node(b), name);
+  const gpux__attr *a = gpux__node_attr(gpux__wg_node(b), name);
   if (!a) return dflt;
   return a->type == GPUX_ATTR_INT ? (float)a->i : a->f;
 }
 
 static const char *attr_s(wg_build *b, const char *name, const char *dflt) {
-  const gpux_attr *a = gpux__node_attr(gpux__wg_node(b), name);
+  const gpux__attr *a = gpux__node_attr(gpux__wg_node(b), name);
   return a && a->s ? a->s : dflt;
 }
 
@@ -333,7 +333,7 @@ static int op_binary(wg_build *b) {
   else if (!strcmp(op, "Pow") && fl) expr = "gx_pow(a0, a1)";
   else if (!strcmp(op, "PRelu") && fl) expr = "select(a0, a0 * a1, a0 < 0.0)";
   else if (!strcmp(op, "Mod")) {
-    const gpux_attr *a = gpux__node_attr(gpux__wg_node(b), "fmod");
+    const gpux__attr *a = gpux__node_attr(gpux__wg_node(b), "fmod");
     int fmod = a && a->i;
     if (fl && !fmod) return gpux__wg_decline(b, "Mod with fmod=0 on floats");
     expr = fl ? "gx_fmod(a0, a1)" : fmod ? "select(a0 % a1, 0, a1 == 0)" : "gx_imod(a0, a1)";
@@ -391,7 +391,7 @@ static int op_isnan_isinf(wg_build *b) {
   char expr[200];
   if (!strcmp(gpux__wg_node(b)->op_type, "IsNaN")) snprintf(expr, sizeof expr, "select(0, 1, (bitcast<u32>(a0) & 0x7fffffffu) > 0x7f800000u)");
   else {
-    const gpux_attr *dn = gpux__node_attr(gpux__wg_node(b), "detect_negative"), *dp = gpux__node_attr(gpux__wg_node(b), "detect_positive");
+    const gpux__attr *dn = gpux__node_attr(gpux__wg_node(b), "detect_negative"), *dp = gpux__node_attr(gpux__wg_node(b), "detect_positive");
     int neg = dn ? (int)dn->i : 1, pos = dp ? (int)dp->i : 1;
     snprintf(expr, sizeof expr, "select(0, 1, %s || %s)", pos ? "bitcast<u32>(a0) == 0x7f800000u" : "false",
              neg ? "bitcast<u32>(a0) == 0xff800000u" : "false");
@@ -533,11 +533,11 @@ static int op_cast(wg_build *b) {
 /* QuantizeLinear / DequantizeLinear, per tensor or per axis (blocked quantization declines):
  * y = (x - zero_point) * scale, x = saturate(round_half_even(y / scale) + zero_point). */
 static int op_quant(wg_build *b) {
-  const gpux_node *n = gpux__wg_node(b);
+  const gpux__node *n = gpux__wg_node(b);
   int dq = !strcmp(n->op_type, "DequantizeLinear");
   const gpux_tensor *x = gpux__wg_in(b, 0), *sc = gpux__wg_in(b, 1), *zp = gpux__wg_in(b, 2), *y = gpux__wg_out(b, 0);
   if (!x || !sc || !y) return gpux__wg_decline(b, "missing input");
-  const gpux_attr *ba = gpux__node_attr(n, "block_size");
+  const gpux__attr *ba = gpux__node_attr(n, "block_size");
   if (ba && ba->i) return gpux__wg_decline(b, "blocked quantization");
   if (sc->dtype != GPUX_DT_FLOAT) return gpux__wg_decline(b, "scale of %s", gpux_dtype_name(sc->dtype));
   int qt = dq ? x->dtype : y->dtype;
@@ -554,7 +554,7 @@ static int op_quant(wg_build *b) {
   int64_t per = gpux_tensor_count(sc);
   int ax = -1;
   if (per > 1) {
-    const gpux_attr *aa = gpux__node_attr(n, "axis");
+    const gpux__attr *aa = gpux__node_attr(n, "axis");
     int64_t a = aa ? aa->i : 1;
     if (a < 0) a += x->ndim;
     if (a < 0 || a >= x->ndim || x->dims[a] != per || sc->ndim != 1) return gpux__wg_decline(b, "bad quantization axis");

@@ -164,12 +164,12 @@ static int op_matmul(wg_build *b) {
 }
 
 static int op_gemm(wg_build *b) {
-  const gpux_node *n = gpux__wg_node(b);
+  const gpux__node *n = gpux__wg_node(b);
   const gpux_tensor *a = gpux__wg_in(b, 0), *bb = gpux__wg_in(b, 1), *c = gpux__wg_in(b, 2), *y = gpux__wg_out(b, 0);
   if (!a || !bb || !y || a->ndim != 2 || bb->ndim != 2) return gpux__wg_decline(b, "Gemm needs 2-D A and B");
   if (a->dtype != GPUX_DT_FLOAT || bb->dtype != GPUX_DT_FLOAT) return gpux__wg_decline(b, "Gemm on %s", gpux_dtype_name(a->dtype));
-  const gpux_attr *ta = gpux__node_attr(n, "transA"), *tb = gpux__node_attr(n, "transB");
-  const gpux_attr *al = gpux__node_attr(n, "alpha"), *be = gpux__node_attr(n, "beta");
+  const gpux__attr *ta = gpux__node_attr(n, "transA"), *tb = gpux__node_attr(n, "transB");
+  const gpux__attr *al = gpux__node_attr(n, "alpha"), *be = gpux__node_attr(n, "beta");
   int tra = ta && ta->i, trb = tb && tb->i;
   float alpha = al ? al->f : 1.0f, beta = be ? be->f : 1.0f;
   int64_t M = tra ? a->dims[1] : a->dims[0], K = tra ? a->dims[0] : a->dims[1];

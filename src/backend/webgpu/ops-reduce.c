@@ -83,11 +83,11 @@ static int dtype_f32(wg_build *b, int slot) {
 
 /* The axes of a reduction: attribute or input 1 (by opset); all axes when none are given. */
 static int reduce_axes(wg_build *b, int rank, unsigned char *red, int *noop) {
-  const gpux_node *n = gpux__wg_node(b);
+  const gpux__node *n = gpux__wg_node(b);
   int64_t axes[GPUX_MAX_DIMS];
   int na = 0;
   int from_input = !strcmp(n->op_type, "ReduceSum") ? n->opset >= 13 : n->opset >= 18;
-  const gpux_attr *ne = gpux__node_attr(n, "noop_with_empty_axes");
+  const gpux__attr *ne = gpux__node_attr(n, "noop_with_empty_axes");
   *noop = 0;
   if (from_input) {
     const gpux_tensor *t = gpux__wg_in(b, 1);
@@ -98,7 +98,7 @@ static int reduce_axes(wg_build *b, int rank, unsigned char *red, int *noop) {
       for (int i = 0; i < na; i++) axes[i] = gpux__load_i64(t->dtype, t->data, i);
     }
   } else {
-    const gpux_attr *a = gpux__node_attr(n, "axes");
+    const gpux__attr *a = gpux__node_attr(n, "axes");
     if (a && a->type == GPUX_ATTR_INTS) {
       na = a->n;
       if (na > GPUX_MAX_DIMS) return gpux__wg_decline(b, "too many axes");
@@ -198,12 +198,12 @@ static int op_reduce(wg_build *b) {
 
 static int op_argmax(wg_build *b) {
   int wgs = row_threads(b);
-  const gpux_node *n = gpux__wg_node(b);
+  const gpux__node *n = gpux__wg_node(b);
   const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
   if (!x || !y) return gpux__wg_decline(b, "missing input");
   int rc = dtype_f32(b, 0);
   if (rc) return rc;
-  const gpux_attr *aa = gpux__node_attr(n, "axis"), *la = gpux__node_attr(n, "select_last_index");
+  const gpux__attr *aa = gpux__node_attr(n, "axis"), *la = gpux__node_attr(n, "select_last_index");
   int64_t ax = aa ? aa->i : 0;
   if (ax < 0) ax += x->ndim;
   if (ax < 0 || ax >= x->ndim) return gpux__wg_decline(b, "bad axis");
@@ -245,12 +245,12 @@ static int op_argmax(wg_build *b) {
 
 static int op_softmax(wg_build *b) {
   int wgs = row_threads(b);
-  const gpux_node *n = gpux__wg_node(b);
+  const gpux__node *n = gpux__wg_node(b);
   const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
   if (!x || !y) return gpux__wg_decline(b, "missing input");
   int rc = dtype_f32(b, 0);
   if (rc) return rc;
-  const gpux_attr *aa = gpux__node_attr(n, "axis");
+  const gpux__attr *aa = gpux__node_attr(n, "axis");
   int64_t ax = aa ? aa->i : (n->opset >= 13 ? -1 : 1);
   if (ax < 0) ax += x->ndim;
   if (x->ndim == 0) ax = 0;
@@ -349,13 +349,13 @@ static void emit_mean_inv(wg_str *s, int wgs, int bx, unsigned long long L, cons
 
 static int op_layernorm(wg_build *b) {
   int wgs = row_threads(b);
-  const gpux_node *n = gpux__wg_node(b);
+  const gpux__node *n = gpux__wg_node(b);
   const gpux_tensor *x = gpux__wg_in(b, 0), *sc = gpux__wg_in(b, 1), *bi = gpux__wg_in(b, 2), *y = gpux__wg_out(b, 0);
   if (!x || !y) return gpux__wg_decline(b, "missing input");
   int rms = !strcmp(n->op_type, "RMSNormalization");
   int rc = dtype_f32(b, 0);
   if (rc) return rc;
-  const gpux_attr *aa = gpux__node_attr(n, "axis"), *ea = gpux__node_attr(n, "epsilon");
+  const gpux__attr *aa = gpux__node_attr(n, "axis"), *ea = gpux__node_attr(n, "epsilon");
   int64_t ax = aa ? aa->i : -1;
   if (ax < 0) ax += x->ndim;
   if (ax < 0 || ax >= x->ndim) return gpux__wg_decline(b, "bad axis");
@@ -396,7 +396,7 @@ static int op_layernorm(wg_build *b) {
  * bias are per channel (or per group for GroupNormalization before opset 21). */
 static int op_groupnorm(wg_build *b) {
   int wgs = row_threads(b);
-  const gpux_node *n = gpux__wg_node(b);
+  const gpux__node *n = gpux__wg_node(b);
   const gpux_tensor *x = gpux__wg_in(b, 0), *sc = gpux__wg_in(b, 1), *bi = gpux__wg_in(b, 2), *y = gpux__wg_out(b, 0);
   if (!x || !sc || !bi || !y || x->ndim < 2) return gpux__wg_decline(b, "missing input");
   int rc = dtype_f32(b, 0);
@@ -405,12 +405,12 @@ static int op_groupnorm(wg_build *b) {
   int64_t C = x->dims[1], N = x->dims[0], G = C, spatial = 1;
   for (int d = 2; d < x->ndim; d++) spatial *= x->dims[d];
   if (!inst) {
-    const gpux_attr *ga = gpux__node_attr(n, "num_groups");
+    const gpux__attr *ga = gpux__node_attr(n, "num_groups");
     G = ga ? ga->i : 0;
     if (G <= 0 || C % G) return gpux__wg_decline(b, "bad num_groups");
   }
   int per_group = !inst && n->opset < 21 && gpux_tensor_count(sc) == G && G != C;
-  const gpux_attr *ea = gpux__node_attr(n, "epsilon");
+  const gpux__attr *ea = gpux__node_attr(n, "epsilon");
   char eps[48];
   gpux__wg_float(eps, ea ? ea->f : 1e-5f);
   if (!gpux_tensor_count(x)) return gpux__wg_decline(b, "empty input");
@@ -436,12 +436,12 @@ static int op_groupnorm(wg_build *b) {
 
 static int op_lpnorm(wg_build *b) {
   int wgs = row_threads(b);
-  const gpux_node *n = gpux__wg_node(b);
+  const gpux__node *n = gpux__wg_node(b);
   const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
   if (!x || !y) return gpux__wg_decline(b, "missing input");
   int rc = dtype_f32(b, 0);
   if (rc) return rc;
-  const gpux_attr *aa = gpux__node_attr(n, "axis"), *pa = gpux__node_attr(n, "p");
+  const gpux__attr *aa = gpux__node_attr(n, "axis"), *pa = gpux__node_attr(n, "p");
   int64_t ax = aa ? aa->i : -1, p = pa ? pa->i : 2;
   if (ax < 0) ax += x->ndim;
   if (ax < 0 || ax >= x->ndim || (p != 1 && p != 2)) return gpux__wg_decline(b, "bad axis or p");
@@ -468,13 +468,13 @@ static int op_lpnorm(wg_build *b) {
 
 static int op_mvn(wg_build *b) {
   int wgs = row_threads(b);
-  const gpux_node *n = gpux__wg_node(b);
+  const gpux__node *n = gpux__wg_node(b);
   const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
   if (!x || !y) return gpux__wg_decline(b, "missing input");
   int rc = dtype_f32(b, 0);
   if (rc) return rc;
   unsigned char red[GPUX_MAX_DIMS] = {0};
-  const gpux_attr *aa = gpux__node_attr(n, "axes");
+  const gpux__attr *aa = gpux__node_attr(n, "axes");
   if (aa && aa->type == GPUX_ATTR_INTS) {
     for (int i = 0; i < aa->n; i++) {
       int64_t a = aa->ints[i] < 0 ? aa->ints[i] + x->ndim : aa->ints[i];
@@ -508,17 +508,17 @@ static int op_mvn(wg_build *b) {
 }
 
 static int op_batchnorm(wg_build *b) {
-  const gpux_node *n = gpux__wg_node(b);
+  const gpux__node *n = gpux__wg_node(b);
   const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
   if (!x || !y || x->ndim < 2) return gpux__wg_decline(b, "missing input");
-  const gpux_attr *ta = gpux__node_attr(n, "training_mode");
+  const gpux__attr *ta = gpux__node_attr(n, "training_mode");
   if ((ta && ta->i) || (gpux__wg_n_out(b) > 1 && gpux__wg_out(b, 1))) return gpux__wg_decline(b, "BatchNormalization in training mode");
   for (int k = 0; k < 5; k++) {
     const gpux_tensor *t = gpux__wg_in(b, k);
     if (!t || t->dtype != GPUX_DT_FLOAT) return gpux__wg_decline(b, "input %d is not float32", k);
     if (k && gpux_tensor_count(t) != x->dims[1]) return gpux__wg_decline(b, "per-channel parameter of another size");
   }
-  const gpux_attr *ea = gpux__node_attr(n, "epsilon");
+  const gpux__attr *ea = gpux__node_attr(n, "epsilon");
   char eps[48], expr[160];
   gpux__wg_float(eps, ea ? ea->f : 1e-5f);
   snprintf(expr, sizeof expr, "(a0 - a3) * inverseSqrt(a4 + %s) * a1 + a2", eps);

@@ -53,7 +53,7 @@ static int axis_taps(const gpux__resize_params *p, int64_t in, int64_t out, doub
 }
 
 static int parse_enum(wg_build *b, const char *attr, const char *dflt, const char *const *names, int count, int *out) {
-  const gpux_attr *a = gpux__node_attr(gpux__wg_node(b), attr);
+  const gpux__attr *a = gpux__node_attr(gpux__wg_node(b), attr);
   const char *s = a && a->s ? a->s : dflt;
   for (int i = 0; i < count; i++)
     if (!strcmp(s, names[i])) return *out = i, 0;
@@ -61,12 +61,12 @@ static int parse_enum(wg_build *b, const char *attr, const char *dflt, const cha
 }
 
 static float attr_f(wg_build *b, const char *name, float dflt) {
-  const gpux_attr *a = gpux__node_attr(gpux__wg_node(b), name);
+  const gpux__attr *a = gpux__node_attr(gpux__wg_node(b), name);
   return a ? (a->type == GPUX_ATTR_INT ? (float)a->i : a->f) : dflt;
 }
 
 static int64_t attr_i(wg_build *b, const char *name, int64_t dflt) {
-  const gpux_attr *a = gpux__node_attr(gpux__wg_node(b), name);
+  const gpux__attr *a = gpux__node_attr(gpux__wg_node(b), name);
   return a ? a->i : dflt;
 }
 
@@ -81,7 +81,7 @@ static int const_floats(wg_build *b, int slot, double *vals, int cap) {
 }
 
 static int op_resize(wg_build *b) {
-  const gpux_node *node = gpux__wg_node(b);
+  const gpux__node *node = gpux__wg_node(b);
   const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
   if (!x || !y || x->ndim < 1 || x->ndim != y->ndim) return gpux__wg_decline(b, "bad Resize input");
   int type;
@@ -97,7 +97,7 @@ static int op_resize(wg_build *b) {
   for (int d = 0; d < rank; d++) scales[d] = 1, roi[d] = 0, roi[rank + d] = 1;
   int is_upsample = !strcmp(node->op_type, "Upsample");
   if (is_upsample || node->opset < 11) {
-    const gpux_attr *ma = gpux__node_attr(node, "mode");
+    const gpux__attr *ma = gpux__node_attr(node, "mode");
     const char *m = ma && ma->s ? ma->s : "nearest";
     if (!strcmp(m, "nearest")) p.mode = GPUX__RESIZE_NEAREST;
     else if (!strcmp(m, "linear") || !strcmp(m, "bilinear")) p.mode = GPUX__RESIZE_LINEAR;
@@ -108,7 +108,7 @@ static int op_resize(wg_build *b) {
     double sv[GPUX_MAX_DIMS];
     int ns;
     if (is_upsample && node->opset < 9) {
-      const gpux_attr *sa = gpux__node_attr(node, "scales");
+      const gpux__attr *sa = gpux__node_attr(node, "scales");
       ns = sa ? sa->n : 0;
       for (int i = 0; i < ns && i < GPUX_MAX_DIMS; i++) sv[i] = sa->floats[i];
     } else {
@@ -125,10 +125,10 @@ static int op_resize(wg_build *b) {
     p.exclude_outside = (int)attr_i(b, "exclude_outside", 0);
     p.extrapolation = attr_f(b, "extrapolation_value", 0.0f);
     p.antialias = (int)attr_i(b, "antialias", 0);
-    const gpux_attr *kp = gpux__node_attr(node, "keep_aspect_ratio_policy");
+    const gpux__attr *kp = gpux__node_attr(node, "keep_aspect_ratio_policy");
     int policy = !kp || !kp->s || !strcmp(kp->s, "stretch") ? 0 : !strcmp(kp->s, "not_larger") ? 1 : 2;
     int axes[GPUX_MAX_DIMS], naxes = rank;
-    const gpux_attr *aa = gpux__node_attr(node, "axes");
+    const gpux__attr *aa = gpux__node_attr(node, "axes");
     if (aa && aa->type == GPUX_ATTR_INTS && aa->n > 0) {
       if (aa->n > rank) return gpux__wg_decline(b, "bad axes");
       naxes = aa->n;

@@ -49,7 +49,7 @@ static int op_transpose(wg_build *b) {
   int r = x->ndim;
   int64_t st[GPUX_MAX_DIMS], ost[GPUX_MAX_DIMS];
   gpux__wg_strides(x, st);
-  const gpux_attr *pa = gpux__node_attr(gpux__wg_node(b), "perm");
+  const gpux__attr *pa = gpux__node_attr(gpux__wg_node(b), "perm");
   for (int d = 0; d < r; d++) {
     int64_t p = pa && pa->n == r ? pa->ints[d] : r - 1 - d;
     if (p < 0) p += r;
@@ -79,7 +79,7 @@ static int const_ints(wg_build *b, int slot, int64_t *vals, int cap) {
 }
 
 static int attr_ints(wg_build *b, const char *name, int64_t *vals, int cap) {
-  const gpux_attr *a = gpux__node_attr(gpux__wg_node(b), name);
+  const gpux__attr *a = gpux__node_attr(gpux__wg_node(b), name);
   if (!a || a->type != GPUX_ATTR_INTS) return -1;
   if (a->n > cap) return gpux__wg_decline(b, "attribute %s has too many values", name);
   for (int i = 0; i < a->n; i++) vals[i] = a->ints[i];
@@ -136,7 +136,7 @@ static int op_slice(wg_build *b) {
 static int op_split(wg_build *b) {
   const gpux_tensor *x = gpux__wg_in(b, 0);
   if (!x) return gpux__wg_decline(b, "missing input");
-  const gpux_attr *aa = gpux__node_attr(gpux__wg_node(b), "axis");
+  const gpux__attr *aa = gpux__node_attr(gpux__wg_node(b), "axis");
   int64_t ax = aa ? aa->i : 0;
   if (ax < 0) ax += x->ndim;
   if (ax < 0 || ax >= x->ndim) return gpux__wg_decline(b, "bad axis");
@@ -144,7 +144,7 @@ static int op_split(wg_build *b) {
   gpux__wg_strides(x, st);
   for (int k = 0; k < gpux__wg_n_out(b); k++) {
     const gpux_tensor *y = gpux__wg_out(b, k);
-    const gpux_node *n = gpux__wg_node(b);
+    const gpux__node *n = gpux__wg_node(b);
     if (n->out[k] < 0) { /* unused output: its size still shifts the next ones */
       return gpux__wg_decline(b, "an omitted Split output");
     }
@@ -158,14 +158,14 @@ static int op_split(wg_build *b) {
 static int op_depth_space(wg_build *b) {
   const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
   if (!x || !y || x->ndim != 4) return gpux__wg_decline(b, "not 4-D");
-  const gpux_attr *ba = gpux__node_attr(gpux__wg_node(b), "blocksize");
+  const gpux__attr *ba = gpux__node_attr(gpux__wg_node(b), "blocksize");
   int64_t bs = ba ? ba->i : 0;
   if (bs <= 0) return gpux__wg_decline(b, "bad blocksize");
   int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
   int64_t vd[6], vs[6];
   if (!strcmp(gpux__wg_node(b)->op_type, "DepthToSpace")) {
     const char *mode = "DCR";
-    const gpux_attr *ma = gpux__node_attr(gpux__wg_node(b), "mode");
+    const gpux__attr *ma = gpux__node_attr(gpux__wg_node(b), "mode");
     if (ma && ma->s) mode = ma->s;
     int64_t Co = C / (bs * bs);
     /* output viewed as [N, Co, H, bs1, W, bs2] */
@@ -181,7 +181,7 @@ static int op_depth_space(wg_build *b) {
     }
   } else {
     int64_t Ho = H / bs, Wo = W / bs;
-    const gpux_attr *ma = gpux__node_attr(gpux__wg_node(b), "mode");
+    const gpux__attr *ma = gpux__node_attr(gpux__wg_node(b), "mode");
     if (ma && ma->s && !strcmp(ma->s, "CRD")) {
       /* output channel = c * bs * bs + bs1 * bs + bs2: viewed as [N, C, bs1, bs2, Ho, Wo] */
       int64_t v[6] = {N, C, bs, bs, Ho, Wo};
@@ -224,7 +224,7 @@ static int op_concat(wg_build *b) {
   const gpux_tensor *y = gpux__wg_out(b, 0);
   if (!y) return gpux__wg_decline(b, "missing output");
   int r = y->ndim, type, rc;
-  const gpux_attr *aa = gpux__node_attr(gpux__wg_node(b), "axis");
+  const gpux__attr *aa = gpux__node_attr(gpux__wg_node(b), "axis");
   int64_t ax = aa ? aa->i : 0;
   if (ax < 0) ax += r;
   if (ax < 0 || ax >= r) return gpux__wg_decline(b, "bad axis");
@@ -258,7 +258,7 @@ static int op_gather(wg_build *b) {
   if (!x || !ix || !y) return gpux__wg_decline(b, "missing input");
   int type, rc = data_type(b, 0, &type);
   if (rc) return rc;
-  const gpux_attr *aa = gpux__node_attr(gpux__wg_node(b), "axis");
+  const gpux__attr *aa = gpux__node_attr(gpux__wg_node(b), "axis");
   int64_t ax = aa ? aa->i : 0;
   if (ax < 0) ax += x->ndim;
   if (ax < 0 || ax >= x->ndim) return gpux__wg_decline(b, "bad axis");
@@ -287,7 +287,7 @@ static int op_gather_elements(wg_build *b) {
   int type, rc = data_type(b, 0, &type);
   if (rc) return rc;
   int r = x->ndim;
-  const gpux_attr *aa = gpux__node_attr(gpux__wg_node(b), "axis");
+  const gpux__attr *aa = gpux__node_attr(gpux__wg_node(b), "axis");
   int64_t ax = aa ? aa->i : 0;
   if (ax < 0) ax += r;
   if (ax < 0 || ax >= r) return gpux__wg_decline(b, "bad axis");
@@ -345,7 +345,7 @@ static int op_pad(wg_build *b) {
   int64_t pads[2 * GPUX_MAX_DIMS], axes[GPUX_MAX_DIMS], begin[GPUX_MAX_DIMS] = {0};
   int np, na = -1;
   const char *mode = "constant";
-  const gpux_attr *ma = gpux__node_attr(gpux__wg_node(b), "mode");
+  const gpux__attr *ma = gpux__node_attr(gpux__wg_node(b), "mode");
   if (ma && ma->s) mode = ma->s;
   double fill = 0;
   int fill_input = 0; /* the pad value is read from input 2 at run time */
@@ -359,7 +359,7 @@ static int op_pad(wg_build *b) {
     na = const_ints(b, 3, axes, GPUX_MAX_DIMS);
   } else {
     np = attr_ints(b, gpux__node_attr(gpux__wg_node(b), "paddings") ? "paddings" : "pads", pads, 2 * GPUX_MAX_DIMS);
-    const gpux_attr *va = gpux__node_attr(gpux__wg_node(b), "value");
+    const gpux__attr *va = gpux__node_attr(gpux__wg_node(b), "value");
     if (va) fill = va->f;
   }
   if (np == GPUX_E_UNSUPPORTED || na == GPUX_E_UNSUPPORTED) return GPUX_E_UNSUPPORTED;
@@ -422,7 +422,7 @@ static int op_trilu(wg_build *b) {
     if (nk < 0) return GPUX_E_UNSUPPORTED;
     if (nk == 1) k = kv[0];
   }
-  const gpux_attr *ua = gpux__node_attr(gpux__wg_node(b), "upper");
+  const gpux__attr *ua = gpux__node_attr(gpux__wg_node(b), "upper");
   int upper = ua ? (int)ua->i : 1;
   int64_t total = gpux_tensor_count(y), R = x->dims[x->ndim - 2], C = x->dims[x->ndim - 1];
   if (!total) return 0;
@@ -456,8 +456,8 @@ static int op_scan(wg_build *b) {
   if (na != 1) return gpux__wg_decline(b, "axis not known");
   int64_t ax = av[0] < 0 ? av[0] + x->ndim : av[0];
   if (ax < 0 || ax >= x->ndim) return gpux__wg_decline(b, "bad axis");
-  const gpux_node *n = gpux__wg_node(b);
-  const gpux_attr *ea = gpux__node_attr(n, "exclusive"), *ra = gpux__node_attr(n, "reverse");
+  const gpux__node *n = gpux__wg_node(b);
+  const gpux__attr *ea = gpux__node_attr(n, "exclusive"), *ra = gpux__node_attr(n, "reverse");
   int excl = ea && ea->i, rev = ra && ra->i, prod = !strcmp(n->op_type, "CumProd");
   int64_t len = x->dims[ax], inner = 1, total = gpux_tensor_count(x);
   for (int d = (int)ax + 1; d < x->ndim; d++) inner *= x->dims[d];
@@ -484,13 +484,13 @@ static int op_scan(wg_build *b) {
 /* ScatterElements / ScatterND: the output is a copy of the data, then one invocation applies the
  * updates in order (the order decides which of duplicate indices wins; floats have no atomics). */
 static int op_scatter(wg_build *b) {
-  const gpux_node *n = gpux__wg_node(b);
+  const gpux__node *n = gpux__wg_node(b);
   const gpux_tensor *x = gpux__wg_in(b, 0), *ix = gpux__wg_in(b, 1), *up = gpux__wg_in(b, 2), *y = gpux__wg_out(b, 0);
   if (!x || !ix || !up || !y) return gpux__wg_decline(b, "missing input");
   int type, rc = data_type(b, 0, &type);
   if (rc) return rc;
   if (up->dtype != x->dtype) return gpux__wg_decline(b, "updates of another type");
-  const gpux_attr *ra = gpux__node_attr(n, "reduction");
+  const gpux__attr *ra = gpux__node_attr(n, "reduction");
   const char *red = ra && ra->s ? ra->s : "none";
   char upd[64];
   if (!strcmp(red, "none")) snprintf(upd, sizeof upd, "u");
@@ -514,7 +514,7 @@ static int op_scatter(wg_build *b) {
   gpux__wg_decls(b, &s);
   gpux__wg_cat(&s, "@compute @workgroup_size(1)\nfn main() {\n  for (var e = 0u; e < %lluu; e = e + 1u) {\n", (ull)nup);
   if (!strcmp(n->op_type, "ScatterElements") || !strcmp(n->op_type, "Scatter")) {
-    const gpux_attr *aa = gpux__node_attr(n, "axis");
+    const gpux__attr *aa = gpux__node_attr(n, "axis");
     int64_t ax = aa ? aa->i : 0;
     if (ax < 0) ax += x->ndim;
     if (ax < 0 || ax >= x->ndim || ix->ndim != x->ndim) { gpux__wg_str_free(&s); return gpux__wg_decline(b, "bad axis"); }

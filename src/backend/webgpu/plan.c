@@ -85,7 +85,7 @@ typedef struct wg_nodeinfo {
 struct wg_plan {
   unsigned char *key;
   size_t key_len;
-  const gpux_graph *g;
+  const gpux__graph *g;
   wg_device *dev;
   int nv;
   wg_val *vals;                  /* [nv] */
@@ -144,7 +144,7 @@ static int int_like(int dt) {
 
 /* ---- the builder interface (wg.h) ---- */
 
-const gpux_node *gpux__wg_node(wg_build *b) { return &b->p->g->nodes[b->node]; }
+const gpux__node *gpux__wg_node(wg_build *b) { return &b->p->g->nodes[b->node]; }
 int gpux__wg_opset(wg_build *b) { return gpux__wg_node(b)->opset; }
 const gpux_tensor *gpux__wg_in(wg_build *b, int i) { return i >= 0 && i < b->n_in ? b->in[i] : NULL; }
 const gpux_tensor *gpux__wg_out(wg_build *b, int i) { return i >= 0 && i < b->n_out ? b->out[i] : NULL; }
@@ -153,7 +153,7 @@ int gpux__wg_n_out(wg_build *b) { return b->n_out; }
 const wg_device *gpux__wg_dev(wg_build *b) { return b->p->dev; }
 
 int gpux__wg_is_const(wg_build *b, int i) {
-  const gpux_node *n = gpux__wg_node(b);
+  const gpux__node *n = gpux__wg_node(b);
   if (i < 0 || i >= n->n_in || n->in[i] < 0) return 0;
   return b->p->vals[n->in[i]].state == V_CONST;
 }
@@ -198,7 +198,7 @@ static int add_binding(wg_build *b, int obj, int type, uint64_t bytes) {
 
 int gpux__wg_bind_in(wg_build *b, int i, int type) {
   if (b->declined) return GPUX_E_UNSUPPORTED;
-  const gpux_node *n = gpux__wg_node(b);
+  const gpux__node *n = gpux__wg_node(b);
   if (i < 0 || i >= n->n_in || n->in[i] < 0 || !b->in[i]) return gpux__wg_decline(b, "input %d is missing", i);
   int v = n->in[i];
   const wg_val *val = &b->p->vals[v];
@@ -217,7 +217,7 @@ int gpux__wg_bind_in(wg_build *b, int i, int type) {
 
 int gpux__wg_bind_out(wg_build *b, int i, int type) {
   if (b->declined) return GPUX_E_UNSUPPORTED;
-  const gpux_node *n = gpux__wg_node(b);
+  const gpux__node *n = gpux__wg_node(b);
   if (i < 0 || i >= n->n_out || n->out[i] < 0 || !b->out[i]) return gpux__wg_decline(b, "output %d is not used", i);
   const gpux_tensor *t = b->out[i];
   if (t->kind != GPUX_KIND_TENSOR || (type == WG_I32 ? !int_like(t->dtype) : t->dtype != GPUX_DT_FLOAT))
@@ -261,7 +261,7 @@ int gpux__wg_dispatch(wg_build *b, wg_str *wgsl, uint32_t x, uint32_t y, uint32_
   if (!x || !y || !z) return 0; /* nothing to compute */
   uint32_t lim = b->p->dev->limits.maxComputeWorkgroupsPerDimension;
   if (x > lim || y > lim || z > lim) return gpux__wg_decline(b, "a dispatch of %ux%ux%u workgroups is above the limit %u", x, y, z, lim);
-  const gpux_node *n = gpux__wg_node(b);
+  const gpux__node *n = gpux__wg_node(b);
   char label[160];
   snprintf(label, sizeof label, "%s %s", n->op_type, n->name ? n->name : "");
   if ((strstr(wgsl->s, "gx_inf()") || strstr(wgsl->s, "gx_nan()")) && !strstr(wgsl->s, "fn gx_inf")) {
@@ -295,7 +295,7 @@ int gpux__wg_dispatch(wg_build *b, wg_str *wgsl, uint32_t x, uint32_t y, uint32_
 
 int gpux__wg_alias(wg_build *b, int out, int in) {
   if (b->declined) return GPUX_E_UNSUPPORTED;
-  const gpux_node *n = gpux__wg_node(b);
+  const gpux__node *n = gpux__wg_node(b);
   if (in < 0 || in >= n->n_in || n->in[in] < 0 || !b->in[in]) return gpux__wg_decline(b, "input %d is missing", in);
   if (out < 0 || out >= n->n_out || n->out[out] < 0) return 0; /* an unused output */
   const gpux_tensor *ti = b->in[in], *to = b->out[out];
@@ -394,14 +394,14 @@ int gpux__wg_keyed_input(const gpux_tensor *t, int i, uint64_t extra) {
   return !is_float_dtype(t->dtype) || (i < 64 && (extra >> i & 1));
 }
 
-static int foldable(const gpux_node *n) {
+static int foldable(const gpux__node *n) {
   const char *op = n->op_type;
   if (!strncmp(op, "Random", 6) || !strcmp(op, "Multinomial") || !strcmp(op, "Bernoulli")) return 0;
   if (!strcmp(op, "Dropout")) return 0; /* training mode draws random masks */
   return 1;
 }
 
-static int has_subgraph(const gpux_node *n) {
+static int has_subgraph(const gpux__node *n) {
   for (int a = 0; a < n->n_attrs; a++)
     if (n->attrs[a].type == GPUX_ATTR_GRAPH || n->attrs[a].type == GPUX_ATTR_GRAPHS) return 1;
   return 0;
@@ -409,7 +409,7 @@ static int has_subgraph(const gpux_node *n) {
 
 /* Infers node i's outputs; computes them when every input is known. */
 static int plan_shapes(wg_plan *p, int i) {
-  const gpux_node *n = &p->g->nodes[i];
+  const gpux__node *n = &p->g->nodes[i];
   if (n->n_in > 64 || n->n_out > 16) return gpux__error(GPUX_E_UNSUPPORTED, "node '%s' has too many inputs", n->name);
   const gpux_tensor *in[64];
   gpux_tensor *out[16], outs[16];
@@ -448,7 +448,7 @@ static int plan_shapes(wg_plan *p, int i) {
 /* ---- 2. placement ---- */
 
 static int commit_node(wg_plan *p, wg_build *b) {
-  const gpux_node *n = &p->g->nodes[b->node];
+  const gpux__node *n = &p->g->nodes[b->node];
   wg_nodeinfo *ni = &p->nodes[b->node];
   /* scratch objects */
   int scratch_obj[16];
@@ -513,7 +513,7 @@ static int commit_node(wg_plan *p, wg_build *b) {
   return 0;
 }
 
-int gpux__wg_supports(const gpux_node *n, char *why, size_t why_len) {
+int gpux__wg_supports(const gpux__node *n, char *why, size_t why_len) {
   char tmp[8];
   if (!why) why = tmp, why_len = sizeof tmp;
   if (!gpux__wg_op_find(n->domain, n->op_type)) {
@@ -531,7 +531,7 @@ int gpux__wg_supports(const gpux_node *n, char *why, size_t why_len) {
 }
 
 static int plan_place(wg_plan *p, int i) {
-  const gpux_node *n = &p->g->nodes[i];
+  const gpux__node *n = &p->g->nodes[i];
   wg_nodeinfo *ni = &p->nodes[i];
   if (ni->place == P_CONST) return 0;
   wg_op_fn fn = gpux__wg_op_find(n->domain, n->op_type);
@@ -592,7 +592,7 @@ static int add_int(int **arr, int *n, int v) {
 
 /* A host node is "blocked" while one of its inputs is GPU data not yet scheduled for read-back. */
 static int host_blocked(const wg_plan *p, int i, const unsigned char *host_avail) {
-  const gpux_node *n = &p->g->nodes[i];
+  const gpux__node *n = &p->g->nodes[i];
   for (int j = 0; j < n->n_in; j++) {
     int v = n->in[j];
     if (v >= 0 && p->vals[v].state == V_GPU && !host_avail[v]) return 1;
@@ -601,7 +601,7 @@ static int host_blocked(const wg_plan *p, int i, const unsigned char *host_avail
 }
 
 static int plan_order(wg_plan *p) {
-  const gpux_graph *g = p->g;
+  const gpux__graph *g = p->g;
   int nn = g->n_nodes, rc = 0;
   int *pending = gpux__calloc((size_t)nn + 1, sizeof *pending);     /* unscheduled producers */
   unsigned char *done = gpux__calloc((size_t)nn + 1, 1);
@@ -610,7 +610,7 @@ static int plan_order(wg_plan *p) {
   p->steps = gpux__calloc((size_t)nn + 1, sizeof *p->steps);
   if (!pending || !done || !host_avail || !seg_of_node || !p->steps) { rc = GPUX_E_NOMEM; goto out; }
   for (int i = 0; i < nn; i++) {
-    const gpux_node *n = &g->nodes[i];
+    const gpux__node *n = &g->nodes[i];
     for (int j = 0; j < n->n_in; j++) {
       int v = n->in[j];
       if (v >= 0 && p->vals[v].producer >= 0 && p->nodes[p->vals[v].producer].place != P_CONST) pending[i]++;
@@ -634,7 +634,7 @@ static int plan_order(wg_plan *p) {
       /* read back what the blocked nodes need, at the end of the segments that produce it */
       for (int i = 0; i < nn; i++) {
         if (done[i] || pending[i] || p->nodes[i].place != P_CPU) continue;
-        const gpux_node *n = &g->nodes[i];
+        const gpux__node *n = &g->nodes[i];
         for (int j = 0; j < n->n_in; j++) {
           int v = n->in[j];
           if (v < 0 || p->vals[v].state != V_GPU || host_avail[v]) continue;
@@ -647,7 +647,7 @@ static int plan_order(wg_plan *p) {
       continue;
     }
     if (pick < 0) break;
-    const gpux_node *n = &g->nodes[pick];
+    const gpux__node *n = &g->nodes[pick];
     wg_step *st = &p->steps[p->n_steps++];
     st->node = pick;
     st->gpu = pick_gpu;
@@ -684,7 +684,7 @@ static int plan_order(wg_plan *p) {
       if (!pick_gpu) host_avail[v] = 1;
       for (int i = 0; i < nn; i++) {
         if (done[i]) continue;
-        const gpux_node *c = &g->nodes[i];
+        const gpux__node *c = &g->nodes[i];
         for (int q = 0; q < c->n_in; q++)
           if (c->in[q] == v) pending[i]--;
       }
@@ -896,7 +896,7 @@ static int plan_gpu(wg_plan *p) {
 
 /* ---- planning ---- */
 
-int gpux__wg_plan_key(const gpux_graph *g, const gpux_tensor *inputs, int n_inputs, uint64_t extra, unsigned char **key, size_t *len) {
+int gpux__wg_plan_key(const gpux__graph *g, const gpux_tensor *inputs, int n_inputs, uint64_t extra, unsigned char **key, size_t *len) {
   size_t cap = 64, n = 0;
   unsigned char *k = malloc(cap);
   if (!k) return GPUX_E_NOMEM;
@@ -944,7 +944,7 @@ static uint64_t plan_bytes(const wg_plan *p) {
   return total;
 }
 
-int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux__host *host, const unsigned char *supported,
+int gpux__wg_plan_create(wg_device *dev, const gpux__graph *g, const gpux__host *host, const unsigned char *supported,
                          const gpux_tensor *inputs, int n_inputs, uint64_t extra, uint64_t budget, gpux_run_stats *stats, uint64_t *want, unsigned char *key, size_t key_len,
                          wg_plan **out) {
   *want = 0;
@@ -967,7 +967,7 @@ int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux__host *
     p->vals[v].producer = -1;
     p->vals[v].upload_seg = p->vals[v].download_seg = -1;
     if (new_obj(p, 4) != v) { rc = GPUX_E_NOMEM; goto fail; }
-    const gpux_value *gv = &g->values[v];
+    const gpux__value *gv = &g->values[v];
     if (gv->is_const) {
       p->vals[v].t = gv->init; /* borrowed from the model */
       p->vals[v].state = V_CONST;
@@ -998,7 +998,7 @@ int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux__host *
     }
   }
   for (int i = 0; i < g->n_nodes; i++) {
-    const gpux_node *n = &g->nodes[i];
+    const gpux__node *n = &g->nodes[i];
     if (has_subgraph(n)) {
       p->declined = 1;
       snprintf(p->why, sizeof p->why, "node '%s' (%s) has a nested graph; the model runs on the CPU", n->name, n->op_type);
@@ -1029,7 +1029,7 @@ int gpux__wg_plan_create(wg_device *dev, const gpux_graph *g, const gpux__host *
     p->n_const += pl == P_CONST;
   }
   for (int i = 0; i < g->n_nodes; i++) {
-    const gpux_node *n = &g->nodes[i];
+    const gpux__node *n = &g->nodes[i];
     if (p->nodes[i].place != P_CPU) continue;
     for (int j = 0; j < n->n_in; j++)
       if (n->in[j] >= 0) p->vals[n->in[j]].host_read = 1;
@@ -1094,7 +1094,7 @@ int gpux__wg_plan_node_place(const wg_plan *p, int i, const char **why) {
 
 /* A node placed on the CPU: the runtime runs its kernel on host data. */
 static int run_host_node(wg_plan *p, int i, gpux_tensor *hv) {
-  const gpux_node *n = &p->g->nodes[i];
+  const gpux__node *n = &p->g->nodes[i];
   const gpux_tensor *in[64];
   gpux_tensor *out[16];
   for (int j = 0; j < n->n_in; j++) {
@@ -1147,7 +1147,7 @@ static void profile_segment(wg_plan *p, const wg_seg *sg) {
     d->f.wgpuCommandBufferRelease(cmd);
     gpux__wg_queue_idle(d);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    const gpux_node *n = &p->g->nodes[st->node];
+    const gpux__node *n = &p->g->nodes[st->node];
     const wg_disp *d0 = &p->disp[st->first_disp];
     gpux__log(GPUX_LOG_DEBUG, "webgpu: %8.3f ms  %-20s %-30s %d dispatch%s, first %ux%ux%u",
             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6, n->op_type, n->name,
@@ -1273,7 +1273,7 @@ static int run_segment(wg_plan *p, const wg_seg *sg, wg_run *r) {
 /* A kept output that no segment copied out: a constant, a CPU node's result, a bound input
  * passed through, an absent optional, or the second listing of one value. */
 static int keep_output(wg_plan *p, const gpux__io *io, wg_run *r, int o, gpux_device_tensor **out) {
-  const gpux_graph *g = p->g;
+  const gpux__graph *g = p->g;
   int v = g->outputs[o];
   const wg_val *val = &p->vals[v];
   *out = NULL;
@@ -1313,7 +1313,7 @@ static void drop_value(gpux_device_tensor *v) {
 }
 
 int gpux__wg_plan_run(wg_plan *p, const gpux__io *io) {
-  const gpux_graph *g = p->g;
+  const gpux__graph *g = p->g;
   int rc = 0, nv = p->nv, n_outputs = io->n_outputs;
   wg_run r = {.stats = io->stats};
   p->stats = io->stats;

@@ -105,7 +105,7 @@ void gpux__wg_value_free(gpux_device_tensor *v, int locked);
 
 /* The node being built and its inputs and outputs: shapes and dtypes, and data for inputs known
  * when planning (initializers, folded constants, small integer model inputs). */
-const gpux_node *gpux__wg_node(wg_build *b);
+const gpux__node *gpux__wg_node(wg_build *b);
 int gpux__wg_opset(wg_build *b);
 const gpux_tensor *gpux__wg_in(wg_build *b, int i);   /* NULL when omitted */
 const gpux_tensor *gpux__wg_out(wg_build *b, int i);  /* NULL when omitted */
@@ -193,7 +193,7 @@ typedef struct wg_op {
 wg_op_fn gpux__wg_op_find(const char *domain, const char *op_type);
 /* Whether the backend takes node n (a WGSL kernel exists and GPUX_WEBGPU_CPU_OPS does not name
  * it): the backend table's supports_node. A kernel may still decline the node when planning. */
-int gpux__wg_supports(const gpux_node *n, char *why, size_t why_len);
+int gpux__wg_supports(const gpux__node *n, char *why, size_t why_len);
 
 /* The op families (each table ends with {0}). */
 extern const wg_op gpux__wg_ops_elementwise[];
@@ -206,6 +206,6 @@ extern const wg_op gpux__wg_ops_resize[];
 extern const wg_op gpux__wg_ops_loss[];
 extern const wg_op gpux__wg_ops_attention[];
 
-extern const gpux_backend_i gpux__backend_webgpu;
+extern const gpux__backend_i gpux__backend_webgpu;
 
 #endif
