@@ -10,7 +10,8 @@ also reads which file calls which through the symbol tables (`nm`), and checks t
   - no file includes or calls upward, nor into a sibling layer of the same rank;
   - cli/ includes only gpux/gpux.h and its own headers, and calls only the public API;
   - no two .c files call each other in a circle, and no headers include each other in a circle;
-  - every non-static name is gpux__ (internal) or a gpux_ name declared in include/gpux/gpux.h.
+  - every non-static name is gpux__ (internal) or a gpux_ name declared in include/gpux/gpux.h,
+    and so is every type a header or source file declares (typedef or struct tag).
 Each violation is one line on stdout; the exit status is 1 when there is any, else 0.
 FILE lists violations, one line each as printed, that a change under way removes: they are
 printed as pending and do not fail, but a listed line that no longer occurs fails, so the list
@@ -160,6 +161,28 @@ def public_names(root):
         return set(re.findall(r"\b(gpux_[A-Za-z0-9_]+)\s*\(", f.read()))
 
 
+TYPE_RE = re.compile(r"(?:\bstruct\s+(gpux_[A-Za-z0-9_]+)\s*\{|\}\s*(gpux_[A-Za-z0-9_]+)\s*;"
+                     r"|\btypedef\b[^;{]*?\b(gpux_[A-Za-z0-9_]+)\s*;"
+                     r"|\btypedef\b[^;{(]*\(\s*\*\s*(gpux_[A-Za-z0-9_]+)\s*\))")
+
+
+def check_types(root, files, errors):
+    """Types declared outside the public header carry the internal prefix too."""
+    with open(os.path.join(root, PUBLIC_HEADER), encoding="utf-8") as f:
+        public = set(re.findall(r"\b(gpux_[A-Za-z0-9_]+)\b", f.read()))
+    for rel in files:
+        with open(os.path.join(root, rel), encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        seen = set()
+        for m in TYPE_RE.finditer(text):
+            name = next(g for g in m.groups() if g)
+            if name.startswith("gpux__") or name in public or name in seen:
+                continue
+            seen.add(name)
+            errors.append("%s declares the type %s, which is not in %s: internal names start with gpux__"
+                          % (rel, name, PUBLIC_HEADER))
+
+
 def read_symbols(objects):
     """{object: ({defined global symbol: nm kind}, {undefined symbols})}, from one nm run."""
     out = subprocess.run(["nm", "-P", "-g", "-A"] + objects, check=True, capture_output=True,
@@ -244,6 +267,7 @@ def main(argv):
         if layer_of(rel) is None:
             errors.append("%s is in no layer (see LAYERS in %s)" % (rel, os.path.basename(argv[0])))
     check_includes(root, files, errors)
+    check_types(root, files, errors)
     if objects:
         check_calls(root, files, objects, errors)
     failed = n_pending = 0

@@ -125,7 +125,16 @@ C
 put src/core/orphan.h <<'C'
 #include "nothere.h"
 C
+put src/core/types.h <<'C'
+typedef struct { int a; } gpux_thing;
+typedef int (*gpux_callback)(void);
+struct gpux_tagged { int b; };
+typedef struct { int c; } gpux__fine;
+C
 expect 1 \
+  'src/core/types.h declares the type gpux_thing, which is not in include/gpux/gpux.h: internal names start with gpux__' \
+  'src/core/types.h declares the type gpux_callback, which is not in include/gpux/gpux.h: internal names start with gpux__' \
+  'src/core/types.h declares the type gpux_tagged, which is not in include/gpux/gpux.h: internal names start with gpux__' \
   'src/ops/kernel.c includes runtime/cache.h: ops may not include runtime' \
   'src/ops/kernel.c calls gpux__cache_get (src/runtime/cache.c): ops may not call into runtime' \
   'src/graph/optimize.c calls gpux__kernel (src/ops/kernel.c): graph may not call into ops' \
