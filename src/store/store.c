@@ -692,7 +692,7 @@ static int64_t image_size(gpux_store *st, const char *manifest_digest, char *cre
   if (gpux__store_read_blob(st, manifest_digest, &text, &len)) return -1;
   cJSON *man = cJSON_Parse(text);
   free(text);
-  int64_t total = (int64_t)len;
+  int64_t total = 0; /* an image's size is its config and layers, as build and inspect count it */
   const cJSON *cfg = cJSON_GetObjectItem(man, "config"), *l;
   if (cfg) total += (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(cfg, "size"));
   cJSON_ArrayForEach(l, cJSON_GetObjectItem(man, "layers")) total += (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(l, "size"));

@@ -17,6 +17,11 @@ expect images 0 'td +v2 ' -- "$gpux" images
 expect list-json 0 '^\[\{"name":"td","tag":"v2","digest":"sha256:' -- "$gpux" list --json   # newest first
 expect_error did-you-mean "no image 'tdd:v1' in .*\(did you mean 'td:v[12]'\?\)" -- "$gpux" inspect tdd:v1
 expect_error no-near-name "no image 'zzzzzz:latest' in .*\(see gpux list\)" -- "$gpux" inspect zzzzzz
+# one size everywhere: build's summary, list and inspect count the same bytes
+size_built=$("$gpux" build -q --json -t td:v3 "$root/examples/text-direction" | grep -o '"size":[0-9]*' | head -1 | cut -d: -f2)
+expect size-list 0 "^$size_built\$" -- bash -c "'$gpux' list --format '{{.Name}}:{{.Tag}} {{.Size}}' | grep '^td:v3 ' | cut -d' ' -f2"
+expect size-inspect 0 "^$size_built\$" -- bash -c "'$gpux' inspect --json td:v3 | python3 -c 'import json,sys; j=json.load(sys.stdin); print(sum(l[\"size\"] for l in j[\"manifest\"][\"layers\"]) + j[\"manifest\"][\"config\"][\"size\"])'"
+"$gpux" rm td:v3 >/dev/null
 expect list-quiet 0 '^[0-9a-f]{12}$' -- "$gpux" list -q
 expect list-format 0 '^td:v2 [0-9]+$' -- bash -c "'$gpux' list --format '{{.Name}}:{{.Tag}} {{.Size}}' | head -1"
 expect list-format-bad 2 "unknown field '.Nope' \(fields: .name, .tag" -- "$gpux" list --format '{{.Nope}}'
