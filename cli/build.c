@@ -87,6 +87,13 @@ static void print_summary(const char *json) {
   human_size(jnum(s, "size"), size, sizeof size);
   printf("Built %s  %.19s  (%s, %d layer%s)\n", jstr(s, "reference"), jstr(s, "digest"), size,
          (int)jnum(s, "layers"), jnum(s, "layers") == 1 ? "" : "s");
+  const cJSON *tags = cJSON_GetObjectItem(s, "tags");
+  if (cJSON_GetArraySize(tags) > 1) { /* say so when name:latest moved too */
+    printf("  tagged   ");
+    const cJSON *t;
+    cJSON_ArrayForEach(t, tags) printf(" %s", cJSON_GetStringValue(t));
+    printf("\n");
+  }
   const cJSON *dev = cJSON_GetObjectItem(s, "device");
   printf("  device    %s (backend %s)\n", jstr(dev, "name"), jstr(s, "backend"));
   const cJSON *lat = cJSON_GetObjectItem(s, "latency_ms");

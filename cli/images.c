@@ -117,8 +117,13 @@ int cmd_list(int argc, char **argv) {
       char size[32], when[64];
       human_size(cJSON_GetNumberValue(cJSON_GetObjectItem(e, "size")), size, sizeof size);
       age(cJSON_GetStringValue(cJSON_GetObjectItem(e, "created")), when, sizeof when);
-      printf("%-30s %-12s %-14s %-10s %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(e, "name")),
-             cJSON_GetStringValue(cJSON_GetObjectItem(e, "tag")), cJSON_GetStringValue(cJSON_GetObjectItem(e, "id")), size, when);
+      /* a tag longer than its column (an image pulled by digest: sha256-HEX) is shortened */
+      const char *tag = cJSON_GetStringValue(cJSON_GetObjectItem(e, "tag"));
+      char tag_col[64];
+      if (tag && strlen(tag) > 12) snprintf(tag_col, sizeof tag_col, "%.11s~", tag);
+      else snprintf(tag_col, sizeof tag_col, "%s", tag ? tag : "");
+      printf("%-30s %-12s %-14s %-10s %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(e, "name")), tag_col,
+             cJSON_GetStringValue(cJSON_GetObjectItem(e, "id")), size, when);
     }
   }
   cJSON_Delete(sorted);

@@ -508,6 +508,13 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
     snprintf(nm, sizeof nm, "%.*s", (int)(colon ? colon - ref : (long)strlen(ref)), ref);
     cJSON_AddStringToObject(s, "name", nm);
     cJSON_AddStringToObject(s, "tag", colon ? colon + 1 : "latest");
+    cJSON *tags = cJSON_AddArrayToObject(s, "tags"); /* every reference this build wrote */
+    cJSON_AddItemToArray(tags, cJSON_CreateString(ref));
+    if (!(o && o->tag && *o->tag) && spec->version) {
+      char latest[600];
+      snprintf(latest, sizeof latest, "%s:latest", nm);
+      cJSON_AddItemToArray(tags, cJSON_CreateString(latest));
+    }
     cJSON_AddStringToObject(s, "digest", manifest.digest);
     cJSON_AddNumberToObject(s, "size", (double)size);
     cJSON_AddNumberToObject(s, "layers", layers.n);

