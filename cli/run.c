@@ -287,7 +287,13 @@ int cmd_run(int argc, char **argv) {
     lat[r] = now_ms() - t0;
     if (r == 0) first_result_ms = now_ms() - program_start_ms;
     if (rc) {
-      fprintf(stderr, "gpux: error: %s\n", gpux_last_error());
+      /* the library says what is missing; how to give it on the command line is the CLI's to say */
+      const char *e = gpux_last_error(), *missing = strstr(e, "is missing: it takes");
+      const char *q1 = strstr(e, "input '"), *q2 = q1 ? strchr(q1 + 7, '\'') : NULL;
+      if (missing && q2 && q2 < missing)
+        fprintf(stderr, "gpux: error: %s (--input %.*s=VALUE)\n", e, (int)(q2 - q1 - 7), q1 + 7);
+      else
+        fprintf(stderr, "gpux: error: %s\n", e);
       status = cli_exit_code(rc);
     }
   }

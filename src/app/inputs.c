@@ -381,8 +381,8 @@ int gpux__app_prepare(gpux_app *a, const gpux_app_input *inputs, int n_inputs, g
   }
   for (int i = 0; i < s->n_inputs && !rc; i++) {
     if (!slot[i]) {
-      rc = gpux__error(GPUX_E_INVALID, "input '%s' is missing: it takes %s (--input %s=VALUE)", s->inputs[i].name,
-                       gpux__app_input_accepts(s->inputs[i].type), s->inputs[i].name);
+      rc = gpux__error(GPUX_E_INVALID, "input '%s' is missing: it takes %s", s->inputs[i].name,
+                       gpux__app_input_accepts(s->inputs[i].type));
       break;
     }
     rc = prepare_one(a, &s->inputs[i], slot[i], out);

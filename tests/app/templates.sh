@@ -47,6 +47,12 @@ expect run-bare-file 0 '^logits float32\[1,3\]: 1 -0.5 0.3$' -- "$gpux" run audi
 mkdir -p bare-dir bare-two && cp audio.onnx bare-dir/ && cp audio.onnx text.onnx bare-two/
 expect run-bare-dir 0 '^logits float32\[1,3\]: 1 -0.5 0.3$' -- "$gpux" run ./bare-dir --input '[[0.1, -0.1, 0.1, -0.1]]'
 expect_error run-bare-two "bare-two: no GPUXfile and 2 models \((audio|text).onnx, (audio|text).onnx\): name one" -- "$gpux" run ./bare-two --input 1
+# a missing input: the command line says how to give it; an HTTP client gets no command-line hint
+expect_error run-missing-input "input 'attention_mask' is missing: it takes .* \(--input attention_mask=VALUE\)$" -- "$gpux" run text.onnx --input 'input_ids=[[1, 2]]'
+"$gpux" serve -d text.onnx --name bare-text --port 0 >/dev/null 2>&1
+bt=http://$("$gpux" ps --json | grep -o '"name":"bare-text".*' | grep -o '"port":[0-9]*' | head -1 | sed 's/"port":/127.0.0.1:/')
+expect predict-missing-input 0 "^\{\"error\":\"input 'attention_mask' is missing: it takes numbers \(JSON, a list, \.npy or TensorProto \.pb\)\"\}$" -- curl -s "$bt/predict" -d '{"inputs":{"input_ids":[[1,2]]}}'
+"$gpux" stop bare-text >/dev/null 2>&1
 expect build-bare 0 '^Built audio:latest ' -- "$gpux" build -q audio.onnx
 expect run-built-bare 0 '^logits float32\[1,3\]: 1 -0.5 0.3$' -- "$gpux" run audio --input '[[0.1, -0.1, 0.1, -0.1]]'
 expect init-model 0 'Next: `gpux build app-model`' -- "$gpux" init app-model --model audio.onnx
