@@ -40,7 +40,8 @@ typedef struct {
   char method[8];
   char url[256];
   char *body;
-  size_t len, cap;
+  size_t len, cap;              /* the request body */
+  size_t sent;                  /* bytes of the response body (the access log's size column) */
   int too_large;
   int status;
   int slot;                     /* the model it was for, -1 none */
@@ -77,6 +78,7 @@ static enum MHD_Result send_body(struct MHD_Connection *c, req_state *r, int sta
   MHD_add_response_header(resp, "Content-Type", type);
   if (extra_hdr) MHD_add_response_header(resp, extra_hdr, extra_val);
   r->status = status;
+  r->sent = len;
   enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, resp);
   MHD_destroy_response(resp);
   return ok;
@@ -554,7 +556,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, addr, sizeof addr);
   else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
     inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, addr, sizeof addr);
-  if (r->status) logf_(s, "%s \"%s %s\" %d %zu %.3fms", addr, r->method, r->url, r->status, r->len, ms);
+  /* the common log format's order: status, then the bytes of the response */
+  if (r->status) logf_(s, "%s \"%s %s\" %d %zu %.3fms", addr, r->method, r->url, r->status, r->sent, ms);
   else logf_(s, "%s \"%s %s\" - %zu %.3fms (client gone: %s)", addr, r->method, r->url, r->len, ms,
              toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout" : "closed");
   free(r->body);

@@ -254,10 +254,14 @@ expect ps 0 '^bg +tiny +127\.0\.0\.1:[0-9]+ +[0-9]+ +[0-9]+s +0 +ready$' -- "$gp
 expect ps-json 0 '"name":"bg","models":\["tiny"\]' -- "$gpux" ps --json
 expect ps-quiet 0 '^bg$' -- "$gpux" ps -q
 expect ps-format 0 '^bg tiny [0-9]+$' -- "$gpux" ps --format '{{.Name}} {{.Models}} {{.Port}}'
-bgurl=http://$("$gpux" ps --json | grep -o '"port":[0-9]*' | head -1 | sed 's/"port":/127.0.0.1:/')
+bgurl=http://$("$gpux" ps --json | grep -o '"name":"bg"[^}]*' | grep -o '"port":[0-9]*' | sed 's/"port":/127.0.0.1:/')
 http bg-health 200 '"ready":true' -- "$bgurl/health"
 expect logs 0 'GET /health" 200' -- "$gpux" logs bg
 expect logs-tail 0 '^[^\n]*GET /health" 200' -- bash -c "'$gpux' logs bg --tail 1 | wc -l | grep -q '^1$' && '$gpux' logs bg --tail 1"
+# the access log's size column is the response's bytes, not the request's
+head -c 100000 /dev/zero | tr '\0' 'a' > "$tmp/big.txt"
+curl -s -o /dev/null -X POST --data-binary @"$tmp/big.txt" "$bgurl/v2/health/ready"
+expect logs-response-size 0 '"POST /v2/health/ready" 405 [0-9]{1,4} [0-9.]+ms$' -- bash -c "for i in \$(seq 50); do '$gpux' logs bg | grep -q 'POST /v2/health/ready' && break; sleep 0.1; done; '$gpux' logs bg | grep 'POST /v2/health/ready' | tail -1"
 expect logs-follow 0 'ready: bg' -- bash -c "(sleep 0.5; '$gpux' stop bg >/dev/null) & '$gpux' logs bg -f; wait"
 expect ps-after-stop 0 '^NAME' -- bash -c "'$gpux' ps | grep -v '^bg '"
 expect_error stop-unknown "no server named 'bg' is running" -- "$gpux" stop bg
