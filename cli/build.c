@@ -96,6 +96,7 @@ static void print_summary(const char *json) {
   }
   const cJSON *dev = cJSON_GetObjectItem(s, "device");
   printf("  device    %s (backend %s)\n", jstr(dev, "name"), jstr(s, "backend"));
+  if (*jstr(s, "backend_reason")) printf("            %s\n", jstr(s, "backend_reason"));
   const cJSON *lat = cJSON_GetObjectItem(s, "latency_ms");
   char b[4][32];
   printf("  latency   %s ms median, %s ms p90 (first run %s ms; load %s ms)\n", ms_text(jnum(lat, "median"), b[0]),

@@ -192,6 +192,10 @@ GPUX_API void gpux_session_free(gpux_session *s);
 GPUX_API int gpux_session_run(gpux_session *s, const gpux_tensor *inputs, int n_inputs,
                      gpux_tensor *outputs, int n_outputs);
 GPUX_API const char *gpux_session_backend_name(const gpux_session *s);
+/* Why a session asked for GPUX_BACKEND_AUTO runs on the CPU: no usable WebGPU device (and the
+ * reason), a software adapter only, or a device that failed during a run. "" when the session runs
+ * on the backend asked for, or auto found a GPU. */
+GPUX_API const char *gpux_session_backend_reason(const gpux_session *s);
 /* Where node i of the model's main graph ran in the last gpux_session_run: "webgpu", "cpu" (on
  * a WebGPU session: a fallback, with the reason in *why when why is not NULL) or "const"
  * (computed once when the session planned the model for these input shapes). NULL before the

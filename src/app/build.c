@@ -520,6 +520,8 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
     cJSON_AddNumberToObject(s, "layers", layers.n);
     cJSON_AddItemToObject(s, "device", cJSON_Duplicate(dev, 1));
     cJSON_AddStringToObject(s, "backend", gpux_session_backend_name(a->sessions[0]));
+    if (gpux_session_backend_reason(a->sessions[0])[0])
+      cJSON_AddStringToObject(s, "backend_reason", gpux_session_backend_reason(a->sessions[0]));
     cJSON_AddItemToObject(s, "load_ms", num(load_ms));
     cJSON_AddItemToObject(s, "first_run_ms", num(first_ms));
     cJSON_AddItemToObject(s, "latency_ms", cJSON_Duplicate(lj, 1));

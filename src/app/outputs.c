@@ -167,6 +167,8 @@ int gpux__app_answer(gpux_app *a, const gpux__named_tensors *out, const gpux__ap
     for (int i = 1; i < a->n_models; i++)
       if (a->sessions[i] && strcmp(gpux_session_backend_name(a->sessions[i]), backend)) backend = "mixed";
     cJSON_AddStringToObject(root, "backend", backend);
+    const char *why = gpux_session_backend_reason(a->sessions[0]);
+    if (why[0]) cJSON_AddStringToObject(root, "backend_reason", why);
   }
   double t3 = gpux__now_ms();
   cJSON *tm = cJSON_AddObjectToObject(root, "timings");

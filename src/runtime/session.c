@@ -5,12 +5,14 @@
 #include "core/buffers.h"
 #include "runtime/optimize.h"
 #include "runtime/value.h"
+#include <stdio.h>
 
 struct gpux_session {
   gpux_model *model;
   const gpux__backend_i *backend;
   void *backend_ctx;
   int requested;            /* the gpux_backend_kind asked for */
+  char backend_why[512];    /* why `auto` runs on the CPU ("" when it runs where asked) */
   int threads;              /* CPU threads its runs may use (0 = the whole pool) */
   int ran;                  /* a run finished: node placement is known */
   int ran_node_by_node;     /* the last run went through run_node (the backend declined the graph) */
@@ -153,6 +155,11 @@ static int pick_backend(gpux_session *s, const gpux_session_options *opts) {
     if (!rc) gpux__backend_webgpu.release(s->backend_ctx);
     s->backend_ctx = NULL;
     if (rc && opts->backend == GPUX_BACKEND_WEBGPU) return rc;
+    if (!rc)
+      snprintf(s->backend_why, sizeof s->backend_why,
+               "the only WebGPU adapter is a software renderer on the CPU, slower than the CPU backend");
+    else
+      snprintf(s->backend_why, sizeof s->backend_why, "no usable WebGPU device: %s", gpux_last_error());
     if (rc && !auto_note_said && !strstr(gpux_last_error(), "no WebGPU library") && !strstr(gpux_last_error(), "no adapter")) {
       auto_note_said = 1;
       gpux__log(GPUX_LOG_NOTE, "the WebGPU device failed, running on the CPU: %s", gpux_last_error());
@@ -254,6 +261,8 @@ void gpux_session_free(gpux_session *s) {
 
 const char *gpux_session_backend_name(const gpux_session *s) { return s->backend->name; }
 
+const char *gpux_session_backend_reason(const gpux_session *s) { return s->backend_why; }
+
 const char *gpux_session_node_device(const gpux_session *s, int i, const char **why) {
   if (why) *why = NULL;
   if (!s || !s->ran || i < 0 || i >= s->model->graph->n_nodes) return NULL;
@@ -333,6 +342,7 @@ static int session_exec(gpux_session *s, const gpux_tensor *in_t, const gpux_dev
     if (rc == GPUX_E_DEVICE && s->requested == GPUX_BACKEND_AUTO && !in_v) {
       /* the GPU failed (lost, out of memory): this session continues on the CPU */
       gpux__log(GPUX_LOG_NOTE, "%s; continuing on the CPU", gpux_last_error());
+      snprintf(s->backend_why, sizeof s->backend_why, "the WebGPU device failed: %s", gpux_last_error());
       for (int o = 0; o < n_outputs; o++) gpux_tensor_free(&outputs[o]);
       s->backend->release(s->backend_ctx);
       s->backend = &gpux__backend_cpu;

@@ -40,6 +40,10 @@ expect run-blank 0 '^logits float32\[1,3\]: 1 -0.5 0.3$' -- "$gpux" run app-blan
 expect run-blank-named 0 '^logits float32\[1,3\]: 1 -0.5 0.3$' -- "$gpux" run app-blank --input 'audio=0.1 -0.1 0.1 -0.1'
 expect run-blank-json 0 '"data":\[1,-0.5,0.3\]' -- "$gpux" run app-blank --json --input '[[0.1, -0.1, 0.1, -0.1]]'
 expect run-json-backend-cpu 0 '"backend":"cpu"' -- "$gpux" run app-blank --json --backend cpu --input '[[0.1, -0.1, 0.1, -0.1]]'
+# auto says why it chose the CPU: here the only WebGPU adapter is lavapipe, or none loads
+expect run-json-backend-why 0 '"backend":"cpu","backend_reason":"the only WebGPU adapter is a software renderer' -- "$gpux" run app-blank --json --backend auto --input '[[0.1, -0.1, 0.1, -0.1]]'
+expect run-json-backend-why-nolib 0 '"backend_reason":"no usable WebGPU device: no WebGPU library' -- env GPUX_WEBGPU_LIB=/nonexistent "$gpux" run app-blank --json --backend auto --input '[[0.1, -0.1, 0.1, -0.1]]'
+expect run-json-no-reason-when-asked 0 '^0$' -- bash -c "'$gpux' run app-blank --json --backend cpu --input '[[0.1, -0.1, 0.1, -0.1]]' | grep -c backend_reason || true"
 expect run-json-backend-webgpu 0 '"backend":"webgpu"' -- "$gpux" run app-blank --json --backend webgpu --input '[[0.1, -0.1, 0.1, -0.1]]'
 
 # a model without a GPUXfile: run the file or a folder holding only it; init --model from it
