@@ -74,6 +74,8 @@ typedef struct {
   char name[256], host[64], log[4096], models[1024];
   int pid, port, alive;
   double started;               /* unix time */
+  double exited;                /* unix time of a clean stop; 0 when it has not stopped cleanly */
+  int exit_code;                /* with exited */
 } server_info;
 int servers_dir(gpux_store *st, char *dir, size_t len);          /* creates it; -1 on failure */
 int servers_read(const char *state_path, server_info *out);     /* -1 when unreadable */

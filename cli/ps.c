@@ -1,6 +1,7 @@
 /* ps.c — `gpux ps`: the running servers (name, models, address, pid, uptime, requests served),
- * from their state files under $GPUX_HOME/servers/ and each one's GET /health. State files of
- * servers that are gone are removed. Also the helpers serve, logs and stop share. */
+ * from their state files under $GPUX_HOME/servers/ and each one's GET /health; with -a also the
+ * servers that are gone: stopped (with their exit status) or killed. A state file stays until a
+ * server of the same name starts again. Also the helpers serve, logs and stop share. */
 #include "cli.h"
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -61,6 +62,9 @@ int servers_read(const char *path, server_info *out) {
   out->pid = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "pid"));
   out->port = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "port"));
   out->started = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "started"));
+  const cJSON *ex = cJSON_GetObjectItem(j, "exited");
+  out->exited = cJSON_IsNumber(ex) ? ex->valuedouble : 0;
+  out->exit_code = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "exit_code"));
   const cJSON *m;
   size_t o = 0;
   cJSON_ArrayForEach(m, cJSON_GetObjectItem(j, "models"))
@@ -105,9 +109,10 @@ static int servers_http_get(const char *host, int port, const char *path, char *
 }
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: gpux ps [-q] [--format json|table|TEMPLATE] [--json]\n\n"
+  fprintf(f, "usage: gpux ps [-a] [-q] [--format json|table|TEMPLATE] [--json]\n\n"
              "Lists the running servers (gpux serve): name, models, address, pid, uptime and requests\n"
              "served.\n"
+             "  -a, --all          also the servers that are gone: stopped (exit status) or killed\n"
              "  -q, --quiet        only the server names\n"
              "  --format json      [{\"name\",\"models\":[...],\"host\",\"port\",\"pid\",\"uptime_s\",\"requests\",\"status\"}]\n"
              "                     (also --json)\n"
@@ -124,13 +129,15 @@ static const char *uptime_text(double s, char *buf, size_t len) {
 
 int cmd_ps(int argc, char **argv) {
   static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"quiet", no_argument, 0, 'q'},
+                                       {"all", no_argument, 0, 'a'},
                                        {"format", required_argument, 0, 'f'}, {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   cli_format fmt = {CLI_FORMAT_TABLE, NULL};
-  int c;
+  int c, all = 0;
   optind = 1;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, ":qh", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":aqh", opts, NULL)) != -1) {
+    if (c == 'a') { all = 1; continue; }
     if (c == 'j') fmt.kind = CLI_FORMAT_JSON;
     else if (c == 'q') fmt.kind = CLI_FORMAT_QUIET;
     else if (c == 'f') { if (cli_format_parse(optarg, &fmt)) return EXIT_USAGE; }
@@ -155,18 +162,23 @@ int cmd_ps(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
     server_info si;
     if (servers_read(path, &si)) continue;
-    if (!si.alive) { unlink(path); continue; }
+    if (!si.alive && !all) continue;
     char *body = NULL;
     double requests = -1;
     const char *status = "unreachable";
-    if (servers_http_get(si.host, si.port, "/health", &body) == 200) {
+    char gone[64];
+    if (!si.alive) { /* a server that stopped writes its exit status; one that was killed cannot */
+      if (si.exited > 0) snprintf(gone, sizeof gone, "exited (%d)", si.exit_code);
+      else snprintf(gone, sizeof gone, "killed");
+      status = gone;
+    } else if (servers_http_get(si.host, si.port, "/health", &body) == 200) {
       cJSON *h = cJSON_Parse(body);
       requests = cJSON_GetNumberValue(cJSON_GetObjectItem(h, "requests"));
       status = cJSON_IsTrue(cJSON_GetObjectItem(h, "ready")) ? "ready" : "loading";
       cJSON_Delete(h);
     }
     free(body);
-    double up = (double)time(NULL) - si.started;
+    double up = si.alive ? (double)time(NULL) - si.started : si.exited > 0 ? si.exited - si.started : 0;
     if (as_json) {
       cJSON *o = cJSON_CreateObject();
       cJSON_AddStringToObject(o, "name", si.name);
@@ -182,13 +194,15 @@ int cmd_ps(int argc, char **argv) {
       cJSON_AddNumberToObject(o, "pid", si.pid);
       cJSON_AddNumberToObject(o, "uptime_s", up);
       cJSON_AddNumberToObject(o, "requests", requests);
-      cJSON_AddStringToObject(o, "status", status);
+      cJSON_AddStringToObject(o, "status", si.alive ? status : si.exited > 0 ? "exited" : "killed");
+      if (!si.alive && si.exited > 0) cJSON_AddNumberToObject(o, "exit_code", si.exit_code);
       cJSON_AddItemToArray(arr, o);
     } else {
       char addr[100], ut[32], rq[32];
       snprintf(addr, sizeof addr, "%s:%d", si.host, si.port);
       snprintf(rq, sizeof rq, requests >= 0 ? "%.0f" : "-", requests);
-      printf("%-20s %-30s %-22s %-8d %-8s %-9s %s\n", si.name, si.models, addr, si.pid, uptime_text(up, ut, sizeof ut), rq, status);
+      printf("%-20s %-30s %-22s %-8d %-8s %-9s %s\n", si.name, si.models, addr, si.pid,
+             si.alive || si.exited > 0 ? uptime_text(up, ut, sizeof ut) : "-", rq, status);
     }
   }
   if (d) closedir(d);

@@ -129,6 +129,28 @@ static int write_state(const char *path, const char *name, int pid, const char *
   return 0;
 }
 
+/* Records a clean stop in the state file, for gpux ps -a (a killed server cannot). */
+static void mark_exited(const char *path, int code) {
+  FILE *f = fopen(path, "r");
+  char buf[16384];
+  size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+  if (f) fclose(f);
+  buf[n] = 0;
+  cJSON *j = cJSON_Parse(buf);
+  if (!j) return;
+  cJSON_AddNumberToObject(j, "exited", (double)time(NULL));
+  cJSON_AddNumberToObject(j, "exit_code", code);
+  char *t = cJSON_Print(j), tmp[4200];
+  cJSON_Delete(j);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *o = t ? fopen(tmp, "w") : NULL;
+  if (o) {
+    fprintf(o, "%s\n", t);
+    if (fclose(o) || rename(tmp, path)) unlink(tmp);
+  }
+  free(t);
+}
+
 /* A failure before the server is ready: on stderr in the foreground; detached, through the pipe
  * to the waiting parent as "CODE message", so both exit with the same status. */
 static void report_failure(int fd, int rc, const char *err) {
@@ -298,7 +320,7 @@ int cmd_serve(int argc, char **argv) {
   snprintf(line, sizeof line, "%s: stopping (in-flight requests finish first)", sig == SIGINT ? "SIGINT" : "SIGTERM");
   log_line(&sink, line);
   gpux_server_stop(srv);
-  unlink(state);
+  mark_exited(state, EXIT_OK);
   log_line(&sink, "exited");
   if (sink.f) fclose(sink.f);
   pthread_mutex_destroy(&sink.mu);

@@ -32,7 +32,8 @@ _gpux() {
     build) opts="-t --tag --backend --json -q --quiet --help" ;;
     run) opts="-i --input --json --backend --repeat --interactive --help" ;;
     serve) opts="--port --host -d --detach --name --backend --max-batch-size --max-queue-delay-ms --max-queue --timeout --max-body --threads --help" ;;
-    ps|list|images) opts="-q --quiet --format --json --help" ;;
+    ps) opts="-a --all -q --quiet --format --json --help" ;;
+    list|images) opts="-q --quiet --format --json --help" ;;
     devices|version) opts="--json --help" ;;
     inspect) opts="--json --help" ;;
     logs) opts="-f --follow -n --tail --help" ;;

@@ -264,6 +264,14 @@ curl -s -o /dev/null -X POST --data-binary @"$tmp/big.txt" "$bgurl/v2/health/rea
 expect logs-response-size 0 '"POST /v2/health/ready" 405 [0-9]{1,4} [0-9.]+ms$' -- bash -c "for i in \$(seq 50); do '$gpux' logs bg | grep -q 'POST /v2/health/ready' && break; sleep 0.1; done; '$gpux' logs bg | grep 'POST /v2/health/ready' | tail -1"
 expect logs-follow 0 'ready: bg' -- bash -c "(sleep 0.5; '$gpux' stop bg >/dev/null) & '$gpux' logs bg -f; wait"
 expect ps-after-stop 0 '^NAME' -- bash -c "'$gpux' ps | grep -v '^bg '"
+# ps -a keeps the servers that are gone: a stopped one with its exit status, a killed one as such
+expect ps-all-exited 0 '^bg +tiny +127\.0\.0\.1:[0-9]+ +[0-9]+ +[0-9]+s +- +exited \(0\)$' -- bash -c "'$gpux' ps -a | grep '^bg '"
+expect ps-all-json 0 '"name":"bg".*"status":"exited","exit_code":0' -- "$gpux" ps -a --json
+"$gpux" serve tiny -d --port 0 --backend cpu --name victim >/dev/null 2>&1
+kill -9 "$("$gpux" ps --format '{{.Name}} {{.Pid}}' | grep '^victim ' | cut -d' ' -f2)" 2>/dev/null
+sleep 0.3
+expect ps-killed 0 '^victim .* killed$' -- bash -c "'$gpux' ps -a | grep '^victim '"
+expect ps-killed-not-running 0 '^none$' -- bash -c "'$gpux' ps | grep -q '^victim ' && echo listed || echo none"
 expect_error stop-unknown "no server named 'bg' is running" -- "$gpux" stop bg
 expect_error logs-unknown "no server named 'nosuch'" -- "$gpux" logs nosuch
 # a missing image fails at once, the same way in the foreground and detached, before any
