@@ -242,6 +242,7 @@ static char *make_openapi(gpux_server *s) {
   add_path(paths, "/v2/health/live", "get", op("OIP v2 liveness", NULL));
   add_path(paths, "/v2/health/ready", "get", op("OIP v2 readiness (503 until every model is loaded and warmed up)", NULL));
   add_path(paths, "/v2", "get", op("OIP v2 server metadata", NULL));
+  add_path(paths, "/v2/repository/index", "post", op("the served models and their state (model repository extension)", NULL));
   add_path(paths, "/metrics", "get", op("Prometheus metrics", NULL));
   cJSON *schemas = cJSON_AddObjectToObject(cJSON_AddObjectToObject(root, "components"), "schemas");
   cJSON *oip = cJSON_Parse("{\"type\":\"object\",\"required\":[\"inputs\"],\"properties\":{\"id\":{\"type\":\"string\"},"
@@ -408,7 +409,29 @@ static enum MHD_Result route(gpux_server *s, struct MHD_Connection *c, req_state
     cJSON *e = cJSON_AddArrayToObject(j, "extensions");
     cJSON_AddItemToArray(e, cJSON_CreateString("classification"));
     cJSON_AddItemToArray(e, cJSON_CreateString("binary_tensor_data"));
+    cJSON_AddItemToArray(e, cJSON_CreateString("model_repository"));
     return send_json(c, r, 200, j);
+  }
+  if (!strcmp(u, "/v2/repository/index")) { /* the model repository extension's index */
+    if (!post) return send_error(c, r, 405, "%s %s: use POST", m, u);
+    const cJSON *want_ready = NULL;
+    cJSON *body = r->len ? cJSON_ParseWithLength(r->body, r->len) : NULL;
+    if (r->len && !cJSON_IsObject(body)) { cJSON_Delete(body); return send_error(c, r, 400, "%s: the body is not a JSON object", u); }
+    want_ready = cJSON_GetObjectItem(body, "ready");
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < s->n; i++) {
+      gpux__slot *sl = &s->slots[i];
+      int is_ready = __atomic_load_n(&sl->ready, __ATOMIC_ACQUIRE);
+      if (cJSON_IsTrue(want_ready) && !is_ready) continue;
+      cJSON *e = cJSON_CreateObject();
+      cJSON_AddStringToObject(e, "name", sl->name);
+      cJSON_AddStringToObject(e, "version", sl->version);
+      cJSON_AddStringToObject(e, "state", is_ready ? "READY" : "LOADING");
+      cJSON_AddStringToObject(e, "reason", "");
+      cJSON_AddItemToArray(a, e);
+    }
+    cJSON_Delete(body);
+    return send_json(c, r, 200, a);
   }
   if (!strcmp(u, "/metrics")) {
     if (!get) return send_error(c, r, 405, "%s %s: use GET", m, u);

@@ -66,6 +66,10 @@ http health 200 '"live":true,"ready":true,"models":\["tiny","text-direction"\]' 
 http v2-live 200 '^\{"live":true\}$' -- "$u/v2/health/live"
 http v2-ready 200 '^\{"ready":true\}$' -- "$u/v2/health/ready"
 http v2-server 200 '"name":"gpux",.*"extensions":\["classification"' -- "$u/v2"
+http repository-index 200 '^\[\{"name":"tiny","version":"[^"]+","state":"READY","reason":""\},\{"name":"text-direction",' -- "$u/v2/repository/index" -X POST
+http repository-index-ready 200 '"state":"READY"' -- "$u/v2/repository/index" -d '{"ready":true}'
+http repository-index-bad 400 'not a JSON object' -- "$u/v2/repository/index" -d '[1'
+http repository-index-get 405 'use POST' -- "$u/v2/repository/index"
 http v2-model 200 '^\{"name":"tiny","versions":\["2"\],"platform":"onnx_gpux","inputs":\[\{"name":"audio","datatype":"FP32","shape":\[-1,-1\]\}\],"outputs":\[\{"name":"logits","datatype":"FP32","shape":\[-1,3\]\}\]\}$' -- "$u/v2/models/tiny"
 http v2-model-version 200 '"name":"tiny"' -- "$u/v2/models/tiny/versions/2"
 http v2-model-ready 200 '^\{"name":"tiny","ready":true\}$' -- "$u/v2/models/tiny/ready"
