@@ -389,6 +389,8 @@ typedef struct {
   double grace_s;                /* on stop: how long in-flight requests may finish; 0 = 30 */
   gpux_log_fn log;               /* access lines and errors; NULL = none */
   void *log_ctx;
+  const char *cors_origin;       /* answers carry Access-Control-Allow-Origin: this ("*" = any
+                                    page) and OPTIONS preflights are answered; NULL = no CORS */
 } gpux_server_options;
 
 /* Binds the address and starts loading `refs` (NAME[:TAG] or GPUXfile folders, as gpux_app_open

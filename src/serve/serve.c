@@ -19,6 +19,7 @@ struct gpux_server {
   struct MHD_Daemon *d;
   gpux_server_options o;
   char host[64];
+  char cors[256];               /* o.cors_origin's copy; "" = no CORS headers */
   int port;
   int n;
   gpux__slot *slots;            /* (n) */
@@ -39,6 +40,7 @@ typedef struct {
   double t0;                    /* ms */
   char method[8];
   char url[256];
+  const char *cors;             /* the server's CORS origin, or NULL */
   char *body;
   size_t len, cap;              /* the request body */
   size_t sent;                  /* bytes of the response body (the access log's size column) */
@@ -77,6 +79,10 @@ static enum MHD_Result send_body(struct MHD_Connection *c, req_state *r, int sta
   if (!resp) { free(body); return MHD_NO; }
   MHD_add_response_header(resp, "Content-Type", type);
   if (extra_hdr) MHD_add_response_header(resp, extra_hdr, extra_val);
+  if (r->cors) {
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors);
+    if (strcmp(r->cors, "*")) MHD_add_response_header(resp, "Vary", "Origin");
+  }
   r->status = status;
   r->sent = len;
   enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, resp);
@@ -374,6 +380,20 @@ static enum MHD_Result route(gpux_server *s, struct MHD_Connection *c, req_state
   const char *u = r->url, *m = r->method;
   int get = !strcmp(m, "GET") || !strcmp(m, "HEAD"), post = !strcmp(m, "POST");
   int ready = all_ready(s);
+  if (!strcmp(m, "OPTIONS") && r->cors) { /* a browser's CORS preflight */
+    char *empty = gpux__strdup("");
+    if (!empty) return MHD_NO;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, empty, MHD_RESPMEM_MUST_FREE);
+    if (!resp) { free(empty); return MHD_NO; }
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors);
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Content-Type, Inference-Header-Content-Length");
+    MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    r->status = 204;
+    enum MHD_Result ok = MHD_queue_response(c, 204, resp);
+    MHD_destroy_response(resp);
+    return ok;
+  }
   if (!strcmp(u, "/health") || !strcmp(u, "/healthz") || !strcmp(u, "/livez")) {
     if (!get) return send_error(c, r, 405, "%s %s: use GET", m, u);
     cJSON *j = cJSON_CreateObject();
@@ -510,6 +530,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     r->slot = -1;
     snprintf(r->method, sizeof r->method, "%s", method);
     snprintf(r->url, sizeof r->url, "%s", url);
+    r->cors = s->cors[0] ? s->cors : NULL;
     *con_cls = r;
     pthread_mutex_lock(&s->m.mu);
     s->m.inflight++;
@@ -602,6 +623,8 @@ int gpux_server_start(gpux_store *st, const char *const *refs, int n_refs, const
   if (s->o.grace_s <= 0) s->o.grace_s = 30;
   snprintf(s->host, sizeof s->host, "%s", s->o.host ? s->o.host : "127.0.0.1");
   s->o.host = s->host;
+  snprintf(s->cors, sizeof s->cors, "%s", s->o.cors_origin ? s->o.cors_origin : "");
+  s->o.cors_origin = s->cors[0] ? s->cors : NULL;
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
   pthread_mutex_init(&s->m.mu, NULL);

@@ -252,6 +252,14 @@ expect graceful-exit 0 'exit 0' -- echo "exit $src"
 expect graceful-log 0 'SIGTERM: stopping.*stopped after [0-9]+ requests' -- bash -c "tr '\n' ' ' < '$tmp/grace.log'"
 expect refused-after-stop 7 '' -- curl -s "$url/health"
 
+# ---- CORS: with --cors, answers carry the origin and preflights are answered; without, neither ----
+"$gpux" serve tiny -d --port 0 --backend cpu --name corsy --cors https://app.example >/dev/null 2>&1
+cu=http://$("$gpux" ps --json | grep -o '"name":"corsy"[^}]*' | grep -o '"port":[0-9]*' | sed 's/"port":/127.0.0.1:/')
+expect cors-header 0 '^Access-Control-Allow-Origin: https://app.example$' -- bash -c "curl -s -D - -o /dev/null -H 'Origin: https://app.example' '$cu/health' | tr -d '\r' | grep -i '^access-control-allow-origin'"
+expect cors-preflight 0 '^204 access-control-allow-methods: get, post, options$' -- bash -c "curl -s -D - -o /dev/null -X OPTIONS -H 'Origin: https://app.example' -H 'Access-Control-Request-Method: POST' '$cu/v2/models/tiny/infer' | tr -d '\r' | awk 'NR==1{printf \"%s \", \$2} tolower(\$0) ~ /^access-control-allow-methods/ {print tolower(\$0)}'"
+"$gpux" stop corsy >/dev/null 2>&1
+expect no-cors-by-default 0 '^0$' -- bash -c "curl -s -D - -o /dev/null -H 'Origin: https://app.example' '$u/health' | grep -ci access-control || true"
+
 # ---- -d, ps, logs, stop ----
 expect detach 0 '^bg started: http://127\.0\.0\.1:[0-9]+ \(pid [0-9]+\)' -- "$gpux" serve tiny -d --port 0 --backend cpu --name bg
 expect ps 0 '^bg +tiny +127\.0\.0\.1:[0-9]+ +[0-9]+ +[0-9]+s +0 +ready$' -- "$gpux" ps
