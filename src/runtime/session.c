@@ -16,7 +16,7 @@ struct gpux_session {
   int threads;              /* CPU threads its runs may use (0 = the whole pool) */
   int ran;                  /* a run finished: node placement is known */
   int ran_node_by_node;     /* the last run went through run_node (the backend declined the graph) */
-  gpux__graph *og;           /* the main graph as rewritten once by graph/optimize.c, or NULL */
+  gpux__graph *og;          /* the main graph as rewritten once by runtime/optimize.c, or NULL */
   int *node_map;            /* [model nodes]: the node of og that computes node i's result, -1
                                when nothing does per run (folded away); NULL without og */
   unsigned char *supported; /* [og nodes]: the backend's supports_node answers, or NULL */
