@@ -113,21 +113,27 @@ static void print_summary(const char *json) {
   if (!fb) printf("  nodes     %d, all on %s\n", nodes, jstr(s, "backend"));
   else {
     printf("  nodes     %d, %d fell back to the CPU:\n", nodes, fb);
-    /* grouped by op and reason: "Conv x40: no WGSL kernel for Conv" */
+    /* grouped by op and reason, with the first node's name: "Cast 'c' x40: input 0 is float16 ..." */
     cJSON *groups = cJSON_CreateObject();
     const cJSON *f;
     cJSON_ArrayForEach(f, cJSON_GetObjectItem(s, "fallbacks")) {
       char key[600];
       snprintf(key, sizeof key, "%s\x1f%s", jstr(f, "op"), jstr(f, "why"));
       cJSON *g = cJSON_GetObjectItem(groups, key);
-      if (g) cJSON_SetNumberValue(g, g->valuedouble + 1);
-      else cJSON_AddNumberToObject(groups, key, 1);
+      if (!g) {
+        g = cJSON_AddObjectToObject(groups, key);
+        cJSON_AddStringToObject(g, "name", jstr(f, "name"));
+      }
+      cJSON *c = cJSON_GetObjectItem(g, "count");
+      if (c) cJSON_SetNumberValue(c, c->valuedouble + 1);
+      else cJSON_AddNumberToObject(g, "count", 1);
     }
     int shown = 0;
     cJSON_ArrayForEach(f, groups) {
       if (shown++ == 12) { printf("              ... (gpux inspect %s lists every node)\n", jstr(s, "reference")); break; }
       const char *sep = strchr(f->string, '\x1f');
-      printf("              %.*s x%d: %s\n", (int)(sep - f->string), f->string, (int)f->valuedouble, sep + 1);
+      printf("              %.*s '%s' x%d: %s\n", (int)(sep - f->string), f->string, jstr(f, "name"),
+             (int)jnum(f, "count"), sep + 1);
     }
     cJSON_Delete(groups);
   }

@@ -146,7 +146,8 @@ static void print_build(const cJSON *b) {
     const cJSON *fb = cJSON_GetObjectItem(m, "fallbacks"), *f;
     if (cJSON_GetArraySize(fb)) {
       printf("  fell back to the CPU:\n");
-      cJSON_ArrayForEach(f, fb) printf("    node %d %s: %s\n", (int)num(f, "node"), str(f, "op"), str(f, "why"));
+      cJSON_ArrayForEach(f, fb)
+        printf("    node %d %s '%s': %s\n", (int)num(f, "node"), str(f, "op"), str(f, "name"), str(f, "why"));
     }
   }
 }

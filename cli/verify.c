@@ -93,18 +93,8 @@ static int value_file_kind(const gpux_value_info *info) {
   return info->kind == GPUX_KIND_SEQUENCE ? GPUX_KIND_SEQUENCE : GPUX_KIND_TENSOR;
 }
 
-/* --no-fallback: whether some node ran on the CPU in the last run (then `msg` says which). */
-static int fallback_note(gpux_model *m, gpux_session *s, char *msg, size_t len) {
-  int n = gpux_model_node_count(m), n_cpu = 0;
-  const char *first = NULL, *why = NULL;
-  for (int i = 0; i < n; i++) {
-    const char *w = NULL, *dev = gpux_session_node_device(s, i, &w);
-    if (dev && strcmp(dev, "cpu")) continue;
-    if (!n_cpu++) first = gpux_model_node_op(m, i), why = w;
-  }
-  if (n_cpu) snprintf(msg, len, "%d node%s on the CPU (%s: %s)", n_cpu, n_cpu == 1 ? "" : "s", first, why ? why : "fallback");
-  return n_cpu > 0;
-}
+/* --no-fallback: whether some node ran on the CPU in the last run (then `msg` says which and why). */
+static int fallback_note(gpux_session *s, char *msg, size_t len) { return gpux_session_fallback_summary(s, msg, len) > 0; }
 
 /* Runs one case in this process; writes a one-line message and returns CASE_*. */
 static int run_case(const char *dir, const verify_opts *o, char *msg, size_t len) {
@@ -151,7 +141,7 @@ static int run_case(const char *dir, const verify_opts *o, char *msg, size_t len
       snprintf(msg, len, "%s", gpux_last_error());
       status = is_unsupported(rc) ? CASE_SKIP : CASE_FAIL;
     }
-    if (status == CASE_PASS && o->no_fallback && fallback_note(m, s, msg, len)) status = CASE_SKIP;
+    if (status == CASE_PASS && o->no_fallback && fallback_note(s, msg, len)) status = CASE_SKIP;
     for (int i = 0; status == CASE_PASS && i < n_out; i++) {
       gpux_value_info info;
       gpux_model_output_info(m, i, &info);

@@ -163,6 +163,8 @@ GPUX_API int gpux_model_output_info(const gpux_model *m, int i, gpux_value_info 
 GPUX_API int gpux_model_node_count(const gpux_model *m);
 /* Operator of node i as "Conv" or "com.microsoft::Gelu". */
 GPUX_API const char *gpux_model_node_op(const gpux_model *m, int i);
+/* Name of node i ("" when the model gives none); NULL when i is out of range. */
+GPUX_API const char *gpux_model_node_name(const gpux_model *m, int i);
 GPUX_API int64_t gpux_model_ir_version(const gpux_model *m);
 GPUX_API int64_t gpux_model_opset(const gpux_model *m, const char *domain);
 /* Returns 0 when every op of the model (nested graphs included) has a kernel, else
@@ -193,9 +195,15 @@ GPUX_API int gpux_session_run(gpux_session *s, const gpux_tensor *inputs, int n_
                      gpux_tensor *outputs, int n_outputs);
 GPUX_API const char *gpux_session_backend_name(const gpux_session *s);
 /* Why a session asked for GPUX_BACKEND_AUTO runs on the CPU: no usable WebGPU device (and the
- * reason), a software adapter only, or a device that failed during a run. "" when the session runs
- * on the backend asked for, or auto found a GPU. */
+ * reason), a software adapter only, or a device that failed during a run. On a WebGPU session
+ * whose last run put nodes on the CPU: gpux_session_fallback_summary's text. "" when the session
+ * runs where it was asked to, every node on that backend. */
 GPUX_API const char *gpux_session_backend_reason(const gpux_session *s);
+/* Which nodes of the last run went to the CPU on a device backend and why, grouped by operator
+ * and reason, as "3 nodes on the CPU: If 'cond_1' (its condition ...), Cast 'c' and 1 more
+ * (input 0 is float16 ...)". Writes "" and returns 0 when none did (or before the first run);
+ * returns the number of such nodes. */
+GPUX_API int gpux_session_fallback_summary(const gpux_session *s, char *buf, size_t len);
 /* Where node i of the model's main graph ran in the last gpux_session_run: "webgpu", "cpu" (on
  * a WebGPU session: a fallback, with the reason in *why when why is not NULL) or "const"
  * (computed once when the session planned the model for these input shapes). NULL before the

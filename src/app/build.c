@@ -216,6 +216,7 @@ static cJSON *placement_json(gpux_app *a, int *n_fallback) {
           cJSON *e = cJSON_CreateObject();
           cJSON_AddNumberToObject(e, "node", i);
           cJSON_AddStringToObject(e, "op", op);
+          cJSON_AddStringToObject(e, "name", gpux_model_node_name(a->models[m], i));
           cJSON_AddStringToObject(e, "why", why ? why : "no kernel on this backend");
           cJSON_AddItemToArray(fb, e);
         }

@@ -14,8 +14,9 @@
  * through run_node. */
 #define GPUX__DECLINED 1
 
-/* Where a node ran (node_place). */
-enum { GPUX__PLACE_UNKNOWN = 0, GPUX__PLACE_BACKEND, GPUX__PLACE_CPU, GPUX__PLACE_CONST };
+/* Where a node ran (node_place). CPU_GRAPH: on the CPU only because another node sent the whole
+ * graph there (its reason names that node). */
+enum { GPUX__PLACE_UNKNOWN = 0, GPUX__PLACE_BACKEND, GPUX__PLACE_CPU, GPUX__PLACE_CONST, GPUX__PLACE_CPU_GRAPH };
 
 /* Where a backend keeps tensors: host memory (the CPU backend) or a device of its own. */
 enum { GPUX__DEVICE_HOST = 0, GPUX__DEVICE_GPU = 1 };

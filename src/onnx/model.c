@@ -656,4 +656,9 @@ const char *gpux_model_node_op(const gpux_model *m, int i) {
   return m->graph->nodes[i].op_type;
 }
 
+const char *gpux_model_node_name(const gpux_model *m, int i) {
+  if (i < 0 || i >= m->graph->n_nodes) return NULL;
+  return m->graph->nodes[i].name ? m->graph->nodes[i].name : "";
+}
+
 int64_t gpux_model_ir_version(const gpux_model *m) { return m->ir_version; }

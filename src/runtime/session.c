@@ -13,6 +13,7 @@ struct gpux_session {
   void *backend_ctx;
   int requested;            /* the gpux_backend_kind asked for */
   char backend_why[512];    /* why `auto` runs on the CPU ("" when it runs where asked) */
+  char fallback_why[512];   /* gpux_session_fallback_summary of the last run, made when asked */
   int threads;              /* CPU threads its runs may use (0 = the whole pool) */
   int ran;                  /* a run finished: node placement is known */
   int ran_node_by_node;     /* the last run went through run_node (the backend declined the graph) */
@@ -261,7 +262,63 @@ void gpux_session_free(gpux_session *s) {
 
 const char *gpux_session_backend_name(const gpux_session *s) { return s->backend->name; }
 
-const char *gpux_session_backend_reason(const gpux_session *s) { return s->backend_why; }
+const char *gpux_session_backend_reason(const gpux_session *s) {
+  if (s->backend_why[0]) return s->backend_why;
+  /* a session is never defined const: the buffer is the session's own, filled on demand */
+  gpux_session *w = (gpux_session *)s;
+  gpux_session_fallback_summary(s, w->fallback_why, sizeof w->fallback_why);
+  return w->fallback_why;
+}
+
+/* One group of the fallback summary: nodes of one operator that fell back for one reason. */
+typedef struct fb_group {
+  const char *op, *why;
+  int first, count;
+  int follows;              /* there only because another node sent the whole graph to the CPU */
+} fb_group;
+
+static int cmp_group(const void *a, const void *b) {
+  const fb_group *x = a, *y = b;
+  if (x->follows != y->follows) return x->follows - y->follows; /* the causes first */
+  if (x->count != y->count) return x->count < y->count ? -1 : 1; /* the rare, specific causes first */
+  return x->first - y->first;
+}
+
+int gpux_session_fallback_summary(const gpux_session *s, char *buf, size_t len) {
+  if (len) buf[0] = 0;
+  if (!s || !s->ran || s->backend->device_type == GPUX__DEVICE_HOST) return 0;
+  const gpux__graph *g = s->model->graph;
+  fb_group groups[16];
+  int n_groups = 0, n_cpu = 0, more = 0;
+  for (int i = 0; i < g->n_nodes; i++) {
+    const char *why = NULL, *dev = gpux_session_node_device(s, i, &why);
+    if (!dev || strcmp(dev, "cpu")) continue;
+    n_cpu++;
+    if (!why || !why[0]) why = "no kernel on this backend";
+    const char *op = g->nodes[i].op_type;
+    int j = s->node_map ? s->node_map[i] : i, k;
+    int follows = s->backend->node_place && s->backend->node_place(s->backend_ctx, j, NULL) == GPUX__PLACE_CPU_GRAPH;
+    for (k = 0; k < n_groups && (strcmp(groups[k].op, op) || strcmp(groups[k].why, why)); k++) {}
+    if (k < n_groups) groups[k].count++;
+    else if (n_groups < (int)GPUX__ARRAY_LEN(groups)) groups[n_groups++] = (fb_group){op, why, i, 1, follows};
+    else more++;
+  }
+  if (!n_cpu || !len) return n_cpu;
+  qsort(groups, (size_t)n_groups, sizeof *groups, cmp_group);
+  size_t at = 0;
+#define PUT(...) (at += (size_t)snprintf(buf + at, at < len ? len - at : 0, __VA_ARGS__), at = at < len ? at : len)
+  PUT("%d node%s on the CPU:", n_cpu, n_cpu == 1 ? "" : "s");
+  for (int k = 0; k < n_groups; k++) {
+    const char *name = g->nodes[groups[k].first].name;
+    if (name && name[0]) PUT("%s %s '%s'", k ? "," : "", groups[k].op, name);
+    else PUT("%s %s #%d", k ? "," : "", groups[k].op, groups[k].first);
+    if (groups[k].count > 1) PUT(" and %d more", groups[k].count - 1);
+    PUT(" (%s)", groups[k].why);
+  }
+  if (more) PUT(", and %d more", more);
+#undef PUT
+  return n_cpu;
+}
 
 const char *gpux_session_node_device(const gpux_session *s, int i, const char **why) {
   if (why) *why = NULL;
@@ -269,14 +326,16 @@ const char *gpux_session_node_device(const gpux_session *s, int i, const char **
   if (s->backend->device_type == GPUX__DEVICE_HOST) return s->backend->name;
   int j = s->node_map ? s->node_map[i] : i; /* the node of the graph that ran */
   if (s->ran_node_by_node || !s->backend->node_place) {
-    if (why && s->backend->node_place && j >= 0) s->backend->node_place(s->backend_ctx, j, why);
+    /* the backend declined the graph: a folded node (j < 0) gets the graph's reason */
+    if (why && s->backend->node_place) s->backend->node_place(s->backend_ctx, j, why);
     return "cpu";
   }
   if (j < 0) return "const";
   switch (s->backend->node_place(s->backend_ctx, j, why)) {
   case GPUX__PLACE_BACKEND: return s->backend->name;
   case GPUX__PLACE_CONST: return "const";
-  case GPUX__PLACE_CPU: return "cpu";
+  case GPUX__PLACE_CPU:
+  case GPUX__PLACE_CPU_GRAPH: return "cpu";
   }
   return NULL;
 }

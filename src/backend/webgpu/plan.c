@@ -102,7 +102,9 @@ struct wg_plan {
   uint64_t *buf_size;
   int n_bufs;
   int declined;                  /* the graph runs on the CPU executor */
-  char why[300];
+  char why[300];                 /* why, for every node (naming the node that decided it) */
+  int declined_node;             /* the node that decided it, -1 */
+  char node_why[300];            /* that node's own reason */
   int n_cpu, n_gpu, n_const;
   uint64_t runs;
   uint64_t bytes;                /* device memory the plan holds: pools and read-back buffers */
@@ -944,6 +946,18 @@ static uint64_t plan_bytes(const wg_plan *p) {
   return total;
 }
 
+/* The whole graph goes to the CPU executor because of node i (which gets `fmt` as its reason). */
+static void decline_at(wg_plan *p, int i, const char *fmt, ...) {
+  const gpux__node *n = &p->g->nodes[i];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(p->node_why, sizeof p->node_why, fmt, ap);
+  va_end(ap);
+  p->declined = 1;
+  p->declined_node = i;
+  snprintf(p->why, sizeof p->why, "the graph runs on the CPU because of %s '%s'", n->op_type, n->name ? n->name : "");
+}
+
 int gpux__wg_plan_create(wg_device *dev, const gpux__graph *g, const gpux__host *host, const unsigned char *supported,
                          const gpux_tensor *inputs, int n_inputs, uint64_t extra, uint64_t budget, gpux_run_stats *stats, uint64_t *want, unsigned char *key, size_t key_len,
                          wg_plan **out) {
@@ -958,6 +972,7 @@ int gpux__wg_plan_create(wg_device *dev, const gpux__graph *g, const gpux__host 
   p->key_len = key_len;
   p->g = g;
   p->dev = dev;
+  p->declined_node = -1;
   p->nv = g->n_values;
   p->vals = gpux__calloc((size_t)p->nv + 1, sizeof *p->vals);
   p->nodes = gpux__calloc((size_t)g->n_nodes + 1, sizeof *p->nodes);
@@ -980,7 +995,7 @@ int gpux__wg_plan_create(wg_device *dev, const gpux__graph *g, const gpux__host 
     const gpux_tensor *t = &inputs[i];
     if (t->kind != GPUX_KIND_TENSOR) {
       p->declined = 1;
-      snprintf(p->why, sizeof p->why, "input '%s' is a sequence; the model runs on the CPU", g->values[v].name);
+      snprintf(p->why, sizeof p->why, "input '%s' is a sequence: the graph runs on the CPU", g->values[v].name);
       *out = p;
       return 0;
     }
@@ -1000,8 +1015,7 @@ int gpux__wg_plan_create(wg_device *dev, const gpux__graph *g, const gpux__host 
   for (int i = 0; i < g->n_nodes; i++) {
     const gpux__node *n = &g->nodes[i];
     if (has_subgraph(n)) {
-      p->declined = 1;
-      snprintf(p->why, sizeof p->why, "node '%s' (%s) has a nested graph; the model runs on the CPU", n->name, n->op_type);
+      decline_at(p, i, "control flow (a nested graph)");
       *out = p;
       return 0;
     }
@@ -1015,8 +1029,7 @@ int gpux__wg_plan_create(wg_device *dev, const gpux__graph *g, const gpux__host 
               !(extra >> q & 1))
             *want |= (uint64_t)1 << q;
       }
-      p->declined = 1;
-      snprintf(p->why, sizeof p->why, "shapes are not known before running (%s); the model runs on the CPU", gpux_last_error());
+      decline_at(p, i, "output shapes depend on data: %s", gpux_last_error());
       *out = p;
       return 0;
     }
@@ -1075,11 +1088,11 @@ int gpux__wg_plan_declined(const wg_plan *p, const char **why) {
 
 int gpux__wg_plan_node_place(const wg_plan *p, int i, const char **why) {
   if (why) *why = NULL;
-  if (!p || i < 0 || i >= p->g->n_nodes) return 0;
-  if (p->declined) {
-    if (why) *why = p->why;
-    return GPUX__PLACE_CPU;
+  if (p && p->declined && i < p->g->n_nodes) { /* i < 0: a node the runtime folded away */
+    if (why) *why = i == p->declined_node ? p->node_why : p->why;
+    return i == p->declined_node || p->declined_node < 0 ? GPUX__PLACE_CPU : GPUX__PLACE_CPU_GRAPH;
   }
+  if (!p || i < 0 || i >= p->g->n_nodes) return 0;
   switch (p->nodes[i].place) {
   case P_GPU: return GPUX__PLACE_BACKEND;
   case P_CONST: return GPUX__PLACE_CONST;
