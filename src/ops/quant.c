@@ -2,12 +2,14 @@
  * and blocked scales; 16/8/4/2-bit integers, float8 and float4 targets), DynamicQuantizeLinear,
  * and the integer kernels MatMulInteger, ConvInteger, QLinearMatMul and QLinearConv.
  *
- * Integer matmul runs (x - zero_point) products through cblas_sgemm in chunks small enough to be
- * exact and sums them in int32; convolution is plain direct loops accumulating in 64 bits. Both
- * wrap to int32 the way the ONNX reference does; the QLinear ops then requantize in double. */
-#include "ops/op.h"
-#include <cblas.h>
+ * Integer matmul and 1-D/2-D convolution run on the packed 8-bit GEMM of igemm.c (AVX-512 VNNI
+ * where the CPU has it), convolution packing its im2col columns straight into the GEMM's panels;
+ * other convolutions are plain direct loops. Sums wrap to int32 the way the ONNX reference does;
+ * the QLinear ops then requantize in double. */
+#include "ops/simd.h"
+#include "ops/igemm.h"
 #include <math.h>
+#include <stdatomic.h>
 
 /* ---- dtype helpers ---- */
 
@@ -327,12 +329,41 @@ typedef struct {
   float scale, zp;
 } dynq_job;
 
+GPUX_SIMD_CLONES
+static void dynq_quantize(const float *restrict x, uint8_t *restrict y, int64_t n, float scale, float zp) {
+  FOR8(i, n, {
+    float q = nearbyintf(x[i] / scale) + zp;
+    q = q < 0.0f ? 0.0f : q;
+    q = q > 255.0f ? 255.0f : q;
+    y[i] = (uint8_t)(int32_t)q;
+  });
+}
+
 static void dynq_range(void *ctx, int64_t begin, int64_t end) {
   const dynq_job *j = ctx;
-  for (int64_t i = begin; i < end; i++) {
-    float q = nearbyintf(j->x[i] / j->scale) + j->zp;
-    j->y[i] = (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
+  dynq_quantize(j->x + begin, j->y + begin, end - begin, j->scale, j->zp);
+}
+
+/* The range of x[n] widened to include 0 (NaN ignored), in 8 lanes. */
+GPUX_SIMD_CLONES
+static void dynq_minmax(const float *restrict x, int64_t n, float *minx, float *maxx) {
+  float lo[8] = {0}, hi[8] = {0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; l++) {
+      lo[l] = x[i + l] < lo[l] ? x[i + l] : lo[l];
+      hi[l] = x[i + l] > hi[l] ? x[i + l] : hi[l];
+    }
+  for (; i < n; i++) {
+    lo[0] = x[i] < lo[0] ? x[i] : lo[0];
+    hi[0] = x[i] > hi[0] ? x[i] : hi[0];
   }
+  for (int l = 1; l < 8; l++) {
+    lo[0] = lo[l] < lo[0] ? lo[l] : lo[0];
+    hi[0] = hi[l] > hi[0] ? hi[l] : hi[0];
+  }
+  *minx = lo[0];
+  *maxx = hi[0];
 }
 
 static int op_dynamic_quantize_linear(gpux__kctx *k) {
@@ -354,11 +385,8 @@ static int op_dynamic_quantize_linear(gpux__kctx *k) {
     for (int64_t i = 0; i < n; i++) own[i] = (float)gpux__load_f64(x->dtype, x->data, i);
     xf = own;
   }
-  float maxx = 0, minx = 0; /* the range always includes 0 */
-  for (int64_t i = 0; i < n; i++) {
-    maxx = xf[i] > maxx ? xf[i] : maxx;
-    minx = xf[i] < minx ? xf[i] : minx;
-  }
+  float maxx, minx; /* the range always includes 0 */
+  dynq_minmax(xf, n, &minx, &maxx);
   /* all zeros: an empty range, scale 1 (so zero point 0 and y 0) */
   float scale = maxx == minx ? 1.0f : (maxx - minx) / 255.0f;
   float izp = 0.0f - minx / scale;
@@ -446,46 +474,115 @@ static int zero_point_vector(gpux__kctx *k, const gpux_tensor *zp, int64_t len, 
   return 0;
 }
 
-/* Chunk of the inner dimension whose float32 dot products stay exact: 256 products of 8-bit
- * differences (|v| <= 255) sum to at most 256 * 255^2 < 2^24. */
-#define IMM_EXACT_K 256
+/* The unsigned/signed forms igemm.h computes in: an int8 panel value is stored plus 128 (ox),
+ * a uint8 row value minus 128 (ow). With x0 = ox + x's zero point and w0 = ow - w's zero point,
+ *   sum_k (x - xz)(w - wz) = sum_k xu*ws + w0 * sum_k xu - x0 * (sum_k ws + K * w0)
+ * (xu, ws the stored bytes), every term in wrapping 32-bit arithmetic as the reference's int32. */
+static int32_t igemm_fix(int32_t dot, int32_t colsum, int32_t x0, int32_t w0, int32_t rowsum, int64_t kk) {
+  uint32_t v = (uint32_t)dot + (uint32_t)w0 * (uint32_t)colsum;
+  v -= (uint32_t)x0 * ((uint32_t)rowsum + (uint32_t)kk * (uint32_t)w0);
+  return (int32_t)v;
+}
 
-/* y[batch, m, n] = (a - azp) x (b - bzp) in int32 (wrapping as the reference's int32 matmul);
- * azp per row of a, bzp per column of b. The products run through cblas_sgemm in chunks of the
- * inner dimension small enough to be exact, summed in 32-bit integers. */
-static int int_matmul(gpux__kctx *k, const mm_shape *s, const gpux_tensor *a, const gpux_tensor *b,
-                      const gpux_tensor *azp, const gpux_tensor *bzp, int32_t *y) {
-  int64_t a_count = gpux_tensor_count(a), b_count = gpux_tensor_count(b), mn = s->m * s->n;
-  float *ad = malloc(sizeof(float) * (size_t)GPUX__MAX(1, a_count)); /* a - azp [batch_a, m, kk] */
-  float *bd = malloc(sizeof(float) * (size_t)GPUX__MAX(1, b_count)); /* b - bzp [batch_b, kk, n] */
-  float *part = malloc(sizeof(float) * (size_t)GPUX__MAX(1, mn));    /* one chunk's products [m, n] */
-  int64_t *az = malloc(sizeof(int64_t) * (size_t)GPUX__MAX(1, s->m));
-  int64_t *bz = malloc(sizeof(int64_t) * (size_t)GPUX__MAX(1, s->n));
-  int rc = 0;
-  if (!ad || !bd || !part || !az || !bz) { rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); goto done; }
-  if (s->m > INT32_MAX || s->n > INT32_MAX || s->kk > INT32_MAX) { rc = gpux__kerr(k, GPUX_E_UNSUPPORTED, "matrix dimension above %d", INT32_MAX); goto done; }
-  if ((rc = zero_point_vector(k, azp, s->m, "a_zero_point", az))) goto done;
-  if ((rc = zero_point_vector(k, bzp, s->n, "b_zero_point", bz))) goto done;
-  for (int64_t i = 0; i < a_count; i++)
-    ad[i] = (float)(gpux__load_i64(a->dtype, a->data, i) - az[(i / GPUX__MAX(1, s->kk)) % s->m]);
-  for (int64_t i = 0; i < b_count; i++) bd[i] = (float)(gpux__load_i64(b->dtype, b->data, i) - bz[i % s->n]);
-  for (int64_t bi = 0; bi < s->batch; bi++) {
-    int64_t ai, bj;
+/* Scratch of one igemm task: a panel and the products of up to IGEMM_ROWS rows with it. */
+#define IGEMM_ROWS 256
+typedef struct {
+  uint8_t *panel;   /* [k4][NT][4] */
+  int32_t *c;       /* [IGEMM_ROWS][NT] */
+  int32_t colsum[GPUX__IGEMM_NT];
+} igemm_scratch;
+
+static int igemm_scratch_init(igemm_scratch *t, int64_t k4) {
+  t->panel = aligned_alloc(64, (size_t)GPUX__MAX(1, k4) * GPUX__IGEMM_NT * 4);
+  t->c = aligned_alloc(64, sizeof(int32_t) * IGEMM_ROWS * GPUX__IGEMM_NT);
+  return t->panel && t->c ? 0 : -1;
+}
+
+static void igemm_scratch_free(igemm_scratch *t) {
+  free(t->panel);
+  free(t->c);
+}
+
+typedef struct {
+  const mm_shape *s;
+  const uint8_t *a;      /* [batch_a, m, kk] bytes */
+  uint8_t aflip;         /* 0x80 when a is int8 */
+  const int32_t *rows;   /* [batch_b, n, k4]: b's columns packed as rows */
+  const int32_t *rowsum; /* [batch_b, n] */
+  const int32_t *x0;     /* [m] per row of a */
+  const int32_t *w0;     /* [n] per column of b */
+  int need_colsum;
+  int32_t *y;            /* [batch, m, n] */
+  atomic_int failed;
+} imm_job;
+
+/* Tasks t = (batch item, run of NT rows of a): a's rows are the panel's columns. */
+static void imm_tiles(void *ctx, int64_t begin, int64_t end) {
+  imm_job *j = ctx;
+  const mm_shape *s = j->s;
+  enum { NT = GPUX__IGEMM_NT };
+  int64_t k4 = (s->kk + 3) / 4, mt = (s->m + NT - 1) / NT;
+  igemm_scratch t;
+  if (igemm_scratch_init(&t, k4)) {
+    atomic_store(&j->failed, 1);
+    igemm_scratch_free(&t);
+    return;
+  }
+  for (int64_t task = begin; task < end; task++) {
+    int64_t bi = task / mt, m0 = (task % mt) * NT, nv = GPUX__MIN(NT, s->m - m0), ai, bj;
     mm_batch_index(s, bi, &ai, &bj);
-    const float *am = ad + ai * s->m * s->kk, *bm = bd + bj * s->kk * s->n;
-    uint32_t *ym = (uint32_t *)(y + bi * mn);
-    memset(ym, 0, sizeof(uint32_t) * (size_t)mn);
-    for (int64_t p0 = 0; p0 < s->kk && mn > 0; p0 += IMM_EXACT_K) {
-      int64_t kc = GPUX__MIN(IMM_EXACT_K, s->kk - p0);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)s->m, (int)s->n, (int)kc, 1.0f, am + p0, (int)s->kk,
-                  bm + p0 * s->n, (int)s->n, 0.0f, part, (int)s->n);
-      for (int64_t i = 0; i < mn; i++) ym[i] += (uint32_t)(int32_t)part[i];
+    /* the panel: 4 consecutive bytes of a row of a make one column's word */
+    const uint8_t *a = j->a + (ai * s->m + m0) * s->kk;
+    for (int64_t q = 0; q < k4; q++) {
+      uint8_t *d = t.panel + q * NT * 4;
+      int64_t p0 = q * 4, pn = GPUX__MIN(4, s->kk - p0);
+      for (int64_t c = 0; c < NT; c++)
+        for (int64_t e = 0; e < 4; e++) d[c * 4 + e] = c < nv && e < pn ? (uint8_t)(a[c * s->kk + p0 + e] ^ j->aflip) : 0;
+    }
+    int32_t *y = j->y + (bi * s->m + m0) * s->n;
+    for (int64_t n0 = 0; n0 < s->n; n0 += IGEMM_ROWS) {
+      int64_t nr = GPUX__MIN(IGEMM_ROWS, s->n - n0);
+      gpux__igemm_panel(j->rows + (bj * s->n + n0) * k4, nr, k4, t.panel, t.c, j->need_colsum && n0 == 0 ? t.colsum : NULL);
+      const int32_t *rs = j->rowsum + bj * s->n;
+      for (int64_t c = 0; c < nv; c++)
+        for (int64_t r = 0; r < nr; r++)
+          y[c * s->n + n0 + r] = igemm_fix(t.c[r * NT + c], j->need_colsum ? t.colsum[c] : 0, j->x0[m0 + c], j->w0[n0 + r],
+                                           rs[n0 + r], s->kk);
     }
   }
+  igemm_scratch_free(&t);
+}
+
+/* y[batch, m, n] = (a - azp) x (b - bzp) in int32 (wrapping as the reference's int32 matmul);
+ * azp per row of a, bzp per column of b. b's columns are packed as igemm rows, a's rows make the
+ * panels. */
+static int int_matmul(gpux__kctx *k, const mm_shape *s, const gpux_tensor *a, const gpux_tensor *b,
+                      const gpux_tensor *azp, const gpux_tensor *bzp, int32_t *y) {
+  int64_t k4 = (s->kk + 3) / 4, nb = (s->kk * s->n) != 0 ? gpux_tensor_count(b) / (s->kk * s->n) : 0;
+  int32_t *rows = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, nb * s->n * k4));
+  int32_t *rowsum = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, nb * s->n));
+  int32_t *x0 = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, s->m)), *w0 = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, s->n));
+  int64_t *az = malloc(sizeof(int64_t) * (size_t)GPUX__MAX(1, s->m)), *bz = malloc(sizeof(int64_t) * (size_t)GPUX__MAX(1, s->n));
+  int rc = 0;
+  if (!rows || !rowsum || !x0 || !w0 || !az || !bz) { rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); goto done; }
+  if ((rc = zero_point_vector(k, azp, s->m, "a_zero_point", az))) goto done;
+  if ((rc = zero_point_vector(k, bzp, s->n, "b_zero_point", bz))) goto done;
+  int b_u8 = b->dtype == GPUX_DT_UINT8, need_colsum = 0;
+  for (int64_t i = 0; i < s->m; i++) x0[i] = (int32_t)((a->dtype == GPUX_DT_INT8 ? 128 : 0) + az[i]);
+  for (int64_t i = 0; i < s->n; i++) need_colsum |= (w0[i] = (int32_t)((b_u8 ? 128 : 0) - bz[i])) != 0;
+  for (int64_t i = 0; i < nb; i++)
+    gpux__igemm_pack_rows((const uint8_t *)b->data + i * s->kk * s->n, b_u8, s->n, s->kk, 1, s->n, rows + i * s->n * k4,
+                          rowsum + i * s->n);
+  int64_t mt = (s->m + GPUX__IGEMM_NT - 1) / GPUX__IGEMM_NT;
+  imm_job j = {s, a->data, a->dtype == GPUX_DT_INT8 ? 0x80 : 0, rows, rowsum, x0, w0, need_colsum, y, 0};
+  /* about 64K multiply-adds a task at least */
+  gpux__parallel_for(s->batch * mt, GPUX__MAX(1, 65536 / GPUX__MAX(1, GPUX__IGEMM_NT * s->kk * s->n)), imm_tiles, &j);
+  if (atomic_load(&j.failed)) rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
 done:
-  free(ad);
-  free(bd);
-  free(part);
+  free(rows);
+  free(rowsum);
+  free(x0);
+  free(w0);
   free(az);
   free(bz);
   return rc;
@@ -657,17 +754,148 @@ static void iconv_planes(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
+/* 1-D and 2-D convolution as packed integer GEMM: Y_g[M, P] = W_g[M, K] x B[K, P], with the
+ * im2col columns B of a run of NT outputs of one output row packed straight into an igemm panel. */
+typedef struct {
+  const conv_geom *g;
+  const uint8_t *x;                      /* [n, c, ih, iw] bytes */
+  uint8_t xflip, xpad;                   /* 0x80 when x is int8; padding: the zero point, stored */
+  const int32_t *rows, *rowsum, *w0;     /* [m, k4], [m], [m] */
+  int32_t x0;
+  int need_colsum;
+  int64_t kk, k4, tiles_per_row;
+  int64_t ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw; /* as 2-D (1-D: height 1) */
+  int32_t *y;                            /* [n, m, oh, ow] */
+  atomic_int failed;
+} iconv_gemm_job;
+
+/* The panel of outputs [ow0, ow0 + nv) of output row oh: im2col row k = (ci, i, jk) holds
+ * x[ci, oh*sh - ph + i*dh, (ow0 + c)*sw - pw + jk*dw] (the zero point where that is padding),
+ * rows past kk zero. Each group of 4 rows is gathered as 4 byte rows, then interleaved into the
+ * panel's words. */
+GPUX_SIMD_CLONES
+static void iconv_pack(const iconv_gemm_job *j, uint8_t *panel, int64_t b, int64_t grp, int64_t oh, int64_t ow0, int64_t nv) {
+  enum { NT = GPUX__IGEMM_NT };
+  const conv_geom *g = j->g;
+  int64_t cpg = g->c / g->group, khw = j->kh * j->kw;
+  uint8_t rb[4][NT];
+  for (int64_t q = 0; q < j->k4; q++) {
+    for (int e = 0; e < 4; e++) {
+      uint8_t *restrict t = rb[e];
+      int64_t kr = q * 4 + e;
+      if (kr >= j->kk) {
+        memset(t, 0, NT);
+        continue;
+      }
+      int64_t ci = kr / khw, i = kr % khw / j->kw, jk = kr % j->kw;
+      int64_t ih = oh * j->sh - j->ph + i * j->dh, off = jk * j->dw - j->pw;
+      int64_t lo = nv, hi = nv; /* outputs [lo, hi) read inside the row */
+      if (ih >= 0 && ih < j->ih) {
+        lo = off >= 0 ? 0 : GPUX__MIN(nv, GPUX__MAX(0, (-off + j->sw - 1) / j->sw - ow0));
+        int64_t last = j->iw - 1 - off; /* (ow0 + c) * sw <= last */
+        hi = last < 0 ? lo : GPUX__MAX(lo, GPUX__MIN(nv, last / j->sw - ow0 + 1));
+      }
+      memset(t, j->xpad, (size_t)lo);
+      if (hi > lo) {
+        const uint8_t *restrict xr = j->x + ((b * g->c + grp * cpg + ci) * j->ih + ih) * j->iw + off + ow0 * j->sw;
+        uint8_t flip = j->xflip;
+        if (j->sw == 1)
+          for (int64_t c = lo; c < hi; c++) t[c] = xr[c] ^ flip;
+        else if (j->sw == 2)
+          for (int64_t c = lo; c < hi; c++) t[c] = xr[c * 2] ^ flip;
+        else
+          for (int64_t c = lo; c < hi; c++) t[c] = xr[c * j->sw] ^ flip;
+      }
+      memset(t + hi, j->xpad, (size_t)(NT - hi));
+    }
+    uint32_t *restrict d = (uint32_t *)(panel + q * NT * 4);
+    for (int c = 0; c < NT; c++)
+      d[c] = (uint32_t)rb[0][c] | (uint32_t)rb[1][c] << 8 | (uint32_t)rb[2][c] << 16 | (uint32_t)rb[3][c] << 24;
+  }
+}
+
+/* Tasks t = (batch, group, output row, run of NT outputs in it). */
+static void iconv_tiles(void *ctx, int64_t begin, int64_t end) {
+  iconv_gemm_job *j = ctx;
+  const conv_geom *g = j->g;
+  enum { NT = GPUX__IGEMM_NT };
+  int64_t mpg = g->m / g->group, plane = j->oh * j->ow;
+  igemm_scratch t;
+  if (igemm_scratch_init(&t, j->k4)) {
+    atomic_store(&j->failed, 1);
+    igemm_scratch_free(&t);
+    return;
+  }
+  for (int64_t task = begin; task < end; task++) {
+    int64_t tc = task % j->tiles_per_row, rest = task / j->tiles_per_row;
+    int64_t oh = rest % j->oh, grp = (rest / j->oh) % g->group, b = rest / j->oh / g->group;
+    int64_t ow0 = tc * NT, nv = GPUX__MIN(NT, j->ow - ow0);
+    iconv_pack(j, t.panel, b, grp, oh, ow0, nv);
+    for (int64_t r0 = 0; r0 < mpg; r0 += IGEMM_ROWS) {
+      int64_t nr = GPUX__MIN(IGEMM_ROWS, mpg - r0), oc0 = grp * mpg + r0;
+      gpux__igemm_panel(j->rows + oc0 * j->k4, nr, j->k4, t.panel, t.c, j->need_colsum && r0 == 0 ? t.colsum : NULL);
+      for (int64_t r = 0; r < nr; r++) {
+        int64_t oc = oc0 + r;
+        int32_t *y = j->y + (b * g->m + oc) * plane + oh * j->ow + ow0;
+        const int32_t *c = t.c + r * NT;
+        uint32_t cst = (uint32_t)j->x0 * ((uint32_t)j->rowsum[oc] + (uint32_t)j->kk * (uint32_t)j->w0[oc]);
+        if (j->need_colsum) {
+          uint32_t w0 = (uint32_t)j->w0[oc];
+          for (int64_t q = 0; q < nv; q++) y[q] = (int32_t)((uint32_t)c[q] + w0 * (uint32_t)t.colsum[q] - cst);
+        } else {
+          for (int64_t q = 0; q < nv; q++) y[q] = (int32_t)((uint32_t)c[q] - cst);
+        }
+      }
+    }
+  }
+  igemm_scratch_free(&t);
+}
+
+static int int_conv_gemm(gpux__kctx *k, const conv_geom *g, const gpux_tensor *x, const gpux_tensor *w, int64_t xz,
+                         const int64_t *wz, int32_t *y) {
+  int64_t cpg = g->c / g->group, kk = cpg * gpux__shape_count(g->nsp, g->ks), k4 = (kk + 3) / 4;
+  int32_t *rows = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, g->m * k4));
+  int32_t *rowsum = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, g->m)), *w0 = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, g->m));
+  if (!rows || !rowsum || !w0) {
+    free(rows), free(rowsum), free(w0);
+    return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+  }
+  int w_u8 = w->dtype == GPUX_DT_UINT8, x_i8 = x->dtype == GPUX_DT_INT8, need_colsum = 0;
+  gpux__igemm_pack_rows(w->data, w_u8, g->m, kk, kk, 1, rows, rowsum);
+  for (int64_t i = 0; i < g->m; i++) need_colsum |= (w0[i] = (int32_t)((w_u8 ? 128 : 0) - wz[i])) != 0;
+  int d2 = g->nsp == 2; /* else 1-D, as 2-D of height 1 */
+  iconv_gemm_job j = {
+    .g = g, .x = x->data, .xflip = x_i8 ? 0x80 : 0, .xpad = (uint8_t)(xz + (x_i8 ? 128 : 0)),
+    .rows = rows, .rowsum = rowsum, .w0 = w0, .x0 = (int32_t)(xz + (x_i8 ? 128 : 0)), .need_colsum = need_colsum,
+    .kk = kk, .k4 = k4, .ih = d2 ? g->in[0] : 1, .iw = g->in[d2], .oh = d2 ? g->out[0] : 1, .ow = g->out[d2],
+    .kh = d2 ? g->ks[0] : 1, .kw = g->ks[d2], .sh = d2 ? g->stride[0] : 1, .sw = g->stride[d2],
+    .dh = d2 ? g->dil[0] : 1, .dw = g->dil[d2], .ph = d2 ? g->pad[0] : 0, .pw = g->pad[d2], .y = y, .failed = 0,
+  };
+  j.tiles_per_row = (j.ow + GPUX__IGEMM_NT - 1) / GPUX__IGEMM_NT;
+  int64_t tasks = g->n * g->group * j.oh * j.tiles_per_row;
+  gpux__parallel_for(tasks, GPUX__MAX(1, 65536 / GPUX__MAX(1, GPUX__IGEMM_NT * kk * (g->m / g->group))), iconv_tiles, &j);
+  free(rows), free(rowsum), free(w0);
+  return atomic_load(&j.failed) ? gpux__kerr(k, GPUX_E_NOMEM, "out of memory") : 0;
+}
+
 /* y = conv(x - xzp, w - wzp) in int32; xzp one value, wzp one or one per output channel. */
 static int int_conv(gpux__kctx *k, const conv_geom *g, const gpux_tensor *x, const gpux_tensor *w,
                     const gpux_tensor *xzp, const gpux_tensor *wzp, int32_t *y) {
   int64_t xc = gpux_tensor_count(x), wc = gpux_tensor_count(w);
-  int32_t *xd = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, xc)), *wd = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, wc));
   int64_t *wz = malloc(sizeof(int64_t) * (size_t)GPUX__MAX(1, g->m));
+  int32_t *xd = NULL, *wd = NULL;
   int rc = 0;
-  if (!xd || !wd || !wz) { rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); goto done; }
+  if (!wz) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
   if (xzp && gpux_tensor_count(xzp) != 1) { rc = gpux__kerr(k, GPUX_E_SHAPE, "x_zero_point must be a scalar"); goto done; }
   int64_t xz = xzp ? gpux__load_i64(xzp->dtype, xzp->data, 0) : 0;
   if ((rc = zero_point_vector(k, wzp, g->m, "w_zero_point", wz))) goto done;
+  if (g->nsp <= 2) {
+    rc = int_conv_gemm(k, g, x, w, xz, wz, y);
+    goto done;
+  }
+  /* other ranks: direct loops over (x - xz) and (w - wz) widened to int32 */
+  xd = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, xc)), wd = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, wc));
+  if (!xd || !wd) { rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); goto done; }
   for (int64_t i = 0; i < xc; i++) xd[i] = (int32_t)(gpux__load_i64(x->dtype, x->data, i) - xz);
   int64_t per_m = g->m ? wc / g->m : 0;
   for (int64_t i = 0; i < wc; i++) wd[i] = (int32_t)(gpux__load_i64(w->dtype, w->data, i) - wz[i / GPUX__MAX(1, per_m)]);

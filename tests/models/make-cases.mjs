@@ -1,11 +1,12 @@
 // make-cases.mjs — builds ONNX test-case folders for the real pretrained models (PaddleOCR v4
-// det/rec/cls, openWakeWord melspectrogram/embedding/wake-word classifiers, Silero VAD), with
-// expected outputs computed by ONNX Runtime's CPU execution provider in this same run.
+// det/rec/cls, openWakeWord melspectrogram/embedding/wake-word classifiers, Silero VAD) and for
+// int8 models quantized as ONNX Runtime's tool does it (quant-models.mjs), with expected outputs
+// computed by ONNX Runtime's CPU execution provider in this same run.
 //
 //   node tests/models/make-cases.mjs [--keep] [--only NAME[,NAME...]] OUTDIR
 //
 // Each case is OUTDIR/<model>-<variant>/ holding model.onnx (a symlink to the npm package's file)
-// and test_data_set_0/input_K.pb + output_K.pb (serialized onnx.TensorProto, written by the small
+// (the quantized models are written into OUTDIR/quant-models/) and test_data_set_0/input_K.pb + output_K.pb (serialized onnx.TensorProto, written by the small
 // encoder below). Inputs are meaningful where the model has a meaning to feed (rendered text lines
 // for OCR, a chirp for the audio front end, real features for the wake-word classifiers) and
 // seeded pseudo-random otherwise, so every run writes the same inputs. Models with dynamic sizes
@@ -16,6 +17,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { QUANT_MODELS } from './quant-models.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -37,6 +39,7 @@ const MODELS = {
   weather: path.join(OWW, 'weather_v0.1.onnx'),
   silero_vad: path.join(OWW, 'silero_vad.onnx'),
 };
+const QUANT = Object.keys(QUANT_MODELS);     // their paths are set by main() under OUTDIR
 
 /* ---------------------------------------------------------------- TensorProto encoder */
 // onnx.TensorProto fields used: dims = 1 (repeated int64, written unpacked as proto2 does),
@@ -271,6 +274,16 @@ async function buildCases() {
       f32(a, [B, N]), i64([sr], []),
       f32(uniform(r, 2 * B * 64, -0.5, 0.5), [2, B, 64]), f32(uniform(r, 2 * B * 64, -0.5, 0.5), [2, B, 64])]);
   }
+  // int8 models (quant-models.mjs): a deterministic smooth image or sequence, two sizes for the
+  // conv net (one odd), one for the rest.
+  const smooth = (dims, seed) => {
+    const r = R(seed), n = count(dims);
+    return f32(Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.0137) * 1.5 + Math.cos(i * 0.31) * 0.5 + 0.2 * (r() - 0.5)), dims);
+  };
+  for (const [H, W] of [[32, 40], [27, 33]]) add(`dynconv-${H}x${W}`, 'dynconv', [smooth([1, 3, H, W], `dynconv${H}`)]);
+  add('dynmatmul-t7', 'dynmatmul', [smooth([1, 7, 64], 'dynmatmul')]);
+  add('qdq-20x24', 'qdq', [smooth([1, 3, 20, 24], 'qdq')]);
+  add('qlinear-20x24', 'qlinear', [smooth([1, 3, 20, 24], 'qlinear')]);
   return cases;
 }
 
@@ -312,11 +325,13 @@ async function main() {
     } else out = args[i];
   }
   if (!out) { console.error('make-cases: error: no output folder (see --help)'); process.exit(2); }
+  for (const q of QUANT) MODELS[q] = path.join(path.resolve(out), 'quant-models', `${q}.onnx`);
   for (const [m, p] of Object.entries(MODELS))
-    if (!fs.existsSync(p)) { console.error(`make-cases: error: model ${m} not found at ${p} (run scripts/install-deps.sh)`); process.exit(3); }
+    if (!QUANT.includes(m) && !fs.existsSync(p)) { console.error(`make-cases: error: model ${m} not found at ${p} (run scripts/install-deps.sh)`); process.exit(3); }
 
   const self = fs.readFileSync(fileURLToPath(import.meta.url));
-  const stamp = createHash('sha256').update(self).update(ort.env.versions?.node ?? '')
+  const stamp = createHash('sha256').update(self).update(fs.readFileSync(path.join(here, 'quant-models.mjs')))
+    .update(ort.env.versions?.node ?? '')
     .update(JSON.stringify(MODELS)).digest('hex');
   const stampFile = path.join(out, '.stamp'), listFile = path.join(out, 'cases.txt');
   if (keep && !only && fs.existsSync(stampFile) && fs.readFileSync(stampFile, 'utf8') === stamp &&
@@ -328,8 +343,9 @@ async function main() {
     return;
   }
 
-  fs.mkdirSync(out, { recursive: true });
+  fs.mkdirSync(path.join(out, 'quant-models'), { recursive: true });
   fs.rmSync(stampFile, { force: true });
+  for (const q of QUANT) fs.writeFileSync(MODELS[q], QUANT_MODELS[q]());
   const cases = await buildCases();
   const names = Object.keys(cases).filter((n) => !only || only.has(n) || only.has(cases[n].model));
   for (const name of names) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run.sh — the "models" test: real pretrained models (PaddleOCR v4 det/rec/cls, openWakeWord,
-# Silero VAD) run by gpux's CPU backend and compared with ONNX Runtime's CPU outputs on the same
+# Silero VAD) and int8 models quantized as ONNX Runtime's tool does (quant-models.mjs) run by
+# gpux's CPU backend and compared with ONNX Runtime's CPU outputs on the same
 # inputs. Makes the test-case folders with node (tests/models/make-cases.mjs, skipped when they
 # are up to date), then runs `gpux verify` on them; fails when any case fails or is skipped.
 #
