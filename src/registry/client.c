@@ -245,7 +245,7 @@ static void throttle(request_state *s, size_t n) {
   }
 }
 
-static void header_value(const char *line, size_t n, char *out, size_t cap) {
+void gpux__registry_header_value(const char *line, size_t n, char *out, size_t cap) {
   const char *v = memchr(line, ':', n);
   if (!v) { out[0] = 0; return; }
   v++;
@@ -265,17 +265,17 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ctx) {
     s->rep->content_length = -1;
     s->challenge[0] = 0;
   } else if (n > 9 && !strncasecmp(line, "location:", 9)) {
-    header_value(line, n, s->rep->location, sizeof s->rep->location);
+    gpux__registry_header_value(line, n, s->rep->location, sizeof s->rep->location);
   } else if (n > 22 && !strncasecmp(line, "docker-content-digest:", 22)) {
-    header_value(line, n, s->rep->digest, sizeof s->rep->digest);
+    gpux__registry_header_value(line, n, s->rep->digest, sizeof s->rep->digest);
   } else if (n > 13 && !strncasecmp(line, "content-type:", 13)) {
-    header_value(line, n, s->rep->content_type, sizeof s->rep->content_type);
+    gpux__registry_header_value(line, n, s->rep->content_type, sizeof s->rep->content_type);
   } else if (n > 15 && !strncasecmp(line, "content-length:", 15)) {
     char v[32];
-    header_value(line, n, v, sizeof v);
+    gpux__registry_header_value(line, n, v, sizeof v);
     s->rep->content_length = strtoll(v, NULL, 10);
   } else if (n > 17 && !strncasecmp(line, "www-authenticate:", 17)) {
-    header_value(line, n, s->challenge, sizeof s->challenge);
+    gpux__registry_header_value(line, n, s->challenge, sizeof s->challenge);
   }
   return n;
 }
@@ -463,8 +463,32 @@ static int fail_auth(gpux__registry *r) {
   return gpux__error(GPUX_E_INVALID, "%s requires a login: run gpux login %s -u USER --password-stdin", r->host, r->host);
 }
 
+int gpux__registry_challenge(const char *challenge, const char *repo, const char *actions, gpux__challenge *out) {
+  memset(out, 0, sizeof *out);
+  if (!strncasecmp(challenge, "Basic", 5)) return out->scheme = GPUX__AUTH_BASIC;
+  if (strncasecmp(challenge, "Bearer", 6)) return out->scheme = GPUX__AUTH_UNKNOWN;
+  out->scheme = GPUX__AUTH_BEARER;
+  challenge_param(challenge + 6, "realm", out->realm, sizeof out->realm);
+  challenge_param(challenge + 6, "service", out->service, sizeof out->service);
+  if (!challenge_param(challenge + 6, "scope", out->scope, sizeof out->scope) && repo && repo[0] && actions && actions[0])
+    snprintf(out->scope, sizeof out->scope, "repository:%s:%s", repo, actions);
+  if (strncmp(out->realm, "https://", 8) && strncmp(out->realm, "http://", 7)) out->realm[0] = 0;
+  return out->scheme;
+}
+
+char *gpux__registry_token(const char *body, size_t len) {
+  cJSON *j = body ? cJSON_ParseWithLength(body, len) : NULL;
+  const char *tok = cJSON_GetStringValue(cJSON_GetObjectItem(j, "token"));
+  if (!tok) tok = cJSON_GetStringValue(cJSON_GetObjectItem(j, "access_token"));
+  char *out = tok && *tok ? gpux__strdup(tok) : NULL;
+  cJSON_Delete(j);
+  return out;
+}
+
 static int authenticate(gpux__registry *r, const char *challenge) {
-  if (!strncasecmp(challenge, "Basic", 5)) {
+  gpux__challenge ch;
+  int scheme = gpux__registry_challenge(challenge, r->repo, r->actions, &ch);
+  if (scheme == GPUX__AUTH_BASIC) {
     if (!r->have_cred) return fail_auth(r);
     char plain[1400];
     unsigned char b64[2000];
@@ -475,14 +499,10 @@ static int authenticate(gpux__registry *r, const char *challenge) {
     OPENSSL_cleanse(b64, sizeof b64);
     return r->auth_header ? 0 : GPUX_E_NOMEM;
   }
-  if (strncasecmp(challenge, "Bearer", 6))
+  if (scheme != GPUX__AUTH_BEARER)
     return gpux__error(GPUX_E_UNSUPPORTED, "%s asks for an authentication scheme gpux does not know: %.20s", r->host, challenge);
-  char realm[1024], service[256], scope[512];
-  challenge_param(challenge + 6, "realm", realm, sizeof realm);
-  challenge_param(challenge + 6, "service", service, sizeof service);
-  if (!challenge_param(challenge + 6, "scope", scope, sizeof scope) && r->repo[0] && r->actions[0])
-    snprintf(scope, sizeof scope, "repository:%s:%s", r->repo, r->actions);
-  if (strncmp(realm, "https://", 8) && strncmp(realm, "http://", 7))
+  const char *realm = ch.realm, *service = ch.service, *scope = ch.scope;
+  if (!realm[0])
     return gpux__error(GPUX_E_PARSE, "%s: the bearer challenge has no usable realm", r->host);
   if (!strncmp(realm, "http://", 7) && !strncmp(r->base, "https://", 8))
     return gpux__error(GPUX_E_INVALID, "%s: refusing to send credentials to a plain-HTTP token service", r->host);
@@ -517,14 +537,12 @@ static int authenticate(gpux__registry *r, const char *challenge) {
     return gpux__error(GPUX_E_IO, "%s: token service: %s", r->host, errbuf[0] ? errbuf : curl_easy_strerror(cc));
   }
   if (rep.status == 401 || rep.status == 403) { gpux__reply_free(&rep); return fail_auth(r); }
-  cJSON *j = rep.status == 200 && rep.body ? cJSON_Parse(rep.body) : NULL;
-  const char *tok = cJSON_GetStringValue(cJSON_GetObjectItem(j, "token"));
-  if (!tok) tok = cJSON_GetStringValue(cJSON_GetObjectItem(j, "access_token"));
+  char *tok = rep.status == 200 ? gpux__registry_token(rep.body, rep.body_len) : NULL;
   int rc = 0;
-  if (!tok || !*tok) rc = gpux__error(GPUX_E_PARSE, "%s: the token service answered HTTP %ld without a token", r->host, rep.status);
+  if (!tok) rc = gpux__error(GPUX_E_PARSE, "%s: the token service answered HTTP %ld without a token", r->host, rep.status);
   else set_auth_header(r, "Bearer", tok);
   if (rep.body) OPENSSL_cleanse(rep.body, rep.body_len);
-  cJSON_Delete(j);
+  if (tok) { OPENSSL_cleanse(tok, strlen(tok)); free(tok); }
   gpux__reply_free(&rep);
   if (!rc && !r->auth_header) rc = GPUX_E_NOMEM;
   return rc;

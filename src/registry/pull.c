@@ -148,7 +148,7 @@ static int valid_digest(const char *d) {
 }
 
 /* checks the manifest is an OCI image manifest of a gpux image; fills the blobs to fetch */
-static int parse_manifest(const char *host, const char *text, gpux__blob_ref *blobs, char (*titles)[256], int cap, int *n) {
+int gpux__registry_parse_manifest(const char *host, const char *text, gpux__blob_ref *blobs, char (*titles)[256], int cap, int *n) {
   cJSON *m = cJSON_Parse(text);
   if (!m) return gpux__error(GPUX_E_PARSE, "%s: the manifest is not JSON", host);
   int rc = 0;
@@ -228,7 +228,7 @@ int gpux_pull(gpux_store *st, const char *remote_ref, const gpux_registry_option
   static _Thread_local gpux__blob_ref blobs[257];
   static _Thread_local char titles[257][256];
   int n = 0;
-  if (!rc) rc = parse_manifest(ref.host, rep.body, blobs, titles, 257, &n);
+  if (!rc) rc = gpux__registry_parse_manifest(ref.host, rep.body, blobs, titles, 257, &n);
   int64_t bytes = 0, total = (int64_t)rep.body_len;
   int downloaded = 0, present = 0;
   /* blobs are untagged until the tag below: a lease keeps a concurrent rm from collecting them */

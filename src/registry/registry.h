@@ -87,4 +87,26 @@ int gpux__registry_request(gpux__registry *r, const char *method, const char *pa
 /* The registry's error text from a reply ("MANIFEST_UNKNOWN: manifest unknown"), or "HTTP N". */
 void gpux__reply_error(const gpux__reply *rep, char *buf, size_t len);
 
+/* ---- parsers of what a registry answers (pure functions, fuzzed by tests/fuzz/fuzz-registry.c) ---- */
+
+enum { GPUX__AUTH_UNKNOWN = 0, GPUX__AUTH_BASIC = 1, GPUX__AUTH_BEARER = 2 };
+typedef struct {
+  int scheme;                  /* GPUX__AUTH_* */
+  char realm[1024];            /* Bearer: the token service's http(s) URL; "" when missing or unusable */
+  char service[256];
+  char scope[512];             /* the challenge's, else "repository:REPO:ACTIONS" */
+} gpux__challenge;
+
+/* Parses a WWW-Authenticate challenge; returns out->scheme. */
+int gpux__registry_challenge(const char *challenge, const char *repo, const char *actions, gpux__challenge *out);
+/* The bearer token ("token", else "access_token") in a token service's JSON answer; malloc'd, or
+ * NULL when there is none. */
+char *gpux__registry_token(const char *body, size_t len);
+/* The value of a "Name: value" header line of n bytes, trimmed, cut to cap - 1 bytes. */
+void gpux__registry_header_value(const char *line, size_t n, char *out, size_t cap);
+/* Checks that a manifest is an OCI image manifest of a gpux image and fills the config and
+ * layer descriptors (at most cap, each with a digest, a size and a safe title); pull.c. */
+int gpux__registry_parse_manifest(const char *host, const char *text, gpux__blob_ref *blobs, char (*titles)[256],
+                                  int cap, int *n);
+
 #endif

@@ -3,7 +3,8 @@
 small valid inputs to start from, and hand-made reproducers (repro-*) of every hostile-input bug fixed
 (issue 15: typed fields of another data type, counts beyond dims, bad sparse tensors, deep type
 nesting, long attribute lists, mismatched attribute kinds, Scan with a missing state, Reshape
-overflow). Run it again after adding a case; `make test` replays every file.
+overflow, OIP sizes and numbers out of range, unsafe layer titles), and the two small apps the
+OIP and /predict harnesses serve (tests/fuzz/apps/). Run it again after adding a case; `make test` replays every file.
 
     tests/fuzz/make-seeds.py
 """
@@ -198,8 +199,124 @@ if "photo-jpg" in images:
     if sos > 0:
         images["repro-jpeg-cut-scan"] = images["photo-jpg"][:sos + 30] + b"\xff\xd9"
 
+# The apps the OIP and /predict harnesses serve (tests/fuzz/apps/<app>/: GPUXfile + model.onnx)
+def value_info_sym(name, dtype, dims):   # a str dim is symbolic (dim_param)
+    shape = b"".join(ld(1, s(2, d) if isinstance(d, str) else vint(1, d)) for d in dims)
+    return s(1, name) + ld(2, ld(1, vint(1, dtype) + ld(2, shape)))
+apps = {
+    "tensors": {
+        "model.onnx": model(graph([node("Relu", ["x"], ["y"]), node("Identity", ["k"], ["k_out"]), node("Identity", ["s"], ["s_out"])],
+                                  [value_info_sym("x", FLOAT, ["N", 3]), value_info_sym("k", INT64, ["N"]), value_info_sym("s", STRING, ["N"])],
+                                  [value_info_sym("y", FLOAT, ["N", 3]), value_info_sym("k_out", INT64, ["N"]), value_info_sym("s_out", STRING, ["N"])])),
+        "GPUXfile": b"name: tensors\nversion: \"1\"\nmodel: model.onnx\nruntime:\n  backend: cpu\noutputs:\n  - name: y\n    labels: [cat, dog, bird]\n",
+    },
+    "media": {
+        "model.onnx": model(graph([node("Identity", ["img"], ["img_out"]), node("Identity", ["wav"], ["wav_out"]), node("Identity", ["t"], ["t_out"])],
+                                  [value_info("img", FLOAT, [1, 3, 8, 8]), value_info("wav", FLOAT, [1, 1600]), value_info("t", STRING, [1])],
+                                  [value_info("img_out", FLOAT, [1, 3, 8, 8]), value_info("wav_out", FLOAT, [1, 1600]), value_info("t_out", STRING, [1])])),
+        "GPUXfile": b"name: media\nversion: \"1\"\nmodel: model.onnx\nruntime:\n  backend: cpu\ninputs:\n  - name: img\n    type: image\n"
+                    b"  - name: wav\n    type: audio\n  - name: t\n    type: string\npreprocessing:\n  audio:\n    sample_rate: 16000\n    length: 1600\n",
+    },
+}
+for app, files in apps.items():
+    d = os.path.join(here, "apps", app)
+    os.makedirs(d, exist_ok=True)
+    for name, data in files.items():
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+
+# OIP infer requests: JSON alone, or 2 bytes of JSON length + JSON + binary tensor data
+def oip(obj): return json.dumps(obj).encode()
+def oip_bin(obj, blob):
+    j = json.dumps(obj).encode()
+    return struct.pack("<H", len(j)) + j + blob
+x_in = {"name": "x", "shape": [2, 3], "datatype": "FP32", "data": [[1, -2, 3], [4, 5, -6]]}
+k_in = {"name": "k", "shape": [2], "datatype": "INT64", "data": [7, 8]}
+s_in = {"name": "s", "shape": [2], "datatype": "BYTES", "data": ["a", "bc"]}
+oips = {
+    "data": oip({"id": "r1", "inputs": [x_in, k_in, s_in]}),
+    "outputs-classification": oip({"inputs": [x_in, k_in, s_in], "outputs": [{"name": "y", "parameters": {"classification": 2}}, {"name": "s_out"}]}),
+    "all-classification-binary-out": oip({"inputs": [x_in, k_in, s_in], "parameters": {"classification": 1, "binary_data_output": True}}),
+    "binary-in": oip_bin({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "parameters": {"binary_data_size": 12}},
+                                     {"name": "k", "shape": [1], "datatype": "INT64", "parameters": {"binary_data_size": 8}},
+                                     {"name": "s", "shape": [1], "datatype": "BYTES", "data": ["z"]}]},
+                         f32(1, 2, 3) + i64(9)),
+    "flat-data": oip({"inputs": [dict(x_in, data=[1, 2, 3, 4, 5, 6]), k_in, s_in]}),
+    "empty-rows": oip({"inputs": [dict(x_in, shape=[0, 3], data=[]), dict(k_in, shape=[0], data=[]), dict(s_in, shape=[0], data=[])]}),
+    # hostile: sizes and numbers out of range, data that does not match, shapes of 2^31 elements
+    "repro-binary-size-negative": oip_bin({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "parameters": {"binary_data_size": -1}}]}, b""),
+    "repro-binary-size-huge": oip_bin({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "parameters": {"binary_data_size": 1e30}}]}, b""),
+    "repro-binary-short": oip_bin({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "parameters": {"binary_data_size": 12}}]}, b"\0" * 5),
+    "repro-classification-huge": oip({"inputs": [x_in, k_in, s_in], "parameters": {"classification": 1e300}}),
+    "repro-huge-shape": oip({"inputs": [{"name": "x", "shape": [1 << 30, 3], "datatype": "FP32", "data": [1]}]}),
+    "repro-shape-float": oip({"inputs": [{"name": "x", "shape": [1.5, 3], "datatype": "FP32", "data": [1]}]}),
+    "repro-json-length-beyond": struct.pack("<H", 60000) + b"{}",
+    "repro-nested-data": oip({"inputs": [dict(x_in, data=[[[[1, 2, 3]]], [[[4, 5, 6]]]])]}),
+    "repro-string-in-numbers": oip({"inputs": [dict(x_in, data=["1", 2, 3, 4, 5, 6]), k_in, s_in]}),
+    "repro-fraction-int64": oip({"inputs": [x_in, dict(k_in, data=[1.5, 2]), s_in]}),
+    "repro-twice": oip({"inputs": [x_in, x_in]}),
+    "repro-not-json": b"{\"inputs\": [",
+}
+
+# /predict bodies: a first byte picks the Content-Type (0 JSON, 1 PNG, 2 WAV, 3 octet-stream, 4 none, 5 multipart)
+import base64
+wav16 = wav(16000, 1600)
+b64 = lambda b: base64.b64encode(b).decode()
+predicts = {
+    "json-inputs": b"\0" + json.dumps({"inputs": {"t": "hello", "wav": b64(wav16)}}).encode(),
+    "json-text-audio": b"\0" + json.dumps({"text": "hi", "audio": b64(wav16)}).encode(),
+    "json-data-url": b"\0" + json.dumps({"audio": "data:audio/wav;base64," + b64(wav(8000, 400))}).encode(),
+    "raw-wav": b"\2" + wav16,
+    "no-content-type": b"\4" + json.dumps({"text": "x"}).encode(),
+    "multipart": b"\5--x\r\n\r\n",
+    "repro-bad-base64": b"\0" + json.dumps({"audio": "!!!"}).encode(),
+    "repro-number-for-string": b"\0" + json.dumps({"inputs": {"t": [1, 2, 3]}}).encode(),
+    "repro-unknown-key": b"\0" + json.dumps({"file": "/etc/passwd"}).encode(),
+    "repro-empty": b"\3",
+}
+for name in ("gradient-png", "photo-jpg"):
+    if name in images:
+        predicts["raw-" + name] = b"\1" + images[name]
+        predicts["json-image-" + name] = b"\0" + json.dumps({"image": b64(images[name])}).encode()
+
+# registry answers: a first byte picks the parser (0 manifest, 1 WWW-Authenticate, 2 token JSON,
+# 3 error body, 4 header line, 5 reference)
+dg = "sha256:" + "ab" * 32
+manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": "application/vnd.gpux.image.v1+json",
+            "config": {"mediaType": "application/vnd.gpux.config.v1+json", "digest": dg, "size": 10},
+            "layers": [{"mediaType": "application/vnd.onnx.model", "digest": dg, "size": 5,
+                        "annotations": {"org.opencontainers.image.title": "model.onnx"}}]}
+def with_layer(**kw):
+    m = json.loads(json.dumps(manifest)); m["layers"][0].update(kw); return m
+registry = {
+    "manifest": b"\0" + json.dumps(manifest).encode(),
+    "index": b"\0" + json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []}).encode(),
+    "challenge-bearer": b'\1Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull"',
+    "challenge-basic": b'\1Basic realm="registry"',
+    "token": b"\2" + json.dumps({"token": "abc", "expires_in": 300}).encode(),
+    "access-token": b"\2" + json.dumps({"access_token": "xyz"}).encode(),
+    "error": b"\3" + json.dumps({"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}).encode(),
+    "header-digest": b"\4Docker-Content-Digest: " + dg.encode() + b"\r\n",
+    "reference": b"\5127.0.0.1:5000/team/app:1.0",
+    "reference-digest": b"\5registry.example/a/b@" + dg.encode(),
+    "all-parsers": b"\x07" + json.dumps(manifest).encode(),
+    "repro-layer-title-dotdot": b"\0" + json.dumps(with_layer(annotations={"org.opencontainers.image.title": "../index.json"})).encode(),
+    "repro-layer-title-slash": b"\0" + json.dumps(with_layer(annotations={"org.opencontainers.image.title": "a/b"})).encode(),
+    "repro-bad-digest": b"\0" + json.dumps(with_layer(digest="sha256:../../x")).encode(),
+    "repro-negative-size": b"\0" + json.dumps(with_layer(size=-5)).encode(),
+    "repro-too-many-layers": b"\0" + json.dumps(dict(manifest, layers=manifest["layers"] * 300)).encode(),
+    "repro-challenge-no-realm": b'\1Bearer service="x"',
+    "repro-challenge-unterminated": b'\1Bearer realm="https://a' + b"x" * 3000,
+    "repro-challenge-file-realm": b'\1Bearer realm="file:///etc/passwd"',
+    "repro-token-not-string": b"\2" + json.dumps({"token": 5}).encode(),
+    "repro-header-no-colon": b"\4Location" + b"x" * 3000,
+    "repro-header-long": b"\4Docker-Content-Digest: " + b"a" * 5000,
+}
+
 for harness, files in (("tensorproto", tensorproto), ("model", models), ("gpuxfile", gpuxfiles),
-                       ("image-config", image_configs), ("wav", wavs), ("image", images)):
+                       ("image-config", image_configs), ("wav", wavs), ("image", images), ("oip", oips),
+                       ("predict", predicts), ("registry", registry)):
     d = os.path.join(here, "corpus", harness)
     os.makedirs(d, exist_ok=True)
     for name, data in files.items():
