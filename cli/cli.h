@@ -21,6 +21,12 @@ typedef struct {
   int (*main)(int argc, char **argv);
 } cli_verb;
 
+/* SIGINT and SIGTERM stop the runs in progress at their next node (gpux_interrupt) instead of
+ * killing the process; cli_interrupted() is the signal that came (0: none). A command that was
+ * interrupted exits with 128 + the signal's number, as a shell reports a process killed by it. */
+void cli_catch_interrupts(void);
+int cli_interrupted(void);
+
 /* Prints "gpux: error: " + message (+ library detail when err < 0) to stderr. */
 void cli_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* For a getopt_long loop run with opterr = 0 and an optstring that starts with ':': prints the

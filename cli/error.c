@@ -2,6 +2,7 @@
  * message for a bad command-line option, and the exit code each library error maps to (cli.h). */
 #include "cli.h"
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -15,6 +16,24 @@ void cli_error(int err, const char *fmt, ...) {
   fputc('\n', stderr);
 }
 
+static volatile sig_atomic_t interrupt_signal;
+
+static void on_interrupt(int sig) {
+  interrupt_signal = sig;
+  gpux_interrupt();
+}
+
+void cli_catch_interrupts(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
+int cli_interrupted(void) { return interrupt_signal; }
+
 int cli_bad_option(const char *verb, char **argv, int c) {
   const char *arg = argv[optind - 1];
   if (c == ':') cli_error(0, "%s: option '%s' needs a value (see gpux %s --help)", verb, arg, verb);
@@ -26,7 +45,7 @@ int cli_bad_option(const char *verb, char **argv, int c) {
 int cli_exit_code(int err) {
   switch (err) {
   case GPUX_E_OK: return EXIT_OK;
-  case GPUX_E_DEVICE: case GPUX_E_INTERNAL: case GPUX_E_NOMEM: return EXIT_RUNTIME;
+  case GPUX_E_DEVICE: case GPUX_E_INTERNAL: case GPUX_E_NOMEM: case GPUX_E_CANCELLED: return EXIT_RUNTIME;
   case GPUX_E_MISMATCH: return EXIT_FAILURE_RESULT;
   default: return EXIT_INPUT;
   }

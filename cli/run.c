@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -277,6 +278,7 @@ int cmd_run(int argc, char **argv) {
   double *lat = NULL, first_result_ms = 0;
   char *json = NULL, *text = NULL;
   int runs = repeat ? repeat : 1;
+  cli_catch_interrupts();
   if (status == EXIT_OK && !(lat = calloc((size_t)runs, sizeof *lat))) status = EXIT_RUNTIME;
   for (int r = 0; r < runs && status == EXIT_OK; r++) {
     gpux_free(json);
@@ -286,7 +288,11 @@ int cmd_run(int argc, char **argv) {
     rc = gpux_app_run(app, in.items, in.n, &json, &text);
     lat[r] = now_ms() - t0;
     if (r == 0) first_result_ms = now_ms() - program_start_ms;
-    if (rc) {
+    if (rc == GPUX_E_CANCELLED && cli_interrupted()) {
+      int sig = cli_interrupted();
+      fprintf(stderr, "gpux: error: %s: %s\n", sig == SIGINT ? "SIGINT" : "SIGTERM", gpux_last_error());
+      status = 128 + sig;
+    } else if (rc) {
       /* the library says what is missing; how to give it on the command line is the CLI's to say */
       const char *e = gpux_last_error(), *missing = strstr(e, "is missing: it takes");
       const char *q1 = strstr(e, "input '"), *q2 = q1 ? strchr(q1 + 7, '\'') : NULL;

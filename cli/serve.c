@@ -164,6 +164,14 @@ static void report_failure(int fd, int rc, const char *err) {
   if (write(fd, msg, (size_t)(n < (int)sizeof msg ? n : (int)sizeof msg - 1)) < 0) {}
 }
 
+/* After the first SIGINT/SIGTERM the server drains (every run is still bounded by its requests'
+ * deadline); a second one cancels the runs in progress at their next node. */
+static void *cancel_on_second_signal(void *set) {
+  int sig = 0;
+  if (!sigwait(set, &sig)) gpux_interrupt();
+  return NULL;
+}
+
 int cmd_serve(int argc, char **argv) {
   static const struct option opts[] = {
     {"port", required_argument, 0, 'p'}, {"host", required_argument, 0, 'H'}, {"detach", no_argument, 0, 'd'},
@@ -322,8 +330,11 @@ int cmd_serve(int argc, char **argv) {
   }
   int sig = 0;
   sigwait(&set, &sig);
-  snprintf(line, sizeof line, "%s: stopping (in-flight requests finish first)", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  snprintf(line, sizeof line, "%s: stopping (in-flight requests finish first; a second signal cancels them)",
+           sig == SIGINT ? "SIGINT" : "SIGTERM");
   log_line(&sink, line);
+  pthread_t second;
+  if (!pthread_create(&second, NULL, cancel_on_second_signal, &set)) pthread_detach(second);
   gpux_server_stop(srv);
   mark_exited(state, EXIT_OK);
   log_line(&sink, "exited");

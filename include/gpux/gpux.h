@@ -52,7 +52,8 @@ GPUX_API const char *gpux_version(void);
   X(MODEL, -11, "invalid model")                                                    \
   X(DEVICE, -12, "device error")                                                    \
   X(INTERNAL, -13, "internal error")                                                \
-  X(MISMATCH, -14, "outputs differ")
+  X(MISMATCH, -14, "outputs differ")                                                \
+  X(CANCELLED, -15, "cancelled")
 
 typedef enum {
 #define GPUX__ERR_ENUM(name, value, msg) GPUX_E_##name = value,
@@ -63,6 +64,11 @@ typedef enum {
 GPUX_API const char *gpux_strerror(int err);    /* "unsupported operator" */
 GPUX_API const char *gpux_err_name(int err);    /* "UNSUPPORTED_OP" */
 GPUX_API const char *gpux_last_error(void);     /* the detailed message of this thread's last failure */
+
+/* Asks every run in progress in this process to stop at its next node: they fail with
+ * GPUX_E_CANCELLED, and so does every run started later. Async-signal-safe, for a SIGINT or
+ * SIGTERM handler. */
+GPUX_API void gpux_interrupt(void);
 
 /* ---- log messages ----
  * What the library has to say outside a call's return value (a fallback to the CPU, debugging
@@ -340,6 +346,10 @@ GPUX_API int gpux_app_run(gpux_app *a, const gpux_app_input *inputs, int n_input
                  char **result_text);
 /* The app's declared inputs and outputs as JSON (for help texts and OpenAPI). */
 GPUX_API const char *gpux_app_describe(gpux_app *a);
+/* cancel = 1: a gpux_app_run in progress (on another thread) stops at its next node and fails
+ * with GPUX_E_CANCELLED, as do runs started later; cancel = 0 lets runs go again. Async-signal-safe.
+ * gpux serve cancels a run whose requests have all passed their deadline. */
+GPUX_API void gpux_app_cancel(gpux_app *a, int cancel);
 
 /* ---- registries: sharing images through any OCI distribution-spec registry ---- */
 typedef struct {

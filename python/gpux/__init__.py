@@ -66,6 +66,7 @@ class ModelError(Error): code = -11
 class DeviceError(Error): code = -12
 class InternalError(Error): code = -13
 class MismatchError(Error): code = -14
+class CancelledError(Error): code = -15
 
 
 _ERRORS = {c.code: c for c in Error.__subclasses__()}

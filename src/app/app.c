@@ -108,6 +108,10 @@ int gpux__app_create(gpux__spec *spec, int backend, int check, gpux_app **out) {
   return 0;
 }
 
+void gpux_app_cancel(gpux_app *a, int cancel) {
+  if (a) atomic_store(&a->cancel, cancel ? 1 : 0);
+}
+
 void gpux_app_close(gpux_app *a) {
   if (!a) return;
   for (int i = 0; i < a->n_models; i++) {

@@ -36,6 +36,7 @@ struct gpux_app {
   double load_ms;               /* time to open: models loaded and sessions created */
   const struct gpux__mode *mode; /* how the models run (mode.h), by spec->pipeline.mode */
   void *mode_state;             /* the mode's own, kept between a run and its answer */
+  atomic_int cancel;            /* gpux_app_cancel: runs stop at their next node */
 };
 
 /* Loads the spec's models (resolved against spec->dir), creates sessions on `backend` (AUTO =

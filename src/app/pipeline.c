@@ -100,7 +100,9 @@ int gpux__app_run_model(gpux_app *a, int model, const gpux__named_tensors *in, i
 int gpux__app_infer(gpux_app *a, const gpux__named_tensors *in, gpux__named_tensors *out, double *infer_ms) {
   double ms = 0;
   memset(out, 0, sizeof *out);
+  const atomic_int *outer = gpux__cancel_enter(&a->cancel);   /* gpux_app_cancel stops it between nodes */
   int rc = a->mode->run(a, in, out, &ms);
+  gpux__cancel_leave(outer);
   if (rc) {
     gpux__named_tensors_free(out);
     return rc;

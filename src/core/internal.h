@@ -6,6 +6,7 @@
 
 #include "gpux/gpux.h"
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,6 +28,13 @@ int gpux__error(int err, const char *fmt, ...) GPUX__PRINTF(2, 3);
 int gpux__verror(int err, const char *fmt, va_list ap);
 /* Prefixes the current message: "model.onnx: " + previous message. */
 int gpux__error_prefix(int err, const char *fmt, ...) GPUX__PRINTF(2, 3);
+
+/* cancel.c: GPUX_E_CANCELLED (with the error set) when gpux_interrupt was called or the flag of
+ * the run on this thread is raised, else 0; checked by the executor between nodes. A run sets
+ * its flag with old = gpux__cancel_enter(&flag) and restores it with gpux__cancel_leave(old). */
+int gpux__cancelled(void);
+const atomic_int *gpux__cancel_enter(const atomic_int *flag);
+void gpux__cancel_leave(const atomic_int *old);
 
 /* Formats a message and gives it to the gpux_set_log handler (default: "gpux: note: ..." on
  * stderr). The library never writes to stderr itself. */

@@ -94,6 +94,7 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
   /* The hot loop: one kernel call per node, intermediates released at their last use. */
   for (int i = 0; i < g->n_nodes; i++) {
     const gpux__node *n = &g->nodes[i];
+    if ((rc = gpux__cancelled())) goto done;   /* gpux_interrupt, gpux_app_cancel */
     for (int j = 0; j < n->n_in; j++) {
       int id = n->in[j];
       in[j] = id < 0 || f->borrowed[id] == 2 ? NULL : frame_value(f, id);
@@ -393,6 +394,7 @@ static int session_exec(gpux_session *s, const gpux_tensor *in_t, const gpux_dev
   int n_syms = 0, rc;
   for (int i = 0; i < n_inputs; i++)
     if ((rc = check_input(g, i, &in_t[i], sym_names, sym_vals, &n_syms))) return rc;
+  if ((rc = gpux__cancelled())) return rc;
   rc = GPUX__DECLINED;
   const gpux__graph *eg = s->og ? s->og : g; /* what runs */
   if (s->backend->run_graph) {

@@ -161,6 +161,10 @@ static void *worker_main(void *arg) {
     unlink_job(s, first);
     int k = 0;
     batch[k++] = first;
+    /* a new run: not cancelled until every request in it has passed its deadline */
+    gpux_app_cancel(s->app, 0);
+    first->running = 1;
+    s->running_live = 1;
     int64_t rows = first->rows;
     if (batch && s->batchable && first->kind == GPUX__JOB_TENSORS && first->rows && rows < s->max_batch) {
       double deadline = first->t_enq + s->delay_ms;
@@ -170,6 +174,8 @@ static void *worker_main(void *arg) {
           if (compatible(first, c) && rows + c->rows <= s->max_batch && k < s->max_batch) {
             unlink_job(s, c);
             batch[k++] = c;
+            c->running = 1;
+            s->running_live++;
             rows += c->rows;
           }
         }
@@ -192,6 +198,7 @@ static void *worker_main(void *arg) {
       run_batch(s, batch, k);
     }
     pthread_mutex_lock(&s->mu);
+    s->running_live = 0;
     gpux__hist_observe(&s->h_batch, gpux__batch_buckets, GPUX__BATCH_BUCKETS, (double)(rows ? rows : 1));
     s->n_batches++;
     s->n_batched_requests += (uint64_t)k;
@@ -249,10 +256,12 @@ int gpux__slot_submit(gpux__slot *s, gpux__job *j) {
   while (!j->done) {
     if (pthread_cond_timedwait(&s->cv_done, &s->mu, &ts) == ETIMEDOUT && !j->done) {
       /* still queued: take it off (the worker's reference goes with it); running: the worker
-       * drops its reference when done */
+       * drops its reference when done, and once no request of the run waits for it any more
+       * the run is cancelled at its next node, so the worker is free for the next requests */
       gpux__job *p = s->head;
       while (p && p != j) p = p->next;
       if (p) { unlink_job(s, j); j->refs--; }
+      else if (j->running && --s->running_live == 0) gpux_app_cancel(s->app, 1);
       status = 504;
       break;
     }

@@ -43,6 +43,7 @@ struct gpux__job {
   void **owned;
   int n_owned;
   /* results, set by the worker */
+  int running;                  /* taken by the worker into the run it is forming or running */
   int done;
   int rc;                       /* 0 or a gpux error */
   char err[1024];               /* gpux_last_error() of a failure */
@@ -71,6 +72,7 @@ typedef struct {
   int queued;
   int stopping;
   int has_worker;
+  int running_live;             /* requests of the worker's current run still waiting for it */
   pthread_t worker;
   /* metrics: request counts and durations under the server's metrics lock, queue/compute/batch
    * under mu (the worker records them) */
