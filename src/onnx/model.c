@@ -483,6 +483,17 @@ static int parse_graph(loader *L, const uint8_t *data, size_t len, gpux__graph *
   if (rc < 0) return rc;
   for (int v = 0; v < g->n_values; v++)
     if (g->values[v].producer == -4) g->values[v].producer = -1; /* described, never used */
+  for (int v = 0; v < g->n_values && g->parent; v++) {
+    /* used here, produced by no node of this graph: a value that a later node of an enclosing
+     * graph produces (ONNX asks for topological order; the float16 converter, for one, appends
+     * its input Casts after the If that uses them, and ONNX Runtime sorts) */
+    gpux__value *val = &g->values[v];
+    if (val->producer != -2 || val->is_graph_input || val->is_const || val->outer >= 0) continue;
+    int outer = resolve_input(g->parent, val->name);
+    if (outer < 0) return outer;
+    g->values[v].outer = outer;
+    g->values[v].producer = -1;
+  }
   for (int v = 0; v < g->n_values; v++)
     if (g->values[v].producer == -2 && !g->values[v].is_graph_input && !g->values[v].is_const && g->values[v].outer < 0)
       return gpux__error(GPUX_E_MODEL, "graph '%s': value '%s' is used but never defined", g->name, g->values[v].name);
