@@ -45,7 +45,7 @@ int cli_bad_option(const char *verb, char **argv, int c) {
 int cli_exit_code(int err) {
   switch (err) {
   case GPUX_E_OK: return EXIT_OK;
-  case GPUX_E_DEVICE: case GPUX_E_INTERNAL: case GPUX_E_NOMEM: case GPUX_E_CANCELLED: return EXIT_RUNTIME;
+  case GPUX_E_DEVICE: case GPUX_E_INTERNAL: case GPUX_E_NOMEM: case GPUX_E_CANCELLED: case GPUX_E_HANDLER: return EXIT_RUNTIME;
   case GPUX_E_MISMATCH: return EXIT_FAILURE_RESULT;
   default: return EXIT_INPUT;
   }

@@ -28,7 +28,7 @@ __attribute__((constructor)) static void note_program_start(void) { program_star
 static void usage(FILE *f) {
   fprintf(f,
     "usage: gpux run NAME[:TAG]|PATH [--input VALUE]... [--json] [--backend cpu|webgpu|auto]\n"
-    "                [--repeat N] [--interactive]\n\n"
+    "                [--repeat N] [--interactive] [--allow-handler]\n\n"
     "Runs an image from the store (or a folder with a GPUXfile, without building it).\n\n"
     "  -i, --input VALUE       a value: text, numbers (JSON or a list), or a file path for\n"
     "                          image and audio inputs\n"
@@ -38,7 +38,9 @@ static void usage(FILE *f) {
     "  --json                  outputs (name, dtype, shape, data, labels/text) and timings as JSON\n"
     "  --backend B             cpu, webgpu (or gpu) or auto (default: the image's runtime.backend)\n"
     "  --repeat N              run N times; print p50/p90/p99 latency and the start-up time\n"
-    "  --interactive           read one input per line and answer each (a REPL)\n\n"
+    "  --interactive           read one input per line and answer each (a REPL)\n"
+    "  --allow-handler         run the image's handler code even though it was pulled, not built\n"
+    "                          here (once; $GPUX_HOME/trusted-handlers trusts an image for good)\n\n"
     "examples:\n"
     "  gpux run ocr --input line.png\n"
     "  gpux run classifier --input text=\"what a great film\" --json\n"
@@ -205,6 +207,7 @@ int cmd_run(int argc, char **argv) {
   static const struct option opts[] = {
     {"input", required_argument, 0, 'i'}, {"json", no_argument, 0, 'j'}, {"backend", required_argument, 0, 'b'},
     {"repeat", required_argument, 0, 'r'}, {"interactive", no_argument, 0, 'I'}, {"help", no_argument, 0, 'h'},
+    {"allow-handler", no_argument, 0, 'A'},
     {0, 0, 0, 0}};
   const char **args = calloc((size_t)argc + 1, sizeof *args);
   int n_args = 0, as_json = 0, repeat = 0, inter = 0, c;
@@ -225,6 +228,7 @@ int cmd_run(int argc, char **argv) {
       break;
     }
     case 'I': inter = 1; break;
+    case 'A': ao.allow_handler = 1; break;
     case 'h': usage(stdout); free(args); return EXIT_OK;
     default: free(args); return cli_bad_option("run", argv, c);
     }

@@ -34,7 +34,8 @@ static void usage(FILE *f) {
     "  --timeout S             seconds per request before 504 (default: serving.timeout, 30)\n"
     "  --max-body BYTES        request body limit, e.g. 64M (default 64 MiB; 413 above)\n"
     "  --threads N             a pool of N HTTP threads (default: a thread per connection)\n"
-    "  --cors ORIGIN           let pages from ORIGIN (or * for any) call the server from a browser\n\n"
+    "  --cors ORIGIN           let pages from ORIGIN (or * for any) call the server from a browser\n"
+    "  --allow-handler         run images' handler code even when they were pulled, not built here\n\n"
     "examples:\n"
     "  gpux serve text-direction --port 9000\n"
     "  curl -s localhost:9000/predict -d \"{\\\"image\\\": \\\"$(base64 -w0 line.png)\\\"}\"\n"
@@ -179,7 +180,8 @@ int cmd_serve(int argc, char **argv) {
     {"max-batch-size", required_argument, 0, 'B'}, {"max-queue-delay-ms", required_argument, 0, 'D'},
     {"max-queue", required_argument, 0, 'Q'}, {"timeout", required_argument, 0, 'T'},
     {"max-body", required_argument, 0, 'M'}, {"threads", required_argument, 0, 't'},
-    {"cors", required_argument, 0, 'C'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"cors", required_argument, 0, 'C'}, {"help", no_argument, 0, 'h'},
+    {"allow-handler", no_argument, 0, 'A'}, {0, 0, 0, 0}};
   gpux_server_options so = {.port = -1, .max_queue_delay_ms = -1};
   int detach = 0, c;
   const char *name_opt = NULL;
@@ -205,6 +207,7 @@ int cmd_serve(int argc, char **argv) {
       if (!*optarg || strpbrk(optarg, "\r\n")) { cli_error(0, "--cors: '%s' is not an origin (e.g. https://app.example or *)", optarg); return EXIT_USAGE; }
       so.cors_origin = optarg;
       break;
+    case 'A': so.allow_handler = 1; break;
     case 'h': usage(stdout); return EXIT_OK;
     default: return cli_bad_option("serve", argv, c);
     }

@@ -30,8 +30,8 @@ _gpux() {
   local opts
   case $verb in
     build) opts="-t --tag --backend --json -q --quiet --help" ;;
-    run) opts="-i --input --json --backend --repeat --interactive --help" ;;
-    serve) opts="--port --host -d --detach --name --backend --max-batch-size --max-queue-delay-ms --max-queue --timeout --max-body --threads --help --cors" ;;
+    run) opts="-i --input --json --backend --repeat --interactive --allow-handler --help" ;;
+    serve) opts="--port --host -d --detach --name --backend --max-batch-size --max-queue-delay-ms --max-queue --timeout --max-body --threads --help --cors --allow-handler" ;;
     ps) opts="-a --all -q --quiet --format --json --help" ;;
     list|images) opts="-q --quiet --format --json --help" ;;
     devices|version) opts="--json --help" ;;

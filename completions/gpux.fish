@@ -35,6 +35,7 @@ complete -c gpux -n "__fish_seen_subcommand_from run serve inspect tag rm push" 
 complete -c gpux -n "__fish_seen_subcommand_from run" -s i -l input -r -F -d 'an input value or @FILE'
 complete -c gpux -n "__fish_seen_subcommand_from run" -l repeat -x -d 'run N times, print latency'
 complete -c gpux -n "__fish_seen_subcommand_from run" -l interactive -d 'one input per line'
+complete -c gpux -n "__fish_seen_subcommand_from run serve" -l allow-handler -d 'run a pulled image\'s handler code'
 complete -c gpux -n "__fish_seen_subcommand_from build" -s t -l tag -x -d 'image name'
 complete -c gpux -n "__fish_seen_subcommand_from build push pull" -s q -l quiet -d 'no progress lines'
 complete -c gpux -n "__fish_seen_subcommand_from build verify bench init" -a '(__fish_complete_directories)'

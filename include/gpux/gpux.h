@@ -53,7 +53,8 @@ GPUX_API const char *gpux_version(void);
   X(DEVICE, -12, "device error")                                                    \
   X(INTERNAL, -13, "internal error")                                                \
   X(MISMATCH, -14, "outputs differ")                                                \
-  X(CANCELLED, -15, "cancelled")
+  X(CANCELLED, -15, "cancelled")                                                    \
+  X(HANDLER, -16, "handler failed")
 
 typedef enum {
 #define GPUX__ERR_ENUM(name, value, msg) GPUX_E_##name = value,
@@ -326,6 +327,8 @@ typedef struct gpux_app gpux_app;
 
 typedef struct {
   int backend;                   /* gpux_backend_kind; AUTO = the GPUXfile's runtime.backend */
+  int allow_handler;             /* run an image's handler code even when it was not built here
+                                    and its digest is not in $GPUX_HOME/trusted-handlers */
 } gpux_app_options;
 
 /* Opens an image by reference (NAME[:TAG] or sha256:DIGEST) or a folder/GPUXfile path. */
@@ -350,6 +353,48 @@ GPUX_API const char *gpux_app_describe(gpux_app *a);
  * with GPUX_E_CANCELLED, as do runs started later; cancel = 0 lets runs go again. Async-signal-safe.
  * gpux serve cancels a run whose requests have all passed their deadline. */
 GPUX_API void gpux_app_cancel(gpux_app *a, int cancel);
+
+/* ---- handlers: custom pre/post-processing code in a shared library (`handler: ./x.so`) ----
+ * The library exports `const struct gpux_handler_v1 gpux_handler_v1 = {GPUX_HANDLER_ABI_VERSION,
+ * ...}`. gpux loads it with dlopen in a worker process of its own (never in the process that
+ * serves), one call at a time; a crash or a call past handler.timeout kills that worker only.
+ * Functions return 0, or non-zero with a one-line message in err. Every slot but abi_version
+ * may be NULL. docs/handlers.md has an example. */
+#define GPUX_HANDLER_ABI_VERSION 1
+
+typedef struct {
+  const char *name;              /* a model input's name (preprocess) or output's (postprocess) */
+  int dtype;                     /* gpux_dtype; not strings */
+  int ndim;
+  int64_t dims[GPUX_MAX_DIMS];
+  void *data;                    /* dense, row-major */
+  size_t nbytes;                 /* element count times gpux_dtype_size(dtype) */
+} gpux_handler_tensor;
+
+typedef struct {
+  const char *name;              /* the request's key: the input's name, or "input" */
+  const void *data;              /* text (also NUL-terminated) or a file's bytes */
+  size_t len;
+  int is_text;
+} gpux_handler_value;
+
+struct gpux_handler_v1 {
+  uint32_t abi_version;          /* GPUX_HANDLER_ABI_VERSION */
+  /* Once per worker: dir is the image's folder (its files by their names); *state goes to every
+   * later call. */
+  int (*init)(void **state, const char *dir, char *err, size_t err_len);
+  /* The request's values -> the model's inputs: *out, an array of *n_out tensors allocated by the
+   * handler (the array and each data are handed to free). */
+  int (*preprocess)(void *state, const gpux_handler_value *request, int n_request,
+                    gpux_handler_tensor **out, int *n_out, char *err, size_t err_len);
+  /* The model's outputs -> *json, a NUL-terminated JSON text allocated by the handler (handed to
+   * free): the answer's "result". */
+  int (*postprocess)(void *state, const gpux_handler_tensor *outputs, int n_outputs,
+                     const gpux_handler_value *request, int n_request, char **json, char *err,
+                     size_t err_len);
+  /* Frees one pointer preprocess or postprocess returned. */
+  void (*free)(void *state, void *p);
+};
 
 /* ---- registries: sharing images through any OCI distribution-spec registry ---- */
 typedef struct {
@@ -407,6 +452,7 @@ typedef struct {
   double grace_s;                /* on stop: how long in-flight requests may finish; 0 = 30 */
   gpux_log_fn log;               /* access lines and errors; NULL = none */
   void *log_ctx;
+  int allow_handler;             /* as gpux_app_options.allow_handler, for every app */
   const char *cors_origin;       /* answers carry Access-Control-Allow-Origin: this ("*" = any
                                     page) and OPTIONS preflights are answered; NULL = no CORS */
 } gpux_server_options;

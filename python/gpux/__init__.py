@@ -67,6 +67,7 @@ class DeviceError(Error): code = -12
 class InternalError(Error): code = -13
 class MismatchError(Error): code = -14
 class CancelledError(Error): code = -15
+class HandlerError(Error): code = -16
 
 
 _ERRORS = {c.code: c for c in Error.__subclasses__()}
@@ -334,12 +335,13 @@ def load(path, backend="auto", threads=0):
 class App:
     """An image from the local store (NAME[:TAG], sha256:DIGEST) or a folder with a GPUXfile,
     with its pre- and post-processing: what `gpux run` runs. home is the store ($GPUX_HOME, else
-    ~/.gpux, when None)."""
+    ~/.gpux, when None). allow_handler: run the image's handler code even when the image was
+    pulled and is not in the trust list (as `gpux run --allow-handler`)."""
 
     _app_close = staticmethod(lib.gpux_app_close)
     _store_close = staticmethod(lib.gpux_store_close)
 
-    def __init__(self, ref, backend="auto", home=None):
+    def __init__(self, ref, backend="auto", home=None, allow_handler=False):
         self._store = self._app = None
         if backend not in _capi.BACKENDS:
             raise InvalidArgumentError("backend '%s': use auto, cpu or webgpu" % backend, InvalidArgumentError.code)
@@ -347,7 +349,7 @@ class App:
         _check(lib.gpux_store_open(os.fsencode(home) if home is not None else None, ctypes.byref(st)))
         self._store = st
         app = ctypes.c_void_p()
-        opts = _capi.AppOptions(_capi.BACKENDS[backend])
+        opts = _capi.AppOptions(_capi.BACKENDS[backend], 1 if allow_handler else 0)
         rc = lib.gpux_app_open(st, os.fsencode(ref), ctypes.byref(opts), ctypes.byref(app))
         if rc < 0:
             message = lib.gpux_last_error().decode("utf-8", "replace")

@@ -2,6 +2,7 @@
  * never the YAML) or a folder with a GPUXfile, loads the models into sessions and the pre/post-
  * processing resources, and runs: inputs (inputs.c) -> model(s) (pipeline.c) -> answer
  * (outputs.c). gpux_app_describe tells what an opened app takes and gives. */
+#include "app/handler.h"
 #include "app/mode.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -99,6 +100,7 @@ int gpux__app_create(gpux__spec *spec, int backend, int check, gpux_app **out) {
     }
     if (rc && p->line) gpux__error_prefix(rc, "%s:%d: key 'postprocessing': ", spec->file, p->line);
   }
+  if (!rc && spec->handler.present) rc = gpux__handler_open(spec, &a->handler);
   if (rc) {
     gpux_app_close(a);
     return rc;
@@ -114,6 +116,7 @@ void gpux_app_cancel(gpux_app *a, int cancel) {
 
 void gpux_app_close(gpux_app *a) {
   if (!a) return;
+  gpux__handler_close(a->handler);
   for (int i = 0; i < a->n_models; i++) {
     if (a->sessions) gpux_session_free(a->sessions[i]);
     if (a->models) gpux_model_free(a->models[i]);
@@ -204,6 +207,14 @@ int gpux_app_open(gpux_store *st, const char *ref_or_path, const gpux_app_option
   snprintf(what, sizeof what, "image %s config", img.ref);
   gpux__spec *spec;
   rc = gpux__spec_from_json(spec_j, what, dir, &spec);
+  if (!rc && spec->handler.present && !(o && o->allow_handler) && !gpux__trust_has(st, img.manifest.digest)) {
+    /* code from elsewhere runs only with consent (trust.c); local builds are in the list */
+    char tp[4096];
+    gpux__trust_path(st, tp, sizeof tp);
+    rc = gpux__error(GPUX_E_INVALID, "image %s runs handler code (%s) and was not built here; to run it, pass --allow-handler or add %s to %s",
+                     img.ref, spec->handler.file, img.manifest.digest, tp);
+    gpux__spec_free(spec);
+  }
   if (!rc) { /* a pulled config is not trusted: its files must be its own layers */
     const char **titles = gpux__calloc((size_t)img.n_layers + 1, sizeof *titles);
     for (int i = 0; titles && i < img.n_layers; i++) titles[i] = img.layers[i].title;
@@ -240,15 +251,28 @@ int gpux_app_run(gpux_app *a, const gpux_app_input *inputs, int n_inputs, char *
   if (!a) return gpux__error(GPUX_E_INVALID, "no app");
   gpux__app_times tm = {.start = gpux__now_ms()};
   gpux__named_tensors in, out;
-  int rc = gpux__app_prepare(a, inputs, n_inputs, &in);
+  gpux__handler *h = a->handler_off ? NULL : a->handler;
+  gpux_handler_value *req = NULL;
+  char **req_names = NULL;
+  int rc = h ? gpux__handler_request(inputs, n_inputs, &req, &req_names) : 0;
   if (rc) return rc;
-  tm.prepared = gpux__now_ms();
-  rc = gpux__app_infer(a, &in, &out, &tm.infer_ms);
-  gpux__named_tensors_free(&in);
-  if (rc) return rc;
-  tm.inferred = gpux__now_ms();
-  rc = gpux__app_answer(a, &out, &tm, result_json, result_text);
-  gpux__named_tensors_free(&out);
+  /* a handler's preprocess replaces the declared preprocessing, its postprocess adds "result" */
+  if (gpux__handler_has(h, 0)) rc = gpux__handler_preprocess(h, a, req, n_inputs, &in);
+  else rc = gpux__app_prepare(a, inputs, n_inputs, &in);
+  if (!rc) {
+    tm.prepared = gpux__now_ms();
+    rc = gpux__app_infer(a, &in, &out, &tm.infer_ms);
+    gpux__named_tensors_free(&in);
+  }
+  if (!rc) {
+    tm.inferred = gpux__now_ms();
+    if (gpux__handler_has(h, 1)) rc = gpux__handler_postprocess(h, &out, req, n_inputs, &a->handler_result);
+    if (!rc) rc = gpux__app_answer(a, &out, &tm, result_json, result_text);
+    free(a->handler_result);
+    a->handler_result = NULL;
+    gpux__named_tensors_free(&out);
+  }
+  gpux__handler_request_free(req, req_names, n_inputs);
   return rc;
 }
 

@@ -37,6 +37,9 @@ struct gpux_app {
   const struct gpux__mode *mode; /* how the models run (mode.h), by spec->pipeline.mode */
   void *mode_state;             /* the mode's own, kept between a run and its answer */
   atomic_int cancel;            /* gpux_app_cancel: runs stop at their next node */
+  struct gpux__handler *handler; /* the spec's handler: worker processes (handler.c), or NULL */
+  int handler_off;              /* runs skip the handler (smoke runs on the model's own inputs) */
+  char *handler_result;         /* postprocess's JSON for the answer being made, or NULL */
 };
 
 /* Loads the spec's models (resolved against spec->dir), creates sessions on `backend` (AUTO =

@@ -6,7 +6,7 @@
  *   memory -> write the image: one layer per file (models, their external data, labels,
  *   vocabulary, charset), and a config holding the normalized spec (file references rewritten to
  *   layer titles) and the build record (device, backend, latency, memory, where each op ran). */
-#include "app/app.h"
+#include "app/handler.h"
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
@@ -103,6 +103,8 @@ static int add_layer(layer_list *l, const char *path, const char *want_title, co
 #define MEDIA_ONNX_DATA "application/vnd.gpux.model.onnx.data"
 #define MEDIA_TEXT "text/plain"
 #define MEDIA_JSON "application/json"
+#define MEDIA_PYTHON "text/x-python"
+#define MEDIA_NATIVE "application/vnd.gpux.handler.native"
 
 static const char *text_media(const char *p) {
   size_t n = strlen(p);
@@ -259,6 +261,46 @@ static void now_rfc3339(char *buf, size_t len) {
   strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* The handler's part of the smoke run: which functions it defines, and one request through it
+ * (handler.example) when the GPUXfile gives one, whose failure fails the build. A value that
+ * names a file next to the GPUXfile is that file's bytes. */
+static int smoke_handler(gpux_app *a, cJSON **out) {
+  const gpux__spec_handler *hs = &a->spec->handler;
+  cJSON *j = *out = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "file", gpux__handler_name(a->handler));
+  cJSON_AddStringToObject(j, "kind", hs->kind == GPUX__HANDLER_PYTHON ? "python" : "native");
+  cJSON_AddBoolToObject(j, "preprocess", gpux__handler_has(a->handler, 0));
+  cJSON_AddBoolToObject(j, "postprocess", gpux__handler_has(a->handler, 1));
+  if (!hs->n_example) return 0;
+  gpux_app_input *in = gpux__calloc((size_t)hs->n_example, sizeof *in);
+  char **owned = gpux__calloc((size_t)hs->n_example, sizeof *owned);
+  int rc = in && owned ? 0 : GPUX_E_NOMEM;
+  for (int i = 0; i < hs->n_example && !rc; i++) {
+    char p[4096];
+    size_t len;
+    in[i].name = hs->example_keys[i];
+    gpux__spec_path(a->spec, hs->example_values[i], p, sizeof p);
+    if (gpux__app_is_file(p)) {
+      if (!(rc = gpux__app_read_file(p, &owned[i], &len))) { in[i].bytes = owned[i]; in[i].len = len; }
+    } else {
+      in[i].text = hs->example_values[i];
+    }
+  }
+  char *result = NULL;
+  double t0 = gpux__now_ms();
+  if (!rc && (rc = gpux_app_run(a, in, hs->n_example, &result, NULL)))
+    gpux__error_prefix(rc, "%s:%d: key 'handler.example': ", a->spec->file, hs->line);
+  cJSON_AddItemToObject(j, "example_ms", num(gpux__now_ms() - t0));
+  cJSON *res = result ? cJSON_Parse(result) : NULL;
+  if (res && cJSON_GetObjectItem(res, "result")) cJSON_AddItemToObject(j, "result", cJSON_DetachItemFromObject(res, "result"));
+  cJSON_Delete(res);
+  free(result);
+  for (int i = 0; owned && i < hs->n_example; i++) free(owned[i]);
+  free(owned);
+  free(in);
+  return rc;
+}
+
 int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o, char **summary_json) {
   if (summary_json) *summary_json = NULL;
   if (!st) return gpux__error(GPUX_E_INVALID, "gpux_build: no store");
@@ -346,6 +388,7 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
   }
   cJSON *what = NULL;
   double first_ms = 0, lat[20];
+  a->handler_off = 1;           /* generated inputs are the model's: the handler runs on handler.example */
   int n_lat = 0;
   char *result = NULL;
   for (int attempt = 0; attempt < (sym_tensor ? 2 : 1); attempt++) {
@@ -382,8 +425,12 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
       gpux__error(rc, "%s", msg);
     }
   }
+  a->handler_off = 0;
+  cJSON *handler_j = NULL;
+  if (!rc && a->handler) rc = smoke_handler(a, &handler_j);
   int64_t peak = proc_status_bytes("VmHWM");
   if (rc) {
+    cJSON_Delete(handler_j);
     free(result);
     cJSON_Delete(what);
     cJSON_Delete(sources);
@@ -437,6 +484,7 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
     device_memory += rs.device_memory_peak;
   }
   cJSON_AddNumberToObject(record, "device_memory_bytes", (double)device_memory);
+  if (handler_j) cJSON_AddItemToObject(record, "handler", handler_j);
 
   /* layers: model files and what preprocessing/postprocessing read */
   progress(o, "write", 0, 0);
@@ -446,6 +494,15 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
     rc = add_model_layers(spec, &layers, m, spec->has_model ? NULL : spec->pipeline.steps[i].name);
   }
   if (!rc && spec->tokenizer.present) rc = add_ref(spec, &layers, &spec->tokenizer.vocab);
+  if (!rc && spec->handler.present) {
+    gpux__spec_handler *hs = &spec->handler;
+    char p[4096];
+    const char *title;
+    gpux__spec_path(spec, hs->file, p, sizeof p);
+    rc = add_layer(&layers, p, base_of(hs->file), hs->kind == GPUX__HANDLER_PYTHON ? MEDIA_PYTHON : MEDIA_NATIVE, 1, NULL, &title);
+    if (!rc && !(hs->file = gpux__spec_strdup(spec, title))) rc = GPUX_E_NOMEM;
+    if (!rc) rc = add_ref(spec, &layers, &hs->requirements_file);
+  }
   for (int i = 0; i < spec->n_post && !rc; i++) {
     if (spec->post[i].cfg.ctc) rc = add_ref(spec, &layers, &spec->post[i].ctc_charset);
     else rc = add_ref(spec, &layers, &spec->post[i].labels_file);
@@ -488,6 +545,8 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
     int lease = rc ? -1 : gpux__store_lease(st);
     if (!rc && lease < 0) rc = lease;
     if (!rc) rc = gpux__store_write_image(st, ref, config, src, layers.n, &manifest);
+    /* the handler of an image built here is trusted (trust.c); a pulled one is not */
+    if (!rc && spec->handler.present) rc = gpux__trust_add(st, manifest.digest, ref);
     /* like `docker build -t name`: an untagged build of name:version is also name:latest */
     if (!rc && !(o && o->tag && *o->tag) && spec->version) {
       char latest[600];

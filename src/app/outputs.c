@@ -158,8 +158,16 @@ int gpux__app_answer(gpux_app *a, const gpux__named_tensors *out, const gpux__ap
     for (int pi = 0; pi < s->n_post && !rc; pi++)
       if (!strcmp(s->post[pi].output, out->names[i])) { rc = post_one(a, pi, &out->t[i], oj, &text); any_post = 1; }
   }
-  if (!rc && !any_post)
+  if (!rc && a->handler_result) {
+    /* the handler's postprocess: its JSON is the answer's "result" and, as text, what is read */
+    cJSON *r = cJSON_Parse(a->handler_result);
+    text.len = 0;
+    if (cJSON_IsString(r)) tb_printf(&text, "%s\n", r->valuestring);
+    else tb_printf(&text, "%s\n", a->handler_result);
+    if (r) cJSON_AddItemToObject(root, "result", r);
+  } else if (!rc && !any_post) {
     for (int i = 0; i < out->n; i++) summary_text(out->names[i], &out->t[i], &text);
+  }
   if (!rc && a->mode->answer) a->mode->answer(a, root);
   /* where the model(s) ran: "webgpu" or "cpu" (a pipeline's steps may differ) */
   if (a->n_models > 0 && a->sessions && a->sessions[0]) {

@@ -52,7 +52,8 @@ typedef struct {
 
 int gpux__http_status(int err) {
   switch (err) {
-  case GPUX_E_NOMEM: case GPUX_E_IO: case GPUX_E_DEVICE: case GPUX_E_INTERNAL: case GPUX_E_MODEL: return 500;
+  case GPUX_E_NOMEM: case GPUX_E_IO: case GPUX_E_DEVICE: case GPUX_E_INTERNAL: case GPUX_E_MODEL:
+  case GPUX_E_HANDLER: return 500;
   default: return 400;
   }
 }
@@ -147,7 +148,7 @@ static int batchable(const gpux_app *a) {
 
 static int load_one(gpux_server *s, gpux__slot *sl) {
   double t0 = gpux__now_ms();
-  gpux_app_options ao = {.backend = s->o.backend};
+  gpux_app_options ao = {.backend = s->o.backend, .allow_handler = s->o.allow_handler};
   int rc = gpux_app_open(s->st, sl->ref, &ao, &sl->app);
   if (rc) return gpux__error_prefix(rc, "%s: ", sl->ref);
   /* warm up: one run on build's generated (or example) inputs */
@@ -156,7 +157,9 @@ static int load_one(gpux_server *s, gpux__slot *sl) {
   int n_in = 0;
   cJSON *what = cJSON_CreateArray();
   rc = gpux__app_smoke_inputs(sl->app, 1, &ins, &n_in, &owned, what);
+  sl->app->handler_off = 1;     /* generated inputs are the model's own: no handler code */
   if (!rc) rc = gpux_app_run(sl->app, ins, n_in, NULL, NULL);
+  sl->app->handler_off = 0;
   for (int i = 0; owned && i < sl->app->spec->n_inputs; i++) free(owned[i]);
   free(owned);
   free(ins);

@@ -1,6 +1,6 @@
 /* image.c — checks the spec stored in an image's config when the image is opened (built here or
  * pulled from a registry, so not trusted): every file it names (models, vocabularies, charsets,
- * label files, example files) must be one of the image's own layers — never an absolute path,
+ * label files, example files, the handler) must be one of the image's own layers — never an absolute path,
  * never a path through "..", never a URL to fetch — and postprocessing is normalized as for a
  * GPUXfile (each entry names an existing output). Errors are one line naming the key. */
 #include "spec/spec.h"
@@ -87,5 +87,10 @@ int gpux__spec_check_image(gpux__spec *s, const char *const *titles, int n_title
     if ((rc = check_io(&L, "inputs", i, &s->inputs[i]))) return rc;
   for (int i = 0; i < s->n_outputs; i++)
     if ((rc = check_io(&L, "outputs", i, &s->outputs[i]))) return rc;
+  if (s->handler.present) {
+    if (!s->handler.file) return gpux__error(GPUX_E_INVALID, "%s: key 'handler.file': missing", s->file);
+    if ((rc = check_file(&L, "handler.file", s->handler.file))) return rc;
+    if ((rc = check_file(&L, "handler.requirements", s->handler.requirements_file))) return rc;
+  }
   return gpux__spec_check_post(s);
 }

@@ -67,7 +67,7 @@ static int line_of(const gpux__snode *n, int fallback) { return n && n->line ? n
 
 static const char *const top_keys[] = {"name", "version", "description", "model", "inputs", "outputs",
                                        "preprocessing", "postprocessing", "pipeline", "runtime",
-                                       "serving", NULL};
+                                       "serving", "handler", NULL};
 static const char *const model_keys[] = {"source", "format", "sha256", NULL};
 static const char *const io_keys[] = {"name", "type", "dtype", "shape", "labels", "max_length",
                                       "example", "description", NULL};
@@ -89,6 +89,7 @@ static const char *const step_keys[] = {"name", "model", NULL};
 static const char *const runtime_keys[] = {"backend", "gpu", "precision", "threads", NULL};
 static const char *const gpu_keys[] = {"memory", NULL};
 static const char *const serving_keys[] = {"port", "max_batch_size", "max_queue_delay_ms", "timeout", NULL};
+static const char *const handler_keys[] = {"file", "requirements", "timeout", "workers", "memory", "example", NULL};
 
 /* Where each table applies, as the dotted path of its mapping ("[]": each entry of a list). A
  * table the parser checks must be listed here: check_keys refuses one that is not. */
@@ -114,6 +115,7 @@ static const struct {
   {"runtime", runtime_keys},
   {"runtime.gpu", gpu_keys},
   {"serving", serving_keys},
+  {"handler", handler_keys},
 };
 
 int gpux__spec_known_keys(void (*fn)(const char *path, void *ctx), void *ctx) {
@@ -977,6 +979,64 @@ static int parse_serving(cv *c, const gpux__snode *n, int line) {
   return 0;
 }
 
+/* handler: a string (the file) or a mapping. The kind comes from the file's name: .py is Python,
+ * .so (or .so.N) a shared library with the gpux_handler_v1 table. */
+static int parse_handler(cv *c, const gpux__snode *n, int line) {
+  gpux__spec_handler *h = &c->s->handler;
+  int rc, kl;
+  h->present = 1;
+  h->line = line;
+  h->timeout = 10;
+  h->workers = 2;
+  h->memory = (int64_t)4 << 30;
+  const gpux__snode *v = n, *fileline = n;
+  int fl = line;
+  if (n->kind != GPUX__SN_SCALAR) {
+    if ((rc = want_map(c, n, line, "handler")) || (rc = check_keys(c, n, "handler", handler_keys))) return rc;
+    if (!(v = gpux__tree_get(n, "file", &fl)))
+      return err_at(c, line_of(n, line), "handler.file", "missing: the handler's file, such as handler.py");
+    fileline = v;
+  }
+  const char *key = n->kind == GPUX__SN_SCALAR ? "handler" : "handler.file";
+  if ((rc = get_str(c, v, fl, key, &h->file))) return rc;
+  const char *base = strrchr(h->file, '/');
+  base = base ? base + 1 : h->file;
+  size_t bl = strlen(base);
+  if (bl > 3 && !strcmp(base + bl - 3, ".py")) h->kind = GPUX__HANDLER_PYTHON;
+  else if ((bl > 3 && !strcmp(base + bl - 3, ".so")) || strstr(base, ".so.")) h->kind = GPUX__HANDLER_NATIVE;
+  else return err_at(c, line_of(fileline, fl), key, "'%s' is neither a Python file (.py) nor a shared library (.so)", h->file);
+  if (n->kind == GPUX__SN_SCALAR) return 0;
+  if ((v = gpux__tree_get(n, "requirements", &kl)) &&
+      (rc = parse_labels(c, v, kl, "handler.requirements", &h->requirements, &h->n_requirements, &h->requirements_file)))
+    return rc;
+  if ((v = gpux__tree_get(n, "timeout", &kl))) {
+    if ((rc = want_scalar(c, v, kl, "handler.timeout", "a duration like 10s"))) return rc;
+    h->timeout = parse_duration(v->str);
+    if (h->timeout <= 0) return err_at(c, kl, "handler.timeout", "'%s' is not a duration like 10, 10s or 500ms", v->str);
+  }
+  if ((v = gpux__tree_get(n, "workers", &kl)) && (rc = get_int32(c, v, kl, "handler.workers", 1, 64, &h->workers))) return rc;
+  if ((v = gpux__tree_get(n, "memory", &kl))) {
+    if ((rc = want_scalar(c, v, kl, "handler.memory", "a size like 2GB"))) return rc;
+    h->memory = gpux__parse_size(v->str);
+    if (h->memory < ((int64_t)64 << 20))
+      return err_at(c, kl, "handler.memory", "'%s' is not a size of at least 64MiB, like 2GB", v->str);
+  }
+  if ((v = gpux__tree_get(n, "example", &kl))) {
+    int cnt = v->kind == GPUX__SN_MAP ? v->n : 1;
+    if (v->kind == GPUX__SN_LIST) return err_at(c, line_of(v, kl), "handler.example", "expected a value or a mapping of request keys to values, got a list");
+    h->example_keys = gpux__arena_alloc(&c->s->arena, sizeof *h->example_keys * (size_t)cnt);
+    h->example_values = gpux__arena_alloc(&c->s->arena, sizeof *h->example_values * (size_t)cnt);
+    if (!h->example_keys || !h->example_values) return GPUX_E_NOMEM;
+    for (int i = 0; i < cnt; i++) {
+      const gpux__snode *it = v->kind == GPUX__SN_MAP ? v->items[i] : v;
+      h->example_keys[i] = v->kind == GPUX__SN_MAP ? sdup(c, v->keys[i]) : NULL; /* NULL: the first input */
+      if ((rc = get_str(c, it, kl, "handler.example", &h->example_values[i]))) return rc;
+    }
+    h->n_example = cnt;
+  }
+  return 0;
+}
+
 /* ---- the whole file ---- */
 
 static int name_ok(const char *s) {
@@ -1025,6 +1085,7 @@ static int convert(cv *c, const gpux__snode *root) {
   if ((v = gpux__tree_get(root, "postprocessing", &kl)) && (rc = parse_postprocessing(c, v, kl))) return rc;
   if ((v = gpux__tree_get(root, "runtime", &kl)) && (rc = parse_runtime(c, v, kl))) return rc;
   if ((v = gpux__tree_get(root, "serving", &kl)) && (rc = parse_serving(c, v, kl))) return rc;
+  if ((v = gpux__tree_get(root, "handler", &kl)) && (rc = parse_handler(c, v, kl))) return rc;
   /* cross-checks that need no model */
   if (s->pipeline.mode == GPUX__PIPE_OPENWAKEWORD) {
     if (s->image.present || s->tokenizer.present)
@@ -1366,5 +1427,15 @@ cJSON *gpux__spec_to_json(const gpux__spec *s) {
   cJSON_AddNumberToObject(sv, "max_batch_size", s->serving.max_batch_size);
   add_num(sv, "max_queue_delay_ms", s->serving.max_queue_delay_ms);
   add_num(sv, "timeout", s->serving.timeout);
+  if (s->handler.present) { /* handler.example is for the build's smoke run only */
+    const gpux__spec_handler *h = &s->handler;
+    cJSON *hj = cJSON_AddObjectToObject(o, "handler");
+    cJSON_AddStringToObject(hj, "file", h->file);
+    if (h->requirements || h->requirements_file)
+      cJSON_AddItemToObject(hj, "requirements", labels_json(h->requirements, h->n_requirements, h->requirements_file));
+    add_num(hj, "timeout", h->timeout);
+    cJSON_AddNumberToObject(hj, "workers", h->workers);
+    cJSON_AddNumberToObject(hj, "memory", (double)h->memory);
+  }
   return o;
 }

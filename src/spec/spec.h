@@ -148,6 +148,24 @@ typedef struct {
   double timeout;               /* seconds; default 30 */
 } gpux__spec_serving;
 
+/* handler: custom pre/post-processing code run in a worker process (app/handler.c). */
+typedef enum { GPUX__HANDLER_PYTHON = 0, GPUX__HANDLER_NATIVE = 1 } gpux__handler_kind;
+
+typedef struct {
+  int present;
+  char *file;                   /* handler.py or a shared library (relative to dir) */
+  int kind;                     /* gpux__handler_kind, from the file's name */
+  int64_t n_requirements;
+  char **requirements;          /* declared packages (recorded, never installed by gpux) */
+  char *requirements_file;      /* or a requirements.txt (relative to dir) */
+  double timeout;               /* seconds one call may take; default 10 */
+  int workers;                  /* worker processes gpux serve keeps per image; default 2 */
+  int64_t memory;               /* address-space limit of a worker in bytes; default 4 GiB */
+  int n_example;                /* build only, not stored: a request for the smoke run */
+  char **example_keys, **example_values; /* a key NULL: the value given without a name */
+  int line;
+} gpux__spec_handler;
+
 typedef struct gpux__spec {
   char *file;                   /* for messages: "GPUXfile", "examples/ocr/GPUXfile", "image config" */
   char *dir;                    /* folder relative paths are resolved against */
@@ -164,6 +182,7 @@ typedef struct gpux__spec {
   gpux__spec_pipeline pipeline;
   gpux__spec_runtime runtime;
   gpux__spec_serving serving;
+  gpux__spec_handler handler;
   gpux__arena arena;            /* every string and array above */
 } gpux__spec;
 

@@ -23,7 +23,8 @@ prefix=$tmp/prefix
 cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log"; exit 1; }
 for f in bin/gpux lib/libgpux.so lib/libgpux.so.0 lib/libgpux.a include/gpux/gpux.h lib/pkgconfig/gpux.pc \
          share/man/man1/gpux.1 share/bash-completion/completions/gpux share/zsh/site-functions/_gpux \
-         share/fish/vendor_completions.d/gpux.fish lib/gpux/libwebgpu_dawn.so lib/python3/dist-packages/gpux/__init__.py; do
+         share/fish/vendor_completions.d/gpux.fish lib/gpux/libwebgpu_dawn.so lib/python3/dist-packages/gpux/__init__.py \
+         lib/gpux/gpux-handler lib/gpux/handler-runner.py; do
   [ -e "$prefix/$f" ] && ok || bad "not installed: $f"
 done
 so=$(readlink "$prefix/lib/libgpux.so.0")
@@ -89,6 +90,20 @@ out=$("$prefix/bin/gpux" devices 2>&1)
 grep -Eq '^webgpu +llvmpipe|^webgpu ' <<<"$out" && ok || { bad "installed gpux devices lists no WebGPU adapter"; sed 's/^/  /' <<<"$out" | head; }
 grep -q "library .*$real_prefix/lib/gpux/libwebgpu_dawn.so" <<<"$out" && ok || bad "installed gpux devices: library is not the installed Dawn"
 "$prefix/bin/gpux" verify --backend webgpu "$tmp/$case" | grep -q '^1 passed' && ok || bad "installed gpux verify --backend webgpu"
+
+# The installed command finds its handler workers relative to itself (bin/../lib/gpux): a Python
+# handler and a shared-library one that has no table, each answering from its worker
+mkdir -p "$tmp/handler"
+printf 'def postprocess(outputs, request):\n    return "installed handler"\n' > "$tmp/handler/h.py"
+printf 'int x;\n' > "$tmp/handler/none.c"
+cc -shared -fPIC -o "$tmp/handler/none.so" "$tmp/handler/none.c"
+printf 'model: ./model.onnx\nhandler: ./h.py\n' > "$tmp/handler/GPUXfile"
+cp "$tmp/$case/model.onnx" "$tmp/handler/"
+out=$(GPUX_HOME=$tmp/home "$prefix/bin/gpux" run "$tmp/handler" --input "@$tmp/$case/test_data_set_0/input_0.pb" --input "W=@$tmp/$case/test_data_set_0/input_1.pb" 2>&1)
+[ "$out" = "installed handler" ] && ok || bad "installed gpux run with a Python handler: $out"
+printf 'model: ./model.onnx\nhandler: ./none.so\n' > "$tmp/handler/GPUXfile"
+out=$(GPUX_HOME=$tmp/home "$prefix/bin/gpux" run "$tmp/handler" --input "@$tmp/$case/test_data_set_0/input_0.pb" --input "W=@$tmp/$case/test_data_set_0/input_1.pb" 2>&1)
+grep -q "none.so: exports no gpux_handler_v1 table" <<<"$out" && ok || bad "installed gpux-handler: $out"
 
 # The man page renders without warnings and describes every verb `gpux --help` lists
 verbs=$("$prefix/bin/gpux" --help | awk '/^commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 }')
