@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <dlfcn.h>
 #include <gpux/gpux.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,12 +214,20 @@ static void answer(const struct gpux_handler_v1 *t, void *state, const char *tex
   cJSON_Delete(m);
 }
 
+/* Ends the worker within a second of gpux's end, even while the library loops. */
+static void *watchdog(void *parent) {
+  while (getppid() == (pid_t)(intptr_t)parent) sleep(1);
+  _exit(1);
+}
+
 int main(int argc, char **argv) {
   if (argc != 3) {
     fprintf(stderr, "gpux-handler: started by gpux for `handler: LIBRARY.so` (src/app/handler.c), not by hand\n");
     return 2;
   }
   const char *path = argv[1], *dir = argv[2];
+  pthread_t wd;
+  if (pthread_create(&wd, NULL, watchdog, (void *)(intptr_t)getppid()) == 0) pthread_detach(wd);
   name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
   if (chdir(dir) < 0) { /* the library may still not need its folder */ }
   void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);

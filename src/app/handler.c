@@ -224,7 +224,8 @@ static int spawn(gpux__handler *h, worker *w) {
     if (syscall(SYS_close_range, GPUX__HP_FD + 1, ~0U, 0) < 0)
       for (int fd = GPUX__HP_FD + 1; fd < 4096; fd++) close(fd);
     setsid();
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* no PR_SET_PDEATHSIG: it fires when the spawning thread ends (serve's loader thread), not
+       the process; the workers watch for gpux's end themselves */
     if (getppid() != parent) _exit(1);
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     /* no network; every mount read-only (a kernel that refuses leaves the worker without) */

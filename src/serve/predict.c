@@ -1,7 +1,9 @@
 /* predict.c — the friendly request form of POST /predict: {"text": "..."}, {"image": "<base64>"},
  * {"audio": "<base64>"}, {"inputs": {"NAME": value}} (Cog's "input" too), or the raw bytes of an
  * image, a WAV file or a .npy as the body; turned into the app inputs `gpux run` takes. Strings
- * are never taken as server-side file paths: images and audio come as base64, numbers as JSON. */
+ * are never taken as server-side file paths: images and audio come as base64, numbers as JSON.
+ * An app whose handler has a preprocess takes the request as its handler's (see handler_parse). */
+#include "app/handler.h"
 #include "serve/serve.h"
 
 int gpux__base64_decode(const char *in, size_t len, uint8_t **out, size_t *out_len) {
@@ -101,9 +103,48 @@ static int add_value(gpux__job *j, const gpux__spec_io *io, const cJSON *v, char
   return 200;
 }
 
+/* The request of a handler's preprocess, which knows its own keys: a raw body is "input" (bytes);
+ * a JSON object's keys (or those of its "inputs"/"input" object) are the request's, with "image"
+ * and "audio" base64-decoded to bytes, other strings as text and anything else as JSON text. */
+static int handler_parse(gpux__job *j, int is_json, const char *body, size_t len, char *err, size_t el) {
+  if (!is_json) return add_input(j, NULL, NULL, body, len) ? 500 : 200;
+  cJSON *req = cJSON_ParseWithLength(body, len);
+  if (!cJSON_IsObject(req)) {
+    cJSON_Delete(req);
+    snprintf(err, el, "the request must be a JSON object of values for the handler");
+    return 400;
+  }
+  const cJSON *obj = req, *inner = cJSON_GetObjectItem(req, "inputs"), *v;
+  if (!inner) inner = cJSON_GetObjectItem(req, "input");
+  if (cJSON_IsObject(inner) && cJSON_GetArraySize(req) == 1) obj = inner;
+  int rc = 200;
+  cJSON_ArrayForEach(v, obj) {
+    if (cJSON_IsString(v) && (!strcmp(v->string, "image") || !strcmp(v->string, "audio"))) {
+      uint8_t *b;
+      size_t n;
+      if (gpux__base64_decode(v->valuestring, strlen(v->valuestring), &b, &n)) { snprintf(err, el, "'%s': not valid base64", v->string); rc = 400; break; }
+      rc = add_input(j, v->string, NULL, b, n) ? 500 : 200;
+      free(b);
+    } else if (cJSON_IsString(v)) {
+      rc = add_input(j, v->string, v->valuestring, NULL, 0) ? 500 : 200;
+    } else {
+      char *t = cJSON_PrintUnformatted(v);
+      rc = !t || add_input(j, v->string, t, NULL, 0) ? 500 : 200;
+      free(t);
+    }
+    if (rc != 200) break;
+  }
+  cJSON_Delete(req);
+  return rc;
+}
+
 int gpux__predict_parse(const gpux__slot *s, const char *content_type, const char *body, size_t len, gpux__job *j,
                         char *err, size_t el) {
   const gpux__spec *sp = s->app->spec;
+  if (gpux__handler_has(s->app->handler, 0)) {
+    if (content_type && !strncmp(content_type, "multipart/", 10)) { snprintf(err, el, "multipart uploads are not supported"); return 415; }
+    return handler_parse(j, !content_type || strstr(content_type, "json") || (len && body[0] == '{'), body, len, err, el);
+  }
   if (!sp->n_inputs) { snprintf(err, el, "model '%s' declares no inputs", s->name); return 400; }
   int is_json = !content_type || strstr(content_type, "json") || (len && (body[0] == '{'));
   if (content_type && !strncmp(content_type, "multipart/", 10)) {

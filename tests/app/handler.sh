@@ -45,6 +45,26 @@ expect_error not-json "scale.py:27: postprocess returned a value that is not JSO
 expect exit-status 4 '' -- "$gpux" run scale --input garbage
 # the sandbox: no network, nothing writable (Linux namespaces; see docs/handlers.md)
 expect sandbox 0 '^\{"network":"Network is unreachable","write":"Read-only file system"\}$' -- "$gpux" run scale --input "9 1 1 1"
+# gpux serve with the Python handler: a request that hangs or crashes its worker is answered 500
+# with its one line while the requests around it are answered; the next request gets a new worker
+expect serve 0 '^hs started: http://' -- "$gpux" serve -d scale --port 0 --name hs
+port=$("$gpux" ps --json | grep -o '"port":[0-9]*' | head -1 | cut -d: -f2)
+post() { curl -s -w ' %{http_code}' "localhost:$port/predict" "$@"; }
+post -d '{"input": "hang"}' > "$tmp/hang.out" &
+for i in 1 2 3; do post -d "{\"input\": \"$i 0 0 0\"}" > "$tmp/ok$i.out" & done
+post -d '{"input": "7 1 1 1"}' > "$tmp/crash.out" &
+wait
+expect serve-hang 0 '^\{"error":"scale.py: preprocess took longer than handler.timeout \(2s\); the worker was killed"\} 500$' -- cat "$tmp/hang.out"
+expect serve-crash 0 '^\{"error":"scale.py: postprocess: the worker crashed \(signal 11, Segmentation fault\)"\} 500$' -- cat "$tmp/crash.out"
+for i in 1 2 3; do
+  expect serve-ok$i 0 "\"result\":\\{\"sum\":${i}0,\"max\":${i}0,\"request\":\"$i 0 0 0\"\\}.* 200\$" -- cat "$tmp/ok$i.out"
+done
+expect serve-garbage 0 '^\{"error":"scale.py:9: preprocess returned list, expected a dict of input names to numpy arrays"\} 500$' -- post -d '{"input": "garbage"}'
+expect serve-after 0 '"result":\{"sum":40,"max":10,"request":"1 1 1 1"\}.* 200$' -- post -H 'Content-Type: text/plain' --data-binary '1 1 1 1'
+expect serve-health 0 '200$' -- curl -s -o /dev/null -w '%{http_code}' "localhost:$port/v2/health/ready"
+"$gpux" stop hs >/dev/null 2>&1
+expect no-workers-left 1 '' -- pgrep -f "handler-runner.py .*/scale.py"
+
 # a build whose handler.example fails is a failed build naming the key
 sed -i 's/example: "1 2 3 4"/example: garbage/' "$tmp/scale/GPUXfile"
 expect_error build-example "GPUXfile:[0-9]+: key 'handler.example': scale.py:9: preprocess returned list" -- "$gpux" build -q "$tmp/scale"
@@ -56,6 +76,10 @@ cc -shared -fPIC -O2 -Wall -Werror -I "$root/include" "$root/examples/text-direc
 cc -shared -fPIC -O2 -Wall -Werror -I "$root/include" "$here/scale.c" -o "$tmp/cscale/scale.so"
 expect build-c 0 '^Built text-direction-c:1.0 ' -- "$gpux" build -q "$tmp/tdc"
 expect run-c 0 '^\{"angle":0,"confidence":0.99[0-9]*,"action":"keep"\}$' -- "$gpux" run text-direction-c --input "$root/examples/line.png"
+expect serve-c 0 '^tdc started: http://' -- "$gpux" serve -d text-direction-c --port 0 --name tdc
+port=$("$gpux" ps --json | grep -o '"port":[0-9]*' | head -1 | cut -d: -f2)
+expect serve-c-predict 0 '"result":\{"angle":0,"confidence":0.99[0-9]*,"action":"keep"\}' -- curl -s "localhost:$port/predict" -H 'Content-Type: image/png' --data-binary "@$root/examples/line.png"
+"$gpux" stop tdc >/dev/null 2>&1
 expect run-c-flipped 0 '^\{"angle":180,"confidence":[01][.0-9]*,"action":"rotate"\}$' -- "$gpux" run text-direction-c --input "$tmp/flipped.png"
 expect inspect-c 0 'handler\.so +application/vnd\.gpux\.handler\.native' -- "$gpux" inspect text-direction-c
 cp "$tmp/scale.onnx" "$tmp/cscale/"
