@@ -41,6 +41,7 @@ typedef struct {
   pid_t pid;                    /* 0: not running */
   int fd;                       /* gpux's end of the socketpair */
   int busy;                     /* taken by a call */
+  int started;                  /* its hello has been read (a replacement starts without waiting) */
 } worker;
 
 struct gpux__handler {
@@ -173,9 +174,10 @@ static int parse_reply(gpux__handler *h, const char *buf, cJSON **out) {
   return 0;
 }
 
-/* fork+exec of the worker, isolated; reads its hello. Async-signal-safe calls only between fork
- * and exec: everything the child needs is prepared before. */
-static int spawn(gpux__handler *h, worker *w) {
+/* fork+exec of the worker, isolated, without waiting for it (hello reads its first message).
+ * Async-signal-safe calls only between fork and exec: everything the child needs is prepared
+ * before. */
+static int start(gpux__handler *h, worker *w) {
   char prog[PATH_MAX], runner[PATH_MAX];
   const char *argv[8];
   int rc, a = 0;
@@ -244,8 +246,15 @@ static int spawn(gpux__handler *h, worker *w) {
   if (devnull >= 0) close(devnull);
   w->pid = pid;
   w->fd = sv[0];
-  /* the hello: the user's file loaded (imports, init); a slow import gets more than one call */
+  w->started = 0;
+  return 0;
+}
+
+/* The worker's first message: the user's file loaded (imports, init), and which functions it
+ * has; a slow import gets more time than a call. */
+static int hello(gpux__handler *h, worker *w) {
   char buf[4096];
+  int rc;
   int fd;
   double limit = h->timeout > 30 ? h->timeout : 30;
   if ((rc = recv_msg(h, w, now_s() + limit, "loading", buf, sizeof buf, &fd))) return rc;
@@ -258,6 +267,7 @@ static int spawn(gpux__handler *h, worker *w) {
   h->has[0] = cJSON_IsTrue(cJSON_GetObjectItem(j, "preprocess"));
   h->has[1] = cJSON_IsTrue(cJSON_GetObjectItem(j, "postprocess"));
   cJSON_Delete(j);
+  w->started = 1;
   return 0;
 }
 
@@ -277,7 +287,8 @@ static int acquire(gpux__handler *h, worker **out) {
     if (w) {
       w->busy = 1;
       pthread_mutex_unlock(&h->mu);
-      int rc = w->pid ? 0 : spawn(h, w);
+      int rc = w->pid ? 0 : start(h, w);
+      if (!rc && !w->started) rc = hello(h, w);
       if (rc) {
         pthread_mutex_lock(&h->mu);
         w->busy = 0;
@@ -292,7 +303,14 @@ static int acquire(gpux__handler *h, worker **out) {
   }
 }
 
+/* Gives the worker back; one that was stopped (a crash, a timeout) is replaced at once, in the
+ * background, so that the next call finds it loaded. */
 static void release(gpux__handler *h, worker *w) {
+  if (!w->pid) {
+    char msg[1024]; /* the call's error stays this thread's last */
+    snprintf(msg, sizeof msg, "%s", gpux_last_error());
+    if (start(h, w)) gpux__error(GPUX_E_HANDLER, "%s", msg);
+  }
   pthread_mutex_lock(&h->mu);
   w->busy = 0;
   pthread_cond_signal(&h->cv);
