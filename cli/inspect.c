@@ -198,6 +198,22 @@ int cmd_inspect(int argc, char **argv) {
   print_pre(spec);
   print_post(spec);
   printf("runtime: backend %s, precision %s\n", str(spec, "runtime.backend"), str(spec, "runtime.precision"));
+  if (get(spec, "handler")) { /* user code: what it is, what it needs, what build saw it define */
+    const cJSON *h = get(spec, "handler"), *req = cJSON_GetObjectItem(h, "requirements"), *r;
+    printf("handler: %s (timeout %gs", str(h, "file"), num(h, "timeout"));
+    if (get(build, "handler")) {
+      printf("; %s", cJSON_IsTrue(get(build, "handler.preprocess")) ? "preprocess" : "");
+      printf("%s%s", cJSON_IsTrue(get(build, "handler.preprocess")) && cJSON_IsTrue(get(build, "handler.postprocess")) ? ", " : "",
+             cJSON_IsTrue(get(build, "handler.postprocess")) ? "postprocess" : "");
+    }
+    printf(")\n");
+    if (cJSON_IsString(req)) printf("  requirements: %s\n", req->valuestring);
+    else if (cJSON_IsArray(req)) {
+      printf("  requirements:");
+      cJSON_ArrayForEach(r, req) printf(" %s", cJSON_GetStringValue(r) ? cJSON_GetStringValue(r) : "?");
+      printf("\n");
+    }
+  }
   print_build(build);
   printf("layers:\n");
   const cJSON *l;

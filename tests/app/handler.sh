@@ -15,6 +15,8 @@ expect build-python 0 '^Built text-direction-python:1.0 ' -- "$gpux" build -q "$
 convert "$root/examples/line.png" -rotate 180 "$tmp/flipped.png"
 expect run-python 0 '^\{"angle":0,"confidence":0.99[0-9]*,"action":"keep"\}$' -- "$gpux" run text-direction-python --input "$root/examples/line.png"
 expect run-python-flipped 0 '"result":\{"angle":180,"confidence":[01][.0-9]*,"action":"rotate"\}' -- "$gpux" run text-direction-python --input "$tmp/flipped.png" --json
+expect inspect-handler 0 '^handler: handler.py \(timeout 5s; postprocess\)$' -- bash -c "'$gpux' inspect text-direction-python | grep '^handler:'"
+expect inspect-requirements 0 '^  requirements: numpy$' -- bash -c "'$gpux' inspect text-direction-python | grep 'requirements:'"
 expect inspect-layer 0 'handler\.py +text/x-python' -- "$gpux" inspect text-direction-python
 expect inspect-json 0 '"handler":\{"file":"handler.py","requirements":\["numpy"\],"timeout":5' -- bash -c "'$gpux' inspect --json text-direction-python | tr -d ' \t\n'"
 expect trusted-on-build 0 "^sha256:[0-9a-f]{64} text-direction-python:1.0\$" -- head -1 "$GPUX_HOME/trusted-handlers"
