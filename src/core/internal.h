@@ -33,6 +33,9 @@ int gpux__error_prefix(int err, const char *fmt, ...) GPUX__PRINTF(2, 3);
  * the run on this thread is raised, else 0; checked by the executor between nodes. A run sets
  * its flag with old = gpux__cancel_enter(&flag) and restores it with gpux__cancel_leave(old). */
 int gpux__cancelled(void);
+/* fault.c: -1 with errno set when a test injects a fault at this write step (GPUX_TEST_FAULT),
+ * else 0; a test may also have the process killed here. */
+int gpux__fault(const char *step);
 const atomic_int *gpux__cancel_enter(const atomic_int *flag);
 void gpux__cancel_leave(const atomic_int *old);
 

@@ -36,7 +36,7 @@ static size_t sink(void *ctx, long status, const char *data, size_t len) {
     return 0;
   }
   for (size_t off = 0; off < len;) {
-    ssize_t w = write(d->fd, data + off, len - off);
+    ssize_t w = gpux__fault("write download") ? -1 : write(d->fd, data + off, len - off);
     if (w < 0 && errno == EINTR) continue;
     if (w < 0) { gpux__error(GPUX_E_IO, "writing the store: %s", strerror(errno)); return 0; }
     off += (size_t)w;
@@ -129,7 +129,7 @@ static int fetch_blob(gpux__registry *r, gpux_store *st, const gpux__blob_ref *b
         : gpux__error(GPUX_E_PARSE, "%s: %s is corrupt: it should be %.19s but its content hashes to %.19s; nothing was stored",
                       r->host, title, b->digest, got);
       unlink(part);
-    } else if (fsync(fd) < 0 || rename(part, dest) < 0) {
+    } else if (gpux__fault("fsync download") || fsync(fd) < 0 || gpux__fault("rename download") || rename(part, dest) < 0) {
       rc = gpux__error(GPUX_E_IO, "%s: %s", dest, strerror(errno));
       unlink(part);
     }

@@ -59,7 +59,7 @@ static int hash_stream(int in, int out, char digest[72], int64_t *size, const ch
     if (n == 0) break;
     EVP_DigestUpdate(ctx, buf, (size_t)n);
     for (ssize_t off = 0; out >= 0 && off < n;) {
-      ssize_t w = write(out, buf + off, (size_t)(n - off));
+      ssize_t w = gpux__fault("write blob") ? -1 : write(out, buf + off, (size_t)(n - off));
       if (w < 0 && errno == EINTR) continue;
       if (w < 0) {
         EVP_MD_CTX_free(ctx);
@@ -124,21 +124,21 @@ int gpux__store_has_blob(const gpux_store *st, const gpux__blob_ref *ref) {
 /* A new temporary file in the store's tmp/ folder (same file system as blobs/, for rename). */
 static int temp_file(gpux_store *st, char *path, size_t len) {
   snprintf(path, len, "%s/tmp/write-XXXXXX", st->root);
-  int fd = mkstemp(path);
+  int fd = gpux__fault("create temporary file") ? -1 : mkstemp(path);
   if (fd < 0) return gpux__error(GPUX_E_IO, "%s: %s", path, strerror(errno));
   return fd;
 }
 
 /* fsync + rename into place: the destination either does not exist or is complete. */
 static int commit_file(int fd, const char *tmp, const char *dest) {
-  if (fsync(fd) < 0) {
+  if (gpux__fault("fsync") || fsync(fd) < 0) {
     int e = errno;
     close(fd);
     unlink(tmp);
     return gpux__error(GPUX_E_IO, "writing %s: %s", dest, strerror(e));
   }
   close(fd);
-  if (rename(tmp, dest) < 0) {
+  if (gpux__fault("rename into place") || rename(tmp, dest) < 0) {
     int e = errno;
     unlink(tmp);
     return gpux__error(GPUX_E_IO, "%s: %s", dest, strerror(e));
@@ -151,7 +151,7 @@ static int write_file_atomic(gpux_store *st, const char *dest, const void *data,
   int fd = temp_file(st, tmp, sizeof tmp);
   if (fd < 0) return fd;
   for (size_t off = 0; off < len;) {
-    ssize_t w = write(fd, (const char *)data + off, len - off);
+    ssize_t w = gpux__fault("write file") ? -1 : write(fd, (const char *)data + off, len - off);
     if (w < 0 && errno == EINTR) continue;
     if (w < 0) {
       int e = errno;
@@ -629,7 +629,7 @@ static int collect_garbage(gpux_store *st, cJSON *idx) {
       memcpy(key + 7, e->d_name, 65);
       if (keep.n && bsearch(key, keep.d, keep.n, sizeof *keep.d, cmp_digest)) continue;
       snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-      unlink(path);
+      if (!gpux__fault("delete blob")) unlink(path);
     }
     if (dd) closedir(dd);
   }
