@@ -39,6 +39,16 @@ static void fail_job(gpux__job *j, int rc) {
   snprintf(j->err, sizeof j->err, "%s", gpux_last_error());
 }
 
+/* A run that failed on the device (lost, out of memory) is counted for /health; the sessions
+ * recover by themselves (a new device, or the CPU for backend auto). */
+static void note_run(gpux__slot *s, int rc) {
+  if (rc != GPUX_E_DEVICE) return;
+  pthread_mutex_lock(&s->mu);
+  s->n_device_err++;
+  snprintf(s->last_device_err, sizeof s->last_device_err, "%s", gpux_last_error());
+  pthread_mutex_unlock(&s->mu);
+}
+
 /* Can b join a batch led by a? Same input names, dtypes and trailing dimensions. */
 static int compatible(const gpux__job *a, const gpux__job *b) {
   if (b->kind != GPUX__JOB_TENSORS || !b->rows || a->in.n != b->in.n) return 0;
@@ -57,6 +67,7 @@ static void run_one(gpux__slot *s, gpux__job *j) {
   j->t_start = gpux__now_ms();
   int rc = gpux__app_infer(s->app, &j->in, &j->out, &ms);
   j->t_end = gpux__now_ms();
+  note_run(s, rc);
   if (rc) fail_job(j, rc);
 }
 
@@ -87,6 +98,7 @@ static void run_batch(gpux__slot *s, gpux__job **jobs, int k) {
   double t0 = gpux__now_ms(), ms;
   if (!rc) rc = gpux__app_infer(s->app, &in, &out, &ms);
   double t1 = gpux__now_ms();
+  note_run(s, rc);
   int split_ok = !rc;
   for (int o = 0; o < out.n && split_ok; o++) {
     const gpux_tensor *t = &out.t[o];
@@ -191,6 +203,7 @@ static void *worker_main(void *arg) {
       first->t_start = gpux__now_ms();
       int rc = gpux_app_run(s->app, first->app_in, first->n_app_in, &first->json, NULL);
       first->t_end = gpux__now_ms();
+      note_run(s, rc);
       if (rc) fail_job(first, rc);
     } else if (k == 1) {
       run_one(s, first);

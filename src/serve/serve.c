@@ -404,7 +404,19 @@ static enum MHD_Result route(gpux_server *s, struct MHD_Connection *c, req_state
     cJSON_AddBoolToObject(j, "live", 1);
     cJSON_AddBoolToObject(j, "ready", ready);
     cJSON *ms = cJSON_AddArrayToObject(j, "models");
-    for (int i = 0; i < s->n; i++) cJSON_AddItemToArray(ms, cJSON_CreateString(s->slots[i].name));
+    uint64_t dev_err = 0;
+    char last_dev_err[512] = "";
+    for (int i = 0; i < s->n; i++) {
+      gpux__slot *sl = &s->slots[i];
+      cJSON_AddItemToArray(ms, cJSON_CreateString(sl->name));
+      pthread_mutex_lock(&sl->mu);
+      dev_err += sl->n_device_err;
+      if (sl->n_device_err) snprintf(last_dev_err, sizeof last_dev_err, "%s: %s", sl->name, sl->last_device_err);
+      pthread_mutex_unlock(&sl->mu);
+    }
+    /* runs that failed on the device (lost, out of memory); later runs use a new device or the CPU */
+    cJSON_AddNumberToObject(j, "device_errors", (double)dev_err);
+    if (dev_err) cJSON_AddStringToObject(j, "last_device_error", last_dev_err);
     pthread_mutex_lock(&s->m.mu);
     cJSON_AddNumberToObject(j, "requests", (double)s->m.requests);
     cJSON_AddNumberToObject(j, "uptime_s", (gpux__now_ms() - s->m.t_start) / 1e3);

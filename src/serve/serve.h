@@ -80,6 +80,8 @@ typedef struct {
   gpux__hist h_request;
   gpux__hist h_queue, h_compute, h_batch;
   uint64_t n_batches, n_batched_requests;
+  uint64_t n_device_err;        /* runs that failed on the device (under mu) */
+  char last_device_err[512];
 } gpux__slot;
 
 typedef struct {

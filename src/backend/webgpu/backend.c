@@ -148,10 +148,28 @@ static int find_plan(wg_ctx *c, gpux_tensor *inputs, const gpux_device_tensor **
   }
 }
 
+/* A lost device is replaced: this session's plans go with it and are made again on the new one
+ * (the run that found the loss failed with GPUX_E_DEVICE; this is the next one). */
+static int renew_device(wg_ctx *c) {
+  wg_device *nd;
+  int rc = gpux__wg_device_acquire(&nd);   /* a new device: the lost one is not current any more */
+  if (rc) return rc;
+  pthread_mutex_lock(&c->dev->mu);
+  for (int i = 0; i < c->n_plans; i++) gpux__wg_plan_free(c->plans[i]);
+  pthread_mutex_unlock(&c->dev->mu);
+  c->n_plans = 0;
+  c->last = NULL;
+  gpux__wg_device_release(c->dev);
+  c->dev = nd;
+  gpux__log(GPUX_LOG_NOTE, "the WebGPU device was lost; continuing on a new one (%s)", nd->name);
+  return 0;
+}
+
 static int wg_run_graph(void *ctx, const gpux__graph *g, const gpux__io *io) {
   wg_ctx *c = ctx;
   if (g != c->g) return GPUX__DECLINED;
   int n = io->n_inputs, rc = 0;
+  if (gpux__wg_device_lost(c->dev) && (rc = renew_device(c))) return rc;
   gpux_tensor *ins = gpux__calloc((size_t)n + 1, sizeof *ins);
   const gpux_device_tensor **vals = gpux__calloc((size_t)n + 1, sizeof *vals);
   unsigned char *owned = gpux__calloc((size_t)n + 1, 1);
@@ -171,6 +189,7 @@ static int wg_run_graph(void *ctx, const gpux__graph *g, const gpux__io *io) {
       gpux__io run = *io;
       run.inputs = ins;
       run.in_values = vals;
+      gpux__wg_test_device_loss(c->dev);
       rc = gpux__wg_plan_run(p, &run);
     }
   }

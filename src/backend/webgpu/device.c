@@ -200,6 +200,27 @@ static void on_device_lost(WGPUDevice const *dev, WGPUEnum reason, WGPUStringVie
   pthread_mutex_unlock(&error_mu);
 }
 
+int gpux__wg_device_lost(wg_device *d) {
+  pthread_mutex_lock(&error_mu);
+  int lost = d->lost;
+  pthread_mutex_unlock(&error_mu);
+  return lost;
+}
+
+void gpux__wg_test_device_loss(wg_device *d) {
+  static atomic_int runs;
+  static int target = -1;
+  if (target < 0) {
+    const char *v = getenv("GPUX_TEST_DEVICE_LOST");
+    target = v && *v ? atoi(v) : 0;
+  }
+  if (!target || atomic_fetch_add(&runs, 1) + 1 != target) return;
+  pthread_mutex_lock(&error_mu);
+  d->lost = 1;
+  snprintf(d->lost_msg, sizeof d->lost_msg, "injected by GPUX_TEST_DEVICE_LOST=%d", target);
+  pthread_mutex_unlock(&error_mu);
+}
+
 int gpux__wg_check(wg_device *d, const char *what) {
   pthread_mutex_lock(&error_mu);
   int type = d->err_type, lost = d->lost, rc = 0;

@@ -55,6 +55,11 @@ void gpux__wg_device_ref(wg_device *d);
 /* Returns the first error the device reported since the last check (as GPUX_E_DEVICE or
  * GPUX_E_NOMEM with the implementation's message, prefixed by `what`), else 0. */
 int gpux__wg_check(wg_device *d, const char *what);
+/* Whether the device was lost (a lost device is replaced by the next gpux__wg_device_acquire). */
+int gpux__wg_device_lost(wg_device *d);
+/* Test hook: with GPUX_TEST_DEVICE_LOST=N, the N-th WebGPU model run of the process finds its
+ * device reported lost, as the driver's device-lost callback reports it. */
+void gpux__wg_test_device_loss(wg_device *d);
 /* The compute pipeline for this WGSL (entry point "main"), compiled once per device; compile
  * errors come back as GPUX_E_DEVICE with the compiler's messages. */
 int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipeline **out);
