@@ -28,7 +28,9 @@ __attribute__((constructor)) static void note_program_start(void) { program_star
 static void usage(FILE *f) {
   fprintf(f,
     "usage: gpux run NAME[:TAG]|PATH [--input VALUE]... [--json] [--backend cpu|webgpu|auto]\n"
-    "                [--repeat N] [--interactive] [--allow-handler]\n\n"
+    "                [--repeat N] [--interactive] [--allow-handler]\n"
+    "                [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
+    "                [--repetition-penalty R]\n\n"
     "Runs an image from the store (or a folder with a GPUXfile, without building it).\n\n"
     "  -i, --input VALUE       a value: text, numbers (JSON or a list), or a file path for\n"
     "                          image and audio inputs\n"
@@ -40,11 +42,18 @@ static void usage(FILE *f) {
     "  --repeat N              run N times; print p50/p90/p99 latency and the start-up time\n"
     "  --interactive           read one input per line and answer each (a REPL)\n"
     "  --allow-handler         run the image's handler code even though it was pulled, not built\n"
-    "                          here (once; $GPUX_HOME/trusted-handlers trusts an image for good)\n\n"
+    "                          here (once; $GPUX_HOME/trusted-handlers trusts an image for good)\n"
+    "text generation (an image with generate:; the text is printed as it is produced):\n"
+    "  --max-new-tokens N      at most N new tokens      --temperature T   0 = greedy\n"
+    "  --top-k K               sample among the K likeliest (0 = all)\n"
+    "  --top-p P               sample within probability mass P (1 = all)\n"
+    "  --seed S                the same seed gives the same text\n"
+    "  --repetition-penalty R  > 1 discourages repeating tokens\n\n"
     "examples:\n"
     "  gpux run ocr --input line.png\n"
     "  gpux run classifier --input text=\"what a great film\" --json\n"
-    "  cat clip.wav | gpux run wake-word\n");
+    "  cat clip.wav | gpux run wake-word\n"
+    "  gpux run tiny-gpt --input \"Once upon a time\" --max-new-tokens 40\n");
 }
 
 static int read_stream(FILE *f, char **data, size_t *len) {
@@ -179,7 +188,30 @@ static void print_result(const char *json, const char *text, int as_json) {
   fflush(stdout);
 }
 
-static int interactive(gpux_app *app, int as_json) {
+/* Generated text straight to the terminal (or pipe) as it comes. */
+static int print_piece(void *ctx, const char *piece, int64_t token) {
+  (void)ctx;
+  (void)token;
+  fputs(piece, stdout);
+  fflush(stdout);
+  return cli_interrupted() != 0; /* Ctrl-C stops the generation; what was generated stays */
+}
+
+/* One run: generation settings and, for a person reading generated text, streaming. */
+static int run_once(gpux_app *app, const gpux_app_input *in, int n, const gpux_generate_options *go, int stream,
+                    char **json, char **text) {
+  gpux_generate_options o = *go;
+  if (stream && gpux_app_generates(app)) o.on_token = print_piece;
+  int rc = gpux_app_generate(app, in, n, &o, json, text);
+  if (o.on_token && !rc && *text) {
+    /* the text is on the screen already: end its line */
+    gpux_free(*text);
+    *text = strdup("\n");
+  }
+  return rc;
+}
+
+static int interactive(gpux_app *app, int as_json, const gpux_generate_options *go) {
   int tty = isatty(0);
   char *line = NULL;
   size_t cap = 0;
@@ -193,7 +225,7 @@ static int interactive(gpux_app *app, int as_json) {
     if (n == 0) { if (tty) break; continue; }
     gpux_app_input in = {.text = line};
     char *json = NULL, *text = NULL;
-    int rc = gpux_app_run(app, &in, 1, &json, &text);
+    int rc = run_once(app, &in, 1, go, !as_json, &json, &text);
     if (rc) { fprintf(stderr, "gpux: error: %s\n", gpux_last_error()); failures++; }
     else print_result(json, text, as_json);
     gpux_free(json);
@@ -208,7 +240,12 @@ int cmd_run(int argc, char **argv) {
     {"input", required_argument, 0, 'i'}, {"json", no_argument, 0, 'j'}, {"backend", required_argument, 0, 'b'},
     {"repeat", required_argument, 0, 'r'}, {"interactive", no_argument, 0, 'I'}, {"help", no_argument, 0, 'h'},
     {"allow-handler", no_argument, 0, 'A'},
+    {"max-new-tokens", required_argument, 0, 1001}, {"temperature", required_argument, 0, 1002},
+    {"top-k", required_argument, 0, 1003}, {"top-p", required_argument, 0, 1004}, {"seed", required_argument, 0, 1005},
+    {"repetition-penalty", required_argument, 0, 1006},
     {0, 0, 0, 0}};
+  gpux_generate_options go;
+  gpux_generate_options_init(&go);
   const char **args = calloc((size_t)argc + 1, sizeof *args);
   int n_args = 0, as_json = 0, repeat = 0, inter = 0, c;
   gpux_app_options ao = {0};
@@ -229,6 +266,26 @@ int cmd_run(int argc, char **argv) {
     }
     case 'I': inter = 1; break;
     case 'A': ao.allow_handler = 1; break;
+    case 1001: case 1002: case 1003: case 1004: case 1005: case 1006: {
+      static const char *const names[] = {"--max-new-tokens", "--temperature", "--top-k", "--top-p", "--seed", "--repetition-penalty"};
+      static const double lo[] = {1, 0, 0, 1e-9, 0, 1e-9}, hi[] = {1 << 20, 100, 1 << 30, 1, 9e15, 100};
+      char *end;
+      double v = strtod(optarg, &end);
+      int whole = c == 1001 || c == 1003 || c == 1005;
+      if (*end || end == optarg || !(v >= lo[c - 1001] && v <= hi[c - 1001]) || (whole && v != floor(v))) {
+        cli_error(0, "%s: '%s' is not %s from %g to %g", names[c - 1001], optarg, whole ? "a whole number" : "a number",
+                  lo[c - 1001], hi[c - 1001]);
+        free(args);
+        return EXIT_USAGE;
+      }
+      if (c == 1001) go.max_new_tokens = (int)v;
+      else if (c == 1002) go.temperature = v;
+      else if (c == 1003) go.top_k = (int)v;
+      else if (c == 1004) go.top_p = v;
+      else if (c == 1005) go.seed = (int64_t)v;
+      else go.repetition_penalty = v;
+      break;
+    }
     case 'h': usage(stdout); free(args); return EXIT_OK;
     default: free(args); return cli_bad_option("run", argv, c);
     }
@@ -259,7 +316,7 @@ int cmd_run(int argc, char **argv) {
     return cli_exit_code(rc);
   }
   if (inter) {
-    rc = interactive(app, as_json);
+    rc = interactive(app, as_json, &go);
     gpux_app_close(app);
     gpux_store_close(st);
     free(args);
@@ -289,7 +346,7 @@ int cmd_run(int argc, char **argv) {
     gpux_free(text);
     json = text = NULL;
     double t0 = now_ms();
-    rc = gpux_app_run(app, in.items, in.n, &json, &text);
+    rc = run_once(app, in.items, in.n, &go, !as_json && !repeat, &json, &text);
     lat[r] = now_ms() - t0;
     if (r == 0) first_result_ms = now_ms() - program_start_ms;
     if (rc == GPUX_E_CANCELLED && cli_interrupted()) {

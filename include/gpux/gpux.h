@@ -347,6 +347,29 @@ typedef struct {
  * *result_text is what a person wants to read. Either pointer may be NULL. */
 GPUX_API int gpux_app_run(gpux_app *a, const gpux_app_input *inputs, int n_inputs, char **result_json,
                  char **result_text);
+/* Text generation (a GPUXfile with `generate:`): settings for one run over the GPUXfile's, and a
+ * callback that receives each piece of text as soon as it is produced (UTF-8, never a split
+ * character). The callback returns nonzero to stop the generation there. */
+typedef int (*gpux_token_fn)(void *ctx, const char *text, int64_t token);
+typedef struct {
+  int max_new_tokens;            /* > 0 overrides generate.max_new_tokens */
+  double temperature;            /* >= 0 overrides (0 = greedy); -1 = the GPUXfile's */
+  int top_k;                     /* >= 0 overrides (0 = every token); -1 = the GPUXfile's */
+  double top_p;                  /* in (0, 1] overrides; 0 = the GPUXfile's */
+  double repetition_penalty;     /* > 0 overrides; 0 = the GPUXfile's */
+  int64_t seed;                  /* >= 0 overrides; -1 = the GPUXfile's */
+  gpux_token_fn on_token;        /* may be NULL */
+  void *ctx;
+} gpux_generate_options;
+/* Every setting "the GPUXfile's", no callback. */
+GPUX_API void gpux_generate_options_init(gpux_generate_options *o);
+/* gpux_app_run with generation settings and streaming; an app without `generate:` ignores them.
+ * The answer adds "text", "tokens", "prompt_tokens", "generated_tokens", "finish_reason" ("stop"
+ * or "length"), "time_to_first_token_ms", "tokens_per_second" and "download_bytes_per_token". */
+GPUX_API int gpux_app_generate(gpux_app *a, const gpux_app_input *inputs, int n_inputs,
+                               const gpux_generate_options *o, char **result_json, char **result_text);
+/* Whether the app generates text (its GPUXfile has `generate:`). */
+GPUX_API int gpux_app_generates(const gpux_app *a);
 /* The app's declared inputs and outputs as JSON (for help texts and OpenAPI). */
 GPUX_API const char *gpux_app_describe(gpux_app *a);
 /* cancel = 1: a gpux_app_run in progress (on another thread) stops at its next node and fails

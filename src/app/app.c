@@ -42,7 +42,7 @@ int gpux__app_create(gpux__spec *spec, int backend, int check, gpux_app **out) {
   gpux_app *a = gpux__calloc(1, sizeof *a);
   if (!a) { gpux__spec_free(spec); return GPUX_E_NOMEM; }
   a->spec = spec;
-  a->mode = gpux__mode_of(spec->pipeline.mode);
+  a->mode = spec->generate.present ? &gpux__mode_generate : gpux__mode_of(spec->pipeline.mode);
   a->n_models = spec->has_model ? 1 : spec->pipeline.n_steps;
   a->models = gpux__calloc((size_t)a->n_models, sizeof *a->models);
   a->sessions = gpux__calloc((size_t)a->n_models, sizeof *a->sessions);
@@ -275,6 +275,24 @@ int gpux_app_run(gpux_app *a, const gpux_app_input *inputs, int n_inputs, char *
   gpux__handler_request_free(req, req_names, n_inputs);
   return rc;
 }
+
+void gpux_generate_options_init(gpux_generate_options *o) {
+  memset(o, 0, sizeof *o);
+  o->temperature = -1;
+  o->top_k = -1;
+  o->seed = -1;
+}
+
+int gpux_app_generate(gpux_app *a, const gpux_app_input *inputs, int n_inputs, const gpux_generate_options *o,
+                      char **result_json, char **result_text) {
+  if (!a) return gpux__error(GPUX_E_INVALID, "no app");
+  a->generate = o;
+  int rc = gpux_app_run(a, inputs, n_inputs, result_json, result_text);
+  a->generate = NULL;
+  return rc;
+}
+
+int gpux_app_generates(const gpux_app *a) { return a && a->spec->generate.present; }
 
 const char *gpux_app_describe(gpux_app *a) {
   if (!a) return NULL;

@@ -36,6 +36,7 @@ struct gpux_app {
   double load_ms;               /* time to open: models loaded and sessions created */
   const struct gpux__mode *mode; /* how the models run (mode.h), by spec->pipeline.mode */
   void *mode_state;             /* the mode's own, kept between a run and its answer */
+  const gpux_generate_options *generate; /* the run's generation settings (gpux_app_generate), or NULL */
   atomic_int cancel;            /* gpux_app_cancel: runs stop at their next node */
   struct gpux__handler *handler; /* the spec's handler: worker processes (handler.c), or NULL */
   int handler_off;              /* runs skip the handler (smoke runs on the model's own inputs) */

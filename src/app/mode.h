@@ -48,7 +48,12 @@ typedef struct gpux__mode {
   void (*answer)(const gpux_app *a, cJSON *root);
   /* (optional) Frees a->mode_state. Default: free(). */
   void (*release)(gpux_app *a);
+  /* (optional) What a person reads for the last run, instead of the outputs' summary. */
+  const char *(*text)(const gpux_app *a);
 } gpux__mode;
+
+/* Text generation (mode-generate.c): the mode of a spec with `generate:`, not a pipeline mode. */
+extern const gpux__mode gpux__mode_generate;
 
 /* The mode of a spec's pipeline.mode (GPUX__PIPE_*); NULL for a number outside the list. */
 const gpux__mode *gpux__mode_of(int pipeline_mode);

@@ -169,6 +169,10 @@ int gpux__app_answer(gpux_app *a, const gpux__named_tensors *out, const gpux__ap
     for (int i = 0; i < out->n; i++) summary_text(out->names[i], &out->t[i], &text);
   }
   if (!rc && a->mode->answer) a->mode->answer(a, root);
+  if (!rc && a->mode->text && !a->handler_result) {
+    text.len = 0;
+    tb_printf(&text, "%s\n", a->mode->text(a));
+  }
   /* where the model(s) ran: "webgpu" or "cpu" (a pipeline's steps may differ) */
   if (a->n_models > 0 && a->sessions && a->sessions[0]) {
     const char *backend = gpux_session_backend_name(a->sessions[0]);

@@ -66,7 +66,7 @@ static int line_of(const gpux__snode *n, int fallback) { return n && n->line ? n
  * and gpux__spec_known_keys lists them all (docs/gpuxfile.md must describe each; a test checks). */
 
 static const char *const top_keys[] = {"name", "version", "description", "model", "inputs", "outputs",
-                                       "preprocessing", "postprocessing", "pipeline", "runtime",
+                                       "preprocessing", "postprocessing", "pipeline", "generate", "runtime",
                                        "serving", "handler", NULL};
 static const char *const model_keys[] = {"source", "format", "sha256", NULL};
 static const char *const io_keys[] = {"name", "type", "dtype", "shape", "labels", "max_length",
@@ -85,6 +85,8 @@ static const char *const post_keys[] = {"output", "activation", "softmax", "sigm
                                         "threshold", "labels", "ctc", NULL};
 static const char *const ctc_keys[] = {"charset", "blank", "add_space", "trim", NULL};
 static const char *const pipeline_keys[] = {"mode", "steps", "chunk", "context", "window", "padding", NULL};
+static const char *const generate_keys[] = {"max_new_tokens", "temperature", "top_k", "top_p",
+                                            "repetition_penalty", "seed", "stop", "eos", "max_context", NULL};
 static const char *const step_keys[] = {"name", "model", NULL};
 static const char *const runtime_keys[] = {"backend", "gpu", "precision", "threads", NULL};
 static const char *const gpu_keys[] = {"memory", NULL};
@@ -111,6 +113,7 @@ static const struct {
   {"postprocessing.ctc", ctc_keys},
   {"pipeline", pipeline_keys},
   {"pipeline.steps[]", step_keys},
+  {"generate", generate_keys},
   {"pipeline.steps[].model", model_keys},
   {"runtime", runtime_keys},
   {"runtime.gpu", gpu_keys},
@@ -929,6 +932,53 @@ static int parse_pipeline(cv *c, const gpux__snode *n, int line) {
   return 0;
 }
 
+static int parse_generate(cv *c, const gpux__snode *n, int line) {
+  gpux__spec_generate *g = &c->s->generate;
+  int rc, kl;
+  g->present = 1;
+  g->line = line;
+  g->max_new_tokens = 64;
+  g->top_p = 1;
+  g->repetition_penalty = 1;
+  g->seed = -1;
+  if (gpux__tree_is_null(n)) return 0; /* `generate:` alone: every default */
+  if ((rc = want_map(c, n, line, "generate")) || (rc = check_keys(c, n, "generate", generate_keys))) return rc;
+  const gpux__snode *v;
+  if ((v = gpux__tree_get(n, "max_new_tokens", &kl)) &&
+      (rc = get_int(c, v, kl, "generate.max_new_tokens", 1, 1 << 20, &g->max_new_tokens))) return rc;
+  if ((v = gpux__tree_get(n, "temperature", &kl))) {
+    if ((rc = get_num(c, v, kl, "generate.temperature", &g->temperature))) return rc;
+    if (g->temperature < 0 || g->temperature > 100) return err_at(c, kl, "generate.temperature", "%g is not between 0 (greedy) and 100", g->temperature);
+  }
+  if ((v = gpux__tree_get(n, "top_k", &kl)) && (rc = get_int(c, v, kl, "generate.top_k", 0, 1 << 30, &g->top_k))) return rc;
+  if ((v = gpux__tree_get(n, "top_p", &kl))) {
+    if ((rc = get_num(c, v, kl, "generate.top_p", &g->top_p))) return rc;
+    if (!(g->top_p > 0 && g->top_p <= 1)) return err_at(c, kl, "generate.top_p", "%g is not in (0, 1]", g->top_p);
+  }
+  if ((v = gpux__tree_get(n, "repetition_penalty", &kl))) {
+    if ((rc = get_num(c, v, kl, "generate.repetition_penalty", &g->repetition_penalty))) return rc;
+    if (!(g->repetition_penalty > 0 && g->repetition_penalty <= 100))
+      return err_at(c, kl, "generate.repetition_penalty", "%g is not in (0, 100] (1 = none)", g->repetition_penalty);
+  }
+  if ((v = gpux__tree_get(n, "seed", &kl)) && (rc = get_int(c, v, kl, "generate.seed", -1, INT64_MAX, &g->seed))) return rc;
+  if ((v = gpux__tree_get(n, "eos", &kl)) && (rc = get_str(c, v, kl, "generate.eos", &g->eos))) return rc;
+  if ((v = gpux__tree_get(n, "max_context", &kl)) &&
+      (rc = get_int(c, v, kl, "generate.max_context", 0, 1 << 24, &g->max_context))) return rc;
+  if ((v = gpux__tree_get(n, "stop", &kl))) {
+    const gpux__snode *one[1] = {v};
+    const gpux__snode *const *items = v->kind == GPUX__SN_LIST ? (const gpux__snode *const *)v->items : one;
+    int count = v->kind == GPUX__SN_LIST ? v->n : 1;
+    if (count > 16) return err_at(c, line_of(v, kl), "generate.stop", "%d stop texts; at most 16", count);
+    if (!(g->stop = gpux__arena_alloc(&c->s->arena, sizeof *g->stop * (size_t)(count + 1)))) return GPUX_E_NOMEM;
+    for (int i = 0; i < count; i++) {
+      if ((rc = get_str(c, items[i], kl, "generate.stop", &g->stop[i]))) return rc;
+      if (!g->stop[i][0]) return err_at(c, line_of(items[i], kl), "generate.stop", "an empty stop text would stop at once");
+    }
+    g->n_stop = count;
+  }
+  return 0;
+}
+
 /* Indexed by gpux_backend_kind; "gpu" (last) is accepted as another name for webgpu. */
 static const char *const backend_names[] = {"auto", "cpu", "webgpu", "gpu", NULL};
 static const char *const precision_names[] = {"fp32", "fp16", "float32", "float16", NULL};
@@ -1086,6 +1136,7 @@ static int convert(cv *c, const gpux__snode *root) {
   if ((v = gpux__tree_get(root, "runtime", &kl)) && (rc = parse_runtime(c, v, kl))) return rc;
   if ((v = gpux__tree_get(root, "serving", &kl)) && (rc = parse_serving(c, v, kl))) return rc;
   if ((v = gpux__tree_get(root, "handler", &kl)) && (rc = parse_handler(c, v, kl))) return rc;
+  if ((v = gpux__tree_get(root, "generate", &kl)) && (rc = parse_generate(c, v, kl))) return rc;
   /* cross-checks that need no model */
   if (s->pipeline.mode == GPUX__PIPE_OPENWAKEWORD) {
     if (s->image.present || s->tokenizer.present)
@@ -1093,6 +1144,13 @@ static int convert(cv *c, const gpux__snode *root) {
     for (int i = 0; i < s->n_inputs; i++)
       if (s->inputs[i].type == GPUX__IO_IMAGE || s->inputs[i].type == GPUX__IO_STRING || s->n_inputs > 1)
         return err_at(c, s->inputs[i].line, "inputs", "'%s': pipeline mode openwakeword takes one audio input", s->inputs[i].name);
+  }
+  if (s->generate.present) {
+    if (!s->has_model) return err_at(c, s->generate.line, "generate", "needs `model:` (a decoder-only language model), not a pipeline");
+    if (!s->tokenizer.present)
+      return err_at(c, s->generate.line, "generate", "needs preprocessing.tokenizer (the model's tokenizer.json) to read the prompt and write the text");
+    if (s->image.present || s->audio.present)
+      return err_at(c, s->generate.line, "generate", "takes a text prompt; remove preprocessing.image/audio");
   }
   return 0;
 }
@@ -1378,6 +1436,22 @@ cJSON *gpux__spec_to_json(const gpux__spec *s) {
       cJSON_AddNumberToObject(pj, "window", (double)p->window);
       add_num(pj, "padding", p->padding);
     }
+  }
+  if (s->generate.present) {
+    const gpux__spec_generate *g = &s->generate;
+    cJSON *gj = cJSON_AddObjectToObject(o, "generate");
+    cJSON_AddNumberToObject(gj, "max_new_tokens", (double)g->max_new_tokens);
+    add_num(gj, "temperature", g->temperature);
+    cJSON_AddNumberToObject(gj, "top_k", (double)g->top_k);
+    add_num(gj, "top_p", g->top_p);
+    add_num(gj, "repetition_penalty", g->repetition_penalty);
+    cJSON_AddNumberToObject(gj, "seed", (double)g->seed);
+    if (g->n_stop) {
+      cJSON *st = cJSON_AddArrayToObject(gj, "stop");
+      for (int i = 0; i < g->n_stop; i++) cJSON_AddItemToArray(st, cJSON_CreateString(g->stop[i]));
+    }
+    if (g->eos) cJSON_AddStringToObject(gj, "eos", g->eos);
+    cJSON_AddNumberToObject(gj, "max_context", (double)g->max_context);
   }
   cJSON *in = cJSON_AddArrayToObject(o, "inputs"), *out = cJSON_AddArrayToObject(o, "outputs");
   for (int i = 0; i < s->n_inputs; i++) cJSON_AddItemToArray(in, io_json(&s->inputs[i]));

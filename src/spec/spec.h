@@ -148,6 +148,24 @@ typedef struct {
   double timeout;               /* seconds; default 30 */
 } gpux__spec_serving;
 
+/* generate: text generation with a decoder-only language model (app/mode-generate.c): the
+ * prompt is tokenized, the model runs once over it (prefill) and then once per new token, with
+ * its key/value cache kept on the device when the model has one. */
+typedef struct {
+  int present;
+  int64_t max_new_tokens;       /* default 64 */
+  double temperature;           /* 0 = greedy (default) */
+  int64_t top_k;                /* 0 = every token */
+  double top_p;                 /* nucleus mass; 1 = every token (default) */
+  double repetition_penalty;    /* 1 = none (default); > 1 discourages tokens already present */
+  int64_t seed;                 /* -1 = a new seed each run (default) */
+  int n_stop;
+  char **stop;                  /* texts that end the generation (not included in the answer) */
+  char *eos;                    /* the end-of-text token; NULL = the tokenizer's */
+  int64_t max_context;          /* prompt + generated tokens at most; 0 = the model's limit or 2048 */
+  int line;
+} gpux__spec_generate;
+
 /* handler: custom pre/post-processing code run in a worker process (app/handler.c). */
 typedef enum { GPUX__HANDLER_PYTHON = 0, GPUX__HANDLER_NATIVE = 1 } gpux__handler_kind;
 
@@ -183,6 +201,7 @@ typedef struct gpux__spec {
   gpux__spec_runtime runtime;
   gpux__spec_serving serving;
   gpux__spec_handler handler;
+  gpux__spec_generate generate;
   gpux__arena arena;            /* every string and array above */
 } gpux__spec;
 

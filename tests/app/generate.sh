@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Text generation end to end (`generate:` in a GPUXfile, src/app/mode-generate.c) with the tiny
+# untrained decoder of examples/tiny-gpt (a KV cache in and out) and a cache-less GPT-2 of the
+# wild corpus: the generated token ids must be exactly those of the same loop run with ONNX
+# Runtime (tests/app/generate-ref.mjs) — greedy, with a repetition penalty, and sampled with a
+# seed through temperature, top-k and top-p — on the CPU and on WebGPU; the text streamed on
+# stdout is the JSON's text; stop texts, --max-new-tokens, building and running the image, and
+# one-line errors for GPUXfiles generation cannot use.
+#   tests/app/generate.sh GPUX
+source "$(dirname "$0")/lib.sh" "$1"
+need node python3
+ex=$root/examples/tiny-gpt
+ref() { node "$root/tests/app/generate-ref.mjs" "$@"; }
+field() { python3 -c "import json,sys; d=json.load(sys.stdin); v=d['$1']; print(json.dumps(v, separators=(',',':')) if not isinstance(v, str) else v)"; }
+
+# the prompt's ids as gpux's tokenizer makes them, for the reference
+prompt_ids=$("$gpux" run "$ex" --input "Hello" --max-new-tokens 1 --json | field prompt_ids | tr -d '[]')
+expect prompt-ids 0 '^72,101,[0-9]+' -- echo "$prompt_ids"
+
+# generate RUN_ARGS -> the generated ids
+gen() { "$gpux" run "$ex" --input "Hello" --json "$@" | field tokens; }
+want=$(ref "$ex/model.onnx" "$prompt_ids" 24 0 0 1 100 0)
+expect greedy-cpu 0 "^\\$want\$" -- gen --repetition-penalty 100 --backend cpu
+expect greedy-webgpu 0 "^\\$want\$" -- gen --repetition-penalty 100 --backend webgpu
+want=$(ref "$ex/model.onnx" "$prompt_ids" 24 3 40 0.9 100 5)
+expect sampled-topk-topp 0 "^\\$want\$" -- gen --temperature 3 --top-k 40 --top-p 0.9 --repetition-penalty 100 --seed 5
+want=$(ref "$ex/model.onnx" "$prompt_ids" 24 50 0 1 1 9)
+expect sampled-temperature 0 "^\\$want\$" -- gen --temperature 50 --repetition-penalty 1 --seed 9
+expect seed-repeats 0 "^\\$want\$" -- gen --temperature 50 --repetition-penalty 1 --seed 9
+expect max-new-tokens 0 '^3$' -- bash -c "'$gpux' run '$ex' --input Hello --max-new-tokens 3 --json | python3 -c \"import json,sys; print(json.load(sys.stdin)['generated_tokens'])\""
+
+# a model without a cache: the whole sequence each step
+mkdir -p "$tmp/nocache"
+tar xJf "$root/tests/models/wild.tar.xz" -C "$tmp" wild/gpt2-ts17/model.onnx
+cp "$tmp/wild/gpt2-ts17/model.onnx" "$ex/tokenizer.json" "$tmp/nocache/"
+printf 'model: ./model.onnx\npreprocessing:\n  tokenizer:\n    vocab: ./tokenizer.json\ngenerate:\n  max_new_tokens: 12\n  repetition_penalty: 100\n' > "$tmp/nocache/GPUXfile"
+want=$(ref "$tmp/nocache/model.onnx" "$prompt_ids" 12 0 0 1 100 0 nocache)
+expect nocache 0 "^\\$want\$" -- bash -c "'$gpux' run '$tmp/nocache' --input Hello --json | python3 -c \"import json,sys; print(json.dumps(json.load(sys.stdin)['tokens'], separators=(',',':')))\""
+
+# streamed text is the answer's text; a stop text ends it before the stop text
+json=$("$gpux" run "$ex" --input Hello --repetition-penalty 100 --json)
+text=$(field text <<<"$json")
+expect streamed 0 "^$(printf '%s' "$text" | python3 -c 'import re,sys; print(re.escape(sys.stdin.read()))')\$" -- "$gpux" run "$ex" --input Hello --repetition-penalty 100
+stop=$(python3 -c "import sys; t=sys.argv[1]; print(t[6:9])" "$text")
+before=$(python3 -c "import sys; t, s = sys.argv[1], sys.argv[2]; print(t[:t.index(s)])" "$text" "$stop")
+mkdir -p "$tmp/stop" && cp "$ex/model.onnx" "$ex/tokenizer.json" "$tmp/stop/"
+python3 - "$tmp/stop/GPUXfile" "$stop" <<'PY'
+import json, sys
+open(sys.argv[1], "w").write("model: ./model.onnx\npreprocessing:\n  tokenizer:\n    vocab: ./tokenizer.json\n"
+                             "generate:\n  repetition_penalty: 100\n  stop: [%s]\n" % json.dumps(sys.argv[2]))
+PY
+expect stop-text 0 '^ok$' -- bash -c "'$gpux' run '$tmp/stop' --input Hello --json | python3 -c \"
+import json,sys; d=json.load(sys.stdin); print('ok' if d['text'] == sys.argv[1] and d['finish_reason'] == 'stop' else d)\" '$before'"
+
+# build and run the image; the JSON says how fast and how much came back per token
+expect build 0 '^Built tiny-gpt' -- "$gpux" build -q "$ex"
+expect run-image 0 '"finish_reason":"length","time_to_first_token_ms":[0-9.]+,"tokens_per_second":[0-9.]+,"download_bytes_per_token":' -- "$gpux" run tiny-gpt --input "Once upon a time" --json
+
+# GPUXfiles generation cannot use, and bad settings
+mkdir -p "$tmp/bad" && cp "$ex/model.onnx" "$tmp/bad/"
+printf 'model: ./model.onnx\ngenerate:\n  max_new_tokens: 4\n' > "$tmp/bad/GPUXfile"
+expect_error no-tokenizer "GPUXfile:2: key 'generate': needs preprocessing.tokenizer" -- "$gpux" run "$tmp/bad" --input Hi
+printf 'model: ./model.onnx\npreprocessing:\n  tokenizer:\n    vocab: %s\ngenerate:\n  top_p: 2\n' "$ex/tokenizer.json" > "$tmp/bad/GPUXfile"
+expect_error bad-top-p "key 'generate.top_p': 2 is not in \(0, 1\]" -- "$gpux" run "$tmp/bad" --input Hi
+cp "$root/tests/models/wild.tar.xz" "$tmp/w.tar.xz" && tar xJf "$tmp/w.tar.xz" -C "$tmp" wild/cnn-ts17/model.onnx
+printf 'model: %s\npreprocessing:\n  tokenizer:\n    vocab: %s\ngenerate: {}\n' "$tmp/wild/cnn-ts17/model.onnx" "$ex/tokenizer.json" > "$tmp/bad/GPUXfile"
+expect_error not-a-decoder "key 'generate': generate: the model has no input 'input_ids'" -- "$gpux" run "$tmp/bad" --input Hi
+expect_error bad-temperature "--temperature: 'hot' is not a number" -- "$gpux" run "$ex" --input Hi --temperature hot
+finish
