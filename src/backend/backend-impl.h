@@ -29,6 +29,8 @@ struct gpux_device_tensor {
   const struct gpux__backend_i *backend;   /* NULL: a host value */
   void *dev;                              /* the backend's device (the value holds a reference) */
   void *buf;                              /* the backend's buffer */
+  uint64_t off;                           /* where the data starts in buf: 0, or inside a plan's
+                                             storage for a view a control-flow body reads */
   uint64_t bytes;
 };
 

@@ -2,7 +2,9 @@
  * 100 times keeps the state on the WebGPU device (no host transfer between the first upload and
  * the final read, counted by the session's statistics) and ends where the CPU does; the same API
  * on the CPU backend; a CPU fallback node in the middle reads a bound input over the host; a
- * device tensor given to a CPU session. Skips the WebGPU cases only when no WebGPU device exists. */
+ * device tensor given to a CPU session; control flow on the device: a Loop node's carried state
+ * and an If's branches move nothing to the host but the If's condition. Skips the WebGPU cases
+ * only when no WebGPU device exists. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -229,6 +231,173 @@ static void test_device_tensor_to_cpu_session(void **state) {
   gpux_model_free(m);
 }
 
+/* ---- control flow ---- */
+
+/* A node with its inputs and outputs named and its attributes already encoded in attrs. */
+static void node_with(pbw *g, const char *op, const char *const *ins, int n_in, const char *const *outs, int n_out, pbw *attrs) {
+  pbw n = {0};
+  for (int i = 0; i < n_in; i++) pbw_str(&n, 1, ins[i]);
+  for (int i = 0; i < n_out; i++) pbw_str(&n, 2, outs[i]);
+  pbw_str(&n, 3, outs[0]);
+  pbw_str(&n, 4, op);
+  if (attrs && attrs->len) pbw_bytes(&n, attrs->data, attrs->len);
+  if (attrs) free(attrs->data), memset(attrs, 0, sizeof *attrs);
+  pbw_msg(g, 1, &n);
+}
+
+static void attr_graph(pbw *attrs, const char *name, pbw *body) {
+  pbw a = {0};
+  pbw_str(&a, 1, name);
+  pbw_msg(&a, 6, body);
+  pbw_int(&a, 20, 5);
+  pbw_msg(attrs, 5, &a);
+}
+
+static gpux_model *load_model(pbw *g, const char *name) {
+  pbw m = {0};
+  pbw_model(&m, g);
+  gpux_model *out = NULL;
+  if (gpux_model_load_buffer(m.data, m.len, name, &out)) fail_msg("%s: %s", name, gpux_last_error());
+  free(m.data);
+  return out;
+}
+
+/* Y = Loop(2 iterations, X) with the body x * 0.5 + 1: two affine steps per run. */
+static gpux_model *loop_model(void) {
+  pbw g = {0}, b = {0}, attrs = {0};
+  int64_t xd[] = {1, N}, sd[] = {0}, two = 2;
+  float half = 0.5f, one = 1.0f;
+  pbw_node(&b, "Mul", "x_in", "half", "m");
+  pbw_node(&b, "Add", "m", "one", "x_out");
+  pbw_node(&b, "Identity", "c_in", NULL, "c_out");
+  pbw_str(&b, 2, "body");
+  pbw_tensor(&b, 5, "half", GPUX_DT_FLOAT, 0, sd, &half, sizeof half);
+  pbw_tensor(&b, 5, "one", GPUX_DT_FLOAT, 0, sd, &one, sizeof one);
+  pbw_value_info(&b, 11, "i", GPUX_DT_INT64, 0, sd, NULL);
+  pbw_value_info(&b, 11, "c_in", GPUX_DT_BOOL, 0, sd, NULL);
+  pbw_value_info(&b, 11, "x_in", GPUX_DT_FLOAT, 2, xd, NULL);
+  pbw_value_info(&b, 12, "c_out", GPUX_DT_BOOL, 0, sd, NULL);
+  pbw_value_info(&b, 12, "x_out", GPUX_DT_FLOAT, 2, xd, NULL);
+  attr_graph(&attrs, "body", &b);
+  node_with(&g, "Loop", (const char *[]){"M", "", "X"}, 3, (const char *[]){"Y"}, 1, &attrs);
+  pbw_str(&g, 2, "loop");
+  pbw_tensor(&g, 5, "M", GPUX_DT_INT64, 0, sd, &two, sizeof two);
+  pbw_value_info(&g, 11, "X", GPUX_DT_FLOAT, 2, xd, NULL);
+  pbw_value_info(&g, 12, "Y", GPUX_DT_FLOAT, 2, xd, NULL);
+  return load_model(&g, "loop.onnx");
+}
+
+/* The loop-carried state never leaves the device: STEPS affine steps in STEPS / 2 runs, bound
+ * from run to run, move nothing between host and device after the first run. */
+static void test_webgpu_loop_node_stays_on_device(void **state) {
+  (void)state;
+  gpux_model *m = loop_model();
+  gpux_session *s = webgpu_session(m);
+  gpux_tensor x;
+  initial_state(&x);
+  gpux_input in = {.tensor = &x};
+  gpux_output out = {.keep = 1};
+  if (gpux_session_run_values(s, &in, 1, &out, 1)) fail_msg("first run: %s", gpux_last_error());
+  gpux_tensor_free(&x);
+  gpux_run_stats first, last;
+  gpux_session_stats(s, &first);
+  gpux_device_tensor *v = out.device;
+  for (int run = 1; run < STEPS / 2; run++) {
+    gpux_input bound = {.device = v};
+    gpux_output next = {.keep = 1};
+    if (gpux_session_run_values(s, &bound, 1, &next, 1)) fail_msg("run %d: %s", run, gpux_last_error());
+    gpux_device_tensor_free(v);
+    v = next.device;
+  }
+  gpux_session_stats(s, &last);
+  assert_string_equal(gpux_session_node_device(s, 0, NULL), "webgpu");
+  assert_int_equal(first.downloads, 0);
+  assert_int_equal(last.uploads, first.uploads);
+  assert_int_equal(last.downloads, 0);
+  check_state(v, "webgpu");
+  gpux_device_tensor_free(v);
+  gpux_session_free(s);
+  gpux_model_free(m);
+}
+
+/* Y = If(sum(X) > 0, X - 1, X + 2): the condition is computed on the device from the data. */
+static gpux_model *if_model(void) {
+  pbw g = {0}, tb = {0}, eb = {0}, attrs = {0};
+  int64_t xd[] = {1, N}, sd[] = {0};
+  float zero = 0.0f, one = 1.0f, two = 2.0f;
+  pbw_node(&tb, "Sub", "X", "one", "t");
+  pbw_str(&tb, 2, "then");
+  pbw_tensor(&tb, 5, "one", GPUX_DT_FLOAT, 0, sd, &one, sizeof one);
+  pbw_value_info(&tb, 12, "t", GPUX_DT_FLOAT, 2, xd, NULL);
+  pbw_node(&eb, "Add", "X", "two", "e");
+  pbw_str(&eb, 2, "else");
+  pbw_tensor(&eb, 5, "two", GPUX_DT_FLOAT, 0, sd, &two, sizeof two);
+  pbw_value_info(&eb, 12, "e", GPUX_DT_FLOAT, 2, xd, NULL);
+  pbw keep = {0}, ka = {0};
+  pbw_str(&ka, 1, "keepdims");
+  pbw_int(&ka, 3, 0);
+  pbw_int(&ka, 20, 2);
+  pbw_msg(&keep, 5, &ka);
+  node_with(&g, "ReduceSum", (const char *[]){"X"}, 1, (const char *[]){"s"}, 1, &keep);
+  pbw_node(&g, "Greater", "s", "zero", "c");
+  attr_graph(&attrs, "then_branch", &tb);
+  attr_graph(&attrs, "else_branch", &eb);
+  node_with(&g, "If", (const char *[]){"c"}, 1, (const char *[]){"Y"}, 1, &attrs);
+  pbw_str(&g, 2, "gate");
+  pbw_tensor(&g, 5, "zero", GPUX_DT_FLOAT, 0, sd, &zero, sizeof zero);
+  pbw_value_info(&g, 11, "X", GPUX_DT_FLOAT, 2, xd, NULL);
+  pbw_value_info(&g, 12, "Y", GPUX_DT_FLOAT, 2, xd, NULL);
+  return load_model(&g, "gate.onnx");
+}
+
+/* A data-dependent If run STEPS times on its own output: the one-element condition is the only
+ * value read back per run (both branches are taken: integer data, exact sums), and the state
+ * ends where the same rule on the host puts it. */
+static void test_webgpu_if_reads_only_condition(void **state) {
+  (void)state;
+  gpux_model *m = if_model();
+  gpux_session *s = webgpu_session(m);
+  gpux_tensor x;
+  initial_state(&x);
+  float want[N];
+  memcpy(want, x.data, sizeof want);
+  int taken[2] = {0, 0};
+  for (int step = 0; step < STEPS; step++) {
+    float sum = 0;
+    for (int i = 0; i < N; i++) sum += want[i];
+    taken[sum > 0]++;
+    for (int i = 0; i < N; i++) want[i] += sum > 0 ? -1.0f : 2.0f;
+  }
+  assert_true(taken[0] > 0 && taken[1] > 0);
+  gpux_input in = {.tensor = &x};
+  gpux_output out = {.keep = 1};
+  if (gpux_session_run_values(s, &in, 1, &out, 1)) fail_msg("first run: %s", gpux_last_error());
+  gpux_tensor_free(&x);
+  gpux_run_stats first, last;
+  gpux_session_stats(s, &first);
+  gpux_device_tensor *v = out.device;
+  for (int run = 1; run < STEPS; run++) {
+    gpux_input bound = {.device = v};
+    gpux_output next = {.keep = 1};
+    if (gpux_session_run_values(s, &bound, 1, &next, 1)) fail_msg("run %d: %s", run, gpux_last_error());
+    gpux_device_tensor_free(v);
+    v = next.device;
+  }
+  gpux_session_stats(s, &last);
+  assert_string_equal(gpux_session_node_device(s, 2, NULL), "webgpu");
+  assert_int_equal(first.downloads, 1);
+  assert_int_equal(last.downloads, STEPS);
+  assert_int_equal(last.download_bytes, STEPS * 4);
+  assert_int_equal(last.uploads, first.uploads);
+  gpux_tensor y;
+  assert_int_equal(gpux_device_tensor_read(v, &y), 0);
+  assert_memory_equal(y.data, want, sizeof want);
+  gpux_tensor_free(&y);
+  gpux_device_tensor_free(v);
+  gpux_session_free(s);
+  gpux_model_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cpu_loop),
@@ -236,6 +405,8 @@ int main(void) {
     cmocka_unit_test(test_webgpu_keep_and_host),
     cmocka_unit_test(test_webgpu_loop_with_fallback),
     cmocka_unit_test(test_device_tensor_to_cpu_session),
+    cmocka_unit_test(test_webgpu_loop_node_stays_on_device),
+    cmocka_unit_test(test_webgpu_if_reads_only_condition),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

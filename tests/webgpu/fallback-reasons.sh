@@ -29,5 +29,11 @@ expect run-json-no-reason-on-gpu '"backend":"webgpu","timings"' "$out"
 # a node whose kernel declines its dtype names the dtype
 out=$("$gpux" verify --backend webgpu --no-fallback "$cases/test_cast_FLOAT_to_DOUBLE" 2>&1)
 expect verify-dtype-reason "SKIP test_cast_FLOAT_to_DOUBLE: 1 node on the CPU: Cast #0 (Cast float32 to float64" "$out"
+# a body node on the CPU: the control-flow node says which node of which body, and why
+out=$(GPUX_WEBGPU_CPU_OPS=Add "$gpux" verify --backend webgpu --no-fallback "$cases/test_scan9_sum" 2>&1)
+expect verify-body-reason "SKIP test_scan9_sum: 1 node on the CPU: Scan #0 (body: Add making 'sum_out': Add is on GPUX_WEBGPU_CPU_OPS)" "$out"
+# a body that cannot be planned sends the graph to the CPU, naming the control-flow node first
+out=$("$gpux" verify --backend webgpu --no-fallback "$cases/test_scan_sum" 2>&1)
+expect verify-control-flow-reason "SKIP test_scan_sum: 1 node on the CPU: Scan #0 (Scan before opset 9" "$out"
 [ "$fails" = 0 ] || { echo "fallback-reasons: $fails failed"; exit 1; }
 echo "fallback-reasons: all passed"

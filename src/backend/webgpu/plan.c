@@ -19,9 +19,10 @@
 
 #define WG_MAX_BIND 16
 #define WG_TIME_INF 0x7fffffff
+#define WG_MAX_ITER_PLANS 64
 
 enum { V_ABSENT = 0, V_CONST, V_HOST, V_GPU };
-enum { P_NONE = 0, P_GPU, P_CPU, P_CONST };
+enum { P_NONE = 0, P_GPU, P_CPU, P_CONST, P_CTRL }; /* CTRL: If/Loop/Scan, bodies planned on their own */
 
 typedef struct wg_obj {          /* a piece of GPU storage: a value, or a node's scratch */
   uint64_t bytes;
@@ -75,8 +76,11 @@ typedef struct wg_seg {
   uint64_t staging_bytes;
 } wg_seg;
 
+struct wg_ctrl;
+
 typedef struct wg_nodeinfo {
   int place;                     /* P_* */
+  struct wg_ctrl *ctrl;          /* P_CTRL: the bodies' plans */
   char why[200];
   int first_disp, n_disp;        /* in plan->disp */
   int *objs, n_objs;             /* storage the node's dispatches touch (values and scratch) */
@@ -86,6 +90,12 @@ struct wg_plan {
   unsigned char *key;
   size_t key_len;
   const gpux__graph *g;
+  const int *in_ids;             /* values bound to the run's inputs, in order: the graph's inputs;
+                                    for a body, its inputs and then the values it captures */
+  int n_in_ids;
+  int *own_ids;                  /* in_ids when the plan made them */
+  int body;                      /* a control-flow body: an input given with data is a constant */
+  uint64_t *want;                /* while planning the main graph: model inputs to key and plan again */
   wg_device *dev;
   int nv;
   wg_val *vals;                  /* [nv] */
@@ -113,6 +123,26 @@ struct wg_plan {
   const unsigned char *supported; /* [n_nodes] nodes the runtime placed here, or NULL */
 };
 typedef struct wg_plan wg_plan;
+
+enum { CTRL_IF = 1, CTRL_LOOP, CTRL_SCAN };
+
+/* A control-flow node: each body is a plan of its own whose inputs are bound, per run, to views
+ * of this plan's storage (values stay on the device), and whose results are copied back into it.
+ * Only a condition or trip count is read to the host. */
+typedef struct wg_ctrl {
+  int kind;                      /* CTRL_* */
+  wg_plan *sub[2];               /* If: then, else (NULL: the branch planning did not take);
+                                    Loop, Scan: the body in sub[0] */
+  int fixed;                     /* If: the branch chosen while planning (0 then, 1 else), -1: read
+                                    the condition each run */
+  int *cap, n_cap;               /* this plan's values that the bodies capture */
+  int n_state, n_scan_out;       /* Loop: carried values; Scan: state values; scan outputs */
+  int64_t iters;                 /* Scan; Loop with scan outputs: the iteration count */
+  wg_plan **per_iter;            /* Loop whose body's shapes follow the iteration number (a known
+                                    trip count of at most WG_MAX_ITER_PLANS): a plan per iteration */
+  int n_per_iter;
+  unsigned char *rev_in, *rev_out; /* Scan: scan inputs/outputs walked in reverse */
+} wg_ctrl;
 
 struct wg_build {
   wg_plan *p;
@@ -359,6 +389,8 @@ static void plan_free_gpu(wg_plan *p) {
     if (p->segs[s].staging) { d->f.wgpuBufferDestroy(p->segs[s].staging); d->f.wgpuBufferRelease(p->segs[s].staging); }
 }
 
+static void ctrl_free(struct wg_ctrl *c);
+
 void gpux__wg_plan_free(wg_plan *p) {
   if (!p) return;
   plan_free_gpu(p);
@@ -366,7 +398,11 @@ void gpux__wg_plan_free(wg_plan *p) {
     for (int v = 0; v < p->nv; v++)
       if (p->vals[v].owns) gpux_tensor_free(&p->vals[v].t);
   if (p->nodes)
-    for (int i = 0; i < p->g->n_nodes; i++) free(p->nodes[i].objs);
+    for (int i = 0; i < p->g->n_nodes; i++) {
+      free(p->nodes[i].objs);
+      ctrl_free(p->nodes[i].ctrl);
+    }
+  free(p->own_ids);
   for (int s = 0; s < p->n_segs; s++) {
     free(p->segs[s].uploads);
     free(p->segs[s].downloads);
@@ -518,7 +554,8 @@ static int commit_node(wg_plan *p, wg_build *b) {
 int gpux__wg_supports(const gpux__node *n, char *why, size_t why_len) {
   char tmp[8];
   if (!why) why = tmp, why_len = sizeof tmp;
-  if (!gpux__wg_op_find(n->domain, n->op_type)) {
+  int ctrl = !n->domain[0] && (!strcmp(n->op_type, "If") || !strcmp(n->op_type, "Loop") || !strcmp(n->op_type, "Scan"));
+  if (!ctrl && !gpux__wg_op_find(n->domain, n->op_type)) {
     snprintf(why, why_len, "no WGSL kernel for %s", n->op_type);
     return 0;
   }
@@ -592,12 +629,32 @@ static int add_int(int **arr, int *n, int v) {
   return 0;
 }
 
+/* Whether node i, placed on the host or a control-flow node, reads input j on the host (a
+ * control-flow node reads only its condition and trip count there). */
+static int needs_host(const wg_plan *p, int i, int j) {
+  const wg_ctrl *c = p->nodes[i].ctrl;
+  if (p->nodes[i].place != P_CTRL) return 1;
+  return (c->kind == CTRL_IF && j == 0) || (c->kind == CTRL_LOOP && j < 2);
+}
+
+static int host_like(const wg_plan *p, int i) { return p->nodes[i].place == P_CPU || p->nodes[i].place == P_CTRL; }
+
+/* How many times node i reads value v: as an input, or captured by a body. */
+static int node_reads(const wg_plan *p, int i, int v) {
+  const gpux__node *n = &p->g->nodes[i];
+  int k = 0;
+  for (int j = 0; j < n->n_in; j++) k += n->in[j] == v;
+  const wg_ctrl *c = p->nodes[i].ctrl;
+  for (int j = 0; c && j < c->n_cap; j++) k += c->cap[j] == v;
+  return k;
+}
+
 /* A host node is "blocked" while one of its inputs is GPU data not yet scheduled for read-back. */
 static int host_blocked(const wg_plan *p, int i, const unsigned char *host_avail) {
   const gpux__node *n = &p->g->nodes[i];
   for (int j = 0; j < n->n_in; j++) {
     int v = n->in[j];
-    if (v >= 0 && p->vals[v].state == V_GPU && !host_avail[v]) return 1;
+    if (v >= 0 && p->vals[v].state == V_GPU && !host_avail[v] && needs_host(p, i, j)) return 1;
   }
   return 0;
 }
@@ -613,8 +670,9 @@ static int plan_order(wg_plan *p) {
   if (!pending || !done || !host_avail || !seg_of_node || !p->steps) { rc = GPUX_E_NOMEM; goto out; }
   for (int i = 0; i < nn; i++) {
     const gpux__node *n = &g->nodes[i];
-    for (int j = 0; j < n->n_in; j++) {
-      int v = n->in[j];
+    const wg_ctrl *c = p->nodes[i].ctrl;
+    for (int j = 0; j < n->n_in + (c ? c->n_cap : 0); j++) {
+      int v = j < n->n_in ? n->in[j] : c->cap[j - n->n_in];
       if (v >= 0 && p->vals[v].producer >= 0 && p->nodes[p->vals[v].producer].place != P_CONST) pending[i]++;
     }
   }
@@ -625,7 +683,7 @@ static int plan_order(wg_plan *p) {
     /* pick: a runnable host node, else a GPU node, else release blocked host nodes */
     int pick = -1, pick_gpu = 0, any_blocked = 0;
     for (int i = 0; i < nn && pick < 0; i++) {
-      if (done[i] || pending[i] || p->nodes[i].place != P_CPU) continue;
+      if (done[i] || pending[i] || !host_like(p, i)) continue;
       if (host_blocked(p, i, host_avail)) any_blocked = 1;
       else pick = i;
     }
@@ -635,11 +693,11 @@ static int plan_order(wg_plan *p) {
     if (pick < 0 && any_blocked) {
       /* read back what the blocked nodes need, at the end of the segments that produce it */
       for (int i = 0; i < nn; i++) {
-        if (done[i] || pending[i] || p->nodes[i].place != P_CPU) continue;
+        if (done[i] || pending[i] || !host_like(p, i)) continue;
         const gpux__node *n = &g->nodes[i];
         for (int j = 0; j < n->n_in; j++) {
           int v = n->in[j];
-          if (v < 0 || p->vals[v].state != V_GPU || host_avail[v]) continue;
+          if (v < 0 || p->vals[v].state != V_GPU || host_avail[v] || !needs_host(p, i, j)) continue;
           int prod = p->vals[v].producer, s = seg_of_node[prod];
           p->vals[v].download_seg = s;
           if ((rc = add_int(&p->segs[s].downloads, &p->segs[s].n_downloads, v))) goto out;
@@ -684,18 +742,15 @@ static int plan_order(wg_plan *p) {
       int v = n->out[j];
       if (v < 0) continue;
       if (!pick_gpu) host_avail[v] = 1;
-      for (int i = 0; i < nn; i++) {
-        if (done[i]) continue;
-        const gpux__node *c = &g->nodes[i];
-        for (int q = 0; q < c->n_in; q++)
-          if (c->in[q] == v) pending[i]--;
-      }
+      for (int i = 0; i < nn; i++)
+        if (!done[i]) pending[i] -= node_reads(p, i, v);
     }
   }
   /* GPU results the caller asked for are read back at the end of their segment */
   for (int o = 0; o < g->n_outputs; o++) {
     int v = g->outputs[o];
     if (p->vals[v].state != V_GPU || p->vals[v].download_seg >= 0) continue;
+    if (p->nodes[p->vals[v].producer].place == P_CTRL) continue; /* read after the body runs */
     int s = seg_of_node[p->vals[v].producer];
     p->vals[v].download_seg = s;
     if ((rc = add_int(&p->segs[s].downloads, &p->segs[s].n_downloads, v))) goto out;
@@ -745,7 +800,7 @@ static int plan_memory(wg_plan *p) {
   /* liveness from the order: step s runs at time 2s+1; uploads at 2*first, read-backs at 2*last+2 */
   for (int s = 0; s < p->n_steps; s++) {
     const wg_step *st = &p->steps[s];
-    if (!st->gpu) continue;
+    if (!st->gpu && p->nodes[st->node].place != P_CTRL) continue; /* control flow: inputs, captures, outputs */
     const wg_nodeinfo *ni = &p->nodes[st->node];
     for (int o = 0; o < ni->n_objs; o++) use_obj(p, ni->objs[o], 2 * s + 1);
   }
@@ -946,30 +1001,46 @@ static uint64_t plan_bytes(const wg_plan *p) {
   return total;
 }
 
+/* "Op 'name'" as reasons name nodes; a node without a name by what it makes (its index here is
+ * not the model's: the runtime's rewrite renumbers nodes). */
+static const char *node_label(const gpux__graph *g, int i, char *buf, size_t len) {
+  const gpux__node *n = &g->nodes[i];
+  if (n->name && n->name[0]) snprintf(buf, len, "%s '%s'", n->op_type, n->name);
+  else if (n->n_out > 0 && n->out[0] >= 0) snprintf(buf, len, "%s making '%s'", n->op_type, g->values[n->out[0]].name);
+  else snprintf(buf, len, "%s", n->op_type);
+  return buf;
+}
+
 /* The whole graph goes to the CPU executor because of node i (which gets `fmt` as its reason). */
 static void decline_at(wg_plan *p, int i, const char *fmt, ...) {
-  const gpux__node *n = &p->g->nodes[i];
+  char label[160];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(p->node_why, sizeof p->node_why, fmt, ap);
   va_end(ap);
   p->declined = 1;
   p->declined_node = i;
-  snprintf(p->why, sizeof p->why, "the graph runs on the CPU because of %s '%s'", n->op_type, n->name ? n->name : "");
+  snprintf(p->why, sizeof p->why, "the graph runs on the CPU because of %s", node_label(p->g, i, label, sizeof label));
 }
 
-int gpux__wg_plan_create(wg_device *dev, const gpux__graph *g, const gpux__host *host, const unsigned char *supported,
-                         const gpux_tensor *inputs, int n_inputs, uint64_t extra, uint64_t budget, gpux_run_stats *stats, uint64_t *want, unsigned char *key, size_t key_len,
-                         wg_plan **out) {
+static int plan_control(wg_plan *p, int i);
+
+/* Plans graph g for these inputs (bound to the values in_ids). A body plan (body = 1) takes an
+ * input given with data as a constant; the main graph keys small integer inputs instead. */
+static int plan_build(wg_device *dev, const gpux__graph *g, const gpux__host *host, const unsigned char *supported,
+                      const int *in_ids, int n_ids, int body, const gpux_tensor *inputs, int n_inputs, uint64_t extra,
+                      uint64_t budget, gpux_run_stats *stats, uint64_t *want, wg_plan **out) {
   *want = 0;
   *out = NULL;
   wg_plan *p = gpux__calloc(1, sizeof *p);
   if (!p) return GPUX_E_NOMEM;
+  p->want = body ? NULL : want;
   p->stats = stats;
   p->host = host;
   p->supported = supported;
-  p->key = key;
-  p->key_len = key_len;
+  p->in_ids = in_ids;
+  p->n_in_ids = n_ids;
+  p->body = body;
   p->g = g;
   p->dev = dev;
   p->declined_node = -1;
@@ -988,8 +1059,8 @@ int gpux__wg_plan_create(wg_device *dev, const gpux__graph *g, const gpux__host 
       p->vals[v].state = V_CONST;
     }
   }
-  for (int i = 0; i < g->n_inputs; i++) {
-    int v = g->inputs[i];
+  for (int i = 0; i < n_ids; i++) {
+    int v = in_ids[i];
     wg_val *val = &p->vals[v];
     if (i >= n_inputs || inputs[i].kind == GPUX_KIND_NONE) { val->state = V_ABSENT; continue; }
     const gpux_tensor *t = &inputs[i];
@@ -999,7 +1070,7 @@ int gpux__wg_plan_create(wg_device *dev, const gpux__graph *g, const gpux__host 
       *out = p;
       return 0;
     }
-    if (gpux__wg_keyed_input(t, i, extra)) {
+    if (body ? t->data != NULL : gpux__wg_keyed_input(t, i, extra)) {
       if ((rc = gpux_tensor_copy(&val->t, t))) goto fail;
       val->owns = 1;
       val->keyed = 1;
@@ -1015,15 +1086,18 @@ int gpux__wg_plan_create(wg_device *dev, const gpux__graph *g, const gpux__host 
   for (int i = 0; i < g->n_nodes; i++) {
     const gpux__node *n = &g->nodes[i];
     if (has_subgraph(n)) {
-      decline_at(p, i, "control flow (a nested graph)");
-      *out = p;
-      return 0;
+      if ((rc = plan_control(p, i))) goto fail;
+      if (p->declined) {
+        *out = p;
+        return 0;
+      }
+      continue;
     }
     if ((rc = plan_shapes(p, i))) {
       /* small float model inputs read by this node may decide shapes: ask to key them */
       for (int j = 1; j < n->n_in; j++) {
         int v = n->in[j];
-        if (v < 0 || !g->values[v].is_graph_input || p->vals[v].state != V_HOST) continue;
+        if (v < 0 || !g->values[v].is_graph_input || p->vals[v].state != V_HOST || body) continue;
         for (int q = 0; q < g->n_inputs && q < 64 && q < n_inputs; q++)
           if (g->inputs[q] == v && inputs[q].kind == GPUX_KIND_TENSOR && gpux_tensor_count(&inputs[q]) <= 64 &&
               !(extra >> q & 1))
@@ -1043,13 +1117,19 @@ int gpux__wg_plan_create(wg_device *dev, const gpux__graph *g, const gpux__host 
   }
   for (int i = 0; i < g->n_nodes; i++) {
     const gpux__node *n = &g->nodes[i];
-    if (p->nodes[i].place != P_CPU) continue;
+    if (!host_like(p, i)) continue;
     for (int j = 0; j < n->n_in; j++)
-      if (n->in[j] >= 0) p->vals[n->in[j]].host_read = 1;
+      if (n->in[j] >= 0 && needs_host(p, i, j)) p->vals[n->in[j]].host_read = 1;
   }
   if ((rc = plan_order(p))) goto fail;
   if ((rc = plan_memory(p))) goto fail;
   p->bytes = plan_bytes(p);
+  for (int i = 0; i < g->n_nodes; i++) { /* the bodies' plans */
+    const wg_ctrl *c = p->nodes[i].ctrl;
+    for (int b = 0; c && b < 2; b++)
+      if (c->sub[b]) p->bytes += c->sub[b]->bytes;
+    for (int k = 0; c && k < c->n_per_iter; k++) p->bytes += c->per_iter[k]->bytes;
+  }
   if (budget && p->bytes > budget) {
     char need[32], have[32];
     rc = gpux__error(GPUX_E_DEVICE, "model needs %s of device memory, the gpu_memory limit allows %s",
@@ -1069,9 +1149,438 @@ int gpux__wg_plan_create(wg_device *dev, const gpux__graph *g, const gpux__host 
   *out = p;
   return 0;
 fail:
-  p->key = NULL; /* the caller keeps the key on failure */
   gpux__wg_plan_free(p);
   return rc;
+}
+
+int gpux__wg_plan_create(wg_device *dev, const gpux__graph *g, const gpux__host *host, const unsigned char *supported,
+                         const gpux_tensor *inputs, int n_inputs, uint64_t extra, uint64_t budget, gpux_run_stats *stats,
+                         uint64_t *want, unsigned char *key, size_t key_len, wg_plan **out) {
+  int rc = plan_build(dev, g, host, supported, g->inputs, g->n_inputs, 0, inputs, n_inputs, extra, budget, stats, want, out);
+  if (!rc) {
+    (*out)->key = key; /* the caller keeps the key on failure */
+    (*out)->key_len = key_len;
+  }
+  return rc;
+}
+
+/* ---- control flow: planning ---- */
+
+static void ctrl_free(wg_ctrl *c) {
+  if (!c) return;
+  gpux__wg_plan_free(c->sub[0]);
+  gpux__wg_plan_free(c->sub[1]);
+  for (int k = 0; k < c->n_per_iter; k++) gpux__wg_plan_free(c->per_iter[k]);
+  free(c->per_iter);
+  free(c->cap);
+  free(c->rev_in);
+  free(c->rev_out);
+  free(c);
+}
+
+static int scalar_true(const gpux_tensor *t) {
+  return t && t->kind == GPUX_KIND_TENSOR && t->data && gpux_tensor_count(t) > 0 && gpux__load_f64(t->dtype, t->data, 0) != 0;
+}
+
+/* t's dtype and shape without its data (what a body is planned with for a value known per run). */
+static gpux_tensor meta_of(const gpux_tensor *t) {
+  gpux_tensor m = *t;
+  m.data = NULL;
+  m.owns_data = 0;
+  m.items = NULL;
+  return m;
+}
+
+static int same_shape(const gpux_tensor *a, const gpux_tensor *b) {
+  if (a->kind != b->kind || a->dtype != b->dtype || a->ndim != b->ndim) return 0;
+  for (int d = 0; d < a->ndim; d++)
+    if (a->dims[d] != b->dims[d]) return 0;
+  return 1;
+}
+
+/* Plans body b of node i: its inputs are `first` (b->n_inputs of them), then the values it
+ * captures from this plan (constants with their data, the rest by dtype and shape). When the body
+ * cannot be planned, the whole graph is declined because of node i (*out NULL, 0 returned). */
+static int plan_body(wg_plan *p, int i, const gpux__graph *b, const char *what, const gpux_tensor *first, wg_plan **out) {
+  *out = NULL;
+  const gpux__node *n = &p->g->nodes[i];
+  int n_ids = b->n_inputs;
+  for (int v = 0; v < b->n_values; v++) n_ids += b->values[v].outer >= 0;
+  int *ids = gpux__calloc((size_t)n_ids + 1, sizeof *ids);
+  gpux_tensor *ins = gpux__calloc((size_t)n_ids + 1, sizeof *ins);
+  wg_ctrl *c = p->nodes[i].ctrl;
+  int *cap = gpux__realloc(c->cap, (size_t)(c->n_cap + n_ids + 1) * sizeof *cap);
+  if (cap) c->cap = cap;
+  if (!ids || !ins || !cap) {
+    free(ids);
+    free(ins);
+    return GPUX_E_NOMEM;
+  }
+  int k = 0;
+  for (; k < b->n_inputs; k++) ids[k] = b->inputs[k], ins[k] = first[k];
+  for (int v = 0; v < b->n_values; v++) {
+    int pv = b->values[v].outer;
+    if (pv < 0) continue;
+    ids[k] = v;
+    const wg_val *pval = &p->vals[pv];
+    if (pval->state == V_ABSENT) ins[k].kind = GPUX_KIND_NONE;
+    else ins[k] = pval->state == V_CONST ? pval->t : meta_of(&pval->t);
+    k++;
+    int seen = 0;
+    for (int q = 0; q < c->n_cap; q++) seen |= c->cap[q] == pv;
+    if (!seen) c->cap[c->n_cap++] = pv;
+  }
+  uint64_t want;
+  wg_plan *sp = NULL;
+  int rc = plan_build(p->dev, b, p->host, NULL, ids, n_ids, 1, ins, n_ids, 0, 0, p->stats, &want, &sp);
+  free(ins);
+  if (rc) {
+    free(ids);
+    return rc;
+  }
+  sp->own_ids = ids;
+  if (sp->declined) {
+    if (sp->declined_node >= 0) {
+      char label[160];
+      decline_at(p, i, "%s: %s: %s", what, node_label(b, sp->declined_node, label, sizeof label), sp->node_why);
+    } else {
+      decline_at(p, i, "%s: %s", what, sp->why);
+    }
+    gpux__wg_plan_free(sp);
+    return 0;
+  }
+  /* a body node on the CPU: the control-flow node is reported there */
+  for (int q = 0; q < b->n_nodes && !p->nodes[i].why[0]; q++) {
+    const wg_nodeinfo *ni = &sp->nodes[q];
+    if (ni->place == P_CPU || (ni->place == P_CTRL && ni->why[0]))
+    {
+      char label[160];
+      snprintf(p->nodes[i].why, sizeof p->nodes[i].why, "%s: %s: %s", what, node_label(b, q, label, sizeof label), ni->why);
+    }
+  }
+  (void)n;
+  *out = sp;
+  return 0;
+}
+
+/* Output j of node i: t's dtype and shape, or t itself when `constant` (a body computed it
+ * while planning). */
+static int set_out(wg_plan *p, int i, int j, const gpux_tensor *t, int constant) {
+  int v = p->g->nodes[i].out[j];
+  if (v < 0) return 0;
+  wg_val *val = &p->vals[v];
+  val->producer = i;
+  if (constant) {
+    int rc = gpux_tensor_copy(&val->t, t);
+    if (rc) return rc;
+    val->owns = 1;
+    val->state = V_CONST;
+    return 0;
+  }
+  val->t = meta_of(t);
+  val->state = V_HOST; /* V_GPU once placed */
+  return 0;
+}
+
+static int plan_if(wg_plan *p, int i, wg_ctrl *c) {
+  const gpux__node *n = &p->g->nodes[i];
+  const gpux__attr *a[2] = {gpux__node_attr(n, "then_branch"), gpux__node_attr(n, "else_branch")};
+  static const char *const names[2] = {"then_branch", "else_branch"};
+  if (!a[0] || !a[0]->g || !a[1] || !a[1]->g || n->n_in < 1 || n->in[0] < 0)
+    return gpux__error(GPUX_E_MODEL, "node '%s' (If): a condition and then_branch/else_branch are required", n->name);
+  const wg_val *cond = &p->vals[n->in[0]];
+  if (cond->state == V_CONST) c->fixed = scalar_true(&cond->t) ? 0 : 1; /* a constant or shape-derived condition */
+  for (int b = 0; b < 2; b++) {
+    if (c->fixed >= 0 && c->fixed != b) continue;
+    if (a[b]->g->n_outputs != n->n_out)
+      return gpux__error(GPUX_E_MODEL, "node '%s' (If): %s has %d outputs, the node %d", n->name, names[b],
+                         a[b]->g->n_outputs, n->n_out);
+    int rc = plan_body(p, i, a[b]->g, names[b], NULL, &c->sub[b]);
+    if (rc || p->declined) return rc;
+  }
+  int b0 = c->fixed >= 0 ? c->fixed : 0;
+  for (int j = 0; j < n->n_out; j++) {
+    const wg_val *r0 = &c->sub[b0]->vals[a[b0]->g->outputs[j]];
+    if (r0->state == V_ABSENT || r0->t.kind != GPUX_KIND_TENSOR) {
+      decline_at(p, i, "%s: output %d is not a tensor", names[b0], j);
+      return 0;
+    }
+    if (c->fixed < 0 && !same_shape(&r0->t, &c->sub[1]->vals[a[1]->g->outputs[j]].t)) {
+      char s0[96], s1[96];
+      decline_at(p, i, "its branches give output %d as %s and %s", j, gpux_tensor_describe(&r0->t, s0, sizeof s0),
+                 gpux_tensor_describe(&c->sub[1]->vals[a[1]->g->outputs[j]].t, s1, sizeof s1));
+      return 0;
+    }
+    int rc = set_out(p, i, j, &r0->t, c->fixed >= 0 && r0->state == V_CONST);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+/* Asks to key (and plan again with) the small model inputs that value v is computed from. */
+static void want_inputs_of(wg_plan *p, int v) {
+  const gpux__graph *g = p->g;
+  if (!p->want || v < 0) return;
+  unsigned char *seen = gpux__calloc((size_t)p->nv + 1, 1);
+  int *stack = gpux__calloc((size_t)p->nv + 1, sizeof *stack), top = 0;
+  if (seen && stack) stack[top++] = v, seen[v] = 1;
+  while (top > 0) {
+    int u = stack[--top], prod = p->vals[u].producer;
+    for (int q = 0; g->values[u].is_graph_input && q < g->n_inputs && q < 64; q++)
+      if (g->inputs[q] == u && p->vals[u].state == V_HOST && gpux_tensor_count(&p->vals[u].t) <= 64)
+        *p->want |= (uint64_t)1 << q;
+    for (int j = 0; prod >= 0 && j < g->nodes[prod].n_in; j++) {
+      int w = g->nodes[prod].in[j];
+      if (w >= 0 && !seen[w]) seen[w] = 1, stack[top++] = w;
+    }
+  }
+  free(seen);
+  free(stack);
+}
+
+/* The body of Loop node i could not be planned with the iteration number unknown (it decides a
+ * shape, as a Slice at the iteration does): one plan per iteration, each knowing its number. On
+ * success the node is no longer declined. */
+static int plan_per_iteration(wg_plan *p, int i, wg_ctrl *c, const gpux__graph *b, gpux_tensor *first, int64_t trips) {
+  char why[300], node_why[300];
+  int declined_node = p->declined_node;
+  snprintf(why, sizeof why, "%s", p->why);
+  snprintf(node_why, sizeof node_why, "%s", p->node_why);
+  if (!(c->per_iter = gpux__calloc((size_t)trips, sizeof *c->per_iter))) return GPUX_E_NOMEM;
+  p->declined = 0;
+  for (int64_t it = 0; it < trips && !p->declined; it++) {
+    first[0].data = &it; /* copied by the plan */
+    int rc = plan_body(p, i, b, "body", first, &c->per_iter[it]);
+    first[0].data = NULL;
+    if (rc) return rc;
+    if (!p->declined) c->n_per_iter++;
+  }
+  if (p->declined) { /* the first reason is the one to give */
+    p->declined_node = declined_node;
+    snprintf(p->why, sizeof p->why, "%s", why);
+    snprintf(p->node_why, sizeof p->node_why, "%s", node_why);
+  }
+  return 0;
+}
+
+static int plan_loop(wg_plan *p, int i, wg_ctrl *c) {
+  const gpux__node *n = &p->g->nodes[i];
+  const gpux__attr *a = gpux__node_attr(n, "body");
+  if (!a || !a->g) return gpux__error(GPUX_E_MODEL, "node '%s' (Loop): no body", n->name);
+  const gpux__graph *b = a->g;
+  int n_carried = n->n_in > 2 ? n->n_in - 2 : 0, n_scan = b->n_outputs - 1 - n_carried;
+  if (b->n_inputs != n_carried + 2 || n_scan < 0 || n->n_out != n_carried + n_scan)
+    return gpux__error(GPUX_E_MODEL, "node '%s' (Loop): the body takes %d inputs and gives %d outputs for %d loop-carried values",
+                       n->name, b->n_inputs, b->n_outputs, n_carried);
+  c->n_state = n_carried;
+  c->n_scan_out = n_scan;
+  int mv = n->n_in > 0 ? n->in[0] : -1, cv = n->n_in > 1 ? n->in[1] : -1;
+  int has_m = mv >= 0 && p->vals[mv].state != V_ABSENT, has_cond = cv >= 0 && p->vals[cv].state != V_ABSENT;
+  int64_t trips = -1; /* -1: known per run */
+  if (!has_m) trips = INT64_MAX;
+  else if (p->vals[mv].state == V_CONST && p->vals[mv].t.data && gpux_tensor_count(&p->vals[mv].t) > 0)
+    trips = gpux__load_i64(p->vals[mv].t.dtype, p->vals[mv].t.data, 0);
+  int cond0 = !has_cond ? 1 : p->vals[cv].state == V_CONST ? scalar_true(&p->vals[cv].t) : -1;
+  static const uint8_t yes = 1;
+  gpux_tensor *first = gpux__calloc((size_t)n_carried + 3, sizeof *first);
+  if (!first) return GPUX_E_NOMEM;
+  first[0] = (gpux_tensor){.kind = GPUX_KIND_TENSOR, .dtype = GPUX_DT_INT64, .nbytes = 8}; /* the iteration: per run */
+  first[1] = (gpux_tensor){.kind = GPUX_KIND_TENSOR, .dtype = GPUX_DT_BOOL, .nbytes = 1};
+  if (cond0 == 1) first[1].data = (void *)&yes; /* true on entry, and on every later entry */
+  int rc = 0;
+  for (int k = 0; k < n_carried; k++) {
+    const wg_val *iv = &p->vals[n->in[2 + k]];
+    if (n->in[2 + k] < 0 || iv->state == V_ABSENT || iv->t.kind != GPUX_KIND_TENSOR) {
+      decline_at(p, i, "loop-carried value %d is not a tensor", k);
+      goto out;
+    }
+    first[2 + k] = meta_of(&iv->t);
+  }
+  if ((rc = plan_body(p, i, b, "body", first, &c->sub[0]))) goto out;
+  if (p->declined && trips >= 1 && trips <= WG_MAX_ITER_PLANS && (rc = plan_per_iteration(p, i, c, b, first, trips))) goto out;
+  if (p->declined) goto out;
+  const wg_plan *sp = c->sub[0] ? c->sub[0] : c->per_iter[0];
+  for (int q = 0; q < (c->n_per_iter ? c->n_per_iter : 1); q++)
+    for (int k = 0; k < n_carried; k++) {
+      const gpux_tensor *o = &(c->n_per_iter ? c->per_iter[q] : sp)->vals[b->outputs[1 + k]].t;
+      if (same_shape(o, &first[2 + k])) continue;
+      char s0[96], s1[96];
+      decline_at(p, i, "loop-carried value %d goes from %s to %s", k, gpux_tensor_describe(&first[2 + k], s0, sizeof s0),
+                 gpux_tensor_describe(o, s1, sizeof s1));
+      goto out;
+    }
+  for (int k = 0; k < n_carried; k++)
+    if ((rc = set_out(p, i, k, &first[2 + k], 0))) goto out;
+  if (n_scan) { /* stacked per iteration: the count must be known while planning */
+    int body_cond = 1;
+    for (int q = 0; q < (c->n_per_iter ? c->n_per_iter : 1); q++) {
+      const wg_val *co = &(c->n_per_iter ? c->per_iter[q] : sp)->vals[b->outputs[0]];
+      int bc = co->state == V_CONST ? scalar_true(&co->t) : -1;
+      if (bc != 1) body_cond = bc < 0 || body_cond < 0 ? -1 : 0;
+    }
+    int64_t iters = -1;
+    if (cond0 == 0 || trips == 0) iters = 0;
+    else if (trips >= 0 && trips != INT64_MAX && cond0 == 1 && body_cond >= 0) iters = body_cond ? trips : 1;
+    if (iters < 0 || iters > ((int64_t)1 << 24)) {
+      if (has_m && trips < 0) want_inputs_of(p, mv); /* a count from small float inputs: key them */
+      decline_at(p, i, "scan outputs of a loop whose iteration count depends on data");
+      goto out;
+    }
+    c->iters = iters;
+    for (int s = 0; s < n_scan; s++) {
+      const gpux_tensor *o = &sp->vals[b->outputs[1 + n_carried + s]].t;
+      if (o->kind != GPUX_KIND_TENSOR || o->ndim + 1 > GPUX_MAX_DIMS) {
+        decline_at(p, i, "scan output %d is not a tensor", s);
+        goto out;
+      }
+      gpux_tensor st = meta_of(o);
+      st.ndim = o->ndim + 1;
+      st.dims[0] = iters;
+      for (int d = 0; d < o->ndim; d++) st.dims[d + 1] = o->dims[d];
+      if ((rc = set_out(p, i, n_carried + s, &st, 0))) goto out;
+    }
+  }
+out:
+  free(first);
+  return rc;
+}
+
+/* Scan (opset 9+) along axis 0 of its scan inputs and outputs, either direction. */
+static int plan_scan(wg_plan *p, int i, wg_ctrl *c) {
+  const gpux__node *n = &p->g->nodes[i];
+  const gpux__attr *a = gpux__node_attr(n, "body"), *ns = gpux__node_attr(n, "num_scan_inputs");
+  if (!a || !a->g || !ns) return gpux__error(GPUX_E_MODEL, "node '%s' (Scan): body and num_scan_inputs are required", n->name);
+  if (n->opset < 9) {
+    decline_at(p, i, "Scan before opset 9 (a batch axis and sequence lengths)");
+    return 0;
+  }
+  const gpux__graph *b = a->g;
+  int m = (int)ns->i, n_state = n->n_in - m, n_scan = b->n_outputs - n_state;
+  if (m > 64) {
+    decline_at(p, i, "more than 64 scan inputs");
+    return 0;
+  }
+  if (m < 1 || n_state < 0 || n_scan < 0 || b->n_inputs != n->n_in || n->n_out != b->n_outputs)
+    return gpux__error(GPUX_E_MODEL, "node '%s' (Scan): the body does not match %d state and %d scan inputs", n->name, n_state, m);
+  static const char *const axes_names[2] = {"scan_input_axes", "scan_output_axes"};
+  for (int q = 0; q < 2; q++) {
+    const gpux__attr *ax = gpux__node_attr(n, axes_names[q]);
+    for (int k = 0; ax && k < ax->n; k++) {
+      int rank = q == 0 && k < m && n->in[n_state + k] >= 0 ? p->vals[n->in[n_state + k]].t.ndim : -1;
+      if (ax->ints[k] != 0 && !(rank > 0 && ax->ints[k] == -rank)) {
+        decline_at(p, i, "%s other than 0", axes_names[q]);
+        return 0;
+      }
+    }
+  }
+  c->n_state = n_state;
+  c->n_scan_out = n_scan;
+  c->rev_in = gpux__calloc((size_t)m + 1, 1);
+  c->rev_out = gpux__calloc((size_t)n_scan + 1, 1);
+  gpux_tensor *first = gpux__calloc((size_t)n->n_in + 1, sizeof *first);
+  int rc = 0;
+  if (!c->rev_in || !c->rev_out || !first) { rc = GPUX_E_NOMEM; goto out; }
+  const gpux__attr *di = gpux__node_attr(n, "scan_input_directions"), *dout = gpux__node_attr(n, "scan_output_directions");
+  for (int k = 0; di && k < di->n && k < m; k++) c->rev_in[k] = di->ints[k] != 0;
+  for (int k = 0; dout && k < dout->n && k < n_scan; k++) c->rev_out[k] = dout->ints[k] != 0;
+  c->iters = -1;
+  for (int k = 0; k < n->n_in; k++) {
+    const wg_val *iv = n->in[k] >= 0 ? &p->vals[n->in[k]] : NULL;
+    if (!iv || iv->state == V_ABSENT || iv->t.kind != GPUX_KIND_TENSOR || (k >= n_state && iv->t.ndim < 1)) {
+      decline_at(p, i, "input %d is not a tensor%s", k, k >= n_state ? " of rank 1 or more" : "");
+      goto out;
+    }
+    first[k] = meta_of(&iv->t);
+    if (k < n_state) continue;
+    if (c->iters >= 0 && iv->t.dims[0] != c->iters) {
+      rc = gpux__error(GPUX_E_SHAPE, "node '%s' (Scan): scan inputs of %lld and %lld steps", n->name, (long long)c->iters,
+                       (long long)iv->t.dims[0]);
+      goto out;
+    }
+    c->iters = iv->t.dims[0];
+    first[k].ndim--; /* one step's slice */
+    for (int d = 0; d < first[k].ndim; d++) first[k].dims[d] = iv->t.dims[d + 1];
+  }
+  if ((rc = plan_body(p, i, b, "body", first, &c->sub[0])) || p->declined) goto out;
+  const wg_plan *sp = c->sub[0];
+  for (int k = 0; k < n_state; k++) {
+    const gpux_tensor *o = &sp->vals[b->outputs[k]].t;
+    if (!same_shape(o, &first[k])) {
+      char s0[96], s1[96];
+      decline_at(p, i, "state %d goes from %s to %s", k, gpux_tensor_describe(&first[k], s0, sizeof s0),
+                 gpux_tensor_describe(o, s1, sizeof s1));
+      goto out;
+    }
+    if ((rc = set_out(p, i, k, &first[k], 0))) goto out;
+  }
+  for (int s = 0; s < n_scan; s++) {
+    const gpux_tensor *o = &sp->vals[b->outputs[n_state + s]].t;
+    if (o->kind != GPUX_KIND_TENSOR || o->ndim + 1 > GPUX_MAX_DIMS) {
+      decline_at(p, i, "scan output %d is not a tensor", s);
+      goto out;
+    }
+    gpux_tensor st = meta_of(o);
+    st.ndim = o->ndim + 1;
+    st.dims[0] = c->iters;
+    for (int d = 0; d < o->ndim; d++) st.dims[d + 1] = o->dims[d];
+    if ((rc = set_out(p, i, n_state + s, &st, 0))) goto out;
+  }
+out:
+  free(first);
+  return rc;
+}
+
+/* Node i has nested graphs: If, Loop and Scan get plans for their bodies (P_CTRL); anything else,
+ * or a body that cannot be planned, sends the graph to the CPU. */
+static int plan_control(wg_plan *p, int i) {
+  const gpux__node *n = &p->g->nodes[i];
+  wg_nodeinfo *ni = &p->nodes[i];
+  char why[160];
+  int kind = n->domain[0] ? 0 : !strcmp(n->op_type, "If") ? CTRL_IF : !strcmp(n->op_type, "Loop") ? CTRL_LOOP
+                              : !strcmp(n->op_type, "Scan") ? CTRL_SCAN : 0;
+  if (!kind) {
+    decline_at(p, i, "a nested graph, which only If, Loop and Scan run on the GPU");
+    return 0;
+  }
+  if (p->supported ? !p->supported[i] : !gpux__wg_supports(n, why, sizeof why)) {
+    gpux__wg_supports(n, why, sizeof why);
+    decline_at(p, i, "%s", why);
+    return 0;
+  }
+  wg_ctrl *c = gpux__calloc(1, sizeof *c);
+  if (!c) return GPUX_E_NOMEM;
+  ni->ctrl = c;
+  c->kind = kind;
+  c->fixed = -1;
+  int rc = kind == CTRL_IF ? plan_if(p, i, c) : kind == CTRL_LOOP ? plan_loop(p, i, c) : plan_scan(p, i, c);
+  if (rc || p->declined) return rc;
+  /* outputs live in this plan's storage, written by copies after the body runs */
+  int *objs = gpux__calloc((size_t)(n->n_in + n->n_out + c->n_cap + 1), sizeof *objs);
+  if (!objs) return GPUX_E_NOMEM;
+  ni->objs = objs;
+  for (int j = 0; j < n->n_out; j++) {
+    int v = n->out[j];
+    if (v < 0 || p->vals[v].state == V_CONST) continue;
+    int type = gpux__wg_held_type(p->vals[v].t.dtype);
+    if (type < 0) {
+      decline_at(p, i, "output %d is %s, which the GPU path does not hold", j, gpux_dtype_name(p->vals[v].t.dtype));
+      return 0;
+    }
+    p->vals[v].state = V_GPU;
+    p->objs[v].used = 1;
+    p->objs[v].gpu_type = type;
+    objs[ni->n_objs++] = v;
+  }
+  for (int j = 0; j < n->n_in + c->n_cap; j++) { /* device data the bodies read */
+    int v = j < n->n_in ? n->in[j] : c->cap[j - n->n_in];
+    if (v < 0 || p->vals[v].state != V_GPU) continue;
+    p->vals[v].gpu_used = 1;
+    objs[ni->n_objs++] = v;
+  }
+  int all_const = 1;
+  for (int j = 0; j < n->n_out; j++) all_const &= n->out[j] < 0 || p->vals[n->out[j]].state == V_CONST;
+  ni->place = all_const ? P_CONST : P_CTRL;
+  return 0;
 }
 
 uint64_t gpux__wg_plan_bytes(const wg_plan *p) { return p->bytes; }
@@ -1096,6 +1605,10 @@ int gpux__wg_plan_node_place(const wg_plan *p, int i, const char **why) {
   switch (p->nodes[i].place) {
   case P_GPU: return GPUX__PLACE_BACKEND;
   case P_CONST: return GPUX__PLACE_CONST;
+  case P_CTRL: /* on the CPU where a node of a body is */
+    if (!p->nodes[i].why[0]) return GPUX__PLACE_BACKEND;
+    if (why) *why = p->nodes[i].why;
+    return GPUX__PLACE_CPU;
   case P_CPU:
     if (why) *why = p->nodes[i].why;
     return GPUX__PLACE_CPU;
@@ -1193,7 +1706,7 @@ static int copy_bound_inputs(wg_plan *p, const wg_seg *sg, const wg_run *r) {
     if (!enc && !(enc = d->f.wgpuDeviceCreateCommandEncoder(d->device, NULL)))
       return gpux__error(GPUX_E_DEVICE, "WebGPU: could not create a command encoder");
     const wg_obj *o = &p->objs[v];
-    d->f.wgpuCommandEncoderCopyBufferToBuffer(enc, dv->buf, 0, p->bufs[o->buf], o->off, bytes);
+    d->f.wgpuCommandEncoderCopyBufferToBuffer(enc, dv->buf, dv->off, p->bufs[o->buf], o->off, bytes);
   }
   if (!enc) return 0;
   WGPUCommandBuffer cmd = d->f.wgpuCommandEncoderFinish(enc, NULL);
@@ -1293,10 +1806,10 @@ static int keep_output(wg_plan *p, const gpux__io *io, wg_run *r, int o, gpux_de
   for (int q = 0; q < o; q++)
     if (g->outputs[q] == v && io->keep[q] && io->out_values[q]) {
       const gpux_device_tensor *first = io->out_values[q];
-      if (first->backend) return gpux__wg_value_copy(p->dev, first->buf, 0, &first->t, out);
+      if (first->backend) return gpux__wg_value_copy(p->dev, first->buf, first->off, &first->t, out);
       break;
     }
-  if (r->dev_in[v]) return gpux__wg_value_copy(p->dev, r->dev_in[v]->buf, 0, &r->dev_in[v]->t, out);
+  if (r->dev_in[v]) return gpux__wg_value_copy(p->dev, r->dev_in[v]->buf, r->dev_in[v]->off, &r->dev_in[v]->t, out);
   gpux_tensor host = {0};
   const gpux_tensor *src = val->state == V_CONST ? &val->t : &r->hv[v];
   if (val->state == V_ABSENT) host.kind = GPUX_KIND_NONE;
@@ -1325,6 +1838,283 @@ static void drop_value(gpux_device_tensor *v) {
   }
 }
 
+/* ---- control flow: running ---- */
+
+int gpux__wg_plan_run(wg_plan *p, const gpux__io *io);
+
+/* A view of value v in this plan's storage, for a body to read. */
+static void view_of(const wg_plan *p, int v, gpux_device_tensor *dv) {
+  memset(dv, 0, sizeof *dv);
+  const wg_obj *o = &p->objs[v];
+  dv->t = meta_of(&p->vals[v].t);
+  dv->backend = &gpux__backend_webgpu;
+  dv->dev = p->dev;
+  dv->buf = p->bufs[o->buf];
+  dv->off = o->off;
+  dv->bytes = tensor_bytes(&p->vals[v].t);
+}
+
+/* Value v of this plan as a body's input: a view of the device storage, host data, or absent. */
+static void bind_value(const wg_plan *p, const wg_run *r, int v, gpux_tensor *t, const gpux_device_tensor **dv,
+                       gpux_device_tensor *view) {
+  *dv = NULL;
+  memset(t, 0, sizeof *t);
+  const wg_val *val = v >= 0 ? &p->vals[v] : NULL;
+  if (!val || val->state == V_ABSENT) t->kind = GPUX_KIND_NONE;
+  else if (val->state == V_CONST) *t = val->t;
+  else if (val->state == V_GPU) {
+    view_of(p, v, view);
+    *t = view->t;
+    *dv = view;
+  } else if (r->dev_in[v]) { /* a model input bound to a device value */
+    *t = meta_of(&r->dev_in[v]->t);
+    *dv = r->dev_in[v];
+  } else {
+    *t = r->hv[v];
+  }
+}
+
+/* The host data of value v that a control-flow node reads on the host (its segment read it back). */
+static const gpux_tensor *host_value(const wg_plan *p, const wg_run *r, int v) {
+  return p->vals[v].state == V_CONST ? &p->vals[v].t : &r->hv[v];
+}
+
+/* Writes src (a device value or a host one) into value v's storage, `at` bytes in. */
+static int store_into(wg_plan *p, int v, const gpux_device_tensor *src, uint64_t at, WGPUCommandEncoder *enc) {
+  wg_device *d = p->dev;
+  const wg_obj *o = &p->objs[v];
+  if (!src->backend) { /* data the device does not hold came back as a host value */
+    if (!gpux_tensor_count(&src->t)) return 0;
+    void *img;
+    size_t bytes;
+    int owned, rc = gpux__wg_gpu_image(&src->t, o->gpu_type, &img, &bytes, &owned);
+    if (rc) return rc;
+    d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[o->buf], o->off + at, img, bytes);
+    if (owned) free(img);
+    p->stats->uploads++, p->stats->upload_bytes += bytes;
+    return 0;
+  }
+  if (!src->bytes) return 0;
+  if (!*enc && !(*enc = d->f.wgpuDeviceCreateCommandEncoder(d->device, NULL)))
+    return gpux__error(GPUX_E_DEVICE, "WebGPU: could not create a command encoder");
+  d->f.wgpuCommandEncoderCopyBufferToBuffer(*enc, src->buf, src->off, p->bufs[o->buf], o->off + at, src->bytes);
+  return 0;
+}
+
+static int submit(wg_plan *p, WGPUCommandEncoder *enc) {
+  wg_device *d = p->dev;
+  if (!*enc) return 0;
+  WGPUCommandBuffer cmd = d->f.wgpuCommandEncoderFinish(*enc, NULL);
+  d->f.wgpuCommandEncoderRelease(*enc);
+  *enc = NULL;
+  if (!cmd) return gpux__error(GPUX_E_DEVICE, "WebGPU: encoding a copy failed");
+  d->f.wgpuQueueSubmit(d->queue, 1, &cmd);
+  d->f.wgpuCommandBufferRelease(cmd);
+  return 0;
+}
+
+/* After node i wrote its outputs into this plan's storage: the ones read on the host come back,
+ * the ones the caller keeps on the device are copied out. */
+static int ctrl_outputs(wg_plan *p, int i, wg_run *r) {
+  const gpux__node *n = &p->g->nodes[i];
+  int rc = 0;
+  for (int j = 0; j < n->n_out && !rc; j++) {
+    int v = n->out[j];
+    if (v < 0 || p->vals[v].state != V_GPU) continue;
+    gpux_device_tensor view;
+    view_of(p, v, &view);
+    if (p->vals[v].host_read || r->want_host[v]) {
+      gpux_tensor_free(&r->hv[v]);
+      if (!(rc = gpux__wg_value_read(&view, &r->hv[v], 1))) r->stats->downloads++, r->stats->download_bytes += view.bytes;
+    }
+    if (!rc && r->want_dev[v] && !r->dev_out[v]) rc = gpux__wg_value_copy(p->dev, view.buf, view.off, &view.t, &r->dev_out[v]);
+  }
+  return rc;
+}
+
+/* One run of body plan sp: inputs bound as given, every output kept on the device except those
+ * with host[o] set, which come back in outs[o]. */
+static int run_body(wg_plan *sp, const gpux_tensor *ins, const gpux_device_tensor *const *dvs, gpux_tensor *outs,
+                    const unsigned char *keep, gpux_device_tensor **vals, gpux_run_stats *stats) {
+  gpux__io io = {ins, dvs, sp->n_in_ids, outs, sp->g->n_outputs, keep, vals, stats};
+  for (int o = 0; o < sp->g->n_outputs; o++) vals[o] = NULL, memset(&outs[o], 0, sizeof outs[o]);
+  return gpux__wg_plan_run(sp, &io);
+}
+
+typedef struct ctrl_io {         /* one body's bindings, sized for its plan */
+  gpux_tensor *ins, *outs;
+  const gpux_device_tensor **dvs;
+  gpux_device_tensor *views, **vals;
+  unsigned char *keep;
+} ctrl_io;
+
+static int ctrl_io_init(ctrl_io *b, const wg_plan *sp) {
+  size_t ni = (size_t)sp->n_in_ids + 1, no = (size_t)sp->g->n_outputs + 1;
+  b->ins = gpux__calloc(ni, sizeof *b->ins);
+  b->dvs = gpux__calloc(ni, sizeof *b->dvs);
+  b->views = gpux__calloc(ni, sizeof *b->views);
+  b->outs = gpux__calloc(no, sizeof *b->outs);
+  b->vals = gpux__calloc(no, sizeof *b->vals);
+  b->keep = gpux__calloc(no, 1);
+  return b->ins && b->dvs && b->views && b->outs && b->vals && b->keep ? 0 : GPUX_E_NOMEM;
+}
+
+static void ctrl_io_free(ctrl_io *b, int n_out) {
+  for (int o = 0; b->outs && o < n_out; o++) gpux_tensor_free(&b->outs[o]);
+  for (int o = 0; b->vals && o < n_out; o++) drop_value(b->vals[o]);
+  free(b->ins);
+  free(b->dvs);
+  free(b->views);
+  free(b->outs);
+  free(b->vals);
+  free(b->keep);
+}
+
+/* The captured values of body plan sp, bound from this plan (they follow the body's inputs). */
+static void bind_captures(const wg_plan *p, const wg_run *r, const wg_plan *sp, ctrl_io *b) {
+  for (int k = sp->g->n_inputs; k < sp->n_in_ids; k++)
+    bind_value(p, r, sp->g->values[sp->in_ids[k]].outer, &b->ins[k], &b->dvs[k], &b->views[k]);
+}
+
+static int run_if(wg_plan *p, int i, wg_ctrl *c, wg_run *r) {
+  const gpux__node *n = &p->g->nodes[i];
+  int br = c->fixed >= 0 ? c->fixed : scalar_true(host_value(p, r, n->in[0])) ? 0 : 1; /* the one read-back */
+  wg_plan *sp = c->sub[br];
+  ctrl_io b = {0};
+  WGPUCommandEncoder enc = NULL;
+  int rc = ctrl_io_init(&b, sp);
+  if (!rc) {
+    bind_captures(p, r, sp, &b);
+    for (int j = 0; j < n->n_out; j++) b.keep[j] = 1;
+    rc = run_body(sp, b.ins, b.dvs, b.outs, b.keep, b.vals, r->stats);
+  }
+  for (int j = 0; j < n->n_out && !rc; j++)
+    if (n->out[j] >= 0 && p->vals[n->out[j]].state == V_GPU && b.vals[j]) rc = store_into(p, n->out[j], b.vals[j], 0, &enc);
+  if (!rc) rc = submit(p, &enc);
+  else if (enc) p->dev->f.wgpuCommandEncoderRelease(enc);
+  ctrl_io_free(&b, sp->g->n_outputs);
+  return rc;
+}
+
+/* Loop and Scan: the body runs once per iteration; the state (loop-carried values) moves from one
+ * iteration's kept outputs to the next one's inputs without leaving the device. */
+static int run_iterations(wg_plan *p, int i, wg_ctrl *c, wg_run *r) {
+  const gpux__node *n = &p->g->nodes[i];
+  wg_plan *sp = c->sub[0] ? c->sub[0] : c->per_iter[0];
+  int loop = c->kind == CTRL_LOOP, first = loop ? 2 : 0; /* where the state starts among the node's inputs */
+  int n_state = c->n_state, in0 = loop ? 2 : 0;         /* ... and among the body's inputs */
+  int m = loop ? 0 : n->n_in - n_state, out0 = loop ? 1 : 0;
+  int64_t trips = c->kind == CTRL_SCAN ? c->iters : INT64_MAX;
+  int cond = 1;
+  if (loop) {
+    int mv = n->in[0], cv = n->n_in > 1 ? n->in[1] : -1;
+    if (mv >= 0 && p->vals[mv].state != V_ABSENT) {
+      const gpux_tensor *t = host_value(p, r, mv);
+      if (t->data && gpux_tensor_count(t) > 0) trips = gpux__load_i64(t->dtype, t->data, 0);
+    }
+    if (cv >= 0 && p->vals[cv].state != V_ABSENT) cond = scalar_true(host_value(p, r, cv));
+  }
+  ctrl_io b = {0};
+  gpux_device_tensor **state = gpux__calloc((size_t)n_state + 1, sizeof *state); /* owned: the last iteration's */
+  WGPUCommandEncoder enc = NULL;
+  int rc = ctrl_io_init(&b, sp);
+  if (!rc && !state) rc = GPUX_E_NOMEM;
+  if (!rc) {
+    bind_captures(p, r, sp, &b);
+    for (int k = 0; k < n_state; k++) bind_value(p, r, n->in[first + k], &b.ins[in0 + k], &b.dvs[in0 + k], &b.views[in0 + k]);
+    for (int o = out0; o < sp->g->n_outputs; o++) b.keep[o] = 1; /* a Loop's condition comes to the host */
+  }
+  int64_t it = 0, iter_val = 0;
+  uint8_t cond_val = 1;
+  gpux_device_tensor scan_views[64];
+  for (; !rc && it < trips && cond; it++) {
+    if (loop) {
+      iter_val = it;
+      b.ins[0] = (gpux_tensor){.kind = GPUX_KIND_TENSOR, .dtype = GPUX_DT_INT64, .data = &iter_val, .nbytes = 8};
+      b.ins[1] = (gpux_tensor){.kind = GPUX_KIND_TENSOR, .dtype = GPUX_DT_BOOL, .data = &cond_val, .nbytes = 1};
+    }
+    for (int k = 0; k < m && k < 64; k++) { /* Scan: this step's slice of each scan input */
+      int v = n->in[n_state + k];
+      int64_t step = c->rev_in[k] ? c->iters - 1 - it : it;
+      gpux_tensor whole;
+      const gpux_device_tensor *dv;
+      gpux_device_tensor view;
+      bind_value(p, r, v, &whole, &dv, &view);
+      gpux_tensor *t = &b.ins[n_state + k];
+      *t = meta_of(&sp->vals[sp->in_ids[n_state + k]].t);
+      int64_t elems = gpux_tensor_count(t);
+      if (dv) {
+        scan_views[k] = *dv;
+        scan_views[k].t = meta_of(t);
+        scan_views[k].off = dv->off + (uint64_t)(step * elems) * 4u;
+        scan_views[k].bytes = (uint64_t)elems * 4u;
+        b.dvs[n_state + k] = &scan_views[k];
+        t->data = NULL;
+      } else {
+        t->data = (char *)whole.data + (size_t)(step * elems) * gpux_dtype_size(t->dtype);
+        t->owns_data = 0;
+        b.dvs[n_state + k] = NULL;
+      }
+    }
+    gpux_device_tensor **vals = b.vals;
+    if (c->n_per_iter && it >= c->n_per_iter) {
+      rc = gpux__error(GPUX_E_INTERNAL, "WebGPU: loop '%s' went past its %d planned iterations", n->name, c->n_per_iter);
+      break;
+    }
+    if ((rc = run_body(c->n_per_iter ? c->per_iter[it] : sp, b.ins, b.dvs, b.outs, b.keep, vals, r->stats))) break;
+    if (loop) {
+      cond = scalar_true(&b.outs[0]);
+      cond_val = (uint8_t)cond;
+      gpux_tensor_free(&b.outs[0]);
+    }
+    for (int k = 0; k < n_state; k++) { /* the next iteration reads this one's state */
+      drop_value(state[k]);
+      state[k] = vals[out0 + k];
+      vals[out0 + k] = NULL;
+      b.dvs[in0 + k] = state[k]->backend ? state[k] : NULL;
+      b.ins[in0 + k] = state[k]->backend ? meta_of(&state[k]->t) : state[k]->t;
+    }
+    for (int s = 0; s < c->n_scan_out && !rc; s++) { /* this step's slice of each scan output */
+      int v = n->out[n_state + s];
+      gpux_device_tensor *o = vals[out0 + n_state + s];
+      if (v >= 0 && o) {
+        int64_t step = c->rev_out && c->rev_out[s] ? c->iters - 1 - it : it;
+        rc = store_into(p, v, o, (uint64_t)(step * gpux_tensor_count(&o->t)) * 4u, &enc);
+      }
+    }
+    if (!rc) rc = submit(p, &enc);
+    for (int s = 0; s < c->n_scan_out; s++) drop_value(vals[out0 + n_state + s]), vals[out0 + n_state + s] = NULL;
+  }
+  if (!rc && loop && c->n_scan_out && it != c->iters)
+    rc = gpux__error(GPUX_E_INTERNAL, "WebGPU: loop '%s' ran %lld iterations, %lld planned", n->name, (long long)it,
+                     (long long)c->iters);
+  for (int k = 0; k < n_state && !rc; k++) { /* the final state: the last iteration's, or the initial one */
+    int v = n->out[k];
+    if (v < 0 || p->vals[v].state != V_GPU) continue;
+    gpux_device_tensor host = {0};
+    const gpux_device_tensor *src = b.dvs[in0 + k];
+    if (!src) { /* host data */
+      host.t = b.ins[in0 + k];
+      src = &host;
+    }
+    rc = store_into(p, v, src, 0, &enc);
+  }
+  if (!rc) rc = submit(p, &enc);
+  else if (enc) p->dev->f.wgpuCommandEncoderRelease(enc);
+  for (int k = 0; k < n_state && state; k++) drop_value(state[k]);
+  free(state);
+  ctrl_io_free(&b, sp->g->n_outputs);
+  return rc;
+}
+
+static int run_ctrl(wg_plan *p, int i, wg_run *r) {
+  wg_ctrl *c = p->nodes[i].ctrl;
+  int rc = c->kind == CTRL_IF ? run_if(p, i, c, r) : run_iterations(p, i, c, r);
+  if (!rc) rc = ctrl_outputs(p, i, r);
+  if (rc && !gpux_last_error()[0]) rc = gpux__error(rc, "node '%s' (%s) failed", p->g->nodes[i].name, p->g->nodes[i].op_type);
+  return rc;
+}
+
 int gpux__wg_plan_run(wg_plan *p, const gpux__io *io) {
   const gpux__graph *g = p->g;
   int rc = 0, nv = p->nv, n_outputs = io->n_outputs;
@@ -1338,8 +2128,8 @@ int gpux__wg_plan_run(wg_plan *p, const gpux__io *io) {
   unsigned char *borrowed = gpux__calloc((size_t)nv + 1, 1);
   gpux_tensor *hv = r.hv;
   if (!r.hv || !r.dev_in || !r.want_host || !r.want_dev || !r.dev_out || !borrowed) { rc = GPUX_E_NOMEM; goto done; }
-  for (int i = 0; i < g->n_inputs && i < io->n_inputs; i++) {
-    int v = g->inputs[i];
+  for (int i = 0; i < p->n_in_ids && i < io->n_inputs; i++) {
+    int v = p->in_ids[i];
     hv[v] = io->inputs[i];
     borrowed[v] = 1;
     if (!io->in_values || !io->in_values[i]) continue;
@@ -1358,7 +2148,7 @@ int gpux__wg_plan_run(wg_plan *p, const gpux__io *io) {
   for (int s = 0; s < p->n_steps && !rc; s++) {
     const wg_step *st = &p->steps[s];
     if (!st->gpu) {
-      rc = run_host_node(p, st->node, hv);
+      rc = p->nodes[st->node].place == P_CTRL ? run_ctrl(p, st->node, &r) : run_host_node(p, st->node, hv);
       continue;
     }
     const wg_seg *sg = &p->segs[st->seg];

@@ -87,7 +87,7 @@ int gpux__wg_value_read(const gpux_device_tensor *v, gpux_tensor *out, int locke
     return GPUX_E_NOMEM;
   }
   if (!locked) pthread_mutex_lock(&d->mu);
-  rc = gpux__wg_read_buffer(d, v->buf, 0, tmp, (size_t)v->bytes);
+  rc = gpux__wg_read_buffer(d, v->buf, v->off, tmp, (size_t)v->bytes);
   if (!locked) pthread_mutex_unlock(&d->mu);
   if (tmp != out->data) {
     int64_t n = gpux_tensor_count(&v->t);
