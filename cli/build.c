@@ -11,7 +11,7 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-    "usage: gpux build [PATH] [-t NAME[:TAG]] [--backend cpu|webgpu|auto] [--json] [-q]\n\n"
+    "usage: gpux build [PATH] [-t NAME[:TAG]] [--backend cpu|webgpu|auto] [--no-smoke] [--json] [-q]\n\n"
     "Builds an image from PATH (a folder with a GPUXfile, or the file itself; default .):\n"
     "parses and validates the GPUXfile, loads the model(s), checks every operator, smoke-runs\n"
     "them on the chosen backend with generated inputs (or the GPUXfile's examples), measures\n"
@@ -19,6 +19,8 @@ static void usage(FILE *f) {
     "  -t, --tag NAME[:TAG]  the image's name (default: the GPUXfile's name:version, or the\n"
     "                        folder's name:latest)\n"
     "  --backend B           cpu, webgpu (or gpu) or auto (default: the GPUXfile's runtime.backend)\n"
+    "  --no-smoke            skip the smoke run: the models are loaded and every operator checked,\n"
+    "                        but nothing runs and nothing is measured\n"
     "  --json                print the summary as JSON on stdout\n"
     "  -q, --quiet           no progress lines\n");
 }
@@ -99,7 +101,10 @@ static void print_summary(const char *json) {
   if (*jstr(s, "backend_reason")) printf("            %s\n", jstr(s, "backend_reason"));
   const cJSON *lat = cJSON_GetObjectItem(s, "latency_ms");
   char b[4][32];
-  printf("  latency   %s ms median, %s ms p90 (first run %s ms; load %s ms)\n", ms_text(jnum(lat, "median"), b[0]),
+  if (cJSON_IsTrue(cJSON_GetObjectItem(s, "smoke_run_skipped")))
+    printf("  latency   not measured (--no-smoke; load %s ms)\n", ms_text(jnum(s, "load_ms"), b[3]));
+  else
+    printf("  latency   %s ms median, %s ms p90 (first run %s ms; load %s ms)\n", ms_text(jnum(lat, "median"), b[0]),
          ms_text(jnum(lat, "p90"), b[1]), ms_text(jnum(s, "first_run_ms"), b[2]), ms_text(jnum(s, "load_ms"), b[3]));
   if (jnum(s, "peak_rss_bytes") > 0) {
     human_size(jnum(s, "peak_rss_bytes"), mem, sizeof mem);
@@ -148,7 +153,8 @@ static void print_summary(const char *json) {
 int cmd_build(int argc, char **argv) {
   static const struct option opts[] = {
     {"tag", required_argument, 0, 't'}, {"backend", required_argument, 0, 'b'},
-    {"json", no_argument, 0, 'j'}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"json", no_argument, 0, 'j'}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
+    {"no-smoke", no_argument, 0, 'S'}, {0, 0, 0, 0}};
   gpux_build_options bo = {0};
   int json = 0, c;
   progress_state ps = {.tty = isatty(2)};
@@ -160,6 +166,7 @@ int cmd_build(int argc, char **argv) {
     case 'b': if (cli_parse_backend(optarg, &bo.backend)) return EXIT_USAGE; break;
     case 'j': json = 1; break;
     case 'q': ps.quiet = 1; break;
+    case 'S': bo.no_smoke = 1; break;
     case 'h': usage(stdout); return EXIT_OK;
     default: return cli_bad_option("build", argv, c);
     }

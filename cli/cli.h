@@ -102,6 +102,12 @@ int cli_format_parse(const char *arg, cli_format *f);
  * prints its own). -1 (error printed) when the template names a field the rows do not have. */
 int cli_format_print(const cli_format *f, const struct cJSON *rows, const char *id_key, FILE *out);
 
+/* run --output [NAME=]FILE (output.c): cli_output_check says (printed) whether FILE ends in .json,
+ * .npy or .png; cli_write_output writes a full answer there (input: the input file's bytes, for
+ * drawing a map over a PNG); both return an exit code. */
+int cli_output_check(const char *spec);
+int cli_write_output(const char *spec, const char *result_json, const void *input, size_t input_len);
+
 /* "cpu", "webgpu", "auto" -> gpux_backend_kind; prints the error and returns -1 otherwise. */
 int cli_parse_backend(const char *s, int *out);
 

@@ -1,9 +1,10 @@
 /* run.c — `gpux run NAME[:TAG]|PATH`: runs an image (or a GPUXfile folder, without building) on
  * inputs given as --input VALUE, --input @FILE, --input name=VALUE (repeatable), on stdin when it
- * is piped, or one per line with --interactive. Prints what a person wants to read (the label and
- * its score, the recognized text) or, with --json, the outputs with their data, labels and
- * timings. --repeat N runs N times and prints latency percentiles and the start-up time (program
- * start to first result). */
+ * is piped, one per line with --interactive, as the JSON request /predict takes (--json-input),
+ * or several files as one batch (--batch). Prints what a person wants to read (the label and its
+ * score, the recognized text) or, with --json, the outputs with their data, labels and timings;
+ * --output writes the answer to a .json, .npy or .png file. --repeat N runs N times and prints
+ * latency percentiles and the start-up time (program start to first result). */
 #include "cli.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -27,17 +28,28 @@ __attribute__((constructor)) static void note_program_start(void) { program_star
 
 static void usage(FILE *f) {
   fprintf(f,
-    "usage: gpux run NAME[:TAG]|PATH [--input VALUE]... [--json] [--backend cpu|webgpu|auto]\n"
-    "                [--repeat N] [--interactive] [--allow-handler]\n"
+    "usage: gpux run NAME[:TAG]|PATH [--input VALUE]... [--json] [--full] [--output [NAME=]FILE]...\n"
+    "                [--backend cpu|webgpu|auto] [--repeat N] [--interactive] [--allow-handler]\n"
     "                [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
-    "                [--repetition-penalty R]\n\n"
+    "                [--repetition-penalty R]\n"
+    "       gpux run NAME[:TAG]|PATH --json-input FILE|-\n"
+    "       gpux run NAME[:TAG]|PATH --batch VALUE...\n\n"
     "Runs an image from the store (or a folder with a GPUXfile, without building it).\n\n"
     "  -i, --input VALUE       a value: text, numbers (JSON or a list), or a file path for\n"
     "                          image and audio inputs\n"
     "  -i, --input @FILE       a file's contents (image, WAV, .npy, TensorProto .pb, text); @- is stdin\n"
     "  -i, --input NAME=VALUE  the value of input NAME (also NAME=@FILE); repeat for several inputs\n"
     "                          with no --input, a piped stdin is the (first) input\n"
+    "  --json-input FILE       the JSON object POST /predict takes ({\"text\"}, {\"image\": base64},\n"
+    "                          {\"audio\": base64}, {\"inputs\": {NAME: value}}); - is stdin\n"
+    "  --batch VALUE...        each value (--input or argument) is one item of a batch: stacked into\n"
+    "                          one run when the model has a batch dimension; one answer per item\n"
     "  --json                  outputs (name, dtype, shape, data, labels/text) and timings as JSON\n"
+    "  --full                  every value of every output (no \"...\" in the text, no data left out\n"
+    "                          of the JSON however large)\n"
+    "  -o, --output [NAME=]FILE  write the answer: FILE.json (all of it, every value), FILE.npy (the\n"
+    "                          output NAME, default the first, as a NumPy array) or FILE.png (an\n"
+    "                          output that is an image or a map; a map over the input PNG)\n"
     "  --backend B             cpu, webgpu (or gpu) or auto (default: the image's runtime.backend)\n"
     "  --repeat N              run N times; print p50/p90/p99 latency and the start-up time\n"
     "  --interactive           read one input per line and answer each (a REPL)\n"
@@ -53,7 +65,10 @@ static void usage(FILE *f) {
     "  gpux run ocr --input line.png\n"
     "  gpux run classifier --input text=\"what a great film\" --json\n"
     "  cat clip.wav | gpux run wake-word\n"
-    "  gpux run tiny-gpt --input \"Once upon a time\" --max-new-tokens 40\n");
+    "  gpux run tiny-gpt --input \"Once upon a time\" --max-new-tokens 40\n"
+    "  gpux run model.onnx --input x.npy --output y.npy\n"
+    "  gpux run text-direction --batch a.png b.png c.png --json\n"
+    "  gpux run ocr --json-input request.json\n");
 }
 
 static int read_stream(FILE *f, char **data, size_t *len) {
@@ -235,6 +250,77 @@ static int interactive(gpux_app *app, int as_json, const gpux_generate_options *
   return failures ? EXIT_INPUT : EXIT_OK;
 }
 
+/* The bytes of the first input when it is a file (for drawing a map over it): its bytes, or the
+ * file its text names; NULL otherwise. *owned is what to free. */
+static const void *first_input_file(const input_list *in, char **owned, size_t *len) {
+  *owned = NULL;
+  if (!in->n) return NULL;
+  if (in->items[0].bytes) { *len = in->items[0].len; return in->items[0].bytes; }
+  if (in->items[0].text && !read_file(in->items[0].text, owned, len)) return *owned;
+  return NULL;
+}
+
+/* --batch: one item per value; each item's text with its value in front of every line, or
+ * with --json an array of the answers, each with "input". */
+static int run_batch(gpux_app *app, const cJSON *desc, const char **values, int n, int as_json, const char *const *outputs,
+                     int n_outputs) {
+  input_list in = {0};
+  int status = EXIT_OK;
+  for (int i = 0; i < n && status == EXIT_OK; i++)
+    if (add_input(&in, desc, values[i])) status = EXIT_INPUT;
+  char **json = calloc((size_t)n, sizeof *json), **text = calloc((size_t)n, sizeof *text);
+  if (status == EXIT_OK && (!json || !text)) status = EXIT_RUNTIME;
+  if (status == EXIT_OK) {
+    int rc = gpux_app_run_batch(app, in.items, 1, n, json, text);
+    if (rc) { fprintf(stderr, "gpux: error: %s\n", gpux_last_error()); status = cli_exit_code(rc); }
+  }
+  cJSON *all = cJSON_CreateArray();
+  for (int i = 0; i < n && status == EXIT_OK; i++) {
+    cJSON *r = cJSON_Parse(json[i]);
+    if (r) {
+      cJSON_AddItemToObject(r, "input", cJSON_CreateString(values[i]));
+      cJSON_AddItemToArray(all, r);
+    }
+  }
+  char *joined = status == EXIT_OK ? cJSON_PrintUnformatted(all) : NULL;
+  if (status == EXIT_OK && !joined) status = EXIT_RUNTIME;
+  for (int k = 0; k < n_outputs && status == EXIT_OK; k++) status = cli_write_output(outputs[k], joined, NULL, 0);
+  if (status == EXIT_OK && as_json) puts(joined);
+  for (int i = 0; i < n && status == EXIT_OK && !as_json; i++)
+    for (const char *line = text[i]; line && *line;) {
+      size_t l = strcspn(line, "\n");
+      printf("%s: %.*s\n", values[i], (int)l, line);
+      line += l + (line[l] == '\n');
+    }
+  free(joined);
+  cJSON_Delete(all);
+  for (int i = 0; i < n; i++) {
+    if (json) gpux_free(json[i]);
+    if (text) gpux_free(text[i]);
+  }
+  free(json);
+  free(text);
+  free_inputs(&in);
+  return status;
+}
+
+/* --json-input FILE: the request object /predict takes. */
+static int run_request(gpux_app *app, const char *path, char **json, char **text) {
+  char *body;
+  size_t len;
+  if (read_file(path, &body, &len)) {
+    cli_error(0, "--json-input %s: %s", path, strerror(errno ? errno : EIO));
+    return EXIT_INPUT;
+  }
+  int rc = gpux_app_run_request(app, body, len, json, text);
+  free(body);
+  if (rc) {
+    fprintf(stderr, "gpux: error: --json-input %s: %s\n", path, gpux_last_error());
+    return cli_exit_code(rc);
+  }
+  return EXIT_OK;
+}
+
 int cmd_run(int argc, char **argv) {
   static const struct option opts[] = {
     {"input", required_argument, 0, 'i'}, {"json", no_argument, 0, 'j'}, {"backend", required_argument, 0, 'b'},
@@ -243,16 +329,18 @@ int cmd_run(int argc, char **argv) {
     {"max-new-tokens", required_argument, 0, 1001}, {"temperature", required_argument, 0, 1002},
     {"top-k", required_argument, 0, 1003}, {"top-p", required_argument, 0, 1004}, {"seed", required_argument, 0, 1005},
     {"repetition-penalty", required_argument, 0, 1006},
-    {0, 0, 0, 0}};
+    {"full", no_argument, 0, 'F'}, {"output", required_argument, 0, 'o'}, {"json-input", required_argument, 0, 'J'},
+    {"batch", no_argument, 0, 'B'}, {0, 0, 0, 0}};
   gpux_generate_options go;
   gpux_generate_options_init(&go);
   const char **args = calloc((size_t)argc + 1, sizeof *args);
-  int n_args = 0, as_json = 0, repeat = 0, inter = 0, c;
+  const char *outputs[16], *request = NULL;
+  int n_args = 0, as_json = 0, repeat = 0, inter = 0, batch = 0, n_outputs = 0, c;
   gpux_app_options ao = {0};
   if (!args) return EXIT_RUNTIME;
   optind = 1;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, ":i:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":i:o:h", opts, NULL)) != -1) {
     switch (c) {
     case 'i': args[n_args++] = optarg; break;
     case 'j': as_json = 1; break;
@@ -286,17 +374,34 @@ int cmd_run(int argc, char **argv) {
       else go.repetition_penalty = v;
       break;
     }
+    case 'F': ao.full_outputs = 2; break;
+    case 'o':
+      if (n_outputs == 16) { cli_error(0, "--output: at most 16"); free(args); return EXIT_USAGE; }
+      if (cli_output_check(optarg)) { free(args); return EXIT_USAGE; }
+      outputs[n_outputs++] = optarg;
+      if (!ao.full_outputs) ao.full_outputs = 1;
+      break;
+    case 'J': request = optarg; break;
+    case 'B': batch = 1; break;
     case 'h': usage(stdout); free(args); return EXIT_OK;
     default: free(args); return cli_bad_option("run", argv, c);
     }
   }
   if (optind >= argc) { cli_error(0, "run needs an image or a folder (see gpux run --help)"); free(args); return EXIT_USAGE; }
-  if (argc - optind > 1) {
-    cli_error(0, "unexpected '%s': give values with --input (see gpux run --help)", argv[optind + 1]);
+  if (batch) /* the arguments after the image are items too */
+    for (int i = optind + 1; i < argc; i++) args[n_args++] = argv[i];
+  else if (argc - optind > 1) {
+    cli_error(0, "unexpected '%s': give values with --input, or several as one batch with --batch (see gpux run --help)", argv[optind + 1]);
     free(args);
     return EXIT_USAGE;
   }
-  if (inter && (n_args || repeat)) { cli_error(0, "--interactive reads inputs from stdin; drop --input/--repeat"); free(args); return EXIT_USAGE; }
+  const char *clash = inter && (n_args || repeat || request || batch) ? "--interactive reads inputs from stdin; drop --input/--repeat/--json-input/--batch"
+                      : request && (n_args || repeat || batch) ? "--json-input is the whole request; drop --input/--repeat/--batch"
+                      : batch && repeat ? "--batch runs once; drop --repeat"
+                      : batch && !n_args ? "--batch needs values (--batch a.png b.png)" : NULL;
+  for (int k = 0; batch && !clash && k < n_outputs; k++)
+    if (strlen(outputs[k]) < 5 || strcmp(outputs[k] + strlen(outputs[k]) - 5, ".json")) clash = "--batch writes its answers to a .json --output only";
+  if (clash) { cli_error(0, "%s", clash); free(args); return EXIT_USAGE; }
   const char *ref = argv[optind];
 
   gpux_store *st;
@@ -315,8 +420,10 @@ int cmd_run(int argc, char **argv) {
     free(args);
     return cli_exit_code(rc);
   }
-  if (inter) {
-    rc = interactive(app, as_json, &go);
+  if (inter || batch) {
+    cJSON *bdesc = batch ? cJSON_Parse(gpux_app_describe(app)) : NULL;
+    rc = inter ? interactive(app, as_json, &go) : run_batch(app, bdesc, args, n_args, as_json, outputs, n_outputs);
+    cJSON_Delete(bdesc);
     gpux_app_close(app);
     gpux_store_close(st);
     free(args);
@@ -327,7 +434,7 @@ int cmd_run(int argc, char **argv) {
   int status = EXIT_OK;
   for (int i = 0; i < n_args && status == EXIT_OK; i++)
     if (add_input(&in, desc, args[i])) status = EXIT_INPUT;
-  if (status == EXIT_OK && n_args == 0) {
+  if (status == EXIT_OK && n_args == 0 && !request) {
     if (isatty(0)) {
       cli_error(0, "no input: give --input VALUE, --input @FILE, pipe it on stdin, or use --interactive");
       status = EXIT_USAGE;
@@ -341,7 +448,11 @@ int cmd_run(int argc, char **argv) {
   int runs = repeat ? repeat : 1;
   cli_catch_interrupts();
   if (status == EXIT_OK && !(lat = calloc((size_t)runs, sizeof *lat))) status = EXIT_RUNTIME;
-  for (int r = 0; r < runs && status == EXIT_OK; r++) {
+  if (status == EXIT_OK && request) {
+    status = run_request(app, request, &json, &text);
+    first_result_ms = now_ms() - program_start_ms;
+  }
+  for (int r = 0; r < runs && status == EXIT_OK && !request; r++) {
     gpux_free(json);
     gpux_free(text);
     json = text = NULL;
@@ -363,6 +474,13 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "gpux: error: %s\n", e);
       status = cli_exit_code(rc);
     }
+  }
+  if (status == EXIT_OK && n_outputs) { /* the files first: a result is printed only when they are written */
+    char *owned;
+    size_t ilen = 0;
+    const void *ibytes = first_input_file(&in, &owned, &ilen);
+    for (int k = 0; k < n_outputs && status == EXIT_OK; k++) status = cli_write_output(outputs[k], json, ibytes, ilen);
+    free(owned);
   }
   if (status == EXIT_OK) {
     if (repeat) {

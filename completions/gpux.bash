@@ -29,8 +29,8 @@ _gpux() {
   esac
   local opts
   case $verb in
-    build) opts="-t --tag --backend --json -q --quiet --help" ;;
-    run) opts="-i --input --json --backend --repeat --interactive --allow-handler --max-new-tokens --temperature --top-k --top-p --seed --repetition-penalty --help" ;;
+    build) opts="-t --tag --backend --no-smoke --json -q --quiet --help" ;;
+    run) opts="-i --input --json --full -o --output --json-input --batch --backend --repeat --interactive --allow-handler --max-new-tokens --temperature --top-k --top-p --seed --repetition-penalty --help" ;;
     serve) opts="--port --host -d --detach --name --backend --max-batch-size --max-queue-delay-ms --max-queue --timeout --max-body --threads --help --cors --allow-handler" ;;
     ps) opts="-a --all -q --quiet --format --json --help" ;;
     list|images) opts="-q --quiet --format --json --help" ;;

@@ -315,6 +315,8 @@ typedef struct {
   int backend;                   /* gpux_backend_kind to compile and smoke-run on */
   gpux_progress_fn progress;     /* may be NULL */
   void *progress_ctx;
+  int no_smoke;                  /* 1 = no smoke run: the models are loaded and their operators
+                                    checked, but nothing runs and nothing is measured */
 } gpux_build_options;
 
 /* Parses and validates `context`/GPUXfile, loads the model(s), smoke-runs them, and writes an
@@ -329,6 +331,8 @@ typedef struct {
   int backend;                   /* gpux_backend_kind; AUTO = the GPUXfile's runtime.backend */
   int allow_handler;             /* run an image's handler code even when it was not built here
                                     and its digest is not in $GPUX_HOME/trusted-handlers */
+  int full_outputs;              /* 1 = answers carry every output's data however large (no
+                                    "data_omitted"); 2 = and the text shows every value (no "...") */
 } gpux_app_options;
 
 /* Opens an image by reference (NAME[:TAG] or sha256:DIGEST) or a folder/GPUXfile path. */
@@ -347,6 +351,19 @@ typedef struct {
  * *result_text is what a person wants to read. Either pointer may be NULL. */
 GPUX_API int gpux_app_run(gpux_app *a, const gpux_app_input *inputs, int n_inputs, char **result_json,
                  char **result_text);
+/* Runs the app on a request as `POST /predict` takes it (docs/serve.md): a JSON object
+ * {"text": "..."}, {"image": "<base64>"}, {"audio": "<base64>"} or {"inputs": {"NAME": value}};
+ * strings are never taken as file paths. Answers as gpux_app_run does. */
+GPUX_API int gpux_app_run_request(gpux_app *a, const char *request, size_t len, char **result_json,
+                         char **result_text);
+/* Runs n_items requests of n_inputs inputs each (inputs[k * n_inputs + i] is item k's i-th) as
+ * one batch: when the model has a leading batch dimension and the items' prepared inputs agree
+ * on the other dimensions they are stacked into one run and the outputs split back, otherwise
+ * they run one after another. results_json[k] / results_text[k] (arrays of n_items, either may
+ * be NULL; free each with gpux_free) answer item k as gpux_app_run would, with "batch_size" (the
+ * rows of the run it was part of) in the JSON. */
+GPUX_API int gpux_app_run_batch(gpux_app *a, const gpux_app_input *inputs, int n_inputs, int n_items,
+                       char **results_json, char **results_text);
 /* Text generation (a GPUXfile with `generate:`): settings for one run over the GPUXfile's, and a
  * callback that receives each piece of text as soon as it is produced (UTF-8, never a split
  * character). The callback returns nonzero to stop the generation there. */

@@ -77,7 +77,7 @@ class SessionOptions(ctypes.Structure):
 
 
 class AppOptions(ctypes.Structure):
-    _fields_ = [("backend", ctypes.c_int), ("allow_handler", ctypes.c_int)]
+    _fields_ = [("backend", ctypes.c_int), ("allow_handler", ctypes.c_int), ("full_outputs", ctypes.c_int)]
 
 
 class AppInput(ctypes.Structure):

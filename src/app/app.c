@@ -169,8 +169,8 @@ static int open_folder(gpux_store *st, const char *path, int backend, gpux_app *
   return 0;
 }
 
-int gpux_app_open(gpux_store *st, const char *ref_or_path, const gpux_app_options *o, gpux_app **out) {
-  *out = NULL;
+/* An image or a folder (gpux_app_open's reference rules). */
+static int open_any(gpux_store *st, const char *ref_or_path, const gpux_app_options *o, gpux_app **out) {
   if (!ref_or_path || !*ref_or_path) return gpux__error(GPUX_E_INVALID, "no image or folder given");
   int backend = o ? o->backend : GPUX_BACKEND_AUTO;
   struct stat sb;
@@ -242,6 +242,14 @@ int gpux_app_open(gpux_store *st, const char *ref_or_path, const gpux_app_option
   gpux__oci_image_free(&img);
   *out = a;
   return 0;
+}
+
+
+int gpux_app_open(gpux_store *st, const char *ref_or_path, const gpux_app_options *o, gpux_app **out) {
+  *out = NULL;
+  int rc = open_any(st, ref_or_path, o, out);
+  if (!rc && o) (*out)->full_outputs = o->full_outputs;
+  return rc;
 }
 
 

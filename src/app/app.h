@@ -28,6 +28,7 @@ struct gpux_app {
   gpux_model **models;          /* (n_models): the model, or the pipeline's steps */
   gpux_session **sessions;      /* (n_models) */
   int backend;                  /* gpux_backend_kind the sessions were asked for */
+  int full_outputs;             /* gpux_app_options.full_outputs: 1 no data left out of the JSON, 2 nor the text */
   gpux__tokenizer *tokenizer;   /* preprocessing.tokenizer, or NULL */
   gpux__labels *post_labels;    /* (spec->n_post) labels or CTC charset per postprocessing entry */
   gpux__labels *io_labels;      /* (spec->n_outputs) labels declared on outputs */
@@ -78,6 +79,28 @@ typedef struct {
  * timings) and *result_text (what a person reads); either may be NULL. */
 int gpux__app_answer(gpux_app *a, const gpux__named_tensors *out, const gpux__app_times *times,
                      char **result_json, char **result_text);
+
+/* Does the app's one model lead every input and output with a symbolic batch dimension (and is
+ * its pipeline mode direct)? Then requests may be stacked into one run (batch.c, serve). */
+int gpux__app_batchable(const gpux_app *a);
+
+/* A request as POST /predict and `gpux run --json-input` take it (request.c), as app inputs. */
+typedef struct {
+  gpux_app_input *inputs;       /* (n_inputs); names point into the app's spec */
+  int n_inputs;
+  void **owned;                 /* (n_owned) the texts and decoded bytes the inputs point to */
+  int n_owned;
+} gpux__app_request;
+/* Parses a JSON request ({"text"}, {"image": base64}, {"audio": base64}, {"inputs": {...}})
+ * against the app's declared inputs; errors are GPUX_E_PARSE (not JSON), GPUX_E_INVALID (not a
+ * request this app takes) or GPUX_E_NOMEM, with a message naming the key or input and the app as
+ * `model` (NULL = the spec's name or the reference). */
+int gpux__app_request_parse(const gpux_app *a, const char *model, const char *body, size_t len,
+                            gpux__app_request *r);
+void gpux__app_request_free(gpux__app_request *r);
+/* Base64 (also base64url, and the payload of a data: URL) into *out (malloc'ed, NUL-terminated
+ * past *out_len); GPUX_E_PARSE on a character outside the alphabet. */
+int gpux__base64_decode(const char *in, size_t len, uint8_t **out, size_t *out_len);
 
 /* A number as JSON: 7 significant digits for floats, 17 otherwise, null when not finite. */
 cJSON *gpux__app_json_num(double v, int is_float);

@@ -378,7 +378,7 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
   double load_ms = gpux__now_ms() - t_start;
 
   /* smoke run: once (plans and compiles), then timed runs for up to ~2 s (at most 20) */
-  progress(o, "smoke-run", 0, 0);
+  if (!(o && o->no_smoke)) progress(o, "smoke-run", 0, 0);
   /* symbolic dimensions of generated tensors are 1 first; when that fails (a pooling window
    * larger than 1x1, ...), the non-batch ones are tried as 64 */
   int sym_tensor = 0;
@@ -391,7 +391,8 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
   a->handler_off = 1;           /* generated inputs are the model's: the handler runs on handler.example */
   int n_lat = 0;
   char *result = NULL;
-  for (int attempt = 0; attempt < (sym_tensor ? 2 : 1); attempt++) {
+  int no_smoke = o && o->no_smoke;
+  for (int attempt = 0; attempt < (no_smoke ? 0 : sym_tensor ? 2 : 1); attempt++) {
     gpux_app_input *inputs = NULL;
     void **owned = NULL;
     int n_inputs = 0;
@@ -457,7 +458,8 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
   int n_fallback;
   cJSON_AddItemToObject(record, "models", placement_json(a, &n_fallback));
   cJSON *smoke = cJSON_AddObjectToObject(record, "smoke_run");
-  cJSON_AddItemToObject(smoke, "inputs", what);
+  if (no_smoke) cJSON_AddBoolToObject(smoke, "skipped", 1);
+  cJSON_AddItemToObject(smoke, "inputs", what ? what : cJSON_CreateArray());
   cJSON_AddNumberToObject(smoke, "runs", n_lat + 1);
   cJSON_AddItemToObject(smoke, "load_ms", num(load_ms));
   cJSON_AddItemToObject(smoke, "first_run_ms", num(first_ms));
@@ -597,6 +599,7 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
       cJSON_ArrayForEach(f, cJSON_GetObjectItem(mj, "fallbacks")) cJSON_AddItemToArray(fbs, cJSON_Duplicate(f, 1));
     }
     cJSON_AddItemToObject(s, "smoke_inputs", cJSON_Duplicate(cJSON_GetObjectItem(smoke, "inputs"), 1));
+    if (no_smoke) cJSON_AddBoolToObject(s, "smoke_run_skipped", 1);
     if (cJSON_GetObjectItem(record, "warning"))
       cJSON_AddStringToObject(s, "warning", cJSON_GetObjectItem(record, "warning")->valuestring);
     *summary_json = cJSON_PrintUnformatted(s);

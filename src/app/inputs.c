@@ -187,15 +187,63 @@ static int parse_tensor_text(const char *text, const gpux__spec_io *io, int dtyp
   return rc;
 }
 
+/* Collects the strings of a nested JSON array, recording its shape (must be rectangular). */
+static int json_strings(const cJSON *j, int depth, int *ndim, int64_t *dims, const char ***vals, int64_t *n,
+                        int64_t *cap) {
+  if (cJSON_IsArray(j)) {
+    int64_t cnt = cJSON_GetArraySize(j);
+    if (depth >= GPUX_MAX_DIMS) return gpux__error(GPUX_E_SHAPE, "nested deeper than %d", GPUX_MAX_DIMS);
+    if (depth == *ndim) { dims[depth] = cnt; (*ndim)++; }
+    else if (depth > *ndim || dims[depth] != cnt) return gpux__error(GPUX_E_SHAPE, "the nested lists are not rectangular");
+    const cJSON *c;
+    cJSON_ArrayForEach(c, j) {
+      int rc = json_strings(c, depth + 1, ndim, dims, vals, n, cap);
+      if (rc) return rc;
+    }
+    return 0;
+  }
+  if (depth != *ndim) return gpux__error(GPUX_E_SHAPE, "the nested lists are not rectangular");
+  if (!cJSON_IsString(j)) return gpux__error(GPUX_E_DTYPE, "expected strings in the list");
+  if (*n == *cap) {
+    *cap = *cap ? *cap * 2 : 16;
+    const char **p = gpux__realloc(*vals, sizeof *p * (size_t)*cap);
+    if (!p) return GPUX_E_NOMEM;
+    *vals = p;
+  }
+  (*vals)[(*n)++] = j->valuestring;
+  return 0;
+}
+
+static int fit_shape(const gpux__spec_io *io, int64_t n, int *ndim, int64_t *dims);
+
+/* A string tensor: one string, or a JSON list of strings ('["a", "b"]' is shape [2]) shaped as
+ * declared when the list's nesting does not say. */
 static int string_tensor(const char *text, const gpux__spec_io *io, gpux_tensor *out) {
   int64_t dims[GPUX_MAX_DIMS];
   int ndim = io->ndim >= 0 ? io->ndim : 1;
   for (int i = 0; i < ndim; i++) dims[i] = 1;
-  int rc = gpux_tensor_init(out, GPUX_DT_STRING, ndim, dims);
-  if (rc) return rc;
-  char **s = out->data;
-  if (!(s[0] = gpux__strdup(text))) return GPUX_E_NOMEM;
-  return 0;
+  const char *p = text;
+  while (isspace((unsigned char)*p)) p++;
+  cJSON *j = *p == '[' ? cJSON_Parse(p) : NULL;
+  if (!cJSON_IsArray(j)) {   /* one string (also text that merely starts with '[') */
+    cJSON_Delete(j);
+    int rc = gpux_tensor_init(out, GPUX_DT_STRING, ndim, dims);
+    if (rc) return rc;
+    char **s = out->data;
+    if (!(s[0] = gpux__strdup(text))) return GPUX_E_NOMEM;
+    return 0;
+  }
+  const char **vals = NULL;
+  int64_t n = 0, cap = 0;
+  int jd = 0, rc = json_strings(j, 0, &jd, dims, &vals, &n, &cap);
+  if (!rc && io->ndim >= 0 && jd != io->ndim) rc = fit_shape(io, n, &jd, dims);
+  if (!rc) rc = gpux_tensor_init(out, GPUX_DT_STRING, jd, dims);
+  char **s = rc ? NULL : out->data;
+  for (int64_t i = 0; s && i < n && !rc; i++)
+    if (!(s[i] = gpux__strdup(vals[i]))) rc = GPUX_E_NOMEM;
+  free(vals);
+  cJSON_Delete(j);
+  return rc;
 }
 
 /* Converts t in place to dtype (numbers only). */

@@ -7,7 +7,8 @@
 #include <stdio.h>
 
 /* Outputs with more elements than this carry no "data" in the JSON answer (OCR's [1, 80, 6625]
- * probabilities would be megabytes); the post-processed result is still there. */
+ * probabilities would be megabytes) unless the app was opened with full_outputs; the
+ * post-processed result is still there. */
 #define JSON_MAX_ELEMENTS 100000
 
 /* A growable text buffer for what a person reads. */
@@ -52,7 +53,7 @@ cJSON *gpux__app_json_num(double v, int is_float) {
   return cJSON_CreateRaw(b);
 }
 
-static cJSON *tensor_json(const char *name, const gpux_tensor *t) {
+static cJSON *tensor_json(const char *name, const gpux_tensor *t, int full) {
   cJSON *o = cJSON_CreateObject();
   cJSON_AddStringToObject(o, "name", name);
   cJSON_AddStringToObject(o, "dtype", gpux_dtype_name(t->dtype));
@@ -63,7 +64,7 @@ static cJSON *tensor_json(const char *name, const gpux_tensor *t) {
     cJSON_AddStringToObject(o, "kind", t->kind == GPUX_KIND_SEQUENCE ? "sequence" : "none");
     return o;
   }
-  if (n > JSON_MAX_ELEMENTS) {
+  if (n > JSON_MAX_ELEMENTS && !full) {
     cJSON_AddNullToObject(o, "data");
     cJSON_AddStringToObject(o, "data_omitted", "more than 100000 elements");
     return o;
@@ -132,12 +133,13 @@ static int post_one(gpux_app *a, int pi, const gpux_tensor *t, cJSON *oj, text_b
   return rc;
 }
 
-/* What a person reads when there is no postprocessing: each output's shape and first values. */
-static void summary_text(const char *name, const gpux_tensor *t, text_buf *text) {
+/* What a person reads when there is no postprocessing: each output's shape and first values
+ * (all of them when full). */
+static void summary_text(const char *name, const gpux_tensor *t, int full, text_buf *text) {
   char shape[256];
   gpux_tensor_describe(t, shape, sizeof shape);
   tb_printf(text, "%s %s:", name, shape);
-  int64_t n = gpux_tensor_count(t), show = GPUX__MIN(n, 8);
+  int64_t n = gpux_tensor_count(t), show = full ? n : GPUX__MIN(n, 8);
   for (int64_t i = 0; i < show && t->kind == GPUX_KIND_TENSOR; i++) {
     if (t->dtype == GPUX_DT_STRING) tb_printf(text, " \"%s\"", ((char **)t->data)[i]);
     else tb_printf(text, " %.6g", gpux__load_f64(t->dtype, t->data, i));
@@ -153,7 +155,7 @@ int gpux__app_answer(gpux_app *a, const gpux__named_tensors *out, const gpux__ap
   text_buf text = {0};
   int any_post = 0;
   for (int i = 0; i < out->n && !rc; i++) {
-    cJSON *oj = tensor_json(out->names[i], &out->t[i]);
+    cJSON *oj = tensor_json(out->names[i], &out->t[i], a->full_outputs);
     cJSON_AddItemToArray(outs, oj);
     for (int pi = 0; pi < s->n_post && !rc; pi++)
       if (!strcmp(s->post[pi].output, out->names[i])) { rc = post_one(a, pi, &out->t[i], oj, &text); any_post = 1; }
@@ -166,7 +168,7 @@ int gpux__app_answer(gpux_app *a, const gpux__named_tensors *out, const gpux__ap
     else tb_printf(&text, "%s\n", a->handler_result);
     if (r) cJSON_AddItemToObject(root, "result", r);
   } else if (!rc && !any_post) {
-    for (int i = 0; i < out->n; i++) summary_text(out->names[i], &out->t[i], &text);
+    for (int i = 0; i < out->n; i++) summary_text(out->names[i], &out->t[i], a->full_outputs >= 2, &text);
   }
   if (!rc && a->mode->answer) a->mode->answer(a, root);
   if (!rc && a->mode->text && !a->handler_result) {

@@ -130,22 +130,6 @@ static void slot_name(const char *ref, char *out, size_t len) {
   if (colon && strncmp(out, "sha256:", 7)) *colon = 0;
 }
 
-/* Does every input and output of the (single) model lead with a symbolic batch dimension? Only
- * when the app's inputs and outputs are that model's own (its pipeline mode is direct). */
-static int batchable(const gpux_app *a) {
-  if (a->n_models != 1 || !a->mode->direct) return 0;
-  gpux_model *m = a->models[0];
-  for (int out = 0; out < 2; out++) {
-    int n = out ? gpux_model_output_count(m) : gpux_model_input_count(m);
-    for (int i = 0; i < n; i++) {
-      gpux_value_info vi;
-      if (out ? gpux_model_output_info(m, i, &vi) : gpux_model_input_info(m, i, &vi)) return 0;
-      if (vi.ndim < 1 || vi.dims[0] >= 0 || vi.dtype == GPUX_DT_STRING) return 0;
-    }
-  }
-  return 1;
-}
-
 static int load_one(gpux_server *s, gpux__slot *sl) {
   double t0 = gpux__now_ms();
   gpux_app_options ao = {.backend = s->o.backend, .allow_handler = s->o.allow_handler};
@@ -168,7 +152,7 @@ static int load_one(gpux_server *s, gpux__slot *sl) {
   const gpux__spec *sp = sl->app->spec;
   if (sp->name && strncmp(sl->ref, "sha256:", 7)) {} /* the URL name stays the one given */
   snprintf(sl->version, sizeof sl->version, "%s", sp->version ? sp->version : "1");
-  sl->batchable = batchable(sl->app);
+  sl->batchable = gpux__app_batchable(sl->app);
   sl->max_batch = s->o.max_batch_size > 0 ? s->o.max_batch_size : sp->serving.max_batch_size;
   if (sl->max_batch < 1) sl->max_batch = 1;
   if (!sl->batchable) sl->max_batch = 1;

@@ -131,7 +131,6 @@ int gpux__oip_response(const gpux__slot *s, const gpux__oip_request *rq, const g
  * into app inputs owned by the job. Returns the HTTP status (200 = ok). */
 int gpux__predict_parse(const gpux__slot *s, const char *content_type, const char *body, size_t len,
                         gpux__job *j, char *err, size_t err_len);
-int gpux__base64_decode(const char *in, size_t len, uint8_t **out, size_t *out_len);
 
 /* metrics.c: the Prometheus text exposition of everything. */
 char *gpux__metrics_text(gpux__metrics *m, gpux__slot *slots, int n);

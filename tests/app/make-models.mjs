@@ -5,6 +5,8 @@
 //     text.onnx   input_ids, attention_mask, token_type_ids int64[batch,seq] -> mean of masked ids -> Gemm -> logits[batch,2]
 //     audio.onnx  audio float[batch,samples] -> mean |x| -> Gemm -> logits[batch,3]
 //     scale.onnx  x float[batch,4] -> Mul 10 -> scaled[batch,4]   (a second pipeline step)
+//     map.onnx    x float[batch,3,8,8] -> mean over channels -> map[batch,1,8,8]   (an image-like output)
+//     strings.onnx  s string[2] -> Identity -> t string[2]
 import { writeFileSync } from "node:fs";
 
 function varint(n) {
@@ -20,7 +22,7 @@ const bytes = (f, b) => [...key(f, 2), ...varint(b.length), ...b];
 const str = (f, s) => bytes(f, [...Buffer.from(s, "utf8")]);
 const msg = (f, parts) => bytes(f, parts.flat());
 
-const FLOAT = 1, INT64 = 7;
+const FLOAT = 1, STRING = 8, INT64 = 7;
 const dim = (d) => msg(1, typeof d === "number" ? [int(1, d)] : [str(2, d)]);
 const valueInfo = (f, name, type, dims) =>
   msg(f, [str(1, name), msg(2, [msg(1, [int(1, type), msg(2, dims.map(dim))])])]);
@@ -76,4 +78,16 @@ writeFileSync(`${out}/scale.onnx`, model([
   tensor("ten", [1], [10]),
   valueInfo(11, "x", FLOAT, ["batch", 4]),
   valueInfo(12, "scaled", FLOAT, ["batch", 4]),
+]));
+writeFileSync(`${out}/map.onnx`, model([
+  node("ReduceMean", ["x"], ["map"], [attrInts("axes", [1]), attrInt("keepdims", 1)]),
+  str(2, "tiny-map"),
+  valueInfo(11, "x", FLOAT, ["batch", 3, 8, 8]),
+  valueInfo(12, "map", FLOAT, ["batch", 1, 8, 8]),
+]));
+writeFileSync(`${out}/strings.onnx`, model([
+  node("Identity", ["s"], ["t"]),
+  str(2, "tiny-strings"),
+  valueInfo(11, "s", STRING, [2]),
+  valueInfo(12, "t", STRING, [2]),
 ]));
