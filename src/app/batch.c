@@ -102,6 +102,19 @@ int gpux_app_run_batch(gpux_app *a, const gpux_app_input *inputs, int n_inputs, 
   }
   if (!a || n_items < 1 || n_inputs < 0 || (n_inputs && !inputs))
     return gpux__error(GPUX_E_INVALID, "a batch needs an app and at least one item");
+  if (a->handler && !a->handler_off) { /* handler code prepares and answers each request itself */
+    int rc = 0;
+    for (int k = 0; k < n_items && !rc; k++) {
+      if ((rc = gpux_app_run(a, inputs + (size_t)k * (size_t)n_inputs, n_inputs, results_json ? &results_json[k] : NULL,
+                             results_text ? &results_text[k] : NULL)))
+        gpux__error_prefix(rc, "batch item %d: ", k + 1);
+    }
+    for (int k = 0; rc && k < n_items; k++) {
+      if (results_json) { free(results_json[k]); results_json[k] = NULL; }
+      if (results_text) { free(results_text[k]); results_text[k] = NULL; }
+    }
+    return rc;
+  }
   gpux__named_tensors *items = gpux__calloc((size_t)n_items, sizeof *items);
   if (!items) return GPUX_E_NOMEM;
   gpux__app_times tm = {.start = gpux__now_ms()};
