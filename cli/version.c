@@ -11,8 +11,9 @@ int cmd_version(int argc, char **argv) {
     if (!strcmp(argv[i], "--json")) json = 1;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       printf("usage: gpux version [--json]\n\n"
-             "Prints the versions of gpux and of the library it runs, the WebGPU implementation\n"
-             "loaded and the devices found (see gpux devices for their details).\n");
+             "Prints the versions of gpux and of the library it runs, the ONNX operator sets models\n"
+             "may import, the WebGPU implementation loaded and the devices found (see gpux devices\n"
+             "for their details).\n");
       return EXIT_OK;
     } else {
       cli_error(0, "version: unexpected '%s' (see gpux version --help)", argv[i]);
@@ -27,10 +28,19 @@ int cmd_version(int argc, char **argv) {
   const char *webgpu_lib = NULL;
   for (int i = 0; i < n; i++)
     if (!strcmp(devs[i].backend, "webgpu") && devs[i].library[0]) webgpu_lib = devs[i].library;
+  static const char *const domains[] = {"ai.onnx", "ai.onnx.ml"};
+  int lo[2] = {0}, hi[2] = {0};
+  for (int i = 0; i < 2; i++) gpux_opset_range(domains[i], &lo[i], &hi[i]);
   if (json) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "gpux", GPUX_VERSION);
     cJSON_AddStringToObject(o, "library", gpux_version());
+    cJSON *ops = cJSON_AddObjectToObject(o, "opsets");
+    for (int i = 0; i < 2; i++) {
+      cJSON *r = cJSON_AddObjectToObject(ops, domains[i]);
+      cJSON_AddNumberToObject(r, "min", lo[i]);
+      cJSON_AddNumberToObject(r, "max", hi[i]);
+    }
     if (webgpu_lib) cJSON_AddStringToObject(o, "webgpu_library", webgpu_lib);
     else cJSON_AddStringToObject(o, "webgpu_note", note);
     cJSON *d = cJSON_AddArrayToObject(o, "devices");
@@ -50,6 +60,7 @@ int cmd_version(int argc, char **argv) {
   }
   printf("gpux      %s\n", GPUX_VERSION);
   printf("library   %s\n", gpux_version());
+  printf("opsets    ai.onnx %d-%d, ai.onnx.ml %d-%d\n", lo[0], hi[0], lo[1], hi[1]);
   printf("webgpu    %s\n", webgpu_lib ? webgpu_lib : note[0] ? note : "not found");
   for (int i = 0; i < n; i++) {
     if (!strcmp(devs[i].backend, "cpu")) printf("device    cpu: %s (%d threads)\n", devs[i].name, devs[i].threads);

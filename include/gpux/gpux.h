@@ -35,6 +35,10 @@ extern "C" {
 /* The library's version string ("0.1.0"), which may differ from the GPUX_VERSION this program
  * was compiled with. */
 GPUX_API const char *gpux_version(void);
+/* The operator-set versions of `domain` ("" or "ai.onnx", "ai.onnx.ml") that models may import:
+ * those of the ONNX release whose node tests gpux passes (src/ops/registry.c). 0, or
+ * GPUX_E_NOTFOUND for a domain gpux has no operators of. */
+GPUX_API int gpux_opset_range(const char *domain, int *min, int *max);
 
 /* Error codes: negative, stable, never renumbered. X(name, value, message). */
 #define GPUX_ERRNO_MAP(X)                                                           \

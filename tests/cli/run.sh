@@ -29,6 +29,8 @@ expect did-you-mean 2 "unknown command 'lst' \(did you mean 'list'\?" -- "$gpux"
 expect unknown-global-option 2 "^gpux: error: unknown option '--frob'" -- "$gpux" --frob
 expect version 0 "^gpux +[0-9]+\.[0-9]+\.[0-9]+" -- "$gpux" version
 expect version-library 0 "^library +[0-9]+\.[0-9]+\.[0-9]+$" -- bash -c "'$gpux' version | sed -n 2p"
+expect version-opsets 0 "^opsets +ai.onnx 1-[0-9]+, ai.onnx.ml 1-[0-9]+$" -- bash -c "'$gpux' version | grep '^opsets'"
+expect version-json-opsets 0 '"opsets":\{"ai.onnx":\{"min":1,"max":[0-9]+\},"ai.onnx.ml":\{"min":1,"max":[0-9]+\}\}' -- "$gpux" version --json
 expect version-json 0 '^\{"gpux":"[0-9.]+","library":"[0-9.]+",.*"devices":\[.*"backend":"cpu"' -- "$gpux" version --json
 expect help-verb 0 '^usage: gpux rm ' -- "$gpux" help rm
 expect help-unknown-verb 2 "did you mean 'run'" -- "$gpux" help rnu

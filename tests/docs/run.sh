@@ -15,7 +15,8 @@
 #   - README's first block (make demo, make test): it builds and tests gpux itself.
 #   - gpux login, logout, push, pull, and run/serve of a registry's image (localhost:PORT/...):
 #     they need an OCI registry; tests/registry/*.sh runs them against a local one.
-#   - lines with a command other than gpux or curl (make/cmake build gpux itself).
+#   - lines with a command other than gpux or curl (make/cmake build gpux itself); a pipeline
+#     of base64/sed/printf into curl or gpux runs.
 #   - lines with placeholders (NAME, PATH, FILE, ... in capitals): templates, not commands.
 #   - gpux verify build/node: it runs all of ONNX's node cases, which the conformance tests do.
 #   - gpux bench build/models/... when build/models is missing: the models-cpu test makes it.
@@ -88,6 +89,8 @@ why_skip() {
       curl\ *)
         [[ $cmd =~ (localhost|127\.0\.0\.1):([0-9]+) ]] || { echo "curl to no local server"; return; }
         [ -n "${servers[${BASH_REMATCH[2]}]:-}" ] || { echo "no example started a server on port ${BASH_REMATCH[2]}"; return; } ;;
+      base64\ *\|*|printf\ *\|*|sed\ *\|*)   # a pipeline feeding curl or gpux: checked as its last command
+        why_skip "${cmd##*| }"; return ;;
       *) echo "not a gpux command: ${cmd%% *}"; return ;;
     esac
   done < <(sed -E 's/(;|&&|\|\|)/\n/g' <<<"$line")
@@ -123,7 +126,9 @@ while IFS=$'\t' read -r where line; do
   where=${where#"$root/"}
   cmd=$(sed -E 's/[[:space:]]+#[[:space:]].*$//' <<<"$line")
   # a foreground server serves the curl lines right after it (as in a second terminal)
-  { [ "${where%%:*}" != "$file" ] || [[ $cmd != curl* ]]; } && stop_servers
+  is_curl=0
+  [[ $cmd == curl* || $cmd == *"| curl "* ]] && is_curl=1
+  { [ "${where%%:*}" != "$file" ] || [ "$is_curl" = 0 ]; } && stop_servers
   file=${where%%:*}
   reason=$(why_skip "$cmd")
   if [ -n "$reason" ]; then
@@ -140,7 +145,7 @@ while IFS=$'\t' read -r where line; do
   fi
   first=$(head -1 <<<"$out")
   # curl exits 0 on an HTTP error: gpux's error bodies are {"error": "..."}
-  [[ $cmd == curl* && $first == *'"error"'* ]] && rc=22
+  [ "$is_curl" = 1 ] && [[ $first == *'"error"'* ]] && rc=22
   if [ "$rc" != 0 ] || { [ -n "$want" ] && ! grep -Eq -- "$want" <<<"$first"; }; then
     echo "FAIL $where: $cmd"
     echo "  exit $rc${want:+, first line must match $want}; output:"
