@@ -10,7 +10,8 @@
 // encoder below). Inputs are meaningful where the model has a meaning to feed (rendered text lines
 // for OCR, a chirp for the audio front end, real features for the wake-word classifiers) and
 // seeded pseudo-random otherwise, so every run writes the same inputs. Models with dynamic sizes
-// get two variants with different sizes. OUTDIR/cases.txt lists the case folders, one a line.
+// get two variants with different sizes. OUTDIR/cases.txt lists the case folders, one a line;
+// OUTDIR/exact.txt those of them whose outputs must match exactly (the int8 models).
 // --keep: do nothing when OUTDIR already holds cases made by this same script and ORT version.
 import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
@@ -335,7 +336,7 @@ async function main() {
     .update(JSON.stringify(MODELS)).digest('hex');
   const stampFile = path.join(out, '.stamp'), listFile = path.join(out, 'cases.txt');
   if (keep && !only && fs.existsSync(stampFile) && fs.readFileSync(stampFile, 'utf8') === stamp &&
-      fs.existsSync(listFile) &&
+      fs.existsSync(listFile) && fs.existsSync(path.join(out, 'exact.txt')) &&
       fs.readFileSync(listFile, 'utf8').split('\n').filter(Boolean)
         .every((d) => fs.existsSync(path.join(out, d, 'test_data_set_0', 'output_0.pb')) &&
                       fs.existsSync(path.join(out, d, 'model.onnx')))) {
@@ -367,6 +368,8 @@ async function main() {
   }
   if (!only) {
     fs.writeFileSync(listFile, names.join('\n') + '\n');
+    // the int8 cases: their outputs must match ONNX Runtime's exactly (run.sh checks)
+    fs.writeFileSync(path.join(out, 'exact.txt'), names.filter((n) => QUANT.includes(cases[n].model)).join('\n') + '\n');
     fs.writeFileSync(stampFile, stamp);
   }
 }

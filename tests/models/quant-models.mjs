@@ -54,7 +54,7 @@ function valueInfo(name, type, dims) {
 }
 
 /* A graph under construction: node() appends a NodeProto, init() an initializer. */
-class Graph {
+export class Graph {
   constructor(name) { this.name = name; this.nodes = []; this.inits = []; this.inputs = []; this.outputs = []; this.n = 0; }
   node(op, inputs, outputs, attrs = {}, domain = '') {
     const name = `${op}_${this.n++}`;

@@ -3,7 +3,8 @@
 # Silero VAD) and int8 models quantized as ONNX Runtime's tool does (quant-models.mjs) run by
 # gpux's CPU backend and compared with ONNX Runtime's CPU outputs on the same
 # inputs. Makes the test-case folders with node (tests/models/make-cases.mjs, skipped when they
-# are up to date), then runs `gpux verify` on them; fails when any case fails or is skipped.
+# are up to date), then runs `gpux verify` on them; fails when any case fails or is skipped, or
+# when an int8 case (exact.txt) differs at all or, on WebGPU, runs any node on the CPU.
 #
 #   tests/models/run.sh GPUX_BIN CASES_DIR [BACKEND]
 set -euo pipefail
@@ -42,5 +43,21 @@ fi
 if [ "$failed" -ne 0 ] || [ "$skipped" -ne 0 ] || [ "$passed" -ne ${#dirs[@]} ]; then
   echo "run.sh: FAILED: $passed of ${#dirs[@]} model cases passed ($failed failed, $skipped skipped)" >&2
   exit 1
+fi
+# the int8 models (exact.txt): outputs equal to ONNX Runtime's to the last bit, and on WebGPU
+# with no node on the CPU
+exact=()
+while IFS= read -r c; do [ -n "$c" ] && exact+=("$cases/$c"); done < "$cases/exact.txt"
+if [ ${#exact[@]} -gt 0 ]; then
+  opts=(--rtol 0 --atol 0)
+  [ "$backend" = webgpu ] && opts+=(--no-fallback)
+  set +e
+  "$gpux" verify --backend "$backend" "${opts[@]}" "${exact[@]}" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  if [ "$rc" -ne 0 ] || ! grep -qE "^${#exact[@]} passed, 0 failed, 0 skipped" "$log"; then
+    echo "run.sh: FAILED: the int8 model cases must match exactly${opts[4]:+, with no node on the CPU}" >&2
+    exit 1
+  fi
 fi
 echo "run.sh: all ${#dirs[@]} model cases match ONNX Runtime on the $backend backend"

@@ -13,7 +13,7 @@
 #include "gpux/gpux.h"
 #include "onnx-writer.h"
 
-#define MAX_IN 6
+#define MAX_IN 9
 
 typedef struct {
   const char *name;
@@ -100,16 +100,26 @@ static gpux_model *build(const op_case *c, gpux_tensor *inputs, int *n_inputs) {
         float f[16];
         for (int k = 0; k < o->n_vals; k++) f[k] = (float)o->vals[k];
         pbw_tensor(&g, 5, names[i], dt, o->ndim, o->dims, f, (size_t)o->n_vals * 4);
+      } else if (dt == GPUX_DT_UINT8 || dt == GPUX_DT_INT8 || dt == GPUX_DT_INT32) {
+        int32_t w[16];
+        uint8_t u[16];
+        for (int k = 0; k < o->n_vals; k++) w[k] = (int32_t)o->vals[k], u[k] = (uint8_t)o->vals[k];
+        if (dt == GPUX_DT_INT32) pbw_tensor(&g, 5, names[i], dt, o->ndim, o->dims, w, (size_t)o->n_vals * 4);
+        else pbw_tensor(&g, 5, names[i], dt, o->ndim, o->dims, u, (size_t)o->n_vals);
       } else {
         pbw_tensor(&g, 5, names[i], dt, o->ndim, o->dims, o->vals, (size_t)o->n_vals * 8);
       }
       continue;
     }
-    pbw_value_info(&g, 11, names[i], GPUX_DT_FLOAT, o->ndim, o->dims, NULL);
+    int dt = o->dtype ? o->dtype : GPUX_DT_FLOAT; /* float32, or random bytes of int8/uint8 */
+    pbw_value_info(&g, 11, names[i], dt, o->ndim, o->dims, NULL);
     gpux_tensor *t = &inputs[(*n_inputs)++];
-    assert_int_equal(gpux_tensor_init(t, GPUX_DT_FLOAT, o->ndim, o->dims), 0);
+    assert_int_equal(gpux_tensor_init(t, dt, o->ndim, o->dims), 0);
     float lo = o->lo || o->hi ? o->lo : -2.0f, hi = o->lo || o->hi ? o->hi : 2.0f;
-    for (int64_t k = 0; k < gpux_tensor_count(t); k++) ((float *)t->data)[k] = frand(lo, hi);
+    for (int64_t k = 0; k < gpux_tensor_count(t); k++) {
+      if (dt == GPUX_DT_FLOAT) ((float *)t->data)[k] = frand(lo, hi);
+      else ((uint8_t *)t->data)[k] = (uint8_t)frand(0.0f, 256.0f);
+    }
   }
   for (int k = 0; k < n_out; k++) untyped_output(&g, k == 0 ? "y0" : k == 1 ? "y1" : "y2");
   pbw os = {0};
@@ -272,6 +282,38 @@ static void test_conv_pool(void **state) {
   assert_int_equal(bad, 0);
 }
 
+/* shorthands for 8-bit operands: random bytes, and one-value initializers */
+#define TB(dt_, ...) {.ndim = (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), .dims = {__VA_ARGS__}, .dtype = dt_}
+#define ZP(dt_, v) {.ndim = 0, .dtype = dt_, .n_vals = 1, .vals = {v}}
+#define ZPV(dt_, n_, ...) {.ndim = 1, .dims = {n_}, .dtype = dt_, .n_vals = n_, .vals = {__VA_ARGS__}}
+#define SR(lo_, hi_) {.ndim = 0, .lo = lo_, .hi = hi_}
+#define TBS(dt_) {.ndim = 0, .dtype = dt_}
+#define U8 GPUX_DT_UINT8
+#define I8 GPUX_DT_INT8
+
+static void test_quant(void **state) {
+  (void)state;
+  const op_case cases[] = {
+    {.op = "DynamicQuantizeLinear", .n_in = 1, .in = {TR(-3.0f, 5.0f, 2, 3, 17, 9)}, .n_out = 3},
+    {.op = "DynamicQuantizeLinear", .n_in = 1, .in = {TR(0.5f, 2.0f, 1000)}, .n_out = 3},
+    {.op = "ConvInteger", .n_in = 4, .in = {TB(U8, 1, 3, 9, 11), TB(I8, 8, 3, 3, 3), ZP(U8, 131), ZP(I8, -2)}, .attrs = {AIS("pads", 1, 0, 2, 1), AIS("strides", 2, 1)}, .n_attrs = 2},
+    {.op = "ConvInteger", .n_in = 4, .in = {TB(I8, 2, 4, 7, 7), TB(U8, 6, 2, 2, 3), TBS(I8), ZPV(U8, 6, 1, 2, 3, 250, 128, 0)}, .attrs = {AI("group", 2), AIS("dilations", 2, 1)}, .n_attrs = 2},
+    {.op = "ConvInteger", .n_in = 2, .in = {TB(U8, 1, 3, 70), TB(U8, 9, 3, 4)}, .attrs = {AIS("strides", 3)}, .n_attrs = 1},
+    {.op = "MatMulInteger", .n_in = 4, .in = {TB(U8, 2, 5, 33), TB(I8, 33, 7), ZPV(U8, 5, 1, 100, 128, 255, 0), ZP(I8, 3)}},
+    {.op = "MatMulInteger", .n_in = 4, .in = {TB(I8, 3, 1, 4, 9), TB(U8, 2, 9, 6), TBS(I8), ZPV(U8, 6, 0, 1, 2, 3, 4, 200)}},
+    {.op = "MatMulInteger", .n_in = 2, .in = {TB(U8, 70), TB(U8, 70, 5)}},
+    {.op = "QLinearConv", .n_in = 9,
+     .in = {TB(U8, 1, 3, 8, 9), SR(0.01f, 0.03f), ZP(U8, 120), TB(I8, 4, 3, 3, 3), TR(0.001f, 0.004f, 4), ZPV(I8, 4, 0, 0, 0, 0),
+            SR(0.05f, 0.1f), ZP(U8, 100), ZPV(GPUX_DT_INT32, 4, -500, 20, 3000, 7)},
+     .attrs = {AIS("pads", 1, 1, 1, 1)}, .n_attrs = 1},
+    {.op = "QLinearMatMul", .n_in = 8,
+     .in = {TB(I8, 2, 3, 16), SR(0.01f, 0.03f), ZP(I8, -5), TB(U8, 16, 4), SR(0.01f, 0.02f), ZP(U8, 128), SR(0.3f, 0.5f), ZP(I8, 10)}},
+  };
+  int bad = 0;
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) bad |= run_case(&cases[k], (int)k);
+  assert_int_equal(bad, 0);
+}
+
 static void test_norm_reduce(void **state) {
   (void)state;
   const op_case cases[] = {
@@ -359,6 +401,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_unary),      cmocka_unit_test(test_binary),       cmocka_unit_test(test_matmul_gemm),
     cmocka_unit_test(test_conv_pool),  cmocka_unit_test(test_norm_reduce),  cmocka_unit_test(test_data_movement),
+    cmocka_unit_test(test_quant),
   };
   /* the kernels' software-adapter forms (the default on lavapipe) and their GPU forms */
   int rc = cmocka_run_group_tests_name("default kernels", tests, setup, teardown);

@@ -517,6 +517,9 @@ static int op_cast(wg_build *b) {
                  from == GPUX_DT_INT16 || from == GPUX_DT_UINT16;
   if (from == GPUX_DT_FLOAT && to == GPUX_DT_BOOL) expr = "select(0, 1, a0 != 0.0)", in_type = WG_F32;
   else if (from == GPUX_DT_FLOAT && to == GPUX_DT_INT32) expr = "i32(trunc(a0))", in_type = WG_F32;
+  /* as the CPU: truncated, then wrapped to the narrow width (values beyond i32 saturate first) */
+  else if (from == GPUX_DT_FLOAT && to == GPUX_DT_UINT8) expr = "i32(trunc(a0)) & 255", in_type = WG_F32;
+  else if (from == GPUX_DT_FLOAT && to == GPUX_DT_INT8) expr = "(i32(trunc(a0)) << 24u) >> 24u", in_type = WG_F32;
   else if (from_int && to == GPUX_DT_FLOAT) expr = "f32(a0)", out_type = WG_F32;
   else if (from_int && to == GPUX_DT_BOOL) expr = "select(0, 1, a0 != 0)";
   else if (from == GPUX_DT_BOOL && (to == GPUX_DT_INT32 || to == GPUX_DT_INT64)) expr = "a0";

@@ -6,7 +6,7 @@
 static const wg_op *const families[] = {
   gpux__wg_ops_elementwise, gpux__wg_ops_shape, gpux__wg_ops_linalg,
   gpux__wg_ops_conv,        gpux__wg_ops_norm,  gpux__wg_ops_reduce, gpux__wg_ops_resize,
-  gpux__wg_ops_loss,        gpux__wg_ops_attention,
+  gpux__wg_ops_loss,        gpux__wg_ops_attention, gpux__wg_ops_quant,
 };
 
 wg_op_fn gpux__wg_op_find(const char *domain, const char *op_type) {

@@ -210,6 +210,7 @@ extern const wg_op gpux__wg_ops_reduce[];
 extern const wg_op gpux__wg_ops_resize[];
 extern const wg_op gpux__wg_ops_loss[];
 extern const wg_op gpux__wg_ops_attention[];
+extern const wg_op gpux__wg_ops_quant[];
 
 extern const gpux__backend_i gpux__backend_webgpu;
 
