@@ -329,18 +329,39 @@ typedef struct {
   float scale, zp;
 } dynq_job;
 
-GPUX_SIMD_CLONES
 static void dynq_quantize(const float *restrict x, uint8_t *restrict y, int64_t n, float scale, float zp) {
-  FOR8(i, n, {
+  for (int64_t i = 0; i < n; i++) {
     float q = nearbyintf(x[i] / scale) + zp;
-    q = q < 0.0f ? 0.0f : q;
-    q = q > 255.0f ? 255.0f : q;
-    y[i] = (uint8_t)(int32_t)q;
-  });
+    y[i] = (uint8_t)(q > 0.0f ? (q < 255.0f ? q : 255.0f) : 0.0f);
+  }
 }
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+/* The same with AVX2, 8 at a time (GCC leaves the loop above scalar): the same division and
+ * round-half-even, so the same bytes. */
+__attribute__((target("avx2"))) static void dynq_quantize_avx2(const float *x, uint8_t *y, int64_t n, float scale, float zp) {
+  __m256 s = _mm256_set1_ps(scale), z = _mm256_set1_ps(zp), lo = _mm256_setzero_ps(), hi = _mm256_set1_ps(255.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 q = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + i), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    q = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(q, z), lo), hi);
+    __m256i v = _mm256_cvttps_epi32(q);
+    __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    _mm_storel_epi64((__m128i *)(y + i), _mm_packus_epi16(w, w));
+  }
+  dynq_quantize(x + i, y + i, n - i, scale, zp);
+}
+#endif
 
 static void dynq_range(void *ctx, int64_t begin, int64_t end) {
   const dynq_job *j = ctx;
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2")) {
+    dynq_quantize_avx2(j->x + begin, j->y + begin, end - begin, j->scale, j->zp);
+    return;
+  }
+#endif
   dynq_quantize(j->x + begin, j->y + begin, end - begin, j->scale, j->zp);
 }
 
@@ -779,6 +800,7 @@ static void iconv_pack(const iconv_gemm_job *j, uint8_t *panel, int64_t b, int64
   const conv_geom *g = j->g;
   int64_t cpg = g->c / g->group, khw = j->kh * j->kw;
   uint8_t rb[4][NT];
+  memset(rb, 0, sizeof rb);
   for (int64_t q = 0; q < j->k4; q++) {
     for (int e = 0; e < 4; e++) {
       uint8_t *restrict t = rb[e];
@@ -795,17 +817,19 @@ static void iconv_pack(const iconv_gemm_job *j, uint8_t *panel, int64_t b, int64
         int64_t last = j->iw - 1 - off; /* (ow0 + c) * sw <= last */
         hi = last < 0 ? lo : GPUX__MAX(lo, GPUX__MIN(nv, last / j->sw - ow0 + 1));
       }
-      memset(t, j->xpad, (size_t)lo);
       if (hi > lo) {
         const uint8_t *restrict xr = j->x + ((b * g->c + grp * cpg + ci) * j->ih + ih) * j->iw + off + ow0 * j->sw;
-        uint8_t flip = j->xflip;
-        if (j->sw == 1)
-          for (int64_t c = lo; c < hi; c++) t[c] = xr[c] ^ flip;
-        else if (j->sw == 2)
-          for (int64_t c = lo; c < hi; c++) t[c] = xr[c * 2] ^ flip;
-        else
-          for (int64_t c = lo; c < hi; c++) t[c] = xr[c * j->sw] ^ flip;
+        if (j->sw == 1) {
+          memcpy(t + lo, xr + lo, (size_t)(hi - lo));
+        } else if (j->sw == 2) {
+          for (int64_t c = lo; c < hi; c++) t[c] = xr[c * 2];
+        } else {
+          for (int64_t c = lo; c < hi; c++) t[c] = xr[c * j->sw];
+        }
+        if (j->xflip) /* int8 x into the unsigned form; the padding is written after */
+          for (int c = 0; c < NT; c++) t[c] ^= 0x80;
       }
+      memset(t, j->xpad, (size_t)lo);
       memset(t + hi, j->xpad, (size_t)(NT - hi));
     }
     uint32_t *restrict d = (uint32_t *)(panel + q * NT * 4);
