@@ -11,7 +11,7 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-    "usage: gpux build [PATH] [-t NAME[:TAG]] [--backend cpu|webgpu|auto] [--no-smoke] [--json] [-q]\n\n"
+    "usage: gpux build [PATH] [-t NAME[:TAG]] [--backend cpu|webgpu|auto] [--no-smoke] [--allow-outside] [--json] [-q]\n\n"
     "Builds an image from PATH (a folder with a GPUXfile, or the file itself; default .):\n"
     "parses and validates the GPUXfile, loads the model(s), checks every operator, smoke-runs\n"
     "them on the chosen backend with generated inputs (or the GPUXfile's examples), measures\n"
@@ -21,6 +21,9 @@ static void usage(FILE *f) {
     "  --backend B           cpu, webgpu (or gpu) or auto (default: the GPUXfile's runtime.backend)\n"
     "  --no-smoke            skip the smoke run: the models are loaded and every operator checked,\n"
     "                        but nothing runs and nothing is measured\n"
+    "  --allow-outside       files outside PATH's folder (absolute paths, '..', symlinks out of\n"
+    "                        it) may go into the image; without it they are an error, because\n"
+    "                        an image is made to be pushed\n"
     "  --json                print the summary as JSON on stdout\n"
     "  -q, --quiet           no progress lines\n");
 }
@@ -154,7 +157,8 @@ int cmd_build(int argc, char **argv) {
   static const struct option opts[] = {
     {"tag", required_argument, 0, 't'}, {"backend", required_argument, 0, 'b'},
     {"json", no_argument, 0, 'j'}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
-    {"no-smoke", no_argument, 0, 'S'}, {0, 0, 0, 0}};
+    {"no-smoke", no_argument, 0, 'S'},
+    {"allow-outside", no_argument, 0, 'O'}, {0, 0, 0, 0}};
   gpux_build_options bo = {0};
   int json = 0, c;
   progress_state ps = {.tty = isatty(2)};
@@ -165,6 +169,7 @@ int cmd_build(int argc, char **argv) {
     case 't': bo.tag = optarg; break;
     case 'b': if (cli_parse_backend(optarg, &bo.backend)) return EXIT_USAGE; break;
     case 'j': json = 1; break;
+    case 'O': bo.allow_outside = 1; break;
     case 'q': ps.quiet = 1; break;
     case 'S': bo.no_smoke = 1; break;
     case 'h': usage(stdout); return EXIT_OK;

@@ -15,7 +15,7 @@ run() { printf '\n$ %s\n' "$*" | sed "s|$root/||g; s|$tmp/||g"; "$@"; }
 convert -background white -fill black -font DejaVu-Sans -pointsize 32 label:"$text" \
         -bordercolor white -border 10 "$tmp/line.png"
 printf 'Rendered "%s" into line.png (%s)\n' "$text" "$(identify -format '%wx%h' "$tmp/line.png")"
-run "$gpux" build "$root/examples/ocr"
+run "$gpux" build --allow-outside "$root/examples/ocr"
 run "$gpux" run ocr --input "$tmp/line.png"
 run "$gpux" run ocr --input "$tmp/line.png" --repeat 5
 got=$("$gpux" run ocr --input "$tmp/line.png")

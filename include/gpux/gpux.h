@@ -321,6 +321,9 @@ typedef struct {
   void *progress_ctx;
   int no_smoke;                  /* 1 = no smoke run: the models are loaded and their operators
                                     checked, but nothing runs and nothing is measured */
+  int allow_outside;             /* 0: every file copied into the image (models, external data,
+                                    labels, vocabularies, handlers) must be inside the build
+                                    folder once symlinks are resolved; 1: anywhere */
 } gpux_build_options;
 
 /* Parses and validates `context`/GPUXfile, loads the model(s), smoke-runs them, and writes an

@@ -53,6 +53,7 @@ typedef struct {
 typedef struct {
   layer_file *items;
   int n, cap;
+  const char *root;             /* the build folder (resolved): files must be inside it; NULL = anywhere */
 } layer_list;
 
 static const char *base_of(const char *p) {
@@ -65,6 +66,15 @@ static int add_layer(layer_list *l, const char *path, const char *want_title, co
                      int renamable, const char *prefix, const char **title) {
   char real[PATH_MAX];
   if (!realpath(path, real)) return gpux__error(errno == ENOENT ? GPUX_E_NOTFOUND : GPUX_E_IO, "%s: %s", path, strerror(errno));
+  /* an image is pushed: what the build folder does not hold (absolute paths, "..", symlinks out
+   * of it) goes in only when the builder asks for it */
+  size_t rl = l->root ? strlen(l->root) : 0;
+  if (l->root && (strncmp(real, l->root, rl) || (real[rl] != '/' && strcmp(l->root, "/")))) {
+    char resolved[PATH_MAX + 32] = "";
+    if (strcmp(real, path)) snprintf(resolved, sizeof resolved, " (it is %s)", real);
+    return gpux__error(GPUX_E_INVALID, "%s%s is outside the build folder %s: copy it in, or build with --allow-outside",
+                       path, resolved, l->root);
+  }
   for (int i = 0; i < l->n; i++)
     if (!strcmp(l->items[i].path, real)) {
       if (!renamable && strcmp(l->items[i].title, want_title))
@@ -122,7 +132,7 @@ static int add_ref(gpux__spec *s, layer_list *l, char **ref) {
   return (*ref = gpux__spec_strdup(s, title)) ? 0 : GPUX_E_NOMEM;
 }
 
-static int add_model_layers(gpux__spec *s, layer_list *l, gpux__spec_model *m, const char *step) {
+static int add_model_files(gpux__spec *s, layer_list *l, gpux__spec_model *m, const char *step) {
   char p[4096];
   gpux__spec_path(s, m->path, p, sizeof p);
   char **ext = NULL;
@@ -152,6 +162,15 @@ static int add_model_layers(gpux__spec *s, layer_list *l, gpux__spec_model *m, c
   m->path = m->source = gpux__spec_strdup(s, title);
   m->kind = GPUX__SRC_FILE;
   return m->path ? 0 : GPUX_E_NOMEM;
+}
+
+static int add_model_layers(gpux__spec *s, layer_list *l, gpux__spec_model *m, const char *step) {
+  /* a URL or hf: source was fetched into the cache, not taken from the builder's files */
+  const char *root = l->root;
+  if (m->kind != GPUX__SRC_FILE) l->root = NULL;
+  int rc = add_model_files(s, l, m, step);
+  l->root = root;
+  return rc;
 }
 
 /* ---- names ---- */
@@ -491,6 +510,11 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
   /* layers: model files and what preprocessing/postprocessing read */
   progress(o, "write", 0, 0);
   layer_list layers = {0};
+  char root[PATH_MAX];
+  if (!(o && o->allow_outside)) {
+    if (!realpath(spec->dir, root)) rc = gpux__error(GPUX_E_IO, "%s: %s", spec->dir, strerror(errno));
+    layers.root = root;
+  }
   for (int i = 0; i < a->n_models && !rc; i++) {
     gpux__spec_model *m = spec->has_model ? &spec->model : &spec->pipeline.steps[i].model;
     rc = add_model_layers(spec, &layers, m, spec->has_model ? NULL : spec->pipeline.steps[i].name);

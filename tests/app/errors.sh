@@ -67,7 +67,7 @@ expect_error no-folder 'nowhere: No such file' -- "$gpux" build "$tmp/nowhere"
 expect_error no-gpuxfile 'no GPUXfile and no .onnx model in this folder' -- "$gpux" build "$tmp"
 
 # wrong input types at run time
-expect build 0 '^Built text-direction:1.0 ' -- "$gpux" build -q "$root/examples/text-direction"
+expect build 0 '^Built text-direction:1.0 ' -- "$gpux" build -q --allow-outside "$root/examples/text-direction"
 render "Hello world" "$tmp/line.png"
 espeak-ng -w "$tmp/speech.wav" "hello" 2>/dev/null || printf 'RIFF' > "$tmp/speech.wav"
 expect_error text-for-image "input 'x' expects an image \(PNG or JPEG\): 'hello' is not a file" -- "$gpux" run text-direction --input hello

@@ -11,7 +11,7 @@ here=$root/tests/app/handler
 node "$root/tests/app/make-models.mjs" "$tmp" >/dev/null
 
 # the Python example: business rules around text-direction's scores
-expect build-python 0 '^Built text-direction-python:1.0 ' -- "$gpux" build -q "$root/examples/text-direction-python"
+expect build-python 0 '^Built text-direction-python:1.0 ' -- "$gpux" build -q --allow-outside "$root/examples/text-direction-python"
 convert "$root/examples/line.png" -rotate 180 "$tmp/flipped.png"
 expect run-python 0 '^\{"angle":0,"confidence":0.99[0-9]*,"action":"keep"\}$' -- "$gpux" run text-direction-python --input "$root/examples/line.png"
 expect run-python-flipped 0 '"result":\{"angle":180,"confidence":[01][.0-9]*,"action":"rotate"\}' -- "$gpux" run text-direction-python --input "$tmp/flipped.png" --json
@@ -76,7 +76,7 @@ mkdir -p "$tmp/tdc" "$tmp/cscale"
 sed "s|\.\./\.\./deps/|$root/deps/|; s|\.\./line.png|$root/examples/line.png|" "$root/examples/text-direction-c/GPUXfile" > "$tmp/tdc/GPUXfile"
 cc -shared -fPIC -O2 -Wall -Werror -I "$root/include" "$root/examples/text-direction-c/handler.c" -o "$tmp/tdc/handler.so"
 cc -shared -fPIC -O2 -Wall -Werror -I "$root/include" "$here/scale.c" -o "$tmp/cscale/scale.so"
-expect build-c 0 '^Built text-direction-c:1.0 ' -- "$gpux" build -q "$tmp/tdc"
+expect build-c 0 '^Built text-direction-c:1.0 ' -- "$gpux" build -q --allow-outside "$tmp/tdc"
 expect run-c 0 '^\{"angle":0,"confidence":0.99[0-9]*,"action":"keep"\}$' -- "$gpux" run text-direction-c --input "$root/examples/line.png"
 expect serve-c 0 '^tdc started: http://' -- "$gpux" serve -d text-direction-c --port 0 --name tdc
 port=$("$gpux" ps --json | grep -o '"port":[0-9]*' | head -1 | cut -d: -f2)

@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh" "$1"
 need convert python3
 forge() { python3 "$root/tests/app/forge-image.py" "$GPUX_HOME" td:1 "$@"; }
 
-expect build 0 '^Built td:1 ' -- "$gpux" build -q --backend cpu -t td:1 "$root/examples/text-direction"
+expect build 0 '^Built td:1 ' -- "$gpux" build -q --allow-outside --backend cpu -t td:1 "$root/examples/text-direction"
 render "Hello world" "$tmp/line.png"
 expect run 0 '^0 0\.' -- "$gpux" run td:1 --backend cpu --input "$tmp/line.png"
 

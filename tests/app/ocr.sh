@@ -6,7 +6,7 @@
 source "$(dirname "$0")/lib.sh" "$1"
 need convert
 
-expect build-ocr 0 '^Built ocr:1.0 ' -- "$gpux" build -q "$root/examples/ocr"
+expect build-ocr 0 '^Built ocr:1.0 ' -- "$gpux" build -q --allow-outside "$root/examples/ocr"
 i=0
 for text in "Hello world 2024" "gpux reads this line" "The quick brown fox jumps" "3.14159" "ONNX on any GPU"; do
   i=$((i + 1))
@@ -26,7 +26,7 @@ expect ocr-interactive 0 '^gpux reads this line$' -- bash -c "printf '%s\n' \"$t
 expect ocr-folder 0 '^Hello world 2024$' -- "$gpux" run "$root/examples/ocr" --input "$tmp/line1.png"
 
 # text direction: upright -> 0, rotated by 180 degrees -> 180
-expect build-direction 0 '^Built text-direction:1.0 ' -- "$gpux" build -q "$root/examples/text-direction"
+expect build-direction 0 '^Built text-direction:1.0 ' -- "$gpux" build -q --allow-outside "$root/examples/text-direction"
 for i in 1 3 5; do
   convert "$tmp/line$i.png" -rotate 180 "$tmp/rot$i.png"
   expect "direction-upright-$i" 0 '^0 [01]\.[0-9]+$' -- "$gpux" run text-direction --input "$tmp/line$i.png"

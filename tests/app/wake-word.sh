@@ -34,7 +34,7 @@ fs.writeFileSync(process.argv[2], out);
 ' "$1" "$2"
 }
 
-expect build 0 '^Built wake-word:1.0 ' -- "$gpux" build -q "$root/examples/wake-word"
+expect build 0 '^Built wake-word:1.0 ' -- "$gpux" build -q --allow-outside "$root/examples/wake-word"
 for voice in en en-us en-gb-x-rp en+f3; do
   espeak-ng -v "$voice" -w "$tmp/raw.wav" "hey jarvis"
   to16k "$tmp/raw.wav" "$tmp/hey-$voice.wav"

@@ -16,7 +16,7 @@ reg=127.0.0.1:$reg_port open_dir=$reg_dir
 render "Hello world 2024" "$tmp/line.png"
 
 # build -> push
-expect build 0 '^Built td:v1 ' -- "$gpux" build -q -t td:v1 "$root/examples/text-direction"
+expect build 0 '^Built td:v1 ' -- "$gpux" build -q --allow-outside -t td:v1 "$root/examples/text-direction"
 want_out=$("$gpux" run td:v1 --input "$tmp/line.png")
 digest=$("$gpux" list --json | grep -o 'sha256:[0-9a-f]*' | head -1)
 expect push 0 "^Pushed $reg/team/td:v1.*digest +$digest.*2 uploaded" -- bash -c "'$gpux' push td:v1 $reg/team/td:v1 2>/dev/null | tr '\n' ' '"

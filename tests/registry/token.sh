@@ -23,7 +23,7 @@ reg=127.0.0.1:$reg_port
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$tport/token" && break; sleep 0.1; done
 render "Hello world 2024" "$tmp/line.png"
 
-expect build 0 '^Built td:v1 ' -- "$gpux" build -q -t td:v1 "$root/examples/text-direction"
+expect build 0 '^Built td:v1 ' -- "$gpux" build -q --allow-outside -t td:v1 "$root/examples/text-direction"
 want_out=$("$gpux" run td:v1 --input "$tmp/line.png")
 digest=$("$gpux" list --json | grep -o 'sha256:[0-9a-f]*' | head -1)
 expect_error anonymous-push "$reg requires a login" -- "$gpux" push -q td:v1 $reg/team/td:v1

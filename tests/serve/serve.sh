@@ -28,7 +28,7 @@ serving:
   max_queue_delay_ms: 40
 YAML
 expect build-tiny 0 '^Built tiny:2' -- "$gpux" build -q --backend cpu "$tmp/tiny"
-expect build-td 0 '^Built text-direction:1.0' -- "$gpux" build -q --backend cpu "$root/examples/text-direction"
+expect build-td 0 '^Built text-direction:1.0' -- "$gpux" build -q --allow-outside --backend cpu "$root/examples/text-direction"
 render "Hello world" "$tmp/line.png"
 
 # start NAME ARGS...: a server on a free port in the background; sets url and pid
