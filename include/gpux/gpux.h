@@ -382,6 +382,8 @@ typedef struct {
   double top_p;                  /* in (0, 1] overrides; 0 = the GPUXfile's */
   double repetition_penalty;     /* > 0 overrides; 0 = the GPUXfile's */
   int64_t seed;                  /* >= 0 overrides; -1 = the GPUXfile's */
+  const char *const *stop;       /* n_stop texts that end the generation, instead of the GPUXfile's */
+  int n_stop;
   gpux_token_fn on_token;        /* may be NULL */
   void *ctx;
 } gpux_generate_options;

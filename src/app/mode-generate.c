@@ -308,12 +308,12 @@ static char *utf8_clean(const char *text, size_t len, int final) {
 }
 
 /* The longest end of text that a stop text starts with (held back until it is known). */
-static size_t stop_prefix_tail(const char *text, size_t len, const gpux__spec_generate *g) {
+static size_t stop_prefix_tail(const char *text, size_t len, const gpux_generate_options *o) {
   size_t hold = 0;
-  for (int i = 0; i < g->n_stop; i++) {
-    size_t sl = strlen(g->stop[i]);
+  for (int i = 0; i < o->n_stop; i++) {
+    size_t sl = strlen(o->stop[i]);
     for (size_t k = GPUX__MIN(sl - 1, len); k > hold; k--)
-      if (!memcmp(text + len - k, g->stop[i], k)) { hold = k; break; }
+      if (!memcmp(text + len - k, o->stop[i], k)) { hold = k; break; }
   }
   return hold;
 }
@@ -421,7 +421,7 @@ static int step(gen_run *r, const int64_t *ids, int64_t n, int64_t past, gpux_te
  * callback. *stop is set when a stop text was found or the callback asked to stop. */
 static int emit(gen_run *r, int final, int *stop) {
   gen_state *st = r->st;
-  const gpux__spec_generate *g = &r->a->spec->generate;
+  const gpux_generate_options *g = &r->o;
   char *raw = NULL;
   int rc = gpux__tokenizer_decode(r->a->tokenizer, st->tokens, st->n_tokens, 1, &raw);
   if (rc) return rc;
@@ -430,6 +430,7 @@ static int emit(gen_run *r, int final, int *stop) {
   if (!text) return GPUX_E_NOMEM;
   size_t len = strlen(text);
   for (int i = 0; i < g->n_stop; i++) {
+    if (!g->stop[i][0]) continue;
     char *hit = strstr(text + (r->emitted > strlen(g->stop[i]) ? r->emitted - strlen(g->stop[i]) : 0), g->stop[i]);
     if (hit && (size_t)(hit - text) < len) {
       len = (size_t)(hit - text);
@@ -474,7 +475,13 @@ static void options_from_spec(const gpux__spec_generate *g, const gpux_generate_
   o->top_p = g->top_p;
   o->repetition_penalty = g->repetition_penalty;
   o->seed = g->seed;
+  o->stop = (const char *const *)g->stop;
+  o->n_stop = g->n_stop;
   if (!req) return;
+  if (req->n_stop > 0 && req->stop) {
+    o->stop = req->stop;
+    o->n_stop = req->n_stop;
+  }
   if (req->max_new_tokens > 0) o->max_new_tokens = req->max_new_tokens;
   if (req->temperature >= 0) o->temperature = req->temperature;
   if (req->top_k >= 0) o->top_k = req->top_k;

@@ -23,6 +23,7 @@ static void job_free(gpux__job *j) {
   free(j->owned);
   free(j->app_in);
   free(j->json);
+  free(j->pieces);
   free(j);
 }
 
@@ -47,6 +48,31 @@ static void note_run(gpux__slot *s, int rc) {
   s->n_device_err++;
   snprintf(s->last_device_err, sizeof s->last_device_err, "%s", gpux_last_error());
   pthread_mutex_unlock(&s->mu);
+}
+
+/* A streamed generation's piece of text: kept for the response's reader, who is woken. Stops
+ * the generation when the client went away. */
+static int job_piece(void *ctx, const char *text, int64_t token) {
+  gpux__job *j = ctx;
+  gpux__slot *s = j->slot;
+  (void)token;
+  size_t n = strlen(text) + 1;
+  pthread_mutex_lock(&s->mu);
+  int stop = j->abandoned;
+  if (!stop && j->pieces_len + n > j->pieces_cap) {
+    size_t cap = j->pieces_cap ? j->pieces_cap * 2 : 1024;
+    while (cap < j->pieces_len + n) cap *= 2;
+    char *p = gpux__realloc(j->pieces, cap);
+    if (p) { j->pieces = p; j->pieces_cap = cap; }
+    else stop = 1;
+  }
+  if (!stop) {
+    memcpy(j->pieces + j->pieces_len, text, n);
+    j->pieces_len += n;
+    pthread_cond_broadcast(&s->cv_done);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return stop;
 }
 
 /* Can b join a batch led by a? Same input names, dtypes and trailing dimensions. */
@@ -199,7 +225,18 @@ static void *worker_main(void *arg) {
       }
     }
     pthread_mutex_unlock(&s->mu);
-    if (first->kind == GPUX__JOB_APP) {
+    if (first->kind == GPUX__JOB_GENERATE) {
+      first->t_start = gpux__now_ms();
+      first->slot = s;
+      if (first->stream) {
+        first->gen.on_token = job_piece;
+        first->gen.ctx = first;
+      }
+      int rc = gpux_app_generate(s->app, first->app_in, first->n_app_in, &first->gen, &first->json, NULL);
+      first->t_end = gpux__now_ms();
+      note_run(s, rc);
+      if (rc) fail_job(first, rc);
+    } else if (first->kind == GPUX__JOB_APP) {
       first->t_start = gpux__now_ms();
       int rc = gpux_app_run(s->app, first->app_in, first->n_app_in, &first->json, NULL);
       first->t_end = gpux__now_ms();
@@ -250,12 +287,9 @@ void gpux__slot_stop_worker(gpux__slot *s) {
   s->has_worker = 0;
 }
 
-int gpux__slot_submit(gpux__slot *s, gpux__job *j) {
-  pthread_mutex_lock(&s->mu);
-  if (s->queued >= s->max_queue || s->stopping) {
-    pthread_mutex_unlock(&s->mu);
-    return 503;
-  }
+/* Puts j at the end of the queue (the worker takes a reference); 503 when full. Under s->mu. */
+static int queue_locked(gpux__slot *s, gpux__job *j) {
+  if (s->queued >= s->max_queue || s->stopping) return 503;
   j->t_enq = gpux__now_ms();
   j->refs++;
   if (s->tail) s->tail->next = j;
@@ -263,6 +297,22 @@ int gpux__slot_submit(gpux__slot *s, gpux__job *j) {
   s->tail = j;
   s->queued++;
   pthread_cond_signal(&s->cv_work);
+  return 0;
+}
+
+int gpux__slot_enqueue(gpux__slot *s, gpux__job *j) {
+  pthread_mutex_lock(&s->mu);
+  int rc = queue_locked(s, j);
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+int gpux__slot_submit(gpux__slot *s, gpux__job *j) {
+  pthread_mutex_lock(&s->mu);
+  if (queue_locked(s, j)) {
+    pthread_mutex_unlock(&s->mu);
+    return 503;
+  }
   struct timespec ts;
   add_ms(&ts, s->timeout_s * 1e3);
   int status = 0;

@@ -363,6 +363,131 @@ static enum MHD_Result do_predict(gpux_server *s, struct MHD_Connection *c, req_
   return ok;
 }
 
+/* ---- text generation (generate.c has the request and answer forms) ---- */
+
+/* A streamed answer: events made from the job's pieces as the worker adds them. */
+typedef struct {
+  gpux__slot *sl;
+  gpux__job *j;
+  int api, first, finished;
+  char model[128], id[48];
+  size_t consumed;              /* bytes of j->pieces already made into events */
+  char *pending;                /* the event being sent */
+  size_t pending_len, pending_off;
+} gen_stream;
+
+static ssize_t gen_stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+  gen_stream *g = cls;
+  (void)pos;
+  for (;;) {
+    if (g->pending && g->pending_off < g->pending_len) {
+      size_t n = GPUX__MIN(max, g->pending_len - g->pending_off);
+      memcpy(buf, g->pending + g->pending_off, n);
+      g->pending_off += n;
+      return (ssize_t)n;
+    }
+    free(g->pending);
+    g->pending = NULL;
+    gpux__job *j = g->j;
+    char *piece = NULL;
+    pthread_mutex_lock(&g->sl->mu);
+    while (g->consumed == j->pieces_len && !j->done) pthread_cond_wait(&g->sl->cv_done, &g->sl->mu);
+    int have_piece = g->consumed < j->pieces_len, done = j->done;
+    if (have_piece) {
+      piece = gpux__strdup(j->pieces + g->consumed);
+      g->consumed += strlen(j->pieces + g->consumed) + 1;
+    }
+    pthread_mutex_unlock(&g->sl->mu);
+    if (have_piece) {
+      if (!piece) return MHD_CONTENT_READER_END_WITH_ERROR;
+      g->pending = gpux__gen_event(g->api, g->model, g->sl->version, g->id, piece, g->first);
+      g->first = 0;
+      free(piece);
+    } else if (done && !g->finished) {
+      g->finished = 1;
+      g->pending = gpux__gen_final_events(g->api, g->model, g->sl->version, g->id, j->json, j->rc ? j->err : NULL);
+    } else {
+      return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    if (!g->pending) return MHD_CONTENT_READER_END_WITH_ERROR;
+    g->pending_len = strlen(g->pending);
+    g->pending_off = 0;
+  }
+}
+
+/* The response is gone (sent, or the client left): stop the generation if it still runs. */
+static void gen_stream_free(void *cls) {
+  gen_stream *g = cls;
+  pthread_mutex_lock(&g->sl->mu);
+  g->j->abandoned = 1;
+  pthread_mutex_unlock(&g->sl->mu);
+  gpux__job_release(g->sl, g->j);
+  free(g->pending);
+  free(g);
+}
+
+static enum MHD_Result do_generate(gpux_server *s, struct MHD_Connection *c, req_state *r, int api, int slot_from_url) {
+  char err[1024], model[128];
+  gpux__job *j = gpux__job_new(GPUX__JOB_GENERATE);
+  if (!j) return send_error(c, r, 500, "out of memory");
+  int st = gpux__gen_parse(api, r->body ? r->body : "", r->len, j, model, sizeof model, err, sizeof err);
+  if (st != 200) { gpux__job_release(&s->slots[0], j); return send_error(c, r, st, "%s", err); }
+  int i = slot_from_url;
+  if (i < 0) { /* OpenAI names the model in the body */
+    i = model[0] ? find_slot(s, model, strlen(model)) : s->n == 1 ? 0 : -1;
+    if (i < 0) {
+      gpux__job_release(&s->slots[0], j);
+      if (!model[0]) return send_error(c, r, 400, "%d models are served: name one in \"model\"", s->n);
+      return unknown_model(s, c, r, model, strlen(model));
+    }
+  }
+  r->slot = i;
+  gpux__slot *sl = &s->slots[i];
+  if (!__atomic_load_n(&sl->ready, __ATOMIC_ACQUIRE)) {
+    gpux__job_release(sl, j);
+    return send_error(c, r, 503, "model '%s' is loading", sl->name);
+  }
+  if (!gpux_app_generates(sl->app)) {
+    gpux__job_release(sl, j);
+    return send_error(c, r, 400, "model '%s' does not generate text (its GPUXfile has no generate:); use /predict", sl->name);
+  }
+  char id[48];
+  static unsigned long counter;
+  snprintf(id, sizeof id, "%s-%lx%04lx", api == GPUX__GEN_OPENAI_CHAT ? "chatcmpl" : "cmpl", (unsigned long)time(NULL),
+           __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED) & 0xffff);
+  if (j->stream) {
+    gen_stream *g = gpux__calloc(1, sizeof *g);
+    if (!g) { gpux__job_release(sl, j); return send_error(c, r, 500, "out of memory"); }
+    if (gpux__slot_enqueue(sl, j)) {
+      free(g);
+      gpux__job_release(sl, j);
+      return send_error(c, r, 503, "model '%s': %d requests are queued; retry later", sl->name, sl->max_queue);
+    }
+    *g = (gen_stream){.sl = sl, .j = j, .api = api, .first = 1};
+    snprintf(g->model, sizeof g->model, "%s", sl->name);
+    snprintf(g->id, sizeof g->id, "%s", id);
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, gen_stream_read, g, gen_stream_free);
+    if (!resp) { gen_stream_free(g); return MHD_NO; }
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    if (r->cors) MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors);
+    r->status = 200;
+    enum MHD_Result ok = MHD_queue_response(c, 200, resp);
+    MHD_destroy_response(resp);
+    return ok;
+  }
+  enum MHD_Result ok;
+  if ((st = gpux__slot_submit(sl, j)) == 503) ok = send_error(c, r, 503, "model '%s': %d requests are queued; retry later", sl->name, sl->max_queue);
+  else if (st == 504) ok = send_error(c, r, 504, "model '%s': no answer within %g s", sl->name, sl->timeout_s);
+  else if (j->rc) ok = send_error(c, r, gpux__http_status(j->rc), "%s", j->err);
+  else {
+    char *body = gpux__gen_answer(api, sl->name, sl->version, id, j->json);
+    ok = body ? send_body(c, r, 200, "application/json", body, strlen(body), NULL, NULL) : send_error(c, r, 500, "out of memory");
+  }
+  gpux__job_release(sl, j);
+  return ok;
+}
+
 static enum MHD_Result route(gpux_server *s, struct MHD_Connection *c, req_state *r) {
   const char *u = r->url, *m = r->method;
   int get = !strcmp(m, "GET") || !strcmp(m, "HEAD"), post = !strcmp(m, "POST");
@@ -495,12 +620,47 @@ static enum MHD_Result route(gpux_server *s, struct MHD_Connection *c, req_state
       cJSON_AddBoolToObject(j, "ready", is_ready);
       return send_json(c, r, is_ready ? 200 : 503, j);
     }
+    if (!strcmp(rest, "/generate") || !strcmp(rest, "/generate_stream")) { /* Triton's generate extension */
+      if (!post) return send_error(c, r, 405, "%s %s: use POST", m, u);
+      if (rest[9] == '_') { /* generate_stream: always streamed */
+        cJSON *b = r->len ? cJSON_ParseWithLength(r->body, r->len) : NULL;
+        if (cJSON_IsObject(b)) {
+          cJSON_DeleteItemFromObject(b, "stream");
+          cJSON_AddTrueToObject(b, "stream");
+          char *t = cJSON_PrintUnformatted(b);
+          if (t) { free(r->body); r->body = t; r->len = r->cap = strlen(t); }
+        }
+        cJSON_Delete(b);
+      }
+      return do_generate(s, c, r, GPUX__GEN_TRITON, i);
+    }
     if (!strcmp(rest, "/infer")) {
       if (!post) return send_error(c, r, 405, "%s %s: use POST", m, u);
       if (!is_ready) return send_error(c, r, 503, "model '%s' is loading", sl->name);
       return do_infer(s, c, r, sl);
     }
     return send_error(c, r, 404, "no such endpoint: %s %s", m, u);
+  }
+  if (!strcmp(u, "/v1/completions") || !strcmp(u, "/v1/chat/completions")) { /* OpenAI-compatible */
+    if (!post) return send_error(c, r, 405, "%s %s: use POST", m, u);
+    return do_generate(s, c, r, u[4] == 'c' && u[5] == 'h' ? GPUX__GEN_OPENAI_CHAT : GPUX__GEN_OPENAI, -1);
+  }
+  if (!strcmp(u, "/v1/models")) { /* what OpenAI clients list: the models that generate text */
+    if (!get) return send_error(c, r, 405, "%s %s: use GET", m, u);
+    cJSON *j = cJSON_CreateObject(), *d;
+    cJSON_AddStringToObject(j, "object", "list");
+    d = cJSON_AddArrayToObject(j, "data");
+    for (int i = 0; i < s->n; i++) {
+      gpux__slot *sl = &s->slots[i];
+      if (!__atomic_load_n(&sl->ready, __ATOMIC_ACQUIRE) || !gpux_app_generates(sl->app)) continue;
+      cJSON *e = cJSON_CreateObject();
+      cJSON_AddStringToObject(e, "id", sl->name);
+      cJSON_AddStringToObject(e, "object", "model");
+      cJSON_AddNumberToObject(e, "created", 0);
+      cJSON_AddStringToObject(e, "owned_by", "gpux");
+      cJSON_AddItemToArray(d, e);
+    }
+    return send_json(c, r, 200, j);
   }
   if (!strcmp(u, "/predict") || !strcmp(u, "/predictions") || (!strncmp(u, "/models/", 8) && strstr(u + 8, "/predict"))) {
     int i = 0;

@@ -29,6 +29,7 @@ void gpux__hist_observe(gpux__hist *h, const double *bounds, int n_bounds, doubl
 typedef enum {
   GPUX__JOB_TENSORS = 0,        /* model inputs in, model outputs out (OIP v2); batchable */
   GPUX__JOB_APP = 1,            /* gpux_app_run on app inputs; answers run's JSON (/predict) */
+  GPUX__JOB_GENERATE = 2,       /* gpux_app_generate on a prompt (/v1/completions, .../generate) */
 } gpux__job_kind;
 
 typedef struct gpux__job gpux__job;
@@ -48,7 +49,14 @@ struct gpux__job {
   int rc;                       /* 0 or a gpux error */
   char err[1024];               /* gpux_last_error() of a failure */
   gpux__named_tensors out;      /* TENSORS: the outputs of this request's rows */
-  char *json;                   /* APP: gpux_app_run's JSON */
+  char *json;                   /* APP, GENERATE: the run's JSON */
+  /* GENERATE */
+  gpux_generate_options gen;    /* on_token is set by the worker when `stream` */
+  int stream;                   /* pieces of text are kept in `pieces` as they come */
+  char *pieces;                 /* NUL-terminated pieces, one after another (under the slot's mu) */
+  size_t pieces_len, pieces_cap;
+  int abandoned;                /* the client went away: stop generating */
+  void *slot;                   /* the gpux__slot running it (for the token callback) */
   double t_enq, t_start, t_end; /* ms on gpux__now_ms's clock */
 };
 
@@ -100,6 +108,9 @@ void gpux__job_release(gpux__slot *s, gpux__job *j);  /* drops one reference */
 /* Queues j and waits for it (at most timeout_s). Returns 0 when done (see j->rc), 503 when the
  * queue is full, 504 on timeout (j is taken off the queue, or abandoned to the worker). */
 int gpux__slot_submit(gpux__slot *s, gpux__job *j);
+/* Queues j without waiting (a streamed generation: the response follows the job as it runs).
+ * Returns 0, or 503 when the queue is full. */
+int gpux__slot_enqueue(gpux__slot *s, gpux__job *j);
 
 /* oip.c: the model's inputs/outputs as OIP sees them. */
 int gpux__slot_io_count(const gpux__slot *s, int output);
@@ -131,6 +142,20 @@ int gpux__oip_response(const gpux__slot *s, const gpux__oip_request *rq, const g
  * into app inputs owned by the job. Returns the HTTP status (200 = ok). */
 int gpux__predict_parse(const gpux__slot *s, const char *content_type, const char *body, size_t len,
                         gpux__job *j, char *err, size_t err_len);
+/* generate.c: the text-generation endpoints' request and answer forms. */
+typedef enum { GPUX__GEN_OPENAI = 0, GPUX__GEN_OPENAI_CHAT = 1, GPUX__GEN_TRITON = 2 } gpux__gen_api;
+/* Parses a request into j (the prompt as its app input, the settings, stream); *model gets
+ * OpenAI's "model" ("" when absent). Returns the HTTP status (200 = ok), else err says why. */
+int gpux__gen_parse(int api, const char *body, size_t len, gpux__job *j, char *model, size_t model_len, char *err,
+                    size_t el);
+/* The whole answer from the run's JSON (malloc'ed, NULL when out of memory). */
+char *gpux__gen_answer(int api, const char *model, const char *version, const char *id, const char *run_json);
+/* One server-sent event for a piece of streamed text (first: the first of the answer). */
+char *gpux__gen_event(int api, const char *model, const char *version, const char *id, const char *piece, int first);
+/* The closing event(s) of a stream: why it ended and the token counts (or the error), and
+ * OpenAI's "data: [DONE]". */
+char *gpux__gen_final_events(int api, const char *model, const char *version, const char *id, const char *run_json,
+                             const char *error);
 
 /* metrics.c: the Prometheus text exposition of everything. */
 char *gpux__metrics_text(gpux__metrics *m, gpux__slot *slots, int n);
