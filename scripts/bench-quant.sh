@@ -5,7 +5,7 @@
 # ROUNDS times, each round BENCH_RUNS timed runs after a warm-up, so that load from other work on
 # a shared machine falls on both alike; prints each round's medians and the median ratio.
 #
-#   scripts/bench-quant.sh [CASE_NAME...]     (default: dynconv-1024x1024 dynmatmul-t4096)
+#   scripts/bench-quant.sh [CASE_NAME...]     (default: dynconv-1024x1024 dynmatmul-t4096 chain-1000)
 #   env: BUILD (build), ROUNDS (5), BENCH_RUNS (5), BENCH_THREADS (all cores), BENCH_BACKEND (cpu)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,7 +19,7 @@ backend=${BENCH_BACKEND:-cpu}
 [ -x "$gpux" ] || { echo "bench-quant.sh: error: $gpux not built (run make)" >&2; exit 3; }
 cases=$build/bench-quant
 node "$root/bench/quant-cases.mjs" "$cases" >/dev/null
-if [ $# -gt 0 ]; then names=("$@"); else names=(dynconv-1024x1024 dynmatmul-t4096); fi
+if [ $# -gt 0 ]; then names=("$@"); else names=(dynconv-1024x1024 dynmatmul-t4096 chain-1000); fi
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), gpux $backend, kernel ${GPUX_IGEMM:-best}"
@@ -34,7 +34,7 @@ for n in "${names[@]}"; do
         sed -E 's/.*"median_ms": *([0-9.]+).*/\1/')
     ratio=$(awk -v g="$g" -v o="$o" 'BEGIN {printf "%.2f", g / o}')
     echo "$ratio" >>"$cases/$n.ratios"
-    printf '%-22s %5s %12.1f %12.1f %7s\n' "$n" "$r" "$g" "$o" "$ratio"
+    printf '%-22s %5s %12.3f %12.3f %7s\n' "$n" "$r" "$g" "$o" "$ratio"
   done
   printf '%-22s median ratio gpux/ORT: %s\n' "$n" "$(median <"$cases/$n.ratios")"
 done
