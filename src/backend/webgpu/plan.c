@@ -41,7 +41,7 @@ typedef struct wg_val {
   int owns;                      /* t.data owned by the plan */
   int gpu_used;                  /* some GPU node reads it */
   int gpu_type;
-  int upload_seg, download_seg;  /* -1 when none */
+  int upload_seg, download_seg;  /* -1 when none; upload_seg -2: written by a control-flow step */
   int producer;                  /* node index, -1 */
   int keyed;                     /* a small integer model input whose values are part of the key */
   int host_read;                 /* a node placed on the CPU reads it */
@@ -142,6 +142,7 @@ typedef struct wg_ctrl {
                                     trip count of at most WG_MAX_ITER_PLANS): a plan per iteration */
   int n_per_iter;
   unsigned char *rev_in, *rev_out; /* Scan: scan inputs/outputs walked in reverse */
+  int *uploads, n_uploads;       /* host values the bodies read, written to the device by this step */
 } wg_ctrl;
 
 struct wg_build {
@@ -730,9 +731,18 @@ static int plan_order(wg_plan *p) {
       const wg_nodeinfo *ni = &p->nodes[pick];
       for (int o = 0; o < ni->n_objs; o++) {
         int v = ni->objs[o];
-        if (v >= p->nv || p->vals[v].state != V_HOST || p->vals[v].upload_seg >= 0) continue;
+        if (v >= p->nv || p->vals[v].state != V_HOST || p->vals[v].upload_seg != -1) continue;
         p->vals[v].upload_seg = cur_seg;
         if ((rc = add_int(&p->segs[cur_seg].uploads, &p->segs[cur_seg].n_uploads, v))) goto out;
+      }
+    }
+    if (p->nodes[pick].place == P_CTRL) { /* host data its bodies read goes to the device once, here */
+      const wg_nodeinfo *ni = &p->nodes[pick];
+      for (int o = 0; o < ni->n_objs; o++) {
+        int v = ni->objs[o];
+        if (p->vals[v].state != V_HOST || p->vals[v].upload_seg != -1) continue;
+        p->vals[v].upload_seg = -2;
+        if ((rc = add_int(&ni->ctrl->uploads, &ni->ctrl->n_uploads, v))) goto out;
       }
     }
     last_was_gpu = pick_gpu;
@@ -1175,6 +1185,7 @@ static void ctrl_free(wg_ctrl *c) {
   free(c->cap);
   free(c->rev_in);
   free(c->rev_out);
+  free(c->uploads);
   free(c);
 }
 
@@ -1571,11 +1582,22 @@ static int plan_control(wg_plan *p, int i) {
     p->objs[v].gpu_type = type;
     objs[ni->n_objs++] = v;
   }
-  for (int j = 0; j < n->n_in + c->n_cap; j++) { /* device data the bodies read */
+  ni->place = P_CTRL; /* (needs_host asks) */
+  for (int j = 0; j < n->n_in + c->n_cap; j++) { /* device data the bodies read; host data goes there once */
     int v = j < n->n_in ? n->in[j] : c->cap[j - n->n_in];
-    if (v < 0 || p->vals[v].state != V_GPU) continue;
-    p->vals[v].gpu_used = 1;
-    objs[ni->n_objs++] = v;
+    if (v < 0 || (j < n->n_in && needs_host(p, i, j))) continue;
+    wg_val *val = &p->vals[v];
+    int type = gpux__wg_held_type(val->t.dtype);
+    if (val->state == V_HOST && val->t.kind == GPUX_KIND_TENSOR && type >= 0 && (!p->objs[v].used || p->objs[v].gpu_type == type)) {
+      p->objs[v].used = 1;
+      p->objs[v].gpu_type = type;
+    } else if (val->state != V_GPU) {
+      continue;
+    }
+    val->gpu_used = 1;
+    int dup = 0;
+    for (int q = 0; q < ni->n_objs; q++) dup |= objs[q] == v;
+    if (!dup) objs[ni->n_objs++] = v;
   }
   int all_const = 1;
   for (int j = 0; j < n->n_out; j++) all_const &= n->out[j] < 0 || p->vals[n->out[j]].state == V_CONST;
@@ -1862,7 +1884,7 @@ static void bind_value(const wg_plan *p, const wg_run *r, int v, gpux_tensor *t,
   const wg_val *val = v >= 0 ? &p->vals[v] : NULL;
   if (!val || val->state == V_ABSENT) t->kind = GPUX_KIND_NONE;
   else if (val->state == V_CONST) *t = val->t;
-  else if (val->state == V_GPU) {
+  else if (val->state == V_GPU || (val->upload_seg != -1 && p->objs[v].buf >= 0)) { /* on the device by now */
     view_of(p, v, view);
     *t = view->t;
     *dv = view;
@@ -1872,6 +1894,18 @@ static void bind_value(const wg_plan *p, const wg_run *r, int v, gpux_tensor *t,
   } else {
     *t = r->hv[v];
   }
+}
+
+static int submit(wg_plan *p, WGPUCommandEncoder *enc) {
+  wg_device *d = p->dev;
+  if (!*enc) return 0;
+  WGPUCommandBuffer cmd = d->f.wgpuCommandEncoderFinish(*enc, NULL);
+  d->f.wgpuCommandEncoderRelease(*enc);
+  *enc = NULL;
+  if (!cmd) return gpux__error(GPUX_E_DEVICE, "WebGPU: encoding a copy failed");
+  d->f.wgpuQueueSubmit(d->queue, 1, &cmd);
+  d->f.wgpuCommandBufferRelease(cmd);
+  return 0;
 }
 
 /* The host data of value v that a control-flow node reads on the host (its segment read it back). */
@@ -1895,23 +1929,25 @@ static int store_into(wg_plan *p, int v, const gpux_device_tensor *src, uint64_t
     return 0;
   }
   if (!src->bytes) return 0;
-  if (!*enc && !(*enc = d->f.wgpuDeviceCreateCommandEncoder(d->device, NULL)))
+  gpux_device_tensor *tmp = NULL;
+  if (src->buf == p->bufs[o->buf]) { /* within one buffer (a loop that ran no iteration): over a copy */
+    int rc = gpux__wg_value_copy(d, src->buf, src->off, &src->t, &tmp);
+    if (rc) return rc;
+    src = tmp;
+  }
+  if (!*enc && !(*enc = d->f.wgpuDeviceCreateCommandEncoder(d->device, NULL))) {
+    if (tmp) gpux__wg_value_free(tmp, 1);
     return gpux__error(GPUX_E_DEVICE, "WebGPU: could not create a command encoder");
+  }
   d->f.wgpuCommandEncoderCopyBufferToBuffer(*enc, src->buf, src->off, p->bufs[o->buf], o->off + at, src->bytes);
+  if (tmp) { /* the copy out of it is submitted before the buffer goes */
+    int rc = submit(p, enc);
+    gpux__wg_value_free(tmp, 1);
+    return rc;
+  }
   return 0;
 }
 
-static int submit(wg_plan *p, WGPUCommandEncoder *enc) {
-  wg_device *d = p->dev;
-  if (!*enc) return 0;
-  WGPUCommandBuffer cmd = d->f.wgpuCommandEncoderFinish(*enc, NULL);
-  d->f.wgpuCommandEncoderRelease(*enc);
-  *enc = NULL;
-  if (!cmd) return gpux__error(GPUX_E_DEVICE, "WebGPU: encoding a copy failed");
-  d->f.wgpuQueueSubmit(d->queue, 1, &cmd);
-  d->f.wgpuCommandBufferRelease(cmd);
-  return 0;
-}
 
 /* After node i wrote its outputs into this plan's storage: the ones read on the host come back,
  * the ones the caller keeps on the device are copied out. */
@@ -2109,7 +2145,22 @@ static int run_iterations(wg_plan *p, int i, wg_ctrl *c, wg_run *r) {
 
 static int run_ctrl(wg_plan *p, int i, wg_run *r) {
   wg_ctrl *c = p->nodes[i].ctrl;
-  int rc = c->kind == CTRL_IF ? run_if(p, i, c, r) : run_iterations(p, i, c, r);
+  int rc = 0;
+  WGPUCommandEncoder enc = NULL;
+  for (int k = 0; k < c->n_uploads && !rc; k++) { /* host data the bodies read, once per run */
+    int v = c->uploads[k];
+    if (!r->dev_in[v]) {
+      rc = upload_value(p, v, &r->hv[v]);
+      continue;
+    }
+    if (r->dev_in[v]->bytes != tensor_bytes(&p->vals[v].t) || gpux__wg_held_type(r->dev_in[v]->t.dtype) != p->objs[v].gpu_type)
+      rc = gpux__error(GPUX_E_INTERNAL, "WebGPU: the value bound to '%s' does not match the plan", p->g->values[v].name);
+    else
+      rc = store_into(p, v, r->dev_in[v], 0, &enc);
+  }
+  if (!rc) rc = submit(p, &enc);
+  else if (enc) p->dev->f.wgpuCommandEncoderRelease(enc);
+  if (!rc) rc = c->kind == CTRL_IF ? run_if(p, i, c, r) : run_iterations(p, i, c, r);
   if (!rc) rc = ctrl_outputs(p, i, r);
   if (rc && !gpux_last_error()[0]) rc = gpux__error(rc, "node '%s' (%s) failed", p->g->nodes[i].name, p->g->nodes[i].op_type);
   return rc;
