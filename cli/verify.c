@@ -22,6 +22,7 @@ typedef struct {
   int jobs;
   int timeout_s;
   int no_fallback;           /* --no-fallback: a case that runs any node on the CPU is SKIP */
+  int runs;                  /* --runs: runs of each data set, every one compared */
 } verify_opts;
 
 typedef struct {
@@ -137,26 +138,31 @@ static int run_case(const char *dir, const verify_opts *o, char *msg, size_t len
       }
       given = i + 1;
     }
-    if (status == CASE_PASS && (rc = gpux_session_run(s, inputs, given, outputs, n_out))) {
-      snprintf(msg, len, "%s", gpux_last_error());
-      status = is_unsupported(rc) ? CASE_SKIP : CASE_FAIL;
-    }
-    if (status == CASE_PASS && o->no_fallback && fallback_note(s, msg, len)) status = CASE_SKIP;
-    for (int i = 0; status == CASE_PASS && i < n_out; i++) {
-      gpux_value_info info;
-      gpux_model_output_info(m, i, &info);
-      snprintf(p, sizeof p, "%s/test_data_set_%d/output_%d.pb", dir, set, i);
-      if (!is_file(p)) continue;
-      int kind = value_file_kind(&info);
-      if ((rc = gpux_tensor_load_pb(p, kind, &expected[i]))) {
+    for (int run = 0; run < o->runs && status == CASE_PASS; run++) {
+      if (run) for (int i = 0; i < n_out; i++) gpux_tensor_free(&outputs[i]);
+      if (status == CASE_PASS && (rc = gpux_session_run(s, inputs, given, outputs, n_out))) {
         snprintf(msg, len, "%s", gpux_last_error());
         status = is_unsupported(rc) ? CASE_SKIP : CASE_FAIL;
-        break;
       }
-      gpux_compare_report r;
-      if (gpux_tensor_compare(&outputs[i], &expected[i], o->rtol, o->atol, &r)) {
-        snprintf(msg, len, "output '%s' (data set %d): %s", info.name, set, r.message);
-        status = CASE_FAIL;
+      if (status == CASE_PASS && o->no_fallback && fallback_note(s, msg, len)) status = CASE_SKIP;
+      for (int i = 0; status == CASE_PASS && i < n_out; i++) {
+        gpux_value_info info;
+        gpux_model_output_info(m, i, &info);
+        snprintf(p, sizeof p, "%s/test_data_set_%d/output_%d.pb", dir, set, i);
+        if (!is_file(p)) continue;
+        int kind = value_file_kind(&info);
+        if ((rc = gpux_tensor_load_pb(p, kind, &expected[i]))) {
+          snprintf(msg, len, "%s", gpux_last_error());
+          status = is_unsupported(rc) ? CASE_SKIP : CASE_FAIL;
+          break;
+        }
+        gpux_compare_report r;
+        if (gpux_tensor_compare(&outputs[i], &expected[i], o->rtol, o->atol, &r)) {
+          if (run) snprintf(msg, len, "output '%s' (data set %d, run %d): %s", info.name, set, run + 1, r.message);
+          else snprintf(msg, len, "output '%s' (data set %d): %s", info.name, set, r.message);
+          status = CASE_FAIL;
+        }
+        gpux_tensor_free(&expected[i]);
       }
     }
     for (int i = 0; i < n_in; i++) gpux_tensor_free(&inputs[i]);
@@ -257,19 +263,21 @@ static int usage(FILE *f, int code) {
           "  --timeout S                seconds before a case counts as hung (default 120)\n"
           "  --json                     machine-readable results\n"
           "  --no-fallback              SKIP a case that needs any node on the CPU (webgpu)\n"
+          "  --runs N                   run each data set N times in one session, comparing every\n"
+          "                             run (later runs use the memory planned by the first)\n"
           "  -h, --help                 this help\n\n"
           "exit status: 0 when nothing failed, 1 when a case failed, 2 on a bad command line.\n");
   return code;
 }
 
 int cmd_verify(int argc, char **argv) {
-  verify_opts o = {.backend = GPUX_BACKEND_AUTO, .rtol = 1e-3, .atol = 1e-7, .jobs = 0, .timeout_s = 120};
+  verify_opts o = {.backend = GPUX_BACKEND_AUTO, .rtol = 1e-3, .atol = 1e-7, .jobs = 0, .timeout_s = 120, .runs = 1};
   static const struct option longopts[] = {
     {"backend", required_argument, 0, 'b'}, {"rtol", required_argument, 0, 'r'},
     {"atol", required_argument, 0, 'a'},    {"json", no_argument, 0, 'J'},
     {"jobs", required_argument, 0, 'j'},    {"timeout", required_argument, 0, 't'},
     {"help", no_argument, 0, 'h'},          {"no-fallback", no_argument, 0, 'F'},
-    {0, 0, 0, 0}};
+    {"runs", required_argument, 0, 'R'},    {0, 0, 0, 0}};
   int c;
   optind = 1;
   opterr = 0;
@@ -285,6 +293,10 @@ int cmd_verify(int argc, char **argv) {
     case 't': o.timeout_s = atoi(optarg); break;
     case 'J': o.json = 1; break;
     case 'F': o.no_fallback = 1; break;
+    case 'R':
+      o.runs = (int)strtol(optarg, &end, 10);
+      if (*end || o.runs < 1 || o.runs > 1000) { cli_error(0, "--runs: '%s' is not a count from 1 to 1000", optarg); return EXIT_USAGE; }
+      break;
     case 'h': return usage(stdout, EXIT_OK);
     default: return cli_bad_option("verify", argv, c);
     }

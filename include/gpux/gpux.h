@@ -204,6 +204,11 @@ GPUX_API void gpux_session_free(gpux_session *s);
  * caller. */
 GPUX_API int gpux_session_run(gpux_session *s, const gpux_tensor *inputs, int n_inputs,
                      gpux_tensor *outputs, int n_outputs);
+/* Frees an output of s's runs as gpux_tensor_free does, but keeps its memory for the outputs of
+ * s's later runs. On the CPU a session plans its intermediates' memory once per input signature,
+ * so a loop that runs a model and recycles what it gets back allocates nothing after its first
+ * runs. */
+GPUX_API void gpux_session_recycle(gpux_session *s, gpux_tensor *t);
 GPUX_API const char *gpux_session_backend_name(const gpux_session *s);
 /* Why a session asked for GPUX_BACKEND_AUTO runs on the CPU: no usable WebGPU device (and the
  * reason), a software adapter only, or a device that failed during a run. On a WebGPU session

@@ -1,12 +1,12 @@
-/* buffers.c — the session's cache of freed intermediate buffers: a short list of malloc blocks,
- * searched best fit. See buffers.h. */
+/* buffers.c — the session's cache of freed buffers: a short list of malloc blocks, searched best
+ * fit. See buffers.h. */
 #include "core/buffers.h"
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
 
-/* Blocks below this are left to malloc, which serves them from its own free lists quickly. */
-#define SMALL_BLOCK 4096
+/* A kept block serves a request that leaves at most this much of it unused, or half of it. */
+#define SLACK 256
 
 void gpux__buffers_init(gpux__buffers *b) {
   memset(b, 0, sizeof *b);
@@ -19,12 +19,21 @@ void gpux__buffers_release(gpux__buffers *b) {
   pthread_mutex_destroy(&b->lock);
 }
 
+void gpux__buffers_trim(gpux__buffers *b) {
+  pthread_mutex_lock(&b->lock);
+  for (int i = 0; i < b->n; i++) free(b->p[i]);
+  b->n = 0;
+  pthread_mutex_unlock(&b->lock);
+}
+
 void *gpux__buffers_get(gpux__buffers *b, size_t size) {
-  if (size >= SMALL_BLOCK) {
+  if (b) {
     pthread_mutex_lock(&b->lock);
     int best = -1;
     for (int i = 0; i < b->n; i++)
-      if (b->size[i] >= size && b->size[i] / 2 <= size && (best < 0 || b->size[i] < b->size[best])) best = i;
+      if (b->size[i] >= size && (b->size[i] - size <= SLACK || b->size[i] / 2 <= size) &&
+          (best < 0 || b->size[i] < b->size[best]))
+        best = i;
     void *p = NULL;
     if (best >= 0) {
       p = b->p[best];
@@ -39,8 +48,7 @@ void *gpux__buffers_get(gpux__buffers *b, size_t size) {
 }
 
 void gpux__buffers_put(gpux__buffers *b, gpux_tensor *t) {
-  if (t->kind == GPUX_KIND_TENSOR && t->owns_data && t->data && t->dtype != GPUX_DT_STRING &&
-      t->nbytes >= SMALL_BLOCK) {
+  if (b && t->kind == GPUX_KIND_TENSOR && t->owns_data && t->data && t->dtype != GPUX_DT_STRING) {
     pthread_mutex_lock(&b->lock);
     if (b->n == GPUX__BUFFERS_MAX) { /* full: the smallest block makes room */
       int small = 0;

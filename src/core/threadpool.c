@@ -7,6 +7,7 @@
  * The pool is one per process; a session that asks for fewer threads caps how many of them join
  * the jobs of its runs (gpux__set_run_threads, per calling thread). */
 #include "core/internal.h"
+#include "core/scratch.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -88,6 +89,7 @@ static void *worker(void *arg) {
   inside_job = 1;
   for (;;) {
     seen = wait_for_job(seen);
+    gpux__scratch_sync(); /* task scratch as large as any thread's, before joining the job */
     int before = atomic_fetch_add(&pool.inside, 1); /* the first `cap` workers in take part */
     if (atomic_load(&pool.state) == seen && before < atomic_load(&pool.cap)) run_chunks();
     if (atomic_fetch_sub(&pool.inside, 1) == 1) { /* the last one out wakes a caller waiting */

@@ -43,14 +43,16 @@ static int op_if(gpux__kctx *k) {
   if (!branch) return gpux__kerr(k, GPUX_E_MODEL, "missing then_branch/else_branch");
   if (branch->n_outputs != k->n_out)
     return gpux__kerr(k, GPUX_E_MODEL, "branch has %d outputs, node has %d", branch->n_outputs, k->n_out);
-  gpux_tensor *outs = gpux__calloc((size_t)k->n_out + 1, sizeof *outs);
+  gpux_tensor few[8]; /* most Ifs have a few outputs: no allocation per run for them */
+  gpux_tensor *outs = k->n_out <= 8 ? few : gpux__calloc((size_t)k->n_out + 1, sizeof *outs);
   if (!outs) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+  memset(outs, 0, (size_t)k->n_out * sizeof *outs);
   int rc = k->run_subgraph(k, branch, NULL, 0, outs, k->n_out);
   for (int i = 0; i < k->n_out; i++) {
     if (!rc) move_out(k, i, &outs[i]);
     else gpux_tensor_free(&outs[i]);
   }
-  free(outs);
+  if (outs != few) free(outs);
   return rc;
 }
 

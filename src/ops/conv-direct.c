@@ -15,6 +15,7 @@
  *   depthwise      each output sums all taps of its plane in registers, 32 outputs at a time,
  *                  skipping kernel rows that only read padding.
  */
+#include "core/scratch.h"
 #include "ops/conv.h"
 #include <stdatomic.h>
 
@@ -44,18 +45,10 @@ int gpux__conv_direct_available(void) {
 
 #if DIRECT
 
-/* Per-thread scratch kept for the thread's next call (pool threads live as long as the process):
- * slot 0 for the calling thread's padded image, slot 1 for each task's tile. */
-static _Thread_local float *scratch[2];
-static _Thread_local size_t scratch_cap[2];
-
+/* Per-thread scratch kept for the thread's next call (core/scratch.h): slot 0 for the calling
+ * thread's padded image, slot 1 for each task's tile. */
 static float *scratch_get(int slot, size_t n) {
-  if (n > scratch_cap[slot]) {
-    free(scratch[slot]);
-    scratch[slot] = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
-    scratch_cap[slot] = scratch[slot] ? n : 0;
-  }
-  return scratch[slot];
+  return gpux__scratch(slot ? GPUX__SCRATCH_CONV_TILE : GPUX__SCRATCH_CONV_IMAGE, (n ? n : 1) * sizeof(float));
 }
 
 /* ---- the split layout ---- */
@@ -248,7 +241,9 @@ static void igemm_tasks(void *ctx, int64_t begin, int64_t end) {
     if (j->direct_out) {
       c = yg + m0 * os + q0, ldc = os;
     } else {
-      c = scratch_get(1, (size_t)((m1 - m0) * np));
+      /* the size of the job's largest tile, so that a thread's block grows once per job, not
+       * again whenever it happens to take a larger tile than before */
+      c = scratch_get(1, (size_t)(j->mb * ((j->rows - 1) * ws + p->ow)));
       if (!c) {
         atomic_store(&j->failed, 1);
         return;
@@ -326,7 +321,7 @@ int gpux__conv2d_implicit(const gpux__conv2d *p) {
     j.rows = GPUX__MIN(GPUX__MAX(1, 65536 / (j.mb * j.l.ws)), (p->oh + rblocks - 1) / rblocks);
     j.rblocks = (p->oh + j.rows - 1) / j.rows;
   }
-  int64_t *off = gpux__malloc((size_t)kk * sizeof *off);
+  int64_t *off = gpux__scratch(GPUX__SCRATCH_CONV_TAPS, (size_t)kk * sizeof *off);
   if (!off) return GPUX_E_NOMEM;
   for (int64_t c = 0, r = 0; c < cg; c++)
     for (int64_t i = 0; i < p->kh; i++)
@@ -347,7 +342,6 @@ int gpux__conv2d_implicit(const gpux__conv2d *p) {
     j.n = n;
     gpux__parallel_for(p->g * j.mblocks * j.rblocks, 1, igemm_tasks, &j);
   }
-  free(off);
   if (!rc && atomic_load(&j.failed)) rc = gpux__error(GPUX_E_NOMEM, "out of memory for a convolution tile");
   return rc;
 }
@@ -483,7 +477,7 @@ int gpux__conv2d_depthwise(const gpux__conv2d *p) {
   if (!gpux__conv_direct_available() || p->c != p->g || p->oh * p->ow < 16 || p->pt < 0 || p->pl < 0) return 1;
   dw_job j = {.p = p, .ntaps = p->kh * p->kw};
   layout_init(p, &j.l);
-  int64_t *toff = gpux__malloc((size_t)j.ntaps * sizeof *toff);
+  int64_t *toff = gpux__scratch(GPUX__SCRATCH_CONV_TAPS, (size_t)j.ntaps * sizeof *toff);
   if (!toff) return GPUX_E_NOMEM;
   for (int64_t i = 0; i < p->kh; i++)
     for (int64_t jj = 0; jj < p->kw; jj++) toff[i * p->kw + jj] = tap_offset(p, &j.l, i, jj);
@@ -491,7 +485,6 @@ int gpux__conv2d_depthwise(const gpux__conv2d *p) {
   atomic_init(&j.failed, 0);
   int64_t work = p->oh * j.l.ws * j.ntaps + j.l.plane;
   gpux__parallel_for(p->n * p->m, GPUX__MAX(1, 32768 / (work + 1)), dw_planes, &j);
-  free(toff);
   if (atomic_load(&j.failed)) return gpux__error(GPUX_E_NOMEM, "out of memory for a depthwise plane");
   return 0;
 }

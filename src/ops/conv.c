@@ -7,6 +7,7 @@
  * for depthwise convolutions. ConvTranspose whose kernel tiles the output is a 1x1 convolution on
  * those kernels, interleaved; otherwise sgemm + col2im. float16/bfloat16 are widened to float32;
  * float64 runs plain loops. */
+#include "core/scratch.h"
 #include "ops/simd.h"
 #include "ops/conv.h"
 #include "ops/gemm.h"
@@ -34,21 +35,10 @@ static int64_t floor_div(int64_t a, int64_t b) {
   return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
-/* A per-thread scratch buffer of at least n floats, kept for the thread's next call (pool
- * threads live as long as the process), so column buffers are not mapped and faulted in again on
- * every call. NULL when out of memory. Not for nested use. */
-static _Thread_local float *scratch;
-static _Thread_local size_t scratch_cap;
-
-static float *scratch_f32(size_t n) {
-  if (n == 0) n = 1;
-  if (n > scratch_cap) {
-    free(scratch);
-    scratch = malloc(n * sizeof *scratch);
-    scratch_cap = scratch ? n : 0;
-  }
-  return scratch;
-}
+/* A per-thread scratch buffer of at least n floats (core/scratch.h), kept for the thread's next
+ * call, so column buffers are not mapped and faulted in again on every call. NULL when out of
+ * memory. Not for nested use. */
+static float *scratch_f32(size_t n) { return gpux__scratch(GPUX__SCRATCH_CONV_COLS, (n ? n : 1) * sizeof(float)); }
 
 /* ---- window geometry ---- */
 
@@ -717,7 +707,8 @@ static int convt_blocks(gpux__kctx *k, const conv_dims *cd, const float *x, cons
     if (win->k[s] != win->s[s] || win->d[s] != 1 || win->pb[s] || win->pe[s] || win->out[s] != win->in[s] * win->s[s])
       return 1;
   int64_t ks = win->k[1] * win->k[2], rows = cd->mg * ks; /* per group */
-  float *buf = scratch_f32((size_t)(cd->g * rows * cd->cg + cd->n * cd->m * ks * cd->is));
+  float *buf = gpux__scratch(GPUX__SCRATCH_CONVT,
+                             (size_t)(cd->g * rows * cd->cg + cd->n * cd->m * ks * cd->is) * sizeof *buf);
   if (!buf) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory for ConvTranspose");
   float *wt = buf, *col = buf + cd->g * rows * cd->cg;
   /* wt[g][(mi, i, j)][c] = W[g * cg + c][mi][i][j] */

@@ -2,6 +2,7 @@
  * error messages that name the node. */
 #include "ops/op.h"
 #include "core/buffers.h"
+#include "core/scratch.h"
 #include <stdio.h>
 
 int gpux__kerr(gpux__kctx *k, int err, const char *fmt, ...) {
@@ -29,11 +30,15 @@ void gpux__kctx_init(gpux__kctx *k, const gpux__node *n, const gpux_tensor *cons
   k->opset = n->opset;
 }
 
+/* Where kernels write outputs the graph leaves out: the tensor's data is the thread's scratch
+ * (core/scratch.h) when it comes from init_from_buffers, so nothing is left behind at thread exit
+ * but strings. */
 static _Thread_local gpux_tensor scratch_output;
 
-/* t becomes a dense tensor of dtype and shape whose data comes from the executor's freed
- * buffers, zero-filled when `zero` is set. */
-static int init_from_buffers(gpux__kctx *k, gpux_tensor *t, int dtype, int ndim, const int64_t *dims, int zero) {
+/* t becomes a dense tensor of dtype and shape whose data is the memory the executor's plan
+ * holds for output i when it fits (t does not own it then), else a block from the executor's
+ * freed buffers; zero-filled when `zero` is set. */
+static int init_from_buffers(gpux__kctx *k, int i, gpux_tensor *t, int dtype, int ndim, const int64_t *dims, int zero) {
   memset(t, 0, sizeof *t);
   size_t esize = gpux_dtype_size(dtype);
   if (!esize) return gpux__error(GPUX_E_UNSUPPORTED_DTYPE, "unsupported data type %d", dtype);
@@ -45,14 +50,21 @@ static int init_from_buffers(gpux__kctx *k, gpux_tensor *t, int dtype, int ndim,
     count *= dims[d];
   }
   t->nbytes = (size_t)count * esize;
-  t->data = gpux__buffers_get(k->buffers, t->nbytes);
-  if (!t->data) return GPUX_E_NOMEM;
+  if (k->out_mem && i < k->n_out && k->out_mem[i] && t->nbytes <= k->out_cap[i]) {
+    t->data = k->out_mem[i];
+  } else if (t == &scratch_output) { /* kept by the thread, not the tensor */
+    t->data = gpux__scratch(GPUX__SCRATCH_OMITTED, t->nbytes);
+    if (!t->data) return GPUX_E_NOMEM;
+  } else {
+    t->data = gpux__buffers_get(k->buffers, t->nbytes);
+    if (!t->data) return GPUX_E_NOMEM;
+    t->owns_data = 1;
+  }
   if (zero) memset(t->data, 0, t->nbytes);
   t->kind = GPUX_KIND_TENSOR;
   t->dtype = dtype;
   t->ndim = ndim;
   for (int d = 0; d < ndim; d++) t->dims[d] = dims[d];
-  t->owns_data = 1;
   return 0;
 }
 
@@ -77,7 +89,7 @@ static gpux_tensor *make_out(gpux__kctx *k, int i, int dtype, int ndim, const in
   }
   int rc = ndim < 0 || ndim > GPUX_MAX_DIMS || !k->buffers || dtype == GPUX_DT_STRING
                ? gpux_tensor_init(t, dtype, ndim, dims)
-               : init_from_buffers(k, t, dtype, ndim, dims, zero);
+               : init_from_buffers(k, i, t, dtype, ndim, dims, zero);
   if (rc) {
     gpux__kerr(k, rc, "output %d: %s", i, gpux_last_error());
     return NULL;
@@ -96,6 +108,14 @@ gpux_tensor *gpux__out_raw(gpux__kctx *k, int i, int dtype, int ndim, const int6
 int gpux__out_copy(gpux__kctx *k, int i, const gpux_tensor *src) {
   gpux_tensor *t = i < k->n_out ? k->out[i] : NULL;
   if (!t) return 0;
+  if (src->kind == GPUX_KIND_TENSOR && src->dtype != GPUX_DT_STRING && (src->data || k->shape_only) &&
+      src->ndim >= 0 && src->ndim <= GPUX_MAX_DIMS) {
+    /* a dense tensor: through gpux__out, so the copy lands where the executor plans it */
+    gpux_tensor *o = gpux__out_raw(k, i, src->dtype, src->ndim, src->dims);
+    if (!o) return k->status;
+    if (o->data && o->nbytes) memcpy(o->data, src->data, o->nbytes);
+    return 0;
+  }
   gpux_tensor_free(t);
   if (k->shape_only && src->kind == GPUX_KIND_TENSOR) {
     *t = *src;

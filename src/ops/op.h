@@ -46,6 +46,9 @@ struct gpux__kctx {
   gpux__subgraph_fn run_subgraph;
   void *exec;                    /* executor state for run_subgraph */
   struct gpux__buffers *buffers; /* the executor's freed buffers gpux__out reuses, or NULL */
+  void *const *out_mem;          /* [n_out] the memory the executor's plan holds for each output
+                                    (NULL entries: none), or NULL: no plan */
+  const size_t *out_cap;         /* [n_out] its bytes; an output that does not fit goes elsewhere */
 };
 
 /* The kernel context of node n over in[n->n_in] and out[n->n_out] (everything else zero): the

@@ -4,6 +4,7 @@
  * float32 (exact for max pooling). float32 max and average pooling of 1 or 2 spatial dims run
  * vectorized loops over output rows (and windows that tile the input one loop over all rows);
  * the rest, and float64, a plain loop per output. */
+#include "core/scratch.h"
 #include "ops/simd.h"
 #include "ops/conv.h"
 #include <math.h>
@@ -227,13 +228,10 @@ static int pool_run(gpux__kctx *k, pool_job *j, const gpux_tensor *x, gpux_tenso
   int64_t work = j->os * j->w.k[0] * j->w.k[1] * j->w.k[2];
   int64_t grain = GPUX__MAX(1, 32768 / (work + 1));
   if (planes == 0 || j->os == 0) return 0;
-  j->wtaps = gpux__malloc((size_t)j->w.out[2] * 3 * sizeof *j->wtaps);
+  j->wtaps = gpux__scratch(GPUX__SCRATCH_POOL_TAPS, (size_t)j->w.out[2] * 3 * sizeof *j->wtaps);
   if (!j->wtaps) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
-  j->wcount = gpux__malloc((size_t)j->w.out[2] * sizeof *j->wcount);
-  if (!j->wcount) {
-    free(j->wtaps);
-    return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
-  }
+  j->wcount = gpux__scratch(GPUX__SCRATCH_POOL_COUNT, (size_t)j->w.out[2] * sizeof *j->wcount);
+  if (!j->wcount) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
   for (int64_t ow = 0; ow < j->w.out[2]; ow++) {
     int64_t *t = &j->wtaps[3 * ow];
     dim_taps(&j->w, 2, ow, &t[0], &t[1], &t[2]);
@@ -261,8 +259,6 @@ static int pool_run(gpux__kctx *k, pool_job *j, const gpux_tensor *x, gpux_tenso
     }
     free(xf); free(yf);
   }
-  free(j->wtaps);
-  free(j->wcount);
   return rc;
 }
 

@@ -12,6 +12,7 @@
  * Values are read as float32 (directly) or float64 (float64 directly, other float dtypes converted
  * first) with float64 accumulators, or as integers in uint64 with wrapping arithmetic (exact for
  * every integer dtype; signed values are biased for Max/Min so unsigned comparison orders them). */
+#include "core/scratch.h"
 #include "ops/op.h"
 #include "ops/simd.h"
 #include <math.h>
@@ -314,7 +315,7 @@ static int reduce_fold(gpux__kctx *k, const reduce_geom *g, int vt, int acc, con
   if (g->m == 1 && g->red[0]) { /* everything into one value: per-chunk partials, in order */
     int64_t n_chunks = (n_in + CHUNK_WORK - 1) / CHUNK_WORK;
     size_t esz = vt == VAL_U64 ? sizeof(uint64_t) : sizeof(double);
-    void *part = gpux__malloc((size_t)n_chunks * esz);
+    void *part = gpux__scratch(GPUX__SCRATCH_REDUCE_C, (size_t)n_chunks * esz);
     if (!part) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
     for (int64_t i = 0; i < n_chunks; i++) memcpy((char *)part + i * esz, a, esz);
     red_ctx pc = c;
@@ -322,13 +323,12 @@ static int reduce_fold(gpux__kctx *k, const reduce_geom *g, int vt, int acc, con
     pc.chunk = CHUNK_WORK;
     double *shifts = NULL; /* chunk i reads shift[i]: all are the one output's shift */
     if (shift) {
-      shifts = gpux__malloc((size_t)n_chunks * sizeof(double));
-      if (!shifts) { free(part); return gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); }
+      shifts = gpux__scratch(GPUX__SCRATCH_REDUCE_D, (size_t)n_chunks * sizeof(double));
+      if (!shifts) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
       for (int64_t i = 0; i < n_chunks; i++) shifts[i] = shift[0];
       pc.shift = shifts;
     }
     gpux__parallel_for(n_chunks, 1, chunk_range, &pc);
-    free(shifts);
     if (vt == VAL_U64) {
       uint64_t r = ((uint64_t *)part)[0];
       for (int64_t i = 1; i < n_chunks; i++) r = combine_u(acc, r, ((uint64_t *)part)[i]);
@@ -339,7 +339,6 @@ static int reduce_fold(gpux__kctx *k, const reduce_geom *g, int vt, int acc, con
       for (int64_t i = 1; i < n_chunks; i++) r = combine_f(acc, r, ((double *)part)[i]);
       *(double *)a = r;
     }
-    free(part);
     return 0;
   }
   /* split the outermost kept dim, or the largest kept one */
@@ -475,7 +474,7 @@ static int reduce_run(gpux__kctx *k, int op) {
   void *conv = NULL;
   int flip = is_int && gpux__dtype_is_signed_int(dt) && (acc == ACC_MAX || acc == ACC_MIN);
   if (n_in > 0 && dt != GPUX_DT_FLOAT && dt != GPUX_DT_DOUBLE) {
-    conv = gpux__malloc((size_t)n_in * 8);
+    conv = gpux__scratch(GPUX__SCRATCH_REDUCE_E, (size_t)n_in * 8);
     if (!conv) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
     if (vt == VAL_U64) {
       uint64_t *u = conv;
@@ -492,8 +491,8 @@ static int reduce_run(gpux__kctx *k, int op) {
   }
   int rc = 0;
   if (vt == VAL_U64) {
-    uint64_t *a = gpux__malloc((size_t)n_out * sizeof *a);
-    if (!a) { free(conv); return gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); }
+    uint64_t *a = gpux__scratch(GPUX__SCRATCH_REDUCE_A, (size_t)n_out * sizeof *a);
+    if (!a) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
     int64_t lo; uint64_t hi;
     int_limits(dt, &lo, &hi);
     uint64_t init = acc == ACC_PROD ? 1 : 0;
@@ -511,10 +510,9 @@ static int reduce_run(gpux__kctx *k, int op) {
       default: gpux__store_i64(dt, y->data, o, (int64_t)v); break;
       }
     }
-    free(a);
   } else {
-    double *a = gpux__malloc((size_t)n_out * sizeof *a * (op == R_LOGSUMEXP ? 2 : 1));
-    if (!a) { free(conv); return gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); }
+    double *a = gpux__scratch(GPUX__SCRATCH_REDUCE_A, (size_t)n_out * sizeof *a * (op == R_LOGSUMEXP ? 2 : 1));
+    if (!a) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
     double *mx = NULL;
     for (int64_t o = 0; o < n_out; o++) a[o] = identity_f(acc);
     rc = reduce_fold(k, &g, vt, acc, vals, a, NULL, n_in);
@@ -522,11 +520,10 @@ static int reduce_run(gpux__kctx *k, int op) {
       mx = a + n_out;
       memcpy(mx, a, (size_t)n_out * sizeof *a);
       for (int64_t o = 0; o < n_out; o++) a[o] = 0;
-      double *sh = gpux__malloc((size_t)n_out * sizeof *sh);
-      if (!sh) { free(a); free(conv); return gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); }
+      double *sh = gpux__scratch(GPUX__SCRATCH_REDUCE_B, (size_t)n_out * sizeof *sh);
+      if (!sh) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
       for (int64_t o = 0; o < n_out; o++) sh[o] = isfinite(mx[o]) ? mx[o] : 0;
       rc = reduce_fold(k, &g, vt, ACC_EXP, vals, a, sh, n_in);
-      free(sh);
     }
     if (rc == 0) {
       if (dt == GPUX_DT_FLOAT) {
@@ -537,9 +534,7 @@ static int reduce_run(gpux__kctx *k, int op) {
           gpux__store_f64(dt, y->data, o, finish_f(op, a[o], n_red, mx ? mx[o] : 0));
       }
     }
-    free(a);
   }
-  free(conv);
   return rc;
 }
 

@@ -1,11 +1,42 @@
 /* session.c — a model bound to a backend, and the executor: values live in a frame (one per
  * graph invocation; nested If/Loop/Scan bodies get child frames that see their parents' values),
- * nodes run in topological order, and each intermediate is freed right after its last use. */
+ * nodes run in topological order, and each intermediate is freed right after its last use.
+ * The main graph's host runs have a memory plan per input signature: the first run of a
+ * signature records the bytes of every intermediate, core/memplan.c places them by liveness in
+ * one arena, and later runs of that signature write each intermediate at its place, so a steady
+ * state run allocates nothing (outputs given back with gpux_session_recycle included). */
 #include "backend/backend-impl.h"
 #include "core/buffers.h"
+#include "core/memplan.h"
 #include "runtime/optimize.h"
 #include "runtime/value.h"
+#include <stdatomic.h>
 #include <stdio.h>
+
+#define PLANS_MAX 4      /* input signatures whose memory plans a session keeps */
+#define PLAN_ALIGN 64    /* bytes: a cache line, and every vector load aligned where kernels align */
+
+/* Where the main graph's intermediates go in runs of one input signature. */
+typedef struct {
+  int64_t *sig;             /* [n_sig] per input: kind, dtype, ndim, dims[ndim] */
+  int n_sig;
+  size_t *off, *size;       /* [n_values] place in the arena and bytes (0: not planned) */
+  unsigned char *arena;     /* [arena_size] aligned to PLAN_ALIGN */
+  size_t arena_size;
+  uint64_t used;            /* the session's run count when last used (the oldest goes first) */
+} mem_plan;
+
+/* The main graph's frame arrays, allocated once: what a run that holds them needs. */
+typedef struct {
+  gpux_tensor *vals;        /* [n_values] */
+  unsigned char *borrowed;  /* [n_values] */
+  unsigned char *is_output; /* [n_values] graph outputs */
+  const gpux_tensor **in;   /* [max node inputs] */
+  gpux_tensor **out;        /* [max node outputs] */
+  void **out_mem;           /* [max node outputs] planned memory of each output */
+  size_t *out_cap;          /* [max node outputs] */
+  size_t *record;           /* [n_values] bytes of each intermediate in a recording run */
+} frame_store;
 
 struct gpux_session {
   gpux_model *model;
@@ -23,6 +54,16 @@ struct gpux_session {
   unsigned char *supported; /* [og nodes]: the backend's supports_node answers, or NULL */
   gpux__host host;          /* what the backend asks the runtime to run */
   gpux__buffers buffers;    /* intermediates' freed data blocks, reused by later outputs */
+  frame_store store;        /* the main graph's frame, for the run holding `planning` */
+  struct body_store {       /* nested graph bodies' frames, for the run holding `planning` */
+    const gpux__graph *g;
+    int busy;               /* a frame of this body is running (a body inside itself) */
+    frame_store st;
+  } **bodies;
+  int n_bodies;
+  mem_plan plans[PLANS_MAX];
+  int n_plans;
+  atomic_int planning;      /* 1 while a run uses `store` and the plans (runs may overlap) */
   gpux_run_stats stats;
 };
 
@@ -32,6 +73,9 @@ typedef struct frame {
   unsigned char *borrowed;  /* [n_values] 1: vals[v] is a view of caller memory; 2: omitted */
   struct frame *parent;
   gpux_session *s;
+  frame_store *store;       /* the arrays to use, or NULL: allocated for this invocation */
+  const mem_plan *plan;     /* where intermediates go, or NULL */
+  size_t *record;           /* [n_values] bytes of each intermediate made, or NULL */
 } frame;
 
 static const gpux_tensor *frame_value(const frame *f, int id) {
@@ -43,11 +87,39 @@ static const gpux_tensor *frame_value(const frame *f, int id) {
 
 static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_tensor *outputs, int n_outputs);
 
+static int store_init(frame_store *st, const gpux__graph *g);
+
+/* Runs a nested graph (If, Loop, Scan bodies) in a child frame: in a run that holds the
+ * session's frames, with the arrays kept for that body (made on its first run). */
 static int run_subgraph(gpux__kctx *k, const gpux__graph *body, const gpux_tensor *inputs, int n_inputs,
                         gpux_tensor *outputs, int n_outputs) {
   frame *parent = k->exec;
-  frame child = {.g = body, .parent = parent, .s = parent->s};
-  return run_graph(&child, inputs, n_inputs, outputs, n_outputs);
+  gpux_session *s = parent->s;
+  frame child = {.g = body, .parent = parent, .s = s};
+  struct body_store *b = NULL;
+  if (parent->store) {
+    for (int i = 0; i < s->n_bodies && !b; i++)
+      if (s->bodies[i]->g == body && !s->bodies[i]->busy) b = s->bodies[i];
+    struct body_store **grown = b ? NULL : gpux__realloc(s->bodies, (size_t)(s->n_bodies + 1) * sizeof *grown);
+    if (grown) {
+      s->bodies = grown;
+      b = gpux__calloc(1, sizeof *b);
+      if (b && !store_init(&b->st, body)) {
+        b->g = body;
+        s->bodies[s->n_bodies++] = b;
+      } else {
+        free(b);
+        b = NULL;
+      }
+    }
+  }
+  if (b) {
+    b->busy = 1;
+    child.store = &b->st;
+  }
+  int rc = run_graph(&child, inputs, n_inputs, outputs, n_outputs);
+  if (b) b->busy = 0;
+  return rc;
 }
 
 /* Frees the values whose last use is node i. */
@@ -62,23 +134,65 @@ static void release_dead(frame *f, int i, const unsigned char *is_output) {
   }
 }
 
+static int max_node_io(const gpux__graph *g, int *max_in, int *max_out) {
+  *max_in = *max_out = 1;
+  for (int i = 0; i < g->n_nodes; i++) {
+    *max_in = GPUX__MAX(*max_in, g->nodes[i].n_in);
+    *max_out = GPUX__MAX(*max_out, g->nodes[i].n_out);
+  }
+  return 0;
+}
+
+static void store_free(frame_store *st) {
+  free(st->vals);
+  free(st->borrowed);
+  free(st->is_output);
+  free(st->in);
+  free(st->out);
+  free(st->out_mem);
+  free(st->out_cap);
+  free(st->record);
+  memset(st, 0, sizeof *st);
+}
+
+static int store_init(frame_store *st, const gpux__graph *g) {
+  int nv = g->n_values, max_in, max_out;
+  max_node_io(g, &max_in, &max_out);
+  st->vals = gpux__calloc((size_t)nv + 1, sizeof *st->vals);
+  st->borrowed = gpux__calloc((size_t)nv + 1, 1);
+  st->is_output = gpux__calloc((size_t)nv + 1, 1);
+  st->in = gpux__calloc((size_t)max_in, sizeof *st->in);
+  st->out = gpux__calloc((size_t)max_out, sizeof *st->out);
+  st->out_mem = gpux__calloc((size_t)max_out, sizeof *st->out_mem);
+  st->out_cap = gpux__calloc((size_t)max_out, sizeof *st->out_cap);
+  st->record = gpux__calloc((size_t)nv + 1, sizeof *st->record);
+  if (!st->vals || !st->borrowed || !st->is_output || !st->in || !st->out || !st->out_mem || !st->out_cap ||
+      !st->record) {
+    store_free(st);
+    return GPUX_E_NOMEM;
+  }
+  for (int o = 0; o < g->n_outputs; o++) st->is_output[g->outputs[o]] = 1;
+  return 0;
+}
+
+/* The hot loop of every graph invocation: one kernel call per node, intermediates released at
+ * their last use. */
 static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_tensor *outputs, int n_outputs) {
   const gpux__graph *g = f->g;
   int rc = 0, nv = g->n_values;
-  f->vals = gpux__calloc((size_t)nv + 1, sizeof *f->vals);
-  f->borrowed = gpux__calloc((size_t)nv + 1, 1);
-  unsigned char *is_output = gpux__calloc((size_t)nv + 1, 1);
-  const gpux_tensor **in = NULL;
-  gpux_tensor **out = NULL;
-  int max_in = 1, max_out = 1;
-  for (int i = 0; i < g->n_nodes; i++) {
-    max_in = GPUX__MAX(max_in, g->nodes[i].n_in);
-    max_out = GPUX__MAX(max_out, g->nodes[i].n_out);
+  frame_store local = {0}, *st = f->store;
+  if (!st) {
+    if ((rc = store_init(&local, g))) return rc;
+    st = &local;
+  } else {
+    memset(st->vals, 0, (size_t)nv * sizeof *st->vals);
+    memset(st->borrowed, 0, (size_t)nv);
   }
-  in = gpux__calloc((size_t)max_in, sizeof *in);
-  out = gpux__calloc((size_t)max_out, sizeof *out);
-  if (!f->vals || !f->borrowed || !is_output || !in || !out) { rc = GPUX_E_NOMEM; goto done; }
-  for (int o = 0; o < g->n_outputs; o++) is_output[g->outputs[o]] = 1;
+  f->vals = st->vals;
+  f->borrowed = st->borrowed;
+  const unsigned char *is_output = st->is_output;
+  const gpux_tensor **in = st->in;
+  gpux_tensor **out = st->out;
   if (n_inputs > g->n_inputs) { rc = gpux__error(GPUX_E_INVALID, "%d inputs given, graph '%s' takes %d", n_inputs, g->name, g->n_inputs); goto done; }
   for (int i = 0; i < g->n_inputs; i++) {
     int id = g->inputs[i];
@@ -91,7 +205,6 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
     }
   }
   gpux__kctx k;
-  /* The hot loop: one kernel call per node, intermediates released at their last use. */
   for (int i = 0; i < g->n_nodes; i++) {
     const gpux__node *n = &g->nodes[i];
     if ((rc = gpux__cancelled())) goto done;   /* gpux_interrupt, gpux_app_cancel */
@@ -104,6 +217,16 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
     k.run_subgraph = run_subgraph;
     k.exec = f;
     k.buffers = &f->s->buffers;
+    if (f->plan) {
+      for (int j = 0; j < n->n_out; j++) {
+        int id = n->out[j];
+        size_t size = id >= 0 ? f->plan->size[id] : 0;
+        st->out_mem[j] = size ? f->plan->arena + f->plan->off[id] : NULL;
+        st->out_cap[j] = size;
+      }
+      k.out_mem = st->out_mem;
+      k.out_cap = st->out_cap;
+    }
     if (!n->op) {
       rc = gpux__error(GPUX_E_UNSUPPORTED_OP, "node '%s': operator %s%s%s is not supported", n->name,
                        n->domain, n->domain[0] ? "::" : "", n->op_type);
@@ -114,13 +237,21 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
       if (!k.status) gpux__error_prefix(rc, "node '%s' (%s): ", n->name, n->op_type);
       goto done;
     }
+    if (f->record) /* the bytes of each plain intermediate, for the plan of this signature */
+      for (int j = 0; j < n->n_out; j++) {
+        int id = n->out[j];
+        const gpux_tensor *t = id >= 0 ? &f->vals[id] : NULL;
+        if (t && !is_output[id] && t->kind == GPUX_KIND_TENSOR && t->dtype != GPUX_DT_STRING && t->data &&
+            t->owns_data && t->nbytes > f->record[id])
+          f->record[id] = t->nbytes;
+      }
     /* release what no later node reads (subgraph captures count as reads) */
     release_dead(f, i, is_output);
   }
   for (int o = 0; o < n_outputs && o < g->n_outputs; o++) {
     int id = g->outputs[o];
     const gpux__value *v = &g->values[id];
-    if (v->is_const || v->outer >= 0 || f->borrowed[id]) {
+    if (v->is_const || v->outer >= 0 || f->borrowed[id] || (f->vals[id].data && !f->vals[id].owns_data)) {
       if ((rc = gpux_tensor_copy(&outputs[o], frame_value(f, id)))) goto done;
     } else {
       outputs[o] = f->vals[id]; /* move */
@@ -128,16 +259,116 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
     }
   }
 done:
-  if (f->vals)
-    for (int v = 0; v < nv; v++)
-      if (!f->borrowed[v]) gpux__buffers_put(&f->s->buffers, &f->vals[v]);
-  free(f->vals);
-  free(f->borrowed);
-  free(is_output);
-  free(in);
-  free(out);
+  for (int v = 0; v < nv; v++)
+    if (!f->borrowed[v]) gpux__buffers_put(&f->s->buffers, &f->vals[v]);
+  if (st == &local) store_free(&local);
   f->vals = NULL;
   f->borrowed = NULL;
+  return rc;
+}
+
+/* ---- memory plans ---- */
+
+static int plan_matches(const mem_plan *p, const gpux_tensor *in, int n) {
+  int at = 0;
+  for (int i = 0; i < n; i++) {
+    const gpux_tensor *t = &in[i];
+    if (at + 3 + t->ndim > p->n_sig || p->sig[at] != t->kind || p->sig[at + 1] != t->dtype || p->sig[at + 2] != t->ndim)
+      return 0;
+    for (int d = 0; d < t->ndim; d++)
+      if (p->sig[at + 3 + d] != t->dims[d]) return 0;
+    at += 3 + t->ndim;
+  }
+  return at == p->n_sig;
+}
+
+static void plan_free(mem_plan *p) {
+  free(p->sig);
+  free(p->off);
+  free(p->size);
+  free(p->arena);
+  memset(p, 0, sizeof *p);
+}
+
+/* The plan for these inputs, or NULL. */
+static mem_plan *plan_find(gpux_session *s, const gpux_tensor *in, int n) {
+  for (int i = 0; i < s->n_plans; i++)
+    if (plan_matches(&s->plans[i], in, n)) return &s->plans[i];
+  return NULL;
+}
+
+/* Makes the plan of a signature from what its recording run made (record[v]: bytes of v), in
+ * place of the oldest plan when the session keeps PLANS_MAX already. Intermediate v lives from
+ * its producer to its last reader; graph outputs are not planned (they go to the caller). */
+static int plan_make(gpux_session *s, const gpux__graph *g, const gpux_tensor *in, int n, const size_t *record) {
+  mem_plan p = {0};
+  int nv = g->n_values, rc = 0;
+  for (int i = 0; i < n; i++) p.n_sig += 3 + (in[i].ndim > 0 ? in[i].ndim : 0);
+  p.sig = gpux__calloc((size_t)p.n_sig + 1, sizeof *p.sig);
+  p.off = gpux__calloc((size_t)nv + 1, sizeof *p.off);
+  p.size = gpux__calloc((size_t)nv + 1, sizeof *p.size);
+  gpux__memblock *b = gpux__calloc((size_t)nv + 1, sizeof *b);
+  if (!p.sig || !p.off || !p.size || !b) { rc = GPUX_E_NOMEM; goto done; }
+  for (int i = 0, at = 0; i < n; i++) {
+    p.sig[at++] = in[i].kind, p.sig[at++] = in[i].dtype, p.sig[at++] = in[i].ndim;
+    for (int d = 0; d < in[i].ndim; d++) p.sig[at++] = in[i].dims[d];
+  }
+  for (int v = 0; v < nv; v++) {
+    const gpux__value *val = &g->values[v];
+    if (!record[v] || val->producer < 0) continue;
+    b[v] = (gpux__memblock){record[v], val->producer, GPUX__MAX(val->producer, val->last_use), 0};
+  }
+  p.arena_size = gpux__memplan(b, nv, PLAN_ALIGN);
+  if (p.arena_size == SIZE_MAX) { rc = GPUX_E_NOMEM; goto done; }
+  if (p.arena_size) {
+    p.arena = aligned_alloc(PLAN_ALIGN, p.arena_size);
+    if (!p.arena) { rc = gpux__error(GPUX_E_NOMEM, "out of memory allocating %zu bytes", p.arena_size); goto done; }
+  }
+  for (int v = 0; v < nv; v++) p.off[v] = b[v].off, p.size[v] = b[v].size;
+  int slot = s->n_plans;
+  if (slot == PLANS_MAX) {
+    slot = 0;
+    for (int i = 1; i < s->n_plans; i++)
+      if (s->plans[i].used < s->plans[slot].used) slot = i;
+    plan_free(&s->plans[slot]);
+  } else {
+    s->n_plans++;
+  }
+  p.used = s->stats.runs;
+  s->plans[slot] = p;
+  memset(&p, 0, sizeof p);
+  /* the blocks the recording run left in the cache are what the arena replaces */
+  gpux__buffers_trim(&s->buffers);
+done:
+  free(b);
+  plan_free(&p);
+  return rc;
+}
+
+/* Runs the main graph on the host: with the session's frame and memory plan when no other run
+ * holds them, recording a plan for a new input signature. */
+static int run_main(gpux_session *s, const gpux__graph *g, const gpux_tensor *in, int n_inputs, gpux_tensor *outputs,
+                    int n_outputs) {
+  frame f = {.g = g, .s = s};
+  if (!s->store.vals || atomic_exchange(&s->planning, 1)) return run_graph(&f, in, n_inputs, outputs, n_outputs);
+  f.store = &s->store;
+  mem_plan *p = plan_find(s, in, n_inputs);
+  if (p) {
+    f.plan = p;
+    p->used = s->stats.runs;
+  } else {
+    f.record = s->store.record;
+    memset(f.record, 0, (size_t)g->n_values * sizeof *f.record);
+  }
+  int rc = run_graph(&f, in, n_inputs, outputs, n_outputs);
+  if (!rc && f.record) {
+    rc = plan_make(s, g, in, n_inputs, f.record);
+    if (rc) { /* no plan: the outputs are good, later runs go without one */
+      gpux__log(GPUX_LOG_NOTE, "%s: no memory plan: %s", s->model->path, gpux_last_error());
+      rc = 0;
+    }
+  }
+  atomic_store(&s->planning, 0);
   return rc;
 }
 
@@ -224,6 +455,8 @@ static int session_prepare(gpux_session *s) {
       s->supported[i] = s->backend->supports_node(s->backend_ctx, &eg->nodes[i], NULL, 0) != 0;
   }
   s->host = (gpux__host){host_run_node, s};
+  int rc2 = store_init(&s->store, eg);
+  if (rc2) return rc2;
   return s->backend->prepare ? s->backend->prepare(s->backend_ctx, eg, &s->host, s->supported) : 0;
 }
 
@@ -257,6 +490,10 @@ void gpux_session_free(gpux_session *s) {
   gpux__graph_optimized_free(s->og);
   free(s->node_map);
   free(s->supported);
+  store_free(&s->store);
+  for (int i = 0; i < s->n_bodies; i++) store_free(&s->bodies[i]->st), free(s->bodies[i]);
+  free(s->bodies);
+  for (int i = 0; i < s->n_plans; i++) plan_free(&s->plans[i]);
   gpux__buffers_release(&s->buffers);
   free(s);
 }
@@ -428,8 +665,7 @@ static int session_exec(gpux_session *s, const gpux_tensor *in_t, const gpux_dev
         s->stats.downloads++, s->stats.download_bytes += in_v[i]->bytes;
       }
     }
-    frame f = {.g = eg, .s = s};
-    if (!rc) rc = run_graph(&f, host ? host : in_t, n_inputs, outputs, n_outputs);
+    if (!rc) rc = run_main(s, eg, host ? host : in_t, n_inputs, outputs, n_outputs);
     for (int i = 0; host && i < n_inputs; i++)
       if (in_v[i]) gpux_tensor_free(&host[i]);
     free(host);
@@ -531,3 +767,9 @@ int gpux_device_tensor_upload(gpux_session *s, const gpux_tensor *t, gpux_device
 }
 
 void gpux_session_stats(const gpux_session *s, gpux_run_stats *out) { *out = s->stats; }
+
+void gpux_session_recycle(gpux_session *s, gpux_tensor *t) {
+  if (!t) return;
+  if (s) gpux__buffers_put(&s->buffers, t);
+  else gpux_tensor_free(t);
+}

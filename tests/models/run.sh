@@ -5,6 +5,8 @@
 # inputs. Makes the test-case folders with node (tests/models/make-cases.mjs, skipped when they
 # are up to date), then runs `gpux verify` on them; fails when any case fails or is skipped, or
 # when an int8 case (exact.txt) differs at all or, on WebGPU, runs any node on the CPU.
+# Each case runs twice in its session: the second run writes its intermediates where the memory
+# plan the first one made puts them, and is compared as well.
 #
 #   tests/models/run.sh GPUX_BIN CASES_DIR [BACKEND]
 set -euo pipefail
@@ -25,7 +27,7 @@ while IFS= read -r c; do [ -n "$c" ] && dirs+=("$cases/$c"); done < "$cases/case
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-"$gpux" verify --backend "$backend" --rtol "$rtol" --atol "$atol" "${dirs[@]}" 2>&1 | tee "$log"
+"$gpux" verify --backend "$backend" --runs 2 --rtol "$rtol" --atol "$atol" "${dirs[@]}" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 
@@ -52,7 +54,7 @@ if [ ${#exact[@]} -gt 0 ]; then
   opts=(--rtol 0 --atol 0)
   [ "$backend" = webgpu ] && opts+=(--no-fallback)
   set +e
-  "$gpux" verify --backend "$backend" "${opts[@]}" "${exact[@]}" 2>&1 | tee "$log"
+  "$gpux" verify --backend "$backend" --runs 2 "${opts[@]}" "${exact[@]}" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   set -e
   if [ "$rc" -ne 0 ] || ! grep -qE "^${#exact[@]} passed, 0 failed, 0 skipped" "$log"; then
