@@ -151,7 +151,7 @@ static int act_run(gpux__kctx *k, int op) {
     break;
   }
   if (op == A_CELU && c.alpha == 0) return gpux__kerr(k, GPUX_E_INVALID, "alpha must not be 0");
-  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, x->dims);
+  gpux_tensor *y = gpux__out_raw(k, 0, x->dtype, x->ndim, x->dims);
   if (!y) return k->status;
   if (k->shape_only) return 0;
   c.y = y;
@@ -250,7 +250,7 @@ static int op_prelu(gpux__kctx *k) {
     return gpux__kerr(k, rc, "%s", gpux_last_error());
   if (ndim != x->ndim || memcmp(dims, x->dims, sizeof(int64_t) * (size_t)ndim))
     return gpux__kerr(k, GPUX_E_SHAPE, "slope does not broadcast to the shape of X");
-  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, x->dims);
+  gpux_tensor *y = gpux__out_raw(k, 0, x->dtype, x->ndim, x->dims);
   if (!y) return k->status;
   if (k->shape_only) return 0;
   prelu_ctx c = {x, slope, y, x->ndim ? x->ndim : 1, {1}, {0}, 1};
@@ -353,7 +353,7 @@ static int op_clip(gpux__kctx *k) {
              (rc = clip_bound(k, 2, &c.has_hi, &c.hi, &c.ihi))) {
     return rc;
   }
-  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, x->dims);
+  gpux_tensor *y = gpux__out_raw(k, 0, x->dtype, x->ndim, x->dims);
   if (!y) return k->status;
   if (k->shape_only) return 0;
   c.y = y;

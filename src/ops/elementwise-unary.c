@@ -296,7 +296,7 @@ int gpux__ew_unary(gpux__kctx *k) {
     else if (strcmp(approx, "none"))
       return gpux__kerr(k, GPUX_E_UNSUPPORTED, "approximate must be 'none' or 'tanh', got '%s'", approx);
   }
-  gpux_tensor *y = gpux__out(k, 0, unary_ops[u].out_bool ? GPUX_DT_BOOL : dt, x->ndim, x->dims);
+  gpux_tensor *y = gpux__out_raw(k, 0, unary_ops[u].out_bool ? GPUX_DT_BOOL : dt, x->ndim, x->dims);
   if (!y) return k->status;
   if (k->shape_only) return 0;
   c.y = y;

@@ -442,7 +442,7 @@ static int binary_op(gpux__kctx *k, int op, int allowed) {
   if ((rc = gpux__broadcast_shape(a->ndim, a->dims, b_ndim, b_dims, &ndim, dims)))
     return gpux__kerr(k, rc, "%s", gpux_last_error());
   int ydt = op >= B_EQ ? GPUX_DT_BOOL : a->dtype;
-  gpux_tensor *y = gpux__out(k, 0, ydt, ndim, dims);
+  gpux_tensor *y = gpux__out_raw(k, 0, ydt, ndim, dims);
   if (!y) return k->status;
   if (k->shape_only) return 0;
   bin_compute(op, a, b, y, a->ndim, a->dims, b_ndim, b_dims);

@@ -275,7 +275,7 @@ static int softmax_run(gpux__kctx *k, int mode) {
   int axis = 0;
   if (x->ndim > 0 && gpux__axis(k, gpux__attr_int(k, "axis", old ? 1 : -1), x->ndim, &axis))
     return k->status;
-  gpux_tensor *y = gpux__out(k, 0, x->dtype, x->ndim, x->dims);
+  gpux_tensor *y = gpux__out_raw(k, 0, x->dtype, x->ndim, x->dims);
   if (!y) return k->status;
   if (k->shape_only) return 0;
   sm_ctx c = {.x = x, .y = y, .mode = mode};

@@ -242,7 +242,7 @@ static int reshaped(gpux__kctx *k, const gpux_tensor *x, int nd, const int64_t *
   if (gpux__shape_count(nd, dims) != gpux_tensor_count(x))
     return gpux__kerr(k, GPUX_E_SHAPE, "cannot give %lld elements a shape of %lld",
                       (long long)gpux_tensor_count(x), (long long)gpux__shape_count(nd, dims));
-  gpux_tensor *y = gpux__out(k, 0, x->dtype, nd, dims);
+  gpux_tensor *y = gpux__out_raw(k, 0, x->dtype, nd, dims);
   if (!y) return k->status;
   if (k->shape_only) return 0;
   return copy_all(k, y, x);
@@ -355,7 +355,7 @@ static int op_transpose(gpux__kctx *k) {
   }
   int64_t dims[GPUX_MAX_DIMS], xs[GPUX_MAX_DIMS], ss[GPUX_MAX_DIMS], ys[GPUX_MAX_DIMS];
   for (int i = 0; i < r; i++) dims[i] = x->dims[perm[i]];
-  gpux_tensor *y = gpux__out(k, 0, x->dtype, r, dims);
+  gpux_tensor *y = gpux__out_raw(k, 0, x->dtype, r, dims);
   if (!y) return k->status;
   if (k->shape_only) return 0;
   gpux__strides(r, x->dims, xs);
@@ -397,7 +397,7 @@ static int op_concat(gpux__kctx *k) {
     }
     dims[axis] += t->dims[axis];
   }
-  gpux_tensor *y = gpux__out(k, 0, x0->dtype, r, dims);
+  gpux_tensor *y = gpux__out_raw(k, 0, x0->dtype, r, dims);
   if (!y) return k->status;
   if (k->shape_only) return 0;
   size_t es = gpux_dtype_size(y->dtype);
@@ -532,7 +532,7 @@ static int op_slice(gpux__kctx *k) {
     first[a] = len ? s : 0;
     step[a] = len > 1 ? st : 1;
   }
-  gpux_tensor *y = gpux__out(k, 0, x->dtype, r, dims);
+  gpux_tensor *y = gpux__out_raw(k, 0, x->dtype, r, dims);
   if (!y) return k->status;
   if (k->shape_only) return 0;
   size_t es = gpux_dtype_size(x->dtype);
