@@ -105,6 +105,7 @@ extern const gpux__op_def gpux__ops_index[];      /* Gather*, Scatter*, NonZero,
 extern const gpux__op_def gpux__ops_generator[];  /* Constant*, Range, EyeLike, windows, ... */
 extern const gpux__op_def gpux__ops_control[];    /* If, Loop, Scan, sequences, optionals */
 extern const gpux__op_def gpux__ops_quant[];      /* Quantize/Dequantize*, *Integer, QLinear* */
+extern const gpux__op_def gpux__ops_quant_contrib[]; /* com.microsoft QLinearAdd, QGemm, ... */
 extern const gpux__op_def gpux__ops_rnn[];        /* RNN, LSTM, GRU */
 extern const gpux__op_def gpux__ops_misc[];       /* Resize, NMS, RoiAlign, DFT, strings, ... */
 extern const gpux__op_def gpux__ops_attention[];  /* Attention, RotaryEmbedding, ... */

@@ -7,7 +7,7 @@ static const gpux__op_def *const families[] = {
   gpux__ops_conv,        gpux__ops_pool,       gpux__ops_norm,    gpux__ops_reduce,
   gpux__ops_shape,       gpux__ops_index,      gpux__ops_generator, gpux__ops_control,
   gpux__ops_quant,       gpux__ops_rnn,        gpux__ops_misc,    gpux__ops_attention,
-  gpux__ops_loss,
+  gpux__ops_loss,        gpux__ops_quant_contrib,
 };
 
 static int domain_equal(const char *a, const char *b) {
