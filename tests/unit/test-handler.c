@@ -60,6 +60,18 @@ static void test_keys(void **state) {
   assert_string_equal(back->handler.requirements_file, "reqs.txt");
   assert_true(back->handler.timeout == 0.5 && back->handler.workers == 3 && back->handler.memory == (int64_t)1 << 30);
   assert_int_equal(back->handler.n_example, 0);
+  /* an image's config may only name its own layers */
+  const char *titles[] = {"m.onnx", "h.so.1", "reqs.txt"};
+  back->handler.file = gpux__spec_strdup(back, "h.so.1");
+  back->model.path = back->model.source = gpux__spec_strdup(back, "m.onnx");
+  assert_int_equal(gpux__spec_check_image(back, titles, 3), 0);
+  back->handler.file = gpux__spec_strdup(back, "../evil.py");
+  assert_int_equal(gpux__spec_check_image(back, titles, 3), GPUX_E_INVALID);
+  assert_string_equal(gpux_last_error(), "config: key 'handler.file': '../evil.py' leaves the image's folder; files of an image are its layers");
+  back->handler.file = gpux__spec_strdup(back, "h.so.1");
+  back->handler.requirements_file = gpux__spec_strdup(back, "other.txt");
+  assert_int_equal(gpux__spec_check_image(back, titles, 3), GPUX_E_INVALID);
+  assert_non_null(strstr(gpux_last_error(), "key 'handler.requirements': 'other.txt' is not a layer of the image"));
   cJSON_Delete(j);
   gpux__spec_free(back);
   gpux__spec_free(s);
