@@ -264,6 +264,7 @@ int gpux_app_run(gpux_app *a, const gpux_app_input *inputs, int n_inputs, char *
   char **req_names = NULL;
   int rc = h ? gpux__handler_request(inputs, n_inputs, &req, &req_names) : 0;
   if (rc) return rc;
+  const atomic_int *outer = gpux__cancel_enter(&a->cancel); /* handler calls stop when cancelled */
   /* a handler's preprocess replaces the declared preprocessing, its postprocess adds "result" */
   if (gpux__handler_has(h, 0)) rc = gpux__handler_preprocess(h, a, req, n_inputs, &in);
   else rc = gpux__app_prepare(a, inputs, n_inputs, &in);
@@ -280,6 +281,7 @@ int gpux_app_run(gpux_app *a, const gpux_app_input *inputs, int n_inputs, char *
     a->handler_result = NULL;
     gpux__named_tensors_free(&out);
   }
+  gpux__cancel_leave(outer);
   gpux__handler_request_free(req, req_names, n_inputs);
   return rc;
 }

@@ -7,8 +7,9 @@
  * namespace, remounted read-only recursively), and gets resource limits (address space, no core
  * files); where the kernel refuses a namespace the worker runs without it (docs/handlers.md). A
  * call that crashes the worker or runs past handler.timeout kills that worker and fails with one
- * line; the next call starts a new one. A pool of at most handler.workers processes serves
- * concurrent callers. */
+ * line, as does a run cancelled meanwhile (gpux_app_cancel, gpux_interrupt); a new worker starts
+ * at once for the next call. A pool of at most handler.workers processes serves concurrent
+ * callers. */
 #include "app/handler.h"
 #include "app/handler-proto.h"
 #include <cjson/cJSON.h>
@@ -134,8 +135,16 @@ static int recv_msg(gpux__handler *h, worker *w, double deadline, const char *wh
       stop_worker(w, 1, NULL, 0);
       return gpux__error(GPUX_E_HANDLER, "%s: %s took longer than handler.timeout (%gs); the worker was killed", h->name, what, h->timeout);
     }
+    /* a cancelled run (gpux run's Ctrl-C, serve's deadline) stops waiting: the worker is killed */
+    int rc = gpux__cancelled();
+    if (rc) {
+      char why[128];
+      snprintf(why, sizeof why, "%s", gpux_last_error());
+      stop_worker(w, 1, NULL, 0);
+      return gpux__error(rc, "%s: %s %s; the worker was killed", h->name, what, why);
+    }
     struct pollfd p = {w->fd, POLLIN, 0};
-    int r = poll(&p, 1, (int)(left * 1000) + 1);
+    int r = poll(&p, 1, left > 0.1 ? 100 : (int)(left * 1000) + 1);
     if (r < 0 && errno == EINTR) continue;
     if (r == 0) continue;
     break;

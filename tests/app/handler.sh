@@ -45,6 +45,11 @@ expect_error exit "scale.py: preprocess: the worker exited with status 3$" -- "$
 expect_error segfault "scale.py: postprocess: the worker crashed \(signal 11, Segmentation fault\)$" -- "$gpux" run scale --input "7 1 1 1"
 expect_error not-json "scale.py:27: postprocess returned a value that is not JSON: object is not JSON-able$" -- "$gpux" run scale --input "8 1 1 1"
 expect exit-status 4 '' -- "$gpux" run scale --input garbage
+# Ctrl-C while a handler runs: the worker is killed, gpux ends at once with one line
+mkdir -p "$tmp/slow"
+cp "$tmp/scale.onnx" "$here/scale.py" "$tmp/slow/"
+printf 'model: ./scale.onnx\nhandler: {file: ./scale.py, timeout: 60s}\n' > "$tmp/slow/GPUXfile"
+expect interrupt 130 '^gpux: error: SIGINT: scale.py: (preprocess|loading) interrupted; the worker was killed$' -- bash -c "'$gpux' run '$tmp/slow' --input hang & p=\$!; sleep 2; kill -INT \$p; wait \$p"
 # the sandbox: no network, nothing writable (Linux namespaces; see docs/handlers.md)
 expect sandbox 0 '^\{"network":"Network is unreachable","write":"Read-only file system"\}$' -- "$gpux" run scale --input "9 1 1 1"
 # gpux serve with the Python handler: a request that hangs or crashes its worker is answered 500
