@@ -197,6 +197,36 @@ class Apps(unittest.TestCase):
         self.assertIn("no-such-image", str(e.exception))
 
 
+class Handlers(unittest.TestCase):
+    """An app with a Python handler (examples/text-direction-python, run as a folder: trusted)
+    through the installed libgpux, which finds its handler workers in PREFIX/lib/gpux."""
+
+    def test_result(self):
+        app = gpux.App(os.path.join(ROOT, "examples/text-direction-python"), backend="cpu")
+        try:
+            got = app.run(LINE)
+        finally:
+            app.close()
+        self.assertEqual(got["result"]["action"], "keep")
+        self.assertEqual(got["result"]["angle"], 0)
+
+    def test_failure_is_a_handler_error(self):
+        folder = tempfile.mkdtemp()
+        try:
+            shutil.copy(CLS, os.path.join(folder, "cls.onnx"))
+            with open(os.path.join(folder, "h.py"), "w") as f:
+                f.write("def postprocess(outputs, request):\n    return 1 / 0\n")
+            with open(os.path.join(folder, "GPUXfile"), "w") as f:
+                f.write("model: ./cls.onnx\ninputs: {x: {type: image, shape: [1, 3, 48, 192]}}\nhandler: ./h.py\n")
+            app = gpux.App(folder, backend="cpu")
+            with self.assertRaises(gpux.HandlerError) as e:
+                app.run(LINE)
+            app.close()
+            self.assertEqual(str(e.exception), "h.py:2: in postprocess: ZeroDivisionError: division by zero")
+        finally:
+            shutil.rmtree(folder)
+
+
 class Logs(unittest.TestCase):
     def test_handler(self):
         seen = []
