@@ -27,6 +27,14 @@ static void job_free(gpux__job *j) {
   free(j);
 }
 
+int gpux__job_own(gpux__job *j, void *p) {
+  void **ow = gpux__realloc(j->owned, sizeof *ow * (size_t)(j->n_owned + 1));
+  if (!ow) { free(p); return -1; }
+  j->owned = ow;
+  j->owned[j->n_owned++] = p;
+  return 0;
+}
+
 void gpux__job_release(gpux__slot *s, gpux__job *j) {
   if (!j) return;
   pthread_mutex_lock(&s->mu);

@@ -19,14 +19,6 @@
 #include <stdio.h>
 #include <time.h>
 
-static int own(gpux__job *j, void *p) {
-  void **ow = gpux__realloc(j->owned, sizeof *ow * (size_t)(j->n_owned + 1));
-  if (!ow) { free(p); return -1; }
-  j->owned = ow;
-  j->owned[j->n_owned++] = p;
-  return 0;
-}
-
 /* A number setting: absent is fine, anything but a number in [lo, hi] is a 400. */
 static int num(const cJSON *o, const char *k, double lo, double hi, double *out, char *err, size_t el) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -67,12 +59,12 @@ static int settings(const cJSON *o, gpux__job *j, char *err, size_t el) {
     int n = cJSON_IsString(stop) ? 1 : cJSON_IsArray(stop) ? cJSON_GetArraySize(stop) : -1;
     if (n < 0 || n > 16) { snprintf(err, el, "'stop' must be a text or a list of at most 16 texts"); return 400; }
     const char **list = gpux__calloc((size_t)n + 1, sizeof *list);
-    if (!list || own(j, (void *)list)) { snprintf(err, el, "out of memory"); return 500; }
+    if (!list || gpux__job_own(j, (void *)list)) { snprintf(err, el, "out of memory"); return 500; }
     for (int i = 0; i < n; i++) {
       const cJSON *e = cJSON_IsString(stop) ? stop : cJSON_GetArrayItem(stop, i);
       if (!cJSON_IsString(e) || !e->valuestring[0]) { snprintf(err, el, "'stop' entries must be non-empty texts"); return 400; }
       char *t = gpux__strdup(e->valuestring);
-      if (!t || own(j, t)) { snprintf(err, el, "out of memory"); return 500; }
+      if (!t || gpux__job_own(j, t)) { snprintf(err, el, "out of memory"); return 500; }
       list[i] = t;
     }
     j->gen.stop = list;
@@ -144,8 +136,8 @@ int gpux__gen_parse(int api, const char *body, size_t len, gpux__job *j, char *m
   cJSON_Delete(o);
   if (!st && !prompt) { snprintf(err, el, "out of memory"); st = 500; }
   if (st) { free(prompt); return st; }
-  gpux_app_input *in = gpux__calloc(1, sizeof *in);
-  if (!in || own(j, prompt)) { free(in); snprintf(err, el, "out of memory"); return 500; }
+  gpux_app_input *in = gpux__job_own(j, prompt) ? NULL : gpux__calloc(1, sizeof *in);
+  if (!in) { snprintf(err, el, "out of memory"); return 500; }
   in->text = prompt;
   j->app_in = in;
   j->n_app_in = 1;

@@ -5,28 +5,20 @@
 #include "app/handler.h"
 #include "serve/serve.h"
 
-static int own(gpux__job *j, void *p) {
-  void **ow = gpux__realloc(j->owned, sizeof *ow * (size_t)(j->n_owned + 1));
-  if (!ow) { free(p); return -1; }
-  j->owned = ow;
-  j->owned[j->n_owned++] = p;
-  return 0;
-}
-
 static int add_input(gpux__job *j, const char *name, const char *text, const void *bytes, size_t len) {
   gpux_app_input *in = gpux__realloc(j->app_in, sizeof *in * (size_t)(j->n_app_in + 1));
   if (!in) return -1;
   j->app_in = in;
   gpux_app_input *x = &in[j->n_app_in++];
   memset(x, 0, sizeof *x);
-  if (name) { char *n = gpux__strdup(name); if (!n || own(j, n)) return -1; x->name = n; }
-  if (text) { char *t = gpux__strdup(text); if (!t || own(j, t)) return -1; x->text = t; }
+  if (name) { char *n = gpux__strdup(name); if (!n || gpux__job_own(j, n)) return -1; x->name = n; }
+  if (text) { char *t = gpux__strdup(text); if (!t || gpux__job_own(j, t)) return -1; x->text = t; }
   if (bytes) {
     void *b = gpux__malloc(len + 1);
     if (!b) return -1;
     memcpy(b, bytes, len);
     ((char *)b)[len] = 0;
-    if (own(j, b)) return -1;
+    if (gpux__job_own(j, b)) return -1;
     x->bytes = b;
     x->len = len;
   }

@@ -105,6 +105,8 @@ int gpux__slot_start_worker(gpux__slot *s);
 void gpux__slot_stop_worker(gpux__slot *s);   /* finishes what is queued, joins */
 gpux__job *gpux__job_new(int kind);
 void gpux__job_release(gpux__slot *s, gpux__job *j);  /* drops one reference */
+/* j frees p with itself; -1 (p freed) when out of memory. */
+int gpux__job_own(gpux__job *j, void *p);
 /* Queues j and waits for it (at most timeout_s). Returns 0 when done (see j->rc), 503 when the
  * queue is full, 504 on timeout (j is taken off the queue, or abandoned to the worker). */
 int gpux__slot_submit(gpux__slot *s, gpux__job *j);
