@@ -52,7 +52,8 @@ static void usage(FILE *f) {
     "                          output that is an image or a map; a map over the input PNG)\n"
     "  --backend B             cpu, webgpu (or gpu) or auto (default: the image's runtime.backend)\n"
     "  --repeat N              run N times; print p50/p90/p99 latency and the start-up time\n"
-    "  --interactive           read one input per line and answer each (a REPL)\n"
+    "  --interactive           read one input per line and answer each (a REPL; a chat that keeps\n"
+    "                          the conversation for an image with generate:)\n"
     "  --allow-handler         run the image's handler code even though it was pulled, not built\n"
     "                          here (once; $GPUX_HOME/trusted-handlers trusts an image for good)\n"
     "text generation (an image with generate:; the text is printed as it is produced):\n"
@@ -231,21 +232,48 @@ static int interactive(gpux_app *app, int as_json, const gpux_generate_options *
   char *line = NULL;
   size_t cap = 0;
   ssize_t n;
-  int failures = 0;
-  if (tty) fprintf(stderr, "one input per line; an empty line or Ctrl-D ends\n");
+  int failures = 0, chat = gpux_app_generates(app);
+  /* a text generator keeps the conversation: each prompt is what was said so far as
+   * "user: ..." and "assistant: ..." lines, ending in "assistant:" (as /v1/chat/completions) */
+  char *history = NULL;
+  size_t hlen = 0;
+  if (tty) fprintf(stderr, chat ? "a chat: one message per line; an empty line or Ctrl-D ends\n"
+                                : "one input per line; an empty line or Ctrl-D ends\n");
   for (;;) {
     if (tty) { fputs("> ", stderr); fflush(stderr); }
     if ((n = getline(&line, &cap, stdin)) < 0) break;
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
     if (n == 0) { if (tty) break; continue; }
-    gpux_app_input in = {.text = line};
+    char *prompt = line;
+    if (chat) {
+      size_t need = hlen + (size_t)n + 32;
+      char *h = realloc(history, need);
+      if (!h) { failures++; break; }
+      history = h;
+      hlen += (size_t)snprintf(history + hlen, need - hlen, "user: %s\nassistant:", line);
+      prompt = history;
+    }
+    gpux_app_input in = {.text = prompt};
     char *json = NULL, *text = NULL;
     int rc = run_once(app, &in, 1, go, !as_json, &json, &text);
     if (rc) { fprintf(stderr, "gpux: error: %s\n", gpux_last_error()); failures++; }
     else print_result(json, text, as_json);
+    if (!rc && chat) { /* the answer joins the history */
+      cJSON *j = cJSON_Parse(json);
+      const cJSON *t = cJSON_GetObjectItem(j, "text");
+      const char *said = cJSON_IsString(t) ? t->valuestring : "";
+      size_t need = hlen + strlen(said) + 2;
+      char *h = realloc(history, need);
+      if (h) {
+        history = h;
+        hlen += (size_t)snprintf(history + hlen, need - hlen, "%s\n", said);
+      }
+      cJSON_Delete(j);
+    }
     gpux_free(json);
     gpux_free(text);
   }
+  free(history);
   free(line);
   return failures ? EXIT_INPUT : EXIT_OK;
 }

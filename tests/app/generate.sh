@@ -52,6 +52,10 @@ PY
 expect stop-text 0 '^ok$' -- bash -c "'$gpux' run '$tmp/stop' --input Hello --json | python3 -c \"
 import json,sys; d=json.load(sys.stdin); print('ok' if d['text'] == sys.argv[1] and d['finish_reason'] == 'stop' else d)\" '$before'"
 
+# --interactive keeps a conversation: the second message's prompt holds the first exchange
+expect chat-history 0 '^ok$' -- bash -c "printf 'Hello\nHow are you\n' | '$gpux' run '$ex' --interactive --max-new-tokens 3 --json |
+  python3 -c \"import json,sys; p=[json.loads(l)['prompt_tokens'] for l in sys.stdin]; print('ok' if len(p) == 2 and p[1] > p[0] + 3 else p)\""
+
 # build and run the image; the JSON says how fast and how much came back per token
 expect build 0 '^Built tiny-gpt' -- "$gpux" build -q "$ex"
 expect run-image 0 '"finish_reason":"length","time_to_first_token_ms":[0-9.]+,"tokens_per_second":[0-9.]+,"download_bytes_per_token":' -- "$gpux" run tiny-gpt --input "Once upon a time" --json
