@@ -50,6 +50,13 @@ mkdir -p "$tmp/slow"
 cp "$tmp/scale.onnx" "$here/scale.py" "$tmp/slow/"
 printf 'model: ./scale.onnx\nhandler: {file: ./scale.py, timeout: 60s}\n' > "$tmp/slow/GPUXfile"
 expect interrupt 130 '^gpux: error: SIGINT: scale.py: (preprocess|loading) interrupted; the worker was killed$' -- bash -c "'$gpux' run '$tmp/slow' --input hang & p=\$!; sleep 2; kill -INT \$p; wait \$p"
+# gpux killed outright while its handler loops: the worker notices and ends within a second or two
+"$gpux" run "$tmp/slow" --input hang >/dev/null 2>&1 &
+gpid=$!
+sleep 2
+kill -9 $gpid; wait $gpid 2>/dev/null
+sleep 2.5
+expect orphan-ends 1 '' -- pgrep -f "handler-runner.py .*$tmp/slow/scale.py"
 # the sandbox: no network, nothing writable (Linux namespaces; see docs/handlers.md)
 expect sandbox 0 '^\{"network":"Network is unreachable","write":"Read-only file system"\}$' -- "$gpux" run scale --input "9 1 1 1"
 # gpux serve with the Python handler: a request that hangs or crashes its worker is answered 500
