@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench-quant.sh — the int8 kernels against ONNX Runtime's CPU execution provider: the models of
 # tests/models/quant-models.mjs at benchmark sizes (bench/quant-cases.mjs: the dynamically
-# quantized conv net on a 1024x1024 image, the MLP on 4096 tokens). gpux and ORT take turns,
+# quantized conv net on a 1024x1024 image, the MLP on 4096 tokens) and, for per-node overhead, a
+# chain of 1000 tiny nodes. gpux and ORT take turns,
 # ROUNDS times, each round BENCH_RUNS timed runs after a warm-up, so that load from other work on
 # a shared machine falls on both alike; prints each round's medians and the median ratio.
 #

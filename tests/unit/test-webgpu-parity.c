@@ -299,6 +299,9 @@ static void test_quant(void **state) {
     {.op = "ConvInteger", .n_in = 4, .in = {TB(U8, 1, 3, 9, 11), TB(I8, 8, 3, 3, 3), ZP(U8, 131), ZP(I8, -2)}, .attrs = {AIS("pads", 1, 0, 2, 1), AIS("strides", 2, 1)}, .n_attrs = 2},
     {.op = "ConvInteger", .n_in = 4, .in = {TB(I8, 2, 4, 7, 7), TB(U8, 6, 2, 2, 3), TBS(I8), ZPV(U8, 6, 1, 2, 3, 250, 128, 0)}, .attrs = {AI("group", 2), AIS("dilations", 2, 1)}, .n_attrs = 2},
     {.op = "ConvInteger", .n_in = 2, .in = {TB(U8, 1, 3, 70), TB(U8, 9, 3, 4)}, .attrs = {AIS("strides", 3)}, .n_attrs = 1},
+    /* 16 and more output channels per group: the GEMM form on GPUs */
+    {.op = "ConvInteger", .n_in = 4, .in = {TB(U8, 2, 8, 9, 10), TB(U8, 32, 8, 3, 3), ZP(U8, 7), ZP(U8, 129)}, .attrs = {AIS("pads", 1, 1, 0, 2), AIS("strides", 1, 2)}, .n_attrs = 2},
+    {.op = "ConvInteger", .n_in = 3, .in = {TB(I8, 1, 4, 6, 6), TB(I8, 32, 2, 1, 1), TBS(I8)}, .attrs = {AI("group", 2)}, .n_attrs = 1},
     {.op = "MatMulInteger", .n_in = 4, .in = {TB(U8, 2, 5, 33), TB(I8, 33, 7), ZPV(U8, 5, 1, 100, 128, 255, 0), ZP(I8, 3)}},
     {.op = "MatMulInteger", .n_in = 4, .in = {TB(I8, 3, 1, 4, 9), TB(U8, 2, 9, 6), TBS(I8), ZPV(U8, 6, 0, 1, 2, 3, 4, 200)}},
     {.op = "MatMulInteger", .n_in = 2, .in = {TB(U8, 70), TB(U8, 70, 5)}},
@@ -306,6 +309,10 @@ static void test_quant(void **state) {
      .in = {TB(U8, 1, 3, 8, 9), SR(0.01f, 0.03f), ZP(U8, 120), TB(I8, 4, 3, 3, 3), TR(0.001f, 0.004f, 4), ZPV(I8, 4, 0, 0, 0, 0),
             SR(0.05f, 0.1f), ZP(U8, 100), ZPV(GPUX_DT_INT32, 4, -500, 20, 3000, 7)},
      .attrs = {AIS("pads", 1, 1, 1, 1)}, .n_attrs = 1},
+    {.op = "QLinearConv", .n_in = 9,
+     .in = {TB(U8, 1, 3, 8, 9), SR(0.01f, 0.03f), ZP(U8, 120), TB(I8, 16, 3, 3, 3), TR(0.001f, 0.004f, 16), ZP(I8, 0),
+            SR(0.05f, 0.1f), ZP(U8, 100), ZPV(GPUX_DT_INT32, 16, -500, 20, 3000, 7, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, -11)},
+     .attrs = {AIS("pads", 1, 1, 1, 1), AIS("strides", 2, 2)}, .n_attrs = 2},
     {.op = "QLinearMatMul", .n_in = 8,
      .in = {TB(I8, 2, 3, 16), SR(0.01f, 0.03f), ZP(I8, -5), TB(U8, 16, 4), SR(0.01f, 0.02f), ZP(U8, 128), SR(0.3f, 0.5f), ZP(I8, 10)}},
   };

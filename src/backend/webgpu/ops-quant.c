@@ -1,6 +1,7 @@
 /* ops-quant.c — WGSL kernels for the 8-bit integer ops: DynamicQuantizeLinear (a min/max
  * reduction, then the quantization with the scale and zero point it found, never read back),
- * ConvInteger and QLinearConv (direct, one thread per output), MatMulInteger and QLinearMatMul
+ * ConvInteger and QLinearConv (on GPUs the tiled f32 GEMM where its sums are exact, else direct,
+ * one thread per output), MatMulInteger and QLinearMatMul
  * (one thread per output, numpy batch broadcasting). The device holds 8-bit tensors as i32 (see
  * value.c), so products and sums are exact i32 arithmetic, wrapping as the CPU kernels do; the
  * QLinear ops requantize in f32 (the CPU in double: a result may differ by one step where a
@@ -156,6 +157,45 @@ static int op_conv_integer(wg_build *b) {
   if (rc) return rc;
   int by = gpux__wg_bind_out(b, 0, WG_I32);
   if (by < 0) return GPUX_E_UNSUPPORTED;
+  const char *lo, *hi;
+  range8(y->dtype, &lo, &hi);
+  int64_t K = cg * ks;
+  if (mg >= 16 && K <= 258 && x->dims[0] * G <= 65535 && !gpux__wg_software(b)) {
+    /* On GPUs, the tiled f32 GEMM per (image, group), [mg x K] weights times [K x os] im2col
+     * columns, both minus their zero points: products of at most 255 x 255 summed over at most
+     * 258 of them stay below 2^24, so every f32 sum is exact and v is the integer result. */
+    wg_str pre = {0};
+    gpux__wg_cat(&pre, "fn wload(z: u32, m: u32, k: u32) -> f32 {\n  let co = (z %% %lluu) * %lluu + m;\n"
+                       "  return f32(b%d[co * %lluu + k] - %s);\n}\n",
+                 (ull)G, (ull)mg, bw, (ull)K, wz);
+    gpux__wg_cat(&pre, "fn xload(z: u32, k: u32, n: u32) -> f32 {\n  let nb = z / %lluu;\n  let grp = z %% %lluu;\n"
+                       "  let ci = k / %lluu;\n  let kr = k %% %lluu;\n",
+                 (ull)G, (ull)G, (ull)ks, (ull)ks);
+    gpux__wg_cat(&pre, "  let k2 = i32(kr %% %lluu);\n  let k1 = i32((kr / %lluu) %% %lluu);\n  let k0 = i32(kr / %lluu);\n",
+                 (ull)w.k[2], (ull)w.k[2], (ull)w.k[1], (ull)(w.k[2] * w.k[1]));
+    gpux__wg_cat(&pre, "  let o2 = i32(n %% %lluu);\n  let o1 = i32((n / %lluu) %% %lluu);\n  let o0 = i32(n / %lluu);\n", (ull)w.out[2],
+                 (ull)w.out[2], (ull)w.out[1], (ull)(w.out[2] * w.out[1]));
+    for (int d = 0; d < 3; d++)
+      gpux__wg_cat(&pre, "  let i%d = o%d * %lld - %lld + k%d * %lld;\n", d, d, (long long)w.s[d], (long long)w.pb[d], d, (long long)w.d[d]);
+    gpux__wg_cat(&pre, "  if (i0 < 0 || i0 >= %lld || i1 < 0 || i1 >= %lld || i2 < 0 || i2 >= %lld) { return 0.0; }\n",
+                 (long long)w.in[0], (long long)w.in[1], (long long)w.in[2]);
+    gpux__wg_cat(&pre, "  return f32(b%d[((nb * %lluu + grp * %lluu + ci) * %lluu + u32(i0)) * %lluu + u32(i1 * %lld + i2)] - %s);\n}\n", bx,
+                 (ull)C, (ull)cg, (ull)w.in[0], (ull)(w.in[1] * w.in[2]), (long long)w.in[2], xz);
+    char st[600];
+    if (ql)
+      snprintf(st, sizeof st, "let co = (z %% %lluu) * %lluu + m; let mult = (%s * %s) / %s; "
+               "b%d[((z / %lluu) * %lluu + co) * %lluu + n] = i32(clamp(round(f32(i32(v) + %s) * mult) + f32(%s), %s.0, %s.0));",
+               (ull)G, (ull)mg, xs, ws, ys, by, (ull)G, (ull)M, (ull)os, bias, yz, lo, hi);
+    else
+      snprintf(st, sizeof st, "let co = (z %% %lluu) * %lluu + m; b%d[((z / %lluu) * %lluu + co) * %lluu + n] = i32(v);", (ull)G, (ull)mg,
+               by, (ull)G, (ull)M, (ull)os);
+    wg_gemm gm = {.M = mg, .N = os, .K = K, .batch = x->dims[0] * G, .load_a = "wload(z, m, k)", .load_b = "xload(z, k, n)",
+                  .store = st, .a_k_contig = 1, .b_n_contig = 1, .prelude = pre.s};
+    rc = pre.oom ? gpux__wg_decline(b, "out of memory") : gpux__wg_gemm(b, &gm);
+    gpux__wg_str_free(&pre);
+    return rc;
+  }
+  /* direct: one thread per output value */
   uint32_t gx, gy;
   wg_str s = {0};
   shader_begin(b, &s, (uint64_t)total, &gx, &gy);
@@ -175,8 +215,6 @@ static int op_conv_integer(wg_build *b) {
                    "    }}}\n  }\n",
                bx, (long long)w.in[1], (long long)w.in[2], bw, (long long)w.k[1], (long long)w.k[2]);
   if (ql) {
-    const char *lo, *hi;
-    range8(y->dtype, &lo, &hi);
     gpux__wg_cat(&s, "  let mult = (%s * %s) / %s;\n  b%d[i] = i32(clamp(round(f32(acc + %s) * mult) + f32(%s), %s.0, %s.0));\n}\n", xs, ws,
                  ys, by, bias, yz, lo, hi);
   } else {
