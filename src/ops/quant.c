@@ -391,7 +391,7 @@ static int op_dynamic_quantize_linear(gpux__kctx *k) {
   const gpux_tensor *x = IN(0);
   if (!x) return gpux__kerr(k, GPUX_E_INVALID, "x is required");
   if (!is_real_type(x->dtype)) return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "x of type %s", gpux_dtype_name(x->dtype));
-  gpux_tensor *y = gpux__out(k, 0, GPUX_DT_UINT8, x->ndim, x->dims);
+  gpux_tensor *y = gpux__out_raw(k, 0, GPUX_DT_UINT8, x->ndim, x->dims);
   if (!y) return k->status;
   gpux_tensor *ys = gpux__out(k, 1, x->dtype, 0, NULL);
   if (!ys) return k->status;
@@ -619,7 +619,7 @@ static int op_matmul_integer(gpux__kctx *k) {
   mm_shape s;
   int rc = mm_shape_init(k, a, b, &s);
   if (rc) return rc;
-  gpux_tensor *y = gpux__out(k, 0, GPUX_DT_INT32, s.out_ndim, s.out_dims);
+  gpux_tensor *y = gpux__out_raw(k, 0, GPUX_DT_INT32, s.out_ndim, s.out_dims);
   if (!y) return k->status;
   if (k->shape_only) return 0;
   return int_matmul(k, &s, a, b, azp, bzp, y->data);
@@ -653,7 +653,7 @@ static int op_qlinear_matmul(gpux__kctx *k) {
   mm_shape s;
   int rc = mm_shape_init(k, a, b, &s);
   if (rc) return rc;
-  gpux_tensor *y = gpux__out(k, 0, out_dt, s.out_ndim, s.out_dims);
+  gpux_tensor *y = gpux__out_raw(k, 0, out_dt, s.out_ndim, s.out_dims);
   if (!y) return k->status;
   if (k->shape_only) return 0;
   int64_t nacc = s.batch * s.m * s.n;
@@ -937,7 +937,7 @@ static int conv_output(gpux__kctx *k, const conv_geom *g, int dtype, gpux_tensor
   dims[0] = g->n;
   dims[1] = g->m;
   for (int d = 0; d < g->nsp; d++) dims[d + 2] = g->out[d];
-  *y = gpux__out(k, 0, dtype, g->nsp + 2, dims);
+  *y = gpux__out_raw(k, 0, dtype, g->nsp + 2, dims);
   return *y ? 0 : k->status;
 }
 
