@@ -116,16 +116,27 @@ static void print_post(const cJSON *spec) {
   }
 }
 
-static void print_build(const cJSON *b) {
+/* b: the image's build record; local: when it was built in this store and what its smoke run
+ * measured (not part of the image: a pulled image has none) */
+static void print_build(const cJSON *b, const cJSON *local, const cJSON *manifest) {
   if (!b) return;
   char mem[32];
-  printf("build:\n  created   %s by gpux %s from %s\n", str(b, "created"), str(b, "gpux_version"), str(b, "context"));
+  const char *created = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(manifest, "annotations"),
+                                                                  "org.opencontainers.image.created"));
+  if (local && !created) created = str(local, "created");   /* SOURCE_DATE_EPOCH's time first */
+  if (!created) created = "";
+  printf("build:\n  created   %s by gpux %s from %s\n", *created ? created : "-", str(b, "gpux_version"), str(b, "context"));
   printf("  device    %s (backend %s)\n", str(b, "device.name"), str(b, "backend"));
-  printf("  latency   %.1f ms median, %.1f ms p90, first run %.1f ms (smoke run, %d runs)\n",
-         num(b, "smoke_run.latency_ms.median"), num(b, "smoke_run.latency_ms.p90"), num(b, "smoke_run.first_run_ms"),
-         (int)num(b, "smoke_run.runs"));
-  if (num(b, "smoke_run.peak_rss_bytes") > 0) {
-    human_size(num(b, "smoke_run.peak_rss_bytes"), mem, sizeof mem);
+  if (cJSON_IsTrue(get(b, "smoke_run.skipped")))
+    printf("  latency   not measured (built with --no-smoke)\n");
+  else if (local)
+    printf("  latency   %.1f ms median, %.1f ms p90, first run %.1f ms (smoke run, %d runs)\n",
+           num(local, "smoke_run.latency_ms.median"), num(local, "smoke_run.latency_ms.p90"),
+           num(local, "smoke_run.first_run_ms"), (int)num(local, "smoke_run.runs"));
+  else
+    printf("  latency   not measured here (the image was not built in this store)\n");
+  if (local && num(local, "smoke_run.peak_rss_bytes") > 0) {
+    human_size(num(local, "smoke_run.peak_rss_bytes"), mem, sizeof mem);
     printf("  memory    %s peak resident\n", mem);
   }
   const cJSON *m;
@@ -214,7 +225,7 @@ int cmd_inspect(int argc, char **argv) {
       printf("\n");
     }
   }
-  print_build(build);
+  print_build(build, get(j, "local"), get(j, "manifest"));
   printf("layers:\n");
   const cJSON *l;
   double total = 0;

@@ -34,11 +34,15 @@ int cli_pull_missing(gpux_store *st, const char *ref) {
 
 static void usage(FILE *f) {
   fprintf(f,
-    "usage: gpux pull [OPTIONS] [HOST[:PORT]/]NAMESPACE/NAME[:TAG|@sha256:DIGEST]\n\n"
+    "usage: gpux pull [OPTIONS] [HOST[:PORT]/]NAMESPACE/NAME[:TAG|@sha256:DIGEST]\n"
+    "       gpux pull hf:OWNER/REPO[/FILE.onnx][@REVISION]\n\n"
     "Pulls an image from an OCI registry into the local store under the same name (an image\n"
     "pulled by digest is tagged sha256-DIGEST). Every blob is checked against its digest before it\n"
     "is stored; run pull again after an interruption and it resumes. Afterwards gpux run works\n"
     "offline.\n\n"
+    "hf:OWNER/REPO fetches a Hugging Face model repository ($HF_ENDPOINT, default\n"
+    "https://huggingface.co): its GPUXfile and the files it names, or else its ONNX model (FILE,\n"
+    "model.onnx or onnx/model.onnx), and builds the image OWNER/REPO:REVISION (:latest for main).\n\n"
     "  --insecure            allow plain HTTP (always allowed for localhost and 127.0.0.1)\n"
     "  --limit-rate BYTES    at most BYTES per second\n"
     "  -u, --username USER   with --password-stdin: credentials for this pull only\n"
@@ -59,6 +63,21 @@ int cmd_pull(int argc, char **argv) {
   int rc = gpux_store_open(NULL, &st);
   if (rc) { cli_error(rc, "cannot open the image store"); return cli_exit_code(rc); }
   char *summary = NULL;
+  if (!strncmp(argv[optind], "hf:", 3)) { /* a Hugging Face repository: fetched and built here */
+    gpux_build_options bo = {0};
+    rc = gpux_pull_hub(st, argv[optind], &bo, &summary);
+    memset(password, 0, sizeof password);
+    gpux_store_close(st);
+    if (rc) { fprintf(stderr, "gpux: error: %s\n", gpux_last_error()); return cli_exit_code(rc); }
+    cJSON *s = cJSON_Parse(summary);
+    const char *ref = cJSON_GetStringValue(cJSON_GetObjectItem(s, "reference"));
+    if (json) puts(summary);
+    else printf("Pulled %s as %s\n  digest    %s\nRun it: gpux run %s --input ...\n", argv[optind], ref ? ref : "?",
+                cJSON_GetStringValue(cJSON_GetObjectItem(s, "digest")), ref ? ref : "?");
+    cJSON_Delete(s);
+    gpux_free(summary);
+    return EXIT_OK;
+  }
   rc = gpux_pull(st, argv[optind], &ro, &summary);
   memset(password, 0, sizeof password);
   cli_transfer_end(&t);

@@ -335,6 +335,11 @@ typedef struct {
  * image into the store. *summary_json (free with gpux_free) describes the result: name, tag,
  * digest, size, device, backend, latency, nodes that fell back to the CPU and why. */
 GPUX_API int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o, char **summary_json);
+/* An image from a Hugging Face model repository, ref "hf:OWNER/REPO[/FILE.onnx][@REVISION]":
+ * the repository's GPUXfile and the files it names, or else its ONNX model (FILE, model.onnx or
+ * onnx/model.onnx) as a bare model, fetched from $HF_ENDPOINT (default https://huggingface.co)
+ * and built as gpux_build does, named o->tag or OWNER/REPO:REVISION (:latest for main). */
+GPUX_API int gpux_pull_hub(gpux_store *st, const char *ref, const gpux_build_options *o, char **summary_json);
 
 /* ---- apps: an image (or a GPUXfile folder) ready to answer requests ---- */
 typedef struct gpux_app gpux_app;

@@ -460,10 +460,13 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
   qsort(lat, (size_t)n_lat, sizeof *lat, cmp_double);
 
   /* the build record */
-  cJSON *record = cJSON_CreateObject();
+  /* what the image says of its build: only what a rebuild of the same files gives again, so that
+   * the digest is the same (reproducible builds); the time and the measurements are `local`,
+   * kept next to the image in this store (gpux__store_put_local) */
+  cJSON *record = cJSON_CreateObject(), *local = cJSON_CreateObject();
   char created[64];
   now_rfc3339(created, sizeof created);
-  cJSON_AddStringToObject(record, "created", created);
+  cJSON_AddStringToObject(local, "created", created);
   cJSON_AddStringToObject(record, "gpux_version", GPUX_VERSION);
   /* the build folder by its name only: an image is shared, the builder's file system is not */
   char folder[256];
@@ -479,22 +482,30 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
   cJSON *smoke = cJSON_AddObjectToObject(record, "smoke_run");
   if (no_smoke) cJSON_AddBoolToObject(smoke, "skipped", 1);
   cJSON_AddItemToObject(smoke, "inputs", what ? what : cJSON_CreateArray());
-  cJSON_AddNumberToObject(smoke, "runs", n_lat + 1);
-  cJSON_AddItemToObject(smoke, "load_ms", num(load_ms));
-  cJSON_AddItemToObject(smoke, "first_run_ms", num(first_ms));
-  cJSON *lj = cJSON_AddObjectToObject(smoke, "latency_ms");
+  cJSON *measured = cJSON_AddObjectToObject(local, "smoke_run");
+  cJSON_AddNumberToObject(measured, "runs", no_smoke ? 0 : n_lat + 1);
+  cJSON_AddItemToObject(measured, "load_ms", num(load_ms));
+  cJSON_AddItemToObject(measured, "first_run_ms", num(first_ms));
+  cJSON *lj = cJSON_AddObjectToObject(measured, "latency_ms");
   cJSON_AddItemToObject(lj, "median", num(n_lat ? lat[n_lat / 2] : first_ms));
   cJSON_AddItemToObject(lj, "min", num(n_lat ? lat[0] : first_ms));
   cJSON_AddItemToObject(lj, "p90", num(n_lat ? lat[(n_lat * 9) / 10 < n_lat ? (n_lat * 9) / 10 : n_lat - 1] : first_ms));
   if (peak > 0) {
-    cJSON_AddNumberToObject(smoke, "peak_rss_bytes", (double)peak);
-    if (rss0 > 0) cJSON_AddNumberToObject(smoke, "peak_added_bytes", (double)(peak > rss0 ? peak - rss0 : 0));
+    cJSON_AddNumberToObject(measured, "peak_rss_bytes", (double)peak);
+    if (rss0 > 0) cJSON_AddNumberToObject(measured, "peak_added_bytes", (double)(peak > rss0 ? peak - rss0 : 0));
   }
   cJSON *res = result ? cJSON_Parse(result) : NULL;
   free(result);
   if (res) {
     cJSON *outs = cJSON_GetObjectItem(res, "outputs"), *oj;
-    cJSON_ArrayForEach(oj, outs) cJSON_DeleteItemFromObject(oj, "data");
+    cJSON_ArrayForEach(oj, outs) { /* what they are, not what they held (scores may differ in the last bits) */
+      cJSON *c = oj->child, *next;
+      for (; c; c = next) {
+        next = c->next;
+        if (strcmp(c->string, "name") && strcmp(c->string, "dtype") && strcmp(c->string, "shape") && strcmp(c->string, "kind"))
+          cJSON_DeleteItemFromObject(oj, c->string);
+      }
+    }
     cJSON_AddItemToObject(smoke, "outputs", cJSON_DetachItemFromObject(res, "outputs"));
     cJSON_Delete(res);
   }
@@ -505,7 +516,11 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
     device_memory += rs.device_memory_peak;
   }
   cJSON_AddNumberToObject(record, "device_memory_bytes", (double)device_memory);
-  if (handler_j) cJSON_AddItemToObject(record, "handler", handler_j);
+  if (handler_j) {
+    cJSON *ms = cJSON_DetachItemFromObject(handler_j, "example_ms");   /* a measurement: local */
+    if (ms) cJSON_AddItemToObject(cJSON_AddObjectToObject(local, "handler"), "example_ms", ms);
+    cJSON_AddItemToObject(record, "handler", handler_j);
+  }
 
   /* layers: model files and what preprocessing/postprocessing read */
   progress(o, "write", 0, 0);
@@ -571,6 +586,9 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
     int lease = rc ? -1 : gpux__store_lease(st);
     if (!rc && lease < 0) rc = lease;
     if (!rc) rc = gpux__store_write_image(st, ref, config, src, layers.n, &manifest);
+    char *local_json = rc ? NULL : cJSON_PrintUnformatted(local);
+    if (!rc) rc = local_json ? gpux__store_put_local(st, manifest.digest, local_json) : GPUX_E_NOMEM;
+    free(local_json);
     /* the handler of an image built here is trusted (trust.c); a pulled one is not */
     if (!rc && spec->handler.present) rc = gpux__trust_add(st, manifest.digest, ref);
     /* like `docker build -t name`: an untagged build of name:version is also name:latest */
@@ -631,6 +649,7 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
     if (!*summary_json) rc = GPUX_E_NOMEM;
   }
   cJSON_Delete(record);
+  cJSON_Delete(local);
   free(layers.items);
   gpux_app_close(a);
   return rc;

@@ -413,13 +413,6 @@ int gpux__store_resolve(gpux_store *st, const char *ref, gpux__blob_ref *manifes
 
 /* ---- images ---- */
 
-static void now_rfc3339(char *buf, size_t len) {
-  time_t t = time(NULL);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static cJSON *descriptor(const char *media_type, const gpux__blob_ref *b) {
   cJSON *d = cJSON_CreateObject();
   cJSON_AddStringToObject(d, "mediaType", media_type);
@@ -448,10 +441,20 @@ static int write_image_leased(gpux_store *st, const char *ref, const char *confi
     cJSON_AddStringToObject(ann, GPUX_ANNOT_TITLE, layers[i].title);
     cJSON_AddItemToArray(arr, d);
   }
-  char created[32];
-  now_rfc3339(created, sizeof created);
-  cJSON *ann = cJSON_AddObjectToObject(man, "annotations");
-  cJSON_AddStringToObject(ann, GPUX_ANNOT_CREATED, created);
+  /* a build's time is part of the image only when SOURCE_DATE_EPOCH fixes it (reproducible
+   * builds); otherwise the time is local (gpux__store_put_local) and the digest is the content's */
+  const char *sde = getenv("SOURCE_DATE_EPOCH");
+  char *end = NULL;
+  long long epoch = sde && *sde ? strtoll(sde, &end, 10) : -1;
+  if (epoch >= 0 && end && !*end) {
+    char created[32];
+    time_t t = (time_t)epoch;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    cJSON *ann = cJSON_AddObjectToObject(man, "annotations");
+    cJSON_AddStringToObject(ann, GPUX_ANNOT_CREATED, created);
+  }
   char *text = cJSON_Print(man);
   cJSON_Delete(man);
   if (!text) return gpux__error(GPUX_E_NOMEM, "out of memory");
@@ -460,6 +463,38 @@ static int write_image_leased(gpux_store *st, const char *ref, const char *confi
   if (!rc) rc = gpux__store_set_ref(st, ref, &manifest);
   if (!rc) *manifest_out = manifest;
   return rc;
+}
+
+static int local_path(const gpux_store *st, const char *digest, char *buf, size_t len) {
+  if (!valid_digest(digest)) return gpux__error(GPUX_E_INVALID, "'%s' is not a sha256 digest", digest);
+  snprintf(buf, len, "%s/local/%s.json", st->root, digest + 7);
+  return 0;
+}
+
+int gpux__store_put_local(gpux_store *st, const char *manifest_digest, const char *json) {
+  char path[4096];
+  int rc = local_path(st, manifest_digest, path, sizeof path);
+  return rc ? rc : write_file_atomic(st, path, json, strlen(json));
+}
+
+char *gpux__store_get_local(gpux_store *st, const char *manifest_digest) {
+  char path[4096], *data = NULL;
+  if (local_path(st, manifest_digest, path, sizeof path)) return NULL;
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 4096, n = 0;
+  data = gpux__malloc(cap + 1);
+  while (data) {   /* a few hundred bytes; at most 1 MiB is read */
+    n += fread(data + n, 1, cap - n, f);
+    if (n < cap || cap >= (1 << 20)) break;
+    char *nd = gpux__realloc(data, cap * 2 + 1);
+    if (!nd) { free(data); data = NULL; break; }
+    data = nd;
+    cap *= 2;
+  }
+  fclose(f);
+  if (data) data[n] = 0;
+  return data;
 }
 
 int gpux__store_write_image(gpux_store *st, const char *ref, const char *config_json,
@@ -630,6 +665,8 @@ static int collect_garbage(gpux_store *st, cJSON *idx) {
       if (keep.n && bsearch(key, keep.d, keep.n, sizeof *keep.d, cmp_digest)) continue;
       snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
       if (!gpux__fault("delete blob")) unlink(path);
+      snprintf(path, sizeof path, "%s/local/%s.json", st->root, e->d_name);   /* a manifest's local record */
+      unlink(path);
     }
     if (dd) closedir(dd);
   }
@@ -659,7 +696,7 @@ int gpux_store_open(const char *home, gpux_store **out) {
   else return gpux__error(GPUX_E_INVALID, "neither GPUX_HOME nor HOME is set");
   char sub[4200];
   int rc;
-  const char *dirs[] = {"", "/blobs/sha256", "/tmp", "/run"};
+  const char *dirs[] = {"", "/blobs/sha256", "/tmp", "/run", "/local"};
   for (size_t i = 0; i < GPUX__ARRAY_LEN(dirs); i++) {
     snprintf(sub, sizeof sub, "%s%s", root, dirs[i]);
     if ((rc = mkdirs(sub))) return gpux__error_prefix(rc, "the store: ");
@@ -700,6 +737,14 @@ static int64_t image_size(gpux_store *st, const char *manifest_digest, char *cre
   const cJSON *c = ann ? cJSON_GetObjectItem(ann, GPUX_ANNOT_CREATED) : NULL;
   snprintf(created, clen, "%s", cJSON_IsString(c) ? c->valuestring : "");
   cJSON_Delete(man);
+  char *local = created[0] ? NULL : gpux__store_get_local(st, manifest_digest);
+  if (local) { /* built here without SOURCE_DATE_EPOCH: when it was built */
+    cJSON *lj = cJSON_Parse(local);
+    const char *lc = cJSON_GetStringValue(cJSON_GetObjectItem(lj, "created"));
+    snprintf(created, clen, "%s", lc ? lc : "");
+    cJSON_Delete(lj);
+    free(local);
+  }
   return total;
 }
 
@@ -765,6 +810,10 @@ int gpux_store_inspect(gpux_store *st, const char *ref, char **json) {
   cJSON *man = cJSON_Parse(img.manifest_json), *cfg = cJSON_Parse(img.config_json);
   cJSON_AddItemToObject(out, "manifest", man ? man : cJSON_CreateNull());
   cJSON_AddItemToObject(out, "config", cfg ? cfg : cJSON_CreateNull());
+  char *local = gpux__store_get_local(st, img.manifest.digest);
+  cJSON *lj = local ? cJSON_Parse(local) : NULL;
+  if (lj) cJSON_AddItemToObject(out, "local", lj);   /* when it was built here, what was measured */
+  free(local);
   gpux__oci_image_free(&img);
   *json = cJSON_Print(out);
   cJSON_Delete(out);

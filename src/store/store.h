@@ -73,6 +73,12 @@ int gpux__store_collect(gpux_store *st);
 
 /* Writes config + layers + manifest and points `ref` at it (the index is updated under a lock),
  * all under a lease. `manifest_out` may be NULL. */
+/* What this store knows of an image that is not part of it, so not covered by its digest: when
+ * it was built here and what the build's smoke run measured. $GPUX_HOME/local/HEX.json, by the
+ * manifest's digest; a rebuild that gives the same digest replaces it. get: NULL when none. */
+int gpux__store_put_local(gpux_store *st, const char *manifest_digest, const char *json);
+char *gpux__store_get_local(gpux_store *st, const char *manifest_digest);
+
 int gpux__store_write_image(gpux_store *st, const char *ref, const char *config_json,
                             const gpux__layer_src *layers, int n_layers, gpux__blob_ref *manifest_out);
 /* Points `ref` at an existing manifest blob (tag, pull). */

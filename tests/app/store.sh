@@ -23,6 +23,23 @@ size_built=$("$gpux" build -q --allow-outside --json -t td:v3 "$root/examples/te
 expect size-list 0 "^$size_built\$" -- bash -c "'$gpux' list --format '{{.Name}}:{{.Tag}} {{.Size}}' | grep '^td:v3 ' | cut -d' ' -f2"
 expect size-inspect 0 "^$size_built\$" -- bash -c "'$gpux' inspect --json td:v3 | python3 -c 'import json,sys; j=json.load(sys.stdin); print(sum(l[\"size\"] for l in j[\"manifest\"][\"layers\"]) + j[\"manifest\"][\"config\"][\"size\"])'"
 "$gpux" rm td:v3 >/dev/null
+# reproducible builds: the same files give the same digest (the time and the smoke run's
+# measurements are kept next to the image, not in it); SOURCE_DATE_EPOCH puts a fixed time in
+rebuild_digest() { "$gpux" build -q --json -t td:r "$root/examples/text-direction" | grep -o '"digest":"sha256:[0-9a-f]*"'; }
+d1=$(rebuild_digest); sleep 1
+expect rebuild-same-digest 0 "^$d1\$" -- rebuild_digest
+expect rebuild-measured-here 0 'latency +[0-9.]+ ms median' -- "$gpux" inspect td:r
+expect rebuild-local-record 0 '^20[0-9-]+T' -- bash -c "'$gpux' inspect --json td:r | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"local\"][\"created\"])'"
+expect config-no-measurements 0 '^none$' -- bash -c "'$gpux' inspect --json td:r | python3 -c 'import json,sys; b=json.load(sys.stdin)[\"config\"][\"build\"]; print(\"none\" if not set(b) & {\"created\", \"load_ms\"} and not set(b[\"smoke_run\"]) & {\"latency_ms\", \"first_run_ms\", \"peak_rss_bytes\"} else b)'"
+export SOURCE_DATE_EPOCH=1700000000
+d2=$(rebuild_digest)
+expect sde-same-digest 0 "^$d2\$" -- rebuild_digest
+expect sde-differs 0 '^differs$' -- bash -c "[ '$d1' != '$d2' ] && echo differs"
+expect sde-created 0 '"org.opencontainers.image.created":[[:space:]]*"2023-11-14T22:13:20Z"' -- "$gpux" inspect --json td:r
+unset SOURCE_DATE_EPOCH
+"$gpux" rm td:r >/dev/null
+h2=${d2#*sha256:}   # (d1 is td:v1's digest too: the same files)
+expect local-record-collected 0 '^gone$' -- bash -c "[ ! -e '$GPUX_HOME/local/${h2%\"}.json' ] && [ -e '$GPUX_HOME/local/${d1:17:64}.json' ] && echo gone"
 expect list-quiet 0 '^[0-9a-f]{12}$' -- "$gpux" list -q
 expect list-format 0 '^td:v2 [0-9]+$' -- bash -c "'$gpux' list --format '{{.Name}}:{{.Tag}} {{.Size}}' | head -1"
 expect list-format-bad 2 "unknown field '.Nope' \(fields: .name, .tag" -- "$gpux" list --format '{{.Nope}}'
@@ -41,7 +58,7 @@ expect rm 0 '^Removed td:v1$' -- "$gpux" rm td:v1
 expect still-runs 0 '^0 0\.' -- "$gpux" run direction --input "$tmp/line.png"
 expect rm-rest 0 'Removed direction:latest' -- "$gpux" rm td:v2 direction
 expect list-after 0 '^NAME +TAG +DIGEST +SIZE +CREATED$' -- "$gpux" list
-expect gc 0 '^0$' -- bash -c "ls '$GPUX_HOME/blobs/sha256' | wc -l"
+expect gc 0 '^0 0$' -- bash -c "echo \$(ls '$GPUX_HOME/blobs/sha256' | wc -l) \$(ls '$GPUX_HOME/local' | wc -l)"
 expect_error rm-missing "no image 'td:v1'" -- "$gpux" rm td:v1
 expect rm-force-missing 0 '^$' -- "$gpux" rm -f td:v1
 expect rm-bad-option 2 "rm: unknown option '-x'" -- "$gpux" rm -x td:v1
