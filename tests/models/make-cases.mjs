@@ -12,6 +12,8 @@
 // seeded pseudo-random otherwise, so every run writes the same inputs. Models with dynamic sizes
 // get two variants with different sizes. OUTDIR/cases.txt lists the case folders, one a line;
 // OUTDIR/exact.txt those of them whose outputs must match exactly (the int8 models).
+// Two float16 models (fp16-models.mjs, written into OUTDIR/fp16-models/) have their cases listed
+// in OUTDIR/cases-fp16.txt instead: run.sh compares them with a float16 tolerance.
 // --keep: do nothing when OUTDIR already holds cases made by this same script and ORT version.
 import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
@@ -19,6 +21,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { QUANT_MODELS } from './quant-models.mjs';
+import { FP16_MODELS } from './fp16-models.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -41,6 +44,7 @@ const MODELS = {
   silero_vad: path.join(OWW, 'silero_vad.onnx'),
 };
 const QUANT = Object.keys(QUANT_MODELS);     // their paths are set by main() under OUTDIR
+const FP16 = Object.keys(FP16_MODELS);      // float16 models, likewise (fp16-models.mjs)
 
 /* ---------------------------------------------------------------- TensorProto encoder */
 // onnx.TensorProto fields used: dims = 1 (repeated int64, written unpacked as proto2 does),
@@ -200,6 +204,7 @@ async function session(model) {
   return sessions.get(model);
 }
 const f32 = (data, dims) => new ort.Tensor('float32', data, dims);
+const i64data = (vals, dims) => new ort.Tensor('int64', BigInt64Array.from(vals, BigInt), dims);
 const i64 = (vals, dims) => new ort.Tensor('int64', BigInt64Array.from(vals.map(BigInt)), dims);
 
 async function run(model, tensors) {
@@ -285,6 +290,15 @@ async function buildCases() {
   add('dynmatmul-t7', 'dynmatmul', [smooth([1, 7, 64], 'dynmatmul')]);
   add('qdq-20x24', 'qdq', [smooth([1, 3, 20, 24], 'qdq')]);
   add('qlinear-20x24', 'qlinear', [smooth([1, 3, 20, 24], 'qlinear')]);
+  // float16 models (keep_io_types style: float32 in and out, float16 inside): the CNN at batch 1
+  // and 2, the transformer block on random token ids and features.
+  for (const B of [1, 2])
+    add(`fp16_cnn-b${B}`, 'fp16_cnn', [f32(uniform(R(`fp16_cnn${B}`), B * 3 * 32 * 32, -2, 2), [B, 3, 32, 32])]);
+  {
+    const r = R('fp16_transformer');
+    add('fp16_transformer-16', 'fp16_transformer', [
+      i64data(Array.from({ length: 16 }, () => Math.floor(r() * 50)), [1, 16]), f32(uniform(r, 16 * 32, -1, 1), [1, 16, 32])]);
+  }
   return cases;
 }
 
@@ -327,17 +341,20 @@ async function main() {
   }
   if (!out) { console.error('make-cases: error: no output folder (see --help)'); process.exit(2); }
   for (const q of QUANT) MODELS[q] = path.join(path.resolve(out), 'quant-models', `${q}.onnx`);
+  for (const q of FP16) MODELS[q] = path.join(path.resolve(out), 'fp16-models', `${q}.onnx`);
   for (const [m, p] of Object.entries(MODELS))
-    if (!QUANT.includes(m) && !fs.existsSync(p)) { console.error(`make-cases: error: model ${m} not found at ${p} (run scripts/install-deps.sh)`); process.exit(3); }
+    if (!QUANT.includes(m) && !FP16.includes(m) && !fs.existsSync(p)) { console.error(`make-cases: error: model ${m} not found at ${p} (run scripts/install-deps.sh)`); process.exit(3); }
 
   const self = fs.readFileSync(fileURLToPath(import.meta.url));
   const stamp = createHash('sha256').update(self).update(fs.readFileSync(path.join(here, 'quant-models.mjs')))
+    .update(fs.readFileSync(path.join(here, 'fp16-models.mjs')))
     .update(ort.env.versions?.node ?? '')
     .update(JSON.stringify(MODELS)).digest('hex');
   const stampFile = path.join(out, '.stamp'), listFile = path.join(out, 'cases.txt');
+  const fp16List = path.join(out, 'cases-fp16.txt');
   if (keep && !only && fs.existsSync(stampFile) && fs.readFileSync(stampFile, 'utf8') === stamp &&
-      fs.existsSync(listFile) && fs.existsSync(path.join(out, 'exact.txt')) &&
-      fs.readFileSync(listFile, 'utf8').split('\n').filter(Boolean)
+      fs.existsSync(listFile) && fs.existsSync(path.join(out, 'exact.txt')) && fs.existsSync(fp16List) &&
+      [listFile, fp16List].flatMap((f) => fs.readFileSync(f, 'utf8').split('\n').filter(Boolean))
         .every((d) => fs.existsSync(path.join(out, d, 'test_data_set_0', 'output_0.pb')) &&
                       fs.existsSync(path.join(out, d, 'model.onnx')))) {
     console.log(`make-cases: cases in ${out} are up to date`);
@@ -347,6 +364,8 @@ async function main() {
   fs.mkdirSync(path.join(out, 'quant-models'), { recursive: true });
   fs.rmSync(stampFile, { force: true });
   for (const q of QUANT) fs.writeFileSync(MODELS[q], QUANT_MODELS[q]());
+  fs.mkdirSync(path.join(out, 'fp16-models'), { recursive: true });
+  for (const q of FP16) fs.writeFileSync(MODELS[q], FP16_MODELS[q]());
   const cases = await buildCases();
   const names = Object.keys(cases).filter((n) => !only || only.has(n) || only.has(cases[n].model));
   for (const name of names) {
@@ -367,7 +386,9 @@ async function main() {
     console.log(`${name.padEnd(22)} ${desc(inputs)} -> ${desc(outputs)}${note}`);
   }
   if (!only) {
-    fs.writeFileSync(listFile, names.join('\n') + '\n');
+    const fp16 = (n) => FP16.includes(cases[n].model);
+    fs.writeFileSync(listFile, names.filter((n) => !fp16(n)).join('\n') + '\n');
+    fs.writeFileSync(fp16List, names.filter(fp16).join('\n') + '\n');
     // the int8 cases: their outputs must match ONNX Runtime's exactly (run.sh checks)
     fs.writeFileSync(path.join(out, 'exact.txt'), names.filter((n) => QUANT.includes(cases[n].model)).join('\n') + '\n');
     fs.writeFileSync(stampFile, stamp);

@@ -1,6 +1,9 @@
 /* test-webgpu-parity.c — backend parity (like ggml's test-backend-ops): every op the WebGPU
  * backend runs, on random inputs of several shapes and attribute settings, compared with the CPU
  * backend (rtol 1e-3, atol 1e-4), and checked to have run on the GPU rather than fallen back.
+ * The common ops again in float16 and bfloat16 (both backends compute in float32 and round each
+ * result; tolerance one unit in the last place of the type), and Cast to both on edge values,
+ * bit for bit.
  * Each case is a one-node model built in memory; parameters that decide shapes (shapes, axes,
  * starts, pads...) are initializers, as in real models. */
 #include <setjmp.h>
@@ -43,6 +46,10 @@ typedef struct {
   attr attrs[6];
   int n_attrs;
   int n_out;                    /* outputs compared (default 1) */
+  int dtype;                    /* of float inputs, float initializers and outputs (0: float32) */
+  int out_dtype;                /* of the outputs, when not dtype (Cast) */
+  const float *edge;            /* values for input 0 (repeated), instead of random ones */
+  int n_edge;
 } op_case;
 
 static uint32_t rng = 12345;
@@ -65,10 +72,31 @@ static void write_attr(pbw *n, const attr *a) {
   pbw_msg(n, 5, &at);
 }
 
+/* float32 -> float16 / bfloat16 bits, round to nearest even. */
+static uint16_t to16(int dtype, float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000, a = x & 0x7fffffff;
+  if (dtype == GPUX_DT_BFLOAT16)
+    return (uint16_t)(a > 0x7f800000 ? (x >> 16) | 0x40 : (x + 0x7fff + ((x >> 16) & 1)) >> 16);
+  if (a >= 0x7f800000) return (uint16_t)(sign | 0x7c00 | (a > 0x7f800000 ? 0x200 : 0));
+  if (a >= 0x477ff000) return (uint16_t)(sign | 0x7c00);
+  if (a < 0x38800000) { /* subnormal */
+    float m = fabsf(f) * 16777216.0f;
+    return (uint16_t)(sign | (uint32_t)nearbyintf(m));
+  }
+  return (uint16_t)(sign | (((a + 0xfff + ((a >> 13) & 1)) >> 13) - (112 << 10)));
+}
+
+static void set_float(gpux_tensor *t, int64_t k, float v) {
+  if (t->dtype == GPUX_DT_FLOAT) ((float *)t->data)[k] = v;
+  else ((uint16_t *)t->data)[k] = to16(t->dtype, v);
+}
+
 /* A tensor value_info with a type but no shape (outputs: shapes come from inference). */
-static void untyped_output(pbw *g, const char *name) {
+static void untyped_output(pbw *g, const char *name, int dtype) {
   pbw tt = {0}, tp = {0}, vi = {0};
-  pbw_int(&tt, 1, GPUX_DT_FLOAT);
+  pbw_int(&tt, 1, dtype);
   pbw_msg(&tp, 1, &tt);
   pbw_str(&vi, 1, name);
   pbw_msg(&vi, 2, &tp);
@@ -78,6 +106,7 @@ static void untyped_output(pbw *g, const char *name) {
 static gpux_model *build(const op_case *c, gpux_tensor *inputs, int *n_inputs) {
   pbw g = {0}, n = {0}, m = {0};
   char names[MAX_IN][8];
+  int fdt = c->dtype ? c->dtype : GPUX_DT_FLOAT;
   *n_inputs = 0;
   for (int i = 0; i < c->n_in; i++) {
     const operand *o = &c->in[i];
@@ -96,7 +125,11 @@ static gpux_model *build(const op_case *c, gpux_tensor *inputs, int *n_inputs) {
     if (o->ndim < 0) continue;
     if (o->n_vals) { /* an initializer */
       int dt = o->dtype ? o->dtype : GPUX_DT_INT64;
-      if (dt == GPUX_DT_FLOAT) {
+      if (dt == GPUX_DT_FLOAT && fdt != GPUX_DT_FLOAT) {
+        uint16_t h[16];
+        for (int k = 0; k < o->n_vals; k++) h[k] = to16(fdt, (float)o->vals[k]);
+        pbw_tensor(&g, 5, names[i], fdt, o->ndim, o->dims, h, (size_t)o->n_vals * 2);
+      } else if (dt == GPUX_DT_FLOAT) {
         float f[16];
         for (int k = 0; k < o->n_vals; k++) f[k] = (float)o->vals[k];
         pbw_tensor(&g, 5, names[i], dt, o->ndim, o->dims, f, (size_t)o->n_vals * 4);
@@ -111,17 +144,17 @@ static gpux_model *build(const op_case *c, gpux_tensor *inputs, int *n_inputs) {
       }
       continue;
     }
-    int dt = o->dtype ? o->dtype : GPUX_DT_FLOAT; /* float32, or random bytes of int8/uint8 */
+    int dt = o->dtype ? o->dtype : fdt; /* the case's float type, or random bytes of int8/uint8 */
     pbw_value_info(&g, 11, names[i], dt, o->ndim, o->dims, NULL);
     gpux_tensor *t = &inputs[(*n_inputs)++];
     assert_int_equal(gpux_tensor_init(t, dt, o->ndim, o->dims), 0);
     float lo = o->lo || o->hi ? o->lo : -2.0f, hi = o->lo || o->hi ? o->hi : 2.0f;
     for (int64_t k = 0; k < gpux_tensor_count(t); k++) {
-      if (dt == GPUX_DT_FLOAT) ((float *)t->data)[k] = frand(lo, hi);
+      if (dt == fdt) set_float(t, k, c->n_edge && i == 0 ? c->edge[k % c->n_edge] : frand(lo, hi));
       else ((uint8_t *)t->data)[k] = (uint8_t)frand(0.0f, 256.0f);
     }
   }
-  for (int k = 0; k < n_out; k++) untyped_output(&g, k == 0 ? "y0" : k == 1 ? "y1" : "y2");
+  for (int k = 0; k < n_out; k++) untyped_output(&g, k == 0 ? "y0" : k == 1 ? "y1" : "y2", c->out_dtype ? c->out_dtype : fdt);
   pbw os = {0};
   pbw_int(&m, 1, 8);
   pbw_str(&os, 1, "");
@@ -150,9 +183,17 @@ static int run_case(const op_case *c, int idx) {
     print_error("case %d %s: ran on %s (%s)\n", idx, c->op, dev ? dev : "?", why ? why : "");
     bad = 1;
   }
+  /* float16: one unit in the last place (2^-10 relative); bfloat16: 2^-7; Cast: exact */
+  double rtol = c->dtype == GPUX_DT_FLOAT16 ? 2e-3 : c->dtype == GPUX_DT_BFLOAT16 ? 1.6e-2 : 1e-3;
+  double atol = c->dtype == GPUX_DT_FLOAT16 ? 1e-3 : c->dtype == GPUX_DT_BFLOAT16 ? 1e-2 : 1e-4;
+  if (c->n_edge) rtol = atol = 0;
   for (int k = 0; k < n_out; k++) {
     gpux_compare_report r;
-    if (gpux_tensor_compare(&gpu_out[k], &cpu_out[k], 1e-3, 1e-4, &r)) {
+    if (gpu_out[k].dtype != cpu_out[k].dtype) {
+      print_error("case %d %s output %d: %s on WebGPU, %s on the CPU\n", idx, c->op, k, gpux_dtype_name(gpu_out[k].dtype),
+                  gpux_dtype_name(cpu_out[k].dtype));
+      bad = 1;
+    } else if (gpux_tensor_compare(&gpu_out[k], &cpu_out[k], rtol, atol, &r)) {
       print_error("case %d %s output %d: %s\n", idx, c->op, k, r.message);
       bad = 1;
     }
@@ -378,6 +419,92 @@ static void test_data_movement(void **state) {
   assert_int_equal(bad, 0);
 }
 
+/* The common ops of float16 models, and the elementwise ones in bfloat16. */
+static void test_float16(void **state) {
+  (void)state;
+  const int H = GPUX_DT_FLOAT16, B = GPUX_DT_BFLOAT16;
+  const op_case cases[] = {
+    {.dtype = H, .op = "Relu", .n_in = 1, .in = {T(3, 40)}},
+    {.dtype = H, .op = "Sigmoid", .n_in = 1, .in = {T(3, 40)}},
+    {.dtype = H, .op = "Tanh", .n_in = 1, .in = {T(3, 40)}},
+    {.dtype = H, .op = "Erf", .n_in = 1, .in = {T(3, 40)}},
+    {.dtype = H, .op = "Exp", .n_in = 1, .in = {T(3, 40)}},
+    {.dtype = H, .op = "HardSwish", .n_in = 1, .in = {T(3, 40)}},
+    {.dtype = H, .op = "Gelu", .opset = 20, .n_in = 1, .in = {T(3, 40)}},
+    {.dtype = H, .op = "Add", .n_in = 2, .in = {T(2, 3, 4), T(4)}},
+    {.dtype = H, .op = "Mul", .n_in = 2, .in = {T(2, 1, 4), T(1, 3, 1)}},
+    {.dtype = H, .op = "Sub", .n_in = 2, .in = {T(5), SCALAR}},
+    {.dtype = H, .op = "Div", .n_in = 2, .in = {T(4, 9), TR(0.5f, 3.0f, 9)}},
+    {.dtype = H, .op = "Max", .n_in = 2, .in = {T(4, 9), T(9)}},
+    {.dtype = H, .op = "Clip", .n_in = 3, .in = {T(3, 40), {.ndim = 0, .dtype = GPUX_DT_FLOAT, .n_vals = 1, .vals = {-1}},
+                                                 {.ndim = 0, .dtype = GPUX_DT_FLOAT, .n_vals = 1, .vals = {1}}}},
+    {.dtype = H, .op = "MatMul", .n_in = 2, .in = {T(2, 3, 17, 9), T(9, 33)}},
+    {.dtype = H, .op = "MatMul", .n_in = 2, .in = {T(70, 130), T(130, 65)}},
+    {.dtype = H, .op = "Gemm", .n_in = 3, .in = {T(8, 12), T(20, 12), T(20)}, .attrs = {AI("transB", 1)}, .n_attrs = 1},
+    {.dtype = H, .op = "Conv", .n_in = 3, .in = {T(1, 3, 9, 9), T(16, 3, 3, 3), T(16)}, .attrs = {AIS("pads", 1, 1, 1, 1)}, .n_attrs = 1},
+    {.dtype = H, .op = "Conv", .n_in = 3, .in = {T(1, 8, 7, 7), T(8, 1, 3, 3), T(8)}, .attrs = {AI("group", 8), AIS("pads", 1, 1, 1, 1)}, .n_attrs = 2},
+    {.dtype = H, .op = "ConvTranspose", .n_in = 2, .in = {T(1, 4, 5, 5), T(4, 3, 3, 3)}, .attrs = {AIS("strides", 2, 2)}, .n_attrs = 1},
+    {.dtype = H, .op = "MaxPool", .n_in = 1, .in = {T(1, 3, 9, 9)}, .attrs = {AIS("kernel_shape", 3, 3), AIS("strides", 2, 2)}, .n_attrs = 2},
+    {.dtype = H, .op = "AveragePool", .n_in = 1, .in = {T(1, 3, 9, 9)}, .attrs = {AIS("kernel_shape", 3, 3), AIS("pads", 1, 1, 1, 1)}, .n_attrs = 2},
+    {.dtype = H, .op = "GlobalAveragePool", .n_in = 1, .in = {T(2, 5, 7, 7)}},
+    {.dtype = H, .op = "Softmax", .n_in = 1, .in = {T(3, 4, 50)}},
+    {.dtype = H, .op = "LogSoftmax", .n_in = 1, .in = {T(2, 300)}},
+    {.dtype = H, .op = "LayerNormalization", .n_in = 3, .in = {T(2, 5, 64), T(64), T(64)}},
+    {.dtype = H, .op = "BatchNormalization", .n_in = 5, .in = {T(2, 3, 4, 5), T(3), T(3), T(3), TR(0.5f, 2.0f, 3)}},
+    {.dtype = H, .op = "ReduceMean", .n_in = 1, .in = {T(3, 4, 5)}, .attrs = {AIS("axes", 1)}, .n_attrs = 1},
+    {.dtype = H, .op = "ReduceSum", .n_in = 2, .in = {T(3, 4, 500), INTS(-1)}},
+    {.dtype = H, .op = "ReduceMax", .n_in = 1, .in = {T(3, 4, 5)}, .attrs = {AIS("axes", 0, 2), AI("keepdims", 0)}, .n_attrs = 2},
+    {.dtype = H, .op = "Transpose", .n_in = 1, .in = {T(2, 3, 4, 5)}, .attrs = {AIS("perm", 0, 2, 3, 1)}, .n_attrs = 1},
+    {.dtype = H, .op = "Concat", .n_in = 2, .in = {T(2, 3, 4), T(2, 1, 4)}, .attrs = {AI("axis", 1)}, .n_attrs = 1},
+    {.dtype = H, .op = "Slice", .n_in = 5, .in = {T(6, 7, 8), INTS(1, -1), INTS(5, 1000), INTS(0, 2), INTS(2, -3)}},
+    {.dtype = H, .op = "Gather", .n_in = 2, .in = {T(5, 6, 3), {.ndim = 2, .dims = {2, 2}, .n_vals = 4, .vals = {0, 4, -1, 2}}}, .attrs = {AI("axis", 1)}, .n_attrs = 1},
+    {.dtype = H, .op = "Reshape", .n_in = 2, .in = {T(2, 3, 4), INTS(4, -1)}},
+    {.dtype = H, .op = "Pad", .n_in = 3, .in = {T(3, 4), INTS(0, 1, 2, 0), {.ndim = 0, .dtype = GPUX_DT_FLOAT, .n_vals = 1, .vals = {7}}}},
+    {.dtype = H, .op = "Resize", .opset = 18, .n_in = 3, .in = {T(1, 2, 5, 6), ABSENT, {.ndim = 1, .dims = {4}, .dtype = GPUX_DT_FLOAT, .n_vals = 4, .vals = {1, 1, 2, 3}}},
+     .attrs = {AS("mode", "linear")}, .n_attrs = 1},
+    {.dtype = B, .op = "Add", .n_in = 2, .in = {T(2, 3, 4), T(4)}},
+    {.dtype = B, .op = "Mul", .n_in = 2, .in = {T(2, 3, 4), T(2, 3, 4)}},
+    {.dtype = B, .op = "Relu", .n_in = 1, .in = {T(3, 40)}},
+    {.dtype = B, .op = "Sigmoid", .n_in = 1, .in = {T(3, 40)}},
+    {.dtype = B, .op = "Softmax", .n_in = 1, .in = {T(3, 50)}},
+    {.dtype = B, .op = "MatMul", .n_in = 2, .in = {T(3, 17, 9), T(9, 33)}},
+  };
+  int bad = 0;
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) bad |= run_case(&cases[k], (int)k);
+  assert_int_equal(bad, 0);
+}
+
+/* Cast to float16 and bfloat16 on values that test the rounding: ties to even, the largest
+ * finite values and overflow, subnormals and underflow, infinities, NaN and signed zero. Both
+ * backends must agree bit for bit (the CPU's conversion is the reference). */
+static void test_cast16(void **state) {
+  (void)state;
+  static const float edge[] = {
+    1.0f, 1.00048828125f /* 1 + 2^-11: tie, to 1 */, 1.00146484375f /* 1 + 3*2^-11: tie, up */, 0.1f, -1.0f / 3,
+    65504.0f, 65519.99f, 65520.0f /* tie: to infinity */, -70000.0f, 6.1035156e-05f /* 2^-14 */, 6.0e-05f,
+    5.9604645e-08f /* 2^-24 */, 2.9802322e-08f /* 2^-25: tie, to 0 */, 3.0e-08f, -1.0e-09f, 1.0e-30f,
+    INFINITY, -INFINITY, NAN, -0.0f, 3.3895314e38f /* bfloat16 overflows */, 1.0078125f /* 1 + 2^-7 */,
+    1.00390625f /* 1 + 2^-8: bfloat16 tie, to 1 */, 1.01171875f /* 1 + 3*2^-8: tie, up */, 12345.678f, -2.5e-3f,
+  };
+  static const float to_int[] = {1.5f, -2.5f, 0.1f, 1000.7f, -65504.0f, 12345.678f, -0.0f, 3.99f};
+  const int n = (int)(sizeof edge / sizeof *edge);
+  const op_case cases[] = {
+    {.op = "Cast", .n_in = 1, .in = {T(2, 26)}, .attrs = {AI("to", GPUX_DT_FLOAT16)}, .n_attrs = 1, .out_dtype = GPUX_DT_FLOAT16, .edge = edge, .n_edge = n},
+    {.op = "Cast", .n_in = 1, .in = {T(26)}, .attrs = {AI("to", GPUX_DT_BFLOAT16)}, .n_attrs = 1, .out_dtype = GPUX_DT_BFLOAT16, .edge = edge, .n_edge = n},
+    {.dtype = GPUX_DT_FLOAT16, .op = "Cast", .n_in = 1, .in = {T(26)}, .attrs = {AI("to", GPUX_DT_BFLOAT16)}, .n_attrs = 1,
+     .out_dtype = GPUX_DT_BFLOAT16, .edge = edge, .n_edge = n},
+    {.dtype = GPUX_DT_FLOAT16, .op = "Cast", .n_in = 1, .in = {T(26)}, .attrs = {AI("to", GPUX_DT_FLOAT)}, .n_attrs = 1,
+     .out_dtype = GPUX_DT_FLOAT, .edge = edge, .n_edge = n},
+    {.dtype = GPUX_DT_BFLOAT16, .op = "Cast", .n_in = 1, .in = {T(26)}, .attrs = {AI("to", GPUX_DT_FLOAT16)}, .n_attrs = 1,
+     .out_dtype = GPUX_DT_FLOAT16, .edge = edge, .n_edge = n},
+    {.dtype = GPUX_DT_FLOAT16, .op = "Cast", .n_in = 1, .in = {T(8)}, .attrs = {AI("to", GPUX_DT_INT32)}, .n_attrs = 1,
+     .out_dtype = GPUX_DT_INT32, .edge = to_int, .n_edge = 8},
+  };
+  int bad = 0;
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) bad |= run_case(&cases[k], (int)k);
+  assert_int_equal(bad, 0);
+}
+
 /* The backend's device is created once per process; a session held across the tests keeps it. */
 static gpux_session *holder;
 static gpux_model *holder_model;
@@ -408,7 +535,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_unary),      cmocka_unit_test(test_binary),       cmocka_unit_test(test_matmul_gemm),
     cmocka_unit_test(test_conv_pool),  cmocka_unit_test(test_norm_reduce),  cmocka_unit_test(test_data_movement),
-    cmocka_unit_test(test_quant),
+    cmocka_unit_test(test_quant),      cmocka_unit_test(test_float16),      cmocka_unit_test(test_cast16),
   };
   /* the kernels' software-adapter forms (the default on lavapipe) and their GPU forms */
   int rc = cmocka_run_group_tests_name("default kernels", tests, setup, teardown);

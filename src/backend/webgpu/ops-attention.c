@@ -20,7 +20,7 @@ static int op_attention(wg_build *b) {
   const gpux_tensor *Q = gpux__wg_in(b, 0), *K = gpux__wg_in(b, 1), *V = gpux__wg_in(b, 2), *M = gpux__wg_in(b, 3),
                     *PK = gpux__wg_in(b, 4), *PV = gpux__wg_in(b, 5), *NP = gpux__wg_in(b, 6);
   if (!Q || !K || !V) return gpux__wg_decline(b, "missing Q, K or V");
-  if (Q->dtype != GPUX_DT_FLOAT || K->dtype != GPUX_DT_FLOAT || V->dtype != GPUX_DT_FLOAT)
+  if (!gpux__wg_is_f32(Q->dtype) || K->dtype != Q->dtype || V->dtype != Q->dtype)
     return gpux__wg_decline(b, "Attention on %s", gpux_dtype_name(Q->dtype));
   if (Q->ndim != K->ndim || Q->ndim != V->ndim || (Q->ndim != 3 && Q->ndim != 4)) return gpux__wg_decline(b, "bad ranks");
   int three_d = Q->ndim == 3;
@@ -36,7 +36,7 @@ static int op_attention(wg_build *b) {
   if (Hkv <= 0 || Hq % Hkv) return gpux__wg_decline(b, "bad head counts");
   if (!PK != !PV) return gpux__wg_decline(b, "past_key without past_value");
   if (PK) {
-    if (PK->dtype != GPUX_DT_FLOAT || PV->dtype != GPUX_DT_FLOAT || PK->ndim != 4) return gpux__wg_decline(b, "bad past");
+    if (PK->dtype != Q->dtype || PV->dtype != Q->dtype || PK->ndim != 4) return gpux__wg_decline(b, "bad past");
     P = PK->dims[2];
   }
   int64_t T = P + Skv, group = Hq / Hkv;
@@ -50,7 +50,7 @@ static int op_attention(wg_build *b) {
   if (M) {
     if (M->ndim < 1 || M->ndim > 4) return gpux__wg_decline(b, "bad mask rank");
     if (M->dtype == GPUX_DT_BOOL) mask_bool = 1;
-    else if (M->dtype != GPUX_DT_FLOAT) return gpux__wg_decline(b, "mask of %s", gpux_dtype_name(M->dtype));
+    else if (!gpux__wg_is_f32(M->dtype)) return gpux__wg_decline(b, "mask of %s", gpux_dtype_name(M->dtype));
     for (int d = 0; d < M->ndim; d++) mdims[4 - M->ndim + d] = M->dims[d];
     mask_t = mdims[3];
     if (mask_t > T) return gpux__wg_decline(b, "mask wider than the keys");

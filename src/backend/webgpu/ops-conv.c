@@ -83,7 +83,7 @@ static int emit_epilogue(wg_build *b, wg_str *s, int ps, int pb) {
 static int op_conv(wg_build *b) {
   const gpux_tensor *x = gpux__wg_in(b, 0), *wt = gpux__wg_in(b, 1), *bias = gpux__wg_in(b, 2), *y = gpux__wg_out(b, 0);
   if (!x || !wt || !y || x->ndim < 3 || wt->ndim != x->ndim) return gpux__wg_decline(b, "bad Conv inputs");
-  if (x->dtype != GPUX_DT_FLOAT || wt->dtype != GPUX_DT_FLOAT || (bias && bias->dtype != GPUX_DT_FLOAT))
+  if (!gpux__wg_is_f32(x->dtype) || wt->dtype != x->dtype || (bias && bias->dtype != x->dtype))
     return gpux__wg_decline(b, "Conv on %s", gpux_dtype_name(x->dtype));
   gpux__window w;
   int rc = read_window(b, x, wt->dims + 2, 1, 0, &w);
@@ -169,7 +169,7 @@ static int op_conv_transpose(wg_build *b) {
   const gpux__node *node = gpux__wg_node(b);
   const gpux_tensor *x = gpux__wg_in(b, 0), *wt = gpux__wg_in(b, 1), *bias = gpux__wg_in(b, 2), *y = gpux__wg_out(b, 0);
   if (!x || !wt || !y || x->ndim < 3 || wt->ndim != x->ndim) return gpux__wg_decline(b, "bad ConvTranspose inputs");
-  if (x->dtype != GPUX_DT_FLOAT || wt->dtype != GPUX_DT_FLOAT) return gpux__wg_decline(b, "ConvTranspose on %s", gpux_dtype_name(x->dtype));
+  if (!gpux__wg_is_f32(x->dtype) || wt->dtype != x->dtype) return gpux__wg_decline(b, "ConvTranspose on %s", gpux_dtype_name(x->dtype));
   gpux__window w;
   int rc = read_window(b, x, wt->dims + 2, 0, 0, &w);
   if (rc) return rc;
@@ -241,7 +241,7 @@ enum { POOL_MAX, POOL_AVG, POOL_LP };
 static int pool(wg_build *b, int kind) {
   const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0), *ind = gpux__wg_out(b, 1);
   if (!x || !y || x->ndim < 3) return gpux__wg_decline(b, "bad pooling input");
-  if (x->dtype != GPUX_DT_FLOAT) return gpux__wg_decline(b, "pooling on %s", gpux_dtype_name(x->dtype));
+  if (!gpux__wg_is_f32(x->dtype)) return gpux__wg_decline(b, "pooling on %s", gpux_dtype_name(x->dtype));
   gpux__window w;
   int rc = read_window(b, x, NULL, 1, attr_i(b, "ceil_mode", 0) != 0, &w);
   if (rc) return rc;
@@ -311,7 +311,7 @@ static int op_lppool(wg_build *b) { return pool(b, POOL_LP); }
 static int op_global_pool(wg_build *b) {
   const char *op = gpux__wg_node(b)->op_type;
   const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
-  if (!x || !y || x->ndim < 2 || x->dtype != GPUX_DT_FLOAT) return gpux__wg_decline(b, "bad global pooling input");
+  if (!x || !y || x->ndim < 2 || !gpux__wg_is_f32(x->dtype)) return gpux__wg_decline(b, "bad global pooling input");
   int64_t planes = x->dims[0] * x->dims[1], size = gpux_tensor_count(x) / (planes ? planes : 1);
   if (!planes) return 0;
   int bx = gpux__wg_bind_in(b, 0, WG_F32), by = gpux__wg_bind_out(b, 0, WG_F32);

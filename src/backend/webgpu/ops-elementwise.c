@@ -293,7 +293,7 @@ static int op_unary(wg_build *b) {
   return unary(b, expr);
 }
 
-/* float32 everywhere, or int32 everywhere (integer math is exact in i32) */
+/* one float type everywhere (all held as f32), or int32 everywhere (integer math is exact in i32) */
 static int common_type(wg_build *b, int n, int *type) {
   int dt = -1;
   for (int k = 0; k < n; k++) {
@@ -302,9 +302,9 @@ static int common_type(wg_build *b, int n, int *type) {
     if (dt < 0) dt = t->dtype;
     else if (t->dtype != dt) return gpux__wg_decline(b, "mixed input types");
   }
-  if (dt == GPUX_DT_FLOAT) *type = WG_F32;
+  if (gpux__wg_is_f32(dt)) *type = WG_F32;
   else if (dt == GPUX_DT_INT32) *type = WG_I32;
-  else return gpux__wg_decline(b, "%s arithmetic (the GPU path does float32 and int32)", gpux_dtype_name(dt));
+  else return gpux__wg_decline(b, "%s arithmetic (the GPU path does floats and int32)", gpux_dtype_name(dt));
   return 0;
 }
 
@@ -338,7 +338,7 @@ static int op_binary(wg_build *b) {
     if (fl && !fmod) return gpux__wg_decline(b, "Mod with fmod=0 on floats");
     expr = fl ? "gx_fmod(a0, a1)" : fmod ? "select(a0 % a1, 0, a1 == 0)" : "gx_imod(a0, a1)";
   }
-  if (!expr) return gpux__wg_decline(b, "no WGSL kernel for %s on %s", op, fl ? "float32" : "int32");
+  if (!expr) return gpux__wg_decline(b, "no WGSL kernel for %s on %s", op, fl ? "floats" : "int32");
   return ew_typed(b, 2, type, expr);
 }
 
@@ -347,7 +347,7 @@ static int op_compare(wg_build *b) {
   const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_in(b, 1);
   if (!x || !y || x->dtype != y->dtype) return gpux__wg_decline(b, "mixed input types");
   int type;
-  if (x->dtype == GPUX_DT_FLOAT) type = WG_F32;
+  if (gpux__wg_is_f32(x->dtype)) type = WG_F32;
   else if (x->dtype == GPUX_DT_INT32 || x->dtype == GPUX_DT_INT64 || x->dtype == GPUX_DT_BOOL || x->dtype == GPUX_DT_INT8 ||
            x->dtype == GPUX_DT_UINT8 || x->dtype == GPUX_DT_INT16 || x->dtype == GPUX_DT_UINT16) type = WG_I32;
   else return gpux__wg_decline(b, "%s on %s", op, gpux_dtype_name(x->dtype));
@@ -387,7 +387,7 @@ static int op_not(wg_build *b) {
 
 static int op_isnan_isinf(wg_build *b) {
   const gpux_tensor *x = gpux__wg_in(b, 0);
-  if (!x || x->dtype != GPUX_DT_FLOAT) return gpux__wg_decline(b, "not float32");
+  if (!x || !gpux__wg_is_f32(x->dtype)) return gpux__wg_decline(b, "not a float");
   char expr[200];
   if (!strcmp(gpux__wg_node(b)->op_type, "IsNaN")) snprintf(expr, sizeof expr, "select(0, 1, (bitcast<u32>(a0) & 0x7fffffffu) > 0x7f800000u)");
   else {
@@ -453,9 +453,9 @@ static int op_clip(wg_build *b) {
     char *dst = k == 1 ? lo : hi;
     if (!t) continue;
     if (gpux_tensor_count(t) != 1) return gpux__wg_decline(b, "Clip bound with %lld values", (long long)gpux_tensor_count(t));
-    if (gpux__wg_is_const(b, k) && t->dtype == GPUX_DT_FLOAT) {
+    if (gpux__wg_is_const(b, k) && gpux__wg_is_f32(t->dtype)) {
       char fb[48];
-      snprintf(dst, 64, "%s", gpux__wg_float(fb, *(const float *)t->data));
+      snprintf(dst, 64, "%s", gpux__wg_float(fb, (float)gpux__load_f64(t->dtype, t->data, 0)));
     } else {
       in[n] = k;
       snprintf(dst, 64, "a%d", n);
@@ -480,7 +480,7 @@ static int op_where(wg_build *b) {
   const gpux_tensor *c = gpux__wg_in(b, 0), *x = gpux__wg_in(b, 1), *y = gpux__wg_in(b, 2);
   if (!c || c->dtype != GPUX_DT_BOOL) return gpux__wg_decline(b, "Where condition is not bool");
   if (!x || !y || x->dtype != y->dtype) return gpux__wg_decline(b, "mixed input types");
-  int type = x->dtype == GPUX_DT_FLOAT ? WG_F32 : WG_I32;
+  int type = gpux__wg_is_f32(x->dtype) ? WG_F32 : WG_I32;
   if (type == WG_I32 && x->dtype != GPUX_DT_INT32 && x->dtype != GPUX_DT_BOOL && x->dtype != GPUX_DT_INT64)
     return gpux__wg_decline(b, "Where on %s", gpux_dtype_name(x->dtype));
   wg_ew e;
@@ -509,18 +509,23 @@ static int op_cast(wg_build *b) {
   const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
   if (!x || !y) return gpux__wg_decline(b, "missing input");
   int from = x->dtype, to = y->dtype;
-  if (from == to && (from == GPUX_DT_FLOAT || from == GPUX_DT_INT32 || from == GPUX_DT_INT64 || from == GPUX_DT_BOOL))
+  /* float32, float16 and bfloat16 are all held as f32: widening is a no-copy alias, narrowing a
+   * copy that the planner rounds to the narrower type (narrow.c) */
+  int from_f = gpux__wg_is_f32(from), to_f = gpux__wg_is_f32(to);
+  if (from == to && (from_f || from == GPUX_DT_INT32 || from == GPUX_DT_INT64 || from == GPUX_DT_BOOL))
     return gpux__wg_alias(b, 0, 0);
+  if (from_f && to == GPUX_DT_FLOAT) return gpux__wg_alias(b, 0, 0);
   const char *expr = NULL;
   int in_type = WG_I32, out_type = WG_I32;
   int from_int = from == GPUX_DT_INT32 || from == GPUX_DT_BOOL || from == GPUX_DT_INT8 || from == GPUX_DT_UINT8 ||
                  from == GPUX_DT_INT16 || from == GPUX_DT_UINT16;
-  if (from == GPUX_DT_FLOAT && to == GPUX_DT_BOOL) expr = "select(0, 1, a0 != 0.0)", in_type = WG_F32;
-  else if (from == GPUX_DT_FLOAT && to == GPUX_DT_INT32) expr = "i32(trunc(a0))", in_type = WG_F32;
+  if (from_f && to_f) expr = "a0", in_type = out_type = WG_F32;
+  else if (from_f && to == GPUX_DT_BOOL) expr = "select(0, 1, a0 != 0.0)", in_type = WG_F32;
+  else if (from_f && to == GPUX_DT_INT32) expr = "i32(trunc(a0))", in_type = WG_F32;
   /* as the CPU: truncated, then wrapped to the narrow width (values beyond i32 saturate first) */
-  else if (from == GPUX_DT_FLOAT && to == GPUX_DT_UINT8) expr = "i32(trunc(a0)) & 255", in_type = WG_F32;
-  else if (from == GPUX_DT_FLOAT && to == GPUX_DT_INT8) expr = "(i32(trunc(a0)) << 24u) >> 24u", in_type = WG_F32;
-  else if (from_int && to == GPUX_DT_FLOAT) expr = "f32(a0)", out_type = WG_F32;
+  else if (from_f && to == GPUX_DT_UINT8) expr = "i32(trunc(a0)) & 255", in_type = WG_F32;
+  else if (from_f && to == GPUX_DT_INT8) expr = "(i32(trunc(a0)) << 24u) >> 24u", in_type = WG_F32;
+  else if (from_int && to_f) expr = "f32(a0)", out_type = WG_F32;
   else if (from_int && to == GPUX_DT_BOOL) expr = "select(0, 1, a0 != 0)";
   else if (from == GPUX_DT_BOOL && (to == GPUX_DT_INT32 || to == GPUX_DT_INT64)) expr = "a0";
   if (!expr) return gpux__wg_decline(b, "Cast %s to %s", gpux_dtype_name(from), gpux_dtype_name(to));

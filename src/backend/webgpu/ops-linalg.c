@@ -129,7 +129,7 @@ static void batch_offset_fn(wg_str *s, const char *name, int nob, const int64_t 
 static int op_matmul(wg_build *b) {
   const gpux_tensor *a = gpux__wg_in(b, 0), *bb = gpux__wg_in(b, 1), *y = gpux__wg_out(b, 0);
   if (!a || !bb || !y) return gpux__wg_decline(b, "missing input");
-  if (a->dtype != GPUX_DT_FLOAT || bb->dtype != GPUX_DT_FLOAT) return gpux__wg_decline(b, "MatMul on %s", gpux_dtype_name(a->dtype));
+  if (!gpux__wg_is_f32(a->dtype) || bb->dtype != a->dtype) return gpux__wg_decline(b, "MatMul on %s", gpux_dtype_name(a->dtype));
   if (a->ndim < 1 || bb->ndim < 1) return gpux__wg_decline(b, "MatMul of a scalar");
   int a1 = a->ndim == 1, b1 = bb->ndim == 1;
   int64_t M = a1 ? 1 : a->dims[a->ndim - 2], K = a->dims[a->ndim - 1];
@@ -167,7 +167,7 @@ static int op_gemm(wg_build *b) {
   const gpux__node *n = gpux__wg_node(b);
   const gpux_tensor *a = gpux__wg_in(b, 0), *bb = gpux__wg_in(b, 1), *c = gpux__wg_in(b, 2), *y = gpux__wg_out(b, 0);
   if (!a || !bb || !y || a->ndim != 2 || bb->ndim != 2) return gpux__wg_decline(b, "Gemm needs 2-D A and B");
-  if (a->dtype != GPUX_DT_FLOAT || bb->dtype != GPUX_DT_FLOAT) return gpux__wg_decline(b, "Gemm on %s", gpux_dtype_name(a->dtype));
+  if (!gpux__wg_is_f32(a->dtype) || bb->dtype != a->dtype) return gpux__wg_decline(b, "Gemm on %s", gpux_dtype_name(a->dtype));
   const gpux__attr *ta = gpux__node_attr(n, "transA"), *tb = gpux__node_attr(n, "transB");
   const gpux__attr *al = gpux__node_attr(n, "alpha"), *be = gpux__node_attr(n, "beta");
   int tra = ta && ta->i, trb = tb && tb->i;

@@ -13,7 +13,7 @@ static int loss(wg_build *b, int softmax) {
   const gpux_tensor *x = gpux__wg_in(b, 0), *t = gpux__wg_in(b, 1), *w = gpux__wg_in(b, 2), *y = gpux__wg_out(b, 0);
   const gpux_tensor *lp = softmax ? gpux__wg_out(b, 1) : NULL;
   if (!x || !t || !y || x->ndim < 2 || t->ndim != x->ndim - 1) return gpux__wg_decline(b, "bad loss inputs");
-  if (x->dtype != GPUX_DT_FLOAT || (w && w->dtype != GPUX_DT_FLOAT)) return gpux__wg_decline(b, "loss on %s", gpux_dtype_name(x->dtype));
+  if (!gpux__wg_is_f32(x->dtype) || (w && w->dtype != x->dtype)) return gpux__wg_decline(b, "loss on %s", gpux_dtype_name(x->dtype));
   const gpux__attr *ra = gpux__node_attr(n, "reduction"), *ia = gpux__node_attr(n, "ignore_index");
   const char *red = ra && ra->s ? ra->s : "mean";
   int reduce = strcmp(red, "none") != 0, mean = !strcmp(red, "mean");

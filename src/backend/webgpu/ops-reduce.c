@@ -75,7 +75,7 @@ static void wg_combine(wg_str *s, int wgs, const char *acc, const char *op, cons
 
 static int dtype_f32(wg_build *b, int slot) {
   const gpux_tensor *t = gpux__wg_in(b, slot);
-  if (!t || t->dtype != GPUX_DT_FLOAT) return gpux__wg_decline(b, "input %d is not float32", slot);
+  if (!t || !gpux__wg_is_f32(t->dtype)) return gpux__wg_decline(b, "input %d is %s", slot, t ? gpux_dtype_name(t->dtype) : "missing");
   return 0;
 }
 
@@ -264,6 +264,8 @@ static int op_softmax(wg_build *b) {
   wg_str s = {0};
   gpux__wg_decls(b, &s);
   rows rw = emit_rows(&s, x, red);
+  int narrow = y->dtype == GPUX_DT_FLOAT16 || y->dtype == GPUX_DT_BFLOAT16;
+  if (narrow) gpux__wg_cat(&s, "%s", gpux__wg_narrow_fns);
   uint32_t gx, gy;
   row_head(b, &s, rw.n_rows, &gx, &gy);
   unsigned long long L = (unsigned long long)rw.len;
@@ -280,6 +282,24 @@ static int op_softmax(wg_build *b) {
                    wgs / 2);
     gpux__wg_cat(&s, "  for (var j = li; j < %lluu; j = j + %uu) { b%d[base + seg_off(j)] = select(0.0, 1.0, i32(j) == win); }\n}\n",
                  L, wgs, by);
+  } else if (narrow) {
+    /* the CPU kernel's and the ONNX reference's float16/bfloat16 softmax: every step rounded to
+     * the dtype, d = R(x - max), e = R(exp(d)), s = R(sum e), y = R(e / s) or d - R(log s) */
+    int logsm = !strcmp(n->op_type, "LogSoftmax");
+    const char *R = y->dtype == GPUX_DT_FLOAT16 ? "gx_f16" : "gx_bf16";
+    gpux__wg_cat(&s, "  var mx = (-gx_inf());\n  for (var j = li; j < %lluu; j = j + %uu) { mx = max(mx, b%d[base + seg_off(j)]); }\n",
+                 L, wgs, bx);
+    wg_combine(&s, wgs, "mx", "max(a, b)", "m");
+    gpux__wg_cat(&s, "  var acc = 0.0;\n  for (var j = li; j < %lluu; j = j + %uu) { acc = acc + %s(exp(%s(b%d[base + seg_off(j)] - m))); }\n",
+                 L, wgs, R, R, bx);
+    wg_combine(&s, wgs, "acc", "a + b", "sum0");
+    gpux__wg_cat(&s, "  let sum = %s(sum0);\n", R);
+    if (logsm)
+      gpux__wg_cat(&s, "  let ls = %s(log(sum));\n  for (var j = li; j < %lluu; j = j + %uu) { let k = base + seg_off(j); b%d[k] = %s(b%d[k] - m) - ls; }\n}\n",
+                   R, L, wgs, by, R, bx);
+    else
+      gpux__wg_cat(&s, "  for (var j = li; j < %lluu; j = j + %uu) { let k = base + seg_off(j); b%d[k] = %s(exp(%s(b%d[k] - m))) / sum; }\n}\n",
+                   L, wgs, by, R, R, bx);
   } else {
     int logsm = !strcmp(n->op_type, "LogSoftmax");
     gpux__wg_cat(&s, "  var mx = (-gx_inf());\n  for (var j = li; j < %lluu; j = j + %uu) { mx = max(mx, b%d[base + seg_off(j)]); }\n",
@@ -515,7 +535,7 @@ static int op_batchnorm(wg_build *b) {
   if ((ta && ta->i) || (gpux__wg_n_out(b) > 1 && gpux__wg_out(b, 1))) return gpux__wg_decline(b, "BatchNormalization in training mode");
   for (int k = 0; k < 5; k++) {
     const gpux_tensor *t = gpux__wg_in(b, k);
-    if (!t || t->dtype != GPUX_DT_FLOAT) return gpux__wg_decline(b, "input %d is not float32", k);
+    if (!t || !gpux__wg_is_f32(t->dtype)) return gpux__wg_decline(b, "input %d is %s", k, t ? gpux_dtype_name(t->dtype) : "missing");
     if (k && gpux_tensor_count(t) != x->dims[1]) return gpux__wg_decline(b, "per-channel parameter of another size");
   }
   const gpux__attr *ea = gpux__node_attr(n, "epsilon");

@@ -85,7 +85,7 @@ static int op_resize(wg_build *b) {
   const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
   if (!x || !y || x->ndim < 1 || x->ndim != y->ndim) return gpux__wg_decline(b, "bad Resize input");
   int type;
-  if (x->dtype == GPUX_DT_FLOAT) type = WG_F32;
+  if (gpux__wg_is_f32(x->dtype)) type = WG_F32;
   else return gpux__wg_decline(b, "Resize of %s", gpux_dtype_name(x->dtype));
   int rank = x->ndim, rc;
   gpux__resize_params p = {0};

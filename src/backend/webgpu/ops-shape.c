@@ -10,11 +10,11 @@ static int data_type(wg_build *b, int slot, int *type) {
   const gpux_tensor *t = gpux__wg_in(b, slot);
   if (!t) return gpux__wg_decline(b, "input %d is missing", slot);
   switch (t->dtype) {
-  case GPUX_DT_FLOAT: *type = WG_F32; return 0;
+  case GPUX_DT_FLOAT: case GPUX_DT_FLOAT16: case GPUX_DT_BFLOAT16: *type = WG_F32; return 0;
   case GPUX_DT_BOOL: case GPUX_DT_INT8: case GPUX_DT_UINT8: case GPUX_DT_INT16: case GPUX_DT_UINT16:
   case GPUX_DT_INT32: case GPUX_DT_INT64: *type = WG_I32; return 0;
   }
-  return gpux__wg_decline(b, "%s data (the GPU path holds float32 and integers)", gpux_dtype_name(t->dtype));
+  return gpux__wg_decline(b, "%s data (the GPU path holds floats and integers)", gpux_dtype_name(t->dtype));
 }
 
 static int op_alias(wg_build *b) {
@@ -447,7 +447,7 @@ static int op_scan(wg_build *b) {
   const gpux_tensor *x = gpux__wg_in(b, 0), *y = gpux__wg_out(b, 0);
   if (!x || !y || x->ndim < 1) return gpux__wg_decline(b, "missing input");
   int type;
-  if (x->dtype == GPUX_DT_FLOAT) type = WG_F32;
+  if (gpux__wg_is_f32(x->dtype)) type = WG_F32;
   else if (x->dtype == GPUX_DT_INT32) type = WG_I32;
   else return gpux__wg_decline(b, "scan of %s", gpux_dtype_name(x->dtype));
   int64_t av[1];

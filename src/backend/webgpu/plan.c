@@ -239,8 +239,8 @@ int gpux__wg_bind_in(wg_build *b, int i, int type) {
   if (t->kind != GPUX_KIND_TENSOR) return gpux__wg_decline(b, "input %d is not a tensor", i);
   if (type == WG_I32) {
     if (!int_like(t->dtype)) return gpux__wg_decline(b, "input %d: %s as i32", i, gpux_dtype_name(t->dtype));
-  } else if (t->dtype != GPUX_DT_FLOAT) {
-    return gpux__wg_decline(b, "input %d is %s (the GPU path takes float32)", i, gpux_dtype_name(t->dtype));
+  } else if (!gpux__wg_is_f32(t->dtype)) {
+    return gpux__wg_decline(b, "input %d is %s (the GPU path takes float32, float16 and bfloat16)", i, gpux_dtype_name(t->dtype));
   }
   int obj_type = type == WG_I32 ? WG_I32 : WG_F32;
   if (b->p->objs[v].used && b->p->objs[v].gpu_type != obj_type)
@@ -253,9 +253,9 @@ int gpux__wg_bind_out(wg_build *b, int i, int type) {
   const gpux__node *n = gpux__wg_node(b);
   if (i < 0 || i >= n->n_out || n->out[i] < 0 || !b->out[i]) return gpux__wg_decline(b, "output %d is not used", i);
   const gpux_tensor *t = b->out[i];
-  if (t->kind != GPUX_KIND_TENSOR || (type == WG_I32 ? !int_like(t->dtype) : t->dtype != GPUX_DT_FLOAT))
+  if (t->kind != GPUX_KIND_TENSOR || (type == WG_I32 ? !int_like(t->dtype) : !gpux__wg_is_f32(t->dtype)))
     return gpux__wg_decline(b, "output %d is %s (the GPU path writes %s)", i, gpux_dtype_name(t->dtype),
-                            type == WG_I32 ? "integers as i32" : "float32");
+                            type == WG_I32 ? "integers as i32" : "floats as f32");
   return add_binding(b, n->out[i], type, tensor_bytes(t));
 }
 
@@ -332,9 +332,10 @@ int gpux__wg_alias(wg_build *b, int out, int in) {
   if (in < 0 || in >= n->n_in || n->in[in] < 0 || !b->in[in]) return gpux__wg_decline(b, "input %d is missing", in);
   if (out < 0 || out >= n->n_out || n->out[out] < 0) return 0; /* an unused output */
   const gpux_tensor *ti = b->in[in], *to = b->out[out];
-  if (ti->kind != GPUX_KIND_TENSOR || ti->dtype != to->dtype || (ti->dtype != GPUX_DT_FLOAT && !int_like(ti->dtype)))
-    return gpux__wg_decline(b, "%s data (the GPU path holds float32 and integers)", gpux_dtype_name(ti->dtype));
-  int want = ti->dtype == GPUX_DT_FLOAT ? WG_F32 : WG_I32;
+  int widen = to->dtype == GPUX_DT_FLOAT && gpux__wg_is_f32(ti->dtype); /* float16/bfloat16 values are float32 values */
+  if (ti->kind != GPUX_KIND_TENSOR || (ti->dtype != to->dtype && !widen) || gpux__wg_held_type(ti->dtype) < 0)
+    return gpux__wg_decline(b, "%s data (the GPU path holds floats and integers)", gpux_dtype_name(ti->dtype));
+  int want = gpux__wg_held_type(ti->dtype);
   if (b->p->objs[n->in[in]].used && b->p->objs[n->in[in]].gpu_type != want)
     return gpux__wg_decline(b, "input %d is used with two element types", in);
   if (gpux_tensor_count(ti) != gpux_tensor_count(to)) return gpux__wg_decline(b, "alias of a different size");
@@ -504,7 +505,7 @@ static int commit_node(wg_plan *p, wg_build *b) {
     p->objs[vo].root = alias_root(p, vi);
     p->objs[vo].used = 1;
     p->objs[vi].used = 1;
-    p->objs[vo].gpu_type = p->objs[vi].gpu_type = p->vals[vi].t.dtype == GPUX_DT_FLOAT ? WG_F32 : WG_I32;
+    p->objs[vo].gpu_type = p->objs[vi].gpu_type = gpux__wg_held_type(p->vals[vi].t.dtype);
     p->vals[vi].gpu_used = 1;
     p->vals[vo].state = V_GPU;
   }
@@ -606,6 +607,10 @@ static int plan_place(wg_plan *p, int i) {
       for (int k = 0; k < b.disp[d].n_bind; k++) made |= b.disp[d].bind[k].obj == n->out[j];
     if (!made && gpux_tensor_count(b.out[j]) == 0) made = 1; /* empty: nothing to write */
     if (!made) gpux__wg_decline(&b, "output %d is not produced by the WGSL kernel", j);
+    /* a float16/bfloat16 result the kernel computed in f32 is rounded to its type (narrow.c) */
+    int aliased = 0;
+    for (int a = 0; a < b.n_alias; a++) aliased |= b.alias_out[a] == j;
+    if (!b.declined && !aliased && gpux__wg_narrow_needed(&b, j)) gpux__wg_narrow(&b, j);
   }
   if (!b.declined && rc == 0) {
     rc = commit_node(p, &b);
@@ -1809,6 +1814,8 @@ static int run_segment(wg_plan *p, const wg_seg *sg, wg_run *r) {
     const void *src = (const char *)mapped + sg->dl_off[k];
     if (t->dtype == GPUX_DT_FLOAT) {
       memcpy(hv[v].data, src, (size_t)bytes);
+    } else if (gpux__wg_is_f32(t->dtype)) { /* float16/bfloat16: exact, the values are already rounded */
+      gpux__narrow_f32(t->dtype, hv[v].data, src, gpux_tensor_count(t));
     } else {
       int64_t cnt = gpux_tensor_count(t);
       for (int64_t e = 0; e < cnt; e++) gpux__store_i64(t->dtype, hv[v].data, e, ((const int32_t *)src)[e]);

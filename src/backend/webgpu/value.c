@@ -1,10 +1,10 @@
 /* value.c — tensors held on the WebGPU device between runs (gpux_device_tensor): each is one storage
- * buffer of its own, float32 as f32 and integers/bools as i32, the way plans hold them, so a run
- * binds it with one GPU-to-GPU copy. Also the conversion of host data into that form. */
+ * buffer of its own, floats as f32 (float16/bfloat16 widened) and integers/bools as i32, the way
+ * plans hold them, so a run binds it with one GPU-to-GPU copy. Also the conversion of host data into that form. */
 #include "backend/webgpu/wg.h"
 
 int gpux__wg_held_type(int dtype) {
-  if (dtype == GPUX_DT_FLOAT) return WG_F32;
+  if (gpux__wg_is_f32(dtype)) return WG_F32;
   if (dtype == GPUX_DT_BOOL || dtype == GPUX_DT_INT8 || dtype == GPUX_DT_UINT8 || dtype == GPUX_DT_INT16 ||
       dtype == GPUX_DT_UINT16 || dtype == GPUX_DT_INT32 || dtype == GPUX_DT_INT64)
     return WG_I32;
@@ -16,8 +16,13 @@ int gpux__wg_gpu_image(const gpux_tensor *t, int gpu_type, void **buf, size_t *b
   *bytes = (size_t)n * 4;
   *owned = 0;
   if (gpu_type == WG_F32) {
-    if (t->dtype != GPUX_DT_FLOAT) return gpux__error(GPUX_E_INTERNAL, "WebGPU: %s data for a float32 binding", gpux_dtype_name(t->dtype));
-    *buf = t->data;
+    if (t->dtype == GPUX_DT_FLOAT) {
+      *buf = t->data;
+      return 0;
+    }
+    if (!gpux__wg_is_f32(t->dtype)) return gpux__error(GPUX_E_INTERNAL, "WebGPU: %s data for a float32 binding", gpux_dtype_name(t->dtype));
+    if (!(*buf = gpux__widen_f32(t))) return GPUX_E_NOMEM; /* float16/bfloat16: exact */
+    *owned = 1;
     return 0;
   }
   int32_t *q = gpux__malloc((size_t)n * 4 + 4);
@@ -91,7 +96,11 @@ int gpux__wg_value_read(const gpux_device_tensor *v, gpux_tensor *out, int locke
   if (!locked) pthread_mutex_unlock(&d->mu);
   if (tmp != out->data) {
     int64_t n = gpux_tensor_count(&v->t);
-    for (int64_t e = 0; e < n && !rc; e++) gpux__store_i64(v->t.dtype, out->data, e, ((const int32_t *)tmp)[e]);
+    if (gpux__wg_is_f32(v->t.dtype)) {
+      if (!rc) gpux__narrow_f32(v->t.dtype, out->data, tmp, n);
+    } else {
+      for (int64_t e = 0; e < n && !rc; e++) gpux__store_i64(v->t.dtype, out->data, e, ((const int32_t *)tmp)[e]);
+    }
     free(tmp);
   }
   if (rc) gpux_tensor_free(out);

@@ -94,8 +94,10 @@ enum { WG_F32 = 0, WG_I32 = 1, WG_VEC4 = 2 };
 
 /* How the device holds a dtype: WG_F32, WG_I32, or -1 when it does not. */
 int gpux__wg_held_type(int dtype);
-/* Host data as the device holds it: float32 as is, integers as i32 (range-checked); *owned says
- * whether *buf was allocated. */
+/* float32, float16 and bfloat16: the dtypes the device holds as f32 (narrow.c). */
+int gpux__wg_is_f32(int dtype);
+/* Host data as the device holds it: float32 as is, float16/bfloat16 widened to f32, integers as
+ * i32 (range-checked); *owned says whether *buf was allocated. */
 int gpux__wg_gpu_image(const gpux_tensor *t, int gpu_type, void **buf, size_t *bytes, int *owned);
 /* A new value of meta's dtype and shape with an uninitialized buffer. The caller holds d->mu
  * for these two. */
@@ -123,7 +125,9 @@ int gpux__wg_decline(wg_build *b, const char *fmt, ...) GPUX__PRINTF(2, 3);
 
 /* Storage the next dispatch binds, as binding numbers (0, 1, ...): the same storage asked twice
  * gets the same number, since WebGPU forbids two writable bindings of one range. Inputs must be
- * float32 (or, with WG_I32, integer data converted to i32 when uploaded); outputs are float32. */
+ * float32/float16/bfloat16, held as f32 (or, with WG_I32, integer data converted to i32 when
+ * uploaded); outputs are written as f32 too (a float16/bfloat16 output is rounded to its type
+ * after the node's dispatches: see narrow.c). */
 int gpux__wg_bind_in(wg_build *b, int i, int type);
 int gpux__wg_bind_out(wg_build *b, int i, int type);
 /* A temporary buffer of `bytes` that lives for this node's dispatches: returns a scratch id to
@@ -139,8 +143,19 @@ void gpux__wg_decls(wg_build *b, wg_str *s);
 /* Emits a dispatch of the shader (entry point main) over the bindings asked for since the last
  * dispatch, then starts a new binding list. */
 int gpux__wg_dispatch(wg_build *b, wg_str *wgsl, uint32_t x, uint32_t y, uint32_t z);
-/* Output `out` is input `in` reinterpreted (Reshape, Squeeze, Identity...): no copy. */
+/* Output `out` is input `in` reinterpreted (Reshape, Squeeze, Identity...): no copy. The dtypes
+ * must match, except float16/bfloat16 -> float32, whose values the f32 storage holds exactly. */
 int gpux__wg_alias(wg_build *b, int out, int in);
+
+/* float16 and bfloat16 emulated on f32 storage (narrow.c): every value a float16 (bfloat16)
+ * tensor holds on the device is a float16 (bfloat16) value widened to f32, so f32 kernels take
+ * them unchanged; a kernel's float16/bfloat16 output is rounded to its type (round to nearest
+ * even, overflow to infinity, as the CPU kernels narrow) by one more in-place dispatch, unless
+ * the op only moves or selects values of inputs of that same type. */
+int gpux__wg_narrow_needed(wg_build *b, int out);
+int gpux__wg_narrow(wg_build *b, int out);
+/* The WGSL functions gx_f16(x) and gx_bf16(x): x rounded to the nearest float16/bfloat16. */
+extern const char *const gpux__wg_narrow_fns;
 
 /* Whether kernels take their software-adapter form (lavapipe, SwiftShader: no workgroup memory
  * or barriers, which JIT-compile slowly and gain nothing on a CPU) rather than their GPU form.
