@@ -3,8 +3,9 @@
  * the final read, counted by the session's statistics) and ends where the CPU does; the same API
  * on the CPU backend; a CPU fallback node in the middle reads a bound input over the host; a
  * device tensor given to a CPU session; control flow on the device: a Loop node's carried state
- * and an If's branches move nothing to the host but the If's condition. Skips the WebGPU cases
- * only when no WebGPU device exists. */
+ * and an If's branches move nothing to the host but the If's condition; a float16 state kept on
+ * the WebGPU device (held there as f32) ends bit for bit where the CPU's float16 loop does. Skips
+ * the WebGPU cases only when no WebGPU device exists. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -398,6 +399,80 @@ static void test_webgpu_if_reads_only_condition(void **state) {
   gpux_model_free(m);
 }
 
+/* The affine loop in float16: rounding to float16 at every step (values near 2 lose bits) must
+ * happen on the device exactly as on the CPU, and the kept state reads back as float16. */
+static gpux_model *affine16_model(void) {
+  pbw g = {0}, m = {0};
+  int64_t xd[] = {1, N}, sd[] = {0};
+  uint16_t half = 0x3800, one = 0x3c00; /* 0.5, 1.0 */
+  pbw_node(&g, "Mul", "X", "half", "M");
+  pbw_node(&g, "Add", "M", "one", "Y");
+  pbw_str(&g, 2, "affine16");
+  pbw_tensor(&g, 5, "half", GPUX_DT_FLOAT16, 0, sd, &half, sizeof half);
+  pbw_tensor(&g, 5, "one", GPUX_DT_FLOAT16, 0, sd, &one, sizeof one);
+  pbw_value_info(&g, 11, "X", GPUX_DT_FLOAT16, 2, xd, NULL);
+  pbw_value_info(&g, 12, "Y", GPUX_DT_FLOAT16, 2, xd, NULL);
+  pbw_model(&m, &g);
+  gpux_model *out = NULL;
+  assert_int_equal(gpux_model_load_buffer(m.data, m.len, "affine16.onnx", &out), 0);
+  free(m.data);
+  return out;
+}
+
+#define STEPS16 5
+static float start16(int i) { return gpux__f16_to_f32(gpux__f32_to_f16((float)(i * 37 % 101) / 7.0f - 7.0f)); }
+
+static void run16(gpux_session *s, gpux_tensor *result) {
+  int64_t dims[] = {1, N};
+  gpux_tensor x;
+  assert_int_equal(gpux_tensor_init(&x, GPUX_DT_FLOAT16, 2, dims), 0);
+  for (int i = 0; i < N; i++) ((uint16_t *)x.data)[i] = gpux__f32_to_f16(start16(i));
+  gpux_device_tensor *state = NULL;
+  assert_int_equal(gpux_device_tensor_upload(s, &x, &state), 0);
+  gpux_tensor_free(&x);
+  for (int step = 0; step < STEPS16; step++) {
+    gpux_input bound = {.device = state};
+    gpux_output next = {.keep = 1};
+    if (gpux_session_run_values(s, &bound, 1, &next, 1)) fail_msg("run %d: %s", step, gpux_last_error());
+    gpux_device_tensor_free(state);
+    state = next.device;
+  }
+  gpux_tensor meta;
+  gpux_device_tensor_describe(state, &meta);
+  assert_int_equal(meta.dtype, GPUX_DT_FLOAT16);
+  assert_int_equal(gpux_device_tensor_read(state, result), 0);
+  assert_int_equal(result->dtype, GPUX_DT_FLOAT16);
+  gpux_device_tensor_free(state);
+}
+
+static void test_webgpu_float16_loop(void **state) {
+  (void)state;
+  gpux_model *m = affine16_model();
+  gpux_session *gs = webgpu_session(m);
+  gpux_session_options o = {.backend = GPUX_BACKEND_CPU};
+  gpux_session *cs = NULL;
+  assert_int_equal(gpux_session_create(m, &o, &cs), 0);
+  gpux_tensor got, want;
+  run16(gs, &got);
+  run16(cs, &want);
+  assert_string_equal(gpux_session_node_device(gs, 0, NULL), "webgpu");
+  assert_string_equal(gpux_session_node_device(gs, 1, NULL), "webgpu");
+  int rounded = 0; /* a float32 loop rounded once at the end must differ somewhere, or this tests nothing */
+  for (int i = 0; i < N; i++) {
+    uint16_t g = ((const uint16_t *)got.data)[i], w = ((const uint16_t *)want.data)[i];
+    if (g != w) fail_msg("element %d: got 0x%04x, want 0x%04x", i, g, w);
+    float f = start16(i);
+    for (int step = 0; step < STEPS16; step++) f = f * 0.5f + 1.0f;
+    rounded |= gpux__f32_to_f16(f) != w;
+  }
+  assert_true(rounded);
+  gpux_tensor_free(&got);
+  gpux_tensor_free(&want);
+  gpux_session_free(gs);
+  gpux_session_free(cs);
+  gpux_model_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cpu_loop),
@@ -407,6 +482,7 @@ int main(void) {
     cmocka_unit_test(test_device_tensor_to_cpu_session),
     cmocka_unit_test(test_webgpu_loop_node_stays_on_device),
     cmocka_unit_test(test_webgpu_if_reads_only_condition),
+    cmocka_unit_test(test_webgpu_float16_loop),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

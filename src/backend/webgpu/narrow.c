@@ -41,7 +41,7 @@ const char *const gpux__wg_narrow_fns =
 static const char *const keeps_values[] = {
   "Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Slice",
   "Split", "Gather", "GatherElements", "GatherND", "Expand", "Tile", "Pad", "DepthToSpace", "SpaceToDepth",
-  "ScatterElements", "ScatterND", "Trilu", "Relu", "Abs", "Neg", "Max", "Min", "Where", "Clip", "Floor",
+  "Trilu", "Relu", "Abs", "Neg", "Max", "Min", "Where", "Clip", "Floor",
   "Ceil", "Round", "Sign", "MaxPool", "GlobalMaxPool", "ReduceMax", "ReduceMin", "ReverseSequence",
 };
 /* ... before opset 11 these two take their bound or pad value as a float attribute */

@@ -20,7 +20,8 @@ static int op_attention(wg_build *b) {
   const gpux_tensor *Q = gpux__wg_in(b, 0), *K = gpux__wg_in(b, 1), *V = gpux__wg_in(b, 2), *M = gpux__wg_in(b, 3),
                     *PK = gpux__wg_in(b, 4), *PV = gpux__wg_in(b, 5), *NP = gpux__wg_in(b, 6);
   if (!Q || !K || !V) return gpux__wg_decline(b, "missing Q, K or V");
-  if (!gpux__wg_is_f32(Q->dtype) || K->dtype != Q->dtype || V->dtype != Q->dtype)
+  /* bfloat16 declines: the CPU kernel rounds every step of the function body to bfloat16 */
+  if (!gpux__wg_is_f32(Q->dtype) || Q->dtype == GPUX_DT_BFLOAT16 || K->dtype != Q->dtype || V->dtype != Q->dtype)
     return gpux__wg_decline(b, "Attention on %s", gpux_dtype_name(Q->dtype));
   if (Q->ndim != K->ndim || Q->ndim != V->ndim || (Q->ndim != 3 && Q->ndim != 4)) return gpux__wg_decline(b, "bad ranks");
   int three_d = Q->ndim == 3;

@@ -51,6 +51,8 @@ static int bind_post(wg_build *b, int *ps, int *pb) {
  * v itself otherwise (v already holds the bias). */
 static int emit_epilogue(wg_build *b, wg_str *s, int ps, int pb) {
   const gpux__node *n = gpux__wg_node(b);
+  const char *narrow = gpux__wg_narrow_in_kernel(b, 0); /* a float16/bfloat16 Y is rounded here */
+  if (narrow) gpux__wg_cat(s, "%s", gpux__wg_narrow_fns);
   gpux__wg_cat(s, "fn gx_epi(v: f32, co: u32) -> f32 {\n  var y = v;\n");
   if (!strncmp(n->op_type, "Fused", 5)) {
     const gpux__attr *aa = gpux__node_attr(n, "activation"), *pa = gpux__node_attr(n, "activation_params"),
@@ -74,7 +76,8 @@ static int emit_epilogue(wg_build *b, wg_str *s, int ps, int pb) {
     }
     if (ps >= 0) gpux__wg_cat(s, "  y = y * b%d[co] + b%d[co];\n", ps, pb);
   }
-  gpux__wg_cat(s, "  return y;\n}\n");
+  if (narrow) gpux__wg_cat(s, "  return %s(y);\n}\n", narrow);
+  else gpux__wg_cat(s, "  return y;\n}\n");
   return 0;
 }
 

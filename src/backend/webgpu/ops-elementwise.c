@@ -138,12 +138,14 @@ int gpux__wg_ew2(wg_build *b, const wg_ew *e) {
   }
   int bo = gpux__wg_bind_out(b, e->out, e->out_type);
   if (bo < 0) return GPUX_E_UNSUPPORTED;
+  const char *narrow = e->out_type == WG_F32 ? gpux__wg_narrow_in_kernel(b, e->out) : NULL; /* float16 result */
   const int wg = 256;
   uint32_t gx, gy;
   gpux__wg_grid(b, (uint64_t)(total + wg - 1) / wg, &gx, &gy);
   wg_str s = {0};
   gpux__wg_decls(b, &s);
   wgsl_helpers(&s, e->expr);
+  if (narrow) gpux__wg_cat(&s, "%s", gpux__wg_narrow_fns);
   gpux__wg_cat(&s, "@compute @workgroup_size(%d)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, "
                    "@builtin(local_invocation_index) li: u32) {\n"
                    "  let i = (wid.y * %uu + wid.x) * %du + li;\n  if (i >= %lluu) { return; }\n",
@@ -185,7 +187,8 @@ int gpux__wg_ew2(wg_build *b, const wg_ew *e) {
     }
     gpux__wg_cat(&s, "];\n");
   }
-  gpux__wg_cat(&s, "  b%d[i] = %s;\n}\n", bo, e->expr);
+  if (narrow) gpux__wg_cat(&s, "  b%d[i] = %s(%s);\n}\n", bo, narrow, e->expr);
+  else gpux__wg_cat(&s, "  b%d[i] = %s;\n}\n", bo, e->expr);
   int rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
   gpux__wg_str_free(&s);
   return rc;

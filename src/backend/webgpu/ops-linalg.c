@@ -152,10 +152,13 @@ static int op_matmul(wg_build *b) {
   wg_str pre = {0};
   batch_offset_fn(&pre, "aoff", nob, ob, nab, a->dims, M * K);
   batch_offset_fn(&pre, "boff", nob, ob, nbb, bb->dims, K * N);
+  const char *narrow = gpux__wg_narrow_in_kernel(b, 0); /* a float16/bfloat16 product is rounded as stored */
+  if (narrow) gpux__wg_cat(&pre, "%s", gpux__wg_narrow_fns);
   char la[160], lb[160], st[160];
   snprintf(la, sizeof la, "b%d[aoff(z) + m * %lluu + k]", ba, (unsigned long long)K);
   snprintf(lb, sizeof lb, "b%d[boff(z) + k * %lluu + n]", bbn, (unsigned long long)N);
-  snprintf(st, sizeof st, "b%d[(z * %lluu + m) * %lluu + n] = v;", by, (unsigned long long)M, (unsigned long long)N);
+  snprintf(st, sizeof st, "b%d[(z * %lluu + m) * %lluu + n] = %s%sv%s;", by, (unsigned long long)M, (unsigned long long)N,
+           narrow ? narrow : "", narrow ? "(" : "", narrow ? ")" : "");
   wg_gemm g = {.M = M, .N = N, .K = K, .batch = batch, .load_a = la, .load_b = lb, .store = st,
                .a_k_contig = 1, .b_n_contig = 1, .prelude = pre.s};
   int rc = pre.oom ? gpux__wg_decline(b, "out of memory") : gpux__wg_gemm(b, &g);
@@ -176,9 +179,11 @@ static int op_gemm(wg_build *b) {
   int64_t N = trb ? bb->dims[0] : bb->dims[1];
   if ((trb ? bb->dims[1] : bb->dims[0]) != K) return gpux__wg_decline(b, "inner dims differ");
   if (!gpux_tensor_count(y)) return 0;
+  if (K == 0) return gpux__wg_decline(b, "K = 0");
   int ba = gpux__wg_bind_in(b, 0, WG_F32), bbn = gpux__wg_bind_in(b, 1, WG_F32), by = gpux__wg_bind_out(b, 0, WG_F32);
   int bc = c && beta != 0.0f && gpux_tensor_count(c) ? gpux__wg_bind_in(b, 2, WG_F32) : -2;
   if (ba < 0 || bbn < 0 || by < 0 || bc == -1) return GPUX_E_UNSUPPORTED;
+  const char *narrow = gpux__wg_narrow_in_kernel(b, 0); /* a float16/bfloat16 Y is rounded as stored */
   char la[160], lb[160], st[400], cidx[120] = "0u", fa[48], fb[48];
   snprintf(la, sizeof la, tra ? "b%d[k * %lluu + m]" : "b%d[m * %lluu + k]", ba, (unsigned long long)(tra ? M : K));
   snprintf(lb, sizeof lb, trb ? "b%d[n * %lluu + k]" : "b%d[k * %lluu + n]", bbn, (unsigned long long)(trb ? K : N));
@@ -190,14 +195,14 @@ static int op_gemm(wg_build *b) {
     else if (cm == M && M != 1) snprintf(cidx, sizeof cidx, "m");
     else if (cn == N && N != 1) snprintf(cidx, sizeof cidx, "n");
     else snprintf(cidx, sizeof cidx, "0u");
-    snprintf(st, sizeof st, "b%d[m * %lluu + n] = %s * v + %s * b%d[%s];", by, (unsigned long long)N, gpux__wg_float(fa, alpha),
-             gpux__wg_float(fb, beta), bc, cidx);
+    snprintf(st, sizeof st, "b%d[m * %lluu + n] = %s%s%s * v + %s * b%d[%s]%s;", by, (unsigned long long)N, narrow ? narrow : "",
+             narrow ? "(" : "", gpux__wg_float(fa, alpha), gpux__wg_float(fb, beta), bc, cidx, narrow ? ")" : "");
   } else {
-    snprintf(st, sizeof st, "b%d[m * %lluu + n] = %s * v;", by, (unsigned long long)N, gpux__wg_float(fa, alpha));
+    snprintf(st, sizeof st, "b%d[m * %lluu + n] = %s%s%s * v%s;", by, (unsigned long long)N, narrow ? narrow : "", narrow ? "(" : "",
+             gpux__wg_float(fa, alpha), narrow ? ")" : "");
   }
   wg_gemm g = {.M = M, .N = N, .K = K, .batch = 1, .load_a = la, .load_b = lb, .store = st,
-               .a_k_contig = !tra, .b_n_contig = !trb};
-  if (K == 0) return gpux__wg_decline(b, "K = 0");
+               .a_k_contig = !tra, .b_n_contig = !trb, .prelude = narrow ? gpux__wg_narrow_fns : NULL};
   return gpux__wg_gemm(b, &g);
 }
 

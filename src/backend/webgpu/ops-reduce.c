@@ -284,14 +284,16 @@ static int op_softmax(wg_build *b) {
                  L, wgs, by);
   } else if (narrow) {
     /* the CPU kernel's and the ONNX reference's float16/bfloat16 softmax: every step rounded to
-     * the dtype, d = R(x - max), e = R(exp(d)), s = R(sum e), y = R(e / s) or d - R(log s) */
+     * the dtype, d = R(x - max), e = R(exp(d)), s = R(sum e) (bfloat16: rounded at every
+     * addition, in order where one thread does a row), y = R(e / s) or d - R(log s) */
     int logsm = !strcmp(n->op_type, "LogSoftmax");
     const char *R = y->dtype == GPUX_DT_FLOAT16 ? "gx_f16" : "gx_bf16";
     gpux__wg_cat(&s, "  var mx = (-gx_inf());\n  for (var j = li; j < %lluu; j = j + %uu) { mx = max(mx, b%d[base + seg_off(j)]); }\n",
                  L, wgs, bx);
     wg_combine(&s, wgs, "mx", "max(a, b)", "m");
-    gpux__wg_cat(&s, "  var acc = 0.0;\n  for (var j = li; j < %lluu; j = j + %uu) { acc = acc + %s(exp(%s(b%d[base + seg_off(j)] - m))); }\n",
-                 L, wgs, R, R, bx);
+    int bf = y->dtype == GPUX_DT_BFLOAT16;
+    gpux__wg_cat(&s, "  var acc = 0.0;\n  for (var j = li; j < %lluu; j = j + %uu) { acc = %s(acc + %s(exp(%s(b%d[base + seg_off(j)] - m)))); }\n",
+                 L, wgs, bf ? R : "", R, R, bx);
     wg_combine(&s, wgs, "acc", "a + b", "sum0");
     gpux__wg_cat(&s, "  let sum = %s(sum0);\n", R);
     if (logsm)

@@ -160,6 +160,7 @@ struct wg_build {
   int n_scratch;
   int alias_out[16], alias_in[16];
   int n_alias;
+  int narrow_disp[16];           /* 1 + the dispatch that rounds output j itself, 0 if none */
   int declined;
   char why[200];
   int oom;
@@ -344,6 +345,12 @@ int gpux__wg_alias(wg_build *b, int out, int in) {
   b->alias_in[b->n_alias] = in;
   b->n_alias++;
   return 0;
+}
+
+const char *gpux__wg_narrow_in_kernel(wg_build *b, int out) {
+  if (out < 0 || out >= 16 || !gpux__wg_narrow_needed(b, out)) return NULL;
+  b->narrow_disp[out] = b->n_disp + 1;
+  return b->out[out]->dtype == GPUX_DT_FLOAT16 ? "gx_f16" : "gx_bf16";
 }
 
 int gpux__wg_software(wg_build *b) {
@@ -608,9 +615,13 @@ static int plan_place(wg_plan *p, int i) {
     if (!made && gpux_tensor_count(b.out[j]) == 0) made = 1; /* empty: nothing to write */
     if (!made) gpux__wg_decline(&b, "output %d is not produced by the WGSL kernel", j);
     /* a float16/bfloat16 result the kernel computed in f32 is rounded to its type (narrow.c) */
-    int aliased = 0;
+    int aliased = 0, last = -1;
     for (int a = 0; a < b.n_alias; a++) aliased |= b.alias_out[a] == j;
-    if (!b.declined && !aliased && gpux__wg_narrow_needed(&b, j)) gpux__wg_narrow(&b, j);
+    for (int d = 0; d < b.n_disp; d++)
+      for (int k = 0; k < b.disp[d].n_bind; k++)
+        if (b.disp[d].bind[k].obj == n->out[j]) last = d;
+    int in_kernel = last >= 0 && b.narrow_disp[j] == last + 1; /* the last write already rounds */
+    if (!b.declined && !aliased && !in_kernel && gpux__wg_narrow_needed(&b, j)) gpux__wg_narrow(&b, j);
   }
   if (!b.declined && rc == 0) {
     rc = commit_node(p, &b);

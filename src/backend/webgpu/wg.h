@@ -154,6 +154,11 @@ int gpux__wg_alias(wg_build *b, int out, int in);
  * the op only moves or selects values of inputs of that same type. */
 int gpux__wg_narrow_needed(wg_build *b, int out);
 int gpux__wg_narrow(wg_build *b, int out);
+/* For a kernel that rounds output `out` itself in its next dispatch (its store wraps the value in
+ * the returned WGSL function, defined by gpux__wg_narrow_fns): "gx_f16" or "gx_bf16", and the
+ * planner adds no rounding dispatch as long as no later dispatch of the node writes `out`; NULL
+ * when the output needs no rounding. */
+const char *gpux__wg_narrow_in_kernel(wg_build *b, int out);
 /* The WGSL functions gx_f16(x) and gx_bf16(x): x rounded to the nearest float16/bfloat16. */
 extern const char *const gpux__wg_narrow_fns;
 
