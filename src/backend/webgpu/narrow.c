@@ -1,13 +1,14 @@
 /* narrow.c — float16 and bfloat16 on the WebGPU device, emulated on f32 storage. The device holds
  * a float16 (bfloat16) tensor as f32 values that are all exactly float16 (bfloat16) values, so
  * every f32 kernel reads them unchanged and host transfers convert exactly (widen on upload,
- * narrow on read-back). A node that computes a float16/bfloat16 output gets one more dispatch
- * that rounds the output in place to its type, round to nearest even with overflow to infinity,
- * as the CPU kernels narrow their float32 results: both backends compute in float32 and store
- * float16, so they agree. Ops that only move or select values of inputs of the output's own type
- * (Transpose, Gather, Relu, Max, ...) need no rounding.
+ * narrow on read-back). A float16/bfloat16 result is rounded to its type (round to nearest even,
+ * overflow to infinity) as the CPU kernels narrow their float32 results, so both backends compute
+ * in float32, store float16, and agree: by the kernel's own store where it says so
+ * (gpux__wg_narrow_in_kernel: elementwise, MatMul, Gemm, Conv), else by one more in-place
+ * dispatch the planner adds (the shader is here). Ops that only move or select values of inputs
+ * of the output's own type (Transpose, Gather, Relu, Max, ...) need no rounding.
  * This runs wherever WebGPU does, with or without the adapter's shader-f16; storage in real f16
- * (half the memory traffic) is a separate step. */
+ * (half the memory traffic) is a separate step. Nothing here calls the planner (plan.c). */
 #include "backend/webgpu/wg.h"
 #include <stdio.h>
 
@@ -49,41 +50,26 @@ static int float_attr_op(const gpux__node *n) {
   return n->opset < 11 && (!strcmp(n->op_type, "Clip") || !strcmp(n->op_type, "Pad"));
 }
 
-int gpux__wg_narrow_needed(wg_build *b, int out) {
-  const gpux_tensor *y = gpux__wg_out(b, out);
+int gpux__wg_narrow_needed(const gpux__node *n, const gpux_tensor *const *in, int n_in, const gpux_tensor *y) {
   if (!y || y->kind != GPUX_KIND_TENSOR || (y->dtype != GPUX_DT_FLOAT16 && y->dtype != GPUX_DT_BFLOAT16)) return 0;
   if (!gpux_tensor_count(y)) return 0;
-  const gpux__node *n = gpux__wg_node(b);
   if (n->domain && n->domain[0] && strcmp(n->domain, "ai.onnx")) return 1;
   int keeps = 0;
   for (size_t k = 0; k < GPUX__ARRAY_LEN(keeps_values) && !keeps; k++) keeps = !strcmp(n->op_type, keeps_values[k]);
   if (!keeps || float_attr_op(n)) return 1;
   /* a float input of another type (Max of float32 into float16 is not valid ONNX, but be sure) */
-  for (int i = 0; i < gpux__wg_n_in(b); i++) {
-    const gpux_tensor *t = gpux__wg_in(b, i);
+  for (int i = 0; i < n_in; i++) {
+    const gpux_tensor *t = in[i];
     if (t && t->kind == GPUX_KIND_TENSOR && gpux__wg_is_f32(t->dtype) && t->dtype != y->dtype) return 1;
   }
   return 0;
 }
 
-int gpux__wg_narrow(wg_build *b, int out) {
-  const gpux_tensor *y = gpux__wg_out(b, out);
-  int64_t total = gpux_tensor_count(y);
-  if (total > 0x7fffffffLL) return gpux__wg_decline(b, "more than 2^31 elements");
-  int by = gpux__wg_bind_out(b, out, WG_F32);
-  if (by < 0) return GPUX_E_UNSUPPORTED;
-  const int wg = 256;
-  uint32_t gx, gy;
-  gpux__wg_grid(b, (uint64_t)(total + wg - 1) / wg, &gx, &gy);
-  wg_str s = {0};
-  gpux__wg_decls(b, &s);
-  gpux__wg_cat(&s, "%s@compute @workgroup_size(%d)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, "
-                   "@builtin(local_invocation_index) li: u32) {\n"
-                   "  let i = (wid.y * %uu + wid.x) * %du + li;\n  if (i >= %lluu) { return; }\n"
-                   "  b%d[i] = %s(b%d[i]);\n}\n",
-               gpux__wg_narrow_fns, wg, gx, wg, (unsigned long long)total, by,
-               y->dtype == GPUX_DT_FLOAT16 ? "gx_f16" : "gx_bf16", by);
-  int rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
-  gpux__wg_str_free(&s);
-  return rc;
+void gpux__wg_narrow_main(wg_str *s, int dtype, int binding, uint32_t gx, uint64_t total) {
+  gpux__wg_cat(s, "%s@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, "
+                  "@builtin(local_invocation_index) li: u32) {\n"
+                  "  let i = (wid.y * %uu + wid.x) * 256u + li;\n  if (i >= %lluu) { return; }\n"
+                  "  b%d[i] = %s(b%d[i]);\n}\n",
+               gpux__wg_narrow_fns, gx, (unsigned long long)total, binding, dtype == GPUX_DT_FLOAT16 ? "gx_f16" : "gx_bf16",
+               binding);
 }

@@ -348,9 +348,25 @@ int gpux__wg_alias(wg_build *b, int out, int in) {
 }
 
 const char *gpux__wg_narrow_in_kernel(wg_build *b, int out) {
-  if (out < 0 || out >= 16 || !gpux__wg_narrow_needed(b, out)) return NULL;
+  if (out < 0 || out >= b->n_out || !gpux__wg_narrow_needed(gpux__wg_node(b), b->in, b->n_in, b->out[out])) return NULL;
   b->narrow_disp[out] = b->n_disp + 1;
   return b->out[out]->dtype == GPUX_DT_FLOAT16 ? "gx_f16" : "gx_bf16";
+}
+
+/* Rounds float16/bfloat16 output `out` in place (narrow.c), after the kernel's dispatches. */
+static int narrow_pass(wg_build *b, int out) {
+  int64_t total = gpux_tensor_count(b->out[out]);
+  if (total > 0x7fffffffLL) return gpux__wg_decline(b, "more than 2^31 elements");
+  int by = gpux__wg_bind_out(b, out, WG_F32);
+  if (by < 0) return GPUX_E_UNSUPPORTED;
+  uint32_t gx, gy;
+  gpux__wg_grid(b, (uint64_t)(total + 255) / 256, &gx, &gy);
+  wg_str s = {0};
+  gpux__wg_decls(b, &s);
+  gpux__wg_narrow_main(&s, b->out[out]->dtype, by, gx, (uint64_t)total);
+  int rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
+  gpux__wg_str_free(&s);
+  return rc;
 }
 
 int gpux__wg_software(wg_build *b) {
@@ -621,7 +637,7 @@ static int plan_place(wg_plan *p, int i) {
       for (int k = 0; k < b.disp[d].n_bind; k++)
         if (b.disp[d].bind[k].obj == n->out[j]) last = d;
     int in_kernel = last >= 0 && b.narrow_disp[j] == last + 1; /* the last write already rounds */
-    if (!b.declined && !aliased && !in_kernel && gpux__wg_narrow_needed(&b, j)) gpux__wg_narrow(&b, j);
+    if (!b.declined && !aliased && !in_kernel && gpux__wg_narrow_needed(n, b.in, b.n_in, b.out[j])) narrow_pass(&b, j);
   }
   if (!b.declined && rc == 0) {
     rc = commit_node(p, &b);

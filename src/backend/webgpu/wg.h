@@ -150,10 +150,13 @@ int gpux__wg_alias(wg_build *b, int out, int in);
 /* float16 and bfloat16 emulated on f32 storage (narrow.c): every value a float16 (bfloat16)
  * tensor holds on the device is a float16 (bfloat16) value widened to f32, so f32 kernels take
  * them unchanged; a kernel's float16/bfloat16 output is rounded to its type (round to nearest
- * even, overflow to infinity, as the CPU kernels narrow) by one more in-place dispatch, unless
- * the op only moves or selects values of inputs of that same type. */
-int gpux__wg_narrow_needed(wg_build *b, int out);
-int gpux__wg_narrow(wg_build *b, int out);
+ * even, overflow to infinity, as the CPU kernels narrow) by the kernel's store or by one more
+ * in-place dispatch, unless the op only moves or selects values of inputs of that same type
+ * (gpux__wg_narrow_needed says whether node n's output y needs it). */
+int gpux__wg_narrow_needed(const gpux__node *n, const gpux_tensor *const *in, int n_in, const gpux_tensor *y);
+/* The rounding dispatch's shader after its binding declarations: b<binding>[i] rounded in place
+ * to dtype over `total` elements, 256 per workgroup, gx workgroups per grid row. */
+void gpux__wg_narrow_main(wg_str *s, int dtype, int binding, uint32_t gx, uint64_t total);
 /* For a kernel that rounds output `out` itself in its next dispatch (its store wraps the value in
  * the returned WGSL function, defined by gpux__wg_narrow_fns): "gx_f16" or "gx_bf16", and the
  * planner adds no rounding dispatch as long as no later dispatch of the node writes `out`; NULL
