@@ -506,6 +506,12 @@ static enum MHD_Result route(gpux_server *s, struct MHD_Connection *c, req_state
     MHD_destroy_response(resp);
     return ok;
   }
+  if (!strcmp(u, "/") || !strcmp(u, "/index.html")) { /* the page to try the models in a browser (page.c) */
+    if (!get) return send_error(c, r, 405, "%s %s: use GET", m, u);
+    char *t = gpux__strdup(gpux__page_html);
+    if (!t) return send_error(c, r, 500, "out of memory");
+    return send_body(c, r, 200, "text/html; charset=utf-8", t, strlen(t), NULL, NULL);
+  }
   if (!strcmp(u, "/health") || !strcmp(u, "/healthz") || !strcmp(u, "/livez")) {
     if (!get) return send_error(c, r, 405, "%s %s: use GET", m, u);
     cJSON *j = cJSON_CreateObject();

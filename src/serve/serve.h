@@ -159,6 +159,9 @@ char *gpux__gen_event(int api, const char *model, const char *version, const cha
 char *gpux__gen_final_events(int api, const char *model, const char *version, const char *id, const char *run_json,
                              const char *error);
 
+/* page.c: the HTML page of GET / (the served models and a form to try each). */
+extern const char gpux__page_html[];
+
 /* metrics.c: the Prometheus text exposition of everything. */
 char *gpux__metrics_text(gpux__metrics *m, gpux__slot *slots, int n);
 
