@@ -9,6 +9,10 @@
 #include <stdio.h>
 #include <unistd.h>
 #include "core/internal.h"
+#include "core/scratch.h"
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 static void test_f16_round_trip(void **state) {
   (void)state;
@@ -136,6 +140,43 @@ static int threads_used(int limit) {
 }
 
 /* A session's `threads` caps the threads of its jobs, whatever the process-wide pool holds. */
+/* A thread outside the pool (a server's request thread) takes kernel scratch: it is freed when
+ * the thread exits (counted in glibc's bytes in use, heap and mapped; under AddressSanitizer its
+ * leak check at exit is what fails instead). */
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
+static size_t bytes_in_use(void) {
+  struct mallinfo2 m = mallinfo2();
+  return m.uordblks + m.hblkhd;
+}
+#endif
+static void *scratch_user(void *arg) {
+  void *p = gpux__scratch(GPUX__SCRATCH_CONV_IMAGE, (size_t)8 << 20);
+  memset(p, 1, 4096);
+  *(void **)arg = p;
+  return NULL;
+}
+
+static void test_scratch_freed_at_thread_exit(void **state) {
+  (void)state;
+  void *p = NULL;
+  pthread_t t;
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
+  size_t before = bytes_in_use();
+#endif
+  assert_int_equal(pthread_create(&t, NULL, scratch_user, &p), 0);
+  assert_int_equal(pthread_join(t, NULL), 0);
+  assert_non_null(p);
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
+  assert_true(bytes_in_use() < before + ((size_t)1 << 20));
+  /* and a block still held shows: this thread's own */
+  void *q = gpux__scratch(GPUX__SCRATCH_CONV_IMAGE, (size_t)8 << 20);
+  assert_non_null(q);
+  assert_true(bytes_in_use() >= before + ((size_t)8 << 20));
+  gpux__scratch_release();
+  assert_true(bytes_in_use() < before + ((size_t)1 << 20));
+#endif
+}
+
 static void test_run_threads(void **state) {
   (void)state;
   gpux__set_thread_count(4); /* the pool: the caller and 3 workers */
@@ -193,7 +234,7 @@ int main(void) {
     cmocka_unit_test(test_f16_round_trip), cmocka_unit_test(test_bf16),
     cmocka_unit_test(test_minifloats),     cmocka_unit_test(test_broadcast),
     cmocka_unit_test(test_compare),        cmocka_unit_test(test_run_threads),
-    cmocka_unit_test(test_parallel_for),
+    cmocka_unit_test(test_parallel_for),   cmocka_unit_test(test_scratch_freed_at_thread_exit),
     cmocka_unit_test(test_errors),         cmocka_unit_test(test_log),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
