@@ -192,10 +192,12 @@ static void test_device_lost(void **state) {
   gpux_tensor x, y;
   int64_t dims[] = {3, 4};
   assert_int_equal(gpux_tensor_init(&x, GPUX_DT_FLOAT, 2, dims), 0);
-  int rc = gpux_session_run(s, &x, 1, &y, 1); /* a new shape: plans on the lost device */
-  assert_int_equal(rc, GPUX_E_DEVICE);
-  rc = gpux_session_run(s, &x, 1, &y, 1);
-  assert_int_equal(rc, GPUX_E_DEVICE);
+  /* the session finds the device lost before its next run and replaces it: the run answers
+   * (a loss during a run fails that run: tests/webgpu/device-loss.sh) */
+  int rc = gpux_session_run(s, &x, 1, &y, 1);
+  if (rc) fail_msg("%s", gpux_last_error());
+  assert_int_equal(y.dims[0], 3);
+  gpux_tensor_free(&y);
   gpux_tensor_free(&x);
   gpux_session_free(s);
   gpux__wg_device_release(d);

@@ -25,7 +25,7 @@ serve() {
 infer() { curl -s -m 60 -w ' %{http_code}' -d "$body" "$url/v2/models/dl/infer"; }
 
 serve webgpu
-expect webgpu-lost 0 '"error":".*WebGPU device lost while running the model: injected by GPUX_TEST_DEVICE_LOST=2"\} 500$' -- infer
+expect webgpu-lost 0 '"error":".*WebGPU device lost while running the model: injected by GPUX_TEST_DEVICE_LOST=2[^"]*"\} 500$' -- infer
 expect webgpu-next 0 "$want.* 200\$" -- infer
 expect webgpu-again 0 "$want.* 200\$" -- infer
 expect webgpu-health 0 '"ready":true.*"device_errors":1,"last_device_error":"dl: .*device lost' -- curl -s "$url/health"

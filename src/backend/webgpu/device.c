@@ -215,9 +215,15 @@ void gpux__wg_test_device_loss(wg_device *d) {
     target = v && *v ? atoi(v) : 0;
   }
   if (!target || atomic_fetch_add(&runs, 1) + 1 != target) return;
+  char msg[64];
+  snprintf(msg, sizeof msg, "injected by GPUX_TEST_DEVICE_LOST=%d", target);
+  if (d->f.wgpuDeviceForceLoss) {   /* Dawn loses the device for real: the callback reports it */
+    d->f.wgpuDeviceForceLoss(d->device, WGPUDeviceLostReason_Unknown, (WGPUStringView){msg, strlen(msg)});
+    return;
+  }
   pthread_mutex_lock(&error_mu);
   d->lost = 1;
-  snprintf(d->lost_msg, sizeof d->lost_msg, "injected by GPUX_TEST_DEVICE_LOST=%d", target);
+  snprintf(d->lost_msg, sizeof d->lost_msg, "%s", msg);
   pthread_mutex_unlock(&error_mu);
 }
 

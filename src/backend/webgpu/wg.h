@@ -57,8 +57,8 @@ void gpux__wg_device_ref(wg_device *d);
 int gpux__wg_check(wg_device *d, const char *what);
 /* Whether the device was lost (a lost device is replaced by the next gpux__wg_device_acquire). */
 int gpux__wg_device_lost(wg_device *d);
-/* Test hook: with GPUX_TEST_DEVICE_LOST=N, the N-th WebGPU model run of the process finds its
- * device reported lost, as the driver's device-lost callback reports it. */
+/* Test hook: with GPUX_TEST_DEVICE_LOST=N, the N-th WebGPU model run of the process loses its
+ * device (Dawn's wgpuDeviceForceLoss, else the lost flag the device-lost callback sets). */
 void gpux__wg_test_device_loss(wg_device *d);
 /* The compute pipeline for this WGSL (entry point "main"), compiled once per device; compile
  * errors come back as GPUX_E_DEVICE with the compiler's messages. */
