@@ -110,11 +110,11 @@ static int servers_http_get(const char *host, int port, const char *path, char *
 
 static void usage(FILE *f) {
   fprintf(f, "usage: gpux ps [-a] [-q] [--format json|table|TEMPLATE] [--json]\n\n"
-             "Lists the running servers (gpux serve): name, models, address, pid, uptime and requests\n"
-             "served.\n"
+             "Lists the running servers (gpux serve): name, models, address, pid, uptime, requests\n"
+             "served and the device their models run on (cpu, webgpu).\n"
              "  -a, --all          also the servers that are gone: stopped (exit status) or killed\n"
              "  -q, --quiet        only the server names\n"
-             "  --format json      [{\"name\",\"models\":[...],\"host\",\"port\",\"pid\",\"uptime_s\",\"requests\",\"status\"}]\n"
+             "  --format json      [{\"name\",\"models\":[...],\"host\",\"port\",\"pid\",\"uptime_s\",\"requests\",\"backends\":{MODEL:B},\"status\"}]\n"
              "                     (also --json)\n"
              "  --format TEMPLATE  one line per server, e.g. '{{.Name}} {{.Port}}'\n");
 }
@@ -154,7 +154,7 @@ int cmd_ps(int argc, char **argv) {
   struct dirent *e;
   cJSON *arr = cJSON_CreateArray();
   int as_json = fmt.kind != CLI_FORMAT_TABLE;
-  if (!as_json) printf("%-20s %-30s %-22s %-8s %-8s %-9s %s\n", "NAME", "MODELS", "ADDRESS", "PID", "UPTIME", "REQUESTS", "STATUS");
+  if (!as_json) printf("%-20s %-30s %-22s %-8s %-8s %-9s %-8s %s\n", "NAME", "MODELS", "ADDRESS", "PID", "UPTIME", "REQUESTS", "DEVICE", "STATUS");
   while (d && (e = readdir(d))) {
     size_t n = strlen(e->d_name);
     if (n < 6 || strcmp(e->d_name + n - 5, ".json")) continue;
@@ -166,7 +166,8 @@ int cmd_ps(int argc, char **argv) {
     char *body = NULL;
     double requests = -1;
     const char *status = "unreachable";
-    char gone[64];
+    char gone[64], device[64] = "";
+    cJSON *backends = NULL;   /* {"model": "cpu"|"webgpu"} from /health */
     if (!si.alive) { /* a server that stopped writes its exit status; one that was killed cannot */
       if (si.exited > 0) snprintf(gone, sizeof gone, "exited (%d)", si.exit_code);
       else snprintf(gone, sizeof gone, "killed");
@@ -174,6 +175,12 @@ int cmd_ps(int argc, char **argv) {
     } else if (servers_http_get(si.host, si.port, "/health", &body) == 200) {
       cJSON *h = cJSON_Parse(body);
       requests = cJSON_GetNumberValue(cJSON_GetObjectItem(h, "requests"));
+      backends = cJSON_DetachItemFromObject(h, "backends");
+      const cJSON *b;
+      size_t dl = 0;
+      cJSON_ArrayForEach(b, backends) /* the backends in use, each once: "cpu", "webgpu", "cpu,webgpu" */
+        if (cJSON_IsString(b) && !strstr(device, b->valuestring) && dl < sizeof device)
+          dl += (size_t)snprintf(device + dl, sizeof device - dl, "%s%s", dl ? "," : "", b->valuestring);
       status = cJSON_IsTrue(cJSON_GetObjectItem(h, "ready")) ? "ready" : "loading";
       cJSON_Delete(h);
     }
@@ -194,6 +201,8 @@ int cmd_ps(int argc, char **argv) {
       cJSON_AddNumberToObject(o, "pid", si.pid);
       cJSON_AddNumberToObject(o, "uptime_s", up);
       cJSON_AddNumberToObject(o, "requests", requests);
+      cJSON_AddItemToObject(o, "backends", backends ? backends : cJSON_CreateObject());
+      backends = NULL;
       cJSON_AddStringToObject(o, "status", si.alive ? status : si.exited > 0 ? "exited" : "killed");
       if (!si.alive && si.exited > 0) cJSON_AddNumberToObject(o, "exit_code", si.exit_code);
       cJSON_AddItemToArray(arr, o);
@@ -201,9 +210,10 @@ int cmd_ps(int argc, char **argv) {
       char addr[100], ut[32], rq[32];
       snprintf(addr, sizeof addr, "%s:%d", si.host, si.port);
       snprintf(rq, sizeof rq, requests >= 0 ? "%.0f" : "-", requests);
-      printf("%-20s %-30s %-22s %-8d %-8s %-9s %s\n", si.name, si.models, addr, si.pid,
-             si.alive || si.exited > 0 ? uptime_text(up, ut, sizeof ut) : "-", rq, status);
+      printf("%-20s %-30s %-22s %-8d %-8s %-9s %-8s %s\n", si.name, si.models, addr, si.pid,
+             si.alive || si.exited > 0 ? uptime_text(up, ut, sizeof ut) : "-", rq, device[0] ? device : "-", status);
     }
+    cJSON_Delete(backends);   /* NULL when the JSON row took it */
   }
   if (d) closedir(d);
   int bad = as_json && cli_format_print(&fmt, arr, "name", stdout);

@@ -519,11 +519,14 @@ static enum MHD_Result route(gpux_server *s, struct MHD_Connection *c, req_state
     cJSON_AddBoolToObject(j, "live", 1);
     cJSON_AddBoolToObject(j, "ready", ready);
     cJSON *ms = cJSON_AddArrayToObject(j, "models");
+    cJSON *bk = cJSON_AddObjectToObject(j, "backends");   /* where each loaded model runs */
     uint64_t dev_err = 0;
     char last_dev_err[512] = "";
     for (int i = 0; i < s->n; i++) {
       gpux__slot *sl = &s->slots[i];
       cJSON_AddItemToArray(ms, cJSON_CreateString(sl->name));
+      if (__atomic_load_n(&sl->ready, __ATOMIC_ACQUIRE) && sl->app && sl->app->sessions && sl->app->sessions[0])
+        cJSON_AddStringToObject(bk, sl->name, gpux_session_backend_name(sl->app->sessions[0]));
       pthread_mutex_lock(&sl->mu);
       dev_err += sl->n_device_err;
       if (sl->n_device_err) snprintf(last_dev_err, sizeof last_dev_err, "%s: %s", sl->name, sl->last_device_err);

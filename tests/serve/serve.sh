@@ -262,8 +262,10 @@ expect no-cors-by-default 0 '^0$' -- bash -c "curl -s -D - -o /dev/null -H 'Orig
 
 # ---- -d, ps, logs, stop ----
 expect detach 0 '^bg started: http://127\.0\.0\.1:[0-9]+ \(pid [0-9]+\)' -- "$gpux" serve tiny -d --port 0 --backend cpu --name bg
-expect ps 0 '^bg +tiny +127\.0\.0\.1:[0-9]+ +[0-9]+ +[0-9]+s +0 +ready$' -- "$gpux" ps
+expect ps 0 '^bg +tiny +127\.0\.0\.1:[0-9]+ +[0-9]+ +[0-9]+s +0 +cpu +ready$' -- "$gpux" ps
+expect ps-device-column 0 '^NAME +MODELS +ADDRESS +PID +UPTIME +REQUESTS +DEVICE +STATUS$' -- bash -c "'$gpux' ps | head -1"
 expect ps-json 0 '"name":"bg","models":\["tiny"\]' -- "$gpux" ps --json
+expect ps-json-backends 0 '"name":"bg".*"backends":\{"tiny":"cpu"\}' -- "$gpux" ps --json
 expect ps-quiet 0 '^bg$' -- "$gpux" ps -q
 expect ps-format 0 '^bg tiny [0-9]+$' -- "$gpux" ps --format '{{.Name}} {{.Models}} {{.Port}}'
 bgurl=http://$("$gpux" ps --json | grep -o '"name":"bg"[^}]*' | grep -o '"port":[0-9]*' | sed 's/"port":/127.0.0.1:/')
@@ -277,7 +279,7 @@ expect logs-response-size 0 '"POST /v2/health/ready" 405 [0-9]{1,4} [0-9.]+ms$' 
 expect logs-follow 0 'ready: bg' -- bash -c "(sleep 0.5; '$gpux' stop bg >/dev/null) & '$gpux' logs bg -f; wait"
 expect ps-after-stop 0 '^NAME' -- bash -c "'$gpux' ps | grep -v '^bg '"
 # ps -a keeps the servers that are gone: a stopped one with its exit status, a killed one as such
-expect ps-all-exited 0 '^bg +tiny +127\.0\.0\.1:[0-9]+ +[0-9]+ +[0-9]+s +- +exited \(0\)$' -- bash -c "'$gpux' ps -a | grep '^bg '"
+expect ps-all-exited 0 '^bg +tiny +127\.0\.0\.1:[0-9]+ +[0-9]+ +[0-9]+s +- +- +exited \(0\)$' -- bash -c "'$gpux' ps -a | grep '^bg '"
 expect ps-all-json 0 '"name":"bg".*"status":"exited","exit_code":0' -- "$gpux" ps -a --json
 "$gpux" serve tiny -d --port 0 --backend cpu --name victim >/dev/null 2>&1
 kill -9 "$("$gpux" ps --format '{{.Name}} {{.Pid}}' | grep '^victim ' | cut -d' ' -f2)" 2>/dev/null
