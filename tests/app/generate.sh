@@ -19,9 +19,9 @@ expect prompt-ids 0 '^72,101,[0-9]+' -- echo "$prompt_ids"
 
 # generate RUN_ARGS -> the generated ids
 gen() { "$gpux" run "$ex" --input "Hello" --json "$@" | field tokens; }
-want=$(ref "$ex/model.onnx" "$prompt_ids" 24 0 0 1 100 0)
-expect greedy-cpu 0 "^\\$want\$" -- gen --repetition-penalty 100 --backend cpu
-expect greedy-webgpu 0 "^\\$want\$" -- gen --repetition-penalty 100 --backend webgpu
+want=$(ref "$ex/model.onnx" "$prompt_ids" 64 0 0 1 100 0)
+expect greedy-cpu 0 "^\\$want\$" -- gen --repetition-penalty 100 --backend cpu --max-new-tokens 64
+expect greedy-webgpu 0 "^\\$want\$" -- gen --repetition-penalty 100 --backend webgpu --max-new-tokens 64
 want=$(ref "$ex/model.onnx" "$prompt_ids" 24 3 40 0.9 100 5)
 expect sampled-topk-topp 0 "^\\$want\$" -- gen --temperature 3 --top-k 40 --top-p 0.9 --repetition-penalty 100 --seed 5
 want=$(ref "$ex/model.onnx" "$prompt_ids" 24 50 0 1 1 9)
@@ -51,6 +51,23 @@ open(sys.argv[1], "w").write("model: ./model.onnx\npreprocessing:\n  tokenizer:\
 PY
 expect stop-text 0 '^ok$' -- bash -c "'$gpux' run '$tmp/stop' --input Hello --json | python3 -c \"
 import json,sys; d=json.load(sys.stdin); print('ok' if d['text'] == sys.argv[1] and d['finish_reason'] == 'stop' else d)\" '$before'"
+
+# the text streams: on WebGPU (a plan per step on lavapipe), the first piece reaches the pipe well
+# before the last one is generated
+cat > "$tmp/pieces.py" <<'PY'
+import os, subprocess, sys, time
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE)
+t0, times = time.monotonic(), []
+while True:
+    b = os.read(p.stdout.fileno(), 65536)
+    if not b:
+        break
+    times.append(time.monotonic() - t0)
+p.wait()
+first, last = times[0], times[-1]
+print("ok" if p.returncode == 0 and len(times) >= 3 and first < 0.5 * last else f"rc {p.returncode} reads at {times}")
+PY
+expect streams 0 '^ok$' -- python3 "$tmp/pieces.py" "$gpux" run "$ex" --input Hello --backend webgpu --max-new-tokens 32 --repetition-penalty 100
 
 # --interactive keeps a conversation: the second message's prompt holds the first exchange
 expect chat-history 0 '^ok$' -- bash -c "printf 'Hello\nHow are you\n' | '$gpux' run '$ex' --interactive --max-new-tokens 3 --json |

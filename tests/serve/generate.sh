@@ -6,7 +6,7 @@
 # streams all finish, and bad requests get a 400 naming the field while the server keeps going.
 #   tests/serve/generate.sh GPUX
 source "$(dirname "$0")/../app/lib.sh" "$1"
-need curl python3
+need curl python3 node
 trap 'kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 ex=$root/examples/tiny-gpt
 expect build 0 '^Built tiny-gpt' -- "$gpux" build -q "$ex"
@@ -56,6 +56,18 @@ expect stop 0 '"finish_reason":"stop"' -- curl -s "$url/v1/completions" -d "$(py
 for k in 1 2 3 4; do curl -sN "$url/v1/completions" -d '{"prompt":"Once upon a time","max_tokens":6,"stream":true,"temperature":1,"seed":'$k'}' > "$tmp/s$k" & done
 wait $(jobs -p | grep -v "^$pid\$") 2>/dev/null
 expect concurrent 0 '^4$' -- bash -c "grep -l 'data: \[DONE\]' '$tmp'/s[1-4] | wc -l"
+# OpenAI's own npm client, unchanged: models, a completion (the text `gpux run` gives), a chat,
+# and a streamed chat whose pieces arrive one by one
+"$gpux" run tiny-gpt --input Hello --repetition-penalty 100 --max-new-tokens 8 --json | json 'repr(d["text"])' > "$tmp/want8"
+expect openai-client 0 '^ok$' -- bash -c "node '$root/tests/serve/openai-client.mjs' '$url' tiny-gpt | python3 -c \"
+import json, sys
+d = json.loads(sys.stdin.read())
+want = eval(open('$tmp/want8').read())
+ok = (d['models'] == ['tiny-gpt'] and d['completion'] == want and d['completion_finish'] == 'length'
+      and d['usage']['completion_tokens'] == 8 and d['chat']['role'] == 'assistant' and d['finish'] == 'length'
+      and d['pieces'] >= 2 and len(d['streamed']) > 0)
+print('ok' if ok else d)\""
+
 # bad requests: 400 naming the field; the server goes on
 expect bad-json 0 '^400 .*not a JSON object' -- bash -c "curl -s -w '%{http_code} ' -o '$tmp/b' '$url/v1/completions' -d 'nope'; cat '$tmp/b'"
 expect bad-temperature 0 "^400 .*'temperature' must be a number from 0 to 100" -- bash -c "curl -s -w '%{http_code} ' -o '$tmp/b' '$url/v1/completions' -d '{\"prompt\":\"a\",\"temperature\":-1}'; cat '$tmp/b'"
