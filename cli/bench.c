@@ -1,17 +1,20 @@
 /* bench.c — `gpux bench`: times inference on ONNX test-case folders (model.onnx +
  * test_data_set_N/input_K.pb) and prints, per case, the median, min, mean and p90 latency of
- * gpux_session_run over N runs after a warm-up, the load and session-create times, and the
- * process's peak resident memory. scripts/bench.sh runs it beside ONNX Runtime (bench/peer.mjs). */
+ * gpux_session_run over N runs after a warm-up, the load and session-create times, the process's
+ * peak resident memory and how many device plans the session made. scripts/bench.sh runs it
+ * beside ONNX Runtime (bench/peer.mjs). */
 #include "cli.h"
-#include <dirent.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define BENCH_MAX_INPUTS 64
 #define BENCH_MAX_RUNS 100000
+#define BENCH_MAX_SETS 16
+#define BENCH_MAX_OPS 256
 
 typedef struct {
   int backend;       /* gpux_backend_kind */
@@ -20,6 +23,7 @@ typedef struct {
   int warmup;        /* untimed runs before them */
   int min_time_ms;   /* keep timing past `runs` until the timed runs add up to this */
   int json;          /* one JSON object per case and line, instead of a table */
+  int profile;       /* --profile: time per op type over --runs more runs */
 } bench_opts;
 
 typedef struct {
@@ -28,17 +32,26 @@ typedef struct {
   int runs;                              /* timed runs done */
   long peak_rss_kb;                      /* the process's peak RSS after this case */
   char backend[32];                      /* the session's backend name */
+  int data_sets;                         /* the runs go through the case's data sets in turn */
+  uint64_t plans;                        /* device plans the session made (gpux_run_stats) */
+  /* --profile: the op types, most time first, over profile_runs runs */
+  gpux_op_profile ops[BENCH_MAX_OPS];
+  char op_names[BENCH_MAX_OPS][64], op_devices[BENCH_MAX_OPS][16];
+  int n_ops, profile_runs;
+  const char *profile_method;            /* "timestamp-query", "wall-clock" or "" */
 } bench_result;
 
 static void usage(FILE *f) {
   fprintf(f,
     "usage: gpux bench [--backend cpu|webgpu|auto] [--threads N] [--runs N] [--warmup N]\n"
-    "                  [--min-time MS] [--json] CASE_DIR...\n\n"
+    "                  [--min-time MS] [--profile] [--json] CASE_DIR...\n\n"
     "Times inference on ONNX test-case folders (model.onnx and test_data_set_N/input_K.pb; the\n"
-    "first data set's inputs are used). For each case: model load and session create time, the\n"
-    "first run, then --warmup untimed runs and --runs timed runs of one inference each, reported\n"
-    "as median, min, mean and p90 in milliseconds, and the process's peak resident memory (RSS)\n"
-    "after the case (a high-water mark: run one case per process to measure each alone).\n\n"
+    "runs take the data sets in turn, the first run data set 0). For each case: model load and\n"
+    "session create time, the first run, then --warmup untimed runs and --runs timed runs of one\n"
+    "inference each, reported as median, min, mean and p90 in milliseconds, the process's peak\n"
+    "resident memory (RSS) after the case (a high-water mark: run one case per process to measure\n"
+    "each alone), and PLANS, how many times the session planned the model for the device (one\n"
+    "plan per input shape and per value of inputs that decide shapes; 0 on the CPU).\n\n"
     "options:\n"
     "  --backend B   cpu (default), webgpu (or gpu) or auto\n"
     "  --threads N   CPU threads (default 0 = all cores)\n"
@@ -46,6 +59,10 @@ static void usage(FILE *f) {
     "  --warmup N    untimed runs before them (default 3)\n"
     "  --min-time MS go on past --runs until the timed runs add up to MS milliseconds\n"
     "                (default 0; at most 100000 runs)\n"
+    "  --profile     then --runs more runs with every node timed: per op type and device, the\n"
+    "                count of nodes run, total ms, ms per run and share of the time. Nodes on the\n"
+    "                GPU are timed with timestamp queries where the adapter has timestamp-query,\n"
+    "                else each is submitted alone and timed by the wall clock (said in a note)\n"
     "  --json        print one JSON object per case and line\n");
 }
 
@@ -74,30 +91,27 @@ static int parse_count(const char *s) {
   return (int)v;
 }
 
-/* Finds the case's first data set folder (test_data_set_0, or the lowest-named one). */
-static int find_data_set(const char *case_dir, char *out, size_t len) {
-  DIR *d = opendir(case_dir);
-  if (!d) return GPUX_E_NOTFOUND;
-  char best[256] = "";
-  struct dirent *e;
-  while ((e = readdir(d)))
-    if (!strncmp(e->d_name, "test_data_set_", 14) && strlen(e->d_name) < sizeof best &&
-        (!best[0] || strcmp(e->d_name, best) < 0))
-      snprintf(best, sizeof best, "%s", e->d_name);
-  closedir(d);
-  if (!best[0]) return GPUX_E_NOTFOUND;
-  snprintf(out, len, "%s/%s", case_dir, best);
-  return GPUX_E_OK;
+/* The case's data set folders test_data_set_0, _1, ... (at most cap): how many there are. */
+static int find_data_sets(const char *case_dir, char (*out)[PATH_MAX], int cap) {
+  int n = 0;
+  for (; n < cap; n++) {
+    struct stat st;
+    snprintf(out[n], PATH_MAX, "%s/test_data_set_%d", case_dir, n);
+    if (stat(out[n], &st) || !S_ISDIR(st.st_mode)) break;
+  }
+  return n;
 }
 
 /* Benchmarks one case folder. Returns 0 or a negative gpux error (already printed). */
 static int bench_case(const char *case_dir, const bench_opts *o, bench_result *r) {
-  char path[PATH_MAX], data_dir[PATH_MAX];
+  char path[PATH_MAX];
+  static char data_dirs[BENCH_MAX_SETS][PATH_MAX];
+  static gpux_tensor inputs[BENCH_MAX_SETS][BENCH_MAX_INPUTS]; /* [set][input] */
   gpux_model *model = NULL;
   gpux_session *sess = NULL;
-  gpux_tensor inputs[BENCH_MAX_INPUTS], *outputs = NULL;
+  gpux_tensor *outputs = NULL;
   double *times = NULL;          /* [cap] latency of each timed run, ms */
-  int n_in = 0, n_out = 0, n_times = 0, cap = o->runs, err;
+  int n_in[BENCH_MAX_SETS] = {0}, n_sets = 0, n_out = 0, n_times = 0, cap = o->runs, err;
 
   memset(inputs, 0, sizeof inputs);
   memset(r, 0, sizeof *r);
@@ -115,21 +129,24 @@ static int bench_case(const char *case_dir, const bench_opts *o, bench_result *r
   r->create_ms = now_ms() - t0;
   snprintf(r->backend, sizeof r->backend, "%s", gpux_session_backend_name(sess));
 
-  if ((err = find_data_set(case_dir, data_dir, sizeof data_dir)) < 0) {
-    cli_error(0, "%s: no test_data_set_N folder", case_dir);
+  if ((n_sets = find_data_sets(case_dir, data_dirs, BENCH_MAX_SETS)) == 0) {
+    err = GPUX_E_NOTFOUND;
+    cli_error(0, "%s: no test_data_set_0 folder", case_dir);
     goto done;
   }
+  r->data_sets = n_sets;
   int n_model_in = gpux_model_input_count(model);
-  for (n_in = 0; n_in < n_model_in && n_in < BENCH_MAX_INPUTS; n_in++) {
-    snprintf(path, sizeof path, "%s/input_%d.pb", data_dir, n_in);
-    FILE *f = fopen(path, "rb");
-    if (!f) break;                         /* fewer files: trailing optional inputs */
-    fclose(f);
-    if ((err = gpux_tensor_load_pb(path, -1, &inputs[n_in])) < 0) {
-      cli_error(err, "cannot read %s", path);
-      goto done;
+  for (int set = 0; set < n_sets; set++)
+    for (int k = 0; k < n_model_in && k < BENCH_MAX_INPUTS; k++, n_in[set]++) {
+      snprintf(path, sizeof path, "%s/input_%d.pb", data_dirs[set], k);
+      FILE *f = fopen(path, "rb");
+      if (!f) break;                       /* fewer files: trailing optional inputs */
+      fclose(f);
+      if ((err = gpux_tensor_load_pb(path, -1, &inputs[set][k])) < 0) {
+        cli_error(err, "cannot read %s", path);
+        goto done;
+      }
     }
-  }
 
   n_out = gpux_model_output_count(model);
   outputs = calloc(n_out > 0 ? (size_t)n_out : 1, sizeof *outputs);
@@ -142,8 +159,9 @@ static int bench_case(const char *case_dir, const bench_opts *o, bench_result *r
   for (int i = -1;; i++) {
     int timed = i >= o->warmup;
     if (timed && n_times >= o->runs && (total >= o->min_time_ms || n_times >= BENCH_MAX_RUNS)) break;
+    int set = (i + 1) % n_sets;           /* the data sets in turn, set 0 first */
     t0 = now_ms();
-    err = gpux_session_run(sess, inputs, n_in, outputs, n_out);
+    err = gpux_session_run(sess, inputs[set], n_in[set], outputs, n_out);
     double dt = now_ms() - t0;
     if (err < 0) { cli_error(err, "%s: run failed", case_dir); goto done; }
     for (int k = 0; k < n_out; k++) gpux_session_recycle(sess, &outputs[k]);
@@ -159,6 +177,28 @@ static int bench_case(const char *case_dir, const bench_opts *o, bench_result *r
     total += dt;
   }
 
+  if (o->profile) {
+    /* more runs, every node timed: the timed runs above stay free of profiling's cost */
+    gpux_session_profile_enable(sess, 1);
+    for (int i = 0; i < o->runs; i++) {
+      int set = i % n_sets;
+      err = gpux_session_run(sess, inputs[set], n_in[set], outputs, n_out);
+      if (err < 0) { cli_error(err, "%s: run failed", case_dir); goto done; }
+      for (int k = 0; k < n_out; k++) gpux_tensor_free(&outputs[k]);
+    }
+    int n_ops = gpux_session_profile(sess, r->ops, BENCH_MAX_OPS, &r->profile_method);
+    if (n_ops < 0) { err = n_ops; cli_error(err, "%s: profile", case_dir); goto done; }
+    r->n_ops = n_ops < BENCH_MAX_OPS ? n_ops : BENCH_MAX_OPS;
+    for (int k = 0; k < r->n_ops; k++) { /* copies: the session's strings go with it */
+      snprintf(r->op_names[k], sizeof r->op_names[k], "%s", r->ops[k].op_type);
+      snprintf(r->op_devices[k], sizeof r->op_devices[k], "%s", r->ops[k].device);
+      r->ops[k].op_type = r->op_names[k];
+      r->ops[k].device = r->op_devices[k];
+    }
+    r->profile_runs = o->runs;
+    gpux_session_profile_enable(sess, 0);
+  }
+
   {
     double sum = 0;
     int n = n_times;
@@ -171,11 +211,15 @@ static int bench_case(const char *case_dir, const bench_opts *o, bench_result *r
     r->p90_ms = times[(int)((n - 1) * 0.9 + 0.5)];
   }
   r->peak_rss_kb = peak_rss_kb();
+  gpux_run_stats st;
+  gpux_session_stats(sess, &st);
+  r->plans = st.plans;
   err = GPUX_E_OK;
 
 done:
   for (int k = 0; outputs && k < n_out; k++) gpux_tensor_free(&outputs[k]);
-  for (int k = 0; k < n_in; k++) gpux_tensor_free(&inputs[k]);
+  for (int set = 0; set < n_sets; set++)
+    for (int k = 0; k < n_in[set]; k++) gpux_tensor_free(&inputs[set][k]);
   free(outputs);
   free(times);
   gpux_session_free(sess);
@@ -210,9 +254,45 @@ static void print_json(const char *name, const bench_opts *o, const bench_result
   json_string(stdout, r->backend);
   printf(",\"threads\":%d,\"runs\":%d,\"warmup\":%d,\"load_ms\":%.3f,\"create_ms\":%.3f,"
          "\"first_ms\":%.3f,\"median_ms\":%.4f,\"min_ms\":%.4f,\"mean_ms\":%.4f,\"p90_ms\":%.4f,"
-         "\"peak_rss_kb\":%ld}\n",
+         "\"peak_rss_kb\":%ld,\"data_sets\":%d,\"plans\":%llu",
          o->threads, r->runs, o->warmup, r->load_ms, r->create_ms, r->first_ms, r->median_ms,
-         r->min_ms, r->mean_ms, r->p90_ms, r->peak_rss_kb);
+         r->min_ms, r->mean_ms, r->p90_ms, r->peak_rss_kb, r->data_sets, (unsigned long long)r->plans);
+  if (o->profile) {
+    double total = 0;
+    for (int k = 0; k < r->n_ops; k++) total += r->ops[k].total_ms;
+    printf(",\"profile\":{\"runs\":%d,\"method\":", r->profile_runs);
+    json_string(stdout, r->profile_method ? r->profile_method : "");
+    printf(",\"total_ms\":%.4f,\"ops\":[", total);
+    for (int k = 0; k < r->n_ops; k++) {
+      printf("%s{\"op\":", k ? "," : "");
+      json_string(stdout, r->ops[k].op_type);
+      printf(",\"device\":");
+      json_string(stdout, r->ops[k].device);
+      printf(",\"count\":%llu,\"total_ms\":%.4f,\"share\":%.4f}", (unsigned long long)r->ops[k].count,
+             r->ops[k].total_ms, total > 0 ? r->ops[k].total_ms / total : 0);
+    }
+    printf("]}");
+  }
+  printf("}\n");
+}
+
+/* --profile's table: per op type and device, most time first. */
+static void print_profile(const char *name, const bench_result *r) {
+  double total = 0;
+  for (int k = 0; k < r->n_ops; k++) total += r->ops[k].total_ms;
+  const char *m = r->profile_method ? r->profile_method : "";
+  printf("\n%s: time per op type over %d run%s", name, r->profile_runs, r->profile_runs == 1 ? "" : "s");
+  if (!strcmp(m, "timestamp-query")) printf(" (GPU nodes: GPU timestamps)\n");
+  else if (!strcmp(m, "wall-clock"))
+    printf("\nnote: GPU timestamp queries are not available on this device: each GPU node was submitted alone\n"
+           "and timed by the wall clock, which includes the submit and the wait\n");
+  else printf("\n");
+  printf("%-28s %-8s %8s %12s %10s %7s\n", "OP", "DEVICE", "COUNT", "TOTAL_MS", "MS/RUN", "SHARE");
+  for (int k = 0; k < r->n_ops; k++)
+    printf("%-28s %-8s %8llu %12.3f %10.4f %6.1f%%\n", r->ops[k].op_type, r->ops[k].device,
+           (unsigned long long)r->ops[k].count, r->ops[k].total_ms,
+           r->profile_runs ? r->ops[k].total_ms / r->profile_runs : 0, total > 0 ? 100 * r->ops[k].total_ms / total : 0);
+  printf("%-28s %-8s %8s %12.3f %10.4f\n", "total", "", "", total, r->profile_runs ? total / r->profile_runs : 0);
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -224,6 +304,7 @@ int cmd_bench(int argc, char **argv) {
     const char *a = argv[i];
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return EXIT_OK; }
     if (!strcmp(a, "--json")) { o.json = 1; continue; }
+    if (!strcmp(a, "--profile")) { o.profile = 1; continue; }
     if (!strcmp(a, "--")) { first_case = i + 1; break; }
     if (a[0] != '-') { first_case = i; break; }
     if (i + 1 >= argc) { cli_error(0, "%s needs a value (see gpux bench --help)", a); return EXIT_USAGE; }
@@ -249,20 +330,22 @@ int cmd_bench(int argc, char **argv) {
     return EXIT_USAGE;
   }
 
-  if (!o.json)
-    printf("%-24s %-8s %5s %10s %10s %10s %10s %10s %12s\n", "CASE", "BACKEND", "RUNS",
-           "LOAD_MS", "FIRST_MS", "MEDIAN_MS", "MIN_MS", "P90_MS", "PEAK_RSS_MB");
   int worst = GPUX_E_OK;
   for (int i = first_case; i < argc; i++) {
+    if (!o.json && (i == first_case || o.profile)) /* a profile table follows each case */
+      printf("%s%-24s %-8s %5s %10s %10s %10s %10s %10s %12s %6s\n", i == first_case ? "" : "\n", "CASE", "BACKEND",
+             "RUNS", "LOAD_MS", "FIRST_MS", "MEDIAN_MS", "MIN_MS", "P90_MS", "PEAK_RSS_MB", "PLANS");
     char buf[PATH_MAX];
     const char *name = case_name(argv[i], buf, sizeof buf);
-    bench_result r;
+    static bench_result r;
     int err = bench_case(argv[i], &o, &r);
     if (err < 0) { if (worst == GPUX_E_OK) worst = err; continue; }
     if (o.json) print_json(name, &o, &r);
     else
-      printf("%-24s %-8s %5d %10.2f %10.2f %10.3f %10.3f %10.3f %12.1f\n", name, r.backend, r.runs,
-             r.load_ms, r.first_ms, r.median_ms, r.min_ms, r.p90_ms, r.peak_rss_kb / 1024.0);
+      printf("%-24s %-8s %5d %10.2f %10.2f %10.3f %10.3f %10.3f %12.1f %6llu\n", name, r.backend, r.runs,
+             r.load_ms, r.first_ms, r.median_ms, r.min_ms, r.p90_ms, r.peak_rss_kb / 1024.0,
+             (unsigned long long)r.plans);
+    if (o.profile && !o.json) print_profile(name, &r);
     fflush(stdout);
   }
   return cli_exit_code(worst);

@@ -51,6 +51,7 @@ static const char *step_text(const char *step) {
   if (!strcmp(step, "load")) return "loading and checking the model";
   if (!strcmp(step, "smoke-run")) return "smoke-running";
   if (!strcmp(step, "write")) return "writing the image";
+  if (!strcmp(step, "compile")) return "compiling GPU kernels (nodes)";
   return step;
 }
 
@@ -183,8 +184,10 @@ int cmd_build(int argc, char **argv) {
   if (rc) { cli_error(rc, "cannot open the image store"); return cli_exit_code(rc); }
   bo.progress = on_progress;
   bo.progress_ctx = &ps;
+  gpux_set_progress(on_progress, &ps); /* pipelines compiled while smoke-running on a GPU */
   char *summary = NULL;
   rc = gpux_build(st, path, &bo, &summary);
+  gpux_set_progress(NULL, NULL);
   if (ps.tty && !ps.quiet && ps.last) fprintf(stderr, "\r\033[K");
   gpux_store_close(st);
   if (rc) {

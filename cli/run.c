@@ -4,7 +4,9 @@
  * or several files as one batch (--batch). Prints what a person wants to read (the label and its
  * score, the recognized text) or, with --json, the outputs with their data, labels and timings;
  * --output writes the answer to a .json, .npy or .png file. --repeat N runs N times and prints
- * latency percentiles and the start-up time (program start to first result). */
+ * the first run's time (it plans the model), latency percentiles of the runs after it and the
+ * start-up time (program start to first result). On a terminal, GPU kernels compiling for a long
+ * first plan show their progress on stderr. */
 #include "cli.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -51,7 +53,8 @@ static void usage(FILE *f) {
     "                          output NAME, default the first, as a NumPy array) or FILE.png (an\n"
     "                          output that is an image or a map; a map over the input PNG)\n"
     "  --backend B             cpu, webgpu (or gpu) or auto (default: the image's runtime.backend)\n"
-    "  --repeat N              run N times; print p50/p90/p99 latency and the start-up time\n"
+    "  --repeat N              run N times; print the first run's time, p50/p90/p99 latency of the\n"
+    "                          runs after it and the start-up time (program start to first result)\n"
     "  --interactive           read one input per line and answer each (a REPL; a chat that keeps\n"
     "                          the conversation for an image with generate:)\n"
     "  --allow-handler         run the image's handler code even though it was pulled, not built\n"
@@ -178,6 +181,20 @@ static void free_inputs(input_list *l) {
   free(l->owned);
   free(l->items);
   memset(l, 0, sizeof *l);
+}
+
+/* gpux_set_progress's handler on a terminal: one line, rewritten, cleared when done. */
+static void on_compile(void *ctx, const char *step, int64_t done, int64_t total) {
+  int *shown = ctx;
+  if (strcmp(step, "compile")) return;
+  if (done >= total) {
+    if (*shown) fprintf(stderr, "\r\033[K");
+    *shown = 0;
+  } else {
+    fprintf(stderr, "\r\033[Kgpux: compiling GPU kernels: node %lld of %lld", (long long)done, (long long)total);
+    *shown = 1;
+  }
+  fflush(stderr);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -471,6 +488,9 @@ int cmd_run(int argc, char **argv) {
     }
   }
   cJSON_Delete(desc);
+  /* on a terminal, a long first plan (GPU kernels compiling) shows its progress */
+  int compile_shown = 0;
+  if (isatty(2)) gpux_set_progress(on_compile, &compile_shown);
   double *lat = NULL, first_result_ms = 0;
   char *json = NULL, *text = NULL;
   int runs = repeat ? repeat : 1;
@@ -488,6 +508,7 @@ int cmd_run(int argc, char **argv) {
     rc = run_once(app, in.items, in.n, &go, !as_json && !repeat, &json, &text);
     lat[r] = now_ms() - t0;
     if (r == 0) first_result_ms = now_ms() - program_start_ms;
+    if (compile_shown) fprintf(stderr, "\r\033[K"), compile_shown = 0;
     if (rc == GPUX_E_CANCELLED && cli_interrupted()) {
       int sig = cli_interrupted();
       fprintf(stderr, "gpux: error: %s: %s\n", sig == SIGINT ? "SIGINT" : "SIGTERM", gpux_last_error());
@@ -503,6 +524,7 @@ int cmd_run(int argc, char **argv) {
       status = cli_exit_code(rc);
     }
   }
+  gpux_set_progress(NULL, NULL);
   if (status == EXIT_OK && n_outputs) { /* the files first: a result is printed only when they are written */
     char *owned;
     size_t ilen = 0;
@@ -512,20 +534,26 @@ int cmd_run(int argc, char **argv) {
   }
   if (status == EXIT_OK) {
     if (repeat) {
-      qsort(lat, (size_t)runs, sizeof *lat, cmp_double);
-      double p50 = percentile(lat, runs, 50), p90 = percentile(lat, runs, 90), p99 = percentile(lat, runs, 99);
+      /* the first run plans (and compiles GPU kernels): it is reported on its own, and the
+         percentiles are over the runs after it (over the one run when there is one) */
+      double first_ms = lat[0];
+      double *steady = runs > 1 ? lat + 1 : lat;
+      int n = runs > 1 ? runs - 1 : 1;
+      qsort(steady, (size_t)n, sizeof *steady, cmp_double);
+      double p50 = percentile(steady, n, 50), p90 = percentile(steady, n, 90), p99 = percentile(steady, n, 99);
       if (as_json) {
         size_t jl = strlen(json);
         while (jl && json[jl - 1] != '}') jl--;
         printf("%.*s,\"repeat\":{\"runs\":%d,\"p50_ms\":%.4g,\"p90_ms\":%.4g,\"p99_ms\":%.4g,\"min_ms\":%.4g,"
-               "\"max_ms\":%.4g,\"startup_ms\":%.4g}}\n", (int)(jl ? jl - 1 : 0), json, runs, p50, p90, p99, lat[0],
-               lat[runs - 1], first_result_ms);
+               "\"max_ms\":%.4g,\"first_ms\":%.4g,\"startup_ms\":%.4g}}\n", (int)(jl ? jl - 1 : 0), json, runs, p50, p90,
+               p99, steady[0], steady[n - 1], first_ms, first_result_ms);
       } else {
         print_result(json, text, 0);
         char b[5][32];
-        printf("latency over %d run%s: p50 %s ms, p90 %s ms, p99 %s ms (min %s, max %s)\n", runs, runs == 1 ? "" : "s",
-               ms_text(p50, b[0], 32), ms_text(p90, b[1], 32), ms_text(p99, b[2], 32), ms_text(lat[0], b[3], 32),
-               ms_text(lat[runs - 1], b[4], 32));
+        printf("latency over %d run%s%s: p50 %s ms, p90 %s ms, p99 %s ms (min %s, max %s)\n", n, n == 1 ? "" : "s",
+               runs > 1 ? " after the first" : "", ms_text(p50, b[0], 32), ms_text(p90, b[1], 32), ms_text(p99, b[2], 32),
+               ms_text(steady[0], b[3], 32), ms_text(steady[n - 1], b[4], 32));
+        printf("first run: %s ms (plans the model: GPU kernels compile or come from the cache)\n", ms_text(first_ms, b[0], 32));
         printf("start-up: %s ms from program start to the first result\n", ms_text(first_result_ms, b[0], 32));
       }
     } else {

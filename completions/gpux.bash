@@ -43,7 +43,7 @@ _gpux() {
     pull) opts="--insecure --limit-rate -u --username --password-stdin --json -q --quiet --help" ;;
     login) opts="-u --username --password-stdin --insecure --help" ;;
     verify) opts="--backend --rtol --atol --jobs --timeout --json --no-fallback --help" ;;
-    bench) opts="--backend --threads --runs --warmup --min-time --json --help" ;;
+    bench) opts="--backend --threads --runs --warmup --min-time --profile --json --help" ;;
     rm) opts="-f --force --help" ;;
     tag|logout) opts="--help" ;;
   esac

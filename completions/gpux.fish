@@ -70,6 +70,7 @@ complete -c gpux -n "__fish_seen_subcommand_from verify" -l no-fallback -d 'skip
 complete -c gpux -n "__fish_seen_subcommand_from bench" -l runs -x
 complete -c gpux -n "__fish_seen_subcommand_from bench" -l warmup -x
 complete -c gpux -n "__fish_seen_subcommand_from bench" -l min-time -x
+complete -c gpux -n "__fish_seen_subcommand_from bench" -l profile
 complete -c gpux -n "__fish_seen_subcommand_from list images ps" -s q -l quiet -d 'names or digests only'
 complete -c gpux -n "__fish_seen_subcommand_from list images ps" -l format -x -a 'json table' -d 'output format or template'
 complete -c gpux -n "__fish_seen_subcommand_from rm" -s f -l force -d 'a missing image is not an error'

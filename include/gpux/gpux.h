@@ -272,9 +272,30 @@ typedef struct {
   uint64_t downloads, download_bytes;   /* device -> host */
   uint64_t device_memory;               /* bytes of device memory the session's plans hold now */
   uint64_t device_memory_peak;          /* the most they held at once */
+  uint64_t plans;                       /* times the graph was planned for the device (one plan per
+                                           input shape and per value of the few inputs that decide
+                                           shapes); 0 on the CPU */
 } gpux_run_stats;
 
 GPUX_API void gpux_session_stats(const gpux_session *s, gpux_run_stats *out);
+
+/* Profiling: the time each op type took, per device, over the runs made while it is on. */
+typedef struct {
+  const char *op_type;                  /* "MatMul" (valid until the next call that changes the
+                                           profile: enable, a run, free) */
+  const char *device;                   /* where it ran: "webgpu", "cpu" */
+  uint64_t count;                       /* node executions timed */
+  double total_ms;                      /* their total time */
+} gpux_op_profile;
+
+/* Turns timing of every node on (dropping what was gathered before) or off. Device nodes are
+ * timed with GPU timestamp queries where the adapter has `timestamp-query`; otherwise each is
+ * submitted alone and timed by the wall clock, which makes profiled runs slower. */
+GPUX_API int gpux_session_profile_enable(gpux_session *s, int on);
+/* What was gathered, the most time first: fills at most cap entries and returns how many there
+ * are. *method (may be NULL) says how device nodes were timed: "timestamp-query", "wall-clock",
+ * or "" when none ran on a device. */
+GPUX_API int gpux_session_profile(gpux_session *s, gpux_op_profile *out, int cap, const char **method);
 
 /* ---- devices ---- */
 typedef struct {
@@ -318,6 +339,10 @@ GPUX_API int gpux_store_inspect(gpux_store *st, const char *ref, char **json);
 /* ---- building images from a folder with a GPUXfile ---- */
 /* Progress of long steps: `done` of `total` (total 0 when unknown). */
 typedef void (*gpux_progress_fn)(void *ctx, const char *step, int64_t done, int64_t total);
+/* Long steps inside other calls report to one handler per process (NULL, the default: nowhere):
+ * step "compile" when planning a model for the GPU takes more than half a second (its nodes'
+ * pipelines compiled, `done` of `total` nodes; a last call with done == total). Any thread. */
+GPUX_API void gpux_set_progress(gpux_progress_fn fn, void *ctx);
 
 typedef struct {
   const char *tag;               /* NAME[:TAG]; NULL = the GPUXfile's name and version */

@@ -46,13 +46,17 @@ typedef struct gpux__io {
   const unsigned char *keep;              /* [n_outputs] or NULL: 1 = output stays on the device */
   gpux_device_tensor **out_values;                /* [n_outputs]: where kept outputs go */
   gpux_run_stats *stats;                  /* transfers are counted here */
+  struct gpux__prof *prof;                /* when not NULL: each node's time is added here */
 } gpux__io;
 
 /* What the runtime does for a backend: runs a node's CPU kernel, or with shape_only infers its
  * outputs' dtypes and shapes. Backends never call kernels themselves, so shape inference and
- * host execution (kernel contexts, the session's buffers, error messages) happen in one place. */
+ * host execution (kernel contexts, the session's buffers, error messages) happen in one place.
+ * When shape inference fails because an input's values decide the output shapes and are not
+ * known (gpux__need_data), *needed (when not NULL) gets that input's bit (inputs 0..63). */
 typedef struct gpux__host {
-  int (*run_node)(void *rt, const gpux__node *n, const gpux_tensor *const *in, gpux_tensor *const *out, int shape_only);
+  int (*run_node)(void *rt, const gpux__node *n, const gpux_tensor *const *in, gpux_tensor *const *out, int shape_only,
+                  uint64_t *needed);
   void *rt;
 } gpux__host;
 

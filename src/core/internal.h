@@ -42,6 +42,8 @@ void gpux__cancel_leave(const atomic_int *old);
 /* Formats a message and gives it to the gpux_set_log handler (default: "gpux: note: ..." on
  * stderr). The library never writes to stderr itself. */
 void gpux__log(int level, const char *fmt, ...) GPUX__PRINTF(2, 3);
+/* Reports a long step's progress to the handler of gpux_set_progress, if any. */
+void gpux__progress(const char *step, int64_t done, int64_t total);
 
 /* Allocation that records GPUX_E_NOMEM on failure (callers still check for NULL). */
 void *gpux__malloc(size_t n);

@@ -19,6 +19,24 @@ const char *gpux_log_level_name(int level) {
   return "unknown";
 }
 
+static gpux_progress_fn progress_fn; /* gpux_set_progress: NULL reports nothing */
+static void *progress_ctx;
+
+void gpux_set_progress(gpux_progress_fn fn, void *ctx) {
+  pthread_mutex_lock(&log_mu);
+  progress_fn = fn;
+  progress_ctx = fn ? ctx : NULL;
+  pthread_mutex_unlock(&log_mu);
+}
+
+void gpux__progress(const char *step, int64_t done, int64_t total) {
+  pthread_mutex_lock(&log_mu);
+  gpux_progress_fn fn = progress_fn;
+  void *ctx = progress_ctx;
+  pthread_mutex_unlock(&log_mu);
+  if (fn) fn(ctx, step, done, total);
+}
+
 void gpux_set_log(gpux_log_handler fn, void *ctx) {
   pthread_mutex_lock(&log_mu);
   log_fn = fn;

@@ -130,8 +130,10 @@ int gpux__out_copy(gpux__kctx *k, int i, const gpux_tensor *src) {
 
 int gpux__need_data(gpux__kctx *k, int i) {
   const gpux_tensor *t = IN(i);
-  if (t && !t->data && t->kind == GPUX_KIND_TENSOR && gpux_tensor_count(t) > 0)
+  if (t && !t->data && t->kind == GPUX_KIND_TENSOR && gpux_tensor_count(t) > 0) {
+    if (i >= 0 && i < 64) k->needed |= (uint64_t)1 << i;
     return gpux__kerr(k, GPUX_E_UNSUPPORTED, "input %d decides the output shape but is not known before running", i);
+  }
   return 0;
 }
 

@@ -42,6 +42,8 @@ struct gpux__kctx {
   gpux_tensor *const *out;       /* [n_out]; NULL entries for omitted optional outputs */
   int opset;                     /* the node's opset version */
   int shape_only;                /* infer dtypes/shapes, leave data NULL */
+  uint64_t needed;               /* shape_only: inputs (bit i, i < 64) whose values decide the
+                                    output shapes but were not known (gpux__need_data) */
   int status;                    /* last error set by gpux__kerr/gpux__out */
   gpux__subgraph_fn run_subgraph;
   void *exec;                    /* executor state for run_subgraph */
@@ -70,7 +72,8 @@ gpux_tensor *gpux__out_raw(gpux__kctx *k, int i, int dtype, int ndim, const int6
 /* Output i becomes a deep copy of src (sequences included). */
 int gpux__out_copy(gpux__kctx *k, int i, const gpux_tensor *src);
 /* In shape_only mode, an input whose values decide output shapes may not be known yet:
- * returns GPUX_E_UNSUPPORTED ("needs data") when IN(i) has no data, else 0. */
+ * returns GPUX_E_UNSUPPORTED ("needs data") when IN(i) has no data, noting i in k->needed,
+ * else 0. */
 int gpux__need_data(gpux__kctx *k, int i);
 
 /* Attributes, with the default when the attribute is absent. */

@@ -8,10 +8,12 @@
 #include "backend/backend-impl.h"
 #include "core/buffers.h"
 #include "core/memplan.h"
+#include "core/profile.h"
 #include "runtime/optimize.h"
 #include "runtime/value.h"
 #include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
 
 #define PLANS_MAX 4      /* input signatures whose memory plans a session keeps */
 #define PLAN_ALIGN 64    /* bytes: a cache line, and every vector load aligned where kernels align */
@@ -65,7 +67,16 @@ struct gpux_session {
   int n_plans;
   atomic_int planning;      /* 1 while a run uses `store` and the plans (runs may overlap) */
   gpux_run_stats stats;
+  int profiling;            /* gpux_session_profile_enable: nodes are timed into prof */
+  gpux__prof prof;
+  gpux__prof_entry *prof_sorted; /* the last answer of gpux_session_profile */
 };
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
 
 typedef struct frame {
   const gpux__graph *g;
@@ -232,7 +243,9 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
                        n->domain, n->domain[0] ? "::" : "", n->op_type);
       goto done;
     }
+    double t0 = f->s->profiling ? now_ms() : 0;
     rc = f->s->backend->run_node ? f->s->backend->run_node(f->s->backend_ctx, &k) : n->op->run(&k);
+    if (f->s->profiling && !rc) gpux__prof_add(&f->s->prof, n->op_type, "cpu", now_ms() - t0, GPUX__PROF_NONE);
     if (rc) {
       if (!k.status) gpux__error_prefix(rc, "node '%s' (%s): ", n->name, n->op_type);
       goto done;
@@ -404,7 +417,7 @@ static int pick_backend(gpux_session *s, const gpux_session_options *opts) {
 
 /* The runtime's host services (backend-impl.h): one node's CPU kernel, or its shapes only. */
 static int host_run_node(void *rt, const gpux__node *n, const gpux_tensor *const *in, gpux_tensor *const *out,
-                         int shape_only) {
+                         int shape_only, uint64_t *needed) {
   gpux_session *s = rt;
   if (!n->op) return gpux__error(GPUX_E_UNSUPPORTED_OP, "node '%s': operator %s is not supported", n->name, n->op_type);
   gpux__kctx k;
@@ -413,6 +426,7 @@ static int host_run_node(void *rt, const gpux__node *n, const gpux_tensor *const
   k.buffers = &s->buffers;
   int rc = n->op->run(&k);
   if (rc && !k.status) gpux__error_prefix(rc, "node '%s' (%s): ", n->name, n->op_type);
+  if (needed) *needed = k.needed;
   return rc;
 }
 
@@ -476,6 +490,7 @@ int gpux_session_create(gpux_model *m, const gpux_session_options *opts, gpux_se
     rc = gpux__error(GPUX_E_INTERNAL, "backend '%s' implements interface version %d, this runtime needs %d",
                      s->backend->name, s->backend->version, GPUX_BACKEND_INTERFACE_VERSION);
   gpux__buffers_init(&s->buffers);
+  gpux__prof_init(&s->prof);
   if (rc || (rc = session_prepare(s))) {
     gpux_session_free(s);
     return rc;
@@ -495,6 +510,8 @@ void gpux_session_free(gpux_session *s) {
   free(s->bodies);
   for (int i = 0; i < s->n_plans; i++) plan_free(&s->plans[i]);
   gpux__buffers_release(&s->buffers);
+  gpux__prof_release(&s->prof);
+  free(s->prof_sorted);
   free(s);
 }
 
@@ -635,7 +652,8 @@ static int session_exec(gpux_session *s, const gpux_tensor *in_t, const gpux_dev
   rc = GPUX__DECLINED;
   const gpux__graph *eg = s->og ? s->og : g; /* what runs */
   if (s->backend->run_graph) {
-    gpux__io io = {in_t, in_v, n_inputs, outputs, n_outputs, keep, out_values, &s->stats};
+    gpux__io io = {in_t, in_v, n_inputs, outputs, n_outputs, keep, out_values, &s->stats,
+                   s->profiling ? &s->prof : NULL};
     rc = s->backend->run_graph(s->backend_ctx, eg, &io);
     if (rc == GPUX_E_DEVICE && s->requested == GPUX_BACKEND_AUTO && !in_v) {
       /* the GPU failed (lost, out of memory): this session continues on the CPU */
@@ -772,4 +790,35 @@ void gpux_session_recycle(gpux_session *s, gpux_tensor *t) {
   if (!t) return;
   if (s) gpux__buffers_put(&s->buffers, t);
   else gpux_tensor_free(t);
+}
+
+int gpux_session_profile_enable(gpux_session *s, int on) {
+  if (on) gpux__prof_clear(&s->prof);
+  s->profiling = on != 0;
+  return 0;
+}
+
+static int cmp_prof(const void *a, const void *b) {
+  const gpux__prof_entry *x = a, *y = b;
+  return (x->ms < y->ms) - (x->ms > y->ms);
+}
+
+int gpux_session_profile(gpux_session *s, gpux_op_profile *out, int cap, const char **method) {
+  static const char *const methods[] = {"", "timestamp-query", "wall-clock"};
+  pthread_mutex_lock(&s->prof.lock);
+  int n = s->prof.n;
+  if (method) *method = methods[s->prof.method];
+  gpux__prof_entry *sorted = gpux__calloc((size_t)n + 1, sizeof *sorted);
+  if (!sorted) {
+    pthread_mutex_unlock(&s->prof.lock);
+    return GPUX_E_NOMEM;
+  }
+  if (n) memcpy(sorted, s->prof.e, (size_t)n * sizeof *sorted);
+  pthread_mutex_unlock(&s->prof.lock);
+  qsort(sorted, (size_t)n, sizeof *sorted, cmp_prof);
+  free(s->prof_sorted);
+  s->prof_sorted = sorted;
+  for (int i = 0; i < n && i < cap; i++)
+    out[i] = (gpux_op_profile){sorted[i].op, sorted[i].device, sorted[i].count, sorted[i].ms};
+  return n;
 }

@@ -18,9 +18,10 @@ expect ocr-named 0 '^Hello world 2024$' -- "$gpux" run ocr --input x=@"$tmp/line
 expect ocr-stdin 0 '^Hello world 2024$' -- bash -c "\"$gpux\" run ocr < \"$tmp/line1.png\""
 expect ocr-json 0 '"text":\["Hello world 2024"\].*"timings":\{"preprocess_ms"' -- "$gpux" run ocr --json --input "$tmp/line1.png"
 expect ocr-json-shape 0 '"name":"softmax_11.tmp_0","dtype":"float32","shape":\[1,[0-9]+,6625\]' -- "$gpux" run ocr --json --input "$tmp/line1.png"
-expect ocr-repeat 0 '^latency over 3 runs: p50 [0-9.]+ ms, p90 [0-9.]+ ms, p99 [0-9.]+ ms' -- "$gpux" run ocr --repeat 3 --input "$tmp/line1.png"
+expect ocr-repeat 0 '^latency over 2 runs after the first: p50 [0-9.]+ ms, p90 [0-9.]+ ms, p99 [0-9.]+ ms' -- "$gpux" run ocr --repeat 3 --input "$tmp/line1.png"
+expect ocr-first-run 0 '^first run: [0-9.]+ ms \(plans the model' -- "$gpux" run ocr --repeat 3 --input "$tmp/line1.png"
 expect ocr-startup 0 '^start-up: [0-9.]+ ms from program start to the first result$' -- "$gpux" run ocr --repeat 2 --input "$tmp/line1.png"
-expect ocr-repeat-json 0 '"repeat":\{"runs":2,"p50_ms":[0-9.]+,.*"startup_ms":[0-9.]+\}\}$' -- "$gpux" run ocr --json --repeat 2 --input "$tmp/line1.png"
+expect ocr-repeat-json 0 '"repeat":\{"runs":2,"p50_ms":[0-9.]+,.*"first_ms":[0-9.]+,"startup_ms":[0-9.]+\}\}$' -- "$gpux" run ocr --json --repeat 2 --input "$tmp/line1.png"
 expect ocr-interactive 0 '^gpux reads this line$' -- bash -c "printf '%s\n' \"$tmp/line2.png\" | \"$gpux\" run ocr --interactive"
 # straight from the folder, without building
 expect ocr-folder 0 '^Hello world 2024$' -- "$gpux" run "$root/examples/ocr" --input "$tmp/line1.png"

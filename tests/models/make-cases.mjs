@@ -1,7 +1,8 @@
 // make-cases.mjs — builds ONNX test-case folders for the real pretrained models (PaddleOCR v4
-// det/rec/cls, openWakeWord melspectrogram/embedding/wake-word classifiers, Silero VAD) and for
-// int8 models quantized as ONNX Runtime's tool does it (quant-models.mjs), with expected outputs
-// computed by ONNX Runtime's CPU execution provider in this same run.
+// det/rec/cls, openWakeWord melspectrogram/embedding/wake-word classifiers, Silero VAD), for
+// int8 models quantized as ONNX Runtime's tool does it (quant-models.mjs) and a tiny GPT-style
+// decoder made here (gpt.mjs), with expected outputs computed by ONNX Runtime's CPU execution
+// provider in this same run.
 //
 //   node tests/models/make-cases.mjs [--keep] [--only NAME[,NAME...]] OUTDIR
 //
@@ -10,7 +11,8 @@
 // encoder below). Inputs are meaningful where the model has a meaning to feed (rendered text lines
 // for OCR, a chirp for the audio front end, real features for the wake-word classifiers) and
 // seeded pseudo-random otherwise, so every run writes the same inputs. Models with dynamic sizes
-// get two variants with different sizes. OUTDIR/cases.txt lists the case folders, one a line;
+// get two variants with different sizes; the GPT cases hold two prompts of one length each
+// (test_data_set_0 and _1). OUTDIR/cases.txt lists the case folders, one a line;
 // OUTDIR/exact.txt those of them whose outputs must match exactly (the int8 models).
 // Two float16 models (fp16-models.mjs, written into OUTDIR/fp16-models/) have their cases listed
 // in OUTDIR/cases-fp16.txt instead: run.sh compares them with a float16 tolerance.
@@ -22,6 +24,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { QUANT_MODELS } from './quant-models.mjs';
 import { FP16_MODELS } from './fp16-models.mjs';
+import { gptModel, GPT } from './gpt.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -45,6 +48,8 @@ const MODELS = {
 };
 const QUANT = Object.keys(QUANT_MODELS);     // their paths are set by main() under OUTDIR
 const FP16 = Object.keys(FP16_MODELS);      // float16 models, likewise (fp16-models.mjs)
+// Models this script writes (into OUTDIR, before anything else runs).
+const GENERATED = { gpt: () => gptModel(7) };
 
 /* ---------------------------------------------------------------- TensorProto encoder */
 // onnx.TensorProto fields used: dims = 1 (repeated int64, written unpacked as proto2 does),
@@ -233,7 +238,7 @@ async function wakewordFeatures(audio) {
 async function buildCases() {
   const cases = {};
   const R = (name) => rng(seedOf(name));
-  const add = (name, model, inputs) => { cases[name] = { model, inputs }; };
+  const add = (name, model, inputs, ...more) => { cases[name] = { model, inputs, more }; };
 
   // PaddleOCR v4 detection: a page with text lines, two page sizes.
   for (const [H, W] of [[320, 320], [480, 640]])
@@ -299,6 +304,13 @@ async function buildCases() {
     add('fp16_transformer-16', 'fp16_transformer', [
       i64data(Array.from({ length: 16 }, () => Math.floor(r() * 50)), [1, 16]), f32(uniform(r, 16 * 32, -1, 1), [1, 16, 32])]);
   }
+  // The GPT-style decoder: token ids [batch, seq]; two prompts of one length share a WebGPU plan.
+  const prompt = (r, n) => Array.from({ length: n }, () => Math.floor(r() * GPT.vocab));
+  {
+    const r = R('gpt8');
+    add('gpt-1x8', 'gpt', [i64(prompt(r, 8), [1, 8])], [i64(prompt(r, 8), [1, 8])]);
+    add('gpt-2x5', 'gpt', [i64(prompt(r, 10), [2, 5])], [i64(prompt(r, 10), [2, 5])]);
+  }
   return cases;
 }
 
@@ -342,12 +354,19 @@ async function main() {
   if (!out) { console.error('make-cases: error: no output folder (see --help)'); process.exit(2); }
   for (const q of QUANT) MODELS[q] = path.join(path.resolve(out), 'quant-models', `${q}.onnx`);
   for (const q of FP16) MODELS[q] = path.join(path.resolve(out), 'fp16-models', `${q}.onnx`);
+  fs.mkdirSync(out, { recursive: true });
+  for (const [m, make] of Object.entries(GENERATED)) {
+    const file = path.resolve(out, `${m}.onnx`), bytes = make();
+    if (!fs.existsSync(file) || !fs.readFileSync(file).equals(bytes)) fs.writeFileSync(file, bytes);
+    MODELS[m] = file;
+  }
   for (const [m, p] of Object.entries(MODELS))
     if (!QUANT.includes(m) && !FP16.includes(m) && !fs.existsSync(p)) { console.error(`make-cases: error: model ${m} not found at ${p} (run scripts/install-deps.sh)`); process.exit(3); }
 
   const self = fs.readFileSync(fileURLToPath(import.meta.url));
   const stamp = createHash('sha256').update(self).update(fs.readFileSync(path.join(here, 'quant-models.mjs')))
     .update(fs.readFileSync(path.join(here, 'fp16-models.mjs')))
+    .update(fs.readFileSync(path.join(here, 'gpt.mjs')))
     .update(ort.env.versions?.node ?? '')
     .update(JSON.stringify(MODELS)).digest('hex');
   const stampFile = path.join(out, '.stamp'), listFile = path.join(out, 'cases.txt');
@@ -369,15 +388,24 @@ async function main() {
   const cases = await buildCases();
   const names = Object.keys(cases).filter((n) => !only || only.has(n) || only.has(cases[n].model));
   for (const name of names) {
-    const { model, inputs } = cases[name];
-    const outputs = await run(model, inputs);
+    const { model, inputs, more } = cases[name];
     const s = await session(model);
-    const dir = path.join(out, name), data = path.join(dir, 'test_data_set_0');
+    const dir = path.join(out, name);
     fs.rmSync(dir, { recursive: true, force: true });
-    fs.mkdirSync(data, { recursive: true });
+    fs.mkdirSync(dir, { recursive: true });
     fs.symlinkSync(MODELS[model], path.join(dir, 'model.onnx'));
-    inputs.forEach((t, k) => fs.writeFileSync(path.join(data, `input_${k}.pb`), tensorFile(s.inputNames[k], t)));
-    outputs.forEach((t, k) => fs.writeFileSync(path.join(data, `output_${k}.pb`), tensorFile(s.outputNames[k], t)));
+    let outputs, first;
+    for (const [set, ins] of [inputs, ...more].entries()) {
+      const data = path.join(dir, `test_data_set_${set}`);
+      fs.mkdirSync(data);
+      outputs = await run(model, ins);
+      ins.forEach((t, k) => fs.writeFileSync(path.join(data, `input_${k}.pb`), tensorFile(s.inputNames[k], t)));
+      outputs.forEach((t, k) => fs.writeFileSync(path.join(data, `output_${k}.pb`), tensorFile(s.outputNames[k], t)));
+      // another data set must give other results, or it tests nothing the first one does not
+      if (set === 0) first = outputs[0].data;
+      else if (first.every((v, i) => v === outputs[0].data[i])) throw new Error(`${name}: data set ${set} gives the outputs of set 0`);
+    }
+    outputs = await run(model, inputs);
     const desc = (ts) => ts.map((t) => `${t.type}[${t.dims.join(',')}]`).join(' ');
     let note = '';
     if (model === 'rec') note = `  reads "${ctcDecode(outputs[0])}"`;

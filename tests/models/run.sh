@@ -4,7 +4,8 @@
 # gpux's CPU backend and compared with ONNX Runtime's CPU outputs on the same
 # inputs. Makes the test-case folders with node (tests/models/make-cases.mjs, skipped when they
 # are up to date), then runs `gpux verify` on them; fails when any case fails or is skipped, or
-# when an int8 case (exact.txt) differs at all or, on WebGPU, runs any node on the CPU.
+# when an int8 case (exact.txt) differs at all or, on WebGPU, runs any node on the CPU; then
+# checks `gpux bench --profile` on a tiny GPT-style decoder and, on WebGPU, its plan count.
 # Each case runs twice in its session: the second run writes its intermediates where the memory
 # plan the first one made puts them, and is compared as well.
 # The float16 models (cases-fp16.txt) are compared with a float16 tolerance (rtol 1e-2, atol
@@ -84,5 +85,26 @@ set -e
 if [ "$rc" -ne 0 ] || ! grep -qE "^${#fp16[@]} passed, 0 failed, 0 skipped" "$log"; then
   echo "run.sh: FAILED: the float16 model cases must match within rtol $rtol16, atol $atol16${opts[4]:+, with no node on the CPU}" >&2
   exit 1
+fi
+
+# gpux bench --profile lists the model's op types with their times (the GPT case on this backend).
+j=$("$gpux" bench --backend "$backend" --json --runs 2 --warmup 0 --profile "$cases/gpt-1x8")
+for op in Gather MatMul Softmax LayerNormalization Where Erf; do
+  if ! grep -qE "\{\"op\":\"$op\",\"device\":\"[a-z]+\",\"count\":[1-9][0-9]*,\"total_ms\":[0-9.]+" <<<"$j"; then
+    echo "run.sh: FAILED: gpux bench --profile on gpt-1x8 does not list $op: $j" >&2
+    exit 1
+  fi
+done
+echo "run.sh: gpt-1x8: bench --profile lists the op types"
+
+# Token ids are data, not part of a plan's key: the GPT case's two prompts (one length) run with
+# one WebGPU plan (gpux bench takes the data sets in turn and reports the session's plan count).
+if [ "$backend" = webgpu ]; then
+  j=$("$gpux" bench --backend webgpu --json --runs 3 --warmup 0 "$cases/gpt-1x8")
+  if ! grep -q '"data_sets":2,"plans":1}' <<<"$j"; then
+    echo "run.sh: FAILED: gpt-1x8's two prompts should run with one WebGPU plan: $j" >&2
+    exit 1
+  fi
+  echo "run.sh: gpt-1x8: two prompts, one WebGPU plan"
 fi
 echo "run.sh: all $((${#dirs[@]} + ${#fp16[@]})) model cases match ONNX Runtime on the $backend backend"

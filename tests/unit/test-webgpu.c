@@ -1,6 +1,7 @@
 /* test-webgpu.c — the WebGPU backend's contract: a missing library is an error with a message
  * (and AUTO falls back to the CPU), an adapter is found (lavapipe on machines without a GPU —
- * this test fails, not skips, when there is none), models run with one plan per input shape,
+ * this test fails, not skips, when there is none), models run with one plan per input shape
+ * (and per value of the inputs that decide shapes, never of token ids),
  * CPU fallbacks in the middle of a graph, and device errors (shader compile errors, validation
  * errors, a lost device) come back as gpux errors instead of crashes or hangs. */
 #include <setjmp.h>
@@ -208,11 +209,75 @@ static void test_device_lost(void **state) {
   gpux_model_free(m);
 }
 
+/* Y = Reshape(Gather(E, ids), shape): token ids are data, `shape` decides the output's shape. */
+static gpux_model *embed_model(void) {
+  pbw g = {0}, m = {0};
+  int64_t idd[] = {1, -1}, ed[] = {16, 4}, sd[] = {2}, yd[] = {-1, -1};
+  float e[64];
+  for (int i = 0; i < 64; i++) e[i] = (float)i * 0.5f - 3.0f;
+  const char *a[] = {"E", "ids"}, *b[] = {"G", "shape"};
+  node(&g, "Gather", a, 2, "G", NULL, 0);
+  node(&g, "Reshape", b, 2, "Y", NULL, 0);
+  pbw_str(&g, 2, "embed");
+  pbw_tensor(&g, 5, "E", GPUX_DT_FLOAT, 2, ed, e, sizeof e);
+  pbw_value_info(&g, 11, "ids", GPUX_DT_INT64, 2, idd, "seq");
+  pbw_value_info(&g, 11, "shape", GPUX_DT_INT64, 1, sd, NULL);
+  pbw_value_info(&g, 12, "Y", GPUX_DT_FLOAT, 2, yd, "n");
+  model(&m, &g, 17);
+  gpux_model *out = NULL;
+  assert_int_equal(gpux_model_load_buffer(m.data, m.len, "embed.onnx", &out), 0);
+  free(m.data);
+  return out;
+}
+
+/* Runs embed_model on ids [1,6] (first + 2k mod 16) reshaped to (rows, 24/rows); checks Y. */
+static void run_embed(gpux_session *s, int64_t first, int64_t rows) {
+  gpux_tensor in[2], y;
+  int64_t idd[] = {1, 6}, sd[] = {2};
+  assert_int_equal(gpux_tensor_init(&in[0], GPUX_DT_INT64, 2, idd), 0);
+  assert_int_equal(gpux_tensor_init(&in[1], GPUX_DT_INT64, 1, sd), 0);
+  int64_t *ids = in[0].data, *shape = in[1].data;
+  for (int k = 0; k < 6; k++) ids[k] = (first + 2 * k) % 16;
+  shape[0] = rows, shape[1] = 24 / rows;
+  if (gpux_session_run(s, in, 2, &y, 1)) fail_msg("run: %s", gpux_last_error());
+  assert_int_equal(y.ndim, 2);
+  assert_int_equal(y.dims[0], rows);
+  const float *yv = y.data;
+  for (int k = 0; k < 24; k++) assert_true(yv[k] == (float)(ids[k / 4] * 4 + k % 4) * 0.5f - 3.0f);
+  gpux_tensor_free(&in[0]);
+  gpux_tensor_free(&in[1]);
+  gpux_tensor_free(&y);
+}
+
+/* Token ids do not key a plan (two prompts, one plan, the lookup on the GPU); an input whose
+ * values decide a shape does (a new shape value, a new plan). */
+static void test_plan_key(void **state) {
+  (void)state;
+  gpux_model *m = embed_model();
+  gpux_session *s = NULL;
+  if (gpux_session_create(m, &webgpu, &s)) fail_msg("%s", gpux_last_error());
+  gpux_run_stats st;
+  run_embed(s, 1, 6);
+  gpux_session_stats(s, &st);
+  assert_int_equal(st.plans, 1);
+  assert_string_equal(gpux_session_node_device(s, 0, NULL), "webgpu"); /* not folded into a constant */
+  run_embed(s, 4, 6);
+  run_embed(s, 9, 6);
+  gpux_session_stats(s, &st);
+  assert_int_equal(st.plans, 1);
+  run_embed(s, 3, 4);
+  gpux_session_stats(s, &st);
+  assert_int_equal(st.plans, 2);
+  assert_string_equal(gpux_session_node_device(s, 0, NULL), "webgpu");
+  gpux_session_free(s);
+  gpux_model_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_missing_library), cmocka_unit_test(test_adapter_found),
     cmocka_unit_test(test_run_with_fallback), cmocka_unit_test(test_shader_errors),
-    cmocka_unit_test(test_device_lost),
+    cmocka_unit_test(test_device_lost), cmocka_unit_test(test_plan_key),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,8 +29,8 @@ typedef struct wg_ctx {
   wg_plan *plans[WG_MAX_PLANS];  /* most recently used first */
   int n_plans;
   wg_plan *last;                 /* the plan of the last run */
-  uint64_t keyed;                /* model inputs whose values are part of the plan key although
-                                    they are floats: planning found that they decide shapes */
+  uint64_t keyed;                /* model inputs whose values are part of the plan key: planning
+                                    found that they decide shapes or a kernel's form */
   uint64_t budget;               /* gpu_memory: bytes the plans may hold, 0 = no limit */
 } wg_ctx;
 
@@ -82,8 +82,8 @@ static uint64_t plans_bytes(const wg_ctx *c) {
   return total;
 }
 
-/* Inputs bound to device values whose data the plan key needs (small integer inputs, floats
- * that decide shapes) are read to the host: ins[i] then owns that data and vals[i] is NULL. */
+/* Inputs bound to device values whose data the plan key needs (those that decide shapes) are
+ * read to the host: ins[i] then owns that data and vals[i] is NULL. */
 static int read_keyed(wg_ctx *c, gpux_tensor *ins, const gpux_device_tensor **vals, unsigned char *owned, int n,
                       gpux_run_stats *stats) {
   for (int i = 0; i < n; i++) {
@@ -132,11 +132,14 @@ static int find_plan(wg_ctx *c, gpux_tensor *inputs, const gpux_device_tensor **
       free(key);
       return rc;
     }
-    if (want && attempt < 4 && gpux__wg_plan_declined(p, NULL)) { /* plan again with those inputs known */
+    /* inputs found to decide shapes: plan again with their values known (and in the key); the
+       set only grows, and the session keeps it for later runs */
+    if (want && attempt < 8 && gpux__wg_plan_declined(p, NULL)) {
       gpux__wg_plan_free(p);
       c->keyed |= want;
       continue;
     }
+    stats->plans++;
     if (c->n_plans == WG_MAX_PLANS) drop_plan(c, c->n_plans - 1);
     memmove(&c->plans[1], &c->plans[0], (size_t)c->n_plans * sizeof *c->plans);
     c->plans[0] = p;

@@ -55,7 +55,9 @@ static void sv_copy(char *dst, size_t cap, WGPUStringView v) {
 
 /* Functions gpux can do without: timed waits fall back to polling; wgpuDeviceForceLoss (Dawn) only
  * serves fault-injection tests. */
-static const char *const optional_funcs[] = {"wgpuGetInstanceCapabilities", "wgpuDeviceForceLoss"};
+static const char *const optional_funcs[] = {"wgpuGetInstanceCapabilities", "wgpuDeviceForceLoss",
+                                             "wgpuDeviceCreateQuerySet", "wgpuCommandEncoderResolveQuerySet",
+                                             "wgpuQuerySetDestroy", "wgpuQuerySetRelease", "wgpuDeviceHasFeature"};
 
 static int is_optional(const char *name) {
   for (size_t i = 0; i < GPUX__ARRAY_LEN(optional_funcs); i++)
@@ -366,6 +368,8 @@ static void read_adapter_info(wg_device *d, WGPUAdapter a) {
   d->has_f16 = d->f.wgpuAdapterHasFeature(a, WGPUFeatureName_ShaderF16) != 0;
   d->has_subgroups = d->f.wgpuAdapterHasFeature(a, WGPUFeatureName_Subgroups) != 0;
   d->has_subgroup_matrix = d->f.wgpuAdapterHasFeature(a, WGPUFeatureName_ChromiumExperimentalSubgroupMatrix) != 0;
+  d->has_timestamps = d->f.wgpuAdapterHasFeature(a, WGPUFeatureName_TimestampQuery) != 0 && d->f.wgpuDeviceCreateQuerySet &&
+                      d->f.wgpuCommandEncoderResolveQuerySet && d->f.wgpuQuerySetDestroy && d->f.wgpuQuerySetRelease;
 }
 
 static int request_device(wg_device *d) {
@@ -374,16 +378,21 @@ static int request_device(wg_device *d) {
   if (d->f.wgpuAdapterGetLimits(d->adapter, &limits) != WGPUStatus_Success)
     return gpux__error(GPUX_E_DEVICE, "WebGPU: the adapter's limits could not be read");
   limits.nextInChain = NULL;
-  WGPUEnum features[2];
+  WGPUEnum features[3];
   size_t n_features = 0;
   if (d->has_f16) features[n_features++] = WGPUFeatureName_ShaderF16;
   if (d->has_subgroups) features[n_features++] = WGPUFeatureName_Subgroups;
+  if (d->has_timestamps) features[n_features++] = WGPUFeatureName_TimestampQuery; /* profiling */
   WGPUDeviceDescriptor desc;
   memset(&desc, 0, sizeof desc);
   desc.label = sv("gpux");
   desc.requiredFeatureCount = n_features;
   desc.requiredFeatures = features;
   desc.requiredLimits = &limits; /* everything the adapter offers: big buffers, many bindings */
+  /* compiled pipelines are kept on disk between processes (cache.c) */
+  WGPUDawnCacheDeviceDescriptor cache = {{NULL, WGPUSType_DawnCacheDeviceDescriptor}, {NULL, 0},
+                                         gpux__wg_cache_load, gpux__wg_cache_store, d->cache};
+  if (d->cache) desc.nextInChain = &cache.chain;
   desc.deviceLostCallbackInfo = (WGPUDeviceLostCallbackInfo){NULL, WGPUCallbackMode_AllowSpontaneous, on_device_lost, d, NULL};
   desc.uncapturedErrorCallbackInfo = (WGPUUncapturedErrorCallbackInfo){NULL, on_uncaptured_error, d, NULL};
   request_result r = {0};
@@ -395,6 +404,12 @@ static int request_device(wg_device *d) {
     return gpux__error(GPUX_E_DEVICE, "WebGPU: the adapter '%s' refused to create a device: %s", d->name, r.message);
   d->device = r.object;
   d->queue = d->f.wgpuDeviceGetQueue(d->device);
+  /* an adapter may list a feature that its device then leaves off */
+  if (d->has_timestamps && d->f.wgpuDeviceHasFeature)
+    d->has_timestamps = d->f.wgpuDeviceHasFeature(d->device, WGPUFeatureName_TimestampQuery) != 0;
+  if (getenv("GPUX_WEBGPU_VERBOSE"))
+    gpux__log(GPUX_LOG_DEBUG, "webgpu: features: shader-f16 %d, subgroups %d, timestamp-query %d", d->has_f16,
+              d->has_subgroups, d->has_timestamps);
   memset(&d->limits, 0, sizeof d->limits);
   if (d->f.wgpuDeviceGetLimits(d->device, &d->limits) != WGPUStatus_Success) d->limits = limits;
   d->limits.nextInChain = NULL;
@@ -564,6 +579,28 @@ int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipe
   return 0;
 }
 
+int gpux__wg_query_set(wg_device *d, uint32_t count, WGPUQuerySet *out) {
+  *out = NULL;
+  if (!d->has_timestamps) return gpux__error(GPUX_E_UNSUPPORTED, "WebGPU: no timestamp-query on this device");
+  d->f.wgpuDevicePushErrorScope(d->device, WGPUErrorFilter_Validation);
+  WGPUQuerySetDescriptor qd = {NULL, sv("gpux profile"), WGPUQueryType_Timestamp, count};
+  WGPUQuerySet qs = d->f.wgpuDeviceCreateQuerySet(d->device, &qd);
+  scope_result r = {0};
+  WGPUPopErrorScopeCallbackInfo cb = {NULL, callback_mode(d), on_pop_scope, &r, NULL};
+  WGPUFuture fut = d->f.wgpuDevicePopErrorScope(d->device, cb);
+  int rc = wait_future(d, fut, &r.done, "making a timestamp query set");
+  if (!rc && (!qs || (r.status == WGPUPopErrorScopeStatus_Success && r.type != WGPUErrorType_NoError))) {
+    d->has_timestamps = 0; /* not again: profiling times nodes by the wall clock instead */
+    rc = gpux__error(GPUX_E_UNSUPPORTED, "WebGPU: timestamp queries are turned down: %s", r.message);
+  }
+  if (rc) {
+    if (qs) d->f.wgpuQuerySetRelease(qs);
+    return rc;
+  }
+  *out = qs;
+  return 0;
+}
+
 /* ---- the self-test: a compute dispatch whose result is checked ---- */
 
 static int self_test(wg_device *d) {
@@ -632,6 +669,7 @@ static void device_free(wg_device *d) {
     d->f.wgpuDeviceRelease(d->device);
   }
   if (d->adapter) d->f.wgpuAdapterRelease(d->adapter);
+  gpux__wg_cache_close(d->cache); /* after the device: Dawn may store while it goes */
   /* the instance and library are the process's (runtime_get) */
   pthread_mutex_destroy(&d->mu);
   free(d);
@@ -650,6 +688,7 @@ static int device_create(wg_device **out) {
   uint64_t t1 = now_ns(), t2 = t1;
   if (!rc) rc = request_adapter(d, WGPUPowerPreference_HighPerformance, &d->adapter);
   if (!rc) read_adapter_info(d, d->adapter);
+  if (!rc) d->cache = gpux__wg_cache_open(d);
   uint64_t t3 = now_ns();
   if (!rc) rc = request_device(d);
   uint64_t t4 = now_ns();

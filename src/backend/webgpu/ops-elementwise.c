@@ -501,7 +501,7 @@ static int op_identity(wg_build *b) {
     if (gpux__wg_n_out(b) > 1 && gpux__wg_out(b, 1)) return gpux__wg_decline(b, "Dropout mask requested");
     const gpux_tensor *tm = gpux__wg_in(b, 2);
     if (tm) {
-      if (!gpux__wg_is_const(b, 2)) return gpux__wg_decline(b, "Dropout training_mode not known");
+      if (gpux__wg_need_const(b, 2)) return GPUX_E_UNSUPPORTED;
       if (gpux__load_i64(tm->dtype, tm->data, 0)) return gpux__wg_decline(b, "Dropout in training mode");
     }
   }

@@ -92,7 +92,7 @@ static int reduce_axes(wg_build *b, int rank, unsigned char *red, int *noop) {
   if (from_input) {
     const gpux_tensor *t = gpux__wg_in(b, 1);
     if (t && gpux_tensor_count(t) > 0) {
-      if (!gpux__wg_is_const(b, 1)) return gpux__wg_decline(b, "axes not known when planning");
+      if (gpux__wg_need_const(b, 1)) return GPUX_E_UNSUPPORTED;
       na = (int)gpux_tensor_count(t);
       if (na > GPUX_MAX_DIMS) return gpux__wg_decline(b, "too many axes");
       for (int i = 0; i < na; i++) axes[i] = gpux__load_i64(t->dtype, t->data, i);

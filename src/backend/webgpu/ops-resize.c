@@ -73,7 +73,7 @@ static int64_t attr_i(wg_build *b, const char *name, int64_t dflt) {
 static int const_floats(wg_build *b, int slot, double *vals, int cap) {
   const gpux_tensor *t = gpux__wg_in(b, slot);
   if (!t || !gpux_tensor_count(t)) return 0;
-  if (!gpux__wg_is_const(b, slot)) return gpux__wg_decline(b, "input %d is not known when planning", slot);
+  if (gpux__wg_need_const(b, slot)) return GPUX_E_UNSUPPORTED;
   int64_t n = gpux_tensor_count(t);
   if (n > cap) return gpux__wg_decline(b, "input %d has too many values", slot);
   for (int64_t i = 0; i < n; i++) vals[i] = gpux__load_f64(t->dtype, t->data, i);
@@ -153,7 +153,8 @@ static int op_resize(wg_build *b) {
       /* sizes: the scales follow from the output the shape inference made, except under an aspect
        * policy (one scale for every axis) */
       const gpux_tensor *st = gpux__wg_in(b, 3);
-      if (!st || !gpux__wg_is_const(b, 3)) return gpux__wg_decline(b, "Resize sizes not known when planning");
+      if (!st) return gpux__wg_decline(b, "Resize sizes not given");
+      if (gpux__wg_need_const(b, 3)) return GPUX_E_UNSUPPORTED;
       int64_t sz[GPUX_MAX_DIMS];
       if (gpux_tensor_count(st) != naxes) return gpux__wg_decline(b, "bad sizes");
       for (int i = 0; i < naxes; i++) sz[i] = gpux__load_i64(st->dtype, st->data, i);

@@ -71,7 +71,7 @@ static int op_expand(wg_build *b) {
 static int const_ints(wg_build *b, int slot, int64_t *vals, int cap) {
   const gpux_tensor *t = gpux__wg_in(b, slot);
   if (!t) return -1;
-  if (!gpux__wg_is_const(b, slot)) return gpux__wg_decline(b, "input %d is not known when planning", slot);
+  if (gpux__wg_need_const(b, slot)) return GPUX_E_UNSUPPORTED;
   int64_t n = gpux_tensor_count(t);
   if (n > cap) return gpux__wg_decline(b, "input %d has too many values", slot);
   for (int64_t i = 0; i < n; i++) vals[i] = gpux__load_i64(t->dtype, t->data, i);

@@ -1,5 +1,6 @@
-/* plan.c — the WebGPU executor. A graph is planned once per input signature (shapes, and the
- * values of small integer inputs, which usually decide shapes):
+/* plan.c — the WebGPU executor. A graph is planned once per input signature: the inputs'
+ * shapes, and the values of the few small inputs found to decide shapes or a kernel's form
+ * (gpux__wg_keyed_input; token ids and other data never key a plan):
  *   1. shapes: the runtime infers every node's outputs (the host services of backend-impl.h:
  *      its kernel in shape-only mode); nodes whose inputs are all known (initializers,
  *      shape-derived values) the runtime computes once here ("const");
@@ -14,6 +15,7 @@
  * Per inference: inputs are written, each segment's dispatches are encoded into one command
  * buffer and submitted once, and its results are read back with one map. */
 #include "backend/webgpu/wg.h"
+#include "core/profile.h"
 #include <stdio.h>
 #include <time.h>
 
@@ -43,7 +45,7 @@ typedef struct wg_val {
   int gpu_type;
   int upload_seg, download_seg;  /* -1 when none; upload_seg -2: written by a control-flow step */
   int producer;                  /* node index, -1 */
-  int keyed;                     /* a small integer model input whose values are part of the key */
+  int keyed;                     /* a model input whose values are part of the key */
   int host_read;                 /* a node placed on the CPU reads it */
 } wg_val;
 
@@ -118,6 +120,11 @@ struct wg_plan {
   int n_cpu, n_gpu, n_const;
   uint64_t runs;
   uint64_t bytes;                /* device memory the plan holds: pools and read-back buffers */
+  /* profiling with timestamp-query (made on first use): two timestamps per GPU node of the
+     largest segment, resolved into ts_resolve and read back from ts_read */
+  WGPUQuerySet qs;
+  WGPUBuffer ts_resolve, ts_read;
+  uint32_t ts_count;
   gpux_run_stats *stats;         /* of the run being planned or run (transfers are counted) */
   const gpux__host *host;        /* the runtime: shape inference and CPU nodes */
   const unsigned char *supported; /* [n_nodes] nodes the runtime placed here, or NULL */
@@ -164,11 +171,8 @@ struct wg_build {
   int declined;
   char why[200];
   int oom;
+  uint64_t need;                 /* inputs whose values the kernel needs when planning */
 };
-
-static int is_float_dtype(int dt) {
-  return dt == GPUX_DT_FLOAT || dt == GPUX_DT_DOUBLE || dt == GPUX_DT_FLOAT16 || dt == GPUX_DT_BFLOAT16;
-}
 
 /* Integer and bool data the GPU may hold as i32 (int64 values are range-checked on upload). */
 static int int_like(int dt) {
@@ -190,6 +194,12 @@ int gpux__wg_is_const(wg_build *b, int i) {
   const gpux__node *n = gpux__wg_node(b);
   if (i < 0 || i >= n->n_in || n->in[i] < 0) return 0;
   return b->p->vals[n->in[i]].state == V_CONST;
+}
+
+int gpux__wg_need_const(wg_build *b, int i) {
+  if (gpux__wg_is_const(b, i)) return 0;
+  if (i >= 0 && i < 64) b->need |= (uint64_t)1 << i;
+  return gpux__wg_decline(b, "input %d is not known when planning", i);
 }
 
 int gpux__wg_decline(wg_build *b, const char *fmt, ...) {
@@ -412,6 +422,9 @@ static void plan_free_gpu(wg_plan *p) {
     if (p->bufs[i]) { d->f.wgpuBufferDestroy(p->bufs[i]); d->f.wgpuBufferRelease(p->bufs[i]); }
   for (int s = 0; s < p->n_segs; s++)
     if (p->segs[s].staging) { d->f.wgpuBufferDestroy(p->segs[s].staging); d->f.wgpuBufferRelease(p->segs[s].staging); }
+  if (p->qs) { d->f.wgpuQuerySetDestroy(p->qs); d->f.wgpuQuerySetRelease(p->qs); }
+  if (p->ts_resolve) { d->f.wgpuBufferDestroy(p->ts_resolve); d->f.wgpuBufferRelease(p->ts_resolve); }
+  if (p->ts_read) { d->f.wgpuBufferDestroy(p->ts_read); d->f.wgpuBufferRelease(p->ts_read); }
 }
 
 static void ctrl_free(struct wg_ctrl *c);
@@ -448,13 +461,13 @@ void gpux__wg_plan_free(wg_plan *p) {
 
 /* ---- 1. shapes and constants ---- */
 
-/* Small integer/bool model inputs are part of the plan key: they usually carry shapes, axes,
- * pads or counts, and knowing them lets shapes be computed while planning. */
-int gpux__wg_keyed_input(const gpux_tensor *t, int i, uint64_t extra) {
-  if (t->kind != GPUX_KIND_TENSOR || t->dtype == GPUX_DT_STRING || gpux_dtype_size(t->dtype) == 0 || gpux_tensor_count(t) > 64)
-    return 0;
-  /* floats too when planning showed that they decide shapes (Resize scales) */
-  return !is_float_dtype(t->dtype) || (i < 64 && (extra >> i & 1));
+/* Whether model input i's values are part of the plan key: only when planning found that they
+ * decide shapes or a kernel's form (bit i of `keyed`, see want_inputs) and the tensor is small.
+ * Everything else (token ids, masks, images) is data, written to the GPU per run. */
+int gpux__wg_keyed_input(const gpux_tensor *t, int i, uint64_t keyed) {
+  if (i < 0 || i >= 64 || !(keyed >> i & 1)) return 0;
+  return t->kind == GPUX_KIND_TENSOR && t->dtype != GPUX_DT_STRING && gpux_dtype_size(t->dtype) != 0 &&
+         gpux_tensor_count(t) <= 64;
 }
 
 static int foldable(const gpux__node *n) {
@@ -470,8 +483,11 @@ static int has_subgraph(const gpux__node *n) {
   return 0;
 }
 
-/* Infers node i's outputs; computes them when every input is known. */
-static int plan_shapes(wg_plan *p, int i) {
+static void want_inputs_of(wg_plan *p, int v);
+
+/* Infers node i's outputs; computes them when every input is known. When shape inference needs
+ * the values of inputs that are not known, *needed gets their bits. */
+static int plan_shapes(wg_plan *p, int i, uint64_t *needed) {
   const gpux__node *n = &p->g->nodes[i];
   if (n->n_in > 64 || n->n_out > 16) return gpux__error(GPUX_E_UNSUPPORTED, "node '%s' has too many inputs", n->name);
   const gpux_tensor *in[64];
@@ -490,7 +506,7 @@ static int plan_shapes(wg_plan *p, int i) {
   int shape_of = !strcmp(n->op_type, "Shape") || !strcmp(n->op_type, "Size");
   if (shape_of && in[0] && in[0]->kind == GPUX_KIND_TENSOR) all_const = 1; /* reads dims only */
   /* the runtime infers (or, for constants, computes) the outputs */
-  int rc = p->host->run_node(p->host->rt, n, in, out, !all_const);
+  int rc = p->host->run_node(p->host->rt, n, in, out, !all_const, needed);
   if (rc) {
     for (int j = 0; j < n->n_out; j++) gpux_tensor_free(&outs[j]);
     return rc;
@@ -622,6 +638,8 @@ static int plan_place(wg_plan *p, int i) {
   if (b.oom || b.declined || rc) /* tables of a declined kernel */
     for (int k = 0; k < b.n_scratch; k++) free(b.scratch_init[k]), b.scratch_init[k] = NULL;
   if (b.oom) { free(b.disp); return GPUX_E_NOMEM; }
+  for (int j = 0; j < n->n_in && j < 64 && b.need; j++) /* values the kernel must know: ask to key them */
+    if (b.need >> j & 1) want_inputs_of(p, n->in[j]);
   for (int j = 0; j < n->n_out && !b.declined && rc == 0; j++) {
     if (!b.out[j]) continue;
     int made = 0; /* every output must be written by a dispatch or be an alias */
@@ -1125,8 +1143,14 @@ static int plan_build(wg_device *dev, const gpux__graph *g, const gpux__host *ho
       val->state = V_HOST;
     }
   }
+  struct timespec t_start, t_now;
+  clock_gettime(CLOCK_MONOTONIC, &t_start);
+  int told = 0; /* progress reported (planning took long: pipelines compiling) */
   for (int i = 0; i < g->n_nodes; i++) {
     const gpux__node *n = &g->nodes[i];
+    clock_gettime(CLOCK_MONOTONIC, &t_now);
+    if (told || (t_now.tv_sec - t_start.tv_sec) * 1000000000L + (t_now.tv_nsec - t_start.tv_nsec) > 500000000L)
+      gpux__progress("compile", i, g->n_nodes), told = 1;
     if (has_subgraph(n)) {
       if ((rc = plan_control(p, i))) goto fail;
       if (p->declined) {
@@ -1135,22 +1159,25 @@ static int plan_build(wg_device *dev, const gpux__graph *g, const gpux__host *ho
       }
       continue;
     }
-    if ((rc = plan_shapes(p, i))) {
-      /* small float model inputs read by this node may decide shapes: ask to key them */
-      for (int j = 1; j < n->n_in; j++) {
-        int v = n->in[j];
-        if (v < 0 || !g->values[v].is_graph_input || p->vals[v].state != V_HOST || body) continue;
-        for (int q = 0; q < g->n_inputs && q < 64 && q < n_inputs; q++)
-          if (g->inputs[q] == v && inputs[q].kind == GPUX_KIND_TENSOR && gpux_tensor_count(&inputs[q]) <= 64 &&
-              !(extra >> q & 1))
-            *want |= (uint64_t)1 << q;
-      }
+    uint64_t needed = 0;
+    if ((rc = plan_shapes(p, i, &needed))) {
+      /* the inputs whose values decide the shapes (all of them when the op did not say which):
+       * the model inputs they are computed from are asked to key the plan */
+      for (int j = 0; j < n->n_in; j++)
+        if (!needed || (j < 64 && needed >> j & 1)) want_inputs_of(p, n->in[j]);
       decline_at(p, i, "output shapes depend on data: %s", gpux_last_error());
       *out = p;
       return 0;
     }
     if ((rc = plan_place(p, i))) goto fail;
+    if (p->want && (*p->want & ~extra)) { /* a kernel needs values that could key the plan: plan again */
+      p->declined = 1;
+      snprintf(p->why, sizeof p->why, "planned again with more inputs known");
+      *out = p;
+      return 0;
+    }
   }
+  if (told) gpux__progress("compile", g->n_nodes, g->n_nodes);
   for (int i = 0; i < g->n_nodes; i++) {
     int pl = p->nodes[i].place;
     p->n_cpu += pl == P_CPU;
@@ -1182,8 +1209,10 @@ static int plan_build(wg_device *dev, const gpux__graph *g, const gpux__host *ho
   if (getenv("GPUX_WEBGPU_VERBOSE")) {
     uint64_t total = 0;
     for (int b = 0; b < p->n_bufs; b++) total += p->buf_size[b];
-    gpux__log(GPUX_LOG_DEBUG, "webgpu: planned %d nodes (%d gpu, %d cpu, %d const), %d dispatches, %d segments, %.1f MiB in %d buffers",
-            g->n_nodes, p->n_gpu, p->n_cpu, p->n_const, p->n_disp, p->n_segs, (double)total / 1048576.0, p->n_bufs);
+    clock_gettime(CLOCK_MONOTONIC, &t_now);
+    gpux__log(GPUX_LOG_DEBUG, "webgpu: planned %d nodes (%d gpu, %d cpu, %d const), %d dispatches, %d segments, %.1f MiB in %d buffers, in %.1f ms",
+            g->n_nodes, p->n_gpu, p->n_cpu, p->n_const, p->n_disp, p->n_segs, (double)total / 1048576.0, p->n_bufs,
+            (double)(t_now.tv_sec - t_start.tv_sec) * 1e3 + (double)(t_now.tv_nsec - t_start.tv_nsec) / 1e6);
     for (int i = 0; i < g->n_nodes; i++)
       if (p->nodes[i].place == P_CPU)
         gpux__log(GPUX_LOG_DEBUG, "webgpu:   cpu: %s (%s): %s", g->nodes[i].name, g->nodes[i].op_type, p->nodes[i].why);
@@ -1199,6 +1228,7 @@ int gpux__wg_plan_create(wg_device *dev, const gpux__graph *g, const gpux__host 
                          const gpux_tensor *inputs, int n_inputs, uint64_t extra, uint64_t budget, gpux_run_stats *stats,
                          uint64_t *want, unsigned char *key, size_t key_len, wg_plan **out) {
   int rc = plan_build(dev, g, host, supported, g->inputs, g->n_inputs, 0, inputs, n_inputs, extra, budget, stats, want, out);
+  *want &= ~extra; /* only inputs not keyed yet call for planning again */
   if (!rc) {
     (*out)->key = key; /* the caller keeps the key on failure */
     (*out)->key_len = key_len;
@@ -1360,7 +1390,9 @@ static int plan_if(wg_plan *p, int i, wg_ctrl *c) {
   return 0;
 }
 
-/* Asks to key (and plan again with) the small model inputs that value v is computed from. */
+/* Asks to key (and plan again with) the small model inputs that value v is computed from,
+ * following producers back and stopping at values known when planning (initializers, the
+ * results of Shape and what is folded from them). */
 static void want_inputs_of(wg_plan *p, int v) {
   const gpux__graph *g = p->g;
   if (!p->want || v < 0) return;
@@ -1369,6 +1401,7 @@ static void want_inputs_of(wg_plan *p, int v) {
   if (seen && stack) stack[top++] = v, seen[v] = 1;
   while (top > 0) {
     int u = stack[--top], prod = p->vals[u].producer;
+    if (p->vals[u].state == V_CONST || p->vals[u].state == V_ABSENT) continue;
     for (int q = 0; g->values[u].is_graph_input && q < g->n_inputs && q < 64; q++)
       if (g->inputs[q] == u && p->vals[u].state == V_HOST && gpux_tensor_count(&p->vals[u].t) <= 64)
         *p->want |= (uint64_t)1 << q;
@@ -1684,7 +1717,7 @@ static int run_host_node(wg_plan *p, int i, gpux_tensor *hv) {
     else in[j] = &hv[v];
   }
   for (int j = 0; j < n->n_out; j++) out[j] = n->out[j] >= 0 ? &hv[n->out[j]] : NULL;
-  return p->host->run_node(p->host->rt, n, in, out, 0);
+  return p->host->run_node(p->host->rt, n, in, out, 0, NULL);
 }
 
 static int upload_value(wg_plan *p, int v, const gpux_tensor *t) {
@@ -1703,8 +1736,10 @@ static int upload_value(wg_plan *p, int v, const gpux_tensor *t) {
   return 0;
 }
 
-/* GPUX_WEBGPU_PROFILE: each node submitted and waited for alone, times printed per op type. */
-static void profile_segment(wg_plan *p, const wg_seg *sg) {
+/* Each node of the segment submitted and waited for alone: its wall time goes to prof (profiling
+ * without timestamp-query) and, with GPUX_WEBGPU_PROFILE, to the log. The segment then runs as
+ * usual. */
+static void profile_segment(wg_plan *p, const wg_seg *sg, gpux__prof *prof) {
   wg_device *d = p->dev;
   for (int s = sg->first_step; s <= sg->last_step; s++) {
     const wg_step *st = &p->steps[s];
@@ -1729,10 +1764,89 @@ static void profile_segment(wg_plan *p, const wg_seg *sg) {
     clock_gettime(CLOCK_MONOTONIC, &t1);
     const gpux__node *n = &p->g->nodes[st->node];
     const wg_disp *d0 = &p->disp[st->first_disp];
-    gpux__log(GPUX_LOG_DEBUG, "webgpu: %8.3f ms  %-20s %-30s %d dispatch%s, first %ux%ux%u",
-            (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6, n->op_type, n->name,
-            st->n_disp, st->n_disp == 1 ? "" : "es", d0->x, d0->y, d0->z);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    if (prof) gpux__prof_add(prof, n->op_type, "webgpu", ms, GPUX__PROF_WALL);
+    if (getenv("GPUX_WEBGPU_PROFILE"))
+      gpux__log(GPUX_LOG_DEBUG, "webgpu: %8.3f ms  %-20s %-30s %d dispatch%s, first %ux%ux%u", ms, n->op_type, n->name,
+                st->n_disp, st->n_disp == 1 ? "" : "es", d0->x, d0->y, d0->z);
   }
+}
+
+/* The query set and buffers of timestamp profiling, made on first use. */
+static int ts_prepare(wg_plan *p) {
+  wg_device *d = p->dev;
+  if (p->qs) return 0;
+  int most = 1;
+  for (int s = 0; s < p->n_segs; s++) {
+    int n = 0;
+    for (int k = p->segs[s].first_step; k <= p->segs[s].last_step; k++) n += p->steps[k].n_disp > 0;
+    if (n > most) most = n;
+  }
+  uint32_t count = 2u * (uint32_t)most;
+  int rc = gpux__wg_query_set(d, count, &p->qs);
+  if (rc) return rc;
+  p->ts_resolve = gpux__wg_buffer(d, 8u * count, WGPUBufferUsage_QueryResolve | WGPUBufferUsage_CopySrc, "gpux timestamps");
+  p->ts_read = gpux__wg_buffer(d, 8u * count, WGPUBufferUsage_MapRead | WGPUBufferUsage_CopyDst, "gpux timestamps read-back");
+  rc = gpux__wg_check(d, "preparing timestamp queries");
+  if (!rc && (!p->ts_resolve || !p->ts_read)) rc = gpux__error(GPUX_E_DEVICE, "WebGPU: no timestamp buffers");
+  p->ts_count = rc ? 0 : count;
+  return rc;
+}
+
+/* Encodes the segment's dispatches: into one pass, or, when profiling with timestamps, one pass
+ * per node with its start and end written to the query set (then resolved for reading back).
+ * Returns the number of nodes timed. */
+static int encode_segment(wg_plan *p, const wg_seg *sg, WGPUCommandEncoder enc, int timed) {
+  wg_device *d = p->dev;
+  WGPUComputePassEncoder pass = timed ? NULL : d->f.wgpuCommandEncoderBeginComputePass(enc, NULL);
+  uint32_t n_timed = 0;
+  /* the hot loop: every dispatch of the segment into one pass */
+  for (int s = sg->first_step; s <= sg->last_step; s++) {
+    const wg_step *st = &p->steps[s];
+    if (timed && st->n_disp) {
+      WGPUPassTimestampWrites tw = {NULL, p->qs, 2 * n_timed, 2 * n_timed + 1};
+      WGPUComputePassDescriptor pd = {NULL, {NULL, WGPU_STRLEN}, &tw};
+      pass = d->f.wgpuCommandEncoderBeginComputePass(enc, &pd);
+      n_timed++;
+    }
+    for (int q = 0; q < st->n_disp; q++) {
+      const wg_disp *ds = &p->disp[st->first_disp + q];
+      d->f.wgpuComputePassEncoderSetPipeline(pass, ds->pipe->pipeline);
+      d->f.wgpuComputePassEncoderSetBindGroup(pass, 0, ds->bg, 0, NULL);
+      d->f.wgpuComputePassEncoderDispatchWorkgroups(pass, ds->x, ds->y, ds->z);
+    }
+    if (timed && st->n_disp) {
+      d->f.wgpuComputePassEncoderEnd(pass);
+      d->f.wgpuComputePassEncoderRelease(pass);
+    }
+  }
+  if (!timed) {
+    d->f.wgpuComputePassEncoderEnd(pass);
+    d->f.wgpuComputePassEncoderRelease(pass);
+  } else if (n_timed) {
+    d->f.wgpuCommandEncoderResolveQuerySet(enc, p->qs, 0, 2 * n_timed, p->ts_resolve, 0);
+    d->f.wgpuCommandEncoderCopyBufferToBuffer(enc, p->ts_resolve, 0, p->ts_read, 0, 16u * n_timed);
+  }
+  return (int)n_timed;
+}
+
+/* Reads back the timestamps of a submitted segment: each node's GPU time goes to prof. */
+static int read_timestamps(wg_plan *p, const wg_seg *sg, int n_timed, gpux__prof *prof) {
+  wg_device *d = p->dev;
+  const void *mapped = NULL;
+  int rc = gpux__wg_map_read(d, p->ts_read, 16u * (size_t)n_timed, &mapped);
+  if (rc) return rc;
+  const uint64_t *t = mapped;
+  int q = 0;
+  for (int s = sg->first_step; s <= sg->last_step && q < n_timed; s++) {
+    const wg_step *st = &p->steps[s];
+    if (!st->n_disp) continue;
+    uint64_t b = t[2 * q], e = t[2 * q + 1];
+    gpux__prof_add(prof, p->g->nodes[st->node].op_type, "webgpu", e > b ? (double)(e - b) / 1e6 : 0, GPUX__PROF_TIMESTAMPS);
+    q++;
+  }
+  d->f.wgpuBufferUnmap(p->ts_read);
+  return 0;
 }
 
 /* One run's bindings: host values, device values bound to model inputs, and where results go. */
@@ -1743,6 +1857,7 @@ typedef struct wg_run {
   unsigned char *want_dev;       /* [nv] an output the caller keeps on the device */
   gpux_device_tensor **dev_out;          /* [nv] kept results, copied out in their segment */
   gpux_run_stats *stats;
+  gpux__prof *prof;              /* profiling: node times go here, else NULL */
 } wg_run;
 
 /* Device values bound to inputs that a segment reads: copied into the plan's storage on the GPU. */
@@ -1781,22 +1896,12 @@ static int run_segment(wg_plan *p, const wg_seg *sg, wg_run *r) {
     if ((rc = upload_value(p, v, &hv[v]))) return rc;
   }
   if ((rc = copy_bound_inputs(p, sg, r))) return rc;
-  if (getenv("GPUX_WEBGPU_PROFILE")) profile_segment(p, sg);
+  /* profiling: GPU timestamps around each node's pass, else wall times of nodes run alone */
+  int timed = r->prof && d->has_timestamps && !ts_prepare(p);
+  if ((r->prof && !timed) || getenv("GPUX_WEBGPU_PROFILE")) profile_segment(p, sg, timed ? NULL : r->prof);
   WGPUCommandEncoder enc = d->f.wgpuDeviceCreateCommandEncoder(d->device, NULL);
   if (!enc) return gpux__error(GPUX_E_DEVICE, "WebGPU: could not create a command encoder");
-  WGPUComputePassEncoder pass = d->f.wgpuCommandEncoderBeginComputePass(enc, NULL);
-  /* the hot loop: every dispatch of the segment into one pass */
-  for (int s = sg->first_step; s <= sg->last_step; s++) {
-    const wg_step *st = &p->steps[s];
-    for (int q = 0; q < st->n_disp; q++) {
-      const wg_disp *ds = &p->disp[st->first_disp + q];
-      d->f.wgpuComputePassEncoderSetPipeline(pass, ds->pipe->pipeline);
-      d->f.wgpuComputePassEncoderSetBindGroup(pass, 0, ds->bg, 0, NULL);
-      d->f.wgpuComputePassEncoderDispatchWorkgroups(pass, ds->x, ds->y, ds->z);
-    }
-  }
-  d->f.wgpuComputePassEncoderEnd(pass);
-  d->f.wgpuComputePassEncoderRelease(pass);
+  int n_timed = encode_segment(p, sg, enc, timed);
   /* results: kept ones copied into their own buffers on the GPU, the rest staged for the host */
   int n_staged = 0;
   for (int k = 0; k < sg->n_downloads; k++) {
@@ -1820,6 +1925,7 @@ static int run_segment(wg_plan *p, const wg_seg *sg, wg_run *r) {
   d->f.wgpuQueueSubmit(d->queue, 1, &cmd);
   d->f.wgpuCommandBufferRelease(cmd);
   if ((rc = gpux__wg_check(d, "running the model"))) return rc;
+  if (n_timed && (rc = read_timestamps(p, sg, n_timed, r->prof))) return rc;
   for (int k = 0; k < sg->n_downloads && !rc; k++) { /* empty results are made on the host */
     int v = sg->downloads[k];
     const gpux_tensor *t = &p->vals[v].t;
@@ -2203,7 +2309,7 @@ static int run_ctrl(wg_plan *p, int i, wg_run *r) {
 int gpux__wg_plan_run(wg_plan *p, const gpux__io *io) {
   const gpux__graph *g = p->g;
   int rc = 0, nv = p->nv, n_outputs = io->n_outputs;
-  wg_run r = {.stats = io->stats};
+  wg_run r = {.stats = io->stats, .prof = io->prof};
   p->stats = io->stats;
   r.hv = gpux__calloc((size_t)nv + 1, sizeof *r.hv);
   r.dev_in = gpux__calloc((size_t)nv + 1, sizeof *r.dev_in);
@@ -2233,7 +2339,14 @@ int gpux__wg_plan_run(wg_plan *p, const gpux__io *io) {
   for (int s = 0; s < p->n_steps && !rc; s++) {
     const wg_step *st = &p->steps[s];
     if (!st->gpu) {
+      struct timespec t0, t1;
+      if (r.prof) clock_gettime(CLOCK_MONOTONIC, &t0);
       rc = p->nodes[st->node].place == P_CTRL ? run_ctrl(p, st->node, &r) : run_host_node(p, st->node, hv);
+      if (r.prof && !rc) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        gpux__prof_add(r.prof, p->g->nodes[st->node].op_type, "cpu",
+                       (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6, GPUX__PROF_NONE);
+      }
       continue;
     }
     const wg_seg *sg = &p->segs[st->seg];

@@ -63,6 +63,7 @@ enum { WGPUMapAsyncStatus_Success = 1, WGPUMapAsyncStatus_CallbackCancelled = 2,
        WGPUMapAsyncStatus_Error = 3, WGPUMapAsyncStatus_Aborted = 4 };
 enum { WGPUPopErrorScopeStatus_Success = 1, WGPUPopErrorScopeStatus_CallbackCancelled = 2,
        WGPUPopErrorScopeStatus_Error = 3 };
+enum { WGPUQueryType_Occlusion = 1, WGPUQueryType_Timestamp = 2 };
 enum { WGPUPowerPreference_Undefined = 0, WGPUPowerPreference_LowPower = 1,
        WGPUPowerPreference_HighPerformance = 2 };
 enum { WGPURequestAdapterStatus_Success = 1, WGPURequestAdapterStatus_CallbackCancelled = 2,
@@ -77,6 +78,7 @@ typedef uint32_t WGPUEnum;
 
 /* ---- flags (64-bit) ---- */
 #define WGPUBufferUsage_MapRead ((WGPUFlags)0x0001)
+#define WGPUBufferUsage_QueryResolve ((WGPUFlags)0x0200)
 #define WGPUBufferUsage_MapWrite ((WGPUFlags)0x0002)
 #define WGPUBufferUsage_CopySrc ((WGPUFlags)0x0004)
 #define WGPUBufferUsage_CopyDst ((WGPUFlags)0x0008)
@@ -340,11 +342,26 @@ typedef struct WGPUCommandBufferDescriptor {
   WGPUStringView label;
 } WGPUCommandBufferDescriptor;
 
+/* Timestamps written at the start and end of a pass (feature timestamp-query). */
+typedef struct WGPUPassTimestampWrites {
+  WGPUChainedStruct *nextInChain;
+  WGPUQuerySet querySet;
+  uint32_t beginningOfPassWriteIndex;
+  uint32_t endOfPassWriteIndex;
+} WGPUPassTimestampWrites;
+
 typedef struct WGPUComputePassDescriptor {
   WGPUChainedStruct *nextInChain;
   WGPUStringView label;
-  const void *timestampWrites;
+  const WGPUPassTimestampWrites *timestampWrites;
 } WGPUComputePassDescriptor;
+
+typedef struct WGPUQuerySetDescriptor {
+  WGPUChainedStruct *nextInChain;
+  WGPUStringView label;
+  WGPUEnum type;
+  uint32_t count;
+} WGPUQuerySetDescriptor;
 
 /* ---- the functions gpux resolves: X(return type, name, parameter list) ---- */
 #define GPUX__WGPU_FUNCS(X)                                                                              \
@@ -359,6 +376,7 @@ typedef struct WGPUComputePassDescriptor {
   X(void, wgpuAdapterInfoFreeMembers, (WGPUAdapterInfo info))                                            \
   X(WGPUEnum, wgpuAdapterGetLimits, (WGPUAdapter a, WGPULimits *limits))                                 \
   X(WGPUBool, wgpuAdapterHasFeature, (WGPUAdapter a, WGPUEnum feature))                                  \
+  X(WGPUBool, wgpuDeviceHasFeature, (WGPUDevice d, WGPUEnum feature))                                    \
   X(WGPUFuture, wgpuAdapterRequestDevice, (WGPUAdapter a, const WGPUDeviceDescriptor *d,                  \
                                            WGPURequestDeviceCallbackInfo cb))                            \
   X(void, wgpuAdapterRelease, (WGPUAdapter a))                                                           \
@@ -395,6 +413,11 @@ typedef struct WGPUComputePassDescriptor {
   X(void, wgpuComputePassEncoderDispatchWorkgroups, (WGPUComputePassEncoder p, uint32_t x, uint32_t y,   \
                                                      uint32_t z))                                        \
   X(void, wgpuComputePassEncoderEnd, (WGPUComputePassEncoder p))                                         \
+  X(WGPUQuerySet, wgpuDeviceCreateQuerySet, (WGPUDevice d, const WGPUQuerySetDescriptor *desc))          \
+  X(void, wgpuCommandEncoderResolveQuerySet, (WGPUCommandEncoder e, WGPUQuerySet q, uint32_t first,      \
+                                              uint32_t count, WGPUBuffer dst, uint64_t dst_off))         \
+  X(void, wgpuQuerySetDestroy, (WGPUQuerySet q))                                                         \
+  X(void, wgpuQuerySetRelease, (WGPUQuerySet q))                                                         \
   X(void, wgpuComputePassEncoderRelease, (WGPUComputePassEncoder p))                                     \
   X(void, wgpuQueueSubmit, (WGPUQueue q, size_t n, const WGPUCommandBuffer *buffers))                    \
   X(void, wgpuQueueWriteBuffer, (WGPUQueue q, WGPUBuffer b, uint64_t offset, const void *data, size_t size)) \

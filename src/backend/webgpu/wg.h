@@ -18,6 +18,8 @@ typedef struct wg_pipeline {
   WGPUBindGroupLayout layout;    /* group 0, derived from the shader */
 } wg_pipeline;
 
+typedef struct wg_cache wg_cache;
+
 typedef struct wg_device {
   gpux__wgpu_table f;            /* resolved wgpu* functions */
   void *lib;
@@ -29,6 +31,8 @@ typedef struct wg_device {
   WGPULimits limits;             /* of the device */
   int timed_wait;                /* wgpuInstanceWaitAny may block with a timeout */
   int has_f16, has_subgroups, has_subgroup_matrix;
+  int has_timestamps;            /* timestamp-query: profiled runs time passes on the GPU */
+  wg_cache *cache;               /* Dawn's blob cache on disk (cache.c), or NULL */
   char name[256], driver[256], vendor[64], architecture[64];
   int backend_type, adapter_type;
   uint32_t vendor_id, device_id, subgroup_min, subgroup_max;
@@ -44,6 +48,13 @@ typedef struct wg_device {
   int refs;
   pthread_mutex_t mu;            /* one session plans or runs on the device at a time */
 } wg_device;
+
+/* Dawn's blob cache on disk for this device's adapter, driver and library (cache.c): NULL when
+ * it is off or cannot be made. The load and store functions are Dawn's callbacks. */
+wg_cache *gpux__wg_cache_open(const wg_device *d);
+void gpux__wg_cache_close(wg_cache *c);
+size_t gpux__wg_cache_load(const void *key, size_t key_size, void *value, size_t value_size, void *userdata);
+void gpux__wg_cache_store(const void *key, size_t key_size, const void *value, size_t value_size, void *userdata);
 
 /* The process's device, created on first use (library loaded, adapter and device requested,
  * self-test run) and shared by every session; an error (GPUX_E_DEVICE with a message that says
@@ -64,6 +75,9 @@ void gpux__wg_test_device_loss(wg_device *d);
  * errors come back as GPUX_E_DEVICE with the compiler's messages. */
 int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipeline **out);
 WGPUBuffer gpux__wg_buffer(wg_device *d, uint64_t size, WGPUFlags usage, const char *label);
+/* A timestamp query set of `count` queries; an error (and d->has_timestamps cleared) when the
+ * device turns it down although it listed timestamp-query, as Dawn does on some adapters. */
+int gpux__wg_query_set(wg_device *d, uint32_t count, WGPUQuerySet *out);
 /* Copies `size` bytes at `offset` of a GPU buffer into dst (one copy, one map). */
 int gpux__wg_read_buffer(wg_device *d, WGPUBuffer src, uint64_t offset, void *dst, size_t size);
 /* Waits until the GPU has finished the work submitted so far. */
@@ -120,6 +134,10 @@ int gpux__wg_n_in(wg_build *b);
 int gpux__wg_n_out(wg_build *b);
 int gpux__wg_is_const(wg_build *b, int i);            /* input i has data when planning */
 const wg_device *gpux__wg_dev(wg_build *b);
+/* Input i's values decide the kernel's form (an axis, a count): 0 when they are known when
+ * planning, else the node is declined and the planner asks for the model inputs they come from
+ * to key the plan (then plans again, with them known). */
+int gpux__wg_need_const(wg_build *b, int i);
 /* Declines the node (it runs on the CPU); `why` is kept for reports. Returns GPUX_E_UNSUPPORTED. */
 int gpux__wg_decline(wg_build *b, const char *fmt, ...) GPUX__PRINTF(2, 3);
 

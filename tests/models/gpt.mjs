@@ -1,0 +1,141 @@
+// gpt.mjs — a tiny GPT-style decoder as an ONNX model (opset 17, seeded random weights), written
+// with a small protobuf writer: token embedding (Gather by input_ids), positions (Shape -> Range
+// -> Expand -> Gather), pre-norm attention with a causal mask cut out of a constant table by a
+// Slice whose ends come from the sequence length, a GELU MLP, and logits against the tied
+// embedding. The shapes follow from the ids' shape only, so two prompts of the same length must
+// run with one WebGPU plan (tests/models/run.sh checks `gpux bench --json`'s plan count).
+//
+//   import { gptModel, GPT } from './gpt.mjs';   gptModel(seed) -> Buffer (model.onnx bytes)
+
+export const GPT = { vocab: 64, dim: 32, heads: 2, layers: 2, maxPos: 32 };
+
+/* ---------------------------------------------------------------- protobuf writer */
+function varint(v) {
+  let x = BigInt.asUintN(64, BigInt(v));
+  const out = [];
+  do {
+    let b = Number(x & 0x7fn);
+    x >>= 7n;
+    if (x) b |= 0x80;
+    out.push(b);
+  } while (x);
+  return Buffer.from(out);
+}
+const key = (field, wire) => varint((field << 3) | wire);
+const int = (field, v) => Buffer.concat([key(field, 0), varint(v)]);
+const bytes = (field, b) => Buffer.concat([key(field, 2), varint(b.length), b]);
+const str = (field, s) => bytes(field, Buffer.from(s, 'utf8'));
+const msg = (field, parts) => bytes(field, Buffer.concat(parts));
+const f32 = (field, v) => { const b = Buffer.alloc(4); b.writeFloatLE(v); return Buffer.concat([key(field, 5), b]); };
+
+// onnx.TensorProto.DataType
+const FLOAT = 1, INT64 = 7, BOOL = 9;
+
+// TensorProto: dims = 1, data_type = 2, name = 8, raw_data = 9
+function tensor(field, name, type, dims, values) {
+  let raw;
+  if (type === FLOAT) raw = Buffer.from(Float32Array.from(values).buffer);
+  else if (type === INT64) raw = Buffer.from(BigInt64Array.from(values.map(BigInt)).buffer);
+  else raw = Buffer.from(Uint8Array.from(values, (v) => (v ? 1 : 0)).buffer);
+  return msg(field, [...dims.map((d) => int(1, d)), int(2, type), str(8, name), bytes(9, raw)]);
+}
+
+// ValueInfoProto { name = 1, type = 2 { tensor_type = 1 { elem_type = 1, shape = 2 { dim = 1 } } } }
+const dim = (d) => msg(1, [typeof d === 'number' ? int(1, d) : str(2, d)]);
+const valueInfo = (field, name, type, dims) =>
+  msg(field, [str(1, name), msg(2, [msg(1, [int(1, type), msg(2, dims.map(dim))])])]);
+
+// AttributeProto: name = 1, f = 2, i = 3, ints = 8, type = 20 (FLOAT 1, INT 2, INTS 7)
+const attrInt = (name, v) => msg(5, [str(1, name), int(3, v), int(20, 2)]);
+const attrFloat = (name, v) => msg(5, [str(1, name), f32(2, v), int(20, 1)]);
+const attrInts = (name, vs) => msg(5, [str(1, name), ...vs.map((v) => int(8, v)), int(20, 7)]);
+
+/* ---------------------------------------------------------------- weights */
+function rng(seed) {                         // mulberry32, as make-cases.mjs
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/* ---------------------------------------------------------------- the graph */
+export function gptModel(seed = 1) {
+  const { vocab: V, dim: D, heads: H, layers: L, maxPos: P } = GPT;
+  const hd = D / H;
+  const r = rng(seed);
+  const nodes = [], inits = [];
+  let serial = 0;
+  const node = (op, inputs, attrs = [], nOut = 1) => {
+    const outs = Array.from({ length: nOut }, () => `${op.toLowerCase()}_${serial++}`);
+    nodes.push(msg(1, [...inputs.map((i) => str(1, i)), ...outs.map((o) => str(2, o)), str(3, outs[0]), str(4, op), ...attrs]));
+    return nOut === 1 ? outs[0] : outs;
+  };
+  const init = (name, type, dims, values) => { inits.push(tensor(5, name, type, dims, values)); return name; };
+  const rand = (name, dims, scale, bias = 0) =>
+    init(name, FLOAT, dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => bias + scale * (2 * r() - 1)));
+
+  const wte = rand('wte', [V, D], 0.5);
+  const wpe = rand('wpe', [P, D], 0.2);
+  const tril = [];
+  for (let i = 0; i < P; i++) for (let j = 0; j < P; j++) tril.push(j <= i);
+  init('causal', BOOL, [P, P], tril);
+  init('zero', INT64, [], [0]);
+  init('one', INT64, [], [1]);
+  init('axes0', INT64, [1], [0]);
+  init('starts00', INT64, [2], [0, 0]);
+  init('axes01', INT64, [2], [0, 1]);
+  init('heads', INT64, [2], [H, hd]);
+  init('merge', INT64, [3], [0, 0, -1]);
+  init('split', INT64, [3], [D, D, D]);
+  init('scale', FLOAT, [], [1 / Math.sqrt(hd)]);
+  init('masked', FLOAT, [], [-1e4]);
+  init('half', FLOAT, [], [0.5]);
+  init('sqrt2', FLOAT, [], [Math.SQRT2]);
+  init('onef', FLOAT, [], [1]);
+
+  // positions 0..seq-1 for every row, and the [seq, seq] causal mask
+  const idsShape = node('Shape', ['input_ids']);
+  const seq = node('Gather', [idsShape, 'one'], [attrInt('axis', 0)]);
+  const pos = node('Range', ['zero', seq, 'one']);
+  const posIds = node('Expand', [node('Unsqueeze', [pos, 'axes0']), idsShape]);
+  const seq1 = node('Unsqueeze', [seq, 'axes0']);
+  const mask = node('Slice', ['causal', 'starts00', node('Concat', [seq1, seq1], [attrInt('axis', 0)]), 'axes01']);
+  let h = node('Add', [node('Gather', [wte, 'input_ids']), node('Gather', [wpe, posIds])]);
+  // [batch, seq, heads, head_dim], from the hidden state's own shape
+  const bs = node('Slice', [node('Shape', [h]), 'zero1', 'two1', 'axes0']);
+  init('zero1', INT64, [1], [0]);
+  init('two1', INT64, [1], [2]);
+  const headShape = node('Concat', [bs, 'heads'], [attrInt('axis', 0)]);
+
+  const layerNorm = (x, name) => node('LayerNormalization', [x, rand(`${name}.g`, [D], 0.1, 1), rand(`${name}.b`, [D], 0.1)],
+                                      [attrInt('axis', -1), attrFloat('epsilon', 1e-5)]);
+  const linear = (x, name, nIn, nOut) => node('Add', [node('MatMul', [x, rand(`${name}.w`, [nIn, nOut], 1 / Math.sqrt(nIn))]),
+                                                      rand(`${name}.b`, [nOut], 0.05)]);
+  for (let l = 0; l < L; l++) {
+    const x = layerNorm(h, `h${l}.ln1`);
+    const [q, k, v] = node('Split', [linear(x, `h${l}.qkv`, D, 3 * D), 'split'], [attrInt('axis', 2)], 3);
+    const heads = (t, perm) => node('Transpose', [node('Reshape', [t, headShape])], [attrInts('perm', perm)]);
+    const scores = node('Mul', [node('MatMul', [heads(q, [0, 2, 1, 3]), heads(k, [0, 2, 3, 1])]), 'scale']);
+    const probs = node('Softmax', [node('Where', [mask, scores, 'masked'])], [attrInt('axis', -1)]);
+    const ctx = node('Transpose', [node('MatMul', [probs, heads(v, [0, 2, 1, 3])])], [attrInts('perm', [0, 2, 1, 3])]);
+    h = node('Add', [h, linear(node('Reshape', [ctx, 'merge']), `h${l}.proj`, D, D)]);
+    const m = linear(layerNorm(h, `h${l}.ln2`), `h${l}.fc`, D, 4 * D);
+    const gelu = node('Mul', [node('Mul', [m, 'half']), node('Add', [node('Erf', [node('Div', [m, 'sqrt2'])]), 'onef'])]);
+    h = node('Add', [h, linear(gelu, `h${l}.out`, 4 * D, D)]);
+  }
+  const wteT = node('Transpose', [wte], [attrInts('perm', [1, 0])]);
+  const logits = node('MatMul', [layerNorm(h, 'ln_f'), wteT]);
+  nodes.push(msg(1, [str(1, logits), str(2, 'logits'), str(3, 'logits'), str(4, 'Identity')]));
+
+  const graph = [
+    ...nodes, str(2, 'tiny-gpt'), ...inits,
+    valueInfo(11, 'input_ids', INT64, ['batch', 'seq']),
+    valueInfo(12, 'logits', FLOAT, ['batch', 'seq', V]),
+  ];
+  // ModelProto: ir_version = 1, opset_import = 8 { domain = 1, version = 2 }, graph = 7
+  return Buffer.concat([int(1, 8), msg(8, [str(1, ''), int(2, 17)]), msg(7, graph)]);
+}
