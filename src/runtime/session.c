@@ -553,6 +553,9 @@ int gpux_session_fallback_summary(const gpux_session *s, char *buf, size_t len) 
     const char *op = g->nodes[i].op_type;
     int j = s->node_map ? s->node_map[i] : i, k;
     int follows = s->backend->node_place && s->backend->node_place(s->backend_ctx, j, NULL) == GPUX__PLACE_CPU_GRAPH;
+    /* a node the rewrite folded into another one (a Constant into its reader) shares its fate */
+    const gpux__graph *eg = s->og ? s->og : g;
+    if (j >= 0 && j < eg->n_nodes && strcmp(eg->nodes[j].op_type, op)) follows = 1;
     for (k = 0; k < n_groups && (strcmp(groups[k].op, op) || strcmp(groups[k].why, why)); k++) {}
     if (k < n_groups) groups[k].count++;
     else if (n_groups < (int)GPUX__ARRAY_LEN(groups)) groups[n_groups++] = (fb_group){op, why, i, 1, follows};
