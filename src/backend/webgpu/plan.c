@@ -1473,6 +1473,7 @@ static int plan_loop(wg_plan *p, int i, wg_ctrl *c) {
     first[2 + k] = meta_of(&iv->t);
   }
   if ((rc = plan_body(p, i, b, "body", first, &c->sub[0]))) goto out;
+  if (p->declined && has_m && trips < 0) want_inputs_of(p, mv); /* a plan per iteration needs the count */
   if (p->declined && trips >= 1 && trips <= WG_MAX_ITER_PLANS && (rc = plan_per_iteration(p, i, c, b, first, trips))) goto out;
   if (p->declined) goto out;
   const wg_plan *sp = c->sub[0] ? c->sub[0] : c->per_iter[0];
@@ -1498,7 +1499,8 @@ static int plan_loop(wg_plan *p, int i, wg_ctrl *c) {
     if (cond0 == 0 || trips == 0) iters = 0;
     else if (trips >= 0 && trips != INT64_MAX && cond0 == 1 && body_cond >= 0) iters = body_cond ? trips : 1;
     if (iters < 0 || iters > ((int64_t)1 << 24)) {
-      if (has_m && trips < 0) want_inputs_of(p, mv); /* a count from small float inputs: key them */
+      if (has_m && trips < 0) want_inputs_of(p, mv); /* a count or condition from small inputs: key them */
+      if (has_cond && cond0 < 0) want_inputs_of(p, cv);
       decline_at(p, i, "scan outputs of a loop whose iteration count depends on data");
       goto out;
     }
