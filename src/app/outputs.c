@@ -79,6 +79,32 @@ static cJSON *tensor_json(const char *name, const gpux_tensor *t, int full) {
   return o;
 }
 
+/* A detector's output: "detections" [{"class", "label", "score", "box": [x1, y1, x2, y2]}] and one
+ * line each for a person. */
+static int detections(const gpux__spec_post *p, const gpux__post_config *cfg, const gpux_tensor *t, cJSON *oj, text_buf *text) {
+  gpux__detection *d = NULL;
+  int64_t n = 0;
+  int rc = gpux__detect(&cfg->detect, t, &d, &n);
+  if (rc) return gpux__error_prefix(rc, "postprocessing of '%s': ", p->output);
+  cJSON *arr = cJSON_AddArrayToObject(oj, "detections");
+  for (int64_t i = 0; i < n; i++) {
+    const char *label = cfg->labels && d[i].cls < cfg->labels->n ? cfg->labels->items[d[i].cls] : NULL;
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddNumberToObject(e, "class", (double)d[i].cls);
+    if (label) cJSON_AddStringToObject(e, "label", label);
+    cJSON_AddItemToObject(e, "score", gpux__app_json_num(d[i].score, 1));
+    cJSON *box = cJSON_AddArrayToObject(e, "box");
+    for (int k = 0; k < 4; k++) cJSON_AddItemToArray(box, gpux__app_json_num(d[i].box[k], 1));
+    cJSON_AddItemToArray(arr, e);
+    if (label) tb_printf(text, "%s", label);
+    else tb_printf(text, "class %lld", (long long)d[i].cls);
+    tb_printf(text, " %.4f [%.1f, %.1f, %.1f, %.1f]\n", d[i].score, d[i].box[0], d[i].box[1], d[i].box[2], d[i].box[3]);
+  }
+  if (!n) tb_printf(text, "no detections (score threshold %.2f)\n", cfg->detect.score_threshold);
+  free(d);
+  return 0;
+}
+
 static int post_one(gpux_app *a, int pi, const gpux_tensor *t, cJSON *oj, text_buf *text) {
   gpux__spec *s = a->spec;
   gpux__spec_post *p = &s->post[pi];
@@ -87,6 +113,7 @@ static int post_one(gpux_app *a, int pi, const gpux_tensor *t, cJSON *oj, text_b
   if (!cfg.labels && !cfg.ctc)
     for (int i = 0; i < s->n_outputs; i++)
       if (!strcmp(s->outputs[i].name, p->output) && a->io_labels && a->io_labels[i].n) cfg.labels = &a->io_labels[i];
+  if (cfg.detect.format) return detections(p, &cfg, t, oj, text);
   gpux__post_result r = {0};
   int rc = gpux__postprocess(&cfg, t, &r);
   if (rc) return gpux__error_prefix(rc, "postprocessing of '%s': ", p->output);

@@ -283,6 +283,30 @@ typedef enum {
   GPUX__ACT_SIGMOID = 2,        /* element-wise */
 } gpux__activation;
 
+/* Object detection (detect.c): decoding, score threshold, class-aware NMS. */
+typedef enum {
+  GPUX__DET_NONE = 0,
+  GPUX__DET_YOLO = 1,           /* [1, 4 + C, N]: cx, cy, w, h, class scores */
+  GPUX__DET_YOLO_ROWS = 2,      /* [1, N, 5 + C]: cx, cy, w, h, objectness, class scores */
+  GPUX__DET_BOXES = 3,          /* [1, N, 4 + C]: x1, y1, x2, y2, class scores */
+} gpux__det_format;
+
+typedef struct {
+  int format;                   /* gpux__det_format; NONE = no detection */
+  float score_threshold;        /* default 0.25 */
+  float iou_threshold;          /* default 0.45: a box of the same class overlapping more goes */
+  int64_t max_detections;       /* default 100; 0 = all */
+} gpux__detect_config;
+
+typedef struct {
+  float box[4];                 /* x1, y1, x2, y2 in the model input's pixels */
+  float score;
+  int64_t cls;
+} gpux__detection;
+
+/* The detections of output t, best first (*out malloc'ed, free with free()). */
+int gpux__detect(const gpux__detect_config *c, const gpux_tensor *t, gpux__detection **out, int64_t *n);
+
 /* postprocessing for one output: activation, then either classification (top_k / threshold)
  * or CTC decoding. The output tensor is seen as rows along its last axis (classification:
  * [.., C] -> one row per leading index; CTC: [N, T, C] -> one text per N). */
@@ -298,6 +322,7 @@ typedef struct {
   int64_t ctc_blank;            /* default 0 */
   int ctc_trim;                 /* default 1: trim leading/trailing spaces */
   const gpux__labels *labels;   /* borrowed: class names, or the CTC charset (required for CTC) */
+  gpux__detect_config detect;   /* detection instead of classification when format is set */
 } gpux__post_config;
 void gpux__post_config_default(gpux__post_config *c);
 

@@ -82,7 +82,8 @@ static const char *const tokenizer_keys[] = {"type", "vocab", "lowercase", "stri
                                              "padding", "truncation", "add_special_tokens", "input",
                                              "input_ids", "attention_mask", "token_type_ids", NULL};
 static const char *const post_keys[] = {"output", "activation", "softmax", "sigmoid", "argmax", "top_k",
-                                        "threshold", "labels", "ctc", NULL};
+                                        "threshold", "labels", "ctc", "detect", NULL};
+static const char *const detect_keys[] = {"format", "threshold", "iou", "max_detections", NULL};
 static const char *const ctc_keys[] = {"charset", "blank", "add_space", "trim", NULL};
 static const char *const pipeline_keys[] = {"mode", "steps", "chunk", "context", "window", "padding", NULL};
 static const char *const generate_keys[] = {"max_new_tokens", "temperature", "top_k", "top_p",
@@ -111,6 +112,7 @@ static const struct {
   {"preprocessing.tokenizer", tokenizer_keys},
   {"postprocessing", post_keys},
   {"postprocessing.ctc", ctc_keys},
+  {"postprocessing.detect", detect_keys},
   {"pipeline", pipeline_keys},
   {"pipeline.steps[]", step_keys},
   {"generate", generate_keys},
@@ -796,6 +798,34 @@ static int parse_ctc(cv *c, const gpux__snode *n, int line, const char *key, gpu
   return 0;
 }
 
+static const char *const detect_formats[] = {"none", "yolo", "yolo-rows", "boxes", NULL};
+
+static int parse_detect(cv *c, const gpux__snode *n, int line, const char *key, gpux__detect_config *d) {
+  int rc, kl;
+  char k[256];
+  d->format = GPUX__DET_YOLO;
+  d->score_threshold = 0.25f;
+  d->iou_threshold = 0.45f;
+  d->max_detections = 100;
+  if (gpux__tree_is_null(n)) return 0; /* `detect:` alone: every default */
+  if (n->kind == GPUX__SN_SCALAR) return get_enum(c, n, line, key, detect_formats, &d->format); /* detect: yolo */
+  if ((rc = want_map(c, n, line, key)) || (rc = check_keys(c, n, key, detect_keys))) return rc;
+  for (int i = 0; i < n->n; i++) {
+    const gpux__snode *v = n->items[i];
+    kl = n->key_lines[i] ? n->key_lines[i] : line;
+    sub_key(k, sizeof k, key, n->keys[i]);
+    if (!strcmp(n->keys[i], "format")) rc = get_enum(c, v, kl, k, detect_formats, &d->format);
+    else if (!strcmp(n->keys[i], "max_detections")) rc = get_int(c, v, kl, k, 0, 1 << 20, &d->max_detections);
+    else {
+      float *f = !strcmp(n->keys[i], "iou") ? &d->iou_threshold : &d->score_threshold;
+      if (!(rc = get_float(c, v, kl, k, f)) && !(*f >= 0 && *f <= 1)) rc = err_at(c, kl, k, "%g is not between 0 and 1", *f);
+    }
+    if (rc) return rc;
+  }
+  if (d->format == GPUX__DET_NONE) return err_at(c, line_of(n, line), key, "format 'none' turns detection off; remove detect");
+  return 0;
+}
+
 static int parse_post(cv *c, const gpux__snode *n, int line, const char *key, gpux__spec_post *p) {
   int rc, kl;
   char k[256];
@@ -817,6 +847,7 @@ static int parse_post(cv *c, const gpux__snode *n, int line, const char *key, gp
     else if (!strcmp(name, "top_k")) rc = get_int(c, v, kl, k, 1, INT32_MAX, &p->cfg.top_k);
     else if (!strcmp(name, "threshold")) { rc = get_float(c, v, kl, k, &p->cfg.threshold); p->cfg.has_threshold = 1; }
     else if (!strcmp(name, "labels")) rc = parse_labels(c, v, kl, k, &p->labels, &p->n_labels, &p->labels_file);
+    else if (!strcmp(name, "detect")) rc = parse_detect(c, v, kl, k, &p->cfg.detect);
     else rc = parse_ctc(c, v, kl, k, p);
     if (rc) return rc;
   }
@@ -828,6 +859,8 @@ static int parse_post(cv *c, const gpux__snode *n, int line, const char *key, gp
     if (p->cfg.top_k > 1) return err_at(c, p->line, key, "argmax and top_k > 1 are exclusive");
     p->cfg.top_k = 1;
   }
+  if (p->cfg.detect.format && (p->cfg.ctc || p->cfg.top_k || p->cfg.has_threshold || p->cfg.activation))
+    return err_at(c, p->line, key, "detect does not take ctc, top_k, argmax, threshold or an activation (detect.threshold is its score limit)");
   if (p->cfg.ctc && (p->cfg.top_k || p->cfg.has_threshold || p->labels || p->labels_file))
     return err_at(c, p->line, key, "ctc decoding does not take top_k, argmax, threshold or labels (the charset is its labels)");
   return 0;
@@ -1402,6 +1435,13 @@ static cJSON *post_json(const gpux__spec_post *p) {
   if (p->cfg.top_k) cJSON_AddNumberToObject(o, "top_k", (double)p->cfg.top_k);
   if (p->cfg.has_threshold) add_num(o, "threshold", p->cfg.threshold);
   if (p->labels || p->labels_file) cJSON_AddItemToObject(o, "labels", labels_json(p->labels, p->n_labels, p->labels_file));
+  if (p->cfg.detect.format) {
+    cJSON *d = cJSON_AddObjectToObject(o, "detect");
+    cJSON_AddStringToObject(d, "format", detect_formats[p->cfg.detect.format]);
+    add_num(d, "threshold", p->cfg.detect.score_threshold);
+    add_num(d, "iou", p->cfg.detect.iou_threshold);
+    cJSON_AddNumberToObject(d, "max_detections", (double)p->cfg.detect.max_detections);
+  }
   if (p->cfg.ctc) {
     cJSON *c = cJSON_AddObjectToObject(o, "ctc");
     cJSON_AddStringToObject(c, "charset", p->ctc_charset);

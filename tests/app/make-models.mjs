@@ -7,6 +7,7 @@
 //     scale.onnx  x float[batch,4] -> Mul 10 -> scaled[batch,4]   (a second pipeline step)
 //     map.onnx    x float[batch,3,8,8] -> mean over channels -> map[batch,1,8,8]   (an image-like output)
 //     strings.onnx  s string[2] -> Identity -> t string[2]
+//     detector.onnx preds float[1,a,b] -> Identity -> raw   (a detector's raw output, in either layout)
 import { writeFileSync } from "node:fs";
 
 function varint(n) {
@@ -90,4 +91,12 @@ writeFileSync(`${out}/strings.onnx`, model([
   str(2, "tiny-strings"),
   valueInfo(11, "s", STRING, [2]),
   valueInfo(12, "t", STRING, [2]),
+]));
+// a detector's raw output as its input, for the detection post-processing: what the model
+// "predicts" is exactly what the test gives
+writeFileSync(`${out}/detector.onnx`, model([
+  node("Identity", ["preds"], ["raw"]),
+  str(2, "tiny-detector"),
+  valueInfo(11, "preds", FLOAT, [1, "a", "b"]),
+  valueInfo(12, "raw", FLOAT, [1, "a", "b"]),
 ]));
