@@ -13,10 +13,8 @@
 #include "app/handler.h"
 #include "app/handler-proto.h"
 #include <cjson/cJSON.h>
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <link.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -61,31 +59,11 @@ struct gpux__handler {
 
 /* ---- finding the worker programs ---- */
 
-/* The folder of the file this code was loaded from (libgpux.so, or the program linking
- * libgpux.a, for which /proc/self/exe is read). */
-static int own_dir(char *dir, size_t cap) {
-  Dl_info info;
-  struct link_map *map = NULL;
-  char path[PATH_MAX];
-  if (!dladdr1((void *)own_dir, &info, (void **)&map, RTLD_DL_LINKMAP) || !map) return -1;
-  if (map->l_name && map->l_name[0]) snprintf(path, sizeof path, "%s", map->l_name);
-  else {
-    ssize_t len = readlink("/proc/self/exe", path, sizeof path - 1);
-    if (len <= 0) return -1;
-    path[len] = 0;
-  }
-  char *slash = strrchr(path, '/');
-  if (!slash) return -1;
-  *slash = 0;
-  snprintf(dir, cap, "%s", path[0] ? path : "/");
-  return 0;
-}
-
 /* gpux's own helper file `name`: installed in LIBDIR/gpux (next to libgpux.so, or ../lib/gpux
  * from the command), in the build tree next to the gpux command (or one folder up, from tests). */
 static int find_helper(const char *name, char *out, size_t len) {
   char dir[PATH_MAX];
-  if (!own_dir(dir, sizeof dir)) {
+  if (!gpux__library_dir(dir, sizeof dir)) {
     static const char *const rel[] = {GPUX_WEBGPU_FROM_LIBDIR, GPUX_WEBGPU_FROM_BINDIR, ".", ".."};
     for (size_t i = 0; i < GPUX__ARRAY_LEN(rel); i++) {
       char p[PATH_MAX * 2];

@@ -119,4 +119,8 @@ void gpux__arena_free(gpux__arena *a);
 int gpux__edit_distance(const char *a, const char *b);
 const char *gpux__closest_name(const char *word, const char *const *names);
 
+/* The folder libgpux was loaded from (libgpux.so's, or the program's that links libgpux.a);
+ * -1 when it cannot be found (libdir.c). */
+int gpux__library_dir(char *dir, size_t cap);
+
 #endif

@@ -8,7 +8,6 @@
 #include "backend/webgpu/wg.h"
 #include <dlfcn.h>
 #include <limits.h>
-#include <link.h>
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,26 +64,6 @@ static int is_optional(const char *name) {
   return 0;
 }
 
-/* The folder of the file libgpux's code was loaded from: libgpux.so, or the program that links
- * libgpux.a (for the main program dladdr gives argv[0], so /proc/self/exe is asked instead). */
-static int own_dir(char *dir, size_t cap) {
-  Dl_info info;
-  struct link_map *map = NULL;
-  char path[PATH_MAX];
-  if (!dladdr1((void *)own_dir, &info, (void **)&map, RTLD_DL_LINKMAP) || !map) return -1;
-  if (map->l_name && map->l_name[0]) snprintf(path, sizeof path, "%s", map->l_name);
-  else {
-    ssize_t len = readlink("/proc/self/exe", path, sizeof path - 1);
-    if (len <= 0) return -1;
-    path[len] = 0;
-  }
-  char *slash = strrchr(path, '/');
-  if (!slash) return -1;
-  *slash = 0;
-  snprintf(dir, cap, "%s", path[0] ? path : "/");
-  return 0;
-}
-
 /* Opens the first library that loads and resolves every function; on failure the message lists
  * what was tried. */
 static int load_library(wg_device *d) {
@@ -95,7 +74,7 @@ static int load_library(wg_device *d) {
   if (env && env[0]) candidates[n++] = env;
   else {
     char dir[PATH_MAX];
-    if (!own_dir(dir, sizeof dir)) {
+    if (!gpux__library_dir(dir, sizeof dir)) {
       /* installed: next to libgpux.so, or beside the gpux command's bin/; build tree: the
          deps/lib that CMake links into the build folder (the library or a test in tests/) */
       static const char *const rel[] = {GPUX_WEBGPU_FROM_LIBDIR, GPUX_WEBGPU_FROM_BINDIR, "deps/lib", "../deps/lib"};
