@@ -50,8 +50,13 @@ static void print_json(const gpux_device_info *d, int n, const char *note) {
            d[i].max_compute_workgroup_size[0], d[i].max_compute_workgroup_size[1], d[i].max_compute_workgroup_size[2],
            d[i].max_compute_workgroups_per_dimension, d[i].max_storage_buffers_per_stage,
            d[i].min_storage_buffer_offset_alignment, d[i].subgroup_min_size, d[i].subgroup_max_size);
-    printf("   \"features\": {\"shader_f16\": %s, \"subgroups\": %s, \"subgroup_matrix\": %s}}", d[i].shader_f16 ? "true" : "false",
+    printf("   \"features\": {\"shader_f16\": %s, \"subgroups\": %s, \"subgroup_matrix\": %s},\n", d[i].shader_f16 ? "true" : "false",
            d[i].subgroups ? "true" : "false", d[i].subgroup_matrix ? "true" : "false");
+    printf("   \"all_features\": ");
+    json_str(d[i].features);
+    printf(", \"subgroup_matrix_configs\": ");
+    json_str(d[i].matrix_configs);
+    printf("}");
   }
   printf("\n]");
   if (note && note[0]) {
@@ -91,6 +96,8 @@ static void print_text(const gpux_device_info *d, int n, const char *note) {
     if (d[i].subgroup_max_size) printf("    %-34s %u..%u\n", "subgroup size", d[i].subgroup_min_size, d[i].subgroup_max_size);
     printf("    %-34s shader-f16 %s, subgroups %s, subgroup matrix %s\n", "features", d[i].shader_f16 ? "yes" : "no",
            d[i].subgroups ? "yes" : "no", d[i].subgroup_matrix ? "yes" : "no");
+    if (d[i].matrix_configs[0]) printf("    %-34s %s\n", "subgroup matrices", d[i].matrix_configs);
+    if (d[i].features[0]) printf("    %-34s %s\n", "all features", d[i].features);
     printf("    %-34s %s\n", "library", d[i].library);
   }
   if (note && note[0]) printf("note: %s\n", note);

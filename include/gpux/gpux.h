@@ -314,6 +314,9 @@ typedef struct {
   uint32_t subgroup_min_size, subgroup_max_size;
   int shader_f16, subgroups, subgroup_matrix;   /* features the adapter offers */
   int threads;                   /* cpu: worker threads */
+  char features[512];            /* webgpu: every feature the adapter offers ("shader-f16 subgroups
+                                    0x50001 ..."; those gpux does not use by number) */
+  char matrix_configs[256];      /* webgpu, with subgroup matrices: "f16*f16->f32 16x16x16, ..." */
 } gpux_device_info;
 
 /* Lists the devices gpux can run on: the WebGPU adapters, then the CPU. Fills at most cap

@@ -56,7 +56,9 @@ static void sv_copy(char *dst, size_t cap, WGPUStringView v) {
  * serves fault-injection tests. */
 static const char *const optional_funcs[] = {"wgpuGetInstanceCapabilities", "wgpuDeviceForceLoss",
                                              "wgpuDeviceCreateQuerySet", "wgpuCommandEncoderResolveQuerySet",
-                                             "wgpuQuerySetDestroy", "wgpuQuerySetRelease", "wgpuDeviceHasFeature"};
+                                             "wgpuQuerySetDestroy", "wgpuQuerySetRelease", "wgpuDeviceHasFeature",
+                                             "wgpuAdapterGetFeatures", "wgpuSupportedFeaturesFreeMembers",
+                                             "wgpuAdapterPropertiesSubgroupMatrixConfigsFreeMembers"};
 
 static int is_optional(const char *name) {
   for (size_t i = 0; i < GPUX__ARRAY_LEN(optional_funcs); i++)
@@ -328,10 +330,60 @@ static int request_adapter(wg_device *d, WGPUEnum power, WGPUAdapter *out) {
 static const char *const backend_names[] = {"undefined", "null", "WebGPU", "D3D11", "D3D12", "Metal", "Vulkan", "OpenGL", "OpenGLES"};
 static const char *const adapter_types[] = {"unknown", "discrete", "integrated", "cpu", "unknown"};
 
+static const char *feature_name(WGPUEnum f) {
+  switch (f) {
+  case WGPUFeatureName_TimestampQuery: return "timestamp-query";
+  case WGPUFeatureName_ShaderF16: return "shader-f16";
+  case WGPUFeatureName_Subgroups: return "subgroups";
+  case WGPUFeatureName_ChromiumExperimentalSubgroupMatrix: return "subgroup-matrix";
+  default: return NULL;
+  }
+}
+
+/* d->features: the adapter's whole feature list, the ones gpux uses by name and the rest by number
+ * (their names differ between Dawn versions), so a report shows what a GPU could offer. */
+static void read_feature_list(wg_device *d, WGPUAdapter a) {
+  d->features[0] = 0;
+  if (!d->f.wgpuAdapterGetFeatures || !d->f.wgpuSupportedFeaturesFreeMembers) return;
+  WGPUSupportedFeatures all = {0, NULL};
+  d->f.wgpuAdapterGetFeatures(a, &all);
+  size_t used = 0;
+  for (size_t i = 0; i < all.featureCount && used + 16 < sizeof d->features; i++) {
+    const char *name = feature_name(all.features[i]);
+    int n = name ? snprintf(d->features + used, sizeof d->features - used, "%s%s", used ? " " : "", name)
+                 : snprintf(d->features + used, sizeof d->features - used, "%s0x%x", used ? " " : "", (unsigned)all.features[i]);
+    if (n > 0) used += (size_t)n;
+  }
+  d->f.wgpuSupportedFeaturesFreeMembers(all);
+}
+
+static const char *matrix_component(WGPUEnum t) {
+  static const char *const names[] = {"?", "f32", "f16", "u32", "i32", "u8", "i8"};
+  return t < GPUX__ARRAY_LEN(names) ? names[t] : "?";
+}
+
 static void read_adapter_info(wg_device *d, WGPUAdapter a) {
   WGPUAdapterInfo info;
+  WGPUAdapterPropertiesSubgroupMatrixConfigs matrix;
   memset(&info, 0, sizeof info);
+  memset(&matrix, 0, sizeof matrix);
+  d->matrix_configs[0] = 0;
+  int want_matrix = d->f.wgpuAdapterPropertiesSubgroupMatrixConfigsFreeMembers &&
+                    d->f.wgpuAdapterHasFeature(a, WGPUFeatureName_ChromiumExperimentalSubgroupMatrix);
+  if (want_matrix) {
+    matrix.chain.sType = WGPUSType_AdapterPropertiesSubgroupMatrixConfigs;
+    info.nextInChain = &matrix.chain;
+  }
   if (d->f.wgpuAdapterGetInfo(a, &info) == WGPUStatus_Success) {
+    size_t used = 0;
+    for (size_t i = 0; want_matrix && i < matrix.configCount && used + 40 < sizeof d->matrix_configs; i++) {
+      const WGPUSubgroupMatrixConfig *c = &matrix.configs[i];
+      int n = snprintf(d->matrix_configs + used, sizeof d->matrix_configs - used, "%s%s*%s->%s %ux%ux%u", used ? ", " : "",
+                       matrix_component(c->componentType), matrix_component(c->componentType),
+                       matrix_component(c->resultComponentType), c->M, c->N, c->K);
+      if (n > 0) used += (size_t)n;
+    }
+    if (want_matrix) d->f.wgpuAdapterPropertiesSubgroupMatrixConfigsFreeMembers(matrix);
     sv_copy(d->name, sizeof d->name, info.device);
     sv_copy(d->driver, sizeof d->driver, info.description);
     sv_copy(d->vendor, sizeof d->vendor, info.vendor);
@@ -347,6 +399,7 @@ static void read_adapter_info(wg_device *d, WGPUAdapter a) {
   d->has_f16 = d->f.wgpuAdapterHasFeature(a, WGPUFeatureName_ShaderF16) != 0;
   d->has_subgroups = d->f.wgpuAdapterHasFeature(a, WGPUFeatureName_Subgroups) != 0;
   d->has_subgroup_matrix = d->f.wgpuAdapterHasFeature(a, WGPUFeatureName_ChromiumExperimentalSubgroupMatrix) != 0;
+  read_feature_list(d, a);
   d->has_timestamps = d->f.wgpuAdapterHasFeature(a, WGPUFeatureName_TimestampQuery) != 0 && d->f.wgpuDeviceCreateQuerySet &&
                       d->f.wgpuCommandEncoderResolveQuerySet && d->f.wgpuQuerySetDestroy && d->f.wgpuQuerySetRelease;
 }
@@ -747,6 +800,8 @@ static void fill_info(const wg_device *d, gpux_device_info *o) {
   o->shader_f16 = d->has_f16;
   o->subgroups = d->has_subgroups;
   o->subgroup_matrix = d->has_subgroup_matrix;
+  snprintf(o->features, sizeof o->features, "%s", d->features);
+  snprintf(o->matrix_configs, sizeof o->matrix_configs, "%s", d->matrix_configs);
 }
 
 /* Lists the adapters of the loaded library (high-performance and low-power requests, without

@@ -72,7 +72,7 @@ enum { WGPURequestDeviceStatus_Success = 1, WGPURequestDeviceStatus_CallbackCanc
        WGPURequestDeviceStatus_Error = 3 };
 enum { WGPUStatus_Success = 1, WGPUStatus_Error = 2 };
 enum { WGPUSType_ShaderSourceWGSL = 0x00000002, WGPUSType_DawnCacheDeviceDescriptor = 0x00050007,
-       WGPUSType_DawnTogglesDescriptor = 0x0005000A };
+       WGPUSType_DawnTogglesDescriptor = 0x0005000A, WGPUSType_AdapterPropertiesSubgroupMatrixConfigs = 0x0005003B };
 enum { WGPUWaitStatus_Success = 1, WGPUWaitStatus_TimedOut = 2, WGPUWaitStatus_Error = 3 };
 typedef uint32_t WGPUEnum;
 
@@ -139,6 +139,20 @@ typedef struct WGPUAdapterInfo {
   uint32_t subgroupMinSize;
   uint32_t subgroupMaxSize;
 } WGPUAdapterInfo;
+
+/* Chained to WGPUAdapterInfo when the adapter has ChromiumExperimentalSubgroupMatrix: the matrix
+ * shapes and component types (F32 = 1, F16 = 2, U32 = 3, I32 = 4, U8 = 5, I8 = 6) it multiplies. */
+typedef struct WGPUSubgroupMatrixConfig {
+  WGPUEnum componentType;
+  WGPUEnum resultComponentType;
+  uint32_t M, N, K;
+} WGPUSubgroupMatrixConfig;
+
+typedef struct WGPUAdapterPropertiesSubgroupMatrixConfigs {
+  WGPUChainedStruct chain;
+  size_t configCount;
+  const WGPUSubgroupMatrixConfig *configs;
+} WGPUAdapterPropertiesSubgroupMatrixConfigs;
 
 typedef struct WGPULimits {
   WGPUChainedStruct *nextInChain;
@@ -376,6 +390,10 @@ typedef struct WGPUQuerySetDescriptor {
   X(void, wgpuAdapterInfoFreeMembers, (WGPUAdapterInfo info))                                            \
   X(WGPUEnum, wgpuAdapterGetLimits, (WGPUAdapter a, WGPULimits *limits))                                 \
   X(WGPUBool, wgpuAdapterHasFeature, (WGPUAdapter a, WGPUEnum feature))                                  \
+  X(void, wgpuAdapterGetFeatures, (WGPUAdapter a, WGPUSupportedFeatures *features))                      \
+  X(void, wgpuSupportedFeaturesFreeMembers, (WGPUSupportedFeatures features))                            \
+  X(void, wgpuAdapterPropertiesSubgroupMatrixConfigsFreeMembers,                                         \
+    (WGPUAdapterPropertiesSubgroupMatrixConfigs configs))                                                \
   X(WGPUBool, wgpuDeviceHasFeature, (WGPUDevice d, WGPUEnum feature))                                    \
   X(WGPUFuture, wgpuAdapterRequestDevice, (WGPUAdapter a, const WGPUDeviceDescriptor *d,                  \
                                            WGPURequestDeviceCallbackInfo cb))                            \

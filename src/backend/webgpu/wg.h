@@ -31,6 +31,8 @@ typedef struct wg_device {
   WGPULimits limits;             /* of the device */
   int timed_wait;                /* wgpuInstanceWaitAny may block with a timeout */
   int has_f16, has_subgroups, has_subgroup_matrix;
+  char features[512];           /* every feature the adapter offers, by name or number */
+  char matrix_configs[256];     /* subgroup matrix shapes: "f16*f16->f32 8x8x8, ..." */
   int has_timestamps;            /* timestamp-query: profiled runs time passes on the GPU */
   wg_cache *cache;               /* Dawn's blob cache on disk (cache.c), or NULL */
   char name[256], driver[256], vendor[64], architecture[64];
