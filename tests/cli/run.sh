@@ -32,6 +32,11 @@ expect version-library 0 "^library +[0-9]+\.[0-9]+\.[0-9]+$" -- bash -c "'$gpux'
 expect version-opsets 0 "^opsets +ai.onnx 1-[0-9]+, ai.onnx.ml 1-[0-9]+$" -- bash -c "'$gpux' version | grep '^opsets'"
 expect version-json-opsets 0 '"opsets":\{"ai.onnx":\{"min":1,"max":[0-9]+\},"ai.onnx.ml":\{"min":1,"max":[0-9]+\}\}' -- "$gpux" version --json
 expect version-json 0 '^\{"gpux":"[0-9.]+","library":"[0-9.]+",.*"devices":\[.*"backend":"cpu"' -- "$gpux" version --json
+# the adapter's whole feature list, by name where gpux uses the feature (lavapipe has shader-f16)
+if "$gpux" devices 2>/dev/null | grep -q '^webgpu'; then
+  expect devices-all-features 0 'all features +.*(timestamp-query|shader-f16|subgroups)' -- "$gpux" devices
+  expect devices-json-features 0 '"all_features": "[^"]*0x[0-9a-f]+.*", "subgroup_matrix_configs": "' -- "$gpux" devices --json
+fi
 expect help-verb 0 '^usage: gpux rm ' -- "$gpux" help rm
 expect help-unknown-verb 2 "did you mean 'run'" -- "$gpux" help rnu
 # a bad option is one line naming it, not the whole usage
