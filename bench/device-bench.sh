@@ -5,7 +5,9 @@
 # Exports the full-size models, checks gpux's WebGPU outputs against ONNX Runtime's reference,
 # then times gpux (WebGPU and CPU backends) and ONNX Runtime (WebGPU and CPU EPs) on the same
 # inputs in the same run: median of >= 20 runs after warm-up, batch 1, fp32, and first run
-# (process start to first result). Writes results.jsonl and logs into OUTDIR.
+# (process start to first result). PyTorch CUDA eager (fp32 and fp16 autocast, bench/torch-peer.py)
+# runs as a peer in the same run. THREADS="1 4 16" times both CPU runtimes at each thread count
+# (default: all cores). Writes results.jsonl, table.md and logs into OUTDIR.
 set -uo pipefail
 out=${1:?usage: device-bench.sh OUTDIR}
 mkdir -p "$out" /opt/gpux
@@ -32,20 +34,32 @@ for m in $models; do
   d=/tmp/models/$m
   [ -f "$d/model.onnx" ] || { echo "{\"case\":\"$m\",\"error\":\"not exported\"}" >> "$out/results.jsonl"; continue; }
   timeout 120 "$gpux" verify --backend webgpu --rtol 1e-2 --atol 1e-3 --jobs 1 "$d" >> "$out/verify.txt" 2>&1
-  for rt in gpux-webgpu ort-webgpu ort-cpu gpux-cpu $base_rts; do
-    # first run: a fresh process, from start to its first result
-    t0=$(now_ms)
-    case $rt in
-      gpux-base-*) LD_LIBRARY_PATH=/opt/gpux-base/gpux/lib:/opt/gpux/lib timeout 120 /opt/gpux-base/gpux/gpux bench --json --backend "${rt#gpux-base-}" --runs 1 --warmup 0 "$d" > /dev/null 2>> "$out/errors.log" ;;
-      gpux-*) timeout 120 "$gpux" bench --json --backend "${rt#gpux-}" --runs 1 --warmup 0 "$d" > /dev/null 2>> "$out/errors.log" ;;
-      ort-*) timeout 120 node /opt/devkit/peer.mjs --json --ep "${rt#ort-}" --runs 1 --warmup 0 "$d" > /dev/null 2>> "$out/errors.log" ;;
-    esac
-    first=$(( $(now_ms) - t0 ))
+  cpu_rts=
+  if [ -z "${THREADS:-}" ]; then cpu_rts="ort-cpu gpux-cpu"
+  else for t in $THREADS; do cpu_rts="$cpu_rts ort-cpu-t$t gpux-cpu-t$t"; done; fi
+  for rt in gpux-webgpu ort-webgpu $cpu_rts $base_rts; do
+    th=; case $rt in *-cpu-t*) th="--threads ${rt##*-t}" ;; esac
+    be=${rt#gpux-}; be=${be#ort-}; be=${be%-t[0-9]*}
+    # first run: a fresh process, from start to its first result; then again in a second fresh
+    # process, which finds what the first left behind (gpux: the compiled-pipeline cache, as after
+    # `gpux build`)
+    GPUX_HOME=$(mktemp -d); export GPUX_HOME
+    for pass in cold warm; do
+      t0=$(now_ms)
+      case $rt in
+        gpux-base-*) LD_LIBRARY_PATH=/opt/gpux-base/gpux/lib:/opt/gpux/lib timeout 120 /opt/gpux-base/gpux/gpux bench --json --backend "${rt#gpux-base-}" --runs 1 --warmup 0 "$d" > /dev/null 2>> "$out/errors.log" ;;
+        gpux-*) timeout 120 "$gpux" bench --json --backend "$be" $th --runs 1 --warmup 0 "$d" > /dev/null 2>> "$out/errors.log" ;;
+        ort-*) timeout 120 node /opt/devkit/peer.mjs --json --ep "$be" $th --runs 1 --warmup 0 "$d" > /dev/null 2>> "$out/errors.log" ;;
+      esac
+      [ $pass = cold ] && first=$(( $(now_ms) - t0 )) || warm=$(( $(now_ms) - t0 ))
+    done
     case $rt in
       gpux-base-*) r=$(LD_LIBRARY_PATH=/opt/gpux-base/gpux/lib:/opt/gpux/lib timeout 180 /opt/gpux-base/gpux/gpux bench --json --backend "${rt#gpux-base-}" --runs "$runs" --warmup 5 "$d" 2>> "$out/errors.log") ;;
-      gpux-*) r=$(timeout 180 "$gpux" bench --json --backend "${rt#gpux-}" --runs "$runs" --warmup 5 "$d" 2>> "$out/errors.log") ;;
-      ort-*) r=$(timeout 180 node /opt/devkit/peer.mjs --json --ep "${rt#ort-}" --runs "$runs" --warmup 5 "$d" 2>> "$out/errors.log") ;;
+      gpux-*) r=$(timeout 180 "$gpux" bench --json --backend "$be" $th --runs "$runs" --warmup 5 "$d" 2>> "$out/errors.log") ;;
+      ort-*) r=$(timeout 180 node /opt/devkit/peer.mjs --json --ep "$be" $th --runs "$runs" --warmup 5 "$d" 2>> "$out/errors.log") ;;
     esac
-    echo "{\"case\":\"$m\",\"runtime\":\"$rt\",\"first_process_ms\":$first,\"bench\":${r:-null}}" >> "$out/results.jsonl"
+    echo "{\"case\":\"$m\",\"runtime\":\"$rt\",\"first_process_ms\":$first,\"warm_process_ms\":$warm,\"bench\":${r:-null}}" >> "$out/results.jsonl"
   done
 done
+[ -n "${NO_TORCH:-}" ] || timeout 300 python3 "$dist/torch-peer.py" --runs "$runs" $models >> "$out/results.jsonl" 2>> "$out/errors.log"
+python3 "$dist/device-table.py" "$out/results.jsonl" > "$out/table.md" 2>> "$out/errors.log"

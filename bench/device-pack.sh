@@ -27,5 +27,6 @@ if [ -n "${GPUX_BASE:-}" ]; then
     while read -r lib; do ldd "$gpux" | grep -qF "$lib" || cp -L "$lib" "$work/gpux/lib/"; done
   (cd "$work" && tar cf - gpux | xz -T0 -6 > "$dist/gpux-base.tar.xz")
 fi
-cp "$root/bench/peer.mjs" "$root/bench/device-bench.sh" "$root/../shared/tools/export_models.py" "$dist/"
+cp "$root/bench/peer.mjs" "$root/bench/device-bench.sh" "$root/bench/torch-peer.py" "$root/bench/device-table.py" \
+   "$root/bench/whisper-export.py" "$root/../shared/tools/export_models.py" "$dist/"
 du -sh "$dist"
