@@ -2,7 +2,8 @@
 # device-pack.sh — packs what the GPU benchmark machine needs from this machine into .gpuxdist/
 # (git-ignored; send it with `.devkit`): the gpux binary built here with its shared libraries
 # (the GPU machine has no Debian -dev packages to build with), the ONNX Runtime peer script and
-# ../shared/tools/export_models.py. Then run bench/device-bench.sh there. With GPUX_BASE=PATH a
+# ../shared/tools/export_models.py, and the generation benchmark's scripts. Then run
+# bench/device-bench.sh (or bench/generate-bench.sh) there. With GPUX_BASE=PATH a
 # second gpux build (another commit, built the same way) is packed too, and timed in the same run
 # as "gpux-base-*": the way to show what a change does to speed on the GPU.
 set -euo pipefail
@@ -10,7 +11,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 dist=$root/.gpuxdist
 gpux=${GPUX:-$root/build/gpux}
 [ -x "$gpux" ] || { echo "device-pack.sh: build gpux first (make)" >&2; exit 3; }
-grep -qx '/.gpuxdist/' "$root/.git/info/exclude" 2>/dev/null || echo '/.gpuxdist/' >> "$root/.git/info/exclude"
+# git's own exclude file (a linked worktree's .git is a file; git knows where the file is)
+exclude=$(git -C "$root" rev-parse --git-path info/exclude 2>/dev/null) || exclude=$root/.git/info/exclude
+case $exclude in /*) ;; *) exclude=$root/$exclude ;; esac
+mkdir -p "$(dirname "$exclude")"
+grep -qx '/.gpuxdist/' "$exclude" 2>/dev/null || echo '/.gpuxdist/' >> "$exclude"
 rm -rf "$dist" && mkdir -p "$dist"
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/gpux/lib"
@@ -29,4 +34,7 @@ if [ -n "${GPUX_BASE:-}" ]; then
 fi
 cp "$root/bench/peer.mjs" "$root/bench/device-bench.sh" "$root/bench/torch-peer.py" "$root/bench/device-table.py" \
    "$root/bench/whisper-export.py" "$root/../shared/tools/export_models.py" "$dist/"
+# the generation benchmark (bench/generate-bench.sh): its exporter and its ONNX Runtime and PyTorch peers
+cp "$root/bench/generate-bench.sh" "$root/bench/generate-export.py" "$root/bench/generate-peer.mjs" \
+  "$root/bench/generate-torch.py" "$dist/"
 du -sh "$dist"
