@@ -86,7 +86,8 @@ static void print_pre(const cJSON *spec) {
     if (!im) printf("preprocessing:\n");
     printf("  audio -> %s: WAV", str(au, "input"));
     if (get(au, "sample_rate")) printf(", resampled to %d Hz", (int)num(au, "sample_rate"));
-    printf(", normalize %s\n", str(au, "normalize"));
+    if (get(au, "features")) printf(", %s log-mel features (%d bins)\n", str(au, "features"), (int)num(au, "mel_bins"));
+    else printf(", normalize %s\n", str(au, "normalize"));
   }
   const cJSON *tk = cJSON_GetObjectItem(pre, "tokenizer");
   if (tk) {

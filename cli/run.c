@@ -38,7 +38,8 @@ static void usage(FILE *f) {
     "       gpux run NAME[:TAG]|PATH --batch VALUE...\n\n"
     "Runs an image from the store (or a folder with a GPUXfile, without building it).\n\n"
     "  -i, --input VALUE       a value: text, numbers (JSON or a list), or a file path for\n"
-    "                          image and audio inputs\n"
+    "                          image and audio inputs (a WAV file becomes samples, or Whisper's\n"
+    "                          log-mel features with preprocessing.audio.features: whisper)\n"
     "  -i, --input @FILE       a file's contents (image, WAV, .npy, TensorProto .pb, text); @- is stdin\n"
     "  -i, --input NAME=VALUE  the value of input NAME (also NAME=@FILE); repeat for several inputs\n"
     "                          with no --input, a piped stdin is the (first) input\n"
@@ -71,6 +72,7 @@ static void usage(FILE *f) {
     "  cat clip.wav | gpux run wake-word\n"
     "  gpux run tiny-gpt --input \"Once upon a time\" --max-new-tokens 40\n"
     "  gpux run model.onnx --input x.npy --output y.npy\n"
+    "  gpux run whisper-encoder --input speech.wav --output input_features.npy\n"
     "  gpux run text-direction --batch a.png b.png c.png --json\n"
     "  gpux run ocr --json-input request.json\n");
 }

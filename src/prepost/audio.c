@@ -1,6 +1,7 @@
 /* audio.c — audio for speech models: RIFF/WAVE decoding (integer PCM and IEEE float, mixed to
  * mono), 16-bit WAV encoding, band-limited resampling with a Kaiser-windowed sinc, and the
- * preprocessing.audio pipeline that ends in a float32 tensor. */
+ * preprocessing.audio pipeline that ends in a float32 tensor (of samples, or of the features
+ * logmel.c computes). */
 #include "prepost/prepost-impl.h"
 #include <math.h>
 
@@ -253,15 +254,61 @@ void gpux__audio_config_default(gpux__audio_config *c) {
   c->add_batch_dim = 1;
 }
 
-int gpux__audio_to_tensor(const gpux__audio_config *c, const gpux__audio *a, gpux_tensor *out) {
-  memset(out, 0, sizeof *out);
-  if (c->sample_rate < 0 || c->length < 0 || c->normalize < GPUX__AUDIO_NORM_NONE ||
-      c->normalize > GPUX__AUDIO_NORM_PEAK)
-    return gpux__error(GPUX_E_INVALID, "bad audio config (rate %d, length %lld, normalize %d)",
-                       c->sample_rate, (long long)c->length, c->normalize);
+int gpux__audio_config_check(const gpux__audio_config *c) {
+  if (c->sample_rate && (c->sample_rate < GPUX__AUDIO_MIN_RATE || c->sample_rate > GPUX__AUDIO_MAX_RATE))
+    return gpux__error(GPUX_E_INVALID, "audio sample_rate %d Hz is outside %d..%d Hz", c->sample_rate,
+                       GPUX__AUDIO_MIN_RATE, GPUX__AUDIO_MAX_RATE);
+  if (c->length < 0) return gpux__error(GPUX_E_INVALID, "audio length %lld is negative", (long long)c->length);
+  if (c->normalize < GPUX__AUDIO_NORM_NONE || c->normalize > GPUX__AUDIO_NORM_PEAK)
+    return gpux__error(GPUX_E_INVALID, "audio normalize %d is not a normalization", c->normalize);
+  if (c->features == GPUX__AUDIO_FEATURES_NONE) {
+    if (c->mel_bins) return gpux__error(GPUX_E_INVALID, "audio mel_bins needs features: whisper");
+    return 0;
+  }
+  if (c->features != GPUX__AUDIO_FEATURES_WHISPER)
+    return gpux__error(GPUX_E_INVALID, "audio features %d is not a feature kind", c->features);
+  if (c->sample_rate && c->sample_rate != GPUX__WHISPER_RATE)
+    return gpux__error(GPUX_E_INVALID, "whisper features are computed at %d Hz, not sample_rate %d", GPUX__WHISPER_RATE,
+                       c->sample_rate);
+  if (c->normalize != GPUX__AUDIO_NORM_NONE)
+    return gpux__error(GPUX_E_INVALID, "whisper features take samples in [-1, 1]: normalize must be none");
+  if (c->mel_bins < 0 || c->mel_bins > GPUX__WHISPER_MAX_BINS)
+    return gpux__error(GPUX_E_INVALID, "audio mel_bins %d is outside 1..%d (Whisper: 80, large-v3: 128)", c->mel_bins,
+                       GPUX__WHISPER_MAX_BINS);
+  if (c->length && (c->length % GPUX__WHISPER_HOP || c->length < 2 * GPUX__WHISPER_HOP))
+    return gpux__error(GPUX_E_INVALID,
+                       "whisper features: length %lld is not a multiple of %d samples (one frame) of at least %d "
+                       "(Whisper takes %lld)",
+                       (long long)c->length, GPUX__WHISPER_HOP, 2 * GPUX__WHISPER_HOP, (long long)GPUX__WHISPER_SAMPLES);
+  return 0;
+}
+
+/* features: whisper on decoded audio: resampled to 16 kHz (only what the frames read), then the
+ * log-mel spectrogram. */
+static int whisper_features(const gpux__audio_config *c, const gpux__audio *a, gpux_tensor *out) {
+  int64_t len = c->length ? c->length : GPUX__WHISPER_SAMPLES, frames = len / GPUX__WHISPER_HOP;
+  int bins = c->mel_bins ? c->mel_bins : GPUX__WHISPER_DEFAULT_BINS, rc;
   gpux__audio res = {0};
   const gpux__audio *cur = a;
-  int rc;
+  if (a->sample_rate != GPUX__WHISPER_RATE) {
+    if ((rc = gpux__audio_resample(a, GPUX__WHISPER_RATE, len, &res))) return rc;
+    cur = &res;
+  }
+  int64_t dims[3] = {1, bins, frames};
+  if (!(rc = c->add_batch_dim ? gpux_tensor_init(out, GPUX_DT_FLOAT, 3, dims) : gpux_tensor_init(out, GPUX_DT_FLOAT, 2, dims + 1)) &&
+      (rc = gpux__whisper_log_mel(cur->samples, cur->n_samples, bins, frames, out->data)))
+    gpux_tensor_free(out);
+  gpux__audio_free(&res);
+  return rc;
+}
+
+int gpux__audio_to_tensor(const gpux__audio_config *c, const gpux__audio *a, gpux_tensor *out) {
+  memset(out, 0, sizeof *out);
+  int rc = gpux__audio_config_check(c);
+  if (rc) return rc;
+  if (c->features == GPUX__AUDIO_FEATURES_WHISPER) return whisper_features(c, a, out);
+  gpux__audio res = {0};
+  const gpux__audio *cur = a;
   if (c->sample_rate && c->sample_rate != a->sample_rate) {
     if ((rc = gpux__audio_resample(a, c->sample_rate, c->length, &res))) return rc;
     cur = &res;

@@ -1,5 +1,5 @@
 /* prepost.h — pre- and post-processing around a model: what turns a user's file or text into
- * input tensors (image decode/resize/normalize, WAV decode/resample, WordPiece and byte-level BPE
+ * input tensors (image decode/resize/normalize, WAV decode/resample, Whisper log-mel features, WordPiece and byte-level BPE
  * tokenizers) and what turns output tensors into something a person reads (softmax, sigmoid,
  * argmax, top-k with labels, thresholds, CTC greedy decode). Internal API (gpux__*), called by
  * the app runtime with configs filled by the GPUXfile parser.
@@ -138,19 +138,60 @@ typedef enum {
   GPUX__AUDIO_NORM_PEAK = 2,    /* scaled so the largest |sample| is 1 (silence left as is) */
 } gpux__audio_norm;
 
-/* preprocessing.audio: decode -> mono -> resample -> normalize -> pad/trim -> tensor. */
+typedef enum {
+  GPUX__AUDIO_FEATURES_NONE = 0,    /* the samples themselves */
+  GPUX__AUDIO_FEATURES_WHISPER = 1, /* Whisper's log-mel spectrogram (gpux__whisper_log_mel) */
+} gpux__audio_features;
+
+/* preprocessing.audio: decode -> mono -> resample -> normalize -> pad/trim -> tensor, or with
+ * features WHISPER: decode -> mono -> resample to 16 kHz -> log-mel spectrogram. */
 typedef struct {
-  int sample_rate;              /* target rate; 0 = keep the file's */
-  int normalize;                /* gpux__audio_norm */
-  int64_t length;               /* samples: zero-pad or trim to this; 0 = as is */
-  int add_batch_dim;            /* 1 (default): tensor [1, N]; 0: [N] */
+  int sample_rate;              /* target rate; 0 = keep the file's (16000 for WHISPER) */
+  int normalize;                /* gpux__audio_norm (must be NONE for WHISPER) */
+  int64_t length;               /* samples: zero-pad or trim to this; 0 = as is (WHISPER: 0 =
+                                   GPUX__WHISPER_SAMPLES, else a multiple of GPUX__WHISPER_HOP) */
+  int add_batch_dim;            /* 1 (default): tensor [1, N]; 0: [N] (WHISPER: [1, bins,
+                                   frames] or [bins, frames]) */
+  int features;                 /* gpux__audio_features */
+  int mel_bins;                 /* WHISPER: mel bands; 0 = GPUX__WHISPER_DEFAULT_BINS */
 } gpux__audio_config;
 
 void gpux__audio_config_default(gpux__audio_config *c);
-/* float32 tensor [1, N] (or [N]). */
+/* Checks a config's fields and their combinations (GPUX_E_INVALID naming the field). */
+int gpux__audio_config_check(const gpux__audio_config *c);
+/* float32 tensor [1, N] (or [N]); with features, [1, bins, frames] (or [bins, frames]). */
 int gpux__audio_to_tensor(const gpux__audio_config *c, const gpux__audio *a, gpux_tensor *out);
 int gpux__audio_preprocess(const gpux__audio_config *c, const void *bytes, size_t len,
                            gpux_tensor *out);
+
+/* ============================ audio features ============================ */
+
+/* Whisper's front end (logmel.c): 16 kHz samples, 400-point frames (25 ms) every 160 samples
+ * (10 ms), 3000 frames for the 30 s (480,000 samples) every Whisper encoder takes. */
+#define GPUX__WHISPER_RATE 16000
+#define GPUX__WHISPER_N_FFT 400
+#define GPUX__WHISPER_HOP 160
+#define GPUX__WHISPER_FRAMES 3000
+#define GPUX__WHISPER_SAMPLES ((int64_t)GPUX__WHISPER_FRAMES * GPUX__WHISPER_HOP)
+#define GPUX__WHISPER_DEFAULT_BINS 80   /* 128 for large-v3 */
+#define GPUX__WHISPER_MAX_BINS 256
+
+/* The log-mel spectrogram Whisper's encoder takes (as WhisperFeatureExtractor computes it):
+ * n samples at 16 kHz (in [-1, 1]) are zero-padded or trimmed to frames * 160, and out receives
+ * (bins, frames) floats, row-major: log10 mel energies clamped to 80 dB below the loudest and
+ * scaled as (x + 4) / 4. frames: GPUX__WHISPER_FRAMES for Whisper (2 at least); bins: 80 or 128
+ * for Whisper (1 to GPUX__WHISPER_MAX_BINS). Errors: GPUX_E_INVALID for out-of-range arguments
+ * or a NaN or infinite sample among those used. Allocates only fixed-size tables. */
+int gpux__whisper_log_mel(const float *samples, int64_t n, int bins, int64_t frames, float *out);
+
+/* A real FFT of even length n (fft.c): n/2 + 1 bins of sum_j x[j] e^(-2 pi i j k / n). A plan
+ * holds its own scratch, so one plan serves one thread at a time. */
+typedef struct gpux__rfft gpux__rfft;
+int gpux__rfft_create(int n, gpux__rfft **out);
+void gpux__rfft_free(gpux__rfft *p);
+int gpux__rfft_length(const gpux__rfft *p);
+/* x: (n) samples; re, im: (n/2 + 1) each. */
+void gpux__rfft_run(gpux__rfft *p, const double *x, double *re, double *im);
 
 /* =============================== text =============================== */
 

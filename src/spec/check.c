@@ -111,6 +111,25 @@ static int tokenizer_takes(const gpux__spec *s, const char *name) {
          !strcmp(name, t->token_type_ids ? t->token_type_ids : "token_type_ids");
 }
 
+/* Whisper features [1, bins, frames] for the model's fixed dimensions: mel_bins from the model
+ * when not given (80 or 128 for Whisper's sizes), and what was given must match. */
+static int whisper_fit_model(gpux__spec *s, const gpux__spec_io *io, const char *first_name) {
+  gpux__audio_config *c = &s->audio.cfg;
+  int at = c->add_batch_dim, line = s->audio.line ? s->audio.line : io->line;
+  if (io->ndim < 0) return 0;
+  int64_t bins = io->dims[at], frames = io->dims[at + 1];
+  int64_t want_frames = (c->length ? c->length : GPUX__WHISPER_SAMPLES) / GPUX__WHISPER_HOP;
+  if (!c->mel_bins && bins > 0 && bins <= GPUX__WHISPER_MAX_BINS) c->mel_bins = (int)bins;
+  if (bins > 0 && bins != (c->mel_bins ? c->mel_bins : GPUX__WHISPER_DEFAULT_BINS))
+    return fail(s, GPUX_E_SHAPE, line, "preprocessing.audio.mel_bins", "features have %d mel bins but %s's '%s' takes %lld",
+                c->mel_bins ? c->mel_bins : GPUX__WHISPER_DEFAULT_BINS, first_name, io->name, (long long)bins);
+  if (frames > 0 && frames != want_frames)
+    return fail(s, GPUX_E_SHAPE, line, "preprocessing.audio.length",
+                "features have %lld frames (%lld samples) but %s's '%s' takes %lld frames", (long long)want_frames,
+                (long long)(want_frames * GPUX__WHISPER_HOP), first_name, io->name, (long long)frames);
+  return 0;
+}
+
 /* Default image preprocessing for an image input: resize to the model's fixed H x W. */
 static void image_fit_model(gpux__spec_image *im, const gpux__spec_io *io) {
   gpux__image_config *c = &im->cfg;
@@ -232,6 +251,11 @@ int gpux__spec_check_models(gpux__spec *s, gpux_model *const *models, int n_mode
       gpux__spec_io *io = NULL;
       for (int i = 0; i < s->n_inputs && !io; i++)
         if (*target ? !strcmp(s->inputs[i].name, *target) : s->inputs[i].type == kind) io = &s->inputs[i];
+      /* Whisper features go to the input Hugging Face's exports call input_features when there is one */
+      int whisper = kind == GPUX__IO_AUDIO && s->audio.cfg.features == GPUX__AUDIO_FEATURES_WHISPER;
+      for (int i = 0; i < s->n_inputs && !io && !*target && whisper; i++)
+        if (s->inputs[i].type == GPUX__IO_TENSOR && !s->inputs[i].declared && !strcmp(s->inputs[i].name, "input_features"))
+          io = &s->inputs[i];
       for (int i = 0; i < s->n_inputs && !io && !*target; i++)
         if (s->inputs[i].type == GPUX__IO_TENSOR && !s->inputs[i].declared) io = &s->inputs[i];
       if (!io) {
@@ -272,10 +296,11 @@ int gpux__spec_check_models(gpux__spec *s, gpux_model *const *models, int n_mode
         if (io->dtype && io->dtype != GPUX_DT_FLOAT)
           return fail(s, GPUX_E_DTYPE, s->audio.line ? s->audio.line : io->line, "preprocessing.audio",
                       "audio becomes float32 but %s's '%s' takes %s", first_name, io->name, gpux_dtype_name(io->dtype));
-        if (io->ndim >= 0 && io->ndim != (s->audio.cfg.add_batch_dim ? 2 : 1))
+        int features = s->audio.cfg.features != GPUX__AUDIO_FEATURES_NONE, rank = (s->audio.cfg.add_batch_dim ? 2 : 1) + features;
+        if (io->ndim >= 0 && io->ndim != rank)
           return fail(s, GPUX_E_SHAPE, s->audio.line ? s->audio.line : io->line, "preprocessing.audio.batch_dim",
-                      "audio becomes rank %d but %s's '%s' has rank %d", s->audio.cfg.add_batch_dim ? 2 : 1, first_name,
-                      io->name, io->ndim);
+                      "audio becomes rank %d but %s's '%s' has rank %d", rank, first_name, io->name, io->ndim);
+        if (features && (rc = whisper_fit_model(s, io, first_name))) return rc;
       }
     }
   }

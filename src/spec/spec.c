@@ -77,7 +77,8 @@ static const char *const image_keys[] = {"input", "channels", "color_order", "re
                                          "pad_value", "layout", "dtype", NULL};
 static const char *const resize_keys[] = {"width", "height", "shorter", "longer", "min_width", "max_width", NULL};
 static const char *const wh_keys[] = {"width", "height", NULL};
-static const char *const audio_keys[] = {"input", "sample_rate", "normalize", "length", "batch_dim", NULL};
+static const char *const audio_keys[] = {"input", "sample_rate", "normalize", "length", "batch_dim",
+                                         "features", "mel_bins", NULL};
 static const char *const tokenizer_keys[] = {"type", "vocab", "lowercase", "strip_accents", "max_length",
                                              "padding", "truncation", "add_special_tokens", "input",
                                              "input_ids", "attention_mask", "token_type_ids", NULL};
@@ -686,6 +687,7 @@ static int parse_image(cv *c, const gpux__snode *n, int line, const char *key, g
 }
 
 static const char *const norm_names[] = {"none", "int16", "peak", NULL};
+static const char *const feature_names[] = {"none", "whisper", NULL};
 
 static int parse_audio(cv *c, const gpux__snode *n, int line, const char *key, gpux__spec_audio *au) {
   int rc, kl;
@@ -703,9 +705,13 @@ static int parse_audio(cv *c, const gpux__snode *n, int line, const char *key, g
     else if (!strcmp(name, "sample_rate")) rc = get_int32(c, v, kl, k, 1000, 384000, &au->cfg.sample_rate);
     else if (!strcmp(name, "normalize")) rc = get_enum(c, v, kl, k, norm_names, &au->cfg.normalize);
     else if (!strcmp(name, "length")) rc = get_int(c, v, kl, k, 0, (int64_t)1 << 34, &au->cfg.length);
+    else if (!strcmp(name, "features")) rc = get_enum(c, v, kl, k, feature_names, &au->cfg.features);
+    else if (!strcmp(name, "mel_bins")) rc = get_int32(c, v, kl, k, 1, GPUX__WHISPER_MAX_BINS, &au->cfg.mel_bins);
     else rc = get_bool(c, v, kl, k, &au->cfg.add_batch_dim);
     if (rc) return rc;
   }
+  if (au->cfg.features == GPUX__AUDIO_FEATURES_WHISPER && !au->cfg.sample_rate) au->cfg.sample_rate = GPUX__WHISPER_RATE;
+  if ((rc = gpux__audio_config_check(&au->cfg))) return err_at(c, au->line, key, "%s", gpux_last_error());
   return 0;
 }
 
@@ -1506,6 +1512,10 @@ cJSON *gpux__spec_to_json(const gpux__spec *s) {
       cJSON_AddStringToObject(a, "normalize", norm_names[s->audio.cfg.normalize]);
       if (s->audio.cfg.length) cJSON_AddNumberToObject(a, "length", (double)s->audio.cfg.length);
       cJSON_AddBoolToObject(a, "batch_dim", s->audio.cfg.add_batch_dim);
+      if (s->audio.cfg.features) {
+        cJSON_AddStringToObject(a, "features", feature_names[s->audio.cfg.features]);
+        cJSON_AddNumberToObject(a, "mel_bins", s->audio.cfg.mel_bins ? s->audio.cfg.mel_bins : GPUX__WHISPER_DEFAULT_BINS);
+      }
     }
     if (s->tokenizer.present) {
       const gpux__spec_tokenizer *t = &s->tokenizer;

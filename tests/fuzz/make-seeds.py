@@ -139,6 +139,8 @@ gpuxfiles.update({
     "repro-many-keys-duplicate": b"".join(b"k%d: 1\n" % i for i in range(3000)) + b"k0: 2\n",
     "repro-alias-bomb": b"a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n"
                         b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c]\n",
+    "whisper-features": b"model: ./model.onnx\npreprocessing:\n  audio:\n    features: whisper\n    mel_bins: 128\n"
+                        b"    length: 160000\n    batch_dim: false\n",
 })
 
 # image configs as a registry could serve them
@@ -174,6 +176,10 @@ wavs = {
     "repro-rate-huge": wav(4000000000, 100),
     "repro-data-size-lies": wav(16000, 10)[:-10] + b"\xff" * 4,
 }
+# float samples that are not numbers, loud or tiny, for the log-mel features
+floats = struct.pack("<8f", 0.5, float("nan"), 1e30, -1e-30, float("inf"), 0.0, -3.0e38, 1e-45)
+wavs["float-nonfinite-8k"] = wav(8000, 8, bits=32, fmt=3)[:-32] + floats
+wavs["float-loud-16k"] = wav(16000, 4, bits=32, fmt=3)[:-16] + struct.pack("<4f", 3.0e38, -3.0e38, 1e-45, 0.25)
 
 # PNG/JPEG: made by ImageMagick's convert when it is there (make test does not need them)
 images = {}
