@@ -42,7 +42,7 @@ int gpux__app_create(gpux__spec *spec, int backend, int check, gpux_app **out) {
   gpux_app *a = gpux__calloc(1, sizeof *a);
   if (!a) { gpux__spec_free(spec); return GPUX_E_NOMEM; }
   a->spec = spec;
-  a->mode = spec->generate.present ? &gpux__mode_generate : gpux__mode_of(spec->pipeline.mode);
+  a->mode = spec->generate.present && spec->pipeline.mode == GPUX__PIPE_NONE ? &gpux__mode_generate : gpux__mode_of(spec->pipeline.mode);
   a->n_models = spec->has_model ? 1 : spec->pipeline.n_steps;
   a->models = gpux__calloc((size_t)a->n_models, sizeof *a->models);
   a->sessions = gpux__calloc((size_t)a->n_models, sizeof *a->sessions);

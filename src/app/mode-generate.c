@@ -12,12 +12,11 @@
  * brings back only the logits. A model without a cache is run on the whole sequence each step.
  * Generation ends at the end-of-text token, a stop text, max_new_tokens or max_context, or when
  * the caller's token callback asks. Each piece of text is handed to the callback as soon as it is
- * whole (no split UTF-8 character, no possible start of a stop text). */
-#include "app/mode.h"
+ * whole (no split UTF-8 character, no possible start of a stop text). Choosing tokens, the text
+ * as it grows and the answer are shared with mode-seq2seq.c (textgen.c). */
+#include "app/textgen.h"
 #include <cjson/cJSON.h>
-#include <math.h>
 #include <stdio.h>
-#include <time.h>
 
 typedef struct {
   int in, out;                  /* a past input and the present output that feeds it next step */
@@ -32,31 +31,6 @@ typedef struct {
   int64_t max_positions;        /* from a fixed position_ids range, or 0 */
 } gen_iface;
 
-/* What a run leaves for its answer (a->mode_state). */
-typedef struct {
-  int64_t *tokens;              /* generated ids */
-  int64_t n_tokens, cap, n_prompt;
-  int64_t *prompt;              /* (n_prompt) the prompt's ids */
-  char *text;
-  const char *finish;           /* "stop" or "length" */
-  double first_ms, total_ms;
-  double download_bytes_per_token;
-} gen_state;
-
-static int find_input(gpux_model *m, const char *name) {
-  gpux_value_info vi;
-  for (int i = 0; i < gpux_model_input_count(m); i++)
-    if (!gpux_model_input_info(m, i, &vi) && !strcmp(vi.name, name)) return i;
-  return -1;
-}
-
-static int find_output(gpux_model *m, const char *name) {
-  gpux_value_info vi;
-  for (int i = 0; i < gpux_model_output_count(m); i++)
-    if (!gpux_model_output_info(m, i, &vi) && !strcmp(vi.name, name)) return i;
-  return -1;
-}
-
 /* The present output for a past input: "past_key_values.0.key" -> "present.0.key" (also "past."
  * -> "present."). */
 static int present_for(gpux_model *m, const char *past) {
@@ -66,7 +40,7 @@ static int present_for(gpux_model *m, const char *past) {
     if (strncmp(past, prefixes[p], n)) continue;
     char name[512];
     snprintf(name, sizeof name, "present%s", past + n);
-    int o = find_output(m, name);
+    int o = gpux__textgen_find_output(m, name);
     if (o >= 0) return o;
   }
   return -1;
@@ -82,12 +56,12 @@ static int iface_of(const gpux__spec *s, gpux_model *m, gen_iface *f) {
   memset(f, 0, sizeof *f);
   f->mask = f->pos = f->cache_branch = -1;
   const char *ids_name = s->tokenizer.input_ids ? s->tokenizer.input_ids : "input_ids";
-  if ((f->ids = find_input(m, ids_name)) < 0)
+  if ((f->ids = gpux__textgen_find_input(m, ids_name)) < 0)
     return gpux__error(GPUX_E_MODEL, "generate: the model has no input '%s' (token ids)", ids_name);
-  f->mask = find_input(m, s->tokenizer.attention_mask ? s->tokenizer.attention_mask : "attention_mask");
-  f->pos = find_input(m, "position_ids");
-  f->cache_branch = find_input(m, "use_cache_branch");
-  f->logits = find_output(m, "logits");
+  f->mask = gpux__textgen_find_input(m, s->tokenizer.attention_mask ? s->tokenizer.attention_mask : "attention_mask");
+  f->pos = gpux__textgen_find_input(m, "position_ids");
+  f->cache_branch = gpux__textgen_find_input(m, "use_cache_branch");
+  f->logits = gpux__textgen_find_output(m, "logits");
   if (f->logits < 0) f->logits = 0;
   int n_in = gpux_model_input_count(m);
   if (!(f->kv = gpux__calloc((size_t)n_in + 1, sizeof *f->kv))) return GPUX_E_NOMEM;
@@ -173,157 +147,12 @@ static int gen_io_info(const gpux_app *a, int output, int i, gpux_value_info *vi
   return 0;
 }
 
-static void gen_release(gpux_app *a) {
-  gen_state *st = a->mode_state;
-  if (st) {
-    free(st->tokens);
-    free(st->prompt);
-    free(st->text);
-  }
-  free(st);
-  a->mode_state = NULL;
-}
-
-/* ---- choosing the next token ---- */
-
-/* splitmix64: a small, seedable generator, so a seed gives the same text on every machine */
-static uint64_t rng_next(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static double rng_uniform(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
-
-typedef struct {
-  float p;
-  int64_t id;
-} cand;
-
-static int cand_desc(const void *x, const void *y) {
-  const cand *a = x, *b = y;
-  return a->p > b->p ? -1 : a->p < b->p ? 1 : (a->id > b->id) - (a->id < b->id);
-}
-
-/* The next token from one row of logits (changed in place). */
-static int64_t choose(float *logit, int64_t vocab, const gpux_generate_options *o, const int64_t *seen, int64_t n_seen,
-                      uint64_t *rng, cand *work) {
-  if (o->repetition_penalty != 1.0) {
-    /* as transformers does: once per distinct token, scores above 0 divided, below 0 multiplied;
-     * `work` marks the tokens already done */
-    for (int64_t i = 0; i < n_seen; i++)
-      if (seen[i] >= 0 && seen[i] < vocab) work[seen[i]].id = -1;
-    for (int64_t i = 0; i < n_seen; i++) {
-      int64_t t = seen[i];
-      if (t < 0 || t >= vocab || work[t].id != -1) continue;
-      work[t].id = t;
-      logit[t] = logit[t] > 0 ? logit[t] / (float)o->repetition_penalty : logit[t] * (float)o->repetition_penalty;
-    }
-  }
-  if (o->temperature <= 0) return gpux__argmax(logit, vocab);
-  double mx = -INFINITY;
-  for (int64_t i = 0; i < vocab; i++)
-    if (logit[i] > mx) mx = logit[i];
-  double sum = 0;
-  for (int64_t i = 0; i < vocab; i++) {
-    double e = isfinite(logit[i]) ? exp((logit[i] - mx) / o->temperature) : 0;
-    work[i] = (cand){(float)e, i};
-    sum += e;
-  }
-  int64_t n = vocab;
-  if (o->top_k > 0 || o->top_p < 1) {
-    qsort(work, (size_t)vocab, sizeof *work, cand_desc);
-    if (o->top_k > 0 && o->top_k < n) n = o->top_k;
-    if (o->top_p < 1) {
-      double acc = 0;
-      for (int64_t i = 0; i < n; i++) {
-        acc += work[i].p / sum;
-        if (acc >= o->top_p) { n = i + 1; break; }
-      }
-    }
-    sum = 0;
-    for (int64_t i = 0; i < n; i++) sum += work[i].p;
-  }
-  double r = rng_uniform(rng) * sum, acc = 0;
-  for (int64_t i = 0; i < n; i++) {
-    acc += work[i].p;
-    if (r < acc) return work[i].id;
-  }
-  return work[n - 1].id;
-}
-
-/* ---- text as it is produced ---- */
-
-/* How many bytes at the end of s (len) are an incomplete UTF-8 character. */
-static size_t utf8_incomplete_tail(const char *s, size_t len) {
-  for (size_t back = 1; back <= 3 && back <= len; back++) {
-    unsigned char c = (unsigned char)s[len - back];
-    if ((c & 0xc0) == 0x80) continue; /* a continuation byte: look further back */
-    size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
-    return need > back ? back : 0;
-  }
-  return 0;
-}
-
-/* The length of the valid UTF-8 character at s (n bytes left), 0 when invalid, -1 when it is
- * cut short by the end. */
-static int utf8_char_len(const unsigned char *s, size_t n) {
-  int need = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
-  for (int i = 1; i < need; i++) {
-    if ((size_t)i >= n) return -1;
-    if ((s[i] & 0xc0) != 0x80) return 0;
-  }
-  if (need == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0))) return 0; /* overlong, surrogate */
-  if (need == 4 && ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))) return 0;
-  return need;
-}
-
-/* The text with every byte that is not part of valid UTF-8 replaced by U+FFFD (a model can pick
- * tokens whose bytes make no character); a character cut short at the end is kept as it is
- * unless `final`, as the next token may complete it. NULL when out of memory. */
-static char *utf8_clean(const char *text, size_t len, int final) {
-  char *out = gpux__malloc(len * 3 + 1);
-  if (!out) return NULL;
-  size_t o = 0;
-  for (size_t i = 0; i < len;) {
-    int n = utf8_char_len((const unsigned char *)text + i, len - i);
-    if (n < 0 && !final) {
-      memcpy(out + o, text + i, len - i);
-      o += len - i;
-      break;
-    }
-    if (n <= 0) {
-      memcpy(out + o, "\xef\xbf\xbd", 3);
-      o += 3;
-      i++;
-      continue;
-    }
-    memcpy(out + o, text + i, (size_t)n);
-    o += (size_t)n;
-    i += (size_t)n;
-  }
-  out[o] = 0;
-  return out;
-}
-
-/* The longest end of text that a stop text starts with (held back until it is known). */
-static size_t stop_prefix_tail(const char *text, size_t len, const gpux_generate_options *o) {
-  size_t hold = 0;
-  for (int i = 0; i < o->n_stop; i++) {
-    size_t sl = strlen(o->stop[i]);
-    for (size_t k = GPUX__MIN(sl - 1, len); k > hold; k--)
-      if (!memcmp(text + len - k, o->stop[i], k)) { hold = k; break; }
-  }
-  return hold;
-}
-
 /* ---- the loop ---- */
 
 typedef struct {
   gpux_app *a;
   gen_iface f;
-  gen_state *st;
+  gpux__textgen_state *st;
   gpux_generate_options o;
   int64_t eos;
   gpux_tensor inputs[4];        /* ids, mask, positions, cache branch */
@@ -331,21 +160,7 @@ typedef struct {
   gpux_output *out;
   gpux_device_tensor **cache;   /* (n_kv) the last step's present values */
   gpux_tensor *empty;           /* (n_kv) zero-length past values for the first step */
-  cand *work;
-  size_t emitted;               /* bytes of st->text handed to the callback */
 } gen_run;
-
-static int push_token(gen_state *st, int64_t t) {
-  if (st->n_tokens == st->cap) {
-    int64_t cap = st->cap ? st->cap * 2 : 64;
-    int64_t *p = gpux__realloc(st->tokens, sizeof *p * (size_t)cap);
-    if (!p) return GPUX_E_NOMEM;
-    st->tokens = p;
-    st->cap = cap;
-  }
-  st->tokens[st->n_tokens++] = t;
-  return 0;
-}
 
 /* An int64 (or int32) [1, n] tensor of `vals`, or of start, start+1, ... when vals is NULL. */
 static int ids_tensor(gpux_tensor *t, int dtype, const int64_t *vals, int64_t n, int64_t start) {
@@ -417,84 +232,9 @@ static int step(gen_run *r, const int64_t *ids, int64_t n, int64_t past, gpux_te
   return 0;
 }
 
-/* Decodes the generated tokens, trims at a stop text, and hands the new whole text to the
- * callback. *stop is set when a stop text was found or the callback asked to stop. */
-static int emit(gen_run *r, int final, int *stop) {
-  gen_state *st = r->st;
-  const gpux_generate_options *g = &r->o;
-  char *raw = NULL;
-  int rc = gpux__tokenizer_decode(r->a->tokenizer, st->tokens, st->n_tokens, 1, &raw);
-  if (rc) return rc;
-  char *text = utf8_clean(raw, strlen(raw), final);
-  free(raw);
-  if (!text) return GPUX_E_NOMEM;
-  size_t len = strlen(text);
-  for (int i = 0; i < g->n_stop; i++) {
-    if (!g->stop[i][0]) continue;
-    char *hit = strstr(text + (r->emitted > strlen(g->stop[i]) ? r->emitted - strlen(g->stop[i]) : 0), g->stop[i]);
-    if (hit && (size_t)(hit - text) < len) {
-      len = (size_t)(hit - text);
-      *stop = 1;
-    }
-  }
-  text[len] = 0;
-  size_t ready = len;
-  if (!final && !*stop) {
-    ready -= utf8_incomplete_tail(text, ready);
-    ready -= stop_prefix_tail(text, ready, g);
-  }
-  if (ready > r->emitted && r->o.on_token) {
-    char save = text[ready];
-    text[ready] = 0;
-    if (r->o.on_token(r->o.ctx, text + r->emitted, st->n_tokens ? st->tokens[st->n_tokens - 1] : -1)) *stop = 1;
-    text[ready] = save;
-  }
-  if (ready > r->emitted) r->emitted = ready;
-  free(st->text);
-  st->text = text;
-  return 0;
-}
-
-/* The end-of-text token: generate.eos, else the tokenizer's usual ones; -1 when none. */
-static int64_t eos_id(const gpux_app *a) {
-  const char *eos = a->spec->generate.eos;
-  if (eos) return gpux__tokenizer_token_id(a->tokenizer, eos);
-  static const char *const usual[] = {"<|endoftext|>", "</s>", "<|im_end|>", "<|end_of_text|>", "<eos>", "[SEP]"};
-  for (size_t i = 0; i < GPUX__ARRAY_LEN(usual); i++) {
-    int64_t id = gpux__tokenizer_token_id(a->tokenizer, usual[i]);
-    if (id >= 0) return id;
-  }
-  return -1;
-}
-
-static void options_from_spec(const gpux__spec_generate *g, const gpux_generate_options *req, gpux_generate_options *o) {
-  gpux_generate_options_init(o);
-  o->max_new_tokens = (int)g->max_new_tokens;
-  o->temperature = g->temperature;
-  o->top_k = (int)g->top_k;
-  o->top_p = g->top_p;
-  o->repetition_penalty = g->repetition_penalty;
-  o->seed = g->seed;
-  o->stop = (const char *const *)g->stop;
-  o->n_stop = g->n_stop;
-  if (!req) return;
-  if (req->n_stop > 0 && req->stop) {
-    o->stop = req->stop;
-    o->n_stop = req->n_stop;
-  }
-  if (req->max_new_tokens > 0) o->max_new_tokens = req->max_new_tokens;
-  if (req->temperature >= 0) o->temperature = req->temperature;
-  if (req->top_k >= 0) o->top_k = req->top_k;
-  if (req->top_p > 0) o->top_p = GPUX__MIN(req->top_p, 1.0);
-  if (req->repetition_penalty > 0) o->repetition_penalty = req->repetition_penalty;
-  if (req->seed >= 0) o->seed = req->seed;
-  o->on_token = req->on_token;
-  o->ctx = req->ctx;
-}
-
 static int gen_loop(gen_run *r, const gpux_tensor *prompt_ids, double *ms) {
   gpux_app *a = r->a;
-  gen_state *st = r->st;
+  gpux__textgen_state *st = r->st;
   const gpux__spec_generate *g = &a->spec->generate;
   int64_t n_prompt = gpux_tensor_count(prompt_ids);
   if (n_prompt < 1) return gpux__error(GPUX_E_INVALID, "generate: the prompt has no tokens");
@@ -505,17 +245,14 @@ static int gen_loop(gen_run *r, const gpux_tensor *prompt_ids, double *ms) {
   int64_t *seq = gpux__malloc(sizeof *seq * (size_t)(n_prompt + r->o.max_new_tokens + 1));
   if (!seq) return GPUX_E_NOMEM;
   for (int64_t i = 0; i < n_prompt; i++) seq[i] = gpux__load_i64(prompt_ids->dtype, prompt_ids->data, i);
-  int64_t n_seq = n_prompt, past = 0, vocab = 0;
-  uint64_t rng = r->o.seed >= 0 ? (uint64_t)r->o.seed : (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)st;
+  int64_t n_seq = n_prompt, past = 0;
+  gpux__textgen_chooser ch;
+  gpux__textgen_chooser_init(&ch, &r->o, st);
   gpux_run_stats s0, s1;
   gpux_session_stats(a->sessions[0], &s0);
-  int rc = 0, stop = 0;
+  int rc = gpux__textgen_set_prompt(st, seq, n_prompt), stop = 0;
   double t0 = gpux__now_ms();
-  free(st->prompt);
-  if (!(st->prompt = gpux__malloc(sizeof *st->prompt * (size_t)n_prompt))) { free(seq); return GPUX_E_NOMEM; }
-  memcpy(st->prompt, seq, sizeof *seq * (size_t)n_prompt);
-  st->n_prompt = n_prompt;
-  st->finish = "length";
+  size_t emitted = 0;
   for (int step_no = 0; step_no < r->o.max_new_tokens && !rc && !stop; step_no++) {
     if ((rc = gpux__cancelled())) break;
     if (n_seq >= max_ctx) break;
@@ -525,55 +262,37 @@ static int gen_loop(gen_run *r, const gpux_tensor *prompt_ids, double *ms) {
     int64_t n_feed = r->f.n_kv ? n_seq - past : n_seq;
     if ((rc = step(r, feed, n_feed, r->f.n_kv ? past : 0, &logits))) break;
     past = n_seq;
-    if (logits.ndim < 2 || logits.kind != GPUX_KIND_TENSOR || !gpux__dtype_is_float(logits.dtype)) {
-      rc = gpux__error(GPUX_E_MODEL, "generate: logits must be float [batch, seq, vocab], got %s", gpux_dtype_name(logits.dtype));
-      gpux_tensor_free(&logits);
-      break;
-    }
-    int64_t v = logits.dims[logits.ndim - 1], rows = gpux_tensor_count(&logits) / (v ? v : 1);
-    if (!vocab) {
-      vocab = v;
-      if (!(r->work = gpux__malloc(sizeof *r->work * (size_t)vocab))) { gpux_tensor_free(&logits); rc = GPUX_E_NOMEM; break; }
-    }
-    float *row = gpux__malloc(sizeof *row * (size_t)v);
-    if (!row || v != vocab) {
-      free(row);
-      gpux_tensor_free(&logits);
-      rc = row ? gpux__error(GPUX_E_SHAPE, "generate: the vocabulary changed between steps") : GPUX_E_NOMEM;
-      break;
-    }
-    for (int64_t i = 0; i < v; i++) row[i] = (float)gpux__load_f64(logits.dtype, logits.data, (rows - 1) * v + i);
+    float *row;
+    rc = gpux__textgen_last_row(&ch, &logits, "generate", &row);
     gpux_tensor_free(&logits);
-    int64_t next = choose(row, v, &r->o, seq, n_seq, &rng, r->work);
+    if (rc) break;
+    int64_t next = gpux__textgen_choose(&ch, row, &r->o, seq, n_seq);
     free(row);
     if (step_no == 0) st->first_ms = gpux__now_ms() - t0;
     if (next == r->eos) { st->finish = "stop"; break; }
     seq[n_seq++] = next;
-    if ((rc = push_token(st, next))) break;
-    if ((rc = emit(r, 0, &stop))) break;
+    if ((rc = gpux__textgen_push(st, next))) break;
+    if ((rc = gpux__textgen_emit(a->tokenizer, &r->o, st, &emitted, 0, &stop))) break;
     if (stop) st->finish = "stop";
   }
-  if (!rc && !stop) rc = emit(r, 1, &stop);
+  if (!rc && !stop) rc = gpux__textgen_emit(a->tokenizer, &r->o, st, &emitted, 1, &stop);
   st->total_ms = gpux__now_ms() - t0;
   *ms += st->total_ms;
   gpux_session_stats(a->sessions[0], &s1);
   if (st->n_tokens) st->download_bytes_per_token = (double)(s1.download_bytes - s0.download_bytes) / (double)st->n_tokens;
+  gpux__textgen_chooser_free(&ch);
   free(seq);
   return rc;
 }
 
 static int gen_run_mode(gpux_app *a, const gpux__named_tensors *in, gpux__named_tensors *out, double *ms) {
-  gen_state *st = a->mode_state;
-  if (!st && !(st = a->mode_state = gpux__calloc(1, sizeof *st))) return GPUX_E_NOMEM;
-  free(st->text);
-  st->text = NULL;
-  st->n_tokens = 0;
-  st->first_ms = st->total_ms = st->download_bytes_per_token = 0;
+  gpux__textgen_state *st = gpux__textgen_state_reset(a);
+  if (!st) return GPUX_E_NOMEM;
   gen_run r = {.a = a, .st = st};
   int rc = iface_of(a->spec, a->models[0], &r.f);
   if (rc) return rc;
-  options_from_spec(&a->spec->generate, a->generate, &r.o);
-  r.eos = eos_id(a);
+  gpux__textgen_options(&a->spec->generate, a->generate, &r.o);
+  r.eos = gpux__textgen_eos_id(a);
   gpux_model *m = a->models[0];
   int n_in = gpux_model_input_count(m), n_out = gpux_model_output_count(m);
   r.in = gpux__calloc((size_t)n_in + 1, sizeof *r.in);
@@ -611,32 +330,8 @@ static int gen_run_mode(gpux_app *a, const gpux__named_tensors *in, gpux__named_
   free(r.out);
   free(r.cache);
   free(r.empty);
-  free(r.work);
   iface_free(&r.f);
   return rc;
-}
-
-static void gen_answer(const gpux_app *a, cJSON *root) {
-  const gen_state *st = a->mode_state;
-  if (!st) return;
-  cJSON_AddStringToObject(root, "text", st->text ? st->text : "");
-  cJSON *toks = cJSON_AddArrayToObject(root, "tokens");
-  for (int64_t i = 0; i < st->n_tokens; i++) cJSON_AddItemToArray(toks, cJSON_CreateNumber((double)st->tokens[i]));
-  cJSON_AddNumberToObject(root, "prompt_tokens", (double)st->n_prompt);
-  cJSON *pids = cJSON_AddArrayToObject(root, "prompt_ids");
-  for (int64_t i = 0; i < st->n_prompt && st->prompt; i++) cJSON_AddItemToArray(pids, cJSON_CreateNumber((double)st->prompt[i]));
-  cJSON_AddNumberToObject(root, "generated_tokens", (double)st->n_tokens);
-  cJSON_AddStringToObject(root, "finish_reason", st->finish ? st->finish : "length");
-  cJSON_AddItemToObject(root, "time_to_first_token_ms", gpux__app_json_num(st->first_ms, 1));
-  double decode_ms = st->total_ms - st->first_ms;
-  cJSON_AddItemToObject(root, "tokens_per_second",
-                        gpux__app_json_num(st->n_tokens > 1 && decode_ms > 0 ? (double)(st->n_tokens - 1) * 1000.0 / decode_ms : 0, 1));
-  cJSON_AddItemToObject(root, "download_bytes_per_token", gpux__app_json_num(st->download_bytes_per_token, 1));
-}
-
-static const char *gen_text(const gpux_app *a) {
-  const gen_state *st = a->mode_state;
-  return st && st->text ? st->text : "";
 }
 
 const gpux__mode gpux__mode_generate = {
@@ -647,7 +342,7 @@ const gpux__mode gpux__mode_generate = {
   /* .io_count = */ gen_io_count,
   /* .io_info  = */ gen_io_info,
   /* .run      = */ gen_run_mode,
-  /* .answer   = */ gen_answer,
-  /* .release  = */ gen_release,
-  /* .text     = */ gen_text,
+  /* .answer   = */ gpux__textgen_answer,
+  /* .release  = */ gpux__textgen_state_release,
+  /* .text     = */ gpux__textgen_text,
 };

@@ -1,9 +1,9 @@
 /* mode.h — the pipeline-mode interface: how an app runs its model(s) on prepared inputs, and
  * what it tells the rest of gpux about them. One mode per file (mode-single.c, mode-sequence.c,
- * mode-openwakeword.c), each defining `const gpux__mode gpux__mode_<name>`; the modes are listed
- * once, in GPUX__PIPELINE_MODES (spec/spec.h), from which the spec's mode names and the table in
- * pipeline.c are made. To add a mode: write src/app/mode-<name>.c and add its line there; its
- * settings, if it has any, are keys of `pipeline:` parsed by spec.c.
+ * mode-openwakeword.c, mode-seq2seq.c), each defining `const gpux__mode gpux__mode_<name>`; the
+ * modes are listed once, in GPUX__PIPELINE_MODES (spec/spec.h), from which the spec's mode names
+ * and the table in pipeline.c are made. To add a mode: write src/app/mode-<name>.c and add its
+ * line there; its settings, if it has any, are keys of `pipeline:` parsed by spec.c.
  *
  * The app calls a mode at these points:
  *   gpux__app_create   check (a GPUXfile, against the loaded models) or validate (a stored
@@ -52,7 +52,8 @@ typedef struct gpux__mode {
   const char *(*text)(const gpux_app *a);
 } gpux__mode;
 
-/* Text generation (mode-generate.c): the mode of a spec with `generate:`, not a pipeline mode. */
+/* Text generation with a decoder-only model (mode-generate.c): the mode of a spec with `generate:`
+ * and one model, not a pipeline mode (an encoder-decoder is pipeline mode seq2seq). */
 extern const gpux__mode gpux__mode_generate;
 
 /* The mode of a spec's pipeline.mode (GPUX__PIPE_*); NULL for a number outside the list. */

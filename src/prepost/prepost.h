@@ -239,6 +239,8 @@ int64_t gpux__tokenizer_vocab_size(const gpux__tokenizer *t);
 /* id of a token, -1 when absent; the token of an id, NULL when out of range. */
 int64_t gpux__tokenizer_token_id(const gpux__tokenizer *t, const char *token);
 const char *gpux__tokenizer_id_token(const gpux__tokenizer *t, int64_t id);
+/* Whether an id is a special token (an added token marked special, one of the post-processor's). */
+int gpux__tokenizer_is_special(const gpux__tokenizer *t, int64_t id);
 
 /* Splits text into token ids, no special tokens added. *ids is malloc'ed (free with free()). */
 int gpux__tokenizer_tokenize(const gpux__tokenizer *t, const char *text, int64_t **ids,

@@ -950,6 +950,8 @@ static int is_special_id(const gpux__tokenizer *t, int64_t id) {
   return id == t->pad_id && t->kind == GPUX__TOK_WORDPIECE;
 }
 
+int gpux__tokenizer_is_special(const gpux__tokenizer *t, int64_t id) { return is_special_id(t, id); }
+
 int gpux__tokenizer_decode(const gpux__tokenizer *t, const int64_t *ids, int64_t n, int skip_special,
                            char **text) {
   *text = NULL;

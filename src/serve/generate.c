@@ -9,7 +9,9 @@
  *                               turned into one prompt as "role: content" lines and "assistant:"
  *                               -> {"object": "chat.completion", ...}
  *   POST /v2/models/M/generate  Triton's generate extension: {"text_input", "parameters": {...}}
- *                               (settings also at the top level) -> {"model_name", "text_output"}
+ *                               (settings also at the top level) -> {"model_name", "text_output"};
+ *                               for a model that takes no text (Whisper), "audio" (base64) or
+ *                               "inputs" as /predict takes them instead of "text_input"
  *   .../generate_stream, "stream": true   server-sent events, one per piece of text; OpenAI's end
  *                               with "data: [DONE]".
  * Every parser takes untrusted bytes: sizes are checked, not trusted (tests/fuzz). */
@@ -98,6 +100,13 @@ static char *chat_prompt(const cJSON *messages, char *err, size_t el) {
   return p;
 }
 
+int gpux__gen_has_app_inputs(const cJSON *o) {
+  static const char *const keys[] = {"audio", "image", "inputs", "input"};
+  for (size_t i = 0; i < GPUX__ARRAY_LEN(keys); i++)
+    if (cJSON_GetObjectItemCaseSensitive(o, keys[i])) return 1;
+  return 0;
+}
+
 int gpux__gen_parse(int api, const char *body, size_t len, gpux__job *j, char *model, size_t model_len, char *err,
                     size_t el) {
   model[0] = 0;
@@ -108,13 +117,17 @@ int gpux__gen_parse(int api, const char *body, size_t len, gpux__job *j, char *m
     snprintf(err, el, "the body is not a JSON object");
     return 400;
   }
-  int st = 0;
+  int st = 0, own_inputs = 0;
   char *prompt = NULL;
   const cJSON *v;
   if (api == GPUX__GEN_TRITON) {
     v = cJSON_GetObjectItemCaseSensitive(o, "text_input");
-    if (!cJSON_IsString(v)) { snprintf(err, el, "'text_input' (the prompt) is missing or not a text"); st = 400; }
-    else prompt = gpux__strdup(v->valuestring);
+    if (!v && gpux__gen_has_app_inputs(o)) own_inputs = 1; /* the app's own inputs: read with its request form */
+    else if (!cJSON_IsString(v)) {
+      snprintf(err, el, "'text_input' (the prompt) is missing or not a text (a model that takes no text takes \"audio\" "
+                        "or \"inputs\")");
+      st = 400;
+    } else prompt = gpux__strdup(v->valuestring);
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(o, "parameters");
     if (!st && params && !cJSON_IsObject(params)) { snprintf(err, el, "'parameters' must be an object"); st = 400; }
     if (!st) st = settings(o, j, err, el);
@@ -134,6 +147,10 @@ int gpux__gen_parse(int api, const char *body, size_t len, gpux__job *j, char *m
     if (!st) st = settings(o, j, err, el);
   }
   cJSON_Delete(o);
+  if (!st && own_inputs) {
+    j->kind = GPUX__JOB_GENERATE;
+    return 200;
+  }
   if (!st && !prompt) { snprintf(err, el, "out of memory"); st = 500; }
   if (st) { free(prompt); return st; }
   gpux_app_input *in = gpux__job_own(j, prompt) ? NULL : gpux__calloc(1, sizeof *in);

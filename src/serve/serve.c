@@ -426,6 +426,26 @@ static void gen_stream_free(void *cls) {
   free(g);
 }
 
+/* A Triton generate request that gives the app's own inputs (Whisper's audio or features) in the
+ * form /predict takes, without the generation settings around them. */
+static int own_inputs(gpux__slot *sl, const req_state *r, gpux__job *j, char *err, size_t el) {
+  cJSON *o = cJSON_ParseWithLength(r->body ? r->body : "", r->len), *req = cJSON_CreateObject();
+  static const char *const keys[] = {"audio", "image", "inputs", "input"};
+  int st = o && req ? 200 : 500;
+  for (size_t i = 0; i < GPUX__ARRAY_LEN(keys) && st == 200; i++) {
+    cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(o, keys[i]);
+    if (v) cJSON_AddItemToObject(req, keys[i], v);
+  }
+  char *body = st == 200 ? cJSON_PrintUnformatted(req) : NULL;
+  if (st == 200 && !body) st = 500;
+  if (st == 200) st = gpux__predict_parse(sl, "application/json", body, strlen(body), j, err, el);
+  else snprintf(err, el, "out of memory");
+  free(body);
+  cJSON_Delete(o);
+  cJSON_Delete(req);
+  return st;
+}
+
 static enum MHD_Result do_generate(gpux_server *s, struct MHD_Connection *c, req_state *r, int api, int slot_from_url) {
   char err[1024], model[128];
   gpux__job *j = gpux__job_new(GPUX__JOB_GENERATE);
@@ -450,6 +470,10 @@ static enum MHD_Result do_generate(gpux_server *s, struct MHD_Connection *c, req
   if (!gpux_app_generates(sl->app)) {
     gpux__job_release(sl, j);
     return send_error(c, r, 400, "model '%s' does not generate text (its GPUXfile has no generate:); use /predict", sl->name);
+  }
+  if (!j->n_app_in && (st = own_inputs(sl, r, j, err, sizeof err)) != 200) {
+    gpux__job_release(sl, j);
+    return send_error(c, r, st, "%s", err);
   }
   char id[48];
   static unsigned long counter;

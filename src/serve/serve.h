@@ -147,7 +147,11 @@ int gpux__predict_parse(const gpux__slot *s, const char *content_type, const cha
 /* generate.c: the text-generation endpoints' request and answer forms. */
 typedef enum { GPUX__GEN_OPENAI = 0, GPUX__GEN_OPENAI_CHAT = 1, GPUX__GEN_TRITON = 2 } gpux__gen_api;
 /* Parses a request into j (the prompt as its app input, the settings, stream); *model gets
- * OpenAI's "model" ("" when absent). Returns the HTTP status (200 = ok), else err says why. */
+ * OpenAI's "model" ("" when absent). Returns the HTTP status (200 = ok), else err says why. A
+ * Triton request with the app's own inputs instead of "text_input" ("audio", "inputs": see
+ * gpux__gen_has_app_inputs) leaves j without app inputs: the caller reads them with
+ * gpux__predict_parse, which knows the app. */
+int gpux__gen_has_app_inputs(const cJSON *o);
 int gpux__gen_parse(int api, const char *body, size_t len, gpux__job *j, char *model, size_t model_len, char *err,
                     size_t el);
 /* The whole answer from the run's JSON (malloc'ed, NULL when out of memory). */

@@ -88,7 +88,8 @@ static const char *const detect_keys[] = {"format", "threshold", "iou", "max_det
 static const char *const ctc_keys[] = {"charset", "blank", "add_space", "trim", NULL};
 static const char *const pipeline_keys[] = {"mode", "steps", "chunk", "context", "window", "padding", NULL};
 static const char *const generate_keys[] = {"max_new_tokens", "temperature", "top_k", "top_p",
-                                            "repetition_penalty", "seed", "stop", "eos", "max_context", NULL};
+                                            "repetition_penalty", "seed", "stop", "eos", "max_context", "language",
+                                            "task", "decoder_start_token_id", "suppress_special", NULL};
 static const char *const step_keys[] = {"name", "model", NULL};
 static const char *const runtime_keys[] = {"backend", "gpu", "precision", "threads", NULL};
 static const char *const gpu_keys[] = {"memory", NULL};
@@ -971,15 +972,23 @@ static int parse_pipeline(cv *c, const gpux__snode *n, int line) {
   return 0;
 }
 
-static int parse_generate(cv *c, const gpux__snode *n, int line) {
-  gpux__spec_generate *g = &c->s->generate;
-  int rc, kl;
+static void generate_defaults(gpux__spec_generate *g, int line) {
   g->present = 1;
   g->line = line;
   g->max_new_tokens = 64;
   g->top_p = 1;
   g->repetition_penalty = 1;
   g->seed = -1;
+  g->decoder_start = -1;
+  g->suppress_special = 1;
+}
+
+static const char *const task_names[] = {"transcribe", "translate", NULL};
+
+static int parse_generate(cv *c, const gpux__snode *n, int line) {
+  gpux__spec_generate *g = &c->s->generate;
+  int rc, kl;
+  generate_defaults(g, line);
   if (gpux__tree_is_null(n)) return 0; /* `generate:` alone: every default */
   if ((rc = want_map(c, n, line, "generate")) || (rc = check_keys(c, n, "generate", generate_keys))) return rc;
   const gpux__snode *v;
@@ -1003,6 +1012,21 @@ static int parse_generate(cv *c, const gpux__snode *n, int line) {
   if ((v = gpux__tree_get(n, "eos", &kl)) && (rc = get_str(c, v, kl, "generate.eos", &g->eos))) return rc;
   if ((v = gpux__tree_get(n, "max_context", &kl)) &&
       (rc = get_int(c, v, kl, "generate.max_context", 0, 1 << 24, &g->max_context))) return rc;
+  if ((v = gpux__tree_get(n, "language", &kl))) {
+    if ((rc = get_str(c, v, kl, "generate.language", &g->language))) return rc;
+    size_t ll = strlen(g->language);
+    if (!ll || ll > 64 || strspn(g->language, "<|>abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-") != ll)
+      return err_at(c, kl, "generate.language", "'%s' is not a language code (en, de, ...)", g->language);
+  }
+  if ((v = gpux__tree_get(n, "task", &kl))) {
+    int t;
+    if ((rc = get_enum(c, v, kl, "generate.task", task_names, &t))) return rc;
+    g->task = (char *)task_names[t];
+  }
+  if ((v = gpux__tree_get(n, "decoder_start_token_id", &kl)) &&
+      (rc = get_int(c, v, kl, "generate.decoder_start_token_id", -1, INT32_MAX, &g->decoder_start))) return rc;
+  if ((v = gpux__tree_get(n, "suppress_special", &kl)) && (rc = get_bool(c, v, kl, "generate.suppress_special", &g->suppress_special)))
+    return rc;
   if ((v = gpux__tree_get(n, "stop", &kl))) {
     const gpux__snode *one[1] = {v};
     const gpux__snode *const *items = v->kind == GPUX__SN_LIST ? (const gpux__snode *const *)v->items : one;
@@ -1184,12 +1208,26 @@ static int convert(cv *c, const gpux__snode *root) {
       if (s->inputs[i].type == GPUX__IO_IMAGE || s->inputs[i].type == GPUX__IO_STRING || s->n_inputs > 1)
         return err_at(c, s->inputs[i].line, "inputs", "'%s': pipeline mode openwakeword takes one audio input", s->inputs[i].name);
   }
-  if (s->generate.present) {
-    if (!s->has_model) return err_at(c, s->generate.line, "generate", "needs `model:` (a decoder-only language model), not a pipeline");
+  if (s->pipeline.mode == GPUX__PIPE_SEQ2SEQ) {
+    const gpux__spec_pipeline *p = &s->pipeline;
+    if (p->n_steps < 2 || p->n_steps > 3)
+      return err_at(c, p->line, "pipeline.steps", "mode seq2seq takes 2 or 3 steps: the encoder, the decoder and the decoder "
+                                                  "with past (encoder_model.onnx, decoder_model.onnx, "
+                                                  "decoder_with_past_model.onnx as optimum exports them), not %d", p->n_steps);
+    if (!s->tokenizer.present)
+      return err_at(c, p->line, "pipeline.mode", "seq2seq needs preprocessing.tokenizer (the model's tokenizer.json) to write the text");
+    if (s->image.present) return err_at(c, s->image.line, "preprocessing.image", "pipeline mode seq2seq takes text or audio features");
+    if (!s->generate.present) generate_defaults(&s->generate, 0);
+  } else if (s->generate.present) {
+    if (!s->has_model)
+      return err_at(c, s->generate.line, "generate", "needs `model:` (a decoder-only language model) or `pipeline: {mode: seq2seq}`");
     if (!s->tokenizer.present)
       return err_at(c, s->generate.line, "generate", "needs preprocessing.tokenizer (the model's tokenizer.json) to read the prompt and write the text");
     if (s->image.present || s->audio.present)
       return err_at(c, s->generate.line, "generate", "takes a text prompt; remove preprocessing.image/audio");
+    if (s->generate.language || s->generate.task || s->generate.decoder_start >= 0 || !s->generate.suppress_special)
+      return err_at(c, s->generate.line, "generate", "language, task, decoder_start_token_id and suppress_special are settings of "
+                                                     "`pipeline: {mode: seq2seq}`");
   }
   return 0;
 }
@@ -1498,6 +1536,10 @@ cJSON *gpux__spec_to_json(const gpux__spec *s) {
     }
     if (g->eos) cJSON_AddStringToObject(gj, "eos", g->eos);
     cJSON_AddNumberToObject(gj, "max_context", (double)g->max_context);
+    if (g->language) cJSON_AddStringToObject(gj, "language", g->language);
+    if (g->task) cJSON_AddStringToObject(gj, "task", g->task);
+    if (g->decoder_start >= 0) cJSON_AddNumberToObject(gj, "decoder_start_token_id", (double)g->decoder_start);
+    if (!g->suppress_special) cJSON_AddBoolToObject(gj, "suppress_special", 0);
   }
   cJSON *in = cJSON_AddArrayToObject(o, "inputs"), *out = cJSON_AddArrayToObject(o, "outputs");
   for (int i = 0; i < s->n_inputs; i++) cJSON_AddItemToArray(in, io_json(&s->inputs[i]));

@@ -111,7 +111,9 @@ typedef struct {
   X(NONE, single)               /* one model (`model:`) */                                      \
   X(SEQUENCE, sequence)         /* steps in order, each step's outputs feeding the next */      \
   X(OPENWAKEWORD, openwakeword) /* openWakeWord's streaming melspectrogram -> embedding ->    \
-                                   classifier over three steps */
+                                   classifier over three steps */                               \
+  X(SEQ2SEQ, seq2seq)           /* an encoder-decoder generating text (Whisper, Marian, T5):  \
+                                   encoder, decoder[, decoder with past] */
 
 typedef enum {
 #define GPUX__X(e, name) GPUX__PIPE_##e,
@@ -150,7 +152,9 @@ typedef struct {
 
 /* generate: text generation with a decoder-only language model (app/mode-generate.c): the
  * prompt is tokenized, the model runs once over it (prefill) and then once per new token, with
- * its key/value cache kept on the device when the model has one. */
+ * its key/value cache kept on the device when the model has one; or with an encoder-decoder
+ * (`pipeline: {mode: seq2seq}`, app/mode-seq2seq.c), whose decoder starts from the settings below
+ * and the encoder's output. */
 typedef struct {
   int present;
   int64_t max_new_tokens;       /* default 64 */
@@ -163,6 +167,11 @@ typedef struct {
   char **stop;                  /* texts that end the generation (not included in the answer) */
   char *eos;                    /* the end-of-text token; NULL = the tokenizer's */
   int64_t max_context;          /* prompt + generated tokens at most; 0 = the model's limit or 2048 */
+  /* seq2seq */
+  char *language;               /* Whisper: the language token's code ("en" for <|en|>); NULL = none */
+  char *task;                   /* Whisper: "transcribe" or "translate"; NULL = transcribe with a language */
+  int64_t decoder_start;        /* decoder_start_token_id; -1 = <|startoftranscript|>, <pad> or eos */
+  int suppress_special;         /* Whisper: special tokens but the end of text are never chosen (default 1) */
   int line;
 } gpux__spec_generate;
 

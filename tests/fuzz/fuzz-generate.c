@@ -28,10 +28,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (getenv("GPUX_FUZZ_VERBOSE")) fprintf(stderr, "status %d %s\n", st, st == 200 ? "" : err);   /* for seeds */
   if (st != 200 && !err[0]) abort();   /* every rejection says why */
   if (st == 200) {
-    if (j->n_app_in != 1 || !j->app_in[0].text) abort();
+    /* the prompt, or (Triton) the app's own inputs, read later */
+    if (j->n_app_in == 0 ? api != GPUX__GEN_TRITON : j->n_app_in != 1 || !j->app_in[0].text) abort();
     char *run = gpux__strndup(body, size - 1);   /* NUL-terminated */
     char *a = gpux__gen_answer(api, model, "1", "id", run);
-    char *e = gpux__gen_event(api, model, "1", "id", j->app_in[0].text, 1);
+    char *e = gpux__gen_event(api, model, "1", "id", j->n_app_in ? j->app_in[0].text : "", 1);
     char *f = gpux__gen_final_events(api, model, "1", "id", run, data[0] & 4 ? "an error" : NULL);
     free(a);
     free(e);

@@ -34,6 +34,7 @@ static void test_table(void **state) {
   assert_true(gpux__mode_of(GPUX__PIPE_NONE)->direct);
   assert_true(gpux__mode_of(GPUX__PIPE_SEQUENCE)->direct);
   assert_false(gpux__mode_of(GPUX__PIPE_OPENWAKEWORD)->direct);
+  assert_false(gpux__mode_of(GPUX__PIPE_SEQ2SEQ)->direct);
 }
 
 /* A GPUXfile's `pipeline: {mode: NAME}` gives that mode, and the stored config names it the same
@@ -44,7 +45,9 @@ static void test_spec_names(void **state) {
     if (mode == GPUX__PIPE_NONE) continue;
     const char *name = gpux__mode_of(mode)->name;
     char yaml[256];
-    snprintf(yaml, sizeof yaml, "pipeline:\n  mode: %s\n  steps: [a.onnx, b.onnx, c.onnx]\n", name);
+    /* what a mode needs besides its steps: seq2seq writes text with a tokenizer */
+    const char *needs = mode == GPUX__PIPE_SEQ2SEQ ? "preprocessing:\n  tokenizer: {vocab: t.json}\n" : "";
+    snprintf(yaml, sizeof yaml, "pipeline:\n  mode: %s\n  steps: [a.onnx, b.onnx, c.onnx]\n%s", name, needs);
     gpux__spec *s = NULL;
     int rc = gpux__spec_parse_yaml(yaml, strlen(yaml), "GPUXfile", ".", &s);
     if (rc) fprintf(stderr, "%s: %s\n", name, gpux_last_error());

@@ -233,6 +233,45 @@ static void test_forms(void **state) {
   assert_true(s->pipeline.padding == 0.5);
   gpux__spec_free(s);
 
+  /* an encoder-decoder: seq2seq mode with Whisper's settings, kept through an image's JSON */
+  s = parse_ok("pipeline:\n  mode: seq2seq\n  steps: [encoder_model.onnx, decoder_model.onnx, decoder_with_past_model.onnx]\n"
+               "preprocessing:\n  tokenizer: {vocab: tokenizer.json}\ngenerate:\n  language: de\n  task: translate\n");
+  assert_int_equal(s->pipeline.mode, GPUX__PIPE_SEQ2SEQ);
+  assert_string_equal(s->generate.language, "de");
+  assert_string_equal(s->generate.task, "translate");
+  assert_int_equal(s->generate.decoder_start, -1);
+  {
+    cJSON *j = gpux__spec_to_json(s);
+    gpux__spec *s2 = NULL;
+    assert_int_equal(gpux__spec_from_json(j, NULL, "/img", &s2), 0);
+    assert_int_equal(s2->pipeline.mode, GPUX__PIPE_SEQ2SEQ);
+    assert_int_equal(s2->pipeline.n_steps, 3);
+    assert_string_equal(s2->generate.task, "translate");
+    assert_string_equal(s2->generate.language, "de");
+    gpux__spec_free(s2);
+    cJSON_Delete(j);
+  }
+  gpux__spec_free(s);
+  /* generate: may be left out; its defaults apply */
+  s = parse_ok("pipeline:\n  mode: seq2seq\n  steps: [e.onnx, d.onnx]\npreprocessing:\n  tokenizer: {vocab: t.json}\n");
+  assert_int_equal(s->generate.present, 1);
+  assert_int_equal(s->generate.max_new_tokens, 64);
+  gpux__spec_free(s);
+  s = parse_ok("pipeline:\n  mode: seq2seq\n  steps: [e.onnx, d.onnx]\npreprocessing:\n  tokenizer: {vocab: t.json}\n"
+               "generate: {decoder_start_token_id: 2}\n");
+  assert_int_equal(s->generate.decoder_start, 2);
+  gpux__spec_free(s);
+  parse_fails("pipeline:\n  mode: seq2seq\n  steps: [e.onnx]\npreprocessing:\n  tokenizer: {vocab: t.json}\n", GPUX_E_PARSE,
+              "~GPUXfile:2: key 'pipeline.steps': mode seq2seq takes 2 or 3 steps");
+  parse_fails("pipeline:\n  mode: seq2seq\n  steps: [e.onnx, d.onnx]\n", GPUX_E_PARSE,
+              "~key 'pipeline.mode': seq2seq needs preprocessing.tokenizer");
+  parse_fails("pipeline:\n  mode: seq2seq\n  steps: [e.onnx, d.onnx]\npreprocessing:\n  tokenizer: {vocab: t.json}\n"
+              "generate: {task: transcibe}\n", GPUX_E_PARSE, "~key 'generate.task': 'transcibe' is not one of");
+  parse_fails("model: m.onnx\npreprocessing:\n  tokenizer: {vocab: t.json}\ngenerate: {language: en}\n", GPUX_E_PARSE,
+              "~are settings of `pipeline: {mode: seq2seq}`");
+  parse_fails("pipeline:\n  mode: seq2seq\n  steps: [e.onnx, d.onnx]\npreprocessing:\n  tokenizer: {vocab: t.json}\n"
+              "generate: {language: 'e n'}\n", GPUX_E_PARSE, "~key 'generate.language': 'e n' is not a language code");
+
   s = parse_ok("model: https://example.com/m.onnx\n");
   assert_int_equal(s->model.kind, GPUX__SRC_URL);
   gpux__spec_free(s);
