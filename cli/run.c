@@ -57,7 +57,7 @@ static void usage(FILE *f) {
     "  --repeat N              run N times; print the first run's time, p50/p90/p99 latency of the\n"
     "                          runs after it and the start-up time (program start to first result)\n"
     "  --interactive           read one input per line and answer each (a REPL; a chat that keeps\n"
-    "                          the conversation for an image with generate:)\n"
+    "                          the conversation for a decoder-only model with generate:)\n"
     "  --allow-handler         run the image's handler code even though it was pulled, not built\n"
     "                          here (once; $GPUX_HOME/trusted-handlers trusts an image for good)\n"
     "text generation (an image with generate: or pipeline mode seq2seq; the text is printed as it\n"
@@ -252,7 +252,13 @@ static int interactive(gpux_app *app, int as_json, const gpux_generate_options *
   char *line = NULL;
   size_t cap = 0;
   ssize_t n;
-  int failures = 0, chat = gpux_app_generates(app);
+  int failures = 0, chat = 0;
+  if (gpux_app_generates(app)) { /* a decoder continues the conversation; an encoder-decoder takes each line afresh */
+    cJSON *d = cJSON_Parse(gpux_app_describe(app));
+    const char *how = cJSON_GetStringValue(cJSON_GetObjectItem(d, "generate"));
+    chat = how && !strcmp(how, "decoder");
+    cJSON_Delete(d);
+  }
   /* a text generator keeps the conversation: each prompt is what was said so far as
    * "user: ..." and "assistant: ..." lines, ending in "assistant:" (as /v1/chat/completions) */
   char *history = NULL;

@@ -315,6 +315,10 @@ const char *gpux_app_describe(gpux_app *a) {
   if (a->spec->version) cJSON_AddStringToObject(o, "version", a->spec->version);
   if (a->spec->description) cJSON_AddStringToObject(o, "description", a->spec->description);
   cJSON_AddStringToObject(o, "backend", gpux_session_backend_name(a->sessions[0]));
+  /* how it generates text: a decoder continues a prompt (a chat), an encoder-decoder answers
+   * each input afresh */
+  if (a->spec->generate.present)
+    cJSON_AddStringToObject(o, "generate", a->spec->pipeline.mode == GPUX__PIPE_SEQ2SEQ ? "encoder-decoder" : "decoder");
   cJSON *ins = cJSON_DetachItemFromObject(spec, "inputs"), *i;
   cJSON_ArrayForEach(i, ins) {
     const cJSON *type = cJSON_GetObjectItem(i, "type");

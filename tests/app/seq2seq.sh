@@ -115,6 +115,10 @@ text=$(field text <<<"$json")
 expect streamed 0 "^$(printf '%s' "$text" | python3 -c 'import re,sys; print(re.escape(sys.stdin.read()))')\$" -- "$gpux" run "$ex" --input "$wav"
 expect answer-keys 0 '"finish_reason":"(stop|length)","encoder_ms":[0-9.]+,"time_to_first_token_ms":[0-9.]+,"tokens_per_second":[0-9.]+,"download_bytes_per_token":' -- echo "$json"
 
+# --interactive answers each line afresh (no conversation, unlike a decoder-only chat)
+expect interactive 0 '^\[4, 4\]$' -- bash -c "printf '%s\\n%s\\n' '$wav' '$wav' | '$gpux' run '$ex' --interactive --max-new-tokens 3 --json |
+  python3 -c \"import json,sys; print([json.loads(l)['prompt_tokens'] for l in sys.stdin])\""
+
 # build the image; serve it: /predict and Triton's generate give the same text
 expect build 0 '^Built whisper-tiny' -- "$gpux" build -q "$ex"
 "$gpux" serve whisper-tiny --port 0 --backend cpu 2>"$tmp/serve.log" &
