@@ -471,6 +471,15 @@ static enum MHD_Result do_generate(gpux_server *s, struct MHD_Connection *c, req
     gpux__job_release(sl, j);
     return send_error(c, r, 400, "model '%s' does not generate text (its GPUXfile has no generate:); use /predict", sl->name);
   }
+  /* a prompt is text: never a file name for a model that takes audio or numbers (a WAV path
+   * would be read from the server's disk) */
+  int takes_text = 0;
+  for (int k = 0; k < sl->app->spec->n_inputs; k++) takes_text |= sl->app->spec->inputs[k].type == GPUX__IO_STRING;
+  if (j->n_app_in && !takes_text) {
+    gpux__job_release(sl, j);
+    return send_error(c, r, 400, "model '%s' takes no text: send POST /v2/models/%s/generate with \"audio\" (base64) or "
+                                 "\"inputs\" instead of a prompt, or use /predict", sl->name, sl->name);
+  }
   if (!j->n_app_in && (st = own_inputs(sl, r, j, err, sizeof err)) != 200) {
     gpux__job_release(sl, j);
     return send_error(c, r, st, "%s", err);

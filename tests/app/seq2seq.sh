@@ -134,6 +134,9 @@ expect predict 0 "\"text\":$(python3 -c 'import re,sys; print(re.escape(sys.argv
 expect triton-generate 0 "\"text_output\":$(python3 -c 'import re,sys; print(re.escape(sys.argv[1]))' "$want_text")" -- \
   curl -s -X POST --data-binary @"$tmp/treq.json" "$url/v2/models/whisper-tiny/generate"
 expect triton-no-input 0 '"error":".*text_input' -- curl -s -X POST --data-binary '{"parameters": {}}' "$url/v2/models/whisper-tiny/generate"
+# a prompt is never taken as a file name on the server
+expect openai-prompt-path 0 '"error":.*takes no text' -- curl -s -X POST --data-binary "{\"prompt\": \"$wav\"}" "$url/v1/completions"
+expect triton-text-path 0 '"error":.*takes no text' -- curl -s -X POST --data-binary "{\"text_input\": \"$wav\"}" "$url/v2/models/whisper-tiny/generate"
 kill "$pid" 2>/dev/null
 
 # GPUXfiles this mode cannot use: one line naming the file, key and model
