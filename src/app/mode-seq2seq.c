@@ -3,7 +3,8 @@
  * text to text), two or three steps:
  *
  *   encoder            input_features (Whisper) or input_ids [, attention_mask] -> last_hidden_state
- *   decoder            input_ids, encoder_hidden_states [, encoder_attention_mask] -> logits,
+ *   decoder            input_ids, encoder_hidden_states [, encoder_attention_mask, position_ids,
+ *                      cache_position] -> logits,
  *                      present.N.decoder.key/value, present.N.encoder.key/value
  *   decoder_with_past  input_ids [, encoder_attention_mask], past_key_values.N.decoder.key/value,
  *                      past_key_values.N.encoder.key/value -> logits, present.N.decoder.key/value
@@ -40,6 +41,7 @@ typedef struct {
 /* The inputs and outputs of one decoder model (the decoder or the stepping model). */
 typedef struct {
   int ids, hidden, mask, branch, logits; /* -1 when absent */
+  int pos, cache_pos;           /* position_ids [1, n], cache_position [n] (newer exports), or -1 */
 } s2s_dec;
 
 /* The three models' interface, found from their names. */
@@ -77,16 +79,19 @@ static int dec_of(const gpux__spec *s, gpux_model *m, int i, int takes_past, s2s
   d->hidden = gpux__textgen_find_input(m, "encoder_hidden_states");
   d->mask = gpux__textgen_find_input(m, "encoder_attention_mask");
   d->branch = gpux__textgen_find_input(m, "use_cache_branch");
+  d->pos = gpux__textgen_find_input(m, "position_ids");
+  d->cache_pos = gpux__textgen_find_input(m, "cache_position");
   d->logits = gpux__textgen_find_output(m, "logits");
   if (d->ids < 0) return gpux__error(GPUX_E_MODEL, "%s has no input 'input_ids' (the decoder's token ids)", step_file(s, i));
   if (d->logits < 0) return gpux__error(GPUX_E_MODEL, "%s has no output 'logits'", step_file(s, i));
   for (int k = 0; k < gpux_model_input_count(m); k++) {
     gpux_value_info vi;
     gpux_model_input_info(m, k, &vi);
-    if (k == d->ids || k == d->hidden || k == d->mask || k == d->branch || vi.optional) continue;
+    if (k == d->ids || k == d->hidden || k == d->mask || k == d->branch || k == d->pos || k == d->cache_pos || vi.optional)
+      continue;
     if (takes_past && is_past(vi.name)) continue;
     return gpux__error(GPUX_E_MODEL, "%s: input '%s' is none that a decoder is fed (input_ids, encoder_hidden_states, "
-                                     "encoder_attention_mask%s)", step_file(s, i), vi.name,
+                                     "encoder_attention_mask, position_ids, cache_position%s)", step_file(s, i), vi.name,
                        takes_past ? ", past_key_values.N.decoder/encoder.key/value, use_cache_branch" : "");
   }
   return 0;
@@ -257,7 +262,7 @@ typedef struct {
   gpux_device_tensor *hidden;   /* the encoder's output */
   int64_t enc_len;              /* its length (positions the decoder attends to) */
   gpux_device_tensor **cache;   /* (n_kv) the stepping model's past values */
-  gpux_tensor ids, mask, branch;
+  gpux_tensor ids, mask, branch, pos, cache_pos;
   gpux_tensor *empty;           /* (n_kv) zero-length past values for a merged decoder's first run */
   uint8_t *suppressed;          /* (vocab) tokens never chosen, or NULL */
 } s2s_run;
@@ -437,6 +442,18 @@ static int step(s2s_run *r, int model, const int64_t *ids, int64_t n, int64_t pa
     rc = int_tensor(&r->mask, m, d->mask, NULL, r->enc_len);
     in[d->mask].tensor = &r->mask;
   }
+  if (!rc && (d->pos >= 0 || d->cache_pos >= 0)) { /* the positions of the ids fed */
+    int64_t *p = gpux__malloc(sizeof *p * (size_t)n);
+    if (!p) rc = GPUX_E_NOMEM;
+    for (int64_t k = 0; k < n && p; k++) p[k] = past + k;
+    if (!rc && d->pos >= 0 && !(rc = int_tensor(&r->pos, m, d->pos, p, n))) in[d->pos].tensor = &r->pos;
+    if (!rc && d->cache_pos >= 0 && !(rc = int_tensor(&r->cache_pos, m, d->cache_pos, p, n))) {
+      r->cache_pos.ndim = 1; /* [n] */
+      r->cache_pos.dims[0] = n;
+      in[d->cache_pos].tensor = &r->cache_pos;
+    }
+    free(p);
+  }
   if (!rc && d->branch >= 0) {
     gpux_tensor_free(&r->branch);
     int64_t one = 1;
@@ -580,6 +597,8 @@ static int s2s_run_mode(gpux_app *a, const gpux__named_tensors *in, gpux__named_
   gpux_tensor_free(&r.ids);
   gpux_tensor_free(&r.mask);
   gpux_tensor_free(&r.branch);
+  gpux_tensor_free(&r.pos);
+  gpux_tensor_free(&r.cache_pos);
   free(r.cache);
   free(r.empty);
   free(r.suppressed);

@@ -2,7 +2,8 @@
 // Whisper and Marian/T5, written with a protobuf writer by hand (seeded random weights): the
 // models of examples/whisper-tiny (audio: input_features [1, 80, 3000], Whisper's 306-token
 // vocabulary of that folder's tokenizer.json) and, for tests/app/seq2seq.sh, a text encoder
-// (input_ids, attention_mask; the decoders take encoder_attention_mask) and the merged decoder
+// (input_ids, attention_mask; the decoders take encoder_attention_mask and cache_position, as
+// newer exports have it) and the merged decoder
 // (decoder_model_merged.onnx: an If on use_cache_branch over the two decoders). One layer, one
 // head; the decoder's last position depends on every cached position, on the cross-attention
 // cache and (text) on the encoder's mask, so a cache fed wrongly changes the tokens.
@@ -83,14 +84,18 @@ function decode(b, past) {
   const ks = b.node('Squeeze', [mean(K), 'ax1']), vs = b.node('Squeeze', [mean(Vv), 'ax1']);
   const c = b.node('Squeeze', [b.node('Add', [mean(ek), mean(ev)]), 'ax1']);
   let h = b.node('Add', [b.node('Add', [b.node('Mul', [emb, b.node('Sigmoid', [ks])]), b.node('Mul', [vs, 'three'])]), c]);
-  if (text) h = b.node('Add', [h, b.node('Cast', [b.node('ReduceSum', ['encoder_attention_mask'], [attrInt('keepdims', 0)])], [attrInt('to', FLOAT)])]);
+  if (text) { // the mask's length, and the positions (the first's count, so a wrong offset shows)
+    h = b.node('Add', [h, b.node('Cast', [b.node('ReduceSum', ['encoder_attention_mask'], [attrInt('keepdims', 0)])], [attrInt('to', FLOAT)])]);
+    const first = b.node('Cast', [b.node('ReduceMin', ['cache_position'], [attrInt('keepdims', 0)])], [attrInt('to', FLOAT)]);
+    h = b.node('Add', [h, b.node('Mul', [b.node('Sin', [first]), 'three'])]);
+  }
   const logits = b.node('MatMul', [h, 'Wo']);
   return { logits, K, Vv, ek, ev };
 }
 
 const ids = ['input_ids', INT64, ['batch', 'seq']];
 const hidden = ['encoder_hidden_states', FLOAT, ['batch', 'enc', D]];
-const encMask = text ? [['encoder_attention_mask', INT64, ['batch', 'enc']]] : [];
+const encMask = text ? [['encoder_attention_mask', INT64, ['batch', 'enc']], ['cache_position', INT64, ['seq']]] : [];
 const pastIn = ['decoder.key', 'decoder.value', 'encoder.key', 'encoder.value'].map((n) =>
   [`past_key_values.0.${n}`, FLOAT, ['batch', 1, n.startsWith('decoder') ? 'past' : 'enc', D]]);
 const logitsOut = ['logits', FLOAT, ['batch', 'seq', V]];

@@ -54,11 +54,13 @@ const encMask = new ort.Tensor('int64', new BigInt64Array(hidden.dims[1]).fill(1
 
 const seq = [...start], out = [];
 let cache = null;
+// the positions of the ids fed: cache_position [n]
+const positions = (from, n) => new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(from + i)), [n]);
 for (let s = 0; s < N; s++) {
   let res;
   const common = { encoder_hidden_states: hidden, encoder_attention_mask: encMask };
   if (!cache) {
-    const all = { ...common, input_ids: ids(seq) };
+    const all = { ...common, input_ids: ids(seq), cache_position: positions(0, seq.length) };
     if (merged) {
       all.use_cache_branch = new ort.Tensor('bool', [false], [1]);
       for (const n of decoder.inputNames.filter((x) => x.startsWith('past_key_values'))) {
@@ -70,7 +72,7 @@ for (let s = 0; s < N; s++) {
     res = await decoder.run(feeds(decoder, all));
   } else {
     const sess = merged ? decoder : stepper;
-    const all = { ...common, input_ids: ids(seq.slice(-1)), ...cache };
+    const all = { ...common, input_ids: ids(seq.slice(-1)), cache_position: positions(seq.length - 1, 1), ...cache };
     if (merged) all.use_cache_branch = new ort.Tensor('bool', [true], [1]);
     res = await sess.run(feeds(sess, all));
   }
