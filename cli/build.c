@@ -42,6 +42,7 @@ int cli_parse_backend(const char *s, int *out) {
 typedef struct {
   int tty;
   int quiet;
+  int json;                      /* --json: no live compile line */
   const char *last;
 } progress_state;
 
@@ -58,6 +59,8 @@ static const char *step_text(const char *step) {
 static void on_progress(void *ctx, const char *step, int64_t done, int64_t total) {
   progress_state *p = ctx;
   if (p->quiet) return;
+  /* the GPU kernels' per-node progress is a live line on a terminal only */
+  if (!strcmp(step, "compile") && (!p->tty || p->json)) return;
   if (p->tty) {
     if (total > 0) fprintf(stderr, "\r\033[K  %s (%lld/%lld)", step_text(step), (long long)done, (long long)total);
     else fprintf(stderr, "\r\033[K  %s ...", step_text(step));
@@ -169,7 +172,7 @@ int cmd_build(int argc, char **argv) {
     switch (c) {
     case 't': bo.tag = optarg; break;
     case 'b': if (cli_parse_backend(optarg, &bo.backend)) return EXIT_USAGE; break;
-    case 'j': json = 1; break;
+    case 'j': json = 1, ps.json = 1; break;
     case 'O': bo.allow_outside = 1; break;
     case 'q': ps.quiet = 1; break;
     case 'S': bo.no_smoke = 1; break;

@@ -497,9 +497,10 @@ int cmd_run(int argc, char **argv) {
     }
   }
   cJSON_Delete(desc);
-  /* on a terminal, a long first plan (GPU kernels compiling) shows its progress */
+  /* on a terminal, a long first plan (GPU kernels compiling) shows its progress; --json output
+     stays free of it */
   int compile_shown = 0;
-  if (isatty(2)) gpux_set_progress(on_compile, &compile_shown);
+  if (isatty(2) && !as_json) gpux_set_progress(on_compile, &compile_shown);
   double *lat = NULL, first_result_ms = 0;
   char *json = NULL, *text = NULL;
   int runs = repeat ? repeat : 1;

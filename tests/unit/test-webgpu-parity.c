@@ -144,13 +144,16 @@ static gpux_model *build(const op_case *c, gpux_tensor *inputs, int *n_inputs) {
       }
       continue;
     }
-    int dt = o->dtype ? o->dtype : fdt; /* the case's float type, or random bytes of int8/uint8 */
+    int dt = o->dtype ? o->dtype : fdt; /* the case's float type, or random integers */
     pbw_value_info(&g, 11, names[i], dt, o->ndim, o->dims, NULL);
     gpux_tensor *t = &inputs[(*n_inputs)++];
     assert_int_equal(gpux_tensor_init(t, dt, o->ndim, o->dims), 0);
     float lo = o->lo || o->hi ? o->lo : -2.0f, hi = o->lo || o->hi ? o->hi : 2.0f;
     for (int64_t k = 0; k < gpux_tensor_count(t); k++) {
       if (dt == fdt) set_float(t, k, c->n_edge && i == 0 ? c->edge[k % c->n_edge] : frand(lo, hi));
+      else if (dt == GPUX_DT_INT64) ((int64_t *)t->data)[k] = (int64_t)frand(-300.0f, 300.0f);
+      else if (dt == GPUX_DT_INT32) ((int32_t *)t->data)[k] = (int32_t)frand(-300.0f, 300.0f);
+      else if (dt == GPUX_DT_INT16 || dt == GPUX_DT_UINT16) ((uint16_t *)t->data)[k] = (uint16_t)frand(0.0f, 65536.0f);
       else ((uint8_t *)t->data)[k] = (uint8_t)frand(0.0f, 256.0f);
     }
   }
@@ -505,6 +508,117 @@ static void test_cast16(void **state) {
   assert_int_equal(bad, 0);
 }
 
+/* Integer arithmetic: int8/uint8/int16/uint16 wrap to their type as on the CPU, and int64 (held
+ * as i32 on the GPU) stays exact: a run whose result leaves the 32-bit range is computed on the
+ * CPU (the kernel's overflow flag), and the next run of the same session is on the GPU again. */
+static void set_ints(gpux_tensor *t, const int64_t *v) {
+  for (int64_t k = 0; k < gpux_tensor_count(t); k++) {
+    switch (t->dtype) {
+    case GPUX_DT_INT64: ((int64_t *)t->data)[k] = v[k]; break;
+    case GPUX_DT_INT32: ((int32_t *)t->data)[k] = (int32_t)v[k]; break;
+    case GPUX_DT_INT16: case GPUX_DT_UINT16: ((uint16_t *)t->data)[k] = (uint16_t)v[k]; break;
+    default: ((uint8_t *)t->data)[k] = (uint8_t)v[k]; break;
+    }
+  }
+}
+
+static int64_t get_int(const gpux_tensor *t, int64_t k) {
+  switch (t->dtype) {
+  case GPUX_DT_INT64: return ((const int64_t *)t->data)[k];
+  case GPUX_DT_INT32: return ((const int32_t *)t->data)[k];
+  case GPUX_DT_INT16: return ((const int16_t *)t->data)[k];
+  case GPUX_DT_UINT16: return ((const uint16_t *)t->data)[k];
+  case GPUX_DT_INT8: return ((const int8_t *)t->data)[k];
+  default: return ((const uint8_t *)t->data)[k];
+  }
+}
+
+typedef struct {
+  const char *op;
+  int dtype;
+  const char *dir;              /* BitShift's direction */
+  int64_t a[4], b[4], want[4];  /* four elements, three runs use them in turn (see below) */
+} int_case;
+
+static void test_integers(void **state) {
+  (void)state;
+  const int_case cases[] = {
+    {"Add", GPUX_DT_INT8, NULL, {127, -128, 5, -7}, {1, -1, 6, 3}, {-128, 127, 11, -4}},
+    {"Mul", GPUX_DT_UINT8, NULL, {200, 16, 3, 255}, {2, 16, 7, 255}, {144, 0, 21, 1}},
+    {"Sub", GPUX_DT_INT16, NULL, {-32768, 100, 0, 5}, {1, -200, 32767, 5}, {32767, 300, -32767, 0}},
+    {"Mul", GPUX_DT_UINT16, NULL, {65535, 256, 3, 1000}, {65535, 256, 5, 1000}, {1, 0, 15, 16960}},
+    {"Div", GPUX_DT_INT8, NULL, {-128, 7, -7, 9}, {-1, -2, 2, 0}, {-128, -3, -3, 0}},
+    {"Mod", GPUX_DT_INT16, NULL, {-7, 7, -7, 5}, {3, -3, -3, 0}, {2, -2, -1, 0}},
+    {"BitShift", GPUX_DT_UINT8, "LEFT", {1, 255, 3, 1}, {7, 1, 2, 8}, {128, 254, 12, 0}},
+    {"BitShift", GPUX_DT_INT8, "RIGHT", {-128, -1, 64, 5}, {7, 9, 3, -1}, {-1, -1, 8, 0}},
+    {"BitwiseAnd", GPUX_DT_INT16, NULL, {-1, 0x0ff0, -32768, 7}, {0x1234, 0x00ff, -1, 2}, {0x1234, 0x00f0, -32768, 2}},
+    /* int64: first fits in 32 bits; the inputs scaled up leave it; then small again */
+    {"Add", GPUX_DT_INT64, NULL, {2147483000, -5, 7, 0}, {1000, -2147483645, 1, 0}, {2147484000, -2147483650, 8, 0}},
+    {"Sub", GPUX_DT_INT64, NULL, {-2147483000, 5, 7, 1}, {1000, -2147483645, 1, 1}, {-2147484000, 2147483650, 6, 0}},
+    {"Mul", GPUX_DT_INT64, NULL, {70000, -1, 3, -2147483647}, {70000, 2147483647, -5, 1}, {4900000000, -2147483647, -15, -2147483647}},
+    {"BitShift", GPUX_DT_INT64, "LEFT", {1, 3, -1, 0}, {40, 30, 31, 63}, {1099511627776, 3221225472, -2147483648, 0}},
+    /* an input beyond 32 bits: that run on the CPU too */
+    {"Max", GPUX_DT_INT64, NULL, {5000000000, -2, 3, 4}, {1, -6000000000, 5, -4}, {5000000000, -2, 5, 4}},
+  };
+  int bad = 0;
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    const int_case *ic = &cases[c];
+    op_case oc = {.op = ic->op, .n_in = 2, .in = {{.ndim = 1, .dims = {4}, .dtype = ic->dtype}, {.ndim = 1, .dims = {4}, .dtype = ic->dtype}},
+                  .out_dtype = ic->dtype, .opset = 18};
+    if (ic->dir) oc.attrs[0] = (attr){.name = "direction", .type = 3, .s = ic->dir}, oc.n_attrs = 1;
+    gpux_tensor in[MAX_IN];
+    int n_in;
+    memset(in, 0, sizeof in);
+    gpux_model *m = build(&oc, in, &n_in);
+    gpux_session *gs = NULL;
+    gpux_session_options go = {.backend = GPUX_BACKEND_WEBGPU};
+    if (gpux_session_create(m, &go, &gs)) fail_msg("%s: %s", ic->op, gpux_last_error());
+    /* int64 runs three times: the first two elements' results beyond 32 bits in the middle run
+       only (the other runs take elements 2 and 3 in every slot); narrow types run once */
+    int runs = ic->dtype == GPUX_DT_INT64 ? 3 : 1;
+    for (int r = 0; r < runs; r++) {
+      int64_t a[4], b[4], want[4];
+      for (int k = 0; k < 4; k++) {
+        int src = runs == 1 || r == 1 ? k : 2 + (k & 1);
+        a[k] = ic->a[src], b[k] = ic->b[src], want[k] = ic->want[src];
+      }
+      set_ints(&in[0], a);
+      set_ints(&in[1], b);
+      gpux_tensor out;
+      memset(&out, 0, sizeof out);
+      if (gpux_session_run(gs, in, 2, &out, 1)) fail_msg("integer case %zu %s run %d: %s", c, ic->op, r, gpux_last_error());
+      for (int k = 0; k < 4; k++)
+        if (out.dtype != ic->dtype || get_int(&out, k) != want[k]) {
+          print_error("integer case %zu %s %s run %d element %d: %lld, want %lld\n", c, ic->op, gpux_dtype_name(ic->dtype), r, k,
+                      (long long)get_int(&out, k), (long long)want[k]);
+          bad = 1;
+        }
+      gpux_tensor_free(&out);
+      /* the run with results beyond 32 bits was computed on the CPU, the others on the GPU */
+      const char *why = NULL, *dev = gpux_session_node_device(gs, 0, &why);
+      const char *want_dev = runs == 3 && r == 1 ? "cpu" : "webgpu";
+      if (!dev || strcmp(dev, want_dev)) {
+        print_error("integer case %zu %s %s run %d: ran on %s (%s)\n", c, ic->op, gpux_dtype_name(ic->dtype), r, dev ? dev : "?",
+                    why ? why : "");
+        bad = 1;
+      }
+    }
+    for (int i = 0; i < n_in; i++) gpux_tensor_free(&in[i]);
+    gpux_session_free(gs);
+    gpux_model_free(m);
+  }
+  /* broadcast forms (the kernel walks coordinates) on random small values */
+  static const char *const ops[] = {"Add", "Sub", "Mul", "Max", "BitwiseXor"};
+  static const int types[] = {GPUX_DT_INT64, GPUX_DT_INT8, GPUX_DT_UINT16};
+  for (size_t o = 0; o < sizeof ops / sizeof *ops; o++)
+    for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
+      op_case c = {.op = ops[o], .n_in = 2, .out_dtype = types[t], .opset = 18,
+                   .in = {{.ndim = 3, .dims = {2, 1, 5}, .dtype = types[t]}, {.ndim = 2, .dims = {3, 1}, .dtype = types[t]}}};
+      bad |= run_case(&c, (int)(o * 3 + t));
+    }
+  assert_int_equal(bad, 0);
+}
+
 /* The backend's device is created once per process; a session held across the tests keeps it. */
 static gpux_session *holder;
 static gpux_model *holder_model;
@@ -536,7 +650,10 @@ int main(void) {
     cmocka_unit_test(test_unary),      cmocka_unit_test(test_binary),       cmocka_unit_test(test_matmul_gemm),
     cmocka_unit_test(test_conv_pool),  cmocka_unit_test(test_norm_reduce),  cmocka_unit_test(test_data_movement),
     cmocka_unit_test(test_quant),      cmocka_unit_test(test_float16),      cmocka_unit_test(test_cast16),
+    cmocka_unit_test(test_integers),
   };
+  /* GPUX_PARITY_TESTS=PATTERN runs only the tests whose names match (while working on an op) */
+  if (getenv("GPUX_PARITY_TESTS")) cmocka_set_test_filter(getenv("GPUX_PARITY_TESTS"));
   /* the kernels' software-adapter forms (the default on lavapipe) and their GPU forms */
   int rc = cmocka_run_group_tests_name("default kernels", tests, setup, teardown);
   setenv("GPUX_WEBGPU_KERNELS", "gpu", 1);

@@ -111,6 +111,12 @@ void gpux__wg_cache_close(wg_cache *c) {
   free(c);
 }
 
+void gpux__wg_cache_counts(wg_cache *c, uint64_t *hits, uint64_t *misses, uint64_t *stores) {
+  pthread_mutex_lock(&c->mu);
+  *hits = c->hits, *misses = c->misses, *stores = c->stores;
+  pthread_mutex_unlock(&c->mu);
+}
+
 static void entry_path(const wg_cache *c, const uint64_t hash[2], char *out, size_t len) {
   snprintf(out, len, "%s/%016llx%016llx", c->dir, (unsigned long long)hash[0], (unsigned long long)hash[1]);
 }

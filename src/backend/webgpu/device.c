@@ -563,6 +563,8 @@ int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipe
     d->pipes = np;
     d->cap_pipes = cap;
   }
+  uint64_t t0 = now_ns(), h0 = 0, m0 = 0, s0 = 0, h1 = 0, m1 = 0, s1 = 0;
+  if (d->cache) gpux__wg_cache_counts(d->cache, &h0, &m0, &s0);
   d->f.wgpuDevicePushErrorScope(d->device, WGPUErrorFilter_Validation);
   WGPUShaderSourceWGSL src = {{NULL, WGPUSType_ShaderSourceWGSL}, {wgsl, strlen(wgsl)}};
   WGPUShaderModuleDescriptor md = {&src.chain, sv(label)};
@@ -584,6 +586,11 @@ int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipe
     if (getenv("GPUX_WEBGPU_DEBUG")) gpux__log(GPUX_LOG_DEBUG, "webgpu: shader '%s':\n%s", label ? label : "?", wgsl);
   }
   if (!rc) rc = gpux__wg_check(d, "compiling a shader");
+  /* loaded: Dawn found what it needed in the blob cache and looked for nothing it lacked */
+  if (d->cache) gpux__wg_cache_counts(d->cache, &h1, &m1, &s1);
+  if (h1 > h0 && m1 == m0) d->pipes_loaded++;
+  else d->pipes_compiled++;
+  d->pipe_ns += now_ns() - t0;
   if (!rc && !pipe) rc = gpux__error(GPUX_E_DEVICE, "WebGPU: shader '%s': no pipeline", label ? label : "?");
   if (rc) {
     if (pipe) d->f.wgpuComputePipelineRelease(pipe);

@@ -138,6 +138,8 @@ int gpux__wg_ew2(wg_build *b, const wg_ew *e) {
   }
   int bo = gpux__wg_bind_out(b, e->out, e->out_type);
   if (bo < 0) return GPUX_E_UNSUPPORTED;
+  int bf = e->overflow ? gpux__wg_overflow_flag(b) : -1;
+  if (e->overflow && bf < 0) return GPUX_E_UNSUPPORTED;
   const char *narrow = e->out_type == WG_F32 ? gpux__wg_narrow_in_kernel(b, e->out) : NULL; /* float16 result */
   const int wg = 256;
   uint32_t gx, gy;
@@ -188,6 +190,9 @@ int gpux__wg_ew2(wg_build *b, const wg_ew *e) {
     gpux__wg_cat(&s, "];\n");
   }
   if (narrow) gpux__wg_cat(&s, "  b%d[i] = %s(%s);\n}\n", bo, narrow, e->expr);
+  else if (e->overflow)
+    gpux__wg_cat(&s, "  let v = %s;\n  if (%s) { b%d[0] = %d; }\n  b%d[i] = v;\n}\n", e->expr, e->overflow, bf,
+                 gpux__wg_node_index(b) + 1, bo);
   else gpux__wg_cat(&s, "  b%d[i] = %s;\n}\n", bo, e->expr);
   int rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
   gpux__wg_str_free(&s);
@@ -296,8 +301,9 @@ static int op_unary(wg_build *b) {
   return unary(b, expr);
 }
 
-/* one float type everywhere (all held as f32), or int32 everywhere (integer math is exact in i32) */
-static int common_type(wg_build *b, int n, int *type) {
+/* one float type everywhere (all held as f32), or one integer type everywhere (held as i32:
+ * int8/int16 sign-extended, uint8/uint16 zero-extended, int64 when it fits; *dtype says which) */
+static int common_type(wg_build *b, int n, int *type, int *dtype) {
   int dt = -1;
   for (int k = 0; k < n; k++) {
     const gpux_tensor *t = gpux__wg_in(b, k);
@@ -305,44 +311,131 @@ static int common_type(wg_build *b, int n, int *type) {
     if (dt < 0) dt = t->dtype;
     else if (t->dtype != dt) return gpux__wg_decline(b, "mixed input types");
   }
+  *dtype = dt;
   if (gpux__wg_is_f32(dt)) *type = WG_F32;
-  else if (dt == GPUX_DT_INT32) *type = WG_I32;
-  else return gpux__wg_decline(b, "%s arithmetic (the GPU path does floats and int32)", gpux_dtype_name(dt));
+  else if (dt == GPUX_DT_INT32 || dt == GPUX_DT_INT64 || dt == GPUX_DT_INT8 || dt == GPUX_DT_INT16 ||
+           dt == GPUX_DT_UINT8 || dt == GPUX_DT_UINT16) *type = WG_I32;
+  else return gpux__wg_decline(b, "%s arithmetic (the GPU holds floats and integers of at most 32 bits)", gpux_dtype_name(dt));
   return 0;
 }
 
-static int ew_typed(wg_build *b, int n, int type, const char *expr) {
+/* An integer result computed in i32 (which wraps) brought to its type as the CPU stores it:
+ * int8/int16 sign-extended from their width, uint8/uint16 masked; int32 and int64 as they are
+ * (int64 results that leave i32 are caught by the overflow flag). */
+static void wrap_int(char *out, size_t len, int dtype, const char *x) {
+  switch (dtype) {
+  case GPUX_DT_INT8: snprintf(out, len, "(((%s) << 24u) >> 24u)", x); break;
+  case GPUX_DT_INT16: snprintf(out, len, "(((%s) << 16u) >> 16u)", x); break;
+  case GPUX_DT_UINT8: snprintf(out, len, "((%s) & 255)", x); break;
+  case GPUX_DT_UINT16: snprintf(out, len, "((%s) & 65535)", x); break;
+  default: snprintf(out, len, "(%s)", x); break;
+  }
+}
+
+static int int_bits(int dtype) {
+  switch (dtype) {
+  case GPUX_DT_INT8: case GPUX_DT_UINT8: return 8;
+  case GPUX_DT_INT16: case GPUX_DT_UINT16: return 16;
+  case GPUX_DT_INT64: return 64;
+  default: return 32;
+  }
+}
+
+static int ew_checked(wg_build *b, int n, int type, const char *expr, const char *overflow) {
   wg_ew e;
   memset(&e, 0, sizeof e);
   e.n = n;
   for (int k = 0; k < n; k++) e.in[k] = k, e.type[k] = type;
   e.expr = expr;
+  e.overflow = overflow;
   e.out = 0;
   e.out_type = type;
   return gpux__wg_ew2(b, &e);
 }
 
+static int ew_typed(wg_build *b, int n, int type, const char *expr) { return ew_checked(b, n, type, expr, NULL); }
+
+#define I32_MIN "bitcast<i32>(0x80000000u)"
+
+/* Add, Sub, Mul, Div, Mod on integers: exact as the CPU computes them (in int64, stored wrapped
+ * to the type); int64 results that leave the i32 range set the overflow flag. */
+static int int_binary(wg_build *b, const char *op, int dtype) {
+  int i64 = dtype == GPUX_DT_INT64;
+  const char *raw = NULL, *over = NULL;
+  if (!strcmp(op, "Add")) raw = "a0 + a1", over = "((a0 ^ v) & (a1 ^ v)) < 0";
+  else if (!strcmp(op, "Sub")) raw = "a0 - a1", over = "((a0 ^ a1) & (a0 ^ v)) < 0";
+  else if (!strcmp(op, "Mul")) raw = "a0 * a1", over = "a0 != 0 && (v / a0 != a1 || (a0 == -1 && a1 == " I32_MIN "))";
+  else if (!strcmp(op, "Div")) raw = "select(a0 / a1, 0, a1 == 0)", over = "a1 == -1 && a0 == " I32_MIN;
+  else if (!strcmp(op, "Mod")) {
+    const gpux__attr *a = gpux__node_attr(gpux__wg_node(b), "fmod");
+    raw = a && a->i ? "select(a0 % a1, 0, a1 == 0 || a1 == -1)" : "select(gx_imod(a0, a1), 0, a1 == -1)";
+  }
+  if (!raw) return gpux__wg_decline(b, "no WGSL kernel for %s on %s", op, gpux_dtype_name(dtype));
+  char expr[256];
+  wrap_int(expr, sizeof expr, dtype, raw);
+  return ew_checked(b, 2, WG_I32, expr, i64 ? over : NULL);
+}
+
 static int op_binary(wg_build *b) {
   const char *op = gpux__wg_node(b)->op_type;
   if (gpux__wg_n_in(b) != 2) return gpux__wg_decline(b, "%s with %d inputs", op, gpux__wg_n_in(b));
-  int type, rc = common_type(b, 2, &type);
+  int type, dtype, rc = common_type(b, 2, &type, &dtype);
   if (rc) return rc;
-  int fl = type == WG_F32;
+  if (type == WG_I32) return int_binary(b, op, dtype);
   const char *expr = NULL;
   if (!strcmp(op, "Add")) expr = "a0 + a1";
   else if (!strcmp(op, "Sub")) expr = "a0 - a1";
   else if (!strcmp(op, "Mul")) expr = "a0 * a1";
-  else if (!strcmp(op, "Div")) expr = fl ? "a0 / a1" : "select(a0 / a1, 0, a1 == 0)";
-  else if (!strcmp(op, "Pow") && fl) expr = "gx_pow(a0, a1)";
-  else if (!strcmp(op, "PRelu") && fl) expr = "select(a0, a0 * a1, a0 < 0.0)";
+  else if (!strcmp(op, "Div")) expr = "a0 / a1";
+  else if (!strcmp(op, "Pow")) expr = "gx_pow(a0, a1)";
+  else if (!strcmp(op, "PRelu")) expr = "select(a0, a0 * a1, a0 < 0.0)";
   else if (!strcmp(op, "Mod")) {
     const gpux__attr *a = gpux__node_attr(gpux__wg_node(b), "fmod");
-    int fmod = a && a->i;
-    if (fl && !fmod) return gpux__wg_decline(b, "Mod with fmod=0 on floats");
-    expr = fl ? "gx_fmod(a0, a1)" : fmod ? "select(a0 % a1, 0, a1 == 0)" : "gx_imod(a0, a1)";
+    if (!(a && a->i)) return gpux__wg_decline(b, "Mod with fmod=0 on floats");
+    expr = "gx_fmod(a0, a1)";
   }
-  if (!expr) return gpux__wg_decline(b, "no WGSL kernel for %s on %s", op, fl ? "floats" : "int32");
+  if (!expr) return gpux__wg_decline(b, "no WGSL kernel for %s on floats", op);
   return ew_typed(b, 2, type, expr);
+}
+
+/* BitwiseAnd/Or/Xor, BitwiseNot and BitShift on integers held as i32: and, or, xor and not keep
+ * sign- and zero-extension (not is masked back for unsigned types); shifts follow the CPU kernel
+ * (a negative or too large count gives 0, or the sign for a right shift of a signed type). */
+static int op_bitwise(wg_build *b) {
+  const char *op = gpux__wg_node(b)->op_type;
+  int unary = !strcmp(op, "BitwiseNot");
+  int n = unary ? 1 : 2;
+  if (gpux__wg_n_in(b) != n) return gpux__wg_decline(b, "%s with %d inputs", op, gpux__wg_n_in(b));
+  int type, dtype, rc = common_type(b, n, &type, &dtype);
+  if (rc) return rc;
+  if (type != WG_I32) return gpux__wg_decline(b, "%s on %s", op, gpux_dtype_name(dtype));
+  int uns = dtype == GPUX_DT_UINT8 || dtype == GPUX_DT_UINT16, bits = int_bits(dtype);
+  char expr[512], sh[160];
+  const char *over = NULL;
+  if (unary) wrap_int(expr, sizeof expr, dtype, "~a0");
+  else if (!strcmp(op, "BitwiseAnd")) snprintf(expr, sizeof expr, "a0 & a1");
+  else if (!strcmp(op, "BitwiseOr")) snprintf(expr, sizeof expr, "a0 | a1");
+  else if (!strcmp(op, "BitwiseXor")) snprintf(expr, sizeof expr, "a0 ^ a1");
+  else {
+    const gpux__attr *a = gpux__node_attr(gpux__wg_node(b), "direction");
+    const char *dir = a && a->s ? a->s : "";
+    if (!strcmp(dir, "LEFT")) {
+      if (bits == 64) {
+        /* int64 held as i32: counts of 32 and more leave 0 or a value beyond i32 (the flag) */
+        snprintf(expr, sizeof expr, "select(select(0, a0 << u32(a1), a1 < 32), 0, a1 < 0 || a1 >= 64)");
+        over = "a1 >= 0 && a1 < 64 && select(countTrailingZeros(a0) < 64 - a1, (v >> u32(a1)) != a0, a1 < 32)";
+      } else {
+        wrap_int(sh, sizeof sh, dtype, "a0 << u32(a1)");
+        snprintf(expr, sizeof expr, "select(%s, 0, a1 < 0 || a1 >= %d)", sh, bits);
+      }
+    } else if (!strcmp(dir, "RIGHT")) {
+      if (uns) snprintf(expr, sizeof expr, "select(a0 >> u32(a1), 0, a1 >= %d)", bits);
+      else snprintf(expr, sizeof expr, "select(a0 >> u32(min(a1, 31)), a0 >> 31u, a1 < 0)"); /* sign-extended: 31 is the sign */
+    } else {
+      return gpux__wg_decline(b, "BitShift direction '%s'", dir);
+    }
+  }
+  return ew_checked(b, n, WG_I32, expr, over);
 }
 
 static int op_compare(wg_build *b) {
@@ -413,9 +506,11 @@ static int op_variadic(wg_build *b) {
   if (n < 1 || n > 8) return gpux__wg_decline(b, "%s with %d inputs", op, n);
   char expr[512] = "";
   size_t len = 0;
-  int type, rc = common_type(b, n, &type);
+  int type, dtype, rc = common_type(b, n, &type, &dtype);
   if (rc) return rc;
-  if (type == WG_I32 && !strcmp(op, "Mean")) return gpux__wg_decline(b, "Mean on int32");
+  if (type == WG_I32 && !strcmp(op, "Mean")) return gpux__wg_decline(b, "Mean on integers");
+  if (type == WG_I32 && !strcmp(op, "Sum") && n > 1 && dtype != GPUX_DT_INT32)
+    return gpux__wg_decline(b, "Sum on %s", gpux_dtype_name(dtype)); /* Max and Min keep the type */
   for (int k = 0; k < n; k++) in[k] = k;
   if (!strcmp(op, "Sum") || !strcmp(op, "Mean")) {
     len += (size_t)snprintf(expr + len, sizeof expr - len, "(a0");
@@ -451,12 +546,23 @@ static int op_clip(wg_build *b) {
   }
   int in[3] = {0, 0, 0}, n = 1;
   char lo[64] = "", hi[64] = "";
+  const gpux_tensor *x0 = gpux__wg_in(b, 0);
+  if (!x0) return gpux__wg_decline(b, "missing input");
+  /* integers (held as i32, any bound fits the type) compare exactly as i32 */
+  int ity = x0->dtype == GPUX_DT_INT32 || x0->dtype == GPUX_DT_INT64 || x0->dtype == GPUX_DT_INT8 ||
+            x0->dtype == GPUX_DT_INT16 || x0->dtype == GPUX_DT_UINT8 || x0->dtype == GPUX_DT_UINT16;
+  if (!ity && !gpux__wg_is_f32(x0->dtype)) return gpux__wg_decline(b, "Clip on %s", gpux_dtype_name(x0->dtype));
   for (int k = 1; k <= 2; k++) {
     const gpux_tensor *t = gpux__wg_in(b, k);
     char *dst = k == 1 ? lo : hi;
     if (!t) continue;
     if (gpux_tensor_count(t) != 1) return gpux__wg_decline(b, "Clip bound with %lld values", (long long)gpux_tensor_count(t));
-    if (gpux__wg_is_const(b, k) && gpux__wg_is_f32(t->dtype)) {
+    if (t->dtype != x0->dtype) return gpux__wg_decline(b, "Clip bound of another type");
+    if (ity && gpux__wg_is_const(b, k)) {
+      int64_t v = gpux__load_i64(t->dtype, t->data, 0);
+      if (v < INT32_MIN || v > INT32_MAX) return gpux__wg_decline(b, "Clip bound beyond 32 bits");
+      snprintf(dst, 64, v == INT32_MIN ? I32_MIN : "%lld", (long long)v);
+    } else if (gpux__wg_is_const(b, k) && gpux__wg_is_f32(t->dtype)) {
       char fb[48];
       snprintf(dst, 64, "%s", gpux__wg_float(fb, (float)gpux__load_f64(t->dtype, t->data, 0)));
     } else {
@@ -476,6 +582,16 @@ static int op_clip(wg_build *b) {
   gpux__wg_bcast_strides(x, y, st[0]);
   memset(st[1], 0, sizeof st[1]);
   memset(st[2], 0, sizeof st[2]);
+  if (ity) {
+    wg_ew e;
+    memset(&e, 0, sizeof e);
+    e.n = n;
+    for (int k = 0; k < n; k++) e.in[k] = in[k], e.type[k] = WG_I32, memcpy(e.strides[k], st[k], sizeof e.strides[k]);
+    e.custom = 1;
+    e.expr = expr;
+    e.out_type = WG_I32;
+    return gpux__wg_ew2(b, &e);
+  }
   return gpux__wg_ew(b, n, in, NULL, (const int64_t(*)[GPUX_MAX_DIMS])st, expr, 0);
 }
 
@@ -484,7 +600,7 @@ static int op_where(wg_build *b) {
   if (!c || c->dtype != GPUX_DT_BOOL) return gpux__wg_decline(b, "Where condition is not bool");
   if (!x || !y || x->dtype != y->dtype) return gpux__wg_decline(b, "mixed input types");
   int type = gpux__wg_is_f32(x->dtype) ? WG_F32 : WG_I32;
-  if (type == WG_I32 && x->dtype != GPUX_DT_INT32 && x->dtype != GPUX_DT_BOOL && x->dtype != GPUX_DT_INT64)
+  if (type == WG_I32 && gpux__wg_held_type(x->dtype) != WG_I32) /* it selects: any integer held as i32 */
     return gpux__wg_decline(b, "Where on %s", gpux_dtype_name(x->dtype));
   wg_ew e;
   memset(&e, 0, sizeof e);
@@ -520,8 +636,12 @@ static int op_cast(wg_build *b) {
   if (from_f && to == GPUX_DT_FLOAT) return gpux__wg_alias(b, 0, 0);
   const char *expr = NULL;
   int in_type = WG_I32, out_type = WG_I32;
+  /* integers held as i32 (int64 among them: its values fit, or they would not be on the GPU) */
   int from_int = from == GPUX_DT_INT32 || from == GPUX_DT_BOOL || from == GPUX_DT_INT8 || from == GPUX_DT_UINT8 ||
-                 from == GPUX_DT_INT16 || from == GPUX_DT_UINT16;
+                 from == GPUX_DT_INT16 || from == GPUX_DT_UINT16 || from == GPUX_DT_INT64;
+  int to_int = to == GPUX_DT_INT32 || to == GPUX_DT_INT8 || to == GPUX_DT_UINT8 || to == GPUX_DT_INT16 ||
+               to == GPUX_DT_UINT16 || to == GPUX_DT_INT64;
+  char wrapped[64];
   if (from_f && to_f) expr = "a0", in_type = out_type = WG_F32;
   else if (from_f && to == GPUX_DT_BOOL) expr = "select(0, 1, a0 != 0.0)", in_type = WG_F32;
   else if (from_f && to == GPUX_DT_INT32) expr = "i32(trunc(a0))", in_type = WG_F32;
@@ -530,7 +650,11 @@ static int op_cast(wg_build *b) {
   else if (from_f && to == GPUX_DT_INT8) expr = "(i32(trunc(a0)) << 24u) >> 24u", in_type = WG_F32;
   else if (from_int && to_f) expr = "f32(a0)", out_type = WG_F32;
   else if (from_int && to == GPUX_DT_BOOL) expr = "select(0, 1, a0 != 0)";
-  else if (from == GPUX_DT_BOOL && (to == GPUX_DT_INT32 || to == GPUX_DT_INT64)) expr = "a0";
+  else if (from == GPUX_DT_BOOL && to_int) expr = "a0";
+  else if (from_int && to_int) { /* to a narrower type: wrapped as the CPU stores it */
+    wrap_int(wrapped, sizeof wrapped, to, "a0");
+    expr = wrapped;
+  }
   if (!expr) return gpux__wg_decline(b, "Cast %s to %s", gpux_dtype_name(from), gpux_dtype_name(to));
   wg_ew e;
   memset(&e, 0, sizeof e);
@@ -606,6 +730,8 @@ const wg_op gpux__wg_ops_elementwise[] = {
   {"Equal", op_compare},   {"Less", op_compare},    {"Greater", op_compare}, {"LessOrEqual", op_compare},
   {"GreaterOrEqual", op_compare}, {"And", op_compare}, {"Or", op_compare},   {"Xor", op_compare},
   {"Not", op_not},         {"IsNaN", op_isnan_isinf}, {"IsInf", op_isnan_isinf},
+  {"BitwiseAnd", op_bitwise}, {"BitwiseOr", op_bitwise}, {"BitwiseXor", op_bitwise}, {"BitwiseNot", op_bitwise},
+  {"BitShift", op_bitwise},
   {"QuantizeLinear", op_quant}, {"DequantizeLinear", op_quant},
   {"Identity", op_identity}, {"Dropout", op_identity}, {"Cast", op_cast},   {"CastLike", op_cast},
   {0},

@@ -74,6 +74,8 @@ typedef struct wg_seg {
   int *uploads, n_uploads;
   int *downloads, n_downloads;
   uint64_t *dl_off;              /* offset of each download in the staging buffer */
+  int *flags, n_flags;           /* overflow flags of the segment's nodes (indices in plan->flags) */
+  uint64_t flags_off;            /* where they are staged, after the downloads */
   WGPUBuffer staging;
   uint64_t staging_bytes;
 } wg_seg;
@@ -118,6 +120,11 @@ struct wg_plan {
   int declined_node;             /* the node that decided it, -1 */
   char node_why[300];            /* that node's own reason */
   int n_cpu, n_gpu, n_const;
+  /* overflow flags: a word a node's kernel sets (to its node index + 1) when an exact integer
+     result does not fit the 32 bits the GPU holds it in; such a run is redone on the CPU */
+  struct { int obj, node; } *flags;
+  int n_flags;
+  int flag_noted;                /* the note about it was logged */
   uint64_t runs;
   uint64_t bytes;                /* device memory the plan holds: pools and read-back buffers */
   /* profiling with timestamp-query (made on first use): two timestamps per GPU node of the
@@ -165,6 +172,7 @@ struct wg_build {
   uint64_t scratch[16];
   void *scratch_init[16];        /* constant tables (owned until committed) */
   int n_scratch;
+  int flag_scratch;              /* 1 + the scratch id of the overflow flag, 0 if none */
   int alias_out[16], alias_in[16];
   int n_alias;
   int narrow_disp[16];           /* 1 + the dispatch that rounds output j itself, 0 if none */
@@ -187,6 +195,7 @@ int gpux__wg_opset(wg_build *b) { return gpux__wg_node(b)->opset; }
 const gpux_tensor *gpux__wg_in(wg_build *b, int i) { return i >= 0 && i < b->n_in ? b->in[i] : NULL; }
 const gpux_tensor *gpux__wg_out(wg_build *b, int i) { return i >= 0 && i < b->n_out ? b->out[i] : NULL; }
 int gpux__wg_n_in(wg_build *b) { return b->n_in; }
+int gpux__wg_node_index(wg_build *b) { return b->node; }
 int gpux__wg_n_out(wg_build *b) { return b->n_out; }
 const wg_device *gpux__wg_dev(wg_build *b) { return b->p->dev; }
 
@@ -289,6 +298,17 @@ int gpux__wg_bind_scratch(wg_build *b, int scratch, int type) {
   if (b->declined) return GPUX_E_UNSUPPORTED;
   if (scratch < 0 || scratch >= b->n_scratch) return gpux__wg_decline(b, "bad scratch id");
   return add_binding(b, ~scratch, type, b->scratch[scratch]);
+}
+
+int gpux__wg_overflow_flag(wg_build *b) {
+  if (b->declined) return GPUX_E_UNSUPPORTED;
+  if (!b->flag_scratch) {
+    static const int32_t zero = 0;
+    int id = gpux__wg_const(b, &zero, 4);
+    if (id < 0) return id;
+    b->flag_scratch = id + 1;
+  }
+  return gpux__wg_bind_scratch(b, b->flag_scratch - 1, WG_I32);
 }
 
 void gpux__wg_decls(wg_build *b, wg_str *s) {
@@ -445,7 +465,9 @@ void gpux__wg_plan_free(wg_plan *p) {
     free(p->segs[s].uploads);
     free(p->segs[s].downloads);
     free(p->segs[s].dl_off);
+    free(p->segs[s].flags);
   }
+  free(p->flags);
   free(p->segs);
   free(p->steps);
   free(p->disp);
@@ -579,6 +601,13 @@ static int commit_node(wg_plan *p, wg_build *b) {
   }
   ni->objs = objs;
   ni->n_objs = n_objs;
+  if (b->flag_scratch) {
+    void *nf = gpux__realloc(p->flags, (size_t)(p->n_flags + 1) * sizeof *p->flags);
+    if (!nf) return GPUX_E_NOMEM;
+    p->flags = nf;
+    p->flags[p->n_flags].obj = scratch_obj[b->flag_scratch - 1];
+    p->flags[p->n_flags++].node = b->node;
+  }
   /* values: inputs the GPU reads, outputs it writes */
   for (int j = 0; j < n->n_in; j++) {
     int v = n->in[j];
@@ -996,15 +1025,22 @@ static int plan_gpu(wg_plan *p) {
   /* staging buffers for read-backs */
   for (int s = 0; s < p->n_segs; s++) {
     wg_seg *sg = &p->segs[s];
-    if (!sg->n_downloads) continue;
-    sg->dl_off = gpux__calloc((size_t)sg->n_downloads, sizeof *sg->dl_off);
+    for (int f = 0; f < p->n_flags; f++) {
+      int in_seg = 0;
+      for (int t = sg->first_step; t <= sg->last_step && !in_seg; t++) in_seg = p->steps[t].node == p->flags[f].node;
+      if (in_seg && add_int(&sg->flags, &sg->n_flags, f)) return GPUX_E_NOMEM;
+    }
+    if (!sg->n_downloads && !sg->n_flags) continue;
+    sg->dl_off = gpux__calloc((size_t)sg->n_downloads + 1, sizeof *sg->dl_off);
     if (!sg->dl_off) return GPUX_E_NOMEM;
     uint64_t off = 0;
     for (int k = 0; k < sg->n_downloads; k++) {
       sg->dl_off[k] = off;
       off += (tensor_bytes(&p->vals[sg->downloads[k]].t) + 15) & ~(uint64_t)15;
     }
-    sg->staging_bytes = off ? off : 16;
+    sg->flags_off = off;
+    off += (uint64_t)sg->n_flags * 4;
+    sg->staging_bytes = off ? (off + 15) & ~(uint64_t)15 : 16;
     sg->staging = gpux__wg_buffer(d, sg->staging_bytes, WGPUBufferUsage_MapRead | WGPUBufferUsage_CopyDst, "gpux read-back");
     if (!sg->staging) return gpux__error(GPUX_E_NOMEM, "WebGPU: could not allocate a read-back buffer");
   }
@@ -1146,6 +1182,7 @@ static int plan_build(wg_device *dev, const gpux__graph *g, const gpux__host *ho
   struct timespec t_start, t_now;
   clock_gettime(CLOCK_MONOTONIC, &t_start);
   int told = 0; /* progress reported (planning took long: pipelines compiling) */
+  uint64_t loaded0 = dev->pipes_loaded, compiled0 = dev->pipes_compiled, pipe_ns0 = dev->pipe_ns;
   for (int i = 0; i < g->n_nodes; i++) {
     const gpux__node *n = &g->nodes[i];
     clock_gettime(CLOCK_MONOTONIC, &t_now);
@@ -1178,6 +1215,11 @@ static int plan_build(wg_device *dev, const gpux__graph *g, const gpux__host *ho
     }
   }
   if (told) gpux__progress("compile", g->n_nodes, g->n_nodes);
+  if (getenv("GPUX_WEBGPU_VERBOSE") && (dev->pipes_loaded > loaded0 || dev->pipes_compiled > compiled0))
+    gpux__log(GPUX_LOG_DEBUG, "webgpu: pipelines for %d nodes: %llu new (%llu loaded from the pipeline cache, %llu compiled) "
+              "in %.1f ms", g->n_nodes, (unsigned long long)(dev->pipes_loaded - loaded0 + dev->pipes_compiled - compiled0),
+              (unsigned long long)(dev->pipes_loaded - loaded0), (unsigned long long)(dev->pipes_compiled - compiled0),
+              (double)(dev->pipe_ns - pipe_ns0) / 1e6);
   for (int i = 0; i < g->n_nodes; i++) {
     int pl = p->nodes[i].place;
     p->n_cpu += pl == P_CPU;
@@ -1731,7 +1773,14 @@ static int upload_value(wg_plan *p, int v, const gpux_tensor *t) {
   void *img;
   size_t bytes;
   int owned, rc;
-  if ((rc = gpux__wg_gpu_image(t, o->gpu_type, &img, &bytes, &owned))) return rc;
+  if ((rc = gpux__wg_gpu_image(t, o->gpu_type, &img, &bytes, &owned))) {
+    if (rc != GPUX_E_UNSUPPORTED) return rc;
+    /* an integer beyond the 32 bits the GPU holds: this run is computed on the CPU, exactly */
+    if (!p->flag_noted)
+      gpux__log(GPUX_LOG_NOTE, "'%s': %s; this run is computed on the CPU", p->g->values[v].name, gpux_last_error());
+    p->flag_noted = 1;
+    return GPUX__DECLINED;
+  }
   d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[o->buf], o->off, img, bytes);
   if (owned) free(img);
   p->stats->uploads++, p->stats->upload_bytes += bytes;
@@ -1888,6 +1937,25 @@ static int copy_bound_inputs(wg_plan *p, const wg_seg *sg, const wg_run *r) {
   return 0;
 }
 
+/* A node of the segment set its overflow flag: an integer result (int64 held as i32) did not fit
+ * 32 bits. The flags are cleared and the run declined, so that the runtime computes it on the CPU
+ * exactly; the next run tries the GPU again. */
+static int overflowed(wg_plan *p, const wg_seg *sg, int node) {
+  wg_device *d = p->dev;
+  static const int32_t zero = 0;
+  for (int f = 0; f < sg->n_flags; f++) {
+    const wg_obj *o = &p->objs[alias_root(p, p->flags[sg->flags[f]].obj)];
+    d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[o->buf], o->off, &zero, 4);
+  }
+  if (!p->flag_noted) {
+    char label[200];
+    const char *name = node >= 0 && node < p->g->n_nodes ? node_label(p->g, node, label, sizeof label) : "a node";
+    gpux__log(GPUX_LOG_NOTE, "%s: an integer result does not fit the 32 bits the GPU holds it in; this run is computed on the CPU", name);
+    p->flag_noted = 1;
+  }
+  return GPUX__DECLINED;
+}
+
 static int run_segment(wg_plan *p, const wg_seg *sg, wg_run *r) {
   wg_device *d = p->dev;
   gpux_tensor *hv = r->hv;
@@ -1919,6 +1987,11 @@ static int run_segment(wg_plan *p, const wg_seg *sg, wg_run *r) {
     }
     if (!bytes || !(r->want_host[v] || p->vals[v].host_read)) continue; /* empty: made on the host */
     d->f.wgpuCommandEncoderCopyBufferToBuffer(enc, p->bufs[o->buf], o->off, sg->staging, sg->dl_off[k], (bytes + 3) & ~(uint64_t)3);
+    n_staged++;
+  }
+  for (int f = 0; f < sg->n_flags; f++) { /* overflow flags come back with the results */
+    const wg_obj *o = &p->objs[alias_root(p, p->flags[sg->flags[f]].obj)];
+    d->f.wgpuCommandEncoderCopyBufferToBuffer(enc, p->bufs[o->buf], o->off, sg->staging, sg->flags_off + 4 * (uint64_t)f, 4);
     n_staged++;
   }
   WGPUCommandBuffer cmd = d->f.wgpuCommandEncoderFinish(enc, NULL);
@@ -1956,7 +2029,10 @@ static int run_segment(wg_plan *p, const wg_seg *sg, wg_run *r) {
       for (int64_t e = 0; e < cnt; e++) gpux__store_i64(t->dtype, hv[v].data, e, ((const int32_t *)src)[e]);
     }
   }
+  int32_t over = 0;
+  for (int f = 0; f < sg->n_flags && !over; f++) memcpy(&over, (const char *)mapped + sg->flags_off + 4 * (uint64_t)f, 4);
   d->f.wgpuBufferUnmap(sg->staging);
+  if (!rc && over) rc = overflowed(p, sg, over - 1);
   return rc;
 }
 

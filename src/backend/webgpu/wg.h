@@ -47,6 +47,9 @@ typedef struct wg_device {
   /* compiled pipelines, keyed by their WGSL text (each allocated once: plans keep pointers) */
   wg_pipeline **pipes;
   int n_pipes, cap_pipes;
+  /* pipelines made so far: those whose compiled form Dawn loaded from the blob cache, those it
+     compiled, and the time spent making them */
+  uint64_t pipes_loaded, pipes_compiled, pipe_ns;
   int refs;
   pthread_mutex_t mu;            /* one session plans or runs on the device at a time */
 } wg_device;
@@ -55,6 +58,8 @@ typedef struct wg_device {
  * it is off or cannot be made. The load and store functions are Dawn's callbacks. */
 wg_cache *gpux__wg_cache_open(const wg_device *d);
 void gpux__wg_cache_close(wg_cache *c);
+/* What the cache has served (hits), not found (misses) and stored since it was opened. */
+void gpux__wg_cache_counts(wg_cache *c, uint64_t *hits, uint64_t *misses, uint64_t *stores);
 size_t gpux__wg_cache_load(const void *key, size_t key_size, void *value, size_t value_size, void *userdata);
 void gpux__wg_cache_store(const void *key, size_t key_size, const void *value, size_t value_size, void *userdata);
 
@@ -157,6 +162,11 @@ int gpux__wg_bind_scratch(wg_build *b, int scratch, int type);
 /* A constant table the kernel computed while planning (bytes copied, written to the GPU once):
  * an id to bind with gpux__wg_bind_scratch. */
 int gpux__wg_const(wg_build *b, const void *data, uint64_t bytes);
+/* The node's overflow flag bound for the next dispatch (a binding number, array<i32>): a kernel
+ * whose exact integer result may not fit the i32 the GPU holds it in (int64 arithmetic) stores
+ * its node index + 1 at [0] when one does not, and that run is then computed on the CPU. */
+int gpux__wg_overflow_flag(wg_build *b);
+int gpux__wg_node_index(wg_build *b);
 /* Writes the declarations of the bindings asked for so far ("@group(0) @binding(k) var<storage,
  * read_write> bk: array<f32>;"), to start the shader text. */
 void gpux__wg_decls(wg_build *b, wg_str *s);
@@ -212,6 +222,7 @@ typedef struct wg_ew {
   int view_ndim;                     /* 0: the output's own shape */
   int64_t view_dims[GPUX_MAX_DIMS];
   const char *expr;                  /* of the output's type */
+  const char *overflow;              /* NULL, or a bool over a0.. and the result v: v is not exact */
   int out, out_type;                 /* output slot, WG_F32 or WG_I32 */
 } wg_ew;
 int gpux__wg_ew2(wg_build *b, const wg_ew *e);
