@@ -288,6 +288,9 @@ static void test_matmul_gemm(void **state) {
     {.op = "MatMul", .n_in = 2, .in = {T(2, 6, 5), T(5)}},
     {.op = "MatMul", .n_in = 2, .in = {T(2, 1, 4, 8), T(3, 8, 6)}},
     {.op = "MatMul", .n_in = 2, .in = {T(1, 256), T(256, 100)}},
+    /* deep K over few outputs: split-K on GPU kernels (parts added by a second kernel) */
+    {.op = "MatMul", .n_in = 2, .in = {T(4, 1030), T(1030, 8)}},
+    {.op = "MatMul", .n_in = 2, .in = {T(2, 3, 520), T(520, 20)}},
     {.op = "Gemm", .n_in = 3, .in = {T(8, 12), T(12, 20), T(20)}},
     {.op = "Gemm", .n_in = 3, .in = {T(12, 8), T(20, 12), T(8, 1)},
      .attrs = {AI("transA", 1), AI("transB", 1), AF("alpha", 0.5f), AF("beta", 2.0f)}, .n_attrs = 4},
@@ -307,6 +310,7 @@ static void test_conv_pool(void **state) {
     {.op = "Conv", .n_in = 2, .in = {T(1, 4, 8, 8), T(32, 2, 3, 3)}, .attrs = {AI("group", 2), AIS("pads", 1, 0, 1, 2)}, .n_attrs = 2},
     {.op = "Conv", .n_in = 3, .in = {T(1, 8, 7, 7), T(8, 1, 3, 3), T(8)}, .attrs = {AI("group", 8), AIS("pads", 1, 1, 1, 1)}, .n_attrs = 2},
     {.op = "Conv", .n_in = 2, .in = {T(2, 32, 5, 5), T(64, 32, 1, 1)}},
+    {.op = "Conv", .n_in = 3, .in = {T(1, 64, 5, 5), T(32, 64, 3, 3), T(32)}, .attrs = {AIS("pads", 1, 1, 1, 1)}, .n_attrs = 1},
     {.op = "Conv", .n_in = 2, .in = {T(1, 2, 12, 12), T(18, 2, 3, 3)}, .attrs = {AIS("dilations", 2, 2), AS("auto_pad", "SAME_UPPER")}, .n_attrs = 2},
     {.op = "Conv", .n_in = 2, .in = {T(1, 3, 20), T(17, 3, 5)}, .attrs = {AIS("strides", 3)}, .n_attrs = 1},
     {.op = "Conv", .n_in = 2, .in = {T(1, 2, 5, 6, 7), T(4, 2, 2, 3, 2)}},

@@ -1,13 +1,18 @@
 /* ops-linalg.c — the tiled matrix product every GEMM-shaped op uses, and MatMul and Gemm on it.
  * The product C[z](M x N) = A[z](M x K) x B[z](K x N) runs in workgroups of 16 x 16 threads
  * that each hold a TM x TN tile of C in registers (up to 4 x 4 values per thread), with K walked
- * in steps of 16 through workgroup memory. How A and B are read and C is written are WGSL
+ * in steps of 16 through workgroup memory; when that leaves a large GPU mostly idle, K is split
+ * over more workgroups and a second kernel adds the parts. How A and B are read and C is written are WGSL
  * snippets from the op, so Conv's implicit GEMM (im2col on the fly) shares the same kernel. */
 #include "backend/webgpu/wg.h"
 #include <stdio.h>
 #include <stdlib.h>
 
 #define TK 16
+/* split-K: aim for this many workgroups, each range at least SPLIT_MIN_K deep, at most SPLIT_MAX */
+#define SPLIT_TARGET 256
+#define SPLIT_MIN_K 256
+#define SPLIT_MAX 16
 
 /* The GEMM for software adapters (lavapipe, SwiftShader): each invocation computes a 4 x 4 block
  * straight from memory. A CPU's caches do what workgroup memory does on a GPU, and shaders
@@ -67,33 +72,57 @@ int gpux__wg_gemm(wg_build *b, const wg_gemm *g) {
   int rm = tm / 16, rn = tn / 16;
   uint64_t gx = ((uint64_t)g->N + (uint64_t)tn - 1) / (uint64_t)tn, gy = ((uint64_t)g->M + (uint64_t)tm - 1) / (uint64_t)tm;
   uint32_t lim = gpux__wg_dev(b)->limits.maxComputeWorkgroupsPerDimension;
-  if (gx > lim || gy > lim || (uint64_t)g->batch > lim) return gpux__wg_decline(b, "GEMM grid above the dispatch limit");
+  /* split-K: when even the small tiles give few workgroups (batch 1: a late convolution layer's
+   * 512 x 49 outputs over K = 4608, a transformer's 128-token rows), K is cut into `split` ranges
+   * whose partial products go to scratch, and a second kernel adds them and stores. */
+  uint64_t groups = gx * gy * (uint64_t)g->batch, split = 1;
+  const char *split_env = getenv("GPUX_WEBGPU_SPLIT_K"); /* "0": off, to measure what it gives */
+  if (groups < SPLIT_TARGET && g->K >= 2 * SPLIT_MIN_K && !(split_env && !strcmp(split_env, "0"))) {
+    split = (SPLIT_TARGET + groups - 1) / groups;
+    if (split > (uint64_t)g->K / SPLIT_MIN_K) split = (uint64_t)g->K / SPLIT_MIN_K;
+    if (split > SPLIT_MAX) split = SPLIT_MAX;
+    uint64_t part_bytes = split * (uint64_t)g->batch * (uint64_t)g->M * (uint64_t)g->N * 4;
+    if (split < 2 || part_bytes > gpux__wg_dev(b)->limits.maxStorageBufferBindingSize ||
+        (uint64_t)g->batch * split > lim)
+      split = 1;
+  }
+  unsigned long long M = (unsigned long long)g->M, N = (unsigned long long)g->N, K = (unsigned long long)g->K;
+  /* each range a whole number of TK steps, so a tile never reads into the next range */
+  unsigned long long ks = split > 1 ? ((K + split - 1) / split + TK - 1) / TK * TK : K;
+  if (split > 1) split = (K + ks - 1) / ks;
+  if (gx > lim || gy > lim || (uint64_t)g->batch * split > lim) return gpux__wg_decline(b, "GEMM grid above the dispatch limit");
+  int part = -2;
+  if (split > 1 && (part = gpux__wg_scratch(b, split * (uint64_t)g->batch * M * N * 4)) < 0) return GPUX_E_UNSUPPORTED;
+  int pb = split > 1 ? gpux__wg_bind_scratch(b, part, WG_F32) : -2;
+  if (pb == -1) return GPUX_E_UNSUPPORTED;
   wg_str s = {0};
   gpux__wg_decls(b, &s);
   if (g->prelude) gpux__wg_cat(&s, "%s", g->prelude);
   gpux__wg_cat(&s, "var<workgroup> As: array<f32, %d>;\nvar<workgroup> Bs: array<f32, %d>;\n", TK * tm, TK * tn);
   gpux__wg_cat(&s, "@compute @workgroup_size(16, 16, 1)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, "
                    "@builtin(local_invocation_id) lid: vec3<u32>) {\n"
-                   "  let z = wid.z;\n  let m0 = wid.y * %du;\n  let n0 = wid.x * %du;\n  let tid = lid.y * 16u + lid.x;\n",
-               tm, tn);
+                   "  let z = wid.z / %lluu;\n  let kpart = wid.z %% %lluu;\n  let kbeg = kpart * %lluu;\n"
+                   "  let kend = min(kbeg + %lluu, %lluu);\n"
+                   "  let m0 = wid.y * %du;\n  let n0 = wid.x * %du;\n  let tid = lid.y * 16u + lid.x;\n",
+               (unsigned long long)split, (unsigned long long)split, ks, ks, K, tm, tn);
+  if (split > 1) gpux__wg_touch_all(b, &s); /* the output, which only the second kernel writes */
   for (int i = 0; i < rm; i++)
     for (int j = 0; j < rn; j++) gpux__wg_cat(&s, "  var c%d%d = 0.0;\n", i, j);
-  unsigned long long M = (unsigned long long)g->M, N = (unsigned long long)g->N, K = (unsigned long long)g->K;
-  gpux__wg_cat(&s, "  for (var k0 = 0u; k0 < %lluu; k0 = k0 + %du) {\n", K, TK);
+  gpux__wg_cat(&s, "  for (var k0 = kbeg; k0 < kend; k0 = k0 + %du) {\n", TK);
   /* A tile: tm x TK values, TK*tm/256 per thread; consecutive threads walk the contiguous axis */
   for (int q = 0; q < tm * TK / 256; q++) {
     if (g->a_k_contig) gpux__wg_cat(&s, "    { let e = tid + %du; let mm = e / %du; let kk = e %% %du;\n", q * 256, TK, TK);
     else gpux__wg_cat(&s, "    { let e = tid + %du; let kk = e / %du; let mm = e %% %du;\n", q * 256, tm, tm);
-    gpux__wg_cat(&s, "      let m = m0 + mm; let k = k0 + kk;\n      var v = 0.0;\n      if (m < %lluu && k < %lluu) { v = %s; }\n"
+    gpux__wg_cat(&s, "      let m = m0 + mm; let k = k0 + kk;\n      var v = 0.0;\n      if (m < %lluu && k < kend) { v = %s; }\n"
                      "      As[kk * %du + mm] = v; }\n",
-                 M, K, g->load_a, tm);
+                 M, g->load_a, tm);
   }
   for (int q = 0; q < tn * TK / 256; q++) {
     if (g->b_n_contig) gpux__wg_cat(&s, "    { let e = tid + %du; let kk = e / %du; let nn = e %% %du;\n", q * 256, tn, tn);
     else gpux__wg_cat(&s, "    { let e = tid + %du; let nn = e / %du; let kk = e %% %du;\n", q * 256, TK, TK);
-    gpux__wg_cat(&s, "      let n = n0 + nn; let k = k0 + kk;\n      var v = 0.0;\n      if (n < %lluu && k < %lluu) { v = %s; }\n"
+    gpux__wg_cat(&s, "      let n = n0 + nn; let k = k0 + kk;\n      var v = 0.0;\n      if (n < %lluu && k < kend) { v = %s; }\n"
                      "      Bs[kk * %du + nn] = v; }\n",
-                 N, K, g->load_b, tn);
+                 N, g->load_b, tn);
   }
   gpux__wg_cat(&s, "    workgroupBarrier();\n    for (var kk = 0u; kk < %du; kk = kk + 1u) {\n", TK);
   for (int i = 0; i < rm; i++) gpux__wg_cat(&s, "      let a%d = As[kk * %du + lid.y + %du];\n", i, tm, i * 16);
@@ -102,12 +131,32 @@ int gpux__wg_gemm(wg_build *b, const wg_gemm *g) {
     for (int j = 0; j < rn; j++) gpux__wg_cat(&s, "      c%d%d = fma(a%d, b%d_, c%d%d);\n", i, j, i, j, i, j);
   gpux__wg_cat(&s, "    }\n    workgroupBarrier();\n  }\n");
   for (int i = 0; i < rm; i++)
-    for (int j = 0; j < rn; j++)
-      gpux__wg_cat(&s, "  { let m = m0 + lid.y + %du; let n = n0 + lid.x + %du;\n    if (m < %lluu && n < %lluu) { let v = c%d%d; %s } }\n",
-                   i * 16, j * 16, M, N, i, j, g->store);
+    for (int j = 0; j < rn; j++) {
+      gpux__wg_cat(&s, "  { let m = m0 + lid.y + %du; let n = n0 + lid.x + %du;\n    if (m < %lluu && n < %lluu) { let v = c%d%d; ",
+                   i * 16, j * 16, M, N, i, j);
+      if (split > 1) gpux__wg_cat(&s, "b%d[((kpart * %lluu + z) * %lluu + m) * %lluu + n] = v; } }\n", pb, (unsigned long long)g->batch, M, N);
+      else gpux__wg_cat(&s, "%s } }\n", g->store);
+    }
   gpux__wg_cat(&s, "}\n");
-  int rc = gpux__wg_dispatch(b, &s, (uint32_t)gx, (uint32_t)gy, (uint32_t)g->batch);
+  int rc = gpux__wg_dispatch(b, &s, (uint32_t)gx, (uint32_t)gy, (uint32_t)(g->batch * split));
   gpux__wg_str_free(&s);
+  if (rc || split == 1) return rc;
+  /* the sum of the ranges, then the op's store (its epilogue, bias, layout) */
+  if ((rc = gpux__wg_rebind_last(b))) return rc;
+  uint64_t total = (uint64_t)g->batch * M * N;
+  uint32_t ex, ey;
+  gpux__wg_grid(b, (total + 255) / 256, &ex, &ey);
+  wg_str r = {0};
+  gpux__wg_decls(b, &r);
+  if (g->prelude) gpux__wg_cat(&r, "%s", g->prelude);
+  gpux__wg_cat(&r, "@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {\n");
+  gpux__wg_touch_all(b, &r);
+  gpux__wg_cat(&r, "  let e = (wid.y * %uu + wid.x) * 256u + li;\n  if (e >= %lluu) { return; }\n"
+                   "  let z = e / %lluu;\n  let m = (e / %lluu) %% %lluu;\n  let n = e %% %lluu;\n  var v = 0.0;\n"
+                   "  for (var p = 0u; p < %lluu; p = p + 1u) { v = v + b%d[p * %lluu + e]; }\n  %s\n}\n",
+               ex, (unsigned long long)total, M * N, N, M, N, (unsigned long long)split, pb, (unsigned long long)total, g->store);
+  rc = gpux__wg_dispatch(b, &r, ex, ey, 1);
+  gpux__wg_str_free(&r);
   return rc;
 }
 

@@ -317,6 +317,19 @@ void gpux__wg_decls(wg_build *b, wg_str *s) {
     gpux__wg_cat(s, "@group(0) @binding(%d) var<storage, read_write> b%d: array<%s>;\n", k, k, types[b->cur[k].type]);
 }
 
+void gpux__wg_touch_all(wg_build *b, wg_str *s) {
+  for (int k = 0; k < b->n_cur; k++) gpux__wg_cat(s, "  _ = arrayLength(&b%d);\n", k);
+}
+
+int gpux__wg_rebind_last(wg_build *b) {
+  if (b->declined) return GPUX_E_UNSUPPORTED;
+  if (!b->n_disp) return gpux__wg_decline(b, "no dispatch to rebind");
+  const wg_disp *d = &b->disp[b->n_disp - 1];
+  memcpy(b->cur, d->bind, (size_t)d->n_bind * sizeof *b->cur);
+  b->n_cur = d->n_bind;
+  return 0;
+}
+
 int gpux__wg_dispatch(wg_build *b, wg_str *wgsl, uint32_t x, uint32_t y, uint32_t z) {
   int n_cur = b->n_cur;
   b->n_cur = 0;

@@ -173,6 +173,12 @@ void gpux__wg_decls(wg_build *b, wg_str *s);
 /* Emits a dispatch of the shader (entry point main) over the bindings asked for since the last
  * dispatch, then starts a new binding list. */
 int gpux__wg_dispatch(wg_build *b, wg_str *wgsl, uint32_t x, uint32_t y, uint32_t z);
+/* Starts the next dispatch's binding list as a copy of the last dispatch's, so a second kernel
+ * of the node reaches the same storage under the same binding numbers (more can be bound after). */
+int gpux__wg_rebind_last(wg_build *b);
+/* Emits, inside an entry point, a use of every binding asked for so far: a kernel that reads only
+ * some of a rebound list still declares the others, and automatic layouts keep only used ones. */
+void gpux__wg_touch_all(wg_build *b, wg_str *s);
 /* Output `out` is input `in` reinterpreted (Reshape, Squeeze, Identity...): no copy. The dtypes
  * must match, except float16/bfloat16 -> float32, whose values the f32 storage holds exactly. */
 int gpux__wg_alias(wg_build *b, int out, int in);
