@@ -1,7 +1,7 @@
 // make-seq2seq-models.mjs — small encoder–decoder models with the interface optimum gives
-// Whisper and Marian/T5, written with a protobuf writer by hand (seeded random weights): the
-// models of examples/whisper-tiny (audio: input_features [1, 80, 3000], Whisper's 306-token
-// vocabulary of that folder's tokenizer.json) and, for tests/app/seq2seq.sh, a text encoder
+// Whisper and Marian/T5, written with a protobuf writer by hand (seeded random weights), for the
+// forms of tests/app/seq2seq.sh that examples/whisper-tiny does not have (audio: input_features
+// [1, 80, 3000] and that folder's 306-token vocabulary, for the merged decoder), a text encoder
 // (input_ids, attention_mask; the decoders take encoder_attention_mask and cache_position, as
 // newer exports have it) and the merged decoder
 // (decoder_model_merged.onnx: an If on use_cache_branch over the two decoders). One layer, one

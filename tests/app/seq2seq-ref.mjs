@@ -30,7 +30,7 @@ function readNpy(file) {
   if (!/'descr': '<f4'/.test(header) || /'fortran_order': True/.test(header)) throw new Error(`${file}: not a C-order float32 .npy`);
   const shape = header.match(/'shape': \(([^)]*)\)/)[1].split(',').map((s) => s.trim()).filter(Boolean).map(Number);
   const data = new Float32Array(b.buffer.slice(b.byteOffset + off + hlen, b.byteOffset + b.length));
-  return new ort.Tensor('float32', data, shape);
+  return new ort.Tensor('float32', data, shape.length === 2 ? [1, ...shape] : shape); // one clip: add the batch
 }
 
 const ids = (v) => new ort.Tensor('int64', BigInt64Array.from(v.map(BigInt)), [1, v.length]);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Encoder–decoder generation end to end (`pipeline: {mode: seq2seq}`, src/app/mode-seq2seq.c) with
-# examples/whisper-tiny (an untrained stand-in with Whisper's interface as optimum exports it:
-# encoder, decoder, decoder with past): the generated ids must be exactly those of the same loop
+# examples/whisper-tiny (transformers' Whisper with random weights, exported as optimum exports it:
+# encoder, decoder, decoder with past): a WAV file through gpux's log-mel front end gives exactly
+# the ids ONNX Runtime gave on transformers' features; the generated ids must be exactly those of
+# the same loop
 # run step by step with ONNX Runtime (tests/app/seq2seq-ref.mjs) — Whisper's prompt from
 # generate.language/task, special tokens suppressed or not — on the CPU and on WebGPU; only the
 # logits come back from the device (download_bytes_per_token); the decoder alone (no cache), the
@@ -53,8 +55,8 @@ expect no-batch-dim 0 "^\\$want\$" -- gen "$feat" --input @"$tmp/a2d.npy"
 # on WebGPU (a plan per step on lavapipe: fewer steps), one run for the ids and the bytes that
 # came back: only the logits, the first run's [1, 4, 306] and one row per later run in float32
 # (a cache read back would be many times more)
-want=$(ref "$ex" "$tmp/a.npy" 300,301,304,305 12 299 $SPECIAL)
-"$gpux" run "$feat" --input @"$tmp/a.npy" --backend webgpu --max-new-tokens 12 --json > "$tmp/webgpu.json"
+want=$(ref "$ex" "$tmp/a.npy" 300,301,304,305 6 299 $SPECIAL)
+"$gpux" run "$feat" --input @"$tmp/a.npy" --backend webgpu --max-new-tokens 6 --json > "$tmp/webgpu.json"
 expect greedy-webgpu 0 "^\\$want\$" -- field tokens < "$tmp/webgpu.json"
 cat > "$tmp/bytes.py" <<'PY'
 import json, sys
@@ -108,8 +110,12 @@ steps "encoder_model.onnx, decoder_model.onnx, decoder_with_past_model.onnx" ", 
 want=$(ref "$tmp/m-text" "ids:$src" 7 24 299 -)
 expect decoder-start 0 "^\\$want\$" -- gen "$tmp/m-text" --input "the cat sat on the mat"
 
-# a WAV file through Whisper's log-mel features: the text streamed on stdout is the JSON's text
-wav=$root/examples/clip.wav
+# a WAV file through Whisper's log-mel features end to end: bench/whisper-export.py's greedy ids
+# from ONNX Runtime on transformers' WhisperFeatureExtractor features of the same clip
+# (reference.json; the first step's top two logits 0.25 apart)
+wav=$ex/clip-a.wav
+expect wav-to-reference 0 '^\[220,172,209,220,220,172,172,209,220,172,172,209,47,230,66,220,74,66,209,144,66,209,172,172,209,172,172,209,209,230,230,230,230,66,230,230,230,230,230,230\]$' -- gen "$ex" --input "$wav"
+# the text streamed on stdout is the JSON's text
 json=$("$gpux" run "$ex" --input "$wav" --json)
 text=$(field text <<<"$json")
 expect streamed 0 "^$(printf '%s' "$text" | python3 -c 'import re,sys; print(re.escape(sys.stdin.read()))')\$" -- "$gpux" run "$ex" --input "$wav"
