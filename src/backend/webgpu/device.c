@@ -303,6 +303,12 @@ static int request_adapter(wg_device *d, WGPUEnum power, WGPUAdapter *out) {
   *out = NULL;
   WGPURequestAdapterOptions opts = {0};
   opts.powerPreference = power;
+  /* GPUX_WEBGPU_EXPERIMENTAL=1: Dawn's "allow_unsafe_apis" adapter toggle, without which Dawn
+   * hides its experimental features (subgroup matrices among them) */
+  static const char *const unsafe[] = {"allow_unsafe_apis"};
+  WGPUDawnTogglesDescriptor toggles = {{NULL, WGPUSType_DawnTogglesDescriptor}, 1, unsafe, 0, NULL};
+  const char *exp = getenv("GPUX_WEBGPU_EXPERIMENTAL");
+  if (exp && !strcmp(exp, "1")) opts.nextInChain = &toggles.chain;
   request_result r = {0};
   WGPURequestAdapterCallbackInfo cb = {NULL, callback_mode(d), on_adapter, &r, NULL};
   WGPUFuture fut = d->f.wgpuInstanceRequestAdapter(d->instance, &opts, cb);
