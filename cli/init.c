@@ -59,7 +59,8 @@ static const template_t templates[] = {
    "postprocessing:\n"
    "  softmax: true\n"
    "  top_k: 2\n"
-   "  labels: [negative, positive]\n",
+   "  labels: [negative, positive]\n"
+   "  answer: {label: sentiment, score: confidence}   # {\"sentiment\": ..., \"confidence\": ...}\n",
    "model.onnx and vocab.txt"},
   {"ocr", "a text-line image in, the text out (PaddleOCR recognition, CTC decoding)",
    "description: Text recognition (PaddleOCR v4 style)\n"

@@ -2,7 +2,8 @@
  * extension: .json (the whole answer, every output's data), .npy (one output as a NumPy array)
  * or .png (one output that is an image or a map: [H,W], [1,H,W], [C,H,W] or [H,W,C] with C 1 or
  * 3 after leading 1s; a one-channel map over the input image, when that was a PNG of the same
- * size, is drawn in red on it). The answer comes from gpux_app_run with full_outputs set. */
+ * size, is drawn in red on it; a detector's boxes are drawn on the input image, PNG or JPEG).
+ * The answer comes from gpux_app_run with full_outputs set. */
 #include "cli.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -225,6 +226,25 @@ static int write_png(const char *path, const cJSON *o, const void *input, size_t
   return EXIT_OK;
 }
 
+static int has_detections(const cJSON *o) { return cJSON_IsArray(cJSON_GetObjectItem(o, "detections")); }
+
+/* A detector's answer: its boxes drawn on the input image. */
+static int write_annotated(const char *path, const char *result_json, const void *input, size_t input_len) {
+  if (!input) {
+    cli_error(0, "--output %s: the boxes are drawn on the input image; give it as a file (--input photo.jpg)", path);
+    return EXIT_INPUT;
+  }
+  void *png = NULL;
+  size_t len = 0;
+  if (gpux_image_annotate(input, input_len, result_json, &png, &len)) {
+    cli_error(0, "--output %s: %s", path, gpux_last_error());
+    return EXIT_INPUT;
+  }
+  int rc = write_file(path, png, len);
+  gpux_free(png);
+  return rc;
+}
+
 int cli_write_output(const char *spec, const char *result_json, const void *input, size_t input_len) {
   const char *eq = strchr(spec, '='), *path = eq ? eq + 1 : spec, *e = ext_of(path);
   if (!strcmp(e, ".json")) {
@@ -238,8 +258,14 @@ int cli_write_output(const char *spec, const char *result_json, const void *inpu
     return rc;
   }
   cJSON *res = cJSON_Parse(result_json);
+  const cJSON *o_det;
   if (!res) { cli_error(0, "--output %s: the answer is not JSON", path); return EXIT_RUNTIME; }
   int png = !strcmp(e, ".png");
+  if (png && (o_det = pick(res, eq ? spec : NULL, eq ? (size_t)(eq - spec) : 0, has_detections)) &&
+      cJSON_IsArray(cJSON_GetObjectItem(o_det, "detections"))) {
+    cJSON_Delete(res);
+    return write_annotated(path, result_json, input, input_len);
+  }
   const cJSON *o = pick(res, eq ? spec : NULL, eq ? (size_t)(eq - spec) : 0, png ? is_image : NULL);
   int rc;
   if (!o && eq) { cli_error(0, "--output %s: no output named '%.*s'", spec, (int)(eq - spec), spec); rc = EXIT_INPUT; }

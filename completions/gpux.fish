@@ -37,7 +37,7 @@ complete -c gpux -n "__fish_seen_subcommand_from run" -l repeat -x -d 'run N tim
 complete -c gpux -n "__fish_seen_subcommand_from run" -l interactive -d 'one input per line'
 complete -c gpux -n "__fish_seen_subcommand_from run serve" -l allow-handler -d 'run a pulled image\'s handler code'
 complete -c gpux -n "__fish_seen_subcommand_from run" -l full -d 'every value of every output'
-complete -c gpux -n "__fish_seen_subcommand_from run" -s o -l output -r -F -d 'write the answer to FILE.json, .npy or .png'
+complete -c gpux -n "__fish_seen_subcommand_from run" -s o -l output -r -F -d 'write the answer to FILE.json, .npy or .png (a map, or boxes drawn)'
 complete -c gpux -n "__fish_seen_subcommand_from run" -l json-input -r -F -d 'the JSON request /predict takes'
 complete -c gpux -n "__fish_seen_subcommand_from run" -l batch -d 'each value is one item of a batch'
 complete -c gpux -n "__fish_seen_subcommand_from build" -l no-smoke -d 'skip the smoke run'

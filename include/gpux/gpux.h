@@ -436,6 +436,11 @@ GPUX_API int gpux_app_generate(gpux_app *a, const gpux_app_input *inputs, int n_
 GPUX_API int gpux_app_generates(const gpux_app *a);
 /* The app's declared inputs and outputs as JSON (for help texts and OpenAPI). */
 GPUX_API const char *gpux_app_describe(gpux_app *a);
+/* Draws a detector's answer (result_json from gpux_app_run, whose outputs have "detections") on
+ * the image it answered (PNG or JPEG bytes): each box outlined in its class's colour with its
+ * label and score, written as PNG into *png (free with gpux_free). The boxes must be in that
+ * image's pixels (docs/gpuxfile.md, postprocessing.detect). */
+GPUX_API int gpux_image_annotate(const void *image, size_t len, const char *result_json, void **png, size_t *png_len);
 /* cancel = 1: a gpux_app_run in progress (on another thread) stops at its next node and fails
  * with GPUX_E_CANCELLED, as do runs started later; cancel = 0 lets runs go again. Async-signal-safe.
  * gpux serve cancels a run whose requests have all passed their deadline. */

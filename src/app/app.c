@@ -271,6 +271,7 @@ int gpux_app_run(gpux_app *a, const gpux_app_input *inputs, int n_inputs, char *
   if (!rc) {
     tm.prepared = gpux__now_ms();
     rc = gpux__app_infer(a, &in, &out, &tm.infer_ms);
+    if (!rc) out.image_map = in.image_map;
     gpux__named_tensors_free(&in);
   }
   if (!rc) {

@@ -17,6 +17,8 @@ typedef struct {
   int n;
   gpux_tensor *t;               /* (n) values, by the names below */
   char **names;
+  gpux__image_map image_map;    /* inputs: where the image input's tensor pixels lie in the image
+                                   given; carried to the outputs so boxes can be mapped back */
 } gpux__named_tensors;
 
 struct gpux__mode;

@@ -141,6 +141,7 @@ int gpux_app_run_batch(gpux_app *a, const gpux_app_input *inputs, int n_inputs, 
     for (int k = 0; k < n_items && !rc && stacked; k++) {
       gpux__named_tensors part = {0};
       int64_t rows = items[k].t[0].dims[0];
+      part.image_map = items[k].image_map;
       if (!(rc = take_rows(&out, total, row, rows, &part)))
         rc = answer(a, &part, &tm, total, results_json ? &results_json[k] : NULL, results_text ? &results_text[k] : NULL);
       gpux__named_tensors_free(&part);
@@ -158,6 +159,7 @@ int gpux_app_run_batch(gpux_app *a, const gpux_app_input *inputs, int n_inputs, 
     gpux__named_tensors o = {0};
     one.prepared = one.start;
     if (!(rc = gpux__app_infer(a, &items[k], &o, &one.infer_ms))) {
+      o.image_map = items[k].image_map;
       one.inferred = gpux__now_ms();
       rc = answer(a, &o, &one, items[k].n ? items[k].t[0].dims[0] : 1, results_json ? &results_json[k] : NULL,
                   results_text ? &results_text[k] : NULL);

@@ -332,7 +332,7 @@ static int prepare_one(gpux_app *a, const gpux__spec_io *io, const gpux_app_inpu
   switch (io->type) {
   case GPUX__IO_IMAGE:
     if ((rc = input_bytes(io, in, &owned, &bytes, &len))) break;
-    if ((rc = gpux__image_preprocess(&s->image.cfg, bytes, len, &t)))
+    if ((rc = gpux__image_preprocess_map(&s->image.cfg, bytes, len, &t, out->image_map.valid ? NULL : &out->image_map)))
       gpux__error_prefix(rc, "input '%s' expects an image (PNG or JPEG): ", io->name);
     break;
   case GPUX__IO_AUDIO:

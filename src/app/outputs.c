@@ -79,13 +79,36 @@ static cJSON *tensor_json(const char *name, const gpux_tensor *t, int full) {
   return o;
 }
 
-/* A detector's output: "detections" [{"class", "label", "score", "box": [x1, y1, x2, y2]}] and one
- * line each for a person. */
-static int detections(const gpux__spec_post *p, const gpux__post_config *cfg, const gpux_tensor *t, cJSON *oj, text_buf *text) {
+/* A detector's output: "detections" [{"class", "label", "score", "box": [x1, y1, x2, y2]}], with
+ * "box_space": "image" when the boxes were taken back through the image input's preprocessing
+ * (resize, letterbox, crop) to the pixels of the image given, and clipped to it ("image_size"
+ * [width, height]); "input" when there was no image (the model's own coordinates); "normalized"
+ * for fractions with no image to scale them by. And one line each for a person. */
+static int detections(const gpux__spec_post *p, const gpux__post_config *cfg, const gpux_tensor *t,
+                      const gpux__named_tensors *out, cJSON *oj, text_buf *text) {
   gpux__detection *d = NULL;
   int64_t n = 0;
-  int rc = gpux__detect(&cfg->detect, t, &d, &n);
+  const gpux_tensor *scores = NULL;
+  if (p->detect_scores) {
+    int k = gpux__named_tensors_find(out, p->detect_scores);
+    if (k < 0) return gpux__error(GPUX_E_INVALID, "postprocessing.detect.scores: the model gave no output '%s'", p->detect_scores);
+    scores = &out->t[k];
+  }
+  int rc = gpux__detect(&cfg->detect, t, scores, &d, &n);
   if (rc) return gpux__error_prefix(rc, "postprocessing of '%s': ", p->output);
+  const gpux__image_map *m = &out->image_map;
+  const char *space = m->valid ? "image" : cfg->detect.normalized ? "normalized" : "input";
+  for (int64_t i = 0; i < n && m->valid; i++) {
+    if (cfg->detect.normalized)
+      for (int k = 0; k < 4; k++) d[i].box[k] *= (float)(k % 2 ? m->tensor_height : m->tensor_width);
+    gpux__image_map_box(m, d[i].box);
+  }
+  cJSON_AddStringToObject(oj, "box_space", space);
+  if (m->valid) {
+    cJSON *size = cJSON_AddArrayToObject(oj, "image_size");
+    cJSON_AddItemToArray(size, cJSON_CreateNumber(m->image_width));
+    cJSON_AddItemToArray(size, cJSON_CreateNumber(m->image_height));
+  }
   cJSON *arr = cJSON_AddArrayToObject(oj, "detections");
   for (int64_t i = 0; i < n; i++) {
     const char *label = cfg->labels && d[i].cls < cfg->labels->n ? cfg->labels->items[d[i].cls] : NULL;
@@ -98,14 +121,99 @@ static int detections(const gpux__spec_post *p, const gpux__post_config *cfg, co
     cJSON_AddItemToArray(arr, e);
     if (label) tb_printf(text, "%s", label);
     else tb_printf(text, "class %lld", (long long)d[i].cls);
-    tb_printf(text, " %.4f [%.1f, %.1f, %.1f, %.1f]\n", d[i].score, d[i].box[0], d[i].box[1], d[i].box[2], d[i].box[3]);
+    tb_printf(text, cfg->detect.normalized && !m->valid ? " %.4f [%.4f, %.4f, %.4f, %.4f]\n" : " %.4f [%.1f, %.1f, %.1f, %.1f]\n",
+              d[i].score, d[i].box[0], d[i].box[1], d[i].box[2], d[i].box[3]);
   }
   if (!n) tb_printf(text, "no detections (score threshold %.2f)\n", cfg->detect.score_threshold);
+  else if (m->valid) tb_printf(text, "(boxes in the pixels of the %dx%d image)\n", m->image_width, m->image_height);
   free(d);
   return 0;
 }
 
-static int post_one(gpux_app *a, int pi, const gpux_tensor *t, cJSON *oj, text_buf *text) {
+/* postprocessing.answer: the best label and score (and every class's score) under the names the
+ * GPUXfile gives, as keys of the answer; for several rows, arrays of them. The text a person
+ * reads becomes that object. */
+static void named_answer(const gpux__spec_post *p, const gpux__post_config *cfg, const gpux_tensor *t,
+                         const gpux__post_result *r, cJSON *root, text_buf *text) {
+  cJSON *labels = NULL, *scores = NULL, *all = NULL;
+  int many = r->n_rows != 1;
+  if (many) {
+    if (p->answer_label) labels = cJSON_AddArrayToObject(root, p->answer_label);
+    if (p->answer_score) scores = cJSON_AddArrayToObject(root, p->answer_score);
+    if (p->answer_scores) all = cJSON_AddArrayToObject(root, p->answer_scores);
+  }
+  int64_t classes = t->ndim ? t->dims[t->ndim - 1] : 1;
+  for (int64_t i = 0; i < r->n_rows; i++) {
+    const gpux__post_row *row = &r->rows[i];
+    const gpux__post_item *best = NULL; /* the items are ranked only when top_k is set */
+    for (int64_t k = 0; k < row->n_items; k++)
+      if (!best || row->items[k].score > best->score) best = &row->items[k];
+    char idx[32];
+    snprintf(idx, sizeof idx, "%lld", best ? (long long)best->index : -1LL);
+    const char *label = !best ? "" : best->label ? best->label : idx;
+    if (p->answer_label) {
+      cJSON *v = best ? cJSON_CreateString(label) : cJSON_CreateNull();
+      if (many) cJSON_AddItemToArray(labels, v);
+      else cJSON_AddItemToObject(root, p->answer_label, v);
+    }
+    if (p->answer_score) {
+      cJSON *v = best ? gpux__app_json_num(best->score, 1) : cJSON_CreateNull();
+      if (many) cJSON_AddItemToArray(scores, v);
+      else cJSON_AddItemToObject(root, p->answer_score, v);
+    }
+    if (p->answer_scores) { /* every class's score, by label, in class order */
+      cJSON *o = cJSON_CreateObject();
+      float *act = gpux__malloc(sizeof *act * (size_t)(classes > 0 ? classes : 1));
+      if (act && classes > 0) {
+        for (int64_t c = 0; c < classes; c++) act[c] = (float)gpux__load_f64(t->dtype, t->data, i * classes + c);
+        if (cfg->activation == GPUX__ACT_SOFTMAX) gpux__softmax(act, classes, act);
+        else if (cfg->activation == GPUX__ACT_SIGMOID) gpux__sigmoid(act, classes, act);
+        for (int64_t c = 0; c < classes; c++) {
+          char name[32];
+          snprintf(name, sizeof name, "%lld", (long long)c);
+          const char *l = cfg->labels && c < cfg->labels->n ? cfg->labels->items[c] : name;
+          cJSON_AddItemToObject(o, l, gpux__app_json_num(act[c], 1));
+        }
+      }
+      free(act);
+      if (many) cJSON_AddItemToArray(all, o);
+      else cJSON_AddItemToObject(root, p->answer_scores, o);
+    }
+    /* the text: {"sentiment": "positive", "confidence": 0.9412}, one line per row */
+    const char *sep = "{";
+    if (p->answer_label) {
+      cJSON *q = cJSON_CreateString(label);
+      char *js = best ? cJSON_PrintUnformatted(q) : NULL;
+      tb_printf(text, "%s\"%s\": %s", sep, p->answer_label, js ? js : "null");
+      free(js);
+      cJSON_Delete(q);
+      sep = ", ";
+    }
+    if (p->answer_score) {
+      if (best) tb_printf(text, "%s\"%s\": %.4f", sep, p->answer_score, best->score);
+      else tb_printf(text, "%s\"%s\": null", sep, p->answer_score);
+      sep = ", ";
+    }
+    if (p->answer_scores) {
+      const cJSON *o = many ? cJSON_GetArrayItem(all, (int)i) : cJSON_GetObjectItem(root, p->answer_scores), *e;
+      const char *inner = "{";
+      tb_printf(text, "%s\"%s\": ", sep, p->answer_scores);
+      cJSON_ArrayForEach(e, o) {
+        cJSON *q = cJSON_CreateString(e->string);
+        char *js = cJSON_PrintUnformatted(q);
+        tb_printf(text, "%s%s: %.4f", inner, js ? js : "\"\"", cJSON_IsRaw(e) ? strtod(e->valuestring, NULL) : 0.0); /* numbers are raw */
+        free(js);
+        cJSON_Delete(q);
+        inner = ", ";
+      }
+      tb_printf(text, "%s}", *inner == '{' ? "{" : "");
+    }
+    tb_printf(text, "}\n");
+  }
+}
+
+static int post_one(gpux_app *a, int pi, const gpux__named_tensors *out, const gpux_tensor *t, cJSON *root, cJSON *oj,
+                    text_buf *text) {
   gpux__spec *s = a->spec;
   gpux__spec_post *p = &s->post[pi];
   gpux__post_config cfg = p->cfg;
@@ -113,7 +221,7 @@ static int post_one(gpux_app *a, int pi, const gpux_tensor *t, cJSON *oj, text_b
   if (!cfg.labels && !cfg.ctc)
     for (int i = 0; i < s->n_outputs; i++)
       if (!strcmp(s->outputs[i].name, p->output) && a->io_labels && a->io_labels[i].n) cfg.labels = &a->io_labels[i];
-  if (cfg.detect.format) return detections(p, &cfg, t, oj, text);
+  if (cfg.detect.format) return detections(p, &cfg, t, out, oj, text);
   gpux__post_result r = {0};
   int rc = gpux__postprocess(&cfg, t, &r);
   if (rc) return gpux__error_prefix(rc, "postprocessing of '%s': ", p->output);
@@ -141,7 +249,9 @@ static int post_one(gpux_app *a, int pi, const gpux_tensor *t, cJSON *oj, text_b
       if (rows) cJSON_AddItemToArray(rows, row);
       else cJSON_AddItemToObject(oj, "labels", row);
     }
-    if (cfg.has_threshold && classes == 1) {
+    if (p->answer_label || p->answer_score || p->answer_scores) {
+      named_answer(p, &cfg, t, &r, root, text);
+    } else if (cfg.has_threshold && classes == 1) {
       /* a detector: one score against a threshold */
       for (int64_t i = 0; i < r.n_rows; i++) {
         const char *label = cfg.labels && cfg.labels->n ? cfg.labels->items[0] : p->output;
@@ -185,7 +295,7 @@ int gpux__app_answer(gpux_app *a, const gpux__named_tensors *out, const gpux__ap
     cJSON *oj = tensor_json(out->names[i], &out->t[i], a->full_outputs);
     cJSON_AddItemToArray(outs, oj);
     for (int pi = 0; pi < s->n_post && !rc; pi++)
-      if (!strcmp(s->post[pi].output, out->names[i])) { rc = post_one(a, pi, &out->t[i], oj, &text); any_post = 1; }
+      if (!strcmp(s->post[pi].output, out->names[i])) { rc = post_one(a, pi, out, &out->t[i], root, oj, &text); any_post = 1; }
   }
   if (!rc && a->handler_result) {
     /* the handler's postprocess: its JSON is the answer's "result" and, as text, what is read */

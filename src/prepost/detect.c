@@ -6,8 +6,9 @@
  *   yolo       [1, 4 + C, N]  cx, cy, w, h, then C class scores per candidate (YOLOv8 and later)
  *   yolo-rows  [1, N, 5 + C]  cx, cy, w, h, objectness, C class scores (YOLOv5/v7); a
  *              candidate's score is objectness x its best class score
- *   boxes      [1, N, 4 + C]  x1, y1, x2, y2, then C class scores (SSD-style, already decoded)
- * Coordinates stay in the model input's pixels. */
+ *   boxes      [1, N, 4 + C]  x1, y1, x2, y2, then C class scores (SSD-style, already decoded);
+ *              or [1, N, 4] boxes with a second output [1, N, C] of scores
+ * Coordinates stay as the model gives them (its input's pixels, or fractions of them). */
 #include "prepost/prepost-impl.h"
 #include <math.h>
 
@@ -28,14 +29,24 @@ static float iou(const float *a, const float *b) {
   return ua > 0 ? inter / ua : 0;
 }
 
-int gpux__detect(const gpux__detect_config *c, const gpux_tensor *t, gpux__detection **out, int64_t *n_out) {
+static int is_detector_output(const gpux_tensor *t) {
+  return t->kind == GPUX_KIND_TENSOR && t->ndim == 3 && t->dims[0] == 1 && gpux__dtype_is_float(t->dtype);
+}
+
+int gpux__detect(const gpux__detect_config *c, const gpux_tensor *t, const gpux_tensor *scores,
+                 gpux__detection **out, int64_t *n_out) {
   *out = NULL;
   *n_out = 0;
-  if (t->kind != GPUX_KIND_TENSOR || t->ndim != 3 || t->dims[0] != 1 || !gpux__dtype_is_float(t->dtype))
+  if (!is_detector_output(t))
     return gpux__error(GPUX_E_SHAPE, "detection takes a float [1, ., .] output, got %s [%d dims]", gpux_dtype_name(t->dtype), t->ndim);
+  if (scores && (c->format != GPUX__DET_BOXES || !is_detector_output(scores) || t->dims[2] != 4 || scores->dims[1] != t->dims[1]))
+    return gpux__error(GPUX_E_SHAPE, "detection with a scores output takes boxes [1, N, 4] and scores [1, N, C] (format boxes), "
+                       "got [1, %lld, %lld] and %s [%d dims]", (long long)t->dims[1], (long long)t->dims[2],
+                       gpux_dtype_name(scores->dtype), scores->ndim);
   int transposed = c->format == GPUX__DET_YOLO; /* candidates along the last axis */
   int64_t n = transposed ? t->dims[2] : t->dims[1], width = transposed ? t->dims[1] : t->dims[2];
   int64_t first_class = c->format == GPUX__DET_YOLO_ROWS ? 5 : 4;
+  if (scores) width = 4 + scores->dims[2];
   if (width <= first_class)
     return gpux__error(GPUX_E_SHAPE, "detection: %lld values per candidate leave no class scores (format %s needs more than %lld)",
                        (long long)width, c->format == GPUX__DET_YOLO ? "yolo" : c->format == GPUX__DET_YOLO_ROWS ? "yolo-rows" : "boxes",
@@ -44,7 +55,8 @@ int gpux__detect(const gpux__detect_config *c, const gpux_tensor *t, gpux__detec
   if (!cs) return GPUX_E_NOMEM;
   int64_t m = 0;
   for (int64_t i = 0; i < n; i++) {
-#define V(j) ((float)gpux__load_f64(t->dtype, t->data, transposed ? (j) * n + i : i * width + (j)))
+#define V(j) ((float)(scores && (j) >= 4 ? gpux__load_f64(scores->dtype, scores->data, i * (width - 4) + (j) - 4) \
+                   : gpux__load_f64(t->dtype, t->data, transposed ? (j) * n + i : i * (scores ? 4 : width) + (j))))
     int64_t best = first_class;
     for (int64_t j = first_class + 1; j < width; j++)
       if (V(j) > V(best)) best = j;

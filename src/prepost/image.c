@@ -1,7 +1,8 @@
 /* image.c — images for vision models: PNG (libpng) and JPEG (libjpeg-turbo) decoding from
  * memory with errors caught through setjmp/longjmp, PNG encoding, channel conversion, resizing
- * (OpenCV-style bilinear and nearest, PIL-style antialiased bilinear), center crop, and the
- * preprocessing.image pipeline that ends in a float32 NCHW/NHWC tensor. */
+ * (OpenCV-style bilinear and nearest, PIL-style antialiased bilinear), center crop, letterbox,
+ * the preprocessing.image pipeline that ends in a float32 NCHW/NHWC tensor, and the map that
+ * takes the tensor's pixel coordinates back to the image's. */
 #include "prepost/prepost-impl.h"
 #include <math.h>
 #include <png.h>
@@ -538,6 +539,7 @@ void gpux__image_config_default(gpux__image_config *c) {
   c->scale = 255.0f;
   for (int i = 0; i < 4; i++) c->std[i] = 1.0f;
   c->layout = GPUX__LAYOUT_NCHW;
+  c->fill[0] = c->fill[1] = c->fill[2] = 114;
   c->dtype = GPUX_DT_FLOAT;
 }
 
@@ -549,6 +551,7 @@ int gpux__image_config_check(const gpux__image_config *c) {
   switch (c->resize) {
   case GPUX__RESIZE_NONE: break;
   case GPUX__RESIZE_EXACT:
+  case GPUX__RESIZE_LETTERBOX:
     if (c->width <= 0 || c->height <= 0)
       return gpux__error(GPUX_E_INVALID, "image resize needs a positive width and height, not %dx%d",
                          c->width, c->height);
@@ -593,20 +596,16 @@ static int clamp_dim(double v) {
   return (int)v;
 }
 
-int gpux__image_to_tensor(const gpux__image_config *c, const gpux__image *img, gpux_tensor *out) {
-  memset(out, 0, sizeof *out);
-  int rc = gpux__image_config_check(c);
-  if (rc) return rc;
-  if (!img->data) return gpux__error(GPUX_E_INVALID, "empty image");
-  gpux__image conv = {0}, sized = {0}, cropped = {0};
-  const gpux__image *cur = img;
-  int C = c->channels;
-  if (cur->channels != C) {
-    if ((rc = gpux__image_convert(cur, C, &conv))) goto done;
-    cur = &conv;
-  }
-  /* resize */
-  int w = cur->width, h = cur->height, tensor_min_w = 0;
+/* The size an image of w x h is resized to, and for a letterbox where it lies in the canvas. */
+typedef struct {
+  int w, h;                      /* the resized image */
+  int tensor_min_w;              /* HEIGHT: the tensor's least width */
+  int left, top;                 /* LETTERBOX: the resized image's place in the width x height canvas */
+  double gain;                   /* LETTERBOX: the one scale of both axes */
+} resize_plan;
+
+static void plan_resize(const gpux__image_config *c, int w, int h, resize_plan *p) {
+  memset(p, 0, sizeof *p);
   switch (c->resize) {
   case GPUX__RESIZE_EXACT: w = c->width, h = c->height; break;
   case GPUX__RESIZE_SHORTER:
@@ -626,14 +625,102 @@ int gpux__image_to_tensor(const gpux__image_config *c, const gpux__image *img, g
     int rw = clamp_dim(ceil(c->height * ratio));
     if (c->max_width && rw > c->max_width) rw = c->max_width;
     w = rw, h = c->height;
-    tensor_min_w = c->min_width;
+    p->tensor_min_w = c->min_width;
+    break;
+  }
+  case GPUX__RESIZE_LETTERBOX: {
+    /* Ultralytics: r = min(H/h, W/w), new size int(round(w r)) (Python rounds halves to even,
+       as nearbyint does), borders top = round(dh - 0.1), left = round(dw - 0.1) */
+    double r = fmin((double)c->height / h, (double)c->width / w);
+    int nw = GPUX__MIN(c->width, clamp_dim(nearbyint(w * r))), nh = GPUX__MIN(c->height, clamp_dim(nearbyint(h * r)));
+    p->left = (int)nearbyint((c->width - nw) / 2.0 - 0.1);
+    p->top = (int)nearbyint((c->height - nh) / 2.0 - 0.1);
+    p->gain = r;
+    w = nw, h = nh;
     break;
   }
   default: break;
   }
-  if (w != cur->width || h != cur->height) {
-    if ((rc = gpux__image_resize(cur, w, h, c->interp, &sized))) goto done;
+  p->w = w;
+  p->h = h;
+}
+
+/* The letterbox canvas: c->width x c->height of the fill colour with img at (left, top). */
+static int letterbox_canvas(const gpux__image_config *c, const gpux__image *img, const resize_plan *p, gpux__image *out) {
+  int rc = gpux__image_alloc(out, c->width, c->height, img->channels);
+  if (rc) return rc;
+  int C = img->channels;
+  size_t n = (size_t)c->width * c->height;
+  for (size_t i = 0; i < n; i++)
+    for (int ch = 0; ch < C; ch++) out->data[i * C + ch] = C == 1 ? c->fill[0] : c->fill[ch];
+  for (int y = 0; y < img->height; y++)
+    memcpy(out->data + ((size_t)(y + p->top) * c->width + p->left) * C, img->data + (size_t)y * img->width * C,
+           (size_t)img->width * C);
+  return 0;
+}
+
+void gpux__image_map_of(const gpux__image_config *c, int width, int height, gpux__image_map *m) {
+  memset(m, 0, sizeof *m);
+  resize_plan p;
+  plan_resize(c, width, height, &p);
+  m->valid = 1;
+  m->image_width = width;
+  m->image_height = height;
+  if (c->resize == GPUX__RESIZE_LETTERBOX) {
+    m->scale_x = m->scale_y = p.gain;
+    m->pad_x = p.left;
+    m->pad_y = p.top;
+  } else {
+    m->scale_x = (double)p.w / width;
+    m->scale_y = (double)p.h / height;
+  }
+  int w = c->resize == GPUX__RESIZE_LETTERBOX ? c->width : p.w, h = c->resize == GPUX__RESIZE_LETTERBOX ? c->height : p.h;
+  if (c->crop_width) { /* as gpux__image_center_crop places its window */
+    m->pad_x -= (int)lrint((w - c->crop_width) / 2.0);
+    m->pad_y -= (int)lrint((h - c->crop_height) / 2.0);
+    w = c->crop_width, h = c->crop_height;
+  }
+  w = GPUX__MAX(w, p.tensor_min_w);
+  if (c->pad_multiple > 1) {
+    w = (w + c->pad_multiple - 1) / c->pad_multiple * c->pad_multiple;
+    h = (h + c->pad_multiple - 1) / c->pad_multiple * c->pad_multiple;
+  }
+  m->tensor_width = w;
+  m->tensor_height = h;
+}
+
+void gpux__image_map_box(const gpux__image_map *m, float box[4]) {
+  if (!m->valid) return;
+  for (int k = 0; k < 4; k++) {
+    double v = k % 2 ? (box[k] - m->pad_y) / m->scale_y : (box[k] - m->pad_x) / m->scale_x;
+    double hi = k % 2 ? m->image_height : m->image_width;
+    box[k] = (float)(v < 0 ? 0 : v > hi ? hi : v); /* NaN stays NaN */
+  }
+}
+
+int gpux__image_to_tensor(const gpux__image_config *c, const gpux__image *img, gpux_tensor *out) {
+  memset(out, 0, sizeof *out);
+  int rc = gpux__image_config_check(c);
+  if (rc) return rc;
+  if (!img->data) return gpux__error(GPUX_E_INVALID, "empty image");
+  gpux__image conv = {0}, sized = {0}, boxed = {0}, cropped = {0};
+  const gpux__image *cur = img;
+  int C = c->channels;
+  if (cur->channels != C) {
+    if ((rc = gpux__image_convert(cur, C, &conv))) goto done;
+    cur = &conv;
+  }
+  /* resize (letterbox: into a canvas of the fill colour) */
+  resize_plan rp;
+  plan_resize(c, cur->width, cur->height, &rp);
+  int tensor_min_w = rp.tensor_min_w;
+  if (rp.w != cur->width || rp.h != cur->height) {
+    if ((rc = gpux__image_resize(cur, rp.w, rp.h, c->interp, &sized))) goto done;
     cur = &sized;
+  }
+  if (c->resize == GPUX__RESIZE_LETTERBOX) {
+    if ((rc = letterbox_canvas(c, cur, &rp, &boxed))) goto done;
+    cur = &boxed;
   }
   if (c->crop_width) {
     if ((rc = gpux__image_center_crop(cur, c->crop_width, c->crop_height, &cropped))) goto done;
@@ -686,6 +773,7 @@ int gpux__image_to_tensor(const gpux__image_config *c, const gpux__image *img, g
 done:
   gpux__image_free(&conv);
   gpux__image_free(&sized);
+  gpux__image_free(&boxed);
   gpux__image_free(&cropped);
   if (rc) gpux_tensor_free(out);
   return rc;
@@ -693,12 +781,19 @@ done:
 
 int gpux__image_preprocess(const gpux__image_config *c, const void *bytes, size_t len,
                            gpux_tensor *out) {
+  return gpux__image_preprocess_map(c, bytes, len, out, NULL);
+}
+
+int gpux__image_preprocess_map(const gpux__image_config *c, const void *bytes, size_t len,
+                               gpux_tensor *out, gpux__image_map *map) {
   memset(out, 0, sizeof *out);
+  if (map) memset(map, 0, sizeof *map);
   int rc = gpux__image_config_check(c);
   if (rc) return rc;
   gpux__image img;
   if ((rc = gpux__image_decode(bytes, len, c->channels, &img))) return rc;
   rc = gpux__image_to_tensor(c, &img, out);
+  if (!rc && map) gpux__image_map_of(c, img.width, img.height, map);
   gpux__image_free(&img);
   return rc;
 }

@@ -65,6 +65,9 @@ typedef enum {
   GPUX__RESIZE_HEIGHT = 4,      /* to `height`, width ceil(height * w / h) clamped to
                                    [1, max_width when set]; the tensor is then padded on the right
                                    with pad_value to max(min_width, that width) (PaddleOCR rec) */
+  GPUX__RESIZE_LETTERBOX = 5,   /* into width x height keeping the aspect: scale r = min(W/w,
+                                   H/h), size round(w r) x round(h r), centred, the borders
+                                   filled with `fill` (Ultralytics' LetterBox: 114 grey) */
 } gpux__resize_mode;
 
 typedef enum { GPUX__LAYOUT_NCHW = 0, GPUX__LAYOUT_NHWC = 1 } gpux__layout;
@@ -76,7 +79,9 @@ typedef enum { GPUX__LAYOUT_NCHW = 0, GPUX__LAYOUT_NHWC = 1 } gpux__layout;
 typedef struct {
   int channels;                 /* 3 (default) or 1 */
   int resize;                   /* gpux__resize_mode */
-  int width, height;            /* EXACT: the size; HEIGHT: height (width unused) */
+  int width, height;            /* EXACT, LETTERBOX: the size; HEIGHT: height (width unused) */
+  uint8_t fill[3];              /* LETTERBOX: the border's pixel value per channel (RGB order;
+                                   gray images take fill[0]); default 114 */
   int size;                     /* SHORTER / LONGER: target side length */
   int min_width, max_width;     /* HEIGHT: tensor width at least min_width; image width at most
                                    max_width (0 = no limit) */
@@ -101,6 +106,25 @@ int gpux__image_config_check(const gpux__image_config *c);
 int gpux__image_to_tensor(const gpux__image_config *c, const gpux__image *img, gpux_tensor *out);
 int gpux__image_preprocess(const gpux__image_config *c, const void *bytes, size_t len,
                            gpux_tensor *out);
+
+/* Where a preprocessed image's tensor pixels came from, to take coordinates the model gives in
+ * its input's pixels (a detector's boxes) back to the image a person gave: tensor point (x, y)
+ * is image point ((x - pad_x) / scale_x, (y - pad_y) / scale_y). Resize, letterbox and center
+ * crop move points; padding on the right and bottom does not. */
+typedef struct {
+  int valid;                    /* 0: no image was prepared (coordinates stay as they are) */
+  int image_width, image_height;   /* the decoded image */
+  int tensor_width, tensor_height; /* the model input's pixels */
+  double scale_x, scale_y;      /* tensor pixels per image pixel */
+  double pad_x, pad_y;          /* where the image's (0, 0) lies in the tensor */
+} gpux__image_map;
+/* The map of config c for an image of width x height (c must pass gpux__image_config_check). */
+void gpux__image_map_of(const gpux__image_config *c, int width, int height, gpux__image_map *m);
+/* A box x1, y1, x2, y2 in tensor pixels into image pixels, clipped to the image. */
+void gpux__image_map_box(const gpux__image_map *m, float box[4]);
+/* gpux__image_preprocess that also fills *map (may be NULL). */
+int gpux__image_preprocess_map(const gpux__image_config *c, const void *bytes, size_t len,
+                               gpux_tensor *out, gpux__image_map *map);
 
 /* =============================== audio =============================== */
 
@@ -331,7 +355,8 @@ typedef enum {
   GPUX__DET_NONE = 0,
   GPUX__DET_YOLO = 1,           /* [1, 4 + C, N]: cx, cy, w, h, class scores */
   GPUX__DET_YOLO_ROWS = 2,      /* [1, N, 5 + C]: cx, cy, w, h, objectness, class scores */
-  GPUX__DET_BOXES = 3,          /* [1, N, 4 + C]: x1, y1, x2, y2, class scores */
+  GPUX__DET_BOXES = 3,          /* [1, N, 4 + C]: x1, y1, x2, y2, class scores; or [1, N, 4]
+                                   with the scores [1, N, C] in a second tensor (SSD-style) */
 } gpux__det_format;
 
 typedef struct {
@@ -339,6 +364,8 @@ typedef struct {
   float score_threshold;        /* default 0.25 */
   float iou_threshold;          /* default 0.45: a box of the same class overlapping more goes */
   int64_t max_detections;       /* default 100; 0 = all */
+  int normalized;               /* boxes are fractions of the input's width and height (the
+                                   caller scales them; gpux__detect leaves them as they are) */
 } gpux__detect_config;
 
 typedef struct {
@@ -347,8 +374,28 @@ typedef struct {
   int64_t cls;
 } gpux__detection;
 
-/* The detections of output t, best first (*out malloc'ed, free with free()). */
-int gpux__detect(const gpux__detect_config *c, const gpux_tensor *t, gpux__detection **out, int64_t *n);
+/* The detections of output t, best first (*out malloc'ed, free with free()). scores: NULL, or
+ * (format boxes only) a [1, N, C] tensor of class scores for t's [1, N, 4] boxes. */
+int gpux__detect(const gpux__detect_config *c, const gpux_tensor *t, const gpux_tensor *scores,
+                 gpux__detection **out, int64_t *n);
+
+/* Drawing detections (draw.c) on an RGB or gray image. Class k's colour: hue frac(k x 0.618034)
+ * (of the colour wheel, 0 = red), saturation 0.85, value 0.95, each channel round(255 x). */
+void gpux__draw_class_color(int64_t cls, uint8_t rgb[3]);
+/* Filled rectangle and outline, corners inclusive, clipped to the image; the outline's thickness
+ * goes inward. */
+void gpux__draw_fill(gpux__image *img, int x1, int y1, int x2, int y2, const uint8_t rgb[3]);
+void gpux__draw_rect(gpux__image *img, int x1, int y1, int x2, int y2, int thickness, const uint8_t rgb[3]);
+/* Text in the built-in 5 x 7 font, each font pixel scale x scale, a column of space between
+ * characters; (x, y) is the top left. */
+void gpux__draw_text(gpux__image *img, int x, int y, const char *text, int scale, const uint8_t rgb[3]);
+int gpux__draw_text_width(const char *text, int scale);
+/* A box x1, y1, x2, y2 (image pixels) outlined in its class's colour: pixel columns floor(x1) to
+ * ceil(x2) - 1 and rows floor(y1) to ceil(y2) - 1, clipped to the image. */
+void gpux__draw_box(gpux__image *img, const float box[4], int64_t cls, int thickness);
+/* The caption (label and score) on a tab of the class colour above the box's top left corner
+ * (inside the box when there is no room above), white or black text by the colour's lightness. */
+void gpux__draw_caption(gpux__image *img, const float box[4], int64_t cls, const char *caption, int scale);
 
 /* postprocessing for one output: activation, then either classification (top_k / threshold)
  * or CTC decoding. The output tensor is seen as rows along its last axis (classification:

@@ -355,6 +355,17 @@ int gpux__spec_check_post(gpux__spec *s) {
     if (p->cfg.ctc && o->ndim >= 0 && o->ndim != 3 && o->ndim != 2)
       return fail(s, GPUX_E_SHAPE, p->line, kk, "CTC decoding needs [batch, steps, classes]; '%s' has rank %d", o->name, o->ndim);
     int64_t classes = o->ndim > 0 ? o->dims[o->ndim - 1] : -1;
+    if (p->detect_scores) {
+      const gpux__spec_io *so = NULL;
+      for (int j = 0; j < s->n_outputs && !so; j++) if (!strcmp(s->outputs[j].name, p->detect_scores)) so = &s->outputs[j];
+      snprintf(kk, sizeof kk, s->n_post > 1 ? "postprocessing[%d].detect.scores" : "postprocessing.detect.scores", i);
+      if (!so || so == o)
+        return fail(s, GPUX_E_INVALID, p->line, kk, "'%s' is not an output other than '%s' (the scores come from a second output)",
+                    p->detect_scores, o->name);
+      classes = so->ndim > 0 ? so->dims[so->ndim - 1] : -1;
+    } else if (p->cfg.detect.format) {
+      classes = -1; /* the class count is one dimension less the box values: not checked here */
+    }
     if (!p->cfg.ctc && p->labels && classes > 0 && p->n_labels != classes)
       return fail(s, GPUX_E_SHAPE, p->line, kk, "%lld labels for %lld classes of '%s'", (long long)p->n_labels,
                   (long long)classes, o->name);

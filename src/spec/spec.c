@@ -75,7 +75,8 @@ static const char *const pre_keys[] = {"image", "audio", "tokenizer", NULL};
 static const char *const image_keys[] = {"input", "channels", "color_order", "resize", "interpolation",
                                          "center_crop", "scale", "mean", "std", "pad_multiple",
                                          "pad_value", "layout", "dtype", NULL};
-static const char *const resize_keys[] = {"width", "height", "shorter", "longer", "min_width", "max_width", NULL};
+static const char *const resize_keys[] = {"width", "height", "shorter", "longer", "min_width", "max_width",
+                                          "letterbox", "fill", NULL};
 static const char *const wh_keys[] = {"width", "height", NULL};
 static const char *const audio_keys[] = {"input", "sample_rate", "normalize", "length", "batch_dim",
                                          "features", "mel_bins", NULL};
@@ -83,8 +84,9 @@ static const char *const tokenizer_keys[] = {"type", "vocab", "lowercase", "stri
                                              "padding", "truncation", "add_special_tokens", "input",
                                              "input_ids", "attention_mask", "token_type_ids", NULL};
 static const char *const post_keys[] = {"output", "activation", "softmax", "sigmoid", "argmax", "top_k",
-                                        "threshold", "labels", "ctc", "detect", NULL};
-static const char *const detect_keys[] = {"format", "threshold", "iou", "max_detections", NULL};
+                                        "threshold", "labels", "ctc", "detect", "answer", NULL};
+static const char *const detect_keys[] = {"format", "threshold", "iou", "max_detections", "scores", "normalized", NULL};
+static const char *const answer_keys[] = {"label", "score", "scores", NULL};
 static const char *const ctc_keys[] = {"charset", "blank", "add_space", "trim", NULL};
 static const char *const pipeline_keys[] = {"mode", "steps", "chunk", "context", "window", "padding", NULL};
 static const char *const generate_keys[] = {"max_new_tokens", "temperature", "top_k", "top_p",
@@ -115,6 +117,7 @@ static const struct {
   {"postprocessing", post_keys},
   {"postprocessing.ctc", ctc_keys},
   {"postprocessing.detect", detect_keys},
+  {"postprocessing.answer", answer_keys},
   {"pipeline", pipeline_keys},
   {"pipeline.steps[]", step_keys},
   {"generate", generate_keys},
@@ -518,6 +521,7 @@ static void image_defaults(gpux__image_config *cfg) {
   for (int i = 0; i < 4; i++) { cfg->mean[i] = 0.0f; cfg->std[i] = 1.0f; }
   cfg->layout = GPUX__LAYOUT_NCHW;
   cfg->dtype = GPUX_DT_FLOAT;
+  cfg->fill[0] = cfg->fill[1] = cfg->fill[2] = 114;
 }
 
 static void audio_defaults(gpux__audio_config *cfg) {
@@ -582,10 +586,16 @@ static int parse_resize(cv *c, const gpux__snode *n, int line, const char *key, 
   if ((rc = check_keys(c, n, key, resize_keys))) return rc;
   const gpux__snode *w = gpux__tree_get(n, "width", NULL), *h = gpux__tree_get(n, "height", NULL);
   const gpux__snode *sh = gpux__tree_get(n, "shorter", NULL), *lo = gpux__tree_get(n, "longer", NULL);
-  int modes = (w || h) + !!sh + !!lo;
-  if (modes != 1) return err_at(c, line_of(n, line), key, "give one of {width, height}, {height} (keep aspect), {shorter} or {longer}");
+  const gpux__snode *lb = gpux__tree_get(n, "letterbox", &kl);
+  int modes = (w || h) + !!sh + !!lo + !!lb;
+  if (modes != 1)
+    return err_at(c, line_of(n, line), key, "give one of {width, height}, {height} (keep aspect), {shorter}, {longer} or {letterbox}");
   const gpux__snode *v;
-  if (sh || lo) {
+  if (lb) {
+    cfg->resize = GPUX__RESIZE_LETTERBOX;
+    sub_key(k, sizeof k, key, "letterbox");
+    if ((rc = parse_wh(c, lb, kl, k, &cfg->width, &cfg->height))) return rc;
+  } else if (sh || lo) {
     cfg->resize = sh ? GPUX__RESIZE_SHORTER : GPUX__RESIZE_LONGER;
     v = gpux__tree_get(n, sh ? "shorter" : "longer", &kl);
     sub_key(k, sizeof k, key, sh ? "shorter" : "longer");
@@ -601,6 +611,20 @@ static int parse_resize(cv *c, const gpux__snode *n, int line, const char *key, 
   } else {
     sub_key(k, sizeof k, key, "height");
     return err_at(c, line_of(n, line), k, "missing (width alone is not a resize; give height too, or only height to keep the aspect)");
+  }
+  const gpux__snode *fill = gpux__tree_get(n, "fill", &kl);
+  if (fill) {
+    sub_key(k, sizeof k, key, "fill");
+    if (cfg->resize != GPUX__RESIZE_LETTERBOX) return err_at(c, kl, k, "only with {letterbox} (the colour of its borders)");
+    const gpux__snode *one[1] = {fill};
+    const gpux__snode *const *items = fill->kind == GPUX__SN_LIST ? (const gpux__snode *const *)fill->items : one;
+    int count = fill->kind == GPUX__SN_LIST ? fill->n : 1;
+    if (count != 1 && count != 3) return err_at(c, kl, k, "expected a pixel value 0 to 255, or [r, g, b]");
+    for (int i = 0; i < 3; i++) {
+      int px;
+      if ((rc = get_int32(c, items[count == 1 ? 0 : i], kl, k, 0, 255, &px))) return rc;
+      cfg->fill[i] = (uint8_t)px;
+    }
   }
   const gpux__snode *mw = gpux__tree_get(n, "min_width", &kl);
   if (mw) {
@@ -807,7 +831,8 @@ static int parse_ctc(cv *c, const gpux__snode *n, int line, const char *key, gpu
 
 static const char *const detect_formats[] = {"none", "yolo", "yolo-rows", "boxes", NULL};
 
-static int parse_detect(cv *c, const gpux__snode *n, int line, const char *key, gpux__detect_config *d) {
+static int parse_detect(cv *c, const gpux__snode *n, int line, const char *key, gpux__spec_post *p) {
+  gpux__detect_config *d = &p->cfg.detect;
   int rc, kl;
   char k[256];
   d->format = GPUX__DET_YOLO;
@@ -823,6 +848,8 @@ static int parse_detect(cv *c, const gpux__snode *n, int line, const char *key, 
     sub_key(k, sizeof k, key, n->keys[i]);
     if (!strcmp(n->keys[i], "format")) rc = get_enum(c, v, kl, k, detect_formats, &d->format);
     else if (!strcmp(n->keys[i], "max_detections")) rc = get_int(c, v, kl, k, 0, 1 << 20, &d->max_detections);
+    else if (!strcmp(n->keys[i], "scores")) rc = get_str(c, v, kl, k, &p->detect_scores);
+    else if (!strcmp(n->keys[i], "normalized")) rc = get_bool(c, v, kl, k, &d->normalized);
     else {
       float *f = !strcmp(n->keys[i], "iou") ? &d->iou_threshold : &d->score_threshold;
       if (!(rc = get_float(c, v, kl, k, f)) && !(*f >= 0 && *f <= 1)) rc = err_at(c, kl, k, "%g is not between 0 and 1", *f);
@@ -830,6 +857,28 @@ static int parse_detect(cv *c, const gpux__snode *n, int line, const char *key, 
     if (rc) return rc;
   }
   if (d->format == GPUX__DET_NONE) return err_at(c, line_of(n, line), key, "format 'none' turns detection off; remove detect");
+  if (p->detect_scores && d->format != GPUX__DET_BOXES)
+    return err_at(c, line_of(n, line), key, "scores (a second output of class scores) goes with format boxes ([1, N, 4] boxes)");
+  return 0;
+}
+
+/* postprocessing.answer: the best label and its score as keys of the answer ({"sentiment":
+ * "positive", "confidence": 0.94}); the keys are names a person chose, kept as they are. */
+static int parse_answer(cv *c, const gpux__snode *n, int line, const char *key, gpux__spec_post *p) {
+  int rc, kl;
+  char k[256];
+  if ((rc = want_map(c, n, line, key)) || (rc = check_keys(c, n, key, answer_keys))) return rc;
+  for (int i = 0; i < n->n; i++) {
+    kl = n->key_lines[i] ? n->key_lines[i] : line;
+    sub_key(k, sizeof k, key, n->keys[i]);
+    char **dst = !strcmp(n->keys[i], "label") ? &p->answer_label : !strcmp(n->keys[i], "score") ? &p->answer_score : &p->answer_scores;
+    if ((rc = get_str(c, n->items[i], kl, k, dst))) return rc;
+    if (!**dst) return err_at(c, kl, k, "an empty name");
+    static const char *const taken[] = {"outputs", "timings", "backend", "backend_reason", "batch_size", "result", NULL};
+    for (int j = 0; taken[j]; j++)
+      if (!strcmp(*dst, taken[j])) return err_at(c, kl, k, "'%s' is a key the answer already has", *dst);
+  }
+  if (!n->n) return err_at(c, line_of(n, line), key, "give label, score or scores (the answer's key for each)");
   return 0;
 }
 
@@ -854,7 +903,8 @@ static int parse_post(cv *c, const gpux__snode *n, int line, const char *key, gp
     else if (!strcmp(name, "top_k")) rc = get_int(c, v, kl, k, 1, INT32_MAX, &p->cfg.top_k);
     else if (!strcmp(name, "threshold")) { rc = get_float(c, v, kl, k, &p->cfg.threshold); p->cfg.has_threshold = 1; }
     else if (!strcmp(name, "labels")) rc = parse_labels(c, v, kl, k, &p->labels, &p->n_labels, &p->labels_file);
-    else if (!strcmp(name, "detect")) rc = parse_detect(c, v, kl, k, &p->cfg.detect);
+    else if (!strcmp(name, "detect")) rc = parse_detect(c, v, kl, k, p);
+    else if (!strcmp(name, "answer")) rc = parse_answer(c, v, kl, k, p);
     else rc = parse_ctc(c, v, kl, k, p);
     if (rc) return rc;
   }
@@ -868,6 +918,8 @@ static int parse_post(cv *c, const gpux__snode *n, int line, const char *key, gp
   }
   if (p->cfg.detect.format && (p->cfg.ctc || p->cfg.top_k || p->cfg.has_threshold || p->cfg.activation))
     return err_at(c, p->line, key, "detect does not take ctc, top_k, argmax, threshold or an activation (detect.threshold is its score limit)");
+  if ((p->answer_label || p->answer_score || p->answer_scores) && (p->cfg.ctc || p->cfg.detect.format))
+    return err_at(c, p->line, key, "answer names a classifier's fields; not with ctc or detect");
   if (p->cfg.ctc && (p->cfg.top_k || p->cfg.has_threshold || p->labels || p->labels_file))
     return err_at(c, p->line, key, "ctc decoding does not take top_k, argmax, threshold or labels (the charset is its labels)");
   return 0;
@@ -1448,6 +1500,14 @@ static cJSON *image_json(const gpux__spec_image *im) {
     if (c->min_width) cJSON_AddNumberToObject(r, "min_width", c->min_width);
     if (c->max_width) cJSON_AddNumberToObject(r, "max_width", c->max_width);
     break;
+  case GPUX__RESIZE_LETTERBOX: {
+    r = cJSON_CreateObject();
+    cJSON *lb = cJSON_AddObjectToObject(r, "letterbox"), *fill = cJSON_AddArrayToObject(r, "fill");
+    cJSON_AddNumberToObject(lb, "width", c->width);
+    cJSON_AddNumberToObject(lb, "height", c->height);
+    for (int i = 0; i < 3; i++) cJSON_AddItemToArray(fill, cJSON_CreateNumber(c->fill[i]));
+    break;
+  }
   }
   if (r) cJSON_AddItemToObject(o, "resize", r);
   cJSON_AddStringToObject(o, "interpolation", interp_names[c->interp]);
@@ -1485,6 +1545,14 @@ static cJSON *post_json(const gpux__spec_post *p) {
     add_num(d, "threshold", p->cfg.detect.score_threshold);
     add_num(d, "iou", p->cfg.detect.iou_threshold);
     cJSON_AddNumberToObject(d, "max_detections", (double)p->cfg.detect.max_detections);
+    if (p->detect_scores) cJSON_AddStringToObject(d, "scores", p->detect_scores);
+    cJSON_AddBoolToObject(d, "normalized", p->cfg.detect.normalized);
+  }
+  if (p->answer_label || p->answer_score || p->answer_scores) {
+    cJSON *a = cJSON_AddObjectToObject(o, "answer");
+    if (p->answer_label) cJSON_AddStringToObject(a, "label", p->answer_label);
+    if (p->answer_score) cJSON_AddStringToObject(a, "score", p->answer_score);
+    if (p->answer_scores) cJSON_AddStringToObject(a, "scores", p->answer_scores);
   }
   if (p->cfg.ctc) {
     cJSON *c = cJSON_AddObjectToObject(o, "ctc");

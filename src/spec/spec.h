@@ -99,6 +99,10 @@ typedef struct {
   int64_t n_labels;
   char **labels;
   char *labels_file;
+  char *detect_scores;          /* detect.scores: the output holding the class scores, or NULL */
+  char *answer_label;           /* answer.label: the answer's key for the best label, or NULL */
+  char *answer_score;           /* answer.score: its key for the best score, or NULL */
+  char *answer_scores;          /* answer.scores: its key for {label: score} of every class, or NULL */
   int line;
 } gpux__spec_post;
 

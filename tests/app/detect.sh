@@ -3,7 +3,9 @@
 # a YOLO-style [1, 4 + C, N] tensor with `postprocessing.detect`; 200 random candidates are fed
 # through a model that passes them on, and gpux's boxes (score threshold, class-aware NMS, best
 # first, labels) must equal those of an independent NMS written here in Python. Also the
-# yolo-rows layout, --json, and one-line errors for a wrong output shape and bad settings.
+# yolo-rows layout, --json, and one-line errors for a wrong output shape and bad settings. Then
+# ONNX Runtime's NonMaxSuppression as a second reference on many random sets, and examples/detect
+# end to end: letterboxed boxes mapped back to the photo, and the drawn PNG decoded and checked.
 #   tests/app/detect.sh GPUX
 source "$(dirname "$0")/lib.sh" "$1"
 need node python3
@@ -59,6 +61,71 @@ expect none 0 '^no detections \(score threshold 0\.30\)' -- "$gpux" run "$tmp/de
 sed -i 's/format: yolo,/format: yolo-rows,/' "$tmp/det/GPUXfile"
 expect rows 0 '"detections":\[\{"class":0,"label":"cat","score":0\.4[0-9]*,"box":\[8,18,12,22\]\}\]' -- \
   "$gpux" run "$tmp/det" --json --input 'preds=[[[10,20,4,4,0.5,0.8],[11,20,4,4,0.5,0.7],[40,40,4,4,0.1,0.2]]]'
+# against ONNX Runtime's NonMaxSuppression op on 40 random candidate sets (YOLO and SSD-style
+# two-output layouts; tests/app/detect-nms-ref.mjs)
+expect onnxruntime-nms 0 '^ok 40 [0-9]+$' -- node "$root/tests/app/detect-nms-ref.mjs" "$gpux" "$tmp/nms" "$root/deps/npm/node_modules/onnxruntime-node"
+
+# examples/detect end to end: squares.png (640 x 480) letterboxed to 320 x 320 (scale 0.5, 40
+# grey rows above and below); the squares sit where the model's windows fit them exactly, so the
+# boxes mapped back to the photo must be the squares' own pixels
+ex="$root/examples/detect"
+"$gpux" run "$ex" --backend cpu --input "$ex/squares.png" --json --output "$tmp/annotated.png" > "$tmp/ex.json"
+expect letterbox-mapped-back 0 '^ok$' -- python3 -c "
+import json
+o = json.load(open('$tmp/ex.json'))['outputs'][0]
+want = {'red': [64, 112, 192, 240], 'blue': [96, 320, 160, 384], 'green': [320, 176, 576, 432]}
+got = {d['label']: d['box'] for d in o['detections']}
+ok = o['box_space'] == 'image' and o['image_size'] == [640, 480] and got.keys() == want.keys() and \
+     all(abs(a - b) < 1e-3 for k in want for a, b in zip(got[k], want[k]))
+print('ok' if ok else o)"
+# the drawn PNG: outline pixels in the class colour (hue frac(k x 0.618034), s 0.85, v 0.95) on
+# the box's edges, the squares' insides and the background elsewhere as in the photo
+cat > "$tmp/png.py" <<'PY'
+import colorsys, struct, sys, zlib
+def decode(path):
+    b = open(path, 'rb').read()
+    assert b[:8] == b'\x89PNG\r\n\x1a\n'
+    pos, idat = 8, b''
+    while pos < len(b):
+        n, t = struct.unpack('>I4s', b[pos:pos + 8]); d = b[pos + 8:pos + 8 + n]; pos += 12 + n
+        if t == b'IHDR': w, h, depth, ctype = struct.unpack('>IIBB', d[:10])
+        if t == b'IDAT': idat += d
+    assert depth == 8 and ctype in (2, 6)
+    bpp = 3 if ctype == 2 else 4
+    raw, stride, rows, prev = zlib.decompress(idat), w * bpp, [], bytearray(w * bpp)
+    for y in range(h):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0; up = prev[i]; c = prev[i - bpp] if i >= bpp else 0
+            if f == 1: line[i] = (line[i] + a) & 255
+            elif f == 2: line[i] = (line[i] + up) & 255
+            elif f == 3: line[i] = (line[i] + (a + up) // 2) & 255
+            elif f == 4:
+                p = a + up - c; pa, pb, pc = abs(p - a), abs(p - up), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else up if pb <= pc else c)) & 255
+        rows.append(line); prev = line
+    return w, h, lambda x, y: tuple(rows[y][x * bpp:x * bpp + 3])
+def colour(k):
+    return tuple(int(c * 255 + 0.5) for c in colorsys.hsv_to_rgb((k * 0.618033988749895) % 1.0, 0.85, 0.95))
+w, h, px = decode(sys.argv[1]); _, _, orig = decode(sys.argv[2])
+bad = []
+for cls, (x1, y1, x2, y2) in [(0, (64, 112, 192, 240)), (2, (96, 320, 160, 384)), (1, (320, 176, 576, 432))]:
+    my, mx = (y1 + y2) // 2, (x1 + x2) // 2
+    for x, y in [(x1, my), (x1 + 1, my), (x2 - 1, my), (x2 - 2, my), (mx, y2 - 1), (mx, y2 - 2)]:
+        if px(x, y) != colour(cls): bad.append(('edge', cls, x, y, px(x, y), colour(cls)))
+    for x, y in [(mx, my), (x1 + 5, my), (x1 - 3, my), (x2 + 2, my), (mx, y2 + 2)]:
+        if px(x, y) != orig(x, y): bad.append(('untouched', cls, x, y, px(x, y), orig(x, y)))
+print('ok' if (w, h) == (640, 480) and not bad else (w, h, bad[:4]))
+PY
+expect drawn-png 0 '^ok$' -- python3 "$tmp/png.py" "$tmp/annotated.png" "$ex/squares.png"
+# the same photo as JPEG: decoded, boxes within a pixel or two, drawn on it
+convert "$ex/squares.png" -quality 95 "$tmp/squares.jpg"
+expect jpeg 0 '^ok$' -- bash -c "'$gpux' run '$ex' --backend cpu --input '$tmp/squares.jpg' --json --output '$tmp/annotated-jpg.png' |
+  python3 -c \"import json, sys; o = json.load(sys.stdin)['outputs'][0]; b = {d['label']: d['box'] for d in o['detections']}
+print('ok' if abs(b['red'][0] - 64) <= 2 and abs(b['green'][3] - 432) <= 2 and len(b) == 3 else b)\" && python3 -c \"
+import struct; d = open('$tmp/annotated-jpg.png', 'rb').read(); assert struct.unpack('>II', d[16:24]) == (640, 480)\""
+expect text 0 '^red 0\.[0-9]{4} \[64\.0, 112\.0, 192\.0, 240\.0\]' -- "$gpux" run "$ex" --backend cpu --input "$ex/squares.png"
+expect_error output-needs-image 'the boxes are drawn on the input image' -- "$gpux" run "$tmp/det" --input 'preds=[[[10,20,4,4,0.5,0.8]]]' --output "$tmp/x.png"
 sed -i 's/threshold: 0.3/threshold: 2/' "$tmp/det/GPUXfile"
 expect_error bad-threshold "key 'postprocessing.detect.threshold': 2 is not between 0 and 1" -- "$gpux" run "$tmp/det" --input 'preds=[[[1],[1],[2],[2],[0.1],[0.2]]]'
 finish

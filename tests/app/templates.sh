@@ -22,9 +22,10 @@ cp text.onnx app-text/model.onnx
 printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\ngreat\nfilm\nbad\n' > app-text/vocab.txt
 expect build-text 0 '^Built app-text:0.1 ' -- "$gpux" build -q app-text
 # ids [CLS]=2 a=5 great=6 film=7 [SEP]=3: mean 4.6 -> logits 0.046, -0.046 -> negative first
-expect run-text 0 '^negative 0\.5230$' -- "$gpux" run app-text --input "A great film"
-expect run-text-stdin 0 '^negative 0\.5' -- bash -c "echo 'a bad film' | '$gpux' run app-text"
-expect run-text-repl 0 '^negative 0\.[0-9]{4}$' -- bash -c "printf '[PAD]\n' | '$gpux' run app-text --interactive"
+expect run-text 0 '^\{"sentiment": "negative", "confidence": 0\.5230\}$' -- "$gpux" run app-text --input "A great film"
+expect run-text-stdin 0 '^\{"sentiment": "negative", "confidence": 0\.5' -- bash -c "echo 'a bad film' | '$gpux' run app-text"
+expect run-text-repl 0 '^\{"sentiment": "negative", "confidence": 0\.[0-9]{4}\}$' -- bash -c "printf '[PAD]\n' | '$gpux' run app-text --interactive"
+expect run-text-json 0 '"labels":\[\{"index":0,"label":"negative","score":0\.52[0-9]*\},\{"index":1,"label":"positive".*"sentiment":"negative","confidence":0\.52' -- "$gpux" run app-text --input "A great film" --json
 
 expect init-audio 0 'Created app-audio/GPUXfile' -- "$gpux" init app-audio --template audio
 cp audio.onnx app-audio/model.onnx

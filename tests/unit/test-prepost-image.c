@@ -2,7 +2,7 @@
  * made here (libpng's and libjpeg's own encoders: gray, RGB, RGBA, palette, 16-bit, interlaced),
  * corrupt and truncated files (every prefix of a file), resizing numerics (OpenCV bilinear and
  * nearest, PIL antialiased bilinear), center crop, and the tensor pipeline (PaddleOCR rec recipe,
- * BGR, NHWC, padding, uint8). */
+ * BGR, NHWC, padding, uint8), letterbox and the map from tensor pixels back to the image. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -417,6 +417,75 @@ static void test_pipeline_layouts(void **state) {
   gpux__image_free(&img);
 }
 
+/* Letterbox (Ultralytics' recipe, values worked out by hand here) and the map back to the image:
+ * a 100 x 50 image into 64 x 64 scales by 0.64 to 64 x 32 with 16 rows of fill above and below;
+ * 101 x 40 scales by 64/101 to 64 x round(25.35) = 25, 39 rows of border split round(19.5 - 0.1)
+ * = 19 above and 20 below. */
+static void test_letterbox(void **state) {
+  (void)state;
+  gpux__image img;
+  gradient(&img, 100, 50, 3);
+  gpux__image_config c;
+  gpux__image_config_default(&c);
+  c.resize = GPUX__RESIZE_LETTERBOX;
+  c.width = c.height = 64;
+  c.dtype = GPUX_DT_UINT8;
+  gpux_tensor t;
+  assert_int_equal(gpux__image_to_tensor(&c, &img, &t), 0);
+  assert_int_equal(t.dims[2], 64);
+  assert_int_equal(t.dims[3], 64);
+  const uint8_t *u = t.data;
+  for (int ch = 0; ch < 3; ch++) { /* NCHW: rows 0..15 and 48..63 are fill, 16..47 the image */
+    assert_int_equal(u[ch * 4096 + 15 * 64 + 10], 114);
+    assert_int_equal(u[ch * 4096 + 48 * 64 + 63], 114);
+  }
+  /* row 16 is the image's first row resized: the same as resizing alone */
+  gpux__image small;
+  assert_int_equal(gpux__image_resize(&img, 64, 32, GPUX__INTERP_BILINEAR, &small), 0);
+  for (int x = 0; x < 64; x++) assert_int_equal(u[1 * 4096 + 16 * 64 + x], small.data[(size_t)x * 3 + 1]);
+  for (int x = 0; x < 64; x++) assert_int_equal(u[2 * 4096 + 47 * 64 + x], small.data[((size_t)31 * 64 + x) * 3 + 2]);
+  gpux__image_free(&small);
+  gpux_tensor_free(&t);
+  gpux__image_map m;
+  gpux__image_map_of(&c, 100, 50, &m);
+  assert_true(m.valid && m.image_width == 100 && m.image_height == 50 && m.tensor_width == 64 && m.tensor_height == 64);
+  assert_true(fabs(m.scale_x - 0.64) < 1e-12 && fabs(m.scale_y - 0.64) < 1e-12 && m.pad_x == 0 && m.pad_y == 16);
+  float box[4] = {6.4f, 16 + 3.2f, 32, 48};
+  gpux__image_map_box(&m, box);
+  assert_true(fabsf(box[0] - 10) < 1e-4f && fabsf(box[1] - 5) < 1e-4f && fabsf(box[2] - 50) < 1e-4f && fabsf(box[3] - 50) < 1e-4f);
+  float out_of[4] = {-5, 2, 70, 70}; /* in the borders: clipped to the image */
+  gpux__image_map_box(&m, out_of);
+  assert_true(out_of[0] == 0 && out_of[1] == 0 && out_of[2] == 100 && out_of[3] == 50);
+  gpux__image_free(&img);
+  /* an odd border, a colour fill, float tensors normalized like pixels */
+  gradient(&img, 101, 40, 3);
+  c.dtype = GPUX_DT_FLOAT;
+  c.fill[0] = 10, c.fill[1] = 20, c.fill[2] = 30;
+  assert_int_equal(gpux__image_to_tensor(&c, &img, &t), 0);
+  const float *f = t.data;
+  assert_true(f[0 * 4096 + 18 * 64 + 5] == 10 / 255.0f && f[1 * 4096 + 18 * 64 + 5] == 20 / 255.0f);
+  assert_true(f[2 * 4096 + 44 * 64 + 5] == 30 / 255.0f && f[2 * 4096 + 63 * 64 + 5] == 30 / 255.0f);
+  assert_true(f[0 * 4096 + 19 * 64 + 5] != 10 / 255.0f || f[0 * 4096 + 43 * 64 + 5] != 10 / 255.0f);
+  gpux_tensor_free(&t);
+  gpux__image_map_of(&c, 101, 40, &m);
+  assert_true(fabs(m.scale_x - 64.0 / 101) < 1e-12 && m.pad_y == 19 && m.pad_x == 0);
+  /* a tall image: columns of border, 40 x 101 -> 25 x 64, left round(19.5 - 0.1) = 19 */
+  gpux__image_map_of(&c, 40, 101, &m);
+  assert_true(m.pad_x == 19 && m.pad_y == 0);
+  gpux__image_free(&img);
+  /* the map of the other resizes: shorter side then a centre crop */
+  gpux__image_config_default(&c);
+  c.resize = GPUX__RESIZE_SHORTER;
+  c.size = 256;
+  c.crop_width = c.crop_height = 224;
+  gpux__image_map_of(&c, 512, 300, &m); /* -> 436 x 256 (floor(256 * 512 / 300)), crop left 106, top 16 */
+  assert_true(fabs(m.scale_x - 436.0 / 512) < 1e-12 && fabs(m.scale_y - 256.0 / 300) < 1e-12);
+  assert_true(m.pad_x == -106 && m.pad_y == -16 && m.tensor_width == 224 && m.tensor_height == 224);
+  float b2[4] = {0, 0, 224, 224};
+  gpux__image_map_box(&m, b2);
+  assert_true(fabsf(b2[0] - 106 * 512 / 436.0f) < 1e-3f && fabsf(b2[3] - 240 * 300 / 256.0f) < 1e-3f);
+}
+
 static uint32_t crc32_of(const uint8_t *p, size_t n) {
   uint32_t c = 0xffffffffu;
   for (size_t i = 0; i < n; i++) {
@@ -489,6 +558,7 @@ int main(void) {
       cmocka_unit_test(test_corrupt_png),      cmocka_unit_test(test_resize),
       cmocka_unit_test(test_center_crop),      cmocka_unit_test(test_pipeline_ocr_rec),
       cmocka_unit_test(test_pipeline_layouts), cmocka_unit_test(test_bombs_and_corruption),
+      cmocka_unit_test(test_letterbox),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
