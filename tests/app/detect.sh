@@ -125,6 +125,24 @@ expect jpeg 0 '^ok$' -- bash -c "'$gpux' run '$ex' --backend cpu --input '$tmp/s
 print('ok' if abs(b['red'][0] - 64) <= 2 and abs(b['green'][3] - 432) <= 2 and len(b) == 3 else b)\" && python3 -c \"
 import struct; d = open('$tmp/annotated-jpg.png', 'rb').read(); assert struct.unpack('>II', d[16:24]) == (640, 480)\""
 expect text 0 '^red 0\.[0-9]{4} \[64\.0, 112\.0, 192\.0, 240\.0\]' -- "$gpux" run "$ex" --backend cpu --input "$ex/squares.png"
+# SSD-style: boxes and scores in two outputs, the boxes fractions of the letterboxed 64 x 64 input:
+# (0.25, 0.5, 0.75, 1) of it is (16, 32, 48, 64), and in the 128 x 64 photo (scale 0.5, 16 rows
+# of border above) (32, 32, 96, 96), clipped to the photo's height: 64
+mkdir -p "$tmp/ssd" && cp "$tmp/ssd-image.onnx" "$tmp/ssd/model.onnx"
+cat > "$tmp/ssd/GPUXfile" <<'YAML'
+model: ./model.onnx
+inputs: {images: image}
+preprocessing: {image: {resize: {letterbox: 64}}}
+postprocessing:
+  output: boxes
+  detect: {format: boxes, scores: scores, normalized: true, threshold: 0.3}
+  labels: [cat, dog]
+YAML
+convert -size 128x64 xc:white "$tmp/wide.png"
+expect ssd-normalized 0 '"box_space":"image","image_size":\[128,64\],"detections":\[\{"class":1,"label":"dog","score":0\.9[0-9]*,"box":\[32,32,96,64\]\}\]' -- \
+  "$gpux" run "$tmp/ssd" --backend cpu --input "$tmp/wide.png" --json
+sed -i 's/scores: scores,/scores: nope,/' "$tmp/ssd/GPUXfile"
+expect_error ssd-scores-named "key 'postprocessing.detect.scores': 'nope' is not an output other than 'boxes'" -- "$gpux" run "$tmp/ssd" --input "$tmp/wide.png"
 expect_error output-needs-image 'the boxes are drawn on the input image' -- "$gpux" run "$tmp/det" --input 'preds=[[[10,20,4,4,0.5,0.8]]]' --output "$tmp/x.png"
 sed -i 's/threshold: 0.3/threshold: 2/' "$tmp/det/GPUXfile"
 expect_error bad-threshold "key 'postprocessing.detect.threshold': 2 is not between 0 and 1" -- "$gpux" run "$tmp/det" --input 'preds=[[[1],[1],[2],[2],[0.1],[0.2]]]'

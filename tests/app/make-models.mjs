@@ -8,6 +8,8 @@
 //     map.onnx    x float[batch,3,8,8] -> mean over channels -> map[batch,1,8,8]   (an image-like output)
 //     strings.onnx  s string[2] -> Identity -> t string[2]
 //     detector.onnx preds float[1,a,b] -> Identity -> raw   (a detector's raw output, in either layout)
+//     ssd-image.onnx images float[1,3,64,64] -> boxes float[1,2,4] (fractions), scores float[1,2,2]
+//                   (constants, SSD-style two outputs after an image input)
 import { writeFileSync } from "node:fs";
 
 function varint(n) {
@@ -99,4 +101,17 @@ writeFileSync(`${out}/detector.onnx`, model([
   str(2, "tiny-detector"),
   valueInfo(11, "preds", FLOAT, [1, "a", "b"]),
   valueInfo(12, "raw", FLOAT, [1, "a", "b"]),
+]));
+writeFileSync(`${out}/ssd-image.onnx`, model([
+  node("ReduceSum", ["images"], ["total"], [attrInt("keepdims", 0)]),
+  node("Mul", ["total", "zero"], ["nothing"]),
+  node("Add", ["boxes_c", "nothing"], ["boxes"]),
+  node("Add", ["scores_c", "nothing"], ["scores"]),
+  str(2, "ssd-image"),
+  tensor("zero", [], [0]),
+  tensor("boxes_c", [1, 2, 4], [0.25, 0.5, 0.75, 1.0, 0, 0, 0.1, 0.1]),
+  tensor("scores_c", [1, 2, 2], [0.05, 0.9, 0.2, 0.1]),
+  valueInfo(11, "images", FLOAT, [1, 3, 64, 64]),
+  valueInfo(12, "boxes", FLOAT, [1, 2, 4]),
+  valueInfo(12, "scores", FLOAT, [1, 2, 2]),
 ]));
