@@ -1,8 +1,9 @@
 /* gemm.c — row-major GEMM on OpenBLAS with the threading in gpux's pool (see gemm.h): one
  * product on the calling thread (one-row and one-column products as matrix-vector products),
  * one product cut into tiles of C run in parallel, and a broadcast batch of products run as one
- * parallel loop over (item, tile). float32 products with one A go to the direct convolution
- * kernels (conv-direct.c) as 1x1 convolutions where the machine has them. */
+ * parallel loop over (item, tile). float32 products of at least 8 rows go to the packed-B
+ * kernels (sgemm.c) where the machine has them, else those with one A to the direct convolution
+ * kernels (conv-direct.c) as 1x1 convolutions. */
 #include "ops/gemm.h"
 #include "ops/conv.h"
 #include <cblas.h>
@@ -163,6 +164,8 @@ void gpux__gemm_batched(const gpux__gemm_batch *g) {
     folded.batch = 1;
     g = &folded;
   }
+  /* float32: on the packed-B kernels (sgemm.c) where the machine has them */
+  if (!g->dbl && gpux__sgemm_batch(g) == 0) return;
   /* float32 products with one A (or A's batch folded into its rows) run on the direct
    * convolution kernels (ops/conv-direct.c): B read in place as the K channels of a 1 x N image,
    * A as the weights of a 1x1 convolution */

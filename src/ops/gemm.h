@@ -1,5 +1,5 @@
 /* gemm.h — row-major GEMM on OpenBLAS with the threading in gpux's pool (gemm.c), used by
- * linalg.c, conv.c and rnn.c. BLAS runs single-threaded inside pool tasks, so OpenBLAS's
+ * linalg.c, conv.c and rnn.c, and float32 GEMM on constant weights packed once (sgemm.c). BLAS runs single-threaded inside pool tasks, so OpenBLAS's
  * own worker threads never spin on the cores the pool is using. */
 #ifndef GPUX_OPS_GEMM_H
 #define GPUX_OPS_GEMM_H
@@ -43,5 +43,34 @@ typedef struct {
 /* Runs every product of the batch as one parallel loop over (batch item, tile of C); A's batch
  * folds into its rows when B is shared. */
 void gpux__gemm_batched(const gpux__gemm_batch *g);
+
+/* ---- float32 GEMM on B packed once (sgemm.c) ---- */
+
+/* B [k, n] laid out for the micro-kernels: panels of nr columns, [panel][k][nr], zero past n. */
+typedef struct {
+  int64_t k, n, nr;
+  float *data;                        /* 64-byte aligned */
+} gpux__sgemm_b;
+
+/* Panel width of this machine's kernel: 64 (AVX-512), 16 (AVX2 and FMA), or 0: no packed kernel
+ * here (GPUX_SGEMM=0 in the environment turns it off, =avx2 picks AVX2 on AVX-512 machines). */
+int64_t gpux__sgemm_nr(void);
+/* Packs B (row-major [k, n], or [n, k] read transposed with trans_b; rows ldb apart) for the
+ * kernel of panel width nr (0: this machine's; 16 runs the AVX2 kernel on AVX-512 machines too):
+ * 0, 1 when this machine has no such kernel, or GPUX_E_NOMEM. */
+int gpux__sgemm_pack(gpux__sgemm_b *p, const float *b, int64_t ldb, int trans_b, int64_t k, int64_t n, int64_t nr);
+void gpux__sgemm_b_free(gpux__sgemm_b *p);
+/* C[m, n] = A[m, k] x B (+ bias[n] when not NULL, or + C itself with load_c), rows of A lda
+ * apart and of C ldc apart, in parallel on the pool. */
+void gpux__sgemm_run(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,
+                     const float *bias, int load_c);
+/* A float32 batch (gpux__gemm_batch, alpha 1, beta 0 or 1, A not transposed, at least 8 rows)
+ * with each item's B packed on the call into scratch: 0 when done, 1 when not taken (the caller
+ * runs it otherwise), or GPUX_E_NOMEM. */
+int gpux__sgemm_batch(const gpux__gemm_batch *g);
+/* Input `input` (2-D float32 [k, n], or [n, k] with trans_b) packed once and kept in the node's
+ * state: NULL when the input is not an initializer, the session keeps no state for the node,
+ * this machine has no packed kernel, or memory is short (the caller takes its other paths). */
+const gpux__sgemm_b *gpux__sgemm_weights(gpux__kctx *k, int input, int trans_b);
 
 #endif

@@ -3,6 +3,7 @@
 #include "ops/op.h"
 #include "core/buffers.h"
 #include "core/scratch.h"
+#include <stdatomic.h>
 #include <stdio.h>
 
 int gpux__kerr(gpux__kctx *k, int err, const char *fmt, ...) {
@@ -28,6 +29,19 @@ void gpux__kctx_init(gpux__kctx *k, const gpux__node *n, const gpux_tensor *cons
   k->in = in;
   k->out = out;
   k->opset = n->opset;
+}
+
+gpux__node_state *gpux__state_get(const gpux__kctx *k) {
+  return k->state ? atomic_load_explicit(k->state, memory_order_acquire) : NULL;
+}
+
+gpux__node_state *gpux__state_keep(gpux__kctx *k, gpux__node_state *st) {
+  gpux__node_state *none = NULL;
+  if (k->state && atomic_compare_exchange_strong_explicit(k->state, &none, st, memory_order_acq_rel,
+                                                          memory_order_acquire))
+    return st;
+  if (st) st->destroy(st);
+  return none; /* the state another run kept, or NULL without a slot */
 }
 
 /* Where kernels write outputs the graph leaves out: the tensor's data is the thread's scratch

@@ -136,6 +136,12 @@ static int op_matmul(gpux__kctx *k) {
     return 0;
   }
 
+  /* constant 2-D float32 weights: packed on the node's first run (A's batch folds into its rows) */
+  const gpux__sgemm_b *pb = a->dtype == GPUX_DT_FLOAT && b->ndim == 2 ? gpux__sgemm_weights(k, 1, 0) : NULL;
+  if (pb) {
+    gpux__sgemm_run(batch * m, a->data, ka, pb, y->data, n, NULL, 0);
+    return 0;
+  }
   if (blas_dims_ok(k, m * batch, n, ka)) return k->status;
   gpux__gemm_batch g = {.dbl = a->dtype == GPUX_DT_DOUBLE, .m = m, .n = n, .k = ka, .lda = ka, .ldb = n,
              .alpha = 1, .beta = 0, .nb = nb, .batch = batch};
@@ -243,7 +249,10 @@ static int op_gemm(gpux__kctx *k) {
         else ((float *)yf)[i * n + j] = (float)beta * ((const float *)cf)[ci];
       }
   }
-  if (ka > 0) {
+  const gpux__sgemm_b *pb = a->dtype == GPUX_DT_FLOAT && !ta && alpha == 1.0 && ka > 0 ? gpux__sgemm_weights(k, 1, tb) : NULL;
+  if (pb) {
+    gpux__sgemm_run(m, af, ka, pb, yf, n, NULL, c != NULL);
+  } else if (ka > 0) {
     gpux__gemm_batch g = {.dbl = dbl, .a = af, .b = bf, .c = yf, .m = m, .n = n, .k = ka, .trans_a = ta,
                .trans_b = tb, .lda = ta ? m : ka, .ldb = tb ? ka : n, .alpha = alpha,
                .beta = c ? 1.0 : 0.0, .nb = 0, .batch = 1};

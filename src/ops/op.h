@@ -23,6 +23,14 @@
 typedef struct gpux__kctx gpux__kctx;
 typedef int (*gpux__kernel_fn)(gpux__kctx *k);
 
+/* What a kernel keeps for its node across runs of a session (weights packed once into the layout
+ * its micro-kernels read): the kernel's own struct starting with this header; the session frees
+ * it with `destroy` when it is freed. */
+typedef struct gpux__node_state gpux__node_state;
+struct gpux__node_state {
+  void (*destroy)(gpux__node_state *s);
+};
+
 typedef struct gpux__op_def {
   const char *domain;          /* "" for ai.onnx, "com.microsoft", ... */
   const char *op_type;
@@ -51,11 +59,21 @@ struct gpux__kctx {
   void *const *out_mem;          /* [n_out] the memory the executor's plan holds for each output
                                     (NULL entries: none), or NULL: no plan */
   const size_t *out_cap;         /* [n_out] its bytes; an output that does not fit goes elsewhere */
+  gpux__node_state *_Atomic *state; /* this node's slot kept across the session's runs, or NULL:
+                                       none kept (use gpux__state_get / gpux__state_keep) */
+  uint64_t const_in;             /* inputs (bit i, i < 64) that are initializers: the same data in
+                                    every run of the session */
 };
 
 /* The kernel context of node n over in[n->n_in] and out[n->n_out] (everything else zero): the
  * one way executors set a context up. */
 void gpux__kctx_init(gpux__kctx *k, const gpux__node *n, const gpux_tensor *const *in, gpux_tensor *const *out);
+
+/* The node's kept state, NULL when there is none yet or the node keeps none. */
+gpux__node_state *gpux__state_get(const gpux__kctx *k);
+/* Keeps st as the node's state and returns it; when another run kept one first, or the node keeps
+ * none, st is destroyed and the kept one (or NULL) returned. */
+gpux__node_state *gpux__state_keep(gpux__kctx *k, gpux__node_state *st);
 
 #define IN(i) ((i) < k->n_in ? k->in[(i)] : NULL)
 #define OUTPUT_WANTED(i) ((i) < k->n_out && k->out[(i)] != NULL)

@@ -57,6 +57,8 @@ struct gpux_session {
   gpux__host host;          /* what the backend asks the runtime to run */
   gpux__buffers buffers;    /* intermediates' freed data blocks, reused by later outputs */
   frame_store store;        /* the main graph's frame, for the run holding `planning` */
+  gpux__node_state *_Atomic *node_state; /* [main graph nodes] what kernels keep across runs */
+  int n_node_state;
   struct body_store {       /* nested graph bodies' frames, for the run holding `planning` */
     const gpux__graph *g;
     int busy;               /* a frame of this body is running (a body inside itself) */
@@ -225,6 +227,9 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
     }
     for (int j = 0; j < n->n_out; j++) out[j] = n->out[j] >= 0 ? &f->vals[n->out[j]] : NULL;
     gpux__kctx_init(&k, n, in, out);
+    for (int j = 0; j < n->n_in && j < 64; j++)
+      if (n->in[j] >= 0 && g->values[n->in[j]].is_const) k.const_in |= (uint64_t)1 << j;
+    if (!f->parent && f->s->node_state && i < f->s->n_node_state) k.state = &f->s->node_state[i];
     k.run_subgraph = run_subgraph;
     k.exec = f;
     k.buffers = &f->s->buffers;
@@ -469,6 +474,8 @@ static int session_prepare(gpux_session *s) {
       s->supported[i] = s->backend->supports_node(s->backend_ctx, &eg->nodes[i], NULL, 0) != 0;
   }
   s->host = (gpux__host){host_run_node, s};
+  if (!(s->node_state = gpux__calloc((size_t)eg->n_nodes + 1, sizeof *s->node_state))) return GPUX_E_NOMEM;
+  s->n_node_state = eg->n_nodes;
   int rc2 = store_init(&s->store, eg);
   if (rc2) return rc2;
   return s->backend->prepare ? s->backend->prepare(s->backend_ctx, eg, &s->host, s->supported) : 0;
@@ -506,6 +513,11 @@ void gpux_session_free(gpux_session *s) {
   free(s->node_map);
   free(s->supported);
   store_free(&s->store);
+  for (int i = 0; s->node_state && i < s->n_node_state; i++) {
+    gpux__node_state *st = atomic_load(&s->node_state[i]);
+    if (st) st->destroy(st);
+  }
+  free((void *)s->node_state);
   for (int i = 0; i < s->n_bodies; i++) store_free(&s->bodies[i]->st), free(s->bodies[i]);
   free(s->bodies);
   for (int i = 0; i < s->n_plans; i++) plan_free(&s->plans[i]);

@@ -3,12 +3,14 @@
  * shapes (kernel sizes, strides, dilations, asymmetric pads, groups, activations), and the GEMM
  * helper (ops/gemm.h) on the one-row and one-column products it runs as matrix-vector ones, and
  * the Conv, ConvTranspose, MaxPool, AveragePool and MatMul kernels on float32 against their
- * float64 paths. */
+ * float64 paths, and the packed-weight GEMM (ops/sgemm.c) with its AVX2 and AVX-512 kernels,
+ * directly and through MatMul's node state. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 #include "ops/conv.h"
 #include "ops/gemm.h"
@@ -182,6 +184,57 @@ static void test_gemm_vector_shapes(void **state) {
     for (int t = 0; t < 4; t++) gemm_case(shapes[s][0], shapes[s][1], shapes[s][2], t & 1, t >> 1);
 }
 
+/* ---- the packed-weight GEMM (ops/sgemm.c) ---- */
+
+/* C = A B (+ bias or + C) with B packed for the kernel of panel width nr, against float64; rows
+ * of A and C with gaps (lda, ldc) that the kernel must neither read nor write. */
+static void sgemm_case(int64_t m, int64_t k, int64_t n, int trans_b, int extra, int64_t nr) {
+  int64_t lda = k + rnd(0, 3), ldc = n + rnd(0, 3), ldb = (trans_b ? k : n) + rnd(0, 2);
+  float *a = malloc((size_t)(m * lda) * sizeof *a), *b = malloc((size_t)((trans_b ? n : k) * ldb) * sizeof *b);
+  float *c = malloc((size_t)(m * ldc) * sizeof *c), *c0 = malloc((size_t)(m * ldc) * sizeof *c0);
+  float *bias = malloc((size_t)n * sizeof *bias);
+  assert_true(a && b && c && c0 && bias);
+  for (int64_t i = 0; i < m * lda; i++) a[i] = rndf();
+  for (int64_t i = 0; i < (trans_b ? n : k) * ldb; i++) b[i] = rndf();
+  for (int64_t i = 0; i < m * ldc; i++) c[i] = c0[i] = rndf();
+  for (int64_t i = 0; i < n; i++) bias[i] = rndf();
+  gpux__sgemm_b pb;
+  int rc = gpux__sgemm_pack(&pb, b, ldb, trans_b, k, n, nr);
+  if (rc == 1) { /* no such kernel on this machine */
+    free(a), free(b), free(c), free(c0), free(bias);
+    return;
+  }
+  assert_int_equal(rc, 0);
+  gpux__sgemm_run(m, a, lda, &pb, c, ldc, extra == 1 ? bias : NULL, extra == 2);
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < ldc; j++) {
+      if (j >= n) { /* the gap between rows of C */
+        if (c[i * ldc + j] != c0[i * ldc + j]) fail_msg("sgemm wrote C[%lld, %lld] past n = %lld", (long long)i, (long long)j, (long long)n);
+        continue;
+      }
+      double want = extra == 1 ? bias[j] : extra == 2 ? c0[i * ldc + j] : 0, mag = fabs(want);
+      for (int64_t p = 0; p < k; p++) {
+        double v = (double)a[i * lda + p] * (trans_b ? b[j * ldb + p] : b[p * ldb + j]);
+        want += v, mag += fabs(v);
+      }
+      if (fabs(c[i * ldc + j] - want) > 1e-5 * (mag + 1))
+        fail_msg("sgemm nr %lld %lldx%lldx%lld tb %d extra %d: C[%lld, %lld] = %g, want %g", (long long)nr, (long long)m,
+                 (long long)k, (long long)n, trans_b, extra, (long long)i, (long long)j, c[i * ldc + j], want);
+    }
+  gpux__sgemm_b_free(&pb);
+  free(a), free(b), free(c), free(c0), free(bias);
+}
+
+static void test_sgemm_packed(void **state) {
+  (void)state;
+  for (int nr = 16; nr <= 64; nr *= 4) {
+    for (int i = 0; i < 60; i++) sgemm_case(rnd(1, 20), rnd(1, 300), rnd(1, 150), (int)rnd(0, 1), (int)rnd(0, 2), nr);
+    /* large enough to run as several tasks on the pool, with a partial last panel and row block */
+    sgemm_case(131, 700, 2 * nr + 5, 0, 1, nr);
+    sgemm_case(7, 1030, 9 * nr - 3, 1, 2, nr);
+  }
+}
+
 /* ---- whole ops: the float32 paths against the float64 ones ---- */
 
 static gpux_tensor rand_tensor(int dtype, int ndim, const int64_t *dims) {
@@ -313,10 +366,11 @@ static void test_pool_ops(void **state) {
 
 /* MatMul of a (batched) A by one B on float32 (the direct kernels for M >= 8, N >= 16) and on
  * float64 (OpenBLAS). */
-static void matmul_case(void) {
-  int64_t b = rnd(1, 3), m = rnd(1, 40), kk = rnd(1, 300), n = rnd(1, 90);
-  int64_t ad[3] = {b, m, kk}, bd[2] = {kk, n};
-  gpux_tensor a = rand_tensor(GPUX_DT_FLOAT, 3, ad), bm = rand_tensor(GPUX_DT_FLOAT, 2, bd);
+/* A [b, m, k] times B [k, n], or with `batched` B [b, k, n] (a product per item) */
+static void matmul_case(int batched) {
+  int64_t b = rnd(1, 5), m = rnd(1, 40), kk = rnd(1, 300), n = rnd(1, 90);
+  int64_t ad[3] = {b, m, kk}, bd[3] = {b, kk, n};
+  gpux_tensor a = rand_tensor(GPUX_DT_FLOAT, 3, ad), bm = rand_tensor(GPUX_DT_FLOAT, batched ? 3 : 2, bd + !batched);
   gpux_tensor a64 = to_f64(&a), b64 = to_f64(&bm), y = {0}, y64 = {0};
   const gpux_tensor *in[2] = {&a, &bm}, *in64[2] = {&a64, &b64};
   assert_int_equal(run_op("MatMul", NULL, 0, in, 2, &y), 0);
@@ -333,7 +387,43 @@ static void matmul_case(void) {
 
 static void test_matmul(void **state) {
   (void)state;
-  for (int i = 0; i < 100; i++) matmul_case();
+  for (int i = 0; i < 100; i++) matmul_case(0);
+  for (int i = 0; i < 100; i++) matmul_case(1);
+}
+
+/* MatMul with constant weights, as a session runs it: packed into the node's state on the first
+ * run and read from there on the next; weights not marked constant, or other than those packed,
+ * go the unpacked way. Every run must match the float64 product. */
+static void test_matmul_packed_weights(void **state) {
+  (void)state;
+  int64_t ad[3] = {2, 9, 70}, bd[2] = {70, 45};
+  gpux_tensor a = rand_tensor(GPUX_DT_FLOAT, 3, ad), bm = rand_tensor(GPUX_DT_FLOAT, 2, bd), b2 = rand_tensor(GPUX_DT_FLOAT, 2, bd);
+  gpux__node n = {.name = "t", .op_type = "MatMul", .domain = "", .opset = 17, .n_in = 2, .n_out = 1};
+  n.op = gpux__op_find("", "MatMul", 17);
+  gpux__node_state *_Atomic slot = NULL;
+  for (int run = 0; run < 4; run++) {
+    const gpux_tensor *bw = run == 3 ? &b2 : &bm; /* the last run: other weights than those packed */
+    gpux_tensor y = {0}, *outs[1] = {&y};
+    const gpux_tensor *in[2] = {&a, bw};
+    gpux__kctx k = {.node = &n, .n_in = 2, .n_out = 1, .in = in, .out = outs, .opset = 17, .state = &slot,
+                    .const_in = run == 2 ? 0 : 2};
+    assert_int_equal(n.op->run(&k), 0);
+    if (gpux__sgemm_nr()) assert_non_null(atomic_load(&slot));
+    for (int64_t i = 0; i < 18; i++)
+      for (int64_t j = 0; j < 45; j++) {
+        double want = 0, mag = 0;
+        for (int64_t p = 0; p < 70; p++) {
+          double v = (double)((float *)a.data)[i * 70 + p] * ((float *)bw->data)[p * 45 + j];
+          want += v, mag += fabs(v);
+        }
+        double got = ((float *)y.data)[i * 45 + j];
+        if (fabs(got - want) > 1e-5 * (mag + 1)) fail_msg("run %d: y[%lld, %lld] = %g, want %g", run, (long long)i, (long long)j, got, want);
+      }
+    gpux_tensor_free(&y);
+  }
+  gpux__node_state *st = atomic_load(&slot);
+  if (st) st->destroy(st);
+  gpux_tensor_free(&a), gpux_tensor_free(&bm), gpux_tensor_free(&b2);
 }
 
 int main(void) {
@@ -345,6 +435,8 @@ int main(void) {
     cmocka_unit_test(test_conv_ops),
     cmocka_unit_test(test_pool_ops),
     cmocka_unit_test(test_matmul),
+    cmocka_unit_test(test_sgemm_packed),
+    cmocka_unit_test(test_matmul_packed_weights),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

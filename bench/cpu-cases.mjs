@@ -1,0 +1,59 @@
+// cpu-cases.mjs — benchmark cases at the real sizes of the transformer models (BERT-base, ViT-B/16,
+// GPT-2: hidden 768, 12 heads, MLP 3072) for the CPU backend, where torch is not at hand to
+// export them: a GPT-style decoder of tests/models/gpt.mjs at those sizes (2 layers, 128 tokens,
+// vocabulary 1024), and single MatMuls with constant weights of the shapes its linear layers
+// have. ONNX test-case folders with inputs only, for `gpux bench` and bench/peer.mjs.
+//
+//   node bench/cpu-cases.mjs OUTDIR
+import fs from 'node:fs';
+import path from 'node:path';
+import { gptModel, GPT } from '../tests/models/gpt.mjs';
+import { Graph, T } from '../tests/models/quant-models.mjs';
+
+function varint(v) {
+  const out = [];
+  do { let b = v % 128; v = Math.floor(v / 128); if (v) b |= 0x80; out.push(b); } while (v);
+  return Buffer.from(out);
+}
+// TensorProto: dims 1, data_type 2 (float 1, int64 7), name 8, raw_data 9
+function tensorPb(name, type, dims, data) {
+  const raw = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  return Buffer.concat([...dims.flatMap((d) => [varint(8), varint(d)]), varint(16), varint(type),
+    varint(66), varint(name.length), Buffer.from(name), varint(74), varint(raw.length), raw]);
+}
+
+// y = x [1, tokens, k] x w [k, n] (+ bias with `bias`)
+function matmul(tokens, k, n, bias) {
+  const g = new Graph('matmul');
+  const x = g.input('x', T.float, [1, tokens, k]);
+  const w = g.init('w', T.float, [k, n], Array.from({ length: k * n }, (_, i) => Math.sin(i * 0.377) / Math.sqrt(k)));
+  if (bias) {
+    const b = g.init('b', T.float, [n], Array.from({ length: n }, (_, i) => Math.cos(i * 0.1) * 0.1));
+    g.node('Add', [g.node('MatMul', [x, w], 1), b], ['y']);
+  } else {
+    g.node('MatMul', [x, w], ['y']);
+  }
+  g.output('y', T.float, [1, tokens, n]);
+  return g.model(13);
+}
+
+const out = process.argv[2];
+if (!out) { console.error('cpu-cases: error: no output folder'); process.exit(2); }
+function writeCase(name, model, input, type, dims, data) {
+  const dir = path.join(out, name), set = path.join(dir, 'test_data_set_0');
+  fs.mkdirSync(set, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'model.onnx'), model);
+  fs.writeFileSync(path.join(set, 'input_0.pb'), tensorPb(input, type, dims, data));
+  console.log(dir);
+}
+const floats = (n) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.0137) * 1.5 + Math.cos(i * 0.31) * 0.5);
+
+for (const [k, n] of [[768, 768], [768, 2304], [768, 3072], [3072, 768]])
+  writeCase(`matmul-128x${k}x${n}`, matmul(128, k, n, true), 'x', 1, [1, 128, k], floats(128 * k));
+writeCase('matmul-197x768x768', matmul(197, 768, 768, true), 'x', 1, [1, 197, 768], floats(197 * 768));
+
+Object.assign(GPT, { vocab: 1024, dim: 768, heads: 12, layers: 2, maxPos: 128 });
+for (const seq of [64, 128]) {
+  const ids = BigInt64Array.from({ length: seq }, (_, i) => BigInt((i * 37 + 11) % GPT.vocab));
+  writeCase(`gpt-d768-l2-s${seq}`, gptModel(7), 'input_ids', 7, [1, seq], ids);
+}

@@ -1,0 +1,390 @@
+/* sgemm.c — float32 GEMM against a B packed once (see gemm.h): MatMul's and Gemm's constant
+ * weights are laid out on a node's first run into panels of NR columns, [panel][k][NR], zero-
+ * padded past N, and kept in the node's state for the session's later runs. Each run then
+ * computes C = A x B (+ bias, or + C) with register blocks of MR rows x NR columns that read a
+ * panel as one sequential stream (B read in place, rows of N floats apart, walks a new page and
+ * the same cache sets on every k step once N is large: the implicit GEMM's cliff on [768, 3072]
+ * weights) and broadcast A's rows where they are.
+ *
+ * A task goes panel by panel; within a panel, in blocks of KC k steps whose 32 KB of panel stay
+ * in L1 while every row block of the task passes over them (the panel's column of C, rows x NR,
+ * stays in L2 between blocks).
+ *
+ *   AVX-512   MR 6 x NR 64: 24 zmm accumulators, 4 panel loads and 6 broadcasts per k step
+ *   AVX2+FMA  MR 6 x NR 16: 12 ymm accumulators, 2 panel loads and 6 broadcasts per k step
+ *
+ * The instruction set is picked at run time (GPUX_SGEMM=avx2 forces the AVX2 kernel, =0 turns
+ * the packed path off, for comparisons); a machine with neither keeps the unpacked paths. Threads
+ * split C into tasks of row blocks x panels, panels first (a
+ * task's panels are read from memory once), every task on the pool. */
+#include "ops/gemm.h"
+#include "core/scratch.h"
+#include <stdatomic.h>
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define PACKED 1
+#else
+#define PACKED 0
+#endif
+
+#define MR 6
+
+enum { ISA_NONE, ISA_AVX2, ISA_AVX512 };
+
+static int sgemm_isa(void) {
+#if PACKED
+  static atomic_int isa = -1;
+  int v = atomic_load_explicit(&isa, memory_order_relaxed);
+  if (v < 0) {
+    const char *env = getenv("GPUX_SGEMM");
+    __builtin_cpu_init();
+    v = ISA_NONE;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) v = ISA_AVX2;
+    if (v && __builtin_cpu_supports("avx512f")) v = ISA_AVX512;
+    if (env && !strcmp(env, "avx2") && v) v = ISA_AVX2;
+    if (env && !strcmp(env, "0")) v = ISA_NONE;
+    atomic_store_explicit(&isa, v, memory_order_relaxed);
+  }
+  return v;
+#else
+  return ISA_NONE;
+#endif
+}
+
+int64_t gpux__sgemm_nr(void) {
+  int isa = sgemm_isa();
+  return isa == ISA_AVX512 ? 64 : isa == ISA_AVX2 ? 16 : 0;
+}
+
+/* Panels [p0, p1) of B laid out for the kernel of width nr into dst (the whole packed B). */
+static void pack_panels(float *dst, int64_t nr, const float *b, int64_t ldb, int trans_b, int64_t k, int64_t n,
+                        int64_t p0, int64_t p1) {
+  for (int64_t pn = p0; pn < p1; pn++) {
+    int64_t j0 = pn * nr, w = GPUX__MIN(nr, n - j0);
+    float *dp = dst + pn * k * nr;
+    if (trans_b) { /* B is [n, k]: each of the panel's columns is a row of B */
+      for (int64_t j = 0; j < w; j++) {
+        const float *src = b + (j0 + j) * ldb;
+        for (int64_t r = 0; r < k; r++) dp[r * nr + j] = src[r];
+      }
+      for (int64_t r = 0; r < k && w < nr; r++) memset(dp + r * nr + w, 0, (size_t)(nr - w) * sizeof *dp);
+      continue;
+    }
+    for (int64_t r = 0; r < k; r++, dp += nr) {
+      memcpy(dp, b + r * ldb + j0, (size_t)w * sizeof *dp);
+      if (w < nr) memset(dp + w, 0, (size_t)(nr - w) * sizeof *dp);
+    }
+  }
+}
+
+int gpux__sgemm_pack(gpux__sgemm_b *p, const float *b, int64_t ldb, int trans_b, int64_t k, int64_t n, int64_t nr) {
+  memset(p, 0, sizeof *p);
+  int64_t most = gpux__sgemm_nr();
+  if (!nr) nr = most;
+  if (!most || (nr != 16 && nr != 64) || nr > most || k < 1 || n < 1) return 1;
+  int64_t panels = (n + nr - 1) / nr;
+  size_t floats = (size_t)(panels * k * nr);
+  float *d = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
+  if (!d) return gpux__error(GPUX_E_NOMEM, "out of memory for packed weights (%zu bytes)", floats * sizeof(float));
+  pack_panels(d, nr, b, ldb, trans_b, k, n, 0, panels);
+  *p = (gpux__sgemm_b){.k = k, .n = n, .nr = nr, .data = d};
+  return 0;
+}
+
+void gpux__sgemm_b_free(gpux__sgemm_b *p) {
+  free(p->data);
+  p->data = NULL;
+}
+
+#if PACKED
+
+/* One register block: C[i, 0:nc] = init_i + sum over r < kc of a[i][r] * b[r * NR + 0:nc] for
+ * rows i < mr, where init_i is C's row (load_c), the bias (when not NULL) or zero. a[i] for i
+ * >= mr repeat the last row (computed and dropped). */
+typedef void (*kernel_fn)(int64_t kc, const float *const *a, const float *b, float *c, int64_t ldc, int mr,
+                          int64_t nc, int load_c, const float *bias);
+
+__attribute__((target("avx512f,fma"))) static void kernel_avx512(int64_t kc, const float *const *a, const float *b,
+                                                                   float *c, int64_t ldc, int mr, int64_t nc,
+                                                                   int load_c, const float *bias) {
+  __mmask16 mk[4];
+  for (int v = 0; v < 4; v++) {
+    int64_t left = nc - 16 * v;
+    mk[v] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+  }
+  __m512 acc[MR][4];
+  _Pragma("GCC unroll 6") for (int i = 0; i < MR; i++) {
+    _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) {
+      if (load_c && i < mr) acc[i][v] = _mm512_maskz_loadu_ps(mk[v], c + i * ldc + 16 * v);
+      else if (bias) acc[i][v] = _mm512_maskz_loadu_ps(mk[v], bias + 16 * v);
+      else acc[i][v] = _mm512_setzero_ps();
+    }
+  }
+  const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+  for (int64_t r = 0; r < kc; r++, b += 64) {
+    __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), b2 = _mm512_load_ps(b + 32),
+           b3 = _mm512_load_ps(b + 48);
+#define ROW(I, AP)                                                                        \
+  do {                                                                                    \
+    __m512 av = _mm512_set1_ps(AP[r]);                                                    \
+    acc[I][0] = _mm512_fmadd_ps(av, b0, acc[I][0]);                                       \
+    acc[I][1] = _mm512_fmadd_ps(av, b1, acc[I][1]);                                       \
+    acc[I][2] = _mm512_fmadd_ps(av, b2, acc[I][2]);                                       \
+    acc[I][3] = _mm512_fmadd_ps(av, b3, acc[I][3]);                                       \
+  } while (0)
+    ROW(0, a0);
+    ROW(1, a1);
+    ROW(2, a2);
+    ROW(3, a3);
+    ROW(4, a4);
+    ROW(5, a5);
+#undef ROW
+  }
+  _Pragma("GCC unroll 6") for (int i = 0; i < MR; i++) {
+    if (i >= mr) break;
+    _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(c + i * ldc + 16 * v, mk[v], acc[i][v]);
+  }
+}
+
+/* Lanes [0, n) of a vector (none when n <= 0, all when n >= 8). */
+__attribute__((target("avx2,fma"))) static inline __m256i lanes(int64_t n) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)GPUX__MAX(-1, GPUX__MIN(n, 8))), idx);
+}
+
+__attribute__((target("avx2,fma"))) static void kernel_avx2(int64_t kc, const float *const *a, const float *b,
+                                                              float *c, int64_t ldc, int mr, int64_t nc, int load_c,
+                                                              const float *bias) {
+  const __m256i m0 = lanes(nc), m1 = lanes(nc - 8);
+  __m256 acc[MR][2];
+  _Pragma("GCC unroll 6") for (int i = 0; i < MR; i++) {
+    if (load_c && i < mr) {
+      acc[i][0] = _mm256_maskload_ps(c + i * ldc, m0);
+      acc[i][1] = _mm256_maskload_ps(c + i * ldc + 8, m1);
+    } else if (bias) {
+      acc[i][0] = _mm256_maskload_ps(bias, m0);
+      acc[i][1] = _mm256_maskload_ps(bias + 8, m1);
+    } else {
+      acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    }
+  }
+  const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+  for (int64_t r = 0; r < kc; r++, b += 16) {
+    __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#define ROW(I, AP)                                                                        \
+  do {                                                                                    \
+    __m256 av = _mm256_broadcast_ss(AP + r);                                              \
+    acc[I][0] = _mm256_fmadd_ps(av, b0, acc[I][0]);                                       \
+    acc[I][1] = _mm256_fmadd_ps(av, b1, acc[I][1]);                                       \
+  } while (0)
+    ROW(0, a0);
+    ROW(1, a1);
+    ROW(2, a2);
+    ROW(3, a3);
+    ROW(4, a4);
+    ROW(5, a5);
+#undef ROW
+  }
+  _Pragma("GCC unroll 6") for (int i = 0; i < MR; i++) {
+    if (i >= mr) break;
+    if (nc >= 16) {
+      _mm256_storeu_ps(c + i * ldc, acc[i][0]);
+      _mm256_storeu_ps(c + i * ldc + 8, acc[i][1]);
+    } else {
+      _mm256_maskstore_ps(c + i * ldc, m0, acc[i][0]);
+      _mm256_maskstore_ps(c + i * ldc + 8, m1, acc[i][1]);
+    }
+  }
+}
+
+typedef struct {
+  int64_t m;
+  const float *a;
+  int64_t lda;
+  const gpux__sgemm_b *b;
+  float *c;
+  int64_t ldc;
+  const float *bias;
+  int load_c;
+  kernel_fn kernel;
+  int64_t kc;               /* k steps per block */
+  int64_t strips, panels;   /* row blocks of MR and panels of NR */
+  int64_t sper, pper;       /* of them per task */
+  int64_t tn;               /* tasks along the panels */
+} sgemm_job;
+
+static void sgemm_tasks(void *ctx, int64_t begin, int64_t end) {
+  const sgemm_job *j = ctx;
+  const gpux__sgemm_b *b = j->b;
+  int64_t nr = b->nr;
+  for (int64_t t = begin; t < end; t++) {
+    int64_t s0 = t / j->tn * j->sper, s1 = GPUX__MIN(j->strips, s0 + j->sper);
+    int64_t p0 = t % j->tn * j->pper, p1 = GPUX__MIN(j->panels, p0 + j->pper);
+    for (int64_t p = p0; p < p1; p++) {
+      int64_t nc = GPUX__MIN(nr, b->n - p * nr);
+      for (int64_t k0 = 0; k0 < b->k; k0 += j->kc) {
+        int64_t kc = GPUX__MIN(j->kc, b->k - k0);
+        const float *bp = b->data + (p * b->k + k0) * nr;
+        const float *bias = !k0 && j->bias ? j->bias + p * nr : NULL;
+        for (int64_t s = s0; s < s1; s++) {
+          int64_t row = s * MR;
+          int mr = (int)GPUX__MIN(MR, j->m - row);
+          const float *a[MR];
+          for (int i = 0; i < MR; i++) a[i] = j->a + (row + GPUX__MIN(i, mr - 1)) * j->lda + k0;
+          j->kernel(kc, a, bp, j->c + row * j->ldc + p * nr, j->ldc, mr, nc, j->load_c || k0 > 0, bias);
+        }
+      }
+    }
+  }
+}
+
+void gpux__sgemm_run(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,
+                     const float *bias, int load_c) {
+  if (m < 1) return;
+  sgemm_job j = {.m = m, .a = a, .lda = lda, .b = b, .c = c, .ldc = ldc, .bias = bias, .load_c = load_c,
+                 .kernel = b->nr == 64 ? kernel_avx512 : kernel_avx2, .kc = 8192 / b->nr};
+  j.strips = (m + MR - 1) / MR;
+  j.panels = (b->n + b->nr - 1) / b->nr;
+  /* about three tasks a thread, each at least ~256K multiply-adds: along the panels first */
+  int64_t threads = gpux__thread_count();
+  double work = (double)m * (double)b->n * (double)b->k;
+  int64_t want = threads > 1 ? GPUX__MAX(1, GPUX__MIN(3 * threads, (int64_t)(work / 262144.0))) : 1;
+  j.tn = GPUX__MIN(j.panels, want);
+  int64_t tm = GPUX__MIN(j.strips, (want + j.tn - 1) / j.tn);
+  j.pper = (j.panels + j.tn - 1) / j.tn;
+  j.tn = (j.panels + j.pper - 1) / j.pper;
+  j.sper = (j.strips + tm - 1) / tm;
+  tm = (j.strips + j.sper - 1) / j.sper;
+  if (tm * j.tn == 1) sgemm_tasks(&j, 0, 1);
+  else gpux__parallel_for(tm * j.tn, 1, sgemm_tasks, &j);
+}
+
+#else
+
+void gpux__sgemm_run(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,
+                     const float *bias, int load_c) {
+  (void)m, (void)a, (void)lda, (void)b, (void)c, (void)ldc, (void)bias, (void)load_c;
+}
+
+#endif /* PACKED */
+
+/* ---- products whose B is packed on every call ---- */
+
+typedef struct {
+  const gpux__gemm_batch *g;
+  gpux__sgemm_b b;          /* the packed B (its data: the calling thread's scratch) */
+  int64_t ldb;
+} pack_job;
+
+static void pack_tasks(void *ctx, int64_t begin, int64_t end) {
+  const pack_job *j = ctx;
+  pack_panels(j->b.data, j->b.nr, j->g->b, j->ldb, j->g->trans_b, j->b.k, j->b.n, begin, end);
+}
+
+/* Item i of the batch: its A, B and C. */
+static void batch_item(const gpux__gemm_batch *g, int64_t i, const float **a, const float **b, float **c) {
+  int64_t ao = 0, bo = 0, rem = i;
+  for (int d = g->nb - 1; d >= 0; d--) {
+    int64_t idx = rem % g->bdims[d];
+    rem /= g->bdims[d];
+    ao += idx * g->astr[d];
+    bo += idx * g->bstr[d];
+  }
+  *a = (const float *)g->a + ao, *b = (const float *)g->b + bo, *c = (float *)g->c + i * g->m * g->n;
+}
+
+typedef struct {
+  const gpux__gemm_batch *g;
+  int64_t nr;
+  atomic_int failed;
+} items_job;
+
+/* Whole items, each packing its B into the thread's task scratch (the product runs inline). */
+static void item_tasks(void *ctx, int64_t begin, int64_t end) {
+  items_job *j = ctx;
+  const gpux__gemm_batch *g = j->g;
+  int64_t panels = (g->n + j->nr - 1) / j->nr;
+  float *pb = gpux__scratch(GPUX__SCRATCH_SGEMM_ITEM_B, (size_t)(panels * g->k * j->nr) * sizeof(float));
+  if (!pb) {
+    atomic_store(&j->failed, 1);
+    return;
+  }
+  for (int64_t i = begin; i < end; i++) {
+    const float *a, *b;
+    float *c;
+    batch_item(g, i, &a, &b, &c);
+    pack_panels(pb, j->nr, b, g->ldb, g->trans_b, g->k, g->n, 0, panels);
+    gpux__sgemm_b packed = {.k = g->k, .n = g->n, .nr = j->nr, .data = pb};
+    gpux__sgemm_run(g->m, a, g->lda, &packed, c, g->n, NULL, g->beta != 0.0);
+  }
+}
+
+int gpux__sgemm_batch(const gpux__gemm_batch *g) {
+  int64_t nr = gpux__sgemm_nr();
+  /* under 8 rows of A, packing B costs about what the product does */
+  if (!nr || g->dbl || g->trans_a || g->alpha != 1.0 || (g->beta != 0.0 && g->beta != 1.0) || g->m < 8 || g->n < 1 ||
+      g->k < 1)
+    return 1;
+  int64_t panels = (g->n + nr - 1) / nr, threads = gpux__thread_count();
+  size_t bytes = (size_t)(panels * g->k * nr) * sizeof(float);
+  if (g->batch >= threads && g->batch > 1) { /* one item per task */
+    items_job j = {.g = g, .nr = nr};
+    atomic_init(&j.failed, 0);
+    double work = (double)g->m * (double)g->n * (double)g->k;
+    gpux__parallel_for(g->batch, GPUX__MAX(1, (int64_t)(262144.0 / (work + 1.0))), item_tasks, &j);
+    return atomic_load(&j.failed) ? gpux__error(GPUX_E_NOMEM, "out of memory for a packed matrix") : 0;
+  }
+  float *pb = gpux__scratch(GPUX__SCRATCH_SGEMM_B, bytes);
+  if (!pb) return GPUX_E_NOMEM;
+  for (int64_t i = 0; i < g->batch; i++) { /* items in turn, each product on every thread */
+    const float *a, *b;
+    float *c;
+    batch_item(g, i, &a, &b, &c);
+    gpux__gemm_batch one = *g;
+    one.b = b;
+    pack_job pj = {.g = &one, .b = {.k = g->k, .n = g->n, .nr = nr, .data = pb}, .ldb = g->ldb};
+    gpux__parallel_for(panels, GPUX__MAX(1, 16384 / (g->k * nr)), pack_tasks, &pj);
+    gpux__sgemm_run(g->m, a, g->lda, &pj.b, c, g->n, NULL, g->beta != 0.0);
+  }
+  return 0;
+}
+
+/* ---- the node's packed weights ---- */
+
+typedef struct {
+  gpux__node_state base;
+  const void *src;          /* the weights packed (an initializer's data) */
+  int input, trans_b;
+  gpux__sgemm_b packed;
+} packed_state;
+
+static void packed_state_free(gpux__node_state *s) {
+  packed_state *p = (packed_state *)s;
+  gpux__sgemm_b_free(&p->packed);
+  free(p);
+}
+
+const gpux__sgemm_b *gpux__sgemm_weights(gpux__kctx *k, int input, int trans_b) {
+  const gpux_tensor *b = IN(input);
+  if (!k->state || input >= 64 || !(k->const_in >> input & 1) || !b || b->dtype != GPUX_DT_FLOAT ||
+      b->ndim != 2 || !b->data || !gpux__sgemm_nr())
+    return NULL;
+  int64_t kk = trans_b ? b->dims[1] : b->dims[0], n = trans_b ? b->dims[0] : b->dims[1];
+  packed_state *st = (packed_state *)gpux__state_get(k);
+  if (!st) {
+    if (!(st = gpux__calloc(1, sizeof *st))) return NULL;
+    st->base.destroy = packed_state_free;
+    st->src = b->data, st->input = input, st->trans_b = trans_b;
+    if (gpux__sgemm_pack(&st->packed, b->data, b->dims[1], trans_b, kk, n, 0)) {
+      free(st);
+      return NULL; /* out of memory: the unpacked paths, which need none */
+    }
+    st = (packed_state *)gpux__state_keep(k, &st->base);
+  }
+  /* the state is this node's; what it packed must still be what the node reads */
+  if (!st || st->base.destroy != packed_state_free || st->src != b->data || st->input != input ||
+      st->trans_b != trans_b || st->packed.k != kk || st->packed.n != n)
+    return NULL;
+  return &st->packed;
+}
