@@ -1,4 +1,5 @@
-/* conv-direct.c — float32 convolution kernels for x86-64 with AVX2 and FMA, checked at run time
+/* conv-direct.c — float32 convolution kernels for x86-64 with AVX2 and FMA (the implicit GEMM
+ * with AVX-512 register blocks where the machine has them), checked at run time
  * (elsewhere, or with GPUX_CONV_DIRECT=0 in the environment, conv.c's im2col + BLAS and
  * depthwise loops run). Both first copy each input plane,
  * padded, into a scratch layout split by the strides into sh x sw sub-planes of width ws: sub-
@@ -10,7 +11,7 @@
  *
  *   implicit GEMM  Y_g[M, P] = W_g[M, K] x B[K, P], row r = (c, i, j) of B being the run of tap
  *                  (i, j) in channel c's sub-planes at offset off[r]; a 4 x 24 register block
- *                  (12 accumulators) of FMAs reads B in place. Unpadded stride-1 convolutions
+ *                  (12 accumulators; 4 x 48 with AVX-512) of FMAs reads B in place. Unpadded stride-1 convolutions
  *                  read X itself (1x1 kernels: a plain GEMM on X).
  *   depthwise      each output sums all taps of its plane in registers, 32 outputs at a time,
  *                  skipping kernel rows that only read padding.
@@ -137,6 +138,7 @@ static void split_plane(const gpux__conv2d *p, const split_layout *l, const floa
 
 #define MR 4            /* output channels per register block */
 #define NR 24           /* output positions per register block (3 vectors) */
+#define NR512 48        /* the same with AVX-512 (3 vectors of 16) */
 #define KC 128          /* taps per pass over a block: the NR x KC floats of B stay in L1 */
 #define MB_MAX 128      /* output channels per task: MB_MAX x KC floats of W stay in L2 */
 
@@ -195,12 +197,74 @@ DEF_BLOCK(block_x8m, 1, 1)
 DEF_BLOCK(block_x16m, 2, 1)
 DEF_BLOCK(block_x24m, 3, 1)
 
+/* The same block on AVX-512: NVEC vectors of 16 positions (up to NR512), the last masked to the
+ * run with MASKED, and partial blocks stored through a mask. */
+#define TARGET512 __attribute__((target("avx512f,fma")))
+#define DEF_BLOCK512(NAME, NVEC, MASKED)                                                          \
+  TARGET512 static void NAME(int64_t kc, const float *b, const int64_t *off, const float *const *a, \
+                             float *c, int64_t ldc, int mr, int add, int64_t nv) {                \
+    __m512 acc[MR][NVEC], bv[NVEC];                                                             \
+    __mmask16 sm[NVEC];                                                                         \
+    _Pragma("GCC unroll 3") for (int v = 0; v < NVEC; v++) {                                    \
+      int64_t left = nv - 16 * v;                                                               \
+      sm[v] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1); \
+    }                                                                                           \
+    _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++)                                        \
+      _Pragma("GCC unroll 3") for (int v = 0; v < NVEC; v++) acc[i][v] = _mm512_setzero_ps();   \
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];                                 \
+    for (int64_t r = 0; r < kc; r++) {                                                          \
+      const float *br = b + off[r];                                                             \
+      _Pragma("GCC unroll 3") for (int v = 0; v < NVEC; v++)                                    \
+        bv[v] = MASKED && v == NVEC - 1 ? _mm512_maskz_loadu_ps(sm[v], br + 16 * v) : _mm512_loadu_ps(br + 16 * v); \
+      __m512 av = _mm512_set1_ps(a0[r]);                                                        \
+      _Pragma("GCC unroll 3") for (int v = 0; v < NVEC; v++) acc[0][v] = _mm512_fmadd_ps(av, bv[v], acc[0][v]); \
+      av = _mm512_set1_ps(a1[r]);                                                               \
+      _Pragma("GCC unroll 3") for (int v = 0; v < NVEC; v++) acc[1][v] = _mm512_fmadd_ps(av, bv[v], acc[1][v]); \
+      av = _mm512_set1_ps(a2[r]);                                                               \
+      _Pragma("GCC unroll 3") for (int v = 0; v < NVEC; v++) acc[2][v] = _mm512_fmadd_ps(av, bv[v], acc[2][v]); \
+      av = _mm512_set1_ps(a3[r]);                                                               \
+      _Pragma("GCC unroll 3") for (int v = 0; v < NVEC; v++) acc[3][v] = _mm512_fmadd_ps(av, bv[v], acc[3][v]); \
+    }                                                                                           \
+    _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) {                                      \
+      if (i >= mr) break;                                                                       \
+      float *ci = c + i * ldc;                                                                  \
+      _Pragma("GCC unroll 3") for (int v = 0; v < NVEC; v++) {                                  \
+        __m512 t = add ? _mm512_add_ps(_mm512_maskz_loadu_ps(sm[v], ci + 16 * v), acc[i][v]) : acc[i][v]; \
+        _mm512_mask_storeu_ps(ci + 16 * v, sm[v], t);                                           \
+      }                                                                                         \
+    }                                                                                           \
+  }
+
+DEF_BLOCK512(block_z16, 1, 0)
+DEF_BLOCK512(block_z32, 2, 0)
+DEF_BLOCK512(block_z48, 3, 0)
+DEF_BLOCK512(block_z16m, 1, 1)
+DEF_BLOCK512(block_z32m, 2, 1)
+DEF_BLOCK512(block_z48m, 3, 1)
+
 typedef void (*block_fn)(int64_t kc, const float *b, const int64_t *off, const float *const *a, float *c,
                          int64_t ldc, int mr, int add, int64_t nv);
 
-/* The block for nv positions (1 <= nv <= NR); masked loads only where B may end with the run. */
-static block_fn block_for(int64_t nv, int masked) {
+/* Positions per register block: NR512 where the machine has AVX-512 (GPUX_CONV_DIRECT=avx2 keeps
+ * the AVX2 blocks, for comparisons), else NR. */
+static int64_t block_width(void) {
+  static atomic_int w = -1;
+  int v = atomic_load_explicit(&w, memory_order_relaxed);
+  if (v < 0) {
+    const char *env = getenv("GPUX_CONV_DIRECT");
+    __builtin_cpu_init();
+    v = __builtin_cpu_supports("avx512f") && !(env && !strcmp(env, "avx2")) ? NR512 : NR;
+    atomic_store_explicit(&w, v, memory_order_relaxed);
+  }
+  return v;
+}
+
+/* The block for nv positions (1 <= nv <= width, NR or NR512); masked loads only where B may end
+ * with the run. */
+static block_fn block_for(int64_t nv, int masked, int64_t width) {
   static const block_fn full[3] = {block_x8, block_x16, block_x24}, mask[3] = {block_x8m, block_x16m, block_x24m};
+  static const block_fn zfull[3] = {block_z16, block_z32, block_z48}, zmask[3] = {block_z16m, block_z32m, block_z48m};
+  if (width == NR512) return (masked && nv % 16 ? zmask : zfull)[(nv + 15) / 16 - 1];
   return (masked && nv % 8 ? mask : full)[(nv + 7) / 8 - 1];
 }
 
@@ -217,6 +281,7 @@ typedef struct {
   int direct_out;           /* ws == ow: tiles are written straight into Y */
   int in_place;             /* xp is X itself, which may end with the last run (else SLACK) */
   int64_t span;             /* in place: offset of the last tap in a plane */
+  int64_t nr;               /* positions per register block (block_width) */
   atomic_int failed;        /* a task found no memory for its tile */
 } igemm_job;
 
@@ -252,10 +317,10 @@ static void igemm_tasks(void *ctx, int64_t begin, int64_t end) {
     }
     for (int64_t k0 = 0; k0 < j->kk; k0 += KC) {
       int64_t kc = GPUX__MIN(KC, j->kk - k0);
-      for (int64_t pt = q0; pt < q1; pt += NR) {
-        int64_t nv = GPUX__MIN(NR, q1 - pt);
+      for (int64_t pt = q0; pt < q1; pt += j->nr) {
+        int64_t nv = GPUX__MIN(j->nr, q1 - pt), vec = j->nr == NR512 ? 16 : 8;
         /* in X itself, whole vectors may run past the end of the last plane: masked there */
-        block_fn block = block_for(nv, j->in_place && pt + (nv + 7) / 8 * 8 + j->span > j->l.plane);
+        block_fn block = block_for(nv, j->in_place && pt + (nv + vec - 1) / vec * vec + j->span > j->l.plane, j->nr);
         for (int64_t mt = m0; mt < m1; mt += MR) {
           int mr = (int)GPUX__MIN(MR, m1 - mt);
           const float *a[MR];
@@ -308,14 +373,15 @@ int gpux__conv2d_implicit(const gpux__conv2d *p) {
    * floats); with threads, about three tasks per thread, split along the rows while each keeps 8
    * register blocks of positions and then along the channels while each keeps 4 */
   int64_t want = threads > 1 ? (3 * threads + p->g - 1) / p->g : 1; /* per group */
-  int64_t rblocks = GPUX__MAX(1, GPUX__MIN(want, p->oh * j.l.ws / (8 * NR)));
+  const int64_t nr = j.nr = block_width();
+  int64_t rblocks = GPUX__MAX(1, GPUX__MIN(want, p->oh * j.l.ws / (8 * nr)));
   j.mblocks = GPUX__MAX((mg + MB_MAX - 1) / MB_MAX, GPUX__MIN((want + rblocks - 1) / rblocks, mg / (4 * MR)));
   j.mb = (mg + j.mblocks - 1) / j.mblocks;
   j.mb = (j.mb + MR - 1) / MR * MR;
   j.mblocks = (mg + j.mb - 1) / j.mb;
   if (j.direct_out) { /* runs of positions, whole register blocks */
-    int64_t os = p->oh * p->ow, cap = GPUX__MAX(NR, 65536 / j.mb / NR * NR);
-    j.rows = GPUX__MIN(cap, ((os + rblocks - 1) / rblocks + NR - 1) / NR * NR);
+    int64_t os = p->oh * p->ow, cap = GPUX__MAX(nr, 65536 / j.mb / nr * nr);
+    j.rows = GPUX__MIN(cap, ((os + rblocks - 1) / rblocks + nr - 1) / nr * nr);
     j.rblocks = (os + j.rows - 1) / j.rows;
   } else {
     j.rows = GPUX__MIN(GPUX__MAX(1, 65536 / (j.mb * j.l.ws)), (p->oh + rblocks - 1) / rblocks);

@@ -64,7 +64,7 @@ void gpux__sgemm_b_free(gpux__sgemm_b *p);
  * apart and of C ldc apart, in parallel on the pool. */
 void gpux__sgemm_run(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,
                      const float *bias, int load_c);
-/* A float32 batch (gpux__gemm_batch, alpha 1, beta 0 or 1, A not transposed, at least 8 rows)
+/* A float32 batch (gpux__gemm_batch, alpha 1, beta 0 or 1, A not transposed, at least 16 rows)
  * with each item's B packed on the call into scratch: 0 when done, 1 when not taken (the caller
  * runs it otherwise), or GPUX_E_NOMEM. */
 int gpux__sgemm_batch(const gpux__gemm_batch *g);

@@ -322,8 +322,8 @@ static void item_tasks(void *ctx, int64_t begin, int64_t end) {
 
 int gpux__sgemm_batch(const gpux__gemm_batch *g) {
   int64_t nr = gpux__sgemm_nr();
-  /* under 8 rows of A, packing B costs about what the product does */
-  if (!nr || g->dbl || g->trans_a || g->alpha != 1.0 || (g->beta != 0.0 && g->beta != 1.0) || g->m < 8 || g->n < 1 ||
+  /* under 16 rows of A, packing B costs about what the product saves */
+  if (!nr || g->dbl || g->trans_a || g->alpha != 1.0 || (g->beta != 0.0 && g->beta != 1.0) || g->m < 16 || g->n < 1 ||
       g->k < 1)
     return 1;
   int64_t panels = (g->n + nr - 1) / nr, threads = gpux__thread_count();
