@@ -20,10 +20,11 @@ rm -rf "$dist" && mkdir -p "$dist"
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/gpux/lib"
 cp "$gpux" "$work/gpux/gpux"
+strip --strip-debug "$work/gpux/gpux"   # the kit, the project and this must fit 64 MiB together
 # every shared library but the C library itself (the GPU machine's glibc is used: gpux needs 2.34)
 ldd "$gpux" | awk '/=> \// {print $3}' | grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv)\.so' |
   while read -r lib; do cp -L "$lib" "$work/gpux/lib/"; done
-(cd "$work" && tar cf - gpux | xz -T0 -6 > "$dist/gpux.tar.xz")
+(cd "$work" && tar cf - gpux | xz -T0 -9e > "$dist/gpux.tar.xz")
 if [ -n "${GPUX_BASE:-}" ]; then
   rm -rf "$work/gpux" && mkdir -p "$work/gpux/lib"
   cp "$GPUX_BASE" "$work/gpux/gpux"
