@@ -104,6 +104,29 @@ void gpux__app_request_free(gpux__app_request *r);
  * past *out_len); GPUX_E_PARSE on a character outside the alphabet. */
 int gpux__base64_decode(const char *in, size_t len, uint8_t **out, size_t *out_len);
 
+/* Generations sharing decode steps (continuous batching; mode-generate.c): requests are added
+ * (their prompt runs alone and their first token is chosen), then each step runs one token of
+ * every running request as one model run; finished ones are taken with their answer JSON (what
+ * gpux_app_generate gives, plus "shared_steps"). A failed step fails every running request. */
+typedef struct gpux__gen_batch gpux__gen_batch;
+/* Can the app's generations share steps: a generate: app whose model takes attention_mask,
+ * position_ids and a cache, with a free batch dimension. */
+int gpux__gen_batchable(const gpux_app *a);
+int gpux__gen_batch_new(gpux_app *a, int max_rows, gpux__gen_batch **out);
+void gpux__gen_batch_free(gpux__gen_batch *b);
+/* Starts one generation (tag: the caller's); an error is this request's alone. */
+int gpux__gen_batch_add(gpux__gen_batch *b, const gpux_app_input *inputs, int n_inputs,
+                        const gpux_generate_options *o, void *tag);
+int gpux__gen_batch_size(const gpux__gen_batch *b);          /* generations running */
+int gpux__gen_batch_step(gpux__gen_batch *b);
+/* Ends the generation `tag` now (its client is gone); it is taken like a finished one. */
+int gpux__gen_batch_cancel(gpux__gen_batch *b, void *tag);
+/* A finished generation, oldest first: 1 with its tag, status and answer (malloc'ed; NULL on
+ * error), 0 when none is waiting. */
+int gpux__gen_batch_take(gpux__gen_batch *b, void **tag, int *rc, char **json);
+/* Decode steps run, and those that ran more than one generation. */
+void gpux__gen_batch_counts(const gpux__gen_batch *b, uint64_t *steps, uint64_t *shared);
+
 /* A number as JSON: 7 significant digits for floats, 17 otherwise, null when not finite. */
 cJSON *gpux__app_json_num(double v, int is_float);
 

@@ -2,8 +2,12 @@
  * runs them one at a time (session runs are never concurrent for one app). Tensor jobs whose
  * inputs share everything but the leading batch dimension are joined into one run of at most
  * max_batch rows when they arrive within delay_ms of the first; the outputs are split back by
- * rows, in order, to their requests. A request that times out is taken off the queue, or, when
- * already running, abandoned to the worker, which frees it. */
+ * rows, in order, to their requests. Generation requests for a model whose generations can share
+ * steps (gpux__gen_batchable) run together when max_batch > 1 (continuous batching): each joins
+ * the running ones as it arrives (after its prompt runs alone) and every decode step advances all
+ * of them in one run; each answer goes out as soon as its own generation ends. A request that
+ * times out is taken off the queue, or, when already running, abandoned to the worker, which frees
+ * it. */
 #include "serve/serve.h"
 #include <errno.h>
 #include <time.h>
@@ -179,6 +183,153 @@ static void run_batch(gpux__slot *s, gpux__job **jobs, int k) {
   gpux__named_tensors_free(&out);
 }
 
+static void add_ms(struct timespec *ts, double ms);
+static void unlink_job(gpux__slot *s, gpux__job *j);
+
+/* The bookkeeping of a job the worker is done with: its times, done, the worker's reference
+ * dropped, waiters woken. */
+static void finish_job(gpux__slot *s, gpux__job *j) {
+  j->t_end = gpux__now_ms();
+  pthread_mutex_lock(&s->mu);
+  gpux__hist_observe(&s->h_queue, gpux__dur_buckets, GPUX__DUR_BUCKETS, (j->t_start - j->t_enq) / 1e3);
+  gpux__hist_observe(&s->h_compute, gpux__dur_buckets, GPUX__DUR_BUCKETS, (j->t_end - j->t_start) / 1e3);
+  if (!j->timed_out && s->running_live > 0) s->running_live--;
+  j->done = 1;
+  int last = --j->refs == 0;
+  pthread_cond_broadcast(&s->cv_done);
+  pthread_mutex_unlock(&s->mu);
+  if (last) job_free(j);
+}
+
+/* A batch of generations being run, and the jobs they belong to. */
+typedef struct {
+  gpux__slot *s;
+  gpux__gen_batch *b;
+  gpux__job **running;          /* (max_batch) */
+  int n;
+} gen_jobs;
+
+/* Finishes j and forgets it (it may be freed). */
+static void gen_finish(gen_jobs *g, gpux__job *j) {
+  for (int i = 0; i < g->n; i++)
+    if (g->running[i] == j) {
+      g->running[i] = g->running[--g->n];
+      break;
+    }
+  finish_job(g->s, j);
+}
+
+/* Starts generation job j; one that fails to start is finished with its error. */
+static void gen_start(gen_jobs *g, gpux__job *j) {
+  gpux__slot *s = g->s;
+  j->t_start = gpux__now_ms();
+  j->slot = s;
+  if (j->stream) {
+    j->gen.on_token = job_piece;
+    j->gen.ctx = j;
+  }
+  gpux_app_cancel(s->app, 0); /* someone waits again: a run cancelled for lack of waiters is over */
+  g->running[g->n++] = j;
+  int rc = gpux__gen_batch_add(g->b, j->app_in, j->n_app_in, &j->gen, j);
+  if (rc) {
+    note_run(s, rc);
+    fail_job(j, rc);
+    gen_finish(g, j);
+  }
+}
+
+/* Hands the finished generations their answers. */
+static void gen_drain(gen_jobs *g) {
+  void *tag;
+  int rc;
+  char *json;
+  while (gpux__gen_batch_take(g->b, &tag, &rc, &json)) {
+    gpux__job *j = tag;
+    j->json = json;
+    note_run(g->s, rc);
+    if (rc) fail_job(j, rc);
+    gen_finish(g, j);
+  }
+}
+
+/* Continuous batching: runs `first` and every generation job that arrives while it runs (up to
+ * max_batch at once) as one batch, a decode step for all at a time, until none is left. The first
+ * job waits up to delay_ms from its arrival for company. Called without s->mu; returns -1 without
+ * running anything when the batch cannot be made. */
+static int run_generations(gpux__slot *s, gpux__job *first) {
+  gen_jobs g = {.s = s};
+  if (gpux__gen_batch_new(s->app, s->max_batch, &g.b)) return -1;
+  gpux__job **taken = gpux__calloc((size_t)s->max_batch + 1, sizeof *taken);
+  gpux__job **gone = gpux__calloc((size_t)s->max_batch + 1, sizeof *gone);
+  g.running = gpux__calloc((size_t)s->max_batch + 1, sizeof *g.running);
+  if (!taken || !gone || !g.running) {
+    free(taken);
+    free(gone);
+    free(g.running);
+    gpux__gen_batch_free(g.b);
+    return -1;
+  }
+  pthread_mutex_lock(&s->mu);
+  double deadline = first->t_enq + s->delay_ms;
+  for (;;) { /* company for the first: queued generation jobs, or the delay's end */
+    int waiting = 0;
+    for (gpux__job *c = s->head; c; c = c->next) waiting += c->kind == GPUX__JOB_GENERATE;
+    double now = gpux__now_ms();
+    if (waiting + 1 >= s->max_batch || now >= deadline || s->stopping) break;
+    struct timespec ts;
+    add_ms(&ts, deadline - now);
+    pthread_cond_timedwait(&s->cv_work, &s->mu, &ts);
+  }
+  pthread_mutex_unlock(&s->mu);
+  gen_start(&g, first);
+  uint64_t steps0 = 0, shared0 = 0;
+  for (;;) {
+    /* the generation jobs queued now join, as many as there is room for */
+    int k = 0;
+    pthread_mutex_lock(&s->mu);
+    for (gpux__job *c = s->head, *nx; c && g.n + k < s->max_batch; c = nx) {
+      nx = c->next;
+      if (c->kind != GPUX__JOB_GENERATE) continue;
+      unlink_job(s, c);
+      c->running = 1;
+      s->running_live++;
+      taken[k++] = c;
+    }
+    /* a request nobody waits for any more (timed out, client gone) stops */
+    int n_gone = 0;
+    for (int i = 0; i < g.n; i++)
+      if (g.running[i]->refs == 1 || g.running[i]->abandoned) gone[n_gone++] = g.running[i];
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < n_gone; i++) gpux__gen_batch_cancel(g.b, gone[i]);
+    for (int i = 0; i < k; i++) gen_start(&g, taken[i]);
+    gen_drain(&g);
+    if (!gpux__gen_batch_size(g.b)) {
+      pthread_mutex_lock(&s->mu);
+      int more = 0;
+      for (gpux__job *c = s->head; c; c = c->next) more |= c->kind == GPUX__JOB_GENERATE;
+      pthread_mutex_unlock(&s->mu);
+      if (!more) break;
+      continue;
+    }
+    int rc = gpux__gen_batch_step(g.b);
+    if (rc) note_run(s, rc);
+    uint64_t steps, shared;
+    gpux__gen_batch_counts(g.b, &steps, &shared);
+    pthread_mutex_lock(&s->mu);
+    s->n_gen_steps += steps - steps0;
+    s->n_gen_shared_steps += shared - shared0;
+    pthread_mutex_unlock(&s->mu);
+    steps0 = steps;
+    shared0 = shared;
+    gen_drain(&g);
+  }
+  gpux__gen_batch_free(g.b);
+  free(taken);
+  free(gone);
+  free(g.running);
+  return 0;
+}
+
 static void add_ms(struct timespec *ts, double ms) {
   clock_gettime(CLOCK_REALTIME, ts);
   long long ns = ts->tv_nsec + (long long)(ms * 1e6);
@@ -233,6 +384,12 @@ static void *worker_main(void *arg) {
       }
     }
     pthread_mutex_unlock(&s->mu);
+    if (first->kind == GPUX__JOB_GENERATE && s->gen_batching && !run_generations(s, first)) {
+      pthread_mutex_lock(&s->mu);
+      s->running_live = 0;
+      pthread_cond_broadcast(&s->cv_done);
+      continue;
+    }
     if (first->kind == GPUX__JOB_GENERATE) {
       first->t_start = gpux__now_ms();
       first->slot = s;
@@ -332,7 +489,10 @@ int gpux__slot_submit(gpux__slot *s, gpux__job *j) {
       gpux__job *p = s->head;
       while (p && p != j) p = p->next;
       if (p) { unlink_job(s, j); j->refs--; }
-      else if (j->running && --s->running_live == 0) gpux_app_cancel(s->app, 1);
+      else if (j->running) {
+        j->timed_out = 1;
+        if (--s->running_live == 0) gpux_app_cancel(s->app, 1);
+      }
       status = 504;
       break;
     }

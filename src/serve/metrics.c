@@ -111,6 +111,19 @@ char *gpux__metrics_text(gpux__metrics *m, gpux__slot *slots, int n) {
     hist(&b, "gpux_batch_size", slots[i].name, &h, gpux__batch_buckets, GPUX__BATCH_BUCKETS);
     (void)q;
   }
+  for (int k = 0; k < 2; k++) {
+    put(&b, k ? "# HELP gpux_generate_shared_steps_total Those decode steps that advanced more than one request.\n"
+                "# TYPE gpux_generate_shared_steps_total counter\n"
+              : "# HELP gpux_generate_steps_total Decode steps of generation requests sharing steps (continuous batching).\n"
+                "# TYPE gpux_generate_steps_total counter\n");
+    for (int i = 0; i < n; i++) {
+      pthread_mutex_lock(&slots[i].mu);
+      uint64_t v = k ? slots[i].n_gen_shared_steps : slots[i].n_gen_steps;
+      pthread_mutex_unlock(&slots[i].mu);
+      put(&b, "%s{model=\"%s\"} %llu\n", k ? "gpux_generate_shared_steps_total" : "gpux_generate_steps_total", slots[i].name,
+          (unsigned long long)v);
+    }
+  }
   put(&b, "# HELP gpux_queue_length Requests waiting for their model.\n# TYPE gpux_queue_length gauge\n");
   for (int i = 0; i < n; i++) {
     pthread_mutex_lock(&slots[i].mu);

@@ -155,7 +155,8 @@ static int load_one(gpux_server *s, gpux__slot *sl) {
   sl->batchable = gpux__app_batchable(sl->app);
   sl->max_batch = s->o.max_batch_size > 0 ? s->o.max_batch_size : sp->serving.max_batch_size;
   if (sl->max_batch < 1) sl->max_batch = 1;
-  if (!sl->batchable) sl->max_batch = 1;
+  sl->gen_batching = sl->max_batch > 1 && gpux__gen_batchable(sl->app);
+  if (!sl->batchable && !sl->gen_batching) sl->max_batch = 1;
   sl->delay_ms = s->o.max_queue_delay_ms >= 0 ? s->o.max_queue_delay_ms : sp->serving.max_queue_delay_ms;
   sl->max_queue = s->o.max_queue > 0 ? s->o.max_queue : 256;
   sl->timeout_s = s->o.timeout_s > 0 ? s->o.timeout_s : sp->serving.timeout > 0 ? sp->serving.timeout : 30;

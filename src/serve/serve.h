@@ -45,6 +45,7 @@ struct gpux__job {
   int n_owned;
   /* results, set by the worker */
   int running;                  /* taken by the worker into the run it is forming or running */
+  int timed_out;                /* its waiter gave up (and counted it out of running_live) */
   int done;
   int rc;                       /* 0 or a gpux error */
   char err[1024];               /* gpux_last_error() of a failure */
@@ -70,6 +71,7 @@ typedef struct {
   double load_s;                /* open + warm-up */
   int batchable;                /* one model whose inputs and outputs all lead with a batch dim */
   int max_batch;                /* rows per run */
+  int gen_batching;             /* generation requests share decode steps (max_batch > 1) */
   double delay_ms;              /* how long the first job of a batch waits for company */
   int max_queue;
   double timeout_s;
@@ -88,6 +90,7 @@ typedef struct {
   gpux__hist h_request;
   gpux__hist h_queue, h_compute, h_batch;
   uint64_t n_batches, n_batched_requests;
+  uint64_t n_gen_steps, n_gen_shared_steps; /* decode steps of batched generation; those of > 1 request */
   uint64_t n_device_err;        /* runs that failed on the device (under mu) */
   char last_device_err[512];
 } gpux__slot;

@@ -4,10 +4,12 @@
 # server-sent events), Triton's /v2/models/M/generate and generate_stream; the text is the one
 # `gpux run` generates with the same settings, the streamed pieces add up to it, concurrent
 # streams all finish, and bad requests get a 400 naming the field while the server keeps going.
+# With --max-batch-size, concurrent generations share decode steps (continuous batching) and each
+# still gets exactly the text it gets alone.
 #   tests/serve/generate.sh GPUX
 source "$(dirname "$0")/../app/lib.sh" "$1"
 need curl python3 node
-trap 'kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill "$pid" ${pid2:-} 2>/dev/null; rm -rf "$tmp"' EXIT
 ex=$root/examples/tiny-gpt
 expect build 0 '^Built tiny-gpt' -- "$gpux" build -q "$ex"
 "$gpux" serve tiny-gpt --port 0 --backend cpu 2>"$tmp/serve.log" &
@@ -74,4 +76,30 @@ expect bad-temperature 0 "^400 .*'temperature' must be a number from 0 to 100" -
 expect bad-messages 0 "^400 .*'messages' must be a non-empty list" -- bash -c "curl -s -w '%{http_code} ' -o '$tmp/b' '$url/v1/chat/completions' -d '{\"messages\":[]}'; cat '$tmp/b'"
 expect unknown-model 0 '^404 ' -- bash -c "curl -s -w '%{http_code} ' -o '$tmp/b' '$url/v1/completions' -d '{\"model\":\"nope\",\"prompt\":\"a\"}'; cat '$tmp/b'"
 expect still-serving 0 '"finish_reason":"length"' -- curl -s "$url/v1/completions" -d '{"prompt":"Hello","max_tokens":2}'
+
+# continuous batching: three requests at once (prompts of 1, 4 and 12 tokens, 16, 20 and 9 new
+# tokens, one streamed) start together (the first waits for the other two: max_batch_size 3), share
+# decode steps, leave the batch one by one, and each text is the one `gpux run` gives alone
+"$gpux" serve tiny-gpt --name batched --port 0 --backend cpu --max-batch-size 3 --max-queue-delay-ms 5000 2>"$tmp/serve2.log" &
+pid2=$!
+for _ in $(seq 150); do grep -q '^ready: ' "$tmp/serve2.log" && break; sleep 0.1; done
+url2=http://$(grep -o '127\.0\.0\.1:[0-9]*' "$tmp/serve2.log" | head -1)
+alone() { "$gpux" run tiny-gpt --input "$1" --repetition-penalty 100 --max-new-tokens "$2" --json | json 'repr(d["text"])'; }
+want_a=$(alone H 16)
+want_b=$(alone Hello 20)
+want_c=$(alone "Once upon a time there" 9)
+body() { python3 -c 'import json,sys; print(json.dumps({"prompt":sys.argv[1],"max_tokens":int(sys.argv[2]),"repetition_penalty":100,"stream":sys.argv[3]=="1"}))' "$@"; }
+curl -s "$url2/v1/completions" -d "$(body H 16 0)" > "$tmp/ba" & ca=$!
+curl -sN "$url2/v1/completions" -d "$(body Hello 20 1)" | python3 "$tmp/joined.py" > "$tmp/bb" & cb=$!
+curl -s "$url2/v1/completions" -d "$(body 'Once upon a time there' 9 0)" > "$tmp/bc" & cc=$!
+wait $ca $cb $cc
+text_of() { python3 -c 'import json,sys; print(repr(json.load(open(sys.argv[1]))["choices"][0]["text"]))' "$1"; }
+re() { python3 -c 'import re,sys; print(re.escape(sys.argv[1]))' "$1"; }
+expect batched-1 0 "^$(re "$want_a")\$" -- text_of "$tmp/ba"
+expect batched-2-streamed 0 "^$(re "$want_b") done\$" -- cat "$tmp/bb"
+expect batched-3 0 "^$(re "$want_c")\$" -- text_of "$tmp/bc"
+# 19 decode steps in all (the longest asks 20 tokens: its prompt's run gives the first), 8 of them
+# with all three (the shortest asks 9), 15 with at least two
+expect batched-steps 0 'gpux_generate_steps_total\{model="tiny-gpt"\} 19 gpux_generate_shared_steps_total\{model="tiny-gpt"\} 15 ' -- \
+  bash -c "curl -s '$url2/metrics' | grep '^gpux_generate' | tr '\n' ' '"
 finish
