@@ -53,14 +53,18 @@ function choose(logit, seen) {
 const sess = await ort.InferenceSession.create(model);
 const pastNames = sess.inputNames.filter((n) => n.startsWith('past'));
 const useCache = mode !== 'nocache';
+// an empty cache: [1, heads, 0, head_dim] as the model declares it
+const emptyDims = Object.fromEntries(sess.inputNames.map((n, i) => [n, (sess.inputMetadata[i].shape || [])
+  .map((d, k) => (k === 0 ? 1 : typeof d === 'number' && d > 0 ? d : 0))]));
+const empty = (n) => new ort.Tensor('float32', new Float32Array(0), emptyDims[n]);
 let cache = {};
-for (const n of pastNames) cache[n] = new ort.Tensor('float32', new Float32Array(0), [1, 2, 0, 16]);
+for (const n of pastNames) cache[n] = empty(n);
 const seq = [...prompt], out = [];
 let past = 0;
 for (let s = 0; s < N; s++) {
   const feed = useCache ? seq.slice(past) : seq;
   const p0 = useCache ? past : 0;
-  if (!useCache) for (const n of pastNames) cache[n] = new ort.Tensor('float32', new Float32Array(0), [1, 2, 0, 16]);
+  if (!useCache) for (const n of pastNames) cache[n] = empty(n);
   const all = {
     input_ids: new ort.Tensor('int64', BigInt64Array.from(feed.map(BigInt)), [1, feed.length]),
     attention_mask: new ort.Tensor('int64', new BigInt64Array(p0 + feed.length).fill(1n), [1, p0 + feed.length]),

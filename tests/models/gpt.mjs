@@ -139,3 +139,98 @@ export function gptModel(seed = 1) {
   // ModelProto: ir_version = 1, opset_import = 8 { domain = 1, version = 2 }, graph = 7
   return Buffer.concat([int(1, 8), msg(8, [str(1, ''), int(2, 17)]), msg(7, graph)]);
 }
+
+/* ---------------------------------------------------------------- with a key/value cache */
+// The decoder with the interface transformers and optimum export for cached generation:
+// input_ids [batch, seq], attention_mask [batch, total], position_ids [batch, seq] and
+// past_key_values.N.key/value [batch, heads, past, head_dim] in; logits and present.N.key/value
+// [batch, heads, total, head_dim] out. The causal mask comes from the lengths (query i sees keys
+// up to past + i) and the attention mask. Sizes are options, so generation can be measured on a
+// model with more weights than examples/tiny-gpt (bench/gptkv.mjs writes one).
+export function gptKvModel(seed = 1, { vocab: V = 300, dim: D = 64, heads: H = 2, layers: L = 2, maxPos: P = 512 } = {}) {
+  const hd = D / H;
+  const r = rng(seed);
+  const nodes = [], inits = [];
+  let serial = 0;
+  const node = (op, inputs, attrs = [], nOut = 1) => {
+    const outs = Array.from({ length: nOut }, () => `${op.toLowerCase()}_${serial++}`);
+    nodes.push(msg(1, [...inputs.map((i) => str(1, i)), ...outs.map((o) => str(2, o)), str(3, outs[0]), str(4, op), ...attrs]));
+    return nOut === 1 ? outs[0] : outs;
+  };
+  const named = (op, inputs, out, attrs = []) => {
+    nodes.push(msg(1, [...inputs.map((i) => str(1, i)), str(2, out), str(3, out), str(4, op), ...attrs]));
+    return out;
+  };
+  const init = (name, type, dims, values) => { inits.push(tensor(5, name, type, dims, values)); return name; };
+  const rand = (name, dims, scale, bias = 0) =>
+    init(name, FLOAT, dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => bias + scale * (2 * r() - 1)));
+
+  const wte = rand('wte', [V, D], 2.0);
+  const wpe = rand('wpe', [P, D], 0.2);
+  init('zero', INT64, [], [0]);
+  init('one', INT64, [], [1]);
+  init('axes0', INT64, [1], [0]);
+  init('axes1', INT64, [1], [1]);
+  init('axes12', INT64, [2], [1, 2]);
+  init('heads', INT64, [2], [H, hd]);
+  init('merge', INT64, [3], [0, 0, -1]);
+  init('split', INT64, [3], [D, D, D]);
+  init('scale', FLOAT, [], [1 / Math.sqrt(hd)]);
+  init('masked', FLOAT, [], [-1e9]);
+  init('half', FLOAT, [], [0.5]);
+  init('sqrt2', FLOAT, [], [Math.SQRT2]);
+  init('onef', FLOAT, [], [1]);
+  init('zerof', FLOAT, [], [0]);
+  init('zero1', INT64, [1], [0]);
+  init('two1', INT64, [1], [2]);
+
+  // keep[q, k] = k <= past + q, and attention_mask[b, k] > 0: [batch, 1, seq, total]
+  const seq = node('Gather', [node('Shape', ['input_ids']), 'one'], [attrInt('axis', 0)]);
+  const total = node('Gather', [node('Shape', ['attention_mask']), 'one'], [attrInt('axis', 0)]);
+  const past = node('Sub', [total, seq]);
+  const qpos = node('Unsqueeze', [node('Range', [past, total, 'one']), 'axes1']);   // [seq, 1]
+  const kpos = node('Unsqueeze', [node('Range', ['zero', total, 'one']), 'axes0']); // [1, total]
+  const causal = node('LessOrEqual', [kpos, qpos]);
+  const allowed = node('Greater', [node('Cast', ['attention_mask'], [attrInt('to', FLOAT)]), 'zerof']);
+  const keep = node('And', [causal, node('Unsqueeze', [allowed, 'axes12'])]);
+  let h = node('Add', [node('Gather', [wte, 'input_ids']), node('Gather', [wpe, 'position_ids'])]);
+  const bs = node('Slice', [node('Shape', [h]), 'zero1', 'two1', 'axes0']);
+  const headShape = node('Concat', [bs, 'heads'], [attrInt('axis', 0)]);
+
+  const layerNorm = (x, name) => node('LayerNormalization', [x, rand(`${name}.g`, [D], 0.1, 1), rand(`${name}.b`, [D], 0.1)],
+                                      [attrInt('axis', -1), attrFloat('epsilon', 1e-5)]);
+  const linear = (x, name, nIn, nOut) => node('Add', [node('MatMul', [x, rand(`${name}.w`, [nIn, nOut], 1 / Math.sqrt(nIn))]),
+                                                      rand(`${name}.b`, [nOut], 0.05)]);
+  const cacheIo = [], outs = [];
+  for (let l = 0; l < L; l++) {
+    const x = layerNorm(h, `h${l}.ln1`);
+    const [q, k, v] = node('Split', [linear(x, `h${l}.qkv`, D, 3 * D), 'split'], [attrInt('axis', 2)], 3);
+    const heads = (t) => node('Transpose', [node('Reshape', [t, headShape])], [attrInts('perm', [0, 2, 1, 3])]);
+    const pk = `past_key_values.${l}.key`, pv = `past_key_values.${l}.value`;
+    const key = named('Concat', [pk, heads(k)], `present.${l}.key`, [attrInt('axis', 2)]);
+    const value = named('Concat', [pv, heads(v)], `present.${l}.value`, [attrInt('axis', 2)]);
+    cacheIo.push(pk, pv);
+    outs.push(key, value);
+    const kT = node('Transpose', [key], [attrInts('perm', [0, 1, 3, 2])]);
+    const scores = node('Mul', [node('MatMul', [heads(q), kT]), 'scale']);
+    const probs = node('Softmax', [node('Where', [keep, scores, 'masked'])], [attrInt('axis', -1)]);
+    const ctx = node('Transpose', [node('MatMul', [probs, value])], [attrInts('perm', [0, 2, 1, 3])]);
+    h = node('Add', [h, linear(node('Reshape', [ctx, 'merge']), `h${l}.proj`, D, D)]);
+    const m = linear(layerNorm(h, `h${l}.ln2`), `h${l}.fc`, D, 4 * D);
+    const gelu = node('Mul', [node('Mul', [m, 'half']), node('Add', [node('Erf', [node('Div', [m, 'sqrt2'])]), 'onef'])]);
+    h = node('Add', [h, linear(gelu, `h${l}.out`, 4 * D, D)]);
+  }
+  const wteT = node('Transpose', [wte], [attrInts('perm', [1, 0])]);
+  named('MatMul', [layerNorm(h, 'ln_f'), wteT], 'logits');
+
+  const graph = [
+    ...nodes, str(2, 'gpt-kv'), ...inits,
+    valueInfo(11, 'input_ids', INT64, ['batch', 'seq']),
+    valueInfo(11, 'attention_mask', INT64, ['batch', 'total']),
+    valueInfo(11, 'position_ids', INT64, ['batch', 'seq']),
+    ...cacheIo.map((n) => valueInfo(11, n, FLOAT, ['batch', H, 'past', hd])),
+    valueInfo(12, 'logits', FLOAT, ['batch', 'seq', V]),
+    ...outs.map((n) => valueInfo(12, n, FLOAT, ['batch', H, 'total', hd])),
+  ];
+  return Buffer.concat([int(1, 8), msg(8, [str(1, ''), int(2, 17)]), msg(7, graph)]);
+}

@@ -3,12 +3,13 @@
  * (a few are kept, least recently used dropped). Graphs it does not take (nested graphs, shapes
  * that depend on data) it declines, and the runtime runs them on the host. */
 #include "backend/webgpu/wg.h"
+#include <time.h>
 
 typedef struct wg_plan wg_plan;
 int gpux__wg_plan_key(const gpux__graph *g, const gpux_tensor *inputs, int n_inputs, uint64_t extra, unsigned char **key,
                       size_t *len);
-int gpux__wg_plan_create(wg_device *dev, const gpux__graph *g, const gpux__host *host, const unsigned char *supported,
-                         const gpux_tensor *inputs, int n_inputs, uint64_t extra,
+int gpux__wg_plan_create(wg_device *dev, wg_consts *consts, const gpux__graph *g, const gpux__host *host,
+                         const unsigned char *supported, const gpux_tensor *inputs, int n_inputs, uint64_t extra,
                          uint64_t budget, gpux_run_stats *stats, uint64_t *want, unsigned char *key, size_t key_len,
                          wg_plan **out);
 uint64_t gpux__wg_plan_bytes(const wg_plan *p);
@@ -29,6 +30,7 @@ typedef struct wg_ctx {
   wg_plan *plans[WG_MAX_PLANS];  /* most recently used first */
   int n_plans;
   wg_plan *last;                 /* the plan of the last run */
+  wg_consts *consts;             /* the initializers on the device, shared by the plans */
   uint64_t keyed;                /* model inputs whose values are part of the plan key: planning
                                     found that they decide shapes or a kernel's form */
   uint64_t budget;               /* gpu_memory: bytes the plans may hold, 0 = no limit */
@@ -44,6 +46,11 @@ static int wg_init(void **ctx, const gpux_session_options *opts) {
     free(c);
     return rc;
   }
+  if (!(c->consts = gpux__wg_consts_new(c->dev))) {
+    gpux__wg_device_release(c->dev);
+    free(c);
+    return GPUX_E_NOMEM;
+  }
   *ctx = c;
   return 0;
 }
@@ -53,6 +60,7 @@ static void wg_release(void *ctx) {
   if (!c) return;
   pthread_mutex_lock(&c->dev->mu);
   for (int i = 0; i < c->n_plans; i++) gpux__wg_plan_free(c->plans[i]);
+  gpux__wg_consts_free(c->consts);
   pthread_mutex_unlock(&c->dev->mu);
   gpux__wg_device_release(c->dev);
   free(c);
@@ -77,7 +85,7 @@ static int wg_supports_node(void *ctx, const gpux__node *n, char *why, size_t wh
 }
 
 static uint64_t plans_bytes(const wg_ctx *c) {
-  uint64_t total = 0;
+  uint64_t total = gpux__wg_consts_bytes(c->consts);
   for (int i = 0; i < c->n_plans; i++) total += gpux__wg_plan_bytes(c->plans[i]);
   return total;
 }
@@ -126,7 +134,7 @@ static int find_plan(wg_ctx *c, gpux_tensor *inputs, const gpux_device_tensor **
     }
     wg_plan *p = NULL;
     uint64_t want = 0;
-    rc = gpux__wg_plan_create(c->dev, pg, c->host, c->supported, inputs, n_inputs, c->keyed, c->budget, stats, &want,
+    rc = gpux__wg_plan_create(c->dev, c->consts, pg, c->host, c->supported, inputs, n_inputs, c->keyed, c->budget, stats, &want,
                               key, len, &p);
     if (rc) {
       free(key);
@@ -157,8 +165,15 @@ static int renew_device(wg_ctx *c) {
   wg_device *nd;
   int rc = gpux__wg_device_acquire(&nd);   /* a new device: the lost one is not current any more */
   if (rc) return rc;
+  wg_consts *consts = gpux__wg_consts_new(nd);
+  if (!consts) {
+    gpux__wg_device_release(nd);
+    return GPUX_E_NOMEM;
+  }
   pthread_mutex_lock(&c->dev->mu);
   for (int i = 0; i < c->n_plans; i++) gpux__wg_plan_free(c->plans[i]);
+  gpux__wg_consts_free(c->consts);
+  c->consts = consts;
   pthread_mutex_unlock(&c->dev->mu);
   c->n_plans = 0;
   c->last = NULL;
@@ -183,6 +198,11 @@ static int wg_run_graph(void *ctx, const gpux__graph *g, const gpux__io *io) {
   }
   /* sessions on other threads share the device: one plans or runs at a time */
   pthread_mutex_lock(&c->dev->mu);
+  int verbose = getenv("GPUX_WEBGPU_VERBOSE") != NULL;
+  gpux_run_stats s0 = *io->stats;
+  uint64_t compiled0 = c->dev->compiled, buffers0 = c->dev->buffers;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   wg_plan *p = NULL;
   if (!rc) rc = find_plan(c, ins, vals, owned, n, io->stats, &p);
   if (!rc) {
@@ -195,6 +215,17 @@ static int wg_run_graph(void *ctx, const gpux__graph *g, const gpux__io *io) {
       gpux__wg_test_device_loss(c->dev);
       rc = gpux__wg_plan_run(p, &run);
     }
+  }
+  if (verbose && !rc) { /* what one run cost: the numbers to watch when shapes change run to run */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    gpux__log(GPUX_LOG_DEBUG, "webgpu: run: %.1f ms, %s plan, %llu pipelines compiled, %llu buffers created, "
+              "%llu bytes up in %llu writes, %llu bytes down in %llu reads",
+              (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+              io->stats->plans > s0.plans ? "new" : "cached", (unsigned long long)(c->dev->compiled - compiled0),
+              (unsigned long long)(c->dev->buffers - buffers0), (unsigned long long)(io->stats->upload_bytes - s0.upload_bytes),
+              (unsigned long long)(io->stats->uploads - s0.uploads),
+              (unsigned long long)(io->stats->download_bytes - s0.download_bytes),
+              (unsigned long long)(io->stats->downloads - s0.downloads));
   }
   io->stats->device_memory = plans_bytes(c);
   if (io->stats->device_memory > io->stats->device_memory_peak) io->stats->device_memory_peak = io->stats->device_memory;

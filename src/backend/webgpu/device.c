@@ -483,6 +483,7 @@ WGPUBuffer gpux__wg_buffer(wg_device *d, uint64_t size, WGPUFlags usage, const c
   desc.usage = usage;
   desc.size = (size + 3) & ~(uint64_t)3;
   if (desc.size == 0) desc.size = 4;
+  d->buffers++;
   return d->f.wgpuDeviceCreateBuffer(d->device, &desc);
 }
 
@@ -571,6 +572,7 @@ int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipe
   }
   uint64_t t0 = now_ns(), h0 = 0, m0 = 0, s0 = 0, h1 = 0, m1 = 0, s1 = 0;
   if (d->cache) gpux__wg_cache_counts(d->cache, &h0, &m0, &s0);
+  d->compiled++;
   d->f.wgpuDevicePushErrorScope(d->device, WGPUErrorFilter_Validation);
   WGPUShaderSourceWGSL src = {{NULL, WGPUSType_ShaderSourceWGSL}, {wgsl, strlen(wgsl)}};
   WGPUShaderModuleDescriptor md = {&src.chain, sv(label)};
@@ -708,6 +710,7 @@ static void device_free(wg_device *d) {
     free(d->pipes[i]);
   }
   free(d->pipes);
+  gpux__wg_reuse_free(d->reuse);
   if (d->queue) d->f.wgpuQueueRelease(d->queue);
   if (d->device) {
     d->f.wgpuDeviceDestroy(d->device);

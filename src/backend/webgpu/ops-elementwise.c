@@ -179,12 +179,13 @@ int gpux__wg_ew2(wg_build *b, const wg_ew *e) {
     }
     int64_t base = e->custom ? e->base[k] : 0;
     gpux__wg_cat(&s, "  let a%d = b%d[", k, bind_in[k]);
-    if (scalar) gpux__wg_cat(&s, "%lld", (long long)base);
+    /* sizes as typed literals ("12i"), which pipelines reused across shapes take as parameters */
+    if (scalar) gpux__wg_cat(&s, "%lldi", (long long)base);
     else if (same) gpux__wg_cat(&s, base ? "i + %lldu" : "i", (long long)base);
     else {
-      gpux__wg_cat(&s, "u32(%lld", (long long)base);
+      gpux__wg_cat(&s, "u32(%lldi", (long long)base);
       for (int d = 0; d < m; d++)
-        if (st[k][d]) gpux__wg_cat(&s, " + c%d * %lld", d, (long long)st[k][d]);
+        if (st[k][d]) gpux__wg_cat(&s, " + c%d * %lldi", d, (long long)st[k][d]);
       gpux__wg_cat(&s, ")");
     }
     gpux__wg_cat(&s, "];\n");

@@ -242,8 +242,8 @@ static int op_concat(wg_build *b) {
     uint32_t gx, gy;
     kernel_head(b, &s, total, &gx, &gy);
     coords(&s, r, x->dims, "i", "c");
-    gpux__wg_cat(&s, "  b%d[%lld", by, (long long)(off * ost[ax]));
-    for (int d = 0; d < r; d++) gpux__wg_cat(&s, " + c%d * %lld", d, (long long)ost[d]);
+    gpux__wg_cat(&s, "  b%d[%lldi", by, (long long)(off * ost[ax])); /* typed literals: see gpux__wg_ew2 */
+    for (int d = 0; d < r; d++) gpux__wg_cat(&s, " + c%d * %lldi", d, (long long)ost[d]);
     gpux__wg_cat(&s, "] = b%d[i];\n}\n", bx);
     rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
     gpux__wg_str_free(&s);

@@ -35,6 +35,7 @@ typedef struct wg_obj {          /* a piece of GPU storage: a value, or a node's
   int gpu_type;                  /* WG_F32 / WG_I32 (how the data is held) */
   int used;                      /* bound by some dispatch or aliased */
   void *init;                    /* a kernel's constant table (gpux__wg_const): written once */
+  int shared;                    /* an initializer in the session's buffers (consts.c), not the pools */
 } wg_obj;
 
 typedef struct wg_val {
@@ -60,6 +61,9 @@ typedef struct wg_disp {
   wg_bindref bind[WG_MAX_BIND];
   uint32_t x, y, z;
   WGPUBindGroup bg;
+  uint32_t *params;              /* sizes the pipeline reads from a uniform array (reuse.c), or NULL */
+  int n_params;                  /* (bound after the storage, a multiple of 4 values) */
+  uint64_t param_off;            /* where they are in the plan's parameter buffer */
 } wg_disp;
 
 typedef struct wg_step {
@@ -115,6 +119,9 @@ struct wg_plan {
   WGPUBuffer *bufs;
   uint64_t *buf_size;
   int n_bufs;
+  WGPUBuffer params;             /* the dispatches' sizes, for pipelines reused across shapes */
+  unsigned char *borrowed;       /* [n_bufs] the buffer is the session's (initializers), not the plan's */
+  wg_consts *consts;             /* the session's initializers, or NULL: in the plan's pools */
   int declined;                  /* the graph runs on the CPU executor */
   char why[300];                 /* why, for every node (naming the node that decided it) */
   int declined_node;             /* the node that decided it, -1 */
@@ -349,7 +356,9 @@ int gpux__wg_dispatch(wg_build *b, wg_str *wgsl, uint32_t x, uint32_t y, uint32_
     *wgsl = full;
   }
   wg_pipeline *pipe = NULL;
-  int rc = gpux__wg_pipeline(b->p->dev, wgsl->s, label, &pipe);
+  uint32_t *params = NULL;
+  int n_params = 0;
+  int rc = gpux__wg_pipeline_reuse(b->p->dev, wgsl->s, label, n_cur, &pipe, &params, &n_params);
   if (rc) {
     if (rc == GPUX_E_NOMEM) b->oom = 1;
     return gpux__wg_decline(b, "%s", gpux_last_error());
@@ -357,7 +366,7 @@ int gpux__wg_dispatch(wg_build *b, wg_str *wgsl, uint32_t x, uint32_t y, uint32_
   if (b->n_disp == b->cap_disp) {
     int cap = b->cap_disp ? b->cap_disp * 2 : 4;
     wg_disp *nd = realloc(b->disp, (size_t)cap * sizeof *nd);
-    if (!nd) { b->oom = 1; return gpux__wg_decline(b, "out of memory"); }
+    if (!nd) { free(params); b->oom = 1; return gpux__wg_decline(b, "out of memory"); }
     b->disp = nd;
     b->cap_disp = cap;
   }
@@ -367,6 +376,8 @@ int gpux__wg_dispatch(wg_build *b, wg_str *wgsl, uint32_t x, uint32_t y, uint32_
   d->n_bind = n_cur;
   memcpy(d->bind, b->cur, (size_t)n_cur * sizeof *d->bind);
   d->x = x, d->y = y, d->z = z;
+  d->params = params;
+  d->n_params = n_params;
   return 0;
 }
 
@@ -451,8 +462,9 @@ static void plan_free_gpu(wg_plan *p) {
   wg_device *d = p->dev;
   for (int i = 0; i < p->n_disp; i++)
     if (p->disp[i].bg) d->f.wgpuBindGroupRelease(p->disp[i].bg);
+  if (p->params) { d->f.wgpuBufferDestroy(p->params); d->f.wgpuBufferRelease(p->params); }
   for (int i = 0; i < p->n_bufs; i++)
-    if (p->bufs[i]) { d->f.wgpuBufferDestroy(p->bufs[i]); d->f.wgpuBufferRelease(p->bufs[i]); }
+    if (p->bufs[i] && !(p->borrowed && p->borrowed[i])) { d->f.wgpuBufferDestroy(p->bufs[i]); d->f.wgpuBufferRelease(p->bufs[i]); }
   for (int s = 0; s < p->n_segs; s++)
     if (p->segs[s].staging) { d->f.wgpuBufferDestroy(p->segs[s].staging); d->f.wgpuBufferRelease(p->segs[s].staging); }
   if (p->qs) { d->f.wgpuQuerySetDestroy(p->qs); d->f.wgpuQuerySetRelease(p->qs); }
@@ -483,6 +495,7 @@ void gpux__wg_plan_free(wg_plan *p) {
   free(p->flags);
   free(p->segs);
   free(p->steps);
+  for (int i = 0; i < p->n_disp; i++) free(p->disp[i].params);
   free(p->disp);
   for (int o = 0; o < p->n_objs; o++) free(p->objs[o].init);
   free(p->objs);
@@ -490,6 +503,7 @@ void gpux__wg_plan_free(wg_plan *p) {
   free(p->vals);
   free(p->bufs);
   free(p->buf_size);
+  free(p->borrowed);
   free(p->key);
   free(p);
 }
@@ -652,6 +666,13 @@ int gpux__wg_supports(const gpux__node *n, char *why, size_t why_len) {
   return 1;
 }
 
+/* The dispatches of a node that was not committed. */
+static void free_disps(wg_build *b) {
+  for (int d = 0; d < b->n_disp; d++) free(b->disp[d].params);
+  free(b->disp);
+  b->disp = NULL;
+}
+
 static int plan_place(wg_plan *p, int i) {
   const gpux__node *n = &p->g->nodes[i];
   wg_nodeinfo *ni = &p->nodes[i];
@@ -679,7 +700,7 @@ static int plan_place(wg_plan *p, int i) {
   }
   if (b.oom || b.declined || rc) /* tables of a declined kernel */
     for (int k = 0; k < b.n_scratch; k++) free(b.scratch_init[k]), b.scratch_init[k] = NULL;
-  if (b.oom) { free(b.disp); return GPUX_E_NOMEM; }
+  if (b.oom) { free_disps(&b); return GPUX_E_NOMEM; }
   for (int j = 0; j < n->n_in && j < 64 && b.need; j++) /* values the kernel must know: ask to key them */
     if (b.need >> j & 1) want_inputs_of(p, n->in[j]);
   for (int j = 0; j < n->n_out && !b.declined && rc == 0; j++) {
@@ -700,11 +721,11 @@ static int plan_place(wg_plan *p, int i) {
     if (!b.declined && !aliased && !in_kernel && gpux__wg_narrow_needed(n, b.in, b.n_in, b.out[j])) narrow_pass(&b, j);
   }
   if (!b.declined && rc == 0) {
-    rc = commit_node(p, &b);
+    rc = commit_node(p, &b); /* the dispatches (their parameters) are the plan's now */
     free(b.disp);
     return rc;
   }
-  free(b.disp);
+  free_disps(&b);
   ni->place = P_CPU;
   snprintf(ni->why, sizeof ni->why, "%s", b.declined ? b.why : gpux_last_error());
   return 0;
@@ -889,6 +910,13 @@ static int cmp_size_desc(const void *a, const void *b) {
   return x->obj - y->obj;
 }
 
+/* Whether object o is an initializer of the model that the session's buffers hold for every plan
+ * (its data is the model's, not a value folded or keyed for this plan). */
+static int shared_const(const wg_plan *p, int o) {
+  if (!p->consts || o >= p->nv || p->vals[o].state != V_CONST || !p->g->values[o].is_const) return 0;
+  return p->vals[o].t.data == p->g->values[o].init.data && p->vals[o].t.kind == GPUX_KIND_TENSOR;
+}
+
 static int plan_memory(wg_plan *p) {
   wg_device *d = p->dev;
   /* value sizes and kinds */
@@ -935,6 +963,10 @@ static int plan_memory(wg_plan *p) {
   if (!items || !placed) { free(items); free(placed); return GPUX_E_NOMEM; }
   for (int o = 0; o < p->n_objs; o++) {
     if (!p->objs[o].used || alias_root(p, o) != o) continue;
+    if (shared_const(p, o)) { /* in the session's buffers (plan_gpu) */
+      p->objs[o].shared = 1;
+      continue;
+    }
     if (p->objs[o].last < 0) p->objs[o].first = p->objs[o].last = 0; /* bound but never live: still needs storage */
     items[n_items++] = (size_item){o, (p->objs[o].bytes + align - 1) & ~(align - 1)};
   }
@@ -992,9 +1024,35 @@ static int plan_gpu(wg_plan *p) {
   }
   int rc = gpux__wg_check(d, "allocating GPU memory");
   if (rc) return rc;
+  /* initializers: the session's buffers, made and written the first time a plan asks */
+  int n_shared = 0;
+  for (int o = 0; o < p->n_objs; o++) n_shared += p->objs[o].shared;
+  if (n_shared) {
+    int nb = p->n_bufs + n_shared;
+    WGPUBuffer *bufs = gpux__realloc(p->bufs, (size_t)nb * sizeof *bufs);
+    if (bufs) p->bufs = bufs;
+    uint64_t *sizes = bufs ? gpux__realloc(p->buf_size, (size_t)nb * sizeof *sizes) : NULL;
+    if (sizes) p->buf_size = sizes;
+    if (!bufs || !sizes || !(p->borrowed = gpux__calloc((size_t)nb, 1))) return GPUX_E_NOMEM;
+    for (int o = 0; o < p->n_objs; o++) {
+      if (!p->objs[o].shared) continue;
+      int b = p->n_bufs;
+      if ((rc = gpux__wg_consts_get(p->consts, p->g, o, &p->vals[o].t, p->objs[o].gpu_type, p->stats, &p->bufs[b], &p->buf_size[b])))
+        return rc;
+      p->borrowed[b] = 1;
+      p->n_bufs++;
+      p->objs[o].buf = b;
+      p->objs[o].off = 0;
+    }
+    for (int o = 0; o < p->n_objs; o++) /* and what aliases them */
+      if (p->objs[o].used && p->objs[alias_root(p, o)].shared) {
+        p->objs[o].buf = p->objs[alias_root(p, o)].buf;
+        p->objs[o].off = 0;
+      }
+  }
   /* constants the GPU reads, written once */
   for (int v = 0; v < p->nv; v++) {
-    if (!p->objs[v].used || p->vals[v].state != V_CONST || alias_root(p, v) != v) continue;
+    if (!p->objs[v].used || p->vals[v].state != V_CONST || alias_root(p, v) != v || p->objs[v].shared) continue;
     const gpux_tensor *t = &p->vals[v].t;
     if (!gpux_tensor_count(t)) continue;
     void *img;
@@ -1010,10 +1068,25 @@ static int plan_gpu(wg_plan *p) {
       d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[p->objs[o].buf], p->objs[o].off, p->objs[o].init, (size_t)p->objs[o].bytes);
       p->stats->uploads++, p->stats->upload_bytes += p->objs[o].bytes;
     }
+  /* sizes of the pipelines reused across shapes: one uniform buffer, a block per dispatch */
+  uint64_t ualign = d->limits.minUniformBufferOffsetAlignment ? d->limits.minUniformBufferOffsetAlignment : 256, ubytes = 0;
+  for (int i = 0; i < p->n_disp; i++)
+    if (p->disp[i].n_params) {
+      p->disp[i].param_off = ubytes;
+      ubytes += ((uint64_t)(p->disp[i].n_params + 3) / 4 * 16 + ualign - 1) / ualign * ualign;
+    }
+  if (ubytes) {
+    p->params = gpux__wg_buffer(d, ubytes, WGPUBufferUsage_Uniform | WGPUBufferUsage_CopyDst, "gpux sizes");
+    if (!p->params) return gpux__error(GPUX_E_NOMEM, "WebGPU: could not allocate %llu bytes", (unsigned long long)ubytes);
+    for (int i = 0; i < p->n_disp; i++)
+      if (p->disp[i].n_params)
+        d->f.wgpuQueueWriteBuffer(d->queue, p->params, p->disp[i].param_off, p->disp[i].params,
+                                  (size_t)(p->disp[i].n_params + 3) / 4 * 16);
+  }
   /* bind groups */
   for (int i = 0; i < p->n_disp; i++) {
     wg_disp *ds = &p->disp[i];
-    WGPUBindGroupEntry e[WG_MAX_BIND];
+    WGPUBindGroupEntry e[WG_MAX_BIND + 1];
     memset(e, 0, sizeof e);
     for (int k = 0; k < ds->n_bind; k++) {
       const wg_obj *o = &p->objs[ds->bind[k].obj];
@@ -1027,10 +1100,16 @@ static int plan_gpu(wg_plan *p) {
       e[k].size = bytes;
       if (o->off + bytes > p->buf_size[o->buf]) e[k].size = p->buf_size[o->buf] - o->off;
     }
+    if (ds->n_params) {
+      e[ds->n_bind].binding = (uint32_t)ds->n_bind;
+      e[ds->n_bind].buffer = p->params;
+      e[ds->n_bind].offset = ds->param_off;
+      e[ds->n_bind].size = (uint64_t)(ds->n_params + 3) / 4 * 16;
+    }
     WGPUBindGroupDescriptor bd;
     memset(&bd, 0, sizeof bd);
     bd.layout = ds->pipe->layout;
-    bd.entryCount = (size_t)ds->n_bind;
+    bd.entryCount = (size_t)ds->n_bind + (ds->n_params ? 1 : 0);
     bd.entries = e;
     ds->bg = d->f.wgpuDeviceCreateBindGroup(d->device, &bd);
     if (!ds->bg) return gpux__error(GPUX_E_DEVICE, "WebGPU: could not create a bind group");
@@ -1136,14 +1215,15 @@ static int plan_control(wg_plan *p, int i);
 
 /* Plans graph g for these inputs (bound to the values in_ids). A body plan (body = 1) takes an
  * input given with data as a constant; the main graph keys small integer inputs instead. */
-static int plan_build(wg_device *dev, const gpux__graph *g, const gpux__host *host, const unsigned char *supported,
-                      const int *in_ids, int n_ids, int body, const gpux_tensor *inputs, int n_inputs, uint64_t extra,
-                      uint64_t budget, gpux_run_stats *stats, uint64_t *want, wg_plan **out) {
+static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, const gpux__host *host,
+                      const unsigned char *supported, const int *in_ids, int n_ids, int body, const gpux_tensor *inputs,
+                      int n_inputs, uint64_t extra, uint64_t budget, gpux_run_stats *stats, uint64_t *want, wg_plan **out) {
   *want = 0;
   *out = NULL;
   wg_plan *p = gpux__calloc(1, sizeof *p);
   if (!p) return GPUX_E_NOMEM;
   p->want = body ? NULL : want;
+  p->consts = consts;
   p->stats = stats;
   p->host = host;
   p->supported = supported;
@@ -1194,6 +1274,7 @@ static int plan_build(wg_device *dev, const gpux__graph *g, const gpux__host *ho
   }
   struct timespec t_start, t_now;
   clock_gettime(CLOCK_MONOTONIC, &t_start);
+  uint64_t compiled0 = dev->compiled;
   int told = 0; /* progress reported (planning took long: pipelines compiling) */
   uint64_t loaded0 = dev->pipes_loaded, compiled0 = dev->pipes_compiled, pipe_ns0 = dev->pipe_ns;
   for (int i = 0; i < g->n_nodes; i++) {
@@ -1265,8 +1346,8 @@ static int plan_build(wg_device *dev, const gpux__graph *g, const gpux__host *ho
     uint64_t total = 0;
     for (int b = 0; b < p->n_bufs; b++) total += p->buf_size[b];
     clock_gettime(CLOCK_MONOTONIC, &t_now);
-    gpux__log(GPUX_LOG_DEBUG, "webgpu: planned %d nodes (%d gpu, %d cpu, %d const), %d dispatches, %d segments, %.1f MiB in %d buffers, in %.1f ms",
-            g->n_nodes, p->n_gpu, p->n_cpu, p->n_const, p->n_disp, p->n_segs, (double)total / 1048576.0, p->n_bufs,
+    gpux__log(GPUX_LOG_DEBUG, "webgpu: planned %d nodes (%d gpu, %d cpu, %d const), %d dispatches, %d pipelines compiled, %d segments, %.1f MiB in %d buffers, in %.1f ms",
+            g->n_nodes, p->n_gpu, p->n_cpu, p->n_const, p->n_disp, (int)(dev->compiled - compiled0), p->n_segs, (double)total / 1048576.0, p->n_bufs,
             (double)(t_now.tv_sec - t_start.tv_sec) * 1e3 + (double)(t_now.tv_nsec - t_start.tv_nsec) / 1e6);
     for (int i = 0; i < g->n_nodes; i++)
       if (p->nodes[i].place == P_CPU)
@@ -1279,10 +1360,11 @@ fail:
   return rc;
 }
 
-int gpux__wg_plan_create(wg_device *dev, const gpux__graph *g, const gpux__host *host, const unsigned char *supported,
-                         const gpux_tensor *inputs, int n_inputs, uint64_t extra, uint64_t budget, gpux_run_stats *stats,
-                         uint64_t *want, unsigned char *key, size_t key_len, wg_plan **out) {
-  int rc = plan_build(dev, g, host, supported, g->inputs, g->n_inputs, 0, inputs, n_inputs, extra, budget, stats, want, out);
+int gpux__wg_plan_create(wg_device *dev, wg_consts *consts, const gpux__graph *g, const gpux__host *host,
+                         const unsigned char *supported, const gpux_tensor *inputs, int n_inputs, uint64_t extra,
+                         uint64_t budget, gpux_run_stats *stats, uint64_t *want, unsigned char *key, size_t key_len,
+                         wg_plan **out) {
+  int rc = plan_build(dev, consts, g, host, supported, g->inputs, g->n_inputs, 0, inputs, n_inputs, extra, budget, stats, want, out);
   *want &= ~extra; /* only inputs not keyed yet call for planning again */
   if (!rc) {
     (*out)->key = key; /* the caller keeps the key on failure */
@@ -1360,7 +1442,7 @@ static int plan_body(wg_plan *p, int i, const gpux__graph *b, const char *what, 
   }
   uint64_t want;
   wg_plan *sp = NULL;
-  int rc = plan_build(p->dev, b, p->host, NULL, ids, n_ids, 1, ins, n_ids, 0, 0, p->stats, &want, &sp);
+  int rc = plan_build(p->dev, p->consts, b, p->host, NULL, ids, n_ids, 1, ins, n_ids, 0, 0, p->stats, &want, &sp);
   free(ins);
   if (rc) {
     free(ids);

@@ -19,6 +19,7 @@ typedef struct wg_pipeline {
 } wg_pipeline;
 
 typedef struct wg_cache wg_cache;
+typedef struct wg_reuse wg_reuse;
 
 typedef struct wg_device {
   gpux__wgpu_table f;            /* resolved wgpu* functions */
@@ -50,6 +51,9 @@ typedef struct wg_device {
   /* pipelines made so far: those whose compiled form Dawn loaded from the blob cache, those it
      compiled, and the time spent making them */
   uint64_t pipes_loaded, pipes_compiled, pipe_ns;
+  uint64_t compiled;             /* pipelines compiled so far (GPUX_WEBGPU_VERBOSE reports) */
+  uint64_t buffers;              /* buffers created so far (the same) */
+  wg_reuse *reuse;               /* skeletons of the WGSL seen, for reuse across shapes (reuse.c) */
   int refs;
   pthread_mutex_t mu;            /* one session plans or runs on the device at a time */
 } wg_device;
@@ -81,6 +85,14 @@ void gpux__wg_test_device_loss(wg_device *d);
 /* The compute pipeline for this WGSL (entry point "main"), compiled once per device; compile
  * errors come back as GPUX_E_DEVICE with the compiler's messages. */
 int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipeline **out);
+/* The pipeline for a dispatch's WGSL, reused across shapes (reuse.c): when the text differs from
+ * one seen before only in sizes, a pipeline that reads them from a uniform array at `binding`
+ * (the first binding the dispatch does not use) is returned with the values to bind there
+ * (*params, allocated, a multiple of 4 of them, *n_params used); else the text's own pipeline and
+ * *n_params 0. GPUX_WEBGPU_REUSE=0 turns it off. */
+int gpux__wg_pipeline_reuse(wg_device *d, const char *wgsl, const char *label, int binding, wg_pipeline **out,
+                            uint32_t **params, int *n_params);
+void gpux__wg_reuse_free(wg_reuse *r);
 WGPUBuffer gpux__wg_buffer(wg_device *d, uint64_t size, WGPUFlags usage, const char *label);
 /* A timestamp query set of `count` queries; an error (and d->has_timestamps cleared) when the
  * device turns it down although it listed timestamp-query, as Dawn does on some adapters. */
@@ -91,6 +103,16 @@ int gpux__wg_read_buffer(wg_device *d, WGPUBuffer src, uint64_t offset, void *ds
 int gpux__wg_queue_idle(wg_device *d);
 /* Maps `staging` (MAP_READ) after the submitted work that writes it finishes. */
 int gpux__wg_map_read(wg_device *d, WGPUBuffer staging, size_t size, const void **data);
+
+/* A session's initializers on the device, shared by its plans (consts.c). */
+typedef struct wg_consts wg_consts;
+wg_consts *gpux__wg_consts_new(wg_device *d);
+void gpux__wg_consts_free(wg_consts *c);
+uint64_t gpux__wg_consts_bytes(const wg_consts *c);
+/* The buffer holding initializer v of graph g (data t) as `type` (WG_F32, WG_I32): made and
+ * written the first time it is asked for (the upload counted in stats). */
+int gpux__wg_consts_get(wg_consts *c, const void *g, int v, const gpux_tensor *t, int type, gpux_run_stats *stats,
+                        WGPUBuffer *buf, uint64_t *bytes);
 
 /* ---- WGSL text ---- */
 
