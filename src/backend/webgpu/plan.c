@@ -48,6 +48,8 @@ typedef struct wg_val {
   int producer;                  /* node index, -1 */
   int keyed;                     /* a model input whose values are part of the key */
   int host_read;                 /* a node placed on the CPU reads it */
+  int fixed;                     /* a constant that no input decides: an initializer, or folded
+                                    from initializers only (the same in every plan of the graph) */
 } wg_val;
 
 typedef struct wg_bindref {
@@ -569,7 +571,14 @@ static int plan_shapes(wg_plan *p, int i, uint64_t *needed) {
     val->owns = 1;
     val->state = all_const ? V_CONST : V_HOST; /* HOST until the node is placed on the GPU */
   }
-  if (all_const) p->nodes[i].place = P_CONST;
+  if (all_const) {
+    p->nodes[i].place = P_CONST;
+    int fixed = !shape_of; /* (Shape reads an input's dims) */
+    for (int j = 0; j < n->n_in; j++)
+      if (in[j] && !p->vals[n->in[j]].fixed) fixed = 0;
+    for (int j = 0; j < n->n_out; j++)
+      if (n->out[j] >= 0) p->vals[n->out[j]].fixed = fixed;
+  }
   return 0;
 }
 
@@ -910,11 +919,11 @@ static int cmp_size_desc(const void *a, const void *b) {
   return x->obj - y->obj;
 }
 
-/* Whether object o is an initializer of the model that the session's buffers hold for every plan
- * (its data is the model's, not a value folded or keyed for this plan). */
+/* Whether object o is a constant the session's buffers hold for every plan: an initializer, or a
+ * value folded from initializers only (a transposed weight), the same whatever the inputs. */
 static int shared_const(const wg_plan *p, int o) {
-  if (!p->consts || o >= p->nv || p->vals[o].state != V_CONST || !p->g->values[o].is_const) return 0;
-  return p->vals[o].t.data == p->g->values[o].init.data && p->vals[o].t.kind == GPUX_KIND_TENSOR;
+  if (!p->consts || o >= p->nv || p->vals[o].state != V_CONST || !p->vals[o].fixed) return 0;
+  return p->vals[o].t.kind == GPUX_KIND_TENSOR;
 }
 
 static int plan_memory(wg_plan *p) {
@@ -1246,6 +1255,7 @@ static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, c
     if (gv->is_const) {
       p->vals[v].t = gv->init; /* borrowed from the model */
       p->vals[v].state = V_CONST;
+      p->vals[v].fixed = 1;
     }
   }
   for (int i = 0; i < n_ids; i++) {
