@@ -1284,7 +1284,7 @@ static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, c
   }
   struct timespec t_start, t_now;
   clock_gettime(CLOCK_MONOTONIC, &t_start);
-  uint64_t compiled0 = dev->compiled;
+  uint64_t made0 = dev->compiled;
   int told = 0; /* progress reported (planning took long: pipelines compiling) */
   uint64_t loaded0 = dev->pipes_loaded, compiled0 = dev->pipes_compiled, pipe_ns0 = dev->pipe_ns;
   for (int i = 0; i < g->n_nodes; i++) {
@@ -1357,7 +1357,7 @@ static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, c
     for (int b = 0; b < p->n_bufs; b++) total += p->buf_size[b];
     clock_gettime(CLOCK_MONOTONIC, &t_now);
     gpux__log(GPUX_LOG_DEBUG, "webgpu: planned %d nodes (%d gpu, %d cpu, %d const), %d dispatches, %d pipelines compiled, %d segments, %.1f MiB in %d buffers, in %.1f ms",
-            g->n_nodes, p->n_gpu, p->n_cpu, p->n_const, p->n_disp, (int)(dev->compiled - compiled0), p->n_segs, (double)total / 1048576.0, p->n_bufs,
+            g->n_nodes, p->n_gpu, p->n_cpu, p->n_const, p->n_disp, (int)(dev->compiled - made0), p->n_segs, (double)total / 1048576.0, p->n_bufs,
             (double)(t_now.tv_sec - t_start.tv_sec) * 1e3 + (double)(t_now.tv_nsec - t_start.tv_nsec) / 1e6);
     for (int i = 0; i < g->n_nodes; i++)
       if (p->nodes[i].place == P_CPU)
