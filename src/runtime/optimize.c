@@ -2,7 +2,9 @@
  * of the model's main graph (the model and the other backends keep the graph as loaded):
  *
  *   1. Constant nodes holding a tensor become initializers, so they are not copied on every run
- *      and the rewrites below can read them.
+ *      and the rewrites below can read them; so do Identity nodes of a constant (exporters that
+ *      share equal initializers, e.g. the zero biases of freshly folded BatchNorms, read the
+ *      shared one through an Identity per use), as views of the same data.
  *   2. A float32 Conv (or ConvTranspose) with constant weights absorbs the chain of nodes that
  *      only it feeds:
  *        BatchNormalization (inference), Mul / Add / Sub / Div by a per-channel or scalar
@@ -104,7 +106,7 @@ static int add_const(opt_graph *o, const char *base, const char *suffix, int ndi
 
 static int is_op(const gpux__node *n, const char *op) { return !n->domain[0] && !strcmp(n->op_type, op); }
 
-/* ---- pass 1: Constant nodes become initializers ---- */
+/* ---- pass 1: Constant nodes, and Identity nodes of constants, become initializers ---- */
 
 static void fold_constants(opt_graph *o, unsigned char *dead) {
   gpux__graph *g = &o->g;
@@ -117,6 +119,18 @@ static void fold_constants(opt_graph *o, unsigned char *dead) {
     gpux__value *v = &g->values[n->out[0]];
     if (v->outer >= 0 || v->is_graph_input) continue;
     v->init = *a->t;        /* a view of the attribute's tensor, which the model owns */
+    v->init.owns_data = 0;
+    v->is_const = 1;
+    dead[i] = 1;
+  }
+  /* in node order, so a chain of Identity nodes folds in one pass */
+  for (int i = 0; i < g->n_nodes; i++) {
+    const gpux__node *n = &g->nodes[i];
+    if (!is_op(n, "Identity") || n->n_in != 1 || n->n_out != 1 || n->out[0] < 0) continue;
+    const gpux_tensor *src = const_of(g, n->in[0]);
+    gpux__value *v = &g->values[n->out[0]];
+    if (!src || src->dtype == GPUX_DT_STRING || v->outer >= 0 || v->is_graph_input) continue;
+    v->init = *src;         /* a view: the source stays alive as long as the graph */
     v->init.owns_data = 0;
     v->is_const = 1;
     dead[i] = 1;

@@ -191,6 +191,30 @@ static void test_conv_shared_output(void **state) {
   gpux_model_free(model);
 }
 
+/* Two Convs whose weights and bias come through Identity nodes of one shared initializer (as
+ * exporters write equal initializers once): the Identity nodes fold away and each Conv + Relu
+ * fuses. */
+static void test_conv_identity_weights(void **state) {
+  (void)state;
+  model_b m = {0};
+  int64_t wd[4] = {4, 4, 3, 3}, cd[1] = {4}, pads[4] = {1, 1, 1, 1};
+  init(&m, "w", 4, wd, NAN), init(&m, "b", 1, cd, 0);
+  node(&m, "Identity", (const char *[]){"w"}, 1, "w1", NULL, 0);
+  node(&m, "Identity", (const char *[]){"w1"}, 1, "w2", NULL, 0);
+  node(&m, "Identity", (const char *[]){"b"}, 1, "b1", NULL, 0);
+  node(&m, "Identity", (const char *[]){"b"}, 1, "b2", NULL, 0);
+  attr_b pa = {.name = "pads", .type = 7, .n = 4, .ints = pads};
+  node(&m, "Conv", (const char *[]){"x", "w1", "b1"}, 3, "c", &pa, 1);
+  node(&m, "Relu", (const char *[]){"c"}, 1, "r", NULL, 0);
+  node(&m, "Conv", (const char *[]){"r", "w2", "b2"}, 3, "c2", &pa, 1);
+  node(&m, "Relu", (const char *[]){"c2"}, 1, "y", NULL, 0);
+  gpux_model *model = finish(&m, 4, xdims, "y");
+  assert_int_equal(count_ops(model, "FusedConv"), 2);
+  assert_int_equal(count_ops(model, "Identity") + count_ops(model, "Relu") + count_ops(model, "Conv"), 0);
+  check_same(model, 4, xdims);
+  gpux_model_free(model);
+}
+
 /* Grouped ConvTranspose + Add (bias) + BatchNormalization + Relu: one FusedConvTranspose. */
 static void test_conv_transpose_chain(void **state) {
   (void)state;
@@ -316,6 +340,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_conv_chain),
     cmocka_unit_test(test_conv_shared_output),
+    cmocka_unit_test(test_conv_identity_weights),
     cmocka_unit_test(test_conv_transpose_chain),
     cmocka_unit_test(test_squeeze_excitation),
     cmocka_unit_test(test_conv_bounds),
