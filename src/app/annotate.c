@@ -42,7 +42,7 @@ static int collect(const cJSON *o, const gpux__image *img, drawn_box **list, int
     }
     const cJSON *cls = cJSON_GetObjectItem(d, "class"), *score = cJSON_GetObjectItem(d, "score");
     const char *label = cJSON_GetStringValue(cJSON_GetObjectItem(d, "label"));
-    b->cls = cJSON_IsNumber(cls) ? (int64_t)cls->valuedouble : 0;
+    b->cls = cJSON_IsNumber(cls) && cls->valuedouble >= 0 && cls->valuedouble < 1e15 ? (int64_t)cls->valuedouble : 0;
     char name[32];
     snprintf(name, sizeof name, "class %lld", (long long)b->cls);
     snprintf(b->caption, sizeof b->caption, "%.80s %.2f", label ? label : name, cJSON_IsNumber(score) ? score->valuedouble : 0.0);

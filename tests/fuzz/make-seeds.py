@@ -139,6 +139,9 @@ gpuxfiles.update({
     "repro-many-keys-duplicate": b"".join(b"k%d: 1\n" % i for i in range(3000)) + b"k0: 2\n",
     "repro-alias-bomb": b"a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n"
                         b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c]\n",
+    "detect-two-outputs": b"model: ./model.onnx\npreprocessing: {image: {resize: {letterbox: [64, 48], fill: [1, 2, 3]}}}\n"
+                          b"postprocessing:\n  output: boxes\n  detect: {format: boxes, scores: scores, normalized: true}\n",
+    "answer-fields": b"model: ./model.onnx\npostprocessing: {softmax: true, answer: {label: mood, score: p, scores: all}}\n",
     "whisper-features": b"model: ./model.onnx\npreprocessing:\n  audio:\n    features: whisper\n    mel_bins: 128\n"
                         b"    length: 160000\n    batch_dim: false\n",
 })
@@ -320,7 +323,22 @@ registry = {
     "repro-header-long": b"\4Docker-Content-Digest: " + b"a" * 5000,
 }
 
-for harness, files in (("tensorproto", tensorproto), ("model", models), ("gpuxfile", gpuxfiles),
+# a detector's answer, NUL, the image it is drawn on (gpux_image_annotate)
+def answer(dets, space="image", size=(24, 16)):
+    return json.dumps({"outputs": [{"name": "o", "box_space": space, "image_size": list(size), "detections": dets}]}).encode() + b"\0"
+annotates = {}
+if "gradient-png" in images:
+    png = images["gradient-png"]
+    annotates = {
+        "two-boxes": answer([{"class": 0, "label": "cat", "score": 0.9, "box": [2, 3, 12, 10]},
+                             {"class": 7, "score": 0.5, "box": [10, 1, 23, 15]}]) + png,
+        "repro-boxes-outside": answer([{"class": -3, "score": 2, "box": [-1e30, -5, 1e30, 1e9]},
+                                       {"class": 1e30, "label": "x" * 500, "score": None, "box": [None, 1, 2, 3]}], "input") + png,
+        "normalized-jpeg": answer([{"class": 2, "score": 0.1, "box": [0.1, 0.1, 0.9, 0.9]}], "normalized") + images.get("photo-jpg", png),
+        "repro-size-mismatch": answer([{"class": 0, "score": 1, "box": [0, 0, 1, 1]}], "image", (640, 480)) + png,
+    }
+
+for harness, files in (("annotate", annotates), ("tensorproto", tensorproto), ("model", models), ("gpuxfile", gpuxfiles),
                        ("image-config", image_configs), ("wav", wavs), ("image", images), ("oip", oips),
                        ("predict", predicts), ("registry", registry)):
     d = os.path.join(here, "corpus", harness)
