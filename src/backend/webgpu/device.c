@@ -710,7 +710,7 @@ static void device_free(wg_device *d) {
     free(d->pipes[i]);
   }
   free(d->pipes);
-  gpux__wg_reuse_free(d->reuse);
+  if (d->reuse && d->reuse_free) d->reuse_free(d->reuse);
   if (d->queue) d->f.wgpuQueueRelease(d->queue);
   if (d->device) {
     d->f.wgpuDeviceDestroy(d->device);

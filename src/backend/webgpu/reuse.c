@@ -28,7 +28,7 @@ struct wg_reuse {
   int n, cap;
 };
 
-void gpux__wg_reuse_free(wg_reuse *r) {
+static void reuse_free(wg_reuse *r) {
   if (!r) return;
   for (int i = 0; i < r->n; i++) {
     free(r->e[i].skel);
@@ -146,6 +146,7 @@ int gpux__wg_pipeline_reuse(wg_device *d, const char *wgsl, const char *label, i
   const char *off = getenv("GPUX_WEBGPU_REUSE");
   if (off && !strcmp(off, "0")) return gpux__wg_pipeline(d, wgsl, label, out);
   if (!d->reuse && !(d->reuse = gpux__calloc(1, sizeof *d->reuse))) return GPUX_E_NOMEM;
+  d->reuse_free = reuse_free;
   wg_reuse *r = d->reuse;
   char *skel;
   uint32_t *lits;

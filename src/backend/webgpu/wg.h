@@ -54,6 +54,8 @@ typedef struct wg_device {
   uint64_t compiled;             /* pipelines compiled so far (GPUX_WEBGPU_VERBOSE reports) */
   uint64_t buffers;              /* buffers created so far (the same) */
   wg_reuse *reuse;               /* skeletons of the WGSL seen, for reuse across shapes (reuse.c) */
+  void (*reuse_free)(wg_reuse *r); /* set by reuse.c with `reuse`: the device frees it through this,
+                                      since reuse.c calls into device.c and not the other way */
   int refs;
   pthread_mutex_t mu;            /* one session plans or runs on the device at a time */
 } wg_device;
@@ -92,7 +94,6 @@ int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipe
  * *n_params 0. GPUX_WEBGPU_REUSE=0 turns it off. */
 int gpux__wg_pipeline_reuse(wg_device *d, const char *wgsl, const char *label, int binding, wg_pipeline **out,
                             uint32_t **params, int *n_params);
-void gpux__wg_reuse_free(wg_reuse *r);
 WGPUBuffer gpux__wg_buffer(wg_device *d, uint64_t size, WGPUFlags usage, const char *label);
 /* A timestamp query set of `count` queries; an error (and d->has_timestamps cleared) when the
  * device turns it down although it listed timestamp-query, as Dawn does on some adapters. */
