@@ -7,7 +7,11 @@
 # inputs in the same run: median of >= 20 runs after warm-up, batch 1, fp32, and first run
 # (process start to first result). PyTorch CUDA eager (fp32 and fp16 autocast, bench/torch-peer.py)
 # runs as a peer in the same run. THREADS="1 4 16" times both CPU runtimes at each thread count
-# (default: all cores). Writes results.jsonl, table.md and logs into OUTDIR.
+# (default: all cores). gpux also runs with --precision fp16 as the runtime gpux-webgpu-fp16 (its
+# bench JSON says "precision": "fp16", or "fp32" with "precision_note" where the adapter's shaders
+# cannot use f16), after `gpux verify --precision fp16` checks its outputs against the fp32
+# reference with the fp16 gate of docs/benchmarks.md (verify-fp16.txt); FP16=0 leaves it out.
+# Writes results.jsonl, table.md and logs into OUTDIR.
 set -uo pipefail
 out=${1:?usage: device-bench.sh OUTDIR}
 mkdir -p "$out" /opt/gpux
@@ -24,6 +28,8 @@ cp "$dist/peer.mjs" /opt/devkit/peer.mjs
 export GPUX_NODE_MODULES=/opt/devkit/node_modules
 models=${MODELS:-resnet50 mobilenet_v3_large efficientnet_b0 vit_b_16 bert_base gpt2}
 runs=${RUNS:-20}
+fp16_rts=gpux-webgpu-fp16
+[ "${FP16:-1}" = 0 ] && fp16_rts=
 
 { date -u; nproc; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; } > "$out/machine.txt" 2>&1
 "$gpux" devices > "$out/devices.txt" 2>&1
@@ -34,12 +40,15 @@ for m in $models; do
   d=/tmp/models/$m
   [ -f "$d/model.onnx" ] || { echo "{\"case\":\"$m\",\"error\":\"not exported\"}" >> "$out/results.jsonl"; continue; }
   timeout 120 "$gpux" verify --backend webgpu --rtol 1e-2 --atol 1e-3 --jobs 1 "$d" >> "$out/verify.txt" 2>&1
+  [ -n "$fp16_rts" ] && timeout 120 "$gpux" verify --backend webgpu --precision fp16 --l2 1e-2 --atol-scale 1e-2 --top1 \
+    --json --jobs 1 "$d" >> "$out/verify-fp16.txt" 2>&1
   cpu_rts=
   if [ -z "${THREADS:-}" ]; then cpu_rts="ort-cpu gpux-cpu"
   else for t in $THREADS; do cpu_rts="$cpu_rts ort-cpu-t$t gpux-cpu-t$t"; done; fi
-  for rt in gpux-webgpu ort-webgpu $cpu_rts $base_rts; do
+  for rt in gpux-webgpu $fp16_rts ort-webgpu $cpu_rts $base_rts; do
     th=; case $rt in *-cpu-t*) th="--threads ${rt##*-t}" ;; esac
     be=${rt#gpux-}; be=${be#ort-}; be=${be%-t[0-9]*}
+    case $rt in *-fp16) th="--precision fp16"; be=${be%-fp16} ;; esac
     # first run: a fresh process, from start to its first result; then again in a second fresh
     # process, which finds what the first left behind (gpux: the compiled-pipeline cache, as after
     # `gpux build`)

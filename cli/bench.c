@@ -24,6 +24,7 @@ typedef struct {
   int min_time_ms;   /* keep timing past `runs` until the timed runs add up to this */
   int json;          /* one JSON object per case and line, instead of a table */
   int profile;       /* --profile: time per op type over --runs more runs */
+  int precision;     /* --precision: gpux_precision */
 } bench_opts;
 
 typedef struct {
@@ -34,6 +35,9 @@ typedef struct {
   char backend[32];                      /* the session's backend name */
   int data_sets;                         /* the runs go through the case's data sets in turn */
   uint64_t plans;                        /* device plans the session made (gpux_run_stats) */
+  uint64_t device_memory, f16_dispatches; /* (gpux_run_stats) */
+  char precision[8];                     /* what the session computed in: fp32, fp16 */
+  char precision_note[160];              /* why not fp16 when it was asked for */
   /* --profile: the op types, most time first, over profile_runs runs */
   gpux_op_profile ops[BENCH_MAX_OPS];
   char op_names[BENCH_MAX_OPS][64], op_devices[BENCH_MAX_OPS][16];
@@ -43,8 +47,8 @@ typedef struct {
 
 static void usage(FILE *f) {
   fprintf(f,
-    "usage: gpux bench [--backend cpu|webgpu|auto] [--threads N] [--runs N] [--warmup N]\n"
-    "                  [--min-time MS] [--profile] [--json] CASE_DIR...\n\n"
+    "usage: gpux bench [--backend cpu|webgpu|auto] [--precision fp32|fp16] [--threads N]\n"
+    "                  [--runs N] [--warmup N] [--min-time MS] [--profile] [--json] CASE_DIR...\n\n"
     "Times inference on ONNX test-case folders (model.onnx and test_data_set_N/input_K.pb; the\n"
     "runs take the data sets in turn, the first run data set 0). For each case: model load and\n"
     "session create time, the first run, then --warmup untimed runs and --runs timed runs of one\n"
@@ -54,6 +58,8 @@ static void usage(FILE *f) {
     "plan per input shape and per value of inputs that decide shapes; 0 on the CPU).\n\n"
     "options:\n"
     "  --backend B   cpu (default), webgpu (or gpu) or auto\n"
+    "  --precision P fp32 (default) or fp16: float values stored as float16 on a WebGPU adapter\n"
+    "                with shader-f16 (fp32 otherwise, with a note; --json says which ran)\n"
     "  --threads N   CPU threads (default 0 = all cores)\n"
     "  --runs N      timed runs (default 20)\n"
     "  --warmup N    untimed runs before them (default 3)\n"
@@ -120,7 +126,7 @@ static int bench_case(const char *case_dir, const bench_opts *o, bench_result *r
   if ((err = gpux_model_load(path, &model)) < 0) { cli_error(err, "cannot load %s", path); goto done; }
   r->load_ms = now_ms() - t0;
 
-  gpux_session_options so = {.backend = o->backend, .threads = o->threads};
+  gpux_session_options so = {.backend = o->backend, .threads = o->threads, .precision = o->precision};
   t0 = now_ms();
   if ((err = gpux_session_create(model, &so, &sess)) < 0) {
     cli_error(err, "%s: cannot create a session", case_dir);
@@ -128,6 +134,10 @@ static int bench_case(const char *case_dir, const bench_opts *o, bench_result *r
   }
   r->create_ms = now_ms() - t0;
   snprintf(r->backend, sizeof r->backend, "%s", gpux_session_backend_name(sess));
+  const char *why;
+  snprintf(r->precision, sizeof r->precision, "%s", gpux_session_precision(sess, &why));
+  snprintf(r->precision_note, sizeof r->precision_note, "%s", why);
+  if (why[0] && !o->json) fprintf(stderr, "gpux bench: note: %s: fp32, not fp16: %s\n", case_dir, why);
 
   if ((n_sets = find_data_sets(case_dir, data_dirs, BENCH_MAX_SETS)) == 0) {
     err = GPUX_E_NOTFOUND;
@@ -214,6 +224,8 @@ static int bench_case(const char *case_dir, const bench_opts *o, bench_result *r
   gpux_run_stats st;
   gpux_session_stats(sess, &st);
   r->plans = st.plans;
+  r->device_memory = st.device_memory;
+  r->f16_dispatches = st.f16_dispatches;
   err = GPUX_E_OK;
 
 done:
@@ -252,6 +264,14 @@ static void print_json(const char *name, const bench_opts *o, const bench_result
   json_string(stdout, name);
   printf(",\"runtime\":\"gpux\",\"backend\":");
   json_string(stdout, r->backend);
+  printf(",\"precision\":");
+  json_string(stdout, r->precision);
+  if (r->precision_note[0]) {
+    printf(",\"precision_note\":");
+    json_string(stdout, r->precision_note);
+  }
+  printf(",\"device_memory\":%llu,\"f16_dispatches\":%llu", (unsigned long long)r->device_memory,
+         (unsigned long long)r->f16_dispatches);
   printf(",\"threads\":%d,\"runs\":%d,\"warmup\":%d,\"load_ms\":%.3f,\"create_ms\":%.3f,"
          "\"first_ms\":%.3f,\"median_ms\":%.4f,\"min_ms\":%.4f,\"mean_ms\":%.4f,\"p90_ms\":%.4f,"
          "\"peak_rss_kb\":%ld,\"data_sets\":%d,\"plans\":%llu",
@@ -311,6 +331,8 @@ int cmd_bench(int argc, char **argv) {
     const char *v = argv[++i];
     if (!strcmp(a, "--backend")) {
       if (cli_parse_backend(v, &o.backend)) return EXIT_USAGE;
+    } else if (!strcmp(a, "--precision")) {
+      if (cli_parse_precision(v, &o.precision)) return EXIT_USAGE;
     } else if (!strcmp(a, "--threads") || !strcmp(a, "--runs") || !strcmp(a, "--warmup") ||
                !strcmp(a, "--min-time")) {
       int n = parse_count(v);

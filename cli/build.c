@@ -39,6 +39,16 @@ int cli_parse_backend(const char *s, int *out) {
   return 0;
 }
 
+int cli_parse_precision(const char *s, int *out) {
+  if (!strcmp(s, "fp32") || !strcmp(s, "float32")) *out = GPUX_PRECISION_FP32;
+  else if (!strcmp(s, "fp16") || !strcmp(s, "float16")) *out = GPUX_PRECISION_FP16;
+  else {
+    cli_error(0, "--precision: '%s' is not fp32 or fp16", s);
+    return -1;
+  }
+  return 0;
+}
+
 typedef struct {
   int tty;
   int quiet;

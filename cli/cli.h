@@ -110,5 +110,7 @@ int cli_write_output(const char *spec, const char *result_json, const void *inpu
 
 /* "cpu", "webgpu", "auto" -> gpux_backend_kind; prints the error and returns -1 otherwise. */
 int cli_parse_backend(const char *s, int *out);
+/* --precision fp32|fp16 (float32, float16 too) into a gpux_precision; prints the error. */
+int cli_parse_precision(const char *s, int *out);
 
 #endif

@@ -210,6 +210,11 @@ int cmd_inspect(int argc, char **argv) {
   print_pre(spec);
   print_post(spec);
   printf("runtime: backend %s, precision %s\n", str(spec, "runtime.backend"), str(spec, "runtime.precision"));
+  if (!strcmp(str(spec, "runtime.precision"), "fp16") && strcmp(str(spec, "runtime.backend"), "cpu")) {
+    char why[400]; /* fp16 takes a WebGPU device with f16 shaders: say what this machine does */
+    int ok = gpux_fp16_available(why, sizeof why);
+    printf("  on this machine: %s (%s)\n", ok ? "fp16" : "fp32", why);
+  }
   if (get(spec, "handler")) { /* user code: what it is, what it needs, what build saw it define */
     const cJSON *h = get(spec, "handler"), *req = cJSON_GetObjectItem(h, "requirements"), *r;
     printf("handler: %s (timeout %gs", str(h, "file"), num(h, "timeout"));

@@ -33,7 +33,7 @@ static void usage(FILE *f) {
     "usage: gpux run NAME[:TAG]|PATH [--input VALUE]... [--json] [--full] [--output [NAME=]FILE]...\n"
     "                [--backend cpu|webgpu|auto] [--repeat N] [--interactive] [--allow-handler]\n"
     "                [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
-    "                [--repetition-penalty R]\n"
+    "                [--repetition-penalty R] [--precision fp32|fp16]\n"
     "       gpux run NAME[:TAG]|PATH --json-input FILE|-\n"
     "       gpux run NAME[:TAG]|PATH --batch VALUE...\n\n"
     "Runs an image from the store (or a folder with a GPUXfile, without building it).\n\n"
@@ -55,6 +55,9 @@ static void usage(FILE *f) {
     "                          output that is an image or a map; a map over the input PNG; a\n"
     "                          detector's boxes drawn on the input image)\n"
     "  --backend B             cpu, webgpu (or gpu) or auto (default: the image's runtime.backend)\n"
+    "  --precision P           fp32 or fp16 (default: the image's runtime.precision); fp16 stores\n"
+    "                          float values as float16 on a WebGPU adapter with shader-f16, else\n"
+    "                          runs in fp32 and --json says why (\"precision_reason\")\n"
     "  --repeat N              run N times; print the first run's time, p50/p90/p99 latency of the\n"
     "                          runs after it and the start-up time (program start to first result)\n"
     "  --interactive           read one input per line and answer each (a REPL; a chat that keeps\n"
@@ -385,7 +388,7 @@ int cmd_run(int argc, char **argv) {
     {"top-k", required_argument, 0, 1003}, {"top-p", required_argument, 0, 1004}, {"seed", required_argument, 0, 1005},
     {"repetition-penalty", required_argument, 0, 1006},
     {"full", no_argument, 0, 'F'}, {"output", required_argument, 0, 'o'}, {"json-input", required_argument, 0, 'J'},
-    {"batch", no_argument, 0, 'B'}, {0, 0, 0, 0}};
+    {"batch", no_argument, 0, 'B'}, {"precision", required_argument, 0, 1007}, {0, 0, 0, 0}};
   gpux_generate_options go;
   gpux_generate_options_init(&go);
   const char **args = calloc((size_t)argc + 1, sizeof *args);
@@ -409,6 +412,12 @@ int cmd_run(int argc, char **argv) {
     }
     case 'I': inter = 1; break;
     case 'A': ao.allow_handler = 1; break;
+    case 1007: {
+      int p;
+      if (cli_parse_precision(optarg, &p)) { free(args); return EXIT_USAGE; }
+      ao.precision = 1 + p;
+      break;
+    }
     case 1001: case 1002: case 1003: case 1004: case 1005: case 1006: {
       static const char *const names[] = {"--max-new-tokens", "--temperature", "--top-k", "--top-p", "--seed", "--repetition-penalty"};
       static const double lo[] = {1, 0, 0, 1e-9, 0, 1e-9}, hi[] = {1 << 20, 100, 1 << 30, 1, 9e15, 100};

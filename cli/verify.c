@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -23,7 +24,62 @@ typedef struct {
   int timeout_s;
   int no_fallback;           /* --no-fallback: a case that runs any node on the CPU is SKIP */
   int runs;                  /* --runs: runs of each data set, every one compared */
+  int precision;             /* --precision: gpux_precision */
+  double atol_scale;         /* --atol-scale: atol grows to this times an output's largest |value| */
+  int top1;                  /* --top1: argmax over the last axis must agree (clear winners) */
 } verify_opts;
+
+/* Element i of a float32/float16/float64 tensor as a double; 0 for other dtypes. */
+static double float_at(const gpux_tensor *t, int64_t i) {
+  if (t->dtype == GPUX_DT_FLOAT) return ((const float *)t->data)[i];
+  if (t->dtype == GPUX_DT_DOUBLE) return ((const double *)t->data)[i];
+  if (t->dtype == GPUX_DT_FLOAT16) {
+    unsigned h = ((const uint16_t *)t->data)[i], e = h >> 10 & 31, m = h & 1023;
+    double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(m + 1024, (int)e - 25);
+    return h & 0x8000 ? -v : v;
+  }
+  return 0;
+}
+
+static int is_float(const gpux_tensor *t) {
+  return t->kind == GPUX_KIND_TENSOR && t->data &&
+         (t->dtype == GPUX_DT_FLOAT || t->dtype == GPUX_DT_FLOAT16 || t->dtype == GPUX_DT_DOUBLE);
+}
+
+/* The largest finite |value| of a float tensor (0 for others). */
+static double max_abs(const gpux_tensor *t) {
+  double m = 0;
+  if (!is_float(t)) return 0;
+  int64_t n = gpux_tensor_count(t);
+  for (int64_t i = 0; i < n; i++) {
+    double v = fabs(float_at(t, i));
+    if (isfinite(v) && v > m) m = v;
+  }
+  return m;
+}
+
+/* --top1: for each row along the last axis (of 2 or more values) whose expected winner leads the
+ * runner-up by more than `margin`, the winner must be the same. Writes the first disagreement. */
+static int top1_differs(const gpux_tensor *got, const gpux_tensor *want, double margin, char *msg, size_t len) {
+  if (!is_float(got) || !is_float(want) || want->ndim < 1 || gpux_tensor_count(got) != gpux_tensor_count(want)) return 0;
+  int64_t c = want->dims[want->ndim - 1], n = gpux_tensor_count(want);
+  if (c < 2) return 0;
+  for (int64_t r = 0; r * c < n; r++) {
+    int64_t bw = 0, bg = 0;
+    double second = -INFINITY;
+    for (int64_t k = 1; k < c; k++) {
+      if (float_at(want, r * c + k) > float_at(want, r * c + bw)) bw = k;
+      if (float_at(got, r * c + k) > float_at(got, r * c + bg)) bg = k;
+    }
+    for (int64_t k = 0; k < c; k++)
+      if (k != bw && float_at(want, r * c + k) > second) second = float_at(want, r * c + k);
+    if (bw != bg && float_at(want, r * c + bw) - second > margin) {
+      snprintf(msg, len, "top-1 of row %lld is %lld, expected %lld", (long long)r, (long long)bg, (long long)bw);
+      return 1;
+    }
+  }
+  return 0;
+}
 
 typedef struct {
   char **paths;
@@ -108,7 +164,7 @@ static int run_case(const char *dir, const verify_opts *o, char *msg, size_t len
     snprintf(msg, len, "%s", gpux_last_error());
     return is_unsupported(rc) ? CASE_SKIP : CASE_FAIL;
   }
-  gpux_session_options so = {.backend = o->backend};
+  gpux_session_options so = {.backend = o->backend, .precision = o->precision};
   if ((rc = gpux_session_create(m, &so, &s))) {
     snprintf(msg, len, "%s", gpux_last_error());
     gpux_model_free(m);
@@ -157,7 +213,13 @@ static int run_case(const char *dir, const verify_opts *o, char *msg, size_t len
           break;
         }
         gpux_compare_report r;
-        if (gpux_tensor_compare(&outputs[i], &expected[i], o->rtol, o->atol, &r)) {
+        double atol = o->atol, scaled = o->atol_scale * max_abs(&expected[i]);
+        if (scaled > atol) atol = scaled;
+        char why[160];
+        if (o->top1 && top1_differs(&outputs[i], &expected[i], atol, why, sizeof why)) {
+          snprintf(msg, len, "output '%s' (data set %d): %s", info.name, set, why);
+          status = CASE_FAIL;
+        } else if (gpux_tensor_compare(&outputs[i], &expected[i], o->rtol, atol, &r)) {
           if (run) snprintf(msg, len, "output '%s' (data set %d, run %d): %s", info.name, set, run + 1, r.message);
           else snprintf(msg, len, "output '%s' (data set %d): %s", info.name, set, r.message);
           status = CASE_FAIL;
@@ -169,7 +231,13 @@ static int run_case(const char *dir, const verify_opts *o, char *msg, size_t len
     for (int i = 0; i < n_out; i++) { gpux_tensor_free(&outputs[i]); gpux_tensor_free(&expected[i]); }
   }
   if (status == CASE_PASS && n_sets == 0) { snprintf(msg, len, "no test_data_set_0 folder"); status = CASE_FAIL; }
-  if (status == CASE_PASS) snprintf(msg, len, "%d data set%s on %s", n_sets, n_sets == 1 ? "" : "s", gpux_session_backend_name(s));
+  if (status == CASE_PASS) {
+    const char *why, *prec = gpux_session_precision(s, &why);
+    if (o->precision == GPUX_PRECISION_FP16)
+      snprintf(msg, len, "%d data set%s on %s (%s%s%s)", n_sets, n_sets == 1 ? "" : "s", gpux_session_backend_name(s), prec,
+               why[0] ? ": " : "", why);
+    else snprintf(msg, len, "%d data set%s on %s", n_sets, n_sets == 1 ? "" : "s", gpux_session_backend_name(s));
+  }
 done:
   free(inputs);
   free(outputs);
@@ -257,8 +325,14 @@ static int usage(FILE *f, int code) {
           "(an unsupported op or dtype) per case, then `N passed, N failed, N skipped`.\n\n"
           "options:\n"
           "  --backend cpu|webgpu|auto  where to run (default auto; gpu = webgpu)\n"
+          "  --precision fp32|fp16      fp16: float values stored as float16 on a WebGPU adapter\n"
+          "                             with shader-f16 (else fp32, said in each PASS line)\n"
           "  --rtol R                   relative tolerance for floats (default 1e-3)\n"
           "  --atol A                   absolute tolerance for floats (default 1e-7)\n"
+          "  --atol-scale S             per output, the absolute tolerance grows to S times the\n"
+          "                             largest |expected value| of that output\n"
+          "  --top1                     the argmax along each output's last axis must agree where\n"
+          "                             the expected winner leads by more than the tolerance\n"
           "  --jobs N                   cases run at once (default: number of cores)\n"
           "  --timeout S                seconds before a case counts as hung (default 120)\n"
           "  --json                     machine-readable results\n"
@@ -277,7 +351,9 @@ int cmd_verify(int argc, char **argv) {
     {"atol", required_argument, 0, 'a'},    {"json", no_argument, 0, 'J'},
     {"jobs", required_argument, 0, 'j'},    {"timeout", required_argument, 0, 't'},
     {"help", no_argument, 0, 'h'},          {"no-fallback", no_argument, 0, 'F'},
-    {"runs", required_argument, 0, 'R'},    {0, 0, 0, 0}};
+    {"runs", required_argument, 0, 'R'},    {"precision", required_argument, 0, 'P'},
+    {"atol-scale", required_argument, 0, 'S'}, {"top1", no_argument, 0, 'T'},
+    {0, 0, 0, 0}};
   int c;
   optind = 1;
   opterr = 0;
@@ -292,6 +368,9 @@ int cmd_verify(int argc, char **argv) {
     case 'j': o.jobs = atoi(optarg); break;
     case 't': o.timeout_s = atoi(optarg); break;
     case 'J': o.json = 1; break;
+    case 'P': if (cli_parse_precision(optarg, &o.precision)) return EXIT_USAGE; break;
+    case 'S': o.atol_scale = strtod(optarg, &end); if (*end || o.atol_scale < 0) { cli_error(0, "--atol-scale: '%s' is not a tolerance", optarg); return EXIT_USAGE; } break;
+    case 'T': o.top1 = 1; break;
     case 'F': o.no_fallback = 1; break;
     case 'R':
       o.runs = (int)strtol(optarg, &end, 10);

@@ -21,16 +21,17 @@ _gpux() {
   fi
   case $prev in
     --backend) COMPREPLY=($(compgen -W "cpu webgpu gpu auto" -- "$cur")); return ;;
+    --precision) COMPREPLY=($(compgen -W "fp32 fp16" -- "$cur")); return ;;
     --template) COMPREPLY=($(compgen -W "blank image-classification text-classification ocr audio" -- "$cur")); return ;;
     -i|--input) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "${cur#@}")); return ;;
     -t|--tag|--port|--host|--name|--max-batch-size|--max-queue-delay-ms|--max-queue|--timeout|--max-body|--threads|\
-    --runs|--warmup|--min-time|--jobs|--rtol|--atol|--chunk-size|--limit-rate|-u|--username|-n|--tail) return ;;
+    --runs|--warmup|--min-time|--jobs|--rtol|--atol|--atol-scale|--chunk-size|--limit-rate|-u|--username|-n|--tail) return ;;
     --format) COMPREPLY=($(compgen -W "json table" -- "$cur")); return ;;
   esac
   local opts
   case $verb in
     build) opts="-t --tag --backend --no-smoke --json -q --quiet --help" ;;
-    run) opts="-i --input --json --full -o --output --json-input --batch --backend --repeat --interactive --allow-handler --max-new-tokens --temperature --top-k --top-p --seed --repetition-penalty --help" ;;
+    run) opts="-i --input --json --full -o --output --json-input --batch --backend --repeat --interactive --allow-handler --max-new-tokens --temperature --top-k --top-p --seed --repetition-penalty --precision --help" ;;
     serve) opts="--port --host -d --detach --name --backend --max-batch-size --max-queue-delay-ms --max-queue --timeout --max-body --threads --help --cors --allow-handler" ;;
     ps) opts="-a --all -q --quiet --format --json --help" ;;
     list|images) opts="-q --quiet --format --json --help" ;;
@@ -42,8 +43,8 @@ _gpux() {
     push) opts="--insecure --chunk-size --limit-rate -u --username --password-stdin --json -q --quiet --help" ;;
     pull) opts="--insecure --limit-rate -u --username --password-stdin --json -q --quiet --help" ;;
     login) opts="-u --username --password-stdin --insecure --help" ;;
-    verify) opts="--backend --rtol --atol --jobs --timeout --json --no-fallback --help" ;;
-    bench) opts="--backend --threads --runs --warmup --min-time --profile --json --help" ;;
+    verify) opts="--backend --precision --rtol --atol --atol-scale --top1 --jobs --timeout --json --no-fallback --help" ;;
+    bench) opts="--backend --precision --threads --runs --warmup --min-time --profile --json --help" ;;
     rm) opts="-f --force --help" ;;
     tag|logout) opts="--help" ;;
   esac

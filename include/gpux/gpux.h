@@ -186,6 +186,7 @@ GPUX_API int gpux_model_check_ops(const gpux_model *m);
 typedef struct gpux_session gpux_session;
 
 typedef enum { GPUX_BACKEND_AUTO = 0, GPUX_BACKEND_CPU = 1, GPUX_BACKEND_WEBGPU = 2 } gpux_backend_kind;
+typedef enum { GPUX_PRECISION_FP32 = 0, GPUX_PRECISION_FP16 = 1 } gpux_precision;
 
 typedef struct {
   int backend;                   /* gpux_backend_kind */
@@ -195,6 +196,12 @@ typedef struct {
   uint64_t gpu_memory;           /* device memory a WebGPU session's plans may hold, in bytes;
                                     0 = no limit. A run whose plan needs more fails with
                                     GPUX_E_DEVICE naming both numbers. */
+  int precision;                 /* gpux_precision. FP16: on a WebGPU adapter with shader-f16,
+                                    float32 weights are converted to float16 once when planning,
+                                    activations are stored as float16 and kernels compute in
+                                    float32 registers; inputs and outputs stay float32. Without
+                                    shader-f16 (and on the CPU) the session computes in float32:
+                                    gpux_session_precision says so. */
 } gpux_session_options;
 
 GPUX_API int gpux_session_create(gpux_model *m, const gpux_session_options *opts, gpux_session **out);
@@ -210,6 +217,10 @@ GPUX_API int gpux_session_run(gpux_session *s, const gpux_tensor *inputs, int n_
  * runs. */
 GPUX_API void gpux_session_recycle(gpux_session *s, gpux_tensor *t);
 GPUX_API const char *gpux_session_backend_name(const gpux_session *s);
+/* The float precision the session computes in: "fp16" or "fp32". When fp16 was asked for and is
+ * not used, *why (may be NULL) says why ("the adapter has no shader-f16", "the CPU backend
+ * computes in float32"); "" otherwise. */
+GPUX_API const char *gpux_session_precision(const gpux_session *s, const char **why);
 /* Why a session asked for GPUX_BACKEND_AUTO runs on the CPU: no usable WebGPU device (and the
  * reason), a software adapter only, or a device that failed during a run. On a WebGPU session
  * whose last run put nodes on the CPU: gpux_session_fallback_summary's text. "" when the session
@@ -275,6 +286,9 @@ typedef struct {
   uint64_t plans;                       /* times the graph was planned for the device (one plan per
                                            input shape and per value of the few inputs that decide
                                            shapes); 0 on the CPU */
+  uint64_t f16_dispatches;              /* GPU dispatches of the last run's plan that read or write
+                                           values stored as float16 (fp16 precision, float16
+                                           models); 0 on the CPU */
 } gpux_run_stats;
 
 GPUX_API void gpux_session_stats(const gpux_session *s, gpux_run_stats *out);
@@ -323,6 +337,10 @@ typedef struct {
  * entries and returns how many there are. When no WebGPU adapter is listed, `note` (may be
  * NULL) says why: no library, no adapter, ... */
 GPUX_API int gpux_devices(gpux_device_info *out, int cap, char *note, size_t note_len);
+/* Whether this machine's WebGPU device runs fp16 sessions in float16 (shader-f16 listed and an
+ * f16 shader compiles): 1 or 0, with `why` (may be NULL) saying which adapter or why not. Makes
+ * the process's device when it does not exist yet. */
+GPUX_API int gpux_fp16_available(char *why, size_t why_len);
 
 /* ---- the local image store: $GPUX_HOME (default ~/.gpux) in OCI image-layout form ---- */
 typedef struct gpux_store gpux_store;
@@ -378,6 +396,8 @@ typedef struct {
                                     and its digest is not in $GPUX_HOME/trusted-handlers */
   int full_outputs;              /* 1 = answers carry every output's data however large (no
                                     "data_omitted"); 2 = and the text shows every value (no "...") */
+  int precision;                 /* 0 = the GPUXfile's runtime.precision; else 1 + a gpux_precision
+                                    (1: fp32, 2: fp16) */
 } gpux_app_options;
 
 /* Opens an image by reference (NAME[:TAG] or sha256:DIGEST) or a folder/GPUXfile path. */

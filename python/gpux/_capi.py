@@ -73,11 +73,13 @@ class ValueInfo(ctypes.Structure):
 
 
 class SessionOptions(ctypes.Structure):
-    _fields_ = [("backend", ctypes.c_int), ("threads", ctypes.c_int)]
+    _fields_ = [("backend", ctypes.c_int), ("threads", ctypes.c_int), ("gpu_memory", ctypes.c_uint64),
+                ("precision", ctypes.c_int)]
 
 
 class AppOptions(ctypes.Structure):
-    _fields_ = [("backend", ctypes.c_int), ("allow_handler", ctypes.c_int), ("full_outputs", ctypes.c_int)]
+    _fields_ = [("backend", ctypes.c_int), ("allow_handler", ctypes.c_int), ("full_outputs", ctypes.c_int),
+                ("precision", ctypes.c_int)]
 
 
 class AppInput(ctypes.Structure):

@@ -24,7 +24,8 @@ static int load_labels(gpux_app *a, char **inline_labels, int64_t n, const char 
 static int create_sessions(gpux_app *a) {
   const gpux__spec *spec = a->spec;
   gpux_session_options so = {.backend = a->backend, .threads = spec->runtime.threads,
-                             .gpu_memory = (uint64_t)spec->runtime.gpu_memory};
+                             .gpu_memory = (uint64_t)spec->runtime.gpu_memory,
+                             .precision = spec->runtime.precision == GPUX__PREC_FP16 ? GPUX_PRECISION_FP16 : GPUX_PRECISION_FP32};
   for (int i = 0; i < a->n_models; i++) {
     int rc = gpux_session_create(a->models[i], &so, &a->sessions[i]);
     if (rc) {
@@ -146,7 +147,7 @@ static int explicit_path(const char *s) {
 }
 
 /* A folder (or GPUXfile) run directly, without building: parsed and checked like a build. */
-static int open_folder(gpux_store *st, const char *path, int backend, gpux_app **out) {
+static int open_folder(gpux_store *st, const char *path, int backend, int precision, gpux_app **out) {
   gpux__spec *spec;
   int rc = gpux__spec_parse_file(path, NULL, &spec);
   if (rc) return rc;
@@ -162,6 +163,7 @@ static int open_folder(gpux_store *st, const char *path, int backend, gpux_app *
     }
     m->path = gpux__spec_strdup(spec, p);
   }
+  if (precision) spec->runtime.precision = precision - 1;
   gpux_app *a;
   if ((rc = gpux__app_create(spec, backend, 1, &a))) return rc;
   snprintf(a->ref, sizeof a->ref, "%s", path);
@@ -172,7 +174,7 @@ static int open_folder(gpux_store *st, const char *path, int backend, gpux_app *
 /* An image or a folder (gpux_app_open's reference rules). */
 static int open_any(gpux_store *st, const char *ref_or_path, const gpux_app_options *o, gpux_app **out) {
   if (!ref_or_path || !*ref_or_path) return gpux__error(GPUX_E_INVALID, "no image or folder given");
-  int backend = o ? o->backend : GPUX_BACKEND_AUTO;
+  int backend = o ? o->backend : GPUX_BACKEND_AUTO, precision = o ? o->precision : 0;
   struct stat sb;
   int rc;
   int exists = stat(ref_or_path, &sb) == 0;
@@ -180,14 +182,14 @@ static int open_any(gpux_store *st, const char *ref_or_path, const gpux_app_opti
    * "user/ocr") is an image, or the folder of that name when no image has it */
   if (explicit_path(ref_or_path)) {
     if (!exists) return gpux__error(GPUX_E_NOTFOUND, "%s: %s", ref_or_path, strerror(errno));
-    return open_folder(st, ref_or_path, backend, out);
+    return open_folder(st, ref_or_path, backend, precision, out);
   }
   if (exists && (strchr(ref_or_path, '/') || S_ISREG(sb.st_mode))) /* a file is a GPUXfile or a model */
-    return open_folder(st, ref_or_path, backend, out);
+    return open_folder(st, ref_or_path, backend, precision, out);
   if (!st) return gpux__error(GPUX_E_INVALID, "'%s': no store to look the image up in", ref_or_path);
   gpux__blob_ref probe;
   if (exists && S_ISDIR(sb.st_mode) && gpux__store_resolve(st, ref_or_path, &probe, NULL, 0) == GPUX_E_NOTFOUND)
-    return open_folder(st, ref_or_path, backend, out);
+    return open_folder(st, ref_or_path, backend, precision, out);
   gpux__oci_image img;
   if ((rc = gpux__store_load_image(st, ref_or_path, &img))) return rc;
   char dir[4096];
@@ -231,6 +233,7 @@ static int open_any(gpux_store *st, const char *ref_or_path, const gpux_app_opti
     gpux__oci_image_free(&img);
     return rc;
   }
+  if (precision) spec->runtime.precision = precision - 1;
   gpux_app *a;
   if ((rc = gpux__app_create(spec, backend, 0, &a))) {
     free(build);
@@ -320,6 +323,9 @@ const char *gpux_app_describe(gpux_app *a) {
    * each input afresh */
   if (a->spec->generate.present)
     cJSON_AddStringToObject(o, "generate", a->spec->pipeline.mode == GPUX__PIPE_SEQ2SEQ ? "encoder-decoder" : "decoder");
+  const char *prec_why, *prec = gpux_session_precision(a->sessions[0], &prec_why);
+  cJSON_AddStringToObject(o, "precision", prec);
+  if (prec_why[0]) cJSON_AddStringToObject(o, "precision_reason", prec_why);
   cJSON *ins = cJSON_DetachItemFromObject(spec, "inputs"), *i;
   cJSON_ArrayForEach(i, ins) {
     const cJSON *type = cJSON_GetObjectItem(i, "type");

@@ -320,6 +320,10 @@ int gpux__app_answer(gpux_app *a, const gpux__named_tensors *out, const gpux__ap
     cJSON_AddStringToObject(root, "backend", backend);
     const char *why = gpux_session_backend_reason(a->sessions[0]);
     if (why[0]) cJSON_AddStringToObject(root, "backend_reason", why);
+    /* the float precision, when fp16 was asked for: fp16, or fp32 and why */
+    const char *prec_why, *prec = gpux_session_precision(a->sessions[0], &prec_why);
+    if (strcmp(prec, "fp32") || prec_why[0]) cJSON_AddStringToObject(root, "precision", prec);
+    if (prec_why[0]) cJSON_AddStringToObject(root, "precision_reason", prec_why);
   }
   double t3 = gpux__now_ms();
   cJSON *tm = cJSON_AddObjectToObject(root, "timings");

@@ -8,7 +8,7 @@
 
 #include "ops/op.h"
 
-#define GPUX_BACKEND_INTERFACE_VERSION 3
+#define GPUX_BACKEND_INTERFACE_VERSION 4
 
 /* run_graph's answer when a backend does not take a graph: the runtime then runs it node by node
  * through run_node. */
@@ -32,6 +32,8 @@ struct gpux_device_tensor {
   uint64_t off;                           /* where the data starts in buf: 0, or inside a plan's
                                              storage for a view a control-flow body reads */
   uint64_t bytes;
+  int held;                               /* how the backend stores the elements (WebGPU: f32, i32
+                                             or f16, see wg.h) */
 };
 
 /* One run's inputs and outputs as a backend sees them. */
@@ -95,6 +97,9 @@ typedef struct gpux__backend_i {
   /* (optional) Whether the session is better off on the CPU backend when AUTO was asked for
    * (a software rasterizer on the CPU). */
   int (*prefer_cpu)(void *ctx);
+  /* (optional) The float precision the backend computes in: "fp32" or "fp16". When fp16 was asked
+   * for and is not used, *why (may be NULL) says why ("" otherwise). NULL: fp32. */
+  const char *(*precision)(void *ctx, const char **why);
 } gpux__backend_i;
 
 extern const gpux__backend_i gpux__backend_cpu;

@@ -45,6 +45,7 @@ struct gpux_session {
   const gpux__backend_i *backend;
   void *backend_ctx;
   int requested;            /* the gpux_backend_kind asked for */
+  int precision;            /* the gpux_precision asked for */
   char backend_why[512];    /* why `auto` runs on the CPU ("" when it runs where asked) */
   char fallback_why[512];   /* gpux_session_fallback_summary of the last run, made when asked */
   int threads;              /* CPU threads its runs may use (0 = the whole pool) */
@@ -491,6 +492,7 @@ int gpux_session_create(gpux_model *m, const gpux_session_options *opts, gpux_se
   if (!s) return GPUX_E_NOMEM;
   s->model = m;
   s->requested = opts->backend;
+  s->precision = opts->precision;
   s->threads = opts->threads;
   if ((rc = pick_backend(s, opts))) { free(s); return rc; }
   if (s->backend->version != GPUX_BACKEND_INTERFACE_VERSION)
@@ -528,6 +530,14 @@ void gpux_session_free(gpux_session *s) {
 }
 
 const char *gpux_session_backend_name(const gpux_session *s) { return s->backend->name; }
+
+const char *gpux_session_precision(const gpux_session *s, const char **why) {
+  const char *w = "";
+  const char *prec = s->backend->precision ? s->backend->precision(s->backend_ctx, &w) : "fp32";
+  if (!s->backend->precision && s->precision == GPUX_PRECISION_FP16) w = "the CPU backend computes in float32";
+  if (why) *why = w ? w : "";
+  return prec;
+}
 
 const char *gpux_session_backend_reason(const gpux_session *s) {
   if (s->backend_why[0]) return s->backend_why;

@@ -10,9 +10,10 @@ int gpux__wg_plan_key(const gpux__graph *g, const gpux_tensor *inputs, int n_inp
                       size_t *len);
 int gpux__wg_plan_create(wg_device *dev, wg_consts *consts, const gpux__graph *g, const gpux__host *host,
                          const unsigned char *supported, const gpux_tensor *inputs, int n_inputs, uint64_t extra,
-                         uint64_t budget, gpux_run_stats *stats, uint64_t *want, unsigned char *key, size_t key_len,
-                         wg_plan **out);
+                         uint64_t budget, int half, gpux_run_stats *stats, uint64_t *want, unsigned char *key,
+                         size_t key_len, wg_plan **out);
 uint64_t gpux__wg_plan_bytes(const wg_plan *p);
+uint64_t gpux__wg_plan_half_dispatches(const wg_plan *p);
 int gpux__wg_keyed_input(const gpux_tensor *t, int i, uint64_t extra);
 void gpux__wg_plan_free(wg_plan *p);
 const unsigned char *gpux__wg_plan_key_of(const wg_plan *p, size_t *len);
@@ -34,13 +35,34 @@ typedef struct wg_ctx {
   uint64_t keyed;                /* model inputs whose values are part of the plan key: planning
                                     found that they decide shapes or a kernel's form */
   uint64_t budget;               /* gpu_memory: bytes the plans may hold, 0 = no limit */
+  int fp16_asked;                /* the session asked for fp16 precision */
+  int half;                      /* WG_HALF_*: float values the plans hold as f16 (half.c) */
+  int overflowed;                /* fp16 gave inf/NaN outputs where fp32 gives none: fp32 from then on */
+  int nonfinite_ok;              /* the model's fp32 outputs hold inf/NaN too: no more checks */
 } wg_ctx;
+
+/* Which float values plans hold as f16: with fp16 precision every float32 and float16 value
+ * where shaders may use f16, else none (float16 emulated on f32: narrow.c). Test hooks:
+ * GPUX_WEBGPU_HALF=f16 also holds a float16 model's values as f16 without fp16 precision;
+ * GPUX_WEBGPU_HALF=emulate gives fp16 precision on an adapter without f16 shaders by rounding
+ * every stored value to f16 in f32 storage (the same numbers, not the memory savings). The
+ * caller holds the device's mutex. */
+static int half_mode(wg_ctx *c) {
+  if (c->overflowed) return WG_HALF_NONE;
+  const char *e = getenv("GPUX_WEBGPU_HALF");
+  if (c->fp16_asked) {
+    if (gpux__wg_f16_usable(c->dev)) return WG_HALF_ALL;
+    return e && !strcmp(e, "emulate") ? WG_HALF_ALL | WG_HALF_EMULATED : WG_HALF_NONE;
+  }
+  return e && !strcmp(e, "f16") && gpux__wg_f16_usable(c->dev) ? WG_HALF_F16 : WG_HALF_NONE;
+}
 
 static int wg_init(void **ctx, const gpux_session_options *opts) {
   *ctx = NULL;
   wg_ctx *c = gpux__calloc(1, sizeof *c);
   if (!c) return GPUX_E_NOMEM;
   c->budget = opts ? opts->gpu_memory : 0;
+  c->fp16_asked = opts && opts->precision == GPUX_PRECISION_FP16;
   int rc = gpux__wg_device_acquire(&c->dev);
   if (rc) {
     free(c);
@@ -51,6 +73,9 @@ static int wg_init(void **ctx, const gpux_session_options *opts) {
     free(c);
     return GPUX_E_NOMEM;
   }
+  pthread_mutex_lock(&c->dev->mu);
+  c->half = half_mode(c);
+  pthread_mutex_unlock(&c->dev->mu);
   *ctx = c;
   return 0;
 }
@@ -134,7 +159,8 @@ static int find_plan(wg_ctx *c, gpux_tensor *inputs, const gpux_device_tensor **
     }
     wg_plan *p = NULL;
     uint64_t want = 0;
-    rc = gpux__wg_plan_create(c->dev, c->consts, pg, c->host, c->supported, inputs, n_inputs, c->keyed, c->budget, stats, &want,
+    rc = gpux__wg_plan_create(c->dev, c->consts, pg, c->host, c->supported, inputs, n_inputs, c->keyed, c->budget, c->half,
+                              stats, &want,
                               key, len, &p);
     if (rc) {
       free(key);
@@ -179,8 +205,48 @@ static int renew_device(wg_ctx *c) {
   c->last = NULL;
   gpux__wg_device_release(c->dev);
   c->dev = nd;
+  pthread_mutex_lock(&c->dev->mu);
+  c->half = half_mode(c);
+  pthread_mutex_unlock(&c->dev->mu);
   gpux__log(GPUX_LOG_NOTE, "the WebGPU device was lost; continuing on a new one (%s)", nd->name);
   return 0;
+}
+
+/* Whether a float output of the run holds an infinity or a NaN. */
+static int nonfinite_outputs(const gpux__io *io) {
+  for (int o = 0; o < io->n_outputs; o++) {
+    const gpux_tensor *t = &io->outputs[o];
+    if (t->kind != GPUX_KIND_TENSOR || !t->data || !gpux__wg_is_f32(t->dtype)) continue;
+    int64_t n = gpux_tensor_count(t);
+    for (int64_t i = 0; i < n; i++) {
+      uint32_t bits;
+      if (t->dtype == GPUX_DT_FLOAT) memcpy(&bits, (const float *)t->data + i, 4), bits = (bits >> 23) & 0xff;
+      else bits = ((const uint16_t *)t->data)[i] >> (t->dtype == GPUX_DT_FLOAT16 ? 10 : 7) & (t->dtype == GPUX_DT_FLOAT16 ? 0x1f : 0xff);
+      if (bits == (t->dtype == GPUX_DT_FLOAT16 ? 0x1fu : 0xffu)) return 1;
+    }
+  }
+  return 0;
+}
+
+static void free_outputs(const gpux__io *io) {
+  for (int o = 0; o < io->n_outputs; o++) gpux_tensor_free(&io->outputs[o]);
+}
+
+/* Plans (or finds the plan) for these inputs and runs it. */
+static int run_once(wg_ctx *c, gpux_tensor *ins, const gpux_device_tensor **vals, unsigned char *owned, int n,
+                    const gpux__io *io) {
+  wg_plan *p = NULL;
+  int rc = find_plan(c, ins, vals, owned, n, io->stats, &p);
+  if (rc) return rc;
+  c->last = p;
+  if (gpux__wg_plan_declined(p, NULL)) return GPUX__DECLINED;
+  gpux__io run = *io;
+  run.inputs = ins;
+  run.in_values = vals;
+  gpux__wg_test_device_loss(c->dev);
+  rc = gpux__wg_plan_run(p, &run);
+  io->stats->f16_dispatches = gpux__wg_plan_half_dispatches(p);
+  return rc;
 }
 
 static int wg_run_graph(void *ctx, const gpux__graph *g, const gpux__io *io) {
@@ -203,17 +269,25 @@ static int wg_run_graph(void *ctx, const gpux__graph *g, const gpux__io *io) {
   uint64_t compiled0 = c->dev->compiled, buffers0 = c->dev->buffers;
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  wg_plan *p = NULL;
-  if (!rc) rc = find_plan(c, ins, vals, owned, n, io->stats, &p);
-  if (!rc) {
-    c->last = p;
-    if (gpux__wg_plan_declined(p, NULL)) rc = GPUX__DECLINED;
-    else {
-      gpux__io run = *io;
-      run.inputs = ins;
-      run.in_values = vals;
-      gpux__wg_test_device_loss(c->dev);
-      rc = gpux__wg_plan_run(p, &run);
+  if (!rc) rc = run_once(c, ins, vals, owned, n, io);
+  /* float16 overflows past 65504 (an audio front end's power spectrum, say) and its infinities
+     come out as inf/NaN outputs: such a run is made again in fp32, and when that one is finite
+     the session stays in fp32 (gpux_session_precision says why) */
+  int keeps = 0;
+  for (int o = 0; io->keep && o < io->n_outputs; o++) keeps |= io->keep[o];
+  if (!rc && (c->half & ~WG_HALF_EMULATED) == WG_HALF_ALL && !c->nonfinite_ok && !keeps && nonfinite_outputs(io)) {
+    free_outputs(io);
+    while (c->n_plans) drop_plan(c, c->n_plans - 1);
+    c->overflowed = 1;
+    c->half = half_mode(c);
+    rc = run_once(c, ins, vals, owned, n, io);
+    if (!rc && nonfinite_outputs(io)) { /* the model's own inf/NaN: fp16 was not the cause */
+      c->overflowed = 0;
+      c->nonfinite_ok = 1;
+      c->half = half_mode(c);
+      while (c->n_plans) drop_plan(c, c->n_plans - 1);
+    } else if (!rc) {
+      gpux__log(GPUX_LOG_NOTE, "float16 overflowed in this model's values (inf/NaN outputs): it runs in fp32");
     }
   }
   if (verbose && !rc) { /* what one run cost: the numbers to watch when shapes change run to run */
@@ -250,6 +324,21 @@ static int wg_value_read(const gpux_device_tensor *v, gpux_tensor *out) { return
 
 static void wg_value_free(gpux_device_tensor *v) { gpux__wg_value_free(v, 0); }
 
+static const char *wg_precision(void *ctx, const char **why) {
+  const wg_ctx *c = ctx;
+  *why = "";
+  if (c->half & WG_HALF_EMULATED) {
+    *why = "emulated (GPUX_WEBGPU_HALF=emulate): values rounded to float16 in float32 storage";
+    return "fp16";
+  }
+  if (c->half == WG_HALF_ALL) return "fp16";
+  if (!c->fp16_asked) return "fp32";
+  if (c->overflowed) *why = "float16 overflowed in this model's values (inf/NaN outputs where fp32 has none)";
+  else if (!c->dev->has_f16) *why = "the WebGPU adapter has no shader-f16";
+  else *why = "the adapter lists shader-f16 but this WebGPU library's WGSL compiler rejects `enable f16;`";
+  return "fp32";
+}
+
 static int wg_node_place(void *ctx, int i, const char **why) {
   wg_ctx *c = ctx;
   if (why) *why = NULL;
@@ -272,4 +361,5 @@ const gpux__backend_i gpux__backend_webgpu = {
   /* .value_read    = */ wg_value_read,
   /* .value_free    = */ wg_value_free,
   /* .prefer_cpu    = */ wg_prefer_cpu,
+  /* .precision     = */ wg_precision,
 };

@@ -52,7 +52,7 @@ int gpux__wg_consts_get(wg_consts *c, const void *g, int v, const gpux_tensor *t
     c->cap = cap;
   }
   wg_device *d = c->dev;
-  uint64_t n = (uint64_t)gpux_tensor_count(t) * 4u;
+  uint64_t n = gpux__wg_held_bytes(gpux_tensor_count(t), type); /* f16-held weights take half */
   WGPUBuffer b = gpux__wg_buffer(d, n ? n : 4, WGPUBufferUsage_Storage | WGPUBufferUsage_CopySrc | WGPUBufferUsage_CopyDst,
                                  "gpux weights");
   if (!b) return gpux__error(GPUX_E_NOMEM, "WebGPU: could not allocate %llu bytes", (unsigned long long)n);

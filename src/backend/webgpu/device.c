@@ -445,6 +445,7 @@ static int request_device(wg_device *d) {
   /* an adapter may list a feature that its device then leaves off */
   if (d->has_timestamps && d->f.wgpuDeviceHasFeature)
     d->has_timestamps = d->f.wgpuDeviceHasFeature(d->device, WGPUFeatureName_TimestampQuery) != 0;
+  if (d->has_f16 && d->f.wgpuDeviceHasFeature) d->has_f16 = d->f.wgpuDeviceHasFeature(d->device, WGPUFeatureName_ShaderF16) != 0;
   if (getenv("GPUX_WEBGPU_VERBOSE"))
     gpux__log(GPUX_LOG_DEBUG, "webgpu: features: shader-f16 %d, subgroups %d, timestamp-query %d", d->has_f16,
               d->has_subgroups, d->has_timestamps);
@@ -646,6 +647,19 @@ int gpux__wg_query_set(wg_device *d, uint32_t count, WGPUQuerySet *out) {
   }
   *out = qs;
   return 0;
+}
+
+int gpux__wg_f16_usable(wg_device *d) {
+  if (!d->has_f16) return 0;
+  if (!d->f16_usable) {
+    static const char probe[] = "enable f16;\n@group(0) @binding(0) var<storage, read_write> b0: array<f16>;\n"
+                                "@compute @workgroup_size(1)\nfn main() { b0[0] = b0[1] + 1.0h; }\n";
+    wg_pipeline *p;
+    d->f16_usable = gpux__wg_pipeline(d, probe, "gpux f16 probe", &p) ? -1 : 1;
+    if (d->f16_usable < 0 && getenv("GPUX_WEBGPU_VERBOSE"))
+      gpux__log(GPUX_LOG_DEBUG, "webgpu: shader-f16 is listed but `enable f16;` does not compile: %s", gpux_last_error());
+  }
+  return d->f16_usable > 0;
 }
 
 /* ---- the self-test: a compute dispatch whose result is checked ---- */
@@ -854,6 +868,24 @@ static int list_adapters(gpux_device_info *out, int cap, int *count) {
   }
   *count = n;
   return n ? 0 : rc;
+}
+
+int gpux_fp16_available(char *why, size_t why_len) {
+  if (why && why_len) why[0] = 0;
+  wg_device *d;
+  if (gpux__wg_device_acquire(&d)) {
+    if (why && why_len) snprintf(why, why_len, "no usable WebGPU device: %s", gpux_last_error());
+    return 0;
+  }
+  pthread_mutex_lock(&d->mu);
+  int ok = gpux__wg_f16_usable(d);
+  pthread_mutex_unlock(&d->mu);
+  if (!ok && why && why_len)
+    snprintf(why, why_len, "%s", d->has_f16 ? "the adapter lists shader-f16 but this WebGPU library's WGSL compiler rejects `enable f16;`"
+                                            : "the WebGPU adapter has no shader-f16");
+  else if (ok && why && why_len) snprintf(why, why_len, "%s has shader-f16", d->name);
+  gpux__wg_device_release(d);
+  return ok;
 }
 
 int gpux_devices(gpux_device_info *out, int cap, char *note, size_t note_len) {

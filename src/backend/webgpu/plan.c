@@ -136,6 +136,8 @@ struct wg_plan {
   int flag_noted;                /* the note about it was logged */
   uint64_t runs;
   uint64_t bytes;                /* device memory the plan holds: pools and read-back buffers */
+  int half;                      /* WG_HALF_*: which float values are held as f16 (half.c) */
+  int half_disp;                 /* dispatches that read or write f16-held values */
   /* profiling with timestamp-query (made on first use): two timestamps per GPU node of the
      largest segment, resolved into ts_resolve and read back from ts_read */
   WGPUQuerySet qs;
@@ -189,6 +191,7 @@ struct wg_build {
   char why[200];
   int oom;
   uint64_t need;                 /* inputs whose values the kernel needs when planning */
+  int half_disp;                 /* dispatches that use f16-held values */
 };
 
 /* Integer and bool data the GPU may hold as i32 (int64 values are range-checked on upload). */
@@ -236,8 +239,22 @@ static int alias_root(const wg_plan *p, int obj) {
   return obj;
 }
 
-static uint64_t tensor_bytes(const gpux_tensor *t) {
-  return (uint64_t)gpux_tensor_count(t) * 4u;
+/* How this plan holds values of dtype: WG_F32, WG_I32, WG_F16 (half.c), -1 when it does not. */
+static int held_of(const wg_plan *p, int dtype) {
+  return p->half & WG_HALF_EMULATED ? gpux__wg_held_type(dtype) : gpux__wg_held_as(dtype, p->half);
+}
+
+/* Whether values of dtype are f16 values in this plan (stored as f16, or rounded so when emulated). */
+static int half_values(const wg_plan *p, int dtype) { return gpux__wg_held_as(dtype, p->half & ~WG_HALF_EMULATED) == WG_F16; }
+
+static uint64_t tensor_bytes(const wg_plan *p, const gpux_tensor *t) {
+  return gpux__wg_held_bytes(gpux_tensor_count(t), held_of(p, t->dtype));
+}
+
+/* Whether binding k of the dispatch being built holds f16 values (see half_values). */
+static int bound_half(const wg_build *b, int k) {
+  int o = b->cur[k].obj;
+  return o >= 0 && b->cur[k].type != WG_I32 && half_values(b->p, b->p->vals[o].t.dtype);
 }
 
 static int add_binding(wg_build *b, int obj, int type, uint64_t bytes) {
@@ -252,6 +269,8 @@ static int add_binding(wg_build *b, int obj, int type, uint64_t bytes) {
       return k;
     }
   }
+  if (type == WG_VEC4 && obj >= 0 && half_values(b->p, b->p->vals[obj].t.dtype))
+    return gpux__wg_decline(b, "a vec4 binding of a value held as f16");
   if (b->n_cur == WG_MAX_BIND || (uint32_t)b->n_cur >= b->p->dev->limits.maxStorageBuffersPerShaderStage)
     return gpux__wg_decline(b, "more bindings than this GPU allows per shader");
   b->cur[b->n_cur] = (wg_bindref){obj, type};
@@ -271,10 +290,10 @@ int gpux__wg_bind_in(wg_build *b, int i, int type) {
   } else if (!gpux__wg_is_f32(t->dtype)) {
     return gpux__wg_decline(b, "input %d is %s (the GPU path takes float32, float16 and bfloat16)", i, gpux_dtype_name(t->dtype));
   }
-  int obj_type = type == WG_I32 ? WG_I32 : WG_F32;
+  int obj_type = type == WG_I32 ? WG_I32 : held_of(b->p, t->dtype);
   if (b->p->objs[v].used && b->p->objs[v].gpu_type != obj_type)
     return gpux__wg_decline(b, "input %d is used with two element types", i);
-  return add_binding(b, v, type, tensor_bytes(t));
+  return add_binding(b, v, type, tensor_bytes(b->p, t));
 }
 
 int gpux__wg_bind_out(wg_build *b, int i, int type) {
@@ -285,7 +304,7 @@ int gpux__wg_bind_out(wg_build *b, int i, int type) {
   if (t->kind != GPUX_KIND_TENSOR || (type == WG_I32 ? !int_like(t->dtype) : !gpux__wg_is_f32(t->dtype)))
     return gpux__wg_decline(b, "output %d is %s (the GPU path writes %s)", i, gpux_dtype_name(t->dtype),
                             type == WG_I32 ? "integers as i32" : "floats as f32");
-  return add_binding(b, n->out[i], type, tensor_bytes(t));
+  return add_binding(b, n->out[i], type, tensor_bytes(b->p, t));
 }
 
 int gpux__wg_scratch(wg_build *b, uint64_t bytes) {
@@ -323,7 +342,8 @@ int gpux__wg_overflow_flag(wg_build *b) {
 void gpux__wg_decls(wg_build *b, wg_str *s) {
   static const char *const types[] = {"f32", "i32", "vec4<f32>"};
   for (int k = 0; k < b->n_cur; k++)
-    gpux__wg_cat(s, "@group(0) @binding(%d) var<storage, read_write> b%d: array<%s>;\n", k, k, types[b->cur[k].type]);
+    gpux__wg_cat(s, "@group(0) @binding(%d) var<storage, read_write> b%d: array<%s>;\n", k, k,
+                 bound_half(b, k) && !(b->p->half & WG_HALF_EMULATED) ? "f16" : types[b->cur[k].type]);
 }
 
 void gpux__wg_touch_all(wg_build *b, wg_str *s) {
@@ -356,6 +376,17 @@ int gpux__wg_dispatch(wg_build *b, wg_str *wgsl, uint32_t x, uint32_t y, uint32_
     if (full.oom) { b->oom = 1; return gpux__wg_decline(b, "out of memory"); }
     gpux__wg_str_free(wgsl);
     *wgsl = full;
+  }
+  unsigned char half[WG_MAX_BIND];
+  int any_half = 0;
+  for (int k = 0; k < n_cur; k++) any_half |= half[k] = (unsigned char)bound_half(b, k);
+  if (any_half) { /* f16 in memory, f32 in the kernel (half.c) */
+    wg_str full = {0};
+    gpux__wg_half_rewrite(wgsl->s, half, n_cur, (b->p->half & WG_HALF_EMULATED) != 0, &full);
+    if (full.oom) { gpux__wg_str_free(&full); b->oom = 1; return gpux__wg_decline(b, "out of memory"); }
+    gpux__wg_str_free(wgsl);
+    *wgsl = full;
+    b->half_disp++;
   }
   wg_pipeline *pipe = NULL;
   uint32_t *params = NULL;
@@ -392,7 +423,8 @@ int gpux__wg_alias(wg_build *b, int out, int in) {
   int widen = to->dtype == GPUX_DT_FLOAT && gpux__wg_is_f32(ti->dtype); /* float16/bfloat16 values are float32 values */
   if (ti->kind != GPUX_KIND_TENSOR || (ti->dtype != to->dtype && !widen) || gpux__wg_held_type(ti->dtype) < 0)
     return gpux__wg_decline(b, "%s data (the GPU path holds floats and integers)", gpux_dtype_name(ti->dtype));
-  int want = gpux__wg_held_type(ti->dtype);
+  int want = held_of(b->p, ti->dtype);
+  if (want != held_of(b->p, to->dtype)) return gpux__wg_decline(b, "%s and %s are held differently", gpux_dtype_name(ti->dtype), gpux_dtype_name(to->dtype));
   if (b->p->objs[n->in[in]].used && b->p->objs[n->in[in]].gpu_type != want)
     return gpux__wg_decline(b, "input %d is used with two element types", in);
   if (gpux_tensor_count(ti) != gpux_tensor_count(to)) return gpux__wg_decline(b, "alias of a different size");
@@ -602,7 +634,7 @@ static int commit_node(wg_plan *p, wg_build *b) {
     p->objs[vo].root = alias_root(p, vi);
     p->objs[vo].used = 1;
     p->objs[vi].used = 1;
-    p->objs[vo].gpu_type = p->objs[vi].gpu_type = gpux__wg_held_type(p->vals[vi].t.dtype);
+    p->objs[vo].gpu_type = p->objs[vi].gpu_type = held_of(p, p->vals[vi].t.dtype);
     p->vals[vi].gpu_used = 1;
     p->vals[vo].state = V_GPU;
   }
@@ -627,7 +659,7 @@ static int commit_node(wg_plan *p, wg_build *b) {
       if (o < 0) o = scratch_obj[~o];
       dd->bind[k].obj = o;
       p->objs[o].used = 1;
-      if (o < p->nv) p->objs[o].gpu_type = dd->bind[k].type == WG_I32 ? WG_I32 : WG_F32;
+      if (o < p->nv) p->objs[o].gpu_type = dd->bind[k].type == WG_I32 ? WG_I32 : held_of(p, p->vals[o].t.dtype);
       objs[n_objs++] = o;
     }
   }
@@ -654,6 +686,7 @@ static int commit_node(wg_plan *p, wg_build *b) {
   for (int j = 0; j < n->n_out; j++)
     if (n->out[j] >= 0) p->vals[n->out[j]].state = V_GPU;
   ni->place = P_GPU;
+  p->half_disp += b->half_disp;
   return 0;
 }
 
@@ -727,7 +760,8 @@ static int plan_place(wg_plan *p, int i) {
       for (int k = 0; k < b.disp[d].n_bind; k++)
         if (b.disp[d].bind[k].obj == n->out[j]) last = d;
     int in_kernel = last >= 0 && b.narrow_disp[j] == last + 1; /* the last write already rounds */
-    if (!b.declined && !aliased && !in_kernel && gpux__wg_narrow_needed(n, b.in, b.n_in, b.out[j])) narrow_pass(&b, j);
+    int stored_f16 = half_values(p, b.out[j]->dtype); /* f16 storage rounds every store (half.c) */
+    if (!b.declined && !aliased && !in_kernel && !stored_f16 && gpux__wg_narrow_needed(n, b.in, b.n_in, b.out[j])) narrow_pass(&b, j);
   }
   if (!b.declined && rc == 0) {
     rc = commit_node(p, &b); /* the dispatches (their parameters) are the plan's now */
@@ -932,7 +966,7 @@ static int plan_memory(wg_plan *p) {
   for (int v = 0; v < p->nv; v++) {
     wg_obj *o = &p->objs[v];
     if (!o->used) continue;
-    o->bytes = tensor_bytes(&p->vals[v].t);
+    o->bytes = tensor_bytes(p, &p->vals[v].t);
     if (!o->bytes) o->bytes = 4;
     if (p->vals[v].state == V_CONST) use_obj(p, v, 0), use_obj(p, v, WG_TIME_INF);
   }
@@ -1100,7 +1134,7 @@ static int plan_gpu(wg_plan *p) {
     for (int k = 0; k < ds->n_bind; k++) {
       const wg_obj *o = &p->objs[ds->bind[k].obj];
       uint64_t bytes = o->bytes;
-      if (ds->bind[k].obj < p->nv) bytes = tensor_bytes(&p->vals[ds->bind[k].obj].t);
+      if (ds->bind[k].obj < p->nv) bytes = tensor_bytes(p, &p->vals[ds->bind[k].obj].t);
       if (bytes < 4) bytes = 4;
       if (ds->bind[k].type == WG_VEC4) bytes = bytes < 16 ? 16 : bytes & ~(uint64_t)15;
       e[k].binding = (uint32_t)k;
@@ -1137,7 +1171,7 @@ static int plan_gpu(wg_plan *p) {
     uint64_t off = 0;
     for (int k = 0; k < sg->n_downloads; k++) {
       sg->dl_off[k] = off;
-      off += (tensor_bytes(&p->vals[sg->downloads[k]].t) + 15) & ~(uint64_t)15;
+      off += (tensor_bytes(p, &p->vals[sg->downloads[k]].t) + 15) & ~(uint64_t)15;
     }
     sg->flags_off = off;
     off += (uint64_t)sg->n_flags * 4;
@@ -1192,7 +1226,7 @@ static uint64_t plan_bytes(const wg_plan *p) {
     const wg_seg *sg = &p->segs[s];
     if (!sg->n_downloads) continue;
     uint64_t off = 0;
-    for (int k = 0; k < sg->n_downloads; k++) off += (tensor_bytes(&p->vals[sg->downloads[k]].t) + 15) & ~(uint64_t)15;
+    for (int k = 0; k < sg->n_downloads; k++) off += (tensor_bytes(p, &p->vals[sg->downloads[k]].t) + 15) & ~(uint64_t)15;
     total += off ? off : 16;
   }
   return total;
@@ -1226,11 +1260,13 @@ static int plan_control(wg_plan *p, int i);
  * input given with data as a constant; the main graph keys small integer inputs instead. */
 static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, const gpux__host *host,
                       const unsigned char *supported, const int *in_ids, int n_ids, int body, const gpux_tensor *inputs,
-                      int n_inputs, uint64_t extra, uint64_t budget, gpux_run_stats *stats, uint64_t *want, wg_plan **out) {
+                      int n_inputs, uint64_t extra, uint64_t budget, int half, gpux_run_stats *stats, uint64_t *want,
+                      wg_plan **out) {
   *want = 0;
   *out = NULL;
   wg_plan *p = gpux__calloc(1, sizeof *p);
   if (!p) return GPUX_E_NOMEM;
+  p->half = half;
   p->want = body ? NULL : want;
   p->consts = consts;
   p->stats = stats;
@@ -1372,9 +1408,10 @@ fail:
 
 int gpux__wg_plan_create(wg_device *dev, wg_consts *consts, const gpux__graph *g, const gpux__host *host,
                          const unsigned char *supported, const gpux_tensor *inputs, int n_inputs, uint64_t extra,
-                         uint64_t budget, gpux_run_stats *stats, uint64_t *want, unsigned char *key, size_t key_len,
-                         wg_plan **out) {
-  int rc = plan_build(dev, consts, g, host, supported, g->inputs, g->n_inputs, 0, inputs, n_inputs, extra, budget, stats, want, out);
+                         uint64_t budget, int half, gpux_run_stats *stats, uint64_t *want, unsigned char *key,
+                         size_t key_len, wg_plan **out) {
+  int rc = plan_build(dev, consts, g, host, supported, g->inputs, g->n_inputs, 0, inputs, n_inputs, extra, budget, half,
+                      stats, want, out);
   *want &= ~extra; /* only inputs not keyed yet call for planning again */
   if (!rc) {
     (*out)->key = key; /* the caller keeps the key on failure */
@@ -1452,7 +1489,7 @@ static int plan_body(wg_plan *p, int i, const gpux__graph *b, const char *what, 
   }
   uint64_t want;
   wg_plan *sp = NULL;
-  int rc = plan_build(p->dev, p->consts, b, p->host, NULL, ids, n_ids, 1, ins, n_ids, 0, 0, p->stats, &want, &sp);
+  int rc = plan_build(p->dev, p->consts, b, p->host, NULL, ids, n_ids, 1, ins, n_ids, 0, 0, p->half, p->stats, &want, &sp);
   free(ins);
   if (rc) {
     free(ids);
@@ -1786,7 +1823,7 @@ static int plan_control(wg_plan *p, int i) {
   for (int j = 0; j < n->n_out; j++) {
     int v = n->out[j];
     if (v < 0 || p->vals[v].state == V_CONST) continue;
-    int type = gpux__wg_held_type(p->vals[v].t.dtype);
+    int type = held_of(p, p->vals[v].t.dtype);
     if (type < 0) {
       decline_at(p, i, "output %d is %s, which the GPU path does not hold", j, gpux_dtype_name(p->vals[v].t.dtype));
       return 0;
@@ -1801,7 +1838,7 @@ static int plan_control(wg_plan *p, int i) {
     int v = j < n->n_in ? n->in[j] : c->cap[j - n->n_in];
     if (v < 0 || (j < n->n_in && needs_host(p, i, j))) continue;
     wg_val *val = &p->vals[v];
-    int type = gpux__wg_held_type(val->t.dtype);
+    int type = held_of(p, val->t.dtype);
     if (val->state == V_HOST && val->t.kind == GPUX_KIND_TENSOR && type >= 0 && (!p->objs[v].used || p->objs[v].gpu_type == type)) {
       p->objs[v].used = 1;
       p->objs[v].gpu_type = type;
@@ -1820,6 +1857,19 @@ static int plan_control(wg_plan *p, int i) {
 }
 
 uint64_t gpux__wg_plan_bytes(const wg_plan *p) { return p->bytes; }
+
+/* Dispatches of the plan and its bodies that read or write f16-held values. */
+uint64_t gpux__wg_plan_half_dispatches(const wg_plan *p) {
+  if (!p) return 0;
+  uint64_t n = (uint64_t)p->half_disp;
+  for (int i = 0; p->nodes && i < p->g->n_nodes; i++) {
+    const wg_ctrl *c = p->nodes[i].ctrl;
+    if (!c) continue;
+    n += gpux__wg_plan_half_dispatches(c->sub[0]) + gpux__wg_plan_half_dispatches(c->sub[1]);
+    for (int k = 0; k < c->n_per_iter; k++) n += gpux__wg_plan_half_dispatches(c->per_iter[k]);
+  }
+  return n;
+}
 
 const unsigned char *gpux__wg_plan_key_of(const wg_plan *p, size_t *len) {
   *len = p->key_len;
@@ -2024,8 +2074,8 @@ static int copy_bound_inputs(wg_plan *p, const wg_seg *sg, const wg_run *r) {
     int v = sg->uploads[u];
     const gpux_device_tensor *dv = r->dev_in[v];
     if (!dv) continue;
-    uint64_t bytes = tensor_bytes(&p->vals[v].t);
-    if (dv->bytes != bytes || gpux__wg_held_type(dv->t.dtype) != p->objs[v].gpu_type)
+    uint64_t bytes = tensor_bytes(p, &p->vals[v].t);
+    if (dv->bytes != bytes || dv->held != p->objs[v].gpu_type)
       return gpux__error(GPUX_E_INTERNAL, "WebGPU: the value bound to '%s' does not match the plan", p->g->values[v].name);
     if (!bytes) continue;
     if (!enc && !(enc = d->f.wgpuDeviceCreateCommandEncoder(d->device, NULL)))
@@ -2081,10 +2131,10 @@ static int run_segment(wg_plan *p, const wg_seg *sg, wg_run *r) {
   int n_staged = 0;
   for (int k = 0; k < sg->n_downloads; k++) {
     int v = sg->downloads[k];
-    uint64_t bytes = tensor_bytes(&p->vals[v].t);
+    uint64_t bytes = tensor_bytes(p, &p->vals[v].t);
     const wg_obj *o = &p->objs[v];
     if (r->want_dev[v] && !r->dev_out[v]) {
-      if ((rc = gpux__wg_value_new(d, &p->vals[v].t, &r->dev_out[v]))) {
+      if ((rc = gpux__wg_value_new(d, &p->vals[v].t, held_of(p, p->vals[v].t.dtype), &r->dev_out[v]))) {
         d->f.wgpuCommandEncoderRelease(enc);
         return rc;
       }
@@ -2109,7 +2159,7 @@ static int run_segment(wg_plan *p, const wg_seg *sg, wg_run *r) {
   for (int k = 0; k < sg->n_downloads && !rc; k++) { /* empty results are made on the host */
     int v = sg->downloads[k];
     const gpux_tensor *t = &p->vals[v].t;
-    if (tensor_bytes(t) || !(r->want_host[v] || p->vals[v].host_read)) continue;
+    if (tensor_bytes(p, t) || !(r->want_host[v] || p->vals[v].host_read)) continue;
     gpux_tensor_free(&hv[v]);
     rc = gpux_tensor_init(&hv[v], t->dtype, t->ndim, t->dims);
   }
@@ -2119,13 +2169,15 @@ static int run_segment(wg_plan *p, const wg_seg *sg, wg_run *r) {
   for (int k = 0; k < sg->n_downloads && !rc; k++) {
     int v = sg->downloads[k];
     const gpux_tensor *t = &p->vals[v].t;
-    uint64_t bytes = tensor_bytes(t);
+    uint64_t bytes = tensor_bytes(p, t);
     if (!bytes || !(r->want_host[v] || p->vals[v].host_read)) continue;
     gpux_tensor_free(&hv[v]);
     if ((rc = gpux_tensor_init(&hv[v], t->dtype, t->ndim, t->dims))) break;
     r->stats->downloads++, r->stats->download_bytes += bytes;
     const void *src = (const char *)mapped + sg->dl_off[k];
-    if (t->dtype == GPUX_DT_FLOAT) {
+    if (p->objs[v].gpu_type == WG_F16) {
+      gpux__wg_from_f16(t->dtype, hv[v].data, src, gpux_tensor_count(t));
+    } else if (t->dtype == GPUX_DT_FLOAT) {
       memcpy(hv[v].data, src, (size_t)bytes);
     } else if (gpux__wg_is_f32(t->dtype)) { /* float16/bfloat16: exact, the values are already rounded */
       gpux__narrow_f32(t->dtype, hv[v].data, src, gpux_tensor_count(t));
@@ -2151,10 +2203,10 @@ static int keep_output(wg_plan *p, const gpux__io *io, wg_run *r, int o, gpux_de
   for (int q = 0; q < o; q++)
     if (g->outputs[q] == v && io->keep[q] && io->out_values[q]) {
       const gpux_device_tensor *first = io->out_values[q];
-      if (first->backend) return gpux__wg_value_copy(p->dev, first->buf, first->off, &first->t, out);
+      if (first->backend) return gpux__wg_value_copy(p->dev, first->buf, first->off, &first->t, first->held, out);
       break;
     }
-  if (r->dev_in[v]) return gpux__wg_value_copy(p->dev, r->dev_in[v]->buf, r->dev_in[v]->off, &r->dev_in[v]->t, out);
+  if (r->dev_in[v]) return gpux__wg_value_copy(p->dev, r->dev_in[v]->buf, r->dev_in[v]->off, &r->dev_in[v]->t, r->dev_in[v]->held, out);
   gpux_tensor host = {0};
   const gpux_tensor *src = val->state == V_CONST ? &val->t : &r->hv[v];
   if (val->state == V_ABSENT) host.kind = GPUX_KIND_NONE;
@@ -2196,7 +2248,8 @@ static void view_of(const wg_plan *p, int v, gpux_device_tensor *dv) {
   dv->dev = p->dev;
   dv->buf = p->bufs[o->buf];
   dv->off = o->off;
-  dv->bytes = tensor_bytes(&p->vals[v].t);
+  dv->bytes = tensor_bytes(p, &p->vals[v].t);
+  dv->held = held_of(p, p->vals[v].t.dtype);
 }
 
 /* Value v of this plan as a body's input: a view of the device storage, host data, or absent. */
@@ -2240,21 +2293,33 @@ static const gpux_tensor *host_value(const wg_plan *p, const wg_run *r, int v) {
 static int store_into(wg_plan *p, int v, const gpux_device_tensor *src, uint64_t at, WGPUCommandEncoder *enc) {
   wg_device *d = p->dev;
   const wg_obj *o = &p->objs[v];
-  if (!src->backend) { /* data the device does not hold came back as a host value */
-    if (!gpux_tensor_count(&src->t)) return 0;
+  if (!src->backend || src->held != o->gpu_type) {
+    /* data the device does not hold came back as a host value; a value held otherwise (f32 where
+       this plan holds f16: a body's constant or CPU result) goes over the host */
+    gpux_tensor host = {0};
+    const gpux_tensor *t = &src->t;
+    if (src->backend) {
+      int rc = submit(p, enc); /* copies into src encoded so far */
+      if (!rc) rc = gpux__wg_value_read(src, &host, 1);
+      if (rc) return rc;
+      t = &host;
+    }
+    if (!gpux_tensor_count(t)) return 0;
     void *img;
     size_t bytes;
-    int owned, rc = gpux__wg_gpu_image(&src->t, o->gpu_type, &img, &bytes, &owned);
-    if (rc) return rc;
-    d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[o->buf], o->off + at, img, bytes);
-    if (owned) free(img);
-    p->stats->uploads++, p->stats->upload_bytes += bytes;
-    return 0;
+    int owned, rc = gpux__wg_gpu_image(t, o->gpu_type, &img, &bytes, &owned);
+    if (!rc) {
+      d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[o->buf], o->off + at, img, bytes);
+      if (owned) free(img);
+      p->stats->uploads++, p->stats->upload_bytes += bytes;
+    }
+    gpux_tensor_free(&host);
+    return rc;
   }
   if (!src->bytes) return 0;
   gpux_device_tensor *tmp = NULL;
   if (src->buf == p->bufs[o->buf]) { /* within one buffer (a loop that ran no iteration): over a copy */
-    int rc = gpux__wg_value_copy(d, src->buf, src->off, &src->t, &tmp);
+    int rc = gpux__wg_value_copy(d, src->buf, src->off, &src->t, src->held, &tmp);
     if (rc) return rc;
     src = tmp;
   }
@@ -2286,7 +2351,7 @@ static int ctrl_outputs(wg_plan *p, int i, wg_run *r) {
       gpux_tensor_free(&r->hv[v]);
       if (!(rc = gpux__wg_value_read(&view, &r->hv[v], 1))) r->stats->downloads++, r->stats->download_bytes += view.bytes;
     }
-    if (!rc && r->want_dev[v] && !r->dev_out[v]) rc = gpux__wg_value_copy(p->dev, view.buf, view.off, &view.t, &r->dev_out[v]);
+    if (!rc && r->want_dev[v] && !r->dev_out[v]) rc = gpux__wg_value_copy(p->dev, view.buf, view.off, &view.t, view.held, &r->dev_out[v]);
   }
   return rc;
 }
@@ -2476,7 +2541,7 @@ static int run_ctrl(wg_plan *p, int i, wg_run *r) {
       rc = upload_value(p, v, &r->hv[v]);
       continue;
     }
-    if (r->dev_in[v]->bytes != tensor_bytes(&p->vals[v].t) || gpux__wg_held_type(r->dev_in[v]->t.dtype) != p->objs[v].gpu_type)
+    if (r->dev_in[v]->bytes != tensor_bytes(p, &p->vals[v].t) || r->dev_in[v]->held != p->objs[v].gpu_type)
       rc = gpux__error(GPUX_E_INTERNAL, "WebGPU: the value bound to '%s' does not match the plan", p->g->values[v].name);
     else
       rc = store_into(p, v, r->dev_in[v], 0, &enc);
@@ -2508,11 +2573,16 @@ int gpux__wg_plan_run(wg_plan *p, const gpux__io *io) {
     borrowed[v] = 1;
     if (!io->in_values || !io->in_values[i]) continue;
     r.dev_in[v] = io->in_values[i];
-    if (p->vals[v].host_read) { /* a node on the CPU reads it: one copy to the host */
+    /* a node on the CPU reads it, or the plan holds its dtype otherwise (f16 or f32): one copy to
+       the host (and in the second case from there to the device as the plan holds it) */
+    int other_form = r.dev_in[v]->held != held_of(p, p->vals[v].t.dtype);
+    if (p->vals[v].host_read || other_form) {
+      const gpux_device_tensor *dv = r.dev_in[v];
+      if (other_form) r.dev_in[v] = NULL;
       borrowed[v] = 0;
       memset(&hv[v], 0, sizeof hv[v]);
-      if ((rc = gpux__wg_value_read(r.dev_in[v], &hv[v], 1))) goto done;
-      r.stats->downloads++, r.stats->download_bytes += r.dev_in[v]->bytes;
+      if ((rc = gpux__wg_value_read(dv, &hv[v], 1))) goto done;
+      r.stats->downloads++, r.stats->download_bytes += dv->bytes;
     }
   }
   for (int o = 0; o < n_outputs && o < g->n_outputs; o++) {

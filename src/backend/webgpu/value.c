@@ -1,6 +1,7 @@
 /* value.c — tensors held on the WebGPU device between runs (gpux_device_tensor): each is one storage
- * buffer of its own, floats as f32 (float16/bfloat16 widened) and integers/bools as i32, the way
- * plans hold them, so a run binds it with one GPU-to-GPU copy. Also the conversion of host data into that form. */
+ * buffer of its own, floats as f32 (float16/bfloat16 widened) or f16 (as a plan in fp16 holds
+ * them), integers/bools as i32, the way plans hold them, so a run binds it with one GPU-to-GPU
+ * copy. Also the conversion of host data into those forms. */
 #include "backend/webgpu/wg.h"
 
 int gpux__wg_held_type(int dtype) {
@@ -11,10 +12,43 @@ int gpux__wg_held_type(int dtype) {
   return -1;
 }
 
+int gpux__wg_held_as(int dtype, int half) {
+  int held = gpux__wg_held_type(dtype);
+  if (held == WG_F32 && ((half >= WG_HALF_F16 && dtype == GPUX_DT_FLOAT16) || (half == WG_HALF_ALL && dtype == GPUX_DT_FLOAT)))
+    return WG_F16;
+  return held;
+}
+
+uint64_t gpux__wg_held_bytes(int64_t count, int held) {
+  return held == WG_F16 ? ((uint64_t)count * 2u + 3u) & ~(uint64_t)3 : (uint64_t)count * 4u;
+}
+
+void gpux__wg_from_f16(int dtype, void *dst, const void *src, int64_t n) {
+  const uint16_t *h = src;
+  if (dtype == GPUX_DT_FLOAT16) memcpy(dst, h, (size_t)n * 2);
+  else if (dtype == GPUX_DT_FLOAT) for (int64_t i = 0; i < n; i++) ((float *)dst)[i] = gpux__f16_to_f32(h[i]);
+  else for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = gpux__f32_to_bf16(gpux__f16_to_f32(h[i]));
+}
+
 int gpux__wg_gpu_image(const gpux_tensor *t, int gpu_type, void **buf, size_t *bytes, int *owned) {
   int64_t n = gpux_tensor_count(t);
-  *bytes = (size_t)n * 4;
+  *bytes = (size_t)gpux__wg_held_bytes(n, gpu_type);
   *owned = 0;
+  if (gpu_type == WG_F16) {
+    if (!gpux__wg_is_f32(t->dtype)) return gpux__error(GPUX_E_INTERNAL, "WebGPU: %s data for a float16 binding", gpux_dtype_name(t->dtype));
+    if (t->dtype == GPUX_DT_FLOAT16 && (size_t)n * 2 == *bytes) {
+      *buf = t->data;
+      return 0;
+    }
+    uint16_t *h = gpux__calloc(*bytes / 2 + 2, 2);
+    if (!h) return GPUX_E_NOMEM;
+    if (t->dtype == GPUX_DT_FLOAT16) memcpy(h, t->data, (size_t)n * 2);
+    else if (t->dtype == GPUX_DT_FLOAT) gpux__narrow_f32(GPUX_DT_FLOAT16, h, t->data, n); /* weights: rounded once */
+    else for (int64_t i = 0; i < n; i++) h[i] = gpux__f32_to_f16(gpux__bf16_to_f32(((const uint16_t *)t->data)[i]));
+    *buf = h;
+    *owned = 1;
+    return 0;
+  }
   if (gpu_type == WG_F32) {
     if (t->dtype == GPUX_DT_FLOAT) {
       *buf = t->data;
@@ -40,7 +74,7 @@ int gpux__wg_gpu_image(const gpux_tensor *t, int gpu_type, void **buf, size_t *b
   return 0;
 }
 
-int gpux__wg_value_new(wg_device *d, const gpux_tensor *meta, gpux_device_tensor **out) {
+int gpux__wg_value_new(wg_device *d, const gpux_tensor *meta, int held, gpux_device_tensor **out) {
   *out = NULL;
   gpux_device_tensor *v = gpux__calloc(1, sizeof *v);
   if (!v) return GPUX_E_NOMEM;
@@ -48,8 +82,9 @@ int gpux__wg_value_new(wg_device *d, const gpux_tensor *meta, gpux_device_tensor
   v->t.dtype = meta->dtype;
   v->t.ndim = meta->ndim;
   for (int i = 0; i < meta->ndim; i++) v->t.dims[i] = meta->dims[i];
-  uint64_t bytes = (uint64_t)gpux_tensor_count(meta) * 4u;
+  uint64_t bytes = gpux__wg_held_bytes(gpux_tensor_count(meta), held);
   v->bytes = bytes;
+  v->held = held;
   WGPUBuffer b = gpux__wg_buffer(d, bytes < 4 ? 4 : bytes, WGPUBufferUsage_Storage | WGPUBufferUsage_CopySrc | WGPUBufferUsage_CopyDst,
                                  "gpux value");
   if (!b) {
@@ -73,7 +108,7 @@ int gpux__wg_value_from_host(wg_device *d, const gpux_tensor *t, gpux_device_ten
   int owned;
   int rc = gpux__wg_gpu_image(t, type, &img, &bytes, &owned);
   if (rc) return rc;
-  if (!(rc = gpux__wg_value_new(d, t, out)) && bytes) {
+  if (!(rc = gpux__wg_value_new(d, t, type, out)) && bytes) {
     d->f.wgpuQueueWriteBuffer(d->queue, (*out)->buf, 0, img, bytes);
     if (stats) stats->uploads++, stats->upload_bytes += bytes;
   }
@@ -86,7 +121,9 @@ int gpux__wg_value_read(const gpux_device_tensor *v, gpux_tensor *out, int locke
   wg_device *d = v->dev;
   int rc = gpux_tensor_init(out, v->t.dtype, v->t.ndim, v->t.dims);
   if (rc || !v->bytes) return rc;
-  void *tmp = v->t.dtype == GPUX_DT_FLOAT ? out->data : gpux__malloc((size_t)v->bytes);
+  int same = (v->t.dtype == GPUX_DT_FLOAT && v->held == WG_F32) || (v->t.dtype == GPUX_DT_FLOAT16 && v->held == WG_F16);
+  size_t want = (size_t)gpux_tensor_count(&v->t) * gpux_dtype_size(v->t.dtype);
+  void *tmp = same && want == v->bytes ? out->data : gpux__malloc((size_t)v->bytes);
   if (!tmp) {
     gpux_tensor_free(out);
     return GPUX_E_NOMEM;
@@ -96,7 +133,9 @@ int gpux__wg_value_read(const gpux_device_tensor *v, gpux_tensor *out, int locke
   if (!locked) pthread_mutex_unlock(&d->mu);
   if (tmp != out->data) {
     int64_t n = gpux_tensor_count(&v->t);
-    if (gpux__wg_is_f32(v->t.dtype)) {
+    if (v->held == WG_F16) {
+      if (!rc) gpux__wg_from_f16(v->t.dtype, out->data, tmp, n);
+    } else if (gpux__wg_is_f32(v->t.dtype)) {
       if (!rc) gpux__narrow_f32(v->t.dtype, out->data, tmp, n);
     } else {
       for (int64_t e = 0; e < n && !rc; e++) gpux__store_i64(v->t.dtype, out->data, e, ((const int32_t *)tmp)[e]);
@@ -117,8 +156,8 @@ void gpux__wg_value_free(gpux_device_tensor *v, int locked) {
   free(v);
 }
 
-int gpux__wg_value_copy(wg_device *d, WGPUBuffer src, uint64_t off, const gpux_tensor *meta, gpux_device_tensor **out) {
-  int rc = gpux__wg_value_new(d, meta, out);
+int gpux__wg_value_copy(wg_device *d, WGPUBuffer src, uint64_t off, const gpux_tensor *meta, int held, gpux_device_tensor **out) {
+  int rc = gpux__wg_value_new(d, meta, held, out);
   if (rc || !(*out)->bytes) return rc;
   WGPUCommandEncoder enc = d->f.wgpuDeviceCreateCommandEncoder(d->device, NULL);
   if (!enc) {

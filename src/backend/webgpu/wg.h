@@ -34,6 +34,9 @@ typedef struct wg_device {
   int has_f16, has_subgroups, has_subgroup_matrix;
   char features[512];           /* every feature the adapter offers, by name or number */
   char matrix_configs[256];     /* subgroup matrix shapes: "f16*f16->f32 8x8x8, ..." */
+  int f16_usable;                /* 1: a shader with `enable f16;` compiled, -1: it did not (the
+                                    adapter lists shader-f16 but the library's WGSL compiler
+                                    rejects the extension), 0: not tried yet */
   int has_timestamps;            /* timestamp-query: profiled runs time passes on the GPU */
   wg_cache *cache;               /* Dawn's blob cache on disk (cache.c), or NULL */
   char name[256], driver[256], vendor[64], architecture[64];
@@ -74,6 +77,9 @@ void gpux__wg_cache_store(const void *key, size_t key_size, const void *value, s
  * what is missing) when there is no usable WebGPU device. */
 int gpux__wg_device_acquire(wg_device **out);
 void gpux__wg_device_release(wg_device *d);
+/* Whether shaders may use f16 (shader-f16 listed and a probe shader compiles; tried once). The
+ * caller holds d->mu. */
+int gpux__wg_f16_usable(wg_device *d);
 /* One more reference to a device already held (a value made on it). */
 void gpux__wg_device_ref(wg_device *d);
 /* Returns the first error the device reported since the last check (as GPUX_E_DEVICE or
@@ -132,24 +138,51 @@ const char *gpux__wg_float(char buf[48], float v);
 
 typedef struct wg_build wg_build;
 
-enum { WG_F32 = 0, WG_I32 = 1, WG_VEC4 = 2 };
+/* Binding types a kernel asks for; WG_F16 is only a way values are held (below). */
+enum { WG_F32 = 0, WG_I32 = 1, WG_VEC4 = 2, WG_F16 = 3 };
+
+/* Which float values a plan holds as f16 on the device (with the adapter's shader-f16): none
+ * (f32 storage, float16 emulated: narrow.c), float16 ones, or float32 and float16 ones (the
+ * session's fp16 precision). Kernels need not know: they bind values as WG_F32 and read and
+ * write f32, and gpux__wg_half_rewrite turns their loads and stores of f16-held bindings into
+ * conversions (f16 in memory, f32 in registers). */
+enum { WG_HALF_NONE = 0, WG_HALF_F16 = 1, WG_HALF_ALL = 2 };
+/* Added to a WG_HALF_* mode: the values stay in f32 storage and only their stores are rounded to
+ * f16, the same numbers as f16 storage gives (a test mode for adapters whose WGSL compiler has
+ * no f16: GPUX_WEBGPU_HALF=emulate). */
+#define WG_HALF_EMULATED 4
+/* How a plan in `half` mode holds dtype: WG_F32, WG_I32, WG_F16, or -1 when it does not. */
+int gpux__wg_held_as(int dtype, int half);
+/* Bytes of `count` elements held as `held` (f16 rounded up to a multiple of 4, as bindings need). */
+uint64_t gpux__wg_held_bytes(int64_t count, int held);
+/* The shader text `src` with every access to binding b<k> for which half[k] is set (an
+ * array<f16>) converted: loads to f32(b<k>[i]), stores (=, +=, -=, *=, /=) to
+ * b<k>[i] = gx_h16(value), gx_h16 rounding as narrow.c does (to nearest even, overflow to
+ * infinity); "enable f16;" and gx_h16 come first. With emulated set the bindings stay f32: loads
+ * are left alone and stores become b<k>[i] = gx_r16(value), the f32 that f16 storage would give
+ * back. Sets out->oom on failure. */
+void gpux__wg_half_rewrite(const char *src, const unsigned char *half, int n_half, int emulated, wg_str *out);
 
 /* ---- values held on the device between runs (value.c) ---- */
 
 /* How the device holds a dtype: WG_F32, WG_I32, or -1 when it does not. */
 int gpux__wg_held_type(int dtype);
-/* float32, float16 and bfloat16: the dtypes the device holds as f32 (narrow.c). */
+/* float32, float16 and bfloat16: the dtypes the device holds as floats (f32, or f16 in a plan
+ * that holds them so: narrow.c). */
 int gpux__wg_is_f32(int dtype);
 /* Host data as the device holds it: float32 as is, float16/bfloat16 widened to f32, integers as
- * i32 (range-checked); *owned says whether *buf was allocated. */
+ * i32 (range-checked), or with WG_F16 floats as float16 bits (float32 rounded to nearest even);
+ * *owned says whether *buf was allocated. */
 int gpux__wg_gpu_image(const gpux_tensor *t, int gpu_type, void **buf, size_t *bytes, int *owned);
-/* A new value of meta's dtype and shape with an uninitialized buffer. The caller holds d->mu
- * for these two. */
-int gpux__wg_value_new(wg_device *d, const gpux_tensor *meta, gpux_device_tensor **out);
+/* n elements held as f16 (float16 bits) into host data of a float dtype. */
+void gpux__wg_from_f16(int dtype, void *dst, const void *src, int64_t n);
+/* A new value of meta's dtype and shape, its elements held as `held` (WG_F32, WG_I32, WG_F16),
+ * with an uninitialized buffer. The caller holds d->mu for these two. */
+int gpux__wg_value_new(wg_device *d, const gpux_tensor *meta, int held, gpux_device_tensor **out);
 /* A host tensor copied into a new value; GPUX__DECLINED for dtypes the device does not hold. */
 int gpux__wg_value_from_host(wg_device *d, const gpux_tensor *t, gpux_device_tensor **out, gpux_run_stats *stats);
-/* A new value holding a copy of meta's size of src at off (one GPU-to-GPU copy). */
-int gpux__wg_value_copy(wg_device *d, WGPUBuffer src, uint64_t off, const gpux_tensor *meta, gpux_device_tensor **out);
+/* A new value holding a copy of meta's size (held as `held`) of src at off (one GPU-to-GPU copy). */
+int gpux__wg_value_copy(wg_device *d, WGPUBuffer src, uint64_t off, const gpux_tensor *meta, int held, gpux_device_tensor **out);
 /* `locked`: the caller holds d->mu (else these take it). */
 int gpux__wg_value_read(const gpux_device_tensor *v, gpux_tensor *out, int locked);
 void gpux__wg_value_free(gpux_device_tensor *v, int locked);
