@@ -27,6 +27,7 @@ typedef struct {
   int precision;             /* --precision: gpux_precision */
   double atol_scale;         /* --atol-scale: atol grows to this times an output's largest |value| */
   int top1;                  /* --top1: argmax over the last axis must agree (clear winners) */
+  double l2;                 /* --l2: float outputs compared by relative L2 error instead */
 } verify_opts;
 
 /* Element i of a float32/float16/float64 tensor as a double; 0 for other dtypes. */
@@ -56,6 +57,20 @@ static double max_abs(const gpux_tensor *t) {
     if (isfinite(v) && v > m) m = v;
   }
   return m;
+}
+
+/* ||got - want|| / ||want|| over a float tensor's elements (0 when both are all zeros); a
+ * non-finite difference gives infinity. */
+static double rel_l2(const gpux_tensor *got, const gpux_tensor *want) {
+  double num = 0, den = 0;
+  int64_t n = gpux_tensor_count(want);
+  for (int64_t i = 0; i < n; i++) {
+    double e = float_at(want, i), d = float_at(got, i) - e;
+    if (!isfinite(d)) return isnan(e) && isnan(float_at(got, i)) ? 0 : INFINITY;
+    num += d * d;
+    den += e * e;
+  }
+  return num == 0 ? 0 : den == 0 ? INFINITY : sqrt(num / den);
 }
 
 /* --top1: for each row along the last axis (of 2 or more values) whose expected winner leads the
@@ -159,6 +174,7 @@ static int run_case(const char *dir, const verify_opts *o, char *msg, size_t len
   gpux_model *m = NULL;
   gpux_session *s = NULL;
   int status = CASE_PASS, rc;
+  double worst_l2 = 0;
   snprintf(p, sizeof p, "%s/model.onnx", dir);
   if ((rc = gpux_model_load(p, &m))) {
     snprintf(msg, len, "%s", gpux_last_error());
@@ -216,9 +232,18 @@ static int run_case(const char *dir, const verify_opts *o, char *msg, size_t len
         double atol = o->atol, scaled = o->atol_scale * max_abs(&expected[i]);
         if (scaled > atol) atol = scaled;
         char why[160];
+        int l2 = o->l2 > 0 && is_float(&expected[i]) && is_float(&outputs[i]) && outputs[i].dtype == expected[i].dtype &&
+                 gpux_tensor_count(&outputs[i]) == gpux_tensor_count(&expected[i]);
+        double err = l2 ? rel_l2(&outputs[i], &expected[i]) : 0;
+        if (err > worst_l2) worst_l2 = err;
         if (o->top1 && top1_differs(&outputs[i], &expected[i], atol, why, sizeof why)) {
           snprintf(msg, len, "output '%s' (data set %d): %s", info.name, set, why);
           status = CASE_FAIL;
+        } else if (l2) {
+          if (!(err <= o->l2)) {
+            snprintf(msg, len, "output '%s' (data set %d): relative L2 error %.3g is above %g", info.name, set, err, o->l2);
+            status = CASE_FAIL;
+          }
         } else if (gpux_tensor_compare(&outputs[i], &expected[i], o->rtol, atol, &r)) {
           if (run) snprintf(msg, len, "output '%s' (data set %d, run %d): %s", info.name, set, run + 1, r.message);
           else snprintf(msg, len, "output '%s' (data set %d): %s", info.name, set, r.message);
@@ -237,6 +262,7 @@ static int run_case(const char *dir, const verify_opts *o, char *msg, size_t len
       snprintf(msg, len, "%d data set%s on %s (%s%s%s)", n_sets, n_sets == 1 ? "" : "s", gpux_session_backend_name(s), prec,
                why[0] ? ": " : "", why);
     else snprintf(msg, len, "%d data set%s on %s", n_sets, n_sets == 1 ? "" : "s", gpux_session_backend_name(s));
+    if (o->l2 > 0) snprintf(msg + strlen(msg), len - strlen(msg), ", worst relative L2 error %.3g", worst_l2);
   }
 done:
   free(inputs);
@@ -331,6 +357,9 @@ static int usage(FILE *f, int code) {
           "  --atol A                   absolute tolerance for floats (default 1e-7)\n"
           "  --atol-scale S             per output, the absolute tolerance grows to S times the\n"
           "                             largest |expected value| of that output\n"
+          "  --l2 R                     compare float outputs by relative L2 error\n"
+          "                             (||got - expected|| / ||expected|| at most R) instead of\n"
+          "                             element by element; PASS messages give the worst\n"
           "  --top1                     the argmax along each output's last axis must agree where\n"
           "                             the expected winner leads by more than the tolerance\n"
           "  --jobs N                   cases run at once (default: number of cores)\n"
@@ -352,7 +381,7 @@ int cmd_verify(int argc, char **argv) {
     {"jobs", required_argument, 0, 'j'},    {"timeout", required_argument, 0, 't'},
     {"help", no_argument, 0, 'h'},          {"no-fallback", no_argument, 0, 'F'},
     {"runs", required_argument, 0, 'R'},    {"precision", required_argument, 0, 'P'},
-    {"atol-scale", required_argument, 0, 'S'}, {"top1", no_argument, 0, 'T'},
+    {"atol-scale", required_argument, 0, 'S'}, {"top1", no_argument, 0, 'T'}, {"l2", required_argument, 0, 'L'},
     {0, 0, 0, 0}};
   int c;
   optind = 1;
@@ -371,6 +400,7 @@ int cmd_verify(int argc, char **argv) {
     case 'P': if (cli_parse_precision(optarg, &o.precision)) return EXIT_USAGE; break;
     case 'S': o.atol_scale = strtod(optarg, &end); if (*end || o.atol_scale < 0) { cli_error(0, "--atol-scale: '%s' is not a tolerance", optarg); return EXIT_USAGE; } break;
     case 'T': o.top1 = 1; break;
+    case 'L': o.l2 = strtod(optarg, &end); if (*end || !(o.l2 > 0)) { cli_error(0, "--l2: '%s' is not a tolerance", optarg); return EXIT_USAGE; } break;
     case 'F': o.no_fallback = 1; break;
     case 'R':
       o.runs = (int)strtol(optarg, &end, 10);

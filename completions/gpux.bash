@@ -25,7 +25,7 @@ _gpux() {
     --template) COMPREPLY=($(compgen -W "blank image-classification text-classification ocr audio" -- "$cur")); return ;;
     -i|--input) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "${cur#@}")); return ;;
     -t|--tag|--port|--host|--name|--max-batch-size|--max-queue-delay-ms|--max-queue|--timeout|--max-body|--threads|\
-    --runs|--warmup|--min-time|--jobs|--rtol|--atol|--atol-scale|--chunk-size|--limit-rate|-u|--username|-n|--tail) return ;;
+    --runs|--warmup|--min-time|--jobs|--rtol|--atol|--atol-scale|--l2|--chunk-size|--limit-rate|-u|--username|-n|--tail) return ;;
     --format) COMPREPLY=($(compgen -W "json table" -- "$cur")); return ;;
   esac
   local opts
@@ -43,7 +43,7 @@ _gpux() {
     push) opts="--insecure --chunk-size --limit-rate -u --username --password-stdin --json -q --quiet --help" ;;
     pull) opts="--insecure --limit-rate -u --username --password-stdin --json -q --quiet --help" ;;
     login) opts="-u --username --password-stdin --insecure --help" ;;
-    verify) opts="--backend --precision --rtol --atol --atol-scale --top1 --jobs --timeout --json --no-fallback --help" ;;
+    verify) opts="--backend --precision --rtol --atol --atol-scale --l2 --top1 --jobs --timeout --json --no-fallback --help" ;;
     bench) opts="--backend --precision --threads --runs --warmup --min-time --profile --json --help" ;;
     rm) opts="-f --force --help" ;;
     tag|logout) opts="--help" ;;

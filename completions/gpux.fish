@@ -65,6 +65,7 @@ complete -c gpux -n "__fish_seen_subcommand_from push" -l chunk-size -x -d 'byte
 complete -c gpux -n "__fish_seen_subcommand_from push pull" -l limit-rate -x -d 'bytes per second'
 complete -c gpux -n "__fish_seen_subcommand_from run verify bench" -l precision -x -a 'fp32 fp16' -d 'float precision'
 complete -c gpux -n "__fish_seen_subcommand_from verify" -l atol-scale -x
+complete -c gpux -n "__fish_seen_subcommand_from verify" -l l2 -x -d 'relative L2 tolerance'
 complete -c gpux -n "__fish_seen_subcommand_from verify" -l top1 -d 'argmax must agree'
 complete -c gpux -n "__fish_seen_subcommand_from verify" -l rtol -x
 complete -c gpux -n "__fish_seen_subcommand_from verify" -l atol -x
