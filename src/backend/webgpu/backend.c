@@ -39,6 +39,7 @@ typedef struct wg_ctx {
   int half;                      /* WG_HALF_*: float values the plans hold as f16 (half.c) */
   int overflowed;                /* fp16 gave inf/NaN outputs where fp32 gives none: fp32 from then on */
   int nonfinite_ok;              /* the model's fp32 outputs hold inf/NaN too: no more checks */
+  int quantized;                 /* the graph has integer (quantized) arithmetic: fp32 */
 } wg_ctx;
 
 /* Which float values plans hold as f16: with fp16 precision every float32 and float16 value
@@ -48,7 +49,7 @@ typedef struct wg_ctx {
  * every stored value to f16 in f32 storage (the same numbers, not the memory savings). The
  * caller holds the device's mutex. */
 static int half_mode(wg_ctx *c) {
-  if (c->overflowed) return WG_HALF_NONE;
+  if (c->overflowed || c->quantized) return WG_HALF_NONE;
   const char *e = getenv("GPUX_WEBGPU_HALF");
   if (c->fp16_asked) {
     if (gpux__wg_f16_usable(c->dev)) return WG_HALF_ALL;
@@ -96,8 +97,24 @@ static int wg_prefer_cpu(void *ctx) {
   return c && c->dev && c->dev->adapter_type == WGPUAdapterType_CPU;
 }
 
+/* Whether the graph does integer (quantized) arithmetic: int32 sums of int8 products cast to
+ * float pass float16's range, so fp16 precision leaves such models in fp32. */
+static int quantized_graph(const gpux__graph *g) {
+  for (int i = 0; i < g->n_nodes; i++) {
+    const char *op = g->nodes[i].op_type;
+    if (strstr(op, "Integer") || strstr(op, "Quantize") || !strncmp(op, "QLinear", 7) || !strcmp(op, "QGemm")) return 1;
+  }
+  return 0;
+}
+
 static int wg_prepare(void *ctx, const gpux__graph *g, const gpux__host *host, const unsigned char *supported) {
   wg_ctx *c = ctx;
+  if (c->fp16_asked && quantized_graph(g)) {
+    pthread_mutex_lock(&c->dev->mu);
+    c->quantized = 1;
+    c->half = half_mode(c);
+    pthread_mutex_unlock(&c->dev->mu);
+  }
   c->g = g;
   c->host = host;
   c->supported = supported;
@@ -333,7 +350,8 @@ static const char *wg_precision(void *ctx, const char **why) {
   }
   if (c->half == WG_HALF_ALL) return "fp16";
   if (!c->fp16_asked) return "fp32";
-  if (c->overflowed) *why = "float16 overflowed in this model's values (inf/NaN outputs where fp32 has none)";
+  if (c->quantized) *why = "a quantized model (integer arithmetic, whose sums pass float16's range): fp16 is for float models";
+  else if (c->overflowed) *why = "float16 overflowed in this model's values (inf/NaN outputs where fp32 has none)";
   else if (!c->dev->has_f16) *why = "the WebGPU adapter has no shader-f16";
   else *why = "the adapter lists shader-f16 but this WebGPU library's WGSL compiler rejects `enable f16;`";
   return "fp32";
