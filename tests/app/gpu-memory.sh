@@ -16,16 +16,16 @@ gpuxfile() {
   printf 'name: %s\nmodel: ./model.onnx\nruntime:\n  backend: webgpu\n  gpu:\n    memory: %s\n' "$1" "$2" > "$tmp/$1/GPUXfile"
 }
 
-gpuxfile small 1KB
-expect_error over-limit "GPUXfile: .*model.onnx: model needs [0-9.]+ KiB of device memory, runtime\.gpu\.memory allows 1000 bytes$" -- \
+gpuxfile small 64B
+expect_error over-limit "GPUXfile: .*model.onnx: model needs [0-9.]+ (bytes|KiB) of device memory, runtime\.gpu\.memory allows 64 bytes$" -- \
   "$gpux" build "$tmp/small"
 
 gpuxfile roomy 64MB
 "$gpux" build "$tmp/roomy" > "$tmp/build.out" 2>&1
 expect build-under-limit 0 '^Built roomy:latest' -- cat "$tmp/build.out"
-expect build-device-memory 0 '^ +[0-9.]+ kB of device memory$' -- cat "$tmp/build.out"
+expect build-device-memory 0 '^ +[0-9.]+ k?B of device memory$' -- cat "$tmp/build.out"
 expect build-on-webgpu 0 '\(backend webgpu\)' -- cat "$tmp/build.out"
-expect inspect-device-memory 0 '^model model.onnx \(opset 13, 3 nodes, [0-9.]+ kB of device memory\):$' -- "$gpux" inspect roomy
+expect inspect-device-memory 0 '^model model.onnx \(opset 13, 3 nodes, [0-9.]+ k?B of device memory\):$' -- "$gpux" inspect roomy
 expect inspect-json 0 '"device_memory_bytes":[[:space:]]*[1-9][0-9]*' -- "$gpux" inspect roomy --json
 # mean |x| = 2.5 -> logits [25, -24.5, 2.7]
 expect run-under-limit 0 '"data":\[25,-24\.5,2\.7\]' -- "$gpux" run roomy --json --input '[[1,2,3,4]]'

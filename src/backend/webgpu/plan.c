@@ -1388,6 +1388,13 @@ static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, c
     goto fail;
   }
   if ((rc = plan_gpu(p))) goto fail;
+  /* the weights the session's plans share (uploaded by plan_gpu) count against the budget too */
+  if (budget && p->bytes + gpux__wg_consts_bytes(p->consts) > budget) {
+    char need[32], have[32];
+    rc = gpux__error(GPUX_E_DEVICE, "model needs %s of device memory, the gpu_memory limit allows %s",
+                     gpux__format_bytes(need, p->bytes + gpux__wg_consts_bytes(p->consts)), gpux__format_bytes(have, budget));
+    goto fail;
+  }
   if (getenv("GPUX_WEBGPU_VERBOSE")) {
     uint64_t total = 0;
     for (int b = 0; b < p->n_bufs; b++) total += p->buf_size[b];
