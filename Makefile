@@ -34,7 +34,7 @@ test: gpux
 test-asan: deps
 	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DGPUX_SANITIZE=ON -DGPUX_WERROR=ON >/dev/null
 	cmake --build $(BUILD)-asan -j $(JOBS)
-	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -R '^test-|^conformance-cpu$$'
+	cd $(BUILD)-asan && LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp ctest --output-on-failure -j $(JOBS) -R '^test-|^conformance-cpu$$'
 
 # libFuzzer harnesses (tests/fuzz/fuzz-*.c) built with clang, ASan and UBSan into $(BUILD)-fuzz, each
 # run for FUZZ_SECONDS; crashing inputs land in $(BUILD)-fuzz/crashes/ (once fixed, keep each in
