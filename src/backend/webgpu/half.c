@@ -12,20 +12,8 @@
 #include "backend/webgpu/wg.h"
 #include <ctype.h>
 
-/* x rounded to the nearest f16 as an exact f32 (gx_r16, as gx_f16 in narrow.c), then converted. */
-static const char *const round_fn =
-  "fn gx_r16(x: f32) -> f32 {\n"
-  "  let u = bitcast<u32>(x);\n"
-  "  let s = u & 0x80000000u;\n"
-  "  let a = u & 0x7fffffffu;\n"
-  "  if (a >= 0x7f800000u) { return x; }\n"
-  "  if (a >= 0x477ff000u) { return bitcast<f32>(s | 0x7f800000u); }\n"
-  "  if (a < 0x38800000u) {\n"
-  "    let m = round(bitcast<f32>(a) * 16777216.0) * 5.9604644775390625e-8;\n"
-  "    return bitcast<f32>(s | bitcast<u32>(m));\n"
-  "  }\n"
-  "  return bitcast<f32>(s | ((a + 0xfffu + ((a >> 13u) & 1u)) & 0xffffe000u));\n"
-  "}\n";
+/* x rounded to the nearest f16 as an exact f32 (gx_r16: narrow.c's gx_f16 under its own name, since a shader may hold both), then converted. */
+static const char *const round_fn = GPUX__WG_F16_ROUND_FN("gx_r16");
 static const char *const half_fn = "fn gx_h16(x: f32) -> f16 { return f16(gx_r16(x)); }\n";
 
 static int ident(char c) { return isalnum((unsigned char)c) || c == '_'; }

@@ -20,18 +20,7 @@ int gpux__wg_is_f32(int dtype) {
  * flushes subnormals. float16 subnormals (below 2^-14) are multiples of 2^-24: scaled by 2^24,
  * rounded half to even (WGSL's round), scaled back, all exact. */
 const char *const gpux__wg_narrow_fns =
-  "fn gx_f16(x: f32) -> f32 {\n"
-  "  let u = bitcast<u32>(x);\n"
-  "  let s = u & 0x80000000u;\n"
-  "  let a = u & 0x7fffffffu;\n"
-  "  if (a >= 0x7f800000u) { return x; }\n"
-  "  if (a >= 0x477ff000u) { return bitcast<f32>(s | 0x7f800000u); }\n"
-  "  if (a < 0x38800000u) {\n"
-  "    let m = round(bitcast<f32>(a) * 16777216.0) * 5.9604644775390625e-8;\n"
-  "    return bitcast<f32>(s | bitcast<u32>(m));\n"
-  "  }\n"
-  "  return bitcast<f32>(s | ((a + 0xfffu + ((a >> 13u) & 1u)) & 0xffffe000u));\n"
-  "}\n"
+  GPUX__WG_F16_ROUND_FN("gx_f16")
   "fn gx_bf16(x: f32) -> f32 {\n"
   "  let u = bitcast<u32>(x);\n"
   "  if ((u & 0x7fffffffu) > 0x7f800000u) { return x; }\n"

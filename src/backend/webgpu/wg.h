@@ -254,6 +254,22 @@ void gpux__wg_narrow_main(wg_str *s, int dtype, int binding, uint32_t gx, uint64
  * planner adds no rounding dispatch as long as no later dispatch of the node writes `out`; NULL
  * when the output needs no rounding. */
 const char *gpux__wg_narrow_in_kernel(wg_build *b, int out);
+/* WGSL `fn NAME(x: f32) -> f32`: x rounded to the nearest float16, as an exact f32, by integer
+ * arithmetic on the bits (no dependence on how a GPU converts f32 -> f16 or flushes subnormals;
+ * float16 subnormals are multiples of 2^-24: scaled by 2^24, rounded half to even, scaled back). */
+#define GPUX__WG_F16_ROUND_FN(NAME)                                                                   \
+  "fn " NAME "(x: f32) -> f32 {\n"                                                                    \
+  "  let u = bitcast<u32>(x);\n"                                                                     \
+  "  let s = u & 0x80000000u;\n"                                                                     \
+  "  let a = u & 0x7fffffffu;\n"                                                                     \
+  "  if (a >= 0x7f800000u) { return x; }\n"                                                         \
+  "  if (a >= 0x477ff000u) { return bitcast<f32>(s | 0x7f800000u); }\n"                             \
+  "  if (a < 0x38800000u) {\n"                                                                       \
+  "    let m = round(bitcast<f32>(a) * 16777216.0) * 5.9604644775390625e-8;\n"                        \
+  "    return bitcast<f32>(s | bitcast<u32>(m));\n"                                                  \
+  "  }\n"                                                                                            \
+  "  return bitcast<f32>(s | ((a + 0xfffu + ((a >> 13u) & 1u)) & 0xffffe000u));\n"                   \
+  "}\n"
 /* The WGSL functions gx_f16(x) and gx_bf16(x): x rounded to the nearest float16/bfloat16. */
 extern const char *const gpux__wg_narrow_fns;
 
