@@ -139,12 +139,7 @@ static int gen_validate(const gpux_app *a) {
 static int gen_io_count(const gpux_app *a, int output) { return 1; }
 
 static int gen_io_info(const gpux_app *a, int output, int i, gpux_value_info *vi) {
-  memset(vi, 0, sizeof *vi);
-  vi->name = output ? a->spec->outputs[0].name : a->spec->inputs[0].name;
-  vi->dtype = GPUX_DT_STRING;
-  vi->ndim = 1;
-  vi->dims[0] = 1;
-  return 0;
+  return gpux__textgen_io_info(a, output, vi);
 }
 
 /* ---- the loop ---- */

@@ -243,12 +243,7 @@ static int s2s_io_count(const gpux_app *a, int output) {
 
 static int s2s_io_info(const gpux_app *a, int output, int i, gpux_value_info *vi) {
   if (!output && !s2s_text_in(a->spec, a->models[ENC])) return gpux_model_input_info(a->models[ENC], i, vi);
-  memset(vi, 0, sizeof *vi);
-  vi->name = output ? a->spec->outputs[0].name : a->spec->inputs[0].name;
-  vi->dtype = GPUX_DT_STRING;
-  vi->ndim = 1;
-  vi->dims[0] = 1;
-  return 0;
+  return gpux__textgen_io_info(a, output, vi);
 }
 
 /* ---- the run ---- */

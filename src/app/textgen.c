@@ -77,6 +77,15 @@ const char *gpux__textgen_text(const gpux_app *a) {
 
 /* ---- settings ---- */
 
+int gpux__textgen_io_info(const gpux_app *a, int output, gpux_value_info *vi) {
+  memset(vi, 0, sizeof *vi);
+  vi->name = output ? a->spec->outputs[0].name : a->spec->inputs[0].name;
+  vi->dtype = GPUX_DT_STRING;
+  vi->ndim = 1;
+  vi->dims[0] = 1;
+  return 0;
+}
+
 void gpux__textgen_options(const gpux__spec_generate *g, const gpux_generate_options *req, gpux_generate_options *o) {
   gpux_generate_options_init(o);
   o->max_new_tokens = (int)g->max_new_tokens;

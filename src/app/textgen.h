@@ -30,6 +30,8 @@ int gpux__textgen_set_prompt(gpux__textgen_state *st, const int64_t *ids, int64_
 void gpux__textgen_answer(const gpux_app *a, cJSON *root);
 const char *gpux__textgen_text(const gpux_app *a);
 
+/* The app's text input or text output (the first declared one) as one string. */
+int gpux__textgen_io_info(const gpux_app *a, int output, gpux_value_info *vi);
 /* The settings of a run: the spec's, overridden by the request's (req may be NULL). */
 void gpux__textgen_options(const gpux__spec_generate *g, const gpux_generate_options *req, gpux_generate_options *o);
 /* The end-of-text token: generate.eos, else the tokenizer's usual ones; -1 when none. */
