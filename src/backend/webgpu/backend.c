@@ -286,6 +286,7 @@ static int wg_run_graph(void *ctx, const gpux__graph *g, const gpux__io *io) {
   uint64_t compiled0 = c->dev->compiled, buffers0 = c->dev->buffers;
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
+  uint64_t cpu0 = verbose ? gpux__wg_cpu_ns() : 0;
   if (!rc) rc = run_once(c, ins, vals, owned, n, io);
   /* float16 overflows past 65504 (an audio front end's power spectrum, say) and its infinities
      come out as inf/NaN outputs: such a run is made again in fp32, and when that one is finite
@@ -310,13 +311,13 @@ static int wg_run_graph(void *ctx, const gpux__graph *g, const gpux__io *io) {
   if (verbose && !rc) { /* what one run cost: the numbers to watch when shapes change run to run */
     clock_gettime(CLOCK_MONOTONIC, &t1);
     gpux__log(GPUX_LOG_DEBUG, "webgpu: run: %.1f ms, %s plan, %llu pipelines compiled, %llu buffers created, "
-              "%llu bytes up in %llu writes, %llu bytes down in %llu reads",
+              "%llu bytes up in %llu writes, %llu bytes down in %llu reads, cpu %.1f ms",
               (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
               io->stats->plans > s0.plans ? "new" : "cached", (unsigned long long)(c->dev->compiled - compiled0),
               (unsigned long long)(c->dev->buffers - buffers0), (unsigned long long)(io->stats->upload_bytes - s0.upload_bytes),
               (unsigned long long)(io->stats->uploads - s0.uploads),
               (unsigned long long)(io->stats->download_bytes - s0.download_bytes),
-              (unsigned long long)(io->stats->downloads - s0.downloads));
+              (unsigned long long)(io->stats->downloads - s0.downloads), (double)(gpux__wg_cpu_ns() - cpu0) / 1e6);
   }
   io->stats->device_memory = plans_bytes(c);
   if (io->stats->device_memory > io->stats->device_memory_peak) io->stats->device_memory_peak = io->stats->device_memory;

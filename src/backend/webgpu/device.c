@@ -132,6 +132,14 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t gpux__wg_now_ns(void) { return now_ns(); }
+
+uint64_t gpux__wg_cpu_ns(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)) return 0;
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static WGPUEnum callback_mode(const wg_device *d) {
   return d->timed_wait ? WGPUCallbackMode_WaitAnyOnly : WGPUCallbackMode_AllowProcessEvents;
 }
@@ -571,7 +579,7 @@ int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipe
     d->pipes = np;
     d->cap_pipes = cap;
   }
-  uint64_t t0 = now_ns(), h0 = 0, m0 = 0, s0 = 0, h1 = 0, m1 = 0, s1 = 0;
+  uint64_t t0 = now_ns(), c0 = gpux__wg_cpu_ns(), h0 = 0, m0 = 0, s0 = 0, h1 = 0, m1 = 0, s1 = 0;
   if (d->cache) gpux__wg_cache_counts(d->cache, &h0, &m0, &s0);
   d->compiled++;
   d->f.wgpuDevicePushErrorScope(d->device, WGPUErrorFilter_Validation);
@@ -600,6 +608,7 @@ int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipe
   if (h1 > h0 && m1 == m0) d->pipes_loaded++;
   else d->pipes_compiled++;
   d->pipe_ns += now_ns() - t0;
+  d->pipe_cpu_ns += gpux__wg_cpu_ns() - c0;
   if (!rc && !pipe) rc = gpux__error(GPUX_E_DEVICE, "WebGPU: shader '%s': no pipeline", label ? label : "?");
   if (rc) {
     if (pipe) d->f.wgpuComputePipelineRelease(pipe);
@@ -745,21 +754,29 @@ static int device_create(wg_device **out) {
   double secs = t ? atof(t) : 0;
   d->timeout_ns = (uint64_t)((secs > 0 ? secs : 300.0) * 1e9); /* first runs include shader JIT */
   int verbose = getenv("GPUX_WEBGPU_VERBOSE") != NULL;
-  uint64_t t0 = now_ns();
+  /* wall and CPU time of each step, for the verbose breakdown */
+  uint64_t tw[5], tc[5];
+  tw[0] = now_ns();
+  tc[0] = gpux__wg_cpu_ns();
   int rc = runtime_get(d);
-  uint64_t t1 = now_ns(), t2 = t1;
+  tw[1] = now_ns();
+  tc[1] = gpux__wg_cpu_ns();
   if (!rc) rc = request_adapter(d, WGPUPowerPreference_HighPerformance, &d->adapter);
   if (!rc) read_adapter_info(d, d->adapter);
   if (!rc) d->cache = gpux__wg_cache_open(d);
-  uint64_t t3 = now_ns();
+  tw[2] = now_ns();
+  tc[2] = gpux__wg_cpu_ns();
   if (!rc) rc = request_device(d);
-  uint64_t t4 = now_ns();
+  tw[3] = now_ns();
+  tc[3] = gpux__wg_cpu_ns();
   if (!rc) rc = self_test(d);
-  uint64_t t5 = now_ns();
+  tw[4] = now_ns();
+  tc[4] = gpux__wg_cpu_ns();
   if (verbose)
-    gpux__log(GPUX_LOG_DEBUG, "webgpu: %s on %s: load %.1f ms, instance %.1f ms, adapter %.1f ms, device %.1f ms, self-test %.1f ms",
-            d->name, d->lib_path, (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6,
-            (double)(t4 - t3) / 1e6, (double)(t5 - t4) / 1e6);
+    gpux__log(GPUX_LOG_DEBUG, "webgpu: %s on %s: library and instance %.1f ms (cpu %.1f), adapter %.1f ms (cpu %.1f), "
+              "device %.1f ms (cpu %.1f), self-test %.1f ms (cpu %.1f)", d->name, d->lib_path,
+              (double)(tw[1] - tw[0]) / 1e6, (double)(tc[1] - tc[0]) / 1e6, (double)(tw[2] - tw[1]) / 1e6, (double)(tc[2] - tc[1]) / 1e6,
+              (double)(tw[3] - tw[2]) / 1e6, (double)(tc[3] - tc[2]) / 1e6, (double)(tw[4] - tw[3]) / 1e6, (double)(tc[4] - tc[3]) / 1e6);
   if (rc) {
     device_free(d);
     return rc;

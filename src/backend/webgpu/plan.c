@@ -1322,7 +1322,8 @@ static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, c
   clock_gettime(CLOCK_MONOTONIC, &t_start);
   uint64_t made0 = dev->compiled;
   int told = 0; /* progress reported (planning took long: pipelines compiling) */
-  uint64_t loaded0 = dev->pipes_loaded, compiled0 = dev->pipes_compiled, pipe_ns0 = dev->pipe_ns;
+  uint64_t loaded0 = dev->pipes_loaded, compiled0 = dev->pipes_compiled, pipe_ns0 = dev->pipe_ns, pipe_cpu0 = dev->pipe_cpu_ns;
+  uint64_t cpu_start = gpux__wg_cpu_ns();
   for (int i = 0; i < g->n_nodes; i++) {
     const gpux__node *n = &g->nodes[i];
     clock_gettime(CLOCK_MONOTONIC, &t_now);
@@ -1357,9 +1358,9 @@ static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, c
   if (told) gpux__progress("compile", g->n_nodes, g->n_nodes);
   if (getenv("GPUX_WEBGPU_VERBOSE") && (dev->pipes_loaded > loaded0 || dev->pipes_compiled > compiled0))
     gpux__log(GPUX_LOG_DEBUG, "webgpu: pipelines for %d nodes: %llu new (%llu loaded from the pipeline cache, %llu compiled) "
-              "in %.1f ms", g->n_nodes, (unsigned long long)(dev->pipes_loaded - loaded0 + dev->pipes_compiled - compiled0),
+              "in %.1f ms (cpu %.1f)", g->n_nodes, (unsigned long long)(dev->pipes_loaded - loaded0 + dev->pipes_compiled - compiled0),
               (unsigned long long)(dev->pipes_loaded - loaded0), (unsigned long long)(dev->pipes_compiled - compiled0),
-              (double)(dev->pipe_ns - pipe_ns0) / 1e6);
+              (double)(dev->pipe_ns - pipe_ns0) / 1e6, (double)(dev->pipe_cpu_ns - pipe_cpu0) / 1e6);
   for (int i = 0; i < g->n_nodes; i++) {
     int pl = p->nodes[i].place;
     p->n_cpu += pl == P_CPU;
@@ -1387,7 +1388,9 @@ static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, c
                      gpux__format_bytes(need, p->bytes), gpux__format_bytes(have, budget));
     goto fail;
   }
+  uint64_t gpu_t0 = gpux__wg_now_ns(), gpu_c0 = gpux__wg_cpu_ns();
   if ((rc = plan_gpu(p))) goto fail;
+  uint64_t gpu_t1 = gpux__wg_now_ns(), gpu_c1 = gpux__wg_cpu_ns();
   /* the weights the session's plans share (uploaded by plan_gpu) count against the budget too */
   if (budget && p->bytes + gpux__wg_consts_bytes(p->consts) > budget) {
     char need[32], have[32];
@@ -1399,9 +1402,10 @@ static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, c
     uint64_t total = 0;
     for (int b = 0; b < p->n_bufs; b++) total += p->buf_size[b];
     clock_gettime(CLOCK_MONOTONIC, &t_now);
-    gpux__log(GPUX_LOG_DEBUG, "webgpu: planned %d nodes (%d gpu, %d cpu, %d const), %d dispatches, %d pipelines compiled, %d segments, %.1f MiB in %d buffers, in %.1f ms",
+    gpux__log(GPUX_LOG_DEBUG, "webgpu: planned %d nodes (%d gpu, %d cpu, %d const), %d dispatches, %d pipelines compiled, %d segments, %.1f MiB in %d buffers, in %.1f ms (cpu %.1f; buffers, uploads and bind groups %.1f ms, cpu %.1f)",
             g->n_nodes, p->n_gpu, p->n_cpu, p->n_const, p->n_disp, (int)(dev->compiled - made0), p->n_segs, (double)total / 1048576.0, p->n_bufs,
-            (double)(t_now.tv_sec - t_start.tv_sec) * 1e3 + (double)(t_now.tv_nsec - t_start.tv_nsec) / 1e6);
+            (double)(t_now.tv_sec - t_start.tv_sec) * 1e3 + (double)(t_now.tv_nsec - t_start.tv_nsec) / 1e6,
+            (double)(gpux__wg_cpu_ns() - cpu_start) / 1e6, (double)(gpu_t1 - gpu_t0) / 1e6, (double)(gpu_c1 - gpu_c0) / 1e6);
     for (int i = 0; i < g->n_nodes; i++)
       if (p->nodes[i].place == P_CPU)
         gpux__log(GPUX_LOG_DEBUG, "webgpu:   cpu: %s (%s): %s", g->nodes[i].name, g->nodes[i].op_type, p->nodes[i].why);

@@ -52,8 +52,8 @@ typedef struct wg_device {
   wg_pipeline **pipes;
   int n_pipes, cap_pipes;
   /* pipelines made so far: those whose compiled form Dawn loaded from the blob cache, those it
-     compiled, and the time spent making them */
-  uint64_t pipes_loaded, pipes_compiled, pipe_ns;
+     compiled, and the time (wall and process CPU) spent making them */
+  uint64_t pipes_loaded, pipes_compiled, pipe_ns, pipe_cpu_ns;
   uint64_t compiled;             /* pipelines compiled so far (GPUX_WEBGPU_VERBOSE reports) */
   uint64_t buffers;              /* buffers created so far (the same) */
   wg_reuse *reuse;               /* skeletons of the WGSL seen, for reuse across shapes (reuse.c) */
@@ -108,6 +108,10 @@ int gpux__wg_query_set(wg_device *d, uint32_t count, WGPUQuerySet *out);
 int gpux__wg_read_buffer(wg_device *d, WGPUBuffer src, uint64_t offset, void *dst, size_t size);
 /* Waits until the GPU has finished the work submitted so far. */
 int gpux__wg_queue_idle(wg_device *d);
+/* Clocks for GPUX_WEBGPU_VERBOSE's breakdowns: the monotonic clock, and the CPU time of the whole
+ * process (its threads and the driver's: on a software adapter the GPU's work is CPU time). */
+uint64_t gpux__wg_now_ns(void);
+uint64_t gpux__wg_cpu_ns(void);
 /* Maps `staging` (MAP_READ) after the submitted work that writes it finishes. */
 int gpux__wg_map_read(wg_device *d, WGPUBuffer staging, size_t size, const void **data);
 
