@@ -175,6 +175,42 @@ static void test_shader_errors(void **state) {
   gpux__wg_device_release(d);
 }
 
+/* Pipelines started in the background: several at once, finished together; one whose shader
+ * module is fine but whose pipeline is not (a workgroup above the device's limit) fails at the
+ * finish, keeps its reason, and fails at once when started again. */
+static void test_pipelines_started(void **state) {
+  (void)state;
+  wg_device *d = NULL;
+  if (gpux__wg_device_acquire(&d)) fail_msg("%s", gpux_last_error());
+  wg_pipeline *p[4] = {NULL};
+  char wgsl[4][256];
+  for (int i = 0; i < 3; i++) {
+    snprintf(wgsl[i], sizeof wgsl[i], "@group(0) @binding(0) var<storage, read_write> a: array<f32>;\n"
+             "@compute @workgroup_size(1) fn main() { a[0] = %d.0; }", 1000 + i);
+    assert_int_equal(gpux__wg_pipeline_start(d, wgsl[i], "started", &p[i]), 0);
+    assert_non_null(p[i]);
+  }
+  snprintf(wgsl[3], sizeof wgsl[3], "@group(0) @binding(0) var<storage, read_write> a: array<f32>;\n"
+           "@compute @workgroup_size(%u) fn main() { a[0] = 2.0; }", d->limits.maxComputeInvocationsPerWorkgroup * 2);
+  assert_int_equal(gpux__wg_pipeline_start(d, wgsl[3], "too wide", &p[3]), 0);
+  assert_int_equal(gpux__wg_pipelines_finish(d), GPUX_E_DEVICE);
+  assert_non_null(strstr(gpux_last_error(), "does not compile"));
+  for (int i = 0; i < 3; i++) {
+    assert_non_null(p[i]->pipeline);
+    assert_non_null(p[i]->layout);
+    wg_pipeline *again = NULL; /* made once: the same one */
+    assert_int_equal(gpux__wg_pipeline(d, wgsl[i], "started", &again), 0);
+    assert_ptr_equal(again, p[i]);
+  }
+  assert_null(p[3]->pipeline);
+  wg_pipeline *q = NULL;
+  assert_int_equal(gpux__wg_pipeline_start(d, wgsl[3], "too wide", &q), GPUX_E_DEVICE);
+  assert_null(q);
+  assert_int_equal(gpux__wg_pipelines_finish(d), 0);
+  assert_int_equal(gpux__wg_check(d, "nothing"), 0);
+  gpux__wg_device_release(d);
+}
+
 static void test_device_lost(void **state) {
   (void)state;
   gpux_model *m = chain_model();
@@ -276,7 +312,7 @@ static void test_plan_key(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_missing_library), cmocka_unit_test(test_adapter_found),
-    cmocka_unit_test(test_run_with_fallback), cmocka_unit_test(test_shader_errors),
+    cmocka_unit_test(test_run_with_fallback), cmocka_unit_test(test_shader_errors), cmocka_unit_test(test_pipelines_started),
     cmocka_unit_test(test_device_lost), cmocka_unit_test(test_plan_key),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -568,10 +568,80 @@ static void on_pop_scope(WGPUEnum status, WGPUEnum type, WGPUStringView message,
   r->done = 1;
 }
 
-int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipeline **out) {
-  uint64_t h = fnv1a(wgsl);
-  for (int i = 0; i < d->n_pipes; i++)
-    if (d->pipes[i]->hash == h && !strcmp(d->pipes[i]->wgsl, wgsl)) { *out = d->pipes[i]; return 0; }
+/* Whether pipelines are made in the background (Dawn's worker threads, one a pipeline), while
+ * the planner goes on: GPUX_WEBGPU_ASYNC=0 makes them one by one, each before the next starts. */
+static int async_pipelines(const wg_device *d) {
+  static int off = -1;
+  if (off < 0) {
+    const char *v = getenv("GPUX_WEBGPU_ASYNC");
+    off = v && !strcmp(v, "0");
+  }
+  return !off && d->f.wgpuDeviceCreateComputePipelineAsync != NULL;
+}
+
+static void on_pipeline(WGPUEnum status, WGPUComputePipeline pipeline, WGPUStringView message, void *u1, void *u2) {
+  (void)u2;
+  wg_pipeline_job *j = u1;
+  j->status = status;
+  j->pipeline = pipeline;
+  sv_copy(j->message, sizeof j->message, message);
+  j->done = 1;
+}
+
+/* The pipelines started since none was pending have all been made: what the blob cache served
+ * meanwhile says how many were loaded and how many compiled (at most one compiled per miss). */
+static void count_batch(wg_device *d) {
+  uint64_t h = 0, m = 0, st = 0, made = d->batch_made;
+  if (d->cache) gpux__wg_cache_counts(d->cache, &h, &m, &st);
+  uint64_t compiled = !d->cache || h == d->batch_hits ? made : (m - d->batch_misses < made ? m - d->batch_misses : made);
+  d->pipes_compiled += compiled;
+  d->pipes_loaded += made - compiled;
+  d->batch_made = 0;
+}
+
+/* Waits for p's creation (started by pipeline_start) and takes its result: the pipeline and its
+ * bind group layout, or the error, which p keeps (a later request of the same WGSL fails at once). */
+static int pipeline_finish(wg_device *d, wg_pipeline *p) {
+  wg_pipeline_job *j = p->job;
+  if (!j) return p->error ? gpux__error(GPUX_E_DEVICE, "%s", p->error) : 0;
+  int rc = wait_future(d, j->future, &j->done, "compiling a shader");
+  p->job = NULL;
+  d->n_pending--;
+  if (!rc && (j->status != WGPUCreatePipelineAsyncStatus_Success || !j->pipeline)) {
+    for (char *c = j->message; *c; c++) if (*c == '\n') *c = ' ';
+    rc = gpux__error(GPUX_E_DEVICE, "WebGPU: shader '%s' does not compile: %s", j->label, j->message[0] ? j->message : "no pipeline");
+  }
+  if (!rc) {
+    p->pipeline = j->pipeline;
+    p->layout = d->f.wgpuComputePipelineGetBindGroupLayout(p->pipeline, 0);
+    if (!p->layout) rc = gpux__error(GPUX_E_DEVICE, "WebGPU: shader '%s': no bind group layout", j->label);
+  } else if (j->pipeline) {
+    d->f.wgpuComputePipelineRelease(j->pipeline);
+  }
+  if (rc && rc != GPUX_E_NOMEM && !p->error) p->error = gpux__strdup(gpux_last_error());
+  if (rc && getenv("GPUX_WEBGPU_DEBUG")) gpux__log(GPUX_LOG_DEBUG, "webgpu: shader '%s':\n%s", j->label, p->wgsl);
+  free(j);
+  return rc;
+}
+
+int gpux__wg_pipelines_finish(wg_device *d) {
+  if (!d->n_pending) return 0;
+  uint64_t t0 = now_ns(), c0 = gpux__wg_cpu_ns();
+  int first = 0;
+  const wg_pipeline *failed = NULL;
+  for (int i = 0; i < d->n_pipes && d->n_pending; i++) {
+    if (!d->pipes[i]->job) continue;
+    int rc = pipeline_finish(d, d->pipes[i]);
+    if (rc && !first) first = rc, failed = d->pipes[i];
+  }
+  count_batch(d);
+  d->pipe_ns += now_ns() - t0;
+  d->pipe_cpu_ns += gpux__wg_cpu_ns() - c0;
+  if (first) return failed->error ? gpux__error(first, "%s", failed->error) : first; /* the first failure's reason */
+  return gpux__wg_check(d, "compiling a shader");
+}
+
+static int remember(wg_device *d, wg_pipeline *p) {
   if (d->n_pipes == d->cap_pipes) {
     int cap = d->cap_pipes ? d->cap_pipes * 2 : 64;
     wg_pipeline **np = gpux__realloc(d->pipes, (size_t)cap * sizeof *np);
@@ -579,61 +649,100 @@ int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipe
     d->pipes = np;
     d->cap_pipes = cap;
   }
-  uint64_t t0 = now_ns(), c0 = gpux__wg_cpu_ns(), h0 = 0, m0 = 0, s0 = 0, h1 = 0, m1 = 0, s1 = 0;
-  if (d->cache) gpux__wg_cache_counts(d->cache, &h0, &m0, &s0);
+  d->pipes[d->n_pipes++] = p;
+  return 0;
+}
+
+int gpux__wg_pipeline_start(wg_device *d, const char *wgsl, const char *label, wg_pipeline **out) {
+  *out = NULL;
+  uint64_t h = fnv1a(wgsl);
+  for (int i = 0; i < d->n_pipes; i++)
+    if (d->pipes[i]->hash == h && !strcmp(d->pipes[i]->wgsl, wgsl)) {
+      if (d->pipes[i]->error) return gpux__error(GPUX_E_DEVICE, "%s", d->pipes[i]->error);
+      *out = d->pipes[i];
+      return 0;
+    }
+  wg_pipeline *p = gpux__calloc(1, sizeof *p);
+  wg_pipeline_job *j = p ? gpux__calloc(1, sizeof *j) : NULL;
+  if (p) p->wgsl = gpux__strdup(wgsl);
+  if (!p || !j || !p->wgsl || remember(d, p)) {
+    if (p) free(p->wgsl);
+    free(p);
+    free(j);
+    return GPUX_E_NOMEM;
+  }
+  p->hash = h;
+  snprintf(j->label, sizeof j->label, "%s", label ? label : "?");
+  uint64_t t0 = now_ns(), c0 = gpux__wg_cpu_ns();
+  if (!d->n_pending) { /* a new batch: the cache's counts from here on are its own */
+    uint64_t st;
+    if (d->cache) gpux__wg_cache_counts(d->cache, &d->batch_hits, &d->batch_misses, &st);
+    d->batch_made = 0;
+  }
   d->compiled++;
+  d->batch_made++;
+  d->n_pending++;
+  p->job = j;
+  /* the shader module first, here: WGSL that does not parse or validate fails now */
   d->f.wgpuDevicePushErrorScope(d->device, WGPUErrorFilter_Validation);
   WGPUShaderSourceWGSL src = {{NULL, WGPUSType_ShaderSourceWGSL}, {wgsl, strlen(wgsl)}};
   WGPUShaderModuleDescriptor md = {&src.chain, sv(label)};
   WGPUShaderModule mod = d->f.wgpuDeviceCreateShaderModule(d->device, &md);
-  WGPUComputePipelineDescriptor pd;
-  memset(&pd, 0, sizeof pd);
-  pd.label = sv(label);
-  pd.compute.module = mod;
-  pd.compute.entryPoint = sv("main");
-  WGPUComputePipeline pipe = mod ? d->f.wgpuDeviceCreateComputePipeline(d->device, &pd) : NULL;
   scope_result r = {0};
   WGPUPopErrorScopeCallbackInfo cb = {NULL, callback_mode(d), on_pop_scope, &r, NULL};
   WGPUFuture fut = d->f.wgpuDevicePopErrorScope(d->device, cb);
   int rc = wait_future(d, fut, &r.done, "compiling a shader");
-  if (mod) d->f.wgpuShaderModuleRelease(mod);
-  if (!rc && r.status == WGPUPopErrorScopeStatus_Success && r.type != WGPUErrorType_NoError) {
-    for (char *p = r.message; *p; p++) if (*p == '\n') *p = ' ';
-    rc = gpux__error(GPUX_E_DEVICE, "WebGPU: shader '%s' does not compile: %s", label ? label : "?", r.message);
-    if (getenv("GPUX_WEBGPU_DEBUG")) gpux__log(GPUX_LOG_DEBUG, "webgpu: shader '%s':\n%s", label ? label : "?", wgsl);
+  if (!rc && (!mod || (r.status == WGPUPopErrorScopeStatus_Success && r.type != WGPUErrorType_NoError))) {
+    for (char *c = r.message; *c; c++) if (*c == '\n') *c = ' ';
+    rc = gpux__error(GPUX_E_DEVICE, "WebGPU: shader '%s' does not compile: %s", j->label, r.message[0] ? r.message : "no module");
   }
+  if (!rc) { /* then the pipeline: in the background, or now */
+    WGPUComputePipelineDescriptor pd;
+    memset(&pd, 0, sizeof pd);
+    pd.label = sv(label);
+    pd.compute.module = mod;
+    pd.compute.entryPoint = sv("main");
+    if (async_pipelines(d)) {
+      WGPUCreateComputePipelineAsyncCallbackInfo pcb = {NULL, callback_mode(d), on_pipeline, j, NULL};
+      j->future = d->f.wgpuDeviceCreateComputePipelineAsync(d->device, &pd, pcb);
+    } else {
+      d->f.wgpuDevicePushErrorScope(d->device, WGPUErrorFilter_Validation);
+      j->pipeline = d->f.wgpuDeviceCreateComputePipeline(d->device, &pd);
+      scope_result pr = {0};
+      WGPUPopErrorScopeCallbackInfo pcb = {NULL, callback_mode(d), on_pop_scope, &pr, NULL};
+      WGPUFuture pf = d->f.wgpuDevicePopErrorScope(d->device, pcb);
+      rc = wait_future(d, pf, &pr.done, "compiling a shader");
+      j->status = pr.status == WGPUPopErrorScopeStatus_Success && pr.type != WGPUErrorType_NoError
+                    ? WGPUCreatePipelineAsyncStatus_ValidationError : WGPUCreatePipelineAsyncStatus_Success;
+      snprintf(j->message, sizeof j->message, "%s", pr.message);
+      j->done = 1;
+    }
+  }
+  if (mod) d->f.wgpuShaderModuleRelease(mod);
   if (!rc) rc = gpux__wg_check(d, "compiling a shader");
-  /* loaded: Dawn found what it needed in the blob cache and looked for nothing it lacked */
-  if (d->cache) gpux__wg_cache_counts(d->cache, &h1, &m1, &s1);
-  if (h1 > h0 && m1 == m0) d->pipes_loaded++;
-  else d->pipes_compiled++;
+  if (rc) { /* kept as failed, with its reason */
+    if (getenv("GPUX_WEBGPU_DEBUG")) gpux__log(GPUX_LOG_DEBUG, "webgpu: shader '%s':\n%s", j->label, wgsl);
+    if (j->pipeline) d->f.wgpuComputePipelineRelease(j->pipeline);
+    p->job = NULL;
+    free(j);
+    d->n_pending--;
+    if (rc != GPUX_E_NOMEM) p->error = gpux__strdup(gpux_last_error());
+    if (!d->n_pending) count_batch(d);
+  }
   d->pipe_ns += now_ns() - t0;
   d->pipe_cpu_ns += gpux__wg_cpu_ns() - c0;
-  if (!rc && !pipe) rc = gpux__error(GPUX_E_DEVICE, "WebGPU: shader '%s': no pipeline", label ? label : "?");
-  if (rc) {
-    if (pipe) d->f.wgpuComputePipelineRelease(pipe);
-    return rc;
-  }
-  wg_pipeline *p = gpux__calloc(1, sizeof *p);
-  if (!p) {
-    d->f.wgpuComputePipelineRelease(pipe);
-    return GPUX_E_NOMEM;
-  }
-  p->hash = h;
-  p->wgsl = gpux__strdup(wgsl);
-  p->pipeline = pipe;
-  p->layout = d->f.wgpuComputePipelineGetBindGroupLayout(pipe, 0);
-  if (!p->wgsl || !p->layout) {
-    int had_text = p->wgsl != NULL;
-    free(p->wgsl);
-    if (p->layout) d->f.wgpuBindGroupLayoutRelease(p->layout);
-    d->f.wgpuComputePipelineRelease(pipe);
-    free(p);
-    return had_text ? gpux__error(GPUX_E_DEVICE, "WebGPU: shader '%s': no bind group layout", label ? label : "?") : GPUX_E_NOMEM;
-  }
-  d->pipes[d->n_pipes++] = p;
+  if (rc) return rc;
   *out = p;
   return 0;
+}
+
+int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipeline **out) {
+  wg_pipeline *p;
+  int rc = gpux__wg_pipeline_start(d, wgsl, label, &p);
+  if (!rc && p->job) rc = gpux__wg_pipelines_finish(d);
+  if (!rc && p->error) rc = gpux__error(GPUX_E_DEVICE, "%s", p->error);
+  *out = rc ? NULL : p;
+  return rc;
 }
 
 int gpux__wg_query_set(wg_device *d, uint32_t count, WGPUQuerySet *out) {
@@ -726,7 +835,10 @@ static int self_test(wg_device *d) {
 
 static void device_free(wg_device *d) {
   if (!d) return;
+  if (d->n_pending && !d->lost) gpux__wg_pipelines_finish(d); /* nothing left running on Dawn's threads */
   for (int i = 0; i < d->n_pipes; i++) {
+    free(d->pipes[i]->job);
+    free(d->pipes[i]->error);
     free(d->pipes[i]->wgsl);
     if (d->pipes[i]->layout) d->f.wgpuBindGroupLayoutRelease(d->pipes[i]->layout);
     if (d->pipes[i]->pipeline) d->f.wgpuComputePipelineRelease(d->pipes[i]->pipeline);

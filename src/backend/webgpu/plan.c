@@ -1258,6 +1258,10 @@ static int plan_control(wg_plan *p, int i);
 
 /* Plans graph g for these inputs (bound to the values in_ids). A body plan (body = 1) takes an
  * input given with data as a constant; the main graph keys small integer inputs instead. */
+/* plan_build's answer when a pipeline failed after its node was placed on the GPU: plan again
+ * (positive: never a gpux error code). */
+#define WG_REPLAN 1
+
 static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, const gpux__host *host,
                       const unsigned char *supported, const int *in_ids, int n_ids, int body, const gpux_tensor *inputs,
                       int n_inputs, uint64_t extra, uint64_t budget, int half, gpux_run_stats *stats, uint64_t *want,
@@ -1355,6 +1359,17 @@ static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, c
       return 0;
     }
   }
+  /* the pipelines the kernels asked for were made on Dawn's threads meanwhile: all are needed
+     before bind groups are made. One that failed now (past its shader, which failed at once)
+     keeps its reason, and the graph is planned again: its node then runs on the CPU. */
+  rc = gpux__wg_pipelines_finish(dev);
+  for (int i = 0; !rc && i < p->n_disp; i++) /* finished by a body's plan, say */
+    if (!p->disp[i].pipe->pipeline) rc = gpux__error(GPUX_E_DEVICE, "%s", p->disp[i].pipe->error ? p->disp[i].pipe->error : "no pipeline");
+  if (rc) {
+    if (rc == GPUX_E_NOMEM || gpux__wg_device_lost(dev)) goto fail;
+    gpux__wg_plan_free(p);
+    return WG_REPLAN;
+  }
   if (told) gpux__progress("compile", g->n_nodes, g->n_nodes);
   if (getenv("GPUX_WEBGPU_VERBOSE") && (dev->pipes_loaded > loaded0 || dev->pipes_compiled > compiled0))
     gpux__log(GPUX_LOG_DEBUG, "webgpu: pipelines for %d nodes: %llu new (%llu loaded from the pipeline cache, %llu compiled) "
@@ -1421,8 +1436,10 @@ int gpux__wg_plan_create(wg_device *dev, wg_consts *consts, const gpux__graph *g
                          const unsigned char *supported, const gpux_tensor *inputs, int n_inputs, uint64_t extra,
                          uint64_t budget, int half, gpux_run_stats *stats, uint64_t *want, unsigned char *key,
                          size_t key_len, wg_plan **out) {
-  int rc = plan_build(dev, consts, g, host, supported, g->inputs, g->n_inputs, 0, inputs, n_inputs, extra, budget, half,
-                      stats, want, out);
+  int rc, tries = 0;
+  while ((rc = plan_build(dev, consts, g, host, supported, g->inputs, g->n_inputs, 0, inputs, n_inputs, extra, budget,
+                          half, stats, want, out)) == WG_REPLAN && ++tries < 16) {}
+  if (rc == WG_REPLAN) rc = gpux__error(GPUX_E_DEVICE, "WebGPU: pipelines kept failing to compile: %s", gpux_last_error());
   *want &= ~extra; /* only inputs not keyed yet call for planning again */
   if (!rc) {
     (*out)->key = key; /* the caller keeps the key on failure */
@@ -1500,7 +1517,10 @@ static int plan_body(wg_plan *p, int i, const gpux__graph *b, const char *what, 
   }
   uint64_t want;
   wg_plan *sp = NULL;
-  int rc = plan_build(p->dev, p->consts, b, p->host, NULL, ids, n_ids, 1, ins, n_ids, 0, 0, p->half, p->stats, &want, &sp);
+  int rc, tries = 0;
+  while ((rc = plan_build(p->dev, p->consts, b, p->host, NULL, ids, n_ids, 1, ins, n_ids, 0, 0, p->half, p->stats, &want,
+                          &sp)) == WG_REPLAN && ++tries < 16) {}
+  if (rc == WG_REPLAN) rc = gpux__error(GPUX_E_DEVICE, "WebGPU: pipelines kept failing to compile: %s", gpux_last_error());
   free(ins);
   if (rc) {
     free(ids);

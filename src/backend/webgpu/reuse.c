@@ -144,7 +144,7 @@ int gpux__wg_pipeline_reuse(wg_device *d, const char *wgsl, const char *label, i
   *params = NULL;
   *n_params = 0;
   const char *off = getenv("GPUX_WEBGPU_REUSE");
-  if (off && !strcmp(off, "0")) return gpux__wg_pipeline(d, wgsl, label, out);
+  if (off && !strcmp(off, "0")) return gpux__wg_pipeline_start(d, wgsl, label, out);
   if (!d->reuse && !(d->reuse = gpux__calloc(1, sizeof *d->reuse))) return GPUX_E_NOMEM;
   d->reuse_free = reuse_free;
   wg_reuse *r = d->reuse;
@@ -170,7 +170,7 @@ int gpux__wg_pipeline_reuse(wg_device *d, const char *wgsl, const char *label, i
       return GPUX_E_NOMEM;
     }
     r->e[r->n++] = (skel_entry){h, skel, n, lits, varies, NULL, 0};
-    return gpux__wg_pipeline(d, wgsl, label, out);
+    return gpux__wg_pipeline_start(d, wgsl, label, out);
   }
   free(skel);
   int grew = 0, differs = 0;
@@ -181,12 +181,12 @@ int gpux__wg_pipeline_reuse(wg_device *d, const char *wgsl, const char *label, i
     }
   if (e->failed || (!differs && !e->param_pipe)) {
     free(lits);
-    return gpux__wg_pipeline(d, wgsl, label, out);
+    return gpux__wg_pipeline_start(d, wgsl, label, out);
   }
   if (grew || !e->param_pipe) {
     wg_str s = {0};
     wg_pipeline *pp = NULL;
-    if ((rc = param_text(e, binding, &s)) == 0) rc = gpux__wg_pipeline(d, s.s, label, &pp);
+    if ((rc = param_text(e, binding, &s)) == 0) rc = gpux__wg_pipeline_start(d, s.s, label, &pp);
     gpux__wg_str_free(&s);
     if (rc == GPUX_E_NOMEM) {
       free(lits);
@@ -197,7 +197,7 @@ int gpux__wg_pipeline_reuse(wg_device *d, const char *wgsl, const char *label, i
         gpux__log(GPUX_LOG_DEBUG, "webgpu: '%s' keeps its sizes as literals: %s", label ? label : "?", gpux_last_error());
       e->failed = 1;
       free(lits);
-      return gpux__wg_pipeline(d, wgsl, label, out);
+      return gpux__wg_pipeline_start(d, wgsl, label, out);
     }
     e->param_pipe = pp;
   }

@@ -63,6 +63,8 @@ enum { WGPUMapAsyncStatus_Success = 1, WGPUMapAsyncStatus_CallbackCancelled = 2,
        WGPUMapAsyncStatus_Error = 3, WGPUMapAsyncStatus_Aborted = 4 };
 enum { WGPUPopErrorScopeStatus_Success = 1, WGPUPopErrorScopeStatus_CallbackCancelled = 2,
        WGPUPopErrorScopeStatus_Error = 3 };
+enum { WGPUCreatePipelineAsyncStatus_Success = 1, WGPUCreatePipelineAsyncStatus_CallbackCancelled = 2,
+       WGPUCreatePipelineAsyncStatus_ValidationError = 3, WGPUCreatePipelineAsyncStatus_InternalError = 4 };
 enum { WGPUQueryType_Occlusion = 1, WGPUQueryType_Timestamp = 2 };
 enum { WGPUPowerPreference_Undefined = 0, WGPUPowerPreference_LowPower = 1,
        WGPUPowerPreference_HighPerformance = 2 };
@@ -202,6 +204,8 @@ typedef void (*WGPUBufferMapCallback)(WGPUEnum status, WGPUStringView message, v
 typedef void (*WGPUQueueWorkDoneCallback)(WGPUEnum status, void *userdata1, void *userdata2);
 typedef void (*WGPUPopErrorScopeCallback)(WGPUEnum status, WGPUEnum type, WGPUStringView message,
                                           void *userdata1, void *userdata2);
+typedef void (*WGPUCreateComputePipelineAsyncCallback)(WGPUEnum status, WGPUComputePipeline pipeline,
+                                                       WGPUStringView message, void *userdata1, void *userdata2);
 struct WGPUCompilationInfo;
 typedef void (*WGPUCompilationInfoCallback)(WGPUEnum status, const struct WGPUCompilationInfo *info,
                                             void *userdata1, void *userdata2);
@@ -224,6 +228,7 @@ GPUX__WGPU_CALLBACK_INFO(WGPURequestDeviceCallbackInfo, WGPURequestDeviceCallbac
 GPUX__WGPU_CALLBACK_INFO(WGPUDeviceLostCallbackInfo, WGPUDeviceLostCallback);
 GPUX__WGPU_CALLBACK_INFO(WGPUBufferMapCallbackInfo, WGPUBufferMapCallback);
 GPUX__WGPU_CALLBACK_INFO(WGPUPopErrorScopeCallbackInfo, WGPUPopErrorScopeCallback);
+GPUX__WGPU_CALLBACK_INFO(WGPUCreateComputePipelineAsyncCallbackInfo, WGPUCreateComputePipelineAsyncCallback);
 GPUX__WGPU_CALLBACK_INFO(WGPUCompilationInfoCallbackInfo, WGPUCompilationInfoCallback);
 GPUX__WGPU_CALLBACK_INFO(WGPUQueueWorkDoneCallbackInfo, WGPUQueueWorkDoneCallback);
 
@@ -404,6 +409,8 @@ typedef struct WGPUQuerySetDescriptor {
   X(WGPUShaderModule, wgpuDeviceCreateShaderModule, (WGPUDevice d, const WGPUShaderModuleDescriptor *desc)) \
   X(WGPUComputePipeline, wgpuDeviceCreateComputePipeline, (WGPUDevice d,                                 \
                                                            const WGPUComputePipelineDescriptor *desc))   \
+  X(WGPUFuture, wgpuDeviceCreateComputePipelineAsync, (WGPUDevice d, const WGPUComputePipelineDescriptor *desc, \
+                                                       WGPUCreateComputePipelineAsyncCallbackInfo cb))  \
   X(WGPUBindGroup, wgpuDeviceCreateBindGroup, (WGPUDevice d, const WGPUBindGroupDescriptor *desc))       \
   X(WGPUCommandEncoder, wgpuDeviceCreateCommandEncoder, (WGPUDevice d,                                   \
                                                          const WGPUCommandEncoderDescriptor *desc))      \

@@ -11,11 +11,23 @@
 
 /* ---- the device ---- */
 
+/* A pipeline being made in the background: what its callback reports. */
+typedef struct wg_pipeline_job {
+  WGPUFuture future;
+  volatile int done;
+  WGPUEnum status;               /* WGPUCreatePipelineAsyncStatus */
+  WGPUComputePipeline pipeline;
+  char label[128];
+  char message[1024];
+} wg_pipeline_job;
+
 typedef struct wg_pipeline {
   uint64_t hash;                 /* of the WGSL text */
   char *wgsl;
-  WGPUComputePipeline pipeline;
+  WGPUComputePipeline pipeline;  /* NULL while job is under way */
   WGPUBindGroupLayout layout;    /* group 0, derived from the shader */
+  wg_pipeline_job *job;          /* the creation under way, or NULL once finished */
+  char *error;                   /* why it could not be made (asked again, it fails at once), or NULL */
 } wg_pipeline;
 
 typedef struct wg_cache wg_cache;
@@ -55,6 +67,8 @@ typedef struct wg_device {
      compiled, and the time (wall and process CPU) spent making them */
   uint64_t pipes_loaded, pipes_compiled, pipe_ns, pipe_cpu_ns;
   uint64_t compiled;             /* pipelines compiled so far (GPUX_WEBGPU_VERBOSE reports) */
+  int n_pending;                 /* pipelines started and not finished */
+  uint64_t batch_made, batch_hits, batch_misses; /* since none was pending: made, and the cache's counts then */
   uint64_t buffers;              /* buffers created so far (the same) */
   wg_reuse *reuse;               /* skeletons of the WGSL seen, for reuse across shapes (reuse.c) */
   void (*reuse_free)(wg_reuse *r); /* set by reuse.c with `reuse`: the device frees it through this,
@@ -93,11 +107,18 @@ void gpux__wg_test_device_loss(wg_device *d);
 /* The compute pipeline for this WGSL (entry point "main"), compiled once per device; compile
  * errors come back as GPUX_E_DEVICE with the compiler's messages. */
 int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipeline **out);
+/* The same, started: the shader module is made (WGSL that does not compile fails here) and the
+ * pipeline is made on Dawn's worker threads while the caller goes on; its pipeline and layout are
+ * NULL until gpux__wg_pipelines_finish, which waits for every pipeline started and returns the
+ * first error (each failed pipeline keeps its reason: starting it again fails at once). */
+int gpux__wg_pipeline_start(wg_device *d, const char *wgsl, const char *label, wg_pipeline **out);
+int gpux__wg_pipelines_finish(wg_device *d);
 /* The pipeline for a dispatch's WGSL, reused across shapes (reuse.c): when the text differs from
  * one seen before only in sizes, a pipeline that reads them from a uniform array at `binding`
  * (the first binding the dispatch does not use) is returned with the values to bind there
  * (*params, allocated, a multiple of 4 of them, *n_params used); else the text's own pipeline and
- * *n_params 0. GPUX_WEBGPU_REUSE=0 turns it off. */
+ * *n_params 0. GPUX_WEBGPU_REUSE=0 turns it off. The pipeline is started (gpux__wg_pipeline_start):
+ * the planner finishes every one before it makes bind groups. */
 int gpux__wg_pipeline_reuse(wg_device *d, const char *wgsl, const char *label, int binding, wg_pipeline **out,
                             uint32_t **params, int *n_params);
 WGPUBuffer gpux__wg_buffer(wg_device *d, uint64_t size, WGPUFlags usage, const char *label);
