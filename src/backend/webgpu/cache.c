@@ -111,6 +111,21 @@ void gpux__wg_cache_close(wg_cache *c) {
   free(c);
 }
 
+/* Marks are empty files beside the entries (names with a dot, so trim leaves them), facts about
+ * this device key that a later process may rely on: "self-test.ok", its self-test passed. */
+int gpux__wg_cache_marked(const wg_cache *c, const char *mark) {
+  char path[4400];
+  snprintf(path, sizeof path, "%s/%s", c->dir, mark);
+  return access(path, F_OK) == 0;
+}
+
+void gpux__wg_cache_mark(wg_cache *c, const char *mark) {
+  char path[4400];
+  snprintf(path, sizeof path, "%s/%s", c->dir, mark);
+  int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd >= 0) close(fd);
+}
+
 void gpux__wg_cache_counts(wg_cache *c, uint64_t *hits, uint64_t *misses, uint64_t *stores) {
   pthread_mutex_lock(&c->mu);
   *hits = c->hits, *misses = c->misses, *stores = c->stores;

@@ -83,6 +83,10 @@ wg_cache *gpux__wg_cache_open(const wg_device *d);
 void gpux__wg_cache_close(wg_cache *c);
 /* What the cache has served (hits), not found (misses) and stored since it was opened. */
 void gpux__wg_cache_counts(wg_cache *c, uint64_t *hits, uint64_t *misses, uint64_t *stores);
+/* Facts about this device key kept beside the entries ("self-test.ok"): whether one is there, and
+ * setting one. */
+int gpux__wg_cache_marked(const wg_cache *c, const char *mark);
+void gpux__wg_cache_mark(wg_cache *c, const char *mark);
 size_t gpux__wg_cache_load(const void *key, size_t key_size, void *value, size_t value_size, void *userdata);
 void gpux__wg_cache_store(const void *key, size_t key_size, const void *value, size_t value_size, void *userdata);
 
