@@ -11,7 +11,8 @@ int gpux__wg_plan_key(const gpux__graph *g, const gpux_tensor *inputs, int n_inp
 int gpux__wg_plan_create(wg_device *dev, wg_consts *consts, const gpux__graph *g, const gpux__host *host,
                          const unsigned char *supported, const gpux_tensor *inputs, int n_inputs, uint64_t extra,
                          uint64_t budget, int half, gpux_run_stats *stats, uint64_t *want, unsigned char *key,
-                         size_t key_len, wg_plan **out);
+                         size_t key_len, wg_plan *prev, wg_plan **out);
+int gpux__wg_plan_hollow(const wg_plan *p);
 uint64_t gpux__wg_plan_bytes(const wg_plan *p);
 uint64_t gpux__wg_plan_half_dispatches(const wg_plan *p);
 int gpux__wg_keyed_input(const gpux_tensor *t, int i, uint64_t extra);
@@ -176,9 +177,14 @@ static int find_plan(wg_ctx *c, gpux_tensor *inputs, const gpux_device_tensor **
     }
     wg_plan *p = NULL;
     uint64_t want = 0;
+    /* a plan for new shapes derives from the last one where it can (a decoder's next step, one
+       cache position longer): nodes whose inputs did not change are taken as they were, and when
+       only sizes changed it runs in that plan's GPU objects, which then leave the cache with it */
+    wg_plan *prev = c->last;
     rc = gpux__wg_plan_create(c->dev, c->consts, pg, c->host, c->supported, inputs, n_inputs, c->keyed, c->budget, c->half,
-                              stats, &want,
-                              key, len, &p);
+                              stats, &want, key, len, prev, &p);
+    for (int i = 0; prev && i < c->n_plans; i++)
+      if (c->plans[i] == prev && gpux__wg_plan_hollow(prev)) drop_plan(c, i);
     if (rc) {
       free(key);
       return rc;

@@ -36,6 +36,9 @@ typedef struct wg_obj {          /* a piece of GPU storage: a value, or a node's
   int used;                      /* bound by some dispatch or aliased */
   void *init;                    /* a kernel's constant table (gpux__wg_const): written once */
   int shared;                    /* an initializer in the session's buffers (consts.c), not the pools */
+  uint64_t cap;                  /* bytes its place holds (a root's; aliases share it) */
+  int grow;                      /* its size changed from the plan this one derives from: placed with
+                                    room to grow, and bound with all of it */
 } wg_obj;
 
 typedef struct wg_val {
@@ -84,6 +87,7 @@ typedef struct wg_seg {
   uint64_t flags_off;            /* where they are staged, after the downloads */
   WGPUBuffer staging;
   uint64_t staging_bytes;
+  uint64_t staging_cap;          /* the buffer's size (room to grow in a derived plan) */
 } wg_seg;
 
 struct wg_ctrl;
@@ -94,6 +98,13 @@ typedef struct wg_nodeinfo {
   char why[200];
   int first_disp, n_disp;        /* in plan->disp */
   int *objs, n_objs;             /* storage the node's dispatches touch (values and scratch) */
+  /* what its kernel made besides the dispatches, so that a plan derived from this one can take
+     the node as it is when its inputs and outputs are the same (replay_node) */
+  int scratch0, n_scratch;       /* its scratch objects, scratch0 .. scratch0 + n_scratch - 1 */
+  int n_alias;
+  signed char alias_out[16], alias_in[16];
+  int flag_scratch;              /* 1 + the scratch id of its overflow flag, 0 if none */
+  int half_disp;
 } wg_nodeinfo;
 
 struct wg_plan {
@@ -121,6 +132,7 @@ struct wg_plan {
   WGPUBuffer *bufs;
   uint64_t *buf_size;
   int n_bufs;
+  int n_pool;                    /* of which the plan's own pools (the first), before the shared ones */
   WGPUBuffer params;             /* the dispatches' sizes, for pipelines reused across shapes */
   unsigned char *borrowed;       /* [n_bufs] the buffer is the session's (initializers), not the plan's */
   wg_consts *consts;             /* the session's initializers, or NULL: in the plan's pools */
@@ -146,6 +158,12 @@ struct wg_plan {
   gpux_run_stats *stats;         /* of the run being planned or run (transfers are counted) */
   const gpux__host *host;        /* the runtime: shape inference and CPU nodes */
   const unsigned char *supported; /* [n_nodes] nodes the runtime placed here, or NULL */
+  /* derivation: a plan for new input shapes made from the last one (a decoder's next step) */
+  struct wg_plan *prev;          /* while planning: the previous plan of the graph, or NULL */
+  int hollow;                    /* this plan gave its GPU objects to one derived from it */
+  int n_replayed;                /* nodes taken from prev as they were (inputs and outputs the same) */
+  int adopted;                   /* the GPU objects are prev's: same dispatches, sizes that fit */
+  double shape_ms;               /* planning time in shape inference (GPUX_WEBGPU_VERBOSE) */
 };
 typedef struct wg_plan wg_plan;
 
@@ -619,8 +637,14 @@ static int plan_shapes(wg_plan *p, int i, uint64_t *needed) {
 static int commit_node(wg_plan *p, wg_build *b) {
   const gpux__node *n = &p->g->nodes[b->node];
   wg_nodeinfo *ni = &p->nodes[b->node];
-  /* scratch objects */
+  /* scratch objects (consecutive) */
   int scratch_obj[16];
+  ni->scratch0 = p->n_objs;
+  ni->n_scratch = b->n_scratch;
+  ni->n_alias = b->n_alias;
+  for (int a = 0; a < b->n_alias; a++) ni->alias_out[a] = (signed char)b->alias_out[a], ni->alias_in[a] = (signed char)b->alias_in[a];
+  ni->flag_scratch = b->flag_scratch;
+  ni->half_disp = b->half_disp;
   for (int s = 0; s < b->n_scratch; s++) {
     scratch_obj[s] = new_obj(p, b->scratch[s]);
     if (scratch_obj[s] < 0) return GPUX_E_NOMEM;
@@ -715,10 +739,129 @@ static void free_disps(wg_build *b) {
   b->disp = NULL;
 }
 
+/* ---- derivation: what a plan for new shapes takes from the previous plan as it is ---- */
+
+static int same_meta(const gpux_tensor *a, const gpux_tensor *b) {
+  if (a->kind != b->kind || a->dtype != b->dtype || a->ndim != b->ndim) return 0;
+  for (int d = 0; d < a->ndim; d++)
+    if (a->dims[d] != b->dims[d]) return 0;
+  return 1;
+}
+
+/* Whether value v is the same in plan p so far as in q: absent or not, constant or not (with the
+ * same data), its dtype and shape, and how the GPU holds it (alias root, element type). */
+static int same_value(const wg_plan *p, const wg_plan *q, int v) {
+  const wg_val *a = &p->vals[v], *b = &q->vals[v];
+  if ((a->state == V_ABSENT) != (b->state == V_ABSENT) || (a->state == V_CONST) != (b->state == V_CONST)) return 0;
+  if (a->state == V_ABSENT) return 1;
+  if (!same_meta(&a->t, &b->t) || a->t.kind != GPUX_KIND_TENSOR) return 0;
+  /* (q's objects are as its last reader left them; p's as the readers so far did) */
+  if (alias_root(p, v) != alias_root(q, v) || (p->objs[v].used && (!q->objs[v].used || p->objs[v].gpu_type != q->objs[v].gpu_type)))
+    return 0;
+  if (a->state == V_CONST && a->t.data != b->t.data) {
+    if (a->t.dtype == GPUX_DT_STRING || !a->t.data || !b->t.data) return 0;
+    if (memcmp(a->t.data, b->t.data, (size_t)gpux_tensor_count(&a->t) * gpux_dtype_size(a->t.dtype))) return 0;
+  }
+  return 1;
+}
+
+/* Whether node i sees the same inputs in plan p as in the previous plan (so its shape inference
+ * and its kernel give what they gave there). */
+static int same_inputs(const wg_plan *p, int i) {
+  const wg_plan *q = p->prev;
+  if (!q) return 0;
+  const gpux__node *n = &p->g->nodes[i];
+  for (int j = 0; j < n->n_in; j++)
+    if (n->in[j] >= 0 && !same_value(p, q, n->in[j])) return 0;
+  return 1;
+}
+
+/* Node i's outputs as the previous plan inferred them, when its inputs are the same (no constant
+ * outputs: those are computed). Returns 1 when it did. */
+static int replay_shapes(wg_plan *p, int i) {
+  const wg_plan *q = p->prev;
+  const gpux__node *n = &p->g->nodes[i];
+  if (!q || (q->nodes[i].place != P_GPU && q->nodes[i].place != P_CPU) || !same_inputs(p, i)) return 0;
+  for (int j = 0; j < n->n_out; j++) {
+    int v = n->out[j];
+    if (v >= 0 && (q->vals[v].t.kind != GPUX_KIND_TENSOR || q->vals[v].state == V_CONST || q->vals[v].t.data)) return 0;
+  }
+  for (int j = 0; j < n->n_out; j++) {
+    int v = n->out[j];
+    if (v < 0) continue;
+    wg_val *val = &p->vals[v];
+    val->t = q->vals[v].t; /* dtype and shape only */
+    val->t.owns_data = 0;
+    val->producer = i;
+    val->owns = 1;
+    val->state = V_HOST; /* HOST until the node is placed on the GPU */
+  }
+  return 1;
+}
+
+/* Node i as the previous plan's kernel emitted it (the same dispatches, pipelines, sizes and
+ * tables), when its inputs and outputs are the same: no WGSL is written. Returns 1 when it did. */
+static int replay_node(wg_plan *p, int i) {
+  const wg_plan *q = p->prev;
+  const gpux__node *n = &p->g->nodes[i];
+  if (!q || q->nodes[i].place != P_GPU || (p->supported && !p->supported[i]) || !same_inputs(p, i)) return 0;
+  for (int j = 0; j < n->n_out; j++) {
+    int v = n->out[j];
+    if (v >= 0 && (!same_meta(&p->vals[v].t, &q->vals[v].t) || (p->vals[v].state == V_ABSENT) != (q->vals[v].state == V_ABSENT)))
+      return 0;
+  }
+  const wg_nodeinfo *qi = &q->nodes[i];
+  wg_build b;
+  memset(&b, 0, sizeof b);
+  b.p = p;
+  b.node = i;
+  b.disp = gpux__calloc((size_t)qi->n_disp + 1, sizeof *b.disp);
+  if (!b.disp) return GPUX_E_NOMEM;
+  int rc = 0;
+  for (int s = 0; s < qi->n_scratch && !rc; s++) {
+    const wg_obj *o = &q->objs[qi->scratch0 + s];
+    b.scratch[s] = o->bytes;
+    if (o->init && !(b.scratch_init[s] = gpux__malloc((size_t)o->bytes))) rc = GPUX_E_NOMEM;
+    else if (o->init) memcpy(b.scratch_init[s], o->init, (size_t)o->bytes);
+  }
+  b.n_scratch = qi->n_scratch;
+  for (int d = 0; d < qi->n_disp && !rc; d++) {
+    wg_disp *dd = &b.disp[d];
+    *dd = q->disp[qi->first_disp + d];
+    dd->bg = NULL;
+    dd->param_off = 0;
+    for (int k = 0; k < dd->n_bind; k++)
+      if (dd->bind[k].obj >= q->nv) dd->bind[k].obj = ~(dd->bind[k].obj - qi->scratch0);
+    dd->params = NULL;
+    if (dd->n_params) {
+      size_t bytes = (size_t)(dd->n_params + 3) / 4 * 16;
+      if (!(dd->params = gpux__malloc(bytes))) rc = GPUX_E_NOMEM;
+      else memcpy(dd->params, q->disp[qi->first_disp + d].params, bytes);
+    }
+    b.n_disp = d + 1;
+  }
+  b.n_alias = qi->n_alias;
+  for (int a = 0; a < qi->n_alias; a++) b.alias_out[a] = qi->alias_out[a], b.alias_in[a] = qi->alias_in[a];
+  b.flag_scratch = qi->flag_scratch;
+  b.half_disp = qi->half_disp;
+  if (rc) {
+    for (int s = 0; s < b.n_scratch; s++) free(b.scratch_init[s]);
+    free_disps(&b);
+    return rc;
+  }
+  rc = commit_node(p, &b); /* the dispatches (their parameters) are the plan's now */
+  free(b.disp);
+  if (rc) return rc;
+  p->n_replayed++;
+  return 1;
+}
+
 static int plan_place(wg_plan *p, int i) {
   const gpux__node *n = &p->g->nodes[i];
   wg_nodeinfo *ni = &p->nodes[i];
   if (ni->place == P_CONST) return 0;
+  int replayed = replay_node(p, i);
+  if (replayed) return replayed < 0 ? replayed : 0; /* taken from the previous plan */
   wg_op_fn fn = gpux__wg_op_find(n->domain, n->op_type);
   char why[160];
   if (p->supported ? !p->supported[i] : !gpux__wg_supports(n, why, sizeof why)) fn = NULL;
@@ -960,6 +1103,87 @@ static int shared_const(const wg_plan *p, int o) {
   return p->vals[o].t.kind == GPUX_KIND_TENSOR;
 }
 
+/* The bytes a binding of object o covers in plan p: the value's, or the scratch's. */
+static uint64_t bind_bytes(const wg_plan *p, int o) {
+  return o < p->nv ? tensor_bytes(p, &p->vals[o].t) : p->objs[o].bytes;
+}
+
+/* For each root object: whether it, or a value that shares its storage, has another size in p
+ * than in q (allocated, n_objs entries). */
+static unsigned char *resized_roots(const wg_plan *p, const wg_plan *q) {
+  unsigned char *r = gpux__calloc((size_t)p->n_objs + 1, 1);
+  for (int o = 0; r && o < p->n_objs; o++)
+    if (p->objs[o].used && (p->objs[o].bytes != q->objs[o].bytes || bind_bytes(p, o) != bind_bytes(q, o)))
+      r[alias_root(p, o)] = 1;
+  return r;
+}
+
+/* Whether plan p, made for other input shapes, has q's structure: the same nodes in the same
+ * places, the same dispatches of the same pipelines over the same storage objects, the same
+ * order, segments and transfers. Then only sizes (the values in the pipelines' uniform
+ * parameters, workgroup counts, bytes) differ, and p can run in q's GPU objects where they fit. */
+static int same_structure(const wg_plan *p, const wg_plan *q) {
+  if (p->n_objs != q->n_objs || p->n_disp != q->n_disp || p->n_steps != q->n_steps || p->n_segs != q->n_segs ||
+      p->n_flags != q->n_flags || q->hollow || !q->n_pool)
+    return 0;
+  for (int i = 0; i < p->g->n_nodes; i++)
+    if (p->nodes[i].place != q->nodes[i].place || p->nodes[i].place == P_CTRL) return 0;
+  for (int i = 0; i < p->n_disp; i++) {
+    const wg_disp *a = &p->disp[i], *b = &q->disp[i];
+    if (a->pipe != b->pipe || a->n_bind != b->n_bind || a->n_params != b->n_params ||
+        memcmp(a->bind, b->bind, (size_t)a->n_bind * sizeof *a->bind))
+      return 0;
+  }
+  for (int o = 0; o < p->n_objs; o++) {
+    const wg_obj *a = &p->objs[o], *b = &q->objs[o];
+    if (a->used != b->used || alias_root(p, o) != alias_root(q, o) || a->gpu_type != b->gpu_type ||
+        !a->init != !b->init || (a->used && shared_const(p, o) != b->shared))
+      return 0;
+  }
+  for (int v = 0; v < p->nv; v++) {
+    const wg_val *a = &p->vals[v], *b = &q->vals[v];
+    if (a->state != b->state || a->upload_seg != b->upload_seg || a->download_seg != b->download_seg || a->host_read != b->host_read)
+      return 0;
+  }
+  for (int s = 0; s < p->n_steps; s++)
+    if (memcmp(&p->steps[s], &q->steps[s], sizeof p->steps[s])) return 0;
+  for (int s = 0; s < p->n_segs; s++) {
+    const wg_seg *a = &p->segs[s], *b = &q->segs[s];
+    if (a->first_step != b->first_step || a->last_step != b->last_step || a->n_uploads != b->n_uploads ||
+        a->n_downloads != b->n_downloads || memcmp(a->uploads, b->uploads, (size_t)a->n_uploads * sizeof *a->uploads) ||
+        memcmp(a->downloads, b->downloads, (size_t)a->n_downloads * sizeof *a->downloads))
+      return 0;
+  }
+  for (int f = 0; f < p->n_flags; f++)
+    if (p->flags[f].obj != q->flags[f].obj || p->flags[f].node != q->flags[f].node) return 0;
+  return 1;
+}
+
+/* Plan p (of q's structure) in q's places, when every object that changed size has room there
+ * (it was placed to grow) and every other is as it was. Returns 1 when it did. */
+static int adopt_places(wg_plan *p, const wg_plan *q, const unsigned char *resized, uint64_t align) {
+  for (int o = 0; o < p->n_objs; o++) {
+    if (!p->objs[o].used || alias_root(p, o) != o || q->objs[o].shared || !resized[o]) continue;
+    if (!q->objs[o].grow || ((p->objs[o].bytes + align - 1) & ~(align - 1)) > q->objs[o].cap) return 0;
+  }
+  if (!(p->buf_size = gpux__calloc(64, sizeof *p->buf_size)) || !(p->bufs = gpux__calloc(64, sizeof *p->bufs))) {
+    free(p->buf_size);
+    p->buf_size = NULL;
+    return 0;
+  }
+  for (int o = 0; o < p->n_objs; o++) {
+    if (!p->objs[o].used) continue;
+    wg_obj *a = &p->objs[o];
+    const wg_obj *b = &q->objs[o];
+    a->buf = b->buf, a->off = b->off, a->cap = b->cap, a->grow = b->grow;
+    a->shared = b->shared;
+  }
+  p->n_bufs = p->n_pool = q->n_pool;
+  memcpy(p->buf_size, q->buf_size, (size_t)q->n_pool * sizeof *p->buf_size);
+  p->adopted = 1;
+  return 1;
+}
+
 static int plan_memory(wg_plan *p) {
   wg_device *d = p->dev;
   /* value sizes and kinds */
@@ -995,6 +1219,15 @@ static int plan_memory(wg_plan *p) {
   }
   uint64_t align = d->limits.minStorageBufferOffsetAlignment;
   if (align < 256) align = 256;
+  /* derived from the previous plan: its places when every size fits them, else new places with
+     room for the sizes that change */
+  const wg_plan *was = p->prev && same_structure(p, p->prev) ? p->prev : NULL;
+  unsigned char *resized = was ? resized_roots(p, was) : NULL;
+  if (was && !resized) return GPUX_E_NOMEM;
+  if (was && adopt_places(p, was, resized, align)) {
+    free(resized);
+    return 0;
+  }
   uint64_t cap = d->limits.maxBufferSize;
   if (cap > ((uint64_t)1 << 31)) cap = (uint64_t)1 << 31;
   if (cap < d->limits.maxStorageBufferBindingSize && d->limits.maxStorageBufferBindingSize <= ((uint64_t)1 << 31))
@@ -1003,7 +1236,7 @@ static int plan_memory(wg_plan *p) {
   int n_items = 0;
   size_item *items = gpux__calloc((size_t)p->n_objs + 1, sizeof *items);
   int *placed = gpux__calloc((size_t)p->n_objs + 1, sizeof *placed);
-  if (!items || !placed) { free(items); free(placed); return GPUX_E_NOMEM; }
+  if (!items || !placed) { free(items); free(placed); free(resized); return GPUX_E_NOMEM; }
   for (int o = 0; o < p->n_objs; o++) {
     if (!p->objs[o].used || alias_root(p, o) != o) continue;
     if (shared_const(p, o)) { /* in the session's buffers (plan_gpu) */
@@ -1011,7 +1244,13 @@ static int plan_memory(wg_plan *p) {
       continue;
     }
     if (p->objs[o].last < 0) p->objs[o].first = p->objs[o].last = 0; /* bound but never live: still needs storage */
-    items[n_items++] = (size_item){o, (p->objs[o].bytes + align - 1) & ~(align - 1)};
+    uint64_t need = p->objs[o].bytes;
+    if (was && (was->objs[o].grow || resized[o])) { /* twice its size: most later steps fit */
+      p->objs[o].grow = 1;
+      need = need * 2 > cap ? (need > cap ? need : cap) : need * 2;
+    }
+    p->objs[o].cap = (need + align - 1) & ~(align - 1);
+    items[n_items++] = (size_item){o, p->objs[o].cap};
   }
   qsort(items, (size_t)n_items, sizeof *items, cmp_size_desc);
   int n_placed = 0, rc = 0;
@@ -1031,7 +1270,7 @@ static int plan_memory(wg_plan *p) {
         for (int q = 0; q < n_placed; q++) {
           const wg_obj *other = &p->objs[placed[q]];
           if (other->buf != b || other->last < ob->first || other->first > ob->last) continue;
-          uint64_t oend = other->off + ((other->bytes + align - 1) & ~(align - 1));
+          uint64_t oend = other->off + other->cap;
           if (other->off < off + need && off < oend) { off = oend; moved = 1; }
         }
       }
@@ -1046,21 +1285,110 @@ static int plan_memory(wg_plan *p) {
   }
   free(items);
   free(placed);
+  free(resized);
   if (rc) return rc;
+  p->n_pool = p->n_bufs;
   /* aliases take their root's place */
   for (int o = 0; o < p->n_objs; o++) {
     if (!p->objs[o].used) continue;
     int r = alias_root(p, o);
     p->objs[o].buf = p->objs[r].buf;
     p->objs[o].off = p->objs[r].off;
+    p->objs[o].cap = p->objs[r].cap;
+    p->objs[o].grow = p->objs[r].grow;
   }
   return 0;
 }
 
 /* ---- 5. GPU objects ---- */
 
+/* Plan p takes over the GPU objects of the plan it derives from (adopt_places put every object
+ * where it was there): the buffers, bind groups, the sizes' uniform buffer (values written where
+ * they changed) and the read-back buffers that are large enough. The previous plan is hollow
+ * after this, for the backend to drop. */
+static int adopt_gpu(wg_plan *p) {
+  wg_device *d = p->dev;
+  wg_plan *q = p->prev;
+  free(p->bufs);
+  free(p->buf_size);
+  p->bufs = q->bufs, p->buf_size = q->buf_size, p->borrowed = q->borrowed, p->n_bufs = q->n_bufs;
+  q->bufs = NULL, q->buf_size = NULL, q->borrowed = NULL, q->n_bufs = 0;
+  p->params = q->params;
+  q->params = NULL;
+  q->hollow = 1;
+  for (int i = 0; i < p->n_disp; i++) {
+    wg_disp *a = &p->disp[i], *b = &q->disp[i];
+    a->bg = b->bg;
+    b->bg = NULL;
+    a->param_off = b->param_off;
+    size_t bytes = (size_t)(a->n_params + 3) / 4 * 16;
+    if (a->n_params && memcmp(a->params, b->params, bytes)) d->f.wgpuQueueWriteBuffer(d->queue, p->params, a->param_off, a->params, bytes);
+  }
+  /* constants that follow from the inputs' shapes, and kernels' tables, where they changed */
+  for (int v = 0; v < p->nv; v++) {
+    if (!p->objs[v].used || p->vals[v].state != V_CONST || alias_root(p, v) != v || p->objs[v].shared) continue;
+    const gpux_tensor *t = &p->vals[v].t;
+    size_t n = (size_t)gpux_tensor_count(t) * gpux_dtype_size(t->dtype);
+    if (!n || (q->vals[v].t.data && t->data && !memcmp(t->data, q->vals[v].t.data, n))) continue;
+    void *img;
+    size_t bytes;
+    int owned, rc;
+    if ((rc = gpux__wg_gpu_image(t, p->objs[v].gpu_type, &img, &bytes, &owned))) return rc;
+    d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[p->objs[v].buf], p->objs[v].off, img, bytes);
+    if (owned) free(img);
+    p->stats->uploads++, p->stats->upload_bytes += bytes;
+  }
+  for (int o = p->nv; o < p->n_objs; o++)
+    if (p->objs[o].init && (p->objs[o].bytes != q->objs[o].bytes || memcmp(p->objs[o].init, q->objs[o].init, (size_t)p->objs[o].bytes))) {
+      d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[p->objs[o].buf], p->objs[o].off, p->objs[o].init, (size_t)p->objs[o].bytes);
+      p->stats->uploads++, p->stats->upload_bytes += p->objs[o].bytes;
+    }
+  return 0;
+}
+
+/* The read-back buffer of each segment: where each download and overflow flag goes in it; the
+ * previous plan's when it is large enough (a derived plan), else a new one, with room to grow
+ * when the plan derives from another. */
+static int plan_staging(wg_plan *p) {
+  wg_device *d = p->dev;
+  for (int s = 0; s < p->n_segs; s++) {
+    wg_seg *sg = &p->segs[s];
+    for (int f = 0; f < p->n_flags; f++) {
+      int in_seg = 0;
+      for (int t = sg->first_step; t <= sg->last_step && !in_seg; t++) in_seg = p->steps[t].node == p->flags[f].node;
+      if (in_seg && add_int(&sg->flags, &sg->n_flags, f)) return GPUX_E_NOMEM;
+    }
+    if (!sg->n_downloads && !sg->n_flags) continue;
+    sg->dl_off = gpux__calloc((size_t)sg->n_downloads + 1, sizeof *sg->dl_off);
+    if (!sg->dl_off) return GPUX_E_NOMEM;
+    uint64_t off = 0;
+    for (int k = 0; k < sg->n_downloads; k++) {
+      sg->dl_off[k] = off;
+      off += (tensor_bytes(p, &p->vals[sg->downloads[k]].t) + 15) & ~(uint64_t)15;
+    }
+    sg->flags_off = off;
+    off += (uint64_t)sg->n_flags * 4;
+    sg->staging_bytes = off ? (off + 15) & ~(uint64_t)15 : 16;
+    wg_seg *old = p->prev && p->prev->n_segs == p->n_segs && p->adopted ? &p->prev->segs[s] : NULL;
+    if (old && old->staging && old->staging_cap >= sg->staging_bytes) {
+      sg->staging = old->staging, sg->staging_cap = old->staging_cap;
+      old->staging = NULL;
+      continue;
+    }
+    sg->staging_cap = p->prev ? sg->staging_bytes * 2 : sg->staging_bytes;
+    sg->staging = gpux__wg_buffer(d, sg->staging_cap, WGPUBufferUsage_MapRead | WGPUBufferUsage_CopyDst, "gpux read-back");
+    if (!sg->staging) return gpux__error(GPUX_E_NOMEM, "WebGPU: could not allocate a read-back buffer");
+  }
+  return 0;
+}
+
 static int plan_gpu(wg_plan *p) {
   wg_device *d = p->dev;
+  if (p->adopted) {
+    int rc = adopt_gpu(p);
+    if (!rc) rc = plan_staging(p);
+    return rc ? rc : gpux__wg_check(d, "preparing the model on the GPU");
+  }
   for (int b = 0; b < p->n_bufs; b++) {
     p->bufs[b] = gpux__wg_buffer(d, p->buf_size[b], WGPUBufferUsage_Storage | WGPUBufferUsage_CopySrc | WGPUBufferUsage_CopyDst, "gpux tensors");
     if (!p->bufs[b]) return gpux__error(GPUX_E_NOMEM, "WebGPU: could not allocate %llu bytes", (unsigned long long)p->buf_size[b]);
@@ -1133,8 +1461,8 @@ static int plan_gpu(wg_plan *p) {
     memset(e, 0, sizeof e);
     for (int k = 0; k < ds->n_bind; k++) {
       const wg_obj *o = &p->objs[ds->bind[k].obj];
-      uint64_t bytes = o->bytes;
-      if (ds->bind[k].obj < p->nv) bytes = tensor_bytes(p, &p->vals[ds->bind[k].obj].t);
+      uint64_t bytes = bind_bytes(p, ds->bind[k].obj);
+      if (o->grow) bytes = o->cap; /* all its room: the bind group serves the plans derived from this one */
       if (bytes < 4) bytes = 4;
       if (ds->bind[k].type == WG_VEC4) bytes = bytes < 16 ? 16 : bytes & ~(uint64_t)15;
       e[k].binding = (uint32_t)k;
@@ -1157,28 +1485,7 @@ static int plan_gpu(wg_plan *p) {
     ds->bg = d->f.wgpuDeviceCreateBindGroup(d->device, &bd);
     if (!ds->bg) return gpux__error(GPUX_E_DEVICE, "WebGPU: could not create a bind group");
   }
-  /* staging buffers for read-backs */
-  for (int s = 0; s < p->n_segs; s++) {
-    wg_seg *sg = &p->segs[s];
-    for (int f = 0; f < p->n_flags; f++) {
-      int in_seg = 0;
-      for (int t = sg->first_step; t <= sg->last_step && !in_seg; t++) in_seg = p->steps[t].node == p->flags[f].node;
-      if (in_seg && add_int(&sg->flags, &sg->n_flags, f)) return GPUX_E_NOMEM;
-    }
-    if (!sg->n_downloads && !sg->n_flags) continue;
-    sg->dl_off = gpux__calloc((size_t)sg->n_downloads + 1, sizeof *sg->dl_off);
-    if (!sg->dl_off) return GPUX_E_NOMEM;
-    uint64_t off = 0;
-    for (int k = 0; k < sg->n_downloads; k++) {
-      sg->dl_off[k] = off;
-      off += (tensor_bytes(p, &p->vals[sg->downloads[k]].t) + 15) & ~(uint64_t)15;
-    }
-    sg->flags_off = off;
-    off += (uint64_t)sg->n_flags * 4;
-    sg->staging_bytes = off ? (off + 15) & ~(uint64_t)15 : 16;
-    sg->staging = gpux__wg_buffer(d, sg->staging_bytes, WGPUBufferUsage_MapRead | WGPUBufferUsage_CopyDst, "gpux read-back");
-    if (!sg->staging) return gpux__error(GPUX_E_NOMEM, "WebGPU: could not allocate a read-back buffer");
-  }
+  if ((rc = plan_staging(p))) return rc;
   return gpux__wg_check(d, "preparing the model on the GPU");
 }
 
@@ -1256,6 +1563,21 @@ static void decline_at(wg_plan *p, int i, const char *fmt, ...) {
 
 static int plan_control(wg_plan *p, int i);
 
+/* Whether a new plan of graph g may derive from plan q: q planned the same graph on the GPU, in
+ * the same precision, without control flow (whose bodies have plans of their own), and still
+ * holds its GPU objects. GPUX_WEBGPU_DERIVE=0 turns derivation off (every plan made whole). */
+static int derivable(const wg_plan *q, const gpux__graph *g, int half) {
+  const char *off = getenv("GPUX_WEBGPU_DERIVE");
+  if (!q || q->g != g || q->declined || q->half != half || q->hollow || q->body || (off && !strcmp(off, "0"))) return 0;
+  for (int i = 0; i < g->n_nodes; i++)
+    if (q->nodes[i].place == P_CTRL) return 0;
+  return 1;
+}
+
+static double ms_between(const struct timespec *a, const struct timespec *b) {
+  return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
 /* Plans graph g for these inputs (bound to the values in_ids). A body plan (body = 1) takes an
  * input given with data as a constant; the main graph keys small integer inputs instead. */
 /* plan_build's answer when a pipeline failed after its node was placed on the GPU: plan again
@@ -1265,12 +1587,13 @@ static int plan_control(wg_plan *p, int i);
 static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, const gpux__host *host,
                       const unsigned char *supported, const int *in_ids, int n_ids, int body, const gpux_tensor *inputs,
                       int n_inputs, uint64_t extra, uint64_t budget, int half, gpux_run_stats *stats, uint64_t *want,
-                      wg_plan **out) {
+                      wg_plan *prev, wg_plan **out) {
   *want = 0;
   *out = NULL;
   wg_plan *p = gpux__calloc(1, sizeof *p);
   if (!p) return GPUX_E_NOMEM;
   p->half = half;
+  p->prev = derivable(prev, g, half) ? prev : NULL;
   p->want = body ? NULL : want;
   p->consts = consts;
   p->stats = stats;
@@ -1342,7 +1665,12 @@ static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, c
       continue;
     }
     uint64_t needed = 0;
-    if ((rc = plan_shapes(p, i, &needed))) {
+    struct timespec ta, tb;
+    clock_gettime(CLOCK_MONOTONIC, &ta);
+    rc = replay_shapes(p, i) ? 0 : plan_shapes(p, i, &needed);
+    clock_gettime(CLOCK_MONOTONIC, &tb);
+    p->shape_ms += ms_between(&ta, &tb);
+    if (rc) {
       /* the inputs whose values decide the shapes (all of them when the op did not say which):
        * the model inputs they are computed from are asked to key the plan */
       for (int j = 0; j < n->n_in; j++)
@@ -1388,8 +1716,11 @@ static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, c
     for (int j = 0; j < n->n_in; j++)
       if (n->in[j] >= 0 && needs_host(p, i, j)) p->vals[n->in[j]].host_read = 1;
   }
+  struct timespec t_kernels, t_memory;
+  clock_gettime(CLOCK_MONOTONIC, &t_kernels);
   if ((rc = plan_order(p))) goto fail;
   if ((rc = plan_memory(p))) goto fail;
+  clock_gettime(CLOCK_MONOTONIC, &t_memory);
   p->bytes = plan_bytes(p);
   for (int i = 0; i < g->n_nodes; i++) { /* the bodies' plans */
     const wg_ctrl *c = p->nodes[i].ctrl;
@@ -1417,10 +1748,12 @@ static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, c
     uint64_t total = 0;
     for (int b = 0; b < p->n_bufs; b++) total += p->buf_size[b];
     clock_gettime(CLOCK_MONOTONIC, &t_now);
-    gpux__log(GPUX_LOG_DEBUG, "webgpu: planned %d nodes (%d gpu, %d cpu, %d const), %d dispatches, %d pipelines compiled, %d segments, %.1f MiB in %d buffers, in %.1f ms (cpu %.1f; buffers, uploads and bind groups %.1f ms, cpu %.1f)",
+    gpux__log(GPUX_LOG_DEBUG, "webgpu: planned %d nodes (%d gpu, %d cpu, %d const), %d dispatches, %d pipelines compiled, %d segments, %.1f MiB in %d buffers, in %.1f ms (cpu %.1f; "
+            "shapes %.1f ms, kernels %.1f, order and memory %.1f, buffers, uploads and bind groups %.1f ms, cpu %.1f); derived: %d nodes as before, %s",
             g->n_nodes, p->n_gpu, p->n_cpu, p->n_const, p->n_disp, (int)(dev->compiled - made0), p->n_segs, (double)total / 1048576.0, p->n_bufs,
-            (double)(t_now.tv_sec - t_start.tv_sec) * 1e3 + (double)(t_now.tv_nsec - t_start.tv_nsec) / 1e6,
-            (double)(gpux__wg_cpu_ns() - cpu_start) / 1e6, (double)(gpu_t1 - gpu_t0) / 1e6, (double)(gpu_c1 - gpu_c0) / 1e6);
+            ms_between(&t_start, &t_now), (double)(gpux__wg_cpu_ns() - cpu_start) / 1e6, p->shape_ms,
+            ms_between(&t_start, &t_kernels) - p->shape_ms, ms_between(&t_kernels, &t_memory), (double)(gpu_t1 - gpu_t0) / 1e6,
+            (double)(gpu_c1 - gpu_c0) / 1e6, p->n_replayed, p->adopted ? "GPU objects kept" : "GPU objects made");
     for (int i = 0; i < g->n_nodes; i++)
       if (p->nodes[i].place == P_CPU)
         gpux__log(GPUX_LOG_DEBUG, "webgpu:   cpu: %s (%s): %s", g->nodes[i].name, g->nodes[i].op_type, p->nodes[i].why);
@@ -1435,12 +1768,13 @@ fail:
 int gpux__wg_plan_create(wg_device *dev, wg_consts *consts, const gpux__graph *g, const gpux__host *host,
                          const unsigned char *supported, const gpux_tensor *inputs, int n_inputs, uint64_t extra,
                          uint64_t budget, int half, gpux_run_stats *stats, uint64_t *want, unsigned char *key,
-                         size_t key_len, wg_plan **out) {
+                         size_t key_len, wg_plan *prev, wg_plan **out) {
   int rc, tries = 0;
   while ((rc = plan_build(dev, consts, g, host, supported, g->inputs, g->n_inputs, 0, inputs, n_inputs, extra, budget,
-                          half, stats, want, out)) == WG_REPLAN && ++tries < 16) {}
+                          half, stats, want, prev, out)) == WG_REPLAN && ++tries < 16) {}
   if (rc == WG_REPLAN) rc = gpux__error(GPUX_E_DEVICE, "WebGPU: pipelines kept failing to compile: %s", gpux_last_error());
   *want &= ~extra; /* only inputs not keyed yet call for planning again */
+  if (!rc) (*out)->prev = NULL; /* used while planning only */
   if (!rc) {
     (*out)->key = key; /* the caller keeps the key on failure */
     (*out)->key_len = key_len;
@@ -1519,7 +1853,7 @@ static int plan_body(wg_plan *p, int i, const gpux__graph *b, const char *what, 
   wg_plan *sp = NULL;
   int rc, tries = 0;
   while ((rc = plan_build(p->dev, p->consts, b, p->host, NULL, ids, n_ids, 1, ins, n_ids, 0, 0, p->half, p->stats, &want,
-                          &sp)) == WG_REPLAN && ++tries < 16) {}
+                          NULL, &sp)) == WG_REPLAN && ++tries < 16) {}
   if (rc == WG_REPLAN) rc = gpux__error(GPUX_E_DEVICE, "WebGPU: pipelines kept failing to compile: %s", gpux_last_error());
   free(ins);
   if (rc) {
@@ -1888,6 +2222,7 @@ static int plan_control(wg_plan *p, int i) {
 }
 
 uint64_t gpux__wg_plan_bytes(const wg_plan *p) { return p->bytes; }
+int gpux__wg_plan_hollow(const wg_plan *p) { return p->hollow; }
 
 /* Dispatches of the plan and its bodies that read or write f16-held values. */
 uint64_t gpux__wg_plan_half_dispatches(const wg_plan *p) {
