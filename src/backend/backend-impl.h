@@ -32,6 +32,8 @@ struct gpux_device_tensor {
   uint64_t off;                           /* where the data starts in buf: 0, or inside a plan's
                                              storage for a view a control-flow body reads */
   uint64_t bytes;
+  uint64_t cap;                           /* the size of buf (WebGPU: at least bytes, more for a
+                                             buffer reused from a larger value) */
   int held;                               /* how the backend stores the elements (WebGPU: f32, i32
                                              or f16, see wg.h) */
 };

@@ -45,6 +45,26 @@ print("ok" if len(runs) == 24 and compiled <= 2 and most_up < 4096 else
 PY
 expect decode-reuses 0 '^ok$' -- bash -c "GPUX_WEBGPU_VERBOSE=1 '$gpux' run '$ex' --input Hello --backend webgpu --max-new-tokens 24 \
   --repetition-penalty 100 2>&1 >/dev/null | python3 '$tmp/steps.py'"
+# ... and each step's plan derives from the last one: the nodes whose inputs did not change are
+# taken as they were (no kernel written again), and the plan runs in the last one's buffers and
+# bind groups, which were placed with room for the values that grow (made again only when one
+# outgrows it: a few times in 64 steps); the cache values the steps hand over reuse the buffers
+# of the ones given back, so that most steps create no buffer at all
+cat > "$tmp/derive.py" <<'PY'
+import re, sys
+log = sys.stdin.read()
+plans = re.findall(r"webgpu: planned .*; derived: (\d+) nodes as before, GPU objects (kept|made)", log)
+made = [int(m) for m in re.findall(r"webgpu: run: [0-9.]+ ms, \w+ plan, \d+ pipelines compiled, (\d+) buffers created", log)]
+decode = plans[2:]
+kept = sum(k == "kept" for _, k in decode)
+taken = min((int(n) for n, _ in decode), default=0)
+none = sum(b == 0 for b in made[2:])
+print("ok" if len(made) == 64 and len(plans) == 64 and kept >= 50 and taken > 0 and none >= 44 else
+      f"{len(made)} runs, {len(plans)} plans; of the decode steps after the first, {kept} kept the GPU objects, "
+      f"at least {taken} nodes taken as before, {none} created no buffer: {plans} {made}")
+PY
+expect decode-derives 0 '^ok$' -- bash -c "GPUX_WEBGPU_VERBOSE=1 '$gpux' run '$ex' --input Hello --backend webgpu --max-new-tokens 64 \
+  --repetition-penalty 100 2>&1 >/dev/null | python3 '$tmp/derive.py'"
 # ... and the tokens are still ONNX Runtime's, on a decoder whose attention mask comes from its
 # lengths (tests/models/gpt.mjs)
 node -e "import('$root/tests/models/gpt.mjs').then(m => require('fs').writeFileSync('$tmp/gptkv.onnx', m.gptKvModel(3)))"

@@ -849,6 +849,10 @@ static void device_free(wg_device *d) {
   }
   free(d->pipes);
   if (d->reuse && d->reuse_free) d->reuse_free(d->reuse);
+  for (int i = 0; i < d->n_spare; i++) {
+    d->f.wgpuBufferDestroy(d->spare[i]);
+    d->f.wgpuBufferRelease(d->spare[i]);
+  }
   if (d->queue) d->f.wgpuQueueRelease(d->queue);
   if (d->device) {
     d->f.wgpuDeviceDestroy(d->device);

@@ -74,6 +74,55 @@ int gpux__wg_gpu_image(const gpux_tensor *t, int gpu_type, void **buf, size_t *b
   return 0;
 }
 
+/* Freed values' buffers are kept (up to WG_MAX_SPARE of them and WG_SPARE_BYTES in all, the
+ * oldest going first) for new values they can hold; a value's buffer is made a power of two
+ * large, so that one freed a few steps before holds a value that grew since. */
+#define WG_SPARE_BYTES ((uint64_t)256 << 20)
+
+static uint64_t value_cap(const wg_device *d, uint64_t bytes) {
+  uint64_t c = 256;
+  while (c < bytes) c <<= 1;
+  return c > d->limits.maxBufferSize || c > d->limits.maxStorageBufferBindingSize ? (bytes + 3) & ~(uint64_t)3 : c;
+}
+
+static void spare_drop(wg_device *d, int i) {
+  d->f.wgpuBufferDestroy(d->spare[i]);
+  d->f.wgpuBufferRelease(d->spare[i]);
+  d->spare_bytes -= d->spare_size[i];
+  memmove(&d->spare[i], &d->spare[i + 1], (size_t)(d->n_spare - i - 1) * sizeof *d->spare);
+  memmove(&d->spare_size[i], &d->spare_size[i + 1], (size_t)(d->n_spare - i - 1) * sizeof *d->spare_size);
+  d->n_spare--;
+}
+
+/* The smallest kept buffer that holds `bytes` and is at most twice the size it would be made
+ * with, taken out of the list; NULL when none. */
+static WGPUBuffer spare_take(wg_device *d, uint64_t bytes, uint64_t *size) {
+  uint64_t most = 2 * value_cap(d, bytes);
+  int best = -1;
+  for (int i = 0; i < d->n_spare; i++)
+    if (d->spare_size[i] >= bytes && d->spare_size[i] <= most && (best < 0 || d->spare_size[i] < d->spare_size[best])) best = i;
+  if (best < 0) return NULL;
+  WGPUBuffer b = d->spare[best];
+  *size = d->spare_size[best];
+  d->spare_bytes -= d->spare_size[best];
+  memmove(&d->spare[best], &d->spare[best + 1], (size_t)(d->n_spare - best - 1) * sizeof *d->spare);
+  memmove(&d->spare_size[best], &d->spare_size[best + 1], (size_t)(d->n_spare - best - 1) * sizeof *d->spare_size);
+  d->n_spare--;
+  return b;
+}
+
+static void spare_put(wg_device *d, WGPUBuffer b, uint64_t size) {
+  if (size > WG_SPARE_BYTES || d->lost) {
+    d->f.wgpuBufferDestroy(b);
+    d->f.wgpuBufferRelease(b);
+    return;
+  }
+  while (d->n_spare && (d->n_spare == WG_MAX_SPARE || d->spare_bytes + size > WG_SPARE_BYTES)) spare_drop(d, 0);
+  d->spare[d->n_spare] = b;
+  d->spare_size[d->n_spare++] = size;
+  d->spare_bytes += size;
+}
+
 int gpux__wg_value_new(wg_device *d, const gpux_tensor *meta, int held, gpux_device_tensor **out) {
   *out = NULL;
   gpux_device_tensor *v = gpux__calloc(1, sizeof *v);
@@ -85,8 +134,11 @@ int gpux__wg_value_new(wg_device *d, const gpux_tensor *meta, int held, gpux_dev
   uint64_t bytes = gpux__wg_held_bytes(gpux_tensor_count(meta), held);
   v->bytes = bytes;
   v->held = held;
-  WGPUBuffer b = gpux__wg_buffer(d, bytes < 4 ? 4 : bytes, WGPUBufferUsage_Storage | WGPUBufferUsage_CopySrc | WGPUBufferUsage_CopyDst,
-                                 "gpux value");
+  WGPUBuffer b = spare_take(d, bytes < 4 ? 4 : bytes, &v->cap);
+  if (!b) {
+    v->cap = value_cap(d, bytes < 4 ? 4 : bytes);
+    b = gpux__wg_buffer(d, v->cap, WGPUBufferUsage_Storage | WGPUBufferUsage_CopySrc | WGPUBufferUsage_CopyDst, "gpux value");
+  }
   if (!b) {
     free(v);
     return gpux__error(GPUX_E_NOMEM, "WebGPU: could not allocate a value of %llu bytes", (unsigned long long)bytes);
@@ -149,8 +201,11 @@ int gpux__wg_value_read(const gpux_device_tensor *v, gpux_tensor *out, int locke
 void gpux__wg_value_free(gpux_device_tensor *v, int locked) {
   wg_device *d = v->dev;
   if (!locked) pthread_mutex_lock(&d->mu);
-  d->f.wgpuBufferDestroy(v->buf);
-  d->f.wgpuBufferRelease(v->buf);
+  if (v->cap) spare_put(d, v->buf, v->cap); /* (a view into a plan's storage has none) */
+  else {
+    d->f.wgpuBufferDestroy(v->buf);
+    d->f.wgpuBufferRelease(v->buf);
+  }
   if (!locked) pthread_mutex_unlock(&d->mu);
   gpux__wg_device_release(d);
   free(v);

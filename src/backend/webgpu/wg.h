@@ -33,6 +33,7 @@ typedef struct wg_pipeline {
 typedef struct wg_cache wg_cache;
 typedef struct wg_reuse wg_reuse;
 
+#define WG_MAX_SPARE 64
 typedef struct wg_device {
   gpux__wgpu_table f;            /* resolved wgpu* functions */
   void *lib;
@@ -73,6 +74,12 @@ typedef struct wg_device {
   wg_reuse *reuse;               /* skeletons of the WGSL seen, for reuse across shapes (reuse.c) */
   void (*reuse_free)(wg_reuse *r); /* set by reuse.c with `reuse`: the device frees it through this,
                                       since reuse.c calls into device.c and not the other way */
+  /* buffers of freed values kept for the next values of their size (value.c): a decoder's cache
+     is given back every step and made again one position longer */
+  WGPUBuffer spare[WG_MAX_SPARE];
+  uint64_t spare_size[WG_MAX_SPARE]; /* each buffer's size */
+  int n_spare;
+  uint64_t spare_bytes;
   int refs;
   pthread_mutex_t mu;            /* one session plans or runs on the device at a time */
 } wg_device;
