@@ -1,6 +1,7 @@
 /* gemm.h — row-major GEMM on OpenBLAS with the threading in gpux's pool (gemm.c), used by
- * linalg.c, conv.c and rnn.c, and float32 GEMM on constant weights packed once (sgemm.c). BLAS runs single-threaded inside pool tasks, so OpenBLAS's
- * own worker threads never spin on the cores the pool is using. */
+ * linalg.c, conv.c and rnn.c, float32 GEMM on constant weights packed once (sgemm.c), and the
+ * bias and activation epilogue of gpux.FusedMatMul (gemm-epilogue.c). BLAS runs single-threaded
+ * inside pool tasks, so OpenBLAS's own worker threads never spin on the cores the pool is using. */
 #ifndef GPUX_OPS_GEMM_H
 #define GPUX_OPS_GEMM_H
 
@@ -44,6 +45,18 @@ typedef struct {
  * folds into its rows when B is shared. */
 void gpux__gemm_batched(const gpux__gemm_batch *g);
 
+/* ---- the epilogue of gpux.FusedMatMul (gemm-epilogue.c) ---- */
+
+/* The activation after the bias: none, Relu, Gelu (erf) or Gelu with approximate = "tanh". */
+enum { GPUX_GEMM_ACT_NONE, GPUX_GEMM_ACT_RELU, GPUX_GEMM_ACT_GELU, GPUX_GEMM_ACT_GELU_TANH };
+
+/* The GPUX_GEMM_ACT_* of a FusedMatMul node's activation and approximate attributes, or -1 when
+ * they name none of them. */
+int gpux__gemm_act_of(const char *activation, const char *approximate);
+/* c[r * ldc + j] = act(c[r * ldc + j] + bias[j]) for r < rows, j < n (bias may be NULL): on a
+ * block of C while it is in cache. */
+void gpux__gemm_finish(float *c, int64_t ldc, int64_t rows, int64_t n, const float *bias, int act);
+
 /* ---- float32 GEMM on B packed once (sgemm.c) ---- */
 
 /* B [k, n] laid out for the micro-kernels: panels of nr columns, [panel][k][nr], zero past n. */
@@ -64,6 +77,10 @@ void gpux__sgemm_b_free(gpux__sgemm_b *p);
  * apart and of C ldc apart, in parallel on the pool. */
 void gpux__sgemm_run(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,
                      const float *bias, int load_c);
+/* The same with the activation `act` (GPUX_GEMM_ACT_*) applied to each register block of C as
+ * it is stored (the epilogue of gpux.FusedMatMul), not in a second pass over C. */
+void gpux__sgemm_run_act(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,
+                         const float *bias, int load_c, int act);
 /* A float32 batch (gpux__gemm_batch, alpha 1, beta 0 or 1, A not transposed, at least 16 rows)
  * with each item's B packed on the call into scratch: 0 when done, 1 when not taken (the caller
  * runs it otherwise), or GPUX_E_NOMEM. */

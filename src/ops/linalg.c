@@ -1,4 +1,5 @@
-/* linalg.c — operator family 'linalg': MatMul (numpy batch broadcasting), Gemm, Einsum and Det.
+/* linalg.c — operator family 'linalg': MatMul (numpy batch broadcasting), Gemm, Einsum, Det, and
+ * gpux.FusedMatMul (MatMul by constant weights + bias + activation, gemm-epilogue.c).
  * float32 and float64 products run as batched GEMMs (gemm.c: OpenBLAS, one-row and one-column
  * ones as matrix-vector products, float32 MatMul by one B on the direct convolution kernels
  * where the machine has them); float16/bfloat16 are widened to float32 first. Integer products
@@ -164,6 +165,68 @@ static int op_matmul(gpux__kctx *k) {
   gpux__gemm_batched(&g);
   gpux__narrow_f32(y->dtype, y->data, cf, batch * m * n);
   free(af); free(bf); free(cf);
+  return 0;
+}
+
+/* ---- gpux.FusedMatMul ---- */
+
+typedef struct {
+  float *y;
+  int64_t n;
+  const float *bias;
+  int act;
+} finish_job;
+
+static void finish_rows(void *ctx, int64_t begin, int64_t end) {
+  const finish_job *j = ctx;
+  gpux__gemm_finish(j->y + begin * j->n, j->n, end - begin, j->n, j->bias, j->act);
+}
+
+/* gpux.FusedMatMul, which runtime/fuse-transformer.c makes of a MatMul (or Gemm) by constant 2-D
+ * weights, the Add of a bias and the activation after it: Y = act(A x op(B) + bias), float32.
+ * A [..., K] (its batch dims fold into rows), B [K, N] ([N, K] with transB), bias [N] (any shape
+ * of N elements) or absent; attributes activation ("", "Relu", "Gelu"), approximate ("none",
+ * "tanh") and transB. */
+static int op_fused_matmul(gpux__kctx *k) {
+  const gpux_tensor *a = IN(0), *b = IN(1), *bias = IN(2);
+  if (!a || !b) return gpux__kerr(k, GPUX_E_INVALID, "FusedMatMul needs inputs A and B");
+  if (a->dtype != GPUX_DT_FLOAT || b->dtype != GPUX_DT_FLOAT || (bias && bias->dtype != GPUX_DT_FLOAT))
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "FusedMatMul on %s", gpux_dtype_name(a->dtype));
+  int tb = gpux__attr_int(k, "transB", 0) != 0;
+  int act = gpux__gemm_act_of(gpux__attr_string(k, "activation", ""), gpux__attr_string(k, "approximate", "none"));
+  if (act < 0) return gpux__kerr(k, GPUX_E_UNSUPPORTED, "activation '%s'", gpux__attr_string(k, "activation", ""));
+  if (a->ndim < 1 || b->ndim != 2) return gpux__kerr(k, GPUX_E_SHAPE, "FusedMatMul needs A of rank >= 1 and 2-D B");
+  int64_t ka = a->dims[a->ndim - 1], kb = tb ? b->dims[1] : b->dims[0], n = tb ? b->dims[0] : b->dims[1];
+  if (ka != kb)
+    return gpux__kerr(k, GPUX_E_SHAPE, "FusedMatMul inner dimensions differ: %lld vs %lld", (long long)ka, (long long)kb);
+  if (bias && gpux_tensor_count(bias) != n)
+    return gpux__kerr(k, GPUX_E_SHAPE, "FusedMatMul bias has %lld values for %lld columns", (long long)gpux_tensor_count(bias),
+                      (long long)n);
+  int64_t odims[GPUX_MAX_DIMS];
+  memcpy(odims, a->dims, sizeof(int64_t) * (size_t)a->ndim);
+  odims[a->ndim - 1] = n;
+  gpux_tensor *y = gpux__out_raw(k, 0, GPUX_DT_FLOAT, a->ndim, odims);
+  if (!y) return k->status;
+  if (k->shape_only) return 0;
+  int64_t rows = ka > 0 ? gpux_tensor_count(a) / ka : gpux_tensor_count(y) / (n > 0 ? n : 1);
+  if (!rows || !n) return 0;
+  const float *bf = bias ? bias->data : NULL;
+  /* the packed weights: the epilogue runs on each register block as it is stored */
+  const gpux__sgemm_b *pb = ka > 0 ? gpux__sgemm_weights(k, 1, tb) : NULL;
+  if (pb) {
+    gpux__sgemm_run_act(rows, a->data, ka, pb, y->data, n, bf, 0, act);
+    return 0;
+  }
+  if (ka > 0) {
+    if (blas_dims_ok(k, rows, n, ka)) return k->status;
+    gpux__gemm_batch g = {.a = a->data, .b = b->data, .c = y->data, .m = rows, .n = n, .k = ka, .trans_b = tb,
+                          .lda = ka, .ldb = tb ? ka : n, .alpha = 1, .beta = 0, .nb = 0, .batch = 1};
+    gpux__gemm_batched(&g);
+  } else {
+    memset(y->data, 0, (size_t)(rows * n) * sizeof(float));
+  }
+  finish_job j = {.y = y->data, .n = n, .bias = bf, .act = act};
+  gpux__parallel_for(rows, GPUX__MAX(1, 16384 / n), finish_rows, &j);
   return 0;
 }
 
@@ -734,5 +797,6 @@ const gpux__op_def gpux__ops_linalg[] = {
   {"", "Gemm", op_gemm, 1, 0},
   {"", "Einsum", op_einsum, 12, 0},
   {"", "Det", op_det, 11, 0},
+  {"gpux", "FusedMatMul", op_fused_matmul, 1, 0},
   {0},
 };

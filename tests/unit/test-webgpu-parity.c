@@ -40,6 +40,7 @@ typedef struct {
 
 typedef struct {
   const char *op;
+  const char *domain;           /* of the op, when not the default (opset 1 of it imported) */
   int opset;
   operand in[MAX_IN];
   int n_in;
@@ -118,6 +119,7 @@ static gpux_model *build(const op_case *c, gpux_tensor *inputs, int *n_inputs) {
   pbw_str(&n, 3, "n");
   pbw_str(&n, 4, c->op);
   for (int a = 0; a < c->n_attrs; a++) write_attr(&n, &c->attrs[a]);
+  if (c->domain) pbw_str(&n, 7, c->domain);
   pbw_msg(&g, 1, &n);
   pbw_str(&g, 2, c->op);
   for (int i = 0; i < c->n_in; i++) {
@@ -163,6 +165,12 @@ static gpux_model *build(const op_case *c, gpux_tensor *inputs, int *n_inputs) {
   pbw_str(&os, 1, "");
   pbw_int(&os, 2, c->opset ? c->opset : 17);
   pbw_msg(&m, 8, &os);
+  if (c->domain) {
+    pbw od = {0};
+    pbw_str(&od, 1, c->domain);
+    pbw_int(&od, 2, 1);
+    pbw_msg(&m, 8, &od);
+  }
   pbw_msg(&m, 7, &g);
   gpux_model *model = NULL;
   if (gpux_model_load_buffer(m.data, m.len, c->op, &model)) fail_msg("%s: %s", c->op, gpux_last_error());
@@ -296,6 +304,19 @@ static void test_matmul_gemm(void **state) {
      .attrs = {AI("transA", 1), AI("transB", 1), AF("alpha", 0.5f), AF("beta", 2.0f)}, .n_attrs = 4},
     {.op = "Gemm", .n_in = 2, .in = {T(65, 33), T(33, 70)}},
     {.op = "Gemm", .n_in = 3, .in = {T(3, 5), T(5, 4), SCALAR}},
+    /* gpux.FusedMatMul (the rewrite's MatMul + bias + activation); the deep ones split K, where
+     * the reduction kernel runs the epilogue */
+    {.op = "FusedMatMul", .domain = "gpux", .n_in = 3, .in = {T(2, 5, 24), T(24, 40), T(40)},
+     .attrs = {AS("activation", "Gelu")}, .n_attrs = 1},
+    {.op = "FusedMatMul", .domain = "gpux", .n_in = 3, .in = {T(9, 24), T(40, 24), T(40)},
+     .attrs = {AS("activation", "Gelu"), AS("approximate", "tanh"), AI("transB", 1)}, .n_attrs = 3},
+    {.op = "FusedMatMul", .domain = "gpux", .n_in = 3, .in = {T(3, 33), T(33, 17), T(17)},
+     .attrs = {AS("activation", "Relu")}, .n_attrs = 1},
+    {.op = "FusedMatMul", .domain = "gpux", .n_in = 3, .in = {T(70, 20), T(20, 65), T(65)}},
+    {.op = "FusedMatMul", .domain = "gpux", .n_in = 3, .in = {T(4, 1030), T(1030, 8), T(8)},
+     .attrs = {AS("activation", "Gelu")}, .n_attrs = 1},
+    {.op = "FusedMatMul", .domain = "gpux", .n_in = 3, .in = {T(2, 3, 520), T(20, 520), T(20)},
+     .attrs = {AS("activation", "Gelu"), AS("approximate", "tanh"), AI("transB", 1)}, .n_attrs = 3},
   };
   int bad = 0;
   for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) bad |= run_case(&cases[k], (int)k);

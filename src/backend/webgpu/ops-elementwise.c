@@ -60,8 +60,7 @@ static const struct {
               "  return select(r, r + b, r != 0 && ((r < 0) != (b < 0)));\n}\n"},
 };
 
-/* Appends the WGSL helper functions (gx_erf, gx_pow, gx_tanh, ...) that `expr` names. */
-static void wgsl_helpers(wg_str *s, const char *expr) {
+void gpux__wg_math_helpers(wg_str *s, const char *expr) {
   int want[GPUX__ARRAY_LEN(helpers)] = {0};
   for (size_t h = 0; h < GPUX__ARRAY_LEN(helpers); h++)
     if (strstr(expr, helpers[h].name)) want[h] = 1;
@@ -146,7 +145,7 @@ int gpux__wg_ew2(wg_build *b, const wg_ew *e) {
   gpux__wg_grid(b, (uint64_t)(total + wg - 1) / wg, &gx, &gy);
   wg_str s = {0};
   gpux__wg_decls(b, &s);
-  wgsl_helpers(&s, e->expr);
+  gpux__wg_math_helpers(&s, e->expr);
   if (narrow) gpux__wg_cat(&s, "%s", gpux__wg_narrow_fns);
   gpux__wg_cat(&s, "@compute @workgroup_size(%d)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, "
                    "@builtin(local_invocation_index) li: u32) {\n"

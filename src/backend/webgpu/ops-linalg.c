@@ -1,4 +1,5 @@
-/* ops-linalg.c — the tiled matrix product every GEMM-shaped op uses, and MatMul and Gemm on it.
+/* ops-linalg.c — the tiled matrix product every GEMM-shaped op uses, and MatMul, Gemm and
+ * gpux.FusedMatMul (bias and activation in the store) on it.
  * The product C[z](M x N) = A[z](M x K) x B[z](K x N) runs in workgroups of 16 x 16 threads
  * that each hold a TM x TN tile of C in registers (up to 4 x 4 values per thread), with K walked
  * in steps of 16 through workgroup memory; when that leaves a large GPU mostly idle, K is split
@@ -255,8 +256,68 @@ static int op_gemm(wg_build *b) {
   return gpux__wg_gemm(b, &g);
 }
 
+/* gpux.FusedMatMul (runtime/fuse-transformer.c): Y = act(A x op(B) + bias) with A [..., K] (its
+ * batch dims fold into rows), constant B [K, N] ([N, K] with transB) and bias [N]; the bias and
+ * the activation are in the GEMM's store, which the split-K reduction kernel runs when K is
+ * split. */
+static int op_fused_matmul(wg_build *b) {
+  const gpux__node *n = gpux__wg_node(b);
+  const gpux_tensor *a = gpux__wg_in(b, 0), *bb = gpux__wg_in(b, 1), *bias = gpux__wg_in(b, 2), *y = gpux__wg_out(b, 0);
+  if (!a || !bb || !y || a->ndim < 1 || bb->ndim != 2) return gpux__wg_decline(b, "FusedMatMul needs A and 2-D B");
+  if (!gpux__wg_is_f32(a->dtype) || bb->dtype != a->dtype || (bias && bias->dtype != a->dtype))
+    return gpux__wg_decline(b, "FusedMatMul on %s", gpux_dtype_name(a->dtype));
+  const gpux__attr *ta = gpux__node_attr(n, "transB"), *aa = gpux__node_attr(n, "activation"),
+                   *ap = gpux__node_attr(n, "approximate");
+  int trb = ta && ta->i;
+  const char *act = aa && aa->s ? aa->s : "", *approx = ap && ap->s ? ap->s : "none";
+  int64_t K = a->dims[a->ndim - 1], N = trb ? bb->dims[0] : bb->dims[1];
+  if ((trb ? bb->dims[1] : bb->dims[0]) != K) return gpux__wg_decline(b, "inner dims differ");
+  if (bias && gpux_tensor_count(bias) != N) return gpux__wg_decline(b, "bias of %lld values", (long long)gpux_tensor_count(bias));
+  if (!gpux_tensor_count(y)) return 0;
+  if (K == 0) return gpux__wg_decline(b, "K = 0");
+  int64_t M = gpux_tensor_count(a) / K;
+  if (M * N != gpux_tensor_count(y)) return gpux__wg_decline(b, "output size disagrees");
+  wg_str pre = {0};
+  gpux__wg_cat(&pre, "fn gx_act(x: f32) -> f32 {\n");
+  if (!act[0]) gpux__wg_cat(&pre, "  return x;\n");
+  else if (!strcmp(act, "Relu")) gpux__wg_cat(&pre, "  return max(x, 0.0);\n");
+  else if (!strcmp(act, "Gelu") && !strcmp(approx, "tanh"))
+    gpux__wg_cat(&pre, "  return 0.5 * x * (1.0 + gx_tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));\n");
+  else if (!strcmp(act, "Gelu") && !strcmp(approx, "none"))
+    gpux__wg_cat(&pre, "  return 0.5 * x * (1.0 + gx_erf(x * 0.7071067811865476));\n");
+  else {
+    gpux__wg_str_free(&pre);
+    return gpux__wg_decline(b, "FusedMatMul activation '%s'", act);
+  }
+  gpux__wg_cat(&pre, "}\n");
+  wg_str body = {0};
+  gpux__wg_math_helpers(&body, pre.s ? pre.s : "");
+  gpux__wg_cat(&body, "%s", pre.s ? pre.s : "");
+  gpux__wg_str_free(&pre);
+  const char *narrow = gpux__wg_narrow_in_kernel(b, 0); /* a float16/bfloat16 Y is rounded as stored */
+  if (narrow) gpux__wg_cat(&body, "%s", gpux__wg_narrow_fns);
+  int ba = gpux__wg_bind_in(b, 0, WG_F32), bbn = gpux__wg_bind_in(b, 1, WG_F32), by = gpux__wg_bind_out(b, 0, WG_F32);
+  int bc = bias && gpux_tensor_count(bias) ? gpux__wg_bind_in(b, 2, WG_F32) : -2;
+  if (ba < 0 || bbn < 0 || by < 0 || bc == -1) {
+    gpux__wg_str_free(&body);
+    return GPUX_E_UNSUPPORTED;
+  }
+  char la[160], lb[160], st[240], bx[48] = "";
+  snprintf(la, sizeof la, "b%d[m * %lluu + k]", ba, (unsigned long long)K);
+  snprintf(lb, sizeof lb, trb ? "b%d[n * %lluu + k]" : "b%d[k * %lluu + n]", bbn, (unsigned long long)(trb ? K : N));
+  if (bc >= 0) snprintf(bx, sizeof bx, " + b%d[n]", bc);
+  snprintf(st, sizeof st, "b%d[m * %lluu + n] = %s%sgx_act(v%s)%s;", by, (unsigned long long)N, narrow ? narrow : "",
+           narrow ? "(" : "", bx, narrow ? ")" : "");
+  wg_gemm g = {.M = M, .N = N, .K = K, .batch = 1, .load_a = la, .load_b = lb, .store = st,
+               .a_k_contig = 1, .b_n_contig = !trb, .prelude = body.s};
+  int rc = body.oom ? gpux__wg_decline(b, "out of memory") : gpux__wg_gemm(b, &g);
+  gpux__wg_str_free(&body);
+  return rc;
+}
+
 const wg_op gpux__wg_ops_linalg[] = {
   {"MatMul", op_matmul},
   {"Gemm", op_gemm},
+  {"gpux.FusedMatMul", op_fused_matmul},
   {0},
 };

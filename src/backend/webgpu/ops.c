@@ -11,8 +11,9 @@ static const wg_op *const families[] = {
 
 wg_op_fn gpux__wg_op_find(const char *domain, const char *op_type) {
   if (domain && !strcmp(domain, "gpux")) { /* the graph rewrite's fused ops */
-    for (const wg_op *o = gpux__wg_ops_conv; o->op_type; o++)
-      if (!strncmp(o->op_type, "gpux.", 5) && !strcmp(o->op_type + 5, op_type)) return o->fn;
+    for (size_t f = 0; f < GPUX__ARRAY_LEN(families); f++)
+      for (const wg_op *o = families[f]; o->op_type; o++)
+        if (!strncmp(o->op_type, "gpux.", 5) && !strcmp(o->op_type + 5, op_type)) return o->fn;
     return NULL;
   }
   if (domain && domain[0] && strcmp(domain, "ai.onnx")) return NULL;

@@ -342,6 +342,9 @@ typedef struct wg_ew {
 int gpux__wg_ew2(wg_build *b, const wg_ew *e);
 /* Row-major element strides of a tensor. */
 void gpux__wg_strides(const gpux_tensor *t, int64_t *strides);
+/* Appends the WGSL helper functions (gx_erf, gx_pow, gx_tanh, ...) that `expr` names, for
+ * kernels outside ops-elementwise.c whose snippets call them (FusedMatMul's GELU). */
+void gpux__wg_math_helpers(wg_str *s, const char *expr);
 void gpux__wg_bcast_strides(const gpux_tensor *in, const gpux_tensor *out, int64_t *strides);
 
 /* A batched matrix product C[z] = A[z] x B[z] (ops-linalg.c): the op supplies how elements are

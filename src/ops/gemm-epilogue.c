@@ -1,0 +1,38 @@
+/* gemm-epilogue.c — the output epilogue of gpux.FusedMatMul (a MatMul or Gemm by constant weights
+ * with the bias Add and the activation after it, made by runtime/fuse-transformer.c): bias, then
+ * Relu or GELU, on a block of C while it is in cache. The packed GEMM (sgemm.c) runs it on each
+ * register block as it stores it; the other paths on rows of C after the product. */
+#include "ops/simd.h"
+#include "ops/fastmath.h"
+#include "ops/gemm.h"
+
+/* the loop is asked for the full loop vectorizer and cloned for AVX-512 and AVX2 (simd.h) */
+#if defined(__GNUC__) && !defined(__clang__)
+#define VECTORIZE __attribute__((optimize("tree-vectorize"))) GPUX_SIMD_CLONES
+#else
+#define VECTORIZE
+#endif
+
+int gpux__gemm_act_of(const char *activation, const char *approximate) {
+  if (!activation || !activation[0]) return GPUX_GEMM_ACT_NONE;
+  if (!strcmp(activation, "Relu")) return GPUX_GEMM_ACT_RELU;
+  if (strcmp(activation, "Gelu")) return -1;
+  if (!approximate || !strcmp(approximate, "none")) return GPUX_GEMM_ACT_GELU;
+  return !strcmp(approximate, "tanh") ? GPUX_GEMM_ACT_GELU_TANH : -1;
+}
+
+/* One row: the hot loop, n floats of C. */
+static inline __attribute__((always_inline)) void finish_row(float *restrict y, int64_t n, const float *restrict bias,
+                                                              int act) {
+  if (bias) FOR8(i, n, y[i] += bias[i]);
+  switch (act) {
+  case GPUX_GEMM_ACT_RELU: FOR8(i, n, y[i] = y[i] < 0.0f ? 0.0f : y[i]); break;
+  case GPUX_GEMM_ACT_GELU: FOR8(i, n, y[i] = gelu_f(y[i])); break;
+  case GPUX_GEMM_ACT_GELU_TANH: FOR8(i, n, y[i] = gelu_tanh_f(y[i])); break;
+  default: break;
+  }
+}
+
+VECTORIZE void gpux__gemm_finish(float *c, int64_t ldc, int64_t rows, int64_t n, const float *bias, int act) {
+  for (int64_t r = 0; r < rows; r++) finish_row(c + r * ldc, n, bias, act);
+}
