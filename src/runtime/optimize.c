@@ -24,6 +24,7 @@
  * a body's Conv may take weights it captures from an enclosing graph. Value ids stay as they are
  * (new values are appended), so nested graphs that capture values by id read the copies alike. */
 #include "runtime/optimize.h"
+#include "runtime/fuse-transformer.h"
 #include "ops/op.h"
 #include <float.h>
 #include <math.h>
@@ -641,6 +642,7 @@ static int optimize(const gpux__graph *src, gpux__graph **out) {
   if ((rc = use_map_build(g, dead, &u))) goto out;
   for (int i = 0; i < g->n_nodes; i++)
     if (!dead[i] && (rc = fuse_se(o, &u, i, dead))) goto out;
+  if ((rc = gpux__fuse_transformer(g, dead, &o->arena))) goto out; /* GELU, LayerNorm, MatMul + bias + act */
   int kept = 0;
   for (int i = 0; i < g->n_nodes; i++)
     if (!dead[i]) g->nodes[kept++] = g->nodes[i];

@@ -1,4 +1,4 @@
-/* test-optimize.c — unit tests of the CPU backend's graph rewrite (runtime/optimize.c): small models
+/* test-optimize.c — unit tests of the graph rewrite (runtime/optimize.c, fuse-transformer.c): small models
  * built in memory run with the rewrite and without it (GPUX_OPTIMIZE=0) must agree, and the
  * rewritten graph must hold the fused nodes expected (and keep the nodes that may not fuse). */
 #include <setjmp.h>
@@ -86,6 +86,8 @@ static void constant(model_b *m, const char *name, int ndim, const int64_t *dims
   free(v);
 }
 
+static int opset = 17; /* of the models finish() writes */
+
 /* Finishes the graph (input x of xdims, output `out`) and loads it. */
 static gpux_model *finish(model_b *m, int ndim, const int64_t *xdims, const char *out) {
   pbw_str(&m->g, 2, "g");
@@ -96,8 +98,12 @@ static gpux_model *finish(model_b *m, int ndim, const int64_t *xdims, const char
   pbw_str(&vi, 1, out);
   pbw_msg(&vi, 2, &tp);
   pbw_msg(&m->g, 12, &vi);
-  pbw mp = {0};
-  pbw_model(&mp, &m->g);
+  pbw mp = {0}, os = {0};
+  pbw_int(&mp, 1, 8);
+  pbw_str(&os, 1, "");
+  pbw_int(&os, 2, opset);
+  pbw_msg(&mp, 8, &os);
+  pbw_msg(&mp, 7, &m->g);
   gpux_model *model = NULL;
   if (gpux_model_load_buffer(mp.data, mp.len, "test", &model)) fail_msg("load: %s", gpux_last_error());
   free(mp.data);
@@ -324,6 +330,166 @@ static void test_nested_graph(void **state) {
   gpux_model_free(model);
 }
 
+/* ---- transformer blocks (runtime/fuse-transformer.c) ---- */
+
+static const int64_t tdims[3] = {2, 7, 16}; /* [batch, sequence, hidden] */
+
+/* x * 0.5 * (1 + Erf(x / sqrt(2))) as torch writes it: out = gelu(in). */
+static void gelu_erf(model_b *m, const char *in, const char *out, const char *tag) {
+  char a[5][32];
+  for (int i = 0; i < 5; i++) snprintf(a[i], sizeof a[i], "%s_g%d", tag, i);
+  node(m, "Div", (const char *[]){in, "sqrt2"}, 2, a[0], NULL, 0);
+  node(m, "Erf", (const char *[]){a[0]}, 1, a[1], NULL, 0);
+  node(m, "Add", (const char *[]){a[1], "one"}, 2, a[2], NULL, 0);
+  node(m, "Mul", (const char *[]){in, a[2]}, 2, a[3], NULL, 0);
+  node(m, "Mul", (const char *[]){a[3], "half"}, 2, out, NULL, 0);
+}
+
+/* LayerNorm over the last axis written out (torch before opset 17): out = ln(in) * g + b, with
+ * ReduceMean's axes an attribute (opset < 18) or an input (opset 18). */
+static void layernorm(model_b *m, const char *in, const char *g, const char *b, const char *out, const char *tag) {
+  char a[8][32];
+  for (int i = 0; i < 8; i++) snprintf(a[i], sizeof a[i], "%s_l%d", tag, i);
+  int64_t last[1] = {-1};
+  attr_b ax = {.name = "axes", .type = 7, .n = 1, .ints = last};
+  if (opset >= 18) {
+    node(m, "ReduceMean", (const char *[]){in, "axes"}, 2, a[0], NULL, 0);
+  } else {
+    node(m, "ReduceMean", (const char *[]){in}, 1, a[0], &ax, 1);
+  }
+  node(m, "Sub", (const char *[]){in, a[0]}, 2, a[1], NULL, 0);
+  node(m, "Pow", (const char *[]){a[1], "two"}, 2, a[2], NULL, 0);
+  if (opset >= 18) node(m, "ReduceMean", (const char *[]){a[2], "axes"}, 2, a[3], NULL, 0);
+  else node(m, "ReduceMean", (const char *[]){a[2]}, 1, a[3], &ax, 1);
+  node(m, "Add", (const char *[]){a[3], "eps"}, 2, a[4], NULL, 0);
+  node(m, "Sqrt", (const char *[]){a[4]}, 1, a[5], NULL, 0);
+  node(m, "Div", (const char *[]){a[1], a[5]}, 2, a[6], NULL, 0);
+  node(m, "Mul", (const char *[]){a[6], g}, 2, a[7], NULL, 0);
+  node(m, "Add", (const char *[]){a[7], b}, 2, out, NULL, 0);
+}
+
+static void transformer_consts(model_b *m) {
+  init(m, "sqrt2", 0, NULL, (float)M_SQRT2), init(m, "one", 0, NULL, 1), init(m, "half", 0, NULL, 0.5f);
+  init(m, "two", 0, NULL, 2), init(m, "eps", 0, NULL, 1e-5f), init(m, "three", 0, NULL, 3);
+  init(m, "c0", 0, NULL, 0.044715f), init(m, "c1", 0, NULL, 0.7978845608f);
+  int64_t one[1] = {1};
+  int64_t minus1 = -1;
+  pbw_tensor(&m->g, 5, "axes", GPUX_DT_INT64, 1, one, &minus1, sizeof minus1);
+}
+
+/* A BERT layer's feed-forward half: MatMul + bias + exact GELU, MatMul + bias, the residual Add
+ * and a written-out LayerNorm: two FusedMatMul and one LayerNormalization; at opset 17 and 18. */
+static void test_bert_ffn(void **state) {
+  (void)state;
+  for (int o = 17; o <= 18; o++) {
+    opset = o;
+    model_b m = {0};
+    int64_t w1d[2] = {16, 64}, b1d[1] = {64}, w2d[2] = {64, 16}, hd[1] = {16};
+    transformer_consts(&m);
+    init(&m, "w1", 2, w1d, NAN), init(&m, "b1", 1, b1d, NAN), init(&m, "w2", 2, w2d, NAN), init(&m, "b2", 1, hd, NAN);
+    init(&m, "g", 1, hd, NAN), init(&m, "b", 1, hd, NAN);
+    node(&m, "MatMul", (const char *[]){"x", "w1"}, 2, "h1", NULL, 0);
+    node(&m, "Add", (const char *[]){"b1", "h1"}, 2, "h2", NULL, 0);
+    gelu_erf(&m, "h2", "h3", "a");
+    node(&m, "MatMul", (const char *[]){"h3", "w2"}, 2, "h4", NULL, 0);
+    node(&m, "Add", (const char *[]){"h4", "b2"}, 2, "h5", NULL, 0);
+    node(&m, "Add", (const char *[]){"x", "h5"}, 2, "h6", NULL, 0);
+    layernorm(&m, "h6", "g", "b", "y", "n");
+    gpux_model *model = finish(&m, 3, tdims, "y");
+    assert_int_equal(count_ops(model, "FusedMatMul"), 2);
+    assert_int_equal(count_ops(model, "LayerNormalization"), 1);
+    assert_int_equal(count_ops(model, "Add"), 1); /* the residual */
+    assert_int_equal(count_ops(model, "MatMul") + count_ops(model, "Erf") + count_ops(model, "Gelu") +
+                     count_ops(model, "ReduceMean") + count_ops(model, "Mul") + count_ops(model, "Div"), 0);
+    check_same(model, 3, tdims);
+    gpux_model_free(model);
+  }
+  opset = 17;
+}
+
+/* GPT-2's MLP: Gemm (Conv1D) on the flattened rows, a Reshape back, then the tanh GELU written
+ * with Pow: one FusedMatMul before the Reshape. Then the tanh GELU with x * x * x on a value that
+ * no MatMul makes: one Gelu. */
+static void test_gpt2_mlp(void **state) {
+  (void)state;
+  model_b m = {0};
+  int64_t wd[2] = {16, 48}, bd[1] = {48}, flat[2] = {14, 16}, back[3] = {2, 7, 48};
+  transformer_consts(&m);
+  init(&m, "w", 2, wd, NAN), init(&m, "bias", 1, bd, NAN);
+  pbw_tensor(&m.g, 5, "flat", GPUX_DT_INT64, 1, (int64_t[]){2}, flat, sizeof flat);
+  pbw_tensor(&m.g, 5, "back", GPUX_DT_INT64, 1, (int64_t[]){3}, back, sizeof back);
+  node(&m, "Reshape", (const char *[]){"x", "flat"}, 2, "x2", NULL, 0);
+  node(&m, "Gemm", (const char *[]){"x2", "w", "bias"}, 3, "h", NULL, 0);
+  node(&m, "Reshape", (const char *[]){"h", "back"}, 2, "h3", NULL, 0);
+  for (int k = 0; k < 2; k++) { /* 0.5 * x * (1 + tanh(c1 * (x + c0 * x^3))) on h3, then on its result */
+    const char *in = k ? "y1" : "h3";
+    char t[9][16];
+    for (int i = 0; i < 9; i++) snprintf(t[i], sizeof t[i], "t%d_%d", k, i);
+    node(&m, "Mul", (const char *[]){"half", in}, 2, t[0], NULL, 0);
+    if (!k) {
+      node(&m, "Pow", (const char *[]){in, "three"}, 2, t[1], NULL, 0);
+    } else {
+      node(&m, "Mul", (const char *[]){in, in}, 2, t[8], NULL, 0);
+      node(&m, "Mul", (const char *[]){t[8], in}, 2, t[1], NULL, 0);
+    }
+    node(&m, "Mul", (const char *[]){"c0", t[1]}, 2, t[2], NULL, 0);
+    node(&m, "Add", (const char *[]){in, t[2]}, 2, t[3], NULL, 0);
+    node(&m, "Mul", (const char *[]){"c1", t[3]}, 2, t[4], NULL, 0);
+    node(&m, "Tanh", (const char *[]){t[4]}, 1, t[5], NULL, 0);
+    node(&m, "Add", (const char *[]){"one", t[5]}, 2, t[6], NULL, 0);
+    node(&m, "Mul", (const char *[]){t[0], t[6]}, 2, k ? "y" : "y1", NULL, 0);
+  }
+  gpux_model *model = finish(&m, 3, tdims, "y");
+  assert_int_equal(count_ops(model, "FusedMatMul"), 1);
+  assert_int_equal(count_ops(model, "Gelu"), 1);
+  assert_int_equal(count_ops(model, "Reshape"), 2);
+  assert_int_equal(count_ops(model, "Gemm") + count_ops(model, "Tanh") + count_ops(model, "Pow") +
+                   count_ops(model, "Mul") + count_ops(model, "Add"), 0);
+  check_same(model, 3, tdims);
+  gpux_model_free(model);
+}
+
+/* What may not fuse: a MatMul whose product is also read elsewhere, a bias of the wrong shape, a
+ * GELU whose inner value is a graph output, a LayerNorm over another axis. MatMul + bias + Relu
+ * with the bias first fuses. */
+static void test_transformer_unfused(void **state) {
+  (void)state;
+  model_b m = {0};
+  int64_t wd[2] = {16, 16}, bd[1] = {16}, b2d[2] = {7, 16}, one[1] = {1};
+  transformer_consts(&m);
+  init(&m, "w", 2, wd, NAN), init(&m, "bias", 1, bd, NAN), init(&m, "bias2", 2, b2d, NAN);
+  init(&m, "g", 1, bd, NAN), init(&m, "b", 1, bd, NAN);
+  node(&m, "MatMul", (const char *[]){"x", "w"}, 2, "p", NULL, 0);
+  node(&m, "Add", (const char *[]){"p", "bias"}, 2, "pb", NULL, 0);
+  node(&m, "Add", (const char *[]){"p", "pb"}, 2, "s1", NULL, 0);     /* p read twice */
+  node(&m, "MatMul", (const char *[]){"s1", "w"}, 2, "q", NULL, 0);
+  node(&m, "Add", (const char *[]){"q", "bias2"}, 2, "qb", NULL, 0);  /* [7, 16] bias */
+  node(&m, "MatMul", (const char *[]){"qb", "w"}, 2, "r", NULL, 0);
+  node(&m, "Add", (const char *[]){"bias", "r"}, 2, "rb", NULL, 0);
+  node(&m, "Relu", (const char *[]){"rb"}, 1, "rr", NULL, 0);         /* fuses */
+  gelu_erf(&m, "rr", "ge", "e");
+  node(&m, "Add", (const char *[]){"ge", "e_g2"}, 2, "s2", NULL, 0);  /* e_g2 read outside */
+  int64_t ax1[1] = {1};
+  attr_b ax = {.name = "axes", .type = 7, .n = 1, .ints = ax1};
+  node(&m, "ReduceMean", (const char *[]){"s2"}, 1, "mu", &ax, 1);   /* over axis 1 */
+  node(&m, "Sub", (const char *[]){"s2", "mu"}, 2, "d", NULL, 0);
+  node(&m, "Pow", (const char *[]){"d", "two"}, 2, "d2", NULL, 0);
+  node(&m, "ReduceMean", (const char *[]){"d2"}, 1, "var", &ax, 1);
+  node(&m, "Add", (const char *[]){"var", "eps"}, 2, "ve", NULL, 0);
+  node(&m, "Sqrt", (const char *[]){"ve"}, 1, "sd", NULL, 0);
+  node(&m, "Div", (const char *[]){"d", "sd"}, 2, "nd", NULL, 0);
+  node(&m, "Mul", (const char *[]){"nd", "g"}, 2, "ng", NULL, 0);
+  node(&m, "Add", (const char *[]){"ng", "b"}, 2, "y", NULL, 0);
+  (void)one;
+  gpux_model *model = finish(&m, 3, tdims, "y");
+  assert_int_equal(count_ops(model, "FusedMatMul"), 1);
+  assert_int_equal(count_ops(model, "MatMul"), 2);
+  assert_int_equal(count_ops(model, "Relu") + count_ops(model, "Gelu") + count_ops(model, "LayerNormalization"), 0);
+  assert_int_equal(count_ops(model, "Erf") + count_ops(model, "ReduceMean"), 3);
+  check_same(model, 3, tdims);
+  gpux_model_free(model);
+}
+
 /* Nothing to rewrite: no copy is made. */
 static void test_nothing(void **state) {
   (void)state;
@@ -345,6 +511,9 @@ int main(void) {
     cmocka_unit_test(test_squeeze_excitation),
     cmocka_unit_test(test_conv_bounds),
     cmocka_unit_test(test_nested_graph),
+    cmocka_unit_test(test_bert_ffn),
+    cmocka_unit_test(test_gpt2_mlp),
+    cmocka_unit_test(test_transformer_unfused),
     cmocka_unit_test(test_nothing),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
