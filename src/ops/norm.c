@@ -675,6 +675,16 @@ static double *ln_param(gpux__kctx *k, const gpux_tensor *t, const char *what, i
   return expand_param(k, t, what, x->ndim, x->dims);
 }
 
+/* t is float32 with the shape of X[axis:] (leading ones allowed): shared by all rows as it is. */
+static int ln_tail_f32(const gpux_tensor *t, const gpux_tensor *x, int axis) {
+  if (t->dtype != GPUX_DT_FLOAT || !t->data) return 0;
+  for (int d = 0; d < t->ndim; d++) { /* right-aligned against X */
+    int xd = x->ndim - t->ndim + d;
+    if (xd < axis ? t->dims[d] != 1 : t->dims[d] != x->dims[xd]) return 0;
+  }
+  return gpux_tensor_count(t) == gpux__shape_count(x->ndim - axis, x->dims + axis);
+}
+
 static int ln_run(gpux__kctx *k, int rms) {
   const gpux_tensor *x = IN(0), *ts = IN(1), *tb = rms ? NULL : IN(2);
   if (need_float(k, x, 0)) return k->status;
@@ -700,6 +710,14 @@ static int ln_run(gpux__kctx *k, int rms) {
   int64_t rows = gpux__shape_count(axis, x->dims);
   c.n = gpux__shape_count(x->ndim - axis, x->dims + axis);
   if (rows == 0 || c.n == 0) return 0;
+  if (x->dtype == GPUX_DT_FLOAT && ln_tail_f32(ts, x, axis) && (!tb || ln_tail_f32(tb, x, axis))) {
+    /* float32 scale and bias of the normalized shape (what exporters and the graph rewrite
+     * write): read where they are, nothing copied or allocated */
+    c.scale32 = ts->data;
+    c.bias32 = tb ? tb->data : NULL;
+    gpux__parallel_for(rows, grain_for(c.n), ln_range, &c);
+    return 0;
+  }
   int64_t bstride = 0;
   double *scale = ln_param(k, ts, "scale", axis, &c.pstride), *bias = NULL;
   if (!scale) return k->status;
