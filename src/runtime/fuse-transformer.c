@@ -10,9 +10,10 @@
  *   2. LayerNorm written out (opsets before 17 have no LayerNormalization):
  *        d = x - ReduceMean(x); y = d / Sqrt(ReduceMean(d^2) + eps) * gamma + beta
  *      over the last axis, with constant gamma and beta [D], becomes LayerNormalization.
- *   3. A float32 MatMul by constant 2-D weights followed by the Add of a constant bias [N], and a
- *      Gemm by constant weights with a bias C [N], with the Relu or Gelu after it (also through a
- *      Reshape in between, as GPT-2's Conv1D writes it), becomes one gpux.FusedMatMul (linalg.c):
+ *   3. A float32 MatMul or Gemm by constant 2-D weights, with the Add of a constant bias [N] after
+ *      it (or a Gemm's C [N]) and the Relu or Gelu after that (also through a Reshape in between,
+ *      as GPT-2's Conv1D writes it), at least one of the two, becomes one gpux.FusedMatMul
+ *      (linalg.c):
  *        Y = act(A x B + bias)
  *      whose bias and activation run on each tile of the product while it is in cache.
  *
@@ -363,23 +364,26 @@ static int fuse_matmul(ft *f, int i) {
   if (!w || w->dtype != GPUX_DT_FLOAT || w->ndim != 2) return 0;
   int tb = 0, y = n->out[0], bias = -1, ia = -1;
   int64_t cols = w->dims[1];
+  int has_c = gemm && n->n_in > 2 && n->in[2] >= 0;
   if (gemm) {
     const gpux__attr *ta = gpux__node_attr(n, "transA"), *tba = gpux__node_attr(n, "transB");
     const gpux__attr *al = gpux__node_attr(n, "alpha"), *be = gpux__node_attr(n, "beta");
-    if ((ta && ta->i) || (al && al->f != 1.0f) || (be && be->f != 1.0f) || n->n_in < 3) return 0;
+    if ((ta && ta->i) || (al && al->f != 1.0f) || (has_c && be && be->f != 1.0f)) return 0;
     tb = tba && tba->i;
     cols = w->dims[tb ? 0 : 1];
+  }
+  if (has_c) {
     const gpux_tensor *c = const_of(g, n->in[2]);
     if (!c || c->dtype != GPUX_DT_FLOAT || gpux_tensor_count(c) != cols || c->ndim < 1 || c->ndim > 2 ||
         c->dims[c->ndim - 1] != cols)
       return 0;
     bias = n->in[2];
-  } else {
+  } else { /* the bias Add after it, if any */
     ia = only_reader(f, y);
     bias = other_of(f, ia, "Add", y);
     const gpux_tensor *c = const_of(g, bias);
-    if (!c || c->dtype != GPUX_DT_FLOAT || c->ndim != 1 || c->dims[0] != cols) return 0;
-    y = g->nodes[ia].out[0];
+    if (c && c->dtype == GPUX_DT_FLOAT && c->ndim == 1 && c->dims[0] == cols) y = g->nodes[ia].out[0];
+    else ia = bias = -1;
   }
   /* the activation, directly or through one Reshape */
   int r = only_reader(f, y), ir = -1;
@@ -387,7 +391,7 @@ static int fuse_matmul(ft *f, int i) {
   if (!approx && r >= 0 && !f->dead[r] && is_op(&g->nodes[r], "Reshape") && g->nodes[r].in[0] == y &&
       g->nodes[r].n_out == 1 && (approx = activation(f, only_reader(f, g->nodes[r].out[0]))))
     ir = r, r = only_reader(f, g->nodes[r].out[0]);
-  if (gemm && !approx) return 0; /* a Gemm alone has its bias already */
+  if (!approx && (has_c || bias < 0)) return 0; /* nothing follows (a Gemm has its bias already) */
   gpux__attr attrs[3];
   int na = 0;
   if (approx) {
@@ -402,7 +406,7 @@ static int fuse_matmul(ft *f, int i) {
     ro[0] = g->nodes[r].out[0];
     g->nodes[ir].out = ro;
   }
-  int rc = rewrite(f, i, "gpux", "FusedMatMul", 1, in, 3, out, attrs, na);
+  int rc = rewrite(f, i, "gpux", "FusedMatMul", 1, in, bias >= 0 ? 3 : 2, out, attrs, na);
   if (rc) return rc;
   if (ia >= 0) f->dead[ia] = 1;
   if (approx) f->dead[r] = 1;

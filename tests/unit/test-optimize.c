@@ -449,6 +449,30 @@ static void test_gpt2_mlp(void **state) {
   gpux_model_free(model);
 }
 
+/* The dynamo exporter's GPT-2 MLP: a Gemm without C (no bias), a Reshape, the exact GELU; and a
+ * MatMul + Relu with no bias. */
+static void test_no_bias(void **state) {
+  (void)state;
+  model_b m = {0};
+  int64_t wd[2] = {16, 48}, w2d[2] = {48, 16}, flat[2] = {14, 16}, back[3] = {2, 7, 48};
+  transformer_consts(&m);
+  init(&m, "w", 2, wd, NAN), init(&m, "w2", 2, w2d, NAN);
+  pbw_tensor(&m.g, 5, "flat", GPUX_DT_INT64, 1, (int64_t[]){2}, flat, sizeof flat);
+  pbw_tensor(&m.g, 5, "back", GPUX_DT_INT64, 1, (int64_t[]){3}, back, sizeof back);
+  node(&m, "Reshape", (const char *[]){"x", "flat"}, 2, "x2", NULL, 0);
+  node(&m, "Gemm", (const char *[]){"x2", "w"}, 2, "h", NULL, 0);
+  node(&m, "Reshape", (const char *[]){"h", "back"}, 2, "h3", NULL, 0);
+  gelu_erf(&m, "h3", "h4", "a");
+  node(&m, "MatMul", (const char *[]){"h4", "w2"}, 2, "h5", NULL, 0);
+  node(&m, "Relu", (const char *[]){"h5"}, 1, "y", NULL, 0);
+  gpux_model *model = finish(&m, 3, tdims, "y");
+  assert_int_equal(count_ops(model, "FusedMatMul"), 2);
+  assert_int_equal(count_ops(model, "Reshape"), 2);
+  assert_int_equal(count_ops(model, "Gemm") + count_ops(model, "MatMul") + count_ops(model, "Relu") + count_ops(model, "Erf"), 0);
+  check_same(model, 3, tdims);
+  gpux_model_free(model);
+}
+
 /* What may not fuse: a MatMul whose product is also read elsewhere, a bias of the wrong shape, a
  * GELU whose inner value is a graph output, a LayerNorm over another axis. MatMul + bias + Relu
  * with the bias first fuses. */
@@ -513,6 +537,7 @@ int main(void) {
     cmocka_unit_test(test_nested_graph),
     cmocka_unit_test(test_bert_ffn),
     cmocka_unit_test(test_gpt2_mlp),
+    cmocka_unit_test(test_no_bias),
     cmocka_unit_test(test_transformer_unfused),
     cmocka_unit_test(test_nothing),
   };
