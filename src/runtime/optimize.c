@@ -19,11 +19,14 @@
  *      convolution's output while it is in cache.
  *   3. Squeeze-and-excitation's x + x * s, where a FusedConv makes s for this alone, becomes
  *      x * s' with s' = s + 1 folded into that FusedConv: one pass over x instead of two.
+ *   4. Scaled dot-product attention (MatMul, scale, masks, Softmax, MatMul) becomes one Attention
+ *      node (fuse-attention.c).
  *
  * Nested graphs (If, Loop and Scan bodies) are rewritten alike, as copies their node points to;
  * a body's Conv may take weights it captures from an enclosing graph. Value ids stay as they are
  * (new values are appended), so nested graphs that capture values by id read the copies alike. */
 #include "runtime/optimize.h"
+#include "runtime/fuse-attention.h"
 #include "runtime/fuse-transformer.h"
 #include "ops/op.h"
 #include <float.h>
@@ -562,11 +565,11 @@ void gpux__graph_optimized_free(gpux__graph *g) {
   free(o);
 }
 
-static int optimize(const gpux__graph *src, gpux__graph **out);
+static int optimize(const gpux__graph *src, unsigned skip, gpux__graph **out);
 
 /* Nested graphs of node i rewritten: the node gets its own attribute list (and graph lists)
  * pointing at the copies, which o->subs keeps. Sets *changed when any was rewritten. */
-static int optimize_subgraphs(opt_graph *o, int i, int *changed) {
+static int optimize_subgraphs(opt_graph *o, int i, unsigned skip, int *changed) {
   gpux__node *n = &o->g.nodes[i];
   int own_attrs = 0; /* n->attrs is this graph's copy */
   for (int a = 0; a < n->n_attrs; a++) {
@@ -574,7 +577,7 @@ static int optimize_subgraphs(opt_graph *o, int i, int *changed) {
     int own_list = 0;  /* n->attrs[a].graphs is this graph's copy */
     for (int k = 0; k < count; k++) {
       gpux__graph *sub;
-      int rc = optimize(n->attrs[a].g ? n->attrs[a].g : n->attrs[a].graphs[k], &sub);
+      int rc = optimize(n->attrs[a].g ? n->attrs[a].g : n->attrs[a].graphs[k], skip, &sub);
       if (rc) return rc;
       if (!sub) continue;
       gpux__graph **subs = gpux__realloc(o->subs, (size_t)(o->n_subs + 1) * sizeof *subs);
@@ -610,7 +613,7 @@ static int optimize_subgraphs(opt_graph *o, int i, int *changed) {
   return 0;
 }
 
-static int optimize(const gpux__graph *src, gpux__graph **out) {
+static int optimize(const gpux__graph *src, unsigned skip, gpux__graph **out) {
   *out = NULL;
   const gpux__op_def *fused_def = gpux__op_find("gpux", "FusedConv", 1);
   const gpux__op_def *fused_t_def = gpux__op_find("gpux", "FusedConvTranspose", 1);
@@ -630,7 +633,7 @@ static int optimize(const gpux__graph *src, gpux__graph **out) {
   if (src->n_values) memcpy(g->values, src->values, (size_t)src->n_values * sizeof *g->values); /* may be NULL */
   if (src->n_nodes) memcpy(g->nodes, src->nodes, (size_t)src->n_nodes * sizeof *g->nodes);
   for (int i = 0; i < g->n_nodes; i++)
-    if ((rc = optimize_subgraphs(o, i, &changed))) goto out;
+    if ((rc = optimize_subgraphs(o, i, skip, &changed))) goto out;
   fold_constants(o, dead);
   if ((rc = use_map_build(g, dead, &u))) goto out;
   for (int i = 0; i < g->n_nodes; i++)
@@ -643,6 +646,7 @@ static int optimize(const gpux__graph *src, gpux__graph **out) {
   for (int i = 0; i < g->n_nodes; i++)
     if (!dead[i] && (rc = fuse_se(o, &u, i, dead))) goto out;
   if ((rc = gpux__fuse_transformer(g, dead, &o->arena))) goto out; /* GELU, LayerNorm, MatMul + bias + act */
+  if (!(skip & GPUX__OPT_ATTENTION) && (rc = gpux__fuse_attention(g, &o->arena, dead))) goto out;
   int kept = 0;
   for (int i = 0; i < g->n_nodes; i++)
     if (!dead[i]) g->nodes[kept++] = g->nodes[i];
@@ -661,9 +665,11 @@ out:
   return 0;
 }
 
-int gpux__graph_optimize(const gpux__graph *src, gpux__graph **out) {
+int gpux__graph_optimize_skip(const gpux__graph *src, unsigned skip, gpux__graph **out) {
   *out = NULL;
   const char *env = getenv("GPUX_OPTIMIZE");
   if (env && !strcmp(env, "0")) return 0;
-  return optimize(src, out);
+  return optimize(src, skip, out);
 }
+
+int gpux__graph_optimize(const gpux__graph *src, gpux__graph **out) { return gpux__graph_optimize_skip(src, 0, out); }

@@ -13,6 +13,13 @@
  * read the copy's values alike. *out is NULL (and 0 returned) when nothing was rewritten or
  * GPUX_OPTIMIZE=0 is set in the environment. */
 int gpux__graph_optimize(const gpux__graph *g, gpux__graph **out);
+
+/* Rewrites a backend may go without (gpux__graph_optimize_skip's `skip`). */
+enum {
+  GPUX__OPT_ATTENTION = 1 << 0, /* fuse-attention.c: the Attention node */
+};
+/* gpux__graph_optimize without the rewrites in `skip`. */
+int gpux__graph_optimize_skip(const gpux__graph *g, unsigned skip, gpux__graph **out);
 void gpux__graph_optimized_free(gpux__graph *g);
 
 #endif

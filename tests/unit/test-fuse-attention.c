@@ -1,0 +1,388 @@
+/* test-fuse-attention.c — unit tests of the attention rewrite (runtime/fuse-attention.c): small
+ * BERT-, ViT- and GPT-2-like attention blocks written the ways torch.onnx exports them (the
+ * TorchScript and dynamo exporters, additive and Where masks, torch's NaN clean-up, a KV cache)
+ * must become one Attention node each, and run the same with the rewrite and without it
+ * (GPUX_OPTIMIZE=0) to 1e-5 relative; a block whose intermediate has another reader must not. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include "runtime/optimize.h"
+#include "onnx-writer.h"
+
+enum { B = 2, S = 5, H = 2, D = 4, E = H * D, P = 3, MAXPOS = 8 };
+
+static uint32_t rng = 4242;
+
+static float rndf(void) {
+  rng = rng * 1664525u + 1013904223u;
+  return (float)((int)(rng >> 9) % 2001 - 1000) / 1000.0f;
+}
+
+/* ---- model building ---- */
+
+typedef struct {
+  pbw g;
+  int n_inputs;
+  gpux_tensor inputs[4];   /* the values the runs feed, in the graph's input order */
+} mb;
+
+/* A node with outputs out (comma-free, one) and optional int / ints attributes. */
+static void node(mb *m, const char *op, const char *const *in, int n_in, const char *out, const char *attr,
+                 int n_ints, const int64_t *ints) {
+  pbw n = {0};
+  for (int i = 0; i < n_in; i++) pbw_str(&n, 1, in[i]);
+  pbw_str(&n, 2, out);
+  pbw_str(&n, 3, out);
+  pbw_str(&n, 4, op);
+  if (attr) {
+    pbw at = {0};
+    pbw_str(&at, 1, attr);
+    if (n_ints < 0) {
+      pbw_int(&at, 3, ints[0]);
+      pbw_int(&at, 20, 2);
+    } else {
+      for (int k = 0; k < n_ints; k++) pbw_int(&at, 8, ints[k]);
+      pbw_int(&at, 20, 7);
+    }
+    pbw_msg(&n, 5, &at);
+  }
+  pbw_msg(&m->g, 1, &n);
+}
+
+#define IN(...) ((const char *const[]){__VA_ARGS__}), (int)(sizeof((const char *const[]){__VA_ARGS__}) / sizeof(char *))
+
+static void op(mb *m, const char *type, const char *const *in, int n_in, const char *out) {
+  node(m, type, in, n_in, out, NULL, 0, NULL);
+}
+
+static void transpose(mb *m, const char *x, const char *out, int64_t p0, int64_t p1, int64_t p2, int64_t p3) {
+  int64_t perm[4] = {p0, p1, p2, p3};
+  node(m, "Transpose", IN(x), out, "perm", 4, perm);
+}
+
+static void init_f32(mb *m, const char *name, int ndim, const int64_t *dims, const float *v) {
+  int64_t n = 1;
+  for (int i = 0; i < ndim; i++) n *= dims[i];
+  pbw_tensor(&m->g, 5, name, GPUX_DT_FLOAT, ndim, dims, v, (size_t)n * sizeof *v);
+}
+
+static void scalar(mb *m, const char *name, float v) { pbw_tensor(&m->g, 5, name, GPUX_DT_FLOAT, 0, NULL, &v, sizeof v); }
+
+static void ints(mb *m, const char *name, int n, const int64_t *v) {
+  int64_t dims[1] = {n};
+  pbw_tensor(&m->g, 5, name, GPUX_DT_INT64, 1, dims, v, (size_t)n * sizeof *v);
+}
+
+static void weight(mb *m, const char *name) {
+  float w[E * E];
+  for (int i = 0; i < E * E; i++) w[i] = rndf();
+  int64_t dims[2] = {E, E};
+  init_f32(m, name, 2, dims, w);
+}
+
+/* A graph input with the tensor the runs feed it: float32 random, or bool from `keep`. */
+static void input(mb *m, const char *name, int dtype, int ndim, const int64_t *dims, int (*keep)(const int64_t *)) {
+  gpux_tensor *t = &m->inputs[m->n_inputs++];
+  assert_int_equal(gpux_tensor_init(t, dtype, ndim, dims), 0);
+  int64_t n = gpux_tensor_count(t), idx[4];
+  for (int64_t i = 0; i < n; i++) {
+    int64_t r = i;
+    for (int d = ndim - 1; d >= 0; d--) idx[d] = r % dims[d], r /= dims[d];
+    if (dtype == GPUX_DT_BOOL) ((uint8_t *)t->data)[i] = (uint8_t)keep(idx);
+    else ((float *)t->data)[i] = rndf() * 2;
+  }
+  pbw_value_info(&m->g, 11, name, dtype, ndim, dims, NULL);
+}
+
+static gpux_model *finish(mb *m, const char *const *outs, int n_outs) {
+  pbw_str(&m->g, 2, "g");
+  for (int o = 0; o < n_outs; o++) {
+    pbw tt = {0}, tp = {0}, vi = {0};
+    pbw_int(&tt, 1, GPUX_DT_FLOAT);
+    pbw_msg(&tp, 1, &tt);
+    pbw_str(&vi, 1, outs[o]);
+    pbw_msg(&vi, 2, &tp);
+    pbw_msg(&m->g, 12, &vi);
+  }
+  pbw mp = {0};
+  pbw_model(&mp, &m->g);
+  gpux_model *model = NULL;
+  if (gpux_model_load_buffer(mp.data, mp.len, "test", &model)) fail_msg("load: %s", gpux_last_error());
+  free(mp.data);
+  return model;
+}
+
+/* x [B, S, E] through weight w to heads [B, H, S, D] (Reshape + Transpose), named out. */
+static void heads(mb *m, const char *x, const char *w, const char *out) {
+  char mm[64], rs[64];
+  snprintf(mm, sizeof mm, "%s_mm", out);
+  snprintf(rs, sizeof rs, "%s_rs", out);
+  op(m, "MatMul", IN(x, w), mm);
+  op(m, "Reshape", IN(mm, "heads_shape"), rs);
+  transpose(m, rs, out, 0, 2, 1, 3);
+}
+
+/* The common start: input x, the three projections' weights, the head shape. */
+static void start(mb *m) {
+  memset(m, 0, sizeof *m);
+  int64_t xd[3] = {B, S, E}, hs[4] = {0, 0, H, D}, merge[3] = {0, 0, E};
+  input(m, "x", GPUX_DT_FLOAT, 3, xd, NULL);
+  weight(m, "wq");
+  weight(m, "wk");
+  weight(m, "wv");
+  ints(m, "heads_shape", 4, hs);
+  ints(m, "merge_shape", 3, merge);
+}
+
+/* Y [B, H, S, D] back to [B, S, E] as graph output "y". */
+static void merge(mb *m, const char *y) {
+  transpose(m, y, "y_t", 0, 2, 1, 3);
+  op(m, "Reshape", IN("y_t", "merge_shape"), "y");
+}
+
+/* ---- running ---- */
+
+static void run(gpux_model *model, const mb *m, int optimize, gpux_tensor *out, int n_out) {
+  setenv("GPUX_OPTIMIZE", optimize ? "1" : "0", 1);
+  gpux_session_options o = {.backend = GPUX_BACKEND_CPU, .threads = 2};
+  gpux_session *s;
+  if (gpux_session_create(model, &o, &s)) fail_msg("session: %s", gpux_last_error());
+  if (gpux_session_run(s, m->inputs, m->n_inputs, out, n_out)) fail_msg("run: %s", gpux_last_error());
+  gpux_session_free(s);
+  unsetenv("GPUX_OPTIMIZE");
+}
+
+static int count_ops(gpux_model *model, const char *op_type, int *total) { /* total: nodes after */
+  gpux__graph *g;
+  assert_int_equal(gpux__graph_optimize(model->graph, &g), 0);
+  const gpux__graph *use = g ? g : model->graph;
+  int n = 0;
+  for (int i = 0; i < use->n_nodes; i++) n += !strcmp(use->nodes[i].op_type, op_type);
+  if (total) *total = use->n_nodes;
+  gpux__graph_optimized_free(g);
+  return n;
+}
+
+/* The rewritten graph holds `attention` Attention nodes and no Softmax when it fused; both runs
+ * agree to 1e-5 relative. */
+static void check(gpux_model *model, mb *m, int attention, int n_out) {
+  assert_int_equal(count_ops(model, "Attention", NULL), attention);
+  if (attention) assert_int_equal(count_ops(model, "Softmax", NULL), 0);
+  gpux_tensor a[2], b[2];
+  run(model, m, 0, a, n_out);
+  run(model, m, 1, b, n_out);
+  for (int i = 0; i < n_out; i++) {
+    gpux_compare_report r;
+    if (gpux_tensor_compare(&b[i], &a[i], 1e-5, 1e-6, &r)) fail_msg("output %d: fused run differs: %s", i, r.message);
+    gpux_tensor_free(&a[i]);
+    gpux_tensor_free(&b[i]);
+  }
+  for (int i = 0; i < m->n_inputs; i++) gpux_tensor_free(&m->inputs[i]);
+  gpux_model_free(model);
+}
+
+/* The causal attribute of the rewritten graph's Attention node (-1: none there). */
+static int causal_of(gpux_model *model) {
+  gpux__graph *g;
+  assert_int_equal(gpux__graph_optimize(model->graph, &g), 0);
+  int c = -1;
+  for (int i = 0; g && i < g->n_nodes; i++)
+    if (!strcmp(g->nodes[i].op_type, "Attention")) {
+      const gpux__attr *a = gpux__node_attr(&g->nodes[i], "is_causal");
+      c = a ? (int)a->i : 0;
+    }
+  gpux__graph_optimized_free(g);
+  return c;
+}
+
+/* ---- the blocks ---- */
+
+/* BERT as the TorchScript exporter wrote it before SDPA: K^T by Transpose [0, 2, 3, 1],
+ * Div by sqrt(D), Add of an additive [B, 1, 1, S] mask. The Softmax may be a graph output too. */
+static gpux_model *bert(mb *m, int softmax_out) {
+  start(m);
+  int64_t md[4] = {B, 1, 1, S};
+  input(m, "mask", GPUX_DT_FLOAT, 4, md, NULL);
+  scalar(m, "sqrt_d", sqrtf((float)D));
+  heads(m, "x", "wq", "q");
+  heads(m, "x", "wv", "v");
+  op(m, "MatMul", IN("x", "wk"), "k_mm");
+  op(m, "Reshape", IN("k_mm", "heads_shape"), "k_rs");
+  transpose(m, "k_rs", "kt", 0, 2, 3, 1);
+  op(m, "MatMul", IN("q", "kt"), "s");
+  op(m, "Div", IN("s", "sqrt_d"), "s_scaled");
+  op(m, "Add", IN("s_scaled", "mask"), "s_masked");
+  int64_t axis = -1;
+  node(m, "Softmax", IN("s_masked"), "p", "axis", -1, &axis);
+  op(m, "MatMul", IN("p", "v"), "ctx");
+  merge(m, "ctx");
+  return softmax_out ? finish(m, IN("y", "p")) : finish(m, IN("y"));
+}
+
+static void test_bert(void **state) {
+  (void)state;
+  mb m;
+  check(bert(&m, 0), &m, 1, 1);
+}
+
+static void test_bert_softmax_read_twice(void **state) {
+  (void)state;
+  mb m;
+  check(bert(&m, 1), &m, 0, 2);
+}
+
+/* A boolean key mask: batch 1 masks keys 3 and 4, and every key of query row 1 (a fully masked
+ * row, which torch's clean-up turns into zeros). */
+static int key_mask(const int64_t *i) { return !(i[0] == 1 && i[3] >= 3) && !(i[0] == 1 && i[2] == 1); }
+
+/* BERT / ViT through torch's scaled_dot_product_attention (TorchScript exporter): sqrt(scale)
+ * on Q and on K^T, Add of Where(mask, 0, -inf), Softmax, Where(IsNaN(P), 0, P). */
+static void test_bert_sdpa(void **state) {
+  (void)state;
+  mb m;
+  start(&m);
+  int64_t md[4] = {B, 1, S, S};
+  input(&m, "keep", GPUX_DT_BOOL, 4, md, key_mask);
+  scalar(&m, "half", 1.0f / sqrtf(sqrtf((float)D)));
+  scalar(&m, "zero", 0.0f);
+  scalar(&m, "ninf", -INFINITY);
+  heads(&m, "x", "wq", "q");
+  heads(&m, "x", "wv", "v");
+  op(&m, "MatMul", IN("x", "wk"), "k_mm");
+  op(&m, "Reshape", IN("k_mm", "heads_shape"), "k_rs");
+  transpose(&m, "k_rs", "kt", 0, 2, 3, 1);
+  op(&m, "Mul", IN("q", "half"), "qs");
+  op(&m, "Mul", IN("kt", "half"), "ks");
+  op(&m, "MatMul", IN("qs", "ks"), "s");
+  op(&m, "Where", IN("keep", "zero", "ninf"), "bias");
+  op(&m, "Add", IN("s", "bias"), "s_masked");
+  int64_t axis = -1;
+  node(&m, "Softmax", IN("s_masked"), "p0", "axis", -1, &axis);
+  op(&m, "IsNaN", IN("p0"), "nan");
+  op(&m, "Where", IN("nan", "zero", "p0"), "p");
+  op(&m, "MatMul", IN("p", "v"), "ctx");
+  merge(&m, "ctx");
+  check(finish(&m, IN("y")), &m, 1, 1);
+}
+
+/* ViT through the dynamo exporter: no mask, K^T as Reshape(Transpose(Reshape(K, [-1, S, D]),
+ * [0, 2, 1]), [B, H, D, S]) with constant shapes. */
+static void test_vit_dynamo(void **state) {
+  (void)state;
+  mb m;
+  start(&m);
+  int64_t flat[3] = {-1, S, D}, kt4[4] = {B, H, D, S};
+  ints(&m, "flat", 3, flat);
+  ints(&m, "kt_shape", 4, kt4);
+  scalar(&m, "half", 1.0f / sqrtf(sqrtf((float)D)));
+  heads(&m, "x", "wq", "q");
+  heads(&m, "x", "wk", "k");
+  heads(&m, "x", "wv", "v");
+  op(&m, "Reshape", IN("k", "flat"), "k3");
+  int64_t perm[3] = {0, 2, 1};
+  node(&m, "Transpose", IN("k3"), "k3t", "perm", 3, perm);
+  op(&m, "Reshape", IN("k3t", "kt_shape"), "kt");
+  op(&m, "Mul", IN("q", "half"), "qs");
+  op(&m, "Mul", IN("kt", "half"), "ks");
+  op(&m, "MatMul", IN("qs", "ks"), "s");
+  int64_t axis = -1;
+  node(&m, "Softmax", IN("s"), "p", "axis", -1, &axis);
+  op(&m, "MatMul", IN("p", "v"), "ctx");
+  merge(&m, "ctx");
+  check(finish(&m, IN("y")), &m, 1, 1);
+}
+
+/* GPT-2 as tests/models/gpt.mjs writes it: a causal mask Slice'd from a constant [MAXPOS, MAXPOS]
+ * lower-triangular table, Mul by the scale after the product, Where(mask, s, -1e4). */
+static void test_gpt_causal(void **state) {
+  (void)state;
+  mb m;
+  start(&m);
+  uint8_t tril[MAXPOS * MAXPOS];
+  for (int i = 0; i < MAXPOS; i++)
+    for (int j = 0; j < MAXPOS; j++) tril[i * MAXPOS + j] = j <= i;
+  int64_t td[2] = {MAXPOS, MAXPOS}, zeros[2] = {0, 0}, ends[2] = {S, S}, axes[2] = {0, 1};
+  pbw_tensor(&m.g, 5, "tril", GPUX_DT_BOOL, 2, td, tril, sizeof tril);
+  ints(&m, "starts", 2, zeros);
+  ints(&m, "ends", 2, ends);
+  ints(&m, "axes", 2, axes);
+  scalar(&m, "scale", 1.0f / sqrtf((float)D));
+  scalar(&m, "masked", -1e4f);
+  op(&m, "Slice", IN("tril", "starts", "ends", "axes"), "causal");
+  heads(&m, "x", "wq", "q");
+  heads(&m, "x", "wk", "k");
+  heads(&m, "x", "wv", "v");
+  transpose(&m, "k", "kt", 0, 1, 3, 2);
+  op(&m, "MatMul", IN("q", "kt"), "s");
+  op(&m, "Mul", IN("s", "scale"), "s_scaled");
+  op(&m, "Where", IN("causal", "s_scaled", "masked"), "s_masked");
+  int64_t axis = -1;
+  node(&m, "Softmax", IN("s_masked"), "p", "axis", -1, &axis);
+  op(&m, "MatMul", IN("p", "v"), "ctx");
+  merge(&m, "ctx");
+  gpux_model *model = finish(&m, IN("y"));
+  assert_int_equal(causal_of(model), 1);
+  check(model, &m, 1, 1);
+}
+
+/* Query i of the new S sees keys up to P + i; batch 1's first key is padding. */
+static int kv_masked(const int64_t *i) { return i[3] > P + i[2] || (i[0] == 1 && i[3] == 0); }
+
+/* GPT-2 with a KV cache: present = Concat(past, new) (graph outputs too), K^T by Transpose
+ * [0, 1, 3, 2] of present, Div by sqrt(D), Where(Cast(Not(keep)), -1e9, s). */
+static void test_gpt_kv_cache(void **state) {
+  (void)state;
+  mb m;
+  start(&m);
+  int64_t pd[4] = {B, H, P, D}, md[4] = {B, 1, S, P + S};
+  input(&m, "past_k", GPUX_DT_FLOAT, 4, pd, NULL);
+  input(&m, "past_v", GPUX_DT_FLOAT, 4, pd, NULL);
+  input(&m, "masked", GPUX_DT_BOOL, 4, md, kv_masked);
+  scalar(&m, "sqrt_d", sqrtf((float)D));
+  scalar(&m, "fill", -1e9f);
+  heads(&m, "x", "wq", "q");
+  heads(&m, "x", "wk", "k");
+  heads(&m, "x", "wv", "v");
+  int64_t axis2 = 2, axis = -1, to_bool = GPUX_DT_BOOL;
+  node(&m, "Concat", IN("past_k", "k"), "present_k", "axis", -1, &axis2);
+  node(&m, "Concat", IN("past_v", "v"), "present_v", "axis", -1, &axis2);
+  transpose(&m, "present_k", "kt", 0, 1, 3, 2);
+  op(&m, "MatMul", IN("q", "kt"), "s");
+  op(&m, "Div", IN("s", "sqrt_d"), "s_scaled");
+  op(&m, "Not", IN("masked"), "keep");
+  op(&m, "Not", IN("keep"), "drop");
+  node(&m, "Cast", IN("drop"), "drop_b", "to", -1, &to_bool);
+  op(&m, "Where", IN("drop_b", "fill", "s_scaled"), "s_masked");
+  node(&m, "Softmax", IN("s_masked"), "p", "axis", -1, &axis);
+  op(&m, "MatMul", IN("p", "present_v"), "ctx");
+  merge(&m, "ctx");
+  gpux_model *model = finish(&m, IN("y", "present_k", "present_v"));
+  assert_int_equal(causal_of(model), 0);
+  gpux_tensor a[3], b[3];
+  assert_int_equal(count_ops(model, "Attention", NULL), 1);
+  run(model, &m, 0, a, 3);
+  run(model, &m, 1, b, 3);
+  for (int i = 0; i < 3; i++) {
+    gpux_compare_report r;
+    if (gpux_tensor_compare(&b[i], &a[i], 1e-5, 1e-6, &r)) fail_msg("output %d: fused run differs: %s", i, r.message);
+    gpux_tensor_free(&a[i]);
+    gpux_tensor_free(&b[i]);
+  }
+  for (int i = 0; i < m.n_inputs; i++) gpux_tensor_free(&m.inputs[i]);
+  gpux_model_free(model);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_bert),
+    cmocka_unit_test(test_bert_softmax_read_twice),
+    cmocka_unit_test(test_bert_sdpa),
+    cmocka_unit_test(test_vit_dynamo),
+    cmocka_unit_test(test_gpt_causal),
+    cmocka_unit_test(test_gpt_kv_cache),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
