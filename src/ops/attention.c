@@ -8,6 +8,7 @@
  * cblas_sgemm makes the scores over the keys the block can see, the masks and softmax run row by
  * row, and a second cblas_sgemm multiplies by V. A row whose every position is masked gets zero
  * probabilities (the function body's "safe softmax"), not NaN. */
+#include "ops/simd.h"
 #include "ops/op.h"
 #include <cblas.h>
 #include <math.h>
@@ -96,6 +97,7 @@ typedef struct {
   int64_t mstr[3], mask_t;   /* mask strides for batch, head, query row (0 = broadcast); its last dim */
   const int64_t *nonpad;     /* [B] valid KV lengths, or NULL */
   int bf16;                  /* round every step to bfloat16, as the function body does in T */
+  int plain;                 /* none of bf16, softcap, qk: attn_row_f32 does the rows */
   int64_t rows;              /* rows (query head of the group, query position) per task */
   int64_t blocks;            /* tasks per (batch, KV head) */
   int failed;                /* a task could not get scratch memory */
@@ -162,7 +164,45 @@ static void attn_softmax_row(float *row, int64_t j0, int64_t j1, int64_t lo, int
   for (int64_t j = lo; j < hi; j++) row[j] *= inv;
 }
 
-#define ATTN_MAX_ROWS 64
+/* The float32 path of one score row (no bfloat16 rounding, softcap or qk_matmul_output): adds
+ * mask[lo, hi), softmax over [lo, hi) and zeros in the rest of [j0, j1); a row whose every
+ * position is -inf gets zeros. Vectorized (simd.h). */
+static GPUX_SIMD_CLONES void attn_row_f32(float *restrict row, const float *restrict mask, int64_t j0, int64_t j1,
+                                          int64_t lo, int64_t hi) {
+  int64_t n = hi - lo, i;
+  float *restrict x = row + lo;
+  if (mask) {
+    const float *restrict m = mask + lo;
+    FOR8(k, n, x[k] += m[k]);
+  }
+  float mx[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  for (i = 0; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; j++) mx[j] = x[i + j] > mx[j] ? x[i + j] : mx[j];
+  float m = -INFINITY;
+  for (int j = 0; j < 8; j++) m = mx[j] > m ? mx[j] : m;
+  for (; i < n; i++) m = x[i] > m ? x[i] : m;
+  if (m == -INFINITY) { /* nothing left to see (or no keys): zeros */
+    memset(row + j0, 0, sizeof(float) * (size_t)(j1 - j0));
+    return;
+  }
+  float sm[8] = {0};
+  for (i = 0; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; j++) {
+      x[i + j] = gpux__exp_neg(x[i + j] - m);
+      sm[j] += x[i + j];
+    }
+  float sum = ((sm[0] + sm[4]) + (sm[1] + sm[5])) + ((sm[2] + sm[6]) + (sm[3] + sm[7]));
+  for (; i < n; i++) {
+    x[i] = gpux__exp_neg(x[i] - m);
+    sum += x[i];
+  }
+  float inv = 1.0f / sum;
+  FOR8(k, n, x[k] *= inv);
+  if (lo > j0) memset(row + j0, 0, sizeof(float) * (size_t)(lo - j0));
+  if (j1 > hi) memset(row + hi, 0, sizeof(float) * (size_t)(j1 - hi));
+}
+
+#define ATTN_MAX_ROWS 128
 
 /* Tasks [begin, end): each is a block of the rows (query head g of the group, query i) that
  * share one (batch, KV head), so grouped heads read their K and V once. Only the key columns
@@ -215,7 +255,12 @@ static void attn_tasks(void *ctx, int64_t begin, int64_t end) {
                   (int)D, 0.0f, s + j0, (int)T);
     else
       for (int64_t r = 0; r < n; r++) memset(s + r * T + j0, 0, sizeof(float) * (size_t)w);
-    for (int64_t r = 0; r < n; r++) {
+    for (int64_t r = 0; r < n && a->plain; r++) { /* the float32 hot loop */
+      const float *mrow = a->mask ? a->mask + b * a->mstr[0] + hs[r] * a->mstr[1] + is[r] * a->mstr[2] : NULL;
+      int64_t hi_r = a->mask ? GPUX__MIN(hi[r], a->mask_t) : hi[r]; /* -inf past a short mask */
+      attn_row_f32(s + r * T, mrow, j0, j1, lo[r], GPUX__MAX(lo[r], hi_r));
+    }
+    for (int64_t r = 0; r < n && !a->plain; r++) {
       int64_t h = hs[r], i = is[r];
       float *row = s + r * T;
       float *qk = a->qk ? a->qk + ((b * a->Hq + h) * a->Sq + i) * T : NULL;
@@ -425,8 +470,9 @@ static int op_attention(gpux__kctx *k) {
   if (QK && QK->dtype == GPUX_DT_FLOAT) a.qk = QK->data;
   else if (QK && !(a.qk = qk_own = malloc(sizeof(float) * (size_t)GPUX__MAX(1, nqk)))) { gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); goto fail; }
 
+  a.plain = !a.bf16 && !(a.softcap > 0) && !a.qk;
   /* blocks of query rows small enough that their scores stay in cache */
-  a.rows = GPUX__MAX(1, GPUX__MIN(ATTN_MAX_ROWS, 32768 / GPUX__MAX(1, a.T)));
+  a.rows = GPUX__MAX(1, GPUX__MIN(ATTN_MAX_ROWS, 65536 / GPUX__MAX(1, a.T)));
   int64_t group_rows = a.Hq / a.Hkv * a.Sq;
   a.blocks = (group_rows + a.rows - 1) / a.rows;
   int64_t tasks = a.B * a.Hkv * a.blocks;

@@ -29,33 +29,6 @@ static int64_t grain_for(int64_t per) { return per >= PAR_WORK ? 1 : PAR_WORK / 
 
 /* ---- float32 row helpers ---- */
 
-/* exp(x) for x <= 0, within 2 ulp; below -88.03 (and -inf) it gives 0. Branch-free so loops
- * calling it vectorize: the clamp compares the float's bits, the scale 2^n is built in the
- * exponent field. */
-static inline float exp_neg(float x) {
-  uint32_t xb;
-  memcpy(&xb, &x, 4);
-  xb = xb > 0xc2b00f34u ? 0xc2b00f34u : xb; /* x < -88.0296919 (= -127 ln 2): clamp, gives 0 */
-  memcpy(&x, &xb, 4);
-  float t = x * 1.44269504088896341f + 12582912.0f; /* 1.5 * 2^23 + round(x / ln 2) */
-  float n = t - 12582912.0f;
-  float r = x - n * 0.693359375f;                   /* x - n ln 2, in two parts */
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;                       /* exp(r) on [-ln2/2, ln2/2] (Cephes) */
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  uint32_t bits;
-  memcpy(&bits, &t, 4);
-  bits = (bits - 0x4b400000u + 127u) << 23;         /* 2^n; n = -127 gives +0 */
-  float s;
-  memcpy(&s, &bits, 4);
-  return p * s;
-}
-
 static GPUX_SIMD_CLONES float row_max(const float *x, int64_t n) {
   float m[8];
   for (int j = 0; j < 8; j++) m[j] = x[0];
@@ -110,7 +83,7 @@ static void row_moments(const float *x, int64_t n, float eps, float *mean, float
 
 /* y = exp(x - m), for x <= m */
 static GPUX_SIMD_CLONES void vexp_sub(float *restrict y, const float *restrict x, int64_t n, float m) {
-  FOR8(i, n, y[i] = exp_neg(x[i] - m));
+  FOR8(i, n, y[i] = gpux__exp_neg(x[i] - m));
 }
 
 /* y = (x - a) - b */
@@ -142,7 +115,7 @@ static GPUX_SIMD_CLONES void vmax_into(float *restrict mx, const float *restrict
 
 static GPUX_SIMD_CLONES void vexp_acc(float *restrict y, const float *restrict x, const float *restrict mx,
                      double *restrict s, int64_t w) {
-  FOR8(i, w, float v = exp_neg(x[i] - mx[i]); y[i] = v; s[i] += v);
+  FOR8(i, w, float v = gpux__exp_neg(x[i] - mx[i]); y[i] = v; s[i] += v);
 }
 
 static GPUX_SIMD_CLONES void vmul(float *restrict y, const float *restrict f, int64_t w) {

@@ -7,6 +7,7 @@
  * - GPUX_SIMD_CLONES compiles a function for AVX-512 and AVX2 as well and picks one at load time
  *   (GCC function clones, x86-64 Linux). The build is ISO C, where GCC does not contract a*b+c
  *   into FMA, so every clone gives bit-identical results.
+ * - gpux__exp_neg is exp(x) for x <= 0 in plain float arithmetic, so softmax loops vectorize.
  * - FOR8 runs a statement over [0, n) in blocks of 8, a fixed trip count that GCC vectorizes at
  *   -O2, then the tail. Use it in functions whose pointers are restrict. */
 #ifndef GPUX_OPS_SIMD_H
@@ -32,5 +33,35 @@
       }                                                                   \
     for (int64_t i = i##_b; i < (n); i++) { __VA_ARGS__; }                \
   } while (0)
+
+#include <stdint.h>
+#include <string.h>
+
+/* exp(x) for x <= 0, within 2 ulp; below -88.03 (and -inf) it gives 0. Branch-free so loops
+ * calling it vectorize: the clamp compares the float's bits, the scale 2^n is built in the
+ * exponent field. Softmax (norm.c) and Attention (attention.c) use it. */
+static inline float gpux__exp_neg(float x) {
+  uint32_t xb;
+  memcpy(&xb, &x, 4);
+  xb = xb > 0xc2b00f34u ? 0xc2b00f34u : xb; /* x < -88.0296919 (= -127 ln 2): clamp, gives 0 */
+  memcpy(&x, &xb, 4);
+  float t = x * 1.44269504088896341f + 12582912.0f; /* 1.5 * 2^23 + round(x / ln 2) */
+  float n = t - 12582912.0f;
+  float r = x - n * 0.693359375f;                   /* x - n ln 2, in two parts */
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;                       /* exp(r) on [-ln2/2, ln2/2] (Cephes) */
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  uint32_t bits;
+  memcpy(&bits, &t, 4);
+  bits = (bits - 0x4b400000u + 127u) << 23;         /* 2^n; n = -127 gives +0 */
+  float s;
+  memcpy(&s, &bits, 4);
+  return p * s;
+}
 
 #endif
