@@ -6,8 +6,9 @@
 # one loads every one (as does a fourth that makes them one by one, GPUX_WEBGPU_ASYNC=0: the
 # parallel compile stores the same entries); with GPUX_WEBGPU_CACHE=0 a third compiles them all
 # again. The device's self-test runs in the first process and not in the second ("self-test
-# skipped": it passed with this adapter, driver and library). Uses ONNX's node cases (lavapipe on
-# machines without a GPU).
+# skipped": it passed with this adapter, driver and library), and the second starts every pipeline
+# its plans need when its sessions are prepared, before the first run asks (src/backend/webgpu/
+# warm.c). Uses ONNX's node cases (lavapipe on machines without a GPU).
 #
 #   tests/webgpu/pipeline-cache.sh GPUX
 set -uo pipefail
@@ -24,9 +25,10 @@ home=$(mktemp -d)
 trap 'rm -rf "$home"' EXIT
 picked=("$cases/test_relu" "$cases/test_add_bcast" "$cases/test_softmax_axis_1")
 
-# one verify: prints "LOADED COMPILED SELFTEST" (the pipelines summed over its plans; "run" when a
-# device's self-test ran, "skipped" when none did, having passed before with this adapter, driver
-# and library)
+# one verify: prints "LOADED COMPILED SELFTEST STARTED" (the pipelines summed over its plans; "run"
+# when a device's self-test ran, "skipped" when none did, having passed before with this adapter,
+# driver and library; the pipelines started when the sessions were prepared, from the notes an
+# earlier process left of what each graph's plans needed)
 counts() {
   local out
   out=$(GPUX_HOME=$home GPUX_WEBGPU_VERBOSE=1 "$@" "$gpux" verify --backend webgpu --no-fallback "${picked[@]}" 2>&1)
@@ -37,26 +39,31 @@ counts() {
   fi
   local selftest=skipped # unless some device of the process (verify may run several) ran it
   grep -q 'self-test run' <<<"$out" && selftest=run
+  local started
+  started=$(sed -n 's/.*webgpu: started \([0-9]*\) pipelines an earlier process.*/\1/p' <<<"$out" | awk '{ n += $1 } END { print n + 0 }')
   sed -n 's/.*new (\([0-9]*\) loaded from the pipeline cache, \([0-9]*\) compiled).*/\1 \2/p' <<<"$out" |
-    awk -v s="$selftest" '{ l += $1; c += $2 } END { print l + 0, c + 0, s }'
+    awk -v s="$selftest" -v w="$started" '{ l += $1; c += $2 } END { print l + 0, c + 0, s, w }'
 }
 
 fails=0
 check() { # NAME CONDITION MESSAGE
   if eval "$2"; then echo "ok   $1"; else echo "FAIL $1: $3"; fails=$((fails + 1)); fi
 }
-read -r l1 c1 s1 <<<"$(counts env)"
-read -r l2 c2 s2 <<<"$(counts env)"
-read -r l3 c3 s3 <<<"$(counts env GPUX_WEBGPU_CACHE=0)"
-read -r l4 c4 s4 <<<"$(counts env GPUX_WEBGPU_ASYNC=0)"
-echo "first process: $l1 loaded, $c1 compiled, self-test $s1; second: $l2 loaded, $c2 compiled, self-test $s2;" \
-  "cache off: $l3 loaded, $c3 compiled, self-test $s3; one by one: $l4 loaded, $c4 compiled"
+read -r l1 c1 s1 w1 <<<"$(counts env)"
+read -r l2 c2 s2 w2 <<<"$(counts env)"
+read -r l3 c3 s3 w3 <<<"$(counts env GPUX_WEBGPU_CACHE=0)"
+read -r l4 c4 s4 w4 <<<"$(counts env GPUX_WEBGPU_ASYNC=0)"
+echo "first process: $l1 loaded, $c1 compiled, self-test $s1, $w1 started early; second: $l2 loaded, $c2 compiled," \
+  "self-test $s2, $w2 started early; cache off: $l3 loaded, $c3 compiled, self-test $s3, $w3 started early;" \
+  "one by one: $l4 loaded, $c4 compiled, $w4 started early"
 check first-compiles '[ "$c1" -gt 0 ] && [ "$l1" -eq 0 ]' "an empty cache should compile every pipeline"
 check second-loads '[ "$c2" -eq 0 ] && [ "$l2" -eq "$c1" ]' "the second process should load all $c1 pipelines from the cache"
 check cache-off-compiles '[ "$l3" -eq 0 ] && [ "$c3" -eq "$c1" ]' "GPUX_WEBGPU_CACHE=0 should compile every pipeline again"
 check one-by-one-loads '[ "$c4" -eq 0 ] && [ "$l4" -eq "$c1" ]' "with GPUX_WEBGPU_ASYNC=0 a later process should load all $c1 pipelines too"
 check self-test-once '[ "$s1" = run ] && [ "$s2" = skipped ] && [ "$s3" = run ]' \
   "the self-test should run in the first process, be skipped in the second (it passed), and run with the cache off"
+check started-early '[ "$w1" -eq 0 ] && [ "$w2" -eq "$c1" ] && [ "$w3" -eq 0 ]' \
+  "the second process should start all $c1 pipelines when its sessions are prepared (none in the first, none with the cache off)"
 entries=$(find "$home/cache/pipelines" -type f -name '????????????????????????????????' | wc -l)
 check entries-on-disk '[ "$entries" -gt 0 ]' "no cache entries under $home/cache/pipelines"
 [ "$fails" -eq 0 ] || exit 1

@@ -21,6 +21,7 @@ const unsigned char *gpux__wg_plan_key_of(const wg_plan *p, size_t *len);
 int gpux__wg_plan_declined(const wg_plan *p, const char **why);
 int gpux__wg_plan_node_place(const wg_plan *p, int i, const char **why);
 int gpux__wg_plan_run(wg_plan *p, const gpux__io *io);
+int gpux__wg_plan_pipelines(const wg_plan *p, wg_pipeline **out, int cap);
 
 #define WG_MAX_PLANS 4
 
@@ -41,6 +42,7 @@ typedef struct wg_ctx {
   int overflowed;                /* fp16 gave inf/NaN outputs where fp32 gives none: fp32 from then on */
   int nonfinite_ok;              /* the model's fp32 outputs hold inf/NaN too: no more checks */
   int quantized;                 /* the graph has integer (quantized) arithmetic: fp32 */
+  int noted;                     /* plans whose pipelines went into the graph's note (warm.c) */
 } wg_ctx;
 
 /* Which float values plans hold as f16: with fp16 precision every float32 and float16 value
@@ -119,6 +121,10 @@ static int wg_prepare(void *ctx, const gpux__graph *g, const gpux__host *host, c
   c->g = g;
   c->host = host;
   c->supported = supported;
+  /* the pipelines an earlier process's plans of this graph needed: started now, in the background */
+  pthread_mutex_lock(&c->dev->mu);
+  gpux__wg_warm_start(c->dev, g, c->half);
+  pthread_mutex_unlock(&c->dev->mu);
   return 0;
 }
 
@@ -197,6 +203,15 @@ static int find_plan(wg_ctx *c, gpux_tensor *inputs, const gpux_device_tensor **
       continue;
     }
     stats->plans++;
+    /* the next process that prepares this graph starts these pipelines at once (warm.c); the
+       first few plans of a session say enough (a decoder's later steps reuse their pipelines) */
+    if (c->noted < WG_MAX_PLANS && !gpux__wg_plan_declined(p, NULL)) {
+      int cap = 4096;
+      wg_pipeline **pipes = gpux__malloc((size_t)cap * sizeof *pipes);
+      if (pipes) gpux__wg_warm_note(c->dev, pg, c->half, pipes, gpux__wg_plan_pipelines(p, pipes, cap));
+      free(pipes);
+      c->noted++;
+    }
     if (c->n_plans == WG_MAX_PLANS) drop_plan(c, c->n_plans - 1);
     memmove(&c->plans[1], &c->plans[0], (size_t)c->n_plans * sizeof *c->plans);
     c->plans[0] = p;

@@ -111,8 +111,9 @@ void gpux__wg_cache_close(wg_cache *c) {
   free(c);
 }
 
-/* Marks are empty files beside the entries (names with a dot, so trim leaves them), facts about
- * this device key that a later process may rely on: "self-test.ok", its self-test passed. */
+/* Marks and notes are files beside the entries (names with a dot, so trim leaves them): facts
+ * about this device key that a later process may rely on ("self-test.ok": its self-test passed),
+ * and what a process wants the next to know (warm.c: the pipelines a graph needed). */
 int gpux__wg_cache_marked(const wg_cache *c, const char *mark) {
   char path[4400];
   snprintf(path, sizeof path, "%s/%s", c->dir, mark);
@@ -124,6 +125,40 @@ void gpux__wg_cache_mark(wg_cache *c, const char *mark) {
   snprintf(path, sizeof path, "%s/%s", c->dir, mark);
   int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   if (fd >= 0) close(fd);
+}
+
+int gpux__wg_cache_note_read(const wg_cache *c, const char *name, char **data, size_t *size) {
+  *data = NULL;
+  *size = 0;
+  char path[4400];
+  snprintf(path, sizeof path, "%s/%s", c->dir, name);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  struct stat st;
+  char *buf = NULL;
+  int ok = fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size < ((off_t)1 << 28) &&
+           (buf = malloc((size_t)st.st_size + 1)) && read(fd, buf, (size_t)st.st_size) == (ssize_t)st.st_size;
+  close(fd);
+  if (!ok) {
+    free(buf);
+    return -1;
+  }
+  buf[st.st_size] = 0;
+  *data = buf;
+  *size = (size_t)st.st_size;
+  return 0;
+}
+
+void gpux__wg_cache_note_write(wg_cache *c, const char *name, const void *data, size_t size) {
+  char path[4400], tmp[4500];
+  snprintf(path, sizeof path, "%s/%s", c->dir, name);
+  pthread_mutex_lock(&c->mu);
+  snprintf(tmp, sizeof tmp, "%s/.tmp-%ld-%u", c->dir, (long)getpid(), c->serial++);
+  pthread_mutex_unlock(&c->mu);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int ok = fd >= 0 && write(fd, data, size) == (ssize_t)size;
+  if (fd >= 0 && close(fd)) ok = 0;
+  if (!ok || rename(tmp, path)) unlink(tmp);
 }
 
 void gpux__wg_cache_counts(wg_cache *c, uint64_t *hits, uint64_t *misses, uint64_t *stores) {

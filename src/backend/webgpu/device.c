@@ -628,17 +628,13 @@ static int pipeline_finish(wg_device *d, wg_pipeline *p) {
 int gpux__wg_pipelines_finish(wg_device *d) {
   if (!d->n_pending) return 0;
   uint64_t t0 = now_ns(), c0 = gpux__wg_cpu_ns();
-  int first = 0;
-  const wg_pipeline *failed = NULL;
-  for (int i = 0; i < d->n_pipes && d->n_pending; i++) {
-    if (!d->pipes[i]->job) continue;
-    int rc = pipeline_finish(d, d->pipes[i]);
-    if (rc && !first) first = rc, failed = d->pipes[i];
-  }
+  int nomem = 0;
+  for (int i = 0; i < d->n_pipes && d->n_pending; i++)
+    if (d->pipes[i]->job && pipeline_finish(d, d->pipes[i]) == GPUX_E_NOMEM) nomem = 1;
   count_batch(d);
   d->pipe_ns += now_ns() - t0;
   d->pipe_cpu_ns += gpux__wg_cpu_ns() - c0;
-  if (first) return failed->error ? gpux__error(first, "%s", failed->error) : first; /* the first failure's reason */
+  if (nomem) return GPUX_E_NOMEM;
   return gpux__wg_check(d, "compiling a shader");
 }
 
@@ -741,6 +737,7 @@ int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipe
   wg_pipeline *p;
   int rc = gpux__wg_pipeline_start(d, wgsl, label, &p);
   if (!rc && p->job) rc = gpux__wg_pipelines_finish(d);
+  if (!rc && !p->pipeline && !p->error) rc = GPUX_E_NOMEM;
   if (!rc && p->error) rc = gpux__error(GPUX_E_DEVICE, "%s", p->error);
   *out = rc ? NULL : p;
   return rc;

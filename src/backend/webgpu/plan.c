@@ -1382,10 +1382,30 @@ static int plan_staging(wg_plan *p) {
   return 0;
 }
 
+/* plan_gpu's and plan_build's answer when a pipeline failed after its node was placed on the
+ * GPU: plan again (positive: never a gpux error code). */
+#define WG_REPLAN 1
+
+/* Waits for the pipelines the kernels started (Dawn's threads made them meanwhile). One that
+ * failed (past its shader module, which fails at once) keeps its reason and the graph is planned
+ * again (WG_REPLAN): its node then runs on the CPU. */
+static int pipes_ready(wg_plan *p) {
+  int rc = gpux__wg_pipelines_finish(p->dev);
+  if (rc) return rc;
+  for (int i = 0; i < p->n_disp; i++)
+    if (!p->disp[i].pipe->pipeline)
+      return gpux__error(GPUX_E_DEVICE, "%s", p->disp[i].pipe->error ? p->disp[i].pipe->error : "no pipeline"), WG_REPLAN;
+  return 0;
+}
+
+/* The plan's buffers, weights and bind groups. The pipelines are waited for only before the bind
+ * groups need their layouts: Dawn's threads make them while the buffers are created and the
+ * weights written. */
 static int plan_gpu(wg_plan *p) {
   wg_device *d = p->dev;
   if (p->adopted) {
-    int rc = adopt_gpu(p);
+    int rc = pipes_ready(p);
+    if (!rc) rc = adopt_gpu(p);
     if (!rc) rc = plan_staging(p);
     return rc ? rc : gpux__wg_check(d, "preparing the model on the GPU");
   }
@@ -1454,6 +1474,7 @@ static int plan_gpu(wg_plan *p) {
         d->f.wgpuQueueWriteBuffer(d->queue, p->params, p->disp[i].param_off, p->disp[i].params,
                                   (size_t)(p->disp[i].n_params + 3) / 4 * 16);
   }
+  if ((rc = pipes_ready(p))) return rc;
   /* bind groups */
   for (int i = 0; i < p->n_disp; i++) {
     wg_disp *ds = &p->disp[i];
@@ -1580,10 +1601,6 @@ static double ms_between(const struct timespec *a, const struct timespec *b) {
 
 /* Plans graph g for these inputs (bound to the values in_ids). A body plan (body = 1) takes an
  * input given with data as a constant; the main graph keys small integer inputs instead. */
-/* plan_build's answer when a pipeline failed after its node was placed on the GPU: plan again
- * (positive: never a gpux error code). */
-#define WG_REPLAN 1
-
 static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, const gpux__host *host,
                       const unsigned char *supported, const int *in_ids, int n_ids, int body, const gpux_tensor *inputs,
                       int n_inputs, uint64_t extra, uint64_t budget, int half, gpux_run_stats *stats, uint64_t *want,
@@ -1687,23 +1704,7 @@ static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, c
       return 0;
     }
   }
-  /* the pipelines the kernels asked for were made on Dawn's threads meanwhile: all are needed
-     before bind groups are made. One that failed now (past its shader, which failed at once)
-     keeps its reason, and the graph is planned again: its node then runs on the CPU. */
-  rc = gpux__wg_pipelines_finish(dev);
-  for (int i = 0; !rc && i < p->n_disp; i++) /* finished by a body's plan, say */
-    if (!p->disp[i].pipe->pipeline) rc = gpux__error(GPUX_E_DEVICE, "%s", p->disp[i].pipe->error ? p->disp[i].pipe->error : "no pipeline");
-  if (rc) {
-    if (rc == GPUX_E_NOMEM || gpux__wg_device_lost(dev)) goto fail;
-    gpux__wg_plan_free(p);
-    return WG_REPLAN;
-  }
   if (told) gpux__progress("compile", g->n_nodes, g->n_nodes);
-  if (getenv("GPUX_WEBGPU_VERBOSE") && (dev->pipes_loaded > loaded0 || dev->pipes_compiled > compiled0))
-    gpux__log(GPUX_LOG_DEBUG, "webgpu: pipelines for %d nodes: %llu new (%llu loaded from the pipeline cache, %llu compiled) "
-              "in %.1f ms (cpu %.1f)", g->n_nodes, (unsigned long long)(dev->pipes_loaded - loaded0 + dev->pipes_compiled - compiled0),
-              (unsigned long long)(dev->pipes_loaded - loaded0), (unsigned long long)(dev->pipes_compiled - compiled0),
-              (double)(dev->pipe_ns - pipe_ns0) / 1e6, (double)(dev->pipe_cpu_ns - pipe_cpu0) / 1e6);
   for (int i = 0; i < g->n_nodes; i++) {
     int pl = p->nodes[i].place;
     p->n_cpu += pl == P_CPU;
@@ -1734,9 +1735,19 @@ static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, c
                      gpux__format_bytes(need, p->bytes), gpux__format_bytes(have, budget));
     goto fail;
   }
-  uint64_t gpu_t0 = gpux__wg_now_ns(), gpu_c0 = gpux__wg_cpu_ns();
-  if ((rc = plan_gpu(p))) goto fail;
-  uint64_t gpu_t1 = gpux__wg_now_ns(), gpu_c1 = gpux__wg_cpu_ns();
+  /* plan_gpu's own time, without its wait for the pipelines (counted with them) */
+  uint64_t gpu_t0 = gpux__wg_now_ns() - dev->pipe_ns, gpu_c0 = gpux__wg_cpu_ns() - dev->pipe_cpu_ns;
+  if ((rc = plan_gpu(p)) == WG_REPLAN) {
+    gpux__wg_plan_free(p);
+    return WG_REPLAN;
+  }
+  if (rc) goto fail;
+  uint64_t gpu_t1 = gpux__wg_now_ns() - dev->pipe_ns, gpu_c1 = gpux__wg_cpu_ns() - dev->pipe_cpu_ns;
+  if (getenv("GPUX_WEBGPU_VERBOSE") && (dev->pipes_loaded > loaded0 || dev->pipes_compiled > compiled0))
+    gpux__log(GPUX_LOG_DEBUG, "webgpu: pipelines for %d nodes: %llu new (%llu loaded from the pipeline cache, %llu compiled) "
+              "in %.1f ms (cpu %.1f)", g->n_nodes, (unsigned long long)(dev->pipes_loaded - loaded0 + dev->pipes_compiled - compiled0),
+              (unsigned long long)(dev->pipes_loaded - loaded0), (unsigned long long)(dev->pipes_compiled - compiled0),
+              (double)(dev->pipe_ns - pipe_ns0) / 1e6, (double)(dev->pipe_cpu_ns - pipe_cpu0) / 1e6);
   /* the weights the session's plans share (uploaded by plan_gpu) count against the budget too */
   if (budget && p->bytes + gpux__wg_consts_bytes(p->consts) > budget) {
     char need[32], have[32];
@@ -1763,6 +1774,12 @@ static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, c
 fail:
   gpux__wg_plan_free(p);
   return rc;
+}
+
+int gpux__wg_plan_pipelines(const wg_plan *p, wg_pipeline **out, int cap) {
+  int n = 0;
+  for (int i = 0; i < p->n_disp && n < cap; i++) out[n++] = p->disp[i].pipe;
+  return n;
 }
 
 int gpux__wg_plan_create(wg_device *dev, wg_consts *consts, const gpux__graph *g, const gpux__host *host,

@@ -94,6 +94,10 @@ void gpux__wg_cache_counts(wg_cache *c, uint64_t *hits, uint64_t *misses, uint64
  * setting one. */
 int gpux__wg_cache_marked(const wg_cache *c, const char *mark);
 void gpux__wg_cache_mark(wg_cache *c, const char *mark);
+/* A note kept beside the entries (name with a dot): read whole (allocated, NUL after it; -1 when
+ * there is none), or written whole (a temporary file renamed into place). */
+int gpux__wg_cache_note_read(const wg_cache *c, const char *name, char **data, size_t *size);
+void gpux__wg_cache_note_write(wg_cache *c, const char *name, const void *data, size_t size);
 size_t gpux__wg_cache_load(const void *key, size_t key_size, void *value, size_t value_size, void *userdata);
 void gpux__wg_cache_store(const void *key, size_t key_size, const void *value, size_t value_size, void *userdata);
 
@@ -120,8 +124,9 @@ void gpux__wg_test_device_loss(wg_device *d);
 int gpux__wg_pipeline(wg_device *d, const char *wgsl, const char *label, wg_pipeline **out);
 /* The same, started: the shader module is made (WGSL that does not compile fails here) and the
  * pipeline is made on Dawn's worker threads while the caller goes on; its pipeline and layout are
- * NULL until gpux__wg_pipelines_finish, which waits for every pipeline started and returns the
- * first error (each failed pipeline keeps its reason: starting it again fails at once). */
+ * NULL until gpux__wg_pipelines_finish waits for every pipeline started. One that failed then
+ * keeps its reason in `error` (and starting it again fails at once); finish itself fails only for
+ * the device (lost, out of memory, an error it reported meanwhile). */
 int gpux__wg_pipeline_start(wg_device *d, const char *wgsl, const char *label, wg_pipeline **out);
 int gpux__wg_pipelines_finish(wg_device *d);
 /* The pipeline for a dispatch's WGSL, reused across shapes (reuse.c): when the text differs from
@@ -156,6 +161,15 @@ uint64_t gpux__wg_consts_bytes(const wg_consts *c);
  * written the first time it is asked for (the upload counted in stats). */
 int gpux__wg_consts_get(wg_consts *c, const void *g, int v, const gpux_tensor *t, int type, gpux_run_stats *stats,
                         WGPUBuffer *buf, uint64_t *bytes);
+
+/* ---- pipelines started before a session's first run (warm.c) ---- */
+
+/* A session was prepared with graph g (at precision `half`): the pipelines its plans needed in an
+ * earlier process (a note in the pipeline cache's folder) are started now, in the background, so
+ * they are ready or under way when the first run plans. The caller holds the device's mutex. */
+void gpux__wg_warm_start(wg_device *d, const gpux__graph *g, int half);
+/* A plan of graph g was made with these pipelines: they join g's note for the next process. */
+void gpux__wg_warm_note(wg_device *d, const gpux__graph *g, int half, wg_pipeline *const *pipes, int n);
 
 /* ---- WGSL text ---- */
 
