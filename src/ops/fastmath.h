@@ -9,13 +9,21 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float bits_to_f32(uint32_t b) {
+/* always inlined: a call would keep the loops that use them from vectorizing (GCC does not inline
+ * on its own into the AVX-512/AVX2 clones of a function) */
+#if defined(__GNUC__)
+#define FASTMATH static inline __attribute__((always_inline))
+#else
+#define FASTMATH static inline
+#endif
+
+FASTMATH float bits_to_f32(uint32_t b) {
   float f;
   memcpy(&f, &b, 4);
   return f;
 }
 
-static inline uint32_t f32_to_bits(float f) {
+FASTMATH uint32_t f32_to_bits(float f) {
   uint32_t b;
   memcpy(&b, &f, 4);
   return b;
@@ -23,7 +31,7 @@ static inline uint32_t f32_to_bits(float f) {
 
 /* e^x: x = n*ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial (Cephes), 2^n applied in
  * two halves so that results near overflow and in the subnormal range stay right. */
-static inline float exp_f(float x) {
+FASTMATH float exp_f(float x) {
   float xc = x < -103.972084f ? -103.972084f : x; /* NaN passes through both clamps */
   xc = xc > 88.7228394f ? 88.7228394f : xc;
   float fn = xc * 1.44269504088896341f + 12582912.0f; /* rounds x*log2(e) to an integer */
@@ -40,7 +48,7 @@ static inline float exp_f(float x) {
 }
 
 /* tanh: an odd polynomial below 0.625 (Cephes), 1 - 2/(e^2|x| + 1) above. */
-static inline float tanh_f(float x) {
+FASTMATH float tanh_f(float x) {
   float a = fabsf(x), z = x * x;
   float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +
                   1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
@@ -50,7 +58,7 @@ static inline float tanh_f(float x) {
 }
 
 /* erfc(a) for a >= 0, relative error about 1e-7 (Numerical Recipes' erfcc). */
-static inline float erfc_pos(float a) {
+FASTMATH float erfc_pos(float a) {
   float t = 1.0f / (1.0f + 0.5f * a);
   float p = -1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f +
             t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f +
@@ -59,7 +67,7 @@ static inline float erfc_pos(float a) {
 }
 
 /* erf: an odd polynomial below 1 (Cephes), 1 - erfc(|x|) above. */
-static inline float erf_f(float x) {
+FASTMATH float erf_f(float x) {
   float a = fabsf(x), z = x * x;
   float small = x * ((((((7.853861353153693e-5f * z - 8.010193625184903e-4f) * z +
                          5.188327685732524e-3f) * z - 2.685381193529856e-2f) * z +
@@ -70,14 +78,14 @@ static inline float erf_f(float x) {
 }
 
 /* Gelu through erfc, which keeps its accuracy for negative x where 1 + erf(x) cancels. */
-static inline float gelu_f(float v) {
+FASTMATH float gelu_f(float v) {
   float e = erfc_pos(fabsf(v) * (float)M_SQRT1_2);
   return 0.5f * v * (v >= 0 ? 2.0f - e : e);
 }
 
 #define SQRT_2_OVER_PI 0.7978845608028654
 
-static inline float gelu_tanh_f(float v) {
+FASTMATH float gelu_tanh_f(float v) {
   return 0.5f * v * (1.0f + tanh_f((float)SQRT_2_OVER_PI * (v + 0.044715f * v * v * v)));
 }
 
