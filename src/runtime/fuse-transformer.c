@@ -23,6 +23,7 @@
 #include "runtime/fuse-transformer.h"
 #include "ops/op.h"
 #include <math.h>
+#include <stdlib.h>
 
 typedef struct {
   gpux__graph *g;
@@ -418,6 +419,8 @@ static int fuse_matmul(ft *f, int i) {
 int gpux__fuse_transformer(gpux__graph *g, unsigned char *dead, gpux__arena *arena) {
   ft f = {.g = g, .dead = dead, .arena = arena};
   int rc = 0;
+  const char *env = getenv("GPUX_FUSE_TRANSFORMER"); /* "0": off, to measure what it gives */
+  if (env && !strcmp(env, "0")) return 0;
   /* each pass on readers counted afresh: a pass's rewrites change what the next one matches */
   static int (*const passes[])(ft *, int) = {fuse_gelu_erf, fuse_gelu_tanh, fuse_layernorm, fuse_matmul};
   for (size_t p = 0; p < GPUX__ARRAY_LEN(passes) && !rc; p++) {
