@@ -36,6 +36,7 @@ typedef struct {
   int data_sets;                         /* the runs go through the case's data sets in turn */
   uint64_t plans;                        /* device plans the session made (gpux_run_stats) */
   uint64_t device_memory, f16_dispatches; /* (gpux_run_stats) */
+  gpux_memory_stats mem;                 /* where the weights are after the runs */
   char precision[8];                     /* what the session computed in: fp32, fp16 */
   char precision_note[160];              /* why not fp16 when it was asked for */
   /* --profile: the op types, most time first, over profile_runs runs */
@@ -69,7 +70,9 @@ static void usage(FILE *f) {
     "                count of nodes run, total ms, ms per run and share of the time. Nodes on the\n"
     "                GPU are timed with timestamp queries where the adapter has timestamp-query,\n"
     "                else each is submitted alone and timed by the wall clock (said in a note)\n"
-    "  --json        print one JSON object per case and line\n");
+    "  --json        print one JSON object per case and line, with where the weights are after\n"
+    "                the runs in KiB: weights_mapped_kb (the model file's pages resident),\n"
+    "                weights_copied_kb, weights_folded_kb, weights_packed_kb (gpux_session_memory)\n");
 }
 
 static double now_ms(void) {
@@ -226,6 +229,7 @@ static int bench_case(const char *case_dir, const bench_opts *o, bench_result *r
   r->plans = st.plans;
   r->device_memory = st.device_memory;
   r->f16_dispatches = st.f16_dispatches;
+  gpux_session_memory(sess, &r->mem);
   err = GPUX_E_OK;
 
 done:
@@ -277,6 +281,10 @@ static void print_json(const char *name, const bench_opts *o, const bench_result
          "\"peak_rss_kb\":%ld,\"data_sets\":%d,\"plans\":%llu",
          o->threads, r->runs, o->warmup, r->load_ms, r->create_ms, r->first_ms, r->median_ms,
          r->min_ms, r->mean_ms, r->p90_ms, r->peak_rss_kb, r->data_sets, (unsigned long long)r->plans);
+  printf(",\"weights_mapped_kb\":%llu,\"weights_copied_kb\":%llu,\"weights_folded_kb\":%llu,"
+         "\"weights_packed_kb\":%llu",
+         (unsigned long long)(r->mem.weights_mapped / 1024), (unsigned long long)(r->mem.weights_copied / 1024),
+         (unsigned long long)(r->mem.weights_folded / 1024), (unsigned long long)(r->mem.weights_packed / 1024));
   if (o->profile) {
     double total = 0;
     for (int k = 0; k < r->n_ops; k++) total += r->ops[k].total_ms;

@@ -293,6 +293,25 @@ typedef struct {
 
 GPUX_API void gpux_session_stats(const gpux_session *s, gpux_run_stats *out);
 
+/* Where a session's weights are in host memory now, in bytes. Reading it costs a pass over the
+ * process's memory map (Linux), so it is for reports, not for every run. */
+typedef struct {
+  uint64_t weights_mapped;              /* of the model's memory-mapped files (the model and its
+                                           external data), the pages resident now; pages whose data
+                                           was copied or packed are given back (0 where the system
+                                           does not say) */
+  uint64_t weights_copied;              /* initializers the model holds as copies (data not
+                                           aligned in the file, other encodings) */
+  uint64_t weights_folded;              /* constants the session's graph rewrite made (Conv
+                                           weights with a BatchNormalization folded in) */
+  uint64_t weights_packed;              /* weights the session's kernels keep in a layout of their
+                                           own (packed float32 GEMM weights, made on a node's
+                                           first run) */
+  uint64_t peak_rss;                    /* the whole process's peak resident memory (getrusage) */
+} gpux_memory_stats;
+
+GPUX_API void gpux_session_memory(const gpux_session *s, gpux_memory_stats *out);
+
 /* Profiling: the time each op type took, per device, over the runs made while it is on. */
 typedef struct {
   const char *op_type;                  /* "MatMul" (valid until the next call that changes the

@@ -4,6 +4,7 @@
 #define GPUX_IR_H
 
 #include "core/internal.h"
+#include <pthread.h>
 
 struct gpux__op_def;
 struct gpux__graph;
@@ -58,6 +59,11 @@ typedef struct gpux__value {
   int outer;                   /* >= 0: id of the value of the same name in the parent graph */
   int producer;                /* node index, -1 for inputs/constants */
   int last_use;                /* index of the last node reading it, -1 if none */
+  const uint8_t *pb;           /* an initializer whose data is a copy (not aligned in the file,
+                                  another encoding): its TensorProto, to make the copy again
+                                  after onnx/mapped.c let it go; NULL otherwise */
+  size_t pb_len;
+  int holders;                 /* sessions that may read that copy (gpux__model_hold) */
 } gpux__value;
 
 typedef struct gpux__graph {
@@ -97,6 +103,7 @@ struct gpux_model {
   int n_ext_maps;              /* memory-mapped external data files */
   void **ext_maps;
   size_t *ext_sizes;
+  pthread_mutex_t lock;        /* the copies sessions hold and let go (onnx/mapped.c) */
 };
 
 /* Value lookup by name in one graph (not its parents); -1 when absent. */

@@ -393,6 +393,8 @@ static int parse_graph(loader *L, const uint8_t *data, size_t len, gpux__graph *
   int rc, n_nodes = 0, n_in = 0, n_out = 0;
   gpux__pb r = gpux__pb_init(data, len);
   gpux__pb_field f;
+  const uint8_t *copied_pb = NULL; /* the last initializer copied */
+  size_t copied_len = 0;
   /* pass 1: name, initializers, declared inputs/outputs/value_info, counts */
   while ((rc = gpux__pb_next(&r, &f)) > 0) {
     if (f.wire != PB_LEN) continue;
@@ -424,6 +426,13 @@ static int parse_graph(loader *L, const uint8_t *data, size_t len, gpux__graph *
       gpux_tensor_free(&g->values[id].init);
       g->values[id].init = t;
       g->values[id].is_const = 1;
+      if (f.field == GP_INITIALIZER && t.owns_data && t.data && t.dtype != GPUX_DT_STRING) {
+        g->values[id].pb = f.data, g->values[id].pb_len = f.len; /* the copy can be made again */
+        /* reading this one mapped the end of the copy before it back (a large folio of the page
+         * cache is mapped whole): the file's pages under that copy go again */
+        if (copied_pb) gpux__model_release(m, copied_pb, copied_len);
+        copied_pb = f.data, copied_len = f.len;
+      }
       break;
     }
     }
@@ -554,6 +563,7 @@ static int model_new(const char *path, gpux_model **out) {
   m->path = gpux__strdup(path);
   const char *slash = strrchr(path, '/');
   m->dir = slash ? gpux__strndup(path, (size_t)(slash - path)) : gpux__strdup(".");
+  pthread_mutex_init(&m->lock, NULL);
   if (!m->path || !m->dir) { gpux_model_free(m); return GPUX_E_NOMEM; }
   *out = m;
   return 0;
@@ -601,6 +611,11 @@ int gpux__onnx_load(const char *path, gpux_model **out) {
     gpux_model_free(m);
     return rc;
   }
+  /* the file's pages under the copies again: reading the data around them (the next tensor's
+   * header, a large folio of the page cache) maps some of them back */
+  for (int i = 0; i < m->n_graphs; i++)
+    for (int v = 0; v < m->graphs[i]->n_values; v++)
+      if (m->graphs[i]->values[v].pb) gpux__model_release(m, m->graphs[i]->values[v].pb, m->graphs[i]->values[v].pb_len);
   *out = m;
   return 0;
 }
@@ -634,6 +649,7 @@ void gpux_model_free(gpux_model *m) {
   gpux__arena_free(&m->arena);
   free(m->path);
   free(m->dir);
+  pthread_mutex_destroy(&m->lock);
   free(m);
 }
 

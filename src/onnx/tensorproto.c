@@ -269,6 +269,8 @@ int gpux__tensor_from_pb(const uint8_t *data, size_t len, gpux_model *model, int
     } else if (want) {
       memcpy(out->data, raw.data, want);
     }
+    /* a copy is what the model reads from now on: the file's pages behind it can go */
+    if (out->data != raw.data) gpux__model_release(model, raw.data, raw.len);
     return 0;
   }
   /* typed values: as many as the dims declare (complex: two per element; 4- and 2-bit types:

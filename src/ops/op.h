@@ -29,6 +29,10 @@ typedef int (*gpux__kernel_fn)(gpux__kctx *k);
 typedef struct gpux__node_state gpux__node_state;
 struct gpux__node_state {
   void (*destroy)(gpux__node_state *s);
+  uint64_t replaces;           /* inputs (bit i, i < 64), all initializers, that the state holds in
+                                  its own form: the node never reads their data again, so the
+                                  session may let the memory behind them go */
+  size_t bytes;                /* the memory the state holds (weight accounting) */
 };
 
 typedef struct gpux__op_def {

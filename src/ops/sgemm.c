@@ -362,7 +362,8 @@ int gpux__sgemm_batch(const gpux__gemm_batch *g) {
 
 typedef struct {
   gpux__node_state base;
-  const void *src;          /* the weights packed (an initializer's data) */
+  const gpux_tensor *src;   /* the weights packed (an initializer); once packed, its data is
+                               never read again and may go (the session lets it) */
   int input, trans_b;
   gpux__sgemm_b packed;
 } packed_state;
@@ -375,23 +376,25 @@ static void packed_state_free(gpux__node_state *s) {
 
 const gpux__sgemm_b *gpux__sgemm_weights(gpux__kctx *k, int input, int trans_b) {
   const gpux_tensor *b = IN(input);
+  packed_state *st = (packed_state *)gpux__state_get(k);
   if (!k->state || input >= 64 || !(k->const_in >> input & 1) || !b || b->dtype != GPUX_DT_FLOAT ||
-      b->ndim != 2 || !b->data || !gpux__sgemm_nr())
+      b->ndim != 2 || (!st && !b->data) || !gpux__sgemm_nr())
     return NULL;
   int64_t kk = trans_b ? b->dims[1] : b->dims[0], n = trans_b ? b->dims[0] : b->dims[1];
-  packed_state *st = (packed_state *)gpux__state_get(k);
   if (!st) {
     if (!(st = gpux__calloc(1, sizeof *st))) return NULL;
     st->base.destroy = packed_state_free;
-    st->src = b->data, st->input = input, st->trans_b = trans_b;
+    st->src = b, st->input = input, st->trans_b = trans_b;
     if (gpux__sgemm_pack(&st->packed, b->data, b->dims[1], trans_b, kk, n, 0)) {
       free(st);
       return NULL; /* out of memory: the unpacked paths, which need none */
     }
+    st->base.replaces = (uint64_t)1 << input;
+    st->base.bytes = (size_t)((n + st->packed.nr - 1) / st->packed.nr * st->packed.nr * kk) * sizeof(float);
     st = (packed_state *)gpux__state_keep(k, &st->base);
   }
   /* the state is this node's; what it packed must still be what the node reads */
-  if (!st || st->base.destroy != packed_state_free || st->src != b->data || st->input != input ||
+  if (!st || st->base.destroy != packed_state_free || st->src != b || st->input != input ||
       st->trans_b != trans_b || st->packed.k != kk || st->packed.n != n)
     return NULL;
   return &st->packed;

@@ -38,6 +38,7 @@ typedef struct {
   gpux__arena arena;      /* nodes' input lists, attributes and names the rewrite made */
   int n_owned, cap_owned;
   void **owned;           /* data of the tensors the rewrite made (folded weights) */
+  size_t owned_bytes;     /* their bytes */
   int n_subs;
   gpux__graph **subs;      /* rewritten copies of nested graphs (If/Loop/Scan bodies) */
 } opt_graph;
@@ -53,7 +54,7 @@ static void *own(opt_graph *o, size_t bytes) {
     o->cap_owned = cap;
   }
   void *d = gpux__malloc(bytes ? bytes : 1);
-  if (d) o->owned[o->n_owned++] = d;
+  if (d) o->owned[o->n_owned++] = d, o->owned_bytes += bytes;
   return d;
 }
 
@@ -549,6 +550,14 @@ static int fuse_se(opt_graph *o, const use_map *u, int ia, unsigned char *dead) 
 }
 
 /* ---- driver ---- */
+
+size_t gpux__graph_optimized_bytes(const gpux__graph *g) {
+  if (!g) return 0;
+  const opt_graph *o = (const opt_graph *)g;
+  size_t total = o->owned_bytes;
+  for (int i = 0; i < o->n_subs; i++) total += gpux__graph_optimized_bytes(o->subs[i]);
+  return total;
+}
 
 void gpux__graph_optimized_free(gpux__graph *g) {
   if (!g) return;

@@ -21,5 +21,7 @@ enum {
 /* gpux__graph_optimize without the rewrites in `skip`. */
 int gpux__graph_optimize_skip(const gpux__graph *g, unsigned skip, gpux__graph **out);
 void gpux__graph_optimized_free(gpux__graph *g);
+/* The bytes of the constants the rewrite made (folded weights), nested graphs' included. */
+size_t gpux__graph_optimized_bytes(const gpux__graph *g);
 
 #endif

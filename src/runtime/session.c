@@ -9,10 +9,13 @@
 #include "core/buffers.h"
 #include "core/memplan.h"
 #include "core/profile.h"
+#include "onnx/onnx.h"
 #include "runtime/optimize.h"
 #include "runtime/value.h"
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #define PLANS_MAX 4      /* input signatures whose memory plans a session keeps */
@@ -60,6 +63,14 @@ struct gpux_session {
   frame_store store;        /* the main graph's frame, for the run holding `planning` */
   gpux__node_state *_Atomic *node_state; /* [main graph nodes] what kernels keep across runs */
   int n_node_state;
+  int held;                 /* the model's initializer copies are held (gpux__model_hold) */
+  unsigned char *dropped;   /* [model values] copies this session let go, or NULL */
+  atomic_int *unread;       /* [graph values] reads (node, input) of a copy not yet replaced by
+                               a node's state; INT_MAX/2 for values never let go; NULL: none */
+  atomic_uchar *replaced;   /* [graph nodes] the node's kept state was counted in `unread` */
+  atomic_uchar *ready;      /* [graph values] unread reached 0 while another run was in flight */
+  atomic_int deferred;      /* some value is ready */
+  atomic_int running;       /* runs of the host executor in flight */
   struct body_store {       /* nested graph bodies' frames, for the run holding `planning` */
     const gpux__graph *g;
     int busy;               /* a frame of this body is running (a body inside itself) */
@@ -100,6 +111,42 @@ static const gpux_tensor *frame_value(const frame *f, int id) {
 }
 
 static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_tensor *outputs, int n_outputs);
+
+/* Lets go of the model's copy of value v, which no node of this session reads. */
+static void drop_copy(gpux_session *s, int v) {
+  s->dropped[v] = 1;
+  gpux__model_drop(s->model, v);
+}
+
+/* A node just kept a state that holds some of its initializer inputs in a layout of its own
+ * (packed weights): the file pages behind them can go (another reader, should there be one, reads
+ * them again from the file), and the model's copy of one once every node reading it here holds
+ * it so. A run that started before that may still be packing from the copy: with other runs in
+ * flight, the last of them to end lets it go (end_run). */
+static void let_go_replaced(gpux_session *s, const gpux__kctx *k, int node) {
+  const gpux__node_state *st = gpux__state_get(k);
+  if (!st || (s->replaced && atomic_exchange(&s->replaced[node], 1))) return;
+  for (int j = 0; j < k->n_in && j < 64; j++) {
+    if (!(st->replaces >> j & 1) || !(k->const_in >> j & 1) || !k->in[j]) continue;
+    if (k->in[j]->data) gpux__model_release(s->model, k->in[j]->data, k->in[j]->nbytes);
+    int v = k->node->in[j];
+    if (!s->unread || atomic_fetch_sub(&s->unread[v], 1) != 1) continue;
+    if (atomic_load(&s->running) == 1) {
+      drop_copy(s, v);
+    } else {
+      atomic_store(&s->ready[v], 1);
+      atomic_store(&s->deferred, 1);
+    }
+  }
+}
+
+/* The end of a host run: with no other run in flight, the copies made ready are let go. */
+static void end_run(gpux_session *s, const gpux__graph *g) {
+  if (atomic_load(&s->deferred) && atomic_load(&s->running) == 1 && atomic_exchange(&s->deferred, 0))
+    for (int v = 0; v < g->n_values; v++)
+      if (atomic_exchange(&s->ready[v], 0)) drop_copy(s, v);
+  atomic_fetch_sub(&s->running, 1);
+}
 
 static int store_init(frame_store *st, const gpux__graph *g);
 
@@ -250,7 +297,9 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
       goto done;
     }
     double t0 = f->s->profiling ? now_ms() : 0;
+    int had_state = !k.state || gpux__state_get(&k);
     rc = f->s->backend->run_node ? f->s->backend->run_node(f->s->backend_ctx, &k) : n->op->run(&k);
+    if (!had_state && !rc) let_go_replaced(f->s, &k, i);
     if (f->s->profiling && !rc) gpux__prof_add(&f->s->prof, n->op_type, "cpu", now_ms() - t0, GPUX__PROF_NONE);
     if (rc) {
       if (!k.status) gpux__error_prefix(rc, "node '%s' (%s): ", n->name, n->op_type);
@@ -369,7 +418,12 @@ done:
 static int run_main(gpux_session *s, const gpux__graph *g, const gpux_tensor *in, int n_inputs, gpux_tensor *outputs,
                     int n_outputs) {
   frame f = {.g = g, .s = s};
-  if (!s->store.vals || atomic_exchange(&s->planning, 1)) return run_graph(&f, in, n_inputs, outputs, n_outputs);
+  atomic_fetch_add(&s->running, 1);
+  if (!s->store.vals || atomic_exchange(&s->planning, 1)) {
+    int rc = run_graph(&f, in, n_inputs, outputs, n_outputs);
+    end_run(s, g);
+    return rc;
+  }
   f.store = &s->store;
   mem_plan *p = plan_find(s, in, n_inputs);
   if (p) {
@@ -388,6 +442,7 @@ static int run_main(gpux_session *s, const gpux__graph *g, const gpux_tensor *in
     }
   }
   atomic_store(&s->planning, 0);
+  end_run(s, g);
   return rc;
 }
 
@@ -454,6 +509,61 @@ static int producer_in(const gpux__graph *g, const gpux__graph *og, int v, int d
   return -1;
 }
 
+static int cmp_ptr(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t)*(const void *const *)a, y = (uintptr_t)*(const void *const *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* What of the model's initializers this session can let go, and when (CPU sessions of models
+ * without nested graphs, which may capture any value). An initializer the graph that runs no
+ * longer reads, itself or through a view (the rewrite folded it into a copy of its own: Conv
+ * weights with a BatchNormalization), goes now: its file pages, and the model's copy of it. One
+ * every reader of which is a node that keeps it in a layout of its own goes when the last of them
+ * has (let_go_replaced); `unread` counts those reads. Graph outputs never go. */
+static int plan_let_go(gpux_session *s, const gpux__graph *eg) {
+  const gpux__graph *g = s->model->graph;
+  if (s->backend != &gpux__backend_cpu || s->model->n_graphs > 1) return 0;
+  const void **data = gpux__calloc((size_t)eg->n_values + 1, sizeof *data);
+  s->dropped = gpux__calloc((size_t)g->n_values + 1, 1);
+  s->unread = gpux__calloc((size_t)eg->n_values + 1, sizeof *s->unread);
+  s->ready = gpux__calloc((size_t)eg->n_values + 1, sizeof *s->ready);
+  s->replaced = gpux__calloc((size_t)eg->n_nodes + 1, sizeof *s->replaced);
+  int *reads = gpux__calloc((size_t)eg->n_values + 1, sizeof *reads);
+  if (!data || !reads || !s->dropped || !s->unread || !s->ready || !s->replaced) {
+    free(data);
+    free(reads);
+    return GPUX_E_NOMEM;
+  }
+  /* data two constants share (a view) is read through either */
+  int n = 0;
+  for (int v = 0; v < eg->n_values; v++)
+    if (eg->values[v].is_const && eg->values[v].init.data) data[n++] = eg->values[v].init.data;
+  qsort(data, (size_t)n, sizeof *data, cmp_ptr);
+  for (int i = 0; i < eg->n_nodes; i++)
+    for (int j = 0; j < eg->nodes[i].n_in; j++)
+      if (eg->nodes[i].in[j] >= 0) reads[eg->nodes[i].in[j]]++;
+  for (int i = 0; i < eg->n_outputs; i++) reads[eg->outputs[i]] = INT_MAX / 2;
+  for (int v = 0; v < eg->n_values; v++) {
+    const gpux_tensor *t = &eg->values[v].init;
+    int mine = v < g->n_values && eg->values[v].is_const && t->data && t->nbytes;
+    if (mine) {
+      const void **at = bsearch(&t->data, data, (size_t)n, sizeof *data, cmp_ptr);
+      mine = (at == data || at[-1] != t->data) && (at == data + n - 1 || at[1] != t->data);
+    }
+    /* the model's copy, which this graph reads as it is (the rewrite's views do not count) */
+    int copy = mine && g->values[v].pb && g->values[v].init.data == t->data;
+    if (mine && !reads[v]) { /* read by nothing that runs */
+      gpux__model_release(s->model, t->data, t->nbytes);
+      if (copy) drop_copy(s, v);
+    }
+    if (!copy || !reads[v]) reads[v] = INT_MAX / 2;
+  }
+  for (int v = 0; v < eg->n_values; v++) atomic_init(&s->unread[v], reads[v]);
+  free(data);
+  free(reads);
+  return 0;
+}
+
 /* Optimizes the main graph once, maps the model's nodes onto the result, asks the backend which
  * nodes it takes and hands it the graph. */
 static int session_prepare(gpux_session *s) {
@@ -462,8 +572,10 @@ static int session_prepare(gpux_session *s) {
    * and Softmax from about a hundred tokens on (lavapipe: 3.5x at 128 tokens, 12 heads of 64), so
    * only the CPU runs the attention rewrite until a tiled kernel takes its place */
   unsigned skip = s->backend->device_type == GPUX__DEVICE_HOST ? 0 : GPUX__OPT_ATTENTION;
-  int rc = gpux__graph_optimize_skip(g, skip, &s->og);
+  int rc = gpux__model_hold(s->model);
   if (rc) return rc;
+  s->held = 1;
+  if ((rc = gpux__graph_optimize_skip(g, skip, &s->og))) return rc;
   if (s->og) {
     if (!(s->node_map = gpux__calloc((size_t)g->n_nodes + 1, sizeof *s->node_map))) return GPUX_E_NOMEM;
     for (int i = 0; i < g->n_nodes; i++) {
@@ -473,6 +585,7 @@ static int session_prepare(gpux_session *s) {
     }
   }
   const gpux__graph *eg = s->og ? s->og : g;
+  if ((rc = plan_let_go(s, eg))) return rc;
   if (s->backend->supports_node) {
     if (!(s->supported = gpux__calloc((size_t)eg->n_nodes + 1, 1))) return GPUX_E_NOMEM;
     for (int i = 0; i < eg->n_nodes; i++)
@@ -524,6 +637,11 @@ void gpux_session_free(gpux_session *s) {
     if (st) st->destroy(st);
   }
   free((void *)s->node_state);
+  if (s->held) gpux__model_unhold(s->model, s->dropped);
+  free(s->dropped);
+  free((void *)s->unread);
+  free((void *)s->ready);
+  free((void *)s->replaced);
   for (int i = 0; i < s->n_bodies; i++) store_free(&s->bodies[i]->st), free(s->bodies[i]);
   free(s->bodies);
   for (int i = 0; i < s->n_plans; i++) plan_free(&s->plans[i]);
@@ -814,6 +932,19 @@ int gpux_device_tensor_upload(gpux_session *s, const gpux_tensor *t, gpux_device
 }
 
 void gpux_session_stats(const gpux_session *s, gpux_run_stats *out) { *out = s->stats; }
+
+void gpux_session_memory(const gpux_session *s, gpux_memory_stats *out) {
+  memset(out, 0, sizeof *out);
+  out->weights_mapped = gpux__model_mapped_resident(s->model);
+  out->weights_copied = gpux__model_copied_bytes(s->model);
+  out->weights_folded = gpux__graph_optimized_bytes(s->og);
+  for (int i = 0; s->node_state && i < s->n_node_state; i++) {
+    const gpux__node_state *st = atomic_load(&s->node_state[i]);
+    if (st) out->weights_packed += st->bytes;
+  }
+  struct rusage ru;
+  if (!getrusage(RUSAGE_SELF, &ru)) out->peak_rss = (uint64_t)ru.ru_maxrss * 1024; /* kB on Linux */
+}
 
 void gpux_session_recycle(gpux_session *s, gpux_tensor *t) {
   if (!t) return;

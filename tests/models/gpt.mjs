@@ -7,7 +7,7 @@
 //
 //   import { gptModel, GPT } from './gpt.mjs';   gptModel(seed) -> Buffer (model.onnx bytes)
 
-export const GPT = { vocab: 64, dim: 32, heads: 2, layers: 2, maxPos: 32 };
+export const GPT = { vocab: 64, dim: 32, heads: 2, layers: 2, maxPos: 32, head: true };
 
 /* ---------------------------------------------------------------- protobuf writer */
 function varint(v) {
@@ -64,7 +64,7 @@ function rng(seed) {                         // mulberry32, as make-cases.mjs
 
 /* ---------------------------------------------------------------- the graph */
 export function gptModel(seed = 1) {
-  const { vocab: V, dim: D, heads: H, layers: L, maxPos: P } = GPT;
+  const { vocab: V, dim: D, heads: H, layers: L, maxPos: P, head } = GPT;
   const hd = D / H;
   const r = rng(seed);
   const nodes = [], inits = [];
@@ -75,8 +75,9 @@ export function gptModel(seed = 1) {
     return nOut === 1 ? outs[0] : outs;
   };
   const init = (name, type, dims, values) => { inits.push(tensor(5, name, type, dims, values)); return name; };
+  // float32 from the start: the same bytes, in a quarter of the memory at GPT-2's sizes
   const rand = (name, dims, scale, bias = 0) =>
-    init(name, FLOAT, dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => bias + scale * (2 * r() - 1)));
+    init(name, FLOAT, dims, Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => bias + scale * (2 * r() - 1)));
 
   const wte = rand('wte', [V, D], 0.5);
   const wpe = rand('wpe', [P, D], 0.2);
@@ -127,14 +128,19 @@ export function gptModel(seed = 1) {
     const gelu = node('Mul', [node('Mul', [m, 'half']), node('Add', [node('Erf', [node('Div', [m, 'sqrt2'])]), 'onef'])]);
     h = node('Add', [h, linear(gelu, `h${l}.out`, 4 * D, D)]);
   }
-  const wteT = node('Transpose', [wte], [attrInts('perm', [1, 0])]);
-  const logits = node('MatMul', [layerNorm(h, 'ln_f'), wteT]);
-  nodes.push(msg(1, [str(1, logits), str(2, 'logits'), str(3, 'logits'), str(4, 'Identity')]));
+  // without the head (GPT.head false), the last hidden state is the output: an encoder's shapes
+  if (head) {
+    const wteT = node('Transpose', [wte], [attrInts('perm', [1, 0])]);
+    const logits = node('MatMul', [layerNorm(h, 'ln_f'), wteT]);
+    nodes.push(msg(1, [str(1, logits), str(2, 'logits'), str(3, 'logits'), str(4, 'Identity')]));
+  } else {
+    nodes.push(msg(1, [str(1, layerNorm(h, 'ln_f')), str(2, 'hidden'), str(3, 'hidden'), str(4, 'Identity')]));
+  }
 
   const graph = [
     ...nodes, str(2, 'tiny-gpt'), ...inits,
     valueInfo(11, 'input_ids', INT64, ['batch', 'seq']),
-    valueInfo(12, 'logits', FLOAT, ['batch', 'seq', V]),
+    head ? valueInfo(12, 'logits', FLOAT, ['batch', 'seq', V]) : valueInfo(12, 'hidden', FLOAT, ['batch', 'seq', D]),
   ];
   // ModelProto: ir_version = 1, opset_import = 8 { domain = 1, version = 2 }, graph = 7
   return Buffer.concat([int(1, 8), msg(8, [str(1, ''), int(2, 17)]), msg(7, graph)]);

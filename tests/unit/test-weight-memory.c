@@ -1,0 +1,190 @@
+/* test-weight-memory.c — a model's weights are in memory once on the CPU backend: a chain of
+ * MatMuls with large constant weights (written to a file, so the model is memory-mapped; some
+ * weights aligned in the file, most not, so the loader copies them) runs a few times, and then
+ *   - the packed weights are all the weight memory left: the model's copies are let go and the
+ *     file pages behind packed weights given back (gpux_session_memory),
+ *   - the process's resident memory grew by less than 1.3 times the weights at its peak (not
+ *     under AddressSanitizer, whose shadow memory counts),
+ *   - a weight that an unpacked consumer reads too (ReduceSum) stays and reads right every run,
+ *   - a second session made after the first let its copies go decodes them again and answers
+ *     the same, and the first keeps answering the same after it.
+ * Where the CPU has no packed GEMM (no AVX2), nothing is packed and the test says so and passes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "gpux/gpux.h"
+#include "onnx-writer.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ASAN 1
+#endif
+#endif
+#ifndef ASAN
+#define ASAN 0
+#endif
+
+enum { LAYERS = 24, K = 1024, ROWS = 16 };
+
+static uint32_t seed = 12345;
+static float rndf(void) {
+  seed = seed * 1664525u + 1013904223u;
+  return ((float)(seed >> 8) / 16777216.0f * 2.0f - 1.0f) * 1.7f / 32.0f; /* variance ~1/K */
+}
+
+static double w0_sum; /* the sum of w0's values, which ReduceSum must give */
+
+/* y = x w0 w1 ... w23 and wsum = ReduceSum(w0), written to path; returns the weights' bytes. */
+static size_t write_model(const char *path) {
+  pbw g = {0};
+  char in[16] = "x", out[16], w[16];
+  float *v = malloc((size_t)K * K * sizeof *v);
+  for (int l = 0; l < LAYERS; l++) {
+    snprintf(w, sizeof w, "w%d", l);
+    snprintf(out, sizeof out, l == LAYERS - 1 ? "y" : "h%d", l);
+    pbw_node(&g, "MatMul", in, w, out);
+    for (size_t i = 0; i < (size_t)K * K; i++) v[i] = rndf();
+    if (l == 0) {
+      w0_sum = 0;
+      for (size_t i = 0; i < (size_t)K * K; i++) w0_sum += v[i];
+    }
+    /* a doc_string of l % 4 bytes before the data: the weights land at every alignment */
+    pbw t = {0};
+    pbw_int(&t, 1, K), pbw_int(&t, 1, K), pbw_int(&t, 2, GPUX_DT_FLOAT), pbw_str(&t, 8, w);
+    pbw_str(&t, 12, &"..."[3 - l % 4]);
+    pbw_len(&t, 9, v, (size_t)K * K * sizeof *v);
+    pbw_msg(&g, 5, &t);
+    snprintf(in, sizeof in, "%s", out);
+  }
+  pbw_node(&g, "ReduceSum", "w0", NULL, "wsum");
+  pbw_str(&g, 2, "g");
+  int64_t xd[2] = {ROWS, K}, yd[2] = {ROWS, K}, sd[2] = {1, 1};
+  pbw_value_info(&g, 11, "x", GPUX_DT_FLOAT, 2, xd, NULL);
+  pbw_value_info(&g, 12, "y", GPUX_DT_FLOAT, 2, yd, NULL);
+  pbw_value_info(&g, 12, "wsum", GPUX_DT_FLOAT, 2, sd, NULL);
+  pbw m = {0};
+  pbw_model(&m, &g);
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(m.data, 1, m.len, f), m.len);
+  fclose(f);
+  free(m.data);
+  free(v);
+  return (size_t)LAYERS * K * K * sizeof(float);
+}
+
+/* A line of /proc/self/status in kB (-1 when unknown). */
+static long status_kb(const char *key) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = -1;
+  size_t n = strlen(key);
+  while (f && fgets(line, sizeof line, f))
+    if (!strncmp(line, key, n) && line[n] == ':') kb = strtol(line + n + 1, NULL, 10);
+  if (f) fclose(f);
+  return kb;
+}
+
+static void run(gpux_session *s, const gpux_tensor *x, float *y, float *wsum) {
+  gpux_tensor out[2];
+  if (gpux_session_run(s, x, 1, out, 2)) fail_msg("run: %s", gpux_last_error());
+  assert_int_equal(out[0].nbytes, (size_t)ROWS * K * sizeof(float));
+  memcpy(y, out[0].data, out[0].nbytes);
+  *wsum = ((const float *)out[1].data)[0];
+  gpux_session_recycle(s, &out[0]);
+  gpux_session_recycle(s, &out[1]);
+}
+
+static void test_weights_once(void **state) {
+  (void)state;
+  char path[] = "/tmp/gpux-weight-memory-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  size_t weights = write_model(path);
+
+  /* the peak from here on: what the model, session and runs add */
+  FILE *clear = fopen("/proc/self/clear_refs", "w");
+  int peak_reset = clear && fputs("5", clear) >= 0;
+  if (clear) peak_reset = fclose(clear) == 0 && peak_reset;
+  long base_kb = status_kb("VmRSS");
+
+  gpux_model *model;
+  if (gpux_model_load(path, &model)) fail_msg("load: %s", gpux_last_error());
+  gpux_session_options o = {.backend = GPUX_BACKEND_CPU, .threads = 2};
+  gpux_session *s;
+  if (gpux_session_create(model, &o, &s)) fail_msg("session: %s", gpux_last_error());
+  gpux_memory_stats mem;
+  gpux_session_memory(s, &mem);
+  size_t copied_at_load = mem.weights_copied;
+  assert_true(copied_at_load > 0); /* the loader copied the weights not aligned in the file */
+
+  float *x = malloc((size_t)ROWS * K * sizeof *x), *y1 = malloc((size_t)ROWS * K * sizeof *y1),
+        *y = malloc((size_t)ROWS * K * sizeof *y);
+  for (size_t i = 0; i < (size_t)ROWS * K; i++) x[i] = rndf() * 32.0f;
+  gpux_tensor xt = {.kind = GPUX_KIND_TENSOR, .dtype = GPUX_DT_FLOAT, .ndim = 2, .dims = {ROWS, K},
+                    .data = x, .nbytes = (size_t)ROWS * K * sizeof *x};
+  float wsum;
+  run(s, &xt, y1, &wsum);
+  assert_true(fabs(wsum - w0_sum) <= 1e-3 * (1.0 + fabs(w0_sum)));
+  for (int r = 0; r < 4; r++) {
+    run(s, &xt, y, &wsum);
+    assert_memory_equal(y, y1, (size_t)ROWS * K * sizeof *y);
+    assert_true(fabs(wsum - w0_sum) <= 1e-3 * (1.0 + fabs(w0_sum)));
+  }
+  gpux_session_memory(s, &mem);
+  long peak_kb = status_kb("VmHWM");
+  printf("weights %zu kB in the file: mapped %llu kB, copied %llu kB (%zu kB at load), packed %llu kB; "
+         "peak RSS %ld kB over %ld kB before loading\n",
+         weights / 1024, (unsigned long long)mem.weights_mapped / 1024, (unsigned long long)mem.weights_copied / 1024,
+         copied_at_load / 1024, (unsigned long long)mem.weights_packed / 1024, peak_kb, base_kb);
+  if (!mem.weights_packed) {
+    printf("no packed GEMM on this CPU: nothing to let go\n");
+  } else {
+    assert_true(mem.weights_packed >= weights);
+    /* w0 stays: ReduceSum reads it every run (a copy, or its mapped pages); of the file, little
+     * more (pages around the data that the kernel maps with it) */
+    size_t w0 = (size_t)K * K * sizeof(float);
+    assert_true(mem.weights_copied <= w0);
+    assert_true(mem.weights_mapped <= w0 + weights / 8);
+    if (!ASAN && peak_reset && base_kb > 0 && peak_kb > 0)
+      assert_true((double)(peak_kb - base_kb) * 1024.0 < 1.3 * (double)weights);
+  }
+
+  /* a second session of the model: the copies come back for it, and both answer alike */
+  gpux_session *s2;
+  if (gpux_session_create(model, &o, &s2)) fail_msg("second session: %s", gpux_last_error());
+  run(s2, &xt, y, &wsum);
+  assert_memory_equal(y, y1, (size_t)ROWS * K * sizeof *y);
+  run(s, &xt, y, &wsum);
+  assert_memory_equal(y, y1, (size_t)ROWS * K * sizeof *y);
+  gpux_session_free(s);
+  run(s2, &xt, y, &wsum);
+  assert_memory_equal(y, y1, (size_t)ROWS * K * sizeof *y);
+  gpux_session_free(s2);
+  /* and a third after both are gone */
+  if (gpux_session_create(model, &o, &s)) fail_msg("third session: %s", gpux_last_error());
+  run(s, &xt, y, &wsum);
+  assert_memory_equal(y, y1, (size_t)ROWS * K * sizeof *y);
+  assert_true(fabs(wsum - w0_sum) <= 1e-3 * (1.0 + fabs(w0_sum)));
+  gpux_session_free(s);
+
+  gpux_model_free(model);
+  free(x), free(y), free(y1);
+  unlink(path);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_weights_once),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
