@@ -50,12 +50,20 @@ void gpux__gemm_batched(const gpux__gemm_batch *g);
 /* The activation after the bias: none, Relu, Gelu (erf) or Gelu with approximate = "tanh". */
 enum { GPUX_GEMM_ACT_NONE, GPUX_GEMM_ACT_RELU, GPUX_GEMM_ACT_GELU, GPUX_GEMM_ACT_GELU_TANH };
 
+/* What follows the product and its bias: the activation, then the residual R added. */
+typedef struct {
+  int act;                  /* GPUX_GEMM_ACT_* */
+  const float *res;         /* R [rows, ldr] aligned with C, or NULL */
+  int64_t ldr;
+} gpux__gemm_epilogue;
+
 /* The GPUX_GEMM_ACT_* of a FusedMatMul node's activation and approximate attributes, or -1 when
  * they name none of them. */
 int gpux__gemm_act_of(const char *activation, const char *approximate);
-/* c[r * ldc + j] = act(c[r * ldc + j] + bias[j]) for r < rows, j < n (bias may be NULL): on a
- * block of C while it is in cache. */
-void gpux__gemm_finish(float *c, int64_t ldc, int64_t rows, int64_t n, const float *bias, int act);
+/* c[r * ldc + j] = act(c[r * ldc + j] + bias[j]) + R[row0 + r][col0 + j] for r < rows, j < n
+ * (bias and e->res may be NULL): on a block of C while it is in cache. */
+void gpux__gemm_finish(float *c, int64_t ldc, int64_t rows, int64_t n, const float *bias, const gpux__gemm_epilogue *e,
+                       int64_t row0, int64_t col0);
 
 /* ---- float32 GEMM on B packed once (sgemm.c) ---- */
 
@@ -77,10 +85,10 @@ void gpux__sgemm_b_free(gpux__sgemm_b *p);
  * apart and of C ldc apart, in parallel on the pool. */
 void gpux__sgemm_run(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,
                      const float *bias, int load_c);
-/* The same with the activation `act` (GPUX_GEMM_ACT_*) applied to each register block of C as
- * it is stored (the epilogue of gpux.FusedMatMul), not in a second pass over C. */
-void gpux__sgemm_run_act(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,
-                         const float *bias, int load_c, int act);
+/* The same with gpux.FusedMatMul's epilogue (activation, residual) applied to each register
+ * block of C as it is stored, not in a second pass over C. */
+void gpux__sgemm_run_ep(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,
+                        const float *bias, int load_c, const gpux__gemm_epilogue *ep);
 /* A float32 batch (gpux__gemm_batch, alpha 1, beta 0 or 1, A not transposed, at least 16 rows)
  * with each item's B packed on the call into scratch: 0 when done, 1 when not taken (the caller
  * runs it otherwise), or GPUX_E_NOMEM. */

@@ -174,23 +174,48 @@ typedef struct {
   float *y;
   int64_t n;
   const float *bias;
-  int act;
+  const gpux__gemm_epilogue *ep;
 } finish_job;
 
 static void finish_rows(void *ctx, int64_t begin, int64_t end) {
   const finish_job *j = ctx;
-  gpux__gemm_finish(j->y + begin * j->n, j->n, end - begin, j->n, j->bias, j->act);
+  gpux__gemm_finish(j->y + begin * j->n, j->n, end - begin, j->n, j->bias, j->ep, begin, 0);
+}
+
+/* out = y + r with numpy broadcasting (out has the broadcast shape of y's and r's). */
+static void add_broadcast(float *out, int nd, const int64_t *od, const float *y, int yn, const int64_t *yd,
+                          const float *r, int rn, const int64_t *rd) {
+  int64_t ys[GPUX_MAX_DIMS], rs[GPUX_MAX_DIMS], idx[GPUX_MAX_DIMS] = {0}, sy = 1, sr = 1;
+  for (int d = nd - 1; d >= 0; d--) {
+    int dy = d - (nd - yn), dr = d - (nd - rn);
+    ys[d] = dy >= 0 && yd[dy] != 1 ? sy : 0;
+    rs[d] = dr >= 0 && rd[dr] != 1 ? sr : 0;
+    if (dy >= 0) sy *= yd[dy];
+    if (dr >= 0) sr *= rd[dr];
+  }
+  int64_t total = gpux__shape_count(nd, od), oy = 0, orr = 0;
+  for (int64_t i = 0; i < total; i++) {
+    out[i] = y[oy] + r[orr];
+    for (int d = nd - 1; d >= 0; d--) { /* the next index, odometer-wise */
+      oy += ys[d], orr += rs[d];
+      if (++idx[d] < od[d]) break;
+      oy -= ys[d] * od[d], orr -= rs[d] * od[d];
+      idx[d] = 0;
+    }
+  }
 }
 
 /* gpux.FusedMatMul, which runtime/fuse-transformer.c makes of a MatMul (or Gemm) by constant 2-D
- * weights, the Add of a bias and the activation after it: Y = act(A x op(B) + bias), float32.
- * A [..., K] (its batch dims fold into rows), B [K, N] ([N, K] with transB), bias [N] (any shape
- * of N elements) or absent; attributes activation ("", "Relu", "Gelu"), approximate ("none",
- * "tanh") and transB. */
+ * weights, the Add of a bias, the activation and the residual Add after it:
+ * Y = act(A x op(B) + bias) + R, float32. A [..., K] (its batch dims fold into rows), B [K, N]
+ * ([N, K] with transB), bias [N] (any shape of N elements) or absent, R of the product's shape
+ * (else broadcast in a second pass) or absent; attributes activation ("", "Relu", "Gelu"),
+ * approximate ("none", "tanh") and transB. */
 static int op_fused_matmul(gpux__kctx *k) {
-  const gpux_tensor *a = IN(0), *b = IN(1), *bias = IN(2);
+  const gpux_tensor *a = IN(0), *b = IN(1), *bias = IN(2), *res = IN(3);
   if (!a || !b) return gpux__kerr(k, GPUX_E_INVALID, "FusedMatMul needs inputs A and B");
-  if (a->dtype != GPUX_DT_FLOAT || b->dtype != GPUX_DT_FLOAT || (bias && bias->dtype != GPUX_DT_FLOAT))
+  if (a->dtype != GPUX_DT_FLOAT || b->dtype != GPUX_DT_FLOAT || (bias && bias->dtype != GPUX_DT_FLOAT) ||
+      (res && res->dtype != GPUX_DT_FLOAT))
     return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "FusedMatMul on %s", gpux_dtype_name(a->dtype));
   int tb = gpux__attr_int(k, "transB", 0) != 0;
   int act = gpux__gemm_act_of(gpux__attr_string(k, "activation", ""), gpux__attr_string(k, "approximate", "none"));
@@ -202,31 +227,48 @@ static int op_fused_matmul(gpux__kctx *k) {
   if (bias && gpux_tensor_count(bias) != n)
     return gpux__kerr(k, GPUX_E_SHAPE, "FusedMatMul bias has %lld values for %lld columns", (long long)gpux_tensor_count(bias),
                       (long long)n);
-  int64_t odims[GPUX_MAX_DIMS];
-  memcpy(odims, a->dims, sizeof(int64_t) * (size_t)a->ndim);
-  odims[a->ndim - 1] = n;
-  gpux_tensor *y = gpux__out_raw(k, 0, GPUX_DT_FLOAT, a->ndim, odims);
+  int64_t pdims[GPUX_MAX_DIMS], odims[GPUX_MAX_DIMS]; /* the product's shape, the output's */
+  memcpy(pdims, a->dims, sizeof(int64_t) * (size_t)a->ndim);
+  pdims[a->ndim - 1] = n;
+  int nout = a->ndim, same = 1;
+  memcpy(odims, pdims, sizeof odims);
+  if (res) {
+    if (gpux__broadcast_shape(a->ndim, pdims, res->ndim, res->dims, &nout, odims))
+      return gpux__kerr(k, GPUX_E_SHAPE, "FusedMatMul residual: %s", gpux_last_error());
+    same = res->ndim == a->ndim && !memcmp(res->dims, pdims, sizeof(int64_t) * (size_t)a->ndim);
+  }
+  gpux_tensor *y = gpux__out_raw(k, 0, GPUX_DT_FLOAT, nout, odims);
   if (!y) return k->status;
   if (k->shape_only) return 0;
-  int64_t rows = ka > 0 ? gpux_tensor_count(a) / ka : gpux_tensor_count(y) / (n > 0 ? n : 1);
-  if (!rows || !n) return 0;
+  int64_t rows = gpux__shape_count(a->ndim - 1, a->dims);
+  if (!gpux_tensor_count(y)) return 0;
+  float *p = y->data; /* the product: Y itself, unless the residual broadcasts */
+  if (!same && !(p = gpux__malloc((size_t)(rows * n) * sizeof *p + 1))) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
   const float *bf = bias ? bias->data : NULL;
+  gpux__gemm_epilogue ep = {.act = act, .res = res && same ? res->data : NULL, .ldr = n};
   /* the packed weights: the epilogue runs on each register block as it is stored */
-  const gpux__sgemm_b *pb = ka > 0 ? gpux__sgemm_weights(k, 1, tb) : NULL;
+  const gpux__sgemm_b *pb = ka > 0 && rows && n ? gpux__sgemm_weights(k, 1, tb) : NULL;
   if (pb) {
-    gpux__sgemm_run_act(rows, a->data, ka, pb, y->data, n, bf, 0, act);
-    return 0;
+    gpux__sgemm_run_ep(rows, a->data, ka, pb, p, n, bf, 0, &ep);
+  } else if (rows && n) {
+    if (ka > 0) {
+      if (blas_dims_ok(k, rows, n, ka)) {
+        if (p != y->data) free(p);
+        return k->status;
+      }
+      gpux__gemm_batch g = {.a = a->data, .b = b->data, .c = p, .m = rows, .n = n, .k = ka, .trans_b = tb,
+                            .lda = ka, .ldb = tb ? ka : n, .alpha = 1, .beta = 0, .nb = 0, .batch = 1};
+      gpux__gemm_batched(&g);
+    } else {
+      memset(p, 0, (size_t)(rows * n) * sizeof *p);
+    }
+    finish_job j = {.y = p, .n = n, .bias = bf, .ep = &ep};
+    gpux__parallel_for(rows, GPUX__MAX(1, 16384 / n), finish_rows, &j);
   }
-  if (ka > 0) {
-    if (blas_dims_ok(k, rows, n, ka)) return k->status;
-    gpux__gemm_batch g = {.a = a->data, .b = b->data, .c = y->data, .m = rows, .n = n, .k = ka, .trans_b = tb,
-                          .lda = ka, .ldb = tb ? ka : n, .alpha = 1, .beta = 0, .nb = 0, .batch = 1};
-    gpux__gemm_batched(&g);
-  } else {
-    memset(y->data, 0, (size_t)(rows * n) * sizeof(float));
+  if (p != y->data) {
+    add_broadcast(y->data, nout, odims, p, a->ndim, pdims, res->data, res->ndim, res->dims);
+    free(p);
   }
-  finish_job j = {.y = y->data, .n = n, .bias = bf, .act = act};
-  gpux__parallel_for(rows, GPUX__MAX(1, 16384 / n), finish_rows, &j);
   return 0;
 }
 

@@ -1,7 +1,7 @@
 /* sgemm.c — float32 GEMM against a B packed once (see gemm.h): MatMul's and Gemm's constant
  * weights are laid out on a node's first run into panels of NR columns, [panel][k][NR], zero-
  * padded past N, and kept in the node's state for the session's later runs. Each run then
- * computes C = A x B (+ bias, or + C; then an activation, gpux.FusedMatMul's epilogue, on each
+ * computes C = A x B (+ bias, or + C; then gpux.FusedMatMul's activation and residual on each
  * block as it is stored) with register blocks of MR rows x NR columns that read a
  * panel as one sequential stream (B read in place, rows of N floats apart, walks a new page and
  * the same cache sets on every k step once N is large: the implicit GEMM's cliff on [768, 3072]
@@ -208,7 +208,7 @@ typedef struct {
   int64_t ldc;
   const float *bias;
   int load_c;
-  int act;                  /* GPUX_GEMM_ACT_* on each block as it is stored */
+  const gpux__gemm_epilogue *ep; /* on each block as it is stored, or NULL */
   kernel_fn kernel;
   int64_t kc;               /* k steps per block */
   int64_t strips, panels;   /* row blocks of MR and panels of NR */
@@ -235,17 +235,18 @@ static void sgemm_tasks(void *ctx, int64_t begin, int64_t end) {
           const float *a[MR];
           for (int i = 0; i < MR; i++) a[i] = j->a + (row + GPUX__MIN(i, mr - 1)) * j->lda + k0;
           j->kernel(kc, a, bp, j->c + row * j->ldc + p * nr, j->ldc, mr, nc, j->load_c || k0 > 0, bias);
-          if (j->act && k0 + kc >= b->k) gpux__gemm_finish(j->c + row * j->ldc + p * nr, j->ldc, mr, nc, NULL, j->act);
+          if (j->ep && k0 + kc >= b->k) gpux__gemm_finish(j->c + row * j->ldc + p * nr, j->ldc, mr, nc, NULL, j->ep, row, p * nr);
         }
       }
     }
   }
 }
 
-void gpux__sgemm_run_act(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,
-                         const float *bias, int load_c, int act) {
+void gpux__sgemm_run_ep(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,
+                        const float *bias, int load_c, const gpux__gemm_epilogue *ep) {
   if (m < 1) return;
-  sgemm_job j = {.m = m, .a = a, .lda = lda, .b = b, .c = c, .ldc = ldc, .bias = bias, .load_c = load_c, .act = act,
+  if (ep && ep->act == GPUX_GEMM_ACT_NONE && !ep->res) ep = NULL;
+  sgemm_job j = {.m = m, .a = a, .lda = lda, .b = b, .c = c, .ldc = ldc, .bias = bias, .load_c = load_c, .ep = ep,
                  .kernel = b->nr == 64 ? kernel_avx512 : kernel_avx2, .kc = 8192 / b->nr};
   j.strips = (m + MR - 1) / MR;
   j.panels = (b->n + b->nr - 1) / b->nr;
@@ -265,16 +266,16 @@ void gpux__sgemm_run_act(int64_t m, const float *a, int64_t lda, const gpux__sge
 
 #else
 
-void gpux__sgemm_run_act(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,
-                         const float *bias, int load_c, int act) {
-  (void)m, (void)a, (void)lda, (void)b, (void)c, (void)ldc, (void)bias, (void)load_c, (void)act;
+void gpux__sgemm_run_ep(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,
+                        const float *bias, int load_c, const gpux__gemm_epilogue *ep) {
+  (void)m, (void)a, (void)lda, (void)b, (void)c, (void)ldc, (void)bias, (void)load_c, (void)ep;
 }
 
 #endif /* PACKED */
 
 void gpux__sgemm_run(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,
                      const float *bias, int load_c) {
-  gpux__sgemm_run_act(m, a, lda, b, c, ldc, bias, load_c, GPUX_GEMM_ACT_NONE);
+  gpux__sgemm_run_ep(m, a, lda, b, c, ldc, bias, load_c, NULL);
 }
 
 /* ---- products whose B is packed on every call ---- */

@@ -11,11 +11,12 @@
  *        d = x - ReduceMean(x); y = d / Sqrt(ReduceMean(d^2) + eps) * gamma + beta
  *      over the last axis, with constant gamma and beta [D], becomes LayerNormalization.
  *   3. A float32 MatMul or Gemm by constant 2-D weights, with the Add of a constant bias [N] after
- *      it (or a Gemm's C [N]) and the Relu or Gelu after that (also through a Reshape in between,
- *      as GPT-2's Conv1D writes it), at least one of the two, becomes one gpux.FusedMatMul
- *      (linalg.c):
- *        Y = act(A x B + bias)
- *      whose bias and activation run on each tile of the product while it is in cache.
+ *      it (or a Gemm's C [N]), the Relu or Gelu after that (also through a Reshape in between, as
+ *      GPT-2's Conv1D writes it) and the residual Add of a computed value after that, any of them,
+ *      becomes one gpux.FusedMatMul (linalg.c):
+ *        Y = act(A x B + bias) + R
+ *      whose bias, activation and residual run on each tile of the product while it is in cache
+ *      (a residual that turns out to broadcast is added in a second pass, on the CPU).
  *
  * A pattern is rewritten only when the values inside it have no reader outside it (a graph output
  * or a value a nested graph captures counts as such a reader). The first node of a pattern becomes
@@ -392,7 +393,12 @@ static int fuse_matmul(ft *f, int i) {
   if (!approx && r >= 0 && !f->dead[r] && is_op(&g->nodes[r], "Reshape") && g->nodes[r].in[0] == y &&
       g->nodes[r].n_out == 1 && (approx = activation(f, only_reader(f, g->nodes[r].out[0]))))
     ir = r, r = only_reader(f, g->nodes[r].out[0]);
-  if (!approx && (has_c || bias < 0)) return 0; /* nothing follows (a Gemm has its bias already) */
+  int out = approx && ir < 0 ? g->nodes[r].out[0] : y;
+  /* the residual: an Add of a computed value of the product's shape (checked when run) */
+  int ires = ir < 0 ? only_reader(f, out) : -1, res = other_of(f, ires, "Add", out);
+  if (res >= 0 && const_of(g, res)) res = -1;
+  if (res >= 0) out = g->nodes[ires].out[0];
+  if (!approx && res < 0 && (has_c || bias < 0)) return 0; /* nothing follows (a Gemm has its bias already) */
   gpux__attr attrs[3];
   int na = 0;
   if (approx) {
@@ -400,17 +406,18 @@ static int fuse_matmul(ft *f, int i) {
     if (approx[0]) attrs[na++] = str_attr("approximate", approx);
   }
   if (tb) attrs[na++] = (gpux__attr){.name = "transB", .type = GPUX_ATTR_INT, .i = 1};
-  int in[3] = {n->in[0], n->in[1], bias}, out = approx && ir < 0 ? g->nodes[r].out[0] : y;
+  int in[4] = {n->in[0], n->in[1], bias, res};
   if (ir >= 0) { /* the Reshape now makes what the activation made */
     int *ro = gpux__arena_alloc(f->arena, sizeof *ro);
     if (!ro) return GPUX_E_NOMEM;
     ro[0] = g->nodes[r].out[0];
     g->nodes[ir].out = ro;
   }
-  int rc = rewrite(f, i, "gpux", "FusedMatMul", 1, in, bias >= 0 ? 3 : 2, out, attrs, na);
+  int rc = rewrite(f, i, "gpux", "FusedMatMul", 1, in, res >= 0 ? 4 : bias >= 0 ? 3 : 2, out, attrs, na);
   if (rc) return rc;
   if (ia >= 0) f->dead[ia] = 1;
   if (approx) f->dead[r] = 1;
+  if (res >= 0) f->dead[ires] = 1;
   return 0;
 }
 

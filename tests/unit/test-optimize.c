@@ -377,7 +377,7 @@ static void transformer_consts(model_b *m) {
   pbw_tensor(&m->g, 5, "axes", GPUX_DT_INT64, 1, one, &minus1, sizeof minus1);
 }
 
-/* A BERT layer's feed-forward half: MatMul + bias + exact GELU, MatMul + bias, the residual Add
+/* A BERT layer's feed-forward half: MatMul + bias + exact GELU, MatMul + bias + the residual Add,
  * and a written-out LayerNorm: two FusedMatMul and one LayerNormalization; at opset 17 and 18. */
 static void test_bert_ffn(void **state) {
   (void)state;
@@ -398,7 +398,7 @@ static void test_bert_ffn(void **state) {
     gpux_model *model = finish(&m, 3, tdims, "y");
     assert_int_equal(count_ops(model, "FusedMatMul"), 2);
     assert_int_equal(count_ops(model, "LayerNormalization"), 1);
-    assert_int_equal(count_ops(model, "Add"), 1); /* the residual */
+    assert_int_equal(count_ops(model, "Add"), 0); /* the residual is the second FusedMatMul's */
     assert_int_equal(count_ops(model, "MatMul") + count_ops(model, "Erf") + count_ops(model, "Gelu") +
                      count_ops(model, "ReduceMean") + count_ops(model, "Mul") + count_ops(model, "Div"), 0);
     check_same(model, 3, tdims);
@@ -473,6 +473,27 @@ static void test_no_bias(void **state) {
   gpux_model_free(model);
 }
 
+/* A residual of another shape than the product's ([7, 16] for [2, 7, 16]) fuses too and is
+ * broadcast when run; a MatMul with only a residual after it fuses. */
+static void test_residual_broadcast(void **state) {
+  (void)state;
+  model_b m = {0};
+  int64_t wd[2] = {16, 16}, bd[1] = {16}, ax0[1] = {0};
+  init(&m, "w", 2, wd, NAN), init(&m, "bias", 1, bd, NAN);
+  attr_b attrs[2] = {{.name = "axes", .type = 7, .n = 1, .ints = ax0}, {.name = "keepdims", .type = 2, .i = 0}};
+  node(&m, "ReduceMean", (const char *[]){"x"}, 1, "r", attrs, 2);  /* [7, 16] */
+  node(&m, "MatMul", (const char *[]){"x", "w"}, 2, "p", NULL, 0);
+  node(&m, "Add", (const char *[]){"p", "bias"}, 2, "pb", NULL, 0);
+  node(&m, "Add", (const char *[]){"r", "pb"}, 2, "h", NULL, 0);
+  node(&m, "MatMul", (const char *[]){"h", "w"}, 2, "q", NULL, 0);
+  node(&m, "Add", (const char *[]){"q", "h"}, 2, "y", NULL, 0);
+  gpux_model *model = finish(&m, 3, tdims, "y");
+  assert_int_equal(count_ops(model, "FusedMatMul"), 2);
+  assert_int_equal(count_ops(model, "Add") + count_ops(model, "MatMul"), 0);
+  check_same(model, 3, tdims);
+  gpux_model_free(model);
+}
+
 /* What may not fuse: a MatMul whose product is also read elsewhere, a bias of the wrong shape, a
  * GELU whose inner value is a graph output, a LayerNorm over another axis. MatMul + bias + Relu
  * with the bias first fuses. */
@@ -538,6 +559,7 @@ int main(void) {
     cmocka_unit_test(test_bert_ffn),
     cmocka_unit_test(test_gpt2_mlp),
     cmocka_unit_test(test_no_bias),
+    cmocka_unit_test(test_residual_broadcast),
     cmocka_unit_test(test_transformer_unfused),
     cmocka_unit_test(test_nothing),
   };

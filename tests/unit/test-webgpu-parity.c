@@ -317,6 +317,11 @@ static void test_matmul_gemm(void **state) {
      .attrs = {AS("activation", "Gelu")}, .n_attrs = 1},
     {.op = "FusedMatMul", .domain = "gpux", .n_in = 3, .in = {T(2, 3, 520), T(20, 520), T(20)},
      .attrs = {AS("activation", "Gelu"), AS("approximate", "tanh"), AI("transB", 1)}, .n_attrs = 3},
+    /* with a residual (input 3), also without a bias, also split */
+    {.op = "FusedMatMul", .domain = "gpux", .n_in = 4, .in = {T(2, 5, 24), T(24, 40), T(40), T(2, 5, 40)},
+     .attrs = {AS("activation", "Gelu")}, .n_attrs = 1},
+    {.op = "FusedMatMul", .domain = "gpux", .n_in = 4, .in = {T(9, 24), T(24, 40), ABSENT, T(9, 40)}},
+    {.op = "FusedMatMul", .domain = "gpux", .n_in = 4, .in = {T(4, 1030), T(1030, 8), T(8), T(4, 8)}},
   };
   int bad = 0;
   for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) bad |= run_case(&cases[k], (int)k);

@@ -256,15 +256,17 @@ static int op_gemm(wg_build *b) {
   return gpux__wg_gemm(b, &g);
 }
 
-/* gpux.FusedMatMul (runtime/fuse-transformer.c): Y = act(A x op(B) + bias) with A [..., K] (its
- * batch dims fold into rows), constant B [K, N] ([N, K] with transB) and bias [N]; the bias and
- * the activation are in the GEMM's store, which the split-K reduction kernel runs when K is
- * split. */
+/* gpux.FusedMatMul (runtime/fuse-transformer.c): Y = act(A x op(B) + bias) + R with A [..., K]
+ * (its batch dims fold into rows), constant B [K, N] ([N, K] with transB), bias [N] and R of the
+ * product's shape (a residual that broadcasts is left to the CPU); the bias, activation and
+ * residual are in the GEMM's store, which the split-K reduction kernel runs when K is split. */
 static int op_fused_matmul(wg_build *b) {
   const gpux__node *n = gpux__wg_node(b);
   const gpux_tensor *a = gpux__wg_in(b, 0), *bb = gpux__wg_in(b, 1), *bias = gpux__wg_in(b, 2), *y = gpux__wg_out(b, 0);
+  const gpux_tensor *res = gpux__wg_n_in(b) > 3 ? gpux__wg_in(b, 3) : NULL;
   if (!a || !bb || !y || a->ndim < 1 || bb->ndim != 2) return gpux__wg_decline(b, "FusedMatMul needs A and 2-D B");
-  if (!gpux__wg_is_f32(a->dtype) || bb->dtype != a->dtype || (bias && bias->dtype != a->dtype))
+  if (!gpux__wg_is_f32(a->dtype) || bb->dtype != a->dtype || (bias && bias->dtype != a->dtype) ||
+      (res && res->dtype != a->dtype))
     return gpux__wg_decline(b, "FusedMatMul on %s", gpux_dtype_name(a->dtype));
   const gpux__attr *ta = gpux__node_attr(n, "transB"), *aa = gpux__node_attr(n, "activation"),
                    *ap = gpux__node_attr(n, "approximate");
@@ -277,6 +279,9 @@ static int op_fused_matmul(wg_build *b) {
   if (K == 0) return gpux__wg_decline(b, "K = 0");
   int64_t M = gpux_tensor_count(a) / K;
   if (M * N != gpux_tensor_count(y)) return gpux__wg_decline(b, "output size disagrees");
+  if (res && (res->ndim != a->ndim || memcmp(res->dims, a->dims, sizeof(int64_t) * (size_t)(a->ndim - 1)) ||
+              res->dims[a->ndim - 1] != N))
+    return gpux__wg_decline(b, "FusedMatMul residual broadcasts");
   wg_str pre = {0};
   gpux__wg_cat(&pre, "fn gx_act(x: f32) -> f32 {\n");
   if (!act[0]) gpux__wg_cat(&pre, "  return x;\n");
@@ -298,16 +303,18 @@ static int op_fused_matmul(wg_build *b) {
   if (narrow) gpux__wg_cat(&body, "%s", gpux__wg_narrow_fns);
   int ba = gpux__wg_bind_in(b, 0, WG_F32), bbn = gpux__wg_bind_in(b, 1, WG_F32), by = gpux__wg_bind_out(b, 0, WG_F32);
   int bc = bias && gpux_tensor_count(bias) ? gpux__wg_bind_in(b, 2, WG_F32) : -2;
-  if (ba < 0 || bbn < 0 || by < 0 || bc == -1) {
+  int br = res ? gpux__wg_bind_in(b, 3, WG_F32) : -2;
+  if (ba < 0 || bbn < 0 || by < 0 || bc == -1 || br == -1) {
     gpux__wg_str_free(&body);
     return GPUX_E_UNSUPPORTED;
   }
-  char la[160], lb[160], st[240], bx[48] = "";
+  char la[160], lb[160], st[300], bx[48] = "", rx[64] = "";
   snprintf(la, sizeof la, "b%d[m * %lluu + k]", ba, (unsigned long long)K);
   snprintf(lb, sizeof lb, trb ? "b%d[n * %lluu + k]" : "b%d[k * %lluu + n]", bbn, (unsigned long long)(trb ? K : N));
   if (bc >= 0) snprintf(bx, sizeof bx, " + b%d[n]", bc);
-  snprintf(st, sizeof st, "b%d[m * %lluu + n] = %s%sgx_act(v%s)%s;", by, (unsigned long long)N, narrow ? narrow : "",
-           narrow ? "(" : "", bx, narrow ? ")" : "");
+  if (br >= 0) snprintf(rx, sizeof rx, " + b%d[m * %lluu + n]", br, (unsigned long long)N);
+  snprintf(st, sizeof st, "b%d[m * %lluu + n] = %s%sgx_act(v%s)%s%s;", by, (unsigned long long)N, narrow ? narrow : "",
+           narrow ? "(" : "", bx, rx, narrow ? ")" : "");
   wg_gemm g = {.M = M, .N = N, .K = K, .batch = 1, .load_a = la, .load_b = lb, .store = st,
                .a_k_contig = 1, .b_n_contig = !trb, .prelude = body.s};
   int rc = body.oom ? gpux__wg_decline(b, "out of memory") : gpux__wg_gemm(b, &g);
