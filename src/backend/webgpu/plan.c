@@ -2389,6 +2389,7 @@ static int encode_segment(wg_plan *p, const wg_seg *sg, WGPUCommandEncoder enc, 
   wg_device *d = p->dev;
   WGPUComputePassEncoder pass = timed ? NULL : d->f.wgpuCommandEncoderBeginComputePass(enc, NULL);
   uint32_t n_timed = 0;
+  const wg_pipeline *last = NULL;
   /* the hot loop: every dispatch of the segment into one pass */
   for (int s = sg->first_step; s <= sg->last_step; s++) {
     const wg_step *st = &p->steps[s];
@@ -2397,10 +2398,12 @@ static int encode_segment(wg_plan *p, const wg_seg *sg, WGPUCommandEncoder enc, 
       WGPUComputePassDescriptor pd = {NULL, {NULL, WGPU_STRLEN}, &tw};
       pass = d->f.wgpuCommandEncoderBeginComputePass(enc, &pd);
       n_timed++;
+      last = NULL; /* a new pass */
     }
     for (int q = 0; q < st->n_disp; q++) {
       const wg_disp *ds = &p->disp[st->first_disp + q];
-      d->f.wgpuComputePassEncoderSetPipeline(pass, ds->pipe->pipeline);
+      if (ds->pipe != last) d->f.wgpuComputePassEncoderSetPipeline(pass, ds->pipe->pipeline); /* (a pass keeps it) */
+      last = ds->pipe;
       d->f.wgpuComputePassEncoderSetBindGroup(pass, 0, ds->bg, 0, NULL);
       d->f.wgpuComputePassEncoderDispatchWorkgroups(pass, ds->x, ds->y, ds->z);
     }
@@ -2450,9 +2453,11 @@ typedef struct wg_run {
 } wg_run;
 
 /* Device values bound to inputs that a segment reads: copied into the plan's storage on the GPU. */
-static int copy_bound_inputs(wg_plan *p, const wg_seg *sg, const wg_run *r) {
+/* Copies the inputs bound to device values into the plan's storage: into `into`, the encoder of
+ * the segment's work, or when NULL, in a command buffer of their own submitted now. */
+static int copy_bound_inputs(wg_plan *p, const wg_seg *sg, const wg_run *r, WGPUCommandEncoder into) {
   wg_device *d = p->dev;
-  WGPUCommandEncoder enc = NULL;
+  WGPUCommandEncoder enc = into;
   for (int u = 0; u < sg->n_uploads; u++) {
     int v = sg->uploads[u];
     const gpux_device_tensor *dv = r->dev_in[v];
@@ -2466,7 +2471,7 @@ static int copy_bound_inputs(wg_plan *p, const wg_seg *sg, const wg_run *r) {
     const wg_obj *o = &p->objs[v];
     d->f.wgpuCommandEncoderCopyBufferToBuffer(enc, dv->buf, dv->off, p->bufs[o->buf], o->off, bytes);
   }
-  if (!enc) return 0;
+  if (!enc || enc == into) return 0;
   WGPUCommandBuffer cmd = d->f.wgpuCommandEncoderFinish(enc, NULL);
   d->f.wgpuCommandEncoderRelease(enc);
   if (!cmd) return gpux__error(GPUX_E_DEVICE, "WebGPU: encoding a copy failed");
@@ -2503,12 +2508,19 @@ static int run_segment(wg_plan *p, const wg_seg *sg, wg_run *r) {
     if (r->dev_in[v]) continue;
     if ((rc = upload_value(p, v, &hv[v]))) return rc;
   }
-  if ((rc = copy_bound_inputs(p, sg, r))) return rc;
   /* profiling: GPU timestamps around each node's pass, else wall times of nodes run alone */
   int timed = r->prof && d->has_timestamps && !ts_prepare(p);
-  if ((r->prof && !timed) || getenv("GPUX_WEBGPU_PROFILE")) profile_segment(p, sg, timed ? NULL : r->prof);
+  int alone = (r->prof && !timed) || getenv("GPUX_WEBGPU_PROFILE");
+  if (alone) { /* the nodes run one by one first: their inputs are copied before */
+    if ((rc = copy_bound_inputs(p, sg, r, NULL))) return rc;
+    profile_segment(p, sg, timed ? NULL : r->prof);
+  }
   WGPUCommandEncoder enc = d->f.wgpuDeviceCreateCommandEncoder(d->device, NULL);
   if (!enc) return gpux__error(GPUX_E_DEVICE, "WebGPU: could not create a command encoder");
+  if (!alone && (rc = copy_bound_inputs(p, sg, r, enc))) { /* in the same command buffer, before the pass */
+    d->f.wgpuCommandEncoderRelease(enc);
+    return rc;
+  }
   int n_timed = encode_segment(p, sg, enc, timed);
   /* results: kept ones copied into their own buffers on the GPU, the rest staged for the host */
   int n_staged = 0;
