@@ -265,6 +265,25 @@ static int held_of(const wg_plan *p, int dtype) {
 /* Whether values of dtype are f16 values in this plan (stored as f16, or rounded so when emulated). */
 static int half_values(const wg_plan *p, int dtype) { return gpux__wg_held_as(dtype, p->half & ~WG_HALF_EMULATED) == WG_F16; }
 
+/* Whether value v stays f32 in a plan that holds float32 values as f16: a float32 constant of
+ * rank 0 or 1 (a bias, a per-channel scale, a scalar). They are few bytes, and they are where
+ * float16's rounding costs most: a convolution's bias after BatchNorm is folded into it can be
+ * large against a sum that nearly cancels it, so its rounding error (|bias| * 2^-11) becomes the
+ * output's. On PaddleOCR's detector, biases rounded to float16 alone take the fp16 error from
+ * 1.9e-3 to 7.8e-3 (relative L2), and with weights, input and activations rounded too to 1.2e-2,
+ * past the fp16 gate; with them in f32 it is 2.2e-3. */
+static int keeps_f32(const wg_plan *p, int v) {
+  const wg_val *val = &p->vals[v];
+  return (p->half & ~WG_HALF_EMULATED) == WG_HALF_ALL && val->state == V_CONST && val->t.dtype == GPUX_DT_FLOAT &&
+         val->t.ndim < 2;
+}
+
+/* How this plan holds value v (held_of, but see keeps_f32), whether it holds f16 values, and its bytes. */
+static int val_held(const wg_plan *p, int v) { return keeps_f32(p, v) ? WG_F32 : held_of(p, p->vals[v].t.dtype); }
+static int val_half(const wg_plan *p, int v) { return !keeps_f32(p, v) && half_values(p, p->vals[v].t.dtype); }
+static uint64_t val_bytes(const wg_plan *p, int v) { return gpux__wg_held_bytes(gpux_tensor_count(&p->vals[v].t), val_held(p, v)); }
+
+/* The bytes of a node's output t as this plan holds its dtype (outputs of device nodes are not constants). */
 static uint64_t tensor_bytes(const wg_plan *p, const gpux_tensor *t) {
   return gpux__wg_held_bytes(gpux_tensor_count(t), held_of(p, t->dtype));
 }
@@ -272,7 +291,7 @@ static uint64_t tensor_bytes(const wg_plan *p, const gpux_tensor *t) {
 /* Whether binding k of the dispatch being built holds f16 values (see half_values). */
 static int bound_half(const wg_build *b, int k) {
   int o = b->cur[k].obj;
-  return o >= 0 && b->cur[k].type != WG_I32 && half_values(b->p, b->p->vals[o].t.dtype);
+  return o >= 0 && b->cur[k].type != WG_I32 && val_half(b->p, o);
 }
 
 static int add_binding(wg_build *b, int obj, int type, uint64_t bytes) {
@@ -287,7 +306,7 @@ static int add_binding(wg_build *b, int obj, int type, uint64_t bytes) {
       return k;
     }
   }
-  if (type == WG_VEC4 && obj >= 0 && half_values(b->p, b->p->vals[obj].t.dtype))
+  if (type == WG_VEC4 && obj >= 0 && val_half(b->p, obj))
     return gpux__wg_decline(b, "a vec4 binding of a value held as f16");
   if (b->n_cur == WG_MAX_BIND || (uint32_t)b->n_cur >= b->p->dev->limits.maxStorageBuffersPerShaderStage)
     return gpux__wg_decline(b, "more bindings than this GPU allows per shader");
@@ -308,10 +327,10 @@ int gpux__wg_bind_in(wg_build *b, int i, int type) {
   } else if (!gpux__wg_is_f32(t->dtype)) {
     return gpux__wg_decline(b, "input %d is %s (the GPU path takes float32, float16 and bfloat16)", i, gpux_dtype_name(t->dtype));
   }
-  int obj_type = type == WG_I32 ? WG_I32 : held_of(b->p, t->dtype);
+  int obj_type = type == WG_I32 ? WG_I32 : val_held(b->p, v);
   if (b->p->objs[v].used && b->p->objs[v].gpu_type != obj_type)
     return gpux__wg_decline(b, "input %d is used with two element types", i);
-  return add_binding(b, v, type, tensor_bytes(b->p, t));
+  return add_binding(b, v, type, val_bytes(b->p, v));
 }
 
 int gpux__wg_bind_out(wg_build *b, int i, int type) {
@@ -441,7 +460,7 @@ int gpux__wg_alias(wg_build *b, int out, int in) {
   int widen = to->dtype == GPUX_DT_FLOAT && gpux__wg_is_f32(ti->dtype); /* float16/bfloat16 values are float32 values */
   if (ti->kind != GPUX_KIND_TENSOR || (ti->dtype != to->dtype && !widen) || gpux__wg_held_type(ti->dtype) < 0)
     return gpux__wg_decline(b, "%s data (the GPU path holds floats and integers)", gpux_dtype_name(ti->dtype));
-  int want = held_of(b->p, ti->dtype);
+  int want = val_held(b->p, n->in[in]);
   if (want != held_of(b->p, to->dtype)) return gpux__wg_decline(b, "%s and %s are held differently", gpux_dtype_name(ti->dtype), gpux_dtype_name(to->dtype));
   if (b->p->objs[n->in[in]].used && b->p->objs[n->in[in]].gpu_type != want)
     return gpux__wg_decline(b, "input %d is used with two element types", in);
@@ -658,7 +677,7 @@ static int commit_node(wg_plan *p, wg_build *b) {
     p->objs[vo].root = alias_root(p, vi);
     p->objs[vo].used = 1;
     p->objs[vi].used = 1;
-    p->objs[vo].gpu_type = p->objs[vi].gpu_type = held_of(p, p->vals[vi].t.dtype);
+    p->objs[vo].gpu_type = p->objs[vi].gpu_type = val_held(p, vi);
     p->vals[vi].gpu_used = 1;
     p->vals[vo].state = V_GPU;
   }
@@ -683,7 +702,7 @@ static int commit_node(wg_plan *p, wg_build *b) {
       if (o < 0) o = scratch_obj[~o];
       dd->bind[k].obj = o;
       p->objs[o].used = 1;
-      if (o < p->nv) p->objs[o].gpu_type = dd->bind[k].type == WG_I32 ? WG_I32 : held_of(p, p->vals[o].t.dtype);
+      if (o < p->nv) p->objs[o].gpu_type = dd->bind[k].type == WG_I32 ? WG_I32 : val_held(p, o);
       objs[n_objs++] = o;
     }
   }
@@ -1105,7 +1124,7 @@ static int shared_const(const wg_plan *p, int o) {
 
 /* The bytes a binding of object o covers in plan p: the value's, or the scratch's. */
 static uint64_t bind_bytes(const wg_plan *p, int o) {
-  return o < p->nv ? tensor_bytes(p, &p->vals[o].t) : p->objs[o].bytes;
+  return o < p->nv ? val_bytes(p, o) : p->objs[o].bytes;
 }
 
 /* For each root object: whether it, or a value that shares its storage, has another size in p
@@ -1190,7 +1209,7 @@ static int plan_memory(wg_plan *p) {
   for (int v = 0; v < p->nv; v++) {
     wg_obj *o = &p->objs[v];
     if (!o->used) continue;
-    o->bytes = tensor_bytes(p, &p->vals[v].t);
+    o->bytes = val_bytes(p, v);
     if (!o->bytes) o->bytes = 4;
     if (p->vals[v].state == V_CONST) use_obj(p, v, 0), use_obj(p, v, WG_TIME_INF);
   }
@@ -1364,7 +1383,7 @@ static int plan_staging(wg_plan *p) {
     uint64_t off = 0;
     for (int k = 0; k < sg->n_downloads; k++) {
       sg->dl_off[k] = off;
-      off += (tensor_bytes(p, &p->vals[sg->downloads[k]].t) + 15) & ~(uint64_t)15;
+      off += (val_bytes(p, sg->downloads[k]) + 15) & ~(uint64_t)15;
     }
     sg->flags_off = off;
     off += (uint64_t)sg->n_flags * 4;
@@ -1554,7 +1573,7 @@ static uint64_t plan_bytes(const wg_plan *p) {
     const wg_seg *sg = &p->segs[s];
     if (!sg->n_downloads) continue;
     uint64_t off = 0;
-    for (int k = 0; k < sg->n_downloads; k++) off += (tensor_bytes(p, &p->vals[sg->downloads[k]].t) + 15) & ~(uint64_t)15;
+    for (int k = 0; k < sg->n_downloads; k++) off += (val_bytes(p, sg->downloads[k]) + 15) & ~(uint64_t)15;
     total += off ? off : 16;
   }
   return total;
@@ -2205,7 +2224,7 @@ static int plan_control(wg_plan *p, int i) {
   for (int j = 0; j < n->n_out; j++) {
     int v = n->out[j];
     if (v < 0 || p->vals[v].state == V_CONST) continue;
-    int type = held_of(p, p->vals[v].t.dtype);
+    int type = val_held(p, v);
     if (type < 0) {
       decline_at(p, i, "output %d is %s, which the GPU path does not hold", j, gpux_dtype_name(p->vals[v].t.dtype));
       return 0;
@@ -2220,7 +2239,7 @@ static int plan_control(wg_plan *p, int i) {
     int v = j < n->n_in ? n->in[j] : c->cap[j - n->n_in];
     if (v < 0 || (j < n->n_in && needs_host(p, i, j))) continue;
     wg_val *val = &p->vals[v];
-    int type = held_of(p, val->t.dtype);
+    int type = val_held(p, v);
     if (val->state == V_HOST && val->t.kind == GPUX_KIND_TENSOR && type >= 0 && (!p->objs[v].used || p->objs[v].gpu_type == type)) {
       p->objs[v].used = 1;
       p->objs[v].gpu_type = type;
@@ -2462,7 +2481,7 @@ static int copy_bound_inputs(wg_plan *p, const wg_seg *sg, const wg_run *r, WGPU
     int v = sg->uploads[u];
     const gpux_device_tensor *dv = r->dev_in[v];
     if (!dv) continue;
-    uint64_t bytes = tensor_bytes(p, &p->vals[v].t);
+    uint64_t bytes = val_bytes(p, v);
     if (dv->bytes != bytes || dv->held != p->objs[v].gpu_type)
       return gpux__error(GPUX_E_INTERNAL, "WebGPU: the value bound to '%s' does not match the plan", p->g->values[v].name);
     if (!bytes) continue;
@@ -2526,10 +2545,10 @@ static int run_segment(wg_plan *p, const wg_seg *sg, wg_run *r) {
   int n_staged = 0;
   for (int k = 0; k < sg->n_downloads; k++) {
     int v = sg->downloads[k];
-    uint64_t bytes = tensor_bytes(p, &p->vals[v].t);
+    uint64_t bytes = val_bytes(p, v);
     const wg_obj *o = &p->objs[v];
     if (r->want_dev[v] && !r->dev_out[v]) {
-      if ((rc = gpux__wg_value_new(d, &p->vals[v].t, held_of(p, p->vals[v].t.dtype), &r->dev_out[v]))) {
+      if ((rc = gpux__wg_value_new(d, &p->vals[v].t, val_held(p, v), &r->dev_out[v]))) {
         d->f.wgpuCommandEncoderRelease(enc);
         return rc;
       }
@@ -2554,7 +2573,7 @@ static int run_segment(wg_plan *p, const wg_seg *sg, wg_run *r) {
   for (int k = 0; k < sg->n_downloads && !rc; k++) { /* empty results are made on the host */
     int v = sg->downloads[k];
     const gpux_tensor *t = &p->vals[v].t;
-    if (tensor_bytes(p, t) || !(r->want_host[v] || p->vals[v].host_read)) continue;
+    if (val_bytes(p, v) || !(r->want_host[v] || p->vals[v].host_read)) continue;
     gpux_tensor_free(&hv[v]);
     rc = gpux_tensor_init(&hv[v], t->dtype, t->ndim, t->dims);
   }
@@ -2564,7 +2583,7 @@ static int run_segment(wg_plan *p, const wg_seg *sg, wg_run *r) {
   for (int k = 0; k < sg->n_downloads && !rc; k++) {
     int v = sg->downloads[k];
     const gpux_tensor *t = &p->vals[v].t;
-    uint64_t bytes = tensor_bytes(p, t);
+    uint64_t bytes = val_bytes(p, v);
     if (!bytes || !(r->want_host[v] || p->vals[v].host_read)) continue;
     gpux_tensor_free(&hv[v]);
     if ((rc = gpux_tensor_init(&hv[v], t->dtype, t->ndim, t->dims))) break;
@@ -2643,8 +2662,8 @@ static void view_of(const wg_plan *p, int v, gpux_device_tensor *dv) {
   dv->dev = p->dev;
   dv->buf = p->bufs[o->buf];
   dv->off = o->off;
-  dv->bytes = tensor_bytes(p, &p->vals[v].t);
-  dv->held = held_of(p, p->vals[v].t.dtype);
+  dv->bytes = val_bytes(p, v);
+  dv->held = val_held(p, v);
 }
 
 /* Value v of this plan as a body's input: a view of the device storage, host data, or absent. */
@@ -2936,7 +2955,7 @@ static int run_ctrl(wg_plan *p, int i, wg_run *r) {
       rc = upload_value(p, v, &r->hv[v]);
       continue;
     }
-    if (r->dev_in[v]->bytes != tensor_bytes(p, &p->vals[v].t) || r->dev_in[v]->held != p->objs[v].gpu_type)
+    if (r->dev_in[v]->bytes != val_bytes(p, v) || r->dev_in[v]->held != p->objs[v].gpu_type)
       rc = gpux__error(GPUX_E_INTERNAL, "WebGPU: the value bound to '%s' does not match the plan", p->g->values[v].name);
     else
       rc = store_into(p, v, r->dev_in[v], 0, &enc);
@@ -2970,7 +2989,7 @@ int gpux__wg_plan_run(wg_plan *p, const gpux__io *io) {
     r.dev_in[v] = io->in_values[i];
     /* a node on the CPU reads it, or the plan holds its dtype otherwise (f16 or f32): one copy to
        the host (and in the second case from there to the device as the plan holds it) */
-    int other_form = r.dev_in[v]->held != held_of(p, p->vals[v].t.dtype);
+    int other_form = r.dev_in[v]->held != val_held(p, v);
     if (p->vals[v].host_read || other_form) {
       const gpux_device_tensor *dv = r.dev_in[v];
       if (other_form) r.dev_in[v] = NULL;
