@@ -1,6 +1,7 @@
 /* devices.c — `gpux devices [--json]`: the devices gpux can run models on — each WebGPU adapter
- * (name, vendor, API, type, driver, key limits, shader-f16/subgroups/subgroup-matrix) and the
- * CPU backend — and, when no adapter is found, why. */
+ * (name, vendor, API, type, driver, key limits, shader-f16/subgroups/subgroup-matrix; for the
+ * adapter sessions use, whether f16 shaders compile there, which is what fp16 precision needs)
+ * and the CPU backend — and, when no adapter is found, why. */
 #include "cli.h"
 #include <getopt.h>
 #include <string.h>
@@ -16,7 +17,15 @@ static void json_str(const char *s) {
   putchar('"');
 }
 
-static void print_json(const gpux_device_info *d, int n, const char *note) {
+/* Whether f16 shaders compile on the adapter sessions use (the first listed: the one a
+ * high-performance request gets), and why (gpux_fp16_available, which makes the device to try
+ * one); not tried where the adapter does not list shader-f16. */
+typedef struct {
+  int ok;
+  char why[400];
+} f16_shaders;
+
+static void print_json(const gpux_device_info *d, int n, const char *note, const f16_shaders *f16) {
   printf("{\"devices\": [");
   for (int i = 0; i < n; i++) {
     printf("%s\n  {\"backend\": ", i ? "," : "");
@@ -52,6 +61,11 @@ static void print_json(const gpux_device_info *d, int n, const char *note) {
            d[i].min_storage_buffer_offset_alignment, d[i].subgroup_min_size, d[i].subgroup_max_size);
     printf("   \"features\": {\"shader_f16\": %s, \"subgroups\": %s, \"subgroup_matrix\": %s},\n", d[i].shader_f16 ? "true" : "false",
            d[i].subgroups ? "true" : "false", d[i].subgroup_matrix ? "true" : "false");
+    if (i == 0) {
+      printf("   \"f16_shaders\": %s, \"f16_shaders_note\": ", f16->ok ? "true" : "false");
+      json_str(f16->why);
+      printf(",\n");
+    }
     printf("   \"all_features\": ");
     json_str(d[i].features);
     printf(", \"subgroup_matrix_configs\": ");
@@ -73,7 +87,7 @@ static void print_size(const char *label, unsigned long long v) {
   else printf("    %-34s %llu\n", label, v);
 }
 
-static void print_text(const gpux_device_info *d, int n, const char *note) {
+static void print_text(const gpux_device_info *d, int n, const char *note, const f16_shaders *f16) {
   for (int i = 0; i < n; i++) {
     if (!strcmp(d[i].backend, "cpu")) {
       printf("cpu     %s (%d threads)\n", d[i].name, d[i].threads);
@@ -96,6 +110,8 @@ static void print_text(const gpux_device_info *d, int n, const char *note) {
     if (d[i].subgroup_max_size) printf("    %-34s %u..%u\n", "subgroup size", d[i].subgroup_min_size, d[i].subgroup_max_size);
     printf("    %-34s shader-f16 %s, subgroups %s, subgroup matrix %s\n", "features", d[i].shader_f16 ? "yes" : "no",
            d[i].subgroups ? "yes" : "no", d[i].subgroup_matrix ? "yes" : "no");
+    if (i == 0 && f16->ok) printf("    %-34s yes\n", "f16 shaders (fp16 precision)");
+    else if (i == 0) printf("    %-34s no (%s)\n", "f16 shaders (fp16 precision)", f16->why);
     if (d[i].matrix_configs[0]) printf("    %-34s %s\n", "subgroup matrices", d[i].matrix_configs);
     if (d[i].features[0]) printf("    %-34s %s\n", "all features", d[i].features);
     printf("    %-34s %s\n", "library", d[i].library);
@@ -106,7 +122,8 @@ static void print_text(const gpux_device_info *d, int n, const char *note) {
 static int usage(FILE *f, int code) {
   fprintf(f, "usage: gpux devices [--json]\n\n"
              "Lists the devices gpux can run on: each WebGPU adapter (name, vendor, API, type, driver,\n"
-             "limits, features) and the CPU. The WebGPU library is $GPUX_WEBGPU_LIB, else the one\n"
+             "limits, features; for the adapter sessions use, whether f16 shaders compile there, which\n"
+             "fp16 precision needs) and the CPU. The WebGPU library is $GPUX_WEBGPU_LIB, else the one\n"
              "installed with gpux, else libwebgpu_dawn.so / libwgpu_native.so on the library path.\n\n"
              "options:\n  --json       machine-readable output\n  -h, --help   this help\n");
   return code;
@@ -134,7 +151,9 @@ int cmd_devices(int argc, char **argv) {
     return cli_exit_code(n);
   }
   if (n > 16) n = 16;
-  if (json) print_json(devs, n, note);
-  else print_text(devs, n, note);
+  f16_shaders f16 = {0, "the WebGPU adapter has no shader-f16"};
+  if (n > 0 && !strcmp(devs[0].backend, "webgpu") && devs[0].shader_f16) f16.ok = gpux_fp16_available(f16.why, sizeof f16.why);
+  if (json) print_json(devs, n, note, &f16);
+  else print_text(devs, n, note, &f16);
   return EXIT_OK;
 }

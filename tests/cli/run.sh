@@ -36,6 +36,15 @@ expect version-json 0 '^\{"gpux":"[0-9.]+","library":"[0-9.]+",.*"devices":\[.*"
 if "$gpux" devices 2>/dev/null | grep -q '^webgpu'; then
   expect devices-all-features 0 'all features +.*(timestamp-query|shader-f16|subgroups)' -- "$gpux" devices
   expect devices-json-features 0 '"all_features": "[^"]*0x[0-9a-f]+.*", "subgroup_matrix_configs": "' -- "$gpux" devices --json
+  # where the adapter lists shader-f16 (lavapipe does), f16 shaders compile and --precision fp16
+  # runs in float16 for real: no silent fall back to fp32 (no "precision_reason"), no emulation
+  if "$gpux" devices --json 2>/dev/null | grep -q '"shader_f16": true'; then
+    root=$(cd "$(dirname "$0")/../.." && pwd)
+    expect devices-f16-shaders 0 'f16 shaders \(fp16 precision\) +yes$' -- "$gpux" devices
+    expect devices-json-f16-shaders 0 '"f16_shaders": true, "f16_shaders_note": "f16 shaders compile on ' -- "$gpux" devices --json
+    expect run-fp16-is-f16 0 '"backend":"webgpu","precision":"fp16","timings"' -- env -u GPUX_WEBGPU_HALF "$gpux" run \
+      "$root/examples/text-direction" --input "$root/examples/line.png" --backend webgpu --precision fp16 --json
+  fi
 fi
 expect help-verb 0 '^usage: gpux rm ' -- "$gpux" help rm
 expect help-unknown-verb 2 "did you mean 'run'" -- "$gpux" help rnu

@@ -6,12 +6,15 @@
 # of docs/benchmarks.md: every float output within a relative L2 error of 1e-2
 # (||fp16 - reference|| / ||reference||), and the same top-1 along the last axis wherever the
 # reference's winner leads by more than 1e-2 times the output's largest magnitude.
-#   * Where the adapter's shaders take f16, the sessions must run in fp16 for real: bench --json
-#     says "precision":"fp16", counts f16 dispatches, and the plan's device memory is at most 0.6
-#     of the fp32 plan's (weights and activations stored as float16).
-#   * Where they do not (lavapipe under this Dawn rejects `enable f16;`), fp16 must fall back to
-#     fp32 and say why, and the gate runs with GPUX_WEBGPU_HALF=emulate: the same kernels and the
-#     same float16 roundings of every stored value, in float32 storage.
+#   * Where the adapter lists shader-f16 (lavapipe does), the sessions must
+#     run in fp16 for real: `gpux devices` says f16 shaders compile, bench --json says
+#     "precision":"fp16", counts f16 dispatches, and the plan's device memory is at most 0.6 of
+#     the fp32 plan's (weights and activations stored as float16). A silent fall back to fp32
+#     there fails the test (as when gpux asked Dawn for the wrong feature number and every
+#     `enable f16;` was refused).
+#   * Where the adapter has no shader-f16, fp16 must fall back to fp32 and say why, and the gate
+#     runs with GPUX_WEBGPU_HALF=emulate: the same kernels and the same float16 roundings of every
+#     stored value, in float32 storage.
 # Every case must pass with "(fp16" in its message, except those whose values overflow float16,
 # which must say they went back to fp32 (melspectrogram: a power spectrum past 65504), and the
 # dynamically quantized models, which stay in fp32 (their int32 sums pass float16's range). The
@@ -36,10 +39,17 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-# Real f16 or not: what a session on this adapter says.
+# Real f16 or not: what the adapter lists, and what a session on it says.
+unset GPUX_WEBGPU_HALF
+devs=$("$gpux" devices --json)
 j32=$("$gpux" bench --backend webgpu --json --runs 1 --warmup 0 "$cases/cls-48x192")
 j16=$("$gpux" bench --backend webgpu --precision fp16 --json --runs 1 --warmup 0 "$cases/cls-48x192")
 num() { grep -oE "\"$1\":[0-9]+" <<<"$2" | head -1 | cut -d: -f2; }
+if grep -q '"shader_f16": true' <<<"$devs"; then
+  grep -q '"f16_shaders": true' <<<"$devs" ||
+    fail "the adapter lists shader-f16 but f16 shaders do not compile: $(grep -oE '"f16_shaders_note": "[^"]*"' <<<"$devs")"
+  grep -q '"precision":"fp16"' <<<"$j16" || fail "the adapter has f16 shaders but fp16 did not run in float16: $j16"
+fi
 if grep -q '"precision":"fp16"' <<<"$j16"; then
   mem32=$(num device_memory "$j32") mem16=$(num device_memory "$j16") disp=$(num f16_dispatches "$j16")
   [ "${disp:-0}" -gt 0 ] || fail "fp16 ran no f16 dispatch: $j16"

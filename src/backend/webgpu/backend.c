@@ -374,8 +374,7 @@ static const char *wg_precision(void *ctx, const char **why) {
   if (!c->fp16_asked) return "fp32";
   if (c->quantized) *why = "a quantized model (integer arithmetic, whose sums pass float16's range): fp16 is for float models";
   else if (c->overflowed) *why = "float16 overflowed in this model's values (inf/NaN outputs where fp32 has none)";
-  else if (!c->dev->has_f16) *why = "the WebGPU adapter has no shader-f16";
-  else *why = "the adapter lists shader-f16 but this WebGPU library's WGSL compiler rejects `enable f16;`";
+  else *why = c->dev->f16_why[0] ? c->dev->f16_why : "no f16 shaders on this WebGPU device"; /* f16_why: see half_mode */
   return "fp32";
 }
 

@@ -454,7 +454,10 @@ static int request_device(wg_device *d) {
   /* an adapter may list a feature that its device then leaves off */
   if (d->has_timestamps && d->f.wgpuDeviceHasFeature)
     d->has_timestamps = d->f.wgpuDeviceHasFeature(d->device, WGPUFeatureName_TimestampQuery) != 0;
-  if (d->has_f16 && d->f.wgpuDeviceHasFeature) d->has_f16 = d->f.wgpuDeviceHasFeature(d->device, WGPUFeatureName_ShaderF16) != 0;
+  if (d->has_f16 && d->f.wgpuDeviceHasFeature && !d->f.wgpuDeviceHasFeature(d->device, WGPUFeatureName_ShaderF16)) {
+    d->has_f16 = 0;
+    snprintf(d->f16_why, sizeof d->f16_why, "the adapter lists shader-f16 but %s made the device without it", d->lib_path);
+  }
   if (getenv("GPUX_WEBGPU_VERBOSE"))
     gpux__log(GPUX_LOG_DEBUG, "webgpu: features: shader-f16 %d, subgroups %d, timestamp-query %d", d->has_f16,
               d->has_subgroups, d->has_timestamps);
@@ -765,15 +768,35 @@ int gpux__wg_query_set(wg_device *d, uint32_t count, WGPUQuerySet *out) {
   return 0;
 }
 
+/* The compiler's own words from a failed probe: gpux__wg_pipeline's message from "error: " on,
+ * without the source line that the compiler quotes after it (the probe's first line). */
+static void probe_error(char *dst, size_t cap, const char *msg) {
+  const char *e = strstr(msg, "error: ");
+  e = e ? e + 7 : msg;
+  const char *end = strstr(e, " enable f16;");
+  size_t n = end ? (size_t)(end - e) : strlen(e);
+  snprintf(dst, cap, "%.*s", (int)n, e);
+}
+
 int gpux__wg_f16_usable(wg_device *d) {
-  if (!d->has_f16) return 0;
+  if (!d->has_f16) {
+    if (!d->f16_why[0]) snprintf(d->f16_why, sizeof d->f16_why, "the WebGPU adapter has no shader-f16");
+    return 0;
+  }
   if (!d->f16_usable) {
     static const char probe[] = "enable f16;\n@group(0) @binding(0) var<storage, read_write> b0: array<f16>;\n"
                                 "@compute @workgroup_size(1)\nfn main() { b0[0] = b0[1] + 1.0h; }\n";
     wg_pipeline *p;
     d->f16_usable = gpux__wg_pipeline(d, probe, "gpux f16 probe", &p) ? -1 : 1;
-    if (d->f16_usable < 0 && getenv("GPUX_WEBGPU_VERBOSE"))
-      gpux__log(GPUX_LOG_DEBUG, "webgpu: shader-f16 is listed but `enable f16;` does not compile: %s", gpux_last_error());
+    if (d->f16_usable > 0) snprintf(d->f16_why, sizeof d->f16_why, "f16 shaders compile on %s", d->name);
+    else {
+      char err[256];
+      probe_error(err, sizeof err, gpux_last_error());
+      snprintf(d->f16_why, sizeof d->f16_why, "the adapter lists shader-f16 but a shader with `enable f16;` does not compile on %s: %s",
+               d->lib_path, err);
+      if (getenv("GPUX_WEBGPU_VERBOSE"))
+        gpux__log(GPUX_LOG_DEBUG, "webgpu: shader-f16 is listed but `enable f16;` does not compile: %s", gpux_last_error());
+    }
   }
   return d->f16_usable > 0;
 }
@@ -1016,11 +1039,8 @@ int gpux_fp16_available(char *why, size_t why_len) {
   }
   pthread_mutex_lock(&d->mu);
   int ok = gpux__wg_f16_usable(d);
+  if (why && why_len) snprintf(why, why_len, "%s", d->f16_why);
   pthread_mutex_unlock(&d->mu);
-  if (!ok && why && why_len)
-    snprintf(why, why_len, "%s", d->has_f16 ? "the adapter lists shader-f16 but this WebGPU library's WGSL compiler rejects `enable f16;`"
-                                            : "the WebGPU adapter has no shader-f16");
-  else if (ok && why && why_len) snprintf(why, why_len, "%s has shader-f16", d->name);
   gpux__wg_device_release(d);
   return ok;
 }

@@ -4,10 +4,20 @@
  * Written from the published ABI of webgpu-headers v1 as Dawn implements it in the library gpux
  * installs (npm bun-webgpu-linux-x64@0.1.7, Dawn built in 2025): struct layouts and enum values
  * below were checked against that library — WGPUAdapterInfo is 96 bytes, WGPULimits 152 bytes
- * ending at maxImmediateSize, WGPUFeatureName numbers the standard features from
- * CoreFeaturesAndLimits = 1 (ShaderF16 = 0x0B, Subgroups = 0x12) and the Dawn ones from 0x50000
- * (ChromiumExperimentalSubgroupMatrix = 0x50037), and WGPUInstanceDescriptor still carries
- * WGPUInstanceCapabilities. Only what gpux calls is declared; layouts that changed between Dawn
+ * ending at maxImmediateSize, and WGPUInstanceDescriptor still carries WGPUInstanceCapabilities.
+ * WGPUFeatureName in that library numbers the standard features in their older order, from
+ * DepthClipControl = 1 (TimestampQuery = 3, ShaderF16 = 0x0A, Subgroups = 0x11,
+ * CoreFeaturesAndLimits = 0x12, which Dawn adds to every device of a core adapter), not in the
+ * later order that starts at CoreFeaturesAndLimits = 1 and moves ShaderF16 to 0x0B; the Dawn
+ * features start at 0x50000 (ChromiumExperimentalSubgroupMatrix = 0x50037). How this was
+ * checked: a device requested with one feature reports it and 0x12 (wgpuDeviceGetFeatures), and
+ * a request for a feature the adapter lacks fails naming it (3 is not refused, 6 to 8 are
+ * "TextureCompressionETC2", "...ASTC", "...ASTCSliced3D", 0x13 and above are invalid).
+ * With the later numbers, gpux asked for RG11B10UfloatRenderable (0x0B) where it meant ShaderF16:
+ * the device "had" feature 0x0B and Dawn's WGSL reader refused `enable f16;` ("extension 'f16' is
+ * not allowed in the current environment"), since it allows the extension only on a device made
+ * with ShaderF16. gpux__wg_f16_usable's probe shader stays as the guard against a library that
+ * numbers them otherwise. Only what gpux calls is declared; layouts that changed between Dawn
  * versions (bind group layout entries, pipeline layouts) are avoided by using automatic layouts.
  * A start-up self-test (a compute dispatch whose result is checked) guards against a library
  * whose ABI differs. */
@@ -56,9 +66,8 @@ enum { WGPUDeviceLostReason_Unknown = 1, WGPUDeviceLostReason_Destroyed = 2,
 enum { WGPUErrorFilter_Validation = 1, WGPUErrorFilter_OutOfMemory = 2, WGPUErrorFilter_Internal = 3 };
 enum { WGPUErrorType_NoError = 1, WGPUErrorType_Validation = 2, WGPUErrorType_OutOfMemory = 3,
        WGPUErrorType_Internal = 4, WGPUErrorType_Unknown = 5 };
-enum { WGPUFeatureName_CoreFeaturesAndLimits = 0x01, WGPUFeatureName_TimestampQuery = 0x09,
-       WGPUFeatureName_ShaderF16 = 0x0B, WGPUFeatureName_Subgroups = 0x12,
-       WGPUFeatureName_ChromiumExperimentalSubgroupMatrix = 0x50037 };
+enum { WGPUFeatureName_TimestampQuery = 0x03, WGPUFeatureName_ShaderF16 = 0x0A, WGPUFeatureName_Subgroups = 0x11,
+       WGPUFeatureName_CoreFeaturesAndLimits = 0x12, WGPUFeatureName_ChromiumExperimentalSubgroupMatrix = 0x50037 };
 enum { WGPUMapAsyncStatus_Success = 1, WGPUMapAsyncStatus_CallbackCancelled = 2,
        WGPUMapAsyncStatus_Error = 3, WGPUMapAsyncStatus_Aborted = 4 };
 enum { WGPUPopErrorScopeStatus_Success = 1, WGPUPopErrorScopeStatus_CallbackCancelled = 2,

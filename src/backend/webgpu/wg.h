@@ -50,6 +50,7 @@ typedef struct wg_device {
   int f16_usable;                /* 1: a shader with `enable f16;` compiled, -1: it did not (the
                                     adapter lists shader-f16 but the library's WGSL compiler
                                     rejects the extension), 0: not tried yet */
+  char f16_why[384];             /* why f16 shaders do or do not work here (gpux__wg_f16_usable) */
   int has_timestamps;            /* timestamp-query: profiled runs time passes on the GPU */
   wg_cache *cache;               /* Dawn's blob cache on disk (cache.c), or NULL */
   char name[256], driver[256], vendor[64], architecture[64];
@@ -106,8 +107,8 @@ void gpux__wg_cache_store(const void *key, size_t key_size, const void *value, s
  * what is missing) when there is no usable WebGPU device. */
 int gpux__wg_device_acquire(wg_device **out);
 void gpux__wg_device_release(wg_device *d);
-/* Whether shaders may use f16 (shader-f16 listed and a probe shader compiles; tried once). The
- * caller holds d->mu. */
+/* Whether shaders may use f16 (shader-f16 listed, the device made with it, and a probe shader
+ * compiles; tried once), with d->f16_why saying which it is. The caller holds d->mu. */
 int gpux__wg_f16_usable(wg_device *d);
 /* One more reference to a device already held (a value made on it). */
 void gpux__wg_device_ref(wg_device *d);
