@@ -26,6 +26,7 @@ enum {
   GPUX__SCRATCH_OMITTED,       /* kernel.c: data of outputs the graph leaves out */
   GPUX__SCRATCH_SGEMM_B,       /* sgemm.c: the calling thread's B packed for one product */
   GPUX__SCRATCH_SGEMM_ITEM_B,  /* sgemm.c: each task's B of a batch item (pool tasks) */
+  GPUX__SCRATCH_ATTENTION,     /* attention.c: the calling thread's packed K^T and V */
   GPUX__SCRATCH_SLOTS
 };
 

@@ -4,12 +4,16 @@
  * ai.onnx.preview FlexAttention.
  *
  * Attention computes in float32 whatever the input type (bfloat16 rounds each step the way the
- * ONNX function body does): per (batch, KV head, block of rows of its query-head group) one
- * cblas_sgemm makes the scores over the keys the block can see, the masks and softmax run row by
- * row, and a second cblas_sgemm multiplies by V. A row whose every position is masked gets zero
- * probabilities (the function body's "safe softmax"), not NaN. */
+ * ONNX function body does): per (batch, KV head, block of rows of its query-head group), in
+ * parallel, one product makes the scores over the keys the block can see, the masks and softmax
+ * run row by row (one vectorized pass in float32), and a second product multiplies by V; the
+ * [S, T] scores are never made, only each task's block of them. The products run on sgemm.c's
+ * micro-kernels with K^T and V packed once per run where the machine has them and blocks have 6
+ * rows or more, else on BLAS. A row whose every position is masked gets zero probabilities (the
+ * function body's "safe softmax"), not NaN. */
 #include "ops/simd.h"
-#include "ops/op.h"
+#include "ops/gemm.h"
+#include "core/scratch.h"
 #include <cblas.h>
 #include <math.h>
 
@@ -98,6 +102,9 @@ typedef struct {
   const int64_t *nonpad;     /* [B] valid KV lengths, or NULL */
   int bf16;                  /* round every step to bfloat16, as the function body does in T */
   int plain;                 /* none of bf16, softcap, qk: attn_row_f32 does the rows */
+  int packed;                /* plain, and the products run on the packed micro-kernels (sgemm.c) */
+  int64_t nr, kpf, vpf;      /* their panel width; floats of one (batch, KV head)'s packed K^T, V */
+  float *kpack, *vpack;      /* K^T [D, T] and V [T, Dv] packed per (batch, KV head) */
   int64_t rows;              /* rows (query head of the group, query position) per task */
   int64_t blocks;            /* tasks per (batch, KV head) */
   int failed;                /* a task could not get scratch memory */
@@ -204,6 +211,16 @@ static GPUX_SIMD_CLONES void attn_row_f32(float *restrict row, const float *rest
 
 #define ATTN_MAX_ROWS 128
 
+/* K^T and V of (batch, KV head) [begin, end) laid out for the micro-kernels, once per run. */
+static void attn_pack(void *ctx, int64_t begin, int64_t end) {
+  attn_job *a = ctx;
+  gpux__sgemm_b p;
+  for (int64_t bh = begin; bh < end; bh++) {
+    gpux__sgemm_pack_into(&p, a->kpack + bh * a->kpf, a->ks + bh * a->T * a->D, a->D, 1, a->D, a->T);
+    gpux__sgemm_pack_into(&p, a->vpack + bh * a->vpf, a->v + bh * a->T * a->Dv, a->Dv, 0, a->T, a->Dv);
+  }
+}
+
 /* Tasks [begin, end): each is a block of the rows (query head g of the group, query i) that
  * share one (batch, KV head), so grouped heads read their K and V once. Only the key columns
  * [j0, j1) that some row of the block can see are computed, unless qk_matmul_output wants them
@@ -223,6 +240,8 @@ static void attn_tasks(void *ctx, int64_t begin, int64_t end) {
     int64_t b = bk / a->Hkv, kvh = bk % a->Hkv;
     int64_t r0 = blk * a->rows, n = GPUX__MIN(group * a->Sq, r0 + a->rows) - r0;
     const float *kp = a->ks + (b * a->Hkv + kvh) * T * D, *vp = a->v + (b * a->Hkv + kvh) * T * Dv;
+    gpux__sgemm_b kpk = {.k = D, .n = T, .nr = a->nr, .data = a->kpack ? a->kpack + bk * a->kpf : NULL};
+    gpux__sgemm_b vpk = {.k = T, .n = Dv, .nr = a->nr, .data = a->vpack ? a->vpack + bk * a->vpf : NULL};
     int64_t hs[ATTN_MAX_ROWS], is[ATTN_MAX_ROWS], yoff[ATTN_MAX_ROWS], lo[ATTN_MAX_ROWS], hi[ATTN_MAX_ROWS];
     int64_t j0 = T, j1 = 0;
     for (int64_t r = 0; r < n; r++) {
@@ -231,7 +250,10 @@ static void attn_tasks(void *ctx, int64_t begin, int64_t end) {
       hs[r] = h;
       is[r] = i;
       yoff[r] = a->three_d ? ((b * a->Sq + i) * a->Hq + h) * Dv : ((b * a->Hq + h) * a->Sq + i) * Dv;
-      memcpy(qb + r * D, a->q + qoff, sizeof(float) * (size_t)D);
+      if (a->packed) /* the kernels have no alpha: the scale goes on Q */
+        for (int64_t d = 0; d < D; d++) qb[r * D + d] = a->q[qoff + d] * a->scale;
+      else
+        memcpy(qb + r * D, a->q + qoff, sizeof(float) * (size_t)D);
       attn_row_range(a, b, i, &lo[r], &hi[r]);
       if (hi[r] > lo[r]) {
         j0 = GPUX__MIN(j0, lo[r]);
@@ -248,7 +270,9 @@ static void attn_tasks(void *ctx, int64_t begin, int64_t end) {
     }
     int64_t w = j1 - j0;
     /* scores[:, j0:j1] = scale * Q K[j0:j1]^T */
-    if (D > 0 && n == 1)
+    if (a->packed)
+      gpux__sgemm_run_part(n, qb, D, &kpk, 0, D, j0 / a->nr * a->nr, j1, s, T);
+    else if (D > 0 && n == 1)
       cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)w, (int)D, a->scale, kp + j0 * D, (int)D, qb, 1, 0.0f, s + j0, 1);
     else if (D > 0)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)w, (int)D, a->scale, qb, (int)D, kp + j0 * D,
@@ -278,7 +302,9 @@ static void attn_tasks(void *ctx, int64_t begin, int64_t end) {
       if (qk && a->mode == 3) memcpy(qk, row, sizeof(float) * (size_t)T);
     }
     /* Y = P[:, j0:j1] V[j0:j1] */
-    if (Dv > 0 && n == 1)
+    if (a->packed)
+      gpux__sgemm_run_part(n, s, T, &vpk, j0, j1, 0, Dv, yb, Dv);
+    else if (Dv > 0 && n == 1)
       cblas_sgemv(CblasRowMajor, CblasTrans, (int)w, (int)Dv, 1.0f, vp + j0 * Dv, (int)Dv, s + j0, 1, 0.0f, yb, 1);
     else if (Dv > 0)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)Dv, (int)w, 1.0f, s + j0, (int)T, vp + j0 * Dv,
@@ -473,9 +499,26 @@ static int op_attention(gpux__kctx *k) {
   a.plain = !a.bf16 && !(a.softcap > 0) && !a.qk;
   /* blocks of query rows small enough that their scores stay in cache */
   a.rows = GPUX__MAX(1, GPUX__MIN(ATTN_MAX_ROWS, 65536 / GPUX__MAX(1, a.T)));
+  if (a.causal || a.right >= 0) /* smaller blocks see fewer keys past their last row */
+    a.rows = GPUX__MIN(a.rows, 32);
   int64_t group_rows = a.Hq / a.Hkv * a.Sq;
   a.blocks = (group_rows + a.rows - 1) / a.rows;
   int64_t tasks = a.B * a.Hkv * a.blocks;
+  /* with blocks of 6 rows or more, K^T and V packed once for the micro-kernels (into the calling
+   * thread's scratch); single query rows (decoding) stay on BLAS's matrix-vector products */
+  a.nr = gpux__sgemm_nr();
+  a.packed = a.plain && a.nr && a.D > 0 && a.Dv > 0 && a.T > 0 && group_rows >= 6;
+  if (a.packed) {
+    a.kpf = gpux__sgemm_packed_floats(a.D, a.T);
+    a.vpf = gpux__sgemm_packed_floats(a.T, a.Dv);
+    int64_t bh = a.B * a.Hkv;
+    if (!(a.kpack = gpux__scratch(GPUX__SCRATCH_ATTENTION, sizeof(float) * (size_t)(bh * (a.kpf + a.vpf))))) {
+      gpux__kerr(k, GPUX_E_NOMEM, "out of memory for packed keys and values");
+      goto fail;
+    }
+    a.vpack = a.kpack + bh * a.kpf;
+    gpux__parallel_for(bh, 1, attn_pack, &a);
+  }
   if (tasks > 1) {
     int saved = openblas_get_num_threads();
     if (saved > 1) openblas_set_num_threads(1);

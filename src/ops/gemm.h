@@ -81,6 +81,17 @@ int64_t gpux__sgemm_nr(void);
  * 0, 1 when this machine has no such kernel, or GPUX_E_NOMEM. */
 int gpux__sgemm_pack(gpux__sgemm_b *p, const float *b, int64_t ldb, int trans_b, int64_t k, int64_t n, int64_t nr);
 void gpux__sgemm_b_free(gpux__sgemm_b *p);
+/* Floats a packed [k, n] B takes with this machine's panel width (0 when it has no kernel). */
+int64_t gpux__sgemm_packed_floats(int64_t k, int64_t n);
+/* Packs B like gpux__sgemm_pack with this machine's panel width, into dst (64-byte aligned,
+ * gpux__sgemm_packed_floats(k, n) of them) instead of new memory, on the calling thread. */
+void gpux__sgemm_pack_into(gpux__sgemm_b *p, float *dst, const float *b, int64_t ldb, int trans_b, int64_t k, int64_t n);
+/* Part of a product on the calling thread alone (inside a pool task): C[m, n0:n1] = A[m, k0:k1]
+ * x B[k0:k1, n0:n1], A's rows lda apart from its column 0, C's ldc apart from its column 0. n0 is
+ * a multiple of b->nr; columns past n1 up to the end of its panel (and before b->n) are written
+ * too. Nothing is written when k1 <= k0. */
+void gpux__sgemm_run_part(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, int64_t k0, int64_t k1,
+                          int64_t n0, int64_t n1, float *c, int64_t ldc);
 /* C[m, n] = A[m, k] x B (+ bias[n] when not NULL, or + C itself with load_c), rows of A lda
  * apart and of C ldc apart, in parallel on the pool. */
 void gpux__sgemm_run(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,

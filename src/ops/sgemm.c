@@ -93,6 +93,17 @@ int gpux__sgemm_pack(gpux__sgemm_b *p, const float *b, int64_t ldb, int trans_b,
   return 0;
 }
 
+int64_t gpux__sgemm_packed_floats(int64_t k, int64_t n) {
+  int64_t nr = gpux__sgemm_nr();
+  return nr ? (n + nr - 1) / nr * nr * k : 0;
+}
+
+void gpux__sgemm_pack_into(gpux__sgemm_b *p, float *dst, const float *b, int64_t ldb, int trans_b, int64_t k, int64_t n) {
+  int64_t nr = gpux__sgemm_nr();
+  pack_panels(dst, nr, b, ldb, trans_b, k, n, 0, (n + nr - 1) / nr);
+  *p = (gpux__sgemm_b){.k = k, .n = n, .nr = nr, .data = dst};
+}
+
 void gpux__sgemm_b_free(gpux__sgemm_b *p) {
   free(p->data);
   p->data = NULL;
@@ -264,7 +275,33 @@ void gpux__sgemm_run_ep(int64_t m, const float *a, int64_t lda, const gpux__sgem
   else gpux__parallel_for(tm * j.tn, 1, sgemm_tasks, &j);
 }
 
+void gpux__sgemm_run_part(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, int64_t k0, int64_t k1,
+                          int64_t n0, int64_t n1, float *c, int64_t ldc) {
+  int64_t nr = b->nr, kcb = 8192 / nr;
+  kernel_fn kernel = nr == 64 ? kernel_avx512 : kernel_avx2;
+  k1 = GPUX__MIN(k1, b->k);
+  n1 = GPUX__MIN(n1, b->n);
+  for (int64_t p = n0 / nr; p * nr < n1; p++) {
+    int64_t nc = GPUX__MIN(nr, b->n - p * nr);
+    for (int64_t kb = k0; kb < k1; kb += kcb) {
+      int64_t kc = GPUX__MIN(kcb, k1 - kb);
+      const float *bp = b->data + (p * b->k + kb) * nr;
+      for (int64_t row = 0; row < m; row += MR) {
+        int mr = (int)GPUX__MIN(MR, m - row);
+        const float *ap[MR];
+        for (int i = 0; i < MR; i++) ap[i] = a + (row + GPUX__MIN(i, mr - 1)) * lda + kb;
+        kernel(kc, ap, bp, c + row * ldc + p * nr, ldc, mr, nc, kb > k0, NULL);
+      }
+    }
+  }
+}
+
 #else
+
+void gpux__sgemm_run_part(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, int64_t k0, int64_t k1,
+                          int64_t n0, int64_t n1, float *c, int64_t ldc) {
+  (void)m, (void)a, (void)lda, (void)b, (void)k0, (void)k1, (void)n0, (void)n1, (void)c, (void)ldc;
+}
 
 void gpux__sgemm_run_ep(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,
                         const float *bias, int load_c, const gpux__gemm_epilogue *ep) {
