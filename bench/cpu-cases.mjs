@@ -2,7 +2,8 @@
 // GPT-2: hidden 768, 12 heads, MLP 3072) for the CPU backend, where torch is not at hand to
 // export them: a GPT-style decoder of tests/models/gpt.mjs at those sizes (2 layers, 128 tokens,
 // vocabulary 1024), and single MatMuls with constant weights of the shapes its linear layers
-// have. ONNX test-case folders with inputs only, for `gpux bench` and bench/peer.mjs.
+// have, and a BERT-base-style encoder (2 layers, 128 and 384 tokens). ONNX test-case folders
+// with inputs only, for `gpux bench` and bench/peer.mjs.
 //
 //   node bench/cpu-cases.mjs OUTDIR
 import fs from 'node:fs';
@@ -57,3 +58,42 @@ for (const seq of [64, 128]) {
   const ids = BigInt64Array.from({ length: seq }, (_, i) => BigInt((i * 37 + 11) % GPT.vocab));
   writeCase(`gpt-d768-l2-s${seq}`, gptModel(7), 'input_ids', 7, [1, seq], ids);
 }
+
+// A BERT-base-style encoder (2 layers, hidden 768, 12 heads, MLP 3072) on embeddings x [1, seq,
+// 768], its attention as the TorchScript exporter writes BERT's eager attention: K^T by one
+// Transpose, Div by sqrt(64), Add of the additive padding mask (the last 16 keys masked).
+function bert(seq, layers = 2, dim = 768, heads = 12) {
+  const hd = dim / heads, g = new Graph('bert');
+  const x0 = g.input('x', T.float, [1, seq, dim]);
+  let s = 1;
+  const w = (name, dims, scale) => g.init(name, T.float, dims,
+    Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => Math.sin(s++ * 0.731) * scale));
+  g.init('heads', T.int64, [4], [0, 0, heads, hd]);
+  g.init('merge', T.int64, [3], [0, 0, dim]);
+  g.init('sqrt_d', T.float, [], [Math.sqrt(hd)]);
+  g.init('mask', T.float, [1, 1, 1, seq], Array.from({ length: seq }, (_, j) => (j < seq - 16 ? 0 : -10000)));
+  g.init('half', T.float, [], [0.5]);
+  g.init('sqrt2', T.float, [], [Math.SQRT2]);
+  g.init('one', T.float, [], [1]);
+  const ln = (x, n) => g.node('LayerNormalization', [x, w(`${n}.g`, [dim], 0.1), w(`${n}.b`, [dim], 0.1)], 1, { axis: -1 });
+  const linear = (x, n, k, m) => g.node('Add', [g.node('MatMul', [x, w(`${n}.w`, [k, m], 1 / Math.sqrt(k))], 1), w(`${n}.b`, [m], 0.05)], 1);
+  let h = x0;
+  for (let l = 0; l < layers; l++) {
+    const split = (n) => g.node('Reshape', [linear(h, `l${l}.${n}`, dim, dim), 'heads'], 1);
+    const q = g.node('Transpose', [split('q')], 1, { perm: [0, 2, 1, 3] });
+    const kT = g.node('Transpose', [split('k')], 1, { perm: [0, 2, 3, 1] });
+    const v = g.node('Transpose', [split('v')], 1, { perm: [0, 2, 1, 3] });
+    const scores = g.node('Add', [g.node('Div', [g.node('MatMul', [q, kT], 1), 'sqrt_d'], 1), 'mask'], 1);
+    const ctx = g.node('MatMul', [g.node('Softmax', [scores], 1, { axis: -1 }), v], 1);
+    const merged = g.node('Reshape', [g.node('Transpose', [ctx], 1, { perm: [0, 2, 1, 3] }), 'merge'], 1);
+    h = ln(g.node('Add', [h, linear(merged, `l${l}.o`, dim, dim)], 1), `l${l}.ln1`);
+    const m = linear(h, `l${l}.fc`, dim, 4 * dim);
+    const gelu = g.node('Mul', [g.node('Mul', [m, 'half'], 1), g.node('Add', [g.node('Erf', [g.node('Div', [m, 'sqrt2'], 1)], 1), 'one'], 1)], 1);
+    h = ln(g.node('Add', [h, linear(gelu, `l${l}.fc2`, 4 * dim, dim)], 1), `l${l}.ln2`);
+  }
+  g.node('Identity', [h], ['y']);
+  g.output('y', T.float, [1, seq, dim]);
+  return g.model(17);
+}
+for (const seq of [128, 384])
+  writeCase(`bert-d768-l2-s${seq}`, bert(seq), 'x', 1, [1, seq, 768], floats(seq * 768));
