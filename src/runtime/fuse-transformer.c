@@ -16,7 +16,9 @@
  *      becomes one gpux.FusedMatMul (linalg.c):
  *        Y = act(A x B + bias) + R
  *      whose bias, activation and residual run on each tile of the product while it is in cache
- *      (a residual that turns out to broadcast is added in a second pass, on the CPU).
+ *      (a residual that turns out to broadcast is added in a second pass, on the CPU). Weights
+ *      that a Transpose of a constant makes (a tied embedding as the output layer) are read as
+ *      they are, with transB: no Transpose per run, and the product alone is fused too.
  *
  * A pattern is rewritten only when the values inside it have no reader outside it (a graph output
  * or a value a nested graph captures counts as such a reader). The first node of a pattern becomes
@@ -357,21 +359,37 @@ static const char *activation(const ft *f, int i) {
   return !strcmp(s, "none") || !strcmp(s, "tanh") ? s : NULL;
 }
 
+/* Value b, which node i alone reads, is a Transpose of constant 2-D weights (a tied embedding
+ * read as the output layer): that Transpose node, else -1. The product reads the weights as they
+ * are, transposed, so they are packed once instead of transposed and packed again every run. */
+static int transposed_const(const ft *f, int i, int b) {
+  int t = producer(f, b);
+  if (t < 0 || only_reader(f, b) != i) return -1;
+  const gpux__node *n = &f->g->nodes[t];
+  if (!is_op(n, "Transpose") || n->n_in != 1) return -1;
+  const gpux_tensor *w = const_of(f->g, n->in[0]);
+  const gpux__attr *perm = gpux__node_attr(n, "perm");
+  if (!w || w->ndim != 2 || (perm && (perm->n != 2 || perm->ints[0] != 1 || perm->ints[1] != 0))) return -1;
+  return t;
+}
+
 static int fuse_matmul(ft *f, int i) {
   const gpux__graph *g = f->g;
   const gpux__node *n = &g->nodes[i];
   int gemm = is_op(n, "Gemm");
   if ((!gemm && !is_op(n, "MatMul")) || n->n_in < 2 || n->n_out != 1 || n->out[0] < 0) return 0;
-  const gpux_tensor *w = const_of(g, n->in[1]);
+  int wid = n->in[1], t = transposed_const(f, i, wid);
+  if (t >= 0) wid = g->nodes[t].in[0]; /* the weights as they are, read transposed */
+  const gpux_tensor *w = const_of(g, wid);
   if (!w || w->dtype != GPUX_DT_FLOAT || w->ndim != 2) return 0;
-  int tb = 0, y = n->out[0], bias = -1, ia = -1;
-  int64_t cols = w->dims[1];
+  int tb = t >= 0, y = n->out[0], bias = -1, ia = -1;
+  int64_t cols = w->dims[tb ? 0 : 1];
   int has_c = gemm && n->n_in > 2 && n->in[2] >= 0;
   if (gemm) {
     const gpux__attr *ta = gpux__node_attr(n, "transA"), *tba = gpux__node_attr(n, "transB");
     const gpux__attr *al = gpux__node_attr(n, "alpha"), *be = gpux__node_attr(n, "beta");
     if ((ta && ta->i) || (al && al->f != 1.0f) || (has_c && be && be->f != 1.0f)) return 0;
-    tb = tba && tba->i;
+    tb ^= tba && tba->i;
     cols = w->dims[tb ? 0 : 1];
   }
   if (has_c) {
@@ -398,7 +416,8 @@ static int fuse_matmul(ft *f, int i) {
   int ires = ir < 0 ? only_reader(f, out) : -1, res = other_of(f, ires, "Add", out);
   if (res >= 0 && const_of(g, res)) res = -1;
   if (res >= 0) out = g->nodes[ires].out[0];
-  if (!approx && res < 0 && (has_c || bias < 0)) return 0; /* nothing follows (a Gemm has its bias already) */
+  /* nothing follows (a Gemm has its bias already), nor is a Transpose saved */
+  if (!approx && res < 0 && (has_c || bias < 0) && t < 0) return 0;
   gpux__attr attrs[3];
   int na = 0;
   if (approx) {
@@ -406,7 +425,7 @@ static int fuse_matmul(ft *f, int i) {
     if (approx[0]) attrs[na++] = str_attr("approximate", approx);
   }
   if (tb) attrs[na++] = (gpux__attr){.name = "transB", .type = GPUX_ATTR_INT, .i = 1};
-  int in[4] = {n->in[0], n->in[1], bias, res};
+  int in[4] = {n->in[0], wid, bias, res};
   if (ir >= 0) { /* the Reshape now makes what the activation made */
     int *ro = gpux__arena_alloc(f->arena, sizeof *ro);
     if (!ro) return GPUX_E_NOMEM;
@@ -418,6 +437,7 @@ static int fuse_matmul(ft *f, int i) {
   if (ia >= 0) f->dead[ia] = 1;
   if (approx) f->dead[r] = 1;
   if (res >= 0) f->dead[ires] = 1;
+  if (t >= 0) f->dead[t] = 1;
   return 0;
 }
 

@@ -494,6 +494,38 @@ static void test_residual_broadcast(void **state) {
   gpux_model_free(model);
 }
 
+/* The logits of a tied embedding: MatMul by Transpose(wte) (perm [1, 0], and without perm) becomes
+ * a FusedMatMul reading wte with transB, no Transpose left; wte's other reader (the Gather of the
+ * token embeddings) keeps it. A Transpose another node reads too stays, and so does its MatMul. */
+static void test_tied_embedding(void **state) {
+  (void)state;
+  for (int with_perm = 0; with_perm < 2; with_perm++) {
+    model_b m = {0};
+    int64_t ed[2] = {24, 16}, idd[1] = {1};
+    int64_t perm[2] = {1, 0}, ids = 3;
+    init(&m, "wte", 2, ed, NAN);
+    init(&m, "wte2", 2, ed, NAN);
+    pbw_tensor(&m.g, 5, "ids", GPUX_DT_INT64, 1, idd, &ids, sizeof ids);
+    attr_b pa = {.name = "perm", .type = 7, .n = 2, .ints = perm};
+    node(&m, "Gather", (const char *[]){"wte", "ids"}, 2, "emb", NULL, 0);
+    node(&m, "Add", (const char *[]){"x", "emb"}, 2, "h", NULL, 0);
+    node(&m, "Transpose", (const char *[]){"wte"}, 1, "wteT", &pa, with_perm);
+    node(&m, "MatMul", (const char *[]){"h", "wteT"}, 2, "logits", NULL, 0);
+    /* a Transpose that something else reads as well stays */
+    node(&m, "Transpose", (const char *[]){"wte2"}, 1, "w2T", &pa, with_perm);
+    node(&m, "MatMul", (const char *[]){"h", "w2T"}, 2, "l2", NULL, 0);
+    node(&m, "ReduceSum", (const char *[]){"w2T"}, 1, "s", NULL, 0);
+    node(&m, "Add", (const char *[]){"l2", "s"}, 2, "l3", NULL, 0);
+    node(&m, "Add", (const char *[]){"logits", "l3"}, 2, "y", NULL, 0);
+    gpux_model *model = finish(&m, 3, tdims, "y");
+    assert_int_equal(count_ops(model, "FusedMatMul"), 1);
+    assert_int_equal(count_ops(model, "Transpose"), 1);
+    assert_int_equal(count_ops(model, "MatMul"), 1);
+    check_same(model, 3, tdims);
+    gpux_model_free(model);
+  }
+}
+
 /* What may not fuse: a MatMul whose product is also read elsewhere, a bias of the wrong shape, a
  * GELU whose inner value is a graph output, a LayerNorm over another axis. MatMul + bias + Relu
  * with the bias first fuses. */
@@ -561,6 +593,7 @@ int main(void) {
     cmocka_unit_test(test_no_bias),
     cmocka_unit_test(test_residual_broadcast),
     cmocka_unit_test(test_transformer_unfused),
+    cmocka_unit_test(test_tied_embedding),
     cmocka_unit_test(test_nothing),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
