@@ -2,10 +2,11 @@
 # device-pack.sh — packs what the GPU benchmark machine needs from this machine into .gpuxdist/
 # (git-ignored; send it with `.devkit`): the gpux binary built here with its shared libraries
 # (the GPU machine has no Debian -dev packages to build with), the ONNX Runtime peer script and
-# ../shared/tools/export_models.py, and the generation benchmark's scripts. Then run
-# bench/device-bench.sh (or bench/generate-bench.sh) there. With GPUX_BASE=PATH a
-# second gpux build (another commit, built the same way) is packed too, and timed in the same run
-# as "gpux-base-*": the way to show what a change does to speed on the GPU.
+# ../shared/tools/export_models.py, the generation benchmark's scripts and the Attention
+# benchmark's. Then run bench/device-bench.sh (or bench/generate-bench.sh, bench/attention-bench.sh)
+# there. With GPUX_BASE=PATH a second gpux build (another commit, built the same way) is packed
+# too, and timed in the same run as "gpux-base-*": the way to show what a change does to speed on
+# the GPU.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dist=$root/.gpuxdist
@@ -33,6 +34,7 @@ if [ -n "${GPUX_BASE:-}" ]; then
     while read -r lib; do ldd "$gpux" | grep -qF "$lib" || cp -L "$lib" "$work/gpux/lib/"; done
   (cd "$work" && tar cf - gpux | xz -T0 -6 > "$dist/gpux-base.tar.xz")
 fi
+cp "$root/bench/attention-bench.sh" "$root/bench/attention-cases.py" "$dist/"
 cp "$root/bench/peer.mjs" "$root/bench/device-bench.sh" "$root/bench/torch-peer.py" "$root/bench/device-table.py" \
    "$root/bench/whisper-export.py" "$root/../shared/tools/export_models.py" "$dist/"
 # the generation benchmark (bench/generate-bench.sh): its exporter and its ONNX Runtime and PyTorch peers,

@@ -155,6 +155,7 @@ static gpux_model *build(const op_case *c, gpux_tensor *inputs, int *n_inputs) {
       if (dt == fdt) set_float(t, k, c->n_edge && i == 0 ? c->edge[k % c->n_edge] : frand(lo, hi));
       else if (dt == GPUX_DT_INT64) ((int64_t *)t->data)[k] = (int64_t)frand(-300.0f, 300.0f);
       else if (dt == GPUX_DT_INT32) ((int32_t *)t->data)[k] = (int32_t)frand(-300.0f, 300.0f);
+      else if (dt == GPUX_DT_BOOL) ((uint8_t *)t->data)[k] = frand(0.0f, 1.0f) < 0.8f; /* one in five false */
       else if (dt == GPUX_DT_INT16 || dt == GPUX_DT_UINT16) ((uint16_t *)t->data)[k] = (uint16_t)frand(0.0f, 65536.0f);
       else ((uint8_t *)t->data)[k] = (uint8_t)frand(0.0f, 256.0f);
     }
@@ -423,6 +424,38 @@ static void test_norm_reduce(void **state) {
   assert_int_equal(bad, 0);
 }
 
+/* Attention at the shapes of BERT-base (seq 128, additive mask), ViT-B/16 (197 tokens), GPT-2
+ * (causal prompt; one-token steps over a KV cache with a boolean mask) and smaller odd ones: the
+ * fused kernels (tiled, one row per workgroup, and the software form) against the CPU kernel. */
+static void test_attention(void **state) {
+  (void)state;
+#define BOOLS(...) {.ndim = (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), .dims = {__VA_ARGS__}, .dtype = GPUX_DT_BOOL}
+  const op_case cases[] = {
+    {.op = "Attention", .opset = 23, .n_in = 4, .in = {T(1, 12, 128, 64), T(1, 12, 128, 64), T(1, 12, 128, 64), T(1, 1, 1, 128)}},
+    {.op = "Attention", .opset = 23, .n_in = 3, .in = {T(1, 12, 197, 64), T(1, 12, 197, 64), T(1, 12, 197, 64)}},
+    {.op = "Attention", .opset = 23, .n_in = 3, .in = {T(1, 12, 40, 64), T(1, 12, 40, 64), T(1, 12, 40, 64)},
+     .attrs = {AI("is_causal", 1)}, .n_attrs = 1},
+    {.op = "Attention", .opset = 23, .n_in = 6,
+     .in = {T(1, 12, 1, 64), T(1, 12, 1, 64), T(1, 12, 1, 64), ABSENT, T(1, 12, 299, 64), T(1, 12, 299, 64)},
+     .attrs = {AI("is_causal", 1)}, .n_attrs = 1, .n_out = 3},
+    {.op = "Attention", .opset = 23, .n_in = 6,
+     .in = {T(2, 4, 1, 32), T(2, 4, 1, 32), T(2, 4, 1, 32), BOOLS(2, 1, 1, 300), T(2, 4, 299, 32), T(2, 4, 299, 32)}, .n_out = 3},
+    /* 3-D, grouped-query heads, a past, a block of rows that ends inside the tile */
+    {.op = "Attention", .opset = 23, .n_in = 6,
+     .in = {T(2, 5, 64), T(2, 5, 32), T(2, 5, 32), ABSENT, T(2, 2, 7, 16), T(2, 2, 7, 16)},
+     .attrs = {AI("q_num_heads", 4), AI("kv_num_heads", 2), AI("is_causal", 1)}, .n_attrs = 3, .n_out = 3},
+    {.op = "Attention", .opset = 23, .n_in = 4, .in = {T(1, 2, 12), T(1, 70, 12), T(1, 70, 20), T(2, 60)},
+     .attrs = {AI("q_num_heads", 1), AI("kv_num_heads", 1)}, .n_attrs = 2},
+    {.op = "Attention", .opset = 23, .n_in = 3, .in = {T(2, 3, 37, 8), T(2, 3, 45, 8), T(2, 3, 45, 24)},
+     .attrs = {AI("is_causal", 1), AI("left_window_size", 5), AF("scale", 0.3f)}, .n_attrs = 3},
+    {.op = "Attention", .opset = 23, .n_in = 4, .in = {T(1, 2, 33, 128), T(1, 2, 50, 128), T(1, 2, 50, 128), BOOLS(33, 50)}},
+  };
+#undef BOOLS
+  int bad = 0;
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) bad |= run_case(&cases[k], (int)k);
+  assert_int_equal(bad, 0);
+}
+
 static void test_data_movement(void **state) {
   (void)state;
   const op_case cases[] = {
@@ -680,7 +713,7 @@ int main(void) {
     cmocka_unit_test(test_unary),      cmocka_unit_test(test_binary),       cmocka_unit_test(test_matmul_gemm),
     cmocka_unit_test(test_conv_pool),  cmocka_unit_test(test_norm_reduce),  cmocka_unit_test(test_data_movement),
     cmocka_unit_test(test_quant),      cmocka_unit_test(test_float16),      cmocka_unit_test(test_cast16),
-    cmocka_unit_test(test_integers),
+    cmocka_unit_test(test_integers),   cmocka_unit_test(test_attention),
   };
   /* GPUX_PARITY_TESTS=PATTERN runs only the tests whose names match (while working on an op) */
   if (getenv("GPUX_PARITY_TESTS")) cmocka_set_test_filter(getenv("GPUX_PARITY_TESTS"));
