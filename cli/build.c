@@ -1,7 +1,8 @@
-/* build.c — `gpux build [PATH] [-t NAME[:TAG]] [--backend ...] [--json]`: turns a folder with a
- * GPUXfile into an image in the local store, showing progress (a live line on a terminal, plain
- * lines otherwise) and ending with a summary: size, device, backend, measured latency and memory,
- * and the nodes that fell back to the CPU and why. */
+/* build.c — `gpux build [PATH] [-t NAME[:TAG]] [--backend ...] [--tune|--no-tune] [--json]`: turns a
+ * folder with a GPUXfile into an image in the local store, showing progress (a live line on a
+ * terminal, plain lines otherwise) and ending with a summary: size, device, backend, measured
+ * latency and memory, the GEMM tuning for the local GPU, and the nodes that fell back to the CPU
+ * and why. */
 #include "cli.h"
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -11,7 +12,8 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-    "usage: gpux build [PATH] [-t NAME[:TAG]] [--backend cpu|webgpu|auto] [--no-smoke] [--allow-outside] [--json] [-q]\n\n"
+    "usage: gpux build [PATH] [-t NAME[:TAG]] [--backend cpu|webgpu|auto] [--tune|--no-tune] [--tune-time S]\n"
+    "                  [--no-smoke] [--allow-outside] [--json] [-q]\n\n"
     "Builds an image from PATH (a folder with a GPUXfile, or the file itself; default .):\n"
     "parses and validates the GPUXfile, loads the model(s), checks every operator, smoke-runs\n"
     "them on the chosen backend with generated inputs (or the GPUXfile's examples), measures\n"
@@ -19,6 +21,12 @@ static void usage(FILE *f) {
     "  -t, --tag NAME[:TAG]  the image's name (default: the GPUXfile's name:version, or the\n"
     "                        folder's name:latest)\n"
     "  --backend B           cpu, webgpu (or gpu) or auto (default: the GPUXfile's runtime.backend)\n"
+    "  --tune                time GEMM tile configurations (MatMul, Gemm, Conv) on this machine's\n"
+    "                        GPU and store the fastest in the image (default: when the models run\n"
+    "                        on WebGPU on a GPU that is not a CPU); runs use them on the same\n"
+    "                        adapter, driver and WebGPU library, and the defaults elsewhere\n"
+    "  --no-tune             no tuning\n"
+    "  --tune-time S         the tuning's time budget in seconds (default 30)\n"
     "  --no-smoke            skip the smoke run: the models are loaded and every operator checked,\n"
     "                        but nothing runs and nothing is measured\n"
     "  --allow-outside       files outside PATH's folder (absolute paths, '..', symlinks out of\n"
@@ -63,6 +71,7 @@ static const char *step_text(const char *step) {
   if (!strcmp(step, "smoke-run")) return "smoke-running";
   if (!strcmp(step, "write")) return "writing the image";
   if (!strcmp(step, "compile")) return "compiling GPU kernels (nodes)";
+  if (!strcmp(step, "tune")) return "tuning GEMMs for this GPU (shapes)";
   return step;
 }
 
@@ -162,6 +171,11 @@ static void print_summary(const char *json) {
   const cJSON *in;
   cJSON_ArrayForEach(in, cJSON_GetObjectItem(s, "smoke_inputs"))
     printf("  input     %s: %s\n", jstr(in, "name"), jstr(in, "source"));
+  const cJSON *tu = cJSON_GetObjectItem(s, "tuning");
+  if (tu)
+    printf("  tuning    %d of %d GEMM shapes faster than the defaults on %s (%d candidates, %d rejected, %.1f s)\n",
+           (int)jnum(tu, "tuned"), (int)jnum(tu, "gemm_shapes"), jstr(tu, "adapter"), (int)jnum(tu, "candidates"),
+           (int)jnum(tu, "rejected"), jnum(tu, "seconds"));
   if (cJSON_GetObjectItem(s, "warning")) printf("  warning   %s\n", jstr(s, "warning"));
   printf("Run it: gpux run %s --input ...\n", jstr(s, "reference"));
   cJSON_Delete(s);
@@ -172,7 +186,8 @@ int cmd_build(int argc, char **argv) {
     {"tag", required_argument, 0, 't'}, {"backend", required_argument, 0, 'b'},
     {"json", no_argument, 0, 'j'}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
     {"no-smoke", no_argument, 0, 'S'},
-    {"allow-outside", no_argument, 0, 'O'}, {0, 0, 0, 0}};
+    {"allow-outside", no_argument, 0, 'O'}, {"tune", no_argument, 0, 'T'}, {"no-tune", no_argument, 0, 'N'},
+    {"tune-time", required_argument, 0, 'U'}, {0, 0, 0, 0}};
   gpux_build_options bo = {0};
   int json = 0, c;
   progress_state ps = {.tty = isatty(2)};
@@ -186,6 +201,14 @@ int cmd_build(int argc, char **argv) {
     case 'O': bo.allow_outside = 1; break;
     case 'q': ps.quiet = 1; break;
     case 'S': bo.no_smoke = 1; break;
+    case 'T': bo.tune = 1; break;
+    case 'N': bo.tune = -1; break;
+    case 'U': {
+      char *end;
+      bo.tune_seconds = strtod(optarg, &end);
+      if (*end || !(bo.tune_seconds > 0)) { cli_error(0, "--tune-time: '%s' is not a number of seconds above 0", optarg); return EXIT_USAGE; }
+      break;
+    }
     case 'h': usage(stdout); return EXIT_OK;
     default: return cli_bad_option("build", argv, c);
     }

@@ -9,6 +9,7 @@ static const cli_verb verbs[] = {
   {"devices", "list the GPUs (WebGPU adapters) and the CPU gpux can run on", cmd_devices},
   {"build", "build an image from a folder with a GPUXfile", cmd_build},
   {"run", "run an image (or a GPUXfile folder) on inputs", cmd_run},
+  {"tune", "tune an image's GEMMs for this machine's GPU", cmd_tune},
   {"init", "make a folder with a GPUXfile from a template", cmd_init},
   {"inspect", "show an image: inputs, outputs, device, latency, ops, layers", cmd_inspect},
   {"list", "list the images in the local store (also: images)", cmd_list},

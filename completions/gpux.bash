@@ -10,7 +10,7 @@ _gpux() {
   local cur prev verb i
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=${COMP_WORDS[COMP_CWORD-1]}
-  local verbs="build run serve ps logs stop list images inspect tag rm init push pull login logout version devices verify bench help"
+  local verbs="build run tune serve ps logs stop list images inspect tag rm init push pull login logout version devices verify bench help"
   verb=
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in -*) ;; *) verb=${COMP_WORDS[i]}; break ;; esac
@@ -30,7 +30,8 @@ _gpux() {
   esac
   local opts
   case $verb in
-    build) opts="-t --tag --backend --no-smoke --json -q --quiet --help" ;;
+    build) opts="-t --tag --backend --tune --no-tune --tune-time --no-smoke --allow-outside --json -q --quiet --help" ;;
+    tune) opts="--tune-time --json -q --quiet --help" ;;
     run) opts="-i --input --json --full -o --output --json-input --batch --backend --repeat --interactive --allow-handler --max-new-tokens --temperature --top-k --top-p --seed --repetition-penalty --precision --help" ;;
     serve) opts="--port --host -d --detach --name --backend --max-batch-size --max-queue-delay-ms --max-queue --timeout --max-body --threads --help --cors --allow-handler" ;;
     ps) opts="-a --all -q --quiet --format --json --help" ;;

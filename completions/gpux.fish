@@ -1,6 +1,6 @@
 # fish completion for gpux (installed as share/fish/vendor_completions.d/gpux.fish): verbs, each
 # verb's options, image names from `gpux list`, server names from `gpux ps`.
-set -l verbs build run serve ps logs stop list images inspect tag rm init push pull login logout version devices verify bench help
+set -l verbs build run tune serve ps logs stop list images inspect tag rm init push pull login logout version devices verify bench help
 function __gpux_images; gpux list 2>/dev/null | awk 'NR > 1 { print $1 ":" $2 }'; end
 function __gpux_servers; gpux ps 2>/dev/null | awk 'NR > 1 { print $1 }'; end
 
@@ -15,6 +15,7 @@ complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a logs -d "show a 
 complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a stop -d 'stop a server gracefully'
 complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a 'list images' -d 'list the images in the local store'
 complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a inspect -d 'show an image'
+complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a tune -d 'tune an image\'s GEMMs for this GPU'
 complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a tag -d 'give an image another name'
 complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a rm -d 'remove images'
 complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a init -d 'make a folder with a GPUXfile from a template'
@@ -30,8 +31,8 @@ complete -c gpux -n "not __fish_seen_subcommand_from $verbs" -a bench -d 'time i
 
 complete -c gpux -n "__fish_seen_subcommand_from $verbs" -l help -d 'show help'
 complete -c gpux -n "__fish_seen_subcommand_from build run serve verify bench" -l backend -x -a 'cpu webgpu gpu auto' -d 'where to run'
-complete -c gpux -n "__fish_seen_subcommand_from build run verify bench push pull ps list images devices version inspect" -l json -d 'JSON output'
-complete -c gpux -n "__fish_seen_subcommand_from run serve inspect tag rm push" -x -a '(__gpux_images)'
+complete -c gpux -n "__fish_seen_subcommand_from build run verify bench push pull ps list images devices version inspect tune" -l json -d 'JSON output'
+complete -c gpux -n "__fish_seen_subcommand_from run serve inspect tag rm push tune" -x -a '(__gpux_images)'
 complete -c gpux -n "__fish_seen_subcommand_from run" -s i -l input -r -F -d 'an input value or @FILE'
 complete -c gpux -n "__fish_seen_subcommand_from run" -l repeat -x -d 'run N times, print latency'
 complete -c gpux -n "__fish_seen_subcommand_from run" -l interactive -d 'one input per line'
@@ -41,8 +42,11 @@ complete -c gpux -n "__fish_seen_subcommand_from run" -s o -l output -r -F -d 'w
 complete -c gpux -n "__fish_seen_subcommand_from run" -l json-input -r -F -d 'the JSON request /predict takes'
 complete -c gpux -n "__fish_seen_subcommand_from run" -l batch -d 'each value is one item of a batch'
 complete -c gpux -n "__fish_seen_subcommand_from build" -l no-smoke -d 'skip the smoke run'
+complete -c gpux -n "__fish_seen_subcommand_from build" -l tune -d 'tune GEMMs for this GPU'
+complete -c gpux -n "__fish_seen_subcommand_from build" -l no-tune -d 'no tuning'
+complete -c gpux -n "__fish_seen_subcommand_from build tune" -l tune-time -x -d 'tuning time budget (seconds)'
 complete -c gpux -n "__fish_seen_subcommand_from build" -s t -l tag -x -d 'image name'
-complete -c gpux -n "__fish_seen_subcommand_from build push pull" -s q -l quiet -d 'no progress lines'
+complete -c gpux -n "__fish_seen_subcommand_from build push pull tune" -s q -l quiet -d 'no progress lines'
 complete -c gpux -n "__fish_seen_subcommand_from build verify bench init" -a '(__fish_complete_directories)'
 complete -c gpux -n "__fish_seen_subcommand_from serve" -l port -x -d 'port'
 complete -c gpux -n "__fish_seen_subcommand_from serve" -l host -x -d 'address to bind'

@@ -394,12 +394,29 @@ typedef struct {
   int allow_outside;             /* 0: every file copied into the image (models, external data,
                                     labels, vocabularies, handlers) must be inside the build
                                     folder once symlinks are resolved; 1: anywhere */
+  int tune;                      /* GEMM tuning for this machine's GPU, stored in the image
+                                    (docs/gpuxfile.md): 0 = when the models run on WebGPU on an
+                                    adapter that is not a CPU; 1 = whenever they run on WebGPU
+                                    (an error otherwise); -1 = never */
+  double tune_seconds;           /* the tuning's time budget; 0 = 30 s */
 } gpux_build_options;
 
 /* Parses and validates `context`/GPUXfile, loads the model(s), smoke-runs them, and writes an
  * image into the store. *summary_json (free with gpux_free) describes the result: name, tag,
  * digest, size, device, backend, latency, nodes that fell back to the CPU and why. */
 GPUX_API int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o, char **summary_json);
+/* Tunes image `ref`'s GEMMs (MatMul, Gemm, Conv) for this machine's WebGPU adapter: the image's
+ * models are smoke-run on WebGPU as gpux_build does, candidate tile configurations of each
+ * distinct GEMM shape are timed within o->seconds and checked against the default kernel's
+ * results, and the image is written again with its tuning holding this adapter's record (the
+ * records of other adapters kept); `ref` then names the new image. *summary_json: reference,
+ * digest, adapter, gemm_shapes, tuned, seconds. Progress goes to o->progress (step "tune"). */
+typedef struct {
+  double seconds;                /* time budget; 0 = 30 s */
+  gpux_progress_fn progress;     /* may be NULL */
+  void *progress_ctx;
+} gpux_tune_options;
+GPUX_API int gpux_tune(gpux_store *st, const char *ref, const gpux_tune_options *o, char **summary_json);
 /* An image from a Hugging Face model repository, ref "hf:OWNER/REPO[/FILE.onnx][@REVISION]":
  * the repository's GPUXfile and the files it names, or else its ONNX model (FILE, model.onnx or
  * onnx/model.onnx) as a bare model, fetched from $HF_ENDPOINT (default https://huggingface.co)

@@ -242,6 +242,21 @@ static int open_any(gpux_store *st, const char *ref_or_path, const gpux_app_opti
   }
   snprintf(a->ref, sizeof a->ref, "%s", img.ref);
   a->build_json = build;
+  for (int i = 0; i < img.n_layers; i++) { /* GEMM tuning (tuning.c): used when made on this adapter */
+    if (strcmp(img.layers[i].media_type, GPUX_MEDIA_TUNING)) continue;
+    char *tj = NULL;
+    size_t tl = 0;
+    if (gpux__store_read_blob(st, img.layers[i].blob.digest, &tj, &tl)) {
+      gpux__log(GPUX_LOG_WARNING, "image %s: its tuning data cannot be read (%s); running with the default GEMM configurations",
+                img.ref, gpux_last_error());
+      a->tuning = GPUX__TUNING_DEFAULTS;
+      snprintf(a->tuning_why, sizeof a->tuning_why, "the image's tuning data cannot be read");
+    } else {
+      gpux__app_apply_tuning(a, tj, tl);
+    }
+    free(tj);
+    break;
+  }
   gpux__oci_image_free(&img);
   *out = a;
   return 0;
@@ -336,6 +351,7 @@ const char *gpux_app_describe(gpux_app *a) {
   cJSON_AddItemToObject(o, "inputs", ins);
   cJSON_AddItemToObject(o, "outputs", cJSON_DetachItemFromObject(spec, "outputs"));
   if (a->build_json) cJSON_AddItemToObject(o, "build", cJSON_Parse(a->build_json));
+  gpux__app_tuning_json(a, o);
   cJSON_AddItemToObject(o, "load_ms", gpux__app_json_num(a->load_ms, 1));
   cJSON_Delete(spec);
   a->describe = cJSON_PrintUnformatted(o);

@@ -44,6 +44,8 @@ struct gpux_app {
   struct gpux__handler *handler; /* the spec's handler: worker processes (handler.c), or NULL */
   int handler_off;              /* runs skip the handler (smoke runs on the model's own inputs) */
   char *handler_result;         /* postprocess's JSON for the answer being made, or NULL */
+  int tuning;                   /* GPUX__TUNING_*: whether the image's GEMM tuning is used */
+  char tuning_why[400];         /* why not, with GPUX__TUNING_DEFAULTS */
 };
 
 /* Loads the spec's models (resolved against spec->dir), creates sessions on `backend` (AUTO =
@@ -156,5 +158,33 @@ int gpux__fetch_source(gpux_store *st, const gpux__spec_model *m, char *path, si
 
 /* Milliseconds on a monotonic clock. */
 double gpux__now_ms(void);
+
+/* GEMM tuning in an image (tuning.c): the layer's title; whether an app uses it (NONE: the image
+ * has none, or the app is a folder). */
+#define GPUX__TUNING_TITLE "gpux-tuning.json"
+enum { GPUX__TUNING_NONE = 0, GPUX__TUNING_MATCHED, GPUX__TUNING_DEFAULTS };
+/* Checks tuning data (JSON of len bytes) and returns it parsed; GPUX_E_PARSE with a message that
+ * starts with `what` and names the record and entry. */
+int gpux__tuning_read(const char *json, size_t len, const char *what, cJSON **doc);
+/* Gives the app's WebGPU sessions the record of the local adapter, if the data has one, and sets
+ * a->tuning and a->tuning_why; data that is not valid is ignored with a warning. */
+void gpux__app_apply_tuning(gpux_app *a, const char *json, size_t len);
+/* "tuning", "tuned_gemm_shapes" / "tuning_reason" into an answer (nothing for NONE). */
+void gpux__app_tuning_json(const gpux_app *a, cJSON *root);
+/* Whether the app's models run where tuning applies (WebGPU), and whether its adapter is a CPU
+ * (*software); else why not. */
+int gpux__app_can_tune(gpux_app *a, int *software, char *why, size_t len);
+typedef struct {
+  double seconds;               /* the time budget */
+  void (*progress)(void *ctx, int64_t done, int64_t total); /* shapes tuned; may be NULL */
+  void *progress_ctx;
+} gpux__app_tune_options;
+/* Tunes the GEMMs of the plans the app's runs made on the local adapter and returns the tuning
+ * document (*json, malloc'ed): `old`'s records of other adapters and this adapter's new one.
+ * summary (may be NULL) receives what was done: adapter, shapes, tuned, seconds. */
+int gpux__app_tune(gpux_app *a, const char *old, size_t old_len, const gpux__app_tune_options *o, char **json,
+                   cJSON *summary);
+/* json written to a new temporary file (its path into path) to store as a layer. */
+int gpux__tuning_temp_file(const char *json, char *path, size_t len);
 
 #endif

@@ -320,6 +320,31 @@ static int smoke_handler(gpux_app *a, cJSON **out) {
   return rc;
 }
 
+static void tune_progress(void *ctx, int64_t done, int64_t total) { progress(ctx, "tune", done, total); }
+
+/* GEMM tuning for this machine's GPU (tuning.c), when asked for or, by default, when the models
+ * run on WebGPU on a real GPU: the document goes to a temporary file (*path) to be stored as a
+ * layer of its own, so the config stays what a rebuild gives again; *summary says what was done. */
+static int build_tune(gpux_app *a, const gpux_build_options *o, int backend, int no_smoke, char *path, size_t len,
+                      cJSON **summary) {
+  int want = o ? o->tune : 0, software = 0;
+  char why[400];
+  if (want < 0 || (want == 0 && (backend == GPUX_BACKEND_CPU || no_smoke))) return 0;
+  if (no_smoke) return gpux__error(GPUX_E_INVALID, "--tune needs the smoke run (its plans give the GEMM shapes to tune); drop --no-smoke");
+  if (!gpux__app_can_tune(a, &software, why, sizeof why))
+    return want > 0 ? gpux__error(GPUX_E_INVALID, "--tune: %s", why) : 0;
+  if (want == 0 && software) return 0; /* a CPU adapter (lavapipe) is tuned only when asked */
+  progress(o, "tune", 0, 0);
+  gpux__app_tune_options to = {.seconds = o && o->tune_seconds > 0 ? o->tune_seconds : 30, .progress = tune_progress,
+                               .progress_ctx = (void *)o};
+  char *json = NULL;
+  *summary = cJSON_CreateObject();
+  int rc = gpux__app_tune(a, NULL, 0, &to, &json, *summary);
+  if (!rc) rc = gpux__tuning_temp_file(json, path, len);
+  free(json);
+  return rc;
+}
+
 int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o, char **summary_json) {
   if (summary_json) *summary_json = NULL;
   if (!st) return gpux__error(GPUX_E_INVALID, "gpux_build: no store");
@@ -449,7 +474,12 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
   cJSON *handler_j = NULL;
   if (!rc && a->handler) rc = smoke_handler(a, &handler_j);
   int64_t peak = proc_status_bytes("VmHWM");
+  char tune_path[4096] = "";
+  cJSON *tune_j = NULL;
+  if (!rc) rc = build_tune(a, o, backend, no_smoke, tune_path, sizeof tune_path, &tune_j);
   if (rc) {
+    if (*tune_path) unlink(tune_path);
+    cJSON_Delete(tune_j);
     cJSON_Delete(handler_j);
     free(result);
     cJSON_Delete(what);
@@ -576,16 +606,21 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
     cJSON_AddItemToObject(cfg, "build", cJSON_Duplicate(record, 1));
     config = cJSON_Print(cfg);
     cJSON_Delete(cfg);
-    gpux__layer_src *src = gpux__calloc((size_t)layers.n + 1, sizeof *src);
+    gpux__layer_src *src = gpux__calloc((size_t)layers.n + 2, sizeof *src);
     if (!config || !src) rc = GPUX_E_NOMEM;
     for (int i = 0; i < layers.n && !rc; i++) {
       src[i] = (gpux__layer_src){layers.items[i].path, layers.items[i].title, layers.items[i].media_type};
       if (stat(layers.items[i].path, &sb) == 0) size += sb.st_size;
     }
+    int n_src = layers.n;
+    if (!rc && *tune_path) {
+      src[n_src++] = (gpux__layer_src){tune_path, GPUX__TUNING_TITLE, GPUX_MEDIA_TUNING};
+      if (stat(tune_path, &sb) == 0) size += sb.st_size;
+    }
     /* one lease over both tags: an rm of `ref` in between must not collect the image */
     int lease = rc ? -1 : gpux__store_lease(st);
     if (!rc && lease < 0) rc = lease;
-    if (!rc) rc = gpux__store_write_image(st, ref, config, src, layers.n, &manifest);
+    if (!rc) rc = gpux__store_write_image(st, ref, config, src, n_src, &manifest);
     char *local_json = rc ? NULL : cJSON_PrintUnformatted(local);
     if (!rc) rc = local_json ? gpux__store_put_local(st, manifest.digest, local_json) : GPUX_E_NOMEM;
     free(local_json);
@@ -621,7 +656,7 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
     }
     cJSON_AddStringToObject(s, "digest", manifest.digest);
     cJSON_AddNumberToObject(s, "size", (double)size);
-    cJSON_AddNumberToObject(s, "layers", layers.n);
+    cJSON_AddNumberToObject(s, "layers", layers.n + (*tune_path ? 1 : 0));
     cJSON_AddItemToObject(s, "device", cJSON_Duplicate(dev, 1));
     cJSON_AddStringToObject(s, "backend", gpux_session_backend_name(a->sessions[0]));
     if (gpux_session_backend_reason(a->sessions[0])[0])
@@ -644,12 +679,15 @@ int gpux_build(gpux_store *st, const char *context, const gpux_build_options *o,
     if (no_smoke) cJSON_AddBoolToObject(s, "smoke_run_skipped", 1);
     if (cJSON_GetObjectItem(record, "warning"))
       cJSON_AddStringToObject(s, "warning", cJSON_GetObjectItem(record, "warning")->valuestring);
+    if (tune_j) cJSON_AddItemToObject(s, "tuning", cJSON_Duplicate(tune_j, 1));
     *summary_json = cJSON_PrintUnformatted(s);
     cJSON_Delete(s);
     if (!*summary_json) rc = GPUX_E_NOMEM;
   }
   cJSON_Delete(record);
   cJSON_Delete(local);
+  cJSON_Delete(tune_j);
+  if (*tune_path) unlink(tune_path);
   free(layers.items);
   gpux_app_close(a);
   return rc;

@@ -324,6 +324,7 @@ int gpux__app_answer(gpux_app *a, const gpux__named_tensors *out, const gpux__ap
     const char *prec_why, *prec = gpux_session_precision(a->sessions[0], &prec_why);
     if (strcmp(prec, "fp32") || prec_why[0]) cJSON_AddStringToObject(root, "precision", prec);
     if (prec_why[0]) cJSON_AddStringToObject(root, "precision_reason", prec_why);
+    gpux__app_tuning_json(a, root);   /* an image with GEMM tuning: used, or why not */
   }
   double t3 = gpux__now_ms();
   cJSON *tm = cJSON_AddObjectToObject(root, "timings");

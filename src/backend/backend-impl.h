@@ -8,7 +8,7 @@
 
 #include "ops/op.h"
 
-#define GPUX_BACKEND_INTERFACE_VERSION 4
+#define GPUX_BACKEND_INTERFACE_VERSION 5
 
 /* run_graph's answer when a backend does not take a graph: the runtime then runs it node by node
  * through run_node. */
@@ -22,6 +22,33 @@ enum { GPUX__PLACE_UNKNOWN = 0, GPUX__PLACE_BACKEND, GPUX__PLACE_CPU, GPUX__PLAC
 enum { GPUX__DEVICE_HOST = 0, GPUX__DEVICE_GPU = 1 };
 
 struct gpux__backend_i;
+
+/* A matrix product as a device backend's GEMM kernel sees it: C[z](M x N) = A[z](M x K) x
+ * B[z](K x N) for z < batch, whether k runs contiguously in A and n in B. MatMul, Gemm and
+ * Conv as an implicit GEMM all come down to these. */
+typedef struct gpux__gemm_shape {
+  int64_t M, N, K, batch;
+  int a_k_contig, b_n_contig;
+} gpux__gemm_shape;
+
+/* How the GEMM kernel is laid out (tuning, runtime/tune.c): the form, the threads of a
+ * workgroup (tiled form: wx along n, wy along m; the simple form runs 64 threads in a row), each
+ * thread's register tile of rm x rn results, and how many workgroups share K (tiled form; 1 =
+ * none, the parts are then added by a second kernel). A backend checks a configuration against
+ * its device's limits and uses its own default for a shape when it does not fit. */
+enum { GPUX__GEMM_SIMPLE = 1, GPUX__GEMM_TILED = 2 };
+typedef struct gpux__gemm_config {
+  int form;                               /* GPUX__GEMM_* */
+  int wx, wy;                             /* tiled: threads along n and m (tile: wy*rm x wx*rn) */
+  int rm, rn;                             /* results per thread along m and n (1..8) */
+  int split;                              /* tiled: K split over this many workgroups (1..16) */
+} gpux__gemm_config;
+
+/* A configuration to use for GEMMs of one shape. */
+typedef struct gpux__gemm_tuned {
+  gpux__gemm_shape shape;
+  gpux__gemm_config cfg;
+} gpux__gemm_tuned;
 
 /* A value (gpux.h): a host tensor, or a buffer on a backend's device. */
 struct gpux_device_tensor {
@@ -102,6 +129,14 @@ typedef struct gpux__backend_i {
   /* (optional) The float precision the backend computes in: "fp32" or "fp16". When fp16 was asked
    * for and is not used, *why (may be NULL) says why ("" otherwise). NULL: fp32. */
   const char *(*precision)(void *ctx, const char **why);
+  /* (optional, backends with a tunable GEMM) The configurations the session's GEMMs of the
+   * given shapes use from now on (copied; n = 0: the backend's defaults everywhere). Plans
+   * made before are dropped. */
+  int (*set_gemm_tuning)(void *ctx, const gpux__gemm_tuned *t, int n);
+  /* (optional) The distinct GEMM shapes the plans made so far contained, at most cap of them
+   * into out (may be NULL), and how many of those used a configuration set_gemm_tuning gave
+   * (*n_tuned); returns the count of shapes. */
+  int (*gemm_shapes)(void *ctx, gpux__gemm_shape *out, int cap, int *n_tuned);
 } gpux__backend_i;
 
 extern const gpux__backend_i gpux__backend_cpu;

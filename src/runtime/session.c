@@ -656,6 +656,17 @@ void gpux_session_free(gpux_session *s) {
 
 const char *gpux_session_backend_name(const gpux_session *s) { return s->backend->name; }
 
+int gpux__session_set_gemm_tuning(gpux_session *s, const gpux__gemm_tuned *t, int n) {
+  if (!s->backend->set_gemm_tuning) return GPUX_E_UNSUPPORTED;
+  return s->backend->set_gemm_tuning(s->backend_ctx, t, n);
+}
+
+int gpux__session_gemm_shapes(gpux_session *s, gpux__gemm_shape *out, int cap, int *n_tuned) {
+  if (n_tuned) *n_tuned = 0;
+  if (!s->backend->gemm_shapes) return 0;
+  return s->backend->gemm_shapes(s->backend_ctx, out, cap, n_tuned);
+}
+
 const char *gpux_session_precision(const gpux_session *s, const char **why) {
   const char *w = "";
   const char *prec = s->backend->precision ? s->backend->precision(s->backend_ctx, &w) : "fp32";

@@ -10,6 +10,7 @@
 #define GPUX_MEDIA_INDEX "application/vnd.oci.image.index.v1+json"
 #define GPUX_ARTIFACT_TYPE "application/vnd.gpux.image.v1+json"
 #define GPUX_MEDIA_CONFIG "application/vnd.gpux.config.v1+json"
+#define GPUX_MEDIA_TUNING "application/vnd.gpux.tuning.v1+json"   /* GEMM tuning (app/tuning.c) */
 #define GPUX_ANNOT_TITLE "org.opencontainers.image.title"
 #define GPUX_ANNOT_REF "org.opencontainers.image.ref.name"
 #define GPUX_ANNOT_CREATED "org.opencontainers.image.created"

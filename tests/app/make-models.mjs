@@ -10,6 +10,8 @@
 //     detector.onnx preds float[1,a,b] -> Identity -> raw   (a detector's raw output, in either layout)
 //     ssd-image.onnx images float[1,3,64,64] -> boxes float[1,2,4] (fractions), scores float[1,2,2]
 //                   (constants, SSD-style two outputs after an image input)
+//     convnet.onnx  x float[1,3,32,32] -> Conv 16 3x3 -> Relu -> Conv 16 3x3 stride 2 -> Relu -> Flatten
+//                   -> MatMul -> Add -> logits[1,10]   (three GEMM shapes, one with a deep K)
 import { writeFileSync } from "node:fs";
 
 function varint(n) {
@@ -114,4 +116,24 @@ writeFileSync(`${out}/ssd-image.onnx`, model([
   valueInfo(11, "images", FLOAT, [1, 3, 64, 64]),
   valueInfo(12, "boxes", FLOAT, [1, 2, 4]),
   valueInfo(12, "scores", FLOAT, [1, 2, 2]),
+]));
+// a small ResNet-like stem and head: GEMMs of three shapes for tuning (weights from a fixed formula)
+const weights = (n, seed) => Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed * 78.233) * 0.3);
+writeFileSync(`${out}/convnet.onnx`, model([
+  node("Conv", ["x", "W1", "B1"], ["c1"], [attrInts("pads", [1, 1, 1, 1]), attrInts("kernel_shape", [3, 3])]),
+  node("Relu", ["c1"], ["r1"]),
+  node("Conv", ["r1", "W2", "B2"], ["c2"], [attrInts("pads", [1, 1, 1, 1]), attrInts("kernel_shape", [3, 3]), attrInts("strides", [2, 2])]),
+  node("Relu", ["c2"], ["r2"]),
+  node("Flatten", ["r2"], ["flat"], [attrInt("axis", 1)]),
+  node("MatMul", ["flat", "W3"], ["mm"]),
+  node("Add", ["mm", "B3"], ["logits"]),
+  str(2, "convnet"),
+  tensor("W1", [16, 3, 3, 3], weights(432, 1)),
+  tensor("B1", [16], weights(16, 2)),
+  tensor("W2", [16, 16, 3, 3], weights(2304, 3)),
+  tensor("B2", [16], weights(16, 4)),
+  tensor("W3", [4096, 10], weights(40960, 5)),
+  tensor("B3", [10], weights(10, 6)),
+  valueInfo(11, "x", FLOAT, [1, 3, 32, 32]),
+  valueInfo(12, "logits", FLOAT, [1, 10]),
 ]));

@@ -10,8 +10,8 @@ int gpux__wg_plan_key(const gpux__graph *g, const gpux_tensor *inputs, int n_inp
                       size_t *len);
 int gpux__wg_plan_create(wg_device *dev, wg_consts *consts, const gpux__graph *g, const gpux__host *host,
                          const unsigned char *supported, const gpux_tensor *inputs, int n_inputs, uint64_t extra,
-                         uint64_t budget, int half, gpux_run_stats *stats, uint64_t *want, unsigned char *key,
-                         size_t key_len, wg_plan *prev, wg_plan **out);
+                         uint64_t budget, int half, wg_tuning *tuning, gpux_run_stats *stats, uint64_t *want,
+                         unsigned char *key, size_t key_len, wg_plan *prev, wg_plan **out);
 int gpux__wg_plan_hollow(const wg_plan *p);
 uint64_t gpux__wg_plan_bytes(const wg_plan *p);
 uint64_t gpux__wg_plan_half_dispatches(const wg_plan *p);
@@ -43,6 +43,7 @@ typedef struct wg_ctx {
   int nonfinite_ok;              /* the model's fp32 outputs hold inf/NaN too: no more checks */
   int quantized;                 /* the graph has integer (quantized) arithmetic: fp32 */
   int noted;                     /* plans whose pipelines went into the graph's note (warm.c) */
+  wg_tuning tuning;              /* GEMM configurations by shape, and the shapes planned */
 } wg_ctx;
 
 /* Which float values plans hold as f16: with fp16 precision every float32 and float16 value
@@ -92,6 +93,9 @@ static void wg_release(void *ctx) {
   gpux__wg_consts_free(c->consts);
   pthread_mutex_unlock(&c->dev->mu);
   gpux__wg_device_release(c->dev);
+  free(c->tuning.t);
+  free(c->tuning.seen);
+  free(c->tuning.seen_tuned);
   free(c);
 }
 
@@ -188,7 +192,7 @@ static int find_plan(wg_ctx *c, gpux_tensor *inputs, const gpux_device_tensor **
        only sizes changed it runs in that plan's GPU objects, which then leave the cache with it */
     wg_plan *prev = c->last;
     rc = gpux__wg_plan_create(c->dev, c->consts, pg, c->host, c->supported, inputs, n_inputs, c->keyed, c->budget, c->half,
-                              stats, &want, key, len, prev, &p);
+                              &c->tuning, stats, &want, key, len, prev, &p);
     for (int i = 0; prev && i < c->n_plans; i++)
       if (c->plans[i] == prev && gpux__wg_plan_hollow(prev)) drop_plan(c, i);
     if (rc) {
@@ -378,6 +382,40 @@ static const char *wg_precision(void *ctx, const char **why) {
   return "fp32";
 }
 
+static int wg_set_gemm_tuning(void *ctx, const gpux__gemm_tuned *t, int n) {
+  wg_ctx *c = ctx;
+  gpux__gemm_tuned *copy = NULL;
+  if (n > 0 && !(copy = gpux__calloc((size_t)n, sizeof *copy))) return GPUX_E_NOMEM;
+  for (int i = 0; i < n; i++) {
+    memset(&copy[i].shape, 0, sizeof copy[i].shape); /* shapes are compared with memcmp */
+    copy[i].shape.M = t[i].shape.M, copy[i].shape.N = t[i].shape.N, copy[i].shape.K = t[i].shape.K;
+    copy[i].shape.batch = t[i].shape.batch;
+    copy[i].shape.a_k_contig = !!t[i].shape.a_k_contig, copy[i].shape.b_n_contig = !!t[i].shape.b_n_contig;
+    copy[i].cfg = t[i].cfg;
+  }
+  pthread_mutex_lock(&c->dev->mu);
+  while (c->n_plans) drop_plan(c, c->n_plans - 1);
+  free(c->tuning.t);
+  c->tuning.t = copy;
+  c->tuning.n = n > 0 ? n : 0;
+  c->tuning.n_seen = 0;
+  pthread_mutex_unlock(&c->dev->mu);
+  return 0;
+}
+
+static int wg_gemm_shapes(void *ctx, gpux__gemm_shape *out, int cap, int *n_tuned) {
+  wg_ctx *c = ctx;
+  pthread_mutex_lock(&c->dev->mu);
+  int n = c->tuning.n_seen, tuned = 0;
+  for (int i = 0; i < n; i++) {
+    tuned += c->tuning.seen_tuned[i];
+    if (out && i < cap) out[i] = c->tuning.seen[i];
+  }
+  pthread_mutex_unlock(&c->dev->mu);
+  if (n_tuned) *n_tuned = tuned;
+  return n;
+}
+
 static int wg_node_place(void *ctx, int i, const char **why) {
   wg_ctx *c = ctx;
   if (why) *why = NULL;
@@ -401,4 +439,6 @@ const gpux__backend_i gpux__backend_webgpu = {
   /* .value_free    = */ wg_value_free,
   /* .prefer_cpu    = */ wg_prefer_cpu,
   /* .precision     = */ wg_precision,
+  /* .set_gemm_tuning = */ wg_set_gemm_tuning,
+  /* .gemm_shapes   = */ wg_gemm_shapes,
 };

@@ -149,6 +149,7 @@ struct wg_plan {
   uint64_t runs;
   uint64_t bytes;                /* device memory the plan holds: pools and read-back buffers */
   int half;                      /* WG_HALF_*: which float values are held as f16 (half.c) */
+  wg_tuning *tuning;             /* the session's GEMM configurations (ops-linalg.c), or NULL */
   int half_disp;                 /* dispatches that read or write f16-held values */
   /* profiling with timestamp-query (made on first use): two timestamps per GPU node of the
      largest segment, resolved into ts_resolve and read back from ts_read */
@@ -228,6 +229,7 @@ int gpux__wg_n_in(wg_build *b) { return b->n_in; }
 int gpux__wg_node_index(wg_build *b) { return b->node; }
 int gpux__wg_n_out(wg_build *b) { return b->n_out; }
 const wg_device *gpux__wg_dev(wg_build *b) { return b->p->dev; }
+wg_tuning *gpux__wg_tuning(wg_build *b) { return b->p->tuning; }
 
 int gpux__wg_is_const(wg_build *b, int i) {
   const gpux__node *n = gpux__wg_node(b);
@@ -1622,14 +1624,15 @@ static double ms_between(const struct timespec *a, const struct timespec *b) {
  * input given with data as a constant; the main graph keys small integer inputs instead. */
 static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, const gpux__host *host,
                       const unsigned char *supported, const int *in_ids, int n_ids, int body, const gpux_tensor *inputs,
-                      int n_inputs, uint64_t extra, uint64_t budget, int half, gpux_run_stats *stats, uint64_t *want,
-                      wg_plan *prev, wg_plan **out) {
+                      int n_inputs, uint64_t extra, uint64_t budget, int half, wg_tuning *tuning, gpux_run_stats *stats,
+                      uint64_t *want, wg_plan *prev, wg_plan **out) {
   *want = 0;
   *out = NULL;
   wg_plan *p = gpux__calloc(1, sizeof *p);
   if (!p) return GPUX_E_NOMEM;
   p->half = half;
   p->prev = derivable(prev, g, half) ? prev : NULL;
+  p->tuning = tuning;
   p->want = body ? NULL : want;
   p->consts = consts;
   p->stats = stats;
@@ -1803,11 +1806,11 @@ int gpux__wg_plan_pipelines(const wg_plan *p, wg_pipeline **out, int cap) {
 
 int gpux__wg_plan_create(wg_device *dev, wg_consts *consts, const gpux__graph *g, const gpux__host *host,
                          const unsigned char *supported, const gpux_tensor *inputs, int n_inputs, uint64_t extra,
-                         uint64_t budget, int half, gpux_run_stats *stats, uint64_t *want, unsigned char *key,
-                         size_t key_len, wg_plan *prev, wg_plan **out) {
+                         uint64_t budget, int half, wg_tuning *tuning, gpux_run_stats *stats, uint64_t *want,
+                         unsigned char *key, size_t key_len, wg_plan *prev, wg_plan **out) {
   int rc, tries = 0;
   while ((rc = plan_build(dev, consts, g, host, supported, g->inputs, g->n_inputs, 0, inputs, n_inputs, extra, budget,
-                          half, stats, want, prev, out)) == WG_REPLAN && ++tries < 16) {}
+                          half, tuning, stats, want, prev, out)) == WG_REPLAN && ++tries < 16) {}
   if (rc == WG_REPLAN) rc = gpux__error(GPUX_E_DEVICE, "WebGPU: pipelines kept failing to compile: %s", gpux_last_error());
   *want &= ~extra; /* only inputs not keyed yet call for planning again */
   if (!rc) (*out)->prev = NULL; /* used while planning only */
@@ -1888,8 +1891,8 @@ static int plan_body(wg_plan *p, int i, const gpux__graph *b, const char *what, 
   uint64_t want;
   wg_plan *sp = NULL;
   int rc, tries = 0;
-  while ((rc = plan_build(p->dev, p->consts, b, p->host, NULL, ids, n_ids, 1, ins, n_ids, 0, 0, p->half, p->stats, &want,
-                          NULL, &sp)) == WG_REPLAN && ++tries < 16) {}
+  while ((rc = plan_build(p->dev, p->consts, b, p->host, NULL, ids, n_ids, 1, ins, n_ids, 0, 0, p->half, p->tuning, p->stats,
+                          &want, NULL, &sp)) == WG_REPLAN && ++tries < 16) {}
   if (rc == WG_REPLAN) rc = gpux__error(GPUX_E_DEVICE, "WebGPU: pipelines kept failing to compile: %s", gpux_last_error());
   free(ins);
   if (rc) {

@@ -375,6 +375,18 @@ typedef struct wg_gemm {
 } wg_gemm;
 int gpux__wg_gemm(wg_build *b, const wg_gemm *g);
 
+/* A session's GEMM tuning (backend.c owns it, plans point at it): the configurations to use by
+ * shape, and the shapes the plans' GEMMs had, with whether a tuned configuration was used. */
+typedef struct wg_tuning {
+  gpux__gemm_tuned *t;
+  int n;
+  gpux__gemm_shape *seen;
+  unsigned char *seen_tuned;
+  int n_seen, cap_seen;
+} wg_tuning;
+/* The tuning the plan being built follows (NULL: none). */
+wg_tuning *gpux__wg_tuning(wg_build *b);
+
 /* An op kernel: emits the node's dispatches, or declines. */
 typedef int (*wg_op_fn)(wg_build *b);
 typedef struct wg_op {
