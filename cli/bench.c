@@ -126,6 +126,7 @@ static int bench_case(const char *case_dir, const bench_opts *o, bench_result *r
   memset(r, 0, sizeof *r);
   snprintf(path, sizeof path, "%s/model.onnx", case_dir);
   double t0 = now_ms();
+  gpux_device_warm(o->backend); /* made while the model loads */
   if ((err = gpux_model_load(path, &model)) < 0) { cli_error(err, "cannot load %s", path); goto done; }
   r->load_ms = now_ms() - t0;
 

@@ -360,6 +360,13 @@ GPUX_API int gpux_devices(gpux_device_info *out, int cap, char *note, size_t not
  * f16 shader compiles): 1 or 0, with `why` (may be NULL) saying which adapter or why not. Makes
  * the process's device when it does not exist yet. */
 GPUX_API int gpux_fp16_available(char *why, size_t why_len);
+/* Starts making the process's GPU device on a thread of its own, for a session on `backend`
+ * (a gpux_backend_kind: WEBGPU or AUTO; CPU does nothing) created later: called before
+ * gpux_model_load, the device's creation (the WebGPU library, adapter and device) overlaps the
+ * model's loading, and gpux_session_create finds it made (or waits for it). Returns at once, at
+ * most once a process; errors surface when the session is created. GPUX_WEBGPU_WARM=0 turns it
+ * off. */
+GPUX_API void gpux_device_warm(int backend);
 
 /* ---- the local image store: $GPUX_HOME (default ~/.gpux) in OCI image-layout form ---- */
 typedef struct gpux_store gpux_store;

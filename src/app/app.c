@@ -50,6 +50,8 @@ int gpux__app_create(gpux__spec *spec, int backend, int check, gpux_app **out) {
   a->post_labels = gpux__calloc((size_t)spec->n_post + 1, sizeof *a->post_labels);
   int rc = a->models && a->sessions && a->post_labels ? 0 : GPUX_E_NOMEM;
   if (!rc && !a->mode) rc = gpux__error(GPUX_E_INTERNAL, "%s: pipeline mode %d has no implementation", spec->file, spec->pipeline.mode);
+  a->backend = backend != GPUX_BACKEND_AUTO ? backend : spec->runtime.backend;
+  if (!rc) gpux_device_warm(a->backend); /* the device is made while the models load */
   for (int i = 0; i < a->n_models && !rc; i++) {
     const gpux__spec_model *m = spec->has_model ? &spec->model : &spec->pipeline.steps[i].model;
     char path[4096], key[64];
@@ -73,7 +75,6 @@ int gpux__app_create(gpux__spec *spec, int backend, int check, gpux_app **out) {
     }
   if (!rc && check) rc = a->mode->check(spec, a->models, a->n_models);
   if (!rc && !check && a->mode->validate) rc = a->mode->validate(a);
-  a->backend = backend != GPUX_BACKEND_AUTO ? backend : spec->runtime.backend;
   if (!rc) rc = create_sessions(a);
   if (!rc && spec->tokenizer.present) {
     char p[4096];

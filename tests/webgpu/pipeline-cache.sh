@@ -8,7 +8,8 @@
 # again. The device's self-test runs in the first process and not in the second ("self-test
 # skipped": it passed with this adapter, driver and library), and the second starts every pipeline
 # its plans need when its sessions are prepared, before the first run asks (src/backend/webgpu/
-# warm.c). Uses ONNX's node cases (lavapipe on machines without a GPU).
+# warm.c). `gpux bench` makes the device ahead of its session, while the model loads. Uses ONNX's
+# node cases (lavapipe on machines without a GPU).
 #
 #   tests/webgpu/pipeline-cache.sh GPUX
 set -uo pipefail
@@ -64,6 +65,13 @@ check self-test-once '[ "$s1" = run ] && [ "$s2" = skipped ] && [ "$s3" = run ]'
   "the self-test should run in the first process, be skipped in the second (it passed), and run with the cache off"
 check started-early '[ "$w1" -eq 0 ] && [ "$w2" -eq "$c1" ] && [ "$w3" -eq 0 ]' \
   "the second process should start all $c1 pipelines when its sessions are prepared (none in the first, none with the cache off)"
+# gpux bench makes the device on a thread of its own while the model loads (gpux_device_warm)
+ahead=$(GPUX_HOME=$home GPUX_WEBGPU_VERBOSE=1 "$gpux" bench --backend webgpu --runs 1 --warmup 0 "${picked[0]}" 2>&1 |
+  grep -c 'made ahead of its sessions')
+not_ahead=$(GPUX_HOME=$home GPUX_WEBGPU_VERBOSE=1 GPUX_WEBGPU_WARM=0 "$gpux" bench --backend webgpu --runs 1 --warmup 0 \
+  "${picked[0]}" 2>&1 | grep -c 'made ahead of its sessions')
+check device-ahead '[ "$ahead" -eq 1 ] && [ "$not_ahead" -eq 0 ]' \
+  "gpux bench should make the device ahead of its session (and not with GPUX_WEBGPU_WARM=0): $ahead, $not_ahead"
 entries=$(find "$home/cache/pipelines" -type f -name '????????????????????????????????' | wc -l)
 check entries-on-disk '[ "$entries" -gt 0 ]' "no cache entries under $home/cache/pipelines"
 [ "$fails" -eq 0 ] || exit 1

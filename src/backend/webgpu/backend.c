@@ -207,12 +207,13 @@ static int find_plan(wg_ctx *c, gpux_tensor *inputs, const gpux_device_tensor **
       continue;
     }
     stats->plans++;
-    /* the next process that prepares this graph starts these pipelines at once (warm.c); the
-       first few plans of a session say enough (a decoder's later steps reuse their pipelines) */
+    /* the next process that prepares this graph starts these pipelines at once (warm.c): the
+       session's first plan replaces the graph's note, the next few add to it (a decoder's later
+       steps reuse their pipelines) */
     if (c->noted < WG_MAX_PLANS && !gpux__wg_plan_declined(p, NULL)) {
       int cap = 4096;
       wg_pipeline **pipes = gpux__malloc((size_t)cap * sizeof *pipes);
-      if (pipes) gpux__wg_warm_note(c->dev, pg, c->half, pipes, gpux__wg_plan_pipelines(p, pipes, cap));
+      if (pipes) gpux__wg_warm_note(c->dev, pg, c->half, c->noted == 0, pipes, gpux__wg_plan_pipelines(p, pipes, cap));
       free(pipes);
       c->noted++;
     }

@@ -27,6 +27,7 @@
 #endif
 
 static pthread_mutex_t device_mu = PTHREAD_MUTEX_INITIALIZER;
+static _Thread_local int warming; /* this thread makes the device ahead of its sessions (gpux_device_warm) */
 static pthread_mutex_t error_mu = PTHREAD_MUTEX_INITIALIZER;
 /* The device the sessions share; it outlives them (an idle device is kept for the next session)
  * and is replaced only when lost. */
@@ -916,10 +917,10 @@ static int device_create(wg_device **out) {
   tc[4] = gpux__wg_cpu_ns();
   if (verbose)
     gpux__log(GPUX_LOG_DEBUG, "webgpu: %s on %s: library and instance %.1f ms (cpu %.1f), adapter %.1f ms (cpu %.1f), "
-              "device %.1f ms (cpu %.1f), self-test %s %.1f ms (cpu %.1f)", d->name, d->lib_path,
+              "device %.1f ms (cpu %.1f), self-test %s %.1f ms (cpu %.1f)%s", d->name, d->lib_path,
               (double)(tw[1] - tw[0]) / 1e6, (double)(tc[1] - tc[0]) / 1e6, (double)(tw[2] - tw[1]) / 1e6, (double)(tc[2] - tc[1]) / 1e6,
               (double)(tw[3] - tw[2]) / 1e6, (double)(tc[3] - tc[2]) / 1e6, tested ? "skipped (passed before)" : "run",
-              (double)(tw[4] - tw[3]) / 1e6, (double)(tc[4] - tc[3]) / 1e6);
+              (double)(tw[4] - tw[3]) / 1e6, (double)(tc[4] - tc[3]) / 1e6, warming ? "; made ahead of its sessions" : "");
   if (rc) {
     device_free(d);
     return rc;
@@ -928,8 +929,11 @@ static int device_create(wg_device **out) {
   return 0;
 }
 
+static void warm_wait(void);
+
 int gpux__wg_device_acquire(wg_device **out) {
   *out = NULL;
+  warm_wait();
   pthread_mutex_lock(&device_mu);
   int rc = 0;
   if (the_device && the_device->lost) { /* a lost device is not reused */
@@ -957,6 +961,48 @@ void gpux__wg_device_release(wg_device *d) {
   /* an idle device stays for the next session; a lost one that is no longer current goes */
   if (--d->refs == 0 && d != the_device) device_free(d);
   pthread_mutex_unlock(&device_mu);
+}
+
+/* ---- making the device early (gpux_device_warm) ---- */
+
+static pthread_t warm_thread;
+static int warm_started;         /* under device_mu: a warm-up thread was started (once a process) */
+static pthread_mutex_t warm_mu = PTHREAD_MUTEX_INITIALIZER;
+static int warm_running;         /* under warm_mu: warm_thread is to be joined */
+
+/* Waits for the warm-up thread, if one runs: the device it makes is the one the caller gets (a
+ * caller that raced it would make the device itself, the thread then waiting for nothing). */
+static void warm_wait(void) {
+  if (warming) return;
+  pthread_mutex_lock(&warm_mu);
+  if (warm_running) {
+    pthread_join(warm_thread, NULL);
+    warm_running = 0;
+  }
+  pthread_mutex_unlock(&warm_mu);
+}
+
+static void *warm_main(void *arg) {
+  (void)arg;
+  warming = 1;
+  wg_device *d;
+  if (!gpux__wg_device_acquire(&d)) gpux__wg_device_release(d); /* kept: an idle device stays */
+  return NULL;
+}
+
+void gpux_device_warm(int backend) {
+  if (backend != GPUX_BACKEND_WEBGPU && backend != GPUX_BACKEND_AUTO) return;
+  const char *off = getenv("GPUX_WEBGPU_WARM");
+  if (off && !strcmp(off, "0")) return;
+  pthread_mutex_lock(&device_mu);
+  int start = !warm_started && !the_device;
+  warm_started = 1;
+  pthread_mutex_unlock(&device_mu);
+  if (!start) return;
+  pthread_mutex_lock(&warm_mu);
+  warm_running = pthread_create(&warm_thread, NULL, warm_main, NULL) == 0;
+  pthread_mutex_unlock(&warm_mu);
+  if (warm_running) atexit(warm_wait); /* no exit while Dawn starts up */
 }
 
 /* ---- listing devices (gpux devices) ---- */

@@ -4,8 +4,10 @@
  * next process that prepares a session for the same graph starts them all (gpux__wg_pipeline_start:
  * Dawn makes them on its worker threads, from the blob cache), so they are made while the program
  * reads its input and the first run plans, uploads the weights and makes buffers, instead of one
- * by one inside the first run. The note is a hint: a text no plan asks for again only costs its
- * compile, and a plan never depends on it. */
+ * by one inside the first run. The note holds what the last process's session needed (its first
+ * plan replaces the note, its next few add to it): the shapes a program runs now are the likeliest
+ * next time. It is a hint: a text no plan asks for again only costs its compile, and a plan never
+ * depends on it. */
 #include "backend/webgpu/wg.h"
 #include <stdio.h>
 
@@ -71,13 +73,13 @@ void gpux__wg_warm_start(wg_device *d, const gpux__graph *g, int half) {
               started, name, failed ? ", some of them did not compile" : "");
 }
 
-void gpux__wg_warm_note(wg_device *d, const gpux__graph *g, int half, wg_pipeline *const *pipes, int n) {
+void gpux__wg_warm_note(wg_device *d, const gpux__graph *g, int half, int fresh, wg_pipeline *const *pipes, int n) {
   if (!d->cache || !g || n <= 0) return;
   char name[64];
   note_name(g, half, name, sizeof name);
   char *old = NULL;
   size_t old_size = 0;
-  gpux__wg_cache_note_read(d->cache, name, &old, &old_size);
+  if (!fresh) gpux__wg_cache_note_read(d->cache, name, &old, &old_size);
   wg_str out = {0};
   if (old) {
     out.s = old; /* the note as it was, then the texts it lacks */
@@ -101,6 +103,6 @@ void gpux__wg_warm_note(wg_device *d, const gpux__graph *g, int half, wg_pipelin
     gpux__wg_cat(&out, "%c", 0);
     added++;
   }
-  if (added && !out.oom) gpux__wg_cache_note_write(d->cache, name, out.s, out.len);
+  if ((added || fresh) && !out.oom) gpux__wg_cache_note_write(d->cache, name, out.s, out.len);
   gpux__wg_str_free(&out);
 }

@@ -169,8 +169,9 @@ int gpux__wg_consts_get(wg_consts *c, const void *g, int v, const gpux_tensor *t
  * earlier process (a note in the pipeline cache's folder) are started now, in the background, so
  * they are ready or under way when the first run plans. The caller holds the device's mutex. */
 void gpux__wg_warm_start(wg_device *d, const gpux__graph *g, int half);
-/* A plan of graph g was made with these pipelines: they join g's note for the next process. */
-void gpux__wg_warm_note(wg_device *d, const gpux__graph *g, int half, wg_pipeline *const *pipes, int n);
+/* A plan of graph g was made with these pipelines: they replace g's note for the next process
+ * (fresh: the session's first plan) or join it. */
+void gpux__wg_warm_note(wg_device *d, const gpux__graph *g, int half, int fresh, wg_pipeline *const *pipes, int n);
 
 /* ---- WGSL text ---- */
 
