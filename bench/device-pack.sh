@@ -41,4 +41,6 @@ cp "$root/bench/peer.mjs" "$root/bench/device-bench.sh" "$root/bench/torch-peer.
 # and gen-steps.py (what each decode step costs, from gpux's verbose log)
 cp "$root/bench/generate-bench.sh" "$root/bench/generate-export.py" "$root/bench/generate-peer.mjs" \
   "$root/bench/generate-torch.py" "$root/bench/gen-steps.py" "$dist/"
+# GEMM tuning: untuned and tuned images of the same cases (bench/tune-bench.sh)
+cp "$root/bench/tune-bench.sh" "$dist/"
 du -sh "$dist"

@@ -338,7 +338,33 @@ if "gradient-png" in images:
         "repro-size-mismatch": answer([{"class": 0, "score": 1, "box": [0, 0, 1, 1]}], "image", (640, 480)) + png,
     }
 
-for harness, files in (("annotate", annotates), ("tensorproto", tensorproto), ("model", models), ("gpuxfile", gpuxfiles),
+# an image's GEMM tuning data (gpux-tuning.json, app/tuning.c)
+def tuning_doc(gemms, adapter=None, version=1):
+    rec = {"adapter": adapter if adapter is not None else {"vendor_id": 4318, "device_id": 8996, "name": "NVIDIA H100 80GB HBM3",
+                                                          "driver": "580.159.04", "library": "libwebgpu_dawn.so", "library_bytes": 19695792},
+           "gpux_version": "0.1.0", "shapes": len(gemms), "gemms": gemms}
+    return json.dumps({"gpux_tuning": version, "records": [rec]}).encode()
+def gemm(**kw):
+    g = dict(M=512, N=49, K=4608, batch=1, a_k_contig=True, b_n_contig=True, form="tiled", wx=16, wy=16, rm=2, rn=2, split=8,
+             default_ms=0.1, tuned_ms=0.05)
+    g.update(kw)
+    return g
+tunings = {
+    "valid": tuning_doc([gemm(), gemm(M=64, N=3136, K=576, form="simple", wx=0, wy=0, rm=4, rn=8, split=1)]),
+    "empty-records": b'{"gpux_tuning": 1, "records": []}',
+    "repro-not-json": b'{"gpux_tuning": 1, "records": [',
+    "repro-version-2": tuning_doc([gemm()], version=2),
+    "repro-no-adapter-name": tuning_doc([gemm()], adapter={"vendor_id": 1}),
+    "repro-negative-m": tuning_doc([gemm(M=-1)]),
+    "repro-huge-k": tuning_doc([gemm(K=1e300)]),
+    "repro-fraction": tuning_doc([gemm(rm=2.5)]),
+    "repro-unknown-form": tuning_doc([gemm(form="cooperative")]),
+    "repro-split-above-16": tuning_doc([gemm(split=64)]),
+    "repro-gemms-object": b'{"gpux_tuning": 1, "records": [{"adapter": {"name": "x"}, "gemms": {}}]}',
+    "repro-contig-number": tuning_doc([gemm(a_k_contig=1)]),
+}
+
+for harness, files in (("tuning", tunings), ("annotate", annotates), ("tensorproto", tensorproto), ("model", models), ("gpuxfile", gpuxfiles),
                        ("image-config", image_configs), ("wav", wavs), ("image", images), ("oip", oips),
                        ("predict", predicts), ("registry", registry)):
     d = os.path.join(here, "corpus", harness)
