@@ -26,7 +26,9 @@
  *
  * A rewrite happens only when the match is exact: every intermediate has no other reader (nor is
  * a graph output), Q, K^T and V have four axes as far as the graph shows, the scores are float32
- * (a float32 scale or fill says so), and the Softmax is over the last axis. A KV cache that
+ * (a float32 scale or fill says so), and the Softmax is over the last axis. One gap: a mask whose
+ * last axis is 1 at run time (declared shapes rule it out where there are any) is read as padded
+ * with -inf by Attention, where Add would broadcast it; attention masks have the keys there. A KV cache that
  * Concat's the past to the new keys stays as it is; Attention reads its result as K and V. */
 #include "runtime/fuse-attention.h"
 #include "ops/op.h"
@@ -82,7 +84,7 @@ static const gpux_tensor *const_t(const gpux__graph *g, int id) {
 /* A float32 constant of one element: its value in *v. */
 static int scalar_f32(const gpux__graph *g, int id, float *v) {
   const gpux_tensor *t = const_t(g, id);
-  if (!t || t->dtype != GPUX_DT_FLOAT || gpux_tensor_count(t) != 1) return 0;
+  if (!t || t->dtype != GPUX_DT_FLOAT || gpux_tensor_count(t) != 1 || t->ndim > 4) return 0;
   *v = ((const float *)t->data)[0];
   return 1;
 }
@@ -157,11 +159,6 @@ static int shape_of(const fa_ctx *c, int id, int64_t *dims, int depth) {
     return shape_of(c, n->in[0], dims, depth + 1);
   if (is_op(n, "Mul") && n->n_in == 2 && scalar_f32(g, n->in[0], &k)) return shape_of(c, n->in[1], dims, depth + 1);
   return -1;
-}
-
-static int rank_of(const fa_ctx *c, int id) {
-  int64_t dims[GPUX_MAX_DIMS];
-  return shape_of(c, id, dims, 0);
 }
 
 /* The element type a value is declared or known to have, 0 when unknown. */
@@ -395,12 +392,14 @@ static int fuse_one(fa_ctx *c, int pv) {
       scale *= step_factor(g, st, m.steps[i].side);
       f32 = 1;
     } else {
+      /* Attention takes masks of 1 to 4 axes and pads one shorter than the keys with -inf where
+       * Add or Where would broadcast it: a mask operand known to have a last axis of 1 stays */
+      int64_t md[GPUX_MAX_DIMS];
+      int mo = is_op(st, "Where") ? st->in[0] : st->in[1 - m.steps[i].side], r = shape_of(c, mo, md, 0);
+      if (r > 4 || (r == 0 && n_masks == 0) || (r > 0 && md[r - 1] == 1)) return 0;
       if (is_op(st, "Where")) {
         f32 = 1;
         tril = m.steps[i].side == 1 && is_tril(c, st->in[0]);
-      } else {
-        int r = rank_of(c, st->in[1 - m.steps[i].side]);
-        if (n_masks == 0 && (r == 0 || r > 4)) return 0; /* Attention takes masks of 1 to 4 axes */
       }
       n_masks++;
     }

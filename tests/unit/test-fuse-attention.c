@@ -201,10 +201,11 @@ static int causal_of(gpux_model *model) {
 /* ---- the blocks ---- */
 
 /* BERT as the TorchScript exporter wrote it before SDPA: K^T by Transpose [0, 2, 3, 1],
- * Div by sqrt(D), Add of an additive [B, 1, 1, S] mask. The Softmax may be a graph output too. */
-static gpux_model *bert(mb *m, int softmax_out) {
+ * Div by sqrt(D), Add of an additive [B, 1, 1, mask_keys] mask. The Softmax may be a graph output
+ * too. */
+static gpux_model *bert(mb *m, int softmax_out, int64_t mask_keys) {
   start(m);
-  int64_t md[4] = {B, 1, 1, S};
+  int64_t md[4] = {B, 1, 1, mask_keys};
   input(m, "mask", GPUX_DT_FLOAT, 4, md, NULL);
   scalar(m, "sqrt_d", sqrtf((float)D));
   heads(m, "x", "wq", "q");
@@ -225,13 +226,20 @@ static gpux_model *bert(mb *m, int softmax_out) {
 static void test_bert(void **state) {
   (void)state;
   mb m;
-  check(bert(&m, 0), &m, 1, 1);
+  check(bert(&m, 0, S), &m, 1, 1);
 }
 
 static void test_bert_softmax_read_twice(void **state) {
   (void)state;
   mb m;
-  check(bert(&m, 1), &m, 0, 2);
+  check(bert(&m, 1, S), &m, 0, 2);
+}
+
+/* A mask declared with one key broadcasts over the keys in Add; Attention would pad it with -inf. */
+static void test_bert_mask_of_one_key(void **state) {
+  (void)state;
+  mb m;
+  check(bert(&m, 0, 1), &m, 0, 1);
 }
 
 /* A boolean key mask: batch 1 masks keys 3 and 4, and every key of query row 1 (a fully masked
@@ -379,6 +387,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_bert),
     cmocka_unit_test(test_bert_softmax_read_twice),
+    cmocka_unit_test(test_bert_mask_of_one_key),
     cmocka_unit_test(test_bert_sdpa),
     cmocka_unit_test(test_vit_dynamo),
     cmocka_unit_test(test_gpt_causal),
