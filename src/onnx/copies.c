@@ -15,8 +15,10 @@ int gpux__model_hold(gpux_model *m) {
     if (!x->init.data) { /* let go before: decoded again, the same bytes */
       gpux_tensor t;
       if ((rc = gpux__tensor_from_pb(x->pb, x->pb_len, m, 1, &t, NULL, NULL))) break;
-      gpux_tensor_free(&x->init);
-      x->init = t;
+      /* the data alone: sessions that let it go may be running, reading the rest (dtype, dims) */
+      x->init.data = t.data;
+      t.data = NULL;
+      gpux_tensor_free(&t);
     }
     x->holders++;
   }

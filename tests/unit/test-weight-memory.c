@@ -7,13 +7,15 @@
  *     under AddressSanitizer, whose shadow memory counts),
  *   - a weight that an unpacked consumer reads too (ReduceSum) stays and reads right every run,
  *   - a second session made after the first let its copies go decodes them again and answers
- *     the same, and the first keeps answering the same after it.
+ *     the same, and the first keeps answering the same after it; a third's first runs on two
+ *     threads at once answer the same, and its copies go too.
  * Where the CPU has no packed GEMM (no AVX2), nothing is packed and the test says so and passes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +105,22 @@ static void run(gpux_session *s, const gpux_tensor *x, float *y, float *wsum) {
   gpux_session_recycle(s, &out[1]);
 }
 
+typedef struct {
+  gpux_session *s;
+  const gpux_tensor *x;
+  const float *want;
+  int same;              /* the output was want */
+} concurrent;
+
+static void *run_thread(void *arg) {
+  concurrent *c = arg;
+  gpux_tensor out[2];
+  if (gpux_session_run(c->s, c->x, 1, out, 2)) return NULL;
+  c->same = out[0].nbytes == (size_t)ROWS * K * sizeof(float) && !memcmp(out[0].data, c->want, out[0].nbytes);
+  gpux_tensor_free(&out[0]), gpux_tensor_free(&out[1]);
+  return NULL;
+}
+
 static void test_weights_once(void **state) {
   (void)state;
   char path[] = "/tmp/gpux-weight-memory-XXXXXX";
@@ -170,11 +188,19 @@ static void test_weights_once(void **state) {
   run(s2, &xt, y, &wsum);
   assert_memory_equal(y, y1, (size_t)ROWS * K * sizeof *y);
   gpux_session_free(s2);
-  /* and a third after both are gone */
+  /* and a third after both are gone, its first runs on two threads at once: each packs while
+   * the other may, so the copies go when the last of them ends, or with a later run */
   if (gpux_session_create(model, &o, &s)) fail_msg("third session: %s", gpux_last_error());
+  concurrent c[2] = {{s, &xt, y1}, {s, &xt, y1}};
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&th[i], NULL, run_thread, &c[i]), 0);
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  assert_int_equal(c[0].same + c[1].same, 2);
   run(s, &xt, y, &wsum);
   assert_memory_equal(y, y1, (size_t)ROWS * K * sizeof *y);
   assert_true(fabs(wsum - w0_sum) <= 1e-3 * (1.0 + fabs(w0_sum)));
+  gpux_session_memory(s, &mem);
+  if (mem.weights_packed) assert_true(mem.weights_copied <= (size_t)K * K * sizeof(float));
   gpux_session_free(s);
 
   gpux_model_free(model);
