@@ -105,6 +105,8 @@ typedef struct wg_nodeinfo {
   signed char alias_out[16], alias_in[16];
   int flag_scratch;              /* 1 + the scratch id of its overflow flag, 0 if none */
   int half_disp;
+  signed char in_held[64];       /* how each input was held when the kernel ran: its element type
+                                    when an earlier node had bound it, -1 when none had, -2 absent */
 } wg_nodeinfo;
 
 struct wg_plan {
@@ -770,15 +772,13 @@ static int same_meta(const gpux_tensor *a, const gpux_tensor *b) {
 }
 
 /* Whether value v is the same in plan p so far as in q: absent or not, constant or not (with the
- * same data), its dtype and shape, and how the GPU holds it (alias root, element type). */
+ * same data), its dtype and shape, and the storage it shares (alias root). */
 static int same_value(const wg_plan *p, const wg_plan *q, int v) {
   const wg_val *a = &p->vals[v], *b = &q->vals[v];
   if ((a->state == V_ABSENT) != (b->state == V_ABSENT) || (a->state == V_CONST) != (b->state == V_CONST)) return 0;
   if (a->state == V_ABSENT) return 1;
   if (!same_meta(&a->t, &b->t) || a->t.kind != GPUX_KIND_TENSOR) return 0;
-  /* (q's objects are as its last reader left them; p's as the readers so far did) */
-  if (alias_root(p, v) != alias_root(q, v) || (p->objs[v].used && (!q->objs[v].used || p->objs[v].gpu_type != q->objs[v].gpu_type)))
-    return 0;
+  if (alias_root(p, v) != alias_root(q, v)) return 0;
   if (a->state == V_CONST && a->t.data != b->t.data) {
     if (a->t.dtype == GPUX_DT_STRING || !a->t.data || !b->t.data) return 0;
     if (memcmp(a->t.data, b->t.data, (size_t)gpux_tensor_count(&a->t) * gpux_dtype_size(a->t.dtype))) return 0;
@@ -825,7 +825,9 @@ static int replay_shapes(wg_plan *p, int i) {
 static int replay_node(wg_plan *p, int i) {
   const wg_plan *q = p->prev;
   const gpux__node *n = &p->g->nodes[i];
-  if (!q || q->nodes[i].place != P_GPU || (p->supported && !p->supported[i]) || !same_inputs(p, i)) return 0;
+  if (!q || q->nodes[i].place != P_GPU || (p->supported && !p->supported[i]) || !same_inputs(p, i) ||
+      memcmp(p->nodes[i].in_held, q->nodes[i].in_held, (size_t)(n->n_in < 64 ? n->n_in : 64)))
+    return 0;
   for (int j = 0; j < n->n_out; j++) {
     int v = n->out[j];
     if (v >= 0 && (!same_meta(&p->vals[v].t, &q->vals[v].t) || (p->vals[v].state == V_ABSENT) != (q->vals[v].state == V_ABSENT)))
@@ -881,6 +883,10 @@ static int plan_place(wg_plan *p, int i) {
   const gpux__node *n = &p->g->nodes[i];
   wg_nodeinfo *ni = &p->nodes[i];
   if (ni->place == P_CONST) return 0;
+  for (int j = 0; j < n->n_in && j < 64; j++) { /* what the kernel sees of its inputs' storage so far */
+    int v = n->in[j];
+    ni->in_held[j] = (signed char)(v < 0 || p->vals[v].state == V_ABSENT ? -2 : p->objs[v].used ? p->objs[v].gpu_type : -1);
+  }
   int replayed = replay_node(p, i);
   if (replayed) return replayed < 0 ? replayed : 0; /* taken from the previous plan */
   wg_op_fn fn = gpux__wg_op_find(n->domain, n->op_type);
