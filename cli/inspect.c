@@ -232,6 +232,12 @@ int cmd_inspect(int argc, char **argv) {
     }
   }
   print_build(build, get(j, "local"), get(j, "manifest"));
+  const cJSON *tuning = get(j, "tuning"), *rec;
+  if (cJSON_IsString(tuning)) printf("tuning: %s (runs use the defaults)\n", tuning->valuestring);
+  cJSON_ArrayForEach(rec, cJSON_GetObjectItem(tuning, "records")) /* GEMM tuning, one record per GPU */
+    printf("tuning: %d of %d GEMM shapes on %s (driver %s, %s), %g s\n", cJSON_GetArraySize(get(rec, "gemms")),
+           (int)num(rec, "shapes"), str(rec, "adapter.name"), str(rec, "adapter.driver"), str(rec, "adapter.library"),
+           num(rec, "seconds"));
   printf("layers:\n");
   const cJSON *l;
   double total = 0;

@@ -814,6 +814,15 @@ int gpux_store_inspect(gpux_store *st, const char *ref, char **json) {
   cJSON *lj = local ? cJSON_Parse(local) : NULL;
   if (lj) cJSON_AddItemToObject(out, "local", lj);   /* when it was built here, what was measured */
   free(local);
+  for (int i = 0; i < img.n_layers; i++) { /* GEMM tuning (app/tuning.c): its records, as stored */
+    if (strcmp(img.layers[i].media_type, GPUX_MEDIA_TUNING)) continue;
+    char *t = NULL;
+    size_t tl = 0;
+    cJSON *tj = gpux__store_read_blob(st, img.layers[i].blob.digest, &t, &tl) ? NULL : cJSON_ParseWithLength(t, tl);
+    free(t);
+    cJSON_AddItemToObject(out, "tuning", tj ? tj : cJSON_CreateString("not readable JSON"));
+    break;
+  }
   gpux__oci_image_free(&img);
   *json = cJSON_Print(out);
   cJSON_Delete(out);

@@ -25,6 +25,7 @@ expect build-no-tune 0 '^Built cn:plain .*1 layer\)' -- cat "$tmp/plain.out"
 expect build-tune 0 '^Built cn:tuned .*2 layers\)' -- cat "$tmp/tuned.out"
 expect build-tune-summary 0 '^  tuning    [0-9]+ of 3 GEMM shapes faster than the defaults on .* \([0-9]+ candidates, 0 rejected, [0-9.]+ s\)$' -- cat "$tmp/tuned.out"
 expect build-tune-progress 0 '^build: tuning GEMMs for this GPU' -- cat "$tmp/tuned.out"
+expect inspect-tuning 0 '^tuning: [0-9]+ of 3 GEMM shapes on .*\(driver .*, libwebgpu_dawn\.so\), [0-9.e-]+ s$' -- "$gpux" inspect cn:tuned
 expect inspect-tuning-layer 0 'gpux-tuning\.json +application/vnd\.gpux\.tuning\.v1\+json' -- "$gpux" inspect cn:tuned
 
 # the record is keyed by this machine's adapter
