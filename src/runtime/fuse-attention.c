@@ -9,27 +9,30 @@
  *   s = MatMul(Q, K^T)    then Mul / Div by scalars (the scale after the product)
  *   s = Add(s, mask)      any number of additive masks of any broadcastable shape, and
  *   s = Where(c, s, f)    Where masks with a fill f <= -1e4 (-inf, finfo.min, -1e9, -1e4) on
- *       Where(c, f, s)      either side
+ *       Where(c, f, s)      either side, and GPT-2's first form s * b - c * (1 - b) with b a
+ *                           constant 0/1 table (or a Slice of one) and c >= 1e4
  *   P = Softmax(s, -1)    optionally with torch's NaN clean-up Where(IsNaN(P), 0, P)
  *   Y = MatMul(P, V)      V [B, H, T, Dv]
  *
  * becomes Y = Attention(Q, K, V, attn_mask) with scale = the product of the scales. K comes from
  * the same Transpose with its last two axes swapped back (none left: the Transpose goes), or the
  * dynamo Reshape reading x with the last two target dims swapped. The masks are re-expressed
- * additively on their own: the first Where reads a zero in the scores' place, an Add that comes
- * first is dropped and its other operand is the mask, and the later mask nodes read the mask so
- * far, so the mask nodes that remain compute [B, 1, S, T] (or whatever their shape is) once
- * instead of [B, H, S, T], and Attention adds the result. A Where with a fill of -1e9 or less is
- * exact that way: s + f rounds to f, even in a row that is masked everywhere. When the only mask is
- * Where(tril, s, f) with tril a constant lower-triangular boolean (or a Slice of one from its top
- * left corner), is_causal is set as well, so the kernel skips the keys after each query.
+ * additively on their own: the first Where (or Sub) reads a zero in the scores' place (the Mul
+ * s * b goes), an Add that comes first is dropped and its other operand is the mask, and the
+ * later mask nodes read the mask so far, so the mask nodes that remain compute [B, 1, S, T] (or
+ * whatever their shape is) once instead of [B, H, S, T], and Attention adds the result. A Where
+ * with a fill of -1e9 or less is exact that way: s + f rounds to f, even in a row that is masked
+ * everywhere. When the only mask is Where(tril, s, f) with tril a constant lower-triangular
+ * boolean (or a Slice of one from its top left corner), is_causal is set as well, so the kernel
+ * skips the keys after each query.
  *
  * A rewrite happens only when the match is exact: every intermediate has no other reader (nor is
  * a graph output), Q, K^T and V have four axes as far as the graph shows, the scores are float32
  * (a float32 scale or fill says so), and the Softmax is over the last axis. One gap: a mask whose
  * last axis is 1 at run time (declared shapes rule it out where there are any) is read as padded
- * with -inf by Attention, where Add would broadcast it; attention masks have the keys there. A KV cache that
- * Concat's the past to the new keys stays as it is; Attention reads its result as K and V. */
+ * with -inf by Attention, where Add would broadcast it; attention masks have the keys there. A
+ * KV cache that Concat's the past to the new keys stays as it is; Attention reads its result as K
+ * and V. */
 #include "runtime/fuse-attention.h"
 #include "ops/op.h"
 #include <math.h>
@@ -48,6 +51,7 @@ typedef struct {
 
 typedef struct {
   int node, side;            /* a node between Q K^T and the Softmax, and its input on that path */
+  int keep;                  /* for s * b - c * (1 - b): the Mul s * b before the Sub, else -1 */
 } fa_step;
 
 typedef struct {
@@ -169,6 +173,37 @@ static int dtype_of(const gpux__graph *g, int id) {
   return v->has_info ? v->info.dtype : 0;
 }
 
+/* GPT-2's first exports mask with s * b - c * (1 - b), b a slice of a constant 0/1 table: for
+ * the c * (1 - b) value id (a Mul by a scalar c >= 1e4 of Sub(1, b)), b's value id, else -1. */
+static int keep_of(const fa_ctx *c, int id) {
+  const gpux__graph *g = c->g;
+  int p = producer(c, id);
+  if (p < 0 || c->uses[id] != 1) return -1;
+  const gpux__node *n = &g->nodes[p];
+  if (!is_op(n, "Mul") || n->n_in != 2 || n->n_out != 1) return -1;
+  float k;
+  int side; /* the input that is not c */
+  if (scalar_f32(g, n->in[0], &k)) side = 1;
+  else if (scalar_f32(g, n->in[1], &k)) side = 0;
+  else return -1;
+  if (k < 1e4f) return -1;
+  int ps = producer(c, n->in[side]);
+  if (ps < 0 || c->uses[n->in[side]] != 1) return -1;
+  const gpux__node *sub = &g->nodes[ps];
+  float one;
+  if (!is_op(sub, "Sub") || sub->n_in != 2 || sub->n_out != 1 || !scalar_f32(g, sub->in[0], &one) || one != 1.0f) return -1;
+  int b = sub->in[1];
+  const gpux_tensor *t = const_t(g, b);
+  int pb = producer(c, b);
+  if (!t && pb >= 0 && is_op(&g->nodes[pb], "Slice") && g->nodes[pb].n_in >= 3) t = const_t(g, g->nodes[pb].in[0]);
+  if (!t || t->dtype != GPUX_DT_FLOAT) return -1;
+  for (int64_t i = 0; i < gpux_tensor_count(t); i++) {
+    float v = ((const float *)t->data)[i];
+    if (v != 0.0f && v != 1.0f) return -1;
+  }
+  return b;
+}
+
 /* Follows value x back from the Softmax's input to the Q K^T MatMul through scalings and masks,
  * every value on the way read once; records the path in m. */
 static int trace(const fa_ctx *c, fa_match *m, int x, int depth) {
@@ -194,9 +229,18 @@ static int trace(const fa_ctx *c, fa_match *m, int x, int depth) {
   } else if (is_op(n, "Where") && n->n_in == 3) {
     if (fill_ok(g, n->in[2])) sides[ns++] = 1;
     else if (fill_ok(g, n->in[1])) sides[ns++] = 2;
+  } else if (is_op(n, "Sub") && n->n_in == 2) { /* s * b - c * (1 - b) */
+    int b = keep_of(c, n->in[1]), pm = producer(c, n->in[0]);
+    const gpux__node *mul = pm >= 0 ? &g->nodes[pm] : NULL;
+    if (b < 0 || !mul || c->uses[n->in[0]] != 1 || !is_op(mul, "Mul") || mul->n_in != 2 || mul->n_out != 1 ||
+        (mul->in[0] != b && mul->in[1] != b))
+      return 0;
+    m->steps[m->n_steps++] = (fa_step){p, 0, pm};
+    if (trace(c, m, mul->in[mul->in[0] == b ? 1 : 0], depth + 1)) return 1;
+    m->n_steps--;
   }
   for (int s = 0; s < ns; s++) {
-    m->steps[m->n_steps++] = (fa_step){p, sides[s]};
+    m->steps[m->n_steps++] = (fa_step){p, sides[s], -1};
     if (trace(c, m, n->in[sides[s]], depth + 1)) return 1;
     m->n_steps--;
   }
@@ -397,10 +441,8 @@ static int fuse_one(fa_ctx *c, int pv) {
       int64_t md[GPUX_MAX_DIMS];
       int mo = is_op(st, "Where") ? st->in[0] : st->in[1 - m.steps[i].side], r = shape_of(c, mo, md, 0);
       if (r > 4 || (r == 0 && n_masks == 0) || (r > 0 && md[r - 1] == 1)) return 0;
-      if (is_op(st, "Where")) {
-        f32 = 1;
-        tril = m.steps[i].side == 1 && is_tril(c, st->in[0]);
-      }
+      if (is_op(st, "Where")) tril = m.steps[i].side == 1 && is_tril(c, st->in[0]);
+      if (!is_op(st, "Add")) f32 = 1; /* a float32 fill or c */
       n_masks++;
     }
   }
@@ -456,6 +498,7 @@ static int fuse_one(fa_ctx *c, int pv) {
       c->dead[m.steps[i].node] = 1;
       continue;
     }
+    if (m.steps[i].keep >= 0) c->dead[m.steps[i].keep] = 1; /* s * b: the Sub reads the mask instead */
     if (mask < 0 && is_op(st, "Add")) {
       mask = st->in[1 - side];
       c->dead[m.steps[i].node] = 1;

@@ -1,7 +1,7 @@
 /* test-fuse-attention.c — unit tests of the attention rewrite (runtime/fuse-attention.c): small
  * BERT-, ViT- and GPT-2-like attention blocks written the ways torch.onnx exports them (the
- * TorchScript and dynamo exporters, additive and Where masks, torch's NaN clean-up, a KV cache)
- * must become one Attention node each, and run the same with the rewrite and without it
+ * TorchScript and dynamo exporters, additive, Where and Mul/Sub masks, torch's NaN clean-up, a KV
+ * cache) must become one Attention node each, and run the same with the rewrite and without it
  * (GPUX_OPTIMIZE=0) to 1e-5 relative; a block whose intermediate has another reader must not. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -336,6 +336,46 @@ static void test_gpt_causal(void **state) {
   check(model, &m, 1, 1);
 }
 
+/* GPT-2 as its first exports wrote it: K^T by Transpose [0, 2, 3, 1], Div by sqrt(D),
+ * s * b - 1e4 * (1 - b) with b a Slice of a constant float [1, 1, MAXPOS, MAXPOS] 0/1 table, then
+ * the additive attention mask. */
+static void test_gpt2_mul_sub(void **state) {
+  (void)state;
+  mb m;
+  start(&m);
+  int64_t md[4] = {B, 1, 1, S};
+  input(&m, "mask", GPUX_DT_FLOAT, 4, md, NULL);
+  float bias[MAXPOS * MAXPOS];
+  for (int i = 0; i < MAXPOS; i++)
+    for (int j = 0; j < MAXPOS; j++) bias[i * MAXPOS + j] = j <= i ? 1.0f : 0.0f;
+  int64_t bd[4] = {1, 1, MAXPOS, MAXPOS}, zeros[2] = {0, 0}, ends[2] = {S, S}, axes[2] = {2, 3};
+  init_f32(&m, "bias", 4, bd, bias);
+  ints(&m, "starts", 2, zeros);
+  ints(&m, "ends", 2, ends);
+  ints(&m, "axes", 2, axes);
+  scalar(&m, "sqrt_d", sqrtf((float)D));
+  scalar(&m, "one", 1.0f);
+  scalar(&m, "big", 1e4f);
+  op(&m, "Slice", IN("bias", "starts", "ends", "axes"), "b");
+  heads(&m, "x", "wq", "q");
+  heads(&m, "x", "wv", "v");
+  op(&m, "MatMul", IN("x", "wk"), "k_mm");
+  op(&m, "Reshape", IN("k_mm", "heads_shape"), "k_rs");
+  transpose(&m, "k_rs", "kt", 0, 2, 3, 1);
+  op(&m, "MatMul", IN("q", "kt"), "s");
+  op(&m, "Div", IN("s", "sqrt_d"), "s_scaled");
+  op(&m, "Mul", IN("s_scaled", "b"), "s_kept");
+  op(&m, "Sub", IN("one", "b"), "not_b");
+  op(&m, "Mul", IN("big", "not_b"), "drop");
+  op(&m, "Sub", IN("s_kept", "drop"), "s_causal");
+  op(&m, "Add", IN("s_causal", "mask"), "s_masked");
+  int64_t axis = -1;
+  node(&m, "Softmax", IN("s_masked"), "p", "axis", -1, &axis);
+  op(&m, "MatMul", IN("p", "v"), "ctx");
+  merge(&m, "ctx");
+  check(finish(&m, IN("y")), &m, 1, 1);
+}
+
 /* Query i of the new S sees keys up to P + i; batch 1's first key is padding. */
 static int kv_masked(const int64_t *i) { return i[3] > P + i[2] || (i[0] == 1 && i[3] == 0); }
 
@@ -392,6 +432,7 @@ int main(void) {
     cmocka_unit_test(test_vit_dynamo),
     cmocka_unit_test(test_gpt_causal),
     cmocka_unit_test(test_gpt_kv_cache),
+    cmocka_unit_test(test_gpt2_mul_sub),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
