@@ -47,8 +47,9 @@ void gpux__gemm_batched(const gpux__gemm_batch *g);
 
 /* ---- the epilogue of gpux.FusedMatMul (gemm-epilogue.c) ---- */
 
-/* The activation after the bias: none, Relu, Gelu (erf) or Gelu with approximate = "tanh". */
-enum { GPUX_GEMM_ACT_NONE, GPUX_GEMM_ACT_RELU, GPUX_GEMM_ACT_GELU, GPUX_GEMM_ACT_GELU_TANH };
+/* The activation after the bias: none, Relu, Gelu (erf), Gelu with approximate = "tanh", or Tanh
+ * (BERT's pooler). */
+enum { GPUX_GEMM_ACT_NONE, GPUX_GEMM_ACT_RELU, GPUX_GEMM_ACT_GELU, GPUX_GEMM_ACT_GELU_TANH, GPUX_GEMM_ACT_TANH };
 
 /* What follows the product and its bias: the activation, then the residual R added. */
 typedef struct {

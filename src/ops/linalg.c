@@ -209,8 +209,8 @@ static void add_broadcast(float *out, int nd, const int64_t *od, const float *y,
  * weights, the Add of a bias, the activation and the residual Add after it:
  * Y = act(A x op(B) + bias) + R, float32. A [..., K] (its batch dims fold into rows), B [K, N]
  * ([N, K] with transB), bias [N] (any shape of N elements) or absent, R of the product's shape
- * (else broadcast in a second pass) or absent; attributes activation ("", "Relu", "Gelu"),
- * approximate ("none", "tanh") and transB. */
+ * (else broadcast in a second pass) or absent; attributes activation ("", "Relu", "Gelu",
+ * "Tanh"), approximate ("none", "tanh") and transB. */
 static int op_fused_matmul(gpux__kctx *k) {
   const gpux_tensor *a = IN(0), *b = IN(1), *bias = IN(2), *res = IN(3);
   if (!a || !b) return gpux__kerr(k, GPUX_E_INVALID, "FusedMatMul needs inputs A and B");

@@ -11,9 +11,9 @@
  *        d = x - ReduceMean(x); y = d / Sqrt(ReduceMean(d^2) + eps) * gamma + beta
  *      over the last axis, with constant gamma and beta [D], becomes LayerNormalization.
  *   3. A float32 MatMul or Gemm by constant 2-D weights, with the Add of a constant bias [N] after
- *      it (or a Gemm's C [N]), the Relu or Gelu after that (also through a Reshape in between, as
- *      GPT-2's Conv1D writes it) and the residual Add of a computed value after that, any of them,
- *      becomes one gpux.FusedMatMul (linalg.c):
+ *      it (or a Gemm's C [N]), the Relu, Tanh or Gelu after that (also through a Reshape in
+ *      between, as GPT-2's Conv1D writes it) and the residual Add of a computed value after that,
+ *      any of them, becomes one gpux.FusedMatMul (linalg.c):
  *        Y = act(A x B + bias) + R
  *      whose bias, activation and residual run on each tile of the product while it is in cache
  *      (a residual that turns out to broadcast is added in a second pass, on the CPU). Weights
@@ -347,16 +347,18 @@ static int fuse_layernorm(ft *f, int q) {
 
 /* ---- 3. MatMul + bias + activation ---- */
 
-/* Node i: a Relu, or a Gelu of either kind: its approximate attribute ("" for Relu), or NULL. */
-static const char *activation(const ft *f, int i) {
+/* Node i: a Relu, Tanh or Gelu of either kind: its op type (a Gelu's approximate in *approx,
+ * else NULL there), or NULL. */
+static const char *activation(const ft *f, int i, const char **approx) {
+  *approx = NULL;
   if (i < 0 || f->dead[i]) return NULL;
   const gpux__node *n = &f->g->nodes[i];
   if (n->n_in != 1 || n->n_out != 1 || n->out[0] < 0) return NULL;
-  if (is_op(n, "Relu")) return "";
+  if (is_op(n, "Relu") || is_op(n, "Tanh")) return n->op_type;
   if (!is_op(n, "Gelu")) return NULL;
   const gpux__attr *a = gpux__node_attr(n, "approximate");
-  const char *s = a && a->s ? a->s : "none";
-  return !strcmp(s, "none") || !strcmp(s, "tanh") ? s : NULL;
+  *approx = a && a->s ? a->s : "none";
+  return !strcmp(*approx, "none") || !strcmp(*approx, "tanh") ? n->op_type : NULL;
 }
 
 /* Value b, which node i alone reads, is a Transpose of constant 2-D weights (a tied embedding
@@ -407,23 +409,21 @@ static int fuse_matmul(ft *f, int i) {
   }
   /* the activation, directly or through one Reshape */
   int r = only_reader(f, y), ir = -1;
-  const char *approx = activation(f, r);
-  if (!approx && r >= 0 && !f->dead[r] && is_op(&g->nodes[r], "Reshape") && g->nodes[r].in[0] == y &&
-      g->nodes[r].n_out == 1 && (approx = activation(f, only_reader(f, g->nodes[r].out[0]))))
+  const char *approx, *act = activation(f, r, &approx);
+  if (!act && r >= 0 && !f->dead[r] && is_op(&g->nodes[r], "Reshape") && g->nodes[r].in[0] == y &&
+      g->nodes[r].n_out == 1 && (act = activation(f, only_reader(f, g->nodes[r].out[0]), &approx)))
     ir = r, r = only_reader(f, g->nodes[r].out[0]);
-  int out = approx && ir < 0 ? g->nodes[r].out[0] : y;
+  int out = act && ir < 0 ? g->nodes[r].out[0] : y;
   /* the residual: an Add of a computed value of the product's shape (checked when run) */
   int ires = ir < 0 ? only_reader(f, out) : -1, res = other_of(f, ires, "Add", out);
   if (res >= 0 && const_of(g, res)) res = -1;
   if (res >= 0) out = g->nodes[ires].out[0];
   /* nothing follows (a Gemm has its bias already), nor is a Transpose saved */
-  if (!approx && res < 0 && (has_c || bias < 0) && t < 0) return 0;
+  if (!act && res < 0 && (has_c || bias < 0) && t < 0) return 0;
   gpux__attr attrs[3];
   int na = 0;
-  if (approx) {
-    attrs[na++] = str_attr("activation", approx[0] ? "Gelu" : "Relu");
-    if (approx[0]) attrs[na++] = str_attr("approximate", approx);
-  }
+  if (act) attrs[na++] = str_attr("activation", act);
+  if (approx) attrs[na++] = str_attr("approximate", approx);
   if (tb) attrs[na++] = (gpux__attr){.name = "transB", .type = GPUX_ATTR_INT, .i = 1};
   int in[4] = {n->in[0], wid, bias, res};
   if (ir >= 0) { /* the Reshape now makes what the activation made */
@@ -435,7 +435,7 @@ static int fuse_matmul(ft *f, int i) {
   int rc = rewrite(f, i, "gpux", "FusedMatMul", 1, in, res >= 0 ? 4 : bias >= 0 ? 3 : 2, out, attrs, na);
   if (rc) return rc;
   if (ia >= 0) f->dead[ia] = 1;
-  if (approx) f->dead[r] = 1;
+  if (act) f->dead[r] = 1;
   if (res >= 0) f->dead[ires] = 1;
   if (t >= 0) f->dead[t] = 1;
   return 0;

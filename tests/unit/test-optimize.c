@@ -449,8 +449,8 @@ static void test_gpt2_mlp(void **state) {
   gpux_model_free(model);
 }
 
-/* The dynamo exporter's GPT-2 MLP: a Gemm without C (no bias), a Reshape, the exact GELU; and a
- * MatMul + Relu with no bias. */
+/* The dynamo exporter's GPT-2 MLP: a Gemm without C (no bias), a Reshape, the exact GELU; a
+ * MatMul + Relu with no bias; a Gemm + Tanh (BERT's pooler). */
 static void test_no_bias(void **state) {
   (void)state;
   model_b m = {0};
@@ -464,11 +464,16 @@ static void test_no_bias(void **state) {
   node(&m, "Reshape", (const char *[]){"h", "back"}, 2, "h3", NULL, 0);
   gelu_erf(&m, "h3", "h4", "a");
   node(&m, "MatMul", (const char *[]){"h4", "w2"}, 2, "h5", NULL, 0);
-  node(&m, "Relu", (const char *[]){"h5"}, 1, "y", NULL, 0);
+  node(&m, "Relu", (const char *[]){"h5"}, 1, "h6", NULL, 0);
+  init(&m, "w3", 2, (int64_t[]){16, 16}, NAN), init(&m, "b3", 1, (int64_t[]){16}, NAN);
+  node(&m, "Reshape", (const char *[]){"h6", "flat"}, 2, "h6f", NULL, 0);
+  node(&m, "Gemm", (const char *[]){"h6f", "w3", "b3"}, 3, "h7", NULL, 0); /* BERT's pooler */
+  node(&m, "Tanh", (const char *[]){"h7"}, 1, "y", NULL, 0);
   gpux_model *model = finish(&m, 3, tdims, "y");
-  assert_int_equal(count_ops(model, "FusedMatMul"), 2);
-  assert_int_equal(count_ops(model, "Reshape"), 2);
-  assert_int_equal(count_ops(model, "Gemm") + count_ops(model, "MatMul") + count_ops(model, "Relu") + count_ops(model, "Erf"), 0);
+  assert_int_equal(count_ops(model, "FusedMatMul"), 3);
+  assert_int_equal(count_ops(model, "Reshape"), 3);
+  assert_int_equal(count_ops(model, "Gemm") + count_ops(model, "MatMul") + count_ops(model, "Relu") + count_ops(model, "Erf") +
+                   count_ops(model, "Tanh"), 0);
   check_same(model, 3, tdims);
   gpux_model_free(model);
 }

@@ -323,6 +323,8 @@ static void test_matmul_gemm(void **state) {
      .attrs = {AS("activation", "Gelu")}, .n_attrs = 1},
     {.op = "FusedMatMul", .domain = "gpux", .n_in = 4, .in = {T(9, 24), T(24, 40), ABSENT, T(9, 40)}},
     {.op = "FusedMatMul", .domain = "gpux", .n_in = 4, .in = {T(4, 1030), T(1030, 8), T(8), T(4, 8)}},
+    {.op = "FusedMatMul", .domain = "gpux", .n_in = 3, .in = {T(3, 32), T(32, 32), T(32)},
+     .attrs = {AS("activation", "Tanh")}, .n_attrs = 1},
   };
   int bad = 0;
   for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) bad |= run_case(&cases[k], (int)k);

@@ -385,6 +385,7 @@ static int op_fused_matmul(wg_build *b) {
   gpux__wg_cat(&pre, "fn gx_act(x: f32) -> f32 {\n");
   if (!act[0]) gpux__wg_cat(&pre, "  return x;\n");
   else if (!strcmp(act, "Relu")) gpux__wg_cat(&pre, "  return max(x, 0.0);\n");
+  else if (!strcmp(act, "Tanh")) gpux__wg_cat(&pre, "  return gx_tanh(x);\n");
   else if (!strcmp(act, "Gelu") && !strcmp(approx, "tanh"))
     gpux__wg_cat(&pre, "  return 0.5 * x * (1.0 + gx_tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));\n");
   else if (!strcmp(act, "Gelu") && !strcmp(approx, "none"))
