@@ -38,7 +38,7 @@ PATTERNS = {
     # the first plan (plan.c)
     "pipelines": re.compile(r"pipelines for \d+ nodes: \d+ new \(\d+ loaded from the pipeline cache, \d+ compiled\) in "
                             + NUM + r" ms \(cpu " + NUM + r"\)"),
-    "plan": re.compile(r"planned .* in " + NUM + r" ms \(cpu " + NUM + r"; buffers, uploads and bind groups " + NUM
+    "plan": re.compile(r"planned .* in " + NUM + r" ms \(cpu " + NUM + r";.*buffers, uploads and bind groups " + NUM
                        + r" ms, cpu " + NUM + r"\)"),
 }
 LOADED = re.compile(r"\d+ new \((\d+) loaded from the pipeline cache, (\d+) compiled\)")

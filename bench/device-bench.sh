@@ -11,7 +11,10 @@
 # bench JSON says "precision": "fp16", or "fp32" with "precision_note" where the adapter's shaders
 # cannot use f16), after `gpux verify --precision fp16` checks its outputs against the fp32
 # reference with the fp16 gate of docs/benchmarks.md (verify-fp16.txt); FP16=0 leaves it out.
-# Writes results.jsonl, table.md and logs into OUTDIR.
+# Then bench/coldstart.py breaks a fresh process's time to its first result down (device steps,
+# pipelines loaded or compiled, buffers and weights, first run against steady runs), with an empty
+# cache and in later processes (COLDSTART=0 leaves it out).
+# Writes results.jsonl, table.md, coldstart.md, coldstart.jsonl and logs into OUTDIR.
 set -uo pipefail
 out=${1:?usage: device-bench.sh OUTDIR}
 mkdir -p "$out" /opt/gpux
@@ -72,3 +75,10 @@ for m in $models; do
 done
 [ -n "${NO_TORCH:-}" ] || timeout 300 python3 "$dist/torch-peer.py" --runs "$runs" $models >> "$out/results.jsonl" 2>> "$out/errors.log"
 python3 "$dist/device-table.py" "$out/results.jsonl" > "$out/table.md" 2>> "$out/errors.log"
+# where a fresh process's time to its first result goes on WebGPU, with an empty cache and then
+# in ROUNDS later processes (bench/coldstart.py: coldstart.md, coldstart.jsonl); COLDSTART=0 skips it
+if [ "${COLDSTART:-1}" != 0 ]; then
+  cases=; for m in $models; do [ -f "/tmp/models/$m/model.onnx" ] && cases="$cases /tmp/models/$m"; done
+  [ -n "$cases" ] && timeout 600 python3 "$dist/coldstart.py" --gpux "$gpux" --rounds "${ROUNDS:-3}" --runs 10 --out "$out" \
+    $cases > /dev/null 2>> "$out/errors.log"
+fi
