@@ -254,27 +254,27 @@ static void kv_base(char *buf, size_t len, const attn *a, int value, int past, c
 /* GPUs, one or a few query rows (a decoder's step): a workgroup per row, ROW_THREADS threads.
  * Keys go in chunks of CHUNK: each thread scores CHUNK / ROW_THREADS of them (q in workgroup
  * memory), the chunk's maximum and sum come from tree reductions, then the threads split as
- * 64 output dims x 2 halves of the chunk's keys for the weighted sum of V; the halves are added
- * at the end. */
+ * 16 vec4 columns of the output x 8 groups of the chunk's keys for the weighted sum of V; the
+ * groups' parts are added at the end. */
 static int fused_row(wg_build *b, const attn *a, const attn_bind *bd) {
-  int64_t rows = a->B * a->Hq * a->Sq, ND = (a->Dv + 63) / 64;
+  int64_t rows = a->B * a->Hq * a->Sq, V4 = a->Dv / 4, NC = (V4 + 15) / 16;
   uint32_t gx, gy;
   gpux__wg_grid(b, (uint64_t)rows, &gx, &gy);
   wg_str s = {0};
   gpux__wg_decls(b, &s);
   fused_fns(&s, a, bd);
   gpux__wg_cat(&s, "var<workgroup> gx_q: array<f32, %lld>;\nvar<workgroup> gx_s: array<f32, %d>;\nvar<workgroup> gx_r: array<f32, %d>;\n"
-                   "var<workgroup> gx_o: array<f32, %lld>;\n",
-               (long long)a->D, CHUNK, ROW_THREADS, (long long)(64 * ND));
+                   "var<workgroup> gx_o: array<vec4<f32>, %lld>;\n",
+               (long long)a->D, CHUNK, ROW_THREADS, (long long)(128 * NC));
   gpux__wg_cat(&s, "@compute @workgroup_size(%d)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {\n"
                    "  let row = wid.y * %uu + wid.x;\n"
                    "  let i = row %% %lluu;\n  let h = (row / %lluu) %% %lluu;\n  let bb = row / %lluu;\n  let kvh = h / %lluu;\n"
                    "  let qo = gx_qo(bb, h, i);\n"
                    "  for (var e = li; e < %lluu; e = e + %du) { gx_q[e] = b%d[qo + e]; }\n"
-                   "  let lo = gx_klo(i);\n  let hi = gx_khi(i);\n  let dl = li %% 64u;\n  let jg = li / 64u;\n"
+                   "  let lo = gx_klo(i);\n  let hi = gx_khi(i);\n  let cl = li %% 16u;\n  let kg = li / 16u;\n"
                    "  var m = -gx_inf();\n  var l = 0.0;\n",
                ROW_THREADS, gx, (ull)a->Sq, (ull)a->Sq, (ull)a->Hq, (ull)(a->Sq * a->Hq), (ull)a->group, (ull)a->D, ROW_THREADS, bd->q);
-  for (int64_t c = 0; c < ND; c++) gpux__wg_cat(&s, "  var o%lld = 0.0;\n", (long long)c);
+  for (int64_t c = 0; c < NC; c++) gpux__wg_cat(&s, "  var o%lld = vec4<f32>(0.0);\n", (long long)c);
   gpux__wg_cat(&s, "  workgroupBarrier();\n  for (var c0 = lo; c0 < hi; c0 = c0 + %di) {\n    var lm = -gx_inf();\n", CHUNK);
   char kb[200], vb[200];
   /* scores */
@@ -306,34 +306,36 @@ static int fused_row(wg_build *b, const attn *a, const attn_bind *bd) {
                    "    for (var st = %du; st > 0u; st = st >> 1u) { if (li < st) { gx_r[li] = gx_r[li] + gx_r[li + st]; } workgroupBarrier(); }\n"
                    "    l = l * al + gx_r[0];\n    m = mn;\n",
                ROW_THREADS / 2);
-  for (int64_t c = 0; c < ND; c++) gpux__wg_cat(&s, "    o%lld = o%lld * al;\n", (long long)c, (long long)c);
-  /* the weighted values: dim dl + 64 c, every other key of the chunk */
-  gpux__wg_cat(&s, "    let cnt = u32(min(%di, hi - c0));\n    for (var jj = jg; jj < cnt; jj = jj + 2u) {\n      let p = gx_s[jj];\n"
-                   "      if (p != 0.0) {\n        let j = u32(c0) + jj;\n",
+  for (int64_t c = 0; c < NC; c++) gpux__wg_cat(&s, "    o%lld = o%lld * al;\n", (long long)c, (long long)c);
+  /* the weighted values: columns cl + 16 c, every eighth key of the chunk from kg */
+  gpux__wg_cat(&s, "    let cnt = u32(min(%di, hi - c0));\n    for (var jj = kg; jj < cnt; jj = jj + 8u) {\n"
+                   "      let p = vec4<f32>(gx_s[jj]);\n      let j = u32(c0) + jj;\n",
                CHUNK);
   for (int past = 1; past >= 0; past--) {
     if (past && bd->pv < 0) continue;
+    int vbuf = past ? bd->pv : bd->v;
     kv_base(vb, sizeof vb, a, 1, past, "j");
-    if (past) gpux__wg_cat(&s, "        if (j < %lluu) {\n", (ull)a->P);
-    else if (bd->pv >= 0) gpux__wg_cat(&s, "        else {\n");
-    else gpux__wg_cat(&s, "        {\n");
-    gpux__wg_cat(&s, "          let vo = %s + dl;\n", vb);
-    for (int64_t c = 0; c < ND; c++) {
-      if (64 * (c + 1) <= a->Dv) gpux__wg_cat(&s, "          o%lld = fma(p, b%d[vo + %lldu], o%lld);\n", (long long)c, past ? bd->pv : bd->v, (long long)(64 * c), (long long)c);
-      else gpux__wg_cat(&s, "          if (dl + %lldu < %lluu) { o%lld = fma(p, b%d[vo + %lldu], o%lld); }\n", (long long)(64 * c), (ull)a->Dv,
-                        (long long)c, past ? bd->pv : bd->v, (long long)(64 * c), (long long)c);
+    if (past) gpux__wg_cat(&s, "      if (j < %lluu) {\n", (ull)a->P);
+    else if (bd->pv >= 0) gpux__wg_cat(&s, "      else {\n");
+    else gpux__wg_cat(&s, "      {\n");
+    gpux__wg_cat(&s, "        let vo = %s + cl * 4u;\n", vb);
+    for (int64_t c = 0; c < NC; c++) {
+      int guard = 16 * (c + 1) > V4;
+      if (guard) gpux__wg_cat(&s, "        if (cl + %lldu < %lluu) {\n", (long long)(16 * c), (ull)V4);
+      gpux__wg_cat(&s, "        { let e = vo + %lldu; o%lld = fma(p, vec4<f32>(b%d[e], b%d[e + 1u], b%d[e + 2u], b%d[e + 3u]), o%lld); }\n",
+                   (long long)(64 * c), (long long)c, vbuf, vbuf, vbuf, vbuf, (long long)c);
+      if (guard) gpux__wg_cat(&s, "        }\n");
     }
-    gpux__wg_cat(&s, "        }\n");
+    gpux__wg_cat(&s, "      }\n");
   }
-  gpux__wg_cat(&s, "      }\n    }\n    workgroupBarrier();\n  }\n");
-  /* the two halves added */
-  gpux__wg_cat(&s, "  if (jg == 1u) {\n");
-  for (int64_t c = 0; c < ND; c++) gpux__wg_cat(&s, "    gx_o[dl + %lldu] = o%lld;\n", (long long)(64 * c), (long long)c);
-  gpux__wg_cat(&s, "  }\n  workgroupBarrier();\n  if (jg == 0u) {\n    let inv = select(0.0, 1.0 / l, l > 0.0);\n    let yo = gx_yo(bb, h, i);\n");
-  for (int64_t c = 0; c < ND; c++)
-    gpux__wg_cat(&s, "    if (dl + %lldu < %lluu) { b%d[yo + dl + %lldu] = (o%lld + gx_o[dl + %lldu]) * inv; }\n", (long long)(64 * c),
-                 (ull)a->Dv, bd->y, (long long)(64 * c), (long long)c, (long long)(64 * c));
-  gpux__wg_cat(&s, "  }\n}\n");
+  gpux__wg_cat(&s, "    }\n    workgroupBarrier();\n  }\n");
+  /* the key groups' parts added */
+  for (int64_t c = 0; c < NC; c++) gpux__wg_cat(&s, "  gx_o[kg * %lldu + cl + %lldu] = o%lld;\n", (long long)(16 * NC), (long long)(16 * c), (long long)c);
+  gpux__wg_cat(&s, "  workgroupBarrier();\n  if (li < %lluu) {\n    var t = gx_o[li];\n"
+                   "    for (var g = 1u; g < 8u; g = g + 1u) { t = t + gx_o[g * %lldu + li]; }\n"
+                   "    let v = t * select(0.0, 1.0 / l, l > 0.0);\n    let o = gx_yo(bb, h, i) + li * 4u;\n"
+                   "    b%d[o] = v.x;\n    b%d[o + 1u] = v.y;\n    b%d[o + 2u] = v.z;\n    b%d[o + 3u] = v.w;\n  }\n}\n",
+               (ull)V4, (long long)(16 * NC), bd->y, bd->y, bd->y, bd->y);
   int rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
   gpux__wg_str_free(&s);
   return rc;
@@ -432,7 +434,7 @@ static int attn_fused(wg_build *b, const attn *a) {
   uint64_t smem = dev->limits.maxComputeWorkgroupStorageSize, lim = dev->limits.maxComputeWorkgroupsPerDimension;
   int rowwise = a->Sq < 4, R = 0;
   if (rowwise) {
-    if (gpux__wg_software(b) || (uint64_t)(a->D + CHUNK + ROW_THREADS + 64 * ((a->Dv + 63) / 64)) * 4 > smem ||
+    if (gpux__wg_software(b) || (uint64_t)(a->D + CHUNK + ROW_THREADS + 512 * ((a->Dv / 4 + 15) / 16)) * 4 > smem ||
         dev->limits.maxComputeInvocationsPerWorkgroup < ROW_THREADS || (uint64_t)(a->B * a->Hq * a->Sq) > lim * lim)
       return attn_rows(b, a);
   } else {
