@@ -2,8 +2,8 @@
 // GPT-2: hidden 768, 12 heads, MLP 3072) for the CPU backend, where torch is not at hand to
 // export them: a GPT-style decoder of tests/models/gpt.mjs at those sizes (2 layers, 128 tokens,
 // vocabulary 1024), and single MatMuls with constant weights of the shapes its linear layers
-// have, and a BERT-base-style encoder (2 layers, 128 and 384 tokens). ONNX test-case folders
-// with inputs only, for `gpux bench` and bench/peer.mjs.
+// have, a BERT-base-style encoder (2 layers, 128 and 384 tokens) and attention alone (12 heads of
+// 64). ONNX test-case folders with inputs only, for `gpux bench` and bench/peer.mjs.
 //
 //   node bench/cpu-cases.mjs OUTDIR
 import fs from 'node:fs';
@@ -97,3 +97,20 @@ function bert(seq, layers = 2, dim = 768, heads = 12) {
 }
 for (const seq of [128, 384])
   writeCase(`bert-d768-l2-s${seq}`, bert(seq), 'x', 1, [1, seq, 768], floats(seq * 768));
+
+// Attention alone, 12 heads of 64 on Q, K, V inputs [1, 12, seq, 64]: MatMul(Q, Transpose(K)),
+// Div by 8, Softmax, MatMul(., V), the graph the attention rewrite turns into one Attention node.
+for (const seq of [128, 384]) {
+  const g = new Graph('attention'), dims = [1, 12, seq, 64], n = 12 * seq * 64;
+  const [q, k, v] = ['q', 'k', 'v'].map((name) => g.input(name, T.float, dims));
+  g.init('sqrt_d', T.float, [], [8]);
+  const scores = g.node('Div', [g.node('MatMul', [q, g.node('Transpose', [k], 1, { perm: [0, 1, 3, 2] })], 1), 'sqrt_d'], 1);
+  g.node('MatMul', [g.node('Softmax', [scores], 1, { axis: -1 }), v], ['y']);
+  g.output('y', T.float, dims);
+  const dir = path.join(out, `attn-h12-s${seq}`), set = path.join(dir, 'test_data_set_0');
+  fs.mkdirSync(set, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'model.onnx'), g.model(17));
+  ['q', 'k', 'v'].forEach((name, i) => fs.writeFileSync(path.join(set, `input_${i}.pb`),
+    tensorPb(name, 1, dims, Float32Array.from({ length: n }, (_, j) => Math.sin(j * 0.37 + i)))));
+  console.log(dir);
+}

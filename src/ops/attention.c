@@ -519,7 +519,9 @@ static int op_attention(gpux__kctx *k) {
     a.vpack = a.kpack + bh * a.kpf;
     gpux__parallel_for(bh, 1, attn_pack, &a);
   }
-  if (tasks > 1) {
+  if (tasks > 1 && a.packed) { /* no BLAS in the tasks */
+    gpux__parallel_for(tasks, 1, attn_tasks, &a);
+  } else if (tasks > 1) {
     int saved = openblas_get_num_threads();
     if (saved > 1) openblas_set_num_threads(1);
     gpux__parallel_for(tasks, 1, attn_tasks, &a);
