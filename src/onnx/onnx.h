@@ -38,6 +38,9 @@ int gpux__model_hold(gpux_model *m);
 size_t gpux__model_drop(gpux_model *m, int v);
 void gpux__model_unhold(gpux_model *m, const unsigned char *dropped);
 
+/* A TensorProto's raw_data as it is in the buffer (not aligned, maybe), its bytes in *n; NULL
+ * when it has none (typed fields, external data). For kernels that copy bytes (Gather). */
+const void *gpux__tensor_raw(const uint8_t *data, size_t len, size_t *n);
 /* SparseTensorProto → dense tensor. */
 int gpux__sparse_from_pb(const uint8_t *data, size_t len, struct gpux_model *model, gpux_tensor *out);
 /* SequenceProto / OptionalProto → value. */

@@ -183,6 +183,15 @@ static int64_t count_typed_values(const gpux__pb_field *f) {
  * typed field must be the one the data type uses, and the number of values (or raw bytes) really
  * present must match the declared dims, so declared sizes never allocate more than the input
  * holds and values are always written at the width of the data type. */
+const void *gpux__tensor_raw(const uint8_t *data, size_t len, size_t *n) {
+  gpux__pb r = gpux__pb_init(data, len);
+  gpux__pb_field f;
+  const void *raw = NULL;
+  while (gpux__pb_next(&r, &f) > 0)
+    if (f.field == TP_RAW_DATA && f.wire == PB_LEN) raw = f.data, *n = f.len;
+  return raw;
+}
+
 int gpux__tensor_from_pb(const uint8_t *data, size_t len, gpux_model *model, int borrow,
                          gpux_tensor *out, const char **name, size_t *name_len) {
   memset(out, 0, sizeof *out);

@@ -69,6 +69,10 @@ struct gpux_session {
                                a node's state; INT_MAX/2 for values never let go; NULL: none */
   atomic_uchar *replaced;   /* [graph nodes] the node's kept state was counted in `unread` */
   atomic_uchar *ready;      /* [graph values] unread reached 0 while another run was in flight */
+  const void **raw;         /* [graph values] the file's bytes (not aligned, maybe) that the
+                               session's own graph reads instead of the model's copy once that
+                               goes: values that only Gathers read as their data (bytes copied),
+                               besides readers that replace them; NULL entries for the others */
   atomic_int deferred;      /* some value is ready */
   atomic_int running;       /* runs of the host executor in flight */
   struct body_store {       /* nested graph bodies' frames, for the run holding `planning` */
@@ -114,6 +118,7 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
 
 /* Lets go of the model's copy of value v, which no node of this session reads. */
 static void drop_copy(gpux_session *s, int v) {
+  if (s->raw && s->raw[v]) s->og->values[v].init.data = (void *)s->raw[v]; /* the Gathers' now */
   s->dropped[v] = 1;
   gpux__model_drop(s->model, v);
 }
@@ -519,7 +524,9 @@ static int cmp_ptr(const void *a, const void *b) {
  * longer reads, itself or through a view (the rewrite folded it into a copy of its own: Conv
  * weights with a BatchNormalization), goes now: its file pages, and the model's copy of it. One
  * every reader of which is a node that keeps it in a layout of its own goes when the last of them
- * has (let_go_replaced); `unread` counts those reads. Graph outputs never go. */
+ * has (let_go_replaced); `unread` counts those reads. Gathers that read a copy as their data copy
+ * rows of bytes, which need no alignment: in a rewritten graph (the session's own), they read the
+ * file's bytes in place once the copy goes, and do not count. Graph outputs never go. */
 static int plan_let_go(gpux_session *s, const gpux__graph *eg) {
   const gpux__graph *g = s->model->graph;
   if (s->backend != &gpux__backend_cpu || s->model->n_graphs > 1) return 0;
@@ -529,9 +536,12 @@ static int plan_let_go(gpux_session *s, const gpux__graph *eg) {
   s->ready = gpux__calloc((size_t)eg->n_values + 1, sizeof *s->ready);
   s->replaced = gpux__calloc((size_t)eg->n_nodes + 1, sizeof *s->replaced);
   int *reads = gpux__calloc((size_t)eg->n_values + 1, sizeof *reads);
-  if (!data || !reads || !s->dropped || !s->unread || !s->ready || !s->replaced) {
+  int *gathers = gpux__calloc((size_t)eg->n_values + 1, sizeof *gathers);
+  if (s->og) s->raw = gpux__calloc((size_t)eg->n_values + 1, sizeof *s->raw);
+  if (!data || !reads || !gathers || !s->dropped || !s->unread || !s->ready || !s->replaced || (s->og && !s->raw)) {
     free(data);
     free(reads);
+    free(gathers);
     return GPUX_E_NOMEM;
   }
   /* data two constants share (a view) is read through either */
@@ -539,9 +549,12 @@ static int plan_let_go(gpux_session *s, const gpux__graph *eg) {
   for (int v = 0; v < eg->n_values; v++)
     if (eg->values[v].is_const && eg->values[v].init.data) data[n++] = eg->values[v].init.data;
   qsort(data, (size_t)n, sizeof *data, cmp_ptr);
-  for (int i = 0; i < eg->n_nodes; i++)
-    for (int j = 0; j < eg->nodes[i].n_in; j++)
-      if (eg->nodes[i].in[j] >= 0) reads[eg->nodes[i].in[j]]++;
+  for (int i = 0; i < eg->n_nodes; i++) {
+    const gpux__node *nd = &eg->nodes[i];
+    int gather = !nd->domain[0] && !strcmp(nd->op_type, "Gather");
+    for (int j = 0; j < nd->n_in; j++)
+      if (nd->in[j] >= 0) (gather && j == 0 ? gathers : reads)[nd->in[j]]++;
+  }
   for (int i = 0; i < eg->n_outputs; i++) reads[eg->outputs[i]] = INT_MAX / 2;
   for (int v = 0; v < eg->n_values; v++) {
     const gpux_tensor *t = &eg->values[v].init;
@@ -552,7 +565,13 @@ static int plan_let_go(gpux_session *s, const gpux__graph *eg) {
     }
     /* the model's copy, which this graph reads as it is (the rewrite's views do not count) */
     int copy = mine && g->values[v].pb && g->values[v].init.data == t->data;
-    if (mine && !reads[v]) { /* read by nothing that runs */
+    size_t n_raw = 0;
+    if (copy && s->raw && gathers[v] && t->dtype != GPUX_DT_STRING) { /* Gathers copy rows of bytes */
+      s->raw[v] = gpux__tensor_raw(g->values[v].pb, g->values[v].pb_len, &n_raw);
+      if (n_raw != t->nbytes) s->raw[v] = NULL;
+    }
+    if (!s->raw || !s->raw[v]) reads[v] += gathers[v];
+    if (mine && !reads[v]) { /* read by nothing that runs, or Gathers only */
       gpux__model_release(s->model, t->data, t->nbytes);
       if (copy) drop_copy(s, v);
     }
@@ -561,6 +580,7 @@ static int plan_let_go(gpux_session *s, const gpux__graph *eg) {
   for (int v = 0; v < eg->n_values; v++) atomic_init(&s->unread[v], reads[v]);
   free(data);
   free(reads);
+  free(gathers);
   return 0;
 }
 
@@ -645,6 +665,7 @@ void gpux_session_free(gpux_session *s) {
   free((void *)s->unread);
   free((void *)s->ready);
   free((void *)s->replaced);
+  free((void *)s->raw);
   for (int i = 0; i < s->n_bodies; i++) store_free(&s->bodies[i]->st), free(s->bodies[i]);
   free(s->bodies);
   for (int i = 0; i < s->n_plans; i++) plan_free(&s->plans[i]);
