@@ -44,6 +44,13 @@ if "$gpux" devices 2>/dev/null | grep -q '^webgpu'; then
     expect devices-json-f16-shaders 0 '"f16_shaders": true, "f16_shaders_note": "f16 shaders compile on ' -- "$gpux" devices --json
     expect run-fp16-is-f16 0 '"backend":"webgpu","precision":"fp16","timings"' -- env -u GPUX_WEBGPU_HALF "$gpux" run \
       "$root/examples/text-direction" --input "$root/examples/line.png" --backend webgpu --precision fp16 --json
+    # the emulated form (f32 storage, every stored value, weight and input rounded to float16
+    # values) gives exactly what f16 storage gives
+    fp16_run="'$gpux' run '$root/examples/text-direction' --input '$root/examples/line.png' --backend webgpu --precision fp16 --json"
+    expect run-fp16-emulated-same 0 '^same \[0\.9' -- bash -c "a=\$(env -u GPUX_WEBGPU_HALF $fp16_run); b=\$(GPUX_WEBGPU_HALF=emulate $fp16_run)
+      grep -q '\"precision_reason\":\"emulated' <<<\"\$b\" || { echo \"not emulated: \$b\"; exit; }
+      a=\$(grep -o '\"data\":[^]]*]' <<<\"\$a\"); b=\$(grep -o '\"data\":[^]]*]' <<<\"\$b\")
+      [ -n \"\$a\" ] && [ \"\$a\" = \"\$b\" ] && echo \"same \${a#*:}\" || echo \"f16 \$a, emulated \$b\""
   fi
 fi
 expect help-verb 0 '^usage: gpux rm ' -- "$gpux" help rm

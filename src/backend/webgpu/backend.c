@@ -49,15 +49,15 @@ typedef struct wg_ctx {
 /* Which float values plans hold as f16: with fp16 precision every float32 and float16 value
  * where shaders may use f16, else none (float16 emulated on f32: narrow.c). Test hooks:
  * GPUX_WEBGPU_HALF=f16 also holds a float16 model's values as f16 without fp16 precision;
- * GPUX_WEBGPU_HALF=emulate gives fp16 precision on an adapter without f16 shaders by rounding
- * every stored value to f16 in f32 storage (the same numbers, not the memory savings). The
+ * GPUX_WEBGPU_HALF=emulate gives fp16 precision in f32 storage, on any adapter, by rounding
+ * every stored value, weight and input to f16 values (the same numbers, not the memory savings). The
  * caller holds the device's mutex. */
 static int half_mode(wg_ctx *c) {
   if (c->overflowed || c->quantized) return WG_HALF_NONE;
   const char *e = getenv("GPUX_WEBGPU_HALF");
   if (c->fp16_asked) {
-    if (gpux__wg_f16_usable(c->dev)) return WG_HALF_ALL;
-    return e && !strcmp(e, "emulate") ? WG_HALF_ALL | WG_HALF_EMULATED : WG_HALF_NONE;
+    if (e && !strcmp(e, "emulate")) return WG_HALF_ALL | WG_HALF_EMULATED;
+    return gpux__wg_f16_usable(c->dev) ? WG_HALF_ALL : WG_HALF_NONE;
   }
   return e && !strcmp(e, "f16") && gpux__wg_f16_usable(c->dev) ? WG_HALF_F16 : WG_HALF_NONE;
 }

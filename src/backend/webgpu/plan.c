@@ -287,6 +287,14 @@ static int val_held(const wg_plan *p, int v) { return keeps_f32(p, v) ? WG_F32 :
 static int val_half(const wg_plan *p, int v) { return !keeps_f32(p, v) && half_values(p, p->vals[v].t.dtype); }
 static uint64_t val_bytes(const wg_plan *p, int v) { return gpux__wg_held_bytes(gpux_tensor_count(&p->vals[v].t), val_held(p, v)); }
 
+/* The form of value v's host data for gpux__wg_gpu_image: as held, except that an emulated plan
+ * (f32 storage standing in for f16) rounds the float32 data of its f16 values (weights, inputs)
+ * to float16 values, as f16 storage does, so the emulation gives f16 storage's numbers. */
+static int image_form(const wg_plan *p, int v) {
+  int held = p->objs[v].gpu_type;
+  return (p->half & WG_HALF_EMULATED) && held == WG_F32 && val_half(p, v) ? WG_F32_R16 : held;
+}
+
 /* The bytes of a node's output t as this plan holds its dtype (outputs of device nodes are not constants). */
 static uint64_t tensor_bytes(const wg_plan *p, const gpux_tensor *t) {
   return gpux__wg_held_bytes(gpux_tensor_count(t), held_of(p, t->dtype));
@@ -1360,7 +1368,7 @@ static int adopt_gpu(wg_plan *p) {
     void *img;
     size_t bytes;
     int owned, rc;
-    if ((rc = gpux__wg_gpu_image(t, p->objs[v].gpu_type, &img, &bytes, &owned))) return rc;
+    if ((rc = gpux__wg_gpu_image(t, image_form(p, v), &img, &bytes, &owned))) return rc;
     d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[p->objs[v].buf], p->objs[v].off, img, bytes);
     if (owned) free(img);
     p->stats->uploads++, p->stats->upload_bytes += bytes;
@@ -1455,7 +1463,7 @@ static int plan_gpu(wg_plan *p) {
     for (int o = 0; o < p->n_objs; o++) {
       if (!p->objs[o].shared) continue;
       int b = p->n_bufs;
-      if ((rc = gpux__wg_consts_get(p->consts, p->g, o, &p->vals[o].t, p->objs[o].gpu_type, p->stats, &p->bufs[b], &p->buf_size[b])))
+      if ((rc = gpux__wg_consts_get(p->consts, p->g, o, &p->vals[o].t, image_form(p, o), p->stats, &p->bufs[b], &p->buf_size[b])))
         return rc;
       p->borrowed[b] = 1;
       p->n_bufs++;
@@ -1476,7 +1484,7 @@ static int plan_gpu(wg_plan *p) {
     void *img;
     size_t bytes;
     int owned;
-    if ((rc = gpux__wg_gpu_image(t, p->objs[v].gpu_type, &img, &bytes, &owned))) return rc;
+    if ((rc = gpux__wg_gpu_image(t, image_form(p, v), &img, &bytes, &owned))) return rc;
     d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[p->objs[v].buf], p->objs[v].off, img, bytes);
     if (owned) free(img);
     p->stats->uploads++, p->stats->upload_bytes += bytes;
@@ -2339,7 +2347,7 @@ static int upload_value(wg_plan *p, int v, const gpux_tensor *t) {
   void *img;
   size_t bytes;
   int owned, rc;
-  if ((rc = gpux__wg_gpu_image(t, o->gpu_type, &img, &bytes, &owned))) {
+  if ((rc = gpux__wg_gpu_image(t, image_form(p, v), &img, &bytes, &owned))) {
     if (rc != GPUX_E_UNSUPPORTED) return rc;
     /* an integer beyond the 32 bits the GPU holds: this run is computed on the CPU, exactly */
     if (!p->flag_noted)

@@ -49,7 +49,16 @@ int gpux__wg_gpu_image(const gpux_tensor *t, int gpu_type, void **buf, size_t *b
     *owned = 1;
     return 0;
   }
-  if (gpu_type == WG_F32) {
+  if (gpu_type == WG_F32_R16 && t->dtype == GPUX_DT_FLOAT) {
+    float *f = gpux__malloc((size_t)n * 4 + 4);
+    if (!f) return GPUX_E_NOMEM;
+    const float *x = t->data;
+    for (int64_t i = 0; i < n; i++) f[i] = gpux__f16_to_f32(gpux__f32_to_f16(x[i]));
+    *buf = f;
+    *owned = 1;
+    return 0;
+  }
+  if (gpu_type == WG_F32 || gpu_type == WG_F32_R16) {
     if (t->dtype == GPUX_DT_FLOAT) {
       *buf = t->data;
       return 0;

@@ -190,8 +190,10 @@ const char *gpux__wg_float(char buf[48], float v);
 
 typedef struct wg_build wg_build;
 
-/* Binding types a kernel asks for; WG_F16 is only a way values are held (below). */
-enum { WG_F32 = 0, WG_I32 = 1, WG_VEC4 = 2, WG_F16 = 3 };
+/* Binding types a kernel asks for; WG_F16 is only a way values are held (below), and WG_F32_R16
+ * only a form of host data for gpux__wg_gpu_image: float32 rounded to float16 values, held as f32
+ * (what f16 storage would hold, for the emulated form). */
+enum { WG_F32 = 0, WG_I32 = 1, WG_VEC4 = 2, WG_F16 = 3, WG_F32_R16 = 4 };
 
 /* Which float values a plan holds as f16 on the device (with the adapter's shader-f16): none
  * (f32 storage, float16 emulated: narrow.c), float16 ones, or float32 and float16 ones (the
@@ -224,7 +226,8 @@ int gpux__wg_held_type(int dtype);
 int gpux__wg_is_f32(int dtype);
 /* Host data as the device holds it: float32 as is, float16/bfloat16 widened to f32, integers as
  * i32 (range-checked), or with WG_F16 floats as float16 bits (float32 rounded to nearest even);
- * *owned says whether *buf was allocated. */
+ * with WG_F32_R16 as WG_F32 but float32 rounded to the nearest float16 value. *owned says whether
+ * *buf was allocated. */
 int gpux__wg_gpu_image(const gpux_tensor *t, int gpu_type, void **buf, size_t *bytes, int *owned);
 /* n elements held as f16 (float16 bits) into host data of a float dtype. */
 void gpux__wg_from_f16(int dtype, void *dst, const void *src, int64_t n);
