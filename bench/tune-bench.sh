@@ -4,7 +4,9 @@
 # smoke run takes the case's own inputs (so the GEMM shapes tuned are the ones timed), an image
 # built with --no-tune and one with --tune, then `gpux run --repeat` on the two in turn, twice.
 # Prints and appends to OUTDIR/tune.jsonl one line per case: the tuning summary (shapes, tuned,
-# candidates, rejected, seconds) and the p50 latency of each image in each round (ms).
+# candidates, rejected, seconds), the p50 latency of each image in each round (ms), whether the
+# tuned run used its record ("matched N"), and the largest difference between the two images'
+# outputs relative to each output's largest value (float reassociation: around 1e-6).
 #   bash bench/tune-bench.sh GPUX OUTDIR CASE_DIR...
 # TUNE_TIME (seconds, default 60), RUNS (default 50), BACKEND (default webgpu). GPUX_HOME is a
 # fresh folder under OUTDIR, so compiled pipelines come from no earlier run.
@@ -51,12 +53,25 @@ print(' '.join('%s=@$d/test_data_set_0/input_%d.pb' % (inp['name'], i) for i, in
       res="$res\"${img}_p50_ms_$round\": $(p50 "$w/run-$img-$round.log" || echo null), "
     done
   done
+  # the tuned outputs against the untuned ones: the largest difference relative to each output's largest value
+  for img in plain tuned; do "$gpux" run "$name:$img" --backend "$backend" --json --full "${args[@]}" > "$w/out-$img.json" 2>/dev/null; done
+  diff=$(python3 -c "
+import json
+def flat(v): return [y for x in v for y in flat(x)] if isinstance(v, list) else [v]
+a, b = (json.load(open('$w/out-%s.json' % i))['outputs'] for i in ('plain', 'tuned'))
+worst = 0.0
+for x, y in zip(a, b):
+    x, y = flat(x.get('data', [])), flat(y.get('data', []))
+    x, y = [float(v) for v in x if isinstance(v, (int, float))], [float(v) for v in y if isinstance(v, (int, float))]
+    scale = max([abs(v) for v in x] + [1e-30])
+    worst = max([worst] + [abs(p - q) / scale for p, q in zip(x, y)])
+print('%.3g' % worst)" 2>/dev/null || echo null)
   line=$(python3 -c "
 import json
 s = json.load(open('$w/build-tuned.json'))
 t = s.get('tuning', {})
 r = json.loads('{' + '''$res'''.rstrip(', ') + '}')
-r.update(case='$name', backend='$backend', tune_time=$tune_time, tuning=t, used=open('$w/tuning-tuned.txt').read().strip())
+r.update(case='$name', backend='$backend', tune_time=$tune_time, tuning=t, used=open('$w/tuning-tuned.txt').read().strip(), max_rel_diff=$diff)
 print(json.dumps(r))")
   echo "$line" | tee -a "$out/tune.jsonl"
 done
