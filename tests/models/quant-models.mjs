@@ -33,7 +33,7 @@ export const T = { float: 1, uint8: 2, int8: 3, int32: 6, int64: 7 };
 const ARRAYS = { 1: Float32Array, 2: Uint8Array, 3: Int8Array, 6: Int32Array, 7: BigInt64Array };
 
 // TensorProto: dims 1, data_type 2, name 8, raw_data 9
-function tensor(name, type, dims, values) {
+export function tensor(name, type, dims, values) {
   const A = ARRAYS[type];
   const data = A === BigInt64Array ? BigInt64Array.from(values.map(BigInt)) : A.from(values);
   return Buffer.concat([...dims.map((d) => int(1, d)), int(2, type), str(8, name),
