@@ -11,7 +11,7 @@
  *
  *   implicit GEMM  Y_g[M, P] = W_g[M, K] x B[K, P], row r = (c, i, j) of B being the run of tap
  *                  (i, j) in channel c's sub-planes at offset off[r]; a 4 x 24 register block
- *                  (12 accumulators; 4 x 48 with AVX-512) of FMAs reads B in place. Unpadded stride-1 convolutions
+ *                  (12 accumulators; 8 x 48, 24 accumulators, with AVX-512) of FMAs reads B in place. Unpadded stride-1 convolutions
  *                  read X itself (1x1 kernels: a plain GEMM on X).
  *   depthwise      each output sums all taps of its plane in registers, 32 outputs at a time,
  *                  skipping kernel rows that only read padding.
@@ -137,6 +137,7 @@ static void split_plane(const gpux__conv2d *p, const split_layout *l, const floa
 /* ---- implicit GEMM ---- */
 
 #define MR 4            /* output channels per register block */
+#define MR512 8         /* the same with AVX-512 */
 #define NR 24           /* output positions per register block (3 vectors) */
 #define NR512 48        /* the same with AVX-512 (3 vectors of 16) */
 #define KC 128          /* taps per pass over a block: the NR x KC floats of B stay in L1 */
@@ -197,35 +198,32 @@ DEF_BLOCK(block_x8m, 1, 1)
 DEF_BLOCK(block_x16m, 2, 1)
 DEF_BLOCK(block_x24m, 3, 1)
 
-/* The same block on AVX-512: NVEC vectors of 16 positions (up to NR512), the last masked to the
- * run with MASKED, and partial blocks stored through a mask. */
+/* The same block on AVX-512 with twice the rows: MR512 x NVEC accumulators (24 of the 32 vector
+ * registers for NVEC 3, so each tap's B vectors feed 8 rows of FMAs and the loads stay well under
+ * the FMAs), NVEC vectors of 16 positions (up to NR512), the last masked to the run with MASKED,
+ * and partial blocks stored through a mask. */
 #define TARGET512 __attribute__((target("avx512f,fma")))
 #define DEF_BLOCK512(NAME, NVEC, MASKED)                                                          \
   TARGET512 static void NAME(int64_t kc, const float *b, const int64_t *off, const float *const *a, \
                              float *c, int64_t ldc, int mr, int add, int64_t nv) {                \
-    __m512 acc[MR][NVEC], bv[NVEC];                                                             \
+    __m512 acc[MR512][NVEC], bv[NVEC];                                                          \
     __mmask16 sm[NVEC];                                                                         \
     _Pragma("GCC unroll 3") for (int v = 0; v < NVEC; v++) {                                    \
       int64_t left = nv - 16 * v;                                                               \
       sm[v] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1); \
     }                                                                                           \
-    _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++)                                        \
+    _Pragma("GCC unroll 8") for (int i = 0; i < MR512; i++)                                     \
       _Pragma("GCC unroll 3") for (int v = 0; v < NVEC; v++) acc[i][v] = _mm512_setzero_ps();   \
     const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];                                 \
+    const float *a4 = a[4], *a5 = a[5], *a6 = a[6], *a7 = a[7];                                 \
     for (int64_t r = 0; r < kc; r++) {                                                          \
       const float *br = b + off[r];                                                             \
       _Pragma("GCC unroll 3") for (int v = 0; v < NVEC; v++)                                    \
         bv[v] = MASKED && v == NVEC - 1 ? _mm512_maskz_loadu_ps(sm[v], br + 16 * v) : _mm512_loadu_ps(br + 16 * v); \
-      __m512 av = _mm512_set1_ps(a0[r]);                                                        \
-      _Pragma("GCC unroll 3") for (int v = 0; v < NVEC; v++) acc[0][v] = _mm512_fmadd_ps(av, bv[v], acc[0][v]); \
-      av = _mm512_set1_ps(a1[r]);                                                               \
-      _Pragma("GCC unroll 3") for (int v = 0; v < NVEC; v++) acc[1][v] = _mm512_fmadd_ps(av, bv[v], acc[1][v]); \
-      av = _mm512_set1_ps(a2[r]);                                                               \
-      _Pragma("GCC unroll 3") for (int v = 0; v < NVEC; v++) acc[2][v] = _mm512_fmadd_ps(av, bv[v], acc[2][v]); \
-      av = _mm512_set1_ps(a3[r]);                                                               \
-      _Pragma("GCC unroll 3") for (int v = 0; v < NVEC; v++) acc[3][v] = _mm512_fmadd_ps(av, bv[v], acc[3][v]); \
+      ROW512(0, a0, NVEC) ROW512(1, a1, NVEC) ROW512(2, a2, NVEC) ROW512(3, a3, NVEC)                                   \
+      ROW512(4, a4, NVEC) ROW512(5, a5, NVEC) ROW512(6, a6, NVEC) ROW512(7, a7, NVEC)                                   \
     }                                                                                           \
-    _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) {                                      \
+    _Pragma("GCC unroll 8") for (int i = 0; i < MR512; i++) {                                   \
       if (i >= mr) break;                                                                       \
       float *ci = c + i * ldc;                                                                  \
       _Pragma("GCC unroll 3") for (int v = 0; v < NVEC; v++) {                                  \
@@ -233,6 +231,11 @@ DEF_BLOCK(block_x24m, 3, 1)
         _mm512_mask_storeu_ps(ci + 16 * v, sm[v], t);                                           \
       }                                                                                         \
     }                                                                                           \
+  }
+#define ROW512(I, AI, NVEC)                                                                         \
+  {                                                                                             \
+    __m512 av = _mm512_set1_ps(AI[r]);                                                          \
+    _Pragma("GCC unroll 3") for (int v = 0; v < NVEC; v++) acc[I][v] = _mm512_fmadd_ps(av, bv[v], acc[I][v]); \
   }
 
 DEF_BLOCK512(block_z16, 1, 0)
@@ -282,6 +285,7 @@ typedef struct {
   int in_place;             /* xp is X itself, which may end with the last run (else SLACK) */
   int64_t span;             /* in place: offset of the last tap in a plane */
   int64_t nr;               /* positions per register block (block_width) */
+  int64_t mr;               /* output channels per register block: MR512 with NR512, else MR */
   atomic_int failed;        /* a task found no memory for its tile */
 } igemm_job;
 
@@ -321,10 +325,10 @@ static void igemm_tasks(void *ctx, int64_t begin, int64_t end) {
         int64_t nv = GPUX__MIN(j->nr, q1 - pt), vec = j->nr == NR512 ? 16 : 8;
         /* in X itself, whole vectors may run past the end of the last plane: masked there */
         block_fn block = block_for(nv, j->in_place && pt + (nv + vec - 1) / vec * vec + j->span > j->l.plane, j->nr);
-        for (int64_t mt = m0; mt < m1; mt += MR) {
-          int mr = (int)GPUX__MIN(MR, m1 - mt);
-          const float *a[MR];
-          for (int i = 0; i < MR; i++) a[i] = wg + (mt + GPUX__MIN(i, mr - 1)) * j->kk + k0;
+        for (int64_t mt = m0; mt < m1; mt += j->mr) {
+          int mr = (int)GPUX__MIN(j->mr, m1 - mt);
+          const float *a[MR512];
+          for (int i = 0; i < MR512; i++) a[i] = wg + (mt + GPUX__MIN(i, mr - 1)) * j->kk + k0;
           block(kc, xg + pt, j->off + k0, a, c + (mt - m0) * ldc + (pt - q0), ldc, mr, k0 > 0, nv);
         }
       }
@@ -374,10 +378,11 @@ int gpux__conv2d_implicit(const gpux__conv2d *p) {
    * register blocks of positions and then along the channels while each keeps 4 */
   int64_t want = threads > 1 ? (3 * threads + p->g - 1) / p->g : 1; /* per group */
   const int64_t nr = j.nr = block_width();
+  const int64_t mrw = j.mr = nr == NR512 ? MR512 : MR;
   int64_t rblocks = GPUX__MAX(1, GPUX__MIN(want, p->oh * j.l.ws / (8 * nr)));
-  j.mblocks = GPUX__MAX((mg + MB_MAX - 1) / MB_MAX, GPUX__MIN((want + rblocks - 1) / rblocks, mg / (4 * MR)));
+  j.mblocks = GPUX__MAX((mg + MB_MAX - 1) / MB_MAX, GPUX__MIN((want + rblocks - 1) / rblocks, mg / (4 * mrw)));
   j.mb = (mg + j.mblocks - 1) / j.mblocks;
-  j.mb = (j.mb + MR - 1) / MR * MR;
+  j.mb = (j.mb + mrw - 1) / mrw * mrw;
   j.mblocks = (mg + j.mb - 1) / j.mb;
   if (j.direct_out) { /* runs of positions, whole register blocks */
     int64_t os = p->oh * p->ow, cap = GPUX__MAX(nr, 65536 / j.mb / nr * nr);
