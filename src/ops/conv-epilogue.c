@@ -3,6 +3,7 @@
  * bias, activation, clamp, then a per-channel scale and shift. */
 #include "ops/simd.h"
 #include "ops/conv.h"
+#include "ops/fastmath.h"
 #include <math.h>
 
 /* the loop is asked for the full loop vectorizer and cloned for AVX-512 and AVX2 (simd.h) */
@@ -13,7 +14,8 @@
 #endif
 
 /* The epilogue's hot loop, on output rows while they are in cache. HardSwish is
- * x * clip(x + 3, 0, 6) / 6, as the pattern it replaces. */
+ * x * clip(x + 3, 0, 6) / 6, as the pattern it replaces; Sigmoid and Silu use the exp of the
+ * Sigmoid op (fastmath.h). */
 static inline __attribute__((always_inline)) void finish_row(float *y, const float *src, int64_t n, float bias,
                                                               const gpux__conv_epilogue *e, int64_t m) {
   const float a = e->p0, b = e->p1;
@@ -56,7 +58,13 @@ static inline __attribute__((always_inline)) void finish_row(float *y, const flo
     }
     break;
   case GPUX_EP_SIGMOID:
-    for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-(src[i] + bias)));
+    for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + exp_f(-(src[i] + bias)));
+    break;
+  case GPUX_EP_SILU: /* x * Sigmoid(x), as the Mul of the Sigmoid it replaces computes it */
+    for (int64_t i = 0; i < n; i++) {
+      float v = src[i] + bias;
+      y[i] = v * (1.0f / (1.0f + exp_f(-v)));
+    }
     break;
   }
   if (e->clamp) {

@@ -512,7 +512,7 @@ static int op_conv(gpux__kctx *k) { return conv_op(k, NULL); }
  * Y = clamp(act(Conv(X, W) + B)) * post_scale + post_bias. */
 /* FusedConv's and FusedConvTranspose's epilogue from the node: `m` output channels. */
 static int read_epilogue(gpux__kctx *k, int64_t m, gpux__conv_epilogue *ep) {
-  static const char *const names[] = {"", "Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid"};
+  static const char *const names[] = {"", "Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid", "Silu"};
   *ep = (gpux__conv_epilogue){.act = GPUX_EP_NONE};
   const char *act = gpux__attr_string(k, "activation", "");
   while (ep->act < (int)GPUX__ARRAY_LEN(names) && strcmp(names[ep->act], act)) ep->act++;

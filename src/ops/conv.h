@@ -36,7 +36,7 @@ void gpux__window_out_dims(const gpux__window *w, int64_t n, int64_t c, int64_t 
  * convolution and bias: y = clamp(act(y + bias[m])) * scale[m] + shift[m]. */
 enum {
   GPUX_EP_NONE, GPUX_EP_RELU, GPUX_EP_LEAKY, GPUX_EP_CLIP, GPUX_EP_HARDSIGMOID, GPUX_EP_HARDSWISH,
-  GPUX_EP_SIGMOID
+  GPUX_EP_SIGMOID, GPUX_EP_SILU
 };
 
 typedef struct {

@@ -9,8 +9,8 @@
  *      only it feeds:
  *        BatchNormalization (inference), Mul / Add / Sub / Div by a per-channel or scalar
  *        constant                              -> folded into the weights and bias,
- *        Relu, LeakyRelu, Clip, HardSigmoid, HardSwish, Sigmoid, and x * clip(x + 3, 0, 6) / 6
- *                                              -> the activation,
+ *        Relu, LeakyRelu, Clip, HardSigmoid, HardSwish, Sigmoid, x * clip(x + 3, 0, 6) / 6, and
+ *        x * Sigmoid(x)                        -> the activation,
  *        Max / Min with a scalar               -> a clamp after it (or the activation Clip),
  *        then Mul / Add / Sub / Div by per-channel constants -> a scale and shift after it,
  *      and becomes one gpux.FusedConv (FusedConvTranspose) node (conv.c):
@@ -211,8 +211,9 @@ static int is_scalar(const gpux__graph *g, int id, float want) {
   return t && t->dtype == GPUX_DT_FLOAT && gpux_tensor_count(t) == 1 && ((const float *)t->data)[0] == want;
 }
 
-enum { ACT_NONE, ACT_RELU, ACT_LEAKY, ACT_CLIP, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_SIGMOID };
-static const char *const act_names[] = {"", "Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid"};
+enum { ACT_NONE, ACT_RELU, ACT_LEAKY, ACT_CLIP, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_SIGMOID, ACT_SILU };
+static const char *const act_names[] = {"", "Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid",
+                                        "Silu"};
 
 typedef struct {
   int conv;             /* node index */
@@ -412,6 +413,27 @@ static int absorb_hardswish(opt_graph *o, const use_map *u, chain *c, unsigned c
   return 0;
 }
 
+/* x * Sigmoid(x) (SiLU or Swish, as torch exports it), with x read by the Sigmoid and the Mul only and
+ * the Sigmoid's result by the Mul only: the Silu activation. */
+static int absorb_silu(const gpux__graph *g, const use_map *u, chain *c, unsigned char *dead) {
+  int x = c->out;
+  if (c->act != ACT_NONE || u->uses[x] != 2) return 0;
+  for (int first = 0; first < 2; first++) {
+    int is = u->readers[x][first], im = u->readers[x][1 - first];
+    const gpux__node *sig = &g->nodes[is], *mul = &g->nodes[im];
+    if (!is_op(sig, "Sigmoid") || sig->n_in != 1 || sig->n_out != 1 || sig->in[0] != x) continue;
+    int s = sig->out[0];
+    if (!is_op(mul, "Mul") || mul->n_in != 2 || mul->n_out != 1 || only_reader(u, s) != im) continue;
+    if (!((mul->in[0] == x && mul->in[1] == s) || (mul->in[1] == x && mul->in[0] == s))) continue;
+    dead[is] = dead[im] = 1;
+    c->act = ACT_SILU;
+    c->out = mul->out[0];
+    c->n_fused += 2;
+    return 1;
+  }
+  return 0;
+}
+
 /* Turns node i (a Conv or ConvTranspose) and what follows it into a FusedConv or
  * FusedConvTranspose when anything can be absorbed. */
 static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead, const gpux__op_def *fused_def,
@@ -446,7 +468,7 @@ static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead,
   for (int64_t m = 0; m < c.m; m++) c.b[m] = b ? ((const float *)b->data)[m] : 0.0f;
   int err = 0;
   for (;;) {
-    if (absorb_hardswish(o, u, &c, dead)) continue;
+    if (absorb_hardswish(o, u, &c, dead) || absorb_silu(g, u, &c, dead)) continue;
     r = only_reader(u, c.out);
     if (r < 0 || !absorb(o, u, &c, r, dead, &err)) break;
   }

@@ -240,6 +240,36 @@ static void test_conv_transpose_chain(void **state) {
   gpux_model_free(model);
 }
 
+/* SiLU as torch exports it, Conv -> Sigmoid -> Mul(x, s), and the Mul's operands swapped after a
+ * depthwise Conv with stride 2: each one FusedConv; where the Sigmoid's result is read again (here
+ * by an Add), the nodes stay. */
+static void test_conv_silu(void **state) {
+  (void)state;
+  model_b m = {0};
+  int64_t wd[4] = {4, 4, 3, 3}, dw[4] = {4, 1, 5, 5}, cd[1] = {4}, pads[4] = {1, 1, 1, 1}, p2[4] = {2, 2, 2, 2};
+  int64_t st[2] = {2, 2};
+  init(&m, "w", 4, wd, NAN), init(&m, "b", 1, cd, NAN), init(&m, "dw", 4, dw, NAN);
+  attr_b pa = {.name = "pads", .type = 7, .n = 4, .ints = pads};
+  attr_b da[3] = {{.name = "pads", .type = 7, .n = 4, .ints = p2}, {.name = "group", .type = 2, .i = 4},
+                  {.name = "strides", .type = 7, .n = 2, .ints = st}};
+  node(&m, "Conv", (const char *[]){"x", "w", "b"}, 3, "c", &pa, 1);
+  node(&m, "Sigmoid", (const char *[]){"c"}, 1, "s", NULL, 0);
+  node(&m, "Mul", (const char *[]){"c", "s"}, 2, "a", NULL, 0);
+  node(&m, "Conv", (const char *[]){"a", "dw"}, 2, "c2", da, 3);
+  node(&m, "Sigmoid", (const char *[]){"c2"}, 1, "s2", NULL, 0);
+  node(&m, "Mul", (const char *[]){"s2", "c2"}, 2, "a2", NULL, 0);
+  node(&m, "Conv", (const char *[]){"a2", "w", "b"}, 3, "c3", &pa, 1);
+  node(&m, "Sigmoid", (const char *[]){"c3"}, 1, "s3", NULL, 0);
+  node(&m, "Mul", (const char *[]){"c3", "s3"}, 2, "a3", NULL, 0);
+  node(&m, "Add", (const char *[]){"a3", "s3"}, 2, "y", NULL, 0);
+  gpux_model *model = finish(&m, 4, xdims, "y");
+  assert_int_equal(count_ops(model, "FusedConv"), 2);
+  assert_int_equal(count_ops(model, "Conv"), 1);
+  assert_int_equal(count_ops(model, "Sigmoid") + count_ops(model, "Mul"), 2);
+  check_same(model, 4, xdims);
+  gpux_model_free(model);
+}
+
 /* Squeeze-and-excitation: x + x * hardsigmoid(conv(pool(x))) becomes one Mul. */
 static void test_squeeze_excitation(void **state) {
   (void)state;
@@ -590,6 +620,7 @@ int main(void) {
     cmocka_unit_test(test_conv_shared_output),
     cmocka_unit_test(test_conv_identity_weights),
     cmocka_unit_test(test_conv_transpose_chain),
+    cmocka_unit_test(test_conv_silu),
     cmocka_unit_test(test_squeeze_excitation),
     cmocka_unit_test(test_conv_bounds),
     cmocka_unit_test(test_nested_graph),

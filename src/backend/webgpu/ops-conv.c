@@ -68,6 +68,7 @@ static int emit_epilogue(wg_build *b, wg_str *s, int ps, int pb) {
     else if (!strcmp(act, "HardSigmoid")) gpux__wg_cat(s, "  y = max(0.0, min(1.0, %s * y + %s));\n", f0, f1);
     else if (!strcmp(act, "HardSwish")) gpux__wg_cat(s, "  y = y * max(0.0, min(1.0, y * f32(0.16666667) + 0.5));\n");
     else if (!strcmp(act, "Sigmoid")) gpux__wg_cat(s, "  y = 1.0 / (1.0 + exp(-y));\n");
+    else if (!strcmp(act, "Silu")) gpux__wg_cat(s, "  y = y * (1.0 / (1.0 + exp(-y)));\n");
     else if (act[0]) return gpux__wg_decline(b, "fused activation '%s'", act);
     if (ca && ca->n == 2) {
       gpux__wg_float(f0, ca->floats[0]);
