@@ -33,6 +33,7 @@ static double act_ref(const gpux__conv_epilogue *e, double v) {
   case GPUX_EP_HARDSIGMOID: { double t = e->p0 * v + e->p1; return t < 0 ? 0 : t > 1 ? 1 : t; }
   case GPUX_EP_HARDSWISH: { double t = v + 3; t = t < 0 ? 0 : t > 6 ? 6 : t; return v * t / 6; }
   case GPUX_EP_SIGMOID: return 1 / (1 + exp(-v));
+  case GPUX_EP_SILU: return v / (1 + exp(-v));
   }
   return v;
 }
@@ -70,7 +71,7 @@ static void check(const gpux__conv2d *p) {
 
 /* A random problem: depthwise when dw is set, else a grouped convolution. */
 static void run_case(int dw) {
-  gpux__conv_epilogue ep = {.act = (int)rnd(0, 6), .p0 = -0.5f, .p1 = 1.5f};
+  gpux__conv_epilogue ep = {.act = (int)rnd(0, GPUX_EP_SILU), .p0 = -0.5f, .p1 = 1.5f};
   if (ep.act == GPUX_EP_LEAKY) ep.p0 = 0.1f;
   if (ep.act == GPUX_EP_HARDSIGMOID) ep.p0 = 0.2f, ep.p1 = 0.5f;
   if (!rnd(0, 2)) ep.clamp = 1, ep.lo = -0.3f, ep.hi = rnd(0, 1) ? 2.0f : INFINITY;
