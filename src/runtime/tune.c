@@ -13,7 +13,7 @@
 #define MAX_CANDIDATES 48
 #define NOISE 0.93        /* a winner takes at most this fraction of the default's time */
 #define MAX_REL_ERR 1e-4  /* |candidate - default| / max |default|: reassociation stays far below */
-#define ROUND_MS 20.0     /* a timed round lasts about this long */
+#define ROUND_MS 10.0     /* a timed round lasts about this long */
 
 static double now_ms(void) {
   struct timespec ts;
@@ -161,14 +161,14 @@ static int candidates(const gpux__gemm_shape *s, int software, gpux__gemm_config
         n = add_cfg(out, n, GPUX__GEMM_SIMPLE, 0, 0, simple[i][0], simple[i][1], 1);
       }
     } else {
-      for (size_t i = 0; i < sizeof tiled / sizeof *tiled; i++) {
-        int tm = tiled[i][1] * tiled[i][2], tn = tiled[i][0] * tiled[i][3];
-        if (tm > 2 * s->M + 16 || tn > 2 * s->N + 16) continue; /* tiles mostly past the edge */
-        n = add_cfg(out, n, GPUX__GEMM_TILED, tiled[i][0], tiled[i][1], tiled[i][2], tiled[i][3], 1);
-        if (s->K >= 512 && tm * tn <= 64 * 64)
-          for (int sp = 2; sp <= 16; sp *= 2)
-            if (s->K / sp >= 128) n = add_cfg(out, n, GPUX__GEMM_TILED, tiled[i][0], tiled[i][1], tiled[i][2], tiled[i][3], sp);
-      }
+      /* every tile unsplit first (the widest choice early, when the budget is short), then K split */
+      for (int sp = 1; sp <= 16; sp *= 2)
+        for (size_t i = 0; i < sizeof tiled / sizeof *tiled; i++) {
+          int tm = tiled[i][1] * tiled[i][2], tn = tiled[i][0] * tiled[i][3];
+          if (tm > 2 * s->M + 16 || tn > 2 * s->N + 16) continue; /* tiles mostly past the edge */
+          if (sp > 1 && (s->K < 512 || tm * tn > 64 * 64 || s->K / sp < 128)) continue;
+          n = add_cfg(out, n, GPUX__GEMM_TILED, tiled[i][0], tiled[i][1], tiled[i][2], tiled[i][3], sp);
+        }
     }
   }
   return n;
@@ -246,7 +246,7 @@ static int bench_measure(bench *b, double deadline, int once, gpux_tensor *y, do
   }
   double best = INFINITY;
   int reps = 1;
-  for (int round = 0; round < 4; round++) {
+  for (int round = 0; round < 3; round++) {
     gpux_device_tensor *last = NULL;
     t0 = now_ms();
     for (int r = 0; r < reps && !rc; r++) {
