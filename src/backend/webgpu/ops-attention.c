@@ -11,9 +11,11 @@
  * block of 16 or 32 query rows), Q of the block and each tile of 32 keys and values staged in
  * workgroup memory, four threads per row each holding 8 scores of a tile and a quarter of the
  * row's output in registers. One or a few query rows (a decoder's step) get a workgroup each on
- * GPUs instead, its threads split over the keys. Every other case takes the general kernel: one
- * invocation per query row, scores into a scratch row, softmax in place, then the weighted sum of
- * V. GPUX_WEBGPU_ATTENTION=rows sends every case to it (to compare). */
+ * GPUs instead, its threads split over the keys. Software adapters (lavapipe) compute blocks of
+ * rows as the backend's GEMM (software form), a softmax pass and the GEMM again, the scores in
+ * scratch. Every other case takes the general kernel: one invocation per query row, scores into a
+ * scratch row, softmax in place, then the weighted sum of V. GPUX_WEBGPU_ATTENTION=rows sends
+ * every case to it (to compare). */
 #include "backend/webgpu/wg.h"
 #include <math.h>
 #include <stdio.h>
@@ -100,22 +102,25 @@ static int parse(wg_build *b, attn *a) {
 
 /* ---- the general kernel: one invocation per query row, scores in scratch ---- */
 
-/* fn kval / vval(bb, h, j, d): K and V element (batch, kv head, key j, dim d), past first */
+/* fn kval (which 0) or vval (1) (bb, h, j, d): K or V element (batch, kv head, key j, dim d),
+ * past first */
+static void kv_fn(wg_str *s, const attn *a, int which, int cur, int past) {
+  int64_t dd = which ? a->Dv : a->D;
+  gpux__wg_cat(s, "fn %s(bb: u32, h: u32, j: u32, d: u32) -> f32 {\n", which ? "vval" : "kval");
+  if (past >= 0)
+    gpux__wg_cat(s, "  if (j < %lluu) { return b%d[((bb * %lluu + h) * %lluu + j) * %lluu + d]; }\n", (ull)a->P, past, (ull)a->Hkv,
+                 (ull)a->P, (ull)dd);
+  if (a->three_d)
+    gpux__wg_cat(s, "  return b%d[((bb * %lluu + (j - %lluu)) * %lluu + h) * %lluu + d];\n}\n", cur, (ull)a->Skv, (ull)a->P,
+                 (ull)a->Hkv, (ull)dd);
+  else
+    gpux__wg_cat(s, "  return b%d[((bb * %lluu + h) * %lluu + (j - %lluu)) * %lluu + d];\n}\n", cur, (ull)a->Hkv, (ull)a->Skv,
+                 (ull)a->P, (ull)dd);
+}
+
 static void kv_fns(wg_str *s, const attn *a, int bk, int bv, int bpk, int bpv) {
-  for (int which = 0; which < 2; which++) {
-    int cur = which ? bv : bk, past = which ? bpv : bpk;
-    int64_t dd = which ? a->Dv : a->D;
-    gpux__wg_cat(s, "fn %s(bb: u32, h: u32, j: u32, d: u32) -> f32 {\n", which ? "vval" : "kval");
-    if (past >= 0)
-      gpux__wg_cat(s, "  if (j < %lluu) { return b%d[((bb * %lluu + h) * %lluu + j) * %lluu + d]; }\n", (ull)a->P, past, (ull)a->Hkv,
-                   (ull)a->P, (ull)dd);
-    if (a->three_d)
-      gpux__wg_cat(s, "  return b%d[((bb * %lluu + (j - %lluu)) * %lluu + h) * %lluu + d];\n}\n", cur, (ull)a->Skv, (ull)a->P,
-                   (ull)a->Hkv, (ull)dd);
-    else
-      gpux__wg_cat(s, "  return b%d[((bb * %lluu + h) * %lluu + (j - %lluu)) * %lluu + d];\n}\n", cur, (ull)a->Hkv, (ull)a->Skv,
-                   (ull)a->P, (ull)dd);
-  }
+  kv_fn(s, a, 0, bk, bpk);
+  kv_fn(s, a, 1, bv, bpv);
 }
 
 static int attn_rows(wg_build *b, const attn *a) {
@@ -209,8 +214,7 @@ static int fused_ok(const attn *a) {
 /* The WGSL functions the fused kernels share: gx_qo / gx_yo(bb, h, i), the offsets of a row of Q
  * and of Y; gx_klo / gx_khi(i), the keys row i sees, [lo, hi); gx_score(x, bb, h, i, j, lo, hi),
  * key j's score from its product x (scaled, masked: -inf where the row may not see it). */
-static void fused_fns(wg_str *s, const attn *a, const attn_bind *bd) {
-  char f[48];
+static void offset_fns(wg_str *s, const attn *a) {
   ull Sq = (ull)a->Sq, Hq = (ull)a->Hq;
   if (a->three_d)
     gpux__wg_cat(s, "fn gx_qo(bb: u32, h: u32, i: u32) -> u32 { return ((bb * %lluu + i) * %lluu + h) * %lluu; }\n"
@@ -220,6 +224,11 @@ static void fused_fns(wg_str *s, const attn *a, const attn_bind *bd) {
     gpux__wg_cat(s, "fn gx_qo(bb: u32, h: u32, i: u32) -> u32 { return ((bb * %lluu + h) * %lluu + i) * %lluu; }\n"
                     "fn gx_yo(bb: u32, h: u32, i: u32) -> u32 { return ((bb * %lluu + h) * %lluu + i) * %lluu; }\n",
                  Hq, Sq, (ull)a->D, Hq, Sq, (ull)a->Dv);
+}
+
+static void fused_fns(wg_str *s, const attn *a, const attn_bind *bd) {
+  char f[48];
+  offset_fns(s, a);
   long long T = (long long)a->T, P = (long long)a->P;
   gpux__wg_cat(s, "fn gx_klo(i: u32) -> i32 {\n  var lo = 0i;\n");
   if (a->left >= 0)
@@ -426,9 +435,75 @@ static int fused_tiled(wg_build *b, const attn *a, const attn_bind *bd, int R) {
   return rc;
 }
 
+/* Software adapters (lavapipe), a block of rows or more: the scores Q K^T (scaled, masked) into
+ * scratch, a softmax pass per row, then the product with V; the products are the backend's GEMM,
+ * whose software form (4 x 4 blocks per invocation, no workgroup memory) a CPU's SIMD lanes run
+ * faster than the tiled kernel's barriers. 1 when the scores do not fit one binding. */
+static int attn_gemm(wg_build *b, const attn *a) {
+  ull Sq = (ull)a->Sq, Hq = (ull)a->Hq, T = (ull)a->T, G = (ull)a->group;
+  uint64_t rows = (uint64_t)(a->B * a->Hq * a->Sq), bytes = rows * T * 4;
+  if (bytes > gpux__wg_dev(b)->limits.maxStorageBufferBindingSize) return 1;
+  int sc = gpux__wg_scratch(b, bytes);
+  if (sc < 0) return GPUX_E_UNSUPPORTED;
+  char la[200], lb[200], st[300];
+  /* the scores */
+  attn_bind bd = {-2, -2, -2, -2, -2, -2, -2};
+  bd.q = gpux__wg_bind_in(b, 0, WG_F32), bd.k = gpux__wg_bind_in(b, 1, WG_F32);
+  bd.m = a->has_mask ? gpux__wg_bind_in(b, 3, a->mask_bool ? WG_I32 : WG_F32) : -2;
+  bd.pk = a->P ? gpux__wg_bind_in(b, 4, WG_F32) : -2;
+  int bs = gpux__wg_bind_scratch(b, sc, WG_F32);
+  if (bd.q < 0 || bd.k < 0 || bd.m == -1 || bd.pk == -1 || bs < 0) return GPUX_E_UNSUPPORTED;
+  wg_str pre = {0};
+  fused_fns(&pre, a, &bd);
+  kv_fn(&pre, a, 0, bd.k, bd.pk);
+  gpux__wg_cat(&pre, "fn gx_kz(z: u32, j: u32, d: u32) -> f32 { return kval(z / %lluu, (z %% %lluu) / %lluu, j, d); }\n", Hq, Hq, G);
+  snprintf(la, sizeof la, "b%d[gx_qo(z / %lluu, z %% %lluu, m) + k]", bd.q, Hq, Hq);
+  snprintf(lb, sizeof lb, "gx_kz(z, n, k)");
+  snprintf(st, sizeof st, "b%d[(z * %lluu + m) * %lluu + n] = gx_score(v, z / %lluu, z %% %lluu, m, n, gx_klo(m), gx_khi(m));", bs, Sq, T,
+           Hq, Hq);
+  wg_gemm g = {.M = a->Sq, .N = a->T, .K = a->D, .batch = a->B * a->Hq, .load_a = la, .load_b = lb, .store = st,
+               .a_k_contig = 1, .b_n_contig = 0, .prelude = pre.s};
+  int rc = pre.oom ? GPUX_E_NOMEM : gpux__wg_gemm(b, &g);
+  gpux__wg_str_free(&pre);
+  if (rc) return rc;
+  /* softmax per row; a row with nothing left gets zeros */
+  if ((bs = gpux__wg_bind_scratch(b, sc, WG_F32)) < 0) return GPUX_E_UNSUPPORTED;
+  uint32_t gx, gy;
+  gpux__wg_grid(b, (rows + 63) / 64, &gx, &gy);
+  wg_str s = {0};
+  gpux__wg_decls(b, &s);
+  gpux__wg_cat(&s, "@compute @workgroup_size(64)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {\n"
+                   "  let r = (wid.y * %uu + wid.x) * 64u + li;\n  if (r >= %lluu) { return; }\n  let o = r * %lluu;\n"
+                   "  var mx = -gx_inf();\n  for (var j = 0u; j < %lluu; j = j + 1u) { mx = max(mx, b%d[o + j]); }\n"
+                   "  var sum = 0.0;\n  for (var j = 0u; j < %lluu; j = j + 1u) {\n    let sv = b%d[o + j];\n"
+                   "    let e = select(0.0, exp(sv - mx), sv != -gx_inf() && mx != -gx_inf());\n    b%d[o + j] = e;\n    sum = sum + e;\n  }\n"
+                   "  let inv = select(0.0, 1.0 / sum, sum > 0.0);\n"
+                   "  for (var j = 0u; j < %lluu; j = j + 1u) { b%d[o + j] = b%d[o + j] * inv; }\n}\n",
+               gx, (ull)rows, T, T, bs, T, bs, bs, T, bs, bs);
+  rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
+  gpux__wg_str_free(&s);
+  if (rc) return rc;
+  /* Y = P V */
+  int bv = gpux__wg_bind_in(b, 2, WG_F32), bpv = a->P ? gpux__wg_bind_in(b, 5, WG_F32) : -2;
+  bs = gpux__wg_bind_scratch(b, sc, WG_F32);
+  int by = gpux__wg_bind_out(b, 0, WG_F32);
+  if (bv < 0 || bpv == -1 || bs < 0 || by < 0) return GPUX_E_UNSUPPORTED;
+  offset_fns(&pre, a);
+  kv_fn(&pre, a, 1, bv, bpv);
+  gpux__wg_cat(&pre, "fn gx_vz(z: u32, j: u32, d: u32) -> f32 { return vval(z / %lluu, (z %% %lluu) / %lluu, j, d); }\n", Hq, Hq, G);
+  snprintf(la, sizeof la, "b%d[(z * %lluu + m) * %lluu + k]", bs, Sq, T);
+  snprintf(lb, sizeof lb, "gx_vz(z, k, n)");
+  snprintf(st, sizeof st, "b%d[gx_yo(z / %lluu, z %% %lluu, m) + n] = v;", by, Hq, Hq);
+  wg_gemm g2 = {.M = a->Sq, .N = a->Dv, .K = a->T, .batch = a->B * a->Hq, .load_a = la, .load_b = lb, .store = st,
+                .a_k_contig = 1, .b_n_contig = 1, .prelude = pre.s};
+  rc = pre.oom ? GPUX_E_NOMEM : gpux__wg_gemm(b, &g2);
+  gpux__wg_str_free(&pre);
+  return rc;
+}
+
 /* The fused kernels, or the general one where they do not fit the device. Software adapters
- * (lavapipe) run the general kernel for one or a few rows: their workgroups run on one CPU thread,
- * so a workgroup per row gains nothing there. */
+ * (lavapipe) run the general kernel for one or a few rows (their workgroups run on one CPU
+ * thread, so a workgroup per row gains nothing there) and the GEMM form for more. */
 static int attn_fused(wg_build *b, const attn *a) {
   const wg_device *dev = gpux__wg_dev(b);
   uint64_t smem = dev->limits.maxComputeWorkgroupStorageSize, lim = dev->limits.maxComputeWorkgroupsPerDimension;
@@ -438,6 +513,8 @@ static int attn_fused(wg_build *b, const attn *a) {
         dev->limits.maxComputeInvocationsPerWorkgroup < ROW_THREADS || (uint64_t)(a->B * a->Hq * a->Sq) > lim * lim)
       return attn_rows(b, a);
   } else {
+    int rc = gpux__wg_software(b) ? attn_gemm(b, a) : 1;
+    if (rc <= 0) return rc;
     /* blocks of 32 rows where that still gives a large GPU enough workgroups */
     R = a->B * a->Hq * ((a->Sq + 31) / 32) >= 256 ? 32 : 16;
     if (tiled_bytes(a, R) > smem) R = 16;
