@@ -1,6 +1,6 @@
 /* conv-epilogue.c — the output epilogue of gpux.FusedConv and gpux.FusedConvTranspose (conv.h),
  * run by conv.c's and conv-direct.c's kernels on each tile of output rows while it is in cache:
- * bias, activation, clamp, then a per-channel scale and shift. */
+ * bias, residual, activation, clamp, then a per-channel scale and shift. */
 #include "ops/simd.h"
 #include "ops/conv.h"
 #include "ops/fastmath.h"
@@ -82,5 +82,14 @@ static inline __attribute__((always_inline)) void finish_row(float *y, const flo
 
 VECTORIZE void gpux__conv_finish(float *y, int64_t ys, const float *src, int64_t ss, int64_t rows, int64_t n,
                                  float bias, const gpux__conv_epilogue *e, int64_t m) {
+  if (e->res) { /* (conv + bias) + R, as the Add it replaces computes it, then the rest in place */
+    for (int64_t r = 0; r < rows; r++) {
+      float *yr = y + r * ys;
+      const float *sr = src + r * ss, *rr = e->res + (yr - e->y0);
+      for (int64_t i = 0; i < n; i++) yr[i] = (sr[i] + bias) + rr[i];
+      finish_row(yr, yr, n, 0.0f, e, m);
+    }
+    return;
+  }
   for (int64_t r = 0; r < rows; r++) finish_row(y + r * ys, src + r * ss, n, bias, e, m);
 }

@@ -254,7 +254,7 @@ static void conv_tile(const conv_job *j, int64_t task, float *col) {
     mm.b = col, mm.ldb = t;
     gpux__gemm_serial(&mm);
   }
-  if (j->b || j->ep->act != GPUX_EP_NONE || j->ep->clamp || j->ep->scale)
+  if (j->b || j->ep->act != GPUX_EP_NONE || j->ep->clamp || j->ep->scale || j->ep->res)
     for (int64_t m = 0; m < cd->mg; m++) {
       int64_t ch = g * cd->mg + m;
       float *row = yg + m * cd->os + p0;
@@ -365,7 +365,7 @@ static void conv_depthwise_planes(void *ctx, int64_t begin, int64_t end) {
             }
           }
         }
-        if (j->ep->act != GPUX_EP_NONE || j->ep->clamp || j->ep->scale)
+        if (j->ep->act != GPUX_EP_NONE || j->ep->clamp || j->ep->scale || j->ep->res)
           gpux__conv_finish(yr, 0, yr, 0, 1, w->out[2], 0.0f, j->ep, m);
       }
   }
@@ -485,6 +485,8 @@ static int conv_op(gpux__kctx *k, const gpux__conv_epilogue *ep) {
   gpux_tensor *y = gpux__out_raw(k, 0, x->dtype, x->ndim, dims); /* every path writes all of Y */
   if (!y) return k->status;
   if (k->shape_only || gpux_tensor_count(y) == 0) return 0;
+  gpux__conv_epilogue with_res;
+  if (ep && ep->res) with_res = *ep, with_res.y0 = y->data, ep = &with_res;
   if (x->dtype == GPUX_DT_FLOAT)
     return conv_f32(k, &cd, x->data, w->data, b ? b->data : NULL, y->data, ep ? ep : &no_epilogue);
   if (x->dtype == GPUX_DT_DOUBLE) {
@@ -509,7 +511,8 @@ static int op_conv(gpux__kctx *k) { return conv_op(k, NULL); }
  *   activation_params  LeakyRelu: alpha; Clip: min, max; HardSigmoid: alpha, beta
  *   clamp              (optional) [lo, hi] applied after the activation
  *   inputs 3 and 4     (optional) post_scale and post_bias, float32 [M]
- * Y = clamp(act(Conv(X, W) + B)) * post_scale + post_bias. */
+ *   input 5            (optional) a residual R added before the activation (numpy broadcasting)
+ * Y = clamp(act(Conv(X, W) + B (+ R))) * post_scale + post_bias. */
 /* FusedConv's and FusedConvTranspose's epilogue from the node: `m` output channels. */
 static int read_epilogue(gpux__kctx *k, int64_t m, gpux__conv_epilogue *ep) {
   static const char *const names[] = {"", "Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid", "Silu"};
@@ -538,10 +541,73 @@ static int read_epilogue(gpux__kctx *k, int64_t m, gpux__conv_epilogue *ep) {
   return 0;
 }
 
+/* FusedConv with a residual R (input 5) that does not have the convolution's shape: the
+ * convolution and bias, then Y = that + R with numpy broadcasting and the rest of the epilogue
+ * over Y, channels on the convolution's axis 1, in a second pass. */
+static int fused_conv_broadcast(gpux__kctx *k, const gpux__conv_epilogue *ep, const gpux_tensor *r) {
+  gpux__conv_epilogue first = {.act = GPUX_EP_NONE};
+  if (conv_op(k, &first)) return k->status;
+  if (r->dtype != GPUX_DT_FLOAT) return gpux__kerr(k, GPUX_E_DTYPE, "residual must be float32");
+  const gpux_tensor *yc = k->out[0];
+  if (!yc) return 0;
+  int cn = yc->ndim;
+  int64_t odims[GPUX_MAX_DIMS];
+  int nout;
+  if (gpux__broadcast_shape(yc->ndim, yc->dims, r->ndim, r->dims, &nout, odims))
+    return gpux__kerr(k, GPUX_E_SHAPE, "residual does not broadcast with the convolution's output");
+  if (k->shape_only) return gpux__out_raw(k, 0, GPUX_DT_FLOAT, nout, odims) ? 0 : k->status;
+  gpux_tensor t;
+  if (gpux_tensor_copy(&t, yc)) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+  gpux_tensor *y = gpux__out_raw(k, 0, GPUX_DT_FLOAT, nout, odims);
+  if (!y) {
+    gpux_tensor_free(&t);
+    return k->status;
+  }
+  /* each operand's stride along each of Y's axes (0 where it broadcasts) */
+  int64_t ts[GPUX_MAX_DIMS], rs[GPUX_MAX_DIMS], st = 1, sr = 1;
+  for (int d = nout - 1; d >= 0; d--) {
+    int dt = d - (nout - t.ndim), dr = d - (nout - r->ndim);
+    ts[d] = dt >= 0 && t.dims[dt] != 1 ? st : 0;
+    rs[d] = dr >= 0 && r->dims[dr] != 1 ? sr : 0;
+    if (dt >= 0) st *= t.dims[dt];
+    if (dr >= 0) sr *= r->dims[dr];
+  }
+  float *yd = y->data;
+  const float *td = t.data, *rd = r->data;
+  int64_t count = gpux_tensor_count(y), idx[GPUX_MAX_DIMS] = {0}, ot = 0, orr = 0;
+  for (int64_t i = 0; i < count; i++) {
+    yd[i] = td[ot] + rd[orr];
+    for (int d = nout - 1; d >= 0; d--) {
+      ot += ts[d], orr += rs[d];
+      if (++idx[d] < odims[d]) break;
+      ot -= ts[d] * odims[d], orr -= rs[d] * odims[d], idx[d] = 0;
+    }
+  }
+  gpux_tensor_free(&t);
+  gpux__conv_epilogue rest = *ep;
+  rest.res = NULL;
+  int ca = nout - cn + 1; /* the convolution's channel axis in Y */
+  int64_t plane = 1;
+  for (int d = ca + 1; d < nout; d++) plane *= odims[d];
+  if (count > 0 && plane > 0)
+    for (int64_t p = 0; p < count / plane; p++)
+      gpux__conv_finish(yd + p * plane, 0, yd + p * plane, 0, 1, plane, 0.0f, &rest, p % odims[ca]);
+  return 0;
+}
+
 static int op_fused_conv(gpux__kctx *k) {
   gpux__conv_epilogue ep;
-  const gpux_tensor *w = IN(1);
+  const gpux_tensor *w = IN(1), *x = IN(0), *r = IN(5);
   if (read_epilogue(k, w && w->ndim > 0 ? w->dims[0] : -1, &ep)) return k->status;
+  if (!r) return conv_op(k, &ep);
+  /* the residual: read in the epilogue where it has Y's shape, else added in a second pass */
+  conv_dims cd;
+  if (!x || !w || conv_setup(k, x, w, IN(2), &cd)) return k->status;
+  int64_t dims[GPUX_MAX_DIMS];
+  gpux__window_out_dims(&cd.w, cd.n, cd.m, dims);
+  if (r->dtype != GPUX_DT_FLOAT || r->ndim != x->ndim || memcmp(r->dims, dims, (size_t)x->ndim * sizeof *dims))
+    return fused_conv_broadcast(k, &ep, r);
+  ep.res = r->data; /* conv_op sets ep.y0 */
   return conv_op(k, &ep);
 }
 

@@ -33,7 +33,8 @@ int gpux__window_forward(gpux__kctx *k, gpux__window *w, int ceil_mode);
 void gpux__window_out_dims(const gpux__window *w, int64_t n, int64_t c, int64_t *dims);
 
 /* What gpux.FusedConv (made by runtime/optimize.c) applies to each output channel m after the
- * convolution and bias: y = clamp(act(y + bias[m])) * scale[m] + shift[m]. */
+ * convolution and bias: y = clamp(act(y + bias[m] (+ r))) * scale[m] + shift[m], r being the
+ * residual R (of Y's shape) at y's place. */
 enum {
   GPUX_EP_NONE, GPUX_EP_RELU, GPUX_EP_LEAKY, GPUX_EP_CLIP, GPUX_EP_HARDSIGMOID, GPUX_EP_HARDSWISH,
   GPUX_EP_SIGMOID, GPUX_EP_SILU
@@ -45,6 +46,8 @@ typedef struct {
   int clamp;                    /* then clamp to [lo, hi] */
   float lo, hi;
   const float *scale, *shift;   /* [M] applied last, or NULL */
+  const float *res;             /* R, added before the activation, or NULL */
+  const float *y0;              /* Y's first element: y - y0 is where R is read */
 } gpux__conv_epilogue;
 
 /* y[r * ys + i] = epilogue(src[r * ss + i] + bias) for r < rows, i < n: rows of output channel m

@@ -13,6 +13,7 @@
  *        x * Sigmoid(x)                        -> the activation,
  *        Max / Min with a scalar               -> a clamp after it (or the activation Clip),
  *        then Mul / Add / Sub / Div by per-channel constants -> a scale and shift after it,
+ *        Add of a computed value made before the Conv, before the activation -> a residual,
  *      and becomes one gpux.FusedConv (FusedConvTranspose) node (conv.c):
  *        Y = clamp(act(Conv(X, W') + B')) * post_scale + post_bias.
  *      The intermediate tensors are never made, and the activation runs on each tile of the
@@ -228,6 +229,7 @@ typedef struct {
   int clamp;            /* clamp to [lo, hi] after the activation */
   float lo, hi;
   float *ps, *pb;       /* scale and shift after the activation [m], NULL until needed */
+  int res;              /* a computed value added before the activation, or -1 */
   int out;              /* value the chain ends in so far */
   int n_fused;          /* nodes absorbed */
 } chain;
@@ -292,6 +294,10 @@ static int absorb(opt_graph *o, const use_map *u, chain *c, int r, unsigned char
     if (n->out[j] >= 0) return 0;
   const float *k;
   float k1;
+  /* after a residual, nothing folds into the weights and bias: only the activation may follow */
+  if (c->res >= 0 && c->act == ACT_NONE &&
+      (is_op(n, "Mul") || is_op(n, "Div") || is_op(n, "Add") || is_op(n, "Sub") || is_op(n, "BatchNormalization")))
+    return 0;
   if (is_op(n, "Mul") && (k = other_operand(g, n, x, c, &cnt, &x_first))) {
     *err = fold_affine(o, c, k, cnt, NULL, 0, 1.0f);
   } else if (is_op(n, "Div") && (k = other_operand(g, n, x, c, &cnt, &x_first)) && x_first) {
@@ -434,6 +440,28 @@ static int absorb_silu(const gpux__graph *g, const use_map *u, chain *c, unsigne
   return 0;
 }
 
+/* Add(y, r) of a computed r after a Conv (ResNet's shortcut), before any activation: r is added
+ * in the epilogue. r must be made before node i (the fused node runs where the Conv ran): a
+ * graph input, a value of an enclosing graph, or the output of a live node before i. */
+static int absorb_residual(const gpux__graph *g, const use_map *u, chain *c, int i, unsigned char *dead) {
+  int x = c->out, r = only_reader(u, x);
+  if (c->transposed || c->res >= 0 || c->act != ACT_NONE || c->ps || r < 0) return 0;
+  const gpux__node *add = &g->nodes[r];
+  if (!is_op(add, "Add") || add->domain[0] || add->n_in != 2 || add->n_out != 1 || add->out[0] < 0) return 0;
+  int other = add->in[0] == x ? add->in[1] : add->in[0];
+  if (other < 0 || other == x || const_of(g, other)) return 0;
+  for (int j = i; j < g->n_nodes; j++) {
+    if (dead[j]) continue;
+    for (int q = 0; q < g->nodes[j].n_out; q++)
+      if (g->nodes[j].out[q] == other) return 0;
+  }
+  dead[r] = 1;
+  c->res = other;
+  c->out = add->out[0];
+  c->n_fused++;
+  return 1;
+}
+
 /* Turns node i (a Conv or ConvTranspose) and what follows it into a FusedConv or
  * FusedConvTranspose when anything can be absorbed. */
 static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead, const gpux__op_def *fused_def,
@@ -453,7 +481,7 @@ static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead,
     return 0;
   int x = n->out[0], r = only_reader(u, x);
   if (r < 0 && u->uses[x] != 2) return 0;
-  chain c = {.conv = i, .m = cm, .rank = w->ndim, .out = x, .act = ACT_NONE, .transposed = transposed};
+  chain c = {.conv = i, .m = cm, .rank = w->ndim, .out = x, .act = ACT_NONE, .transposed = transposed, .res = -1};
   c.per = gpux_tensor_count(w) / c.m;
   c.cg = w->dims[0] / groups, c.mg = w->dims[1], c.ks = gpux_tensor_count(w) / (w->dims[0] * w->dims[1]);
   /* the folded copies */
@@ -468,7 +496,7 @@ static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead,
   for (int64_t m = 0; m < c.m; m++) c.b[m] = b ? ((const float *)b->data)[m] : 0.0f;
   int err = 0;
   for (;;) {
-    if (absorb_hardswish(o, u, &c, dead) || absorb_silu(g, u, &c, dead)) continue;
+    if (absorb_hardswish(o, u, &c, dead) || absorb_silu(g, u, &c, dead) || absorb_residual(g, u, &c, i, dead)) continue;
     r = only_reader(u, c.out);
     if (r < 0 || !absorb(o, u, &c, r, dead, &err)) break;
   }
@@ -477,13 +505,15 @@ static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead,
     g->n_values -= 2;
     return 0;
   }
-  /* the FusedConv node: X, W', B' [, post_scale, post_bias]; Conv's attributes + activation */
-  int n_in = c.ps ? 5 : 3;
+  /* the FusedConv node: X, W', B' [, post_scale, post_bias [, residual]]; Conv's attributes +
+   * activation */
+  int n_in = c.res >= 0 ? 6 : c.ps ? 5 : 3;
   int *in = gpux__arena_alloc(&o->arena, (size_t)n_in * sizeof *in);
   int *out = gpux__arena_alloc(&o->arena, sizeof *out);
   gpux__attr *attrs = gpux__arena_alloc(&o->arena, (size_t)(n->n_attrs + 3) * sizeof *attrs);
   if (!in || !out || !attrs) return GPUX_E_NOMEM;
   in[0] = n->in[0], in[1] = wid, in[2] = bid;
+  if (c.res >= 0) in[3] = in[4] = -1, in[5] = c.res;
   if (c.ps) {
     float *ps, *pb;
     int sid = add_const(o, base, "/post_scale", 1, bd, &ps);

@@ -270,6 +270,40 @@ static void test_conv_silu(void **state) {
   gpux_model_free(model);
 }
 
+/* ResNet's shortcuts: Conv -> Add(y, r) -> Relu with r made before the Conv fuses (r added before
+ * the activation); in a downsampling block, where the main branch's last Conv comes before the
+ * projection Conv, the Add fuses into the projection; a residual that broadcasts ([1, 4, 1, 1])
+ * is added in a second pass; and no per-channel constant after the residual folds into W. */
+static void test_conv_residual(void **state) {
+  (void)state;
+  model_b m = {0};
+  int64_t wd[4] = {4, 4, 3, 3}, w1[4] = {4, 4, 1, 1}, cd[1] = {4}, pads[4] = {1, 1, 1, 1}, pc[4] = {1, 4, 1, 1};
+  init(&m, "w", 4, wd, NAN), init(&m, "b", 1, cd, NAN), init(&m, "w1", 4, w1, NAN), init(&m, "k", 4, pc, NAN);
+  init(&m, "bc", 4, pc, NAN);
+  attr_b pa = {.name = "pads", .type = 7, .n = 4, .ints = pads};
+  node(&m, "Relu", (const char *[]){"x"}, 1, "x0", NULL, 0);
+  node(&m, "Conv", (const char *[]){"x0", "w", "b"}, 3, "c1", &pa, 1);
+  node(&m, "Add", (const char *[]){"c1", "x0"}, 2, "a1", NULL, 0);
+  node(&m, "Relu", (const char *[]){"a1"}, 1, "r1", NULL, 0);            /* fused: Conv + Add + Relu */
+  node(&m, "Conv", (const char *[]){"r1", "w", "b"}, 3, "c2", &pa, 1);  /* main branch, before ... */
+  node(&m, "Conv", (const char *[]){"r1", "w1", "b"}, 3, "c3", NULL, 0); /* ... the projection */
+  node(&m, "Add", (const char *[]){"c2", "c3"}, 2, "a2", NULL, 0);
+  node(&m, "Relu", (const char *[]){"a2"}, 1, "r2", NULL, 0);            /* fused into the projection */
+  node(&m, "Sigmoid", (const char *[]){"r2"}, 1, "s", NULL, 0);
+  node(&m, "Mul", (const char *[]){"s", "bc"}, 2, "sb", NULL, 0);        /* [1, 4, 1, 1], computed */
+  node(&m, "Conv", (const char *[]){"r2", "w1"}, 2, "c4", NULL, 0);
+  node(&m, "Add", (const char *[]){"sb", "c4"}, 2, "a4", NULL, 0);       /* broadcast residual */
+  node(&m, "Mul", (const char *[]){"a4", "k"}, 2, "y", NULL, 0);         /* stays a Mul */
+  gpux_model *model = finish(&m, 4, xdims, "y");
+  assert_int_equal(count_ops(model, "FusedConv"), 3);
+  assert_int_equal(count_ops(model, "Conv"), 1); /* the main branch's last, with nothing to fuse */
+  assert_int_equal(count_ops(model, "Add"), 0);
+  assert_int_equal(count_ops(model, "Relu"), 1);
+  assert_int_equal(count_ops(model, "Mul"), 2);
+  check_same(model, 4, xdims);
+  gpux_model_free(model);
+}
+
 /* Squeeze-and-excitation: x + x * hardsigmoid(conv(pool(x))) becomes one Mul. */
 static void test_squeeze_excitation(void **state) {
   (void)state;
@@ -621,6 +655,7 @@ int main(void) {
     cmocka_unit_test(test_conv_identity_weights),
     cmocka_unit_test(test_conv_transpose_chain),
     cmocka_unit_test(test_conv_silu),
+    cmocka_unit_test(test_conv_residual),
     cmocka_unit_test(test_squeeze_excitation),
     cmocka_unit_test(test_conv_bounds),
     cmocka_unit_test(test_nested_graph),

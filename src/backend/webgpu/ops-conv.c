@@ -87,6 +87,7 @@ static int emit_epilogue(wg_build *b, wg_str *s, int ps, int pb) {
 static int op_conv(wg_build *b) {
   const gpux_tensor *x = gpux__wg_in(b, 0), *wt = gpux__wg_in(b, 1), *bias = gpux__wg_in(b, 2), *y = gpux__wg_out(b, 0);
   if (!x || !wt || !y || x->ndim < 3 || wt->ndim != x->ndim) return gpux__wg_decline(b, "bad Conv inputs");
+  if (gpux__wg_in(b, 5)) return gpux__wg_decline(b, "FusedConv with a residual");
   if (!gpux__wg_is_f32(x->dtype) || wt->dtype != x->dtype || (bias && bias->dtype != x->dtype))
     return gpux__wg_decline(b, "Conv on %s", gpux_dtype_name(x->dtype));
   gpux__window w;
