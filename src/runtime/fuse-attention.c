@@ -34,6 +34,7 @@
  * KV cache that Concat's the past to the new keys stays as it is; Attention reads its result as K
  * and V. */
 #include "runtime/fuse-attention.h"
+#include "runtime/rewrite.h"
 #include "ops/op.h"
 #include <math.h>
 #include <stdio.h>
@@ -71,26 +72,10 @@ typedef struct {
   int64_t shape[4];          /* K_RESHAPE: the Reshape's new shape */
 } k_plan;
 
-static int is_op(const gpux__node *n, const char *op) { return !n->domain[0] && !strcmp(n->op_type, op); }
-
-/* The constant tensor of value id (also one a nested graph captures), or NULL. */
-static const gpux_tensor *const_t(const gpux__graph *g, int id) {
-  if (id < 0) return NULL;
-  while (!g->values[id].is_const && g->values[id].outer >= 0 && g->parent) {
-    id = g->values[id].outer;
-    g = g->parent;
-  }
-  if (!g->values[id].is_const) return NULL;
-  const gpux_tensor *t = &g->values[id].init;
-  return t->kind == GPUX_KIND_TENSOR && t->data ? t : NULL;
-}
-
-/* A float32 constant of one element: its value in *v. */
+/* A float32 constant of one element, of rank 4 at most: its value in *v. */
 static int scalar_f32(const gpux__graph *g, int id, float *v) {
-  const gpux_tensor *t = const_t(g, id);
-  if (!t || t->dtype != GPUX_DT_FLOAT || gpux_tensor_count(t) != 1 || t->ndim > 4) return 0;
-  *v = ((const float *)t->data)[0];
-  return 1;
+  const gpux_tensor *t = gpux__graph_const(g, id);
+  return t && t->ndim <= 4 && gpux__graph_const_f32(g, id, v);
 }
 
 /* A Where fill that masks: a float32 scalar of -1e4 or less. */
@@ -116,7 +101,7 @@ static int64_t attr_i(const gpux__node *n, const char *name, int64_t dflt) {
 static int shape_of(const fa_ctx *c, int id, int64_t *dims, int depth) {
   const gpux__graph *g = c->g;
   if (id < 0 || depth > 12) return -1;
-  const gpux_tensor *t = const_t(g, id);
+  const gpux_tensor *t = gpux__graph_const(g, id);
   if (t) {
     for (int i = 0; i < t->ndim; i++) dims[i] = t->dims[i];
     return t->ndim;
@@ -131,7 +116,7 @@ static int shape_of(const fa_ctx *c, int id, int64_t *dims, int depth) {
   const gpux__node *n = &g->nodes[p];
   int64_t in[GPUX_MAX_DIMS];
   float k;
-  if (is_op(n, "Transpose") && n->n_in == 1) {
+  if (gpux__node_is(n, "Transpose") && n->n_in == 1) {
     const gpux__attr *perm = gpux__node_attr(n, "perm");
     int r = shape_of(c, n->in[0], in, depth + 1);
     if (!perm || perm->type != GPUX_ATTR_INTS || perm->n > GPUX_MAX_DIMS || (r >= 0 && r != perm->n)) return -1;
@@ -141,8 +126,8 @@ static int shape_of(const fa_ctx *c, int id, int64_t *dims, int depth) {
     }
     return perm->n;
   }
-  if (is_op(n, "Reshape") && n->n_in == 2) {
-    const gpux_tensor *s = const_t(g, n->in[1]);
+  if (gpux__node_is(n, "Reshape") && n->n_in == 2) {
+    const gpux_tensor *s = gpux__graph_const(g, n->in[1]);
     if (!s || s->dtype != GPUX_DT_INT64 || s->ndim != 1 || s->dims[0] > GPUX_MAX_DIMS) return -1;
     int r = shape_of(c, n->in[0], in, depth + 1), allowzero = attr_i(n, "allowzero", 0) != 0;
     const int64_t *sd = s->data;
@@ -150,7 +135,7 @@ static int shape_of(const fa_ctx *c, int id, int64_t *dims, int depth) {
       dims[i] = sd[i] > 0 ? sd[i] : sd[i] == 0 && allowzero ? 0 : sd[i] == 0 && i < r ? in[i] : -1;
     return (int)s->dims[0];
   }
-  if (is_op(n, "Concat")) { /* the rank of its inputs */
+  if (gpux__node_is(n, "Concat")) { /* the rank of its inputs */
     for (int i = 0; i < n->n_in; i++) {
       int r = shape_of(c, n->in[i], in, depth + 1);
       if (r < 0) continue;
@@ -159,15 +144,15 @@ static int shape_of(const fa_ctx *c, int id, int64_t *dims, int depth) {
     }
     return -1;
   }
-  if ((is_op(n, "Mul") || is_op(n, "Div")) && n->n_in == 2 && scalar_f32(g, n->in[1], &k))
+  if ((gpux__node_is(n, "Mul") || gpux__node_is(n, "Div")) && n->n_in == 2 && scalar_f32(g, n->in[1], &k))
     return shape_of(c, n->in[0], dims, depth + 1);
-  if (is_op(n, "Mul") && n->n_in == 2 && scalar_f32(g, n->in[0], &k)) return shape_of(c, n->in[1], dims, depth + 1);
+  if (gpux__node_is(n, "Mul") && n->n_in == 2 && scalar_f32(g, n->in[0], &k)) return shape_of(c, n->in[1], dims, depth + 1);
   return -1;
 }
 
 /* The element type a value is declared or known to have, 0 when unknown. */
 static int dtype_of(const gpux__graph *g, int id) {
-  const gpux_tensor *t = const_t(g, id);
+  const gpux_tensor *t = gpux__graph_const(g, id);
   if (t) return t->dtype;
   const gpux__value *v = &g->values[id];
   return v->has_info ? v->info.dtype : 0;
@@ -180,7 +165,7 @@ static int keep_of(const fa_ctx *c, int id) {
   int p = producer(c, id);
   if (p < 0 || c->uses[id] != 1) return -1;
   const gpux__node *n = &g->nodes[p];
-  if (!is_op(n, "Mul") || n->n_in != 2 || n->n_out != 1) return -1;
+  if (!gpux__node_is(n, "Mul") || n->n_in != 2 || n->n_out != 1) return -1;
   float k;
   int side; /* the input that is not c */
   if (scalar_f32(g, n->in[0], &k)) side = 1;
@@ -191,11 +176,11 @@ static int keep_of(const fa_ctx *c, int id) {
   if (ps < 0 || c->uses[n->in[side]] != 1) return -1;
   const gpux__node *sub = &g->nodes[ps];
   float one;
-  if (!is_op(sub, "Sub") || sub->n_in != 2 || sub->n_out != 1 || !scalar_f32(g, sub->in[0], &one) || one != 1.0f) return -1;
+  if (!gpux__node_is(sub, "Sub") || sub->n_in != 2 || sub->n_out != 1 || !scalar_f32(g, sub->in[0], &one) || one != 1.0f) return -1;
   int b = sub->in[1];
-  const gpux_tensor *t = const_t(g, b);
+  const gpux_tensor *t = gpux__graph_const(g, b);
   int pb = producer(c, b);
-  if (!t && pb >= 0 && is_op(&g->nodes[pb], "Slice") && g->nodes[pb].n_in >= 3) t = const_t(g, g->nodes[pb].in[0]);
+  if (!t && pb >= 0 && gpux__node_is(&g->nodes[pb], "Slice") && g->nodes[pb].n_in >= 3) t = gpux__graph_const(g, g->nodes[pb].in[0]);
   if (!t || t->dtype != GPUX_DT_FLOAT) return -1;
   for (int64_t i = 0; i < gpux_tensor_count(t); i++) {
     float v = ((const float *)t->data)[i];
@@ -213,26 +198,26 @@ static int trace(const fa_ctx *c, fa_match *m, int x, int depth) {
   if (p < 0) return 0;
   const gpux__node *n = &g->nodes[p];
   if (n->domain[0] || n->n_out != 1) return 0;
-  if (is_op(n, "MatMul") && n->n_in == 2) {
+  if (gpux__node_is(n, "MatMul") && n->n_in == 2) {
     m->qk = p;
     return 1;
   }
   if (depth >= MAX_STEPS) return 0;
   int sides[2], ns = 0;
   float k;
-  if ((is_op(n, "Mul") || is_op(n, "Div")) && n->n_in == 2) {
+  if ((gpux__node_is(n, "Mul") || gpux__node_is(n, "Div")) && n->n_in == 2) {
     if (scalar_f32(g, n->in[1], &k)) sides[ns++] = 0;
-    else if (is_op(n, "Mul") && scalar_f32(g, n->in[0], &k)) sides[ns++] = 1;
-  } else if (is_op(n, "Add") && n->n_in == 2 && n->in[0] != n->in[1]) {
+    else if (gpux__node_is(n, "Mul") && scalar_f32(g, n->in[0], &k)) sides[ns++] = 1;
+  } else if (gpux__node_is(n, "Add") && n->n_in == 2 && n->in[0] != n->in[1]) {
     sides[ns++] = 0;
     sides[ns++] = 1;
-  } else if (is_op(n, "Where") && n->n_in == 3) {
+  } else if (gpux__node_is(n, "Where") && n->n_in == 3) {
     if (fill_ok(g, n->in[2])) sides[ns++] = 1;
     else if (fill_ok(g, n->in[1])) sides[ns++] = 2;
-  } else if (is_op(n, "Sub") && n->n_in == 2) { /* s * b - c * (1 - b) */
+  } else if (gpux__node_is(n, "Sub") && n->n_in == 2) { /* s * b - c * (1 - b) */
     int b = keep_of(c, n->in[1]), pm = producer(c, n->in[0]);
     const gpux__node *mul = pm >= 0 ? &g->nodes[pm] : NULL;
-    if (b < 0 || !mul || c->uses[n->in[0]] != 1 || !is_op(mul, "Mul") || mul->n_in != 2 || mul->n_out != 1 ||
+    if (b < 0 || !mul || c->uses[n->in[0]] != 1 || !gpux__node_is(mul, "Mul") || mul->n_in != 2 || mul->n_out != 1 ||
         (mul->in[0] != b && mul->in[1] != b))
       return 0;
     m->steps[m->n_steps++] = (fa_step){p, 0, pm};
@@ -247,13 +232,13 @@ static int trace(const fa_ctx *c, fa_match *m, int x, int depth) {
   return 0;
 }
 
-static int is_scale_step(const gpux__node *n) { return is_op(n, "Mul") || is_op(n, "Div"); }
+static int is_scale_step(const gpux__node *n) { return gpux__node_is(n, "Mul") || gpux__node_is(n, "Div"); }
 
 /* The factor a scaling node applies to its input on the path. */
 static double step_factor(const gpux__graph *g, const gpux__node *n, int side) {
   float k = 1.0f;
   scalar_f32(g, n->in[1 - side], &k);
-  return is_op(n, "Div") ? 1.0 / k : (double)k;
+  return gpux__node_is(n, "Div") ? 1.0 / k : (double)k;
 }
 
 /* Value x, or what a scalar Mul / Div read once made it from (the factor into *scale). */
@@ -263,12 +248,12 @@ static int unscale(const fa_ctx *c, int x, double *scale, int *f32) {
   const gpux__node *n = &c->g->nodes[p];
   float k;
   if (n->n_out != 1 || n->n_in != 2) return x;
-  if ((is_op(n, "Mul") || is_op(n, "Div")) && scalar_f32(c->g, n->in[1], &k)) {
-    *scale *= is_op(n, "Div") ? 1.0 / k : (double)k;
+  if ((gpux__node_is(n, "Mul") || gpux__node_is(n, "Div")) && scalar_f32(c->g, n->in[1], &k)) {
+    *scale *= gpux__node_is(n, "Div") ? 1.0 / k : (double)k;
     *f32 = 1;
     return n->in[0];
   }
-  if (is_op(n, "Mul") && scalar_f32(c->g, n->in[0], &k)) {
+  if (gpux__node_is(n, "Mul") && scalar_f32(c->g, n->in[0], &k)) {
     *scale *= k;
     *f32 = 1;
     return n->in[1];
@@ -283,7 +268,7 @@ static int plan_k(const fa_ctx *c, int kt, k_plan *k) {
   if (p < 0 || c->uses[kt] != 1) return 0;
   const gpux__node *n = &g->nodes[p];
   if (n->n_out != 1) return 0;
-  if (is_op(n, "Transpose") && n->n_in == 1) {
+  if (gpux__node_is(n, "Transpose") && n->n_in == 1) {
     const gpux__attr *perm = gpux__node_attr(n, "perm");
     if (!perm || perm->type != GPUX_ATTR_INTS || perm->n != 4) return 0;
     int identity = 1;
@@ -297,15 +282,15 @@ static int plan_k(const fa_ctx *c, int kt, k_plan *k) {
     return 1;
   }
   /* the dynamo exporter: Reshape(Transpose(x, last two swapped), [b, h, D, T]) with x [..., T, D] */
-  if (is_op(n, "Reshape") && n->n_in == 2) {
-    const gpux_tensor *s = const_t(g, n->in[1]);
+  if (gpux__node_is(n, "Reshape") && n->n_in == 2) {
+    const gpux_tensor *s = gpux__graph_const(g, n->in[1]);
     int tr = producer(c, n->in[0]);
     if (!s || s->dtype != GPUX_DT_INT64 || s->ndim != 1 || s->dims[0] != 4 || tr < 0 || c->uses[n->in[0]] != 1)
       return 0;
     const int64_t *sd = s->data;
     const gpux__node *t = &g->nodes[tr];
     const gpux__attr *perm = gpux__node_attr(t, "perm");
-    if (!is_op(t, "Transpose") || t->n_in != 1 || t->n_out != 1 || !perm || perm->type != GPUX_ATTR_INTS || perm->n < 2)
+    if (!gpux__node_is(t, "Transpose") || t->n_in != 1 || t->n_out != 1 || !perm || perm->type != GPUX_ATTR_INTS || perm->n < 2)
       return 0;
     int r = perm->n;
     for (int i = 0; i < r; i++)
@@ -327,13 +312,13 @@ static int plan_k(const fa_ctx *c, int kt, k_plan *k) {
  * and column 0 in steps of 1. */
 static int is_tril(const fa_ctx *c, int id) {
   const gpux__graph *g = c->g;
-  const gpux_tensor *t = const_t(g, id);
+  const gpux_tensor *t = gpux__graph_const(g, id);
   int p = producer(c, id);
   if (!t && p >= 0) { /* Slice(data, starts, ends[, axes[, steps]]) */
     const gpux__node *n = &g->nodes[p];
-    if (!is_op(n, "Slice") || n->n_in < 3 || n->opset < 10) return 0;
-    t = const_t(g, n->in[0]);
-    const gpux_tensor *st = const_t(g, n->in[1]), *sp = n->n_in > 4 ? const_t(g, n->in[4]) : NULL;
+    if (!gpux__node_is(n, "Slice") || n->n_in < 3 || n->opset < 10) return 0;
+    t = gpux__graph_const(g, n->in[0]);
+    const gpux_tensor *st = gpux__graph_const(g, n->in[1]), *sp = n->n_in > 4 ? gpux__graph_const(g, n->in[4]) : NULL;
     if (!t || !st || (n->n_in > 4 && n->in[4] >= 0 && !sp)) return 0;
     for (int64_t i = 0; i < gpux_tensor_count(st); i++)
       if (gpux__load_i64(st->dtype, st->data, i) != 0) return 0;
@@ -362,22 +347,7 @@ static int add_const(fa_ctx *c, const char *base, int dtype, int ndim, const int
   if (!name || !d) return GPUX_E_NOMEM;
   snprintf(name, len, "%s/attn_const", base);
   memcpy(d, data, nbytes);
-  int id = g->n_values++;
-  gpux__value *v = &g->values[id];
-  memset(v, 0, sizeof *v);
-  v->name = name;
-  v->info.ndim = -1;
-  v->is_const = 1;
-  v->outer = v->producer = v->last_use = -1;
-  gpux_tensor *t = &v->init;
-  t->kind = GPUX_KIND_TENSOR;
-  t->dtype = dtype;
-  t->ndim = ndim;
-  for (int i = 0; i < ndim; i++) t->dims[i] = dims[i];
-  t->data = d;
-  t->nbytes = nbytes;
-  t->owns_data = 0; /* the arena's, freed with the graph */
-  return id;
+  return gpux__graph_append_const(g, name, dtype, ndim, dims, d, nbytes); /* the arena's, freed with the graph */
 }
 
 /* Node i's input list made the rewrite's own (it may be the model's), so it can change. */
@@ -399,7 +369,7 @@ static void forget_info(gpux__graph *g, int id) {
 static int fuse_one(fa_ctx *c, int pv) {
   gpux__graph *g = c->g;
   gpux__node *n = &g->nodes[pv];
-  if (!is_op(n, "MatMul") || n->n_in != 2 || n->n_out != 1 || n->out[0] < 0) return 0;
+  if (!gpux__node_is(n, "MatMul") || n->n_in != 2 || n->n_out != 1 || n->out[0] < 0) return 0;
   fa_match m;
   memset(&m, 0, sizeof m);
   m.pv = pv, m.nan_where = m.nan_isnan = -1;
@@ -409,19 +379,19 @@ static int fuse_one(fa_ctx *c, int pv) {
   if (sm < 0) return 0;
   const gpux__node *s = &g->nodes[sm];
   /* torch's clean-up after the Softmax: Where(IsNaN(P), 0, P) */
-  if (is_op(s, "Where") && s->n_in == 3 && s->n_out == 1) {
+  if (gpux__node_is(s, "Where") && s->n_in == 3 && s->n_out == 1) {
     float z;
     int p0 = s->in[2], isn = producer(c, s->in[0]);
     if (isn < 0 || c->uses[s->in[0]] != 1 || !scalar_f32(g, s->in[1], &z) || z != 0.0f || p0 < 0 || c->uses[p0] != 2)
       return 0;
     const gpux__node *in = &g->nodes[isn];
-    if (!is_op(in, "IsNaN") || in->n_in != 1 || in->in[0] != p0 || in->n_out != 1) return 0;
+    if (!gpux__node_is(in, "IsNaN") || in->n_in != 1 || in->in[0] != p0 || in->n_out != 1) return 0;
     m.nan_where = sm, m.nan_isnan = isn;
     sm = producer(c, p0);
     if (sm < 0) return 0;
     s = &g->nodes[sm];
   }
-  if (!is_op(s, "Softmax") || s->n_in != 1 || s->n_out != 1) return 0;
+  if (!gpux__node_is(s, "Softmax") || s->n_in != 1 || s->n_out != 1) return 0;
   const gpux__attr *ax = gpux__node_attr(s, "axis");
   if (ax ? ax->i != -1 && ax->i != 3 : s->opset < 13) return 0;
   m.sm = sm;
@@ -439,10 +409,10 @@ static int fuse_one(fa_ctx *c, int pv) {
       /* Attention takes masks of 1 to 4 axes and pads one shorter than the keys with -inf where
        * Add or Where would broadcast it: a mask operand known to have a last axis of 1 stays */
       int64_t md[GPUX_MAX_DIMS];
-      int mo = is_op(st, "Where") ? st->in[0] : st->in[1 - m.steps[i].side], r = shape_of(c, mo, md, 0);
+      int mo = gpux__node_is(st, "Where") ? st->in[0] : st->in[1 - m.steps[i].side], r = shape_of(c, mo, md, 0);
       if (r > 4 || (r == 0 && n_masks == 0) || (r > 0 && md[r - 1] == 1)) return 0;
-      if (is_op(st, "Where")) tril = m.steps[i].side == 1 && is_tril(c, st->in[0]);
-      if (!is_op(st, "Add")) f32 = 1; /* a float32 fill or c */
+      if (gpux__node_is(st, "Where")) tril = m.steps[i].side == 1 && is_tril(c, st->in[0]);
+      if (!gpux__node_is(st, "Add")) f32 = 1; /* a float32 fill or c */
       n_masks++;
     }
   }
@@ -499,7 +469,7 @@ static int fuse_one(fa_ctx *c, int pv) {
       continue;
     }
     if (m.steps[i].keep >= 0) c->dead[m.steps[i].keep] = 1; /* s * b: the Sub reads the mask instead */
-    if (mask < 0 && is_op(st, "Add")) {
+    if (mask < 0 && gpux__node_is(st, "Add")) {
       mask = st->in[1 - side];
       c->dead[m.steps[i].node] = 1;
       continue;

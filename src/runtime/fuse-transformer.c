@@ -24,6 +24,7 @@
  * or a value a nested graph captures counts as such a reader). The first node of a pattern becomes
  * the new node and the others are marked dead; optimize.c drops them and sorts the graph again. */
 #include "runtime/fuse-transformer.h"
+#include "runtime/rewrite.h"
 #include "ops/op.h"
 #include <math.h>
 #include <stdlib.h>
@@ -36,8 +37,6 @@ typedef struct {
   int *start, *rd;         /* readers of value v: rd[start[v] .. start[v + 1]) */
   int *prod;               /* [n_values] the live node making v, or -1 */
 } ft;
-
-static int is_op(const gpux__node *n, const char *op) { return !n->domain[0] && !strcmp(n->op_type, op); }
 
 /* Readers and producers of every value among the live nodes. */
 static int index_build(ft *f) {
@@ -94,22 +93,9 @@ static int producer(const ft *f, int v) {
   return p >= 0 && !f->dead[p] && f->g->nodes[p].n_out == 1 ? p : -1;
 }
 
-/* The constant tensor of value id (also an initializer of an enclosing graph that a nested graph
- * captures), or NULL. */
-static const gpux_tensor *const_of(const gpux__graph *g, int id) {
-  if (id < 0) return NULL;
-  while (!g->values[id].is_const && g->values[id].outer >= 0 && g->parent) {
-    id = g->values[id].outer;
-    g = g->parent;
-  }
-  if (!g->values[id].is_const) return NULL;
-  const gpux_tensor *t = &g->values[id].init;
-  return t->kind == GPUX_KIND_TENSOR && t->data ? t : NULL;
-}
-
 /* A one-element constant (float32, or an integer for exponents) within a relative 1e-4 of want. */
 static int near(const gpux__graph *g, int id, double want) {
-  const gpux_tensor *t = const_of(g, id);
+  const gpux_tensor *t = gpux__graph_const(g, id);
   if (!t || gpux_tensor_count(t) != 1) return 0;
   double v;
   if (t->dtype == GPUX_DT_FLOAT) v = ((const float *)t->data)[0];
@@ -119,19 +105,11 @@ static int near(const gpux__graph *g, int id, double want) {
   return fabs(v - want) <= 1e-4 * fabs(want);
 }
 
-/* A float32 one-element constant: its value. */
-static int scalar_f32(const gpux__graph *g, int id, float *v) {
-  const gpux_tensor *t = const_of(g, id);
-  if (!t || t->dtype != GPUX_DT_FLOAT || gpux_tensor_count(t) != 1) return 0;
-  *v = ((const float *)t->data)[0];
-  return 1;
-}
-
 /* Node i is the binary op `op` (one output) with x as one operand: the other one, else -1. */
 static int other_of(const ft *f, int i, const char *op, int x) {
   if (i < 0 || f->dead[i]) return -1;
   const gpux__node *n = &f->g->nodes[i];
-  if (!is_op(n, op) || n->n_in != 2 || n->n_out != 1 || n->out[0] < 0) return -1;
+  if (!gpux__node_is(n, op) || n->n_in != 2 || n->n_out != 1 || n->out[0] < 0) return -1;
   if (n->in[0] == x && n->in[1] != x) return n->in[1];
   if (n->in[1] == x && n->in[0] != x) return n->in[0];
   return -1;
@@ -141,7 +119,7 @@ static int other_of(const ft *f, int i, const char *op, int x) {
 static int operand_by_const(const ft *f, int i, const char *op, double c) {
   if (i < 0 || f->dead[i]) return -1;
   const gpux__node *n = &f->g->nodes[i];
-  if (!is_op(n, op) || n->n_in != 2 || n->n_out != 1) return -1;
+  if (!gpux__node_is(n, op) || n->n_in != 2 || n->n_out != 1) return -1;
   if (near(f->g, n->in[1], c)) return n->in[0];
   if (near(f->g, n->in[0], c) && strcmp(op, "Div") && strcmp(op, "Sub") && strcmp(op, "Pow")) return n->in[1];
   return -1;
@@ -201,7 +179,7 @@ static int half_x_times(const ft *f, int x, int p, int m[2]) {
 static int fuse_gelu_erf(ft *f, int e) {
   const gpux__graph *g = f->g;
   const gpux__node *en = &g->nodes[e];
-  if (!is_op(en, "Erf") || en->n_in != 1 || en->n_out != 1) return 0;
+  if (!gpux__node_is(en, "Erf") || en->n_in != 1 || en->n_out != 1) return 0;
   int u = en->in[0], d = producer(f, u), x;
   if (d < 0 || only_reader(f, u) != e) return 0;
   if ((x = operand_by_const(f, d, "Div", M_SQRT2)) < 0 && (x = operand_by_const(f, d, "Mul", M_SQRT1_2)) < 0) return 0;
@@ -209,7 +187,7 @@ static int fuse_gelu_erf(ft *f, int e) {
   if (a < 0 || operand_by_const(f, a, "Add", 1.0) != en->out[0]) return 0;
   p = g->nodes[a].out[0];
   int y = half_x_times(f, x, p, m);
-  if (y < 0 || const_of(g, x)) return 0;
+  if (y < 0 || gpux__graph_const(g, x)) return 0;
   int rc = rewrite(f, d, "", "Gelu", 20, &x, 1, y, NULL, 0);
   if (rc) return rc;
   f->dead[e] = f->dead[a] = f->dead[m[0]] = f->dead[m[1]] = 1;
@@ -222,13 +200,13 @@ static int cube_of(const ft *f, int v, int c[2]) {
   if (i < 0) return -1;
   const gpux__node *n = &f->g->nodes[i];
   c[0] = i, c[1] = -1;
-  if (is_op(n, "Pow") && n->n_in == 2 && near(f->g, n->in[1], 3.0)) return n->in[0];
-  if (!is_op(n, "Mul") || n->n_in != 2) return -1;
+  if (gpux__node_is(n, "Pow") && n->n_in == 2 && near(f->g, n->in[1], 3.0)) return n->in[0];
+  if (!gpux__node_is(n, "Mul") || n->n_in != 2) return -1;
   for (int s = 0; s < 2; s++) {
     int sq = n->in[s], x = n->in[1 - s], j = producer(f, sq);
     if (j < 0 || only_reader(f, sq) != i) continue;
     const gpux__node *q = &f->g->nodes[j];
-    if (is_op(q, "Mul") && q->n_in == 2 && q->in[0] == x && q->in[1] == x) {
+    if (gpux__node_is(q, "Mul") && q->n_in == 2 && q->in[0] == x && q->in[1] == x) {
       c[1] = j;
       return x;
     }
@@ -240,13 +218,13 @@ static int cube_of(const ft *f, int v, int c[2]) {
 static int fuse_gelu_tanh(ft *f, int t) {
   const gpux__graph *g = f->g;
   const gpux__node *tn = &g->nodes[t];
-  if (!is_op(tn, "Tanh") || tn->n_in != 1 || tn->n_out != 1) return 0;
+  if (!gpux__node_is(tn, "Tanh") || tn->n_in != 1 || tn->n_out != 1) return 0;
   int u = tn->in[0], m1 = producer(f, u);
   if (m1 < 0 || only_reader(f, u) != t) return 0;
   int s = operand_by_const(f, m1, "Mul", 0.7978845608028654), ad = producer(f, s);
   if (s < 0 || ad < 0 || only_reader(f, s) != m1) return 0;
   const gpux__node *an = &g->nodes[ad];
-  if (!is_op(an, "Add") || an->n_in != 2) return 0;
+  if (!gpux__node_is(an, "Add") || an->n_in != 2) return 0;
   for (int side = 0; side < 2; side++) {
     int x = an->in[side], k3 = an->in[1 - side], m2 = producer(f, k3), c[2] = {-1, -1};
     if (m2 < 0 || only_reader(f, k3) != ad) continue;
@@ -255,7 +233,7 @@ static int fuse_gelu_tanh(ft *f, int t) {
     int a1 = only_reader(f, tn->out[0]), m[2];
     if (a1 < 0 || operand_by_const(f, a1, "Add", 1.0) != tn->out[0]) return 0;
     int y = half_x_times(f, x, g->nodes[a1].out[0], m);
-    if (y < 0 || const_of(g, x)) return 0;
+    if (y < 0 || gpux__graph_const(g, x)) return 0;
     gpux__attr ap = str_attr("approximate", "tanh");
     int rc = rewrite(f, c[0], "", "Gelu", 20, &x, 1, y, &ap, 1);
     if (rc) return rc;
@@ -272,12 +250,12 @@ static int fuse_gelu_tanh(ft *f, int t) {
 static int mean_last(const ft *f, int i) {
   if (i < 0 || f->dead[i]) return -1;
   const gpux__node *n = &f->g->nodes[i];
-  if (!is_op(n, "ReduceMean") || n->n_out != 1 || n->n_in < 1) return -1;
+  if (!gpux__node_is(n, "ReduceMean") || n->n_out != 1 || n->n_in < 1) return -1;
   const gpux__attr *kd = gpux__node_attr(n, "keepdims");
   if (kd && !kd->i) return -1;
   int64_t axis;
   if (n->opset >= 18) {
-    const gpux_tensor *t = n->n_in > 1 ? const_of(f->g, n->in[1]) : NULL;
+    const gpux_tensor *t = n->n_in > 1 ? gpux__graph_const(f->g, n->in[1]) : NULL;
     if (!t || t->dtype != GPUX_DT_INT64 || gpux_tensor_count(t) != 1) return -1;
     axis = ((const int64_t *)t->data)[0];
   } else {
@@ -293,7 +271,7 @@ static int mean_last(const ft *f, int i) {
 
 /* A float32 1-D constant of at least two values: its count, else 0. */
 static int64_t vector_len(const gpux__graph *g, int id) {
-  const gpux_tensor *t = const_of(g, id);
+  const gpux_tensor *t = gpux__graph_const(g, id);
   return t && t->dtype == GPUX_DT_FLOAT && t->ndim == 1 && t->dims[0] > 1 ? t->dims[0] : 0;
 }
 
@@ -301,31 +279,31 @@ static int64_t vector_len(const gpux__graph *g, int id) {
 static int fuse_layernorm(ft *f, int q) {
   const gpux__graph *g = f->g;
   const gpux__node *qn = &g->nodes[q];
-  if (!is_op(qn, "Sqrt") || qn->n_in != 1 || qn->n_out != 1) return 0;
+  if (!gpux__node_is(qn, "Sqrt") || qn->n_in != 1 || qn->n_out != 1) return 0;
   int e = qn->in[0], ia = producer(f, e);
   float eps;
   if (ia < 0 || only_reader(f, e) != q) return 0;
   const gpux__node *an = &g->nodes[ia];
-  if (!is_op(an, "Add") || an->n_in != 2) return 0;
-  int var = scalar_f32(g, an->in[1], &eps) ? an->in[0] : scalar_f32(g, an->in[0], &eps) ? an->in[1] : -1;
+  if (!gpux__node_is(an, "Add") || an->n_in != 2) return 0;
+  int var = gpux__graph_const_f32(g, an->in[1], &eps) ? an->in[0] : gpux__graph_const_f32(g, an->in[0], &eps) ? an->in[1] : -1;
   int r2 = producer(f, var);
   if (var < 0 || r2 < 0 || only_reader(f, var) != ia || eps < 0) return 0;
   int sq = mean_last(f, r2), ip = producer(f, sq);
   if (sq < 0 || ip < 0 || only_reader(f, sq) != r2) return 0;
   const gpux__node *pn = &g->nodes[ip];
   int d = operand_by_const(f, ip, "Pow", 2.0);
-  if (d < 0 && is_op(pn, "Mul") && pn->n_in == 2 && pn->in[0] == pn->in[1]) d = pn->in[0];
+  if (d < 0 && gpux__node_is(pn, "Mul") && pn->n_in == 2 && pn->in[0] == pn->in[1]) d = pn->in[0];
   int is = producer(f, d);
-  if (d < 0 || is < 0 || f->uses[d] != (is_op(pn, "Mul") ? 3 : 2)) return 0;
+  if (d < 0 || is < 0 || f->uses[d] != (gpux__node_is(pn, "Mul") ? 3 : 2)) return 0;
   const gpux__node *sn = &g->nodes[is];
-  if (!is_op(sn, "Sub") || sn->n_in != 2) return 0;
+  if (!gpux__node_is(sn, "Sub") || sn->n_in != 2) return 0;
   int x = sn->in[0], mean = sn->in[1], r1 = producer(f, mean);
   if (r1 < 0 || only_reader(f, mean) != is || mean_last(f, r1) != x) return 0;
   /* d's readers: the square and the Div by the Sqrt */
   int id = -1;
   for (int k = f->start[d]; k < f->start[d + 1]; k++)
     if (f->rd[k] != ip) id = f->rd[k];
-  if (id < 0 || f->dead[id] || !is_op(&g->nodes[id], "Div") || g->nodes[id].n_in != 2 || g->nodes[id].in[0] != d ||
+  if (id < 0 || f->dead[id] || !gpux__node_is(&g->nodes[id], "Div") || g->nodes[id].n_in != 2 || g->nodes[id].in[0] != d ||
       g->nodes[id].in[1] != qn->out[0] || only_reader(f, qn->out[0]) != id)
     return 0;
   int normed = g->nodes[id].out[0], im = only_reader(f, normed);
@@ -354,8 +332,8 @@ static const char *activation(const ft *f, int i, const char **approx) {
   if (i < 0 || f->dead[i]) return NULL;
   const gpux__node *n = &f->g->nodes[i];
   if (n->n_in != 1 || n->n_out != 1 || n->out[0] < 0) return NULL;
-  if (is_op(n, "Relu") || is_op(n, "Tanh")) return n->op_type;
-  if (!is_op(n, "Gelu")) return NULL;
+  if (gpux__node_is(n, "Relu") || gpux__node_is(n, "Tanh")) return n->op_type;
+  if (!gpux__node_is(n, "Gelu")) return NULL;
   const gpux__attr *a = gpux__node_attr(n, "approximate");
   *approx = a && a->s ? a->s : "none";
   return !strcmp(*approx, "none") || !strcmp(*approx, "tanh") ? n->op_type : NULL;
@@ -368,8 +346,8 @@ static int transposed_const(const ft *f, int i, int b) {
   int t = producer(f, b);
   if (t < 0 || only_reader(f, b) != i) return -1;
   const gpux__node *n = &f->g->nodes[t];
-  if (!is_op(n, "Transpose") || n->n_in != 1) return -1;
-  const gpux_tensor *w = const_of(f->g, n->in[0]);
+  if (!gpux__node_is(n, "Transpose") || n->n_in != 1) return -1;
+  const gpux_tensor *w = gpux__graph_const(f->g, n->in[0]);
   const gpux__attr *perm = gpux__node_attr(n, "perm");
   if (!w || w->ndim != 2 || (perm && (perm->n != 2 || perm->ints[0] != 1 || perm->ints[1] != 0))) return -1;
   return t;
@@ -378,11 +356,11 @@ static int transposed_const(const ft *f, int i, int b) {
 static int fuse_matmul(ft *f, int i) {
   const gpux__graph *g = f->g;
   const gpux__node *n = &g->nodes[i];
-  int gemm = is_op(n, "Gemm");
-  if ((!gemm && !is_op(n, "MatMul")) || n->n_in < 2 || n->n_out != 1 || n->out[0] < 0) return 0;
+  int gemm = gpux__node_is(n, "Gemm");
+  if ((!gemm && !gpux__node_is(n, "MatMul")) || n->n_in < 2 || n->n_out != 1 || n->out[0] < 0) return 0;
   int wid = n->in[1], t = transposed_const(f, i, wid);
   if (t >= 0) wid = g->nodes[t].in[0]; /* the weights as they are, read transposed */
-  const gpux_tensor *w = const_of(g, wid);
+  const gpux_tensor *w = gpux__graph_const(g, wid);
   if (!w || w->dtype != GPUX_DT_FLOAT || w->ndim != 2) return 0;
   int tb = t >= 0, y = n->out[0], bias = -1, ia = -1;
   int64_t cols = w->dims[tb ? 0 : 1];
@@ -395,7 +373,7 @@ static int fuse_matmul(ft *f, int i) {
     cols = w->dims[tb ? 0 : 1];
   }
   if (has_c) {
-    const gpux_tensor *c = const_of(g, n->in[2]);
+    const gpux_tensor *c = gpux__graph_const(g, n->in[2]);
     if (!c || c->dtype != GPUX_DT_FLOAT || gpux_tensor_count(c) != cols || c->ndim < 1 || c->ndim > 2 ||
         c->dims[c->ndim - 1] != cols)
       return 0;
@@ -403,20 +381,20 @@ static int fuse_matmul(ft *f, int i) {
   } else { /* the bias Add after it, if any */
     ia = only_reader(f, y);
     bias = other_of(f, ia, "Add", y);
-    const gpux_tensor *c = const_of(g, bias);
+    const gpux_tensor *c = gpux__graph_const(g, bias);
     if (c && c->dtype == GPUX_DT_FLOAT && c->ndim == 1 && c->dims[0] == cols) y = g->nodes[ia].out[0];
     else ia = bias = -1;
   }
   /* the activation, directly or through one Reshape */
   int r = only_reader(f, y), ir = -1;
   const char *approx, *act = activation(f, r, &approx);
-  if (!act && r >= 0 && !f->dead[r] && is_op(&g->nodes[r], "Reshape") && g->nodes[r].in[0] == y &&
+  if (!act && r >= 0 && !f->dead[r] && gpux__node_is(&g->nodes[r], "Reshape") && g->nodes[r].in[0] == y &&
       g->nodes[r].n_out == 1 && (act = activation(f, only_reader(f, g->nodes[r].out[0]), &approx)))
     ir = r, r = only_reader(f, g->nodes[r].out[0]);
   int out = act && ir < 0 ? g->nodes[r].out[0] : y;
   /* the residual: an Add of a computed value of the product's shape (checked when run) */
   int ires = ir < 0 ? only_reader(f, out) : -1, res = other_of(f, ires, "Add", out);
-  if (res >= 0 && const_of(g, res)) res = -1;
+  if (res >= 0 && gpux__graph_const(g, res)) res = -1;
   if (res >= 0) out = g->nodes[ires].out[0];
   /* nothing follows (a Gemm has its bias already), nor is a Transpose saved */
   if (!act && res < 0 && (has_c || bias < 0) && t < 0) return 0;

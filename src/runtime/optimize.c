@@ -29,6 +29,7 @@
 #include "runtime/optimize.h"
 #include "runtime/fuse-attention.h"
 #include "runtime/fuse-transformer.h"
+#include "runtime/rewrite.h"
 #include "ops/op.h"
 #include <float.h>
 #include <math.h>
@@ -66,19 +67,6 @@ static int is_owned(const opt_graph *o, const void *p) {
   return 0;
 }
 
-/* The constant tensor of value id (in a nested graph, also an initializer of an enclosing graph
- * that it captures), or NULL when it is computed (or not a dense tensor). */
-static const gpux_tensor *const_of(const gpux__graph *g, int id) {
-  if (id < 0) return NULL;
-  while (!g->values[id].is_const && g->values[id].outer >= 0 && g->parent) {
-    id = g->values[id].outer;
-    g = g->parent;
-  }
-  if (!g->values[id].is_const) return NULL;
-  const gpux_tensor *t = &g->values[id].init;
-  return t->kind == GPUX_KIND_TENSOR && t->data ? t : NULL;
-}
-
 /* Appends a constant float32 value of `count` elements (shape `ndim`, `dims`) whose data the
  * graph owns; returns its id (data in *data) or a negative error. */
 static int add_const(opt_graph *o, const char *base, const char *suffix, int ndim, const int64_t *dims,
@@ -91,26 +79,9 @@ static int add_const(opt_graph *o, const char *base, const char *suffix, int ndi
   char *name = gpux__arena_alloc(&o->arena, len);
   if (!d || !name) return GPUX_E_NOMEM;
   snprintf(name, len, "%s%s", base, suffix);
-  int id = g->n_values++;
-  gpux__value *v = &g->values[id];
-  memset(v, 0, sizeof *v);
-  v->name = name;
-  v->info.ndim = -1;
-  v->is_const = 1;
-  v->outer = v->producer = v->last_use = -1;
-  gpux_tensor *t = &v->init;
-  t->kind = GPUX_KIND_TENSOR;
-  t->dtype = GPUX_DT_FLOAT;
-  t->ndim = ndim;
-  for (int i = 0; i < ndim; i++) t->dims[i] = dims[i];
-  t->data = d;
-  t->nbytes = (size_t)count * sizeof *d;
-  t->owns_data = 0; /* freed with the graph (owned[]) */
-  *data = d;
-  return id;
+  *data = d; /* freed with the graph (owned[]) */
+  return gpux__graph_append_const(g, name, GPUX_DT_FLOAT, ndim, dims, d, (size_t)count * sizeof *d);
 }
-
-static int is_op(const gpux__node *n, const char *op) { return !n->domain[0] && !strcmp(n->op_type, op); }
 
 /* ---- pass 1: Constant nodes, and Identity nodes of constants, become initializers ---- */
 
@@ -118,7 +89,7 @@ static void fold_constants(opt_graph *o, unsigned char *dead) {
   gpux__graph *g = &o->g;
   for (int i = 0; i < g->n_nodes; i++) {
     const gpux__node *n = &g->nodes[i];
-    if (!is_op(n, "Constant") || n->n_out != 1 || n->out[0] < 0) continue;
+    if (!gpux__node_is(n, "Constant") || n->n_out != 1 || n->out[0] < 0) continue;
     const gpux__attr *a = gpux__node_attr(n, "value");
     if (!a || !a->t || a->t->kind != GPUX_KIND_TENSOR || a->t->dtype == GPUX_DT_STRING) continue;
     if (!a->t->data && gpux_tensor_count(a->t) > 0) continue;
@@ -132,8 +103,8 @@ static void fold_constants(opt_graph *o, unsigned char *dead) {
   /* in node order, so a chain of Identity nodes folds in one pass */
   for (int i = 0; i < g->n_nodes; i++) {
     const gpux__node *n = &g->nodes[i];
-    if (!is_op(n, "Identity") || n->n_in != 1 || n->n_out != 1 || n->out[0] < 0) continue;
-    const gpux_tensor *src = const_of(g, n->in[0]);
+    if (!gpux__node_is(n, "Identity") || n->n_in != 1 || n->n_out != 1 || n->out[0] < 0) continue;
+    const gpux_tensor *src = gpux__graph_const(g, n->in[0]);
     gpux__value *v = &g->values[n->out[0]];
     if (!src || src->dtype == GPUX_DT_STRING || v->outer >= 0 || v->is_graph_input) continue;
     v->init = *src;         /* a view: the source stays alive as long as the graph */
@@ -188,7 +159,7 @@ static int only_reader(const use_map *u, int id) { return u->uses[id] == 1 ? u->
 /* A constant operand that is a scalar or per-channel ([M, 1, 1], [1, M, 1, 1], ...) for an
  * output of rank `rank` with M channels: its values (count 1 or M) or NULL. */
 static const float *channel_const(const gpux__graph *g, int id, int64_t m, int rank, int64_t *count) {
-  const gpux_tensor *t = const_of(g, id);
+  const gpux_tensor *t = gpux__graph_const(g, id);
   if (!t || t->dtype != GPUX_DT_FLOAT || t->ndim > rank) return NULL;
   for (int i = 0; i < t->ndim; i++) {
     int d = rank - t->ndim + i;
@@ -198,17 +169,9 @@ static const float *channel_const(const gpux__graph *g, int id, int64_t m, int r
   return *count == 1 || *count == m ? t->data : NULL;
 }
 
-/* A float scalar constant: its value in *v. */
-static int is_scalar_any(const gpux__graph *g, int id, float *v) {
-  const gpux_tensor *t = const_of(g, id);
-  if (!t || t->dtype != GPUX_DT_FLOAT || gpux_tensor_count(t) != 1) return 0;
-  *v = ((const float *)t->data)[0];
-  return 1;
-}
-
 /* A float scalar constant equal to want. */
 static int is_scalar(const gpux__graph *g, int id, float want) {
-  const gpux_tensor *t = const_of(g, id);
+  const gpux_tensor *t = gpux__graph_const(g, id);
   return t && t->dtype == GPUX_DT_FLOAT && gpux_tensor_count(t) == 1 && ((const float *)t->data)[0] == want;
 }
 
@@ -296,22 +259,22 @@ static int absorb(opt_graph *o, const use_map *u, chain *c, int r, unsigned char
   float k1;
   /* after a residual, nothing folds into the weights and bias: only the activation may follow */
   if (c->res >= 0 && c->act == ACT_NONE &&
-      (is_op(n, "Mul") || is_op(n, "Div") || is_op(n, "Add") || is_op(n, "Sub") || is_op(n, "BatchNormalization")))
+      (gpux__node_is(n, "Mul") || gpux__node_is(n, "Div") || gpux__node_is(n, "Add") || gpux__node_is(n, "Sub") || gpux__node_is(n, "BatchNormalization")))
     return 0;
-  if (is_op(n, "Mul") && (k = other_operand(g, n, x, c, &cnt, &x_first))) {
+  if (gpux__node_is(n, "Mul") && (k = other_operand(g, n, x, c, &cnt, &x_first))) {
     *err = fold_affine(o, c, k, cnt, NULL, 0, 1.0f);
-  } else if (is_op(n, "Div") && (k = other_operand(g, n, x, c, &cnt, &x_first)) && x_first) {
+  } else if (gpux__node_is(n, "Div") && (k = other_operand(g, n, x, c, &cnt, &x_first)) && x_first) {
     float inv[1];
     if (cnt != 1) return 0; /* per-channel division: rare, left alone */
     inv[0] = 1.0f / k[0];
     *err = fold_affine(o, c, inv, 1, NULL, 0, 1.0f);
-  } else if ((is_op(n, "Add") || is_op(n, "Sub")) && (k = other_operand(g, n, x, c, &cnt, &x_first))) {
-    if (is_op(n, "Sub") && !x_first) return 0;
-    *err = fold_affine(o, c, NULL, 0, k, cnt, is_op(n, "Sub") ? -1.0f : 1.0f);
-  } else if (is_op(n, "BatchNormalization") && c->act == ACT_NONE && n->n_in == 5 && n->in[0] == x) {
+  } else if ((gpux__node_is(n, "Add") || gpux__node_is(n, "Sub")) && (k = other_operand(g, n, x, c, &cnt, &x_first))) {
+    if (gpux__node_is(n, "Sub") && !x_first) return 0;
+    *err = fold_affine(o, c, NULL, 0, k, cnt, gpux__node_is(n, "Sub") ? -1.0f : 1.0f);
+  } else if (gpux__node_is(n, "BatchNormalization") && c->act == ACT_NONE && n->n_in == 5 && n->in[0] == x) {
     const float *v[4];
     for (int i = 0; i < 4; i++) {
-      const gpux_tensor *t = const_of(g, n->in[1 + i]);
+      const gpux_tensor *t = gpux__graph_const(g, n->in[1 + i]);
       if (!t || t->dtype != GPUX_DT_FLOAT || gpux_tensor_count(t) != c->m) return 0;
       v[i] = t->data;
     }
@@ -325,10 +288,10 @@ static int absorb(opt_graph *o, const use_map *u, chain *c, int r, unsigned char
       scale_weights(c, m, s);
       c->b[m] = (float)((c->b[m] - v[2][m]) * s + v[1][m]);
     }
-  } else if ((is_op(n, "Max") || is_op(n, "Min")) && n->n_in == 2 && !c->ps &&
-             ((n->in[0] == x && is_scalar_any(g, n->in[1], &k1)) || (n->in[1] == x && is_scalar_any(g, n->in[0], &k1)))) {
+  } else if ((gpux__node_is(n, "Max") || gpux__node_is(n, "Min")) && n->n_in == 2 && !c->ps &&
+             ((n->in[0] == x && gpux__graph_const_f32(g, n->in[1], &k1)) || (n->in[1] == x && gpux__graph_const_f32(g, n->in[0], &k1)))) {
     /* a bound: the activation Clip when there is none yet, else a clamp after it */
-    int max = is_op(n, "Max");
+    int max = gpux__node_is(n, "Max");
     if (c->act == ACT_NONE) {
       c->act = ACT_CLIP, c->params[0] = max ? k1 : -FLT_MAX, c->params[1] = max ? FLT_MAX : k1, c->n_params = 2;
     } else {
@@ -338,19 +301,19 @@ static int absorb(opt_graph *o, const use_map *u, chain *c, int r, unsigned char
     }
   } else if (c->act != ACT_NONE) {
     return 0;
-  } else if (is_op(n, "Relu") && n->n_in == 1) {
+  } else if (gpux__node_is(n, "Relu") && n->n_in == 1) {
     c->act = ACT_RELU;
-  } else if (is_op(n, "LeakyRelu") && n->n_in == 1) {
+  } else if (gpux__node_is(n, "LeakyRelu") && n->n_in == 1) {
     const gpux__attr *a = gpux__node_attr(n, "alpha");
     c->act = ACT_LEAKY, c->params[0] = a ? a->f : 0.01f, c->n_params = 1;
-  } else if (is_op(n, "Sigmoid") && n->n_in == 1) {
+  } else if (gpux__node_is(n, "Sigmoid") && n->n_in == 1) {
     c->act = ACT_SIGMOID;
-  } else if (is_op(n, "HardSigmoid") && n->n_in == 1) {
+  } else if (gpux__node_is(n, "HardSigmoid") && n->n_in == 1) {
     const gpux__attr *a = gpux__node_attr(n, "alpha"), *b = gpux__node_attr(n, "beta");
     c->act = ACT_HARDSIGMOID, c->params[0] = a ? a->f : 0.2f, c->params[1] = b ? b->f : 0.5f, c->n_params = 2;
-  } else if (is_op(n, "HardSwish") && n->n_in == 1) {
+  } else if (gpux__node_is(n, "HardSwish") && n->n_in == 1) {
     c->act = ACT_HARDSWISH;
-  } else if (is_op(n, "Clip") && n->in[0] == x) {
+  } else if (gpux__node_is(n, "Clip") && n->in[0] == x) {
     float lo = -FLT_MAX, hi = FLT_MAX;
     if (n->opset < 11) {
       const gpux__attr *a = gpux__node_attr(n, "min"), *b = gpux__node_attr(n, "max");
@@ -359,7 +322,7 @@ static int absorb(opt_graph *o, const use_map *u, chain *c, int r, unsigned char
     } else {
       for (int i = 1; i < n->n_in && i < 3; i++) {
         if (n->in[i] < 0) continue;
-        const gpux_tensor *t = const_of(g, n->in[i]);
+        const gpux_tensor *t = gpux__graph_const(g, n->in[i]);
         if (!t || t->dtype != GPUX_DT_FLOAT || gpux_tensor_count(t) != 1) return 0;
         *(i == 1 ? &lo : &hi) = ((const float *)t->data)[0];
       }
@@ -384,20 +347,20 @@ static int absorb_hardswish(opt_graph *o, const use_map *u, chain *c, unsigned c
   for (int first = 0; first < 2; first++) {
     int ia = u->readers[x][first], im = u->readers[x][1 - first];
     const gpux__node *add = &g->nodes[ia], *mul = &g->nodes[im];
-    if (!is_op(add, "Add") || add->n_in != 2 || add->n_out != 1) continue;
+    if (!gpux__node_is(add, "Add") || add->n_in != 2 || add->n_out != 1) continue;
     if (!((add->in[0] == x && is_scalar(g, add->in[1], 3.0f)) || (add->in[1] == x && is_scalar(g, add->in[0], 3.0f))))
       continue;
     int ic = only_reader(u, add->out[0]);
     if (ic < 0) continue;
     const gpux__node *clip = &g->nodes[ic];
-    if (!is_op(clip, "Clip") || clip->n_out != 1) continue;
+    if (!gpux__node_is(clip, "Clip") || clip->n_out != 1) continue;
     if (clip->opset < 11) {
       const gpux__attr *a = gpux__node_attr(clip, "min"), *b = gpux__node_attr(clip, "max");
       if (!a || !b || a->f != 0.0f || b->f != 6.0f) continue;
     } else if (clip->n_in < 3 || !is_scalar(g, clip->in[1], 0.0f) || !is_scalar(g, clip->in[2], 6.0f)) {
       continue;
     }
-    if (!is_op(mul, "Mul") || mul->n_in != 2 || mul->n_out != 1) continue;
+    if (!gpux__node_is(mul, "Mul") || mul->n_in != 2 || mul->n_out != 1) continue;
     int t2 = clip->out[0];
     if (!((mul->in[0] == x && mul->in[1] == t2) || (mul->in[1] == x && mul->in[0] == t2))) continue;
     if (only_reader(u, t2) != im) continue;
@@ -405,9 +368,9 @@ static int absorb_hardswish(opt_graph *o, const use_map *u, chain *c, unsigned c
     if (id < 0) continue;
     const gpux__node *div = &g->nodes[id];
     int ok = div->n_in == 2 && div->n_out == 1 && div->in[0] == mul->out[0] &&
-             ((is_op(div, "Div") && is_scalar(g, div->in[1], 6.0f)) ||
-              (is_op(div, "Mul") && is_scalar(g, div->in[1], 1.0f / 6.0f)));
-    if (!ok && is_op(div, "Mul") && div->in[1] == mul->out[0] && is_scalar(g, div->in[0], 1.0f / 6.0f)) ok = 1;
+             ((gpux__node_is(div, "Div") && is_scalar(g, div->in[1], 6.0f)) ||
+              (gpux__node_is(div, "Mul") && is_scalar(g, div->in[1], 1.0f / 6.0f)));
+    if (!ok && gpux__node_is(div, "Mul") && div->in[1] == mul->out[0] && is_scalar(g, div->in[0], 1.0f / 6.0f)) ok = 1;
     if (!ok) continue;
     (void)o;
     dead[ia] = dead[ic] = dead[im] = dead[id] = 1;
@@ -427,9 +390,9 @@ static int absorb_silu(const gpux__graph *g, const use_map *u, chain *c, unsigne
   for (int first = 0; first < 2; first++) {
     int is = u->readers[x][first], im = u->readers[x][1 - first];
     const gpux__node *sig = &g->nodes[is], *mul = &g->nodes[im];
-    if (!is_op(sig, "Sigmoid") || sig->n_in != 1 || sig->n_out != 1 || sig->in[0] != x) continue;
+    if (!gpux__node_is(sig, "Sigmoid") || sig->n_in != 1 || sig->n_out != 1 || sig->in[0] != x) continue;
     int s = sig->out[0];
-    if (!is_op(mul, "Mul") || mul->n_in != 2 || mul->n_out != 1 || only_reader(u, s) != im) continue;
+    if (!gpux__node_is(mul, "Mul") || mul->n_in != 2 || mul->n_out != 1 || only_reader(u, s) != im) continue;
     if (!((mul->in[0] == x && mul->in[1] == s) || (mul->in[1] == x && mul->in[0] == s))) continue;
     dead[is] = dead[im] = 1;
     c->act = ACT_SILU;
@@ -447,9 +410,9 @@ static int absorb_residual(const gpux__graph *g, const use_map *u, chain *c, int
   int x = c->out, r = only_reader(u, x);
   if (c->transposed || c->res >= 0 || c->act != ACT_NONE || c->ps || r < 0) return 0;
   const gpux__node *add = &g->nodes[r];
-  if (!is_op(add, "Add") || add->domain[0] || add->n_in != 2 || add->n_out != 1 || add->out[0] < 0) return 0;
+  if (!gpux__node_is(add, "Add") || add->domain[0] || add->n_in != 2 || add->n_out != 1 || add->out[0] < 0) return 0;
   int other = add->in[0] == x ? add->in[1] : add->in[0];
-  if (other < 0 || other == x || const_of(g, other)) return 0;
+  if (other < 0 || other == x || gpux__graph_const(g, other)) return 0;
   for (int j = i; j < g->n_nodes; j++) {
     if (dead[j]) continue;
     for (int q = 0; q < g->nodes[j].n_out; q++)
@@ -468,10 +431,10 @@ static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead,
                      const gpux__op_def *fused_t_def) {
   gpux__graph *g = &o->g;
   gpux__node *n = &g->nodes[i];
-  int transposed = is_op(n, "ConvTranspose");
-  if ((!transposed && !is_op(n, "Conv")) || n->n_in < 2 || n->n_out != 1 || n->out[0] < 0) return 0;
+  int transposed = gpux__node_is(n, "ConvTranspose");
+  if ((!transposed && !gpux__node_is(n, "Conv")) || n->n_in < 2 || n->n_out != 1 || n->out[0] < 0) return 0;
   if (!(transposed ? fused_t_def : fused_def)) return 0;
-  const gpux_tensor *w = const_of(g, n->in[1]), *b = n->n_in > 2 ? const_of(g, n->in[2]) : NULL;
+  const gpux_tensor *w = gpux__graph_const(g, n->in[1]), *b = n->n_in > 2 ? gpux__graph_const(g, n->in[2]) : NULL;
   if (!w || w->dtype != GPUX_DT_FLOAT || w->ndim < 3 || w->dims[0] < 1 || w->dims[1] < 1) return 0;
   const gpux__attr *ga = gpux__node_attr(n, "group");
   int64_t groups = ga ? ga->i : 1;
@@ -559,20 +522,20 @@ static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead,
 static int fuse_se(opt_graph *o, const use_map *u, int ia, unsigned char *dead) {
   gpux__graph *g = &o->g;
   gpux__node *add = &g->nodes[ia];
-  if (!is_op(add, "Add") || add->n_in != 2 || add->n_out != 1) return 0;
+  if (!gpux__node_is(add, "Add") || add->n_in != 2 || add->n_out != 1) return 0;
   for (int side = 0; side < 2; side++) {
     int x = add->in[side], m = add->in[1 - side];
     if (x < 0 || m < 0 || only_reader(u, m) != ia) continue;
     int im = g->values[m].producer;
     if (im < 0 || dead[im]) continue;
     const gpux__node *mul = &g->nodes[im];
-    if (!is_op(mul, "Mul") || mul->n_in != 2 || mul->n_out != 1) continue;
+    if (!gpux__node_is(mul, "Mul") || mul->n_in != 2 || mul->n_out != 1) continue;
     int sv = mul->in[0] == x ? mul->in[1] : mul->in[1] == x ? mul->in[0] : -1;
     int ic = sv >= 0 && only_reader(u, sv) == im ? g->values[sv].producer : -1;
     if (ic < 0 || dead[ic] || sv == x) continue;
     gpux__node *fc = &g->nodes[ic];
     if (strcmp(fc->op_type, "FusedConv") || strcmp(fc->domain, "gpux") || fc->out[0] != sv) continue;
-    const gpux_tensor *fw = fc->n_in >= 3 ? const_of(g, fc->in[1]) : NULL;
+    const gpux_tensor *fw = fc->n_in >= 3 ? gpux__graph_const(g, fc->in[1]) : NULL;
     if (!fw || !is_owned(o, fw->data)) continue; /* not made above (a model's own FusedConv) */
     /* s' = s + 1 in the FusedConv's shift */
     int64_t cm = gpux_tensor_count(&g->values[fc->in[2]].init), bd[1] = {cm};

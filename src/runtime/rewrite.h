@@ -1,0 +1,26 @@
+/* rewrite.h — what the optimizer's graph rewrites share (optimize.c, fuse-attention.c,
+ * fuse-transformer.c): recognising a node's op, reading a value's constant, and appending a
+ * constant the rewrite made to the graph copy. */
+#ifndef GPUX_REWRITE_H
+#define GPUX_REWRITE_H
+
+#include "graph/ir.h"
+
+/* Whether n is the default-domain (ai.onnx) op `op`. */
+int gpux__node_is(const gpux__node *n, const char *op);
+
+/* The constant tensor of value id (in a nested graph, also an initializer of an enclosing graph
+ * that it captures), or NULL when it is computed, id < 0, or the value is not a dense tensor. */
+const gpux_tensor *gpux__graph_const(const gpux__graph *g, int id);
+
+/* A float32 constant of one element: 1 and its value in *v, else 0. */
+int gpux__graph_const_f32(const gpux__graph *g, int id, float *v);
+
+/* Appends a constant value named `name` holding `data` (nbytes, dtype, shape ndim/dims) to the
+ * rewrite's copy g, within its spare capacity and not indexed by name: the caller keeps name and
+ * data alive as long as g (they are not freed with the tensor). Returns its id or a negative
+ * error (the value table is full). */
+int gpux__graph_append_const(gpux__graph *g, const char *name, int dtype, int ndim, const int64_t *dims, void *data,
+                             size_t nbytes);
+
+#endif
