@@ -14,11 +14,10 @@
 set -uo pipefail
 out=${1:-/tmp/attention-bench}
 here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
 mkdir -p "$out"
 if [ -z "${GPUX:-}" ] && [ -f "$here/gpux.tar.xz" ]; then  # the packed build (device-pack.sh)
-  mkdir -p /opt/gpux-attn && tar xJf "$here/gpux.tar.xz" -C /opt/gpux-attn
-  export LD_LIBRARY_PATH=/opt/gpux-attn/gpux/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-  GPUX=/opt/gpux-attn/gpux/gpux
+  unpack_gpux "$here/gpux.tar.xz" /opt/gpux-attn
 fi
 gpux=${GPUX:-$here/../build/gpux}
 runs=${RUNS:-50}
@@ -37,7 +36,6 @@ for c in bert vit gpt2-prompt gpt2-step bert-chain; do
   done
   f=$(ms "$out/$c-fused.txt") r=$(ms "$out/$c-rows.txt") u=-
   [ $c = bert-chain ] && u=$(ms "$out/$c-unfused.txt")
-  ratio=$(awk -v f="${f:-0}" -v r="${r:-0}" 'BEGIN { if (f > 0) printf "%.2f", r / f; else print "-" }')
-  printf '%-12s %10s %11s %10s %11s\n' "$c" "${f:-?}" "${r:-?}" "$ratio" "${u:-?}"
+  printf '%-12s %10s %11s %10s %11s\n' "$c" "${f:-?}" "${r:-?}" "$(ratio "$r" "$f")" "${u:-?}"
 done | tee "$out/table.txt"
 grep -h "^note" "$out"/*-fused.txt | sort -u

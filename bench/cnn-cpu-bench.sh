@@ -13,6 +13,7 @@
 #       mobilenet_v3_large efficientnet_b0 && THREADS="1 16" bash .gpuxdist/cnn-cpu-bench.sh /opt/gpux/gpux
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
 gpux=${1:?usage: cnn-cpu-bench.sh GPUX_BIN [CASE_DIR...]}
 shift
 cases=("$@")
@@ -32,6 +33,6 @@ for c in "${cases[@]}"; do
     b=-
     [ -n "${GPUX_BASE:-}" ] && b=$("$GPUX_BASE" bench --backend cpu --threads "$t" --warmup 3 --runs "$runs" "$c" 2>/dev/null | awk -v k="$name" '$1 == k { print $6 }')
     printf '%-24s %7s %12s %12s %7s %12s\n' "$name" "$t" "${ort:-?}" "${g:-?}" \
-      "$(awk -v a="${g:-0}" -v b="${ort:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }')" "$b"
+      "$(ratio "$g" "$ort" "?")" "$b"
   done
 done

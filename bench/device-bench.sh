@@ -19,9 +19,9 @@ set -uo pipefail
 out=${1:?usage: device-bench.sh OUTDIR}
 mkdir -p "$out" /opt/gpux
 dist=$(cd "$(dirname "$0")" && pwd)
-tar xJf "$dist/gpux.tar.xz" -C /opt
-export LD_LIBRARY_PATH=/opt/gpux/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-gpux=/opt/gpux/gpux
+source "$dist/lib.sh"
+unpack_gpux "$dist/gpux.tar.xz" /opt
+gpux=$GPUX
 base_rts=
 if [ -f "$dist/gpux-base.tar.xz" ]; then  # a baseline build packed with GPUX_BASE
   mkdir -p /opt/gpux-base && tar xJf "$dist/gpux-base.tar.xz" -C /opt/gpux-base

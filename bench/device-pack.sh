@@ -22,19 +22,18 @@ work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/gpux/lib"
 cp "$gpux" "$work/gpux/gpux"
 strip --strip-debug "$work/gpux/gpux"   # the kit, the project and this must fit 64 MiB together
-# every shared library but the C library itself (the GPU machine's glibc is used: gpux needs 2.34)
-ldd "$gpux" | awk '/=> \// {print $3}' | grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv)\.so' |
-  while read -r lib; do cp -L "$lib" "$work/gpux/lib/"; done
+# every shared library of BIN but the C library itself (the GPU machine's glibc is used: gpux needs 2.34)
+libs_of() { ldd "$1" | awk '/=> \// {print $3}' | grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv)\.so'; }
+libs_of "$gpux" | while read -r lib; do cp -L "$lib" "$work/gpux/lib/"; done
 (cd "$work" && tar cf - gpux | xz -T0 -9e > "$dist/gpux.tar.xz")
 if [ -n "${GPUX_BASE:-}" ]; then
   rm -rf "$work/gpux" && mkdir -p "$work/gpux/lib"
   cp "$GPUX_BASE" "$work/gpux/gpux"
   # only the libraries the first build does not bring (the bench puts its lib/ after this one)
-  ldd "$GPUX_BASE" | awk '/=> \// {print $3}' | grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv)\.so' |
-    while read -r lib; do ldd "$gpux" | grep -qF "$lib" || cp -L "$lib" "$work/gpux/lib/"; done
+  libs_of "$GPUX_BASE" | while read -r lib; do ldd "$gpux" | grep -qF "$lib" || cp -L "$lib" "$work/gpux/lib/"; done
   (cd "$work" && tar cf - gpux | xz -T0 -6 > "$dist/gpux-base.tar.xz")
 fi
-cp "$root/bench/attention-bench.sh" "$root/bench/attention-cases.py" "$dist/"
+cp "$root/bench/lib.sh" "$root/bench/attention-bench.sh" "$root/bench/attention-cases.py" "$dist/"
 cp "$root/bench/peer.mjs" "$root/bench/device-bench.sh" "$root/bench/torch-peer.py" "$root/bench/device-table.py" \
    "$root/bench/whisper-export.py" "$root/bench/coldstart.py" "$root/bench/cnn-cpu-bench.sh" "$root/../shared/tools/export_models.py" "$dist/"
 # the generation benchmark (bench/generate-bench.sh): its exporter and its ONNX Runtime and PyTorch peers,

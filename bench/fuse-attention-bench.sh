@@ -11,6 +11,7 @@
 # alone), bert-d768-l2-s128/-s384 and gpt-d768-l2-s64/-s128; tests/models/wild.tar.xz holds small
 # exported BERT, GPT-2 and ViT (wild/bert-ts17, ...).
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 usage="usage: fuse-attention-bench.sh GPUX_BIN [--backend webgpu|cpu] [--runs N] CASE_DIR..."
 gpux=${1:?$usage}
 shift
@@ -30,6 +31,5 @@ median() { # median CASE FUSE
 printf '%-24s %8s %12s %12s %8s\n' CASE BACKEND OFF_MS ON_MS ON/OFF
 for c in "$@"; do
   off=$(median "$c" 0) on=$(median "$c" 1)
-  ratio=$(awk -v a="${on:-0}" -v b="${off:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-  printf '%-24s %8s %12s %12s %8s\n' "$(basename "$c")" "$backend" "${off:-?}" "${on:-?}" "$ratio"
+  printf '%-24s %8s %12s %12s %8s\n' "$(basename "$c")" "$backend" "${off:-?}" "${on:-?}" "$(ratio "$on" "$off")"
 done

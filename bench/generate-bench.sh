@@ -42,11 +42,9 @@ model=$work/gpt2-$size
 export GPUX_HOME=$work/gpux-home  # an empty pipeline cache: the cold run is cold
 rm -rf "$GPUX_HOME" && mkdir -p "$GPUX_HOME"
 
+source "$dist/lib.sh"
 if [ -z "${GPUX:-}" ]; then
-  mkdir -p /opt
-  tar xJf "$dist/gpux.tar.xz" -C /opt
-  export LD_LIBRARY_PATH=/opt/gpux/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-  GPUX=/opt/gpux/gpux
+  unpack_gpux "$dist/gpux.tar.xz" /opt
 fi
 peer=$dist/generate-peer.mjs
 if [ -d /opt/devkit/node_modules ]; then  # as device-bench.sh: the peer next to the kit's packages
