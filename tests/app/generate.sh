@@ -22,6 +22,11 @@ gen() { "$gpux" run "$ex" --input "Hello" --json "$@" | field tokens; }
 want=$(ref "$ex/model.onnx" "$prompt_ids" 64 0 0 1 100 0)
 expect greedy-cpu 0 "^\\$want\$" -- gen --repetition-penalty 100 --backend cpu --max-new-tokens 64
 expect greedy-webgpu 0 "^\\$want\$" -- gen --repetition-penalty 100 --backend webgpu --max-new-tokens 64
+# per-node profiling on WebGPU (each node submitted alone, timed and logged) is the run itself: the
+# nodes run once (a second run read inputs whose buffers later nodes had reused or written in place:
+# wrong tokens, or none)
+profiled() { (export GPUX_WEBGPU_PROFILE=1; gen "$@" 2>"$tmp/profile.log") && grep -qE 'webgpu: +[0-9.]+ ms +MatMul' "$tmp/profile.log"; }
+expect greedy-webgpu-profiled 0 "^\\$want\$" -- profiled --repetition-penalty 100 --backend webgpu --max-new-tokens 64
 want=$(ref "$ex/model.onnx" "$prompt_ids" 24 3 40 0.9 100 5)
 expect sampled-topk-topp 0 "^\\$want\$" -- gen --temperature 3 --top-k 40 --top-p 0.9 --repetition-penalty 100 --seed 5
 want=$(ref "$ex/model.onnx" "$prompt_ids" 24 50 0 1 1 9)

@@ -2362,8 +2362,9 @@ static int upload_value(wg_plan *p, int v, const gpux_tensor *t) {
 }
 
 /* Each node of the segment submitted and waited for alone: its wall time goes to prof (profiling
- * without timestamp-query) and, with GPUX_WEBGPU_PROFILE, to the log. The segment then runs as
- * usual. */
+ * without timestamp-query) and, with GPUX_WEBGPU_PROFILE, to the log. This is the segment's run:
+ * it is not encoded again (a second run would read inputs whose buffers later nodes reused or
+ * wrote in place), only its results are copied out. */
 static void profile_segment(wg_plan *p, const wg_seg *sg, gpux__prof *prof) {
   wg_device *d = p->dev;
   for (int s = sg->first_step; s <= sg->last_step; s++) {
@@ -2545,11 +2546,12 @@ static int run_segment(wg_plan *p, const wg_seg *sg, wg_run *r) {
     if ((rc = upload_value(p, v, &hv[v]))) return rc;
   }
   /* profiling: GPU timestamps around each node's pass, else wall times of nodes run alone */
-  int timed = r->prof && d->has_timestamps && !ts_prepare(p);
-  int alone = (r->prof && !timed) || getenv("GPUX_WEBGPU_PROFILE");
-  if (alone) { /* the nodes run one by one first: their inputs are copied before */
+  int logged = getenv("GPUX_WEBGPU_PROFILE") != NULL;
+  int timed = !logged && r->prof && d->has_timestamps && !ts_prepare(p);
+  int alone = logged || (r->prof && !timed);
+  if (alone) { /* the nodes run one by one, their inputs copied before: the segment's only run */
     if ((rc = copy_bound_inputs(p, sg, r, NULL))) return rc;
-    profile_segment(p, sg, timed ? NULL : r->prof);
+    profile_segment(p, sg, r->prof);
   }
   WGPUCommandEncoder enc = d->f.wgpuDeviceCreateCommandEncoder(d->device, NULL);
   if (!enc) return gpux__error(GPUX_E_DEVICE, "WebGPU: could not create a command encoder");
@@ -2557,7 +2559,7 @@ static int run_segment(wg_plan *p, const wg_seg *sg, wg_run *r) {
     d->f.wgpuCommandEncoderRelease(enc);
     return rc;
   }
-  int n_timed = encode_segment(p, sg, enc, timed);
+  int n_timed = alone ? 0 : encode_segment(p, sg, enc, timed);
   /* results: kept ones copied into their own buffers on the GPU, the rest staged for the host */
   int n_staged = 0;
   for (int k = 0; k < sg->n_downloads; k++) {
