@@ -13,22 +13,11 @@ import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Graph, T, tensor } from '../tests/models/quant-models.mjs';
+import { Graph, T, rng, tensor } from '../tests/models/quant-models.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const nodeModules = process.env.GPUX_NODE_MODULES || path.join(root, 'deps/npm/node_modules');
 const ort = createRequire(path.join(nodeModules, 'noop.js'))('onnxruntime-node');
-
-function rng(seed) {                         // mulberry32
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // A graph builder with He-scaled random conv weights, so activations keep their magnitude
 // through 50 layers; `bn` writes BatchNormalization nodes instead of folded biases.

@@ -76,7 +76,7 @@ export class Graph {
 }
 
 /* ---------------------------------------------------------------- seeded weights */
-function rng(seed) {                         // mulberry32
+export function rng(seed) {                  // mulberry32
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
