@@ -7,15 +7,22 @@
 # and rec). GPUX_BASE=BIN times a baseline build as well. For an idle machine: on a loaded one use
 # bench/cpu-time.sh (CPU time per run) instead.
 #
-#   bench/cnn-cpu-bench.sh GPUX_BIN [CASE_DIR...]
-#   e.g. on the GPU machine, after bench/device-pack.sh (export_models.py and peer.mjs in .gpuxdist/):
-#     source .devkit/activate.sh && python3 .gpuxdist/export_models.py /tmp/models resnet50 \
-#       mobilenet_v3_large efficientnet_b0 && THREADS="1 16" bash .gpuxdist/cnn-cpu-bench.sh /opt/gpux/gpux
+#   bench/cnn-cpu-bench.sh GPUX_BIN|GPUX_TARBALL [CASE_DIR...]
+# GPUX_BIN and GPUX_BASE may be builds packed by bench/device-pack.sh (.tar.xz, unpacked under
+# /opt). On the GPU machine, after `GPUX_BASE=OLD/build/gpux bench/device-pack.sh` here:
+#   source .devkit/activate.sh && python3 .gpuxdist/export_models.py /tmp/models resnet50 \
+#     mobilenet_v3_large efficientnet_b0 && THREADS="1 16" GPUX_BASE=.gpuxdist/gpux-base.tar.xz \
+#     bash .gpuxdist/cnn-cpu-bench.sh .gpuxdist/gpux.tar.xz
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 gpux=${1:?usage: cnn-cpu-bench.sh GPUX_BIN [CASE_DIR...]}
 shift
+# packed builds: the base first, so that the build under test's libraries come first
+case ${GPUX_BASE:-} in *.tar.xz) unpack_gpux "$GPUX_BASE" /opt/gpux-base && GPUX_BASE=$GPUX ;; esac
+case $gpux in *.tar.xz) unpack_gpux "$gpux" /opt/gpux && gpux=$GPUX ;; esac
+# ONNX Runtime for peer.mjs: the device kit's, where there is one
+[ -z "${GPUX_NODE_MODULES:-}" ] && [ -d /opt/devkit/node_modules ] && export GPUX_NODE_MODULES=/opt/devkit/node_modules
 cases=("$@")
 if [ ${#cases[@]} -eq 0 ]; then
   for m in ${MODELS:-resnet50 mobilenet_v3_large efficientnet_b0}; do
