@@ -44,6 +44,17 @@ static float rndf(void) {
 
 static double w0_sum; /* the sum of w0's values, which ReduceSum must give */
 
+/* Writes the model of graph g to path. */
+static void save_model(const char *path, pbw *g) {
+  pbw m = {0};
+  pbw_model(&m, g);
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(m.data, 1, m.len, f), m.len);
+  fclose(f);
+  free(m.data);
+}
+
 /* y = x w0 w1 ... w23 and wsum = ReduceSum(w0), written to path; returns the weights' bytes. */
 static size_t write_model(const char *path) {
   pbw g = {0};
@@ -72,13 +83,7 @@ static size_t write_model(const char *path) {
   pbw_value_info(&g, 11, "x", GPUX_DT_FLOAT, 2, xd, NULL);
   pbw_value_info(&g, 12, "y", GPUX_DT_FLOAT, 2, yd, NULL);
   pbw_value_info(&g, 12, "wsum", GPUX_DT_FLOAT, 2, sd, NULL);
-  pbw m = {0};
-  pbw_model(&m, &g);
-  FILE *f = fopen(path, "wb");
-  assert_non_null(f);
-  assert_int_equal(fwrite(m.data, 1, m.len, f), m.len);
-  fclose(f);
-  free(m.data);
+  save_model(path, &g);
   free(v);
   return (size_t)LAYERS * K * K * sizeof(float);
 }
@@ -236,13 +241,7 @@ static void test_gather_in_place(void **state) {
   pbw_value_info(&g, 11, "ids", GPUX_DT_INT64, 1, (int64_t[]){5}, NULL);
   pbw_value_info(&g, 12, "rows", GPUX_DT_FLOAT, 2, (int64_t[]){5, D}, NULL);
   pbw_value_info(&g, 12, "y", GPUX_DT_FLOAT, 2, (int64_t[]){5, 4}, NULL);
-  pbw m = {0};
-  pbw_model(&m, &g);
-  FILE *f = fopen(path, "wb");
-  assert_non_null(f);
-  assert_int_equal(fwrite(m.data, 1, m.len, f), m.len);
-  fclose(f);
-  free(m.data);
+  save_model(path, &g);
 
   gpux_model *model;
   if (gpux_model_load(path, &model)) fail_msg("load: %s", gpux_last_error());
