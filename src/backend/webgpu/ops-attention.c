@@ -153,14 +153,14 @@ static int attn_rows(wg_build *b, const attn *a) {
                     (ull)Hq, (ull)Sq, (ull)D, (ull)Hq, (ull)Sq, (ull)Dv);
   /* the keys this row may see */
   gpux__wg_cat(&s, "  var offset = 0;\n");
-  if (P) gpux__wg_cat(&s, "  offset = %lld;\n", (long long)P);
-  else if (bnp >= 0) gpux__wg_cat(&s, "  offset = b%d[bb] - %lld;\n", bnp, (long long)Sq);
-  gpux__wg_cat(&s, "  let pos = i32(i) + offset;\n  var lo = 0;\n  var hi = %lld;\n", (long long)T);
+  if (P) gpux__wg_cat(&s, "  offset = %lldi;\n", (long long)P);
+  else if (bnp >= 0) gpux__wg_cat(&s, "  offset = b%d[bb] - %lldi;\n", bnp, (long long)Sq);
+  gpux__wg_cat(&s, "  let pos = i32(i) + offset;\n  var lo = 0;\n  var hi = %lldi;\n", (long long)T);
   if (a->causal) gpux__wg_cat(&s, "  hi = min(hi, pos + 1);\n");
-  if (a->left >= 0) gpux__wg_cat(&s, "  lo = max(lo, pos - %lld);\n", (long long)(a->left > (1 << 30) ? (1 << 30) : a->left));
-  if (a->right >= 0) gpux__wg_cat(&s, "  hi = min(hi, pos + %lld);\n", (long long)((a->right > (1 << 30) ? (1 << 30) : a->right) + 1));
+  if (a->left >= 0) gpux__wg_cat(&s, "  lo = max(lo, pos - %lldi);\n", (long long)(a->left > (1 << 30) ? (1 << 30) : a->left));
+  if (a->right >= 0) gpux__wg_cat(&s, "  hi = min(hi, pos + %lldi);\n", (long long)((a->right > (1 << 30) ? (1 << 30) : a->right) + 1));
   if (bnp >= 0) gpux__wg_cat(&s, "  hi = min(hi, b%d[bb]);\n", bnp);
-  gpux__wg_cat(&s, "  lo = min(lo, %lld);\n  hi = max(hi, lo);\n  let so = r * %lluu;\n  var any = false;\n  var mx = -gx_inf();\n",
+  gpux__wg_cat(&s, "  lo = min(lo, %lldi);\n  hi = max(hi, lo);\n  let so = r * %lluu;\n  var any = false;\n  var mx = -gx_inf();\n",
                (long long)T, (ull)T);
   /* scores */
   gpux__wg_cat(&s, "  for (var j = 0u; j < %lluu; j = j + 1u) {\n    var sc = 0.0;\n"
