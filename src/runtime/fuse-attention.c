@@ -525,15 +525,7 @@ int gpux__fuse_attention(gpux__graph *g, gpux__arena *arena, unsigned char *dead
     const gpux__node *n = &g->nodes[i];
     for (int j = 0; j < n->n_in; j++)
       if (n->in[j] >= 0) c.uses[n->in[j]]++;
-    for (int a = 0; a < n->n_attrs; a++) { /* values nested graphs capture */
-      const gpux__attr *at = &n->attrs[a];
-      int count = at->g ? 1 : at->type == GPUX_ATTR_GRAPHS ? at->n : 0;
-      for (int s = 0; s < count; s++) {
-        const gpux__graph *sub = at->g ? at->g : at->graphs[s];
-        for (int v = 0; v < sub->n_values; v++)
-          if (sub->values[v].outer >= 0) c.uses[sub->values[v].outer] += 1000;
-      }
-    }
+    gpux__count_captures(n, c.uses, 1000);
   }
   for (int o = 0; o < g->n_outputs; o++)
     if (g->outputs[o] >= 0) c.uses[g->outputs[o]] += 1000;

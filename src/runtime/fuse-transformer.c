@@ -58,15 +58,7 @@ static int index_build(ft *f) {
       if (n->in[j] >= 0) f->start[n->in[j] + 1]++, f->uses[n->in[j]]++;
     for (int j = 0; j < n->n_out; j++)
       if (n->out[j] >= 0) f->prod[n->out[j]] = i;
-    for (int a = 0; a < n->n_attrs; a++) { /* nested graphs' captures */
-      const gpux__attr *at = &n->attrs[a];
-      int count = at->g ? 1 : at->type == GPUX_ATTR_GRAPHS ? at->n : 0;
-      for (int s = 0; s < count; s++) {
-        const gpux__graph *sub = at->g ? at->g : at->graphs[s];
-        for (int v = 0; v < sub->n_values; v++)
-          if (sub->values[v].outer >= 0) f->uses[sub->values[v].outer] += 1000;
-      }
-    }
+    gpux__count_captures(n, f->uses, 1000);
   }
   for (int o = 0; o < g->n_outputs; o++)
     if (g->outputs[o] >= 0) f->uses[g->outputs[o]] += 1000;

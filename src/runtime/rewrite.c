@@ -1,5 +1,5 @@
 /* rewrite.c — what the optimizer's graph rewrites share (rewrite.h): op tests, constant
- * lookups and appending the constants a rewrite makes. */
+ * lookups, counting nested graphs' captures and appending the constants a rewrite makes. */
 #include "runtime/rewrite.h"
 #include <string.h>
 
@@ -21,6 +21,18 @@ int gpux__graph_const_f32(const gpux__graph *g, int id, float *v) {
   if (!t || t->dtype != GPUX_DT_FLOAT || gpux_tensor_count(t) != 1) return 0;
   *v = ((const float *)t->data)[0];
   return 1;
+}
+
+void gpux__count_captures(const gpux__node *n, int *uses, int weight) {
+  for (int a = 0; a < n->n_attrs; a++) {
+    const gpux__attr *at = &n->attrs[a];
+    int count = at->g ? 1 : at->type == GPUX_ATTR_GRAPHS ? at->n : 0;
+    for (int s = 0; s < count; s++) {
+      const gpux__graph *sub = at->g ? at->g : at->graphs[s];
+      for (int v = 0; v < sub->n_values; v++)
+        if (sub->values[v].outer >= 0) uses[sub->values[v].outer] += weight;
+    }
+  }
 }
 
 int gpux__graph_append_const(gpux__graph *g, const char *name, int dtype, int ndim, const int64_t *dims, void *data,

@@ -1,6 +1,6 @@
 /* rewrite.h — what the optimizer's graph rewrites share (optimize.c, fuse-attention.c,
- * fuse-transformer.c): recognising a node's op, reading a value's constant, and appending a
- * constant the rewrite made to the graph copy. */
+ * fuse-transformer.c): recognising a node's op, reading a value's constant, counting the values
+ * nested graphs capture, and appending a constant the rewrite made to the graph copy. */
 #ifndef GPUX_REWRITE_H
 #define GPUX_REWRITE_H
 
@@ -15,6 +15,10 @@ const gpux_tensor *gpux__graph_const(const gpux__graph *g, int id);
 
 /* A float32 constant of one element: 1 and its value in *v, else 0. */
 int gpux__graph_const_f32(const gpux__graph *g, int id, float *v);
+
+/* Counts the values that n's nested graphs (If, Loop, Scan bodies) capture from the graph as read
+ * from outside: adds `weight` to uses[v] for each capture of value v. */
+void gpux__count_captures(const gpux__node *n, int *uses, int weight);
 
 /* Appends a constant value named `name` holding `data` (nbytes, dtype, shape ndim/dims) to the
  * rewrite's copy g, within its spare capacity and not indexed by name: the caller keeps name and
