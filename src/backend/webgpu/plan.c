@@ -1337,6 +1337,26 @@ static int plan_memory(wg_plan *p) {
 
 /* ---- 5. GPU objects ---- */
 
+/* Writes constant value v's GPU image into its place in the buffers. */
+static int write_const(wg_plan *p, int v) {
+  wg_device *d = p->dev;
+  void *img;
+  size_t bytes;
+  int owned, rc;
+  if ((rc = gpux__wg_gpu_image(&p->vals[v].t, image_form(p, v), &img, &bytes, &owned))) return rc;
+  d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[p->objs[v].buf], p->objs[v].off, img, bytes);
+  if (owned) free(img);
+  p->stats->uploads++, p->stats->upload_bytes += bytes;
+  return 0;
+}
+
+/* Writes object o's initial contents (a kernel's table) into its place in the buffers. */
+static void write_init(wg_plan *p, int o) {
+  wg_device *d = p->dev;
+  d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[p->objs[o].buf], p->objs[o].off, p->objs[o].init, (size_t)p->objs[o].bytes);
+  p->stats->uploads++, p->stats->upload_bytes += p->objs[o].bytes;
+}
+
 /* Plan p takes over the GPU objects of the plan it derives from (adopt_places put every object
  * where it was there): the buffers, bind groups, the sizes' uniform buffer (values written where
  * they changed) and the read-back buffers that are large enough. The previous plan is hollow
@@ -1365,19 +1385,12 @@ static int adopt_gpu(wg_plan *p) {
     const gpux_tensor *t = &p->vals[v].t;
     size_t n = (size_t)gpux_tensor_count(t) * gpux_dtype_size(t->dtype);
     if (!n || (q->vals[v].t.data && t->data && !memcmp(t->data, q->vals[v].t.data, n))) continue;
-    void *img;
-    size_t bytes;
-    int owned, rc;
-    if ((rc = gpux__wg_gpu_image(t, image_form(p, v), &img, &bytes, &owned))) return rc;
-    d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[p->objs[v].buf], p->objs[v].off, img, bytes);
-    if (owned) free(img);
-    p->stats->uploads++, p->stats->upload_bytes += bytes;
+    int rc = write_const(p, v);
+    if (rc) return rc;
   }
   for (int o = p->nv; o < p->n_objs; o++)
-    if (p->objs[o].init && (p->objs[o].bytes != q->objs[o].bytes || memcmp(p->objs[o].init, q->objs[o].init, (size_t)p->objs[o].bytes))) {
-      d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[p->objs[o].buf], p->objs[o].off, p->objs[o].init, (size_t)p->objs[o].bytes);
-      p->stats->uploads++, p->stats->upload_bytes += p->objs[o].bytes;
-    }
+    if (p->objs[o].init && (p->objs[o].bytes != q->objs[o].bytes || memcmp(p->objs[o].init, q->objs[o].init, (size_t)p->objs[o].bytes)))
+      write_init(p, o);
   return 0;
 }
 
@@ -1479,21 +1492,10 @@ static int plan_gpu(wg_plan *p) {
   /* constants the GPU reads, written once */
   for (int v = 0; v < p->nv; v++) {
     if (!p->objs[v].used || p->vals[v].state != V_CONST || alias_root(p, v) != v || p->objs[v].shared) continue;
-    const gpux_tensor *t = &p->vals[v].t;
-    if (!gpux_tensor_count(t)) continue;
-    void *img;
-    size_t bytes;
-    int owned;
-    if ((rc = gpux__wg_gpu_image(t, image_form(p, v), &img, &bytes, &owned))) return rc;
-    d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[p->objs[v].buf], p->objs[v].off, img, bytes);
-    if (owned) free(img);
-    p->stats->uploads++, p->stats->upload_bytes += bytes;
+    if (gpux_tensor_count(&p->vals[v].t) && (rc = write_const(p, v))) return rc;
   }
   for (int o = p->nv; o < p->n_objs; o++)
-    if (p->objs[o].init) {
-      d->f.wgpuQueueWriteBuffer(d->queue, p->bufs[p->objs[o].buf], p->objs[o].off, p->objs[o].init, (size_t)p->objs[o].bytes);
-      p->stats->uploads++, p->stats->upload_bytes += p->objs[o].bytes;
-    }
+    if (p->objs[o].init) write_init(p, o);
   /* sizes of the pipelines reused across shapes: one uniform buffer, a block per dispatch */
   uint64_t ualign = d->limits.minUniformBufferOffsetAlignment ? d->limits.minUniformBufferOffsetAlignment : 256, ubytes = 0;
   for (int i = 0; i < p->n_disp; i++)
