@@ -7,13 +7,6 @@
 #include "ops/fastmath.h"
 #include "ops/gemm.h"
 
-/* the loop is asked for the full loop vectorizer and cloned for AVX-512 and AVX2 (simd.h) */
-#if defined(__GNUC__) && !defined(__clang__)
-#define VECTORIZE __attribute__((optimize("tree-vectorize"))) GPUX_SIMD_CLONES
-#else
-#define VECTORIZE
-#endif
-
 int gpux__gemm_act_of(const char *activation, const char *approximate) {
   if (!activation || !activation[0]) return GPUX_GEMM_ACT_NONE;
   if (!strcmp(activation, "Relu")) return GPUX_GEMM_ACT_RELU;
@@ -37,8 +30,8 @@ static inline __attribute__((always_inline)) void finish_row(float *restrict y, 
   if (res) FOR8(i, n, y[i] += res[i]);
 }
 
-VECTORIZE void gpux__gemm_finish(float *c, int64_t ldc, int64_t rows, int64_t n, const float *bias,
-                                 const gpux__gemm_epilogue *e, int64_t row0, int64_t col0) {
+GPUX_VECTORIZE void gpux__gemm_finish(float *c, int64_t ldc, int64_t rows, int64_t n, const float *bias,
+                                      const gpux__gemm_epilogue *e, int64_t row0, int64_t col0) {
   int act = e ? e->act : GPUX_GEMM_ACT_NONE;
   const float *res = e && e->res ? e->res + row0 * e->ldr + col0 : NULL;
   for (int64_t r = 0; r < rows; r++) finish_row(c + r * ldc, n, bias, act, res ? res + r * e->ldr : NULL);

@@ -9,13 +9,6 @@
 #include "ops/conv.h"
 #include <math.h>
 
-/* the hot loops ask for the full loop vectorizer and are cloned for AVX-512 and AVX2 (simd.h) */
-#if defined(__GNUC__) && !defined(__clang__)
-#define VECTORIZE __attribute__((optimize("tree-vectorize"))) GPUX_SIMD_CLONES
-#else
-#define VECTORIZE
-#endif
-
 enum { POOL_MAX, POOL_AVG, POOL_LP };
 
 typedef struct {
@@ -144,7 +137,7 @@ static inline __attribute__((always_inline)) void sum_run(float *restrict y, con
 /* MaxPool without Indices and AveragePool on float32 planes with 1 or 2 spatial dims and no
  * dilation: each output row accumulates the input rows under it tap by tap, over the columns
  * whose tap lies inside the input, in the output row itself. */
-VECTORIZE static void pool2d_plane(const pool_job *j, const float *x, float *y) {
+GPUX_VECTORIZE static void pool2d_plane(const pool_job *j, const float *x, float *y) {
   const gpux__window *w = &j->w;
   int64_t iw_ = w->in[2], ow_ = w->out[2], kw_ = w->k[2], sw = w->s[2];
   int max = j->kind == POOL_MAX;
@@ -181,8 +174,8 @@ VECTORIZE static void pool2d_plane(const pool_job *j, const float *x, float *y) 
  * order as pool_planes does (NaN never wins). */
 static inline __attribute__((always_inline)) float max2(float acc, float v) { return v > acc ? v : acc; }
 
-VECTORIZE static void maxpool_tiles(const float *restrict x, float *restrict y, int64_t rows, int64_t ow,
-                                    int64_t iw, int64_t kh, int64_t kw) {
+GPUX_VECTORIZE static void maxpool_tiles(const float *restrict x, float *restrict y, int64_t rows, int64_t ow,
+                                         int64_t iw, int64_t kh, int64_t kw) {
   for (int64_t r = 0; r < rows; r++) {
     const float *a = x + r * kh * iw, *b = a + iw;
     float *yr = y + r * ow;
@@ -316,7 +309,7 @@ typedef struct {
 } global_job;
 
 /* The sum of x[0, n): float32 partial sums of 8 lanes over blocks of 256, added up in double. */
-VECTORIZE static double sum_blocks(const float *restrict x, int64_t n) {
+GPUX_VECTORIZE static double sum_blocks(const float *restrict x, int64_t n) {
   double acc = 0;
   for (int64_t i = 0; i < n; i += 256) {
     int64_t m = GPUX__MIN(256, n - i), m8 = m & ~(int64_t)7;

@@ -6,7 +6,8 @@
  *   and select loops would stay scalar.
  * - GPUX_SIMD_CLONES compiles a function for AVX-512 and AVX2 as well and picks one at load time
  *   (GCC function clones, x86-64 Linux). The build is ISO C, where GCC does not contract a*b+c
- *   into FMA, so every clone gives bit-identical results.
+ *   into FMA, so every clone gives bit-identical results. GPUX_VECTORIZE adds GCC's full loop
+ *   vectorizer (tree-vectorize) for the loops -O2's cheaper one leaves scalar.
  * - gpux__exp_neg is exp(x) for x <= 0 in plain float arithmetic, so softmax loops vectorize.
  * - FOR8 runs a statement over [0, n) in blocks of 8, a fixed trip count that GCC vectorizes at
  *   -O2, then the tail. Use it in functions whose pointers are restrict. */
@@ -21,6 +22,12 @@
 #define GPUX_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define GPUX_SIMD_CLONES
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define GPUX_VECTORIZE __attribute__((optimize("tree-vectorize"))) GPUX_SIMD_CLONES
+#else
+#define GPUX_VECTORIZE
 #endif
 
 #define FOR8(i, n, ...)                                                   \
