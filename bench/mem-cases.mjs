@@ -11,18 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { gptModel, GPT } from '../tests/models/gpt.mjs';
-
-function varint(v) {
-  const out = [];
-  do { let b = v % 128; v = Math.floor(v / 128); if (v) b |= 0x80; out.push(b); } while (v);
-  return Buffer.from(out);
-}
-// TensorProto of int64 ids: dims 1, data_type 2 (int64 7), name 8, raw_data 9
-function idsPb(name, dims, data) {
-  const raw = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return Buffer.concat([...dims.flatMap((d) => [varint(8), varint(d)]), varint(16), varint(7),
-    varint(66), varint(name.length), Buffer.from(name), varint(74), varint(raw.length), raw]);
-}
+import { tensor, T } from '../tests/models/quant-models.mjs';
 
 const out = process.argv[2];
 if (!out) { console.error('mem-cases: error: no output folder'); process.exit(2); }
@@ -34,6 +23,6 @@ for (const [name, cfg] of [['gpt2-size', { vocab: 50257, maxPos: 1024, head: tru
   fs.mkdirSync(set, { recursive: true });
   fs.writeFileSync(path.join(dir, 'model.onnx'), gptModel(3));
   const ids = BigInt64Array.from({ length: seq }, (_, i) => BigInt((i * 7919 + 13) % GPT.vocab));
-  fs.writeFileSync(path.join(set, 'input_0.pb'), idsPb('input_ids', [1, seq], ids));
+  fs.writeFileSync(path.join(set, 'input_0.pb'), tensor('input_ids', T.int64, [1, seq], ids));
   console.log(dir);
 }
