@@ -172,10 +172,7 @@ static void print_summary(const char *json) {
   cJSON_ArrayForEach(in, cJSON_GetObjectItem(s, "smoke_inputs"))
     printf("  input     %s: %s\n", jstr(in, "name"), jstr(in, "source"));
   const cJSON *tu = cJSON_GetObjectItem(s, "tuning");
-  if (tu)
-    printf("  tuning    %d of %d GEMM shapes faster than the defaults on %s (%d candidates, %d rejected, %.1f s)\n",
-           (int)jnum(tu, "tuned"), (int)jnum(tu, "gemm_shapes"), jstr(tu, "adapter"), (int)jnum(tu, "candidates"),
-           (int)jnum(tu, "rejected"), jnum(tu, "seconds"));
+  if (tu) cli_print_tuning("  tuning    ", tu);
   if (cJSON_GetObjectItem(s, "warning")) printf("  warning   %s\n", jstr(s, "warning"));
   printf("Run it: gpux run %s --input ...\n", jstr(s, "reference"));
   cJSON_Delete(s);

@@ -103,6 +103,10 @@ int cli_format_parse(const char *arg, cli_format *f);
  * prints its own). -1 (error printed) when the template names a field the rows do not have. */
 int cli_format_print(const cli_format *f, const struct cJSON *rows, const char *id_key, FILE *out);
 
+/* tune.c: prints a tuning summary (gpux_tune's, or `gpux build --json`'s "tuning") as one line after
+ * prefix: the shapes tuned, the adapter, the candidates timed and rejected, the seconds. */
+void cli_print_tuning(const char *prefix, const struct cJSON *tuning);
+
 /* run --output [NAME=]FILE (output.c): cli_output_check says (printed) whether FILE ends in .json,
  * .npy or .png; cli_write_output writes a full answer there (input: the input file's bytes, for
  * drawing a map over a PNG); both return an exit code. */
