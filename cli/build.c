@@ -108,6 +108,12 @@ static const char *jstr(const cJSON *o, const char *k) {
   return s ? s : "";
 }
 
+void cli_print_tuning(const char *prefix, const cJSON *tu) {
+  printf("%s%d of %d GEMM shapes faster than the defaults on %s (%d candidates, %d rejected, %.1f s)\n", prefix,
+         (int)jnum(tu, "tuned"), (int)jnum(tu, "gemm_shapes"), jstr(tu, "adapter"), (int)jnum(tu, "candidates"),
+         (int)jnum(tu, "rejected"), jnum(tu, "seconds"));
+}
+
 static void print_summary(const char *json) {
   cJSON *s = cJSON_Parse(json);
   if (!s) { puts(json); return; }

@@ -103,7 +103,7 @@ int cli_format_parse(const char *arg, cli_format *f);
  * prints its own). -1 (error printed) when the template names a field the rows do not have. */
 int cli_format_print(const cli_format *f, const struct cJSON *rows, const char *id_key, FILE *out);
 
-/* tune.c: prints a tuning summary (gpux_tune's, or `gpux build --json`'s "tuning") as one line after
+/* build.c: prints a tuning summary (gpux_tune's, or `gpux build --json`'s "tuning") as one line after
  * prefix: the shapes tuned, the adapter, the candidates timed and rejected, the seconds. */
 void cli_print_tuning(const char *prefix, const struct cJSON *tuning);
 

@@ -42,18 +42,6 @@ static void on_progress(void *ctx, const char *step, int64_t done, int64_t total
   }
 }
 
-static const char *jstr(const cJSON *o, const char *k) {
-  const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, k));
-  return s ? s : "";
-}
-static double jnum(const cJSON *o, const char *k) { return cJSON_GetNumberValue(cJSON_GetObjectItem(o, k)); }
-
-void cli_print_tuning(const char *prefix, const cJSON *tu) {
-  printf("%s%d of %d GEMM shapes faster than the defaults on %s (%d candidates, %d rejected, %.1f s)\n", prefix,
-         (int)jnum(tu, "tuned"), (int)jnum(tu, "gemm_shapes"), jstr(tu, "adapter"), (int)jnum(tu, "candidates"),
-         (int)jnum(tu, "rejected"), jnum(tu, "seconds"));
-}
-
 int cmd_tune(int argc, char **argv) {
   static const struct option opts[] = {{"tune-time", required_argument, 0, 'U'}, {"json", no_argument, 0, 'j'},
                                        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
