@@ -29,6 +29,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+/* The rewrites' state over one graph: who reads and who makes each value among the live nodes. */
 typedef struct {
   gpux__graph *g;
   unsigned char *dead;     /* [n_nodes] nodes removed */
@@ -36,10 +37,10 @@ typedef struct {
   int *uses;               /* [n_values] readers (a graph output or a capture counts as 1000) */
   int *start, *rd;         /* readers of value v: rd[start[v] .. start[v + 1]) */
   int *prod;               /* [n_values] the live node making v, or -1 */
-} ft;
+} ft_ctx;
 
 /* Readers and producers of every value among the live nodes. */
-static int index_build(ft *f) {
+static int index_build(ft_ctx *f) {
   const gpux__graph *g = f->g;
   int nv = g->n_values;
   free(f->uses), free(f->start), free(f->rd), free(f->prod);
@@ -77,10 +78,10 @@ static int index_build(ft *f) {
 }
 
 /* The node that alone reads v (once), or -1. */
-static int only_reader(const ft *f, int v) { return v >= 0 && f->uses[v] == 1 ? f->rd[f->start[v]] : -1; }
+static int only_reader(const ft_ctx *f, int v) { return v >= 0 && f->uses[v] == 1 ? f->rd[f->start[v]] : -1; }
 
 /* The live node making v when it has one output, or -1. */
-static int producer(const ft *f, int v) {
+static int producer(const ft_ctx *f, int v) {
   int p = v >= 0 ? f->prod[v] : -1;
   return p >= 0 && !f->dead[p] && f->g->nodes[p].n_out == 1 ? p : -1;
 }
@@ -98,7 +99,7 @@ static int near(const gpux__graph *g, int id, double want) {
 }
 
 /* Node i is the binary op `op` (one output) with x as one operand: the other one, else -1. */
-static int other_of(const ft *f, int i, const char *op, int x) {
+static int other_of(const ft_ctx *f, int i, const char *op, int x) {
   if (i < 0 || f->dead[i]) return -1;
   const gpux__node *n = &f->g->nodes[i];
   if (!gpux__node_is(n, op) || n->n_in != 2 || n->n_out != 1 || n->out[0] < 0) return -1;
@@ -108,7 +109,7 @@ static int other_of(const ft *f, int i, const char *op, int x) {
 }
 
 /* The operand of the binary node i (op `op`) that is not the constant near `c`, or -1. */
-static int operand_by_const(const ft *f, int i, const char *op, double c) {
+static int operand_by_const(const ft_ctx *f, int i, const char *op, double c) {
   if (i < 0 || f->dead[i]) return -1;
   const gpux__node *n = &f->g->nodes[i];
   if (!gpux__node_is(n, op) || n->n_in != 2 || n->n_out != 1) return -1;
@@ -118,7 +119,7 @@ static int operand_by_const(const ft *f, int i, const char *op, double c) {
 }
 
 /* Rewrites node i into a node of op `op_type` reading in[n_in] and making `out`, with attrs. */
-static int rewrite(ft *f, int i, const char *domain, const char *op_type, int opset, const int *in, int n_in, int out,
+static int rewrite(ft_ctx *f, int i, const char *domain, const char *op_type, int opset, const int *in, int n_in, int out,
                    const gpux__attr *attrs, int n_attrs) {
   gpux__node *n = &f->g->nodes[i];
   const gpux__op_def *def = gpux__op_find(domain, op_type, opset);
@@ -143,7 +144,7 @@ static gpux__attr str_attr(const char *name, const char *s) {
 
 /* p = the "1 + Erf" or "1 + Tanh" factor; finds p * x * 0.5 in any order of the two Muls: the
  * value it ends in (nodes in m[2]), or -1. */
-static int half_x_times(const ft *f, int x, int p, int m[2]) {
+static int half_x_times(const ft_ctx *f, int x, int p, int m[2]) {
   int r = only_reader(f, p), o = other_of(f, r, "Mul", p);
   if (o < 0) return -1;
   const gpux__graph *g = f->g;
@@ -168,7 +169,7 @@ static int half_x_times(const ft *f, int x, int p, int m[2]) {
 }
 
 /* The Erf node e of 0.5 * x * (1 + Erf(x / sqrt(2))). */
-static int fuse_gelu_erf(ft *f, int e) {
+static int fuse_gelu_erf(ft_ctx *f, int e) {
   const gpux__graph *g = f->g;
   const gpux__node *en = &g->nodes[e];
   if (!gpux__node_is(en, "Erf") || en->n_in != 1 || en->n_out != 1) return 0;
@@ -187,7 +188,7 @@ static int fuse_gelu_erf(ft *f, int e) {
 }
 
 /* x^3 as Pow(x, 3), x * (x * x) or (x * x) * x: x (nodes in c[2], c[1] -1 for Pow), or -1. */
-static int cube_of(const ft *f, int v, int c[2]) {
+static int cube_of(const ft_ctx *f, int v, int c[2]) {
   int i = producer(f, v);
   if (i < 0) return -1;
   const gpux__node *n = &f->g->nodes[i];
@@ -207,7 +208,7 @@ static int cube_of(const ft *f, int v, int c[2]) {
 }
 
 /* The Tanh node t of 0.5 * x * (1 + Tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))). */
-static int fuse_gelu_tanh(ft *f, int t) {
+static int fuse_gelu_tanh(ft_ctx *f, int t) {
   const gpux__graph *g = f->g;
   const gpux__node *tn = &g->nodes[t];
   if (!gpux__node_is(tn, "Tanh") || tn->n_in != 1 || tn->n_out != 1) return 0;
@@ -239,7 +240,7 @@ static int fuse_gelu_tanh(ft *f, int t) {
 /* ---- 2. LayerNorm ---- */
 
 /* Node i is a ReduceMean over the last axis only, keeping dims: its input, else -1. */
-static int mean_last(const ft *f, int i) {
+static int mean_last(const ft_ctx *f, int i) {
   if (i < 0 || f->dead[i]) return -1;
   const gpux__node *n = &f->g->nodes[i];
   if (!gpux__node_is(n, "ReduceMean") || n->n_out != 1 || n->n_in < 1) return -1;
@@ -268,7 +269,7 @@ static int64_t vector_len(const gpux__graph *g, int id) {
 }
 
 /* The Sqrt node q of (x - mean(x)) / Sqrt(mean((x - mean(x))^2) + eps) * gamma + beta. */
-static int fuse_layernorm(ft *f, int q) {
+static int fuse_layernorm(ft_ctx *f, int q) {
   const gpux__graph *g = f->g;
   const gpux__node *qn = &g->nodes[q];
   if (!gpux__node_is(qn, "Sqrt") || qn->n_in != 1 || qn->n_out != 1) return 0;
@@ -319,7 +320,7 @@ static int fuse_layernorm(ft *f, int q) {
 
 /* Node i: a Relu, Tanh or Gelu of either kind: its op type (a Gelu's approximate in *approx,
  * else NULL there), or NULL. */
-static const char *activation(const ft *f, int i, const char **approx) {
+static const char *activation(const ft_ctx *f, int i, const char **approx) {
   *approx = NULL;
   if (i < 0 || f->dead[i]) return NULL;
   const gpux__node *n = &f->g->nodes[i];
@@ -334,7 +335,7 @@ static const char *activation(const ft *f, int i, const char **approx) {
 /* Value b, which node i alone reads, is a Transpose of constant 2-D weights (a tied embedding
  * read as the output layer): that Transpose node, else -1. The product reads the weights as they
  * are, transposed, so they are packed once instead of transposed and packed again every run. */
-static int transposed_const(const ft *f, int i, int b) {
+static int transposed_const(const ft_ctx *f, int i, int b) {
   int t = producer(f, b);
   if (t < 0 || only_reader(f, b) != i) return -1;
   const gpux__node *n = &f->g->nodes[t];
@@ -345,7 +346,7 @@ static int transposed_const(const ft *f, int i, int b) {
   return t;
 }
 
-static int fuse_matmul(ft *f, int i) {
+static int fuse_matmul(ft_ctx *f, int i) {
   const gpux__graph *g = f->g;
   const gpux__node *n = &g->nodes[i];
   int gemm = gpux__node_is(n, "Gemm");
@@ -414,12 +415,12 @@ static int fuse_matmul(ft *f, int i) {
 /* ---- driver ---- */
 
 int gpux__fuse_transformer(gpux__graph *g, unsigned char *dead, gpux__arena *arena) {
-  ft f = {.g = g, .dead = dead, .arena = arena};
+  ft_ctx f = {.g = g, .dead = dead, .arena = arena};
   int rc = 0;
   const char *env = getenv("GPUX_FUSE_TRANSFORMER"); /* "0": off, to measure what it gives */
   if (env && !strcmp(env, "0")) return 0;
   /* each pass on readers counted afresh: a pass's rewrites change what the next one matches */
-  static int (*const passes[])(ft *, int) = {fuse_gelu_erf, fuse_gelu_tanh, fuse_layernorm, fuse_matmul};
+  static int (*const passes[])(ft_ctx *, int) = {fuse_gelu_erf, fuse_gelu_tanh, fuse_layernorm, fuse_matmul};
   for (size_t p = 0; p < GPUX__ARRAY_LEN(passes) && !rc; p++) {
     if ((rc = index_build(&f))) break;
     for (int i = 0; i < g->n_nodes && !rc; i++)
