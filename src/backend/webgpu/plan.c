@@ -53,6 +53,7 @@ typedef struct wg_val {
   int host_read;                 /* a node placed on the CPU reads it */
   int fixed;                     /* a constant that no input decides: an initializer, or folded
                                     from initializers only (the same in every plan of the graph) */
+  int wide;                      /* feeds a logarithm: held f32 where floats are f16 (mark_wide) */
 } wg_val;
 
 typedef struct wg_bindref {
@@ -275,11 +276,43 @@ static int half_values(const wg_plan *p, int dtype) { return gpux__wg_held_as(dt
  * large against a sum that nearly cancels it, so its rounding error (|bias| * 2^-11) becomes the
  * output's. On PaddleOCR's detector, biases rounded to float16 alone take the fp16 error from
  * 1.9e-3 to 7.8e-3 (relative L2), and with weights, input and activations rounded too to 1.2e-2,
- * past the fp16 gate; with them in f32 it is 2.2e-3. */
+ * past the fp16 gate; with them in f32 it is 2.2e-3. The values marked wide (mark_wide) stay f32
+ * too: their range is float32's. */
 static int keeps_f32(const wg_plan *p, int v) {
   const wg_val *val = &p->vals[v];
-  return (p->half & ~WG_HALF_EMULATED) == WG_HALF_ALL && val->state == V_CONST && val->t.dtype == GPUX_DT_FLOAT &&
-         val->t.ndim < 2;
+  return (p->half & ~WG_HALF_EMULATED) == WG_HALF_ALL && val->t.dtype == GPUX_DT_FLOAT &&
+         ((val->state == V_CONST && val->t.ndim < 2) || val->wide);
+}
+
+/* Marks the values a Log's argument is computed from by Add, Sub, Mul, Div and Neg (the argument
+ * and the values before it down to the first other op) to be held f32 where floats are f16
+ * (keeps_f32). A logarithm of a scaled value compresses a range wider than float16's: Silero VAD
+ * takes log(|STFT| * 2^20 + 1), whose argument reaches 10^8, past 65504; in f16 the infinities
+ * became NaN and then zeros after a ReLU, reaching no output as inf/NaN, so the fp32 fallback did
+ * not see them (relative L2 error 0.59 in fp16, 1e-3 with these values in f32). The logarithm's
+ * result is small again and is held as usual. A Log of anything else (a Clip's floor, a softmax)
+ * marks nothing. */
+static void mark_wide(wg_plan *p) {
+  static const char *const through[] = {"Add", "Sub", "Mul", "Div", "Neg"};
+  const gpux__graph *g = p->g;
+  size_t most = 1; /* pushes: each Log once, and each marked value's producer's inputs once */
+  for (int i = 0; i < g->n_nodes; i++) most += 1 + (size_t)g->nodes[i].n_in;
+  int *stack = gpux__calloc(most, sizeof *stack), top = 0;
+  if (!stack) return; /* (no marks: only a rounding choice) */
+  for (int i = 0; i < g->n_nodes; i++)
+    if (!strcmp(g->nodes[i].op_type, "Log") && g->nodes[i].n_in > 0 && g->nodes[i].in[0] >= 0) stack[top++] = g->nodes[i].in[0];
+  while (top) {
+    int v = stack[--top];
+    if (p->vals[v].wide || g->values[v].producer < 0) continue;
+    const gpux__node *n = &g->nodes[g->values[v].producer];
+    int go = 0;
+    for (size_t k = 0; k < GPUX__ARRAY_LEN(through) && !go; k++) go = !strcmp(n->op_type, through[k]);
+    if (!go) continue;
+    p->vals[v].wide = 1;
+    for (int j = 0; j < n->n_in; j++)
+      if (n->in[j] >= 0 && !p->vals[n->in[j]].wide) stack[top++] = n->in[j];
+  }
+  free(stack);
 }
 
 /* How this plan holds value v (held_of, but see keeps_f32), whether it holds f16 values, and its bytes. */
@@ -353,7 +386,8 @@ int gpux__wg_bind_out(wg_build *b, int i, int type) {
   if (t->kind != GPUX_KIND_TENSOR || (type == WG_I32 ? !int_like(t->dtype) : !gpux__wg_is_f32(t->dtype)))
     return gpux__wg_decline(b, "output %d is %s (the GPU path writes %s)", i, gpux_dtype_name(t->dtype),
                             type == WG_I32 ? "integers as i32" : "floats as f32");
-  return add_binding(b, n->out[i], type, tensor_bytes(b->p, t));
+  uint64_t bytes = keeps_f32(b->p, n->out[i]) ? gpux__wg_held_bytes(gpux_tensor_count(t), WG_F32) : tensor_bytes(b->p, t);
+  return add_binding(b, n->out[i], type, bytes);
 }
 
 int gpux__wg_scratch(wg_build *b, uint64_t bytes) {
@@ -1676,6 +1710,7 @@ static int plan_build(wg_device *dev, wg_consts *consts, const gpux__graph *g, c
       p->vals[v].fixed = 1;
     }
   }
+  mark_wide(p);
   for (int i = 0; i < n_ids; i++) {
     int v = in_ids[i];
     wg_val *val = &p->vals[v];
