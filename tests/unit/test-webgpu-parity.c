@@ -343,6 +343,14 @@ static void test_conv_pool(void **state) {
     {.op = "Conv", .n_in = 2, .in = {T(1, 2, 12, 12), T(18, 2, 3, 3)}, .attrs = {AIS("dilations", 2, 2), AS("auto_pad", "SAME_UPPER")}, .n_attrs = 2},
     {.op = "Conv", .n_in = 2, .in = {T(1, 3, 20), T(17, 3, 5)}, .attrs = {AIS("strides", 3)}, .n_attrs = 1},
     {.op = "Conv", .n_in = 2, .in = {T(1, 2, 5, 6, 7), T(4, 2, 2, 3, 2)}},
+    /* gpux.FusedConv with a residual (input 5, added before the activation): pointwise, 3x3 and
+     * depthwise, as ResNet/MobileNet shortcuts fuse */
+    {.op = "FusedConv", .domain = "gpux", .n_in = 6, .in = {T(2, 32, 5, 5), T(64, 32, 1, 1), T(64), ABSENT, ABSENT, T(2, 64, 5, 5)},
+     .attrs = {AS("activation", "Relu")}, .n_attrs = 1},
+    {.op = "FusedConv", .domain = "gpux", .n_in = 6, .in = {T(1, 64, 5, 5), T(32, 64, 3, 3), T(32), ABSENT, ABSENT, T(1, 32, 5, 5)},
+     .attrs = {AS("activation", "Relu"), AIS("pads", 1, 1, 1, 1)}, .n_attrs = 2},
+    {.op = "FusedConv", .domain = "gpux", .n_in = 6, .in = {T(1, 8, 7, 7), T(8, 1, 3, 3), T(8), ABSENT, ABSENT, T(1, 8, 7, 7)},
+     .attrs = {AI("group", 8), AIS("pads", 1, 1, 1, 1)}, .n_attrs = 2},
     {.op = "ConvTranspose", .n_in = 3, .in = {T(1, 4, 5, 5), T(4, 3, 3, 3), T(3)}, .attrs = {AIS("strides", 2, 2)}, .n_attrs = 1},
     {.op = "ConvTranspose", .n_in = 2, .in = {T(1, 4, 5, 6), T(4, 2, 3, 2)},
      .attrs = {AI("group", 2), AIS("strides", 2, 3), AIS("pads", 1, 0, 1, 1), AIS("output_padding", 1, 0)}, .n_attrs = 4},

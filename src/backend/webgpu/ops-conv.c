@@ -35,25 +35,35 @@ static void out_coords(wg_str *s, const gpux__window *w, const char *p) {
 
 /* ---- the epilogue of gpux.FusedConv / gpux.FusedConvTranspose (runtime/optimize.c) ---- */
 
-/* Binds the post_scale/post_bias inputs (3 and 4) of a fused node; -2 when absent. */
-static int bind_post(wg_build *b, int *ps, int *pb) {
-  *ps = *pb = -2;
+/* Binds the post_scale/post_bias inputs (3 and 4) and the residual (5) of a fused node; -2 when
+ * absent. A residual must have the output's shape (one that broadcasts is left to the CPU). */
+static int bind_post(wg_build *b, int *ps, int *pb, int *pr) {
+  *ps = *pb = *pr = -2;
   if (strncmp(gpux__wg_node(b)->op_type, "Fused", 5)) return 0;
   if (gpux__wg_in(b, 3) && gpux__wg_in(b, 4)) {
     *ps = gpux__wg_bind_in(b, 3, WG_F32);
     *pb = gpux__wg_bind_in(b, 4, WG_F32);
     if (*ps < 0 || *pb < 0) return GPUX_E_UNSUPPORTED;
   }
+  const gpux_tensor *r = gpux__wg_in(b, 5), *y = gpux__wg_out(b, 0);
+  if (r) {
+    if (!gpux__wg_is_f32(r->dtype) || r->dtype != y->dtype || r->ndim != y->ndim ||
+        memcmp(r->dims, y->dims, (size_t)y->ndim * sizeof *y->dims))
+      return gpux__wg_decline(b, "FusedConv residual of another shape or type");
+    if ((*pr = gpux__wg_bind_in(b, 5, WG_F32)) < 0) return GPUX_E_UNSUPPORTED;
+  }
   return 0;
 }
 
-/* Emits fn gx_epi(v, co): Y = clamp(act(v)) * post_scale[co] + post_bias[co] for a fused node,
- * v itself otherwise (v already holds the bias). */
-static int emit_epilogue(wg_build *b, wg_str *s, int ps, int pb) {
+/* Emits fn gx_epi(v, co, oi): Y = clamp(act(v + residual[oi])) * post_scale[co] + post_bias[co]
+ * for a fused node (the CPU's order, conv-epilogue.c), v itself otherwise (v already holds the
+ * bias); oi is the flat output index. */
+static int emit_epilogue(wg_build *b, wg_str *s, int ps, int pb, int pr) {
   const gpux__node *n = gpux__wg_node(b);
   const char *narrow = gpux__wg_narrow_in_kernel(b, 0); /* a float16/bfloat16 Y is rounded here */
   if (narrow) gpux__wg_cat(s, "%s", gpux__wg_narrow_fns);
-  gpux__wg_cat(s, "fn gx_epi(v: f32, co: u32) -> f32 {\n  var y = v;\n");
+  gpux__wg_cat(s, "fn gx_epi(v: f32, co: u32, oi: u32) -> f32 {\n  var y = v;\n");
+  if (pr >= 0) gpux__wg_cat(s, "  y = y + b%d[oi];\n", pr);
   if (!strncmp(n->op_type, "Fused", 5)) {
     const gpux__attr *aa = gpux__node_attr(n, "activation"), *pa = gpux__node_attr(n, "activation_params"),
                     *ca = gpux__node_attr(n, "clamp");
@@ -87,7 +97,6 @@ static int emit_epilogue(wg_build *b, wg_str *s, int ps, int pb) {
 static int op_conv(wg_build *b) {
   const gpux_tensor *x = gpux__wg_in(b, 0), *wt = gpux__wg_in(b, 1), *bias = gpux__wg_in(b, 2), *y = gpux__wg_out(b, 0);
   if (!x || !wt || !y || x->ndim < 3 || wt->ndim != x->ndim) return gpux__wg_decline(b, "bad Conv inputs");
-  if (gpux__wg_in(b, 5)) return gpux__wg_decline(b, "FusedConv with a residual");
   if (!gpux__wg_is_f32(x->dtype) || wt->dtype != x->dtype || (bias && bias->dtype != x->dtype))
     return gpux__wg_decline(b, "Conv on %s", gpux_dtype_name(x->dtype));
   gpux__window w;
@@ -100,8 +109,8 @@ static int op_conv(wg_build *b) {
   if (!gpux_tensor_count(y)) return 0;
   int bx = gpux__wg_bind_in(b, 0, WG_F32), bw = gpux__wg_bind_in(b, 1, WG_F32), by = gpux__wg_bind_out(b, 0, WG_F32);
   int bb = bias && gpux_tensor_count(bias) ? gpux__wg_bind_in(b, 2, WG_F32) : -2;
-  int ps, pb;
-  if (bx < 0 || bw < 0 || by < 0 || bb == -1 || bind_post(b, &ps, &pb)) return GPUX_E_UNSUPPORTED;
+  int ps, pb, pr;
+  if (bx < 0 || bw < 0 || by < 0 || bb == -1 || bind_post(b, &ps, &pb, &pr)) return GPUX_E_UNSUPPORTED;
   char biasx[64] = "0.0";
   if (bb >= 0) snprintf(biasx, sizeof biasx, "b%d[co]", bb);
   int pointwise = ks == 1 && w.s[0] == 1 && w.s[1] == 1 && w.s[2] == 1 && !w.pb[0] && !w.pb[1] && !w.pb[2] && os == is;
@@ -111,7 +120,7 @@ static int op_conv(wg_build *b) {
   if (mg >= 16 && N * G <= 65535 && !software) {
     /* implicit GEMM per (image, group): [mg x K] weights times [K x os] input columns */
     wg_str pre = {0};
-    if ((rc = emit_epilogue(b, &pre, ps, pb))) { gpux__wg_str_free(&pre); return rc; }
+    if ((rc = emit_epilogue(b, &pre, ps, pb, pr))) { gpux__wg_str_free(&pre); return rc; }
     if (!pointwise) {
       gpux__wg_cat(&pre, "fn xload(z: u32, k: u32, n: u32) -> f32 {\n  let nb = z / %lluu;\n  let grp = z %% %lluu;\n"
                          "  let ci = k / %lluu;\n  let kr = k %% %lluu;\n",
@@ -130,8 +139,8 @@ static int op_conv(wg_build *b) {
     snprintf(la, sizeof la, "b%d[((z %% %lluu) * %lluu + m) * %lluu + k]", bw, (ull)G, (ull)mg, (ull)K);
     if (pointwise) snprintf(lb, sizeof lb, "b%d[((z / %lluu) * %lluu + (z %% %lluu) * %lluu + k) * %lluu + n]", bx, (ull)G, (ull)C, (ull)G, (ull)cg, (ull)os);
     else snprintf(lb, sizeof lb, "xload(z, k, n)");
-    snprintf(st, sizeof st, "let co = (z %% %lluu) * %lluu + m; b%d[((z / %lluu) * %lluu + co) * %lluu + n] = gx_epi(v + %s, co);", (ull)G,
-             (ull)mg, by, (ull)G, (ull)M, (ull)os, biasx);
+    snprintf(st, sizeof st, "let co = (z %% %lluu) * %lluu + m; let oi = ((z / %lluu) * %lluu + co) * %lluu + n; b%d[oi] = gx_epi(v + %s, co, oi);",
+             (ull)G, (ull)mg, (ull)G, (ull)M, (ull)os, by, biasx);
     wg_gemm g = {.M = mg, .N = os, .K = K, .batch = N * G, .load_a = la, .load_b = lb, .store = st, .a_k_contig = 1,
                  .b_n_contig = 1, .prelude = pre.s};
     rc = pre.oom ? gpux__wg_decline(b, "out of memory") : gpux__wg_gemm(b, &g);
@@ -144,7 +153,7 @@ static int op_conv(wg_build *b) {
   gpux__wg_grid(b, (uint64_t)(total + 127) / 128, &gx, &gy);
   wg_str s = {0};
   gpux__wg_decls(b, &s);
-  if ((rc = emit_epilogue(b, &s, ps, pb))) { gpux__wg_str_free(&s); return rc; }
+  if ((rc = emit_epilogue(b, &s, ps, pb, pr))) { gpux__wg_str_free(&s); return rc; }
   gpux__wg_cat(&s, "@compute @workgroup_size(128)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {\n"
                    "  let i = (wid.y * %uu + wid.x) * 128u + li;\n  if (i >= %lluu) { return; }\n"
                    "  let p = i %% %lluu;\n  let co = (i / %lluu) %% %lluu;\n  let nb = i / %lluu;\n  let grp = co / %lluu;\n",
@@ -160,7 +169,7 @@ static int op_conv(wg_build *b) {
                  (long long)w.in[d]);
   gpux__wg_cat(&s, "      acc = fma(b%d[xb + u32((i0 * %lld + i1) * %lld + i2)], b%d[wb + u32((k0 * %lld + k1) * %lld + k2)], acc);\n",
                bx, (long long)w.in[1], (long long)w.in[2], bw, (long long)w.k[1], (long long)w.k[2]);
-  gpux__wg_cat(&s, "    }}}\n  }\n  b%d[i] = gx_epi(acc, co);\n}\n", by);
+  gpux__wg_cat(&s, "    }}}\n  }\n  b%d[i] = gx_epi(acc, co, i);\n}\n", by);
   rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
   gpux__wg_str_free(&s);
   return rc;
@@ -208,14 +217,14 @@ static int op_conv_transpose(wg_build *b) {
   if (!gpux_tensor_count(y)) return 0;
   int bx = gpux__wg_bind_in(b, 0, WG_F32), bw = gpux__wg_bind_in(b, 1, WG_F32), by = gpux__wg_bind_out(b, 0, WG_F32);
   int bb = bias && gpux_tensor_count(bias) ? gpux__wg_bind_in(b, 2, WG_F32) : -2;
-  int ps, pb;
-  if (bx < 0 || bw < 0 || by < 0 || bb == -1 || bind_post(b, &ps, &pb)) return GPUX_E_UNSUPPORTED;
+  int ps, pb, pr;
+  if (bx < 0 || bw < 0 || by < 0 || bb == -1 || bind_post(b, &ps, &pb, &pr)) return GPUX_E_UNSUPPORTED;
   int64_t total = gpux_tensor_count(y);
   uint32_t gx, gy;
   gpux__wg_grid(b, (uint64_t)(total + 127) / 128, &gx, &gy);
   wg_str s = {0};
   gpux__wg_decls(b, &s);
-  if ((rc = emit_epilogue(b, &s, ps, pb))) { gpux__wg_str_free(&s); return rc; }
+  if ((rc = emit_epilogue(b, &s, ps, pb, pr))) { gpux__wg_str_free(&s); return rc; }
   gpux__wg_cat(&s, "@compute @workgroup_size(128)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {\n"
                    "  let i = (wid.y * %uu + wid.x) * 128u + li;\n  if (i >= %lluu) { return; }\n"
                    "  let p = i %% %lluu;\n  let co = (i / %lluu) %% %lluu;\n  let nb = i / %lluu;\n  let grp = co / %lluu;\n  let com = co %% %lluu;\n",
@@ -233,7 +242,7 @@ static int op_conv_transpose(wg_build *b) {
                  (long long)w.s[d], (long long)w.in[d], d, d, (long long)w.s[d]);
   gpux__wg_cat(&s, "      acc = fma(b%d[xb + u32((i0 * %lld + i1) * %lld + i2)], b%d[wb + u32((k0 * %lld + k1) * %lld + k2)], acc);\n",
                bx, (long long)w.in[1], (long long)w.in[2], bw, (long long)w.k[1], (long long)w.k[2]);
-  gpux__wg_cat(&s, "    }}}\n  }\n  b%d[i] = gx_epi(acc, co);\n}\n", by);
+  gpux__wg_cat(&s, "    }}}\n  }\n  b%d[i] = gx_epi(acc, co, i);\n}\n", by);
   rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
   gpux__wg_str_free(&s);
   return rc;
