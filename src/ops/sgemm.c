@@ -125,6 +125,28 @@ __attribute__((target("avx512f,fma"))) static void kernel_avx512(int64_t kc, con
     int64_t left = nc - 16 * v;
     mk[v] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
   }
+  if (mr == 1) { /* one row (a classifier's or a decoder step's product): no repeated rows */
+    const float *a0 = a[0];
+    __m512 s[8];
+    for (int v = 0; v < 4; v++) {
+      s[v] = load_c ? _mm512_maskz_loadu_ps(mk[v], c + 16 * v) : bias ? _mm512_maskz_loadu_ps(mk[v], bias + 16 * v) : _mm512_setzero_ps();
+      s[4 + v] = _mm512_setzero_ps();
+    }
+    int64_t r = 0;
+    for (; r + 1 < kc; r += 2, b += 128) { /* two rows of B at a time: eight independent sums */
+      __m512 x0 = _mm512_set1_ps(a0[r]), x1 = _mm512_set1_ps(a0[r + 1]);
+      for (int v = 0; v < 4; v++) {
+        s[v] = _mm512_fmadd_ps(x0, _mm512_load_ps(b + 16 * v), s[v]);
+        s[4 + v] = _mm512_fmadd_ps(x1, _mm512_load_ps(b + 64 + 16 * v), s[4 + v]);
+      }
+    }
+    if (r < kc) {
+      __m512 x0 = _mm512_set1_ps(a0[r]);
+      for (int v = 0; v < 4; v++) s[v] = _mm512_fmadd_ps(x0, _mm512_load_ps(b + 16 * v), s[v]);
+    }
+    for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(c + 16 * v, mk[v], _mm512_add_ps(s[v], s[4 + v]));
+    return;
+  }
   __m512 acc[MR][4];
   _Pragma("GCC unroll 6") for (int i = 0; i < MR; i++) {
     _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) {
