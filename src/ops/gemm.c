@@ -116,13 +116,8 @@ void gpux__gemm_parallel(const gpux__gemm *g) {
 /* The plain GEMM of batch item i (rows m of A folded when m_rows > g->m). */
 static gpux__gemm bgemm_item(const gpux__gemm_batch *g, int64_t i, int64_t m_rows) {
   size_t es = g->dbl ? sizeof(double) : sizeof(float);
-  int64_t ao = 0, bo = 0, rem = i;
-  for (int d = g->nb - 1; d >= 0; d--) {
-    int64_t idx = rem % g->bdims[d];
-    rem /= g->bdims[d];
-    ao += idx * g->astr[d];
-    bo += idx * g->bstr[d];
-  }
+  int64_t ao, bo;
+  gpux__gemm_batch_offsets(g, i, &ao, &bo);
   gpux__gemm one = {.dbl = g->dbl, .trans_a = g->trans_a, .trans_b = g->trans_b, .m = m_rows,
                     .n = g->n, .k = g->k, .alpha = g->alpha, .beta = g->beta,
                     .a = (const char *)g->a + (size_t)ao * es, .b = (const char *)g->b + (size_t)bo * es,

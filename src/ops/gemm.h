@@ -41,6 +41,16 @@ typedef struct {
   int64_t bstr[GPUX_MAX_DIMS];
   int64_t batch;                      /* product of bdims */
 } gpux__gemm_batch;
+/* The element offsets into A and B of batch item i (its index in bdims, row-major). */
+static inline void gpux__gemm_batch_offsets(const gpux__gemm_batch *g, int64_t i, int64_t *ao, int64_t *bo) {
+  *ao = *bo = 0;
+  for (int d = g->nb - 1; d >= 0; d--) {
+    int64_t idx = i % g->bdims[d];
+    i /= g->bdims[d];
+    *ao += idx * g->astr[d];
+    *bo += idx * g->bstr[d];
+  }
+}
 /* Runs every product of the batch as one parallel loop over (batch item, tile of C); A's batch
  * folds into its rows when B is shared. */
 void gpux__gemm_batched(const gpux__gemm_batch *g);

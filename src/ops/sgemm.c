@@ -352,13 +352,8 @@ static void pack_tasks(void *ctx, int64_t begin, int64_t end) {
 
 /* Item i of the batch: its A, B and C. */
 static void batch_item(const gpux__gemm_batch *g, int64_t i, const float **a, const float **b, float **c) {
-  int64_t ao = 0, bo = 0, rem = i;
-  for (int d = g->nb - 1; d >= 0; d--) {
-    int64_t idx = rem % g->bdims[d];
-    rem /= g->bdims[d];
-    ao += idx * g->astr[d];
-    bo += idx * g->bstr[d];
-  }
+  int64_t ao, bo;
+  gpux__gemm_batch_offsets(g, i, &ao, &bo);
   *a = (const float *)g->a + ao, *b = (const float *)g->b + bo, *c = (float *)g->c + i * g->m * g->n;
 }
 
