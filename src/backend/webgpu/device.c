@@ -441,6 +441,21 @@ static int request_device(wg_device *d) {
   WGPUDawnCacheDeviceDescriptor cache = {{NULL, WGPUSType_DawnCacheDeviceDescriptor}, {NULL, 0},
                                          gpux__wg_cache_load, gpux__wg_cache_store, d->cache};
   if (d->cache) desc.nextInChain = &cache.chain;
+  /* GPUX_WEBGPU_TOGGLES="a,b,-c": Dawn device toggles to enable ("-": disable), e.g.
+   * skip_validation or disable_robustness, to measure what Dawn's checks cost */
+  const char *on[16], *off[16];
+  char toggle_text[512];
+  WGPUDawnTogglesDescriptor toggles = {{NULL, WGPUSType_DawnTogglesDescriptor}, 0, on, 0, off};
+  const char *tl = getenv("GPUX_WEBGPU_TOGGLES");
+  if (tl && *tl) {
+    snprintf(toggle_text, sizeof toggle_text, "%s", tl);
+    for (char *save = NULL, *t = strtok_r(toggle_text, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+      if (*t == '-' && t[1] && toggles.disabledToggleCount < 16) off[toggles.disabledToggleCount++] = t + 1;
+      else if (*t != '-' && toggles.enabledToggleCount < 16) on[toggles.enabledToggleCount++] = t;
+    }
+    toggles.chain.next = desc.nextInChain;
+    desc.nextInChain = &toggles.chain;
+  }
   desc.deviceLostCallbackInfo = (WGPUDeviceLostCallbackInfo){NULL, WGPUCallbackMode_AllowSpontaneous, on_device_lost, d, NULL};
   desc.uncapturedErrorCallbackInfo = (WGPUUncapturedErrorCallbackInfo){NULL, on_uncaptured_error, d, NULL};
   request_result r = {0};
