@@ -393,12 +393,45 @@ static int blas_fits(gpux__kctx *k, int64_t a, int64_t b, int64_t c) {
   return 0;
 }
 
+/* A 1-D convolution of one input channel without padding or dilation (an STFT as a Conv: a
+ * kernel of 256-512 taps, a stride of a hop) is a product whose A needs no im2col: output
+ * position p's window is the input's floats [p * stride, p * stride + K), so the windows are the
+ * rows of A [os, K], `stride` floats apart, read in place. Y^T [os, M] = A x W^T on the packed
+ * sgemm (W [M, 1, K] packed once as B = W^T [K, M]), into scratch, then transposed into Y [M, os]
+ * with the bias and the epilogue. 1 when not taken (W not a packed initializer). */
+static int conv_windows(gpux__kctx *k, const conv_dims *cd, const float *x, const float *b, float *y,
+                        const gpux__conv_epilogue *ep) {
+  const gpux__window *w = &cd->w;
+  int s = GPUX_WIN_DIMS - 1;
+  if (!k || w->nsp != 1 || cd->g != 1 || cd->c != 1 || cd->ks < 16 || w->d[s] != 1 || w->pb[s] || w->pe[s]) return 1;
+  const gpux__sgemm_b *pw = gpux__sgemm_weights_as(k, 1, 1, cd->m, cd->ks);
+  if (!pw) return 1;
+  float *c = gpux__scratch(GPUX__SCRATCH_CONV_COLS, (size_t)(cd->os * cd->m) * sizeof(float));
+  if (!c) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory for a product of windows");
+  int finish = b || ep != &no_epilogue;
+  for (int64_t n = 0; n < cd->n; n++) {
+    float *yn = y + n * cd->m * cd->os; /* c [os, M] -> yn [M, os] */
+    gpux__sgemm_run(cd->os, x + n * cd->is, w->s[s], pw, c, cd->m, NULL, 0);
+    for (int64_t p0 = 0; p0 < cd->os; p0 += 16) {
+      int64_t p1 = GPUX__MIN(cd->os, p0 + 16);
+      for (int64_t m = 0; m < cd->m; m++)
+        for (int64_t p = p0; p < p1; p++) yn[m * cd->os + p] = c[p * cd->m + m];
+    }
+    if (finish)
+      for (int64_t m = 0; m < cd->m; m++)
+        gpux__conv_finish(yn + m * cd->os, 0, yn + m * cd->os, 0, 1, cd->os, b ? b[m] : 0.0f, ep, m);
+  }
+  return 0;
+}
+
 /* float32 Conv. All threads are the pool's: depthwise planes, or tiles of output positions that
  * each do their own im2col and single-threaded sgemm (so the tile's columns stay in cache). */
 static int conv_f32(gpux__kctx *k, const conv_dims *cd, const float *x, const float *w, const float *b,
                     float *y, const gpux__conv_epilogue *ep) {
   conv_job j = {.cd = cd, .x = x, .w = w, .b = b, .y = y, .ep = ep};
   atomic_init(&j.failed, 0);
+  int taken = conv_windows(k, cd, x, b, y, ep);
+  if (taken <= 0) return taken;
   if (cd->w.nsp <= 2) { /* the direct kernels (conv-direct.c), where the machine has them */
     const gpux__window *win = &cd->w;
     gpux__conv2d p = {.x = x, .w = w, .b = b, .y = y, .n = cd->n, .c = cd->c, .m = cd->m, .g = cd->g,

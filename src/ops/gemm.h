@@ -119,5 +119,8 @@ int gpux__sgemm_batch(const gpux__gemm_batch *g);
  * state: NULL when the input is not an initializer, the session keeps no state for the node,
  * this machine has no packed kernel, or memory is short (the caller takes its other paths). */
 const gpux__sgemm_b *gpux__sgemm_weights(gpux__kctx *k, int input, int trans_b);
+/* The same for an initializer of any rank read as a row-major [rows, cols] matrix (a Conv's
+ * weights [M, C, kernel...] as [M, C * kernel]): NULL also when its count is not rows * cols. */
+const gpux__sgemm_b *gpux__sgemm_weights_as(gpux__kctx *k, int input, int trans_b, int64_t rows, int64_t cols);
 
 #endif

@@ -283,9 +283,12 @@ void gpux__sgemm_run_ep(int64_t m, const float *a, int64_t lda, const gpux__sgem
                  .kernel = b->nr == 64 ? kernel_avx512 : kernel_avx2, .kc = 8192 / b->nr};
   j.strips = (m + MR - 1) / MR;
   j.panels = (b->n + b->nr - 1) / b->nr;
-  /* about three tasks a thread, each at least ~256K multiply-adds: along the panels first */
+  /* about three tasks a thread, each at least ~256K multiply-adds: along the panels first. A
+   * block of fewer than MR rows costs what a full one does (the one-row kernel, streaming its
+   * panel from L2 for two FMAs a vector, no less), so rows count in whole blocks: a classifier's
+   * one row of [3264, 128] weights (1.7 MB) splits over the threads instead of streaming on one. */
   int64_t threads = gpux__thread_count();
-  double work = (double)m * (double)b->n * (double)b->k;
+  double work = (double)(j.strips * MR) * (double)b->n * (double)b->k;
   int64_t want = threads > 1 ? GPUX__MAX(1, GPUX__MIN(3 * threads, (int64_t)(work / 262144.0))) : 1;
   j.tn = GPUX__MIN(j.panels, want);
   int64_t tm = GPUX__MIN(j.strips, (want + j.tn - 1) / j.tn);
@@ -431,16 +434,22 @@ static void packed_state_free(gpux__node_state *s) {
 
 const gpux__sgemm_b *gpux__sgemm_weights(gpux__kctx *k, int input, int trans_b) {
   const gpux_tensor *b = IN(input);
+  if (!b || b->ndim != 2) return NULL;
+  return gpux__sgemm_weights_as(k, input, trans_b, b->dims[0], b->dims[1]);
+}
+
+const gpux__sgemm_b *gpux__sgemm_weights_as(gpux__kctx *k, int input, int trans_b, int64_t rows, int64_t cols) {
+  const gpux_tensor *b = IN(input);
   packed_state *st = (packed_state *)gpux__state_get(k);
-  if (!k->state || input >= 64 || !(k->const_in >> input & 1) || !b || b->dtype != GPUX_DT_FLOAT ||
-      b->ndim != 2 || (!st && !b->data) || !gpux__sgemm_nr())
+  if (!k->state || input >= 64 || !(k->const_in >> input & 1) || !b || b->dtype != GPUX_DT_FLOAT || rows < 1 ||
+      cols < 1 || gpux_tensor_count(b) != rows * cols || (!st && !b->data) || !gpux__sgemm_nr())
     return NULL;
-  int64_t kk = trans_b ? b->dims[1] : b->dims[0], n = trans_b ? b->dims[0] : b->dims[1];
+  int64_t kk = trans_b ? cols : rows, n = trans_b ? rows : cols;
   if (!st) {
     if (!(st = gpux__calloc(1, sizeof *st))) return NULL;
     st->base.destroy = packed_state_free;
     st->src = b, st->input = input, st->trans_b = trans_b;
-    if (gpux__sgemm_pack(&st->packed, b->data, b->dims[1], trans_b, kk, n, 0)) {
+    if (gpux__sgemm_pack(&st->packed, b->data, cols, trans_b, kk, n, 0)) {
       free(st);
       return NULL; /* out of memory: the unpacked paths, which need none */
     }

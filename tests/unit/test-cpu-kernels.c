@@ -4,7 +4,8 @@
  * helper (ops/gemm.h) on the one-row and one-column products it runs as matrix-vector ones, and
  * the Conv, ConvTranspose, MaxPool, AveragePool and MatMul kernels on float32 against their
  * float64 paths, and the packed-weight GEMM (ops/sgemm.c) with its AVX2 and AVX-512 kernels,
- * directly and through MatMul's node state. */
+ * directly and through MatMul's node state and through a 1-D Conv of one input channel whose
+ * windows are its rows (an STFT's). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -431,6 +432,51 @@ static void test_matmul_packed_weights(void **state) {
   gpux_tensor_free(&a), gpux_tensor_free(&bm), gpux_tensor_free(&b2);
 }
 
+/* A 1-D Conv of one input channel with constant weights (an STFT's: K taps, a hop's stride, no
+ * padding), as a session runs it: its windows are the rows of the product on weights packed into
+ * the node's state on the first run. Every run must match the float64 Conv. */
+static void test_conv_windows(void **state) {
+  (void)state;
+  for (int c = 0; c < 12; c++) {
+    int64_t nb = rnd(1, 2), kk = rnd(16, 90), m = rnd(1, 140), st = rnd(1, 40), len = kk + rnd(0, 300);
+    int64_t xd[3] = {nb, 1, len}, wd[3] = {m, 1, kk}, bd[1] = {m}, stv[1] = {st}, one[1] = {1}, pads[2] = {0, 0};
+    gpux_tensor x = rand_tensor(GPUX_DT_FLOAT, 3, xd), wt = rand_tensor(GPUX_DT_FLOAT, 3, wd), b = rand_tensor(GPUX_DT_FLOAT, 1, bd);
+    gpux_tensor x64 = to_f64(&x), w64 = to_f64(&wt), b64 = to_f64(&b), y64 = {0};
+    gpux__attr attrs[3] = {
+      {.name = "strides", .type = GPUX_ATTR_INTS, .n = 1, .ints = stv},
+      {.name = "dilations", .type = GPUX_ATTR_INTS, .n = 1, .ints = one},
+      {.name = "pads", .type = GPUX_ATTR_INTS, .n = 2, .ints = pads},
+    };
+    int with_b = c % 3 != 0;
+    const gpux_tensor *in64[3] = {&x64, &w64, &b64};
+    assert_int_equal(run_op("Conv", attrs, 3, in64, with_b ? 3 : 2, &y64), 0);
+    gpux__node n = {.name = "t", .op_type = "Conv", .domain = "", .opset = 17, .n_in = with_b ? 3 : 2, .n_out = 1,
+                   .n_attrs = 3, .attrs = attrs};
+    n.op = gpux__op_find("", "Conv", 17);
+    gpux__node_state *_Atomic slot = NULL;
+    for (int run = 0; run < 3; run++) {
+      gpux_tensor y = {0}, *outs[1] = {&y};
+      const gpux_tensor *in[3] = {&x, &wt, &b};
+      gpux__kctx k = {.node = &n, .n_in = n.n_in, .n_out = 1, .in = in, .out = outs, .opset = 17, .state = &slot,
+                      .const_in = 2};
+      assert_int_equal(n.op->run(&k), 0);
+      if (gpux__sgemm_nr()) assert_non_null(atomic_load(&slot));
+      assert_int_equal(gpux_tensor_count(&y), gpux_tensor_count(&y64));
+      for (int64_t i = 0; i < gpux_tensor_count(&y); i++) {
+        double want = ((double *)y64.data)[i], got = ((float *)y.data)[i];
+        if (fabs(got - want) > 1e-4 * (fabs(want) + 1))
+          fail_msg("case %d run %d (n %lld, K %lld, M %lld, stride %lld, L %lld): y[%lld] = %g, want %g", c, run,
+                   (long long)nb, (long long)kk, (long long)m, (long long)st, (long long)len, (long long)i, got, want);
+      }
+      gpux_tensor_free(&y);
+    }
+    gpux__node_state *sp = atomic_load(&slot);
+    if (sp) sp->destroy(sp);
+    gpux_tensor *all[] = {&x, &wt, &b, &x64, &w64, &b64, &y64};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) gpux_tensor_free(all[i]);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_implicit_gemm),
@@ -442,6 +488,7 @@ int main(void) {
     cmocka_unit_test(test_matmul),
     cmocka_unit_test(test_sgemm_packed),
     cmocka_unit_test(test_matmul_packed_weights),
+    cmocka_unit_test(test_conv_windows),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
