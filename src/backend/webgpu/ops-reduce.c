@@ -174,7 +174,7 @@ static int op_reduce(wg_build *b) {
   uint32_t gx, gy;
   row_head(b, &s, rw.n_rows, &gx, &gy);
   char lens[48];
-  snprintf(lens, sizeof lens, "%lld.0", (long long)rw.len);
+  snprintf(lens, sizeof lens, "f32(%lluu)", (unsigned long long)rw.len);
   if (!strcmp(op, "LogSumExp")) {
     gpux__wg_cat(&s, "  var mx = (-gx_inf());\n  for (var j = li; j < %lluu; j = j + %uu) { mx = max(mx, b%d[base + seg_off(j)]); }\n",
                  (unsigned long long)rw.len, wgs, bx);

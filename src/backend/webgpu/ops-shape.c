@@ -272,7 +272,7 @@ static int op_gather(wg_build *b) {
   kernel_head(b, &s, total, &gx, &gy);
   gpux__wg_cat(&s, "  let inner = i %% %lluu;\n  let t = i / %lluu;\n  let qi = t %% %lluu;\n  let outer = t / %lluu;\n",
                (unsigned long long)inner, (unsigned long long)inner, (unsigned long long)q, (unsigned long long)q);
-  gpux__wg_cat(&s, "  var k = b%d[qi];\n  if (k < 0) { k = k + %lld; }\n  k = clamp(k, 0, %lld);\n", bi, (long long)dimA,
+  gpux__wg_cat(&s, "  var k = b%d[qi];\n  if (k < 0) { k = k + %lldi; }\n  k = clamp(k, 0i, %lldi);\n", bi, (long long)dimA,
                (long long)(dimA - 1));
   gpux__wg_cat(&s, "  b%d[i] = b%d[(outer * %lluu + u32(k)) * %lluu + inner];\n}\n", by, bx, (unsigned long long)dimA,
                (unsigned long long)inner);
@@ -300,12 +300,12 @@ static int op_gather_elements(wg_build *b) {
   uint32_t gx, gy;
   kernel_head(b, &s, total, &gx, &gy);
   coords(&s, r, ix->dims, "i", "c");
-  gpux__wg_cat(&s, "  var k = b%d[i];\n  if (k < 0) { k = k + %lld; }\n  k = clamp(k, 0, %lld);\n", bi, (long long)x->dims[ax],
+  gpux__wg_cat(&s, "  var k = b%d[i];\n  if (k < 0) { k = k + %lldi; }\n  k = clamp(k, 0i, %lldi);\n", bi, (long long)x->dims[ax],
                (long long)(x->dims[ax] - 1));
   gpux__wg_cat(&s, "  b%d[i] = b%d[u32(0", by, bx);
   for (int d = 0; d < r; d++) {
-    if (d == ax) gpux__wg_cat(&s, " + k * %lld", (long long)st[d]);
-    else gpux__wg_cat(&s, " + c%d * %lld", d, (long long)st[d]);
+    if (d == ax) gpux__wg_cat(&s, " + k * %lldi", (long long)st[d]);
+    else gpux__wg_cat(&s, " + c%d * %lldi", d, (long long)st[d]);
   }
   gpux__wg_cat(&s, ")];\n}\n");
   rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
@@ -385,9 +385,9 @@ static int op_pad(wg_build *b) {
   gpux__wg_cat(&s, "  var ok = true;\n  var src = 0;\n");
   for (int d = 0; d < r; d++) {
     int64_t n = x->dims[d];
-    gpux__wg_cat(&s, "  {\n    var k = c%d - %lld;\n", d, (long long)begin[d]);
-    if (!strcmp(mode, "constant")) gpux__wg_cat(&s, "    if (k < 0 || k >= %lld) { ok = false; }\n", (long long)n);
-    else if (!strcmp(mode, "edge")) gpux__wg_cat(&s, "    k = clamp(k, 0, %lld);\n", (long long)(n - 1));
+    gpux__wg_cat(&s, "  {\n    var k = c%d - %lldi;\n", d, (long long)begin[d]);
+    if (!strcmp(mode, "constant")) gpux__wg_cat(&s, "    if (k < 0 || k >= %lldi) { ok = false; }\n", (long long)n);
+    else if (!strcmp(mode, "edge")) gpux__wg_cat(&s, "    k = clamp(k, 0i, %lldi);\n", (long long)(n - 1));
     else if (!strcmp(mode, "wrap")) gpux__wg_cat(&s, "    k = ((k %% %lld) + %lld) %% %lld;\n", (long long)n, (long long)n, (long long)n);
     else if (!strcmp(mode, "reflect")) {
       if (n == 1) gpux__wg_cat(&s, "    k = 0;\n");
@@ -398,7 +398,7 @@ static int op_pad(wg_build *b) {
       gpux__wg_str_free(&s);
       return gpux__wg_decline(b, "Pad mode '%s'", mode);
     }
-    gpux__wg_cat(&s, "    src = src + k * %lld;\n  }\n", (long long)st[d]);
+    gpux__wg_cat(&s, "    src = src + k * %lldi;\n  }\n", (long long)st[d]);
   }
   char fb[48];
   const char *fv = type == WG_F32 ? gpux__wg_float(fb, (float)fill) : (snprintf(fb, sizeof fb, "%lld", (long long)fill), fb);
@@ -519,10 +519,10 @@ static int op_scatter(wg_build *b) {
     if (ax < 0) ax += x->ndim;
     if (ax < 0 || ax >= x->ndim || ix->ndim != x->ndim) { gpux__wg_str_free(&s); return gpux__wg_decline(b, "bad axis"); }
     coords(&s, ix->ndim, ix->dims, "e", "c");
-    gpux__wg_cat(&s, "    var k = b%d[e];\n    if (k < 0) { k = k + %lld; }\n    let t = u32(0", bi, (long long)x->dims[ax]);
+    gpux__wg_cat(&s, "    var k = b%d[e];\n    if (k < 0) { k = k + %lldi; }\n    let t = u32(0", bi, (long long)x->dims[ax]);
     for (int d = 0; d < x->ndim; d++) {
-      if (d == ax) gpux__wg_cat(&s, " + k * %lld", (long long)st[d]);
-      else gpux__wg_cat(&s, " + c%d * %lld", d, (long long)st[d]);
+      if (d == ax) gpux__wg_cat(&s, " + k * %lldi", (long long)st[d]);
+      else gpux__wg_cat(&s, " + c%d * %lldi", d, (long long)st[d]);
     }
     gpux__wg_cat(&s, ");\n");
   } else { /* ScatterND: indices [..., q], updates [..., data dims q..] */
@@ -532,7 +532,7 @@ static int op_scatter(wg_build *b) {
     for (int d = q; d < x->ndim; d++) slice *= x->dims[d];
     gpux__wg_cat(&s, "    let row = e / %lluu;\n    let inner = e %% %lluu;\n    var t = inner;\n", (ull)slice, (ull)slice);
     for (int d = 0; d < q; d++)
-      gpux__wg_cat(&s, "    { var k = b%d[row * %du + %du]; if (k < 0) { k = k + %lld; } t = t + u32(k) * %lluu; }\n", bi, q, d,
+      gpux__wg_cat(&s, "    { var k = b%d[row * %du + %du]; if (k < 0) { k = k + %lldi; } t = t + u32(k) * %lluu; }\n", bi, q, d,
                    (long long)x->dims[d], (ull)st[d]);
   }
   gpux__wg_cat(&s, "    let o = b%d[t];\n    let u = b%d[e];\n    b%d[t] = %s;\n  }\n}\n", by, bu, by, upd);
