@@ -544,6 +544,8 @@ static void dw_planes(void *ctx, int64_t begin, int64_t end) {
 }
 
 int gpux__conv2d_depthwise(const gpux__conv2d *p) {
+  int rc = gpux__conv2d_depthwise16(p); /* the AVX-512 kernel, where it takes the shape */
+  if (rc <= 0) return rc;
   /* under 16 outputs per plane, copying planes costs more than it saves */
   if (!gpux__conv_direct_available() || p->c != p->g || p->oh * p->ow < 16 || p->pt < 0 || p->pl < 0) return 1;
   dw_job j = {.p = p, .ntaps = p->kh * p->kw};

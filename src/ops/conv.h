@@ -74,8 +74,16 @@ int gpux__conv_direct_available(void);
 /* Stride-1 convolution as an implicit GEMM over a padded copy of X; 1 when it does not take the
  * shape (the caller runs another path), 0 when done, or a negative error (out of memory). */
 int gpux__conv2d_implicit(const gpux__conv2d *p);
-/* Depthwise convolution (one input and one output channel per group), any window, stride and
- * dilation: 0 when done, 1 when not taken, or a negative error. */
+/* Depthwise convolution (one input channel per group), any window, stride and dilation, on
+ * conv-depthwise.c's AVX-512 kernel where it takes the shape, else on AVX2: 0 when done, 1 when
+ * not taken, or a negative error. */
 int gpux__conv2d_depthwise(const gpux__conv2d *p);
+
+/* Whether the AVX-512 depthwise kernel of conv-depthwise.c runs here (GPUX_CONV_DIRECT=avx2 or
+ * =0 in the environment turns it off, for comparisons). */
+int gpux__conv_dw16_available(void);
+/* Depthwise convolution with one output channel per input channel (m = c = g) on AVX-512, 16
+ * channels at a time: 0 when done, 1 when not taken, or a negative error. */
+int gpux__conv2d_depthwise16(const gpux__conv2d *p);
 
 #endif

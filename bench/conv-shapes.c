@@ -1,0 +1,131 @@
+/* conv-shapes.c — GFLOP/s of the float32 convolution kernels (ops/conv-direct.c) on one thread
+ * for the convolution shapes of ResNet-50, EfficientNet-B0 and MobileNetV3-Large at 224x224
+ * (bench/cnn-cases.mjs's models), timed by the thread's CPU time, so that a loaded machine still
+ * gives usable numbers. Each line: the shape, ms per call, GFLOP/s (2 x multiply-adds), and the
+ * shape's share of its model's convolution FLOPs (count x FLOPs).
+ *
+ *   cmake --build build --target conv-shapes && build/conv-shapes [FILTER]
+ * FILTER keeps the lines whose name contains it (resnet, effnet, mnv3, dw, 1x1 ...);
+ * CONV_SHAPES_NOACT=1 in the environment drops the activations (the epilogue's share). */
+#include "ops/conv.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct {
+  const char *name;
+  int count;                        /* times the shape occurs in its model */
+  int64_t c, m, g, h, k, s, act;    /* square input h, kernel k, stride s; act GPUX_EP_* */
+  int res;                          /* a residual in the epilogue */
+} shape;
+
+static const shape shapes[] = {
+  {"resnet 7x7s2 stem 3-64@224", 1, 3, 64, 1, 224, 7, 2, GPUX_EP_RELU, 0},
+  {"resnet 1x1 64-64@56", 1, 64, 64, 1, 56, 1, 1, GPUX_EP_RELU, 0},
+  {"resnet 3x3 64-64@56", 3, 64, 64, 1, 56, 3, 1, GPUX_EP_RELU, 0},
+  {"resnet 1x1 64-256@56 res", 3, 64, 256, 1, 56, 1, 1, GPUX_EP_RELU, 1},
+  {"resnet 1x1 256-64@56", 2, 256, 64, 1, 56, 1, 1, GPUX_EP_RELU, 0},
+  {"resnet 1x1 256-128@56", 1, 256, 128, 1, 56, 1, 1, GPUX_EP_RELU, 0},
+  {"resnet 3x3s2 128-128@56", 1, 128, 128, 1, 56, 3, 2, GPUX_EP_RELU, 0},
+  {"resnet 1x1s2 256-512@56", 1, 256, 512, 1, 56, 1, 2, GPUX_EP_NONE, 0},
+  {"resnet 1x1 128-512@28 res", 4, 128, 512, 1, 28, 1, 1, GPUX_EP_RELU, 1},
+  {"resnet 1x1 512-128@28", 3, 512, 128, 1, 28, 1, 1, GPUX_EP_RELU, 0},
+  {"resnet 3x3 128-128@28", 3, 128, 128, 1, 28, 3, 1, GPUX_EP_RELU, 0},
+  {"resnet 1x1 512-256@28", 1, 512, 256, 1, 28, 1, 1, GPUX_EP_RELU, 0},
+  {"resnet 3x3s2 256-256@28", 1, 256, 256, 1, 28, 3, 2, GPUX_EP_RELU, 0},
+  {"resnet 1x1s2 512-1024@28", 1, 512, 1024, 1, 28, 1, 2, GPUX_EP_NONE, 0},
+  {"resnet 1x1 256-1024@14 res", 6, 256, 1024, 1, 14, 1, 1, GPUX_EP_RELU, 1},
+  {"resnet 1x1 1024-256@14", 5, 1024, 256, 1, 14, 1, 1, GPUX_EP_RELU, 0},
+  {"resnet 3x3 256-256@14", 5, 256, 256, 1, 14, 3, 1, GPUX_EP_RELU, 0},
+  {"resnet 1x1 1024-512@14", 1, 1024, 512, 1, 14, 1, 1, GPUX_EP_RELU, 0},
+  {"resnet 3x3s2 512-512@14", 1, 512, 512, 1, 14, 3, 2, GPUX_EP_RELU, 0},
+  {"resnet 1x1s2 1024-2048@14", 1, 1024, 2048, 1, 14, 1, 2, GPUX_EP_NONE, 0},
+  {"resnet 1x1 512-2048@7 res", 3, 512, 2048, 1, 7, 1, 1, GPUX_EP_RELU, 1},
+  {"resnet 1x1 2048-512@7", 2, 2048, 512, 1, 7, 1, 1, GPUX_EP_RELU, 0},
+  {"resnet 3x3 512-512@7", 2, 512, 512, 1, 7, 3, 1, GPUX_EP_RELU, 0},
+  {"effnet 3x3s2 stem 3-32@224", 1, 3, 32, 1, 224, 3, 2, GPUX_EP_SILU, 0},
+  {"effnet dw3x3 32@112", 1, 32, 32, 32, 112, 3, 1, GPUX_EP_SILU, 0},
+  {"effnet 1x1 32-16@112", 1, 32, 16, 1, 112, 1, 1, GPUX_EP_NONE, 0},
+  {"effnet 1x1 16-96@112", 1, 16, 96, 1, 112, 1, 1, GPUX_EP_SILU, 0},
+  {"effnet dw3x3s2 96@112", 1, 96, 96, 96, 112, 3, 2, GPUX_EP_SILU, 0},
+  {"effnet 1x1 96-24@56", 1, 96, 24, 1, 56, 1, 1, GPUX_EP_NONE, 0},
+  {"effnet 1x1 24-144@56", 2, 24, 144, 1, 56, 1, 1, GPUX_EP_SILU, 0},
+  {"effnet dw3x3 144@56", 1, 144, 144, 144, 56, 3, 1, GPUX_EP_SILU, 0},
+  {"effnet 1x1 144-24@56 res", 1, 144, 24, 1, 56, 1, 1, GPUX_EP_NONE, 1},
+  {"effnet dw5x5s2 144@56", 1, 144, 144, 144, 56, 5, 2, GPUX_EP_SILU, 0},
+  {"effnet 1x1 144-40@28", 1, 144, 40, 1, 28, 1, 1, GPUX_EP_NONE, 0},
+  {"effnet 1x1 40-240@28", 2, 40, 240, 1, 28, 1, 1, GPUX_EP_SILU, 0},
+  {"effnet dw5x5 240@28", 1, 240, 240, 240, 28, 5, 1, GPUX_EP_SILU, 0},
+  {"effnet 1x1 240-40@28 res", 1, 240, 40, 1, 28, 1, 1, GPUX_EP_NONE, 1},
+  {"effnet dw3x3s2 240@28", 1, 240, 240, 240, 28, 3, 2, GPUX_EP_SILU, 0},
+  {"effnet 1x1 240-80@14", 1, 240, 80, 1, 14, 1, 1, GPUX_EP_NONE, 0},
+  {"effnet 1x1 80-480@14", 3, 80, 480, 1, 14, 1, 1, GPUX_EP_SILU, 0},
+  {"effnet dw3x3 480@14", 2, 480, 480, 480, 14, 3, 1, GPUX_EP_SILU, 0},
+  {"effnet 1x1 480-80@14 res", 2, 480, 80, 1, 14, 1, 1, GPUX_EP_NONE, 1},
+  {"effnet dw5x5 480@14", 1, 480, 480, 480, 14, 5, 1, GPUX_EP_SILU, 0},
+  {"effnet 1x1 480-112@14", 1, 480, 112, 1, 14, 1, 1, GPUX_EP_NONE, 0},
+  {"effnet 1x1 112-672@14", 3, 112, 672, 1, 14, 1, 1, GPUX_EP_SILU, 0},
+  {"effnet dw5x5 672@14", 2, 672, 672, 672, 14, 5, 1, GPUX_EP_SILU, 0},
+  {"effnet 1x1 672-112@14 res", 2, 672, 112, 1, 14, 1, 1, GPUX_EP_NONE, 1},
+  {"effnet dw5x5s2 672@14", 1, 672, 672, 672, 14, 5, 2, GPUX_EP_SILU, 0},
+  {"effnet 1x1 672-192@7", 1, 672, 192, 1, 7, 1, 1, GPUX_EP_NONE, 0},
+  {"effnet 1x1 192-1152@7", 4, 192, 1152, 1, 7, 1, 1, GPUX_EP_SILU, 0},
+  {"effnet dw5x5 1152@7", 3, 1152, 1152, 1152, 7, 5, 1, GPUX_EP_SILU, 0},
+  {"effnet 1x1 1152-192@7 res", 3, 1152, 192, 1, 7, 1, 1, GPUX_EP_NONE, 1},
+  {"effnet dw3x3 1152@7", 1, 1152, 1152, 1152, 7, 3, 1, GPUX_EP_SILU, 0},
+  {"effnet 1x1 1152-320@7", 1, 1152, 320, 1, 7, 1, 1, GPUX_EP_NONE, 0},
+  {"effnet 1x1 320-1280@7", 1, 320, 1280, 1, 7, 1, 1, GPUX_EP_SILU, 0},
+  {"mnv3 dw5x5 960@7", 2, 960, 960, 960, 7, 5, 1, GPUX_EP_HARDSWISH, 0},
+  {"mnv3 1x1 960-160@7 res", 2, 960, 160, 1, 7, 1, 1, GPUX_EP_NONE, 1},
+  {"mnv3 1x1 160-960@7", 2, 160, 960, 1, 7, 1, 1, GPUX_EP_HARDSWISH, 0},
+  {"mnv3 dw3x3 72@56", 1, 72, 72, 72, 56, 3, 1, GPUX_EP_RELU, 0},
+};
+
+static double cpu_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static float *randoms(int64_t n, float scale) {
+  float *v = malloc((size_t)n * sizeof *v);
+  for (int64_t i = 0; i < n; i++) v[i] = ((float)rand() / RAND_MAX * 2 - 1) * scale;
+  return v;
+}
+
+int main(int argc, char **argv) {
+  const char *filter = argc > 1 ? argv[1] : "";
+  gpux__set_thread_count(1);
+  double total[2] = {0, 0}, flops_all[2] = {0, 0};
+  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+    const shape *s = &shapes[i];
+    int model = !strncmp(s->name, "resnet", 6) ? 0 : 1;
+    int64_t pad = (s->k - 1) / 2, o = (s->h + 2 * pad - s->k) / s->s + 1;
+    double flops = 2.0 * (double)s->m * (double)(s->c / s->g) * (double)(s->k * s->k) * (double)(o * o);
+    if (!strstr(s->name, filter)) continue;
+    float *x = randoms(s->c * s->h * s->h, 1), *w = randoms(s->m * (s->c / s->g) * s->k * s->k, 0.1f);
+    float *b = randoms(s->m, 0.1f), *y = randoms(s->m * o * o, 0), *r = randoms(s->m * o * o, 1);
+    gpux__conv_epilogue ep = {.act = getenv("CONV_SHAPES_NOACT") ? GPUX_EP_NONE : (int)s->act, .res = s->res ? r : NULL, .y0 = y};
+    gpux__conv2d p = {.x = x, .w = w, .b = b, .y = y, .n = 1, .c = s->c, .m = s->m, .g = s->g, .h = s->h,
+                      .w_ = s->h, .kh = s->k, .kw = s->k, .oh = o, .ow = o, .sh = s->s, .sw = s->s, .dh = 1,
+                      .dw = 1, .pt = pad, .pl = pad, .ep = &ep};
+    int dw = s->g > 1 && s->g == s->c;
+    int runs = (int)(2e8 / flops) + 3, rc = 0;
+    for (int q = 0; q < 2 && !rc; q++) rc = dw ? gpux__conv2d_depthwise(&p) : gpux__conv2d_implicit(&p);
+    double t0 = cpu_ms();
+    for (int q = 0; q < runs && !rc; q++) rc = dw ? gpux__conv2d_depthwise(&p) : gpux__conv2d_implicit(&p);
+    double ms = (cpu_ms() - t0) / runs;
+    if (rc) printf("%-30s not taken (%d)\n", s->name, rc);
+    else printf("%-30s x%d %9.3f ms %7.1f GFLOP/s  %6.2f ms in model\n", s->name, s->count, ms, flops / ms / 1e6,
+                ms * s->count);
+    total[model] += ms * s->count;
+    flops_all[model] += flops * s->count;
+    free(x), free(w), free(b), free(y), free(r);
+  }
+  for (int m = 0; m < 2; m++)
+    if (total[m] > 0)
+      printf("%-30s %9.3f ms of convolutions, %.2f GFLOP, %.1f GFLOP/s\n", m ? "effnet, mnv3 listed" : "resnet50",
+             total[m], flops_all[m] / 1e9, flops_all[m] / total[m] / 1e6);
+  return 0;
+}

@@ -1,0 +1,212 @@
+/* conv-depthwise.c — float32 depthwise convolution (one input and one output channel per group)
+ * on AVX-512, 16 channels at a time, checked at run time (conv-direct.c's AVX2 kernel runs
+ * elsewhere). The 16 channels of a task's strip of input rows are interleaved, padded, into
+ * scratch, [row][col][16] (a 16 x 16 transpose per block of 16 columns), so every tap of every
+ * output position is one vector FMA over the 16 channels with the tap's 16 weights: no lanes are
+ * wasted on small planes (7 x 7) or by strides, and no kernel row is a special case at the
+ * borders. The sums, [position][16], are transposed back into Y's planes, where FusedConv's
+ * epilogue runs on them while they are in cache.
+ *
+ * Tasks are (image, block of 16 channels, strip of output rows); a strip's input (its rows plus
+ * the kernel's halo) is at most about 96 KB, so it stays in L2 while each of its rows is read once
+ * per kernel row. */
+#include "core/scratch.h"
+#include "ops/conv.h"
+#include <stdatomic.h>
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define DW16 1
+#define TARGET512 __attribute__((target("avx512f,fma")))
+#else
+#define DW16 0
+#endif
+
+#if DW16
+
+int gpux__conv_dw16_available(void) {
+  static atomic_int ok = -1;
+  int v = atomic_load_explicit(&ok, memory_order_relaxed);
+  if (v < 0) {
+    /* GPUX_CONV_DIRECT=avx2 keeps the AVX2 kernels, =0 conv.c's loops, for comparisons */
+    const char *env = getenv("GPUX_CONV_DIRECT");
+    __builtin_cpu_init();
+    v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") &&
+        !(env && (!strcmp(env, "avx2") || !strcmp(env, "0")));
+    atomic_store_explicit(&ok, v, memory_order_relaxed);
+  }
+  return v;
+}
+
+/* r[i][j] -> r[j][i] for 16 vectors of 16. */
+TARGET512 static inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; i++) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
+    t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xdd);
+    t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+    t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xdd);
+  }
+  for (int i = 0; i < 8; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
+  }
+}
+
+/* dst[j * 16 + c] = src[c * lds + j] for j < n, c < nc (lanes c >= nc are 0): nc rows of n floats
+ * interleaved. */
+TARGET512 static void interleave16(const float *src, int64_t lds, int nc, int64_t n, float *dst) {
+  __m512 r[16];
+  for (int64_t j0 = 0; j0 < n; j0 += 16) {
+    int64_t left = n - j0;
+    __mmask16 mk = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+    for (int c = 0; c < 16; c++) r[c] = c < nc ? _mm512_maskz_loadu_ps(mk, src + c * lds + j0) : _mm512_setzero_ps();
+    transpose16(r);
+    for (int64_t j = 0; j < 16 && j < left; j++) _mm512_store_ps(dst + (j0 + j) * 16, r[j]);
+  }
+}
+
+/* dst[c * ldd + j] = src[j * 16 + c] for j < n, c < nc: the inverse. */
+TARGET512 static void deinterleave16(const float *src, int64_t n, int nc, float *dst, int64_t ldd) {
+  __m512 r[16];
+  for (int64_t j0 = 0; j0 < n; j0 += 16) {
+    int64_t left = n - j0;
+    __mmask16 mk = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+    for (int j = 0; j < 16; j++) r[j] = j < left ? _mm512_load_ps(src + (j0 + j) * 16) : _mm512_setzero_ps();
+    transpose16(r);
+    for (int c = 0; c < nc; c++) _mm512_mask_storeu_ps(dst + c * ldd + j0, mk, r[c]);
+  }
+}
+
+typedef struct {
+  const gpux__conv2d *p;
+  const float *wk;          /* [blocks][kh * kw][16] the weights interleaved */
+  int64_t blocks;           /* blocks of 16 channels per image */
+  int64_t wp;               /* columns of an interleaved input row: the padded width read */
+  int64_t strip, strips;    /* output rows per task, tasks per plane */
+  int64_t in_rows;          /* input rows of a strip at most */
+  atomic_int failed;
+} dw16_job;
+
+/* out[q][16] = sum over taps (i, j) of w[i * kw + j] * in[(i * dh) * wp + q * sw + j * dw] for q
+ * < NQ consecutive outputs of a row (in: the row's first input, [.][16]). The hot loop. */
+#define DEF_DW_ROW(NAME, NQ)                                                                         \
+  TARGET512 static void NAME(const float *in, const float *w, int64_t kh, int64_t kw, int64_t wp,     \
+                             int64_t sw, int64_t dh, int64_t dw, float *out) {                       \
+    __m512 acc[NQ];                                                                                 \
+    _Pragma("GCC unroll 8") for (int q = 0; q < NQ; q++) acc[q] = _mm512_setzero_ps();            \
+    for (int64_t i = 0; i < kh; i++) {                                                              \
+      const float *ir = in + i * dh * wp * 16;                                                      \
+      for (int64_t j = 0; j < kw; j++, w += 16) {                                                   \
+        __m512 wv = _mm512_load_ps(w);                                                              \
+        const float *ic = ir + j * dw * 16;                                                         \
+        _Pragma("GCC unroll 8") for (int q = 0; q < NQ; q++)                                        \
+          acc[q] = _mm512_fmadd_ps(wv, _mm512_load_ps(ic + q * sw * 16), acc[q]);                   \
+      }                                                                                             \
+    }                                                                                               \
+    _Pragma("GCC unroll 8") for (int q = 0; q < NQ; q++) _mm512_store_ps(out + q * 16, acc[q]);   \
+  }
+
+DEF_DW_ROW(dw_row8, 8)
+DEF_DW_ROW(dw_row4, 4)
+DEF_DW_ROW(dw_row2, 2)
+DEF_DW_ROW(dw_row1, 1)
+
+static void dw16_tasks(void *ctx, int64_t begin, int64_t end) {
+  dw16_job *j = ctx;
+  const gpux__conv2d *p = j->p;
+  int64_t wp = j->wp, os = p->oh * p->ow;
+  /* the strip's input [in_rows][wp][16], then its sums [strip * ow][16] */
+  float *buf = gpux__scratch(GPUX__SCRATCH_CONV_TILE, (size_t)(j->in_rows * wp + j->strip * p->ow) * 16 * sizeof(float));
+  if (!buf) {
+    atomic_store(&j->failed, 1);
+    return;
+  }
+  float *sums = buf + j->in_rows * wp * 16;
+  for (int64_t t = begin; t < end; t++) {
+    int64_t n = t / (j->blocks * j->strips), rem = t % (j->blocks * j->strips);
+    int64_t blk = rem / j->strips, oh0 = rem % j->strips * j->strip, oh1 = GPUX__MIN(p->oh, oh0 + j->strip);
+    int64_t c0 = blk * 16;
+    int nc = (int)GPUX__MIN(16, p->c - c0);
+    /* input rows [r0, r1) (padded coordinates: row r is X's row r - pt) */
+    int64_t r0 = oh0 * p->sh, r1 = (oh1 - 1) * p->sh + (p->kh - 1) * p->dh + 1;
+    const float *xc = p->x + (n * p->c + c0) * p->h * p->w_;
+    int64_t lo = GPUX__MIN(p->pl, wp), w_in = GPUX__MAX(0, GPUX__MIN(p->w_, wp - p->pl));
+    for (int64_t r = r0; r < r1; r++) {
+      float *dst = buf + (r - r0) * wp * 16;
+      int64_t ih = r - p->pt;
+      if (ih < 0 || ih >= p->h) {
+        memset(dst, 0, (size_t)wp * 16 * sizeof *dst);
+        continue;
+      }
+      memset(dst, 0, (size_t)lo * 16 * sizeof *dst);
+      interleave16(xc + ih * p->w_, p->h * p->w_, nc, w_in, dst + lo * 16);
+      if (lo + w_in < wp) memset(dst + (lo + w_in) * 16, 0, (size_t)(wp - lo - w_in) * 16 * sizeof *dst);
+    }
+    const float *wb = j->wk + blk * p->kh * p->kw * 16;
+    for (int64_t oh = oh0; oh < oh1; oh++) {
+      const float *in = buf + (oh * p->sh - r0) * wp * 16;
+      float *out = sums + (oh - oh0) * p->ow * 16;
+      int64_t q = 0;
+      for (; q + 8 <= p->ow; q += 8) dw_row8(in + q * p->sw * 16, wb, p->kh, p->kw, wp, p->sw, p->dh, p->dw, out + q * 16);
+      if (q + 4 <= p->ow) dw_row4(in + q * p->sw * 16, wb, p->kh, p->kw, wp, p->sw, p->dh, p->dw, out + q * 16), q += 4;
+      if (q + 2 <= p->ow) dw_row2(in + q * p->sw * 16, wb, p->kh, p->kw, wp, p->sw, p->dh, p->dw, out + q * 16), q += 2;
+      if (q < p->ow) dw_row1(in + q * p->sw * 16, wb, p->kh, p->kw, wp, p->sw, p->dh, p->dw, out + q * 16);
+    }
+    /* back into Y's planes: the strip's rows are one run of each plane */
+    int64_t np = (oh1 - oh0) * p->ow;
+    float *y = p->y + (n * p->m + c0) * os + oh0 * p->ow;
+    deinterleave16(sums, np, nc, y, os);
+    for (int c = 0; c < nc; c++)
+      gpux__conv_finish(y + c * os, 0, y + c * os, 0, 1, np, p->b ? p->b[c0 + c] : 0.0f, p->ep, c0 + c);
+  }
+}
+
+int gpux__conv2d_depthwise16(const gpux__conv2d *p) {
+  if (!gpux__conv_dw16_available() || p->c != p->g || p->m != p->c || p->pt < 0 || p->pl < 0) return 1;
+  dw16_job j = {.p = p, .blocks = (p->c + 15) / 16};
+  j.wp = (p->ow - 1) * p->sw + (p->kw - 1) * p->dw + 1;
+  /* about 96 KB of interleaved input per strip (in L2; a row's kh passes find it in L1) */
+  int64_t row_bytes = j.wp * 16 * (int64_t)sizeof(float), halo = (p->kh - 1) * p->dh + 1;
+  j.strip = GPUX__MAX(1, GPUX__MIN(p->oh, ((98304 / row_bytes) - halo) / p->sh + 1));
+  int threads = gpux__thread_count();
+  int64_t want = threads > 1 ? 3 * threads : 1; /* tasks, with threads: split the rows further */
+  if (p->n * j.blocks < want) {
+    int64_t per = (p->oh * p->n * j.blocks + want - 1) / want;
+    j.strip = GPUX__MAX(1, GPUX__MIN(j.strip, per));
+  }
+  j.strips = (p->oh + j.strip - 1) / j.strip;
+  j.in_rows = (j.strip - 1) * p->sh + halo;
+  int64_t taps = p->kh * p->kw;
+  float *wk = gpux__scratch(GPUX__SCRATCH_CONV_TAPS, (size_t)(j.blocks * taps * 16) * sizeof *wk);
+  if (!wk) return GPUX_E_NOMEM;
+  for (int64_t b = 0; b < j.blocks; b++)
+    for (int64_t t = 0; t < taps; t++)
+      for (int64_t c = 0; c < 16; c++) {
+        int64_t ch = b * 16 + c;
+        wk[(b * taps + t) * 16 + c] = ch < p->c ? p->w[ch * taps + t] : 0.0f;
+      }
+  j.wk = wk;
+  atomic_init(&j.failed, 0);
+  int64_t tasks = p->n * j.blocks * j.strips, work = j.strip * p->ow * taps * 16;
+  gpux__parallel_for(tasks, GPUX__MAX(1, 65536 / (work + 1)), dw16_tasks, &j);
+  if (atomic_load(&j.failed)) return gpux__error(GPUX_E_NOMEM, "out of memory for a depthwise strip");
+  return 0;
+}
+
+#else
+
+int gpux__conv_dw16_available(void) { return 0; }
+int gpux__conv2d_depthwise16(const gpux__conv2d *p) { (void)p; return 1; }
+
+#endif /* DW16 */
