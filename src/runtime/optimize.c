@@ -18,6 +18,8 @@
  *        Y = clamp(act(Conv(X, W') + B')) * post_scale + post_bias.
  *      The intermediate tensors are never made, and the activation runs on each tile of the
  *      convolution's output while it is in cache.
+ *      The weights are copied only when something folds into them: a FusedConv whose weights
+ *      nothing scales (a model exported with its BatchNorms folded) reads the model's W as it is.
  *   3. Squeeze-and-excitation's x + x * s, where a FusedConv makes s for this alone, becomes
  *      x * s' with s' = s + 1 folded into that FusedConv: one pass over x instead of two.
  *   4. Scaled dot-product attention (MatMul, scale, masks, Softmax, MatMul) becomes one Attention
@@ -185,7 +187,10 @@ typedef struct {
   int transposed;       /* ConvTranspose: W is [C, M / group, kernel] */
   int64_t cg, mg, ks;   /* ConvTranspose: input and output channels per group, kernel taps */
   int rank;             /* output rank */
-  float *w, *b;         /* folded weights [m, per] and bias [m] */
+  const gpux_tensor *w0; /* the Conv's weights, read as they are until something scales them */
+  const char *base;     /* the name the folded copies' names start with */
+  float *w, *b;         /* folded weights [m, per] (NULL until scaled: W itself) and bias [m] */
+  int wid;              /* the value of w */
   int act;              /* ACT_* */
   float params[2];
   int n_params;
@@ -197,7 +202,19 @@ typedef struct {
   int n_fused;          /* nodes absorbed */
 } chain;
 
-/* Multiplies output channel m's weights by s. */
+/* The folded weights, made from W the first time something scales them (a Conv whose weights
+ * nothing scales reads the model's W as it is: no copy of the largest tensors of a CNN). */
+static int own_weights(opt_graph *o, chain *c) {
+  if (c->w) return 0;
+  float *w;
+  int wid = add_const(o, c->base, "/fused_w", c->w0->ndim, c->w0->dims, &w);
+  if (wid < 0) return wid;
+  memcpy(w, c->w0->data, (size_t)gpux_tensor_count(c->w0) * sizeof *w);
+  c->w = w, c->wid = wid;
+  return 0;
+}
+
+/* Multiplies output channel m's weights by s (own_weights first). */
 static void scale_weights(chain *c, int64_t m, double s) {
   if (!c->transposed) {
     for (int64_t i = 0; i < c->per; i++) c->w[m * c->per + i] = (float)(c->w[m * c->per + i] * s);
@@ -223,6 +240,8 @@ static const float *other_operand(const gpux__graph *g, const gpux__node *n, int
 static int fold_affine(opt_graph *o, chain *c, const float *s, int64_t ns, const float *a, int64_t na,
                        float a_sign) {
   if (c->act == ACT_NONE) {
+    int rc = s ? own_weights(o, c) : 0;
+    if (rc) return rc;
     for (int64_t m = 0; m < c->m; m++) {
       float sv = s ? s[ns == 1 ? 0 : m] : 1.0f;
       if (s) {
@@ -282,6 +301,7 @@ static int absorb(opt_graph *o, const use_map *u, chain *c, int r, unsigned char
     if (tm && tm->i) return 0;
     const gpux__attr *ep = gpux__node_attr(n, "epsilon");
     double eps = ep ? ep->f : 1e-5;
+    if ((*err = own_weights(o, c))) return 0;
     /* y = (x - mean) / sqrt(var + eps) * scale + bias */
     for (int64_t m = 0; m < c->m; m++) {
       double s = v[0][m] / sqrt((double)v[3][m] + eps);
@@ -444,18 +464,16 @@ static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead,
     return 0;
   int x = n->out[0], r = only_reader(u, x);
   if (r < 0 && u->uses[x] != 2) return 0;
-  chain c = {.conv = i, .m = cm, .rank = w->ndim, .out = x, .act = ACT_NONE, .transposed = transposed, .res = -1};
-  c.per = gpux_tensor_count(w) / c.m;
-  c.cg = w->dims[0] / groups, c.mg = w->dims[1], c.ks = gpux_tensor_count(w) / (w->dims[0] * w->dims[1]);
-  /* the folded copies */
   char base[256];
   snprintf(base, sizeof base, "%s", g->values[x].name);
+  chain c = {.conv = i, .m = cm, .rank = w->ndim, .out = x, .act = ACT_NONE, .transposed = transposed, .res = -1,
+             .w0 = w, .base = base, .wid = n->in[1]};
+  c.per = gpux_tensor_count(w) / c.m;
+  c.cg = w->dims[0] / groups, c.mg = w->dims[1], c.ks = gpux_tensor_count(w) / (w->dims[0] * w->dims[1]);
+  /* the folded bias (the weights are copied when something scales them) */
   int64_t bd[1] = {c.m};
-  int wid = add_const(o, base, "/fused_w", w->ndim, w->dims, &c.w);
-  if (wid < 0) return wid;
   int bid = add_const(o, base, "/fused_b", 1, bd, &c.b);
   if (bid < 0) return bid;
-  memcpy(c.w, w->data, (size_t)gpux_tensor_count(w) * sizeof *c.w);
   for (int64_t m = 0; m < c.m; m++) c.b[m] = b ? ((const float *)b->data)[m] : 0.0f;
   int err = 0;
   for (;;) {
@@ -465,7 +483,7 @@ static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead,
   }
   if (err) return err;
   if (!c.n_fused) { /* nothing followed: keep the Conv, drop the copies */
-    g->n_values -= 2;
+    g->n_values -= c.w ? 2 : 1;
     return 0;
   }
   /* the FusedConv node: X, W', B' [, post_scale, post_bias [, residual]]; Conv's attributes +
@@ -475,7 +493,7 @@ static int fuse_conv(opt_graph *o, const use_map *u, int i, unsigned char *dead,
   int *out = gpux__arena_alloc(&o->arena, sizeof *out);
   gpux__attr *attrs = gpux__arena_alloc(&o->arena, (size_t)(n->n_attrs + 3) * sizeof *attrs);
   if (!in || !out || !attrs) return GPUX_E_NOMEM;
-  in[0] = n->in[0], in[1] = wid, in[2] = bid;
+  in[0] = n->in[0], in[1] = c.wid, in[2] = bid;
   if (c.res >= 0) in[3] = in[4] = -1, in[5] = c.res;
   if (c.ps) {
     float *ps, *pb;
@@ -535,8 +553,8 @@ static int fuse_se(opt_graph *o, const use_map *u, int ia, unsigned char *dead) 
     if (ic < 0 || dead[ic] || sv == x) continue;
     gpux__node *fc = &g->nodes[ic];
     if (strcmp(fc->op_type, "FusedConv") || strcmp(fc->domain, "gpux") || fc->out[0] != sv) continue;
-    const gpux_tensor *fw = fc->n_in >= 3 ? gpux__graph_const(g, fc->in[1]) : NULL;
-    if (!fw || !is_owned(o, fw->data)) continue; /* not made above (a model's own FusedConv) */
+    const gpux_tensor *fb = fc->n_in >= 3 ? gpux__graph_const(g, fc->in[2]) : NULL;
+    if (!fb || !is_owned(o, fb->data)) continue; /* not made above (a model's own FusedConv) */
     /* s' = s + 1 in the FusedConv's shift */
     int64_t cm = gpux_tensor_count(&g->values[fc->in[2]].init), bd[1] = {cm};
     if (fc->n_in < 5) {

@@ -134,6 +134,19 @@ static int count_ops(gpux_model *model, const char *op_type) {
   return n;
 }
 
+/* How many FusedConv nodes of the rewritten graph read the weights named w as they are (not a
+ * folded copy, which the rewrite makes only for weights it scales). */
+static int fused_reading(gpux_model *model, const char *w) {
+  gpux__graph *g;
+  assert_int_equal(gpux__graph_optimize(model->graph, &g), 0);
+  assert_non_null(g);
+  int n = 0;
+  for (int i = 0; i < g->n_nodes; i++)
+    n += !strcmp(g->nodes[i].op_type, "FusedConv") && !strcmp(g->values[g->nodes[i].in[1]].name, w);
+  gpux__graph_optimized_free(g);
+  return n;
+}
+
 /* Both runs agree to float32 rounding. */
 static void check_same(gpux_model *model, int ndim, const int64_t *xdims) {
   gpux_tensor x;
@@ -171,6 +184,7 @@ static void test_conv_chain(void **state) {
   gpux_model *model = finish(&m, 4, xdims, "y");
   assert_int_equal(count_ops(model, "FusedConv"), 1);
   assert_int_equal(count_ops(model, "Mul") + count_ops(model, "Add") + count_ops(model, "Constant"), 0);
+  assert_int_equal(fused_reading(model, "w"), 0); /* scaled by the BatchNormalization: a copy */
   check_same(model, 4, xdims);
   gpux_model_free(model);
 }
@@ -300,6 +314,8 @@ static void test_conv_residual(void **state) {
   assert_int_equal(count_ops(model, "Add"), 0);
   assert_int_equal(count_ops(model, "Relu"), 1);
   assert_int_equal(count_ops(model, "Mul"), 2);
+  /* nothing scales their weights: the FusedConvs read the model's w and w1, no copies */
+  assert_int_equal(fused_reading(model, "w") + fused_reading(model, "w1"), 3);
   check_same(model, 4, xdims);
   gpux_model_free(model);
 }
