@@ -90,12 +90,14 @@ fi
 # gpux bench --profile lists the model's op types with their times (the GPT case on this backend),
 # and the graph rewrite made each layer's MatMul + bias + GELU one FusedMatMul: no Erf is left
 # (the logits' MatMul by the transposed tied embedding is a FusedMatMul with transB too).
-# On the CPU the attention rewrite (runtime/fuse-attention.c) makes each layer's attention one
-# Attention node and leaves no Softmax; WebGPU runs the attention unfused for now (runtime/session.c).
+# On both backends the attention rewrite (runtime/fuse-attention.c) makes each layer's attention one
+# Attention node and leaves no Softmax.
 j=$("$gpux" bench --backend "$backend" --json --runs 2 --warmup 0 --profile "$cases/gpt-1x8")
-attn=Softmax
-[ "$backend" = cpu ] && attn=Attention
-for op in Gather FusedMatMul $attn LayerNormalization Where; do
+if grep -q '"op":"Softmax"' <<<"$j"; then
+  echo "run.sh: FAILED: gpt-1x8's attention was not fused into Attention nodes: $j" >&2
+  exit 1
+fi
+for op in Gather FusedMatMul Attention LayerNormalization; do
   if ! grep -qE "\{\"op\":\"$op\",\"device\":\"[a-z]+\",\"count\":[1-9][0-9]*,\"total_ms\":[0-9.]+" <<<"$j"; then
     echo "run.sh: FAILED: gpux bench --profile on gpt-1x8 does not list $op: $j" >&2
     exit 1
