@@ -8,6 +8,7 @@
  * the QLinear ops then requantize in double. */
 #include "ops/simd.h"
 #include "ops/igemm.h"
+#include "core/scratch.h"
 #include <math.h>
 #include <stdatomic.h>
 
@@ -72,6 +73,56 @@ static int64_t sat_rint(double v, int64_t lo, int64_t hi) {
   if (v <= (double)lo) return lo;
   if (v >= (double)hi) return hi;
   return (int64_t)v;
+}
+
+/* y[i] = acc[i] (+ add, wrapping as int32) requantized into 8 bits: acc * mult + yz (a product,
+ * then a sum, each rounded to double) rounded to nearest even and saturated, as sat_rint does it:
+ * the hot loop of QLinearConv and QLinearMatMul, once per output channel or tensor. */
+static void requant8_c(const int32_t *acc, int64_t n, int32_t add, double mult, double yz, int out_dt, void *y) {
+  int64_t lo = out_dt == GPUX_DT_UINT8 ? 0 : -128, hi = out_dt == GPUX_DT_UINT8 ? 255 : 127;
+  for (int64_t i = 0; i < n; i++) {
+    int64_t v = sat_rint((double)(int32_t)((uint32_t)acc[i] + (uint32_t)add) * mult + yz, lo, hi);
+    if (out_dt == GPUX_DT_UINT8) ((uint8_t *)y)[i] = (uint8_t)v;
+    else ((int8_t *)y)[i] = (int8_t)v;
+  }
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+/* The same with AVX2, 8 at a time (GCC leaves nearbyint scalar): the same product, sum and
+ * round-half-even (NaN as 0), so the same bytes. */
+__attribute__((target("avx2"))) static void requant8_avx2(const int32_t *acc, int64_t n, int32_t add, double mult,
+                                                           double yz, int out_dt, void *y) {
+  int u8 = out_dt == GPUX_DT_UINT8;
+  const __m256d m = _mm256_set1_pd(mult), z = _mm256_set1_pd(yz), lo = _mm256_set1_pd(u8 ? 0 : -128),
+                hi = _mm256_set1_pd(u8 ? 255 : 127);
+  const __m256i a = _mm256_set1_epi32(add);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256i s = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(acc + i)), a);
+    __m256d v[2] = {_mm256_cvtepi32_pd(_mm256_castsi256_si128(s)), _mm256_cvtepi32_pd(_mm256_extracti128_si256(s, 1))};
+    __m128i q[2];
+    for (int h = 0; h < 2; h++) {
+      __m256d t = _mm256_add_pd(_mm256_mul_pd(v[h], m), z);
+      t = _mm256_andnot_pd(_mm256_cmp_pd(t, t, _CMP_UNORD_Q), t); /* NaN -> 0 */
+      t = _mm256_round_pd(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      q[h] = _mm256_cvttpd_epi32(_mm256_min_pd(_mm256_max_pd(t, lo), hi));
+    }
+    __m128i w = _mm_packs_epi32(q[0], q[1]); /* in [-128, 255]: no saturation here */
+    _mm_storel_epi64((__m128i *)((uint8_t *)y + i), u8 ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w));
+  }
+  requant8_c(acc + i, n - i, add, mult, yz, out_dt, (uint8_t *)y + i);
+}
+#endif
+
+static void requant8(const int32_t *acc, int64_t n, int32_t add, double mult, double yz, int out_dt, void *y) {
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2")) {
+    requant8_avx2(acc, n, add, mult, yz, out_dt, y);
+    return;
+  }
+#endif
+  requant8_c(acc, n, add, mult, yz, out_dt, y);
 }
 
 /* ---- quantization granularity ----
@@ -513,16 +564,18 @@ typedef struct {
   int32_t colsum[GPUX__IGEMM_NT];
 } igemm_scratch;
 
+/* The task's thread's scratch blocks (kept for its next task: no allocation in steady runs). */
 static int igemm_scratch_init(igemm_scratch *t, int64_t k4) {
-  t->panel = aligned_alloc(64, (size_t)GPUX__MAX(1, k4) * GPUX__IGEMM_NT * 4);
-  t->c = aligned_alloc(64, sizeof(int32_t) * IGEMM_ROWS * GPUX__IGEMM_NT);
+  t->panel = gpux__scratch(GPUX__SCRATCH_IGEMM_PANEL, (size_t)GPUX__MAX(1, k4) * GPUX__IGEMM_NT * 4);
+  t->c = gpux__scratch(GPUX__SCRATCH_IGEMM_C, sizeof(int32_t) * IGEMM_ROWS * GPUX__IGEMM_NT);
   return t->panel && t->c ? 0 : -1;
 }
 
-static void igemm_scratch_free(igemm_scratch *t) {
-  free(t->panel);
-  free(t->c);
-}
+static void igemm_scratch_free(igemm_scratch *t) { (void)t; }
+
+/* Multiply-adds a task of the 8-bit GEMM takes at least: a job for the pool costs waking a worker
+ * and waiting for it, a few microseconds, in which VNNI does about a million. */
+#define IGEMM_TASK_MACS 1048576
 
 typedef struct {
   const mm_shape *s;
@@ -597,7 +650,7 @@ static int int_matmul(gpux__kctx *k, const mm_shape *s, const gpux_tensor *a, co
   int64_t mt = (s->m + GPUX__IGEMM_NT - 1) / GPUX__IGEMM_NT;
   imm_job j = {s, a->data, a->dtype == GPUX_DT_INT8 ? 0x80 : 0, rows, rowsum, x0, w0, need_colsum, y, 0};
   /* about 64K multiply-adds a task at least */
-  gpux__parallel_for(s->batch * mt, GPUX__MAX(1, 65536 / GPUX__MAX(1, GPUX__IGEMM_NT * s->kk * s->n)), imm_tiles, &j);
+  gpux__parallel_for(s->batch * mt, GPUX__MAX(1, IGEMM_TASK_MACS / GPUX__MAX(1, GPUX__IGEMM_NT * s->kk * s->n)), imm_tiles, &j);
   if (atomic_load(&j.failed)) rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
 done:
   free(rows);
@@ -668,6 +721,10 @@ static int op_qlinear_matmul(gpux__kctx *k) {
   int dt = promote_real(as->dtype, promote_real(bs->dtype, ys->dtype));
   int64_t lo, hi;
   int_range(out_dt, &lo, &hi);
+  if (gpux_tensor_count(as) == 1 && gpux_tensor_count(bs) == 1) { /* one multiplier for all */
+    requant8(acc, nacc, 0, requant_multiplier(dt, sa[0], sb[0], ysv), yz, out_dt, y->data);
+    goto done;
+  }
   for (int64_t i = 0; i < nacc; i++) {
     int64_t r = (i / s.n) % s.m, c = i % s.n;
     double v = acc[i] * requant_multiplier(dt, sa[r], sb[c], ysv) + yz;
@@ -777,6 +834,15 @@ static void iconv_planes(void *ctx, int64_t begin, int64_t end) {
 
 /* 1-D and 2-D convolution as packed integer GEMM: Y_g[M, P] = W_g[M, K] x B[K, P], with the
  * im2col columns B of a run of NT outputs of one output row packed straight into an igemm panel. */
+
+/* Im2col row k = (ci, i, jk) of a group, worked out once per call. */
+typedef struct {
+  int64_t plane;        /* ci * ih * iw: its input channel */
+  int64_t dy;           /* i * dh: its input row, less oh * sh - ph */
+  int64_t off;          /* jk * dw - pw: its input column, less c * sw */
+  int64_t lo, hi;       /* the outputs c of a row whose column c * sw + off is inside the input */
+} iconv_krow;
+
 typedef struct {
   const conv_geom *g;
   const uint8_t *x;                      /* [n, c, ih, iw] bytes */
@@ -786,19 +852,35 @@ typedef struct {
   int need_colsum;
   int64_t kk, k4, tiles_per_row;
   int64_t ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw; /* as 2-D (1-D: height 1) */
+  const iconv_krow *krow;                /* [kk]: the im2col rows */
   int32_t *y;                            /* [n, m, oh, ow] */
   atomic_int failed;
 } iconv_gemm_job;
 
+/* The im2col rows of iconv_gemm_job.krow, kk of them. */
+static void iconv_rows(const iconv_gemm_job *j, iconv_krow *t) {
+  int64_t khw = j->kh * j->kw;
+  for (int64_t kr = 0; kr < j->kk; kr++, t++) {
+    int64_t ci = kr / khw, i = kr % khw / j->kw, jk = kr % j->kw, off = jk * j->dw - j->pw;
+    t->plane = ci * j->ih * j->iw;
+    t->dy = i * j->dh;
+    t->off = off;
+    t->lo = off >= 0 ? 0 : (-off + j->sw - 1) / j->sw;
+    t->hi = j->iw - 1 - off < 0 ? 0 : (j->iw - 1 - off) / j->sw + 1;
+    if (t->hi < t->lo) t->hi = t->lo;
+  }
+}
+
 /* The panel of outputs [ow0, ow0 + nv) of output row oh: im2col row k = (ci, i, jk) holds
  * x[ci, oh*sh - ph + i*dh, (ow0 + c)*sw - pw + jk*dw] (the zero point where that is padding),
- * rows past kk zero. Each group of 4 rows is gathered as 4 byte rows, then interleaved into the
- * panel's words. */
-GPUX_SIMD_CLONES
+ * rows past kk zero, columns past nv zero (their products are dropped). Each group of 4 rows is
+ * gathered as 4 byte rows, then interleaved into the panel's words. */
+GPUX_VECTORIZE
 static void iconv_pack(const iconv_gemm_job *j, uint8_t *panel, int64_t b, int64_t grp, int64_t oh, int64_t ow0, int64_t nv) {
   enum { NT = GPUX__IGEMM_NT };
   const conv_geom *g = j->g;
-  int64_t cpg = g->c / g->group, khw = j->kh * j->kw;
+  int64_t cpg = g->c / g->group, row0 = oh * j->sh - j->ph;
+  const uint8_t *xg = j->x + (b * g->c + grp * cpg) * j->ih * j->iw;
   uint8_t rb[4][NT];
   memset(rb, 0, sizeof rb);
   for (int64_t q = 0; q < j->k4; q++) {
@@ -809,16 +891,15 @@ static void iconv_pack(const iconv_gemm_job *j, uint8_t *panel, int64_t b, int64
         memset(t, 0, NT);
         continue;
       }
-      int64_t ci = kr / khw, i = kr % khw / j->kw, jk = kr % j->kw;
-      int64_t ih = oh * j->sh - j->ph + i * j->dh, off = jk * j->dw - j->pw;
+      const iconv_krow *kt = j->krow + kr;
+      int64_t r = row0 + kt->dy;
       int64_t lo = nv, hi = nv; /* outputs [lo, hi) read inside the row */
-      if (ih >= 0 && ih < j->ih) {
-        lo = off >= 0 ? 0 : GPUX__MIN(nv, GPUX__MAX(0, (-off + j->sw - 1) / j->sw - ow0));
-        int64_t last = j->iw - 1 - off; /* (ow0 + c) * sw <= last */
-        hi = last < 0 ? lo : GPUX__MAX(lo, GPUX__MIN(nv, last / j->sw - ow0 + 1));
+      if (r >= 0 && r < j->ih) {
+        lo = GPUX__MIN(nv, GPUX__MAX(0, kt->lo - ow0));
+        hi = GPUX__MAX(lo, GPUX__MIN(nv, kt->hi - ow0));
       }
       if (hi > lo) {
-        const uint8_t *restrict xr = j->x + ((b * g->c + grp * cpg + ci) * j->ih + ih) * j->iw + off + ow0 * j->sw;
+        const uint8_t *restrict xr = xg + kt->plane + r * j->iw + kt->off + ow0 * j->sw;
         if (j->sw == 1) {
           memcpy(t + lo, xr + lo, (size_t)(hi - lo));
         } else if (j->sw == 2) {
@@ -826,11 +907,11 @@ static void iconv_pack(const iconv_gemm_job *j, uint8_t *panel, int64_t b, int64
         } else {
           for (int64_t c = lo; c < hi; c++) t[c] = xr[c * j->sw];
         }
-        if (j->xflip) /* int8 x into the unsigned form; the padding is written after */
-          for (int c = 0; c < NT; c++) t[c] ^= 0x80;
+        if (j->xflip) /* int8 x into the unsigned form */
+          for (int64_t c = lo; c < hi; c++) t[c] ^= 0x80;
       }
       memset(t, j->xpad, (size_t)lo);
-      memset(t + hi, j->xpad, (size_t)(NT - hi));
+      memset(t + hi, j->xpad, (size_t)(nv - hi));
     }
     uint32_t *restrict d = (uint32_t *)(panel + q * NT * 4);
     for (int c = 0; c < NT; c++)
@@ -880,8 +961,9 @@ static int int_conv_gemm(gpux__kctx *k, const conv_geom *g, const gpux_tensor *x
   int64_t cpg = g->c / g->group, kk = cpg * gpux__shape_count(g->nsp, g->ks), k4 = (kk + 3) / 4;
   int32_t *rows = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, g->m * k4));
   int32_t *rowsum = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, g->m)), *w0 = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, g->m));
-  if (!rows || !rowsum || !w0) {
-    free(rows), free(rowsum), free(w0);
+  iconv_krow *krow = malloc(sizeof(iconv_krow) * (size_t)GPUX__MAX(1, kk));
+  if (!rows || !rowsum || !w0 || !krow) {
+    free(rows), free(rowsum), free(w0), free(krow);
     return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
   }
   int w_u8 = w->dtype == GPUX_DT_UINT8, x_i8 = x->dtype == GPUX_DT_INT8, need_colsum = 0;
@@ -895,10 +977,12 @@ static int int_conv_gemm(gpux__kctx *k, const conv_geom *g, const gpux_tensor *x
     .kh = d2 ? g->ks[0] : 1, .kw = g->ks[d2], .sh = d2 ? g->stride[0] : 1, .sw = g->stride[d2],
     .dh = d2 ? g->dil[0] : 1, .dw = g->dil[d2], .ph = d2 ? g->pad[0] : 0, .pw = g->pad[d2], .y = y, .failed = 0,
   };
+  iconv_rows(&j, krow);
+  j.krow = krow;
   j.tiles_per_row = (j.ow + GPUX__IGEMM_NT - 1) / GPUX__IGEMM_NT;
   int64_t tasks = g->n * g->group * j.oh * j.tiles_per_row;
-  gpux__parallel_for(tasks, GPUX__MAX(1, 65536 / GPUX__MAX(1, GPUX__IGEMM_NT * kk * (g->m / g->group))), iconv_tiles, &j);
-  free(rows), free(rowsum), free(w0);
+  gpux__parallel_for(tasks, GPUX__MAX(1, IGEMM_TASK_MACS / GPUX__MAX(1, GPUX__IGEMM_NT * kk * (g->m / g->group))), iconv_tiles, &j);
+  free(rows), free(rowsum), free(w0), free(krow);
   return atomic_load(&j.failed) ? gpux__kerr(k, GPUX_E_NOMEM, "out of memory") : 0;
 }
 
@@ -979,13 +1063,11 @@ static int op_qlinear_conv(gpux__kctx *k) {
   double xsv = gpux__load_f64(xs->dtype, xs->data, 0), ysv = gpux__load_f64(ys->dtype, ys->data, 0);
   double yz = yzp ? (double)gpux__load_i64(yzp->dtype, yzp->data, 0) : 0;
   int dt = promote_real(xs->dtype, promote_real(ws->dtype, ys->dtype));
-  int64_t lo, hi;
-  int_range(out_dt, &lo, &hi);
-  for (int64_t i = 0; i < n_out; i++) {
-    int64_t oc = (i / GPUX__MAX(1, plane)) % g.m;
-    int64_t a = acc[i] + (bias ? gpux__load_i64(bias->dtype, bias->data, oc) : 0);
-    double v = (double)(int32_t)(uint32_t)a * requant_multiplier(dt, xsv, sw[oc], ysv) + yz;
-    gpux__store_i64(out_dt, y->data, i, sat_rint(v, lo, hi));
+  for (int64_t p = 0; plane > 0 && p < g.n * g.m; p++) { /* one output plane: one channel's multiplier */
+    int64_t oc = p % g.m;
+    int32_t add = bias ? (int32_t)(uint32_t)gpux__load_i64(bias->dtype, bias->data, oc) : 0;
+    requant8(acc + p * plane, plane, add, requant_multiplier(dt, xsv, sw[oc], ysv), yz, out_dt,
+             (uint8_t *)y->data + p * plane);
   }
 done:
   free(acc);

@@ -4,11 +4,13 @@
  * output channels than one block of rows), int8 and uint8 inputs and weights, per-tensor and
  * per-channel zero points; and MatMulInteger with batch broadcasting, per-row and per-column zero
  * points. Each runs with the plain C kernel and with the best the CPU has; results must be equal
- * to the last bit. */
+ * to the last bit. QLinearConv and QLinearMatMul's requantization (vectorized) against the
+ * scalar formula on their integer products: ties, saturation, bias, per-channel scales, NaN. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <math.h>
 #include <string.h>
 #include "ops/igemm.h"
 #include "ops/op.h"
@@ -153,10 +155,92 @@ static void test_matmul_integer(void **state) {
   both_kernels(matmul_cases_run);
 }
 
+/* The requantized byte of an int32 product: acc * mult + yz rounded half to even and saturated
+ * (NaN as 0), mult = (a_scale * b_scale) / y_scale, each step rounded to float. */
+static int64_t requant_ref(int64_t acc, float s1, float s2, float ys, int64_t yz, int out_dt) {
+  double mult = (float)((double)(float)((double)s1 * s2) / ys);
+  double v = (double)(int32_t)(uint32_t)acc * mult + (double)yz;
+  int64_t lo = out_dt == GPUX_DT_UINT8 ? 0 : -128, hi = out_dt == GPUX_DT_UINT8 ? 255 : 127;
+  if (isnan(v)) return 0;
+  v = nearbyint(v);
+  return v <= (double)lo ? lo : v >= (double)hi ? hi : (int64_t)v;
+}
+
+static gpux_tensor scalar_f32(float v) {
+  gpux_tensor t;
+  assert_int_equal(gpux_tensor_init(&t, GPUX_DT_FLOAT, 0, NULL), 0);
+  *(float *)t.data = v;
+  return t;
+}
+
+/* Scales: powers of two (products on exact halves: ties), random ones, or a zero y_scale (NaN and
+ * infinities). */
+static float pick_scale(int kind) {
+  if (kind == 0) return ldexpf(1.0f, (int)rnd(-6, 1));
+  return (float)rnd(1, 1000) / 4096.0f;
+}
+
+static void qlinear_case(int conv) {
+  int kind = (int)rnd(0, 2);
+  int xdt = rnd(0, 1) ? GPUX_DT_INT8 : GPUX_DT_UINT8, wdt = rnd(0, 1) ? GPUX_DT_INT8 : GPUX_DT_UINT8;
+  int ydt = rnd(0, 1) ? GPUX_DT_INT8 : GPUX_DT_UINT8;
+  gpux_tensor x, wt, acc = {0}, y = {0};
+  int64_t m, per; /* output channels (conv) and values per channel */
+  gpux__attr attrs[1] = {{.name = "pads", .type = GPUX_ATTR_INTS, .n = 4}};
+  int64_t pads[4] = {1, 0, 0, 1};
+  attrs[0].ints = pads;
+  if (conv) {
+    int64_t c = rnd(1, 4), h = rnd(1, 7), w = rnd(1, 30);
+    m = rnd(1, 9);
+    int64_t xd[4] = {1, c, h, w}, wd[4] = {m, c, 2, 2};
+    x = rand_bytes(xdt, 4, xd), wt = rand_bytes(wdt, 4, wd);
+    per = (h + 1 - 1) * (w + 1 - 1);
+  } else {
+    int64_t rows = rnd(1, 20), kk = rnd(1, 30), cols = rnd(1, 40);
+    int64_t ad[2] = {rows, kk}, bd[2] = {kk, cols};
+    x = rand_bytes(xdt, 2, ad), wt = rand_bytes(wdt, 2, bd);
+    m = 1, per = rows * cols;
+  }
+  gpux_tensor xz = rand_bytes(xdt, 0, NULL), wz = rand_bytes(wdt, 0, NULL), yz = rand_bytes(ydt, 0, NULL);
+  float xs = pick_scale(kind), ys = kind == 2 && rnd(0, 3) == 0 ? 0.0f : pick_scale(kind);
+  int64_t sd[1] = {m}, bdims[1] = {m};
+  gpux_tensor xst = scalar_f32(xs), yst = scalar_f32(ys), wst, bias;
+  assert_int_equal(gpux_tensor_init(&wst, GPUX_DT_FLOAT, 1, sd), 0);
+  assert_int_equal(gpux_tensor_init(&bias, GPUX_DT_INT32, 1, bdims), 0);
+  for (int64_t i = 0; i < m; i++) {
+    ((float *)wst.data)[i] = pick_scale(kind);
+    ((int32_t *)bias.data)[i] = (int32_t)rnd(-3000, 3000);
+  }
+  if (!conv) *(float *)wst.data = pick_scale(kind), wst.ndim = 0;
+  const gpux_tensor *iin[4] = {&x, &wt, &xz, &wz};
+  assert_int_equal(run_op(conv ? "ConvInteger" : "MatMulInteger", attrs, conv, iin, 4, &acc), 0);
+  const gpux_tensor *qin[9] = {&x, &xst, &xz, &wt, &wst, &wz, &yst, &yz, &bias};
+  assert_int_equal(run_op(conv ? "QLinearConv" : "QLinearMatMul", attrs, conv, qin, conv ? 9 : 8, &y), 0);
+  assert_int_equal(gpux_tensor_count(&y), gpux_tensor_count(&acc));
+  assert_int_equal(y.dtype, ydt);
+  per = gpux_tensor_count(&acc) / m;
+  for (int64_t i = 0; i < gpux_tensor_count(&acc); i++) {
+    int64_t oc = i / per, a = ((const int32_t *)acc.data)[i] + (conv ? ((const int32_t *)bias.data)[oc] : 0);
+    int64_t want = requant_ref(a, xs, ((const float *)wst.data)[conv ? oc : 0], ys, byte_at(&yz, 0), ydt);
+    if (byte_at(&y, i) != want)
+      fail_msg("%s %s -> %s, scales %g %g %g: y[%lld] = %lld, want %lld (product %lld)", conv ? "QLinearConv" : "QLinearMatMul",
+               gpux_dtype_name(xdt), gpux_dtype_name(ydt), xs, ((const float *)wst.data)[conv ? oc : 0], ys, (long long)i,
+               (long long)byte_at(&y, i), (long long)want, (long long)a);
+  }
+  gpux_tensor *all[] = {&x, &wt, &xz, &wz, &yz, &xst, &yst, &wst, &bias, &acc, &y};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) gpux_tensor_free(all[i]);
+}
+
+static void test_qlinear_requant(void **state) {
+  (void)state;
+  for (int i = 0; i < 80; i++) qlinear_case(i & 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_conv_integer),
     cmocka_unit_test(test_matmul_integer),
+    cmocka_unit_test(test_qlinear_requant),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
