@@ -94,11 +94,21 @@ int gpux__broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, in
 /* Row-major strides of a shape (in elements). */
 void gpux__strides(int ndim, const int64_t *dims, int64_t *strides);
 
-/* Parallel for over [0, n): fn(ctx, begin, end) runs on the shared thread pool in chunks of at
- * least `grain` items; returns when all chunks are done. Runs inline when n is small. */
+/* Parallel for over [0, n): fn(ctx, begin, end) runs on the shared thread pool in balanced
+ * chunks of at least `grain` items, on no more threads than there are such chunks; returns when
+ * all chunks are done. Runs inline when n is under two grains. */
 typedef void (*gpux__range_fn)(void *ctx, int64_t begin, int64_t end);
 void gpux__parallel_for(int64_t n, int64_t grain, gpux__range_fn fn, void *ctx);
+/* The same over n items of `work` units in all (multiply-adds, or elements read and written), on
+ * gpux__threads_for(work) threads: for tasks a kernel cut for that many threads. */
+void gpux__parallel_for_work(int64_t n, double work, gpux__range_fn fn, void *ctx);
 int gpux__thread_count(void);          /* threads a job started here may use */
+/* Threads worth using for `work` units in all (1 for a small job, at most gpux__thread_count()):
+ * each gets at least ~10-20 us of it ($GPUX_POOL_WORK units, default 524288). */
+int gpux__threads_for(double work);
+/* A session run begins (1) or ends (0): while one is under way, idle workers spin longer before
+ * they sleep, since its next node's job comes soon. */
+void gpux__pool_hold(int on);
 void gpux__set_thread_count(int n);   /* 0 = number of cores; takes effect before first use */
 /* At most n threads (the caller included; 0 = the whole pool) run the jobs this thread starts
  * from now on: a session's `threads` option. Returns the previous setting. */

@@ -1,35 +1,59 @@
 /* threadpool.c — the CPU backend's shared worker pool and gpux__parallel_for. A job is a range
- * split into chunks that workers (and the calling thread) claim with an atomic counter; the
- * caller waits only for chunks that workers took, so a worker the system has not scheduled yet
- * delays nothing. Between jobs workers spin a short while (a model runs its nodes' jobs back to
- * back, and waking a sleeping thread costs more than a small job) and then sleep on a condition
- * variable; the caller waits for the last chunk the same way. Nested calls run inline.
- * The pool is one per process; a session that asks for fewer threads caps how many of them join
- * the jobs of its runs (gpux__set_run_threads, per calling thread). */
+ * split into balanced chunks that the calling thread and the first few workers (as many as the
+ * job is worth: gpux__threads_for) claim with an atomic counter; the workers a job does not ask
+ * for do not touch it. The caller waits only for chunks that workers took, so a worker the
+ * system has not scheduled yet delays nothing. Between jobs a worker spins a short while, longer
+ * while a session run is under way (a model runs its nodes' jobs back to back, and waking a
+ * sleeping thread costs more than a small job), then sleeps on a condition variable of its own,
+ * so a job wakes only the workers it asks for; the caller waits for the last chunk the same way.
+ * Nested calls run inline. The pool is one per process; a session that asks for fewer threads
+ * caps how many of them join the jobs of its runs (gpux__set_run_threads, per calling thread). */
 #include "core/internal.h"
 #include "core/scratch.h"
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <time.h>
 #include <unistd.h>
 
+/* One worker's own line: whether it sleeps, and the condition variable it sleeps on. */
 typedef struct {
-  pthread_mutex_t lock;
-  pthread_cond_t wake, done;
-  pthread_t *threads;
+  _Alignas(64) atomic_int sleeping;
+  pthread_cond_t wake;
+} worker_t;
+
+/* The job word: the job's number (bits 10 and up), how many workers it asks for (bits 1-9: the
+ * workers numbered below that) and whether it is closed (bit 0). */
+#define JOB_SEQ(s) ((s) >> 10)
+#define JOB_HELPERS(s) ((int)(((s) >> 1) & 511))
+#define JOB_CLOSED 1u
+
+typedef struct {
+  pthread_mutex_t lock;      /* guards sleeping (with each worker's wake) and the caller's wait */
+  pthread_cond_t done;
+  worker_t *workers;
   int n_threads;             /* workers besides the caller */
   /* the current job, read by a worker only inside it (see worker()) */
   gpux__range_fn fn;
   void *ctx;
   int64_t n, chunk;
-  atomic_int_fast64_t next;  /* next chunk start */
-  atomic_uint_fast64_t state; /* even: job number `state` is open; odd: no job (closed) */
-  atomic_int inside;         /* workers inside a job (or checking whether it is still open) */
-  atomic_int cap;            /* workers that may run chunks of the current job */
+  _Alignas(64) atomic_uint_fast64_t state; /* the job word */
+  _Alignas(64) atomic_int_fast64_t next;   /* next chunk start */
+  _Alignas(64) atomic_int inside;          /* workers inside a job (or checking it is still open) */
+  atomic_int caller_waits;                 /* the caller sleeps until inside is 0 */
+  _Alignas(64) atomic_int runs;            /* session runs under way (gpux__pool_hold) */
 } pool_t;
 
-/* How long a worker spins for the next job, and the caller for the end of one, before sleeping. */
-#define SPIN_NS 100000
+/* How long a worker waits for its next job (after its last one), and the caller for the end of
+ * one, before sleeping: spinning SPIN_NS, then while a session run is under way yielding the core
+ * to other threads between looks, up to SPIN_RUN_NS (a spinning thread on a machine with more
+ * threads than cores takes the core from the threads doing the work). */
+#define SPIN_NS 50000
+#define SPIN_RUN_NS 1000000
+/* The least work (multiply-adds, or elements read and written: units of ~0.1-0.5 ns) worth
+ * another thread: about 10-20 us on one core, more than joining a job costs a spinning worker. */
+#define WORK_PER_THREAD 524288.0
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -44,11 +68,11 @@ static int64_t now_ns(void) {
   return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-static pool_t pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
-                      .done = PTHREAD_COND_INITIALIZER, .state = 1};
+static pool_t pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .done = PTHREAD_COND_INITIALIZER, .state = JOB_CLOSED};
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t job_lock = PTHREAD_MUTEX_INITIALIZER; /* one job at a time */
 static int requested_threads;
+static double work_per_thread = WORK_PER_THREAD;
 static _Thread_local int inside_job;
 static _Thread_local int run_threads;  /* threads a job of this caller may use; 0 = all */
 
@@ -60,40 +84,59 @@ static void run_chunks(void) {
   }
 }
 
-/* The number of an open job other than `seen`: spinning a while, then sleeping. */
-static uint64_t wait_for_job(uint64_t seen) {
-  int64_t end = 0;
+/* Whether job word s is an open job after `seen` that asks for worker `me`. */
+static int wanted(uint64_t s, int me, uint64_t seen) {
+  return !(s & JOB_CLOSED) && JOB_SEQ(s) != seen && me < JOB_HELPERS(s);
+}
+
+/* Look number i of a thread waiting since *start (0: set it now): whether it is time to sleep
+ * (else it pauses, or yields the core, and looks again). */
+static int time_to_sleep(int i, int64_t *start) {
+  cpu_relax();
+  if ((i & 63) != 63) return 0;
+  int64_t now = now_ns();
+  if (!*start) *start = now;
+  int64_t waited = now - *start;
+  if (waited < SPIN_NS) return 0;
+  if (waited > SPIN_RUN_NS || atomic_load(&pool.runs) <= 0) return 1;
+  sched_yield();
+  return 0;
+}
+
+/* The job word of the next job that asks for worker `me`: spinning a while, then sleeping. */
+static uint64_t wait_for_job(int me, uint64_t seen) {
+  worker_t *w = &pool.workers[me];
+  int64_t start = now_ns();
   for (int i = 0;; i++) {
     uint64_t s = atomic_load(&pool.state);
-    if (s != seen && !(s & 1)) return s;
-    cpu_relax();
-    if ((i & 255) != 255) continue;
-    int64_t t = now_ns();
-    if (!end) end = t + SPIN_NS;
-    else if (t > end) break;
+    if (wanted(s, me, seen)) return s;
+    if (time_to_sleep(i, &start)) break;
   }
   uint64_t s;
   pthread_mutex_lock(&pool.lock);
-  while ((s = atomic_load(&pool.state)) == seen || (s & 1)) pthread_cond_wait(&pool.wake, &pool.lock);
+  atomic_store(&w->sleeping, 1); /* before looking again: a caller that opens a job then sees it */
+  while (!wanted(s = atomic_load(&pool.state), me, seen)) pthread_cond_wait(&w->wake, &pool.lock);
+  atomic_store(&w->sleeping, 0);
   pthread_mutex_unlock(&pool.lock);
   return s;
 }
 
-/* A worker joins each job it sees open. It counts itself inside before checking that the job is
- * still open, and the caller closes a job before waiting for the workers inside: so a worker
- * either is waited for or never touches the job, and the caller never waits on a worker that
- * has not woken up yet (the caller runs every chunk left). */
+/* A worker joins each job that asks for it. It counts itself inside before checking that the job
+ * is still open, and the caller closes a job before waiting for the workers inside: so a worker
+ * either is waited for or never touches the job, and the caller never waits on a worker that has
+ * not woken up yet (the caller runs every chunk left). */
 static void *worker(void *arg) {
-  (void)arg;
-  uint64_t seen = 1;
+  int me = (int)(intptr_t)arg;
+  uint64_t seen = 0;
   inside_job = 1;
   for (;;) {
-    seen = wait_for_job(seen);
+    uint64_t s = wait_for_job(me, seen);
+    seen = JOB_SEQ(s);
     gpux__scratch_sync(); /* task scratch as large as any thread's, before joining the job */
-    int before = atomic_fetch_add(&pool.inside, 1); /* the first `cap` workers in take part */
-    if (atomic_load(&pool.state) == seen && before < atomic_load(&pool.cap)) run_chunks();
-    if (atomic_fetch_sub(&pool.inside, 1) == 1) { /* the last one out wakes a caller waiting */
-      pthread_mutex_lock(&pool.lock);
+    atomic_fetch_add(&pool.inside, 1);
+    if (atomic_load(&pool.state) == s) run_chunks();
+    if (atomic_fetch_sub(&pool.inside, 1) == 1 && atomic_load(&pool.caller_waits)) {
+      pthread_mutex_lock(&pool.lock); /* the last one out wakes a caller waiting */
       pthread_cond_signal(&pool.done);
       pthread_mutex_unlock(&pool.lock);
     }
@@ -110,11 +153,15 @@ static void pool_start(void) {
   if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
   if (n < 1) n = 1;
   if (n > 256) n = 256;
-  pool.threads = calloc((size_t)n, sizeof(pthread_t));
-  if (!pool.threads) return;
+  const char *work = getenv("GPUX_POOL_WORK");
+  if (work && atof(work) > 0) work_per_thread = atof(work);
+  pool.workers = calloc((size_t)n, sizeof *pool.workers);
+  if (!pool.workers) return;
   for (int i = 0; i < n - 1; i++) {
-    if (pthread_create(&pool.threads[i], NULL, worker, NULL)) break;
-    pthread_detach(pool.threads[i]);
+    pthread_t t;
+    pthread_cond_init(&pool.workers[i].wake, NULL);
+    if (pthread_create(&t, NULL, worker, (void *)(intptr_t)i)) break;
+    pthread_detach(t);
     pool.n_threads++;
   }
 }
@@ -132,46 +179,77 @@ int gpux__set_run_threads(int n) {
   return old;
 }
 
-void gpux__parallel_for(int64_t n, int64_t grain, gpux__range_fn fn, void *ctx) {
+void gpux__pool_hold(int on) { atomic_fetch_add(&pool.runs, on ? 1 : -1); }
+
+int gpux__threads_for(double work) {
+  int t = gpux__thread_count();
+  double worth = work / work_per_thread;
+  return worth < (double)t ? GPUX__MAX(1, (int)worth) : t;
+}
+
+/* The job's chunk size for n items of at least `grain` each, and in *t the threads it takes (at
+ * most *t): up to four chunks a thread, all of them as equal as whole items allow, and no more
+ * threads than chunks (17 items on 16 threads are 9 chunks of 2 on 9 threads, which finish when
+ * 17 chunks of 1 on 16 would). */
+static int64_t plan_chunks(int64_t n, int64_t grain, int *t) {
+  int64_t most = GPUX__MAX(1, n / grain); /* chunks of at least `grain` items */
+  if (*t > most) *t = (int)most;
+  int64_t per = GPUX__MIN(4, most / *t);
+  int64_t chunk = (n + *t * per - 1) / (*t * per);
+  int64_t chunks = (n + chunk - 1) / chunk;
+  if (*t > chunks) *t = (int)chunks;
+  return chunk;
+}
+
+/* Runs fn over [0, n) on at most `threads` threads, the caller included. */
+static void run_job(int64_t n, int64_t grain, int threads, gpux__range_fn fn, void *ctx) {
   if (n <= 0) return;
   if (grain < 1) grain = 1;
   pthread_once(&pool_once, pool_start);
-  int helpers = run_threads ? GPUX__MIN(run_threads - 1, pool.n_threads) : pool.n_threads;
-  if (inside_job || helpers == 0 || n <= grain) {
+  int t = GPUX__MIN(threads, gpux__thread_count());
+  int64_t chunk = t > 1 ? plan_chunks(n, grain, &t) : n;
+  if (inside_job || t <= 1) {
     fn(ctx, 0, n);
     return;
   }
   pthread_mutex_lock(&job_lock);
-  atomic_store(&pool.cap, helpers);
-  int64_t parts = (int64_t)(helpers + 1) * 4;
-  int64_t chunk = (n + parts - 1) / parts;
-  if (chunk < grain) chunk = grain;
+  int helpers = t - 1;
   pool.fn = fn;
   pool.ctx = ctx;
   pool.n = n;
   pool.chunk = chunk;
   atomic_store(&pool.next, 0);
-  pthread_mutex_lock(&pool.lock);
-  atomic_fetch_add(&pool.state, 1); /* open */
-  pthread_cond_broadcast(&pool.wake);
-  pthread_mutex_unlock(&pool.lock);
+  uint64_t s = (JOB_SEQ(atomic_load(&pool.state)) + 1) << 10 | (uint64_t)helpers << 1;
+  atomic_store(&pool.state, s); /* open */
+  int asleep = 0;
+  for (int i = 0; i < helpers && !asleep; i++) asleep = atomic_load(&pool.workers[i].sleeping);
+  if (asleep) { /* wake the sleepers the job asks for, and only those */
+    pthread_mutex_lock(&pool.lock);
+    for (int i = 0; i < helpers; i++)
+      if (atomic_load(&pool.workers[i].sleeping)) pthread_cond_signal(&pool.workers[i].wake);
+    pthread_mutex_unlock(&pool.lock);
+  }
   inside_job = 1;
   run_chunks();
   inside_job = 0;
-  atomic_fetch_add(&pool.state, 1); /* closed: no worker joins any more */
-  int64_t end = 0;
+  atomic_store(&pool.state, s | JOB_CLOSED); /* closed: no worker joins any more */
+  int64_t start = 0;
   for (int i = 0; atomic_load(&pool.inside) > 0; i++) { /* the chunks workers still run */
-    cpu_relax();
-    if ((i & 255) != 255) continue;
-    int64_t t = now_ns();
-    if (!end) {
-      end = t + SPIN_NS;
-    } else if (t > end) {
-      pthread_mutex_lock(&pool.lock);
-      while (atomic_load(&pool.inside) > 0) pthread_cond_wait(&pool.done, &pool.lock);
-      pthread_mutex_unlock(&pool.lock);
-      break;
-    }
+    if (!time_to_sleep(i, &start)) continue;
+    pthread_mutex_lock(&pool.lock);
+    atomic_store(&pool.caller_waits, 1);
+    while (atomic_load(&pool.inside) > 0) pthread_cond_wait(&pool.done, &pool.lock);
+    atomic_store(&pool.caller_waits, 0);
+    pthread_mutex_unlock(&pool.lock);
+    break;
   }
   pthread_mutex_unlock(&job_lock);
+}
+
+void gpux__parallel_for(int64_t n, int64_t grain, gpux__range_fn fn, void *ctx) {
+  run_job(n, grain, INT32_MAX, fn, ctx);
+}
+
+void gpux__parallel_for_work(int64_t n, double work, gpux__range_fn fn, void *ctx) {
+  run_job(n, 1, gpux__threads_for(work), fn, ctx);
 }

@@ -896,7 +896,9 @@ int gpux_session_run(gpux_session *s, const gpux_tensor *inputs, int n_inputs, g
                      int n_outputs) {
   /* the process has one pool of CPU threads; this session's runs use at most its own number */
   int old = gpux__set_run_threads(s->threads);
+  gpux__pool_hold(1);
   int rc = session_exec(s, inputs, NULL, n_inputs, outputs, NULL, NULL, n_outputs);
+  gpux__pool_hold(0);
   gpux__set_run_threads(old);
   return rc;
 }
@@ -936,7 +938,9 @@ int gpux_session_run_values(gpux_session *s, const gpux_input *inputs, int n_inp
   for (int o = 0; o < n_outputs && !rc; o++) keep[o] = outputs[o].keep != 0;
   if (!rc) {
     int old = gpux__set_run_threads(s->threads);
+    gpux__pool_hold(1);
     rc = session_exec(s, in_t, any_dev ? in_v : NULL, n_inputs, outs, keep, vals, n_outputs);
+    gpux__pool_hold(0);
     gpux__set_run_threads(old);
   }
   for (int o = 0; o < n_outputs && !rc; o++) {
