@@ -372,7 +372,9 @@ int gpux__conv2d_implicit(const gpux__conv2d *p) {
   if (j.in_place) j.l.sub = j.l.plane = p->h * p->w_; /* X's planes, w apart */
   j.direct_out = j.l.ws == p->ow;
   j.span = (p->kh - 1) * p->dh * j.l.ws + (p->kw - 1) * p->dw;
-  int threads = gpux__thread_count();
+  /* the threads this product is worth (one batch item's multiply-adds; a small one runs on fewer) */
+  double macs = (double)p->m * (double)(p->oh * p->ow) * (double)kk;
+  int threads = gpux__threads_for(macs);
   /* tasks: blocks of output channels (at most MB_MAX) and of rows (tiles of at most ~64K
    * floats); with threads, about three tasks per thread, split along the rows while each keeps 8
    * register blocks of positions and then along the channels while each keeps 4 */
@@ -411,7 +413,7 @@ int gpux__conv2d_implicit(const gpux__conv2d *p) {
     }
     j.xp = j.in_place ? x : xp;
     j.n = n;
-    gpux__parallel_for(p->g * j.mblocks * j.rblocks, 1, igemm_tasks, &j);
+    gpux__parallel_for_work(p->g * j.mblocks * j.rblocks, macs, igemm_tasks, &j);
   }
   if (!rc && atomic_load(&j.failed)) rc = gpux__error(GPUX_E_NOMEM, "out of memory for a convolution tile");
   return rc;
@@ -557,7 +559,7 @@ int gpux__conv2d_depthwise(const gpux__conv2d *p) {
   j.toff = toff;
   atomic_init(&j.failed, 0);
   int64_t work = p->oh * j.l.ws * j.ntaps + j.l.plane;
-  gpux__parallel_for(p->n * p->m, GPUX__MAX(1, 32768 / (work + 1)), dw_planes, &j);
+  gpux__parallel_for_work(p->n * p->m, (double)(p->n * p->m) * (double)work, dw_planes, &j);
   if (atomic_load(&j.failed)) return gpux__error(GPUX_E_NOMEM, "out of memory for a depthwise plane");
   return 0;
 }
