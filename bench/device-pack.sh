@@ -3,10 +3,11 @@
 # (git-ignored; send it with `.devkit`): the gpux binary built here with its shared libraries
 # (the GPU machine has no Debian -dev packages to build with), the ONNX Runtime peer script and
 # ../shared/tools/export_models.py, the generation benchmark's scripts and the Attention
-# benchmark's. Then run bench/device-bench.sh (or bench/generate-bench.sh, bench/attention-bench.sh)
-# there. With GPUX_BASE=PATH a second gpux build (another commit, built the same way) is packed
-# too, and timed in the same run as "gpux-base-*": the way to show what a change does to speed on
-# the GPU.
+# benchmark's, and the thread pool's (bench/pool-bench.sh, with pool-micro where it was built).
+# Then run bench/device-bench.sh (or bench/generate-bench.sh, bench/attention-bench.sh,
+# bench/pool-bench.sh) there. With GPUX_BASE=PATH a second gpux build (another commit, built the
+# same way) is packed too, and timed in the same run as "gpux-base-*": the way to show what a
+# change does to speed on the GPU.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dist=$root/.gpuxdist
@@ -25,6 +26,8 @@ strip --strip-debug "$work/gpux/gpux"   # the kit, the project and this must fit
 # every shared library of BIN but the C library itself (the GPU machine's glibc is used: gpux needs 2.34)
 libs_of() { ldd "$1" | awk '/=> \// {print $3}' | grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv)\.so'; }
 libs_of "$gpux" | while read -r lib; do cp -L "$lib" "$work/gpux/lib/"; done
+# the thread pool's micro-benchmark, where it was built (bench/pool-bench.sh runs it)
+[ -x "$(dirname "$gpux")/pool-micro" ] && cp "$(dirname "$gpux")/pool-micro" "$work/gpux/" && strip --strip-debug "$work/gpux/pool-micro"
 (cd "$work" && tar cf - gpux | xz -T0 -9e > "$dist/gpux.tar.xz")
 if [ -n "${GPUX_BASE:-}" ]; then
   rm -rf "$work/gpux" && mkdir -p "$work/gpux/lib"
@@ -35,7 +38,7 @@ if [ -n "${GPUX_BASE:-}" ]; then
 fi
 cp "$root/bench/lib.sh" "$root/bench/attention-bench.sh" "$root/bench/attention-cases.py" "$dist/"
 cp "$root/bench/peer.mjs" "$root/bench/device-bench.sh" "$root/bench/torch-peer.py" "$root/bench/device-table.py" \
-   "$root/bench/whisper-export.py" "$root/bench/coldstart.py" "$root/bench/cnn-cpu-bench.sh" "$root/../shared/tools/export_models.py" "$dist/"
+   "$root/bench/whisper-export.py" "$root/bench/coldstart.py" "$root/bench/cnn-cpu-bench.sh" "$root/bench/pool-bench.sh" "$root/../shared/tools/export_models.py" "$dist/"
 # the generation benchmark (bench/generate-bench.sh): its exporter and its ONNX Runtime and PyTorch peers,
 # and gen-steps.py (what each decode step costs, from gpux's verbose log)
 cp "$root/bench/generate-bench.sh" "$root/bench/generate-export.py" "$root/bench/generate-peer.mjs" \
