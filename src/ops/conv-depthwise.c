@@ -179,7 +179,9 @@ int gpux__conv2d_depthwise16(const gpux__conv2d *p) {
   /* about 96 KB of interleaved input per strip (in L2; a row's kh passes find it in L1) */
   int64_t row_bytes = j.wp * 16 * (int64_t)sizeof(float), halo = (p->kh - 1) * p->dh + 1;
   j.strip = GPUX__MAX(1, GPUX__MIN(p->oh, ((98304 / row_bytes) - halo) / p->sh + 1));
-  int threads = gpux__thread_count();
+  /* the threads its work is worth (a small one runs on fewer) */
+  double macs = (double)(p->n * j.blocks * 16) * (double)(p->oh * p->ow) * (double)(p->kh * p->kw);
+  int threads = gpux__threads_for(macs);
   int64_t want = threads > 1 ? 3 * threads : 1; /* tasks, with threads: split the rows further */
   if (p->n * j.blocks < want) {
     int64_t per = (p->oh * p->n * j.blocks + want - 1) / want;
@@ -198,8 +200,7 @@ int gpux__conv2d_depthwise16(const gpux__conv2d *p) {
       }
   j.wk = wk;
   atomic_init(&j.failed, 0);
-  int64_t tasks = p->n * j.blocks * j.strips, work = j.strip * p->ow * taps * 16;
-  gpux__parallel_for(tasks, GPUX__MAX(1, 65536 / (work + 1)), dw16_tasks, &j);
+  gpux__parallel_for_work(p->n * j.blocks * j.strips, macs, dw16_tasks, &j);
   if (atomic_load(&j.failed)) return gpux__error(GPUX_E_NOMEM, "out of memory for a depthwise strip");
   return 0;
 }
