@@ -10,6 +10,7 @@
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +29,9 @@
 
 static pthread_mutex_t device_mu = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local int warming; /* this thread makes the device ahead of its sessions (gpux_device_warm) */
+/* when gpux_device_warm started the thread and when its device was ready (CLOCK_MONOTONIC ns;
+ * written before the thread starts and before it ends, read after joining it) */
+static uint64_t warm_asked_ns, warm_ready_ns;
 static pthread_mutex_t error_mu = PTHREAD_MUTEX_INITIALIZER;
 /* The device the sessions share; it outlives them (an idle device is kept for the next session)
  * and is replaced only when lost. */
@@ -139,6 +143,14 @@ uint64_t gpux__wg_now_ns(void) { return now_ns(); }
 uint64_t gpux__wg_cpu_ns(void) {
   struct timespec ts;
   if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)) return 0;
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The calling thread's CPU time: beside the process's, it tells the work of the thread making the
+ * device from what other threads (the driver's, or a model loading meanwhile) burn. */
+static uint64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)) return 0;
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -309,10 +321,78 @@ static int create_instance_now(wg_device *d) {
   return 0;
 }
 
+/* ---- which backend an adapter is asked of ---- */
+
+static const char *const backend_names[] = {"undefined", "null", "WebGPU", "D3D11", "D3D12", "Metal", "Vulkan", "OpenGL", "OpenGLES"};
+
+/* GPUX_WEBGPU_BACKEND's words and their WGPUBackendType numbers (webgpu-abi.h; checked against
+ * the Dawn gpux loads: asked for 6 it gives a Vulkan adapter that reports 6, 1 gives its Null
+ * adapter, 9 is refused as no backend type). */
+static const struct {
+  const char *word;
+  WGPUEnum type;
+} backend_words[] = {{"vulkan", WGPUBackendType_Vulkan},   {"metal", WGPUBackendType_Metal},
+                     {"d3d12", WGPUBackendType_D3D12},     {"d3d11", WGPUBackendType_D3D11},
+                     {"opengl", WGPUBackendType_OpenGL},   {"opengles", WGPUBackendType_OpenGLES},
+                     {"any", WGPUBackendType_Undefined}};
+
+/* The backend adapters are asked of: GPUX_WEBGPU_BACKEND, else the platform's own API (Vulkan on
+ * Linux, Metal on macOS, D3D12 on Windows), so that Dawn looks for adapters of that backend only,
+ * not of every backend it was built with (OpenGL ES through EGL among them: more drivers loaded,
+ * more start-up time). *chosen says whether the variable chose it; an unknown word is an error. */
+static int backend_wanted(WGPUEnum *type, int *chosen) {
+#if defined(__APPLE__)
+  *type = WGPUBackendType_Metal;
+#elif defined(_WIN32)
+  *type = WGPUBackendType_D3D12;
+#else
+  *type = WGPUBackendType_Vulkan;
+#endif
+  *chosen = 0;
+  const char *e = getenv("GPUX_WEBGPU_BACKEND");
+  if (!e || !e[0]) return 0;
+  for (size_t i = 0; i < GPUX__ARRAY_LEN(backend_words); i++)
+    if (!strcasecmp(e, backend_words[i].word)) {
+      *type = backend_words[i].type;
+      *chosen = 1;
+      return 0;
+    }
+  return gpux__error(GPUX_E_INVALID, "GPUX_WEBGPU_BACKEND=%s: not a WebGPU backend (vulkan, metal, d3d12, d3d11, opengl, "
+                     "opengles or any)", e);
+}
+
+static const char *backend_name(WGPUEnum type) {
+  return type == WGPUBackendType_Undefined ? "any backend"
+         : type < GPUX__ARRAY_LEN(backend_names) ? backend_names[type] : "unknown backend";
+}
+
+static int request_adapter_of(wg_device *d, WGPUEnum power, WGPUEnum backend, WGPUAdapter *out);
+
+/* An adapter of the backend backend_wanted names; when that was the platform's default and it has
+ * none, an adapter of any backend (a machine whose only driver is OpenGL ES still runs). */
 static int request_adapter(wg_device *d, WGPUEnum power, WGPUAdapter *out) {
+  WGPUEnum backend;
+  int chosen;
+  int rc = backend_wanted(&backend, &chosen);
+  if (rc) return rc;
+  d->backend_asked = (int)backend;
+  rc = request_adapter_of(d, power, backend, out);
+  if (rc && !chosen && backend != WGPUBackendType_Undefined) {
+    char first[512];
+    snprintf(first, sizeof first, "%s", gpux_last_error());
+    d->backend_asked = WGPUBackendType_Undefined;
+    rc = request_adapter_of(d, power, WGPUBackendType_Undefined, out);
+    if (!rc && getenv("GPUX_WEBGPU_VERBOSE"))
+      gpux__log(GPUX_LOG_DEBUG, "webgpu: no %s adapter (%s); took one of any backend", backend_name(backend), first);
+  }
+  return rc;
+}
+
+static int request_adapter_of(wg_device *d, WGPUEnum power, WGPUEnum backend, WGPUAdapter *out) {
   *out = NULL;
   WGPURequestAdapterOptions opts = {0};
   opts.powerPreference = power;
+  opts.backendType = backend;
   /* GPUX_WEBGPU_EXPERIMENTAL=1: Dawn's "allow_unsafe_apis" adapter toggle, without which Dawn
    * hides its experimental features (subgroup matrices among them) */
   static const char *const unsafe[] = {"allow_unsafe_apis"};
@@ -325,8 +405,9 @@ static int request_adapter(wg_device *d, WGPUEnum power, WGPUAdapter *out) {
   int rc = wait_future(d, fut, &r.done, "requesting an adapter");
   if (rc) return rc;
   if (r.status != WGPURequestAdapterStatus_Success || !r.object)
-    return gpux__error(GPUX_E_DEVICE, "WebGPU: no adapter found%s%s (is a Vulkan, Metal or D3D12 driver installed? "
-                       "On machines without a GPU, Mesa's lavapipe provides one)", r.message[0] ? ": " : "", r.message);
+    return gpux__error(GPUX_E_DEVICE, "WebGPU: no adapter found (%s asked)%s%s (is a Vulkan, Metal or D3D12 driver "
+                       "installed? On machines without a GPU, Mesa's lavapipe provides one)", backend_name(backend),
+                       r.message[0] ? ": " : "", r.message);
   /* Dawn offers its Null backend when no real one works: that is no adapter at all */
   WGPUAdapterInfo info;
   memset(&info, 0, sizeof info);
@@ -343,7 +424,6 @@ static int request_adapter(wg_device *d, WGPUEnum power, WGPUAdapter *out) {
   return 0;
 }
 
-static const char *const backend_names[] = {"undefined", "null", "WebGPU", "D3D11", "D3D12", "Metal", "Vulkan", "OpenGL", "OpenGLES"};
 static const char *const adapter_types[] = {"unknown", "discrete", "integrated", "cpu", "unknown"};
 
 static const char *feature_name(WGPUEnum f) {
@@ -909,33 +989,33 @@ static int device_create(wg_device **out) {
   double secs = t ? atof(t) : 0;
   d->timeout_ns = (uint64_t)((secs > 0 ? secs : 300.0) * 1e9); /* first runs include shader JIT */
   int verbose = getenv("GPUX_WEBGPU_VERBOSE") != NULL;
-  /* wall and CPU time of each step, for the verbose breakdown */
-  uint64_t tw[5], tc[5];
-  tw[0] = now_ns();
-  tc[0] = gpux__wg_cpu_ns();
+  /* wall, process CPU and this thread's CPU time of each step, for the verbose breakdown */
+  uint64_t tw[5], tc[5], tt[5];
+#define STEP(i) (tw[i] = now_ns(), tc[i] = gpux__wg_cpu_ns(), tt[i] = thread_cpu_ns())
+  STEP(0);
   int rc = runtime_get(d);
-  tw[1] = now_ns();
-  tc[1] = gpux__wg_cpu_ns();
+  STEP(1);
   if (!rc) rc = request_adapter(d, WGPUPowerPreference_HighPerformance, &d->adapter);
   if (!rc) read_adapter_info(d, d->adapter);
   if (!rc) d->cache = gpux__wg_cache_open(d);
-  tw[2] = now_ns();
-  tc[2] = gpux__wg_cpu_ns();
+  STEP(2);
   if (!rc) rc = request_device(d);
-  tw[3] = now_ns();
-  tc[3] = gpux__wg_cpu_ns();
+  STEP(3);
   /* the self-test checks this library's ABI on this adapter and driver: once they passed it (the
      pipeline cache's folder is theirs alone), a later process skips it */
   int tested = !rc && d->cache && gpux__wg_cache_marked(d->cache, "self-test.ok");
   if (!rc && !tested && !(rc = self_test(d)) && d->cache) gpux__wg_cache_mark(d->cache, "self-test.ok");
-  tw[4] = now_ns();
-  tc[4] = gpux__wg_cpu_ns();
+  STEP(4);
+#undef STEP
+#define MS(a, i) (double)(a[i + 1] - a[i]) / 1e6
   if (verbose)
-    gpux__log(GPUX_LOG_DEBUG, "webgpu: %s on %s: library and instance %.1f ms (cpu %.1f), adapter %.1f ms (cpu %.1f), "
-              "device %.1f ms (cpu %.1f), self-test %s %.1f ms (cpu %.1f)%s", d->name, d->lib_path,
-              (double)(tw[1] - tw[0]) / 1e6, (double)(tc[1] - tc[0]) / 1e6, (double)(tw[2] - tw[1]) / 1e6, (double)(tc[2] - tc[1]) / 1e6,
-              (double)(tw[3] - tw[2]) / 1e6, (double)(tc[3] - tc[2]) / 1e6, tested ? "skipped (passed before)" : "run",
-              (double)(tw[4] - tw[3]) / 1e6, (double)(tc[4] - tc[3]) / 1e6, warming ? "; made ahead of its sessions" : "");
+    gpux__log(GPUX_LOG_DEBUG, "webgpu: %s on %s: library and instance %.1f ms (cpu %.1f, this thread %.1f), adapter "
+              "%.1f ms (cpu %.1f, this thread %.1f; %s asked), device %.1f ms (cpu %.1f, this thread %.1f), self-test %s "
+              "%.1f ms (cpu %.1f)%s", d->name, d->lib_path, MS(tw, 0), MS(tc, 0), MS(tt, 0), MS(tw, 1), MS(tc, 1), MS(tt, 1),
+              backend_name((WGPUEnum)d->backend_asked), MS(tw, 2), MS(tc, 2), MS(tt, 2),
+              tested ? "skipped (passed before)" : "run", MS(tw, 3), MS(tc, 3), warming ? "; made ahead of its sessions" : "");
+#undef MS
+  if (warming) warm_ready_ns = tw[4];
   if (rc) {
     device_free(d);
     return rc;
@@ -944,11 +1024,19 @@ static int device_create(wg_device **out) {
   return 0;
 }
 
-static void warm_wait(void);
+static uint64_t warm_wait(void);
 
 int gpux__wg_device_acquire(wg_device **out) {
   *out = NULL;
-  warm_wait();
+  uint64_t asked = now_ns(), waited = warm_wait();
+  if (waited && getenv("GPUX_WEBGPU_VERBOSE")) {
+    /* what the caller did meanwhile (loading its models) hid min(asked, ready) of the making */
+    uint64_t ready = warm_ready_ns ? warm_ready_ns : asked + waited;
+    gpux__log(GPUX_LOG_DEBUG, "webgpu: a session asked for the device %.1f ms after gpux_device_warm and waited %.1f ms "
+              "for it (ready %.1f ms after gpux_device_warm): %.1f ms of its making overlapped the caller's work",
+              (double)(asked - warm_asked_ns) / 1e6, (double)(waited - 1) / 1e6, (double)(ready - warm_asked_ns) / 1e6,
+              (double)((asked < ready ? asked : ready) - warm_asked_ns) / 1e6);
+  }
   pthread_mutex_lock(&device_mu);
   int rc = 0;
   if (the_device && the_device->lost) { /* a lost device is not reused */
@@ -986,16 +1074,22 @@ static pthread_mutex_t warm_mu = PTHREAD_MUTEX_INITIALIZER;
 static int warm_running;         /* under warm_mu: warm_thread is to be joined */
 
 /* Waits for the warm-up thread, if one runs: the device it makes is the one the caller gets (a
- * caller that raced it would make the device itself, the thread then waiting for nothing). */
-static void warm_wait(void) {
-  if (warming) return;
+ * caller that raced it would make the device itself, the thread then waiting for nothing).
+ * Returns how long it waited plus 1 ns when it joined the thread, 0 when none ran. */
+static uint64_t warm_wait(void) {
+  if (warming) return 0;
+  uint64_t t0 = now_ns(), waited = 0;
   pthread_mutex_lock(&warm_mu);
   if (warm_running) {
     pthread_join(warm_thread, NULL);
     warm_running = 0;
+    waited = now_ns() - t0 + 1;
   }
   pthread_mutex_unlock(&warm_mu);
+  return waited;
 }
+
+static void warm_exit(void) { warm_wait(); }
 
 static void *warm_main(void *arg) {
   (void)arg;
@@ -1015,9 +1109,10 @@ void gpux_device_warm(int backend) {
   pthread_mutex_unlock(&device_mu);
   if (!start) return;
   pthread_mutex_lock(&warm_mu);
+  warm_asked_ns = now_ns();
   warm_running = pthread_create(&warm_thread, NULL, warm_main, NULL) == 0;
   pthread_mutex_unlock(&warm_mu);
-  if (warm_running) atexit(warm_wait); /* no exit while Dawn starts up */
+  if (warm_running) atexit(warm_exit); /* no exit while Dawn starts up */
 }
 
 /* ---- listing devices (gpux devices) ---- */

@@ -55,6 +55,7 @@ typedef struct wg_device {
   wg_cache *cache;               /* Dawn's blob cache on disk (cache.c), or NULL */
   char name[256], driver[256], vendor[64], architecture[64];
   int backend_type, adapter_type;
+  int backend_asked;             /* the WGPUBackendType the adapter was asked of (0: any) */
   uint32_t vendor_id, device_id, subgroup_min, subgroup_max;
   uint64_t timeout_ns;           /* how long a wait may take before it counts as a hang */
   /* errors reported by the device's callbacks, turned into gpux errors by gpux__wg_check */
