@@ -202,6 +202,17 @@ typedef struct {
                                     float32 registers; inputs and outputs stay float32. Without
                                     shader-f16 (and on the CPU) the session computes in float32:
                                     gpux_session_precision says so. */
+  const char *last_position;     /* text generation: the name of an output [batch, seq, vocab] (a
+                                    language model's logits) of which the caller reads only the
+                                    last position of each row. Runs give it as [batch, 1, vocab]:
+                                    the sequence is cut as early as is exact (before the output
+                                    layer when only position-wise ops follow it), so the other
+                                    positions' logits are never computed. The session also gives
+                                    one output more than the model declares, after the others
+                                    (index gpux_model_output_count): the ArgMax of that output over
+                                    its last axis, int64 [batch, 1] (greedy decoding reads it and
+                                    keeps the logits on the device). An output not declared of rank
+                                    3 keeps its shape and gets the ArgMax alone. NULL: off. */
 } gpux_session_options;
 
 GPUX_API int gpux_session_create(gpux_model *m, const gpux_session_options *opts, gpux_session **out);
@@ -492,7 +503,9 @@ typedef struct {
 GPUX_API void gpux_generate_options_init(gpux_generate_options *o);
 /* gpux_app_run with generation settings and streaming; an app without `generate:` ignores them.
  * The answer adds "text", "tokens", "prompt_tokens", "generated_tokens", "finish_reason" ("stop"
- * or "length"), "time_to_first_token_ms", "tokens_per_second" and "download_bytes_per_token". */
+ * or "length"), "time_to_first_token_ms", "tokens_per_second" and "download_bytes_per_token"
+ * (bytes read back from the device per token; for `generate:` the decode steps' alone, the
+ * prefill's in "prefill_download_bytes"). */
 GPUX_API int gpux_app_generate(gpux_app *a, const gpux_app_input *inputs, int n_inputs,
                                const gpux_generate_options *o, char **result_json, char **result_text);
 /* Whether the app generates text (its GPUXfile has `generate:`). */

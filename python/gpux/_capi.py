@@ -74,7 +74,7 @@ class ValueInfo(ctypes.Structure):
 
 class SessionOptions(ctypes.Structure):
     _fields_ = [("backend", ctypes.c_int), ("threads", ctypes.c_int), ("gpu_memory", ctypes.c_uint64),
-                ("precision", ctypes.c_int)]
+                ("precision", ctypes.c_int), ("last_position", ctypes.c_char_p)]
 
 
 class AppOptions(ctypes.Structure):

@@ -1,5 +1,5 @@
-/* optimize.c — the CPU backend's graph rewrite, run once when a session is created, on a copy
- * of the model's main graph (the model and the other backends keep the graph as loaded):
+/* optimize.c — the graph rewrite a session runs once when it is created, on a copy of the model's
+ * main graph (the model keeps the graph as loaded):
  *
  *   1. Constant nodes holding a tensor become initializers, so they are not copied on every run
  *      and the rewrites below can read them; so do Identity nodes of a constant (exporters that
@@ -24,6 +24,8 @@
  *      x * s' with s' = s + 1 folded into that FusedConv: one pass over x instead of two.
  *   4. Scaled dot-product attention (MatMul, scale, masks, Softmax, MatMul) becomes one Attention
  *      node (fuse-attention.c).
+ *   5. Asked for (a text generator's session): a language model's logits are computed for the
+ *      last position only, with their ArgMax as one more output (last-position.c).
  *
  * Nested graphs (If, Loop and Scan bodies) are rewritten alike, as copies their node points to;
  * a body's Conv may take weights it captures from an enclosing graph. Value ids stay as they are
@@ -31,6 +33,7 @@
 #include "runtime/optimize.h"
 #include "runtime/fuse-attention.h"
 #include "runtime/fuse-transformer.h"
+#include "runtime/last-position.h"
 #include "runtime/rewrite.h"
 #include "ops/op.h"
 #include <float.h>
@@ -607,7 +610,7 @@ void gpux__graph_optimized_free(gpux__graph *g) {
   free(o);
 }
 
-static int optimize(const gpux__graph *src, unsigned skip, gpux__graph **out);
+static int optimize(const gpux__graph *src, unsigned skip, int fuse, int last_position, gpux__graph **out);
 
 /* Nested graphs of node i rewritten: the node gets its own attribute list (and graph lists)
  * pointing at the copies, which o->subs keeps. Sets *changed when any was rewritten. */
@@ -619,7 +622,7 @@ static int optimize_subgraphs(opt_graph *o, int i, unsigned skip, int *changed) 
     int own_list = 0;  /* n->attrs[a].graphs is this graph's copy */
     for (int k = 0; k < count; k++) {
       gpux__graph *sub;
-      int rc = optimize(n->attrs[a].g ? n->attrs[a].g : n->attrs[a].graphs[k], skip, &sub);
+      int rc = optimize(n->attrs[a].g ? n->attrs[a].g : n->attrs[a].graphs[k], skip, 1, -1, &sub);
       if (rc) return rc;
       if (!sub) continue;
       gpux__graph **subs = gpux__realloc(o->subs, (size_t)(o->n_subs + 1) * sizeof *subs);
@@ -655,7 +658,9 @@ static int optimize_subgraphs(opt_graph *o, int i, unsigned skip, int *changed) 
   return 0;
 }
 
-static int optimize(const gpux__graph *src, unsigned skip, gpux__graph **out) {
+/* Rewrites src: with `fuse`, passes 1 to 4 (and nested graphs); with last_position >= 0, pass 5
+ * on that output. */
+static int optimize(const gpux__graph *src, unsigned skip, int fuse, int last_position, gpux__graph **out) {
   *out = NULL;
   const gpux__op_def *fused_def = gpux__op_find("gpux", "FusedConv", 1);
   const gpux__op_def *fused_t_def = gpux__op_find("gpux", "FusedConvTranspose", 1);
@@ -665,35 +670,42 @@ static int optimize(const gpux__graph *src, unsigned skip, gpux__graph **out) {
   *g = *src;
   g->hash = NULL, g->hash_cap = 0;   /* lookups by name go to the model's graph */
   g->dead_start = g->dead_after = NULL;
-  g->cap_values = src->n_values + 4 * src->n_nodes + 1;
+  g->cap_values = src->n_values + 4 * src->n_nodes + 16;
+  int cap_nodes = src->n_nodes + 3;  /* pass 5 adds two */
   g->values = gpux__calloc((size_t)g->cap_values, sizeof *g->values);
-  g->nodes = gpux__calloc((size_t)src->n_nodes + 1, sizeof *g->nodes);
+  g->nodes = gpux__calloc((size_t)cap_nodes, sizeof *g->nodes);
   unsigned char *dead = gpux__calloc((size_t)src->n_nodes + 1, 1);
   use_map u = {0};
   int rc = 0, changed = 0;
   if (!g->values || !g->nodes || !dead) { rc = GPUX_E_NOMEM; goto out; }
   if (src->n_values) memcpy(g->values, src->values, (size_t)src->n_values * sizeof *g->values); /* may be NULL */
   if (src->n_nodes) memcpy(g->nodes, src->nodes, (size_t)src->n_nodes * sizeof *g->nodes);
-  for (int i = 0; i < g->n_nodes; i++)
-    if ((rc = optimize_subgraphs(o, i, skip, &changed))) goto out;
-  fold_constants(o, dead);
-  if ((rc = use_map_build(g, dead, &u))) goto out;
-  for (int i = 0; i < g->n_nodes; i++)
-    if (!dead[i] && (rc = fuse_conv(o, &u, i, dead, fused_def, fused_t_def))) goto out;
-  /* producers again, for the FusedConv nodes just made */
-  for (int i = 0; i < g->n_nodes; i++)
-    for (int j = 0; j < g->nodes[i].n_out && !dead[i]; j++)
-      if (g->nodes[i].out[j] >= 0) g->values[g->nodes[i].out[j]].producer = i;
-  if ((rc = use_map_build(g, dead, &u))) goto out;
-  for (int i = 0; i < g->n_nodes; i++)
-    if (!dead[i] && (rc = fuse_se(o, &u, i, dead))) goto out;
-  if ((rc = gpux__fuse_transformer(g, dead, &o->arena))) goto out; /* GELU, LayerNorm, MatMul + bias + act */
-  if (!(skip & GPUX__OPT_ATTENTION) && (rc = gpux__fuse_attention(g, &o->arena, dead))) goto out;
+  if (fuse) {
+    for (int i = 0; i < g->n_nodes; i++)
+      if ((rc = optimize_subgraphs(o, i, skip, &changed))) goto out;
+    fold_constants(o, dead);
+    if ((rc = use_map_build(g, dead, &u))) goto out;
+    for (int i = 0; i < g->n_nodes; i++)
+      if (!dead[i] && (rc = fuse_conv(o, &u, i, dead, fused_def, fused_t_def))) goto out;
+    /* producers again, for the FusedConv nodes just made */
+    for (int i = 0; i < g->n_nodes; i++)
+      for (int j = 0; j < g->nodes[i].n_out && !dead[i]; j++)
+        if (g->nodes[i].out[j] >= 0) g->values[g->nodes[i].out[j]].producer = i;
+    if ((rc = use_map_build(g, dead, &u))) goto out;
+    for (int i = 0; i < g->n_nodes; i++)
+      if (!dead[i] && (rc = fuse_se(o, &u, i, dead))) goto out;
+    if ((rc = gpux__fuse_transformer(g, dead, &o->arena))) goto out; /* GELU, LayerNorm, MatMul + bias + act */
+    if (!(skip & GPUX__OPT_ATTENTION) && (rc = gpux__fuse_attention(g, &o->arena, dead))) goto out;
+  }
   int kept = 0;
   for (int i = 0; i < g->n_nodes; i++)
     if (!dead[i]) g->nodes[kept++] = g->nodes[i];
   changed |= kept != g->n_nodes;
   g->n_nodes = kept;
+  if (last_position >= 0) {
+    if ((rc = gpux__last_position(g, cap_nodes, &o->arena, last_position))) goto out;
+    changed = 1;
+  }
   if (changed) rc = gpux__graph_finalize(g);
 out:
   free(dead);
@@ -707,11 +719,14 @@ out:
   return 0;
 }
 
-int gpux__graph_optimize_skip(const gpux__graph *src, unsigned skip, gpux__graph **out) {
+int gpux__graph_optimize_with(const gpux__graph *src, const gpux__optimize_opts *opts, gpux__graph **out) {
   *out = NULL;
   const char *env = getenv("GPUX_OPTIMIZE");
-  if (env && !strcmp(env, "0")) return 0;
-  return optimize(src, skip, out);
+  int fuse = !(env && !strcmp(env, "0"));
+  if (!fuse && opts->last_position < 0) return 0;
+  return optimize(src, opts->skip, fuse, opts->last_position, out);
 }
 
-int gpux__graph_optimize(const gpux__graph *src, gpux__graph **out) { return gpux__graph_optimize_skip(src, 0, out); }
+int gpux__graph_optimize(const gpux__graph *src, gpux__graph **out) {
+  return gpux__graph_optimize_with(src, &(gpux__optimize_opts){.last_position = -1}, out);
+}

@@ -1,5 +1,5 @@
 /* rewrite.c — what the optimizer's graph rewrites share (rewrite.h): op tests, constant
- * lookups, counting nested graphs' captures and appending the constants a rewrite makes. */
+ * lookups, counting nested graphs' captures and appending the values a rewrite makes. */
 #include "runtime/rewrite.h"
 #include <string.h>
 
@@ -35,16 +35,23 @@ void gpux__count_captures(const gpux__node *n, int *uses, int weight) {
   }
 }
 
-int gpux__graph_append_const(gpux__graph *g, const char *name, int dtype, int ndim, const int64_t *dims, void *data,
-                             size_t nbytes) {
+int gpux__graph_append_value(gpux__graph *g, const char *name) {
   if (g->n_values == g->cap_values) return gpux__error(GPUX_E_INVALID, "optimize: value table full");
   int id = g->n_values++;
   gpux__value *v = &g->values[id];
   memset(v, 0, sizeof *v);
   v->name = name;
   v->info.ndim = -1;
-  v->is_const = 1;
   v->outer = v->producer = v->last_use = -1;
+  return id;
+}
+
+int gpux__graph_append_const(gpux__graph *g, const char *name, int dtype, int ndim, const int64_t *dims, void *data,
+                             size_t nbytes) {
+  int id = gpux__graph_append_value(g, name);
+  if (id < 0) return id;
+  gpux__value *v = &g->values[id];
+  v->is_const = 1;
   gpux_tensor *t = &v->init;
   t->kind = GPUX_KIND_TENSOR;
   t->dtype = dtype;

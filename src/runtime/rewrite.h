@@ -1,6 +1,7 @@
 /* rewrite.h — what the optimizer's graph rewrites share (optimize.c, fuse-attention.c,
  * fuse-transformer.c): recognising a node's op, reading a value's constant, counting the values
- * nested graphs capture, and appending a constant the rewrite made to the graph copy. */
+ * nested graphs capture, and appending a constant or computed value the rewrite made to the graph
+ * copy. */
 #ifndef GPUX_REWRITE_H
 #define GPUX_REWRITE_H
 
@@ -26,5 +27,9 @@ void gpux__count_captures(const gpux__node *n, int *uses, int weight);
  * error (the value table is full). */
 int gpux__graph_append_const(gpux__graph *g, const char *name, int dtype, int ndim, const int64_t *dims, void *data,
                              size_t nbytes);
+
+/* Appends a computed value named `name` (kept alive by the caller, as above) to the rewrite's copy
+ * g, within its spare capacity: its id or a negative error. */
+int gpux__graph_append_value(gpux__graph *g, const char *name);
 
 #endif
