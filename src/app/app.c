@@ -27,7 +27,9 @@ static int create_sessions(gpux_app *a) {
                              .gpu_memory = (uint64_t)spec->runtime.gpu_memory,
                              .precision = spec->runtime.precision == GPUX__PREC_FP16 ? GPUX_PRECISION_FP16 : GPUX_PRECISION_FP32};
   for (int i = 0; i < a->n_models; i++) {
-    int rc = gpux_session_create(a->models[i], &so, &a->sessions[i]);
+    gpux_session_options mo = so;
+    if (a->mode->session_options) a->mode->session_options(a, i, &mo);
+    int rc = gpux_session_create(a->models[i], &mo, &a->sessions[i]);
     if (rc) {
       const gpux__spec_model *m = spec->has_model ? &spec->model : &spec->pipeline.steps[i].model;
       const char *b = strrchr(m->path, '/');

@@ -8,8 +8,11 @@
  * The prompt is tokenized (preprocessing.tokenizer) and run once (prefill); then one token a step
  * is chosen from the last position's logits (greedy, or sampled with temperature, top-k, top-p
  * and a repetition penalty from a seeded generator) and fed back with the cache. The cache stays
- * on the session's device between steps (gpux_session_run_values with kept outputs): each step
- * brings back only the logits. A model without a cache is run on the whole sequence each step.
+ * on the session's device between steps (gpux_session_run_values with kept outputs). The session
+ * computes the logits of the last position only (the session option last_position,
+ * runtime/last-position.c), and their ArgMax besides: a greedy step with no repetition penalty
+ * reads back the ArgMax alone (8 bytes) and leaves the logits on the device; any other step reads
+ * back the one row of logits. A model without a cache is run on the whole sequence each step.
  * Generation ends at the end-of-text token, a stop text, max_new_tokens or max_context, or when
  * the caller's token callback asks. Each piece of text is handed to the callback as soon as it is
  * whole (no split UTF-8 character, no possible start of a stop text). Choosing tokens, the text
@@ -46,6 +49,12 @@ static int present_for(gpux_model *m, const char *past) {
   return -1;
 }
 
+/* The logits' output: "logits", else the first. */
+static int logits_output(gpux_model *m) {
+  int o = gpux__textgen_find_output(m, "logits");
+  return o < 0 ? 0 : o;
+}
+
 static void iface_free(gen_iface *f) {
   free(f->kv);
   memset(f, 0, sizeof *f);
@@ -61,8 +70,7 @@ static int iface_of(const gpux__spec *s, gpux_model *m, gen_iface *f) {
   f->mask = gpux__textgen_find_input(m, s->tokenizer.attention_mask ? s->tokenizer.attention_mask : "attention_mask");
   f->pos = gpux__textgen_find_input(m, "position_ids");
   f->cache_branch = gpux__textgen_find_input(m, "use_cache_branch");
-  f->logits = gpux__textgen_find_output(m, "logits");
-  if (f->logits < 0) f->logits = 0;
+  f->logits = logits_output(m);
   int n_in = gpux_model_input_count(m);
   if (!(f->kv = gpux__calloc((size_t)n_in + 1, sizeof *f->kv))) return GPUX_E_NOMEM;
   for (int i = 0; i < n_in; i++) {
@@ -136,6 +144,13 @@ static int gen_validate(const gpux_app *a) {
   return rc;
 }
 
+/* The session computes the logits of the last position only, and their ArgMax as one more output
+ * (gen_run.argmax). */
+static void gen_session_options(const gpux_app *a, int i, gpux_session_options *so) {
+  gpux_value_info vi;
+  if (i == 0 && !gpux_model_output_info(a->models[0], logits_output(a->models[0]), &vi)) so->last_position = vi.name;
+}
+
 static int gen_io_count(const gpux_app *a, int output) { return 1; }
 
 static int gen_io_info(const gpux_app *a, int output, int i, gpux_value_info *vi) {
@@ -152,7 +167,9 @@ typedef struct {
   int64_t eos;
   gpux_tensor inputs[4];        /* ids, mask, positions, cache branch */
   gpux_input *in;
-  gpux_output *out;
+  gpux_output *out;             /* (the model's outputs + 1) the last one is the logits' ArgMax
+                                   (gen_session_options) */
+  int argmax;                   /* its index: the model's output count */
   gpux_device_tensor **cache;   /* (n_kv) the last step's present values */
   gpux_tensor *empty;           /* (n_kv) zero-length past values for the first step */
 } gen_run;
@@ -175,17 +192,50 @@ static int input_dtype(gpux_model *m, int i) {
   return i >= 0 && !gpux_model_input_info(m, i, &vi) ? vi.dtype : GPUX_DT_INT64;
 }
 
-/* One step: feeds `ids` (n of them) after `past` cached positions; the next token's logits
- * come back in *logits (the caller frees). */
-static int step(gen_run *r, const int64_t *ids, int64_t n, int64_t past, gpux_tensor *logits) {
-  gpux_app *a = r->a;
-  gpux_model *m = a->models[0];
-  int n_in = gpux_model_input_count(m), n_out = gpux_model_output_count(m), rc;
-  memset(r->in, 0, sizeof *r->in * (size_t)n_in);
-  for (int i = 0; i < n_out; i++) {
+/* Whether steps may read back the ArgMax of the logits instead of the logits: greedy, and no
+ * repetition penalty (nothing else is done to the logits on the host). */
+static int greedy(const gpux_generate_options *o) { return o->temperature <= 0 && o->repetition_penalty == 1.0; }
+
+/* Clears r->out (the model's outputs and the ArgMax) for a step. */
+static void outputs_clear(gen_run *r) {
+  for (int i = 0; i <= r->argmax; i++) {
     gpux_tensor_free(&r->out[i].tensor);
+    gpux_device_tensor_free(r->out[i].device);
     r->out[i] = (gpux_output){0};
   }
+}
+
+/* Runs r's session on r->in (set up to input `given`): with `argmax`, the logits stay on the
+ * device (dropped) and their ArgMax comes back instead. */
+static int run_step(gen_run *r, int given, int argmax) {
+  if (argmax) r->out[r->f.logits].keep = 1;
+  int rc = gpux_session_run_values(r->a->sessions[0], r->in, given, r->out, argmax ? r->argmax + 1 : r->argmax);
+  if (!rc && argmax) {
+    gpux_device_tensor_free(r->out[r->f.logits].device);
+    r->out[r->f.logits].device = NULL;
+  }
+  return rc;
+}
+
+/* The token that row `row` (of n_rows) chose, from the ArgMax output [batch, 1]: the last of the row's
+ * positions (also for logits the session did not cut, whose ArgMax has a position each). */
+static int argmax_token(const gpux_tensor *t, int64_t row, int64_t n_rows, int64_t *token) {
+  int64_t c = t->kind == GPUX_KIND_TENSOR && t->data ? gpux_tensor_count(t) : 0;
+  if ((t->dtype != GPUX_DT_INT64 && t->dtype != GPUX_DT_INT32) || c < n_rows || c % n_rows)
+    return gpux__error(GPUX_E_MODEL, "generate: the logits' ArgMax has an unexpected shape");
+  *token = gpux__load_i64(t->dtype, t->data, (row + 1) * (c / n_rows) - 1);
+  return 0;
+}
+
+/* One step: feeds `ids` (n of them) after `past` cached positions; what comes back is in *got
+ * (the caller frees): with `argmax`, the ArgMax of the logits (argmax_token), else the next
+ * token's logits. */
+static int step(gen_run *r, const int64_t *ids, int64_t n, int64_t past, int argmax, gpux_tensor *got) {
+  gpux_app *a = r->a;
+  gpux_model *m = a->models[0];
+  int n_in = gpux_model_input_count(m), rc;
+  memset(r->in, 0, sizeof *r->in * (size_t)n_in);
+  outputs_clear(r);
   if ((rc = ids_tensor(&r->inputs[0], input_dtype(m, r->f.ids), ids, n, 0))) return rc;
   r->in[r->f.ids].tensor = &r->inputs[0];
   if (r->f.mask >= 0) {
@@ -215,15 +265,15 @@ static int step(gen_run *r, const int64_t *ids, int64_t n, int64_t past, gpux_te
   int given = 0;
   for (int i = 0; i < n_in; i++)
     if (r->in[i].tensor || r->in[i].device) given = i + 1;
-  rc = gpux_session_run_values(a->sessions[0], r->in, given, r->out, n_out);
-  if (rc) return rc;
+  if ((rc = run_step(r, given, argmax))) return rc;
   for (int k = 0; k < r->f.n_kv; k++) {
     gpux_device_tensor_free(r->cache[k]);
     r->cache[k] = r->out[r->f.kv[k].out].device;
     r->out[r->f.kv[k].out].device = NULL;
   }
-  *logits = r->out[r->f.logits].tensor;
-  memset(&r->out[r->f.logits].tensor, 0, sizeof r->out[r->f.logits].tensor);
+  int o = argmax ? r->argmax : r->f.logits;
+  *got = r->out[o].tensor;
+  memset(&r->out[o].tensor, 0, sizeof r->out[o].tensor);
   return 0;
 }
 
@@ -243,26 +293,35 @@ static int gen_loop(gen_run *r, const gpux_tensor *prompt_ids, double *ms) {
   int64_t n_seq = n_prompt, past = 0;
   gpux__textgen_chooser ch;
   gpux__textgen_chooser_init(&ch, &r->o, st);
-  gpux_run_stats s0, s1;
+  gpux_run_stats s0, s_pre, s1;
   gpux_session_stats(a->sessions[0], &s0);
-  int rc = gpux__textgen_set_prompt(st, seq, n_prompt), stop = 0;
+  s_pre = s0;
+  int rc = gpux__textgen_set_prompt(st, seq, n_prompt), stop = 0, argmax = greedy(&r->o), steps = 0;
   double t0 = gpux__now_ms();
   size_t emitted = 0;
   for (int step_no = 0; step_no < r->o.max_new_tokens && !rc && !stop; step_no++) {
     if ((rc = gpux__cancelled())) break;
     if (n_seq >= max_ctx) break;
-    gpux_tensor logits = {0};
+    gpux_tensor got = {0};
     /* with a cache: the prompt, then the last token; without: the whole sequence each time */
     const int64_t *feed = r->f.n_kv ? seq + past : seq;
     int64_t n_feed = r->f.n_kv ? n_seq - past : n_seq;
-    if ((rc = step(r, feed, n_feed, r->f.n_kv ? past : 0, &logits))) break;
+    if ((rc = step(r, feed, n_feed, r->f.n_kv ? past : 0, argmax, &got))) break;
+    if (!steps++) gpux_session_stats(a->sessions[0], &s_pre);
     past = n_seq;
-    float *row;
-    rc = gpux__textgen_last_row(&ch, &logits, "generate", &row);
-    gpux_tensor_free(&logits);
-    if (rc) break;
-    int64_t next = gpux__textgen_choose(&ch, row, &r->o, seq, n_seq);
-    free(row);
+    int64_t next;
+    if (argmax) {
+      rc = argmax_token(&got, 0, 1, &next);
+      gpux_tensor_free(&got);
+      if (rc) break;
+    } else {
+      float *row;
+      rc = gpux__textgen_last_row(&ch, &got, "generate", &row);
+      gpux_tensor_free(&got);
+      if (rc) break;
+      next = gpux__textgen_choose(&ch, row, &r->o, seq, n_seq);
+      free(row);
+    }
     if (step_no == 0) st->first_ms = gpux__now_ms() - t0;
     if (next == r->eos) { st->finish = "stop"; break; }
     seq[n_seq++] = next;
@@ -274,34 +333,55 @@ static int gen_loop(gen_run *r, const gpux_tensor *prompt_ids, double *ms) {
   st->total_ms = gpux__now_ms() - t0;
   *ms += st->total_ms;
   gpux_session_stats(a->sessions[0], &s1);
-  if (st->n_tokens) st->download_bytes_per_token = (double)(s1.download_bytes - s0.download_bytes) / (double)st->n_tokens;
+  st->prefill_download_bytes = (double)(s_pre.download_bytes - s0.download_bytes);
+  if (steps > 1) st->download_bytes_per_token = (double)(s1.download_bytes - s_pre.download_bytes) / (double)(steps - 1);
   gpux__textgen_chooser_free(&ch);
   free(seq);
   return rc;
 }
 
+/* The model state of a gen_run (interface, IO arrays, empty past values); gen_run_teardown frees it. */
+static int gen_run_setup(gen_run *r, gpux_app *a) {
+  r->a = a;
+  int rc = iface_of(a->spec, a->models[0], &r->f);
+  if (rc) return rc;
+  gpux_model *m = a->models[0];
+  int n_in = gpux_model_input_count(m);
+  r->argmax = gpux_model_output_count(m);
+  r->in = gpux__calloc((size_t)n_in + 1, sizeof *r->in);
+  r->out = gpux__calloc((size_t)r->argmax + 2, sizeof *r->out);
+  r->cache = gpux__calloc((size_t)r->f.n_kv + 1, sizeof *r->cache);
+  r->empty = gpux__calloc((size_t)r->f.n_kv + 1, sizeof *r->empty);
+  if (!r->in || !r->out || !r->cache || !r->empty) return GPUX_E_NOMEM;
+  for (int k = 0; k < r->f.n_kv && !rc; k++) { /* [1, heads, 0, head_dim] */
+    gpux_value_info vi;
+    gpux_model_input_info(m, r->f.kv[k].in, &vi);
+    int64_t dims[GPUX_MAX_DIMS];
+    for (int d = 0; d < vi.ndim; d++) dims[d] = d == 0 ? 1 : d == r->f.kv[k].axis ? 0 : vi.dims[d];
+    rc = gpux_tensor_init(&r->empty[k], vi.dtype ? vi.dtype : GPUX_DT_FLOAT, vi.ndim, dims);
+  }
+  return rc;
+}
+
+static void gen_run_teardown(gen_run *r) {
+  for (int k = 0; r->cache && k < r->f.n_kv; k++) gpux_device_tensor_free(r->cache[k]);
+  for (int k = 0; r->empty && k < r->f.n_kv; k++) gpux_tensor_free(&r->empty[k]);
+  if (r->out) outputs_clear(r);
+  for (int i = 0; i < 4; i++) gpux_tensor_free(&r->inputs[i]);
+  free(r->in);
+  free(r->out);
+  free(r->cache);
+  free(r->empty);
+  iface_free(&r->f);
+}
+
 static int gen_run_mode(gpux_app *a, const gpux__named_tensors *in, gpux__named_tensors *out, double *ms) {
   gpux__textgen_state *st = gpux__textgen_state_reset(a);
   if (!st) return GPUX_E_NOMEM;
-  gen_run r = {.a = a, .st = st};
-  int rc = iface_of(a->spec, a->models[0], &r.f);
-  if (rc) return rc;
+  gen_run r = {.st = st};
+  int rc = gen_run_setup(&r, a);
   gpux__textgen_options(&a->spec->generate, a->generate, &r.o);
   r.eos = gpux__textgen_eos_id(a);
-  gpux_model *m = a->models[0];
-  int n_in = gpux_model_input_count(m), n_out = gpux_model_output_count(m);
-  r.in = gpux__calloc((size_t)n_in + 1, sizeof *r.in);
-  r.out = gpux__calloc((size_t)n_out + 1, sizeof *r.out);
-  r.cache = gpux__calloc((size_t)r.f.n_kv + 1, sizeof *r.cache);
-  r.empty = gpux__calloc((size_t)r.f.n_kv + 1, sizeof *r.empty);
-  if (!r.in || !r.out || !r.cache || !r.empty) rc = GPUX_E_NOMEM;
-  for (int k = 0; k < r.f.n_kv && !rc; k++) { /* [1, heads, 0, head_dim] */
-    gpux_value_info vi;
-    gpux_model_input_info(m, r.f.kv[k].in, &vi);
-    int64_t dims[GPUX_MAX_DIMS];
-    for (int d = 0; d < vi.ndim; d++) dims[d] = d == 0 ? 1 : d == r.f.kv[k].axis ? 0 : vi.dims[d];
-    rc = gpux_tensor_init(&r.empty[k], vi.dtype ? vi.dtype : GPUX_DT_FLOAT, vi.ndim, dims);
-  }
   int ids = gpux__named_tensors_find(in, a->spec->tokenizer.input_ids ? a->spec->tokenizer.input_ids : "input_ids");
   if (!rc && ids < 0) rc = gpux__error(GPUX_E_INVALID, "generate: the prompt gave no token ids");
   if (!rc) rc = gen_loop(&r, &in->t[ids], ms);
@@ -314,18 +394,7 @@ static int gen_run_mode(gpux_app *a, const gpux__named_tensors *in, gpux__named_
       gpux_tensor_free(&t);
     }
   }
-  for (int k = 0; r.cache && k < r.f.n_kv; k++) gpux_device_tensor_free(r.cache[k]);
-  for (int k = 0; r.empty && k < r.f.n_kv; k++) gpux_tensor_free(&r.empty[k]);
-  for (int i = 0; r.out && i < n_out; i++) {
-    gpux_tensor_free(&r.out[i].tensor);
-    gpux_device_tensor_free(r.out[i].device);
-  }
-  for (int i = 0; i < 4; i++) gpux_tensor_free(&r.inputs[i]);
-  free(r.in);
-  free(r.out);
-  free(r.cache);
-  free(r.empty);
-  iface_free(&r.f);
+  gen_run_teardown(&r);
   return rc;
 }
 
@@ -334,6 +403,7 @@ const gpux__mode gpux__mode_generate = {
   /* .direct   = */ 0,
   /* .check    = */ gen_check,
   /* .validate = */ gen_validate,
+  /* .session_options = */ gen_session_options,
   /* .io_count = */ gen_io_count,
   /* .io_info  = */ gen_io_info,
   /* .run      = */ gen_run_mode,
@@ -361,6 +431,7 @@ typedef struct {
   int64_t *seq, n_seq;          /* prompt and generated ids */
   int64_t cached;               /* its positions in the cache (padding not counted) */
   int64_t new_tokens;           /* generated so far (the end-of-text token counts, as a step) */
+  double decode_down;           /* bytes its decode steps read back (a shared step's split evenly) */
   int row;                      /* its row in the batch's cache */
   int finished, rc;
   int stop_text;                /* a stop text (or the caller) ended it: its text is final */
@@ -389,44 +460,6 @@ static void seq_free(gen_seq *s) {
   gpux__textgen_chooser_free(&s->ch);
   free(s->seq);
   free(s);
-}
-
-/* The model state of a gen_run (interface, IO arrays, empty past values); gen_run_teardown frees it. */
-static int gen_run_setup(gen_run *r, gpux_app *a) {
-  r->a = a;
-  int rc = iface_of(a->spec, a->models[0], &r->f);
-  if (rc) return rc;
-  gpux_model *m = a->models[0];
-  int n_in = gpux_model_input_count(m), n_out = gpux_model_output_count(m);
-  r->in = gpux__calloc((size_t)n_in + 1, sizeof *r->in);
-  r->out = gpux__calloc((size_t)n_out + 1, sizeof *r->out);
-  r->cache = gpux__calloc((size_t)r->f.n_kv + 1, sizeof *r->cache);
-  r->empty = gpux__calloc((size_t)r->f.n_kv + 1, sizeof *r->empty);
-  if (!r->in || !r->out || !r->cache || !r->empty) return GPUX_E_NOMEM;
-  for (int k = 0; k < r->f.n_kv && !rc; k++) { /* [1, heads, 0, head_dim] */
-    gpux_value_info vi;
-    gpux_model_input_info(m, r->f.kv[k].in, &vi);
-    int64_t dims[GPUX_MAX_DIMS];
-    for (int d = 0; d < vi.ndim; d++) dims[d] = d == 0 ? 1 : d == r->f.kv[k].axis ? 0 : vi.dims[d];
-    rc = gpux_tensor_init(&r->empty[k], vi.dtype ? vi.dtype : GPUX_DT_FLOAT, vi.ndim, dims);
-  }
-  return rc;
-}
-
-static void gen_run_teardown(gen_run *r) {
-  int n_out = r->a ? gpux_model_output_count(r->a->models[0]) : 0;
-  for (int k = 0; r->cache && k < r->f.n_kv; k++) gpux_device_tensor_free(r->cache[k]);
-  for (int k = 0; r->empty && k < r->f.n_kv; k++) gpux_tensor_free(&r->empty[k]);
-  for (int i = 0; r->out && i < n_out; i++) {
-    gpux_tensor_free(&r->out[i].tensor);
-    gpux_device_tensor_free(r->out[i].device);
-  }
-  for (int i = 0; i < 4; i++) gpux_tensor_free(&r->inputs[i]);
-  free(r->in);
-  free(r->out);
-  free(r->cache);
-  free(r->empty);
-  iface_free(&r->f);
 }
 
 int gpux__gen_batchable(const gpux_app *a) {
@@ -480,21 +513,27 @@ void gpux__gen_batch_counts(const gpux__gen_batch *b, uint64_t *steps, uint64_t 
   *shared = b ? b->shared_steps : 0;
 }
 
-/* Chooses s's next token from row `row` of logits (the last position of that row's positions),
- * records and emits it, and marks s finished when it is done. */
-static int seq_take(gen_seq *s, const gpux_tensor *logits, int64_t row, int64_t n_rows) {
-  /* row `row` of the batch as a tensor of its own (a view of the logits' data) */
-  if (logits->ndim < 2 || logits->dims[0] != n_rows || !logits->nbytes)
-    return gpux__error(GPUX_E_SHAPE, "generate: logits of an unexpected shape");
-  gpux_tensor view = *logits;
-  view.dims[0] = 1;
-  view.nbytes = logits->nbytes / (size_t)n_rows;
-  view.data = (char *)logits->data + view.nbytes * (size_t)row;
-  float *vals;
-  int rc = gpux__textgen_last_row(&s->ch, &view, "generate", &vals);
-  if (rc) return rc;
-  int64_t next = gpux__textgen_choose(&s->ch, vals, &s->r.o, s->seq, s->n_seq);
-  free(vals);
+/* Chooses s's next token from row `row` of what a step read back (`argmax`: the ArgMax output,
+ * else the logits; the last position of that row's positions), records and emits it, and marks s
+ * finished when it is done. */
+static int seq_take(gen_seq *s, const gpux_tensor *got, int argmax, int64_t row, int64_t n_rows) {
+  int64_t next;
+  int rc;
+  if (argmax) {
+    if ((rc = argmax_token(got, row, n_rows, &next))) return rc;
+  } else {
+    /* row `row` of the batch as a tensor of its own (a view of the logits' data) */
+    if (got->ndim < 2 || got->dims[0] != n_rows || !got->nbytes)
+      return gpux__error(GPUX_E_SHAPE, "generate: logits of an unexpected shape");
+    gpux_tensor view = *got;
+    view.dims[0] = 1;
+    view.nbytes = got->nbytes / (size_t)n_rows;
+    view.data = (char *)got->data + view.nbytes * (size_t)row;
+    float *vals;
+    if ((rc = gpux__textgen_last_row(&s->ch, &view, "generate", &vals))) return rc;
+    next = gpux__textgen_choose(&s->ch, vals, &s->r.o, s->seq, s->n_seq);
+    free(vals);
+  }
   if (!s->new_tokens) s->st.first_ms = gpux__now_ms() - s->t0;
   s->new_tokens++;
   int stop = 0;
@@ -519,6 +558,7 @@ static int seq_take(gen_seq *s, const gpux_tensor *logits, int64_t row, int64_t 
 /* Moves finished (or failed) s to the done list, with its last text emitted. */
 static void seq_done(gpux__gen_batch *b, gen_seq *s) {
   int stop = 0;
+  if (s->new_tokens > 1) s->st.download_bytes_per_token = s->decode_down / (double)(s->new_tokens - 1);
   if (!s->rc && !s->stop_text) s->rc = gpux__textgen_emit(s->r.a->tokenizer, &s->r.o, &s->st, &s->emitted, 1, &stop);
   s->st.total_ms = gpux__now_ms() - s->t0;
   s->finished = 1;
@@ -644,13 +684,17 @@ int gpux__gen_batch_add(gpux__gen_batch *b, const gpux_app_input *inputs, int n_
   }
   gpux__named_tensors_free(&in);
   /* the prompt alone, then its first token */
-  gpux_tensor logits = {0};
-  if (!rc) rc = step(&b->pre, s->seq, s->n_seq, 0, &logits);
+  gpux_tensor got = {0};
+  gpux_run_stats s0, s1;
+  gpux_session_stats(a->sessions[0], &s0);
+  if (!rc) rc = step(&b->pre, s->seq, s->n_seq, 0, greedy(&s->r.o), &got);
+  gpux_session_stats(a->sessions[0], &s1);
+  s->st.prefill_download_bytes = (double)(s1.download_bytes - s0.download_bytes);
   if (!rc) {
     s->cached = s->n_seq;
-    rc = seq_take(s, &logits, 0, 1);
+    rc = seq_take(s, &got, greedy(&s->r.o), 0, 1);
   }
-  gpux_tensor_free(&logits);
+  gpux_tensor_free(&got);
   gpux__cancel_leave(outer);
   if (!rc && !s->finished && !b->n) { /* the first row: its cache is the batch's as it is */
     for (int k = 0; k < b->pre.f.n_kv; k++) {
@@ -693,14 +737,11 @@ int gpux__gen_batch_step(gpux__gen_batch *b) {
   gpux_app *a = b->a;
   gen_run *r = &b->pre;
   gpux_model *m = a->models[0];
-  int n_in = gpux_model_input_count(m), n_out = gpux_model_output_count(m), n = b->n, rc;
+  int n_in = gpux_model_input_count(m), n = b->n, rc, argmax = 1;
   int64_t len = b->len;
   memset(r->in, 0, sizeof *r->in * (size_t)n_in);
-  for (int i = 0; i < n_out; i++) {
-    gpux_tensor_free(&r->out[i].tensor);
-    gpux_device_tensor_free(r->out[i].device);
-    r->out[i] = (gpux_output){0};
-  }
+  outputs_clear(r);
+  for (int i = 0; i < n; i++) argmax &= greedy(&b->rows[i]->r.o); /* else the logits come back for all */
   if ((rc = int_tensor(&b->feed[0], m, r->f.ids, n, 1)) || (rc = int_tensor(&b->feed[1], m, r->f.mask, n, len + 1)) ||
       (rc = int_tensor(&b->feed[2], m, r->f.pos, n, 1)))
     return rc;
@@ -721,7 +762,10 @@ int gpux__gen_batch_step(gpux__gen_batch *b) {
   for (int i = 0; i < n_in; i++)
     if (r->in[i].tensor || r->in[i].device) given = i + 1;
   const atomic_int *outer = gpux__cancel_enter(&a->cancel);
-  rc = gpux_session_run_values(a->sessions[0], r->in, given, r->out, n_out);
+  gpux_run_stats s0, s1;
+  gpux_session_stats(a->sessions[0], &s0);
+  rc = run_step(r, given, argmax);
+  gpux_session_stats(a->sessions[0], &s1);
   gpux__cancel_leave(outer);
   if (!rc) {
     for (int k = 0; k < r->f.n_kv; k++) {
@@ -732,14 +776,15 @@ int gpux__gen_batch_step(gpux__gen_batch *b) {
     b->len++;
     b->steps++;
     if (n > 1) b->shared_steps++;
-    gpux_tensor *logits = &r->out[r->f.logits].tensor;
-    if (logits->ndim < 2 || logits->kind != GPUX_KIND_TENSOR || !gpux__dtype_is_float(logits->dtype) || logits->dims[0] != n)
+    gpux_tensor *got = &r->out[argmax ? r->argmax : r->f.logits].tensor;
+    if (!argmax && (got->ndim < 2 || got->kind != GPUX_KIND_TENSOR || !gpux__dtype_is_float(got->dtype) || got->dims[0] != n))
       rc = gpux__error(GPUX_E_MODEL, "generate: logits must be float [batch, seq, vocab]");
     for (int i = 0; i < n && !rc; i++) {
       gen_seq *s = b->rows[i];
       s->cached++;
       if (n > 1) s->shared_steps++;
-      if ((rc = seq_take(s, logits, i, n))) s->rc = rc;
+      s->decode_down += (double)(s1.download_bytes - s0.download_bytes) / n;
+      if ((rc = seq_take(s, got, argmax, i, n))) s->rc = rc;
     }
   }
   if (!rc) rc = drop_finished(b);

@@ -266,6 +266,7 @@ const gpux__mode gpux__mode_openwakeword = {
   /* .direct   = */ 0,
   /* .check    = */ ww_check,
   /* .validate = */ ww_validate,
+  /* .session_options = */ NULL,
   /* .io_count = */ ww_io_count,
   /* .io_info  = */ ww_io_info,
   /* .run      = */ ww_run,

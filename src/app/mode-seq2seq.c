@@ -606,6 +606,7 @@ const gpux__mode gpux__mode_seq2seq = {
   /* .direct   = */ 0,
   /* .check    = */ s2s_check,
   /* .validate = */ s2s_validate,
+  /* .session_options = */ NULL,
   /* .io_count = */ s2s_io_count,
   /* .io_info  = */ s2s_io_info,
   /* .run      = */ s2s_run_mode,

@@ -27,6 +27,7 @@ const gpux__mode gpux__mode_sequence = {
   /* .direct   = */ 1,
   /* .check    = */ gpux__spec_check_models,
   /* .validate = */ NULL,
+  /* .session_options = */ NULL,
   /* .io_count = */ NULL,
   /* .io_info  = */ NULL,
   /* .run      = */ sequence_run,

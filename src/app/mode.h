@@ -7,7 +7,7 @@
  *
  * The app calls a mode at these points:
  *   gpux__app_create   check (a GPUXfile, against the loaded models) or validate (a stored
- *                      config, whose spec was checked at build)
+ *                      config, whose spec was checked at build), then session_options
  *   gpux__app_infer    run
  *   gpux__app_answer   answer, after the outputs
  *   gpux_app_close     release
@@ -33,6 +33,9 @@ typedef struct gpux__mode {
   int (*check)(gpux__spec *s, gpux_model *const *models, int n_models);
   /* (optional) Checks a stored config's models when an image is opened. Default: nothing. */
   int (*validate)(const gpux_app *a);
+  /* (optional) Sets what the mode asks of the session of models[i] (so holds the spec's runtime
+   * settings already), e.g. the last_position of a text generator's logits. Default: nothing. */
+  void (*session_options)(const gpux_app *a, int i, gpux_session_options *so);
 
   /* (optional) How many tensors the app takes (output = 0) or gives (1), and the name, dtype and
    * shape of the i-th (names point into the spec). Default: the first model's inputs, the last

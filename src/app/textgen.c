@@ -15,6 +15,7 @@ gpux__textgen_state *gpux__textgen_state_reset(gpux_app *a) {
   st->text = NULL;
   st->n_tokens = 0;
   st->first_ms = st->total_ms = st->encoder_ms = st->download_bytes_per_token = 0;
+  st->prefill_download_bytes = -1;
   st->finish = "length";
   return st;
 }
@@ -68,6 +69,7 @@ void gpux__textgen_answer(const gpux_app *a, cJSON *root) {
   cJSON_AddItemToObject(root, "tokens_per_second",
                         gpux__app_json_num(st->n_tokens > 1 && decode_ms > 0 ? (double)(st->n_tokens - 1) * 1000.0 / decode_ms : 0, 1));
   cJSON_AddItemToObject(root, "download_bytes_per_token", gpux__app_json_num(st->download_bytes_per_token, 1));
+  if (st->prefill_download_bytes >= 0) cJSON_AddNumberToObject(root, "prefill_download_bytes", st->prefill_download_bytes);
 }
 
 const char *gpux__textgen_text(const gpux_app *a) {

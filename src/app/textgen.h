@@ -17,7 +17,9 @@ typedef struct {
   const char *finish;           /* "stop" or "length" */
   double first_ms, total_ms;
   double encoder_ms;            /* seq2seq: the encoder's one run (not part of total_ms) */
-  double download_bytes_per_token;
+  double download_bytes_per_token; /* read back from the device per token: generate counts the
+                                   decode steps' only (the prefill's are prefill_download_bytes) */
+  double prefill_download_bytes; /* generate: read back by the prefill; -1 when not counted */
 } gpux__textgen_state;
 
 /* A run's state, created on first use and emptied for a new run; NULL when out of memory. */

@@ -2,8 +2,10 @@
 # Text generation end to end (`generate:` in a GPUXfile, src/app/mode-generate.c) with the tiny
 # untrained decoder of examples/tiny-gpt (a KV cache in and out) and a cache-less GPT-2 of the
 # wild corpus: the generated token ids must be exactly those of the same loop run with ONNX
-# Runtime (tests/app/generate-ref.mjs) — greedy, with a repetition penalty, and sampled with a
-# seed through temperature, top-k and top-p — on the CPU and on WebGPU; the text streamed on
+# Runtime (tests/app/generate-ref.mjs) — greedy (with the ArgMax on the device, and with a
+# repetition penalty), and sampled with a seed through temperature, top-k and top-p — on the CPU
+# and on WebGPU, reading back at most 64 bytes a greedy token and one row of logits otherwise (the
+# prefill too); the text streamed on
 # stdout is the JSON's text; stop texts, --max-new-tokens, building and running the image, and
 # one-line errors for GPUXfiles generation cannot use.
 #   tests/app/generate.sh GPUX
@@ -27,6 +29,24 @@ expect greedy-webgpu 0 "^\\$want\$" -- gen --repetition-penalty 100 --backend we
 # wrong tokens, or none)
 profiled() { (export GPUX_WEBGPU_PROFILE=1; gen "$@" 2>"$tmp/profile.log") && grep -qE 'webgpu: +[0-9.]+ ms +MatMul' "$tmp/profile.log"; }
 expect greedy-webgpu-profiled 0 "^\\$want\$" -- profiled --repetition-penalty 100 --backend webgpu --max-new-tokens 64
+# greedy with no repetition penalty: the session computes the ArgMax of the last position's logits
+# (runtime/last-position.c) and a step reads back only that, leaving the logits on the device
+want=$(ref "$ex/model.onnx" "$prompt_ids" 64 0 0 1 1 0)
+expect argmax-cpu 0 "^\\$want\$" -- gen --repetition-penalty 1 --backend cpu --max-new-tokens 64
+expect argmax-webgpu 0 "^\\$want\$" -- gen --repetition-penalty 1 --backend webgpu --max-new-tokens 64
+# bytes read back from the device: a greedy step's at most 64 (the ArgMax, prefill included); with
+# a repetition penalty one row of logits (300 float32), also for the prefill of the whole prompt
+cat > "$tmp/bytes.py" <<'PY'
+import json, sys
+d = json.load(sys.stdin)
+pre, per = d["prefill_download_bytes"], d["download_bytes_per_token"]
+lo, hi = int(sys.argv[1]), int(sys.argv[2])
+print("ok" if lo <= pre <= hi and lo <= per <= hi else f"prefill {pre}, decode {per} bytes a token; want {lo} to {hi}")
+PY
+readback() { "$gpux" run "$ex" --input "Hello there, how are you" --json --max-new-tokens 16 "$@" | python3 "$tmp/bytes.py" "$lo" "$hi"; }
+lo=0 hi=64; expect readback-argmax-cpu 0 '^ok$' -- readback --repetition-penalty 1 --backend cpu
+lo=0 hi=64; expect readback-argmax-webgpu 0 '^ok$' -- readback --repetition-penalty 1 --backend webgpu
+lo=1200 hi=1200; expect readback-row-webgpu 0 '^ok$' -- readback --repetition-penalty 100 --backend webgpu
 want=$(ref "$ex/model.onnx" "$prompt_ids" 24 3 40 0.9 100 5)
 expect sampled-topk-topp 0 "^\\$want\$" -- gen --temperature 3 --top-k 40 --top-p 0.9 --repetition-penalty 100 --seed 5
 want=$(ref "$ex/model.onnx" "$prompt_ids" 24 50 0 1 1 9)
