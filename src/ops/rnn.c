@@ -86,6 +86,14 @@ static float *load_floats(gpux__kctx *k, const gpux_tensor *t, int64_t n) {
   return v;
 }
 
+/* t's n values as float32: its own data when it is float32 already (*owned NULL), else a copy
+ * in *owned for the caller to free. NULL when out of memory. */
+static const float *floats_of(gpux__kctx *k, const gpux_tensor *t, int64_t n, float **owned) {
+  *owned = NULL;
+  if (t->dtype == GPUX_DT_FLOAT) return t->data;
+  return *owned = load_floats(k, t, n);
+}
+
 static int parse_activations(gpux__kctx *k, rnn_conf *c) {
   static const int defaults[3][3] = {{ACT_TANH}, {ACT_SIGMOID, ACT_TANH}, {ACT_SIGMOID, ACT_TANH, ACT_TANH}};
   c->nacts = c->cell == CELL_RNN ? 1 : c->cell == CELL_GRU ? 2 : 3;
@@ -330,7 +338,8 @@ static int op_recurrent(gpux__kctx *k, int cell) {
     if (!OUTPUT_WANTED(o)) outs[o] = NULL;
 
   int64_t *lens = NULL;
-  float *x = NULL, *w = NULL, *r = NULL, *bias = NULL, *p = NULL, *xs = NULL;
+  float *x = NULL, *w_own = NULL, *r_own = NULL, *bias_own = NULL, *p_own = NULL, *xs = NULL;
+  const float *w, *r, *bias = NULL, *p = NULL; /* the weights read in place when float32 */
   float *h = NULL, *c = NULL, *y = NULL;
   rc = GPUX_E_NOMEM;
   if (L) {
@@ -357,10 +366,10 @@ static int op_recurrent(gpux__kctx *k, int cell) {
     x = xs;
     xs = NULL;
   }
-  if (!(w = load_floats(k, W, D * G * Hd * NI))) goto fail;
-  if (!(r = load_floats(k, R, D * G * Hd * Hd))) goto fail;
-  if (Bt && !(bias = load_floats(k, Bt, D * 2 * G * Hd))) goto fail;
-  if (P && !(p = load_floats(k, P, D * 3 * Hd))) goto fail;
+  if (!(w = floats_of(k, W, D * G * Hd * NI, &w_own))) goto fail;
+  if (!(r = floats_of(k, R, D * G * Hd * Hd, &r_own))) goto fail;
+  if (Bt && !(bias = floats_of(k, Bt, D * 2 * G * Hd, &bias_own))) goto fail;
+  if (P && !(p = floats_of(k, P, D * 3 * Hd, &p_own))) goto fail;
   h = gpux__calloc((size_t)(D * Bn * Hd + 1), sizeof(float));   /* (dir, batch, hid) */
   c = gpux__calloc((size_t)(D * Bn * Hd + 1), sizeof(float));
   y = gpux__calloc((size_t)(D * S * Bn * Hd + 1), sizeof(float)); /* (dir, seq, batch, hid) */
@@ -408,7 +417,7 @@ static int op_recurrent(gpux__kctx *k, int cell) {
   rc = 0;
 fail:
   if (rc == GPUX_E_NOMEM && !k->status) gpux__kerr(k, rc, "out of memory");
-  free(lens); free(xs); free(x); free(w); free(r); free(bias); free(p); free(h); free(c); free(y);
+  free(lens); free(xs); free(x); free(w_own); free(r_own); free(bias_own); free(p_own); free(h); free(c); free(y);
   return rc;
 }
 

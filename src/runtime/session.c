@@ -79,6 +79,7 @@ struct gpux_session {
     const gpux__graph *g;
     int busy;               /* a frame of this body is running (a body inside itself) */
     frame_store st;
+    gpux__node_state *_Atomic *node_state; /* [body nodes] what its kernels keep across runs */
   } **bodies;
   int n_bodies;
   mem_plan plans[PLANS_MAX];
@@ -105,6 +106,7 @@ typedef struct frame {
   frame_store *store;       /* the arrays to use, or NULL: allocated for this invocation */
   const mem_plan *plan;     /* where intermediates go, or NULL */
   size_t *record;           /* [n_values] bytes of each intermediate made, or NULL */
+  gpux__node_state *_Atomic *node_state; /* a body's: [g nodes] its kernels' kept state, or NULL */
 } frame;
 
 static const gpux_tensor *frame_value(const frame *f, int id) {
@@ -115,6 +117,13 @@ static const gpux_tensor *frame_value(const frame *f, int id) {
 }
 
 static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_tensor *outputs, int n_outputs);
+
+/* Value id is the same in every run: an initializer of its graph or of one it is nested in. */
+static int value_const(const frame *f, int id) {
+  const gpux__value *v = &f->g->values[id];
+  if (v->is_const) return 1;
+  return v->outer >= 0 && f->parent ? value_const(f->parent, v->outer) : 0;
+}
 
 /* Lets go of the model's copy of value v, which no node of this session reads. */
 static void drop_copy(gpux_session *s, int v) {
@@ -170,10 +179,15 @@ static int run_subgraph(gpux__kctx *k, const gpux__graph *body, const gpux_tenso
     if (grown) {
       s->bodies = grown;
       b = gpux__calloc(1, sizeof *b);
+      if (b && !(b->node_state = gpux__calloc((size_t)body->n_nodes + 1, sizeof *b->node_state))) {
+        free(b);
+        b = NULL;
+      }
       if (b && !store_init(&b->st, body)) {
         b->g = body;
         s->bodies[s->n_bodies++] = b;
-      } else {
+      } else if (b) {
+        free((void *)b->node_state);
         free(b);
         b = NULL;
       }
@@ -182,6 +196,7 @@ static int run_subgraph(gpux__kctx *k, const gpux__graph *body, const gpux_tenso
   if (b) {
     b->busy = 1;
     child.store = &b->st;
+    child.node_state = b->node_state;
   }
   int rc = run_graph(&child, inputs, n_inputs, outputs, n_outputs);
   if (b) b->busy = 0;
@@ -281,8 +296,9 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
     for (int j = 0; j < n->n_out; j++) out[j] = n->out[j] >= 0 ? &f->vals[n->out[j]] : NULL;
     gpux__kctx_init(&k, n, in, out);
     for (int j = 0; j < n->n_in && j < 64; j++)
-      if (n->in[j] >= 0 && g->values[n->in[j]].is_const) k.const_in |= (uint64_t)1 << j;
+      if (n->in[j] >= 0 && value_const(f, n->in[j])) k.const_in |= (uint64_t)1 << j;
     if (!f->parent && f->s->node_state && i < f->s->n_node_state) k.state = &f->s->node_state[i];
+    if (f->parent && f->node_state) k.state = &f->node_state[i];
     k.run_subgraph = run_subgraph;
     k.exec = f;
     k.buffers = &f->s->buffers;
@@ -304,7 +320,7 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
     double t0 = f->s->profiling ? now_ms() : 0;
     int had_state = !k.state || gpux__state_get(&k);
     rc = f->s->backend->run_node ? f->s->backend->run_node(f->s->backend_ctx, &k) : n->op->run(&k);
-    if (!had_state && !rc) let_go_replaced(f->s, &k, i);
+    if (!had_state && !rc && !f->parent) let_go_replaced(f->s, &k, i); /* a body's node: the weights stay */
     if (f->s->profiling && !rc) gpux__prof_add(&f->s->prof, n->op_type, "cpu", now_ms() - t0, GPUX__PROF_NONE);
     if (rc) {
       if (!k.status) gpux__error_prefix(rc, "node '%s' (%s): ", n->name, n->op_type);
@@ -673,7 +689,16 @@ void gpux_session_free(gpux_session *s) {
   free((void *)s->ready);
   free((void *)s->replaced);
   free((void *)s->raw);
-  for (int i = 0; i < s->n_bodies; i++) store_free(&s->bodies[i]->st), free(s->bodies[i]);
+  for (int i = 0; i < s->n_bodies; i++) {
+    struct body_store *b = s->bodies[i];
+    for (int j = 0; j < b->g->n_nodes; j++) {
+      gpux__node_state *st = atomic_load(&b->node_state[j]);
+      if (st) st->destroy(st);
+    }
+    free((void *)b->node_state);
+    store_free(&b->st);
+    free(b);
+  }
   free(s->bodies);
   for (int i = 0; i < s->n_plans; i++) plan_free(&s->plans[i]);
   gpux__buffers_release(&s->buffers);

@@ -1,10 +1,12 @@
 /* test-model.c — loading and running models built in memory: symbolic dimensions serving several
  * shapes, input checks (dtype, rank, fixed and symbolic dims), unsupported ops, external data,
- * and truncated or corrupted files that must fail cleanly. */
+ * truncated or corrupted files that must fail cleanly, and an If's branches whose MatMuls keep
+ * the parent's weights packed from run to run. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <math.h>
 #include <stdio.h>
 #include <unistd.h>
 #include "gpux/gpux.h"
@@ -255,11 +257,85 @@ static void test_value_info(void **state) {
   }
 }
 
+/* Y = If(C) then { MatMul(X, W) } else { MatMul(X, V) }, W [8, 5] and V [8, 70] initializers of
+ * the main graph that the branches capture. */
+static pbw if_matmul_model(void) {
+  pbw g = {0}, m = {0};
+  static float w[8 * 5], v[8 * 70];
+  for (int i = 0; i < 8 * 5; i++) w[i] = sinf((float)i * 0.37f);
+  for (int i = 0; i < 8 * 70; i++) v[i] = cosf((float)i * 0.11f);
+  int64_t wd[] = {8, 5}, vd[] = {8, 70}, xd[] = {-1, 8}, yd[] = {-1, -1};
+  pbw_str(&g, 2, "ifmm");
+  const char *names[2] = {"then_branch", "else_branch"}, *weights[2] = {"W", "V"};
+  pbw node = {0};
+  pbw_str(&node, 1, "C");
+  pbw_str(&node, 2, "Y");
+  pbw_str(&node, 3, "if");
+  pbw_str(&node, 4, "If");
+  for (int b = 0; b < 2; b++) {
+    pbw branch = {0}, attr = {0};
+    pbw_str(&branch, 2, names[b]);
+    pbw_node(&branch, "MatMul", "X", weights[b], b ? "Zb" : "Za");
+    pbw_value_info(&branch, 12, b ? "Zb" : "Za", GPUX_DT_FLOAT, 2, yd, "rows");
+    pbw_str(&attr, 1, names[b]);
+    pbw_msg(&attr, 6, &branch);
+    pbw_int(&attr, 20, 5);
+    pbw_msg(&node, 5, &attr);
+  }
+  pbw_msg(&g, 1, &node);
+  pbw_tensor(&g, 5, "W", GPUX_DT_FLOAT, 2, wd, w, sizeof w);
+  pbw_tensor(&g, 5, "V", GPUX_DT_FLOAT, 2, vd, v, sizeof v);
+  int64_t cd[] = {1};
+  pbw_value_info(&g, 11, "X", GPUX_DT_FLOAT, 2, xd, "rows");
+  pbw_value_info(&g, 11, "C", GPUX_DT_BOOL, 1, cd, NULL);
+  pbw_value_info(&g, 12, "Y", GPUX_DT_FLOAT, 2, yd, "rows");
+  pbw_model(&m, &g);
+  return m;
+}
+
+/* Each branch's MatMul packs its captured weights on its first run and reads them from its state
+ * on the next ones: every run, on either branch, must give the product. */
+static void test_if_branch_state(void **state) {
+  (void)state;
+  pbw m = if_matmul_model();
+  gpux_model *model;
+  assert_int_equal(gpux_model_load_buffer(m.data, m.len, "ifmm.onnx", &model), 0);
+  free(m.data);
+  gpux_session *s;
+  assert_int_equal(gpux_session_create(model, &cpu, &s), 0);
+  for (int run = 0; run < 6; run++) {
+    int then = run % 3 != 2, rows = 1 + run % 4, n = then ? 5 : 70;
+    gpux_tensor in[2], y;
+    int64_t xd[] = {rows, 8}, cd[] = {1};
+    assert_int_equal(gpux_tensor_init(&in[0], GPUX_DT_FLOAT, 2, xd), 0);
+    assert_int_equal(gpux_tensor_init(&in[1], GPUX_DT_BOOL, 1, cd), 0);
+    for (int i = 0; i < rows * 8; i++) ((float *)in[0].data)[i] = (float)((i * 7 + run) % 11) - 5.0f;
+    ((unsigned char *)in[1].data)[0] = (unsigned char)then;
+    assert_int_equal(gpux_session_run(s, in, 2, &y, 1), 0);
+    assert_int_equal(y.dims[0], rows);
+    assert_int_equal(y.dims[1], n);
+    for (int i = 0; i < rows; i++)
+      for (int j = 0; j < n; j++) {
+        double want = 0;
+        for (int p = 0; p < 8; p++)
+          want += (double)((float *)in[0].data)[i * 8 + p] * (then ? sinf((float)(p * 5 + j) * 0.37f) : cosf((float)(p * 70 + j) * 0.11f));
+        double got = ((float *)y.data)[i * n + j];
+        if (fabs(got - want) > 1e-4 * (fabs(want) + 1)) fail_msg("run %d: y[%d, %d] = %g, want %g", run, i, j, got, want);
+      }
+    gpux_tensor_free(&y);
+    gpux_tensor_free(&in[0]);
+    gpux_tensor_free(&in[1]);
+  }
+  gpux_session_free(s);
+  gpux_model_free(model);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_symbolic_batch),        cmocka_unit_test(test_bad_inputs),
     cmocka_unit_test(test_unsupported_op),        cmocka_unit_test(test_truncated_and_corrupt),
     cmocka_unit_test(test_external_data),        cmocka_unit_test(test_value_info),
+    cmocka_unit_test(test_if_branch_state),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
