@@ -81,6 +81,8 @@ void gpux__store_i64(int dtype, void *data, int64_t i, int64_t v);
 /* A new float32 (float64) copy of t's elements, any numeric dtype: the working copy of kernels
  * that compute float16/bfloat16/float64 in float32 (or any float in float64). NULL when out of
  * memory. */
+/* gpux_tensor_init without the allocation: the tensor points at data, which it does not own. */
+int gpux__tensor_init_view(gpux_tensor *t, int dtype, int ndim, const int64_t *dims, void *data);
 float *gpux__widen_f32(const gpux_tensor *t);
 double *gpux__widen_f64(const gpux_tensor *t);
 /* Stores n float32 values into a buffer of dtype (16-bit floats rounded to nearest even). */

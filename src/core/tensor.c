@@ -40,6 +40,15 @@ int gpux__broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, in
 }
 
 int gpux_tensor_init(gpux_tensor *t, int dtype, int ndim, const int64_t *dims) {
+  int rc = gpux__tensor_init_view(t, dtype, ndim, dims, NULL);
+  if (rc) return rc;
+  t->data = gpux__calloc(1, t->nbytes ? t->nbytes : 1);
+  if (!t->data) return GPUX_E_NOMEM;
+  t->owns_data = 1;
+  return 0;
+}
+
+int gpux__tensor_init_view(gpux_tensor *t, int dtype, int ndim, const int64_t *dims, void *data) {
   memset(t, 0, sizeof *t);
   if (ndim < 0 || ndim > GPUX_MAX_DIMS)
     return gpux__error(GPUX_E_UNSUPPORTED, "tensor rank %d is above the supported %d", ndim,
@@ -58,9 +67,7 @@ int gpux_tensor_init(gpux_tensor *t, int dtype, int ndim, const int64_t *dims) {
     count *= dims[i];
   }
   t->nbytes = (size_t)count * esize;
-  t->data = gpux__calloc(1, t->nbytes ? t->nbytes : 1);
-  if (!t->data) return GPUX_E_NOMEM;
-  t->owns_data = 1;
+  t->data = data;
   return 0;
 }
 

@@ -268,13 +268,11 @@ int gpux__tensor_from_pb(const uint8_t *data, size_t len, gpux_model *model, int
     if (dtype == GPUX_DT_STRING) return gpux__error(GPUX_E_MODEL, "string tensor in raw_data");
     if (raw.len != want)
       return gpux__error(GPUX_E_MODEL, "tensor of %s has %zu bytes of data, expected %zu", gpux_dtype_name(dtype), raw.len, want);
+    if (sub == 1 && borrow && ((uintptr_t)raw.data % esize) == 0 && want > 0)
+      return gpux__tensor_init_view(out, dtype, ndim, dims, (void *)raw.data); /* points into the mapped file */
     if ((rc = gpux_tensor_init(out, dtype, ndim, dims))) return rc;
     if (sub > 1) {
       unpack_subbyte(dtype, raw.data, out->data, count);
-    } else if (borrow && ((uintptr_t)raw.data % esize) == 0 && want > 0) {
-      free(out->data); /* point into the mapped file instead of copying */
-      out->data = (void *)raw.data;
-      out->owns_data = 0;
     } else if (want) {
       memcpy(out->data, raw.data, want);
     }
