@@ -605,14 +605,27 @@ static void imm_tiles(void *ctx, int64_t begin, int64_t end) {
   for (int64_t task = begin; task < end; task++) {
     int64_t bi = task / mt, m0 = (task % mt) * NT, nv = GPUX__MIN(NT, s->m - m0), ai, bj;
     mm_batch_index(s, bi, &ai, &bj);
-    /* the panel: 4 consecutive bytes of a row of a make one column's word */
+    /* the panel: 4 consecutive bytes of a row of a make one column's word (zero past kk, and
+     * in the columns past nv) */
     const uint8_t *a = j->a + (ai * s->m + m0) * s->kk;
-    for (int64_t q = 0; q < k4; q++) {
-      uint8_t *d = t.panel + q * NT * 4;
-      int64_t p0 = q * 4, pn = GPUX__MIN(4, s->kk - p0);
-      for (int64_t c = 0; c < NT; c++)
-        for (int64_t e = 0; e < 4; e++) d[c * 4 + e] = c < nv && e < pn ? (uint8_t)(a[c * s->kk + p0 + e] ^ j->aflip) : 0;
+    uint32_t flip = j->aflip * 0x01010101u;
+    int64_t full = s->kk / 4, pn = s->kk - full * 4;
+    for (int64_t c = 0; c < nv; c++) {
+      const uint8_t *ar = a + c * s->kk;
+      uint32_t *d = (uint32_t *)t.panel + c;
+      for (int64_t q = 0; q < full; q++) {
+        uint32_t v;
+        memcpy(&v, ar + q * 4, 4);
+        d[q * NT] = v ^ flip;
+      }
+      if (pn) {
+        uint32_t v = 0;
+        for (int64_t e = 0; e < pn; e++) v |= (uint32_t)(uint8_t)(ar[full * 4 + e] ^ j->aflip) << (8 * e);
+        d[full * NT] = v;
+      }
     }
+    if (nv < NT)
+      for (int64_t q = 0; q < k4; q++) memset(t.panel + (q * NT + nv) * 4, 0, (size_t)(NT - nv) * 4);
     int32_t *y = j->y + (bi * s->m + m0) * s->n;
     for (int64_t n0 = 0; n0 < s->n; n0 += IGEMM_ROWS) {
       int64_t nr = GPUX__MIN(IGEMM_ROWS, s->n - n0);
@@ -627,45 +640,107 @@ static void imm_tiles(void *ctx, int64_t begin, int64_t end) {
   igemm_scratch_free(&t);
 }
 
+/* Weights as igemm rows: rows[nb * nrows][k4] with their sums, and per row w0 = the shift of
+ * the weights' type less its zero point (see igemm_fix). Made on every call, or once and kept in
+ * the node's state when the weights and their zero point are initializers. */
+typedef struct {
+  gpux__node_state base;
+  const gpux_tensor *w, *wz;  /* what was packed (kept: the initializers, checked on later runs) */
+  int64_t nb, nrows, kk;      /* matrices, rows each, values per row */
+  int32_t *rows, *rowsum, *w0;
+  int need_colsum;            /* some w0 is not zero */
+} igemm_weights;
+
+static void igemm_weights_free(igemm_weights *iw) {
+  free(iw->rows), free(iw->rowsum), free(iw->w0);
+  iw->rows = iw->rowsum = iw->w0 = NULL;
+}
+
+static void igemm_weights_destroy(gpux__node_state *st) {
+  igemm_weights_free((igemm_weights *)st);
+  free(st);
+}
+
+/* Packs nb matrices of w: conv, rows of kk values ([nrows, kk] each, a convolution's weights);
+ * otherwise columns ([kk, nrows] each, a matmul's B); wz one zero point, or one per row. */
+static int igemm_weights_make(gpux__kctx *k, igemm_weights *iw, const gpux_tensor *w, const gpux_tensor *wz, int64_t nb,
+                              int64_t nrows, int64_t kk, int conv, const char *zp_name) {
+  int64_t k4 = (kk + 3) / 4;
+  iw->w = w, iw->wz = wz, iw->nb = nb, iw->nrows = nrows, iw->kk = kk, iw->need_colsum = 0;
+  iw->rows = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, nb * nrows * k4));
+  iw->rowsum = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, nb * nrows));
+  iw->w0 = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, nrows));
+  int64_t *z = malloc(sizeof(int64_t) * (size_t)GPUX__MAX(1, nrows));
+  int rc = iw->rows && iw->rowsum && iw->w0 && z ? zero_point_vector(k, wz, nrows, zp_name, z)
+                                                 : gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+  if (!rc) {
+    int u8 = w->dtype == GPUX_DT_UINT8;
+    for (int64_t i = 0; i < nb; i++)
+      gpux__igemm_pack_rows((const uint8_t *)w->data + i * kk * nrows, u8, nrows, kk, conv ? kk : 1, conv ? 1 : nrows,
+                            iw->rows + i * nrows * k4, iw->rowsum + i * nrows);
+    for (int64_t r = 0; r < nrows; r++) iw->need_colsum |= (iw->w0[r] = (int32_t)((u8 ? 128 : 0) - z[r])) != 0;
+  }
+  free(z);
+  if (rc) igemm_weights_free(iw);
+  return rc;
+}
+
+/* The packed weights of input win (zero point input zin) for this call: the node's kept ones when
+ * both are initializers (made on the first run), else made into *local (igemm_weights_free after).
+ * NULL on error (k's status set). */
+static const igemm_weights *igemm_weights_get(gpux__kctx *k, int win, int zin, igemm_weights *local, int64_t nb,
+                                              int64_t nrows, int64_t kk, int conv, const char *zp_name) {
+  const gpux_tensor *w = IN(win), *wz = IN(zin);
+  memset(local, 0, sizeof *local);
+  int keep = k->state && win < 64 && zin < 64 && (k->const_in >> win & 1) && (!wz || (k->const_in >> zin & 1));
+  igemm_weights *st = keep ? (igemm_weights *)gpux__state_get(k) : NULL;
+  if (keep && !st) {
+    if (!(st = gpux__calloc(1, sizeof *st))) return NULL;
+    st->base.destroy = igemm_weights_destroy;
+    if (igemm_weights_make(k, st, w, wz, nb, nrows, kk, conv, zp_name)) {
+      free(st);
+      return NULL;
+    }
+    st->base.bytes = sizeof(int32_t) * (size_t)(nb * nrows * ((kk + 3) / 4) + nb * nrows + nrows);
+    st = (igemm_weights *)gpux__state_keep(k, &st->base);
+  }
+  if (st && st->base.destroy == igemm_weights_destroy && st->w == w && st->wz == wz && st->nb == nb &&
+      st->nrows == nrows && st->kk == kk)
+    return st;
+  return igemm_weights_make(k, local, w, wz, nb, nrows, kk, conv, zp_name) ? NULL : local;
+}
+
 /* y[batch, m, n] = (a - azp) x (b - bzp) in int32 (wrapping as the reference's int32 matmul);
- * azp per row of a, bzp per column of b. b's columns are packed as igemm rows, a's rows make the
- * panels. */
-static int int_matmul(gpux__kctx *k, const mm_shape *s, const gpux_tensor *a, const gpux_tensor *b,
-                      const gpux_tensor *azp, const gpux_tensor *bzp, int32_t *y) {
-  int64_t k4 = (s->kk + 3) / 4, nb = (s->kk * s->n) != 0 ? gpux_tensor_count(b) / (s->kk * s->n) : 0;
-  int32_t *rows = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, nb * s->n * k4));
-  int32_t *rowsum = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, nb * s->n));
-  int32_t *x0 = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, s->m)), *w0 = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, s->n));
-  int64_t *az = malloc(sizeof(int64_t) * (size_t)GPUX__MAX(1, s->m)), *bz = malloc(sizeof(int64_t) * (size_t)GPUX__MAX(1, s->n));
+ * azp per row of a, bzp per column of b (inputs bin and bin + 2 of the node). b's columns are
+ * packed as igemm rows, a's rows make the panels. */
+static int int_matmul(gpux__kctx *k, const mm_shape *s, const gpux_tensor *a, int bin, const gpux_tensor *azp,
+                      int32_t *y) {
+  const gpux_tensor *b = IN(bin);
+  int64_t nb = (s->kk * s->n) != 0 ? gpux_tensor_count(b) / (s->kk * s->n) : 0;
+  int32_t *x0 = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, s->m));
+  int64_t *az = malloc(sizeof(int64_t) * (size_t)GPUX__MAX(1, s->m));
+  igemm_weights local;
+  const igemm_weights *iw = NULL;
   int rc = 0;
-  if (!rows || !rowsum || !x0 || !w0 || !az || !bz) { rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); goto done; }
+  if (!x0 || !az) { rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); goto done; }
   if ((rc = zero_point_vector(k, azp, s->m, "a_zero_point", az))) goto done;
-  if ((rc = zero_point_vector(k, bzp, s->n, "b_zero_point", bz))) goto done;
-  int b_u8 = b->dtype == GPUX_DT_UINT8, need_colsum = 0;
+  if (!(iw = igemm_weights_get(k, bin, bin + 2, &local, nb, s->n, s->kk, 0, "b_zero_point"))) { rc = k->status; goto done; }
   for (int64_t i = 0; i < s->m; i++) x0[i] = (int32_t)((a->dtype == GPUX_DT_INT8 ? 128 : 0) + az[i]);
-  for (int64_t i = 0; i < s->n; i++) need_colsum |= (w0[i] = (int32_t)((b_u8 ? 128 : 0) - bz[i])) != 0;
-  for (int64_t i = 0; i < nb; i++)
-    gpux__igemm_pack_rows((const uint8_t *)b->data + i * s->kk * s->n, b_u8, s->n, s->kk, 1, s->n, rows + i * s->n * k4,
-                          rowsum + i * s->n);
   int64_t mt = (s->m + GPUX__IGEMM_NT - 1) / GPUX__IGEMM_NT;
-  imm_job j = {s, a->data, a->dtype == GPUX_DT_INT8 ? 0x80 : 0, rows, rowsum, x0, w0, need_colsum, y, 0};
-  /* about 64K multiply-adds a task at least */
+  imm_job j = {s, a->data, a->dtype == GPUX_DT_INT8 ? 0x80 : 0, iw->rows, iw->rowsum, x0, iw->w0, iw->need_colsum, y, 0};
   gpux__parallel_for(s->batch * mt, GPUX__MAX(1, IGEMM_TASK_MACS / GPUX__MAX(1, GPUX__IGEMM_NT * s->kk * s->n)), imm_tiles, &j);
   if (atomic_load(&j.failed)) rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
 done:
-  free(rows);
-  free(rowsum);
+  if (iw == &local) igemm_weights_free(&local);
   free(x0);
-  free(w0);
   free(az);
-  free(bz);
   return rc;
 }
 
 static int is_8bit(int dt) { return dt == GPUX_DT_INT8 || dt == GPUX_DT_UINT8; }
 
 static int op_matmul_integer(gpux__kctx *k) {
-  const gpux_tensor *a = IN(0), *b = IN(1), *azp = IN(2), *bzp = IN(3);
+  const gpux_tensor *a = IN(0), *b = IN(1), *azp = IN(2); /* b_zero_point (3): int_matmul */
   if (!a || !b) return gpux__kerr(k, GPUX_E_INVALID, "A and B are required");
   if (!is_8bit(a->dtype) || !is_8bit(b->dtype))
     return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "MatMulInteger of %s and %s", gpux_dtype_name(a->dtype), gpux_dtype_name(b->dtype));
@@ -675,7 +750,7 @@ static int op_matmul_integer(gpux__kctx *k) {
   gpux_tensor *y = gpux__out_raw(k, 0, GPUX_DT_INT32, s.out_ndim, s.out_dims);
   if (!y) return k->status;
   if (k->shape_only) return 0;
-  return int_matmul(k, &s, a, b, azp, bzp, y->data);
+  return int_matmul(k, &s, a, 1, azp, y->data);
 }
 
 /* A scale that applies per tensor or per row/column: `len` doubles. */
@@ -696,7 +771,7 @@ static double requant_multiplier(int dt, double as, double bs, double ys) {
 }
 
 static int op_qlinear_matmul(gpux__kctx *k) {
-  const gpux_tensor *a = IN(0), *as = IN(1), *azp = IN(2), *b = IN(3), *bs = IN(4), *bzp = IN(5), *ys = IN(6),
+  const gpux_tensor *a = IN(0), *as = IN(1), *azp = IN(2), *b = IN(3), *bs = IN(4), *ys = IN(6),
                     *yzp = IN(7);
   if (!a || !b || !as || !bs || !ys) return gpux__kerr(k, GPUX_E_INVALID, "a, b and the scales are required");
   if (!is_8bit(a->dtype) || !is_8bit(b->dtype))
@@ -715,7 +790,7 @@ static int op_qlinear_matmul(gpux__kctx *k) {
   if (!acc || !sa || !sb) { rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); goto done; }
   if ((rc = scale_vector(k, as, s.m, "a_scale", sa)) || (rc = scale_vector(k, bs, s.n, "b_scale", sb))) goto done;
   if (gpux_tensor_count(ys) != 1) { rc = gpux__kerr(k, GPUX_E_SHAPE, "y_scale must be a scalar"); goto done; }
-  if ((rc = int_matmul(k, &s, a, b, azp, bzp, acc))) goto done;
+  if ((rc = int_matmul(k, &s, a, 3, azp, acc))) goto done;
   double ysv = gpux__load_f64(ys->dtype, ys->data, 0);
   double yz = yzp ? (double)gpux__load_i64(yzp->dtype, yzp->data, 0) : 0;
   int dt = promote_real(as->dtype, promote_real(bs->dtype, ys->dtype));
@@ -956,19 +1031,20 @@ static void iconv_tiles(void *ctx, int64_t begin, int64_t end) {
   igemm_scratch_free(&t);
 }
 
-static int int_conv_gemm(gpux__kctx *k, const conv_geom *g, const gpux_tensor *x, const gpux_tensor *w, int64_t xz,
-                         const int64_t *wz, int32_t *y) {
+/* The weights are the node's input win, their zero point input win + 2. */
+static int int_conv_gemm(gpux__kctx *k, const conv_geom *g, const gpux_tensor *x, int win, int64_t xz, int32_t *y) {
   int64_t cpg = g->c / g->group, kk = cpg * gpux__shape_count(g->nsp, g->ks), k4 = (kk + 3) / 4;
-  int32_t *rows = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, g->m * k4));
-  int32_t *rowsum = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, g->m)), *w0 = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, g->m));
   iconv_krow *krow = malloc(sizeof(iconv_krow) * (size_t)GPUX__MAX(1, kk));
-  if (!rows || !rowsum || !w0 || !krow) {
-    free(rows), free(rowsum), free(w0), free(krow);
-    return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+  if (!krow) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+  igemm_weights local;
+  const igemm_weights *iw = igemm_weights_get(k, win, win + 2, &local, 1, g->m, kk, 1, "w_zero_point");
+  if (!iw) {
+    free(krow);
+    return k->status;
   }
-  int w_u8 = w->dtype == GPUX_DT_UINT8, x_i8 = x->dtype == GPUX_DT_INT8, need_colsum = 0;
-  gpux__igemm_pack_rows(w->data, w_u8, g->m, kk, kk, 1, rows, rowsum);
-  for (int64_t i = 0; i < g->m; i++) need_colsum |= (w0[i] = (int32_t)((w_u8 ? 128 : 0) - wz[i])) != 0;
+  int x_i8 = x->dtype == GPUX_DT_INT8;
+  const int32_t *rows = iw->rows, *rowsum = iw->rowsum, *w0 = iw->w0;
+  int need_colsum = iw->need_colsum;
   int d2 = g->nsp == 2; /* else 1-D, as 2-D of height 1 */
   iconv_gemm_job j = {
     .g = g, .x = x->data, .xflip = x_i8 ? 0x80 : 0, .xpad = (uint8_t)(xz + (x_i8 ? 128 : 0)),
@@ -982,25 +1058,25 @@ static int int_conv_gemm(gpux__kctx *k, const conv_geom *g, const gpux_tensor *x
   j.tiles_per_row = (j.ow + GPUX__IGEMM_NT - 1) / GPUX__IGEMM_NT;
   int64_t tasks = g->n * g->group * j.oh * j.tiles_per_row;
   gpux__parallel_for(tasks, GPUX__MAX(1, IGEMM_TASK_MACS / GPUX__MAX(1, GPUX__IGEMM_NT * kk * (g->m / g->group))), iconv_tiles, &j);
-  free(rows), free(rowsum), free(w0), free(krow);
+  if (iw == &local) igemm_weights_free(&local);
+  free(krow);
   return atomic_load(&j.failed) ? gpux__kerr(k, GPUX_E_NOMEM, "out of memory") : 0;
 }
 
-/* y = conv(x - xzp, w - wzp) in int32; xzp one value, wzp one or one per output channel. */
-static int int_conv(gpux__kctx *k, const conv_geom *g, const gpux_tensor *x, const gpux_tensor *w,
-                    const gpux_tensor *xzp, const gpux_tensor *wzp, int32_t *y) {
+/* y = conv(x - xzp, w - wzp) in int32; xzp one value, wzp one or one per output channel. w is
+ * the node's input win, wzp input win + 2. */
+static int int_conv(gpux__kctx *k, const conv_geom *g, const gpux_tensor *x, int win, const gpux_tensor *xzp,
+                    int32_t *y) {
+  const gpux_tensor *w = IN(win), *wzp = IN(win + 2);
+  if (xzp && gpux_tensor_count(xzp) != 1) return gpux__kerr(k, GPUX_E_SHAPE, "x_zero_point must be a scalar");
+  int64_t xz = xzp ? gpux__load_i64(xzp->dtype, xzp->data, 0) : 0;
+  if (g->nsp <= 2) return int_conv_gemm(k, g, x, win, xz, y);
   int64_t xc = gpux_tensor_count(x), wc = gpux_tensor_count(w);
   int64_t *wz = malloc(sizeof(int64_t) * (size_t)GPUX__MAX(1, g->m));
   int32_t *xd = NULL, *wd = NULL;
   int rc = 0;
   if (!wz) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
-  if (xzp && gpux_tensor_count(xzp) != 1) { rc = gpux__kerr(k, GPUX_E_SHAPE, "x_zero_point must be a scalar"); goto done; }
-  int64_t xz = xzp ? gpux__load_i64(xzp->dtype, xzp->data, 0) : 0;
   if ((rc = zero_point_vector(k, wzp, g->m, "w_zero_point", wz))) goto done;
-  if (g->nsp <= 2) {
-    rc = int_conv_gemm(k, g, x, w, xz, wz, y);
-    goto done;
-  }
   /* other ranks: direct loops over (x - xz) and (w - wz) widened to int32 */
   xd = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, xc)), wd = malloc(sizeof(int32_t) * (size_t)GPUX__MAX(1, wc));
   if (!xd || !wd) { rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); goto done; }
@@ -1026,7 +1102,7 @@ static int conv_output(gpux__kctx *k, const conv_geom *g, int dtype, gpux_tensor
 }
 
 static int op_conv_integer(gpux__kctx *k) {
-  const gpux_tensor *x = IN(0), *w = IN(1), *xzp = IN(2), *wzp = IN(3);
+  const gpux_tensor *x = IN(0), *w = IN(1), *xzp = IN(2); /* w_zero_point (3): int_conv */
   if (!x || !w) return gpux__kerr(k, GPUX_E_INVALID, "x and w are required");
   if (!is_8bit(x->dtype) || !is_8bit(w->dtype))
     return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "ConvInteger of %s and %s", gpux_dtype_name(x->dtype), gpux_dtype_name(w->dtype));
@@ -1035,11 +1111,11 @@ static int op_conv_integer(gpux__kctx *k) {
   int rc = conv_geometry(k, x, w, &g);
   if (rc || (rc = conv_output(k, &g, GPUX_DT_INT32, &y))) return rc;
   if (k->shape_only) return 0;
-  return int_conv(k, &g, x, w, xzp, wzp, y->data);
+  return int_conv(k, &g, x, 1, xzp, y->data);
 }
 
 static int op_qlinear_conv(gpux__kctx *k) {
-  const gpux_tensor *x = IN(0), *xs = IN(1), *xzp = IN(2), *w = IN(3), *ws = IN(4), *wzp = IN(5), *ys = IN(6),
+  const gpux_tensor *x = IN(0), *xs = IN(1), *xzp = IN(2), *w = IN(3), *ws = IN(4), *ys = IN(6),
                     *yzp = IN(7), *bias = IN(8);
   if (!x || !w || !xs || !ws || !ys) return gpux__kerr(k, GPUX_E_INVALID, "x, w and the scales are required");
   if (!is_8bit(x->dtype) || !is_8bit(w->dtype))
@@ -1059,7 +1135,7 @@ static int op_qlinear_conv(gpux__kctx *k) {
   if (!acc || !sw) { rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory"); goto done; }
   if ((rc = scale_vector(k, ws, g.m, "w_scale", sw))) goto done;
   if (gpux_tensor_count(xs) != 1 || gpux_tensor_count(ys) != 1) { rc = gpux__kerr(k, GPUX_E_SHAPE, "x_scale and y_scale must be scalars"); goto done; }
-  if ((rc = int_conv(k, &g, x, w, xzp, wzp, acc))) goto done;
+  if ((rc = int_conv(k, &g, x, 3, xzp, acc))) goto done;
   double xsv = gpux__load_f64(xs->dtype, xs->data, 0), ysv = gpux__load_f64(ys->dtype, ys->data, 0);
   double yz = yzp ? (double)gpux__load_i64(yzp->dtype, yzp->data, 0) : 0;
   int dt = promote_real(xs->dtype, promote_real(ws->dtype, ys->dtype));

@@ -5,12 +5,14 @@
  * per-channel zero points; and MatMulInteger with batch broadcasting, per-row and per-column zero
  * points. Each runs with the plain C kernel and with the best the CPU has; results must be equal
  * to the last bit. QLinearConv and QLinearMatMul's requantization (vectorized) against the
- * scalar formula on their integer products: ties, saturation, bias, per-channel scales, NaN. */
+ * scalar formula on their integer products: ties, saturation, bias, per-channel scales, NaN; and
+ * constant weights packed once into the node's state, reused on later runs and not for others. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 #include "ops/igemm.h"
 #include "ops/op.h"
@@ -236,11 +238,59 @@ static void test_qlinear_requant(void **state) {
   for (int i = 0; i < 80; i++) qlinear_case(i & 1);
 }
 
+/* Runs op_type with a state slot, the inputs in `konst` marked initializers. */
+static int run_op_state(const char *op_type, gpux__attr *attrs, int n_attrs, const gpux_tensor **in, int n_in,
+                        uint64_t konst, gpux__node_state *_Atomic *slot, gpux_tensor *out) {
+  gpux__node n = {.name = "t", .op_type = op_type, .domain = "", .opset = 13, .n_in = n_in, .n_out = 1,
+                 .n_attrs = n_attrs, .attrs = attrs};
+  n.op = gpux__op_find("", op_type, 13);
+  assert_non_null(n.op);
+  gpux_tensor *outs[1] = {out};
+  gpux__kctx k = {.node = &n, .n_in = n_in, .n_out = 1, .in = in, .out = outs, .opset = 13, .state = slot,
+                  .const_in = konst};
+  return n.op->run(&k);
+}
+
+/* ConvInteger and MatMulInteger with constant weights and zero points: packed on the first run,
+ * read from the state on the next ones; the last run passes other weights, which must not be
+ * read from the state. Every run equals the stateless op's output. */
+static void test_kept_weights(void **state) {
+  (void)state;
+  for (int c = 0; c < 16; c++) {
+    int conv = c & 1, xdt = rnd(0, 1) ? GPUX_DT_INT8 : GPUX_DT_UINT8, wdt = rnd(0, 1) ? GPUX_DT_INT8 : GPUX_DT_UINT8;
+    int64_t m = rnd(1, 40), kk = rnd(1, 30), rows = rnd(1, 70);
+    int64_t xd4[4] = {1, kk, 3, rnd(1, 20)}, wd4[4] = {m, kk, 1, 2}, xd2[2] = {rows, kk}, wd2[2] = {kk, m}, zd[1] = {m};
+    gpux_tensor x = conv ? rand_bytes(xdt, 4, xd4) : rand_bytes(xdt, 2, xd2);
+    gpux_tensor w = conv ? rand_bytes(wdt, 4, wd4) : rand_bytes(wdt, 2, wd2), w2 = conv ? rand_bytes(wdt, 4, wd4) : rand_bytes(wdt, 2, wd2);
+    gpux_tensor xz = rand_bytes(xdt, 0, NULL), wz = rand_bytes(wdt, 1, zd);
+    gpux_tensor ref = {0}, ref2 = {0};
+    const gpux_tensor *in[4] = {&x, &w, &xz, &wz}, *in2[4] = {&x, &w2, &xz, &wz};
+    const char *op = conv ? "ConvInteger" : "MatMulInteger";
+    assert_int_equal(run_op(op, NULL, 0, in, 4, &ref), 0);
+    assert_int_equal(run_op(op, NULL, 0, in2, 4, &ref2), 0);
+    gpux__node_state *_Atomic slot = NULL;
+    for (int run = 0; run < 4; run++) {
+      gpux_tensor y = {0};
+      assert_int_equal(run_op_state(op, NULL, 0, run == 3 ? in2 : in, 4, 2 | 8, &slot, &y), 0);
+      assert_non_null(atomic_load(&slot));
+      const gpux_tensor *want = run == 3 ? &ref2 : &ref;
+      assert_int_equal(gpux_tensor_count(&y), gpux_tensor_count(want));
+      assert_memory_equal(y.data, want->data, (size_t)gpux_tensor_count(want) * sizeof(int32_t));
+      gpux_tensor_free(&y);
+    }
+    gpux__node_state *st = atomic_load(&slot);
+    st->destroy(st);
+    gpux_tensor *all[] = {&x, &w, &w2, &xz, &wz, &ref, &ref2};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) gpux_tensor_free(all[i]);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_conv_integer),
     cmocka_unit_test(test_matmul_integer),
     cmocka_unit_test(test_qlinear_requant),
+    cmocka_unit_test(test_kept_weights),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
