@@ -146,7 +146,8 @@ for rt in runtimes:
                      "tokens_per_second": r.get("tokens_per_second"),
                      "cold": {"total_ms": rep.get("first_ms"), "process_start_to_first_result_ms": rep.get("startup_ms")},
                      "generated_tokens": r.get("generated_tokens"), "prompt_tokens": r.get("prompt_tokens"),
-                     "download_bytes_per_token": r.get("download_bytes_per_token"), "repeat": rep,
+                     "download_bytes_per_token": r.get("download_bytes_per_token"),
+                     "prefill_download_bytes": r.get("prefill_download_bytes"), "repeat": rep,
                      "prompt_ids": r.get("prompt_ids"), "tokens": r.get("tokens", [])})
     else:
         got = lines(os.path.join(raw, rt + ".json"))
@@ -207,7 +208,8 @@ if ort_gpu is not None:
     md.append(f"- ONNX Runtime WebGPU kept the cache on the GPU between steps: {ort_gpu.get('kv_on_device')}")
 for r in rows:
     if r["runtime"].startswith("gpux-") and "error" not in r:
-        md.append(f"- {r['runtime']}: {num(r.get('download_bytes_per_token'), 0)} bytes read back per token")
+        md.append(f"- {r['runtime']}: {num(r.get('download_bytes_per_token'), 0)} bytes read back per decode step, "
+                  f"{num(r.get('prefill_download_bytes'), 0)} by the prefill")
 open(os.path.join(out, "results.md"), "w").write("\n".join(md) + "\n")
 print("\n".join(md))
 EOF

@@ -6,12 +6,14 @@
  *
  * Slice keeps the last position of the sequence axis (the one before the vocabulary). head is the
  * output layer, a MatMul by 2-D weights (a constant, or a Transpose of one: tied embeddings) or a
- * gpux.FusedMatMul (fuse-transformer.c's, which a Gemm or MatMul with transB also becomes), whose
- * rows are each computed from the same row of h alone. op_1 .. op_k are position-wise: each output
+ * gpux.FusedMatMul (fuse-transformer.c's, which a Gemm or MatMul with transB also becomes), or a
+ * MatMulInteger or QLinearMatMul with A quantized per tensor, whose rows are each computed from
+ * the same row of h alone. op_1 .. op_k are position-wise: each output
  * position reads the same position of the value before it and nothing else that varies along the
  * sequence — elementwise ops whose other operands are constants of lower rank with at most one
  * position (a bias [vocab], a temperature, a softcap's scalar), LayerNormalization,
- * RMSNormalization, Softmax and LogSoftmax over the vocabulary, Cast. The cut moves back from the
+ * RMSNormalization, Softmax and LogSoftmax over the vocabulary, Cast, QuantizeLinear and
+ * DequantizeLinear per tensor or along the vocabulary. The cut moves back from the
  * output through these ops while the value it passes has no reader but the next op of the chain;
  * where the chain stops being provably position-wise (a Reshape, a Softmax over the sequence, an
  * operand computed at run time, a value another node also reads) the cut is made there — at worst
@@ -77,16 +79,33 @@ static int last_axis(const gpux__node *n, int64_t dflt, int r) {
   return ax == -1 || ax == r - 1;
 }
 
-/* B of a product has rank 2: a 2-D constant, a Transpose of one, or a value declared 2-D. */
+/* B of a product has rank 2: a 2-D constant, one made of a 2-D constant by an op that keeps the
+ * rank (Transpose, DequantizeLinear, Cast, Identity), or a value declared 2-D. */
 static int rank2(const lp_ctx *c, int b) {
+  static const char *const keep_rank[] = {"Transpose", "DequantizeLinear", "Cast", "Identity", NULL};
   const gpux__graph *g = c->g;
   const gpux_tensor *t = gpux__graph_const(g, b);
   if (t) return t->ndim == 2;
   int p = b >= 0 ? c->prod[b] : -1;
-  if (p >= 0 && gpux__node_is(&g->nodes[p], "Transpose") && g->nodes[p].n_in == 1 &&
+  if (p >= 0 && !g->nodes[p].domain[0] && is_one_of(g->nodes[p].op_type, keep_rank) &&
       (t = gpux__graph_const(g, g->nodes[p].in[0])))
     return t->ndim == 2;
   return b >= 0 && g->values[b].has_info && g->values[b].info.ndim == 2;
+}
+
+/* A scalar constant (one element). */
+static int scalar(const gpux__graph *g, int v) {
+  const gpux_tensor *t = gpux__graph_const(g, v);
+  return t && gpux_tensor_count(t) == 1;
+}
+
+/* QuantizeLinear or DequantizeLinear node n on a value of rank r quantizes each position alike:
+ * a constant scale and zero point per tensor, or per axis along the last axis; not blocked. */
+static int quant_position_wise(const gpux__graph *g, const gpux__node *n, int r) {
+  const gpux__attr *bs = gpux__node_attr(n, "block_size");
+  if (n->n_in < 2 || (bs && bs->i) || !gpux__graph_const(g, n->in[1])) return 0;
+  if (n->n_in > 2 && n->in[2] >= 0 && !gpux__graph_const(g, n->in[2])) return 0;
+  return scalar(g, n->in[1]) || last_axis(n, 1, r);
 }
 
 /* Node i computes each position of its output (rank r) from the same position of one input and
@@ -119,6 +138,18 @@ static int chain_input(const lp_ctx *c, int i, int r, int *head) {
     *head = 1;
     return 0;
   }
+  if (!strcmp(op, "MatMulInteger") || !strcmp(op, "QLinearMatMul")) {
+    /* the integer products: A's scale and zero point per tensor (MatMulInteger's may be per row) */
+    int ql = op[0] == 'Q', b = ql ? 3 : 1;
+    if (n->n_in <= b || !rank2(c, n->in[b])) return -1;
+    for (int k = 1; k < n->n_in; k++)
+      if (k != b && n->in[k] >= 0 && (ql ? k == 1 || k == 2 || k >= 6 : k == 2) && !scalar(g, n->in[k])) return -1;
+    for (int k = b + 1; k < (ql ? 6 : 4) && k < n->n_in; k++) /* B's scale and zero point */
+      if (n->in[k] >= 0 && !gpux__graph_const(g, n->in[k])) return -1;
+    *head = 1;
+    return 0;
+  }
+  if (!strcmp(op, "QuantizeLinear") || !strcmp(op, "DequantizeLinear")) return quant_position_wise(g, n, r) ? 0 : -1;
   if (!strcmp(op, "CastLike")) return 0; /* its second input gives the type alone */
   if (is_one_of(op, unary)) {
     for (int k = 1; k < n->n_in; k++) /* Clip's bounds */

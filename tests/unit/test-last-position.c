@@ -3,7 +3,8 @@
  * the option, must give the last position of the logits the model gives without it, and their
  * ArgMax as one more output; the Slice must sit before the output layer where the ops after it are
  * position-wise, and at the output where they are not (a Softmax over the sequence, a Reshape that
- * mixes axes) or where another output reads a value of the chain. */
+ * mixes axes, a dequantization per position) or where another output reads a value of the chain;
+ * a quantized output layer (QDQ) is cut before its MatMul. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -257,6 +258,39 @@ static void test_value_read_elsewhere(void **st) {
   gpux_model_free(m);
 }
 
+/* A quantized output layer as QDQ exports write it: A and the result quantized per tensor, the
+ * weights int8 dequantized: the cut goes before the MatMul; with the result dequantized per
+ * position (axis 1, the sequence) it stays at the output. */
+static void test_quantized_head(void **st) {
+  (void)st;
+  for (int per_position = 0; per_position < 2; per_position++) {
+    pbw g = {0};
+    int64_t wd[2] = {D, V}, sd[1] = {S};
+    int8_t w[D * V];
+    for (int i = 0; i < D * V; i++) w[i] = (int8_t)((i * 37) % 255 - 127);
+    pbw_tensor(&g, 5, "wq", GPUX_DT_INT8, 2, wd, w, sizeof w);
+    float scales[S] = {0.02f, 0.03f, 0.05f, 0.07f, 0.11f}, one_scale = 0.02f, out_scale = 0.05f;
+    uint8_t zp = 128;
+    pbw_tensor(&g, 5, "xs", GPUX_DT_FLOAT, 0, NULL, &one_scale, 4);
+    pbw_tensor(&g, 5, "xz", GPUX_DT_UINT8, 0, NULL, &zp, 1);
+    pbw_tensor(&g, 5, "ws", GPUX_DT_FLOAT, 0, NULL, &one_scale, 4);
+    pbw_tensor(&g, 5, "ys", GPUX_DT_FLOAT, 0, NULL, &out_scale, 4);
+    pbw_tensor(&g, 5, "yz", GPUX_DT_UINT8, 0, NULL, &zp, 1);
+    pbw_tensor(&g, 5, "ps", GPUX_DT_FLOAT, 1, sd, scales, sizeof scales);
+    node(&g, "QuantizeLinear", (const char *[]){"x", "xs", "xz"}, 3, "xq", NULL, 0, NULL, 0);
+    node(&g, "DequantizeLinear", (const char *[]){"xq", "xs", "xz"}, 3, "xd", NULL, 0, NULL, 0);
+    node(&g, "DequantizeLinear", (const char *[]){"wq", "ws"}, 2, "wd", NULL, 0, NULL, 0);
+    node(&g, "MatMul", (const char *[]){"xd", "wd"}, 2, "mm", NULL, 0, NULL, 0);
+    node(&g, "QuantizeLinear", (const char *[]){"mm", "ys", "yz"}, 3, "yq", NULL, 0, NULL, 0);
+    if (per_position) node(&g, "DequantizeLinear", (const char *[]){"yq", "ps"}, 2, "y", "axis", 1, NULL, 0);
+    else node(&g, "DequantizeLinear", (const char *[]){"yq", "ys", "yz"}, 3, "y", NULL, 0, NULL, 0);
+    gpux_model *m = finish(&g, (const char *[]){"y"}, 1, 1);
+    assert_string_equal(slice_goes_to(m), per_position ? "output" : "MatMul");
+    check_values(m, 1);
+    gpux_model_free(m);
+  }
+}
+
 /* Logits not declared [batch, seq, vocab]: no cut (the rows may be a batch), the ArgMax alone. */
 static void test_undeclared_rank(void **st) {
   (void)st;
@@ -288,7 +322,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_position_wise_chain),  cmocka_unit_test(test_softmax_over_sequence),
     cmocka_unit_test(test_reshape_mixing_axes),  cmocka_unit_test(test_computed_operand),
-    cmocka_unit_test(test_value_read_elsewhere), cmocka_unit_test(test_undeclared_rank),
+    cmocka_unit_test(test_value_read_elsewhere), cmocka_unit_test(test_quantized_head),
+    cmocka_unit_test(test_undeclared_rank),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
