@@ -17,9 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
-/* One worker's own line: whether it sleeps, and the condition variable it sleeps on. */
+/* One worker's own line: whether it sleeps, and the lock and condition variable it sleeps on (its
+ * own, so that workers woken together do not queue for one lock). */
 typedef struct {
   _Alignas(64) atomic_int sleeping;
+  pthread_mutex_t lock;
   pthread_cond_t wake;
 } worker_t;
 
@@ -30,7 +32,7 @@ typedef struct {
 #define JOB_CLOSED 1u
 
 typedef struct {
-  pthread_mutex_t lock;      /* guards sleeping (with each worker's wake) and the caller's wait */
+  pthread_mutex_t lock;      /* the caller's wait for the workers inside a job */
   pthread_cond_t done;
   worker_t *workers;
   int n_threads;             /* workers besides the caller */
@@ -113,11 +115,11 @@ static uint64_t wait_for_job(int me, uint64_t seen) {
     if (time_to_sleep(i, &start)) break;
   }
   uint64_t s;
-  pthread_mutex_lock(&pool.lock);
+  pthread_mutex_lock(&w->lock);
   atomic_store(&w->sleeping, 1); /* before looking again: a caller that opens a job then sees it */
-  while (!wanted(s = atomic_load(&pool.state), me, seen)) pthread_cond_wait(&w->wake, &pool.lock);
+  while (!wanted(s = atomic_load(&pool.state), me, seen)) pthread_cond_wait(&w->wake, &w->lock);
   atomic_store(&w->sleeping, 0);
-  pthread_mutex_unlock(&pool.lock);
+  pthread_mutex_unlock(&w->lock);
   return s;
 }
 
@@ -159,6 +161,7 @@ static void pool_start(void) {
   if (!pool.workers) return;
   for (int i = 0; i < n - 1; i++) {
     pthread_t t;
+    pthread_mutex_init(&pool.workers[i].lock, NULL);
     pthread_cond_init(&pool.workers[i].wake, NULL);
     if (pthread_create(&t, NULL, worker, (void *)(intptr_t)i)) break;
     pthread_detach(t);
@@ -221,13 +224,12 @@ static void run_job(int64_t n, int64_t grain, int threads, gpux__range_fn fn, vo
   atomic_store(&pool.next, 0);
   uint64_t s = (JOB_SEQ(atomic_load(&pool.state)) + 1) << 10 | (uint64_t)helpers << 1;
   atomic_store(&pool.state, s); /* open */
-  int asleep = 0;
-  for (int i = 0; i < helpers && !asleep; i++) asleep = atomic_load(&pool.workers[i].sleeping);
-  if (asleep) { /* wake the sleepers the job asks for, and only those */
-    pthread_mutex_lock(&pool.lock);
-    for (int i = 0; i < helpers; i++)
-      if (atomic_load(&pool.workers[i].sleeping)) pthread_cond_signal(&pool.workers[i].wake);
-    pthread_mutex_unlock(&pool.lock);
+  for (int i = 0; i < helpers; i++) { /* wake the sleepers the job asks for, and only those */
+    worker_t *w = &pool.workers[i];
+    if (!atomic_load(&w->sleeping)) continue;
+    pthread_mutex_lock(&w->lock);
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
   }
   inside_job = 1;
   run_chunks();
