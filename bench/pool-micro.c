@@ -3,8 +3,9 @@
  * a model's nodes run them, at each thread count given; and the CPU the pool burns while the
  * process is idle after a burst of regions (workers spin a bounded while, then sleep).
  *
- *   pool-micro [-j JOBS] [-w WORK_NS] THREADS...     (built by `cmake --build build --target pool-micro`)
- * prints one line per thread count: us/region wall, us/region CPU, idle CPU ms over 100 ms. */
+ *   pool-micro [-j JOBS] [-n ITEMS] [-w WORK_NS] THREADS...   (cmake --build build --target pool-micro)
+ * Each region has ITEMS items (default 4 a thread) of WORK_NS ns each; prints one line per thread
+ * count: us/region wall, us/region CPU, idle CPU ms over 100 ms. */
 #include "core/internal.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,14 +45,15 @@ static void items(void *ctx, int64_t begin, int64_t end) {
 }
 
 int main(int argc, char **argv) {
-  int jobs = 20000, max_threads = 1, opt;
-  while ((opt = getopt(argc, argv, "j:w:")) != -1) {
+  int jobs = 20000, max_threads = 1, items_per_job = 0, opt;
+  while ((opt = getopt(argc, argv, "j:n:w:")) != -1) {
     if (opt == 'j') jobs = atoi(optarg);
+    else if (opt == 'n') items_per_job = atoi(optarg);
     else if (opt == 'w') work_ns = atoll(optarg);
     else return 2;
   }
   if (optind >= argc) {
-    fprintf(stderr, "usage: pool-micro [-j JOBS] [-w WORK_NS] THREADS...\n");
+    fprintf(stderr, "usage: pool-micro [-j JOBS] [-n ITEMS] [-w WORK_NS] THREADS...\n");
     return 2;
   }
   for (int i = optind; i < argc; i++) max_threads = GPUX__MAX(max_threads, atoi(argv[i]));
@@ -62,10 +64,11 @@ int main(int argc, char **argv) {
   printf("%-8s %12s %12s %14s\n", "THREADS", "US/REGION", "CPU_US/REG", "IDLE_CPU_MS");
   for (int i = optind; i < argc; i++) {
     int t = atoi(argv[i]);
+    int64_t n = items_per_job > 0 ? items_per_job : 4 * t;
     gpux__set_run_threads(t);
-    for (int k = 0; k < 200; k++) gpux__parallel_for(4 * t, 1, items, NULL); /* warm */
+    for (int k = 0; k < 200; k++) gpux__parallel_for(n, 1, items, NULL); /* warm */
     double w0 = now_s(), c0 = cpu_s();
-    for (int k = 0; k < jobs; k++) gpux__parallel_for(4 * t, 1, items, NULL);
+    for (int k = 0; k < jobs; k++) gpux__parallel_for(n, 1, items, NULL);
     double w1 = now_s(), c1 = cpu_s();
     usleep(100000); /* idle: what the workers burn before they sleep */
     double c2 = cpu_s();
