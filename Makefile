@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 PREFIX ?= /usr/local
 
-.PHONY: all deps gpux install test test-unit test-asan conformance bench clean demo fuzz
+.PHONY: all deps gpux install test test-unit test-asan test-tsan conformance bench clean demo fuzz
 
 all: gpux
 
@@ -36,6 +36,14 @@ test-asan: deps
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp ctest --output-on-failure -j $(JOBS) -R '^test-|^conformance-cpu$$'
 
+# The tests of code that runs on several threads (the thread pool, the CPU kernels) under
+# ThreadSanitizer, in $(BUILD)-tsan; not part of `make test`.
+test-tsan: deps
+	cmake -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=Debug -DGPUX_TSAN=ON -DGPUX_WERROR=ON >/dev/null
+	cmake --build $(BUILD)-tsan -j $(JOBS) --target test-threadpool test-core test-cpu-kernels
+	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j $(JOBS) \
+	  -R '^test-(threadpool|core|cpu-kernels|cpu-kernels-avx2)$$'
+
 # libFuzzer harnesses (tests/fuzz/fuzz-*.c) built with clang, ASan and UBSan into $(BUILD)-fuzz, each
 # run for FUZZ_SECONDS; crashing inputs land in $(BUILD)-fuzz/crashes/ (once fixed, keep each in
 # tests/fuzz/crashes/, which `make test` replays).
@@ -54,4 +62,4 @@ bench: gpux
 	scripts/bench.sh
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-fuzz

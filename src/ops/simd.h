@@ -18,7 +18,9 @@
 #pragma GCC optimize("no-trapping-math", "no-math-errno")
 #endif
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+/* (not under ThreadSanitizer: the clones' ifunc resolvers run before its runtime is up) */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(__SANITIZE_THREAD__)
 #define GPUX_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define GPUX_SIMD_CLONES
