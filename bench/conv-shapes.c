@@ -6,7 +6,10 @@
  *
  *   cmake --build build --target conv-shapes && build/conv-shapes [FILTER]
  * FILTER keeps the lines whose name contains it (resnet, effnet, mnv3, dw, 1x1 ...);
- * CONV_SHAPES_NOACT=1 in the environment drops the activations (the epilogue's share). */
+ * CONV_SHAPES_NOACT=1 in the environment drops the activations (the epilogue's share),
+ * CONV_SHAPES_IMPLICIT=1 runs conv-direct.c's implicit GEMM where conv.c runs conv-gemm.c's,
+ * CONV_SHAPES_COLD=1 times each call after 1 GB of other writes (the operands out of the caches,
+ * as in a model). */
 #include "ops/conv.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +100,8 @@ static float *randoms(int64_t n, float scale) {
 int main(int argc, char **argv) {
   const char *filter = argc > 1 ? argv[1] : "";
   gpux__set_thread_count(1);
+  size_t cold_n = (size_t)256 << 20; /* floats: 1 GB */
+  float *cold = getenv("CONV_SHAPES_COLD") ? calloc(cold_n, sizeof(float)) : NULL;
   double total[2] = {0, 0}, flops_all[2] = {0, 0};
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
     const shape *s = &shapes[i];
@@ -111,21 +116,35 @@ int main(int argc, char **argv) {
                       .w_ = s->h, .kh = s->k, .kw = s->k, .oh = o, .ow = o, .sh = s->s, .sw = s->s, .dh = 1,
                       .dw = 1, .pt = pad, .pl = pad, .ep = &ep};
     int dw = s->g > 1 && s->g == s->c;
-    int runs = (int)(2e8 / flops) + 3, rc = 0;
-    for (int q = 0; q < 2 && !rc; q++) rc = dw ? gpux__conv2d_depthwise(&p) : gpux__conv2d_implicit(&p);
-    double t0 = cpu_ms();
-    for (int q = 0; q < runs && !rc; q++) rc = dw ? gpux__conv2d_depthwise(&p) : gpux__conv2d_implicit(&p);
-    double ms = (cpu_ms() - t0) / runs;
+    /* one group and 16 channels or more, a window or a small plane: the product on packed
+     * weights, as conv.c runs it */
+    gpux__sgemm_b wt = {0};
+    int gemm = s->g == 1 && s->c >= 16 && (s->k > 1 || o * o <= 64) && !getenv("CONV_SHAPES_IMPLICIT") &&
+               !gpux__conv_gemm_pack(w, s->m, s->c, s->k * s->k, &wt);
+    int runs = cold ? 4 : (int)(2e8 / flops) + 3, rc = 0;
+#define RUN() (gemm ? gpux__conv2d_gemm(&p, &wt) : dw ? gpux__conv2d_depthwise(&p) : gpux__conv2d_implicit(&p))
+    for (int q = 0; q < 2 && !rc; q++) rc = RUN();
+    double ms = 0;
+    for (int q = 0; q < runs && !rc; q++) {
+      if (cold) /* X, W and Y out of the caches, as a model's layers find them */
+        for (size_t z = 0; z < cold_n; z += 16) cold[z] += 1.0f;
+      double t0 = cpu_ms();
+      rc = RUN();
+      ms += cpu_ms() - t0;
+    }
+    ms /= runs;
     if (rc) printf("%-30s not taken (%d)\n", s->name, rc);
     else printf("%-30s x%d %9.3f ms %7.1f GFLOP/s  %6.2f ms in model\n", s->name, s->count, ms, flops / ms / 1e6,
                 ms * s->count);
     total[model] += ms * s->count;
     flops_all[model] += flops * s->count;
+    gpux__sgemm_b_free(&wt);
     free(x), free(w), free(b), free(y), free(r);
   }
   for (int m = 0; m < 2; m++)
     if (total[m] > 0)
       printf("%-30s %9.3f ms of convolutions, %.2f GFLOP, %.1f GFLOP/s\n", m ? "effnet, mnv3 listed" : "resnet50",
              total[m], flops_all[m] / 1e9, flops_all[m] / total[m] / 1e6);
+  free(cold);
   return 0;
 }

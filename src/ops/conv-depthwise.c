@@ -1,7 +1,7 @@
 /* conv-depthwise.c — float32 depthwise convolution (one input and one output channel per group)
  * on AVX-512, 16 channels at a time, checked at run time (conv-direct.c's AVX2 kernel runs
  * elsewhere). The 16 channels of a task's strip of input rows are interleaved, padded, into
- * scratch, [row][col][16] (a 16 x 16 transpose per block of 16 columns), so every tap of every
+ * scratch, [row][col][16] (a 16 x 16 transpose per block of 16 columns, transpose16.h), so every tap of every
  * output position is one vector FMA over the 16 channels with the tap's 16 weights: no lanes are
  * wasted on small planes (7 x 7) or by strides, and no kernel row is a special case at the
  * borders. The sums, [position][16], are transposed back into Y's planes, where FusedConv's
@@ -15,7 +15,7 @@
 #include <stdatomic.h>
 
 #if defined(__GNUC__) && defined(__x86_64__)
-#include <immintrin.h>
+#include "ops/transpose16.h"
 #define DW16 1
 #define TARGET512 __attribute__((target("avx512f,fma")))
 #else
@@ -38,40 +38,15 @@ int gpux__conv_dw16_available(void) {
   return v;
 }
 
-/* r[i][j] -> r[j][i] for 16 vectors of 16. */
-TARGET512 static inline void transpose16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 8; i++) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; i++) {
-    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-  }
-  for (int i = 0; i < 4; i++) {
-    t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
-    t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xdd);
-    t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
-    t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xdd);
-  }
-  for (int i = 0; i < 8; i++) {
-    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
-    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
-  }
-}
-
 /* dst[j * 16 + c] = src[c * lds + j] for j < n, c < nc (lanes c >= nc are 0): nc rows of n floats
  * interleaved. */
 TARGET512 static void interleave16(const float *src, int64_t lds, int nc, int64_t n, float *dst) {
   __m512 r[16];
   for (int64_t j0 = 0; j0 < n; j0 += 16) {
     int64_t left = n - j0;
-    __mmask16 mk = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+    __mmask16 mk = gpux__lanes16(left);
     for (int c = 0; c < 16; c++) r[c] = c < nc ? _mm512_maskz_loadu_ps(mk, src + c * lds + j0) : _mm512_setzero_ps();
-    transpose16(r);
+    gpux__transpose16(r);
     for (int64_t j = 0; j < 16 && j < left; j++) _mm512_store_ps(dst + (j0 + j) * 16, r[j]);
   }
 }
@@ -81,9 +56,9 @@ TARGET512 static void deinterleave16(const float *src, int64_t n, int nc, float 
   __m512 r[16];
   for (int64_t j0 = 0; j0 < n; j0 += 16) {
     int64_t left = n - j0;
-    __mmask16 mk = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+    __mmask16 mk = gpux__lanes16(left);
     for (int j = 0; j < 16; j++) r[j] = j < left ? _mm512_load_ps(src + (j0 + j) * 16) : _mm512_setzero_ps();
-    transpose16(r);
+    gpux__transpose16(r);
     for (int c = 0; c < nc; c++) _mm512_mask_storeu_ps(dst + c * ldd + j0, mk, r[c]);
   }
 }

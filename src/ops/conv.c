@@ -424,6 +424,53 @@ static int conv_windows(gpux__kctx *k, const conv_dims *cd, const float *x, cons
   return 0;
 }
 
+/* The weights of a Conv or FusedConv of one group packed once for conv-gemm.c's kernel, kept in
+ * the node's state. A window of more than one tap always takes that kernel once its weights are
+ * packed (the conditions below depend on W alone), so W's data is never read again and the
+ * session may let it go. A 1x1 kernel takes it on planes of at most 64 outputs (7 x 7), where
+ * conv-direct.c's blocks of 48 positions run partly empty; on larger ones, where the channels-
+ * last copy of X and the transposed sums cost more than they save, conv-direct.c's product
+ * reads X and W in place, so W stays. */
+typedef struct {
+  gpux__node_state base;
+  const gpux_tensor *src;   /* the weights packed (an initializer) */
+  gpux__sgemm_b packed;
+} conv_weights_state;
+
+static void conv_weights_free(gpux__node_state *s) {
+  conv_weights_state *st = (conv_weights_state *)s;
+  gpux__sgemm_b_free(&st->packed);
+  free(st);
+}
+
+/* The node's packed weights, or NULL: not a float32 initializer of a convolution of one group
+ * and at least 16 input channels on 1 or 2 spatial dims, a 1x1 kernel on a large plane, no
+ * state kept for the node, no such kernel here, or memory short (the other paths, which need
+ * none). */
+static const gpux__sgemm_b *conv_gemm_weights(gpux__kctx *k, const conv_dims *cd) {
+  const gpux_tensor *w = k ? IN(1) : NULL;
+  if (!w || !k->state || !(k->const_in >> 1 & 1) || w->dtype != GPUX_DT_FLOAT || cd->g != 1 || cd->cg < 16 ||
+      cd->w.nsp > 2 || (cd->ks == 1 && cd->os > 64) || !gpux__conv_gemm_available())
+    return NULL;
+  conv_weights_state *st = (conv_weights_state *)gpux__state_get(k);
+  if (!st) {
+    if (!w->data || !(st = gpux__calloc(1, sizeof *st))) return NULL;
+    st->base.destroy = conv_weights_free;
+    st->src = w;
+    if (gpux__conv_gemm_pack(w->data, cd->m, cd->c, cd->ks, &st->packed)) {
+      free(st);
+      return NULL;
+    }
+    st->base.replaces = cd->ks > 1 ? (uint64_t)1 << 1 : 0;
+    st->base.bytes = (size_t)gpux__sgemm_packed_floats(cd->c * cd->ks, cd->m) * sizeof(float);
+    st = (conv_weights_state *)gpux__state_keep(k, &st->base);
+  }
+  if (!st || st->base.destroy != conv_weights_free || st->src != w || st->packed.k != cd->c * cd->ks ||
+      st->packed.n != cd->m)
+    return NULL;
+  return &st->packed;
+}
+
 /* float32 Conv. All threads are the pool's: depthwise planes, or tiles of output positions that
  * each do their own im2col and single-threaded sgemm (so the tile's columns stay in cache). */
 static int conv_f32(gpux__kctx *k, const conv_dims *cd, const float *x, const float *w, const float *b,
@@ -438,7 +485,9 @@ static int conv_f32(gpux__kctx *k, const conv_dims *cd, const float *x, const fl
                       .h = win->in[1], .w_ = win->in[2], .kh = win->k[1], .kw = win->k[2],
                       .oh = win->out[1], .ow = win->out[2], .sh = win->s[1], .sw = win->s[2],
                       .dh = win->d[1], .dw = win->d[2], .pt = win->pb[1], .pl = win->pb[2], .ep = ep};
-    int rc = cd->cg == 1 && cd->g > 1 ? gpux__conv2d_depthwise(&p) : gpux__conv2d_implicit(&p);
+    const gpux__sgemm_b *packed = conv_gemm_weights(k, cd);
+    int rc = packed ? gpux__conv2d_gemm(&p, packed)
+             : cd->cg == 1 && cd->g > 1 ? gpux__conv2d_depthwise(&p) : gpux__conv2d_implicit(&p);
     if (rc < 0) return gpux__kerr(k, rc, "%s", gpux_last_error());
     if (rc == 0) return 0;
   }

@@ -5,6 +5,7 @@
 #define GPUX_OPS_CONV_H
 
 #include "ops/op.h"
+#include "ops/gemm.h"
 
 /* Up to three spatial dims, right-aligned: a 2-D window uses slots 1 and 2 and slot 0 is a
  * unit dim (in = out = k = s = d = 1, no padding); a 1-D window uses slot 2 only. */
@@ -85,5 +86,16 @@ int gpux__conv_dw16_available(void);
 /* Depthwise convolution with one output channel per input channel (m = c = g) on AVX-512, 16
  * channels at a time: 0 when done, 1 when not taken, or a negative error. */
 int gpux__conv2d_depthwise16(const gpux__conv2d *p);
+
+/* Whether conv-gemm.c's kernel runs here (AVX-512; GPUX_CONV_DIRECT=avx2 or =0, or
+ * GPUX_CONV_GEMM=0, turns it off, for comparisons). */
+int gpux__conv_gemm_available(void);
+/* W [m, c, taps] packed for gpux__conv2d_gemm into out (new memory, gpux__sgemm_b_free frees it):
+ * 0, 1 when this machine has no such kernel, or GPUX_E_NOMEM. */
+int gpux__conv_gemm_pack(const float *w, int64_t m, int64_t c, int64_t taps, gpux__sgemm_b *out);
+/* A convolution of one group as a product on W packed by gpux__conv_gemm_pack (p->w is not
+ * read), any window, stride, padding and dilation: 0 when done, 1 when not taken, or a negative
+ * error. */
+int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt);
 
 #endif

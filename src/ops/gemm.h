@@ -103,6 +103,15 @@ void gpux__sgemm_pack_into(gpux__sgemm_b *p, float *dst, const float *b, int64_t
  * too. Nothing is written when k1 <= k0. */
 void gpux__sgemm_run_part(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, int64_t k0, int64_t k1,
                           int64_t n0, int64_t n1, float *c, int64_t ldc);
+/* Rows per register block of the kernels. */
+#define GPUX__SGEMM_MR 6
+/* One register block of the AVX-512 kernel (panels of nr 64; only where gpux__sgemm_nr() is 64),
+ * on the calling thread: C[i, 0:nc] = (C[i, 0:nc] with add) + sum over r < kc of a[i][r] *
+ * b[r * 64 + 0:nc] for rows i < mr <= GPUX__SGEMM_MR, C's rows ldc apart. a has GPUX__SGEMM_MR
+ * rows, those from mr on repeating a valid one (computed and dropped): the caller's own A, any
+ * row anywhere, for products whose rows are gathered (a convolution's positions). */
+void gpux__sgemm_block(int64_t kc, const float *const *a, const float *b, float *c, int64_t ldc, int mr, int64_t nc,
+                       int add);
 /* C[m, n] = A[m, k] x B (+ bias[n] when not NULL, or + C itself with load_c), rows of A lda
  * apart and of C ldc apart, in parallel on the pool. */
 void gpux__sgemm_run(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,

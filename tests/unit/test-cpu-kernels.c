@@ -1,5 +1,6 @@
 /* test-cpu-kernels.c — unit tests of the CPU kernels' fast paths against plain float64 loops:
- * the direct float32 convolutions (ops/conv-direct.c) with FusedConv's epilogue over random
+ * the direct float32 convolutions (ops/conv-direct.c, conv-depthwise.c, and conv-gemm.c's product
+ * on packed weights, directly and through a Conv node's state) with FusedConv's epilogue over random
  * shapes (kernel sizes, strides, dilations, asymmetric pads, groups, activations), and the GEMM
  * helper (ops/gemm.h) on the one-row and one-column products it runs as matrix-vector ones, and
  * the Conv, ConvTranspose, MaxPool, AveragePool and MatMul kernels on float32 against their
@@ -187,6 +188,52 @@ static void test_depthwise_blocks(void **state) {
       assert_int_equal(gpux__conv2d_depthwise(&p), 0);
       for (int64_t i = 0; i < ny; i++) assert_true(fabsf(want[i] - (y[i] + r[i])) <= 1e-5f * (1 + fabsf(want[i])));
     }
+    free(x), free(w), free(y), free(b), free(r), free(want);
+  }
+}
+
+/* The product on packed weights (ops/conv-gemm.c) over random shapes of one group and 16 or more
+ * input channels: windows of 1 to 5 taps a side, strides, dilations, asymmetric pads, output
+ * channel counts that end inside a panel of 64, positions that end inside a block of 6, planes
+ * down to one position, and the residual in the epilogue. */
+static void test_conv_gemm(void **state) {
+  (void)state;
+  if (!gpux__conv_gemm_available()) skip();
+  for (int i = 0; i < 60; i++) {
+    gpux__conv_epilogue ep = {.act = (int)rnd(0, GPUX_EP_SILU), .p0 = -0.5f, .p1 = 1.5f};
+    if (ep.act == GPUX_EP_LEAKY) ep.p0 = 0.1f;
+    if (ep.act == GPUX_EP_HARDSIGMOID) ep.p0 = 0.2f, ep.p1 = 0.5f;
+    gpux__conv2d p = {.n = rnd(1, 2), .c = rnd(16, 40), .m = rnd(1, 150), .g = 1, .kh = rnd(1, 5), .kw = rnd(1, 5),
+                      .sh = rnd(1, 3), .sw = rnd(1, 3), .dh = rnd(1, 2), .dw = rnd(1, 2), .ep = &ep};
+    if (i % 4 == 0) p.kh = p.kw = 1, p.dh = p.dw = 1; /* pointwise, strided or not */
+    if (i % 5 == 0) p.c = 160;                        /* more channels than a pass over a tap */
+    p.h = rnd(1, 20), p.w_ = rnd(1, 20), p.pt = rnd(0, 3), p.pl = rnd(0, 3);
+    int64_t pb = rnd(0, 3), pr = rnd(0, 3);
+    int64_t span_h = p.h + p.pt + pb - ((p.kh - 1) * p.dh + 1), span_w = p.w_ + p.pl + pr - ((p.kw - 1) * p.dw + 1);
+    if (span_h < 0 || span_w < 0) continue;
+    p.oh = span_h / p.sh + 1, p.ow = span_w / p.sw + 1;
+    int64_t nx = p.n * p.c * p.h * p.w_, nw = p.m * p.c * p.kh * p.kw, ny = p.n * p.m * p.oh * p.ow;
+    float *x = malloc((size_t)nx * sizeof *x), *w = malloc((size_t)nw * sizeof *w), *y = malloc((size_t)ny * sizeof *y);
+    float *b = malloc((size_t)p.m * sizeof *b), *r = malloc((size_t)ny * sizeof *r), *want = malloc((size_t)ny * sizeof *want);
+    for (int64_t q = 0; q < nx; q++) x[q] = rndf();
+    for (int64_t q = 0; q < nw; q++) w[q] = rndf();
+    for (int64_t q = 0; q < p.m; q++) b[q] = rndf();
+    for (int64_t q = 0; q < ny; q++) r[q] = rndf(), y[q] = NAN;
+    p.x = x, p.w = w, p.y = y, p.b = rnd(0, 1) ? b : NULL;
+    gpux__sgemm_b wt;
+    assert_int_equal(gpux__conv_gemm_pack(w, p.m, p.c, p.kh * p.kw, &wt), 0);
+    p.w = NULL; /* the kernel reads the packed weights only */
+    assert_int_equal(gpux__conv2d_gemm(&p, &wt), 0);
+    p.w = w;
+    check(&p);
+    /* with the residual: Y - R before the activation must be what it was without */
+    gpux__conv_epilogue plain = {.act = GPUX_EP_NONE}, with_res = {.act = GPUX_EP_NONE, .res = r, .y0 = want};
+    p.ep = &plain;
+    assert_int_equal(gpux__conv2d_gemm(&p, &wt), 0);
+    p.ep = &with_res, p.y = want;
+    assert_int_equal(gpux__conv2d_gemm(&p, &wt), 0);
+    for (int64_t q = 0; q < ny; q++) assert_true(fabsf(want[q] - (y[q] + r[q])) <= 1e-5f * (1 + fabsf(want[q])));
+    gpux__sgemm_b_free(&wt);
     free(x), free(w), free(y), free(b), free(r), free(want);
   }
 }
@@ -520,8 +567,59 @@ static void test_conv_windows(void **state) {
   }
 }
 
+/* A Conv of one group with constant weights, as a session runs it: a 3x3 window and a 1x1 one on
+ * a 7 x 7 plane take the product on weights packed into the node's state on the first run; a 1x1
+ * on a larger plane keeps its weights and the in-place product. Every run must match the float64
+ * Conv. */
+static void test_conv_packed_node(void **state) {
+  (void)state;
+  static const int64_t shapes[][6] = {/* c, m, h, w, k, stride */
+                                      {24, 70, 9, 11, 3, 1}, {17, 65, 7, 7, 1, 1}, {32, 20, 13, 9, 3, 2},
+                                      {16, 8, 20, 20, 1, 1}, {40, 130, 14, 14, 1, 2}};
+  for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+    const int64_t *d = shapes[c];
+    int64_t pad = d[4] / 2, xd[4] = {2, d[0], d[2], d[3]}, wd[4] = {d[1], d[0], d[4], d[4]}, bd[1] = {d[1]};
+    int64_t stv[2] = {d[5], d[5]}, one[2] = {1, 1}, pads[4] = {pad, pad, pad, pad};
+    gpux_tensor x = rand_tensor(GPUX_DT_FLOAT, 4, xd), wt = rand_tensor(GPUX_DT_FLOAT, 4, wd), b = rand_tensor(GPUX_DT_FLOAT, 1, bd);
+    gpux_tensor x64 = to_f64(&x), w64 = to_f64(&wt), b64 = to_f64(&b), y64 = {0};
+    gpux__attr attrs[3] = {
+      {.name = "strides", .type = GPUX_ATTR_INTS, .n = 2, .ints = stv},
+      {.name = "dilations", .type = GPUX_ATTR_INTS, .n = 2, .ints = one},
+      {.name = "pads", .type = GPUX_ATTR_INTS, .n = 4, .ints = pads},
+    };
+    const gpux_tensor *in64[3] = {&x64, &w64, &b64};
+    assert_int_equal(run_op("Conv", attrs, 3, in64, 3, &y64), 0);
+    gpux__node n = {.name = "t", .op_type = "Conv", .domain = "", .opset = 17, .n_in = 3, .n_out = 1, .n_attrs = 3,
+                    .attrs = attrs};
+    n.op = gpux__op_find("", "Conv", 17);
+    gpux__node_state *_Atomic slot = NULL;
+    int64_t os = ((d[2] + 2 * pad - d[4]) / d[5] + 1) * ((d[3] + 2 * pad - d[4]) / d[5] + 1);
+    for (int run = 0; run < 3; run++) {
+      gpux_tensor y = {0}, *outs[1] = {&y};
+      const gpux_tensor *in[3] = {&x, &wt, &b};
+      gpux__kctx k = {.node = &n, .n_in = 3, .n_out = 1, .in = in, .out = outs, .opset = 17, .state = &slot,
+                      .const_in = 2};
+      assert_int_equal(n.op->run(&k), 0);
+      if (gpux__conv_gemm_available()) assert_int_equal(atomic_load(&slot) != NULL, d[4] > 1 || os <= 64);
+      assert_int_equal(gpux_tensor_count(&y), gpux_tensor_count(&y64));
+      for (int64_t i = 0; i < gpux_tensor_count(&y); i++) {
+        double want = ((double *)y64.data)[i], got = ((float *)y.data)[i];
+        if (fabs(got - want) > 1e-4 * (fabs(want) + 1))
+          fail_msg("shape %zu run %d: y[%lld] = %g, want %g", c, run, (long long)i, got, want);
+      }
+      gpux_tensor_free(&y);
+    }
+    gpux__node_state *sp = atomic_load(&slot);
+    if (sp) sp->destroy(sp);
+    gpux_tensor *all[] = {&x, &wt, &b, &x64, &w64, &b64, &y64};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) gpux_tensor_free(all[i]);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_conv_gemm),
+    cmocka_unit_test(test_conv_packed_node),
     cmocka_unit_test(test_implicit_gemm),
     cmocka_unit_test(test_depthwise),
     cmocka_unit_test(test_blocking),

@@ -1,0 +1,213 @@
+/* conv-gemm.c — float32 convolution (one group) as a product on sgemm.c's packed AVX-512 kernel,
+ * with the weights packed once (conv.c keeps them in the node's state):
+ *
+ *   Y^T [P, M] = A [P, K] x W^T [K, M],   K = (tap, channel), tap = (i, j) of the window,
+ *
+ * A's row p being output position p's window. X is first copied, padded, channels last
+ * ([row][column][C], 16 x 16 transposes, transpose16.h), so that a tap's C values of a position
+ * are consecutive floats: every row of A is read in place, tap by tap, with no im2col, any
+ * window, stride, padding or dilation. The kernel broadcasts A's values and reads W^T's panels
+ * of 64 output channels as one sequential stream: each vector FMA serves 16 output channels of
+ * one position, so small planes (7 x 7, 14 x 14) fill the register blocks as large ones do.
+ *
+ * Tasks are tiles of positions x blocks of output channels. A task goes panel by panel; within a
+ * panel, tap by tap in blocks of at most KC channels, whose KC x 64 floats of W^T (32 KB) stay in
+ * L1 while every block of 6 positions of the tile passes over them. The tile's sums, [P][M], are
+ * transposed back into Y's planes, where FusedConv's epilogue runs on them while they are in
+ * cache. */
+#include "core/scratch.h"
+#include "ops/conv.h"
+#include "ops/gemm.h"
+#include <stdatomic.h>
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include "ops/transpose16.h"
+#define CGEMM 1
+#define TARGET512 __attribute__((target("avx512f")))
+#else
+#define CGEMM 0
+#endif
+
+#define PANEL 64        /* output channels per panel of W^T (sgemm.c's AVX-512 panel) */
+#define KC 128          /* channels of a tap per pass: KC x PANEL floats of W^T stay in L1 */
+#define MR GPUX__SGEMM_MR
+
+int gpux__conv_gemm_available(void) {
+#if CGEMM
+  static atomic_int ok = -1;
+  int v = atomic_load_explicit(&ok, memory_order_relaxed);
+  if (v < 0) {
+    /* GPUX_CONV_DIRECT=avx2 or =0, or GPUX_CONV_GEMM=0, keeps the other kernels, for comparisons */
+    const char *env = getenv("GPUX_CONV_DIRECT"), *off = getenv("GPUX_CONV_GEMM");
+    v = gpux__sgemm_nr() == PANEL && !(env && (!strcmp(env, "avx2") || !strcmp(env, "0"))) && !(off && !strcmp(off, "0"));
+    atomic_store_explicit(&ok, v, memory_order_relaxed);
+  }
+  return v;
+#else
+  return 0;
+#endif
+}
+
+int gpux__conv_gemm_pack(const float *w, int64_t m, int64_t c, int64_t taps, gpux__sgemm_b *out) {
+  memset(out, 0, sizeof *out);
+  if (!gpux__conv_gemm_available()) return 1;
+  int64_t kk = c * taps;
+  float *wt = gpux__malloc((size_t)(m * kk) * sizeof *wt); /* [m][(tap, c)] */
+  if (!wt) return GPUX_E_NOMEM;
+  for (int64_t o = 0; o < m; o++)
+    for (int64_t ch = 0; ch < c; ch++)
+      for (int64_t t = 0; t < taps; t++) wt[o * kk + t * c + ch] = w[(o * c + ch) * taps + t];
+  int rc = gpux__sgemm_pack(out, wt, kk, 1, kk, m, PANEL);
+  free(wt);
+  return rc;
+}
+
+#if CGEMM
+
+typedef struct {
+  const gpux__conv2d *p;
+  const gpux__sgemm_b *wt;  /* W^T [taps * c][m] packed */
+  float *xt;                /* one image, padded, channels last [hp][wp][c] */
+  int64_t hp, wp;
+  const float *x;           /* that image [c][h][w] */
+  int64_t n;                /* its index */
+  const int64_t *toff;      /* [taps] where tap (i, j) of position 0 is in xt */
+  int64_t tp, tiles;        /* positions per task, tasks along the positions */
+  int64_t mt, mtiles;       /* output channels per task (a multiple of PANEL), tasks along them */
+  atomic_int failed;
+} cgemm_job;
+
+/* Rows [begin, end) of xt: zeros in the padding, X's rows transposed in between. */
+TARGET512 static void to_channels_last(void *ctx, int64_t begin, int64_t end) {
+  const cgemm_job *j = ctx;
+  const gpux__conv2d *p = j->p;
+  int64_t c = p->c, plane = p->h * p->w_;
+  for (int64_t r = begin; r < end; r++) {
+    float *dst = j->xt + r * j->wp * c;
+    int64_t ih = r - p->pt;
+    if (ih < 0 || ih >= p->h) {
+      memset(dst, 0, (size_t)(j->wp * c) * sizeof *dst);
+      continue;
+    }
+    int64_t lo = GPUX__MIN(p->pl, j->wp), n = GPUX__MAX(0, GPUX__MIN(p->w_, j->wp - lo));
+    memset(dst, 0, (size_t)(lo * c) * sizeof *dst);
+    if (lo + n < j->wp) memset(dst + (lo + n) * c, 0, (size_t)((j->wp - lo - n) * c) * sizeof *dst);
+    const float *src = j->x + ih * p->w_;
+    __m512 v[16];
+    for (int64_t c0 = 0; c0 < c; c0 += 16) {
+      __mmask16 cm = gpux__lanes16(c - c0);
+      int nc = (int)GPUX__MIN(16, c - c0);
+      for (int64_t w0 = 0; w0 < n; w0 += 16) {
+        __mmask16 wm = gpux__lanes16(n - w0);
+        for (int q = 0; q < 16; q++)
+          v[q] = q < nc ? _mm512_maskz_loadu_ps(wm, src + (c0 + q) * plane + w0) : _mm512_setzero_ps();
+        gpux__transpose16(v);
+        for (int64_t q = 0; q < 16 && w0 + q < n; q++) _mm512_mask_storeu_ps(dst + (lo + w0 + q) * c + c0, cm, v[q]);
+      }
+    }
+  }
+}
+
+/* y[m * ldy + q] = ct[q * ldc + m] for q < np, m < nm: a tile's sums back into Y's planes. */
+TARGET512 static void to_planes(const float *ct, int64_t ldc, int64_t np, int64_t nm, float *y, int64_t ldy) {
+  __m512 v[16];
+  for (int64_t m0 = 0; m0 < nm; m0 += 16) {
+    __mmask16 mm = gpux__lanes16(nm - m0);
+    int64_t nmv = GPUX__MIN(16, nm - m0);
+    for (int64_t q0 = 0; q0 < np; q0 += 16) {
+      __mmask16 qm = gpux__lanes16(np - q0);
+      for (int q = 0; q < 16; q++)
+        v[q] = q0 + q < np ? _mm512_maskz_loadu_ps(mm, ct + (q0 + q) * ldc + m0) : _mm512_setzero_ps();
+      gpux__transpose16(v);
+      for (int64_t m = 0; m < nmv; m++) _mm512_mask_storeu_ps(y + (m0 + m) * ldy + q0, qm, v[m]);
+    }
+  }
+}
+
+static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
+  cgemm_job *j = ctx;
+  const gpux__conv2d *p = j->p;
+  const gpux__sgemm_b *wt = j->wt;
+  int64_t os = p->oh * p->ow, taps = p->kh * p->kw, c = p->c;
+  /* the tile's sums [tp][mt], then the positions' offsets in xt [tp] */
+  float *ct = gpux__scratch(GPUX__SCRATCH_CONV_TILE, (size_t)(j->tp * j->mt) * sizeof(float) + (size_t)j->tp * sizeof(int64_t));
+  if (!ct) {
+    atomic_store(&j->failed, 1);
+    return;
+  }
+  int64_t *base = (int64_t *)(ct + j->tp * j->mt);
+  for (int64_t t = begin; t < end; t++) {
+    int64_t p0 = t / j->mtiles * j->tp, p1 = GPUX__MIN(os, p0 + j->tp), np = p1 - p0;
+    int64_t m0 = t % j->mtiles * j->mt, m1 = GPUX__MIN(p->m, m0 + j->mt);
+    for (int64_t q = p0; q < p1; q++) {
+      int64_t oh = q / p->ow, ow = q % p->ow;
+      base[q - p0] = (oh * p->sh * j->wp + ow * p->sw) * c;
+    }
+    for (int64_t pn = m0 / PANEL; pn * PANEL < m1; pn++) {
+      int64_t nc = GPUX__MIN(PANEL, p->m - pn * PANEL);
+      float *cp = ct + (pn * PANEL - m0);
+      for (int64_t tap = 0; tap < taps; tap++)
+        for (int64_t c0 = 0; c0 < c; c0 += KC) {
+          int64_t kc = GPUX__MIN(KC, c - c0);
+          const float *b = wt->data + (pn * wt->k + tap * c + c0) * PANEL;
+          const float *xa = j->xt + j->toff[tap] + c0;
+          /* the hot loop: 6 positions x 64 output channels a block */
+          for (int64_t s = 0; s < np; s += MR) {
+            int mr = (int)GPUX__MIN(MR, np - s);
+            const float *a[MR];
+            for (int i = 0; i < MR; i++) a[i] = xa + base[s + GPUX__MIN(i, mr - 1)];
+            gpux__sgemm_block(kc, a, b, cp + s * j->mt, j->mt, mr, nc, tap > 0 || c0 > 0);
+          }
+        }
+    }
+    /* back into Y's planes, then the bias and the epilogue on them */
+    float *y = p->y + (j->n * p->m + m0) * os + p0;
+    to_planes(ct, j->mt, np, m1 - m0, y, os);
+    for (int64_t m = m0; m < m1; m++)
+      gpux__conv_finish(y + (m - m0) * os, 0, y + (m - m0) * os, 0, 1, np, p->b ? p->b[m] : 0.0f, p->ep, m);
+  }
+}
+
+int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt) {
+  int64_t taps = p->kh * p->kw;
+  if (!gpux__conv_gemm_available() || p->g != 1 || p->pt < 0 || p->pl < 0 || !wt || wt->nr != PANEL ||
+      wt->k != taps * p->c || wt->n != p->m)
+    return 1;
+  cgemm_job j = {.p = p, .wt = wt};
+  /* every window, and all of X */
+  j.hp = GPUX__MAX((p->oh - 1) * p->sh + (p->kh - 1) * p->dh + 1, p->h + p->pt);
+  j.wp = GPUX__MAX((p->ow - 1) * p->sw + (p->kw - 1) * p->dw + 1, p->w_ + p->pl);
+  int64_t os = p->oh * p->ow;
+  /* channels: whole panels, at most 256 a task; positions: whole blocks of 6, about 48K floats
+   * of sums a task; with threads, about three tasks a thread */
+  j.mt = GPUX__MIN((p->m + PANEL - 1) / PANEL, 4) * PANEL;
+  j.mtiles = (p->m + j.mt - 1) / j.mt;
+  j.tp = GPUX__MAX(MR, 49152 / j.mt / MR * MR);
+  int threads = gpux__thread_count();
+  if (threads > 1) {
+    int64_t want = (3 * threads + j.mtiles - 1) / j.mtiles;
+    j.tp = GPUX__MIN(j.tp, GPUX__MAX(4 * MR, ((os + want - 1) / want + MR - 1) / MR * MR));
+  }
+  j.tp = GPUX__MIN(j.tp, (os + MR - 1) / MR * MR);
+  j.tiles = (os + j.tp - 1) / j.tp;
+  int64_t *toff = gpux__scratch(GPUX__SCRATCH_CONV_TAPS, (size_t)taps * sizeof *toff);
+  float *xt = gpux__scratch(GPUX__SCRATCH_CONV_IMAGE, (size_t)(j.hp * j.wp * p->c) * sizeof *xt);
+  if (!toff || !xt) return gpux__error(GPUX_E_NOMEM, "out of memory for a convolution's input");
+  for (int64_t i = 0; i < p->kh; i++)
+    for (int64_t jj = 0; jj < p->kw; jj++) toff[i * p->kw + jj] = (i * p->dh * j.wp + jj * p->dw) * p->c;
+  j.toff = toff, j.xt = xt;
+  atomic_init(&j.failed, 0);
+  for (int64_t n = 0; n < p->n; n++) {
+    j.n = n, j.x = p->x + n * p->c * p->h * p->w_;
+    gpux__parallel_for(j.hp, GPUX__MAX(1, 16384 / (j.wp * p->c + 1)), to_channels_last, &j);
+    gpux__parallel_for(j.tiles * j.mtiles, 1, cgemm_tasks, &j);
+  }
+  if (atomic_load(&j.failed)) return gpux__error(GPUX_E_NOMEM, "out of memory for a convolution tile");
+  return 0;
+}
+
+#else
+
+int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt) { (void)p, (void)wt; return 1; }
+
+#endif /* CGEMM */
