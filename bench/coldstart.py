@@ -18,7 +18,9 @@ the model loading meanwhile). "backend" is the WebGPU backend the adapter was as
 while the model loads (gpux_device_warm): "device wait" is how long the session then waited for
 it, with when the session asked for it and when it was ready, both in ms after the thread
 started; the critical path is max(load, device) when the wait is the device's time less the
-load's.
+load's. "weights" splits the session's weight uploads (all its plans') into making the buffers,
+their images (conversions) and the writes (GPUX_WEBGPU_UPLOAD=mapped: into buffers mapped at
+creation; else wgpuQueueWriteBuffer).
 
   bench/coldstart.py [--gpux build/gpux] [--rounds 3] [--runs 5] [--env NAME=VALUE]... [--out DIR] CASE_DIR...
 
@@ -53,6 +55,8 @@ PATTERNS = {
 BACKEND = re.compile(r"adapter [0-9.]+ ms \(cpu [^;)]*; ([\w ]+) asked\)")
 WAIT = re.compile(r"asked for the device " + NUM + r" ms after gpux_device_warm and waited " + NUM + r" ms for it \(ready "
                   + NUM + r" ms")
+WEIGHTS = re.compile(r"the session's weights: \d+ buffers, [0-9.]+ MiB [\w ]+; buffers made in " + NUM + r" ms, images "
+                     + NUM + r" ms, writes " + NUM + r" ms")
 LOADED = re.compile(r"\d+ new \((\d+) loaded from the pipeline cache, (\d+) compiled\)")
 SELFTEST_SKIPPED = re.compile(r"self-test skipped")
 RUN = re.compile(r"webgpu: run: " + NUM + r" ms, (\w+) plan, .* cpu " + NUM + r" ms")
@@ -93,6 +97,9 @@ def one_process(gpux, case, home, runs, extra_env):
     m = WAIT.search(log)
     if m:
         rec["device_asked_ms"], rec["device_wait_ms"], rec["device_ready_ms"] = (float(x) for x in m.groups())
+    m = WEIGHTS.search(log)
+    if m:
+        rec["weights_make_ms"], rec["weights_image_ms"], rec["weights_write_ms"] = (float(x) for x in m.groups())
     m = LOADED.search(log)
     if m:
         rec["pipelines_loaded"], rec["pipelines_compiled"] = int(m.group(1)), int(m.group(2))
@@ -145,6 +152,9 @@ def row(case, label, recs, start_ms):
     if g("device_wait_ms") is not None:
         wait = f"{g('device_wait_ms'):.0f} ({g('device_asked_ms'):.0f}/{g('device_ready_ms'):.0f})"
     backend = next((r["backend_asked"] for r in recs if r.get("backend_asked")), "-")
+    weights = "-"
+    if g("weights_make_ms") is not None:
+        weights = f"{g('weights_make_ms'):.0f}/{g('weights_image_ms'):.0f}/{g('weights_write_ms'):.0f}"
     pipes = "-"
     if g("pipelines_loaded") is not None:
         pipes = f"{g('pipelines_loaded'):.0f}/{g('pipelines_compiled'):.0f}"
@@ -154,7 +164,7 @@ def row(case, label, recs, start_ms):
             f"{fmt(g('adapter_ms'), g('adapter_cpu_ms'), g('adapter_thread_ms'))} | "
             f"{fmt(g('device_ms'), g('device_cpu_ms'), g('device_thread_ms'))} | "
             f"{fmt(g('selftest_ms'), g('selftest_cpu_ms'))} | {fmt(g('first_ms'), g('first_cpu_ms'))} | "
-            f"{fmt(g('pipelines_ms'), g('pipelines_cpu_ms'))} {pipes} | {fmt(g('buffers_ms'), g('buffers_cpu_ms'))} | "
+            f"{fmt(g('pipelines_ms'), g('pipelines_cpu_ms'))} {pipes} | {fmt(g('buffers_ms'), g('buffers_cpu_ms'))} | {weights} | "
             f"{fmt(rest)} | {fmt(g('median_ms'), g('steady_cpu_ms'))} | "
             f"{'-' if ratio is None else f'{ratio:.2f}'} ({'-' if ratio_cpu is None else f'{ratio_cpu:.2f}'}) | "
             f"{'-' if meets is None else ('yes' if meets else 'no')} |")
@@ -179,9 +189,10 @@ def main():
         "",
         "| case | process | first result | process wall (cpu) | start | model load | session create "
         "| device wait (asked/ready) | backend | library+instance (cpu/thread) | adapter (cpu/thread) "
-        "| device (cpu/thread) | self-test | first run | pipelines (loaded/compiled) | buffers+weights | first run rest "
+        "| device (cpu/thread) | self-test | first run | pipelines (loaded/compiled) | buffers+weights "
+        "| weights: buffers/images/writes | first run rest "
         "| steady run | first/steady (cpu) | first <= 1.3 steady + 50 |",
-        "|---" * 20 + "|",
+        "|---" * 21 + "|",
     ]
     records = []
     for case in a.cases:

@@ -154,6 +154,47 @@ static void test_run_with_fallback(void **state) {
   unsetenv("GPUX_WEBGPU_CPU_OPS");
 }
 
+/* Weights written into buffers mapped at creation (GPUX_WEBGPU_UPLOAD=mapped) or by the queue
+ * give the same products: Y = MatMul(X, W) with W a [4, 3] initializer. */
+static void test_weights_mapped(void **state) {
+  (void)state;
+  static const float w[12] = {1, -2, 3, 0.5f, 4, -1, 2, 2, -3, 0.25f, 1, 5};
+  pbw g = {0}, mb = {0};
+  int64_t xd[] = {2, 4}, wd[] = {4, 3}, yd[] = {2, 3};
+  const char *in[] = {"X", "W"};
+  node(&g, "MatMul", in, 2, "Y", NULL, 0);
+  pbw_str(&g, 2, "weights");
+  pbw_tensor(&g, 5, "W", GPUX_DT_FLOAT, 2, wd, w, sizeof w);
+  pbw_value_info(&g, 11, "X", GPUX_DT_FLOAT, 2, xd, NULL);
+  pbw_value_info(&g, 12, "Y", GPUX_DT_FLOAT, 2, yd, NULL);
+  model(&mb, &g, 17);
+  gpux_model *m = NULL;
+  assert_int_equal(gpux_model_load_buffer(mb.data, mb.len, "weights.onnx", &m), 0);
+  free(mb.data);
+  gpux_tensor x;
+  assert_int_equal(gpux_tensor_init(&x, GPUX_DT_FLOAT, 2, xd), 0);
+  for (int i = 0; i < 8; i++) ((float *)x.data)[i] = (float)(i % 5) - 2.0f;
+  for (int mapped = 0; mapped < 2; mapped++) {
+    if (mapped) setenv("GPUX_WEBGPU_UPLOAD", "mapped", 1);
+    gpux_session *s = NULL;
+    if (gpux_session_create(m, &webgpu, &s)) fail_msg("%s", gpux_last_error());
+    gpux_tensor y;
+    if (gpux_session_run(s, &x, 1, &y, 1)) fail_msg("run: %s", gpux_last_error());
+    assert_string_equal(gpux_session_node_device(s, 0, NULL), "webgpu");
+    for (int r = 0; r < 2; r++)
+      for (int c = 0; c < 3; c++) {
+        float want = 0;
+        for (int k = 0; k < 4; k++) want += ((float *)x.data)[r * 4 + k] * w[k * 3 + c];
+        assert_float_equal(((float *)y.data)[r * 3 + c], want, 1e-5);
+      }
+    gpux_tensor_free(&y);
+    gpux_session_free(s);
+    unsetenv("GPUX_WEBGPU_UPLOAD");
+  }
+  gpux_tensor_free(&x);
+  gpux_model_free(m);
+}
+
 static void test_shader_errors(void **state) {
   (void)state;
   wg_device *d = NULL;
@@ -315,7 +356,7 @@ static void test_plan_key(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_missing_library), cmocka_unit_test(test_adapter_found),
-    cmocka_unit_test(test_run_with_fallback), cmocka_unit_test(test_shader_errors), cmocka_unit_test(test_pipelines_started),
+    cmocka_unit_test(test_run_with_fallback), cmocka_unit_test(test_weights_mapped), cmocka_unit_test(test_shader_errors), cmocka_unit_test(test_pipelines_started),
     cmocka_unit_test(test_device_lost), cmocka_unit_test(test_plan_key),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

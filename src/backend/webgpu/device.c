@@ -586,12 +586,17 @@ int gpux__wg_queue_idle(wg_device *d) {
 /* ---- buffers, pipelines ---- */
 
 WGPUBuffer gpux__wg_buffer(wg_device *d, uint64_t size, WGPUFlags usage, const char *label) {
+  return gpux__wg_buffer_made(d, size, usage, 0, label);
+}
+
+WGPUBuffer gpux__wg_buffer_made(wg_device *d, uint64_t size, WGPUFlags usage, int mapped, const char *label) {
   WGPUBufferDescriptor desc;
   memset(&desc, 0, sizeof desc);
   desc.label = sv(label);
   desc.usage = usage;
   desc.size = (size + 3) & ~(uint64_t)3;
   if (desc.size == 0) desc.size = 4;
+  desc.mappedAtCreation = mapped != 0;
   d->buffers++;
   return d->f.wgpuDeviceCreateBuffer(d->device, &desc);
 }

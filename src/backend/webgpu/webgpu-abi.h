@@ -460,6 +460,7 @@ typedef struct WGPUQuerySetDescriptor {
   X(WGPUFuture, wgpuBufferMapAsync, (WGPUBuffer b, WGPUFlags mode, size_t offset, size_t size,           \
                                      WGPUBufferMapCallbackInfo cb))                                      \
   X(const void *, wgpuBufferGetConstMappedRange, (WGPUBuffer b, size_t offset, size_t size))             \
+  X(void *, wgpuBufferGetMappedRange, (WGPUBuffer b, size_t offset, size_t size))                        \
   X(void, wgpuBufferUnmap, (WGPUBuffer b))                                                               \
   X(void, wgpuBufferDestroy, (WGPUBuffer b))                                                             \
   X(void, wgpuBufferRelease, (WGPUBuffer b))

@@ -140,6 +140,8 @@ int gpux__wg_pipelines_finish(wg_device *d);
 int gpux__wg_pipeline_reuse(wg_device *d, const char *wgsl, const char *label, int binding, wg_pipeline **out,
                             uint32_t **params, int *n_params);
 WGPUBuffer gpux__wg_buffer(wg_device *d, uint64_t size, WGPUFlags usage, const char *label);
+/* The same, mapped at creation when `mapped` (wgpuBufferGetMappedRange, then wgpuBufferUnmap). */
+WGPUBuffer gpux__wg_buffer_made(wg_device *d, uint64_t size, WGPUFlags usage, int mapped, const char *label);
 /* A timestamp query set of `count` queries; an error (and d->has_timestamps cleared) when the
  * device turns it down although it listed timestamp-query, as Dawn does on some adapters. */
 int gpux__wg_query_set(wg_device *d, uint32_t count, WGPUQuerySet *out);
