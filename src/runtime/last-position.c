@@ -21,6 +21,10 @@
  * left-padded by the generator (mode-generate.c), so the last position is one index for all rows.
  * The prefill's output layer then multiplies one row instead of seq of them.
  *
+ * Logits made by an If (a merged decoder, whose two branches are the decoder without and with the
+ * cache) are cut in each branch alike: optimize.c rewrites copies of the branches with this file's
+ * rewrite on the If's output, and the graph itself gets the ArgMax alone.
+ *
  * One more graph output follows the model's: the ArgMax of the (cut) logits over the vocabulary,
  * int64 [batch, 1], the first index of the largest value as the host's gpux__argmax picks it, so
  * that greedy decoding reads 8 bytes a row and leaves the logits on the device. Only an output
@@ -221,15 +225,32 @@ static int add_slice(gpux__graph *g, int cap_nodes, gpux__arena *a, int x) {
   return add_node(g, cap_nodes, a, "Slice", 13, in, 4, NULL, 0, base, "/last");
 }
 
-int gpux__last_position(gpux__graph *g, int cap_nodes, gpux__arena *arena, int output) {
+int gpux__last_position_rank(const gpux__graph *g, int output, int rank) {
+  const gpux__value *ov = &g->values[g->outputs[output]];
+  return ov->has_info && ov->info.ndim >= 0 ? ov->info.ndim : rank;
+}
+
+int gpux__last_position_if(const gpux__graph *g, int output, int *which) {
+  lp_ctx c = {.g = (gpux__graph *)g};
+  int out = g->outputs[output], p = -1;
+  if (!index_build(&c) && c.uses[out] == 1000 && c.prod[out] >= 0 && gpux__node_is(&g->nodes[c.prod[out]], "If")) {
+    p = c.prod[out];
+    for (int j = 0; j < g->nodes[p].n_out; j++)
+      if (g->nodes[p].out[j] == out) *which = j;
+  }
+  free(c.uses);
+  free(c.prod);
+  return p;
+}
+
+int gpux__last_position(gpux__graph *g, int cap_nodes, gpux__arena *arena, int output, int rank, int cut, int argmax) {
   if (output < 0 || output >= g->n_outputs || g->outputs[output] < 0)
     return gpux__error(GPUX_E_INVALID, "last position: no output %d", output);
   lp_ctx c = {.g = g};
   int rc = index_build(&c), out = g->outputs[output];
-  const gpux__value *ov = &g->values[out];
-  int r = ov->has_info ? ov->info.ndim : -1;
-  int cut = -1, x = -1; /* the cut: node cut's input x gets sliced; none yet: the output */
-  for (int v = out, next = -1; !rc && r == 3;) {
+  int r = gpux__last_position_rank(g, output, rank);
+  int at = -1, x = -1; /* the cut: node `at`'s input x gets sliced; none yet: the output */
+  for (int v = out, next = -1; !rc && cut && r == 3;) {
     /* v may be cut only when nothing but the chain reads it: the output, or node `next` */
     int reads = 0;
     if (next >= 0)
@@ -237,34 +258,41 @@ int gpux__last_position(gpux__graph *g, int cap_nodes, gpux__arena *arena, int o
     if (c.uses[v] != (next < 0 ? 1000 : reads) || c.prod[v] < 0) break;
     int head, p = c.prod[v], j = chain_input(&c, p, r, &head);
     if (j < 0) break;
-    cut = p, x = g->nodes[p].in[j];
+    at = p, x = g->nodes[p].in[j];
     if (head) break;
     next = p, v = x;
   }
-  int *outputs = rc ? NULL : gpux__arena_alloc(arena, ((size_t)g->n_outputs + 1) * sizeof *outputs);
-  if (!rc && !outputs) rc = GPUX_E_NOMEM;
-  if (!rc) {
-    memcpy(outputs, g->outputs, (size_t)g->n_outputs * sizeof *outputs);
-    g->outputs = outputs;
-  }
-  if (!rc && r == 3) {
-    int s = add_slice(g, cap_nodes, arena, cut >= 0 ? x : out);
+  if (!rc && cut && r == 3) {
+    int s = add_slice(g, cap_nodes, arena, at >= 0 ? x : out);
     if (s < 0) rc = s;
-    else if (cut < 0) g->outputs[output] = s;
-    else { /* node cut reads the last position instead of x (wherever it reads x) */
-      gpux__node *n = &g->nodes[cut];
+    else if (at < 0) { /* the output is the Slice's, in a list of the rewrite's own */
+      int *outputs = gpux__arena_alloc(arena, ((size_t)g->n_outputs + 1) * sizeof *outputs);
+      if (!outputs) rc = GPUX_E_NOMEM;
+      else {
+        memcpy(outputs, g->outputs, (size_t)g->n_outputs * sizeof *outputs);
+        outputs[output] = s;
+        g->outputs = outputs;
+      }
+    } else { /* node `at` reads the last position instead of x (wherever it reads x) */
+      gpux__node *n = &g->nodes[at];
       int *in = gpux__arena_alloc(arena, (size_t)n->n_in * sizeof *in);
       if (!in) rc = GPUX_E_NOMEM;
       for (int k = 0; !rc && k < n->n_in; k++) in[k] = n->in[k] == x ? s : n->in[k];
       if (!rc) n->in = in;
     }
   }
-  if (!rc) {
+  if (!rc && argmax) {
     gpux__attr attrs[2] = {{.name = "axis", .type = GPUX_ATTR_INT, .i = -1},
                            {.name = "keepdims", .type = GPUX_ATTR_INT, .i = 0}};
-    int am = add_node(g, cap_nodes, arena, "ArgMax", 13, &g->outputs[output], 1, attrs, 2, g->values[out].name, "/argmax");
+    int *outputs = gpux__arena_alloc(arena, ((size_t)g->n_outputs + 1) * sizeof *outputs);
+    int am = outputs ? add_node(g, cap_nodes, arena, "ArgMax", 13, &g->outputs[output], 1, attrs, 2, g->values[out].name, "/argmax")
+                     : GPUX_E_NOMEM;
     if (am < 0) rc = am;
-    else g->outputs[g->n_outputs++] = am;
+    else {
+      memcpy(outputs, g->outputs, (size_t)g->n_outputs * sizeof *outputs);
+      outputs[g->n_outputs++] = am;
+      g->outputs = outputs;
+    }
   }
   free(c.uses);
   free(c.prod);

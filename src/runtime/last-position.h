@@ -6,10 +6,21 @@
 
 #include "graph/ir.h"
 
-/* Rewrites g (optimize.c's copy of a main graph, whose node table has room for cap_nodes nodes)
- * for graph output `output`: nodes it adds and their input lists, attributes and names come from
- * arena, which lives as long as g; g->outputs gets one more entry (the ArgMax). The caller sorts
- * the graph again. 0 or a negative error. */
-int gpux__last_position(gpux__graph *g, int cap_nodes, gpux__arena *arena, int output);
+/* Rewrites g (optimize.c's copy of a graph, whose node table has room for cap_nodes nodes) for
+ * graph output `output`: cuts it to the last position unless `cut` is 0 (an If's branches were
+ * cut instead), and with `argmax` appends the ArgMax output. `rank` is the output's rank when g
+ * does not declare it (a branch whose If's output does), else -1. Nodes it adds and their input
+ * lists, attributes and names come from arena, which lives as long as g; with `argmax`,
+ * g->outputs is a new list with one entry more. The caller sorts the graph again. 0 or a
+ * negative error. */
+int gpux__last_position(gpux__graph *g, int cap_nodes, gpux__arena *arena, int output, int rank, int cut, int argmax);
+
+/* The rank gpux__last_position cuts output `output` of g by (declared, else `rank`): 3, or
+ * another number when it leaves the output as it is. */
+int gpux__last_position_rank(const gpux__graph *g, int output, int rank);
+
+/* The If node (index) of g whose result output `output` is, read by nothing else, or -1; *which
+ * is which of the If's outputs it is. Its branches may be cut on that output instead of g. */
+int gpux__last_position_if(const gpux__graph *g, int output, int *which);
 
 #endif

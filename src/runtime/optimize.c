@@ -610,7 +610,8 @@ void gpux__graph_optimized_free(gpux__graph *g) {
   free(o);
 }
 
-static int optimize(const gpux__graph *src, unsigned skip, int fuse, int last_position, gpux__graph **out);
+static int optimize(const gpux__graph *src, unsigned skip, int fuse, int last_position, int rank, int argmax,
+                    gpux__graph **out);
 
 /* Nested graphs of node i rewritten: the node gets its own attribute list (and graph lists)
  * pointing at the copies, which o->subs keeps. Sets *changed when any was rewritten. */
@@ -622,7 +623,7 @@ static int optimize_subgraphs(opt_graph *o, int i, unsigned skip, int *changed) 
     int own_list = 0;  /* n->attrs[a].graphs is this graph's copy */
     for (int k = 0; k < count; k++) {
       gpux__graph *sub;
-      int rc = optimize(n->attrs[a].g ? n->attrs[a].g : n->attrs[a].graphs[k], skip, 1, -1, &sub);
+      int rc = optimize(n->attrs[a].g ? n->attrs[a].g : n->attrs[a].graphs[k], skip, 1, -1, -1, 0, &sub);
       if (rc) return rc;
       if (!sub) continue;
       gpux__graph **subs = gpux__realloc(o->subs, (size_t)(o->n_subs + 1) * sizeof *subs);
@@ -658,9 +659,41 @@ static int optimize_subgraphs(opt_graph *o, int i, unsigned skip, int *changed) 
   return 0;
 }
 
+/* Pass 5 on the If (node i) whose output `which` the graph's output is: each branch is replaced by
+ * a copy cut on its output `which` (rank: the If output's, for a branch that does not declare its
+ * own). *cut is cleared when both were, so the graph itself adds only the ArgMax. */
+static int last_position_branches(opt_graph *o, int i, int which, unsigned skip, int rank, int *cut) {
+  gpux__node *n = &o->g.nodes[i];
+  gpux__attr *attrs = gpux__arena_alloc(&o->arena, (size_t)n->n_attrs * sizeof *attrs);
+  if (!attrs) return GPUX_E_NOMEM;
+  memcpy(attrs, n->attrs, (size_t)n->n_attrs * sizeof *attrs);
+  int done = 0;
+  for (int a = 0; a < n->n_attrs; a++) {
+    if (!attrs[a].g || (strcmp(attrs[a].name, "then_branch") && strcmp(attrs[a].name, "else_branch"))) continue;
+    if (which >= attrs[a].g->n_outputs) return 0;
+    gpux__graph *sub;
+    int rc = optimize(attrs[a].g, skip, 0, which, rank, 0, &sub);
+    if (rc) return rc;
+    gpux__graph **subs = gpux__realloc(o->subs, (size_t)(o->n_subs + 1) * sizeof *subs);
+    if (!subs) {
+      gpux__graph_optimized_free(sub);
+      return GPUX_E_NOMEM;
+    }
+    o->subs = subs;
+    o->subs[o->n_subs++] = sub;
+    attrs[a].g = sub;
+    done++;
+  }
+  n->attrs = attrs;
+  *cut = done != 2;
+  return 0;
+}
+
 /* Rewrites src: with `fuse`, passes 1 to 4 (and nested graphs); with last_position >= 0, pass 5
- * on that output. */
-static int optimize(const gpux__graph *src, unsigned skip, int fuse, int last_position, gpux__graph **out) {
+ * on that output (`rank` and `argmax` as gpux__last_position takes them; through an If into its
+ * branches). */
+static int optimize(const gpux__graph *src, unsigned skip, int fuse, int last_position, int rank, int argmax,
+                    gpux__graph **out) {
   *out = NULL;
   const gpux__op_def *fused_def = gpux__op_find("gpux", "FusedConv", 1);
   const gpux__op_def *fused_t_def = gpux__op_find("gpux", "FusedConvTranspose", 1);
@@ -703,7 +736,10 @@ static int optimize(const gpux__graph *src, unsigned skip, int fuse, int last_po
   changed |= kept != g->n_nodes;
   g->n_nodes = kept;
   if (last_position >= 0) {
-    if ((rc = gpux__last_position(g, cap_nodes, &o->arena, last_position))) goto out;
+    int which = -1, i = gpux__last_position_if(g, last_position, &which), cut = 1;
+    int r = gpux__last_position_rank(g, last_position, rank);
+    if (i >= 0 && r == 3 && (rc = last_position_branches(o, i, which, skip, r, &cut))) goto out;
+    if ((rc = gpux__last_position(g, cap_nodes, &o->arena, last_position, rank, cut, argmax))) goto out;
     changed = 1;
   }
   if (changed) rc = gpux__graph_finalize(g);
@@ -724,7 +760,7 @@ int gpux__graph_optimize_with(const gpux__graph *src, const gpux__optimize_opts 
   const char *env = getenv("GPUX_OPTIMIZE");
   int fuse = !(env && !strcmp(env, "0"));
   if (!fuse && opts->last_position < 0) return 0;
-  return optimize(src, opts->skip, fuse, opts->last_position, out);
+  return optimize(src, opts->skip, fuse, opts->last_position, -1, 1, out);
 }
 
 int gpux__graph_optimize(const gpux__graph *src, gpux__graph **out) {

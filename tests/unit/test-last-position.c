@@ -4,7 +4,8 @@
  * ArgMax as one more output; the Slice must sit before the output layer where the ops after it are
  * position-wise, and at the output where they are not (a Softmax over the sequence, a Reshape that
  * mixes axes, a dequantization per position) or where another output reads a value of the chain;
- * a quantized output layer (QDQ) is cut before its MatMul. */
+ * a quantized output layer (QDQ) is cut before its MatMul, and a merged decoder's If in each of its
+ * branches. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -291,6 +292,76 @@ static void test_quantized_head(void **st) {
   }
 }
 
+/* A merged decoder's If (then: the output layer; else: the output layer, a bias and a
+ * temperature) whose branches read x and the weights from the graph: each branch is cut before its
+ * MatMul, whichever the condition picks, and the graph adds the ArgMax. */
+static void test_if_branches(void **st) {
+  (void)st;
+  for (int cond = 0; cond < 2; cond++) {
+    pbw g = {0}, then_g = {0}, else_g = {0};
+    int64_t wd[2] = {D, V}, vd[1] = {V};
+    uint8_t c = (uint8_t)cond;
+    float temp = 0.7f;
+    init_f32(&g, "w", 2, wd);
+    init_f32(&g, "bias", 1, vd);
+    pbw_tensor(&g, 5, "temp", GPUX_DT_FLOAT, 0, NULL, &temp, 4);
+    pbw_tensor(&g, 5, "cond", GPUX_DT_BOOL, 0, NULL, &c, 1);
+    node(&then_g, "MatMul", (const char *[]){"x", "w"}, 2, "yt", NULL, 0, NULL, 0);
+    node(&else_g, "MatMul", (const char *[]){"x", "w"}, 2, "me", NULL, 0, NULL, 0);
+    node(&else_g, "Add", (const char *[]){"me", "bias"}, 2, "ae", NULL, 0, NULL, 0);
+    node(&else_g, "Div", (const char *[]){"ae", "temp"}, 2, "ye", NULL, 0, NULL, 0);
+    pbw *branches[2] = {&then_g, &else_g};
+    const char *names[2] = {"then_branch", "else_branch"}, *outs[2] = {"yt", "ye"};
+    pbw n = {0};
+    pbw_str(&n, 1, "cond");
+    pbw_str(&n, 2, "y");
+    pbw_str(&n, 3, "if");
+    pbw_str(&n, 4, "If");
+    for (int b = 0; b < 2; b++) { /* the branch's output typed, its shape not declared */
+      pbw tt = {0}, tp = {0}, vi = {0}, at = {0};
+      pbw_str(branches[b], 2, names[b]);
+      pbw_int(&tt, 1, GPUX_DT_FLOAT);
+      pbw_msg(&tp, 1, &tt);
+      pbw_str(&vi, 1, outs[b]);
+      pbw_msg(&vi, 2, &tp);
+      pbw_msg(branches[b], 12, &vi);
+      pbw_str(&at, 1, names[b]);
+      pbw_msg(&at, 6, branches[b]);
+      pbw_int(&at, 20, 5);
+      pbw_msg(&n, 5, &at);
+    }
+    pbw_msg(&g, 1, &n);
+    gpux_model *m = finish(&g, (const char *[]){"y"}, 1, 1);
+    gpux__graph *og;
+    assert_int_equal(gpux__model_hold(m), 0);
+    assert_int_equal(gpux__graph_optimize_with(m->graph, &(gpux__optimize_opts){.last_position = 0}, &og), 0);
+    gpux__model_unhold(m, NULL);
+    int ifs = 0, slices = 0, cut_before_product = 0;
+    for (int i = 0; i < og->n_nodes; i++) {
+      const gpux__node *in = &og->nodes[i];
+      slices += !strcmp(in->op_type, "Slice");
+      if (strcmp(in->op_type, "If")) continue;
+      ifs++;
+      for (int a = 0; a < in->n_attrs; a++) {
+        const gpux__graph *b = in->attrs[a].g;
+        for (int k = 0; b && k < b->n_nodes; k++) {
+          if (strcmp(b->nodes[k].op_type, "Slice")) continue;
+          for (int q = 0; q < b->n_nodes; q++)
+            cut_before_product += (!strcmp(b->nodes[q].op_type, "MatMul") || !strcmp(b->nodes[q].op_type, "FusedMatMul")) &&
+                                  b->nodes[q].in[0] == b->nodes[k].out[0];
+        }
+      }
+    }
+    assert_int_equal(ifs, 1);
+    assert_int_equal(slices, 0); /* none in the graph itself */
+    assert_int_equal(cut_before_product, 2);
+    assert_int_equal(og->n_outputs, 2);
+    gpux__graph_optimized_free(og);
+    check_values(m, 1);
+    gpux_model_free(m);
+  }
+}
+
 /* Logits not declared [batch, seq, vocab]: no cut (the rows may be a batch), the ArgMax alone. */
 static void test_undeclared_rank(void **st) {
   (void)st;
@@ -323,7 +394,7 @@ int main(void) {
     cmocka_unit_test(test_position_wise_chain),  cmocka_unit_test(test_softmax_over_sequence),
     cmocka_unit_test(test_reshape_mixing_axes),  cmocka_unit_test(test_computed_operand),
     cmocka_unit_test(test_value_read_elsewhere), cmocka_unit_test(test_quantized_head),
-    cmocka_unit_test(test_undeclared_rank),
+    cmocka_unit_test(test_if_branches),          cmocka_unit_test(test_undeclared_rank),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
