@@ -79,7 +79,8 @@ struct gpux_session {
     const gpux__graph *g;
     int busy;               /* a frame of this body is running (a body inside itself) */
     frame_store st;
-    gpux__node_state *_Atomic *node_state; /* [body nodes] what its kernels keep across runs */
+    gpux__node_state *_Atomic *node_state; /* [n_nodes] what its kernels keep across runs */
+    int n_nodes;            /* g's (g may be freed before the store, with the optimized graph) */
   } **bodies;
   int n_bodies;
   mem_plan plans[PLANS_MAX];
@@ -185,6 +186,7 @@ static int run_subgraph(gpux__kctx *k, const gpux__graph *body, const gpux_tenso
       }
       if (b && !store_init(&b->st, body)) {
         b->g = body;
+        b->n_nodes = body->n_nodes;
         s->bodies[s->n_bodies++] = b;
       } else if (b) {
         free((void *)b->node_state);
@@ -691,7 +693,7 @@ void gpux_session_free(gpux_session *s) {
   free((void *)s->raw);
   for (int i = 0; i < s->n_bodies; i++) {
     struct body_store *b = s->bodies[i];
-    for (int j = 0; j < b->g->n_nodes; j++) {
+    for (int j = 0; j < b->n_nodes; j++) {
       gpux__node_state *st = atomic_load(&b->node_state[j]);
       if (st) st->destroy(st);
     }
