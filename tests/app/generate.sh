@@ -98,6 +98,31 @@ printf 'model: ./model.onnx\npreprocessing:\n  tokenizer:\n    vocab: ./tokenize
 want=$(ref "$tmp/gptkv/model.onnx" "$prompt_ids" 32 0 0 1 100 0)
 expect gptkv-webgpu 0 "^\\$want\$" -- bash -c "'$gpux' run '$tmp/gptkv' --input Hello --backend webgpu --json | python3 -c \"import json,sys; print(json.dumps(json.load(sys.stdin)['tokens'], separators=(',',':')))\""
 
+# decode steps do not plan again: on a decoder whose mask reads attention_mask through a Gather of
+# positions 0..total-1 (indices that follow from the shapes, as in transformers' exports), every
+# kernel whose sizes grow reuses its pipeline with the sizes in its uniform buffer, and each step's
+# plan runs in the last one's buffers and bind groups (a Gather that wrote the length as a plain
+# literal compiled a new pipeline on every step, and no step kept the GPU objects); the tokens are
+# still ONNX Runtime's
+node -e "import('$root/tests/models/gpt.mjs').then(m => require('fs').writeFileSync('$tmp/gptkv-gather.onnx', m.gptKvModel(3, { gatherMask: true })))"
+mkdir -p "$tmp/gptkvg" && cp "$tmp/gptkv-gather.onnx" "$tmp/gptkvg/model.onnx" && cp "$ex/tokenizer.json" "$tmp/gptkvg/"
+printf 'model: ./model.onnx\npreprocessing:\n  tokenizer:\n    vocab: ./tokenizer.json\ngenerate:\n  max_new_tokens: 32\n  repetition_penalty: 100\n' > "$tmp/gptkvg/GPUXfile"
+want=$(ref "$tmp/gptkvg/model.onnx" "$prompt_ids" 32 0 0 1 100 0)
+expect gptkv-gather-webgpu 0 "^\\$want\$" -- bash -c "'$gpux' run '$tmp/gptkvg' --input Hello --backend webgpu --json | python3 -c \"import json,sys; print(json.dumps(json.load(sys.stdin)['tokens'], separators=(',',':')))\""
+cat > "$tmp/noreplan.py" <<'PY'
+import re, sys
+log = sys.stdin.read()
+plans = re.findall(r"webgpu: planned .*, (\d+) pipelines compiled, .*; derived: \d+ nodes as before, GPU objects (kept|made)", log)
+runs = re.findall(r"webgpu: run: [0-9.]+ ms, \w+ plan, (\d+) pipelines compiled", log)
+decode = plans[3:]  # the prefill and the first steps compile the kernels and place the growing values
+compiled = sum(int(c) for c, _ in decode)
+kept = sum(k == "kept" for _, k in decode)
+print("ok" if len(runs) == 32 and len(plans) == 32 and compiled <= 2 and kept >= len(decode) - 6 else
+      f"{len(runs)} runs, {len(plans)} plans; decode steps after the third compiled {compiled} pipelines, "
+      f"{kept} of {len(decode)} kept the GPU objects: {plans}")
+PY
+expect decode-no-replan 0 '^ok$' -- bash -c "GPUX_WEBGPU_VERBOSE=1 '$gpux' run '$tmp/gptkvg' --input Hello --backend webgpu 2>&1 >/dev/null | python3 '$tmp/noreplan.py'"
+
 # a model without a cache: the whole sequence each step
 mkdir -p "$tmp/nocache"
 tar xJf "$root/tests/models/wild.tar.xz" -C "$tmp" wild/gpt2-ts17/model.onnx

@@ -153,7 +153,11 @@ export function gptModel(seed = 1) {
 // [batch, heads, total, head_dim] out. The causal mask comes from the lengths (query i sees keys
 // up to past + i) and the attention mask. Sizes are options, so generation can be measured on a
 // model with more weights than examples/tiny-gpt (bench/gptkv.mjs writes one).
-export function gptKvModel(seed = 1, { vocab: V = 300, dim: D = 64, heads: H = 2, layers: L = 2, maxPos: P = 512 } = {}) {
+// gatherMask: the mask's padding part reads attention_mask through a Gather of positions 0..total-1
+// (shape-derived indices, as transformers' export of `attention_mask[batch_idx, kv_idx]` does),
+// for batch 1
+export function gptKvModel(seed = 1, { vocab: V = 300, dim: D = 64, heads: H = 2, layers: L = 2, maxPos: P = 512,
+                                       gatherMask = false } = {}) {
   const hd = D / H;
   const r = rng(seed);
   const nodes = [], inits = [];
@@ -189,6 +193,7 @@ export function gptKvModel(seed = 1, { vocab: V = 300, dim: D = 64, heads: H = 2
   init('zerof', FLOAT, [], [0]);
   init('zero1', INT64, [1], [0]);
   init('two1', INT64, [1], [2]);
+  init('flat', INT64, [1], [-1]);
 
   // keep[q, k] = k <= past + q, and attention_mask[b, k] > 0: [batch, 1, seq, total]
   const seq = node('Gather', [node('Shape', ['input_ids']), 'one'], [attrInt('axis', 0)]);
@@ -197,7 +202,11 @@ export function gptKvModel(seed = 1, { vocab: V = 300, dim: D = 64, heads: H = 2
   const qpos = node('Unsqueeze', [node('Range', [past, total, 'one']), 'axes1']);   // [seq, 1]
   const kpos = node('Unsqueeze', [node('Range', ['zero', total, 'one']), 'axes0']); // [1, total]
   const causal = node('LessOrEqual', [kpos, qpos]);
-  const allowed = node('Greater', [node('Cast', ['attention_mask'], [attrInt('to', FLOAT)]), 'zerof']);
+  const maskIn = gatherMask
+    ? node('Unsqueeze', [node('Gather', [node('Reshape', ['attention_mask', 'flat']), node('Range', ['zero', total, 'one'])],
+                              [attrInt('axis', 0)]), 'axes0'])
+    : 'attention_mask';
+  const allowed = node('Greater', [node('Cast', [maskIn], [attrInt('to', FLOAT)]), 'zerof']);
   const keep = node('And', [causal, node('Unsqueeze', [allowed, 'axes12'])]);
   let h = node('Add', [node('Gather', [wte, 'input_ids']), node('Gather', [wpe, 'position_ids'])]);
   const bs = node('Slice', [node('Shape', [h]), 'zero1', 'two1', 'axes0']);

@@ -137,6 +137,11 @@ struct wg_plan {
   int n_bufs;
   int n_pool;                    /* of which the plan's own pools (the first), before the shared ones */
   WGPUBuffer params;             /* the dispatches' sizes, for pipelines reused across shapes */
+  unsigned char *param_img;      /* what `params` holds (param_bytes), so that a derived plan writes
+                                    the blocks that changed in one write */
+  uint64_t param_bytes;
+  void *run_mem;                 /* a run's per-value arrays (gpux__wg_plan_run), kept between runs and
+                                    handed to the plan derived from this one */
   unsigned char *borrowed;       /* [n_bufs] the buffer is the session's (initializers), not the plan's */
   wg_consts *consts;             /* the session's initializers, or NULL: in the plan's pools */
   int declined;                  /* the graph runs on the CPU executor */
@@ -580,6 +585,8 @@ static void plan_free_gpu(wg_plan *p) {
   for (int i = 0; i < p->n_disp; i++)
     if (p->disp[i].bg) d->f.wgpuBindGroupRelease(p->disp[i].bg);
   if (p->params) { d->f.wgpuBufferDestroy(p->params); d->f.wgpuBufferRelease(p->params); }
+  free(p->param_img);
+  p->param_img = NULL;
   for (int i = 0; i < p->n_bufs; i++)
     if (p->bufs[i] && !(p->borrowed && p->borrowed[i])) { d->f.wgpuBufferDestroy(p->bufs[i]); d->f.wgpuBufferRelease(p->bufs[i]); }
   for (int s = 0; s < p->n_segs; s++)
@@ -594,6 +601,7 @@ static void ctrl_free(struct wg_ctrl *c);
 void gpux__wg_plan_free(wg_plan *p) {
   if (!p) return;
   plan_free_gpu(p);
+  free(p->run_mem);
   if (p->vals)
     for (int v = 0; v < p->nv; v++)
       if (p->vals[v].owns) gpux_tensor_free(&p->vals[v].t);
@@ -1008,16 +1016,6 @@ static int needs_host(const wg_plan *p, int i, int j) {
 
 static int host_like(const wg_plan *p, int i) { return p->nodes[i].place == P_CPU || p->nodes[i].place == P_CTRL; }
 
-/* How many times node i reads value v: as an input, or captured by a body. */
-static int node_reads(const wg_plan *p, int i, int v) {
-  const gpux__node *n = &p->g->nodes[i];
-  int k = 0;
-  for (int j = 0; j < n->n_in; j++) k += n->in[j] == v;
-  const wg_ctrl *c = p->nodes[i].ctrl;
-  for (int j = 0; c && j < c->n_cap; j++) k += c->cap[j] == v;
-  return k;
-}
-
 /* A host node is "blocked" while one of its inputs is GPU data not yet scheduled for read-back. */
 static int host_blocked(const wg_plan *p, int i, const unsigned char *host_avail) {
   const gpux__node *n = &p->g->nodes[i];
@@ -1035,33 +1033,55 @@ static int plan_order(wg_plan *p) {
   unsigned char *done = gpux__calloc((size_t)nn + 1, 1);
   unsigned char *host_avail = gpux__calloc((size_t)p->nv + 1, 1);
   int *seg_of_node = gpux__calloc((size_t)nn + 1, sizeof *seg_of_node);
+  /* the nodes that read each value, once per read (inputs and captures): reads[first[v] ..
+     first[v + 1] - 1] */
+  int *first = gpux__calloc((size_t)p->nv + 2, sizeof *first), *reads = NULL, n_reads = 0;
   p->steps = gpux__calloc((size_t)nn + 1, sizeof *p->steps);
-  if (!pending || !done || !host_avail || !seg_of_node || !p->steps) { rc = GPUX_E_NOMEM; goto out; }
+  if (!pending || !done || !host_avail || !seg_of_node || !first || !p->steps) { rc = GPUX_E_NOMEM; goto out; }
   for (int i = 0; i < nn; i++) {
     const gpux__node *n = &g->nodes[i];
     const wg_ctrl *c = p->nodes[i].ctrl;
     for (int j = 0; j < n->n_in + (c ? c->n_cap : 0); j++) {
       int v = j < n->n_in ? n->in[j] : c->cap[j - n->n_in];
+      if (v >= 0) first[v + 1]++, n_reads++;
       if (v >= 0 && p->vals[v].producer >= 0 && p->nodes[p->vals[v].producer].place != P_CONST) pending[i]++;
     }
   }
+  for (int v = 0; v < p->nv; v++) first[v + 1] += first[v];
+  if (!(reads = gpux__malloc(((size_t)n_reads + 1) * sizeof *reads))) { rc = GPUX_E_NOMEM; goto out; }
+  {
+    int *at = gpux__malloc(((size_t)p->nv + 1) * sizeof *at);
+    if (!at) { rc = GPUX_E_NOMEM; goto out; }
+    memcpy(at, first, (size_t)p->nv * sizeof *at);
+    for (int i = 0; i < nn; i++) {
+      const gpux__node *n = &g->nodes[i];
+      const wg_ctrl *c = p->nodes[i].ctrl;
+      for (int j = 0; j < n->n_in + (c ? c->n_cap : 0); j++) {
+        int v = j < n->n_in ? n->in[j] : c->cap[j - n->n_in];
+        if (v >= 0) reads[at[v]++] = i;
+      }
+    }
+    free(at);
+  }
+  int lo = 0; /* every node before it is scheduled */
   for (int v = 0; v < p->nv; v++)
     if (p->vals[v].state == V_HOST || p->vals[v].state == V_CONST) host_avail[v] = 1;
   int cur_seg = -1, last_was_gpu = 0;
   for (int scheduled = 0;;) {
     /* pick: a runnable host node, else a GPU node, else release blocked host nodes */
     int pick = -1, pick_gpu = 0, any_blocked = 0;
-    for (int i = 0; i < nn && pick < 0; i++) {
+    while (lo < nn && done[lo]) lo++;
+    for (int i = lo; i < nn && pick < 0; i++) {
       if (done[i] || pending[i] || !host_like(p, i)) continue;
       if (host_blocked(p, i, host_avail)) any_blocked = 1;
       else pick = i;
     }
     if (pick < 0)
-      for (int i = 0; i < nn; i++)
+      for (int i = lo; i < nn; i++)
         if (!done[i] && !pending[i] && p->nodes[i].place == P_GPU) { pick = i, pick_gpu = 1; break; }
     if (pick < 0 && any_blocked) {
       /* read back what the blocked nodes need, at the end of the segments that produce it */
-      for (int i = 0; i < nn; i++) {
+      for (int i = lo; i < nn; i++) {
         if (done[i] || pending[i] || !host_like(p, i)) continue;
         const gpux__node *n = &g->nodes[i];
         for (int j = 0; j < n->n_in; j++) {
@@ -1120,8 +1140,8 @@ static int plan_order(wg_plan *p) {
       int v = n->out[j];
       if (v < 0) continue;
       if (!pick_gpu) host_avail[v] = 1;
-      for (int i = 0; i < nn; i++)
-        if (!done[i]) pending[i] -= node_reads(p, i, v);
+      for (int r = first[v]; r < first[v + 1]; r++)
+        if (!done[reads[r]]) pending[reads[r]]--;
     }
   }
   /* GPU results the caller asked for are read back at the end of their segment */
@@ -1143,6 +1163,8 @@ out:
   free(done);
   free(host_avail);
   free(seg_of_node);
+  free(first);
+  free(reads);
   return rc;
 }
 
@@ -1402,17 +1424,23 @@ static int adopt_gpu(wg_plan *p) {
   free(p->buf_size);
   p->bufs = q->bufs, p->buf_size = q->buf_size, p->borrowed = q->borrowed, p->n_bufs = q->n_bufs;
   q->bufs = NULL, q->buf_size = NULL, q->borrowed = NULL, q->n_bufs = 0;
-  p->params = q->params;
-  q->params = NULL;
+  p->params = q->params, p->param_img = q->param_img, p->param_bytes = q->param_bytes;
+  q->params = NULL, q->param_img = NULL;
   q->hollow = 1;
+  uint64_t lo = UINT64_MAX, hi = 0; /* the blocks that changed, written at once */
   for (int i = 0; i < p->n_disp; i++) {
     wg_disp *a = &p->disp[i], *b = &q->disp[i];
     a->bg = b->bg;
     b->bg = NULL;
     a->param_off = b->param_off;
     size_t bytes = (size_t)(a->n_params + 3) / 4 * 16;
-    if (a->n_params && memcmp(a->params, b->params, bytes)) d->f.wgpuQueueWriteBuffer(d->queue, p->params, a->param_off, a->params, bytes);
+    if (!a->n_params || !memcmp(a->params, b->params, bytes)) continue;
+    if (a->param_off + bytes > p->param_bytes) return gpux__error(GPUX_E_INTERNAL, "WebGPU planner: sizes past their buffer");
+    memcpy(p->param_img + a->param_off, a->params, bytes);
+    if (a->param_off < lo) lo = a->param_off;
+    if (a->param_off + bytes > hi) hi = a->param_off + bytes;
   }
+  if (hi > lo) d->f.wgpuQueueWriteBuffer(d->queue, p->params, lo, p->param_img + lo, (size_t)(hi - lo));
   /* constants that follow from the inputs' shapes, and kernels' tables, where they changed */
   for (int v = 0; v < p->nv; v++) {
     if (!p->objs[v].used || p->vals[v].state != V_CONST || alias_root(p, v) != v || p->objs[v].shared) continue;
@@ -1540,10 +1568,12 @@ static int plan_gpu(wg_plan *p) {
   if (ubytes) {
     p->params = gpux__wg_buffer(d, ubytes, WGPUBufferUsage_Uniform | WGPUBufferUsage_CopyDst, "gpux sizes");
     if (!p->params) return gpux__error(GPUX_E_NOMEM, "WebGPU: could not allocate %llu bytes", (unsigned long long)ubytes);
+    if (!(p->param_img = gpux__calloc((size_t)ubytes, 1))) return GPUX_E_NOMEM;
+    p->param_bytes = ubytes;
     for (int i = 0; i < p->n_disp; i++)
       if (p->disp[i].n_params)
-        d->f.wgpuQueueWriteBuffer(d->queue, p->params, p->disp[i].param_off, p->disp[i].params,
-                                  (size_t)(p->disp[i].n_params + 3) / 4 * 16);
+        memcpy(p->param_img + p->disp[i].param_off, p->disp[i].params, (size_t)(p->disp[i].n_params + 3) / 4 * 16);
+    d->f.wgpuQueueWriteBuffer(d->queue, p->params, 0, p->param_img, (size_t)ubytes);
   }
   if ((rc = pipes_ready(p))) return rc;
   /* bind groups */
@@ -1864,6 +1894,10 @@ int gpux__wg_plan_create(wg_device *dev, wg_consts *consts, const gpux__graph *g
                           half, tuning, stats, want, prev, out)) == WG_REPLAN && ++tries < 16) {}
   if (rc == WG_REPLAN) rc = gpux__error(GPUX_E_DEVICE, "WebGPU: pipelines kept failing to compile: %s", gpux_last_error());
   *want &= ~extra; /* only inputs not keyed yet call for planning again */
+  if (!rc && (*out)->prev && (*out)->prev->nv == (*out)->nv && !(*out)->run_mem) { /* its run's arrays too */
+    (*out)->run_mem = (*out)->prev->run_mem;
+    (*out)->prev->run_mem = NULL;
+  }
   if (!rc) (*out)->prev = NULL; /* used while planning only */
   if (!rc) {
     (*out)->key = key; /* the caller keeps the key on failure */
@@ -3029,14 +3063,21 @@ int gpux__wg_plan_run(wg_plan *p, const gpux__io *io) {
   int rc = 0, nv = p->nv, n_outputs = io->n_outputs;
   wg_run r = {.stats = io->stats, .prof = io->prof};
   p->stats = io->stats;
-  r.hv = gpux__calloc((size_t)nv + 1, sizeof *r.hv);
-  r.dev_in = gpux__calloc((size_t)nv + 1, sizeof *r.dev_in);
-  r.want_host = gpux__calloc((size_t)nv + 1, 1);
-  r.want_dev = gpux__calloc((size_t)nv + 1, 1);
-  r.dev_out = gpux__calloc((size_t)nv + 1, sizeof *r.dev_out);
-  unsigned char *borrowed = gpux__calloc((size_t)nv + 1, 1);
+  /* the per-value arrays, in one block the plan keeps (cleared here: a run may not allocate) */
+  size_t n1 = (size_t)nv + 1, mem = n1 * (sizeof *r.hv + sizeof *r.dev_in + sizeof *r.dev_out) + 3 * n1;
+  if (!p->run_mem) p->run_mem = gpux__malloc(mem);
+  unsigned char *borrowed = NULL;
+  if (p->run_mem) {
+    memset(p->run_mem, 0, mem);
+    r.hv = p->run_mem;
+    r.dev_in = (const gpux_device_tensor **)(r.hv + n1);
+    r.dev_out = (gpux_device_tensor **)(r.dev_in + n1);
+    r.want_host = (unsigned char *)(r.dev_out + n1);
+    r.want_dev = r.want_host + n1;
+    borrowed = r.want_dev + n1;
+  }
   gpux_tensor *hv = r.hv;
-  if (!r.hv || !r.dev_in || !r.want_host || !r.want_dev || !r.dev_out || !borrowed) { rc = GPUX_E_NOMEM; goto done; }
+  if (!p->run_mem) { rc = GPUX_E_NOMEM; goto done; }
   for (int i = 0; i < p->n_in_ids && i < io->n_inputs; i++) {
     int v = p->in_ids[i];
     hv[v] = io->inputs[i];
@@ -3115,11 +3156,5 @@ done:
     if (hv && borrowed && !borrowed[v]) gpux_tensor_free(&hv[v]);
     if (r.dev_out) drop_value(r.dev_out[v]);
   }
-  free(r.hv);
-  free(r.dev_in);
-  free(r.want_host);
-  free(r.want_dev);
-  free(r.dev_out);
-  free(borrowed);
   return rc;
 }
