@@ -257,8 +257,9 @@ static void test_value_info(void **state) {
   }
 }
 
-/* Y = If(C) then { MatMul(X, W) } else { MatMul(X, V) }, W [8, 5] and V [8, 70] initializers of
- * the main graph that the branches capture. */
+/* Y = If(C) then { MatMul(X, W) + 0 } else { MatMul(X, V) + 0 }, W [8, 5] and V [8, 70] (and the
+ * zero biases, which the optimizer folds into the MatMuls: the session runs rewritten bodies)
+ * initializers of the main graph that the branches capture. */
 static pbw if_matmul_model(void) {
   pbw g = {0}, m = {0};
   static float w[8 * 5], v[8 * 70];
@@ -275,7 +276,8 @@ static pbw if_matmul_model(void) {
   for (int b = 0; b < 2; b++) {
     pbw branch = {0}, attr = {0};
     pbw_str(&branch, 2, names[b]);
-    pbw_node(&branch, "MatMul", "X", weights[b], b ? "Zb" : "Za");
+    pbw_node(&branch, "MatMul", "X", weights[b], b ? "Mb" : "Ma");
+    pbw_node(&branch, "Add", b ? "Mb" : "Ma", b ? "Zero70" : "Zero5", b ? "Zb" : "Za"); /* a bias: rewritten */
     pbw_value_info(&branch, 12, b ? "Zb" : "Za", GPUX_DT_FLOAT, 2, yd, "rows");
     pbw_str(&attr, 1, names[b]);
     pbw_msg(&attr, 6, &branch);
@@ -285,6 +287,10 @@ static pbw if_matmul_model(void) {
   pbw_msg(&g, 1, &node);
   pbw_tensor(&g, 5, "W", GPUX_DT_FLOAT, 2, wd, w, sizeof w);
   pbw_tensor(&g, 5, "V", GPUX_DT_FLOAT, 2, vd, v, sizeof v);
+  static const float zeros[70];
+  int64_t z5[] = {5}, z70[] = {70};
+  pbw_tensor(&g, 5, "Zero5", GPUX_DT_FLOAT, 1, z5, zeros, 5 * sizeof(float));
+  pbw_tensor(&g, 5, "Zero70", GPUX_DT_FLOAT, 1, z70, zeros, sizeof zeros);
   int64_t cd[] = {1};
   pbw_value_info(&g, 11, "X", GPUX_DT_FLOAT, 2, xd, "rows");
   pbw_value_info(&g, 11, "C", GPUX_DT_BOOL, 1, cd, NULL);
