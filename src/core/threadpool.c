@@ -17,10 +17,13 @@
 #include <time.h>
 #include <unistd.h>
 
-/* One worker's own line: whether it sleeps, and the lock and condition variable it sleeps on (its
- * own, so that workers woken together do not queue for one lock). */
+/* One worker's own line: whether it is inside a job (or checking that one is still open), whether
+ * it sleeps, and the lock and condition variable it sleeps on (its own, so that workers woken
+ * together do not queue for one lock). Workers entering and leaving a job write only their own
+ * line; the caller reads the lines of the workers its job asked for. */
 typedef struct {
-  _Alignas(64) atomic_int sleeping;
+  _Alignas(64) atomic_int inside;
+  atomic_int sleeping;
   pthread_mutex_t lock;
   pthread_cond_t wake;
 } worker_t;
@@ -42,8 +45,7 @@ typedef struct {
   int64_t n, chunk;
   _Alignas(64) atomic_uint_fast64_t state; /* the job word */
   _Alignas(64) atomic_int_fast64_t next;   /* next chunk start */
-  _Alignas(64) atomic_int inside;          /* workers inside a job (or checking it is still open) */
-  atomic_int caller_waits;                 /* the caller sleeps until inside is 0 */
+  _Alignas(64) atomic_int caller_waits;    /* the caller sleeps until no worker is inside */
   _Alignas(64) atomic_int runs;            /* session runs under way (gpux__pool_hold) */
 } pool_t;
 
@@ -123,7 +125,7 @@ static uint64_t wait_for_job(int me, uint64_t seen) {
   return s;
 }
 
-/* A worker joins each job that asks for it. It counts itself inside before checking that the job
+/* A worker joins each job that asks for it. It marks itself inside before checking that the job
  * is still open, and the caller closes a job before waiting for the workers inside: so a worker
  * either is waited for or never touches the job, and the caller never waits on a worker that has
  * not woken up yet (the caller runs every chunk left). */
@@ -135,10 +137,12 @@ static void *worker(void *arg) {
     uint64_t s = wait_for_job(me, seen);
     seen = JOB_SEQ(s);
     gpux__scratch_sync(); /* task scratch as large as any thread's, before joining the job */
-    atomic_fetch_add(&pool.inside, 1);
+    worker_t *w = &pool.workers[me];
+    atomic_store(&w->inside, 1);
     if (atomic_load(&pool.state) == s) run_chunks();
-    if (atomic_fetch_sub(&pool.inside, 1) == 1 && atomic_load(&pool.caller_waits)) {
-      pthread_mutex_lock(&pool.lock); /* the last one out wakes a caller waiting */
+    atomic_store(&w->inside, 0);
+    if (atomic_load(&pool.caller_waits)) {
+      pthread_mutex_lock(&pool.lock); /* wake a caller waiting (it looks at every worker again) */
       pthread_cond_signal(&pool.done);
       pthread_mutex_unlock(&pool.lock);
     }
@@ -204,6 +208,13 @@ static int64_t plan_chunks(int64_t n, int64_t grain, int *t) {
   return chunk;
 }
 
+/* Whether any of the first `helpers` workers is inside a job. */
+static int any_inside(int helpers) {
+  for (int i = 0; i < helpers; i++)
+    if (atomic_load(&pool.workers[i].inside)) return 1;
+  return 0;
+}
+
 /* Runs fn over [0, n) on at most `threads` threads, the caller included. */
 static void run_job(int64_t n, int64_t grain, int threads, gpux__range_fn fn, void *ctx) {
   if (n <= 0) return;
@@ -236,11 +247,11 @@ static void run_job(int64_t n, int64_t grain, int threads, gpux__range_fn fn, vo
   inside_job = 0;
   atomic_store(&pool.state, s | JOB_CLOSED); /* closed: no worker joins any more */
   int64_t start = 0;
-  for (int i = 0; atomic_load(&pool.inside) > 0; i++) { /* the chunks workers still run */
+  for (int i = 0; any_inside(helpers); i++) { /* the chunks workers still run */
     if (!time_to_sleep(i, &start)) continue;
     pthread_mutex_lock(&pool.lock);
     atomic_store(&pool.caller_waits, 1);
-    while (atomic_load(&pool.inside) > 0) pthread_cond_wait(&pool.done, &pool.lock);
+    while (any_inside(helpers)) pthread_cond_wait(&pool.done, &pool.lock);
     atomic_store(&pool.caller_waits, 0);
     pthread_mutex_unlock(&pool.lock);
     break;
