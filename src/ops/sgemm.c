@@ -147,6 +147,23 @@ __attribute__((target("avx512f,fma"))) static void kernel_avx512(int64_t kc, con
     for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(c + 16 * v, mk[v], _mm512_add_ps(s[v], s[4 + v]));
     return;
   }
+  if (nc <= 16) { /* a panel's last 1-16 columns (N = 257: one in the fifth panel): one vector a row */
+    __m512 s[MR];
+    for (int i = 0; i < MR; i++)
+      s[i] = load_c && i < mr ? _mm512_maskz_loadu_ps(mk[0], c + i * ldc) : bias ? _mm512_maskz_loadu_ps(mk[0], bias) : _mm512_setzero_ps();
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+    for (int64_t r = 0; r < kc; r++, b += 64) {
+      __m512 bv = _mm512_load_ps(b);
+      s[0] = _mm512_fmadd_ps(_mm512_set1_ps(a0[r]), bv, s[0]);
+      s[1] = _mm512_fmadd_ps(_mm512_set1_ps(a1[r]), bv, s[1]);
+      s[2] = _mm512_fmadd_ps(_mm512_set1_ps(a2[r]), bv, s[2]);
+      s[3] = _mm512_fmadd_ps(_mm512_set1_ps(a3[r]), bv, s[3]);
+      s[4] = _mm512_fmadd_ps(_mm512_set1_ps(a4[r]), bv, s[4]);
+      s[5] = _mm512_fmadd_ps(_mm512_set1_ps(a5[r]), bv, s[5]);
+    }
+    for (int i = 0; i < mr; i++) _mm512_mask_storeu_ps(c + i * ldc, mk[0], s[i]);
+    return;
+  }
   __m512 acc[MR][4];
   _Pragma("GCC unroll 6") for (int i = 0; i < MR; i++) {
     _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) {

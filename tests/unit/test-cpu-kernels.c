@@ -324,6 +324,9 @@ static void test_sgemm_packed(void **state) {
     /* large enough to run as several tasks on the pool, with a partial last panel and row block */
     sgemm_case(131, 700, 2 * nr + 5, 0, 1, nr);
     sgemm_case(7, 1030, 9 * nr - 3, 1, 2, nr);
+    /* a last panel of 1 and of 16 columns (the narrow block), over several row blocks */
+    sgemm_case(22, 512, 4 * nr + 1, 1, 0, nr);
+    sgemm_case(13, 90, nr + 16, 0, 2, nr);
     /* one row (the single-row kernel): odd and even depths, several depth blocks, bias and C */
     sgemm_case(1, 1, 37, 0, 0, nr);
     sgemm_case(1, 301, 150, 1, 1, nr);
