@@ -15,7 +15,10 @@
  * kept output) and feeds the decoder's first run, which makes the cross-attention cache
  * (present.N.encoder.*) and the first self-attention cache; from then on decoder_with_past runs
  * one token a step, its self-attention cache replaced each step and the cross-attention cache
- * kept from the first run, all on the device: only the logits come back.
+ * kept from the first run, all on the device. The decoders' sessions compute the logits of the
+ * last position only (the session option last_position) and their ArgMax: a greedy run with no
+ * repetition penalty and no special tokens to suppress reads back the ArgMax alone, any other run
+ * the one row of logits.
  *
  * The decoder starts from generate.decoder_start_token_id, else Whisper's prompt
  * <|startoftranscript|> [<|LANG|> <|TASK|>] <|notimestamps|> when the tokenizer has those tokens
@@ -284,15 +287,16 @@ static int int_tensor(gpux_tensor *t, gpux_model *m, int i, const int64_t *vals,
   return rc;
 }
 
-/* Runs a model with `in` (n_in slots); the outputs whose keep is set stay on the device, the
+/* Runs a model with `in` (n_in slots) for its first n_out outputs (a decoder's ArgMax is one
+ * past the model's: s2s_session_options); the outputs whose keep is set stay on the device, the
  * others come back. Adds the time to *ms. */
-static int run_model(gpux_app *a, int model, const gpux_input *in, gpux_output *out, double *ms) {
+static int run_model(gpux_app *a, int model, const gpux_input *in, gpux_output *out, int n_out, double *ms) {
   gpux_model *m = a->models[model];
   int n_in = gpux_model_input_count(m), given = 0;
   for (int i = 0; i < n_in; i++)
     if (in[i].tensor || in[i].device) given = i + 1;
   double t0 = gpux__now_ms();
-  int rc = gpux_session_run_values(a->sessions[model], in, given, out, gpux_model_output_count(m));
+  int rc = gpux_session_run_values(a->sessions[model], in, given, out, n_out);
   *ms += gpux__now_ms() - t0;
   if (rc) gpux__error_prefix(rc, "%s: ", step_file(a->spec, model));
   return rc;
@@ -353,7 +357,7 @@ static int run_encoder(s2s_run *r, const gpux__named_tensors *in, double *ms) {
   if (!rc && r->f.enc_ids >= 0 && n_ids < 1) rc = gpux__error(GPUX_E_INVALID, "seq2seq: the text has no tokens");
   for (int i = 0; i < n_out && !rc; i++) outs[i].keep = 1; /* none comes back */
   double t = 0;
-  if (!rc) rc = run_model(a, ENC, ins, outs, &t);
+  if (!rc) rc = run_model(a, ENC, ins, outs, n_out, &t);
   *ms += t;
   r->st->encoder_ms = t;
   if (!rc) {
@@ -420,15 +424,17 @@ static int start_ids(s2s_run *r, int64_t **ids, int64_t *n, int *whisper) {
 }
 
 /* One decoder run: model `model` (the decoder or the stepping model) on `ids` (n of them) after
- * `past` cached positions; the cache is updated and the logits come back in *logits. */
-static int step(s2s_run *r, int model, const int64_t *ids, int64_t n, int64_t past, gpux_tensor *logits, double *ms) {
+ * `past` cached positions; the cache is updated and what comes back is in *got: with `argmax` the
+ * ArgMax of the last position's logits (the logits stay on the device), else those logits. */
+static int step(s2s_run *r, int model, const int64_t *ids, int64_t n, int64_t past, int argmax, gpux_tensor *got,
+                double *ms) {
   gpux_app *a = r->a;
   gpux_model *m = a->models[model];
   const s2s_dec *d = model == r->f.stepper ? &r->f.step : &r->f.dec;
   int n_in = gpux_model_input_count(m), n_out = gpux_model_output_count(m), rc;
   int cached = model == r->f.stepper && past > 0; /* fed from the cache */
   gpux_input *in = gpux__calloc((size_t)n_in + 1, sizeof *in);
-  gpux_output *out = gpux__calloc((size_t)n_out + 1, sizeof *out);
+  gpux_output *out = gpux__calloc((size_t)n_out + 2, sizeof *out);
   if (!in || !out) { free(in); free(out); return GPUX_E_NOMEM; }
   rc = int_tensor(&r->ids, m, d->ids, ids, n);
   in[d->ids].tensor = &r->ids;
@@ -460,8 +466,8 @@ static int step(s2s_run *r, int model, const int64_t *ids, int64_t n, int64_t pa
       if (cached) in[r->f.kv[k].in].device = r->cache[k];
       else in[r->f.kv[k].in].tensor = &r->empty[k]; /* a merged decoder's first run ignores them */
     }
-  for (int i = 0; i < n_out; i++) out[i].keep = i != d->logits; /* only the logits come back */
-  if (!rc) rc = run_model(a, model, in, out, ms);
+  for (int i = 0; i < n_out; i++) out[i].keep = argmax || i != d->logits; /* only the logits (or ArgMax) come back */
+  if (!rc) rc = run_model(a, model, in, out, argmax ? n_out + 1 : n_out, ms);
   /* the decoder's first run makes the whole cache; the stepping model's runs replace the
    * self-attention part and keep the cross-attention part */
   for (int k = 0; !rc && r->f.stepper >= 0 && k < r->f.n_kv; k++) {
@@ -473,10 +479,11 @@ static int step(s2s_run *r, int model, const int64_t *ids, int64_t n, int64_t pa
     out[o].device = NULL;
   }
   if (!rc) {
-    *logits = out[d->logits].tensor;
-    memset(&out[d->logits].tensor, 0, sizeof out[d->logits].tensor);
+    int o = argmax ? n_out : d->logits;
+    *got = out[o].tensor;
+    memset(&out[o].tensor, 0, sizeof out[o].tensor);
   }
-  outputs_clear(out, n_out);
+  outputs_clear(out, argmax ? n_out + 1 : n_out);
   free(in);
   free(out);
   return rc;
@@ -507,7 +514,8 @@ static int s2s_loop(s2s_run *r, double *ms) {
     gpux_session_stats(a->sessions[i], &s);
     down0 += s.download_bytes;
   }
-  int stop = 0;
+  /* greedy with nothing done to the logits on the host: the decoders' ArgMax comes back alone */
+  int stop = 0, argmax = r->o.temperature <= 0 && r->o.repetition_penalty == 1.0 && !(whisper && a->spec->generate.suppress_special);
   double t0 = gpux__now_ms(), step_ms = 0;
   size_t emitted = 0;
   for (int step_no = 0; step_no < r->o.max_new_tokens && !rc && !stop; step_no++) {
@@ -516,22 +524,31 @@ static int s2s_loop(s2s_run *r, double *ms) {
     gpux_tensor logits = {0};
     /* the first run (or every run without a cache): the decoder on the whole sequence; then the
      * stepping model on the last token */
-    if (r->f.stepper < 0 || past == 0) rc = step(r, DEC, seq, n_seq, 0, &logits, &step_ms);
-    else rc = step(r, r->f.stepper, seq + past, n_seq - past, past, &logits, &step_ms);
+    if (r->f.stepper < 0 || past == 0) rc = step(r, DEC, seq, n_seq, 0, argmax, &logits, &step_ms);
+    else rc = step(r, r->f.stepper, seq + past, n_seq - past, past, argmax, &logits, &step_ms);
     if (rc) break;
     if (r->f.stepper >= 0) past = n_seq;
-    float *row;
-    rc = gpux__textgen_last_row(&ch, &logits, "seq2seq", &row);
-    gpux_tensor_free(&logits);
-    if (rc) break;
-    if (whisper && a->spec->generate.suppress_special && !r->suppressed) { /* Whisper never writes its special tokens but the end of text */
-      if (!(r->suppressed = gpux__calloc((size_t)ch.vocab, 1))) { free(row); rc = GPUX_E_NOMEM; break; }
-      for (int64_t t = 0; t < ch.vocab; t++) r->suppressed[t] = t != r->eos && gpux__tokenizer_is_special(a->tokenizer, t);
+    int64_t next = 0, count = gpux_tensor_count(&logits);
+    if (argmax) { /* the ArgMax of the last position: [1, 1] (or one per position, the last) */
+      if (!logits.data || count < 1 || (logits.dtype != GPUX_DT_INT64 && logits.dtype != GPUX_DT_INT32))
+        rc = gpux__error(GPUX_E_MODEL, "seq2seq: the logits' ArgMax has an unexpected shape");
+      else next = gpux__load_i64(logits.dtype, logits.data, count - 1);
+      gpux_tensor_free(&logits);
+      if (rc) break;
+    } else {
+      float *row;
+      rc = gpux__textgen_last_row(&ch, &logits, "seq2seq", &row);
+      gpux_tensor_free(&logits);
+      if (rc) break;
+      if (whisper && a->spec->generate.suppress_special && !r->suppressed) { /* Whisper never writes its special tokens but the end of text */
+        if (!(r->suppressed = gpux__calloc((size_t)ch.vocab, 1))) { free(row); rc = GPUX_E_NOMEM; break; }
+        for (int64_t t = 0; t < ch.vocab; t++) r->suppressed[t] = t != r->eos && gpux__tokenizer_is_special(a->tokenizer, t);
+      }
+      for (int64_t t = 0; r->suppressed && t < ch.vocab; t++)
+        if (r->suppressed[t]) row[t] = -INFINITY;
+      next = gpux__textgen_choose(&ch, row, &r->o, seq, n_seq);
+      free(row);
     }
-    for (int64_t t = 0; r->suppressed && t < ch.vocab; t++)
-      if (r->suppressed[t]) row[t] = -INFINITY;
-    int64_t next = gpux__textgen_choose(&ch, row, &r->o, seq, n_seq);
-    free(row);
     if (step_no == 0) st->first_ms = gpux__now_ms() - t0;
     if (next == r->eos) { st->finish = "stop"; break; }
     seq[n_seq++] = next;
@@ -551,6 +568,12 @@ static int s2s_loop(s2s_run *r, double *ms) {
   gpux__textgen_chooser_free(&ch);
   free(seq);
   return rc;
+}
+
+/* The decoders' sessions compute the logits of the last position only, and their ArgMax as one
+ * more output (runtime/last-position.c). */
+static void s2s_session_options(const gpux_app *a, int i, gpux_session_options *so) {
+  if (i > ENC && gpux__textgen_find_output(a->models[i], "logits") >= 0) so->last_position = "logits";
 }
 
 static int s2s_run_mode(gpux_app *a, const gpux__named_tensors *in, gpux__named_tensors *out, double *ms) {
@@ -606,7 +629,7 @@ const gpux__mode gpux__mode_seq2seq = {
   /* .direct   = */ 0,
   /* .check    = */ s2s_check,
   /* .validate = */ s2s_validate,
-  /* .session_options = */ NULL,
+  /* .session_options = */ s2s_session_options,
   /* .io_count = */ s2s_io_count,
   /* .io_info  = */ s2s_io_info,
   /* .run      = */ s2s_run_mode,

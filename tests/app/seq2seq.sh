@@ -6,7 +6,8 @@
 # the same loop
 # run step by step with ONNX Runtime (tests/app/seq2seq-ref.mjs) — Whisper's prompt from
 # generate.language/task, special tokens suppressed or not — on the CPU and on WebGPU; only the
-# logits come back from the device (download_bytes_per_token); the decoder alone (no cache), the
+# last position's logits come back from the device (download_bytes_per_token), or their ArgMax
+# alone when greedy with nothing to suppress; the decoder alone (no cache), the
 # merged decoder and a text encoder (tests/app/make-seq2seq-models.mjs) give the reference's ids
 # too; a WAV file's text streams; the image builds and runs; /predict and Triton's generate answer
 # with the text; and GPUXfiles that miss a decoder or give models in the wrong order or with other
@@ -53,8 +54,8 @@ want=$(ref "$ex" "$tmp/a.npy" 300,301,304,305 40 299 $SPECIAL)
 expect greedy-cpu 0 "^\\$want\$" -- gen "$feat" --input @"$tmp/a.npy" --backend cpu
 expect no-batch-dim 0 "^\\$want\$" -- gen "$feat" --input @"$tmp/a2d.npy"
 # on WebGPU (a plan per step on lavapipe: fewer steps), one run for the ids and the bytes that
-# came back: only the logits, the first run's [1, 4, 306] and one row per later run in float32
-# (a cache read back would be many times more)
+# came back: only the logits of the last position, one row of 306 float32 per run, the first
+# (4 tokens) included (a cache read back would be many times more)
 want=$(ref "$ex" "$tmp/a.npy" 300,301,304,305 6 299 $SPECIAL)
 "$gpux" run "$feat" --input @"$tmp/a.npy" --backend webgpu --max-new-tokens 6 --json > "$tmp/webgpu.json"
 expect greedy-webgpu 0 "^\\$want\$" -- field tokens < "$tmp/webgpu.json"
@@ -63,7 +64,7 @@ import json, sys
 d = json.load(sys.stdin)
 n = d["generated_tokens"]
 runs = n + (1 if d["finish_reason"] == "stop" else 0)
-want = 306 * 4 * (4 + runs - 1)
+want = 306 * 4 * runs
 got = d["download_bytes_per_token"] * n
 print("ok" if n > 0 and abs(got - want) < 1 else f"{got} bytes for {n} tokens, want {want}: {d}")
 PY
@@ -75,6 +76,11 @@ expect greedy-other-clip 0 "^\\$want\$" -- gen "$feat" --input @"$tmp/b.npy"
 variant plain "suppress_special: false" "language: en"
 want=$(ref "$ex" "$tmp/a.npy" 300,301,304,305 40 299 -)
 expect plain-cpu 0 "^\\$want\$" -- gen "$tmp/plain" --input @"$tmp/a.npy" --backend cpu
+# ... which reads back the ArgMax of the decoders' logits alone on WebGPU: at most 64 bytes a token
+want=$(ref "$ex" "$tmp/a.npy" 300,301,304,305 6 299 -)
+"$gpux" run "$tmp/plain" --input @"$tmp/a.npy" --backend webgpu --max-new-tokens 6 --json > "$tmp/plain-webgpu.json"
+expect plain-webgpu 0 "^\\$want\$" -- field tokens < "$tmp/plain-webgpu.json"
+expect plain-webgpu-bytes 0 '^ok$' -- python3 -c "import json,sys; d=json.load(sys.stdin); b=d['download_bytes_per_token']; print('ok' if 0 <= b <= 64 else d)" < "$tmp/plain-webgpu.json"
 variant de "language: de" "task: translate"
 want=$(ref "$ex" "$tmp/a.npy" 300,302,303,305 40 299 $SPECIAL)
 expect translate-prompt 0 '^\[300,302,303,305\]$' -- bash -c "'$gpux' run '$tmp/de' --input @'$tmp/a.npy' --max-new-tokens 1 --json | python3 -c \"import json,sys; print(json.load(sys.stdin)['prompt_ids'])\" | tr -d ' '"
