@@ -1036,6 +1036,7 @@ static int plan_order(wg_plan *p) {
   /* the nodes that read each value, once per read (inputs and captures): reads[first[v] ..
      first[v + 1] - 1] */
   int *first = gpux__calloc((size_t)p->nv + 2, sizeof *first), *reads = NULL, n_reads = 0;
+  int *hosts = NULL; /* the host-like nodes, in order */
   p->steps = gpux__calloc((size_t)nn + 1, sizeof *p->steps);
   if (!pending || !done || !host_avail || !seg_of_node || !first || !p->steps) { rc = GPUX_E_NOMEM; goto out; }
   for (int i = 0; i < nn; i++) {
@@ -1064,6 +1065,10 @@ static int plan_order(wg_plan *p) {
     free(at);
   }
   int lo = 0; /* every node before it is scheduled */
+  int n_hosts = 0, hlo = 0;
+  if (!(hosts = gpux__malloc(((size_t)nn + 1) * sizeof *hosts))) { rc = GPUX_E_NOMEM; goto out; }
+  for (int i = 0; i < nn; i++)
+    if (host_like(p, i)) hosts[n_hosts++] = i;
   for (int v = 0; v < p->nv; v++)
     if (p->vals[v].state == V_HOST || p->vals[v].state == V_CONST) host_avail[v] = 1;
   int cur_seg = -1, last_was_gpu = 0;
@@ -1071,8 +1076,10 @@ static int plan_order(wg_plan *p) {
     /* pick: a runnable host node, else a GPU node, else release blocked host nodes */
     int pick = -1, pick_gpu = 0, any_blocked = 0;
     while (lo < nn && done[lo]) lo++;
-    for (int i = lo; i < nn && pick < 0; i++) {
-      if (done[i] || pending[i] || !host_like(p, i)) continue;
+    while (hlo < n_hosts && done[hosts[hlo]]) hlo++;
+    for (int h = hlo; h < n_hosts && pick < 0; h++) {
+      int i = hosts[h];
+      if (done[i] || pending[i]) continue;
       if (host_blocked(p, i, host_avail)) any_blocked = 1;
       else pick = i;
     }
@@ -1081,8 +1088,9 @@ static int plan_order(wg_plan *p) {
         if (!done[i] && !pending[i] && p->nodes[i].place == P_GPU) { pick = i, pick_gpu = 1; break; }
     if (pick < 0 && any_blocked) {
       /* read back what the blocked nodes need, at the end of the segments that produce it */
-      for (int i = lo; i < nn; i++) {
-        if (done[i] || pending[i] || !host_like(p, i)) continue;
+      for (int h = hlo; h < n_hosts; h++) {
+        int i = hosts[h];
+        if (done[i] || pending[i]) continue;
         const gpux__node *n = &g->nodes[i];
         for (int j = 0; j < n->n_in; j++) {
           int v = n->in[j];
@@ -1165,6 +1173,7 @@ out:
   free(seg_of_node);
   free(first);
   free(reads);
+  free(hosts);
   return rc;
 }
 
