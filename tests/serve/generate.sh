@@ -5,7 +5,8 @@
 # `gpux run` generates with the same settings, the streamed pieces add up to it, concurrent
 # streams all finish, and bad requests get a 400 naming the field while the server keeps going.
 # With --max-batch-size, concurrent generations share decode steps (continuous batching) and each
-# still gets exactly the text it gets alone.
+# still gets exactly the text it gets alone (greedy ones too, whose shared steps read back the
+# ArgMax of each row's logits).
 #   tests/serve/generate.sh GPUX
 source "$(dirname "$0")/../app/lib.sh" "$1"
 need curl python3 node
@@ -102,4 +103,17 @@ expect batched-3 0 "^$(re "$want_c")\$" -- text_of "$tmp/bc"
 # with all three (the shortest asks 9), 15 with at least two
 expect batched-steps 0 'gpux_generate_steps_total\{model="tiny-gpt"\} 19 gpux_generate_shared_steps_total\{model="tiny-gpt"\} 15 ' -- \
   bash -c "curl -s '$url2/metrics' | grep '^gpux_generate' | tr '\n' ' '"
+# ... and greedy ones with no repetition penalty, whose shared steps read back the ArgMax of each
+# row's logits (runtime/last-position.c) instead of the logits
+alone1() { "$gpux" run tiny-gpt --input "$1" --repetition-penalty 1 --max-new-tokens "$2" --json | json 'repr(d["text"])'; }
+want_a=$(alone1 H 16)
+want_c=$(alone1 "Once upon a time there" 9)
+body1() { python3 -c 'import json,sys; print(json.dumps({"prompt":sys.argv[1],"max_tokens":int(sys.argv[2]),"repetition_penalty":1}))' "$@"; }
+curl -s "$url2/v1/completions" -d "$(body1 H 16)" > "$tmp/ga" & ca=$!
+curl -s "$url2/v1/completions" -d "$(body1 'Once upon a time there' 9)" > "$tmp/gc" & cc=$!
+curl -s "$url2/v1/completions" -d "$(body1 H 16)" > "$tmp/gb" & cb=$!
+wait $ca $cb $cc
+expect batched-argmax-1 0 "^$(re "$want_a")\$" -- text_of "$tmp/ga"
+expect batched-argmax-2 0 "^$(re "$want_a")\$" -- text_of "$tmp/gb"
+expect batched-argmax-3 0 "^$(re "$want_c")\$" -- text_of "$tmp/gc"
 finish
