@@ -130,9 +130,9 @@ static int op_conv(wg_build *b) {
       out_coords(&pre, &w, "n");
       for (int d = 0; d < 3; d++)
         gpux__wg_cat(&pre, "  let i%d = o%d * %lld - %lld + k%d * %lld;\n", d, d, (long long)w.s[d], (long long)w.pb[d], d, (long long)w.d[d]);
-      gpux__wg_cat(&pre, "  if (i0 < 0 || i0 >= %lld || i1 < 0 || i1 >= %lld || i2 < 0 || i2 >= %lld) { return 0.0; }\n",
+      gpux__wg_cat(&pre, "  if (i0 < 0 || i0 >= %lldi || i1 < 0 || i1 >= %lldi || i2 < 0 || i2 >= %lldi) { return 0.0; }\n",
                    (long long)w.in[0], (long long)w.in[1], (long long)w.in[2]);
-      gpux__wg_cat(&pre, "  return b%d[((nb * %lluu + grp * %lluu + ci) * %lluu + u32(i0)) * %lluu + u32(i1 * %lld + i2)];\n}\n", bx, (ull)C,
+      gpux__wg_cat(&pre, "  return b%d[((nb * %lluu + grp * %lluu + ci) * %lluu + u32(i0)) * %lluu + u32(i1 * %lldi + i2)];\n}\n", bx, (ull)C,
                    (ull)cg, (ull)w.in[0], (ull)(w.in[1] * w.in[2]), (long long)w.in[2]);
     }
     char la[200], lb[200], st[300];
@@ -164,10 +164,10 @@ static int op_conv(wg_build *b) {
                biasx, (ull)cg, (ull)C, (ull)cg, (ull)is, (ull)cg, (ull)ks);
   for (int d = 0; d < 3; d++)
     gpux__wg_cat(&s, "    for (var k%d = 0; k%d < %lld; k%d = k%d + 1) {\n      let i%d = o%d * %lld - %lld + k%d * %lld;\n"
-                     "      if (i%d < 0 || i%d >= %lld) { continue; }\n",
+                     "      if (i%d < 0 || i%d >= %lldi) { continue; }\n",
                  d, d, (long long)w.k[d], d, d, d, d, (long long)w.s[d], (long long)w.pb[d], d, (long long)w.d[d], d, d,
                  (long long)w.in[d]);
-  gpux__wg_cat(&s, "      acc = fma(b%d[xb + u32((i0 * %lld + i1) * %lld + i2)], b%d[wb + u32((k0 * %lld + k1) * %lld + k2)], acc);\n",
+  gpux__wg_cat(&s, "      acc = fma(b%d[xb + u32((i0 * %lldi + i1) * %lldi + i2)], b%d[wb + u32((k0 * %lld + k1) * %lld + k2)], acc);\n",
                bx, (long long)w.in[1], (long long)w.in[2], bw, (long long)w.k[1], (long long)w.k[2]);
   gpux__wg_cat(&s, "    }}}\n  }\n  b%d[i] = gx_epi(acc, co, i);\n}\n", by);
   rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
@@ -237,10 +237,10 @@ static int op_conv_transpose(wg_build *b) {
                (ull)cg, (ull)cg, (ull)C, (ull)is, (ull)mg, (ull)ks);
   for (int d = 0; d < 3; d++)
     gpux__wg_cat(&s, "    for (var k%d = 0; k%d < %lld; k%d = k%d + 1) {\n      let t%d = o%d + %lld - k%d * %lld;\n"
-                     "      if (t%d < 0 || t%d %% %lld != 0 || t%d / %lld >= %lld) { continue; }\n      let i%d = t%d / %lld;\n",
+                     "      if (t%d < 0 || t%d %% %lld != 0 || t%d / %lld >= %lldi) { continue; }\n      let i%d = t%d / %lld;\n",
                  d, d, (long long)w.k[d], d, d, d, d, (long long)w.pb[d], d, (long long)w.d[d], d, d, (long long)w.s[d], d,
                  (long long)w.s[d], (long long)w.in[d], d, d, (long long)w.s[d]);
-  gpux__wg_cat(&s, "      acc = fma(b%d[xb + u32((i0 * %lld + i1) * %lld + i2)], b%d[wb + u32((k0 * %lld + k1) * %lld + k2)], acc);\n",
+  gpux__wg_cat(&s, "      acc = fma(b%d[xb + u32((i0 * %lldi + i1) * %lldi + i2)], b%d[wb + u32((k0 * %lld + k1) * %lld + k2)], acc);\n",
                bx, (long long)w.in[1], (long long)w.in[2], bw, (long long)w.k[1], (long long)w.k[2]);
   gpux__wg_cat(&s, "    }}}\n  }\n  b%d[i] = gx_epi(acc, co, i);\n}\n", by);
   rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
@@ -281,14 +281,14 @@ static int pool(wg_build *b, int kind) {
   gpux__wg_cat(&s, "  var acc = %s;\n  var cnt = 0;\n  var pcnt = 0;\n  var best = -1;\n", kind == POOL_MAX ? "-gx_inf()" : "0.0");
   for (int d = 0; d < 3; d++)
     gpux__wg_cat(&s, "  for (var k%d = 0; k%d < %lld; k%d = k%d + 1) {\n    let i%d = o%d * %lld - %lld + k%d * %lld;\n"
-                     "    if (i%d < -%lld || i%d >= %lld) { continue; }\n",
+                     "    if (i%d < -%lld || i%d >= %lldi) { continue; }\n",
                  d, d, (long long)w.k[d], d, d, d, d, (long long)w.s[d], (long long)w.pb[d], d, (long long)w.d[d], d,
                  (long long)w.pb[d], d, (long long)(w.in[d] + w.pe[d]));
-  gpux__wg_cat(&s, "    pcnt = pcnt + 1;\n    if (i0 < 0 || i0 >= %lld || i1 < 0 || i1 >= %lld || i2 < 0 || i2 >= %lld) { continue; }\n"
-                   "    cnt = cnt + 1;\n    let flat = (i0 * %lld + i1) * %lld + i2;\n    let v = b%d[xb + u32(flat)];\n",
+  gpux__wg_cat(&s, "    pcnt = pcnt + 1;\n    if (i0 < 0 || i0 >= %lldi || i1 < 0 || i1 >= %lldi || i2 < 0 || i2 >= %lldi) { continue; }\n"
+                   "    cnt = cnt + 1;\n    let flat = (i0 * %lldi + i1) * %lldi + i2;\n    let v = b%d[xb + u32(flat)];\n",
                (long long)w.in[0], (long long)w.in[1], (long long)w.in[2], (long long)w.in[1], (long long)w.in[2], bx);
   if (kind == POOL_MAX) {
-    const char *idx = so ? "i0 + (i1 + i2 * %lld) * %lld" : "flat";
+    const char *idx = so ? "i0 + (i1 + i2 * %lldi) * %lldi" : "flat";
     char ib[96];
     snprintf(ib, sizeof ib, idx, (long long)w.in[1], (long long)w.in[0]);
     gpux__wg_cat(&s, "    if (v == v && (best < 0 || v > acc)) { acc = v; best = %s; }\n", ib);

@@ -177,7 +177,7 @@ static int op_conv_integer(wg_build *b) {
                  (ull)w.out[2], (ull)w.out[1], (ull)(w.out[2] * w.out[1]));
     for (int d = 0; d < 3; d++)
       gpux__wg_cat(&pre, "  let i%d = o%d * %lld - %lld + k%d * %lld;\n", d, d, (long long)w.s[d], (long long)w.pb[d], d, (long long)w.d[d]);
-    gpux__wg_cat(&pre, "  if (i0 < 0 || i0 >= %lld || i1 < 0 || i1 >= %lld || i2 < 0 || i2 >= %lld) { return 0.0; }\n",
+    gpux__wg_cat(&pre, "  if (i0 < 0 || i0 >= %lldi || i1 < 0 || i1 >= %lldi || i2 < 0 || i2 >= %lldi) { return 0.0; }\n",
                  (long long)w.in[0], (long long)w.in[1], (long long)w.in[2]);
     gpux__wg_cat(&pre, "  return f32(b%d[((nb * %lluu + grp * %lluu + ci) * %lluu + u32(i0)) * %lluu + u32(i1 * %lld + i2)] - %s);\n}\n", bx,
                  (ull)C, (ull)cg, (ull)w.in[0], (ull)(w.in[1] * w.in[2]), (long long)w.in[2], xz);
@@ -208,7 +208,7 @@ static int op_conv_integer(wg_build *b) {
                xz, wz, (ull)cg, (ull)C, (ull)cg, (ull)is, (ull)cg, (ull)ks);
   for (int d = 0; d < 3; d++)
     gpux__wg_cat(&s, "    for (var k%d = 0; k%d < %lld; k%d = k%d + 1) {\n      let i%d = o%d * %lld - %lld + k%d * %lld;\n"
-                     "      if (i%d < 0 || i%d >= %lld) { continue; }\n",
+                     "      if (i%d < 0 || i%d >= %lldi) { continue; }\n",
                  d, d, (long long)w.k[d], d, d, d, d, (long long)w.s[d], (long long)w.pb[d], d, (long long)w.d[d], d, d,
                  (long long)w.in[d]);
   gpux__wg_cat(&s, "      acc = acc + (b%d[xb + u32((i0 * %lld + i1) * %lld + i2)] - xz) * (b%d[wb + u32((k0 * %lld + k1) * %lld + k2)] - wz);\n"
