@@ -9,7 +9,9 @@
  *     only there reuses it, the plan writing the values into the buffer.
  * Literals that never changed stay constants (loop bounds the compiler can unroll, divisions by a
  * constant). A parameterized text that does not compile (a size where WGSL wants a constant
- * expression) keeps the literal form for that skeleton, one pipeline per text as before. */
+ * expression) keeps the literal form for that skeleton, one pipeline per text as before. Only
+ * suffixed literals are taken out: a kernel writes the sizes that follow from shapes as "12u" or
+ * "12i" (a plain "12" stays in the skeleton, and each of its values compiles anew). */
 #include "backend/webgpu/wg.h"
 #include <stdio.h>
 
