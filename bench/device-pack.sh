@@ -32,6 +32,7 @@ libs_of "$gpux" | while read -r lib; do cp -L "$lib" "$work/gpux/lib/"; done
 if [ -n "${GPUX_BASE:-}" ]; then
   rm -rf "$work/gpux" && mkdir -p "$work/gpux/lib"
   cp "$GPUX_BASE" "$work/gpux/gpux"
+  [ -x "$(dirname "$GPUX_BASE")/pool-micro" ] && cp "$(dirname "$GPUX_BASE")/pool-micro" "$work/gpux/"
   # only the libraries the first build does not bring (the bench puts its lib/ after this one)
   libs_of "$GPUX_BASE" | while read -r lib; do ldd "$gpux" | grep -qF "$lib" || cp -L "$lib" "$work/gpux/lib/"; done
   (cd "$work" && tar cf - gpux | xz -T0 -6 > "$dist/gpux-base.tar.xz")

@@ -5,7 +5,7 @@
 # runtimes interleaved per case and thread count. GPUX_BASE=BIN|TARBALL times a baseline build as
 # well (another commit: what a pool change did); POOL_WORK="W..." times gpux again with each
 # GPUX_POOL_WORK (units of work a thread must get; core/threadpool.c). Then, where the packed
-# build has it, pool-micro (bench/pool-micro.c): wall-clock and CPU cost of one parallel region
+# builds have it, pool-micro (bench/pool-micro.c): wall-clock and CPU cost of one parallel region
 # at each thread count. Prints the table on stdout.
 #
 #   bench/pool-bench.sh GPUX_BIN|GPUX_TARBALL [CASE_DIR...]
@@ -22,7 +22,8 @@ shift
 # packed builds: the base first, so that the build under test's libraries come first
 case ${GPUX_BASE:-} in *.tar.xz) unpack_gpux "$GPUX_BASE" /opt/gpux-base && GPUX_BASE=$GPUX ;; esac
 case $gpux in *.tar.xz) unpack_gpux "$gpux" /opt/gpux && gpux=$GPUX ;; esac
-micro=$(dirname "$gpux")/pool-micro
+micro=$(dirname "$gpux")/pool-micro base_micro=
+[ -n "${GPUX_BASE:-}" ] && base_micro=$(dirname "$GPUX_BASE")/pool-micro
 [ -z "${GPUX_NODE_MODULES:-}" ] && [ -d /opt/devkit/node_modules ] && export GPUX_NODE_MODULES=/opt/devkit/node_modules
 models=${MODELS:-mobilenet_v3_large resnet50 efficientnet_b0}
 cases=("$@")
@@ -70,10 +71,12 @@ for c in "${cases[@]}"; do
   done
 done
 # one parallel region of almost no work, and of 4 items of 2 us a thread, back to back
-if [ -x "$micro" ]; then
-  max=$(nproc)
-  ts="1 2 4 8 16"; ts=$(for t in $ts; do [ "$t" -le "$max" ] && echo "$t"; done)
-  echo; echo "# pool-micro: one parallel region of 4 items a thread, empty / 2 us each"
-  "$micro" -j 20000 -w 0 $ts
-  "$micro" -j 5000 -w 2000 $ts
-fi
+max=$(nproc)
+ts=$(for t in 1 2 4 8 16; do [ "$t" -le "$max" ] && echo "$t"; done)
+for m in "$micro" "$base_micro"; do
+  [ -n "$m" ] && [ -x "$m" ] || continue
+  echo; echo "# $m: one parallel region of 4 items a thread, empty / 2 us each; 4 items of 2 us"
+  "$m" -j 20000 -w 0 $ts
+  "$m" -j 5000 -w 2000 $ts
+  "$m" -j 5000 -n 4 -w 2000 $ts
+done
