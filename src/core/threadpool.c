@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -161,8 +162,9 @@ static void pool_start(void) {
   if (n > 256) n = 256;
   const char *work = getenv("GPUX_POOL_WORK");
   if (work && atof(work) > 0) work_per_thread = atof(work);
-  pool.workers = calloc((size_t)n, sizeof *pool.workers);
+  pool.workers = aligned_alloc(64, (size_t)n * sizeof *pool.workers); /* a line each */
   if (!pool.workers) return;
+  memset(pool.workers, 0, (size_t)n * sizeof *pool.workers);
   for (int i = 0; i < n - 1; i++) {
     pthread_t t;
     pthread_mutex_init(&pool.workers[i].lock, NULL);
