@@ -7,23 +7,26 @@
 # runtime: CPU ms per run, and the ratio to ONNX Runtime's; with several cases, the geometric
 # mean of each build's ratios at the end.
 #
-#   bench/cpu-time.sh [-t THREADS] [-l LO] [-h HI] [-m MS] NAME=GPUX_BIN[:ENV=VAL] ... -- CASE_DIR...
+#   bench/cpu-time.sh [-t THREADS] [-l LO] [-h HI] [-m MS] [-s] NAME=GPUX_BIN[:ENV=VAL] ... -- CASE_DIR...
 #   e.g. bench/cpu-time.sh before=/tmp/gpux-main after=build/gpux -- /tmp/cases/bert-d768-l2-s128
 #
 # -m MS: per case, raise HI until the timed difference is about MS ms of work (from a quick
 # `gpux bench` of the first build), so that a model of 0.02 ms is not lost in the few ms by which
 # the start of a process varies (the real npm models: `-m 400 ... -- build/models/*`).
+# -s: ONNX Runtime's threads do not spin between parallel sections (peer.mjs --no-spin): with
+# more than one thread, its spinning otherwise counts as CPU time. gpux's workers spin too (a
+# short while after each job) and that counts against gpux either way.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-threads=2 lo=3 hi=23 min_ms=0
-while getopts "t:l:h:m:" o; do
-  case $o in t) threads=$OPTARG ;; l) lo=$OPTARG ;; h) hi=$OPTARG ;; m) min_ms=$OPTARG ;; *) exit 2 ;; esac
+threads=2 lo=3 hi=23 min_ms=0 spin=()
+while getopts "t:l:h:m:s" o; do
+  case $o in t) threads=$OPTARG ;; l) lo=$OPTARG ;; h) hi=$OPTARG ;; m) min_ms=$OPTARG ;; s) spin=(--no-spin) ;; *) exit 2 ;; esac
 done
 shift $((OPTIND - 1))
 bins=()
 while [ $# -gt 0 ] && [ "$1" != -- ]; do bins+=("$1"); shift; done
 [ "${1:-}" = -- ] && shift
-[ ${#bins[@]} -gt 0 ] && [ $# -gt 0 ] || { echo "usage: cpu-time.sh [-t N] [-l LO] [-h HI] [-m MS] NAME=BIN[:ENV=VAL]... -- CASE..." >&2; exit 2; }
+[ ${#bins[@]} -gt 0 ] && [ $# -gt 0 ] || { echo "usage: cpu-time.sh [-t N] [-l LO] [-h HI] [-m MS] [-s] NAME=BIN[:ENV=VAL]... -- CASE..." >&2; exit 2; }
 
 # CPU milliseconds of one command (perf stat task-clock)
 cpu_ms() {
@@ -47,7 +50,7 @@ for c in "$@"; do
     hi=$(awk -v e="${est:-1}" -v m="$min_ms" -v h="$hi0" -v l="$lo" \
          'BEGIN { n = int(m / (e > 0 ? e : 1)) + l; print (n > h ? n : h) }')
   fi
-  ort=$(per_run node "$here/peer.mjs" --ep cpu --threads "$threads" --warmup 2 --runs RUNS "$c")
+  ort=$(per_run node "$here/peer.mjs" --ep cpu ${spin[@]+"${spin[@]}"} --threads "$threads" --warmup 2 --runs RUNS "$c")
   printf '%-28s %-10s %9s ms/run CPU  (%d runs)\n' "$(basename "$c")" ort "$ort" $((hi - lo))
   for spec in "${bins[@]}"; do
     name=${spec%%=*} rest=${spec#*=}

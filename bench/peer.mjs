@@ -3,9 +3,11 @@
 // decoded by the small TensorProto reader below), and prints the same numbers: median, min, mean
 // and p90 latency of session.run() over N runs after a warm-up, and the process's peak RSS.
 //
-//   node bench/peer.mjs [--ep cpu|webgpu] [--threads N] [--runs N] [--warmup N] [--min-time MS] [--json] CASE_DIR...
+//   node bench/peer.mjs [--ep cpu|webgpu] [--threads N] [--runs N] [--warmup N] [--min-time MS] [--no-spin] [--json] CASE_DIR...
 //
-// The options mean what they mean to `gpux bench` (see gpux bench --help).
+// The options mean what they mean to `gpux bench` (see gpux bench --help). --no-spin turns off the
+// spinning of ORT's intra-op threads between parallel sections (session.intra_op.allow_spinning
+// 0), for CPU-time comparisons (bench/cpu-time.sh) where spinning threads count as busy.
 //
 // Peak RSS (process.resourceUsage().maxRSS) is a high-water mark of the whole node process,
 // ONNX Runtime's library included: run one case per process to measure each alone.
@@ -100,7 +102,7 @@ export function decodeTensor(buf) {
 
 /* ---------------------------------------------------------------- benchmark */
 function usage() {
-  return 'usage: node bench/peer.mjs [--ep cpu|webgpu] [--threads N] [--runs N] [--warmup N] [--min-time MS] [--json] CASE_DIR...';
+  return 'usage: node bench/peer.mjs [--ep cpu|webgpu] [--threads N] [--runs N] [--warmup N] [--min-time MS] [--no-spin] [--json] CASE_DIR...';
 }
 
 function dataSet(caseDir) {
@@ -114,6 +116,7 @@ async function benchCase(caseDir, o) {
   const opts = { executionProviders: [o.ep], graphOptimizationLevel: 'all',
                  executionMode: 'sequential', interOpNumThreads: 1 };
   if (o.threads > 0) opts.intraOpNumThreads = o.threads;
+  if (o['no-spin']) opts.extra = { session: { intra_op: { allow_spinning: '0' } } };
   const s = await ort.InferenceSession.create(path.join(caseDir, 'model.onnx'), opts);
   const loadMs = performance.now() - t0;
 
@@ -155,13 +158,14 @@ async function benchCase(caseDir, o) {
 }
 
 async function main() {
-  const o = { threads: 0, runs: 20, warmup: 3, 'min-time': 0, json: false, ep: 'cpu' };
+  const o = { threads: 0, runs: 20, warmup: 3, 'min-time': 0, json: false, ep: 'cpu', 'no-spin': false };
   const cases = [];
   const args = process.argv.slice(2);
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '-h' || a === '--help') { console.log(usage()); return 0; }
     if (a === '--json') o.json = true;
+    else if (a === '--no-spin') o['no-spin'] = true;
     else if (a === '--ep') {
       o.ep = args[++i];
       if (o.ep !== 'cpu' && o.ep !== 'webgpu') { console.error(`peer: error: --ep takes cpu or webgpu`); return 2; }
