@@ -48,6 +48,8 @@ void gpux__progress(const char *step, int64_t done, int64_t total);
 /* Allocation that records GPUX_E_NOMEM on failure (callers still check for NULL). */
 void *gpux__malloc(size_t n);
 void *gpux__calloc(size_t count, size_t size);
+/* n bytes, not zeroed (free() them); a large block's whole 2 MiB pages are marked for huge pages. */
+void *gpux__malloc_large(size_t n);
 void *gpux__realloc(void *p, size_t n);
 char *gpux__strdup(const char *s);
 char *gpux__strndup(const char *s, size_t n);

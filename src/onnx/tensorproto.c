@@ -270,7 +270,13 @@ int gpux__tensor_from_pb(const uint8_t *data, size_t len, gpux_model *model, int
       return gpux__error(GPUX_E_MODEL, "tensor of %s has %zu bytes of data, expected %zu", gpux_dtype_name(dtype), raw.len, want);
     if (sub == 1 && borrow && ((uintptr_t)raw.data % esize) == 0 && want > 0)
       return gpux__tensor_init_view(out, dtype, ndim, dims, (void *)raw.data); /* points into the mapped file */
-    if ((rc = gpux_tensor_init(out, dtype, ndim, dims))) return rc;
+    if (sub == 1 && want > 0) { /* a copy: every byte written below, no zeroing first */
+      if ((rc = gpux__tensor_init_view(out, dtype, ndim, dims, NULL))) return rc;
+      if (!(out->data = gpux__malloc_large(out->nbytes))) return GPUX_E_NOMEM;
+      out->owns_data = 1;
+    } else if ((rc = gpux_tensor_init(out, dtype, ndim, dims))) {
+      return rc;
+    }
     if (sub > 1) {
       unpack_subbyte(dtype, raw.data, out->data, count);
     } else if (want) {
