@@ -138,7 +138,7 @@ int main(int argc, char **argv) {
                 ms * s->count);
     total[model] += ms * s->count;
     flops_all[model] += flops * s->count;
-    gpux__sgemm_b_free(&wt);
+    gpux__conv_gemm_free(&wt);
     free(x), free(w), free(b), free(y), free(r);
   }
   for (int m = 0; m < 2; m++)

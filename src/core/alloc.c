@@ -1,7 +1,9 @@
-/* alloc.c — checked allocation (failures become GPUX_E_NOMEM messages instead of crashes), the
+/* alloc.c — checked allocation (failures become GPUX_E_NOMEM messages instead of crashes), large
+ * blocks on transparent huge pages, the
  * arena that holds a model's IR (many small allocations released together), and byte counts
  * written for people. */
 #include "core/internal.h"
+#include <stdatomic.h>
 #include <stdio.h>
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -38,6 +40,55 @@ void *gpux__realloc(void *old, size_t n) {
   void *p = realloc(old, n ? n : 1);
   if (!p) gpux__error(GPUX_E_NOMEM, "out of memory allocating %zu bytes", n);
   return p;
+}
+
+static atomic_size_t large_bytes; /* mapped by gpux__alloc_large and not yet freed */
+
+size_t gpux__large_bytes(void) { return atomic_load_explicit(&large_bytes, memory_order_relaxed); }
+
+/* GPUX_HUGEPAGES=0 in the environment: large blocks as any others, for comparisons */
+static int large_off(void) {
+  static int off = -1;
+  if (off < 0) off = getenv("GPUX_HUGEPAGES") && !strcmp(getenv("GPUX_HUGEPAGES"), "0");
+  return off;
+}
+
+void *gpux__alloc_large(size_t n) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (n >= HUGE_PAGE && !large_off()) {
+    /* whole huge pages of their own mapping (a 2 MiB-aligned run cut out of a larger one), not
+     * the heap's, so freeing one gives its memory back at once */
+    size_t cap = (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    unsigned char *m = mmap(NULL, cap + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+      gpux__error(GPUX_E_NOMEM, "out of memory allocating %zu bytes", n);
+      return NULL;
+    }
+    size_t lead = (HUGE_PAGE - (uintptr_t)m % HUGE_PAGE) % HUGE_PAGE;
+    if (lead) munmap(m, lead);
+    if (HUGE_PAGE - lead) munmap(m + lead + cap, HUGE_PAGE - lead);
+    madvise(m + lead, cap, MADV_HUGEPAGE); /* advice only: without huge pages it works the same */
+    atomic_fetch_add_explicit(&large_bytes, cap, memory_order_relaxed);
+    return m + lead;
+  }
+#endif
+  void *p = aligned_alloc(64, (GPUX__MAX(n, 64) + 63) & ~(size_t)63);
+  if (!p) gpux__error(GPUX_E_NOMEM, "out of memory allocating %zu bytes", n);
+  return p;
+}
+
+void gpux__free_large(void *p, size_t n) {
+  if (!p) return;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (n >= HUGE_PAGE && !large_off()) {
+    size_t cap = (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    munmap(p, cap);
+    atomic_fetch_sub_explicit(&large_bytes, cap, memory_order_relaxed);
+    return;
+  }
+#endif
+  (void)n;
+  free(p);
 }
 
 char *gpux__strndup(const char *s, size_t n) {

@@ -53,6 +53,15 @@ void *gpux__malloc_large(size_t n);
 void *gpux__realloc(void *p, size_t n);
 char *gpux__strdup(const char *s);
 char *gpux__strndup(const char *s, size_t n);
+/* At least n bytes, 64-byte aligned, freed by gpux__free_large with the same n; from 2 MiB up, a
+ * mapping of whole 2 MiB pages that the kernel is asked to back with transparent huge pages
+ * (Linux madvise): activations, kernel scratch and packed weights, which the convolution and GEMM
+ * kernels walk many pages apart, then cost one TLB entry per 2 MiB instead of per 4 KiB
+ * (GPUX_HUGEPAGES=0 in the environment asks for none, for comparisons). */
+void *gpux__alloc_large(size_t n);
+void gpux__free_large(void *p, size_t n);
+/* Bytes of the huge-page mappings gpux__alloc_large holds now (the heap's are malloc's to count). */
+size_t gpux__large_bytes(void);
 /* A byte count as a person reads it: "812 bytes", "1.5 KiB", "256 MiB", "412.3 MiB". */
 const char *gpux__format_bytes(char buf[32], uint64_t n);
 

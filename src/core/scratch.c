@@ -29,7 +29,7 @@ static int key_ok;
 static void free_set(void *arg) {
   scratch_set *s = arg;
   if (!s) return;
-  for (int i = 0; i < GPUX__SCRATCH_SLOTS; i++) free(s->p[i]);
+  for (int i = 0; i < GPUX__SCRATCH_SLOTS; i++) gpux__free_large(s->p[i], s->cap[i]);
   free(s);
 }
 
@@ -53,10 +53,9 @@ static scratch_set *my_set(void) {
 
 static void *grow(scratch_set *s, int slot, size_t bytes) {
   size_t cap = (GPUX__MAX(bytes, 64) + 63) & ~(size_t)63;
-  free(s->p[slot]);
-  s->p[slot] = aligned_alloc(64, cap);
+  gpux__free_large(s->p[slot], s->cap[slot]);
+  s->p[slot] = gpux__alloc_large(cap);
   s->cap[slot] = s->p[slot] ? cap : 0;
-  if (!s->p[slot]) gpux__error(GPUX_E_NOMEM, "out of memory allocating %zu bytes", cap);
   return s->p[slot];
 }
 

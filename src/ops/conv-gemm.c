@@ -53,13 +53,24 @@ int gpux__conv_gemm_pack(const float *w, int64_t m, int64_t c, int64_t taps, gpu
   if (!gpux__conv_gemm_available()) return 1;
   int64_t kk = c * taps;
   float *wt = gpux__malloc((size_t)(m * kk) * sizeof *wt); /* [m][(tap, c)] */
-  if (!wt) return GPUX_E_NOMEM;
+  /* on huge pages: every run streams them, 64 columns at a time */
+  float *dst = gpux__alloc_large((size_t)gpux__sgemm_packed_floats(kk, m) * sizeof *dst);
+  if (!wt || !dst) {
+    free(wt);
+    gpux__free_large(dst, (size_t)gpux__sgemm_packed_floats(kk, m) * sizeof *dst);
+    return GPUX_E_NOMEM;
+  }
   for (int64_t o = 0; o < m; o++)
     for (int64_t ch = 0; ch < c; ch++)
       for (int64_t t = 0; t < taps; t++) wt[o * kk + t * c + ch] = w[(o * c + ch) * taps + t];
-  int rc = gpux__sgemm_pack(out, wt, kk, 1, kk, m, PANEL);
+  gpux__sgemm_pack_into(out, dst, wt, kk, 1, kk, m);
   free(wt);
-  return rc;
+  return 0;
+}
+
+void gpux__conv_gemm_free(gpux__sgemm_b *wt) {
+  if (wt->data) gpux__free_large(wt->data, (size_t)gpux__sgemm_packed_floats(wt->k, wt->n) * sizeof(float));
+  wt->data = NULL;
 }
 
 #if CGEMM

@@ -439,7 +439,7 @@ typedef struct {
 
 static void conv_weights_free(gpux__node_state *s) {
   conv_weights_state *st = (conv_weights_state *)s;
-  gpux__sgemm_b_free(&st->packed);
+  gpux__conv_gemm_free(&st->packed);
   free(st);
 }
 

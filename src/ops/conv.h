@@ -90,9 +90,10 @@ int gpux__conv2d_depthwise16(const gpux__conv2d *p);
 /* Whether conv-gemm.c's kernel runs here (AVX-512; GPUX_CONV_DIRECT=avx2 or =0, or
  * GPUX_CONV_GEMM=0, turns it off, for comparisons). */
 int gpux__conv_gemm_available(void);
-/* W [m, c, taps] packed for gpux__conv2d_gemm into out (new memory, gpux__sgemm_b_free frees it):
- * 0, 1 when this machine has no such kernel, or GPUX_E_NOMEM. */
+/* W [m, c, taps] packed for gpux__conv2d_gemm into out (new memory on huge pages, which
+ * gpux__conv_gemm_free frees): 0, 1 when this machine has no such kernel, or GPUX_E_NOMEM. */
 int gpux__conv_gemm_pack(const float *w, int64_t m, int64_t c, int64_t taps, gpux__sgemm_b *out);
+void gpux__conv_gemm_free(gpux__sgemm_b *wt);
 /* A convolution of one group as a product on W packed by gpux__conv_gemm_pack (p->w is not
  * read), any window, stride, padding and dilation: 0 when done, 1 when not taken, or a negative
  * error. */

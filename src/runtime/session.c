@@ -377,7 +377,7 @@ static void plan_free(mem_plan *p) {
   free(p->sig);
   free(p->off);
   free(p->size);
-  free(p->arena);
+  gpux__free_large(p->arena, p->arena_size);
   memset(p, 0, sizeof *p);
 }
 
@@ -412,8 +412,8 @@ static int plan_make(gpux_session *s, const gpux__graph *g, const gpux_tensor *i
   p.arena_size = gpux__memplan(b, nv, PLAN_ALIGN);
   if (p.arena_size == SIZE_MAX) { rc = GPUX_E_NOMEM; goto done; }
   if (p.arena_size) {
-    p.arena = aligned_alloc(PLAN_ALIGN, p.arena_size);
-    if (!p.arena) { rc = gpux__error(GPUX_E_NOMEM, "out of memory allocating %zu bytes", p.arena_size); goto done; }
+    p.arena = gpux__alloc_large(p.arena_size); /* 64-byte aligned (PLAN_ALIGN); huge pages */
+    if (!p.arena) { rc = GPUX_E_NOMEM; goto done; }
   }
   for (int v = 0; v < nv; v++) p.off[v] = b[v].off, p.size[v] = b[v].size;
   int slot = s->n_plans;

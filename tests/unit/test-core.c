@@ -141,12 +141,13 @@ static int threads_used(int limit) {
 
 /* A session's `threads` caps the threads of its jobs, whatever the process-wide pool holds. */
 /* A thread outside the pool (a server's request thread) takes kernel scratch: it is freed when
- * the thread exits (counted in glibc's bytes in use, heap and mapped; under AddressSanitizer its
+ * the thread exits (counted in glibc's bytes in use, heap and mapped, and in the huge-page
+ * mappings of gpux__alloc_large; under AddressSanitizer its
  * leak check at exit is what fails instead; ThreadSanitizer's allocator is not glibc's). */
 #if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 static size_t bytes_in_use(void) {
   struct mallinfo2 m = mallinfo2();
-  return m.uordblks + m.hblkhd;
+  return m.uordblks + m.hblkhd + gpux__large_bytes();
 }
 #endif
 static void *scratch_user(void *arg) {

@@ -233,7 +233,7 @@ static void test_conv_gemm(void **state) {
     p.ep = &with_res, p.y = want;
     assert_int_equal(gpux__conv2d_gemm(&p, &wt), 0);
     for (int64_t q = 0; q < ny; q++) assert_true(fabsf(want[q] - (y[q] + r[q])) <= 1e-5f * (1 + fabsf(want[q])));
-    gpux__sgemm_b_free(&wt);
+    gpux__conv_gemm_free(&wt);
     free(x), free(w), free(y), free(b), free(r), free(want);
   }
 }
