@@ -4,8 +4,11 @@
 // vocabulary 1024), and single MatMuls with constant weights of the shapes its linear layers
 // have, a BERT-base-style encoder (2 layers, 128 and 384 tokens) and attention alone (12 heads of
 // 64). ONNX test-case folders with inputs only, for `gpux bench` and bench/peer.mjs.
+// With --base, the three whole models at their real sizes instead (12 layers each): BERT-base
+// (128 tokens), a ViT-B/16-sized encoder (197 tokens, the same layers as BERT's) and GPT-2 (64
+// tokens, vocabulary 50257, logits for every position).
 //
-//   node bench/cpu-cases.mjs OUTDIR
+//   node bench/cpu-cases.mjs OUTDIR [--base]
 import fs from 'node:fs';
 import path from 'node:path';
 import { gptModel, GPT } from '../tests/models/gpt.mjs';
@@ -38,7 +41,7 @@ function matmul(tokens, k, n, bias) {
   return g.model(13);
 }
 
-const out = process.argv[2];
+const out = process.argv[2], base = process.argv[3] === '--base';
 if (!out) { console.error('cpu-cases: error: no output folder'); process.exit(2); }
 function writeCase(name, model, input, type, dims, data) {
   const dir = path.join(out, name), set = path.join(dir, 'test_data_set_0');
@@ -49,14 +52,15 @@ function writeCase(name, model, input, type, dims, data) {
 }
 const floats = (n) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.0137) * 1.5 + Math.cos(i * 0.31) * 0.5);
 
-for (const [k, n] of [[768, 768], [768, 2304], [768, 3072], [3072, 768]])
+for (const [k, n] of base ? [] : [[768, 768], [768, 2304], [768, 3072], [3072, 768]])
   writeCase(`matmul-128x${k}x${n}`, matmul(128, k, n, true), 'x', 1, [1, 128, k], floats(128 * k));
-writeCase('matmul-197x768x768', matmul(197, 768, 768, true), 'x', 1, [1, 197, 768], floats(197 * 768));
+if (!base) writeCase('matmul-197x768x768', matmul(197, 768, 768, true), 'x', 1, [1, 197, 768], floats(197 * 768));
 
 Object.assign(GPT, { vocab: 1024, dim: 768, heads: 12, layers: 2, maxPos: 128 });
-for (const seq of [64, 128]) {
+if (base) Object.assign(GPT, { vocab: 50257, layers: 12 });
+for (const seq of base ? [64] : [64, 128]) {
   const ids = BigInt64Array.from({ length: seq }, (_, i) => BigInt((i * 37 + 11) % GPT.vocab));
-  writeCase(`gpt-d768-l2-s${seq}`, gptModel(7), 'input_ids', 7, [1, seq], ids);
+  writeCase(base ? `gpt2-s${seq}` : `gpt-d768-l2-s${seq}`, gptModel(7), 'input_ids', 7, [1, seq], ids);
 }
 
 // A BERT-base-style encoder (2 layers, hidden 768, 12 heads, MLP 3072) on embeddings x [1, seq,
@@ -94,6 +98,11 @@ function bert(seq, layers = 2, dim = 768, heads = 12) {
   g.node('Identity', [h], ['y']);
   g.output('y', T.float, [1, seq, dim]);
   return g.model(17);
+}
+if (base) {
+  writeCase('bert-base-s128', bert(128, 12), 'x', 1, [1, 128, 768], floats(128 * 768));
+  writeCase('vit-base-s197', bert(197, 12), 'x', 1, [1, 197, 768], floats(197 * 768));
+  process.exit(0);
 }
 for (const seq of [128, 384])
   writeCase(`bert-d768-l2-s${seq}`, bert(seq), 'x', 1, [1, seq, 768], floats(seq * 768));
