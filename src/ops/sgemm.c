@@ -113,13 +113,15 @@ void gpux__sgemm_b_free(gpux__sgemm_b *p) {
 
 /* One register block: C[i, 0:nc] = init_i + sum over r < kc of a[i][r] * b[r * NR + 0:nc] for
  * rows i < mr, where init_i is C's row (load_c), the bias (when not NULL) or zero. a[i] for i
- * >= mr repeat the last row (computed and dropped). */
+ * >= mr repeat the last row (computed and dropped). pf, when not NULL, is the next block of the
+ * panel (kc rows of NR floats): the AVX-512 kernel asks for it in L2 while it computes, so that
+ * weights streamed from memory arrive before the block that reads them. */
 typedef void (*kernel_fn)(int64_t kc, const float *const *a, const float *b, float *c, int64_t ldc, int mr,
-                          int64_t nc, int load_c, const float *bias);
+                          int64_t nc, int load_c, const float *bias, const float *pf);
 
 __attribute__((target("avx512f,fma"))) static void kernel_avx512(int64_t kc, const float *const *a, const float *b,
                                                                    float *c, int64_t ldc, int mr, int64_t nc,
-                                                                   int load_c, const float *bias) {
+                                                                   int load_c, const float *bias, const float *pf) {
   __mmask16 mk[4];
   for (int v = 0; v < 4; v++) {
     int64_t left = nc - 16 * v;
@@ -176,6 +178,13 @@ __attribute__((target("avx512f,fma"))) static void kernel_avx512(int64_t kc, con
   for (int64_t r = 0; r < kc; r++, b += 64) {
     __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), b2 = _mm512_load_ps(b + 32),
            b3 = _mm512_load_ps(b + 48);
+    if (pf) { /* the next block's row r: four lines */
+      const char *q = (const char *)(pf + r * 64);
+      _mm_prefetch(q, _MM_HINT_T1);
+      _mm_prefetch(q + 64, _MM_HINT_T1);
+      _mm_prefetch(q + 128, _MM_HINT_T1);
+      _mm_prefetch(q + 192, _MM_HINT_T1);
+    }
 #define ROW(I, AP)                                                                        \
   do {                                                                                    \
     __m512 av = _mm512_set1_ps(AP[r]);                                                    \
@@ -206,7 +215,8 @@ __attribute__((target("avx2,fma"))) static inline __m256i lanes(int64_t n) {
 
 __attribute__((target("avx2,fma"))) static void kernel_avx2(int64_t kc, const float *const *a, const float *b,
                                                               float *c, int64_t ldc, int mr, int64_t nc, int load_c,
-                                                              const float *bias) {
+                                                              const float *bias, const float *pf) {
+  (void)pf;
   const __m256i m0 = lanes(nc), m1 = lanes(nc - 8);
   __m256 acc[MR][2];
   _Pragma("GCC unroll 6") for (int i = 0; i < MR; i++) {
@@ -279,12 +289,16 @@ static void sgemm_tasks(void *ctx, int64_t begin, int64_t end) {
         int64_t kc = GPUX__MIN(j->kc, b->k - k0);
         const float *bp = b->data + (p * b->k + k0) * nr;
         const float *bias = !k0 && j->bias ? j->bias + p * nr : NULL;
+        /* the block after this one (the panel's next kc rows, or the next panel's first), asked
+         * for by the first row block */
+        const float *next = k0 + kc < b->k ? bp + kc * nr : p + 1 < p1 ? b->data + (p + 1) * b->k * nr : NULL;
         for (int64_t s = s0; s < s1; s++) {
           int64_t row = s * MR;
           int mr = (int)GPUX__MIN(MR, j->m - row);
           const float *a[MR];
           for (int i = 0; i < MR; i++) a[i] = j->a + (row + GPUX__MIN(i, mr - 1)) * j->lda + k0;
-          j->kernel(kc, a, bp, j->c + row * j->ldc + p * nr, j->ldc, mr, nc, j->load_c || k0 > 0, bias);
+          j->kernel(kc, a, bp, j->c + row * j->ldc + p * nr, j->ldc, mr, nc, j->load_c || k0 > 0, bias,
+                    s == s0 ? next : NULL);
           if (j->ep && k0 + kc >= b->k) gpux__gemm_finish(j->c + row * j->ldc + p * nr, j->ldc, mr, nc, NULL, j->ep, row, p * nr);
         }
       }
@@ -332,7 +346,7 @@ void gpux__sgemm_run_part(int64_t m, const float *a, int64_t lda, const gpux__sg
         int mr = (int)GPUX__MIN(MR, m - row);
         const float *ap[MR];
         for (int i = 0; i < MR; i++) ap[i] = a + (row + GPUX__MIN(i, mr - 1)) * lda + kb;
-        kernel(kc, ap, bp, c + row * ldc + p * nr, ldc, mr, nc, kb > k0, NULL);
+        kernel(kc, ap, bp, c + row * ldc + p * nr, ldc, mr, nc, kb > k0, NULL, NULL);
       }
     }
   }
@@ -340,7 +354,7 @@ void gpux__sgemm_run_part(int64_t m, const float *a, int64_t lda, const gpux__sg
 
 void gpux__sgemm_block(int64_t kc, const float *const *a, const float *b, float *c, int64_t ldc, int mr, int64_t nc,
                        int add) {
-  kernel_avx512(kc, a, b, c, ldc, mr, nc, add, NULL);
+  kernel_avx512(kc, a, b, c, ldc, mr, nc, add, NULL, NULL);
 }
 
 #else
