@@ -193,7 +193,7 @@ export function gptKvModel(seed = 1, { vocab: V = 300, dim: D = 64, heads: H = 2
   init('zerof', FLOAT, [], [0]);
   init('zero1', INT64, [1], [0]);
   init('two1', INT64, [1], [2]);
-  init('flat', INT64, [1], [-1]);
+  if (gatherMask) init('flat', INT64, [1], [-1]);
 
   // keep[q, k] = k <= past + q, and attention_mask[b, k] > 0: [batch, 1, seq, total]
   const seq = node('Gather', [node('Shape', ['input_ids']), 'one'], [attrInt('axis', 0)]);

@@ -1455,7 +1455,10 @@ static int adopt_gpu(wg_plan *p) {
     if (!p->objs[v].used || p->vals[v].state != V_CONST || alias_root(p, v) != v || p->objs[v].shared) continue;
     const gpux_tensor *t = &p->vals[v].t;
     size_t n = (size_t)gpux_tensor_count(t) * gpux_dtype_size(t->dtype);
-    if (!n || (q->vals[v].t.data && t->data && !memcmp(t->data, q->vals[v].t.data, n))) continue;
+    const gpux_tensor *was = &q->vals[v].t; /* the same data (of the same size) needs no write */
+    if (!n || (was->data && t->data && was->dtype == t->dtype && gpux_tensor_count(was) == gpux_tensor_count(t) &&
+               !memcmp(t->data, was->data, n)))
+      continue;
     int rc = write_const(p, v);
     if (rc) return rc;
   }
