@@ -15,21 +15,6 @@ void *gpux__malloc(size_t n) {
   return p;
 }
 
-/* A block like gpux__malloc's whose whole 2 MiB pages inside are marked for transparent huge
- * pages when it is large, so that filling it (a model's weight copied out of its file) takes a
- * page fault per 2 MiB instead of one per 4 KiB. A plain malloc block, freed with free(). */
-#define HUGE_PAGE ((uintptr_t)2 << 20)
-void *gpux__malloc_large(size_t n) {
-  void *p = gpux__malloc(n);
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (p && n >= 2 * HUGE_PAGE) {
-    uintptr_t lo = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1), hi = ((uintptr_t)p + n) & ~(HUGE_PAGE - 1);
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* a hint: without it, small pages */
-  }
-#endif
-  return p;
-}
-
 void *gpux__calloc(size_t count, size_t size) {
   void *p = calloc(count ? count : 1, size ? size : 1);
   if (!p) gpux__error(GPUX_E_NOMEM, "out of memory allocating %zu x %zu bytes", count, size);
@@ -42,6 +27,8 @@ void *gpux__realloc(void *old, size_t n) {
   return p;
 }
 
+#define HUGE_PAGE ((uintptr_t)2 << 20)
+
 static atomic_size_t large_bytes; /* mapped by gpux__alloc_large and not yet freed */
 
 size_t gpux__large_bytes(void) { return atomic_load_explicit(&large_bytes, memory_order_relaxed); }
@@ -51,6 +38,21 @@ static int large_off(void) {
   static int off = -1;
   if (off < 0) off = getenv("GPUX_HUGEPAGES") && !strcmp(getenv("GPUX_HUGEPAGES"), "0");
   return off;
+}
+
+/* A block like gpux__malloc's (freed with free(), as a tensor's data is) whose whole 2 MiB pages
+ * inside are marked for transparent huge pages when it is large, so that filling it (a model's
+ * weight copied out of its file) takes a page fault per 2 MiB instead of one per 4 KiB. Unlike
+ * gpux__alloc_large's, the block is the heap's: its ends share pages with other blocks. */
+void *gpux__malloc_large(size_t n) {
+  void *p = gpux__malloc(n);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (p && n >= 2 * HUGE_PAGE && !large_off()) {
+    uintptr_t lo = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1), hi = ((uintptr_t)p + n) & ~(HUGE_PAGE - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* a hint: without it, small pages */
+  }
+#endif
+  return p;
 }
 
 void *gpux__alloc_large(size_t n) {

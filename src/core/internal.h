@@ -48,8 +48,6 @@ void gpux__progress(const char *step, int64_t done, int64_t total);
 /* Allocation that records GPUX_E_NOMEM on failure (callers still check for NULL). */
 void *gpux__malloc(size_t n);
 void *gpux__calloc(size_t count, size_t size);
-/* n bytes, not zeroed (free() them); a large block's whole 2 MiB pages are marked for huge pages. */
-void *gpux__malloc_large(size_t n);
 void *gpux__realloc(void *p, size_t n);
 char *gpux__strdup(const char *s);
 char *gpux__strndup(const char *s, size_t n);
@@ -62,6 +60,9 @@ void *gpux__alloc_large(size_t n);
 void gpux__free_large(void *p, size_t n);
 /* Bytes of the huge-page mappings gpux__alloc_large holds now (the heap's are malloc's to count). */
 size_t gpux__large_bytes(void);
+/* n bytes from the heap, not zeroed, freed with free(); a large block's whole 2 MiB pages inside
+ * are marked for huge pages (GPUX_HUGEPAGES=0: none): copies filled at once, a model's weights. */
+void *gpux__malloc_large(size_t n);
 /* A byte count as a person reads it: "812 bytes", "1.5 KiB", "256 MiB", "412.3 MiB". */
 const char *gpux__format_bytes(char buf[32], uint64_t n);
 
