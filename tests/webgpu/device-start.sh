@@ -52,7 +52,10 @@ log=$(GPUX_WEBGPU_VERBOSE=1 "$gpux" bench --backend webgpu --runs 1 --warmup 0 "
 read -r a w r <<<"$(sed -n 's/.*a session asked for the device \([0-9.]*\) ms after gpux_device_warm and waited \([0-9.]*\) ms for it (ready \([0-9.]*\) ms.*/\1 \2 \3/p' <<<"$log" | head -1)"
 echo "the session asked for the device ${a:-?} ms after its making started, waited ${w:-?} ms; ready at ${r:-?} ms"
 check overlap-logged '[ -n "${r:-}" ]' "gpux bench should log the session's wait for the device made ahead"
-check overlap 'awk -v a="${a:-0}" -v w="${w:-0}" -v r="${r:-0}" "BEGIN { exit !(a > 0 && w < r && (a >= r || a + w >= r - 1)) }"' \
+# asked before the device was ready: it waits until then (plus the thread's exit, scheduling on a
+# loaded machine: 100 ms of slack); asked after: hardly at all
+check overlap 'awk -v a="${a:-0}" -v w="${w:-0}" -v r="${r:-0}" \
+  "BEGIN { exit !(a >= 0 && r > 0 && (a >= r ? w < 100 : a + w >= r - 1 && a + w <= r + 100)) }"' \
   "the session should wait only for what was left of the device's making (asked $a, waited $w, ready $r)"
 [ "$fails" -eq 0 ] || exit 1
 echo "device-start: every check passed"
