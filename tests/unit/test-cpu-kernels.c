@@ -6,7 +6,8 @@
  * the Conv, ConvTranspose, MaxPool, AveragePool and MatMul kernels on float32 against their
  * float64 paths, and the packed-weight GEMM (ops/sgemm.c) with its AVX2 and AVX-512 kernels,
  * directly and through MatMul's node state and through a 1-D Conv of one input channel whose
- * windows are its rows (an STFT's). */
+ * windows are its rows (an STFT's), and gpux.FusedMatMul's GELU epilogue (ops/gemm-epilogue.c),
+ * whose AVX-512 rows must give gelu_f's value bit for bit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 #include "ops/conv.h"
 #include "ops/gemm.h"
 #include "ops/op.h"
+#include "ops/fastmath.h"
 
 static uint32_t rng = 12345;
 
@@ -619,6 +621,53 @@ static void test_conv_packed_node(void **state) {
   }
 }
 
+/* ---- gpux.FusedMatMul's epilogue (ops/gemm-epilogue.c) ---- */
+
+/* bias, GELU (erf) and the residual on blocks of odd widths (the 16-lane rows' masked tails),
+ * over values from -20 to 20 and the special ones: each the scalar gelu_f's bits, and near
+ * x Phi(x) in float64. */
+static void test_gemm_finish_gelu(void **state) {
+  (void)state;
+  const float special[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 1.0f, -1.0f, 0.70710677f, 5.0f, -5.0f, 9.0f,
+                           -9.0f, -13.5f, -14.0f, 30.0f, -30.0f, 1e30f, -1e30f, INFINITY, -INFINITY, NAN};
+  enum { ROWS = 5, LD = 83 };
+  for (int64_t n = 1; n <= LD; n += 7) {
+    float c[ROWS * LD], want[ROWS * LD], bias[LD], res[ROWS * LD];
+    for (int64_t j = 0; j < n; j++) bias[j] = (float)rnd(-100, 100) / 1000.0f;
+    for (int64_t i = 0; i < ROWS * LD; i++) {
+      c[i] = i % 11 == 3 ? special[rnd(0, 19)] : (float)rnd(-20000, 20000) / 1000.0f;
+      res[i] = (float)rnd(-100, 100) / 100.0f;
+    }
+    for (int with = 0; with < 4; with++) { /* with bias (1), residual (2) */
+      float y[ROWS * LD];
+      memcpy(y, c, sizeof y);
+      for (int64_t r = 0; r < ROWS; r++)
+        for (int64_t j = 0; j < n; j++) {
+          float v = c[r * LD + j];
+          if (with & 1) v += bias[j];
+          v = gelu_f(v);
+          if (with & 2) v += res[r * LD + j];
+          want[r * LD + j] = v;
+        }
+      gpux__gemm_epilogue ep = {.act = GPUX_GEMM_ACT_GELU, .res = with & 2 ? res : NULL, .ldr = LD};
+      gpux__gemm_finish(y, LD, ROWS, n, with & 1 ? bias : NULL, &ep, 0, 0);
+      for (int64_t r = 0; r < ROWS; r++)
+        for (int64_t j = 0; j < LD; j++) {
+          float got = y[r * LD + j], w = j < n ? want[r * LD + j] : c[r * LD + j];
+          if (memcmp(&got, &w, sizeof got) && !(isnan(got) && isnan(w)))
+            fail_msg("GELU epilogue n %lld with %d: [%lld, %lld] of %g = %.9g, want %.9g", (long long)n, with,
+                     (long long)r, (long long)j, (double)c[r * LD + j], (double)got, (double)w);
+        }
+      if (with) continue;
+      for (int64_t i = 0; i < n; i++) { /* and near the exact value */
+        double x = c[i], ref = 0.5 * x * erfc(-x / sqrt(2.0));
+        if (isfinite(x) && fabs(y[i] - ref) > 1e-5 * fabs(ref) + 1e-7)
+          fail_msg("GELU(%.9g) = %.9g, want %.9g", x, (double)y[i], ref);
+      }
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_conv_gemm),
@@ -632,6 +681,7 @@ int main(void) {
     cmocka_unit_test(test_pool_ops),
     cmocka_unit_test(test_matmul),
     cmocka_unit_test(test_sgemm_packed),
+    cmocka_unit_test(test_gemm_finish_gelu),
     cmocka_unit_test(test_matmul_packed_weights),
     cmocka_unit_test(test_conv_windows),
   };
