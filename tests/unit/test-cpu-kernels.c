@@ -6,8 +6,8 @@
  * the Conv, ConvTranspose, MaxPool, AveragePool and MatMul kernels on float32 against their
  * float64 paths, and the packed-weight GEMM (ops/sgemm.c) with its AVX2 and AVX-512 kernels,
  * directly and through MatMul's node state and through a 1-D Conv of one input channel whose
- * windows are its rows (an STFT's), and gpux.FusedMatMul's GELU epilogue (ops/gemm-epilogue.c),
- * whose AVX-512 rows must give gelu_f's value bit for bit. */
+ * windows are its rows (an STFT's), and gpux.FusedMatMul's GELU epilogues (ops/gemm-epilogue.c),
+ * whose AVX-512 rows must give gelu_f's and gelu_tanh_f's values bit for bit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -623,9 +623,9 @@ static void test_conv_packed_node(void **state) {
 
 /* ---- gpux.FusedMatMul's epilogue (ops/gemm-epilogue.c) ---- */
 
-/* bias, GELU (erf) and the residual on blocks of odd widths (the 16-lane rows' masked tails),
- * over values from -20 to 20 and the special ones: each the scalar gelu_f's bits, and near
- * x Phi(x) in float64. */
+/* bias, GELU (erf, and with approximate = "tanh") and the residual on blocks of odd widths (the 16-lane rows' masked tails),
+ * over values from -20 to 20 and the special ones: each the scalar gelu_f's (gelu_tanh_f's) bits,
+ * and near x Phi(x) in float64 (erf). */
 static void test_gemm_finish_gelu(void **state) {
   (void)state;
   const float special[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 1.0f, -1.0f, 0.70710677f, 5.0f, -5.0f, 9.0f,
@@ -638,18 +638,18 @@ static void test_gemm_finish_gelu(void **state) {
       c[i] = i % 11 == 3 ? special[rnd(0, 19)] : (float)rnd(-20000, 20000) / 1000.0f;
       res[i] = (float)rnd(-100, 100) / 100.0f;
     }
-    for (int with = 0; with < 4; with++) { /* with bias (1), residual (2) */
+    for (int with = 0; with < 8; with++) { /* with bias (1), residual (2), tanh (4) */
       float y[ROWS * LD];
       memcpy(y, c, sizeof y);
       for (int64_t r = 0; r < ROWS; r++)
         for (int64_t j = 0; j < n; j++) {
           float v = c[r * LD + j];
           if (with & 1) v += bias[j];
-          v = gelu_f(v);
+          v = with & 4 ? gelu_tanh_f(v) : gelu_f(v);
           if (with & 2) v += res[r * LD + j];
           want[r * LD + j] = v;
         }
-      gpux__gemm_epilogue ep = {.act = GPUX_GEMM_ACT_GELU, .res = with & 2 ? res : NULL, .ldr = LD};
+      gpux__gemm_epilogue ep = {.act = with & 4 ? GPUX_GEMM_ACT_GELU_TANH : GPUX_GEMM_ACT_GELU, .res = with & 2 ? res : NULL, .ldr = LD};
       gpux__gemm_finish(y, LD, ROWS, n, with & 1 ? bias : NULL, &ep, 0, 0);
       for (int64_t r = 0; r < ROWS; r++)
         for (int64_t j = 0; j < LD; j++) {
