@@ -11,6 +11,7 @@
  * CONV_SHAPES_COLD=1 times each call after 1 GB of other writes (the operands out of the caches,
  * as in a model). */
 #include "ops/conv.h"
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,7 +100,11 @@ static float *randoms(int64_t n, float scale) {
 
 int main(int argc, char **argv) {
   const char *filter = argc > 1 ? argv[1] : "";
-  gpux__set_thread_count(1);
+  /* CONV_SHAPES_PLAN=1: each shape once on GPUX_THREADS threads, as conv.c picks its kernel, with
+   * GPUX_CONV_PLAN=1's notes of how the kernel splits it (task counts, not times) */
+  int plan = getenv("CONV_SHAPES_PLAN") != NULL;
+  if (plan) setenv("GPUX_CONV_PLAN", "1", 1);
+  else gpux__set_thread_count(1);
   size_t cold_n = (size_t)256 << 20; /* floats: 1 GB */
   float *cold = getenv("CONV_SHAPES_COLD") ? calloc(cold_n, sizeof(float)) : NULL;
   double total[2] = {0, 0}, flops_all[2] = {0, 0};
@@ -120,9 +125,20 @@ int main(int argc, char **argv) {
      * weights, as conv.c runs it */
     gpux__sgemm_b wt = {0};
     int gemm = s->g == 1 && s->c >= 16 && (s->k > 1 || o * o <= 64) && !getenv("CONV_SHAPES_IMPLICIT") &&
-               !gpux__conv_gemm_pack(w, s->m, s->c, s->k * s->k, &wt);
-    int runs = cold ? 4 : (int)(2e8 / flops) + 3, rc = 0;
+               (!plan || o * o <= 256) && !gpux__conv_gemm_pack(w, s->m, s->c, s->k * s->k, &wt);
+    int runs = plan ? 0 : cold ? 4 : (int)(2e8 / flops) + 3, rc = 0;
 #define RUN() (gemm ? gpux__conv2d_gemm(&p, &wt) : dw ? gpux__conv2d_depthwise(&p) : gpux__conv2d_implicit(&p))
+    if (plan) {
+      rc = RUN();
+      uint64_t hash = 14695981039346656037u; /* FNV-1a of Y's bytes: the same on any thread count */
+      const unsigned char *yb = (const unsigned char *)y;
+      for (size_t z = 0; z < (size_t)(s->m * o * o) * sizeof *y; z++) hash = (hash ^ yb[z]) * 1099511628211u;
+      if (rc) printf("%-30s not taken (%d)\n", s->name, rc);
+      else printf("%-30s Y %016llx\n", s->name, (unsigned long long)hash);
+      gpux__conv_gemm_free(&wt);
+      free(x), free(w), free(b), free(y), free(r);
+      continue;
+    }
     for (int q = 0; q < 2 && !rc; q++) rc = RUN();
     double ms = 0;
     for (int q = 0; q < runs && !rc; q++) {

@@ -165,6 +165,8 @@ int gpux__conv2d_depthwise16(const gpux__conv2d *p) {
   j.strips = (p->oh + j.strip - 1) / j.strip;
   j.in_rows = (j.strip - 1) * p->sh + halo;
   int64_t taps = p->kh * p->kw;
+  gpux__conv_plan_note("dw16", p, threads, p->n * j.blocks * j.strips, j.strip * p->ow, 16,
+                       (double)(j.strip * p->ow * 16) * (double)taps);
   float *wk = gpux__scratch(GPUX__SCRATCH_CONV_TAPS, (size_t)(j.blocks * taps * 16) * sizeof *wk);
   if (!wk) return GPUX_E_NOMEM;
   for (int64_t b = 0; b < j.blocks; b++)

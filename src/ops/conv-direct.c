@@ -394,6 +394,9 @@ int gpux__conv2d_implicit(const gpux__conv2d *p) {
     j.rows = GPUX__MIN(GPUX__MAX(1, 65536 / (j.mb * j.l.ws)), (p->oh + rblocks - 1) / rblocks);
     j.rblocks = (p->oh + j.rows - 1) / j.rows;
   }
+  int64_t task_pos = j.direct_out ? j.rows : j.rows * p->ow;
+  gpux__conv_plan_note("implicit", p, threads, p->g * j.mblocks * j.rblocks, task_pos, j.mb,
+                       (double)(task_pos * j.mb) * (double)kk);
   int64_t *off = gpux__scratch(GPUX__SCRATCH_CONV_TAPS, (size_t)kk * sizeof *off);
   if (!off) return GPUX_E_NOMEM;
   for (int64_t c = 0, r = 0; c < cg; c++)

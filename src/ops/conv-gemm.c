@@ -201,6 +201,7 @@ int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt) {
   }
   j.tp = GPUX__MIN(j.tp, (os + MR - 1) / MR * MR);
   j.tiles = (os + j.tp - 1) / j.tp;
+  gpux__conv_plan_note("gemm", p, threads, j.tiles * j.mtiles, j.tp, j.mt, (double)(j.tp * j.mt) * (double)(taps * p->c));
   int64_t *toff = gpux__scratch(GPUX__SCRATCH_CONV_TAPS, (size_t)taps * sizeof *toff);
   float *xt = gpux__scratch(GPUX__SCRATCH_CONV_IMAGE, (size_t)(j.hp * j.wp * p->c) * sizeof *xt);
   if (!toff || !xt) return gpux__error(GPUX_E_NOMEM, "out of memory for a convolution's input");

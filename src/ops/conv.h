@@ -70,6 +70,12 @@ typedef struct {
   const gpux__conv_epilogue *ep;
 } gpux__conv2d;
 
+/* With GPUX_CONV_PLAN=1 in the environment, a note (gpux__log) of how a kernel split a
+ * convolution: its threads, tasks, each task's positions x output channels and multiply-adds,
+ * and how busy the threads are if the tasks, all equal, go out in waves of `threads`. */
+void gpux__conv_plan_note(const char *kernel, const gpux__conv2d *p, int threads, int64_t tasks, int64_t positions,
+                          int64_t channels, double macs_per_task);
+
 /* Whether this machine runs the direct kernels (x86-64 with AVX2 and FMA). */
 int gpux__conv_direct_available(void);
 /* Stride-1 convolution as an implicit GEMM over a padded copy of X; 1 when it does not take the
