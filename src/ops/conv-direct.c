@@ -381,18 +381,24 @@ int gpux__conv2d_implicit(const gpux__conv2d *p) {
   int64_t want = threads > 1 ? (3 * threads + p->g - 1) / p->g : 1; /* per group */
   const int64_t nr = j.nr = block_width();
   const int64_t mrw = j.mr = nr == NR512 ? MR512 : MR;
-  int64_t rblocks = GPUX__MAX(1, GPUX__MIN(want, p->oh * j.l.ws / (8 * nr)));
-  j.mblocks = GPUX__MAX((mg + MB_MAX - 1) / MB_MAX, GPUX__MIN((want + rblocks - 1) / rblocks, mg / (4 * mrw)));
-  j.mb = (mg + j.mblocks - 1) / j.mblocks;
-  j.mb = (j.mb + mrw - 1) / mrw * mrw;
-  j.mblocks = (mg + j.mb - 1) / j.mb;
-  if (j.direct_out) { /* runs of positions, whole register blocks */
-    int64_t os = p->oh * p->ow, cap = GPUX__MAX(nr, 65536 / j.mb / nr * nr);
-    j.rows = GPUX__MIN(cap, ((os + rblocks - 1) / rblocks + nr - 1) / nr * nr);
-    j.rblocks = (os + j.rows - 1) / j.rows;
-  } else {
-    j.rows = GPUX__MIN(GPUX__MAX(1, 65536 / (j.mb * j.l.ws)), (p->oh + rblocks - 1) / rblocks);
-    j.rblocks = (p->oh + j.rows - 1) / j.rows;
+  /* where that leaves fewer than two tasks a thread (late layers: 7 x 7 to 28 x 28 planes, or
+   * few output channels), the least task halves, along both, down to one register block */
+  for (int level = 0; level < 4; level++) {
+    int64_t min_pos = (8 * nr) >> GPUX__MIN(level, 3), min_ch = GPUX__MAX(mrw, (4 * mrw) >> level);
+    int64_t rblocks = GPUX__MAX(1, GPUX__MIN(want, p->oh * j.l.ws / min_pos));
+    j.mblocks = GPUX__MAX((mg + MB_MAX - 1) / MB_MAX, GPUX__MIN((want + rblocks - 1) / rblocks, mg / min_ch));
+    j.mb = (mg + j.mblocks - 1) / j.mblocks;
+    j.mb = (j.mb + mrw - 1) / mrw * mrw;
+    j.mblocks = (mg + j.mb - 1) / j.mb;
+    if (j.direct_out) { /* runs of positions, whole register blocks */
+      int64_t os = p->oh * p->ow, cap = GPUX__MAX(nr, 65536 / j.mb / nr * nr);
+      j.rows = GPUX__MIN(cap, ((os + rblocks - 1) / rblocks + nr - 1) / nr * nr);
+      j.rblocks = (os + j.rows - 1) / j.rows;
+    } else {
+      j.rows = GPUX__MIN(GPUX__MAX(1, 65536 / (j.mb * j.l.ws)), (p->oh + rblocks - 1) / rblocks);
+      j.rblocks = (p->oh + j.rows - 1) / j.rows;
+    }
+    if (threads <= 1 || p->g * j.mblocks * j.rblocks >= 2 * threads) break;
   }
   int64_t task_pos = j.direct_out ? j.rows : j.rows * p->ow;
   gpux__conv_plan_note("implicit", p, threads, p->g * j.mblocks * j.rblocks, task_pos, j.mb,

@@ -190,17 +190,29 @@ int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt) {
   j.wp = GPUX__MAX((p->ow - 1) * p->sw + (p->kw - 1) * p->dw + 1, p->w_ + p->pl);
   int64_t os = p->oh * p->ow;
   /* channels: whole panels, at most 256 a task; positions: whole blocks of 6, about 48K floats
-   * of sums a task; with threads, about three tasks a thread */
-  j.mt = GPUX__MIN((p->m + PANEL - 1) / PANEL, 4) * PANEL;
-  j.mtiles = (p->m + j.mt - 1) / j.mt;
-  j.tp = GPUX__MAX(MR, 49152 / j.mt / MR * MR);
+   * of sums a task; with threads, about three tasks a thread, in tiles as equal as whole blocks
+   * allow. Where that leaves fewer than two tasks a thread (7 x 7 and 14 x 14 planes), tasks
+   * take fewer panels, down to one, and then as few as two blocks of positions. */
   int threads = gpux__thread_count();
-  if (threads > 1) {
-    int64_t want = (3 * threads + j.mtiles - 1) / j.mtiles;
-    j.tp = GPUX__MIN(j.tp, GPUX__MAX(4 * MR, ((os + want - 1) / want + MR - 1) / MR * MR));
+  int64_t panels = (p->m + PANEL - 1) / PANEL, most = GPUX__MIN(panels, 4);
+  for (int64_t mp = most, least = 4 * MR;;) {
+    j.mt = mp * PANEL;
+    j.mtiles = (p->m + j.mt - 1) / j.mt;
+    j.tp = GPUX__MAX(MR, 49152 / j.mt / MR * MR);
+    if (threads > 1) {
+      int64_t want = (3 * threads + j.mtiles - 1) / j.mtiles;
+      j.tp = GPUX__MIN(j.tp, GPUX__MAX(least, ((os + want - 1) / want + MR - 1) / MR * MR));
+    }
+    j.tp = GPUX__MIN(j.tp, (os + MR - 1) / MR * MR);
+    j.tiles = (os + j.tp - 1) / j.tp;
+    if (threads > 1) { /* the same tiles, as equal as whole blocks allow */
+      j.tp = ((os + j.tiles - 1) / j.tiles + MR - 1) / MR * MR;
+      j.tiles = (os + j.tp - 1) / j.tp;
+    }
+    if (threads <= 1 || j.tiles * j.mtiles >= 2 * threads || (mp == 1 && least == 2 * MR)) break;
+    if (mp > 1) mp = mp > 2 ? 2 : 1;
+    else least = 2 * MR;
   }
-  j.tp = GPUX__MIN(j.tp, (os + MR - 1) / MR * MR);
-  j.tiles = (os + j.tp - 1) / j.tp;
   gpux__conv_plan_note("gemm", p, threads, j.tiles * j.mtiles, j.tp, j.mt, (double)(j.tp * j.mt) * (double)(taps * p->c));
   int64_t *toff = gpux__scratch(GPUX__SCRATCH_CONV_TAPS, (size_t)taps * sizeof *toff);
   float *xt = gpux__scratch(GPUX__SCRATCH_CONV_IMAGE, (size_t)(j.hp * j.wp * p->c) * sizeof *xt);
