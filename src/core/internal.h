@@ -118,7 +118,7 @@ void gpux__parallel_for(int64_t n, int64_t grain, gpux__range_fn fn, void *ctx);
 void gpux__parallel_for_work(int64_t n, double work, gpux__range_fn fn, void *ctx);
 int gpux__thread_count(void);          /* threads a job started here may use */
 /* Threads worth using for `work` units in all (1 for a small job, at most gpux__thread_count()):
- * each gets at least ~10-20 us of it ($GPUX_POOL_WORK units, default 524288). */
+ * each gets at least ~3-5 us of it ($GPUX_POOL_WORK units, default 131072). */
 int gpux__threads_for(double work);
 /* A session run begins (1) or ends (0): while one is under way, idle workers spin longer before
  * they sleep, since its next node's job comes soon. */

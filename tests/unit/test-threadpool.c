@@ -128,7 +128,7 @@ static void test_threads_for_work(void **state) {
   assert_int_equal(gpux__threads_for(0), 1);
   assert_int_equal(gpux__threads_for(1000), 1);
   assert_int_equal(gpux__threads_for(1e12), POOL);
-  int mid = gpux__threads_for(3.5 * 524288.0);
+  int mid = gpux__threads_for(3.5 * 131072.0);
   assert_int_equal(mid, 3);
   int old = gpux__set_run_threads(2);
   assert_int_equal(gpux__threads_for(1e12), 2);
@@ -142,7 +142,7 @@ static void test_threads_for_work(void **state) {
   log_free(l);
 
   l = log_new(64, 200); /* work for three threads: no more join */
-  gpux__parallel_for_work(64, 3.5 * 524288.0, log_chunk, l);
+  gpux__parallel_for_work(64, 3.5 * 131072.0, log_chunk, l);
   assert_each_once(l, 64);
   assert_true(l->n_seen <= 3);
   log_free(l);
