@@ -120,6 +120,10 @@ int gpux__thread_count(void);          /* threads a job started here may use */
 /* Threads worth using for `work` units in all (1 for a small job, at most gpux__thread_count()):
  * each gets at least ~3-5 us of it ($GPUX_POOL_WORK units, default 131072). */
 int gpux__threads_for(double work);
+/* How many of n equal tasks the busiest thread runs when gpux__parallel_for_work, or
+ * gpux__parallel_for with a grain of 1, gives them to at most `threads` threads: what a kernel
+ * choosing between splits compares (n tasks on 16 threads: 16 -> 1, 17 -> 2, 42 -> 3). */
+int64_t gpux__parallel_busiest(int64_t n, int threads);
 /* A session run begins (1) or ends (0): while one is under way, idle workers spin longer before
  * they sleep, since its next node's job comes soon. */
 void gpux__pool_hold(int on);

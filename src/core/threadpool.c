@@ -198,18 +198,33 @@ int gpux__threads_for(double work) {
   return worth < (double)t ? GPUX__MAX(1, (int)worth) : t;
 }
 
+/* The items the busiest of t threads runs when n items go out in chunks of `chunk`. */
+static int64_t busiest(int64_t n, int64_t chunk, int t) {
+  return ((n + chunk - 1) / chunk + t - 1) / t * chunk;
+}
+
 /* The job's chunk size for n items of at least `grain` each, and in *t the threads it takes (at
  * most *t): up to four chunks a thread, all of them as equal as whole items allow, and no more
  * threads than chunks (17 items on 16 threads are 9 chunks of 2 on 9 threads, which finish when
- * 17 chunks of 1 on 16 would). */
+ * 17 chunks of 1 on 16 would); but never chunks that finish later than the smallest ones would
+ * (42 tasks on 16 threads: 21 chunks of 2 take a thread 4 tasks, 42 of 1 take it 3). */
 static int64_t plan_chunks(int64_t n, int64_t grain, int *t) {
   int64_t most = GPUX__MAX(1, n / grain); /* chunks of at least `grain` items */
   if (*t > most) *t = (int)most;
   int64_t per = GPUX__MIN(4, most / *t);
-  int64_t chunk = (n + *t * per - 1) / (*t * per);
+  int64_t chunk = (n + *t * per - 1) / (*t * per), least = (n + most - 1) / most;
+  if (per < 4 && busiest(n, least, *t) < busiest(n, chunk, *t)) chunk = least;
   int64_t chunks = (n + chunk - 1) / chunk;
   if (*t > chunks) *t = (int)chunks;
   return chunk;
+}
+
+int64_t gpux__parallel_busiest(int64_t n, int threads) {
+  pthread_once(&pool_once, pool_start);
+  int t = GPUX__MIN(threads, gpux__thread_count());
+  if (n <= 0 || t <= 1) return GPUX__MAX(n, 0);
+  int64_t chunk = plan_chunks(n, 1, &t);
+  return busiest(n, chunk, t);
 }
 
 /* Whether any of the first `helpers` workers is inside a job. */

@@ -381,10 +381,13 @@ int gpux__conv2d_implicit(const gpux__conv2d *p) {
   int64_t want = threads > 1 ? (3 * threads + p->g - 1) / p->g : 1; /* per group */
   const int64_t nr = j.nr = block_width();
   const int64_t mrw = j.mr = nr == NR512 ? MR512 : MR;
-  /* where that leaves fewer than two tasks a thread (late layers: 7 x 7 to 28 x 28 planes, or
-   * few output channels), the least task halves, along both, down to one register block */
-  for (int level = 0; level < 4; level++) {
-    int64_t min_pos = (8 * nr) >> GPUX__MIN(level, 3), min_ch = GPUX__MAX(mrw, (4 * mrw) >> level);
+  /* where that leaves the threads unevenly busy (late layers: 7 x 7 to 28 x 28 planes, or few
+   * output channels), the least task halves, along both, down to one register block: the split
+   * whose busiest thread has the least work, unless a coarser one is within 1/16 of it */
+  double best = 0;
+  int64_t keep[4] = {0};
+  for (int level = 0; level < (threads > 1 ? 4 : 1); level++) {
+    int64_t min_pos = (8 * nr) >> level, min_ch = GPUX__MAX(mrw, (4 * mrw) >> level);
     int64_t rblocks = GPUX__MAX(1, GPUX__MIN(want, p->oh * j.l.ws / min_pos));
     j.mblocks = GPUX__MAX((mg + MB_MAX - 1) / MB_MAX, GPUX__MIN((want + rblocks - 1) / rblocks, mg / min_ch));
     j.mb = (mg + j.mblocks - 1) / j.mblocks;
@@ -398,8 +401,14 @@ int gpux__conv2d_implicit(const gpux__conv2d *p) {
       j.rows = GPUX__MIN(GPUX__MAX(1, 65536 / (j.mb * j.l.ws)), (p->oh + rblocks - 1) / rblocks);
       j.rblocks = (p->oh + j.rows - 1) / j.rows;
     }
-    if (threads <= 1 || p->g * j.mblocks * j.rblocks >= 2 * threads) break;
+    double cost = (double)gpux__parallel_busiest(p->g * j.mblocks * j.rblocks, threads) * (double)j.mb *
+                  (double)(j.direct_out ? j.rows : j.rows * j.l.ws);
+    if (level == 0 || cost < best * (15.0 / 16.0)) {
+      best = cost;
+      keep[0] = j.mblocks, keep[1] = j.mb, keep[2] = j.rows, keep[3] = j.rblocks;
+    }
   }
+  j.mblocks = keep[0], j.mb = keep[1], j.rows = keep[2], j.rblocks = keep[3];
   int64_t task_pos = j.direct_out ? j.rows : j.rows * p->ow;
   gpux__conv_plan_note("implicit", p, threads, p->g * j.mblocks * j.rblocks, task_pos, j.mb,
                        (double)(task_pos * j.mb) * (double)kk);

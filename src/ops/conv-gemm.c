@@ -191,17 +191,24 @@ int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt) {
   int64_t os = p->oh * p->ow;
   /* channels: whole panels, at most 256 a task; positions: whole blocks of 6, about 48K floats
    * of sums a task; with threads, about three tasks a thread, in tiles as equal as whole blocks
-   * allow. Where that leaves fewer than two tasks a thread (7 x 7 and 14 x 14 planes), tasks
-   * take fewer panels, down to one, and then as few as two blocks of positions. */
+   * allow. Where that leaves the threads unevenly busy (7 x 7 and 14 x 14 planes), tasks may take
+   * fewer panels, down to one, and then as few as two blocks of positions: the split whose
+   * busiest thread has the least work, unless a coarser one is within 1/16 of it. */
   int threads = gpux__thread_count();
-  int64_t panels = (p->m + PANEL - 1) / PANEL, most = GPUX__MIN(panels, 4);
-  for (int64_t mp = most, least = 4 * MR;;) {
+  int64_t most = GPUX__MIN((p->m + PANEL - 1) / PANEL, 4);
+  static const int64_t panels[4] = {4, 2, 1, 1}, least[4] = {4 * MR, 4 * MR, 4 * MR, 2 * MR};
+  double best = 0;
+  int64_t keep[4] = {0};
+  for (int level = 0, first = 1; level < 4; level++) {
+    int64_t mp = GPUX__MIN(most, panels[level]);
+    if (!first && (threads <= 1 || (mp == GPUX__MIN(most, panels[level - 1]) && least[level] == least[level - 1])))
+      continue; /* the same split as the level before, or no threads to balance */
     j.mt = mp * PANEL;
     j.mtiles = (p->m + j.mt - 1) / j.mt;
     j.tp = GPUX__MAX(MR, 49152 / j.mt / MR * MR);
     if (threads > 1) {
       int64_t want = (3 * threads + j.mtiles - 1) / j.mtiles;
-      j.tp = GPUX__MIN(j.tp, GPUX__MAX(least, ((os + want - 1) / want + MR - 1) / MR * MR));
+      j.tp = GPUX__MIN(j.tp, GPUX__MAX(least[level], ((os + want - 1) / want + MR - 1) / MR * MR));
     }
     j.tp = GPUX__MIN(j.tp, (os + MR - 1) / MR * MR);
     j.tiles = (os + j.tp - 1) / j.tp;
@@ -209,10 +216,14 @@ int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt) {
       j.tp = ((os + j.tiles - 1) / j.tiles + MR - 1) / MR * MR;
       j.tiles = (os + j.tp - 1) / j.tp;
     }
-    if (threads <= 1 || j.tiles * j.mtiles >= 2 * threads || (mp == 1 && least == 2 * MR)) break;
-    if (mp > 1) mp = mp > 2 ? 2 : 1;
-    else least = 2 * MR;
+    double cost = (double)gpux__parallel_busiest(j.tiles * j.mtiles, threads) * (double)(j.tp * j.mt);
+    if (first || cost < best * (15.0 / 16.0)) {
+      best = cost;
+      keep[0] = j.mt, keep[1] = j.mtiles, keep[2] = j.tp, keep[3] = j.tiles;
+    }
+    first = 0;
   }
+  j.mt = keep[0], j.mtiles = keep[1], j.tp = keep[2], j.tiles = keep[3];
   gpux__conv_plan_note("gemm", p, threads, j.tiles * j.mtiles, j.tp, j.mt, (double)(j.tp * j.mt) * (double)(taps * p->c));
   int64_t *toff = gpux__scratch(GPUX__SCRATCH_CONV_TAPS, (size_t)taps * sizeof *toff);
   float *xt = gpux__scratch(GPUX__SCRATCH_CONV_IMAGE, (size_t)(j.hp * j.wp * p->c) * sizeof *xt);

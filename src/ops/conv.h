@@ -72,7 +72,8 @@ typedef struct {
 
 /* With GPUX_CONV_PLAN=1 in the environment, a note (gpux__log) of how a kernel split a
  * convolution: its threads, tasks, each task's positions x output channels and multiply-adds,
- * and how busy the threads are if the tasks, all equal, go out in waves of `threads`. */
+ * and how busy `threads` threads are if the tasks, all equal, go out as the pool hands them out
+ * (gpux__parallel_busiest). */
 void gpux__conv_plan_note(const char *kernel, const gpux__conv2d *p, int threads, int64_t tasks, int64_t positions,
                           int64_t channels, double macs_per_task);
 
