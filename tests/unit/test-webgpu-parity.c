@@ -471,6 +471,10 @@ static void test_data_movement(void **state) {
   const op_case cases[] = {
     {.op = "Transpose", .n_in = 1, .in = {T(2, 3, 4, 5)}, .attrs = {AIS("perm", 0, 2, 3, 1)}, .n_attrs = 1},
     {.op = "Transpose", .n_in = 1, .in = {T(33, 65)}},
+    /* moving only axes of length 1 (an alias on the GPU), and a move of a longer axis past one */
+    {.op = "Transpose", .n_in = 1, .in = {T(1, 1, 4, 8)}, .attrs = {AIS("perm", 0, 2, 1, 3)}, .n_attrs = 1},
+    {.op = "Transpose", .n_in = 1, .in = {T(2, 1, 3, 1)}, .attrs = {AIS("perm", 1, 0, 3, 2)}, .n_attrs = 1},
+    {.op = "Transpose", .n_in = 1, .in = {T(1, 3, 1, 4)}, .attrs = {AIS("perm", 0, 3, 2, 1)}, .n_attrs = 1},
     {.op = "Concat", .n_in = 3, .in = {T(2, 3, 4), T(2, 1, 4), T(2, 5, 4)}, .attrs = {AI("axis", 1)}, .n_attrs = 1},
     {.op = "Slice", .n_in = 5, .in = {T(6, 7, 8), INTS(1, -1), INTS(5, 1000), INTS(0, 2), INTS(2, -3)}},
     {.op = "Gather", .n_in = 2, .in = {T(5, 6, 3), {.ndim = 2, .dims = {2, 2}, .n_vals = 4, .vals = {0, 4, -1, 2}}}, .attrs = {AI("axis", 1)}, .n_attrs = 1},

@@ -1,6 +1,7 @@
 /* ops-shape.c — WGSL kernels that move data: Reshape/Flatten/Squeeze/Unsqueeze as aliases (no
- * copy), Transpose/Expand/Slice/Split/DepthToSpace/SpaceToDepth as strided copies, Concat,
- * Gather/GatherElements, Tile, Pad and Trilu as index maps. Parameters that decide shapes
+ * copy; Transpose too when it moves only axes of length 1), Transpose/Expand/Slice/Split/
+ * DepthToSpace/SpaceToDepth as strided copies, Concat, Gather/GatherElements, Tile, Pad and
+ * Trilu as index maps. Parameters that decide shapes
  * (starts, pads, repeats, perm...) must be known when planning; they are baked into the shader.
  * Data may be float32 or integers held as i32. */
 #include "backend/webgpu/wg.h"
@@ -48,6 +49,7 @@ static int op_transpose(wg_build *b) {
   if (!x || !y) return gpux__wg_decline(b, "missing input");
   int r = x->ndim;
   int64_t st[GPUX_MAX_DIMS], ost[GPUX_MAX_DIMS];
+  int perm[GPUX_MAX_DIMS];
   gpux__wg_strides(x, st);
   const gpux__attr *pa = gpux__node_attr(gpux__wg_node(b), "perm");
   for (int d = 0; d < r; d++) {
@@ -55,7 +57,18 @@ static int op_transpose(wg_build *b) {
     if (p < 0) p += r;
     if (p < 0 || p >= r) return gpux__wg_decline(b, "bad perm");
     ost[d] = st[p];
+    perm[d] = (int)p;
   }
+  /* A permutation that keeps the axes longer than 1 in their order moves only axes of length 1
+   * (a decoder step's [batch, 1, heads, head_dim] -> [batch, heads, 1, head_dim]): the elements
+   * stay where they are, so the output is the input under another shape, like a Reshape. */
+  int last = -1, same = 1;
+  for (int d = 0; d < r && same; d++) {
+    if (x->dims[perm[d]] == 1) continue;
+    if (perm[d] < last) same = 0;
+    last = perm[d];
+  }
+  if (same) return op_alias(b);
   return strided_copy(b, 0, 0, r, y->dims, ost, 0);
 }
 
