@@ -484,6 +484,8 @@ static void test_data_movement(void **state) {
     {.op = "Pad", .n_in = 3, .in = {T(3, 4), INTS(0, 1, 2, 0), {.ndim = 0, .dtype = GPUX_DT_FLOAT, .n_vals = 1, .vals = {7}}}},
     {.op = "Tile", .n_in = 2, .in = {T(2, 3), INTS(3, 2)}},
     {.op = "Split", .n_in = 2, .in = {T(4, 9), INTS(2, 7)}, .attrs = {AI("axis", 1)}, .n_attrs = 1, .n_out = 2},
+    {.op = "Split", .n_in = 2, .in = {T(2, 6, 5), INTS(1, 2, 3)}, .attrs = {AI("axis", 1)}, .n_attrs = 1, .n_out = 3},
+    {.op = "Split", .n_in = 2, .in = {T(1, 1, 12), INTS(4, 4, 4)}, .attrs = {AI("axis", 2)}, .n_attrs = 1, .n_out = 3},
     {.op = "DepthToSpace", .n_in = 1, .in = {T(1, 8, 3, 4)}, .attrs = {AI("blocksize", 2)}, .n_attrs = 1},
     {.op = "ScatterElements", .opset = 18, .n_in = 3, .in = {T(4, 5), {.ndim = 2, .dims = {2, 2}, .n_vals = 4, .vals = {1, 3, -1, 0}}, T(2, 2)},
      .attrs = {AI("axis", 1), AS("reduction", "add")}, .n_attrs = 2},

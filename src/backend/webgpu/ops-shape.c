@@ -1,7 +1,7 @@
 /* ops-shape.c — WGSL kernels that move data: Reshape/Flatten/Squeeze/Unsqueeze as aliases (no
  * copy; Transpose too when it moves only axes of length 1), Transpose/Expand/Slice/Split/
- * DepthToSpace/SpaceToDepth as strided copies, Concat, Gather/GatherElements, Tile, Pad and
- * Trilu as index maps. Parameters that decide shapes
+ * DepthToSpace/SpaceToDepth as strided copies (a Split of up to four outputs in one pass),
+ * Concat, Gather/GatherElements, Tile, Pad and Trilu as index maps. Parameters that decide shapes
  * (starts, pads, repeats, perm...) must be known when planning; they are baked into the shader.
  * Data may be float32 or integers held as i32. */
 #include "backend/webgpu/wg.h"
@@ -146,6 +146,48 @@ static int op_slice(wg_build *b) {
   return strided_copy(b, 0, 0, r, y->dims, ost, base);
 }
 
+/* Split of up to four outputs as one dispatch: each input element, viewed as [outer, axis, inner],
+ * goes to the output whose range of the axis holds it (a decoder's fused query/key/value
+ * projection split in one pass instead of three). 1 when it does not apply. */
+static void kernel_head(wg_build *b, wg_str *s, int64_t total, uint32_t *gx, uint32_t *gy);
+static int split_one_pass(wg_build *b, const gpux_tensor *x, int ax) {
+  const gpux__node *n = gpux__wg_node(b);
+  int n_out = gpux__wg_n_out(b), type, rc;
+  if (n_out < 2 || n_out > 4) return 1;
+  for (int k = 0; k < n_out; k++)
+    if (n->out[k] < 0 || !gpux__wg_out(b, k)) return 1;
+  int64_t total = gpux_tensor_count(x), inner = 1, A = x->dims[ax];
+  if (!total) return 1;
+  for (int d = ax + 1; d < x->ndim; d++) inner *= x->dims[d];
+  if ((rc = data_type(b, 0, &type))) return rc;
+  int bx = gpux__wg_bind_in(b, 0, type), by[4];
+  if (bx < 0) return GPUX_E_UNSUPPORTED;
+  for (int k = 0; k < n_out; k++)
+    if ((by[k] = gpux__wg_bind_out(b, k, type)) < 0) return GPUX_E_UNSUPPORTED;
+  wg_str s = {0};
+  uint32_t gx, gy;
+  kernel_head(b, &s, total, &gx, &gy);
+  gpux__wg_cat(&s, "  let inner = i %% %lluu;\n  let t = i / %lluu;\n  let a = t %% %lluu;\n  let outer = t / %lluu;\n",
+               (unsigned long long)inner, (unsigned long long)inner, (unsigned long long)A, (unsigned long long)A);
+  int64_t start = 0;
+  for (int k = 0; k < n_out; k++) {
+    int64_t len = gpux__wg_out(b, k)->dims[ax];
+    gpux__wg_cat(&s, k ? "  else " : "  ");
+    if (k < n_out - 1) gpux__wg_cat(&s, "if (a < %lluu) ", (unsigned long long)(start + len));
+    gpux__wg_cat(&s, "{ b%d[(outer * %lluu + a - %lluu) * %lluu + inner] = b%d[i]; }\n", by[k], (unsigned long long)len,
+                 (unsigned long long)start, (unsigned long long)inner, bx);
+    start += len;
+  }
+  gpux__wg_cat(&s, "}\n");
+  if (start != A) {
+    gpux__wg_str_free(&s);
+    return gpux__wg_decline(b, "split sizes do not add up to the axis");
+  }
+  rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
+  gpux__wg_str_free(&s);
+  return rc;
+}
+
 static int op_split(wg_build *b) {
   const gpux_tensor *x = gpux__wg_in(b, 0);
   if (!x) return gpux__wg_decline(b, "missing input");
@@ -155,13 +197,15 @@ static int op_split(wg_build *b) {
   if (ax < 0 || ax >= x->ndim) return gpux__wg_decline(b, "bad axis");
   int64_t st[GPUX_MAX_DIMS], off = 0;
   gpux__wg_strides(x, st);
+  int rc = split_one_pass(b, x, (int)ax);
+  if (rc <= 0) return rc;
   for (int k = 0; k < gpux__wg_n_out(b); k++) {
     const gpux_tensor *y = gpux__wg_out(b, k);
     const gpux__node *n = gpux__wg_node(b);
     if (n->out[k] < 0) { /* unused output: its size still shifts the next ones */
       return gpux__wg_decline(b, "an omitted Split output");
     }
-    int rc = strided_copy(b, 0, k, y->ndim, y->dims, st, off * st[ax]);
+    rc = strided_copy(b, 0, k, y->ndim, y->dims, st, off * st[ax]);
     if (rc) return rc;
     off += y->dims[ax];
   }
