@@ -1,7 +1,8 @@
 /* ops-shape.c — WGSL kernels that move data: Reshape/Flatten/Squeeze/Unsqueeze as aliases (no
  * copy; Transpose too when it moves only axes of length 1), Transpose/Expand/Slice/Split/
  * DepthToSpace/SpaceToDepth as strided copies (a Split of up to four outputs in one pass),
- * Concat, Gather/GatherElements, Tile, Pad and Trilu as index maps. Parameters that decide shapes
+ * Concat (up to four inputs in one pass), Gather/GatherElements, Tile, Pad and Trilu as index
+ * maps. Parameters that decide shapes
  * (starts, pads, repeats, perm...) must be known when planning; they are baked into the shader.
  * Data may be float32 or integers held as i32. */
 #include "backend/webgpu/wg.h"
@@ -277,6 +278,51 @@ static void kernel_head(wg_build *b, wg_str *s, int64_t total, uint32_t *gx, uin
                *gx, (unsigned long long)total);
 }
 
+/* Concat of up to four non-empty inputs as one dispatch: each output element, viewed as [outer,
+ * axis, inner], reads the input whose range of the axis holds it (a decoder's cache and its new
+ * position in one pass instead of two). 1 when it does not apply. */
+static int concat_one_pass(wg_build *b, const gpux_tensor *y, int ax) {
+  int slot[4], n = 0, type = -1, rc;
+  for (int k = 0; k < gpux__wg_n_in(b); k++) {
+    const gpux_tensor *x = gpux__wg_in(b, k);
+    if (!x || !gpux_tensor_count(x)) continue;
+    int t;
+    if ((rc = data_type(b, k, &t))) return rc;
+    if (n == 4 || (type >= 0 && t != type)) return 1;
+    type = t;
+    slot[n++] = k;
+  }
+  int64_t total = gpux_tensor_count(y), inner = 1, A = y->dims[ax];
+  if (n < 2 || !total) return 1;
+  for (int d = ax + 1; d < y->ndim; d++) inner *= y->dims[d];
+  int bx[4], by;
+  for (int k = 0; k < n; k++)
+    if ((bx[k] = gpux__wg_bind_in(b, slot[k], type)) < 0) return GPUX_E_UNSUPPORTED;
+  if ((by = gpux__wg_bind_out(b, 0, type)) < 0) return GPUX_E_UNSUPPORTED;
+  wg_str s = {0};
+  uint32_t gx, gy;
+  kernel_head(b, &s, total, &gx, &gy);
+  gpux__wg_cat(&s, "  let inner = i %% %lluu;\n  let t = i / %lluu;\n  let a = t %% %lluu;\n  let outer = t / %lluu;\n",
+               (unsigned long long)inner, (unsigned long long)inner, (unsigned long long)A, (unsigned long long)A);
+  int64_t start = 0;
+  for (int k = 0; k < n; k++) {
+    int64_t len = gpux__wg_in(b, slot[k])->dims[ax];
+    gpux__wg_cat(&s, k ? "  else " : "  ");
+    if (k < n - 1) gpux__wg_cat(&s, "if (a < %lluu) ", (unsigned long long)(start + len));
+    gpux__wg_cat(&s, "{ b%d[i] = b%d[(outer * %lluu + a - %lluu) * %lluu + inner]; }\n", by, bx[k], (unsigned long long)len,
+                 (unsigned long long)start, (unsigned long long)inner);
+    start += len;
+  }
+  gpux__wg_cat(&s, "}\n");
+  if (start != A) {
+    gpux__wg_str_free(&s);
+    return gpux__wg_decline(b, "concatenated sizes do not add up to the axis");
+  }
+  rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
+  gpux__wg_str_free(&s);
+  return rc;
+}
+
 static int op_concat(wg_build *b) {
   const gpux_tensor *y = gpux__wg_out(b, 0);
   if (!y) return gpux__wg_decline(b, "missing output");
@@ -285,6 +331,7 @@ static int op_concat(wg_build *b) {
   int64_t ax = aa ? aa->i : 0;
   if (ax < 0) ax += r;
   if (ax < 0 || ax >= r) return gpux__wg_decline(b, "bad axis");
+  if ((rc = concat_one_pass(b, y, (int)ax)) <= 0) return rc;
   int64_t ost[GPUX_MAX_DIMS], off = 0;
   gpux__wg_strides(y, ost);
   for (int k = 0; k < gpux__wg_n_in(b); k++) {
