@@ -175,16 +175,6 @@ __attribute__((target("avx512f,fma"))) static void kernel_avx512(int64_t kc, con
     }
   }
   const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
-  for (int64_t r = 0; r < kc; r++, b += 64) {
-    __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), b2 = _mm512_load_ps(b + 32),
-           b3 = _mm512_load_ps(b + 48);
-    if (pf) { /* the next block's row r: four lines */
-      const char *q = (const char *)(pf + r * 64);
-      _mm_prefetch(q, _MM_HINT_T1);
-      _mm_prefetch(q + 64, _MM_HINT_T1);
-      _mm_prefetch(q + 128, _MM_HINT_T1);
-      _mm_prefetch(q + 192, _MM_HINT_T1);
-    }
 #define ROW(I, AP)                                                                        \
   do {                                                                                    \
     __m512 av = _mm512_set1_ps(AP[r]);                                                    \
@@ -193,14 +183,27 @@ __attribute__((target("avx512f,fma"))) static void kernel_avx512(int64_t kc, con
     acc[I][2] = _mm512_fmadd_ps(av, b2, acc[I][2]);                                       \
     acc[I][3] = _mm512_fmadd_ps(av, b3, acc[I][3]);                                       \
   } while (0)
-    ROW(0, a0);
-    ROW(1, a1);
-    ROW(2, a2);
-    ROW(3, a3);
-    ROW(4, a4);
-    ROW(5, a5);
-#undef ROW
+  /* the k loop over ROWS (ROW statements): the panel's row r, then each row of A */
+#define K_LOOP(ROWS)                                                                      \
+  for (int64_t r = 0; r < kc; r++, b += 64) {                                             \
+    __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), b2 = _mm512_load_ps(b + 32), \
+           b3 = _mm512_load_ps(b + 48);                                                   \
+    if (pf) { /* the next block's row r: four lines */                                    \
+      const char *q = (const char *)(pf + r * 64);                                        \
+      _mm_prefetch(q, _MM_HINT_T1);                                                       \
+      _mm_prefetch(q + 64, _MM_HINT_T1);                                                  \
+      _mm_prefetch(q + 128, _MM_HINT_T1);                                                 \
+      _mm_prefetch(q + 192, _MM_HINT_T1);                                                 \
+    }                                                                                     \
+    ROWS;                                                                                 \
   }
+  if (mr <= 4) { /* a last block of 2-4 rows (64 = 10 x 6 + 4 tokens): four rows, not six */
+    K_LOOP(ROW(0, a0); ROW(1, a1); ROW(2, a2); ROW(3, a3))
+  } else {
+    K_LOOP(ROW(0, a0); ROW(1, a1); ROW(2, a2); ROW(3, a3); ROW(4, a4); ROW(5, a5))
+  }
+#undef K_LOOP
+#undef ROW
   _Pragma("GCC unroll 6") for (int i = 0; i < MR; i++) {
     if (i >= mr) break;
     _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(c + i * ldc + 16 * v, mk[v], acc[i][v]);
