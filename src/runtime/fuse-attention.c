@@ -48,6 +48,7 @@ typedef struct {
   int *uses;                 /* readers of each value among the live nodes (outputs count 1000) */
   int zero;                  /* the float32 scalar 0 made for Where masks, -1 until needed */
   const gpux__op_def *attention;
+  int made[64], n_made;      /* the mask nodes rewritten so far (in graph order) */
 } fa_ctx;
 
 typedef struct {
@@ -359,6 +360,22 @@ static int own_inputs(fa_ctx *c, gpux__node *n) {
   return 0;
 }
 
+/* An earlier rewritten mask node computing what n now does (the same op on the same values, no
+ * attributes), or -1: the layers of a decoder rebuild one mask each from the same inputs. */
+static int same_mask(const fa_ctx *c, const gpux__node *n) {
+  if (n->n_out != 1 || n->n_attrs) return -1;
+  for (int k = 0; k < c->n_made; k++) {
+    const gpux__node *o = &c->g->nodes[c->made[k]];
+    if (c->dead[c->made[k]] || strcmp(o->op_type, n->op_type) || strcmp(o->domain, n->domain) || o->n_in != n->n_in ||
+        o->n_out != 1 || o->n_attrs)
+      continue;
+    int same = 1;
+    for (int j = 0; j < n->n_in && same; j++) same = o->in[j] == n->in[j];
+    if (same) return c->made[k];
+  }
+  return -1;
+}
+
 /* A value whose producer now computes something of another shape: its declared type is gone. */
 static void forget_info(gpux__graph *g, int id) {
   g->values[id].has_info = 0;
@@ -484,6 +501,13 @@ static int fuse_one(fa_ctx *c, int pv) {
     }
     if ((rc = own_inputs(c, st))) return rc;
     st->in[side] = mask;
+    int same = same_mask(c, st);
+    if (same >= 0) { /* computed already for an earlier attention: read that */
+      c->dead[m.steps[i].node] = 1;
+      mask = g->nodes[same].out[0];
+      continue;
+    }
+    if (c->n_made < (int)GPUX__ARRAY_LEN(c->made)) c->made[c->n_made++] = m.steps[i].node;
     mask = st->out[0];
     forget_info(g, mask);
   }

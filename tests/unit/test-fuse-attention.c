@@ -423,6 +423,45 @@ static void test_gpt_kv_cache(void **state) {
   gpux_model_free(model);
 }
 
+/* Two layers masked by the same Where condition: the mask, re-expressed without the scores, is
+ * the same in both, and the rewritten graph computes it once. */
+static int later_key(const int64_t *i) { return i[3] > i[2]; }
+
+static void layer(mb *m, const char *x, const char *tag, const char *out) {
+  char q[32], k[32], v[32], kt[32], sc[32], sd[32], sm[32], p[32], c[32], ct[32];
+  snprintf(q, sizeof q, "q%s", tag), snprintf(k, sizeof k, "k%s", tag), snprintf(v, sizeof v, "v%s", tag);
+  snprintf(kt, sizeof kt, "kt%s", tag), snprintf(sc, sizeof sc, "s%s", tag), snprintf(sd, sizeof sd, "sd%s", tag);
+  snprintf(sm, sizeof sm, "sm%s", tag), snprintf(p, sizeof p, "p%s", tag), snprintf(c, sizeof c, "c%s", tag);
+  snprintf(ct, sizeof ct, "ct%s", tag);
+  heads(m, x, "wq", q);
+  heads(m, x, "wk", k);
+  heads(m, x, "wv", v);
+  transpose(m, k, kt, 0, 1, 3, 2);
+  op(m, "MatMul", IN(q, kt), sc);
+  op(m, "Div", IN(sc, "sqrt_d"), sd);
+  op(m, "Where", IN("masked", "fill", sd), sm);
+  int64_t axis = -1;
+  node(m, "Softmax", IN(sm), p, "axis", -1, &axis);
+  op(m, "MatMul", IN(p, v), c);
+  transpose(m, c, ct, 0, 2, 1, 3);
+  op(m, "Reshape", IN(ct, "merge_shape"), out);
+}
+
+static void test_mask_shared_by_layers(void **state) {
+  (void)state;
+  mb m;
+  start(&m);
+  int64_t md[4] = {B, 1, S, S};
+  input(&m, "masked", GPUX_DT_BOOL, 4, md, later_key);
+  scalar(&m, "sqrt_d", sqrtf((float)D));
+  scalar(&m, "fill", -1e9f);
+  layer(&m, "x", "1", "x2");
+  layer(&m, "x2", "2", "y");
+  gpux_model *model = finish(&m, IN("y"));
+  assert_int_equal(count_ops(model, "Where", NULL), 1);
+  check(model, &m, 2, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_bert),
@@ -433,6 +472,7 @@ int main(void) {
     cmocka_unit_test(test_gpt_causal),
     cmocka_unit_test(test_gpt_kv_cache),
     cmocka_unit_test(test_gpt2_mul_sub),
+    cmocka_unit_test(test_mask_shared_by_layers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
