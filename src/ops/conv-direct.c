@@ -383,7 +383,8 @@ int gpux__conv2d_implicit(const gpux__conv2d *p) {
   const int64_t mrw = j.mr = nr == NR512 ? MR512 : MR;
   /* where that leaves the threads unevenly busy (late layers: 7 x 7 to 28 x 28 planes, or few
    * output channels), the least task halves, along both, down to one register block: the split
-   * whose busiest thread has the least work, unless a coarser one is within 1/16 of it */
+   * whose busiest thread has the least share of the work (its tasks over all of them, counting
+   * the last, smaller ones as whole), unless a coarser one is within 1/16 of it */
   double best = 0;
   int64_t keep[4] = {0};
   for (int level = 0; level < (threads > 1 ? 4 : 1); level++) {
@@ -401,8 +402,8 @@ int gpux__conv2d_implicit(const gpux__conv2d *p) {
       j.rows = GPUX__MIN(GPUX__MAX(1, 65536 / (j.mb * j.l.ws)), (p->oh + rblocks - 1) / rblocks);
       j.rblocks = (p->oh + j.rows - 1) / j.rows;
     }
-    double cost = (double)gpux__parallel_busiest(p->g * j.mblocks * j.rblocks, threads) * (double)j.mb *
-                  (double)(j.direct_out ? j.rows : j.rows * j.l.ws);
+    int64_t tasks = p->g * j.mblocks * j.rblocks;
+    double cost = (double)gpux__parallel_busiest(tasks, threads) / (double)tasks; /* of all the work */
     if (level == 0 || cost < best * (15.0 / 16.0)) {
       best = cost;
       keep[0] = j.mblocks, keep[1] = j.mb, keep[2] = j.rows, keep[3] = j.rblocks;

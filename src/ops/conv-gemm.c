@@ -193,7 +193,8 @@ int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt) {
    * of sums a task; with threads, about three tasks a thread, in tiles as equal as whole blocks
    * allow. Where that leaves the threads unevenly busy (7 x 7 and 14 x 14 planes), tasks may take
    * fewer panels, down to one, and then as few as two blocks of positions: the split whose
-   * busiest thread has the least work, unless a coarser one is within 1/16 of it. */
+   * busiest thread has the least share of the work (its tasks over all of them, counting the
+   * last, smaller ones as whole), unless a coarser one is within 1/16 of it. */
   int threads = gpux__thread_count();
   int64_t most = GPUX__MIN((p->m + PANEL - 1) / PANEL, 4);
   static const int64_t panels[4] = {4, 2, 1, 1}, least[4] = {4 * MR, 4 * MR, 4 * MR, 2 * MR};
@@ -216,7 +217,7 @@ int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt) {
       j.tp = ((os + j.tiles - 1) / j.tiles + MR - 1) / MR * MR;
       j.tiles = (os + j.tp - 1) / j.tp;
     }
-    double cost = (double)gpux__parallel_busiest(j.tiles * j.mtiles, threads) * (double)(j.tp * j.mt);
+    double cost = (double)gpux__parallel_busiest(j.tiles * j.mtiles, threads) / (double)(j.tiles * j.mtiles);
     if (first || cost < best * (15.0 / 16.0)) {
       best = cost;
       keep[0] = j.mt, keep[1] = j.mtiles, keep[2] = j.tp, keep[3] = j.tiles;
