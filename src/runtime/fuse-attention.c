@@ -1,7 +1,7 @@
 /* fuse-attention.c — the optimizer's attention rewrite: scaled dot-product attention as
  * torch.onnx exports it, five to nine nodes, becomes one Attention node (opset-23 semantics,
- * ops/attention.c) that never makes the [S, T] scores. Sessions on WebGPU skip it for now
- * (runtime/session.c): its Attention kernel is slower than the unfused nodes there. The pattern:
+ * ops/attention.c, and WebGPU's tiled kernel) that never makes the [S, T] scores; every backend
+ * runs it (GPUX_FUSE_ATTENTION=0 turns it off, runtime/session.c). The pattern:
  *
  *   Q [B, H, S, D]        (optionally Mul / Div by a scalar: the scale applied to Q)
  *   K^T [B, H, D, T]      Transpose(x) with 4 axes, or Reshape(Transpose(x, last two swapped))
