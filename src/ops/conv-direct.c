@@ -265,10 +265,12 @@ static int64_t block_width(void) {
 /* The block for nv positions (1 <= nv <= width, NR or NR512); masked loads only where B may end
  * with the run. */
 static block_fn block_for(int64_t nv, int masked, int64_t width) {
-  static const block_fn full[3] = {block_x8, block_x16, block_x24}, mask[3] = {block_x8m, block_x16m, block_x24m};
-  static const block_fn zfull[3] = {block_z16, block_z32, block_z48}, zmask[3] = {block_z16m, block_z32m, block_z48m};
-  if (width == NR512) return (masked && nv % 16 ? zmask : zfull)[(nv + 15) / 16 - 1];
-  return (masked && nv % 8 ? mask : full)[(nv + 7) / 8 - 1];
+  /* [masked][vectors - 1]: one table each (UBSan took `(c ? a : b)[i]` on two arrays for a read
+   * past one of them) */
+  static const block_fn x[2][3] = {{block_x8, block_x16, block_x24}, {block_x8m, block_x16m, block_x24m}};
+  static const block_fn z[2][3] = {{block_z16, block_z32, block_z48}, {block_z16m, block_z32m, block_z48m}};
+  if (width == NR512) return z[masked && nv % 16][(nv + 15) / 16 - 1];
+  return x[masked && nv % 8][(nv + 7) / 8 - 1];
 }
 
 typedef struct {
