@@ -9,7 +9,9 @@
  * CONV_SHAPES_NOACT=1 in the environment drops the activations (the epilogue's share),
  * CONV_SHAPES_IMPLICIT=1 runs conv-direct.c's implicit GEMM where conv.c runs conv-gemm.c's,
  * CONV_SHAPES_COLD=1 times each call after 1 GB of other writes (the operands out of the caches,
- * as in a model). */
+ * as in a model), CONV_SHAPES_THREADS=N runs on N threads by the wall clock, CONV_SHAPES_PLAN=1
+ * prints how each kernel splits each shape on GPUX_THREADS threads (GPUX_CONV_PLAN) and a hash
+ * of Y instead of times. */
 #include "ops/conv.h"
 #include <stdint.h>
 #include <stdio.h>
@@ -86,9 +88,11 @@ static const shape shapes[] = {
   {"mnv3 dw3x3 72@56", 1, 72, 72, 72, 56, 3, 1, GPUX_EP_RELU, 0},
 };
 
+static int wall; /* CONV_SHAPES_THREADS: wall-clock time, not the thread's CPU time */
+
 static double cpu_ms(void) {
   struct timespec t;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  clock_gettime(wall ? CLOCK_MONOTONIC : CLOCK_THREAD_CPUTIME_ID, &t);
   return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
@@ -103,8 +107,12 @@ int main(int argc, char **argv) {
   /* CONV_SHAPES_PLAN=1: each shape once on GPUX_THREADS threads, as conv.c picks its kernel, with
    * GPUX_CONV_PLAN=1's notes of how the kernel splits it (task counts, not times) */
   int plan = getenv("CONV_SHAPES_PLAN") != NULL;
+  /* CONV_SHAPES_THREADS=N: each shape on N threads, timed by the wall clock (on an idle machine:
+   * how each shape scales, 1 against 16) */
+  const char *threads = getenv("CONV_SHAPES_THREADS");
+  wall = threads && atoi(threads) > 0;
   if (plan) setenv("GPUX_CONV_PLAN", "1", 1);
-  else gpux__set_thread_count(1);
+  else gpux__set_thread_count(wall ? atoi(threads) : 1);
   size_t cold_n = (size_t)256 << 20; /* floats: 1 GB */
   float *cold = getenv("CONV_SHAPES_COLD") ? calloc(cold_n, sizeof(float)) : NULL;
   double total[2] = {0, 0}, flops_all[2] = {0, 0};

@@ -28,6 +28,8 @@ libs_of() { ldd "$1" | awk '/=> \// {print $3}' | grep -vE '/(libc|libm|libpthre
 libs_of "$gpux" | while read -r lib; do cp -L "$lib" "$work/gpux/lib/"; done
 # the thread pool's micro-benchmark, where it was built (bench/pool-bench.sh runs it)
 [ -x "$(dirname "$gpux")/pool-micro" ] && cp "$(dirname "$gpux")/pool-micro" "$work/gpux/" && strip --strip-debug "$work/gpux/pool-micro"
+# the convolution shapes' benchmark, where it was built (CONV_SHAPES_THREADS=16 times each shape on 16 threads)
+[ -x "$(dirname "$gpux")/conv-shapes" ] && cp "$(dirname "$gpux")/conv-shapes" "$work/gpux/" && strip --strip-debug "$work/gpux/conv-shapes"
 (cd "$work" && tar cf - gpux | xz -T0 -9e > "$dist/gpux.tar.xz")
 if [ -n "${GPUX_BASE:-}" ]; then
   rm -rf "$work/gpux" && mkdir -p "$work/gpux/lib"
