@@ -613,6 +613,18 @@ void gpux__graph_optimized_free(gpux__graph *g) {
 static int optimize(const gpux__graph *src, unsigned skip, int fuse, int last_position, int rank, int argmax,
                     gpux__graph **out);
 
+/* Keeps an optimized copy of a body graph with o (freed with it); frees the copy when it can't. */
+static int keep_sub(opt_graph *o, gpux__graph *sub) {
+  gpux__graph **subs = gpux__realloc(o->subs, (size_t)(o->n_subs + 1) * sizeof *subs);
+  if (!subs) {
+    gpux__graph_optimized_free(sub);
+    return GPUX_E_NOMEM;
+  }
+  o->subs = subs;
+  o->subs[o->n_subs++] = sub;
+  return 0;
+}
+
 /* Nested graphs of node i rewritten: the node gets its own attribute list (and graph lists)
  * pointing at the copies, which o->subs keeps. Sets *changed when any was rewritten. */
 static int optimize_subgraphs(opt_graph *o, int i, unsigned skip, int *changed) {
@@ -626,13 +638,7 @@ static int optimize_subgraphs(opt_graph *o, int i, unsigned skip, int *changed) 
       int rc = optimize(n->attrs[a].g ? n->attrs[a].g : n->attrs[a].graphs[k], skip, 1, -1, -1, 0, &sub);
       if (rc) return rc;
       if (!sub) continue;
-      gpux__graph **subs = gpux__realloc(o->subs, (size_t)(o->n_subs + 1) * sizeof *subs);
-      if (!subs) {
-        gpux__graph_optimized_free(sub);
-        return GPUX_E_NOMEM;
-      }
-      o->subs = subs;
-      o->subs[o->n_subs++] = sub;
+      if ((rc = keep_sub(o, sub))) return rc;
       if (!own_attrs) {
         gpux__attr *attrs = gpux__arena_alloc(&o->arena, (size_t)n->n_attrs * sizeof *attrs);
         if (!attrs) return GPUX_E_NOMEM;
@@ -674,13 +680,7 @@ static int last_position_branches(opt_graph *o, int i, int which, unsigned skip,
     gpux__graph *sub;
     int rc = optimize(attrs[a].g, skip, 0, which, rank, 0, &sub);
     if (rc) return rc;
-    gpux__graph **subs = gpux__realloc(o->subs, (size_t)(o->n_subs + 1) * sizeof *subs);
-    if (!subs) {
-      gpux__graph_optimized_free(sub);
-      return GPUX_E_NOMEM;
-    }
-    o->subs = subs;
-    o->subs[o->n_subs++] = sub;
+    if ((rc = keep_sub(o, sub))) return rc;
     attrs[a].g = sub;
     done++;
   }
