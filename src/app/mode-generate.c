@@ -217,18 +217,8 @@ static int run_step(gen_run *r, int given, int argmax) {
   return rc;
 }
 
-/* The token that row `row` (of n_rows) chose, from the ArgMax output [batch, 1]: the last of the row's
- * positions (also for logits the session did not cut, whose ArgMax has a position each). */
-static int argmax_token(const gpux_tensor *t, int64_t row, int64_t n_rows, int64_t *token) {
-  int64_t c = t->kind == GPUX_KIND_TENSOR && t->data ? gpux_tensor_count(t) : 0;
-  if ((t->dtype != GPUX_DT_INT64 && t->dtype != GPUX_DT_INT32) || c < n_rows || c % n_rows)
-    return gpux__error(GPUX_E_MODEL, "generate: the logits' ArgMax has an unexpected shape");
-  *token = gpux__load_i64(t->dtype, t->data, (row + 1) * (c / n_rows) - 1);
-  return 0;
-}
-
 /* One step: feeds `ids` (n of them) after `past` cached positions; what comes back is in *got
- * (the caller frees): with `argmax`, the ArgMax of the logits (argmax_token), else the next
+ * (the caller frees): with `argmax`, the ArgMax of the logits (gpux__textgen_argmax_token), else the next
  * token's logits. */
 static int step(gen_run *r, const int64_t *ids, int64_t n, int64_t past, int argmax, gpux_tensor *got) {
   gpux_app *a = r->a;
@@ -311,7 +301,7 @@ static int gen_loop(gen_run *r, const gpux_tensor *prompt_ids, double *ms) {
     past = n_seq;
     int64_t next;
     if (argmax) {
-      rc = argmax_token(&got, 0, 1, &next);
+      rc = gpux__textgen_argmax_token(&got, 0, 1, "generate", &next);
       gpux_tensor_free(&got);
       if (rc) break;
     } else {
@@ -520,7 +510,7 @@ static int seq_take(gen_seq *s, const gpux_tensor *got, int argmax, int64_t row,
   int64_t next;
   int rc;
   if (argmax) {
-    if ((rc = argmax_token(got, row, n_rows, &next))) return rc;
+    if ((rc = gpux__textgen_argmax_token(got, row, n_rows, "generate", &next))) return rc;
   } else {
     /* row `row` of the batch as a tensor of its own (a view of the logits' data) */
     if (got->ndim < 2 || got->dims[0] != n_rows || !got->nbytes)

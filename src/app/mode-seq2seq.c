@@ -528,11 +528,9 @@ static int s2s_loop(s2s_run *r, double *ms) {
     else rc = step(r, r->f.stepper, seq + past, n_seq - past, past, argmax, &logits, &step_ms);
     if (rc) break;
     if (r->f.stepper >= 0) past = n_seq;
-    int64_t next = 0, count = gpux_tensor_count(&logits);
+    int64_t next = 0;
     if (argmax) { /* the ArgMax of the last position: [1, 1] (or one per position, the last) */
-      if (!logits.data || count < 1 || (logits.dtype != GPUX_DT_INT64 && logits.dtype != GPUX_DT_INT32))
-        rc = gpux__error(GPUX_E_MODEL, "seq2seq: the logits' ArgMax has an unexpected shape");
-      else next = gpux__load_i64(logits.dtype, logits.data, count - 1);
+      rc = gpux__textgen_argmax_token(&logits, 0, 1, "seq2seq", &next);
       gpux_tensor_free(&logits);
       if (rc) break;
     } else {

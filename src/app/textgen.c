@@ -335,3 +335,11 @@ int gpux__textgen_find_output(gpux_model *m, const char *name) {
     if (!gpux_model_output_info(m, i, &vi) && !strcmp(vi.name, name)) return i;
   return -1;
 }
+
+int gpux__textgen_argmax_token(const gpux_tensor *t, int64_t row, int64_t n_rows, const char *what, int64_t *token) {
+  int64_t c = t->kind == GPUX_KIND_TENSOR && t->data ? gpux_tensor_count(t) : 0;
+  if ((t->dtype != GPUX_DT_INT64 && t->dtype != GPUX_DT_INT32) || c < n_rows || c % n_rows)
+    return gpux__error(GPUX_E_MODEL, "%s: the logits' ArgMax has an unexpected shape", what);
+  *token = gpux__load_i64(t->dtype, t->data, (row + 1) * (c / n_rows) - 1);
+  return 0;
+}

@@ -54,6 +54,9 @@ void gpux__textgen_chooser_free(gpux__textgen_chooser *c);
 /* The last position's row of float logits [.., seq, vocab] as float32 (*row malloc'ed, *vocab
  * its length); `what` names the model in errors. The vocabulary may not change between calls. */
 int gpux__textgen_last_row(gpux__textgen_chooser *c, const gpux_tensor *logits, const char *what, float **row);
+/* The token of row `row` (of n_rows) from a session's ArgMax output over the logits (int64 or
+ * int32, one or more positions a row: the row's last); an error naming `what` when it is not one. */
+int gpux__textgen_argmax_token(const gpux_tensor *t, int64_t row, int64_t n_rows, const char *what, int64_t *token);
 /* The next token from one row of logits (changed in place); `seen` are the ids the repetition
  * penalty applies to. */
 int64_t gpux__textgen_choose(gpux__textgen_chooser *c, float *logit, const gpux_generate_options *o, const int64_t *seen,
