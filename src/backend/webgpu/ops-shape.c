@@ -147,10 +147,45 @@ static int op_slice(wg_build *b) {
   return strided_copy(b, 0, 0, r, y->dims, ost, base);
 }
 
+static void kernel_head(wg_build *b, wg_str *s, int64_t total, uint32_t *gx, uint32_t *gy);
+
+/* The one-pass kernel of Split and Concat: a tensor `whole` (binding bw, `total` elements viewed as
+ * [outer, A, inner]) and n parts (bindings bp) that each hold `lens[k]` of the axis in turn. With
+ * `scatter`, each element of the whole is written to its part (Split), else each element of the
+ * whole is read from its part (Concat). Declines with `mismatch` when the lengths do not add up
+ * to A. */
+static int axis_ranges_pass(wg_build *b, int64_t total, int64_t inner, int64_t A, int n, const int64_t *lens, int bw,
+                            const int *bp, int scatter, const char *mismatch) {
+  wg_str s = {0};
+  uint32_t gx, gy;
+  kernel_head(b, &s, total, &gx, &gy);
+  gpux__wg_cat(&s, "  let inner = i %% %lluu;\n  let t = i / %lluu;\n  let a = t %% %lluu;\n  let outer = t / %lluu;\n",
+               (unsigned long long)inner, (unsigned long long)inner, (unsigned long long)A, (unsigned long long)A);
+  int64_t start = 0;
+  for (int k = 0; k < n; k++) {
+    gpux__wg_cat(&s, k ? "  else " : "  ");
+    if (k < n - 1) gpux__wg_cat(&s, "if (a < %lluu) ", (unsigned long long)(start + lens[k]));
+    if (scatter)
+      gpux__wg_cat(&s, "{ b%d[(outer * %lluu + a - %lluu) * %lluu + inner] = b%d[i]; }\n", bp[k],
+                   (unsigned long long)lens[k], (unsigned long long)start, (unsigned long long)inner, bw);
+    else
+      gpux__wg_cat(&s, "{ b%d[i] = b%d[(outer * %lluu + a - %lluu) * %lluu + inner]; }\n", bw, bp[k],
+                   (unsigned long long)lens[k], (unsigned long long)start, (unsigned long long)inner);
+    start += lens[k];
+  }
+  gpux__wg_cat(&s, "}\n");
+  if (start != A) {
+    gpux__wg_str_free(&s);
+    return gpux__wg_decline(b, mismatch);
+  }
+  int rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
+  gpux__wg_str_free(&s);
+  return rc;
+}
+
 /* Split of up to four outputs as one dispatch: each input element, viewed as [outer, axis, inner],
  * goes to the output whose range of the axis holds it (a decoder's fused query/key/value
  * projection split in one pass instead of three). 1 when it does not apply. */
-static void kernel_head(wg_build *b, wg_str *s, int64_t total, uint32_t *gx, uint32_t *gy);
 static int split_one_pass(wg_build *b, const gpux_tensor *x, int ax) {
   const gpux__node *n = gpux__wg_node(b);
   int n_out = gpux__wg_n_out(b), type, rc;
@@ -165,28 +200,9 @@ static int split_one_pass(wg_build *b, const gpux_tensor *x, int ax) {
   if (bx < 0) return GPUX_E_UNSUPPORTED;
   for (int k = 0; k < n_out; k++)
     if ((by[k] = gpux__wg_bind_out(b, k, type)) < 0) return GPUX_E_UNSUPPORTED;
-  wg_str s = {0};
-  uint32_t gx, gy;
-  kernel_head(b, &s, total, &gx, &gy);
-  gpux__wg_cat(&s, "  let inner = i %% %lluu;\n  let t = i / %lluu;\n  let a = t %% %lluu;\n  let outer = t / %lluu;\n",
-               (unsigned long long)inner, (unsigned long long)inner, (unsigned long long)A, (unsigned long long)A);
-  int64_t start = 0;
-  for (int k = 0; k < n_out; k++) {
-    int64_t len = gpux__wg_out(b, k)->dims[ax];
-    gpux__wg_cat(&s, k ? "  else " : "  ");
-    if (k < n_out - 1) gpux__wg_cat(&s, "if (a < %lluu) ", (unsigned long long)(start + len));
-    gpux__wg_cat(&s, "{ b%d[(outer * %lluu + a - %lluu) * %lluu + inner] = b%d[i]; }\n", by[k], (unsigned long long)len,
-                 (unsigned long long)start, (unsigned long long)inner, bx);
-    start += len;
-  }
-  gpux__wg_cat(&s, "}\n");
-  if (start != A) {
-    gpux__wg_str_free(&s);
-    return gpux__wg_decline(b, "split sizes do not add up to the axis");
-  }
-  rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
-  gpux__wg_str_free(&s);
-  return rc;
+  int64_t lens[4];
+  for (int k = 0; k < n_out; k++) lens[k] = gpux__wg_out(b, k)->dims[ax];
+  return axis_ranges_pass(b, total, inner, A, n_out, lens, bx, by, 1, "split sizes do not add up to the axis");
 }
 
 static int op_split(wg_build *b) {
@@ -299,28 +315,9 @@ static int concat_one_pass(wg_build *b, const gpux_tensor *y, int ax) {
   for (int k = 0; k < n; k++)
     if ((bx[k] = gpux__wg_bind_in(b, slot[k], type)) < 0) return GPUX_E_UNSUPPORTED;
   if ((by = gpux__wg_bind_out(b, 0, type)) < 0) return GPUX_E_UNSUPPORTED;
-  wg_str s = {0};
-  uint32_t gx, gy;
-  kernel_head(b, &s, total, &gx, &gy);
-  gpux__wg_cat(&s, "  let inner = i %% %lluu;\n  let t = i / %lluu;\n  let a = t %% %lluu;\n  let outer = t / %lluu;\n",
-               (unsigned long long)inner, (unsigned long long)inner, (unsigned long long)A, (unsigned long long)A);
-  int64_t start = 0;
-  for (int k = 0; k < n; k++) {
-    int64_t len = gpux__wg_in(b, slot[k])->dims[ax];
-    gpux__wg_cat(&s, k ? "  else " : "  ");
-    if (k < n - 1) gpux__wg_cat(&s, "if (a < %lluu) ", (unsigned long long)(start + len));
-    gpux__wg_cat(&s, "{ b%d[i] = b%d[(outer * %lluu + a - %lluu) * %lluu + inner]; }\n", by, bx[k], (unsigned long long)len,
-                 (unsigned long long)start, (unsigned long long)inner);
-    start += len;
-  }
-  gpux__wg_cat(&s, "}\n");
-  if (start != A) {
-    gpux__wg_str_free(&s);
-    return gpux__wg_decline(b, "concatenated sizes do not add up to the axis");
-  }
-  rc = gpux__wg_dispatch(b, &s, gx, gy, 1);
-  gpux__wg_str_free(&s);
-  return rc;
+  int64_t lens[4];
+  for (int k = 0; k < n; k++) lens[k] = gpux__wg_in(b, slot[k])->dims[ax];
+  return axis_ranges_pass(b, total, inner, A, n, lens, by, bx, 0, "concatenated sizes do not add up to the axis");
 }
 
 static int op_concat(wg_build *b) {
