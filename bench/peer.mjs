@@ -3,11 +3,14 @@
 // decoded by the small TensorProto reader below), and prints the same numbers: median, min, mean
 // and p90 latency of session.run() over N runs after a warm-up, and the process's peak RSS.
 //
-//   node bench/peer.mjs [--ep cpu|webgpu] [--threads N] [--runs N] [--warmup N] [--min-time MS] [--no-spin] [--json] CASE_DIR...
+//   node bench/peer.mjs [--ep cpu|webgpu] [--threads N] [--runs N] [--warmup N] [--min-time MS] [--no-spin] [--profile] [--json] CASE_DIR...
 //
 // The options mean what they mean to `gpux bench` (see gpux bench --help). --no-spin turns off the
 // spinning of ORT's intra-op threads between parallel sections (session.intra_op.allow_spinning
 // 0), for CPU-time comparisons (bench/cpu-time.sh) where spinning threads count as busy.
+// --profile then runs --runs more runs in a session with ORT's profiler on and prints, like
+// `gpux bench --profile`, the time per op type (ORT's kernels after its fusions: its Conv is
+// often Conv + activation in the NCHWc layout, with ReorderInput/ReorderOutput around it).
 //
 // Peak RSS (process.resourceUsage().maxRSS) is a high-water mark of the whole node process,
 // ONNX Runtime's library included: run one case per process to measure each alone.
@@ -102,7 +105,7 @@ export function decodeTensor(buf) {
 
 /* ---------------------------------------------------------------- benchmark */
 function usage() {
-  return 'usage: node bench/peer.mjs [--ep cpu|webgpu] [--threads N] [--runs N] [--warmup N] [--min-time MS] [--no-spin] [--json] CASE_DIR...';
+  return 'usage: node bench/peer.mjs [--ep cpu|webgpu] [--threads N] [--runs N] [--warmup N] [--min-time MS] [--no-spin] [--profile] [--json] CASE_DIR...';
 }
 
 function dataSet(caseDir) {
@@ -111,13 +114,43 @@ function dataSet(caseDir) {
   return path.join(caseDir, sets[0]);
 }
 
-async function benchCase(caseDir, o) {
-  let t0 = performance.now();
+function sessionOptions(o) {
   const opts = { executionProviders: [o.ep], graphOptimizationLevel: 'all',
                  executionMode: 'sequential', interOpNumThreads: 1 };
   if (o.threads > 0) opts.intraOpNumThreads = o.threads;
   if (o['no-spin']) opts.extra = { session: { intra_op: { allow_spinning: '0' } } };
-  const s = await ort.InferenceSession.create(path.join(caseDir, 'model.onnx'), opts);
+  return opts;
+}
+
+// ORT's profile of o.runs runs after o.warmup: milliseconds per run and node count per op type,
+// from the trace's node events (name ending _kernel_time) that start after the warm-up's runs
+async function profileCase(caseDir, feeds, o) {
+  const prefix = path.join(fs.mkdtempSync(path.join(process.env.TMPDIR || '/tmp', 'peer-prof-')), 'ort');
+  const s = await ort.InferenceSession.create(path.join(caseDir, 'model.onnx'),
+    { ...sessionOptions(o), enableProfiling: true, profileFilePrefix: prefix });
+  for (let i = 0; i < o.warmup + o.runs; i++) await s.run(feeds);
+  s.endProfiling();
+  await s.release();
+  const dir = path.dirname(prefix);
+  const file = fs.readdirSync(dir).find((f) => f.endsWith('.json'));
+  const events = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'));
+  fs.rmSync(dir, { recursive: true, force: true });
+  const runs = events.filter((e) => e.name === 'model_run').sort((a, b) => a.ts - b.ts);
+  const from = runs.length > o.runs ? runs[runs.length - o.runs].ts : 0;
+  const ops = new Map();
+  for (const e of events) {
+    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || e.ts < from) continue;
+    const k = e.args?.op_name ?? '?', v = ops.get(k) ?? { count: 0, us: 0 };
+    v.count++; v.us += e.dur; ops.set(k, v);
+  }
+  const total = [...ops.values()].reduce((a, v) => a + v.us, 0);
+  return [...ops.entries()].sort((a, b) => b[1].us - a[1].us).map(([op, v]) => ({
+    op, count: v.count, total_ms: v.us / 1000, ms_per_run: v.us / 1000 / o.runs, share: total ? v.us / total : 0 }));
+}
+
+async function benchCase(caseDir, o) {
+  let t0 = performance.now();
+  const s = await ort.InferenceSession.create(path.join(caseDir, 'model.onnx'), sessionOptions(o));
   const loadMs = performance.now() - t0;
 
   const dir = dataSet(caseDir);
@@ -146,6 +179,7 @@ async function benchCase(caseDir, o) {
   await s.release();
   times.sort((a, b) => a - b);
   const n = times.length;
+  const profile = o.profile ? await profileCase(caseDir, feeds, o) : undefined;
   return {
     case: path.basename(path.resolve(caseDir)), runtime: 'onnxruntime', backend: o.ep,
     version: ort.env.versions?.common ?? '', inputs: shapes.join(' '), threads: o.threads, runs: n, warmup: o.warmup,
@@ -153,12 +187,12 @@ async function benchCase(caseDir, o) {
     median_ms: n % 2 ? times[(n - 1) / 2] : (times[n / 2 - 1] + times[n / 2]) / 2,
     min_ms: times[0], mean_ms: times.reduce((a, b) => a + b, 0) / n,
     p90_ms: times[Math.round((n - 1) * 0.9)],
-    peak_rss_kb: process.resourceUsage().maxRSS,
+    peak_rss_kb: process.resourceUsage().maxRSS, profile,
   };
 }
 
 async function main() {
-  const o = { threads: 0, runs: 20, warmup: 3, 'min-time': 0, json: false, ep: 'cpu', 'no-spin': false };
+  const o = { threads: 0, runs: 20, warmup: 3, 'min-time': 0, json: false, ep: 'cpu', 'no-spin': false, profile: false };
   const cases = [];
   const args = process.argv.slice(2);
   for (let i = 0; i < args.length; i++) {
@@ -166,6 +200,7 @@ async function main() {
     if (a === '-h' || a === '--help') { console.log(usage()); return 0; }
     if (a === '--json') o.json = true;
     else if (a === '--no-spin') o['no-spin'] = true;
+    else if (a === '--profile') o.profile = true;
     else if (a === '--ep') {
       o.ep = args[++i];
       if (o.ep !== 'cpu' && o.ep !== 'webgpu') { console.error(`peer: error: --ep takes cpu or webgpu`); return 2; }
@@ -187,6 +222,13 @@ async function main() {
       if (o.json) console.log(JSON.stringify(r));
       else console.log([r.case.padEnd(24), r.runs, r.load_ms.toFixed(2), r.first_ms.toFixed(2),
         r.median_ms.toFixed(3), r.min_ms.toFixed(3), r.p90_ms.toFixed(3), (r.peak_rss_kb / 1024).toFixed(1)].join(' '));
+      if (!o.json && r.profile) {
+        console.log(`\n${r.case}: ORT time per op type over ${o.runs} runs\n` +
+          ['OP'.padEnd(28), 'COUNT'.padStart(6), 'TOTAL_MS'.padStart(11), 'MS/RUN'.padStart(10), 'SHARE'.padStart(7)].join(' '));
+        for (const p of r.profile)
+          console.log([p.op.padEnd(28), String(p.count).padStart(6), p.total_ms.toFixed(3).padStart(11),
+            p.ms_per_run.toFixed(4).padStart(10), `${(p.share * 100).toFixed(1)}%`.padStart(7)].join(' '));
+      }
     } catch (e) {
       console.error(`peer: error: ${c}: ${e.message}`);
       rc = 3;
