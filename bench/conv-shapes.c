@@ -9,9 +9,10 @@
  * CONV_SHAPES_NOACT=1 in the environment drops the activations (the epilogue's share),
  * CONV_SHAPES_IMPLICIT=1 runs conv-direct.c's implicit GEMM where conv.c runs conv-gemm.c's,
  * CONV_SHAPES_COLD=1 times each call after 1 GB of other writes (the operands out of the caches,
- * as in a model), CONV_SHAPES_THREADS=N runs on N threads by the wall clock, CONV_SHAPES_PLAN=1
- * prints how each kernel splits each shape on GPUX_THREADS threads (GPUX_CONV_PLAN) and a hash
- * of Y instead of times. */
+ * as in a model), CONV_SHAPES_REPS=F times F times as many calls (for perf record),
+ * CONV_SHAPES_THREADS=N runs on N threads by the wall clock, CONV_SHAPES_PLAN=1 prints how each
+ * kernel splits each shape on GPUX_THREADS threads (GPUX_CONV_PLAN) and a hash of Y instead of
+ * times. */
 #include "ops/conv.h"
 #include <stdint.h>
 #include <stdio.h>
@@ -86,6 +87,16 @@ static const shape shapes[] = {
   {"mnv3 1x1 960-160@7 res", 2, 960, 160, 1, 7, 1, 1, GPUX_EP_NONE, 1},
   {"mnv3 1x1 160-960@7", 2, 160, 960, 1, 7, 1, 1, GPUX_EP_HARDSWISH, 0},
   {"mnv3 dw3x3 72@56", 1, 72, 72, 72, 56, 3, 1, GPUX_EP_RELU, 0},
+  {"mnv3 dw3x3 16@112", 1, 16, 16, 16, 112, 3, 1, GPUX_EP_RELU, 0},
+  {"mnv3 dw3x3s2 64@112", 1, 64, 64, 64, 112, 3, 2, GPUX_EP_RELU, 0},
+  {"mnv3 dw5x5s2 72@56", 1, 72, 72, 72, 56, 5, 2, GPUX_EP_RELU, 0},
+  {"mnv3 dw5x5 120@28", 2, 120, 120, 120, 28, 5, 1, GPUX_EP_RELU, 0},
+  {"mnv3 dw3x3s2 240@28", 1, 240, 240, 240, 28, 3, 2, GPUX_EP_HARDSWISH, 0},
+  {"mnv3 dw3x3 200@14", 1, 200, 200, 200, 14, 3, 1, GPUX_EP_HARDSWISH, 0},
+  {"mnv3 dw3x3 184@14", 2, 184, 184, 184, 14, 3, 1, GPUX_EP_HARDSWISH, 0},
+  {"mnv3 dw3x3 480@14", 1, 480, 480, 480, 14, 3, 1, GPUX_EP_HARDSWISH, 0},
+  {"mnv3 dw3x3 672@14", 1, 672, 672, 672, 14, 3, 1, GPUX_EP_HARDSWISH, 0},
+  {"mnv3 dw5x5s2 672@14", 1, 672, 672, 672, 14, 5, 2, GPUX_EP_HARDSWISH, 0},
 };
 
 static int wall; /* CONV_SHAPES_THREADS: wall-clock time, not the thread's CPU time */
@@ -134,7 +145,7 @@ int main(int argc, char **argv) {
     gpux__sgemm_b wt = {0};
     int gemm = s->g == 1 && s->c >= 16 && (s->k > 1 || o * o <= 64) && !getenv("CONV_SHAPES_IMPLICIT") &&
                (!plan || o * o <= 256) && !gpux__conv_gemm_pack(w, s->m, s->c, s->k * s->k, &wt);
-    int runs = plan ? 0 : cold ? 4 : (int)(2e8 / flops) + 3, rc = 0;
+    int runs = plan ? 0 : cold ? 4 : (int)(2e8 / flops * (getenv("CONV_SHAPES_REPS") ? atof(getenv("CONV_SHAPES_REPS")) : 1)) + 3, rc = 0;
 #define RUN() (gemm ? gpux__conv2d_gemm(&p, &wt) : dw ? gpux__conv2d_depthwise(&p) : gpux__conv2d_implicit(&p))
     if (plan) {
       rc = RUN();

@@ -1,11 +1,12 @@
 /* conv-depthwise.c — float32 depthwise convolution (one input and one output channel per group)
- * on AVX-512, 16 channels at a time, checked at run time (conv-direct.c's AVX2 kernel runs
- * elsewhere). The 16 channels of a task's strip of input rows are interleaved, padded, into
- * scratch, [row][col][16] (a 16 x 16 transpose per block of 16 columns, transpose16.h), so every tap of every
- * output position is one vector FMA over the 16 channels with the tap's 16 weights: no lanes are
- * wasted on small planes (7 x 7) or by strides, and no kernel row is a special case at the
- * borders. The sums, [position][16], are transposed back into Y's planes, where FusedConv's
- * epilogue runs on them while they are in cache.
+ * on AVX-512, checked at run time (conv-direct.c's AVX2 kernel runs elsewhere). Outputs 32 wide
+ * or wider with column stride 1 or 2 go by rows of 16-output vectors (below). The rest go 16
+ * channels at a time: the 16 channels of a task's strip of input rows are interleaved, padded,
+ * into scratch, [row][col][16] (a 16 x 16 transpose per block of 16 columns, transpose16.h), so
+ * every tap of every output position is one vector FMA over the 16 channels with the tap's 16
+ * weights: no lanes are wasted on small planes (7 x 7) or by strides, and no kernel row is a
+ * special case at the borders. The sums, [position][16], are transposed back into Y's planes,
+ * where FusedConv's epilogue runs on them while they are in cache.
  *
  * Tasks are (image, block of 16 channels, strip of output rows); a strip's input (its rows plus
  * the kernel's halo) is at most about 96 KB, so it stays in L2 while each of its rows is read once
@@ -147,8 +148,138 @@ static void dw16_tasks(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
+/* ---- rows of 16-output vectors, for wide planes ----
+ * For column strides 1 and 2 and wide outputs, a task (a plane's strip of output rows) copies its
+ * input rows into scratch, padded with zeros (each row once, plain copies, no transposes); then 16
+ * consecutive outputs of a row are one vector and each tap one FMA of the tap's weight with 16
+ * inputs loaded from the padded row (stride 2: the even lanes of 32, by a permute). The sums are
+ * stored into Y's rows, where the epilogue runs on them while they are in L1. */
+
+typedef struct {
+  const gpux__conv2d *p;
+  int64_t strip, strips;    /* output rows per task, tasks per plane */
+  int64_t in_rows;          /* input rows of a strip at most */
+  int64_t wp;               /* floats of a padded row: pl zeros, X's row, zeros past every read */
+  atomic_int failed;
+} dwr_job;
+
+/* out[v * 16 + l] (for v * 16 + l < nout) = sum over kernel rows i < kh and columns j < kw of
+ * w[i * kw + j] * in[i * dh * wp + SW * (v * 16 + l) + j * dw] (in: the padded input at the first
+ * output's first tap): NV vectors of one output row. The kernel rows go to RS sets of
+ * accumulators in turn (NV * RS chains of FMAs, enough to keep the FMA units busy), summed at the
+ * end. The hot loop. */
+#define DEF_DWR(NAME, NV, SW, RS)                                                                        \
+  TARGET512 static void NAME(const float *in, int64_t wp, const float *w, int64_t kh, int64_t kw,      \
+                             int64_t dh, int64_t dw, float *out, int64_t nout) {                         \
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);   \
+    (void)even;                                                                                          \
+    __m512 acc[RS][NV];                                                                                  \
+    _Pragma("GCC unroll 16") for (int a = 0; a < RS * NV; a++) acc[a / NV][a % NV] = _mm512_setzero_ps(); \
+    int64_t i = 0;                                                                                       \
+    for (; i < kh; i += RS) {                                                                            \
+      _Pragma("GCC unroll 4") for (int a = 0; a < RS; a++) {                                            \
+        if (i + a >= kh) break;                                                                          \
+        const float *ir = in + (i + a) * dh * wp, *wr = w + (i + a) * kw;                                \
+        for (int64_t j = 0; j < kw; j++) {                                                               \
+          __m512 wv = _mm512_set1_ps(wr[j]);                                                             \
+          const float *ic = ir + j * dw;                                                                 \
+          _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                        \
+            __m512 x = _mm512_loadu_ps(ic + v * SW * 16);                                                \
+            if (SW == 2) x = _mm512_permutex2var_ps(x, even, _mm512_loadu_ps(ic + v * 32 + 16));         \
+            acc[a][v] = _mm512_fmadd_ps(wv, x, acc[a][v]);                                               \
+          }                                                                                              \
+        }                                                                                                \
+      }                                                                                                  \
+    }                                                                                                    \
+    _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                              \
+      __m512 sum = acc[0][v];                                                                            \
+      _Pragma("GCC unroll 4") for (int a = 1; a < RS; a++) sum = _mm512_add_ps(sum, acc[a][v]);         \
+      _mm512_mask_storeu_ps(out + v * 16, gpux__lanes16(nout - v * 16), sum);                            \
+    }                                                                                                    \
+  }
+
+DEF_DWR(dwr1_4, 4, 1, 2)
+DEF_DWR(dwr1_3, 3, 1, 3)
+DEF_DWR(dwr1_2, 2, 1, 3)
+DEF_DWR(dwr1_1, 1, 1, 4)
+DEF_DWR(dwr2_4, 4, 2, 2)
+DEF_DWR(dwr2_3, 3, 2, 3)
+DEF_DWR(dwr2_2, 2, 2, 3)
+DEF_DWR(dwr2_1, 1, 2, 4)
+
+typedef void (*dwr_fn)(const float *, int64_t, const float *, int64_t, int64_t, int64_t, int64_t, float *, int64_t);
+static const dwr_fn dwr_fns[2][4] = {{dwr1_1, dwr1_2, dwr1_3, dwr1_4}, {dwr2_1, dwr2_2, dwr2_3, dwr2_4}};
+
+static void dwr_tasks(void *ctx, int64_t begin, int64_t end) {
+  dwr_job *j = ctx;
+  const gpux__conv2d *p = j->p;
+  int64_t taps = p->kh * p->kw, os = p->oh * p->ow, wp = j->wp;
+  float *buf = gpux__scratch(GPUX__SCRATCH_CONV_TILE, (size_t)(j->in_rows * wp) * sizeof(float));
+  if (!buf) {
+    atomic_store(&j->failed, 1);
+    return;
+  }
+  int64_t lo = GPUX__MIN(p->pl, wp), w_in = GPUX__MAX(0, GPUX__MIN(p->w_, wp - p->pl));
+  for (int64_t t = begin; t < end; t++) {
+    int64_t plane = t / j->strips, oh0 = t % j->strips * j->strip, oh1 = GPUX__MIN(p->oh, oh0 + j->strip);
+    int64_t ch = plane % p->c;
+    const float *x = p->x + plane * p->h * p->w_, *w = p->w + ch * taps;
+    /* input rows [r0, r1) in padded coordinates (row r is X's row r - pt) */
+    int64_t r0 = oh0 * p->sh, r1 = (oh1 - 1) * p->sh + (p->kh - 1) * p->dh + 1;
+    for (int64_t r = r0; r < r1; r++) {
+      float *dst = buf + (r - r0) * wp;
+      int64_t ih = r - p->pt;
+      if (ih < 0 || ih >= p->h) {
+        memset(dst, 0, (size_t)wp * sizeof *dst);
+        continue;
+      }
+      memset(dst, 0, (size_t)lo * sizeof *dst);
+      memcpy(dst + lo, x + ih * p->w_, (size_t)w_in * sizeof *dst);
+      memset(dst + lo + w_in, 0, (size_t)(wp - lo - w_in) * sizeof *dst);
+    }
+    float *y = p->y + plane * os;
+    for (int64_t oh = oh0; oh < oh1; oh++) {
+      const float *in = buf + (oh * p->sh - r0) * wp;
+      float *yr = y + oh * p->ow;
+      for (int64_t q = 0; q < p->ow; q += 64) {
+        int64_t nout = GPUX__MIN(64, p->ow - q);
+        dwr_fns[p->sw - 1][(nout + 15) / 16 - 1](in + q * p->sw, wp, w, p->kh, p->kw, p->dh, p->dw, yr + q, nout);
+      }
+    }
+    float *ys = y + oh0 * p->ow;
+    gpux__conv_finish(ys, 0, ys, 0, 1, (oh1 - oh0) * p->ow, p->b ? p->b[ch] : 0.0f, p->ep, ch);
+  }
+}
+
+static int conv2d_depthwise_rows(const gpux__conv2d *p) {
+  dwr_job j = {.p = p};
+  /* a row is read up to the last vector's last lane: 16 * ceil(ow / 16) outputs (32 loaded floats
+   * a vector with stride 2) */
+  int64_t vec_end = ((p->ow + 15) / 16 * 16 - 1) * p->sw + (p->kw - 1) * p->dw + 1 + (p->sw == 2 ? 16 : 0);
+  j.wp = GPUX__MAX(vec_end, p->pl + p->w_);
+  int64_t halo = (p->kh - 1) * p->dh + 1;
+  /* strips of about 32 KB of output (in L1 or L2 for the epilogue) and 64 KB of input */
+  int64_t by_in = ((16384 / j.wp) - halo) / p->sh + 1;
+  j.strip = GPUX__MAX(1, GPUX__MIN(p->oh, GPUX__MIN(8192 / p->ow, by_in)));
+  double macs = (double)(p->n * p->c) * (double)(p->oh * p->ow) * (double)(p->kh * p->kw);
+  int threads = gpux__threads_for(macs);
+  if (threads > 1 && p->n * p->c < 3 * threads) /* few planes: split them into more strips */
+    j.strip = GPUX__MAX(1, GPUX__MIN(j.strip, (p->oh * p->n * p->c + 3 * threads - 1) / (3 * threads)));
+  j.strips = (p->oh + j.strip - 1) / j.strip;
+  j.in_rows = (j.strip - 1) * p->sh + halo;
+  gpux__conv_plan_note("dw-rows", p, threads, p->n * p->c * j.strips, j.strip * p->ow, 1,
+                       (double)(j.strip * p->ow) * (double)(p->kh * p->kw));
+  atomic_init(&j.failed, 0);
+  gpux__parallel_for_work(p->n * p->c * j.strips, macs, dwr_tasks, &j);
+  if (atomic_load(&j.failed)) return gpux__error(GPUX_E_NOMEM, "out of memory for a depthwise strip");
+  return 0;
+}
+
 int gpux__conv2d_depthwise16(const gpux__conv2d *p) {
   if (!gpux__conv_dw16_available() || p->c != p->g || p->m != p->c || p->pt < 0 || p->pl < 0) return 1;
+  /* rows of two vectors or more: in place (on 28 x 28 and smaller planes, where more of each
+   * vector is wasted on the row's end, the interleaved channels are as fast or faster) */
+  if ((p->sw == 1 || p->sw == 2) && p->ow >= 32) return conv2d_depthwise_rows(p);
   dw16_job j = {.p = p, .blocks = (p->c + 15) / 16};
   j.wp = (p->ow - 1) * p->sw + (p->kw - 1) * p->dw + 1;
   /* about 96 KB of interleaved input per strip (in L2; a row's kh passes find it in L1) */

@@ -90,8 +90,9 @@ int gpux__conv2d_depthwise(const gpux__conv2d *p);
 /* Whether the AVX-512 depthwise kernel of conv-depthwise.c runs here (GPUX_CONV_DIRECT=avx2 or
  * =0 in the environment turns it off, for comparisons). */
 int gpux__conv_dw16_available(void);
-/* Depthwise convolution with one output channel per input channel (m = c = g) on AVX-512, 16
- * channels at a time: 0 when done, 1 when not taken, or a negative error. */
+/* Depthwise convolution with one output channel per input channel (m = c = g) on AVX-512, by
+ * rows of 16 outputs or 16 channels at a time: 0 when done, 1 when not taken, or a negative
+ * error. */
 int gpux__conv2d_depthwise16(const gpux__conv2d *p);
 
 /* Whether conv-gemm.c's kernel runs here (AVX-512; GPUX_CONV_DIRECT=avx2 or =0, or

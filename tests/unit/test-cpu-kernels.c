@@ -90,7 +90,7 @@ static void run_case(int dw) {
     p.m = p.g * rnd(1, 13);
     p.sh = rnd(0, 1) ? 1 : rnd(1, 3), p.sw = rnd(0, 1) ? 1 : rnd(1, 3);
   }
-  p.h = rnd(1, 30), p.w_ = rnd(1, 40);
+  p.h = rnd(1, 30), p.w_ = dw && !rnd(0, 3) ? rnd(40, 150) : rnd(1, 40); /* wide planes: rows of vectors */
   p.pt = rnd(0, 3), p.pl = rnd(0, 3);
   int64_t pb = rnd(0, 3), pr = rnd(0, 3);
   if (!rnd(0, 3)) p.pt = p.pl = pb = pr = 0; /* unpadded: the implicit GEMM reads X in place */
@@ -161,7 +161,8 @@ static void test_depthwise_blocks(void **state) {
   static const int64_t shapes[][7] = {/* c, h, w, k, stride, pad top/left, pad bottom/right */
                                       {16, 7, 7, 5, 1, 2, 2}, {17, 14, 14, 3, 2, 1, 1}, {40, 7, 9, 3, 1, 1, 1},
                                       {33, 14, 14, 5, 2, 2, 1}, {48, 29, 31, 3, 1, 0, 2}, {5, 3, 4, 3, 1, 1, 1},
-                                      {1, 20, 70, 5, 1, 2, 2}, {96, 17, 19, 3, 2, 1, 0}};
+                                      {1, 20, 70, 5, 1, 2, 2}, {96, 17, 19, 3, 2, 1, 0}, {24, 9, 60, 3, 1, 1, 1},
+                                      {20, 11, 113, 5, 2, 2, 2}, {3, 6, 130, 3, 2, 0, 1}, {17, 30, 30, 5, 1, 2, 2}};
   for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
     const int64_t *d = shapes[s];
     gpux__conv_epilogue ep = {.act = s % 2 ? GPUX_EP_SILU : GPUX_EP_RELU};
