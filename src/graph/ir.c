@@ -62,8 +62,8 @@ int gpux__graph_add_value(gpux__graph *g, const char *name) {
 }
 
 const gpux__attr *gpux__node_attr(const gpux__node *n, const char *name) {
-  for (int i = 0; i < n->n_attrs; i++)
-    if (!strcmp(n->attrs[i].name, name)) return &n->attrs[i];
+  for (int i = 0; i < n->n_attrs; i++) /* kernels look up attributes on every run: first letters first */
+    if (n->attrs[i].name[0] == name[0] && !strcmp(n->attrs[i].name, name)) return &n->attrs[i];
   return NULL;
 }
 

@@ -4,7 +4,9 @@
  * The main graph's host runs have a memory plan per input signature: the first run of a
  * signature records the bytes of every intermediate, core/memplan.c places them by liveness in
  * one arena, and later runs of that signature write each intermediate at its place, so a steady
- * state run allocates nothing (outputs given back with gpux_session_recycle included). */
+ * state run allocates nothing (outputs given back with gpux_session_recycle included). A nested
+ * body has one plan, made from the most bytes each of its intermediates took in any run so far
+ * (its shapes may change with what it captures): one that grew is placed again. */
 #include "backend/backend-impl.h"
 #include "core/buffers.h"
 #include "core/memplan.h"
@@ -20,6 +22,8 @@
 
 #define PLANS_MAX 4      /* input signatures whose memory plans a session keeps */
 #define PLAN_ALIGN 64    /* bytes: a cache line, and every vector load aligned where kernels align */
+#define BODY_PLANS 4     /* memory plans a nested body makes at most: one whose values keep growing
+                            (a loop over a growing cache) then gets its outputs from the buffer cache */
 
 /* Where the main graph's intermediates go in runs of one input signature. */
 typedef struct {
@@ -41,6 +45,13 @@ typedef struct {
   void **out_mem;           /* [max node outputs] planned memory of each output */
   size_t *out_cap;          /* [max node outputs] */
   size_t *record;           /* [n_values] bytes of each intermediate in a recording run */
+  int *writes;              /* [n_writes] the values a run sets: graph inputs and node outputs */
+  int n_writes;
+  uint64_t *const_in;       /* [n_nodes] inputs that are the same in every run (kctx const_in),
+                               filled by the first run (a body's depend on its parents) */
+  int const_known;          /* const_in is filled */
+  unsigned char *in_local;  /* [node inputs, node by node] 1: a value of this graph's own frame
+                               (neither an initializer nor captured from an enclosing graph) */
 } frame_store;
 
 struct gpux_session {
@@ -81,6 +92,9 @@ struct gpux_session {
     frame_store st;
     gpux__node_state *_Atomic *node_state; /* [n_nodes] what its kernels keep across runs */
     int n_nodes;            /* g's (g may be freed before the store, with the optimized graph) */
+    mem_plan plan;          /* where its intermediates go: placed from the most bytes each took in
+                               any run so far (st.record), made again when one grew */
+    int plans;              /* plans made (at most BODY_PLANS) */
   } **bodies;
   int n_bodies;
   mem_plan plans[PLANS_MAX];
@@ -107,6 +121,7 @@ typedef struct frame {
   frame_store *store;       /* the arrays to use, or NULL: allocated for this invocation */
   const mem_plan *plan;     /* where intermediates go, or NULL */
   size_t *record;           /* [n_values] bytes of each intermediate made, or NULL */
+  int grew;                 /* some intermediate took more bytes than `record` said before */
   gpux__node_state *_Atomic *node_state; /* a body's: [g nodes] its kernels' kept state, or NULL */
 } frame;
 
@@ -164,6 +179,8 @@ static void end_run(gpux_session *s, const gpux__graph *g) {
 }
 
 static int store_init(frame_store *st, const gpux__graph *g);
+static int plan_place(mem_plan *p, const gpux__graph *g, const size_t *record);
+static void plan_free(mem_plan *p);
 
 /* Runs a nested graph (If, Loop, Scan bodies) in a child frame: in a run that holds the
  * session's frames, with the arrays kept for that body (made on its first run). */
@@ -199,9 +216,27 @@ static int run_subgraph(gpux__kctx *k, const gpux__graph *body, const gpux_tenso
     b->busy = 1;
     child.store = &b->st;
     child.node_state = b->node_state;
+    /* the shapes in a body can change from run to run (the values it captures, a loop's state):
+     * an intermediate larger than the plan's place for it goes to the buffer cache, and the
+     * record keeps the most bytes each took, for the next plan */
+    child.record = b->st.record;
+    if (b->plans) child.plan = &b->plan;
   }
   int rc = run_graph(&child, inputs, n_inputs, outputs, n_outputs);
-  if (b) b->busy = 0;
+  if (b) {
+    if (!rc && child.grew && b->plans < BODY_PLANS) {
+      mem_plan p = {0};
+      if (!plan_place(&p, body, b->st.record)) {
+        plan_free(&b->plan);
+        b->plan = p;
+        b->plans++;
+        gpux__buffers_trim(&s->buffers); /* the blocks the arena replaces */
+      } else {
+        plan_free(&p); /* no plan: later runs go on with the last one, or without */
+      }
+    }
+    b->busy = 0;
+  }
   return rc;
 }
 
@@ -235,6 +270,9 @@ static void store_free(frame_store *st) {
   free(st->out_mem);
   free(st->out_cap);
   free(st->record);
+  free(st->writes);
+  free(st->const_in);
+  free(st->in_local);
   memset(st, 0, sizeof *st);
 }
 
@@ -249,12 +287,31 @@ static int store_init(frame_store *st, const gpux__graph *g) {
   st->out_mem = gpux__calloc((size_t)max_out, sizeof *st->out_mem);
   st->out_cap = gpux__calloc((size_t)max_out, sizeof *st->out_cap);
   st->record = gpux__calloc((size_t)nv + 1, sizeof *st->record);
+  int n_writes = g->n_inputs, n_reads = 0;
+  for (int i = 0; i < g->n_nodes; i++) n_writes += g->nodes[i].n_out, n_reads += g->nodes[i].n_in;
+  st->writes = gpux__calloc((size_t)n_writes + 1, sizeof *st->writes);
+  st->const_in = gpux__calloc((size_t)g->n_nodes + 1, sizeof *st->const_in);
+  st->in_local = gpux__calloc((size_t)n_reads + 1, 1);
   if (!st->vals || !st->borrowed || !st->is_output || !st->in || !st->out || !st->out_mem || !st->out_cap ||
-      !st->record) {
+      !st->record || !st->writes || !st->const_in || !st->in_local) {
     store_free(st);
     return GPUX_E_NOMEM;
   }
   for (int o = 0; o < g->n_outputs; o++) st->is_output[g->outputs[o]] = 1;
+  /* each value once (the borrowed array marks those listed; it is cleared again below) */
+  for (int i = 0; i < g->n_inputs; i++)
+    if (g->inputs[i] >= 0 && !st->borrowed[g->inputs[i]]) st->borrowed[g->inputs[i]] = 1, st->writes[st->n_writes++] = g->inputs[i];
+  for (int i = 0; i < g->n_nodes; i++)
+    for (int j = 0; j < g->nodes[i].n_out; j++) {
+      int id = g->nodes[i].out[j];
+      if (id >= 0 && !st->borrowed[id]) st->borrowed[id] = 1, st->writes[st->n_writes++] = id;
+    }
+  memset(st->borrowed, 0, (size_t)nv);
+  for (int i = 0, at = 0; i < g->n_nodes; i++)
+    for (int j = 0; j < g->nodes[i].n_in; j++, at++) {
+      int id = g->nodes[i].in[j];
+      st->in_local[at] = id >= 0 && !g->values[id].is_const && g->values[id].outer < 0;
+    }
   return 0;
 }
 
@@ -262,15 +319,13 @@ static int store_init(frame_store *st, const gpux__graph *g) {
  * their last use. */
 static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_tensor *outputs, int n_outputs) {
   const gpux__graph *g = f->g;
-  int rc = 0, nv = g->n_values;
+  int rc = 0;
   frame_store local = {0}, *st = f->store;
   if (!st) {
     if ((rc = store_init(&local, g))) return rc;
     st = &local;
-  } else {
-    memset(st->vals, 0, (size_t)nv * sizeof *st->vals);
-    memset(st->borrowed, 0, (size_t)nv);
   }
+  /* st->vals and st->borrowed are all zeros here: a run leaves them so (done:) */
   f->vals = st->vals;
   f->borrowed = st->borrowed;
   const unsigned char *is_output = st->is_output;
@@ -288,17 +343,24 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
     }
   }
   gpux__kctx k;
+  const unsigned char *in_local = st->in_local;
   for (int i = 0; i < g->n_nodes; i++) {
     const gpux__node *n = &g->nodes[i];
     if ((rc = gpux__cancelled())) goto done;   /* gpux_interrupt, gpux_app_cancel */
     for (int j = 0; j < n->n_in; j++) {
       int id = n->in[j];
-      in[j] = id < 0 || f->borrowed[id] == 2 ? NULL : frame_value(f, id);
+      in[j] = id < 0 || f->borrowed[id] == 2 ? NULL : in_local[j] ? &f->vals[id] : frame_value(f, id);
     }
+    in_local += n->n_in;
     for (int j = 0; j < n->n_out; j++) out[j] = n->out[j] >= 0 ? &f->vals[n->out[j]] : NULL;
     gpux__kctx_init(&k, n, in, out);
-    for (int j = 0; j < n->n_in && j < 64; j++)
-      if (n->in[j] >= 0 && value_const(f, n->in[j])) k.const_in |= (uint64_t)1 << j;
+    if (!st->const_known) {
+      uint64_t mask = 0;
+      for (int j = 0; j < n->n_in && j < 64; j++)
+        if (n->in[j] >= 0 && value_const(f, n->in[j])) mask |= (uint64_t)1 << j;
+      st->const_in[i] = mask;
+    }
+    k.const_in = st->const_in[i];
     if (!f->parent && f->s->node_state && i < f->s->n_node_state) k.state = &f->s->node_state[i];
     if (f->parent && f->node_state) k.state = &f->node_state[i];
     k.run_subgraph = run_subgraph;
@@ -334,11 +396,12 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
         const gpux_tensor *t = id >= 0 ? &f->vals[id] : NULL;
         if (t && !is_output[id] && t->kind == GPUX_KIND_TENSOR && t->dtype != GPUX_DT_STRING && t->data &&
             t->owns_data && t->nbytes > f->record[id])
-          f->record[id] = t->nbytes;
+          f->record[id] = t->nbytes, f->grew = 1;
       }
     /* release what no later node reads (subgraph captures count as reads) */
     release_dead(f, i, is_output);
   }
+  st->const_known = 1;
   for (int o = 0; o < n_outputs && o < g->n_outputs; o++) {
     int id = g->outputs[o];
     const gpux__value *v = &g->values[id];
@@ -350,8 +413,18 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
     }
   }
 done:
-  for (int v = 0; v < nv; v++)
-    if (!f->borrowed[v]) gpux__buffers_put(&f->s->buffers, &f->vals[v]);
+  /* only the values a run sets can hold anything: each is freed (its block kept) and zeroed */
+  for (int w = 0; w < st->n_writes; w++) {
+    int v = st->writes[w];
+    if (f->borrowed[v]) {
+      memset(&f->vals[v], 0, sizeof f->vals[v]);
+      f->borrowed[v] = 0;
+    } else if (f->vals[v].data || f->vals[v].items) {
+      gpux__buffers_put(&f->s->buffers, &f->vals[v]);
+    } else if (f->vals[v].kind || f->vals[v].dtype || f->vals[v].ndim) { /* else freed already */
+      memset(&f->vals[v], 0, sizeof f->vals[v]);
+    }
+  }
   if (st == &local) store_free(&local);
   f->vals = NULL;
   f->borrowed = NULL;
@@ -391,31 +464,42 @@ static mem_plan *plan_find(gpux_session *s, const gpux_tensor *in, int n) {
 /* Makes the plan of a signature from what its recording run made (record[v]: bytes of v), in
  * place of the oldest plan when the session keeps PLANS_MAX already. Intermediate v lives from
  * its producer to its last reader; graph outputs are not planned (they go to the caller). */
-static int plan_make(gpux_session *s, const gpux__graph *g, const gpux_tensor *in, int n, const size_t *record) {
-  mem_plan p = {0};
+/* Places g's intermediates (record[v]: bytes of v) by liveness in p's arena: p->off, p->size and
+ * p->arena. Intermediate v lives from its producer to its last reader. */
+static int plan_place(mem_plan *p, const gpux__graph *g, const size_t *record) {
   int nv = g->n_values, rc = 0;
-  for (int i = 0; i < n; i++) p.n_sig += 3 + (in[i].ndim > 0 ? in[i].ndim : 0);
-  p.sig = gpux__calloc((size_t)p.n_sig + 1, sizeof *p.sig);
-  p.off = gpux__calloc((size_t)nv + 1, sizeof *p.off);
-  p.size = gpux__calloc((size_t)nv + 1, sizeof *p.size);
+  p->off = gpux__calloc((size_t)nv + 1, sizeof *p->off);
+  p->size = gpux__calloc((size_t)nv + 1, sizeof *p->size);
   gpux__memblock *b = gpux__calloc((size_t)nv + 1, sizeof *b);
-  if (!p.sig || !p.off || !p.size || !b) { rc = GPUX_E_NOMEM; goto done; }
-  for (int i = 0, at = 0; i < n; i++) {
-    p.sig[at++] = in[i].kind, p.sig[at++] = in[i].dtype, p.sig[at++] = in[i].ndim;
-    for (int d = 0; d < in[i].ndim; d++) p.sig[at++] = in[i].dims[d];
-  }
+  if (!p->off || !p->size || !b) { rc = GPUX_E_NOMEM; goto done; }
   for (int v = 0; v < nv; v++) {
     const gpux__value *val = &g->values[v];
     if (!record[v] || val->producer < 0) continue;
     b[v] = (gpux__memblock){record[v], val->producer, GPUX__MAX(val->producer, val->last_use), 0};
   }
-  p.arena_size = gpux__memplan(b, nv, PLAN_ALIGN);
-  if (p.arena_size == SIZE_MAX) { rc = GPUX_E_NOMEM; goto done; }
-  if (p.arena_size) {
-    p.arena = gpux__alloc_large(p.arena_size); /* 64-byte aligned (PLAN_ALIGN); huge pages */
-    if (!p.arena) { rc = GPUX_E_NOMEM; goto done; }
+  p->arena_size = gpux__memplan(b, nv, PLAN_ALIGN);
+  if (p->arena_size == SIZE_MAX) { p->arena_size = 0; rc = GPUX_E_NOMEM; goto done; }
+  if (p->arena_size) {
+    p->arena = gpux__alloc_large(p->arena_size); /* 64-byte aligned (PLAN_ALIGN); huge pages */
+    if (!p->arena) { p->arena_size = 0; rc = GPUX_E_NOMEM; goto done; }
   }
-  for (int v = 0; v < nv; v++) p.off[v] = b[v].off, p.size[v] = b[v].size;
+  for (int v = 0; v < nv; v++) p->off[v] = b[v].off, p->size[v] = b[v].size;
+done:
+  free(b);
+  return rc;
+}
+
+static int plan_make(gpux_session *s, const gpux__graph *g, const gpux_tensor *in, int n, const size_t *record) {
+  mem_plan p = {0};
+  int rc = 0;
+  for (int i = 0; i < n; i++) p.n_sig += 3 + (in[i].ndim > 0 ? in[i].ndim : 0);
+  p.sig = gpux__calloc((size_t)p.n_sig + 1, sizeof *p.sig);
+  if (!p.sig) { rc = GPUX_E_NOMEM; goto done; }
+  for (int i = 0, at = 0; i < n; i++) {
+    p.sig[at++] = in[i].kind, p.sig[at++] = in[i].dtype, p.sig[at++] = in[i].ndim;
+    for (int d = 0; d < in[i].ndim; d++) p.sig[at++] = in[i].dims[d];
+  }
+  if ((rc = plan_place(&p, g, record))) goto done;
   int slot = s->n_plans;
   if (slot == PLANS_MAX) {
     slot = 0;
@@ -431,7 +515,6 @@ static int plan_make(gpux_session *s, const gpux__graph *g, const gpux_tensor *i
   /* the blocks the recording run left in the cache are what the arena replaces */
   gpux__buffers_trim(&s->buffers);
 done:
-  free(b);
   plan_free(&p);
   return rc;
 }
@@ -699,6 +782,7 @@ void gpux_session_free(gpux_session *s) {
     }
     free((void *)b->node_state);
     store_free(&b->st);
+    plan_free(&b->plan);
     free(b);
   }
   free(s->bodies);
