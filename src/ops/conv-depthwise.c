@@ -5,8 +5,8 @@
  * into scratch, [row][col][16] (a 16 x 16 transpose per block of 16 columns, transpose16.h), so
  * every tap of every output position is one vector FMA over the 16 channels with the tap's 16
  * weights: no lanes are wasted on small planes (7 x 7) or by strides, and no kernel row is a
- * special case at the borders. The sums, [position][16], are transposed back into Y's planes,
- * where FusedConv's epilogue runs on them while they are in cache.
+ * special case at the borders. FusedConv's epilogue runs on the sums, [position][16], before
+ * they are transposed back into Y's planes (after, where it adds a residual read at Y's place).
  *
  * Tasks are (image, block of 16 channels, strip of output rows); a strip's input (its rows plus
  * the kernel's halo) is at most about 96 KB, so it stays in L2 while each of its rows is read once
@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 
 #if defined(__GNUC__) && defined(__x86_64__)
+#include "ops/conv-epilogue16.h"
 #include "ops/transpose16.h"
 #define DW16 1
 #define TARGET512 __attribute__((target("avx512f,fma")))
@@ -62,6 +63,17 @@ TARGET512 static void deinterleave16(const float *src, int64_t n, int nc, float 
     gpux__transpose16(r);
     for (int c = 0; c < nc; c++) _mm512_mask_storeu_ps(dst + c * ldd + j0, mk, r[c]);
   }
+}
+
+/* FusedConv's epilogue on sums [np][16] of channels c0 + lane (nc of them) as they are: each lane
+ * its channel's bias, scale and shift. */
+TARGET512 static void finish_interleaved(float *sums, int64_t np, int nc, int64_t c0, const gpux__conv2d *p) {
+  const gpux__conv_epilogue *e = p->ep;
+  __mmask16 mc = gpux__lanes16(nc);
+  __m512 vb = p->b ? _mm512_maskz_loadu_ps(mc, p->b + c0) : _mm512_setzero_ps();
+  __m512 vs = e->scale ? _mm512_maskz_loadu_ps(mc, e->scale + c0) : _mm512_set1_ps(1.0f);
+  __m512 vt = e->scale ? _mm512_maskz_loadu_ps(mc, e->shift + c0) : _mm512_setzero_ps();
+  gpux__ep16_run(sums, sums, NULL, np * 16, vb, vs, vt, e);
 }
 
 typedef struct {
@@ -142,9 +154,15 @@ static void dw16_tasks(void *ctx, int64_t begin, int64_t end) {
     /* back into Y's planes: the strip's rows are one run of each plane */
     int64_t np = (oh1 - oh0) * p->ow;
     float *y = p->y + (n * p->m + c0) * os + oh0 * p->ow;
-    deinterleave16(sums, np, nc, y, os);
+    const gpux__conv_epilogue *e = p->ep;
+    if (!e->res) {
+      finish_interleaved(sums, np, nc, c0, p);
+      deinterleave16(sums, np, nc, y, os);
+      continue;
+    }
+    deinterleave16(sums, np, nc, y, os); /* R is read at Y's place: the epilogue on Y's planes */
     for (int c = 0; c < nc; c++)
-      gpux__conv_finish(y + c * os, 0, y + c * os, 0, 1, np, p->b ? p->b[c0 + c] : 0.0f, p->ep, c0 + c);
+      gpux__conv_finish(y + c * os, 0, y + c * os, 0, 1, np, p->b ? p->b[c0 + c] : 0.0f, e, c0 + c);
   }
 }
 
@@ -301,11 +319,7 @@ int gpux__conv2d_depthwise16(const gpux__conv2d *p) {
   float *wk = gpux__scratch(GPUX__SCRATCH_CONV_TAPS, (size_t)(j.blocks * taps * 16) * sizeof *wk);
   if (!wk) return GPUX_E_NOMEM;
   for (int64_t b = 0; b < j.blocks; b++)
-    for (int64_t t = 0; t < taps; t++)
-      for (int64_t c = 0; c < 16; c++) {
-        int64_t ch = b * 16 + c;
-        wk[(b * taps + t) * 16 + c] = ch < p->c ? p->w[ch * taps + t] : 0.0f;
-      }
+    interleave16(p->w + b * 16 * taps, taps, (int)GPUX__MIN(16, p->c - b * 16), taps, wk + b * taps * 16);
   j.wk = wk;
   atomic_init(&j.failed, 0);
   gpux__parallel_for_work(p->n * j.blocks * j.strips, macs, dw16_tasks, &j);

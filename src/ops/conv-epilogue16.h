@@ -1,0 +1,73 @@
+/* conv-epilogue16.h — FusedConv's epilogue (conv.h) on 16 float32 lanes with AVX-512, for the
+ * epilogue itself (conv-epilogue.c) and for kernels that hold outputs in vectors of another
+ * layout (conv-depthwise.c: 16 channels of one position). Include only on x86-64 with GCC or
+ * Clang, and call only where the CPU has AVX-512F and FMA. */
+#ifndef GPUX_OPS_CONV_EPILOGUE16_H
+#define GPUX_OPS_CONV_EPILOGUE16_H
+
+#include "ops/conv.h"
+#include <immintrin.h>
+
+#define GPUX_EP16_TARGET __attribute__((target("avx512f,fma")))
+
+/* 1 / (1 + e^-v) on 16 lanes: e = e^-|v| in (0, 1] (x ln 2 + r, |r| <= ln 2 / 2, e^r by Cephes'
+ * degree-6 polynomial, 2^n applied by scalef, which rounds results in the subnormal range right),
+ * 1 / (1 + e) from rcp14 and one Newton step (about 2^-28 off before rounding); e / (1 + e) for v
+ * < 0. NaN gives NaN. */
+GPUX_EP16_TARGET static inline __m512 gpux__sigmoid16(__m512 v) {
+  __m512 a = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0x80000000u)));
+  a = _mm512_max_ps(_mm512_set1_ps(-104.0f), a); /* -|v|; NaN passes (max returns its second) */
+  __m512 fn = _mm512_roundscale_ps(_mm512_mul_ps(a, _mm512_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(fn, _mm512_set1_ps(0.693359375f), a);
+  r = _mm512_fnmadd_ps(fn, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.9875691500e-4f), r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+  __m512 e = _mm512_scalef_ps(p, fn);
+  __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), e), q = _mm512_rcp14_ps(d);
+  q = _mm512_fmadd_ps(q, _mm512_fnmadd_ps(d, q, _mm512_set1_ps(1.0f)), q);
+  return _mm512_mask_mul_ps(q, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), q, e);
+}
+
+/* y[i] = epilogue(src[i] + bias (+ res[i])) for i < n, in one pass of 16 lanes: lane l of each
+ * vector gets bias, scale and shift from lane l of vb, vs and vt (vs, vt only where e->scale is
+ * set), so the lanes may be one channel's positions or 16 channels of one position (res: at y's
+ * place in R, or NULL). The hot loop; each activation gets a loop of its own. */
+#define GPUX__EP16_LOOP(ACT)                                                                       \
+  for (int64_t i = 0; i < n; i += 16) {                                                            \
+    __mmask16 mk = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);             \
+    __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, src + i), vb);                              \
+    if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, res + i));                             \
+    ACT;                                                                                           \
+    if (e->clamp) v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, v));                                   \
+    if (e->scale) v = _mm512_fmadd_ps(v, vs, vt);                                                  \
+    _mm512_mask_storeu_ps(y + i, mk, v);                                                           \
+  }
+
+GPUX_EP16_TARGET static inline void gpux__ep16_run(float *y, const float *src, const float *res, int64_t n, __m512 vb,
+                                                   __m512 vs, __m512 vt, const gpux__conv_epilogue *e) {
+  const __m512 va = _mm512_set1_ps(e->p0), vp1 = _mm512_set1_ps(e->p1);
+  const __m512 vlo = _mm512_set1_ps(e->lo), vhi = _mm512_set1_ps(e->hi), zero = _mm512_setzero_ps();
+  switch (e->act) {
+  case GPUX_EP_NONE: GPUX__EP16_LOOP((void)0); break;
+  case GPUX_EP_RELU: GPUX__EP16_LOOP(v = _mm512_max_ps(zero, v)); break;
+  case GPUX_EP_LEAKY: GPUX__EP16_LOOP(v = _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, va)); break;
+  case GPUX_EP_CLIP: GPUX__EP16_LOOP(v = _mm512_min_ps(vp1, _mm512_max_ps(va, v))); break;
+  case GPUX_EP_HARDSIGMOID:
+    GPUX__EP16_LOOP(v = _mm512_min_ps(_mm512_set1_ps(1.0f), _mm512_max_ps(zero, _mm512_add_ps(_mm512_mul_ps(va, v), vp1))));
+    break;
+  case GPUX_EP_HARDSWISH:
+    GPUX__EP16_LOOP(__m512 t = _mm512_min_ps(_mm512_set1_ps(6.0f), _mm512_max_ps(zero, _mm512_add_ps(v, _mm512_set1_ps(3.0f))));
+                    v = _mm512_mul_ps(_mm512_mul_ps(v, t), _mm512_set1_ps(1.0f / 6.0f)));
+    break;
+  case GPUX_EP_SIGMOID: GPUX__EP16_LOOP(v = gpux__sigmoid16(v)); break;
+  case GPUX_EP_SILU: GPUX__EP16_LOOP(v = _mm512_mul_ps(v, gpux__sigmoid16(v))); break;
+  }
+}
+#undef GPUX__EP16_LOOP
+
+#endif
