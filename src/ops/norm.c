@@ -5,7 +5,8 @@
  * float32 is the fast path for the ops that dominate real models (Softmax, LogSoftmax, the
  * Batch/Instance/Group/Layer/RMS normalizations): contiguous rows, vectorizable loops (also built
  * for AVX2), a vectorizable exp, sums in float lanes per block added in float64, and
- * gpux__parallel_for over rows or groups. Every other dtype goes through a plain float64 path,
+ * gpux__parallel_for over rows or groups; Softmax along contiguous rows has its own AVX-512 loop
+ * (exp with FMAs) where the CPU has it. Every other dtype goes through a plain float64 path,
  * except float16/bfloat16 Softmax and LogSoftmax, which round every step to the dtype like the
  * ONNX reference does. */
 #include "ops/op.h"
@@ -139,10 +140,89 @@ typedef struct {
   int mode;
 } sm_ctx;
 
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define SM16 1
+#define T512 __attribute__((target("avx512f,fma")))
+
+static int have_avx512(void) {
+  static int have = -1; /* a race writes the same value */
+  if (have < 0) {
+    __builtin_cpu_init();
+    have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+  }
+  return have;
+}
+
+static inline __mmask16 lanes16(int64_t left) {
+  return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+}
+
+/* gpux__exp_neg on 16 lanes (x <= 0), with FMAs: clamp at -88.03 (0 below), x = n ln 2 + r,
+ * e^r by the same Cephes polynomial, 2^n put in the exponent field. */
+T512 static inline __m512 exp_neg16(__m512 x) {
+  x = _mm512_castsi512_ps(_mm512_min_epu32(_mm512_castps_si512(x), _mm512_set1_epi32((int)0xc2b00f34u)));
+  __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(12582912.0f));
+  __m512 fn = _mm512_sub_ps(t, _mm512_set1_ps(12582912.0f));
+  __m512 r = _mm512_fnmadd_ps(fn, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(fn, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.9875691500e-4f), r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+  __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32((int)(127u - 0x4b400000u))), 23);
+  return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+}
+
+/* Softmax of one contiguous row on 16 lanes: the max, then e = exp(x - max) written to y while
+ * summed (float lanes per SUM_BLOCK, blocks added in double), then y scaled by 1 / sum. */
+T512 static void sm_row16(const float *x, float *y, int64_t n) {
+  __m512 m0 = _mm512_set1_ps(x[0]), m1 = m0, m2 = m0, m3 = m0;
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    m0 = _mm512_max_ps(_mm512_loadu_ps(x + i), m0), m1 = _mm512_max_ps(_mm512_loadu_ps(x + i + 16), m1);
+    m2 = _mm512_max_ps(_mm512_loadu_ps(x + i + 32), m2), m3 = _mm512_max_ps(_mm512_loadu_ps(x + i + 48), m3);
+  }
+  for (; i < n; i += 16) m0 = _mm512_max_ps(_mm512_mask_loadu_ps(m0, lanes16(n - i), x + i), m0);
+  const __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3))));
+  double total = 0;
+  for (int64_t b = 0; b < n; b += SUM_BLOCK) {
+    int64_t end = GPUX__MIN(n, b + SUM_BLOCK);
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+    for (i = b; i + 32 <= end; i += 32) {
+      __m512 e0 = exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm));
+      __m512 e1 = exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), vm));
+      _mm512_storeu_ps(y + i, e0), _mm512_storeu_ps(y + i + 16, e1);
+      s0 = _mm512_add_ps(s0, e0), s1 = _mm512_add_ps(s1, e1);
+    }
+    for (; i < end; i += 16) {
+      __mmask16 k = lanes16(end - i);
+      __m512 e0 = _mm512_maskz_mov_ps(k, exp_neg16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm)));
+      _mm512_mask_storeu_ps(y + i, k, e0);
+      s0 = _mm512_add_ps(s0, e0);
+    }
+    total += (double)_mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+  }
+  const __m512 f = _mm512_set1_ps((float)(1.0 / total));
+  for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(y + i), f));
+  if (i < n) _mm512_mask_storeu_ps(y + i, lanes16(n - i), _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes16(n - i), y + i), f));
+}
+#else
+#define SM16 0
+#endif
+
 /* float32, contiguous rows [b, e) of length n. */
 static void sm_rows_f32(void *ctx, int64_t b, int64_t e) {
   const sm_ctx *c = ctx;
   int64_t n = c->n;
+#if SM16
+  if (c->mode == SM_SOFT && have_avx512()) {
+    for (int64_t r = b; r < e; r++) sm_row16((const float *)c->x->data + r * n, (float *)c->y->data + r * n, n);
+    return;
+  }
+#endif
   for (int64_t r = b; r < e; r++) {
     const float *x = (const float *)c->x->data + r * n;
     float *y = (float *)c->y->data + r * n;
