@@ -97,6 +97,14 @@ static const shape shapes[] = {
   {"mnv3 dw3x3 480@14", 1, 480, 480, 480, 14, 3, 1, GPUX_EP_HARDSWISH, 0},
   {"mnv3 dw3x3 672@14", 1, 672, 672, 672, 14, 3, 1, GPUX_EP_HARDSWISH, 0},
   {"mnv3 dw5x5s2 672@14", 1, 672, 672, 672, 14, 5, 2, GPUX_EP_HARDSWISH, 0},
+  {"effnet se 1152-48@1", 4, 1152, 48, 1, 1, 1, 1, GPUX_EP_SILU, 0},
+  {"effnet se 48-1152@1", 4, 48, 1152, 1, 1, 1, 1, GPUX_EP_SIGMOID, 0},
+  {"effnet se 672-28@1", 3, 672, 28, 1, 1, 1, 1, GPUX_EP_SILU, 0},
+  {"effnet se 28-672@1", 3, 28, 672, 1, 1, 1, 1, GPUX_EP_SIGMOID, 0},
+  {"mnv3 se 960-240@1", 2, 960, 240, 1, 1, 1, 1, GPUX_EP_RELU, 0},
+  {"mnv3 se 240-960@1", 2, 240, 960, 1, 1, 1, 1, GPUX_EP_HARDSIGMOID, 0},
+  {"mnv3 se 672-168@1", 2, 672, 168, 1, 1, 1, 1, GPUX_EP_RELU, 0},
+  {"mnv3 se 168-672@1", 2, 168, 672, 1, 1, 1, 1, GPUX_EP_HARDSIGMOID, 0},
 };
 
 static int wall; /* CONV_SHAPES_THREADS: wall-clock time, not the thread's CPU time */

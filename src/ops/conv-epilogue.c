@@ -97,11 +97,32 @@ static int have_avx512(void) {
   return have;
 }
 
-/* finish_row on 16 lanes in one pass (res: the residual's row, or NULL) */
-T512 static void finish_row16(float *y, const float *src, const float *res, int64_t n, float bias,
-                              const gpux__conv_epilogue *e, int64_t m) {
-  gpux__ep16_run(y, src, res, n, _mm512_set1_ps(bias), _mm512_set1_ps(e->scale ? e->scale[m] : 1.0f),
-                 _mm512_set1_ps(e->scale ? e->shift[m] : 0.0f), e);
+/* gpux__conv_finish on 16 lanes, one pass a row */
+T512 static void finish_rows16(float *y, int64_t ys, const float *src, int64_t ss, int64_t rows, int64_t n,
+                               float bias, const gpux__conv_epilogue *e, int64_t m) {
+  __m512 vb = _mm512_set1_ps(bias), vs = _mm512_set1_ps(e->scale ? e->scale[m] : 1.0f);
+  __m512 vt = _mm512_set1_ps(e->scale ? e->shift[m] : 0.0f);
+  for (int64_t r = 0; r < rows; r++) {
+    float *yr = y + r * ys;
+    gpux__ep16_run(yr, src + r * ss, e->res ? e->res + (yr - e->y0) : NULL, n, vb, vs, vt, e);
+  }
+}
+
+/* The epilogue on a channels-last tile, c[q * ldc + i] being channel m0 + i of position q: 16
+ * channels a vector, each lane its channel's bias, scale and shift. */
+T512 static void finish_cl16(float *c, int64_t ldc, int64_t np, int64_t m0, int64_t nm, const float *bias,
+                             const gpux__conv_epilogue *e) {
+  for (int64_t i = 0; i < nm; i += 16) {
+    int64_t n = GPUX__MIN(16, nm - i);
+    __mmask16 mk = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+    __m512 vb = bias ? _mm512_maskz_loadu_ps(mk, bias + m0 + i) : _mm512_setzero_ps();
+    __m512 vs = e->scale ? _mm512_maskz_loadu_ps(mk, e->scale + m0 + i) : _mm512_set1_ps(1.0f);
+    __m512 vt = e->scale ? _mm512_maskz_loadu_ps(mk, e->shift + m0 + i) : _mm512_setzero_ps();
+    if (ldc == n) /* one run */
+      gpux__ep16_run(c + i, c + i, NULL, np * n, vb, vs, vt, e);
+    else
+      for (int64_t q = 0; q < np; q++) gpux__ep16_run(c + q * ldc + i, c + q * ldc + i, NULL, n, vb, vs, vt, e);
+  }
 }
 #else
 #define EP16 0
@@ -111,10 +132,7 @@ VECTORIZE void gpux__conv_finish(float *y, int64_t ys, const float *src, int64_t
                                  float bias, const gpux__conv_epilogue *e, int64_t m) {
 #if EP16
   if (have_avx512()) {
-    for (int64_t r = 0; r < rows; r++) {
-      float *yr = y + r * ys;
-      finish_row16(yr, src + r * ss, e->res ? e->res + (yr - e->y0) : NULL, n, bias, e, m);
-    }
+    finish_rows16(y, ys, src, ss, rows, n, bias, e, m);
     return;
   }
 #endif
@@ -128,4 +146,16 @@ VECTORIZE void gpux__conv_finish(float *y, int64_t ys, const float *src, int64_t
     return;
   }
   for (int64_t r = 0; r < rows; r++) finish_row(y + r * ys, src + r * ss, n, bias, e, m);
+}
+
+int gpux__conv_finish_cl(float *c, int64_t ldc, int64_t np, int64_t m0, int64_t nm, const float *bias,
+                         const gpux__conv_epilogue *e) {
+#if EP16
+  if (e->res || !have_avx512()) return 1;
+  finish_cl16(c, ldc, np, m0, nm, bias, e);
+  return 0;
+#else
+  (void)c, (void)ldc, (void)np, (void)m0, (void)nm, (void)bias, (void)e;
+  return 1;
+#endif
 }

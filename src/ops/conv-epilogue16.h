@@ -48,7 +48,7 @@ GPUX_EP16_TARGET static inline __m512 gpux__sigmoid16(__m512 v) {
     _mm512_mask_storeu_ps(y + i, mk, v);                                                           \
   }
 
-GPUX_EP16_TARGET static inline void gpux__ep16_run(float *y, const float *src, const float *res, int64_t n, __m512 vb,
+GPUX_EP16_TARGET static inline __attribute__((always_inline)) void gpux__ep16_run(float *y, const float *src, const float *res, int64_t n, __m512 vb,
                                                    __m512 vs, __m512 vt, const gpux__conv_epilogue *e) {
   const __m512 va = _mm512_set1_ps(e->p0), vp1 = _mm512_set1_ps(e->p1);
   const __m512 vlo = _mm512_set1_ps(e->lo), vhi = _mm512_set1_ps(e->hi), zero = _mm512_setzero_ps();

@@ -171,8 +171,12 @@ static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
           }
         }
     }
-    /* back into Y's planes, then the bias and the epilogue on them */
+    /* the bias and the epilogue on the sums, then back into Y's planes (with a residual: on Y) */
     float *y = p->y + (j->n * p->m + m0) * os + p0;
+    if (!gpux__conv_finish_cl(ct, j->mt, np, m0, m1 - m0, p->b, p->ep)) {
+      to_planes(ct, j->mt, np, m1 - m0, y, os);
+      continue;
+    }
     to_planes(ct, j->mt, np, m1 - m0, y, os);
     for (int64_t m = m0; m < m1; m++)
       gpux__conv_finish(y + (m - m0) * os, 0, y + (m - m0) * os, 0, 1, np, p->b ? p->b[m] : 0.0f, p->ep, m);

@@ -56,6 +56,13 @@ typedef struct {
 void gpux__conv_finish(float *y, int64_t ys, const float *src, int64_t ss, int64_t rows, int64_t n, float bias,
                        const gpux__conv_epilogue *e, int64_t m);
 
+/* The same on a channels-last tile: c[q * ldc + i] = epilogue(c[q * ldc + i] + bias[m0 + i]) for
+ * q < np, i < nm (bias may be NULL), in place, before the tile is transposed into Y. 0 when done;
+ * 1 where it does not run (an epilogue with a residual, read at Y's place; no AVX-512), and the
+ * caller runs gpux__conv_finish on Y's planes instead. */
+int gpux__conv_finish_cl(float *c, int64_t ldc, int64_t np, int64_t m0, int64_t nm, const float *bias,
+                         const gpux__conv_epilogue *e);
+
 /* A float32 2-D convolution (1-D ones have H = 1) for the direct kernels of conv-direct.c. */
 typedef struct {
   const float *x;               /* X [n, c, h, w] */
