@@ -164,7 +164,48 @@ typedef struct {
   size_t esize;
   int dtype;
   double extrap;
+  int64_t up;   /* > 0: the last axis repeats each input element `up` times (an integer upscale) */
 } nearest_job;
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define UP2_512 1
+/* d[2x] = d[2x + 1] = s[x] for x < n, 16 inputs a step. */
+__attribute__((target("avx512f"))) static void repeat2_512(uint32_t *d, const uint32_t *s, int64_t n) {
+  const __m512i lo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m512i hi = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+  int64_t x = 0;
+  for (; x + 16 <= n; x += 16) {
+    __m512i v = _mm512_loadu_si512(s + x);
+    _mm512_storeu_si512(d + 2 * x, _mm512_permutexvar_epi32(lo, v));
+    _mm512_storeu_si512(d + 2 * x + 16, _mm512_permutexvar_epi32(hi, v));
+  }
+  for (; x < n; x++) d[2 * x] = d[2 * x + 1] = s[x];
+}
+
+static int have_avx512(void) {
+  static int have = -1; /* a race writes the same value */
+  if (have < 0) {
+    __builtin_cpu_init();
+    have = __builtin_cpu_supports("avx512f");
+  }
+  return have;
+}
+#else
+#define UP2_512 0
+#endif
+
+/* 4-byte elements of one output row of an integer upscale: each of the ow / up inputs up times. */
+static void repeat4(uint32_t *d, const uint32_t *s, int64_t ow, int64_t up) {
+#if UP2_512
+  if (up == 2 && have_avx512()) {
+    repeat2_512(d, s, ow / 2);
+    return;
+  }
+#endif
+  for (int64_t x = 0; x < ow / up; x++)
+    for (int64_t r = 0; r < up; r++) d[x * up + r] = s[x];
+}
 
 static void nearest_rows(void *ctx, int64_t begin, int64_t end) {
   const nearest_job *j = ctx;
@@ -199,6 +240,10 @@ static void nearest_rows(void *ctx, int64_t begin, int64_t end) {
     case 4: {
       const uint32_t *s4 = (const uint32_t *)src;
       uint32_t *d4 = (uint32_t *)dst;
+      if (j->up) {
+        repeat4(d4, s4, ow, j->up);
+        break;
+      }
       for (int64_t x = 0; x < ow; x++) {
         if (px[x] < 0) gpux__store_f64(j->dtype, j->dst, r * ow + x, j->extrap);
         else d4[x] = s4[px[x] * sx];
@@ -242,6 +287,13 @@ static int run_nearest(gpux__kctx *k, const gpux_tensor *x, gpux_tensor *y, cons
       picks[d][o] = a->idx[o * a->n + best];
     }
     j.pick[d] = picks[d];
+  }
+  /* an integer upscale of the last axis (output index o reads input o / up): rows by repeats */
+  int last = x->ndim - 1;
+  if (x->ndim > 0 && x->dims[last] > 0 && y->dims[last] % x->dims[last] == 0) {
+    int64_t up = y->dims[last] / x->dims[last], o = 0;
+    while (o < y->dims[last] && picks[last][o] == o / up) o++;
+    if (o == y->dims[last]) j.up = up;
   }
   j.src = x->data;
   j.dst = y->data;
