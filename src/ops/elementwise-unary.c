@@ -4,7 +4,7 @@
  * and picks the op from the node's op_type; elementwise.c and activation.c register it.
  *
  * float32 runs in parallel over blocks of 8 elements that the compiler turns into SIMD code at
- * -O2; Exp, Sigmoid, Tanh, Erf, Gelu and Swish use the branch-free exp/tanh/erf of fastmath.h (within
+ * -O2; Exp, Log, Sigmoid, Tanh, Erf, Gelu and Swish use the branch-free exp/log/tanh/erf of fastmath.h (within
  * 3 ulp of the correctly rounded result) because libm's scalar tanhf/erff are ~25x slower than
  * memory. Other floating types go through double and libm; integer ops (Abs, Neg, Sign,
  * BitwiseNot) work exactly in int64 with wrapping. */
@@ -69,7 +69,7 @@ typedef struct {
 
 DEF_MAP(map_sqrt, float, sqrtf(v))
 DEF_MAP(map_exp, float, exp_f(v))
-DEF_MAP(map_log, float, logf(v))
+DEF_MAP(map_log, float, log_f(v))
 DEF_MAP(map_erf, float, erf_f(v))
 DEF_MAP(map_tanh, float, tanh_f(v))
 DEF_MAP(map_sigmoid, float, 1.0f / (1.0f + exp_f(-v)))
@@ -200,8 +200,8 @@ static void unary_int_range(void *p, int64_t begin, int64_t end) {
 int gpux__ew_unary(gpux__kctx *k) {
   const char *op_type = k->node ? k->node->op_type : NULL;
   int u = -1;
-  for (size_t i = 0; op_type && i < GPUX__ARRAY_LEN(unary_ops); i++)
-    if (!strcmp(unary_ops[i].name, op_type)) u = (int)i;
+  for (size_t i = 0; op_type && u < 0 && i < GPUX__ARRAY_LEN(unary_ops); i++)
+    if (unary_ops[i].name[0] == op_type[0] && !strcmp(unary_ops[i].name, op_type)) u = (int)i;
   if (u < 0) return gpux__kerr(k, GPUX_E_INTERNAL, "not a unary op");
   const gpux_tensor *x = IN(0);
   if (!x || x->kind != GPUX_KIND_TENSOR) return gpux__kerr(k, GPUX_E_INVALID, "input 0 must be a tensor");

@@ -1,4 +1,4 @@
-/* fastmath.h — branch-free float32 exp, tanh, erf and the two GELUs, inline so the loops that call
+/* fastmath.h — branch-free float32 exp, log, tanh, erf and the two GELUs, inline so the loops that call
  * them vectorize (within 3 ulp of the correctly rounded result; libm's scalar tanhf/erff are ~25x
  * slower than memory): the unary ops (elementwise-unary.c) and the GEMM epilogue (gemm-epilogue.c)
  * compute with the same functions, so a fused node gives what the nodes it replaces give. */
@@ -45,6 +45,30 @@ FASTMATH float exp_f(float x) {
   float s1 = bits_to_f32(((uint32_t)(n1 + 127) & 0xffu) << 23);
   float s2 = bits_to_f32(((uint32_t)(n2 + 127) & 0xffu) << 23);
   return p * s1 * s2;
+}
+
+/* ln x: x = m 2^e with m in [sqrt(1/2), sqrt(2)), ln m by Cephes' degree-9 polynomial in m - 1,
+ * e ln 2 added in two parts; subnormals are scaled by 2^23 first. 0 gives -inf, a negative x
+ * (and -inf) NaN, +inf and NaN themselves. */
+FASTMATH float log_f(float x) {
+  int sub = x < 1.17549435e-38f;                       /* subnormal (or 0, negative: fixed below) */
+  float xs = sub ? x * 8388608.0f : x;
+  uint32_t b = f32_to_bits(xs);
+  int32_t e = (int32_t)((b >> 23) & 0xffu) - 126 - (sub ? 23 : 0);
+  float m = bits_to_f32((b & 0x007fffffu) | 0x3f000000u); /* [0.5, 1) */
+  int low = m < 0.707106781186547524f;
+  e -= low;
+  m = (low ? m + m : m) - 1.0f;
+  float z = m * m;
+  float y = ((((((((7.0376836292e-2f * m - 1.1514610310e-1f) * m + 1.1676998740e-1f) * m -
+                  1.2420140846e-1f) * m + 1.4249322787e-1f) * m - 1.6668057665e-1f) * m +
+               2.0000714765e-1f) * m - 2.4999993993e-1f) * m + 3.3333331174e-1f) * m * z;
+  float fe = (float)e;
+  y = y + fe * -2.12194440e-4f - 0.5f * z;
+  float r = m + y + fe * 0.693359375f;
+  r = x == INFINITY ? x : r;
+  r = x == 0.0f ? -INFINITY : r;
+  return x < 0.0f || x != x ? (x != x ? x : NAN) : r;
 }
 
 /* tanh: an odd polynomial below 0.625 (Cephes), 1 - 2/(e^2|x| + 1) above. */
