@@ -26,6 +26,7 @@ enum {
   GPUX__SCRATCH_OMITTED,       /* kernel.c: data of outputs the graph leaves out */
   GPUX__SCRATCH_SGEMM_B,       /* sgemm.c: the calling thread's B packed for one product */
   GPUX__SCRATCH_SGEMM_ITEM_B,  /* sgemm.c: each task's B of a batch item (pool tasks) */
+  GPUX__SCRATCH_SGEMM_A,       /* sgemm.c: the calling thread's A packed in strips */
   GPUX__SCRATCH_ATTENTION,     /* attention.c: the calling thread's packed K^T and V */
   GPUX__SCRATCH_IGEMM_PANEL,   /* quant.c: each task's 8-bit panel (pool tasks) */
   GPUX__SCRATCH_IGEMM_C,       /* quant.c: each task's int32 products with it (pool tasks) */

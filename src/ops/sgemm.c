@@ -9,7 +9,9 @@
  *
  * A task goes panel by panel; within a panel, in blocks of KC k steps whose 32 KB of panel stay
  * in L1 while every row block of the task passes over them (the panel's column of C, rows x NR,
- * stays in L2 between blocks).
+ * stays in L2 between blocks). With four panels or more, A is first packed into strips of MR
+ * rows, [strip][k][MR], which the AVX-512 kernel reads as one sequential stream; each row block
+ * asks for its share of the panel's next block in L2.
  *
  *   AVX-512   MR 6 x NR 64: 24 zmm accumulators, 4 panel loads and 6 broadcasts per k step
  *   AVX2+FMA  MR 6 x NR 16: 12 ymm accumulators, 2 panel loads and 6 broadcasts per k step
@@ -210,6 +212,133 @@ __attribute__((target("avx512f,fma"))) static void kernel_avx512(int64_t kc, con
   }
 }
 
+/* ---- the AVX-512 kernel on A packed into strips ----
+ *
+ * A's rows are laid out once per product in strips of MR, [strip][k][MR] (rows past m zero), so
+ * that a register block reads its broadcasts as one sequential stream of MR floats a k step: no
+ * rows far apart (K = 3072: six rows 12 KB apart fall into the same L1 sets as each other and
+ * the panel's block). The sums start at zero and C (or the bias) is added as the block is
+ * stored: its loads wait on nothing and are issued long before the k loop ends. */
+
+/* 16 k steps of six rows r[0..5] interleaved into d[16][6]: output vector v, floats 16v..16v+15
+ * of d, takes lane l (f = 16v + l) from row f % 6 at k = f / 6. The rows of even i and of odd i
+ * are permuted in pairs with one index vector (k, or 16 + k from the odd row), and the three
+ * pairs' results blended (rows 2-3 where f % 6 is 2 or 3, rows 4-5 where it is 4 or 5). */
+__attribute__((target("avx512f"))) static void pack_a16(float *d, const float *const *r) {
+  static const int32_t idx[3][16] = {{0, 16, 0, 16, 0, 16, 1, 17, 1, 17, 1, 17, 2, 18, 2, 18},
+                                     {2, 18, 3, 19, 3, 19, 3, 19, 4, 20, 4, 20, 4, 20, 5, 21},
+                                     {5, 21, 5, 21, 6, 22, 6, 22, 6, 22, 7, 23, 7, 23, 7, 23}};
+  static const __mmask16 m23[3] = {0xc30c, 0x0c30, 0x30c3}, m45[3] = {0x0c30, 0x30c3, 0xc30c};
+  __m512 x0 = _mm512_loadu_ps(r[0]), x1 = _mm512_loadu_ps(r[1]), x2 = _mm512_loadu_ps(r[2]),
+         x3 = _mm512_loadu_ps(r[3]), x4 = _mm512_loadu_ps(r[4]), x5 = _mm512_loadu_ps(r[5]);
+  _Pragma("GCC unroll 6") for (int v = 0; v < 6; v++) { /* vectors 3-5 are 0-2 eight k steps on */
+    __m512i ix = _mm512_add_epi32(_mm512_loadu_si512(idx[v % 3]), _mm512_set1_epi32(v / 3 * 8));
+    __m512 y = _mm512_permutex2var_ps(x0, ix, x1);
+    y = _mm512_mask_blend_ps(m23[v % 3], y, _mm512_permutex2var_ps(x2, ix, x3));
+    y = _mm512_mask_blend_ps(m45[v % 3], y, _mm512_permutex2var_ps(x4, ix, x5));
+    _mm512_storeu_ps(d + 16 * v, y);
+  }
+}
+
+/* Strips [s0, s1) of A [m, k] (rows lda apart) packed into dst [strips][k][MR]. */
+static void pack_a(float *dst, const float *a, int64_t lda, int64_t m, int64_t k, int64_t s0, int64_t s1) {
+  for (int64_t s = s0; s < s1; s++) {
+    float *d = dst + s * k * MR;
+    int64_t row = s * MR, mr = GPUX__MIN(MR, m - row), r = 0;
+    const float *src[MR];
+    for (int i = 0; i < MR; i++) src[i] = a + (row + GPUX__MIN(i, mr - 1)) * lda;
+    if (mr == MR)
+      for (; r + 16 <= k; r += 16) {
+        const float *at[MR] = {src[0] + r, src[1] + r, src[2] + r, src[3] + r, src[4] + r, src[5] + r};
+        pack_a16(d + r * MR, at);
+      }
+    for (; r < k; r++)
+      for (int i = 0; i < MR; i++) d[r * MR + i] = i < mr ? src[i][r] : 0.0f;
+  }
+}
+
+/* One register block of ROWS (1-6, a constant where it is inlined) rows: C[i, 0:nc] = init_i +
+ * sum over r < kc of ap[r * MR + i] * b[r * 64 + 0:nc], init_i being C's row (add_c), the bias
+ * (when not NULL) or zero. The first npf k steps each ask for one line of pf in L2 (more than kc
+ * lines: four a step): the part of the panel's next block that this block brings in. */
+__attribute__((target("avx512f,fma"), always_inline)) static inline void
+kernel_pa(const int ROWS, int64_t kc, const float *ap, const float *b, float *c, int64_t ldc, int64_t nc, int add_c,
+          const float *bias, const char *pf, int64_t npf) {
+  __m512 acc[MR][4];
+  _Pragma("GCC unroll 6") for (int i = 0; i < ROWS; i++)
+    _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) acc[i][v] = _mm512_setzero_ps();
+#define STEP                                                                              \
+  do {                                                                                    \
+    __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), b2 = _mm512_load_ps(b + 32), \
+           b3 = _mm512_load_ps(b + 48);                                                   \
+    _Pragma("GCC unroll 6") for (int i = 0; i < ROWS; i++) {                              \
+      __m512 av = _mm512_set1_ps(ap[i]);                                                  \
+      acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);                                     \
+      acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);                                     \
+      acc[i][2] = _mm512_fmadd_ps(av, b2, acc[i][2]);                                     \
+      acc[i][3] = _mm512_fmadd_ps(av, b3, acc[i][3]);                                     \
+    }                                                                                     \
+    ap += MR, b += 64;                                                                    \
+  } while (0)
+  int64_t r = 0;
+  if (npf > kc) { /* four lines a step */
+    for (int64_t n4 = GPUX__MIN(kc, (npf + 3) / 4); r < n4; r++, pf += 256) {
+      _mm_prefetch(pf, _MM_HINT_T1);
+      _mm_prefetch(pf + 64, _MM_HINT_T1);
+      _mm_prefetch(pf + 128, _MM_HINT_T1);
+      _mm_prefetch(pf + 192, _MM_HINT_T1);
+      STEP;
+    }
+  } else {
+    for (; r < npf; r++, pf += 64) {
+      _mm_prefetch(pf, _MM_HINT_T1);
+      STEP;
+    }
+  }
+  for (; r < kc; r++) STEP;
+#undef STEP
+  if (nc >= 64) {
+    _Pragma("GCC unroll 6") for (int i = 0; i < ROWS; i++) {
+      _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) {
+        float *cp = c + i * ldc + 16 * v;
+        __m512 x = acc[i][v];
+        if (add_c) x = _mm512_add_ps(x, _mm512_loadu_ps(cp));
+        else if (bias) x = _mm512_add_ps(x, _mm512_loadu_ps(bias + 16 * v));
+        _mm512_storeu_ps(cp, x);
+      }
+    }
+    return;
+  }
+  __mmask16 mk[4];
+  for (int v = 0; v < 4; v++) {
+    int64_t left = nc - 16 * v;
+    mk[v] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+  }
+  _Pragma("GCC unroll 6") for (int i = 0; i < ROWS; i++) {
+    _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) {
+      float *cp = c + i * ldc + 16 * v;
+      __m512 x = acc[i][v];
+      if (add_c) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mk[v], cp));
+      else if (bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mk[v], bias + 16 * v));
+      _mm512_mask_storeu_ps(cp, mk[v], x);
+    }
+  }
+}
+
+/* kernel_pa for a block of mr rows. */
+__attribute__((target("avx512f,fma"))) static void kernel_pa_rows(int mr, int64_t kc, const float *ap, const float *b,
+                                                                    float *c, int64_t ldc, int64_t nc, int add_c,
+                                                                    const float *bias, const char *pf, int64_t npf) {
+  switch (mr) {
+  case 1: kernel_pa(1, kc, ap, b, c, ldc, nc, add_c, bias, pf, npf); break;
+  case 2: kernel_pa(2, kc, ap, b, c, ldc, nc, add_c, bias, pf, npf); break;
+  case 3: kernel_pa(3, kc, ap, b, c, ldc, nc, add_c, bias, pf, npf); break;
+  case 4: kernel_pa(4, kc, ap, b, c, ldc, nc, add_c, bias, pf, npf); break;
+  case 5: kernel_pa(5, kc, ap, b, c, ldc, nc, add_c, bias, pf, npf); break;
+  default: kernel_pa(6, kc, ap, b, c, ldc, nc, add_c, bias, pf, npf); break;
+  }
+}
+
 /* Lanes [0, n) of a vector (none when n <= 0, all when n >= 8). */
 __attribute__((target("avx2,fma"))) static inline __m256i lanes(int64_t n) {
   const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -273,6 +402,7 @@ typedef struct {
   int load_c;
   const gpux__gemm_epilogue *ep; /* on each block as it is stored, or NULL */
   kernel_fn kernel;
+  const float *pa;          /* A packed in strips (pack_a) for kernel_pa, or NULL */
   int64_t kc;               /* k steps per block */
   int64_t strips, panels;   /* row blocks of MR and panels of NR */
   int64_t sper, pper;       /* of them per task */
@@ -295,6 +425,19 @@ static void sgemm_tasks(void *ctx, int64_t begin, int64_t end) {
         /* the block after this one (the panel's next kc rows, or the next panel's first), asked
          * for by the first row block */
         const float *next = k0 + kc < b->k ? bp + kc * nr : p + 1 < p1 ? b->data + (p + 1) * b->k * nr : NULL;
+        if (j->pa) { /* each row block asks for its share of the next block's lines */
+          int64_t lines = next ? GPUX__MIN(j->kc, b->k - (k0 + kc < b->k ? k0 + kc : 0)) * nr / 16 : 0;
+          int64_t share = (lines + (s1 - s0) - 1) / (s1 - s0);
+          for (int64_t s = s0; s < s1; s++) {
+            int64_t row = s * MR, first = (s - s0) * share;
+            kernel_pa_rows((int)GPUX__MIN(MR, j->m - row), kc, j->pa + (s * b->k + k0) * MR, bp,
+                           j->c + row * j->ldc + p * nr, j->ldc, nc, j->load_c || k0 > 0, bias,
+                           (const char *)next + first * 64, GPUX__MAX(0, GPUX__MIN(share, lines - first)));
+            if (j->ep && k0 + kc >= b->k)
+              gpux__gemm_finish(j->c + row * j->ldc + p * nr, j->ldc, GPUX__MIN(MR, j->m - row), nc, NULL, j->ep, row, p * nr);
+          }
+          continue;
+        }
         for (int64_t s = s0; s < s1; s++) {
           int64_t row = s * MR;
           int mr = (int)GPUX__MIN(MR, j->m - row);
@@ -307,6 +450,17 @@ static void sgemm_tasks(void *ctx, int64_t begin, int64_t end) {
       }
     }
   }
+}
+
+typedef struct {
+  float *dst;
+  const float *a;
+  int64_t lda, m, k;
+} pack_a_job;
+
+static void pack_a_tasks(void *ctx, int64_t begin, int64_t end) {
+  const pack_a_job *j = ctx;
+  pack_a(j->dst, j->a, j->lda, j->m, j->k, begin, end);
 }
 
 void gpux__sgemm_run_ep(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,
@@ -330,6 +484,16 @@ void gpux__sgemm_run_ep(int64_t m, const float *a, int64_t lda, const gpux__sgem
   j.tn = (j.panels + j.pper - 1) / j.pper;
   j.sper = (j.strips + tm - 1) / tm;
   tm = (j.strips + j.sper - 1) / j.sper;
+  /* A packed into strips when its rows are read by four panels or more */
+  if (b->nr == 64 && m >= 2 * MR && j.panels >= 4) {
+    float *pa = gpux__scratch(GPUX__SCRATCH_SGEMM_A, (size_t)(j.strips * MR * b->k) * sizeof(float));
+    if (pa) {
+      pack_a_job pj = {.dst = pa, .a = a, .lda = lda, .m = m, .k = b->k};
+      if (threads > 1) gpux__parallel_for(j.strips, GPUX__MAX(1, 16384 / (MR * b->k)), pack_a_tasks, &pj);
+      else pack_a(pa, a, lda, m, b->k, 0, j.strips);
+      j.pa = pa;
+    }
+  }
   if (tm * j.tn == 1) sgemm_tasks(&j, 0, 1);
   else gpux__parallel_for(tm * j.tn, 1, sgemm_tasks, &j);
 }
