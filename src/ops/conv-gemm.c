@@ -48,6 +48,17 @@ int gpux__conv_gemm_available(void) {
 #endif
 }
 
+/* On larger planes the implicit GEMM of conv-direct.c is faster with few channels (openWakeWord's
+ * embedding, 1x3 and 3x1 kernels of 24-96 channels on 76 x 32 to 19 x 8 planes, 0.85 -> 1.2 ms at
+ * 1 thread on this path; PaddleOCR det 15 -> 22 ms, whose windows have 24 output channels: a
+ * panel of 64 mostly empty), this one with more (ResNet-50's 3x3 convolutions of 128 channels
+ * ending on 28 x 28, 8-13% less time at 1 thread), while the threads keep 96 positions each (on
+ * 16 threads such a plane would split into tasks of 36 positions, and the implicit GEMM's are
+ * even: kept there). */
+int gpux__conv_gemm_first(int64_t c, int64_t m, int64_t taps, int64_t os) {
+  return os <= 256 || (taps > 1 && c >= 128 && m >= PANEL && os <= 1024 && os >= 96 * (int64_t)gpux__thread_count());
+}
+
 int gpux__conv_gemm_pack(const float *w, int64_t m, int64_t c, int64_t taps, gpux__sgemm_b *out) {
   memset(out, 0, sizeof *out);
   if (!gpux__conv_gemm_available()) return 1;

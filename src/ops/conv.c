@@ -445,10 +445,9 @@ static void conv_weights_free(gpux__node_state *s) {
 
 /* The node's packed weights, or NULL: not a float32 initializer of a convolution of one group
  * and at least 16 input channels on 1 or 2 spatial dims, a 1x1 kernel on a large plane, a first
- * run on a plane of more than 256 outputs (the implicit GEMM is faster there on the npm models:
- * openWakeWord's embedding, 1x3 and 3x1 kernels of 24-96 channels on 76 x 32 to 19 x 8 planes,
- * 0.85 -> 1.2 ms at 1 thread on this path; PaddleOCR det 15 -> 22 ms), no state kept for the
- * node, no such kernel here, or memory short (the other paths, which need none). Once packed,
+ * run that gpux__conv_gemm_first leaves to the implicit GEMM (large planes of few channels), no
+ * state kept for the node, no such kernel here, or memory short (the other paths, which need
+ * none). Once packed,
  * the weights stay the node's way for any plane (the state may have let W's data go). */
 static const gpux__sgemm_b *conv_gemm_weights(gpux__kctx *k, const conv_dims *cd) {
   const gpux_tensor *w = k ? IN(1) : NULL;
@@ -457,7 +456,8 @@ static const gpux__sgemm_b *conv_gemm_weights(gpux__kctx *k, const conv_dims *cd
     return NULL;
   conv_weights_state *st = (conv_weights_state *)gpux__state_get(k);
   if (!st) {
-    if (cd->os > 256 || !w->data || !(st = gpux__calloc(1, sizeof *st))) return NULL;
+    if (!gpux__conv_gemm_first(cd->c, cd->m, cd->ks, cd->os) || !w->data || !(st = gpux__calloc(1, sizeof *st)))
+      return NULL;
     st->base.destroy = conv_weights_free;
     st->src = w;
     if (gpux__conv_gemm_pack(w->data, cd->m, cd->c, cd->ks, &st->packed)) {

@@ -105,6 +105,11 @@ int gpux__conv2d_depthwise16(const gpux__conv2d *p);
 /* Whether conv-gemm.c's kernel runs here (AVX-512; GPUX_CONV_DIRECT=avx2 or =0, or
  * GPUX_CONV_GEMM=0, turns it off, for comparisons). */
 int gpux__conv_gemm_available(void);
+/* Whether a convolution of c input and m output channels, a window of `taps` taps and os outputs
+ * a plane goes to gpux__conv2d_gemm on its first run (conv.c then keeps it there): planes of at
+ * most 256 outputs, or of at most 1024 for windows of 128 input and 64 output channels or more
+ * where the pool's threads keep 96 positions each. */
+int gpux__conv_gemm_first(int64_t c, int64_t m, int64_t taps, int64_t os);
 /* W [m, c, taps] packed for gpux__conv2d_gemm into out (new memory on huge pages, which
  * gpux__conv_gemm_free frees): 0, 1 when this machine has no such kernel, or GPUX_E_NOMEM. */
 int gpux__conv_gemm_pack(const float *w, int64_t m, int64_t c, int64_t taps, gpux__sgemm_b *out);
