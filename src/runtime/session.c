@@ -6,7 +6,9 @@
  * one arena, and later runs of that signature write each intermediate at its place, so a steady
  * state run allocates nothing (outputs given back with gpux_session_recycle included). A nested
  * body has one plan, made from the most bytes each of its intermediates took in any run so far
- * (its shapes may change with what it captures): one that grew is placed again. */
+ * (its shapes may change with what it captures): one that grew is placed again. A node that only
+ * reshapes (Reshape, Flatten, Squeeze, Unsqueeze, Identity) and is its input's last reader takes
+ * the input's data instead of a copy, the plans keeping that data's place alive for it. */
 #include "backend/backend-impl.h"
 #include "core/buffers.h"
 #include "core/memplan.h"
@@ -30,6 +32,8 @@ typedef struct {
   int64_t *sig;             /* [n_sig] per input: kind, dtype, ndim, dims[ndim] */
   int n_sig;
   size_t *off, *size;       /* [n_values] place in the arena and bytes (0: not planned) */
+  unsigned char *moved;     /* [n_values] 1: takes its input's place (a reshape's output, see
+                               move_input); that input's place lives as long as it does */
   unsigned char *arena;     /* [arena_size] aligned to PLAN_ALIGN */
   size_t arena_size;
   uint64_t used;            /* the session's run count when last used (the oldest goes first) */
@@ -52,6 +56,8 @@ typedef struct {
   int const_known;          /* const_in is filled */
   unsigned char *in_local;  /* [node inputs, node by node] 1: a value of this graph's own frame
                                (neither an initializer nor captured from an enclosing graph) */
+  unsigned char *moved;     /* [n_values] outputs that took their input's data in a recording run */
+  unsigned char *movable;   /* [n_nodes] 1: a reshape whose output may take its input's data */
 } frame_store;
 
 struct gpux_session {
@@ -179,7 +185,7 @@ static void end_run(gpux_session *s, const gpux__graph *g) {
 }
 
 static int store_init(frame_store *st, const gpux__graph *g);
-static int plan_place(mem_plan *p, const gpux__graph *g, const size_t *record);
+static int plan_place(mem_plan *p, const gpux__graph *g, const size_t *record, const unsigned char *moved);
 static void plan_free(mem_plan *p);
 
 /* Runs a nested graph (If, Loop, Scan bodies) in a child frame: in a run that holds the
@@ -226,7 +232,7 @@ static int run_subgraph(gpux__kctx *k, const gpux__graph *body, const gpux_tenso
   if (b) {
     if (!rc && child.grew && b->plans < BODY_PLANS) {
       mem_plan p = {0};
-      if (!plan_place(&p, body, b->st.record)) {
+      if (!plan_place(&p, body, b->st.record, b->st.moved)) {
         plan_free(&b->plan);
         b->plan = p;
         b->plans++;
@@ -252,6 +258,36 @@ static void release_dead(frame *f, int i, const unsigned char *is_output) {
   }
 }
 
+/* Whether node i only gives its input a new shape (Reshape, Flatten, Squeeze, Unsqueeze,
+ * Identity) and is that input's last reader, the input being made by a node of g and neither
+ * being a graph output: then its output can take the input's data instead of a copy
+ * (move_input). */
+static int movable(const gpux__graph *g, int i, const unsigned char *is_output) {
+  static const char *const ops[] = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"};
+  const gpux__node *n = &g->nodes[i];
+  if (n->domain[0] || n->n_in < 1 || n->n_out != 1 || n->in[0] < 0 || n->out[0] < 0) return 0;
+  int x = n->in[0], y = n->out[0], known = 0;
+  for (size_t o = 0; o < sizeof ops / sizeof ops[0] && !known; o++) known = !strcmp(n->op_type, ops[o]);
+  const gpux__value *xv = &g->values[x];
+  return known && xv->producer >= 0 && !xv->is_const && xv->outer < 0 && xv->last_use == i && !is_output[x] &&
+         !is_output[y];
+}
+
+/* After a movable node ran for shapes only: its output takes the data of input x, which no
+ * later node reads (a planned place only where the plan extended that place's life for it,
+ * else a block x owns), and x is left empty. 0 when it cannot: the node then runs again. */
+static int move_input(frame *f, gpux_tensor *x, gpux_tensor *y, int y_id) {
+  if (x->kind != GPUX_KIND_TENSOR || x->dtype == GPUX_DT_STRING || !x->data || y->kind != GPUX_KIND_TENSOR ||
+      y->data || y->dtype != x->dtype || gpux_tensor_count(y) != gpux_tensor_count(x))
+    return 0;
+  if (!x->owns_data && !(f->plan && f->plan->moved[y_id])) return 0;
+  y->data = x->data;
+  y->nbytes = x->nbytes;
+  y->owns_data = x->owns_data;
+  memset(x, 0, sizeof *x);
+  return 1;
+}
+
 static int max_node_io(const gpux__graph *g, int *max_in, int *max_out) {
   *max_in = *max_out = 1;
   for (int i = 0; i < g->n_nodes; i++) {
@@ -273,6 +309,8 @@ static void store_free(frame_store *st) {
   free(st->writes);
   free(st->const_in);
   free(st->in_local);
+  free(st->moved);
+  free(st->movable);
   memset(st, 0, sizeof *st);
 }
 
@@ -292,8 +330,10 @@ static int store_init(frame_store *st, const gpux__graph *g) {
   st->writes = gpux__calloc((size_t)n_writes + 1, sizeof *st->writes);
   st->const_in = gpux__calloc((size_t)g->n_nodes + 1, sizeof *st->const_in);
   st->in_local = gpux__calloc((size_t)n_reads + 1, 1);
+  st->moved = gpux__calloc((size_t)nv + 1, 1);
+  st->movable = gpux__calloc((size_t)g->n_nodes + 1, 1);
   if (!st->vals || !st->borrowed || !st->is_output || !st->in || !st->out || !st->out_mem || !st->out_cap ||
-      !st->record || !st->writes || !st->const_in || !st->in_local) {
+      !st->record || !st->writes || !st->const_in || !st->in_local || !st->moved || !st->movable) {
     store_free(st);
     return GPUX_E_NOMEM;
   }
@@ -312,6 +352,7 @@ static int store_init(frame_store *st, const gpux__graph *g) {
       int id = g->nodes[i].in[j];
       st->in_local[at] = id >= 0 && !g->values[id].is_const && g->values[id].outer < 0;
     }
+  for (int i = 0; i < g->n_nodes; i++) st->movable[i] = movable(g, i, st->is_output);
   return 0;
 }
 
@@ -382,15 +423,22 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
       goto done;
     }
     double t0 = f->s->profiling ? now_ms() : 0;
-    int had_state = !k.state || gpux__state_get(&k);
-    rc = f->s->backend->run_node ? f->s->backend->run_node(f->s->backend_ctx, &k) : n->op->run(&k);
+    int had_state = !k.state || gpux__state_get(&k), moved = 0;
+    if (st->movable[i]) { /* a reshape: shapes only, then the input's data moves over */
+      k.shape_only = 1;
+      moved = !n->op->run(&k) && move_input(f, &f->vals[n->in[0]], out[0], n->out[0]);
+      k.shape_only = 0, k.status = 0, k.needed = 0;
+      if (moved) st->moved[n->out[0]] = 1;
+      else gpux_tensor_free(out[0]); /* it runs as any other node */
+    }
+    if (!moved) rc = f->s->backend->run_node ? f->s->backend->run_node(f->s->backend_ctx, &k) : n->op->run(&k);
     if (!had_state && !rc && !f->parent) let_go_replaced(f->s, &k, i); /* a body's node: the weights stay */
     if (f->s->profiling && !rc) gpux__prof_add(&f->s->prof, n->op_type, "cpu", now_ms() - t0, GPUX__PROF_NONE);
     if (rc) {
       if (!k.status) gpux__error_prefix(rc, "node '%s' (%s): ", n->name, n->op_type);
       goto done;
     }
-    if (f->record) /* the bytes of each plain intermediate, for the plan of this signature */
+    if (f->record && !moved) /* the bytes of each plain intermediate, for the plan of this signature */
       for (int j = 0; j < n->n_out; j++) {
         int id = n->out[j];
         const gpux_tensor *t = id >= 0 ? &f->vals[id] : NULL;
@@ -450,6 +498,7 @@ static void plan_free(mem_plan *p) {
   free(p->sig);
   free(p->off);
   free(p->size);
+  free(p->moved);
   gpux__free_large(p->arena, p->arena_size);
   memset(p, 0, sizeof *p);
 }
@@ -466,16 +515,32 @@ static mem_plan *plan_find(gpux_session *s, const gpux_tensor *in, int n) {
  * its producer to its last reader; graph outputs are not planned (they go to the caller). */
 /* Places g's intermediates (record[v]: bytes of v) by liveness in p's arena: p->off, p->size and
  * p->arena. Intermediate v lives from its producer to its last reader. */
-static int plan_place(mem_plan *p, const gpux__graph *g, const size_t *record) {
+static int plan_place(mem_plan *p, const gpux__graph *g, const size_t *record, const unsigned char *moved) {
   int nv = g->n_values, rc = 0;
   p->off = gpux__calloc((size_t)nv + 1, sizeof *p->off);
   p->size = gpux__calloc((size_t)nv + 1, sizeof *p->size);
+  p->moved = gpux__calloc((size_t)nv + 1, 1);
   gpux__memblock *b = gpux__calloc((size_t)nv + 1, sizeof *b);
-  if (!p->off || !p->size || !b) { rc = GPUX_E_NOMEM; goto done; }
+  int *root = gpux__calloc((size_t)nv + 1, sizeof *root);
+  if (!p->off || !p->size || !p->moved || !b || !root) { rc = GPUX_E_NOMEM; goto done; }
   for (int v = 0; v < nv; v++) {
     const gpux__value *val = &g->values[v];
+    root[v] = v;
     if (!record[v] || val->producer < 0) continue;
     b[v] = (gpux__memblock){record[v], val->producer, GPUX__MAX(val->producer, val->last_use), 0};
+  }
+  /* an output that took its input's data lives in the place of the value that data was made
+   * for (a chain of reshapes: the first), which then lives until the last of them is read */
+  for (int i = 0; i < g->n_nodes; i++) {
+    const gpux__node *n = &g->nodes[i];
+    int y = n->n_out > 0 ? n->out[0] : -1, x = n->n_in > 0 ? n->in[0] : -1;
+    if (y < 0 || x < 0 || !moved[y]) continue;
+    int r = root[x];
+    if (!b[r].size) continue; /* the data had no place of its own: y gets none either */
+    root[y] = r;
+    p->moved[y] = 1;
+    b[y].size = 0;
+    b[r].last = GPUX__MAX(b[r].last, GPUX__MAX(i, g->values[y].last_use));
   }
   p->arena_size = gpux__memplan(b, nv, PLAN_ALIGN);
   if (p->arena_size == SIZE_MAX) { p->arena_size = 0; rc = GPUX_E_NOMEM; goto done; }
@@ -486,10 +551,12 @@ static int plan_place(mem_plan *p, const gpux__graph *g, const size_t *record) {
   for (int v = 0; v < nv; v++) p->off[v] = b[v].off, p->size[v] = b[v].size;
 done:
   free(b);
+  free(root);
   return rc;
 }
 
-static int plan_make(gpux_session *s, const gpux__graph *g, const gpux_tensor *in, int n, const size_t *record) {
+static int plan_make(gpux_session *s, const gpux__graph *g, const gpux_tensor *in, int n, const size_t *record,
+                     const unsigned char *moved) {
   mem_plan p = {0};
   int rc = 0;
   for (int i = 0; i < n; i++) p.n_sig += 3 + (in[i].ndim > 0 ? in[i].ndim : 0);
@@ -499,7 +566,7 @@ static int plan_make(gpux_session *s, const gpux__graph *g, const gpux_tensor *i
     p.sig[at++] = in[i].kind, p.sig[at++] = in[i].dtype, p.sig[at++] = in[i].ndim;
     for (int d = 0; d < in[i].ndim; d++) p.sig[at++] = in[i].dims[d];
   }
-  if ((rc = plan_place(&p, g, record))) goto done;
+  if ((rc = plan_place(&p, g, record, moved))) goto done;
   int slot = s->n_plans;
   if (slot == PLANS_MAX) {
     slot = 0;
@@ -538,10 +605,11 @@ static int run_main(gpux_session *s, const gpux__graph *g, const gpux_tensor *in
   } else {
     f.record = s->store.record;
     memset(f.record, 0, (size_t)g->n_values * sizeof *f.record);
+    memset(s->store.moved, 0, (size_t)g->n_values);
   }
   int rc = run_graph(&f, in, n_inputs, outputs, n_outputs);
   if (!rc && f.record) {
-    rc = plan_make(s, g, in, n_inputs, f.record);
+    rc = plan_make(s, g, in, n_inputs, f.record, s->store.moved);
     if (rc) { /* no plan: the outputs are good, later runs go without one */
       gpux__log(GPUX_LOG_NOTE, "%s: no memory plan: %s", s->model->path, gpux_last_error());
       rc = 0;
