@@ -1,11 +1,15 @@
 /* threadpool.c — the CPU backend's shared worker pool and gpux__parallel_for. A job is a range
  * split into balanced chunks that the calling thread and the first few workers (as many as the
- * job is worth: gpux__threads_for) claim with an atomic counter; the workers a job does not ask
- * for do not touch it. The caller waits only for chunks that workers took, so a worker the
- * system has not scheduled yet delays nothing. Between jobs a worker spins a short while, longer
- * while a session run is under way (a model runs its nodes' jobs back to back, and waking a
- * sleeping thread costs more than a small job), then sleeps on a condition variable of its own,
- * so a job wakes only the workers it asks for; the caller waits for the last chunk the same way.
+ * job is worth: gpux__threads_for) claim with atomic counters; the workers a job does not ask
+ * for do not touch it. Each of them has a share of the chunks, a run of neighbours, which it
+ * takes first and then helps with the others' shares: a thread gets the same part of each job
+ * split alike (a model's consecutive nodes), so it reads much of what it wrote the node before
+ * from its own cache rather than from another core's. The caller waits only for chunks that
+ * workers took, so a worker the system has not scheduled yet delays nothing (the others take its
+ * share). Between jobs a worker spins a short while, longer while a session run is under way (a
+ * model runs its nodes' jobs back to back, and waking a sleeping thread costs more than a small
+ * job), then sleeps on a condition variable of its own, so a job wakes only the workers it asks
+ * for; the caller waits for the last chunk the same way.
  * Nested calls run inline. The pool is one per process; a session that asks for fewer threads
  * caps how many of them join the jobs of its runs (gpux__set_run_threads, per calling thread). */
 #include "core/internal.h"
@@ -35,6 +39,8 @@ typedef struct {
 #define JOB_HELPERS(s) ((int)(((s) >> 1) & 511))
 #define JOB_CLOSED 1u
 
+#define POOL_MAX 256 /* threads at most, the caller included */
+
 typedef struct {
   pthread_mutex_t lock;      /* the caller's wait for the workers inside a job */
   pthread_cond_t done;
@@ -44,8 +50,8 @@ typedef struct {
   gpux__range_fn fn;
   void *ctx;
   int64_t n, chunk;
+  int parts;                 /* the threads the job asks for, the caller included: its shares */
   _Alignas(64) atomic_uint_fast64_t state; /* the job word */
-  _Alignas(64) atomic_int_fast64_t next;   /* next chunk start */
   _Alignas(64) atomic_int caller_waits;    /* the caller sleeps until no worker is inside */
   _Alignas(64) atomic_int runs;            /* session runs under way (gpux__pool_hold) */
 } pool_t;
@@ -83,11 +89,24 @@ static double work_per_thread = WORK_PER_THREAD;
 static _Thread_local int inside_job;
 static _Thread_local int run_threads;  /* threads a job of this caller may use; 0 = all */
 
-static void run_chunks(void) {
-  for (;;) {
-    int64_t b = atomic_fetch_add(&pool.next, pool.chunk);
-    if (b >= pool.n) break;
-    pool.fn(pool.ctx, b, GPUX__MIN(b + pool.chunk, pool.n));
+/* A share of the current job: chunks [next, end) not yet taken, on a line of its own. */
+typedef struct {
+  _Alignas(64) atomic_int_fast64_t next;
+  int64_t end;
+} share_t;
+
+static share_t shares[POOL_MAX]; /* [pool.parts]: share i is thread i's (0 the caller, i worker i - 1) */
+
+/* Thread `me` runs the chunks of its own share, then what is left of the others'. */
+static void run_chunks(int me) {
+  for (int k = 0; k < pool.parts; k++) {
+    share_t *sh = &shares[(me + k) % pool.parts];
+    for (;;) {
+      int64_t c = atomic_fetch_add(&sh->next, 1);
+      if (c >= sh->end) break;
+      int64_t b = c * pool.chunk;
+      pool.fn(pool.ctx, b, GPUX__MIN(b + pool.chunk, pool.n));
+    }
   }
 }
 
@@ -142,7 +161,7 @@ static void *worker(void *arg) {
     gpux__scratch_sync(); /* task scratch as large as any thread's, before joining the job */
     worker_t *w = &pool.workers[me];
     atomic_store(&w->inside, 1);
-    if (atomic_load(&pool.state) == s) run_chunks();
+    if (atomic_load(&pool.state) == s) run_chunks(me + 1);
     atomic_store(&w->inside, 0);
     if (atomic_load(&pool.caller_waits)) {
       pthread_mutex_lock(&pool.lock); /* wake a caller waiting (it looks at every worker again) */
@@ -161,7 +180,7 @@ static void pool_start(void) {
   }
   if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
   if (n < 1) n = 1;
-  if (n > 256) n = 256;
+  if (n > POOL_MAX) n = POOL_MAX;
   const char *work = getenv("GPUX_POOL_WORK");
   if (work && atof(work) > 0) work_per_thread = atof(work);
   pool.workers = aligned_alloc(64, (size_t)n * sizeof *pool.workers); /* a line each */
@@ -251,7 +270,12 @@ static void run_job(int64_t n, int64_t grain, int threads, gpux__range_fn fn, vo
   pool.ctx = ctx;
   pool.n = n;
   pool.chunk = chunk;
-  atomic_store(&pool.next, 0);
+  pool.parts = t;
+  int64_t chunks = (n + chunk - 1) / chunk;
+  for (int i = 0; i < t; i++) { /* as equal as whole chunks allow, in order */
+    atomic_store_explicit(&shares[i].next, i * chunks / t, memory_order_relaxed);
+    shares[i].end = (i + 1) * chunks / t;
+  }
   uint64_t s = (JOB_SEQ(atomic_load(&pool.state)) + 1) << 10 | (uint64_t)helpers << 1;
   atomic_store(&pool.state, s); /* open */
   for (int i = 0; i < helpers; i++) { /* wake the sleepers the job asks for, and only those */
@@ -262,7 +286,7 @@ static void run_job(int64_t n, int64_t grain, int threads, gpux__range_fn fn, vo
     pthread_mutex_unlock(&w->lock);
   }
   inside_job = 1;
-  run_chunks();
+  run_chunks(0);
   inside_job = 0;
   atomic_store(&pool.state, s | JOB_CLOSED); /* closed: no worker joins any more */
   int64_t start = 0;
