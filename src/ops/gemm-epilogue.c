@@ -104,6 +104,14 @@ __attribute__((target("avx512f"), always_inline)) static inline __m512 gelu_tanh
 #define GELU_ROW(NAME, F)                                                                   \
   __attribute__((target("avx512f"))) static void NAME(float *y, int64_t n) {                \
     int64_t i = 0;                                                                          \
+    for (; i + 64 <= n; i += 64) { /* four chains at a time: each is a long dependent chain */ \
+      __m512 a = F(_mm512_loadu_ps(y + i)), b = F(_mm512_loadu_ps(y + i + 16));             \
+      __m512 c = F(_mm512_loadu_ps(y + i + 32)), d = F(_mm512_loadu_ps(y + i + 48));        \
+      _mm512_storeu_ps(y + i, a);                                                           \
+      _mm512_storeu_ps(y + i + 16, b);                                                      \
+      _mm512_storeu_ps(y + i + 32, c);                                                      \
+      _mm512_storeu_ps(y + i + 48, d);                                                      \
+    }                                                                                       \
     for (; i + 32 <= n; i += 32) { /* two chains at a time */                               \
       __m512 a = F(_mm512_loadu_ps(y + i)), b = F(_mm512_loadu_ps(y + i + 16));             \
       _mm512_storeu_ps(y + i, a);                                                           \

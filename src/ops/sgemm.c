@@ -289,10 +289,11 @@ kernel_pa(const int ROWS, int64_t kc, const float *ap, const float *b, float *c,
       _mm_prefetch(pf + 192, _MM_HINT_T1);
       STEP;
     }
-  } else {
-    for (; r < npf; r++, pf += 64) {
+  } else if (npf > 0) { /* one line every kc / npf steps: a few requests in flight at a time */
+    int64_t every = kc / npf;
+    for (int64_t l = 0; l < npf; l++, pf += 64) {
       _mm_prefetch(pf, _MM_HINT_T1);
-      STEP;
+      for (int64_t e = r + every; r < e; r++) STEP;
     }
   }
   for (; r < kc; r++) STEP;
