@@ -62,6 +62,7 @@ typedef struct {
                            for stride 1 (see layout_init) */
   int64_t sub;          /* floats per sub-plane: hs * ws (stride 1: hs + 1 rows) */
   int64_t plane;        /* floats per channel: sh * sw * sub */
+  uint64_t used;        /* sub-planes some tap reads: bit a * sw + b (all where sh * sw > 64) */
 } split_layout;
 
 static void layout_init(const gpux__conv2d *p, split_layout *l) {
@@ -77,7 +78,15 @@ static void layout_init(const gpux__conv2d *p, split_layout *l) {
     l->sub = (l->hs + 1) * l->ws;
   }
   l->plane = p->sh * p->sw * l->sub;
+  /* a 1x1 kernel of stride 2 reads one sub-plane of four: the others are neither zeroed nor
+   * filled (a vector's lanes past a run, dropped, may read them) */
+  l->used = p->sh * p->sw > 64 ? ~(uint64_t)0 : 0;
+  for (int64_t i = 0; i < p->kh && p->sh * p->sw <= 64; i++)
+    for (int64_t j = 0; j < p->kw; j++) l->used |= (uint64_t)1 << (((i * p->dh) % p->sh) * p->sw + (j * p->dw) % p->sw);
 }
+
+/* Whether some tap reads sub-plane s (a * sw + b) of l. */
+static int sub_used(const split_layout *l, int64_t s) { return s >= 64 || (l->used >> s & 1); }
 
 /* Where tap (i, j) of output 0 is, from its channel's first sub-plane. */
 static int64_t tap_offset(const gpux__conv2d *p, const split_layout *l, int64_t i, int64_t j) {
@@ -85,7 +94,7 @@ static int64_t tap_offset(const gpux__conv2d *p, const split_layout *l, int64_t 
   return ((r % p->sh) * p->sw + c % p->sw) * l->sub + (r / p->sh) * l->ws + c / p->sw;
 }
 
-/* ev[i] = src[2i], od[i] = src[2i + 1] for the n floats of src. */
+/* ev[i] = src[2i], od[i] = src[2i + 1] for the n floats of src (either may be NULL: not written). */
 TARGET static void deinterleave2(const float *src, int64_t n, float *ev, float *od) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
@@ -94,10 +103,11 @@ TARGET static void deinterleave2(const float *src, int64_t n, float *ev, float *
     __m256 o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
     e = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
     o = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
-    _mm256_storeu_ps(ev + i / 2, e);
-    _mm256_storeu_ps(od + i / 2, o);
+    if (ev) _mm256_storeu_ps(ev + i / 2, e);
+    if (od) _mm256_storeu_ps(od + i / 2, o);
   }
-  for (; i < n; i++) (i & 1 ? od : ev)[i / 2] = src[i];
+  for (; i < n; i++)
+    if (i & 1 ? od : ev) (i & 1 ? od : ev)[i / 2] = src[i];
 }
 
 /* Lays plane x [h, w] out as l describes into dst [sh * sw * sub] (zeros outside X). */
@@ -113,9 +123,12 @@ static void split_plane(const gpux__conv2d *p, const split_layout *l, const floa
     }
     return;
   }
-  memset(dst, 0, (size_t)l->plane * sizeof *dst);
+  for (int64_t sp = 0; sp < p->sh * p->sw; sp++)
+    if (sub_used(l, sp)) memset(dst + sp * l->sub, 0, (size_t)l->sub * sizeof *dst);
   for (int64_t ih = 0; ih < p->h; ih++) {
-    int64_t r = ih + p->pt, a = r % p->sh, rs = r / p->sh;
+    int64_t r = ih + p->pt, a = r % p->sh, rs = r / p->sh, any = 0;
+    for (int64_t b = 0; b < p->sw && !any; b++) any = sub_used(l, a * p->sw + b);
+    if (!any) continue; /* no tap reads this row */
     const float *src = x + ih * p->w_;
     if (p->sw == 1) {
       memcpy(dst + a * l->sub + rs * l->ws + p->pl, src, (size_t)p->w_ * sizeof *src);
@@ -123,9 +136,10 @@ static void split_plane(const gpux__conv2d *p, const split_layout *l, const floa
       int64_t be = p->pl % 2;
       float *ev = dst + (a * 2 + be) * l->sub + rs * l->ws + p->pl / 2;
       float *od = dst + (a * 2 + 1 - be) * l->sub + rs * l->ws + (1 + p->pl) / 2;
-      deinterleave2(src, p->w_, ev, od);
+      deinterleave2(src, p->w_, sub_used(l, a * 2 + be) ? ev : NULL, sub_used(l, a * 2 + 1 - be) ? od : NULL);
     } else {
       for (int64_t b = 0; b < p->sw; b++) { /* the columns iw with (iw + pl) % sw == b */
+        if (!sub_used(l, a * p->sw + b)) continue;
         int64_t iw0 = ((b - p->pl) % p->sw + p->sw) % p->sw;
         float *d = dst + (a * p->sw + b) * l->sub + rs * l->ws + (iw0 + p->pl) / p->sw;
         for (int64_t iw = iw0, o = 0; iw < p->w_; iw += p->sw, o++) d[o] = src[iw];
