@@ -76,6 +76,15 @@ TARGET512 static void finish_interleaved(float *sums, int64_t np, int nc, int64_
   gpux__ep16_run(sums, sums, NULL, np * 16, vb, vs, vt, e);
 }
 
+/* The kernel rows [*i0, *i1) of output row oh that read rows of X, not padding (the others add
+ * only zeros: on planes a few rows high, most of a 5 x 5 window). */
+static void live_rows(const gpux__conv2d *p, int64_t oh, int64_t *i0, int64_t *i1) {
+  int64_t top = oh * p->sh - p->pt; /* X's row under kernel row 0 */
+  *i0 = top >= 0 ? 0 : GPUX__MIN(p->kh, (-top + p->dh - 1) / p->dh);
+  *i1 = top >= p->h ? 0 : GPUX__MIN(p->kh, (p->h - top + p->dh - 1) / p->dh);
+  if (*i1 < *i0) *i1 = *i0;
+}
+
 typedef struct {
   const gpux__conv2d *p;
   const float *wk;          /* [blocks][kh * kw][16] the weights interleaved */
@@ -143,13 +152,16 @@ static void dw16_tasks(void *ctx, int64_t begin, int64_t end) {
     }
     const float *wb = j->wk + blk * p->kh * p->kw * 16;
     for (int64_t oh = oh0; oh < oh1; oh++) {
-      const float *in = buf + (oh * p->sh - r0) * wp * 16;
+      int64_t i0, i1;
+      live_rows(p, oh, &i0, &i1);
+      const float *in = buf + (oh * p->sh - r0 + i0 * p->dh) * wp * 16, *wr = wb + i0 * p->kw * 16;
+      int64_t kh = i1 - i0;
       float *out = sums + (oh - oh0) * p->ow * 16;
       int64_t q = 0;
-      for (; q + 8 <= p->ow; q += 8) dw_row8(in + q * p->sw * 16, wb, p->kh, p->kw, wp, p->sw, p->dh, p->dw, out + q * 16);
-      if (q + 4 <= p->ow) dw_row4(in + q * p->sw * 16, wb, p->kh, p->kw, wp, p->sw, p->dh, p->dw, out + q * 16), q += 4;
-      if (q + 2 <= p->ow) dw_row2(in + q * p->sw * 16, wb, p->kh, p->kw, wp, p->sw, p->dh, p->dw, out + q * 16), q += 2;
-      if (q < p->ow) dw_row1(in + q * p->sw * 16, wb, p->kh, p->kw, wp, p->sw, p->dh, p->dw, out + q * 16);
+      for (; q + 8 <= p->ow; q += 8) dw_row8(in + q * p->sw * 16, wr, kh, p->kw, wp, p->sw, p->dh, p->dw, out + q * 16);
+      if (q + 4 <= p->ow) dw_row4(in + q * p->sw * 16, wr, kh, p->kw, wp, p->sw, p->dh, p->dw, out + q * 16), q += 4;
+      if (q + 2 <= p->ow) dw_row2(in + q * p->sw * 16, wr, kh, p->kw, wp, p->sw, p->dh, p->dw, out + q * 16), q += 2;
+      if (q < p->ow) dw_row1(in + q * p->sw * 16, wr, kh, p->kw, wp, p->sw, p->dh, p->dw, out + q * 16);
     }
     /* back into Y's planes: the strip's rows are one run of each plane */
     int64_t np = (oh1 - oh0) * p->ow;
@@ -257,11 +269,13 @@ static void dwr_tasks(void *ctx, int64_t begin, int64_t end) {
     }
     float *y = p->y + plane * os;
     for (int64_t oh = oh0; oh < oh1; oh++) {
-      const float *in = buf + (oh * p->sh - r0) * wp;
+      int64_t i0, i1;
+      live_rows(p, oh, &i0, &i1);
+      const float *in = buf + (oh * p->sh - r0 + i0 * p->dh) * wp, *wr = w + i0 * p->kw;
       float *yr = y + oh * p->ow;
       for (int64_t q = 0; q < p->ow; q += 64) {
         int64_t nout = GPUX__MIN(64, p->ow - q);
-        dwr_fns[p->sw - 1][(nout + 15) / 16 - 1](in + q * p->sw, wp, w, p->kh, p->kw, p->dh, p->dw, yr + q, nout);
+        dwr_fns[p->sw - 1][(nout + 15) / 16 - 1](in + q * p->sw, wp, wr, i1 - i0, p->kw, p->dh, p->dw, yr + q, nout);
       }
     }
     float *ys = y + oh0 * p->ow;
