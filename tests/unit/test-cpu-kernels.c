@@ -466,6 +466,33 @@ static void test_pool_ops(void **state) {
   assert_true(ops_compared > 300);
 }
 
+/* Transpose of random 2-D to 4-D float32 tensors (4-byte elements: 16 x 16 register tiles where
+ * the CPU has AVX-512, partial tiles at the edges) against the float64 copy (element by element). */
+static void test_transpose(void **state) {
+  (void)state;
+  for (int c = 0; c < 300; c++) {
+    int r = (int)rnd(2, 4);
+    int64_t dims[4], perm[4];
+    for (int d = 0; d < r; d++) dims[d] = rnd(1, d == r - 1 || d == 0 ? 70 : 6), perm[d] = d;
+    for (int d = r - 1; d > 0; d--) { /* a random permutation */
+      int e = (int)rnd(0, d);
+      int64_t t = perm[d];
+      perm[d] = perm[e], perm[e] = t;
+    }
+    gpux_tensor x = rand_tensor(GPUX_DT_FLOAT, r, dims), x64 = to_f64(&x), y = {0}, y64 = {0};
+    gpux__attr attrs[1] = {{.name = "perm", .type = GPUX_ATTR_INTS, .n = r, .ints = perm}};
+    const gpux_tensor *in[1] = {&x}, *in64[1] = {&x64};
+    assert_int_equal(run_op("Transpose", attrs, 1, in, 1, &y), 0);
+    assert_int_equal(run_op("Transpose", attrs, 1, in64, 1, &y64), 0);
+    assert_int_equal(gpux_tensor_count(&y), gpux_tensor_count(&x));
+    for (int64_t i = 0; i < gpux_tensor_count(&y); i++)
+      if (((float *)y.data)[i] != (float)((double *)y64.data)[i])
+        fail_msg("Transpose case %d rank %d: y[%lld] = %g, want %g", c, r, (long long)i, ((float *)y.data)[i],
+                 ((double *)y64.data)[i]);
+    gpux_tensor_free(&x), gpux_tensor_free(&x64), gpux_tensor_free(&y), gpux_tensor_free(&y64);
+  }
+}
+
 /* MatMul of a (batched) A by one B on float32 (the direct kernels for M >= 8, N >= 16) and on
  * float64 (OpenBLAS). */
 /* A [b, m, k] times B [k, n], or with `batched` B [b, k, n] (a product per item) */
@@ -694,6 +721,7 @@ static void test_log_f(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_log_f),
+    cmocka_unit_test(test_transpose),
     cmocka_unit_test(test_conv_gemm),
     cmocka_unit_test(test_conv_packed_node),
     cmocka_unit_test(test_implicit_gemm),
