@@ -78,10 +78,15 @@ TARGET512 static void finish_interleaved(float *sums, int64_t np, int nc, int64_
 
 /* The kernel rows [*i0, *i1) of output row oh that read rows of X, not padding (the others add
  * only zeros: on planes a few rows high, most of a 5 x 5 window). */
-static void live_rows(const gpux__conv2d *p, int64_t oh, int64_t *i0, int64_t *i1) {
+static inline void live_rows(const gpux__conv2d *p, int64_t oh, int64_t *i0, int64_t *i1) {
   int64_t top = oh * p->sh - p->pt; /* X's row under kernel row 0 */
-  *i0 = top >= 0 ? 0 : GPUX__MIN(p->kh, (-top + p->dh - 1) / p->dh);
-  *i1 = top >= p->h ? 0 : GPUX__MIN(p->kh, (p->h - top + p->dh - 1) / p->dh);
+  if (p->dh == 1) { /* (no divisions: this runs for every output row) */
+    *i0 = top >= 0 ? 0 : GPUX__MIN(p->kh, -top);
+    *i1 = top >= p->h ? 0 : GPUX__MIN(p->kh, p->h - top);
+  } else {
+    *i0 = top >= 0 ? 0 : GPUX__MIN(p->kh, (-top + p->dh - 1) / p->dh);
+    *i1 = top >= p->h ? 0 : GPUX__MIN(p->kh, (p->h - top + p->dh - 1) / p->dh);
+  }
   if (*i1 < *i0) *i1 = *i0;
 }
 
