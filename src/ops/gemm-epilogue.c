@@ -34,97 +34,110 @@ static inline __attribute__((always_inline)) void finish_row(float *restrict y, 
 #include <immintrin.h>
 #define GELU16 1
 
-/* exp_f on 16 lanes: its operations in its order, none fused, so every lane is what exp_f gives. */
-__attribute__((target("avx512f"), always_inline)) static inline __m512 exp16(__m512 x) {
-  __m512 lo = _mm512_set1_ps(-103.972084f), hi = _mm512_set1_ps(88.7228394f), big = _mm512_set1_ps(12582912.0f);
-  __m512 xc = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), x, lo); /* NaN passes */
-  xc = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xc, hi, _CMP_GT_OQ), xc, hi);
-  __m512 fn = _mm512_add_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)), big);
-  __m512i n = _mm512_sub_epi32(_mm512_castps_si512(fn), _mm512_set1_epi32(0x4B400000));
-  fn = _mm512_sub_ps(fn, big);
-  __m512 r = _mm512_add_ps(_mm512_sub_ps(xc, _mm512_mul_ps(fn, _mm512_set1_ps(0.693359375f))),
-                           _mm512_mul_ps(fn, _mm512_set1_ps(2.12194440e-4f)));
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(p, _mm512_mul_ps(r, r)), r), _mm512_set1_ps(1.0f));
-  /* n / 2 rounded toward zero, as C's division */
-  __m512i n1 = _mm512_srai_epi32(_mm512_add_epi32(n, _mm512_srli_epi32(n, 31)), 1), n2 = _mm512_sub_epi32(n, n1);
-  __m512i b127 = _mm512_set1_epi32(127), m8 = _mm512_set1_epi32(0xff);
-  __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_and_si512(_mm512_add_epi32(n1, b127), m8), 23));
-  __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_and_si512(_mm512_add_epi32(n2, b127), m8), 23));
-  return _mm512_mul_ps(_mm512_mul_ps(p, s1), s2);
+/* The 16-lane functions below work on NV vectors in lockstep, each step on all of them before the
+ * next: one vector's value is a chain of some fifty dependent operations, which the core overlaps
+ * with other vectors' only as far as its scheduler reaches; side by side, 8 chains keep both
+ * vector ports busy. Each lane is still computed in the scalar function's order, none fused. */
+#define NV 8
+#define EACH(...) _Pragma("GCC unroll 8") for (int q = 0; q < NV; q++) { __VA_ARGS__; }
+
+/* exp_f on NV x 16 lanes, in place: its operations in its order, so every lane is what exp_f
+ * gives. */
+__attribute__((target("avx512f"), always_inline)) static inline void exp16(__m512 *x) {
+  const __m512 lo = _mm512_set1_ps(-103.972084f), hi = _mm512_set1_ps(88.7228394f), big = _mm512_set1_ps(12582912.0f);
+  __m512 r[NV], p[NV];
+  __m512i n[NV];
+  EACH(x[q] = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x[q], lo, _CMP_LT_OQ), x[q], lo)) /* NaN passes */
+  EACH(x[q] = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x[q], hi, _CMP_GT_OQ), x[q], hi))
+  EACH(p[q] = _mm512_add_ps(_mm512_mul_ps(x[q], _mm512_set1_ps(1.44269504088896341f)), big))
+  EACH(n[q] = _mm512_sub_epi32(_mm512_castps_si512(p[q]), _mm512_set1_epi32(0x4B400000)))
+  EACH(p[q] = _mm512_sub_ps(p[q], big))
+  EACH(r[q] = _mm512_add_ps(_mm512_sub_ps(x[q], _mm512_mul_ps(p[q], _mm512_set1_ps(0.693359375f))),
+                            _mm512_mul_ps(p[q], _mm512_set1_ps(2.12194440e-4f))))
+  EACH(p[q] = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(1.9875691500e-4f), r[q]), _mm512_set1_ps(1.3981999507e-3f)))
+  EACH(p[q] = _mm512_add_ps(_mm512_mul_ps(p[q], r[q]), _mm512_set1_ps(8.3334519073e-3f)))
+  EACH(p[q] = _mm512_add_ps(_mm512_mul_ps(p[q], r[q]), _mm512_set1_ps(4.1665795894e-2f)))
+  EACH(p[q] = _mm512_add_ps(_mm512_mul_ps(p[q], r[q]), _mm512_set1_ps(1.6666665459e-1f)))
+  EACH(p[q] = _mm512_add_ps(_mm512_mul_ps(p[q], r[q]), _mm512_set1_ps(5.0000001201e-1f)))
+  EACH(p[q] = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(p[q], _mm512_mul_ps(r[q], r[q])), r[q]), _mm512_set1_ps(1.0f)))
+  /* 2^n as 2^(n/2) 2^(n - n/2), n / 2 rounded toward zero as C's division */
+  const __m512i b127 = _mm512_set1_epi32(127), m8 = _mm512_set1_epi32(0xff);
+  EACH(__m512i n1 = _mm512_srai_epi32(_mm512_add_epi32(n[q], _mm512_srli_epi32(n[q], 31)), 1);
+       __m512i n2 = _mm512_sub_epi32(n[q], n1);
+       __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_and_si512(_mm512_add_epi32(n1, b127), m8), 23));
+       __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_and_si512(_mm512_add_epi32(n2, b127), m8), 23));
+       x[q] = _mm512_mul_ps(_mm512_mul_ps(p[q], s1), s2))
 }
 
-/* gelu_f on 16 lanes, exactly as gelu_f computes each. */
-__attribute__((target("avx512f"), always_inline)) static inline __m512 gelu16(__m512 v) {
-  __m512 a = _mm512_mul_ps(_mm512_abs_ps(v), _mm512_set1_ps((float)M_SQRT1_2));
-  __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), _mm512_mul_ps(_mm512_set1_ps(0.5f), a)));
+/* gelu_f on NV x 16 lanes, in place, exactly as gelu_f computes each. */
+__attribute__((target("avx512f"), always_inline)) static inline void gelu16(__m512 *v) {
   static const float c[10] = {0.17087277f, -0.82215223f, 1.48851587f, -1.13520398f, 0.27886807f,
                               -0.18628806f, 0.09678418f, 0.37409196f, 1.00002368f, -1.26551223f};
-  __m512 p = _mm512_mul_ps(t, _mm512_set1_ps(c[0]));
-  for (int i = 1; i < 9; i++) p = _mm512_mul_ps(t, _mm512_add_ps(_mm512_set1_ps(c[i]), p));
-  p = _mm512_add_ps(_mm512_set1_ps(c[9]), p);
-  __m512 e = _mm512_mul_ps(t, exp16(_mm512_sub_ps(p, _mm512_mul_ps(a, a))));
-  __mmask16 pos = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GE_OQ);
-  __m512 sel = _mm512_mask_blend_ps(pos, e, _mm512_sub_ps(_mm512_set1_ps(2.0f), e));
-  return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v), sel);
+  __m512 a[NV], t[NV], p[NV];
+  EACH(a[q] = _mm512_mul_ps(_mm512_abs_ps(v[q]), _mm512_set1_ps((float)M_SQRT1_2)))
+  EACH(t[q] = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), _mm512_mul_ps(_mm512_set1_ps(0.5f), a[q]))))
+  EACH(p[q] = _mm512_mul_ps(t[q], _mm512_set1_ps(c[0])))
+  for (int i = 1; i < 9; i++) EACH(p[q] = _mm512_mul_ps(t[q], _mm512_add_ps(_mm512_set1_ps(c[i]), p[q])))
+  EACH(p[q] = _mm512_sub_ps(_mm512_add_ps(_mm512_set1_ps(c[9]), p[q]), _mm512_mul_ps(a[q], a[q])))
+  exp16(p);
+  EACH(__m512 e = _mm512_mul_ps(t[q], p[q]);
+       __mmask16 pos = _mm512_cmp_ps_mask(v[q], _mm512_setzero_ps(), _CMP_GE_OQ);
+       __m512 sel = _mm512_mask_blend_ps(pos, e, _mm512_sub_ps(_mm512_set1_ps(2.0f), e));
+       v[q] = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v[q]), sel))
 }
 
-/* tanh_f on 16 lanes, exactly as tanh_f computes each. */
-__attribute__((target("avx512f"), always_inline)) static inline __m512 tanh16(__m512 x) {
-  __m512 a = _mm512_abs_ps(x), z = _mm512_mul_ps(x, x);
-  __m512 small = _mm512_set1_ps(-5.70498872745e-3f);
-  small = _mm512_add_ps(_mm512_mul_ps(small, z), _mm512_set1_ps(2.06390887954e-2f));
-  small = _mm512_sub_ps(_mm512_mul_ps(small, z), _mm512_set1_ps(5.37397155531e-2f));
-  small = _mm512_add_ps(_mm512_mul_ps(small, z), _mm512_set1_ps(1.33314422036e-1f));
-  small = _mm512_sub_ps(_mm512_mul_ps(small, z), _mm512_set1_ps(3.33332819422e-1f));
-  small = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(small, z), x), x);
-  __m512 one = _mm512_set1_ps(1.0f);
-  __m512 large = _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f),
-                                                  _mm512_add_ps(exp16(_mm512_mul_ps(_mm512_set1_ps(2.0f), a)), one)));
-  __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
-  __m512i lb = _mm512_castps_si512(large);
-  large = _mm512_castsi512_ps(_mm512_mask_xor_epi32(lb, neg, lb, _mm512_set1_epi32((int)0x80000000u)));
-  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(0.625f), _CMP_LT_OQ), large, small);
+/* tanh_f on NV x 16 lanes, in place, exactly as tanh_f computes each. */
+__attribute__((target("avx512f"), always_inline)) static inline void tanh16(__m512 *x) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  __m512 z[NV], small[NV], e[NV];
+  EACH(z[q] = _mm512_mul_ps(x[q], x[q]))
+  EACH(small[q] = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(-5.70498872745e-3f), z[q]), _mm512_set1_ps(2.06390887954e-2f)))
+  EACH(small[q] = _mm512_sub_ps(_mm512_mul_ps(small[q], z[q]), _mm512_set1_ps(5.37397155531e-2f)))
+  EACH(small[q] = _mm512_add_ps(_mm512_mul_ps(small[q], z[q]), _mm512_set1_ps(1.33314422036e-1f)))
+  EACH(small[q] = _mm512_sub_ps(_mm512_mul_ps(small[q], z[q]), _mm512_set1_ps(3.33332819422e-1f)))
+  EACH(small[q] = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(small[q], z[q]), x[q]), x[q]))
+  EACH(e[q] = _mm512_mul_ps(_mm512_set1_ps(2.0f), _mm512_abs_ps(x[q])))
+  exp16(e);
+  EACH(__m512 large = _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e[q], one)));
+       __mmask16 neg = _mm512_cmp_ps_mask(x[q], _mm512_setzero_ps(), _CMP_LT_OQ);
+       __m512i lb = _mm512_castps_si512(large);
+       large = _mm512_castsi512_ps(_mm512_mask_xor_epi32(lb, neg, lb, _mm512_set1_epi32((int)0x80000000u)));
+       __mmask16 below = _mm512_cmp_ps_mask(_mm512_abs_ps(x[q]), _mm512_set1_ps(0.625f), _CMP_LT_OQ);
+       x[q] = _mm512_mask_blend_ps(below, large, small[q]))
 }
 
-/* gelu_tanh_f on 16 lanes, exactly as gelu_tanh_f computes each. */
-__attribute__((target("avx512f"), always_inline)) static inline __m512 gelu_tanh16(__m512 v) {
-  __m512 cube = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), v), v), v);
-  __m512 t = tanh16(_mm512_mul_ps(_mm512_set1_ps((float)SQRT_2_OVER_PI), _mm512_add_ps(v, cube)));
-  return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v), _mm512_add_ps(_mm512_set1_ps(1.0f), t));
+/* gelu_tanh_f on NV x 16 lanes, in place, exactly as gelu_tanh_f computes each. */
+__attribute__((target("avx512f"), always_inline)) static inline void gelu_tanh16(__m512 *v) {
+  __m512 t[NV];
+  EACH(__m512 cube = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), v[q]), v[q]), v[q]);
+       t[q] = _mm512_mul_ps(_mm512_set1_ps((float)SQRT_2_OVER_PI), _mm512_add_ps(v[q], cube)))
+  tanh16(t);
+  EACH(v[q] = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v[q]), _mm512_add_ps(_mm512_set1_ps(1.0f), t[q])))
 }
 
-/* GELU (erf, or tanh with tanh set) on a row of n floats, 16 at a time: the same values as
- * finish_row's loop, faster (-O2 keeps that loop to 8 lanes, one polynomial chain at a time). */
-#define GELU_ROW(NAME, F)                                                                   \
-  __attribute__((target("avx512f"))) static void NAME(float *y, int64_t n) {                \
-    int64_t i = 0;                                                                          \
-    for (; i + 64 <= n; i += 64) { /* four chains at a time: each is a long dependent chain */ \
-      __m512 a = F(_mm512_loadu_ps(y + i)), b = F(_mm512_loadu_ps(y + i + 16));             \
-      __m512 c = F(_mm512_loadu_ps(y + i + 32)), d = F(_mm512_loadu_ps(y + i + 48));        \
-      _mm512_storeu_ps(y + i, a);                                                           \
-      _mm512_storeu_ps(y + i + 16, b);                                                      \
-      _mm512_storeu_ps(y + i + 32, c);                                                      \
-      _mm512_storeu_ps(y + i + 48, d);                                                      \
-    }                                                                                       \
-    for (; i + 32 <= n; i += 32) { /* two chains at a time */                               \
-      __m512 a = F(_mm512_loadu_ps(y + i)), b = F(_mm512_loadu_ps(y + i + 16));             \
-      _mm512_storeu_ps(y + i, a);                                                           \
-      _mm512_storeu_ps(y + i + 16, b);                                                      \
-    }                                                                                       \
-    for (; i < n; i += 16) {                                                                \
-      __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);    \
-      _mm512_mask_storeu_ps(y + i, m, F(_mm512_maskz_loadu_ps(m, y + i)));                 \
-    }                                                                                       \
-  }
-GELU_ROW(gelu_row16, gelu16)
-GELU_ROW(gelu_tanh_row16, gelu_tanh16)
-#undef GELU_ROW
+/* GELU (erf, or tanh with tanh set) on rows rows of n floats of y, ldy apart, NV vectors of 16
+ * at a time: the same values as finish_row's loop, faster (-O2 keeps that loop to 8 lanes, one
+ * polynomial chain at a time). */
+__attribute__((target("avx512f"))) static void gelu_rows16(float *y, int64_t ldy, int64_t rows, int64_t n, int tanh) {
+  float *at[NV];
+  __mmask16 mk[NV];
+  int used = 0;
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t i = 0; i < n; i += 16) {
+      at[used] = y + r * ldy + i;
+      mk[used] = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+      if (++used < NV && (r + 1 < rows || i + 16 < n)) continue;
+      for (int q = used; q < NV; q++) at[q] = at[0], mk[q] = 0; /* computed on zeros, not stored */
+      __m512 v[NV];
+      EACH(v[q] = _mm512_maskz_loadu_ps(mk[q], at[q]))
+      if (tanh) gelu_tanh16(v);
+      else gelu16(v);
+      EACH(_mm512_mask_storeu_ps(at[q], mk[q], v[q]))
+      used = 0;
+    }
+}
+#undef EACH
+#undef NV
 
 static int have_avx512(void) {
   static int have = -1;
@@ -144,13 +157,15 @@ GPUX_VECTORIZE void gpux__gemm_finish(float *c, int64_t ldc, int64_t rows, int64
   const float *res = e && e->res ? e->res + row0 * e->ldr + col0 : NULL;
 #if GELU16
   if ((act == GPUX_GEMM_ACT_GELU || act == GPUX_GEMM_ACT_GELU_TANH) && have_avx512()) {
-    for (int64_t r = 0; r < rows; r++) {
+    for (int64_t r = 0; r < rows && bias; r++) {
       float *restrict y = c + r * ldc;
-      const float *restrict rr = res ? res + r * e->ldr : NULL;
-      if (bias) FOR8(i, n, y[i] += bias[i]);
-      if (act == GPUX_GEMM_ACT_GELU) gelu_row16(y, n);
-      else gelu_tanh_row16(y, n);
-      if (rr) FOR8(i, n, y[i] += rr[i]);
+      FOR8(i, n, y[i] += bias[i]);
+    }
+    gelu_rows16(c, ldc, rows, n, act == GPUX_GEMM_ACT_GELU_TANH);
+    for (int64_t r = 0; r < rows && res; r++) {
+      float *restrict y = c + r * ldc;
+      const float *restrict rr = res + r * e->ldr;
+      FOR8(i, n, y[i] += rr[i]);
     }
     return;
   }
