@@ -11,6 +11,7 @@
 # bench JSON says "precision": "fp16", or "fp32" with "precision_note" where the adapter's shaders
 # cannot use f16), after `gpux verify --precision fp16` checks its outputs against the fp32
 # reference with the fp16 gate of docs/benchmarks.md (verify-fp16.txt); FP16=0 leaves it out.
+# CPU_ONLY=1 times only the CPU runtimes (no WebGPU verify or runs, no PyTorch).
 # Then bench/coldstart.py breaks a fresh process's time to its first result down (device steps,
 # pipelines loaded or compiled, buffers and weights, first run against steady runs), with an empty
 # cache and in later processes (COLDSTART=0 leaves it out).
@@ -42,13 +43,15 @@ now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 for m in $models; do
   d=/tmp/models/$m
   [ -f "$d/model.onnx" ] || { echo "{\"case\":\"$m\",\"error\":\"not exported\"}" >> "$out/results.jsonl"; continue; }
-  timeout 120 "$gpux" verify --backend webgpu --rtol 1e-2 --atol 1e-3 --jobs 1 "$d" >> "$out/verify.txt" 2>&1
-  [ -n "$fp16_rts" ] && timeout 120 "$gpux" verify --backend webgpu --precision fp16 --l2 1e-2 --atol-scale 1e-2 --top1 \
+  gpu_rts="gpux-webgpu $fp16_rts ort-webgpu"
+  [ "${CPU_ONLY:-0}" = 1 ] && gpu_rts=
+  [ -n "$gpu_rts" ] && timeout 120 "$gpux" verify --backend webgpu --rtol 1e-2 --atol 1e-3 --jobs 1 "$d" >> "$out/verify.txt" 2>&1
+  [ -n "$gpu_rts" ] && [ -n "$fp16_rts" ] && timeout 120 "$gpux" verify --backend webgpu --precision fp16 --l2 1e-2 --atol-scale 1e-2 --top1 \
     --json --jobs 1 "$d" >> "$out/verify-fp16.txt" 2>&1
   cpu_rts=
   if [ -z "${THREADS:-}" ]; then cpu_rts="ort-cpu gpux-cpu"
   else for t in $THREADS; do cpu_rts="$cpu_rts ort-cpu-t$t gpux-cpu-t$t"; done; fi
-  for rt in gpux-webgpu $fp16_rts ort-webgpu $cpu_rts $base_rts; do
+  for rt in $gpu_rts $cpu_rts $base_rts; do
     th=; case $rt in *-cpu-t*) th="--threads ${rt##*-t}" ;; esac
     be=${rt#gpux-}; be=${be#ort-}; be=${be%-t[0-9]*}
     case $rt in *-fp16) th="--precision fp16"; be=${be%-fp16} ;; esac
@@ -73,7 +76,7 @@ for m in $models; do
     echo "{\"case\":\"$m\",\"runtime\":\"$rt\",\"first_process_ms\":$first,\"warm_process_ms\":$warm,\"bench\":${r:-null}}" >> "$out/results.jsonl"
   done
 done
-[ -n "${NO_TORCH:-}" ] || timeout 300 python3 "$dist/torch-peer.py" --runs "$runs" $models >> "$out/results.jsonl" 2>> "$out/errors.log"
+[ -n "${NO_TORCH:-}" ] || [ "${CPU_ONLY:-0}" = 1 ] || timeout 300 python3 "$dist/torch-peer.py" --runs "$runs" $models >> "$out/results.jsonl" 2>> "$out/errors.log"
 python3 "$dist/device-table.py" "$out/results.jsonl" > "$out/table.md" 2>> "$out/errors.log"
 # where a fresh process's time to its first result goes on WebGPU, with an empty cache and then
 # in ROUNDS later processes (bench/coldstart.py: coldstart.md, coldstart.jsonl); COLDSTART=0 skips it
