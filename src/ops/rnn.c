@@ -1,8 +1,11 @@
 /* rnn.c — the recurrent operators RNN, LSTM and GRU: forward, reverse and bidirectional, custom
  * activations with alpha/beta, clip, sequence_lens, initial states, LSTM peepholes and
  * input_forget, GRU linear_before_reset, and both layouts. Compute is float32 with the input
- * projection of all steps done as one GEMM and one GEMM per step for the recurrence. */
+ * projection of all steps done as one GEMM and one GEMM per step for the recurrence; the default
+ * Tanh and Sigmoid gates use the Tanh and Sigmoid ops' vectorized functions (fastmath.h). */
+#include "ops/simd.h"
 #include "ops/gemm.h"
+#include "ops/fastmath.h"
 #include <math.h>
 #include <strings.h>
 
@@ -35,12 +38,16 @@ static const struct {
 };
 
 /* Applies an activation to n values in place; the switch sits outside the loops. */
+/* The default gates, with the Tanh and Sigmoid ops' own functions (fastmath.h), vectorized. */
+GPUX_SIMD_CLONES static void act_tanh(float *restrict v, int64_t n) { FOR8(i, n, v[i] = tanh_f(v[i])); }
+GPUX_SIMD_CLONES static void act_sigmoid(float *restrict v, int64_t n) { FOR8(i, n, v[i] = 1.0f / (1.0f + exp_f(-v[i]))); }
+
 static void act_apply(const activation *a, float *v, int64_t n) {
   float al = a->alpha, be = a->beta;
   switch (a->kind) {
   case ACT_RELU: for (int64_t i = 0; i < n; i++) v[i] = v[i] > 0 ? v[i] : 0; break;
-  case ACT_TANH: for (int64_t i = 0; i < n; i++) v[i] = tanhf(v[i]); break;
-  case ACT_SIGMOID: for (int64_t i = 0; i < n; i++) v[i] = 1.0f / (1.0f + expf(-v[i])); break;
+  case ACT_TANH: act_tanh(v, n); break;
+  case ACT_SIGMOID: act_sigmoid(v, n); break;
   case ACT_AFFINE: for (int64_t i = 0; i < n; i++) v[i] = al * v[i] + be; break;
   case ACT_LEAKY_RELU: for (int64_t i = 0; i < n; i++) v[i] = v[i] >= 0 ? v[i] : al * v[i]; break;
   case ACT_THRESHOLDED_RELU: for (int64_t i = 0; i < n; i++) v[i] = v[i] > al ? v[i] : 0; break;
