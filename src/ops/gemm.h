@@ -1,7 +1,8 @@
 /* gemm.h — row-major GEMM on OpenBLAS with the threading in gpux's pool (gemm.c), used by
- * linalg.c, conv.c and rnn.c, float32 GEMM on constant weights packed once (sgemm.c), and the
- * bias and activation epilogue of gpux.FusedMatMul (gemm-epilogue.c). BLAS runs single-threaded
- * inside pool tasks, so OpenBLAS's own worker threads never spin on the cores the pool is using. */
+ * linalg.c, conv.c and rnn.c, float32 GEMM on constant weights packed once (sgemm.c; products of
+ * one row: gemv.c), and the bias and activation epilogue of gpux.FusedMatMul (gemm-epilogue.c).
+ * BLAS runs single-threaded inside pool tasks, so OpenBLAS's own worker threads never spin on the
+ * cores the pool is using. */
 #ifndef GPUX_OPS_GEMM_H
 #define GPUX_OPS_GEMM_H
 
@@ -120,6 +121,10 @@ void gpux__sgemm_run(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b
  * block of C as it is stored, not in a second pass over C. */
 void gpux__sgemm_run_ep(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,
                         const float *bias, int load_c, const gpux__gemm_epilogue *ep);
+/* One row: c[0, n] = a[0, k] x B (+ bias[n] when not NULL, or + c itself with load_c; then the
+ * epilogue ep when not NULL), streaming the packed B once, in parallel on the pool (gemv.c). */
+void gpux__sgemv_run(const float *a, const gpux__sgemm_b *b, float *c, const float *bias, int load_c,
+                     const gpux__gemm_epilogue *ep);
 /* A float32 batch (gpux__gemm_batch, alpha 1, beta 0 or 1, A not transposed, at least 16 rows)
  * with each item's B packed on the call into scratch: 0 when done, 1 when not taken (the caller
  * runs it otherwise), or GPUX_E_NOMEM. */

@@ -140,7 +140,8 @@ static int op_matmul(gpux__kctx *k) {
   /* constant 2-D float32 weights: packed on the node's first run (A's batch folds into its rows) */
   const gpux__sgemm_b *pb = a->dtype == GPUX_DT_FLOAT && b->ndim == 2 ? gpux__sgemm_weights(k, 1, 0) : NULL;
   if (pb) {
-    gpux__sgemm_run(batch * m, a->data, ka, pb, y->data, n, NULL, 0);
+    if (batch * m == 1) gpux__sgemv_run(a->data, pb, y->data, NULL, 0, NULL);
+    else gpux__sgemm_run(batch * m, a->data, ka, pb, y->data, n, NULL, 0);
     return 0;
   }
   if (blas_dims_ok(k, m * batch, n, ka)) return k->status;
@@ -249,7 +250,8 @@ static int op_fused_matmul(gpux__kctx *k) {
   /* the packed weights: the epilogue runs on each register block as it is stored */
   const gpux__sgemm_b *pb = ka > 0 && rows && n ? gpux__sgemm_weights(k, 1, tb) : NULL;
   if (pb) {
-    gpux__sgemm_run_ep(rows, a->data, ka, pb, p, n, bf, 0, &ep);
+    if (rows == 1) gpux__sgemv_run(a->data, pb, p, bf, 0, &ep);
+    else gpux__sgemm_run_ep(rows, a->data, ka, pb, p, n, bf, 0, &ep);
   } else if (rows && n) {
     if (ka > 0) {
       if (blas_dims_ok(k, rows, n, ka)) {
@@ -356,7 +358,8 @@ static int op_gemm(gpux__kctx *k) {
   }
   const gpux__sgemm_b *pb = a->dtype == GPUX_DT_FLOAT && !ta && alpha == 1.0 && ka > 0 ? gpux__sgemm_weights(k, 1, tb) : NULL;
   if (pb) {
-    gpux__sgemm_run(m, af, ka, pb, yf, n, NULL, c != NULL);
+    if (m == 1) gpux__sgemv_run(af, pb, yf, NULL, c != NULL, NULL);
+    else gpux__sgemm_run(m, af, ka, pb, yf, n, NULL, c != NULL);
   } else if (ka > 0) {
     gpux__gemm_batch g = {.dbl = dbl, .a = af, .b = bf, .c = yf, .m = m, .n = n, .k = ka, .trans_a = ta,
                .trans_b = tb, .lda = ta ? m : ka, .ldb = tb ? ka : n, .alpha = alpha,

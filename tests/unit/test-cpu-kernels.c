@@ -5,7 +5,7 @@
  * helper (ops/gemm.h) on the one-row and one-column products it runs as matrix-vector ones, and
  * the Conv, ConvTranspose, MaxPool, AveragePool and MatMul kernels on float32 against their
  * float64 paths, and the packed-weight GEMM (ops/sgemm.c) with its AVX2 and AVX-512 kernels,
- * directly and through MatMul's node state and through a 1-D Conv of one input channel whose
+ * directly, on one row (ops/gemv.c) and through MatMul's node state and through a 1-D Conv of one input channel whose
  * windows are its rows (an STFT's), and gpux.FusedMatMul's GELU epilogues (ops/gemm-epilogue.c),
  * whose AVX-512 rows must give gelu_f's and gelu_tanh_f's values bit for bit. */
 #include <setjmp.h>
@@ -282,8 +282,9 @@ static void test_gemm_vector_shapes(void **state) {
 /* ---- the packed-weight GEMM (ops/sgemm.c) ---- */
 
 /* C = A B (+ bias or + C) with B packed for the kernel of panel width nr, against float64; rows
- * of A and C with gaps (lda, ldc) that the kernel must neither read nor write. */
-static void sgemm_case(int64_t m, int64_t k, int64_t n, int trans_b, int extra, int64_t nr) {
+ * of A and C with gaps (lda, ldc) that the kernel must neither read nor write. One row of A with
+ * gemv: the one-row product (ops/gemv.c) instead of the GEMM. */
+static void sgemm_case_on(int64_t m, int64_t k, int64_t n, int trans_b, int extra, int64_t nr, int gemv) {
   int64_t lda = k + rnd(0, 3), ldc = n + rnd(0, 3), ldb = (trans_b ? k : n) + rnd(0, 2);
   float *a = malloc((size_t)(m * lda) * sizeof *a), *b = malloc((size_t)((trans_b ? n : k) * ldb) * sizeof *b);
   float *c = malloc((size_t)(m * ldc) * sizeof *c), *c0 = malloc((size_t)(m * ldc) * sizeof *c0);
@@ -300,7 +301,8 @@ static void sgemm_case(int64_t m, int64_t k, int64_t n, int trans_b, int extra, 
     return;
   }
   assert_int_equal(rc, 0);
-  gpux__sgemm_run(m, a, lda, &pb, c, ldc, extra == 1 ? bias : NULL, extra == 2);
+  if (gemv && m == 1) gpux__sgemv_run(a, &pb, c, extra == 1 ? bias : NULL, extra == 2, NULL);
+  else gpux__sgemm_run(m, a, lda, &pb, c, ldc, extra == 1 ? bias : NULL, extra == 2);
   for (int64_t i = 0; i < m; i++)
     for (int64_t j = 0; j < ldc; j++) {
       if (j >= n) { /* the gap between rows of C */
@@ -318,6 +320,40 @@ static void sgemm_case(int64_t m, int64_t k, int64_t n, int trans_b, int extra, 
     }
   gpux__sgemm_b_free(&pb);
   free(a), free(b), free(c), free(c0), free(bias);
+}
+
+static void sgemm_case(int64_t m, int64_t k, int64_t n, int trans_b, int extra, int64_t nr) {
+  sgemm_case_on(m, k, n, trans_b, extra, nr, 0);
+}
+
+/* The one-row product (ops/gemv.c) on the packed weights of this machine: against float64 with
+ * bias or C, and with gpux.FusedMatMul's epilogue (activation, residual) against the GEMM's. */
+static void test_gemv_packed(void **state) {
+  (void)state;
+  int64_t nr = gpux__sgemm_nr();
+  if (!nr) return;
+  for (int i = 0; i < 60; i++) sgemm_case_on(1, rnd(1, 700), rnd(1, 300), (int)rnd(0, 1), (int)rnd(0, 2), nr, 1);
+  sgemm_case_on(1, 1, 1, 0, 1, nr, 1);
+  sgemm_case_on(1, 3, 5 * nr, 1, 2, nr, 1);
+  sgemm_case_on(1, 1283, 9 * nr + 7, 0, 1, nr, 1); /* several panels a thread, a partial last one */
+  for (int act = GPUX_GEMM_ACT_NONE; act <= GPUX_GEMM_ACT_TANH; act++) {
+    int64_t k = rnd(1, 400), n = rnd(1, 200);
+    float *a = malloc((size_t)k * sizeof *a), *b = malloc((size_t)(k * n) * sizeof *b), *bias = malloc((size_t)n * sizeof *bias);
+    float *res = malloc((size_t)n * sizeof *res), *c = malloc((size_t)n * sizeof *c), *c0 = malloc((size_t)n * sizeof *c0);
+    assert_true(a && b && bias && res && c && c0);
+    for (int64_t j = 0; j < k; j++) a[j] = rndf();
+    for (int64_t j = 0; j < k * n; j++) b[j] = rndf();
+    for (int64_t j = 0; j < n; j++) bias[j] = rndf(), res[j] = rndf();
+    gpux__sgemm_b pb;
+    assert_int_equal(gpux__sgemm_pack(&pb, b, n, 0, k, n, nr), 0);
+    gpux__gemm_epilogue ep = {.act = act, .res = act % 2 ? res : NULL, .ldr = n};
+    gpux__sgemm_run_ep(1, a, k, &pb, c0, n, bias, 0, &ep);
+    gpux__sgemv_run(a, &pb, c, bias, 0, &ep);
+    for (int64_t j = 0; j < n; j++)
+      if (fabs(c[j] - c0[j]) > 1e-5 * (fabs(c0[j]) + 1)) fail_msg("gemv act %d: c[%lld] = %g, want %g", act, (long long)j, c[j], c0[j]);
+    gpux__sgemm_b_free(&pb);
+    free(a), free(b), free(bias), free(res), free(c), free(c0);
+  }
 }
 
 static void test_sgemm_packed(void **state) {
@@ -733,6 +769,7 @@ int main(void) {
     cmocka_unit_test(test_pool_ops),
     cmocka_unit_test(test_matmul),
     cmocka_unit_test(test_sgemm_packed),
+    cmocka_unit_test(test_gemv_packed),
     cmocka_unit_test(test_gemm_finish_gelu),
     cmocka_unit_test(test_matmul_packed_weights),
     cmocka_unit_test(test_conv_windows),
