@@ -8,7 +8,8 @@
  * body has one plan, made from the most bytes each of its intermediates took in any run so far
  * (its shapes may change with what it captures): one that grew is placed again. A node that only
  * reshapes (Reshape, Flatten, Squeeze, Unsqueeze, Identity) and is its input's last reader takes
- * the input's data instead of a copy, the plans keeping that data's place alive for it. */
+ * the input's data instead of a copy, the plans keeping that data's place alive for it; one of a
+ * graph input is a view of the caller's tensor. */
 #include "backend/backend-impl.h"
 #include "core/buffers.h"
 #include "core/memplan.h"
@@ -258,28 +259,41 @@ static void release_dead(frame *f, int i, const unsigned char *is_output) {
   }
 }
 
+enum { MOVE_NONE, MOVE_DATA, MOVE_VIEW };
+
 /* Whether node i only gives its input a new shape (Reshape, Flatten, Squeeze, Unsqueeze,
- * Identity) and is that input's last reader, the input being made by a node of g and neither
- * being a graph output: then its output can take the input's data instead of a copy
- * (move_input). */
+ * Identity), its output not being a graph output: MOVE_DATA when it is the last reader of an
+ * input some node of g made (not a graph output either), whose data its output then takes
+ * instead of a copy (move_input); MOVE_VIEW when the input is a graph input, which the caller
+ * holds for the whole run and nothing writes, so the output can be a view of it. */
 static int movable(const gpux__graph *g, int i, const unsigned char *is_output) {
   static const char *const ops[] = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"};
   const gpux__node *n = &g->nodes[i];
-  if (n->domain[0] || n->n_in < 1 || n->n_out != 1 || n->in[0] < 0 || n->out[0] < 0) return 0;
+  if (n->domain[0] || n->n_in < 1 || n->n_out != 1 || n->in[0] < 0 || n->out[0] < 0) return MOVE_NONE;
   int x = n->in[0], y = n->out[0], known = 0;
   for (size_t o = 0; o < sizeof ops / sizeof ops[0] && !known; o++) known = !strcmp(n->op_type, ops[o]);
   const gpux__value *xv = &g->values[x];
-  return known && xv->producer >= 0 && !xv->is_const && xv->outer < 0 && xv->last_use == i && !is_output[x] &&
-         !is_output[y];
+  if (!known || xv->is_const || xv->outer >= 0 || is_output[y]) return MOVE_NONE;
+  if (xv->is_graph_input && xv->producer < 0) return MOVE_VIEW;
+  return xv->producer >= 0 && xv->last_use == i && !is_output[x] ? MOVE_DATA : MOVE_NONE;
 }
 
 /* After a movable node ran for shapes only: its output takes the data of input x, which no
  * later node reads (a planned place only where the plan extended that place's life for it,
- * else a block x owns), and x is left empty. 0 when it cannot: the node then runs again. */
-static int move_input(frame *f, gpux_tensor *x, gpux_tensor *y, int y_id) {
+ * else a block x owns), and x is left empty; or, for MOVE_VIEW, views x. 0 when it cannot: the
+ * node then runs again. */
+static int move_input(frame *f, int how, int x_id, gpux_tensor *y, int y_id) {
+  gpux_tensor *x = &f->vals[x_id];
   if (x->kind != GPUX_KIND_TENSOR || x->dtype == GPUX_DT_STRING || !x->data || y->kind != GPUX_KIND_TENSOR ||
       y->data || y->dtype != x->dtype || gpux_tensor_count(y) != gpux_tensor_count(x))
     return 0;
+  if (how == MOVE_VIEW) { /* a view of the caller's input, held for the whole run */
+    if (f->borrowed[x_id] != 1) return 0;
+    y->data = x->data;
+    y->nbytes = x->nbytes;
+    y->owns_data = 0;
+    return 1;
+  }
   if (!x->owns_data && !(f->plan && f->plan->moved[y_id])) return 0;
   y->data = x->data;
   y->nbytes = x->nbytes;
@@ -426,10 +440,10 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
     int had_state = !k.state || gpux__state_get(&k), moved = 0;
     if (st->movable[i]) { /* a reshape: shapes only, then the input's data moves over */
       k.shape_only = 1;
-      moved = !n->op->run(&k) && move_input(f, &f->vals[n->in[0]], out[0], n->out[0]);
+      moved = !n->op->run(&k) && move_input(f, st->movable[i], n->in[0], out[0], n->out[0]);
       k.shape_only = 0, k.status = 0, k.needed = 0;
-      if (moved) st->moved[n->out[0]] = 1;
-      else gpux_tensor_free(out[0]); /* it runs as any other node */
+      if (!moved) gpux_tensor_free(out[0]); /* it runs as any other node */
+      else if (st->movable[i] == MOVE_DATA) st->moved[n->out[0]] = 1;
     }
     if (!moved) rc = f->s->backend->run_node ? f->s->backend->run_node(f->s->backend_ctx, &k) : n->op->run(&k);
     if (!had_state && !rc && !f->parent) let_go_replaced(f->s, &k, i); /* a body's node: the weights stay */
