@@ -187,7 +187,8 @@ static void dw16_tasks(void *ctx, int64_t begin, int64_t end) {
  * For column strides 1 and 2 and wide outputs, a task (a plane's strip of output rows) copies its
  * input rows into scratch, padded with zeros (each row once, plain copies, no transposes); then 16
  * consecutive outputs of a row are one vector and each tap one FMA of the tap's weight with 16
- * inputs loaded from the padded row (stride 2: the even lanes of 32, by a permute). The sums are
+ * inputs loaded from the padded row (stride 2: from its even or odd columns, which the copy puts
+ * apart, each half a row). The sums are
  * stored into Y's rows, where the epilogue runs on them while they are in L1. */
 
 typedef struct {
@@ -200,14 +201,14 @@ typedef struct {
 
 /* out[v * 16 + l] (for v * 16 + l < nout) = sum over kernel rows i < kh and columns j < kw of
  * w[i * kw + j] * in[i * dh * wp + SW * (v * 16 + l) + j * dw] (in: the padded input at the first
- * output's first tap): NV vectors of one output row. The kernel rows go to RS sets of
+ * output's first tap; with SW 2 each row of wp floats holds the padded row's even columns, then
+ * its odd ones from wp / 2 on, so that the 16 inputs of a tap are one load): NV vectors of one
+ * output row. The kernel rows go to RS sets of
  * accumulators in turn (NV * RS chains of FMAs, enough to keep the FMA units busy), summed at the
  * end. The hot loop. */
 #define DEF_DWR(NAME, NV, SW, RS)                                                                        \
   TARGET512 static void NAME(const float *in, int64_t wp, const float *w, int64_t kh, int64_t kw,      \
                              int64_t dh, int64_t dw, float *out, int64_t nout) {                         \
-    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);   \
-    (void)even;                                                                                          \
     __m512 acc[RS][NV];                                                                                  \
     _Pragma("GCC unroll 16") for (int a = 0; a < RS * NV; a++) acc[a / NV][a % NV] = _mm512_setzero_ps(); \
     int64_t i = 0;                                                                                       \
@@ -217,12 +218,10 @@ typedef struct {
         const float *ir = in + (i + a) * dh * wp, *wr = w + (i + a) * kw;                                \
         for (int64_t j = 0; j < kw; j++) {                                                               \
           __m512 wv = _mm512_set1_ps(wr[j]);                                                             \
-          const float *ic = ir + j * dw;                                                                 \
-          _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                        \
-            __m512 x = _mm512_loadu_ps(ic + v * SW * 16);                                                \
-            if (SW == 2) x = _mm512_permutex2var_ps(x, even, _mm512_loadu_ps(ic + v * 32 + 16));         \
-            acc[a][v] = _mm512_fmadd_ps(wv, x, acc[a][v]);                                               \
-          }                                                                                              \
+          int64_t o = j * dw; /* stride 2: the tap's column in the row's even or odd half */            \
+          const float *ic = SW == 2 ? ir + (o & 1) * (wp / 2) + (o >> 1) : ir + o;                        \
+          _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                          \
+            acc[a][v] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(ic + v * 16), acc[a][v]);                    \
         }                                                                                                \
       }                                                                                                  \
     }                                                                                                    \
@@ -242,6 +241,31 @@ DEF_DWR(dwr2_3, 3, 2, 3)
 DEF_DWR(dwr2_2, 2, 2, 3)
 DEF_DWR(dwr2_1, 1, 2, 4)
 
+/* How far ahead in X (bytes) a strip's row copies ask for lines. */
+#define AHEAD 2048
+
+/* x[s .. s + 15] with zeros outside [0, n). */
+TARGET512 static inline __m512 load_padded(const float *x, int64_t n, int64_t s) {
+  if (s >= 0) return _mm512_maskz_loadu_ps(gpux__lanes16(n - s), x + s);
+  if (s <= -16) return _mm512_setzero_ps();
+  __m512 u = _mm512_maskz_loadu_ps(gpux__lanes16(n), x); /* x[0 .. 15] to lanes -s .. 15 */
+  __m512i idx = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32((int)s));
+  return _mm512_maskz_permutexvar_ps((__mmask16)(0xffffu << -s), idx, u);
+}
+
+/* dst[e] = row[2e], dst[half + e] = row[2e + 1] for e < half (a multiple of 16), row being X's
+ * row x of n floats after lo zeros and zeros after it: the padded row split into its even and
+ * odd columns. */
+TARGET512 static void split_even_odd(const float *x, int64_t n, int64_t lo, int64_t half, float *dst) {
+  const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+  for (int64_t e = 0; e < half; e += 16) {
+    __m512 a = load_padded(x, n, 2 * e - lo), b = load_padded(x, n, 2 * e + 16 - lo);
+    _mm512_storeu_ps(dst + e, _mm512_permutex2var_ps(a, ev, b));
+    _mm512_storeu_ps(dst + half + e, _mm512_permutex2var_ps(a, od, b));
+  }
+}
+
 typedef void (*dwr_fn)(const float *, int64_t, const float *, int64_t, int64_t, int64_t, int64_t, float *, int64_t);
 static const dwr_fn dwr_fns[2][4] = {{dwr1_1, dwr1_2, dwr1_3, dwr1_4}, {dwr2_1, dwr2_2, dwr2_3, dwr2_4}};
 
@@ -249,11 +273,13 @@ static void dwr_tasks(void *ctx, int64_t begin, int64_t end) {
   dwr_job *j = ctx;
   const gpux__conv2d *p = j->p;
   int64_t taps = p->kh * p->kw, os = p->oh * p->ow, wp = j->wp;
+  /* the strip's padded rows [in_rows][wp] */
   float *buf = gpux__scratch(GPUX__SCRATCH_CONV_TILE, (size_t)(j->in_rows * wp) * sizeof(float));
   if (!buf) {
     atomic_store(&j->failed, 1);
     return;
   }
+  const char *x_end = (const char *)(p->x + p->n * p->c * p->h * p->w_);
   int64_t lo = GPUX__MIN(p->pl, wp), w_in = GPUX__MAX(0, GPUX__MIN(p->w_, wp - p->pl));
   for (int64_t t = begin; t < end; t++) {
     int64_t plane = t / j->strips, oh0 = t % j->strips * j->strip, oh1 = GPUX__MIN(p->oh, oh0 + j->strip);
@@ -268,8 +294,16 @@ static void dwr_tasks(void *ctx, int64_t begin, int64_t end) {
         memset(dst, 0, (size_t)wp * sizeof *dst);
         continue;
       }
+      /* the lines AHEAD bytes on (the rest of the plane, the next plane's first rows) asked for
+       * now: the stream of X crosses a page every few rows, where the hardware's prefetch stops */
+      const char *src = (const char *)(x + ih * p->w_), *ahead = src + AHEAD;
+      for (int64_t l = 0; l < w_in * 4 && ahead + l < x_end; l += 64) _mm_prefetch(ahead + l, _MM_HINT_T0);
+      if (p->sw == 2) {
+        split_even_odd((const float *)src, w_in, lo, wp / 2, dst);
+        continue;
+      }
       memset(dst, 0, (size_t)lo * sizeof *dst);
-      memcpy(dst + lo, x + ih * p->w_, (size_t)w_in * sizeof *dst);
+      memcpy(dst + lo, src, (size_t)w_in * sizeof *dst);
       memset(dst + lo + w_in, 0, (size_t)(wp - lo - w_in) * sizeof *dst);
     }
     float *y = p->y + plane * os;
@@ -280,7 +314,7 @@ static void dwr_tasks(void *ctx, int64_t begin, int64_t end) {
       float *yr = y + oh * p->ow;
       for (int64_t q = 0; q < p->ow; q += 64) {
         int64_t nout = GPUX__MIN(64, p->ow - q);
-        dwr_fns[p->sw - 1][(nout + 15) / 16 - 1](in + q * p->sw, wp, wr, i1 - i0, p->kw, p->dh, p->dw, yr + q, nout);
+        dwr_fns[p->sw - 1][(nout + 15) / 16 - 1](in + q, wp, wr, i1 - i0, p->kw, p->dh, p->dw, yr + q, nout);
       }
     }
     float *ys = y + oh0 * p->ow;
@@ -290,10 +324,12 @@ static void dwr_tasks(void *ctx, int64_t begin, int64_t end) {
 
 static int conv2d_depthwise_rows(const gpux__conv2d *p) {
   dwr_job j = {.p = p};
-  /* a row is read up to the last vector's last lane: 16 * ceil(ow / 16) outputs (32 loaded floats
-   * a vector with stride 2) */
-  int64_t vec_end = ((p->ow + 15) / 16 * 16 - 1) * p->sw + (p->kw - 1) * p->dw + 1 + (p->sw == 2 ? 16 : 0);
-  j.wp = GPUX__MAX(vec_end, p->pl + p->w_);
+  /* a row is read up to the last vector's last lane: 16 * ceil(ow / 16) outputs; with stride 2,
+   * in each half, the even columns and the odd ones, both as long (a multiple of 16) */
+  int64_t vec_end = (p->ow + 15) / 16 * 16 + (p->kw - 1) * p->dw;
+  int64_t half_end = (p->ow + 15) / 16 * 16 + (p->kw - 1) * p->dw / 2;
+  if (p->sw == 2) j.wp = 2 * ((GPUX__MAX(half_end, (p->pl + p->w_ + 1) / 2) + 15) / 16 * 16);
+  else j.wp = GPUX__MAX(vec_end, p->pl + p->w_);
   int64_t halo = (p->kh - 1) * p->dh + 1;
   /* strips of about 32 KB of output and 16 KB of input: what a row of outputs reads, and the
    * epilogue, find in L1 (64 KB of input: stride 2 on 112 x 112, 20% slower) */
