@@ -9,6 +9,7 @@
  * CONV_SHAPES_NOACT=1 in the environment drops the activations (the epilogue's share),
  * CONV_SHAPES_IMPLICIT=1 runs conv-direct.c's implicit GEMM where conv.c runs conv-gemm.c's,
  * CONV_SHAPES_GEMM=1 runs conv-gemm.c's product on every shape of one group and 16 channels or more,
+ * CONV_SHAPES_NHWC=1 that product with X and Y channels last (gpux.ConvNHWC's layout),
  * CONV_SHAPES_COLD=1 times each call after 1 GB of other writes (the operands out of the caches,
  * as in a model), CONV_SHAPES_REPS=F times F times as many calls (for perf record),
  * CONV_SHAPES_THREADS=N runs on N threads by the wall clock, CONV_SHAPES_PLAN=1 prints how each
@@ -147,13 +148,13 @@ int main(int argc, char **argv) {
     gpux__conv_epilogue ep = {.act = getenv("CONV_SHAPES_NOACT") ? GPUX_EP_NONE : (int)s->act, .res = s->res ? r : NULL, .y0 = y};
     gpux__conv2d p = {.x = x, .w = w, .b = b, .y = y, .n = 1, .c = s->c, .m = s->m, .g = s->g, .h = s->h,
                       .w_ = s->h, .kh = s->k, .kw = s->k, .oh = o, .ow = o, .sh = s->s, .sw = s->s, .dh = 1,
-                      .dw = 1, .pt = pad, .pl = pad, .ep = &ep};
+                      .dw = 1, .pt = pad, .pl = pad, .ep = &ep, .channels_last = getenv("CONV_SHAPES_NHWC") != NULL};
     int dw = s->g > 1 && s->g == s->c;
     /* one group and 16 channels or more, a window or a small plane, where a first run takes it
      * (gpux__conv_gemm_first): the product on packed weights, as conv.c runs it */
     gpux__sgemm_b wt = {0};
     int gemm = s->g == 1 && s->c >= 16 && !getenv("CONV_SHAPES_IMPLICIT") &&
-               (getenv("CONV_SHAPES_GEMM") ||
+               (getenv("CONV_SHAPES_GEMM") || p.channels_last ||
                 ((s->k > 1 || o * o <= 64) && gpux__conv_gemm_first(s->c, s->m, s->k * s->k, o * o))) &&
                !gpux__conv_gemm_pack(w, s->m, s->c, s->k * s->k, &wt);
     int runs = plan ? 0 : cold ? 4 : (int)(2e8 / flops * (getenv("CONV_SHAPES_REPS") ? atof(getenv("CONV_SHAPES_REPS")) : 1)) + 3, rc = 0;

@@ -112,6 +112,7 @@ T512 static void finish_rows16(float *y, int64_t ys, const float *src, int64_t s
  * channels a vector, each lane its channel's bias, scale and shift. */
 T512 static void finish_cl16(float *c, int64_t ldc, int64_t np, int64_t m0, int64_t nm, const float *bias,
                              const gpux__conv_epilogue *e) {
+  const float *res = e->res ? e->res + (c - e->y0) : NULL; /* with a residual, c is in Y */
   for (int64_t i = 0; i < nm; i += 16) {
     int64_t n = GPUX__MIN(16, nm - i);
     __mmask16 mk = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
@@ -119,9 +120,10 @@ T512 static void finish_cl16(float *c, int64_t ldc, int64_t np, int64_t m0, int6
     __m512 vs = e->scale ? _mm512_maskz_loadu_ps(mk, e->scale + m0 + i) : _mm512_set1_ps(1.0f);
     __m512 vt = e->scale ? _mm512_maskz_loadu_ps(mk, e->shift + m0 + i) : _mm512_setzero_ps();
     if (ldc == n) /* one run */
-      gpux__ep16_run(c + i, c + i, NULL, np * n, vb, vs, vt, e);
+      gpux__ep16_run(c + i, c + i, res ? res + i : NULL, np * n, vb, vs, vt, e);
     else
-      for (int64_t q = 0; q < np; q++) gpux__ep16_run(c + q * ldc + i, c + q * ldc + i, NULL, n, vb, vs, vt, e);
+      for (int64_t q = 0; q < np; q++)
+        gpux__ep16_run(c + q * ldc + i, c + q * ldc + i, res ? res + q * ldc + i : NULL, n, vb, vs, vt, e);
   }
 }
 #else
@@ -158,4 +160,20 @@ int gpux__conv_finish_cl(float *c, int64_t ldc, int64_t np, int64_t m0, int64_t 
   (void)c, (void)ldc, (void)np, (void)m0, (void)nm, (void)bias, (void)e;
   return 1;
 #endif
+}
+
+void gpux__conv_finish_nhwc(float *y, int64_t ldy, int64_t np, int64_t m0, int64_t nm, const float *bias,
+                            const gpux__conv_epilogue *e) {
+#if EP16
+  if (have_avx512()) {
+    finish_cl16(y, ldy, np, m0, nm, bias, e);
+    return;
+  }
+#endif
+  /* one element at a time: the channel changes along a row */
+  for (int64_t q = 0; q < np; q++)
+    for (int64_t i = 0; i < nm; i++) {
+      float *v = y + q * ldy + i;
+      gpux__conv_finish(v, 0, v, 0, 1, 1, bias ? bias[m0 + i] : 0.0f, e, m0 + i);
+    }
 }

@@ -14,7 +14,11 @@
  * panel, tap by tap in blocks of at most KC channels, whose KC x 64 floats of W^T (32 KB) stay in
  * L1 while every block of 6 positions of the tile passes over them. The tile's sums, [P][M], are
  * transposed back into Y's planes, where FusedConv's epilogue runs on them while they are in
- * cache. */
+ * cache.
+ *
+ * gpux.ConvNHWC's activations are channels last already (runtime/channels-last.c): X is only
+ * padded (rows copied between zeros; read in place where it needs no padding), and the kernel
+ * accumulates into Y's rows of M channels, where the epilogue runs. */
 #include "core/scratch.h"
 #include "ops/conv.h"
 #include "ops/gemm.h"
@@ -130,6 +134,25 @@ TARGET512 static void to_channels_last(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
+/* The same from a channels-last image [h][w][c]: its rows copied between zeros. */
+static void pad_channels_last(void *ctx, int64_t begin, int64_t end) {
+  const cgemm_job *j = ctx;
+  const gpux__conv2d *p = j->p;
+  int64_t c = p->c;
+  for (int64_t r = begin; r < end; r++) {
+    float *dst = j->xt + r * j->wp * c;
+    int64_t ih = r - p->pt;
+    if (ih < 0 || ih >= p->h) {
+      memset(dst, 0, (size_t)(j->wp * c) * sizeof *dst);
+      continue;
+    }
+    int64_t lo = GPUX__MIN(p->pl, j->wp), n = GPUX__MAX(0, GPUX__MIN(p->w_, j->wp - lo));
+    memset(dst, 0, (size_t)(lo * c) * sizeof *dst);
+    if (lo + n < j->wp) memset(dst + (lo + n) * c, 0, (size_t)((j->wp - lo - n) * c) * sizeof *dst);
+    memcpy(dst + lo * c, j->x + ih * p->w_ * c, (size_t)(n * c) * sizeof *dst);
+  }
+}
+
 /* y[m * ldy + q] = ct[q * ldc + m] for q < np, m < nm: a tile's sums back into Y's planes. */
 TARGET512 static void to_planes(const float *ct, int64_t ldc, int64_t np, int64_t nm, float *y, int64_t ldy) {
   __m512 v[16];
@@ -165,9 +188,12 @@ static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
       int64_t oh = q / p->ow, ow = q % p->ow;
       base[q - p0] = (oh * p->sh * j->wp + ow * p->sw) * c;
     }
+    /* the tile's sums: in ct, or channels last in Y itself */
+    float *yt = p->channels_last ? p->y + (j->n * os + p0) * p->m + m0 : ct;
+    int64_t ldc = p->channels_last ? p->m : j->mt;
     for (int64_t pn = m0 / PANEL; pn * PANEL < m1; pn++) {
       int64_t nc = GPUX__MIN(PANEL, p->m - pn * PANEL);
-      float *cp = ct + (pn * PANEL - m0);
+      float *cp = yt + (pn * PANEL - m0);
       for (int64_t tap = 0; tap < taps; tap++)
         for (int64_t c0 = 0; c0 < c; c0 += KC) {
           int64_t kc = GPUX__MIN(KC, c - c0);
@@ -178,9 +204,13 @@ static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
             int mr = (int)GPUX__MIN(MR, np - s);
             const float *a[MR];
             for (int i = 0; i < MR; i++) a[i] = xa + base[s + GPUX__MIN(i, mr - 1)];
-            gpux__sgemm_block(kc, a, b, cp + s * j->mt, j->mt, mr, nc, tap > 0 || c0 > 0);
+            gpux__sgemm_block(kc, a, b, cp + s * ldc, ldc, mr, nc, tap > 0 || c0 > 0);
           }
         }
+    }
+    if (p->channels_last) { /* the sums are in Y: the bias and the epilogue on them there */
+      gpux__conv_finish_nhwc(yt, ldc, np, m0, m1 - m0, p->b, p->ep);
+      continue;
     }
     /* the bias and the epilogue on the sums, then back into Y's planes (with a residual: on Y) */
     float *y = p->y + (j->n * p->m + m0) * os + p0;
@@ -241,16 +271,22 @@ int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt) {
   }
   j.mt = keep[0], j.mtiles = keep[1], j.tp = keep[2], j.tiles = keep[3];
   gpux__conv_plan_note("gemm", p, threads, j.tiles * j.mtiles, j.tp, j.mt, (double)(j.tp * j.mt) * (double)(taps * p->c));
+  /* a channels-last X that needs no padding is read in place */
+  int in_place = p->channels_last && p->pt == 0 && p->pl == 0 && j.hp == p->h && j.wp == p->w_;
   int64_t *toff = gpux__scratch(GPUX__SCRATCH_CONV_TAPS, (size_t)taps * sizeof *toff);
-  float *xt = gpux__scratch(GPUX__SCRATCH_CONV_IMAGE, (size_t)(j.hp * j.wp * p->c) * sizeof *xt);
-  if (!toff || !xt) return gpux__error(GPUX_E_NOMEM, "out of memory for a convolution's input");
+  float *xt = in_place ? NULL : gpux__scratch(GPUX__SCRATCH_CONV_IMAGE, (size_t)(j.hp * j.wp * p->c) * sizeof *xt);
+  if (!toff || (!xt && !in_place)) return gpux__error(GPUX_E_NOMEM, "out of memory for a convolution's input");
   for (int64_t i = 0; i < p->kh; i++)
     for (int64_t jj = 0; jj < p->kw; jj++) toff[i * p->kw + jj] = (i * p->dh * j.wp + jj * p->dw) * p->c;
   j.toff = toff, j.xt = xt;
   atomic_init(&j.failed, 0);
   for (int64_t n = 0; n < p->n; n++) {
     j.n = n, j.x = p->x + n * p->c * p->h * p->w_;
-    gpux__parallel_for(j.hp, GPUX__MAX(1, 16384 / (j.wp * p->c + 1)), to_channels_last, &j);
+    if (in_place)
+      j.xt = (float *)j.x; /* only read */
+    else
+      gpux__parallel_for(j.hp, GPUX__MAX(1, 16384 / (j.wp * p->c + 1)), p->channels_last ? pad_channels_last : to_channels_last,
+                         &j);
     gpux__parallel_for(j.tiles * j.mtiles, 1, cgemm_tasks, &j);
   }
   if (atomic_load(&j.failed)) return gpux__error(GPUX_E_NOMEM, "out of memory for a convolution tile");

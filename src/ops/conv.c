@@ -1,6 +1,7 @@
 /* conv.c — operator family 'conv': Conv, ConvTranspose, DeformConv, CausalConvWithState and
  * Col2Im, gpux.FusedConv and gpux.FusedConvTranspose (a Conv or ConvTranspose with the
- * activation and per-channel scale and shift runtime/optimize.c folded into it), the
+ * activation and per-channel scale and shift runtime/optimize.c folded into it), gpux.ConvNHWC
+ * (a Conv or FusedConv on channels-last activations, runtime/channels-last.c), the
  * sliding-window geometry they share with pooling (pool.c), and the family's op table.
  * float32 Conv of 1 or 2 spatial dims runs on the AVX2 kernels of conv-direct.c where the machine
  * has them; otherwise as im2col + OpenBLAS sgemm tiled over output positions, with a direct loop
@@ -449,14 +450,15 @@ static void conv_weights_free(gpux__node_state *s) {
  * state kept for the node, no such kernel here, or memory short (the other paths, which need
  * none). Once packed,
  * the weights stay the node's way for any plane (the state may have let W's data go). */
-static const gpux__sgemm_b *conv_gemm_weights(gpux__kctx *k, const conv_dims *cd) {
+static const gpux__sgemm_b *conv_gemm_weights(gpux__kctx *k, const conv_dims *cd, int any_plane) {
   const gpux_tensor *w = k ? IN(1) : NULL;
   if (!w || !k->state || !(k->const_in >> 1 & 1) || w->dtype != GPUX_DT_FLOAT || cd->g != 1 || cd->cg < 16 ||
-      cd->w.nsp > 2 || (cd->ks == 1 && cd->os > 64) || !gpux__conv_gemm_available())
+      cd->w.nsp > 2 || (cd->ks == 1 && cd->os > 64 && !any_plane) || !gpux__conv_gemm_available())
     return NULL;
   conv_weights_state *st = (conv_weights_state *)gpux__state_get(k);
   if (!st) {
-    if (!gpux__conv_gemm_first(cd->c, cd->m, cd->ks, cd->os) || !w->data || !(st = gpux__calloc(1, sizeof *st)))
+    if ((!any_plane && !gpux__conv_gemm_first(cd->c, cd->m, cd->ks, cd->os)) || !w->data ||
+        !(st = gpux__calloc(1, sizeof *st)))
       return NULL;
     st->base.destroy = conv_weights_free;
     st->src = w;
@@ -488,7 +490,7 @@ static int conv_f32(gpux__kctx *k, const conv_dims *cd, const float *x, const fl
                       .h = win->in[1], .w_ = win->in[2], .kh = win->k[1], .kw = win->k[2],
                       .oh = win->out[1], .ow = win->out[2], .sh = win->s[1], .sw = win->s[2],
                       .dh = win->d[1], .dw = win->d[2], .pt = win->pb[1], .pl = win->pb[2], .ep = ep};
-    const gpux__sgemm_b *packed = conv_gemm_weights(k, cd);
+    const gpux__sgemm_b *packed = conv_gemm_weights(k, cd, 0);
     int rc = packed ? gpux__conv2d_gemm(&p, packed)
              : cd->cg == 1 && cd->g > 1 ? gpux__conv2d_depthwise(&p) : gpux__conv2d_implicit(&p);
     if (rc < 0) return gpux__kerr(k, rc, "%s", gpux_last_error());
@@ -694,6 +696,75 @@ static int op_fused_conv(gpux__kctx *k) {
     return fused_conv_broadcast(k, &ep, r);
   ep.res = r->data; /* conv_op sets ep.y0 */
   return conv_op(k, &ep);
+}
+
+/* ---- gpux.ConvNHWC ---- */
+
+/* dst[n][c][q] = src[n][q][c] for q < hw (to_planes), or the other way round. */
+static void swap_layout(const float *src, float *dst, int64_t n, int64_t hw, int64_t c, int to_planes) {
+  for (int64_t b = 0; b < n; b++, src += hw * c, dst += hw * c)
+    for (int64_t q = 0; q < hw; q++)
+      for (int64_t ch = 0; ch < c; ch++) {
+        if (to_planes) dst[ch * hw + q] = src[q * c + ch];
+        else dst[q * c + ch] = src[ch * hw + q];
+      }
+}
+
+/* gpux.ConvNHWC, which runtime/channels-last.c makes of a Conv or FusedConv of one group on 2
+ * spatial dims inside a region of activations kept channels last: FusedConv's inputs and
+ * attributes, with X [N, H, W, C], Y and the residual R (input 5, of Y's shape) [N, OH, OW, M];
+ * W stays [M, C, KH, KW]. float32 only. It runs on conv-gemm.c's kernel, which reads and writes
+ * that layout; where that kernel does not take it, X and R are turned into planes, the NCHW
+ * kernels run and Y is turned back. */
+static int op_conv_nhwc(gpux__kctx *k) {
+  const gpux_tensor *x = IN(0), *w = IN(1), *b = IN(2), *r = IN(5);
+  if (!x || !w) return gpux__kerr(k, GPUX_E_INVALID, "inputs X and W are required");
+  if (x->ndim != 4 || w->ndim != 4)
+    return gpux__kerr(k, GPUX_E_SHAPE, "ConvNHWC takes X and W of rank 4, not %d and %d", x->ndim, w->ndim);
+  if (x->dtype != GPUX_DT_FLOAT || w->dtype != GPUX_DT_FLOAT || (b && b->dtype != GPUX_DT_FLOAT))
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "ConvNHWC on %s", gpux_dtype_name(x->dtype));
+  gpux_tensor xp = *x; /* X's dims as NCHW, for the window */
+  xp.dims[1] = x->dims[3], xp.dims[2] = x->dims[1], xp.dims[3] = x->dims[2];
+  conv_dims cd;
+  if (conv_setup(k, &xp, w, b, &cd)) return k->status;
+  gpux__conv_epilogue ep;
+  if (read_epilogue(k, cd.m, &ep)) return k->status;
+  int64_t dims[4] = {cd.n, cd.w.out[1], cd.w.out[2], cd.m};
+  if (r && (r->dtype != GPUX_DT_FLOAT || r->ndim != 4 || memcmp(r->dims, dims, sizeof dims)))
+    return gpux__kerr(k, GPUX_E_SHAPE, "ConvNHWC's residual must be float32 of Y's shape");
+  gpux_tensor *y = gpux__out_raw(k, 0, GPUX_DT_FLOAT, 4, dims);
+  if (!y) return k->status;
+  if (k->shape_only || gpux_tensor_count(y) == 0) return 0;
+  const float *bd = b ? b->data : NULL;
+  if (r) ep.res = r->data, ep.y0 = y->data;
+  const gpux__sgemm_b *packed = conv_gemm_weights(k, &cd, 1);
+  if (packed) {
+    const gpux__window *win = &cd.w;
+    gpux__conv2d p = {.x = x->data, .b = bd, .y = y->data, .n = cd.n, .c = cd.c, .m = cd.m, .g = 1,
+                      .h = win->in[1], .w_ = win->in[2], .kh = win->k[1], .kw = win->k[2],
+                      .oh = win->out[1], .ow = win->out[2], .sh = win->s[1], .sw = win->s[2],
+                      .dh = win->d[1], .dw = win->d[2], .pt = win->pb[1], .pl = win->pb[2], .ep = &ep,
+                      .channels_last = 1};
+    int rc = gpux__conv2d_gemm(&p, packed);
+    if (rc < 0) return gpux__kerr(k, rc, "%s", gpux_last_error());
+    if (rc == 0) return 0;
+  }
+  if (!w->data) return gpux__kerr(k, GPUX_E_INTERNAL, "ConvNHWC: the weights were let go");
+  /* the planes' way */
+  int64_t xn = gpux_tensor_count(x), yn = gpux_tensor_count(y);
+  float *xc = gpux__malloc((size_t)xn * sizeof *xc), *yc = gpux__malloc((size_t)yn * sizeof *yc);
+  float *rc_ = r ? gpux__malloc((size_t)yn * sizeof *rc_) : NULL;
+  int rc = 0;
+  if (!xc || !yc || (r && !rc_)) {
+    rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+  } else {
+    swap_layout(x->data, xc, cd.n, cd.is, cd.c, 1);
+    if (r) swap_layout(r->data, rc_, cd.n, cd.os, cd.m, 1), ep.res = rc_, ep.y0 = yc;
+    rc = conv_f32(k, &cd, xc, w->data, bd, yc, &ep);
+    if (!rc) swap_layout(yc, y->data, cd.n, cd.os, cd.m, 0);
+  }
+  free(xc); free(yc); free(rc_);
+  return rc;
 }
 
 /* ---- ConvTranspose ---- */
@@ -1262,6 +1333,7 @@ static int op_col2im(gpux__kctx *k) {
 const gpux__op_def gpux__ops_conv[] = {
   {"", "Conv", op_conv, 1, 0},
   {"gpux", "FusedConv", op_fused_conv, 1, 0},
+  {"gpux", "ConvNHWC", op_conv_nhwc, 1, 0},
   {"", "ConvTranspose", op_conv_transpose, 1, 0},
   {"gpux", "FusedConvTranspose", op_fused_conv_transpose, 1, 0},
   {"", "DeformConv", op_deform_conv, 19, 0},

@@ -63,6 +63,12 @@ void gpux__conv_finish(float *y, int64_t ys, const float *src, int64_t ss, int64
 int gpux__conv_finish_cl(float *c, int64_t ldc, int64_t np, int64_t m0, int64_t nm, const float *bias,
                          const gpux__conv_epilogue *e);
 
+/* The epilogue on rows of channels-last output in Y itself (gpux.ConvNHWC):
+ * y[q * ldy + i] = epilogue(y[q * ldy + i] + bias[m0 + i]) for q < np, i < nm (bias may be NULL),
+ * the residual read at y's place in R (ep->res, ep->y0). */
+void gpux__conv_finish_nhwc(float *y, int64_t ldy, int64_t np, int64_t m0, int64_t nm, const float *bias,
+                            const gpux__conv_epilogue *e);
+
 /* A float32 2-D convolution (1-D ones have H = 1) for the direct kernels of conv-direct.c. */
 typedef struct {
   const float *x;               /* X [n, c, h, w] */
@@ -75,6 +81,8 @@ typedef struct {
   int64_t sh, sw, dh, dw;       /* strides and dilations */
   int64_t pt, pl;               /* padding before (top, left); the rest follows from oh, ow */
   const gpux__conv_epilogue *ep;
+  int channels_last;            /* X is [n, h, w, c], Y and the residual [n, oh, ow, m] (the
+                                   layout of gpux.ConvNHWC; conv-gemm.c's kernel only) */
 } gpux__conv2d;
 
 /* With GPUX_CONV_PLAN=1 in the environment, a note (gpux__log) of how a kernel split a

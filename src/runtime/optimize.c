@@ -26,11 +26,14 @@
  *      node (fuse-attention.c).
  *   5. Asked for (a text generator's session): a language model's logits are computed for the
  *      last position only, with their ArgMax as one more output (last-position.c).
+ *   6. Asked for (the CPU backend): regions of consecutive convolutions keep their activations
+ *      channels last (channels-last.c), before pass 5.
  *
  * Nested graphs (If, Loop and Scan bodies) are rewritten alike, as copies their node points to;
  * a body's Conv may take weights it captures from an enclosing graph. Value ids stay as they are
  * (new values are appended), so nested graphs that capture values by id read the copies alike. */
 #include "runtime/optimize.h"
+#include "runtime/channels-last.h"
 #include "runtime/fuse-attention.h"
 #include "runtime/fuse-transformer.h"
 #include "runtime/last-position.h"
@@ -611,7 +614,7 @@ void gpux__graph_optimized_free(gpux__graph *g) {
 }
 
 static int optimize(const gpux__graph *src, unsigned skip, int fuse, int last_position, int rank, int argmax,
-                    gpux__graph **out);
+                    int channels_last, gpux__graph **out);
 
 /* Keeps an optimized copy of a body graph with o (freed with it); frees the copy when it can't. */
 static int keep_sub(opt_graph *o, gpux__graph *sub) {
@@ -635,7 +638,7 @@ static int optimize_subgraphs(opt_graph *o, int i, unsigned skip, int *changed) 
     int own_list = 0;  /* n->attrs[a].graphs is this graph's copy */
     for (int k = 0; k < count; k++) {
       gpux__graph *sub;
-      int rc = optimize(n->attrs[a].g ? n->attrs[a].g : n->attrs[a].graphs[k], skip, 1, -1, -1, 0, &sub);
+      int rc = optimize(n->attrs[a].g ? n->attrs[a].g : n->attrs[a].graphs[k], skip, 1, -1, -1, 0, 0, &sub);
       if (rc) return rc;
       if (!sub) continue;
       if ((rc = keep_sub(o, sub))) return rc;
@@ -678,7 +681,7 @@ static int last_position_branches(opt_graph *o, int i, int which, unsigned skip,
     if (!attrs[a].g || (strcmp(attrs[a].name, "then_branch") && strcmp(attrs[a].name, "else_branch"))) continue;
     if (which >= attrs[a].g->n_outputs) return 0;
     gpux__graph *sub;
-    int rc = optimize(attrs[a].g, skip, 0, which, rank, 0, &sub);
+    int rc = optimize(attrs[a].g, skip, 0, which, rank, 0, 0, &sub);
     if (rc) return rc;
     if ((rc = keep_sub(o, sub))) return rc;
     attrs[a].g = sub;
@@ -693,7 +696,7 @@ static int last_position_branches(opt_graph *o, int i, int which, unsigned skip,
  * on that output (`rank` and `argmax` as gpux__last_position takes them; through an If into its
  * branches). */
 static int optimize(const gpux__graph *src, unsigned skip, int fuse, int last_position, int rank, int argmax,
-                    gpux__graph **out) {
+                    int channels_last, gpux__graph **out) {
   *out = NULL;
   const gpux__op_def *fused_def = gpux__op_find("gpux", "FusedConv", 1);
   const gpux__op_def *fused_t_def = gpux__op_find("gpux", "FusedConvTranspose", 1);
@@ -703,8 +706,9 @@ static int optimize(const gpux__graph *src, unsigned skip, int fuse, int last_po
   *g = *src;
   g->hash = NULL, g->hash_cap = 0;   /* lookups by name go to the model's graph */
   g->dead_start = g->dead_after = NULL;
-  g->cap_values = src->n_values + 4 * src->n_nodes + 16;
-  int cap_nodes = src->n_nodes + 3;  /* pass 5 adds two */
+  g->cap_values = src->n_values + 6 * src->n_nodes + 16;
+  /* pass 5 adds two; pass 6 one Transpose for each of a convolution's X, residual and Y at most */
+  int cap_nodes = src->n_nodes + 3 + (channels_last ? 3 * src->n_nodes : 0);
   g->values = gpux__calloc((size_t)g->cap_values, sizeof *g->values);
   g->nodes = gpux__calloc((size_t)cap_nodes, sizeof *g->nodes);
   unsigned char *dead = gpux__calloc((size_t)src->n_nodes + 1, 1);
@@ -735,6 +739,7 @@ static int optimize(const gpux__graph *src, unsigned skip, int fuse, int last_po
     if (!dead[i]) g->nodes[kept++] = g->nodes[i];
   changed |= kept != g->n_nodes;
   g->n_nodes = kept;
+  if (fuse && channels_last && (rc = gpux__channels_last(g, cap_nodes, &o->arena, &changed))) goto out;
   if (last_position >= 0) {
     int which = -1, i = gpux__last_position_if(g, last_position, &which), cut = 1;
     int r = gpux__last_position_rank(g, last_position, rank);
@@ -760,7 +765,7 @@ int gpux__graph_optimize_with(const gpux__graph *src, const gpux__optimize_opts 
   const char *env = getenv("GPUX_OPTIMIZE");
   int fuse = !(env && !strcmp(env, "0"));
   if (!fuse && opts->last_position < 0) return 0;
-  return optimize(src, opts->skip, fuse, opts->last_position, -1, 1, out);
+  return optimize(src, opts->skip, fuse, opts->last_position, -1, 1, opts->channels_last, out);
 }
 
 int gpux__graph_optimize(const gpux__graph *src, gpux__graph **out) {

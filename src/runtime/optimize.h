@@ -25,6 +25,7 @@ typedef struct {
   int last_position;            /* last-position.c on this output of the main graph, or -1: done
                                    also under GPUX_OPTIMIZE=0 (the session's outputs depend on it),
                                    after the other rewrites */
+  int channels_last;            /* channels-last.c's layout (the CPU backend's) */
 } gpux__optimize_opts;
 /* gpux__graph_optimize as `opts` says. */
 int gpux__graph_optimize_with(const gpux__graph *g, const gpux__optimize_opts *opts, gpux__graph **out);

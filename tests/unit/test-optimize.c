@@ -664,6 +664,88 @@ static void test_nothing(void **state) {
   gpux_model_free(model);
 }
 
+/* The rewritten graph's count of nodes of op_type with the CPU backend's channels-last layout. */
+static int count_ops_cl(gpux_model *model, const char *op_type) {
+  gpux__graph *g;
+  gpux__optimize_opts oo = {.last_position = -1, .channels_last = 1};
+  assert_int_equal(gpux__graph_optimize_with(model->graph, &oo, &g), 0);
+  const gpux__graph *use = g ? g : model->graph;
+  int n = 0;
+  for (int i = 0; i < use->n_nodes; i++) n += !strcmp(use->nodes[i].op_type, op_type);
+  gpux__graph_optimized_free(g);
+  return n;
+}
+
+/* Runs model on the CPU (2 threads) with GPUX_CHANNELS_LAST=on. */
+static gpux_tensor run_cl(gpux_model *model, const gpux_tensor *x, const char *on) {
+  setenv("GPUX_CHANNELS_LAST", on, 1);
+  gpux_session_options o = {.backend = GPUX_BACKEND_CPU, .threads = 2};
+  gpux_session *s;
+  if (gpux_session_create(model, &o, &s)) fail_msg("session: %s", gpux_last_error());
+  gpux_tensor y;
+  if (gpux_session_run(s, x, 1, &y, 1)) fail_msg("run: %s", gpux_last_error());
+  gpux_session_free(s);
+  unsetenv("GPUX_CHANNELS_LAST");
+  return y;
+}
+
+/* runtime/channels-last.c: eight convolutions of 16 to 64 channels (3x3 with stride 2 and pads,
+ * 1x1, a residual made inside the region and one made outside it, a value read in the middle by
+ * a Sigmoid) become one region of gpux.ConvNHWC with four Transposes: x in, c2 out, s in, y out;
+ * the result is the NCHW one's. Two convolutions alone form no region, nor do any with
+ * GPUX_CHANNELS_LAST=0 (where conv-gemm.c's kernel runs at all). */
+static void test_channels_last(void **state) {
+  (void)state;
+  model_b m = {0};
+  int64_t w3[4] = {64, 16, 3, 3}, w33[4] = {64, 64, 3, 3}, w1[4] = {64, 64, 1, 1}, cd[1] = {64};
+  int64_t pads[4] = {1, 1, 1, 1}, s2[2] = {2, 2}, xd[4] = {1, 16, 10, 12};
+  init(&m, "wa", 4, w3, NAN), init(&m, "wb", 4, w33, NAN), init(&m, "wc", 4, w1, NAN), init(&m, "b", 1, cd, NAN);
+  attr_b pa = {.name = "pads", .type = 7, .n = 4, .ints = pads};
+  attr_b st[2] = {{.name = "pads", .type = 7, .n = 4, .ints = pads}, {.name = "strides", .type = 7, .n = 2, .ints = s2}};
+  node(&m, "Conv", (const char *[]){"x", "wa", "b"}, 3, "c1", st, 2);
+  node(&m, "Relu", (const char *[]){"c1"}, 1, "r1", NULL, 0);
+  node(&m, "Conv", (const char *[]){"r1", "wc", "b"}, 3, "c2", NULL, 0);
+  node(&m, "Add", (const char *[]){"c2", "r1"}, 2, "a2", NULL, 0);
+  node(&m, "Relu", (const char *[]){"a2"}, 1, "r2", NULL, 0);
+  node(&m, "Sigmoid", (const char *[]){"r2"}, 1, "s", NULL, 0);             /* read outside */
+  node(&m, "Conv", (const char *[]){"r2", "wb", "b"}, 3, "c3", &pa, 1);
+  node(&m, "Conv", (const char *[]){"c3", "wc"}, 2, "c4", NULL, 0);
+  node(&m, "Conv", (const char *[]){"c4", "wb", "b"}, 3, "c5", &pa, 1);
+  node(&m, "Relu", (const char *[]){"c5"}, 1, "r5", NULL, 0);
+  node(&m, "Conv", (const char *[]){"r5", "wc", "b"}, 3, "c6", NULL, 0);
+  node(&m, "Conv", (const char *[]){"c6", "wb", "b"}, 3, "c7", &pa, 1);
+  node(&m, "Conv", (const char *[]){"c7", "wc", "b"}, 3, "c8", NULL, 0);
+  node(&m, "Add", (const char *[]){"c8", "s"}, 2, "y", NULL, 0);           /* residual from outside */
+  gpux_model *model = finish(&m, 4, xd, "y");
+  if (count_ops_cl(model, "ConvNHWC") == 0) { /* no conv-gemm.c kernel on this machine */
+    gpux_model_free(model);
+    skip();
+  }
+  assert_int_equal(count_ops_cl(model, "ConvNHWC"), 8);
+  assert_int_equal(count_ops_cl(model, "Transpose"), 4);
+  setenv("GPUX_CHANNELS_LAST", "0", 1);
+  assert_int_equal(count_ops_cl(model, "ConvNHWC"), 0);
+  unsetenv("GPUX_CHANNELS_LAST");
+  gpux_tensor x;
+  assert_int_equal(gpux_tensor_init(&x, GPUX_DT_FLOAT, 4, xd), 0);
+  for (int64_t i = 0; i < gpux_tensor_count(&x); i++) ((float *)x.data)[i] = rndf();
+  gpux_tensor a = run_cl(model, &x, "0"), b = run_cl(model, &x, "1");
+  assert_int_equal(b.ndim, 4);
+  assert_memory_equal(a.dims, b.dims, 4 * sizeof *a.dims);
+  gpux_compare_report r;
+  if (gpux_tensor_compare(&b, &a, 1e-4, 1e-4, &r)) fail_msg("channels-last run differs: %s", r.message);
+  gpux_tensor_free(&x), gpux_tensor_free(&a), gpux_tensor_free(&b);
+  gpux_model_free(model);
+
+  model_b m2 = {0};
+  init(&m2, "wa", 4, w3, NAN), init(&m2, "wc", 4, w1, NAN);
+  node(&m2, "Conv", (const char *[]){"x", "wa"}, 2, "c1", st, 2);
+  node(&m2, "Conv", (const char *[]){"c1", "wc"}, 2, "y", NULL, 0);
+  model = finish(&m2, 4, xd, "y");
+  assert_int_equal(count_ops_cl(model, "ConvNHWC"), 0);
+  gpux_model_free(model);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_conv_chain),
@@ -682,6 +764,7 @@ int main(void) {
     cmocka_unit_test(test_transformer_unfused),
     cmocka_unit_test(test_tied_embedding),
     cmocka_unit_test(test_nothing),
+    cmocka_unit_test(test_channels_last),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
