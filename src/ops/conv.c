@@ -431,7 +431,8 @@ static int conv_windows(gpux__kctx *k, const conv_dims *cd, const float *x, cons
  * session may let it go. A 1x1 kernel takes it on planes of at most 64 outputs (7 x 7), where
  * conv-direct.c's blocks of 48 positions run partly empty; on larger ones, where the channels-
  * last copy of X and the transposed sums cost more than they save, conv-direct.c's product
- * reads X and W in place, so W stays. */
+ * reads X and W in place, so W stays; gpux.ConvNHWC takes the kernel on any plane (any_plane),
+ * so its W goes too. */
 typedef struct {
   gpux__node_state base;
   const gpux_tensor *src;   /* the weights packed (an initializer) */
@@ -466,7 +467,7 @@ static const gpux__sgemm_b *conv_gemm_weights(gpux__kctx *k, const conv_dims *cd
       free(st);
       return NULL;
     }
-    st->base.replaces = cd->ks > 1 ? (uint64_t)1 << 1 : 0;
+    st->base.replaces = cd->ks > 1 || any_plane ? (uint64_t)1 << 1 : 0;
     st->base.bytes = (size_t)gpux__sgemm_packed_floats(cd->c * cd->ks, cd->m) * sizeof(float);
     st = (conv_weights_state *)gpux__state_keep(k, &st->base);
   }
