@@ -335,8 +335,11 @@ static int conv2d_depthwise_rows(const gpux__conv2d *p) {
    * epilogue, find in L1 (64 KB of input: stride 2 on 112 x 112, 20% slower) */
   int64_t by_in = ((4096 / j.wp) - halo) / p->sh + 1;
   j.strip = GPUX__MAX(1, GPUX__MIN(p->oh, GPUX__MIN(8192 / p->ow, by_in)));
-  double macs = (double)(p->n * p->c) * (double)(p->oh * p->ow) * (double)(p->kh * p->kw);
-  int threads = gpux__threads_for(macs);
+  /* the threads its work is worth: the multiply-adds, the epilogue and the rows' copies */
+  double outs = (double)(p->n * p->c) * (double)(p->oh * p->ow);
+  double work = outs * ((double)(p->kh * p->kw) * GPUX__DW_MAC_WORK + gpux__conv_ep_work(p->ep)) +
+                (double)(p->n * p->c) * (double)(p->h * p->w_);
+  int threads = gpux__threads_for(work);
   if (threads > 1 && p->n * p->c < 3 * threads) /* few planes: split them into more strips */
     j.strip = GPUX__MAX(1, GPUX__MIN(j.strip, (p->oh * p->n * p->c + 3 * threads - 1) / (3 * threads)));
   j.strips = (p->oh + j.strip - 1) / j.strip;
@@ -344,7 +347,7 @@ static int conv2d_depthwise_rows(const gpux__conv2d *p) {
   gpux__conv_plan_note("dw-rows", p, threads, p->n * p->c * j.strips, j.strip * p->ow, 1,
                        (double)(j.strip * p->ow) * (double)(p->kh * p->kw));
   atomic_init(&j.failed, 0);
-  gpux__parallel_for_work(p->n * p->c * j.strips, macs, dwr_tasks, &j);
+  gpux__parallel_for_work(p->n * p->c * j.strips, work, dwr_tasks, &j);
   if (atomic_load(&j.failed)) return gpux__error(GPUX_E_NOMEM, "out of memory for a depthwise strip");
   return 0;
 }
@@ -359,9 +362,12 @@ int gpux__conv2d_depthwise16(const gpux__conv2d *p) {
   /* about 96 KB of interleaved input per strip (in L2; a row's kh passes find it in L1) */
   int64_t row_bytes = j.wp * 16 * (int64_t)sizeof(float), halo = (p->kh - 1) * p->dh + 1;
   j.strip = GPUX__MAX(1, GPUX__MIN(p->oh, ((98304 / row_bytes) - halo) / p->sh + 1));
-  /* the threads its work is worth (a small one runs on fewer) */
-  double macs = (double)(p->n * j.blocks * 16) * (double)(p->oh * p->ow) * (double)(p->kh * p->kw);
-  int threads = gpux__threads_for(macs);
+  /* the threads its work is worth (a small one runs on fewer): the multiply-adds, the epilogue,
+   * the input's and output's transposes */
+  double outs = (double)(p->n * j.blocks * 16) * (double)(p->oh * p->ow);
+  double work = outs * ((double)(p->kh * p->kw) * GPUX__DW_MAC_WORK + gpux__conv_ep_work(p->ep) + 1.0) +
+                (double)(p->n * j.blocks * 16) * (double)(p->h * p->w_);
+  int threads = gpux__threads_for(work);
   int64_t want = threads > 1 ? 3 * threads : 1; /* tasks, with threads: split the rows further */
   if (p->n * j.blocks < want) {
     int64_t per = (p->oh * p->n * j.blocks + want - 1) / want;
@@ -378,7 +384,7 @@ int gpux__conv2d_depthwise16(const gpux__conv2d *p) {
     interleave16(p->w + b * 16 * taps, taps, (int)GPUX__MIN(16, p->c - b * 16), taps, wk + b * taps * 16);
   j.wk = wk;
   atomic_init(&j.failed, 0);
-  gpux__parallel_for_work(p->n * j.blocks * j.strips, macs, dw16_tasks, &j);
+  gpux__parallel_for_work(p->n * j.blocks * j.strips, work, dw16_tasks, &j);
   if (atomic_load(&j.failed)) return gpux__error(GPUX_E_NOMEM, "out of memory for a depthwise strip");
   return 0;
 }

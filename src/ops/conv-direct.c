@@ -388,8 +388,9 @@ int gpux__conv2d_implicit(const gpux__conv2d *p) {
   if (j.in_place) j.l.sub = j.l.plane = p->h * p->w_; /* X's planes, w apart */
   j.direct_out = j.l.ws == p->ow;
   j.span = (p->kh - 1) * p->dh * j.l.ws + (p->kw - 1) * p->dw;
-  /* the threads this product is worth (one batch item's multiply-adds; a small one runs on fewer) */
-  double macs = (double)p->m * (double)(p->oh * p->ow) * (double)kk;
+  /* the threads this product is worth (one batch item's multiply-adds and epilogue; a small one
+   * runs on fewer) */
+  double macs = (double)p->m * (double)(p->oh * p->ow) * ((double)kk + gpux__conv_ep_work(p->ep));
   int threads = gpux__threads_for(macs);
   /* tasks: blocks of output channels (at most MB_MAX) and of rows (tiles of at most ~64K
    * floats); with threads, about three tasks per thread, split along the rows while each keeps 8
@@ -593,8 +594,9 @@ int gpux__conv2d_depthwise(const gpux__conv2d *p) {
     for (int64_t jj = 0; jj < p->kw; jj++) toff[i * p->kw + jj] = tap_offset(p, &j.l, i, jj);
   j.toff = toff;
   atomic_init(&j.failed, 0);
-  int64_t work = p->oh * j.l.ws * j.ntaps + j.l.plane;
-  gpux__parallel_for_work(p->n * p->m, (double)(p->n * p->m) * (double)work, dw_planes, &j);
+  double work = (double)(p->oh * j.l.ws * j.ntaps) * GPUX__DW_MAC_WORK + (double)j.l.plane +
+                (double)(p->oh * p->ow) * gpux__conv_ep_work(p->ep);
+  gpux__parallel_for_work(p->n * p->m, (double)(p->n * p->m) * work, dw_planes, &j);
   if (atomic_load(&j.failed)) return gpux__error(GPUX_E_NOMEM, "out of memory for a depthwise plane");
   return 0;
 }

@@ -69,6 +69,27 @@ int gpux__conv_finish_cl(float *c, int64_t ldc, int64_t np, int64_t m0, int64_t 
 void gpux__conv_finish_nhwc(float *y, int64_t ldy, int64_t np, int64_t m0, int64_t nm, const float *bias,
                             const gpux__conv_epilogue *e);
 
+/* The thread pool's work (units of about one GEMM multiply-add, gpux__threads_for) of the
+ * epilogue on one output: an exponential (Sigmoid, SiLU) costs about 16, the piecewise-linear
+ * activations 1-2, a residual, a clamp and a scale a load or an operation each, plus the output's
+ * own store. Kernels add it to their multiply-adds, so that a job of few multiply-adds an output
+ * (a depthwise window, a squeeze-excite product) with an exponential gets the threads it is
+ * worth. */
+static inline double gpux__conv_ep_work(const gpux__conv_epilogue *e) {
+  if (!e) return 1.0;
+  double w = 1.0;
+  switch (e->act) {
+  case GPUX_EP_SIGMOID: case GPUX_EP_SILU: w += 16.0; break;
+  case GPUX_EP_HARDSIGMOID: case GPUX_EP_HARDSWISH: w += 2.0; break;
+  case GPUX_EP_NONE: break;
+  default: w += 1.0; break;
+  }
+  return w + (e->res ? 1.0 : 0.0) + (e->clamp ? 1.0 : 0.0) + (e->scale ? 1.0 : 0.0);
+}
+/* What a depthwise multiply-add costs in those units: one input vector loaded (or permuted) for
+ * each FMA, no register reuse across output channels, about twice a GEMM's. */
+#define GPUX__DW_MAC_WORK 2.0
+
 /* A float32 2-D convolution (1-D ones have H = 1) for the direct kernels of conv-direct.c. */
 typedef struct {
   const float *x;               /* X [n, c, h, w] */
