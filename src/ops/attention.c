@@ -103,6 +103,7 @@ typedef struct {
   int bf16;                  /* round every step to bfloat16, as the function body does in T */
   int plain;                 /* none of bf16, softcap, qk: attn_row_f32 does the rows */
   int packed;                /* plain, and the products run on the packed micro-kernels (sgemm.c) */
+  int row16;                 /* packed, on AVX-512: attn_row16 does the rows and applies the scale */
   int64_t nr, kpf, vpf;      /* their panel width; floats of one (batch, KV head)'s packed K^T, V */
   float *kpack, *vpack;      /* K^T [D, T] and V [T, Dv] packed per (batch, KV head) */
   int64_t rows;              /* rows (query head of the group, query position) per task */
@@ -209,6 +210,80 @@ static GPUX_SIMD_CLONES void attn_row_f32(float *restrict row, const float *rest
   if (j1 > hi) memset(row + hi, 0, sizeof(float) * (size_t)(j1 - hi));
 }
 
+#if defined(__GNUC__) && defined(__x86_64__)
+#define ROW16 1
+
+static int have_avx512(void) {
+  static int have = -1;
+  if (have < 0) {
+    __builtin_cpu_init();
+    have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+  }
+  return have;
+}
+
+static inline __mmask16 lanes16(int64_t left) {
+  return left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+}
+
+/* attn_row_f32 on 16 lanes with FMAs, the scale applied here (Q is not scaled first): x = scale
+ * * row + mask on [lo, hi), its max, e = exp(x - max) stored and summed, e / sum; zeros in the
+ * rest of [j0, j1), and in all of it when every position is -inf. */
+__attribute__((target("avx512f,fma"))) static void attn_row16(float *row, const float *mask, float scale, int64_t j0,
+                                                                int64_t j1, int64_t lo, int64_t hi) {
+  int64_t n = hi - lo, i;
+  float *x = row + lo;
+  const __m512 vs = _mm512_set1_ps(scale);
+  __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0;
+  for (i = 0; i + 32 <= n; i += 32) {
+    __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);
+    if (mask) {
+      v0 = _mm512_fmadd_ps(v0, vs, _mm512_loadu_ps(mask + lo + i));
+      v1 = _mm512_fmadd_ps(v1, vs, _mm512_loadu_ps(mask + lo + i + 16));
+    } else {
+      v0 = _mm512_mul_ps(v0, vs), v1 = _mm512_mul_ps(v1, vs);
+    }
+    _mm512_storeu_ps(x + i, v0), _mm512_storeu_ps(x + i + 16, v1);
+    m0 = _mm512_max_ps(m0, v0), m1 = _mm512_max_ps(m1, v1);
+  }
+  for (; i < n; i += 16) {
+    __mmask16 k = lanes16(n - i);
+    __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+    v = mask ? _mm512_fmadd_ps(v, vs, _mm512_maskz_loadu_ps(k, mask + lo + i)) : _mm512_mul_ps(v, vs);
+    _mm512_mask_storeu_ps(x + i, k, v);
+    m0 = _mm512_mask_max_ps(m0, k, m0, v);
+  }
+  float m = _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+  if (m == -INFINITY) { /* nothing left to see (or no keys): zeros */
+    memset(row + j0, 0, sizeof(float) * (size_t)(j1 - j0));
+    return;
+  }
+  const __m512 vm = _mm512_set1_ps(m);
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+  for (i = 0; i + 32 <= n; i += 32) {
+    __m512 e0 = gpux__exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm));
+    __m512 e1 = gpux__exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), vm));
+    _mm512_storeu_ps(x + i, e0), _mm512_storeu_ps(x + i + 16, e1);
+    s0 = _mm512_add_ps(s0, e0), s1 = _mm512_add_ps(s1, e1);
+  }
+  for (; i < n; i += 16) {
+    __mmask16 k = lanes16(n - i);
+    __m512 e = _mm512_maskz_mov_ps(k, gpux__exp_neg16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm)));
+    _mm512_mask_storeu_ps(x + i, k, e);
+    s0 = _mm512_add_ps(s0, e);
+  }
+  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)));
+  for (i = 0; i < n; i += 16) {
+    __mmask16 k = lanes16(n - i);
+    _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv));
+  }
+  if (lo > j0) memset(row + j0, 0, sizeof(float) * (size_t)(lo - j0));
+  if (j1 > hi) memset(row + hi, 0, sizeof(float) * (size_t)(j1 - hi));
+}
+#else
+#define ROW16 0
+#endif
+
 #define ATTN_MAX_ROWS 128
 
 /* K^T and V of (batch, KV head) [begin, end) laid out for the micro-kernels, once per run. */
@@ -234,7 +309,7 @@ static void attn_tasks(void *ctx, int64_t begin, int64_t end) {
     a->failed = 1;
     return;
   }
-  float *qb = s + a->rows * T, *yb = qb + a->rows * D;
+  float *qb0 = s + a->rows * T, *yb0 = qb0 + a->rows * D;
   for (int64_t task = begin; task < end; task++) {
     int64_t bk = task / a->blocks, blk = task % a->blocks;
     int64_t b = bk / a->Hkv, kvh = bk % a->Hkv;
@@ -244,16 +319,27 @@ static void attn_tasks(void *ctx, int64_t begin, int64_t end) {
     gpux__sgemm_b vpk = {.k = T, .n = Dv, .nr = a->nr, .data = a->vpack ? a->vpack + bk * a->vpf : NULL};
     int64_t hs[ATTN_MAX_ROWS], is[ATTN_MAX_ROWS], yoff[ATTN_MAX_ROWS], lo[ATTN_MAX_ROWS], hi[ATTN_MAX_ROWS];
     int64_t j0 = T, j1 = 0;
+    /* with attn_row16 (the scale applied to the scores), the block's Q rows are read and its Y
+     * rows written in place where they are evenly spaced: always in [B, H, S, D] (a group's
+     * heads are consecutive), within one head in [B, S, H * D] */
+    int in_place = a->row16 && (!a->three_d || r0 / a->Sq == (r0 + n - 1) / a->Sq);
+    float *qb = qb0, *yb = yb0;
+    int64_t ldq = D, ldy = Dv;
     for (int64_t r = 0; r < n; r++) {
       int64_t h = kvh * group + (r0 + r) / a->Sq, i = (r0 + r) % a->Sq;
       int64_t qoff = a->three_d ? ((b * a->Sq + i) * a->Hq + h) * D : ((b * a->Hq + h) * a->Sq + i) * D;
       hs[r] = h;
       is[r] = i;
       yoff[r] = a->three_d ? ((b * a->Sq + i) * a->Hq + h) * Dv : ((b * a->Hq + h) * a->Sq + i) * Dv;
-      if (a->packed) /* the kernels have no alpha: the scale goes on Q */
+      if (in_place && r == 0) {
+        qb = (float *)a->q + qoff, yb = a->y + yoff[0];
+        ldq = a->three_d ? a->Hq * D : D, ldy = a->three_d ? a->Hq * Dv : Dv;
+      } else if (in_place) {
+      } else if (a->packed && !a->row16) { /* the kernels have no alpha: the scale goes on Q */
         for (int64_t d = 0; d < D; d++) qb[r * D + d] = a->q[qoff + d] * a->scale;
-      else
+      } else {
         memcpy(qb + r * D, a->q + qoff, sizeof(float) * (size_t)D);
+      }
       attn_row_range(a, b, i, &lo[r], &hi[r]);
       if (hi[r] > lo[r]) {
         j0 = GPUX__MIN(j0, lo[r]);
@@ -269,9 +355,9 @@ static void attn_tasks(void *ctx, int64_t begin, int64_t end) {
       continue;
     }
     int64_t w = j1 - j0;
-    /* scores[:, j0:j1] = scale * Q K[j0:j1]^T */
+    /* scores[:, j0:j1] = scale * Q K[j0:j1]^T (with attn_row16: Q K[j0:j1]^T, scaled there) */
     if (a->packed)
-      gpux__sgemm_run_part(n, qb, D, &kpk, 0, D, j0 / a->nr * a->nr, j1, s, T);
+      gpux__sgemm_run_part(n, qb, ldq, &kpk, 0, D, j0 / a->nr * a->nr, j1, s, T);
     else if (D > 0 && n == 1)
       cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)w, (int)D, a->scale, kp + j0 * D, (int)D, qb, 1, 0.0f, s + j0, 1);
     else if (D > 0)
@@ -282,6 +368,12 @@ static void attn_tasks(void *ctx, int64_t begin, int64_t end) {
     for (int64_t r = 0; r < n && a->plain; r++) { /* the float32 hot loop */
       const float *mrow = a->mask ? a->mask + b * a->mstr[0] + hs[r] * a->mstr[1] + is[r] * a->mstr[2] : NULL;
       int64_t hi_r = a->mask ? GPUX__MIN(hi[r], a->mask_t) : hi[r]; /* -inf past a short mask */
+#if ROW16
+      if (a->row16) {
+        attn_row16(s + r * T, mrow, a->scale, j0, j1, lo[r], GPUX__MAX(lo[r], hi_r));
+        continue;
+      }
+#endif
       attn_row_f32(s + r * T, mrow, j0, j1, lo[r], GPUX__MAX(lo[r], hi_r));
     }
     for (int64_t r = 0; r < n && !a->plain; r++) {
@@ -303,13 +395,13 @@ static void attn_tasks(void *ctx, int64_t begin, int64_t end) {
     }
     /* Y = P[:, j0:j1] V[j0:j1] */
     if (a->packed)
-      gpux__sgemm_run_part(n, s, T, &vpk, j0, j1, 0, Dv, yb, Dv);
+      gpux__sgemm_run_part(n, s, T, &vpk, j0, j1, 0, Dv, yb, ldy);
     else if (Dv > 0 && n == 1)
       cblas_sgemv(CblasRowMajor, CblasTrans, (int)w, (int)Dv, 1.0f, vp + j0 * Dv, (int)Dv, s + j0, 1, 0.0f, yb, 1);
     else if (Dv > 0)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)Dv, (int)w, 1.0f, s + j0, (int)T, vp + j0 * Dv,
                   (int)Dv, 0.0f, yb, (int)Dv);
-    for (int64_t r = 0; r < n; r++) memcpy(a->y + yoff[r], yb + r * Dv, sizeof(float) * (size_t)Dv);
+    for (int64_t r = 0; r < n && !in_place; r++) memcpy(a->y + yoff[r], yb + r * Dv, sizeof(float) * (size_t)Dv);
   }
   free(s);
 }
@@ -508,6 +600,9 @@ static int op_attention(gpux__kctx *k) {
    * thread's scratch); single query rows (decoding) stay on BLAS's matrix-vector products */
   a.nr = gpux__sgemm_nr();
   a.packed = a.plain && a.nr && a.D > 0 && a.Dv > 0 && a.T > 0 && group_rows >= 6;
+#if ROW16
+  a.row16 = a.packed && a.nr == 64 && have_avx512();
+#endif
   if (a.packed) {
     a.kpf = gpux__sgemm_packed_floats(a.D, a.T);
     a.vpf = gpux__sgemm_packed_floats(a.T, a.Dv);

@@ -214,10 +214,10 @@ __attribute__((target("avx512f,fma"))) static void kernel_avx512(int64_t kc, con
 
 /* ---- the AVX-512 kernel on A packed into strips ----
  *
- * A's rows are laid out once per product in strips of MR, [strip][k][MR] (rows past m zero), so
- * that a register block reads its broadcasts as one sequential stream of MR floats a k step: no
- * rows far apart (K = 3072: six rows 12 KB apart fall into the same L1 sets as each other and
- * the panel's block). The sums start at zero and C (or the bias) is added as the block is
+ * A's rows are laid out once per product in strips of MR, [strip][k][MR] (rows past m are never
+ * read), so that a register block reads its broadcasts as one sequential stream of MR floats a
+ * k step: no rows far apart (K = 3072: six rows 12 KB apart fall into the same L1 sets as each
+ * other and the panel's block). The sums start at zero and C (or the bias) is added as the block is
  * stored: its loads wait on nothing and are issued long before the k loop ends. */
 
 /* 16 k steps of six rows r[0..5] interleaved into d[16][6]: output vector v, floats 16v..16v+15
@@ -247,11 +247,10 @@ static void pack_a(float *dst, const float *a, int64_t lda, int64_t m, int64_t k
     int64_t row = s * MR, mr = GPUX__MIN(MR, m - row), r = 0;
     const float *src[MR];
     for (int i = 0; i < MR; i++) src[i] = a + (row + GPUX__MIN(i, mr - 1)) * lda;
-    if (mr == MR)
-      for (; r + 16 <= k; r += 16) {
-        const float *at[MR] = {src[0] + r, src[1] + r, src[2] + r, src[3] + r, src[4] + r, src[5] + r};
-        pack_a16(d + r * MR, at);
-      }
+    for (; r + 16 <= k; r += 16) { /* a short last strip packs its last row again */
+      const float *at[MR] = {src[0] + r, src[1] + r, src[2] + r, src[3] + r, src[4] + r, src[5] + r};
+      pack_a16(d + r * MR, at);
+    }
     for (; r < k; r++)
       for (int i = 0; i < MR; i++) d[r * MR + i] = i < mr ? src[i][r] : 0.0f;
   }
