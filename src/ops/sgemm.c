@@ -25,7 +25,7 @@
 #include <stdatomic.h>
 
 #if defined(__GNUC__) && defined(__x86_64__)
-#include <immintrin.h>
+#include "ops/transpose16.h"
 #define PACKED 1
 #else
 #define PACKED 0
@@ -60,12 +60,37 @@ int64_t gpux__sgemm_nr(void) {
   return isa == ISA_AVX512 ? 64 : isa == ISA_AVX2 ? 16 : 0;
 }
 
+#if PACKED
+/* One panel of 64 columns (w of them real, the rest zero) of a B read transposed ([n, k], rows
+ * ldb apart, src its column j0's row) into dp [k][64], in 16 x 16 blocks transposed in registers:
+ * an attention's K^T on every run. */
+__attribute__((target("avx512f"))) static void pack_panel_t16(float *dp, const float *src, int64_t ldb, int64_t k,
+                                                                int64_t w) {
+  for (int64_t r0 = 0; r0 < k; r0 += 16) {
+    __mmask16 kr = gpux__lanes16(k - r0);
+    for (int64_t jb = 0; jb < 64; jb += 16) {
+      __m512 v[16];
+      for (int t = 0; t < 16; t++)
+        v[t] = jb + t < w ? _mm512_maskz_loadu_ps(kr, src + (jb + t) * ldb + r0) : _mm512_setzero_ps();
+      gpux__transpose16(v);
+      for (int i = 0; i < 16 && r0 + i < k; i++) _mm512_store_ps(dp + (r0 + i) * 64 + jb, v[i]);
+    }
+  }
+}
+#endif
+
 /* Panels [p0, p1) of B laid out for the kernel of width nr into dst (the whole packed B). */
 static void pack_panels(float *dst, int64_t nr, const float *b, int64_t ldb, int trans_b, int64_t k, int64_t n,
                         int64_t p0, int64_t p1) {
   for (int64_t pn = p0; pn < p1; pn++) {
     int64_t j0 = pn * nr, w = GPUX__MIN(nr, n - j0);
     float *dp = dst + pn * k * nr;
+#if PACKED
+    if (trans_b && nr == 64) {
+      pack_panel_t16(dp, b + j0 * ldb, ldb, k, w);
+      continue;
+    }
+#endif
     if (trans_b) { /* B is [n, k]: each of the panel's columns is a row of B */
       for (int64_t j = 0; j < w; j++) {
         const float *src = b + (j0 + j) * ldb;
