@@ -191,6 +191,8 @@ static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
     /* the tile's sums: in ct, or channels last in Y itself */
     float *yt = p->channels_last ? p->y + (j->n * os + p0) * p->m + m0 : ct;
     int64_t ldc = p->channels_last ? p->m : j->mt;
+    /* the end of the task's panels of W^T */
+    const float *wend = wt->data + ((m1 + PANEL - 1) / PANEL) * wt->k * PANEL;
     for (int64_t pn = m0 / PANEL; pn * PANEL < m1; pn++) {
       int64_t nc = GPUX__MIN(PANEL, p->m - pn * PANEL);
       float *cp = yt + (pn * PANEL - m0);
@@ -199,11 +201,18 @@ static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
           int64_t kc = GPUX__MIN(KC, c - c0);
           const float *b = wt->data + (pn * wt->k + tap * c + c0) * PANEL;
           const float *xa = j->xt + j->toff[tap] + c0;
+          /* the next pass's W^T (the panels are one stream), asked into L2 a share a block while
+           * this pass computes: from memory, the first block of a pass would wait for all of it */
+          const char *next = (const char *)(b + kc * PANEL);
+          int64_t lines = GPUX__MAX(0, GPUX__MIN(kc * PANEL, wend - (b + kc * PANEL))) * (int64_t)sizeof(float) / 64;
+          int64_t blocks = (np + MR - 1) / MR, per = (lines + blocks - 1) / blocks;
           /* the hot loop: 6 positions x 64 output channels a block */
           for (int64_t s = 0; s < np; s += MR) {
             int mr = (int)GPUX__MIN(MR, np - s);
             const float *a[MR];
             for (int i = 0; i < MR; i++) a[i] = xa + base[s + GPUX__MIN(i, mr - 1)];
+            for (int64_t l = s / MR * per, le = GPUX__MIN(lines, l + per); l < le; l++)
+              _mm_prefetch(next + l * 64, _MM_HINT_T1);
             gpux__sgemm_block(kc, a, b, cp + s * ldc, ldc, mr, nc, tap > 0 || c0 > 0);
           }
         }
