@@ -2,7 +2,7 @@
  * gpux__sgemm_b): a classifier's Gemm, a decoder step's MatMuls at one token. Such a product reads
  * each weight once for one multiply-add, so its time is the time to stream the weights: the
  * packed B, [panel][k][nr], is one sequential stream, read here panel by panel over the whole of
- * k with 16 (AVX-512) or 8 (AVX2) independent sums and the lines a few KB ahead asked for into L1,
+ * k with 16 (AVX-512) or 8 (AVX2) independent sums and the lines 8 KB ahead asked for into L2,
  * and each panel's nr outputs are stored once, with the bias (or C) added and gpux.FusedMatMul's
  * epilogue run on them while they are in cache. Threads take runs of neighbouring panels.
  *
@@ -16,8 +16,9 @@
 #define GEMV_X86 0
 #endif
 
-/* How far ahead of the loads (bytes of the panel stream) lines are asked for. */
-#define AHEAD 2048
+/* How far ahead of the loads (bytes of the panel stream) lines are asked for, into L2 (which
+ * keeps more misses in flight than L1): the weights come from memory in a model. */
+#define AHEAD 8192
 
 typedef struct {
   const float *a;           /* [k] */
@@ -39,7 +40,7 @@ __attribute__((target("avx512f,fma"))) static void panel64(const float *a, const
   int64_t r = 0;
   for (; r + 4 <= k; r += 4, b += 256) {
     const char *q = (const char *)b + AHEAD;
-    for (int l = 0; l < 16; l++) _mm_prefetch(q + 64 * l, _MM_HINT_T0);
+    for (int l = 0; l < 16; l++) _mm_prefetch(q + 64 * l, _MM_HINT_T1);
     for (int u = 0; u < 4; u++) {
       __m512 x = _mm512_set1_ps(a[r + u]);
       for (int v = 0; v < 4; v++) s[u][v] = _mm512_fmadd_ps(x, _mm512_load_ps(b + 64 * u + 16 * v), s[u][v]);
@@ -67,7 +68,7 @@ __attribute__((target("avx2,fma"))) static void panel16(const float *a, const fl
   int64_t r = 0;
   for (; r + 8 <= k; r += 8, b += 128) {
     const char *q = (const char *)b + AHEAD;
-    for (int l = 0; l < 8; l++) _mm_prefetch(q + 64 * l, _MM_HINT_T0);
+    for (int l = 0; l < 8; l++) _mm_prefetch(q + 64 * l, _MM_HINT_T1);
     for (int u = 0; u < 8; u++) {
       __m256 x = _mm256_set1_ps(a[r + u]);
       s[u][0] = _mm256_fmadd_ps(x, _mm256_load_ps(b + 16 * u), s[u][0]);
