@@ -294,8 +294,8 @@ int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt) {
     if (in_place)
       j.xt = (float *)j.x; /* only read */
     else
-      gpux__parallel_for(j.hp, GPUX__MAX(1, 16384 / (j.wp * p->c + 1)), p->channels_last ? pad_channels_last : to_channels_last,
-                         &j);
+      gpux__parallel_for(j.hp, GPUX__MAX(1, 16384 / (j.wp * p->c + 1)),
+                         p->channels_last ? pad_channels_last : to_channels_last, &j);
     gpux__parallel_for(j.tiles * j.mtiles, 1, cgemm_tasks, &j);
   }
   if (atomic_load(&j.failed)) return gpux__error(GPUX_E_NOMEM, "out of memory for a convolution tile");

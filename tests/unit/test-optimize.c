@@ -689,16 +689,16 @@ static gpux_tensor run_cl(gpux_model *model, const gpux_tensor *x, const char *o
   return y;
 }
 
-/* runtime/channels-last.c: eight convolutions of 16 to 64 channels (3x3 with stride 2 and pads,
- * 1x1, a residual made inside the region and one made outside it, a value read in the middle by
- * a Sigmoid) become one region of gpux.ConvNHWC with four Transposes: x in, c2 out, s in, y out;
- * the result is the NCHW one's. Two convolutions alone form no region, nor do any with
- * GPUX_CHANNELS_LAST=0 (where conv-gemm.c's kernel runs at all). */
+/* runtime/channels-last.c: on a batch of 2, eight convolutions of 16 to 64 channels (3x3 with
+ * stride 2 and pads, 1x1, a residual made inside the region and one made outside it, a value read
+ * in the middle by a Sigmoid) become one region of gpux.ConvNHWC with four Transposes: x in, c2
+ * out, s in, y out; the result is the NCHW one's. Two convolutions alone form no region, nor do
+ * any with GPUX_CHANNELS_LAST=0 (where conv-gemm.c's kernel runs at all). */
 static void test_channels_last(void **state) {
   (void)state;
   model_b m = {0};
   int64_t w3[4] = {64, 16, 3, 3}, w33[4] = {64, 64, 3, 3}, w1[4] = {64, 64, 1, 1}, cd[1] = {64};
-  int64_t pads[4] = {1, 1, 1, 1}, s2[2] = {2, 2}, xd[4] = {1, 16, 10, 12};
+  int64_t pads[4] = {1, 1, 1, 1}, s2[2] = {2, 2}, xd[4] = {2, 16, 10, 12};
   init(&m, "wa", 4, w3, NAN), init(&m, "wb", 4, w33, NAN), init(&m, "wc", 4, w1, NAN), init(&m, "b", 1, cd, NAN);
   attr_b pa = {.name = "pads", .type = 7, .n = 4, .ints = pads};
   attr_b st[2] = {{.name = "pads", .type = 7, .n = 4, .ints = pads}, {.name = "strides", .type = 7, .n = 2, .ints = s2}};
