@@ -492,6 +492,17 @@ void gpux__sgemm_run_ep(int64_t m, const float *a, int64_t lda, const gpux__sgem
                         const float *bias, int load_c, const gpux__gemm_epilogue *ep) {
   if (m < 1) return;
   if (ep && ep->act == GPUX_GEMM_ACT_NONE && !ep->res) ep = NULL;
+  /* A packed in strips takes as much scratch as A: a tall A goes in parts of at most about 16 MB
+   * of it (1365 rows at K = 3072), each its own product over the whole of B */
+  int64_t part = GPUX__MAX(16 * MR, (int64_t)(4 << 20) / b->k / MR * MR);
+  if (b->nr == 64 && m > part) {
+    for (int64_t r = 0; r < m; r += part) {
+      gpux__gemm_epilogue e = ep ? *ep : (gpux__gemm_epilogue){0};
+      if (e.res) e.res += r * e.ldr;
+      gpux__sgemm_run_ep(GPUX__MIN(part, m - r), a + r * lda, lda, b, c + r * ldc, ldc, bias, load_c, ep ? &e : NULL);
+    }
+    return;
+  }
   sgemm_job j = {.m = m, .a = a, .lda = lda, .b = b, .c = c, .ldc = ldc, .bias = bias, .load_c = load_c, .ep = ep,
                  .kernel = b->nr == 64 ? kernel_avx512 : kernel_avx2, .kc = 8192 / b->nr};
   j.strips = (m + MR - 1) / MR;
