@@ -711,12 +711,45 @@ static void swap_layout(const float *src, float *dst, int64_t n, int64_t hw, int
       }
 }
 
+/* The convolution of op_conv_nhwc into y, with the epilogue ep (its residual of Y's shape). */
+static int conv_nhwc_run(gpux__kctx *k, const conv_dims *cd, const gpux_tensor *x, const gpux_tensor *w,
+                         const float *bd, gpux_tensor *y, gpux__conv_epilogue *ep) {
+  const gpux__sgemm_b *packed = conv_gemm_weights(k, cd, 1);
+  if (packed) {
+    const gpux__window *win = &cd->w;
+    gpux__conv2d p = {.x = x->data, .b = bd, .y = y->data, .n = cd->n, .c = cd->c, .m = cd->m, .g = 1,
+                      .h = win->in[1], .w_ = win->in[2], .kh = win->k[1], .kw = win->k[2],
+                      .oh = win->out[1], .ow = win->out[2], .sh = win->s[1], .sw = win->s[2],
+                      .dh = win->d[1], .dw = win->d[2], .pt = win->pb[1], .pl = win->pb[2], .ep = ep,
+                      .channels_last = 1};
+    int rc = gpux__conv2d_gemm(&p, packed);
+    if (rc < 0) return gpux__kerr(k, rc, "%s", gpux_last_error());
+    if (rc == 0) return 0;
+  }
+  if (!w->data) return gpux__kerr(k, GPUX_E_INTERNAL, "ConvNHWC: the weights were let go");
+  /* the planes' way */
+  int64_t xn = gpux_tensor_count(x), yn = gpux_tensor_count(y);
+  float *xc = gpux__malloc((size_t)xn * sizeof *xc), *yc = gpux__malloc((size_t)yn * sizeof *yc);
+  float *rc_ = ep->res ? gpux__malloc((size_t)yn * sizeof *rc_) : NULL;
+  int rc = 0;
+  if (!xc || !yc || (ep->res && !rc_)) {
+    rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+  } else {
+    swap_layout(x->data, xc, cd->n, cd->is, cd->c, 1);
+    if (ep->res) swap_layout(ep->res, rc_, cd->n, cd->os, cd->m, 1), ep->res = rc_, ep->y0 = yc;
+    rc = conv_f32(k, cd, xc, w->data, bd, yc, ep);
+    if (!rc) swap_layout(yc, y->data, cd->n, cd->os, cd->m, 0);
+  }
+  free(xc); free(yc); free(rc_);
+  return rc;
+}
+
 /* gpux.ConvNHWC, which runtime/channels-last.c makes of a Conv or FusedConv of one group on 2
  * spatial dims inside a region of activations kept channels last: FusedConv's inputs and
- * attributes, with X [N, H, W, C], Y and the residual R (input 5, of Y's shape) [N, OH, OW, M];
- * W stays [M, C, KH, KW]. float32 only. It runs on conv-gemm.c's kernel, which reads and writes
- * that layout; where that kernel does not take it, X and R are turned into planes, the NCHW
- * kernels run and Y is turned back. */
+ * attributes, with X [N, H, W, C], Y and the residual R (input 5) [N, OH, OW, M] (R may have dims
+ * of 1 that broadcast: then added in a second pass); W stays [M, C, KH, KW]. float32 only. It
+ * runs on conv-gemm.c's kernel, which reads and writes that layout; where that kernel does not
+ * take it, X and R are turned into planes, the NCHW kernels run and Y is turned back. */
 static int op_conv_nhwc(gpux__kctx *k) {
   const gpux_tensor *x = IN(0), *w = IN(1), *b = IN(2), *r = IN(5);
   if (!x || !w) return gpux__kerr(k, GPUX_E_INVALID, "inputs X and W are required");
@@ -731,41 +764,34 @@ static int op_conv_nhwc(gpux__kctx *k) {
   gpux__conv_epilogue ep;
   if (read_epilogue(k, cd.m, &ep)) return k->status;
   int64_t dims[4] = {cd.n, cd.w.out[1], cd.w.out[2], cd.m};
-  if (r && (r->dtype != GPUX_DT_FLOAT || r->ndim != 4 || memcmp(r->dims, dims, sizeof dims)))
-    return gpux__kerr(k, GPUX_E_SHAPE, "ConvNHWC's residual must be float32 of Y's shape");
+  int bcast = 0; /* a residual with dims of 1 where Y's are larger, added in a second pass */
+  if (r && (r->dtype != GPUX_DT_FLOAT || r->ndim != 4))
+    return gpux__kerr(k, GPUX_E_SHAPE, "ConvNHWC's residual must be float32 of rank 4");
+  for (int d = 0; r && d < 4; d++)
+    if (r->dims[d] != dims[d]) {
+      if (r->dims[d] != 1) return gpux__kerr(k, GPUX_E_SHAPE, "ConvNHWC's residual does not broadcast to Y");
+      bcast = 1;
+    }
   gpux_tensor *y = gpux__out_raw(k, 0, GPUX_DT_FLOAT, 4, dims);
   if (!y) return k->status;
   if (k->shape_only || gpux_tensor_count(y) == 0) return 0;
-  const float *bd = b ? b->data : NULL;
-  if (r) ep.res = r->data, ep.y0 = y->data;
-  const gpux__sgemm_b *packed = conv_gemm_weights(k, &cd, 1);
-  if (packed) {
-    const gpux__window *win = &cd.w;
-    gpux__conv2d p = {.x = x->data, .b = bd, .y = y->data, .n = cd.n, .c = cd.c, .m = cd.m, .g = 1,
-                      .h = win->in[1], .w_ = win->in[2], .kh = win->k[1], .kw = win->k[2],
-                      .oh = win->out[1], .ow = win->out[2], .sh = win->s[1], .sw = win->s[2],
-                      .dh = win->d[1], .dw = win->d[2], .pt = win->pb[1], .pl = win->pb[2], .ep = &ep,
-                      .channels_last = 1};
-    int rc = gpux__conv2d_gemm(&p, packed);
-    if (rc < 0) return gpux__kerr(k, rc, "%s", gpux_last_error());
-    if (rc == 0) return 0;
-  }
-  if (!w->data) return gpux__kerr(k, GPUX_E_INTERNAL, "ConvNHWC: the weights were let go");
-  /* the planes' way */
-  int64_t xn = gpux_tensor_count(x), yn = gpux_tensor_count(y);
-  float *xc = gpux__malloc((size_t)xn * sizeof *xc), *yc = gpux__malloc((size_t)yn * sizeof *yc);
-  float *rc_ = r ? gpux__malloc((size_t)yn * sizeof *rc_) : NULL;
-  int rc = 0;
-  if (!xc || !yc || (r && !rc_)) {
-    rc = gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
-  } else {
-    swap_layout(x->data, xc, cd.n, cd.is, cd.c, 1);
-    if (r) swap_layout(r->data, rc_, cd.n, cd.os, cd.m, 1), ep.res = rc_, ep.y0 = yc;
-    rc = conv_f32(k, &cd, xc, w->data, bd, yc, &ep);
-    if (!rc) swap_layout(yc, y->data, cd.n, cd.os, cd.m, 0);
-  }
-  free(xc); free(yc); free(rc_);
-  return rc;
+  gpux__conv_epilogue rest = ep;
+  if (bcast) ep = (gpux__conv_epilogue){.act = GPUX_EP_NONE}, rest.res = NULL;
+  else if (r) ep.res = r->data, ep.y0 = y->data;
+  if (conv_nhwc_run(k, &cd, x, w, b ? b->data : NULL, y, &ep)) return k->status;
+  if (!bcast) return 0;
+  /* Y = rest(conv + B + R), R read with a stride of 0 along its dims of 1 */
+  float *yd = y->data;
+  const float *rd = r->data;
+  int64_t rs[4], st = 1;
+  for (int d = 3; d >= 0; d--) rs[d] = r->dims[d] == 1 ? 0 : st, st *= r->dims[d];
+  for (int64_t i0 = 0, q = 0; i0 < dims[0]; i0++)
+    for (int64_t i1 = 0; i1 < dims[1]; i1++)
+      for (int64_t i2 = 0; i2 < dims[2]; i2++, q++)
+        for (int64_t i3 = 0; i3 < dims[3]; i3++)
+          yd[q * dims[3] + i3] += rd[i0 * rs[0] + i1 * rs[1] + i2 * rs[2] + i3 * rs[3]];
+  gpux__conv_finish_nhwc(yd, cd.m, dims[0] * dims[1] * dims[2], 0, cd.m, NULL, &rest);
+  return 0;
 }
 
 /* ---- ConvTranspose ---- */

@@ -5,7 +5,8 @@
  * A convolution may join a region when it is a Conv or gpux.FusedConv of one group on 2 spatial
  * dims with constant float32 weights of at least 16 input and 64 output channels (the kernel's
  * panels are 64 channels wide: fewer run mostly empty, where the planes' kernels are faster).
- * Such convolutions connected through their X or residual inputs form a region; a region is
+ * A residual must be made by another such convolution (a Transpose into the layout takes rank 4
+ * only). Such convolutions connected through their X or residual inputs form a region; a region is
  * rewritten only where it pays: at least two convolutions, and at most one boundary (a Transpose
  * into or out of the layout, each about what one convolution's own copies cost) for every two of
  * them. ResNet-50's bottlenecks are one region of 52 convolutions with two boundaries: after the
@@ -90,6 +91,16 @@ int gpux__channels_last(gpux__graph *g, int cap_nodes, gpux__arena *arena, int *
     elig[i] = (unsigned char)eligible(g, &g->nodes[i]);
     for (int j = 0; j < g->nodes[i].n_out; j++)
       if (g->nodes[i].out[j] >= 0) prod[g->nodes[i].out[j]] = i;
+  }
+  /* a residual made outside the convolutions that may join (of any rank, which a Transpose of 4
+   * axes would not take) keeps its reader out */
+  for (int again = 1; again;) {
+    again = 0;
+    for (int i = 0; i < nn; i++) {
+      const gpux__node *n = &g->nodes[i];
+      int v = n->n_in > 5 ? n->in[5] : -1;
+      if (elig[i] && v >= 0 && (prod[v] < 0 || !elig[prod[v]])) elig[i] = 0, again = 1;
+    }
   }
   /* regions: eligible nodes joined through X (input 0) and the residual (input 5) */
   for (int i = 0; i < nn; i++) {

@@ -689,17 +689,20 @@ static gpux_tensor run_cl(gpux_model *model, const gpux_tensor *x, const char *o
   return y;
 }
 
-/* runtime/channels-last.c: on a batch of 2, eight convolutions of 16 to 64 channels (3x3 with
- * stride 2 and pads, 1x1, a residual made inside the region and one made outside it, a value read
- * in the middle by a Sigmoid) become one region of gpux.ConvNHWC with four Transposes: x in, c2
- * out, s in, y out; the result is the NCHW one's. Two convolutions alone form no region, nor do
- * any with GPUX_CHANNELS_LAST=0 (where conv-gemm.c's kernel runs at all). */
+/* runtime/channels-last.c: on a batch of 2, nine convolutions of 16 to 64 channels (3x3 with
+ * stride 2 and pads, 1x1, a window of the whole plane whose [2, 64, 1, 1] is a residual that
+ * broadcasts, a residual of Y's shape, a value read in the middle by a Sigmoid): the eight whose
+ * residuals are made by convolutions become one region of gpux.ConvNHWC with three Transposes
+ * (x in, c2 and c7 out); c8, whose residual s is made outside, stays. The result is the NCHW
+ * one's. Two convolutions alone form no region, nor do any with GPUX_CHANNELS_LAST=0 (where
+ * conv-gemm.c's kernel runs at all). */
 static void test_channels_last(void **state) {
   (void)state;
   model_b m = {0};
-  int64_t w3[4] = {64, 16, 3, 3}, w33[4] = {64, 64, 3, 3}, w1[4] = {64, 64, 1, 1}, cd[1] = {64};
-  int64_t pads[4] = {1, 1, 1, 1}, s2[2] = {2, 2}, xd[4] = {2, 16, 10, 12};
+  int64_t w3[4] = {64, 16, 3, 3}, w33[4] = {64, 64, 3, 3}, w1[4] = {64, 64, 1, 1}, wp[4] = {64, 64, 5, 6};
+  int64_t cd[1] = {64}, pads[4] = {1, 1, 1, 1}, s2[2] = {2, 2}, xd[4] = {2, 16, 10, 12};
   init(&m, "wa", 4, w3, NAN), init(&m, "wb", 4, w33, NAN), init(&m, "wc", 4, w1, NAN), init(&m, "b", 1, cd, NAN);
+  init(&m, "wp", 4, wp, NAN);
   attr_b pa = {.name = "pads", .type = 7, .n = 4, .ints = pads};
   attr_b st[2] = {{.name = "pads", .type = 7, .n = 4, .ints = pads}, {.name = "strides", .type = 7, .n = 2, .ints = s2}};
   node(&m, "Conv", (const char *[]){"x", "wa", "b"}, 3, "c1", st, 2);
@@ -712,8 +715,11 @@ static void test_channels_last(void **state) {
   node(&m, "Conv", (const char *[]){"c3", "wc"}, 2, "c4", NULL, 0);
   node(&m, "Conv", (const char *[]){"c4", "wb", "b"}, 3, "c5", &pa, 1);
   node(&m, "Relu", (const char *[]){"c5"}, 1, "r5", NULL, 0);
+  node(&m, "Conv", (const char *[]){"r5", "wp"}, 2, "cp", NULL, 0);        /* [2, 64, 1, 1] */
   node(&m, "Conv", (const char *[]){"r5", "wc", "b"}, 3, "c6", NULL, 0);
-  node(&m, "Conv", (const char *[]){"c6", "wb", "b"}, 3, "c7", &pa, 1);
+  node(&m, "Add", (const char *[]){"c6", "cp"}, 2, "a6", NULL, 0);         /* broadcast residual */
+  node(&m, "Relu", (const char *[]){"a6"}, 1, "r6", NULL, 0);
+  node(&m, "Conv", (const char *[]){"r6", "wb", "b"}, 3, "c7", &pa, 1);
   node(&m, "Conv", (const char *[]){"c7", "wc", "b"}, 3, "c8", NULL, 0);
   node(&m, "Add", (const char *[]){"c8", "s"}, 2, "y", NULL, 0);           /* residual from outside */
   gpux_model *model = finish(&m, 4, xd, "y");
@@ -722,7 +728,8 @@ static void test_channels_last(void **state) {
     skip();
   }
   assert_int_equal(count_ops_cl(model, "ConvNHWC"), 8);
-  assert_int_equal(count_ops_cl(model, "Transpose"), 4);
+  assert_int_equal(count_ops_cl(model, "FusedConv"), 1);
+  assert_int_equal(count_ops_cl(model, "Transpose"), 3);
   setenv("GPUX_CHANNELS_LAST", "0", 1);
   assert_int_equal(count_ops_cl(model, "ConvNHWC"), 0);
   unsetenv("GPUX_CHANNELS_LAST");
