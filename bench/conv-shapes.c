@@ -9,7 +9,8 @@
  * CONV_SHAPES_NOACT=1 in the environment drops the activations (the epilogue's share),
  * CONV_SHAPES_IMPLICIT=1 runs conv-direct.c's implicit GEMM where conv.c runs conv-gemm.c's,
  * CONV_SHAPES_GEMM=1 runs conv-gemm.c's product on every shape of one group and 16 channels or more,
- * CONV_SHAPES_NHWC=1 that product with X and Y channels last (gpux.ConvNHWC's layout),
+ * CONV_SHAPES_NHWC=1 that product, and the depthwise kernel, with X and Y channels last
+ * (gpux.ConvNHWC's layout),
  * CONV_SHAPES_COLD=1 times each call after 1 GB of other writes (the operands out of the caches,
  * as in a model), CONV_SHAPES_REPS=F times F times as many calls (for perf record),
  * CONV_SHAPES_THREADS=N runs on N threads by the wall clock, CONV_SHAPES_PLAN=1 prints how each
@@ -88,6 +89,13 @@ static const shape shapes[] = {
   {"mnv3 dw5x5 960@7", 2, 960, 960, 960, 7, 5, 1, GPUX_EP_HARDSWISH, 0},
   {"mnv3 1x1 960-160@7 res", 2, 960, 160, 1, 7, 1, 1, GPUX_EP_NONE, 1},
   {"mnv3 1x1 160-960@7", 2, 160, 960, 1, 7, 1, 1, GPUX_EP_HARDSWISH, 0},
+  {"mnv3 1x1 40-240@28", 1, 40, 240, 1, 28, 1, 1, GPUX_EP_HARDSWISH, 0},
+  {"mnv3 1x1 240-80@14", 1, 240, 80, 1, 14, 1, 1, GPUX_EP_NONE, 0},
+  {"mnv3 1x1 80-200@14", 1, 80, 200, 1, 14, 1, 1, GPUX_EP_HARDSWISH, 0},
+  {"mnv3 1x1 200-80@14 res", 1, 200, 80, 1, 14, 1, 1, GPUX_EP_NONE, 1},
+  {"mnv3 1x1 80-184@14", 2, 80, 184, 1, 14, 1, 1, GPUX_EP_HARDSWISH, 0},
+  {"mnv3 1x1 184-80@14 res", 2, 184, 80, 1, 14, 1, 1, GPUX_EP_NONE, 1},
+  {"mnv3 1x1 80-480@14", 1, 80, 480, 1, 14, 1, 1, GPUX_EP_HARDSWISH, 0},
   {"mnv3 dw3x3 72@56", 1, 72, 72, 72, 56, 3, 1, GPUX_EP_RELU, 0},
   {"mnv3 dw3x3 16@112", 1, 16, 16, 16, 112, 3, 1, GPUX_EP_RELU, 0},
   {"mnv3 dw3x3s2 64@112", 1, 64, 64, 64, 112, 3, 2, GPUX_EP_RELU, 0},
@@ -158,7 +166,10 @@ int main(int argc, char **argv) {
                 ((s->k > 1 || o * o <= 64) && gpux__conv_gemm_first(s->c, s->m, s->k * s->k, o * o))) &&
                !gpux__conv_gemm_pack(w, s->m, s->c, s->k * s->k, &wt);
     int runs = plan ? 0 : cold ? 4 : (int)(2e8 / flops * (getenv("CONV_SHAPES_REPS") ? atof(getenv("CONV_SHAPES_REPS")) : 1)) + 3, rc = 0;
-#define RUN() (gemm ? gpux__conv2d_gemm(&p, &wt) : dw ? gpux__conv2d_depthwise(&p) : gpux__conv2d_implicit(&p))
+#define RUN()                                                                                      \
+  (gemm ? gpux__conv2d_gemm(&p, &wt)                                                                 \
+   : dw ? (p.channels_last ? gpux__conv2d_depthwise_nhwc(&p) : gpux__conv2d_depthwise(&p))            \
+        : gpux__conv2d_implicit(&p))
     if (plan) {
       rc = RUN();
       uint64_t hash = 14695981039346656037u; /* FNV-1a of Y's bytes: the same on any thread count */

@@ -389,9 +389,131 @@ int gpux__conv2d_depthwise16(const gpux__conv2d *p) {
   return 0;
 }
 
+/* ---- channels last (gpux.ConvNHWC) ---- */
+
+/* X [n, h, w, c] and Y [n, oh, ow, c] need no copies: each output position's 16 channels are one
+ * vector, each tap one FMA with the tap's 16 weights ([block][tap][16], as above). Tasks are
+ * (image, strip of output rows); a row's positions whose every tap lies inside X's columns go
+ * 8 or 4 at a time (one weight load for 8 FMAs), the rest one at a time over their taps inside X;
+ * FusedConv's epilogue runs on each output row while it is in L1. */
+typedef struct {
+  const gpux__conv2d *p;
+  const float *wk;
+  int64_t blocks, strip, strips;
+} dwcl_job;
+
+/* y[q * ldc] (16 lanes, mk) = sum over taps (i in [i0, i1), j < kw) of w[i * kw + j] *
+ * x[(i * dh) * ldr + (q * sw + j * dw) * ldc] for q < NQ (x: the first output's first tap's column
+ * in row 0 of the kernel, whose rows are ldr floats apart). */
+#define DEF_DWCL(NAME, NQ)                                                                           \
+  TARGET512 static void NAME(const float *x, const float *w, int64_t i0, int64_t i1, int64_t kw,       \
+                             int64_t ldr, int64_t ldc, int64_t sw, int64_t dh, int64_t dw, __mmask16 mk, \
+                             float *y) {                                                             \
+    __m512 acc[NQ];                                                                                 \
+    _Pragma("GCC unroll 8") for (int q = 0; q < NQ; q++) acc[q] = _mm512_setzero_ps();            \
+    for (int64_t i = i0; i < i1; i++) {                                                             \
+      const float *xr = x + i * dh * ldr, *wr = w + i * kw * 16;                                    \
+      for (int64_t j = 0; j < kw; j++) {                                                            \
+        __m512 wv = _mm512_load_ps(wr + j * 16);                                                    \
+        const float *xc = xr + j * dw * ldc;                                                        \
+        _Pragma("GCC unroll 8") for (int q = 0; q < NQ; q++)                                        \
+          acc[q] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(mk, xc + q * sw * ldc), acc[q]);       \
+      }                                                                                             \
+    }                                                                                               \
+    _Pragma("GCC unroll 8") for (int q = 0; q < NQ; q++) _mm512_mask_storeu_ps(y + q * ldc, mk, acc[q]); \
+  }
+
+DEF_DWCL(dwcl8, 8)
+DEF_DWCL(dwcl4, 4)
+
+/* One output position whose taps of columns [j0, j1) lie inside X. */
+TARGET512 static void dwcl1(const float *x, const float *w, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
+                            int64_t kw, int64_t ldr, int64_t ldc, int64_t dh, int64_t dw, __mmask16 mk, float *y) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = i0; i < i1; i++)
+    for (int64_t j = j0; j < j1; j++)
+      acc = _mm512_fmadd_ps(_mm512_load_ps(w + (i * kw + j) * 16),
+                            _mm512_maskz_loadu_ps(mk, x + i * dh * ldr + j * dw * ldc), acc);
+  _mm512_mask_storeu_ps(y, mk, acc);
+}
+
+/* The first tap index t in [0, k) with 0 <= at + t * d (a negative at), and one past the last with
+ * at + t * d < n. */
+static inline void taps_inside(int64_t at, int64_t k, int64_t d, int64_t n, int64_t *t0, int64_t *t1) {
+  int64_t lo = at < 0 ? (-at + d - 1) / d : 0, hi = at < n ? (n - at + d - 1) / d : 0;
+  *t0 = GPUX__MIN(lo, k), *t1 = GPUX__MAX(*t0, GPUX__MIN(hi, k));
+}
+
+static void dwcl_tasks(void *ctx, int64_t begin, int64_t end) {
+  const dwcl_job *j = ctx;
+  const gpux__conv2d *p = j->p;
+  int64_t c = p->c, taps = p->kh * p->kw, ldr = p->w_ * c;
+  /* positions [q0, q1) have every tap inside X's columns */
+  int64_t q0 = GPUX__MIN(p->ow, p->pl > 0 ? (p->pl + p->sw - 1) / p->sw : 0);
+  int64_t last = p->w_ - 1 + p->pl - (p->kw - 1) * p->dw;
+  int64_t q1 = last < 0 ? q0 : GPUX__MAX(q0, GPUX__MIN(p->ow, last / p->sw + 1));
+  for (int64_t t = begin; t < end; t++) {
+    int64_t n = t / j->strips, r0 = t % j->strips * j->strip, r1 = GPUX__MIN(p->oh, r0 + j->strip);
+    const float *xn = p->x + n * p->h * ldr;
+    for (int64_t r = r0; r < r1; r++) {
+      int64_t ih = r * p->sh - p->pt, i0, i1;
+      taps_inside(ih, p->kh, p->dh, p->h, &i0, &i1);
+      float *yr = p->y + (n * p->oh + r) * p->ow * c;
+      const float *xr = xn + ih * ldr; /* row of the kernel's first row: read only at rows i0 on */
+      for (int64_t b = 0; b < j->blocks; b++) {
+        __mmask16 mk = gpux__lanes16(c - b * 16);
+        const float *wb = j->wk + b * taps * 16, *xb = xr + b * 16;
+        float *yb = yr + b * 16;
+        int64_t q = 0;
+        for (; q < p->ow; q++) {
+          if (q >= q0 && q + 4 <= q1) {
+            const float *xq = xb + (q * p->sw - p->pl) * c;
+            if (q + 8 <= q1) {
+              dwcl8(xq, wb, i0, i1, p->kw, ldr, c, p->sw, p->dh, p->dw, mk, yb + q * c);
+              q += 7;
+            } else {
+              dwcl4(xq, wb, i0, i1, p->kw, ldr, c, p->sw, p->dh, p->dw, mk, yb + q * c);
+              q += 3;
+            }
+            continue;
+          }
+          int64_t iw = q * p->sw - p->pl, j0, j1;
+          taps_inside(iw, p->kw, p->dw, p->w_, &j0, &j1);
+          dwcl1(xb + iw * c, wb, i0, i1, j0, j1, p->kw, ldr, c, p->dh, p->dw, mk, yb + q * c);
+        }
+      }
+      gpux__conv_finish_nhwc(yr, c, p->ow, 0, c, p->b, p->ep);
+    }
+  }
+}
+
+int gpux__conv2d_depthwise_nhwc(const gpux__conv2d *p) {
+  if (!gpux__conv_dw16_available() || !p->channels_last || p->c != p->g || p->m != p->c || p->pt < 0 ||
+      p->pl < 0)
+    return 1;
+  dwcl_job j = {.p = p, .blocks = (p->c + 15) / 16};
+  int64_t taps = p->kh * p->kw;
+  double outs = (double)(p->n * p->c) * (double)(p->oh * p->ow);
+  double work = outs * ((double)taps * GPUX__DW_MAC_WORK + gpux__conv_ep_work(p->ep));
+  int threads = gpux__threads_for(work);
+  int64_t want = threads > 1 ? 3 * threads : 1; /* tasks */
+  j.strip = p->n >= want ? p->oh : GPUX__MAX(1, (p->oh * p->n + want - 1) / want);
+  j.strips = (p->oh + j.strip - 1) / j.strip;
+  gpux__conv_plan_note("dw-nhwc", p, threads, p->n * j.strips, j.strip * p->ow, p->c,
+                       (double)(j.strip * p->ow * p->c) * (double)taps);
+  float *wk = gpux__scratch(GPUX__SCRATCH_CONV_TAPS, (size_t)(j.blocks * taps * 16) * sizeof *wk);
+  if (!wk) return GPUX_E_NOMEM;
+  for (int64_t b = 0; b < j.blocks; b++)
+    interleave16(p->w + b * 16 * taps, taps, (int)GPUX__MIN(16, p->c - b * 16), taps, wk + b * taps * 16);
+  j.wk = wk;
+  gpux__parallel_for_work(p->n * j.strips, work, dwcl_tasks, &j);
+  return 0;
+}
+
 #else
 
 int gpux__conv_dw16_available(void) { return 0; }
 int gpux__conv2d_depthwise16(const gpux__conv2d *p) { (void)p; return 1; }
+int gpux__conv2d_depthwise_nhwc(const gpux__conv2d *p) { (void)p; return 1; }
 
 #endif /* DW16 */

@@ -715,14 +715,15 @@ static void swap_layout(const float *src, float *dst, int64_t n, int64_t hw, int
 static int conv_nhwc_run(gpux__kctx *k, const conv_dims *cd, const gpux_tensor *x, const gpux_tensor *w,
                          const float *bd, gpux_tensor *y, gpux__conv_epilogue *ep) {
   const gpux__sgemm_b *packed = conv_gemm_weights(k, cd, 1);
-  if (packed) {
+  int dw = cd->g > 1 && cd->cg == 1 && cd->m == cd->c && cd->w.nsp == 2 && w->data;
+  if (packed || dw) {
     const gpux__window *win = &cd->w;
-    gpux__conv2d p = {.x = x->data, .b = bd, .y = y->data, .n = cd->n, .c = cd->c, .m = cd->m, .g = 1,
-                      .h = win->in[1], .w_ = win->in[2], .kh = win->k[1], .kw = win->k[2],
+    gpux__conv2d p = {.x = x->data, .w = w->data, .b = bd, .y = y->data, .n = cd->n, .c = cd->c, .m = cd->m,
+                      .g = cd->g, .h = win->in[1], .w_ = win->in[2], .kh = win->k[1], .kw = win->k[2],
                       .oh = win->out[1], .ow = win->out[2], .sh = win->s[1], .sw = win->s[2],
                       .dh = win->d[1], .dw = win->d[2], .pt = win->pb[1], .pl = win->pb[2], .ep = ep,
                       .channels_last = 1};
-    int rc = gpux__conv2d_gemm(&p, packed);
+    int rc = packed ? gpux__conv2d_gemm(&p, packed) : gpux__conv2d_depthwise_nhwc(&p);
     if (rc < 0) return gpux__kerr(k, rc, "%s", gpux_last_error());
     if (rc == 0) return 0;
   }
@@ -744,12 +745,13 @@ static int conv_nhwc_run(gpux__kctx *k, const conv_dims *cd, const gpux_tensor *
   return rc;
 }
 
-/* gpux.ConvNHWC, which runtime/channels-last.c makes of a Conv or FusedConv of one group on 2
- * spatial dims inside a region of activations kept channels last: FusedConv's inputs and
- * attributes, with X [N, H, W, C], Y and the residual R (input 5) [N, OH, OW, M] (R may have dims
- * of 1 that broadcast: then added in a second pass); W stays [M, C, KH, KW]. float32 only. It
- * runs on conv-gemm.c's kernel, which reads and writes that layout; where that kernel does not
- * take it, X and R are turned into planes, the NCHW kernels run and Y is turned back. */
+/* gpux.ConvNHWC, which runtime/channels-last.c makes of a Conv or FusedConv of one group, or
+ * depthwise (one input and output channel a group), on 2 spatial dims inside a region of
+ * activations kept channels last: FusedConv's inputs and attributes, with X [N, H, W, C], Y and
+ * the residual R (input 5) [N, OH, OW, M] (R may have dims of 1 that broadcast: then added in a
+ * second pass); W stays [M, C / group, KH, KW]. float32 only. It runs on conv-gemm.c's kernel or
+ * conv-depthwise.c's channels-last one, which read and write that layout; where they do not take
+ * it, X and R are turned into planes, the NCHW kernels run and Y is turned back. */
 static int op_conv_nhwc(gpux__kctx *k) {
   const gpux_tensor *x = IN(0), *w = IN(1), *b = IN(2), *r = IN(5);
   if (!x || !w) return gpux__kerr(k, GPUX_E_INVALID, "inputs X and W are required");

@@ -131,6 +131,10 @@ int gpux__conv_dw16_available(void);
  * error. */
 int gpux__conv2d_depthwise16(const gpux__conv2d *p);
 
+/* Depthwise convolution (m = c = g) on channels-last X and Y (p->channels_last: gpux.ConvNHWC's
+ * layout) on AVX-512: 0 when done, 1 when not taken, or a negative error. */
+int gpux__conv2d_depthwise_nhwc(const gpux__conv2d *p);
+
 /* Whether conv-gemm.c's kernel runs here (AVX-512; GPUX_CONV_DIRECT=avx2 or =0, or
  * GPUX_CONV_GEMM=0, turns it off, for comparisons). */
 int gpux__conv_gemm_available(void);

@@ -2,15 +2,19 @@
  * conv-gemm.c's kernel, their activations stay channels last (NHWC) from one to the next instead
  * of being turned from NCHW planes into channels-last order and back around every convolution.
  *
- * A convolution may join a region when it is a Conv or gpux.FusedConv of one group on 2 spatial
- * dims with constant float32 weights of at least 16 input and 64 output channels (the kernel's
- * panels are 64 channels wide: fewer run mostly empty, where the planes' kernels are faster).
+ * A convolution may join a region when it is a Conv or gpux.FusedConv on 2 spatial dims with
+ * constant float32 weights, of one group with at least 16 input and 64 output channels (the
+ * kernel's panels are 64 channels wide: fewer run mostly empty, where the planes' kernels are
+ * faster), or depthwise (one input and one output channel a group) of at least 16 channels, any
+ * window (conv-depthwise.c's channels-last kernel: 16 channels of a position a vector).
  * A residual must be made by another such convolution (a Transpose into the layout takes rank 4
  * only). Such convolutions connected through their X or residual inputs form a region; a region is
  * rewritten only where it pays: at least two convolutions, and at most one boundary (a Transpose
  * into or out of the layout, each about what one convolution's own copies cost) for every two of
  * them. ResNet-50's bottlenecks are one region of 52 convolutions with two boundaries: after the
- * stem's MaxPool and before the GlobalAveragePool.
+ * stem's MaxPool and before the GlobalAveragePool; MobileNetV3-Large's bottlenecks of 80 channels
+ * (no squeeze-excitation) one of 14. Squeeze-excitation blocks (their GlobalAveragePool and Mul
+ * read the depthwise output as planes) end regions.
  *
  * In a region each convolution becomes gpux.ConvNHWC (conv.c), which reads and writes
  * [N, H, W, C]. A value the region reads from outside goes through one Transpose (perm 0,2,3,1)
@@ -32,9 +36,11 @@ static int eligible(const gpux__graph *g, const gpux__node *n) {
   if ((!fused && !gpux__node_is(n, "Conv")) || n->n_out != 1 || n->out[0] < 0 || n->n_in < 2 || n->in[0] < 0)
     return 0;
   const gpux_tensor *w = gpux__graph_const(g, n->in[1]);
-  if (!w || w->dtype != GPUX_DT_FLOAT || w->ndim != 4 || w->dims[1] < 16 || w->dims[0] < 64) return 0;
+  if (!w || w->dtype != GPUX_DT_FLOAT || w->ndim != 4) return 0;
   const gpux__attr *ga = gpux__node_attr(n, "group");
-  if (ga && ga->i != 1) return 0;
+  int64_t group = ga ? ga->i : 1;
+  if (group != 1 && !(group == w->dims[0] && w->dims[1] == 1 && group >= 16)) return 0; /* depthwise */
+  if (group == 1 && (w->dims[1] < 16 || w->dims[0] < 64)) return 0;
   for (int i = 2; i < n->n_in && i < 5; i++) /* B, post_scale, post_bias */
     if (n->in[i] >= 0 && !gpux__graph_const(g, n->in[i])) return 0;
   return n->n_in <= 6;

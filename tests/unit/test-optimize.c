@@ -753,6 +753,51 @@ static void test_channels_last(void **state) {
   gpux_model_free(model);
 }
 
+/* runtime/channels-last.c with depthwise convolutions (group = channels) in a region, on a batch
+ * of 2 and 72 channels (four and a half vectors): a 1x1 of 16 -> 72 channels, a depthwise 3x3 of
+ * stride 2 with pads, a depthwise 5x5 of dilation 2 with uneven pads, a 1x1 whose residual is the
+ * 5x5's output, a depthwise 3x3 of stride (1, 2) without pads: one region of five
+ * gpux.ConvNHWC, one Transpose in and one out, the result the NCHW one's. */
+static void test_channels_last_depthwise(void **state) {
+  (void)state;
+  model_b m = {0};
+  int64_t w1[4] = {72, 16, 1, 1}, w2[4] = {72, 72, 1, 1}, wd3[4] = {72, 1, 3, 3}, wd5[4] = {72, 1, 5, 5};
+  int64_t cd[1] = {72}, pads1[4] = {1, 1, 1, 1}, pads2[4] = {2, 3, 1, 4}, s2[2] = {2, 2}, s12[2] = {1, 2};
+  int64_t d2[2] = {2, 2}, xd[4] = {2, 16, 23, 19};
+  init(&m, "w1", 4, w1, NAN), init(&m, "w2", 4, w2, NAN), init(&m, "wd3", 4, wd3, NAN);
+  init(&m, "wd5", 4, wd5, NAN), init(&m, "b", 1, cd, NAN);
+  attr_b a3[3] = {{.name = "pads", .type = 7, .n = 4, .ints = pads1}, {.name = "strides", .type = 7, .n = 2, .ints = s2},
+                  {.name = "group", .type = 2, .i = 72}};
+  attr_b a5[3] = {{.name = "pads", .type = 7, .n = 4, .ints = pads2}, {.name = "dilations", .type = 7, .n = 2, .ints = d2},
+                  {.name = "group", .type = 2, .i = 72}};
+  attr_b av[2] = {{.name = "strides", .type = 7, .n = 2, .ints = s12}, {.name = "group", .type = 2, .i = 72}};
+  node(&m, "Conv", (const char *[]){"x", "w1", "b"}, 3, "c1", NULL, 0);
+  node(&m, "HardSwish", (const char *[]){"c1"}, 1, "h1", NULL, 0);
+  node(&m, "Conv", (const char *[]){"h1", "wd3", "b"}, 3, "c2", a3, 3);
+  node(&m, "Relu", (const char *[]){"c2"}, 1, "r2", NULL, 0);
+  node(&m, "Conv", (const char *[]){"r2", "wd5"}, 2, "c3", a5, 3);
+  node(&m, "Conv", (const char *[]){"c3", "w2", "b"}, 3, "c4", NULL, 0);
+  node(&m, "Add", (const char *[]){"c4", "c3"}, 2, "a4", NULL, 0);
+  node(&m, "Conv", (const char *[]){"a4", "wd3", "b"}, 3, "y", av, 2);
+  gpux_model *model = finish(&m, 4, xd, "y");
+  if (count_ops_cl(model, "ConvNHWC") == 0) { /* no conv-gemm.c kernel on this machine */
+    gpux_model_free(model);
+    skip();
+  }
+  assert_int_equal(count_ops_cl(model, "ConvNHWC"), 5);
+  assert_int_equal(count_ops_cl(model, "Transpose"), 2);
+  gpux_tensor x;
+  assert_int_equal(gpux_tensor_init(&x, GPUX_DT_FLOAT, 4, xd), 0);
+  for (int64_t i = 0; i < gpux_tensor_count(&x); i++) ((float *)x.data)[i] = rndf();
+  gpux_tensor a = run_cl(model, &x, "0"), b = run_cl(model, &x, "1");
+  assert_int_equal(b.ndim, 4);
+  assert_memory_equal(a.dims, b.dims, 4 * sizeof *a.dims);
+  gpux_compare_report r;
+  if (gpux_tensor_compare(&b, &a, 1e-4, 1e-4, &r)) fail_msg("channels-last run differs: %s", r.message);
+  gpux_tensor_free(&x), gpux_tensor_free(&a), gpux_tensor_free(&b);
+  gpux_model_free(model);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_conv_chain),
@@ -772,6 +817,7 @@ int main(void) {
     cmocka_unit_test(test_tied_embedding),
     cmocka_unit_test(test_nothing),
     cmocka_unit_test(test_channels_last),
+    cmocka_unit_test(test_channels_last_depthwise),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
