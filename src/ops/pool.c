@@ -1,6 +1,6 @@
 /* pool.c — operator family 'pool', on conv.c's sliding-window geometry (conv.h): MaxPool (with
- * its Indices output), AveragePool, LpPool, GlobalMaxPool, GlobalAveragePool, GlobalLpPool and
- * MaxUnpool. float32 and float64 are read directly; float16, bfloat16, int8 and uint8 go through
+ * its Indices output), AveragePool, LpPool, GlobalMaxPool, GlobalAveragePool, GlobalLpPool,
+ * MaxUnpool and gpux.GlobalAveragePoolNHWC (GlobalAveragePool of a channels-last X). float32 and float64 are read directly; float16, bfloat16, int8 and uint8 go through
  * float32 (exact for max pooling). float32 max and average pooling of 1 or 2 spatial dims run
  * vectorized loops over output rows (and windows that tile the input one loop over all rows);
  * the rest, and float64, a plain loop per output. */
@@ -381,6 +381,71 @@ static int global_pool(gpux__kctx *k, int kind) {
   return 0;
 }
 
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+/* y[i] = the mean over hw rows (ldx floats apart) of x[i] for i < 64 (lanes past nc are left
+ * alone): 16 channels a vector, each summed in two vectors of double. */
+__attribute__((target("avx512f"))) static void mean_rows64(const float *x, int64_t ldx, int64_t hw, int64_t nc,
+                                                           float *y) {
+  __m512d acc[8];
+  __mmask16 mk[4];
+  for (int b = 0; b < 4; b++) {
+    int64_t left = nc - b * 16;
+    mk[b] = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+    acc[2 * b] = acc[2 * b + 1] = _mm512_setzero_pd();
+  }
+  for (int64_t q = 0; q < hw; q++, x += ldx)
+    for (int b = 0; b < 4; b++) {
+      __m512 v = _mm512_maskz_loadu_ps(mk[b], x + b * 16);
+      acc[2 * b] = _mm512_add_pd(acc[2 * b], _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+      acc[2 * b + 1] = _mm512_add_pd(acc[2 * b + 1],
+                                     _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+    }
+  __m512d inv = _mm512_set1_pd(1.0 / (double)hw);
+  for (int b = 0; b < 4; b++) {
+    __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(acc[2 * b], inv)), hi = _mm512_cvtpd_ps(_mm512_mul_pd(acc[2 * b + 1], inv));
+    __m512 v = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
+    _mm512_mask_storeu_ps(y + b * 16, mk[b], v);
+  }
+}
+#define MEAN_ROWS64 1
+#else
+#define MEAN_ROWS64 0
+#endif
+
+/* gpux.GlobalAveragePoolNHWC, which runtime/channels-last.c makes of a GlobalAveragePool that
+ * reads a value kept channels last: X [N, H, W, C] float32, Y GlobalAveragePool's [N, C, 1, 1],
+ * each channel's sum in double as there, 64 channels at a time down the positions. */
+static int op_globalaveragepool_nhwc(gpux__kctx *k) {
+  const gpux_tensor *x = IN(0);
+  if (!x) return gpux__kerr(k, GPUX_E_INVALID, "input X is required");
+  if (x->dtype != GPUX_DT_FLOAT || x->ndim != 4)
+    return gpux__kerr(k, GPUX_E_SHAPE, "GlobalAveragePoolNHWC takes float32 of rank 4");
+  int64_t n = x->dims[0], c = x->dims[3], hw = x->dims[1] * x->dims[2], dims[4] = {n, c, 1, 1};
+  gpux_tensor *y = gpux__out_raw(k, 0, GPUX_DT_FLOAT, 4, dims);
+  if (!y) return k->status;
+  if (k->shape_only) return 0;
+  const float *xd = x->data;
+  float *yd = y->data;
+#if MEAN_ROWS64
+  static int avx512 = -1;
+  if (avx512 < 0) __builtin_cpu_init(), avx512 = __builtin_cpu_supports("avx512f");
+  if (avx512 && hw > 0) {
+    for (int64_t b = 0; b < n; b++)
+      for (int64_t c0 = 0; c0 < c; c0 += 64)
+        mean_rows64(xd + b * hw * c + c0, c, hw, GPUX__MIN(64, c - c0), yd + b * c + c0);
+    return 0;
+  }
+#endif
+  for (int64_t b = 0; b < n; b++)
+    for (int64_t ch = 0; ch < c; ch++) {
+      double acc = 0.0;
+      for (int64_t q = 0; q < hw; q++) acc += xd[(b * hw + q) * c + ch];
+      yd[b * c + ch] = hw ? (float)(acc / (double)hw) : NAN;
+    }
+  return 0;
+}
+
 static int op_globalmaxpool(gpux__kctx *k) { return global_pool(k, POOL_MAX); }
 static int op_globalaveragepool(gpux__kctx *k) { return global_pool(k, POOL_AVG); }
 static int op_globallppool(gpux__kctx *k) { return global_pool(k, POOL_LP); }
@@ -447,6 +512,7 @@ const gpux__op_def gpux__ops_pool[] = {
   {"", "GlobalMaxPool", op_globalmaxpool, 1, 0},
   {"", "GlobalAveragePool", op_globalaveragepool, 1, 0},
   {"", "GlobalLpPool", op_globallppool, 1, 0},
+  {"gpux", "GlobalAveragePoolNHWC", op_globalaveragepool_nhwc, 1, 0},
   {"", "MaxUnpool", op_maxunpool, 9, 0},
   {0},
 };

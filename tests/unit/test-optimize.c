@@ -756,8 +756,10 @@ static void test_channels_last(void **state) {
 /* runtime/channels-last.c with depthwise convolutions (group = channels) in a region, on a batch
  * of 2 and 72 channels (four and a half vectors): a 1x1 of 16 -> 72 channels, a depthwise 3x3 of
  * stride 2 with pads, a depthwise 5x5 of dilation 2 with uneven pads, a 1x1 whose residual is the
- * 5x5's output, a depthwise 3x3 of stride (1, 2) without pads: one region of five
- * gpux.ConvNHWC, one Transpose in and one out, the result the NCHW one's. */
+ * 5x5's output, a depthwise 3x3 of stride (1, 2) without pads, and a squeeze-excitation between
+ * the two depthwise convolutions (GlobalAveragePool, 1x1 of 72 -> 24 and 24 -> 72, Mul by the
+ * scale): one region of five gpux.ConvNHWC, the excitation's pool and Mul in it, one Transpose in,
+ * one out and one of the scale, the result the NCHW one's. */
 static void test_channels_last_depthwise(void **state) {
   (void)state;
   model_b m = {0};
@@ -766,6 +768,8 @@ static void test_channels_last_depthwise(void **state) {
   int64_t d2[2] = {2, 2}, xd[4] = {2, 16, 23, 19};
   init(&m, "w1", 4, w1, NAN), init(&m, "w2", 4, w2, NAN), init(&m, "wd3", 4, wd3, NAN);
   init(&m, "wd5", 4, wd5, NAN), init(&m, "b", 1, cd, NAN);
+  int64_t ws1[4] = {24, 72, 1, 1}, ws2[4] = {72, 24, 1, 1};
+  init(&m, "ws1", 4, ws1, NAN), init(&m, "ws2", 4, ws2, NAN);
   attr_b a3[3] = {{.name = "pads", .type = 7, .n = 4, .ints = pads1}, {.name = "strides", .type = 7, .n = 2, .ints = s2},
                   {.name = "group", .type = 2, .i = 72}};
   attr_b a5[3] = {{.name = "pads", .type = 7, .n = 4, .ints = pads2}, {.name = "dilations", .type = 7, .n = 2, .ints = d2},
@@ -775,7 +779,13 @@ static void test_channels_last_depthwise(void **state) {
   node(&m, "HardSwish", (const char *[]){"c1"}, 1, "h1", NULL, 0);
   node(&m, "Conv", (const char *[]){"h1", "wd3", "b"}, 3, "c2", a3, 3);
   node(&m, "Relu", (const char *[]){"c2"}, 1, "r2", NULL, 0);
-  node(&m, "Conv", (const char *[]){"r2", "wd5"}, 2, "c3", a5, 3);
+  node(&m, "GlobalAveragePool", (const char *[]){"r2"}, 1, "g2", NULL, 0);
+  node(&m, "Conv", (const char *[]){"g2", "ws1"}, 2, "e1", NULL, 0);
+  node(&m, "Relu", (const char *[]){"e1"}, 1, "e1r", NULL, 0);
+  node(&m, "Conv", (const char *[]){"e1r", "ws2", "b"}, 3, "e2", NULL, 0);
+  node(&m, "Sigmoid", (const char *[]){"e2"}, 1, "e2s", NULL, 0);
+  node(&m, "Mul", (const char *[]){"e2s", "r2"}, 2, "m2", NULL, 0);
+  node(&m, "Conv", (const char *[]){"m2", "wd5"}, 2, "c3", a5, 3);
   node(&m, "Conv", (const char *[]){"c3", "w2", "b"}, 3, "c4", NULL, 0);
   node(&m, "Add", (const char *[]){"c4", "c3"}, 2, "a4", NULL, 0);
   node(&m, "Conv", (const char *[]){"a4", "wd3", "b"}, 3, "y", av, 2);
@@ -785,7 +795,9 @@ static void test_channels_last_depthwise(void **state) {
     skip();
   }
   assert_int_equal(count_ops_cl(model, "ConvNHWC"), 5);
-  assert_int_equal(count_ops_cl(model, "Transpose"), 2);
+  assert_int_equal(count_ops_cl(model, "GlobalAveragePoolNHWC"), 1);
+  assert_int_equal(count_ops_cl(model, "FusedConv"), 2);
+  assert_int_equal(count_ops_cl(model, "Transpose"), 3);
   gpux_tensor x;
   assert_int_equal(gpux_tensor_init(&x, GPUX_DT_FLOAT, 4, xd), 0);
   for (int64_t i = 0; i < gpux_tensor_count(&x); i++) ((float *)x.data)[i] = rndf();
