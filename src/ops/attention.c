@@ -213,15 +213,6 @@ static GPUX_SIMD_CLONES void attn_row_f32(float *restrict row, const float *rest
 #if defined(__GNUC__) && defined(__x86_64__)
 #define ROW16 1
 
-static int have_avx512(void) {
-  static int have = -1;
-  if (have < 0) {
-    __builtin_cpu_init();
-    have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-  }
-  return have;
-}
-
 static inline __mmask16 lanes16(int64_t left) {
   return left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
 }
@@ -601,7 +592,7 @@ static int op_attention(gpux__kctx *k) {
   a.nr = gpux__sgemm_nr();
   a.packed = a.plain && a.nr && a.D > 0 && a.Dv > 0 && a.T > 0 && group_rows >= 6;
 #if ROW16
-  a.row16 = a.packed && a.nr == 64 && have_avx512();
+  a.row16 = a.packed && a.nr == 64 && gpux__have_avx512_fma();
 #endif
   if (a.packed) {
     a.kpf = gpux__sgemm_packed_floats(a.D, a.T);

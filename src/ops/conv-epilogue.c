@@ -88,15 +88,6 @@ static inline __attribute__((always_inline)) void finish_row(float *y, const flo
 #define EP16 1
 #define T512 GPUX_EP16_TARGET
 
-static int have_avx512(void) {
-  static int have = -1; /* a race writes the same value */
-  if (have < 0) {
-    __builtin_cpu_init();
-    have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-  }
-  return have;
-}
-
 /* gpux__conv_finish on 16 lanes, one pass a row */
 T512 static void finish_rows16(float *y, int64_t ys, const float *src, int64_t ss, int64_t rows, int64_t n,
                                float bias, const gpux__conv_epilogue *e, int64_t m) {
@@ -133,7 +124,7 @@ T512 static void finish_cl16(float *c, int64_t ldc, int64_t np, int64_t m0, int6
 VECTORIZE void gpux__conv_finish(float *y, int64_t ys, const float *src, int64_t ss, int64_t rows, int64_t n,
                                  float bias, const gpux__conv_epilogue *e, int64_t m) {
 #if EP16
-  if (have_avx512()) {
+  if (gpux__have_avx512_fma()) {
     finish_rows16(y, ys, src, ss, rows, n, bias, e, m);
     return;
   }
@@ -153,7 +144,7 @@ VECTORIZE void gpux__conv_finish(float *y, int64_t ys, const float *src, int64_t
 int gpux__conv_finish_cl(float *c, int64_t ldc, int64_t np, int64_t m0, int64_t nm, const float *bias,
                          const gpux__conv_epilogue *e) {
 #if EP16
-  if (e->res || !have_avx512()) return 1;
+  if (e->res || !gpux__have_avx512_fma()) return 1;
   finish_cl16(c, ldc, np, m0, nm, bias, e);
   return 0;
 #else
@@ -165,7 +156,7 @@ int gpux__conv_finish_cl(float *c, int64_t ldc, int64_t np, int64_t m0, int64_t 
 void gpux__conv_finish_nhwc(float *y, int64_t ldy, int64_t np, int64_t m0, int64_t nm, const float *bias,
                             const gpux__conv_epilogue *e) {
 #if EP16
-  if (have_avx512()) {
+  if (gpux__have_avx512_fma()) {
     finish_cl16(y, ldy, np, m0, nm, bias, e);
     return;
   }

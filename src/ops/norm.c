@@ -145,35 +145,8 @@ typedef struct {
 #define SM16 1
 #define T512 __attribute__((target("avx512f,fma")))
 
-static int have_avx512(void) {
-  static int have = -1; /* a race writes the same value */
-  if (have < 0) {
-    __builtin_cpu_init();
-    have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-  }
-  return have;
-}
-
 static inline __mmask16 lanes16(int64_t left) {
   return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-}
-
-/* gpux__exp_neg on 16 lanes (x <= 0), with FMAs: clamp at -88.03 (0 below), x = n ln 2 + r,
- * e^r by the same Cephes polynomial, 2^n put in the exponent field. */
-T512 static inline __m512 exp_neg16(__m512 x) {
-  x = _mm512_castsi512_ps(_mm512_min_epu32(_mm512_castps_si512(x), _mm512_set1_epi32((int)0xc2b00f34u)));
-  __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(12582912.0f));
-  __m512 fn = _mm512_sub_ps(t, _mm512_set1_ps(12582912.0f));
-  __m512 r = _mm512_fnmadd_ps(fn, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(fn, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.9875691500e-4f), r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-  __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32((int)(127u - 0x4b400000u))), 23);
-  return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
 }
 
 /* Softmax of one contiguous row on 16 lanes: the max, then e = exp(x - max) written to y while
@@ -192,14 +165,14 @@ T512 static void sm_row16(const float *x, float *y, int64_t n) {
     int64_t end = GPUX__MIN(n, b + SUM_BLOCK);
     __m512 s0 = _mm512_setzero_ps(), s1 = s0;
     for (i = b; i + 32 <= end; i += 32) {
-      __m512 e0 = exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm));
-      __m512 e1 = exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), vm));
+      __m512 e0 = gpux__exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm));
+      __m512 e1 = gpux__exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), vm));
       _mm512_storeu_ps(y + i, e0), _mm512_storeu_ps(y + i + 16, e1);
       s0 = _mm512_add_ps(s0, e0), s1 = _mm512_add_ps(s1, e1);
     }
     for (; i < end; i += 16) {
       __mmask16 k = lanes16(end - i);
-      __m512 e0 = _mm512_maskz_mov_ps(k, exp_neg16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm)));
+      __m512 e0 = _mm512_maskz_mov_ps(k, gpux__exp_neg16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm)));
       _mm512_mask_storeu_ps(y + i, k, e0);
       s0 = _mm512_add_ps(s0, e0);
     }
@@ -218,7 +191,7 @@ static void sm_rows_f32(void *ctx, int64_t b, int64_t e) {
   const sm_ctx *c = ctx;
   int64_t n = c->n;
 #if SM16
-  if (c->mode == SM_SOFT && have_avx512()) {
+  if (c->mode == SM_SOFT && gpux__have_avx512_fma()) {
     for (int64_t r = b; r < e; r++) sm_row16((const float *)c->x->data + r * n, (float *)c->y->data + r * n, n);
     return;
   }
