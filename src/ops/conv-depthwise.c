@@ -10,7 +10,8 @@
  *
  * Tasks are (image, block of 16 channels, strip of output rows); a strip's input (its rows plus
  * the kernel's halo) is at most about 96 KB, so it stays in L2 while each of its rows is read once
- * per kernel row. */
+ * per kernel row. gpux.ConvNHWC's channels-last activations need no interleaving: its kernel
+ * (below) reads X and writes Y in place, 16 channels of a position a vector. */
 #include "core/scratch.h"
 #include "ops/conv.h"
 #include <stdatomic.h>

@@ -12,9 +12,10 @@
  *
  * Tasks are tiles of positions x blocks of output channels. A task goes panel by panel; within a
  * panel, tap by tap in blocks of at most KC channels, whose KC x 64 floats of W^T (32 KB) stay in
- * L1 while every block of 6 positions of the tile passes over them. The tile's sums, [P][M], are
- * transposed back into Y's planes, where FusedConv's epilogue runs on them while they are in
- * cache.
+ * L1 while every block of 6 positions of the tile passes over them, and the next pass's W^T is
+ * asked into L2 a share before each block. FusedConv's epilogue runs on the tile's sums, [P][M],
+ * 16 channels a vector while they are in cache (gpux__conv_finish_cl), before they are transposed
+ * back into Y's planes (with a residual, which is read at Y's place: after).
  *
  * gpux.ConvNHWC's activations are channels last already (runtime/channels-last.c): X is only
  * padded (rows copied between zeros; read in place where it needs no padding), and the kernel

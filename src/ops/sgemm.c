@@ -11,7 +11,9 @@
  * in L1 while every row block of the task passes over them (the panel's column of C, rows x NR,
  * stays in L2 between blocks). With four panels or more, A is first packed into strips of MR
  * rows, [strip][k][MR], which the AVX-512 kernel reads as one sequential stream; each row block
- * asks for its share of the panel's next block in L2.
+ * asks for its share of the panel's next block in L2; a tall A goes in parts of at most about
+ * 16 MB of strips, so that a thread's scratch stays bounded. A B read transposed (an attention's
+ * K^T) is packed by 16 x 16 transposes in registers (transpose16.h). One row of A goes to gemv.c.
  *
  *   AVX-512   MR 6 x NR 64: 24 zmm accumulators, 4 panel loads and 6 broadcasts per k step
  *   AVX2+FMA  MR 6 x NR 16: 12 ymm accumulators, 2 panel loads and 6 broadcasts per k step
