@@ -104,21 +104,33 @@ typedef struct {
   atomic_int failed;
 } cgemm_job;
 
+/* Row r of xt, [wp][c]: zeros where it is padding, and NULL for a row of padding only; else
+ * where the n columns of X's row *ih go, between zeros, for the caller to fill. */
+static inline float *pad_row(const cgemm_job *j, int64_t r, int64_t *ih, int64_t *n) {
+  const gpux__conv2d *p = j->p;
+  int64_t c = p->c;
+  float *dst = j->xt + r * j->wp * c;
+  *ih = r - p->pt;
+  if (*ih < 0 || *ih >= p->h) {
+    memset(dst, 0, (size_t)(j->wp * c) * sizeof *dst);
+    return NULL;
+  }
+  int64_t lo = GPUX__MIN(p->pl, j->wp);
+  *n = GPUX__MAX(0, GPUX__MIN(p->w_, j->wp - lo));
+  memset(dst, 0, (size_t)(lo * c) * sizeof *dst);
+  if (lo + *n < j->wp) memset(dst + (lo + *n) * c, 0, (size_t)((j->wp - lo - *n) * c) * sizeof *dst);
+  return dst + lo * c;
+}
+
 /* Rows [begin, end) of xt: zeros in the padding, X's rows transposed in between. */
 TARGET512 static void to_channels_last(void *ctx, int64_t begin, int64_t end) {
   const cgemm_job *j = ctx;
   const gpux__conv2d *p = j->p;
   int64_t c = p->c, plane = p->h * p->w_;
   for (int64_t r = begin; r < end; r++) {
-    float *dst = j->xt + r * j->wp * c;
-    int64_t ih = r - p->pt;
-    if (ih < 0 || ih >= p->h) {
-      memset(dst, 0, (size_t)(j->wp * c) * sizeof *dst);
-      continue;
-    }
-    int64_t lo = GPUX__MIN(p->pl, j->wp), n = GPUX__MAX(0, GPUX__MIN(p->w_, j->wp - lo));
-    memset(dst, 0, (size_t)(lo * c) * sizeof *dst);
-    if (lo + n < j->wp) memset(dst + (lo + n) * c, 0, (size_t)((j->wp - lo - n) * c) * sizeof *dst);
+    int64_t ih = 0, n = 0;
+    float *dst = pad_row(j, r, &ih, &n);
+    if (!dst) continue;
     const float *src = j->x + ih * p->w_;
     __m512 v[16];
     for (int64_t c0 = 0; c0 < c; c0 += 16) {
@@ -129,7 +141,7 @@ TARGET512 static void to_channels_last(void *ctx, int64_t begin, int64_t end) {
         for (int q = 0; q < 16; q++)
           v[q] = q < nc ? _mm512_maskz_loadu_ps(wm, src + (c0 + q) * plane + w0) : _mm512_setzero_ps();
         gpux__transpose16(v);
-        for (int64_t q = 0; q < 16 && w0 + q < n; q++) _mm512_mask_storeu_ps(dst + (lo + w0 + q) * c + c0, cm, v[q]);
+        for (int64_t q = 0; q < 16 && w0 + q < n; q++) _mm512_mask_storeu_ps(dst + (w0 + q) * c + c0, cm, v[q]);
       }
     }
   }
@@ -138,19 +150,11 @@ TARGET512 static void to_channels_last(void *ctx, int64_t begin, int64_t end) {
 /* The same from a channels-last image [h][w][c]: its rows copied between zeros. */
 static void pad_channels_last(void *ctx, int64_t begin, int64_t end) {
   const cgemm_job *j = ctx;
-  const gpux__conv2d *p = j->p;
-  int64_t c = p->c;
+  int64_t c = j->p->c;
   for (int64_t r = begin; r < end; r++) {
-    float *dst = j->xt + r * j->wp * c;
-    int64_t ih = r - p->pt;
-    if (ih < 0 || ih >= p->h) {
-      memset(dst, 0, (size_t)(j->wp * c) * sizeof *dst);
-      continue;
-    }
-    int64_t lo = GPUX__MIN(p->pl, j->wp), n = GPUX__MAX(0, GPUX__MIN(p->w_, j->wp - lo));
-    memset(dst, 0, (size_t)(lo * c) * sizeof *dst);
-    if (lo + n < j->wp) memset(dst + (lo + n) * c, 0, (size_t)((j->wp - lo - n) * c) * sizeof *dst);
-    memcpy(dst + lo * c, j->x + ih * p->w_ * c, (size_t)(n * c) * sizeof *dst);
+    int64_t ih = 0, n = 0;
+    float *dst = pad_row(j, r, &ih, &n);
+    if (dst) memcpy(dst, j->x + ih * j->p->w_ * c, (size_t)(n * c) * sizeof *dst);
   }
 }
 
