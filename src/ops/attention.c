@@ -213,10 +213,6 @@ static GPUX_SIMD_CLONES void attn_row_f32(float *restrict row, const float *rest
 #if defined(__GNUC__) && defined(__x86_64__)
 #define ROW16 1
 
-static inline __mmask16 lanes16(int64_t left) {
-  return left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
-}
-
 /* attn_row_f32 on 16 lanes with FMAs, the scale applied here (Q is not scaled first): x = scale
  * * row + mask on [lo, hi), its max, e = exp(x - max) stored and summed, e / sum; zeros in the
  * rest of [j0, j1), and in all of it when every position is -inf. */
@@ -238,7 +234,7 @@ __attribute__((target("avx512f,fma"))) static void attn_row16(float *row, const 
     m0 = _mm512_max_ps(m0, v0), m1 = _mm512_max_ps(m1, v1);
   }
   for (; i < n; i += 16) {
-    __mmask16 k = lanes16(n - i);
+    __mmask16 k = gpux__lanes16(n - i);
     __m512 v = _mm512_maskz_loadu_ps(k, x + i);
     v = mask ? _mm512_fmadd_ps(v, vs, _mm512_maskz_loadu_ps(k, mask + lo + i)) : _mm512_mul_ps(v, vs);
     _mm512_mask_storeu_ps(x + i, k, v);
@@ -258,14 +254,14 @@ __attribute__((target("avx512f,fma"))) static void attn_row16(float *row, const 
     s0 = _mm512_add_ps(s0, e0), s1 = _mm512_add_ps(s1, e1);
   }
   for (; i < n; i += 16) {
-    __mmask16 k = lanes16(n - i);
+    __mmask16 k = gpux__lanes16(n - i);
     __m512 e = _mm512_maskz_mov_ps(k, gpux__exp_neg16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm)));
     _mm512_mask_storeu_ps(x + i, k, e);
     s0 = _mm512_add_ps(s0, e);
   }
   const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)));
   for (i = 0; i < n; i += 16) {
-    __mmask16 k = lanes16(n - i);
+    __mmask16 k = gpux__lanes16(n - i);
     _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv));
   }
   if (lo > j0) memset(row + j0, 0, sizeof(float) * (size_t)(lo - j0));

@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 
 #if defined(__GNUC__) && defined(__x86_64__)
+#include "ops/avx512.h"
 #include <immintrin.h>
 #define DIRECT 1
 #define TARGET __attribute__((target("avx2,fma")))
@@ -224,7 +225,7 @@ DEF_BLOCK(block_x24m, 3, 1)
     __mmask16 sm[NVEC];                                                                         \
     _Pragma("GCC unroll 3") for (int v = 0; v < NVEC; v++) {                                    \
       int64_t left = nv - 16 * v;                                                               \
-      sm[v] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1); \
+      sm[v] = gpux__lanes16(left); \
     }                                                                                           \
     _Pragma("GCC unroll 8") for (int i = 0; i < MR512; i++)                                     \
       _Pragma("GCC unroll 3") for (int v = 0; v < NVEC; v++) acc[i][v] = _mm512_setzero_ps();   \

@@ -106,7 +106,7 @@ T512 static void finish_cl16(float *c, int64_t ldc, int64_t np, int64_t m0, int6
   const float *res = e->res ? e->res + (c - e->y0) : NULL; /* with a residual, c is in Y */
   for (int64_t i = 0; i < nm; i += 16) {
     int64_t n = GPUX__MIN(16, nm - i);
-    __mmask16 mk = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+    __mmask16 mk = gpux__lanes16(n);
     __m512 vb = bias ? _mm512_maskz_loadu_ps(mk, bias + m0 + i) : _mm512_setzero_ps();
     __m512 vs = e->scale ? _mm512_maskz_loadu_ps(mk, e->scale + m0 + i) : _mm512_set1_ps(1.0f);
     __m512 vt = e->scale ? _mm512_maskz_loadu_ps(mk, e->shift + m0 + i) : _mm512_setzero_ps();

@@ -6,6 +6,7 @@
 #define GPUX_OPS_CONV_EPILOGUE16_H
 
 #include "ops/conv.h"
+#include "ops/avx512.h"
 #include <immintrin.h>
 
 #define GPUX_EP16_TARGET __attribute__((target("avx512f,fma")))
@@ -41,7 +42,7 @@ GPUX_EP16_TARGET static inline __m512 gpux__sigmoid16(__m512 v) {
  * place in R, or NULL). The hot loop; each activation gets a loop of its own. */
 #define GPUX__EP16_LOOP(ACT)                                                                       \
   for (int64_t i = 0; i < n; i += 16) {                                                            \
-    __mmask16 mk = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);             \
+    __mmask16 mk = gpux__lanes16(n - i);                                                           \
     __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, src + i), vb);                              \
     if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, res + i));                             \
     ACT;                                                                                           \

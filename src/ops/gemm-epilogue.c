@@ -125,7 +125,7 @@ __attribute__((target("avx512f"))) static void gelu_rows16(float *y, int64_t ldy
   for (int64_t r = 0; r < rows; r++)
     for (int64_t i = 0; i < n; i += 16) {
       at[used] = y + r * ldy + i;
-      mk[used] = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+      mk[used] = gpux__lanes16(n - i);
       if (++used < NV && (r + 1 < rows || i + 16 < n)) continue;
       for (int q = used; q < NV; q++) at[q] = at[0], mk[q] = 0; /* computed on zeros, not stored */
       __m512 v[NV];

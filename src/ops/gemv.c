@@ -10,6 +10,7 @@
 #include "ops/gemm.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
+#include "ops/avx512.h"
 #include <immintrin.h>
 #define GEMV_X86 1
 #else
@@ -53,7 +54,7 @@ __attribute__((target("avx512f,fma"))) static void panel64(const float *a, const
   for (int v = 0; v < 4; v++) {
     int64_t left = nc - 16 * v;
     if (left <= 0) break;
-    __mmask16 mk = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+    __mmask16 mk = gpux__lanes16(left);
     __m512 t = _mm512_add_ps(_mm512_add_ps(s[0][v], s[1][v]), _mm512_add_ps(s[2][v], s[3][v]));
     if (init) t = _mm512_add_ps(t, _mm512_maskz_loadu_ps(mk, init + 16 * v));
     _mm512_mask_storeu_ps(c + 16 * v, mk, t);

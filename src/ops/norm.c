@@ -145,10 +145,6 @@ typedef struct {
 #define SM16 1
 #define T512 __attribute__((target("avx512f,fma")))
 
-static inline __mmask16 lanes16(int64_t left) {
-  return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-}
-
 /* Softmax of one contiguous row on 16 lanes: the max, then e = exp(x - max) written to y while
  * summed (float lanes per SUM_BLOCK, blocks added in double), then y scaled by 1 / sum. */
 T512 static void sm_row16(const float *x, float *y, int64_t n) {
@@ -158,7 +154,7 @@ T512 static void sm_row16(const float *x, float *y, int64_t n) {
     m0 = _mm512_max_ps(_mm512_loadu_ps(x + i), m0), m1 = _mm512_max_ps(_mm512_loadu_ps(x + i + 16), m1);
     m2 = _mm512_max_ps(_mm512_loadu_ps(x + i + 32), m2), m3 = _mm512_max_ps(_mm512_loadu_ps(x + i + 48), m3);
   }
-  for (; i < n; i += 16) m0 = _mm512_max_ps(_mm512_mask_loadu_ps(m0, lanes16(n - i), x + i), m0);
+  for (; i < n; i += 16) m0 = _mm512_max_ps(_mm512_mask_loadu_ps(m0, gpux__lanes16(n - i), x + i), m0);
   const __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3))));
   double total = 0;
   for (int64_t b = 0; b < n; b += SUM_BLOCK) {
@@ -171,7 +167,7 @@ T512 static void sm_row16(const float *x, float *y, int64_t n) {
       s0 = _mm512_add_ps(s0, e0), s1 = _mm512_add_ps(s1, e1);
     }
     for (; i < end; i += 16) {
-      __mmask16 k = lanes16(end - i);
+      __mmask16 k = gpux__lanes16(end - i);
       __m512 e0 = _mm512_maskz_mov_ps(k, gpux__exp_neg16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm)));
       _mm512_mask_storeu_ps(y + i, k, e0);
       s0 = _mm512_add_ps(s0, e0);
@@ -180,7 +176,7 @@ T512 static void sm_row16(const float *x, float *y, int64_t n) {
   }
   const __m512 f = _mm512_set1_ps((float)(1.0 / total));
   for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(y + i), f));
-  if (i < n) _mm512_mask_storeu_ps(y + i, lanes16(n - i), _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes16(n - i), y + i), f));
+  if (i < n) _mm512_mask_storeu_ps(y + i, gpux__lanes16(n - i), _mm512_mul_ps(_mm512_maskz_loadu_ps(gpux__lanes16(n - i), y + i), f));
 }
 #else
 #define SM16 0

@@ -391,7 +391,7 @@ __attribute__((target("avx512f"))) static void mean_rows64(const float *x, int64
   __mmask16 mk[4];
   for (int b = 0; b < 4; b++) {
     int64_t left = nc - b * 16;
-    mk[b] = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+    mk[b] = gpux__lanes16(left);
     acc[2 * b] = acc[2 * b + 1] = _mm512_setzero_pd();
   }
   for (int64_t q = 0; q < hw; q++, x += ldx)

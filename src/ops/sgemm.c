@@ -154,7 +154,7 @@ __attribute__((target("avx512f,fma"))) static void kernel_avx512(int64_t kc, con
   __mmask16 mk[4];
   for (int v = 0; v < 4; v++) {
     int64_t left = nc - 16 * v;
-    mk[v] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+    mk[v] = gpux__lanes16(left);
   }
   if (mr == 1) { /* one row (a classifier's or a decoder step's product): no repeated rows */
     const float *a0 = a[0];
@@ -339,7 +339,7 @@ kernel_pa(const int ROWS, int64_t kc, const float *ap, const float *b, float *c,
   __mmask16 mk[4];
   for (int v = 0; v < 4; v++) {
     int64_t left = nc - 16 * v;
-    mk[v] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+    mk[v] = gpux__lanes16(left);
   }
   _Pragma("GCC unroll 6") for (int i = 0; i < ROWS; i++) {
     _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) {

@@ -10,7 +10,7 @@
  *   vectorizer (tree-vectorize) for the loops -O2's cheaper one leaves scalar.
  * - gpux__exp_neg is exp(x) for x <= 0 in plain float arithmetic, so softmax loops vectorize;
  *   gpux__exp_neg16 is the same on 16 lanes with FMAs, for AVX-512 kernels, which
- *   gpux__have_avx512_fma says the CPU can run.
+ *   gpux__have_avx512_fma (avx512.h) says the CPU can run.
  * - FOR8 runs a statement over [0, n) in blocks of 8, a fixed trip count that GCC vectorizes at
  *   -O2, then the tail. Use it in functions whose pointers are restrict. */
 #ifndef GPUX_OPS_SIMD_H
@@ -76,18 +76,7 @@ static inline float gpux__exp_neg(float x) {
 }
 
 #if defined(__GNUC__) && defined(__x86_64__)
-#include <immintrin.h>
-
-/* Whether this CPU runs the AVX-512 kernels (AVX-512F and FMA); asked once per file that calls it
- * (a race writes the same value). */
-static inline int gpux__have_avx512_fma(void) {
-  static int have = -1;
-  if (have < 0) {
-    __builtin_cpu_init();
-    have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-  }
-  return have;
-}
+#include "ops/avx512.h"
 
 /* gpux__exp_neg on 16 lanes (x <= 0) with FMAs, for AVX-512 kernels (within 2 ulp; not bit for
  * bit the scalar one): the same clamp, reduction and Cephes polynomial. */

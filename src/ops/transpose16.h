@@ -4,6 +4,7 @@
 #ifndef GPUX_OPS_TRANSPOSE16_H
 #define GPUX_OPS_TRANSPOSE16_H
 
+#include "ops/avx512.h"
 #include <immintrin.h>
 
 /* r[i][j] -> r[j][i] for 16 vectors of 16. */
@@ -29,11 +30,6 @@ __attribute__((target("avx512f"))) static inline void gpux__transpose16(__m512 r
     r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
     r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
   }
-}
-
-/* The lanes [0, n) of a vector of 16 (none for n <= 0, all for n >= 16). */
-static inline __mmask16 gpux__lanes16(int64_t n) {
-  return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
 }
 
 #endif

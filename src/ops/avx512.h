@@ -1,0 +1,25 @@
+/* avx512.h — what the AVX-512 kernels share: whether this CPU runs them and the mask of a vector's
+ * first lanes. Include only on x86-64 with GCC or Clang. */
+#ifndef GPUX_OPS_AVX512_H
+#define GPUX_OPS_AVX512_H
+
+#include <immintrin.h>
+#include <stdint.h>
+
+/* Whether this CPU runs the AVX-512 kernels (AVX-512F and FMA); asked once per file that calls it
+ * (a race writes the same value). */
+static inline int gpux__have_avx512_fma(void) {
+  static int have = -1;
+  if (have < 0) {
+    __builtin_cpu_init();
+    have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+  }
+  return have;
+}
+
+/* The lanes [0, n) of a vector of 16 (none for n <= 0, all for n >= 16). */
+static inline __mmask16 gpux__lanes16(int64_t n) {
+  return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+#endif
