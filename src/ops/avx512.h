@@ -6,8 +6,18 @@
 #include <immintrin.h>
 #include <stdint.h>
 
-/* Whether this CPU runs the AVX-512 kernels (AVX-512F and FMA); asked once per file that calls it
- * (a race writes the same value). */
+/* Whether this CPU has AVX-512F (kernels of no FMAs); asked once per file that calls it (a race
+ * writes the same value). */
+static inline int gpux__have_avx512f(void) {
+  static int have = -1;
+  if (have < 0) {
+    __builtin_cpu_init();
+    have = __builtin_cpu_supports("avx512f");
+  }
+  return have;
+}
+
+/* Whether this CPU runs the AVX-512 kernels with FMAs (AVX-512F and FMA), the same way. */
 static inline int gpux__have_avx512_fma(void) {
   static int have = -1;
   if (have < 0) {

@@ -139,14 +139,6 @@ __attribute__((target("avx512f"))) static void gelu_rows16(float *y, int64_t ldy
 #undef EACH
 #undef NV
 
-static int have_avx512(void) {
-  static int have = -1;
-  if (have < 0) {
-    __builtin_cpu_init();
-    have = __builtin_cpu_supports("avx512f") ? 1 : 0;
-  }
-  return have;
-}
 #else
 #define GELU16 0
 #endif
@@ -156,7 +148,7 @@ GPUX_VECTORIZE void gpux__gemm_finish(float *c, int64_t ldc, int64_t rows, int64
   int act = e ? e->act : GPUX_GEMM_ACT_NONE;
   const float *res = e && e->res ? e->res + row0 * e->ldr + col0 : NULL;
 #if GELU16
-  if ((act == GPUX_GEMM_ACT_GELU || act == GPUX_GEMM_ACT_GELU_TANH) && have_avx512()) {
+  if ((act == GPUX_GEMM_ACT_GELU || act == GPUX_GEMM_ACT_GELU_TANH) && gpux__have_avx512f()) {
     for (int64_t r = 0; r < rows && bias; r++) {
       float *restrict y = c + r * ldc;
       FOR8(i, n, y[i] += bias[i]);

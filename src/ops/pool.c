@@ -428,9 +428,7 @@ static int op_globalaveragepool_nhwc(gpux__kctx *k) {
   const float *xd = x->data;
   float *yd = y->data;
 #if MEAN_ROWS64
-  static int avx512 = -1;
-  if (avx512 < 0) __builtin_cpu_init(), avx512 = __builtin_cpu_supports("avx512f");
-  if (avx512 && hw > 0) {
+  if (gpux__have_avx512f() && hw > 0) {
     for (int64_t b = 0; b < n; b++)
       for (int64_t c0 = 0; c0 < c; c0 += 64)
         mean_rows64(xd + b * hw * c + c0, c, hw, GPUX__MIN(64, c - c0), yd + b * c + c0);

@@ -168,6 +168,7 @@ typedef struct {
 } nearest_job;
 
 #if defined(__GNUC__) && defined(__x86_64__)
+#include "ops/avx512.h"
 #include <immintrin.h>
 #define UP2_512 1
 /* d[2x] = d[2x + 1] = s[x] for x < n, 16 inputs a step. */
@@ -183,14 +184,6 @@ __attribute__((target("avx512f"))) static void repeat2_512(uint32_t *d, const ui
   for (; x < n; x++) d[2 * x] = d[2 * x + 1] = s[x];
 }
 
-static int have_avx512(void) {
-  static int have = -1; /* a race writes the same value */
-  if (have < 0) {
-    __builtin_cpu_init();
-    have = __builtin_cpu_supports("avx512f");
-  }
-  return have;
-}
 #else
 #define UP2_512 0
 #endif
@@ -198,7 +191,7 @@ static int have_avx512(void) {
 /* 4-byte elements of one output row of an integer upscale: each of the ow / up inputs up times. */
 static void repeat4(uint32_t *d, const uint32_t *s, int64_t ow, int64_t up) {
 #if UP2_512
-  if (up == 2 && have_avx512()) {
+  if (up == 2 && gpux__have_avx512f()) {
     repeat2_512(d, s, ow / 2);
     return;
   }

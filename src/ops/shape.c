@@ -77,15 +77,6 @@ static void copy_rows(void *ctx, int64_t begin, int64_t end) {
 #if defined(__GNUC__) && defined(__x86_64__)
 #include "ops/transpose16.h"
 #define TILE16 1
-static int have_avx512(void) {
-  static int have = -1; /* a race writes the same value */
-  if (have < 0) {
-    __builtin_cpu_init();
-    have = __builtin_cpu_supports("avx512f");
-  }
-  return have;
-}
-
 /* A tile of 4-byte elements, ni x nj of at most 16 x 16: dst[i * dstride + j] = src[i + j *
  * sstride], in registers (16 loads, one transpose, 16 stores) instead of element by element. */
 __attribute__((target("avx512f"))) static void tile16(float *dst, int64_t dstride, const float *src, int64_t sstride,
@@ -118,7 +109,7 @@ static void copy_tiles(void *ctx, int64_t begin, int64_t end) {
     }
     int64_t i0 = t * b->tile, i1 = GPUX__MIN(i0 + b->tile, b->dims[p]);
 #if TILE16
-    if (es == 4 && b->tile == 16 && have_avx512()) { /* source stride 1 along tp, output along last */
+    if (es == 4 && b->tile == 16 && gpux__have_avx512f()) { /* source stride 1 along tp, output along last */
       for (int64_t j0 = 0; j0 < n_last; j0 += 16)
         tile16((float *)b->dst + doff + i0 * b->ds[p] + j0, b->ds[p],
                (const float *)b->src + soff + i0 + j0 * b->ss[last], b->ss[last], i1 - i0, GPUX__MIN(16, n_last - j0));
