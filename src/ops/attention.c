@@ -245,21 +245,7 @@ __attribute__((target("avx512f,fma"))) static void attn_row16(float *row, const 
     memset(row + j0, 0, sizeof(float) * (size_t)(j1 - j0));
     return;
   }
-  const __m512 vm = _mm512_set1_ps(m);
-  __m512 s0 = _mm512_setzero_ps(), s1 = s0;
-  for (i = 0; i + 32 <= n; i += 32) {
-    __m512 e0 = gpux__exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm));
-    __m512 e1 = gpux__exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), vm));
-    _mm512_storeu_ps(x + i, e0), _mm512_storeu_ps(x + i + 16, e1);
-    s0 = _mm512_add_ps(s0, e0), s1 = _mm512_add_ps(s1, e1);
-  }
-  for (; i < n; i += 16) {
-    __mmask16 k = gpux__lanes16(n - i);
-    __m512 e = _mm512_maskz_mov_ps(k, gpux__exp_neg16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm)));
-    _mm512_mask_storeu_ps(x + i, k, e);
-    s0 = _mm512_add_ps(s0, e);
-  }
-  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)));
+  const __m512 inv = _mm512_set1_ps(1.0f / gpux__exp_sum16(x, x, n, _mm512_set1_ps(m)));
   for (i = 0; i < n; i += 16) {
     __mmask16 k = gpux__lanes16(n - i);
     _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv));

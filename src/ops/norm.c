@@ -159,20 +159,7 @@ T512 static void sm_row16(const float *x, float *y, int64_t n) {
   double total = 0;
   for (int64_t b = 0; b < n; b += SUM_BLOCK) {
     int64_t end = GPUX__MIN(n, b + SUM_BLOCK);
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
-    for (i = b; i + 32 <= end; i += 32) {
-      __m512 e0 = gpux__exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm));
-      __m512 e1 = gpux__exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), vm));
-      _mm512_storeu_ps(y + i, e0), _mm512_storeu_ps(y + i + 16, e1);
-      s0 = _mm512_add_ps(s0, e0), s1 = _mm512_add_ps(s1, e1);
-    }
-    for (; i < end; i += 16) {
-      __mmask16 k = gpux__lanes16(end - i);
-      __m512 e0 = _mm512_maskz_mov_ps(k, gpux__exp_neg16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm)));
-      _mm512_mask_storeu_ps(y + i, k, e0);
-      s0 = _mm512_add_ps(s0, e0);
-    }
-    total += (double)_mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    total += (double)gpux__exp_sum16(x + b, y + b, end - b, vm);
   }
   const __m512 f = _mm512_set1_ps((float)(1.0 / total));
   for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(y + i), f));

@@ -9,8 +9,9 @@
  *   into FMA, so every clone gives bit-identical results. GPUX_VECTORIZE adds GCC's full loop
  *   vectorizer (tree-vectorize) for the loops -O2's cheaper one leaves scalar.
  * - gpux__exp_neg is exp(x) for x <= 0 in plain float arithmetic, so softmax loops vectorize;
- *   gpux__exp_neg16 is the same on 16 lanes with FMAs, for AVX-512 kernels, which
- *   gpux__have_avx512_fma (avx512.h) says the CPU can run.
+ *   gpux__exp_neg16 is the same on 16 lanes with FMAs and gpux__exp_sum16 a softmax row's
+ *   exponentials and their sum by it, for AVX-512 kernels, which gpux__have_avx512_fma
+ *   (avx512.h) says the CPU can run.
  * - FOR8 runs a statement over [0, n) in blocks of 8, a fixed trip count that GCC vectorizes at
  *   -O2, then the tail. Use it in functions whose pointers are restrict. */
 #ifndef GPUX_OPS_SIMD_H
@@ -94,6 +95,27 @@ __attribute__((target("avx512f,fma"), always_inline)) static inline __m512 gpux_
   p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
   __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32((int)(127u - 0x4b400000u))), 23);
   return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+}
+
+/* y[i] = e^(x[i] - m) for i < n (vm: m in every lane; y may be x) and their sum, two vectors of
+ * sums added at the end: a softmax row's exponentials, for the AVX-512 kernels. */
+__attribute__((target("avx512f,fma"), always_inline)) static inline float gpux__exp_sum16(const float *x, float *y,
+                                                                                          int64_t n, __m512 vm) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m512 e0 = gpux__exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm));
+    __m512 e1 = gpux__exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), vm));
+    _mm512_storeu_ps(y + i, e0), _mm512_storeu_ps(y + i + 16, e1);
+    s0 = _mm512_add_ps(s0, e0), s1 = _mm512_add_ps(s1, e1);
+  }
+  for (; i < n; i += 16) {
+    __mmask16 k = gpux__lanes16(n - i);
+    __m512 e = _mm512_maskz_mov_ps(k, gpux__exp_neg16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm)));
+    _mm512_mask_storeu_ps(y + i, k, e);
+    s0 = _mm512_add_ps(s0, e);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 #endif
 
