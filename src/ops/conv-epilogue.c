@@ -2,8 +2,9 @@
  * run by conv.c's and conv-direct.c's kernels on each tile of output rows while it is in cache:
  * bias, residual, activation, clamp, then a per-channel scale and shift. On AVX-512 one pass of 16
  * lanes (conv-epilogue16.h) does all of it, Sigmoid and SiLU with an exp of FMAs and a reciprocal
- * refined by a Newton step instead of a division (within 2 ulp of plain float arithmetic; the C
- * loop's division costs more than the rest of SiLU). */
+ * refined by a Newton step instead of a division (within 5 ulp of the correctly rounded sigmoid;
+ * the C loop's division costs more than the rest of SiLU), also on sums held channels last
+ * (gpux__conv_finish_cl, for conv-gemm.c). */
 #include "ops/simd.h"
 #include "ops/conv.h"
 #include "ops/fastmath.h"

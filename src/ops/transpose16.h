@@ -1,6 +1,7 @@
 /* transpose16.h — a 16 x 16 float32 transpose in AVX-512 registers, for the kernels that move
- * convolution data between planes (NCHW) and channels interleaved in vectors (conv-depthwise.c,
- * conv-gemm.c). Include only on x86-64 with GCC or Clang. */
+ * data between rows and columns a block at a time: convolution data between planes (NCHW) and
+ * channels interleaved in vectors (conv-depthwise.c, conv-gemm.c), a B read transposed into
+ * panels (sgemm.c), Transpose's tiles (shape.c). Include only on x86-64 with GCC or Clang. */
 #ifndef GPUX_OPS_TRANSPOSE16_H
 #define GPUX_OPS_TRANSPOSE16_H
 
