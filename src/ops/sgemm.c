@@ -9,7 +9,7 @@
  *
  * A task goes panel by panel; within a panel, in blocks of KC k steps whose 32 KB of panel stay
  * in L1 while every row block of the task passes over them (the panel's column of C, rows x NR,
- * stays in L2 between blocks). With four panels or more, A is first packed into strips of MR
+ * stays in L2 between blocks). With eight panels or more, A is first packed into strips of MR
  * rows, [strip][k][MR], which the AVX-512 kernel reads as one sequential stream; each row block
  * asks for its share of the panel's next block in L2; a tall A goes in parts of at most about
  * 16 MB of strips, so that a thread's scratch stays bounded. A B read transposed (an attention's
@@ -522,8 +522,9 @@ void gpux__sgemm_run_ep(int64_t m, const float *a, int64_t lda, const gpux__sgem
   j.tn = (j.panels + j.pper - 1) / j.pper;
   j.sper = (j.strips + tm - 1) / tm;
   tm = (j.strips + j.sper - 1) / j.sper;
-  /* A packed into strips when its rows are read by four panels or more */
-  if (b->nr == 64 && m >= 2 * MR && j.panels >= 4) {
+  /* A packed into strips when its rows are read by eight panels or more (fewer do not repay the
+   * packing: a short-time transform's [22, 512] x [512, 257] was 10% slower packed) */
+  if (b->nr == 64 && m >= 2 * MR && j.panels >= 8) {
     float *pa = gpux__scratch(GPUX__SCRATCH_SGEMM_A, (size_t)(j.strips * MR * b->k) * sizeof(float));
     if (pa) {
       pack_a_job pj = {.dst = pa, .a = a, .lda = lda, .m = m, .k = b->k};
