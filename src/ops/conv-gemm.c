@@ -91,6 +91,19 @@ void gpux__conv_gemm_free(gpux__sgemm_b *wt) {
 
 #if CGEMM
 
+/* Tasks a thread gets (GPUX_CONV_TASKS, default 3): more balance the threads' shares, fewer
+ * read each panel of weights fewer times (every tile of positions reads its panels again). */
+static int tasks_per_thread(void) {
+  static atomic_int n = 0;
+  int v = atomic_load_explicit(&n, memory_order_relaxed);
+  if (!v) {
+    const char *env = getenv("GPUX_CONV_TASKS");
+    v = env && atoi(env) > 0 ? GPUX__MIN(atoi(env), 16) : 3;
+    atomic_store_explicit(&n, v, memory_order_relaxed);
+  }
+  return v;
+}
+
 typedef struct {
   const gpux__conv2d *p;
   const gpux__sgemm_b *wt;  /* W^T [taps * c][m] packed */
@@ -255,6 +268,7 @@ int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt) {
    * busiest thread has the least share of the work (its tasks over all of them, counting the
    * last, smaller ones as whole), unless a coarser one is within 1/16 of it. */
   int threads = gpux__thread_count();
+  int per_thread = tasks_per_thread();
   int64_t most = GPUX__MIN((p->m + PANEL - 1) / PANEL, 4);
   static const int64_t panels[4] = {4, 2, 1, 1}, least[4] = {4 * MR, 4 * MR, 4 * MR, 2 * MR};
   double best = 0;
@@ -267,7 +281,7 @@ int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt) {
     j.mtiles = (p->m + j.mt - 1) / j.mt;
     j.tp = GPUX__MAX(MR, 49152 / j.mt / MR * MR);
     if (threads > 1) {
-      int64_t want = (3 * threads + j.mtiles - 1) / j.mtiles;
+      int64_t want = (per_thread * threads + j.mtiles - 1) / j.mtiles;
       j.tp = GPUX__MIN(j.tp, GPUX__MAX(least[level], ((os + want - 1) / want + MR - 1) / MR * MR));
     }
     j.tp = GPUX__MIN(j.tp, (os + MR - 1) / MR * MR);
