@@ -142,6 +142,10 @@ void gpux__sgemv_run(const float *a, const gpux__sgemm_b *b, float *c, const flo
   int64_t panels = (b->n + b->nr - 1) / b->nr;
   gemv_job j = {.a = a, .b = b, .c = c, .bias = bias, .load_c = load_c, .ep = ep,
                 .prefetch = (double)b->k * (double)(panels * b->nr) * sizeof(float) > PREFETCH_ABOVE};
-  /* a multiply-add here is a weight streamed in: about what a unit of the pool's work costs */
-  gpux__parallel_for_work(panels, (double)b->k * (double)(panels * b->nr), gemv_panels, &j);
+  /* Weights that stay in the caller's L2 from run to run stream from there faster than a second
+   * thread joins (openWakeWord's heads at 2 threads: 13 -> 18 us when they were split); larger
+   * ones come from memory, and a multiply-add is a weight streamed in: about what a unit of the
+   * pool's work costs. */
+  if (!j.prefetch) gemv_panels(&j, 0, panels);
+  else gpux__parallel_for_work(panels, (double)b->k * (double)(panels * b->nr), gemv_panels, &j);
 }
