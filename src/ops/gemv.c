@@ -19,10 +19,13 @@
 
 /* How far ahead of the loads (bytes of the panel stream) lines are asked for, into L2 (which
  * keeps more misses in flight than L1), where the weights come from memory: packed weights of
- * more than PREFETCH_ABOVE bytes. Smaller ones stay in L2 from one run to the next, and there the
- * prefetches, one a line, take load slots from the loads (openWakeWord's heads, 12 -> 15 us). */
+ * more than PREFETCH_ABOVE bytes. Smaller ones stay in a 2 MB L2 from one run to the next, and
+ * there the prefetches, one a line, take load slots from the loads (with them, openWakeWord's
+ * heads under 1 MB took 15 us instead of 12, and timer's products of 1-2 MB 29.3 us instead of
+ * 26.5). Weights of more than SPLIT_ABOVE bytes are split over the threads. */
 #define AHEAD 8192
-#define PREFETCH_ABOVE (1 << 20)
+#define PREFETCH_ABOVE (2 << 20)
+#define SPLIT_ABOVE (1 << 20)
 
 typedef struct {
   const float *a;           /* [k] */
@@ -140,12 +143,12 @@ void gpux__sgemv_run(const float *a, const gpux__sgemm_b *b, float *c, const flo
                      const gpux__gemm_epilogue *ep) {
   if (ep && ep->act == GPUX_GEMM_ACT_NONE && !ep->res) ep = NULL;
   int64_t panels = (b->n + b->nr - 1) / b->nr;
-  gemv_job j = {.a = a, .b = b, .c = c, .bias = bias, .load_c = load_c, .ep = ep,
-                .prefetch = (double)b->k * (double)(panels * b->nr) * sizeof(float) > PREFETCH_ABOVE};
+  double bytes = (double)b->k * (double)(panels * b->nr) * sizeof(float);
+  gemv_job j = {.a = a, .b = b, .c = c, .bias = bias, .load_c = load_c, .ep = ep, .prefetch = bytes > PREFETCH_ABOVE};
   /* Weights that stay in the caller's L2 from run to run stream from there faster than a second
    * thread joins (openWakeWord's heads at 2 threads: 13 -> 18 us when they were split); larger
    * ones come from memory, and a multiply-add is a weight streamed in: about what a unit of the
    * pool's work costs. */
-  if (!j.prefetch) gemv_panels(&j, 0, panels);
+  if (bytes <= SPLIT_ABOVE) gemv_panels(&j, 0, panels);
   else gpux__parallel_for_work(panels, (double)b->k * (double)(panels * b->nr), gemv_panels, &j);
 }
