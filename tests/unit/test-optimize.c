@@ -689,6 +689,19 @@ static gpux_tensor run_cl(gpux_model *model, const gpux_tensor *x, const char *o
   return y;
 }
 
+/* model's output on random X of dims xd is the same with channels-last regions as without */
+static void expect_same_with_channels_last(gpux_model *model, const int64_t xd[4]) {
+  gpux_tensor x;
+  assert_int_equal(gpux_tensor_init(&x, GPUX_DT_FLOAT, 4, xd), 0);
+  for (int64_t i = 0; i < gpux_tensor_count(&x); i++) ((float *)x.data)[i] = rndf();
+  gpux_tensor a = run_cl(model, &x, "0"), b = run_cl(model, &x, "1");
+  assert_int_equal(b.ndim, 4);
+  assert_memory_equal(a.dims, b.dims, 4 * sizeof *a.dims);
+  gpux_compare_report r;
+  if (gpux_tensor_compare(&b, &a, 1e-4, 1e-4, &r)) fail_msg("channels-last run differs: %s", r.message);
+  gpux_tensor_free(&x), gpux_tensor_free(&a), gpux_tensor_free(&b);
+}
+
 /* runtime/channels-last.c: on a batch of 2, nine convolutions of 16 to 64 channels (3x3 with
  * stride 2 and pads, 1x1, a window of the whole plane whose [2, 64, 1, 1] is a residual that
  * broadcasts, a residual of Y's shape, a value read in the middle by a Sigmoid): the eight whose
@@ -733,15 +746,7 @@ static void test_channels_last(void **state) {
   setenv("GPUX_CHANNELS_LAST", "0", 1);
   assert_int_equal(count_ops_cl(model, "ConvNHWC"), 0);
   unsetenv("GPUX_CHANNELS_LAST");
-  gpux_tensor x;
-  assert_int_equal(gpux_tensor_init(&x, GPUX_DT_FLOAT, 4, xd), 0);
-  for (int64_t i = 0; i < gpux_tensor_count(&x); i++) ((float *)x.data)[i] = rndf();
-  gpux_tensor a = run_cl(model, &x, "0"), b = run_cl(model, &x, "1");
-  assert_int_equal(b.ndim, 4);
-  assert_memory_equal(a.dims, b.dims, 4 * sizeof *a.dims);
-  gpux_compare_report r;
-  if (gpux_tensor_compare(&b, &a, 1e-4, 1e-4, &r)) fail_msg("channels-last run differs: %s", r.message);
-  gpux_tensor_free(&x), gpux_tensor_free(&a), gpux_tensor_free(&b);
+  expect_same_with_channels_last(model, xd);
   gpux_model_free(model);
 
   model_b m2 = {0};
@@ -798,15 +803,7 @@ static void test_channels_last_depthwise(void **state) {
   assert_int_equal(count_ops_cl(model, "GlobalAveragePoolNHWC"), 1);
   assert_int_equal(count_ops_cl(model, "FusedConv"), 2);
   assert_int_equal(count_ops_cl(model, "Transpose"), 3);
-  gpux_tensor x;
-  assert_int_equal(gpux_tensor_init(&x, GPUX_DT_FLOAT, 4, xd), 0);
-  for (int64_t i = 0; i < gpux_tensor_count(&x); i++) ((float *)x.data)[i] = rndf();
-  gpux_tensor a = run_cl(model, &x, "0"), b = run_cl(model, &x, "1");
-  assert_int_equal(b.ndim, 4);
-  assert_memory_equal(a.dims, b.dims, 4 * sizeof *a.dims);
-  gpux_compare_report r;
-  if (gpux_tensor_compare(&b, &a, 1e-4, 1e-4, &r)) fail_msg("channels-last run differs: %s", r.message);
-  gpux_tensor_free(&x), gpux_tensor_free(&a), gpux_tensor_free(&b);
+  expect_same_with_channels_last(model, xd);
   gpux_model_free(model);
 }
 
