@@ -10,7 +10,7 @@
  * CONV_SHAPES_IMPLICIT=1 runs conv-direct.c's implicit GEMM where conv.c runs conv-gemm.c's,
  * CONV_SHAPES_GEMM=1 runs conv-gemm.c's product on every shape of one group and 16 channels or more,
  * CONV_SHAPES_NHWC=1 that product, and the depthwise kernel, with X and Y channels last
- * (gpux.ConvNHWC's layout),
+ * (gpux.ConvNHWC's layout), CONV_SHAPES_WINO=1 with it conv-winograd.c's kernel where it takes the shape,
  * CONV_SHAPES_COLD=1 times each call after 1 GB of other writes (the operands out of the caches,
  * as in a model), CONV_SHAPES_REPS=F times F times as many calls (for perf record),
  * CONV_SHAPES_THREADS=N runs on N threads by the wall clock, CONV_SHAPES_PLAN=1 prints how each
@@ -165,9 +165,14 @@ int main(int argc, char **argv) {
                (getenv("CONV_SHAPES_GEMM") || p.channels_last ||
                 ((s->k > 1 || o * o <= 64) && gpux__conv_gemm_first(s->c, s->m, s->k * s->k, o * o))) &&
                !gpux__conv_gemm_pack(w, s->m, s->c, s->k * s->k, &wt);
+    /* CONV_SHAPES_WINO=1 (with CONV_SHAPES_NHWC=1): conv-winograd.c's kernel where it takes the
+     * shape, on the packed weights transformed */
+    gpux__conv_wino_w u = {0};
+    int wino = gemm && p.channels_last && getenv("CONV_SHAPES_WINO") && gpux__conv_wino_takes(&p) &&
+               !gpux__conv_wino_pack(&wt, s->m, s->c, &u);
     int runs = plan ? 0 : cold ? 4 : (int)(2e8 / flops * (getenv("CONV_SHAPES_REPS") ? atof(getenv("CONV_SHAPES_REPS")) : 1)) + 3, rc = 0;
 #define RUN()                                                                                      \
-  (gemm ? gpux__conv2d_gemm(&p, &wt)                                                                 \
+  (wino ? gpux__conv2d_winograd(&p, &u) : gemm ? gpux__conv2d_gemm(&p, &wt) \
    : dw ? (p.channels_last ? gpux__conv2d_depthwise_nhwc(&p) : gpux__conv2d_depthwise(&p))            \
         : gpux__conv2d_implicit(&p))
     if (plan) {
@@ -197,6 +202,7 @@ int main(int argc, char **argv) {
     total[model] += ms * s->count;
     flops_all[model] += flops * s->count;
     gpux__conv_gemm_free(&wt);
+    gpux__conv_wino_free(&u);
     free(x), free(w), free(b), free(y), free(r);
   }
   for (int m = 0; m < 2; m++)

@@ -437,11 +437,15 @@ typedef struct {
   gpux__node_state base;
   const gpux_tensor *src;   /* the weights packed (an initializer) */
   gpux__sgemm_b packed;
+  gpux__conv_wino_w *_Atomic wino; /* the same transformed for conv-winograd.c, on the first run
+                                      that takes it (from packed), or NULL */
 } conv_weights_state;
 
 static void conv_weights_free(gpux__node_state *s) {
   conv_weights_state *st = (conv_weights_state *)s;
   gpux__conv_gemm_free(&st->packed);
+  gpux__conv_wino_w *u = atomic_load(&st->wino);
+  if (u) gpux__conv_wino_free(u), free(u);
   free(st);
 }
 
@@ -475,6 +479,27 @@ static const gpux__sgemm_b *conv_gemm_weights(gpux__kctx *k, const conv_dims *cd
       st->packed.n != cd->m)
     return NULL;
   return &st->packed;
+}
+
+/* The weights of packed (the node's, from conv_gemm_weights) transformed for conv-winograd.c,
+ * made on the first run that p takes that kernel and kept next to them; NULL where it does not
+ * take p or memory is short. */
+static const gpux__conv_wino_w *conv_wino_weights(const gpux__sgemm_b *packed, const gpux__conv2d *p) {
+  if (!gpux__conv_wino_takes(p)) return NULL;
+  conv_weights_state *st = (conv_weights_state *)((char *)packed - offsetof(conv_weights_state, packed));
+  gpux__conv_wino_w *u = atomic_load(&st->wino), *none = NULL;
+  if (u) return u;
+  if (!(u = gpux__calloc(1, sizeof *u))) return NULL;
+  if (gpux__conv_wino_pack(packed, p->c, p->m, u)) {
+    free(u);
+    return NULL;
+  }
+  if (!atomic_compare_exchange_strong(&st->wino, &none, u)) { /* another run made them first */
+    gpux__conv_wino_free(u), free(u);
+    return none;
+  }
+  st->base.bytes += (size_t)(36 * u->panels * u->c * 64) * sizeof(float);
+  return u;
 }
 
 /* float32 Conv. All threads are the pool's: depthwise planes, or tiles of output positions that
@@ -723,7 +748,9 @@ static int conv_nhwc_run(gpux__kctx *k, const conv_dims *cd, const gpux_tensor *
                       .oh = win->out[1], .ow = win->out[2], .sh = win->s[1], .sw = win->s[2],
                       .dh = win->d[1], .dw = win->d[2], .pt = win->pb[1], .pl = win->pb[2], .ep = ep,
                       .channels_last = 1};
-    int rc = packed ? gpux__conv2d_gemm(&p, packed) : gpux__conv2d_depthwise_nhwc(&p);
+    const gpux__conv_wino_w *u = packed ? conv_wino_weights(packed, &p) : NULL;
+    int rc = u ? gpux__conv2d_winograd(&p, u) : 1;
+    if (rc > 0) rc = packed ? gpux__conv2d_gemm(&p, packed) : gpux__conv2d_depthwise_nhwc(&p);
     if (rc < 0) return gpux__kerr(k, rc, "%s", gpux_last_error());
     if (rc == 0) return 0;
   }

@@ -152,4 +152,27 @@ void gpux__conv_gemm_free(gpux__sgemm_b *wt);
  * error. */
 int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt);
 
+/* The weights of a 3x3 convolution transformed for gpux__conv2d_winograd: U [36][panel][c][64],
+ * U_xi = (G g G^T)[xi] in sgemm.c's panels of 64 output channels, zero past m. */
+typedef struct {
+  int64_t c, m, panels;
+  float *data;                  /* on huge pages, 64-byte aligned */
+} gpux__conv_wino_w;
+
+/* Whether conv-winograd.c's kernel runs here (AVX-512 and conv-gemm.c's kernel; GPUX_WINOGRAD=0
+ * in the environment turns it off, for comparisons). */
+int gpux__conv_wino_available(void);
+/* Whether gpux__conv2d_winograd takes p on this many threads: channels last, one group, a 3x3
+ * window of stride and dilation 1, 16 channels or more in and out, and enough 4 x 4 tiles of
+ * output a task that the transformed weights, read for each task, pay for themselves. */
+int gpux__conv_wino_takes(const gpux__conv2d *p);
+/* W packed by gpux__conv_gemm_pack (9 taps, c channels in, m out) transformed into out (new
+ * memory, which gpux__conv_wino_free frees): 0, 1 when this machine has no such kernel, or
+ * GPUX_E_NOMEM. */
+int gpux__conv_wino_pack(const gpux__sgemm_b *wt, int64_t c, int64_t m, gpux__conv_wino_w *out);
+void gpux__conv_wino_free(gpux__conv_wino_w *u);
+/* A 3x3 convolution by Winograd's F(4x4, 3x3) on the transformed weights u (p->w is not read):
+ * 0 when done, 1 when not taken (gpux__conv_wino_takes), or a negative error. */
+int gpux__conv2d_winograd(const gpux__conv2d *p, const gpux__conv_wino_w *u);
+
 #endif

@@ -1,0 +1,332 @@
+/* conv-winograd.c — float32 3x3 convolution of stride 1 and dilation 1, one group, channels last
+ * (gpux.ConvNHWC), by Winograd's minimal filtering F(4x4, 3x3) (Lavin and Gray, 2015): each 4 x 4
+ * tile of output is
+ *
+ *   Y = A^T [ sum over c of (G g_c G^T) .* (B^T d_c B) ] A
+ *
+ * d_c being the tile's 6 x 6 window of input channel c and g_c the 3 x 3 weights. The 36 products
+ * .* summed over channels are 36 GEMMs, one per point xi of the 6 x 6 transformed tile:
+ *
+ *   M_xi [tiles, M] = V_xi [tiles, C] x U_xi [C, M]
+ *
+ * 36 multiply-adds per channel pair and tile of 16 outputs, against 144 for the window itself.
+ * The interpolation points are 0, 1, -1, 2, -2 and infinity (Lavin's matrices): B^T and A^T have
+ * small integer entries, so the input and output transforms in float32 round no more than the
+ * sums they add, and the fractions of G (1/4, 1/6, 1/12, 1/24) are applied once, in double, when
+ * the weights are transformed. Against the direct sum, relative errors of about 1e-6 to 1e-5 of
+ * the outputs' scale (tests/test-winograd.c measures them).
+ *
+ * The weights are transformed once from conv-gemm.c's packed W^T (conv.c keeps them in the
+ * node's state next to it): U [36][panel][C][64], each U_xi in sgemm.c's panels of 64 output
+ * channels, one sequential stream. A task takes a block of tiles (of any image: the tiles of a
+ * batch are numbered across images) and a group of panels: it transforms the block's input,
+ * 16 channels a vector (NHWC: a position's channels are consecutive floats), into V [36][tiles][C],
+ * runs the 36 products on sgemm.c's register block (gpux__sgemm_block) into M [36][tiles][panels'
+ * channels], and transforms M back into Y's tiles, where FusedConv's epilogue (bias, activation,
+ * residual) runs on them while they are in cache. A block's V and M are sized to stay in L2.
+ *
+ * It pays where a weight is used by enough tiles: a 7 x 7 plane has 4 tiles an image, and its
+ * 512 x 512 channels' U (37 MB) would be read from memory for 4 rows each; gpux__conv_wino_takes
+ * decides by the tiles a task has. GPUX_WINOGRAD=0 in the environment turns the path off. */
+#include "core/scratch.h"
+#include "ops/conv.h"
+#include "ops/gemm.h"
+#include <stdatomic.h>
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include "ops/avx512.h"
+#define WINO 1
+#define TARGET512 __attribute__((target("avx512f,fma")))
+#else
+#define WINO 0
+#endif
+
+#define PANEL 64                  /* output channels per panel (sgemm.c's AVX-512 panel) */
+#define KC 128                    /* input channels per pass: KC x PANEL floats of U stay in L1 */
+#define MR GPUX__SGEMM_MR
+#define BLOCK_FLOATS (384 * 1024) /* a task's V and M: 1.5 MB, within a 2 MB L2 */
+#define LEAST_TILES 8             /* tiles a task must have for the path (rows each U line serves) */
+
+int gpux__conv_wino_available(void) {
+#if WINO
+  static atomic_int ok = -1;
+  int v = atomic_load_explicit(&ok, memory_order_relaxed);
+  if (v < 0) {
+    const char *env = getenv("GPUX_WINOGRAD");
+    v = gpux__conv_gemm_available() && gpux__have_avx512_fma() && !(env && !strcmp(env, "0"));
+    atomic_store_explicit(&ok, v, memory_order_relaxed);
+  }
+  return v;
+#else
+  return 0;
+#endif
+}
+
+/* How a convolution splits into tasks: blocks of tb tiles x groups of mp panels. */
+typedef struct {
+  int64_t th, tw, tiles;  /* tiles along OH and OW, and in all (of every image) */
+  int64_t tb, blocks;     /* tiles per block, blocks */
+  int64_t mp, groups;     /* panels per group of output channels, groups */
+  int64_t ldv, ldm;       /* floats between rows of V (C rounded up to 16) and of M (mp panels) */
+} wino_plan;
+
+static void plan_of(const gpux__conv2d *p, int threads, wino_plan *w) {
+  w->th = (p->oh + 3) / 4, w->tw = (p->ow + 3) / 4;
+  w->tiles = p->n * w->th * w->tw;
+  w->ldv = (p->c + 15) / 16 * 16;
+  int64_t panels = (p->m + PANEL - 1) / PANEL;
+  /* groups of panels as few as leave V and M of at least LEAST_TILES tiles within the budget */
+  w->mp = panels;
+  while (w->mp > 1 && BLOCK_FLOATS / (36 * (w->ldv + w->mp * PANEL)) < 2 * LEAST_TILES) w->mp = (w->mp + 1) / 2;
+  w->ldm = w->mp * PANEL;
+  int64_t most = GPUX__MAX(MR, BLOCK_FLOATS / (36 * (w->ldv + w->ldm)));
+  w->blocks = (w->tiles + most - 1) / most;
+  if (threads > 1) { /* as many blocks for every thread, while they keep enough tiles */
+    int64_t even = (w->blocks + threads - 1) / threads * threads;
+    if ((w->tiles + even - 1) / even >= LEAST_TILES) w->blocks = even;
+    else w->blocks = GPUX__MAX(w->blocks, GPUX__MIN(threads, w->tiles / LEAST_TILES));
+  }
+  w->tb = (w->tiles + w->blocks - 1) / w->blocks;
+  w->blocks = (w->tiles + w->tb - 1) / w->tb;
+  w->groups = (panels + w->mp - 1) / w->mp;
+  if (threads > 1 && w->blocks * w->groups < threads) { /* few tiles: the panels split further */
+    int64_t want = GPUX__MIN(panels, (threads + w->blocks - 1) / w->blocks);
+    w->mp = (panels + want - 1) / want;
+    w->groups = (panels + w->mp - 1) / w->mp;
+    w->ldm = w->mp * PANEL;
+  }
+}
+
+int gpux__conv_wino_takes(const gpux__conv2d *p) {
+  if (!gpux__conv_wino_available() || !p->channels_last || p->g != 1 || p->kh != 3 || p->kw != 3 || p->sh != 1 ||
+      p->sw != 1 || p->dh != 1 || p->dw != 1 || p->c < 16 || p->m < 16 || p->oh < 1 || p->ow < 1)
+    return 0;
+  wino_plan w;
+  plan_of(p, gpux__thread_count(), &w);
+  /* each line of U read from memory serves tb rows; and the tiles' 36 products must save on the
+   * windows' 9 a position (edge tiles compute outputs that are dropped) */
+  return w.tb >= LEAST_TILES && 36 * w.tiles * 2 <= 9 * p->n * p->oh * p->ow;
+}
+
+/* G [6][3]: the weights' transform, u = G g G^T. */
+static const double G[6][3] = {{1.0 / 4, 0, 0},
+                               {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                               {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                               {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                               {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                               {0, 0, 1}};
+
+int gpux__conv_wino_pack(const gpux__sgemm_b *wt, int64_t c, int64_t m, gpux__conv_wino_w *out) {
+  memset(out, 0, sizeof *out);
+  if (!gpux__conv_wino_available() || !wt || !wt->data || wt->nr != PANEL || wt->k != 9 * c || wt->n != m) return 1;
+  int64_t panels = (m + PANEL - 1) / PANEL;
+  size_t bytes = (size_t)(36 * panels * c * PANEL) * sizeof(float);
+  float *u = gpux__alloc_large(bytes); /* on huge pages: every run streams them */
+  if (!u) return GPUX_E_NOMEM;
+  memset(u, 0, bytes);
+  for (int64_t pn = 0; pn < panels; pn++) /* a panel's 64 lanes at a time: rows of 64 floats */
+    for (int64_t ch = 0; ch < c; ch++)
+      for (int64_t lane = 0; lane < GPUX__MIN(PANEL, m - pn * PANEL); lane++) {
+        double g[3][3], t[6][3];
+        for (int tap = 0; tap < 9; tap++) g[tap / 3][tap % 3] = wt->data[(pn * wt->k + tap * c + ch) * PANEL + lane];
+        for (int i = 0; i < 6; i++) /* t = G g */
+          for (int j = 0; j < 3; j++) t[i][j] = G[i][0] * g[0][j] + G[i][1] * g[1][j] + G[i][2] * g[2][j];
+        for (int i = 0; i < 6; i++) /* u = t G^T */
+          for (int j = 0; j < 6; j++)
+            u[(((int64_t)(i * 6 + j) * panels + pn) * c + ch) * PANEL + lane] =
+                (float)(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
+      }
+  out->c = c, out->m = m, out->panels = panels, out->data = u;
+  return 0;
+}
+
+void gpux__conv_wino_free(gpux__conv_wino_w *u) {
+  if (u->data) gpux__free_large(u->data, (size_t)(36 * u->panels * u->c * PANEL) * sizeof(float));
+  u->data = NULL;
+}
+
+#if WINO
+
+typedef struct {
+  const gpux__conv2d *p;
+  const gpux__conv_wino_w *u;
+  wino_plan w;
+  atomic_int failed;
+} wino_job;
+
+/* r = B^T d for six vectors d (one column or row of a tile):
+ *   r0 = 4 d0 - 5 d2 + d4          r3 = (d4 - d2) - 2 (d1 - d3)
+ *   r1 = (d3 + d4) - 4 (d1 + d2)   r4 = (d4 - d2) + 2 (d1 - d3)
+ *   r2 = (d4 - d3) + 4 (d1 - d2)   r5 = 4 d1 - 5 d3 + d5 */
+TARGET512 static inline void bt6(const __m512 *d, __m512 *r) {
+  const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(-5.0f), two = _mm512_set1_ps(2.0f);
+  __m512 s12 = _mm512_add_ps(d[1], d[2]), s34 = _mm512_add_ps(d[3], d[4]);
+  __m512 d12 = _mm512_sub_ps(d[1], d[2]), d43 = _mm512_sub_ps(d[4], d[3]);
+  __m512 d42 = _mm512_sub_ps(d[4], d[2]), d13 = _mm512_sub_ps(d[1], d[3]);
+  r[0] = _mm512_fmadd_ps(five, d[2], _mm512_fmadd_ps(four, d[0], d[4]));
+  r[1] = _mm512_fnmadd_ps(four, s12, s34);
+  r[2] = _mm512_fmadd_ps(four, d12, d43);
+  r[3] = _mm512_fnmadd_ps(two, d13, d42);
+  r[4] = _mm512_fmadd_ps(two, d13, d42);
+  r[5] = _mm512_fmadd_ps(five, d[3], _mm512_fmadd_ps(four, d[1], d[5]));
+}
+
+/* o = A^T m for six vectors m:
+ *   o0 = m0 + (m1 + m2) + (m3 + m4)     o2 = (m1 + m2) + 4 (m3 + m4)
+ *   o1 = (m1 - m2) + 2 (m3 - m4)        o3 = (m1 - m2) + 8 (m3 - m4) + m5 */
+TARGET512 static inline void at6(const __m512 *m, __m512 *o) {
+  __m512 s12 = _mm512_add_ps(m[1], m[2]), s34 = _mm512_add_ps(m[3], m[4]);
+  __m512 d12 = _mm512_sub_ps(m[1], m[2]), d34 = _mm512_sub_ps(m[3], m[4]);
+  o[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
+  o[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d34, d12);
+  o[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), s34, s12);
+  o[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d34, d12), m[5]);
+}
+
+/* Tile t's position: its image, and where its window starts in X (may be in the padding). */
+static inline void tile_at(const wino_job *j, int64_t t, int64_t *n, int64_t *y0, int64_t *x0) {
+  int64_t per = j->w.th * j->w.tw, r = t % per;
+  *n = t / per;
+  *y0 = r / j->w.tw * 4;
+  *x0 = r % j->w.tw * 4;
+}
+
+/* V[xi][t - t0][c] = (B^T d B)[xi] for tiles [t0, t1), d the tile's 6 x 6 window of X (zero
+ * outside X, and in the lanes past C). */
+TARGET512 static void input_transform(const wino_job *j, int64_t t0, int64_t t1, float *v) {
+  const gpux__conv2d *p = j->p;
+  int64_t c = p->c, tb = j->w.tb, ldv = j->w.ldv;
+  for (int64_t t = t0; t < t1; t++) {
+    int64_t n, oy, ox;
+    tile_at(j, t, &n, &oy, &ox);
+    int64_t iy = oy - p->pt, ix = ox - p->pl;
+    const float *xn = p->x + n * p->h * p->w_ * c;
+    int inside = iy >= 0 && ix >= 0 && iy + 6 <= p->h && ix + 6 <= p->w_;
+    float *vt = v + (t - t0) * ldv;
+    for (int64_t c0 = 0; c0 < c; c0 += 16) {
+      __mmask16 cm = gpux__lanes16(c - c0);
+      __m512 d[6][6], r[6][6];
+      for (int a = 0; a < 6; a++)
+        for (int b = 0; b < 6; b++) {
+          int64_t y = iy + a, x = ix + b;
+          d[a][b] = inside || (y >= 0 && y < p->h && x >= 0 && x < p->w_)
+                        ? _mm512_maskz_loadu_ps(cm, xn + (y * p->w_ + x) * c + c0)
+                        : _mm512_setzero_ps();
+        }
+      __m512 col[6], out[6];
+      for (int b = 0; b < 6; b++) { /* columns: r[.][b] = B^T d[.][b] */
+        for (int a = 0; a < 6; a++) col[a] = d[a][b];
+        bt6(col, out);
+        for (int a = 0; a < 6; a++) r[a][b] = out[a];
+      }
+      for (int a = 0; a < 6; a++) { /* rows: (B^T d) B */
+        bt6(r[a], out);
+        for (int b = 0; b < 6; b++) _mm512_store_ps(vt + (a * 6 + b) * tb * ldv + c0, out[b]);
+      }
+    }
+  }
+}
+
+/* M[xi] [nt, mp panels] = V[xi] [nt, C] x U[xi] [C, panels pn0..pn1). */
+static void products(const wino_job *j, int64_t nt, const float *v, float *mo, int64_t pn0, int64_t pn1) {
+  const gpux__conv_wino_w *u = j->u;
+  int64_t c = u->c, tb = j->w.tb, ldv = j->w.ldv, ldm = j->w.ldm;
+  for (int xi = 0; xi < 36; xi++) {
+    const float *ux = u->data + (int64_t)xi * u->panels * c * PANEL;
+    const float *vx = v + xi * tb * ldv;
+    float *mx = mo + xi * tb * ldm;
+    for (int64_t pn = pn0; pn < pn1; pn++) {
+      int64_t nc = GPUX__MIN(PANEL, u->m - pn * PANEL);
+      const float *bp = ux + pn * c * PANEL;
+      float *cp = mx + (pn - pn0) * PANEL;
+      for (int64_t c0 = 0; c0 < c; c0 += KC) {
+        int64_t kc = GPUX__MIN(KC, c - c0);
+        /* the next pass's U (the same stream), asked into L2 a share a block of rows */
+        const char *next = (const char *)(bp + (c0 + kc) * PANEL);
+        int64_t lines = kc * PANEL * (int64_t)sizeof(float) / 64;
+        int64_t blocks = (nt + MR - 1) / MR, per = (lines + blocks - 1) / blocks;
+        /* the hot loop: 6 tiles x 64 output channels a block */
+        for (int64_t s = 0; s < nt; s += MR) {
+          int mr = (int)GPUX__MIN(MR, nt - s);
+          const float *a[MR];
+          for (int i = 0; i < MR; i++) a[i] = vx + (s + GPUX__MIN(i, mr - 1)) * ldv + c0;
+          for (int64_t l = s / MR * per, le = GPUX__MIN(lines, l + per); l < le; l++)
+            _mm_prefetch(next + l * 64, _MM_HINT_T1);
+          gpux__sgemm_block(kc, a, bp + c0 * PANEL, cp + s * ldm, ldm, mr, nc, c0 > 0);
+        }
+      }
+    }
+  }
+}
+
+/* Y's tiles [t0, t1), channels [m0, m1) = A^T M[.][t - t0] A, then the bias and the epilogue on
+ * the tile's rows in Y. */
+TARGET512 static void output_transform(const wino_job *j, int64_t t0, int64_t t1, const float *mo, int64_t m0,
+                                       int64_t m1) {
+  const gpux__conv2d *p = j->p;
+  int64_t m = p->m, tb = j->w.tb, ldm = j->w.ldm;
+  for (int64_t t = t0; t < t1; t++) {
+    int64_t n, oy, ox;
+    tile_at(j, t, &n, &oy, &ox);
+    int64_t rows = GPUX__MIN(4, p->oh - oy), cols = GPUX__MIN(4, p->ow - ox);
+    float *yt = p->y + ((n * p->oh + oy) * p->ow + ox) * m;
+    const float *mt = mo + (t - t0) * ldm;
+    for (int64_t c0 = m0; c0 < m1; c0 += 16) {
+      __mmask16 cm = gpux__lanes16(m1 - c0);
+      __m512 s[6][6], r[4][6], col[6], out[4];
+      for (int xi = 0; xi < 36; xi++) s[xi / 6][xi % 6] = _mm512_load_ps(mt + xi * tb * ldm + (c0 - m0));
+      for (int b = 0; b < 6; b++) { /* columns: r[.][b] = A^T s[.][b] */
+        for (int a = 0; a < 6; a++) col[a] = s[a][b];
+        at6(col, out);
+        for (int a = 0; a < 4; a++) r[a][b] = out[a];
+      }
+      for (int a = 0; a < rows; a++) { /* rows: (A^T s) A */
+        at6(r[a], out);
+        for (int b = 0; b < cols; b++) _mm512_mask_storeu_ps(yt + (a * p->ow + b) * m + c0, cm, out[b]);
+      }
+    }
+    for (int64_t a = 0; a < rows; a++) gpux__conv_finish_nhwc(yt + a * p->ow * m + m0, m, cols, m0, m1 - m0, p->b, p->ep);
+  }
+}
+
+static void wino_tasks(void *ctx, int64_t begin, int64_t end) {
+  wino_job *j = ctx;
+  const wino_plan *w = &j->w;
+  size_t vbytes = (size_t)(36 * w->tb * w->ldv) * sizeof(float);
+  float *v = gpux__scratch(GPUX__SCRATCH_CONV_WINO, vbytes + (size_t)(36 * w->tb * w->ldm) * sizeof(float));
+  if (!v) {
+    atomic_store(&j->failed, 1);
+    return;
+  }
+  float *mo = v + 36 * w->tb * w->ldv;
+  int64_t panels = j->u->panels, last_block = -1;
+  for (int64_t t = begin; t < end; t++) {
+    int64_t b = t / w->groups, g = t % w->groups;
+    int64_t t0 = b * w->tb, t1 = GPUX__MIN(w->tiles, t0 + w->tb);
+    int64_t pn0 = g * w->mp, pn1 = GPUX__MIN(panels, pn0 + w->mp);
+    if (b != last_block) input_transform(j, t0, t1, v); /* a task's groups share their block's V */
+    last_block = b;
+    products(j, t1 - t0, v, mo, pn0, pn1);
+    output_transform(j, t0, t1, mo, pn0 * PANEL, GPUX__MIN(j->p->m, pn1 * PANEL));
+  }
+}
+
+int gpux__conv2d_winograd(const gpux__conv2d *p, const gpux__conv_wino_w *u) {
+  if (!gpux__conv_wino_takes(p) || !u || !u->data || u->c != p->c || u->m != p->m) return 1;
+  wino_job j = {.p = p, .u = u};
+  int threads = gpux__thread_count();
+  plan_of(p, threads, &j.w);
+  int64_t tasks = j.w.blocks * j.w.groups;
+  gpux__conv_plan_note("winograd", p, threads, tasks, j.w.tb, j.w.mp * PANEL,
+                       36.0 * (double)(j.w.tb * p->c) * (double)GPUX__MIN(p->m, j.w.mp * PANEL));
+  atomic_init(&j.failed, 0);
+  gpux__parallel_for(tasks, 1, wino_tasks, &j);
+  if (atomic_load(&j.failed)) return gpux__error(GPUX_E_NOMEM, "out of memory for a Winograd convolution's tiles");
+  return 0;
+}
+
+#else
+
+int gpux__conv2d_winograd(const gpux__conv2d *p, const gpux__conv_wino_w *u) { (void)p, (void)u; return 1; }
+
+#endif /* WINO */

@@ -1,0 +1,230 @@
+/* test-winograd.c — unit tests of the Winograd F(4x4, 3x3) convolution (ops/conv-winograd.c)
+ * against float64 loops: channels-last X and Y of odd sizes (edge tiles cut by the plane), pads
+ * of 0, 1 and 2 on each side apart, batches of 1 and 2, channel counts that are not multiples of
+ * 16 or 64, every activation, the residual and the per-channel scale, on 1 and 2 threads (other
+ * splits into tasks); that the kernel takes those shapes and declines what it must (strides,
+ * dilations, other windows, 7 x 7 planes of one image); and gpux.ConvNHWC through a node's state,
+ * whose runs take the Winograd path (their sums differ from conv-gemm.c's in rounding) and match
+ * the float64 convolution. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdatomic.h>
+#include <string.h>
+#include "ops/conv.h"
+#include "ops/gemm.h"
+#include "ops/op.h"
+
+static uint32_t rng = 4242;
+
+static int64_t rnd(int64_t lo, int64_t hi) { /* [lo, hi] */
+  rng = rng * 1664525u + 1013904223u;
+  return lo + (int64_t)((rng >> 8) % (uint32_t)(hi - lo + 1));
+}
+
+static float rndf(void) { return (float)rnd(-1000, 1000) / 500.0f; }
+
+static double act_ref(const gpux__conv_epilogue *e, double v) {
+  switch (e->act) {
+  case GPUX_EP_RELU: return v < 0 ? 0 : v;
+  case GPUX_EP_LEAKY: return v < 0 ? e->p0 * v : v;
+  case GPUX_EP_CLIP: return v < e->p0 ? e->p0 : v > e->p1 ? e->p1 : v;
+  case GPUX_EP_HARDSIGMOID: { double t = e->p0 * v + e->p1; return t < 0 ? 0 : t > 1 ? 1 : t; }
+  case GPUX_EP_HARDSWISH: { double t = v + 3; t = t < 0 ? 0 : t > 6 ? 6 : t; return v * t / 6; }
+  case GPUX_EP_SIGMOID: return 1 / (1 + exp(-v));
+  case GPUX_EP_SILU: return v / (1 + exp(-v));
+  }
+  return v;
+}
+
+/* The worst error of p->y (channels last) against the float64 convolution with p's epilogue, in
+ * units of 1e-5 of the sum of the products' magnitudes (plus 1): over 1 fails. */
+static double worst_error(const gpux__conv2d *p) {
+  double worst = 0;
+  const gpux__conv_epilogue *e = p->ep;
+  for (int64_t n = 0; n < p->n; n++)
+    for (int64_t oh = 0; oh < p->oh; oh++)
+      for (int64_t ow = 0; ow < p->ow; ow++)
+        for (int64_t m = 0; m < p->m; m++) {
+          int64_t q = ((n * p->oh + oh) * p->ow + ow) * p->m + m;
+          double acc = p->b ? p->b[m] : 0, mag = fabs(acc);
+          for (int64_t i = 0; i < 3; i++)
+            for (int64_t j = 0; j < 3; j++) {
+              int64_t ih = oh - p->pt + i, iw = ow - p->pl + j;
+              if (ih < 0 || ih >= p->h || iw < 0 || iw >= p->w_) continue;
+              for (int64_t c = 0; c < p->c; c++) {
+                double v = (double)p->x[((n * p->h + ih) * p->w_ + iw) * p->c + c] * p->w[((m * p->c + c) * 3 + i) * 3 + j];
+                acc += v, mag += fabs(v);
+              }
+            }
+          if (e->res) acc += e->res[q], mag += fabs(e->res[q]);
+          double want = act_ref(e, acc);
+          if (e->clamp) want = want < e->lo ? e->lo : want > e->hi ? e->hi : want;
+          if (e->scale) want = want * e->scale[m] + e->shift[m];
+          double err = fabs(p->y[q] - want) / (1e-5 * (mag + 1));
+          if (!(err <= worst)) worst = err; /* NaN too */
+        }
+  return worst;
+}
+
+/* p (window, channels, extents set) on random data through the packed and transformed weights:
+ * the Winograd kernel must take it and match the float64 convolution. */
+static void run_case(gpux__conv2d *p, gpux__conv_epilogue *ep) {
+  int64_t nx = p->n * p->h * p->w_ * p->c, nw = p->m * p->c * 9, ny = p->n * p->oh * p->ow * p->m;
+  float *x = malloc((size_t)nx * sizeof *x), *w = malloc((size_t)nw * sizeof *w), *y = malloc((size_t)ny * sizeof *y);
+  float *b = malloc((size_t)p->m * sizeof *b), *r = malloc((size_t)ny * sizeof *r);
+  float *sc = malloc((size_t)p->m * sizeof *sc), *sh = malloc((size_t)p->m * sizeof *sh);
+  for (int64_t q = 0; q < nx; q++) x[q] = rndf();
+  for (int64_t q = 0; q < nw; q++) w[q] = rndf();
+  for (int64_t q = 0; q < p->m; q++) b[q] = rndf(), sc[q] = rndf(), sh[q] = rndf();
+  for (int64_t q = 0; q < ny; q++) r[q] = rndf(), y[q] = NAN;
+  p->x = x, p->w = w, p->y = y, p->b = rnd(0, 1) ? b : NULL, p->ep = ep;
+  if (rnd(0, 1)) ep->res = r, ep->y0 = y;
+  if (!rnd(0, 3)) ep->scale = sc, ep->shift = sh;
+  gpux__sgemm_b wt;
+  gpux__conv_wino_w u;
+  assert_int_equal(gpux__conv_gemm_pack(w, p->m, p->c, 9, &wt), 0);
+  assert_int_equal(gpux__conv_wino_pack(&wt, p->c, p->m, &u), 0);
+  if (!gpux__conv_wino_takes(p))
+    fail_msg("c %lld m %lld n %lld %lldx%lld not taken", (long long)p->c, (long long)p->m, (long long)p->n,
+             (long long)p->h, (long long)p->w_);
+  p->w = NULL; /* the kernel reads the transformed weights only */
+  assert_int_equal(gpux__conv2d_winograd(p, &u), 0);
+  p->w = w;
+  double worst = worst_error(p);
+  if (getenv("WINO_ERR")) fprintf(stderr, "c %lld m %lld: %g\n", (long long)p->c, (long long)p->m, worst);
+  if (worst > 1)
+    fail_msg("c %lld m %lld n %lld %lldx%lld pads %lld,%lld act %d res %d: error %g of the bound", (long long)p->c,
+             (long long)p->m, (long long)p->n, (long long)p->h, (long long)p->w_, (long long)p->pt, (long long)p->pl,
+             ep->act, ep->res != NULL, worst);
+  gpux__conv_gemm_free(&wt);
+  gpux__conv_wino_free(&u);
+  free(x), free(w), free(y), free(b), free(r), free(sc), free(sh);
+}
+
+/* Random shapes with pads 0-2 on each side apart: output planes of 8 to 30 a side (edge tiles of
+ * 1-3 rows and columns), 16 to 90 channels in and 16 to 150 out, on 1 and 2 threads. */
+static void test_winograd_shapes(void **state) {
+  (void)state;
+  if (!gpux__conv_wino_available()) skip();
+  for (int threads = 1; threads <= 2; threads++) {
+    gpux__set_run_threads(threads);
+    for (int i = 0; i < 24; i++) {
+      gpux__conv_epilogue ep = {.act = (int)rnd(0, GPUX_EP_SILU), .p0 = -0.5f, .p1 = 1.5f};
+      if (ep.act == GPUX_EP_LEAKY) ep.p0 = 0.1f;
+      if (ep.act == GPUX_EP_HARDSIGMOID) ep.p0 = 0.2f, ep.p1 = 0.5f;
+      if (!rnd(0, 2)) ep.clamp = 1, ep.lo = -0.3f, ep.hi = rnd(0, 1) ? 2.0f : INFINITY;
+      gpux__conv2d p = {.n = rnd(1, 2), .c = rnd(16, 90), .m = rnd(16, 150), .g = 1, .kh = 3, .kw = 3, .sh = 1,
+                        .sw = 1, .dh = 1, .dw = 1, .channels_last = 1};
+      if (i % 6 == 0) p.c = 144; /* more channels than a pass of the products */
+      p.pt = rnd(0, 2), p.pl = rnd(0, 2);
+      int64_t pb = rnd(0, 2), pr = rnd(0, 2);
+      p.oh = rnd(8, 30), p.ow = rnd(8, 30);
+      p.h = p.oh + 2 - p.pt - pb, p.w_ = p.ow + 2 - p.pl - pr;
+      run_case(&p, &ep);
+    }
+  }
+  gpux__set_run_threads(0);
+}
+
+/* What the kernel must decline: other windows, strides, dilations, groups, too few channels, and
+ * a 7 x 7 plane of one image (4 tiles: the transformed weights would serve 4 rows each). */
+static void test_winograd_declines(void **state) {
+  (void)state;
+  if (!gpux__conv_wino_available()) skip();
+  gpux__set_run_threads(1);
+  gpux__conv2d base = {.n = 1, .c = 64, .m = 64, .g = 1, .h = 28, .w_ = 28, .kh = 3, .kw = 3, .oh = 28, .ow = 28,
+                       .sh = 1, .sw = 1, .dh = 1, .dw = 1, .pt = 1, .pl = 1, .channels_last = 1};
+  assert_true(gpux__conv_wino_takes(&base));
+  gpux__conv2d p = base;
+  p.sh = 2, p.oh = 14;
+  assert_false(gpux__conv_wino_takes(&p));
+  p = base, p.dw = 2, p.ow = 26;
+  assert_false(gpux__conv_wino_takes(&p));
+  p = base, p.kh = 5, p.pt = 2;
+  assert_false(gpux__conv_wino_takes(&p));
+  p = base, p.g = 2;
+  assert_false(gpux__conv_wino_takes(&p));
+  p = base, p.c = 8;
+  assert_false(gpux__conv_wino_takes(&p));
+  p = base, p.channels_last = 0;
+  assert_false(gpux__conv_wino_takes(&p));
+  p = base, p.c = p.m = 512, p.h = p.w_ = p.oh = p.ow = 7;
+  assert_false(gpux__conv_wino_takes(&p));
+  gpux__set_run_threads(0);
+}
+
+/* gpux.ConvNHWC of 3x3 windows with pads on a batch of 2, with and without a residual (input 5),
+ * run three times through a node's state: every run takes the Winograd path (its outputs are not
+ * conv-gemm.c's bit for bit) and matches the float64 convolution. */
+static void test_winograd_node(void **state) {
+  (void)state;
+  if (!gpux__conv_wino_available()) skip();
+  gpux__set_run_threads(2);
+  static const int64_t shapes[][5] = {/* c, m, h, w, residual */
+                                      {24, 70, 19, 13, 0}, {64, 48, 16, 16, 1}, {33, 130, 11, 21, 1}};
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    const int64_t *d = shapes[s];
+    int64_t xd[4] = {2, d[2], d[3], d[0]}, wd[4] = {d[1], d[0], 3, 3}, bd[1] = {d[1]}, yd[4] = {2, d[2], d[3], d[1]};
+    int64_t pads[4] = {1, 1, 1, 1};
+    gpux_tensor x, w, b, r;
+    assert_int_equal(gpux_tensor_init(&x, GPUX_DT_FLOAT, 4, xd), 0);
+    assert_int_equal(gpux_tensor_init(&w, GPUX_DT_FLOAT, 4, wd), 0);
+    assert_int_equal(gpux_tensor_init(&b, GPUX_DT_FLOAT, 1, bd), 0);
+    assert_int_equal(gpux_tensor_init(&r, GPUX_DT_FLOAT, 4, yd), 0);
+    gpux_tensor *all[] = {&x, &w, &b, &r};
+    for (size_t t = 0; t < 4; t++)
+      for (int64_t i = 0; i < gpux_tensor_count(all[t]); i++) ((float *)all[t]->data)[i] = rndf();
+    gpux__attr attrs[1] = {{.name = "pads", .type = GPUX_ATTR_INTS, .n = 4, .ints = pads}};
+    gpux__node n = {.name = "t", .op_type = "ConvNHWC", .domain = "gpux", .opset = 1, .n_in = d[4] ? 6 : 3,
+                    .n_out = 1, .n_attrs = 1, .attrs = attrs};
+    n.op = gpux__op_find("gpux", "ConvNHWC", 1);
+    assert_non_null(n.op);
+    /* conv-gemm.c's result on the same packed weights, and the float64 reference's problem */
+    gpux__conv_epilogue ep = {.act = GPUX_EP_NONE, .res = d[4] ? r.data : NULL};
+    float *gemm = malloc((size_t)gpux_tensor_count(&r) * sizeof *gemm);
+    ep.y0 = gemm;
+    gpux__conv2d p = {.x = x.data, .w = w.data, .b = b.data, .y = gemm, .n = 2, .c = d[0], .m = d[1], .g = 1,
+                      .h = d[2], .w_ = d[3], .kh = 3, .kw = 3, .oh = d[2], .ow = d[3], .sh = 1, .sw = 1, .dh = 1,
+                      .dw = 1, .pt = 1, .pl = 1, .ep = &ep, .channels_last = 1};
+    gpux__sgemm_b wt;
+    assert_int_equal(gpux__conv_gemm_pack(w.data, p.m, p.c, 9, &wt), 0);
+    assert_int_equal(gpux__conv2d_gemm(&p, &wt), 0);
+    gpux__conv_gemm_free(&wt);
+    gpux__node_state *_Atomic slot = NULL;
+    for (int run = 0; run < 3; run++) {
+      gpux_tensor y = {0}, *outs[1] = {&y};
+      const gpux_tensor *in[6] = {&x, &w, &b, NULL, NULL, &r};
+      gpux__kctx k = {.node = &n, .n_in = n.n_in, .n_out = 1, .in = in, .out = outs, .opset = 1, .state = &slot,
+                      .const_in = 2};
+      assert_int_equal(n.op->run(&k), 0);
+      assert_int_equal(gpux_tensor_count(&y), gpux_tensor_count(&r));
+      int differs = 0;
+      for (int64_t i = 0; i < gpux_tensor_count(&y); i++) differs |= ((float *)y.data)[i] != gemm[i];
+      if (!differs) fail_msg("shape %zu run %d: the output is conv-gemm.c's bit for bit", s, run);
+      p.y = y.data, ep.y0 = y.data;
+      double worst = worst_error(&p);
+      if (worst > 1) fail_msg("shape %zu run %d: error %g of the bound", s, run, worst);
+      gpux_tensor_free(&y);
+    }
+    gpux__node_state *sp = atomic_load(&slot);
+    assert_non_null(sp);
+    sp->destroy(sp);
+    free(gemm);
+    for (size_t t = 0; t < 4; t++) gpux_tensor_free(all[t]);
+  }
+  gpux__set_run_threads(0);
+}
+
+int main(void) {
+  gpux__set_thread_count(2); /* the pool: 2 threads, and jobs on 1 or 2 of them */
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_winograd_shapes),
+    cmocka_unit_test(test_winograd_declines),
+    cmocka_unit_test(test_winograd_node),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
