@@ -123,19 +123,20 @@ int gpux__conv_wino_pack(const gpux__sgemm_b *wt, int64_t c, int64_t m, gpux__co
   size_t bytes = (size_t)(36 * panels * c * PANEL) * sizeof(float);
   float *u = gpux__alloc_large(bytes); /* on huge pages: every run streams them */
   if (!u) return GPUX_E_NOMEM;
-  memset(u, 0, bytes);
-  for (int64_t pn = 0; pn < panels; pn++) /* a panel's 64 lanes at a time: rows of 64 floats */
-    for (int64_t ch = 0; ch < c; ch++)
-      for (int64_t lane = 0; lane < GPUX__MIN(PANEL, m - pn * PANEL); lane++) {
-        double g[3][3], t[6][3];
-        for (int tap = 0; tap < 9; tap++) g[tap / 3][tap % 3] = wt->data[(pn * wt->k + tap * c + ch) * PANEL + lane];
-        for (int i = 0; i < 6; i++) /* t = G g */
-          for (int j = 0; j < 3; j++) t[i][j] = G[i][0] * g[0][j] + G[i][1] * g[1][j] + G[i][2] * g[2][j];
-        for (int i = 0; i < 6; i++) /* u = t G^T */
-          for (int j = 0; j < 6; j++)
-            u[(((int64_t)(i * 6 + j) * panels + pn) * c + ch) * PANEL + lane] =
-                (float)(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
-      }
+  for (int64_t pn = 0; pn < panels; pn++) /* a panel's 64 lanes at a time, rows of 64 floats */
+    for (int64_t ch = 0; ch < c; ch++) {
+      double g[3][3][PANEL], t[6][3][PANEL]; /* lanes past m are zero in wt */
+      for (int tap = 0; tap < 9; tap++)
+        for (int l = 0; l < PANEL; l++) g[tap / 3][tap % 3][l] = wt->data[(pn * wt->k + tap * c + ch) * PANEL + l];
+      for (int i = 0; i < 6; i++) /* t = G g */
+        for (int j = 0; j < 3; j++)
+          for (int l = 0; l < PANEL; l++) t[i][j][l] = G[i][0] * g[0][j][l] + G[i][1] * g[1][j][l] + G[i][2] * g[2][j][l];
+      for (int i = 0; i < 6; i++) /* u = t G^T */
+        for (int j = 0; j < 6; j++) {
+          float *d = u + (((int64_t)(i * 6 + j) * panels + pn) * c + ch) * PANEL;
+          for (int l = 0; l < PANEL; l++) d[l] = (float)(t[i][0][l] * G[j][0] + t[i][1][l] * G[j][1] + t[i][2][l] * G[j][2]);
+        }
+    }
   out->c = c, out->m = m, out->panels = panels, out->data = u;
   return 0;
 }
