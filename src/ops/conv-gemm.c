@@ -8,7 +8,9 @@
  * are consecutive floats: every row of A is read in place, tap by tap, with no im2col, any
  * window, stride, padding or dilation. The kernel broadcasts A's values and reads W^T's panels
  * of 64 output channels as one sequential stream: each vector FMA serves 16 output channels of
- * one position, so small planes (7 x 7, 14 x 14) fill the register blocks as large ones do.
+ * one position, so small planes (7 x 7, 14 x 14) fill the register blocks as large ones do. A
+ * panel of 48 channels or fewer (M = 24, 40; the last panel of M = 80, 112, 160) goes by blocks
+ * of its own, 8 positions x 1-3 vectors, instead of computing all four of sgemm.c's.
  *
  * Tasks are tiles of positions x blocks of output channels. A task goes panel by panel; within a
  * panel, tap by tap in blocks of at most KC channels, whose KC x 64 floats of W^T (32 KB) stay in
@@ -187,6 +189,51 @@ TARGET512 static void to_planes(const float *ct, int64_t ldc, int64_t np, int64_
   }
 }
 
+/* A register block for a panel of at most 48 output channels (M = 16, 24, 40: the last panel of
+ * M = 72, 144), where sgemm.c's block, four vectors of 16 channels a position, would compute one
+ * to three of them for nothing: C[i, 0:nc] = (C[i, 0:nc] with add) + sum over r < kc of a[i][r] *
+ * b[r * PANEL + 0:nc] for positions i < mr <= NMR, with NV = ceil(nc / 16) vectors a position
+ * and NMR positions (a[i] from mr on repeat a valid row: computed and dropped). The hot loop:
+ * NMR x NV accumulators, one broadcast a position and k step. */
+#define NMR 8
+#define DEF_NARROW(NAME, NV)                                                                          \
+  TARGET512 static void NAME(int64_t kc, const float *const *a, const float *b, float *c, int64_t ldc,  \
+                             int mr, int64_t nc, int add) {                                          \
+    __m512 acc[NMR][NV];                                                                            \
+    __mmask16 mk[NV];                                                                               \
+    _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) mk[v] = gpux__lanes16(nc - 16 * v);       \
+    _Pragma("GCC unroll 8") for (int i = 0; i < NMR; i++)                                          \
+      _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();        \
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5], *a6 = a[6],  \
+                *a7 = a[7];                                                                         \
+    for (int64_t r = 0; r < kc; r++, b += PANEL) {                                                  \
+      __m512 bv[NV];                                                                                \
+      _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) bv[v] = _mm512_load_ps(b + 16 * v);     \
+      NROW(0, a0, NV) NROW(1, a1, NV) NROW(2, a2, NV) NROW(3, a3, NV)                               \
+      NROW(4, a4, NV) NROW(5, a5, NV) NROW(6, a6, NV) NROW(7, a7, NV)                               \
+    }                                                                                               \
+    _Pragma("GCC unroll 8") for (int i = 0; i < NMR; i++) {                                        \
+      if (i >= mr) break;                                                                           \
+      _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) {                                       \
+        float *ci = c + i * ldc + 16 * v;                                                           \
+        __m512 t = add ? _mm512_add_ps(_mm512_maskz_loadu_ps(mk[v], ci), acc[i][v]) : acc[i][v];    \
+        _mm512_mask_storeu_ps(ci, mk[v], t);                                                        \
+      }                                                                                             \
+    }                                                                                               \
+  }
+#define NROW(I, AI, NV)                                                                               \
+  {                                                                                                 \
+    __m512 av = _mm512_set1_ps(AI[r]);                                                              \
+    _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) acc[I][v] = _mm512_fmadd_ps(av, bv[v], acc[I][v]); \
+  }
+
+DEF_NARROW(narrow16, 1)
+DEF_NARROW(narrow32, 2)
+DEF_NARROW(narrow48, 3)
+
+typedef void (*narrow_fn)(int64_t kc, const float *const *a, const float *b, float *c, int64_t ldc, int mr,
+                          int64_t nc, int add);
+
 static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
   cgemm_job *j = ctx;
   const gpux__conv2d *p = j->p;
@@ -214,6 +261,10 @@ static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
     for (int64_t pn = m0 / PANEL; pn * PANEL < m1; pn++) {
       int64_t nc = GPUX__MIN(PANEL, p->m - pn * PANEL);
       float *cp = yt + (pn * PANEL - m0);
+      /* a panel of 48 channels or fewer: the narrow blocks of NMR positions */
+      static const narrow_fn narrow[3] = {narrow16, narrow32, narrow48};
+      narrow_fn nb = nc <= 48 ? narrow[(nc + 15) / 16 - 1] : NULL;
+      int64_t step = nb ? NMR : MR;
       for (int64_t tap = 0; tap < taps; tap++)
         for (int64_t c0 = 0; c0 < c; c0 += KC) {
           int64_t kc = GPUX__MIN(KC, c - c0);
@@ -223,15 +274,16 @@ static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
            * this pass computes: from memory, the first block of a pass would wait for all of it */
           const char *next = (const char *)(b + kc * PANEL);
           int64_t lines = GPUX__MAX(0, GPUX__MIN(kc * PANEL, wend - (b + kc * PANEL))) * (int64_t)sizeof(float) / 64;
-          int64_t blocks = (np + MR - 1) / MR, per = (lines + blocks - 1) / blocks;
-          /* the hot loop: 6 positions x 64 output channels a block */
-          for (int64_t s = 0; s < np; s += MR) {
-            int mr = (int)GPUX__MIN(MR, np - s);
-            const float *a[MR];
-            for (int i = 0; i < MR; i++) a[i] = xa + base[s + GPUX__MIN(i, mr - 1)];
-            for (int64_t l = s / MR * per, le = GPUX__MIN(lines, l + per); l < le; l++)
+          int64_t blocks = (np + step - 1) / step, per = (lines + blocks - 1) / blocks;
+          /* the hot loop: 6 positions x 64 output channels a block (NMR x 16-48 in a narrow panel) */
+          for (int64_t s = 0; s < np; s += step) {
+            int mr = (int)GPUX__MIN(step, np - s);
+            const float *a[NMR];
+            for (int i = 0; i < step; i++) a[i] = xa + base[s + GPUX__MIN(i, mr - 1)];
+            for (int64_t l = s / step * per, le = GPUX__MIN(lines, l + per); l < le; l++)
               _mm_prefetch(next + l * 64, _MM_HINT_T1);
-            gpux__sgemm_block(kc, a, b, cp + s * ldc, ldc, mr, nc, tap > 0 || c0 > 0);
+            if (nb) nb(kc, a, b, cp + s * ldc, ldc, mr, nc, tap > 0 || c0 > 0);
+            else gpux__sgemm_block(kc, a, b, cp + s * ldc, ldc, mr, nc, tap > 0 || c0 > 0);
           }
         }
     }
