@@ -1,6 +1,7 @@
 /* conv-depthwise.c — float32 depthwise convolution (one input and one output channel per group)
  * on AVX-512, checked at run time (conv-direct.c's AVX2 kernel runs elsewhere). Outputs 32 wide
- * or wider with column stride 1 or 2 go by rows of 16-output vectors (below). The rest go 16
+ * or wider with column stride 1 or 2 go by rows of 16-output vectors (below; 3 x 3 windows four
+ * output rows at a time, each input vector loaded once for every row it reaches). The rest go 16
  * channels at a time: the 16 channels of a task's strip of input rows are interleaved, padded,
  * into scratch, [row][col][16] (a 16 x 16 transpose per block of 16 columns, transpose16.h), so
  * every tap of every output position is one vector FMA over the 16 channels with the tap's 16
@@ -242,6 +243,49 @@ DEF_DWR(dwr2_3, 3, 2, 3)
 DEF_DWR(dwr2_2, 2, 2, 3)
 DEF_DWR(dwr2_1, 1, 2, 4)
 
+/* The same for a 3 x 3 window of dilation 1, DR output rows at a time (output row o reading the
+ * padded rows o * SH to o * SH + 2 of in): each vector of inputs loaded serves every output row
+ * whose window covers its row, with the nine weights held in registers, so that a load (most of
+ * them unaligned, across two lines) feeds up to three FMAs instead of one. DR x NV accumulators,
+ * the outputs' rows ldo floats apart. */
+#define DR 4
+#define DEF_DWR3(NAME, NV, SW, SH)                                                                      \
+  TARGET512 static void NAME(const float *in, int64_t wp, const float *w, float *out, int64_t ldo,       \
+                             int64_t nout) {                                                             \
+    __m512 wv[9], acc[DR][NV];                                                                           \
+    _Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(w[t]);                   \
+    _Pragma("GCC unroll 16") for (int a = 0; a < DR * NV; a++) acc[a / NV][a % NV] = _mm512_setzero_ps(); \
+    _Pragma("GCC unroll 9") for (int r = 0; r < (DR - 1) * SH + 3; r++) {                               \
+      const float *ir = in + r * wp;                                                                     \
+      _Pragma("GCC unroll 3") for (int j = 0; j < 3; j++) {                                             \
+        const float *ic = SW == 2 ? ir + (j & 1) * (wp / 2) + (j >> 1) : ir + j;                         \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                          \
+          __m512 x = _mm512_loadu_ps(ic + v * 16);                                                       \
+          __asm__("" : "+v"(x)); /* one load for all its FMAs, not one folded into each */             \
+          _Pragma("GCC unroll 4") for (int o = 0; o < DR; o++) {                                        \
+            int i = r - o * SH; /* the kernel row through which row r reaches output row o */           \
+            if (i >= 0 && i < 3) acc[o][v] = _mm512_fmadd_ps(wv[i * 3 + j], x, acc[o][v]);               \
+          }                                                                                              \
+        }                                                                                                \
+      }                                                                                                  \
+    }                                                                                                    \
+    _Pragma("GCC unroll 4") for (int o = 0; o < DR; o++)                                                \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                              \
+        _mm512_mask_storeu_ps(out + o * ldo + v * 16, gpux__lanes16(nout - v * 16), acc[o][v]);          \
+  }
+
+DEF_DWR3(dwr3s1_4, 4, 1, 1)
+DEF_DWR3(dwr3s1_3, 3, 1, 1)
+DEF_DWR3(dwr3s1_2, 2, 1, 1)
+DEF_DWR3(dwr3s1_1, 1, 1, 1)
+DEF_DWR3(dwr3s2_4, 4, 2, 2)
+DEF_DWR3(dwr3s2_3, 3, 2, 2)
+DEF_DWR3(dwr3s2_2, 2, 2, 2)
+DEF_DWR3(dwr3s2_1, 1, 2, 2)
+
+typedef void (*dwr3_fn)(const float *, int64_t, const float *, float *, int64_t, int64_t);
+static const dwr3_fn dwr3_fns[2][4] = {{dwr3s1_1, dwr3s1_2, dwr3s1_3, dwr3s1_4}, {dwr3s2_1, dwr3s2_2, dwr3s2_3, dwr3s2_4}};
+
 /* How far ahead in X (bytes) a strip's row copies ask for lines. */
 #define AHEAD 2048
 
@@ -308,7 +352,19 @@ static void dwr_tasks(void *ctx, int64_t begin, int64_t end) {
       memset(dst + lo + w_in, 0, (size_t)(wp - lo - w_in) * sizeof *dst);
     }
     float *y = p->y + plane * os;
+    /* 3 x 3 windows of the same stride along both axes, DR rows at a time */
+    int rows3 = p->kh == 3 && p->kw == 3 && p->dh == 1 && p->dw == 1 && p->sh == p->sw;
     for (int64_t oh = oh0; oh < oh1; oh++) {
+      if (rows3 && oh + DR <= oh1) {
+        const float *in = buf + (oh * p->sh - r0) * wp;
+        float *yr = y + oh * p->ow;
+        for (int64_t q = 0; q < p->ow; q += 64) {
+          int64_t nout = GPUX__MIN(64, p->ow - q);
+          dwr3_fns[p->sw - 1][(nout + 15) / 16 - 1](in + q, wp, w, yr + q, p->ow, nout);
+        }
+        oh += DR - 1;
+        continue;
+      }
       int64_t i0, i1;
       live_rows(p, oh, &i0, &i1);
       const float *in = buf + (oh * p->sh - r0 + i0 * p->dh) * wp, *wr = w + i0 * p->kw;
