@@ -17,6 +17,7 @@ enum {
                                   (pool tasks) */
   GPUX__SCRATCH_CONV_TAPS,     /* conv-direct.c: the calling thread's tap offset table */
   GPUX__SCRATCH_CONV_WINO,     /* conv-winograd.c: each task's transformed tiles (pool tasks) */
+  GPUX__SCRATCH_CONV_WINO_WIDE, /* conv-winograd.c: the calling thread's tiles of all tasks */
   GPUX__SCRATCH_POOL_TAPS,     /* pool.c: the column window tables */
   GPUX__SCRATCH_POOL_COUNT,
   GPUX__SCRATCH_REDUCE_A,      /* reduce.c: accumulators, shifts, partials, converted input */

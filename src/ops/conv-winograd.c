@@ -46,6 +46,7 @@
 #define MR GPUX__SGEMM_MR
 #define BLOCK_FLOATS (384 * 1024) /* a task's V and M: 1.5 MB, within a 2 MB L2 */
 #define LEAST_TILES 8             /* tiles a task must have for the path (rows each U line serves) */
+#define WIDE_FLOATS (8 << 20)     /* the most V and M of all tiles take in the three passes: 32 MB */
 
 int gpux__conv_wino_available(void) {
 #if WINO
@@ -68,6 +69,7 @@ typedef struct {
   int64_t tb, blocks;     /* tiles per block, blocks */
   int64_t mp, groups;     /* panels per group of output channels, groups */
   int64_t ldv, ldm;       /* floats between rows of V (C rounded up to 16) and of M (mp panels) */
+  int wide;               /* the three passes over all tiles (gpux__conv2d_winograd) */
 } wino_plan;
 
 static void plan_of(const gpux__conv2d *p, int threads, wino_plan *w) {
@@ -81,20 +83,28 @@ static void plan_of(const gpux__conv2d *p, int threads, wino_plan *w) {
   w->ldm = w->mp * PANEL;
   int64_t most = GPUX__MAX(MR, BLOCK_FLOATS / (36 * (w->ldv + w->ldm)));
   w->blocks = (w->tiles + most - 1) / most;
-  if (threads > 1) { /* as many blocks for every thread, while they keep enough tiles */
-    int64_t even = (w->blocks + threads - 1) / threads * threads;
-    if ((w->tiles + even - 1) / even >= LEAST_TILES) w->blocks = even;
-    else w->blocks = GPUX__MAX(w->blocks, GPUX__MIN(threads, w->tiles / LEAST_TILES));
-  }
-  w->tb = (w->tiles + w->blocks - 1) / w->blocks;
-  w->blocks = (w->tiles + w->tb - 1) / w->tb;
   w->groups = (panels + w->mp - 1) / w->mp;
-  if (threads > 1 && w->blocks * w->groups < threads) { /* few tiles: the panels split further */
+  if (threads > 1 && w->blocks * w->groups < threads) { /* few tiles: the panels split first (each
+                                                          task's tiles read its part of U) */
     int64_t want = GPUX__MIN(panels, (threads + w->blocks - 1) / w->blocks);
     w->mp = (panels + want - 1) / want;
     w->groups = (panels + w->mp - 1) / w->mp;
     w->ldm = w->mp * PANEL;
   }
+  if (threads > 1 && (w->blocks * w->groups) % threads) { /* then the tiles: tasks a multiple of the
+                                                            threads, while each keeps enough tiles */
+    int64_t even = ((w->blocks * w->groups + threads - 1) / threads * threads + w->groups - 1) / w->groups;
+    if ((w->tiles + even - 1) / even >= LEAST_TILES) w->blocks = even;
+    else w->blocks = GPUX__MAX(w->blocks, GPUX__MIN(even, w->tiles / LEAST_TILES));
+  }
+  w->tb = (w->tiles + w->blocks - 1) / w->blocks;
+  w->blocks = (w->tiles + w->tb - 1) / w->tb;
+  /* threads still idle a fifth of the time or more (14 x 14 planes on 16 threads, or on 3): the
+   * passes over all tiles, whose products split by point and panel, each reading its part of U
+   * once */
+  int64_t tasks = w->blocks * w->groups;
+  w->wide = threads > 1 && 5 * tasks < 4 * threads * gpux__parallel_busiest(tasks, threads) && 36 * w->tiles * (w->ldv + panels * PANEL) <= WIDE_FLOATS;
+  if (w->wide) w->tb = w->tiles, w->blocks = 1, w->mp = 1, w->groups = panels, w->ldm = panels * PANEL;
 }
 
 int gpux__conv_wino_takes(const gpux__conv2d *p) {
@@ -152,6 +162,7 @@ typedef struct {
   const gpux__conv2d *p;
   const gpux__conv_wino_w *u;
   wino_plan w;
+  float *v, *mo;            /* the wide passes' V and M of all tiles */
   atomic_int failed;
 } wino_job;
 
@@ -228,18 +239,20 @@ TARGET512 static void input_transform(const wino_job *j, int64_t t0, int64_t t1,
   }
 }
 
-/* M[xi] [nt, mp panels] = V[xi] [nt, C] x U[xi] [C, panels pn0..pn1). */
-static void products(const wino_job *j, int64_t nt, const float *v, float *mo, int64_t pn0, int64_t pn1) {
+/* M[xi] [nt, panels pn0..pn1) = V[xi] [nt, C] x U[xi] [C, panels pn0..pn1) for points xi in
+ * [x0, x1), panel pn at column (pn - pbase) * 64 of M. */
+static void products(const wino_job *j, int64_t nt, const float *v, float *mo, int x0, int x1, int64_t pn0,
+                     int64_t pn1, int64_t pbase) {
   const gpux__conv_wino_w *u = j->u;
   int64_t c = u->c, tb = j->w.tb, ldv = j->w.ldv, ldm = j->w.ldm;
-  for (int xi = 0; xi < 36; xi++) {
+  for (int xi = x0; xi < x1; xi++) {
     const float *ux = u->data + (int64_t)xi * u->panels * c * PANEL;
     const float *vx = v + xi * tb * ldv;
     float *mx = mo + xi * tb * ldm;
     for (int64_t pn = pn0; pn < pn1; pn++) {
       int64_t nc = GPUX__MIN(PANEL, u->m - pn * PANEL);
       const float *bp = ux + pn * c * PANEL;
-      float *cp = mx + (pn - pn0) * PANEL;
+      float *cp = mx + (pn - pbase) * PANEL;
       for (int64_t c0 = 0; c0 < c; c0 += KC) {
         int64_t kc = GPUX__MIN(KC, c - c0);
         /* the next pass's U (the same stream), asked into L2 a share a block of rows */
@@ -307,9 +320,29 @@ static void wino_tasks(void *ctx, int64_t begin, int64_t end) {
     int64_t pn0 = g * w->mp, pn1 = GPUX__MIN(panels, pn0 + w->mp);
     if (b != last_block) input_transform(j, t0, t1, v); /* a task's groups share their block's V */
     last_block = b;
-    products(j, t1 - t0, v, mo, pn0, pn1);
+    products(j, t1 - t0, v, mo, 0, 36, pn0, pn1, pn0);
     output_transform(j, t0, t1, mo, pn0 * PANEL, GPUX__MIN(j->p->m, pn1 * PANEL));
   }
+}
+
+/* The wide passes: the input transform of tiles [begin, end), the products of points and panels
+ * (task t: point t / panels, panel t % panels) over all tiles, the output transform of tiles. */
+static void wide_inputs(void *ctx, int64_t begin, int64_t end) {
+  const wino_job *j = ctx;
+  input_transform(j, begin, end, j->v + begin * j->w.ldv);
+}
+
+static void wide_products(void *ctx, int64_t begin, int64_t end) {
+  const wino_job *j = ctx;
+  for (int64_t t = begin; t < end; t++) {
+    int64_t pn = t % j->u->panels;
+    products(j, j->w.tiles, j->v, j->mo, (int)(t / j->u->panels), (int)(t / j->u->panels) + 1, pn, pn + 1, 0);
+  }
+}
+
+static void wide_outputs(void *ctx, int64_t begin, int64_t end) {
+  const wino_job *j = ctx;
+  output_transform(j, begin, end, j->mo + begin * j->w.ldm, 0, j->p->m);
 }
 
 int gpux__conv2d_winograd(const gpux__conv2d *p, const gpux__conv_wino_w *u) {
@@ -317,9 +350,18 @@ int gpux__conv2d_winograd(const gpux__conv2d *p, const gpux__conv_wino_w *u) {
   wino_job j = {.p = p, .u = u};
   int threads = gpux__thread_count();
   plan_of(p, threads, &j.w);
-  int64_t tasks = j.w.blocks * j.w.groups;
-  gpux__conv_plan_note("winograd", p, threads, tasks, j.w.tb, j.w.mp * PANEL,
-                       36.0 * (double)(j.w.tb * p->c) * (double)GPUX__MIN(p->m, j.w.mp * PANEL));
+  int64_t tasks = j.w.wide ? 36 * u->panels : j.w.blocks * j.w.groups;
+  gpux__conv_plan_note(j.w.wide ? "winograd-wide" : "winograd", p, threads, tasks, j.w.tb, j.w.mp * PANEL,
+                       (j.w.wide ? 1.0 : 36.0) * (double)(j.w.tb * p->c) * (double)GPUX__MIN(p->m, j.w.mp * PANEL));
+  if (j.w.wide) { /* V and M of all tiles, on the calling thread's block */
+    j.v = gpux__scratch(GPUX__SCRATCH_CONV_WINO_WIDE, (size_t)(36 * j.w.tiles * (j.w.ldv + j.w.ldm)) * sizeof(float));
+    if (!j.v) return gpux__error(GPUX_E_NOMEM, "out of memory for a Winograd convolution's tiles");
+    j.mo = j.v + 36 * j.w.tiles * j.w.ldv;
+    gpux__parallel_for(j.w.tiles, 1, wide_inputs, &j);
+    gpux__parallel_for(tasks, 1, wide_products, &j);
+    gpux__parallel_for(j.w.tiles, 1, wide_outputs, &j);
+    return 0;
+  }
   atomic_init(&j.failed, 0);
   gpux__parallel_for(tasks, 1, wino_tasks, &j);
   if (atomic_load(&j.failed)) return gpux__error(GPUX_E_NOMEM, "out of memory for a Winograd convolution's tiles");

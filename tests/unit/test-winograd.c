@@ -2,7 +2,7 @@
  * against float64 loops: channels-last X and Y of odd sizes (edge tiles cut by the plane), pads
  * of 0, 1 and 2 on each side apart, batches of 1 and 2, channel counts that are not multiples of
  * 16 or 64, every activation, the residual and the per-channel scale, on 1 and 2 threads (other
- * splits into tasks); that the kernel takes those shapes and declines what it must (strides,
+ * splits into tasks, and the three passes over all tiles that few tiles on many threads take); that the kernel takes those shapes and declines what it must (strides,
  * dilations, other windows, 7 x 7 planes of one image); and gpux.ConvNHWC through a node's state,
  * whose runs take the Winograd path (their sums differ from conv-gemm.c's in rounding) and match
  * the float64 convolution. */
@@ -123,6 +123,8 @@ static void test_winograd_shapes(void **state) {
       p.pt = rnd(0, 2), p.pl = rnd(0, 2);
       int64_t pb = rnd(0, 2), pr = rnd(0, 2);
       p.oh = rnd(8, 30), p.ow = rnd(8, 30);
+      if (i % 4 == 1) /* 9-16 tiles of one panel: on 2 threads, the passes over all tiles */
+        p.n = 1, p.m = rnd(16, 64), p.oh = rnd(9, 16), p.ow = rnd(9, 16);
       p.h = p.oh + 2 - p.pt - pb, p.w_ = p.ow + 2 - p.pl - pr;
       run_case(&p, &ep);
     }
