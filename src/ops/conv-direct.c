@@ -336,6 +336,29 @@ static void igemm_tasks(void *ctx, int64_t begin, int64_t end) {
       }
       ldc = np;
     }
+    /* Y as the grid and one pass over K: a register block's rows of output channels at a time
+     * over all the task's positions, each row finished while in L1, so that Y is written as 8
+     * sequential runs at a time. Position blocks outermost write all of the task's 64-128 rows
+     * at once, more runs than the hardware prefetches lines for where Y comes from memory
+     * (MobileNetV3's 16-64@112, 3.2 MB of Y: 1.57 -> 0.71 ms with bench/conv-shapes' cold
+     * caches, 0.41 -> 0.34 ms in the model). */
+    if (j->direct_out && j->kk <= KC) {
+      for (int64_t mt = m0; mt < m1; mt += j->mr) {
+        int mr = (int)GPUX__MIN(j->mr, m1 - mt);
+        const float *a[MR512];
+        for (int i = 0; i < MR512; i++) a[i] = wg + (mt + GPUX__MIN(i, mr - 1)) * j->kk;
+        for (int64_t pt = q0; pt < q1; pt += j->nr) {
+          int64_t nv = GPUX__MIN(j->nr, q1 - pt), vec = j->nr == NR512 ? 16 : 8;
+          block_fn block = block_for(nv, j->in_place && pt + (nv + vec - 1) / vec * vec + j->span > j->l.plane, j->nr);
+          block(j->kk, xg + pt, j->off, a, c + (mt - m0) * ldc + (pt - q0), ldc, mr, 0, nv);
+        }
+        for (int64_t m = mt; m < mt + mr; m++) {
+          float *row = yg + m * os + q0;
+          gpux__conv_finish(row, 0, row, 0, 1, np, p->b ? p->b[g * j->mg + m] : 0.0f, p->ep, g * j->mg + m);
+        }
+      }
+      continue;
+    }
     for (int64_t k0 = 0; k0 < j->kk; k0 += KC) {
       int64_t kc = GPUX__MIN(KC, j->kk - k0);
       for (int64_t pt = q0; pt < q1; pt += j->nr) {
