@@ -20,10 +20,13 @@
  * node's state next to it): U [36][panel][C][64], each U_xi in sgemm.c's panels of 64 output
  * channels, one sequential stream. A task takes a block of tiles (of any image: the tiles of a
  * batch are numbered across images) and a group of panels: it transforms the block's input,
- * 16 channels a vector (NHWC: a position's channels are consecutive floats), into V [36][tiles][C],
- * runs the 36 products on sgemm.c's register block (gpux__sgemm_block) into M [36][tiles][panels'
- * channels], and transforms M back into Y's tiles, where FusedConv's epilogue (bias, activation,
- * residual) runs on them while they are in cache. A block's V and M are sized to stay in L2.
+ * 16 channels a vector (NHWC: a position's channels are consecutive floats), into V [tiles][36][C]
+ * (a tile's 36 rows together: the transforms read and write a few pages, not 36), runs the 36
+ * products on sgemm.c's register block (gpux__sgemm_block, whose rows of A and C are each tile's
+ * row of the point) into M [tiles][36][panels' channels], and transforms M back into Y's tiles,
+ * where FusedConv's epilogue (bias, activation, residual) runs on them while they are in cache. A
+ * block's V and M are sized to stay in L2. With few tiles for the threads, three passes over all
+ * tiles instead (gpux__conv2d_winograd).
  *
  * It pays where a weight is used by enough tiles: a 7 x 7 plane has 4 tiles an image, and its
  * 512 x 512 channels' U (37 MB) would be read from memory for 4 rows each; gpux__conv_wino_takes
@@ -69,6 +72,8 @@ typedef struct {
   int64_t tb, blocks;     /* tiles per block, blocks */
   int64_t mp, groups;     /* panels per group of output channels, groups */
   int64_t ldv, ldm;       /* floats between rows of V (C rounded up to 16) and of M (mp panels) */
+  int64_t vts, mts;       /* floats between tiles in V and M: 36 rows and a line, so that a block
+                             of 6 tiles' rows of a point do not all fall into the same L1 sets */
   int wide;               /* the three passes over all tiles (gpux__conv2d_winograd) */
 } wino_plan;
 
@@ -105,6 +110,7 @@ static void plan_of(const gpux__conv2d *p, int threads, wino_plan *w) {
   int64_t tasks = w->blocks * w->groups;
   w->wide = threads > 1 && 5 * tasks < 4 * threads * gpux__parallel_busiest(tasks, threads) && 36 * w->tiles * (w->ldv + panels * PANEL) <= WIDE_FLOATS;
   if (w->wide) w->tb = w->tiles, w->blocks = 1, w->mp = 1, w->groups = panels, w->ldm = panels * PANEL;
+  w->vts = 36 * w->ldv + 16, w->mts = 36 * w->ldm + 16;
 }
 
 int gpux__conv_wino_takes(const gpux__conv2d *p) {
@@ -207,33 +213,31 @@ static inline void tile_at(const wino_job *j, int64_t t, int64_t *n, int64_t *y0
  * outside X, and in the lanes past C). */
 TARGET512 static void input_transform(const wino_job *j, int64_t t0, int64_t t1, float *v) {
   const gpux__conv2d *p = j->p;
-  int64_t c = p->c, tb = j->w.tb, ldv = j->w.ldv;
+  int64_t c = p->c, ldv = j->w.ldv, vts = j->w.vts;
   for (int64_t t = t0; t < t1; t++) {
     int64_t n, oy, ox;
     tile_at(j, t, &n, &oy, &ox);
     int64_t iy = oy - p->pt, ix = ox - p->pl;
     const float *xn = p->x + n * p->h * p->w_ * c;
     int inside = iy >= 0 && ix >= 0 && iy + 6 <= p->h && ix + 6 <= p->w_;
-    float *vt = v + (t - t0) * ldv;
+    float *vt = v + (t - t0) * vts;
     for (int64_t c0 = 0; c0 < c; c0 += 16) {
       __mmask16 cm = gpux__lanes16(c - c0);
-      __m512 d[6][6], r[6][6];
-      for (int a = 0; a < 6; a++)
-        for (int b = 0; b < 6; b++) {
-          int64_t y = iy + a, x = ix + b;
-          d[a][b] = inside || (y >= 0 && y < p->h && x >= 0 && x < p->w_)
-                        ? _mm512_maskz_loadu_ps(cm, xn + (y * p->w_ + x) * c + c0)
-                        : _mm512_setzero_ps();
+      __m512 r[6][6], col[6], out[6];
+      for (int b = 0; b < 6; b++) { /* columns: r[.][b] = B^T d[.][b], d loaded a column at a time */
+        int64_t x = ix + b;
+        for (int a = 0; a < 6; a++) {
+          int64_t y = iy + a;
+          col[a] = inside || (y >= 0 && y < p->h && x >= 0 && x < p->w_)
+                       ? _mm512_maskz_loadu_ps(cm, xn + (y * p->w_ + x) * c + c0)
+                       : _mm512_setzero_ps();
         }
-      __m512 col[6], out[6];
-      for (int b = 0; b < 6; b++) { /* columns: r[.][b] = B^T d[.][b] */
-        for (int a = 0; a < 6; a++) col[a] = d[a][b];
         bt6(col, out);
         for (int a = 0; a < 6; a++) r[a][b] = out[a];
       }
       for (int a = 0; a < 6; a++) { /* rows: (B^T d) B */
         bt6(r[a], out);
-        for (int b = 0; b < 6; b++) _mm512_store_ps(vt + (a * 6 + b) * tb * ldv + c0, out[b]);
+        for (int b = 0; b < 6; b++) _mm512_store_ps(vt + (a * 6 + b) * ldv + c0, out[b]);
       }
     }
   }
@@ -244,11 +248,11 @@ TARGET512 static void input_transform(const wino_job *j, int64_t t0, int64_t t1,
 static void products(const wino_job *j, int64_t nt, const float *v, float *mo, int x0, int x1, int64_t pn0,
                      int64_t pn1, int64_t pbase) {
   const gpux__conv_wino_w *u = j->u;
-  int64_t c = u->c, tb = j->w.tb, ldv = j->w.ldv, ldm = j->w.ldm;
+  int64_t c = u->c, ldv = j->w.ldv, ldm = j->w.ldm, vts = j->w.vts, mts = j->w.mts;
   for (int xi = x0; xi < x1; xi++) {
     const float *ux = u->data + (int64_t)xi * u->panels * c * PANEL;
-    const float *vx = v + xi * tb * ldv;
-    float *mx = mo + xi * tb * ldm;
+    const float *vx = v + xi * ldv;
+    float *mx = mo + xi * ldm;
     for (int64_t pn = pn0; pn < pn1; pn++) {
       int64_t nc = GPUX__MIN(PANEL, u->m - pn * PANEL);
       const float *bp = ux + pn * c * PANEL;
@@ -263,10 +267,10 @@ static void products(const wino_job *j, int64_t nt, const float *v, float *mo, i
         for (int64_t s = 0; s < nt; s += MR) {
           int mr = (int)GPUX__MIN(MR, nt - s);
           const float *a[MR];
-          for (int i = 0; i < MR; i++) a[i] = vx + (s + GPUX__MIN(i, mr - 1)) * ldv + c0;
+          for (int i = 0; i < MR; i++) a[i] = vx + (s + GPUX__MIN(i, mr - 1)) * vts + c0;
           for (int64_t l = s / MR * per, le = GPUX__MIN(lines, l + per); l < le; l++)
             _mm_prefetch(next + l * 64, _MM_HINT_T1);
-          gpux__sgemm_block(kc, a, bp + c0 * PANEL, cp + s * ldm, ldm, mr, nc, c0 > 0);
+          gpux__sgemm_block(kc, a, bp + c0 * PANEL, cp + s * mts, mts, mr, nc, c0 > 0);
         }
       }
     }
@@ -278,19 +282,18 @@ static void products(const wino_job *j, int64_t nt, const float *v, float *mo, i
 TARGET512 static void output_transform(const wino_job *j, int64_t t0, int64_t t1, const float *mo, int64_t m0,
                                        int64_t m1) {
   const gpux__conv2d *p = j->p;
-  int64_t m = p->m, tb = j->w.tb, ldm = j->w.ldm;
+  int64_t m = p->m, ldm = j->w.ldm, mts = j->w.mts;
   for (int64_t t = t0; t < t1; t++) {
     int64_t n, oy, ox;
     tile_at(j, t, &n, &oy, &ox);
     int64_t rows = GPUX__MIN(4, p->oh - oy), cols = GPUX__MIN(4, p->ow - ox);
     float *yt = p->y + ((n * p->oh + oy) * p->ow + ox) * m;
-    const float *mt = mo + (t - t0) * ldm;
+    const float *mt = mo + (t - t0) * mts;
     for (int64_t c0 = m0; c0 < m1; c0 += 16) {
       __mmask16 cm = gpux__lanes16(m1 - c0);
-      __m512 s[6][6], r[4][6], col[6], out[4];
-      for (int xi = 0; xi < 36; xi++) s[xi / 6][xi % 6] = _mm512_load_ps(mt + xi * tb * ldm + (c0 - m0));
-      for (int b = 0; b < 6; b++) { /* columns: r[.][b] = A^T s[.][b] */
-        for (int a = 0; a < 6; a++) col[a] = s[a][b];
+      __m512 r[4][6], col[6], out[4];
+      for (int b = 0; b < 6; b++) { /* columns: r[.][b] = A^T s[.][b], s loaded a column at a time */
+        for (int a = 0; a < 6; a++) col[a] = _mm512_load_ps(mt + (a * 6 + b) * ldm + (c0 - m0));
         at6(col, out);
         for (int a = 0; a < 4; a++) r[a][b] = out[a];
       }
@@ -306,13 +309,12 @@ TARGET512 static void output_transform(const wino_job *j, int64_t t0, int64_t t1
 static void wino_tasks(void *ctx, int64_t begin, int64_t end) {
   wino_job *j = ctx;
   const wino_plan *w = &j->w;
-  size_t vbytes = (size_t)(36 * w->tb * w->ldv) * sizeof(float);
-  float *v = gpux__scratch(GPUX__SCRATCH_CONV_WINO, vbytes + (size_t)(36 * w->tb * w->ldm) * sizeof(float));
+  float *v = gpux__scratch(GPUX__SCRATCH_CONV_WINO, (size_t)(w->tb * (w->vts + w->mts)) * sizeof(float));
   if (!v) {
     atomic_store(&j->failed, 1);
     return;
   }
-  float *mo = v + 36 * w->tb * w->ldv;
+  float *mo = v + w->tb * w->vts;
   int64_t panels = j->u->panels, last_block = -1;
   for (int64_t t = begin; t < end; t++) {
     int64_t b = t / w->groups, g = t % w->groups;
@@ -329,7 +331,7 @@ static void wino_tasks(void *ctx, int64_t begin, int64_t end) {
  * (task t: point t / panels, panel t % panels) over all tiles, the output transform of tiles. */
 static void wide_inputs(void *ctx, int64_t begin, int64_t end) {
   const wino_job *j = ctx;
-  input_transform(j, begin, end, j->v + begin * j->w.ldv);
+  input_transform(j, begin, end, j->v + begin * j->w.vts);
 }
 
 static void wide_products(void *ctx, int64_t begin, int64_t end) {
@@ -342,7 +344,7 @@ static void wide_products(void *ctx, int64_t begin, int64_t end) {
 
 static void wide_outputs(void *ctx, int64_t begin, int64_t end) {
   const wino_job *j = ctx;
-  output_transform(j, begin, end, j->mo + begin * j->w.ldm, 0, j->p->m);
+  output_transform(j, begin, end, j->mo + begin * j->w.mts, 0, j->p->m);
 }
 
 int gpux__conv2d_winograd(const gpux__conv2d *p, const gpux__conv_wino_w *u) {
@@ -354,9 +356,9 @@ int gpux__conv2d_winograd(const gpux__conv2d *p, const gpux__conv_wino_w *u) {
   gpux__conv_plan_note(j.w.wide ? "winograd-wide" : "winograd", p, threads, tasks, j.w.tb, j.w.mp * PANEL,
                        (j.w.wide ? 1.0 : 36.0) * (double)(j.w.tb * p->c) * (double)GPUX__MIN(p->m, j.w.mp * PANEL));
   if (j.w.wide) { /* V and M of all tiles, on the calling thread's block */
-    j.v = gpux__scratch(GPUX__SCRATCH_CONV_WINO_WIDE, (size_t)(36 * j.w.tiles * (j.w.ldv + j.w.ldm)) * sizeof(float));
+    j.v = gpux__scratch(GPUX__SCRATCH_CONV_WINO_WIDE, (size_t)(j.w.tiles * (j.w.vts + j.w.mts)) * sizeof(float));
     if (!j.v) return gpux__error(GPUX_E_NOMEM, "out of memory for a Winograd convolution's tiles");
-    j.mo = j.v + 36 * j.w.tiles * j.w.ldv;
+    j.mo = j.v + j.w.tiles * j.w.vts;
     gpux__parallel_for(j.w.tiles, 1, wide_inputs, &j);
     gpux__parallel_for(tasks, 1, wide_products, &j);
     gpux__parallel_for(j.w.tiles, 1, wide_outputs, &j);
