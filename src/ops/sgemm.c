@@ -10,9 +10,11 @@
  * A task goes panel by panel; within a panel, in blocks of KC k steps whose 32 KB of panel stay
  * in L1 while every row block of the task passes over them (the panel's column of C, rows x NR,
  * stays in L2 between blocks). With eight panels or more, A is first packed into strips of MR
- * rows, [strip][k][MR], which the AVX-512 kernel reads as one sequential stream; each row block
- * asks for its share of the panel's next block in L2; a tall A goes in parts of at most about
- * 16 MB of strips, so that a thread's scratch stays bounded. A B read transposed (an attention's
+ * rows, block by block of KC k steps ([block][strip][KC][MR]), which the AVX-512 kernel reads as
+ * one sequential stream; each row block asks for its share of the next block in L2; an A packed
+ * of over 1 MB (K = 3072) is read block by block by groups of panels, so that it comes from L2
+ * and not from memory for every panel; a tall A goes in parts of at most about 16 MB of strips,
+ * so that a thread's scratch stays bounded. A B read transposed (an attention's
  * K^T) is packed by 16 x 16 transposes in registers (transpose16.h). One row of A goes to gemv.c.
  *
  *   AVX-512   MR 6 x NR 64: 24 zmm accumulators, 4 panel loads and 6 broadcasts per k step
@@ -267,19 +269,26 @@ __attribute__((target("avx512f"))) static void pack_a16(float *d, const float *c
   }
 }
 
-/* Strips [s0, s1) of A [m, k] (rows lda apart) packed into dst [strips][k][MR]. */
-static void pack_a(float *dst, const float *a, int64_t lda, int64_t m, int64_t k, int64_t s0, int64_t s1) {
+/* Strips [s0, s1) of A [m, k] (rows lda apart) packed into dst in blocks of kc k steps, each
+ * block [strips][kc][MR] (the last block's kc what is left of k): a block's strips are one
+ * sequential stream, which every panel then reads in that order. */
+static void pack_a(float *dst, const float *a, int64_t lda, int64_t m, int64_t k, int64_t kc, int64_t s0, int64_t s1) {
+  int64_t strips = (m + MR - 1) / MR;
   for (int64_t s = s0; s < s1; s++) {
-    float *d = dst + s * k * MR;
-    int64_t row = s * MR, mr = GPUX__MIN(MR, m - row), r = 0;
+    int64_t row = s * MR, mr = GPUX__MIN(MR, m - row);
     const float *src[MR];
     for (int i = 0; i < MR; i++) src[i] = a + (row + GPUX__MIN(i, mr - 1)) * lda;
-    for (; r + 16 <= k; r += 16) { /* a short last strip packs its last row again */
-      const float *at[MR] = {src[0] + r, src[1] + r, src[2] + r, src[3] + r, src[4] + r, src[5] + r};
-      pack_a16(d + r * MR, at);
+    for (int64_t k0 = 0; k0 < k; k0 += kc) {
+      int64_t kb = GPUX__MIN(kc, k - k0), r = 0;
+      float *d = dst + k0 * strips * MR + s * kb * MR;
+      for (; r + 16 <= kb; r += 16) { /* a short last strip packs its last row again */
+        const float *at[MR] = {src[0] + k0 + r, src[1] + k0 + r, src[2] + k0 + r,
+                               src[3] + k0 + r, src[4] + k0 + r, src[5] + k0 + r};
+        pack_a16(d + r * MR, at);
+      }
+      for (; r < kb; r++)
+        for (int i = 0; i < MR; i++) d[r * MR + i] = i < mr ? src[i][k0 + r] : 0.0f;
     }
-    for (; r < k; r++)
-      for (int i = 0; i < MR; i++) d[r * MR + i] = i < mr ? src[i][r] : 0.0f;
   }
 }
 
@@ -434,7 +443,46 @@ typedef struct {
   int64_t strips, panels;   /* row blocks of MR and panels of NR */
   int64_t sper, pper;       /* of them per task */
   int64_t tn;               /* tasks along the panels */
+  int64_t pgroup;           /* most panels whose column of C a task keeps in L2 (with pa) */
 } sgemm_job;
+
+/* Row blocks [s0, s1) x panels [p0, p1) of a product whose A is packed in strips: panels in
+ * groups whose column of C (rows x pgroup x NR) stays in L2, and within a group block by block of
+ * kc k steps, each panel's block in L1 while the row blocks pass over it: A's block of kc steps
+ * (every strip's) is read from L2 by every panel of the group, not from memory panel by panel
+ * (at K = 3072, A packed is 2.4 MB for 197 rows). Each row block asks for its share of the next
+ * block's lines (the group's next panel, or its first panel's next kc steps, or the next group's). */
+static void tasks_pa(const sgemm_job *j, int64_t s0, int64_t s1, int64_t p0, int64_t p1) {
+  const gpux__sgemm_b *b = j->b;
+  int64_t nr = b->nr, K = b->k, strips = j->strips;
+  int64_t groups = (p1 - p0 + j->pgroup - 1) / j->pgroup, per = (p1 - p0 + groups - 1) / groups;
+  for (int64_t g0 = p0; g0 < p1; g0 += per) {
+    int64_t g1 = GPUX__MIN(p1, g0 + per);
+    for (int64_t k0 = 0; k0 < K; k0 += j->kc) {
+      int64_t kc = GPUX__MIN(j->kc, K - k0);
+      const float *pa = j->pa + k0 * strips * MR;
+      for (int64_t p = g0; p < g1; p++) {
+        int64_t nc = GPUX__MIN(nr, b->n - p * nr);
+        const float *bp = b->data + (p * K + k0) * nr;
+        const float *bias = !k0 && j->bias ? j->bias + p * nr : NULL;
+        const float *next = NULL;
+        int64_t rows = 0; /* k steps in the next block */
+        if (p + 1 < g1) next = bp + K * nr, rows = kc;
+        else if (k0 + kc < K) next = b->data + (g0 * K + k0 + kc) * nr, rows = GPUX__MIN(j->kc, K - k0 - kc);
+        else if (g1 < p1) next = b->data + g1 * K * nr, rows = GPUX__MIN(j->kc, K);
+        int64_t lines = rows * nr / 16, share = (lines + (s1 - s0) - 1) / (s1 - s0);
+        for (int64_t s = s0; s < s1; s++) {
+          int64_t row = s * MR, first = (s - s0) * share;
+          kernel_pa_rows((int)GPUX__MIN(MR, j->m - row), kc, pa + s * kc * MR, bp, j->c + row * j->ldc + p * nr,
+                         j->ldc, nc, j->load_c || k0 > 0, bias, next ? (const char *)next + first * 64 : NULL,
+                         GPUX__MAX(0, GPUX__MIN(share, lines - first)));
+          if (j->ep && k0 + kc >= K)
+            gpux__gemm_finish(j->c + row * j->ldc + p * nr, j->ldc, GPUX__MIN(MR, j->m - row), nc, NULL, j->ep, row, p * nr);
+        }
+      }
+    }
+  }
+}
 
 static void sgemm_tasks(void *ctx, int64_t begin, int64_t end) {
   const sgemm_job *j = ctx;
@@ -443,6 +491,10 @@ static void sgemm_tasks(void *ctx, int64_t begin, int64_t end) {
   for (int64_t t = begin; t < end; t++) {
     int64_t s0 = t / j->tn * j->sper, s1 = GPUX__MIN(j->strips, s0 + j->sper);
     int64_t p0 = t % j->tn * j->pper, p1 = GPUX__MIN(j->panels, p0 + j->pper);
+    if (j->pa) {
+      tasks_pa(j, s0, s1, p0, p1);
+      continue;
+    }
     for (int64_t p = p0; p < p1; p++) {
       int64_t nc = GPUX__MIN(nr, b->n - p * nr);
       for (int64_t k0 = 0; k0 < b->k; k0 += j->kc) {
@@ -452,19 +504,6 @@ static void sgemm_tasks(void *ctx, int64_t begin, int64_t end) {
         /* the block after this one (the panel's next kc rows, or the next panel's first), asked
          * for by the first row block */
         const float *next = k0 + kc < b->k ? bp + kc * nr : p + 1 < p1 ? b->data + (p + 1) * b->k * nr : NULL;
-        if (j->pa) { /* each row block asks for its share of the next block's lines */
-          int64_t lines = next ? GPUX__MIN(j->kc, b->k - (k0 + kc < b->k ? k0 + kc : 0)) * nr / 16 : 0;
-          int64_t share = (lines + (s1 - s0) - 1) / (s1 - s0);
-          for (int64_t s = s0; s < s1; s++) {
-            int64_t row = s * MR, first = (s - s0) * share;
-            kernel_pa_rows((int)GPUX__MIN(MR, j->m - row), kc, j->pa + (s * b->k + k0) * MR, bp,
-                           j->c + row * j->ldc + p * nr, j->ldc, nc, j->load_c || k0 > 0, bias,
-                           (const char *)next + first * 64, GPUX__MAX(0, GPUX__MIN(share, lines - first)));
-            if (j->ep && k0 + kc >= b->k)
-              gpux__gemm_finish(j->c + row * j->ldc + p * nr, j->ldc, GPUX__MIN(MR, j->m - row), nc, NULL, j->ep, row, p * nr);
-          }
-          continue;
-        }
         for (int64_t s = s0; s < s1; s++) {
           int64_t row = s * MR;
           int mr = (int)GPUX__MIN(MR, j->m - row);
@@ -482,12 +521,12 @@ static void sgemm_tasks(void *ctx, int64_t begin, int64_t end) {
 typedef struct {
   float *dst;
   const float *a;
-  int64_t lda, m, k;
+  int64_t lda, m, k, kc;
 } pack_a_job;
 
 static void pack_a_tasks(void *ctx, int64_t begin, int64_t end) {
   const pack_a_job *j = ctx;
-  pack_a(j->dst, j->a, j->lda, j->m, j->k, begin, end);
+  pack_a(j->dst, j->a, j->lda, j->m, j->k, j->kc, begin, end);
 }
 
 void gpux__sgemm_run_ep(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,
@@ -527,10 +566,15 @@ void gpux__sgemm_run_ep(int64_t m, const float *a, int64_t lda, const gpux__sgem
   if (b->nr == 64 && m >= 2 * MR && j.panels >= 8) {
     float *pa = gpux__scratch(GPUX__SCRATCH_SGEMM_A, (size_t)(j.strips * MR * b->k) * sizeof(float));
     if (pa) {
-      pack_a_job pj = {.dst = pa, .a = a, .lda = lda, .m = m, .k = b->k};
+      pack_a_job pj = {.dst = pa, .a = a, .lda = lda, .m = m, .k = b->k, .kc = j.kc};
       if (threads > 1) gpux__parallel_for(j.strips, GPUX__MAX(1, 16384 / (MR * b->k)), pack_a_tasks, &pj);
-      else pack_a(pa, a, lda, m, b->k, 0, j.strips);
+      else pack_a(pa, a, lda, m, b->k, j.kc, 0, j.strips);
       j.pa = pa;
+      /* a task's A packed that would not stay in L2 from panel to panel (over 1 MB: 197 rows at
+       * K = 3072) is read block by block by a group of panels, whose column of C, rows x panels x
+       * NR, is kept within about 768 KB of L2; a smaller A stays in L2 panel after panel */
+      int64_t bytes = j.sper * MR * b->k * (int64_t)sizeof(float);
+      j.pgroup = bytes <= (1 << 20) ? 1 : GPUX__MAX(1, (768 << 10) / (int64_t)(j.sper * MR * b->nr * sizeof(float)));
     }
   }
   if (tm * j.tn == 1) sgemm_tasks(&j, 0, 1);

@@ -369,6 +369,15 @@ static void test_sgemm_packed(void **state) {
     /* a last panel of 1 and of 16 columns (the narrow block), over several row blocks */
     sgemm_case(22, 512, 4 * nr + 1, 1, 0, nr);
     sgemm_case(13, 90, nr + 16, 0, 2, nr);
+    /* A packed in strips (eight panels or more read it): several depth blocks and a partial
+     * one, a last panel of 5 columns and a last row block of 2; an A of over 1 MB packed, whose
+     * panels go in groups reading it block by block, on one thread (two groups of panels) and
+     * on the pool */
+    sgemm_case(26, 1283, 8 * nr + 5, 0, 1, nr);
+    sgemm_case(200, 1500, 17 * nr + 5, 1, 2, nr);
+    int threads = gpux__set_run_threads(1);
+    sgemm_case(200, 1500, 17 * nr + 5, 0, 1, nr);
+    gpux__set_run_threads(threads);
     /* one row (the single-row kernel): odd and even depths, several depth blocks, bias and C */
     sgemm_case(1, 1, 37, 0, 0, nr);
     sgemm_case(1, 301, 150, 1, 1, nr);
