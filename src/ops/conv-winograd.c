@@ -30,7 +30,8 @@
  *
  * It pays where a weight is used by enough tiles: a 7 x 7 plane has 4 tiles an image, and its
  * 512 x 512 channels' U (37 MB) would be read from memory for 4 rows each; gpux__conv_wino_takes
- * decides by the tiles a task has. GPUX_WINOGRAD=0 in the environment turns the path off. */
+ * weighs the busiest thread's multiply-adds and the weights it reads against conv-gemm.c's.
+ * GPUX_WINOGRAD=0 in the environment turns the path off. */
 #include "core/scratch.h"
 #include "ops/conv.h"
 #include "ops/gemm.h"
@@ -49,6 +50,14 @@
 #define MR GPUX__SGEMM_MR
 #define BLOCK_FLOATS (384 * 1024) /* a task's V and M: 1.5 MB, within a 2 MB L2 */
 #define LEAST_TILES 8             /* tiles a task must have for the path (rows each U line serves) */
+/* A float of a task's U read from L3 or memory, in multiply-adds of the products (one core reads
+ * about 6 GB/s from memory while it runs 60-90 G multiply-adds a second on them), and one of a
+ * part of U that stays in L2 from task to task (1 MB or less): with them gpux__conv_wino_takes
+ * declines 7 x 7 planes of 256 and 512 channels at batches 1 and 2 (4 and 8 tiles; with 512, 1.2x
+ * and 1.1-1.2x slower here than conv-gemm.c's product) and takes them at batch 4 (0.6-1.0x), and
+ * ResNet-50's 14 x 14 planes of 256 (16 tiles, 9.4 MB of U: 0.6x in cache, 0.95x from memory). */
+#define WEIGHT_COST 30.0
+#define WEIGHT_COST_L2 4.0
 #define WIDE_FLOATS (8 << 20)     /* the most V and M of all tiles take in the three passes: 32 MB */
 
 int gpux__conv_wino_available(void) {
@@ -117,11 +126,24 @@ int gpux__conv_wino_takes(const gpux__conv2d *p) {
   if (!gpux__conv_wino_available() || !p->channels_last || p->g != 1 || p->kh != 3 || p->kw != 3 || p->sh != 1 ||
       p->sw != 1 || p->dh != 1 || p->dw != 1 || p->c < 16 || p->m < 16 || p->oh < 1 || p->ow < 1)
     return 0;
+  int threads = gpux__thread_count();
   wino_plan w;
-  plan_of(p, gpux__thread_count(), &w);
-  /* each line of U read from memory serves tb rows; and the tiles' 36 products must save on the
-   * windows' 9 a position (edge tiles compute outputs that are dropped) */
-  return w.tb >= LEAST_TILES && 36 * w.tiles * 2 <= 9 * p->n * p->oh * p->ow;
+  plan_of(p, threads, &w);
+  if (w.tb < LEAST_TILES) return 0;
+  /* the busiest thread's multiply-adds and weights read, against conv-gemm.c's share of its 9 a
+   * position and W: the products' rows times their channels, and each task's part of U */
+  double c = (double)p->c, m = (double)p->m, cols, rows, tasks;
+  if (w.wide) { /* each task one point and one panel of all tiles */
+    tasks = (double)gpux__parallel_busiest(36 * ((p->m + PANEL - 1) / PANEL), threads);
+    cols = (double)GPUX__MIN(p->m, PANEL), rows = (double)w.tiles;
+  } else {
+    tasks = 36.0 * (double)gpux__parallel_busiest(w.blocks * w.groups, threads);
+    cols = (double)GPUX__MIN(p->m, w.mp * PANEL), rows = (double)w.tb;
+  }
+  double lam = 36.0 * c * cols * sizeof(float) <= (1 << 20) ? WEIGHT_COST_L2 : WEIGHT_COST;
+  double wino = tasks * c * cols * (rows + lam);
+  double gemm = 9.0 * c * m * ((double)(p->n * p->oh * p->ow) + lam) / threads;
+  return wino < 0.9 * gemm;
 }
 
 /* G [6][3]: the weights' transform, u = G g G^T. */

@@ -112,7 +112,8 @@ static void test_winograd_shapes(void **state) {
   if (!gpux__conv_wino_available()) skip();
   for (int threads = 1; threads <= 2; threads++) {
     gpux__set_run_threads(threads);
-    for (int i = 0; i < 24; i++) {
+    for (int i = 0, taken = 0; taken < 24; i++) { /* 24 shapes the kernel takes */
+      assert_true(i < 1000);
       gpux__conv_epilogue ep = {.act = (int)rnd(0, GPUX_EP_SILU), .p0 = -0.5f, .p1 = 1.5f};
       if (ep.act == GPUX_EP_LEAKY) ep.p0 = 0.1f;
       if (ep.act == GPUX_EP_HARDSIGMOID) ep.p0 = 0.2f, ep.p1 = 0.5f;
@@ -126,7 +127,9 @@ static void test_winograd_shapes(void **state) {
       if (i % 4 == 1) /* 9-16 tiles of one panel: on 2 threads, the passes over all tiles */
         p.n = 1, p.m = rnd(16, 64), p.oh = rnd(9, 16), p.ow = rnd(9, 16);
       p.h = p.oh + 2 - p.pt - pb, p.w_ = p.ow + 2 - p.pl - pr;
+      if (!gpux__conv_wino_takes(&p)) continue;
       run_case(&p, &ep);
+      taken++;
     }
   }
   gpux__set_run_threads(0);
