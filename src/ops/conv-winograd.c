@@ -129,7 +129,9 @@ int gpux__conv_wino_takes(const gpux__conv2d *p) {
   int threads = gpux__thread_count();
   wino_plan w;
   plan_of(p, threads, &w);
-  if (w.tb < LEAST_TILES) return 0;
+  /* the tiles' 36 products must save on the windows' 9 a position by half at least (edge tiles
+   * compute outputs that are dropped: a 5 x 6 plane's 4 tiles, 64 outputs for 30) */
+  if (w.tb < LEAST_TILES || 36 * w.tiles * 2 > 9 * p->n * p->oh * p->ow) return 0;
   /* the busiest thread's multiply-adds and weights read, against conv-gemm.c's share of its 9 a
    * position and W: the products' rows times their channels, and each task's part of U */
   double c = (double)p->c, m = (double)p->m, cols, rows, tasks;
