@@ -276,13 +276,17 @@ static void attn_pack(void *ctx, int64_t begin, int64_t end) {
 static void attn_tasks(void *ctx, int64_t begin, int64_t end) {
   attn_job *a = ctx;
   int64_t T = a->T, D = a->D, Dv = a->Dv, group = a->Hq / a->Hkv;
-  /* scratch: scores [rows, T], the block's Q rows [rows, D] and Y rows [rows, Dv] */
-  float *s = malloc(sizeof(float) * (size_t)GPUX__MAX(1, a->rows * (T + D + Dv)));
+  /* scratch: scores [rows, ldS], the block's Q rows [rows, D] and Y rows [rows, Dv]; ldS is T
+   * rounded up to whole lines of 16 floats on the packed path, so that the register blocks'
+   * stores, the row passes and the second product's rows of A do not straddle lines (T = 197 in
+   * ViT-B/16) */
+  int64_t ldS = a->packed ? (T + 15) / 16 * 16 : T;
+  float *s = aligned_alloc(64, (sizeof(float) * (size_t)GPUX__MAX(1, a->rows * (ldS + D + Dv)) + 63) / 64 * 64);
   if (!s) {
     a->failed = 1;
     return;
   }
-  float *qb0 = s + a->rows * T, *yb0 = qb0 + a->rows * D;
+  float *qb0 = s + a->rows * ldS, *yb0 = qb0 + a->rows * D;
   for (int64_t task = begin; task < end; task++) {
     int64_t bk = task / a->blocks, blk = task % a->blocks;
     int64_t b = bk / a->Hkv, kvh = bk % a->Hkv;
@@ -330,28 +334,28 @@ static void attn_tasks(void *ctx, int64_t begin, int64_t end) {
     int64_t w = j1 - j0;
     /* scores[:, j0:j1] = scale * Q K[j0:j1]^T (with attn_row16: Q K[j0:j1]^T, scaled there) */
     if (a->packed)
-      gpux__sgemm_run_part(n, qb, ldq, &kpk, 0, D, j0 / a->nr * a->nr, j1, s, T);
+      gpux__sgemm_run_part(n, qb, ldq, &kpk, 0, D, j0 / a->nr * a->nr, j1, s, ldS);
     else if (D > 0 && n == 1)
       cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)w, (int)D, a->scale, kp + j0 * D, (int)D, qb, 1, 0.0f, s + j0, 1);
     else if (D > 0)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)w, (int)D, a->scale, qb, (int)D, kp + j0 * D,
-                  (int)D, 0.0f, s + j0, (int)T);
+                  (int)D, 0.0f, s + j0, (int)ldS);
     else
-      for (int64_t r = 0; r < n; r++) memset(s + r * T + j0, 0, sizeof(float) * (size_t)w);
+      for (int64_t r = 0; r < n; r++) memset(s + r * ldS + j0, 0, sizeof(float) * (size_t)w);
     for (int64_t r = 0; r < n && a->plain; r++) { /* the float32 hot loop */
       const float *mrow = a->mask ? a->mask + b * a->mstr[0] + hs[r] * a->mstr[1] + is[r] * a->mstr[2] : NULL;
       int64_t hi_r = a->mask ? GPUX__MIN(hi[r], a->mask_t) : hi[r]; /* -inf past a short mask */
 #if ROW16
       if (a->row16) {
-        attn_row16(s + r * T, mrow, a->scale, j0, j1, lo[r], GPUX__MAX(lo[r], hi_r));
+        attn_row16(s + r * ldS, mrow, a->scale, j0, j1, lo[r], GPUX__MAX(lo[r], hi_r));
         continue;
       }
 #endif
-      attn_row_f32(s + r * T, mrow, j0, j1, lo[r], GPUX__MAX(lo[r], hi_r));
+      attn_row_f32(s + r * ldS, mrow, j0, j1, lo[r], GPUX__MAX(lo[r], hi_r));
     }
     for (int64_t r = 0; r < n && !a->plain; r++) {
       int64_t h = hs[r], i = is[r];
-      float *row = s + r * T;
+      float *row = s + r * ldS;
       float *qk = a->qk ? a->qk + ((b * a->Hq + h) * a->Sq + i) * T : NULL;
       if (a->bf16)
         for (int64_t j = j0; j < j1; j++) row[j] = bf16_round(row[j]);
@@ -368,11 +372,11 @@ static void attn_tasks(void *ctx, int64_t begin, int64_t end) {
     }
     /* Y = P[:, j0:j1] V[j0:j1] */
     if (a->packed)
-      gpux__sgemm_run_part(n, s, T, &vpk, j0, j1, 0, Dv, yb, ldy);
+      gpux__sgemm_run_part(n, s, ldS, &vpk, j0, j1, 0, Dv, yb, ldy);
     else if (Dv > 0 && n == 1)
       cblas_sgemv(CblasRowMajor, CblasTrans, (int)w, (int)Dv, 1.0f, vp + j0 * Dv, (int)Dv, s + j0, 1, 0.0f, yb, 1);
     else if (Dv > 0)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)Dv, (int)w, 1.0f, s + j0, (int)T, vp + j0 * Dv,
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)Dv, (int)w, 1.0f, s + j0, (int)ldS, vp + j0 * Dv,
                   (int)Dv, 0.0f, yb, (int)Dv);
     for (int64_t r = 0; r < n && !in_place; r++) memcpy(a->y + yoff[r], yb + r * Dv, sizeof(float) * (size_t)Dv);
   }
