@@ -19,7 +19,9 @@
  * Mul(v, s), s made from that pool by 1x1 convolutions without pads (so [N, C, 1, 1]), multiplies
  * v channels last by a Transpose of s into [N, 1, 1, C] (C floats) and writes its product channels
  * last for the convolution after it. So 28 of MobileNetV3-Large's convolutions and 34 of
- * EfficientNet-B0's run in regions (the excitations' own 1x1 convolutions stay NCHW).
+ * EfficientNet-B0's run in regions (the excitations' own 1x1 convolutions stay NCHW). Outside
+ * the regions such a Mul goes into the Conv or FusedConv that alone reads it, as FusedConv's
+ * x_scale (fold_excitations).
  *
  * In a region each convolution becomes gpux.ConvNHWC (conv.c), which reads and writes
  * [N, H, W, C]. A value the region reads from outside goes through one Transpose (perm 0,2,3,1)
@@ -112,6 +114,60 @@ static int reads_nhwc(int kind, int slot, int s) {
   return (kind == CL_CONV && (s == 0 || s == 5)) || (kind == CL_POOL && s == 0) || (kind == CL_MUL && s == slot);
 }
 
+/* A squeeze-excitation's Mul(v, s) (se[i]: 1 + v's input; nodes [0, nn) of g, with the regions
+ * made) whose product only a Conv or FusedConv of one group outside the regions reads, as its X,
+ * goes into that convolution as its input 6, x_scale (conv.c): the convolution reads v and
+ * scales its weights by s per input channel, and the Mul is dropped, with its pass over v (a
+ * Conv becomes a gpux.FusedConv for it). Such convolutions are the network's first ones, on the
+ * large planes where the weights are few against v's values (EfficientNet-B0's 32 x 112 x 112
+ * into 16 channels); in the regions, on 14 x 14 and 7 x 7 planes, they are about as many, and
+ * scaling either costs what the Mul does. */
+static int fold_excitations(gpux__graph *g, gpux__arena *arena, const unsigned char *se, int nn, int *changed) {
+  const gpux__op_def *fused_def = gpux__op_find("gpux", "FusedConv", 1);
+  int *uses = gpux__calloc((size_t)g->n_values + 1, sizeof *uses), *reader = gpux__malloc(((size_t)g->n_values + 1) * sizeof *reader);
+  unsigned char *drop = gpux__calloc((size_t)g->n_nodes + 1, 1);
+  if (!uses || !reader || !drop) {
+    free(uses), free(reader), free(drop);
+    return GPUX_E_NOMEM;
+  }
+  for (int i = 0; i < g->n_nodes; i++) {
+    const gpux__node *n = &g->nodes[i];
+    for (int s = 0; s < n->n_in; s++)
+      if (n->in[s] >= 0) uses[n->in[s]]++, reader[n->in[s]] = s ? -1 : i; /* -1: read as another input */
+    gpux__count_captures(n, uses, 1);
+  }
+  for (int o = 0; o < g->n_outputs; o++)
+    if (g->outputs[o] >= 0) uses[g->outputs[o]]++;
+  int rc = 0;
+  for (int i = 0; i < nn && !rc; i++) {
+    gpux__node *m = &g->nodes[i];
+    int u = m->n_out == 1 ? m->out[0] : -1;
+    if (!se[i] || !fused_def || u < 0 || uses[u] != 1 || reader[u] < 0) continue;
+    gpux__node *c = &g->nodes[reader[u]];
+    const gpux__attr *ga = gpux__node_attr(c, "group");
+    const gpux_tensor *w = c->n_in > 1 && c->in[1] >= 0 ? gpux__graph_const(g, c->in[1]) : NULL;
+    int conv = gpux__node_is(c, "Conv") || (c->domain && !strcmp(c->domain, "gpux") && !strcmp(c->op_type, "FusedConv"));
+    if (!conv || c->n_in > 6 || (ga && ga->i != 1) || !w || w->dtype != GPUX_DT_FLOAT || w->ndim != 4) continue;
+    int *ins = gpux__arena_alloc(arena, 7 * sizeof *ins);
+    if (!ins) {
+      rc = GPUX_E_NOMEM;
+      break;
+    }
+    for (int s = 0; s < 7; s++) ins[s] = s < c->n_in ? c->in[s] : -1;
+    ins[0] = m->in[se[i] - 1], ins[6] = m->in[2 - se[i]];
+    c->in = ins, c->n_in = 7;
+    if (!c->domain || strcmp(c->domain, "gpux")) c->op_type = "FusedConv", c->domain = "gpux", c->op = fused_def;
+    drop[i] = 1;
+    *changed = 1;
+  }
+  int kept = 0;
+  for (int i = 0; i < g->n_nodes; i++)
+    if (!drop[i]) g->nodes[kept++] = g->nodes[i];
+  g->n_nodes = kept;
+  free(uses), free(reader), free(drop);
+  return rc;
+}
+
 int gpux__channels_last(gpux__graph *g, int cap_nodes, gpux__arena *arena, int *changed) {
   const char *env = getenv("GPUX_CHANNELS_LAST");
   if ((env && !strcmp(env, "0")) || !gpux__conv_gemm_available()) return 0;
@@ -124,7 +180,8 @@ int gpux__channels_last(gpux__graph *g, int cap_nodes, gpux__arena *arena, int *
   int *convs = gpux__calloc((size_t)nn + 1, sizeof *convs), *bounds = gpux__calloc((size_t)nn + 1, sizeof *bounds);
   unsigned char *elig = gpux__calloc((size_t)nn + 1, 1), *counted = gpux__calloc((size_t)nv + 1, 1);
   unsigned char *slot = gpux__calloc((size_t)nn + 1, 1); /* a Mul's input of the region's value */
-  if (!up || !prod || !outside || !nhwc || !convs || !bounds || !elig || !counted || !slot) {
+  unsigned char *se = gpux__calloc((size_t)nn + 1, 1);   /* a squeeze-excitation's Mul: 1 + its v's input */
+  if (!up || !prod || !outside || !nhwc || !convs || !bounds || !elig || !counted || !slot || !se) {
     rc = GPUX_E_NOMEM;
     goto out;
   }
@@ -153,9 +210,11 @@ int gpux__channels_last(gpux__graph *g, int cap_nodes, gpux__arena *arena, int *
     if (gpux__node_is(n, "GlobalAveragePool") && n->n_in == 1 && n->in[0] >= 0 && prod[n->in[0]] >= 0 &&
         elig[prod[n->in[0]]] == CL_CONV)
       elig[i] = CL_POOL;
-    for (int d = 0; d < 2 && gpux__node_is(n, "Mul") && n->n_in == 2 && !elig[i]; d++) {
+    for (int d = 0; d < 2 && gpux__node_is(n, "Mul") && n->n_in == 2 && !se[i]; d++) {
       int v = n->in[d], p = v >= 0 ? prod[v] : -1;
-      if (p >= 0 && elig[p] == CL_CONV && se_scale(g, prod, n->in[1 - d], v)) elig[i] = CL_MUL, slot[i] = (unsigned char)d;
+      if (p < 0 || !se_scale(g, prod, n->in[1 - d], v)) continue;
+      se[i] = (unsigned char)(d + 1);
+      if (elig[p] == CL_CONV) elig[i] = CL_MUL, slot[i] = (unsigned char)d;
     }
   }
   /* regions: convolutions joined through X (input 0) and the residual (input 5) to the
@@ -248,7 +307,9 @@ int gpux__channels_last(gpux__graph *g, int cap_nodes, gpux__arena *arena, int *
     n->domain = "gpux";
     n->op = elig[i] == CL_CONV ? conv_def : pool_def;
   }
+  if (!rc) rc = fold_excitations(g, arena, se, nn, changed);
 out:
   free(up); free(prod); free(outside); free(nhwc); free(convs); free(bounds); free(elig); free(counted); free(slot);
+  free(se);
   return rc;
 }

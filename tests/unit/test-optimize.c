@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdio.h>
 #include "runtime/optimize.h"
+#include "ops/conv.h"
 #include "onnx-writer.h"
 
 static uint32_t rng = 777;
@@ -807,6 +808,63 @@ static void test_channels_last_depthwise(void **state) {
   gpux_model_free(model);
 }
 
+/* The rewritten graph's FusedConv nodes with an x_scale (input 6). */
+static int count_x_scaled(gpux_model *model) {
+  gpux__graph *g;
+  gpux__optimize_opts oo = {.last_position = -1, .channels_last = 1};
+  assert_int_equal(gpux__graph_optimize_with(model->graph, &oo, &g), 0);
+  int n = 0;
+  for (int i = 0; g && i < g->n_nodes; i++) n += g->nodes[i].n_in > 6 && g->nodes[i].in[6] >= 0;
+  gpux__graph_optimized_free(g);
+  return n;
+}
+
+/* runtime/channels-last.c folds a squeeze-excitation's Mul outside the regions into the
+ * convolution after it (FusedConv's x_scale): a depthwise 3x3 of 16 channels (alone: no region),
+ * GlobalAveragePool, 1x1 of 16 -> 4 and 4 -> 16 with HardSigmoid, Mul, then a convolution of 16 ->
+ * 8 channels: its kxk window (k = 1, a Conv becoming a FusedConv; 3 with pads) on an image of
+ * side h, batch n. 1x1 on one image scales W as it is, 3x3 on 50 x 50 the packed weights, two
+ * images X. The Mul goes, one FusedConv takes x_scale, and the result is the one without. */
+static void excitation_case(int64_t n, int64_t h, int64_t k) {
+  model_b m = {0};
+  int64_t wd[4] = {16, 1, 3, 3}, ws1[4] = {4, 16, 1, 1}, ws2[4] = {16, 4, 1, 1}, wp[4] = {8, 16, k, k};
+  int64_t cd[1] = {16}, pads[4] = {1, 1, 1, 1}, xd[4] = {n, 16, h, h};
+  init(&m, "wd", 4, wd, NAN), init(&m, "ws1", 4, ws1, NAN), init(&m, "ws2", 4, ws2, NAN), init(&m, "wp", 4, wp, NAN);
+  init(&m, "b", 1, cd, NAN);
+  attr_b ad[2] = {{.name = "pads", .type = 7, .n = 4, .ints = pads}, {.name = "group", .type = 2, .i = 16}};
+  attr_b ap = {.name = "pads", .type = 7, .n = 4, .ints = pads};
+  node(&m, "Conv", (const char *[]){"x", "wd", "b"}, 3, "c1", ad, 2);
+  node(&m, "Relu", (const char *[]){"c1"}, 1, "r1", NULL, 0);
+  node(&m, "GlobalAveragePool", (const char *[]){"r1"}, 1, "g1", NULL, 0);
+  node(&m, "Conv", (const char *[]){"g1", "ws1"}, 2, "e1", NULL, 0);
+  node(&m, "Relu", (const char *[]){"e1"}, 1, "e1r", NULL, 0);
+  node(&m, "Conv", (const char *[]){"e1r", "ws2", "b"}, 3, "e2", NULL, 0);
+  node(&m, "HardSigmoid", (const char *[]){"e2"}, 1, "e2s", NULL, 0);
+  node(&m, "Mul", (const char *[]){"r1", "e2s"}, 2, "m1", NULL, 0);
+  node(&m, "Conv", (const char *[]){"m1", "wp"}, 2, "y", k > 1 ? &ap : NULL, k > 1);
+  gpux_model *model = finish(&m, 4, xd, "y");
+  if (!gpux__conv_gemm_available()) { /* no channels-last pass on this machine */
+    gpux_model_free(model);
+    skip();
+  }
+  assert_int_equal(count_ops_cl(model, "Mul"), 0);
+  assert_int_equal(count_ops_cl(model, "ConvNHWC"), 0);
+  assert_int_equal(count_ops_cl(model, "FusedConv"), 4);
+  assert_int_equal(count_x_scaled(model), 1);
+  setenv("GPUX_CHANNELS_LAST", "0", 1);
+  assert_int_equal(count_ops_cl(model, "Mul"), 1);
+  unsetenv("GPUX_CHANNELS_LAST");
+  expect_same_with_channels_last(model, xd);
+  gpux_model_free(model);
+}
+
+static void test_excitation_fold(void **state) {
+  (void)state;
+  excitation_case(1, 20, 1);
+  excitation_case(1, 50, 3);
+  excitation_case(2, 12, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_conv_chain),
@@ -827,6 +885,7 @@ int main(void) {
     cmocka_unit_test(test_nothing),
     cmocka_unit_test(test_channels_last),
     cmocka_unit_test(test_channels_last_depthwise),
+    cmocka_unit_test(test_excitation_fold),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
