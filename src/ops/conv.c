@@ -575,14 +575,23 @@ VECTORIZE static void mul_run(float *restrict d, const float *restrict x, const 
   for (int64_t i = 0; i < n; i++) d[i] = x[i] * s[i];
 }
 
-/* X [N, C, spatial] times s [N, C] into scratch. */
+typedef struct {
+  const float *x, *s;       /* X [planes][is], s [planes] */
+  float *d;                 /* [planes][is] */
+  int64_t is;
+} scale_job;
+
+static void scale_planes(void *ctx, int64_t begin, int64_t end) {
+  const scale_job *j = ctx;
+  for (int64_t q = begin; q < end; q++) scale_run(j->d + q * j->is, j->x + q * j->is, j->is, j->s[q]);
+}
+
+/* X [N, C, spatial] times s [N, C] into scratch, on the pool (as the Mul would run). */
 static float *scale_x(const float *x, const float *s, int64_t n, int64_t c, int64_t is) {
   float *d = gpux__scratch(GPUX__SCRATCH_CONV_SCALED, (size_t)(n * c * is) * sizeof *d);
   if (!d) return NULL;
-  for (int64_t b = 0; b < n; b++, x += c * is, s += c) {
-    float *db = d + b * c * is;
-    for (int64_t ch = 0; ch < c; ch++) scale_run(db + ch * is, x + ch * is, is, s[ch]);
-  }
+  scale_job j = {x, s, d, is};
+  gpux__parallel_for_work(n * c, (double)(n * c) * (double)is, scale_planes, &j);
   return d;
 }
 
