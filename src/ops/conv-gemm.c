@@ -314,8 +314,12 @@ int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt) {
   j.wp = GPUX__MAX((p->ow - 1) * p->sw + (p->kw - 1) * p->dw + 1, p->w_ + p->pl);
   int64_t os = p->oh * p->ow;
   /* channels: whole panels, at most 256 a task; positions: whole blocks of 6, about 48K floats
-   * of sums a task; with threads, about three tasks a thread, in tiles as equal as whole blocks
-   * allow. Where that leaves the threads unevenly busy (7 x 7 and 14 x 14 planes), tasks may take
+   * of sums a task (channels last, with no tile of sums, a plane of up to 258 positions in one
+   * tile); with threads, about three tasks a thread; in tiles as equal as whole blocks allow.
+   * Every tile of positions reads all of W^T again: at 1 thread a 14 x 14 plane went as 192
+   * positions and then 4, and that tile read ResNet-50's 1 MB of weights for 4 positions (larger
+   * tiles on its 56 x 56 planes, whose weights stay in L2, took 5% more time).
+   * Where that leaves the threads unevenly busy (7 x 7 and 14 x 14 planes), tasks may take
    * fewer panels, down to one, and then as few as two blocks of positions: the split whose
    * busiest thread has the least share of the work (its tasks over all of them, counting the
    * last, smaller ones as whole), unless a coarser one is within 1/16 of it. */
@@ -332,16 +336,15 @@ int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt) {
     j.mt = mp * PANEL;
     j.mtiles = (p->m + j.mt - 1) / j.mt;
     j.tp = GPUX__MAX(MR, 49152 / j.mt / MR * MR);
+    if (p->channels_last && os <= 43 * MR) j.tp = GPUX__MAX(j.tp, 43 * MR);
     if (threads > 1) {
       int64_t want = (per_thread * threads + j.mtiles - 1) / j.mtiles;
       j.tp = GPUX__MIN(j.tp, GPUX__MAX(least[level], ((os + want - 1) / want + MR - 1) / MR * MR));
     }
     j.tp = GPUX__MIN(j.tp, (os + MR - 1) / MR * MR);
     j.tiles = (os + j.tp - 1) / j.tp;
-    if (threads > 1) { /* the same tiles, as equal as whole blocks allow */
-      j.tp = ((os + j.tiles - 1) / j.tiles + MR - 1) / MR * MR;
-      j.tiles = (os + j.tp - 1) / j.tp;
-    }
+    j.tp = ((os + j.tiles - 1) / j.tiles + MR - 1) / MR * MR; /* as equal as whole blocks allow */
+    j.tiles = (os + j.tp - 1) / j.tp;
     double cost = (double)gpux__parallel_busiest(j.tiles * j.mtiles, threads) / (double)(j.tiles * j.mtiles);
     if (first || cost < best * (15.0 / 16.0)) {
       best = cost;
