@@ -11,7 +11,6 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
 #include "ops/conv.h"
@@ -41,7 +40,10 @@ static double act_ref(const gpux__conv_epilogue *e, double v) {
 }
 
 /* The worst error of p->y (channels last) against the float64 convolution with p's epilogue, in
- * units of 1e-5 of the sum of the products' magnitudes (plus 1): over 1 fails. */
+ * units of 3e-5 of the sum of the products' magnitudes (plus 1): over 1 fails. F(4x4, 3x3)
+ * rounds more than a direct sum (A^T's entries up to 8 multiply the rounding of the sums at the
+ * points +-2): these shapes' worst is about 0.25 of this bound, a wrong transform or a wrong tile
+ * thousands of times it. */
 static double worst_error(const gpux__conv2d *p) {
   double worst = 0;
   const gpux__conv_epilogue *e = p->ep;
@@ -64,7 +66,7 @@ static double worst_error(const gpux__conv2d *p) {
           double want = act_ref(e, acc);
           if (e->clamp) want = want < e->lo ? e->lo : want > e->hi ? e->hi : want;
           if (e->scale) want = want * e->scale[m] + e->shift[m];
-          double err = fabs(p->y[q] - want) / (1e-5 * (mag + 1));
+          double err = fabs(p->y[q] - want) / (3e-5 * (mag + 1));
           if (!(err <= worst)) worst = err; /* NaN too */
         }
   return worst;
@@ -95,7 +97,6 @@ static void run_case(gpux__conv2d *p, gpux__conv_epilogue *ep) {
   assert_int_equal(gpux__conv2d_winograd(p, &u), 0);
   p->w = w;
   double worst = worst_error(p);
-  if (getenv("WINO_ERR")) fprintf(stderr, "c %lld m %lld: %g\n", (long long)p->c, (long long)p->m, worst);
   if (worst > 1)
     fail_msg("c %lld m %lld n %lld %lldx%lld pads %lld,%lld act %d res %d: error %g of the bound", (long long)p->c,
              (long long)p->m, (long long)p->n, (long long)p->h, (long long)p->w_, (long long)p->pt, (long long)p->pl,
