@@ -1,7 +1,8 @@
 /* conv-depthwise.c — float32 depthwise convolution (one input and one output channel per group)
  * on AVX-512, checked at run time (conv-direct.c's AVX2 kernel runs elsewhere). Outputs 32 wide
- * or wider with column stride 1 or 2 go by rows of 16-output vectors (below; 3 x 3 windows four
- * output rows at a time, each input vector loaded once for every row it reaches). The rest go 16
+ * or wider (24 for 5 x 5 windows) with column stride 1 or 2 go by rows of 16-output vectors
+ * (below; 3 x 3 windows four output rows at a time and 5 x 5 ones two, each input vector loaded
+ * once for every row it reaches). The rest go 16
  * channels at a time: the 16 channels of a task's strip of input rows are interleaved, padded,
  * into scratch, [row][col][16] (a 16 x 16 transpose per block of 16 columns, transpose16.h), so
  * every tap of every output position is one vector FMA over the 16 channels with the tap's 16
@@ -283,7 +284,41 @@ DEF_DWR3(dwr3s2_3, 3, 2, 2)
 DEF_DWR3(dwr3s2_2, 2, 2, 2)
 DEF_DWR3(dwr3s2_1, 1, 2, 2)
 
+/* The same for a 5 x 5 window, DR5 output rows at a time (the 25 weights and DR5 x NV sums take
+ * 29 of the 32 registers with NV = 2). */
+#define DR5 2
+#define DEF_DWR5(NAME, NV, SW, SH)                                                                      \
+  TARGET512 static void NAME(const float *in, int64_t wp, const float *w, float *out, int64_t ldo,       \
+                             int64_t nout) {                                                             \
+    __m512 wv[25], acc[DR5][NV];                                                                         \
+    _Pragma("GCC unroll 25") for (int t = 0; t < 25; t++) wv[t] = _mm512_set1_ps(w[t]);                 \
+    _Pragma("GCC unroll 8") for (int a = 0; a < DR5 * NV; a++) acc[a / NV][a % NV] = _mm512_setzero_ps(); \
+    _Pragma("GCC unroll 7") for (int r = 0; r < (DR5 - 1) * SH + 5; r++) {                              \
+      const float *ir = in + r * wp;                                                                     \
+      _Pragma("GCC unroll 5") for (int j = 0; j < 5; j++) {                                             \
+        const float *ic = SW == 2 ? ir + (j & 1) * (wp / 2) + (j >> 1) : ir + j;                         \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                          \
+          __m512 x = _mm512_loadu_ps(ic + v * 16);                                                       \
+          __asm__("" : "+v"(x));                                                                         \
+          _Pragma("GCC unroll 2") for (int o = 0; o < DR5; o++) {                                       \
+            int i = r - o * SH;                                                                          \
+            if (i >= 0 && i < 5) acc[o][v] = _mm512_fmadd_ps(wv[i * 5 + j], x, acc[o][v]);               \
+          }                                                                                              \
+        }                                                                                                \
+      }                                                                                                  \
+    }                                                                                                    \
+    _Pragma("GCC unroll 2") for (int o = 0; o < DR5; o++)                                               \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                              \
+        _mm512_mask_storeu_ps(out + o * ldo + v * 16, gpux__lanes16(nout - v * 16), acc[o][v]);          \
+  }
+
+DEF_DWR5(dwr5s1_2, 2, 1, 1)
+DEF_DWR5(dwr5s1_1, 1, 1, 1)
+DEF_DWR5(dwr5s2_2, 2, 2, 2)
+DEF_DWR5(dwr5s2_1, 1, 2, 2)
+
 typedef void (*dwr3_fn)(const float *, int64_t, const float *, float *, int64_t, int64_t);
+static const dwr3_fn dwr5_fns[2][2] = {{dwr5s1_1, dwr5s1_2}, {dwr5s2_1, dwr5s2_2}};
 static const dwr3_fn dwr3_fns[2][4] = {{dwr3s1_1, dwr3s1_2, dwr3s1_3, dwr3s1_4}, {dwr3s2_1, dwr3s2_2, dwr3s2_3, dwr3s2_4}};
 
 /* How far ahead in X (bytes) a strip's row copies ask for lines. */
@@ -354,7 +389,18 @@ static void dwr_tasks(void *ctx, int64_t begin, int64_t end) {
     float *y = p->y + plane * os;
     /* 3 x 3 windows of the same stride along both axes, DR rows at a time */
     int rows3 = p->kh == 3 && p->kw == 3 && p->dh == 1 && p->dw == 1 && p->sh == p->sw;
+    int rows5 = p->kh == 5 && p->kw == 5 && p->dh == 1 && p->dw == 1 && p->sh == p->sw;
     for (int64_t oh = oh0; oh < oh1; oh++) {
+      if (rows5 && oh + DR5 <= oh1) {
+        const float *in = buf + (oh * p->sh - r0) * wp;
+        float *yr = y + oh * p->ow;
+        for (int64_t q = 0; q < p->ow; q += 32) {
+          int64_t nout = GPUX__MIN(32, p->ow - q);
+          dwr5_fns[p->sw - 1][(nout + 15) / 16 - 1](in + q, wp, w, yr + q, p->ow, nout);
+        }
+        oh += DR5 - 1;
+        continue;
+      }
       if (rows3 && oh + DR <= oh1) {
         const float *in = buf + (oh * p->sh - r0) * wp;
         float *yr = y + oh * p->ow;
@@ -412,8 +458,12 @@ static int conv2d_depthwise_rows(const gpux__conv2d *p) {
 int gpux__conv2d_depthwise16(const gpux__conv2d *p) {
   if (!gpux__conv_dw16_available() || p->c != p->g || p->m != p->c || p->pt < 0 || p->pl < 0) return 1;
   /* rows of two vectors or more: in place (on 28 x 28 and smaller planes, where more of each
-   * vector is wasted on the row's end, the interleaved channels are as fast or faster) */
-  if ((p->sw == 1 || p->sw == 2) && p->ow >= 32) return conv2d_depthwise_rows(p);
+   * vector is wasted on the row's end, the interleaved channels are as fast or faster, but for
+   * 5 x 5 windows from 24 outputs on, two rows a call: bench/conv-shapes, 1 thread, ms
+   * interleaved / rows: effnet dw5x5s2 144@56 0.32/0.24, dw5x5 240@28 0.30/0.24, mnv3 dw5x5s2
+   * 72@56 0.14/0.11, dw5x5 120@28 0.13/0.10; 14 outputs wide, 0.14/0.17) */
+  int five = p->kh == 5 && p->kw == 5 && p->dh == 1 && p->dw == 1 && p->sh == p->sw; /* two rows a call */
+  if ((p->sw == 1 || p->sw == 2) && p->ow >= (five ? 24 : 32)) return conv2d_depthwise_rows(p);
   dw16_job j = {.p = p, .blocks = (p->c + 15) / 16};
   j.wp = (p->ow - 1) * p->sw + (p->kw - 1) * p->dw + 1;
   /* about 96 KB of interleaved input per strip (in L2; a row's kh passes find it in L1) */

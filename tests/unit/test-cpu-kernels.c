@@ -154,9 +154,9 @@ static void test_blocking(void **state) {
 
 /* Depthwise shapes of the mobile networks, with channel counts that end inside a block of 16 and
  * a residual in the epilogue: 7 x 7 and 14 x 14 planes, 3 x 3 and 5 x 5 windows, strides 1 and
- * 2, asymmetric pads, two images; wide 3 x 3 planes of 9 to 21 output rows, which the rows'
- * kernel takes four rows at a time and the rest one at a time, with rows of more than 64
- * outputs (two calls a row). */
+ * 2, asymmetric pads, two images; wide 3 x 3 and 5 x 5 planes of 9 to 21 output rows, which the
+ * rows' kernel takes four (3 x 3) or two (5 x 5) rows at a time and the rest one at a time, with
+ * rows of more than 64 outputs (two calls a row) and of 26 and 28 (5 x 5 windows from 24 on). */
 static void test_depthwise_blocks(void **state) {
   (void)state;
   if (!gpux__conv_direct_available()) skip();
@@ -165,7 +165,8 @@ static void test_depthwise_blocks(void **state) {
                                       {33, 14, 14, 5, 2, 2, 1}, {48, 29, 31, 3, 1, 0, 2}, {5, 3, 4, 3, 1, 1, 1},
                                       {1, 20, 70, 5, 1, 2, 2}, {96, 17, 19, 3, 2, 1, 0}, {24, 9, 60, 3, 1, 1, 1},
                                       {20, 11, 113, 5, 2, 2, 2}, {3, 6, 130, 3, 2, 0, 1}, {17, 30, 30, 5, 1, 2, 2},
-                                      {5, 13, 100, 3, 1, 1, 1}, {6, 21, 150, 3, 2, 1, 1}, {4, 18, 40, 3, 2, 0, 0}};
+                                      {5, 13, 100, 3, 1, 1, 1}, {6, 21, 150, 3, 2, 1, 1}, {4, 18, 40, 3, 2, 0, 0},
+                                      {9, 27, 56, 5, 2, 2, 2}, {12, 9, 26, 5, 1, 2, 2}, {3, 12, 90, 5, 1, 2, 2}};
   for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
     const int64_t *d = shapes[s];
     gpux__conv_epilogue ep = {.act = s % 2 ? GPUX_EP_SILU : GPUX_EP_RELU};
