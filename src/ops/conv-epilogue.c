@@ -101,10 +101,25 @@ T512 static void finish_rows16(float *y, int64_t ys, const float *src, int64_t s
 }
 
 /* The epilogue on a channels-last tile, c[q * ldc + i] being channel m0 + i of position q: 16
- * channels a vector, each lane its channel's bias, scale and shift. */
+ * channels a vector, each lane its channel's bias, scale and shift. With a residual (written
+ * layers before: from L3 or memory) position by position, asking for R's lines three positions
+ * ahead, where 16 channels at a time down all positions read R's lines ldc floats apart. */
 T512 static void finish_cl16(float *c, int64_t ldc, int64_t np, int64_t m0, int64_t nm, const float *bias,
                              const gpux__conv_epilogue *e) {
   const float *res = e->res ? e->res + (c - e->y0) : NULL; /* with a residual, c is in Y */
+  if (res && nm > 16) {
+    for (int64_t q = 0; q < np; q++)
+      for (int64_t i = 0; i < nm; i += 16) {
+        int64_t n = GPUX__MIN(16, nm - i);
+        __mmask16 mk = gpux__lanes16(n);
+        if (q + 3 < np) _mm_prefetch((const char *)(res + (q + 3) * ldc + i), _MM_HINT_T0);
+        __m512 vb = bias ? _mm512_maskz_loadu_ps(mk, bias + m0 + i) : _mm512_setzero_ps();
+        __m512 vs = e->scale ? _mm512_maskz_loadu_ps(mk, e->scale + m0 + i) : _mm512_set1_ps(1.0f);
+        __m512 vt = e->scale ? _mm512_maskz_loadu_ps(mk, e->shift + m0 + i) : _mm512_setzero_ps();
+        gpux__ep16_run(c + q * ldc + i, c + q * ldc + i, res + q * ldc + i, n, vb, vs, vt, e);
+      }
+    return;
+  }
   for (int64_t i = 0; i < nm; i += 16) {
     int64_t n = GPUX__MIN(16, nm - i);
     __mmask16 mk = gpux__lanes16(n);
