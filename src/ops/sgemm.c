@@ -315,6 +315,22 @@ kernel_pa(const int ROWS, int64_t kc, const float *ap, const float *b, float *c,
     }                                                                                     \
     ap += MR, b += 64;                                                                    \
   } while (0)
+  /* two k steps, one pointer update */
+#define STEP2                                                                             \
+  do {                                                                                    \
+    _Pragma("GCC unroll 2") for (int u = 0; u < 2; u++) {                                 \
+      __m512 b0 = _mm512_load_ps(b + 64 * u), b1 = _mm512_load_ps(b + 64 * u + 16),       \
+             b2 = _mm512_load_ps(b + 64 * u + 32), b3 = _mm512_load_ps(b + 64 * u + 48);  \
+      _Pragma("GCC unroll 6") for (int i = 0; i < ROWS; i++) {                            \
+        __m512 av = _mm512_set1_ps(ap[MR * u + i]);                                       \
+        acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);                                   \
+        acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);                                   \
+        acc[i][2] = _mm512_fmadd_ps(av, b2, acc[i][2]);                                   \
+        acc[i][3] = _mm512_fmadd_ps(av, b3, acc[i][3]);                                   \
+      }                                                                                   \
+    }                                                                                     \
+    ap += 2 * MR, b += 128;                                                               \
+  } while (0)
   int64_t r = 0;
   if (npf > kc) { /* four lines a step */
     for (int64_t n4 = GPUX__MIN(kc, (npf + 3) / 4); r < n4; r++, pf += 256) {
@@ -328,10 +344,14 @@ kernel_pa(const int ROWS, int64_t kc, const float *ap, const float *b, float *c,
     int64_t every = kc / npf;
     for (int64_t l = 0; l < npf; l++, pf += 64) {
       _mm_prefetch(pf, _MM_HINT_T1);
-      for (int64_t e = r + every; r < e; r++) STEP;
+      int64_t e = r + every;
+      for (; r + 2 <= e; r += 2) STEP2;
+      for (; r < e; r++) STEP;
     }
   }
+  for (; r + 2 <= kc; r += 2) STEP2;
   for (; r < kc; r++) STEP;
+#undef STEP2
 #undef STEP
   if (nc >= 64) {
     _Pragma("GCC unroll 6") for (int i = 0; i < ROWS; i++) {
