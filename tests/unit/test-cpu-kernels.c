@@ -216,6 +216,8 @@ static void test_conv_gemm(void **state) {
     if (i % 5 == 0) p.c = 160;                        /* more channels than a pass over a tap */
     p.h = rnd(1, 20), p.w_ = rnd(1, 20), p.pt = rnd(0, 3), p.pl = rnd(0, 3);
     int64_t pb = rnd(0, 3), pr = rnd(0, 3);
+    if (i % 6 == 1) /* one position of a 1 x 1 X and one image: a product of one row (gemv.c) */
+      p.n = 1, p.h = p.w_ = 1, p.kh = p.kw = 1, p.dh = p.dw = 1, p.pt = p.pl = pb = pr = 0;
     int64_t span_h = p.h + p.pt + pb - ((p.kh - 1) * p.dh + 1), span_w = p.w_ + p.pl + pr - ((p.kw - 1) * p.dw + 1);
     if (span_h < 0 || span_w < 0) continue;
     p.oh = span_h / p.sh + 1, p.ow = span_w / p.sw + 1;
