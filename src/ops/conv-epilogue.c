@@ -126,7 +126,7 @@ T512 static void finish_cl16(float *c, int64_t ldc, int64_t np, int64_t m0, int6
     __m512 vb = bias ? _mm512_maskz_loadu_ps(mk, bias + m0 + i) : _mm512_setzero_ps();
     __m512 vs = e->scale ? _mm512_maskz_loadu_ps(mk, e->scale + m0 + i) : _mm512_set1_ps(1.0f);
     __m512 vt = e->scale ? _mm512_maskz_loadu_ps(mk, e->shift + m0 + i) : _mm512_setzero_ps();
-    if (ldc == n) /* one run */
+    if (ldc == 16 && n == 16) /* one run: a vector a position */
       gpux__ep16_run(c + i, c + i, res ? res + i : NULL, np * n, vb, vs, vt, e);
     else
       for (int64_t q = 0; q < np; q++)

@@ -247,6 +247,75 @@ static void test_conv_gemm(void **state) {
   }
 }
 
+/* The same product with X, Y and the residual channels last (gpux.ConvNHWC's layout), whose
+ * blocks finish their sums in registers on the last pass (bias, residual, activation, clamp,
+ * scale and shift), against the planes' path on the same shapes, transposed: panels of 64
+ * channels and partial ones (narrow ones of 48 or fewer too), several passes over a tap, planes
+ * of 1 to 400 positions (blocks of 1 to 6, tiles of up to 258), on 1 and 2 threads. */
+static void test_conv_gemm_nhwc(void **state) {
+  (void)state;
+  if (!gpux__conv_gemm_available()) skip();
+  int threads = gpux__thread_count();
+  for (int i = 0; i < 60; i++) {
+    gpux__set_thread_count(1 + i % 2);
+    int64_t m = i % 3 == 0 ? rnd(100, 300) : rnd(1, 150);
+    float *sc = malloc((size_t)m * sizeof *sc), *sh = malloc((size_t)m * sizeof *sh);
+    for (int64_t q = 0; q < m; q++) sc[q] = rndf(), sh[q] = rndf();
+    gpux__conv_epilogue ep = {.act = (int)rnd(0, GPUX_EP_SILU), .p0 = -0.5f, .p1 = 1.5f, .clamp = rnd(0, 1),
+                              .lo = -0.75f, .hi = 0.75f, .scale = rnd(0, 1) ? sc : NULL};
+    if (ep.act == GPUX_EP_LEAKY) ep.p0 = 0.1f;
+    if (ep.act == GPUX_EP_HARDSIGMOID) ep.p0 = 0.2f, ep.p1 = 0.5f;
+    ep.shift = ep.scale ? sh : NULL;
+    gpux__conv2d p = {.n = rnd(1, 2), .c = rnd(16, 40), .m = m, .g = 1, .kh = rnd(1, 3), .kw = rnd(1, 3),
+                      .sh = rnd(1, 2), .sw = rnd(1, 2), .dh = 1, .dw = 1};
+    if (i % 4 < 2) p.kh = p.kw = 1; /* pointwise, strided or not */
+    if (i % 5 == 0) p.c = 160;      /* more channels than a pass over a tap */
+    p.h = rnd(1, 20), p.w_ = rnd(1, 20), p.pt = p.pl = p.kh > 1 ? 1 : 0;
+    p.oh = (p.h + 2 * p.pt - p.kh) / p.sh + 1, p.ow = (p.w_ + 2 * p.pl - p.kw) / p.sw + 1;
+    if (p.oh < 1 || p.ow < 1) {
+      free(sc), free(sh);
+      continue;
+    }
+    int64_t hw = p.h * p.w_, os = p.oh * p.ow, nx = p.n * p.c * hw, nw = p.m * p.c * p.kh * p.kw, ny = p.n * p.m * os;
+    float *x = malloc((size_t)nx * sizeof *x), *xl = malloc((size_t)nx * sizeof *xl), *w = malloc((size_t)nw * sizeof *w);
+    float *b = malloc((size_t)p.m * sizeof *b), *r = malloc((size_t)ny * sizeof *r), *rl = malloc((size_t)ny * sizeof *rl);
+    float *y = malloc((size_t)ny * sizeof *y), *yl = malloc((size_t)ny * sizeof *yl);
+    for (int64_t q = 0; q < nx; q++) x[q] = rndf();
+    for (int64_t q = 0; q < nw; q++) w[q] = rndf();
+    for (int64_t q = 0; q < p.m; q++) b[q] = rndf();
+    for (int64_t q = 0; q < ny; q++) r[q] = rndf(), y[q] = yl[q] = NAN;
+    for (int64_t n = 0; n < p.n; n++) /* [n][c][hw] -> [n][hw][c], and R [n][m][os] -> [n][os][m] */
+      for (int64_t q = 0; q < hw; q++)
+        for (int64_t ch = 0; ch < p.c; ch++) xl[(n * hw + q) * p.c + ch] = x[(n * p.c + ch) * hw + q];
+    for (int64_t n = 0; n < p.n; n++)
+      for (int64_t q = 0; q < os; q++)
+        for (int64_t o = 0; o < p.m; o++) rl[(n * os + q) * p.m + o] = r[(n * p.m + o) * os + q];
+    int res = (int)rnd(0, 1);
+    gpux__sgemm_b wt;
+    assert_int_equal(gpux__conv_gemm_pack(w, p.m, p.c, p.kh * p.kw, &wt), 0);
+    p.b = rnd(0, 1) ? b : NULL;
+    ep.res = res ? r : NULL, ep.y0 = y;
+    p.x = x, p.y = y, p.ep = &ep;
+    assert_int_equal(gpux__conv2d_gemm(&p, &wt), 0);
+    gpux__conv_epilogue epl = ep;
+    epl.res = res ? rl : NULL, epl.y0 = yl;
+    p.x = xl, p.y = yl, p.ep = &epl, p.channels_last = 1;
+    assert_int_equal(gpux__conv2d_gemm(&p, &wt), 0);
+    for (int64_t n = 0; n < p.n; n++)
+      for (int64_t q = 0; q < os; q++)
+        for (int64_t o = 0; o < p.m; o++) {
+          float want = y[(n * p.m + o) * os + q], got = yl[(n * os + q) * p.m + o];
+          if (!(fabsf(got - want) <= 1e-5f * (1 + fabsf(want))))
+            fail_msg("c %lld m %lld %lldx%lld k %lldx%lld s %lld,%lld act %d clamp %d scale %d res %d: position %lld channel %lld %g, not %g",
+                     (long long)p.c, (long long)p.m, (long long)p.h, (long long)p.w_, (long long)p.kh, (long long)p.kw,
+                     (long long)p.sh, (long long)p.sw, ep.act, ep.clamp, ep.scale != NULL, res, (long long)q, (long long)o, got, want);
+        }
+    gpux__conv_gemm_free(&wt);
+    free(x), free(xl), free(w), free(b), free(r), free(rl), free(y), free(yl), free(sc), free(sh);
+  }
+  gpux__set_thread_count(threads);
+}
+
 /* C = alpha op(A) op(B) + beta C through gpux__gemm_serial, for every transposition, with
  * padded leading dimensions, against float64 loops. */
 static void gemm_case(int64_t m, int64_t n, int64_t k, int ta, int tb) {
@@ -774,6 +843,7 @@ int main(void) {
     cmocka_unit_test(test_log_f),
     cmocka_unit_test(test_transpose),
     cmocka_unit_test(test_conv_gemm),
+    cmocka_unit_test(test_conv_gemm_nhwc),
     cmocka_unit_test(test_conv_packed_node),
     cmocka_unit_test(test_implicit_gemm),
     cmocka_unit_test(test_depthwise),
