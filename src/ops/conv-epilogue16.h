@@ -73,4 +73,32 @@ GPUX_EP16_TARGET static inline __attribute__((always_inline)) void gpux__ep16_ru
 }
 #undef GPUX__EP16_LOOP
 
+/* The same epilogue on one vector v that has its bias (and residual) added already: the
+ * activation, the clamp and the scale, the same operations as gpux__ep16_run's, for kernels that
+ * finish their sums in registers (conv-gemm.c). */
+GPUX_EP16_TARGET static inline __attribute__((always_inline)) __m512 gpux__ep16_vec(__m512 v, __m512 vs, __m512 vt,
+                                                                                   const gpux__conv_epilogue *e) {
+  const __m512 zero = _mm512_setzero_ps();
+  switch (e->act) {
+  case GPUX_EP_NONE: break;
+  case GPUX_EP_RELU: v = _mm512_max_ps(zero, v); break;
+  case GPUX_EP_LEAKY: v = _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, _mm512_set1_ps(e->p0)); break;
+  case GPUX_EP_CLIP: v = _mm512_min_ps(_mm512_set1_ps(e->p1), _mm512_max_ps(_mm512_set1_ps(e->p0), v)); break;
+  case GPUX_EP_HARDSIGMOID:
+    v = _mm512_min_ps(_mm512_set1_ps(1.0f),
+                      _mm512_max_ps(zero, _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(e->p0), v), _mm512_set1_ps(e->p1))));
+    break;
+  case GPUX_EP_HARDSWISH: {
+    __m512 t = _mm512_min_ps(_mm512_set1_ps(6.0f), _mm512_max_ps(zero, _mm512_add_ps(v, _mm512_set1_ps(3.0f))));
+    v = _mm512_mul_ps(_mm512_mul_ps(v, t), _mm512_set1_ps(1.0f / 6.0f));
+    break;
+  }
+  case GPUX_EP_SIGMOID: v = gpux__sigmoid16(v); break;
+  case GPUX_EP_SILU: v = _mm512_mul_ps(v, gpux__sigmoid16(v)); break;
+  }
+  if (e->clamp) v = _mm512_min_ps(_mm512_set1_ps(e->hi), _mm512_max_ps(_mm512_set1_ps(e->lo), v));
+  if (e->scale) v = _mm512_fmadd_ps(v, vs, vt);
+  return v;
+}
+
 #endif

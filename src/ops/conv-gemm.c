@@ -1,5 +1,6 @@
-/* conv-gemm.c — float32 convolution (one group) as a product on sgemm.c's packed AVX-512 kernel,
- * with the weights packed once (conv.c keeps them in the node's state):
+/* conv-gemm.c — float32 convolution (one group) as a product on packed weights with AVX-512
+ * register blocks (sgemm.c's panel layout), the weights packed once (conv.c keeps them in the
+ * node's state):
  *
  *   Y^T [P, M] = A [P, K] x W^T [K, M],   K = (tap, channel), tap = (i, j) of the window,
  *
@@ -10,24 +11,28 @@
  * of 64 output channels as one sequential stream: each vector FMA serves 16 output channels of
  * one position, so small planes (7 x 7, 14 x 14) fill the register blocks as large ones do. A
  * panel of 48 channels or fewer (M = 24, 40; the last panel of M = 80, 112, 160) goes by blocks
- * of its own, 8 positions x 1-3 vectors, instead of computing all four of sgemm.c's.
+ * of its own, 8 positions x 1-3 vectors, instead of computing all four of a wide block's.
  *
  * Tasks are tiles of positions x blocks of output channels. A task goes panel by panel; within a
  * panel, tap by tap in blocks of at most KC channels, whose KC x 64 floats of W^T (32 KB) stay in
  * L1 while every block of 6 positions of the tile passes over them, and the next pass's W^T is
- * asked into L2 a share before each block. FusedConv's epilogue runs on the tile's sums, [P][M],
+ * asked into L2 a share a block (spread over a wide block's first k steps, a line a step, where
+ * a burst of them waited for free fill buffers). FusedConv's epilogue runs on the tile's sums, [P][M],
  * 16 channels a vector while they are in cache (gpux__conv_finish_cl), before they are transposed
  * back into Y's planes (with a residual, which is read at Y's place: after).
  *
  * gpux.ConvNHWC's activations are channels last already (runtime/channels-last.c): X is only
  * padded (rows copied between zeros; read in place where it needs no padding), and the kernel
- * accumulates into Y's rows of M channels, where the epilogue runs. */
+ * accumulates into Y's rows of M channels; a wide block's last pass applies the epilogue to its
+ * sums in registers as it stores them (bias, the residual, asked into L1 a block ahead, the
+ * activation, clamp, scale and shift), so that Y is written once and not read back. */
 #include "core/scratch.h"
 #include "ops/conv.h"
 #include "ops/gemm.h"
 #include <stdatomic.h>
 
 #if defined(__GNUC__) && defined(__x86_64__)
+#include "ops/conv-epilogue16.h"
 #include "ops/transpose16.h"
 #define CGEMM 1
 #define TARGET512 __attribute__((target("avx512f")))
@@ -234,6 +239,105 @@ DEF_NARROW(narrow48, 3)
 typedef void (*narrow_fn)(int64_t kc, const float *const *a, const float *b, float *c, int64_t ldc, int mr,
                           int64_t nc, int add);
 
+/* What a block applies to its sums as it stores them, on the last pass over its panel of a
+ * channels-last Y: FusedConv's epilogue, its bias, scale and shift from the panel's first
+ * channel on, the residual at the block's place (rows ldc apart, as C's). */
+typedef struct {
+  const gpux__conv_epilogue *e;
+  const float *bias, *scale, *shift; /* the panel's, or NULL */
+  const float *res;                  /* or NULL */
+} block_ep;
+
+/* What a block asks into L1 for the next one, a line a k step (of its first steps): the next block's rows of R (its
+ * epilogue reads them) and of Y (where the first pass stores them), rows ldc floats apart. */
+typedef struct {
+  const float *res, *y;  /* or NULL */
+  int rows, lines;       /* lines of 16 floats a row */
+} block_next;
+
+/* The register block, ROWS positions (rows of A, the last repeated where mr < ROWS) x nc <= 64
+ * output channels: c[i * ldc + 0:nc] (+)= sum over r < kc of a[i][r] * b[r * 64 + 0:nc], then,
+ * with ep, the epilogue on the sums before they are stored (Y written once, not read back).
+ * Lines pf[0, npf) (the next pass's W^T, 64 bytes each) are asked into L2 a few each k step
+ * while the FMAs run, not in one burst that waits for free fill buffers. The hot loop. */
+GPUX_EP16_TARGET static inline __attribute__((always_inline)) void
+block_rows(const int ROWS, int64_t kc, const float *const *a, const float *b, float *c, int64_t ldc, int mr, int64_t nc,
+           int add, const char *pf, int64_t npf, const block_ep *ep, const block_next *nx) {
+  __mmask16 mk[4];
+  for (int v = 0; v < 4; v++) mk[v] = gpux__lanes16(nc - 16 * v);
+  __m512 acc[MR][4];
+  _Pragma("GCC unroll 6") for (int i = 0; i < ROWS; i++)
+    _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
+      acc[i][v] = add && i < mr ? _mm512_maskz_loadu_ps(mk[v], c + i * ldc + 16 * v) : _mm512_setzero_ps();
+  const float *ap[MR];
+  _Pragma("GCC unroll 6") for (int i = 0; i < ROWS; i++) ap[i] = a[i];
+  int64_t per = (npf + kc - 1) / kc; /* lines a k step, for the first npf / per steps */
+  int64_t nl = nx ? nx->lines : 1, nn = nx ? nx->rows * nl : 0;
+  int64_t n1 = GPUX__MIN(kc, GPUX__MAX(per ? (npf + per - 1) / per : 0, nn));
+#define STEP(R)                                                                                                  \
+  do {                                                                                                           \
+    __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), b2 = _mm512_load_ps(b + 32),                      \
+           b3 = _mm512_load_ps(b + 48);                                                                          \
+    _Pragma("GCC unroll 6") for (int i = 0; i < ROWS; i++) {                                                     \
+      __m512 av = _mm512_set1_ps(ap[i][R]);                                                                      \
+      acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);                                                            \
+      acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);                                                            \
+      acc[i][2] = _mm512_fmadd_ps(av, b2, acc[i][2]);                                                            \
+      acc[i][3] = _mm512_fmadd_ps(av, b3, acc[i][3]);                                                            \
+    }                                                                                                            \
+  } while (0)
+  /* the first steps ask for lines, the rest only multiply */
+  for (int64_t r = 0, row = 0, line = 0; r < n1; r++, b += 64) {
+    if (r * per < npf)
+      for (int64_t q = 0; q < per; q++) _mm_prefetch(pf + (r * per + q) * 64, _MM_HINT_T1);
+    if (r < nn) {
+      if (nx->res) _mm_prefetch((const char *)(nx->res + row * ldc + 16 * line), _MM_HINT_T0);
+      if (nx->y) __builtin_prefetch(nx->y + row * ldc + 16 * line, 1, 3);
+      if (++line == nl) line = 0, row++;
+    }
+    STEP(r);
+  }
+  for (int64_t r = n1; r < kc; r++, b += 64) STEP(r);
+#undef STEP
+  if (!ep) {
+    _Pragma("GCC unroll 6") for (int i = 0; i < ROWS; i++) {
+      if (i >= mr) break;
+      _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(c + i * ldc + 16 * v, mk[v], acc[i][v]);
+    }
+    return;
+  }
+  const gpux__conv_epilogue *e = ep->e;
+  for (int v = 0; v < 4; v++) { /* (sum + bias) + R, then the rest, as gpux__ep16_run */
+    if (!mk[v]) break;
+    __m512 vb = ep->bias ? _mm512_maskz_loadu_ps(mk[v], ep->bias + 16 * v) : _mm512_setzero_ps();
+    __m512 vs = ep->scale ? _mm512_maskz_loadu_ps(mk[v], ep->scale + 16 * v) : _mm512_set1_ps(1.0f);
+    __m512 vt = ep->scale ? _mm512_maskz_loadu_ps(mk[v], ep->shift + 16 * v) : _mm512_setzero_ps();
+    _Pragma("GCC unroll 6") for (int i = 0; i < ROWS; i++) {
+      if (i >= mr) break;
+      __m512 x = _mm512_add_ps(acc[i][v], vb);
+      if (ep->res) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mk[v], ep->res + i * ldc + 16 * v));
+      _mm512_mask_storeu_ps(c + i * ldc + 16 * v, mk[v], gpux__ep16_vec(x, vs, vt, e));
+    }
+  }
+}
+
+/* The block on ROWS of 6, 4 or 2 (mr of 2-6, nc of 17-64); a single row (a 7 x 7 plane's 49th
+ * position) goes to sgemm.c's block, which has a loop of its own for it, then to the epilogue
+ * (m0: the panel's first channel). */
+GPUX_EP16_TARGET static void block(int64_t kc, const float *const *a, const float *b, float *c, int64_t ldc, int mr,
+                                   int64_t nc, int add, const char *pf, int64_t npf, const block_ep *ep,
+                                   const block_next *nx, int64_t m0) {
+  if (mr == 1 || nc <= 16) {
+    for (int64_t l = 0; l < npf; l++) _mm_prefetch(pf + l * 64, _MM_HINT_T1);
+    gpux__sgemm_block(kc, a, b, c, ldc, mr, nc, add);
+    if (ep) gpux__conv_finish_nhwc(c, ldc, mr, m0, nc, ep->bias ? ep->bias - m0 : NULL, ep->e);
+    return;
+  }
+  if (mr > 4) block_rows(6, kc, a, b, c, ldc, mr, nc, add, pf, npf, ep, nx);
+  else if (mr > 2) block_rows(4, kc, a, b, c, ldc, mr, nc, add, pf, npf, ep, nx);
+  else block_rows(2, kc, a, b, c, ldc, mr, nc, add, pf, npf, ep, nx);
+}
+
 static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
   cgemm_job *j = ctx;
   const gpux__conv2d *p = j->p;
@@ -275,22 +379,45 @@ static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
           const char *next = (const char *)(b + kc * PANEL);
           int64_t lines = GPUX__MAX(0, GPUX__MIN(kc * PANEL, wend - (b + kc * PANEL))) * (int64_t)sizeof(float) / 64;
           int64_t blocks = (np + step - 1) / step, per = (lines + blocks - 1) / blocks;
-          /* the hot loop: 6 positions x 64 output channels a block (NMR x 16-48 in a narrow panel) */
-          for (int64_t s = 0; s < np; s += step) {
-            int mr = (int)GPUX__MIN(step, np - s);
-            const float *a[NMR];
-            for (int i = 0; i < step; i++) a[i] = xa + base[s + GPUX__MIN(i, mr - 1)];
-            for (int64_t l = s / step * per, le = GPUX__MIN(lines, l + per); l < le; l++)
-              _mm_prefetch(next + l * 64, _MM_HINT_T1);
-            if (nb) nb(kc, a, b, cp + s * ldc, ldc, mr, nc, tap > 0 || c0 > 0);
-            else gpux__sgemm_block(kc, a, b, cp + s * ldc, ldc, mr, nc, tap > 0 || c0 > 0);
+          if (nb) { /* NMR x 16-48 a block, the next pass's W^T asked for a share a block */
+            for (int64_t s = 0; s < np; s += step) {
+              int mr = (int)GPUX__MIN(step, np - s);
+              const float *a[NMR];
+              for (int i = 0; i < step; i++) a[i] = xa + base[s + GPUX__MIN(i, mr - 1)];
+              for (int64_t l = s / step * per, le = GPUX__MIN(lines, l + per); l < le; l++)
+                _mm_prefetch(next + l * 64, _MM_HINT_T1);
+              nb(kc, a, b, cp + s * ldc, ldc, mr, nc, tap > 0 || c0 > 0);
+            }
+            continue;
+          }
+          /* on a channels-last Y, the last pass finishes the blocks' sums as it stores them */
+          int fin = p->channels_last && tap == taps - 1 && c0 + kc >= c;
+          block_ep ep = {.e = p->ep};
+          if (fin) {
+            ep.bias = p->b ? p->b + pn * PANEL : NULL;
+            ep.scale = p->ep->scale ? p->ep->scale + pn * PANEL : NULL;
+            ep.shift = p->ep->scale ? p->ep->shift + pn * PANEL : NULL;
+          }
+          /* 6 positions x 64 output channels a block, each asking for its share of the next
+           * pass's W^T, and the next block's rows of R (last pass) or of Y (first pass) */
+          for (int64_t s = 0; s < np; s += MR) {
+            int mr = (int)GPUX__MIN(MR, np - s);
+            const float *a[MR];
+            for (int i = 0; i < MR; i++) a[i] = xa + base[s + GPUX__MIN(i, mr - 1)];
+            float *cb = cp + s * ldc;
+            if (fin && p->ep->res) ep.res = p->ep->res + (cb - p->ep->y0);
+            int64_t l0 = GPUX__MIN(lines, s / MR * per);
+            block_next nx = {.rows = (int)GPUX__MIN(MR, np - s - MR), .lines = (int)(nc + 15) / 16};
+            if (nx.rows > 0 && fin && p->ep->res) nx.res = ep.res + MR * ldc;
+            if (nx.rows > 0 && p->channels_last && tap == 0 && c0 == 0) nx.y = cb + MR * ldc;
+            block(kc, a, b, cb, ldc, mr, nc, tap > 0 || c0 > 0, next + l0 * 64, GPUX__MIN(per, lines - l0),
+                  fin ? &ep : NULL, nx.res || nx.y ? &nx : NULL, pn * PANEL);
           }
         }
+      if (nb && p->channels_last) /* the narrow panel's sums are in Y: the bias and the epilogue there */
+        gpux__conv_finish_nhwc(cp, ldc, np, pn * PANEL, nc, p->b, p->ep);
     }
-    if (p->channels_last) { /* the sums are in Y: the bias and the epilogue on them there */
-      gpux__conv_finish_nhwc(yt, ldc, np, m0, m1 - m0, p->b, p->ep);
-      continue;
-    }
+    if (p->channels_last) continue; /* Y is finished */
     /* the bias and the epilogue on the sums, then back into Y's planes (with a residual: on Y) */
     float *y = p->y + (j->n * p->m + m0) * os + p0;
     if (!gpux__conv_finish_cl(ct, j->mt, np, m0, m1 - m0, p->b, p->ep)) {
