@@ -12,7 +12,7 @@
  * CONV_SHAPES_NHWC=1 that product, and the depthwise kernel, with X and Y channels last
  * (gpux.ConvNHWC's layout), CONV_SHAPES_WINO=1 with it conv-winograd.c's kernel where it takes the shape,
  * CONV_SHAPES_COLD=1 times each call after 1 GB of other writes (the operands out of the caches,
- * as in a model), CONV_SHAPES_REPS=F times F times as many calls (for perf record),
+ * as in a model), CONV_SHAPES_REPS=F times F times as many calls (for perf record; cold ones too),
  * CONV_SHAPES_THREADS=N runs on N threads by the wall clock, CONV_SHAPES_PLAN=1 prints how each
  * kernel splits each shape on GPUX_THREADS threads (GPUX_CONV_PLAN) and a hash of Y instead of
  * times. */
@@ -179,7 +179,8 @@ int main(int argc, char **argv) {
     gpux__conv_wino_w u = {0};
     int wino = gemm && p.channels_last && getenv("CONV_SHAPES_WINO") && gpux__conv_wino_takes(&p) &&
                !gpux__conv_wino_pack(&wt, s->m, s->c, &u);
-    int runs = plan ? 0 : cold ? 4 : (int)(2e8 / flops * (getenv("CONV_SHAPES_REPS") ? atof(getenv("CONV_SHAPES_REPS")) : 1)) + 3, rc = 0;
+    double reps = getenv("CONV_SHAPES_REPS") ? atof(getenv("CONV_SHAPES_REPS")) : 1;
+    int runs = plan ? 0 : cold ? (int)(4 * reps + 0.5) : (int)(2e8 / flops * reps) + 3, rc = 0;
 #define RUN()                                                                                      \
   (wino ? gpux__conv2d_winograd(&p, &u) : gemm ? gpux__conv2d_gemm(&p, &wt) \
    : dw ? (p.channels_last ? gpux__conv2d_depthwise_nhwc(&p) : gpux__conv2d_depthwise(&p))            \
