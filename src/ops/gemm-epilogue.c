@@ -42,31 +42,24 @@ static inline __attribute__((always_inline)) void finish_row(float *restrict y, 
 #define EACH(...) _Pragma("GCC unroll 8") for (int q = 0; q < NV; q++) { __VA_ARGS__; }
 
 /* exp_f on NV x 16 lanes, in place: its operations in its order, so every lane is what exp_f
- * gives. */
+ * gives. exp_f's p * 2^(n/2) * 2^(n - n/2) is one scaling by 2^n here (vscalefps): p * 2^(n/2)
+ * is exact (p in [0.7, 1.5), n/2 in [-75, 64]), so both round p * 2^n once, to the same float,
+ * subnormals and infinities included. */
 __attribute__((target("avx512f"), always_inline)) static inline void exp16(__m512 *x) {
   const __m512 lo = _mm512_set1_ps(-103.972084f), hi = _mm512_set1_ps(88.7228394f), big = _mm512_set1_ps(12582912.0f);
-  __m512 r[NV], p[NV];
-  __m512i n[NV];
+  __m512 r[NV], p[NV], fn[NV];
   EACH(x[q] = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x[q], lo, _CMP_LT_OQ), x[q], lo)) /* NaN passes */
   EACH(x[q] = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x[q], hi, _CMP_GT_OQ), x[q], hi))
-  EACH(p[q] = _mm512_add_ps(_mm512_mul_ps(x[q], _mm512_set1_ps(1.44269504088896341f)), big))
-  EACH(n[q] = _mm512_sub_epi32(_mm512_castps_si512(p[q]), _mm512_set1_epi32(0x4B400000)))
-  EACH(p[q] = _mm512_sub_ps(p[q], big))
-  EACH(r[q] = _mm512_add_ps(_mm512_sub_ps(x[q], _mm512_mul_ps(p[q], _mm512_set1_ps(0.693359375f))),
-                            _mm512_mul_ps(p[q], _mm512_set1_ps(2.12194440e-4f))))
+  EACH(fn[q] = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(x[q], _mm512_set1_ps(1.44269504088896341f)), big), big))
+  EACH(r[q] = _mm512_add_ps(_mm512_sub_ps(x[q], _mm512_mul_ps(fn[q], _mm512_set1_ps(0.693359375f))),
+                            _mm512_mul_ps(fn[q], _mm512_set1_ps(2.12194440e-4f))))
   EACH(p[q] = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(1.9875691500e-4f), r[q]), _mm512_set1_ps(1.3981999507e-3f)))
   EACH(p[q] = _mm512_add_ps(_mm512_mul_ps(p[q], r[q]), _mm512_set1_ps(8.3334519073e-3f)))
   EACH(p[q] = _mm512_add_ps(_mm512_mul_ps(p[q], r[q]), _mm512_set1_ps(4.1665795894e-2f)))
   EACH(p[q] = _mm512_add_ps(_mm512_mul_ps(p[q], r[q]), _mm512_set1_ps(1.6666665459e-1f)))
   EACH(p[q] = _mm512_add_ps(_mm512_mul_ps(p[q], r[q]), _mm512_set1_ps(5.0000001201e-1f)))
   EACH(p[q] = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(p[q], _mm512_mul_ps(r[q], r[q])), r[q]), _mm512_set1_ps(1.0f)))
-  /* 2^n as 2^(n/2) 2^(n - n/2), n / 2 rounded toward zero as C's division */
-  const __m512i b127 = _mm512_set1_epi32(127), m8 = _mm512_set1_epi32(0xff);
-  EACH(__m512i n1 = _mm512_srai_epi32(_mm512_add_epi32(n[q], _mm512_srli_epi32(n[q], 31)), 1);
-       __m512i n2 = _mm512_sub_epi32(n[q], n1);
-       __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_and_si512(_mm512_add_epi32(n1, b127), m8), 23));
-       __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_and_si512(_mm512_add_epi32(n2, b127), m8), 23));
-       x[q] = _mm512_mul_ps(_mm512_mul_ps(p[q], s1), s2))
+  EACH(x[q] = _mm512_scalef_ps(p[q], fn[q]))
 }
 
 /* gelu_f on NV x 16 lanes, in place, exactly as gelu_f computes each. */
