@@ -90,6 +90,10 @@ static inline double gpux__conv_ep_work(const gpux__conv_epilogue *e) {
  * each FMA, no register reuse across output channels, about twice a GEMM's. */
 #define GPUX__DW_MAC_WORK 2.0
 
+/* Planes that pool.c's AVX-512 MaxPool kernel (2-D, stride 1 or 2 along W, rows folded first)
+ * has pooled: tests read it to know the path ran. */
+extern _Atomic long long gpux__maxpool_rows_planes;
+
 /* A float32 2-D convolution (1-D ones have H = 1) for the direct kernels of conv-direct.c. */
 typedef struct {
   const float *x;               /* X [n, c, h, w] */

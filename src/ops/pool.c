@@ -206,6 +206,84 @@ static void maxpool_tile_planes(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
+#if defined(__GNUC__) && defined(__x86_64__)
+#include "ops/avx512.h"
+#define MAXROWS 1
+/* Padded row widths at most of max_rows16's row buffers (on the stack). */
+#define MAXROWS_WIDTH 4096
+
+/* Whether max_rows16 runs j: 2-D MaxPool of float32 without Indices, no dilation, a stride of 1
+ * or 2 along W, rows that fit its buffers, on AVX-512. */
+static int max_rows_takes(const pool_job *j) {
+  const gpux__window *w = &j->w;
+  int64_t span = GPUX__MAX((w->out[2] - 1) * w->s[2] + w->k[2], w->pb[2] + w->in[2]);
+  return gpux__have_avx512f() && j->kind == POOL_MAX && !j->ind && w->nsp == 2 && w->d[1] == 1 && w->d[2] == 1 &&
+         (w->s[2] == 1 || w->s[2] == 2) && span + 64 <= MAXROWS_WIDTH;
+}
+
+/* MaxPool of one plane a output row at a time, 16 outputs a vector: the window's input rows
+ * folded into one padded row t (-inf in the padding), then, stride 2, t split into its even and
+ * odd columns, each output the max of kw consecutive-column loads. The same values as
+ * pool2d_plane: the max of the taps inside X, where NaN never wins (t starts at -inf and takes a
+ * value only where it is greater), 0 where the window is all padding. The hot loop. */
+__attribute__((target("avx512f"))) static void max_rows16(const pool_job *j, const float *x, float *y) {
+  const gpux__window *w = &j->w;
+  int64_t iw = w->in[2], ow = w->out[2], kw = w->k[2], sw = w->s[2], pl = w->pb[2];
+  int64_t span = (GPUX__MAX((ow - 1) * sw + kw, pl + iw) + 63) / 32 * 32; /* t's floats, and slack */
+  float t[MAXROWS_WIDTH] __attribute__((aligned(64))), ev[MAXROWS_WIDTH / 2] __attribute__((aligned(64)));
+  float od[MAXROWS_WIDTH / 2] __attribute__((aligned(64)));
+  const __m512 ninf = _mm512_set1_ps(-INFINITY);
+  for (int64_t i = 0; i < span; i += 16) _mm512_store_ps(t + i, ninf);
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  for (int64_t oh = 0; oh < w->out[1]; oh++) {
+    int64_t h0, h1, hpad;
+    dim_taps(w, 1, oh, &h0, &h1, &hpad);
+    float *yr = y + oh * ow;
+    if (h1 == h0) { /* the windows are all padding */
+      memset(yr, 0, (size_t)ow * sizeof *yr);
+      continue;
+    }
+    for (int64_t i = 0; i < iw; i += 16) { /* t[pl + i] = max over the window's rows */
+      __mmask16 m = gpux__lanes16(iw - i);
+      __m512 acc = ninf;
+      for (int64_t kh = h0; kh < h1; kh++)
+        acc = _mm512_max_ps(_mm512_maskz_loadu_ps(m, x + (oh * w->s[1] - w->pb[1] + kh) * iw + i), acc);
+      _mm512_mask_storeu_ps(t + pl + i, m, acc);
+    }
+    const float *e = t, *o = t;
+    if (sw == 2) {
+      for (int64_t i = 0; i < span; i += 32) {
+        __m512 a = _mm512_load_ps(t + i), b = _mm512_load_ps(t + i + 16);
+        _mm512_store_ps(ev + i / 2, _mm512_permutex2var_ps(a, even, b));
+        _mm512_store_ps(od + i / 2, _mm512_permutex2var_ps(a, odd, b));
+      }
+      e = ev, o = od;
+    }
+    for (int64_t i = 0; i < ow; i += 16) { /* tap k of output i: t[i * sw + k] */
+      __m512 acc = ninf;
+      for (int64_t k = 0; k < kw; k++)
+        acc = _mm512_max_ps(_mm512_loadu_ps(sw == 2 ? (k & 1 ? o : e) + i + k / 2 : t + i + k), acc);
+      _mm512_mask_storeu_ps(yr + i, gpux__lanes16(ow - i), acc);
+    }
+    if (j->empty_cols)
+      for (int64_t i = 0; i < ow; i++)
+        if (j->wtaps[3 * i + 1] == j->wtaps[3 * i]) yr[i] = 0.0f;
+  }
+}
+
+_Atomic long long gpux__maxpool_rows_planes;
+
+static void max_rows_planes(void *ctx, int64_t begin, int64_t end) {
+  const pool_job *j = ctx;
+  gpux__maxpool_rows_planes += end - begin;
+  for (int64_t plane = begin; plane < end; plane++) max_rows16(j, j->xf + plane * j->is, j->yf + plane * j->os);
+}
+#else
+#define MAXROWS 0
+_Atomic long long gpux__maxpool_rows_planes;
+#endif
+
 static void pool2d_planes(void *ctx, int64_t begin, int64_t end) {
   const pool_job *j = ctx;
   for (int64_t plane = begin; plane < end; plane++)
@@ -240,7 +318,11 @@ static int pool_run(gpux__kctx *k, pool_job *j, const gpux_tensor *x, gpux_tenso
   if (x->dtype == GPUX_DT_FLOAT || x->dtype == GPUX_DT_DOUBLE) {
     if (x->dtype == GPUX_DT_FLOAT) j->xf = x->data, j->yf = y->data;
     else j->xd = x->data, j->yd = y->data;
-    gpux__parallel_for(planes, grain, tiles ? maxpool_tile_planes : fast ? pool2d_planes : pool_planes, j);
+    void (*fn)(void *, int64_t, int64_t) = tiles ? maxpool_tile_planes : fast ? pool2d_planes : pool_planes;
+#if MAXROWS
+    if (fast && !tiles && x->dtype == GPUX_DT_FLOAT && max_rows_takes(j)) fn = max_rows_planes;
+#endif
+    gpux__parallel_for(planes, grain, fn, j);
   } else {
     float *xf = gpux__widen_f32(x), *yf = gpux__malloc((size_t)(planes * j->os) * sizeof *yf);
     if (xf && yf) {
