@@ -2,7 +2,8 @@
  * on AVX-512, checked at run time (conv-direct.c's AVX2 kernel runs elsewhere). Outputs 32 wide
  * or wider (24 for 5 x 5 windows) with column stride 1 or 2 go by rows of 16-output vectors
  * (below; 3 x 3 windows four output rows at a time and 5 x 5 ones two, each input vector loaded
- * once for every row it reaches). The rest go 16
+ * once for every row it reaches; 3 x 3 windows of stride 2 read X's rows as they are, the even and
+ * odd columns parted in registers). The rest go 16
  * channels at a time: the 16 channels of a task's strip of input rows are interleaved, padded,
  * into scratch, [row][col][16] (a 16 x 16 transpose per block of 16 columns, transpose16.h), so
  * every tap of every output position is one vector FMA over the 16 channels with the tap's 16
@@ -191,7 +192,8 @@ static void dw16_tasks(void *ctx, int64_t begin, int64_t end) {
  * input rows into scratch, padded with zeros (each row once, plain copies, no transposes); then 16
  * consecutive outputs of a row are one vector and each tap one FMA of the tap's weight with 16
  * inputs loaded from the padded row (stride 2: from its even or odd columns, which the copy puts
- * apart, each half a row). The sums are
+ * apart, each half a row; but 3 x 3 windows of stride 2 read X's rows without a copy: the copy's
+ * stream of X was 40% of their time). The sums are
  * stored into Y's rows, where the epilogue runs on them while they are in L1. */
 
 typedef struct {
@@ -199,6 +201,7 @@ typedef struct {
   int64_t strip, strips;    /* output rows per task, tasks per plane */
   int64_t in_rows;          /* input rows of a strip at most */
   int64_t wp;               /* floats of a padded row: pl zeros, X's row, zeros past every read */
+  int direct;               /* 3 x 3 windows of stride 2: read from X's rows (no copies) */
   atomic_int failed;
 } dwr_job;
 
@@ -346,6 +349,55 @@ TARGET512 static void split_even_odd(const float *x, int64_t n, int64_t lo, int6
   }
 }
 
+/* A 3 x 3 window of stride 2 along both axes (dilation 1) read from X's rows as they are, without
+ * the rows' even / odd copy: rows[r] (r < 2 * DR + 1) is the row under padded row r of the call
+ * (a row of zeros where the window reaches the padding), w floats long; output column q of the
+ * call reads the row's columns s0 + 2q + j for j < 3 (outside [0, w): zeros). Per row and vector
+ * of 16 outputs, two loads of 32 consecutive floats give the even columns (tap 0) and the odd ones
+ * (tap 1) in one permute each, and tap 2 (the even columns one on) is the even ones shifted down a
+ * lane with the next float in lane 15. Output rows o < nr of the DR are stored, ldo floats apart.
+ * The hot loop. */
+#define DEF_DWR3S2X(NAME, NV)                                                                           \
+  TARGET512 static void NAME(const float *const *rows, int64_t w, int64_t s0, const float *wt, float *out, \
+                             int64_t ldo, int64_t nout, int nr) {                                        \
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);      \
+    const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);      \
+    __m512 wv[9], acc[DR][NV];                                                                           \
+    _Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(wt[t]);                  \
+    _Pragma("GCC unroll 16") for (int a = 0; a < DR * NV; a++) acc[a / NV][a % NV] = _mm512_setzero_ps(); \
+    _Pragma("GCC unroll 9") for (int r = 0; r < 2 * DR + 1; r++) {                                      \
+      const float *x = rows[r];                                                                          \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                            \
+        int64_t s = s0 + 32 * v;                                                                         \
+        __m512 a = load_padded(x, w, s), b = load_padded(x, w, s + 16);                                  \
+        __m512 c = _mm512_set1_ps((uint64_t)(s + 32) < (uint64_t)w ? x[s + 32] : 0.0f);                 \
+        __m512 t0 = _mm512_permutex2var_ps(a, ev, b), t1 = _mm512_permutex2var_ps(a, od, b);             \
+        __m512 t2 = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(c), _mm512_castps_si512(t0), 1)); \
+        _Pragma("GCC unroll 4") for (int o = 0; o < DR; o++) {                                          \
+          int i = r - 2 * o; /* the kernel row through which row r reaches output row o */              \
+          if (i >= 0 && i < 3) {                                                                         \
+            acc[o][v] = _mm512_fmadd_ps(wv[i * 3], t0, acc[o][v]);                                       \
+            acc[o][v] = _mm512_fmadd_ps(wv[i * 3 + 1], t1, acc[o][v]);                                   \
+            acc[o][v] = _mm512_fmadd_ps(wv[i * 3 + 2], t2, acc[o][v]);                                   \
+          }                                                                                              \
+        }                                                                                                \
+      }                                                                                                  \
+    }                                                                                                    \
+    _Pragma("GCC unroll 4") for (int o = 0; o < DR; o++) {                                              \
+      if (o >= nr) break;                                                                                \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                              \
+        _mm512_mask_storeu_ps(out + o * ldo + v * 16, gpux__lanes16(nout - v * 16), acc[o][v]);          \
+    }                                                                                                    \
+  }
+
+DEF_DWR3S2X(dwr3s2x_4, 4)
+DEF_DWR3S2X(dwr3s2x_3, 3)
+DEF_DWR3S2X(dwr3s2x_2, 2)
+DEF_DWR3S2X(dwr3s2x_1, 1)
+
+typedef void (*dwr3x_fn)(const float *const *, int64_t, int64_t, const float *, float *, int64_t, int64_t, int);
+static const dwr3x_fn dwr3x_fns[4] = {dwr3s2x_1, dwr3s2x_2, dwr3s2x_3, dwr3s2x_4};
+
 typedef void (*dwr_fn)(const float *, int64_t, const float *, int64_t, int64_t, int64_t, int64_t, float *, int64_t);
 static const dwr_fn dwr_fns[2][4] = {{dwr1_1, dwr1_2, dwr1_3, dwr1_4}, {dwr2_1, dwr2_2, dwr2_3, dwr2_4}};
 
@@ -359,6 +411,8 @@ static void dwr_tasks(void *ctx, int64_t begin, int64_t end) {
     atomic_store(&j->failed, 1);
     return;
   }
+  const float *zeros = buf; /* direct: a row of zeros for the padding's rows */
+  if (j->direct) memset(buf, 0, (size_t)p->w_ * sizeof *buf);
   const char *x_end = (const char *)(p->x + p->n * p->c * p->h * p->w_);
   int64_t lo = GPUX__MIN(p->pl, wp), w_in = GPUX__MAX(0, GPUX__MIN(p->w_, wp - p->pl));
   for (int64_t t = begin; t < end; t++) {
@@ -367,6 +421,24 @@ static void dwr_tasks(void *ctx, int64_t begin, int64_t end) {
     const float *x = p->x + plane * p->h * p->w_, *w = p->w + ch * taps;
     /* input rows [r0, r1) in padded coordinates (row r is X's row r - pt) */
     int64_t r0 = oh0 * p->sh, r1 = (oh1 - 1) * p->sh + (p->kh - 1) * p->dh + 1;
+    float *y = p->y + plane * os;
+    if (j->direct) { /* 3 x 3, stride 2: from X's rows, DR output rows a call */
+      for (int64_t oh = oh0; oh < oh1; oh += DR) {
+        const float *rows[2 * DR + 1];
+        for (int r = 0; r < 2 * DR + 1; r++) {
+          int64_t ih = oh * 2 + r - p->pt;
+          rows[r] = ih >= 0 && ih < p->h ? x + ih * p->w_ : zeros;
+        }
+        int nr = (int)GPUX__MIN(DR, oh1 - oh);
+        for (int64_t q = 0; q < p->ow; q += 64) {
+          int64_t nout = GPUX__MIN(64, p->ow - q);
+          dwr3x_fns[(nout + 15) / 16 - 1](rows, p->w_, 2 * q - p->pl, w, y + oh * p->ow + q, p->ow, nout, nr);
+        }
+      }
+      float *ys = y + oh0 * p->ow;
+      gpux__conv_finish(ys, 0, ys, 0, 1, (oh1 - oh0) * p->ow, p->b ? p->b[ch] : 0.0f, p->ep, ch);
+      continue;
+    }
     for (int64_t r = r0; r < r1; r++) {
       float *dst = buf + (r - r0) * wp;
       int64_t ih = r - p->pt;
@@ -386,7 +458,6 @@ static void dwr_tasks(void *ctx, int64_t begin, int64_t end) {
       memcpy(dst + lo, src, (size_t)w_in * sizeof *dst);
       memset(dst + lo + w_in, 0, (size_t)(wp - lo - w_in) * sizeof *dst);
     }
-    float *y = p->y + plane * os;
     /* 3 x 3 windows of the same stride along both axes, DR rows at a time */
     int rows3 = p->kh == 3 && p->kw == 3 && p->dh == 1 && p->dw == 1 && p->sh == p->sw;
     int rows5 = p->kh == 5 && p->kw == 5 && p->dh == 1 && p->dw == 1 && p->sh == p->sw;
@@ -433,6 +504,8 @@ static int conv2d_depthwise_rows(const gpux__conv2d *p) {
   int64_t half_end = (p->ow + 15) / 16 * 16 + (p->kw - 1) * p->dw / 2;
   if (p->sw == 2) j.wp = 2 * ((GPUX__MAX(half_end, (p->pl + p->w_ + 1) / 2) + 15) / 16 * 16);
   else j.wp = GPUX__MAX(vec_end, p->pl + p->w_);
+  j.direct = p->kh == 3 && p->kw == 3 && p->dh == 1 && p->dw == 1 && p->sh == 2 && p->sw == 2;
+  if (j.direct) j.wp = GPUX__MAX(j.wp, p->w_);
   int64_t halo = (p->kh - 1) * p->dh + 1;
   /* strips of about 32 KB of output and 16 KB of input: what a row of outputs reads, and the
    * epilogue, find in L1 (64 KB of input: stride 2 on 112 x 112, 20% slower) */
