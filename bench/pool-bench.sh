@@ -4,7 +4,9 @@
 # (THREADS, default "1 4 16"), median and min latency over RUNS runs (default 50, warm-up 5), the
 # runtimes interleaved per case and thread count. GPUX_BASE=BIN|TARBALL times a baseline build as
 # well (another commit: what a pool change did); POOL_WORK="W..." times gpux again with each
-# GPUX_POOL_WORK (units of work a thread must get; core/threadpool.c). Then, where the packed
+# GPUX_POOL_WORK (units of work a thread must get; core/threadpool.c); AB_ENV="VAR=VAL..." times
+# gpux again with each setting (AB_ENV=GPUX_GEMV_SPLIT=1048576: a squeeze-excitation's 1x1
+# convolutions on the calling thread, as before ops/gemv.c split them). Then, where the packed
 # builds have it, pool-micro (bench/pool-micro.c): wall-clock and CPU cost of one parallel region
 # at each thread count. Prints the table on stdout.
 #
@@ -67,6 +69,9 @@ for c in "${cases[@]}"; do
     [ -n "${GPUX_BASE:-}" ] && row "$name" "$t" gpux-base "$(gpux_ms "$GPUX_BASE" "$t" "$c")" "$ort_med"
     for w in ${POOL_WORK:-}; do
       row "$name" "$t" "gpux-work$w" "$(gpux_ms "$gpux" "$t" "$c" "GPUX_POOL_WORK=$w")" "$ort_med"
+    done
+    for e in ${AB_ENV:-}; do
+      row "$name" "$t" "gpux:${e#GPUX_}" "$(gpux_ms "$gpux" "$t" "$c" "$e")" "$ort_med"
     done
   done
 done

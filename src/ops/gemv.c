@@ -22,10 +22,12 @@
  * more than PREFETCH_ABOVE bytes. Smaller ones stay in a 2 MB L2 from one run to the next, and
  * there the prefetches, one a line, take load slots from the loads (with them, openWakeWord's
  * heads under 1 MB took 15 us instead of 12, and timer's products of 1-2 MB 29.3 us instead of
- * 26.5). Weights of more than SPLIT_ABOVE bytes are split over the threads. */
+ * 26.5). Weights of more than SPLIT_ABOVE bytes are split over the threads by their work; those
+ * of more than SPLIT_PANELS_ABOVE (GPUX_GEMV_SPLIT bytes), one panel a thread or more. */
 #define AHEAD 8192
 #define PREFETCH_ABOVE (2 << 20)
 #define SPLIT_ABOVE (1 << 20)
+#define SPLIT_PANELS_ABOVE (128 << 10)
 
 typedef struct {
   const float *a;           /* [k] */
@@ -139,6 +141,19 @@ static void gemv_panels(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
+/* Bytes of weights above which they go over the threads a panel or more each (GPUX_GEMV_SPLIT
+ * overrides, to compare: 1048576 runs them on the calling thread up to SPLIT_ABOVE). */
+static double split_panels_above(void) {
+  static _Atomic double v = -1;
+  double x = atomic_load_explicit(&v, memory_order_relaxed);
+  if (x < 0) {
+    const char *env = getenv("GPUX_GEMV_SPLIT");
+    x = env && atof(env) > 0 ? atof(env) : SPLIT_PANELS_ABOVE;
+    atomic_store_explicit(&v, x, memory_order_relaxed);
+  }
+  return x;
+}
+
 void gpux__sgemv_run(const float *a, const gpux__sgemm_b *b, float *c, const float *bias, int load_c,
                      const gpux__gemm_epilogue *ep) {
   if (ep && ep->act == GPUX_GEMM_ACT_NONE && !ep->res) ep = NULL;
@@ -148,7 +163,11 @@ void gpux__sgemv_run(const float *a, const gpux__sgemm_b *b, float *c, const flo
   /* Weights that stay in the caller's L2 from run to run stream from there faster than a second
    * thread joins (openWakeWord's heads at 2 threads: 13 -> 18 us when they were split); larger
    * ones come from memory, and a multiply-add is a weight streamed in: about what a unit of the
-   * pool's work costs. */
-  if (bytes <= SPLIT_ABOVE) gemv_panels(&j, 0, panels);
+   * pool's work costs. In between (a squeeze-excitation's 1x1 convolutions, 120 KB-1 MB), the
+   * weights of a model larger than L2 come from L3 or memory each run, and on one thread they
+   * held the others idle: MobileNetV3's twelve took 0.41 ms a run at any thread count (at 16
+   * threads a sixth of the run); a panel (64 outputs) or more a thread. */
+  if (bytes <= split_panels_above()) gemv_panels(&j, 0, panels);
+  else if (bytes <= SPLIT_ABOVE) gpux__parallel_for(panels, 1, gemv_panels, &j);
   else gpux__parallel_for_work(panels, (double)b->k * (double)(panels * b->nr), gemv_panels, &j);
 }

@@ -433,6 +433,13 @@ static void test_gemv_packed(void **state) {
     gpux__sgemm_b_free(&pb);
     free(a), free(b), free(bias), free(res), free(c), free(c0);
   }
+  /* 128 KB-1 MB of weights (a squeeze-excitation's): a panel or more a thread, on 1 and 2 threads */
+  for (int t = 1; t <= 2; t++) {
+    int threads = gpux__set_run_threads(t);
+    sgemm_case_on(1, 960, 3 * nr + 48, 0, 1, nr, 1);
+    sgemm_case_on(1, 700, 5 * nr + 3, 1, 2, nr, 1);
+    gpux__set_run_threads(threads);
+  }
 }
 
 static void test_sgemm_packed(void **state) {
