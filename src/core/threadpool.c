@@ -18,6 +18,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -89,6 +90,15 @@ static double work_per_thread = WORK_PER_THREAD;
 static _Thread_local int inside_job;
 static _Thread_local int run_threads;  /* threads a job of this caller may use; 0 = all */
 
+/* GPUX_POOL_STATS=1: at exit, to stderr, the jobs run (by threads asked for), the chunks each
+ * thread ran and the caller's wall time per job; a debugging aid, counted under job_lock. */
+static int stats_on;
+static struct {
+  int64_t jobs[9], inline_jobs, chunks_caller, ns_caller, ns_wait, wakes;
+} stats;
+static atomic_llong stats_worker_chunks;
+static _Thread_local int64_t my_chunks;
+
 /* A share of the current job: chunks [next, end) not yet taken, on a line of its own. */
 typedef struct {
   _Alignas(64) atomic_int_fast64_t next;
@@ -106,6 +116,7 @@ static void run_chunks(int me) {
       if (c >= sh->end) break;
       int64_t b = c * pool.chunk;
       pool.fn(pool.ctx, b, GPUX__MIN(b + pool.chunk, pool.n));
+      my_chunks++;
     }
   }
 }
@@ -163,6 +174,10 @@ static void *worker(void *arg) {
     atomic_store(&w->inside, 1);
     if (atomic_load(&pool.state) == s) run_chunks(me + 1);
     atomic_store(&w->inside, 0);
+    if (stats_on) {
+      atomic_fetch_add(&stats_worker_chunks, my_chunks);
+      my_chunks = 0;
+    }
     if (atomic_load(&pool.caller_waits)) {
       pthread_mutex_lock(&pool.lock); /* wake a caller waiting (it looks at every worker again) */
       pthread_cond_signal(&pool.done);
@@ -170,6 +185,16 @@ static void *worker(void *arg) {
     }
   }
   return NULL;
+}
+
+static void stats_print(void) {
+  fprintf(stderr, "pool: %lld inline jobs; jobs by threads:", (long long)stats.inline_jobs);
+  for (int i = 2; i < 9; i++)
+    if (stats.jobs[i]) fprintf(stderr, " %d:%lld", i, (long long)stats.jobs[i]);
+  fprintf(stderr, "\npool: chunks caller %lld workers %lld, wakes %lld, caller %.3f ms in jobs, "
+          "%.3f ms waiting for workers\n", (long long)stats.chunks_caller,
+          (long long)atomic_load(&stats_worker_chunks), (long long)stats.wakes, stats.ns_caller / 1e6,
+          stats.ns_wait / 1e6);
 }
 
 static void pool_start(void) {
@@ -183,6 +208,11 @@ static void pool_start(void) {
   if (n > POOL_MAX) n = POOL_MAX;
   const char *work = getenv("GPUX_POOL_WORK");
   if (work && atof(work) > 0) work_per_thread = atof(work);
+  const char *st = getenv("GPUX_POOL_STATS");
+  if (st && atoi(st) > 0) {
+    stats_on = 1;
+    atexit(stats_print);
+  }
   pool.workers = aligned_alloc(64, (size_t)n * sizeof *pool.workers); /* a line each */
   if (!pool.workers) return;
   memset(pool.workers, 0, (size_t)n * sizeof *pool.workers);
@@ -261,9 +291,11 @@ static void run_job(int64_t n, int64_t grain, int threads, gpux__range_fn fn, vo
   int t = GPUX__MIN(threads, gpux__thread_count());
   int64_t chunk = t > 1 ? plan_chunks(n, grain, &t) : n;
   if (inside_job || t <= 1) {
+    if (stats_on && !inside_job) stats.inline_jobs++;
     fn(ctx, 0, n);
     return;
   }
+  int64_t t0 = stats_on ? now_ns() : 0;
   pthread_mutex_lock(&job_lock);
   int helpers = t - 1;
   pool.fn = fn;
@@ -281,6 +313,7 @@ static void run_job(int64_t n, int64_t grain, int threads, gpux__range_fn fn, vo
   for (int i = 0; i < helpers; i++) { /* wake the sleepers the job asks for, and only those */
     worker_t *w = &pool.workers[i];
     if (!atomic_load(&w->sleeping)) continue;
+    if (stats_on) stats.wakes++;
     pthread_mutex_lock(&w->lock);
     pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->lock);
@@ -289,6 +322,7 @@ static void run_job(int64_t n, int64_t grain, int threads, gpux__range_fn fn, vo
   run_chunks(0);
   inside_job = 0;
   atomic_store(&pool.state, s | JOB_CLOSED); /* closed: no worker joins any more */
+  int64_t t1 = stats_on ? now_ns() : 0;
   int64_t start = 0;
   for (int i = 0; any_inside(helpers); i++) { /* the chunks workers still run */
     if (!time_to_sleep(i, &start)) continue;
@@ -298,6 +332,14 @@ static void run_job(int64_t n, int64_t grain, int threads, gpux__range_fn fn, vo
     atomic_store(&pool.caller_waits, 0);
     pthread_mutex_unlock(&pool.lock);
     break;
+  }
+  if (stats_on) {
+    int64_t t2 = now_ns();
+    stats.jobs[GPUX__MIN(t, 8)]++;
+    stats.chunks_caller += my_chunks;
+    my_chunks = 0;
+    stats.ns_caller += t2 - t0;
+    stats.ns_wait += t2 - t1;
   }
   pthread_mutex_unlock(&job_lock);
 }
