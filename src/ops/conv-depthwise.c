@@ -574,8 +574,9 @@ int gpux__conv2d_depthwise16(const gpux__conv2d *p) {
 /* X [n, h, w, c] and Y [n, oh, ow, c] need no copies: each output position's 16 channels are one
  * vector, each tap one FMA with the tap's 16 weights ([block][tap][16], as above). Tasks are
  * (image, strip of output rows); a row's positions whose every tap lies inside X's columns go
- * 8 or 4 at a time (one weight load for 8 FMAs), the rest one at a time over their taps inside X;
- * FusedConv's epilogue runs on each output row while it is in L1. */
+ * 8 or 4 at a time (one weight load for 8 FMAs), the rest one at a time over their taps inside X,
+ * 4 blocks of 16 channels a call; a row goes 4 blocks at a time (their weights in L1: 960 channels'
+ * 5 x 5 weights are 96 KB); FusedConv's epilogue runs on each output row while it is in L1. */
 typedef struct {
   const gpux__conv2d *p;
   const float *wk;
@@ -606,15 +607,25 @@ typedef struct {
 DEF_DWCL(dwcl8, 8)
 DEF_DWCL(dwcl4, 4)
 
-/* One output position whose taps of columns [j0, j1) lie inside X. */
-TARGET512 static void dwcl1(const float *x, const float *w, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
-                            int64_t kw, int64_t ldr, int64_t ldc, int64_t dh, int64_t dw, __mmask16 mk, float *y) {
-  __m512 acc = _mm512_setzero_ps();
+/* One output position whose taps of columns [j0, j1) lie inside X, for DB blocks of 16 channels
+ * at once (x, w and y at the first block's; the blocks' weights wb floats apart; lanes at or past
+ * channel nc of the first block masked off): DB independent chains of FMAs where one block alone
+ * waits on each FMA's latency (on 7 x 7 and 14 x 14 planes most positions are borders). */
+#define DB 4
+TARGET512 static void dwcl1(const float *x, const float *w, int64_t wb, int64_t i0, int64_t i1, int64_t j0,
+                            int64_t j1, int64_t kw, int64_t ldr, int64_t ldc, int64_t dh, int64_t dw, int64_t nc,
+                            float *y) {
+  __m512 acc[DB];
+  __mmask16 mk[DB];
+  _Pragma("GCC unroll 4") for (int b = 0; b < DB; b++) acc[b] = _mm512_setzero_ps(), mk[b] = gpux__lanes16(nc - b * 16);
   for (int64_t i = i0; i < i1; i++)
-    for (int64_t j = j0; j < j1; j++)
-      acc = _mm512_fmadd_ps(_mm512_load_ps(w + (i * kw + j) * 16),
-                            _mm512_maskz_loadu_ps(mk, x + i * dh * ldr + j * dw * ldc), acc);
-  _mm512_mask_storeu_ps(y, mk, acc);
+    for (int64_t j = j0; j < j1; j++) {
+      const float *wt = w + (i * kw + j) * 16, *xt = x + i * dh * ldr + j * dw * ldc;
+      _Pragma("GCC unroll 4") for (int b = 0; b < DB; b++)
+        acc[b] = _mm512_fmadd_ps(_mm512_maskz_load_ps(mk[b], wt + b * wb), _mm512_maskz_loadu_ps(mk[b], xt + b * 16),
+                                 acc[b]);
+    }
+  _Pragma("GCC unroll 4") for (int b = 0; b < DB; b++) _mm512_mask_storeu_ps(y + b * 16, mk[b], acc[b]);
 }
 
 /* The first tap index t in [0, k) with 0 <= at + t * d (a negative at), and one past the last with
@@ -640,26 +651,30 @@ static void dwcl_tasks(void *ctx, int64_t begin, int64_t end) {
       taps_inside(ih, p->kh, p->dh, p->h, &i0, &i1);
       float *yr = p->y + (n * p->oh + r) * p->ow * c;
       const float *xr = xn + ih * ldr; /* row of the kernel's first row: read only at rows i0 on */
-      for (int64_t b = 0; b < j->blocks; b++) {
-        __mmask16 mk = gpux__lanes16(c - b * 16);
-        const float *wb = j->wk + b * taps * 16, *xb = xr + b * 16;
-        float *yb = yr + b * 16;
-        int64_t q = 0;
-        for (; q < p->ow; q++) {
-          if (q >= q0 && q + 4 <= q1) {
+      int64_t inner = q1 - q0 >= 4 ? (q1 - q0) / 4 * 4 : 0; /* positions [q0, q0 + inner) in 8s and 4s */
+      for (int64_t b0 = 0; b0 < j->blocks; b0 += DB) { /* DB blocks' weights stay in L1 along the row */
+        for (int64_t b = b0; b < GPUX__MIN(b0 + DB, j->blocks); b++) {
+          __mmask16 mk = gpux__lanes16(c - b * 16);
+          const float *wb = j->wk + b * taps * 16, *xb = xr + b * 16;
+          float *yb = yr + b * 16;
+          for (int64_t q = q0; q < q0 + inner; q += 4) {
             const float *xq = xb + (q * p->sw - p->pl) * c;
-            if (q + 8 <= q1) {
+            if (q + 8 <= q0 + inner) {
               dwcl8(xq, wb, i0, i1, p->kw, ldr, c, p->sw, p->dh, p->dw, mk, yb + q * c);
-              q += 7;
+              q += 4;
             } else {
               dwcl4(xq, wb, i0, i1, p->kw, ldr, c, p->sw, p->dh, p->dw, mk, yb + q * c);
-              q += 3;
             }
-            continue;
           }
+        }
+        /* the rest one at a time over their taps inside X, DB blocks a call */
+        for (int64_t q = 0; q < p->ow; q++) {
+          if (q == q0 && inner > 0) q += inner;
+          if (q >= p->ow) break;
           int64_t iw = q * p->sw - p->pl, j0, j1;
           taps_inside(iw, p->kw, p->dw, p->w_, &j0, &j1);
-          dwcl1(xb + iw * c, wb, i0, i1, j0, j1, p->kw, ldr, c, p->dh, p->dw, mk, yb + q * c);
+          dwcl1(xr + iw * c + b0 * 16, j->wk + b0 * taps * 16, taps * 16, i0, i1, j0, j1, p->kw, ldr, c, p->dh, p->dw,
+                c - b0 * 16, yr + q * c + b0 * 16);
         }
       }
       gpux__conv_finish_nhwc(yr, c, p->ow, 0, c, p->b, p->ep);

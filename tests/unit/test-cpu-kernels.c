@@ -170,7 +170,10 @@ static void test_depthwise_blocks(void **state) {
                                       /* 3 x 3 of stride 2 read from X's rows: 1-4 vectors a call, rows
                                        * in fours and the rest, pads 0-2 */
                                       {7, 23, 67, 3, 2, 1, 0}, {2, 10, 224, 3, 2, 2, 2}, {16, 112, 112, 3, 2, 1, 1},
-                                      {3, 9, 95, 3, 2, 1, 2}, {2, 16, 64, 3, 2, 0, 1}};
+                                      {3, 9, 95, 3, 2, 1, 2}, {2, 16, 64, 3, 2, 0, 1},
+                                      /* channels last: borders 4 blocks of 16 a call, the last one part */
+                                      {184, 14, 14, 3, 1, 1, 1}, {72, 7, 7, 5, 1, 2, 2}, {200, 14, 14, 3, 2, 0, 1},
+                                      {40, 9, 11, 5, 2, 2, 1}};
   for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
     const int64_t *d = shapes[s];
     gpux__conv_epilogue ep = {.act = s % 2 ? GPUX_EP_SILU : GPUX_EP_RELU};
@@ -191,6 +194,27 @@ static void test_depthwise_blocks(void **state) {
     } else {
       assert_int_equal(rc, 0);
       check(&p);
+      if (p.c >= 16 && gpux__conv_dw16_available()) { /* channels last (gpux.ConvNHWC) against the planes' result */
+        int64_t hw = p.h * p.w_, os = p.oh * p.ow;
+        float *xl = malloc((size_t)nx * sizeof *xl), *yl = malloc((size_t)ny * sizeof *yl);
+        for (int64_t n = 0; n < p.n; n++)
+          for (int64_t q = 0; q < hw; q++)
+            for (int64_t ch = 0; ch < p.c; ch++) xl[(n * hw + q) * p.c + ch] = x[(n * p.c + ch) * hw + q];
+        for (int64_t i = 0; i < ny; i++) yl[i] = NAN;
+        gpux__conv2d pl = p;
+        pl.x = xl, pl.y = yl, pl.channels_last = 1;
+        assert_int_equal(gpux__conv2d_depthwise_nhwc(&pl), 0);
+        for (int64_t n = 0; n < p.n; n++)
+          for (int64_t q = 0; q < os; q++)
+            for (int64_t ch = 0; ch < p.c; ch++) {
+              float want_y = y[(n * p.c + ch) * os + q], got = yl[(n * os + q) * p.c + ch];
+              if (!(fabsf(got - want_y) <= 1e-5f * (1 + fabsf(want_y))))
+                fail_msg("channels last c %lld %lldx%lld k %lld s %lld: position %lld channel %lld %g, not %g",
+                         (long long)p.c, (long long)p.h, (long long)p.w_, (long long)p.kh, (long long)p.sh,
+                         (long long)q, (long long)ch, got, want_y);
+            }
+        free(xl), free(yl);
+      }
       /* the same with the residual: Y - R before the activation must be what it was */
       gpux__conv_epilogue plain = {.act = GPUX_EP_NONE}, with_res = {.act = GPUX_EP_NONE, .res = r, .y0 = want};
       p.ep = &plain, p.y = y;
