@@ -256,13 +256,14 @@ static int64_t busiest(int64_t n, int64_t chunk, int t) {
  * most *t): up to four chunks a thread, all of them as equal as whole items allow, and no more
  * threads than chunks (17 items on 16 threads are 9 chunks of 2 on 9 threads, which finish when
  * 17 chunks of 1 on 16 would); but never chunks that finish later than the smallest ones would
- * (42 tasks on 16 threads: 21 chunks of 2 take a thread 4 tasks, 42 of 1 take it 3). */
+ * (42 tasks on 16 threads: 21 chunks of 2 take a thread 4 tasks, 42 of 1 take it 3; 14 on 2
+ * threads: 7 chunks of 2 take one 8, 14 of 1 take each 7). */
 static int64_t plan_chunks(int64_t n, int64_t grain, int *t) {
   int64_t most = GPUX__MAX(1, n / grain); /* chunks of at least `grain` items */
   if (*t > most) *t = (int)most;
   int64_t per = GPUX__MIN(4, most / *t);
   int64_t chunk = (n + *t * per - 1) / (*t * per), least = (n + most - 1) / most;
-  if (per < 4 && busiest(n, least, *t) < busiest(n, chunk, *t)) chunk = least;
+  if (busiest(n, least, *t) < busiest(n, chunk, *t)) chunk = least;
   int64_t chunks = (n + chunk - 1) / chunk;
   if (*t > chunks) *t = (int)chunks;
   return chunk;

@@ -86,7 +86,8 @@ static void test_every_item_once(void **state) {
 }
 
 /* 17 items on 16 threads are 9 chunks of 2 or 1 (finishing when 17 chunks of 1 on 16 threads
- * would), run by at most 9 threads; a large job has up to four equal chunks a thread. */
+ * would), run by at most 9 threads; a large job has up to four equal chunks a thread, unless
+ * single items leave the busiest thread fewer. */
 static void test_balanced_chunks(void **state) {
   (void)state;
   job_log *l = log_new(17, 2000);
@@ -108,6 +109,21 @@ static void test_balanced_chunks(void **state) {
   gpux__parallel_for(48, 1, log_chunk, l);
   assert_int_equal(l->n_chunks, 48);
   log_free(l);
+
+  /* chunks of 2 would leave one thread 8 of 14 items on 2 threads and 8 of 100 on 16: of 1, 7
+   * and 7 */
+  l = log_new(100, 0);
+  gpux__parallel_for(100, 1, log_chunk, l);
+  assert_int_equal(l->n_chunks, 100);
+  log_free(l);
+  assert_int_equal(gpux__parallel_busiest(100, POOL), 7);
+  int old = gpux__set_run_threads(2);
+  l = log_new(14, 0);
+  gpux__parallel_for(14, 1, log_chunk, l);
+  assert_int_equal(l->n_chunks, 14);
+  log_free(l);
+  assert_int_equal(gpux__parallel_busiest(14, 2), 7);
+  gpux__set_run_threads(old);
 
   l = log_new(30, 0); /* a grain of 10 leaves three chunks: three threads at most */
   gpux__parallel_for(30, 10, log_chunk, l);
