@@ -693,6 +693,16 @@ int gpux__conv2d_depthwise_nhwc(const gpux__conv2d *p) {
   int threads = gpux__threads_for(work);
   int64_t want = threads > 1 ? 3 * threads : 1; /* tasks */
   j.strip = p->n >= want ? p->oh : GPUX__MAX(1, (p->oh * p->n + want - 1) / want);
+  if (threads > 1 && p->n < want) {
+    /* the strip whose busiest thread has the fewest rows, the largest of those (fewest tasks):
+     * 14 rows on 2 threads went as 5 strips of 3, one thread 9 rows; now 14 of 1 */
+    int64_t best = INT64_MAX, keep = j.strip;
+    for (int64_t s = j.strip; s >= 1; s--) {
+      int64_t rows = gpux__parallel_busiest(p->n * ((p->oh + s - 1) / s), threads) * s;
+      if (rows < best) best = rows, keep = s;
+    }
+    j.strip = keep;
+  }
   j.strips = (p->oh + j.strip - 1) / j.strip;
   gpux__conv_plan_note("dw-nhwc", p, threads, p->n * j.strips, j.strip * p->ow, p->c,
                        (double)(j.strip * p->ow * p->c) * (double)taps);
