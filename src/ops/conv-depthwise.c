@@ -534,9 +534,12 @@ int gpux__conv2d_depthwise16(const gpux__conv2d *p) {
    * vector is wasted on the row's end, the interleaved channels are as fast or faster, but for
    * 5 x 5 windows from 24 outputs on, two rows a call: bench/conv-shapes, 1 thread, ms
    * interleaved / rows: effnet dw5x5s2 144@56 0.32/0.24, dw5x5 240@28 0.30/0.24, mnv3 dw5x5s2
-   * 72@56 0.14/0.11, dw5x5 120@28 0.13/0.10; 14 outputs wide, 0.14/0.17) */
+   * 72@56 0.14/0.11, dw5x5 120@28 0.13/0.10; 14 outputs wide, 0.14/0.17), and 3 x 3 windows of
+   * stride 2 (read from X's rows, no copies) from 12 outputs wide (dw3x3s2 240@28, 14 wide:
+   * 0.083-0.096/0.050-0.063) */
   int five = p->kh == 5 && p->kw == 5 && p->dh == 1 && p->dw == 1 && p->sh == p->sw; /* two rows a call */
-  if ((p->sw == 1 || p->sw == 2) && p->ow >= (five ? 24 : 32)) return conv2d_depthwise_rows(p);
+  int s2 = p->kh == 3 && p->kw == 3 && p->dh == 1 && p->dw == 1 && p->sh == 2 && p->sw == 2;
+  if ((p->sw == 1 || p->sw == 2) && p->ow >= (five ? 24 : s2 ? 12 : 32)) return conv2d_depthwise_rows(p);
   dw16_job j = {.p = p, .blocks = (p->c + 15) / 16};
   j.wp = (p->ow - 1) * p->sw + (p->kw - 1) * p->dw + 1;
   /* about 96 KB of interleaved input per strip (in L2; a row's kh passes find it in L1) */

@@ -156,7 +156,8 @@ static void test_blocking(void **state) {
  * a residual in the epilogue: 7 x 7 and 14 x 14 planes, 3 x 3 and 5 x 5 windows, strides 1 and
  * 2, asymmetric pads, two images; wide 3 x 3 and 5 x 5 planes of 9 to 21 output rows, which the
  * rows' kernel takes four (3 x 3) or two (5 x 5) rows at a time and the rest one at a time, with
- * rows of more than 64 outputs (two calls a row) and of 26 and 28 (5 x 5 windows from 24 on). */
+ * rows of more than 64 outputs (two calls a row) and of 26 and 28 (5 x 5 windows from 24 on, 3 x 3
+ * of stride 2 from 12). */
 static void test_depthwise_blocks(void **state) {
   (void)state;
   if (!gpux__conv_direct_available()) skip();
@@ -170,7 +171,8 @@ static void test_depthwise_blocks(void **state) {
                                       /* 3 x 3 of stride 2 read from X's rows: 1-4 vectors a call, rows
                                        * in fours and the rest, pads 0-2 */
                                       {7, 23, 67, 3, 2, 1, 0}, {2, 10, 224, 3, 2, 2, 2}, {16, 112, 112, 3, 2, 1, 1},
-                                      {3, 9, 95, 3, 2, 1, 2}, {2, 16, 64, 3, 2, 0, 1},
+                                      {3, 9, 95, 3, 2, 1, 2}, {2, 16, 64, 3, 2, 0, 1}, {24, 28, 28, 3, 2, 1, 1},
+                                      {5, 9, 25, 3, 2, 1, 1},
                                       /* channels last: borders 4 blocks of 16 a call, the last one part */
                                       {184, 14, 14, 3, 1, 1, 1}, {72, 7, 7, 5, 1, 2, 2}, {200, 14, 14, 3, 2, 0, 1},
                                       {40, 9, 11, 5, 2, 2, 1}};
