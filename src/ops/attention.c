@@ -9,8 +9,9 @@
  * run row by row (one vectorized pass in float32), and a second product multiplies by V; the
  * [S, T] scores are never made, only each task's block of them. The products run on sgemm.c's
  * micro-kernels with K^T and V packed once per run where the machine has them and blocks have 6
- * rows or more, else on BLAS. A row whose every position is masked gets zero probabilities (the
- * function body's "safe softmax"), not NaN. */
+ * rows or more (3-D float32 inputs, [B, S, H * D], read in place with strides: Q and Y by the
+ * products, K and V by the packing), else on BLAS. A row whose every position is masked gets zero
+ * probabilities (the function body's "safe softmax"), not NaN. */
 #include "ops/simd.h"
 #include "ops/gemm.h"
 #include "core/scratch.h"
@@ -93,7 +94,8 @@ typedef struct {
   int causal, mode, has_past;
   int64_t left, right;       /* sliding window, -1 = unbounded */
   const float *q;            /* in Q's layout */
-  const float *k, *v;        /* [B, Hkv, T, D], [B, Hkv, T, Dv] */
+  const float *k, *v;        /* [B, Hkv, T, D], [B, Hkv, T, Dv]; with kv3, 3-D K and V read in place */
+  int kv3;                   /* packed from 3-D float32 K [B, T, Hkv * D] and V [B, T, Hkv * Dv] */
   const float *ks;           /* the K the scores use: k, or k pre-scaled in bf16 mode */
   float *y;                  /* in Y's layout */
   float *qk;                 /* [B, Hq, Sq, T], NULL when qk_matmul_output is not wanted */
@@ -259,13 +261,22 @@ __attribute__((target("avx512f,fma"))) static void attn_row16(float *row, const 
 
 #define ATTN_MAX_ROWS 128
 
+_Atomic long long gpux__attention_kv_strided;
+
 /* K^T and V of (batch, KV head) [begin, end) laid out for the micro-kernels, once per run. */
 static void attn_pack(void *ctx, int64_t begin, int64_t end) {
   attn_job *a = ctx;
   gpux__sgemm_b p;
+  if (a->kv3) gpux__attention_kv_strided += end - begin;
   for (int64_t bh = begin; bh < end; bh++) {
-    gpux__sgemm_pack_into(&p, a->kpack + bh * a->kpf, a->ks + bh * a->T * a->D, a->D, 1, a->D, a->T);
-    gpux__sgemm_pack_into(&p, a->vpack + bh * a->vpf, a->v + bh * a->T * a->Dv, a->Dv, 0, a->T, a->Dv);
+    int64_t b = bh / a->Hkv, h = bh % a->Hkv, T = a->T, D = a->D, Dv = a->Dv, H = a->Hkv;
+    if (a->kv3) { /* head h's columns of [B, T, H * D], rows H * D apart */
+      gpux__sgemm_pack_into(&p, a->kpack + bh * a->kpf, a->ks + b * T * H * D + h * D, H * D, 1, D, T);
+      gpux__sgemm_pack_into(&p, a->vpack + bh * a->vpf, a->v + b * T * H * Dv + h * Dv, H * Dv, 0, T, Dv);
+    } else {
+      gpux__sgemm_pack_into(&p, a->kpack + bh * a->kpf, a->ks + bh * T * D, D, 1, D, T);
+      gpux__sgemm_pack_into(&p, a->vpack + bh * a->vpf, a->v + bh * T * Dv, Dv, 0, T, Dv);
+    }
   }
 }
 
@@ -518,7 +529,14 @@ static int op_attention(gpux__kctx *k) {
   int64_t *nonpad_v = NULL;
   a.q = f32_view(k, Q, &q_own);
   if (!a.q) goto fail;
-  if (Q->dtype == GPUX_DT_FLOAT && !a.three_d && !past_k) {
+  /* float32 K and V without a past are read where they are: 4-D ones as they are, 3-D ones by
+   * the packing (attn_pack) when the products will run packed and no present output wants them
+   * gathered; the conditions here are those of a.packed below, bf16 aside (not float32) */
+  int64_t group_rows = a.Hq / a.Hkv * a.Sq;
+  a.nr = gpux__sgemm_nr();
+  a.kv3 = a.three_d && Q->dtype == GPUX_DT_FLOAT && !past_k && !PK && !PV && !QK && !(a.softcap > 0) && a.nr && a.D > 0 &&
+          a.Dv > 0 && a.T > 0 && group_rows >= 6;
+  if (Q->dtype == GPUX_DT_FLOAT && !past_k && (!a.three_d || a.kv3)) {
     a.k = K->data;
     a.v = V->data;
   } else {
@@ -570,16 +588,18 @@ static int op_attention(gpux__kctx *k) {
   a.rows = GPUX__MAX(1, GPUX__MIN(ATTN_MAX_ROWS, 65536 / GPUX__MAX(1, a.T)));
   if (a.causal || a.right >= 0) /* smaller blocks see fewer keys past their last row */
     a.rows = GPUX__MIN(a.rows, 32);
-  int64_t group_rows = a.Hq / a.Hkv * a.Sq;
   a.blocks = (group_rows + a.rows - 1) / a.rows;
   int64_t tasks = a.B * a.Hkv * a.blocks;
   /* with blocks of 6 rows or more, K^T and V packed once for the micro-kernels (into the calling
    * thread's scratch); single query rows (decoding) stay on BLAS's matrix-vector products */
-  a.nr = gpux__sgemm_nr();
   a.packed = a.plain && a.nr && a.D > 0 && a.Dv > 0 && a.T > 0 && group_rows >= 6;
 #if ROW16
   a.row16 = a.packed && a.nr == 64 && gpux__have_avx512_fma();
 #endif
+  if (a.kv3 && !a.packed) { /* cannot happen: kv3 asks for what packed does */
+    gpux__kerr(k, GPUX_E_INVALID, "3-D keys read in place off the packed path");
+    goto fail;
+  }
   if (a.packed) {
     a.kpf = gpux__sgemm_packed_floats(a.D, a.T);
     a.vpf = gpux__sgemm_packed_floats(a.T, a.Dv);

@@ -137,4 +137,8 @@ const gpux__sgemm_b *gpux__sgemm_weights(gpux__kctx *k, int input, int trans_b);
  * weights [M, C, kernel...] as [M, C * kernel]): NULL also when its count is not rows * cols. */
 const gpux__sgemm_b *gpux__sgemm_weights_as(gpux__kctx *k, int input, int trans_b, int64_t rows, int64_t cols);
 
+/* (batch, KV head)s whose keys and values Attention (attention.c) packed straight from 3-D
+ * [B, T, H * D] inputs, with strides, since the process started: tests see the path ran. */
+extern _Atomic long long gpux__attention_kv_strided;
+
 #endif

@@ -32,12 +32,19 @@
  * last axis is 1 at run time (declared shapes rule it out where there are any) is read as padded
  * with -inf by Attention, where Add would broadcast it; attention masks have the keys there. A
  * KV cache that Concat's the past to the new keys stays as it is; Attention reads its result as K
- * and V. */
+ * and V.
+ *
+ * Then the heads' Transposes: where Q, K and V are Transpose(x, [0, 2, 1, 3]) of x [B, S, H, D]
+ * (the projections' outputs with the heads split off by a Reshape) and the output goes back by the
+ * same perm, the Attention node reads and writes [B, S, H * D] with q_num_heads and kv_num_heads
+ * instead, and the four Transposes become Reshapes, which cost nothing (heads_in_place).
+ * GPUX_ATTENTION_4D set in the environment keeps the 4-D form, for comparisons. */
 #include "runtime/fuse-attention.h"
 #include "runtime/rewrite.h"
 #include "ops/op.h"
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #define MAX_STEPS 8
 
@@ -47,7 +54,7 @@ typedef struct {
   unsigned char *dead;
   int *uses;                 /* readers of each value among the live nodes (outputs count 1000) */
   int zero;                  /* the float32 scalar 0 made for Where masks, -1 until needed */
-  const gpux__op_def *attention;
+  const gpux__op_def *attention, *reshape;
   int made[64], n_made;      /* the mask nodes rewritten so far (in graph order) */
 } fa_ctx;
 
@@ -536,26 +543,136 @@ static int fuse_one(fa_ctx *c, int pv) {
   return 1;
 }
 
-int gpux__fuse_attention(gpux__graph *g, gpux__arena *arena, unsigned char *dead) {
-  fa_ctx c = {.g = g, .arena = arena, .dead = dead, .zero = -1, .attention = gpux__op_find("", "Attention", 23)};
-  if (!c.attention) return 0;
-  c.uses = gpux__calloc((size_t)g->cap_values + 1, sizeof *c.uses);
-  if (!c.uses) return GPUX_E_NOMEM;
-  for (int i = 0; i < g->n_nodes; i++) /* producers after the rewrites before this one */
-    for (int j = 0; j < g->nodes[i].n_out && !dead[i]; j++)
+/* ---- heads in place: [B, S, H * D] in and out ---- */
+
+/* The Transpose with perm [0, 2, 1, 3] that makes value x, x's only reader being the Attention
+ * node, whose input is known to be [B, S, H, D] with H known (in *heads): the node, else -1. */
+static int heads_swap(const fa_ctx *c, int x, int64_t *heads) {
+  int p = producer(c, x);
+  if (p < 0 || c->uses[x] != 1) return -1;
+  const gpux__node *t = &c->g->nodes[p];
+  const gpux__attr *perm = gpux__node_attr(t, "perm");
+  if (!gpux__node_is(t, "Transpose") || t->n_in != 1 || t->n_out != 1 || t->in[0] < 0 || !perm ||
+      perm->type != GPUX_ATTR_INTS || perm->n != 4 || perm->ints[0] != 0 || perm->ints[1] != 2 || perm->ints[2] != 1 ||
+      perm->ints[3] != 3)
+    return -1;
+  int64_t d[GPUX_MAX_DIMS];
+  int r = shape_of(c, t->in[0], d, 0);
+  if (r == 4 && d[2] > 0) {
+    *heads = d[2];
+    return p;
+  }
+  if (r >= 0 && r != 4) return -1;
+  /* a Reshape to Concat(..., [H, D]), as x.size()[:-1] + (heads, head size) exports: four axes
+   * (the perm says so), so the constant last part's second to last entry is H */
+  int rs = producer(c, t->in[0]), cc = rs >= 0 ? producer(c, c->g->nodes[rs].in[1]) : -1;
+  if (rs < 0 || !gpux__node_is(&c->g->nodes[rs], "Reshape") || c->g->nodes[rs].n_in != 2 || cc < 0) return -1;
+  const gpux__node *cn = &c->g->nodes[cc];
+  const gpux_tensor *last = cn->n_in > 0 ? gpux__graph_const(c->g, cn->in[cn->n_in - 1]) : NULL;
+  if (!gpux__node_is(cn, "Concat") || !last || last->dtype != GPUX_DT_INT64 || last->ndim != 1 || last->dims[0] < 2 ||
+      last->dims[0] > 4 || ((const int64_t *)last->data)[last->dims[0] - 2] <= 0)
+    return -1;
+  *heads = ((const int64_t *)last->data)[last->dims[0] - 2];
+  return p;
+}
+
+/* Transpose node t becomes Reshape(its input, shape) (a view of the input where it is the last
+ * reader, runtime/session.c). */
+static int to_reshape(fa_ctx *c, int t, const int64_t *shape, int rank) {
+  gpux__node *n = &c->g->nodes[t];
+  int64_t sd[1] = {rank};
+  int sid = add_const(c, c->g->values[n->out[0]].name, GPUX_DT_INT64, 1, sd, shape, (size_t)rank * sizeof *shape);
+  if (sid < 0) return sid;
+  int *in = gpux__arena_alloc(c->arena, 2 * sizeof *in);
+  if (!in) return GPUX_E_NOMEM;
+  in[0] = n->in[0], in[1] = sid;
+  n->in = in, n->n_in = 2;
+  n->op_type = "Reshape";
+  n->domain = "";
+  n->opset = 14;
+  n->op = c->reshape;
+  n->n_attrs = 0, n->attrs = NULL;
+  return 0;
+}
+
+/* An Attention node on [B, H, S, D] inputs that Transposes with perm [0, 2, 1, 3] make from [B,
+ * S, H, D] (the projections' outputs with the heads split off), whose output a Transpose with the
+ * same perm turns back, reads and writes [B, S, H * D] instead, with q_num_heads and kv_num_heads
+ * (ops/attention.c reads Q, K and V in place with strides, and so does WebGPU's kernel): the four
+ * Transposes become Reshapes, to [B, S, H * D] (shape [0, 0, -1]) before it and back to [B, S, H,
+ * Dv] (shape [0, 0, H, -1]) after it. Only for an Attention with one output and no past, whose
+ * Q, K, V and Y have no other reader; the mask is the same for both forms. 1 when it did. */
+static int heads_in_place(fa_ctx *c, int i) {
+  gpux__graph *g = c->g;
+  gpux__node *n = &g->nodes[i];
+  if (!gpux__node_is(n, "Attention") || strcmp(n->domain, "") || n->n_in < 3 || n->n_in > 4 || n->n_out != 1 || n->out[0] < 0 ||
+      c->uses[n->out[0]] != 1 || gpux__node_attr(n, "q_num_heads") || gpux__node_attr(n, "kv_num_heads"))
+    return 0;
+  int64_t hq, hk, hv, dy[GPUX_MAX_DIMS];
+  int tq = heads_swap(c, n->in[0], &hq), tk = heads_swap(c, n->in[1], &hk), tv = heads_swap(c, n->in[2], &hv);
+  if (tq < 0 || tk < 0 || tv < 0 || tq == tk || tq == tv || tk == tv || hk != hv) return 0;
+  int ty = -1;
+  for (int j = 0; j < g->n_nodes && ty < 0; j++) /* the output's reader */
+    if (!c->dead[j] && j != i && g->nodes[j].n_in >= 1 && g->nodes[j].in[0] == n->out[0]) ty = j;
+  if (ty < 0) return 0;
+  const gpux__node *t = &g->nodes[ty];
+  const gpux__attr *perm = gpux__node_attr(t, "perm");
+  if (!gpux__node_is(t, "Transpose") || t->n_in != 1 || t->n_out != 1 || !perm || perm->type != GPUX_ATTR_INTS ||
+      perm->n != 4 || perm->ints[0] != 0 || perm->ints[1] != 2 || perm->ints[2] != 1 || perm->ints[3] != 3)
+    return 0;
+  if (shape_of(c, n->out[0], dy, 0) > 0 && dy[1] >= 0 && dy[1] != hq) return 0;
+  const int64_t flat[3] = {0, 0, -1}, split[4] = {0, 0, hq, -1};
+  int rc;
+  if ((rc = to_reshape(c, tq, flat, 3)) || (rc = to_reshape(c, tk, flat, 3)) || (rc = to_reshape(c, tv, flat, 3)) ||
+      (rc = to_reshape(c, ty, split, 4)))
+    return rc;
+  forget_info(g, n->in[0]);
+  forget_info(g, n->in[1]);
+  forget_info(g, n->in[2]);
+  forget_info(g, n->out[0]);
+  gpux__attr *attrs = gpux__arena_alloc(c->arena, ((size_t)n->n_attrs + 2) * sizeof *attrs);
+  if (!attrs) return GPUX_E_NOMEM;
+  if (n->n_attrs) memcpy(attrs, n->attrs, (size_t)n->n_attrs * sizeof *attrs);
+  attrs[n->n_attrs] = (gpux__attr){.name = "q_num_heads", .type = GPUX_ATTR_INT, .i = hq};
+  attrs[n->n_attrs + 1] = (gpux__attr){.name = "kv_num_heads", .type = GPUX_ATTR_INT, .i = hk};
+  n->attrs = attrs, n->n_attrs += 2;
+  return 1;
+}
+
+/* Readers of every value among the live nodes (a graph output or a capture counts 1000), and
+ * every live node's outputs' producer. */
+static int count_uses(fa_ctx *c) {
+  gpux__graph *g = c->g;
+  free(c->uses);
+  c->uses = gpux__calloc((size_t)g->cap_values + 1, sizeof *c->uses);
+  if (!c->uses) return GPUX_E_NOMEM;
+  for (int i = 0; i < g->n_nodes; i++)
+    for (int j = 0; j < g->nodes[i].n_out && !c->dead[i]; j++)
       if (g->nodes[i].out[j] >= 0) g->values[g->nodes[i].out[j]].producer = i;
   for (int i = 0; i < g->n_nodes; i++) {
-    if (dead[i]) continue;
+    if (c->dead[i]) continue;
     const gpux__node *n = &g->nodes[i];
     for (int j = 0; j < n->n_in; j++)
-      if (n->in[j] >= 0) c.uses[n->in[j]]++;
-    gpux__count_captures(n, c.uses, 1000);
+      if (n->in[j] >= 0) c->uses[n->in[j]]++;
+    gpux__count_captures(n, c->uses, 1000);
   }
   for (int o = 0; o < g->n_outputs; o++)
-    if (g->outputs[o] >= 0) c.uses[g->outputs[o]] += 1000;
-  int rc = 0;
+    if (g->outputs[o] >= 0) c->uses[g->outputs[o]] += 1000;
+  return 0;
+}
+
+int gpux__fuse_attention(gpux__graph *g, gpux__arena *arena, unsigned char *dead) {
+  fa_ctx c = {.g = g, .arena = arena, .dead = dead, .zero = -1, .attention = gpux__op_find("", "Attention", 23),
+              .reshape = gpux__op_find("", "Reshape", 14)};
+  if (!c.attention) return 0;
+  int rc = count_uses(&c); /* producers after the rewrites before this one */
   for (int i = 0; i < g->n_nodes && rc >= 0; i++)
     if (!dead[i]) rc = fuse_one(&c, i);
+  if (rc >= 0 && c.reshape && !getenv("GPUX_ATTENTION_4D")) { /* then the heads' Transposes, on fresh counts */
+    rc = count_uses(&c);
+    for (int i = 0; i < g->n_nodes && rc >= 0; i++)
+      if (!dead[i]) rc = heads_in_place(&c, i);
+  }
   free(c.uses);
   return rc < 0 ? rc : 0;
 }

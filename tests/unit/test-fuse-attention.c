@@ -2,7 +2,9 @@
  * BERT-, ViT- and GPT-2-like attention blocks written the ways torch.onnx exports them (the
  * TorchScript and dynamo exporters, additive, Where and Mul/Sub masks, torch's NaN clean-up, a KV
  * cache) must become one Attention node each, and run the same with the rewrite and without it
- * (GPUX_OPTIMIZE=0) to 1e-5 relative; a block whose intermediate has another reader must not. */
+ * (GPUX_OPTIMIZE=0) to 1e-5 relative; a block whose intermediate has another reader must not.
+ * Where the heads are split by Reshape + Transpose [0, 2, 1, 3] and merged back the same way, the
+ * Attention node reads and writes [B, S, H * D] (q_num_heads) and no Transpose is left. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,10 @@
 #include <stdio.h>
 #include "runtime/optimize.h"
 #include "onnx-writer.h"
+
+/* from ops/gemm.h (whose op.h has its own IN) */
+extern _Atomic long long gpux__attention_kv_strided;
+int64_t gpux__sgemm_nr(void);
 
 enum { B = 2, S = 37, H = 2, D = 20, E = H * D, P = 3, MAXPOS = 48 }; /* S and D past the kernels' blocks */
 
@@ -198,6 +204,30 @@ static int causal_of(gpux_model *model) {
   return c;
 }
 
+/* The q_num_heads of the rewritten graph's first Attention node (0: none, -1: no Attention). */
+static int64_t heads_of(gpux_model *model) {
+  gpux__graph *g;
+  assert_int_equal(gpux__graph_optimize(model->graph, &g), 0);
+  int64_t h = -1;
+  for (int i = 0; g && i < g->n_nodes && h < 0; i++)
+    if (!strcmp(g->nodes[i].op_type, "Attention")) {
+      const gpux__attr *a = gpux__node_attr(&g->nodes[i], "q_num_heads");
+      h = a ? a->i : 0;
+    }
+  gpux__graph_optimized_free(g);
+  return h;
+}
+
+/* Attention on [B, S, H * D]: H heads there, no Transpose left, and the fused run packed its
+ * keys and values from the 3-D inputs (B * H of them) where the machine has the packed kernels. */
+static void check_in_place(gpux_model *model, mb *m, int n_out) {
+  assert_int_equal(heads_of(model), H);
+  assert_int_equal(count_ops(model, "Transpose", NULL), 0);
+  long long before = gpux__attention_kv_strided;
+  check(model, m, 1, n_out);
+  if (gpux__sgemm_nr()) assert_int_equal(gpux__attention_kv_strided - before, B * H);
+}
+
 /* ---- the blocks ---- */
 
 /* BERT as the TorchScript exporter wrote it before SDPA: K^T by Transpose [0, 2, 3, 1],
@@ -226,7 +256,7 @@ static gpux_model *bert(mb *m, int softmax_out, int64_t mask_keys) {
 static void test_bert(void **state) {
   (void)state;
   mb m;
-  check(bert(&m, 0, S), &m, 1, 1);
+  check_in_place(bert(&m, 0, S), &m, 1);
 }
 
 static void test_bert_softmax_read_twice(void **state) {
@@ -273,7 +303,7 @@ static void test_bert_sdpa(void **state) {
   op(&m, "Where", IN("nan", "zero", "p0"), "p");
   op(&m, "MatMul", IN("p", "v"), "ctx");
   merge(&m, "ctx");
-  check(finish(&m, IN("y")), &m, 1, 1);
+  check_in_place(finish(&m, IN("y")), &m, 1);
 }
 
 /* ViT through the dynamo exporter: no mask, K^T as Reshape(Transpose(Reshape(K, [-1, S, D]),
@@ -333,7 +363,7 @@ static void test_gpt_causal(void **state) {
   merge(&m, "ctx");
   gpux_model *model = finish(&m, IN("y"));
   assert_int_equal(causal_of(model), 1);
-  check(model, &m, 1, 1);
+  check_in_place(model, &m, 1);
 }
 
 /* GPT-2 as its first exports wrote it: K^T by Transpose [0, 2, 3, 1], Div by sqrt(D),
@@ -459,7 +489,67 @@ static void test_mask_shared_by_layers(void **state) {
   layer(&m, "x2", "2", "y");
   gpux_model *model = finish(&m, IN("y"));
   assert_int_equal(count_ops(model, "Where", NULL), 1);
+  assert_int_equal(count_ops(model, "Transpose", NULL), 0);
   check(model, &m, 2, 1);
+}
+
+/* GPT-2 as Hugging Face writes it: the heads' shape x.size()[:-1] + (H, D), Concat(Slice(Shape(x),
+ * 0, -1), [H, D]), known only at run time but for its constant last part. The heads go in place
+ * unless `extra` gives one of Q (1) or the output before its Transpose back (2) another reader,
+ * or the output goes back by another perm (3). */
+static gpux_model *gpt_hf(mb *m, int extra) {
+  start(m);
+  int64_t hd[2] = {H, D}, zero[1] = {0}, minus1[1] = {-1};
+  ints(m, "hd", 2, hd);
+  ints(m, "zero", 1, zero);
+  ints(m, "minus1", 1, minus1);
+  scalar(m, "sqrt_d", sqrtf((float)D));
+  const char *w[3] = {"wq", "wk", "wv"}, *names[3] = {"q", "k", "v"};
+  for (int i = 0; i < 3; i++) {
+    char mm[16], sh[16], sl[16], cs[16], rs[16];
+    snprintf(mm, sizeof mm, "%s_mm", names[i]), snprintf(sh, sizeof sh, "%s_sh", names[i]);
+    snprintf(sl, sizeof sl, "%s_sl", names[i]), snprintf(cs, sizeof cs, "%s_cs", names[i]);
+    snprintf(rs, sizeof rs, "%s_rs", names[i]);
+    op(m, "MatMul", IN("x", w[i]), mm);
+    op(m, "Shape", IN(mm), sh);
+    op(m, "Slice", IN(sh, "zero", "minus1"), sl);
+    int64_t axis0 = 0;
+    node(m, "Concat", IN(sl, "hd"), cs, "axis", -1, &axis0);
+    op(m, "Reshape", IN(mm, cs), rs);
+    transpose(m, rs, names[i], 0, 2, 1, 3);
+  }
+  transpose(m, "k", "kt", 0, 1, 3, 2);
+  op(m, "MatMul", IN("q", "kt"), "s");
+  op(m, "Div", IN("s", "sqrt_d"), "s_scaled");
+  int64_t axis = -1;
+  node(m, "Softmax", IN("s_scaled"), "p", "axis", -1, &axis);
+  op(m, "MatMul", IN("p", "v"), "ctx");
+  if (extra == 3) {
+    transpose(m, "ctx", "y_t", 0, 2, 3, 1);
+    op(m, "Reshape", IN("y_t", "merge_shape"), "y");
+  } else {
+    merge(m, "ctx");
+  }
+  if (extra == 1) return finish(m, IN("y", "q"));
+  if (extra == 2) return finish(m, IN("y", "ctx"));
+  return finish(m, IN("y"));
+}
+
+static void test_gpt_hf_heads(void **state) {
+  (void)state;
+  mb m;
+  check_in_place(gpt_hf(&m, 0), &m, 1);
+}
+
+static void test_heads_read_elsewhere(void **state) {
+  (void)state;
+  for (int extra = 1; extra <= 3; extra++) {
+    mb m;
+    gpux_model *model = gpt_hf(&m, extra);
+    assert_int_equal(heads_of(model), 0);
+    assert_int_equal(count_ops(model, "Transpose", NULL), 4);
+    check(model, &m, 1, extra < 3 ? 2 : 1);
+  }
 }
 
 int main(void) {
@@ -473,6 +563,8 @@ int main(void) {
     cmocka_unit_test(test_gpt_kv_cache),
     cmocka_unit_test(test_gpt2_mul_sub),
     cmocka_unit_test(test_mask_shared_by_layers),
+    cmocka_unit_test(test_gpt_hf_heads),
+    cmocka_unit_test(test_heads_read_elsewhere),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
