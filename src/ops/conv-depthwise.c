@@ -2,8 +2,8 @@
  * on AVX-512, checked at run time (conv-direct.c's AVX2 kernel runs elsewhere). Outputs 32 wide
  * or wider (24 for 5 x 5 windows) with column stride 1 or 2 go by rows of 16-output vectors
  * (below; 3 x 3 windows four output rows at a time and 5 x 5 ones two, each input vector loaded
- * once for every row it reaches; 3 x 3 windows of stride 2 read X's rows as they are, the even and
- * odd columns parted in registers). The rest go 16
+ * once for every row it reaches; windows of stride 2 read X's rows as they are, the even and odd
+ * columns parted in registers). The rest go 16
  * channels at a time: the 16 channels of a task's strip of input rows are interleaved, padded,
  * into scratch, [row][col][16] (a 16 x 16 transpose per block of 16 columns, transpose16.h), so
  * every tap of every output position is one vector FMA over the 16 channels with the tap's 16
@@ -192,8 +192,8 @@ static void dw16_tasks(void *ctx, int64_t begin, int64_t end) {
  * input rows into scratch, padded with zeros (each row once, plain copies, no transposes); then 16
  * consecutive outputs of a row are one vector and each tap one FMA of the tap's weight with 16
  * inputs loaded from the padded row (stride 2: from its even or odd columns, which the copy puts
- * apart, each half a row; but 3 x 3 windows of stride 2 read X's rows without a copy: the copy's
- * stream of X was 40% of their time). The sums are
+ * apart, each half a row; but 3 x 3 and 5 x 5 windows of stride 2 read X's rows without a copy:
+ * the copy's stream of X was 40% of the 3 x 3 ones' time). The sums are
  * stored into Y's rows, where the epilogue runs on them while they are in L1. */
 
 typedef struct {
@@ -201,7 +201,7 @@ typedef struct {
   int64_t strip, strips;    /* output rows per task, tasks per plane */
   int64_t in_rows;          /* input rows of a strip at most */
   int64_t wp;               /* floats of a padded row: pl zeros, X's row, zeros past every read */
-  int direct;               /* 3 x 3 windows of stride 2: read from X's rows (no copies) */
+  int direct;               /* 3 x 3 and 5 x 5 windows of stride 2: read from X's rows (no copies) */
   atomic_int failed;
 } dwr_job;
 
@@ -282,10 +282,6 @@ DEF_DWR3(dwr3s1_4, 4, 1, 1)
 DEF_DWR3(dwr3s1_3, 3, 1, 1)
 DEF_DWR3(dwr3s1_2, 2, 1, 1)
 DEF_DWR3(dwr3s1_1, 1, 1, 1)
-DEF_DWR3(dwr3s2_4, 4, 2, 2)
-DEF_DWR3(dwr3s2_3, 3, 2, 2)
-DEF_DWR3(dwr3s2_2, 2, 2, 2)
-DEF_DWR3(dwr3s2_1, 1, 2, 2)
 
 /* The same for a 5 x 5 window, DR5 output rows at a time (the 25 weights and DR5 x NV sums take
  * 29 of the 32 registers with NV = 2). */
@@ -317,12 +313,11 @@ DEF_DWR3(dwr3s2_1, 1, 2, 2)
 
 DEF_DWR5(dwr5s1_2, 2, 1, 1)
 DEF_DWR5(dwr5s1_1, 1, 1, 1)
-DEF_DWR5(dwr5s2_2, 2, 2, 2)
-DEF_DWR5(dwr5s2_1, 1, 2, 2)
 
 typedef void (*dwr3_fn)(const float *, int64_t, const float *, float *, int64_t, int64_t);
-static const dwr3_fn dwr5_fns[2][2] = {{dwr5s1_1, dwr5s1_2}, {dwr5s2_1, dwr5s2_2}};
-static const dwr3_fn dwr3_fns[2][4] = {{dwr3s1_1, dwr3s1_2, dwr3s1_3, dwr3s1_4}, {dwr3s2_1, dwr3s2_2, dwr3s2_3, dwr3s2_4}};
+/* (stride 1: those of stride 2 read X's rows, below) */
+static const dwr3_fn dwr5_fns[2] = {dwr5s1_1, dwr5s1_2};
+static const dwr3_fn dwr3_fns[4] = {dwr3s1_1, dwr3s1_2, dwr3s1_3, dwr3s1_4};
 
 /* How far ahead in X (bytes) a strip's row copies ask for lines. */
 #define AHEAD 2048
@@ -395,8 +390,49 @@ DEF_DWR3S2X(dwr3s2x_3, 3)
 DEF_DWR3S2X(dwr3s2x_2, 2)
 DEF_DWR3S2X(dwr3s2x_1, 1)
 
+/* The same for a 5 x 5 window of stride 2, DR5 output rows a call: taps 2 to 4 are the even and
+ * odd columns shifted down a lane or two, the floats past them from a third load. */
+#define DEF_DWR5S2X(NAME, NV)                                                                           \
+  TARGET512 static void NAME(const float *const *rows, int64_t w, int64_t s0, const float *wt, float *out, \
+                             int64_t ldo, int64_t nout, int nr) {                                        \
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);      \
+    const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);      \
+    __m512 wv[25], acc[DR5][NV];                                                                         \
+    _Pragma("GCC unroll 25") for (int t = 0; t < 25; t++) wv[t] = _mm512_set1_ps(wt[t]);                \
+    _Pragma("GCC unroll 8") for (int a = 0; a < DR5 * NV; a++) acc[a / NV][a % NV] = _mm512_setzero_ps(); \
+    _Pragma("GCC unroll 7") for (int r = 0; r < 2 * DR5 + 3; r++) {                                     \
+      const float *x = rows[r];                                                                          \
+      _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {                                            \
+        int64_t s = s0 + 32 * v;                                                                         \
+        __m512 a = load_padded(x, w, s), b = load_padded(x, w, s + 16), c = load_padded(x, w, s + 32);   \
+        __m512 t[5];                                                                                     \
+        t[0] = _mm512_permutex2var_ps(a, ev, b), t[1] = _mm512_permutex2var_ps(a, od, b);                \
+        __m512i ce = _mm512_castps_si512(_mm512_permutexvar_ps(ev, c));                                  \
+        __m512i co = _mm512_castps_si512(_mm512_permutexvar_ps(od, c));                                  \
+        t[2] = _mm512_castsi512_ps(_mm512_alignr_epi32(ce, _mm512_castps_si512(t[0]), 1));                \
+        t[3] = _mm512_castsi512_ps(_mm512_alignr_epi32(co, _mm512_castps_si512(t[1]), 1));                \
+        t[4] = _mm512_castsi512_ps(_mm512_alignr_epi32(ce, _mm512_castps_si512(t[0]), 2));                \
+        _Pragma("GCC unroll 2") for (int o = 0; o < DR5; o++) {                                         \
+          int i = r - 2 * o;                                                                             \
+          if (i >= 0 && i < 5)                                                                           \
+            _Pragma("GCC unroll 5") for (int j = 0; j < 5; j++)                                         \
+              acc[o][v] = _mm512_fmadd_ps(wv[i * 5 + j], t[j], acc[o][v]);                               \
+        }                                                                                                \
+      }                                                                                                  \
+    }                                                                                                    \
+    _Pragma("GCC unroll 2") for (int o = 0; o < DR5; o++) {                                             \
+      if (o >= nr) break;                                                                                \
+      _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                              \
+        _mm512_mask_storeu_ps(out + o * ldo + v * 16, gpux__lanes16(nout - v * 16), acc[o][v]);          \
+    }                                                                                                    \
+  }
+
+DEF_DWR5S2X(dwr5s2x_2, 2)
+DEF_DWR5S2X(dwr5s2x_1, 1)
+
 typedef void (*dwr3x_fn)(const float *const *, int64_t, int64_t, const float *, float *, int64_t, int64_t, int);
 static const dwr3x_fn dwr3x_fns[4] = {dwr3s2x_1, dwr3s2x_2, dwr3s2x_3, dwr3s2x_4};
+static const dwr3x_fn dwr5x_fns[2] = {dwr5s2x_1, dwr5s2x_2};
 
 typedef void (*dwr_fn)(const float *, int64_t, const float *, int64_t, int64_t, int64_t, int64_t, float *, int64_t);
 static const dwr_fn dwr_fns[2][4] = {{dwr1_1, dwr1_2, dwr1_3, dwr1_4}, {dwr2_1, dwr2_2, dwr2_3, dwr2_4}};
@@ -422,17 +458,19 @@ static void dwr_tasks(void *ctx, int64_t begin, int64_t end) {
     /* input rows [r0, r1) in padded coordinates (row r is X's row r - pt) */
     int64_t r0 = oh0 * p->sh, r1 = (oh1 - 1) * p->sh + (p->kh - 1) * p->dh + 1;
     float *y = p->y + plane * os;
-    if (j->direct) { /* 3 x 3, stride 2: from X's rows, DR output rows a call */
-      for (int64_t oh = oh0; oh < oh1; oh += DR) {
+    if (j->direct) { /* stride 2: from X's rows, DR (3 x 3) or DR5 (5 x 5) output rows a call */
+      int five = p->kh == 5, dr = five ? DR5 : DR, span = five ? 32 : 64;
+      for (int64_t oh = oh0; oh < oh1; oh += dr) {
         const float *rows[2 * DR + 1];
-        for (int r = 0; r < 2 * DR + 1; r++) {
+        for (int r = 0; r < 2 * dr + p->kh - 2; r++) {
           int64_t ih = oh * 2 + r - p->pt;
           rows[r] = ih >= 0 && ih < p->h ? x + ih * p->w_ : zeros;
         }
-        int nr = (int)GPUX__MIN(DR, oh1 - oh);
-        for (int64_t q = 0; q < p->ow; q += 64) {
-          int64_t nout = GPUX__MIN(64, p->ow - q);
-          dwr3x_fns[(nout + 15) / 16 - 1](rows, p->w_, 2 * q - p->pl, w, y + oh * p->ow + q, p->ow, nout, nr);
+        int nr = (int)GPUX__MIN(dr, oh1 - oh);
+        for (int64_t q = 0; q < p->ow; q += span) {
+          int64_t nout = GPUX__MIN(span, p->ow - q);
+          (five ? dwr5x_fns : dwr3x_fns)[(nout + 15) / 16 - 1](rows, p->w_, 2 * q - p->pl, w, y + oh * p->ow + q, p->ow,
+                                                               nout, nr);
         }
       }
       float *ys = y + oh0 * p->ow;
@@ -458,16 +496,16 @@ static void dwr_tasks(void *ctx, int64_t begin, int64_t end) {
       memcpy(dst + lo, src, (size_t)w_in * sizeof *dst);
       memset(dst + lo + w_in, 0, (size_t)(wp - lo - w_in) * sizeof *dst);
     }
-    /* 3 x 3 windows of the same stride along both axes, DR rows at a time */
-    int rows3 = p->kh == 3 && p->kw == 3 && p->dh == 1 && p->dw == 1 && p->sh == p->sw;
-    int rows5 = p->kh == 5 && p->kw == 5 && p->dh == 1 && p->dw == 1 && p->sh == p->sw;
+    /* 3 x 3 windows of stride 1, DR rows at a time, and 5 x 5 ones DR5 (stride 2 went above) */
+    int rows3 = p->kh == 3 && p->kw == 3 && p->dh == 1 && p->dw == 1 && p->sh == 1 && p->sw == 1;
+    int rows5 = p->kh == 5 && p->kw == 5 && p->dh == 1 && p->dw == 1 && p->sh == 1 && p->sw == 1;
     for (int64_t oh = oh0; oh < oh1; oh++) {
       if (rows5 && oh + DR5 <= oh1) {
         const float *in = buf + (oh * p->sh - r0) * wp;
         float *yr = y + oh * p->ow;
         for (int64_t q = 0; q < p->ow; q += 32) {
           int64_t nout = GPUX__MIN(32, p->ow - q);
-          dwr5_fns[p->sw - 1][(nout + 15) / 16 - 1](in + q, wp, w, yr + q, p->ow, nout);
+          dwr5_fns[(nout + 15) / 16 - 1](in + q, wp, w, yr + q, p->ow, nout);
         }
         oh += DR5 - 1;
         continue;
@@ -477,7 +515,7 @@ static void dwr_tasks(void *ctx, int64_t begin, int64_t end) {
         float *yr = y + oh * p->ow;
         for (int64_t q = 0; q < p->ow; q += 64) {
           int64_t nout = GPUX__MIN(64, p->ow - q);
-          dwr3_fns[p->sw - 1][(nout + 15) / 16 - 1](in + q, wp, w, yr + q, p->ow, nout);
+          dwr3_fns[(nout + 15) / 16 - 1](in + q, wp, w, yr + q, p->ow, nout);
         }
         oh += DR - 1;
         continue;
@@ -504,7 +542,7 @@ static int conv2d_depthwise_rows(const gpux__conv2d *p) {
   int64_t half_end = (p->ow + 15) / 16 * 16 + (p->kw - 1) * p->dw / 2;
   if (p->sw == 2) j.wp = 2 * ((GPUX__MAX(half_end, (p->pl + p->w_ + 1) / 2) + 15) / 16 * 16);
   else j.wp = GPUX__MAX(vec_end, p->pl + p->w_);
-  j.direct = p->kh == 3 && p->kw == 3 && p->dh == 1 && p->dw == 1 && p->sh == 2 && p->sw == 2;
+  j.direct = (p->kh == 3 || p->kh == 5) && p->kw == p->kh && p->dh == 1 && p->dw == 1 && p->sh == 2 && p->sw == 2;
   if (j.direct) j.wp = GPUX__MAX(j.wp, p->w_);
   int64_t halo = (p->kh - 1) * p->dh + 1;
   /* strips of about 32 KB of output and 16 KB of input: what a row of outputs reads, and the
