@@ -170,7 +170,9 @@ int main(int argc, char **argv) {
     /* one group and 16 channels or more, a window or a small plane, where a first run takes it
      * (gpux__conv_gemm_first): the product on packed weights, as conv.c runs it */
     gpux__sgemm_b wt = {0};
-    int gemm = s->g == 1 && s->c >= 16 && !getenv("CONV_SHAPES_IMPLICIT") &&
+    int rows = getenv("CONV_SHAPES_ROWS") && gpux__conv_rows_takes(&p) &&
+               !gpux__conv_gemm_pack(w, s->m, s->c, s->k * s->k, &wt);
+    int gemm = !rows && s->g == 1 && s->c >= 16 && !getenv("CONV_SHAPES_IMPLICIT") &&
                (getenv("CONV_SHAPES_GEMM") || p.channels_last ||
                 ((s->k > 1 || o * o <= 64) && gpux__conv_gemm_first(s->c, s->m, s->k * s->k, o * o))) &&
                !gpux__conv_gemm_pack(w, s->m, s->c, s->k * s->k, &wt);
@@ -182,7 +184,7 @@ int main(int argc, char **argv) {
     double reps = getenv("CONV_SHAPES_REPS") ? atof(getenv("CONV_SHAPES_REPS")) : 1;
     int runs = plan ? 0 : cold ? (int)(4 * reps + 0.5) : (int)(2e8 / flops * reps) + 3, rc = 0;
 #define RUN()                                                                                      \
-  (wino ? gpux__conv2d_winograd(&p, &u) : gemm ? gpux__conv2d_gemm(&p, &wt) \
+  (wino ? gpux__conv2d_winograd(&p, &u) : gemm ? gpux__conv2d_gemm(&p, &wt) : rows ? gpux__conv2d_rows(&p, &wt) \
    : dw ? (p.channels_last ? gpux__conv2d_depthwise_nhwc(&p) : gpux__conv2d_depthwise(&p))            \
         : gpux__conv2d_implicit(&p))
     if (plan) {

@@ -156,6 +156,16 @@ void gpux__conv_gemm_free(gpux__sgemm_b *wt);
  * error. */
 int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt);
 
+/* Whether gpux__conv2d_rows takes p: one group, at most 15 input channels, a window of more than
+ * one tap with a dilation of 1 along W (each window row one run of kw x C channels-last floats)
+ * and at most 1024 values of K, on AVX-512. */
+int gpux__conv_rows_takes(const gpux__conv2d *p);
+/* A convolution of few input channels (an image model's stem) as a product on W packed by
+ * gpux__conv_gemm_pack (p->w is not read) whose register blocks sum a whole window, row by row,
+ * in one pass (conv-rows.c); X and Y NCHW, or channels last with p->channels_last: 0 when done,
+ * 1 when not taken, or a negative error. */
+int gpux__conv2d_rows(const gpux__conv2d *p, const gpux__sgemm_b *wt);
+
 /* The weights of a 3x3 convolution transformed for gpux__conv2d_winograd: U [36][panel][c][64],
  * U_xi = (G g G^T)[xi] in sgemm.c's panels of 64 output channels, zero past m. */
 typedef struct {
