@@ -21,8 +21,9 @@
  * 16 channels a vector while they are in cache (gpux__conv_finish_cl), before they are transposed
  * back into Y's planes (with a residual, which is read at Y's place: after).
  *
- * gpux.ConvNHWC's activations are channels last already (runtime/channels-last.c): X is only
- * padded (rows copied between zeros; read in place where it needs no padding), and the kernel
+ * gpux.ConvNHWC's activations are channels last already (runtime/channels-last.c): X is read in
+ * place, each tap's rows of a tile's positions looked up once (a tap in the padding reads a row
+ * of zeros), with no padded copy, and the kernel
  * accumulates into Y's rows of M channels; a wide block's last pass applies the epilogue to its
  * sums in registers as it stores them (bias, the residual, asked into L1 a block ahead, the
  * activation, clamp, scale and shift), so that Y is written once and not read back. */
@@ -114,9 +115,11 @@ static int tasks_per_thread(void) {
 typedef struct {
   const gpux__conv2d *p;
   const gpux__sgemm_b *wt;  /* W^T [taps * c][m] packed */
-  float *xt;                /* one image, padded, channels last [hp][wp][c] */
+  float *xt;                /* one image, padded, channels last [hp][wp][c]; NULL where X is
+                               read in place with its padding at zeros (direct) */
   int64_t hp, wp;
-  const float *x;           /* that image [c][h][w] */
+  const float *x;           /* that image [c][h][w] (channels last: [h][w][c]) */
+  const float *zeros;       /* direct: c zeros, the row of a tap in the padding */
   int64_t n;                /* its index */
   const int64_t *toff;      /* [taps] where tap (i, j) of position 0 is in xt */
   int64_t tp, tiles;        /* positions per task, tasks along the positions */
@@ -338,24 +341,44 @@ GPUX_EP16_TARGET static void block(int64_t kc, const float *const *a, const floa
   else block_rows(2, kc, a, b, c, ldc, mr, nc, add, pf, npf, ep, nx);
 }
 
+/* Whether a channels-last X with padding is read in place (GPUX_CONV_PAD_COPY=1: copied). */
+static int direct_on(void) {
+  static atomic_int on = -1;
+  int v = atomic_load_explicit(&on, memory_order_relaxed);
+  if (v < 0) {
+    const char *env = getenv("GPUX_CONV_PAD_COPY");
+    v = !(env && !strcmp(env, "1"));
+    atomic_store_explicit(&on, v, memory_order_relaxed);
+  }
+  return v;
+}
+
 static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
   cgemm_job *j = ctx;
   const gpux__conv2d *p = j->p;
   const gpux__sgemm_b *wt = j->wt;
   int64_t os = p->oh * p->ow, taps = p->kh * p->kw, c = p->c;
-  /* the tile's sums [tp][mt], then the positions' offsets in xt [tp] */
-  float *ct = gpux__scratch(GPUX__SCRATCH_CONV_TILE, (size_t)(j->tp * j->mt) * sizeof(float) + (size_t)j->tp * sizeof(int64_t));
+  /* the tile's sums [tp][mt], then the positions' offsets in xt [tp] (direct: each tap's rows of
+   * the positions in X, or the zeros, [taps][tp]) */
+  size_t rows = j->xt ? 0 : (size_t)(taps * j->tp) * sizeof(const float *);
+  float *ct = gpux__scratch(GPUX__SCRATCH_CONV_TILE,
+                            (size_t)(j->tp * j->mt) * sizeof(float) + (size_t)j->tp * sizeof(int64_t) + rows);
   if (!ct) {
     atomic_store(&j->failed, 1);
     return;
   }
   int64_t *base = (int64_t *)(ct + j->tp * j->mt);
+  const float **trow = j->xt ? NULL : (const float **)(base + j->tp);
   for (int64_t t = begin; t < end; t++) {
     int64_t p0 = t / j->mtiles * j->tp, p1 = GPUX__MIN(os, p0 + j->tp), np = p1 - p0;
     int64_t m0 = t % j->mtiles * j->mt, m1 = GPUX__MIN(p->m, m0 + j->mt);
     for (int64_t q = p0; q < p1; q++) {
       int64_t oh = q / p->ow, ow = q % p->ow;
       base[q - p0] = (oh * p->sh * j->wp + ow * p->sw) * c;
+      for (int64_t tap = 0; trow && tap < taps; tap++) {
+        int64_t ih = oh * p->sh - p->pt + tap / p->kw * p->dh, iw = ow * p->sw - p->pl + tap % p->kw * p->dw;
+        trow[tap * j->tp + q - p0] = ih >= 0 && ih < p->h && iw >= 0 && iw < p->w_ ? j->x + (ih * p->w_ + iw) * c : j->zeros;
+      }
     }
     /* the tile's sums: in ct, or channels last in Y itself */
     float *yt = p->channels_last ? p->y + (j->n * os + p0) * p->m + m0 : ct;
@@ -373,7 +396,8 @@ static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
         for (int64_t c0 = 0; c0 < c; c0 += KC) {
           int64_t kc = GPUX__MIN(KC, c - c0);
           const float *b = wt->data + (pn * wt->k + tap * c + c0) * PANEL;
-          const float *xa = j->xt + j->toff[tap] + c0;
+          const float *xa = j->xt ? j->xt + j->toff[tap] + c0 : NULL;
+          const float *const *tr = trow ? trow + tap * j->tp : NULL;
           /* the next pass's W^T (the panels are one stream), asked into L2 a share a block while
            * this pass computes: from memory, the first block of a pass would wait for all of it */
           const char *next = (const char *)(b + kc * PANEL);
@@ -383,7 +407,10 @@ static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
             for (int64_t s = 0; s < np; s += step) {
               int mr = (int)GPUX__MIN(step, np - s);
               const float *a[NMR];
-              for (int i = 0; i < step; i++) a[i] = xa + base[s + GPUX__MIN(i, mr - 1)];
+              for (int i = 0; i < step; i++) {
+                int64_t q = s + GPUX__MIN(i, mr - 1);
+                a[i] = tr ? tr[q] + c0 : xa + base[q];
+              }
               for (int64_t l = s / step * per, le = GPUX__MIN(lines, l + per); l < le; l++)
                 _mm_prefetch(next + l * 64, _MM_HINT_T1);
               nb(kc, a, b, cp + s * ldc, ldc, mr, nc, tap > 0 || c0 > 0);
@@ -403,7 +430,10 @@ static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
           for (int64_t s = 0; s < np; s += MR) {
             int mr = (int)GPUX__MIN(MR, np - s);
             const float *a[MR];
-            for (int i = 0; i < MR; i++) a[i] = xa + base[s + GPUX__MIN(i, mr - 1)];
+            for (int i = 0; i < MR; i++) {
+              int64_t q = s + GPUX__MIN(i, mr - 1);
+              a[i] = tr ? tr[q] + c0 : xa + base[q];
+            }
             float *cb = cp + s * ldc;
             if (fin && p->ep->res) ep.res = p->ep->res + (cb - p->ep->y0);
             int64_t l0 = GPUX__MIN(lines, s / MR * per);
@@ -492,11 +522,17 @@ int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt) {
   }
   j.mt = keep[0], j.mtiles = keep[1], j.tp = keep[2], j.tiles = keep[3];
   gpux__conv_plan_note("gemm", p, threads, j.tiles * j.mtiles, j.tp, j.mt, (double)(j.tp * j.mt) * (double)(taps * p->c));
-  /* a channels-last X that needs no padding is read in place */
+  /* a channels-last X is read in place: as it is where it needs no padding, else each tile's
+   * positions a row a tap, those in the padding at a row of zeros (direct), with no padded copy
+   * (ResNet-50's 3x3 of stride 2 on 56 x 56 x 128: 1.7 MB written and read again) */
   int in_place = p->channels_last && p->pt == 0 && p->pl == 0 && j.hp == p->h && j.wp == p->w_;
+  int direct = p->channels_last && !in_place && direct_on();
   int64_t *toff = gpux__scratch(GPUX__SCRATCH_CONV_TAPS, (size_t)taps * sizeof *toff);
-  float *xt = in_place ? NULL : gpux__scratch(GPUX__SCRATCH_CONV_IMAGE, (size_t)(j.hp * j.wp * p->c) * sizeof *xt);
+  float *xt = in_place ? NULL
+                       : gpux__scratch(GPUX__SCRATCH_CONV_IMAGE,
+                                       (size_t)(direct ? p->c : j.hp * j.wp * p->c) * sizeof *xt);
   if (!toff || (!xt && !in_place)) return gpux__error(GPUX_E_NOMEM, "out of memory for a convolution's input");
+  if (direct) memset(xt, 0, (size_t)p->c * sizeof *xt), j.zeros = xt, xt = NULL;
   for (int64_t i = 0; i < p->kh; i++)
     for (int64_t jj = 0; jj < p->kw; jj++) toff[i * p->kw + jj] = (i * p->dh * j.wp + jj * p->dw) * p->c;
   j.toff = toff, j.xt = xt;
@@ -505,7 +541,7 @@ int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt) {
     j.n = n, j.x = p->x + n * p->c * p->h * p->w_;
     if (in_place)
       j.xt = (float *)j.x; /* only read */
-    else
+    else if (!direct)
       gpux__parallel_for(j.hp, GPUX__MAX(1, 16384 / (j.wp * p->c + 1)),
                          p->channels_last ? pad_channels_last : to_channels_last, &j);
     gpux__parallel_for(j.tiles * j.mtiles, 1, cgemm_tasks, &j);
