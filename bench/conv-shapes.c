@@ -10,7 +10,7 @@
  * CONV_SHAPES_IMPLICIT=1 runs conv-direct.c's implicit GEMM where conv.c runs conv-gemm.c's,
  * CONV_SHAPES_GEMM=1 runs conv-gemm.c's product on every shape of one group and 16 channels or more,
  * CONV_SHAPES_NHWC=1 that product, and the depthwise kernel, with X and Y channels last
- * (gpux.ConvNHWC's layout), CONV_SHAPES_WINO=1 with it conv-winograd.c's kernel where it takes the shape,
+ * (gpux.ConvNHWC's layout; with CONV_SHAPES_ROWS=1 CONV_SHAPES_XPLANES=1, X NCHW: a region's stem), CONV_SHAPES_WINO=1 with it conv-winograd.c's kernel where it takes the shape,
  * CONV_SHAPES_COLD=1 times each call after 1 GB of other writes (the operands out of the caches,
  * as in a model), CONV_SHAPES_REPS=F times F times as many calls (for perf record; cold ones too),
  * CONV_SHAPES_THREADS=N runs on N threads by the wall clock, CONV_SHAPES_PLAN=1 prints how each
@@ -165,7 +165,8 @@ int main(int argc, char **argv) {
     gpux__conv_epilogue ep = {.act = getenv("CONV_SHAPES_NOACT") ? GPUX_EP_NONE : (int)s->act, .res = s->res ? r : NULL, .y0 = y};
     gpux__conv2d p = {.x = x, .w = w, .b = b, .y = y, .n = 1, .c = s->c, .m = s->m, .g = s->g, .h = s->h,
                       .w_ = s->h, .kh = s->k, .kw = s->k, .oh = o, .ow = o, .sh = s->s, .sw = s->s, .dh = 1,
-                      .dw = 1, .pt = pad, .pl = pad, .ep = &ep, .channels_last = getenv("CONV_SHAPES_NHWC") != NULL};
+                      .dw = 1, .pt = pad, .pl = pad, .ep = &ep, .channels_last = getenv("CONV_SHAPES_NHWC") != NULL,
+                      .x_planes = getenv("CONV_SHAPES_NHWC") && getenv("CONV_SHAPES_XPLANES")};
     int dw = s->g > 1 && s->g == s->c;
     /* one group and 16 channels or more, a window or a small plane, where a first run takes it
      * (gpux__conv_gemm_first): the product on packed weights, as conv.c runs it */

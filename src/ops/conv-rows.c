@@ -14,7 +14,8 @@
  * The weights are conv-gemm.c's packing (gpux__conv_gemm_pack: k = (i, j, channel) is the same
  * order). FusedConv's epilogue runs on a tile's sums, 16 channels a vector, before they are
  * transposed into Y's planes (with a residual, read at Y's place: after); with p->channels_last
- * X is channels last already and the sums are Y's rows. */
+ * the sums are Y's rows, and X is channels last already unless p->x_planes (a channels-last
+ * region's first convolution, which reads the graph's planes and writes the region's layout). */
 #include "core/scratch.h"
 #include "ops/conv.h"
 #include "ops/gemm.h"
@@ -71,7 +72,7 @@ TARGET512 static void pad_rows(void *ctx, int64_t begin, int64_t end) {
     memset(dst, 0, (size_t)(lo * c) * sizeof *dst);
     if (lo + n < j->wp) memset(dst + (lo + n) * c, 0, (size_t)((j->wp - lo - n) * c) * sizeof *dst);
     dst += lo * c;
-    if (p->channels_last) {
+    if (p->channels_last && !p->x_planes) {
       memcpy(dst, j->x + ih * p->w_ * c, (size_t)(n * c) * sizeof *dst);
       continue;
     }

@@ -434,7 +434,8 @@ static int conv_windows(gpux__kctx *k, const conv_dims *cd, const float *x, cons
  * conv-direct.c's blocks of 48 positions run partly empty; on larger ones, where the channels-
  * last copy of X and the transposed sums cost more than they save, conv-direct.c's product
  * reads X and W in place, so W stays; gpux.ConvNHWC takes the kernel on any plane (any_plane),
- * so its W goes too. */
+ * so its W goes too, and a first convolution of a region (X's planes in, any_plane 2) of fewer
+ * channels for conv-rows.c, which reads the same packing. */
 typedef struct {
   gpux__node_state base;
   const gpux_tensor *src;   /* the weights packed (an initializer) */
@@ -459,7 +460,8 @@ static void conv_weights_free(gpux__node_state *s) {
  * the weights stay the node's way for any plane (the state may have let W's data go). */
 static const gpux__sgemm_b *conv_gemm_weights(gpux__kctx *k, const conv_dims *cd, int any_plane) {
   const gpux_tensor *w = k ? IN(1) : NULL;
-  if (!w || cd->no_pack || !k->state || !(k->const_in >> 1 & 1) || w->dtype != GPUX_DT_FLOAT || cd->g != 1 || cd->cg < 16 ||
+  if (!w || cd->no_pack || !k->state || !(k->const_in >> 1 & 1) || w->dtype != GPUX_DT_FLOAT || cd->g != 1 ||
+      (cd->cg < 16 && any_plane < 2) ||
       cd->w.nsp > 2 || (cd->ks == 1 && cd->os > 64 && !any_plane) || !gpux__conv_gemm_available())
     return NULL;
   conv_weights_state *st = (conv_weights_state *)gpux__state_get(k);
@@ -826,8 +828,27 @@ static void swap_layout(const float *src, float *dst, int64_t n, int64_t hw, int
 
 /* The convolution of op_conv_nhwc into y, with the epilogue ep (its residual of Y's shape). */
 static int conv_nhwc_run(gpux__kctx *k, const conv_dims *cd, const gpux_tensor *x, const gpux_tensor *w,
-                         const float *bd, gpux_tensor *y, gpux__conv_epilogue *ep) {
-  const gpux__sgemm_b *packed = conv_gemm_weights(k, cd, 1);
+                         const float *bd, gpux_tensor *y, gpux__conv_epilogue *ep, int x_planes) {
+  const gpux__sgemm_b *packed = conv_gemm_weights(k, cd, x_planes ? 2 : 1);
+  if (x_planes > 0) { /* X [N, C, H, W]: conv-rows.c reads it so; else its channels-last copy (-1) */
+    const gpux__window *win = &cd->w;
+    gpux__conv2d p = {.x = x->data, .w = w->data, .b = bd, .y = y->data, .n = cd->n, .c = cd->c, .m = cd->m,
+                      .g = cd->g, .h = win->in[1], .w_ = win->in[2], .kh = win->k[1], .kw = win->k[2],
+                      .oh = win->out[1], .ow = win->out[2], .sh = win->s[1], .sw = win->s[2],
+                      .dh = win->d[1], .dw = win->d[2], .pt = win->pb[1], .pl = win->pb[2], .ep = ep,
+                      .channels_last = 1, .x_planes = 1};
+    int rc = packed && cd->w.nsp == 2 ? gpux__conv2d_rows(&p, packed) : 1;
+    if (rc < 0) return gpux__kerr(k, rc, "%s", gpux_last_error());
+    if (rc == 0) return 0;
+    gpux_tensor xc = *x;
+    xc.dims[1] = x->dims[2], xc.dims[2] = x->dims[3], xc.dims[3] = x->dims[1];
+    if (!(xc.data = gpux__malloc((size_t)gpux_tensor_count(x) * sizeof(float))))
+      return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+    swap_layout(x->data, xc.data, cd->n, cd->is, cd->c, 0);
+    rc = conv_nhwc_run(k, cd, &xc, w, bd, y, ep, -1);
+    free(xc.data);
+    return rc;
+  }
   int dw = cd->g > 1 && cd->cg == 1 && cd->m == cd->c && cd->w.nsp == 2 && w->data;
   if (packed || dw) {
     const gpux__window *win = &cd->w;
@@ -866,7 +887,9 @@ static int conv_nhwc_run(gpux__kctx *k, const conv_dims *cd, const gpux_tensor *
  * the residual R (input 5) [N, OH, OW, M] (R may have dims of 1 that broadcast: then added in a
  * second pass); W stays [M, C / group, KH, KW]. float32 only. It runs on conv-gemm.c's kernel or
  * conv-depthwise.c's channels-last one, which read and write that layout; where they do not take
- * it, X and R are turned into planes, the NCHW kernels run and Y is turned back. */
+ * it, X and R are turned into planes, the NCHW kernels run and Y is turned back. With x_planes=1
+ * (a region's first convolution, of few input channels) X is [N, C, H, W], read so by
+ * conv-rows.c, whose register blocks write Y's channels-last rows. */
 static int op_conv_nhwc(gpux__kctx *k) {
   const gpux_tensor *x = IN(0), *w = IN(1), *b = IN(2), *r = IN(5);
   if (!x || !w) return gpux__kerr(k, GPUX_E_INVALID, "inputs X and W are required");
@@ -874,8 +897,9 @@ static int op_conv_nhwc(gpux__kctx *k) {
     return gpux__kerr(k, GPUX_E_SHAPE, "ConvNHWC takes X and W of rank 4, not %d and %d", x->ndim, w->ndim);
   if (x->dtype != GPUX_DT_FLOAT || w->dtype != GPUX_DT_FLOAT || (b && b->dtype != GPUX_DT_FLOAT))
     return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "ConvNHWC on %s", gpux_dtype_name(x->dtype));
+  int x_planes = gpux__attr_int(k, "x_planes", 0) != 0;
   gpux_tensor xp = *x; /* X's dims as NCHW, for the window */
-  xp.dims[1] = x->dims[3], xp.dims[2] = x->dims[1], xp.dims[3] = x->dims[2];
+  if (!x_planes) xp.dims[1] = x->dims[3], xp.dims[2] = x->dims[1], xp.dims[3] = x->dims[2];
   conv_dims cd;
   if (conv_setup(k, &xp, w, b, &cd)) return k->status;
   gpux__conv_epilogue ep;
@@ -896,7 +920,7 @@ static int op_conv_nhwc(gpux__kctx *k) {
   gpux__conv_epilogue rest = ep;
   if (bcast) ep = (gpux__conv_epilogue){.act = GPUX_EP_NONE}, rest.res = NULL;
   else if (r) ep.res = r->data, ep.y0 = y->data;
-  if (conv_nhwc_run(k, &cd, x, w, b ? b->data : NULL, y, &ep)) return k->status;
+  if (conv_nhwc_run(k, &cd, x, w, b ? b->data : NULL, y, &ep, x_planes)) return k->status;
   if (!bcast) return 0;
   /* Y = rest(conv + B + R), R read with a stride of 0 along its dims of 1 */
   float *yd = y->data;

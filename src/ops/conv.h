@@ -108,6 +108,8 @@ typedef struct {
   const gpux__conv_epilogue *ep;
   int channels_last;            /* X is [n, h, w, c], Y and the residual [n, oh, ow, m] (the
                                    layout of gpux.ConvNHWC; conv-gemm.c's kernel only) */
+  int x_planes;                 /* with channels_last, X is [n, c, h, w] all the same (a region's
+                                   first convolution, on the graph's planes: conv-rows.c only) */
 } gpux__conv2d;
 
 /* With GPUX_CONV_PLAN=1 in the environment, a note (gpux__log) of how a kernel split a
@@ -162,7 +164,8 @@ int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt);
 int gpux__conv_rows_takes(const gpux__conv2d *p);
 /* A convolution of few input channels (an image model's stem) as a product on W packed by
  * gpux__conv_gemm_pack (p->w is not read) whose register blocks sum a whole window, row by row,
- * in one pass (conv-rows.c); X and Y NCHW, or channels last with p->channels_last: 0 when done,
+ * in one pass (conv-rows.c); X and Y NCHW, or channels last with p->channels_last (X NCHW still
+ * with p->x_planes): 0 when done,
  * 1 when not taken, or a negative error. */
 int gpux__conv2d_rows(const gpux__conv2d *p, const gpux__sgemm_b *wt);
 

@@ -1,6 +1,6 @@
 /* pool.c — operator family 'pool', on conv.c's sliding-window geometry (conv.h): MaxPool (with
  * its Indices output), AveragePool, LpPool, GlobalMaxPool, GlobalAveragePool, GlobalLpPool,
- * MaxUnpool and gpux.GlobalAveragePoolNHWC (GlobalAveragePool of a channels-last X). float32 and float64 are read directly; float16, bfloat16, int8 and uint8 go through
+ * MaxUnpool, gpux.GlobalAveragePoolNHWC and gpux.MaxPoolNHWC (of a channels-last X). float32 and float64 are read directly; float16, bfloat16, int8 and uint8 go through
  * float32 (exact for max pooling). float32 max and average pooling of 1 or 2 spatial dims run
  * vectorized loops over output rows (and windows that tile the input one loop over all rows);
  * the rest, and float64, a plain loop per output. */
@@ -541,6 +541,87 @@ static int op_globalaveragepool_nhwc(gpux__kctx *k) {
   return 0;
 }
 
+/* gpux.MaxPoolNHWC, which runtime/channels-last.c makes of a MaxPool inside a region of
+ * activations kept channels last: MaxPool's attributes (any kernel, strides, pads, dilations,
+ * ceil_mode; no Indices) on 2 spatial dims, X [N, H, W, C] and Y [N, OH, OW, C] float32. Each
+ * output position is the max over its window's positions inside X, 16 channels a vector (NaN never
+ * wins; 0 for a window all in the padding), as MaxPool's planes are. Tasks are output rows. */
+typedef struct {
+  const float *x;
+  float *y;
+  const gpux__window *w;
+  int64_t c;
+} maxpool_nhwc_job;
+
+#if MAXROWS
+__attribute__((target("avx512f"))) static void maxpool_nhwc_pos(const float *x, int64_t rs, int64_t cs, int64_t c,
+                                                                 int64_t nh, int64_t nw, float *y) {
+  for (int64_t c0 = 0; c0 < c; c0 += 16) {
+    __mmask16 m = c - c0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (c - c0)) - 1);
+    __m512 acc = _mm512_set1_ps(-INFINITY);
+    for (int64_t i = 0; i < nh; i++)
+      for (int64_t t = 0; t < nw; t++) /* max(v, acc): acc where v is NaN */
+        acc = _mm512_max_ps(_mm512_maskz_loadu_ps(m, x + i * rs + t * cs + c0), acc);
+    if (!nh || !nw) acc = _mm512_setzero_ps();
+    _mm512_mask_storeu_ps(y + c0, m, acc);
+  }
+}
+#endif
+
+static void maxpool_nhwc_rows(void *ctx, int64_t begin, int64_t end) {
+  const maxpool_nhwc_job *j = ctx;
+  const gpux__window *w = j->w;
+  int64_t c = j->c, ih = w->in[1], iw = w->in[2], oh = w->out[1], ow = w->out[2];
+  for (int64_t r = begin; r < end; r++) {
+    int64_t n = r / oh, o1 = r % oh, h0, h1, w0, w1, pad;
+    dim_taps(w, 1, o1, &h0, &h1, &pad);
+    int64_t hs = o1 * w->s[1] - w->pb[1] + h0 * w->d[1]; /* the first row inside X */
+    for (int64_t o2 = 0; o2 < ow; o2++) {
+      dim_taps(w, 2, o2, &w0, &w1, &pad);
+      int64_t ws = o2 * w->s[2] - w->pb[2] + w0 * w->d[2];
+      const float *x = j->x + ((n * ih + hs) * iw + ws) * c;
+      float *y = j->y + (r * ow + o2) * c;
+      int64_t rs = w->d[1] * iw * c, cs = w->d[2] * c, nh = h1 - h0, nw = w1 - w0;
+#if MAXROWS
+      if (gpux__have_avx512f()) {
+        maxpool_nhwc_pos(x, rs, cs, c, nh, nw, y);
+        continue;
+      }
+#endif
+      for (int64_t ch = 0; ch < c; ch++) {
+        float acc = -INFINITY;
+        for (int64_t i = 0; i < nh; i++)
+          for (int64_t t = 0; t < nw; t++) {
+            float v = x[i * rs + t * cs + ch];
+            acc = v > acc ? v : acc;
+          }
+        y[ch] = nh && nw ? acc : 0.0f;
+      }
+    }
+  }
+}
+
+static int op_maxpool_nhwc(gpux__kctx *k) {
+  const gpux_tensor *x = IN(0);
+  if (!x) return gpux__kerr(k, GPUX_E_INVALID, "input X is required");
+  if (x->dtype != GPUX_DT_FLOAT || x->ndim != 4)
+    return gpux__kerr(k, GPUX_E_SHAPE, "MaxPoolNHWC takes float32 of rank 4");
+  gpux_tensor xp = *x; /* X's dims as NCHW, for the window */
+  xp.dims[1] = x->dims[3], xp.dims[2] = x->dims[1], xp.dims[3] = x->dims[2];
+  gpux__window w;
+  if (gpux__window_read(k, &xp, NULL, &w)) return k->status;
+  if (gpux__window_forward(k, &w, gpux__attr_int(k, "ceil_mode", 0) != 0)) return k->status;
+  if (w.nsp != 2) return gpux__kerr(k, GPUX_E_SHAPE, "MaxPoolNHWC takes 2 spatial dims");
+  int64_t dims[4] = {x->dims[0], w.out[1], w.out[2], x->dims[3]};
+  gpux_tensor *y = gpux__out_raw(k, 0, GPUX_DT_FLOAT, 4, dims);
+  if (!y) return k->status;
+  if (k->shape_only || gpux_tensor_count(y) == 0) return 0;
+  maxpool_nhwc_job j = {.x = x->data, .y = y->data, .w = &w, .c = x->dims[3]};
+  int64_t work = w.out[2] * x->dims[3] * w.k[1] * w.k[2];
+  gpux__parallel_for(dims[0] * dims[1], GPUX__MAX(1, 32768 / (work + 1)), maxpool_nhwc_rows, &j);
+  return 0;
+}
+
 static int op_globalmaxpool(gpux__kctx *k) { return global_pool(k, POOL_MAX); }
 static int op_globalaveragepool(gpux__kctx *k) { return global_pool(k, POOL_AVG); }
 static int op_globallppool(gpux__kctx *k) { return global_pool(k, POOL_LP); }
@@ -608,6 +689,7 @@ const gpux__op_def gpux__ops_pool[] = {
   {"", "GlobalAveragePool", op_globalaveragepool, 1, 0},
   {"", "GlobalLpPool", op_globallppool, 1, 0},
   {"gpux", "GlobalAveragePoolNHWC", op_globalaveragepool_nhwc, 1, 0},
+  {"gpux", "MaxPoolNHWC", op_maxpool_nhwc, 1, 0},
   {"", "MaxUnpool", op_maxunpool, 9, 0},
   {0},
 };

@@ -6,13 +6,17 @@
  * constant float32 weights, of one group with at least 16 input and 64 output channels (the
  * kernel's panels are 64 channels wide: fewer run mostly empty, where the planes' kernels are
  * faster), or depthwise (one input and one output channel a group) of at least 16 channels, any
- * window (conv-depthwise.c's channels-last kernel: 16 channels of a position a vector).
+ * window (conv-depthwise.c's channels-last kernel: 16 channels of a position a vector), or of
+ * one group with fewer than 16 input and at least 64 output channels on conv-rows.c's kernel (an
+ * image model's stem): that one reads X's planes as they are (gpux.ConvNHWC with x_planes=1), so
+ * a region may start at the graph's input without a Transpose. A MaxPool of 2 spatial dims
+ * without Indices on a region's value joins it as gpux.MaxPoolNHWC (pool.c).
  * A residual must be made by another such convolution (a Transpose into the layout takes rank 4
  * only). Such convolutions connected through their X or residual inputs form a region; a region is
  * rewritten only where it pays: at least two convolutions, and at most one boundary (a Transpose
  * into or out of the layout, each about what one convolution's own copies cost) for every two of
- * them. ResNet-50's bottlenecks are one region of 52 convolutions with two boundaries: after the
- * stem's MaxPool and before the GlobalAveragePool.
+ * them. ResNet-50's stem, its MaxPool and its bottlenecks are one region of 53 convolutions with
+ * one boundary, before the GlobalAveragePool.
  *
  * A squeeze-excitation on a convolution's output v joins v's region: its GlobalAveragePool(v)
  * becomes gpux.GlobalAveragePoolNHWC (pool.c), which writes the same [N, C, 1, 1], and its
@@ -41,7 +45,28 @@ static int is_conv(const gpux__node *n) {
   return gpux__node_is(n, "Conv") || (n->domain && !strcmp(n->domain, "gpux") && !strcmp(n->op_type, "FusedConv"));
 }
 
-/* Whether node n may run as gpux.ConvNHWC. */
+/* What a node is to a region: a convolution, a first convolution reading planes (of few input
+ * channels), a squeeze-excitation's GlobalAveragePool or Mul, a MaxPool. */
+enum { CL_NONE, CL_CONV, CL_POOL, CL_MUL, CL_STEM, CL_MAXPOOL };
+
+/* Whether a node of kind `kind` writes its output channels last in a region. */
+static int makes_nhwc(int kind) { return kind == CL_CONV || kind == CL_MUL || kind == CL_STEM || kind == CL_MAXPOOL; }
+
+/* Whether node n, a convolution of one group and fewer than 16 input channels with W w, runs on
+ * conv-rows.c's register blocks (at least 64 output channels: ResNet-50's 7 x 7 stem at about 180
+ * GFLOP/s writing channels last, where 16 and 32 channels (MobileNetV3's and EfficientNet-B0's
+ * 3 x 3 stems) keep most of a block's lanes empty and the implicit GEMM on the planes is faster). */
+static int stem_takes(const gpux__node *n, const gpux_tensor *w) {
+  const gpux__attr *d = gpux__node_attr(n, "dilations"), *pads = gpux__node_attr(n, "pads");
+  gpux__conv2d p = {.g = 1, .c = w->dims[1], .m = w->dims[0], .kh = w->dims[2], .kw = w->dims[3], .dh = 1, .dw = 1};
+  if (d && d->n == 2) p.dh = d->ints[0], p.dw = d->ints[1];
+  if (pads && pads->n == 4) p.pt = pads->ints[0], p.pl = pads->ints[1];
+  if (n->n_in > 5 && n->in[5] >= 0) return 0; /* no residual */
+  return p.m >= 64 && gpux__conv_rows_takes(&p);
+}
+
+/* Node n's kind as a convolution: CL_CONV where it may run as gpux.ConvNHWC, CL_STEM where as
+ * gpux.ConvNHWC reading X's planes (x_planes), or CL_NONE. */
 static int eligible(const gpux__graph *g, const gpux__node *n) {
   if (!is_conv(n) || n->n_out != 1 || n->out[0] < 0 || n->n_in < 2 || n->in[0] < 0)
     return 0;
@@ -50,10 +75,11 @@ static int eligible(const gpux__graph *g, const gpux__node *n) {
   const gpux__attr *ga = gpux__node_attr(n, "group");
   int64_t group = ga ? ga->i : 1;
   if (group != 1 && !(group == w->dims[0] && w->dims[1] == 1 && group >= 16)) return 0; /* depthwise */
-  if (group == 1 && (w->dims[1] < 16 || w->dims[0] < 64)) return 0;
   for (int i = 2; i < n->n_in && i < 5; i++) /* B, post_scale, post_bias */
     if (n->in[i] >= 0 && !gpux__graph_const(g, n->in[i])) return 0;
-  return n->n_in <= 6;
+  if (n->n_in > 6) return 0;
+  if (group == 1 && w->dims[1] < 16) return stem_takes(n, w) ? CL_STEM : CL_NONE;
+  return group == 1 && w->dims[0] < 64 ? CL_NONE : CL_CONV;
 }
 
 /* The root of node i's region (union-find with path halving). */
@@ -87,9 +113,6 @@ static int add_transpose(gpux__graph *g, int cap_nodes, gpux__arena *a, const gp
   return v;
 }
 
-/* What a node is to a region: a convolution, a squeeze-excitation's GlobalAveragePool or Mul. */
-enum { CL_NONE, CL_CONV, CL_POOL, CL_MUL };
-
 /* Whether s is made from GlobalAveragePool(v) by 1x1 convolutions without pads (so it is
  * [N, M, 1, 1]): a squeeze-excitation's scale of v. */
 static int se_scale(const gpux__graph *g, const int *prod, int s, int v) {
@@ -111,7 +134,15 @@ static int se_scale(const gpux__graph *g, const int *prod, int s, int v) {
 
 /* Whether a node of kind `kind` (its Mul's region input `slot`) reads its input s channels last. */
 static int reads_nhwc(int kind, int slot, int s) {
-  return (kind == CL_CONV && (s == 0 || s == 5)) || (kind == CL_POOL && s == 0) || (kind == CL_MUL && s == slot);
+  return (kind == CL_CONV && (s == 0 || s == 5)) || ((kind == CL_POOL || kind == CL_MAXPOOL) && s == 0) ||
+         (kind == CL_MUL && s == slot);
+}
+
+/* Whether n is a MaxPool that gpux.MaxPoolNHWC runs: 2 spatial dims, no Indices. */
+static int maxpool_takes(const gpux__node *n) {
+  const gpux__attr *ks = gpux__node_attr(n, "kernel_shape");
+  return gpux__node_is(n, "MaxPool") && n->n_in == 1 && n->in[0] >= 0 && (n->n_out == 1 || (n->n_out == 2 && n->out[1] < 0)) &&
+         n->out[0] >= 0 && ks && ks->n == 2;
 }
 
 /* A squeeze-excitation's Mul(v, s) (se[i]: 1 + v's input; nodes [0, nn) of g, with the regions
@@ -173,7 +204,8 @@ int gpux__channels_last(gpux__graph *g, int cap_nodes, gpux__arena *arena, int *
   if ((env && !strcmp(env, "0")) || !gpux__conv_gemm_available()) return 0;
   const gpux__op_def *conv_def = gpux__op_find("gpux", "ConvNHWC", 1), *tr_def = gpux__op_find("", "Transpose", 13);
   const gpux__op_def *pool_def = gpux__op_find("gpux", "GlobalAveragePoolNHWC", 1);
-  if (!conv_def || !tr_def || !pool_def) return 0;
+  const gpux__op_def *max_def = gpux__op_find("gpux", "MaxPoolNHWC", 1);
+  if (!conv_def || !tr_def || !pool_def || !max_def) return 0;
   int nn = g->n_nodes, nv = g->n_values, rc = 0;
   int *up = gpux__malloc(((size_t)nn + 1) * sizeof *up), *prod = gpux__malloc(((size_t)nv + 1) * sizeof *prod);
   int *outside = gpux__calloc((size_t)nv + 1, sizeof *outside), *nhwc = gpux__malloc(((size_t)nv + 1) * sizeof *nhwc);
@@ -200,6 +232,9 @@ int gpux__channels_last(gpux__graph *g, int cap_nodes, gpux__arena *arena, int *
       const gpux__node *n = &g->nodes[i];
       int v = n->n_in > 5 ? n->in[5] : -1;
       if (elig[i] && v >= 0 && (prod[v] < 0 || !elig[prod[v]])) elig[i] = 0, again = 1;
+      /* a MaxPool on a convolution's output reads it channels last */
+      int mp = maxpool_takes(n) && prod[n->in[0]] >= 0 && makes_nhwc(elig[prod[n->in[0]]]) ? CL_MAXPOOL : CL_NONE;
+      if (maxpool_takes(n) && elig[i] != mp) elig[i] = (unsigned char)mp, again = 1;
     }
   }
   /* squeeze-excitation on a convolution's output v: GlobalAveragePool(v) reads it channels last,
@@ -224,7 +259,7 @@ int gpux__channels_last(gpux__graph *g, int cap_nodes, gpux__arena *arena, int *
     const gpux__node *n = &g->nodes[i];
     for (int s = 0; s < 6; s++) {
       int v = s < n->n_in ? n->in[s] : -1, p = v >= 0 ? prod[v] : -1;
-      if (p >= 0 && reads_nhwc(elig[i], slot[i], s) && (elig[p] == CL_CONV || elig[p] == CL_MUL))
+      if (p >= 0 && reads_nhwc(elig[i], slot[i], s) && makes_nhwc(elig[p]))
         up[root(up, i)] = root(up, p);
     }
   }
@@ -234,7 +269,7 @@ int gpux__channels_last(gpux__graph *g, int cap_nodes, gpux__arena *arena, int *
     const gpux__node *n = &g->nodes[i];
     for (int s = 0; s < n->n_in; s++) {
       int v = n->in[s], p = v >= 0 ? prod[v] : -1;
-      if (p < 0 || (elig[p] != CL_CONV && elig[p] != CL_MUL)) continue;
+      if (p < 0 || !makes_nhwc(elig[p])) continue;
       if (!reads_nhwc(elig[i], slot[i], s) || root(up, i) != root(up, p)) outside[v] = 1;
     }
     gpux__count_captures(n, outside, 1);
@@ -247,11 +282,11 @@ int gpux__channels_last(gpux__graph *g, int cap_nodes, gpux__arena *arena, int *
     const gpux__node *n = &g->nodes[i];
     int r = root(up, i);
     if (elig[i] == CL_POOL) continue;
-    convs[r] += elig[i] == CL_CONV;
+    convs[r] += elig[i] == CL_CONV || elig[i] == CL_STEM;
     if (outside[n->out[0]]) bounds[r]++;
     for (int s = 0; s < 6; s++) {
       int v = s < n->n_in ? n->in[s] : -1, p = v >= 0 ? prod[v] : -1;
-      if (v >= 0 && reads_nhwc(elig[i], slot[i], s) && (p < 0 || (elig[p] != CL_CONV && elig[p] != CL_MUL)) &&
+      if (v >= 0 && reads_nhwc(elig[i], slot[i], s) && (p < 0 || !makes_nhwc(elig[p])) &&
           !counted[v])
         counted[v] = 1, bounds[r]++;
     }
@@ -281,7 +316,7 @@ int gpux__channels_last(gpux__graph *g, int cap_nodes, gpux__arena *arena, int *
       g->values[v].has_info = 0; /* declared NCHW */
     }
     outs[0] = nhwc[v];
-    n->out = outs;
+    n->out = outs, n->n_out = 1;
   }
   for (int i = 0; i < nn && !rc; i++) {
     if (!elig[i]) continue;
@@ -303,9 +338,17 @@ int gpux__channels_last(gpux__graph *g, int cap_nodes, gpux__arena *arena, int *
     n->in = ins;
     *changed = 1;
     if (elig[i] == CL_MUL) continue;
-    n->op_type = elig[i] == CL_CONV ? "ConvNHWC" : "GlobalAveragePoolNHWC";
+    if (elig[i] == CL_STEM) { /* X stays planes */
+      gpux__attr *at = gpux__arena_alloc(arena, ((size_t)n->n_attrs + 1) * sizeof *at);
+      if (!at) { rc = GPUX_E_NOMEM; break; }
+      if (n->n_attrs) memcpy(at, n->attrs, (size_t)n->n_attrs * sizeof *at);
+      at[n->n_attrs++] = (gpux__attr){.name = "x_planes", .type = GPUX_ATTR_INT, .i = 1};
+      n->attrs = at;
+    }
+    int conv = elig[i] == CL_CONV || elig[i] == CL_STEM;
+    n->op_type = conv ? "ConvNHWC" : elig[i] == CL_MAXPOOL ? "MaxPoolNHWC" : "GlobalAveragePoolNHWC";
     n->domain = "gpux";
-    n->op = elig[i] == CL_CONV ? conv_def : pool_def;
+    n->op = conv ? conv_def : elig[i] == CL_MAXPOOL ? max_def : pool_def;
   }
   if (!rc) rc = fold_excitations(g, arena, se, nn, changed);
 out:

@@ -690,8 +690,9 @@ static gpux_tensor run_cl(gpux_model *model, const gpux_tensor *x, const char *o
   return y;
 }
 
-/* model's output on random X of dims xd is the same with channels-last regions as without */
-static void expect_same_with_channels_last(gpux_model *model, const int64_t xd[4]) {
+/* model's output on random X of dims xd is the same with channels-last regions as without, to
+ * within atol + 1e-4 of the value */
+static void expect_close_with_channels_last(gpux_model *model, const int64_t xd[4], double atol) {
   gpux_tensor x;
   assert_int_equal(gpux_tensor_init(&x, GPUX_DT_FLOAT, 4, xd), 0);
   for (int64_t i = 0; i < gpux_tensor_count(&x); i++) ((float *)x.data)[i] = rndf();
@@ -699,8 +700,12 @@ static void expect_same_with_channels_last(gpux_model *model, const int64_t xd[4
   assert_int_equal(b.ndim, 4);
   assert_memory_equal(a.dims, b.dims, 4 * sizeof *a.dims);
   gpux_compare_report r;
-  if (gpux_tensor_compare(&b, &a, 1e-4, 1e-4, &r)) fail_msg("channels-last run differs: %s", r.message);
+  if (gpux_tensor_compare(&b, &a, 1e-4, atol, &r)) fail_msg("channels-last run differs: %s", r.message);
   gpux_tensor_free(&x), gpux_tensor_free(&a), gpux_tensor_free(&b);
+}
+
+static void expect_same_with_channels_last(gpux_model *model, const int64_t xd[4]) {
+  expect_close_with_channels_last(model, xd, 1e-4);
 }
 
 /* runtime/channels-last.c: on a batch of 2, nine convolutions of 16 to 64 channels (3x3 with
@@ -808,6 +813,71 @@ static void test_channels_last_depthwise(void **state) {
   gpux_model_free(model);
 }
 
+/* Whether the rewritten graph has a gpux.ConvNHWC reading X's planes (x_planes=1). */
+static int has_planes_conv(gpux_model *model) {
+  gpux__graph *g;
+  gpux__optimize_opts oo = {.last_position = -1, .channels_last = 1};
+  assert_int_equal(gpux__graph_optimize_with(model->graph, &oo, &g), 0);
+  int n = 0;
+  for (int i = 0; g && i < g->n_nodes; i++) {
+    const gpux__attr *a = gpux__node_attr(&g->nodes[i], "x_planes");
+    n += !strcmp(g->nodes[i].op_type, "ConvNHWC") && a && a->i == 1;
+  }
+  gpux__graph_optimized_free(g);
+  return n;
+}
+
+/* runtime/channels-last.c with a region starting at a stem (a convolution of c < 16 input
+ * channels into 64, on conv-rows.c, reading the graph's NCHW input without a Transpose) and a
+ * MaxPool inside it: stem kxk (stride s, pads sp), Relu, MaxPool (mk, ms, mp, ceil_mode, dilation
+ * md along W), then on its output a 3x3 of 64 -> 64 and a 1x1 whose residual is the 3x3's (both
+ * read the MaxPool's value, so sums stay small enough for the comparison). One region: 3
+ * gpux.ConvNHWC (one of them x_planes), 1 gpux.MaxPoolNHWC, one Transpose (the output), and the
+ * result the NCHW one's. */
+static void stem_case(const int64_t xd[4], int64_t k, int64_t s, const int64_t sp[4], const int64_t mk[2],
+                      const int64_t ms[2], const int64_t mp[4], int64_t ceil_mode, int64_t md) {
+  model_b m = {0};
+  int64_t ws[4] = {64, xd[1], k, k}, w1[4] = {64, 64, 1, 1}, w3[4] = {64, 64, 3, 3}, cd[1] = {64};
+  int64_t st[2] = {s, s}, dil[2] = {1, md}, pads1[4] = {1, 1, 1, 1};
+  init(&m, "ws", 4, ws, NAN), init(&m, "w1", 4, w1, NAN), init(&m, "w3", 4, w3, NAN), init(&m, "b", 1, cd, NAN);
+  attr_b as[2] = {{.name = "pads", .type = 7, .n = 4, .ints = sp}, {.name = "strides", .type = 7, .n = 2, .ints = st}};
+  attr_b am[5] = {{.name = "kernel_shape", .type = 7, .n = 2, .ints = mk}, {.name = "strides", .type = 7, .n = 2, .ints = ms},
+                  {.name = "pads", .type = 7, .n = 4, .ints = mp}, {.name = "ceil_mode", .type = 2, .i = ceil_mode},
+                  {.name = "dilations", .type = 7, .n = 2, .ints = dil}};
+  attr_b a3 = {.name = "pads", .type = 7, .n = 4, .ints = pads1};
+  node(&m, "Conv", (const char *[]){"x", "ws", "b"}, 3, "c0", as, 2);
+  node(&m, "Relu", (const char *[]){"c0"}, 1, "r0", NULL, 0);
+  node(&m, "MaxPool", (const char *[]){"r0"}, 1, "p0", am, 5);
+  node(&m, "Conv", (const char *[]){"p0", "w3", "b"}, 3, "c1", &a3, 1);
+  node(&m, "Conv", (const char *[]){"p0", "w1", "b"}, 3, "c2", NULL, 0);
+  node(&m, "Add", (const char *[]){"c2", "c1"}, 2, "y", NULL, 0);
+  gpux_model *model = finish(&m, 4, xd, "y");
+  if (count_ops_cl(model, "ConvNHWC") == 0) { /* no conv-gemm.c kernel on this machine */
+    gpux_model_free(model);
+    skip();
+  }
+  assert_int_equal(count_ops_cl(model, "ConvNHWC"), 3);
+  assert_int_equal(has_planes_conv(model), 1);
+  assert_int_equal(count_ops_cl(model, "MaxPoolNHWC"), 1);
+  assert_int_equal(count_ops_cl(model, "MaxPool"), 0);
+  assert_int_equal(count_ops_cl(model, "Transpose"), 1);
+  /* sums of 147 and 576 products of values up to 1.4 reach a few hundred: rounding in another
+   * order differs by about 1e-6 of that */
+  expect_close_with_channels_last(model, xd, 2e-3);
+  gpux_model_free(model);
+}
+
+/* ResNet's stem (7x7 stride 2 of 3 channels, MaxPool 3x3 stride 2 pads 1) on a batch of 2 and
+ * odd planes, and a 5x5 stride-1 stem of 5 channels with uneven pads into a MaxPool of 2 x 3
+ * windows, strides (2, 1), dilation 2 along W, uneven pads and ceil_mode. */
+static void test_channels_last_stem(void **state) {
+  (void)state;
+  const int64_t xa[4] = {2, 3, 37, 41}, pa[4] = {3, 3, 3, 3}, ka[2] = {3, 3}, sa[2] = {2, 2}, qa[4] = {1, 1, 1, 1};
+  stem_case(xa, 7, 2, pa, ka, sa, qa, 0, 1);
+  const int64_t xb[4] = {1, 5, 19, 23}, pb[4] = {2, 1, 0, 2}, kb[2] = {2, 3}, sb[2] = {2, 1}, qb[4] = {0, 1, 1, 0};
+  stem_case(xb, 5, 1, pb, kb, sb, qb, 1, 2);
+}
+
 /* The rewritten graph's FusedConv nodes with an x_scale (input 6). */
 static int count_x_scaled(gpux_model *model) {
   gpux__graph *g;
@@ -885,6 +955,7 @@ int main(void) {
     cmocka_unit_test(test_nothing),
     cmocka_unit_test(test_channels_last),
     cmocka_unit_test(test_channels_last_depthwise),
+    cmocka_unit_test(test_channels_last_stem),
     cmocka_unit_test(test_excitation_fold),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
