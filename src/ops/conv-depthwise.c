@@ -247,72 +247,44 @@ DEF_DWR(dwr2_3, 3, 2, 3)
 DEF_DWR(dwr2_2, 2, 2, 3)
 DEF_DWR(dwr2_1, 1, 2, 4)
 
-/* The same for a 3 x 3 window of dilation 1, DR output rows at a time (output row o reading the
- * padded rows o * SH to o * SH + 2 of in): each vector of inputs loaded serves every output row
- * whose window covers its row, with the nine weights held in registers, so that a load (most of
- * them unaligned, across two lines) feeds up to three FMAs instead of one. DR x NV accumulators,
- * the outputs' rows ldo floats apart. */
+/* The same for a K x K window (3 or 5) of stride and dilation 1, ROWS output rows at a time
+ * (output row o reading the padded rows o to o + K - 1 of in): each vector of inputs loaded serves
+ * every output row whose window covers its row, with the K x K weights held in registers, so that
+ * a load (most of them unaligned, across two lines) feeds up to min(K, ROWS) FMAs instead of one.
+ * ROWS x NV accumulators, the outputs' rows ldo floats apart. 3 x 3 windows go DR rows a call, 5 x
+ * 5 ones DR5 (the 25 weights and DR5 x NV sums take 29 of the 32 registers with NV = 2). */
 #define DR 4
-#define DEF_DWR3(NAME, NV, SW, SH)                                                                      \
-  TARGET512 static void NAME(const float *in, int64_t wp, const float *w, float *out, int64_t ldo,       \
-                             int64_t nout) {                                                             \
-    __m512 wv[9], acc[DR][NV];                                                                           \
-    _Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(w[t]);                   \
-    _Pragma("GCC unroll 16") for (int a = 0; a < DR * NV; a++) acc[a / NV][a % NV] = _mm512_setzero_ps(); \
-    _Pragma("GCC unroll 9") for (int r = 0; r < (DR - 1) * SH + 3; r++) {                               \
-      const float *ir = in + r * wp;                                                                     \
-      _Pragma("GCC unroll 3") for (int j = 0; j < 3; j++) {                                             \
-        const float *ic = SW == 2 ? ir + (j & 1) * (wp / 2) + (j >> 1) : ir + j;                         \
-        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                          \
-          __m512 x = _mm512_loadu_ps(ic + v * 16);                                                       \
-          __asm__("" : "+v"(x)); /* one load for all its FMAs, not one folded into each */             \
-          _Pragma("GCC unroll 4") for (int o = 0; o < DR; o++) {                                        \
-            int i = r - o * SH; /* the kernel row through which row r reaches output row o */           \
-            if (i >= 0 && i < 3) acc[o][v] = _mm512_fmadd_ps(wv[i * 3 + j], x, acc[o][v]);               \
-          }                                                                                              \
-        }                                                                                                \
-      }                                                                                                  \
-    }                                                                                                    \
-    _Pragma("GCC unroll 4") for (int o = 0; o < DR; o++)                                                \
-      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                              \
-        _mm512_mask_storeu_ps(out + o * ldo + v * 16, gpux__lanes16(nout - v * 16), acc[o][v]);          \
-  }
-
-DEF_DWR3(dwr3s1_4, 4, 1, 1)
-DEF_DWR3(dwr3s1_3, 3, 1, 1)
-DEF_DWR3(dwr3s1_2, 2, 1, 1)
-DEF_DWR3(dwr3s1_1, 1, 1, 1)
-
-/* The same for a 5 x 5 window, DR5 output rows at a time (the 25 weights and DR5 x NV sums take
- * 29 of the 32 registers with NV = 2). */
 #define DR5 2
-#define DEF_DWR5(NAME, NV, SW, SH)                                                                      \
+#define DEF_DWRK(NAME, K, ROWS, NV)                                                                     \
   TARGET512 static void NAME(const float *in, int64_t wp, const float *w, float *out, int64_t ldo,       \
                              int64_t nout) {                                                             \
-    __m512 wv[25], acc[DR5][NV];                                                                         \
-    _Pragma("GCC unroll 25") for (int t = 0; t < 25; t++) wv[t] = _mm512_set1_ps(w[t]);                 \
-    _Pragma("GCC unroll 8") for (int a = 0; a < DR5 * NV; a++) acc[a / NV][a % NV] = _mm512_setzero_ps(); \
-    _Pragma("GCC unroll 7") for (int r = 0; r < (DR5 - 1) * SH + 5; r++) {                              \
+    __m512 wv[K * K], acc[ROWS][NV];                                                                     \
+    _Pragma("GCC unroll 25") for (int t = 0; t < K * K; t++) wv[t] = _mm512_set1_ps(w[t]);              \
+    _Pragma("GCC unroll 16") for (int a = 0; a < ROWS * NV; a++) acc[a / NV][a % NV] = _mm512_setzero_ps(); \
+    _Pragma("GCC unroll 9") for (int r = 0; r < ROWS - 1 + K; r++) {                                    \
       const float *ir = in + r * wp;                                                                     \
-      _Pragma("GCC unroll 5") for (int j = 0; j < 5; j++) {                                             \
-        const float *ic = SW == 2 ? ir + (j & 1) * (wp / 2) + (j >> 1) : ir + j;                         \
+      _Pragma("GCC unroll 5") for (int j = 0; j < K; j++) {                                             \
         _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                          \
-          __m512 x = _mm512_loadu_ps(ic + v * 16);                                                       \
-          __asm__("" : "+v"(x));                                                                         \
-          _Pragma("GCC unroll 2") for (int o = 0; o < DR5; o++) {                                       \
-            int i = r - o * SH;                                                                          \
-            if (i >= 0 && i < 5) acc[o][v] = _mm512_fmadd_ps(wv[i * 5 + j], x, acc[o][v]);               \
+          __m512 x = _mm512_loadu_ps(ir + j + v * 16);                                                   \
+          __asm__("" : "+v"(x)); /* one load for all its FMAs, not one folded into each */             \
+          _Pragma("GCC unroll 4") for (int o = 0; o < ROWS; o++) {                                      \
+            int i = r - o; /* the kernel row through which row r reaches output row o */                \
+            if (i >= 0 && i < K) acc[o][v] = _mm512_fmadd_ps(wv[i * K + j], x, acc[o][v]);               \
           }                                                                                              \
         }                                                                                                \
       }                                                                                                  \
     }                                                                                                    \
-    _Pragma("GCC unroll 2") for (int o = 0; o < DR5; o++)                                               \
+    _Pragma("GCC unroll 4") for (int o = 0; o < ROWS; o++)                                              \
       _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                              \
         _mm512_mask_storeu_ps(out + o * ldo + v * 16, gpux__lanes16(nout - v * 16), acc[o][v]);          \
   }
 
-DEF_DWR5(dwr5s1_2, 2, 1, 1)
-DEF_DWR5(dwr5s1_1, 1, 1, 1)
+DEF_DWRK(dwr3s1_4, 3, DR, 4)
+DEF_DWRK(dwr3s1_3, 3, DR, 3)
+DEF_DWRK(dwr3s1_2, 3, DR, 2)
+DEF_DWRK(dwr3s1_1, 3, DR, 1)
+DEF_DWRK(dwr5s1_2, 5, DR5, 2)
+DEF_DWRK(dwr5s1_1, 5, DR5, 1)
 
 typedef void (*dwr3_fn)(const float *, int64_t, const float *, float *, int64_t, int64_t);
 /* (stride 1: those of stride 2 read X's rows, below) */
