@@ -116,6 +116,13 @@ void gpux__parallel_for(int64_t n, int64_t grain, gpux__range_fn fn, void *ctx);
 /* The same over n items of `work` units in all (multiply-adds, or elements read and written), on
  * gpux__threads_for(work) threads: for tasks a kernel cut for that many threads. */
 void gpux__parallel_for_work(int64_t n, double work, gpux__range_fn fn, void *ctx);
+/* The same over n elements of `units` work each (elements read and written, weighted by what one
+ * costs against a multiply-add), on gpux__threads_for(n * units) threads in pieces of whole
+ * `block`s of elements (a cache line of outputs: 16 floats), inline when that is one thread. */
+void gpux__parallel_for_elems(int64_t n, double units, int64_t block, gpux__range_fn fn, void *ctx);
+/* The work of one float32 element read and written by an elementwise op's vector loops, what
+ * gpux__parallel_for_elems's `units` are multiples of ($GPUX_POOL_ELEM, default 8). */
+double gpux__elem_units(void);
 int gpux__thread_count(void);          /* threads a job started here may use */
 /* Threads worth using for `work` units in all (1 for a small job, at most gpux__thread_count()):
  * each gets at least ~3-5 us of it ($GPUX_POOL_WORK units, default 131072). */

@@ -156,12 +156,16 @@ static int act_run(gpux__kctx *k, int op) {
   if (k->shape_only) return 0;
   c.y = y;
   int64_t n = gpux_tensor_count(x);
+  /* the pool's work an element is: the maps of a few vector operations as a float32 Mul's,
+   * those through exp, log or tanh four times that, element by element through double eight */
+  double e = gpux__elem_units();
+  int heavy = op == A_ELU || op == A_SELU || op == A_CELU || op == A_SOFTPLUS || op == A_MISH;
   if (x->dtype == GPUX_DT_FLOAT)
-    gpux__parallel_for(n, op == A_RELU || op == A_LEAKY ? 32768 : 8192, act_f32_range, &c);
+    gpux__parallel_for_elems(n, heavy ? 4 * e : e, 16, act_f32_range, &c);
   else if (op == A_RELU && is_int(x->dtype))
-    gpux__parallel_for(n, 8192, relu_int_range, &c);
+    gpux__parallel_for_elems(n, 4 * e, 16, relu_int_range, &c);
   else
-    gpux__parallel_for(n, 4096, act_float_range, &c);
+    gpux__parallel_for_elems(n, 8 * e, 16, act_float_range, &c);
   return 0;
 }
 
@@ -357,7 +361,7 @@ static int op_clip(gpux__kctx *k) {
   if (!y) return k->status;
   if (k->shape_only) return 0;
   c.y = y;
-  gpux__parallel_for(gpux_tensor_count(x), 32768, clip_range, &c);
+  gpux__parallel_for_elems(gpux_tensor_count(x), gpux__elem_units(), 16, clip_range, &c);
   return 0;
 }
 

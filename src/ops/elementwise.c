@@ -114,9 +114,16 @@ static void bc_walk(void *p, int64_t begin, int64_t end) {
   }
 }
 
-static void bc_run(const bcast *bc, int64_t grain, seg_fn fn, void *ctx) {
+/* The pool's work an output element is (gpux__parallel_for_elems): a float32 one read and written
+ * by the typed loops, and the ones that go element by element through double or int64 or call
+ * pow/fmod; a job worth one thread runs inline. */
+#define UNITS_F32 gpux__elem_units()
+#define UNITS_SLOW (8 * gpux__elem_units())
+#define UNITS_INT (4 * gpux__elem_units())
+
+static void bc_run(const bcast *bc, double units, seg_fn fn, void *ctx) {
   walk_ctx w = {bc, fn, ctx};
-  gpux__parallel_for(bc->count, grain, bc_walk, &w);
+  gpux__parallel_for_elems(bc->count, units, 16, bc_walk, &w);
 }
 
 static int tensor_in(gpux__kctx *k, int i) {
@@ -404,17 +411,17 @@ static void bin_compute(int op, const gpux_tensor *a, const gpux_tensor *b, gpux
                gpux__dtype_is_unsigned_int(a->dtype)};
   int ak = dtype_kind(a->dtype), bk = dtype_kind(b->dtype);
   if (a->dtype == GPUX_DT_STRING)
-    bc_run(&bc, bc.count, bin_str_seg, &c);
+    bc_run(&bc, 0, bin_str_seg, &c);
   else if (op == B_POW && ak != bk)
-    bc_run(&bc, 4096, ak == K_FLOAT || bk == K_FLOAT ? bin_pow_mixed_seg : bin_pow_int_seg, &c);
+    bc_run(&bc, UNITS_SLOW, ak == K_FLOAT || bk == K_FLOAT ? bin_pow_mixed_seg : bin_pow_int_seg, &c);
   else if (op == B_POW && a->dtype != b->dtype)
-    bc_run(&bc, 4096, ak == K_FLOAT ? bin_pow_mixed_seg : bin_pow_int_seg, &c);
+    bc_run(&bc, UNITS_SLOW, ak == K_FLOAT ? bin_pow_mixed_seg : bin_pow_int_seg, &c);
   else if (a->dtype == GPUX_DT_FLOAT)
-    bc_run(&bc, op == B_POW || op == B_MOD || op == B_FMOD ? 4096 : 32768, bin_f32_seg, &c);
+    bc_run(&bc, op == B_POW || op == B_MOD || op == B_FMOD ? UNITS_SLOW : UNITS_F32, bin_f32_seg, &c);
   else if (ak == K_FLOAT)
-    bc_run(&bc, 4096, bin_float_seg, &c);
+    bc_run(&bc, UNITS_SLOW, bin_float_seg, &c);
   else
-    bc_run(&bc, 8192, bin_int_seg, &c);
+    bc_run(&bc, UNITS_INT, bin_int_seg, &c);
 }
 
 static int binary_op(gpux__kctx *k, int op, int allowed) {
@@ -546,7 +553,7 @@ static int variadic_op(gpux__kctx *k, int op, int is_mean) {
   gpux_tensor_free(&scratch);
   if (is_mean) {
     mean_ctx c = {y, (double)n};
-    gpux__parallel_for(gpux_tensor_count(y), 32768, mean_divide, &c);
+    gpux__parallel_for_elems(gpux_tensor_count(y), UNITS_F32, 16, mean_divide, &c);
   }
   return 0;
 }
@@ -626,7 +633,7 @@ static int op_where(gpux__kctx *k) {
   const int64_t *ds[3] = {cond->dims, x->dims, z->dims};
   bc_init(&bc, ndim, dims, 3, nds, ds);
   where_ctx c = {cond, x, z, y, 0};
-  bc_run(&bc, x->dtype == GPUX_DT_STRING ? bc.count : 32768, where_seg, &c);
+  bc_run(&bc, x->dtype == GPUX_DT_STRING ? 0 : UNITS_F32, where_seg, &c);
   if (c.failed) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory copying strings");
   return 0;
 }

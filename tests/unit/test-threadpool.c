@@ -1,6 +1,6 @@
 /* test-threadpool.c — unit tests of the CPU thread pool (core/threadpool.c): every item run once
  * whatever the split, chunks balanced over no more threads than they fill, small jobs on fewer
- * threads (gpux__threads_for, gpux__parallel_for_work), a session's thread cap, nested calls
+ * threads (gpux__threads_for, gpux__parallel_for_work, gpux__parallel_for_elems), a session's thread cap, nested calls
  * inline, jobs from several threads at once, and idle workers asleep (no CPU burnt) soon after
  * the last job, inside a run or not. The pool has 16 threads here, whatever the machine. */
 #include <setjmp.h>
@@ -170,6 +170,38 @@ static void test_threads_for_work(void **state) {
   log_free(l);
 }
 
+/* Elements by work: every element once, pieces of whole blocks (the last one aside), a job
+ * worth one thread inline on the caller, and no more threads than the work is worth, at 1, 2, 3
+ * and 16 threads and odd sizes. */
+static void test_parallel_elems(void **state) {
+  (void)state;
+  const int64_t sizes[] = {1, 15, 16, 17, 1000, 47040, 65537, 200001};
+  const double units[] = {0.5, 2, 6, 40};
+  const int caps[] = {1, 2, 3, 0};
+  for (size_t a = 0; a < sizeof sizes / sizeof *sizes; a++)
+    for (size_t b = 0; b < sizeof units / sizeof *units; b++)
+      for (size_t c = 0; c < sizeof caps / sizeof *caps; c++) {
+        int old = gpux__set_run_threads(caps[c]);
+        int want = gpux__threads_for((double)sizes[a] * units[b]);
+        job_log *l = log_new(sizes[a], 0);
+        gpux__parallel_for_elems(sizes[a], units[b], 16, log_chunk, l);
+        assert_each_once(l, sizes[a]);
+        assert_true(l->n_seen <= want);
+        if (want == 1) {
+          assert_int_equal(l->n_chunks, 1);
+          assert_true(pthread_equal(l->seen[0], pthread_self()));
+        } else { /* at least a piece a thread, at most four (and the remainder's) */
+          assert_true(l->n_chunks >= want);
+          assert_true(l->n_chunks <= 4 * want + 4);
+        }
+        int ragged = 0; /* pieces not whole blocks: at most the last one */
+        for (int i = 0; i < l->n_chunks && i < 512; i++) ragged += l->sizes[i] % 16 != 0;
+        assert_true(ragged <= (sizes[a] % 16 != 0));
+        log_free(l);
+        gpux__set_run_threads(old);
+      }
+}
+
 /* A job started inside a job's chunk runs inline, on that chunk's thread. */
 typedef struct {
   atomic_int inner_items;
@@ -261,7 +293,8 @@ static void test_idle_workers_sleep(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_every_item_once),    cmocka_unit_test(test_balanced_chunks),
-    cmocka_unit_test(test_threads_for_work),   cmocka_unit_test(test_nested_inline),
+    cmocka_unit_test(test_threads_for_work),   cmocka_unit_test(test_parallel_elems),
+    cmocka_unit_test(test_nested_inline),
     cmocka_unit_test(test_concurrent_callers), cmocka_unit_test(test_idle_workers_sleep),
   };
   return cmocka_run_group_tests(tests, group_setup, NULL);
