@@ -6,7 +6,10 @@
 # well (another commit: what a pool change did); POOL_WORK="W..." times gpux again with each
 # GPUX_POOL_WORK (units of work a thread must get; core/threadpool.c); AB_ENV="VAR=VAL..." times
 # gpux again with each setting (AB_ENV=GPUX_GEMV_SPLIT=1048576: a squeeze-excitation's 1x1
-# convolutions on the calling thread, as before ops/gemv.c split them). Then, where the packed
+# convolutions on the calling thread, as before ops/gemv.c split them; AB_ENV="GPUX_GAP_ROWS=1
+# GPUX_POOL_ELEM=4 GPUX_POOL_ELEM=16": GlobalAveragePoolNHWC by strips of rows rather than blocks
+# of channels, and elementwise ops on fewer or more threads than the default 8 units an element
+# gives). Then, where the packed
 # builds have it, pool-micro (bench/pool-micro.c): wall-clock and CPU cost of one parallel region
 # at each thread count. Prints the table on stdout.
 #

@@ -136,6 +136,10 @@ extern const gpux__op_def gpux__ops_misc[];       /* Resize, NMS, RoiAlign, DFT,
 extern const gpux__op_def gpux__ops_attention[];  /* Attention, RotaryEmbedding, ... */
 extern const gpux__op_def gpux__ops_loss[];       /* NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss, optimizers */
 
+/* How gpux.GlobalAveragePoolNHWC splits X over the pool: 1 by strips of rows, 0 by blocks of
+ * channels (pool.c; $GPUX_GAP_ROWS, default 0). Returns the previous setting. */
+int gpux__gap_rows_set(int rows);
+
 /* Finds the kernel for op_type in domain at opset; NULL when none. */
 const gpux__op_def *gpux__op_find(const char *domain, const char *op_type, int opset);
 

@@ -8,6 +8,9 @@
 #include "ops/simd.h"
 #include "ops/conv.h"
 #include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 
 enum { POOL_MAX, POOL_AVG, POOL_LP };
 
@@ -490,6 +493,28 @@ __attribute__((target("avx512f"))) static void mean_rows64(const float *x, int64
     _mm512_mask_storeu_ps(y + b * 16, mk[b], v);
   }
 }
+
+/* acc[i] += the sum over hw rows (ldx floats apart) of x[i] for i < nc <= 64, in double. */
+__attribute__((target("avx512f"))) static void sum_rows64(const float *x, int64_t ldx, int64_t hw, int64_t nc,
+                                                          double *acc) {
+  __m512d s[8];
+  __mmask16 mk[4];
+  for (int b = 0; b < 4; b++) {
+    mk[b] = gpux__lanes16(nc - b * 16);
+    s[2 * b] = s[2 * b + 1] = _mm512_setzero_pd();
+  }
+  for (int64_t q = 0; q < hw; q++, x += ldx)
+    for (int b = 0; b < 4; b++) {
+      __m512 v = _mm512_maskz_loadu_ps(mk[b], x + b * 16);
+      s[2 * b] = _mm512_add_pd(s[2 * b], _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+      s[2 * b + 1] = _mm512_add_pd(s[2 * b + 1],
+                                   _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+    }
+  for (int64_t i = 0; i < nc; i += 8) {
+    __mmask8 m = (__mmask8)(nc - i >= 8 ? 0xff : (1u << (nc - i)) - 1);
+    _mm512_mask_storeu_pd(acc + i, m, _mm512_add_pd(_mm512_maskz_loadu_pd(m, acc + i), s[i / 8]));
+  }
+}
 #define MEAN_ROWS64 1
 #else
 #define MEAN_ROWS64 0
@@ -527,6 +552,69 @@ static void gap_nhwc_blocks(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
+/* The same split by strips of X's rows, as the depthwise convolution before it splits its output
+ * (each thread then reads mostly what it wrote): strip s's channel sums go to part[s] (double),
+ * then the strips' sums are added in strip order, a pool job over blocks of 64 channels. */
+typedef struct {
+  const float *x;
+  float *y;
+  double *part;            /* [n, strips, c] */
+  int64_t c, hw, w, h, strips, rows; /* rows: X's rows a strip */
+} gap_rows_job;
+
+static void gap_rows_strips(void *ctx, int64_t begin, int64_t end) {
+  const gap_rows_job *j = ctx;
+  for (int64_t t = begin; t < end; t++) {
+    int64_t b = t / j->strips, r0 = t % j->strips * j->rows, nr = GPUX__MIN(j->rows, j->h - r0);
+    const float *x = j->x + (b * j->hw + r0 * j->w) * j->c;
+    double *acc = j->part + t * j->c;
+    memset(acc, 0, (size_t)j->c * sizeof *acc);
+    int64_t q = nr * j->w;
+#if MEAN_ROWS64
+    if (gpux__have_avx512f()) {
+      for (int64_t c0 = 0; c0 < j->c; c0 += 64) sum_rows64(x + c0, j->c, q, GPUX__MIN(64, j->c - c0), acc + c0);
+      continue;
+    }
+#endif
+    for (int64_t p = 0; p < q; p++)
+      for (int64_t ch = 0; ch < j->c; ch++) acc[ch] += x[p * j->c + ch];
+  }
+}
+
+static void gap_rows_sum(void *ctx, int64_t begin, int64_t end) {
+  const gap_rows_job *j = ctx;
+  int64_t blocks = (j->c + 63) / 64;
+  for (int64_t t = begin; t < end; t++) {
+    int64_t b = t / blocks, c0 = t % blocks * 64, c1 = GPUX__MIN(c0 + 64, j->c);
+    const double *part = j->part + b * j->strips * j->c;
+    for (int64_t ch = c0; ch < c1; ch++) {
+      double acc = 0.0;
+      for (int64_t s = 0; s < j->strips; s++) acc += part[s * j->c + ch];
+      j->y[b * j->c + ch] = (float)(acc / (double)j->hw);
+    }
+  }
+}
+
+/* GPUX_GAP_ROWS=1 splits by strips of rows (one a thread, at most one a row), unset or 0 by
+ * blocks of channels: which is faster shows only on many cores (bench/pool-bench.sh AB_ENV). */
+static atomic_int gap_rows = -1;
+
+static int gap_rows_setting(void) {
+  int r = atomic_load(&gap_rows);
+  if (r < 0) {
+    const char *e = getenv("GPUX_GAP_ROWS");
+    r = e && atoi(e) > 0;
+    atomic_store(&gap_rows, r);
+  }
+  return r;
+}
+
+int gpux__gap_rows_set(int rows) {
+  int old = gap_rows_setting();
+  atomic_store(&gap_rows, rows ? 1 : 0);
+  return old;
+}
+
 static int op_globalaveragepool_nhwc(gpux__kctx *k) {
   const gpux_tensor *x = IN(0);
   if (!x) return gpux__kerr(k, GPUX_E_INVALID, "input X is required");
@@ -536,8 +624,29 @@ static int op_globalaveragepool_nhwc(gpux__kctx *k) {
   gpux_tensor *y = gpux__out_raw(k, 0, GPUX_DT_FLOAT, 4, dims);
   if (!y) return k->status;
   if (k->shape_only) return 0;
-  gap_nhwc_job j = {.x = x->data, .y = y->data, .c = c, .hw = hw, .blocks = (c + 63) / 64};
-  if (n * j.blocks > 0) gpux__parallel_for(n * j.blocks, 1, gap_nhwc_blocks, &j);
+  int64_t blocks = (c + 63) / 64, h = x->dims[1];
+  if (n * blocks * hw <= 0) {
+    if (n * c > 0) { /* no positions: NaN means */
+      for (int64_t i = 0; i < n * c; i++) ((float *)y->data)[i] = NAN;
+    }
+    return 0;
+  }
+  int t = gpux__thread_count();
+  if (gap_rows_setting() && h > 1 && t > 1) {
+    int64_t strips = GPUX__MIN(h, GPUX__MAX(1, (int64_t)t / n));
+    int64_t per = (h + strips - 1) / strips;
+    strips = (h + per - 1) / per;
+    double *part = gpux__malloc((size_t)(n * strips * c) * sizeof *part);
+    if (!part) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+    gap_rows_job r = {.x = x->data, .y = y->data, .part = part, .c = c, .hw = hw, .w = x->dims[2], .h = h,
+                      .strips = strips, .rows = per};
+    gpux__parallel_for(n * strips, 1, gap_rows_strips, &r);
+    gpux__parallel_for_elems(n * blocks, (double)(strips * 64) * gpux__elem_units(), 1, gap_rows_sum, &r);
+    free(part);
+    return 0;
+  }
+  gap_nhwc_job j = {.x = x->data, .y = y->data, .c = c, .hw = hw, .blocks = blocks};
+  gpux__parallel_for(n * blocks, 1, gap_nhwc_blocks, &j);
   return 0;
 }
 

@@ -1,0 +1,120 @@
+/* test-split-ops.c — elementwise ops and gpux.GlobalAveragePoolNHWC split over the thread pool by
+ * its cost model (gpux__parallel_for_elems, the strips of rows of pool.c): the same values as a
+ * scalar reference on odd sizes at 1, 2, 3 and 16 threads, broadcast or not. The pool has 16
+ * threads here, whatever the machine. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
+#include "core/internal.h"
+#include "ops/op.h"
+
+static const int caps[] = {1, 2, 3, 16};
+
+static int group_setup(void **state) {
+  (void)state;
+  gpux__set_thread_count(16);
+  return gpux__thread_count() == 16 ? 0 : -1;
+}
+
+static uint32_t seed = 12345;
+static float rndf(void) {
+  seed = seed * 1664525u + 1013904223u;
+  return (float)((seed >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static gpux_tensor rand_tensor(int ndim, const int64_t *dims) {
+  gpux_tensor t;
+  assert_int_equal(gpux_tensor_init(&t, GPUX_DT_FLOAT, ndim, dims), 0);
+  for (int64_t i = 0; i < gpux_tensor_count(&t); i++) ((float *)t.data)[i] = rndf();
+  return t;
+}
+
+static int run_op(const char *domain, const char *op_type, const gpux_tensor **in, int n_in, gpux_tensor *out) {
+  gpux__node n = {.name = "t", .op_type = op_type, .domain = domain, .opset = 17, .n_in = n_in, .n_out = 1};
+  n.op = gpux__op_find(domain, op_type, 17);
+  assert_non_null(n.op);
+  gpux_tensor *outs[1] = {out};
+  gpux__kctx k = {.node = &n, .n_in = n_in, .n_out = 1, .in = in, .out = outs, .opset = 17};
+  return n.op->run(&k);
+}
+
+/* Mul and Add of [1, C, H, W] by [1, C, 1, 1] (an excitation's scale), of [1, H, W, C] by [C],
+ * and of two equal shapes; HardSwish and HardSigmoid of the same: every element as the scalar
+ * expression gives it, whatever the threads. */
+static void test_elementwise_split(void **state) {
+  (void)state;
+  const int64_t shapes[][4] = {{1, 960, 7, 7}, {1, 672, 7, 7}, {1, 1, 1, 1}, {1, 3, 5, 7},
+                               {1, 72, 28, 28}, {2, 17, 13, 11}, {1, 120, 29, 31}};
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+    const int64_t *d = shapes[s];
+    int64_t bd[4] = {1, d[1], 1, 1}, cl[4] = {d[0], d[2], d[3], d[1]}, cd[1] = {d[1]};
+    gpux_tensor x = rand_tensor(4, d), b = rand_tensor(4, bd), z = rand_tensor(4, d);
+    gpux_tensor xc = rand_tensor(4, cl), bc = rand_tensor(1, cd);
+    int64_t n = gpux_tensor_count(&x), c = d[1], hw = d[2] * d[3];
+    for (size_t t = 0; t < sizeof caps / sizeof *caps; t++) {
+      int old = gpux__set_run_threads(caps[t]);
+      gpux_tensor y = {0}, yc = {0}, ya = {0}, yh = {0};
+      const gpux_tensor *in[2] = {&x, &b}, *inc[2] = {&xc, &bc}, *ina[2] = {&x, &z}, *inh[1] = {&x};
+      assert_int_equal(run_op("", "Mul", in, 2, &y), 0);
+      assert_int_equal(run_op("", "Mul", inc, 2, &yc), 0);
+      assert_int_equal(run_op("", "Add", ina, 2, &ya), 0);
+      assert_int_equal(run_op("", "HardSwish", inh, 1, &yh), 0);
+      const float *px = x.data, *pb = b.data, *pz = z.data, *pxc = xc.data, *pbc = bc.data;
+      for (int64_t i = 0; i < n; i++) {
+        float v = px[i], hs = v * fminf(fmaxf(v * (1.0f / 6.0f) + 0.5f, 0.0f), 1.0f);
+        assert_true(((float *)y.data)[i] == v * pb[i / hw % c]);
+        assert_true(((float *)yc.data)[i] == pxc[i] * pbc[i % c]);
+        assert_true(((float *)ya.data)[i] == v + pz[i]);
+        assert_true(fabsf(((float *)yh.data)[i] - hs) <= 1e-6f);
+      }
+      gpux_tensor_free(&y), gpux_tensor_free(&yc), gpux_tensor_free(&ya), gpux_tensor_free(&yh);
+      gpux__set_run_threads(old);
+    }
+    gpux_tensor_free(&x), gpux_tensor_free(&b), gpux_tensor_free(&z), gpux_tensor_free(&xc), gpux_tensor_free(&bc);
+  }
+}
+
+/* GlobalAveragePoolNHWC by blocks of channels and by strips of rows: each mean within float
+ * rounding of the sum in double, at 1, 2, 3 and 16 threads (strips of 1 row up to the whole X). */
+static void test_gap_nhwc_split(void **state) {
+  (void)state;
+  const int64_t shapes[][4] = {{1, 7, 7, 960}, {1, 14, 14, 72}, {2, 7, 7, 70}, {1, 1, 1, 17},
+                               {1, 13, 3, 1}, {2, 5, 9, 65}, {1, 17, 1, 130}, {3, 2, 2, 64}};
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+    const int64_t *d = shapes[s];
+    gpux_tensor x = rand_tensor(4, d);
+    int64_t n = d[0], hw = d[1] * d[2], c = d[3];
+    for (int rows = 0; rows < 2; rows++)
+      for (size_t t = 0; t < sizeof caps / sizeof *caps; t++) {
+        int old = gpux__set_run_threads(caps[t]), was = gpux__gap_rows_set(rows);
+        gpux_tensor y = {0};
+        const gpux_tensor *in[1] = {&x};
+        assert_int_equal(run_op("gpux", "GlobalAveragePoolNHWC", in, 1, &y), 0);
+        assert_int_equal(y.ndim, 4);
+        assert_int_equal(y.dims[1], c);
+        for (int64_t b = 0; b < n; b++)
+          for (int64_t ch = 0; ch < c; ch++) {
+            double acc = 0;
+            for (int64_t q = 0; q < hw; q++) acc += ((const float *)x.data)[(b * hw + q) * c + ch];
+            float want = (float)(acc / (double)hw), got = ((float *)y.data)[b * c + ch];
+            if (!(fabsf(got - want) <= 1e-6f)) fail_msg("shape %zu rows %d threads %d: [%lld, %lld] %g, want %g", s, rows,
+                                                        caps[t], (long long)b, (long long)ch, got, want);
+          }
+        gpux_tensor_free(&y);
+        gpux__gap_rows_set(was);
+        gpux__set_run_threads(old);
+      }
+    gpux_tensor_free(&x);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_elementwise_split),
+    cmocka_unit_test(test_gap_nhwc_split),
+  };
+  return cmocka_run_group_tests(tests, group_setup, NULL);
+}
