@@ -1,4 +1,4 @@
-/* test-split-ops.c — elementwise ops and gpux.GlobalAveragePoolNHWC split over the thread pool by
+/* test-split-ops.c — elementwise ops, GlobalAveragePool and gpux.GlobalAveragePoolNHWC split over the thread pool by
  * its cost model (gpux__parallel_for_elems, the strips of rows of pool.c): the same values as a
  * scalar reference on odd sizes at 1, 2, 3 and 16 threads, broadcast or not. The pool has 16
  * threads here, whatever the machine. */
@@ -111,10 +111,38 @@ static void test_gap_nhwc_split(void **state) {
   }
 }
 
+/* GlobalAveragePool of planes, split by the cost model: each mean as the double sum gives it, odd
+ * plane counts and sizes, 1, 2, 3 and 16 threads. */
+static void test_gap_planes_split(void **state) {
+  (void)state;
+  const int64_t shapes[][4] = {{1, 960, 7, 7}, {1, 72, 28, 28}, {2, 17, 13, 11}, {1, 1, 1, 1}, {1, 1001, 3, 5}};
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+    gpux_tensor x = rand_tensor(4, shapes[s]);
+    int64_t planes = shapes[s][0] * shapes[s][1], hw = shapes[s][2] * shapes[s][3];
+    for (size_t t = 0; t < sizeof caps / sizeof *caps; t++) {
+      int old = gpux__set_run_threads(caps[t]);
+      gpux_tensor y = {0};
+      const gpux_tensor *in[1] = {&x};
+      assert_int_equal(run_op("", "GlobalAveragePool", in, 1, &y), 0);
+      for (int64_t p = 0; p < planes; p++) {
+        double acc = 0;
+        for (int64_t q = 0; q < hw; q++) acc += ((const float *)x.data)[p * hw + q];
+        float want = (float)(acc / (double)hw), got = ((float *)y.data)[p];
+        if (!(fabsf(got - want) <= 1e-6f))
+          fail_msg("shape %zu threads %d: plane %lld %g, want %g", s, caps[t], (long long)p, got, want);
+      }
+      gpux_tensor_free(&y);
+      gpux__set_run_threads(old);
+    }
+    gpux_tensor_free(&x);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_elementwise_split),
     cmocka_unit_test(test_gap_nhwc_split),
+    cmocka_unit_test(test_gap_planes_split),
   };
   return cmocka_run_group_tests(tests, group_setup, NULL);
 }
