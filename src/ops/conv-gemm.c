@@ -181,22 +181,6 @@ static void pad_channels_last(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-/* y[m * ldy + q] = ct[q * ldc + m] for q < np, m < nm: a tile's sums back into Y's planes. */
-TARGET512 static void to_planes(const float *ct, int64_t ldc, int64_t np, int64_t nm, float *y, int64_t ldy) {
-  __m512 v[16];
-  for (int64_t m0 = 0; m0 < nm; m0 += 16) {
-    __mmask16 mm = gpux__lanes16(nm - m0);
-    int64_t nmv = GPUX__MIN(16, nm - m0);
-    for (int64_t q0 = 0; q0 < np; q0 += 16) {
-      __mmask16 qm = gpux__lanes16(np - q0);
-      for (int q = 0; q < 16; q++)
-        v[q] = q0 + q < np ? _mm512_maskz_loadu_ps(mm, ct + (q0 + q) * ldc + m0) : _mm512_setzero_ps();
-      gpux__transpose16(v);
-      for (int64_t m = 0; m < nmv; m++) _mm512_mask_storeu_ps(y + (m0 + m) * ldy + q0, qm, v[m]);
-    }
-  }
-}
-
 /* A register block for a panel of at most 48 output channels (M = 16, 24, 40: the last panel of
  * M = 72, 144), where sgemm.c's block, four vectors of 16 channels a position, would compute one
  * to three of them for nothing: C[i, 0:nc] = (C[i, 0:nc] with add) + sum over r < kc of a[i][r] *
@@ -451,10 +435,10 @@ static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
     /* the bias and the epilogue on the sums, then back into Y's planes (with a residual: on Y) */
     float *y = p->y + (j->n * p->m + m0) * os + p0;
     if (!gpux__conv_finish_cl(ct, j->mt, np, m0, m1 - m0, p->b, p->ep)) {
-      to_planes(ct, j->mt, np, m1 - m0, y, os);
+      gpux__rows_to_planes(ct, j->mt, np, m1 - m0, y, os);
       continue;
     }
-    to_planes(ct, j->mt, np, m1 - m0, y, os);
+    gpux__rows_to_planes(ct, j->mt, np, m1 - m0, y, os);
     for (int64_t m = m0; m < m1; m++)
       gpux__conv_finish(y + (m - m0) * os, 0, y + (m - m0) * os, 0, 1, np, p->b ? p->b[m] : 0.0f, p->ep, m);
   }
