@@ -472,32 +472,6 @@ static int global_pool(gpux__kctx *k, int kind) {
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
-/* y[i] = the mean over hw rows (ldx floats apart) of x[i] for i < 64 (lanes past nc are left
- * alone): 16 channels a vector, each summed in two vectors of double. */
-__attribute__((target("avx512f"))) static void mean_rows64(const float *x, int64_t ldx, int64_t hw, int64_t nc,
-                                                           float *y) {
-  __m512d acc[8];
-  __mmask16 mk[4];
-  for (int b = 0; b < 4; b++) {
-    int64_t left = nc - b * 16;
-    mk[b] = gpux__lanes16(left);
-    acc[2 * b] = acc[2 * b + 1] = _mm512_setzero_pd();
-  }
-  for (int64_t q = 0; q < hw; q++, x += ldx)
-    for (int b = 0; b < 4; b++) {
-      __m512 v = _mm512_maskz_loadu_ps(mk[b], x + b * 16);
-      acc[2 * b] = _mm512_add_pd(acc[2 * b], _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
-      acc[2 * b + 1] = _mm512_add_pd(acc[2 * b + 1],
-                                     _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
-    }
-  __m512d inv = _mm512_set1_pd(1.0 / (double)hw);
-  for (int b = 0; b < 4; b++) {
-    __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(acc[2 * b], inv)), hi = _mm512_cvtpd_ps(_mm512_mul_pd(acc[2 * b + 1], inv));
-    __m512 v = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
-    _mm512_mask_storeu_ps(y + b * 16, mk[b], v);
-  }
-}
-
 /* acc[i] += the sum over hw rows (ldx floats apart) of x[i] for i < nc <= 64, in double. */
 __attribute__((target("avx512f"))) static void sum_rows64(const float *x, int64_t ldx, int64_t hw, int64_t nc,
                                                           double *acc) {
@@ -518,6 +492,16 @@ __attribute__((target("avx512f"))) static void sum_rows64(const float *x, int64_
     __mmask8 m = (__mmask8)(nc - i >= 8 ? 0xff : (1u << (nc - i)) - 1);
     _mm512_mask_storeu_pd(acc + i, m, _mm512_add_pd(_mm512_maskz_loadu_pd(m, acc + i), s[i / 8]));
   }
+}
+
+/* y[i] = the mean over hw rows (ldx floats apart) of x[i] for i < nc <= 64 (lanes past nc are
+ * left alone): the sums in double, then scaled. */
+__attribute__((target("avx512f"))) static void mean_rows64(const float *x, int64_t ldx, int64_t hw, int64_t nc,
+                                                           float *y) {
+  double acc[64] = {0};
+  sum_rows64(x, ldx, hw, nc, acc);
+  double inv = 1.0 / (double)hw;
+  for (int64_t i = 0; i < nc; i++) y[i] = (float)(acc[i] * inv);
 }
 #define MEAN_ROWS64 1
 #else
