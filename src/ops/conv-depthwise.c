@@ -594,6 +594,7 @@ typedef struct {
   const gpux__conv2d *p;
   const float *wk;
   int64_t blocks, strip, strips;
+  int64_t gb, groups;       /* a task's blocks of 16 channels (the last group fewer), groups a row */
 } dwcl_job;
 
 /* y[q * ldc] (16 lanes, mk) = sum over taps (i in [i0, i1), j < kw) of w[i * kw + j] *
@@ -657,7 +658,9 @@ static void dwcl_tasks(void *ctx, int64_t begin, int64_t end) {
   int64_t last = p->w_ - 1 + p->pl - (p->kw - 1) * p->dw;
   int64_t q1 = last < 0 ? q0 : GPUX__MAX(q0, GPUX__MIN(p->ow, last / p->sw + 1));
   for (int64_t t = begin; t < end; t++) {
-    int64_t n = t / j->strips, r0 = t % j->strips * j->strip, r1 = GPUX__MIN(p->oh, r0 + j->strip);
+    int64_t g = t % j->groups, rt = t / j->groups;
+    int64_t n = rt / j->strips, r0 = rt % j->strips * j->strip, r1 = GPUX__MIN(p->oh, r0 + j->strip);
+    int64_t bg0 = g * j->gb, bg1 = GPUX__MIN(j->blocks, bg0 + j->gb), c0 = bg0 * 16, c1 = GPUX__MIN(c, bg1 * 16);
     const float *xn = p->x + n * p->h * ldr;
     for (int64_t r = r0; r < r1; r++) {
       int64_t ih = r * p->sh - p->pt, i0, i1;
@@ -665,8 +668,8 @@ static void dwcl_tasks(void *ctx, int64_t begin, int64_t end) {
       float *yr = p->y + (n * p->oh + r) * p->ow * c;
       const float *xr = xn + ih * ldr; /* row of the kernel's first row: read only at rows i0 on */
       int64_t inner = q1 - q0 >= 4 ? (q1 - q0) / 4 * 4 : 0; /* positions [q0, q0 + inner) in 8s and 4s */
-      for (int64_t b0 = 0; b0 < j->blocks; b0 += DB) { /* DB blocks' weights stay in L1 along the row */
-        for (int64_t b = b0; b < GPUX__MIN(b0 + DB, j->blocks); b++) {
+      for (int64_t b0 = bg0; b0 < bg1; b0 += DB) { /* DB blocks' weights stay in L1 along the row */
+        for (int64_t b = b0; b < GPUX__MIN(b0 + DB, bg1); b++) {
           __mmask16 mk = gpux__lanes16(c - b * 16);
           const float *wb = j->wk + b * taps * 16, *xb = xr + b * 16;
           float *yb = yr + b * 16;
@@ -687,10 +690,10 @@ static void dwcl_tasks(void *ctx, int64_t begin, int64_t end) {
           int64_t iw = q * p->sw - p->pl, j0, j1;
           taps_inside(iw, p->kw, p->dw, p->w_, &j0, &j1);
           dwcl1(xr + iw * c + b0 * 16, j->wk + b0 * taps * 16, taps * 16, i0, i1, j0, j1, p->kw, ldr, c, p->dh, p->dw,
-                c - b0 * 16, yr + q * c + b0 * 16);
+                GPUX__MIN(c1, (b0 + DB) * 16) - b0 * 16, yr + q * c + b0 * 16);
         }
       }
-      gpux__conv_finish_nhwc(yr, c, p->ow, 0, c, p->b, p->ep);
+      gpux__conv_finish_nhwc(yr + c0, c, p->ow, c0, c1 - c0, p->b, p->ep);
     }
   }
 }
@@ -699,7 +702,8 @@ int gpux__conv2d_depthwise_nhwc(const gpux__conv2d *p) {
   if (!gpux__conv_dw16_available() || !p->channels_last || p->c != p->g || p->m != p->c || p->pt < 0 ||
       p->pl < 0)
     return 1;
-  dwcl_job j = {.p = p, .blocks = (p->c + 15) / 16};
+  dwcl_job j = {.p = p, .blocks = (p->c + 15) / 16, .groups = 1};
+  j.gb = j.blocks;
   int64_t taps = p->kh * p->kw;
   double outs = (double)(p->n * p->c) * (double)(p->oh * p->ow);
   double work = outs * ((double)taps * GPUX__DW_MAC_WORK + gpux__conv_ep_work(p->ep));
@@ -715,16 +719,39 @@ int gpux__conv2d_depthwise_nhwc(const gpux__conv2d *p) {
       if (rows < best) best = rows, keep = s;
     }
     j.strip = keep;
+    /* Rows alone leave a thread more than its share where they are few against the threads (7 x 7
+     * and 14 x 14 planes): rows of one row may also split their channels into G groups of gb
+     * blocks of 16 (gb at least DB, whose blocks go together along a row), where the busiest
+     * thread's rows x blocks are fewer by more than 1/16 (a coarser split within that is kept:
+     * fewer, larger tasks). With B blocks and R rows, the busiest thread has (parallel_busiest):
+     *   t = 1: one task, as before.
+     *   t = 2: R = 14: 7 x B rows and blocks, the ideal; kept. R = 7: 4 x B (one thread 4 rows of
+     *          7), where 2 groups give 14 tasks of B / 2: 3.5 x B, the ideal.
+     *   t = 4: R = 14, B = 42 (672 channels): 4 x 42 = 168 (2 strips of 2 rows, 7 strips on 4
+     *          threads), 2 groups of 21: 28 tasks, 7 x 21 = 147, the ideal; B = 30: 120 -> 105.
+     *          R = 7, B = 60: 2 x 60 = 120, 4 groups of 15: 28 tasks, 7 x 15 = 105, the ideal.
+     *          B = 13 (200 channels): 4 x 13 = 52; no group of 4 blocks or more comes under 48.75.
+     *   t = 16: R = 14, B = 42: 42 (one row a thread, 2 threads idle); 9 groups of 5: 40, kept
+     *          as it was (not under 39.4). R = 7, B = 60: 60 (7 of 16 threads busy, 43%),
+     *          15 groups of 4: 105 tasks, 7 x 4 = 28 (ideal 26.25, 94%). */
+    int64_t rows = p->n * p->oh, most = GPUX__MIN(j.blocks / DB, 4 * (int64_t)threads);
+    double work_best = (double)best * (double)j.blocks;
+    for (int64_t groups = 2; groups <= most; groups++) {
+      int64_t gb = (j.blocks + groups - 1) / groups;
+      if ((j.blocks + gb - 1) / gb != groups) continue; /* the same groups as fewer of them */
+      double w = (double)gpux__parallel_busiest(rows * groups, threads) * (double)gb;
+      if (w < work_best * (15.0 / 16.0)) work_best = w, j.strip = 1, j.gb = gb, j.groups = groups;
+    }
   }
   j.strips = (p->oh + j.strip - 1) / j.strip;
-  gpux__conv_plan_note("dw-nhwc", p, threads, p->n * j.strips, j.strip * p->ow, p->c,
-                       (double)(j.strip * p->ow * p->c) * (double)taps);
+  gpux__conv_plan_note("dw-nhwc", p, threads, p->n * j.strips * j.groups, j.strip * p->ow, j.gb * 16 < p->c ? j.gb * 16 : p->c,
+                       (double)(j.strip * p->ow * GPUX__MIN(j.gb * 16, p->c)) * (double)taps);
   float *wk = gpux__scratch(GPUX__SCRATCH_CONV_TAPS, (size_t)(j.blocks * taps * 16) * sizeof *wk);
   if (!wk) return GPUX_E_NOMEM;
   for (int64_t b = 0; b < j.blocks; b++)
     interleave16(p->w + b * 16 * taps, taps, (int)GPUX__MIN(16, p->c - b * 16), taps, wk + b * taps * 16);
   j.wk = wk;
-  gpux__parallel_for_work(p->n * j.strips, work, dwcl_tasks, &j);
+  gpux__parallel_for_work(p->n * j.strips * j.groups, work, dwcl_tasks, &j);
   return 0;
 }
 

@@ -1,7 +1,8 @@
 /* test-split-ops.c — elementwise ops, GlobalAveragePool and gpux.GlobalAveragePoolNHWC split over the thread pool by
  * its cost model (gpux__parallel_for_elems, the strips of rows of pool.c): the same values as a
- * scalar reference on odd sizes at 1, 2, 3 and 16 threads, broadcast or not. The pool has 16
- * threads here, whatever the machine. */
+ * scalar reference on odd sizes at 1, 2, 3 and 16 threads, broadcast or not; the channels-last
+ * depthwise convolution split by rows and groups of channels: the same bits at any threads. The
+ * pool has 16 threads here, whatever the machine. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +10,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include "core/internal.h"
+#include "ops/conv.h"
 #include "ops/op.h"
+#include <string.h>
 
 static const int caps[] = {1, 2, 3, 16};
 
@@ -138,11 +141,56 @@ static void test_gap_planes_split(void **state) {
   }
 }
 
+/* gpux.ConvNHWC's depthwise kernel (conv-depthwise.c) splits one image's rows, and where rows
+ * are few against the threads also their channels, into groups of blocks of 16: every output is
+ * the same FMAs in the same order whatever the split, so 2, 3, 4 and 16 threads give the bits of
+ * one (7 x 7 and 14 x 14 planes of MobileNetV3 and EfficientNet-B0, odd channel counts, a last
+ * block of fewer than 16 channels, stride 2, a residual). */
+static void test_depthwise_nhwc_split(void **state) {
+  (void)state;
+  if (!gpux__conv_dw16_available()) skip();
+  static const int64_t shapes[][5] = {/* c, h (= w), k, stride, residual */
+                                      {960, 7, 5, 1, 0}, {1152, 7, 3, 1, 1}, {672, 14, 3, 1, 0}, {672, 14, 5, 2, 0},
+                                      {200, 14, 3, 1, 1}, {184, 14, 3, 1, 0}, {1000, 7, 5, 1, 0}, {77, 9, 3, 1, 1},
+                                      {480, 14, 5, 1, 0}, {240, 28, 3, 2, 0}};
+  static const int threads[] = {1, 2, 3, 4, 16};
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+    const int64_t *d = shapes[s];
+    int64_t pad = d[2] / 2;
+    gpux__conv_epilogue ep = {.act = s % 2 ? GPUX_EP_SILU : GPUX_EP_HARDSWISH};
+    gpux__conv2d p = {.n = 1, .c = d[0], .m = d[0], .g = d[0], .h = d[1], .w_ = d[1], .kh = d[2], .kw = d[2],
+                      .sh = d[3], .sw = d[3], .dh = 1, .dw = 1, .pt = pad, .pl = pad, .ep = &ep, .channels_last = 1};
+    p.oh = p.ow = (d[1] + 2 * pad - d[2]) / d[3] + 1;
+    int64_t nx = p.c * p.h * p.w_, ny = p.m * p.oh * p.ow, nw = p.m * p.kh * p.kw;
+    float *x = malloc((size_t)nx * sizeof *x), *w = malloc((size_t)nw * sizeof *w), *b = malloc((size_t)p.m * sizeof *b);
+    float *r = malloc((size_t)ny * sizeof *r), *y1 = malloc((size_t)ny * sizeof *y1), *y = malloc((size_t)ny * sizeof *y);
+    for (int64_t i = 0; i < nx; i++) x[i] = rndf();
+    for (int64_t i = 0; i < nw; i++) w[i] = rndf();
+    for (int64_t i = 0; i < p.m; i++) b[i] = rndf();
+    for (int64_t i = 0; i < ny; i++) r[i] = rndf();
+    p.x = x, p.w = w, p.b = b;
+    for (size_t t = 0; t < sizeof threads / sizeof *threads; t++) {
+      float *out = t ? y : y1;
+      for (int64_t i = 0; i < ny; i++) out[i] = NAN;
+      if (d[4]) ep.res = r, ep.y0 = out;
+      p.y = out;
+      int old = gpux__set_run_threads(threads[t]);
+      assert_int_equal(gpux__conv2d_depthwise_nhwc(&p), 0);
+      gpux__set_run_threads(old);
+      if (t && memcmp(y, y1, (size_t)ny * sizeof *y))
+        fail_msg("c %lld %lldx%lld k %lld s %lld: %d threads differ from 1", (long long)d[0], (long long)d[1],
+                 (long long)d[1], (long long)d[2], (long long)d[3], threads[t]);
+    }
+    free(x), free(w), free(b), free(r), free(y1), free(y);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_elementwise_split),
     cmocka_unit_test(test_gap_nhwc_split),
     cmocka_unit_test(test_gap_planes_split),
+    cmocka_unit_test(test_depthwise_nhwc_split),
   };
   return cmocka_run_group_tests(tests, group_setup, NULL);
 }
