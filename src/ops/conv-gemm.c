@@ -72,23 +72,51 @@ int gpux__conv_gemm_first(int64_t c, int64_t m, int64_t taps, int64_t os) {
   return os <= 256 || (taps > 1 && c >= 128 && m >= PANEL && os <= 1024 && os >= 96 * (int64_t)gpux__thread_count());
 }
 
+/* Packing W [m, c, taps] a panel of PANEL output channels at a time: the panel's rows of W with
+ * K reordered to (tap, channel) into a buffer of the task's own, then into the panel's place. */
+typedef struct {
+  const float *w;
+  float *dst;
+  int64_t m, c, taps;
+  atomic_int failed;
+} pack_job;
+
+static void pack_panels_of(void *ctx, int64_t p0, int64_t p1) {
+  pack_job *j = ctx;
+  int64_t c = j->c, taps = j->taps, kk = c * taps;
+  float *wt = gpux__malloc((size_t)(PANEL * kk) * sizeof *wt); /* [PANEL][(tap, c)] */
+  if (!wt) {
+    atomic_store(&j->failed, 1);
+    return;
+  }
+  for (int64_t pn = p0; pn < p1; pn++) {
+    int64_t o0 = pn * PANEL, w = GPUX__MIN(PANEL, j->m - o0);
+    for (int64_t o = 0; o < w; o++)
+      for (int64_t ch = 0; ch < c; ch++)
+        for (int64_t t = 0; t < taps; t++) wt[o * kk + t * c + ch] = j->w[((o0 + o) * c + ch) * taps + t];
+    gpux__sgemm_b panel;
+    gpux__sgemm_pack_into(&panel, j->dst + pn * kk * PANEL, wt, kk, 1, kk, w);
+  }
+  free(wt);
+}
+
 int gpux__conv_gemm_pack(const float *w, int64_t m, int64_t c, int64_t taps, gpux__sgemm_b *out) {
   memset(out, 0, sizeof *out);
   if (!gpux__conv_gemm_available()) return 1;
-  int64_t kk = c * taps;
-  float *wt = gpux__malloc((size_t)(m * kk) * sizeof *wt); /* [m][(tap, c)] */
+  int64_t kk = c * taps, panels = (m + PANEL - 1) / PANEL;
+  size_t bytes = (size_t)gpux__sgemm_packed_floats(kk, m) * sizeof(float);
   /* on huge pages: every run streams them, 64 columns at a time */
-  float *dst = gpux__alloc_large((size_t)gpux__sgemm_packed_floats(kk, m) * sizeof *dst);
-  if (!wt || !dst) {
-    free(wt);
-    gpux__free_large(dst, (size_t)gpux__sgemm_packed_floats(kk, m) * sizeof *dst);
+  pack_job j = {.w = w, .dst = gpux__alloc_large(bytes), .m = m, .c = c, .taps = taps};
+  if (!j.dst) return GPUX_E_NOMEM;
+  atomic_init(&j.failed, 0);
+  /* on the run's threads, a panel a task: the pages are new (zeroed by the system as they are
+   * first written) */
+  gpux__parallel_for_work(panels, (double)(m * kk) * 8.0, pack_panels_of, &j);
+  if (atomic_load(&j.failed)) {
+    gpux__free_large(j.dst, bytes);
     return GPUX_E_NOMEM;
   }
-  for (int64_t o = 0; o < m; o++)
-    for (int64_t ch = 0; ch < c; ch++)
-      for (int64_t t = 0; t < taps; t++) wt[o * kk + t * c + ch] = w[(o * c + ch) * taps + t];
-  gpux__sgemm_pack_into(out, dst, wt, kk, 1, kk, m);
-  free(wt);
+  *out = (gpux__sgemm_b){.k = kk, .n = m, .nr = PANEL, .data = j.dst};
   return 0;
 }
 

@@ -21,8 +21,9 @@
  * (7.2e-7 against 1.1e-6 of the magnitudes); 0, +-1, 1/2, -2 less still there (3.8e-7) but with
  * a denser B^T, about twice the input transform's operations: not taken.
  *
- * The weights are transformed once from conv-gemm.c's packed W^T (conv.c keeps them in the
- * node's state next to it): U [36][panel][C][64], each U_xi in sgemm.c's panels of 64 output
+ * The weights are transformed once, from W or from conv-gemm.c's packed W^T (conv.c keeps them
+ * in the node's state, and packs W^T too only for a run that this kernel does not take):
+ * U [36][panel][C][64], each U_xi in sgemm.c's panels of 64 output
  * channels, one sequential stream. A task takes a block of tiles (of any image: the tiles of a
  * batch are numbered across images) and a group of panels: it transforms the block's input,
  * 16 channels a vector (NHWC: a position's channels are consecutive floats), into V [tiles][36][C]
@@ -161,27 +162,48 @@ static const double G[6][3] = {{1.0 / 4, 0, 0},
                                {1.0 / 24, -1.0 / 12, 1.0 / 6},
                                {0, 0, 1}};
 
-int gpux__conv_wino_pack(const gpux__sgemm_b *wt, int64_t c, int64_t m, gpux__conv_wino_w *out) {
+/* Transforming the weights: item i = pn * c + ch is input channel ch of panel pn, its 64 lanes'
+ * 3 x 3 weights from W [m][c][3][3] (w) or from W^T packed by conv-gemm.c (wt). */
+typedef struct {
+  const float *w;
+  const gpux__sgemm_b *wt;
+  int64_t c, m, panels;
+  float *u;
+} wino_pack_job;
+
+static void wino_pack_items(void *ctx, int64_t begin, int64_t end) {
+  const wino_pack_job *j = ctx;
+  int64_t c = j->c, panels = j->panels;
+  for (int64_t it = begin; it < end; it++) { /* a panel's 64 lanes at a time, rows of 64 floats */
+    int64_t pn = it / c, ch = it % c;
+    double g[3][3][PANEL], t[6][3][PANEL]; /* lanes past m are zero */
+    for (int tap = 0; tap < 9; tap++)
+      for (int l = 0; l < PANEL; l++)
+        g[tap / 3][tap % 3][l] = j->w ? (pn * PANEL + l < j->m ? j->w[((pn * PANEL + l) * c + ch) * 9 + tap] : 0.0f)
+                                      : j->wt->data[(pn * j->wt->k + tap * c + ch) * PANEL + l];
+    for (int i = 0; i < 6; i++) /* t = G g */
+      for (int jj = 0; jj < 3; jj++)
+        for (int l = 0; l < PANEL; l++) t[i][jj][l] = G[i][0] * g[0][jj][l] + G[i][1] * g[1][jj][l] + G[i][2] * g[2][jj][l];
+    for (int i = 0; i < 6; i++) /* u = t G^T */
+      for (int jj = 0; jj < 6; jj++) {
+        float *d = j->u + (((int64_t)(i * 6 + jj) * panels + pn) * c + ch) * PANEL;
+        for (int l = 0; l < PANEL; l++) d[l] = (float)(t[i][0][l] * G[jj][0] + t[i][1][l] * G[jj][1] + t[i][2][l] * G[jj][2]);
+      }
+  }
+}
+
+int gpux__conv_wino_pack(const float *w, const gpux__sgemm_b *wt, int64_t c, int64_t m, gpux__conv_wino_w *out) {
   memset(out, 0, sizeof *out);
-  if (!gpux__conv_wino_available() || !wt || !wt->data || wt->nr != PANEL || wt->k != 9 * c || wt->n != m) return 1;
+  if (!gpux__conv_wino_available() || c < 1 || m < 1) return 1;
+  if (!w && (!wt || !wt->data || wt->nr != PANEL || wt->k != 9 * c || wt->n != m)) return 1;
   int64_t panels = (m + PANEL - 1) / PANEL;
   size_t bytes = (size_t)(36 * panels * c * PANEL) * sizeof(float);
   float *u = gpux__alloc_large(bytes); /* on huge pages: every run streams them */
   if (!u) return GPUX_E_NOMEM;
-  for (int64_t pn = 0; pn < panels; pn++) /* a panel's 64 lanes at a time, rows of 64 floats */
-    for (int64_t ch = 0; ch < c; ch++) {
-      double g[3][3][PANEL], t[6][3][PANEL]; /* lanes past m are zero in wt */
-      for (int tap = 0; tap < 9; tap++)
-        for (int l = 0; l < PANEL; l++) g[tap / 3][tap % 3][l] = wt->data[(pn * wt->k + tap * c + ch) * PANEL + l];
-      for (int i = 0; i < 6; i++) /* t = G g */
-        for (int j = 0; j < 3; j++)
-          for (int l = 0; l < PANEL; l++) t[i][j][l] = G[i][0] * g[0][j][l] + G[i][1] * g[1][j][l] + G[i][2] * g[2][j][l];
-      for (int i = 0; i < 6; i++) /* u = t G^T */
-        for (int j = 0; j < 6; j++) {
-          float *d = u + (((int64_t)(i * 6 + j) * panels + pn) * c + ch) * PANEL;
-          for (int l = 0; l < PANEL; l++) d[l] = (float)(t[i][0][l] * G[j][0] + t[i][1][l] * G[j][1] + t[i][2][l] * G[j][2]);
-        }
-    }
+  /* on the run's threads: the pages are new (zeroed by the system as they are first written), a
+   * few ms per 10 MB on one core; an item is 64 lanes of about 200 operations in double */
+  wino_pack_job j = {.w = w, .wt = w ? NULL : wt, .c = c, .m = m, .panels = panels, .u = u};
+  gpux__parallel_for_work(panels * c, (double)(panels * c) * PANEL * 200.0, wino_pack_items, &j);
   out->c = c, out->m = m, out->panels = panels, out->data = u;
   return 0;
 }

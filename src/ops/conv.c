@@ -435,30 +435,56 @@ static int conv_windows(gpux__kctx *k, const conv_dims *cd, const float *x, cons
  * last copy of X and the transposed sums cost more than they save, conv-direct.c's product
  * reads X and W in place, so W stays; gpux.ConvNHWC takes the kernel on any plane (any_plane),
  * so its W goes too, and a first convolution of a region (X's planes in, any_plane 2) of fewer
- * channels for conv-rows.c, which reads the same packing. */
+ * channels for conv-rows.c, which reads the same packing.
+ *
+ * A gpux.ConvNHWC whose first run conv-winograd.c takes keeps W transformed for that kernel
+ * instead, and packs it for conv-gemm.c only on a run that kernel declines (another batch or
+ * plane, fewer threads): W's file pages go, but its data stays for that (rereads). Each form is
+ * made once, by the first run that needs it (runs at once may both make it: one keeps its own,
+ * the other frees its own and reads the kept one). */
 typedef struct {
   gpux__node_state base;
-  const gpux_tensor *src;   /* the weights packed (an initializer) */
-  gpux__sgemm_b packed;
-  gpux__conv_wino_w *_Atomic wino; /* the same transformed for conv-winograd.c, on the first run
-                                      that takes it (from packed), or NULL */
+  const gpux_tensor *src;           /* the weights (an initializer) */
+  const float *w;                   /* its data, read again to pack it (base.rereads), or NULL */
+  int64_t m, c, ks;                 /* W [m, c, ks taps] */
+  gpux__sgemm_b *_Atomic packed;    /* for conv-gemm.c's kernel, or NULL (not made yet: w is set) */
+  gpux__conv_wino_w *_Atomic wino;  /* the same transformed for conv-winograd.c, or NULL */
 } conv_weights_state;
 
 static void conv_weights_free(gpux__node_state *s) {
   conv_weights_state *st = (conv_weights_state *)s;
-  gpux__conv_gemm_free(&st->packed);
+  gpux__sgemm_b *pk = atomic_load(&st->packed);
+  if (pk) gpux__conv_gemm_free(pk), free(pk);
   gpux__conv_wino_w *u = atomic_load(&st->wino);
   if (u) gpux__conv_wino_free(u), free(u);
   free(st);
 }
 
-/* The node's packed weights, or NULL: not a float32 initializer of a convolution of one group
- * and at least 16 input channels on 1 or 2 spatial dims, a 1x1 kernel on a large plane, a first
- * run that gpux__conv_gemm_first leaves to the implicit GEMM (large planes of few channels), no
- * state kept for the node, no such kernel here, or memory short (the other paths, which need
- * none). Once packed,
- * the weights stay the node's way for any plane (the state may have let W's data go). */
-static const gpux__sgemm_b *conv_gemm_weights(gpux__kctx *k, const conv_dims *cd, int any_plane) {
+/* The node's weights packed for conv-gemm.c, packed now from st->w when the node has not yet. */
+static const gpux__sgemm_b *conv_packed(conv_weights_state *st) {
+  gpux__sgemm_b *pk = atomic_load(&st->packed), *none = NULL;
+  if (pk || !st->w) return pk;
+  if (!(pk = gpux__calloc(1, sizeof *pk))) return NULL;
+  if (gpux__conv_gemm_pack(st->w, st->m, st->c, st->ks, pk)) {
+    free(pk);
+    return NULL;
+  }
+  if (!atomic_compare_exchange_strong(&st->packed, &none, pk)) { /* another run packed them first */
+    gpux__conv_gemm_free(pk), free(pk);
+    return none;
+  }
+  st->base.bytes += (size_t)gpux__sgemm_packed_floats(st->c * st->ks, st->m) * sizeof(float);
+  return pk;
+}
+
+/* The node's state, made on its first run (NULL: not a float32 initializer of a convolution of
+ * one group and at least 16 input channels on 1 or 2 spatial dims, a 1x1 kernel on a large
+ * plane, a first run that gpux__conv_gemm_first leaves to the implicit GEMM (large planes of few
+ * channels), no state kept for the node, no such kernel here, or memory short: the other paths,
+ * which need none). With wino (a gpux.ConvNHWC's problem) that conv-winograd.c takes, W is not
+ * packed but kept to be; else packed now. Once made, the state stays the node's way for any plane
+ * (the session may have let W's data go). */
+static conv_weights_state *conv_weights(gpux__kctx *k, const conv_dims *cd, int any_plane, const gpux__conv2d *wino) {
   const gpux_tensor *w = k ? IN(1) : NULL;
   if (!w || cd->no_pack || !k->state || !(k->const_in >> 1 & 1) || w->dtype != GPUX_DT_FLOAT || cd->g != 1 ||
       (cd->cg < 16 && any_plane < 2) ||
@@ -471,30 +497,43 @@ static const gpux__sgemm_b *conv_gemm_weights(gpux__kctx *k, const conv_dims *cd
       return NULL;
     st->base.destroy = conv_weights_free;
     st->src = w;
-    if (gpux__conv_gemm_pack(w->data, cd->m, cd->c, cd->ks, &st->packed)) {
-      free(st);
-      return NULL;
-    }
+    st->m = cd->m, st->c = cd->c, st->ks = cd->ks;
     st->base.replaces = cd->ks > 1 || any_plane ? (uint64_t)1 << 1 : 0;
-    st->base.bytes = (size_t)gpux__sgemm_packed_floats(cd->c * cd->ks, cd->m) * sizeof(float);
+    st->w = w->data;
+    if (wino && gpux__conv_wino_takes(wino)) {
+      st->base.rereads = st->base.replaces;
+    } else {
+      int ok = conv_packed(st) != NULL;
+      st->w = NULL; /* W is not read again */
+      if (!ok) {
+        free(st);
+        return NULL;
+      }
+    }
     st = (conv_weights_state *)gpux__state_keep(k, &st->base);
   }
-  if (!st || st->base.destroy != conv_weights_free || st->src != w || st->packed.k != cd->c * cd->ks ||
-      st->packed.n != cd->m)
+  if (!st || st->base.destroy != conv_weights_free || st->src != w || st->c != cd->c || st->ks != cd->ks ||
+      st->m != cd->m)
     return NULL;
-  return &st->packed;
+  return st;
 }
 
-/* The weights of packed (the node's, from conv_gemm_weights) transformed for conv-winograd.c,
- * made on the first run that p takes that kernel and kept next to them; NULL where it does not
- * take p or memory is short. */
-static const gpux__conv_wino_w *conv_wino_weights(const gpux__sgemm_b *packed, const gpux__conv2d *p) {
+/* The node's packed weights (conv_weights), or NULL. */
+static const gpux__sgemm_b *conv_gemm_weights(gpux__kctx *k, const conv_dims *cd, int any_plane) {
+  conv_weights_state *st = conv_weights(k, cd, any_plane, NULL);
+  return st ? conv_packed(st) : NULL;
+}
+
+/* The node's weights transformed for conv-winograd.c (from W, or from the packed weights where W
+ * may be gone), made on the first run that p takes that kernel; NULL where it does not take p or
+ * memory is short. */
+static const gpux__conv_wino_w *conv_wino_weights(conv_weights_state *st, const gpux__conv2d *p) {
   if (!gpux__conv_wino_takes(p)) return NULL;
-  conv_weights_state *st = (conv_weights_state *)((char *)packed - offsetof(conv_weights_state, packed));
   gpux__conv_wino_w *u = atomic_load(&st->wino), *none = NULL;
   if (u) return u;
+  const gpux__sgemm_b *pk = st->w ? NULL : atomic_load(&st->packed);
   if (!(u = gpux__calloc(1, sizeof *u))) return NULL;
-  if (gpux__conv_wino_pack(packed, p->c, p->m, u)) {
+  if (gpux__conv_wino_pack(st->w, pk, p->c, p->m, u)) {
     free(u);
     return NULL;
   }
@@ -829,14 +868,17 @@ static void swap_layout(const float *src, float *dst, int64_t n, int64_t hw, int
 /* The convolution of op_conv_nhwc into y, with the epilogue ep (its residual of Y's shape). */
 static int conv_nhwc_run(gpux__kctx *k, const conv_dims *cd, const gpux_tensor *x, const gpux_tensor *w,
                          const float *bd, gpux_tensor *y, gpux__conv_epilogue *ep, int x_planes) {
-  const gpux__sgemm_b *packed = conv_gemm_weights(k, cd, x_planes ? 2 : 1);
+  const gpux__window *win = &cd->w;
+  gpux__conv2d p = {.x = x->data, .w = w->data, .b = bd, .y = y->data, .n = cd->n, .c = cd->c, .m = cd->m,
+                    .g = cd->g, .h = win->in[1], .w_ = win->in[2], .kh = win->k[1], .kw = win->k[2],
+                    .oh = win->out[1], .ow = win->out[2], .sh = win->s[1], .sw = win->s[2],
+                    .dh = win->d[1], .dw = win->d[2], .pt = win->pb[1], .pl = win->pb[2], .ep = ep,
+                    .channels_last = 1, .x_planes = x_planes > 0};
+  conv_weights_state *st = conv_weights(k, cd, x_planes ? 2 : 1, x_planes > 0 ? NULL : &p);
+  /* conv-winograd.c's transformed weights where it takes p, else the packed ones */
+  const gpux__conv_wino_w *u = st && x_planes <= 0 ? conv_wino_weights(st, &p) : NULL;
+  const gpux__sgemm_b *packed = st && !u ? conv_packed(st) : NULL;
   if (x_planes > 0) { /* X [N, C, H, W]: conv-rows.c reads it so; else its channels-last copy (-1) */
-    const gpux__window *win = &cd->w;
-    gpux__conv2d p = {.x = x->data, .w = w->data, .b = bd, .y = y->data, .n = cd->n, .c = cd->c, .m = cd->m,
-                      .g = cd->g, .h = win->in[1], .w_ = win->in[2], .kh = win->k[1], .kw = win->k[2],
-                      .oh = win->out[1], .ow = win->out[2], .sh = win->s[1], .sw = win->s[2],
-                      .dh = win->d[1], .dw = win->d[2], .pt = win->pb[1], .pl = win->pb[2], .ep = ep,
-                      .channels_last = 1, .x_planes = 1};
     int rc = packed && cd->w.nsp == 2 ? gpux__conv2d_rows(&p, packed) : 1;
     if (rc < 0) return gpux__kerr(k, rc, "%s", gpux_last_error());
     if (rc == 0) return 0;
@@ -850,16 +892,10 @@ static int conv_nhwc_run(gpux__kctx *k, const conv_dims *cd, const gpux_tensor *
     return rc;
   }
   int dw = cd->g > 1 && cd->cg == 1 && cd->m == cd->c && cd->w.nsp == 2 && w->data;
-  if (packed || dw) {
-    const gpux__window *win = &cd->w;
-    gpux__conv2d p = {.x = x->data, .w = w->data, .b = bd, .y = y->data, .n = cd->n, .c = cd->c, .m = cd->m,
-                      .g = cd->g, .h = win->in[1], .w_ = win->in[2], .kh = win->k[1], .kw = win->k[2],
-                      .oh = win->out[1], .ow = win->out[2], .sh = win->s[1], .sw = win->s[2],
-                      .dh = win->d[1], .dw = win->d[2], .pt = win->pb[1], .pl = win->pb[2], .ep = ep,
-                      .channels_last = 1};
-    const gpux__conv_wino_w *u = packed ? conv_wino_weights(packed, &p) : NULL;
+  if (u || packed || dw) {
     int rc = u ? gpux__conv2d_winograd(&p, u) : 1;
-    if (rc > 0) rc = packed ? gpux__conv2d_gemm(&p, packed) : gpux__conv2d_depthwise_nhwc(&p);
+    if (rc > 0 && st && !packed) packed = conv_packed(st); /* declined after all */
+    if (rc > 0) rc = packed ? gpux__conv2d_gemm(&p, packed) : dw ? gpux__conv2d_depthwise_nhwc(&p) : 1;
     if (rc < 0) return gpux__kerr(k, rc, "%s", gpux_last_error());
     if (rc == 0) return 0;
   }

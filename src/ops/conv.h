@@ -183,10 +183,10 @@ int gpux__conv_wino_available(void);
  * window of stride and dilation 1, 16 channels or more in and out, and enough 4 x 4 tiles of
  * output a task that the transformed weights, read for each task, pay for themselves. */
 int gpux__conv_wino_takes(const gpux__conv2d *p);
-/* W packed by gpux__conv_gemm_pack (9 taps, c channels in, m out) transformed into out (new
- * memory, which gpux__conv_wino_free frees): 0, 1 when this machine has no such kernel, or
- * GPUX_E_NOMEM. */
-int gpux__conv_wino_pack(const gpux__sgemm_b *wt, int64_t c, int64_t m, gpux__conv_wino_w *out);
+/* The weights W [m, c, 3, 3] (w), or when w is NULL the same packed by gpux__conv_gemm_pack (wt,
+ * 9 taps), transformed into out (new memory, which gpux__conv_wino_free frees; the same floats
+ * either way), on the pool: 0, 1 when this machine has no such kernel, or GPUX_E_NOMEM. */
+int gpux__conv_wino_pack(const float *w, const gpux__sgemm_b *wt, int64_t c, int64_t m, gpux__conv_wino_w *out);
 void gpux__conv_wino_free(gpux__conv_wino_w *u);
 /* A 3x3 convolution by Winograd's F(4x4, 3x3) on the transformed weights u (p->w is not read):
  * 0 when done, 1 when not taken (gpux__conv_wino_takes), or a negative error. */

@@ -32,7 +32,12 @@ struct gpux__node_state {
   uint64_t replaces;           /* inputs (bit i, i < 64), all initializers, that the state holds in
                                   its own form: the node never reads their data again, so the
                                   session may let the memory behind them go */
-  size_t bytes;                /* the memory the state holds (weight accounting) */
+  uint64_t rereads;            /* of `replaces`, inputs the node may still read, rarely (to make
+                                  another form for a shape the kept one does not serve): the
+                                  session may give back the file pages behind them (read again
+                                  from the file), but keeps their data */
+  _Atomic size_t bytes;        /* the memory the state holds (weight accounting; a form made on
+                                  a later run adds to it) */
 };
 
 typedef struct gpux__op_def {

@@ -158,7 +158,7 @@ static void drop_copy(gpux_session *s, int v) {
 /* A node just kept a state that holds some of its initializer inputs in a layout of its own
  * (packed weights): the file pages behind them can go (another reader, should there be one, reads
  * them again from the file), and the model's copy of one once every node reading it here holds
- * it so. A run that started before that may still be packing from the copy: with other runs in
+ * it so and reads it no more (a node may keep reading one, rarely: `rereads`). A run that started before that may still be packing from the copy: with other runs in
  * flight, the last of them to end lets it go (end_run). */
 static void let_go_replaced(gpux_session *s, const gpux__kctx *k, int node) {
   const gpux__node_state *st = gpux__state_get(k);
@@ -166,6 +166,7 @@ static void let_go_replaced(gpux_session *s, const gpux__kctx *k, int node) {
   for (int j = 0; j < k->n_in && j < 64; j++) {
     if (!(st->replaces >> j & 1) || !(k->const_in >> j & 1) || !k->in[j]) continue;
     if (k->in[j]->data) gpux__model_release(s->model, k->in[j]->data, k->in[j]->nbytes);
+    if (st->rereads >> j & 1) continue; /* the data stays: the node may read it again */
     int v = k->node->in[j];
     if (!s->unread || atomic_fetch_sub(&s->unread[v], 1) != 1) continue;
     if (atomic_load(&s->running) == 1) {

@@ -5,12 +5,14 @@
  * splits into tasks, and the three passes over all tiles that few tiles on many threads take); that the kernel takes those shapes and declines what it must (strides,
  * dilations, other windows, 7 x 7 planes of one image); and gpux.ConvNHWC through a node's state,
  * whose runs take the Winograd path (their sums differ from conv-gemm.c's in rounding) and match
- * the float64 convolution. */
+ * the float64 convolution, and keep conv-gemm.c's packed weights only once a run falls back to
+ * that kernel. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include "ops/conv.h"
@@ -70,7 +72,12 @@ static void run_case(gpux__conv2d *p, gpux__conv_epilogue *ep) {
   gpux__sgemm_b wt;
   gpux__conv_wino_w u;
   assert_int_equal(gpux__conv_gemm_pack(w, p->m, p->c, 9, &wt), 0);
-  assert_int_equal(gpux__conv_wino_pack(&wt, p->c, p->m, &u), 0);
+  assert_int_equal(gpux__conv_wino_pack(NULL, &wt, p->c, p->m, &u), 0);
+  gpux__conv_wino_w uw; /* from W itself: the same floats */
+  assert_int_equal(gpux__conv_wino_pack(w, NULL, p->c, p->m, &uw), 0);
+  assert_int_equal(uw.panels, u.panels);
+  assert_memory_equal(uw.data, u.data, (size_t)(36 * u.panels * u.c * 64) * sizeof(float));
+  gpux__conv_wino_free(&uw);
   if (!gpux__conv_wino_takes(p))
     fail_msg("c %lld m %lld n %lld %lldx%lld not taken", (long long)p->c, (long long)p->m, (long long)p->n,
              (long long)p->h, (long long)p->w_);
@@ -206,12 +213,142 @@ static void test_winograd_node(void **state) {
   gpux__set_run_threads(0);
 }
 
+/* A float32 tensor of these dims on the test's array (not owned). */
+static gpux_tensor borrow(const float *data, int ndim, const int64_t *dims) {
+  gpux_tensor t = {0};
+  assert_int_equal(gpux_tensor_init(&t, GPUX_DT_FLOAT, ndim, dims), 0);
+  free(t.data);
+  t.data = (void *)data, t.owns_data = 0;
+  return t;
+}
+
+/* One gpux.ConvNHWC node (W [m, c, 3, 3] the tensor wt, the same every run, as an initializer is)
+ * run on X [n, h, w, c], pads 1, through the node's state in slot, its output into y_out. */
+static void run_node(gpux__node_state *_Atomic *slot, const float *x, const gpux_tensor *wt, const float *b,
+                     int64_t n, int64_t h, int64_t wd_, float *y_out) {
+  int64_t c = wt->dims[1], m = wt->dims[0];
+  int64_t xd[4] = {n, h, wd_, c}, bd[1] = {m}, pads[4] = {1, 1, 1, 1};
+  gpux_tensor xt = borrow(x, 4, xd), bt = borrow(b, 1, bd);
+  gpux__attr attrs[1] = {{.name = "pads", .type = GPUX_ATTR_INTS, .n = 4, .ints = pads}};
+  gpux__node nd = {.name = "t", .op_type = "ConvNHWC", .domain = "gpux", .opset = 1, .n_in = 3, .n_out = 1,
+                   .n_attrs = 1, .attrs = attrs};
+  nd.op = gpux__op_find("gpux", "ConvNHWC", 1);
+  assert_non_null(nd.op);
+  gpux_tensor y = {0}, *outs[1] = {&y};
+  const gpux_tensor *in[3] = {&xt, wt, &bt};
+  gpux__kctx k = {.node = &nd, .n_in = 3, .n_out = 1, .in = in, .out = outs, .opset = 1, .state = slot,
+                  .const_in = 2};
+  assert_int_equal(nd.op->run(&k), 0);
+  assert_int_equal(gpux_tensor_count(&y), n * h * wd_ * m);
+  memcpy(y_out, y.data, (size_t)gpux_tensor_count(&y) * sizeof(float));
+  gpux_tensor_free(&y);
+}
+
+typedef struct {
+  gpux__node_state *_Atomic *slot;
+  const float *x, *b;
+  const gpux_tensor *wt;
+  float *y;
+} node_thread_arg;
+
+static void *node_thread(void *p) {
+  node_thread_arg *a = p;
+  gpux__set_run_threads(1);
+  run_node(a->slot, a->x, a->wt, a->b, 1, 3, 3, a->y);
+  return NULL;
+}
+
+/* The weights a gpux.ConvNHWC keeps (gpux_session_memory counts their bytes): a node whose runs
+ * all take the Winograd kernel keeps its transformed weights only, made on the first run; a plane
+ * that kernel declines (3 x 3: one tile) packs W for conv-gemm.c on its first run, once (two
+ * threads at once), and gives conv-gemm.c's output bit for bit; a node whose first run is
+ * declined packs W then, and transforms it later from the packed copy. The session keeps W's data
+ * for a node that may pack it later (rereads), and no longer once it holds the packed copy. */
+static void test_winograd_node_memory(void **state) {
+  (void)state;
+  if (!gpux__conv_wino_available()) skip();
+  gpux__set_run_threads(1);
+  const int64_t c = 40, m = 72, panels = (m + 63) / 64;
+  size_t u_bytes = (size_t)(36 * panels * c * 64) * sizeof(float);
+  size_t p_bytes = (size_t)gpux__sgemm_packed_floats(9 * c, m) * sizeof(float);
+  float *x = malloc((size_t)(2 * 20 * 20 * c) * sizeof *x), *w = malloc((size_t)(m * c * 9) * sizeof *w);
+  float *b = malloc((size_t)m * sizeof *b), *y = malloc((size_t)(2 * 20 * 20 * m) * sizeof *y);
+  float *y2 = malloc((size_t)(9 * m) * sizeof *y2), *ref = malloc((size_t)(9 * m) * sizeof *ref);
+  for (int64_t i = 0; i < 2 * 20 * 20 * c; i++) x[i] = rndf();
+  for (int64_t i = 0; i < m * c * 9; i++) w[i] = rndf();
+  for (int64_t i = 0; i < m; i++) b[i] = rndf();
+  gpux__conv2d big = {.n = 2, .c = c, .m = m, .g = 1, .h = 20, .w_ = 20, .kh = 3, .kw = 3, .oh = 20, .ow = 20,
+                      .sh = 1, .sw = 1, .dh = 1, .dw = 1, .pt = 1, .pl = 1, .channels_last = 1};
+  gpux__conv2d small = big;
+  small.n = 1, small.h = small.w_ = small.oh = small.ow = 3;
+  assert_true(gpux__conv_wino_takes(&big));
+  assert_false(gpux__conv_wino_takes(&small));
+  /* conv-gemm.c's output of the small plane */
+  gpux__conv_epilogue ep = {.act = GPUX_EP_NONE};
+  gpux__conv2d p = small;
+  p.x = x, p.w = w, p.b = b, p.y = ref, p.ep = &ep;
+  gpux__sgemm_b pk;
+  assert_int_equal(gpux__conv_gemm_pack(w, m, c, 9, &pk), 0);
+  assert_int_equal(gpux__conv2d_gemm(&p, &pk), 0);
+  gpux__conv_gemm_free(&pk);
+
+  int64_t wdims[4] = {m, c, 3, 3};
+  gpux_tensor wt = borrow(w, 4, wdims);
+  gpux__node_state *_Atomic slot = NULL;
+  for (int run = 0; run < 3; run++) run_node(&slot, x, &wt, b, 2, 20, 20, y);
+  gpux__node_state *sp = atomic_load(&slot);
+  assert_non_null(sp);
+  if (sp->bytes != u_bytes)
+    fail_msg("after Winograd runs only: %zu bytes kept, want the transformed weights' %zu (packed: %zu)",
+             (size_t)sp->bytes, u_bytes, p_bytes);
+  assert_true(sp->replaces >> 1 & 1);
+  assert_true(sp->rereads >> 1 & 1);
+  /* the declined plane on two threads at once: packed once */
+  pthread_t th[2];
+  float *ys[2] = {y2, y};
+  node_thread_arg args[2];
+  for (int i = 0; i < 2; i++) {
+    args[i] = (node_thread_arg){.slot = &slot, .x = x, .wt = &wt, .b = b, .y = ys[i]};
+    assert_int_equal(pthread_create(&th[i], NULL, node_thread, &args[i]), 0);
+  }
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  assert_memory_equal(y2, ref, (size_t)(9 * m) * sizeof(float));
+  assert_memory_equal(y, ref, (size_t)(9 * m) * sizeof(float));
+  assert_int_equal(sp->bytes, u_bytes + p_bytes);
+  run_node(&slot, x, &wt, b, 1, 3, 3, y2);
+  run_node(&slot, x, &wt, b, 2, 20, 20, y);
+  assert_int_equal(sp->bytes, u_bytes + p_bytes);
+  sp->destroy(sp);
+
+  /* declined first: packed, W not read again; then transformed from the packed weights */
+  atomic_store(&slot, NULL);
+  run_node(&slot, x, &wt, b, 1, 3, 3, y2);
+  sp = atomic_load(&slot);
+  assert_non_null(sp);
+  assert_int_equal(sp->bytes, p_bytes);
+  assert_true(sp->replaces >> 1 & 1);
+  assert_false(sp->rereads >> 1 & 1);
+  assert_memory_equal(y2, ref, (size_t)(9 * m) * sizeof(float));
+  float *wc = malloc((size_t)(m * c * 9) * sizeof *wc);
+  memcpy(wc, w, (size_t)(m * c * 9) * sizeof *wc);
+  for (int64_t i = 0; i < m * c * 9; i++) w[i] = NAN; /* let go: never read */
+  run_node(&slot, x, &wt, b, 2, 20, 20, y);
+  assert_int_equal(sp->bytes, p_bytes + u_bytes);
+  p = big, p.x = x, p.w = wc, p.b = b, p.y = y, p.ep = &ep;
+  double worst = worst_error(&p);
+  if (worst > 1) fail_msg("transformed from the packed weights: error %g of the bound", worst);
+  sp->destroy(sp);
+  free(x), free(w), free(wc), free(b), free(y), free(y2), free(ref);
+  gpux__set_run_threads(0);
+}
+
 int main(void) {
   gpux__set_thread_count(2); /* the pool: 2 threads, and jobs on 1 or 2 of them */
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_winograd_shapes),
     cmocka_unit_test(test_winograd_declines),
     cmocka_unit_test(test_winograd_node),
+    cmocka_unit_test(test_winograd_node_memory),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
