@@ -123,7 +123,8 @@ function sessionOptions(o) {
 }
 
 // ORT's profile of o.runs runs after o.warmup: milliseconds per run and node count per op type,
-// from the trace's node events (name ending _kernel_time) that start after the warm-up's runs
+// from the trace's node events (name ending _kernel_time) that start after the warm-up's runs;
+// PEER_PROFILE_KEEP=FILE keeps the trace (per node: bench/node-times.py compares it with gpux's)
 async function profileCase(caseDir, feeds, o) {
   const prefix = path.join(fs.mkdtempSync(path.join(process.env.TMPDIR || '/tmp', 'peer-prof-')), 'ort');
   const s = await ort.InferenceSession.create(path.join(caseDir, 'model.onnx'),
@@ -134,6 +135,7 @@ async function profileCase(caseDir, feeds, o) {
   const dir = path.dirname(prefix);
   const file = fs.readdirSync(dir).find((f) => f.endsWith('.json'));
   const events = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'));
+  if (process.env.PEER_PROFILE_KEEP) fs.copyFileSync(path.join(dir, file), process.env.PEER_PROFILE_KEEP);
   fs.rmSync(dir, { recursive: true, force: true });
   const runs = events.filter((e) => e.name === 'model_run').sort((a, b) => a.ts - b.ts);
   const from = runs.length > o.runs ? runs[runs.length - o.runs].ts : 0;

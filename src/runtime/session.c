@@ -109,9 +109,21 @@ struct gpux_session {
   atomic_int planning;      /* 1 while a run uses `store` and the plans (runs may overlap) */
   gpux_run_stats stats;
   int profiling;            /* gpux_session_profile_enable: nodes are timed into prof */
+  int profile_nodes;        /* GPUX_PROFILE_NODES: each timed node also one line on stderr */
   gpux__prof prof;
   gpux__prof_entry *prof_sorted; /* the last answer of gpux_session_profile */
 };
+
+/* GPUX_PROFILE_NODES: "node INDEX NAME OP MS SHAPE" for one timed node of the main graph, the
+ * shape its first output's (one line a node a run: take the best or median per index). */
+static void profile_node_line(int i, const gpux__node *n, const gpux_tensor *y, double ms) {
+  char shape[96] = "";
+  size_t len = 0;
+  if (y && y->kind == GPUX_KIND_TENSOR)
+    for (int d = 0; d < y->ndim && len + 24 < sizeof shape; d++)
+      len += (size_t)snprintf(shape + len, sizeof shape - len, "%s%lld", d ? "x" : "", (long long)y->dims[d]);
+  fprintf(stderr, "node %d %s %s %.4f %s\n", i, n->name[0] ? n->name : "-", n->op_type, ms, len ? shape : "-");
+}
 
 static double now_ms(void) {
   struct timespec ts;
@@ -448,7 +460,11 @@ static int run_graph(frame *f, const gpux_tensor *inputs, int n_inputs, gpux_ten
     }
     if (!moved) rc = f->s->backend->run_node ? f->s->backend->run_node(f->s->backend_ctx, &k) : n->op->run(&k);
     if (!had_state && !rc && !f->parent) let_go_replaced(f->s, &k, i); /* a body's node: the weights stay */
-    if (f->s->profiling && !rc) gpux__prof_add(&f->s->prof, n->op_type, "cpu", now_ms() - t0, GPUX__PROF_NONE);
+    if (f->s->profiling && !rc) {
+      double ms = now_ms() - t0;
+      gpux__prof_add(&f->s->prof, n->op_type, "cpu", ms, GPUX__PROF_NONE);
+      if (f->s->profile_nodes && !f->parent) profile_node_line(i, n, out[0], ms);
+    }
     if (rc) {
       if (!k.status) gpux__error_prefix(rc, "node '%s' (%s): ", n->name, n->op_type);
       goto done;
@@ -1194,6 +1210,8 @@ void gpux_session_recycle(gpux_session *s, gpux_tensor *t) {
 
 int gpux_session_profile_enable(gpux_session *s, int on) {
   if (on) gpux__prof_clear(&s->prof);
+  const char *pn = getenv("GPUX_PROFILE_NODES");
+  s->profile_nodes = on && pn && pn[0] && strcmp(pn, "0");
   s->profiling = on != 0;
   return 0;
 }
