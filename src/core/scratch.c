@@ -19,7 +19,7 @@ static _Thread_local scratch_set *mine;
 static atomic_size_t high[GPUX__SCRATCH_SLOTS];  /* task slots: the most any thread asked for */
 
 static int task_slot(int slot) {
-  return slot == GPUX__SCRATCH_CONV_COLS || slot == GPUX__SCRATCH_CONV_TILE || slot == GPUX__SCRATCH_SGEMM_ITEM_B ||
+  return slot == GPUX__SCRATCH_CONV_COLS || slot == GPUX__SCRATCH_CONV_TILE || slot == GPUX__SCRATCH_CONV_EXPAND || slot == GPUX__SCRATCH_SGEMM_ITEM_B ||
          slot == GPUX__SCRATCH_IGEMM_PANEL || slot == GPUX__SCRATCH_IGEMM_C;
 }
 static pthread_key_t key;

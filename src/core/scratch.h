@@ -15,6 +15,7 @@ enum {
   GPUX__SCRATCH_CONV_IMAGE,    /* conv-direct.c: the calling thread's padded, split image */
   GPUX__SCRATCH_CONV_TILE,     /* conv-direct.c: each task's output tile or depthwise planes
                                   (pool tasks) */
+  GPUX__SCRATCH_CONV_EXPAND,   /* conv-depthwise.c: each task's expanded rows (pool tasks) */
   GPUX__SCRATCH_CONV_TAPS,     /* conv-direct.c: the calling thread's tap offset table */
   GPUX__SCRATCH_CONV_SCALED,   /* conv.c: weights or X scaled by a folded squeeze-excitation */
   GPUX__SCRATCH_CONV_WINO,     /* conv-winograd.c: each task's transformed tiles (pool tasks) */

@@ -409,34 +409,27 @@ static const dwr3x_fn dwr5x_fns[2] = {dwr5s2x_1, dwr5s2x_2};
 typedef void (*dwr_fn)(const float *, int64_t, const float *, int64_t, int64_t, int64_t, int64_t, float *, int64_t);
 static const dwr_fn dwr_fns[2][4] = {{dwr1_1, dwr1_2, dwr1_3, dwr1_4}, {dwr2_1, dwr2_2, dwr2_3, dwr2_4}};
 
-static void dwr_tasks(void *ctx, int64_t begin, int64_t end) {
-  dwr_job *j = ctx;
+/* Output rows [oh0, oh1) of channel ch's plane y from x, which holds the plane's rows [x_r0, x_r1)
+ * (every row the strip's outputs read inside X; a call's rows past them, whose sums it does not
+ * store, read zeros); buf: the strip's padded rows [in_rows][wp], of which
+ * the first w_ floats are zeros where j->direct; x_end: where the lines asked for ahead stop (NULL:
+ * none asked for). */
+static void dwr_strip(const dwr_job *j, const float *x, int64_t x_r0, int64_t x_r1, int64_t ch, int64_t oh0,
+                      int64_t oh1, float *y, float *buf, const char *x_end) {
   const gpux__conv2d *p = j->p;
-  int64_t taps = p->kh * p->kw, os = p->oh * p->ow, wp = j->wp;
-  /* the strip's padded rows [in_rows][wp] */
-  float *buf = gpux__scratch(GPUX__SCRATCH_CONV_TILE, (size_t)(j->in_rows * wp) * sizeof(float));
-  if (!buf) {
-    atomic_store(&j->failed, 1);
-    return;
-  }
-  const float *zeros = buf; /* direct: a row of zeros for the padding's rows */
-  if (j->direct) memset(buf, 0, (size_t)p->w_ * sizeof *buf);
-  const char *x_end = (const char *)(p->x + p->n * p->c * p->h * p->w_);
+  int64_t taps = p->kh * p->kw, wp = j->wp;
+  const float *zeros = buf, *w = p->w + ch * taps;
   int64_t lo = GPUX__MIN(p->pl, wp), w_in = GPUX__MAX(0, GPUX__MIN(p->w_, wp - p->pl));
-  for (int64_t t = begin; t < end; t++) {
-    int64_t plane = t / j->strips, oh0 = t % j->strips * j->strip, oh1 = GPUX__MIN(p->oh, oh0 + j->strip);
-    int64_t ch = plane % p->c;
-    const float *x = p->x + plane * p->h * p->w_, *w = p->w + ch * taps;
+  {
     /* input rows [r0, r1) in padded coordinates (row r is X's row r - pt) */
     int64_t r0 = oh0 * p->sh, r1 = (oh1 - 1) * p->sh + (p->kh - 1) * p->dh + 1;
-    float *y = p->y + plane * os;
     if (j->direct) { /* stride 2: from X's rows, DR (3 x 3) or DR5 (5 x 5) output rows a call */
       int five = p->kh == 5, dr = five ? DR5 : DR, span = five ? 32 : 64;
       for (int64_t oh = oh0; oh < oh1; oh += dr) {
         const float *rows[2 * DR + 1];
         for (int r = 0; r < 2 * dr + p->kh - 2; r++) {
           int64_t ih = oh * 2 + r - p->pt;
-          rows[r] = ih >= 0 && ih < p->h ? x + ih * p->w_ : zeros;
+          rows[r] = ih >= x_r0 && ih < x_r1 ? x + (ih - x_r0) * p->w_ : zeros;
         }
         int nr = (int)GPUX__MIN(dr, oh1 - oh);
         for (int64_t q = 0; q < p->ow; q += span) {
@@ -447,7 +440,7 @@ static void dwr_tasks(void *ctx, int64_t begin, int64_t end) {
       }
       float *ys = y + oh0 * p->ow;
       gpux__conv_finish(ys, 0, ys, 0, 1, (oh1 - oh0) * p->ow, p->b ? p->b[ch] : 0.0f, p->ep, ch);
-      continue;
+      return;
     }
     for (int64_t r = r0; r < r1; r++) {
       float *dst = buf + (r - r0) * wp;
@@ -458,8 +451,8 @@ static void dwr_tasks(void *ctx, int64_t begin, int64_t end) {
       }
       /* the lines AHEAD bytes on (the rest of the plane, the next plane's first rows) asked for
        * now: the stream of X crosses a page every few rows, where the hardware's prefetch stops */
-      const char *src = (const char *)(x + ih * p->w_), *ahead = src + AHEAD;
-      for (int64_t l = 0; l < w_in * 4 && ahead + l < x_end; l += 64) _mm_prefetch(ahead + l, _MM_HINT_T0);
+      const char *src = (const char *)(x + (ih - x_r0) * p->w_), *ahead = src + AHEAD;
+      for (int64_t l = 0; x_end && l < w_in * 4 && ahead + l < x_end; l += 64) _mm_prefetch(ahead + l, _MM_HINT_T0);
       if (p->sw == 2) {
         split_even_odd((const float *)src, w_in, lo, wp / 2, dst);
         continue;
@@ -506,16 +499,40 @@ static void dwr_tasks(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-static int conv2d_depthwise_rows(const gpux__conv2d *p) {
-  dwr_job j = {.p = p};
+static void dwr_tasks(void *ctx, int64_t begin, int64_t end) {
+  dwr_job *j = ctx;
+  const gpux__conv2d *p = j->p;
+  /* the strip's padded rows [in_rows][wp] */
+  float *buf = gpux__scratch(GPUX__SCRATCH_CONV_TILE, (size_t)(j->in_rows * j->wp) * sizeof(float));
+  if (!buf) {
+    atomic_store(&j->failed, 1);
+    return;
+  }
+  if (j->direct) memset(buf, 0, (size_t)p->w_ * sizeof *buf); /* a row of zeros for the padding's rows */
+  const char *x_end = (const char *)(p->x + p->n * p->c * p->h * p->w_);
+  for (int64_t t = begin; t < end; t++) {
+    int64_t plane = t / j->strips, oh0 = t % j->strips * j->strip, oh1 = GPUX__MIN(p->oh, oh0 + j->strip);
+    dwr_strip(j, p->x + plane * p->h * p->w_, 0, p->h, plane % p->c, oh0, oh1, p->y + plane * p->oh * p->ow, buf,
+              x_end);
+  }
+}
+
+/* j's padded row length and whether its rows are read from X directly. */
+static void dwr_rows(dwr_job *j) {
+  const gpux__conv2d *p = j->p;
   /* a row is read up to the last vector's last lane: 16 * ceil(ow / 16) outputs; with stride 2,
    * in each half, the even columns and the odd ones, both as long (a multiple of 16) */
   int64_t vec_end = (p->ow + 15) / 16 * 16 + (p->kw - 1) * p->dw;
   int64_t half_end = (p->ow + 15) / 16 * 16 + (p->kw - 1) * p->dw / 2;
-  if (p->sw == 2) j.wp = 2 * ((GPUX__MAX(half_end, (p->pl + p->w_ + 1) / 2) + 15) / 16 * 16);
-  else j.wp = GPUX__MAX(vec_end, p->pl + p->w_);
-  j.direct = (p->kh == 3 || p->kh == 5) && p->kw == p->kh && p->dh == 1 && p->dw == 1 && p->sh == 2 && p->sw == 2;
-  if (j.direct) j.wp = GPUX__MAX(j.wp, p->w_);
+  if (p->sw == 2) j->wp = 2 * ((GPUX__MAX(half_end, (p->pl + p->w_ + 1) / 2) + 15) / 16 * 16);
+  else j->wp = GPUX__MAX(vec_end, p->pl + p->w_);
+  j->direct = (p->kh == 3 || p->kh == 5) && p->kw == p->kh && p->dh == 1 && p->dw == 1 && p->sh == 2 && p->sw == 2;
+  if (j->direct) j->wp = GPUX__MAX(j->wp, p->w_);
+}
+
+static int conv2d_depthwise_rows(const gpux__conv2d *p) {
+  dwr_job j = {.p = p};
+  dwr_rows(&j);
   int64_t halo = (p->kh - 1) * p->dh + 1;
   /* strips of about 32 KB of output and 16 KB of input: what a row of outputs reads, and the
    * epilogue, find in L1 (64 KB of input: stride 2 on 112 x 112, 20% slower) */
@@ -579,6 +596,123 @@ int gpux__conv2d_depthwise16(const gpux__conv2d *p) {
   atomic_init(&j.failed, 0);
   gpux__parallel_for_work(p->n * j.blocks * j.strips, work, dw16_tasks, &j);
   if (atomic_load(&j.failed)) return gpux__error(GPUX_E_NOMEM, "out of memory for a depthwise strip");
+  return 0;
+}
+
+/* ---- an expansion's 1x1 convolution and the depthwise convolution that alone reads it ----
+ * An inverted residual block's expansion writes C x H x W floats (MobileNetV3's 64 x 112 x 112:
+ * 3.2 MB) that its depthwise convolution reads back once. Here a task (image, strip of output
+ * rows, block of XB channels) computes the expansion on the input rows its strip reads only,
+ * into scratch (XB x rows x W floats, in L2), runs the expansion's epilogue on each channel's
+ * rows and then the depthwise rows' kernels above on them, so the expanded values never leave the
+ * thread's caches. Strips overlap by the window's halo, whose rows are computed twice; strips are
+ * long enough that this is at most about a sixteenth of the expansion. A strip's X rows (C x rows x
+ * W) are read by each of its channel blocks: tasks of one strip are neighbours, so a thread's run
+ * of them finds those rows in L2. The expansion's sums go over the input channels in order, one
+ * FMA each from zero, then its bias and epilogue: as conv-direct.c's implicit GEMM. */
+
+_Atomic long long gpux__expand_dw_tasks;
+
+#define XB 8 /* expansion channels a call */
+
+/* e[i * ld + q] = sum over c < nc (in order) of w[i * nc + c] * x[c * xs + q], for i < NB and
+ * q < np: NB channels of the expansion over np consecutive positions, 32 at a time. The hot loop. */
+#define DEF_EXPAND(NAME, NB)                                                                         \
+  TARGET512 static void NAME(const float *x, int64_t xs, int64_t nc, const float *w, float *e, int64_t ld, \
+                             int64_t np) {                                                           \
+    for (int64_t q = 0; q < np; q += 32) {                                                          \
+      __mmask16 k0 = gpux__lanes16(np - q), k1 = gpux__lanes16(np - q - 16);                          \
+      __m512 acc[NB][2];                                                                            \
+      _Pragma("GCC unroll 8") for (int i = 0; i < NB; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps(); \
+      for (int64_t c = 0; c < nc; c++) {                                                            \
+        const float *xc = x + c * xs + q;                                                           \
+        __m512 a = _mm512_maskz_loadu_ps(k0, xc), b = _mm512_maskz_loadu_ps(k1, xc + 16);           \
+        _Pragma("GCC unroll 8") for (int i = 0; i < NB; i++) {                                      \
+          __m512 wv = _mm512_set1_ps(w[i * nc + c]);                                                \
+          acc[i][0] = _mm512_fmadd_ps(wv, a, acc[i][0]);                                            \
+          acc[i][1] = _mm512_fmadd_ps(wv, b, acc[i][1]);                                            \
+        }                                                                                           \
+      }                                                                                             \
+      _Pragma("GCC unroll 8") for (int i = 0; i < NB; i++) {                                        \
+        _mm512_mask_storeu_ps(e + i * ld + q, k0, acc[i][0]);                                       \
+        _mm512_mask_storeu_ps(e + i * ld + q + 16, k1, acc[i][1]);                                  \
+      }                                                                                             \
+    }                                                                                               \
+  }
+
+DEF_EXPAND(expand8, XB)
+DEF_EXPAND(expand1, 1)
+
+typedef struct {
+  dwr_job d;                /* the depthwise convolution's rows (d.p->x unused) */
+  const gpux__conv2d *e;    /* the expansion: X [n, c, h, w] -> [n, m, h, w], 1 x 1 */
+  int64_t blocks;           /* blocks of XB channels */
+  int64_t ex_rows;          /* X rows of a strip at most */
+} xdw_job;
+
+static void xdw_tasks(void *ctx, int64_t begin, int64_t end) {
+  xdw_job *j = ctx;
+  const gpux__conv2d *d = j->d.p, *e = j->e;
+  int64_t hw = e->h * e->w_, per_image = j->d.strips * j->blocks;
+  float *buf = gpux__scratch(GPUX__SCRATCH_CONV_TILE, (size_t)(j->d.in_rows * j->d.wp) * sizeof(float));
+  float *ex = gpux__scratch(GPUX__SCRATCH_CONV_EXPAND, (size_t)(XB * j->ex_rows * e->w_) * sizeof(float));
+  if (!buf || !ex) {
+    atomic_store(&j->d.failed, 1);
+    return;
+  }
+  if (j->d.direct) memset(buf, 0, (size_t)d->w_ * sizeof *buf);
+  for (int64_t t = begin; t < end; t++) {
+    int64_t n = t / per_image, si = t % per_image / j->blocks, b = t % j->blocks;
+    int64_t oh0 = si * j->d.strip, oh1 = GPUX__MIN(d->oh, oh0 + j->d.strip);
+    /* the X rows [e0, e1) the strip's outputs read */
+    int64_t e0 = GPUX__MAX(0, oh0 * d->sh - d->pt);
+    int64_t e1 = GPUX__MIN(d->h, (oh1 - 1) * d->sh - d->pt + (d->kh - 1) * d->dh + 1);
+    int64_t np = GPUX__MAX(0, e1 - e0) * e->w_, m0 = b * XB, m1 = GPUX__MIN(e->m, m0 + XB);
+    const float *x = e->x + n * e->c * hw + e0 * e->w_;
+    int64_t m = m0;
+    if (np > 0) {
+      for (; m + XB <= m1; m += XB) expand8(x, hw, e->c, e->w + m * e->c, ex + (m - m0) * np, np, np);
+      for (; m < m1; m++) expand1(x, hw, e->c, e->w + m * e->c, ex + (m - m0) * np, np, np);
+    }
+    for (m = m0; m < m1; m++) {
+      float *er = ex + (m - m0) * np;
+      if (np > 0) gpux__conv_finish(er, 0, er, 0, 1, np, e->b ? e->b[m] : 0.0f, e->ep, m);
+      dwr_strip(&j->d, er, e0, e1, m, oh0, oh1, d->y + (n * d->m + m) * d->oh * d->ow, buf, NULL);
+    }
+  }
+  gpux__expand_dw_tasks += end - begin;
+}
+
+int gpux__conv2d_expand_dw(const gpux__conv2d *e, const gpux__conv2d *d) {
+  if (!gpux__conv_dw16_available() || e->g != 1 || e->kh != 1 || e->kw != 1 || e->sh != 1 || e->sw != 1 || e->pt ||
+      e->pl || e->oh != e->h || e->ow != e->w_ || e->channels_last || d->c != e->m || d->g != d->c || d->m != d->c ||
+      d->n != e->n || d->h != e->h || d->w_ != e->w_ || d->pt < 0 || d->pl < 0 || d->channels_last ||
+      (d->ep && d->ep->res) || (e->ep && e->ep->res) || !(d->kh == 3 || d->kh == 5) || d->kw != d->kh ||
+      d->dh != 1 || d->dw != 1 || d->sh != d->sw || (d->sh != 1 && d->sh != 2))
+    return 1;
+  xdw_job j = {.d = {.p = d}, .e = e, .blocks = (e->m + XB - 1) / XB};
+  dwr_rows(&j.d);
+  /* strips: the halo's rows (computed for two strips) at most a sixteenth of a strip's rows, and
+   * a block's expanded rows at most 128 KB */
+  int64_t halo = d->kh - d->sh, max_rows = GPUX__MAX(d->kh, 32768 / (XB * e->w_));
+  int64_t strip = GPUX__MAX(1, (16 * halo + d->sh - 1) / d->sh);
+  strip = GPUX__MIN(strip, GPUX__MAX(1, (max_rows - d->kh) / d->sh + 1));
+  double macs = (double)(e->n * e->m) * (double)(e->h * e->w_) * (double)e->c, outs = (double)(d->n * d->c) * (double)(d->oh * d->ow);
+  double work = macs + (double)(e->n * e->m) * (double)(e->h * e->w_) * gpux__conv_ep_work(e->ep) +
+                outs * ((double)(d->kh * d->kw) * GPUX__DW_MAC_WORK + gpux__conv_ep_work(d->ep));
+  int threads = gpux__threads_for(work);
+  int64_t want = threads > 1 ? 3 * threads : 1; /* tasks */
+  if (e->n * j.blocks * ((d->oh + strip - 1) / strip) < want) /* few tasks: shorter strips */
+    strip = GPUX__MAX(1, GPUX__MIN(strip, (d->oh * e->n * j.blocks + want - 1) / want));
+  j.d.strip = GPUX__MIN(d->oh, strip);
+  j.d.strips = (d->oh + j.d.strip - 1) / j.d.strip;
+  j.d.in_rows = (j.d.strip - 1) * d->sh + d->kh;
+  j.ex_rows = GPUX__MIN(d->h, j.d.in_rows);
+  gpux__conv_plan_note("expand-dw", d, threads, e->n * j.blocks * j.d.strips, j.d.strip * d->ow, XB,
+                       (double)(j.d.strip * d->ow * XB) * (double)(d->kh * d->kw + e->c));
+  atomic_init(&j.d.failed, 0);
+  gpux__parallel_for_work(e->n * j.d.strips * j.blocks, work, xdw_tasks, &j);
+  if (atomic_load(&j.d.failed)) return gpux__error(GPUX_E_NOMEM, "out of memory for an expansion's strip");
   return 0;
 }
 
@@ -760,5 +894,7 @@ int gpux__conv2d_depthwise_nhwc(const gpux__conv2d *p) {
 int gpux__conv_dw16_available(void) { return 0; }
 int gpux__conv2d_depthwise16(const gpux__conv2d *p) { (void)p; return 1; }
 int gpux__conv2d_depthwise_nhwc(const gpux__conv2d *p) { (void)p; return 1; }
+_Atomic long long gpux__expand_dw_tasks;
+int gpux__conv2d_expand_dw(const gpux__conv2d *e, const gpux__conv2d *d) { (void)e, (void)d; return 1; }
 
 #endif /* DW16 */

@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stdio.h>
 
 /* GCC 12 at -O2 vectorizes only loops whose trip count is a known multiple of the vector width;
  * the few hot inner loops below ask for the full loop vectorizer, and are compiled for AVX-512
@@ -756,22 +757,33 @@ static int op_conv(gpux__kctx *k) { return conv_op(k, NULL); }
  *                      (a squeeze-excitation's Mul, folded in by runtime/channels-last.c)
  * Y = clamp(act(Conv(X * x_scale, W) + B (+ R))) * post_scale + post_bias. */
 /* FusedConv's and FusedConvTranspose's epilogue from the node: `m` output channels. */
-static int read_epilogue(gpux__kctx *k, int64_t m, gpux__conv_epilogue *ep) {
+/* The activation and clamp of an epilogue from the attributes `prefix`activation,
+ * `prefix`activation_params and `prefix`clamp. */
+static int read_activation(gpux__kctx *k, const char *prefix, gpux__conv_epilogue *ep) {
   static const char *const names[] = {"", "Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid", "Silu"};
+  char an[48], pn[48], cn[48];
+  snprintf(an, sizeof an, "%sactivation", prefix);
+  snprintf(pn, sizeof pn, "%sactivation_params", prefix);
+  snprintf(cn, sizeof cn, "%sclamp", prefix);
   *ep = (gpux__conv_epilogue){.act = GPUX_EP_NONE};
-  const char *act = gpux__attr_string(k, "activation", "");
+  const char *act = gpux__attr_string(k, an, "");
   while (ep->act < (int)GPUX__ARRAY_LEN(names) && strcmp(names[ep->act], act)) ep->act++;
   if (ep->act == (int)GPUX__ARRAY_LEN(names)) return gpux__kerr(k, GPUX_E_UNSUPPORTED, "activation '%s'", act);
   const float *p;
-  int np = gpux__attr_floats(k, "activation_params", &p);
+  int np = gpux__attr_floats(k, pn, &p);
   if (np != (ep->act == GPUX_EP_LEAKY ? 1 : ep->act == GPUX_EP_CLIP || ep->act == GPUX_EP_HARDSIGMOID ? 2 : 0))
     return gpux__kerr(k, GPUX_E_INVALID, "activation %s with %d parameters", act, np);
   if (np > 0) ep->p0 = p[0];
   if (np > 1) ep->p1 = p[1];
   const float *cl;
-  int ncl = gpux__attr_floats(k, "clamp", &cl);
+  int ncl = gpux__attr_floats(k, cn, &cl);
   if (ncl && ncl != 2) return gpux__kerr(k, GPUX_E_INVALID, "clamp takes 2 values, not %d", ncl);
   if (ncl) ep->clamp = 1, ep->lo = cl[0], ep->hi = cl[1];
+  return 0;
+}
+
+static int read_epilogue(gpux__kctx *k, int64_t m, gpux__conv_epilogue *ep) {
+  if (read_activation(k, "", ep)) return k->status;
   const gpux_tensor *ps = IN(3), *pb = IN(4);
   if (!ps != !pb) return gpux__kerr(k, GPUX_E_INVALID, "post_scale and post_bias go together");
   if (ps) {
@@ -851,6 +863,63 @@ static int op_fused_conv(gpux__kctx *k) {
     return fused_conv_broadcast(k, &ep, r);
   ep.res = r->data; /* conv_op sets ep.y0 */
   return conv_op(k, &ep);
+}
+
+/* ---- gpux.ExpandDepthwise ---- */
+
+/* gpux.ExpandDepthwise, which runtime/fuse-expand-dw.c makes of an inverted residual block's 1x1
+ * expansion (Conv or FusedConv of one group, stride 1, no pads) and the depthwise Conv or
+ * FusedConv that alone reads its output:
+ *   input 0            X [N, C, H, W], the expansion's input
+ *   inputs 1 and 2     the depthwise convolution's W [M, 1, kh, kw] and B [M] (optional)
+ *   inputs 3 and 4     the expansion's W [M, C, 1, 1] and B [M] (optional)
+ *   attributes         the depthwise convolution's (kernel_shape, strides, pads, dilations,
+ *                      group, activation, activation_params, clamp), and the expansion's
+ *                      expand_activation, expand_activation_params, expand_clamp
+ * Y = dw(act_e(Conv1x1(X, W_e) + B_e)): the same values as the two nodes, computed per strip of
+ * Y's rows without writing the expansion out (conv-depthwise.c). */
+static int op_expand_dw(gpux__kctx *k) {
+  const gpux_tensor *x = IN(0), *w = IN(1), *b = IN(2), *we = IN(3), *be = IN(4);
+  if (!x || !w || !we) return gpux__kerr(k, GPUX_E_INVALID, "ExpandDepthwise needs X, W and the expansion's W");
+  if (x->dtype != GPUX_DT_FLOAT || w->dtype != GPUX_DT_FLOAT || we->dtype != GPUX_DT_FLOAT ||
+      (b && b->dtype != GPUX_DT_FLOAT) || (be && be->dtype != GPUX_DT_FLOAT))
+    return gpux__kerr(k, GPUX_E_UNSUPPORTED_DTYPE, "ExpandDepthwise on float32 only");
+  if (x->ndim != 4 || we->ndim != 4 || we->dims[1] != x->dims[1] || we->dims[2] != 1 || we->dims[3] != 1 ||
+      (be && gpux_tensor_count(be) != we->dims[0]))
+    return gpux__kerr(k, GPUX_E_SHAPE, "ExpandDepthwise: X [N, C, H, W] and a 1x1 expansion [M, C, 1, 1]");
+  gpux__conv_epilogue ep, epe;
+  if (read_activation(k, "", &ep) || read_activation(k, "expand_", &epe)) return k->status;
+  gpux_tensor xe = *x; /* the expansion's output, as the depthwise convolution's X (shape only) */
+  xe.dims[1] = we->dims[0], xe.data = NULL;
+  conv_dims cd;
+  if (conv_setup(k, &xe, w, b, &cd)) return k->status;
+  if (cd.g != cd.c || cd.m != cd.c)
+    return gpux__kerr(k, GPUX_E_SHAPE, "ExpandDepthwise's second convolution is not depthwise");
+  int64_t dims[GPUX_MAX_DIMS];
+  gpux__window_out_dims(&cd.w, cd.n, cd.m, dims);
+  gpux_tensor *y = gpux__out_raw(k, 0, GPUX_DT_FLOAT, 4, dims);
+  if (!y) return k->status;
+  if (k->shape_only || gpux_tensor_count(y) == 0) return 0;
+  const gpux__window *win = &cd.w;
+  gpux__conv2d pe = {.x = x->data, .w = we->data, .b = be ? be->data : NULL, .n = cd.n, .c = x->dims[1], .m = cd.c,
+                     .g = 1, .h = win->in[1], .w_ = win->in[2], .kh = 1, .kw = 1, .oh = win->in[1], .ow = win->in[2],
+                     .sh = 1, .sw = 1, .dh = 1, .dw = 1, .ep = &epe};
+  gpux__conv2d pd = {.w = w->data, .b = b ? b->data : NULL, .y = y->data, .n = cd.n, .c = cd.c, .m = cd.m, .g = cd.g,
+                     .h = win->in[1], .w_ = win->in[2], .kh = win->k[1], .kw = win->k[2], .oh = win->out[1],
+                     .ow = win->out[2], .sh = win->s[1], .sw = win->s[2], .dh = win->d[1], .dw = win->d[2],
+                     .pt = win->pb[1], .pl = win->pb[2], .ep = &ep};
+  int rc = gpux__conv2d_expand_dw(&pe, &pd);
+  if (rc == 1) { /* a shape the fused kernel does not take: the expansion written out, then read */
+    float *t = gpux__malloc((size_t)(cd.n * cd.c * cd.is) * sizeof *t);
+    if (!t) return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
+    pe.y = t, pd.x = t;
+    rc = gpux__conv2d_implicit(&pe);
+    if (rc == 0 && (rc = gpux__conv2d_depthwise16(&pd)) == 1) rc = gpux__conv2d_depthwise(&pd);
+    free(t);
+    if (rc == 1) return gpux__kerr(k, GPUX_E_UNSUPPORTED, "ExpandDepthwise has no kernel on this machine");
+  }
+  if (rc < 0) return gpux__kerr(k, rc, "%s", gpux_last_error());
+  return 0;
 }
 
 /* ---- gpux.ConvNHWC ---- */
@@ -1539,6 +1608,7 @@ const gpux__op_def gpux__ops_conv[] = {
   {"", "Conv", op_conv, 1, 0},
   {"gpux", "FusedConv", op_fused_conv, 1, 0},
   {"gpux", "ConvNHWC", op_conv_nhwc, 1, 0},
+  {"gpux", "ExpandDepthwise", op_expand_dw, 1, 0},
   {"", "ConvTranspose", op_conv_transpose, 1, 0},
   {"gpux", "FusedConvTranspose", op_fused_conv_transpose, 1, 0},
   {"", "DeformConv", op_deform_conv, 19, 0},

@@ -140,6 +140,14 @@ int gpux__conv2d_depthwise16(const gpux__conv2d *p);
 /* Depthwise convolution (m = c = g) on channels-last X and Y (p->channels_last: gpux.ConvNHWC's
  * layout) on AVX-512: 0 when done, 1 when not taken, or a negative error. */
 int gpux__conv2d_depthwise_nhwc(const gpux__conv2d *p);
+/* An inverted residual block's 1x1 expansion e (one group, stride 1, no pads; e->y unused) and
+ * the depthwise convolution d (3 x 3 or 5 x 5, stride 1 or 2 both ways, dilation 1; d->x unused)
+ * that alone reads its output, in one pass per strip of d's output rows: the expanded rows stay
+ * in the thread's caches (conv-depthwise.c, AVX-512). Neither epilogue may add a residual. 0 when
+ * done, 1 where it does not run, or a negative error. */
+int gpux__conv2d_expand_dw(const gpux__conv2d *e, const gpux__conv2d *d);
+/* Tasks (strip and channel block) gpux__conv2d_expand_dw has run: tests read it. */
+extern _Atomic long long gpux__expand_dw_tasks;
 
 /* Whether conv-gemm.c's kernel runs here (AVX-512; GPUX_CONV_DIRECT=avx2 or =0, or
  * GPUX_CONV_GEMM=0, turns it off, for comparisons). */

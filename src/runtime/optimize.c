@@ -35,6 +35,7 @@
 #include "runtime/optimize.h"
 #include "runtime/channels-last.h"
 #include "runtime/fuse-attention.h"
+#include "runtime/fuse-expand-dw.h"
 #include "runtime/fuse-transformer.h"
 #include "runtime/last-position.h"
 #include "runtime/rewrite.h"
@@ -740,6 +741,7 @@ static int optimize(const gpux__graph *src, unsigned skip, int fuse, int last_po
   changed |= kept != g->n_nodes;
   g->n_nodes = kept;
   if (fuse && channels_last && (rc = gpux__channels_last(g, cap_nodes, &o->arena, &changed))) goto out;
+  if (fuse && channels_last && (rc = gpux__fuse_expand_dw(g, &o->arena, &changed))) goto out;
   if (last_position >= 0) {
     int which = -1, i = gpux__last_position_if(g, last_position, &which), cut = 1;
     int r = gpux__last_position_rank(g, last_position, rank);

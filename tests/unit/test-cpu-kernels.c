@@ -860,6 +860,66 @@ static void test_log_f(void **state) {
   }
 }
 
+/* gpux.ExpandDepthwise's kernel (an expansion's 1x1 convolution and the depthwise one that alone
+ * reads it, per strip of output rows) against the two kernels one after the other (the implicit
+ * GEMM's expansion written out, then the depthwise kernel): 3 x 3 and 5 x 5 windows of stride 1
+ * and 2, uneven pads, channel counts off the blocks of 8, widths from 9 to 112, two images, every
+ * activation of the expansion, on 1 and 2 threads (the strips split over both). The expansion's
+ * sums go in the implicit GEMM's order: the first five shapes (the models' and like them) give
+ * the same bits; where the depthwise kernel alone takes another path (outputs under 32 wide, 16
+ * channels interleaved) the sums differ in order, so the test allows 1e-6 relative. It fails if
+ * the fused kernel did not run. */
+static void test_expand_dw(void **state) {
+  (void)state;
+  if (!gpux__conv_dw16_available() || !gpux__conv_direct_available()) skip();
+  static const int64_t shapes[][8] = {/* c, m, h, w, k, stride, pad top/left, pad bottom/right */
+                                      {16, 64, 112, 112, 3, 2, 1, 1}, {24, 72, 56, 56, 3, 1, 1, 1},
+                                      {24, 72, 56, 56, 5, 2, 2, 2},   {40, 120, 28, 28, 5, 1, 2, 2},
+                                      {16, 96, 40, 41, 3, 2, 0, 1},   {5, 13, 9, 70, 5, 1, 2, 1},
+                                      {7, 20, 33, 9, 3, 1, 1, 1},     {3, 9, 17, 64, 5, 2, 1, 2}};
+  static const int acts[] = {GPUX_EP_RELU, GPUX_EP_HARDSWISH, GPUX_EP_SILU, GPUX_EP_NONE, GPUX_EP_HARDSIGMOID,
+                             GPUX_EP_SIGMOID};
+  int threads = gpux__thread_count();
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+    for (int t = 1; t <= 2; t++) {
+      gpux__set_thread_count(t);
+      const int64_t *d = shapes[s];
+      gpux__conv_epilogue epe = {.act = acts[(s + t) % 6], .p0 = 0.2f, .p1 = 0.5f}, epd = {.act = acts[s % 6], .p0 = 0.2f, .p1 = 0.5f};
+      gpux__conv2d e = {.n = 2, .c = d[0], .m = d[1], .g = 1, .h = d[2], .w_ = d[3], .kh = 1, .kw = 1, .oh = d[2],
+                        .ow = d[3], .sh = 1, .sw = 1, .dh = 1, .dw = 1, .ep = &epe};
+      gpux__conv2d p = {.n = 2, .c = d[1], .m = d[1], .g = d[1], .h = d[2], .w_ = d[3], .kh = d[4], .kw = d[4],
+                        .sh = d[5], .sw = d[5], .dh = 1, .dw = 1, .pt = d[6], .pl = d[6], .ep = &epd};
+      p.oh = (p.h + d[6] + d[7] - p.kh) / p.sh + 1, p.ow = (p.w_ + d[6] + d[7] - p.kw) / p.sw + 1;
+      int64_t nx = e.n * e.c * e.h * e.w_, ne = e.n * e.m * e.h * e.w_, ny = p.n * p.m * p.oh * p.ow;
+      float *x = malloc((size_t)nx * sizeof *x), *we = malloc((size_t)(e.m * e.c) * sizeof *we);
+      float *be = malloc((size_t)e.m * sizeof *be), *wd = malloc((size_t)(p.m * p.kh * p.kw) * sizeof *wd);
+      float *bd = malloc((size_t)p.m * sizeof *bd), *mid = malloc((size_t)ne * sizeof *mid);
+      float *want = malloc((size_t)ny * sizeof *want), *got = malloc((size_t)ny * sizeof *got);
+      for (int64_t i = 0; i < nx; i++) x[i] = rndf();
+      for (int64_t i = 0; i < e.m * e.c; i++) we[i] = rndf();
+      for (int64_t i = 0; i < e.m; i++) be[i] = rndf(), bd[i] = rndf();
+      for (int64_t i = 0; i < p.m * p.kh * p.kw; i++) wd[i] = rndf();
+      for (int64_t i = 0; i < ny; i++) want[i] = got[i] = NAN;
+      e.x = x, e.w = we, e.b = be, e.y = mid;
+      p.x = mid, p.w = wd, p.b = bd, p.y = want;
+      assert_int_equal(gpux__conv2d_implicit(&e), 0);
+      int rc = gpux__conv2d_depthwise16(&p);
+      if (rc == 1) rc = gpux__conv2d_depthwise(&p);
+      assert_int_equal(rc, 0);
+      e.y = NULL, p.x = NULL, p.y = got;
+      long long before = gpux__expand_dw_tasks;
+      assert_int_equal(gpux__conv2d_expand_dw(&e, &p), 0);
+      assert_true(gpux__expand_dw_tasks > before);
+      for (int64_t i = 0; i < ny; i++)
+        if (!(fabsf(got[i] - want[i]) <= 1e-6f * (1 + fabsf(want[i]))))
+          fail_msg("expand-dw %lld-%lld %lldx%lld k %lld s %lld, %d threads: output %lld %g, not %g", (long long)e.c,
+                   (long long)e.m, (long long)e.h, (long long)e.w_, (long long)p.kh, (long long)p.sh, t, (long long)i,
+                   got[i], want[i]);
+      free(x), free(we), free(be), free(wd), free(bd), free(mid), free(want), free(got);
+    }
+  gpux__set_thread_count(threads);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_log_f),
@@ -873,6 +933,7 @@ int main(void) {
     cmocka_unit_test(test_gemm_vector_shapes),
     cmocka_unit_test(test_conv_ops),
     cmocka_unit_test(test_depthwise_blocks),
+    cmocka_unit_test(test_expand_dw),
     cmocka_unit_test(test_pool_ops),
     cmocka_unit_test(test_matmul),
     cmocka_unit_test(test_sgemm_packed),
