@@ -365,6 +365,17 @@ static int direct_on(void) {
   return v;
 }
 
+/* d[q][ch] = x[q][ch] * s[ch] for q < np, ch < c: one rounding each, as Mul(X, s) gives. */
+TARGET512 static void scale_rows(float *restrict d, const float *restrict x, const float *restrict s, int64_t np,
+                                 int64_t c) {
+  for (int64_t q = 0; q < np; q++)
+    for (int64_t ch = 0; ch < c; ch += 16) {
+      __mmask16 mk = gpux__lanes16(c - ch);
+      _mm512_mask_storeu_ps(d + q * c + ch, mk,
+                            _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, x + q * c + ch), _mm512_maskz_loadu_ps(mk, s + ch)));
+    }
+}
+
 static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
   cgemm_job *j = ctx;
   const gpux__conv2d *p = j->p;
@@ -373,20 +384,27 @@ static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
   /* the tile's sums [tp][mt], then the positions' offsets in xt [tp] (direct: each tap's rows of
    * the positions in X, or the zeros, [taps][tp]) */
   size_t rows = j->xt ? 0 : (size_t)(taps * j->tp) * sizeof(const float *);
-  float *ct = gpux__scratch(GPUX__SCRATCH_CONV_TILE,
-                            (size_t)(j->tp * j->mt) * sizeof(float) + (size_t)j->tp * sizeof(int64_t) + rows);
+  /* with X's scale (1 x 1, X read in place), the tile's rows of X scaled, [tp][c], 64-byte aligned */
+  size_t head = ((size_t)(j->tp * j->mt) * sizeof(float) + (size_t)j->tp * sizeof(int64_t) + rows + 63) / 64 * 64;
+  float *ct = gpux__scratch(GPUX__SCRATCH_CONV_TILE, head + (p->xs ? (size_t)(j->tp * c) * sizeof(float) : 0));
   if (!ct) {
     atomic_store(&j->failed, 1);
     return;
   }
   int64_t *base = (int64_t *)(ct + j->tp * j->mt);
   const float **trow = j->xt ? NULL : (const float **)(base + j->tp);
+  float *xsc = p->xs ? (float *)((char *)ct + head) : NULL;
   for (int64_t t = begin; t < end; t++) {
     int64_t p0 = t / j->mtiles * j->tp, p1 = GPUX__MIN(os, p0 + j->tp), np = p1 - p0;
     int64_t m0 = t % j->mtiles * j->mt, m1 = GPUX__MIN(p->m, m0 + j->mt);
+    const float *xt = j->xt;
+    if (xsc) { /* X * s as the Mul it stands for wrote it, the rows read from xsc */
+      scale_rows(xsc, j->x + p0 * c, p->xs + j->n * c, np, c);
+      xt = xsc;
+    }
     for (int64_t q = p0; q < p1; q++) {
       int64_t oh = q / p->ow, ow = q % p->ow;
-      base[q - p0] = (oh * p->sh * j->wp + ow * p->sw) * c;
+      base[q - p0] = xsc ? (q - p0) * c : (oh * p->sh * j->wp + ow * p->sw) * c;
       for (int64_t tap = 0; trow && tap < taps; tap++) {
         int64_t ih = oh * p->sh - p->pt + tap / p->kw * p->dh, iw = ow * p->sw - p->pl + tap % p->kw * p->dw;
         trow[tap * j->tp + q - p0] = ih >= 0 && ih < p->h && iw >= 0 && iw < p->w_ ? j->x + (ih * p->w_ + iw) * c : j->zeros;
@@ -408,7 +426,7 @@ static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
         for (int64_t c0 = 0; c0 < c; c0 += KC) {
           int64_t kc = GPUX__MIN(KC, c - c0);
           const float *b = wt->data + (pn * wt->k + tap * c + c0) * PANEL;
-          const float *xa = j->xt ? j->xt + j->toff[tap] + c0 : NULL;
+          const float *xa = xt ? xt + j->toff[tap] + c0 : NULL;
           const float *const *tr = trow ? trow + tap * j->tp : NULL;
           /* the next pass's W^T (the panels are one stream), asked into L2 a share a block while
            * this pass computes: from memory, the first block of a pass would wait for all of it */
@@ -483,6 +501,11 @@ int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt) {
    * channels (MobileNetV3's 960-240@1 in bench/conv-shapes at 1 thread: 0.024 -> 0.014 ms,
    * 0.12 -> 0.09 with CONV_SHAPES_COLD; EfficientNet's 1152-48@1 0.011 -> 0.004, 0.06 -> 0.04;
    * at 2 threads 0.016-0.024 -> 0.014) */
+  /* X's scale: on the rows of X a task reads, where they are X's own (1 x 1 of stride 1, no
+   * padding, channels last) */
+  if (p->xs && !(p->channels_last && !p->x_planes && taps == 1 && p->sh == 1 && p->sw == 1 && !p->pt && !p->pl &&
+                 p->oh == p->h && p->ow == p->w_ && p->oh * p->ow > 1))
+    return 1;
   if (p->n == 1 && p->h == 1 && p->w_ == 1 && taps == 1 && p->oh == 1 && p->ow == 1 && !p->pt && !p->pl) {
     gpux__sgemv_run(p->x, wt, p->y, p->b, 0, NULL);
     gpux__conv_finish_nhwc(p->y, p->m, 1, 0, p->m, NULL, p->ep);

@@ -942,10 +942,10 @@ static int conv_nhwc_run(gpux__kctx *k, const conv_dims *cd, const gpux_tensor *
                     .g = cd->g, .h = win->in[1], .w_ = win->in[2], .kh = win->k[1], .kw = win->k[2],
                     .oh = win->out[1], .ow = win->out[2], .sh = win->s[1], .sw = win->s[2],
                     .dh = win->d[1], .dw = win->d[2], .pt = win->pb[1], .pl = win->pb[2], .ep = ep,
-                    .channels_last = 1, .x_planes = x_planes > 0};
+                    .channels_last = 1, .x_planes = x_planes > 0, .xs = cd->xs};
   conv_weights_state *st = conv_weights(k, cd, x_planes ? 2 : 1, x_planes > 0 ? NULL : &p);
   /* conv-winograd.c's transformed weights where it takes p, else the packed ones */
-  const gpux__conv_wino_w *u = st && x_planes <= 0 ? conv_wino_weights(st, &p) : NULL;
+  const gpux__conv_wino_w *u = st && x_planes <= 0 && !cd->xs ? conv_wino_weights(st, &p) : NULL;
   const gpux__sgemm_b *packed = st && !u ? conv_packed(st) : NULL;
   if (x_planes > 0) { /* X [N, C, H, W]: conv-rows.c reads it so; else its channels-last copy (-1) */
     int rc = packed && cd->w.nsp == 2 ? gpux__conv2d_rows(&p, packed) : 1;
@@ -962,9 +962,10 @@ static int conv_nhwc_run(gpux__kctx *k, const conv_dims *cd, const gpux_tensor *
   }
   int dw = cd->g > 1 && cd->cg == 1 && cd->m == cd->c && cd->w.nsp == 2 && w->data;
   if (u || packed || dw) {
+    /* X's scale: conv-gemm.c's product alone takes it (on 1 x 1 windows), else the planes' way */
     int rc = u ? gpux__conv2d_winograd(&p, u) : 1;
     if (rc > 0 && st && !packed) packed = conv_packed(st); /* declined after all */
-    if (rc > 0) rc = packed ? gpux__conv2d_gemm(&p, packed) : dw ? gpux__conv2d_depthwise_nhwc(&p) : 1;
+    if (rc > 0) rc = packed ? gpux__conv2d_gemm(&p, packed) : dw && !cd->xs ? gpux__conv2d_depthwise_nhwc(&p) : 1;
     if (rc < 0) return gpux__kerr(k, rc, "%s", gpux_last_error());
     if (rc == 0) return 0;
   }
@@ -994,7 +995,10 @@ static int conv_nhwc_run(gpux__kctx *k, const conv_dims *cd, const gpux_tensor *
  * conv-depthwise.c's channels-last one, which read and write that layout; where they do not take
  * it, X and R are turned into planes, the NCHW kernels run and Y is turned back. With x_planes=1
  * (a region's first convolution, of few input channels) X is [N, C, H, W], read so by
- * conv-rows.c, whose register blocks write Y's channels-last rows. */
+ * conv-rows.c, whose register blocks write Y's channels-last rows. Input 6, x_scale [N, C, 1, 1]
+ * (a squeeze-excitation's Mul in the region, folded in by runtime/channels-last.c), scales X per
+ * image and channel: conv-gemm.c scales the rows of X each task reads, once each, as the Mul
+ * would have (the same products); other kernels run the planes' way (FusedConv's x_scale). */
 static int op_conv_nhwc(gpux__kctx *k) {
   const gpux_tensor *x = IN(0), *w = IN(1), *b = IN(2), *r = IN(5);
   if (!x || !w) return gpux__kerr(k, GPUX_E_INVALID, "inputs X and W are required");
@@ -1009,7 +1013,8 @@ static int op_conv_nhwc(gpux__kctx *k) {
   if (conv_setup(k, &xp, w, b, &cd)) return k->status;
   gpux__conv_epilogue ep;
   if (read_epilogue(k, cd.m, &ep)) return k->status;
-  if (IN(6)) return gpux__kerr(k, GPUX_E_UNSUPPORTED, "ConvNHWC takes no x_scale (input 6)");
+  if (read_x_scale(k, &cd)) return k->status;
+  if (cd.xs && x_planes) return gpux__kerr(k, GPUX_E_UNSUPPORTED, "ConvNHWC takes no x_scale (input 6) with x_planes");
   int64_t dims[4] = {cd.n, cd.w.out[1], cd.w.out[2], cd.m};
   int bcast = 0; /* a residual with dims of 1 where Y's are larger, added in a second pass */
   if (r && (r->dtype != GPUX_DT_FLOAT || r->ndim != 4))

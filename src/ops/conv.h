@@ -110,6 +110,9 @@ typedef struct {
                                    layout of gpux.ConvNHWC; conv-gemm.c's kernel only) */
   int x_planes;                 /* with channels_last, X is [n, c, h, w] all the same (a region's
                                    first convolution, on the graph's planes: conv-rows.c only) */
+  const float *xs;              /* with channels_last, X's scale [n, c] (a squeeze-excitation's,
+                                   gpux.ConvNHWC's input 6), or NULL: conv-gemm.c's kernel takes it
+                                   on 1 x 1 windows of stride 1 without padding, others not */
 } gpux__conv2d;
 
 /* With GPUX_CONV_PLAN=1 in the environment, a note (gpux__log) of how a kernel split a

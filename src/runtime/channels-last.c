@@ -145,6 +145,21 @@ static int maxpool_takes(const gpux__node *n) {
          n->out[0] >= 0 && ks && ks->n == 2;
 }
 
+/* Whether n, a convolution of a region, is 1 x 1 of one group, stride 1 and no padding, with room
+ * for input 6: gpux.ConvNHWC then takes a squeeze-excitation's scale of X there (conv-gemm.c
+ * scales the rows of X each task reads). */
+static int pointwise(const gpux__graph *g, const gpux__node *n) {
+  const gpux_tensor *w = n->n_in > 1 && n->in[1] >= 0 ? gpux__graph_const(g, n->in[1]) : NULL;
+  const gpux__attr *ga = gpux__node_attr(n, "group"), *st = gpux__node_attr(n, "strides");
+  const gpux__attr *pads = gpux__node_attr(n, "pads");
+  if (!w || w->ndim != 4 || w->dims[2] != 1 || w->dims[3] != 1 || (ga && ga->i != 1) || n->n_in > 6) return 0;
+  for (int i = 0; st && i < st->n; i++)
+    if (st->ints[i] != 1) return 0;
+  for (int i = 0; pads && i < pads->n; i++)
+    if (pads->ints[i]) return 0;
+  return 1;
+}
+
 /* A squeeze-excitation's Mul(v, s) (se[i]: 1 + v's input; nodes [0, nn) of g, with the regions
  * made) whose product only a Conv or FusedConv of one group outside the regions reads, as its X,
  * goes into that convolution as its input 6, x_scale (conv.c): the convolution reads v and
@@ -213,7 +228,10 @@ int gpux__channels_last(gpux__graph *g, int cap_nodes, gpux__arena *arena, int *
   unsigned char *elig = gpux__calloc((size_t)nn + 1, 1), *counted = gpux__calloc((size_t)nv + 1, 1);
   unsigned char *slot = gpux__calloc((size_t)nn + 1, 1); /* a Mul's input of the region's value */
   unsigned char *se = gpux__calloc((size_t)nn + 1, 1);   /* a squeeze-excitation's Mul: 1 + its v's input */
-  if (!up || !prod || !outside || !nhwc || !convs || !bounds || !elig || !counted || !slot || !se) {
+  int *into = gpux__calloc((size_t)nn + 1, sizeof *into); /* a Mul folded into convolution into[i] - 1 */
+  int *uses = gpux__calloc((size_t)nv + 1, sizeof *uses), *reader = gpux__malloc(((size_t)nv + 1) * sizeof *reader);
+  if (!up || !prod || !outside || !nhwc || !convs || !bounds || !elig || !counted || !slot || !se || !into || !uses ||
+      !reader) {
     rc = GPUX_E_NOMEM;
     goto out;
   }
@@ -296,9 +314,26 @@ int gpux__channels_last(gpux__graph *g, int cap_nodes, gpux__arena *arena, int *
       int r = root(up, i);
       if (convs[r] < 2 || 2 * bounds[r] > convs[r]) elig[i] = CL_NONE;
     }
+  /* a squeeze-excitation's Mul in a region whose product only a 1 x 1 convolution of the region
+   * reads, as its X, goes into that convolution as x_scale (input 6): the convolution reads v and
+   * scales the rows of v each of its tasks reads, in cache, as the Mul would have (the same
+   * products), and the Mul, its pass over v and its job on the pool are gone (MobileNetV3's
+   * last five excitations, EfficientNet-B0's last eleven, each before its 1x1 projection) */
+  for (int i = 0; i < nn; i++) {
+    const gpux__node *n = &g->nodes[i];
+    for (int s = 0; s < n->n_in; s++)
+      if (n->in[s] >= 0) uses[n->in[s]]++, reader[n->in[s]] = s ? -1 : i; /* -1: read as another input */
+    gpux__count_captures(n, uses, 1);
+  }
+  for (int o = 0; o < g->n_outputs; o++)
+    if (g->outputs[o] >= 0) uses[g->outputs[o]]++;
+  for (int i = 0; i < nn; i++) {
+    int u = g->nodes[i].out[0], r = elig[i] == CL_MUL && !outside[u] && uses[u] == 1 ? reader[u] : -1;
+    if (r >= 0 && elig[r] == CL_CONV && root(up, r) == root(up, i) && pointwise(g, &g->nodes[r])) into[i] = r + 1;
+  }
   /* the outputs first (readers may come before their producer in this order), then the inputs */
   for (int i = 0; i < nn && !rc; i++) {
-    if (!elig[i] || elig[i] == CL_POOL) continue;
+    if (!elig[i] || elig[i] == CL_POOL || into[i]) continue;
     gpux__node *n = &g->nodes[i];
     int v = n->out[0], *outs = gpux__arena_alloc(arena, sizeof *outs);
     if (!outs) { rc = GPUX_E_NOMEM; break; }
@@ -318,8 +353,17 @@ int gpux__channels_last(gpux__graph *g, int cap_nodes, gpux__arena *arena, int *
     outs[0] = nhwc[v];
     n->out = outs, n->n_out = 1;
   }
+  for (int i = 0; i < nn && !rc; i++) { /* the folded Muls' convolutions: X = v, x_scale = s */
+    if (!into[i]) continue;
+    gpux__node *m = &g->nodes[i], *c = &g->nodes[into[i] - 1];
+    int *ins = gpux__arena_alloc(arena, 7 * sizeof *ins);
+    if (!ins) { rc = GPUX_E_NOMEM; break; }
+    for (int s = 0; s < 7; s++) ins[s] = s < c->n_in ? c->in[s] : -1;
+    ins[0] = m->in[slot[i]], ins[6] = m->in[1 - slot[i]];
+    c->in = ins, c->n_in = 7;
+  }
   for (int i = 0; i < nn && !rc; i++) {
-    if (!elig[i]) continue;
+    if (!elig[i] || into[i]) continue;
     gpux__node *n = &g->nodes[i];
     int *ins = gpux__arena_alloc(arena, (size_t)n->n_in * sizeof *ins);
     if (!ins) { rc = GPUX_E_NOMEM; break; }
@@ -350,9 +394,18 @@ int gpux__channels_last(gpux__graph *g, int cap_nodes, gpux__arena *arena, int *
     n->domain = "gpux";
     n->op = conv ? conv_def : elig[i] == CL_MAXPOOL ? max_def : pool_def;
   }
+  if (!rc) { /* the folded Muls go (se[] follows the nodes [0, nn) that stay) */
+    int kept = 0, kept_nn = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+      if (i < nn && into[i]) continue;
+      if (i < nn) se[kept_nn++] = se[i];
+      g->nodes[kept++] = g->nodes[i];
+    }
+    g->n_nodes = kept, nn = kept_nn;
+  }
   if (!rc) rc = fold_excitations(g, arena, se, nn, changed);
 out:
   free(up); free(prod); free(outside); free(nhwc); free(convs); free(bounds); free(elig); free(counted); free(slot);
-  free(se);
+  free(se); free(into); free(uses); free(reader);
   return rc;
 }

@@ -935,6 +935,77 @@ static void test_excitation_fold(void **state) {
   excitation_case(2, 12, 1);
 }
 
+/* The rewritten graph's gpux.ConvNHWC nodes with an x_scale (input 6). */
+static int count_nhwc_x_scaled(gpux_model *model) {
+  gpux__graph *g;
+  gpux__optimize_opts oo = {.last_position = -1, .channels_last = 1};
+  assert_int_equal(gpux__graph_optimize_with(model->graph, &oo, &g), 0);
+  int n = 0;
+  for (int i = 0; g && i < g->n_nodes; i++)
+    n += !strcmp(g->nodes[i].op_type, "ConvNHWC") && g->nodes[i].n_in > 6 && g->nodes[i].in[6] >= 0;
+  gpux__graph_optimized_free(g);
+  return n;
+}
+
+/* runtime/channels-last.c folds a squeeze-excitation's Mul inside a region into the 1 x 1
+ * convolution after it (gpux.ConvNHWC's x_scale, which conv-gemm.c applies to the rows of X each
+ * task reads): 1x1 of 16 -> 72, depthwise 3x3, Relu, GlobalAveragePool, 1x1 72 -> 24 -> 72 with
+ * Sigmoid, Mul, then the projection 1x1 72 -> 64 (stride s) and a 1x1 64 -> 64, on a batch of n
+ * images of side h. With s = 1 the Mul and the scale's Transpose go (two Transposes left, x in and
+ * y out) and the projection takes x_scale; with s = 2 (X's rows not read in place), or with a
+ * second 1x1 on the Mul's product (`shared`, added to y), the Mul stays in the region. The result is the
+ * NCHW one's either way. */
+static void region_excitation_case(int64_t n, int64_t h, int64_t s, int shared) {
+  model_b m = {0};
+  int64_t w1[4] = {72, 16, 1, 1}, wd[4] = {72, 1, 3, 3}, ws1[4] = {24, 72, 1, 1}, ws2[4] = {72, 24, 1, 1};
+  int64_t wp[4] = {64, 72, 1, 1}, w2[4] = {64, 64, 1, 1}, c72[1] = {72}, c64[1] = {64}, pads[4] = {1, 1, 1, 1};
+  int64_t st[2] = {s, s}, xd[4] = {n, 16, h, h};
+  init(&m, "w1", 4, w1, NAN), init(&m, "wd", 4, wd, NAN), init(&m, "ws1", 4, ws1, NAN), init(&m, "ws2", 4, ws2, NAN);
+  init(&m, "wp", 4, wp, NAN), init(&m, "w2", 4, w2, NAN), init(&m, "b", 1, c72, NAN), init(&m, "b64", 1, c64, NAN);
+  attr_b ad[2] = {{.name = "pads", .type = 7, .n = 4, .ints = pads}, {.name = "group", .type = 2, .i = 72}};
+  attr_b as = {.name = "strides", .type = 7, .n = 2, .ints = st};
+  node(&m, "Conv", (const char *[]){"x", "w1", "b"}, 3, "c1", NULL, 0);
+  node(&m, "Conv", (const char *[]){"c1", "wd", "b"}, 3, "c2", ad, 2);
+  node(&m, "Relu", (const char *[]){"c2"}, 1, "r2", NULL, 0);
+  node(&m, "GlobalAveragePool", (const char *[]){"r2"}, 1, "g2", NULL, 0);
+  node(&m, "Conv", (const char *[]){"g2", "ws1"}, 2, "e1", NULL, 0);
+  node(&m, "Relu", (const char *[]){"e1"}, 1, "e1r", NULL, 0);
+  node(&m, "Conv", (const char *[]){"e1r", "ws2", "b"}, 3, "e2", NULL, 0);
+  node(&m, "Sigmoid", (const char *[]){"e2"}, 1, "e2s", NULL, 0);
+  node(&m, "Mul", (const char *[]){"r2", "e2s"}, 2, "m2", NULL, 0);
+  node(&m, "Conv", (const char *[]){"m2", "wp", "b64"}, 3, "c3", &as, 1);
+  node(&m, "Conv", (const char *[]){"c3", "w2", "b64"}, 3, shared ? "y1" : "y", NULL, 0);
+  if (shared) { /* a second 1x1 on the Mul's product, added to the first's: a residual in the region */
+    node(&m, "Conv", (const char *[]){"m2", "wp", "b64"}, 3, "c5", NULL, 0);
+    node(&m, "Add", (const char *[]){"y1", "c5"}, 2, "y", NULL, 0);
+  }
+  gpux_model *model = finish(&m, 4, xd, "y");
+  if (count_ops_cl(model, "ConvNHWC") == 0) { /* no conv-gemm.c kernel on this machine */
+    gpux_model_free(model);
+    skip();
+  }
+  int folded = s == 1 && !shared;
+  assert_int_equal(count_ops_cl(model, "ConvNHWC"), 4 + shared);
+  assert_int_equal(count_ops_cl(model, "GlobalAveragePoolNHWC"), 1);
+  assert_int_equal(count_ops_cl(model, "Mul"), !folded);
+  assert_int_equal(count_nhwc_x_scaled(model), folded);
+  assert_int_equal(count_ops_cl(model, "Transpose"), folded ? 2 : 3);
+  /* on 40 x 40 the planes' kernels and the channels-last ones differ by up to 4e-3 of a value,
+   * with the Mul or without (rows of X scaled in the wrong place would be off by far more) */
+  expect_close_with_channels_last(model, xd, h > 20 ? 1e-2 : 1e-4);
+  gpux_model_free(model);
+}
+
+static void test_region_excitation_fold(void **state) {
+  (void)state;
+  region_excitation_case(1, 14, 1, 0);
+  region_excitation_case(2, 9, 1, 0);
+  region_excitation_case(1, 7, 1, 0);
+  region_excitation_case(1, 14, 2, 0);
+  region_excitation_case(1, 14, 1, 1);
+  region_excitation_case(1, 40, 1, 0); /* 1600 positions: tiles of X's rows from p0 > 0 */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_conv_chain),
@@ -957,6 +1028,7 @@ int main(void) {
     cmocka_unit_test(test_channels_last_depthwise),
     cmocka_unit_test(test_channels_last_stem),
     cmocka_unit_test(test_excitation_fold),
+    cmocka_unit_test(test_region_excitation_fold),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
