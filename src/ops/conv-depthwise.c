@@ -616,27 +616,27 @@ _Atomic long long gpux__expand_dw_tasks;
 #define XB 8 /* expansion channels a call */
 
 /* e[i * ld + q] = sum over c < nc (in order) of w[i * nc + c] * x[c * xs + q], for i < NB and
- * q < np: NB channels of the expansion over np consecutive positions, 32 at a time. The hot loop. */
+ * q < np: NB channels of the expansion over np consecutive positions, 48 at a time (NB x 3
+ * sums: each input vector feeds NB FMAs, as conv-direct.c's blocks). The hot loop. */
 #define DEF_EXPAND(NAME, NB)                                                                         \
   TARGET512 static void NAME(const float *x, int64_t xs, int64_t nc, const float *w, float *e, int64_t ld, \
                              int64_t np) {                                                           \
-    for (int64_t q = 0; q < np; q += 32) {                                                          \
-      __mmask16 k0 = gpux__lanes16(np - q), k1 = gpux__lanes16(np - q - 16);                          \
-      __m512 acc[NB][2];                                                                            \
-      _Pragma("GCC unroll 8") for (int i = 0; i < NB; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps(); \
+    for (int64_t q = 0; q < np; q += 48) {                                                          \
+      __mmask16 k[3];                                                                               \
+      _Pragma("GCC unroll 3") for (int v = 0; v < 3; v++) k[v] = gpux__lanes16(np - q - 16 * v);    \
+      __m512 acc[NB][3], xv[3];                                                                     \
+      _Pragma("GCC unroll 8") for (int i = 0; i < NB; i++)                                          \
+        _Pragma("GCC unroll 3") for (int v = 0; v < 3; v++) acc[i][v] = _mm512_setzero_ps();        \
       for (int64_t c = 0; c < nc; c++) {                                                            \
         const float *xc = x + c * xs + q;                                                           \
-        __m512 a = _mm512_maskz_loadu_ps(k0, xc), b = _mm512_maskz_loadu_ps(k1, xc + 16);           \
+        _Pragma("GCC unroll 3") for (int v = 0; v < 3; v++) xv[v] = _mm512_maskz_loadu_ps(k[v], xc + 16 * v); \
         _Pragma("GCC unroll 8") for (int i = 0; i < NB; i++) {                                      \
           __m512 wv = _mm512_set1_ps(w[i * nc + c]);                                                \
-          acc[i][0] = _mm512_fmadd_ps(wv, a, acc[i][0]);                                            \
-          acc[i][1] = _mm512_fmadd_ps(wv, b, acc[i][1]);                                            \
+          _Pragma("GCC unroll 3") for (int v = 0; v < 3; v++) acc[i][v] = _mm512_fmadd_ps(wv, xv[v], acc[i][v]); \
         }                                                                                           \
       }                                                                                             \
-      _Pragma("GCC unroll 8") for (int i = 0; i < NB; i++) {                                        \
-        _mm512_mask_storeu_ps(e + i * ld + q, k0, acc[i][0]);                                       \
-        _mm512_mask_storeu_ps(e + i * ld + q + 16, k1, acc[i][1]);                                  \
-      }                                                                                             \
+      _Pragma("GCC unroll 8") for (int i = 0; i < NB; i++)                                          \
+        _Pragma("GCC unroll 3") for (int v = 0; v < 3; v++) _mm512_mask_storeu_ps(e + i * ld + q + 16 * v, k[v], acc[i][v]); \
     }                                                                                               \
   }
 

@@ -3,9 +3,12 @@
  * output rows so that the expansion's output, the block's largest activation, is never written
  * out: MobileNetV3's 64 x 112 x 112 and EfficientNet-B0's 96 x 112 x 112 (3.2 and 4.8 MB) stay
  * in L2 a strip at a time. Only what the kernel takes is fused; any shape it declines at run
- * time still runs (the two convolutions one after the other). Off unless GPUX_EXPAND_DW=1: on a
- * 2-core dev machine (a large L3 that takes the expansion's writes well) MobileNetV3's five
- * fused blocks ran 0-8% slower per node and the whole model within the noise, at 1 thread. */
+ * time still runs (the two convolutions one after the other). Off unless GPUX_EXPAND_DW=1: on the
+ * 2-core dev machine at 1 thread (a large L3 takes the expansion's writes well, and these
+ * expansions are bound by their multiply-adds and activations) MobileNetV3's five fused blocks
+ * took the two nodes' time within 3% either way (16-64@112 + dw 3x3 s2 0.470 -> 0.456-0.468 ms)
+ * and EfficientNet-B0's four 2-8% more (16-96@112 + dw 3x3 s2 1.06-1.08 -> 1.07-1.11 ms, the
+ * halo's rows computed twice and their SiLU with them). */
 #include "runtime/fuse-expand-dw.h"
 #include "runtime/rewrite.h"
 #include "ops/op.h"
