@@ -1,7 +1,8 @@
 /* test-split-ops.c — elementwise ops, GlobalAveragePool and gpux.GlobalAveragePoolNHWC split over the thread pool by
  * its cost model (gpux__parallel_for_elems, the strips of rows of pool.c): the same values as a
  * scalar reference on odd sizes at 1, 2, 3 and 16 threads, broadcast or not; the channels-last
- * depthwise convolution split by rows and groups of channels: the same bits at any threads. The
+ * depthwise convolution split by rows and groups of channels, and the implicit GEMM's tiles of
+ * positions: the same bits at any threads. The
  * pool has 16 threads here, whatever the machine. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -185,12 +186,52 @@ static void test_depthwise_nhwc_split(void **state) {
   }
 }
 
+/* conv-direct.c's implicit GEMM, whose tiles of positions are capped at 64K floats of sums, takes
+ * more, smaller ones where the capped ones leave the threads unevenly busy (MobileNetV3's 16 -> 64
+ * channels and EfficientNet-B0's 16 -> 96 on 112 x 112, its 3 x 3 stem of stride 2): every output
+ * is the same sum whatever its tile, so 2, 3, 4 and 16 threads give the bits of one. */
+static void test_implicit_split(void **state) {
+  (void)state;
+  if (!gpux__conv_direct_available()) skip();
+  static const int64_t shapes[][5] = {/* c, m, h (= w), k, stride */
+                                      {16, 64, 112, 1, 1}, {16, 96, 112, 1, 1}, {3, 32, 224, 3, 2}, {24, 72, 56, 1, 1}};
+  static const int threads[] = {1, 2, 3, 4, 16};
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+    const int64_t *d = shapes[s];
+    int64_t pad = d[3] / 2;
+    gpux__conv_epilogue ep = {.act = GPUX_EP_RELU};
+    gpux__conv2d p = {.n = 1, .c = d[0], .m = d[1], .g = 1, .h = d[2], .w_ = d[2], .kh = d[3], .kw = d[3],
+                      .sh = d[4], .sw = d[4], .dh = 1, .dw = 1, .pt = pad, .pl = pad, .ep = &ep};
+    p.oh = p.ow = (d[2] + 2 * pad - d[3]) / d[4] + 1;
+    int64_t nx = p.c * p.h * p.w_, ny = p.m * p.oh * p.ow, nw = p.m * p.c * p.kh * p.kw;
+    float *x = malloc((size_t)nx * sizeof *x), *w = malloc((size_t)nw * sizeof *w), *b = malloc((size_t)p.m * sizeof *b);
+    float *y1 = malloc((size_t)ny * sizeof *y1), *y = malloc((size_t)ny * sizeof *y);
+    for (int64_t i = 0; i < nx; i++) x[i] = rndf();
+    for (int64_t i = 0; i < nw; i++) w[i] = rndf();
+    for (int64_t i = 0; i < p.m; i++) b[i] = rndf();
+    p.x = x, p.w = w, p.b = b;
+    for (size_t t = 0; t < sizeof threads / sizeof *threads; t++) {
+      float *out = t ? y : y1;
+      for (int64_t i = 0; i < ny; i++) out[i] = NAN;
+      p.y = out;
+      int old = gpux__set_run_threads(threads[t]);
+      assert_int_equal(gpux__conv2d_implicit(&p), 0);
+      gpux__set_run_threads(old);
+      if (t && memcmp(y, y1, (size_t)ny * sizeof *y))
+        fail_msg("c %lld m %lld %lldx%lld k %lld: %d threads differ from 1", (long long)d[0], (long long)d[1],
+                 (long long)d[2], (long long)d[2], (long long)d[3], threads[t]);
+    }
+    free(x), free(w), free(b), free(y1), free(y);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_elementwise_split),
     cmocka_unit_test(test_gap_nhwc_split),
     cmocka_unit_test(test_gap_planes_split),
     cmocka_unit_test(test_depthwise_nhwc_split),
+    cmocka_unit_test(test_implicit_split),
   };
   return cmocka_run_group_tests(tests, group_setup, NULL);
 }
