@@ -250,23 +250,29 @@ __attribute__((target("avx512f,fma"))) static void kernel_avx512(int64_t kc, con
  * other and the panel's block). The sums start at zero and C (or the bias) is added as the block is
  * stored: its loads wait on nothing and are issued long before the k loop ends. */
 
-/* 16 k steps of six rows r[0..5] interleaved into d[16][6]: output vector v, floats 16v..16v+15
- * of d, takes lane l (f = 16v + l) from row f % 6 at k = f / 6. The rows of even i and of odd i
- * are permuted in pairs with one index vector (k, or 16 + k from the odd row), and the three
- * pairs' results blended (rows 2-3 where f % 6 is 2 or 3, rows 4-5 where it is 4 or 5). */
-__attribute__((target("avx512f"))) static void pack_a16(float *d, const float *const *r) {
+/* n16 runs of 16 k steps of six rows r[0..5] (from k step k0) interleaved into d[16 n16][6]:
+ * output vector v of a run, floats 16v..16v+15, takes lane l (f = 16v + l) from row f % 6 at
+ * k = f / 6. The rows of even i and of odd i are permuted in pairs with one index vector (k, or
+ * 16 + k from the odd row), and the three pairs' results blended (rows 2-3 where f % 6 is 2 or
+ * 3, rows 4-5 where it is 4 or 5). The index vectors are made once for all the runs. */
+__attribute__((target("avx512f"))) static void pack_a16(float *d, const float *const *r, int64_t k0, int64_t n16) {
   static const int32_t idx[3][16] = {{0, 16, 0, 16, 0, 16, 1, 17, 1, 17, 1, 17, 2, 18, 2, 18},
                                      {2, 18, 3, 19, 3, 19, 3, 19, 4, 20, 4, 20, 4, 20, 5, 21},
                                      {5, 21, 5, 21, 6, 22, 6, 22, 6, 22, 7, 23, 7, 23, 7, 23}};
   static const __mmask16 m23[3] = {0xc30c, 0x0c30, 0x30c3}, m45[3] = {0x0c30, 0x30c3, 0xc30c};
-  __m512 x0 = _mm512_loadu_ps(r[0]), x1 = _mm512_loadu_ps(r[1]), x2 = _mm512_loadu_ps(r[2]),
-         x3 = _mm512_loadu_ps(r[3]), x4 = _mm512_loadu_ps(r[4]), x5 = _mm512_loadu_ps(r[5]);
-  _Pragma("GCC unroll 6") for (int v = 0; v < 6; v++) { /* vectors 3-5 are 0-2 eight k steps on */
-    __m512i ix = _mm512_add_epi32(_mm512_loadu_si512(idx[v % 3]), _mm512_set1_epi32(v / 3 * 8));
-    __m512 y = _mm512_permutex2var_ps(x0, ix, x1);
-    y = _mm512_mask_blend_ps(m23[v % 3], y, _mm512_permutex2var_ps(x2, ix, x3));
-    y = _mm512_mask_blend_ps(m45[v % 3], y, _mm512_permutex2var_ps(x4, ix, x5));
-    _mm512_storeu_ps(d + 16 * v, y);
+  __m512i ix[6];
+  for (int v = 0; v < 6; v++) /* vectors 3-5 are 0-2 eight k steps on */
+    ix[v] = _mm512_add_epi32(_mm512_loadu_si512(idx[v % 3]), _mm512_set1_epi32(v / 3 * 8));
+  const float *r0 = r[0] + k0, *r1 = r[1] + k0, *r2 = r[2] + k0, *r3 = r[3] + k0, *r4 = r[4] + k0, *r5 = r[5] + k0;
+  for (int64_t j = 0; j < n16; j++, d += 16 * MR) {
+    __m512 x0 = _mm512_loadu_ps(r0 + 16 * j), x1 = _mm512_loadu_ps(r1 + 16 * j), x2 = _mm512_loadu_ps(r2 + 16 * j),
+           x3 = _mm512_loadu_ps(r3 + 16 * j), x4 = _mm512_loadu_ps(r4 + 16 * j), x5 = _mm512_loadu_ps(r5 + 16 * j);
+    _Pragma("GCC unroll 6") for (int v = 0; v < 6; v++) {
+      __m512 y = _mm512_permutex2var_ps(x0, ix[v], x1);
+      y = _mm512_mask_blend_ps(m23[v % 3], y, _mm512_permutex2var_ps(x2, ix[v], x3));
+      y = _mm512_mask_blend_ps(m45[v % 3], y, _mm512_permutex2var_ps(x4, ix[v], x5));
+      _mm512_storeu_ps(d + 16 * v, y);
+    }
   }
 }
 
@@ -282,10 +288,9 @@ static void pack_a(float *dst, const float *a, int64_t lda, int64_t m, int64_t k
     for (int64_t k0 = 0; k0 < k; k0 += kc) {
       int64_t kb = GPUX__MIN(kc, k - k0), r = 0;
       float *d = dst + k0 * strips * MR + s * kb * MR;
-      for (; r + 16 <= kb; r += 16) { /* a short last strip packs its last row again */
-        const float *at[MR] = {src[0] + k0 + r, src[1] + k0 + r, src[2] + k0 + r,
-                               src[3] + k0 + r, src[4] + k0 + r, src[5] + k0 + r};
-        pack_a16(d + r * MR, at);
+      if (kb >= 16) { /* a short last strip packs its last row again */
+        pack_a16(d, src, k0, kb / 16);
+        r = kb / 16 * 16;
       }
       for (; r < kb; r++)
         for (int i = 0; i < MR; i++) d[r * MR + i] = i < mr ? src[i][k0 + r] : 0.0f;
