@@ -7,6 +7,7 @@
 #include <stdio.h>
 #if defined(__linux__)
 #include <sys/mman.h>
+#include <unistd.h>
 #endif
 
 void *gpux__malloc(size_t n) {
@@ -29,7 +30,7 @@ void *gpux__realloc(void *old, size_t n) {
 
 #define HUGE_PAGE ((uintptr_t)2 << 20)
 
-static atomic_size_t large_bytes; /* mapped by gpux__alloc_large and not yet freed */
+static atomic_size_t large_bytes; /* mapped by gpux__alloc_large or _mapped and not yet freed */
 
 size_t gpux__large_bytes(void) { return atomic_load_explicit(&large_bytes, memory_order_relaxed); }
 
@@ -55,43 +56,78 @@ void *gpux__malloc_large(size_t n) {
   return p;
 }
 
-void *gpux__alloc_large(size_t n) {
+/* A mapping of its own for n bytes rounded up to `unit` (2 MiB: whole huge pages; 4 KiB: the
+ * last 2 MiB page partly, in small pages), starting on a 2 MiB boundary, its whole 2 MiB pages
+ * marked for transparent huge pages; NULL where the heap's block is to be taken instead. */
+static void *map_large(size_t n, size_t unit, int *failed) {
+  *failed = 0;
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   if (n >= HUGE_PAGE && !large_off()) {
-    /* whole huge pages of their own mapping (a 2 MiB-aligned run cut out of a larger one), not
-     * the heap's, so freeing one gives its memory back at once */
-    size_t cap = (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    size_t cap = (n + unit - 1) & ~(unit - 1);
     unsigned char *m = mmap(NULL, cap + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
+      *failed = 1;
       gpux__error(GPUX_E_NOMEM, "out of memory allocating %zu bytes", n);
       return NULL;
     }
     size_t lead = (HUGE_PAGE - (uintptr_t)m % HUGE_PAGE) % HUGE_PAGE;
     if (lead) munmap(m, lead);
     if (HUGE_PAGE - lead) munmap(m + lead + cap, HUGE_PAGE - lead);
-    madvise(m + lead, cap, MADV_HUGEPAGE); /* advice only: without huge pages it works the same */
+    /* advice only: without huge pages it works the same */
+    madvise(m + lead, cap & ~(HUGE_PAGE - 1), MADV_HUGEPAGE);
     atomic_fetch_add_explicit(&large_bytes, cap, memory_order_relaxed);
     return m + lead;
   }
+#else
+  (void)n, (void)unit;
 #endif
+  return NULL;
+}
+
+static void *heap_aligned(size_t n) {
   void *p = aligned_alloc(64, (GPUX__MAX(n, 64) + 63) & ~(size_t)63);
   if (!p) gpux__error(GPUX_E_NOMEM, "out of memory allocating %zu bytes", n);
   return p;
 }
 
-void gpux__free_large(void *p, size_t n) {
+static void unmap_large(void *p, size_t n, size_t unit) {
   if (!p) return;
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   if (n >= HUGE_PAGE && !large_off()) {
-    size_t cap = (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    size_t cap = (n + unit - 1) & ~(unit - 1);
     munmap(p, cap);
     atomic_fetch_sub_explicit(&large_bytes, cap, memory_order_relaxed);
     return;
   }
+#else
+  (void)n, (void)unit;
 #endif
-  (void)n;
   free(p);
 }
+
+/* whole huge pages of their own mapping (a 2 MiB-aligned run cut out of a larger one), not the
+ * heap's, so freeing one gives its memory back at once */
+void *gpux__alloc_large(size_t n) {
+  int failed;
+  void *p = map_large(n, HUGE_PAGE, &failed);
+  return p || failed ? p : heap_aligned(n);
+}
+
+void gpux__free_large(void *p, size_t n) { unmap_large(p, n, HUGE_PAGE); }
+
+/* the system's page (4 KiB on x86-64) */
+static size_t small_page(void) {
+  long v = sysconf(_SC_PAGESIZE);
+  return v > 0 ? (size_t)v : 4096;
+}
+
+void *gpux__alloc_mapped(size_t n) {
+  int failed;
+  void *p = map_large(n, small_page(), &failed);
+  return p || failed ? p : heap_aligned(n);
+}
+
+void gpux__free_mapped(void *p, size_t n) { unmap_large(p, n, small_page()); }
 
 char *gpux__strndup(const char *s, size_t n) {
   char *p = gpux__malloc(n + 1);

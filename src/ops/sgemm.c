@@ -118,7 +118,7 @@ int gpux__sgemm_pack(gpux__sgemm_b *p, const float *b, int64_t ldb, int trans_b,
   if (!most || (nr != 16 && nr != 64) || nr > most || k < 1 || n < 1) return 1;
   int64_t panels = (n + nr - 1) / nr;
   size_t floats = (size_t)(panels * k * nr);
-  float *d = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
+  float *d = gpux__alloc_mapped(floats * sizeof(float)); /* streamed each run: on huge pages */
   if (!d) return gpux__error(GPUX_E_NOMEM, "out of memory for packed weights (%zu bytes)", floats * sizeof(float));
   pack_panels(d, nr, b, ldb, trans_b, k, n, 0, panels);
   *p = (gpux__sgemm_b){.k = k, .n = n, .nr = nr, .data = d};
@@ -137,7 +137,7 @@ void gpux__sgemm_pack_into(gpux__sgemm_b *p, float *dst, const float *b, int64_t
 }
 
 void gpux__sgemm_b_free(gpux__sgemm_b *p) {
-  free(p->data);
+  if (p->data) gpux__free_mapped(p->data, (size_t)((p->n + p->nr - 1) / p->nr * p->nr * p->k) * sizeof(float));
   p->data = NULL;
 }
 

@@ -190,6 +190,35 @@ static void test_run_threads(void **state) {
   }
 }
 
+/* gpux__alloc_mapped: a mapping of its own from 2 MiB up, starting on a 2 MiB boundary and
+ * counted at its size rounded to a page (not to 2 MiB, as gpux__alloc_large's), given back whole
+ * by gpux__free_mapped; below 2 MiB, a 64-byte-aligned heap block. */
+static void test_alloc_mapped(void **state) {
+  (void)state;
+  const char *off = getenv("GPUX_HUGEPAGES");
+  int mapped = !(off && !strcmp(off, "0"));
+  size_t before = gpux__large_bytes(), n = ((size_t)8 << 20) + 4100; /* 4 huge pages and a bit */
+  float *p = gpux__alloc_mapped(n);
+  assert_non_null(p);
+  memset(p, 1, n);
+  assert_int_equal((uintptr_t)p % 64, 0);
+#if defined(__linux__)
+  if (mapped) {
+    assert_int_equal((uintptr_t)p % ((uintptr_t)2 << 20), 0);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    assert_int_equal(gpux__large_bytes() - before, (n + page - 1) / page * page);
+  }
+#endif
+  gpux__free_mapped(p, n);
+  assert_int_equal(gpux__large_bytes(), before);
+  void *q = gpux__alloc_mapped(1000);
+  assert_non_null(q);
+  assert_int_equal((uintptr_t)q % 64, 0);
+  assert_int_equal(gpux__large_bytes(), before);
+  gpux__free_mapped(q, 1000);
+  (void)mapped;
+}
+
 static void test_errors(void **state) {
   (void)state;
   assert_string_equal(gpux_err_name(GPUX_E_UNSUPPORTED_OP), "UNSUPPORTED_OP");
@@ -237,6 +266,7 @@ int main(void) {
     cmocka_unit_test(test_compare),        cmocka_unit_test(test_run_threads),
     cmocka_unit_test(test_parallel_for),   cmocka_unit_test(test_scratch_freed_at_thread_exit),
     cmocka_unit_test(test_errors),         cmocka_unit_test(test_log),
+    cmocka_unit_test(test_alloc_mapped),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
