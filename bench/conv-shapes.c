@@ -13,10 +13,12 @@
  * (gpux.ConvNHWC's layout; with CONV_SHAPES_ROWS=1 CONV_SHAPES_XPLANES=1, X NCHW: a region's stem), CONV_SHAPES_WINO=1 with it conv-winograd.c's kernel where it takes the shape,
  * CONV_SHAPES_COLD=1 times each call after 1 GB of other writes (the operands out of the caches,
  * as in a model), CONV_SHAPES_REPS=F times F times as many calls (for perf record; cold ones too),
- * CONV_SHAPES_THREADS=N runs on N threads by the wall clock, CONV_SHAPES_PLAN=1 prints how each
+ * CONV_SHAPES_EXPAND=1 the expansions and depthwise convolutions after them, the two kernels against
+ * gpux.ExpandDepthwise's fused one, CONV_SHAPES_THREADS=N runs on N threads by the wall clock, CONV_SHAPES_PLAN=1 prints how each
  * kernel splits each shape on GPUX_THREADS threads (GPUX_CONV_PLAN) and a hash of Y instead of
  * times. */
 #include "ops/conv.h"
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,6 +142,57 @@ static float *randoms(int64_t n, float scale) {
   return v;
 }
 
+/* CONV_SHAPES_EXPAND=1: the mobile networks' expansions with the depthwise convolution after each
+ * (gpux.ExpandDepthwise's pairs), the two kernels one after the other against the fused one
+ * (conv-depthwise.c), turn about in one loop so that both see the same machine; CONV_SHAPES_COLD
+ * as above. Each line: ms a call of each, and the largest difference of their outputs. */
+static int expand_pairs(const char *filter, float *cold, size_t cold_n) {
+  static const struct { const char *name; int64_t c, m, h, k, s; int act; } pairs[] = {
+      {"mnv3 16-64@112 dw3x3s2", 16, 64, 112, 3, 2, GPUX_EP_RELU},
+      {"mnv3 24-72@56 dw3x3", 24, 72, 56, 3, 1, GPUX_EP_RELU},
+      {"mnv3 24-72@56 dw5x5s2", 24, 72, 56, 5, 2, GPUX_EP_RELU},
+      {"mnv3 40-120@28 dw5x5", 40, 120, 28, 5, 1, GPUX_EP_RELU},
+      {"effnet 16-96@112 dw3x3s2", 16, 96, 112, 3, 2, GPUX_EP_SILU},
+      {"effnet 24-144@56 dw3x3", 24, 144, 56, 3, 1, GPUX_EP_SILU},
+      {"effnet 24-144@56 dw5x5s2", 24, 144, 56, 5, 2, GPUX_EP_SILU},
+      {"effnet 40-240@28 dw5x5", 40, 240, 28, 5, 1, GPUX_EP_SILU},
+  };
+  double reps = getenv("CONV_SHAPES_REPS") ? atof(getenv("CONV_SHAPES_REPS")) : 1;
+  for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+    if (!strstr(pairs[i].name, filter)) continue;
+    int64_t c = pairs[i].c, m = pairs[i].m, h = pairs[i].h, k = pairs[i].k, st = pairs[i].s, pad = (k - 1) / 2;
+    int64_t o = (h + 2 * pad - k) / st + 1;
+    float *x = randoms(c * h * h, 1), *we = randoms(m * c, 0.3f), *be = randoms(m, 0.1f), *mid = randoms(m * h * h, 0);
+    float *wd = randoms(m * k * k, 0.3f), *bd = randoms(m, 0.1f), *y0 = randoms(m * o * o, 0), *y1 = randoms(m * o * o, 0);
+    gpux__conv_epilogue ep = {.act = pairs[i].act};
+    gpux__conv2d e = {.x = x, .w = we, .b = be, .y = mid, .n = 1, .c = c, .m = m, .g = 1, .h = h, .w_ = h, .kh = 1,
+                      .kw = 1, .oh = h, .ow = h, .sh = 1, .sw = 1, .dh = 1, .dw = 1, .ep = &ep};
+    gpux__conv2d d = {.x = mid, .w = wd, .b = bd, .y = y0, .n = 1, .c = m, .m = m, .g = m, .h = h, .w_ = h, .kh = k,
+                      .kw = k, .oh = o, .ow = o, .sh = st, .sw = st, .dh = 1, .dw = 1, .pt = pad, .pl = pad, .ep = &ep};
+    gpux__conv2d df = d;
+    df.x = NULL, df.y = y1;
+    double flops = 2.0 * (double)(m * h * h) * (double)c + 2.0 * (double)(m * o * o) * (double)(k * k);
+    int runs = cold ? (int)(8 * reps + 0.5) : (int)(2e8 / flops * reps) + 3, rc = 0;
+    double ms[2] = {0, 0};
+    for (int q = -1; q < runs && !rc; q++)
+      for (int f = 0; f < 2 && !rc; f++) {
+        if (cold)
+          for (size_t z = 0; z < cold_n; z += 16) cold[z] += 1.0f;
+        double t0 = cpu_ms();
+        if (f) rc = gpux__conv2d_expand_dw(&e, &df);
+        else if (!(rc = gpux__conv2d_implicit(&e)) && (rc = gpux__conv2d_depthwise16(&d)) == 1) rc = gpux__conv2d_depthwise(&d);
+        if (q >= 0) ms[f] += cpu_ms() - t0;
+      }
+    float diff = 0;
+    for (int64_t z = 0; z < m * o * o; z++) diff = fmaxf(diff, fabsf(y0[z] - y1[z]));
+    if (rc) printf("%-28s not taken (%d)\n", pairs[i].name, rc);
+    else printf("%-28s two %8.3f ms  fused %8.3f ms  (%+.1f%%)  diff %.1e\n", pairs[i].name, ms[0] / runs, ms[1] / runs,
+                100 * (ms[1] - ms[0]) / ms[0], diff);
+    free(x), free(we), free(be), free(mid), free(wd), free(bd), free(y0), free(y1);
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *filter = argc > 1 ? argv[1] : "";
   /* CONV_SHAPES_PLAN=1: each shape once on GPUX_THREADS threads, as conv.c picks its kernel, with
@@ -153,6 +206,11 @@ int main(int argc, char **argv) {
   else gpux__set_thread_count(wall ? atoi(threads) : 1);
   size_t cold_n = (size_t)256 << 20; /* floats: 1 GB */
   float *cold = getenv("CONV_SHAPES_COLD") ? calloc(cold_n, sizeof(float)) : NULL;
+  if (getenv("CONV_SHAPES_EXPAND")) {
+    expand_pairs(filter, cold, cold_n);
+    free(cold);
+    return 0;
+  }
   double total[2] = {0, 0}, flops_all[2] = {0, 0};
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
     const shape *s = &shapes[i];

@@ -56,8 +56,9 @@ def segments(nodes, convs):  # per convolution, its time and that of the nodes u
     return out
 
 
-def best(rounds):  # per node, the least of the rounds' medians (the rounds list the same nodes)
-    return [r[:3] + (min(x[i][3] for x in rounds),) for i, r in enumerate(rounds[0])]
+def best(rounds):  # per node (by name), the least of the rounds' medians, in the first round's order
+    by_name = [{n[0]: n[3] for n in r} for r in rounds]
+    return [r[:3] + (min(m[r[0]] for m in by_name if r[0] in m),) for r in rounds[0]]
 
 
 def main():
