@@ -880,12 +880,22 @@ int gpux__conv2d_depthwise_nhwc(const gpux__conv2d *p) {
   j.strips = (p->oh + j.strip - 1) / j.strip;
   gpux__conv_plan_note("dw-nhwc", p, threads, p->n * j.strips * j.groups, j.strip * p->ow, j.gb * 16 < p->c ? j.gb * 16 : p->c,
                        (double)(j.strip * p->ow * GPUX__MIN(j.gb * 16, p->c)) * (double)taps);
-  float *wk = gpux__scratch(GPUX__SCRATCH_CONV_TAPS, (size_t)(j.blocks * taps * 16) * sizeof *wk);
-  if (!wk) return GPUX_E_NOMEM;
-  for (int64_t b = 0; b < j.blocks; b++)
-    interleave16(p->w + b * 16 * taps, taps, (int)GPUX__MIN(16, p->c - b * 16), taps, wk + b * taps * 16);
-  j.wk = wk;
+  if (!(j.wk = p->wk)) { /* interleaved here, on the calling thread, where the node keeps none */
+    float *wk = gpux__scratch(GPUX__SCRATCH_CONV_TAPS, (size_t)gpux__conv_dw_packed_floats(p->c, taps) * sizeof *wk);
+    if (!wk) return GPUX_E_NOMEM;
+    gpux__conv_dw_pack(p->w, p->c, taps, wk);
+    j.wk = wk;
+  }
   gpux__parallel_for_work(p->n * j.strips * j.groups, work, dwcl_tasks, &j);
+  return 0;
+}
+
+int64_t gpux__conv_dw_packed_floats(int64_t c, int64_t taps) { return (c + 15) / 16 * taps * 16; }
+
+int gpux__conv_dw_pack(const float *w, int64_t c, int64_t taps, float *dst) {
+  if (!gpux__conv_dw16_available()) return 1;
+  for (int64_t b = 0; b < (c + 15) / 16; b++)
+    interleave16(w + b * 16 * taps, taps, (int)GPUX__MIN(16, c - b * 16), taps, dst + b * taps * 16);
   return 0;
 }
 
@@ -894,6 +904,8 @@ int gpux__conv2d_depthwise_nhwc(const gpux__conv2d *p) {
 int gpux__conv_dw16_available(void) { return 0; }
 int gpux__conv2d_depthwise16(const gpux__conv2d *p) { (void)p; return 1; }
 int gpux__conv2d_depthwise_nhwc(const gpux__conv2d *p) { (void)p; return 1; }
+int64_t gpux__conv_dw_packed_floats(int64_t c, int64_t taps) { return (c + 15) / 16 * taps * 16; }
+int gpux__conv_dw_pack(const float *w, int64_t c, int64_t taps, float *dst) { (void)w, (void)c, (void)taps, (void)dst; return 1; }
 _Atomic long long gpux__expand_dw_tasks;
 int gpux__conv2d_expand_dw(const gpux__conv2d *e, const gpux__conv2d *d) { (void)e, (void)d; return 1; }
 

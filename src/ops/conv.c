@@ -924,6 +924,44 @@ static int op_expand_dw(gpux__kctx *k) {
 
 /* ---- gpux.ConvNHWC ---- */
 
+/* A depthwise gpux.ConvNHWC's W interleaved once for conv-depthwise.c's channels-last kernel
+ * (gpux__conv_dw_pack), kept in the node's state, where each run interleaved it again on the
+ * calling thread before the kernel's job (MobileNetV3's 960 channels of 5 x 5: 24K floats a run
+ * that no other thread could share). W stays: the planes' way reads it. */
+typedef struct {
+  gpux__node_state base;
+  const gpux_tensor *src;           /* the weights (an initializer) */
+  int64_t c, taps;                  /* W [c, taps] */
+  float *wk;                        /* [gpux__conv_dw_packed_floats(c, taps)], 64-byte aligned */
+} dw_weights_state;
+
+static void dw_weights_free(gpux__node_state *s) {
+  dw_weights_state *st = (dw_weights_state *)s;
+  free(st->wk);
+  free(st);
+}
+
+/* The node's W interleaved (made on its first run), or NULL: no state kept for the node, W not an
+ * initializer, no such kernel here, memory short. */
+static const float *dw_weights(gpux__kctx *k, const gpux_tensor *w, int64_t c, int64_t taps) {
+  if (!k->state || !(k->const_in >> 1 & 1) || !w->data || w->dtype != GPUX_DT_FLOAT) return NULL;
+  dw_weights_state *st = (dw_weights_state *)gpux__state_get(k);
+  if (!st) {
+    size_t bytes = (size_t)gpux__conv_dw_packed_floats(c, taps) * sizeof(float);
+    if (!(st = gpux__calloc(1, sizeof *st))) return NULL;
+    if (!(st->wk = aligned_alloc(64, bytes)) || gpux__conv_dw_pack(w->data, c, taps, st->wk)) {
+      free(st->wk), free(st);
+      return NULL;
+    }
+    st->base.destroy = dw_weights_free;
+    st->base.bytes = bytes;
+    st->src = w, st->c = c, st->taps = taps;
+    st = (dw_weights_state *)gpux__state_keep(k, &st->base);
+  }
+  if (!st || st->base.destroy != dw_weights_free || st->src != w || st->c != c || st->taps != taps) return NULL;
+  return st->wk;
+}
+
 /* dst[n][c][q] = src[n][q][c] for q < hw (to_planes), or the other way round. */
 static void swap_layout(const float *src, float *dst, int64_t n, int64_t hw, int64_t c, int to_planes) {
   for (int64_t b = 0; b < n; b++, src += hw * c, dst += hw * c)
@@ -961,6 +999,7 @@ static int conv_nhwc_run(gpux__kctx *k, const conv_dims *cd, const gpux_tensor *
     return rc;
   }
   int dw = cd->g > 1 && cd->cg == 1 && cd->m == cd->c && cd->w.nsp == 2 && w->data;
+  if (dw && !cd->xs) p.wk = dw_weights(k, w, cd->c, win->k[1] * win->k[2]);
   if (u || packed || dw) {
     /* X's scale: conv-gemm.c's product alone takes it (on 1 x 1 windows), else the planes' way */
     int rc = u ? gpux__conv2d_winograd(&p, u) : 1;

@@ -110,6 +110,8 @@ typedef struct {
                                    layout of gpux.ConvNHWC; conv-gemm.c's kernel only) */
   int x_planes;                 /* with channels_last, X is [n, c, h, w] all the same (a region's
                                    first convolution, on the graph's planes: conv-rows.c only) */
+  const float *wk;              /* depthwise, channels last: W interleaved by gpux__conv_dw_pack
+                                   (made once, kept by conv.c), or NULL: interleaved on each call */
   const float *xs;              /* with channels_last, X's scale [n, c] (a squeeze-excitation's,
                                    gpux.ConvNHWC's input 6), or NULL: conv-gemm.c's kernel takes it
                                    on 1 x 1 windows of stride 1 without padding, others not */
@@ -143,6 +145,11 @@ int gpux__conv2d_depthwise16(const gpux__conv2d *p);
 /* Depthwise convolution (m = c = g) on channels-last X and Y (p->channels_last: gpux.ConvNHWC's
  * layout) on AVX-512: 0 when done, 1 when not taken, or a negative error. */
 int gpux__conv2d_depthwise_nhwc(const gpux__conv2d *p);
+/* W [c][taps] of a depthwise convolution as gpux__conv2d_depthwise_nhwc reads it (gpux__conv2d's
+ * wk): blocks of 16 channels, each [taps][16] (channels past c zero), 64-byte aligned dst of
+ * gpux__conv_dw_packed_floats(c, taps) floats. 0, or 1 where the kernel does not run here. */
+int64_t gpux__conv_dw_packed_floats(int64_t c, int64_t taps);
+int gpux__conv_dw_pack(const float *w, int64_t c, int64_t taps, float *dst);
 /* An inverted residual block's 1x1 expansion e (one group, stride 1, no pads; e->y unused) and
  * the depthwise convolution d (3 x 3 or 5 x 5, stride 1 or 2 both ways, dilation 1; d->x unused)
  * that alone reads its output, in one pass per strip of d's output rows: the expanded rows stay
