@@ -14,14 +14,18 @@
  * The weights are conv-gemm.c's packing (gpux__conv_gemm_pack: k = (i, j, channel) is the same
  * order). FusedConv's epilogue runs on a tile's sums, 16 channels a vector, before they are
  * transposed into Y's planes (with a residual, read at Y's place: after); with p->channels_last
- * the sums are Y's rows, and X is channels last already unless p->x_planes (a channels-last
- * region's first convolution, which reads the graph's planes and writes the region's layout). */
+ * the sums are Y's rows, finished in registers as a block stores them (the bias, the residual,
+ * the activation, clamp, scale and shift: Y written once, not read back), and X is channels
+ * last already unless p->x_planes (a channels-last region's first convolution, which reads the
+ * graph's planes and writes the region's layout: their padded copy interleaves few channels by
+ * permutes, C vectors of 16 positions a pass, where a 16 x 16 transpose moved 16 lanes for C). */
 #include "core/scratch.h"
 #include "ops/conv.h"
 #include "ops/gemm.h"
 #include <stdatomic.h>
 
 #if defined(__GNUC__) && defined(__x86_64__)
+#include "ops/conv-epilogue16.h"
 #include "ops/transpose16.h"
 #define CROWS 1
 #define TARGET512 __attribute__((target("avx512f,fma")))
@@ -55,8 +59,37 @@ typedef struct {
   atomic_int failed;
 } rows_job;
 
+/* n positions of X's row at src (c <= MAX_PERMUTE channels, planes `plane` floats apart)
+ * channels last at dst: for each 16 positions, c vectors of 16 interleaved floats, lane l of
+ * vector v (position (16v + l) / c, channel (16v + l) % c) permuted out of the c planes' vectors,
+ * c * c permutes, where a 16 x 16 transpose costs the same for 3 channels as for 16. */
+#define MAX_PERMUTE 4
+TARGET512 static void interleave_row(float *dst, const float *src, int64_t plane, int64_t n, int64_t c) {
+  int32_t at[MAX_PERMUTE][16];
+  __mmask16 sel[MAX_PERMUTE][MAX_PERMUTE] = {{0}};
+  for (int64_t v = 0; v < c; v++)
+    for (int l = 0; l < 16; l++) {
+      int64_t e = 16 * v + l;
+      at[v][l] = (int32_t)(e / c);
+      sel[v][e % c] |= (__mmask16)(1u << l);
+    }
+  __m512i idx[MAX_PERMUTE];
+  for (int64_t v = 0; v < c; v++) idx[v] = _mm512_loadu_si512(at[v]);
+  for (int64_t w0 = 0; w0 < n; w0 += 16) {
+    __mmask16 wm = gpux__lanes16(n - w0);
+    int64_t left = GPUX__MIN(16, n - w0) * c; /* floats to store */
+    __m512 x[MAX_PERMUTE];
+    for (int64_t ch = 0; ch < c; ch++) x[ch] = _mm512_maskz_loadu_ps(wm, src + ch * plane + w0);
+    for (int64_t v = 0; v < c && 16 * v < left; v++) {
+      __m512 o = _mm512_setzero_ps();
+      for (int64_t ch = 0; ch < c; ch++) o = _mm512_mask_permutexvar_ps(o, sel[v][ch], idx[v], x[ch]);
+      _mm512_mask_storeu_ps(dst + w0 * c + 16 * v, gpux__lanes16(left - 16 * v), o);
+    }
+  }
+}
+
 /* Rows [begin, end) of xt: zeros in the padding, X's rows channels last in between (a masked
- * 16 x 16 transpose a run of 16 columns: C is under 16). */
+ * 16 x 16 transpose a run of 16 columns: C is under 16; permutes for a few channels). */
 TARGET512 static void pad_rows(void *ctx, int64_t begin, int64_t end) {
   const rows_job *j = ctx;
   const gpux__conv2d *p = j->p;
@@ -77,6 +110,10 @@ TARGET512 static void pad_rows(void *ctx, int64_t begin, int64_t end) {
       continue;
     }
     const float *src = j->x + ih * p->w_;
+    if (c <= MAX_PERMUTE) {
+      interleave_row(dst, src, plane, n, c);
+      continue;
+    }
     __mmask16 cm = gpux__lanes16(c);
     __m512 v[16];
     for (int64_t w0 = 0; w0 < n; w0 += 16) {
@@ -88,13 +125,24 @@ TARGET512 static void pad_rows(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
+/* What a block applies to its sums as it stores them into a channels-last Y: FusedConv's
+ * epilogue, its bias, scale and shift from the panel's first channel on, the residual at the
+ * block's place (rows ldc apart, as C's). */
+typedef struct {
+  const gpux__conv_epilogue *e;
+  const float *bias, *scale, *shift; /* the panel's, or NULL */
+  const float *res;                  /* or NULL */
+} rows_ep;
+
 /* The register block: C[i, 0:nc] = sum over window rows r < kh and s < run of a[i][r * rs + s] *
  * b[(r * run + s) * 64 + 0:nc] for positions i < mr <= ROWS (a[i] from mr on repeat a valid
- * one: computed and dropped), NV = ceil(nc / 16) vectors a position. The hot loop: ROWS x NV
+ * one: computed and dropped), NV = ceil(nc / 16) vectors a position; with ep, the epilogue on
+ * the sums before they are stored, as gpux__conv_finish_nhwc would run it after: (sum + bias)
+ * + R, then gpux__ep16_vec (the same operations, the same bits). The hot loop: ROWS x NV
  * accumulators, NV loads of the panel and ROWS broadcasts a k step. */
 #define DEF_BLOCK(NAME, ROWS, NV)                                                                             \
-  TARGET512 static void NAME(const float *const *a, int64_t kh, int64_t run, int64_t rs, const float *b, float *c, \
-                             int64_t ldc, int mr, int64_t nc) {                                              \
+  GPUX_EP16_TARGET static void NAME(const float *const *a, int64_t kh, int64_t run, int64_t rs, const float *b,  \
+                                    float *c, int64_t ldc, int mr, int64_t nc, const rows_ep *ep) {           \
     __m512 acc[ROWS][NV];                                                                                    \
     __mmask16 mk[NV];                                                                                        \
     _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) mk[v] = gpux__lanes16(nc - 16 * v);                \
@@ -112,9 +160,24 @@ TARGET512 static void pad_rows(void *ctx, int64_t begin, int64_t end) {
         }                                                                                                    \
       }                                                                                                      \
     }                                                                                                        \
-    _Pragma("GCC unroll 8") for (int i = 0; i < ROWS; i++) {                                                \
-      if (i >= mr) break;                                                                                    \
-      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(c + i * ldc + 16 * v, mk[v], acc[i][v]); \
+    if (!ep) {                                                                                               \
+      _Pragma("GCC unroll 8") for (int i = 0; i < ROWS; i++) {                                              \
+        if (i >= mr) break;                                                                                  \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(c + i * ldc + 16 * v, mk[v], acc[i][v]); \
+      }                                                                                                      \
+      return;                                                                                                \
+    }                                                                                                        \
+    _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                                  \
+      if (!mk[v]) break;                                                                                     \
+      __m512 vb = ep->bias ? _mm512_maskz_loadu_ps(mk[v], ep->bias + 16 * v) : _mm512_setzero_ps();        \
+      __m512 vs = ep->scale ? _mm512_maskz_loadu_ps(mk[v], ep->scale + 16 * v) : _mm512_set1_ps(1.0f);     \
+      __m512 vt = ep->scale ? _mm512_maskz_loadu_ps(mk[v], ep->shift + 16 * v) : _mm512_setzero_ps();      \
+      _Pragma("GCC unroll 8") for (int i = 0; i < ROWS; i++) {                                              \
+        if (i >= mr) break;                                                                                  \
+        __m512 x = _mm512_add_ps(acc[i][v], vb);                                                             \
+        if (ep->res) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mk[v], ep->res + i * ldc + 16 * v));         \
+        _mm512_mask_storeu_ps(c + i * ldc + 16 * v, mk[v], gpux__ep16_vec(x, vs, vt, ep->e));               \
+      }                                                                                                      \
     }                                                                                                        \
   }
 
@@ -124,7 +187,7 @@ DEF_BLOCK(block32, NMR, 2)
 DEF_BLOCK(block16, NMR, 1)
 
 typedef void (*block_fn)(const float *const *a, int64_t kh, int64_t run, int64_t rs, const float *b, float *c,
-                         int64_t ldc, int mr, int64_t nc);
+                         int64_t ldc, int mr, int64_t nc, const rows_ep *ep);
 
 static void rows_tasks(void *ctx, int64_t begin, int64_t end) {
   rows_job *j = ctx;
@@ -150,6 +213,13 @@ static void rows_tasks(void *ctx, int64_t begin, int64_t end) {
       int64_t step = nc <= 48 ? NMR : MR;
       const float *b = wt->data + pn * wt->k * PANEL;
       float *cp = yt + (pn * PANEL - m0);
+      /* a channels-last Y: each block finishes its sums as it stores them */
+      rows_ep ep = {.e = p->ep};
+      if (p->channels_last) {
+        ep.bias = p->b ? p->b + pn * PANEL : NULL;
+        ep.scale = p->ep->scale ? p->ep->scale + pn * PANEL : NULL;
+        ep.shift = p->ep->scale ? p->ep->shift + pn * PANEL : NULL;
+      }
       /* the hot loop: blocks of positions over the panel, which stays in L1 */
       int64_t oh = p0 / p->ow, ow = p0 % p->ow;
       for (int64_t s = 0; s < np; s += step) {
@@ -163,13 +233,11 @@ static void rows_tasks(void *ctx, int64_t begin, int64_t end) {
             a[i] = a[mr - 1];
           }
         }
-        bf(a, p->kh, run, rs, b, cp + s * ldc, ldc, mr, nc);
+        if (p->channels_last && p->ep->res) ep.res = p->ep->res + (cp + s * ldc - p->ep->y0);
+        bf(a, p->kh, run, rs, b, cp + s * ldc, ldc, mr, nc, p->channels_last ? &ep : NULL);
       }
     }
-    if (p->channels_last) { /* the sums are in Y: the bias and the epilogue on them there */
-      gpux__conv_finish_nhwc(yt, ldc, np, m0, m1 - m0, p->b, p->ep);
-      continue;
-    }
+    if (p->channels_last) continue; /* Y is finished */
     /* the bias and the epilogue on the sums, then back into Y's planes (with a residual: on Y) */
     float *y = p->y + (j->n * p->m + m0) * os + p0;
     int later = gpux__conv_finish_cl(ct, j->mt, np, m0, m1 - m0, p->b, p->ep);

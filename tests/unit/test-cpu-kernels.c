@@ -327,6 +327,87 @@ static void test_conv_gemm_nhwc(void **state) {
   gpux__set_thread_count(threads);
 }
 
+/* conv-rows.c (a stem: few input channels, a window of several taps) with Y channels last: X
+ * read from its planes (x_planes, a region's first convolution: interleaved into the padded copy
+ * by permutes for 1-4 channels, by 16 x 16 transposes for 5-15) and X channels last (copied),
+ * every block finishing its sums in registers (bias, residual, activation, clamp, scale and
+ * shift). Against the float64 sums (check, on the planes' path of the same kernel), and the two
+ * channels-last results bit for bit, panels of 16-48 and 64 channels and partial ones, on 1 and
+ * 2 threads; the kernel must take every shape. */
+static void test_conv_rows_nhwc(void **state) {
+  (void)state;
+  gpux__conv2d probe = {.n = 1, .c = 3, .m = 64, .g = 1, .h = 8, .w_ = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
+                        .dh = 1, .dw = 1, .oh = 6, .ow = 6};
+  if (!gpux__conv_rows_takes(&probe)) skip();
+  int threads = gpux__thread_count();
+  for (int i = 0; i < 40; i++) {
+    gpux__set_thread_count(1 + i % 2);
+    int64_t m = i % 4 == 0 ? rnd(65, 200) : i % 4 == 1 ? 64 : rnd(1, 48);
+    float *sc = malloc((size_t)m * sizeof *sc), *sh = malloc((size_t)m * sizeof *sh);
+    for (int64_t q = 0; q < m; q++) sc[q] = rndf(), sh[q] = rndf();
+    gpux__conv_epilogue ep = {.act = (int)rnd(0, GPUX_EP_SILU), .p0 = -0.5f, .p1 = 1.5f, .clamp = rnd(0, 1),
+                              .lo = -0.75f, .hi = 0.75f, .scale = rnd(0, 1) ? sc : NULL};
+    if (ep.act == GPUX_EP_LEAKY) ep.p0 = 0.1f;
+    if (ep.act == GPUX_EP_HARDSIGMOID) ep.p0 = 0.2f, ep.p1 = 0.5f;
+    ep.shift = ep.scale ? sh : NULL;
+    int64_t k = (int64_t[]){3, 5, 7}[i % 3];
+    gpux__conv2d p = {.n = rnd(1, 2), .c = i < 30 ? rnd(1, 4) : rnd(5, 15), .m = m, .g = 1, .kh = k, .kw = k,
+                      .sh = rnd(1, 2), .sw = rnd(1, 2), .dh = 1, .dw = 1};
+    p.h = rnd(k, 40), p.w_ = rnd(k, 40), p.pt = rnd(0, k / 2), p.pl = rnd(0, k / 2);
+    p.oh = (p.h + 2 * p.pt - p.kh) / p.sh + 1, p.ow = (p.w_ + 2 * p.pl - p.kw) / p.sw + 1;
+    assert_true(gpux__conv_rows_takes(&p));
+    int64_t hw = p.h * p.w_, os = p.oh * p.ow, nx = p.n * p.c * hw, nw = p.m * p.c * p.kh * p.kw, ny = p.n * p.m * os;
+    float *x = malloc((size_t)nx * sizeof *x), *xl = malloc((size_t)nx * sizeof *xl), *w = malloc((size_t)nw * sizeof *w);
+    float *b = malloc((size_t)p.m * sizeof *b), *r = malloc((size_t)ny * sizeof *r), *rl = malloc((size_t)ny * sizeof *rl);
+    float *y = malloc((size_t)ny * sizeof *y), *yl = malloc((size_t)ny * sizeof *yl), *yc = malloc((size_t)ny * sizeof *yc);
+    for (int64_t q = 0; q < nx; q++) x[q] = rndf();
+    for (int64_t q = 0; q < nw; q++) w[q] = rndf();
+    for (int64_t q = 0; q < p.m; q++) b[q] = rndf();
+    for (int64_t q = 0; q < ny; q++) r[q] = rndf(), y[q] = yl[q] = yc[q] = NAN;
+    for (int64_t n = 0; n < p.n; n++) /* [n][c][hw] -> [n][hw][c], and R [n][m][os] -> [n][os][m] */
+      for (int64_t q = 0; q < hw; q++)
+        for (int64_t ch = 0; ch < p.c; ch++) xl[(n * hw + q) * p.c + ch] = x[(n * p.c + ch) * hw + q];
+    for (int64_t n = 0; n < p.n; n++)
+      for (int64_t q = 0; q < os; q++)
+        for (int64_t o = 0; o < p.m; o++) rl[(n * os + q) * p.m + o] = r[(n * p.m + o) * os + q];
+    gpux__sgemm_b wt;
+    assert_int_equal(gpux__conv_gemm_pack(w, p.m, p.c, p.kh * p.kw, &wt), 0);
+    p.b = rnd(0, 1) ? b : NULL;
+    /* the planes' path, without the residual: against the float64 sums */
+    p.x = x, p.y = y, p.w = w, p.ep = &ep;
+    assert_int_equal(gpux__conv2d_rows(&p, &wt), 0);
+    check(&p);
+    /* channels last, X's planes and X channels last, with the residual or not */
+    int res = (int)rnd(0, 1);
+    gpux__conv_epilogue epl = ep, epc = ep;
+    epl.res = res ? rl : NULL, epl.y0 = yl;
+    epc.res = res ? rl : NULL, epc.y0 = yc;
+    p.w = NULL; /* the kernel reads the packed weights only */
+    p.x = x, p.y = yl, p.ep = &epl, p.channels_last = 1, p.x_planes = 1;
+    assert_int_equal(gpux__conv2d_rows(&p, &wt), 0);
+    p.x = xl, p.y = yc, p.ep = &epc, p.x_planes = 0;
+    assert_int_equal(gpux__conv2d_rows(&p, &wt), 0);
+    assert_memory_equal(yl, yc, (size_t)ny * sizeof *yl);
+    /* the planes' result again with the residual added before the epilogue, transposed */
+    gpux__conv_epilogue epr = ep;
+    epr.res = res ? r : NULL, epr.y0 = y;
+    p.x = x, p.y = y, p.ep = &epr, p.channels_last = 0;
+    assert_int_equal(gpux__conv2d_rows(&p, &wt), 0);
+    for (int64_t n = 0; n < p.n; n++)
+      for (int64_t q = 0; q < os; q++)
+        for (int64_t o = 0; o < p.m; o++) {
+          float want = y[(n * p.m + o) * os + q], got = yl[(n * os + q) * p.m + o];
+          if (!(fabsf(got - want) <= 1e-5f * (1 + fabsf(want))))
+            fail_msg("c %lld m %lld %lldx%lld k %lld s %lld,%lld act %d clamp %d scale %d res %d: position %lld channel %lld %g, not %g",
+                     (long long)p.c, (long long)p.m, (long long)p.h, (long long)p.w_, (long long)p.kh, (long long)p.sh,
+                     (long long)p.sw, ep.act, ep.clamp, ep.scale != NULL, res, (long long)q, (long long)o, got, want);
+        }
+    gpux__conv_gemm_free(&wt);
+    free(x), free(xl), free(w), free(b), free(r), free(rl), free(y), free(yl), free(yc), free(sc), free(sh);
+  }
+  gpux__set_thread_count(threads);
+}
+
 /* C = alpha op(A) op(B) + beta C through gpux__gemm_serial, for every transposition, with
  * padded leading dimensions, against float64 loops. */
 static void gemm_case(int64_t m, int64_t n, int64_t k, int ta, int tb) {
@@ -926,6 +1007,7 @@ int main(void) {
     cmocka_unit_test(test_transpose),
     cmocka_unit_test(test_conv_gemm),
     cmocka_unit_test(test_conv_gemm_nhwc),
+    cmocka_unit_test(test_conv_rows_nhwc),
     cmocka_unit_test(test_conv_packed_node),
     cmocka_unit_test(test_implicit_gemm),
     cmocka_unit_test(test_depthwise),
