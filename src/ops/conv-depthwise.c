@@ -603,8 +603,8 @@ int gpux__conv2d_depthwise16(const gpux__conv2d *p) {
  * An inverted residual block's expansion writes C x H x W floats (MobileNetV3's 64 x 112 x 112:
  * 3.2 MB) that its depthwise convolution reads back once. Here a task (image, strip of output
  * rows, block of XB channels) computes the expansion on the input rows its strip reads only,
- * into scratch (XB x rows x W floats, in L2), runs the expansion's epilogue on each channel's
- * rows and then the depthwise rows' kernels above on them, so the expanded values never leave the
+ * with its epilogue in registers, into scratch (XB x rows x W floats, in L2), and then runs the
+ * depthwise rows' kernels above on each channel's rows, so the expanded values never leave the
  * thread's caches. Strips overlap by the window's halo, whose rows are computed twice; strips are
  * long enough that this is at most about a sixteenth of the expansion. A strip's X rows (C x rows x
  * W) are read by each of its channel blocks: tasks of one strip are neighbours, so a thread's run
@@ -615,12 +615,20 @@ _Atomic long long gpux__expand_dw_tasks;
 
 #define XB 8 /* expansion channels a call */
 
-/* e[i * ld + q] = sum over c < nc (in order) of w[i * nc + c] * x[c * xs + q], for i < NB and
- * q < np: NB channels of the expansion over np consecutive positions, 48 at a time (NB x 3
- * sums: each input vector feeds NB FMAs, as conv-direct.c's blocks). The hot loop. */
+/* e[i * ld + q] = epilogue(sum over c < nc (in order) of w[i * nc + c] * x[c * xs + q] + bias[i])
+ * for i < NB and q < np: NB channels (the first m) of the expansion over np consecutive
+ * positions, 48 at a time (NB x 3 sums: each input vector feeds NB FMAs, as conv-direct.c's
+ * blocks), the bias and epilogue (no residual) on the sums in registers, the same operations as
+ * gpux__conv_finish's. The hot loop. */
 #define DEF_EXPAND(NAME, NB)                                                                         \
-  TARGET512 static void NAME(const float *x, int64_t xs, int64_t nc, const float *w, float *e, int64_t ld, \
-                             int64_t np) {                                                           \
+  TARGET512 static void NAME(const float *x, int64_t xs, int64_t nc, const float *w, const float *bias, \
+                             const gpux__conv_epilogue *ep, int64_t m, float *e, int64_t ld, int64_t np) { \
+    __m512 vb[NB], vs[NB], vt[NB];                                                                  \
+    _Pragma("GCC unroll 8") for (int i = 0; i < NB; i++) {                                          \
+      vb[i] = _mm512_set1_ps(bias ? bias[m + i] : 0.0f);                                            \
+      vs[i] = _mm512_set1_ps(ep->scale ? ep->scale[m + i] : 1.0f);                                  \
+      vt[i] = _mm512_set1_ps(ep->scale ? ep->shift[m + i] : 0.0f);                                  \
+    }                                                                                               \
     for (int64_t q = 0; q < np; q += 48) {                                                          \
       __mmask16 k[3];                                                                               \
       _Pragma("GCC unroll 3") for (int v = 0; v < 3; v++) k[v] = gpux__lanes16(np - q - 16 * v);    \
@@ -636,7 +644,9 @@ _Atomic long long gpux__expand_dw_tasks;
         }                                                                                           \
       }                                                                                             \
       _Pragma("GCC unroll 8") for (int i = 0; i < NB; i++)                                          \
-        _Pragma("GCC unroll 3") for (int v = 0; v < 3; v++) _mm512_mask_storeu_ps(e + i * ld + q + 16 * v, k[v], acc[i][v]); \
+        _Pragma("GCC unroll 3") for (int v = 0; v < 3; v++)                                         \
+          _mm512_mask_storeu_ps(e + i * ld + q + 16 * v, k[v],                                      \
+                                gpux__ep16_vec(_mm512_add_ps(acc[i][v], vb[i]), vs[i], vt[i], ep)); \
     }                                                                                               \
   }
 
@@ -653,6 +663,8 @@ typedef struct {
 static void xdw_tasks(void *ctx, int64_t begin, int64_t end) {
   xdw_job *j = ctx;
   const gpux__conv2d *d = j->d.p, *e = j->e;
+  static const gpux__conv_epilogue none = {.act = GPUX_EP_NONE};
+  const gpux__conv_epilogue *ep = e->ep ? e->ep : &none;
   int64_t hw = e->h * e->w_, per_image = j->d.strips * j->blocks;
   float *buf = gpux__scratch(GPUX__SCRATCH_CONV_TILE, (size_t)(j->d.in_rows * j->d.wp) * sizeof(float));
   float *ex = gpux__scratch(GPUX__SCRATCH_CONV_EXPAND, (size_t)(XB * j->ex_rows * e->w_) * sizeof(float));
@@ -671,12 +683,11 @@ static void xdw_tasks(void *ctx, int64_t begin, int64_t end) {
     const float *x = e->x + n * e->c * hw + e0 * e->w_;
     int64_t m = m0;
     if (np > 0) {
-      for (; m + XB <= m1; m += XB) expand8(x, hw, e->c, e->w + m * e->c, ex + (m - m0) * np, np, np);
-      for (; m < m1; m++) expand1(x, hw, e->c, e->w + m * e->c, ex + (m - m0) * np, np, np);
+      for (; m + XB <= m1; m += XB) expand8(x, hw, e->c, e->w + m * e->c, e->b, ep, m, ex + (m - m0) * np, np, np);
+      for (; m < m1; m++) expand1(x, hw, e->c, e->w + m * e->c, e->b, ep, m, ex + (m - m0) * np, np, np);
     }
     for (m = m0; m < m1; m++) {
       float *er = ex + (m - m0) * np;
-      if (np > 0) gpux__conv_finish(er, 0, er, 0, 1, np, e->b ? e->b[m] : 0.0f, e->ep, m);
       dwr_strip(&j->d, er, e0, e1, m, oh0, oh1, d->y + (n * d->m + m) * d->oh * d->ow, buf, NULL);
     }
   }
@@ -704,7 +715,9 @@ int gpux__conv2d_expand_dw(const gpux__conv2d *e, const gpux__conv2d *d) {
   int64_t want = threads > 1 ? 3 * threads : 1; /* tasks */
   if (e->n * j.blocks * ((d->oh + strip - 1) / strip) < want) /* few tasks: shorter strips */
     strip = GPUX__MAX(1, GPUX__MIN(strip, (d->oh * e->n * j.blocks + want - 1) / want));
-  j.d.strip = GPUX__MIN(d->oh, strip);
+  /* strips of equal rows: 28 rows as 24 and 4 left one of 2 threads six times the other's work */
+  j.d.strips = (d->oh + GPUX__MIN(d->oh, strip) - 1) / GPUX__MIN(d->oh, strip);
+  j.d.strip = (d->oh + j.d.strips - 1) / j.d.strips;
   j.d.strips = (d->oh + j.d.strip - 1) / j.d.strip;
   j.d.in_rows = (j.d.strip - 1) * d->sh + d->kh;
   j.ex_rows = GPUX__MIN(d->h, j.d.in_rows);

@@ -3,12 +3,11 @@
  * output rows so that the expansion's output, the block's largest activation, is never written
  * out: MobileNetV3's 64 x 112 x 112 and EfficientNet-B0's 96 x 112 x 112 (3.2 and 4.8 MB) stay
  * in L2 a strip at a time. Only what the kernel takes is fused; any shape it declines at run
- * time still runs (the two convolutions one after the other). Off unless GPUX_EXPAND_DW=1: on the
- * 2-core dev machine at 1 thread (a large L3 takes the expansion's writes well, and these
- * expansions are bound by their multiply-adds and activations) MobileNetV3's five fused blocks
- * took the two nodes' time within 3% either way (16-64@112 + dw 3x3 s2 0.470 -> 0.456-0.468 ms)
- * and EfficientNet-B0's four 2-8% more (16-96@112 + dw 3x3 s2 1.06-1.08 -> 1.07-1.11 ms, the
- * halo's rows computed twice and their SiLU with them). */
+ * time still runs (the two convolutions one after the other). Per node, at
+ * real-time priority on a 2-core machine (three rounds, ms before -> after): MobileNetV3's five
+ * fused blocks 1.26-1.28 -> 1.21-1.23 at 1 thread and 0.73-0.74 -> 0.69-0.70 at 2,
+ * EfficientNet-B0's four 2.82-2.83 -> 2.77-2.82 and 1.50-1.53 -> 1.44-1.45. GPUX_EXPAND_DW=0
+ * turns the rewrite off. */
 #include "runtime/fuse-expand-dw.h"
 #include "runtime/rewrite.h"
 #include "ops/op.h"
@@ -74,7 +73,7 @@ static int depthwise(const gpux__graph *g, const gpux__node *n, int64_t m) {
 int gpux__fuse_expand_dw(gpux__graph *g, gpux__arena *arena, int *changed) {
   const char *env = getenv("GPUX_EXPAND_DW");
   const gpux__op_def *def = gpux__op_find("gpux", "ExpandDepthwise", 1);
-  if (!env || strcmp(env, "1") || !def || !gpux__conv_dw16_available()) return 0;
+  if ((env && !strcmp(env, "0")) || !def || !gpux__conv_dw16_available()) return 0;
   int nn = g->n_nodes, nv = g->n_values;
   int *uses = gpux__calloc((size_t)nv + 1, sizeof *uses), *prod = gpux__malloc(((size_t)nv + 1) * sizeof *prod);
   unsigned char *drop = gpux__calloc((size_t)nn + 1, 1);

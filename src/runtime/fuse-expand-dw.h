@@ -11,7 +11,7 @@
  * depthwise Conv or FusedConv D reads (3 x 3 or 5 x 5, stride 1 or 2, dilation 1, constant
  * weights, an activation or none), and nothing else (no graph output, no nested graph), becomes
  * one gpux.ExpandDepthwise node in D's place, and E goes. Names it adds come from arena. Sets
- * *changed when it rewrote anything. Only with GPUX_EXPAND_DW=1 in the environment. 0 or a
+ * *changed when it rewrote anything. GPUX_EXPAND_DW=0 in the environment turns it off. 0 or a
  * negative error. */
 int gpux__fuse_expand_dw(gpux__graph *g, gpux__arena *arena, int *changed);
 

@@ -1006,6 +1006,74 @@ static void test_region_excitation_fold(void **state) {
   region_excitation_case(1, 40, 1, 0); /* 1600 positions: tiles of X's rows from p0 > 0 */
 }
 
+/* Runs model on the CPU (threads) with GPUX_EXPAND_DW=on. */
+static gpux_tensor run_xdw(gpux_model *model, const gpux_tensor *x, const char *on, int threads) {
+  setenv("GPUX_EXPAND_DW", on, 1);
+  gpux_session_options o = {.backend = GPUX_BACKEND_CPU, .threads = threads};
+  gpux_session *s;
+  if (gpux_session_create(model, &o, &s)) fail_msg("session: %s", gpux_last_error());
+  gpux_tensor y;
+  if (gpux_session_run(s, x, 1, &y, 1)) fail_msg("run: %s", gpux_last_error());
+  gpux_session_free(s);
+  unsetenv("GPUX_EXPAND_DW");
+  return y;
+}
+
+/* runtime/fuse-expand-dw.c: on a batch of 2 and planes of 30 x 33, an expansion 16 -> 24 (Relu)
+ * into a 3x3 depthwise convolution of stride 2 (HardSwish), a projection 24 -> 8, then an
+ * expansion 8 -> 20 (x * Sigmoid(x)) into a 5x5 depthwise convolution of stride 1 with uneven pads
+ * and no activation; and an expansion whose output a second node also reads (a Relu), which
+ * stays. Two gpux.ExpandDepthwise, the fused kernel ran, and the result is the one of the
+ * convolutions unfused (GPUX_EXPAND_DW=0) at 1 and 2 threads. */
+static void test_expand_depthwise(void **state) {
+  (void)state;
+  if (!gpux__conv_dw16_available()) skip();
+  model_b m = {0};
+  int64_t w1[4] = {24, 16, 1, 1}, wd1[4] = {24, 1, 3, 3}, wp[4] = {8, 24, 1, 1}, w2[4] = {20, 8, 1, 1};
+  int64_t wd2[4] = {20, 1, 5, 5}, w3[4] = {20, 8, 1, 1}, c24[1] = {24}, c20[1] = {20}, c8[1] = {8};
+  int64_t pads1[4] = {1, 1, 1, 1}, pads2[4] = {2, 1, 2, 3}, s2[2] = {2, 2}, xd[4] = {2, 16, 30, 33};
+  init(&m, "w1", 4, w1, NAN), init(&m, "wd1", 4, wd1, NAN), init(&m, "wp", 4, wp, NAN), init(&m, "w2", 4, w2, NAN);
+  init(&m, "wd2", 4, wd2, NAN), init(&m, "w3", 4, w3, NAN), init(&m, "b24", 1, c24, NAN), init(&m, "b20", 1, c20, NAN);
+  init(&m, "b8", 1, c8, NAN);
+  attr_b a1[3] = {{.name = "pads", .type = 7, .n = 4, .ints = pads1}, {.name = "strides", .type = 7, .n = 2, .ints = s2},
+                  {.name = "group", .type = 2, .i = 24}};
+  attr_b a2[2] = {{.name = "pads", .type = 7, .n = 4, .ints = pads2}, {.name = "group", .type = 2, .i = 20}};
+  node(&m, "Conv", (const char *[]){"x", "w1", "b24"}, 3, "e1", NULL, 0);
+  node(&m, "Relu", (const char *[]){"e1"}, 1, "r1", NULL, 0);
+  node(&m, "Conv", (const char *[]){"r1", "wd1", "b24"}, 3, "d1", a1, 3);
+  node(&m, "HardSwish", (const char *[]){"d1"}, 1, "h1", NULL, 0);
+  node(&m, "Conv", (const char *[]){"h1", "wp", "b8"}, 3, "p1", NULL, 0);
+  node(&m, "Conv", (const char *[]){"p1", "w2", "b20"}, 3, "e2", NULL, 0);
+  node(&m, "Sigmoid", (const char *[]){"e2"}, 1, "s2", NULL, 0);
+  node(&m, "Mul", (const char *[]){"e2", "s2"}, 2, "m2", NULL, 0);
+  node(&m, "Conv", (const char *[]){"m2", "wd2"}, 2, "d2", a2, 2);
+  node(&m, "Conv", (const char *[]){"p1", "w3", "b20"}, 3, "e3", NULL, 0); /* read twice: stays */
+  node(&m, "Conv", (const char *[]){"e3", "wd2"}, 2, "d3", a2, 2);
+  node(&m, "Relu", (const char *[]){"e3"}, 1, "r3", NULL, 0);
+  node(&m, "Add", (const char *[]){"d2", "d3"}, 2, "a", NULL, 0);
+  node(&m, "Add", (const char *[]){"a", "r3"}, 2, "y", NULL, 0);
+  gpux_model *model = finish(&m, 4, xd, "y");
+  assert_int_equal(count_ops_cl(model, "ExpandDepthwise"), 2);
+  setenv("GPUX_EXPAND_DW", "0", 1);
+  assert_int_equal(count_ops_cl(model, "ExpandDepthwise"), 0);
+  unsetenv("GPUX_EXPAND_DW");
+  gpux_tensor x;
+  assert_int_equal(gpux_tensor_init(&x, GPUX_DT_FLOAT, 4, xd), 0);
+  for (int64_t i = 0; i < gpux_tensor_count(&x); i++) ((float *)x.data)[i] = rndf();
+  for (int t = 1; t <= 2; t++) {
+    long long before = gpux__expand_dw_tasks;
+    gpux_tensor a = run_xdw(model, &x, "0", t);
+    assert_true(gpux__expand_dw_tasks == before);
+    gpux_tensor b = run_xdw(model, &x, "1", t);
+    assert_true(gpux__expand_dw_tasks > before);
+    gpux_compare_report r;
+    if (gpux_tensor_compare(&b, &a, 1e-6, 1e-5, &r)) fail_msg("fused run differs at %d threads: %s", t, r.message);
+    gpux_tensor_free(&a), gpux_tensor_free(&b);
+  }
+  gpux_tensor_free(&x);
+  gpux_model_free(model);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_conv_chain),
@@ -1029,6 +1097,7 @@ int main(void) {
     cmocka_unit_test(test_channels_last_stem),
     cmocka_unit_test(test_excitation_fold),
     cmocka_unit_test(test_region_excitation_fold),
+    cmocka_unit_test(test_expand_depthwise),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
