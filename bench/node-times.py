@@ -6,8 +6,8 @@
   python3 bench/node-times.py gpux.txt[,gpux2.txt...] ort.json[,ort2.json...] [TOP]
 
 Each node's median over the timed runs of a round (one file), the least of those over the rounds
-(interleave the rounds: on a shared machine the time of a layer that reads from memory swings). Convolutions (gpux's Conv, FusedConv, ConvNHWC; ORT's Conv
-and FusedConv) are paired in the order they run, which a chain of layers keeps, and checked by
+(interleave the rounds: on a shared machine the time of a layer that reads from memory swings). Convolutions (gpux's Conv, FusedConv, ConvNHWC and ExpandDepthwise,
+which pairs with two of ORT's; ORT's Conv and FusedConv) are paired in the order they run, which a chain of layers keeps, and checked by
 output shape (channels and spatial size); the rest is summed per op type. Each pair also gets its segment: the
 convolution and the nodes after it up to the next one (ORT's activations, squeeze-excitation's Mul and
 pools, layout reorders; gpux's fold into its convolutions), which compares what a layer costs in all.
@@ -15,7 +15,7 @@ Prints the pairs where gpux's segment loses most first, then totals."""
 import json, statistics, sys
 from collections import defaultdict
 
-CONVS_G = {'Conv', 'FusedConv', 'ConvNHWC'}
+CONVS_G = {'Conv', 'FusedConv', 'ConvNHWC', 'ExpandDepthwise'}
 CONVS_O = {'Conv', 'FusedConv'}
 
 
@@ -67,6 +67,16 @@ def main():
     top = int(sys.argv[3]) if len(sys.argv) > 3 else 25
     gc = [n for n in g if n[1] in CONVS_G]; oc = [n for n in o if n[1] in CONVS_O]
     gs, os_ = segments(g, CONVS_G), segments(o, CONVS_O)
+    # a gpux.ExpandDepthwise is two of ORT's convolutions (the expansion and the depthwise one):
+    # ORT's pair, and its two segments, against the one node
+    oc2, os2, j = [], [], 0
+    for a in gc:
+        if a[1] == 'ExpandDepthwise' and j + 1 < len(oc):
+            b = oc[j + 1]
+            oc2.append((oc[j][0] + '+' + b[0], b[1], b[2], oc[j][3] + b[3])); os2.append(os_[j] + os_[j + 1]); j += 2
+        elif j < len(oc):
+            oc2.append(oc[j]); os2.append(os_[j]); j += 1
+    oc, os_ = oc2, os2
     pairs = []
     for i, (a, b) in enumerate(zip(gc, oc)):
         pairs.append((gs[i] - os_[i], a, b, chw(a[2]) == chw(b[2]), gs[i], os_[i]))
