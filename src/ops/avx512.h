@@ -4,27 +4,32 @@
 #define GPUX_OPS_AVX512_H
 
 #include <immintrin.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
-/* Whether this CPU has AVX-512F (kernels of no FMAs); asked once per file that calls it (a race
- * writes the same value). */
+/* Whether this CPU has AVX-512F (kernels of no FMAs); asked once per file that calls it (threads
+ * asking at once write the same value: relaxed atomics, so that this is no data race). */
 static inline int gpux__have_avx512f(void) {
-  static int have = -1;
-  if (have < 0) {
+  static atomic_int have = -1;
+  int v = atomic_load_explicit(&have, memory_order_relaxed);
+  if (v < 0) {
     __builtin_cpu_init();
-    have = __builtin_cpu_supports("avx512f");
+    v = __builtin_cpu_supports("avx512f");
+    atomic_store_explicit(&have, v, memory_order_relaxed);
   }
-  return have;
+  return v;
 }
 
 /* Whether this CPU runs the AVX-512 kernels with FMAs (AVX-512F and FMA), the same way. */
 static inline int gpux__have_avx512_fma(void) {
-  static int have = -1;
-  if (have < 0) {
+  static atomic_int have = -1;
+  int v = atomic_load_explicit(&have, memory_order_relaxed);
+  if (v < 0) {
     __builtin_cpu_init();
-    have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+    v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+    atomic_store_explicit(&have, v, memory_order_relaxed);
   }
-  return have;
+  return v;
 }
 
 /* The lanes [0, n) of a vector of 16 (none for n <= 0, all for n >= 16). */
