@@ -131,6 +131,9 @@ void gpux__parallel_for_elems(int64_t n, double units, int64_t block, gpux__rang
  * gpux__parallel_for_elems's `units` are multiples of ($GPUX_POOL_ELEM, default 8). */
 double gpux__elem_units(void);
 int gpux__thread_count(void);          /* threads a job started here may use */
+/* The pool's workers started so far: they start when a job first asks for them, so a process
+ * whose jobs all ran on one thread has none. */
+int gpux__pool_started(void);
 /* Threads worth using for `work` units in all (1 for a small job, at most gpux__thread_count()):
  * each gets at least ~3-5 us of it ($GPUX_POOL_WORK units, default 131072). */
 int gpux__threads_for(double work);

@@ -11,7 +11,10 @@
  * job), then sleeps on a condition variable of its own, so a job wakes only the workers it asks
  * for; the caller waits for the last chunk the same way.
  * Nested calls run inline. The pool is one per process; a session that asks for fewer threads
- * caps how many of them join the jobs of its runs (gpux__set_run_threads, per calling thread). */
+ * caps how many of them join the jobs of its runs (gpux__set_run_threads, per calling thread).
+ * Workers start when a job first asks for them, in their order (a job asks for the first few):
+ * a process whose jobs all run on one thread starts none, one whose sessions ask for 4 threads
+ * starts 3, whatever the pool's size (the cores, or GPUX_THREADS), which bounds them. */
 #include "core/internal.h"
 #include "core/scratch.h"
 #include <dlfcn.h>
@@ -46,8 +49,9 @@ typedef struct {
 typedef struct {
   pthread_mutex_t lock;      /* the caller's wait for the workers inside a job */
   pthread_cond_t done;
-  worker_t *workers;
-  int n_threads;             /* workers besides the caller */
+  worker_t *workers;         /* [cap], the first `started` of them running */
+  _Atomic int cap;           /* workers besides the caller at most (fewer if one failed to start) */
+  _Atomic int started;       /* workers started (under job_lock) */
   /* the current job, read by a worker only inside it (see worker()) */
   gpux__range_fn fn;
   void *ctx;
@@ -264,19 +268,36 @@ static void pool_start(void) {
   pool.workers = aligned_alloc(64, (size_t)n * sizeof *pool.workers); /* a line each */
   if (!pool.workers) return;
   memset(pool.workers, 0, (size_t)n * sizeof *pool.workers);
-  for (int i = 0; i < n - 1; i++) {
-    pthread_t t;
-    pthread_mutex_init(&pool.workers[i].lock, NULL);
-    pthread_cond_init(&pool.workers[i].wake, NULL);
-    if (pthread_create(&t, NULL, worker, (void *)(intptr_t)i)) break;
-    pthread_detach(t);
-    pool.n_threads++;
-  }
+  atomic_store(&pool.cap, n - 1); /* started by the jobs that ask for them (start_workers) */
 }
+
+/* Starts workers up to `want` (under job_lock, no job open); returns how many run. One that
+ * fails to start caps the pool where it is. */
+static int start_workers(int want) {
+  int have = atomic_load(&pool.started);
+  for (; have < want && have < atomic_load(&pool.cap); have++) {
+    worker_t *w = &pool.workers[have];
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->wake, NULL);
+    pthread_t t;
+    if (pthread_create(&t, NULL, worker, (void *)(intptr_t)have)) {
+      pthread_cond_destroy(&w->wake);
+      pthread_mutex_destroy(&w->lock);
+      atomic_store(&pool.cap, have);
+      break;
+    }
+    pthread_detach(t);
+    atomic_store(&pool.started, have + 1);
+  }
+  return have;
+}
+
+int gpux__pool_started(void) { return atomic_load(&pool.started); }
 
 int gpux__thread_count(void) {
   pthread_once(&pool_once, pool_start);
-  return run_threads ? GPUX__MIN(run_threads, pool.n_threads + 1) : pool.n_threads + 1;
+  int n = atomic_load(&pool.cap) + 1;
+  return run_threads ? GPUX__MIN(run_threads, n) : n;
 }
 
 void gpux__set_thread_count(int n) { requested_threads = n; }
@@ -347,6 +368,16 @@ static void run_job(int64_t n, int64_t grain, int threads, gpux__range_fn fn, vo
   }
   int64_t t0 = stats_on ? now_ns() : 0;
   pthread_mutex_lock(&job_lock);
+  int started = start_workers(t - 1);
+  if (started < t - 1) { /* fewer could start */
+    t = started + 1;
+    if (t <= 1) {
+      pthread_mutex_unlock(&job_lock);
+      fn(ctx, 0, n);
+      return;
+    }
+    chunk = plan_chunks(n, grain, &t);
+  }
   int helpers = t - 1;
   pool.fn = fn;
   pool.ctx = ctx;

@@ -690,7 +690,9 @@ static int host_run_node(void *rt, const gpux__node *n, const gpux_tensor *const
   gpux__kctx_init(&k, n, in, out);
   k.shape_only = shape_only;
   k.buffers = &s->buffers;
+  int old = gpux__set_run_threads(s->threads); /* as in a run: at most the session's threads */
   int rc = n->op->run(&k);
+  gpux__set_run_threads(old);
   if (rc && !k.status) gpux__error_prefix(rc, "node '%s' (%s): ", n->name, n->op_type);
   if (needed) *needed = k.needed;
   return rc;
