@@ -75,7 +75,7 @@ int gpux__conv_gemm_first(int64_t c, int64_t m, int64_t taps, int64_t os) {
 /* Packing W [m, c, taps] a panel of PANEL output channels at a time: the panel's rows of W with
  * K reordered to (tap, channel) into a buffer of the task's own, then into the panel's place. */
 typedef struct {
-  const float *w;
+  const unsigned char *w;   /* W's bytes, maybe not aligned (a model file's in place) */
   float *dst;
   int64_t m, c, taps;
   atomic_int failed;
@@ -93,14 +93,15 @@ static void pack_panels_of(void *ctx, int64_t p0, int64_t p1) {
     int64_t o0 = pn * PANEL, w = GPUX__MIN(PANEL, j->m - o0);
     for (int64_t o = 0; o < w; o++)
       for (int64_t ch = 0; ch < c; ch++)
-        for (int64_t t = 0; t < taps; t++) wt[o * kk + t * c + ch] = j->w[((o0 + o) * c + ch) * taps + t];
+        for (int64_t t = 0; t < taps; t++)
+          memcpy(wt + o * kk + t * c + ch, j->w + (((o0 + o) * c + ch) * taps + t) * sizeof(float), sizeof(float));
     gpux__sgemm_b panel;
     gpux__sgemm_pack_into(&panel, j->dst + pn * kk * PANEL, wt, kk, 1, kk, w);
   }
   free(wt);
 }
 
-int gpux__conv_gemm_pack(const float *w, int64_t m, int64_t c, int64_t taps, gpux__sgemm_b *out) {
+int gpux__conv_gemm_pack(const void *w, int64_t m, int64_t c, int64_t taps, gpux__sgemm_b *out) {
   memset(out, 0, sizeof *out);
   if (!gpux__conv_gemm_available()) return 1;
   int64_t kk = c * taps, panels = (m + PANEL - 1) / PANEL;

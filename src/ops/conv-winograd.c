@@ -165,11 +165,18 @@ static const double G[6][3] = {{1.0 / 4, 0, 0},
 /* Transforming the weights: item i = pn * c + ch is input channel ch of panel pn, its 64 lanes'
  * 3 x 3 weights from W [m][c][3][3] (w) or from W^T packed by conv-gemm.c (wt). */
 typedef struct {
-  const float *w;
+  const unsigned char *w;   /* W's bytes, maybe not aligned (a model file's in place), or NULL */
   const gpux__sgemm_b *wt;
   int64_t c, m, panels;
   float *u;
 } wino_pack_job;
+
+/* W's float i from its bytes. */
+static inline float w_at(const unsigned char *w, int64_t i) {
+  float f;
+  memcpy(&f, w + i * (int64_t)sizeof f, sizeof f);
+  return f;
+}
 
 static void wino_pack_items(void *ctx, int64_t begin, int64_t end) {
   const wino_pack_job *j = ctx;
@@ -179,7 +186,7 @@ static void wino_pack_items(void *ctx, int64_t begin, int64_t end) {
     double g[3][3][PANEL], t[6][3][PANEL]; /* lanes past m are zero */
     for (int tap = 0; tap < 9; tap++)
       for (int l = 0; l < PANEL; l++)
-        g[tap / 3][tap % 3][l] = j->w ? (pn * PANEL + l < j->m ? j->w[((pn * PANEL + l) * c + ch) * 9 + tap] : 0.0f)
+        g[tap / 3][tap % 3][l] = j->w ? (pn * PANEL + l < j->m ? w_at(j->w, ((pn * PANEL + l) * c + ch) * 9 + tap) : 0.0f)
                                       : j->wt->data[(pn * j->wt->k + tap * c + ch) * PANEL + l];
     for (int i = 0; i < 6; i++) /* t = G g */
       for (int jj = 0; jj < 3; jj++)
@@ -192,7 +199,7 @@ static void wino_pack_items(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-int gpux__conv_wino_pack(const float *w, const gpux__sgemm_b *wt, int64_t c, int64_t m, gpux__conv_wino_w *out) {
+int gpux__conv_wino_pack(const void *w, const gpux__sgemm_b *wt, int64_t c, int64_t m, gpux__conv_wino_w *out) {
   memset(out, 0, sizeof *out);
   if (!gpux__conv_wino_available() || c < 1 || m < 1) return 1;
   if (!w && (!wt || !wt->data || wt->nr != PANEL || wt->k != 9 * c || wt->n != m)) return 1;

@@ -440,15 +440,17 @@ static int conv_windows(gpux__kctx *k, const conv_dims *cd, const float *x, cons
  *
  * A gpux.ConvNHWC whose first run conv-winograd.c takes keeps W transformed for that kernel
  * instead, and packs it for conv-gemm.c only on a run that kernel declines (another batch or
- * plane, fewer threads): W's file pages go, but its data stays for that (rereads). Each form is
+ * plane, fewer threads): W's file pages go, and the model's copy of it, where the file holds its
+ * bytes to read in their place (rereads). Each form is
  * made once, by the first run that needs it (runs at once may both make it: one keeps its own,
  * the other frees its own and reads the kept one). */
 typedef struct {
   gpux__node_state base;
-  const gpux_tensor *src;           /* the weights (an initializer) */
-  const float *w;                   /* its data, read again to pack it (base.rereads), or NULL */
+  const gpux_tensor *src;           /* the weights (an initializer): with base.rereads, its data is
+                                       read again to pack it (maybe the model file's bytes then,
+                                       not aligned: the session's copy let go) */
   int64_t m, c, ks;                 /* W [m, c, ks taps] */
-  gpux__sgemm_b *_Atomic packed;    /* for conv-gemm.c's kernel, or NULL (not made yet: w is set) */
+  gpux__sgemm_b *_Atomic packed;    /* for conv-gemm.c's kernel, or NULL (not made yet: rereads) */
   gpux__conv_wino_w *_Atomic wino;  /* the same transformed for conv-winograd.c, or NULL */
 } conv_weights_state;
 
@@ -461,12 +463,12 @@ static void conv_weights_free(gpux__node_state *s) {
   free(st);
 }
 
-/* The node's weights packed for conv-gemm.c, packed now from st->w when the node has not yet. */
-static const gpux__sgemm_b *conv_packed(conv_weights_state *st) {
+/* The node's weights packed for conv-gemm.c, packed now from w when the node has not yet. */
+static const gpux__sgemm_b *conv_pack_from(conv_weights_state *st, const void *w) {
   gpux__sgemm_b *pk = atomic_load(&st->packed), *none = NULL;
-  if (pk || !st->w) return pk;
+  if (pk || !w) return pk;
   if (!(pk = gpux__calloc(1, sizeof *pk))) return NULL;
-  if (gpux__conv_gemm_pack(st->w, st->m, st->c, st->ks, pk)) {
+  if (gpux__conv_gemm_pack(w, st->m, st->c, st->ks, pk)) {
     free(pk);
     return NULL;
   }
@@ -477,6 +479,14 @@ static const gpux__sgemm_b *conv_packed(conv_weights_state *st) {
   st->base.bytes += (size_t)gpux__sgemm_packed_floats(st->c * st->ks, st->m) * sizeof(float);
   return pk;
 }
+
+/* W's data where the node may read it again (rereads), else NULL. */
+static const void *conv_rereads(const conv_weights_state *st) {
+  return st->base.rereads >> 1 & 1 ? st->src->data : NULL;
+}
+
+/* The node's packed weights, packed now (from W, rereads) when the node has not yet. */
+static const gpux__sgemm_b *conv_packed(conv_weights_state *st) { return conv_pack_from(st, conv_rereads(st)); }
 
 /* The node's state, made on its first run (NULL: not a float32 initializer of a convolution of
  * one group and at least 16 input channels on 1 or 2 spatial dims, a 1x1 kernel on a large
@@ -500,16 +510,11 @@ static conv_weights_state *conv_weights(gpux__kctx *k, const conv_dims *cd, int 
     st->src = w;
     st->m = cd->m, st->c = cd->c, st->ks = cd->ks;
     st->base.replaces = cd->ks > 1 || any_plane ? (uint64_t)1 << 1 : 0;
-    st->w = w->data;
     if (wino && gpux__conv_wino_takes(wino)) {
       st->base.rereads = st->base.replaces;
-    } else {
-      int ok = conv_packed(st) != NULL;
-      st->w = NULL; /* W is not read again */
-      if (!ok) {
-        free(st);
-        return NULL;
-      }
+    } else if (!conv_pack_from(st, w->data)) {
+      free(st);
+      return NULL;
     }
     st = (conv_weights_state *)gpux__state_keep(k, &st->base);
   }
@@ -532,9 +537,10 @@ static const gpux__conv_wino_w *conv_wino_weights(conv_weights_state *st, const 
   if (!gpux__conv_wino_takes(p)) return NULL;
   gpux__conv_wino_w *u = atomic_load(&st->wino), *none = NULL;
   if (u) return u;
-  const gpux__sgemm_b *pk = st->w ? NULL : atomic_load(&st->packed);
+  const void *w = conv_rereads(st);
+  const gpux__sgemm_b *pk = w ? NULL : atomic_load(&st->packed);
   if (!(u = gpux__calloc(1, sizeof *u))) return NULL;
-  if (gpux__conv_wino_pack(st->w, pk, p->c, p->m, u)) {
+  if (gpux__conv_wino_pack(w, pk, p->c, p->m, u)) {
     free(u);
     return NULL;
   }
@@ -1008,7 +1014,8 @@ static int conv_nhwc_run(gpux__kctx *k, const conv_dims *cd, const gpux_tensor *
     if (rc < 0) return gpux__kerr(k, rc, "%s", gpux_last_error());
     if (rc == 0) return 0;
   }
-  if (!w->data) return gpux__kerr(k, GPUX_E_INTERNAL, "ConvNHWC: the weights were let go");
+  if (!w->data || (uintptr_t)w->data % sizeof(float)) /* let go (or the file's bytes in their place) */
+    return gpux__kerr(k, GPUX_E_INTERNAL, "ConvNHWC: the weights were let go");
   /* the planes' way */
   int64_t xn = gpux_tensor_count(x), yn = gpux_tensor_count(y);
   float *xc = gpux__malloc((size_t)xn * sizeof *xc), *yc = gpux__malloc((size_t)yn * sizeof *yc);

@@ -167,9 +167,10 @@ int gpux__conv_gemm_available(void);
  * most 256 outputs, or of at most 1024 for windows of 128 input and 64 output channels or more
  * where the pool's threads keep 96 positions each. */
 int gpux__conv_gemm_first(int64_t c, int64_t m, int64_t taps, int64_t os);
-/* W [m, c, taps] packed for gpux__conv2d_gemm into out (new memory on huge pages, which
- * gpux__conv_gemm_free frees): 0, 1 when this machine has no such kernel, or GPUX_E_NOMEM. */
-int gpux__conv_gemm_pack(const float *w, int64_t m, int64_t c, int64_t taps, gpux__sgemm_b *out);
+/* W [m, c, taps] (float32, not necessarily aligned) packed for gpux__conv2d_gemm into out (new
+ * memory on huge pages, which gpux__conv_gemm_free frees), on the pool: 0, 1 when this machine
+ * has no such kernel, or GPUX_E_NOMEM. */
+int gpux__conv_gemm_pack(const void *w, int64_t m, int64_t c, int64_t taps, gpux__sgemm_b *out);
 void gpux__conv_gemm_free(gpux__sgemm_b *wt);
 /* A convolution of one group as a product on W packed by gpux__conv_gemm_pack (p->w is not
  * read), any window, stride, padding and dilation: 0 when done, 1 when not taken, or a negative
@@ -201,10 +202,10 @@ int gpux__conv_wino_available(void);
  * window of stride and dilation 1, 16 channels or more in and out, and enough 4 x 4 tiles of
  * output a task that the transformed weights, read for each task, pay for themselves. */
 int gpux__conv_wino_takes(const gpux__conv2d *p);
-/* The weights W [m, c, 3, 3] (w), or when w is NULL the same packed by gpux__conv_gemm_pack (wt,
+/* The weights W [m, c, 3, 3] (w, float32 not necessarily aligned), or when w is NULL the same packed by gpux__conv_gemm_pack (wt,
  * 9 taps), transformed into out (new memory, which gpux__conv_wino_free frees; the same floats
  * either way), on the pool: 0, 1 when this machine has no such kernel, or GPUX_E_NOMEM. */
-int gpux__conv_wino_pack(const float *w, const gpux__sgemm_b *wt, int64_t c, int64_t m, gpux__conv_wino_w *out);
+int gpux__conv_wino_pack(const void *w, const gpux__sgemm_b *wt, int64_t c, int64_t m, gpux__conv_wino_w *out);
 void gpux__conv_wino_free(gpux__conv_wino_w *u);
 /* A 3x3 convolution by Winograd's F(4x4, 3x3) on the transformed weights u (p->w is not read):
  * 0 when done, 1 when not taken (gpux__conv_wino_takes), or a negative error. */

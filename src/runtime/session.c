@@ -160,9 +160,10 @@ static int value_const(const frame *f, int id) {
   return v->outer >= 0 && f->parent ? value_const(f->parent, v->outer) : 0;
 }
 
-/* Lets go of the model's copy of value v, which no node of this session reads. */
+/* Lets go of the model's copy of value v, which no node of this session reads (but Gathers, and
+ * nodes that may read it again, which read the file's bytes in place then). */
 static void drop_copy(gpux_session *s, int v) {
-  if (s->raw && s->raw[v]) s->og->values[v].init.data = (void *)s->raw[v]; /* the Gathers' now */
+  if (s->raw && s->raw[v]) s->og->values[v].init.data = (void *)s->raw[v];
   s->dropped[v] = 1;
   gpux__model_drop(s->model, v);
 }
@@ -178,8 +179,10 @@ static void let_go_replaced(gpux_session *s, const gpux__kctx *k, int node) {
   for (int j = 0; j < k->n_in && j < 64; j++) {
     if (!(st->replaces >> j & 1) || !(k->const_in >> j & 1) || !k->in[j]) continue;
     if (k->in[j]->data) gpux__model_release(s->model, k->in[j]->data, k->in[j]->nbytes);
-    if (st->rereads >> j & 1) continue; /* the data stays: the node may read it again */
     int v = k->node->in[j];
+    /* a node that may read it again reads the file's bytes in its place once the copy goes (as
+     * Gathers do), or the copy stays */
+    if ((st->rereads >> j & 1) && !(s->raw && s->raw[v])) continue;
     if (!s->unread || atomic_fetch_sub(&s->unread[v], 1) != 1) continue;
     if (atomic_load(&s->running) == 1) {
       drop_copy(s, v);
@@ -768,7 +771,9 @@ static int plan_let_go(gpux_session *s, const gpux__graph *eg) {
     /* the model's copy, which this graph reads as it is (the rewrite's views do not count) */
     int copy = mine && g->values[v].pb && g->values[v].init.data == t->data;
     size_t n_raw = 0;
-    if (copy && s->raw && gathers[v] && t->dtype != GPUX_DT_STRING) { /* Gathers copy rows of bytes */
+    /* Gathers copy rows of bytes; a node that keeps its own form of the data but may read it
+     * again (a convolution's fallback) reads it by bytes too */
+    if (copy && s->raw && ((gathers[v] && t->dtype != GPUX_DT_STRING) || t->dtype == GPUX_DT_FLOAT)) {
       s->raw[v] = gpux__tensor_raw(g->values[v].pb, g->values[v].pb_len, &n_raw);
       if (n_raw != t->nbytes) s->raw[v] = NULL;
     }

@@ -8,7 +8,9 @@
  *   - a weight that an unpacked consumer reads too (ReduceSum) stays and reads right every run,
  *   - a second session made after the first let its copies go decodes them again and answers
  *     the same, and the first keeps answering the same after it; a third's first runs on two
- *     threads at once answer the same, and its copies go too.
+ *     threads at once answer the same, and its copies go too;
+ *   - convolutions that the Winograd kernel takes let their copies go, and read the file's bytes
+ *     in place when a later input needs conv-gemm.c's packing after all.
  * Where the CPU has no packed GEMM (no AVX2), nothing is packed and the test says so and passes. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -284,10 +286,94 @@ static void test_gather_in_place(void **state) {
   unlink(path);
 }
 
+/* A chain of four 3x3 convolutions of 64 channels (a channels-last region, gpux.ConvNHWC), each W
+ * not aligned in the file (the loader copies it), on square planes of any size: on 40 x 40 input
+ * the Winograd kernel takes them, and the session lets the copies go (the kernel keeps its own
+ * transformed weights); then a 10 x 10 input, whose 8 x 8 to 2 x 2 planes that kernel declines,
+ * packs W for conv-gemm.c from the file's bytes read in place, and answers as a session whose
+ * first run packed from the copies does, bit for bit; the large input then answers as before. */
+static void test_winograd_copies_let_go(void **state) {
+  (void)state;
+  enum { CH = 64, CONVS = 4 };
+  char path[] = "/tmp/gpux-weight-memory-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  pbw g = {0};
+  float *w = malloc((size_t)CH * CH * 9 * sizeof *w);
+  for (int l = 0; l < CONVS; l++) {
+    char in[16], wn[16], out[16];
+    snprintf(in, sizeof in, l ? "h%d" : "x", l - 1);
+    snprintf(wn, sizeof wn, "w%d", l);
+    snprintf(out, sizeof out, l == CONVS - 1 ? "y" : "h%d", l);
+    pbw_node(&g, "Conv", in, wn, out);
+    for (int i = 0; i < CH * CH * 9; i++) w[i] = rndf() * 4.0f;
+    pbw t = {0};
+    pbw_int(&t, 1, CH), pbw_int(&t, 1, CH), pbw_int(&t, 1, 3), pbw_int(&t, 1, 3);
+    pbw_int(&t, 2, GPUX_DT_FLOAT), pbw_str(&t, 8, wn);
+    pbw_str(&t, 12, &"..."[l % 3]); /* 3, 2 or 1 bytes before the data: not aligned */
+    pbw_len(&t, 9, w, (size_t)CH * CH * 9 * sizeof *w);
+    pbw_msg(&g, 5, &t);
+  }
+  free(w);
+  pbw_str(&g, 2, "g");
+  int64_t xd[4] = {1, CH, -1, -1};
+  pbw_value_info(&g, 11, "x", GPUX_DT_FLOAT, 4, xd, "S");
+  pbw_value_info(&g, 12, "y", GPUX_DT_FLOAT, 4, xd, "T");
+  save_model(path, &g);
+
+  gpux_model *model;
+  if (gpux_model_load(path, &model)) fail_msg("load: %s", gpux_last_error());
+  gpux_session_options o = {.backend = GPUX_BACKEND_CPU, .threads = 1};
+  gpux_session *s, *ref;
+  if (gpux_session_create(model, &o, &s)) fail_msg("session: %s", gpux_last_error());
+  gpux_memory_stats mem;
+  gpux_session_memory(s, &mem);
+  size_t w_bytes = (size_t)CH * CH * 9 * sizeof(float), u_bytes = 36 * w_bytes / 9;
+  size_t copied_at_load = mem.weights_copied;
+  assert_true(copied_at_load >= w_bytes); /* some not aligned in the file */
+  float *xb = malloc((size_t)CH * 40 * 40 * sizeof *xb), *xs = malloc((size_t)CH * 10 * 10 * sizeof *xs);
+  for (int i = 0; i < CH * 40 * 40; i++) xb[i] = rndf() * 32.0f;
+  for (int i = 0; i < CH * 10 * 10; i++) xs[i] = rndf() * 32.0f;
+  gpux_tensor big = {.kind = GPUX_KIND_TENSOR, .dtype = GPUX_DT_FLOAT, .ndim = 4, .dims = {1, CH, 40, 40},
+                     .data = xb, .nbytes = (size_t)CH * 40 * 40 * sizeof *xb};
+  gpux_tensor small = {.kind = GPUX_KIND_TENSOR, .dtype = GPUX_DT_FLOAT, .ndim = 4, .dims = {1, CH, 10, 10},
+                       .data = xs, .nbytes = (size_t)CH * 10 * 10 * sizeof *xs};
+  gpux_tensor yb1, yb2, ys, ys_ref;
+  if (gpux_session_run(s, &big, 1, &yb1, 1)) fail_msg("run: %s", gpux_last_error());
+  assert_int_equal(yb1.dims[2], 32);
+  gpux_session_memory(s, &mem);
+  printf("winograd: copied %zu kB at load, %llu kB after a run, packed %llu kB (W %zu kB, U %zu kB a "
+         "convolution)\n", copied_at_load / 1024, (unsigned long long)mem.weights_copied / 1024, (unsigned long long)mem.weights_packed / 1024,
+         w_bytes / 1024, u_bytes / 1024);
+  if (mem.weights_packed == CONVS * u_bytes) { /* all four on the Winograd kernel */
+    assert_true(mem.weights_copied < w_bytes); /* the copies went */
+    if (gpux_session_run(s, &small, 1, &ys, 1)) fail_msg("run: %s", gpux_last_error());
+    gpux_session_memory(s, &mem);
+    assert_true(mem.weights_packed > CONVS * u_bytes); /* packed for the small planes */
+    if (gpux_session_create(model, &o, &ref)) fail_msg("session: %s", gpux_last_error());
+    if (gpux_session_run(ref, &small, 1, &ys_ref, 1)) fail_msg("run: %s", gpux_last_error());
+    assert_int_equal(ys.nbytes, ys_ref.nbytes);
+    assert_memory_equal(ys.data, ys_ref.data, ys.nbytes);
+    gpux_tensor_free(&ys), gpux_tensor_free(&ys_ref);
+    gpux_session_free(ref);
+  } else {
+    printf("the Winograd kernel does not take these here: nothing to check\n");
+  }
+  if (gpux_session_run(s, &big, 1, &yb2, 1)) fail_msg("run: %s", gpux_last_error());
+  assert_memory_equal(yb2.data, yb1.data, yb1.nbytes);
+  gpux_tensor_free(&yb1), gpux_tensor_free(&yb2);
+  gpux_session_free(s);
+  gpux_model_free(model);
+  free(xb), free(xs);
+  unlink(path);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_weights_once),
     cmocka_unit_test(test_gather_in_place),
+    cmocka_unit_test(test_winograd_copies_let_go),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
