@@ -317,16 +317,27 @@ static void products(const wino_job *j, int64_t nt, const float *v, float *mo, i
       float *cp = mx + (pn - pbase) * PANEL;
       for (int64_t c0 = 0; c0 < c; c0 += KC) {
         int64_t kc = GPUX__MIN(KC, c - c0);
-        /* the next pass's U (the same stream), asked into L2 a share a block of rows */
+        /* the next pass's U (the same stream), asked into L2 while this pass computes: a share a
+         * block, in a burst before it; where the shares are large (few blocks: a burst of more
+         * than 64 lines waited for free fill buffers), all of it four lines a k step of the first
+         * block (ResNet-50's 14 x 14 x 256, 16 tiles, 3 blocks: 0.92-0.99 -> 0.80-0.85 ms with U
+         * in L3, 1.57-1.91 -> 1.35-1.63 from memory; 56 x 56 x 64, 19 lines a block, was slower
+         * so), unless the first block has one row or 16 channels or fewer (the register block's
+         * other loops, which ask for none) */
         const char *next = (const char *)(bp + (c0 + kc) * PANEL);
         int64_t lines = kc * PANEL * (int64_t)sizeof(float) / 64;
         int64_t blocks = (nt + MR - 1) / MR, per = (lines + blocks - 1) / blocks;
+        int spread = per > 64 && GPUX__MIN(MR, nt) > 1 && nc > 16;
         /* the hot loop: 6 tiles x 64 output channels a block */
         for (int64_t s = 0; s < nt; s += MR) {
           int mr = (int)GPUX__MIN(MR, nt - s);
           const float *a[MR];
           for (int i = 0; i < MR; i++) a[i] = vx + (s + GPUX__MIN(i, mr - 1)) * vts + c0;
-          for (int64_t l = s / MR * per, le = GPUX__MIN(lines, l + per); l < le; l++)
+          if (spread && s == 0) {
+            gpux__sgemm_block_pf(kc, a, bp + c0 * PANEL, cp, mts, mr, nc, c0 > 0, (const float *)next);
+            continue;
+          }
+          for (int64_t l = s / MR * per, le = GPUX__MIN(spread ? 0 : lines, l + per); l < le; l++)
             _mm_prefetch(next + l * 64, _MM_HINT_T1);
           gpux__sgemm_block(kc, a, bp + c0 * PANEL, cp + s * mts, mts, mr, nc, c0 > 0);
         }

@@ -113,6 +113,10 @@ void gpux__sgemm_run_part(int64_t m, const float *a, int64_t lda, const gpux__sg
  * row anywhere, for products whose rows are gathered (a convolution's positions). */
 void gpux__sgemm_block(int64_t kc, const float *const *a, const float *b, float *c, int64_t ldc, int mr, int64_t nc,
                        int add);
+/* The same, asking lines pf[0, 4 kc) (64 bytes each: the next kc rows of a panel stream) into L2,
+ * four a k step while the FMAs run, for rows 2-6 and nc > 16 (else none are asked for). */
+void gpux__sgemm_block_pf(int64_t kc, const float *const *a, const float *b, float *c, int64_t ldc, int mr,
+                          int64_t nc, int add, const float *pf);
 /* C[m, n] = A[m, k] x B (+ bias[n] when not NULL, or + C itself with load_c), rows of A lda
  * apart and of C ldc apart, in parallel on the pool. */
 void gpux__sgemm_run(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,

@@ -730,12 +730,21 @@ void gpux__sgemm_block(int64_t kc, const float *const *a, const float *b, float 
                        int add) {
   kernel_avx512(kc, a, b, c, ldc, mr, nc, add, NULL, NULL);
 }
+void gpux__sgemm_block_pf(int64_t kc, const float *const *a, const float *b, float *c, int64_t ldc, int mr,
+                          int64_t nc, int add, const float *pf) {
+  kernel_avx512(kc, a, b, c, ldc, mr, nc, add, NULL, pf);
+}
 
 #else
 
 void gpux__sgemm_block(int64_t kc, const float *const *a, const float *b, float *c, int64_t ldc, int mr, int64_t nc,
                        int add) {
   (void)kc, (void)a, (void)b, (void)c, (void)ldc, (void)mr, (void)nc, (void)add;
+}
+
+void gpux__sgemm_block_pf(int64_t kc, const float *const *a, const float *b, float *c, int64_t ldc, int mr,
+                          int64_t nc, int add, const float *pf) {
+  (void)kc, (void)a, (void)b, (void)c, (void)ldc, (void)mr, (void)nc, (void)add, (void)pf;
 }
 
 void gpux__sgemm_run_part(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, int64_t k0, int64_t k1,

@@ -327,6 +327,31 @@ static void test_conv_gemm_nhwc(void **state) {
   gpux__set_thread_count(threads);
 }
 
+/* gpux__sgemm_block_pf (the register block asking the next pass's lines into L2 as it runs, as
+ * conv-winograd.c's products do where their blocks are few) stores what gpux__sgemm_block stores,
+ * bit for bit, with C added or not: 1-6 rows, 1-64 channels, 1-130 k steps. */
+static void test_sgemm_block_pf(void **state) {
+  (void)state;
+  if (gpux__sgemm_nr() != 64) skip();
+  float *b = aligned_alloc(64, 130 * 64 * sizeof(float)), *pf = aligned_alloc(64, 130 * 256 * sizeof(float));
+  float av[6][130], c0[6 * 80], c1[6 * 80];
+  for (int q = 0; q < 130 * 64; q++) b[q] = rndf();
+  for (int q = 0; q < 130 * 256; q++) pf[q] = 0;
+  for (int i = 0; i < 6; i++)
+    for (int r = 0; r < 130; r++) av[i][r] = rndf();
+  for (int t = 0; t < 60; t++) {
+    int mr = (int)rnd(1, 6), add = (int)rnd(0, 1);
+    int64_t nc = t % 3 == 0 ? rnd(1, 16) : rnd(17, 64), kc = rnd(1, 130);
+    const float *a[6];
+    for (int i = 0; i < 6; i++) a[i] = av[GPUX__MIN(i, mr - 1)];
+    for (int q = 0; q < 6 * 80; q++) c0[q] = c1[q] = rndf();
+    gpux__sgemm_block(kc, a, b, c0, 80, mr, nc, add);
+    gpux__sgemm_block_pf(kc, a, b, c1, 80, mr, nc, add, pf);
+    assert_memory_equal(c0, c1, sizeof c0);
+  }
+  free(b), free(pf);
+}
+
 /* conv-rows.c (a stem: few input channels, a window of several taps) with Y channels last: X
  * read from its planes (x_planes, a region's first convolution: interleaved into the padded copy
  * by permutes for 1-4 channels, by 16 x 16 transposes for 5-15) and X channels last (copied),
@@ -1008,6 +1033,7 @@ int main(void) {
     cmocka_unit_test(test_conv_gemm),
     cmocka_unit_test(test_conv_gemm_nhwc),
     cmocka_unit_test(test_conv_rows_nhwc),
+    cmocka_unit_test(test_sgemm_block_pf),
     cmocka_unit_test(test_conv_packed_node),
     cmocka_unit_test(test_implicit_gemm),
     cmocka_unit_test(test_depthwise),
