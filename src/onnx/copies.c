@@ -4,6 +4,15 @@
  * again from the file for a session that may read it later. The rules are in onnx.h. */
 #include "onnx/onnx.h"
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+/* A freed copy of a megabyte or more in the middle of the heap stays resident until the heap is
+ * trimmed (glibc returns only its top, and takes large blocks from the heap once one mapped block
+ * was freed): while a session's first run packs weights into new memory and lets their copies go,
+ * that would hold both at once. */
+#define TRIM_BYTES ((size_t)1 << 20)
 
 int gpux__model_hold(gpux_model *m) {
   gpux__graph *g = m->graph;
@@ -38,6 +47,9 @@ size_t gpux__model_drop(gpux_model *m, int v) {
     freed = x->init.nbytes;
   }
   pthread_mutex_unlock(&m->lock);
+#ifdef __GLIBC__
+  if (freed >= TRIM_BYTES) malloc_trim(0);
+#endif
   return freed;
 }
 
