@@ -15,7 +15,6 @@
 #include <limits.h>
 #include <math.h>
 #include <stdatomic.h>
-#include <stdio.h>
 
 /* GCC 12 at -O2 vectorizes only loops whose trip count is a known multiple of the vector width;
  * the few hot inner loops below ask for the full loop vectorizer, and are compiled for AVX-512
@@ -762,15 +761,15 @@ static int op_conv(gpux__kctx *k) { return conv_op(k, NULL); }
  *   input 6            (optional) x_scale, float32 [N, C, 1, 1]: X's scale per image and channel
  *                      (a squeeze-excitation's Mul, folded in by runtime/channels-last.c)
  * Y = clamp(act(Conv(X * x_scale, W) + B (+ R))) * post_scale + post_bias. */
-/* FusedConv's and FusedConvTranspose's epilogue from the node: `m` output channels. */
 /* The activation and clamp of an epilogue from the attributes `prefix`activation,
- * `prefix`activation_params and `prefix`clamp. */
-static int read_activation(gpux__kctx *k, const char *prefix, gpux__conv_epilogue *ep) {
+ * `prefix`activation_params and `prefix`clamp, prefix "" or "expand_" (expand). Every run of
+ * every FusedConv reads them, so the names are constants: formatting them cost a small model's
+ * dozens of FusedConvs microseconds a run. */
+static int read_activation(gpux__kctx *k, int expand, gpux__conv_epilogue *ep) {
   static const char *const names[] = {"", "Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid", "Silu"};
-  char an[48], pn[48], cn[48];
-  snprintf(an, sizeof an, "%sactivation", prefix);
-  snprintf(pn, sizeof pn, "%sactivation_params", prefix);
-  snprintf(cn, sizeof cn, "%sclamp", prefix);
+  const char *an = expand ? "expand_activation" : "activation";
+  const char *pn = expand ? "expand_activation_params" : "activation_params";
+  const char *cn = expand ? "expand_clamp" : "clamp";
   *ep = (gpux__conv_epilogue){.act = GPUX_EP_NONE};
   const char *act = gpux__attr_string(k, an, "");
   while (ep->act < (int)GPUX__ARRAY_LEN(names) && strcmp(names[ep->act], act)) ep->act++;
@@ -788,8 +787,9 @@ static int read_activation(gpux__kctx *k, const char *prefix, gpux__conv_epilogu
   return 0;
 }
 
+/* FusedConv's and FusedConvTranspose's epilogue from the node: `m` output channels. */
 static int read_epilogue(gpux__kctx *k, int64_t m, gpux__conv_epilogue *ep) {
-  if (read_activation(k, "", ep)) return k->status;
+  if (read_activation(k, 0, ep)) return k->status;
   const gpux_tensor *ps = IN(3), *pb = IN(4);
   if (!ps != !pb) return gpux__kerr(k, GPUX_E_INVALID, "post_scale and post_bias go together");
   if (ps) {
@@ -894,7 +894,7 @@ static int op_expand_dw(gpux__kctx *k) {
       (be && gpux_tensor_count(be) != we->dims[0]))
     return gpux__kerr(k, GPUX_E_SHAPE, "ExpandDepthwise: X [N, C, H, W] and a 1x1 expansion [M, C, 1, 1]");
   gpux__conv_epilogue ep, epe;
-  if (read_activation(k, "", &ep) || read_activation(k, "expand_", &epe)) return k->status;
+  if (read_activation(k, 0, &ep) || read_activation(k, 1, &epe)) return k->status;
   gpux_tensor xe = *x; /* the expansion's output, as the depthwise convolution's X (shape only) */
   xe.dims[1] = we->dims[0], xe.data = NULL;
   conv_dims cd;
