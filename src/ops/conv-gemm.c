@@ -366,6 +366,17 @@ static int direct_on(void) {
   return v;
 }
 
+/* d[r * PANEL + 0:PANEL] = b[r * PANEL + 0:PANEL] * s[r] for r < kc: a pass's panel of W^T with
+ * X's scale on its rows, so that sum over r of x[r] * (s[r] * w[r]) stands for the product of
+ * Mul(X, s) with W (each term rounded once more in another order: within 2^-23 of |x s w|). */
+TARGET512 static void scale_panel(float *restrict d, const float *restrict b, const float *restrict s, int64_t kc) {
+  for (int64_t r = 0; r < kc; r++) {
+    __m512 sv = _mm512_set1_ps(s[r]);
+    _Pragma("GCC unroll 4") for (int v = 0; v < PANEL / 16; v++)
+      _mm512_store_ps(d + r * PANEL + 16 * v, _mm512_mul_ps(_mm512_load_ps(b + r * PANEL + 16 * v), sv));
+  }
+}
+
 /* d[q][ch] = x[q][ch] * s[ch] for q < np, ch < c: one rounding each, as Mul(X, s) gives. */
 TARGET512 static void scale_rows(float *restrict d, const float *restrict x, const float *restrict s, int64_t np,
                                  int64_t c) {
@@ -385,27 +396,36 @@ static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
   /* the tile's sums [tp][mt], then the positions' offsets in xt [tp] (direct: each tap's rows of
    * the positions in X, or the zeros, [taps][tp]) */
   size_t rows = j->xt ? 0 : (size_t)(taps * j->tp) * sizeof(const float *);
-  /* with X's scale (1 x 1, X read in place), the tile's rows of X scaled, [tp][c], 64-byte aligned */
+  /* with X's scale (1 x 1, X read in place), a pass's panel of W^T scaled, [KC][PANEL], then the
+   * tile's rows of X scaled, [tp][c], each 64-byte aligned */
   size_t head = ((size_t)(j->tp * j->mt) * sizeof(float) + (size_t)j->tp * sizeof(int64_t) + rows + 63) / 64 * 64;
-  float *ct = gpux__scratch(GPUX__SCRATCH_CONV_TILE, head + (p->xs ? (size_t)(j->tp * c) * sizeof(float) : 0));
+  size_t scaled = p->xs ? (size_t)(KC * PANEL + j->tp * c) * sizeof(float) : 0;
+  float *ct = gpux__scratch(GPUX__SCRATCH_CONV_TILE, head + scaled);
   if (!ct) {
     atomic_store(&j->failed, 1);
     return;
   }
   int64_t *base = (int64_t *)(ct + j->tp * j->mt);
   const float **trow = j->xt ? NULL : (const float **)(base + j->tp);
-  float *xsc = p->xs ? (float *)((char *)ct + head) : NULL;
+  float *wbuf = p->xs ? (float *)((char *)ct + head) : NULL, *xbuf = wbuf ? wbuf + KC * PANEL : NULL;
   for (int64_t t = begin; t < end; t++) {
     int64_t p0 = t / j->mtiles * j->tp, p1 = GPUX__MIN(os, p0 + j->tp), np = p1 - p0;
     int64_t m0 = t % j->mtiles * j->mt, m1 = GPUX__MIN(p->m, m0 + j->mt);
-    const float *xt = j->xt;
-    if (xsc) { /* X * s as the Mul it stands for wrote it, the rows read from xsc */
-      scale_rows(xsc, j->x + p0 * c, p->xs + j->n * c, np, c);
-      xt = xsc;
+    /* with X's scale, whichever is fewer products: the task's rows of X scaled into xbuf before
+     * the passes (np x c), as the Mul it stands for wrote them; or X's rows read in place and each
+     * pass's panel of W^T scaled on its rows into wbuf (s * W: panels x 64 x c), where the pass
+     * over X's rows, loads that waited on X from L2 with no FMAs to hide them behind, cost more
+     * (14 x 14 x 672 -> 112: 198 rows, two panels) */
+    int64_t panels = (m1 - m0 + PANEL - 1) / PANEL;
+    float *wsc = wbuf && panels * PANEL < np ? wbuf : NULL;
+    const float *xt = wbuf ? j->x + p0 * c : j->xt, *xs = wbuf ? p->xs + j->n * c : NULL;
+    if (wbuf && !wsc) {
+      scale_rows(xbuf, xt, xs, np, c);
+      xt = xbuf;
     }
     for (int64_t q = p0; q < p1; q++) {
       int64_t oh = q / p->ow, ow = q % p->ow;
-      base[q - p0] = xsc ? (q - p0) * c : (oh * p->sh * j->wp + ow * p->sw) * c;
+      base[q - p0] = wbuf ? (q - p0) * c : (oh * p->sh * j->wp + ow * p->sw) * c;
       for (int64_t tap = 0; trow && tap < taps; tap++) {
         int64_t ih = oh * p->sh - p->pt + tap / p->kw * p->dh, iw = ow * p->sw - p->pl + tap % p->kw * p->dw;
         trow[tap * j->tp + q - p0] = ih >= 0 && ih < p->h && iw >= 0 && iw < p->w_ ? j->x + (ih * p->w_ + iw) * c : j->zeros;
@@ -426,13 +446,17 @@ static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
       for (int64_t tap = 0; tap < taps; tap++)
         for (int64_t c0 = 0; c0 < c; c0 += KC) {
           int64_t kc = GPUX__MIN(KC, c - c0);
-          const float *b = wt->data + (pn * wt->k + tap * c + c0) * PANEL;
+          const float *b = wt->data + (pn * wt->k + tap * c + c0) * PANEL, *bw = b;
           const float *xa = xt ? xt + j->toff[tap] + c0 : NULL;
           const float *const *tr = trow ? trow + tap * j->tp : NULL;
           /* the next pass's W^T (the panels are one stream), asked into L2 a share a block while
            * this pass computes: from memory, the first block of a pass would wait for all of it */
-          const char *next = (const char *)(b + kc * PANEL);
-          int64_t lines = GPUX__MAX(0, GPUX__MIN(kc * PANEL, wend - (b + kc * PANEL))) * (int64_t)sizeof(float) / 64;
+          const char *next = (const char *)(bw + kc * PANEL);
+          int64_t lines = GPUX__MAX(0, GPUX__MIN(kc * PANEL, wend - (bw + kc * PANEL))) * (int64_t)sizeof(float) / 64;
+          if (wsc) { /* (taps = 1) */
+            scale_panel(wsc, bw, xs + c0, kc);
+            b = wsc;
+          }
           int64_t blocks = (np + step - 1) / step, per = (lines + blocks - 1) / blocks;
           if (nb) { /* NMR x 16-48 a block, the next pass's W^T asked for a share a block */
             for (int64_t s = 0; s < np; s += step) {
