@@ -239,7 +239,7 @@ int main(int argc, char **argv) {
      * shape, on the packed weights transformed */
     gpux__conv_wino_w u = {0};
     int wino = gemm && p.channels_last && getenv("CONV_SHAPES_WINO") && gpux__conv_wino_takes(&p) &&
-               !gpux__conv_wino_pack(NULL, &wt, s->c, s->m, &u);
+               !gpux__conv_wino_pack(NULL, &wt, s->c, s->m, gpux__conv_wino_tile(&p), &u);
     double reps = getenv("CONV_SHAPES_REPS") ? atof(getenv("CONV_SHAPES_REPS")) : 1;
     int runs = plan ? 0 : cold ? (int)(4 * reps + 0.5) : (int)(2e8 / flops * reps) + 3, rc = 0;
 #define RUN()                                                                                      \

@@ -37,7 +37,11 @@
  * It pays where a weight is used by enough tiles: a 7 x 7 plane has 4 tiles an image, and its
  * 512 x 512 channels' U (37 MB) would be read from memory for 4 rows each; gpux__conv_wino_takes
  * weighs the busiest thread's multiply-adds and the weights it reads against conv-gemm.c's.
- * GPUX_WINOGRAD=0 in the environment turns the path off. */
+ * GPUX_WINOGRAD=0 in the environment turns the path off.
+ *
+ * The same machinery runs F(2x2, 3x3) (points 0, 1, -1 and infinity: a 4 x 4 window, 16 products,
+ * U [16][panel][C][64]) where GPUX_WINO_TILE=2 asks for it: the cost rule does not choose it
+ * (gpux__conv_wino_tile says why). */
 #include "core/scratch.h"
 #include "ops/conv.h"
 #include "ops/gemm.h"
@@ -90,18 +94,21 @@ typedef struct {
   int64_t vts, mts;       /* floats between tiles in V and M: 36 rows and a line, so that a block
                              of 6 tiles' rows of a point do not all fall into the same L1 sets */
   int wide;               /* the three passes over all tiles (gpux__conv2d_winograd) */
+  int r, np;              /* outputs a tile's side (4 or 2), and points of its transform (36 or 16) */
 } wino_plan;
 
-static void plan_of(const gpux__conv2d *p, int threads, wino_plan *w) {
-  w->th = (p->oh + 3) / 4, w->tw = (p->ow + 3) / 4;
+static void plan_of(const gpux__conv2d *p, int threads, int r, wino_plan *w) {
+  int np = (r + 2) * (r + 2);
+  w->r = r, w->np = np;
+  w->th = (p->oh + r - 1) / r, w->tw = (p->ow + r - 1) / r;
   w->tiles = p->n * w->th * w->tw;
   w->ldv = (p->c + 15) / 16 * 16;
   int64_t panels = (p->m + PANEL - 1) / PANEL;
   /* groups of panels as few as leave V and M of at least LEAST_TILES tiles within the budget */
   w->mp = panels;
-  while (w->mp > 1 && BLOCK_FLOATS / (36 * (w->ldv + w->mp * PANEL)) < 2 * LEAST_TILES) w->mp = (w->mp + 1) / 2;
+  while (w->mp > 1 && BLOCK_FLOATS / (np * (w->ldv + w->mp * PANEL)) < 2 * LEAST_TILES) w->mp = (w->mp + 1) / 2;
   w->ldm = w->mp * PANEL;
-  int64_t most = GPUX__MAX(MR, BLOCK_FLOATS / (36 * (w->ldv + w->ldm)));
+  int64_t most = GPUX__MAX(MR, BLOCK_FLOATS / (np * (w->ldv + w->ldm)));
   w->blocks = (w->tiles + most - 1) / most;
   w->groups = (panels + w->mp - 1) / w->mp;
   if (threads > 1 && w->blocks * w->groups < threads) { /* few tiles: the panels split first (each
@@ -123,36 +130,57 @@ static void plan_of(const gpux__conv2d *p, int threads, wino_plan *w) {
    * passes over all tiles, whose products split by point and panel, each reading its part of U
    * once */
   int64_t tasks = w->blocks * w->groups;
-  w->wide = threads > 1 && 5 * tasks < 4 * threads * gpux__parallel_busiest(tasks, threads) && 36 * w->tiles * (w->ldv + panels * PANEL) <= WIDE_FLOATS;
+  w->wide = threads > 1 && 5 * tasks < 4 * threads * gpux__parallel_busiest(tasks, threads) && np * w->tiles * (w->ldv + panels * PANEL) <= WIDE_FLOATS;
   if (w->wide) w->tb = w->tiles, w->blocks = 1, w->mp = 1, w->groups = panels, w->ldm = panels * PANEL;
-  w->vts = 36 * w->ldv + 16, w->mts = 36 * w->ldm + 16;
+  w->vts = np * w->ldv + 16, w->mts = np * w->ldm + 16;
 }
 
-int gpux__conv_wino_takes(const gpux__conv2d *p) {
-  if (!gpux__conv_wino_available() || !p->channels_last || p->g != 1 || p->kh != 3 || p->kw != 3 || p->sh != 1 ||
-      p->sw != 1 || p->dh != 1 || p->dw != 1 || p->c < 16 || p->m < 16 || p->oh < 1 || p->ow < 1)
-    return 0;
-  int threads = gpux__thread_count();
+/* The cost of tiles of r x r outputs against conv-gemm.c's (the busiest thread's multiply-adds,
+ * weights read counted as multiply-adds), or 0 where they do not pay at all. */
+static double wino_cost(const gpux__conv2d *p, int threads, int r, int force) {
   wino_plan w;
-  plan_of(p, threads, &w);
-  /* the tiles' 36 products must save on the windows' 9 a position by half at least (edge tiles
-   * compute outputs that are dropped: a 5 x 6 plane's 4 tiles, 64 outputs for 30) */
-  if (w.tb < LEAST_TILES || 36 * w.tiles * 2 > 9 * p->n * p->oh * p->ow) return 0;
+  plan_of(p, threads, r, &w);
+  double np = (double)w.np;
+  /* the tiles' products must save on the windows' 9 a position by half at least (edge tiles
+   * compute outputs that are dropped: a 5 x 6 plane's 4 tiles, 64 outputs for 30), but for a
+   * forced tile */
+  if (!force && (w.tb < LEAST_TILES || w.np * w.tiles * 2 > 9 * p->n * p->oh * p->ow)) return 0;
   /* the busiest thread's multiply-adds and weights read, against conv-gemm.c's share of its 9 a
    * position and W: the products' rows times their channels, and each task's part of U */
   double c = (double)p->c, m = (double)p->m, cols, rows, tasks;
   if (w.wide) { /* each task one point and one panel of all tiles */
-    tasks = (double)gpux__parallel_busiest(36 * ((p->m + PANEL - 1) / PANEL), threads);
+    tasks = (double)gpux__parallel_busiest(w.np * ((p->m + PANEL - 1) / PANEL), threads);
     cols = (double)GPUX__MIN(p->m, PANEL), rows = (double)w.tiles;
   } else {
-    tasks = 36.0 * (double)gpux__parallel_busiest(w.blocks * w.groups, threads);
+    tasks = np * (double)gpux__parallel_busiest(w.blocks * w.groups, threads);
     cols = (double)GPUX__MIN(p->m, w.mp * PANEL), rows = (double)w.tb;
   }
-  double lam = 36.0 * c * cols * sizeof(float) <= (1 << 20) ? WEIGHT_COST_L2 : WEIGHT_COST;
+  double lam = np * c * cols * sizeof(float) <= (1 << 20) ? WEIGHT_COST_L2 : WEIGHT_COST;
   double wino = tasks * c * cols * (rows + lam);
   double gemm = 9.0 * c * m * ((double)(p->n * p->oh * p->ow) + lam) / threads;
-  return wino < 0.9 * gemm;
+  return wino / gemm;
 }
+
+int gpux__conv_wino_tile(const gpux__conv2d *p) {
+  if (!gpux__conv_wino_available() || !p->channels_last || p->g != 1 || p->kh != 3 || p->kw != 3 || p->sh != 1 ||
+      p->sw != 1 || p->dh != 1 || p->dw != 1 || p->c < 16 || p->m < 16 || p->oh < 1 || p->ow < 1)
+    return 0;
+  int threads = gpux__thread_count();
+  /* GPUX_WINO_TILE=2 or 4 in the environment: that tile wherever it can run, for comparisons.
+   * Otherwise F(4x4, 3x3) where it pays. F(2x2, 3x3) (16 products a tile of 4 outputs: 2.25x
+   * fewer multiplies than the window instead of 4x, each weight serving 3x as many tiles) was
+   * slower on one thread in ResNet-50's shapes than F(4x4, 3x3) (28 x 28 x 128 1.1-1.5x, 14 x 14
+   * x 256 1.1-1.3x) and than conv-gemm.c at 7 x 7 x 512 with the weights from memory (1.1-1.2x);
+   * faster on two threads at 14 x 14 x 256 (0.79x F(4x4)'s from memory) and 7 x 7 x 512 (0.7x
+   * conv-gemm.c's), on a shared machine (docs/benchmarks.md): the cost rule does not choose it. */
+  const char *env = getenv("GPUX_WINO_TILE");
+  int force = env && (!strcmp(env, "2") || !strcmp(env, "4")) ? atoi(env) : 0;
+  if (force) return wino_cost(p, threads, force, 1) > 0 ? force : 0;
+  double k = wino_cost(p, threads, 4, 0);
+  return k > 0 && k < 0.9 ? 4 : 0;
+}
+
+int gpux__conv_wino_takes(const gpux__conv2d *p) { return gpux__conv_wino_tile(p) != 0; }
 
 /* G [6][3]: the weights' transform, u = G g G^T. */
 static const double G[6][3] = {{1.0 / 4, 0, 0},
@@ -161,6 +189,8 @@ static const double G[6][3] = {{1.0 / 4, 0, 0},
                                {1.0 / 24, 1.0 / 12, 1.0 / 6},
                                {1.0 / 24, -1.0 / 12, 1.0 / 6},
                                {0, 0, 1}};
+/* G2 [4][3]: F(2x2, 3x3)'s, points 0, 1, -1 and infinity. */
+static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
 
 /* Transforming the weights: item i = pn * c + ch is input channel ch of panel pn, its 64 lanes'
  * 3 x 3 weights from W [m][c][3][3] (w) or from W^T packed by conv-gemm.c (wt). */
@@ -168,6 +198,7 @@ typedef struct {
   const unsigned char *w;   /* W's bytes, maybe not aligned (a model file's in place), or NULL */
   const gpux__sgemm_b *wt;
   int64_t c, m, panels;
+  int n;                    /* points a side: 6 or 4 */
   float *u;
 } wino_pack_job;
 
@@ -181,6 +212,7 @@ static inline float w_at(const unsigned char *w, int64_t i) {
 static void wino_pack_items(void *ctx, int64_t begin, int64_t end) {
   const wino_pack_job *j = ctx;
   int64_t c = j->c, panels = j->panels;
+  int n = j->n;
   for (int64_t it = begin; it < end; it++) { /* a panel's 64 lanes at a time, rows of 64 floats */
     int64_t pn = it / c, ch = it % c;
     double g[3][3][PANEL], t[6][3][PANEL]; /* lanes past m are zero */
@@ -188,35 +220,38 @@ static void wino_pack_items(void *ctx, int64_t begin, int64_t end) {
       for (int l = 0; l < PANEL; l++)
         g[tap / 3][tap % 3][l] = j->w ? (pn * PANEL + l < j->m ? w_at(j->w, ((pn * PANEL + l) * c + ch) * 9 + tap) : 0.0f)
                                       : j->wt->data[(pn * j->wt->k + tap * c + ch) * PANEL + l];
-    for (int i = 0; i < 6; i++) /* t = G g */
+    const double(*gm)[3] = n == 6 ? G : G2;
+    for (int i = 0; i < n; i++) /* t = G g */
       for (int jj = 0; jj < 3; jj++)
-        for (int l = 0; l < PANEL; l++) t[i][jj][l] = G[i][0] * g[0][jj][l] + G[i][1] * g[1][jj][l] + G[i][2] * g[2][jj][l];
-    for (int i = 0; i < 6; i++) /* u = t G^T */
-      for (int jj = 0; jj < 6; jj++) {
-        float *d = j->u + (((int64_t)(i * 6 + jj) * panels + pn) * c + ch) * PANEL;
-        for (int l = 0; l < PANEL; l++) d[l] = (float)(t[i][0][l] * G[jj][0] + t[i][1][l] * G[jj][1] + t[i][2][l] * G[jj][2]);
+        for (int l = 0; l < PANEL; l++) t[i][jj][l] = gm[i][0] * g[0][jj][l] + gm[i][1] * g[1][jj][l] + gm[i][2] * g[2][jj][l];
+    for (int i = 0; i < n; i++) /* u = t G^T */
+      for (int jj = 0; jj < n; jj++) {
+        float *d = j->u + (((int64_t)(i * n + jj) * panels + pn) * c + ch) * PANEL;
+        for (int l = 0; l < PANEL; l++) d[l] = (float)(t[i][0][l] * gm[jj][0] + t[i][1][l] * gm[jj][1] + t[i][2][l] * gm[jj][2]);
       }
   }
 }
 
-int gpux__conv_wino_pack(const void *w, const gpux__sgemm_b *wt, int64_t c, int64_t m, gpux__conv_wino_w *out) {
+int gpux__conv_wino_pack(const void *w, const gpux__sgemm_b *wt, int64_t c, int64_t m, int tile,
+                         gpux__conv_wino_w *out) {
   memset(out, 0, sizeof *out);
-  if (!gpux__conv_wino_available() || c < 1 || m < 1) return 1;
+  if (!gpux__conv_wino_available() || c < 1 || m < 1 || (tile != 4 && tile != 2)) return 1;
+  int n = tile + 2;
   if (!w && (!wt || !wt->data || wt->nr != PANEL || wt->k != 9 * c || wt->n != m)) return 1;
   int64_t panels = (m + PANEL - 1) / PANEL;
-  size_t bytes = (size_t)(36 * panels * c * PANEL) * sizeof(float);
+  size_t bytes = (size_t)(n * n * panels * c * PANEL) * sizeof(float);
   float *u = gpux__alloc_large(bytes); /* on huge pages: every run streams them */
   if (!u) return GPUX_E_NOMEM;
   /* on the run's threads: the pages are new (zeroed by the system as they are first written), a
    * few ms per 10 MB on one core; an item is 64 lanes of about 200 operations in double */
-  wino_pack_job j = {.w = w, .wt = w ? NULL : wt, .c = c, .m = m, .panels = panels, .u = u};
+  wino_pack_job j = {.w = w, .wt = w ? NULL : wt, .c = c, .m = m, .panels = panels, .n = n, .u = u};
   gpux__parallel_for_work(panels * c, (double)(panels * c) * PANEL * 200.0, wino_pack_items, &j);
-  out->c = c, out->m = m, out->panels = panels, out->data = u;
+  out->c = c, out->m = m, out->panels = panels, out->tile = tile, out->data = u;
   return 0;
 }
 
 void gpux__conv_wino_free(gpux__conv_wino_w *u) {
-  if (u->data) gpux__free_large(u->data, (size_t)(36 * u->panels * u->c * PANEL) * sizeof(float));
+  if (u->data) gpux__free_large(u->data, (size_t)((u->tile + 2) * (u->tile + 2) * u->panels * u->c * PANEL) * sizeof(float));
   u->data = NULL;
 }
 
@@ -259,12 +294,27 @@ TARGET512 static inline void at6(const __m512 *m, __m512 *o) {
   o[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d34, d12), m[5]);
 }
 
+/* r = B^T d for four vectors d, F(2x2, 3x3)'s:
+ *   r0 = d0 - d2   r1 = d1 + d2   r2 = d2 - d1   r3 = d1 - d3 */
+TARGET512 static inline void bt4(const __m512 *d, __m512 *r) {
+  r[0] = _mm512_sub_ps(d[0], d[2]);
+  r[1] = _mm512_add_ps(d[1], d[2]);
+  r[2] = _mm512_sub_ps(d[2], d[1]);
+  r[3] = _mm512_sub_ps(d[1], d[3]);
+}
+
+/* o = A^T m for four vectors m: o0 = m0 + m1 + m2, o1 = m1 - m2 - m3 */
+TARGET512 static inline void at4(const __m512 *m, __m512 *o) {
+  o[0] = _mm512_add_ps(_mm512_add_ps(m[0], m[1]), m[2]);
+  o[1] = _mm512_sub_ps(_mm512_sub_ps(m[1], m[2]), m[3]);
+}
+
 /* Tile t's position: its image, and where its window starts in X (may be in the padding). */
 static inline void tile_at(const wino_job *j, int64_t t, int64_t *n, int64_t *y0, int64_t *x0) {
   int64_t per = j->w.th * j->w.tw, r = t % per;
   *n = t / per;
-  *y0 = r / j->w.tw * 4;
-  *x0 = r % j->w.tw * 4;
+  *y0 = r / j->w.tw * j->w.r;
+  *x0 = r % j->w.tw * j->w.r;
 }
 
 /* V[xi][t - t0][c] = (B^T d B)[xi] for tiles [t0, t1), d the tile's 6 x 6 window of X (zero
@@ -296,6 +346,39 @@ TARGET512 static void input_transform(const wino_job *j, int64_t t0, int64_t t1,
       for (int a = 0; a < 6; a++) { /* rows: (B^T d) B */
         bt6(r[a], out);
         for (int b = 0; b < 6; b++) _mm512_store_ps(vt + (a * 6 + b) * ldv + c0, out[b]);
+      }
+    }
+  }
+}
+
+/* The same for F(2x2, 3x3): V[xi] = (B^T d B)[xi], d the tile's 4 x 4 window. */
+TARGET512 static void input_transform2(const wino_job *j, int64_t t0, int64_t t1, float *v) {
+  const gpux__conv2d *p = j->p;
+  int64_t c = p->c, ldv = j->w.ldv, vts = j->w.vts;
+  for (int64_t t = t0; t < t1; t++) {
+    int64_t n, oy, ox;
+    tile_at(j, t, &n, &oy, &ox);
+    int64_t iy = oy - p->pt, ix = ox - p->pl;
+    const float *xn = p->x + n * p->h * p->w_ * c;
+    int inside = iy >= 0 && ix >= 0 && iy + 4 <= p->h && ix + 4 <= p->w_;
+    float *vt = v + (t - t0) * vts;
+    for (int64_t c0 = 0; c0 < c; c0 += 16) {
+      __mmask16 cm = gpux__lanes16(c - c0);
+      __m512 r[4][4], col[4], out[4];
+      for (int b = 0; b < 4; b++) {
+        int64_t x = ix + b;
+        for (int a = 0; a < 4; a++) {
+          int64_t y = iy + a;
+          col[a] = inside || (y >= 0 && y < p->h && x >= 0 && x < p->w_)
+                       ? _mm512_maskz_loadu_ps(cm, xn + (y * p->w_ + x) * c + c0)
+                       : _mm512_setzero_ps();
+        }
+        bt4(col, out);
+        for (int a = 0; a < 4; a++) r[a][b] = out[a];
+      }
+      for (int a = 0; a < 4; a++) {
+        bt4(r[a], out);
+        for (int b = 0; b < 4; b++) _mm512_store_ps(vt + (a * 4 + b) * ldv + c0, out[b]);
       }
     }
   }
@@ -375,6 +458,44 @@ TARGET512 static void output_transform(const wino_job *j, int64_t t0, int64_t t1
   }
 }
 
+/* The same for F(2x2, 3x3): Y's 2 x 2 tiles = A^T M A. */
+TARGET512 static void output_transform2(const wino_job *j, int64_t t0, int64_t t1, const float *mo, int64_t m0,
+                                        int64_t m1) {
+  const gpux__conv2d *p = j->p;
+  int64_t m = p->m, ldm = j->w.ldm, mts = j->w.mts;
+  for (int64_t t = t0; t < t1; t++) {
+    int64_t n, oy, ox;
+    tile_at(j, t, &n, &oy, &ox);
+    int64_t rows = GPUX__MIN(2, p->oh - oy), cols = GPUX__MIN(2, p->ow - ox);
+    float *yt = p->y + ((n * p->oh + oy) * p->ow + ox) * m;
+    const float *mt = mo + (t - t0) * mts;
+    for (int64_t c0 = m0; c0 < m1; c0 += 16) {
+      __mmask16 cm = gpux__lanes16(m1 - c0);
+      __m512 r[2][4], col[4], out[2];
+      for (int b = 0; b < 4; b++) {
+        for (int a = 0; a < 4; a++) col[a] = _mm512_load_ps(mt + (a * 4 + b) * ldm + (c0 - m0));
+        at4(col, out);
+        for (int a = 0; a < 2; a++) r[a][b] = out[a];
+      }
+      for (int a = 0; a < rows; a++) {
+        at4(r[a], out);
+        for (int b = 0; b < cols; b++) _mm512_mask_storeu_ps(yt + (a * p->ow + b) * m + c0, cm, out[b]);
+      }
+    }
+    for (int64_t a = 0; a < rows; a++) gpux__conv_finish_nhwc(yt + a * p->ow * m + m0, m, cols, m0, m1 - m0, p->b, p->ep);
+  }
+}
+
+static void inputs(const wino_job *j, int64_t t0, int64_t t1, float *v) {
+  if (j->w.r == 2) input_transform2(j, t0, t1, v);
+  else input_transform(j, t0, t1, v);
+}
+
+static void outputs(const wino_job *j, int64_t t0, int64_t t1, const float *mo, int64_t m0, int64_t m1) {
+  if (j->w.r == 2) output_transform2(j, t0, t1, mo, m0, m1);
+  else output_transform(j, t0, t1, mo, m0, m1);
+}
+
 static void wino_tasks(void *ctx, int64_t begin, int64_t end) {
   wino_job *j = ctx;
   const wino_plan *w = &j->w;
@@ -389,10 +510,10 @@ static void wino_tasks(void *ctx, int64_t begin, int64_t end) {
     int64_t b = t / w->groups, g = t % w->groups;
     int64_t t0 = b * w->tb, t1 = GPUX__MIN(w->tiles, t0 + w->tb);
     int64_t pn0 = g * w->mp, pn1 = GPUX__MIN(panels, pn0 + w->mp);
-    if (b != last_block) input_transform(j, t0, t1, v); /* a task's groups share their block's V */
+    if (b != last_block) inputs(j, t0, t1, v); /* a task's groups share their block's V */
     last_block = b;
-    products(j, t1 - t0, v, mo, 0, 36, pn0, pn1, pn0);
-    output_transform(j, t0, t1, mo, pn0 * PANEL, GPUX__MIN(j->p->m, pn1 * PANEL));
+    products(j, t1 - t0, v, mo, 0, w->np, pn0, pn1, pn0);
+    outputs(j, t0, t1, mo, pn0 * PANEL, GPUX__MIN(j->p->m, pn1 * PANEL));
   }
 }
 
@@ -400,7 +521,7 @@ static void wino_tasks(void *ctx, int64_t begin, int64_t end) {
  * (task t: point t / panels, panel t % panels) over all tiles, the output transform of tiles. */
 static void wide_inputs(void *ctx, int64_t begin, int64_t end) {
   const wino_job *j = ctx;
-  input_transform(j, begin, end, j->v + begin * j->w.vts);
+  inputs(j, begin, end, j->v + begin * j->w.vts);
 }
 
 static void wide_products(void *ctx, int64_t begin, int64_t end) {
@@ -413,17 +534,17 @@ static void wide_products(void *ctx, int64_t begin, int64_t end) {
 
 static void wide_outputs(void *ctx, int64_t begin, int64_t end) {
   const wino_job *j = ctx;
-  output_transform(j, begin, end, j->mo + begin * j->w.mts, 0, j->p->m);
+  outputs(j, begin, end, j->mo + begin * j->w.mts, 0, j->p->m);
 }
 
 int gpux__conv2d_winograd(const gpux__conv2d *p, const gpux__conv_wino_w *u) {
   if (!gpux__conv_wino_takes(p) || !u || !u->data || u->c != p->c || u->m != p->m) return 1;
   wino_job j = {.p = p, .u = u};
   int threads = gpux__thread_count();
-  plan_of(p, threads, &j.w);
-  int64_t tasks = j.w.wide ? 36 * u->panels : j.w.blocks * j.w.groups;
-  gpux__conv_plan_note(j.w.wide ? "winograd-wide" : "winograd", p, threads, tasks, j.w.tb, j.w.mp * PANEL,
-                       (j.w.wide ? 1.0 : 36.0) * (double)(j.w.tb * p->c) * (double)GPUX__MIN(p->m, j.w.mp * PANEL));
+  plan_of(p, threads, u->tile, &j.w);
+  int64_t tasks = j.w.wide ? j.w.np * u->panels : j.w.blocks * j.w.groups;
+  gpux__conv_plan_note(j.w.wide ? (u->tile == 2 ? "winograd2-wide" : "winograd-wide") : u->tile == 2 ? "winograd2" : "winograd", p, threads, tasks, j.w.tb, j.w.mp * PANEL,
+                       (j.w.wide ? 1.0 : (double)j.w.np) * (double)(j.w.tb * p->c) * (double)GPUX__MIN(p->m, j.w.mp * PANEL));
   if (j.w.wide) { /* V and M of all tiles, on the calling thread's block */
     j.v = gpux__scratch(GPUX__SCRATCH_CONV_WINO_WIDE, (size_t)(j.w.tiles * (j.w.vts + j.w.mts)) * sizeof(float));
     if (!j.v) return gpux__error(GPUX_E_NOMEM, "out of memory for a Winograd convolution's tiles");

@@ -533,13 +533,14 @@ static const gpux__sgemm_b *conv_gemm_weights(gpux__kctx *k, const conv_dims *cd
  * may be gone), made on the first run that p takes that kernel; NULL where it does not take p or
  * memory is short. */
 static const gpux__conv_wino_w *conv_wino_weights(conv_weights_state *st, const gpux__conv2d *p) {
-  if (!gpux__conv_wino_takes(p)) return NULL;
+  int tile = gpux__conv_wino_tile(p);
+  if (!tile) return NULL;
   gpux__conv_wino_w *u = atomic_load(&st->wino), *none = NULL;
   if (u) return u;
   const void *w = conv_rereads(st);
   const gpux__sgemm_b *pk = w ? NULL : atomic_load(&st->packed);
   if (!(u = gpux__calloc(1, sizeof *u))) return NULL;
-  if (gpux__conv_wino_pack(w, pk, p->c, p->m, u)) {
+  if (gpux__conv_wino_pack(w, pk, p->c, p->m, tile, u)) {
     free(u);
     return NULL;
   }
@@ -547,7 +548,7 @@ static const gpux__conv_wino_w *conv_wino_weights(conv_weights_state *st, const 
     gpux__conv_wino_free(u), free(u);
     return none;
   }
-  st->base.bytes += (size_t)(36 * u->panels * u->c * 64) * sizeof(float);
+  st->base.bytes += (size_t)((tile + 2) * (tile + 2) * u->panels * u->c * 64) * sizeof(float);
   return u;
 }
 

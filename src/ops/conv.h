@@ -188,10 +188,12 @@ int gpux__conv_rows_takes(const gpux__conv2d *p);
  * 1 when not taken, or a negative error. */
 int gpux__conv2d_rows(const gpux__conv2d *p, const gpux__sgemm_b *wt);
 
-/* The weights of a 3x3 convolution transformed for gpux__conv2d_winograd: U [36][panel][c][64],
- * U_xi = (G g G^T)[xi] in sgemm.c's panels of 64 output channels, zero past m. */
+/* The weights of a 3x3 convolution transformed for gpux__conv2d_winograd: U [36][panel][c][64]
+ * (tile 4; [16] for tile 2), U_xi = (G g G^T)[xi] in sgemm.c's panels of 64 output channels,
+ * zero past m. */
 typedef struct {
   int64_t c, m, panels;
+  int tile;                     /* outputs a tile's side: 4 (F(4x4, 3x3)) or 2 (F(2x2, 3x3)) */
   float *data;                  /* on huge pages, 64-byte aligned */
 } gpux__conv_wino_w;
 
@@ -202,12 +204,18 @@ int gpux__conv_wino_available(void);
  * window of stride and dilation 1, 16 channels or more in and out, and enough 4 x 4 tiles of
  * output a task that the transformed weights, read for each task, pay for themselves. */
 int gpux__conv_wino_takes(const gpux__conv2d *p);
+/* The tile gpux__conv2d_winograd would take p in on this many threads: 4 (F(4x4, 3x3)), 2
+ * (F(2x2, 3x3)), or 0 where it declines p. */
+int gpux__conv_wino_tile(const gpux__conv2d *p);
 /* The weights W [m, c, 3, 3] (w, float32 not necessarily aligned), or when w is NULL the same packed by gpux__conv_gemm_pack (wt,
  * 9 taps), transformed into out (new memory, which gpux__conv_wino_free frees; the same floats
- * either way), on the pool: 0, 1 when this machine has no such kernel, or GPUX_E_NOMEM. */
-int gpux__conv_wino_pack(const void *w, const gpux__sgemm_b *wt, int64_t c, int64_t m, gpux__conv_wino_w *out);
+ * either way), for tiles of tile x tile outputs (gpux__conv_wino_tile's), on the pool: 0, 1 when
+ * this machine has no such kernel, or GPUX_E_NOMEM. */
+int gpux__conv_wino_pack(const void *w, const gpux__sgemm_b *wt, int64_t c, int64_t m, int tile,
+                         gpux__conv_wino_w *out);
 void gpux__conv_wino_free(gpux__conv_wino_w *u);
-/* A 3x3 convolution by Winograd's F(4x4, 3x3) on the transformed weights u (p->w is not read):
+/* A 3x3 convolution by Winograd's F(4x4, 3x3) or F(2x2, 3x3) (u's tile) on the transformed
+ * weights u (p->w is not read):
  * 0 when done, 1 when not taken (gpux__conv_wino_takes), or a negative error. */
 int gpux__conv2d_winograd(const gpux__conv2d *p, const gpux__conv_wino_w *u);
 

@@ -72,11 +72,12 @@ static void run_case(gpux__conv2d *p, gpux__conv_epilogue *ep) {
   gpux__sgemm_b wt;
   gpux__conv_wino_w u;
   assert_int_equal(gpux__conv_gemm_pack(w, p->m, p->c, 9, &wt), 0);
-  assert_int_equal(gpux__conv_wino_pack(NULL, &wt, p->c, p->m, &u), 0);
+  assert_int_equal(gpux__conv_wino_pack(NULL, &wt, p->c, p->m, gpux__conv_wino_tile(p), &u), 0);
   gpux__conv_wino_w uw; /* from W itself: the same floats */
-  assert_int_equal(gpux__conv_wino_pack(w, NULL, p->c, p->m, &uw), 0);
+  assert_int_equal(gpux__conv_wino_pack(w, NULL, p->c, p->m, gpux__conv_wino_tile(p), &uw), 0);
   assert_int_equal(uw.panels, u.panels);
-  assert_memory_equal(uw.data, u.data, (size_t)(36 * u.panels * u.c * 64) * sizeof(float));
+  assert_int_equal(u.tile, gpux__conv_wino_tile(p));
+  assert_memory_equal(uw.data, u.data, (size_t)((u.tile + 2) * (u.tile + 2) * u.panels * u.c * 64) * sizeof(float));
   gpux__conv_wino_free(&uw);
   if (!gpux__conv_wino_takes(p))
     fail_msg("c %lld m %lld n %lld %lldx%lld not taken", (long long)p->c, (long long)p->m, (long long)p->n,
@@ -95,10 +96,11 @@ static void run_case(gpux__conv2d *p, gpux__conv_epilogue *ep) {
 }
 
 /* Random shapes with pads 0-2 on each side apart: output planes of 8 to 30 a side (edge tiles of
- * 1-3 rows and columns), 16 to 90 channels in and 16 to 150 out, on 1 and 2 threads. */
-static void test_winograd_shapes(void **state) {
-  (void)state;
+ * 1-3 rows and columns; with tile 2, of 1 to 30), 16 to 90 channels in and 16 to 150 out, on 1
+ * and 2 threads, in tiles of 4 x 4 (tile 4: where the cost rule takes them) or 2 x 2 outputs. */
+static void shapes_in(int tile) {
   if (!gpux__conv_wino_available()) skip();
+  if (tile == 2) setenv("GPUX_WINO_TILE", "2", 1);
   for (int threads = 1; threads <= 2; threads++) {
     gpux__set_run_threads(threads);
     for (int i = 0, taken = 0; taken < 24; i++) { /* 24 shapes the kernel takes */
@@ -115,13 +117,30 @@ static void test_winograd_shapes(void **state) {
       p.oh = rnd(8, 30), p.ow = rnd(8, 30);
       if (i % 4 == 1) /* 9-16 tiles of one panel: on 2 threads, the passes over all tiles */
         p.n = 1, p.m = rnd(16, 64), p.oh = rnd(9, 16), p.ow = rnd(9, 16);
+      if (tile == 2 && i % 4 == 3) p.oh = rnd(1, 9), p.ow = rnd(1, 9); /* planes of a few tiles, 1 x 1 too */
       p.h = p.oh + 2 - p.pt - pb, p.w_ = p.ow + 2 - p.pl - pr;
-      if (!gpux__conv_wino_takes(&p)) continue;
+      if (p.h < 1 || p.w_ < 1) continue;
+      if (gpux__conv_wino_tile(&p) != tile) {
+        assert_int_equal(tile, 4); /* a forced tile runs wherever the kernel can */
+        continue;
+      }
       run_case(&p, &ep);
       taken++;
     }
   }
+  unsetenv("GPUX_WINO_TILE");
   gpux__set_run_threads(0);
+}
+
+static void test_winograd_shapes(void **state) {
+  (void)state;
+  shapes_in(4);
+}
+
+/* F(2x2, 3x3), which only GPUX_WINO_TILE=2 chooses: the same shapes and smaller planes. */
+static void test_winograd_tile2(void **state) {
+  (void)state;
+  shapes_in(2);
 }
 
 /* What the kernel must decline: other windows, strides, dilations, groups, too few channels, and
@@ -346,6 +365,7 @@ int main(void) {
   gpux__set_thread_count(2); /* the pool: 2 threads, and jobs on 1 or 2 of them */
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_winograd_shapes),
+    cmocka_unit_test(test_winograd_tile2),
     cmocka_unit_test(test_winograd_declines),
     cmocka_unit_test(test_winograd_node),
     cmocka_unit_test(test_winograd_node_memory),
