@@ -719,6 +719,14 @@ int gpux__conv2d_expand_dw(const gpux__conv2d *e, const gpux__conv2d *d) {
   j.d.strips = (d->oh + GPUX__MIN(d->oh, strip) - 1) / GPUX__MIN(d->oh, strip);
   j.d.strip = (d->oh + j.d.strips - 1) / j.d.strips;
   j.d.strips = (d->oh + j.d.strip - 1) / j.d.strip;
+  /* stride 1: strips of whole groups of the rows' kernels (DR or DR5 rows, whose sums round
+   * otherwise than the one-row kernel's), so that every output row takes the kernel it takes in
+   * one strip of all rows, whatever the threads */
+  int64_t group = d->kh == 3 ? DR : DR5;
+  if (d->sh == 1 && j.d.strips > 1 && j.d.strip % group) {
+    j.d.strip = j.d.strip > group ? j.d.strip / group * group : group;
+    j.d.strips = (d->oh + j.d.strip - 1) / j.d.strip;
+  }
   j.d.in_rows = (j.d.strip - 1) * d->sh + d->kh;
   j.ex_rows = GPUX__MIN(d->h, j.d.in_rows);
   gpux__conv_plan_note("expand-dw", d, threads, e->n * j.blocks * j.d.strips, j.d.strip * d->ow, XB,

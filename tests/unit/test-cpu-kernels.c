@@ -1026,6 +1026,44 @@ static void test_expand_dw(void **state) {
   gpux__set_thread_count(threads);
 }
 
+/* gpux.ExpandDepthwise's output is the same bits at any thread count (its strips of rows are
+ * whole groups of the depthwise rows' kernels): PaddleOCR cls's small planes, one image. */
+static void test_expand_dw_threads(void **state) {
+  (void)state;
+  if (!gpux__conv_dw16_available() || !gpux__conv_direct_available()) skip();
+  static const int64_t shapes[][6] = {/* c, m, h, w, k, pad */
+                                      {8, 32, 6, 96, 3, 1}, {16, 88, 3, 96, 5, 2}, {16, 40, 3, 96, 5, 2},
+                                      {24, 72, 13, 20, 3, 1}, {24, 72, 11, 20, 5, 2}};
+  int old = gpux__set_run_threads(0);
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    const int64_t *d = shapes[s];
+    gpux__conv_epilogue epe = {.act = GPUX_EP_HARDSWISH}, epd = {.act = GPUX_EP_RELU};
+    gpux__conv2d e = {.n = 1, .c = d[0], .m = d[1], .g = 1, .h = d[2], .w_ = d[3], .kh = 1, .kw = 1, .oh = d[2],
+                      .ow = d[3], .sh = 1, .sw = 1, .dh = 1, .dw = 1, .ep = &epe};
+    gpux__conv2d p = {.n = 1, .c = d[1], .m = d[1], .g = d[1], .h = d[2], .w_ = d[3], .kh = d[4], .kw = d[4],
+                      .oh = d[2], .ow = d[3], .sh = 1, .sw = 1, .dh = 1, .dw = 1, .pt = d[5], .pl = d[5], .ep = &epd};
+    int64_t nx = e.c * e.h * e.w_, ny = p.m * p.oh * p.ow;
+    float *x = malloc((size_t)nx * sizeof *x), *we = malloc((size_t)(e.m * e.c) * sizeof *we);
+    float *wd = malloc((size_t)(p.m * p.kh * p.kw) * sizeof *wd), *bd = malloc((size_t)p.m * sizeof *bd);
+    float *one = malloc((size_t)ny * sizeof *one), *got = malloc((size_t)ny * sizeof *got);
+    for (int64_t i = 0; i < nx; i++) x[i] = rndf();
+    for (int64_t i = 0; i < e.m * e.c; i++) we[i] = rndf();
+    for (int64_t i = 0; i < p.m * p.kh * p.kw; i++) wd[i] = rndf();
+    for (int64_t i = 0; i < p.m; i++) bd[i] = rndf();
+    e.x = x, e.w = we, p.w = wd, p.b = bd;
+    for (int t = 1; t <= 4; t++) {
+      gpux__set_run_threads(t); /* up to the pool's size (GPUX_THREADS or the cores) */
+      p.y = t == 1 ? one : got;
+      assert_int_equal(gpux__conv2d_expand_dw(&e, &p), 0);
+      if (t > 1 && memcmp(one, got, (size_t)ny * sizeof *got))
+        fail_msg("expand-dw %lld-%lld %lldx%lld k %lld: %d threads differ from 1", (long long)e.c, (long long)e.m,
+                 (long long)e.h, (long long)e.w_, (long long)p.kh, t);
+    }
+    free(x), free(we), free(wd), free(bd), free(one), free(got);
+  }
+  gpux__set_run_threads(old);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_log_f),
@@ -1042,6 +1080,7 @@ int main(void) {
     cmocka_unit_test(test_conv_ops),
     cmocka_unit_test(test_depthwise_blocks),
     cmocka_unit_test(test_expand_dw),
+    cmocka_unit_test(test_expand_dw_threads),
     cmocka_unit_test(test_pool_ops),
     cmocka_unit_test(test_matmul),
     cmocka_unit_test(test_sgemm_packed),
