@@ -635,9 +635,13 @@ _Atomic long long gpux__expand_dw_tasks;
       __m512 acc[NB][3], xv[3];                                                                     \
       _Pragma("GCC unroll 8") for (int i = 0; i < NB; i++)                                          \
         _Pragma("GCC unroll 3") for (int v = 0; v < 3; v++) acc[i][v] = _mm512_setzero_ps();        \
+      int full = np - q >= 48; /* whole vectors: plain loads, no masks held across the loop */      \
       for (int64_t c = 0; c < nc; c++) {                                                            \
         const float *xc = x + c * xs + q;                                                           \
-        _Pragma("GCC unroll 3") for (int v = 0; v < 3; v++) xv[v] = _mm512_maskz_loadu_ps(k[v], xc + 16 * v); \
+        if (full)                                                                                   \
+          _Pragma("GCC unroll 3") for (int v = 0; v < 3; v++) xv[v] = _mm512_loadu_ps(xc + 16 * v); \
+        else                                                                                        \
+          _Pragma("GCC unroll 3") for (int v = 0; v < 3; v++) xv[v] = _mm512_maskz_loadu_ps(k[v], xc + 16 * v); \
         _Pragma("GCC unroll 8") for (int i = 0; i < NB; i++) {                                      \
           __m512 wv = _mm512_set1_ps(w[i * nc + c]);                                                \
           _Pragma("GCC unroll 3") for (int v = 0; v < 3; v++) acc[i][v] = _mm512_fmadd_ps(wv, xv[v], acc[i][v]); \
