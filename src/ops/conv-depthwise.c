@@ -759,7 +759,7 @@ typedef struct {
 /* y[q * ldc] (16 lanes, mk) = sum over taps (i in [i0, i1), j < kw) of w[i * kw + j] *
  * x[(i * dh) * ldr + (q * sw + j * dw) * ldc] for q < NQ (x: the first output's first tap's column
  * in row 0 of the kernel, whose rows are ldr floats apart). */
-#define DEF_DWCL(NAME, NQ)                                                                           \
+#define DEF_DWCL(NAME, NQ, MASKED)                                                                   \
   TARGET512 static void NAME(const float *x, const float *w, int64_t i0, int64_t i1, int64_t kw,       \
                              int64_t ldr, int64_t ldc, int64_t sw, int64_t dh, int64_t dw, __mmask16 mk, \
                              float *y) {                                                             \
@@ -771,14 +771,18 @@ typedef struct {
         __m512 wv = _mm512_load_ps(wr + j * 16);                                                    \
         const float *xc = xr + j * dw * ldc;                                                        \
         _Pragma("GCC unroll 8") for (int q = 0; q < NQ; q++)                                        \
-          acc[q] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(mk, xc + q * sw * ldc), acc[q]);       \
+          acc[q] = _mm512_fmadd_ps(wv, MASKED ? _mm512_maskz_loadu_ps(mk, xc + q * sw * ldc)          \
+                                              : _mm512_loadu_ps(xc + q * sw * ldc), acc[q]);         \
       }                                                                                             \
     }                                                                                               \
     _Pragma("GCC unroll 8") for (int q = 0; q < NQ; q++) _mm512_mask_storeu_ps(y + q * ldc, mk, acc[q]); \
   }
 
-DEF_DWCL(dwcl8, 8)
-DEF_DWCL(dwcl4, 4)
+DEF_DWCL(dwcl8, 8, 0)
+DEF_DWCL(dwcl4, 4, 0)
+/* the same for a last block of fewer than 16 channels (mk), the loads masked */
+DEF_DWCL(dwcl8m, 8, 1)
+DEF_DWCL(dwcl4m, 4, 1)
 
 /* One output position whose taps of columns [j0, j1) lie inside X, for DB blocks of 16 channels
  * at once (x, w and y at the first block's; the blocks' weights wb floats apart; lanes at or past
@@ -791,6 +795,16 @@ TARGET512 static void dwcl1(const float *x, const float *w, int64_t wb, int64_t 
   __m512 acc[DB];
   __mmask16 mk[DB];
   _Pragma("GCC unroll 4") for (int b = 0; b < DB; b++) acc[b] = _mm512_setzero_ps(), mk[b] = gpux__lanes16(nc - b * 16);
+  if (nc >= DB * 16) { /* whole blocks: plain loads, which the FMAs take as operands, no masks held */
+    for (int64_t i = i0; i < i1; i++)
+      for (int64_t j = j0; j < j1; j++) {
+        const float *wt = w + (i * kw + j) * 16, *xt = x + i * dh * ldr + j * dw * ldc;
+        _Pragma("GCC unroll 4") for (int b = 0; b < DB; b++)
+          acc[b] = _mm512_fmadd_ps(_mm512_load_ps(wt + b * wb), _mm512_loadu_ps(xt + b * 16), acc[b]);
+      }
+    _Pragma("GCC unroll 4") for (int b = 0; b < DB; b++) _mm512_storeu_ps(y + b * 16, acc[b]);
+    return;
+  }
   for (int64_t i = i0; i < i1; i++)
     for (int64_t j = j0; j < j1; j++) {
       const float *wt = w + (i * kw + j) * 16, *xt = x + i * dh * ldr + j * dw * ldc;
@@ -835,10 +849,10 @@ static void dwcl_tasks(void *ctx, int64_t begin, int64_t end) {
           for (int64_t q = q0; q < q0 + inner; q += 4) {
             const float *xq = xb + (q * p->sw - p->pl) * c;
             if (q + 8 <= q0 + inner) {
-              dwcl8(xq, wb, i0, i1, p->kw, ldr, c, p->sw, p->dh, p->dw, mk, yb + q * c);
+              (mk == 0xffff ? dwcl8 : dwcl8m)(xq, wb, i0, i1, p->kw, ldr, c, p->sw, p->dh, p->dw, mk, yb + q * c);
               q += 4;
             } else {
-              dwcl4(xq, wb, i0, i1, p->kw, ldr, c, p->sw, p->dh, p->dw, mk, yb + q * c);
+              (mk == 0xffff ? dwcl4 : dwcl4m)(xq, wb, i0, i1, p->kw, ldr, c, p->sw, p->dh, p->dw, mk, yb + q * c);
             }
           }
         }
