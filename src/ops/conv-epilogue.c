@@ -100,10 +100,41 @@ T512 static void finish_rows16(float *y, int64_t ys, const float *src, int64_t s
   }
 }
 
+/* c[q * ldc + 0:16] (lanes mk) = epilogue(c[q * ldc + 0:16] + vb (+ res[q * ldc + 0:16])) for q < np:
+ * one block of 16 channels down the positions, the activation chosen once for the loop (a
+ * constant act in gpux__ep16_vec) where a call a position chose it again for 16 values. The
+ * same operations as gpux__ep16_run's. */
+#define CL_ACT(A)                                                                                   \
+  case A: {                                                                                         \
+    gpux__conv_epilogue ea = *e;                                                                    \
+    ea.act = A;                                                                                     \
+    for (int64_t q = 0; q < np; q++) {                                                              \
+      __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, c + q * ldc), vb);                         \
+      if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, res + q * ldc));                      \
+      _mm512_mask_storeu_ps(c + q * ldc, mk, gpux__ep16_vec(v, vs, vt, &ea));                       \
+    }                                                                                               \
+    break;                                                                                          \
+  }
+T512 static void cl_block16(float *c, int64_t ldc, int64_t np, __mmask16 mk, const float *res, __m512 vb, __m512 vs,
+                            __m512 vt, const gpux__conv_epilogue *e) {
+  switch (e->act) {
+    CL_ACT(GPUX_EP_NONE)
+    CL_ACT(GPUX_EP_RELU)
+    CL_ACT(GPUX_EP_LEAKY)
+    CL_ACT(GPUX_EP_CLIP)
+    CL_ACT(GPUX_EP_HARDSIGMOID)
+    CL_ACT(GPUX_EP_HARDSWISH)
+    CL_ACT(GPUX_EP_SIGMOID)
+    CL_ACT(GPUX_EP_SILU)
+  }
+}
+#undef CL_ACT
+
 /* The epilogue on a channels-last tile, c[q * ldc + i] being channel m0 + i of position q: 16
  * channels a vector, each lane its channel's bias, scale and shift. With a residual (written
  * layers before: from L3 or memory) position by position, asking for R's lines three positions
- * ahead, where 16 channels at a time down all positions read R's lines ldc floats apart. */
+ * ahead, where 16 channels at a time down all positions read R's lines ldc floats apart; without,
+ * a block of 16 channels down all positions at a time (cl_block16). */
 T512 static void finish_cl16(float *c, int64_t ldc, int64_t np, int64_t m0, int64_t nm, const float *bias,
                              const gpux__conv_epilogue *e) {
   const float *res = e->res ? e->res + (c - e->y0) : NULL; /* with a residual, c is in Y */
@@ -129,8 +160,7 @@ T512 static void finish_cl16(float *c, int64_t ldc, int64_t np, int64_t m0, int6
     if (ldc == 16 && n == 16) /* one run: a vector a position */
       gpux__ep16_run(c + i, c + i, res ? res + i : NULL, np * n, vb, vs, vt, e);
     else
-      for (int64_t q = 0; q < np; q++)
-        gpux__ep16_run(c + q * ldc + i, c + q * ldc + i, res ? res + q * ldc + i : NULL, n, vb, vs, vt, e);
+      cl_block16(c + i, ldc, np, mk, res ? res + i : NULL, vb, vs, vt, e);
   }
 }
 #else
