@@ -160,6 +160,20 @@ static int pointwise(const gpux__graph *g, const gpux__node *n) {
   return 1;
 }
 
+/* Adds to uses[v] the reads of each value by the first nn nodes (inputs, captures) and the graph's
+ * outputs, and sets reader[v] to the node reading v as its first input, -1 where some node reads
+ * it as another input (meaningful where uses[v] is 1). */
+static void count_readers(const gpux__graph *g, int nn, int *uses, int *reader) {
+  for (int i = 0; i < nn; i++) {
+    const gpux__node *n = &g->nodes[i];
+    for (int s = 0; s < n->n_in; s++)
+      if (n->in[s] >= 0) uses[n->in[s]]++, reader[n->in[s]] = s ? -1 : i;
+    gpux__count_captures(n, uses, 1);
+  }
+  for (int o = 0; o < g->n_outputs; o++)
+    if (g->outputs[o] >= 0) uses[g->outputs[o]]++;
+}
+
 /* A squeeze-excitation's Mul(v, s) (se[i]: 1 + v's input; nodes [0, nn) of g, with the regions
  * made) whose product only a Conv or FusedConv of one group outside the regions reads, as its X,
  * goes into that convolution as its input 6, x_scale (conv.c): the convolution reads v and
@@ -176,14 +190,7 @@ static int fold_excitations(gpux__graph *g, gpux__arena *arena, const unsigned c
     free(uses), free(reader), free(drop);
     return GPUX_E_NOMEM;
   }
-  for (int i = 0; i < g->n_nodes; i++) {
-    const gpux__node *n = &g->nodes[i];
-    for (int s = 0; s < n->n_in; s++)
-      if (n->in[s] >= 0) uses[n->in[s]]++, reader[n->in[s]] = s ? -1 : i; /* -1: read as another input */
-    gpux__count_captures(n, uses, 1);
-  }
-  for (int o = 0; o < g->n_outputs; o++)
-    if (g->outputs[o] >= 0) uses[g->outputs[o]]++;
+  count_readers(g, g->n_nodes, uses, reader);
   int rc = 0;
   for (int i = 0; i < nn && !rc; i++) {
     gpux__node *m = &g->nodes[i];
@@ -316,17 +323,11 @@ int gpux__channels_last(gpux__graph *g, int cap_nodes, gpux__arena *arena, int *
     }
   /* a squeeze-excitation's Mul in a region whose product only a 1 x 1 convolution of the region
    * reads, as its X, goes into that convolution as x_scale (input 6): the convolution reads v and
-   * scales the rows of v each of its tasks reads, in cache, as the Mul would have (the same
-   * products), and the Mul, its pass over v and its job on the pool are gone (MobileNetV3's
-   * last five excitations, EfficientNet-B0's last eleven, each before its 1x1 projection) */
-  for (int i = 0; i < nn; i++) {
-    const gpux__node *n = &g->nodes[i];
-    for (int s = 0; s < n->n_in; s++)
-      if (n->in[s] >= 0) uses[n->in[s]]++, reader[n->in[s]] = s ? -1 : i; /* -1: read as another input */
-    gpux__count_captures(n, uses, 1);
-  }
-  for (int o = 0; o < g->n_outputs; o++)
-    if (g->outputs[o] >= 0) uses[g->outputs[o]]++;
+   * scales the rows of v each of its tasks reads, in cache, or its block of W where that is less
+   * to scale (conv-gemm.c), and the Mul, its pass over v and its job on the pool are gone
+   * (MobileNetV3's last five excitations, EfficientNet-B0's last eleven, each before its 1x1
+   * projection) */
+  count_readers(g, nn, uses, reader);
   for (int i = 0; i < nn; i++) {
     int u = g->nodes[i].out[0], r = elig[i] == CL_MUL && !outside[u] && uses[u] == 1 ? reader[u] : -1;
     if (r >= 0 && elig[r] == CL_CONV && root(up, r) == root(up, i) && pointwise(g, &g->nodes[r])) into[i] = r + 1;
