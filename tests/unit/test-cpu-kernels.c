@@ -266,9 +266,9 @@ static void test_conv_gemm(void **state) {
 static void test_conv_gemm_nhwc(void **state) {
   (void)state;
   if (!gpux__conv_gemm_available()) skip();
-  int threads = gpux__thread_count();
+  int threads = gpux__set_run_threads(0); /* the run caps below: the pool has started */
   for (int i = 0; i < 60; i++) {
-    gpux__set_thread_count(1 + i % 2);
+    gpux__set_run_threads(1 + i % 2);
     int64_t m = i % 3 == 0 ? rnd(100, 300) : rnd(1, 150);
     float *sc = malloc((size_t)m * sizeof *sc), *sh = malloc((size_t)m * sizeof *sh);
     for (int64_t q = 0; q < m; q++) sc[q] = rndf(), sh[q] = rndf();
@@ -324,7 +324,7 @@ static void test_conv_gemm_nhwc(void **state) {
     gpux__conv_gemm_free(&wt);
     free(x), free(xl), free(w), free(b), free(r), free(rl), free(y), free(yl), free(sc), free(sh);
   }
-  gpux__set_thread_count(threads);
+  gpux__set_run_threads(threads);
 }
 
 /* gpux__sgemm_block_pf (the register block asking the next pass's lines into L2 as it runs, as
@@ -364,9 +364,9 @@ static void test_conv_rows_nhwc(void **state) {
   gpux__conv2d probe = {.n = 1, .c = 3, .m = 64, .g = 1, .h = 8, .w_ = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
                         .dh = 1, .dw = 1, .oh = 6, .ow = 6};
   if (!gpux__conv_rows_takes(&probe)) skip();
-  int threads = gpux__thread_count();
+  int threads = gpux__set_run_threads(0); /* the run caps below: the pool has started */
   for (int i = 0; i < 40; i++) {
-    gpux__set_thread_count(1 + i % 2);
+    gpux__set_run_threads(1 + i % 2);
     int64_t m = i % 4 == 0 ? rnd(65, 200) : i % 4 == 1 ? 64 : rnd(1, 48);
     float *sc = malloc((size_t)m * sizeof *sc), *sh = malloc((size_t)m * sizeof *sh);
     for (int64_t q = 0; q < m; q++) sc[q] = rndf(), sh[q] = rndf();
@@ -430,7 +430,7 @@ static void test_conv_rows_nhwc(void **state) {
     gpux__conv_gemm_free(&wt);
     free(x), free(xl), free(w), free(b), free(r), free(rl), free(y), free(yl), free(yc), free(sc), free(sh);
   }
-  gpux__set_thread_count(threads);
+  gpux__set_run_threads(threads);
 }
 
 /* C = alpha op(A) op(B) + beta C through gpux__gemm_serial, for every transposition, with
@@ -985,10 +985,10 @@ static void test_expand_dw(void **state) {
                                       {7, 20, 33, 9, 3, 1, 1, 1},     {3, 9, 17, 64, 5, 2, 1, 2}};
   static const int acts[] = {GPUX_EP_RELU, GPUX_EP_HARDSWISH, GPUX_EP_SILU, GPUX_EP_NONE, GPUX_EP_HARDSIGMOID,
                              GPUX_EP_SIGMOID};
-  int threads = gpux__thread_count();
+  int threads = gpux__set_run_threads(0); /* the run caps below: the pool has started */
   for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
     for (int t = 1; t <= 2; t++) {
-      gpux__set_thread_count(t);
+      gpux__set_run_threads(t);
       const int64_t *d = shapes[s];
       gpux__conv_epilogue epe = {.act = acts[(s + t) % 6], .p0 = 0.2f, .p1 = 0.5f}, epd = {.act = acts[s % 6], .p0 = 0.2f, .p1 = 0.5f};
       gpux__conv2d e = {.n = 2, .c = d[0], .m = d[1], .g = 1, .h = d[2], .w_ = d[3], .kh = 1, .kw = 1, .oh = d[2],
@@ -1023,7 +1023,7 @@ static void test_expand_dw(void **state) {
                    got[i], want[i]);
       free(x), free(we), free(be), free(wd), free(bd), free(mid), free(want), free(got);
     }
-  gpux__set_thread_count(threads);
+  gpux__set_run_threads(threads);
 }
 
 /* gpux.ExpandDepthwise's output is the same bits at any thread count (its strips of rows are
