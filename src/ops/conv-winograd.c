@@ -317,72 +317,43 @@ static inline void tile_at(const wino_job *j, int64_t t, int64_t *n, int64_t *y0
   *x0 = r % j->w.tw * j->w.r;
 }
 
-/* V[xi][t - t0][c] = (B^T d B)[xi] for tiles [t0, t1), d the tile's 6 x 6 window of X (zero
- * outside X, and in the lanes past C). */
-TARGET512 static void input_transform(const wino_job *j, int64_t t0, int64_t t1, float *v) {
-  const gpux__conv2d *p = j->p;
-  int64_t c = p->c, ldv = j->w.ldv, vts = j->w.vts;
-  for (int64_t t = t0; t < t1; t++) {
-    int64_t n, oy, ox;
-    tile_at(j, t, &n, &oy, &ox);
-    int64_t iy = oy - p->pt, ix = ox - p->pl;
-    const float *xn = p->x + n * p->h * p->w_ * c;
-    int inside = iy >= 0 && ix >= 0 && iy + 6 <= p->h && ix + 6 <= p->w_;
-    float *vt = v + (t - t0) * vts;
-    for (int64_t c0 = 0; c0 < c; c0 += 16) {
-      __mmask16 cm = gpux__lanes16(c - c0);
-      __m512 r[6][6], col[6], out[6];
-      for (int b = 0; b < 6; b++) { /* columns: r[.][b] = B^T d[.][b], d loaded a column at a time */
-        int64_t x = ix + b;
-        for (int a = 0; a < 6; a++) {
-          int64_t y = iy + a;
-          col[a] = inside || (y >= 0 && y < p->h && x >= 0 && x < p->w_)
-                       ? _mm512_maskz_loadu_ps(cm, xn + (y * p->w_ + x) * c + c0)
-                       : _mm512_setzero_ps();
-        }
-        bt6(col, out);
-        for (int a = 0; a < 6; a++) r[a][b] = out[a];
-      }
-      for (int a = 0; a < 6; a++) { /* rows: (B^T d) B */
-        bt6(r[a], out);
-        for (int b = 0; b < 6; b++) _mm512_store_ps(vt + (a * 6 + b) * ldv + c0, out[b]);
-      }
-    }
+/* V[xi][t - t0][c] = (B^T d B)[xi] for tiles [t0, t1), d the tile's N x N window of X (zero
+ * outside X, and in the lanes past C), BT the N-point B^T: F(4x4, 3x3)'s 6 x 6 windows and
+ * F(2x2, 3x3)'s 4 x 4 ones. */
+#define DEF_INPUT_TRANSFORM(NAME, N, BT)                                                             \
+  TARGET512 static void NAME(const wino_job *j, int64_t t0, int64_t t1, float *v) {                 \
+    const gpux__conv2d *p = j->p;                                                                    \
+    int64_t c = p->c, ldv = j->w.ldv, vts = j->w.vts;                                                \
+    for (int64_t t = t0; t < t1; t++) {                                                              \
+      int64_t n, oy, ox;                                                                             \
+      tile_at(j, t, &n, &oy, &ox);                                                                   \
+      int64_t iy = oy - p->pt, ix = ox - p->pl;                                                      \
+      const float *xn = p->x + n * p->h * p->w_ * c;                                                 \
+      int inside = iy >= 0 && ix >= 0 && iy + N <= p->h && ix + N <= p->w_;                          \
+      float *vt = v + (t - t0) * vts;                                                                \
+      for (int64_t c0 = 0; c0 < c; c0 += 16) {                                                       \
+        __mmask16 cm = gpux__lanes16(c - c0);                                                        \
+        __m512 r[N][N], col[N], out[N];                                                              \
+        for (int b = 0; b < N; b++) { /* columns: r[.][b] = B^T d[.][b], d loaded a column at a time */ \
+          int64_t x = ix + b;                                                                        \
+          for (int a = 0; a < N; a++) {                                                              \
+            int64_t y = iy + a;                                                                      \
+            col[a] = inside || (y >= 0 && y < p->h && x >= 0 && x < p->w_)                           \
+                         ? _mm512_maskz_loadu_ps(cm, xn + (y * p->w_ + x) * c + c0)                  \
+                         : _mm512_setzero_ps();                                                      \
+          }                                                                                          \
+          BT(col, out);                                                                              \
+          for (int a = 0; a < N; a++) r[a][b] = out[a];                                              \
+        }                                                                                            \
+        for (int a = 0; a < N; a++) { /* rows: (B^T d) B */                                          \
+          BT(r[a], out);                                                                             \
+          for (int b = 0; b < N; b++) _mm512_store_ps(vt + (a * N + b) * ldv + c0, out[b]);         \
+        }                                                                                            \
+      }                                                                                              \
+    }                                                                                                \
   }
-}
-
-/* The same for F(2x2, 3x3): V[xi] = (B^T d B)[xi], d the tile's 4 x 4 window. */
-TARGET512 static void input_transform2(const wino_job *j, int64_t t0, int64_t t1, float *v) {
-  const gpux__conv2d *p = j->p;
-  int64_t c = p->c, ldv = j->w.ldv, vts = j->w.vts;
-  for (int64_t t = t0; t < t1; t++) {
-    int64_t n, oy, ox;
-    tile_at(j, t, &n, &oy, &ox);
-    int64_t iy = oy - p->pt, ix = ox - p->pl;
-    const float *xn = p->x + n * p->h * p->w_ * c;
-    int inside = iy >= 0 && ix >= 0 && iy + 4 <= p->h && ix + 4 <= p->w_;
-    float *vt = v + (t - t0) * vts;
-    for (int64_t c0 = 0; c0 < c; c0 += 16) {
-      __mmask16 cm = gpux__lanes16(c - c0);
-      __m512 r[4][4], col[4], out[4];
-      for (int b = 0; b < 4; b++) {
-        int64_t x = ix + b;
-        for (int a = 0; a < 4; a++) {
-          int64_t y = iy + a;
-          col[a] = inside || (y >= 0 && y < p->h && x >= 0 && x < p->w_)
-                       ? _mm512_maskz_loadu_ps(cm, xn + (y * p->w_ + x) * c + c0)
-                       : _mm512_setzero_ps();
-        }
-        bt4(col, out);
-        for (int a = 0; a < 4; a++) r[a][b] = out[a];
-      }
-      for (int a = 0; a < 4; a++) {
-        bt4(r[a], out);
-        for (int b = 0; b < 4; b++) _mm512_store_ps(vt + (a * 4 + b) * ldv + c0, out[b]);
-      }
-    }
-  }
-}
+DEF_INPUT_TRANSFORM(input_transform, 6, bt6)
+DEF_INPUT_TRANSFORM(input_transform2, 4, bt4)
 
 /* M[xi] [nt, panels pn0..pn1) = V[xi] [nt, C] x U[xi] [C, panels pn0..pn1) for points xi in
  * [x0, x1), panel pn at column (pn - pbase) * 64 of M. */
@@ -429,62 +400,38 @@ static void products(const wino_job *j, int64_t nt, const float *v, float *mo, i
   }
 }
 
-/* Y's tiles [t0, t1), channels [m0, m1) = A^T M[.][t - t0] A, then the bias and the epilogue on
- * the tile's rows in Y. */
-TARGET512 static void output_transform(const wino_job *j, int64_t t0, int64_t t1, const float *mo, int64_t m0,
-                                       int64_t m1) {
-  const gpux__conv2d *p = j->p;
-  int64_t m = p->m, ldm = j->w.ldm, mts = j->w.mts;
-  for (int64_t t = t0; t < t1; t++) {
-    int64_t n, oy, ox;
-    tile_at(j, t, &n, &oy, &ox);
-    int64_t rows = GPUX__MIN(4, p->oh - oy), cols = GPUX__MIN(4, p->ow - ox);
-    float *yt = p->y + ((n * p->oh + oy) * p->ow + ox) * m;
-    const float *mt = mo + (t - t0) * mts;
-    for (int64_t c0 = m0; c0 < m1; c0 += 16) {
-      __mmask16 cm = gpux__lanes16(m1 - c0);
-      __m512 r[4][6], col[6], out[4];
-      for (int b = 0; b < 6; b++) { /* columns: r[.][b] = A^T s[.][b], s loaded a column at a time */
-        for (int a = 0; a < 6; a++) col[a] = _mm512_load_ps(mt + (a * 6 + b) * ldm + (c0 - m0));
-        at6(col, out);
-        for (int a = 0; a < 4; a++) r[a][b] = out[a];
-      }
-      for (int a = 0; a < rows; a++) { /* rows: (A^T s) A */
-        at6(r[a], out);
-        for (int b = 0; b < cols; b++) _mm512_mask_storeu_ps(yt + (a * p->ow + b) * m + c0, cm, out[b]);
-      }
-    }
-    for (int64_t a = 0; a < rows; a++) gpux__conv_finish_nhwc(yt + a * p->ow * m + m0, m, cols, m0, m1 - m0, p->b, p->ep);
+/* Y's tiles [t0, t1), channels [m0, m1) = A^T M[.][t - t0] A, R x R outputs a tile from N x N
+ * points (AT the N-point A^T), then the bias and the epilogue on the tile's rows in Y. */
+#define DEF_OUTPUT_TRANSFORM(NAME, N, R, AT)                                                         \
+  TARGET512 static void NAME(const wino_job *j, int64_t t0, int64_t t1, const float *mo, int64_t m0, \
+                             int64_t m1) {                                                           \
+    const gpux__conv2d *p = j->p;                                                                    \
+    int64_t m = p->m, ldm = j->w.ldm, mts = j->w.mts;                                                \
+    for (int64_t t = t0; t < t1; t++) {                                                              \
+      int64_t n, oy, ox;                                                                             \
+      tile_at(j, t, &n, &oy, &ox);                                                                   \
+      int64_t rows = GPUX__MIN(R, p->oh - oy), cols = GPUX__MIN(R, p->ow - ox);                      \
+      float *yt = p->y + ((n * p->oh + oy) * p->ow + ox) * m;                                        \
+      const float *mt = mo + (t - t0) * mts;                                                         \
+      for (int64_t c0 = m0; c0 < m1; c0 += 16) {                                                     \
+        __mmask16 cm = gpux__lanes16(m1 - c0);                                                       \
+        __m512 r[R][N], col[N], out[R];                                                              \
+        for (int b = 0; b < N; b++) { /* columns: r[.][b] = A^T s[.][b], s loaded a column at a time */ \
+          for (int a = 0; a < N; a++) col[a] = _mm512_load_ps(mt + (a * N + b) * ldm + (c0 - m0));   \
+          AT(col, out);                                                                              \
+          for (int a = 0; a < R; a++) r[a][b] = out[a];                                              \
+        }                                                                                            \
+        for (int a = 0; a < rows; a++) { /* rows: (A^T s) A */                                       \
+          AT(r[a], out);                                                                             \
+          for (int b = 0; b < cols; b++) _mm512_mask_storeu_ps(yt + (a * p->ow + b) * m + c0, cm, out[b]); \
+        }                                                                                            \
+      }                                                                                              \
+      for (int64_t a = 0; a < rows; a++)                                                             \
+        gpux__conv_finish_nhwc(yt + a * p->ow * m + m0, m, cols, m0, m1 - m0, p->b, p->ep);          \
+    }                                                                                                \
   }
-}
-
-/* The same for F(2x2, 3x3): Y's 2 x 2 tiles = A^T M A. */
-TARGET512 static void output_transform2(const wino_job *j, int64_t t0, int64_t t1, const float *mo, int64_t m0,
-                                        int64_t m1) {
-  const gpux__conv2d *p = j->p;
-  int64_t m = p->m, ldm = j->w.ldm, mts = j->w.mts;
-  for (int64_t t = t0; t < t1; t++) {
-    int64_t n, oy, ox;
-    tile_at(j, t, &n, &oy, &ox);
-    int64_t rows = GPUX__MIN(2, p->oh - oy), cols = GPUX__MIN(2, p->ow - ox);
-    float *yt = p->y + ((n * p->oh + oy) * p->ow + ox) * m;
-    const float *mt = mo + (t - t0) * mts;
-    for (int64_t c0 = m0; c0 < m1; c0 += 16) {
-      __mmask16 cm = gpux__lanes16(m1 - c0);
-      __m512 r[2][4], col[4], out[2];
-      for (int b = 0; b < 4; b++) {
-        for (int a = 0; a < 4; a++) col[a] = _mm512_load_ps(mt + (a * 4 + b) * ldm + (c0 - m0));
-        at4(col, out);
-        for (int a = 0; a < 2; a++) r[a][b] = out[a];
-      }
-      for (int a = 0; a < rows; a++) {
-        at4(r[a], out);
-        for (int b = 0; b < cols; b++) _mm512_mask_storeu_ps(yt + (a * p->ow + b) * m + c0, cm, out[b]);
-      }
-    }
-    for (int64_t a = 0; a < rows; a++) gpux__conv_finish_nhwc(yt + a * p->ow * m + m0, m, cols, m0, m1 - m0, p->b, p->ep);
-  }
-}
+DEF_OUTPUT_TRANSFORM(output_transform, 6, 4, at6)
+DEF_OUTPUT_TRANSFORM(output_transform2, 4, 2, at4)
 
 static void inputs(const wino_job *j, int64_t t0, int64_t t1, float *v) {
   if (j->w.r == 2) input_transform2(j, t0, t1, v);
