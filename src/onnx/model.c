@@ -598,7 +598,7 @@ int gpux__onnx_load(const char *path, gpux_model **out) {
     return gpux__error(GPUX_E_IO, "%s: not a regular file", path);
   }
   if (st.st_size == 0) { close(fd); return gpux__error(GPUX_E_PARSE, "%s: empty file", path); }
-  void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  void *p = gpux__model_map(fd, (size_t)st.st_size);
   close(fd);
   if (p == MAP_FAILED) return gpux__error(GPUX_E_IO, "%s: mmap: %s", path, strerror(errno));
   gpux_model *m;

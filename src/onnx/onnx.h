@@ -22,6 +22,9 @@ int gpux__tensor_from_pb(const uint8_t *data, size_t len, struct gpux_model *mod
  * for data that was copied or that kernels hold in a layout of their own. Returns the bytes let
  * go, 0 for memory that is not the model's mapping. */
 size_t gpux__model_release(const gpux_model *m, const void *p, size_t n);
+/* Maps SIZE bytes of the open file FD private and read-only, in small pages (see mapped.c);
+ * MAP_FAILED on failure, with errno set. */
+void *gpux__model_map(int fd, size_t size);
 /* The bytes of the model's file mappings resident in memory now (0 where that is not known). */
 size_t gpux__model_mapped_resident(const gpux_model *m);
 /* The bytes of initializer data the model holds as copies (data not aligned in the file, data

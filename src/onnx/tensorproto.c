@@ -85,7 +85,7 @@ static int map_external(gpux_model *m, const char *location, span *file) {
     close(fd);
     return gpux__error(GPUX_E_MODEL, "external data file %s resolves to %s, outside the model's folder", path, real);
   }
-  void *p = st.st_size ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+  void *p = st.st_size ? gpux__model_map(fd, (size_t)st.st_size) : NULL;
   close(fd);
   if (st.st_size && p == MAP_FAILED) return gpux__error(GPUX_E_IO, "%s: mmap: %s", path, strerror(errno));
   void **maps = gpux__realloc(m->ext_maps, (size_t)(m->n_ext_maps + 1) * sizeof *maps);
