@@ -105,7 +105,8 @@ typedef struct {
   int bf16;                  /* round every step to bfloat16, as the function body does in T */
   int plain;                 /* none of bf16, softcap, qk: attn_row_f32 does the rows */
   int packed;                /* plain, and the products run on the packed micro-kernels (sgemm.c) */
-  int row16;                 /* packed, on AVX-512: attn_row16 does the rows and applies the scale */
+  int row16;                 /* packed, on AVX-512: attn_row16 does the rows and applies the scale,
+                              * the sums divide the output rows */
   int64_t nr, kpf, vpf;      /* their panel width; floats of one (batch, KV head)'s packed K^T, V */
   float *kpack, *vpack;      /* K^T [D, T] and V [T, Dv] packed per (batch, KV head) */
   int64_t rows;              /* rows (query head of the group, query position) per task */
@@ -215,45 +216,64 @@ static GPUX_SIMD_CLONES void attn_row_f32(float *restrict row, const float *rest
 #if defined(__GNUC__) && defined(__x86_64__)
 #define ROW16 1
 
-/* attn_row_f32 on 16 lanes with FMAs, the scale applied here (Q is not scaled first): x = scale
- * * row + mask on [lo, hi), its max, e = exp(x - max) stored and summed, e / sum; zeros in the
- * rest of [j0, j1), and in all of it when every position is -inf. */
-__attribute__((target("avx512f,fma"))) static void attn_row16(float *row, const float *mask, float scale, int64_t j0,
-                                                                int64_t j1, int64_t lo, int64_t hi) {
+/* attn_row_f32 on 16 lanes with FMAs, the scale applied here (Q is not scaled first), but for
+ * the division: x = scale * row + mask on [lo, hi), its max, e = exp(x - max) stored, and
+ * 1 / sum e returned, which the caller applies to the row's output (Dv values, not the T
+ * probabilities: P V / sum is P / sum V up to rounding); zeros in the rest of [j0, j1), and in
+ * all of it when every position is -inf (returning 0). x is made twice, for the max and for e,
+ * rather than stored between: one pass over the row less. */
+__attribute__((target("avx512f,fma"))) static float attn_row16(float *row, const float *mask, float scale, int64_t j0,
+                                                                 int64_t j1, int64_t lo, int64_t hi) {
   int64_t n = hi - lo, i;
   float *x = row + lo;
+  const float *mk = mask ? mask + lo : NULL;
   const __m512 vs = _mm512_set1_ps(scale);
+#define SCORE(V, I, K) (mk ? _mm512_fmadd_ps(V, vs, _mm512_maskz_loadu_ps(K, mk + (I))) : _mm512_mul_ps(V, vs))
   __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0;
   for (i = 0; i + 32 <= n; i += 32) {
-    __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);
-    if (mask) {
-      v0 = _mm512_fmadd_ps(v0, vs, _mm512_loadu_ps(mask + lo + i));
-      v1 = _mm512_fmadd_ps(v1, vs, _mm512_loadu_ps(mask + lo + i + 16));
-    } else {
-      v0 = _mm512_mul_ps(v0, vs), v1 = _mm512_mul_ps(v1, vs);
-    }
-    _mm512_storeu_ps(x + i, v0), _mm512_storeu_ps(x + i + 16, v1);
-    m0 = _mm512_max_ps(m0, v0), m1 = _mm512_max_ps(m1, v1);
+    m0 = _mm512_max_ps(m0, SCORE(_mm512_loadu_ps(x + i), i, 0xffff));
+    m1 = _mm512_max_ps(m1, SCORE(_mm512_loadu_ps(x + i + 16), i + 16, 0xffff));
   }
   for (; i < n; i += 16) {
     __mmask16 k = gpux__lanes16(n - i);
-    __m512 v = _mm512_maskz_loadu_ps(k, x + i);
-    v = mask ? _mm512_fmadd_ps(v, vs, _mm512_maskz_loadu_ps(k, mask + lo + i)) : _mm512_mul_ps(v, vs);
-    _mm512_mask_storeu_ps(x + i, k, v);
-    m0 = _mm512_mask_max_ps(m0, k, m0, v);
+    m0 = _mm512_mask_max_ps(m0, k, m0, SCORE(_mm512_maskz_loadu_ps(k, x + i), i, k));
   }
   float m = _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
   if (m == -INFINITY) { /* nothing left to see (or no keys): zeros */
     memset(row + j0, 0, sizeof(float) * (size_t)(j1 - j0));
-    return;
+    return 0.0f;
   }
-  const __m512 inv = _mm512_set1_ps(1.0f / gpux__exp_sum16(x, x, n, _mm512_set1_ps(m)));
-  for (i = 0; i < n; i += 16) {
+  const __m512 vm = _mm512_set1_ps(m);
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+  for (i = 0; i + 32 <= n; i += 32) {
+    __m512 e0 = gpux__exp_neg16(_mm512_sub_ps(SCORE(_mm512_loadu_ps(x + i), i, 0xffff), vm));
+    __m512 e1 = gpux__exp_neg16(_mm512_sub_ps(SCORE(_mm512_loadu_ps(x + i + 16), i + 16, 0xffff), vm));
+    _mm512_storeu_ps(x + i, e0), _mm512_storeu_ps(x + i + 16, e1);
+    s0 = _mm512_add_ps(s0, e0), s1 = _mm512_add_ps(s1, e1);
+  }
+  for (; i < n; i += 16) {
     __mmask16 k = gpux__lanes16(n - i);
-    _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv));
+    __m512 e = _mm512_maskz_mov_ps(k, gpux__exp_neg16(_mm512_sub_ps(SCORE(_mm512_maskz_loadu_ps(k, x + i), i, k), vm)));
+    _mm512_mask_storeu_ps(x + i, k, e);
+    s0 = _mm512_add_ps(s0, e);
   }
+#undef SCORE
   if (lo > j0) memset(row + j0, 0, sizeof(float) * (size_t)(lo - j0));
   if (j1 > hi) memset(row + hi, 0, sizeof(float) * (size_t)(j1 - hi));
+  return 1.0f / _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+/* y[r * ldy + 0:n] *= inv[r] for r < rows: the softmax's division on the output rows. */
+__attribute__((target("avx512f"))) static void attn_scale_rows(float *y, int64_t ldy, int64_t rows, int64_t n,
+                                                                 const float *inv) {
+  for (int64_t r = 0; r < rows; r++) {
+    const __m512 v = _mm512_set1_ps(inv[r]);
+    float *yr = y + r * ldy;
+    for (int64_t i = 0; i < n; i += 16) {
+      __mmask16 k = gpux__lanes16(n - i);
+      _mm512_mask_storeu_ps(yr + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, yr + i), v));
+    }
+  }
 }
 #else
 #define ROW16 0
@@ -306,6 +326,7 @@ static void attn_tasks(void *ctx, int64_t begin, int64_t end) {
     gpux__sgemm_b kpk = {.k = D, .n = T, .nr = a->nr, .data = a->kpack ? a->kpack + bk * a->kpf : NULL};
     gpux__sgemm_b vpk = {.k = T, .n = Dv, .nr = a->nr, .data = a->vpack ? a->vpack + bk * a->vpf : NULL};
     int64_t hs[ATTN_MAX_ROWS], is[ATTN_MAX_ROWS], yoff[ATTN_MAX_ROWS], lo[ATTN_MAX_ROWS], hi[ATTN_MAX_ROWS];
+    float inv[ATTN_MAX_ROWS]; /* with attn_row16: each row's 1 / sum, applied to its output */
     int64_t j0 = T, j1 = 0;
     /* with attn_row16 (the scale applied to the scores), the block's Q rows are read and its Y
      * rows written in place where they are evenly spaced: always in [B, H, S, D] (a group's
@@ -358,7 +379,7 @@ static void attn_tasks(void *ctx, int64_t begin, int64_t end) {
       int64_t hi_r = a->mask ? GPUX__MIN(hi[r], a->mask_t) : hi[r]; /* -inf past a short mask */
 #if ROW16
       if (a->row16) {
-        attn_row16(s + r * ldS, mrow, a->scale, j0, j1, lo[r], GPUX__MAX(lo[r], hi_r));
+        inv[r] = attn_row16(s + r * ldS, mrow, a->scale, j0, j1, lo[r], GPUX__MAX(lo[r], hi_r));
         continue;
       }
 #endif
@@ -381,9 +402,13 @@ static void attn_tasks(void *ctx, int64_t begin, int64_t end) {
       attn_softmax_row(row, j0, j1, lo[r], hi[r], any, a->bf16);
       if (qk && a->mode == 3) memcpy(qk, row, sizeof(float) * (size_t)T);
     }
-    /* Y = P[:, j0:j1] V[j0:j1] */
-    if (a->packed)
+    /* Y = P[:, j0:j1] V[j0:j1] (with attn_row16, then divided by the rows' sums) */
+    if (a->packed) {
       gpux__sgemm_run_part(n, s, ldS, &vpk, j0, j1, 0, Dv, yb, ldy);
+#if ROW16
+      if (a->row16) attn_scale_rows(yb, ldy, n, Dv, inv);
+#endif
+    }
     else if (Dv > 0 && n == 1)
       cblas_sgemv(CblasRowMajor, CblasTrans, (int)w, (int)Dv, 1.0f, vp + j0 * Dv, (int)Dv, s + j0, 1, 0.0f, yb, 1);
     else if (Dv > 0)
