@@ -86,7 +86,8 @@ static int producer(const ft_ctx *f, int v) {
   return p >= 0 && !f->dead[p] && f->g->nodes[p].n_out == 1 ? p : -1;
 }
 
-/* A one-element constant (float32, or an integer for exponents) within a relative 1e-4 of want. */
+/* A one-element constant (float32, or an integer for exponents) within a relative 1e-4 of want,
+ * or want rounded to float16 (a float16 model's constant computed in float32, lower-fp16.c). */
 static int near(const gpux__graph *g, int id, double want) {
   const gpux_tensor *t = gpux__graph_const(g, id);
   if (!t || gpux_tensor_count(t) != 1) return 0;
@@ -95,7 +96,7 @@ static int near(const gpux__graph *g, int id, double want) {
   else if (t->dtype == GPUX_DT_INT64) v = (double)((const int64_t *)t->data)[0];
   else if (t->dtype == GPUX_DT_INT32) v = ((const int32_t *)t->data)[0];
   else return 0;
-  return fabs(v - want) <= 1e-4 * fabs(want);
+  return fabs(v - want) <= 1e-4 * fabs(want) || v == gpux__f16_to_f32(gpux__f32_to_f16((float)want));
 }
 
 /* Node i is the binary op `op` (one output) with x as one operand: the other one, else -1. */

@@ -1,6 +1,8 @@
 /* optimize.c — the graph rewrite a session runs once when it is created, on a copy of the model's
  * main graph (the model keeps the graph as loaded):
  *
+ *   0. Asked for (the CPU backend): a float16 graph is computed in float32 (lower-fp16.c), so
+ *      that the passes below, which take float32, apply to it.
  *   1. Constant nodes holding a tensor become initializers, so they are not copied on every run
  *      and the rewrites below can read them; so do Identity nodes of a constant (exporters that
  *      share equal initializers, e.g. the zero biases of freshly folded BatchNorms, read the
@@ -38,6 +40,7 @@
 #include "runtime/fuse-expand-dw.h"
 #include "runtime/fuse-transformer.h"
 #include "runtime/last-position.h"
+#include "runtime/lower-fp16.h"
 #include "runtime/rewrite.h"
 #include "ops/op.h"
 #include <float.h>
@@ -68,6 +71,8 @@ static void *own(opt_graph *o, size_t bytes) {
   if (d) o->owned[o->n_owned++] = d, o->owned_bytes += bytes;
   return d;
 }
+
+void *gpux__graph_own(gpux__graph *g, size_t bytes) { return own((opt_graph *)g, bytes); }
 
 /* Whether p is the data of a tensor the rewrite made (which it may change). */
 static int is_owned(const opt_graph *o, const void *p) {
@@ -615,7 +620,7 @@ void gpux__graph_optimized_free(gpux__graph *g) {
 }
 
 static int optimize(const gpux__graph *src, unsigned skip, int fuse, int last_position, int rank, int argmax,
-                    int channels_last, gpux__graph **out);
+                    int channels_last, int lower_fp16, gpux__graph **out);
 
 /* Keeps an optimized copy of a body graph with o (freed with it); frees the copy when it can't. */
 static int keep_sub(opt_graph *o, gpux__graph *sub) {
@@ -639,7 +644,7 @@ static int optimize_subgraphs(opt_graph *o, int i, unsigned skip, int *changed) 
     int own_list = 0;  /* n->attrs[a].graphs is this graph's copy */
     for (int k = 0; k < count; k++) {
       gpux__graph *sub;
-      int rc = optimize(n->attrs[a].g ? n->attrs[a].g : n->attrs[a].graphs[k], skip, 1, -1, -1, 0, 0, &sub);
+      int rc = optimize(n->attrs[a].g ? n->attrs[a].g : n->attrs[a].graphs[k], skip, 1, -1, -1, 0, 0, 0, &sub);
       if (rc) return rc;
       if (!sub) continue;
       if ((rc = keep_sub(o, sub))) return rc;
@@ -682,7 +687,7 @@ static int last_position_branches(opt_graph *o, int i, int which, unsigned skip,
     if (!attrs[a].g || (strcmp(attrs[a].name, "then_branch") && strcmp(attrs[a].name, "else_branch"))) continue;
     if (which >= attrs[a].g->n_outputs) return 0;
     gpux__graph *sub;
-    int rc = optimize(attrs[a].g, skip, 0, which, rank, 0, 0, &sub);
+    int rc = optimize(attrs[a].g, skip, 0, which, rank, 0, 0, 0, &sub);
     if (rc) return rc;
     if ((rc = keep_sub(o, sub))) return rc;
     attrs[a].g = sub;
@@ -697,7 +702,7 @@ static int last_position_branches(opt_graph *o, int i, int which, unsigned skip,
  * on that output (`rank` and `argmax` as gpux__last_position takes them; through an If into its
  * branches). */
 static int optimize(const gpux__graph *src, unsigned skip, int fuse, int last_position, int rank, int argmax,
-                    int channels_last, gpux__graph **out) {
+                    int channels_last, int lower_fp16, gpux__graph **out) {
   *out = NULL;
   const gpux__op_def *fused_def = gpux__op_find("gpux", "FusedConv", 1);
   const gpux__op_def *fused_t_def = gpux__op_find("gpux", "FusedConvTranspose", 1);
@@ -712,12 +717,14 @@ static int optimize(const gpux__graph *src, unsigned skip, int fuse, int last_po
   int cap_nodes = src->n_nodes + 3 + (channels_last ? 3 * src->n_nodes : 0);
   g->values = gpux__calloc((size_t)g->cap_values, sizeof *g->values);
   g->nodes = gpux__calloc((size_t)cap_nodes, sizeof *g->nodes);
-  unsigned char *dead = gpux__calloc((size_t)src->n_nodes + 1, 1);
+  unsigned char *dead = NULL;
   use_map u = {0};
   int rc = 0, changed = 0;
-  if (!g->values || !g->nodes || !dead) { rc = GPUX_E_NOMEM; goto out; }
+  if (!g->values || !g->nodes) { rc = GPUX_E_NOMEM; goto out; }
   if (src->n_values) memcpy(g->values, src->values, (size_t)src->n_values * sizeof *g->values); /* may be NULL */
   if (src->n_nodes) memcpy(g->nodes, src->nodes, (size_t)src->n_nodes * sizeof *g->nodes);
+  if (fuse && lower_fp16 && (rc = gpux__lower_fp16(g, &cap_nodes, &o->arena, &changed))) goto out;
+  if (!(dead = gpux__calloc((size_t)g->n_nodes + 1, 1))) { rc = GPUX_E_NOMEM; goto out; }
   if (fuse) {
     for (int i = 0; i < g->n_nodes; i++)
       if ((rc = optimize_subgraphs(o, i, skip, &changed))) goto out;
@@ -767,7 +774,7 @@ int gpux__graph_optimize_with(const gpux__graph *src, const gpux__optimize_opts 
   const char *env = getenv("GPUX_OPTIMIZE");
   int fuse = !(env && !strcmp(env, "0"));
   if (!fuse && opts->last_position < 0) return 0;
-  return optimize(src, opts->skip, fuse, opts->last_position, -1, 1, opts->channels_last, out);
+  return optimize(src, opts->skip, fuse, opts->last_position, -1, 1, opts->channels_last, opts->lower_fp16, out);
 }
 
 int gpux__graph_optimize(const gpux__graph *src, gpux__graph **out) {

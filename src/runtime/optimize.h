@@ -26,6 +26,7 @@ typedef struct {
                                    also under GPUX_OPTIMIZE=0 (the session's outputs depend on it),
                                    after the other rewrites */
   int channels_last;            /* channels-last.c's layout (the CPU backend's) */
+  int lower_fp16;               /* lower-fp16.c: float16 computed in float32 (the CPU backend's) */
 } gpux__optimize_opts;
 /* gpux__graph_optimize as `opts` says. */
 int gpux__graph_optimize_with(const gpux__graph *g, const gpux__optimize_opts *opts, gpux__graph **out);

@@ -32,4 +32,8 @@ int gpux__graph_append_const(gpux__graph *g, const char *name, int dtype, int nd
  * g, within its spare capacity: its id or a negative error. */
 int gpux__graph_append_value(gpux__graph *g, const char *name);
 
+/* Memory of `bytes` that the rewrite's copy g (optimize.c's) owns: freed with it and counted in
+ * gpux__graph_optimized_bytes; NULL when out of memory. */
+void *gpux__graph_own(gpux__graph *g, size_t bytes);
+
 #endif

@@ -802,7 +802,8 @@ static int session_prepare(gpux_session *s, const char *last_position) {
   const char *fa = getenv("GPUX_FUSE_ATTENTION");
   unsigned skip = 0;
   if (fa && *fa) skip = strcmp(fa, "0") ? 0 : GPUX__OPT_ATTENTION;
-  gpux__optimize_opts oo = {.skip = skip, .last_position = -1, .channels_last = s->backend == &gpux__backend_cpu};
+  int cpu = s->backend == &gpux__backend_cpu;
+  gpux__optimize_opts oo = {.skip = skip, .last_position = -1, .channels_last = cpu, .lower_fp16 = cpu};
   if (last_position) {
     for (int o = 0; o < g->n_outputs && oo.last_position < 0; o++)
       if (!strcmp(g->values[g->outputs[o]].name, last_position)) oo.last_position = o;
