@@ -48,8 +48,8 @@ static inline __attribute__((always_inline)) void finish_row(float *restrict y, 
 __attribute__((target("avx512f"), always_inline)) static inline void exp16(__m512 *x) {
   const __m512 lo = _mm512_set1_ps(-103.972084f), hi = _mm512_set1_ps(88.7228394f), big = _mm512_set1_ps(12582912.0f);
   __m512 r[NV], p[NV], fn[NV];
-  EACH(x[q] = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x[q], lo, _CMP_LT_OQ), x[q], lo)) /* NaN passes */
-  EACH(x[q] = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x[q], hi, _CMP_GT_OQ), x[q], hi))
+  /* max and min give their second operand where either is NaN: NaN passes */
+  EACH(x[q] = _mm512_min_ps(hi, _mm512_max_ps(lo, x[q])))
   EACH(fn[q] = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(x[q], _mm512_set1_ps(1.44269504088896341f)), big), big))
   EACH(r[q] = _mm512_add_ps(_mm512_sub_ps(x[q], _mm512_mul_ps(fn[q], _mm512_set1_ps(0.693359375f))),
                             _mm512_mul_ps(fn[q], _mm512_set1_ps(2.12194440e-4f))))
