@@ -11,8 +11,9 @@
  *   - a float16 graph input is cast to float32 where the graph reads it, and a float16 graph
  *     output is computed in float32 and cast back where it leaves (the caller sees the model's
  *     types; these casts are what a run pays);
- *   - Cast(to=FLOAT16) becomes Cast(to=FLOAT), and a Cast that then converts a value to its own
- *     type goes (a converted model's Casts at its float32 inputs and outputs: none is left);
+ *   - Cast(to=FLOAT16) becomes Cast(to=FLOAT) (but for one of another type than float32 into a
+ *     graph output only, which stays), and a Cast that then converts a value to its own type goes
+ *     (a converted model's Casts at its float32 inputs and outputs: none is left);
  *   - the nodes that make float16 values from attributes make float32 ones: a Constant becomes a
  *     float32 initializer, ConstantOfShape's value and EyeLike's dtype are float32.
  *
@@ -37,13 +38,14 @@ enum {
   R_I64,    /* output 0: int64 */
   R_IN1,    /* every output: input 1's */
   R_IN2,    /* every output: input 2's */
-  R_IDX,    /* output 0: input 0's, output 1: int64 indices */
+  R_IDX,    /* output 0: input 0's, the others int64 indices (MaxPool, TopK, Unique) */
   R_DROP,   /* output 0: input 0's, output 1: a bool mask */
   R_FIRST,  /* output 0: input 0's, the others not known (LayerNormalization's statistics) */
   R_CAST,   /* attribute `to` */
   R_CONST,  /* Constant's value */
   R_COS,    /* ConstantOfShape: its value's type, float32 without one */
   R_EYE,    /* EyeLike: attribute `dtype`, else input 0's */
+  R_ATTN,   /* Attention: output 2 (present value) input 2's, the others input 0's */
 };
 
 /* The default-domain ops whose float16 form computes what their float32 form does. */
@@ -51,33 +53,38 @@ static const struct {
   const char *op;
   unsigned char rule;
 } rules[] = {
-  {"Abs", R_SAME}, {"Acos", R_SAME}, {"Acosh", R_SAME}, {"Add", R_SAME}, {"And", R_BOOL}, {"ArgMax", R_I64},
-  {"ArgMin", R_I64}, {"Asin", R_SAME}, {"Asinh", R_SAME}, {"Atan", R_SAME}, {"Atanh", R_SAME},
-  {"AveragePool", R_SAME}, {"BatchNormalization", R_SAME}, {"Cast", R_CAST}, {"CastLike", R_IN1},
-  {"Ceil", R_SAME}, {"Celu", R_SAME}, {"Clip", R_SAME}, {"Concat", R_SAME}, {"Constant", R_CONST},
-  {"ConstantOfShape", R_COS}, {"Conv", R_SAME}, {"ConvTranspose", R_SAME}, {"Cos", R_SAME}, {"Cosh", R_SAME},
-  {"CumSum", R_SAME}, {"DepthToSpace", R_SAME}, {"DequantizeLinear", R_IN1}, {"Div", R_SAME}, {"Dropout", R_DROP},
-  {"Einsum", R_SAME}, {"Elu", R_SAME}, {"Equal", R_BOOL}, {"Erf", R_SAME}, {"Exp", R_SAME}, {"Expand", R_SAME},
-  {"EyeLike", R_EYE}, {"Flatten", R_SAME}, {"Floor", R_SAME}, {"GRU", R_SAME}, {"Gather", R_SAME},
-  {"GatherElements", R_SAME}, {"GatherND", R_SAME}, {"Gelu", R_SAME}, {"Gemm", R_SAME},
-  {"GlobalAveragePool", R_SAME}, {"GlobalLpPool", R_SAME}, {"GlobalMaxPool", R_SAME}, {"Greater", R_BOOL},
-  {"GreaterOrEqual", R_BOOL}, {"GroupNormalization", R_SAME}, {"HardSigmoid", R_SAME}, {"HardSwish", R_SAME},
+  {"Abs", R_SAME}, {"Acos", R_SAME}, {"Acosh", R_SAME}, {"Add", R_SAME}, {"AffineGrid", R_SAME}, {"And", R_BOOL},
+  {"ArgMax", R_I64}, {"ArgMin", R_I64}, {"Asin", R_SAME}, {"Asinh", R_SAME}, {"Atan", R_SAME}, {"Atanh", R_SAME},
+  {"Attention", R_ATTN}, {"AveragePool", R_SAME}, {"BatchNormalization", R_SAME}, {"Cast", R_CAST},
+  {"CastLike", R_IN1}, {"Ceil", R_SAME}, {"Celu", R_SAME}, {"CenterCropPad", R_SAME}, {"Clip", R_SAME},
+  {"Col2Im", R_SAME}, {"Compress", R_SAME}, {"Concat", R_SAME}, {"Constant", R_CONST}, {"ConstantOfShape", R_COS},
+  {"Conv", R_SAME}, {"ConvTranspose", R_SAME}, {"Cos", R_SAME}, {"Cosh", R_SAME}, {"CumProd", R_SAME},
+  {"CumSum", R_SAME}, {"DFT", R_SAME}, {"DeformConv", R_SAME}, {"DepthToSpace", R_SAME},
+  {"DequantizeLinear", R_IN1}, {"Det", R_SAME}, {"Div", R_SAME}, {"Dropout", R_DROP}, {"Einsum", R_SAME},
+  {"Elu", R_SAME}, {"Equal", R_BOOL}, {"Erf", R_SAME}, {"Exp", R_SAME}, {"Expand", R_SAME}, {"EyeLike", R_EYE},
+  {"Flatten", R_SAME}, {"Floor", R_SAME}, {"GRU", R_SAME}, {"Gather", R_SAME}, {"GatherElements", R_SAME},
+  {"GatherND", R_SAME}, {"Gelu", R_SAME}, {"Gemm", R_SAME}, {"GlobalAveragePool", R_SAME},
+  {"GlobalLpPool", R_SAME}, {"GlobalMaxPool", R_SAME}, {"Greater", R_BOOL}, {"GreaterOrEqual", R_BOOL},
+  {"GridSample", R_SAME}, {"GroupNormalization", R_SAME}, {"HardSigmoid", R_SAME}, {"HardSwish", R_SAME},
   {"Hardmax", R_SAME}, {"Identity", R_SAME}, {"InstanceNormalization", R_SAME}, {"IsInf", R_BOOL},
-  {"IsNaN", R_BOOL}, {"LSTM", R_SAME}, {"LayerNormalization", R_FIRST}, {"LeakyRelu", R_SAME}, {"Less", R_BOOL},
-  {"LessOrEqual", R_BOOL}, {"Log", R_SAME}, {"LogSoftmax", R_SAME}, {"LpNormalization", R_SAME},
-  {"LpPool", R_SAME}, {"MatMul", R_SAME}, {"Max", R_SAME}, {"MaxPool", R_IDX}, {"Mean", R_SAME},
-  {"MeanVarianceNormalization", R_SAME}, {"Min", R_SAME}, {"Mish", R_SAME}, {"Mod", R_SAME}, {"Mul", R_SAME},
-  {"Neg", R_SAME}, {"NonZero", R_I64}, {"Not", R_BOOL}, {"OneHot", R_IN2}, {"Or", R_BOOL}, {"PRelu", R_SAME},
-  {"Pad", R_SAME}, {"Pow", R_SAME}, {"RNN", R_SAME}, {"Range", R_SAME}, {"Reciprocal", R_SAME},
+  {"IsNaN", R_BOOL}, {"LRN", R_SAME}, {"LSTM", R_SAME}, {"LayerNormalization", R_FIRST}, {"LeakyRelu", R_SAME},
+  {"Less", R_BOOL}, {"LessOrEqual", R_BOOL}, {"Log", R_SAME}, {"LogSoftmax", R_SAME}, {"LpNormalization", R_SAME},
+  {"LpPool", R_SAME}, {"MatMul", R_SAME}, {"Max", R_SAME}, {"MaxPool", R_IDX}, {"MaxRoiPool", R_SAME},
+  {"MaxUnpool", R_SAME}, {"Mean", R_SAME}, {"MeanVarianceNormalization", R_SAME}, {"Min", R_SAME},
+  {"Mish", R_SAME}, {"Mod", R_SAME}, {"Mul", R_SAME}, {"Neg", R_SAME}, {"NonMaxSuppression", R_I64},
+  {"NonZero", R_I64}, {"Not", R_BOOL}, {"OneHot", R_IN2}, {"Or", R_BOOL}, {"PRelu", R_SAME}, {"Pad", R_SAME},
+  {"Pow", R_SAME}, {"RMSNormalization", R_IN1}, {"RNN", R_SAME}, {"Range", R_SAME}, {"Reciprocal", R_SAME},
   {"ReduceL1", R_SAME}, {"ReduceL2", R_SAME}, {"ReduceLogSum", R_SAME}, {"ReduceLogSumExp", R_SAME},
   {"ReduceMax", R_SAME}, {"ReduceMean", R_SAME}, {"ReduceMin", R_SAME}, {"ReduceProd", R_SAME},
   {"ReduceSum", R_SAME}, {"ReduceSumSquare", R_SAME}, {"Relu", R_SAME}, {"Reshape", R_SAME}, {"Resize", R_SAME},
-  {"Round", R_SAME}, {"ScatterElements", R_SAME}, {"ScatterND", R_SAME}, {"Selu", R_SAME}, {"Shape", R_I64},
-  {"Shrink", R_SAME}, {"Sigmoid", R_SAME}, {"Sign", R_SAME}, {"Sin", R_SAME}, {"Sinh", R_SAME}, {"Size", R_I64},
-  {"Slice", R_SAME}, {"Softmax", R_SAME}, {"Softplus", R_SAME}, {"Softsign", R_SAME}, {"SpaceToDepth", R_SAME},
-  {"Split", R_SAME}, {"Sqrt", R_SAME}, {"Squeeze", R_SAME}, {"Sub", R_SAME}, {"Sum", R_SAME}, {"Tan", R_SAME},
-  {"Tanh", R_SAME}, {"ThresholdedRelu", R_SAME}, {"Tile", R_SAME}, {"TopK", R_IDX}, {"Transpose", R_SAME},
-  {"Trilu", R_SAME}, {"Unsqueeze", R_SAME}, {"Where", R_IN1}, {"Xor", R_BOOL},
+  {"ReverseSequence", R_SAME}, {"RoiAlign", R_SAME}, {"RotaryEmbedding", R_SAME}, {"Round", R_SAME},
+  {"STFT", R_SAME}, {"Scatter", R_SAME}, {"ScatterElements", R_SAME}, {"ScatterND", R_SAME}, {"Selu", R_SAME},
+  {"Shape", R_I64}, {"Shrink", R_SAME}, {"Sigmoid", R_SAME}, {"Sign", R_SAME}, {"Sin", R_SAME}, {"Sinh", R_SAME},
+  {"Size", R_I64}, {"Slice", R_SAME}, {"Softmax", R_SAME}, {"Softplus", R_SAME}, {"Softsign", R_SAME},
+  {"SpaceToDepth", R_SAME}, {"Split", R_SAME}, {"Sqrt", R_SAME}, {"Squeeze", R_SAME}, {"Sub", R_SAME},
+  {"Sum", R_SAME}, {"Swish", R_SAME}, {"Tan", R_SAME}, {"Tanh", R_SAME}, {"ThresholdedRelu", R_SAME},
+  {"Tile", R_SAME}, {"TopK", R_IDX}, {"Transpose", R_SAME}, {"Trilu", R_SAME}, {"Unique", R_IDX},
+  {"Unsqueeze", R_SAME}, {"Upsample", R_SAME}, {"Where", R_IN1}, {"Xor", R_BOOL},
 };
 
 /* Gather tables of this many bytes or more stay float16 (see above). */
@@ -237,9 +244,12 @@ static int infer_types(const gpux__graph *g, int *dt) {
       case R_SAME: t = t0; break;
       case R_BOOL: t = k ? 0 : GPUX_DT_BOOL; break;
       case R_I64: t = k ? 0 : GPUX_DT_INT64; break;
-      case R_IN1: t = t1; break;
+      case R_IN1: /* DequantizeLinear with output_dtype: the graph is left alone */
+        if ((at = attr_of(n, "output_dtype")) && at->i) return 1;
+        t = t1;
+        break;
       case R_IN2: t = t2; break;
-      case R_IDX: t = k == 0 ? t0 : k == 1 ? GPUX_DT_INT64 : 0; break;
+      case R_IDX: t = k ? GPUX_DT_INT64 : t0; break;
       case R_DROP: t = k == 0 ? t0 : k == 1 ? GPUX_DT_BOOL : 0; break;
       case R_FIRST: t = k ? 0 : t0; break;
       case R_CAST: t = !k && (at = attr_of(n, "to")) && at->type == GPUX_ATTR_INT ? (int)at->i : 0; break;
@@ -252,6 +262,7 @@ static int infer_types(const gpux__graph *g, int *dt) {
         break;
       case R_COS: t = k ? 0 : (at = attr_of(n, "value")) ? (at->t ? at->t->dtype : 0) : F32; break;
       case R_EYE: t = k ? 0 : (at = attr_of(n, "dtype")) ? (int)at->i : t0; break;
+      case R_ATTN: t = k == 2 ? t2 : t0; break;
       }
       dt[n->out[k]] = t;
     }
@@ -344,7 +355,11 @@ int gpux__lower_fp16(gpux__graph *g, int *cap_nodes, gpux__arena *arena, int *ch
     m.in = in;
     int alias = -1; /* the node goes: its output is this value */
     const gpux__attr *at;
-    if (gpux__node_is(&m, "Cast") && (at = attr_of(&m, "to"))) {
+    if (gpux__node_is(&m, "Cast") && (at = attr_of(&m, "to")) && at->i == F16 && m.out[0] >= 0 && is_out[m.out[0]] &&
+        !reads[m.out[0]] && m.in[0] >= 0 && l.ndt[m.in[0]] != F32) {
+      nodes[k++] = m; /* a double or an integer into a float16 graph output: one rounding, as it was */
+      continue;
+    } else if (gpux__node_is(&m, "Cast") && (at = attr_of(&m, "to"))) {
       int to = (int)at->i;
       if (to == F16 && !(m.attrs = attrs_with_int(arena, &m, "to", to = F32))) { rc = GPUX_E_NOMEM; goto out; }
       if (m.in[0] >= 0 && l.ndt[m.in[0]] == to) alias = m.in[0];
