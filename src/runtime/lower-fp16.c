@@ -226,6 +226,8 @@ static int infer_types(const gpux__graph *g, int *dt) {
   for (int i = 0; i < g->n_inputs; i++) {
     const gpux__value *x = &g->values[g->inputs[i]];
     dt[g->inputs[i]] = x->has_info && x->info.kind == GPUX_KIND_TENSOR ? x->info.dtype : 0;
+    /* an optional float16 input may come absent, which a Cast at it would not take */
+    if (x->has_info && x->info.optional && dt[g->inputs[i]] == F16) dt[g->inputs[i]] = 0;
   }
   for (int i = 0; i < g->n_nodes; i++) {
     const gpux__node *n = &g->nodes[i];
