@@ -68,12 +68,15 @@ int64_t gpux__sgemm_nr(void) {
 #if PACKED
 /* One panel of 64 columns (w of them real, the rest zero) of a B read transposed ([n, k], rows
  * ldb apart, src its column j0's row) into dp [k][64], in 16 x 16 blocks transposed in registers:
- * an attention's K^T on every run. */
+ * an attention's K^T on every run. nw: the real columns of the next panel (0 for none). */
 __attribute__((target("avx512f"))) static void pack_panel_t16(float *dp, const float *src, int64_t ldb, int64_t k,
-                                                                int64_t w) {
+                                                                int64_t w, int64_t nw) {
   for (int64_t r0 = 0; r0 < k; r0 += 16) {
     __mmask16 kr = gpux__lanes16(k - r0);
     for (int64_t jb = 0; jb < 64; jb += 16) {
+      /* the next panel's block here (nw of its rows are real) asked for in L1: each block's 16
+       * loads are 16 lines of rows far apart, which the core would otherwise wait on in turn */
+      for (int64_t t = jb; t < jb + 16 && t < nw; t++) _mm_prefetch((const char *)(src + (64 + t) * ldb + r0), _MM_HINT_T0);
       __m512 v[16];
       for (int t = 0; t < 16; t++)
         v[t] = jb + t < w ? _mm512_maskz_loadu_ps(kr, src + (jb + t) * ldb + r0) : _mm512_setzero_ps();
@@ -92,7 +95,7 @@ static void pack_panels(float *dst, int64_t nr, const float *b, int64_t ldb, int
     float *dp = dst + pn * k * nr;
 #if PACKED
     if (trans_b && nr == 64) {
-      pack_panel_t16(dp, b + j0 * ldb, ldb, k, w);
+      pack_panel_t16(dp, b + j0 * ldb, ldb, k, w, pn + 1 < p1 ? GPUX__MIN(nr, n - j0 - nr) : 0);
       continue;
     }
 #endif
@@ -105,6 +108,10 @@ static void pack_panels(float *dst, int64_t nr, const float *b, int64_t ldb, int
       continue;
     }
     for (int64_t r = 0; r < k; r++, dp += nr) {
+#if PACKED
+      if (r + 8 < k) /* rows far apart (an attention's V, [T, H * D]): eight rows ahead */
+        for (int64_t i = 0; i < w; i += 16) _mm_prefetch((const char *)(b + (r + 8) * ldb + j0 + i), _MM_HINT_T0);
+#endif
       memcpy(dp, b + r * ldb + j0, (size_t)w * sizeof *dp);
       if (w < nr) memset(dp + w, 0, (size_t)(nr - w) * sizeof *dp);
     }
