@@ -40,8 +40,8 @@
  * GPUX_WINOGRAD=0 in the environment turns the path off.
  *
  * The same machinery runs F(2x2, 3x3) (points 0, 1, -1 and infinity: a 4 x 4 window, 16 products,
- * U [16][panel][C][64]) where GPUX_WINO_TILE=2 asks for it: the cost rule does not choose it
- * (gpux__conv_wino_tile says why). */
+ * U [16][panel][C][64]) where the cost rule finds it cheaper (gpux__conv_wino_tile says where)
+ * or GPUX_WINO_TILE=2 asks for it. */
 #include "core/scratch.h"
 #include "ops/conv.h"
 #include "ops/gemm.h"
@@ -60,14 +60,19 @@
 #define MR GPUX__SGEMM_MR
 #define BLOCK_FLOATS (384 * 1024) /* a task's V and M: 1.5 MB, within a 2 MB L2 */
 #define LEAST_TILES 8             /* tiles a task must have for the path (rows each U line serves) */
-/* A float of a task's U read from L3 or memory, in multiply-adds of the products (one core reads
- * about 6 GB/s from memory while it runs 60-90 G multiply-adds a second on them), and one of a
- * part of U that stays in L2 from task to task (1 MB or less): with them gpux__conv_wino_takes
- * declines 7 x 7 planes of 256 and 512 channels at batches 1 and 2 (4 and 8 tiles; with 512, 1.2x
- * and 1.1-1.2x slower here than conv-gemm.c's product) and takes them at batch 4 (0.6-1.0x), and
- * ResNet-50's 14 x 14 planes of 256 (16 tiles, 9.4 MB of U: 0.6x in cache, 0.95x from memory). */
+/* The cost rule (wino_cost) in multiply-adds of one thread: a float of weights streamed from
+ * memory costs WEIGHT_COST (one core reads about 13 GB/s from memory while it runs 60-95 G
+ * multiply-adds a second), one read again from the caches WEIGHT_COST_L2; a multiply-add of the
+ * tiles' products costs WINO_EFF with the transforms around them (ResNet-50's layers at 1 thread:
+ * 1.3-1.6x the product's multiply-adds at the rate of a plain product's), one of conv-gemm.c's
+ * GEMM_EFF. Threads reading different weights at once share memory's bandwidth: MEM_THREADS of
+ * them stream as fast as MEM_SHARE x MEM_THREADS threads alone (2 threads here: 1.4-1.9x one). */
 #define WEIGHT_COST 30.0
 #define WEIGHT_COST_L2 4.0
+#define WINO_EFF 1.5
+#define GEMM_EFF 1.15
+#define MEM_THREADS 8
+#define MEM_SHARE 0.75
 #define WIDE_FLOATS (8 << 20)     /* the most V and M of all tiles take in the three passes: 32 MB */
 
 int gpux__conv_wino_available(void) {
@@ -135,8 +140,19 @@ static void plan_of(const gpux__conv2d *p, int threads, int r, wino_plan *w) {
   w->vts = np * w->ldv + 16, w->mts = np * w->ldm + 16;
 }
 
-/* The cost of tiles of r x r outputs against conv-gemm.c's (the busiest thread's multiply-adds,
- * weights read counted as multiply-adds), or 0 where they do not pay at all. */
+/* Memory's bandwidth for `threads` threads, in threads alone. */
+static double mem_threads(int threads) {
+  return threads <= 1 ? 1.0 : MEM_SHARE * (double)GPUX__MIN(threads, MEM_THREADS);
+}
+
+/* The time of tiles of r x r outputs against conv-gemm.c's, or 0 where they do not pay at all:
+ * each the longer of the busiest thread's work (its tasks' multiply-adds, and its weights read
+ * from the caches) and of streaming the weights from memory once, on the bandwidth the threads
+ * share. Where several threads take the same panels at once (blocks of tiles split, not groups of
+ * panels), one stream from memory serves them all: F(2x2, 3x3) on ResNet-50's 14 x 14 x 256 at 2
+ * threads (4.2 MB of U read by both, 51 M multiply-adds) takes 0.39-0.42 ms where F(4x4, 3x3)'s
+ * two halves of 9.4 MB take 0.47-0.53 (38 M multiply-adds); at 1 thread 0.77-0.81 against
+ * 0.69-0.76. */
 static double wino_cost(const gpux__conv2d *p, int threads, int r, int force) {
   wino_plan w;
   plan_of(p, threads, r, &w);
@@ -145,9 +161,7 @@ static double wino_cost(const gpux__conv2d *p, int threads, int r, int force) {
    * compute outputs that are dropped: a 5 x 6 plane's 4 tiles, 64 outputs for 30), but for a
    * forced tile */
   if (!force && (w.tb < LEAST_TILES || w.np * w.tiles * 2 > 9 * p->n * p->oh * p->ow)) return 0;
-  /* the busiest thread's multiply-adds and weights read, against conv-gemm.c's share of its 9 a
-   * position and W: the products' rows times their channels, and each task's part of U */
-  double c = (double)p->c, m = (double)p->m, cols, rows, tasks;
+  double c = (double)p->c, m = (double)p->m, panels = (double)((p->m + PANEL - 1) / PANEL), cols, rows, tasks;
   if (w.wide) { /* each task one point and one panel of all tiles */
     tasks = (double)gpux__parallel_busiest(w.np * ((p->m + PANEL - 1) / PANEL), threads);
     cols = (double)GPUX__MIN(p->m, PANEL), rows = (double)w.tiles;
@@ -155,9 +169,9 @@ static double wino_cost(const gpux__conv2d *p, int threads, int r, int force) {
     tasks = np * (double)gpux__parallel_busiest(w.blocks * w.groups, threads);
     cols = (double)GPUX__MIN(p->m, w.mp * PANEL), rows = (double)w.tb;
   }
-  double lam = np * c * cols * sizeof(float) <= (1 << 20) ? WEIGHT_COST_L2 : WEIGHT_COST;
-  double wino = tasks * c * cols * (rows + lam);
-  double gemm = 9.0 * c * m * ((double)(p->n * p->oh * p->ow) + lam) / threads;
+  double bw = mem_threads(threads), taps = 9.0 * c * m, pos = (double)(p->n * p->oh * p->ow);
+  double wino = GPUX__MAX(tasks * c * cols * (WINO_EFF * rows + WEIGHT_COST_L2), WEIGHT_COST * np * c * panels * PANEL / bw);
+  double gemm = GPUX__MAX(taps * (GEMM_EFF * pos + WEIGHT_COST_L2) / threads, WEIGHT_COST * taps / bw);
   return wino / gemm;
 }
 
@@ -167,20 +181,31 @@ int gpux__conv_wino_tile(const gpux__conv2d *p) {
     return 0;
   int threads = gpux__thread_count();
   /* GPUX_WINO_TILE=2 or 4 in the environment: that tile wherever it can run, for comparisons.
-   * Otherwise F(4x4, 3x3) where it pays. F(2x2, 3x3) (16 products a tile of 4 outputs: 2.25x
-   * fewer multiplies than the window instead of 4x, each weight serving 3x as many tiles) was
-   * slower on one thread in ResNet-50's shapes than F(4x4, 3x3) (28 x 28 x 128 1.1-1.5x, 14 x 14
-   * x 256 1.1-1.3x) and than conv-gemm.c at 7 x 7 x 512 with the weights from memory (1.1-1.2x);
-   * faster on two threads at 14 x 14 x 256 (0.79x F(4x4)'s from memory) and 7 x 7 x 512 (0.7x
-   * conv-gemm.c's), on a shared machine (docs/benchmarks.md): the cost rule does not choose it. */
+   * Otherwise the tile of the lower cost (wino_cost), where it is below 0.9 of conv-gemm.c's.
+   * F(2x2, 3x3) (16 products a tile of 4 outputs: 2.25x fewer multiplies than the window instead
+   * of 4x, each weight serving 3x as many tiles, U 16/9 of W instead of 4x) wins where streaming
+   * F(4x4)'s U from memory outlasts the products: on the bandwidth that several threads share
+   * (ResNet-50's 14 x 14 x 256 from 2 threads on), not at 1 thread, nor on 56 x 56 and 28 x 28
+   * planes, whose U is small (there F(2x2) was 1.3-1.6x slower, at 1 and 2 threads). */
   const char *env = getenv("GPUX_WINO_TILE");
   int force = env && (!strcmp(env, "2") || !strcmp(env, "4")) ? atoi(env) : 0;
   if (force) return wino_cost(p, threads, force, 1) > 0 ? force : 0;
-  double k = wino_cost(p, threads, 4, 0);
-  return k > 0 && k < 0.9 ? 4 : 0;
+  double k4 = wino_cost(p, threads, 4, 0), k2 = wino_cost(p, threads, 2, 0);
+  if (k2 > 0 && (k4 <= 0 || k2 < k4)) return k2 < 0.9 ? 2 : 0;
+  return k4 > 0 && k4 < 0.9 ? 4 : 0;
 }
 
 int gpux__conv_wino_takes(const gpux__conv2d *p) { return gpux__conv_wino_tile(p) != 0; }
+
+/* Whether weights transformed for `tile` (on an earlier run, maybe of another plane or thread
+ * count) pay on p: the cost rule's bound for that tile, or the tile GPUX_WINO_TILE forces. */
+static int tile_pays(const gpux__conv2d *p, int tile) {
+  const char *env = getenv("GPUX_WINO_TILE");
+  int force = env && (!strcmp(env, "2") || !strcmp(env, "4")) ? atoi(env) : 0;
+  if (force) return force == tile && wino_cost(p, gpux__thread_count(), tile, 1) > 0;
+  double k = wino_cost(p, gpux__thread_count(), tile, 0);
+  return k > 0 && k < 0.9;
+}
 
 /* G [6][3]: the weights' transform, u = G g G^T. */
 static const double G[6][3] = {{1.0 / 4, 0, 0},
@@ -485,7 +510,7 @@ static void wide_outputs(void *ctx, int64_t begin, int64_t end) {
 }
 
 int gpux__conv2d_winograd(const gpux__conv2d *p, const gpux__conv_wino_w *u) {
-  if (!gpux__conv_wino_takes(p) || !u || !u->data || u->c != p->c || u->m != p->m) return 1;
+  if (!gpux__conv_wino_takes(p) || !u || !u->data || u->c != p->c || u->m != p->m || !tile_pays(p, u->tile)) return 1;
   wino_job j = {.p = p, .u = u};
   int threads = gpux__thread_count();
   plan_of(p, threads, u->tile, &j.w);

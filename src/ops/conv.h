@@ -201,8 +201,10 @@ typedef struct {
  * in the environment turns it off, for comparisons). */
 int gpux__conv_wino_available(void);
 /* Whether gpux__conv2d_winograd takes p on this many threads: channels last, one group, a 3x3
- * window of stride and dilation 1, 16 channels or more in and out, and enough 4 x 4 tiles of
- * output a task that the transformed weights, read for each task, pay for themselves. */
+ * window of stride and dilation 1, 16 channels or more in and out, and enough tiles of output
+ * a task that the transformed weights pay for themselves (the cost rule: busiest thread's work
+ * against streaming them from memory); gpux__conv2d_winograd declines a p where the tile of the
+ * weights it is given does not pay. */
 int gpux__conv_wino_takes(const gpux__conv2d *p);
 /* The tile gpux__conv2d_winograd would take p in on this many threads: 4 (F(4x4, 3x3)), 2
  * (F(2x2, 3x3)), or 0 where it declines p. */

@@ -302,7 +302,7 @@ static void test_gather_in_place(void **state) {
 /* A chain of four 3x3 convolutions of 64 channels (a channels-last region, gpux.ConvNHWC), each W
  * not aligned in the file (the loader copies it), on square planes of any size: on 40 x 40 input
  * the Winograd kernel takes them, and the session lets the copies go (the kernel keeps its own
- * transformed weights); then a 10 x 10 input, whose 8 x 8 to 2 x 2 planes that kernel declines,
+ * transformed weights); then a 9 x 9 input, whose 7 x 7 to 1 x 1 planes that kernel declines,
  * packs W for conv-gemm.c from the file's bytes read in place, and answers as a session whose
  * first run packed from the copies does, bit for bit; the large input then answers as before. */
 static void test_winograd_copies_let_go(void **state) {
@@ -345,13 +345,13 @@ static void test_winograd_copies_let_go(void **state) {
   size_t w_bytes = (size_t)CH * CH * 9 * sizeof(float), u_bytes = 36 * w_bytes / 9;
   size_t copied_at_load = mem.weights_copied;
   assert_true(copied_at_load >= w_bytes); /* some not aligned in the file */
-  float *xb = malloc((size_t)CH * 40 * 40 * sizeof *xb), *xs = malloc((size_t)CH * 10 * 10 * sizeof *xs);
+  float *xb = malloc((size_t)CH * 40 * 40 * sizeof *xb), *xs = malloc((size_t)CH * 9 * 9 * sizeof *xs);
   for (int i = 0; i < CH * 40 * 40; i++) xb[i] = rndf() * 32.0f;
-  for (int i = 0; i < CH * 10 * 10; i++) xs[i] = rndf() * 32.0f;
+  for (int i = 0; i < CH * 9 * 9; i++) xs[i] = rndf() * 32.0f;
   gpux_tensor big = {.kind = GPUX_KIND_TENSOR, .dtype = GPUX_DT_FLOAT, .ndim = 4, .dims = {1, CH, 40, 40},
                      .data = xb, .nbytes = (size_t)CH * 40 * 40 * sizeof *xb};
-  gpux_tensor small = {.kind = GPUX_KIND_TENSOR, .dtype = GPUX_DT_FLOAT, .ndim = 4, .dims = {1, CH, 10, 10},
-                       .data = xs, .nbytes = (size_t)CH * 10 * 10 * sizeof *xs};
+  gpux_tensor small = {.kind = GPUX_KIND_TENSOR, .dtype = GPUX_DT_FLOAT, .ndim = 4, .dims = {1, CH, 9, 9},
+                       .data = xs, .nbytes = (size_t)CH * 9 * 9 * sizeof *xs};
   gpux_tensor yb1, yb2, ys, ys_ref;
   if (gpux_session_run(s, &big, 1, &yb1, 1)) fail_msg("run: %s", gpux_last_error());
   assert_int_equal(yb1.dims[2], 32);

@@ -170,6 +170,26 @@ static void test_winograd_declines(void **state) {
   gpux__set_run_threads(0);
 }
 
+/* The tile the cost rule chooses on ResNet-50's planes: F(4x4, 3x3) on 56 x 56 x 64 and 28 x 28 x
+ * 128 at 1 and 2 threads; on 14 x 14 x 256 F(4x4) at 1 thread, F(2x2) at 2, where both threads
+ * would stream F(4x4)'s 9.4 MB of transformed weights from memory. */
+static void test_winograd_tile_choice(void **state) {
+  (void)state;
+  if (!gpux__conv_wino_available() || getenv("GPUX_WINO_TILE")) skip();
+  static const int64_t planes[][3] = {{64, 56, 4}, {128, 28, 4}, {256, 14, 2}}; /* c, side, tile at 2 threads */
+  for (int threads = 1; threads <= 2; threads++) {
+    gpux__set_run_threads(threads);
+    if (gpux__thread_count() != threads) break;
+    for (size_t i = 0; i < sizeof planes / sizeof planes[0]; i++) {
+      int64_t c = planes[i][0], h = planes[i][1];
+      gpux__conv2d p = {.n = 1, .c = c, .m = c, .g = 1, .h = h, .w_ = h, .kh = 3, .kw = 3, .oh = h, .ow = h,
+                        .sh = 1, .sw = 1, .dh = 1, .dw = 1, .pt = 1, .pl = 1, .channels_last = 1};
+      assert_int_equal(gpux__conv_wino_tile(&p), threads == 1 ? 4 : planes[i][2]);
+    }
+  }
+  gpux__set_run_threads(0);
+}
+
 /* gpux.ConvNHWC of 3x3 windows with pads on a batch of 2, with and without a residual (input 5),
  * run three times through a node's state: every run takes the Winograd path (its outputs are not
  * conv-gemm.c's bit for bit) and matches the float64 convolution. */
@@ -367,6 +387,7 @@ int main(void) {
     cmocka_unit_test(test_winograd_shapes),
     cmocka_unit_test(test_winograd_tile2),
     cmocka_unit_test(test_winograd_declines),
+    cmocka_unit_test(test_winograd_tile_choice),
     cmocka_unit_test(test_winograd_node),
     cmocka_unit_test(test_winograd_node_memory),
   };
