@@ -40,22 +40,46 @@ GPUX_EP16_TARGET static inline __m512 gpux__sigmoid16(__m512 v) {
 /* y[i] = epilogue(src[i] + bias (+ res[i])) for i < n, in one pass of 16 lanes: lane l of each
  * vector gets bias, scale and shift from lane l of vb, vs and vt (vs, vt only where e->scale is
  * set), so the lanes may be one channel's positions or 16 channels of one position (res: at y's
- * place in R, or NULL). The hot loop; each activation gets a loop of its own. */
-#define GPUX__EP16_LOOP(ACT)                                                                       \
-  for (int64_t i = 0; i < n; i += 16) {                                                            \
-    __mmask16 mk = gpux__lanes16(n - i);                                                           \
-    __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, src + i), vb);                              \
-    if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, res + i));                             \
+ * place in R, or NULL). The hot loop; each activation gets a loop of its own, which goes two
+ * whole vectors a step without masks, with e's clamp and scale read once (the stores may alias
+ * *e, so the compiler read both again for every vector): the same operations on every value. */
+#define GPUX__EP16_ONE(ACT)                                                                        \
+  do {                                                                                             \
     ACT;                                                                                           \
-    if (e->clamp) v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, v));                                   \
-    if (e->scale) v = _mm512_fmadd_ps(v, vs, vt);                                                  \
-    _mm512_mask_storeu_ps(y + i, mk, v);                                                           \
+    if (clamp) v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, v));                                      \
+    if (scale) v = _mm512_fmadd_ps(v, vs, vt);                                                     \
+  } while (0)
+#define GPUX__EP16_LOOP(ACT)                                                                       \
+  {                                                                                                \
+    int64_t i = 0;                                                                                 \
+    for (; i + 32 <= n; i += 32) {                                                                 \
+      __m512 v0 = _mm512_add_ps(_mm512_loadu_ps(src + i), vb);                                     \
+      __m512 v1 = _mm512_add_ps(_mm512_loadu_ps(src + i + 16), vb);                                \
+      if (res) {                                                                                   \
+        v0 = _mm512_add_ps(v0, _mm512_loadu_ps(res + i));                                          \
+        v1 = _mm512_add_ps(v1, _mm512_loadu_ps(res + i + 16));                                     \
+      }                                                                                            \
+      __m512 v = v0;                                                                               \
+      GPUX__EP16_ONE(ACT);                                                                         \
+      v0 = v, v = v1;                                                                              \
+      GPUX__EP16_ONE(ACT);                                                                         \
+      _mm512_storeu_ps(y + i, v0);                                                                 \
+      _mm512_storeu_ps(y + i + 16, v);                                                             \
+    }                                                                                              \
+    for (; i < n; i += 16) {                                                                       \
+      __mmask16 mk = gpux__lanes16(n - i);                                                         \
+      __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, src + i), vb);                            \
+      if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, res + i));                           \
+      GPUX__EP16_ONE(ACT);                                                                         \
+      _mm512_mask_storeu_ps(y + i, mk, v);                                                         \
+    }                                                                                              \
   }
 
 GPUX_EP16_TARGET static inline __attribute__((always_inline)) void gpux__ep16_run(float *y, const float *src, const float *res, int64_t n, __m512 vb,
                                                    __m512 vs, __m512 vt, const gpux__conv_epilogue *e) {
   const __m512 va = _mm512_set1_ps(e->p0), vp1 = _mm512_set1_ps(e->p1);
   const __m512 vlo = _mm512_set1_ps(e->lo), vhi = _mm512_set1_ps(e->hi), zero = _mm512_setzero_ps();
+  const int clamp = e->clamp, scale = e->scale != NULL;
   switch (e->act) {
   case GPUX_EP_NONE: GPUX__EP16_LOOP((void)0); break;
   case GPUX_EP_RELU: GPUX__EP16_LOOP(v = _mm512_max_ps(zero, v)); break;
@@ -73,6 +97,7 @@ GPUX_EP16_TARGET static inline __attribute__((always_inline)) void gpux__ep16_ru
   }
 }
 #undef GPUX__EP16_LOOP
+#undef GPUX__EP16_ONE
 
 /* The same epilogue on one vector v that has its bias (and residual) added already: the
  * activation, the clamp and the scale, the same operations as gpux__ep16_run's, for kernels that
