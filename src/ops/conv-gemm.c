@@ -128,17 +128,88 @@ void gpux__conv_gemm_free(gpux__sgemm_b *wt) {
 
 #if CGEMM
 
-/* Tasks a thread gets (GPUX_CONV_TASKS, default 3): more balance the threads' shares, fewer
- * read each panel of weights fewer times (every tile of positions reads its panels again). */
+/* GPUX_CONV_TASKS=N (1-16): about N tasks a thread as balanced as whole tasks allow, the split
+ * before split_by_cost (for comparisons); 0 where unset: about 3, or split_by_cost's. */
 static int tasks_per_thread(void) {
-  static atomic_int n = 0;
+  static atomic_int n = -1;
   int v = atomic_load_explicit(&n, memory_order_relaxed);
-  if (!v) {
+  if (v < 0) {
     const char *env = getenv("GPUX_CONV_TASKS");
-    v = env && atoi(env) > 0 ? GPUX__MIN(atoi(env), 16) : 3;
+    v = env && atoi(env) > 0 ? GPUX__MIN(atoi(env), 16) : 0;
     atomic_store_explicit(&n, v, memory_order_relaxed);
   }
   return v;
+}
+
+/* A float read again, in multiply-adds of one position (a row of A): W^T from memory (a core
+ * streams about 13 GB/s while its blocks run 60-90 G multiply-adds a second), W^T from L3 (where
+ * the convolution's W^T is 4 MB or less), W^T from L2 (where what a thread reads again fits in
+ * half of it), and a row of A from L3 for each panel of a task (where its rows do not fit there:
+ * 2 tasks of 198 positions x 128 channels took 0.32-0.36 ms on ResNet-50's 14 x 14 1x1 of 1024
+ * channels, 2 tasks of 102 x 256 0.30-0.34 at 2 threads). */
+#define W_COST 24
+#define W_COST_L3 8
+#define W_COST_L2 4
+#define A_COST_L3 6
+#define HALF_L2 (512 * 1024)
+
+/* The time of a split of a convolution into tiles of `tiles` x tp positions x groups of mt
+ * channels on `threads` threads, its busiest thread's: its tasks (counted whole) times each one's
+ * positions x channels x K, with each panel's pass over the task's rows of A where they do not
+ * stay in L2; and its share of W^T read, once by the first tile of positions and again by each
+ * other tile. Where W^T is large against the positions (7 x 7 and 14 x 14 planes of 256-512
+ * channels: 1-9 MB of weights for 49-196 positions) the panels split first, each thread's part
+ * read once: ResNet-50's 3x3 512 on 7 x 7 at 2 threads went as 3 tiles x 2 groups of 256
+ * channels, each half of W^T read three times from memory, and goes as 2 tasks of all 49
+ * positions; on 16 threads it goes as 2 tiles of 30 positions x 8 panels (the busiest thread 30
+ * positions x 64 channels and two reads of 1/16 of W^T, against 54 x 64 and one for 8 tasks of
+ * 49, or 2 x 18 x 64 and three for 24 tasks). */
+static double split_cost(const gpux__conv2d *p, int threads, int64_t mt, int64_t tp, int64_t tiles) {
+  int64_t k = p->kh * p->kw * p->c, mp = mt / PANEL, mtiles = (p->m + mt - 1) / mt, cols = GPUX__MIN(mt, p->m);
+  double wtot = (double)(p->m * k);
+  /* a thread's tasks go from group to group, unless there is one */
+  double again = (double)(mtiles > 1 ? p->m : cols) * (double)k * sizeof(float) <= HALF_L2 ? W_COST_L2
+                 : wtot * sizeof(float) <= 4 << 20                                      ? W_COST_L3
+                                                                                        : W_COST;
+  double arows = (double)(tp * k) * sizeof(float) <= HALF_L2 ? 0 : A_COST_L3 * (double)mp;
+  return (double)gpux__parallel_busiest(tiles * mtiles, threads) * (double)(tp * k) * ((double)cols + arows) +
+         (W_COST + (double)(tiles - 1) * again) * wtot / threads;
+}
+
+/* The split of the least time (split_cost) into groups of 1, 2 or 4 panels, or of fewest tasks
+ * within 1/16 of it, in out[] (channels a task, groups, positions a tile, tiles); its time.
+ * Positions go in whole blocks of 6, as equal as they allow, at most 48K floats of sums a task
+ * (a channels-last plane of up to 258 positions in one tile), and at least 4 blocks a task of
+ * several panels. */
+static double split_by_cost(const gpux__conv2d *p, int threads, int64_t most, int64_t out[4]) {
+  int64_t os = p->oh * p->ow;
+  double best = 0, cost[3][64], chosen = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    int64_t fewest = 0;
+    for (int level = 0; level < 3; level++) {
+      int64_t mp = GPUX__MIN(most, (int64_t)4 >> level);
+      if (level && mp == GPUX__MIN(most, (int64_t)4 >> (level - 1))) continue;
+      int64_t mt = mp * PANEL, mtiles = (p->m + mt - 1) / mt;
+      int64_t cap = GPUX__MAX(MR, 49152 / mt / MR * MR), least = mp > 1 ? 4 * MR : 2 * MR;
+      if (p->channels_last && os <= 43 * MR) cap = GPUX__MAX(cap, 43 * MR);
+      cap = GPUX__MIN(cap, (os + MR - 1) / MR * MR);
+      int64_t first = (os + cap - 1) / cap;
+      for (int64_t i = 0; i < 64; i++) {
+        int64_t tiles = first + i, tp = ((os + tiles - 1) / tiles + MR - 1) / MR * MR;
+        if (pass == 0) cost[level][i] = -1;
+        if ((os + tp - 1) / tp != tiles || (tiles > first && tp < least)) continue;
+        int64_t tasks = tiles * mtiles;
+        if (pass == 0) {
+          cost[level][i] = split_cost(p, threads, mt, tp, tiles);
+          if (best == 0 || cost[level][i] < best) best = cost[level][i];
+        } else if (cost[level][i] >= 0 && cost[level][i] <= best * (17.0 / 16.0) && (!fewest || tasks < fewest)) {
+          fewest = tasks, chosen = cost[level][i];
+          out[0] = mt, out[1] = mtiles, out[2] = tp, out[3] = tiles;
+        }
+      }
+    }
+  }
+  return chosen;
 }
 
 typedef struct {
@@ -552,7 +623,7 @@ int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt) {
    * busiest thread has the least share of the work (its tasks over all of them, counting the
    * last, smaller ones as whole), unless a coarser one is within 1/16 of it. */
   int threads = gpux__thread_count();
-  int per_thread = tasks_per_thread();
+  int asked = tasks_per_thread(), per_thread = asked ? asked : 3;
   int64_t most = GPUX__MIN((p->m + PANEL - 1) / PANEL, 4);
   static const int64_t panels[4] = {4, 2, 1, 1}, least[4] = {4 * MR, 4 * MR, 4 * MR, 2 * MR};
   double best = 0;
@@ -580,6 +651,15 @@ int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt) {
     }
     first = 0;
   }
+  /* with threads and W^T of 1 MB or more (weights that come from L3 or memory on every run, and
+   * again for every tile of positions), split_by_cost's split where it takes 1/16 less time than
+   * that one (unless GPUX_CONV_TASKS asks for the former). Smaller W^T keep the former split: on
+   * MobileNetV3's 7 x 7 1x1 of 160 -> 960 channels (614 KB) split_by_cost's 4 tasks of 54
+   * positions for 8 of 30 left the depthwise convolution after it 0.047 -> 0.083 ms at 2 threads */
+  int64_t other[4];
+  if (threads > 1 && !asked && (double)(p->m * taps * p->c) * sizeof(float) >= 1 << 20 &&
+      split_by_cost(p, threads, most, other) < split_cost(p, threads, keep[0], keep[2], keep[3]) * (15.0 / 16.0))
+    memcpy(keep, other, sizeof keep);
   j.mt = keep[0], j.mtiles = keep[1], j.tp = keep[2], j.tiles = keep[3];
   gpux__conv_plan_note("gemm", p, threads, j.tiles * j.mtiles, j.tp, j.mt, (double)(j.tp * j.mt) * (double)(taps * p->c));
   /* a channels-last X is read in place: as it is where it needs no padding, else each tile's
