@@ -314,7 +314,9 @@ typedef struct {
   uint64_t weights_copied;              /* initializers the model holds as copies (data not
                                            aligned in the file, other encodings) */
   uint64_t weights_folded;              /* constants the session's graph rewrite made (Conv
-                                           weights with a BatchNormalization folded in) */
+                                           weights with a BatchNormalization folded in, float16
+                                           weights as float32) that it still holds: not those
+                                           its kernels hold packed and read no more */
   uint64_t weights_packed;              /* weights the session's kernels keep in a layout of their
                                            own (packed float32 GEMM weights, made on a node's
                                            first run) */

@@ -5,7 +5,8 @@
  * copy of a main graph, computes every float16 value in float32 instead:
  *
  *   - a float16 initializer the graph reads becomes a float32 copy the rewrite owns (the model's
- *     float16 data is then read by nothing, and the session lets it go); one that only Gathers
+ *     float16 data is then read by nothing, and the session lets it go; the copy goes too once
+ *     the kernels reading it keep their own packed form of it, session.c); one that only Gathers
  *     read as their table, of 1 MiB or more (a language model's embedding), stays float16 and the
  *     rows a Gather takes are cast to float32 after it;
  *   - a float16 graph input is cast to float32 where the graph reads it, and a float16 graph

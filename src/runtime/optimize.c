@@ -74,11 +74,27 @@ static void *own(opt_graph *o, size_t bytes) {
 
 void *gpux__graph_own(gpux__graph *g, size_t bytes) { return own((opt_graph *)g, bytes); }
 
-/* Whether p is the data of a tensor the rewrite made (which it may change). */
-static int is_owned(const opt_graph *o, const void *p) {
+/* Where p is among the data of the tensors the rewrite made (which it may change), or -1. */
+static int owned_at(const opt_graph *o, const void *p) {
   for (int i = 0; i < o->n_owned; i++)
-    if (o->owned[i] == p) return 1;
-  return 0;
+    if (o->owned[i] == p) return i;
+  return -1;
+}
+
+static int is_owned(const opt_graph *o, const void *p) { return p && owned_at(o, p) >= 0; }
+
+int gpux__graph_owns(const gpux__graph *g, const void *data) { return is_owned((const opt_graph *)g, data); }
+
+size_t gpux__graph_disown(gpux__graph *g, int v) {
+  opt_graph *o = (opt_graph *)g;
+  gpux_tensor *t = &g->values[v].init;
+  int i = t->data ? owned_at(o, t->data) : -1;
+  if (i < 0) return 0;
+  free(t->data);
+  t->data = NULL;
+  o->owned[i] = o->owned[--o->n_owned];
+  o->owned_bytes -= t->nbytes;
+  return t->nbytes;
 }
 
 /* Appends a constant float32 value of `count` elements (shape `ndim`, `dims`) whose data the

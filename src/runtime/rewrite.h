@@ -36,4 +36,12 @@ int gpux__graph_append_value(gpux__graph *g, const char *name);
  * gpux__graph_optimized_bytes; NULL when out of memory. */
 void *gpux__graph_own(gpux__graph *g, size_t bytes);
 
+/* Whether data is memory the rewrite's copy g owns (gpux__graph_own, a folded or converted
+ * weight). */
+int gpux__graph_owns(const gpux__graph *g, const void *data);
+
+/* Frees value v's data, memory g owns that nothing reads any more (kernels keep their own form of
+ * it), and clears it: the bytes freed, 0 when g does not own it. */
+size_t gpux__graph_disown(gpux__graph *g, int v);
+
 #endif

@@ -16,8 +16,12 @@
 #include "core/profile.h"
 #include "onnx/onnx.h"
 #include "runtime/optimize.h"
+#include "runtime/rewrite.h"
 #include "runtime/value.h"
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdatomic.h>
 #include <stdio.h>
 #include <sys/resource.h>
@@ -92,6 +96,7 @@ struct gpux_session {
                                goes: values that only Gathers read as their data (bytes copied),
                                besides readers that replace them; NULL entries for the others */
   atomic_int deferred;      /* some value is ready */
+  atomic_size_t untrimmed;  /* bytes of the rewrite's copies freed since the heap was trimmed */
   atomic_int running;       /* runs of the host executor in flight */
   struct body_store {       /* nested graph bodies' frames, for the run holding `planning` */
     const gpux__graph *g;
@@ -161,8 +166,14 @@ static int value_const(const frame *f, int id) {
 }
 
 /* Lets go of the model's copy of value v, which no node of this session reads (but Gathers, and
- * nodes that may read it again, which read the file's bytes in place then). */
+ * nodes that may read it again, which read the file's bytes in place then), or of the rewrite's
+ * own copy (a weight folded or converted to float32), which nothing reads then. */
 static void drop_copy(gpux_session *s, int v) {
+  size_t freed = s->og ? gpux__graph_disown(s->og, v) : 0; /* the rewrite's own copy */
+  if (freed) {
+    atomic_fetch_add(&s->untrimmed, freed);
+    return;
+  }
   if (s->raw && s->raw[v]) s->og->values[v].init.data = (void *)s->raw[v];
   s->dropped[v] = 1;
   gpux__model_drop(s->model, v);
@@ -170,9 +181,10 @@ static void drop_copy(gpux_session *s, int v) {
 
 /* A node just kept a state that holds some of its initializer inputs in a layout of its own
  * (packed weights): the file pages behind them can go (another reader, should there be one, reads
- * them again from the file), and the model's copy of one once every node reading it here holds
- * it so and reads it no more (a node may keep reading one, rarely: `rereads`). A run that started before that may still be packing from the copy: with other runs in
- * flight, the last of them to end lets it go (end_run). */
+ * them again from the file), and the model's copy of one (or the rewrite's) once every node
+ * reading it here holds it so and reads it no more (a node may keep reading one, rarely:
+ * `rereads`). A run that started before that may still be packing from the copy: with other runs
+ * in flight, the last of them to end lets it go (end_run). */
 static void let_go_replaced(gpux_session *s, const gpux__kctx *k, int node) {
   const gpux__node_state *st = gpux__state_get(k);
   if (!st || (s->replaced && atomic_exchange(&s->replaced[node], 1))) return;
@@ -198,6 +210,12 @@ static void end_run(gpux_session *s, const gpux__graph *g) {
   if (atomic_load(&s->deferred) && atomic_load(&s->running) == 1 && atomic_exchange(&s->deferred, 0))
     for (int v = 0; v < g->n_values; v++)
       if (atomic_exchange(&s->ready[v], 0)) drop_copy(s, v);
+#ifdef __GLIBC__
+  /* freed blocks in the middle of the heap stay resident until it is trimmed (copies.c): once a
+   * run, not for each, as trimming walks the heap */
+  if (atomic_load(&s->untrimmed) >= (size_t)1 << 20 && atomic_exchange(&s->untrimmed, 0) >= (size_t)1 << 20)
+    malloc_trim(0);
+#endif
   atomic_fetch_sub(&s->running, 1);
 }
 
@@ -731,7 +749,9 @@ static int cmp_ptr(const void *a, const void *b) {
  * every reader of which is a node that keeps it in a layout of its own goes when the last of them
  * has (let_go_replaced); `unread` counts those reads. Gathers that read a copy as their data copy
  * rows of bytes, which need no alignment: in a rewritten graph (the session's own), they read the
- * file's bytes in place once the copy goes, and do not count. Graph outputs never go. */
+ * file's bytes in place once the copy goes, and do not count. The rewrite's own copies (weights it
+ * folded a BatchNormalization into, or converted from float16) go alike, but stay where a reader
+ * may read them again (no file bytes stand in for them). Graph outputs never go. */
 static int plan_let_go(gpux_session *s, const gpux__graph *eg) {
   const gpux__graph *g = s->model->graph;
   if (s->backend != &gpux__backend_cpu || s->model->n_graphs > 1) return 0;
@@ -763,13 +783,15 @@ static int plan_let_go(gpux_session *s, const gpux__graph *eg) {
   for (int i = 0; i < eg->n_outputs; i++) reads[eg->outputs[i]] = INT_MAX / 2;
   for (int v = 0; v < eg->n_values; v++) {
     const gpux_tensor *t = &eg->values[v].init;
-    int mine = v < g->n_values && eg->values[v].is_const && t->data && t->nbytes;
+    int mine = eg->values[v].is_const && t->data && t->nbytes;
     if (mine) {
       const void **at = bsearch(&t->data, data, (size_t)n, sizeof *data, cmp_ptr);
       mine = (at == data || at[-1] != t->data) && (at == data + n - 1 || at[1] != t->data);
     }
     /* the model's copy, which this graph reads as it is (the rewrite's views do not count) */
-    int copy = mine && g->values[v].pb && g->values[v].init.data == t->data;
+    int copy = mine && v < g->n_values && g->values[v].pb && g->values[v].init.data == t->data;
+    /* or a copy the rewrite made (a folded or converted weight), which it frees alike */
+    int owned = mine && !copy && s->og && gpux__graph_owns(s->og, t->data);
     size_t n_raw = 0;
     /* Gathers copy rows of bytes; a node that keeps its own form of the data but may read it
      * again (a convolution's fallback) reads it by bytes too */
@@ -779,10 +801,10 @@ static int plan_let_go(gpux_session *s, const gpux__graph *eg) {
     }
     if (!s->raw || !s->raw[v]) reads[v] += gathers[v];
     if (mine && !reads[v]) { /* read by nothing that runs, or Gathers only */
-      gpux__model_release(s->model, t->data, t->nbytes);
-      if (copy) drop_copy(s, v);
+      if (!owned) gpux__model_release(s->model, t->data, t->nbytes);
+      if (copy || owned) drop_copy(s, v);
     }
-    if (!copy || !reads[v]) reads[v] = INT_MAX / 2;
+    if (!(copy || owned) || !reads[v]) reads[v] = INT_MAX / 2;
   }
   for (int v = 0; v < eg->n_values; v++) atomic_init(&s->unread[v], reads[v]);
   free(data);

@@ -3,13 +3,16 @@
  * with Casts at them, or float16 ones), must be rewritten into float32 graphs that optimize.c's
  * fusions then take (a float16 Conv + BatchNormalization + Relu becomes one FusedConv reading
  * float32 weights), keep the model's input and output types, and give a float64 reference's
- * values within float16 rounding; a graph with an op the rewrite does not know stays as it is. */
+ * values within float16 rounding; a graph with an op the rewrite does not know stays as it is.
+ * The rewrite's float32 weight copies are let go once the kernels keep them packed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 #include "runtime/optimize.h"
 #include "onnx-writer.h"
 
@@ -355,12 +358,119 @@ static void test_declined(void **state) {
   gpux_model_free(model);
 }
 
+/* y = Relu(x w1 + b1) w2 in float16 with float32 input and output (Casts at them): the rewrite's
+ * float32 copies of w1 and w2 are let go once the MatMuls keep them packed (gpux_session_memory's
+ * weights_folded falls to the bias), and later runs, a second session's and runs on two threads
+ * at once in a third answer the same. */
+enum { MR = 8, MK = 256 };
+
+typedef struct {
+  gpux_session *s;
+  const gpux_tensor *x;
+  const gpux_tensor *want;
+  int same;
+} first_run;
+
+static void *run_first(void *arg) {
+  first_run *r = arg;
+  gpux_tensor y;
+  if (gpux_session_run(r->s, r->x, 1, &y, 1)) return NULL;
+  r->same = y.nbytes == r->want->nbytes && !memcmp(y.data, r->want->data, y.nbytes);
+  gpux_tensor_free(&y);
+  return NULL;
+}
+
+static void test_copies_let_go(void **state) {
+  (void)state;
+  static float w1[MK * MK], w2[MK * MK], b1[MK];
+  fill(w1, MK * MK, 0.1f, 0), fill(w2, MK * MK, 0.1f, 0), fill(b1, MK, 0.2f, 0);
+  const int64_t wd[2] = {MK, MK}, bd[1] = {MK}, xd[2] = {MR, MK};
+  pbw g = {0};
+  init16(&g, "w1", 2, wd, w1), init16(&g, "w2", 2, wd, w2), init16(&g, "b1", 1, bd, b1);
+  node(&g, "Cast", (const char *[]){"x"}, 1, "xh", &(attr_b){"to", 2, .i = GPUX_DT_FLOAT16}, 1);
+  node(&g, "MatMul", (const char *[]){"xh", "w1"}, 2, "m1", NULL, 0);
+  node(&g, "Add", (const char *[]){"m1", "b1"}, 2, "a1", NULL, 0);
+  node(&g, "Relu", (const char *[]){"a1"}, 1, "r1", NULL, 0);
+  node(&g, "MatMul", (const char *[]){"r1", "w2"}, 2, "m2", NULL, 0);
+  node(&g, "Cast", (const char *[]){"m2"}, 1, "y", &(attr_b){"to", 2, .i = GPUX_DT_FLOAT}, 1);
+  gpux_model *model = finish(&g, GPUX_DT_FLOAT, 2, xd, GPUX_DT_FLOAT);
+
+  gpux_tensor x;
+  assert_int_equal(gpux_tensor_init(&x, GPUX_DT_FLOAT, 2, xd), 0);
+  float *xv = x.data;
+  fill(xv, MR * MK, 1.0f, 0);
+  double ref[MR * MK], hid[MK];
+  for (int r = 0; r < MR; r++) {
+    for (int n = 0; n < MK; n++) {
+      double a = b1[n];
+      for (int k = 0; k < MK; k++) a += (double)xv[r * MK + k] * w1[k * MK + n];
+      hid[n] = a > 0 ? a : 0;
+    }
+    for (int n = 0; n < MK; n++) {
+      double a = 0;
+      for (int k = 0; k < MK; k++) a += hid[k] * w2[k * MK + n];
+      ref[r * MK + n] = a;
+    }
+  }
+  const uint64_t weights = 2 * MK * MK * sizeof(float);
+  setenv("GPUX_LOWER_FP16", "1", 1);
+  gpux_session_options o = {.backend = GPUX_BACKEND_CPU, .threads = 1};
+  gpux_session *s, *s2, *s3;
+  gpux_memory_stats mem;
+  if (gpux_session_create(model, &o, &s)) fail_msg("session: %s", gpux_last_error());
+  gpux_session_memory(s, &mem);
+  assert_true(mem.weights_folded >= weights); /* the float32 copies */
+  gpux_tensor y, y2;
+  if (gpux_session_run(s, &x, 1, &y, 1)) fail_msg("run: %s", gpux_last_error());
+  expect_near(&y, ref, MR * MK, 4e-3, 1.0);
+  gpux_session_memory(s, &mem);
+  if (!mem.weights_packed) { /* no packed GEMM on this CPU: nothing to let go */
+    print_message("no packed weights here: the copies stay\n");
+  } else {
+    assert_true(mem.weights_folded < weights / 8); /* b1 is left */
+  }
+  for (int i = 0; i < 2; i++) { /* later runs read the packed weights alone */
+    if (gpux_session_run(s, &x, 1, &y2, 1)) fail_msg("run: %s", gpux_last_error());
+    assert_memory_equal(y2.data, y.data, y.nbytes);
+    gpux_tensor_free(&y2);
+  }
+  /* a second session converts its own copies, and lets them go alike */
+  if (gpux_session_create(model, &o, &s2)) fail_msg("session: %s", gpux_last_error());
+  if (gpux_session_run(s2, &x, 1, &y2, 1)) fail_msg("run: %s", gpux_last_error());
+  assert_memory_equal(y2.data, y.data, y.nbytes);
+  gpux_tensor_free(&y2);
+  gpux_session_memory(s2, &mem);
+  if (mem.weights_packed) assert_true(mem.weights_folded < weights / 8);
+  gpux_session_free(s2);
+  if (gpux_session_run(s, &x, 1, &y2, 1)) fail_msg("run: %s", gpux_last_error());
+  assert_memory_equal(y2.data, y.data, y.nbytes);
+  gpux_tensor_free(&y2);
+  gpux_session_free(s);
+  /* a third's first runs at once: the copies go when the last of them ends */
+  if (gpux_session_create(model, &o, &s3)) fail_msg("session: %s", gpux_last_error());
+  first_run r[2] = {{s3, &x, &y, 0}, {s3, &x, &y, 0}};
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&t[i], NULL, run_first, &r[i]), 0);
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  assert_true(r[0].same && r[1].same);
+  if (gpux_session_run(s3, &x, 1, &y2, 1)) fail_msg("run: %s", gpux_last_error());
+  assert_memory_equal(y2.data, y.data, y.nbytes);
+  gpux_tensor_free(&y2);
+  gpux_session_memory(s3, &mem);
+  if (mem.weights_packed) assert_true(mem.weights_folded < weights / 8);
+  gpux_session_free(s3);
+  unsetenv("GPUX_LOWER_FP16");
+  gpux_tensor_free(&x), gpux_tensor_free(&y);
+  gpux_model_free(model);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_keep_io_conv),
     cmocka_unit_test(test_fp16_io),
     cmocka_unit_test(test_gather_table),
     cmocka_unit_test(test_declined),
+    cmocka_unit_test(test_copies_let_go),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
