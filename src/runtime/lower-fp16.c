@@ -135,6 +135,7 @@ static int mentions_fp16(const gpux__graph *g) {
 typedef struct {
   gpux__graph *g;
   gpux__arena *a;
+  gpux__own_fn own;     /* where converted weights' memory comes from (optimize.c's copy owns it) */
   const gpux__op_def *cast;
   int *map;             /* [cap_values] the value the rewritten graph reads for value v */
   int *ndt;             /* [cap_values] each value's type in the rewritten graph */
@@ -176,7 +177,7 @@ static int cast_node(lower *l, int x, int y, int to, gpux__node *out) {
 /* A float32 initializer holding the float16 tensor t, named after value v: its id or an error. */
 static int f32_const(lower *l, int v, const gpux_tensor *t) {
   int64_t count = gpux_tensor_count(t);
-  float *d = gpux__graph_own(l->g, (size_t)count * sizeof *d);
+  float *d = l->own(l->g, (size_t)count * sizeof *d);
   const char *name = name_of(l->a, l->g->values[v].name, "/f32");
   if (!d || !name) return GPUX_E_NOMEM;
   const uint16_t *h = t->data;
@@ -275,14 +276,14 @@ static int infer_types(const gpux__graph *g, int *dt) {
   return 0;
 }
 
-int gpux__lower_fp16(gpux__graph *g, int *cap_nodes, gpux__arena *arena, int *changed) {
+int gpux__lower_fp16(gpux__graph *g, int *cap_nodes, gpux__arena *arena, gpux__own_fn own, int *changed) {
   const char *env = getenv("GPUX_LOWER_FP16");
   if ((env && !strcmp(env, "0")) || g->parent || !mentions_fp16(g)) return 0;
   int nv = g->n_values, nn = g->n_nodes, rc = 0, any = 0;
   int *dt = gpux__calloc((size_t)nv + 1, sizeof *dt), *reads = gpux__calloc((size_t)nv + 1, sizeof *reads);
   int *gathers = gpux__calloc((size_t)nv + 1, sizeof *gathers);
   unsigned char *keep = gpux__calloc((size_t)nv + 1, 1);
-  lower l = {.g = g, .a = arena, .cast = gpux__op_find("", "Cast", 13)};
+  lower l = {.g = g, .a = arena, .own = own, .cast = gpux__op_find("", "Cast", 13)};
   gpux__node *nodes = NULL;
   int *exit_o = NULL, *exit_src = NULL;
   unsigned char *is_out = NULL, *drop = NULL;

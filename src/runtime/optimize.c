@@ -739,7 +739,7 @@ static int optimize(const gpux__graph *src, unsigned skip, int fuse, int last_po
   if (!g->values || !g->nodes) { rc = GPUX_E_NOMEM; goto out; }
   if (src->n_values) memcpy(g->values, src->values, (size_t)src->n_values * sizeof *g->values); /* may be NULL */
   if (src->n_nodes) memcpy(g->nodes, src->nodes, (size_t)src->n_nodes * sizeof *g->nodes);
-  if (fuse && lower_fp16 && (rc = gpux__lower_fp16(g, &cap_nodes, &o->arena, &changed))) goto out;
+  if (fuse && lower_fp16 && (rc = gpux__lower_fp16(g, &cap_nodes, &o->arena, gpux__graph_own, &changed))) goto out;
   if (!(dead = gpux__calloc((size_t)g->n_nodes + 1, 1))) { rc = GPUX_E_NOMEM; goto out; }
   if (fuse) {
     for (int i = 0; i < g->n_nodes; i++)
