@@ -97,6 +97,7 @@ struct gpux_session {
                                besides readers that replace them; NULL entries for the others */
   atomic_int deferred;      /* some value is ready */
   atomic_size_t untrimmed;  /* bytes of the rewrite's copies freed since the heap was trimmed */
+  pthread_mutex_t disown;   /* the rewrite's list of its copies: overlapping runs may free two */
   atomic_int running;       /* runs of the host executor in flight */
   struct body_store {       /* nested graph bodies' frames, for the run holding `planning` */
     const gpux__graph *g;
@@ -169,7 +170,12 @@ static int value_const(const frame *f, int id) {
  * nodes that may read it again, which read the file's bytes in place then), or of the rewrite's
  * own copy (a weight folded or converted to float32), which nothing reads then. */
 static void drop_copy(gpux_session *s, int v) {
-  size_t freed = s->og ? gpux__graph_disown(s->og, v) : 0; /* the rewrite's own copy */
+  size_t freed = 0;
+  if (s->og) { /* the rewrite's own copy */
+    pthread_mutex_lock(&s->disown);
+    freed = gpux__graph_disown(s->og, v);
+    pthread_mutex_unlock(&s->disown);
+  }
   if (freed) {
     atomic_fetch_add(&s->untrimmed, freed);
     return;
@@ -877,6 +883,7 @@ int gpux_session_create(gpux_model *m, const gpux_session_options *opts, gpux_se
                      s->backend->name, s->backend->version, GPUX_BACKEND_INTERFACE_VERSION);
   gpux__buffers_init(&s->buffers);
   gpux__prof_init(&s->prof);
+  pthread_mutex_init(&s->disown, NULL);
   if (rc || (rc = session_prepare(s, opts->last_position))) {
     gpux_session_free(s);
     return rc;
@@ -918,6 +925,7 @@ void gpux_session_free(gpux_session *s) {
   for (int i = 0; i < s->n_plans; i++) plan_free(&s->plans[i]);
   gpux__buffers_release(&s->buffers);
   gpux__prof_release(&s->prof);
+  pthread_mutex_destroy(&s->disown);
   free(s->prof_sorted);
   free(s);
 }
