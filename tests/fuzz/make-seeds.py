@@ -27,7 +27,7 @@ def ld(field, payload): return key(field, 2) + varint(len(payload)) + payload
 def s(field, text): return ld(field, text.encode())
 def packed(field, values): return ld(field, b"".join(varint(v) for v in values))
 
-FLOAT, UINT8, INT32, INT64, STRING, BOOL, INT4 = 1, 2, 6, 7, 8, 9, 22
+FLOAT, UINT8, INT32, INT64, STRING, BOOL, FLOAT16, INT4 = 1, 2, 6, 7, 8, 9, 10, 22
 
 def tensor(dims, dtype, name=None, raw=None, extra=b""):
     t = b"".join(vint(1, d) for d in dims) + vint(2, dtype)
@@ -37,6 +37,7 @@ def tensor(dims, dtype, name=None, raw=None, extra=b""):
 
 def f32(*v): return struct.pack("<%df" % len(v), *v)
 def i64(*v): return struct.pack("<%dq" % len(v), *v)
+def f16(*v): return struct.pack("<%de" % len(v), *v)
 
 def sparse(values=None, indices=None, dims=()):
     out = b""
@@ -119,6 +120,13 @@ models = {
     "repro-scan-empty-state": model(graph([node("Scan", ["", "X"], ["S", "Y"], scan_attrs)],
                                           [value_info("X", FLOAT, [3, 2])],
                                           [value_info("S", FLOAT, [2]), value_info("Y", FLOAT, [3, 2])])),
+    # a float16 graph, which the CPU backend rewrites to compute in float32 (lower-fp16.c): a
+    # Constant, an initializer, a Cast to float16 and float16 graph input and output
+    "float16-graph": model(graph([node("Constant", [], ["C"], [s(1, "value") + vint(20, 4) + ld(5, tensor([2], FLOAT16, raw=f16(0.5, 2)))]),
+                                  node("Add", ["X", "W"], ["A"]), node("Mul", ["A", "C"], ["M"]),
+                                  node("Relu", ["M"], ["R"]), node("Cast", ["R"], ["Y"], [s(1, "to") + vint(20, 2) + vint(3, FLOAT16)])],
+                                 [value_info("X", FLOAT16, [2])], [value_info("Y", FLOAT16, [2])],
+                                 [tensor([2], FLOAT16, "W", f16(1, -3))])),
     "repro-reshape-overflow": model(graph([node("Reshape", ["X", "S"], ["Y"])], [X2], [value_info("Y", FLOAT, [])],
                                           [tensor([3], INT64, "S", i64(1 << 40, 1 << 40, 1 << 40))])),
 }
