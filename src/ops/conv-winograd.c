@@ -175,10 +175,15 @@ static double wino_cost(const gpux__conv2d *p, int threads, int r, int force) {
   return wino / gemm;
 }
 
+/* Whether the kernel runs p's shape at all: channels last, 3 x 3, stride and dilation 1, one
+ * group, 16 channels or more in and out. */
+static int wino_shape(const gpux__conv2d *p) {
+  return gpux__conv_wino_available() && p->channels_last && p->g == 1 && p->kh == 3 && p->kw == 3 && p->sh == 1 &&
+         p->sw == 1 && p->dh == 1 && p->dw == 1 && p->c >= 16 && p->m >= 16 && p->oh >= 1 && p->ow >= 1;
+}
+
 int gpux__conv_wino_tile(const gpux__conv2d *p) {
-  if (!gpux__conv_wino_available() || !p->channels_last || p->g != 1 || p->kh != 3 || p->kw != 3 || p->sh != 1 ||
-      p->sw != 1 || p->dh != 1 || p->dw != 1 || p->c < 16 || p->m < 16 || p->oh < 1 || p->ow < 1)
-    return 0;
+  if (!wino_shape(p)) return 0;
   int threads = gpux__thread_count();
   /* GPUX_WINO_TILE=2 or 4 in the environment: that tile wherever it can run, for comparisons.
    * Otherwise the tile of the lower cost (wino_cost), where it is below 0.9 of conv-gemm.c's.
@@ -510,7 +515,8 @@ static void wide_outputs(void *ctx, int64_t begin, int64_t end) {
 }
 
 int gpux__conv2d_winograd(const gpux__conv2d *p, const gpux__conv_wino_w *u) {
-  if (!gpux__conv_wino_takes(p) || !u || !u->data || u->c != p->c || u->m != p->m || !tile_pays(p, u->tile)) return 1;
+  /* (tile_pays: the tile of U pays here, so gpux__conv_wino_takes(p) holds without its costs) */
+  if (!wino_shape(p) || !u || !u->data || u->c != p->c || u->m != p->m || !tile_pays(p, u->tile)) return 1;
   wino_job j = {.p = p, .u = u};
   int threads = gpux__thread_count();
   plan_of(p, threads, u->tile, &j.w);
