@@ -75,27 +75,61 @@ GPUX_EP16_TARGET static inline __m512 gpux__sigmoid16(__m512 v) {
     }                                                                                              \
   }
 
+/* The switch over e->act with LOOP(ACT) in each case, ACT the activation on a vector v (va, vp1
+ * and zero in scope). */
+#define GPUX__EP16_SWITCH(LOOP)                                                                    \
+  switch (e->act) {                                                                                \
+  case GPUX_EP_NONE: LOOP((void)0); break;                                                         \
+  case GPUX_EP_RELU: LOOP(v = _mm512_max_ps(zero, v)); break;                                      \
+  case GPUX_EP_LEAKY: LOOP(v = _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, va)); break; \
+  case GPUX_EP_CLIP: LOOP(v = _mm512_min_ps(vp1, _mm512_max_ps(va, v))); break;                     \
+  case GPUX_EP_HARDSIGMOID:                                                                        \
+    LOOP(v = _mm512_min_ps(_mm512_set1_ps(1.0f), _mm512_max_ps(zero, _mm512_add_ps(_mm512_mul_ps(va, v), vp1)))); \
+    break;                                                                                         \
+  case GPUX_EP_HARDSWISH:                                                                          \
+    LOOP(__m512 t = _mm512_min_ps(_mm512_set1_ps(6.0f), _mm512_max_ps(zero, _mm512_add_ps(v, _mm512_set1_ps(3.0f)))); \
+         v = _mm512_mul_ps(_mm512_mul_ps(v, t), _mm512_set1_ps(1.0f / 6.0f)));                     \
+    break;                                                                                         \
+  case GPUX_EP_SIGMOID: LOOP(v = gpux__sigmoid16(v)); break;                                       \
+  case GPUX_EP_SILU: LOOP(v = _mm512_mul_ps(v, gpux__sigmoid16(v))); break;                        \
+  }
+
 GPUX_EP16_TARGET static inline __attribute__((always_inline)) void gpux__ep16_run(float *y, const float *src, const float *res, int64_t n, __m512 vb,
                                                    __m512 vs, __m512 vt, const gpux__conv_epilogue *e) {
   const __m512 va = _mm512_set1_ps(e->p0), vp1 = _mm512_set1_ps(e->p1);
   const __m512 vlo = _mm512_set1_ps(e->lo), vhi = _mm512_set1_ps(e->hi), zero = _mm512_setzero_ps();
   const int clamp = e->clamp, scale = e->scale != NULL;
-  switch (e->act) {
-  case GPUX_EP_NONE: GPUX__EP16_LOOP((void)0); break;
-  case GPUX_EP_RELU: GPUX__EP16_LOOP(v = _mm512_max_ps(zero, v)); break;
-  case GPUX_EP_LEAKY: GPUX__EP16_LOOP(v = _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, va)); break;
-  case GPUX_EP_CLIP: GPUX__EP16_LOOP(v = _mm512_min_ps(vp1, _mm512_max_ps(va, v))); break;
-  case GPUX_EP_HARDSIGMOID:
-    GPUX__EP16_LOOP(v = _mm512_min_ps(_mm512_set1_ps(1.0f), _mm512_max_ps(zero, _mm512_add_ps(_mm512_mul_ps(va, v), vp1))));
-    break;
-  case GPUX_EP_HARDSWISH:
-    GPUX__EP16_LOOP(__m512 t = _mm512_min_ps(_mm512_set1_ps(6.0f), _mm512_max_ps(zero, _mm512_add_ps(v, _mm512_set1_ps(3.0f))));
-                    v = _mm512_mul_ps(_mm512_mul_ps(v, t), _mm512_set1_ps(1.0f / 6.0f)));
-    break;
-  case GPUX_EP_SIGMOID: GPUX__EP16_LOOP(v = gpux__sigmoid16(v)); break;
-  case GPUX_EP_SILU: GPUX__EP16_LOOP(v = _mm512_mul_ps(v, gpux__sigmoid16(v))); break;
-  }
+  GPUX__EP16_SWITCH(GPUX__EP16_LOOP)
 }
+
+/* The epilogue on rows of channels-last sums in place: y[i * ldy + j] = epilogue(y[i * ldy + j]
+ * + bias[j] (+ res[i * ldy + j])) for i < rows, j < n <= 64 (bias, scale and shift from the
+ * block's first channel, each NULL where there is none), 16 channels a vector, the activation's
+ * switch once for the block (a register block's rows, in L1 after its kernel stored them). */
+#define GPUX__EP16_ROWS(ACT)                                                                       \
+  for (int u = 0; u < 4 && u * 16 < n; u++) {                                                      \
+    __mmask16 mk = gpux__lanes16(n - 16 * u);                                                      \
+    __m512 vb = bias ? _mm512_maskz_loadu_ps(mk, bias + 16 * u) : zero;                            \
+    __m512 vs = scale ? _mm512_maskz_loadu_ps(mk, scale + 16 * u) : zero;                          \
+    __m512 vt = scale ? _mm512_maskz_loadu_ps(mk, shift + 16 * u) : zero;                          \
+    for (int i = 0; i < rows; i++) {                                                               \
+      float *yp = y + i * ldy + 16 * u;                                                            \
+      __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, yp), vb);                                 \
+      if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, res + i * ldy + 16 * u));            \
+      GPUX__EP16_ONE(ACT);                                                                         \
+      _mm512_mask_storeu_ps(yp, mk, v);                                                            \
+    }                                                                                              \
+  }
+GPUX_EP16_TARGET static inline void gpux__ep16_rows(float *y, int64_t ldy, int rows, int64_t n, const float *bias,
+                                                    const float *scale, const float *shift, const float *res,
+                                                    const gpux__conv_epilogue *e) {
+  const __m512 va = _mm512_set1_ps(e->p0), vp1 = _mm512_set1_ps(e->p1);
+  const __m512 vlo = _mm512_set1_ps(e->lo), vhi = _mm512_set1_ps(e->hi), zero = _mm512_setzero_ps();
+  const int clamp = e->clamp;
+  GPUX__EP16_SWITCH(GPUX__EP16_ROWS)
+}
+#undef GPUX__EP16_ROWS
+#undef GPUX__EP16_SWITCH
 #undef GPUX__EP16_LOOP
 #undef GPUX__EP16_ONE
 

@@ -117,6 +117,11 @@ void gpux__sgemm_block(int64_t kc, const float *const *a, const float *b, float 
  * four a k step while the FMAs run, for rows 2-6 and nc > 16 (else none are asked for). */
 void gpux__sgemm_block_pf(int64_t kc, const float *const *a, const float *b, float *c, int64_t ldc, int mr,
                           int64_t nc, int add, const float *pf);
+/* The block of six rows and 64 columns, in assembly: C[i, 0:64] = sum over r < kc of a[i][r] *
+ * b[r * 64 + 0:64] + (C[i, 0:64] with add, else bias[0:64] when not NULL), for i < 6, asking
+ * lines pf[0, npf) (64 bytes each) into L2 along the way. */
+void gpux__sgemm_block6(int64_t kc, const float *const *a, const float *b, float *c, int64_t ldc, int add,
+                        const float *bias, const void *pf, int64_t npf);
 /* C[m, n] = A[m, k] x B (+ bias[n] when not NULL, or + C itself with load_c), rows of A lda
  * apart and of C ldc apart, in parallel on the pool. */
 void gpux__sgemm_run(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, float *c, int64_t ldc,

@@ -483,6 +483,76 @@ __attribute__((target("avx512f,fma"))) static void kernel_pa6(int64_t kc, const 
                      "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22",
                      "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "memory", "cc");
 }
+/* The same block on six rows gathered from anywhere (a[0..5]: a convolution's positions, each
+ * tap's rows looked up in X), k steps kc: c[i * ldc + 0:64] = sum over r < kc of a[i][r] *
+ * b[r * 64 + 0:64] + ini_i, ini_i being C's row (add), the bias (not NULL) or -0. The six rows are
+ * read at one index (their own base registers), so the loop is kernel_pa6's with the broadcasts
+ * from six streams, and the same prefetch of pf. conv-gemm.c's compiled block of the same loop
+ * kept its 24 sums partly on the stack around its epilogue and prefetches. */
+#define SG_GROW(A, OFF, BR, C0, C1, C2, C3)                                                   \
+  "vbroadcastss " #OFF "(%[" #A "],%[k],4), %%zmm" #BR "\n\t" SG_FM(24, BR, C0) SG_FM(25, BR, C1) \
+      SG_FM(26, BR, C2) SG_FM(27, BR, C3)
+#define SG_GSTEP(AO, BO)                                                                      \
+  "vmovaps " #BO "(%[b]), %%zmm24\n\t"                                                        \
+  "vmovaps " #BO "+64(%[b]), %%zmm25\n\t"                                                     \
+  "vmovaps " #BO "+128(%[b]), %%zmm26\n\t"                                                    \
+  "vmovaps " #BO "+192(%[b]), %%zmm27\n\t" SG_GROW(a0, AO, 28, 0, 1, 2, 3) SG_GROW(a1, AO, 29, 4, 5, 6, 7) \
+      SG_GROW(a2, AO, 30, 8, 9, 10, 11) SG_GROW(a3, AO, 31, 12, 13, 14, 15)                       \
+          SG_GROW(a4, AO, 28, 16, 17, 18, 19) SG_GROW(a5, AO, 29, 20, 21, 22, 23)
+
+__attribute__((target("avx512f,fma"))) static void kernel_g6(int64_t kc, const float *const *a, const float *b,
+                                                               float *c, int64_t ldc, int add, const float *bias,
+                                                               const char *pf, int64_t npf) {
+  const float *ini = add ? c : bias ? bias : neg_zeros;
+  int64_t istr = add ? ldc * (int64_t)sizeof(float) : 0, ldcb = ldc * (int64_t)sizeof(float);
+  int64_t iters = kc / 2, odd = kc & 1, wide = npf > iters, per = wide ? 8 : 1, k = 0;
+  int64_t groups = npf > 0 ? GPUX__MIN(iters, (npf + per - 1) / per) : 0;
+  int64_t every = groups ? GPUX__MAX(1, iters / groups) : 0, cnt = groups ? every : -1;
+  __asm__ volatile(SG_ZERO(0) SG_ZERO(1) SG_ZERO(2) SG_ZERO(3) SG_ZERO(4) SG_ZERO(5) SG_ZERO(6) SG_ZERO(7)
+                   SG_ZERO(8) SG_ZERO(9) SG_ZERO(10) SG_ZERO(11) SG_ZERO(12) SG_ZERO(13) SG_ZERO(14) SG_ZERO(15)
+                   SG_ZERO(16) SG_ZERO(17) SG_ZERO(18) SG_ZERO(19) SG_ZERO(20) SG_ZERO(21) SG_ZERO(22) SG_ZERO(23)
+                   "test %[n], %[n]\n\t"
+                   "jz 3f\n\t"
+                   "1:\n\t" /* the hot loop: two k steps */
+                   SG_GSTEP(0, 0) SG_GSTEP(4, 256)
+                   "add $2, %[k]\n\t"
+                   "add $512, %[b]\n\t"
+                   "dec %[cnt]\n\t"
+                   "jnz 2f\n\t"
+                   "prefetcht1 (%[pf])\n\t"
+                   "cmpq $0, %[wide]\n\t"
+                   "je 4f\n\t"
+                   "prefetcht1 64(%[pf])\n\t"
+                   "prefetcht1 128(%[pf])\n\t"
+                   "prefetcht1 192(%[pf])\n\t"
+                   "prefetcht1 256(%[pf])\n\t"
+                   "prefetcht1 320(%[pf])\n\t"
+                   "prefetcht1 384(%[pf])\n\t"
+                   "prefetcht1 448(%[pf])\n\t"
+                   "add $448, %[pf]\n\t"
+                   "4:\n\t"
+                   "add $64, %[pf]\n\t"
+                   "mov %[every], %[cnt]\n\t"
+                   "decq %[groups]\n\t"
+                   "jnz 2f\n\t"
+                   "mov $-1, %[cnt]\n\t"
+                   "2:\n\t"
+                   "dec %[n]\n\t"
+                   "jnz 1b\n\t"
+                   "3:\n\t"
+                   "cmpq $0, %[odd]\n\t"
+                   "je 5f\n\t" SG_GSTEP(0, 0) "5:\n\t" SG_OUT(0, 1, 2, 3) SG_OUT(4, 5, 6, 7) SG_OUT(8, 9, 10, 11)
+                       SG_OUT(12, 13, 14, 15) SG_OUT(16, 17, 18, 19) SG_OUT(20, 21, 22, 23)
+                   : [k] "+r"(k), [b] "+r"(b), [n] "+r"(iters), [cnt] "+r"(cnt), [pf] "+r"(pf), [groups] "+rm"(groups),
+                     [c] "+r"(c), [ini] "+r"(ini)
+                   : [a0] "r"(a[0]), [a1] "r"(a[1]), [a2] "r"(a[2]), [a3] "r"(a[3]), [a4] "r"(a[4]), [a5] "r"(a[5]),
+                     [every] "rm"(every), [wide] "rm"(wide), [odd] "rm"(odd), [ldc] "rm"(ldcb), [istr] "rm"(istr)
+                   : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+                     "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22",
+                     "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "memory", "cc");
+}
+#undef SG_GSTEP
+#undef SG_GROW
 #undef SG_OUT
 #undef SG_ZERO
 #undef SG_STEP
@@ -741,6 +811,10 @@ void gpux__sgemm_block_pf(int64_t kc, const float *const *a, const float *b, flo
                           int64_t nc, int add, const float *pf) {
   kernel_avx512(kc, a, b, c, ldc, mr, nc, add, NULL, pf);
 }
+void gpux__sgemm_block6(int64_t kc, const float *const *a, const float *b, float *c, int64_t ldc, int add,
+                        const float *bias, const void *pf, int64_t npf) {
+  kernel_g6(kc, a, b, c, ldc, add, bias, pf, npf);
+}
 
 #else
 
@@ -752,6 +826,10 @@ void gpux__sgemm_block(int64_t kc, const float *const *a, const float *b, float 
 void gpux__sgemm_block_pf(int64_t kc, const float *const *a, const float *b, float *c, int64_t ldc, int mr,
                           int64_t nc, int add, const float *pf) {
   (void)kc, (void)a, (void)b, (void)c, (void)ldc, (void)mr, (void)nc, (void)add, (void)pf;
+}
+void gpux__sgemm_block6(int64_t kc, const float *const *a, const float *b, float *c, int64_t ldc, int add,
+                        const float *bias, const void *pf, int64_t npf) {
+  (void)kc, (void)a, (void)b, (void)c, (void)ldc, (void)add, (void)bias, (void)pf, (void)npf;
 }
 
 void gpux__sgemm_run_part(int64_t m, const float *a, int64_t lda, const gpux__sgemm_b *b, int64_t k0, int64_t k1,

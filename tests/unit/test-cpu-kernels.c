@@ -259,8 +259,8 @@ static void test_conv_gemm(void **state) {
 }
 
 /* The same product with X, Y and the residual channels last (gpux.ConvNHWC's layout), whose
- * blocks finish their sums in registers on the last pass (bias, residual, activation, clamp,
- * scale and shift), against the planes' path on the same shapes, transposed: panels of 64
+ * blocks finish their sums on the last pass (bias, residual, activation, clamp, scale and shift;
+ * in registers, or on a full block's rows in L1 after the assembly kernel), against the planes' path on the same shapes, transposed: panels of 64
  * channels and partial ones (narrow ones of 48 or fewer too), several passes over a tap, planes
  * of 1 to 400 positions (blocks of 1 to 6, tiles of up to 258), on 1 and 2 threads. */
 static void test_conv_gemm_nhwc(void **state) {
