@@ -663,38 +663,107 @@ __attribute__((target("avx512f"))) static void maxpool_nhwc_pos(const float *x, 
     _mm512_mask_storeu_ps(y + c0, m, acc);
   }
 }
+
+/* Taps a window at most for maxpool_nhwc_run's table of offsets (on the stack). */
+#define NHWC_TAPS 256
+
+/* n output positions of one row whose windows lie wholly inside X along W (and whose rows inside X
+ * are the same): position q's window at x + q * step, its taps at the offsets off[0, taps) floats
+ * from there, c channels a position, Y's positions c floats apart from y. Up to 64 channels a
+ * block of 4 accumulators folding the taps (4 independent chains of max, each tap 4 loads), so
+ * that the loads, not the max's latency nor the window's arithmetic, set the pace: per position
+ * only a pointer step. The same values as maxpool_nhwc_pos (max(v, acc): NaN never wins). */
+__attribute__((target("avx512f"))) static void maxpool_nhwc_run(const float *x, const int64_t *off, int64_t taps,
+                                                                 int64_t step, int64_t c, int64_t n, float *y) {
+  const __m512 ninf = _mm512_set1_ps(-INFINITY);
+  for (int64_t q = 0; q < n; q++, x += step, y += c) {
+    int64_t c0 = 0;
+    for (; c0 + 64 <= c; c0 += 64) {
+      __m512 a0 = ninf, a1 = ninf, a2 = ninf, a3 = ninf;
+      for (int64_t t = 0; t < taps; t++) {
+        const float *p = x + off[t] + c0;
+        a0 = _mm512_max_ps(_mm512_loadu_ps(p), a0);
+        a1 = _mm512_max_ps(_mm512_loadu_ps(p + 16), a1);
+        a2 = _mm512_max_ps(_mm512_loadu_ps(p + 32), a2);
+        a3 = _mm512_max_ps(_mm512_loadu_ps(p + 48), a3);
+      }
+      _mm512_storeu_ps(y + c0, a0);
+      _mm512_storeu_ps(y + c0 + 16, a1);
+      _mm512_storeu_ps(y + c0 + 32, a2);
+      _mm512_storeu_ps(y + c0 + 48, a3);
+    }
+    if (c0 < c) { /* the last channels, under 64: masked */
+      __mmask16 m0 = gpux__lanes16(c - c0), m1 = gpux__lanes16(c - c0 - 16), m2 = gpux__lanes16(c - c0 - 32),
+                m3 = gpux__lanes16(c - c0 - 48);
+      __m512 a0 = ninf, a1 = ninf, a2 = ninf, a3 = ninf;
+      for (int64_t t = 0; t < taps; t++) {
+        const float *p = x + off[t] + c0;
+        a0 = _mm512_max_ps(_mm512_maskz_loadu_ps(m0, p), a0);
+        if (m1) a1 = _mm512_max_ps(_mm512_maskz_loadu_ps(m1, p + 16), a1);
+        if (m2) a2 = _mm512_max_ps(_mm512_maskz_loadu_ps(m2, p + 32), a2);
+        if (m3) a3 = _mm512_max_ps(_mm512_maskz_loadu_ps(m3, p + 48), a3);
+      }
+      _mm512_mask_storeu_ps(y + c0, m0, a0);
+      _mm512_mask_storeu_ps(y + c0 + 16, m1, a1);
+      _mm512_mask_storeu_ps(y + c0 + 32, m2, a2);
+      _mm512_mask_storeu_ps(y + c0 + 48, m3, a3);
+    }
+  }
+}
 #endif
+
+/* Output position o2 of row r (window rows from hs, nh of them inside X) by the plain loops. */
+static void maxpool_nhwc_one(const maxpool_nhwc_job *j, int64_t n, int64_t hs, int64_t nh, int64_t r, int64_t o2) {
+  const gpux__window *w = j->w;
+  int64_t c = j->c, ih = w->in[1], iw = w->in[2], w0, w1, pad;
+  dim_taps(w, 2, o2, &w0, &w1, &pad);
+  int64_t ws = o2 * w->s[2] - w->pb[2] + w0 * w->d[2];
+  const float *x = j->x + ((n * ih + hs) * iw + ws) * c;
+  float *y = j->y + (r * w->out[2] + o2) * c;
+  int64_t rs = w->d[1] * iw * c, cs = w->d[2] * c, nw = w1 - w0;
+#if MAXROWS
+  if (gpux__have_avx512f()) {
+    maxpool_nhwc_pos(x, rs, cs, c, nh, nw, y);
+    return;
+  }
+#endif
+  for (int64_t ch = 0; ch < c; ch++) {
+    float acc = -INFINITY;
+    for (int64_t i = 0; i < nh; i++)
+      for (int64_t t = 0; t < nw; t++) {
+        float v = x[i * rs + t * cs + ch];
+        acc = v > acc ? v : acc;
+      }
+    y[ch] = nh && nw ? acc : 0.0f;
+  }
+}
 
 static void maxpool_nhwc_rows(void *ctx, int64_t begin, int64_t end) {
   const maxpool_nhwc_job *j = ctx;
   const gpux__window *w = j->w;
   int64_t c = j->c, ih = w->in[1], iw = w->in[2], oh = w->out[1], ow = w->out[2];
+  /* the output columns whose windows lie wholly inside X along W: [lo, hi) */
+  int64_t sw = w->s[2], pl = w->pb[2], span = (w->k[2] - 1) * w->d[2];
+  int64_t lo = GPUX__MIN(ow, (pl + sw - 1) / sw), hi = iw - 1 - span + pl < 0 ? 0 : (iw - 1 - span + pl) / sw + 1;
+  hi = GPUX__MAX(lo, GPUX__MIN(hi, ow));
   for (int64_t r = begin; r < end; r++) {
-    int64_t n = r / oh, o1 = r % oh, h0, h1, w0, w1, pad;
+    int64_t n = r / oh, o1 = r % oh, h0, h1, pad;
     dim_taps(w, 1, o1, &h0, &h1, &pad);
-    int64_t hs = o1 * w->s[1] - w->pb[1] + h0 * w->d[1]; /* the first row inside X */
-    for (int64_t o2 = 0; o2 < ow; o2++) {
-      dim_taps(w, 2, o2, &w0, &w1, &pad);
-      int64_t ws = o2 * w->s[2] - w->pb[2] + w0 * w->d[2];
-      const float *x = j->x + ((n * ih + hs) * iw + ws) * c;
-      float *y = j->y + (r * ow + o2) * c;
-      int64_t rs = w->d[1] * iw * c, cs = w->d[2] * c, nh = h1 - h0, nw = w1 - w0;
+    int64_t hs = o1 * w->s[1] - w->pb[1] + h0 * w->d[1], nh = h1 - h0; /* the first row inside X */
+    int64_t o2 = 0;
 #if MAXROWS
-      if (gpux__have_avx512f()) {
-        maxpool_nhwc_pos(x, rs, cs, c, nh, nw, y);
-        continue;
-      }
-#endif
-      for (int64_t ch = 0; ch < c; ch++) {
-        float acc = -INFINITY;
-        for (int64_t i = 0; i < nh; i++)
-          for (int64_t t = 0; t < nw; t++) {
-            float v = x[i * rs + t * cs + ch];
-            acc = v > acc ? v : acc;
-          }
-        y[ch] = nh && nw ? acc : 0.0f;
-      }
+    int64_t taps = nh * w->k[2];
+    if (gpux__have_avx512f() && hi > lo && nh > 0 && taps <= NHWC_TAPS) {
+      int64_t off[NHWC_TAPS];
+      for (int64_t i = 0; i < nh; i++)
+        for (int64_t t = 0; t < w->k[2]; t++) off[i * w->k[2] + t] = (i * w->d[1] * iw + t * w->d[2]) * c;
+      for (; o2 < lo; o2++) maxpool_nhwc_one(j, n, hs, nh, r, o2);
+      maxpool_nhwc_run(j->x + ((n * ih + hs) * iw + lo * sw - pl) * c, off, taps, sw * c, c, hi - lo,
+                       j->y + (r * ow + lo) * c);
+      o2 = hi;
     }
+#endif
+    for (; o2 < ow; o2++) maxpool_nhwc_one(j, n, hs, nh, r, o2);
   }
 }
 

@@ -714,6 +714,64 @@ static void test_pool_ops(void **state) {
   assert_true(ops_compared > 300);
 }
 
+/* gpux.MaxPoolNHWC on random channels-last X (1 to 150 channels: blocks of 64 and a masked rest;
+ * windows up to 4 x 4, strides, dilations, pads, ceil_mode, NaNs) against MaxPool on the same
+ * values as planes: the same bits at every output. */
+static void test_maxpool_nhwc(void **state) {
+  (void)state;
+  const gpux__op_def *def = gpux__op_find("gpux", "MaxPoolNHWC", 1);
+  assert_non_null(def);
+  int compared = 0;
+  for (int it = 0; it < 200; it++) {
+    int64_t k[2] = {rnd(1, 4), rnd(1, 4)}, st[2] = {rnd(1, 3), rnd(1, 3)}, dl[2] = {rnd(1, 2), rnd(1, 2)};
+    int64_t pads[4];
+    for (int i = 0; i < 4; i++) pads[i] = rnd(0, k[i % 2] - 1);
+    int64_t n = rnd(1, 2), c = rnd(0, 3) ? rnd(1, 150) : 64, h = rnd(1, 12), w = rnd(1, 20);
+    int64_t xd[4] = {n, c, h, w}, xl[4] = {n, h, w, c};
+    gpux_tensor x = rand_tensor(GPUX_DT_FLOAT, 4, xd), xc = rand_tensor(GPUX_DT_FLOAT, 4, xl), y = {0}, yc = {0};
+    for (int64_t i = 0; i < gpux_tensor_count(&x); i += rnd(5, 40)) ((float *)x.data)[i] = NAN;
+    const float *xv = x.data;
+    float *xcv = xc.data;
+    for (int64_t b = 0; b < n; b++) /* xc: x channels last */
+      for (int64_t ch = 0; ch < c; ch++)
+        for (int64_t q = 0; q < h * w; q++) xcv[(b * h * w + q) * c + ch] = xv[(b * c + ch) * h * w + q];
+    gpux__attr attrs[5] = {
+      {.name = "kernel_shape", .type = GPUX_ATTR_INTS, .n = 2, .ints = k},
+      {.name = "strides", .type = GPUX_ATTR_INTS, .n = 2, .ints = st},
+      {.name = "pads", .type = GPUX_ATTR_INTS, .n = 4, .ints = pads},
+      {.name = "dilations", .type = GPUX_ATTR_INTS, .n = 2, .ints = dl},
+      {.name = "ceil_mode", .type = GPUX_ATTR_INT, .i = rnd(0, 1)},
+    };
+    const gpux_tensor *in[1] = {&x}, *inc[1] = {&xc};
+    int rc = run_op("MaxPool", attrs, 5, in, 1, &y);
+    gpux__node nd = {.name = "t", .op_type = "MaxPoolNHWC", .domain = "gpux", .opset = 1, .n_in = 1, .n_out = 1,
+                     .n_attrs = 5, .attrs = attrs, .op = def};
+    gpux_tensor *outs[1] = {&yc};
+    gpux__kctx kc = {.node = &nd, .n_in = 1, .n_out = 1, .in = inc, .out = outs, .opset = 1};
+    assert_int_equal(rc, def->run(&kc));
+    if (!rc) {
+      compared++;
+      int64_t oh = y.dims[2], ow = y.dims[3];
+      assert_int_equal(yc.dims[1], oh);
+      assert_int_equal(yc.dims[2], ow);
+      assert_int_equal(yc.dims[3], c);
+      const float *yv = y.data, *ycv = yc.data;
+      for (int64_t b = 0; b < n; b++)
+        for (int64_t ch = 0; ch < c; ch++)
+          for (int64_t q = 0; q < oh * ow; q++) {
+            float want = yv[(b * c + ch) * oh * ow + q], got = ycv[(b * oh * ow + q) * c + ch];
+            if (memcmp(&want, &got, sizeof got))
+              fail_msg("MaxPoolNHWC c %lld %lldx%lld k %lldx%lld s %lld,%lld d %lld,%lld: y[%lld,%lld,%lld] = %g, want %g",
+                       (long long)c, (long long)h, (long long)w, (long long)k[0], (long long)k[1], (long long)st[0],
+                       (long long)st[1], (long long)dl[0], (long long)dl[1], (long long)b, (long long)ch, (long long)q,
+                       got, want);
+          }
+    }
+    gpux_tensor_free(&x), gpux_tensor_free(&xc), gpux_tensor_free(&y), gpux_tensor_free(&yc);
+  }
+  assert_true(compared > 100);
+}
+
 /* Transpose of random 2-D to 4-D float32 tensors (4-byte elements: 16 x 16 register tiles where
  * the CPU has AVX-512, partial tiles at the edges) against the float64 copy (element by element). */
 static void test_transpose(void **state) {
@@ -1088,6 +1146,7 @@ int main(void) {
     cmocka_unit_test(test_gemm_finish_gelu),
     cmocka_unit_test(test_matmul_packed_weights),
     cmocka_unit_test(test_conv_windows),
+    cmocka_unit_test(test_maxpool_nhwc),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
