@@ -192,8 +192,9 @@ static void dw16_tasks(void *ctx, int64_t begin, int64_t end) {
  * input rows into scratch, padded with zeros (each row once, plain copies, no transposes); then 16
  * consecutive outputs of a row are one vector and each tap one FMA of the tap's weight with 16
  * inputs loaded from the padded row (stride 2: from its even or odd columns, which the copy puts
- * apart, each half a row; but 3 x 3 and 5 x 5 windows of stride 2 read X's rows without a copy:
- * the copy's stream of X was 40% of the 3 x 3 ones' time). The sums are
+ * apart, each half a row; but 3 x 3 and 5 x 5 windows of stride 2, and 3 x 3 ones of stride 1
+ * with one column of left padding, read X's rows without a copy: the copy's stream of X was 40%
+ * of the 3 x 3 stride-2 ones' time, a fifth of the stride-1 ones'). The sums are
  * stored into Y's rows, where the epilogue runs on them while they are in L1. */
 
 typedef struct {
@@ -201,7 +202,8 @@ typedef struct {
   int64_t strip, strips;    /* output rows per task, tasks per plane */
   int64_t in_rows;          /* input rows of a strip at most */
   int64_t wp;               /* floats of a padded row: pl zeros, X's row, zeros past every read */
-  int direct;               /* 3 x 3 and 5 x 5 windows of stride 2: read from X's rows (no copies) */
+  int direct;               /* 3 x 3 and 5 x 5 windows of stride 2, 3 x 3 ones of stride 1 with
+                               one column of left padding: read from X's rows (no copies) */
   atomic_int failed;
 } dwr_job;
 
@@ -303,6 +305,12 @@ TARGET512 static inline __m512 load_padded(const float *x, int64_t n, int64_t s)
   return _mm512_maskz_permutexvar_ps((__mmask16)(0xffffu << -s), idx, u);
 }
 
+/* The lanes l of a vector of 16 with 0 <= s + l < n: a load at x + s, masked by them, reads x's
+ * floats [0, n) and zeros elsewhere (a masked load neither reads nor faults on the lanes it drops). */
+static inline __mmask16 inside16(int64_t s, int64_t n) {
+  return (__mmask16)(gpux__lanes16(n - s) & ~(s < 0 ? gpux__lanes16(-s) : 0u));
+}
+
 /* dst[e] = row[2e], dst[half + e] = row[2e + 1] for e < half (a multiple of 16), row being X's
  * row x of n floats after lo zeros and zeros after it: the padded row split into its even and
  * odd columns. */
@@ -362,6 +370,53 @@ DEF_DWR3S2X(dwr3s2x_3, 3)
 DEF_DWR3S2X(dwr3s2x_2, 2)
 DEF_DWR3S2X(dwr3s2x_1, 1)
 
+/* The same with one column of padding on the left (output column c reads columns 2c - 1 to
+ * 2c + 1), the call's outputs [q, q + nout) (q a multiple of 16): per row, the 2 NV vectors of 16
+ * columns from 2q on (and the one before, for tap 0's first lane) are loaded masked to [0, w) on
+ * the row's vector boundaries (aligned where the row is: the odd start of the loads above crosses
+ * a cache line each time; no lanes outside the row are read), the even columns are tap 1, the odd
+ * ones tap 2, and tap 0 is the odd ones one lane on with the float before in lane 0. */
+#define DEF_DWR3S2A(NAME, NV)                                                                           \
+  TARGET512 static void NAME(const float *const *rows, int64_t w, int64_t q, const float *wt, float *out, \
+                             int64_t ldo, int64_t nout, int nr) {                                        \
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);      \
+    const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);      \
+    __m512 wv[9], acc[DR][NV];                                                                           \
+    __mmask16 mk[2 * NV + 1];                                                                            \
+    _Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(wt[t]);                  \
+    _Pragma("GCC unroll 16") for (int a = 0; a < DR * NV; a++) acc[a / NV][a % NV] = _mm512_setzero_ps(); \
+    _Pragma("GCC unroll 9") for (int v = 0; v < 2 * NV + 1; v++) mk[v] = inside16(2 * q + 16 * (v - 1), w); \
+    _Pragma("GCC unroll 9") for (int r = 0; r < 2 * DR + 1; r++) {                                      \
+      const float *x = rows[r] + 2 * q;                                                                  \
+      __m512 prev = _mm512_maskz_loadu_ps(mk[0], x - 16);                                                \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                            \
+        __m512 a = _mm512_maskz_loadu_ps(mk[2 * v + 1], x + 32 * v);                                     \
+        __m512 b = _mm512_maskz_loadu_ps(mk[2 * v + 2], x + 32 * v + 16);                                \
+        __m512 t1 = _mm512_permutex2var_ps(a, ev, b), t2 = _mm512_permutex2var_ps(a, od, b);             \
+        __m512 t0 = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(t2), _mm512_castps_si512(prev), 15)); \
+        prev = b;                                                                                        \
+        _Pragma("GCC unroll 4") for (int o = 0; o < DR; o++) {                                          \
+          int i = r - 2 * o; /* the kernel row through which row r reaches output row o */              \
+          if (i >= 0 && i < 3) {                                                                         \
+            acc[o][v] = _mm512_fmadd_ps(wv[i * 3], t0, acc[o][v]);                                       \
+            acc[o][v] = _mm512_fmadd_ps(wv[i * 3 + 1], t1, acc[o][v]);                                   \
+            acc[o][v] = _mm512_fmadd_ps(wv[i * 3 + 2], t2, acc[o][v]);                                   \
+          }                                                                                              \
+        }                                                                                                \
+      }                                                                                                  \
+    }                                                                                                    \
+    _Pragma("GCC unroll 4") for (int o = 0; o < DR; o++) {                                              \
+      if (o >= nr) break;                                                                                \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                              \
+        _mm512_mask_storeu_ps(out + o * ldo + v * 16, gpux__lanes16(nout - v * 16), acc[o][v]);          \
+    }                                                                                                    \
+  }
+
+DEF_DWR3S2A(dwr3s2a_4, 4)
+DEF_DWR3S2A(dwr3s2a_3, 3)
+DEF_DWR3S2A(dwr3s2a_2, 2)
+DEF_DWR3S2A(dwr3s2a_1, 1)
+
 /* The same for a 5 x 5 window of stride 2, DR5 output rows a call: taps 2 to 4 are the even and
  * odd columns shifted down a lane or two, the floats past them from a third load. */
 #define DEF_DWR5S2X(NAME, NV)                                                                           \
@@ -404,7 +459,56 @@ DEF_DWR5S2X(dwr5s2x_1, 1)
 
 typedef void (*dwr3x_fn)(const float *const *, int64_t, int64_t, const float *, float *, int64_t, int64_t, int);
 static const dwr3x_fn dwr3x_fns[4] = {dwr3s2x_1, dwr3s2x_2, dwr3s2x_3, dwr3s2x_4};
+static const dwr3x_fn dwr3s2a_fns[4] = {dwr3s2a_1, dwr3s2a_2, dwr3s2a_3, dwr3s2a_4};
 static const dwr3x_fn dwr5x_fns[2] = {dwr5s2x_1, dwr5s2x_2};
+
+/* A 3 x 3 window of stride and dilation 1 with one column of padding on the left, read from X's
+ * rows as they are, without the rows' padded copies: rows[r] (r < DR + 2) is the row under padded
+ * row r of the call (a row of zeros where the window reaches the padding), w floats long; the
+ * call's outputs are columns [q, q + nout) (q a multiple of 16), output column c reading columns
+ * c - 1 to c + 1 (outside [0, w): zeros). Per row, the NV + 2 vectors of 16 columns from q - 16 on
+ * are loaded once (masked to [0, w): the loads start on the row's vector boundaries, aligned
+ * where the row is, and drop the lanes outside it without touching them); a vector's taps 0 and 2
+ * are it shifted a lane with its neighbours' lanes (valignd) where three loads across cache
+ * lines gave them (15% slower here). Each tap serves every output row whose window covers its
+ * row, as DEF_DWRK's. Output rows o < nr of the DR are stored, ldo floats apart: rows past them
+ * are summed and dropped, so that every output row is summed in the same order, whatever the
+ * strips. The hot loop. */
+#define DEF_DWR3S1A(NAME, NV)                                                                           \
+  TARGET512 static void NAME(const float *const *rows, int64_t w, int64_t q, const float *wt, float *out, \
+                             int64_t ldo, int64_t nout, int nr) {                                        \
+    __m512 wv[9], acc[DR][NV];                                                                           \
+    __mmask16 mk[NV + 2];                                                                                \
+    _Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(wt[t]);                  \
+    _Pragma("GCC unroll 16") for (int a = 0; a < DR * NV; a++) acc[a / NV][a % NV] = _mm512_setzero_ps(); \
+    _Pragma("GCC unroll 6") for (int v = 0; v < NV + 2; v++) mk[v] = inside16(q + 16 * (v - 1), w);      \
+    _Pragma("GCC unroll 6") for (int r = 0; r < DR + 2; r++) {                                          \
+      const float *x = rows[r] + q;                                                                      \
+      __m512i c[NV + 2];                                                                                 \
+      _Pragma("GCC unroll 6") for (int v = 0; v < NV + 2; v++)                                          \
+        c[v] = _mm512_castps_si512(_mm512_maskz_loadu_ps(mk[v], x + 16 * (v - 1)));                      \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                            \
+        __m512 t[3] = {_mm512_castsi512_ps(_mm512_alignr_epi32(c[v + 1], c[v], 15)), _mm512_castsi512_ps(c[v + 1]), \
+                       _mm512_castsi512_ps(_mm512_alignr_epi32(c[v + 2], c[v + 1], 1))};                 \
+        _Pragma("GCC unroll 3") for (int j = 0; j < 3; j++)                                             \
+          _Pragma("GCC unroll 4") for (int o = 0; o < DR; o++) {                                        \
+            int i = r - o; /* the kernel row through which row r reaches output row o */                \
+            if (i >= 0 && i < 3) acc[o][v] = _mm512_fmadd_ps(wv[i * 3 + j], t[j], acc[o][v]);            \
+          }                                                                                              \
+      }                                                                                                  \
+    }                                                                                                    \
+    _Pragma("GCC unroll 4") for (int o = 0; o < DR; o++) {                                              \
+      if (o >= nr) break;                                                                                \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                              \
+        _mm512_mask_storeu_ps(out + o * ldo + v * 16, gpux__lanes16(nout - v * 16), acc[o][v]);          \
+    }                                                                                                    \
+  }
+
+DEF_DWR3S1A(dwr3s1a_4, 4)
+DEF_DWR3S1A(dwr3s1a_3, 3)
+DEF_DWR3S1A(dwr3s1a_2, 2)
+DEF_DWR3S1A(dwr3s1a_1, 1)
+static const dwr3x_fn dwr3s1a_fns[4] = {dwr3s1a_1, dwr3s1a_2, dwr3s1a_3, dwr3s1a_4};
 
 typedef void (*dwr_fn)(const float *, int64_t, const float *, int64_t, int64_t, int64_t, int64_t, float *, int64_t);
 static const dwr_fn dwr_fns[2][4] = {{dwr1_1, dwr1_2, dwr1_3, dwr1_4}, {dwr2_1, dwr2_2, dwr2_3, dwr2_4}};
@@ -423,6 +527,24 @@ static void dwr_strip(const dwr_job *j, const float *x, int64_t x_r0, int64_t x_
   {
     /* input rows [r0, r1) in padded coordinates (row r is X's row r - pt) */
     int64_t r0 = oh0 * p->sh, r1 = (oh1 - 1) * p->sh + (p->kh - 1) * p->dh + 1;
+    if (j->direct && p->sh == 1) { /* stride 1 (3 x 3): from X's rows, DR output rows a call */
+      int dr = DR;
+      for (int64_t oh = oh0; oh < oh1; oh += dr) {
+        const float *rows[2 * DR + 1];
+        for (int r = 0; r < dr + p->kh - 1; r++) {
+          int64_t ih = oh + r - p->pt;
+          rows[r] = ih >= x_r0 && ih < x_r1 ? x + (ih - x_r0) * p->w_ : zeros;
+        }
+        int nr = (int)GPUX__MIN(dr, oh1 - oh);
+        for (int64_t q = 0; q < p->ow; q += 64) {
+          int64_t nout = GPUX__MIN(64, p->ow - q);
+          dwr3s1a_fns[(nout + 15) / 16 - 1](rows, p->w_, q, w, y + oh * p->ow + q, p->ow, nout, nr);
+        }
+      }
+      float *ys = y + oh0 * p->ow;
+      gpux__conv_finish(ys, 0, ys, 0, 1, (oh1 - oh0) * p->ow, p->b ? p->b[ch] : 0.0f, p->ep, ch);
+      return;
+    }
     if (j->direct) { /* stride 2: from X's rows, DR (3 x 3) or DR5 (5 x 5) output rows a call */
       int five = p->kh == 5, dr = five ? DR5 : DR, span = five ? 32 : 64;
       for (int64_t oh = oh0; oh < oh1; oh += dr) {
@@ -434,8 +556,11 @@ static void dwr_strip(const dwr_job *j, const float *x, int64_t x_r0, int64_t x_
         int nr = (int)GPUX__MIN(dr, oh1 - oh);
         for (int64_t q = 0; q < p->ow; q += span) {
           int64_t nout = GPUX__MIN(span, p->ow - q);
-          (five ? dwr5x_fns : dwr3x_fns)[(nout + 15) / 16 - 1](rows, p->w_, 2 * q - p->pl, w, y + oh * p->ow + q, p->ow,
-                                                               nout, nr);
+          if (!five && p->pl == 1)
+            dwr3s2a_fns[(nout + 15) / 16 - 1](rows, p->w_, q, w, y + oh * p->ow + q, p->ow, nout, nr);
+          else
+            (five ? dwr5x_fns : dwr3x_fns)[(nout + 15) / 16 - 1](rows, p->w_, 2 * q - p->pl, w, y + oh * p->ow + q,
+                                                                 p->ow, nout, nr);
         }
       }
       float *ys = y + oh0 * p->ow;
@@ -526,7 +651,8 @@ static void dwr_rows(dwr_job *j) {
   int64_t half_end = (p->ow + 15) / 16 * 16 + (p->kw - 1) * p->dw / 2;
   if (p->sw == 2) j->wp = 2 * ((GPUX__MAX(half_end, (p->pl + p->w_ + 1) / 2) + 15) / 16 * 16);
   else j->wp = GPUX__MAX(vec_end, p->pl + p->w_);
-  j->direct = (p->kh == 3 || p->kh == 5) && p->kw == p->kh && p->dh == 1 && p->dw == 1 && p->sh == 2 && p->sw == 2;
+  j->direct = (p->kh == 3 || p->kh == 5) && p->kw == p->kh && p->dh == 1 && p->dw == 1 && p->sh == p->sw &&
+              (p->sh == 2 || (p->sh == 1 && p->kh == 3 && p->pl == 1));
   if (j->direct) j->wp = GPUX__MAX(j->wp, p->w_);
 }
 
