@@ -457,9 +457,64 @@ DEF_DWR3S2A(dwr3s2a_1, 1)
 DEF_DWR5S2X(dwr5s2x_2, 2)
 DEF_DWR5S2X(dwr5s2x_1, 1)
 
+/* The same with two columns of padding on the left (output column c reads columns 2c - 2 to
+ * 2c + 2), the call's outputs [q, q + nout) (q a multiple of 16), loaded as DEF_DWR3S2A's: per
+ * row the 16 columns before 2q, the 2 NV vectors from 2q on and the one after, masked to [0, w)
+ * on the row's vector boundaries; the even columns are tap 2, the odd ones tap 3, taps 0 and 1
+ * the even and odd ones one lane on with the floats before in lane 0 (from the vector before,
+ * or the last call's), tap 4 the even ones one lane back with the next float in lane 15. */
+#define DEF_DWR5S2A(NAME, NV)                                                                           \
+  TARGET512 static void NAME(const float *const *rows, int64_t w, int64_t q, const float *wt, float *out, \
+                             int64_t ldo, int64_t nout, int nr) {                                        \
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);      \
+    const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);      \
+    /* lane 14 (15) of the vector before, then lanes 0-14 of the even (odd) columns */                 \
+    const __m512i pe = _mm512_set_epi32(30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 14); \
+    const __m512i po = _mm512_set_epi32(30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15); \
+    __m512 acc[DR5][NV];                                                                                 \
+    __mmask16 mk[2 * NV + 2];                                                                            \
+    _Pragma("GCC unroll 8") for (int a = 0; a < DR5 * NV; a++) acc[a / NV][a % NV] = _mm512_setzero_ps(); \
+    _Pragma("GCC unroll 6") for (int v = 0; v < 2 * NV + 2; v++) mk[v] = inside16(2 * q + 16 * (v - 1), w); \
+    _Pragma("GCC unroll 7") for (int r = 0; r < 2 * DR5 + 3; r++) {                                     \
+      const float *x = rows[r] + 2 * q;                                                                  \
+      __m512 e[NV + 1], o[NV];                                                                           \
+      _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {                                            \
+        __m512 a = _mm512_maskz_loadu_ps(mk[2 * v + 1], x + 32 * v);                                     \
+        __m512 b = _mm512_maskz_loadu_ps(mk[2 * v + 2], x + 32 * v + 16);                                \
+        e[v] = _mm512_permutex2var_ps(a, ev, b), o[v] = _mm512_permutex2var_ps(a, od, b);                \
+      }                                                                                                  \
+      e[NV] = _mm512_maskz_loadu_ps(mk[2 * NV + 1], x + 32 * NV); /* lane 0: the even column after */   \
+      __m512 before = _mm512_maskz_loadu_ps(mk[0], x - 16);                                              \
+      _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {                                            \
+        __m512 t[5];                                                                                     \
+        t[0] = v ? _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(e[v]), _mm512_castps_si512(e[v - 1]), 15)) \
+                 : _mm512_permutex2var_ps(before, pe, e[0]);                                             \
+        t[1] = v ? _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(o[v]), _mm512_castps_si512(o[v - 1]), 15)) \
+                 : _mm512_permutex2var_ps(before, po, o[0]);                                             \
+        t[2] = e[v], t[3] = o[v];                                                                        \
+        t[4] = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(e[v + 1]), _mm512_castps_si512(e[v]), 1)); \
+        _Pragma("GCC unroll 2") for (int oo = 0; oo < DR5; oo++) {                                      \
+          int i = r - 2 * oo;                                                                            \
+          if (i >= 0 && i < 5)                                                                           \
+            _Pragma("GCC unroll 5") for (int j = 0; j < 5; j++)                                         \
+              acc[oo][v] = _mm512_fmadd_ps(_mm512_set1_ps(wt[i * 5 + j]), t[j], acc[oo][v]);             \
+        }                                                                                                \
+      }                                                                                                  \
+    }                                                                                                    \
+    _Pragma("GCC unroll 2") for (int oo = 0; oo < DR5; oo++) {                                          \
+      if (oo >= nr) break;                                                                               \
+      _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                              \
+        _mm512_mask_storeu_ps(out + oo * ldo + v * 16, gpux__lanes16(nout - v * 16), acc[oo][v]);        \
+    }                                                                                                    \
+  }
+
+DEF_DWR5S2A(dwr5s2a_2, 2)
+DEF_DWR5S2A(dwr5s2a_1, 1)
+
 typedef void (*dwr3x_fn)(const float *const *, int64_t, int64_t, const float *, float *, int64_t, int64_t, int);
 static const dwr3x_fn dwr3x_fns[4] = {dwr3s2x_1, dwr3s2x_2, dwr3s2x_3, dwr3s2x_4};
 static const dwr3x_fn dwr3s2a_fns[4] = {dwr3s2a_1, dwr3s2a_2, dwr3s2a_3, dwr3s2a_4};
+static const dwr3x_fn dwr5s2a_fns[2] = {dwr5s2a_1, dwr5s2a_2};
 static const dwr3x_fn dwr5x_fns[2] = {dwr5s2x_1, dwr5s2x_2};
 
 /* A 3 x 3 window of stride and dilation 1 with one column of padding on the left, read from X's
@@ -556,8 +611,9 @@ static void dwr_strip(const dwr_job *j, const float *x, int64_t x_r0, int64_t x_
         int nr = (int)GPUX__MIN(dr, oh1 - oh);
         for (int64_t q = 0; q < p->ow; q += span) {
           int64_t nout = GPUX__MIN(span, p->ow - q);
-          if (!five && p->pl == 1)
-            dwr3s2a_fns[(nout + 15) / 16 - 1](rows, p->w_, q, w, y + oh * p->ow + q, p->ow, nout, nr);
+          if (p->pl == (five ? 2 : 1))
+            (five ? dwr5s2a_fns : dwr3s2a_fns)[(nout + 15) / 16 - 1](rows, p->w_, q, w, y + oh * p->ow + q, p->ow, nout,
+                                                                     nr);
           else
             (five ? dwr5x_fns : dwr3x_fns)[(nout + 15) / 16 - 1](rows, p->w_, 2 * q - p->pl, w, y + oh * p->ow + q,
                                                                  p->ow, nout, nr);
