@@ -426,6 +426,46 @@ kernel_pa(const int ROWS, int64_t kc, const float *ap, const float *b, float *c,
   "add %[ldc], %[c]\n\t"                                                                      \
   "add %[istr], %[ini]\n\t"
 
+/* the 24 sums at zero; all of them stored, six rows of four vectors; what the kernels clobber */
+#define SG_ZERO24                                                                             \
+  SG_ZERO(0) SG_ZERO(1) SG_ZERO(2) SG_ZERO(3) SG_ZERO(4) SG_ZERO(5) SG_ZERO(6) SG_ZERO(7) SG_ZERO(8) \
+      SG_ZERO(9) SG_ZERO(10) SG_ZERO(11) SG_ZERO(12) SG_ZERO(13) SG_ZERO(14) SG_ZERO(15) SG_ZERO(16) \
+          SG_ZERO(17) SG_ZERO(18) SG_ZERO(19) SG_ZERO(20) SG_ZERO(21) SG_ZERO(22) SG_ZERO(23)
+#define SG_OUT24                                                                              \
+  SG_OUT(0, 1, 2, 3) SG_OUT(4, 5, 6, 7) SG_OUT(8, 9, 10, 11) SG_OUT(12, 13, 14, 15) SG_OUT(16, 17, 18, 19) \
+      SG_OUT(20, 21, 22, 23)
+#define SG_CLOBBERS                                                                           \
+  "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", \
+      "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23",     \
+      "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "memory", "cc"
+
+/* The end of an iteration of the hot loop: every `every` iterations a group of one line of pf
+ * asked into L2 (eight with wide), `groups` groups in all; then the loop's count. */
+#define SG_LOOP_END                                                                           \
+  "dec %[cnt]\n\t"                                                                            \
+  "jnz 2f\n\t"                                                                                \
+  "prefetcht1 (%[pf])\n\t"                                                                    \
+  "cmpq $0, %[wide]\n\t"                                                                      \
+  "je 4f\n\t"                                                                                 \
+  "prefetcht1 64(%[pf])\n\t"                                                                  \
+  "prefetcht1 128(%[pf])\n\t"                                                                 \
+  "prefetcht1 192(%[pf])\n\t"                                                                 \
+  "prefetcht1 256(%[pf])\n\t"                                                                 \
+  "prefetcht1 320(%[pf])\n\t"                                                                 \
+  "prefetcht1 384(%[pf])\n\t"                                                                 \
+  "prefetcht1 448(%[pf])\n\t"                                                                 \
+  "add $448, %[pf]\n\t"                                                                       \
+  "4:\n\t"                                                                                    \
+  "add $64, %[pf]\n\t"                                                                        \
+  "mov %[every], %[cnt]\n\t"                                                                  \
+  "decq %[groups]\n\t"                                                                        \
+  "jnz 2f\n\t"                                                                                \
+  "mov $-1, %[cnt]\n\t"                                                                       \
+  "2:\n\t"                                                                                    \
+  "dec %[n]\n\t"                                                                              \
+  "jnz 1b\n\t"                                                                                \
+  "3:\n\t"
+
 /* what a block of no bias and no C starts from: -0 + x is x for every x, -0 included */
 static const float neg_zeros[64] __attribute__((aligned(64))) = {
     -0.f, -0.f, -0.f, -0.f, -0.f, -0.f, -0.f, -0.f, -0.f, -0.f, -0.f, -0.f, -0.f, -0.f, -0.f, -0.f,
@@ -441,47 +481,20 @@ __attribute__((target("avx512f,fma"))) static void kernel_pa6(int64_t kc, const 
   int64_t iters = kc / 2, odd = kc & 1, wide = npf > iters, per = wide ? 8 : 1;
   int64_t groups = npf > 0 ? GPUX__MIN(iters, (npf + per - 1) / per) : 0;
   int64_t every = groups ? GPUX__MAX(1, iters / groups) : 0, cnt = groups ? every : -1;
-  __asm__ volatile(SG_ZERO(0) SG_ZERO(1) SG_ZERO(2) SG_ZERO(3) SG_ZERO(4) SG_ZERO(5) SG_ZERO(6) SG_ZERO(7)
-                   SG_ZERO(8) SG_ZERO(9) SG_ZERO(10) SG_ZERO(11) SG_ZERO(12) SG_ZERO(13) SG_ZERO(14) SG_ZERO(15)
-                   SG_ZERO(16) SG_ZERO(17) SG_ZERO(18) SG_ZERO(19) SG_ZERO(20) SG_ZERO(21) SG_ZERO(22) SG_ZERO(23)
+  __asm__ volatile(SG_ZERO24
                    "test %[n], %[n]\n\t"
                    "jz 3f\n\t"
                    "1:\n\t" /* the hot loop: two k steps */
                    SG_STEP(0, 0) SG_STEP(24, 256)
                    "add $48, %[ap]\n\t"
                    "add $512, %[b]\n\t"
-                   "dec %[cnt]\n\t"
-                   "jnz 2f\n\t"
-                   "prefetcht1 (%[pf])\n\t"
-                   "cmpq $0, %[wide]\n\t"
-                   "je 4f\n\t"
-                   "prefetcht1 64(%[pf])\n\t"
-                   "prefetcht1 128(%[pf])\n\t"
-                   "prefetcht1 192(%[pf])\n\t"
-                   "prefetcht1 256(%[pf])\n\t"
-                   "prefetcht1 320(%[pf])\n\t"
-                   "prefetcht1 384(%[pf])\n\t"
-                   "prefetcht1 448(%[pf])\n\t"
-                   "add $448, %[pf]\n\t"
-                   "4:\n\t"
-                   "add $64, %[pf]\n\t"
-                   "mov %[every], %[cnt]\n\t"
-                   "dec %[groups]\n\t"
-                   "jnz 2f\n\t"
-                   "mov $-1, %[cnt]\n\t"
-                   "2:\n\t"
-                   "dec %[n]\n\t"
-                   "jnz 1b\n\t"
-                   "3:\n\t"
+                   SG_LOOP_END
                    "cmpq $0, %[odd]\n\t"
-                   "je 5f\n\t" SG_STEP(0, 0) "5:\n\t" SG_OUT(0, 1, 2, 3) SG_OUT(4, 5, 6, 7) SG_OUT(8, 9, 10, 11)
-                       SG_OUT(12, 13, 14, 15) SG_OUT(16, 17, 18, 19) SG_OUT(20, 21, 22, 23)
+                   "je 5f\n\t" SG_STEP(0, 0) "5:\n\t" SG_OUT24
                    : [ap] "+r"(ap), [b] "+r"(b), [n] "+r"(iters), [cnt] "+r"(cnt), [pf] "+r"(pf), [groups] "+r"(groups),
                      [c] "+r"(c), [ini] "+r"(ini)
                    : [every] "rm"(every), [wide] "rm"(wide), [odd] "rm"(odd), [ldc] "rm"(ldcb), [istr] "rm"(istr)
-                   : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
-                     "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22",
-                     "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "memory", "cc");
+                   : SG_CLOBBERS);
 }
 /* The same block on six rows gathered from anywhere (a[0..5]: a convolution's positions, each
  * tap's rows looked up in X), k steps kc: c[i * ldc + 0:64] = sum over r < kc of a[i][r] *
@@ -508,51 +521,28 @@ __attribute__((target("avx512f,fma"))) static void kernel_g6(int64_t kc, const f
   int64_t iters = kc / 2, odd = kc & 1, wide = npf > iters, per = wide ? 8 : 1, k = 0;
   int64_t groups = npf > 0 ? GPUX__MIN(iters, (npf + per - 1) / per) : 0;
   int64_t every = groups ? GPUX__MAX(1, iters / groups) : 0, cnt = groups ? every : -1;
-  __asm__ volatile(SG_ZERO(0) SG_ZERO(1) SG_ZERO(2) SG_ZERO(3) SG_ZERO(4) SG_ZERO(5) SG_ZERO(6) SG_ZERO(7)
-                   SG_ZERO(8) SG_ZERO(9) SG_ZERO(10) SG_ZERO(11) SG_ZERO(12) SG_ZERO(13) SG_ZERO(14) SG_ZERO(15)
-                   SG_ZERO(16) SG_ZERO(17) SG_ZERO(18) SG_ZERO(19) SG_ZERO(20) SG_ZERO(21) SG_ZERO(22) SG_ZERO(23)
+  __asm__ volatile(SG_ZERO24
                    "test %[n], %[n]\n\t"
                    "jz 3f\n\t"
                    "1:\n\t" /* the hot loop: two k steps */
                    SG_GSTEP(0, 0) SG_GSTEP(4, 256)
                    "add $2, %[k]\n\t"
                    "add $512, %[b]\n\t"
-                   "dec %[cnt]\n\t"
-                   "jnz 2f\n\t"
-                   "prefetcht1 (%[pf])\n\t"
-                   "cmpq $0, %[wide]\n\t"
-                   "je 4f\n\t"
-                   "prefetcht1 64(%[pf])\n\t"
-                   "prefetcht1 128(%[pf])\n\t"
-                   "prefetcht1 192(%[pf])\n\t"
-                   "prefetcht1 256(%[pf])\n\t"
-                   "prefetcht1 320(%[pf])\n\t"
-                   "prefetcht1 384(%[pf])\n\t"
-                   "prefetcht1 448(%[pf])\n\t"
-                   "add $448, %[pf]\n\t"
-                   "4:\n\t"
-                   "add $64, %[pf]\n\t"
-                   "mov %[every], %[cnt]\n\t"
-                   "decq %[groups]\n\t"
-                   "jnz 2f\n\t"
-                   "mov $-1, %[cnt]\n\t"
-                   "2:\n\t"
-                   "dec %[n]\n\t"
-                   "jnz 1b\n\t"
-                   "3:\n\t"
+                   SG_LOOP_END
                    "cmpq $0, %[odd]\n\t"
-                   "je 5f\n\t" SG_GSTEP(0, 0) "5:\n\t" SG_OUT(0, 1, 2, 3) SG_OUT(4, 5, 6, 7) SG_OUT(8, 9, 10, 11)
-                       SG_OUT(12, 13, 14, 15) SG_OUT(16, 17, 18, 19) SG_OUT(20, 21, 22, 23)
+                   "je 5f\n\t" SG_GSTEP(0, 0) "5:\n\t" SG_OUT24
                    : [k] "+r"(k), [b] "+r"(b), [n] "+r"(iters), [cnt] "+r"(cnt), [pf] "+r"(pf), [groups] "+rm"(groups),
                      [c] "+r"(c), [ini] "+r"(ini)
                    : [a0] "r"(a[0]), [a1] "r"(a[1]), [a2] "r"(a[2]), [a3] "r"(a[3]), [a4] "r"(a[4]), [a5] "r"(a[5]),
                      [every] "rm"(every), [wide] "rm"(wide), [odd] "rm"(odd), [ldc] "rm"(ldcb), [istr] "rm"(istr)
-                   : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
-                     "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22",
-                     "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "memory", "cc");
+                   : SG_CLOBBERS);
 }
 #undef SG_GSTEP
 #undef SG_GROW
+#undef SG_LOOP_END
+#undef SG_ZERO24
+#undef SG_OUT24
+#undef SG_CLOBBERS
 #undef SG_OUT
 #undef SG_ZERO
 #undef SG_STEP
