@@ -192,9 +192,10 @@ static void dw16_tasks(void *ctx, int64_t begin, int64_t end) {
  * input rows into scratch, padded with zeros (each row once, plain copies, no transposes); then 16
  * consecutive outputs of a row are one vector and each tap one FMA of the tap's weight with 16
  * inputs loaded from the padded row (stride 2: from its even or odd columns, which the copy puts
- * apart, each half a row; but 3 x 3 and 5 x 5 windows of stride 2, and 3 x 3 ones of stride 1
- * with one column of left padding, read X's rows without a copy: the copy's stream of X was 40%
- * of the 3 x 3 stride-2 ones' time, a fifth of the stride-1 ones'). The sums are
+ * apart, each half a row; but 3 x 3 and 5 x 5 windows of stride 2, and those of stride 1 with
+ * (k - 1) / 2 columns of left padding, read X's rows without a copy: the copy's stream of X was
+ * 40% of the 3 x 3 stride-2 ones' time, a fifth of the 3 x 3 stride-1 ones', and more than a third
+ * of the 5 x 5 ones' on 28 x 28 planes, copied 28 floats a call). The sums are
  * stored into Y's rows, where the epilogue runs on them while they are in L1. */
 
 typedef struct {
@@ -202,8 +203,8 @@ typedef struct {
   int64_t strip, strips;    /* output rows per task, tasks per plane */
   int64_t in_rows;          /* input rows of a strip at most */
   int64_t wp;               /* floats of a padded row: pl zeros, X's row, zeros past every read */
-  int direct;               /* 3 x 3 and 5 x 5 windows of stride 2, 3 x 3 ones of stride 1 with
-                               one column of left padding: read from X's rows (no copies) */
+  int direct;               /* 3 x 3 and 5 x 5 windows of stride 2, and of stride 1 with (k - 1) / 2
+                               columns of left padding: read from X's rows (no copies) */
   atomic_int failed;
 } dwr_job;
 
@@ -559,6 +560,44 @@ static const dwr3x_fn dwr5x_fns[2] = {dwr5s2x_1, dwr5s2x_2};
     }                                                                                                    \
   }
 
+/* The same for a 5 x 5 window with two columns of padding on the left, DR5 output rows a call:
+ * taps 0, 1, 3 and 4 are a vector shifted two or one lanes with its neighbours' lanes. */
+#define DEF_DWR5S1A(NAME, NV)                                                                           \
+  TARGET512 static void NAME(const float *const *rows, int64_t w, int64_t q, const float *wt, float *out, \
+                             int64_t ldo, int64_t nout, int nr) {                                        \
+    __m512 acc[DR5][NV];                                                                                 \
+    __mmask16 mk[NV + 2];                                                                                \
+    _Pragma("GCC unroll 8") for (int a = 0; a < DR5 * NV; a++) acc[a / NV][a % NV] = _mm512_setzero_ps(); \
+    _Pragma("GCC unroll 4") for (int v = 0; v < NV + 2; v++) mk[v] = inside16(q + 16 * (v - 1), w);      \
+    _Pragma("GCC unroll 6") for (int r = 0; r < DR5 + 4; r++) {                                         \
+      const float *x = rows[r] + q;                                                                      \
+      __m512i c[NV + 2];                                                                                 \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV + 2; v++)                                          \
+        c[v] = _mm512_castps_si512(_mm512_maskz_loadu_ps(mk[v], x + 16 * (v - 1)));                     \
+      _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {                                            \
+        __m512 t[5] = {_mm512_castsi512_ps(_mm512_alignr_epi32(c[v + 1], c[v], 14)),                     \
+                       _mm512_castsi512_ps(_mm512_alignr_epi32(c[v + 1], c[v], 15)), _mm512_castsi512_ps(c[v + 1]), \
+                       _mm512_castsi512_ps(_mm512_alignr_epi32(c[v + 2], c[v + 1], 1)),                  \
+                       _mm512_castsi512_ps(_mm512_alignr_epi32(c[v + 2], c[v + 1], 2))};                 \
+        _Pragma("GCC unroll 2") for (int o = 0; o < DR5; o++) {                                         \
+          int i = r - o;                                                                                 \
+          if (i >= 0 && i < 5)                                                                           \
+            _Pragma("GCC unroll 5") for (int j = 0; j < 5; j++)                                         \
+              acc[o][v] = _mm512_fmadd_ps(_mm512_set1_ps(wt[i * 5 + j]), t[j], acc[o][v]);              \
+        }                                                                                                \
+      }                                                                                                  \
+    }                                                                                                    \
+    _Pragma("GCC unroll 2") for (int o = 0; o < DR5; o++) {                                             \
+      if (o >= nr) break;                                                                                \
+      _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                              \
+        _mm512_mask_storeu_ps(out + o * ldo + v * 16, gpux__lanes16(nout - v * 16), acc[o][v]);          \
+    }                                                                                                    \
+  }
+
+DEF_DWR5S1A(dwr5s1a_2, 2)
+DEF_DWR5S1A(dwr5s1a_1, 1)
+static const dwr3x_fn dwr5s1a_fns[2] = {dwr5s1a_1, dwr5s1a_2};
+
 DEF_DWR3S1A(dwr3s1a_4, 4)
 DEF_DWR3S1A(dwr3s1a_3, 3)
 DEF_DWR3S1A(dwr3s1a_2, 2)
@@ -582,8 +621,9 @@ static void dwr_strip(const dwr_job *j, const float *x, int64_t x_r0, int64_t x_
   {
     /* input rows [r0, r1) in padded coordinates (row r is X's row r - pt) */
     int64_t r0 = oh0 * p->sh, r1 = (oh1 - 1) * p->sh + (p->kh - 1) * p->dh + 1;
-    if (j->direct && p->sh == 1) { /* stride 1 (3 x 3): from X's rows, DR output rows a call */
-      int dr = DR;
+    if (j->direct && p->sh == 1) { /* stride 1: from X's rows, DR (3 x 3) or DR5 (5 x 5) output rows a call */
+      int five = p->kh == 5, dr = five ? DR5 : DR;
+      int64_t span = five ? 32 : 64;
       for (int64_t oh = oh0; oh < oh1; oh += dr) {
         const float *rows[2 * DR + 1];
         for (int r = 0; r < dr + p->kh - 1; r++) {
@@ -591,9 +631,10 @@ static void dwr_strip(const dwr_job *j, const float *x, int64_t x_r0, int64_t x_
           rows[r] = ih >= x_r0 && ih < x_r1 ? x + (ih - x_r0) * p->w_ : zeros;
         }
         int nr = (int)GPUX__MIN(dr, oh1 - oh);
-        for (int64_t q = 0; q < p->ow; q += 64) {
-          int64_t nout = GPUX__MIN(64, p->ow - q);
-          dwr3s1a_fns[(nout + 15) / 16 - 1](rows, p->w_, q, w, y + oh * p->ow + q, p->ow, nout, nr);
+        for (int64_t q = 0; q < p->ow; q += span) {
+          int64_t nout = GPUX__MIN(span, p->ow - q);
+          (five ? dwr5s1a_fns : dwr3s1a_fns)[(nout + 15) / 16 - 1](rows, p->w_, q, w, y + oh * p->ow + q, p->ow, nout,
+                                                                   nr);
         }
       }
       float *ys = y + oh0 * p->ow;
@@ -708,7 +749,7 @@ static void dwr_rows(dwr_job *j) {
   if (p->sw == 2) j->wp = 2 * ((GPUX__MAX(half_end, (p->pl + p->w_ + 1) / 2) + 15) / 16 * 16);
   else j->wp = GPUX__MAX(vec_end, p->pl + p->w_);
   j->direct = (p->kh == 3 || p->kh == 5) && p->kw == p->kh && p->dh == 1 && p->dw == 1 && p->sh == p->sw &&
-              (p->sh == 2 || (p->sh == 1 && p->kh == 3 && p->pl == 1));
+              (p->sh == 2 || (p->sh == 1 && p->pl == p->kh / 2));
   if (j->direct) j->wp = GPUX__MAX(j->wp, p->w_);
 }
 
