@@ -15,9 +15,9 @@
  *
  * Tasks are tiles of positions x blocks of output channels. A task goes panel by panel; within a
  * panel, tap by tap in blocks of at most KC channels, whose KC x 64 floats of W^T (32 KB) stay in
- * L1 while every block of 6 positions of the tile passes over them, and the next pass's W^T is
- * asked into L2 a share a block (spread over a wide block's first k steps, a line a step, where
- * a burst of them waited for free fill buffers). FusedConv's epilogue runs on the tile's sums, [P][M],
+ * L1 while every block of 6 (or 5, fives_from) positions of the tile passes over them, and the
+ * next pass's W^T is asked into L2 a share a block (spread over a wide block's first k steps, a
+ * line a step, where a burst of them waited for free fill buffers). FusedConv's epilogue runs on the tile's sums, [P][M],
  * 16 channels a vector while they are in cache (gpux__conv_finish_cl), before they are transposed
  * back into Y's planes (with a residual, which is read at Y's place: after).
  *
@@ -410,9 +410,9 @@ block_rows(const int ROWS, int64_t kc, const float *const *a, const float *b, fl
   }
 }
 
-/* The block on ROWS of 6, 4 or 2 (mr of 2-6, nc of 17-64); a single row (a 7 x 7 plane's 49th
- * position) goes to sgemm.c's block, which has a loop of its own for it, then to the epilogue
- * (m0: the panel's first channel). */
+/* The block on ROWS of 6, 5, 4 or 2 (mr of 2-6, nc of 17-64); a single row (the last of a tile
+ * of 7, 13 or 19 positions, fives_from) goes to sgemm.c's block, which has a loop of its own for
+ * it, then to the epilogue (m0: the panel's first channel). */
 GPUX_EP16_TARGET static void block(int64_t kc, const float *const *a, const float *b, float *c, int64_t ldc, int mr,
                                    int64_t nc, int add, const char *pf, int64_t npf, const block_ep *ep,
                                    const block_next *nx, int64_t m0) {
@@ -437,10 +437,32 @@ GPUX_EP16_TARGET static void block(int64_t kc, const float *const *a, const floa
       gpux__ep16_rows(c, ldc, MR, PANEL, add ? ep->bias : NULL, ep->scale, ep->shift, ep->res, e);
     return;
   }
-  if (mr > 4) block_rows(6, kc, a, b, c, ldc, mr, nc, add, pf, npf, ep, nx);
+  if (mr == 5) block_rows(5, kc, a, b, c, ldc, mr, nc, add, pf, npf, ep, nx);
+  else if (mr > 4) block_rows(6, kc, a, b, c, ldc, mr, nc, add, pf, npf, ep, nx);
   else if (mr > 2) block_rows(4, kc, a, b, c, ldc, mr, nc, add, pf, npf, ep, nx);
   else block_rows(2, kc, a, b, c, ldc, mr, nc, add, pf, npf, ep, nx);
 }
+
+/* A plane's os positions go in register blocks of 6 and what is left, except that a rest of one
+ * position (a 7 x 7 plane: 49 = 8 x 6 + 1) goes with the four blocks before it as five blocks of
+ * 5 (49 = 4 x 6 + 5 x 5) where there are four (os of 25 or more): a single row goes to the
+ * one-row path and then its own epilogue, which took about 7% of a 1152 -> 192 1x1's time on
+ * 7 x 7 (conv-shapes at 1 thread: ResNet-50's and EfficientNet-B0's convolutions on 7 x 7 5-13%
+ * less time). Other rests (56, 63, 70, 77 positions on 7 x 7-11 planes, 196 = 31 x 6 + 2 x 5)
+ * took no less time in blocks of 5, the last of 2-5 rows costing about its rows (block_rows):
+ * kept. The first position of the blocks of 5 (os where there are none). The blocks are as many
+ * as ceil(os / 6) either way, and tiles take whole blocks (block_pos), tp / 6 of them (the last
+ * what is left), so that a tile is at most tp positions and the tiles as many as before. */
+static inline int64_t fives_from(int64_t os) { return os % MR == 1 && os >= 5 * 5 ? os - 5 * 5 : os; }
+
+/* The first position of block i of the plane (i up to its count of blocks), the blocks of 5 from
+ * s5 (fives_from). */
+static inline int64_t block_pos(int64_t i, int64_t os, int64_t s5) {
+  return s5 == os || i * MR <= s5 ? GPUX__MIN(i * MR, os) : s5 + (i - s5 / MR) * 5;
+}
+
+/* The rows of the block at position s of a tile of np, its blocks of 5 from s5. */
+static inline int block_len(int64_t s, int64_t np, int64_t s5) { return (int)(s < s5 ? GPUX__MIN(MR, np - s) : 5); }
 
 /* Whether a channels-last X with padding is read in place (GPUX_CONV_PAD_COPY=1: copied). */
 static int direct_on(void) {
@@ -497,7 +519,10 @@ static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
   const float **trow = j->xt ? NULL : (const float **)(base + j->tp);
   float *wbuf = p->xs ? (float *)((char *)ct + head) : NULL, *xbuf = wbuf ? wbuf + KC * PANEL : NULL;
   for (int64_t t = begin; t < end; t++) {
-    int64_t p0 = t / j->mtiles * j->tp, p1 = GPUX__MIN(os, p0 + j->tp), np = p1 - p0;
+    /* the tile's whole blocks of the plane, those of 5 from s5 on (both relative to the tile) */
+    int64_t f5 = fives_from(os), bt = j->tp / MR, nbp = (f5 + MR - 1) / MR + (os - f5) / 5, tile = t / j->mtiles;
+    int64_t p0 = block_pos(tile * bt, os, f5), p1 = block_pos(GPUX__MIN(nbp, (tile + 1) * bt), os, f5), np = p1 - p0;
+    int64_t s5 = GPUX__MIN(np, GPUX__MAX(0, f5 - p0)), nblocks = (s5 + MR - 1) / MR + (np - s5) / 5;
     int64_t m0 = t % j->mtiles * j->mt, m1 = GPUX__MIN(p->m, m0 + j->mt);
     /* with X's scale, whichever is fewer products: the task's rows of X scaled into xbuf before
      * the passes (np x c), as the Mul it stands for wrote them; or X's rows read in place and each
@@ -545,7 +570,7 @@ static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
             scale_panel(wsc, bw, xs + c0, kc);
             b = wsc;
           }
-          int64_t blocks = (np + step - 1) / step, per = (lines + blocks - 1) / blocks;
+          int64_t blocks = nb ? (np + step - 1) / step : nblocks, per = (lines + blocks - 1) / blocks;
           if (nb) { /* NMR x 16-48 a block, the next pass's W^T asked for a share a block */
             for (int64_t s = 0; s < np; s += step) {
               int mr = (int)GPUX__MIN(step, np - s);
@@ -568,10 +593,10 @@ static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
             ep.scale = p->ep->scale ? p->ep->scale + pn * PANEL : NULL;
             ep.shift = p->ep->scale ? p->ep->shift + pn * PANEL : NULL;
           }
-          /* 6 positions x 64 output channels a block, each asking for its share of the next
-           * pass's W^T, and the next block's rows of R (last pass) or of Y (first pass) */
-          for (int64_t s = 0; s < np; s += MR) {
-            int mr = (int)GPUX__MIN(MR, np - s);
+          /* 6 or 5 positions x 64 output channels a block, each asking for its share of the
+           * next pass's W^T, and the next block's rows of R (last pass) or of Y (first pass) */
+          for (int64_t s = 0, bi = 0, mr; s < np; s += mr, bi++) {
+            mr = block_len(s, np, s5);
             const float *a[MR];
             for (int i = 0; i < MR; i++) {
               int64_t q = s + GPUX__MIN(i, mr - 1);
@@ -579,11 +604,11 @@ static void cgemm_tasks(void *ctx, int64_t begin, int64_t end) {
             }
             float *cb = cp + s * ldc;
             if (fin && p->ep->res) ep.res = p->ep->res + (cb - p->ep->y0);
-            int64_t l0 = GPUX__MIN(lines, s / MR * per);
-            block_next nx = {.rows = (int)GPUX__MIN(MR, np - s - MR), .lines = (int)(nc + 15) / 16};
-            if (nx.rows > 0 && fin && p->ep->res) nx.res = ep.res + MR * ldc;
-            if (nx.rows > 0 && p->channels_last && tap == 0 && c0 == 0) nx.y = cb + MR * ldc;
-            block(kc, a, b, cb, ldc, mr, nc, tap > 0 || c0 > 0, next + l0 * 64, GPUX__MIN(per, lines - l0),
+            int64_t l0 = GPUX__MIN(lines, bi * per);
+            block_next nx = {.rows = s + mr < np ? block_len(s + mr, np, s5) : 0, .lines = (int)(nc + 15) / 16};
+            if (nx.rows > 0 && fin && p->ep->res) nx.res = ep.res + mr * ldc;
+            if (nx.rows > 0 && p->channels_last && tap == 0 && c0 == 0) nx.y = cb + mr * ldc;
+            block(kc, a, b, cb, ldc, (int)mr, nc, tap > 0 || c0 > 0, next + l0 * 64, GPUX__MIN(per, lines - l0),
                   fin ? &ep : NULL, nx.res || nx.y ? &nx : NULL, pn * PANEL);
           }
         }
@@ -629,7 +654,8 @@ int gpux__conv2d_gemm(const gpux__conv2d *p, const gpux__sgemm_b *wt) {
   j.hp = GPUX__MAX((p->oh - 1) * p->sh + (p->kh - 1) * p->dh + 1, p->h + p->pt);
   j.wp = GPUX__MAX((p->ow - 1) * p->sw + (p->kw - 1) * p->dw + 1, p->w_ + p->pl);
   int64_t os = p->oh * p->ow;
-  /* channels: whole panels, at most 256 a task; positions: whole blocks of 6, about 48K floats
+  /* channels: whole panels, at most 256 a task; positions: whole blocks of 6 (tiles of a plane
+   * in blocks of 6 and 5 take as many blocks: fives_from), about 48K floats
    * of sums a task (channels last, with no tile of sums, a plane of up to 258 positions in one
    * tile); with threads, about three tasks a thread; in tiles as equal as whole blocks allow.
    * Every tile of positions reads all of W^T again: at 1 thread a 14 x 14 plane went as 192

@@ -217,7 +217,8 @@ static void test_depthwise_blocks(void **state) {
 /* The product on packed weights (ops/conv-gemm.c) over random shapes of one group and 16 or more
  * input channels: windows of 1 to 5 taps a side, strides, dilations, asymmetric pads, output
  * channel counts that end inside a panel of 64, positions that end inside a block of 6, planes
- * down to one position, and the residual in the epilogue. */
+ * that go in blocks of 6 and 5 (7 x 7, 14 x 14, 5 x 10) or leave a rest of 1-4 (3 x 3, 2 x 7),
+ * planes down to one position, and the residual in the epilogue. */
 static void test_conv_gemm(void **state) {
   (void)state;
   if (!gpux__conv_gemm_available()) skip();
@@ -233,6 +234,12 @@ static void test_conv_gemm(void **state) {
     int64_t pb = rnd(0, 3), pr = rnd(0, 3);
     if (i % 6 == 1) /* one position of a 1 x 1 X and one image: a product of one row (gemv.c) */
       p.n = 1, p.h = p.w_ = 1, p.kh = p.kw = 1, p.dh = p.dw = 1, p.pt = p.pl = pb = pr = 0;
+    if (i % 6 == 3) { /* a plane of np positions: 6a + 5b, or too few for that */
+      static const int64_t planes[][2] = {{7, 7}, {14, 14}, {5, 10}, {3, 3}, {2, 7}, {5, 5}, {4, 5}, {5, 11}};
+      const int64_t *pl = planes[i / 6 % 8];
+      p.h = pl[0], p.w_ = pl[1], p.sh = p.sw = 1, p.dh = p.dw = 1, p.pt = p.pl = pb = pr = 0;
+      if (p.kh > 1) p.kh = p.kw = 3, p.pt = p.pl = pb = pr = 1;
+    }
     int64_t span_h = p.h + p.pt + pb - ((p.kh - 1) * p.dh + 1), span_w = p.w_ + p.pl + pr - ((p.kw - 1) * p.dw + 1);
     if (span_h < 0 || span_w < 0) continue;
     p.oh = span_h / p.sh + 1, p.ow = span_w / p.sw + 1;
@@ -266,14 +273,15 @@ static void test_conv_gemm(void **state) {
  * blocks finish their sums on the last pass (bias, residual, activation, clamp, scale and shift;
  * in registers, or on a full block's rows in L1 after the assembly kernel), against the planes' path on the same shapes, transposed: panels of 64
  * channels and partial ones (narrow ones of 48 or fewer too), several passes over a tap, planes
- * of 1 to 400 positions (blocks of 1 to 6, tiles of up to 258), on 1 and 2 threads. */
+ * of 1 to 400 positions (blocks of 1 to 6, tiles of up to 258; planes of 49, 50, 196 positions
+ * and others in blocks of 6 and 5), on 1 and 2 threads. */
 static void test_conv_gemm_nhwc(void **state) {
   (void)state;
   if (!gpux__conv_gemm_available()) skip();
   int threads = gpux__set_run_threads(0); /* the run caps below: the pool has started */
   for (int i = 0; i < 60; i++) {
     gpux__set_run_threads(1 + i % 2);
-    int64_t m = i % 3 == 0 ? rnd(100, 300) : rnd(1, 150);
+    int64_t m = i % 3 == 0 ? rnd(100, 300) : i % 6 == 4 ? rnd(64, 150) : rnd(1, 150);
     float *sc = malloc((size_t)m * sizeof *sc), *sh = malloc((size_t)m * sizeof *sh);
     for (int64_t q = 0; q < m; q++) sc[q] = rndf(), sh[q] = rndf();
     gpux__conv_epilogue ep = {.act = (int)rnd(0, GPUX_EP_SILU), .p0 = -0.5f, .p1 = 1.5f, .clamp = rnd(0, 1),
@@ -286,6 +294,11 @@ static void test_conv_gemm_nhwc(void **state) {
     if (i % 4 < 2) p.kh = p.kw = 1; /* pointwise, strided or not */
     if (i % 5 == 0) p.c = 160;      /* more channels than a pass over a tap */
     p.h = rnd(1, 20), p.w_ = rnd(1, 20), p.pt = p.pl = p.kh > 1 ? 1 : 0;
+    if (i % 6 == 3 || i % 6 == 4) { /* planes in blocks of 6 and 5 (or too few for that), strides of 1 */
+      static const int64_t planes[][2] = {{7, 7}, {14, 14}, {5, 10}, {5, 5}, {2, 7}, {4, 4}, {3, 17}, {8, 8}};
+      const int64_t *pl = planes[(i / 6 * 2 + i % 6 - 3) % 8];
+      p.h = pl[0], p.w_ = pl[1], p.sh = p.sw = 1;
+    }
     p.oh = (p.h + 2 * p.pt - p.kh) / p.sh + 1, p.ow = (p.w_ + 2 * p.pl - p.kw) / p.sw + 1;
     if (p.oh < 1 || p.ow < 1) {
       free(sc), free(sh);
