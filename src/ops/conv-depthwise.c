@@ -106,6 +106,15 @@ typedef struct {
 
 /* out[q][16] = sum over taps (i, j) of w[i * kw + j] * in[(i * dh) * wp + q * sw + j * dw] for q
  * < NQ consecutive outputs of a row (in: the row's first input, [.][16]). The hot loop. */
+/* The row kernels' sums acc[ROWS][NV] at zero; and output rows o < nr of them stored, ldo floats
+ * apart, nout outputs a row (the last vector masked). */
+#define DW_ZERO(ROWS, NV)                                                                              \
+  _Pragma("GCC unroll 16") for (int a = 0; a < (ROWS) * (NV); a++) acc[a / (NV)][a % (NV)] = _mm512_setzero_ps();
+#define DW_STORE(ROWS, NV, NR)                                                                         \
+  _Pragma("GCC unroll 4") for (int o_ = 0; o_ < (ROWS) && o_ < (NR); o_++)                              \
+    _Pragma("GCC unroll 4") for (int v_ = 0; v_ < (NV); v_++)                                           \
+      _mm512_mask_storeu_ps(out + o_ * ldo + v_ * 16, gpux__lanes16(nout - v_ * 16), acc[o_][v_]);
+
 #define DEF_DW_ROW(NAME, NQ)                                                                         \
   TARGET512 static void NAME(const float *in, const float *w, int64_t kh, int64_t kw, int64_t wp,     \
                              int64_t sw, int64_t dh, int64_t dw, float *out) {                       \
@@ -219,7 +228,7 @@ typedef struct {
   TARGET512 static void NAME(const float *in, int64_t wp, const float *w, int64_t kh, int64_t kw,      \
                              int64_t dh, int64_t dw, float *out, int64_t nout) {                         \
     __m512 acc[RS][NV];                                                                                  \
-    _Pragma("GCC unroll 16") for (int a = 0; a < RS * NV; a++) acc[a / NV][a % NV] = _mm512_setzero_ps(); \
+    DW_ZERO(RS, NV)                                                                                  \
     int64_t i = 0;                                                                                       \
     for (; i < kh; i += RS) {                                                                            \
       _Pragma("GCC unroll 4") for (int a = 0; a < RS; a++) {                                            \
@@ -263,7 +272,7 @@ DEF_DWR(dwr2_1, 1, 2, 4)
                              int64_t nout) {                                                             \
     __m512 wv[K * K], acc[ROWS][NV];                                                                     \
     _Pragma("GCC unroll 25") for (int t = 0; t < K * K; t++) wv[t] = _mm512_set1_ps(w[t]);              \
-    _Pragma("GCC unroll 16") for (int a = 0; a < ROWS * NV; a++) acc[a / NV][a % NV] = _mm512_setzero_ps(); \
+    DW_ZERO(ROWS, NV)                                                                                \
     _Pragma("GCC unroll 9") for (int r = 0; r < ROWS - 1 + K; r++) {                                    \
       const float *ir = in + r * wp;                                                                     \
       _Pragma("GCC unroll 5") for (int j = 0; j < K; j++) {                                             \
@@ -277,9 +286,7 @@ DEF_DWR(dwr2_1, 1, 2, 4)
         }                                                                                                \
       }                                                                                                  \
     }                                                                                                    \
-    _Pragma("GCC unroll 4") for (int o = 0; o < ROWS; o++)                                              \
-      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                              \
-        _mm512_mask_storeu_ps(out + o * ldo + v * 16, gpux__lanes16(nout - v * 16), acc[o][v]);          \
+    DW_STORE(ROWS, NV, ROWS)                                                                         \
   }
 
 DEF_DWRK(dwr3s1_4, 3, DR, 4)
@@ -340,7 +347,7 @@ TARGET512 static void split_even_odd(const float *x, int64_t n, int64_t lo, int6
     const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);      \
     __m512 wv[9], acc[DR][NV];                                                                           \
     _Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(wt[t]);                  \
-    _Pragma("GCC unroll 16") for (int a = 0; a < DR * NV; a++) acc[a / NV][a % NV] = _mm512_setzero_ps(); \
+    DW_ZERO(DR, NV)                                                                                  \
     _Pragma("GCC unroll 9") for (int r = 0; r < 2 * DR + 1; r++) {                                      \
       const float *x = rows[r];                                                                          \
       _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                            \
@@ -359,11 +366,7 @@ TARGET512 static void split_even_odd(const float *x, int64_t n, int64_t lo, int6
         }                                                                                                \
       }                                                                                                  \
     }                                                                                                    \
-    _Pragma("GCC unroll 4") for (int o = 0; o < DR; o++) {                                              \
-      if (o >= nr) break;                                                                                \
-      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                              \
-        _mm512_mask_storeu_ps(out + o * ldo + v * 16, gpux__lanes16(nout - v * 16), acc[o][v]);          \
-    }                                                                                                    \
+    DW_STORE(DR, NV, nr)                                                                             \
   }
 
 DEF_DWR3S2X(dwr3s2x_4, 4)
@@ -385,7 +388,7 @@ DEF_DWR3S2X(dwr3s2x_1, 1)
     __m512 wv[9], acc[DR][NV];                                                                           \
     __mmask16 mk[2 * NV + 1];                                                                            \
     _Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(wt[t]);                  \
-    _Pragma("GCC unroll 16") for (int a = 0; a < DR * NV; a++) acc[a / NV][a % NV] = _mm512_setzero_ps(); \
+    DW_ZERO(DR, NV)                                                                                  \
     _Pragma("GCC unroll 9") for (int v = 0; v < 2 * NV + 1; v++) mk[v] = inside16(2 * q + 16 * (v - 1), w); \
     _Pragma("GCC unroll 9") for (int r = 0; r < 2 * DR + 1; r++) {                                      \
       const float *x = rows[r] + 2 * q;                                                                  \
@@ -406,11 +409,7 @@ DEF_DWR3S2X(dwr3s2x_1, 1)
         }                                                                                                \
       }                                                                                                  \
     }                                                                                                    \
-    _Pragma("GCC unroll 4") for (int o = 0; o < DR; o++) {                                              \
-      if (o >= nr) break;                                                                                \
-      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                              \
-        _mm512_mask_storeu_ps(out + o * ldo + v * 16, gpux__lanes16(nout - v * 16), acc[o][v]);          \
-    }                                                                                                    \
+    DW_STORE(DR, NV, nr)                                                                             \
   }
 
 DEF_DWR3S2A(dwr3s2a_4, 4)
@@ -427,7 +426,7 @@ DEF_DWR3S2A(dwr3s2a_1, 1)
     const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);      \
     __m512 wv[25], acc[DR5][NV];                                                                         \
     _Pragma("GCC unroll 25") for (int t = 0; t < 25; t++) wv[t] = _mm512_set1_ps(wt[t]);                \
-    _Pragma("GCC unroll 8") for (int a = 0; a < DR5 * NV; a++) acc[a / NV][a % NV] = _mm512_setzero_ps(); \
+    DW_ZERO(DR5, NV)                                                                                 \
     _Pragma("GCC unroll 7") for (int r = 0; r < 2 * DR5 + 3; r++) {                                     \
       const float *x = rows[r];                                                                          \
       _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {                                            \
@@ -448,11 +447,7 @@ DEF_DWR3S2A(dwr3s2a_1, 1)
         }                                                                                                \
       }                                                                                                  \
     }                                                                                                    \
-    _Pragma("GCC unroll 2") for (int o = 0; o < DR5; o++) {                                             \
-      if (o >= nr) break;                                                                                \
-      _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                              \
-        _mm512_mask_storeu_ps(out + o * ldo + v * 16, gpux__lanes16(nout - v * 16), acc[o][v]);          \
-    }                                                                                                    \
+    DW_STORE(DR5, NV, nr)                                                                            \
   }
 
 DEF_DWR5S2X(dwr5s2x_2, 2)
@@ -474,7 +469,7 @@ DEF_DWR5S2X(dwr5s2x_1, 1)
     const __m512i po = _mm512_set_epi32(30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15); \
     __m512 acc[DR5][NV];                                                                                 \
     __mmask16 mk[2 * NV + 2];                                                                            \
-    _Pragma("GCC unroll 8") for (int a = 0; a < DR5 * NV; a++) acc[a / NV][a % NV] = _mm512_setzero_ps(); \
+    DW_ZERO(DR5, NV)                                                                                 \
     _Pragma("GCC unroll 6") for (int v = 0; v < 2 * NV + 2; v++) mk[v] = inside16(2 * q + 16 * (v - 1), w); \
     _Pragma("GCC unroll 7") for (int r = 0; r < 2 * DR5 + 3; r++) {                                     \
       const float *x = rows[r] + 2 * q;                                                                  \
@@ -502,11 +497,7 @@ DEF_DWR5S2X(dwr5s2x_1, 1)
         }                                                                                                \
       }                                                                                                  \
     }                                                                                                    \
-    _Pragma("GCC unroll 2") for (int oo = 0; oo < DR5; oo++) {                                          \
-      if (oo >= nr) break;                                                                               \
-      _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                              \
-        _mm512_mask_storeu_ps(out + oo * ldo + v * 16, gpux__lanes16(nout - v * 16), acc[oo][v]);        \
-    }                                                                                                    \
+    DW_STORE(DR5, NV, nr)                                                                            \
   }
 
 DEF_DWR5S2A(dwr5s2a_2, 2)
@@ -536,7 +527,7 @@ static const dwr3x_fn dwr5x_fns[2] = {dwr5s2x_1, dwr5s2x_2};
     __m512 wv[9], acc[DR][NV];                                                                           \
     __mmask16 mk[NV + 2];                                                                                \
     _Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(wt[t]);                  \
-    _Pragma("GCC unroll 16") for (int a = 0; a < DR * NV; a++) acc[a / NV][a % NV] = _mm512_setzero_ps(); \
+    DW_ZERO(DR, NV)                                                                                  \
     _Pragma("GCC unroll 6") for (int v = 0; v < NV + 2; v++) mk[v] = inside16(q + 16 * (v - 1), w);      \
     _Pragma("GCC unroll 6") for (int r = 0; r < DR + 2; r++) {                                          \
       const float *x = rows[r] + q;                                                                      \
@@ -553,11 +544,7 @@ static const dwr3x_fn dwr5x_fns[2] = {dwr5s2x_1, dwr5s2x_2};
           }                                                                                              \
       }                                                                                                  \
     }                                                                                                    \
-    _Pragma("GCC unroll 4") for (int o = 0; o < DR; o++) {                                              \
-      if (o >= nr) break;                                                                                \
-      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                              \
-        _mm512_mask_storeu_ps(out + o * ldo + v * 16, gpux__lanes16(nout - v * 16), acc[o][v]);          \
-    }                                                                                                    \
+    DW_STORE(DR, NV, nr)                                                                             \
   }
 
 /* The same for a 5 x 5 window with two columns of padding on the left, DR5 output rows a call:
@@ -567,7 +554,7 @@ static const dwr3x_fn dwr5x_fns[2] = {dwr5s2x_1, dwr5s2x_2};
                              int64_t ldo, int64_t nout, int nr) {                                        \
     __m512 acc[DR5][NV];                                                                                 \
     __mmask16 mk[NV + 2];                                                                                \
-    _Pragma("GCC unroll 8") for (int a = 0; a < DR5 * NV; a++) acc[a / NV][a % NV] = _mm512_setzero_ps(); \
+    DW_ZERO(DR5, NV)                                                                                 \
     _Pragma("GCC unroll 4") for (int v = 0; v < NV + 2; v++) mk[v] = inside16(q + 16 * (v - 1), w);      \
     _Pragma("GCC unroll 6") for (int r = 0; r < DR5 + 4; r++) {                                         \
       const float *x = rows[r] + q;                                                                      \
@@ -587,11 +574,7 @@ static const dwr3x_fn dwr5x_fns[2] = {dwr5s2x_1, dwr5s2x_2};
         }                                                                                                \
       }                                                                                                  \
     }                                                                                                    \
-    _Pragma("GCC unroll 2") for (int o = 0; o < DR5; o++) {                                             \
-      if (o >= nr) break;                                                                                \
-      _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                              \
-        _mm512_mask_storeu_ps(out + o * ldo + v * 16, gpux__lanes16(nout - v * 16), acc[o][v]);          \
-    }                                                                                                    \
+    DW_STORE(DR5, NV, nr)                                                                            \
   }
 
 DEF_DWR5S1A(dwr5s1a_2, 2)
