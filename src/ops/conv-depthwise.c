@@ -111,9 +111,11 @@ typedef struct {
 #define DW_ZERO(ROWS, NV)                                                                              \
   _Pragma("GCC unroll 16") for (int a = 0; a < (ROWS) * (NV); a++) acc[a / (NV)][a % (NV)] = _mm512_setzero_ps();
 #define DW_STORE(ROWS, NV, NR)                                                                         \
-  _Pragma("GCC unroll 4") for (int o_ = 0; o_ < (ROWS) && o_ < (NR); o_++)                              \
+  _Pragma("GCC unroll 4") for (int o_ = 0; o_ < (ROWS); o_++) {                                         \
+    if (o_ >= (NR)) break;                                                                             \
     _Pragma("GCC unroll 4") for (int v_ = 0; v_ < (NV); v_++)                                           \
-      _mm512_mask_storeu_ps(out + o_ * ldo + v_ * 16, gpux__lanes16(nout - v_ * 16), acc[o_][v_]);
+      _mm512_mask_storeu_ps(out + o_ * ldo + v_ * 16, gpux__lanes16(nout - v_ * 16), acc[o_][v_]);       \
+  }
 
 #define DEF_DW_ROW(NAME, NQ)                                                                         \
   TARGET512 static void NAME(const float *in, const float *w, int64_t kh, int64_t kw, int64_t wp,     \
