@@ -11,15 +11,11 @@
 
 #define GPUX_EP16_TARGET __attribute__((target("avx512f,fma")))
 
-/* 1 / (1 + e^-v) on 16 lanes: e = e^-|v| = 2^t, t = -|v| log2(e) = n + f with n an integer and
- * |f| <= 1/2 (f from two FMAs, log2(e) in two parts, so that f is right to about 2^-24 however
- * large n), 2^f by a degree-5 polynomial (fitted for relative error: 2.2e-7 at most), 2^n applied
- * by scalef (which rounds results in the subnormal range right and gives 0 below it); then one
- * division, 1 / (1 + e) for v >= 0 and e / (1 + e) for v < 0 (rcp14 with a Newton step and a
- * multiply by e took as long as the division and the multiply together: four multiply-adds
- * more on the two FMA pipes, which bound this). Within 4.2 ulp of the correctly rounded sigmoid
- * (checked against float64 on every 7th float); NaN gives NaN, -inf 0, inf 1. */
-GPUX_EP16_TARGET static inline __m512 gpux__sigmoid16(__m512 v) {
+/* e^-|v| on 16 lanes, 2^t with t = -|v| log2(e) = n + f, n an integer and |f| <= 1/2 (f from two
+ * FMAs, log2(e) in two parts, so that f is right to about 2^-24 however large n), 2^f by a
+ * degree-5 polynomial (fitted for relative error: 2.2e-7 at most), 2^n applied by scalef (which
+ * rounds results in the subnormal range right and gives 0 below it). NaN gives NaN. */
+GPUX_EP16_TARGET static inline __m512 gpux__exp_neg_abs16(__m512 v) {
   __m512 a = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0x80000000u)));
   a = _mm512_max_ps(_mm512_set1_ps(-150.0f), a); /* -|v|, -inf to -150; NaN passes (max returns its second) */
   __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(a, _mm512_set1_ps(1.44269504088896341f)),
@@ -31,10 +27,29 @@ GPUX_EP16_TARGET static inline __m512 gpux__sigmoid16(__m512 v) {
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022120237e-01f));
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314694405e-01f));
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0000001192e+00f));
-  __m512 e = _mm512_scalef_ps(p, n);
+  return _mm512_scalef_ps(p, n);
+}
+
+/* 1 / (1 + e^-v) on 16 lanes with e = e^-|v|: one division, 1 / (1 + e) for v >= 0 and e / (1 + e)
+ * for v < 0. Within 4.2 ulp of the correctly rounded sigmoid (checked against float64 on every
+ * 7th float); NaN gives NaN, -inf 0, inf 1. */
+GPUX_EP16_TARGET static inline __m512 gpux__sigmoid16(__m512 v) {
+  __m512 e = gpux__exp_neg_abs16(v);
   __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), e);
   __m512 num = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_set1_ps(1.0f), e);
   return _mm512_div_ps(num, d);
+}
+
+/* The same sigmoid without a division, for CPUs whose division is slow (gpux__divide_by_reciprocal):
+ * 1 + e lies in [1, 2], so rcp14's estimate r (relative error below 2^-14) and one Newton step,
+ * r + r (1 - (1 + e) r), give 1 / (1 + e) to about an ulp, with no zeros, infinities or
+ * subnormals to care for; then the multiply by e for v < 0. NaN gives NaN, -inf 0, inf 1. */
+GPUX_EP16_TARGET static inline __m512 gpux__sigmoid16_rcp(__m512 v) {
+  __m512 e = gpux__exp_neg_abs16(v);
+  __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), e);
+  __m512 r = _mm512_rcp14_ps(d);
+  r = _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0f)), r);
+  return _mm512_mask_mul_ps(r, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), r, e);
 }
 
 /* y[i] = epilogue(src[i] + bias (+ res[i])) for i < n, in one pass of 16 lanes: lane l of each
@@ -90,8 +105,13 @@ GPUX_EP16_TARGET static inline __m512 gpux__sigmoid16(__m512 v) {
     LOOP(__m512 t = _mm512_min_ps(_mm512_set1_ps(6.0f), _mm512_max_ps(zero, _mm512_add_ps(v, _mm512_set1_ps(3.0f)))); \
          v = _mm512_mul_ps(_mm512_mul_ps(v, t), _mm512_set1_ps(1.0f / 6.0f)));                     \
     break;                                                                                         \
-  case GPUX_EP_SIGMOID: LOOP(v = gpux__sigmoid16(v)); break;                                       \
-  case GPUX_EP_SILU: LOOP(v = _mm512_mul_ps(v, gpux__sigmoid16(v))); break;                        \
+  case GPUX_EP_SIGMOID:                                                                             \
+    if (gpux__divide_by_reciprocal()) LOOP(v = gpux__sigmoid16_rcp(v)) else LOOP(v = gpux__sigmoid16(v)); \
+    break;                                                                                         \
+  case GPUX_EP_SILU:                                                                               \
+    if (gpux__divide_by_reciprocal()) LOOP(v = _mm512_mul_ps(v, gpux__sigmoid16_rcp(v)))           \
+    else LOOP(v = _mm512_mul_ps(v, gpux__sigmoid16(v)));                                           \
+    break;                                                                                         \
   }
 
 GPUX_EP16_TARGET static inline __attribute__((always_inline)) void gpux__ep16_run(float *y, const float *src, const float *res, int64_t n, __m512 vb,
@@ -153,8 +173,8 @@ GPUX_EP16_TARGET static inline __attribute__((always_inline)) __m512 gpux__ep16_
     v = _mm512_mul_ps(_mm512_mul_ps(v, t), _mm512_set1_ps(1.0f / 6.0f));
     break;
   }
-  case GPUX_EP_SIGMOID: v = gpux__sigmoid16(v); break;
-  case GPUX_EP_SILU: v = _mm512_mul_ps(v, gpux__sigmoid16(v)); break;
+  case GPUX_EP_SIGMOID: v = gpux__divide_by_reciprocal() ? gpux__sigmoid16_rcp(v) : gpux__sigmoid16(v); break;
+  case GPUX_EP_SILU: v = _mm512_mul_ps(v, gpux__divide_by_reciprocal() ? gpux__sigmoid16_rcp(v) : gpux__sigmoid16(v)); break;
   }
   if (e->clamp) v = _mm512_min_ps(_mm512_set1_ps(e->hi), _mm512_max_ps(_mm512_set1_ps(e->lo), v));
   if (e->scale) v = _mm512_fmadd_ps(v, vs, vt);

@@ -19,6 +19,9 @@
 #include "ops/gemm.h"
 #include "ops/op.h"
 #include "ops/fastmath.h"
+#if defined(__GNUC__) && defined(__x86_64__)
+#include "ops/conv-epilogue16.h"
+#endif
 
 #define CONV_REF_SEED 12345u
 #include "conv-ref.h"
@@ -1041,6 +1044,52 @@ static void test_log_f(void **state) {
   }
 }
 
+/* ---- conv-epilogue16.h's two sigmoids (FusedConv's Sigmoid and SiLU epilogues) ---- */
+
+#if defined(__GNUC__) && defined(__x86_64__)
+/* Both sigmoids, the division and the reciprocal (gpux__divide_by_reciprocal picks one per CPU),
+ * within 5 ulp of 1 / (1 + e^-x) in float64 over every 1009th float of either sign, and exact
+ * at the ends: -inf 0, inf 1, NaN NaN. */
+GPUX_EP16_TARGET static void sigmoids16(const float *x, float *div, float *rcp) {
+  __m512 v = _mm512_loadu_ps(x);
+  _mm512_storeu_ps(div, gpux__sigmoid16(v));
+  _mm512_storeu_ps(rcp, gpux__sigmoid16_rcp(v));
+}
+#endif
+
+static void test_sigmoid16(void **state) {
+  (void)state;
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (!gpux__have_avx512_fma()) skip();
+  float x[16], div[16], rcp[16];
+  int k = 0;
+  for (uint64_t b = 0; b < 0xffffffffu; b += 1009) {
+    uint32_t u = (uint32_t)b;
+    memcpy(&x[k], &u, 4);
+    if ((u & 0x7f800000u) == 0x7f800000u) x[k] = 0.5f; /* NaN and the infinities below */
+    if (++k < 16) continue;
+    k = 0;
+    sigmoids16(x, div, rcp);
+    for (int i = 0; i < 16; i++) {
+      double ref = 1 / (1 + exp(-(double)x[i])), ulp = fabs(nextafterf((float)ref, INFINITY) - (float)ref);
+      if (fabs((double)div[i] - ref) > 5 * ulp + 1e-45 || fabs((double)rcp[i] - ref) > 5 * ulp + 1e-45)
+        fail_msg("sigmoid(%.9g): division %.9g, reciprocal %.9g, want %.9g", (double)x[i], (double)div[i],
+                 (double)rcp[i], ref);
+    }
+  }
+  for (int i = 0; i < 16; i++) x[i] = i % 4 == 0 ? -INFINITY : i % 4 == 1 ? INFINITY : i % 4 == 2 ? NAN : 0.0f;
+  sigmoids16(x, div, rcp);
+  for (int i = 0; i < 16; i++) {
+    float want = i % 4 == 0 ? 0.0f : i % 4 == 1 ? 1.0f : i % 4 == 2 ? NAN : 0.5f;
+    if ((isnan(want) ? !isnan(div[i]) || !isnan(rcp[i]) : div[i] != want || rcp[i] != want))
+      fail_msg("sigmoid(%g): division %g, reciprocal %g, want %g", (double)x[i], (double)div[i], (double)rcp[i],
+               (double)want);
+  }
+#else
+  skip();
+#endif
+}
+
 /* gpux.ExpandDepthwise's kernel (an expansion's 1x1 convolution and the depthwise one that alone
  * reads it, per strip of output rows) against the two kernels one after the other (the implicit
  * GEMM's expansion written out, then the depthwise kernel): 3 x 3 and 5 x 5 windows of stride 1
@@ -1142,6 +1191,7 @@ static void test_expand_dw_threads(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_log_f),
+    cmocka_unit_test(test_sigmoid16),
     cmocka_unit_test(test_transpose),
     cmocka_unit_test(test_conv_gemm),
     cmocka_unit_test(test_conv_gemm_nhwc),
