@@ -1,10 +1,10 @@
 /* conv-epilogue.c — the output epilogue of gpux.FusedConv and gpux.FusedConvTranspose (conv.h),
  * run by conv.c's and conv-direct.c's kernels on each tile of output rows while it is in cache:
  * bias, residual, activation, clamp, then a per-channel scale and shift. On AVX-512 one pass of 16
- * lanes (conv-epilogue16.h) does all of it, Sigmoid and SiLU with an exp of FMAs and a reciprocal
- * refined by a Newton step instead of a division (within 5 ulp of the correctly rounded sigmoid;
- * the C loop's division costs more than the rest of SiLU), also on sums held channels last
- * (gpux__conv_finish_cl, for conv-gemm.c). */
+ * lanes (conv-epilogue16.h) does all of it, Sigmoid and SiLU with an exp of FMAs and a division, or
+ * on CPUs whose division is slow a reciprocal refined by a Newton step (both within 5 ulp of the
+ * correctly rounded sigmoid), also on sums held channels last (gpux__conv_finish_cl, for
+ * conv-gemm.c). */
 #include "ops/simd.h"
 #include "ops/conv.h"
 #include "ops/fastmath.h"
@@ -86,6 +86,17 @@ static inline __attribute__((always_inline)) void finish_row(float *y, const flo
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #include "ops/conv-epilogue16.h"
+#include <stdlib.h>
+#include <string.h>
+
+int gpux__sigmoid_by_reciprocal;
+
+__attribute__((constructor)) static void choose_sigmoid(void) {
+  const char *env = getenv("GPUX_DIVIDE");
+  __builtin_cpu_init(); /* before __builtin_cpu_is in a constructor */
+  gpux__sigmoid_by_reciprocal =
+      env && !strcmp(env, "rcp") ? 1 : env && !strcmp(env, "div") ? 0 : __builtin_cpu_is("intel") > 0;
+}
 #define EP16 1
 #define T512 GPUX_EP16_TARGET
 

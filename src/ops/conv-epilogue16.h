@@ -11,6 +11,16 @@
 
 #define GPUX_EP16_TARGET __attribute__((target("avx512f,fma")))
 
+/* Whether the Sigmoid and SiLU epilogues divide through a reciprocal (gpux__sigmoid16_rcp) instead
+ * of VDIVPS (gpux__sigmoid16). Intel's cores (Skylake-SP to Sapphire Rapids) start a 16-lane
+ * division once per 10-16 cycles on one port, which then bounds a sigmoid's dozen other operations
+ * on two; AMD's Zen 4 and 5 divide several times faster, and there the reciprocal's two extra
+ * multiply-adds on the FMA pipes cost more than the division. Set once as the library loads
+ * (conv-epilogue.c), from the CPU's vendor or GPUX_DIVIDE=rcp or div (to compare them on any CPU):
+ * a plain variable, so that kernels that finish sums in registers read it with no call, which
+ * would make the compiler keep their accumulators in memory. */
+extern int gpux__sigmoid_by_reciprocal;
+
 /* e^-|v| on 16 lanes, 2^t with t = -|v| log2(e) = n + f, n an integer and |f| <= 1/2 (f from two
  * FMAs, log2(e) in two parts, so that f is right to about 2^-24 however large n), 2^f by a
  * degree-5 polynomial (fitted for relative error: 2.2e-7 at most), 2^n applied by scalef (which
@@ -40,7 +50,7 @@ GPUX_EP16_TARGET static inline __m512 gpux__sigmoid16(__m512 v) {
   return _mm512_div_ps(num, d);
 }
 
-/* The same sigmoid without a division, for CPUs whose division is slow (gpux__divide_by_reciprocal):
+/* The same sigmoid without a division, for CPUs whose division is slow (gpux__sigmoid_by_reciprocal):
  * 1 + e lies in [1, 2], so rcp14's estimate r (relative error below 2^-14) and one Newton step,
  * r + r (1 - (1 + e) r), give 1 / (1 + e) to about an ulp, with no zeros, infinities or
  * subnormals to care for; then the multiply by e for v < 0. NaN gives NaN, -inf 0, inf 1. */
@@ -106,10 +116,10 @@ GPUX_EP16_TARGET static inline __m512 gpux__sigmoid16_rcp(__m512 v) {
          v = _mm512_mul_ps(_mm512_mul_ps(v, t), _mm512_set1_ps(1.0f / 6.0f)));                     \
     break;                                                                                         \
   case GPUX_EP_SIGMOID:                                                                             \
-    if (gpux__divide_by_reciprocal()) LOOP(v = gpux__sigmoid16_rcp(v)) else LOOP(v = gpux__sigmoid16(v)); \
+    if (gpux__sigmoid_by_reciprocal) LOOP(v = gpux__sigmoid16_rcp(v)) else LOOP(v = gpux__sigmoid16(v)); \
     break;                                                                                         \
   case GPUX_EP_SILU:                                                                               \
-    if (gpux__divide_by_reciprocal()) LOOP(v = _mm512_mul_ps(v, gpux__sigmoid16_rcp(v)))           \
+    if (gpux__sigmoid_by_reciprocal) LOOP(v = _mm512_mul_ps(v, gpux__sigmoid16_rcp(v)))           \
     else LOOP(v = _mm512_mul_ps(v, gpux__sigmoid16(v)));                                           \
     break;                                                                                         \
   }
@@ -173,8 +183,8 @@ GPUX_EP16_TARGET static inline __attribute__((always_inline)) __m512 gpux__ep16_
     v = _mm512_mul_ps(_mm512_mul_ps(v, t), _mm512_set1_ps(1.0f / 6.0f));
     break;
   }
-  case GPUX_EP_SIGMOID: v = gpux__divide_by_reciprocal() ? gpux__sigmoid16_rcp(v) : gpux__sigmoid16(v); break;
-  case GPUX_EP_SILU: v = _mm512_mul_ps(v, gpux__divide_by_reciprocal() ? gpux__sigmoid16_rcp(v) : gpux__sigmoid16(v)); break;
+  case GPUX_EP_SIGMOID: v = gpux__sigmoid_by_reciprocal ? gpux__sigmoid16_rcp(v) : gpux__sigmoid16(v); break;
+  case GPUX_EP_SILU: v = _mm512_mul_ps(v, gpux__sigmoid_by_reciprocal ? gpux__sigmoid16_rcp(v) : gpux__sigmoid16(v)); break;
   }
   if (e->clamp) v = _mm512_min_ps(_mm512_set1_ps(e->hi), _mm512_max_ps(_mm512_set1_ps(e->lo), v));
   if (e->scale) v = _mm512_fmadd_ps(v, vs, vt);

@@ -1061,6 +1061,9 @@ static void test_sigmoid16(void **state) {
   (void)state;
 #if defined(__GNUC__) && defined(__x86_64__)
   if (!gpux__have_avx512_fma()) skip();
+  /* the choice the epilogues read follows GPUX_DIVIDE (test-cpu-kernels-avx2 sets rcp) */
+  const char *env = getenv("GPUX_DIVIDE");
+  if (env) assert_int_equal(gpux__sigmoid_by_reciprocal, !strcmp(env, "rcp"));
   float x[16], div[16], rcp[16];
   int k = 0;
   for (uint64_t b = 0; b < 0xffffffffu; b += 1009) {
