@@ -34,6 +34,7 @@ libs_of "$gpux" | while read -r lib; do cp -L "$lib" "$work/gpux/lib/"; done
 if [ -n "${GPUX_BASE:-}" ]; then
   rm -rf "$work/gpux" && mkdir -p "$work/gpux/lib"
   cp "$GPUX_BASE" "$work/gpux/gpux"
+  strip --strip-debug "$work/gpux/gpux"
   [ -x "$(dirname "$GPUX_BASE")/pool-micro" ] && cp "$(dirname "$GPUX_BASE")/pool-micro" "$work/gpux/"
   # only the libraries the first build does not bring (the bench puts its lib/ after this one)
   libs_of "$GPUX_BASE" | while read -r lib; do ldd "$gpux" | grep -qF "$lib" || cp -L "$lib" "$work/gpux/lib/"; done
@@ -41,7 +42,7 @@ if [ -n "${GPUX_BASE:-}" ]; then
 fi
 cp "$root/bench/lib.sh" "$root/bench/attention-bench.sh" "$root/bench/attention-cases.py" "$dist/"
 cp "$root/bench/peer.mjs" "$root/bench/device-bench.sh" "$root/bench/torch-peer.py" "$root/bench/device-table.py" \
-   "$root/bench/whisper-export.py" "$root/bench/coldstart.py" "$root/bench/coldstart-bench.sh" "$root/bench/cnn-cpu-bench.sh" "$root/bench/pool-bench.sh" "$root/bench/node-rounds.sh" "$root/bench/node-times.py" "$root/bench/cpu-rounds.sh" "$root/bench/ab-rounds.sh" "$root/../shared/tools/export_models.py" "$dist/"
+   "$root/bench/whisper-export.py" "$root/bench/coldstart.py" "$root/bench/coldstart-bench.sh" "$root/bench/cnn-cpu-bench.sh" "$root/bench/pool-bench.sh" "$root/bench/node-rounds.sh" "$root/bench/node-times.py" "$root/bench/cpu-rounds.sh" "$root/bench/ab-rounds.sh" "$root/bench/cpu-host.sh" "$root/../shared/tools/export_models.py" "$dist/"
 # the generation benchmark (bench/generate-bench.sh): its exporter and its ONNX Runtime and PyTorch peers,
 # and gen-steps.py (what each decode step costs, from gpux's verbose log)
 cp "$root/bench/generate-bench.sh" "$root/bench/generate-export.py" "$root/bench/generate-peer.mjs" \
