@@ -14,8 +14,10 @@
 /* Whether the Sigmoid and SiLU epilogues divide through a reciprocal (gpux__sigmoid16_rcp) instead
  * of VDIVPS (gpux__sigmoid16). Intel's cores (Skylake-SP to Sapphire Rapids) start a 16-lane
  * division once per 10-16 cycles on one port, which then bounds a sigmoid's dozen other operations
- * on two; AMD's Zen 4 and 5 divide several times faster, and there the reciprocal's two extra
- * multiply-adds on the FMA pipes cost more than the division. Set once as the library loads
+ * on two (by the vendors' instruction tables; not yet timed here). On AMD's Zen 5 the division is
+ * the faster of the two (EfficientNet-B0 at 1 thread: the reciprocal 3-5% slower), its two extra
+ * multiply-adds on the FMA pipes costing more than the division; AMD's other cores keep the
+ * division too, unmeasured. Set once as the library loads
  * (conv-epilogue.c), from the CPU's vendor or GPUX_DIVIDE=rcp or div (to compare them on any CPU):
  * a plain variable, so that kernels that finish sums in registers read it with no call, which
  * would make the compiler keep their accumulators in memory. */
