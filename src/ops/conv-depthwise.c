@@ -827,15 +827,21 @@ _Atomic long long gpux__expand_dw_tasks;
  * for i < NB and q < np: NB channels (the first m) of the expansion over np consecutive
  * positions, 48 at a time (NB x 3 sums: each input vector feeds NB FMAs, as conv-direct.c's
  * blocks), the bias and epilogue (no residual) on the sums in registers, the same operations as
- * gpux__conv_finish's. The hot loop. */
+ * gpux__conv_finish's. The hot loop. NAME runs NAME_act with the activation a constant (a switch
+ * once a call), on a copy of the epilogue whose fields stay in registers: with ep itself,
+ * gpux__ep16_vec read the activation, clamp and scale again for every vector (the stores may
+ * alias *ep) and chose the activation anew each time. */
 #define DEF_EXPAND(NAME, NB)                                                                         \
-  TARGET512 static void NAME(const float *x, int64_t xs, int64_t nc, const float *w, const float *bias, \
-                             const gpux__conv_epilogue *ep, int64_t m, float *e, int64_t ld, int64_t np) { \
+  TARGET512 static inline __attribute__((always_inline)) void NAME##_act(                             \
+      const float *x, int64_t xs, int64_t nc, const float *w, const float *bias,                     \
+      const gpux__conv_epilogue *ep, int act, int64_t m, float *e, int64_t ld, int64_t np) {         \
+    gpux__conv_epilogue ea = *ep;                                                                   \
+    ea.act = act;                                                                                   \
     __m512 vb[NB], vs[NB], vt[NB];                                                                  \
     _Pragma("GCC unroll 8") for (int i = 0; i < NB; i++) {                                          \
       vb[i] = _mm512_set1_ps(bias ? bias[m + i] : 0.0f);                                            \
-      vs[i] = _mm512_set1_ps(ep->scale ? ep->scale[m + i] : 1.0f);                                  \
-      vt[i] = _mm512_set1_ps(ep->scale ? ep->shift[m + i] : 0.0f);                                  \
+      vs[i] = _mm512_set1_ps(ea.scale ? ea.scale[m + i] : 1.0f);                                    \
+      vt[i] = _mm512_set1_ps(ea.scale ? ea.shift[m + i] : 0.0f);                                    \
     }                                                                                               \
     for (int64_t q = 0; q < np; q += 48) {                                                          \
       __mmask16 k[3];                                                                               \
@@ -858,7 +864,17 @@ _Atomic long long gpux__expand_dw_tasks;
       _Pragma("GCC unroll 8") for (int i = 0; i < NB; i++)                                          \
         _Pragma("GCC unroll 3") for (int v = 0; v < 3; v++)                                         \
           _mm512_mask_storeu_ps(e + i * ld + q + 16 * v, k[v],                                      \
-                                gpux__ep16_vec(_mm512_add_ps(acc[i][v], vb[i]), vs[i], vt[i], ep)); \
+                                gpux__ep16_vec(_mm512_add_ps(acc[i][v], vb[i]), vs[i], vt[i], &ea)); \
+    }                                                                                               \
+  }                                                                                                 \
+  TARGET512 static void NAME(const float *x, int64_t xs, int64_t nc, const float *w, const float *bias, \
+                             const gpux__conv_epilogue *ep, int64_t m, float *e, int64_t ld, int64_t np) { \
+    switch (ep->act) {                                                                              \
+    case GPUX_EP_RELU: NAME##_act(x, xs, nc, w, bias, ep, GPUX_EP_RELU, m, e, ld, np); break;       \
+    case GPUX_EP_HARDSWISH: NAME##_act(x, xs, nc, w, bias, ep, GPUX_EP_HARDSWISH, m, e, ld, np); break; \
+    case GPUX_EP_SILU: NAME##_act(x, xs, nc, w, bias, ep, GPUX_EP_SILU, m, e, ld, np); break;       \
+    case GPUX_EP_CLIP: NAME##_act(x, xs, nc, w, bias, ep, GPUX_EP_CLIP, m, e, ld, np); break;       \
+    default: NAME##_act(x, xs, nc, w, bias, ep, ep->act, m, e, ld, np); break;                      \
     }                                                                                               \
   }
 
