@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ab-rounds.sh — two gpux builds against each other on the CPU backend, in alternating rounds
-# (A then B, ROUNDS times, RUNS timed runs each after 3 warm-up runs), so that both see the same
+# (A then B, then B then A, ROUNDS times, RUNS timed runs each after 3 warm-up runs), so that both see the same
 # machine state: per case, the least round median and the least round minimum of each build, their
 # ratios (B / A), and each round's B / A median ratio, sorted. What a change does to speed on a
 # machine other work shares; bench/cpu-rounds.sh puts one build against ONNX Runtime instead.
@@ -17,7 +17,10 @@ echo "# $(date -u +%FT%TZ), $(nproc) cores, $t threads, $rounds rounds of $runs 
 for c in "$@"; do
   rows=""
   for r in $(seq "$rounds"); do
-    rows+="$(one "$a" "$c") $(one "$b" "$c")"$'\n'
+    # odd rounds A then B, even rounds B then A: the second of a pair ran a few percent faster
+    # here whichever build it was (caches, clocks), which a fixed order would credit to B
+    if [ $((r % 2)) = 1 ]; then ra=$(one "$a" "$c") rb=$(one "$b" "$c"); else rb=$(one "$b" "$c") ra=$(one "$a" "$c"); fi
+    rows+="$ra $rb"$'\n'
   done
   printf '%s' "$rows" | awk -v k="$(basename "$c")" '
     NF == 4 { n++; am[n] = $1; an[n] = $2; bm[n] = $3; bn[n] = $4; q[n] = $3 / $1 }
