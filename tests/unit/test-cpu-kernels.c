@@ -34,7 +34,9 @@ static void check(const gpux__conv2d *p) {
     for (int64_t m = 0; m < p->m; m++)
       for (int64_t oh = 0; oh < p->oh; oh++)
         for (int64_t ow = 0; ow < p->ow; ow++) {
+          int64_t at = ((n * p->m + m) * p->oh + oh) * p->ow + ow;
           double acc = p->b ? p->b[m] : 0, mag = fabs(acc);
+          if (p->ep->res) acc += p->ep->res[at], mag += fabs(p->ep->res[at]); /* R at Y's place */
           for (int64_t c = 0; c < cg; c++)
             for (int64_t i = 0; i < p->kh; i++)
               for (int64_t j = 0; j < p->kw; j++) {
@@ -47,7 +49,7 @@ static void check(const gpux__conv2d *p) {
           double want = act_ref(p->ep, acc);
           if (p->ep->clamp) want = want < p->ep->lo ? p->ep->lo : want > p->ep->hi ? p->ep->hi : want;
           if (p->ep->scale) want = want * p->ep->scale[m] + p->ep->shift[m];
-          double got = p->y[((n * p->m + m) * p->oh + oh) * p->ow + ow];
+          double got = p->y[at];
           double err = fabs(got - want) / (1e-5 * (mag + 1));
           if (err > worst) worst = err;
         }
@@ -91,11 +93,17 @@ static void run_case(int dw) {
   for (int64_t i = 0; i < ny; i++) y[i] = NAN;
   p.x = x, p.w = w, p.y = y, p.b = rnd(0, 1) ? b : NULL;
   if (rnd(0, 1)) ep.scale = sc, ep.shift = sh;
+  float *r = NULL; /* a residual (FusedConv's R), for the implicit GEMM */
+  if (!dw && rnd(0, 1)) {
+    r = malloc((size_t)ny * sizeof *r);
+    for (int64_t i = 0; i < ny; i++) r[i] = rndf();
+    ep.res = r, ep.y0 = y;
+  }
   int rc = dw ? gpux__conv2d_depthwise(&p) : gpux__conv2d_implicit(&p);
   /* tiny planes are left to conv.c, but for the AVX-512 depthwise kernel's shapes */
   assert_int_equal(rc, dw && gpux__conv_dw16_available() && p.m == p.c ? 0 : p.oh * p.ow < 16);
   if (!rc) check(&p);
-  free(x), free(w), free(b), free(y), free(sc), free(sh);
+  free(x), free(w), free(b), free(y), free(sc), free(sh), free(r);
 }
 
 static void test_implicit_gemm(void **state) {
