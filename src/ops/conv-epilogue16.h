@@ -17,10 +17,10 @@
  * on two (by the vendors' instruction tables; not yet timed here). On AMD's Zen 5 the division is
  * the faster of the two (EfficientNet-B0 at 1 thread: the reciprocal 3-5% slower), its two extra
  * multiply-adds on the FMA pipes costing more than the division; AMD's other cores keep the
- * division too, unmeasured. Set once as the library loads
- * (conv-epilogue.c), from the CPU's vendor or GPUX_DIVIDE=rcp or div (to compare them on any CPU):
- * a plain variable, so that kernels that finish sums in registers read it with no call, which
- * would make the compiler keep their accumulators in memory. */
+ * division too, unmeasured. Set once as the library loads (conv-epilogue.c), from the CPU's vendor
+ * or GPUX_DIVIDE=rcp or div (to compare them on any CPU): a plain variable, so that kernels that
+ * finish sums in registers read it with no call, which would make the compiler keep their
+ * accumulators in memory. */
 extern int gpux__sigmoid_by_reciprocal;
 
 /* e^-|v| on 16 lanes, 2^t with t = -|v| log2(e) = n + f, n an integer and |f| <= 1/2 (f from two
