@@ -1046,6 +1046,27 @@ static inline void taps_inside(int64_t at, int64_t k, int64_t d, int64_t n, int6
   *t0 = GPUX__MIN(lo, k), *t1 = GPUX__MAX(*t0, GPUX__MIN(hi, k));
 }
 
+/* sums[ch] = y[0 * c + ch] + y[1 * c + ch] + ... over ow positions, in double and in that order,
+ * for channels [c0, c1): a finished output row, in L1, added up for a GlobalAveragePool of Y. */
+TARGET512 static void row_sums16(const float *y, int64_t c, int64_t ow, int64_t c0, int64_t c1, double *sums) {
+  for (int64_t ch = c0; ch < c1; ch += 32) {
+    __mmask16 mk[2];
+    __m512d acc[4];
+    for (int v = 0; v < 2; v++) mk[v] = gpux__lanes16(c1 - ch - 16 * v);
+    for (int a = 0; a < 4; a++) acc[a] = _mm512_setzero_pd();
+    for (int64_t q = 0; q < ow; q++)
+      for (int v = 0; v < 2; v++) {
+        __m512 x = _mm512_maskz_loadu_ps(mk[v], y + q * c + ch + 16 * v);
+        acc[2 * v] = _mm512_add_pd(acc[2 * v], _mm512_cvtps_pd(_mm512_castps512_ps256(x)));
+        acc[2 * v + 1] = _mm512_add_pd(acc[2 * v + 1], _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))));
+      }
+    for (int v = 0; v < 2; v++) {
+      _mm512_mask_storeu_pd(sums + ch + 16 * v, (__mmask8)(mk[v] & 0xff), acc[2 * v]);
+      _mm512_mask_storeu_pd(sums + ch + 16 * v + 8, (__mmask8)(mk[v] >> 8), acc[2 * v + 1]);
+    }
+  }
+}
+
 static void dwcl_tasks(void *ctx, int64_t begin, int64_t end) {
   const dwcl_job *j = ctx;
   const gpux__conv2d *p = j->p;
@@ -1091,6 +1112,7 @@ static void dwcl_tasks(void *ctx, int64_t begin, int64_t end) {
         }
       }
       gpux__conv_finish_nhwc(yr + c0, c, p->ow, c0, c1 - c0, p->b, p->ep);
+      if (p->row_sums) row_sums16(yr, c, p->ow, c0, c1, p->row_sums + (n * p->oh + r) * c);
     }
   }
 }

@@ -979,9 +979,23 @@ static void swap_layout(const float *src, float *dst, int64_t n, int64_t hw, int
       }
 }
 
-/* The convolution of op_conv_nhwc into y, with the epilogue ep (its residual of Y's shape). */
+/* sums[(i * oh + r) * m + ch] = the sum over positions q < ow of y[((i * oh + r) * ow + q) * m + ch],
+ * in double and in position order: what conv-depthwise.c's channels-last kernel makes as it
+ * finishes each output row (the same bits), for the kernels that do not. */
+static void row_sums_of(const float *y, int64_t n, int64_t oh, int64_t ow, int64_t m, double *sums) {
+  for (int64_t row = 0; row < n * oh; row++) {
+    double *s = sums + row * m;
+    for (int64_t ch = 0; ch < m; ch++) s[ch] = 0.0;
+    for (int64_t q = 0; q < ow; q++)
+      for (int64_t ch = 0; ch < m; ch++) s[ch] += y[(row * ow + q) * m + ch];
+  }
+}
+
+/* The convolution of op_conv_nhwc into y, with the epilogue ep (its residual of Y's shape); with
+ * row_sums, Y's row sums [n, oh, m] where conv-depthwise.c's kernel made them (*summed set). */
 static int conv_nhwc_run(gpux__kctx *k, const conv_dims *cd, const gpux_tensor *x, const gpux_tensor *w,
-                         const float *bd, gpux_tensor *y, gpux__conv_epilogue *ep, int x_planes) {
+                         const float *bd, gpux_tensor *y, gpux__conv_epilogue *ep, int x_planes, double *row_sums,
+                         int *summed) {
   const gpux__window *win = &cd->w;
   gpux__conv2d p = {.x = x->data, .w = w->data, .b = bd, .y = y->data, .n = cd->n, .c = cd->c, .m = cd->m,
                     .g = cd->g, .h = win->in[1], .w_ = win->in[2], .kh = win->k[1], .kw = win->k[2],
@@ -1001,7 +1015,7 @@ static int conv_nhwc_run(gpux__kctx *k, const conv_dims *cd, const gpux_tensor *
     if (!(xc.data = gpux__malloc((size_t)gpux_tensor_count(x) * sizeof(float))))
       return gpux__kerr(k, GPUX_E_NOMEM, "out of memory");
     swap_layout(x->data, xc.data, cd->n, cd->is, cd->c, 0);
-    rc = conv_nhwc_run(k, cd, &xc, w, bd, y, ep, -1);
+    rc = conv_nhwc_run(k, cd, &xc, w, bd, y, ep, -1, NULL, NULL);
     free(xc.data);
     return rc;
   }
@@ -1011,7 +1025,12 @@ static int conv_nhwc_run(gpux__kctx *k, const conv_dims *cd, const gpux_tensor *
     /* X's scale: conv-gemm.c's product alone takes it (on 1 x 1 windows), else the planes' way */
     int rc = u ? gpux__conv2d_winograd(&p, u) : 1;
     if (rc > 0 && st && !packed) packed = conv_packed(st); /* declined after all */
-    if (rc > 0) rc = packed ? gpux__conv2d_gemm(&p, packed) : dw && !cd->xs ? gpux__conv2d_depthwise_nhwc(&p) : 1;
+    if (rc > 0 && packed) rc = gpux__conv2d_gemm(&p, packed);
+    else if (rc > 0 && dw && !cd->xs) {
+      p.row_sums = row_sums; /* conv-depthwise.c's kernel adds up Y's rows as it finishes them */
+      rc = gpux__conv2d_depthwise_nhwc(&p);
+      if (rc == 0 && row_sums) *summed = 1;
+    }
     if (rc < 0) return gpux__kerr(k, rc, "%s", gpux_last_error());
     if (rc == 0) return 0;
   }
@@ -1073,12 +1092,26 @@ static int op_conv_nhwc(gpux__kctx *k) {
     }
   gpux_tensor *y = gpux__out_raw(k, 0, GPUX_DT_FLOAT, 4, dims);
   if (!y) return k->status;
-  if (k->shape_only || gpux_tensor_count(y) == 0) return 0;
+  /* output 1: Y's row sums [N, OH, M], float64 (runtime/channels-last.c asks for them for a
+   * GlobalAveragePool of Y: gpux.GlobalAveragePoolNHWC's input 1) */
+  int64_t rdims[3] = {cd.n, dims[1], cd.m};
+  gpux_tensor *sums = OUTPUT_WANTED(1) ? gpux__out_raw(k, 1, GPUX_DT_DOUBLE, 3, rdims) : NULL;
+  if (OUTPUT_WANTED(1) && !sums) return k->status;
+  if (k->shape_only || gpux_tensor_count(y) == 0) {
+    if (sums && !k->shape_only && gpux_tensor_count(sums) > 0)
+      memset(sums->data, 0, (size_t)gpux_tensor_count(sums) * sizeof(double));
+    return 0;
+  }
   gpux__conv_epilogue rest = ep;
   if (bcast) ep = (gpux__conv_epilogue){.act = GPUX_EP_NONE}, rest.res = NULL;
   else if (r) ep.res = r->data, ep.y0 = y->data;
-  if (conv_nhwc_run(k, &cd, x, w, b ? b->data : NULL, y, &ep, x_planes)) return k->status;
-  if (!bcast) return 0;
+  int summed = 0;
+  if (conv_nhwc_run(k, &cd, x, w, b ? b->data : NULL, y, &ep, x_planes, sums && !bcast ? sums->data : NULL, &summed))
+    return k->status;
+  if (!bcast) {
+    if (sums && !summed) row_sums_of(y->data, cd.n, dims[1], dims[2], cd.m, sums->data);
+    return 0;
+  }
   /* Y = rest(conv + B + R), R read with a stride of 0 along its dims of 1 */
   float *yd = y->data;
   const float *rd = r->data;
@@ -1090,6 +1123,7 @@ static int op_conv_nhwc(gpux__kctx *k) {
         for (int64_t i3 = 0; i3 < dims[3]; i3++)
           yd[q * dims[3] + i3] += rd[i0 * rs[0] + i1 * rs[1] + i2 * rs[2] + i3 * rs[3]];
   gpux__conv_finish_nhwc(yd, cd.m, dims[0] * dims[1] * dims[2], 0, cd.m, NULL, &rest);
+  if (sums) row_sums_of(yd, cd.n, dims[1], dims[2], cd.m, sums->data);
   return 0;
 }
 

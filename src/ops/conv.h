@@ -115,6 +115,11 @@ typedef struct {
   const float *xs;              /* with channels_last, X's scale [n, c] (a squeeze-excitation's,
                                    gpux.ConvNHWC's input 6), or NULL: conv-gemm.c's kernel takes it
                                    on 1 x 1 windows of stride 1 without padding, others not */
+  double *row_sums;             /* depthwise, channels last: or NULL; else [n, oh, m], each output
+                                   row's sum over its positions per channel (in position order, in
+                                   double as GlobalAveragePool sums), for a GlobalAveragePool of Y
+                                   (gpux.ConvNHWC's output 1): conv-depthwise.c's kernel adds each
+                                   row up while it is in L1 */
 } gpux__conv2d;
 
 /* With GPUX_CONV_PLAN=1 in the environment, a note (gpux__log) of how a kernel split a

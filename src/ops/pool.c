@@ -510,7 +510,9 @@ __attribute__((target("avx512f"))) static void mean_rows64(const float *x, int64
 
 /* gpux.GlobalAveragePoolNHWC, which runtime/channels-last.c makes of a GlobalAveragePool that
  * reads a value kept channels last: X [N, H, W, C] float32, Y GlobalAveragePool's [N, C, 1, 1],
- * each channel's sum in double as there, 64 channels at a time down the positions. The blocks of
+ * each channel's sum in double as there, 64 channels at a time down the positions. With input 1,
+ * the sums of X's rows [N, H, C] that the depthwise convolution making X added up as it wrote
+ * them (gpux.ConvNHWC's output 1), only those are added (in double): X is not read. The blocks of
  * 64 channels are tasks on the pool: X was just written by a convolution's threads and sits in
  * their caches, where one thread reading all of it waits on every line (MobileNetV3 at 16 threads:
  * 28 us a call on one thread). */
@@ -617,6 +619,23 @@ static int op_globalaveragepool_nhwc(gpux__kctx *k) {
     if (n * c > 0) { /* no positions: NaN means */
       for (int64_t i = 0; i < n * c; i++) ((float *)y->data)[i] = NAN;
     }
+    return 0;
+  }
+  const gpux_tensor *sums = IN(1);
+  if (sums) { /* the convolution that made X added up its rows: [N, H, C] */
+    if (sums->dtype != GPUX_DT_DOUBLE || sums->ndim != 3 || sums->dims[0] != n || sums->dims[1] != h ||
+        sums->dims[2] != c)
+      return gpux__kerr(k, GPUX_E_SHAPE, "GlobalAveragePoolNHWC's row sums (input 1) must be float64 [N, H, C] of X");
+    const double *rs = sums->data;
+    float *yd = y->data;
+    for (int64_t b = 0; b < n; b++)
+      for (int64_t c0 = 0; c0 < c; c0 += 64) { /* 64 channels down the rows: runs of floats */
+        int64_t nc = GPUX__MIN(64, c - c0);
+        double acc[64] = {0};
+        for (int64_t r = 0; r < h; r++)
+          for (int64_t i = 0; i < nc; i++) acc[i] += rs[(b * h + r) * c + c0 + i];
+        for (int64_t i = 0; i < nc; i++) yd[b * c + c0 + i] = (float)(acc[i] / (double)hw);
+      }
     return 0;
   }
   int t = gpux__thread_count();

@@ -174,6 +174,42 @@ static void count_readers(const gpux__graph *g, int nn, int *uses, int *reader) 
     if (g->outputs[o] >= 0) uses[g->outputs[o]]++;
 }
 
+/* A gpux.GlobalAveragePoolNHWC of v that a depthwise gpux.ConvNHWC makes (a squeeze-excitation's,
+ * after the depthwise convolution of an inverted residual block) takes the convolution's row
+ * sums instead of v: the convolution gets an output 1, v's sums over each output row's positions
+ * [N, OH, C] (conv-depthwise.c adds up each row while it is in L1, as it finishes it), and the
+ * pool, as its input 1, adds up only those, without its own pass over v and its pool job
+ * (EfficientNet-B0's 16 and MobileNetV3-Large's 8 squeeze-excitations). */
+static int pool_row_sums(gpux__graph *g, gpux__arena *arena, int *changed) {
+  for (int i = 0; i < g->n_nodes; i++) {
+    gpux__node *pool = &g->nodes[i];
+    if (!pool->domain || strcmp(pool->domain, "gpux") || strcmp(pool->op_type, "GlobalAveragePoolNHWC") ||
+        pool->n_in != 1 || pool->in[0] < 0)
+      continue;
+    int v = pool->in[0];
+    gpux__node *conv = NULL;
+    for (int j = 0; j < i && !conv; j++)
+      for (int o = 0; o < g->nodes[j].n_out; o++)
+        if (g->nodes[j].out[o] == v) conv = &g->nodes[j];
+    if (!conv || !conv->domain || strcmp(conv->domain, "gpux") || strcmp(conv->op_type, "ConvNHWC") ||
+        conv->n_out != 1 || conv->n_in < 2 || gpux__node_attr(conv, "x_planes"))
+      continue;
+    const gpux_tensor *w = gpux__graph_const(g, conv->in[1]);
+    const gpux__attr *ga = gpux__node_attr(conv, "group");
+    if (!w || w->ndim != 4 || w->dims[1] != 1 || !ga || ga->i != w->dims[0] || ga->i < 2) continue; /* depthwise */
+    const char *name = name_of(arena, g->values[v].name, "/row_sums");
+    int *outs = gpux__arena_alloc(arena, 2 * sizeof *outs), *ins = gpux__arena_alloc(arena, 2 * sizeof *ins);
+    if (!name || !outs || !ins) return GPUX_E_NOMEM;
+    int rs = gpux__graph_append_value(g, name);
+    if (rs < 0) return rs;
+    outs[0] = v, outs[1] = rs, ins[0] = v, ins[1] = rs;
+    conv->out = outs, conv->n_out = 2;
+    pool->in = ins, pool->n_in = 2;
+    *changed = 1;
+  }
+  return 0;
+}
+
 /* A squeeze-excitation's Mul(v, s) (se[i]: 1 + v's input; nodes [0, nn) of g, with the regions
  * made) whose product only a Conv or FusedConv of one group outside the regions reads, as its X,
  * goes into that convolution as its input 6, x_scale (conv.c): the convolution reads v and
@@ -405,6 +441,7 @@ int gpux__channels_last(gpux__graph *g, int cap_nodes, gpux__arena *arena, int *
     g->n_nodes = kept, nn = kept_nn;
   }
   if (!rc) rc = fold_excitations(g, arena, se, nn, changed);
+  if (!rc) rc = pool_row_sums(g, arena, changed);
 out:
   free(up); free(prod); free(outside); free(nhwc); free(convs); free(bounds); free(elig); free(counted); free(slot);
   free(se); free(into); free(uses); free(reader);

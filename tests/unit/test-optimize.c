@@ -947,14 +947,32 @@ static int count_nhwc_x_scaled(gpux_model *model) {
   return n;
 }
 
+/* The rewritten graph's gpux.GlobalAveragePoolNHWC nodes that take the row sums of the depthwise
+ * gpux.ConvNHWC making their X (its output 1, their input 1). */
+static int count_pool_row_sums(gpux_model *model) {
+  gpux__graph *g;
+  gpux__optimize_opts oo = {.last_position = -1, .channels_last = 1};
+  assert_int_equal(gpux__graph_optimize_with(model->graph, &oo, &g), 0);
+  int n = 0;
+  for (int i = 0; g && i < g->n_nodes; i++) {
+    const gpux__node *p = &g->nodes[i];
+    if (strcmp(p->op_type, "GlobalAveragePoolNHWC") || p->n_in != 2) continue;
+    for (int j = 0; j < i; j++)
+      n += !strcmp(g->nodes[j].op_type, "ConvNHWC") && g->nodes[j].n_out == 2 && g->nodes[j].out[0] == p->in[0] &&
+           g->nodes[j].out[1] == p->in[1];
+  }
+  gpux__graph_optimized_free(g);
+  return n;
+}
+
 /* runtime/channels-last.c folds a squeeze-excitation's Mul inside a region into the 1 x 1
  * convolution after it (gpux.ConvNHWC's x_scale, which conv-gemm.c applies to the rows of X each
  * task reads): 1x1 of 16 -> 72, depthwise 3x3, Relu, GlobalAveragePool, 1x1 72 -> 24 -> 72 with
  * Sigmoid, Mul, then the projection 1x1 72 -> 64 (stride s) and a 1x1 64 -> 64, on a batch of n
  * images of side h. With s = 1 the Mul and the scale's Transpose go (two Transposes left, x in and
  * y out) and the projection takes x_scale; with s = 2 (X's rows not read in place), or with a
- * second 1x1 on the Mul's product (`shared`, added to y), the Mul stays in the region. The result is the
- * NCHW one's either way. */
+ * second 1x1 on the Mul's product (`shared`, added to y), the Mul stays in the region. The pool
+ * takes the depthwise convolution's row sums. The result is the NCHW one's either way. */
 static void region_excitation_case(int64_t n, int64_t h, int64_t s, int shared) {
   model_b m = {0};
   int64_t w1[4] = {72, 16, 1, 1}, wd[4] = {72, 1, 3, 3}, ws1[4] = {24, 72, 1, 1}, ws2[4] = {72, 24, 1, 1};
@@ -987,6 +1005,7 @@ static void region_excitation_case(int64_t n, int64_t h, int64_t s, int shared) 
   int folded = s == 1 && !shared;
   assert_int_equal(count_ops_cl(model, "ConvNHWC"), 4 + shared);
   assert_int_equal(count_ops_cl(model, "GlobalAveragePoolNHWC"), 1);
+  assert_int_equal(count_pool_row_sums(model), 1); /* the pool adds up the depthwise's row sums */
   assert_int_equal(count_ops_cl(model, "Mul"), !folded);
   assert_int_equal(count_nhwc_x_scaled(model), folded);
   assert_int_equal(count_ops_cl(model, "Transpose"), folded ? 2 : 3);
