@@ -50,3 +50,10 @@ cp "$root/bench/generate-bench.sh" "$root/bench/generate-export.py" "$root/bench
 # GEMM tuning: untuned and tuned images of the same cases (bench/tune-bench.sh)
 cp "$root/bench/tune-bench.sh" "$dist/"
 du -sh "$dist"
+# what the device call carries: the tracked tree, .devkit and .gpuxdist, which must stay under its
+# 64 MiB (a call with 66.8 MB in all was refused for its size, one with 63.8 MB was not)
+kit=$(du -sbL "$root/.devkit" 2>/dev/null | cut -f1)
+tree=$(git -C "$root" ls-files -z | (cd "$root" && xargs -0 du -cb 2>/dev/null) | awk '/\ttotal$/ {s += $1} END {print s + 0}')
+all=$(( ${kit:-0} + tree + $(du -sb "$dist" | cut -f1) ))
+echo "device-pack: the tree, .devkit and .gpuxdist come to $((all / 1000000)) MB"
+[ "$all" -le 64000000 ] || echo "device-pack: warning: over 64 MB, which the device may refuse to carry (leave out GPUX_BASE, or slim .devkit)" >&2
