@@ -1086,7 +1086,10 @@ static void test_expand_depthwise(void **state) {
     gpux_tensor b = run_xdw(model, &x, "1", t);
     assert_true(gpux__expand_dw_tasks > before);
     gpux_compare_report r;
-    if (gpux_tensor_compare(&b, &a, 1e-6, 1e-5, &r)) fail_msg("fused run differs at %d threads: %s", t, r.message);
+    /* the unfused depthwise convolutions of these narrow outputs take the 16-channel kernel, whose
+     * sums go in another order than the fused rows': 1.5e-5 apart on a value of 0.77 (after the
+     * layers that follow) for some of the inputs that other tests' use of the random stream gives */
+    if (gpux_tensor_compare(&b, &a, 1e-5, 2e-5, &r)) fail_msg("fused run differs at %d threads: %s", t, r.message);
     gpux_tensor_free(&a), gpux_tensor_free(&b);
   }
   gpux_tensor_free(&x);
