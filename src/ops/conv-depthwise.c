@@ -117,6 +117,16 @@ typedef struct {
       _mm512_mask_storeu_ps(out + o_ * ldo + v_ * 16, gpux__lanes16(nout - v_ * 16), acc[o_][v_]);       \
   }
 
+/* The 5 x 5 row kernels' FMAs of input row r (of a call's rows, stride S): its five taps t[0..4] of
+ * vector v into every output row o < DR5 whose window holds it (window row r - S o). */
+#define DW_TAPS5(S)                                                                                    \
+  _Pragma("GCC unroll 2") for (int o_ = 0; o_ < DR5; o_++) {                                            \
+    int i_ = r - (S) * o_;                                                                             \
+    if (i_ >= 0 && i_ < 5)                                                                             \
+      _Pragma("GCC unroll 5") for (int j_ = 0; j_ < 5; j_++)                                            \
+        acc[o_][v] = _mm512_fmadd_ps(_mm512_set1_ps(wt[i_ * 5 + j_]), t[j_], acc[o_][v]);               \
+  }
+
 #define DEF_DW_ROW(NAME, NQ)                                                                         \
   TARGET512 static void NAME(const float *in, const float *w, int64_t kh, int64_t kw, int64_t wp,     \
                              int64_t sw, int64_t dh, int64_t dw, float *out) {                       \
@@ -491,12 +501,7 @@ DEF_DWR5S2X(dwr5s2x_1, 1)
                  : _mm512_permutex2var_ps(before, po, o[0]);                                             \
         t[2] = e[v], t[3] = o[v];                                                                        \
         t[4] = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(e[v + 1]), _mm512_castps_si512(e[v]), 1)); \
-        _Pragma("GCC unroll 2") for (int oo = 0; oo < DR5; oo++) {                                      \
-          int i = r - 2 * oo;                                                                            \
-          if (i >= 0 && i < 5)                                                                           \
-            _Pragma("GCC unroll 5") for (int j = 0; j < 5; j++)                                         \
-              acc[oo][v] = _mm512_fmadd_ps(_mm512_set1_ps(wt[i * 5 + j]), t[j], acc[oo][v]);             \
-        }                                                                                                \
+        DW_TAPS5(2)                                                                                      \
       }                                                                                                  \
     }                                                                                                    \
     DW_STORE(DR5, NV, nr)                                                                            \
@@ -568,12 +573,7 @@ static const dwr3x_fn dwr5x_fns[2] = {dwr5s2x_1, dwr5s2x_2};
                        _mm512_castsi512_ps(_mm512_alignr_epi32(c[v + 1], c[v], 15)), _mm512_castsi512_ps(c[v + 1]), \
                        _mm512_castsi512_ps(_mm512_alignr_epi32(c[v + 2], c[v + 1], 1)),                  \
                        _mm512_castsi512_ps(_mm512_alignr_epi32(c[v + 2], c[v + 1], 2))};                 \
-        _Pragma("GCC unroll 2") for (int o = 0; o < DR5; o++) {                                         \
-          int i = r - o;                                                                                 \
-          if (i >= 0 && i < 5)                                                                           \
-            _Pragma("GCC unroll 5") for (int j = 0; j < 5; j++)                                         \
-              acc[o][v] = _mm512_fmadd_ps(_mm512_set1_ps(wt[i * 5 + j]), t[j], acc[o][v]);              \
-        }                                                                                                \
+        DW_TAPS5(1)                                                                                      \
       }                                                                                                  \
     }                                                                                                    \
     DW_STORE(DR5, NV, nr)                                                                            \

@@ -571,17 +571,23 @@ static void gap_rows_strips(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
+/* y[ch] = the sum over s < parts of part[s * c + ch] (in that order, in double) / hw, for channels
+ * [c0, c1) of at most 64: partial sums of an image's channels (strips of rows, or single rows)
+ * into the mean. */
+static void mean_of_parts(const double *part, int64_t parts, int64_t c, int64_t c0, int64_t c1, int64_t hw, float *y) {
+  double acc[64] = {0};
+  for (int64_t s = 0; s < parts; s++)
+    for (int64_t ch = c0; ch < c1; ch++) acc[ch - c0] += part[s * c + ch];
+  for (int64_t ch = c0; ch < c1; ch++) y[ch] = (float)(acc[ch - c0] / (double)hw);
+}
+
 static void gap_rows_sum(void *ctx, int64_t begin, int64_t end) {
   const gap_rows_job *j = ctx;
   int64_t blocks = (j->c + 63) / 64;
   for (int64_t t = begin; t < end; t++) {
-    int64_t b = t / blocks, c0 = t % blocks * 64, c1 = GPUX__MIN(c0 + 64, j->c);
-    const double *part = j->part + b * j->strips * j->c;
-    for (int64_t ch = c0; ch < c1; ch++) {
-      double acc = 0.0;
-      for (int64_t s = 0; s < j->strips; s++) acc += part[s * j->c + ch];
-      j->y[b * j->c + ch] = (float)(acc / (double)j->hw);
-    }
+    int64_t b = t / blocks, c0 = t % blocks * 64;
+    mean_of_parts(j->part + b * j->strips * j->c, j->strips, j->c, c0, GPUX__MIN(c0 + 64, j->c), j->hw,
+                  j->y + b * j->c);
   }
 }
 
@@ -626,16 +632,10 @@ static int op_globalaveragepool_nhwc(gpux__kctx *k) {
     if (sums->dtype != GPUX_DT_DOUBLE || sums->ndim != 3 || sums->dims[0] != n || sums->dims[1] != h ||
         sums->dims[2] != c)
       return gpux__kerr(k, GPUX_E_SHAPE, "GlobalAveragePoolNHWC's row sums (input 1) must be float64 [N, H, C] of X");
-    const double *rs = sums->data;
-    float *yd = y->data;
     for (int64_t b = 0; b < n; b++)
-      for (int64_t c0 = 0; c0 < c; c0 += 64) { /* 64 channels down the rows: runs of floats */
-        int64_t nc = GPUX__MIN(64, c - c0);
-        double acc[64] = {0};
-        for (int64_t r = 0; r < h; r++)
-          for (int64_t i = 0; i < nc; i++) acc[i] += rs[(b * h + r) * c + c0 + i];
-        for (int64_t i = 0; i < nc; i++) yd[b * c + c0 + i] = (float)(acc[i] / (double)hw);
-      }
+      for (int64_t c0 = 0; c0 < c; c0 += 64)
+        mean_of_parts((const double *)sums->data + b * h * c, h, c, c0, GPUX__MIN(c0 + 64, c), hw,
+                      (float *)y->data + b * c);
     return 0;
   }
   int t = gpux__thread_count();
